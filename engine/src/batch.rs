@@ -1,0 +1,53 @@
+//! Building Arrow batches from engine values: the result of engine plans (point lookups, index scans).
+
+use std::sync::Arc;
+
+use arrow_array::builder::{
+    BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder, Float64Builder, Int16Builder,
+    Int32Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
+};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::SchemaRef;
+
+use crate::types::DataType;
+use crate::value::Value;
+
+/// Builds one column of `ty` from `values` (each already of that type or NULL).
+pub fn column_from_values<'a>(ty: &DataType, values: impl Iterator<Item = &'a Value>) -> ArrayRef {
+    macro_rules! build {
+        ($builder:expr, $pat:pat => $v:expr) => {{
+            let mut b = $builder;
+            for value in values {
+                match value {
+                    $pat => b.append_value($v),
+                    _ => b.append_null(),
+                }
+            }
+            Arc::new(b.finish()) as ArrayRef
+        }};
+    }
+    match ty {
+        DataType::Boolean => build!(BooleanBuilder::new(), Value::Boolean(v) => *v),
+        DataType::SmallInt => build!(Int16Builder::new(), Value::SmallInt(v) => *v),
+        DataType::Integer => build!(Int32Builder::new(), Value::Integer(v) => *v),
+        DataType::BigInt => build!(Int64Builder::new(), Value::BigInt(v) => *v),
+        DataType::Real => build!(Float32Builder::new(), Value::Real(v) => *v),
+        DataType::Double => build!(Float64Builder::new(), Value::Double(v) => *v),
+        DataType::Decimal { precision, scale } => {
+            let b = Decimal128Builder::new()
+                .with_precision_and_scale(*precision, *scale as i8)
+                .expect("declared precision and scale are valid");
+            build!(b, Value::Decimal(v, _) => *v)
+        }
+        DataType::Varchar(_) | DataType::Text => build!(StringBuilder::new(), Value::Text(v) => v),
+        DataType::Bytea => build!(BinaryBuilder::new(), Value::Bytes(v) => v),
+        DataType::Timestamp => build!(TimestampMicrosecondBuilder::new(), Value::Timestamp(v) => *v),
+        DataType::Date => build!(Date32Builder::new(), Value::Date(v) => *v),
+    }
+}
+
+/// A batch with `schema` whose columns have the SQL types `types`, from row-major values.
+pub fn batch_from_rows(schema: &SchemaRef, types: &[DataType], rows: &[Vec<Value>]) -> RecordBatch {
+    let columns = types.iter().enumerate().map(|(i, ty)| column_from_values(ty, rows.iter().map(|r| &r[i]))).collect();
+    RecordBatch::try_new(schema.clone(), columns).expect("rows match the schema")
+}

@@ -1,0 +1,136 @@
+//! The catalog: tables, their columns and constraints, partitioning, indexes.
+//!
+//! The catalog is immutable once published: DDL builds a new `Catalog` and swaps it in while it holds every lane (DDL
+//! is a multi-partition transaction), so a reader that holds an `Arc<Catalog>` sees one consistent version. Its
+//! `version` increases with every change; plans compiled against an older version are recompiled.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::error::{Error, Result, SqlState};
+use crate::types::DataType;
+use crate::value::Value;
+
+pub type TableId = u32;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ColumnDef {
+    pub name: String,
+    pub data_type: DataType,
+    pub nullable: bool,
+    /// Value stored when an INSERT does not name the column.
+    pub default: Option<Value>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IndexKind {
+    /// Equality lookups only.
+    Hash,
+    /// Equality and range lookups, ordered iteration.
+    Ordered,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct IndexDef {
+    pub name: String,
+    /// Column positions in the table, in key order.
+    pub columns: Vec<usize>,
+    pub unique: bool,
+    pub kind: IndexKind,
+    /// Created by a PRIMARY KEY or UNIQUE constraint rather than CREATE INDEX.
+    pub constraint: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct TableDef {
+    pub id: TableId,
+    pub name: String,
+    pub columns: Vec<ColumnDef>,
+    /// Index into `indexes` of the primary key, if the table has one.
+    pub primary_key: Option<usize>,
+    pub indexes: Vec<IndexDef>,
+    /// The partition column; `None` means the table is replicated to every lane.
+    pub partition_column: Option<usize>,
+}
+
+impl TableDef {
+    pub fn column_index(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c.name == name)
+    }
+
+    pub fn column(&self, name: &str) -> Result<usize> {
+        self.column_index(name).ok_or_else(|| Error::undefined_column(name))
+    }
+
+    pub fn is_replicated(&self) -> bool {
+        self.partition_column.is_none()
+    }
+
+    pub fn primary_key_columns(&self) -> Option<&[usize]> {
+        self.primary_key.map(|i| self.indexes[i].columns.as_slice())
+    }
+
+    /// VoltDB's rule: on a partitioned table a unique key is enforced per lane, so it must contain the partition column.
+    pub fn check_unique_rule(&self, index: &IndexDef) -> Result<()> {
+        match self.partition_column {
+            Some(p) if index.unique && !index.columns.contains(&p) => Err(Error::new(
+                SqlState::INVALID_TABLE_DEFINITION,
+                format!(
+                    "unique index \"{}\" on partitioned table \"{}\" must include the partition column \"{}\"",
+                    index.name, self.name, self.columns[p].name
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Catalog {
+    pub version: u64,
+    tables: BTreeMap<String, Arc<TableDef>>,
+    next_table_id: TableId,
+}
+
+impl Catalog {
+    pub fn table(&self, name: &str) -> Result<&Arc<TableDef>> {
+        self.tables.get(name).ok_or_else(|| Error::undefined_table(name))
+    }
+
+    pub fn get_table(&self, name: &str) -> Option<&Arc<TableDef>> {
+        self.tables.get(name)
+    }
+
+    pub fn tables(&self) -> impl Iterator<Item = &Arc<TableDef>> {
+        self.tables.values()
+    }
+
+    pub fn table_by_id(&self, id: TableId) -> Option<&Arc<TableDef>> {
+        self.tables.values().find(|t| t.id == id)
+    }
+
+    /// The table owning the index called `name`.
+    pub fn index_owner(&self, name: &str) -> Option<(&Arc<TableDef>, usize)> {
+        self.tables.values().find_map(|t| t.indexes.iter().position(|i| i.name == name).map(|i| (t, i)))
+    }
+
+    pub fn next_table_id(&self) -> TableId {
+        self.next_table_id
+    }
+
+    /// Returns a copy of the catalog with `table` added or replaced, one version later.
+    pub fn with_table(&self, table: TableDef) -> Catalog {
+        let mut next = self.clone();
+        next.version += 1;
+        next.next_table_id = next.next_table_id.max(table.id + 1);
+        next.tables.insert(table.name.clone(), Arc::new(table));
+        next
+    }
+
+    pub fn without_table(&self, name: &str) -> Catalog {
+        let mut next = self.clone();
+        next.version += 1;
+        next.tables.remove(name);
+        next
+    }
+}

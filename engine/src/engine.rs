@@ -1,0 +1,256 @@
+//! The engine: lanes, the sequencer, the catalog, and consistent snapshots.
+//!
+//! ## Transactions
+//! - Single-partition (`run_single`): the caller enters one lane and runs a closure on its state. On error the lane
+//!   rolls back to where the transaction began.
+//! - Multi-partition (`run_multi`): the sequencer gives the transaction its place in one global order, then it takes
+//!   every lane in lane order. Holding the sequencer while acquiring lanes means two multi-partition transactions
+//!   reach every lane in the same relative order. The closure sees all lanes; on error every lane rolls back.
+//! - Snapshots (`snapshot`): taken under the sequencer (the marker), lane by lane, each as a clone of the chunk lists.
+//!   Single-partition transactions touch one lane and run to completion inside it, so each lane's copy holds whole
+//!   transactions; multi-partition transactions hold the sequencer until they have every lane, so none is half
+//!   inside the cut. Lanes are held only for the clone, never for the query that reads the snapshot.
+//!
+//! ## Catalog
+//! DDL runs as a multi-partition transaction: it builds the new table stores on every lane and publishes a new
+//! catalog version; each lane records the version it matches, and plans compiled against another version get a
+//! `StaleCatalog` error and are recompiled by the SQL layer.
+
+use std::sync::Arc;
+
+use parking_lot::{Mutex, MutexGuard, RwLock};
+
+use crate::catalog::{Catalog, TableDef, TableId};
+use crate::error::{Error, Result, SqlState};
+use crate::lane::{LaneState, Savepoint};
+use crate::partition::{BucketMap, LaneId};
+use crate::storage::{TableSnapshot, TableStore};
+use crate::value::Value;
+
+/// Code of the error a lane returns when a plan was compiled against an older catalog; callers recompile and retry.
+pub const STALE_CATALOG: SqlState = SqlState("XXSTL");
+
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Number of lanes (partitions) on this node.
+    pub lane_count: usize,
+    /// Memory a lane may hold in table data and indexes before writes are refused with 53200.
+    pub lane_memory_bytes_max: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> EngineConfig {
+        EngineConfig {
+            lane_count: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            lane_memory_bytes_max: 4 << 30,
+        }
+    }
+}
+
+struct Lane {
+    state: Mutex<LaneState>,
+}
+
+/// Gives multi-partition transactions their global order.
+struct Sequencer {
+    /// The next multi-partition sequence number; holding this lock is holding the sequencer.
+    next: Mutex<u64>,
+}
+
+pub struct Engine {
+    lanes: Vec<Lane>,
+    sequencer: Sequencer,
+    catalog: RwLock<Arc<Catalog>>,
+    buckets: BucketMap,
+}
+
+/// What a multi-partition transaction holds: every lane, in lane order, and the catalog it may change.
+pub struct MultiTxn<'a> {
+    pub lanes: Vec<MutexGuard<'a, LaneState>>,
+    catalog: Arc<Catalog>,
+    catalog_changed: bool,
+    savepoints: Vec<Savepoint>,
+    /// The transaction's place in the global multi-partition order.
+    pub sequence: u64,
+}
+
+impl MultiTxn<'_> {
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.catalog
+    }
+
+    /// Publishes `catalog` (DDL); every lane now matches its version. Undone if the transaction fails.
+    pub fn set_catalog(&mut self, catalog: Catalog) {
+        self.catalog = Arc::new(catalog);
+        self.catalog_changed = true;
+    }
+
+    /// Runs `f` as one statement across the lanes: if it fails, every lane rolls back to where it began.
+    pub fn statement<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        let sps: Vec<Savepoint> = self.lanes.iter().map(|l| l.savepoint()).collect();
+        let out = f(self);
+        if out.is_err() {
+            for (lane, sp) in self.lanes.iter_mut().zip(sps) {
+                lane.rollback_to(sp);
+            }
+        }
+        out
+    }
+
+    pub fn snapshot_tables(&self, ids: &[TableId]) -> Snapshot {
+        let mut snapshot = Snapshot { catalog: self.catalog.clone(), tables: Default::default() };
+        for (i, lane) in self.lanes.iter().enumerate() {
+            snapshot.add_lane(i, lane, ids);
+        }
+        snapshot
+    }
+}
+
+/// A consistent read-only view of some tables: per lane, per table, the chunk lists at the cut.
+#[derive(Clone)]
+pub struct Snapshot {
+    pub catalog: Arc<Catalog>,
+    /// `tables[table id]` -> one `TableSnapshot` per lane for partitioned tables, one for replicated tables.
+    pub tables: std::collections::HashMap<TableId, Vec<TableSnapshot>>,
+}
+
+impl Snapshot {
+    fn add_lane(&mut self, lane_index: usize, lane: &LaneState, ids: &[TableId]) {
+        for (id, store) in lane.tables() {
+            // A replicated table is the same on every lane: one copy is enough.
+            if !ids.contains(id) || (lane_index > 0 && store.def().is_replicated()) {
+                continue;
+            }
+            self.tables.entry(*id).or_default().push(store.snapshot());
+        }
+    }
+}
+
+impl Engine {
+    pub fn new(config: EngineConfig) -> Engine {
+        assert!(config.lane_count > 0, "at least one lane");
+        Engine {
+            lanes: (0..config.lane_count)
+                .map(|i| Lane { state: Mutex::new(LaneState::new(i, config.lane_memory_bytes_max)) })
+                .collect(),
+            sequencer: Sequencer { next: Mutex::new(1) },
+            catalog: RwLock::new(Arc::new(Catalog::default())),
+            buckets: BucketMap::new(config.lane_count),
+        }
+    }
+
+    pub fn lane_count(&self) -> usize {
+        self.lanes.len()
+    }
+
+    pub fn buckets(&self) -> &BucketMap {
+        &self.buckets
+    }
+
+    /// The lane that owns partition key `value`.
+    pub fn lane_of(&self, value: &Value) -> LaneId {
+        self.buckets.lane_of(value)
+    }
+
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.catalog.read().clone()
+    }
+
+    /// Runs a single-partition transaction on `lane`. `catalog_version`, when given, must match the lane's.
+    pub fn run_single<T>(
+        &self,
+        lane: LaneId,
+        catalog_version: Option<u64>,
+        f: impl FnOnce(&mut LaneState) -> Result<T>,
+    ) -> Result<T> {
+        let mut state = self.lanes[lane].state.lock();
+        if let Some(v) = catalog_version {
+            if v != state.catalog_version {
+                return Err(Error::new(STALE_CATALOG, "plan compiled against an older catalog"));
+            }
+        }
+        let sp = state.savepoint();
+        let out = f(&mut state);
+        match &out {
+            Ok(_) => state.commit(),
+            Err(_) => {
+                state.rollback_to(sp);
+                state.commit();
+            }
+        }
+        out
+    }
+
+    /// Runs a multi-partition transaction holding every lane, at its place in the global order.
+    pub fn run_multi<T>(&self, catalog_version: Option<u64>, f: impl FnOnce(&mut MultiTxn) -> Result<T>) -> Result<T> {
+        let mut txn = {
+            let mut next = self.sequencer.next.lock();
+            let sequence = *next;
+            *next += 1;
+            let lanes: Vec<_> = self.lanes.iter().map(|l| l.state.lock()).collect();
+            MultiTxn {
+                catalog: self.catalog(),
+                savepoints: lanes.iter().map(|l| l.savepoint()).collect(),
+                lanes,
+                catalog_changed: false,
+                sequence,
+            }
+        };
+        if let Some(v) = catalog_version {
+            if v != txn.catalog.version {
+                return Err(Error::new(STALE_CATALOG, "plan compiled against an older catalog"));
+            }
+        }
+        let out = f(&mut txn);
+        let MultiTxn { mut lanes, catalog, catalog_changed, savepoints, .. } = txn;
+        match &out {
+            Ok(_) => {
+                if catalog_changed {
+                    for lane in lanes.iter_mut() {
+                        lane.catalog_version = catalog.version;
+                    }
+                    *self.catalog.write() = catalog;
+                }
+                lanes.iter_mut().for_each(|l| l.commit());
+            }
+            Err(_) => {
+                for (lane, sp) in lanes.iter_mut().zip(savepoints) {
+                    lane.rollback_to(sp);
+                    lane.commit();
+                }
+            }
+        }
+        out
+    }
+
+    /// A consistent snapshot of the given tables (see the module docs for why the cut is consistent).
+    pub fn snapshot(&self, ids: &[TableId]) -> Snapshot {
+        let _marker = self.sequencer.next.lock();
+        let catalog = self.catalog();
+        let mut snapshot = Snapshot { catalog, tables: Default::default() };
+        for (i, lane) in self.lanes.iter().enumerate() {
+            snapshot.add_lane(i, &lane.state.lock(), ids);
+        }
+        snapshot
+    }
+
+    /// Bytes held by each lane (table data and indexes).
+    pub fn lane_bytes(&self) -> Vec<usize> {
+        self.lanes.iter().map(|l| l.state.lock().bytes()).collect()
+    }
+}
+
+/// Builds an empty store for `def` with its Arrow schema.
+pub fn new_table_store(def: Arc<TableDef>) -> TableStore {
+    let schema = arrow_schema_of(&def);
+    TableStore::new(def, schema)
+}
+
+pub fn arrow_schema_of(def: &TableDef) -> arrow_schema::SchemaRef {
+    Arc::new(arrow_schema::Schema::new(
+        def.columns
+            .iter()
+            .map(|c| arrow_schema::Field::new(&c.name, c.data_type.to_arrow(), c.nullable))
+            .collect::<Vec<_>>(),
+    ))
+}

@@ -1,0 +1,38 @@
+//! # lanedb-engine
+//!
+//! The storage and execution core of LaneDB. It knows nothing of SQL text: the SQL layer compiles statements into
+//! calls on the types here.
+//!
+//! ```text
+//!            Engine
+//!   ┌──────────┼─────────────────────────────┐
+//!   catalog   sequencer (global MP order)   lanes[0..n]
+//!                                             LaneState: tables (columnar TableStore per table), undo log
+//! ```
+//!
+//! - `types`, `value`: SQL types (one Arrow type each) and single values with PostgreSQL's cast rules.
+//! - `catalog`: immutable, versioned table definitions.
+//! - `partition`, `key`: the fixed hash, buckets and bucket map; canonical key encoding.
+//! - `storage`: dense columnar chunks shared copy-on-write; hash and ordered indexes.
+//! - `lane`: a partition's state and undo; `engine`: lanes, the sequencer, snapshots.
+//!
+//! Every user-visible error is an `Error` with a SQLSTATE.
+
+pub mod batch;
+pub mod catalog;
+pub mod engine;
+pub mod error;
+pub mod key;
+pub mod lane;
+pub mod partition;
+pub mod storage;
+pub mod types;
+pub mod value;
+
+pub use catalog::{Catalog, ColumnDef, IndexDef, IndexKind, TableDef, TableId};
+pub use engine::{Engine, EngineConfig, MultiTxn, Snapshot, STALE_CATALOG};
+pub use error::{Error, Result, SqlState};
+pub use lane::LaneState;
+pub use partition::LaneId;
+pub use types::DataType;
+pub use value::Value;

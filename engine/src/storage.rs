@@ -1,0 +1,795 @@
+//! Columnar storage of one table on one lane.
+//!
+//! ```text
+//!   TableStore
+//!     chunks: [Arc<Chunk>, Arc<Chunk>, ...]      each holds CHUNK_ROWS rows, the last one may be partial
+//!       Chunk { columns: [Column; n], len, cached RecordBatch }
+//!         Column { data: typed Vec (i64, f64, String, ...), valid: Vec<bool> }
+//!     indexes: one per IndexDef (primary key first if any): key -> row position(s)
+//! ```
+//!
+//! Rows are dense: row `p` lives in chunk `p / CHUNK_ROWS` at offset `p % CHUNK_ROWS`, and a delete moves the table's
+//! last row into the hole (fixing that row's index entries), so scans never skip dead rows.
+//!
+//! Chunks are shared by `Arc` and copied on write (`Arc::make_mut`): a lane snapshot is a clone of the chunk list, and
+//! the lane keeps writing without disturbing it; only chunks written after the snapshot are copied. A chunk caches its
+//! Arrow `RecordBatch` until its next write, so repeated analytical scans of unchanged data do not rebuild arrays.
+//!
+//! Writes here do not record undo: the lane (`lane.rs`) records each change with what it needs to reverse it and
+//! calls the `restore_*` functions on rollback, which skip constraint checks because they put back a state that held.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::BuildHasherDefault;
+use std::sync::{Arc, OnceLock};
+
+use arrow_array::{
+    ArrayRef, BinaryArray, BooleanArray, Date32Array, Decimal128Array, Float32Array, Float64Array, Int16Array,
+    Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
+use arrow_buffer::{NullBuffer, ScalarBuffer};
+use arrow_schema::SchemaRef;
+
+use crate::catalog::{IndexDef, IndexKind, TableDef};
+use crate::error::{Error, Result, SqlState};
+use crate::key::{make_key, Key};
+use crate::types::DataType;
+use crate::value::Value;
+
+/// Rows per chunk: the unit of copy-on-write and of Arrow export.
+pub const CHUNK_ROWS: usize = 16 * 1024;
+
+/// Approximate bytes an index entry costs (hash slot, key, position), for memory accounting.
+const INDEX_ENTRY_BYTES: usize = 40;
+
+type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+
+/// A multiplicative hasher for index keys. Iteration order of these maps never reaches results or storage.
+#[derive(Default, Clone, Copy)]
+pub struct FxHasher(u64);
+
+impl std::hash::Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut buf = [0u8; 8];
+            buf[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(buf));
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_i64(&mut self, v: i64) {
+        self.write_u64(v as u64);
+    }
+    fn write_usize(&mut self, v: usize) {
+        self.write_u64(v as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+#[derive(Clone, Debug)]
+enum ColumnData {
+    Boolean(Vec<bool>),
+    Int16(Vec<i16>),
+    Int32(Vec<i32>),
+    Int64(Vec<i64>),
+    Float32(Vec<f32>),
+    Float64(Vec<f64>),
+    Decimal(Vec<i128>),
+    Utf8(Vec<String>),
+    Binary(Vec<Vec<u8>>),
+}
+
+#[derive(Clone, Debug)]
+struct Column {
+    data_type: DataType,
+    data: ColumnData,
+    valid: Vec<bool>,
+}
+
+impl Column {
+    fn new(data_type: DataType) -> Column {
+        let cap = 0;
+        let data = match data_type {
+            DataType::Boolean => ColumnData::Boolean(Vec::with_capacity(cap)),
+            DataType::SmallInt => ColumnData::Int16(Vec::with_capacity(cap)),
+            DataType::Integer | DataType::Date => ColumnData::Int32(Vec::with_capacity(cap)),
+            DataType::BigInt | DataType::Timestamp => ColumnData::Int64(Vec::with_capacity(cap)),
+            DataType::Real => ColumnData::Float32(Vec::with_capacity(cap)),
+            DataType::Double => ColumnData::Float64(Vec::with_capacity(cap)),
+            DataType::Decimal { .. } => ColumnData::Decimal(Vec::with_capacity(cap)),
+            DataType::Varchar(_) | DataType::Text => ColumnData::Utf8(Vec::with_capacity(cap)),
+            DataType::Bytea => ColumnData::Binary(Vec::with_capacity(cap)),
+        };
+        Column { data_type, data, valid: Vec::new() }
+    }
+
+    /// Appends `v`, which the caller has already cast to this column's type.
+    fn push(&mut self, v: &Value) {
+        self.valid.push(!v.is_null());
+        match &mut self.data {
+            ColumnData::Boolean(d) => d.push(matches!(v, Value::Boolean(true))),
+            ColumnData::Int16(d) => d.push(if let Value::SmallInt(x) = v { *x } else { 0 }),
+            ColumnData::Int32(d) => d.push(match v {
+                Value::Integer(x) | Value::Date(x) => *x,
+                _ => 0,
+            }),
+            ColumnData::Int64(d) => d.push(match v {
+                Value::BigInt(x) | Value::Timestamp(x) => *x,
+                _ => 0,
+            }),
+            ColumnData::Float32(d) => d.push(if let Value::Real(x) = v { *x } else { 0.0 }),
+            ColumnData::Float64(d) => d.push(if let Value::Double(x) = v { *x } else { 0.0 }),
+            ColumnData::Decimal(d) => d.push(if let Value::Decimal(x, _) = v { *x } else { 0 }),
+            ColumnData::Utf8(d) => d.push(if let Value::Text(x) = v { x.clone() } else { String::new() }),
+            ColumnData::Binary(d) => d.push(if let Value::Bytes(x) = v { x.clone() } else { Vec::new() }),
+        }
+    }
+
+    fn set(&mut self, i: usize, v: &Value) {
+        self.valid[i] = !v.is_null();
+        match (&mut self.data, v) {
+            (_, Value::Null) => {}
+            (ColumnData::Boolean(d), Value::Boolean(x)) => d[i] = *x,
+            (ColumnData::Int16(d), Value::SmallInt(x)) => d[i] = *x,
+            (ColumnData::Int32(d), Value::Integer(x) | Value::Date(x)) => d[i] = *x,
+            (ColumnData::Int64(d), Value::BigInt(x) | Value::Timestamp(x)) => d[i] = *x,
+            (ColumnData::Float32(d), Value::Real(x)) => d[i] = *x,
+            (ColumnData::Float64(d), Value::Double(x)) => d[i] = *x,
+            (ColumnData::Decimal(d), Value::Decimal(x, _)) => d[i] = *x,
+            (ColumnData::Utf8(d), Value::Text(x)) => d[i].clone_from(x),
+            (ColumnData::Binary(d), Value::Bytes(x)) => d[i].clone_from(x),
+            (data, v) => panic!("value {v:?} does not match column storage {data:?}: the caller must cast first"),
+        }
+    }
+
+    fn get(&self, i: usize) -> Value {
+        if !self.valid[i] {
+            return Value::Null;
+        }
+        match &self.data {
+            ColumnData::Boolean(d) => Value::Boolean(d[i]),
+            ColumnData::Int16(d) => Value::SmallInt(d[i]),
+            ColumnData::Int32(d) if self.data_type == DataType::Date => Value::Date(d[i]),
+            ColumnData::Int32(d) => Value::Integer(d[i]),
+            ColumnData::Int64(d) if self.data_type == DataType::Timestamp => Value::Timestamp(d[i]),
+            ColumnData::Int64(d) => Value::BigInt(d[i]),
+            ColumnData::Float32(d) => Value::Real(d[i]),
+            ColumnData::Float64(d) => Value::Double(d[i]),
+            ColumnData::Decimal(d) => match self.data_type {
+                DataType::Decimal { scale, .. } => Value::Decimal(d[i], scale),
+                _ => unreachable!("decimal storage has a decimal type"),
+            },
+            ColumnData::Utf8(d) => Value::Text(d[i].clone()),
+            ColumnData::Binary(d) => Value::Bytes(d[i].clone()),
+        }
+    }
+
+    /// The value as an `i64` without boxing, for integer-typed columns.
+    fn get_i64(&self, i: usize) -> Option<i64> {
+        if !self.valid[i] {
+            return None;
+        }
+        match &self.data {
+            ColumnData::Int16(d) => Some(d[i] as i64),
+            ColumnData::Int32(d) => Some(d[i] as i64),
+            ColumnData::Int64(d) => Some(d[i]),
+            _ => None,
+        }
+    }
+
+    fn pop(&mut self) {
+        self.valid.pop();
+        match &mut self.data {
+            ColumnData::Boolean(d) => drop(d.pop()),
+            ColumnData::Int16(d) => drop(d.pop()),
+            ColumnData::Int32(d) => drop(d.pop()),
+            ColumnData::Int64(d) => drop(d.pop()),
+            ColumnData::Float32(d) => drop(d.pop()),
+            ColumnData::Float64(d) => drop(d.pop()),
+            ColumnData::Decimal(d) => drop(d.pop()),
+            ColumnData::Utf8(d) => drop(d.pop()),
+            ColumnData::Binary(d) => drop(d.pop()),
+        }
+    }
+
+    fn to_arrow(&self) -> ArrayRef {
+        let nulls = if self.valid.iter().all(|v| *v) { None } else { Some(NullBuffer::from(self.valid.clone())) };
+        match &self.data {
+            ColumnData::Boolean(d) => Arc::new(BooleanArray::new(d.clone().into(), nulls)),
+            ColumnData::Int16(d) => Arc::new(Int16Array::new(ScalarBuffer::from(d.clone()), nulls)),
+            ColumnData::Int32(d) if self.data_type == DataType::Date => {
+                Arc::new(Date32Array::new(ScalarBuffer::from(d.clone()), nulls))
+            }
+            ColumnData::Int32(d) => Arc::new(Int32Array::new(ScalarBuffer::from(d.clone()), nulls)),
+            ColumnData::Int64(d) if self.data_type == DataType::Timestamp => {
+                Arc::new(TimestampMicrosecondArray::new(ScalarBuffer::from(d.clone()), nulls))
+            }
+            ColumnData::Int64(d) => Arc::new(Int64Array::new(ScalarBuffer::from(d.clone()), nulls)),
+            ColumnData::Float32(d) => Arc::new(Float32Array::new(ScalarBuffer::from(d.clone()), nulls)),
+            ColumnData::Float64(d) => Arc::new(Float64Array::new(ScalarBuffer::from(d.clone()), nulls)),
+            ColumnData::Decimal(d) => {
+                let DataType::Decimal { precision, scale } = self.data_type else { unreachable!("decimal type") };
+                Arc::new(
+                    Decimal128Array::new(ScalarBuffer::from(d.clone()), nulls)
+                        .with_precision_and_scale(precision, scale as i8)
+                        .expect("declared precision and scale are valid"),
+                )
+            }
+            ColumnData::Utf8(d) => Arc::new(StringArray::from_iter(
+                d.iter().zip(&self.valid).map(|(s, v)| v.then_some(s.as_str())),
+            )),
+            ColumnData::Binary(d) => Arc::new(BinaryArray::from_iter(
+                d.iter().zip(&self.valid).map(|(s, v)| v.then_some(s.as_slice())),
+            )),
+        }
+    }
+}
+
+/// Up to `CHUNK_ROWS` rows of a table, one vector per column.
+#[derive(Debug)]
+pub struct Chunk {
+    columns: Vec<Column>,
+    len: usize,
+    batch: OnceLock<RecordBatch>,
+}
+
+impl Clone for Chunk {
+    fn clone(&self) -> Chunk {
+        // The copy is about to be written: it starts without a cached batch.
+        Chunk { columns: self.columns.clone(), len: self.len, batch: OnceLock::new() }
+    }
+}
+
+impl Chunk {
+    fn new(def: &TableDef) -> Chunk {
+        Chunk { columns: def.columns.iter().map(|c| Column::new(c.data_type)).collect(), len: 0, batch: OnceLock::new() }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The chunk as an Arrow batch with `schema`, built once and cached until the chunk is written.
+    pub fn record_batch(&self, schema: &SchemaRef) -> RecordBatch {
+        self.batch
+            .get_or_init(|| {
+                let arrays = self.columns.iter().map(Column::to_arrow).collect();
+                RecordBatch::try_new(schema.clone(), arrays).expect("chunk columns match the table schema")
+            })
+            .clone()
+    }
+}
+
+/// The rows an index key maps to: no allocation for unique keys.
+#[derive(Clone, Debug)]
+enum Postings {
+    One(u32),
+    Many(Vec<u32>),
+}
+
+impl Postings {
+    fn as_slice(&self) -> &[u32] {
+        match self {
+            Postings::One(p) => std::slice::from_ref(p),
+            Postings::Many(v) => v,
+        }
+    }
+
+    fn add(&mut self, pos: u32) {
+        match self {
+            Postings::One(p) => *self = Postings::Many(vec![*p, pos]),
+            Postings::Many(v) => v.push(pos),
+        }
+    }
+
+    /// Removes `pos`; returns true if nothing is left.
+    fn remove(&mut self, pos: u32) -> bool {
+        match self {
+            Postings::One(p) => *p == pos,
+            Postings::Many(v) => {
+                if let Some(i) = v.iter().position(|x| *x == pos) {
+                    v.swap_remove(i);
+                }
+                v.is_empty()
+            }
+        }
+    }
+
+    fn replace(&mut self, from: u32, to: u32) {
+        match self {
+            Postings::One(p) => *p = to,
+            Postings::Many(v) => {
+                if let Some(x) = v.iter_mut().find(|x| **x == from) {
+                    *x = to;
+                }
+            }
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+enum IndexMap {
+    Hash(FastMap<Key, Postings>),
+    Ordered(BTreeMap<Key, Postings>),
+}
+
+#[derive(Clone, Debug)]
+struct Index {
+    def: IndexDef,
+    map: IndexMap,
+}
+
+impl Index {
+    fn new(def: IndexDef) -> Index {
+        let map = match def.kind {
+            IndexKind::Hash => IndexMap::Hash(FastMap::default()),
+            IndexKind::Ordered => IndexMap::Ordered(BTreeMap::new()),
+        };
+        Index { def, map }
+    }
+
+    fn get(&self, key: &Key) -> Option<&Postings> {
+        match &self.map {
+            IndexMap::Hash(m) => m.get(key),
+            IndexMap::Ordered(m) => m.get(key),
+        }
+    }
+
+    fn get_mut(&mut self, key: &Key) -> Option<&mut Postings> {
+        match &mut self.map {
+            IndexMap::Hash(m) => m.get_mut(key),
+            IndexMap::Ordered(m) => m.get_mut(key),
+        }
+    }
+
+    fn insert(&mut self, key: Key, pos: u32) {
+        let entry = match &mut self.map {
+            IndexMap::Hash(m) => m.entry(key).or_insert(Postings::Many(Vec::new())),
+            IndexMap::Ordered(m) => m.entry(key).or_insert(Postings::Many(Vec::new())),
+        };
+        match entry {
+            Postings::Many(v) if v.is_empty() => *entry = Postings::One(pos),
+            _ => entry.add(pos),
+        }
+    }
+
+    fn remove(&mut self, key: &Key, pos: u32) {
+        let empty = self.get_mut(key).map(|p| p.remove(pos)).unwrap_or(false);
+        if empty {
+            match &mut self.map {
+                IndexMap::Hash(m) => drop(m.remove(key)),
+                IndexMap::Ordered(m) => drop(m.remove(key)),
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        match &mut self.map {
+            IndexMap::Hash(m) => m.clear(),
+            IndexMap::Ordered(m) => m.clear(),
+        }
+    }
+}
+
+/// One table's rows and indexes on one lane.
+#[derive(Clone, Debug)]
+pub struct TableStore {
+    def: Arc<TableDef>,
+    schema: SchemaRef,
+    chunks: Vec<Arc<Chunk>>,
+    len: usize,
+    indexes: Vec<Index>,
+    bytes: usize,
+}
+
+/// A consistent, read-only view of a table on one lane: the chunk list at the moment it was taken.
+#[derive(Clone, Debug)]
+pub struct TableSnapshot {
+    pub def: Arc<TableDef>,
+    pub schema: SchemaRef,
+    pub chunks: Vec<Arc<Chunk>>,
+}
+
+impl TableSnapshot {
+    pub fn batches(&self) -> impl Iterator<Item = RecordBatch> + '_ {
+        self.chunks.iter().filter(|c| !c.is_empty()).map(|c| c.record_batch(&self.schema))
+    }
+
+    pub fn row_count(&self) -> usize {
+        self.chunks.iter().map(|c| c.len).sum()
+    }
+}
+
+impl TableStore {
+    pub fn new(def: Arc<TableDef>, schema: SchemaRef) -> TableStore {
+        let indexes = def.indexes.iter().cloned().map(Index::new).collect();
+        TableStore { def, schema, chunks: Vec::new(), len: 0, indexes, bytes: 0 }
+    }
+
+    pub fn def(&self) -> &Arc<TableDef> {
+        &self.def
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    pub fn snapshot(&self) -> TableSnapshot {
+        TableSnapshot { def: self.def.clone(), schema: self.schema.clone(), chunks: self.chunks.clone() }
+    }
+
+    fn locate(pos: usize) -> (usize, usize) {
+        (pos / CHUNK_ROWS, pos % CHUNK_ROWS)
+    }
+
+    pub fn get(&self, pos: usize, column: usize) -> Value {
+        debug_assert!(pos < self.len);
+        let (c, o) = Self::locate(pos);
+        self.chunks[c].columns[column].get(o)
+    }
+
+    pub fn get_i64(&self, pos: usize, column: usize) -> Option<i64> {
+        let (c, o) = Self::locate(pos);
+        self.chunks[c].columns[column].get_i64(o)
+    }
+
+    pub fn is_null(&self, pos: usize, column: usize) -> bool {
+        let (c, o) = Self::locate(pos);
+        !self.chunks[c].columns[column].valid[o]
+    }
+
+    pub fn row(&self, pos: usize) -> Vec<Value> {
+        (0..self.def.columns.len()).map(|c| self.get(pos, c)).collect()
+    }
+
+    fn row_bytes(row: &[Value], index_count: usize) -> usize {
+        let var: usize = row
+            .iter()
+            .map(|v| match v {
+                Value::Text(s) => s.len(),
+                Value::Bytes(b) => b.len(),
+                _ => 0,
+            })
+            .sum();
+        var + row.len() * 17 + index_count * INDEX_ENTRY_BYTES
+    }
+
+    fn key_of(&self, index: &IndexDef, row: &[Value]) -> Option<Key> {
+        make_key(index.columns.iter().map(|c| &row[*c]))
+    }
+
+    fn unique_violation(&self, index: &IndexDef, row: &[Value]) -> Error {
+        let cols: Vec<&str> = index.columns.iter().map(|c| self.def.columns[*c].name.as_str()).collect();
+        let vals: Vec<String> = index.columns.iter().map(|c| row[*c].to_string()).collect();
+        Error::new(
+            SqlState::UNIQUE_VIOLATION,
+            format!(
+                "duplicate key value violates unique constraint \"{}\": key ({})=({}) already exists",
+                index.name,
+                cols.join(", "),
+                vals.join(", ")
+            ),
+        )
+    }
+
+    /// Row positions whose key in index `index` equals `key`.
+    pub fn lookup(&self, index: usize, key: &Key) -> &[u32] {
+        self.indexes[index].get(key).map(Postings::as_slice).unwrap_or(&[])
+    }
+
+    /// Rows of an ordered index with keys in the given range, in key order.
+    pub fn range(&self, index: usize, range: (std::ops::Bound<Key>, std::ops::Bound<Key>)) -> Vec<u32> {
+        match &self.indexes[index].map {
+            IndexMap::Ordered(m) => m.range(range).flat_map(|(_, p)| p.as_slice().iter().copied()).collect(),
+            IndexMap::Hash(_) => Vec::new(),
+        }
+    }
+
+    /// Checks every unique index for `row` as if it were stored at `pos` (`None`: a new row).
+    pub fn check_unique(&self, row: &[Value], pos: Option<usize>) -> Result<()> {
+        for index in self.indexes.iter().filter(|i| i.def.unique) {
+            if let Some(key) = self.key_of(&index.def, row) {
+                if let Some(found) = index.get(&key) {
+                    if found.as_slice().iter().any(|p| Some(*p as usize) != pos) {
+                        return Err(self.unique_violation(&index.def, row));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends a row that has been cast to the column types and checked for NOT NULL; checks unique keys.
+    /// Returns the new row's position and the bytes it added.
+    pub fn insert(&mut self, row: &[Value]) -> Result<(usize, usize)> {
+        assert_eq!(row.len(), self.def.columns.len());
+        self.check_unique(row, None)?;
+        Ok(self.restore_insert(row))
+    }
+
+    /// Appends a row without checking constraints (rollback of a delete, loading).
+    pub fn restore_insert(&mut self, row: &[Value]) -> (usize, usize) {
+        let pos = self.len;
+        let (c, _) = Self::locate(pos);
+        if c == self.chunks.len() {
+            self.chunks.push(Arc::new(Chunk::new(&self.def)));
+        }
+        let chunk = Arc::make_mut(&mut self.chunks[c]);
+        chunk.batch.take();
+        for (col, v) in chunk.columns.iter_mut().zip(row) {
+            col.push(v);
+        }
+        chunk.len += 1;
+        self.len += 1;
+        for i in 0..self.indexes.len() {
+            if let Some(key) = self.key_of(&self.indexes[i].def, row) {
+                self.indexes[i].insert(key, pos as u32);
+            }
+        }
+        let added = Self::row_bytes(row, self.indexes.len());
+        self.bytes += added;
+        (pos, added)
+    }
+
+    /// Deletes the row at `pos` by moving the last row into its place. Returns the deleted row and the bytes freed.
+    pub fn delete(&mut self, pos: usize) -> (Vec<Value>, usize) {
+        assert!(pos < self.len);
+        let row = self.row(pos);
+        let last = self.len - 1;
+        for i in 0..self.indexes.len() {
+            if let Some(key) = self.key_of(&self.indexes[i].def, &row) {
+                self.indexes[i].remove(&key, pos as u32);
+            }
+        }
+        if pos != last {
+            let moved = self.row(last);
+            for i in 0..self.indexes.len() {
+                if let Some(key) = self.key_of(&self.indexes[i].def, &moved) {
+                    if let Some(p) = self.indexes[i].get_mut(&key) {
+                        p.replace(last as u32, pos as u32);
+                    }
+                }
+            }
+            self.write_row(pos, &moved);
+        }
+        self.pop_last();
+        let freed = Self::row_bytes(&row, self.indexes.len());
+        self.bytes -= freed.min(self.bytes);
+        (row, freed)
+    }
+
+    /// Reverses `delete(pos)`: appends `row`, then swaps it with the row now at `pos`.
+    pub fn restore_delete(&mut self, pos: usize, row: &[Value]) {
+        let (end, _) = self.restore_insert(row);
+        if pos != end {
+            let other = self.row(pos);
+            for i in 0..self.indexes.len() {
+                let def = &self.indexes[i].def;
+                let (k_row, k_other) = (self.key_of(def, row), self.key_of(def, &other));
+                if let Some(k) = k_other {
+                    if let Some(p) = self.indexes[i].get_mut(&k) {
+                        p.replace(pos as u32, end as u32);
+                    }
+                }
+                if let Some(k) = k_row {
+                    if let Some(p) = self.indexes[i].get_mut(&k) {
+                        p.replace(end as u32, pos as u32);
+                    }
+                }
+            }
+            self.write_row(end, &other);
+            self.write_row(pos, row);
+        }
+    }
+
+    fn pop_last(&mut self) {
+        let (c, _) = Self::locate(self.len - 1);
+        let chunk = Arc::make_mut(&mut self.chunks[c]);
+        chunk.batch.take();
+        chunk.columns.iter_mut().for_each(Column::pop);
+        chunk.len -= 1;
+        if chunk.len == 0 {
+            self.chunks.pop();
+        }
+        self.len -= 1;
+    }
+
+    fn write_row(&mut self, pos: usize, row: &[Value]) {
+        let (c, o) = Self::locate(pos);
+        let chunk = Arc::make_mut(&mut self.chunks[c]);
+        chunk.batch.take();
+        for (col, v) in chunk.columns.iter_mut().zip(row) {
+            col.set(o, v);
+        }
+    }
+
+    /// Sets columns of the row at `pos` (values already cast). Checks unique keys that change.
+    /// Returns the old values of the changed columns and the change in bytes.
+    pub fn update(&mut self, pos: usize, changes: &[(usize, Value)]) -> Result<(Vec<(usize, Value)>, isize)> {
+        let old_row = self.row(pos);
+        let mut new_row = old_row.clone();
+        for (c, v) in changes {
+            new_row[*c] = v.clone();
+        }
+        let touches_index =
+            self.indexes.iter().any(|i| i.def.columns.iter().any(|c| changes.iter().any(|(x, _)| x == c)));
+        if touches_index {
+            self.check_unique(&new_row, Some(pos))?;
+        }
+        let old: Vec<(usize, Value)> = changes.iter().map(|(c, _)| (*c, old_row[*c].clone())).collect();
+        let delta = self.apply_update(pos, &old_row, &new_row, changes, touches_index);
+        Ok((old, delta))
+    }
+
+    /// Reverses an update by writing back the old values.
+    pub fn restore_update(&mut self, pos: usize, old: &[(usize, Value)]) {
+        let cur = self.row(pos);
+        let mut prev = cur.clone();
+        for (c, v) in old {
+            prev[*c] = v.clone();
+        }
+        self.apply_update(pos, &cur, &prev, old, true);
+    }
+
+    fn apply_update(
+        &mut self,
+        pos: usize,
+        old_row: &[Value],
+        new_row: &[Value],
+        changes: &[(usize, Value)],
+        touches_index: bool,
+    ) -> isize {
+        if touches_index {
+            for i in 0..self.indexes.len() {
+                let def = &self.indexes[i].def;
+                if !def.columns.iter().any(|c| changes.iter().any(|(x, _)| x == c)) {
+                    continue;
+                }
+                let (old_key, new_key) = (self.key_of(def, old_row), self.key_of(def, new_row));
+                if old_key == new_key {
+                    continue;
+                }
+                if let Some(k) = old_key {
+                    self.indexes[i].remove(&k, pos as u32);
+                }
+                if let Some(k) = new_key {
+                    self.indexes[i].insert(k, pos as u32);
+                }
+            }
+        }
+        let (c, o) = Self::locate(pos);
+        let chunk = Arc::make_mut(&mut self.chunks[c]);
+        chunk.batch.take();
+        for (col, v) in changes {
+            chunk.columns[*col].set(o, v);
+        }
+        let delta = Self::row_bytes(new_row, 0) as isize - Self::row_bytes(old_row, 0) as isize;
+        self.bytes = (self.bytes as isize + delta).max(0) as usize;
+        delta
+    }
+
+    /// Rebuilds the store for a changed definition: `map` gives, for each new column, the old column it comes from
+    /// or `None` to fill it with the default value. Used by ALTER TABLE and CREATE/DROP INDEX.
+    pub fn rebuild(&self, def: Arc<TableDef>, schema: SchemaRef, map: &[Option<usize>]) -> Result<TableStore> {
+        let mut next = TableStore::new(def.clone(), schema);
+        let mut row = Vec::with_capacity(map.len());
+        for pos in 0..self.len {
+            row.clear();
+            for (i, from) in map.iter().enumerate() {
+                row.push(match from {
+                    Some(c) => self.get(pos, *c),
+                    None => def.columns[i].default.clone().unwrap_or(Value::Null),
+                });
+            }
+            if let Some(i) = row.iter().zip(&def.columns).position(|(v, c)| v.is_null() && !c.nullable) {
+                return Err(Error::new(
+                    SqlState::NOT_NULL_VIOLATION,
+                    format!("column \"{}\" of relation \"{}\" contains null values", def.columns[i].name, def.name),
+                ));
+            }
+            next.insert(&row)?;
+        }
+        Ok(next)
+    }
+
+    /// Drops every row (used by DROP and by tests); indexes are emptied too.
+    pub fn clear(&mut self) {
+        self.chunks.clear();
+        self.len = 0;
+        self.bytes = 0;
+        self.indexes.iter_mut().for_each(Index::clear);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::ColumnDef;
+
+    fn table() -> TableStore {
+        let def = TableDef {
+            id: 1,
+            name: "t".into(),
+            columns: vec![
+                ColumnDef { name: "id".into(), data_type: DataType::BigInt, nullable: false, default: None },
+                ColumnDef { name: "name".into(), data_type: DataType::Text, nullable: true, default: None },
+            ],
+            primary_key: Some(0),
+            indexes: vec![
+                IndexDef { name: "t_pkey".into(), columns: vec![0], unique: true, kind: IndexKind::Hash, constraint: true },
+                IndexDef { name: "t_name".into(), columns: vec![1], unique: false, kind: IndexKind::Ordered, constraint: false },
+            ],
+            partition_column: None,
+        };
+        let schema = Arc::new(arrow_schema::Schema::new(
+            def.columns.iter().map(|c| arrow_schema::Field::new(&c.name, c.data_type.to_arrow(), c.nullable)).collect::<Vec<_>>(),
+        ));
+        TableStore::new(Arc::new(def), schema)
+    }
+
+    fn row(id: i64, name: &str) -> Vec<Value> {
+        vec![Value::BigInt(id), Value::Text(name.into())]
+    }
+
+    #[test]
+    fn delete_moves_last_row_and_keeps_indexes_right() {
+        let mut t = table();
+        for i in 0..5 {
+            t.insert(&row(i, &format!("n{i}"))).unwrap();
+        }
+        let (deleted, _) = t.delete(1);
+        assert_eq!(deleted, row(1, "n1"));
+        assert_eq!(t.len(), 4);
+        assert_eq!(t.lookup(0, &Key::Int(4)), &[1]);
+        assert_eq!(t.row(1), row(4, "n4"));
+        t.restore_delete(1, &deleted);
+        assert_eq!(t.row(1), row(1, "n1"));
+        assert_eq!(t.lookup(0, &Key::Int(4)), &[4]);
+        assert_eq!(t.lookup(0, &Key::Int(1)), &[1]);
+    }
+
+    #[test]
+    fn unique_key_is_enforced_on_insert_and_update() {
+        let mut t = table();
+        t.insert(&row(1, "a")).unwrap();
+        t.insert(&row(2, "b")).unwrap();
+        assert_eq!(t.insert(&row(1, "c")).unwrap_err().code, SqlState::UNIQUE_VIOLATION);
+        assert_eq!(t.update(1, &[(0, Value::BigInt(1))]).unwrap_err().code, SqlState::UNIQUE_VIOLATION);
+        let (old, _) = t.update(1, &[(0, Value::BigInt(3))]).unwrap();
+        assert_eq!(t.lookup(0, &Key::Int(3)), &[1]);
+        t.restore_update(1, &old);
+        assert_eq!(t.lookup(0, &Key::Int(2)), &[1]);
+        assert!(t.lookup(0, &Key::Int(3)).is_empty());
+    }
+
+    #[test]
+    fn snapshot_is_unchanged_by_later_writes() {
+        let mut t = table();
+        for i in 0..3 {
+            t.insert(&row(i, "x")).unwrap();
+        }
+        let snap = t.snapshot();
+        t.update(0, &[(1, Value::Text("changed".into()))]).unwrap();
+        t.insert(&row(9, "y")).unwrap();
+        assert_eq!(snap.row_count(), 3);
+        let batch = snap.batches().next().unwrap();
+        let names = batch.column(1).as_any().downcast_ref::<StringArray>().unwrap();
+        assert_eq!(names.value(0), "x");
+        assert_eq!(t.get(0, 1), Value::Text("changed".into()));
+    }
+}

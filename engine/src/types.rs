@@ -1,0 +1,133 @@
+//! SQL types and their Arrow layout.
+//!
+//! Each SQL type maps to exactly one Arrow type (the storage and result layout) and, on the wire, to one PostgreSQL
+//! type OID. Integer widths are kept as declared so results keep PostgreSQL's types.
+
+use std::fmt;
+
+use arrow_schema::{DataType as ArrowType, TimeUnit};
+
+use crate::error::{Error, Result};
+
+/// Largest precision of DECIMAL(p, s): what fits an `i128` mantissa.
+pub const DECIMAL_PRECISION_MAX: u8 = 38;
+/// Largest declared length of VARCHAR(n), in characters.
+pub const VARCHAR_LENGTH_MAX: u32 = 1 << 20;
+/// Largest stored TEXT / BYTEA value, in bytes. Bigger values are refused with 54000.
+pub const VALUE_BYTES_MAX: usize = 1 << 24;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DataType {
+    Boolean,
+    SmallInt,
+    Integer,
+    BigInt,
+    Real,
+    Double,
+    /// DECIMAL(precision, scale), stored as an `i128` mantissa.
+    Decimal { precision: u8, scale: u8 },
+    /// VARCHAR(n); `None` is VARCHAR without a length.
+    Varchar(Option<u32>),
+    Text,
+    Bytea,
+    /// Microseconds since 1970-01-01 00:00:00, without time zone.
+    Timestamp,
+    /// Days since 1970-01-01.
+    Date,
+}
+
+impl DataType {
+    pub fn decimal(precision: u8, scale: u8) -> Result<DataType> {
+        if precision == 0 || precision > DECIMAL_PRECISION_MAX {
+            return Err(Error::new(
+                crate::SqlState::INVALID_PARAMETER_VALUE,
+                format!("NUMERIC precision {precision} must be between 1 and {DECIMAL_PRECISION_MAX}"),
+            ));
+        }
+        if scale > precision {
+            return Err(Error::new(
+                crate::SqlState::INVALID_PARAMETER_VALUE,
+                format!("NUMERIC scale {scale} must be between 0 and precision {precision}"),
+            ));
+        }
+        Ok(DataType::Decimal { precision, scale })
+    }
+
+    pub fn to_arrow(&self) -> ArrowType {
+        match self {
+            DataType::Boolean => ArrowType::Boolean,
+            DataType::SmallInt => ArrowType::Int16,
+            DataType::Integer => ArrowType::Int32,
+            DataType::BigInt => ArrowType::Int64,
+            DataType::Real => ArrowType::Float32,
+            DataType::Double => ArrowType::Float64,
+            DataType::Decimal { precision, scale } => ArrowType::Decimal128(*precision, *scale as i8),
+            DataType::Varchar(_) | DataType::Text => ArrowType::Utf8,
+            DataType::Bytea => ArrowType::Binary,
+            DataType::Timestamp => ArrowType::Timestamp(TimeUnit::Microsecond, None),
+            DataType::Date => ArrowType::Date32,
+        }
+    }
+
+    /// The SQL type for an Arrow type produced by a query (DataFusion results, expressions).
+    pub fn from_arrow(ty: &ArrowType) -> Option<DataType> {
+        Some(match ty {
+            ArrowType::Boolean => DataType::Boolean,
+            ArrowType::Int8 | ArrowType::Int16 | ArrowType::UInt8 => DataType::SmallInt,
+            ArrowType::Int32 | ArrowType::UInt16 => DataType::Integer,
+            ArrowType::Int64 | ArrowType::UInt32 | ArrowType::UInt64 => DataType::BigInt,
+            ArrowType::Float16 | ArrowType::Float32 => DataType::Real,
+            ArrowType::Float64 => DataType::Double,
+            ArrowType::Decimal128(p, s) => DataType::Decimal { precision: *p, scale: (*s).max(0) as u8 },
+            ArrowType::Utf8 | ArrowType::LargeUtf8 | ArrowType::Utf8View => DataType::Text,
+            ArrowType::Binary | ArrowType::LargeBinary | ArrowType::BinaryView => DataType::Bytea,
+            ArrowType::Timestamp(_, _) => DataType::Timestamp,
+            ArrowType::Date32 | ArrowType::Date64 => DataType::Date,
+            _ => return None,
+        })
+    }
+
+    pub fn is_integer(&self) -> bool {
+        matches!(self, DataType::SmallInt | DataType::Integer | DataType::BigInt)
+    }
+
+    pub fn is_numeric(&self) -> bool {
+        self.is_integer() || matches!(self, DataType::Real | DataType::Double | DataType::Decimal { .. })
+    }
+
+    pub fn is_string(&self) -> bool {
+        matches!(self, DataType::Varchar(_) | DataType::Text)
+    }
+
+    /// Bytes a fixed-width value takes in a column vector (variable-width types count their pointer).
+    pub fn width_bytes(&self) -> usize {
+        match self {
+            DataType::Boolean => 1,
+            DataType::SmallInt => 2,
+            DataType::Integer | DataType::Real | DataType::Date => 4,
+            DataType::BigInt | DataType::Double | DataType::Timestamp => 8,
+            DataType::Decimal { .. } => 16,
+            DataType::Varchar(_) | DataType::Text | DataType::Bytea => 16,
+        }
+    }
+}
+
+impl fmt::Display for DataType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DataType::Boolean => f.write_str("boolean"),
+            DataType::SmallInt => f.write_str("smallint"),
+            DataType::Integer => f.write_str("integer"),
+            DataType::BigInt => f.write_str("bigint"),
+            DataType::Real => f.write_str("real"),
+            DataType::Double => f.write_str("double precision"),
+            DataType::Decimal { precision, scale } => write!(f, "numeric({precision},{scale})"),
+            DataType::Varchar(Some(n)) => write!(f, "character varying({n})"),
+            DataType::Varchar(None) => f.write_str("character varying"),
+            DataType::Text => f.write_str("text"),
+            DataType::Bytea => f.write_str("bytea"),
+            DataType::Timestamp => f.write_str("timestamp without time zone"),
+            DataType::Date => f.write_str("date"),
+        }
+    }
+}
