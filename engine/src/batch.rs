@@ -3,8 +3,9 @@
 use std::sync::Arc;
 
 use arrow_array::builder::{
-    BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder, Float64Builder, Int16Builder,
-    Int32Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
+    BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder,
+    Float64Builder, Int16Builder, Int32Builder, Int64Builder, StringBuilder,
+    TimestampMicrosecondBuilder,
 };
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::SchemaRef;
@@ -41,13 +42,19 @@ pub fn column_from_values<'a>(ty: &DataType, values: impl Iterator<Item = &'a Va
         }
         DataType::Varchar(_) | DataType::Text => build!(StringBuilder::new(), Value::Text(v) => v),
         DataType::Bytea => build!(BinaryBuilder::new(), Value::Bytes(v) => v),
-        DataType::Timestamp => build!(TimestampMicrosecondBuilder::new(), Value::Timestamp(v) => *v),
+        DataType::Timestamp => {
+            build!(TimestampMicrosecondBuilder::new(), Value::Timestamp(v) => *v)
+        }
         DataType::Date => build!(Date32Builder::new(), Value::Date(v) => *v),
     }
 }
 
 /// A batch with `schema` whose columns have the SQL types `types`, from row-major values.
 pub fn batch_from_rows(schema: &SchemaRef, types: &[DataType], rows: &[Vec<Value>]) -> RecordBatch {
-    let columns = types.iter().enumerate().map(|(i, ty)| column_from_values(ty, rows.iter().map(|r| &r[i]))).collect();
+    let columns = types
+        .iter()
+        .enumerate()
+        .map(|(i, ty)| column_from_values(ty, rows.iter().map(|r| &r[i])))
+        .collect();
     RecordBatch::try_new(schema.clone(), columns).expect("rows match the schema")
 }

@@ -59,7 +59,8 @@ impl TableDef {
     }
 
     pub fn column(&self, name: &str) -> Result<usize> {
-        self.column_index(name).ok_or_else(|| Error::undefined_column(name))
+        self.column_index(name)
+            .ok_or_else(|| Error::undefined_column(name))
     }
 
     pub fn is_replicated(&self) -> bool {
@@ -94,7 +95,9 @@ pub struct Catalog {
 
 impl Catalog {
     pub fn table(&self, name: &str) -> Result<&Arc<TableDef>> {
-        self.tables.get(name).ok_or_else(|| Error::undefined_table(name))
+        self.tables
+            .get(name)
+            .ok_or_else(|| Error::undefined_table(name))
     }
 
     pub fn get_table(&self, name: &str) -> Option<&Arc<TableDef>> {
@@ -111,7 +114,12 @@ impl Catalog {
 
     /// The table owning the index called `name`.
     pub fn index_owner(&self, name: &str) -> Option<(&Arc<TableDef>, usize)> {
-        self.tables.values().find_map(|t| t.indexes.iter().position(|i| i.name == name).map(|i| (t, i)))
+        self.tables.values().find_map(|t| {
+            t.indexes
+                .iter()
+                .position(|i| i.name == name)
+                .map(|i| (t, i))
+        })
     }
 
     pub fn next_table_id(&self) -> TableId {

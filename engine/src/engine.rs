@@ -41,7 +41,9 @@ pub struct EngineConfig {
 impl Default for EngineConfig {
     fn default() -> EngineConfig {
         EngineConfig {
-            lane_count: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            lane_count: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
             lane_memory_bytes_max: 4 << 30,
         }
     }
@@ -98,7 +100,10 @@ impl MultiTxn<'_> {
     }
 
     pub fn snapshot_tables(&self, ids: &[TableId]) -> Snapshot {
-        let mut snapshot = Snapshot { catalog: self.catalog.clone(), tables: Default::default() };
+        let mut snapshot = Snapshot {
+            catalog: self.catalog.clone(),
+            tables: Default::default(),
+        };
         for (i, lane) in self.lanes.iter().enumerate() {
             snapshot.add_lane(i, lane, ids);
         }
@@ -131,9 +136,13 @@ impl Engine {
         assert!(config.lane_count > 0, "at least one lane");
         Engine {
             lanes: (0..config.lane_count)
-                .map(|i| Lane { state: Mutex::new(LaneState::new(i, config.lane_memory_bytes_max)) })
+                .map(|i| Lane {
+                    state: Mutex::new(LaneState::new(i, config.lane_memory_bytes_max)),
+                })
                 .collect(),
-            sequencer: Sequencer { next: Mutex::new(1) },
+            sequencer: Sequencer {
+                next: Mutex::new(1),
+            },
             catalog: RwLock::new(Arc::new(Catalog::default())),
             buckets: BucketMap::new(config.lane_count),
         }
@@ -166,7 +175,10 @@ impl Engine {
         let mut state = self.lanes[lane].state.lock();
         if let Some(v) = catalog_version {
             if v != state.catalog_version {
-                return Err(Error::new(STALE_CATALOG, "plan compiled against an older catalog"));
+                return Err(Error::new(
+                    STALE_CATALOG,
+                    "plan compiled against an older catalog",
+                ));
             }
         }
         let sp = state.savepoint();
@@ -182,7 +194,11 @@ impl Engine {
     }
 
     /// Runs a multi-partition transaction holding every lane, at its place in the global order.
-    pub fn run_multi<T>(&self, catalog_version: Option<u64>, f: impl FnOnce(&mut MultiTxn) -> Result<T>) -> Result<T> {
+    pub fn run_multi<T>(
+        &self,
+        catalog_version: Option<u64>,
+        f: impl FnOnce(&mut MultiTxn) -> Result<T>,
+    ) -> Result<T> {
         let mut txn = {
             let mut next = self.sequencer.next.lock();
             let sequence = *next;
@@ -198,11 +214,20 @@ impl Engine {
         };
         if let Some(v) = catalog_version {
             if v != txn.catalog.version {
-                return Err(Error::new(STALE_CATALOG, "plan compiled against an older catalog"));
+                return Err(Error::new(
+                    STALE_CATALOG,
+                    "plan compiled against an older catalog",
+                ));
             }
         }
         let out = f(&mut txn);
-        let MultiTxn { mut lanes, catalog, catalog_changed, savepoints, .. } = txn;
+        let MultiTxn {
+            mut lanes,
+            catalog,
+            catalog_changed,
+            savepoints,
+            ..
+        } = txn;
         match &out {
             Ok(_) => {
                 if catalog_changed {
@@ -227,7 +252,10 @@ impl Engine {
     pub fn snapshot(&self, ids: &[TableId]) -> Snapshot {
         let _marker = self.sequencer.next.lock();
         let catalog = self.catalog();
-        let mut snapshot = Snapshot { catalog, tables: Default::default() };
+        let mut snapshot = Snapshot {
+            catalog,
+            tables: Default::default(),
+        };
         for (i, lane) in self.lanes.iter().enumerate() {
             snapshot.add_lane(i, &lane.state.lock(), ids);
         }

@@ -61,12 +61,18 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn new(code: SqlState, message: impl Into<String>) -> Error {
-        Error { code, message: message.into() }
+        Error {
+            code,
+            message: message.into(),
+        }
     }
 
     /// A bug in LaneDB: an invariant did not hold. Reported, never caused by bad input.
     pub fn internal(message: impl Into<String>) -> Error {
-        Error::new(SqlState::INTERNAL_ERROR, format!("internal error (this is a bug): {}", message.into()))
+        Error::new(
+            SqlState::INTERNAL_ERROR,
+            format!("internal error (this is a bug): {}", message.into()),
+        )
     }
 
     pub fn syntax(message: impl Into<String>) -> Error {
@@ -78,11 +84,17 @@ impl Error {
     }
 
     pub fn undefined_table(name: &str) -> Error {
-        Error::new(SqlState::UNDEFINED_TABLE, format!("relation \"{name}\" does not exist"))
+        Error::new(
+            SqlState::UNDEFINED_TABLE,
+            format!("relation \"{name}\" does not exist"),
+        )
     }
 
     pub fn undefined_column(name: &str) -> Error {
-        Error::new(SqlState::UNDEFINED_COLUMN, format!("column \"{name}\" does not exist"))
+        Error::new(
+            SqlState::UNDEFINED_COLUMN,
+            format!("column \"{name}\" does not exist"),
+        )
     }
 
     pub fn out_of_range(message: impl Into<String>) -> Error {

@@ -37,14 +37,20 @@ pub fn encode_value(value: &Value, out: &mut Vec<u8>) {
         Value::Bytes(b) => encode_bytes(b, out),
         Value::Timestamp(t) => out.extend_from_slice(&encode_i64(*t)),
         Value::Date(d) => out.extend_from_slice(&encode_i64(*d as i64)),
-        Value::SmallInt(_) | Value::Integer(_) | Value::BigInt(_) => unreachable!("integers handled above"),
+        Value::SmallInt(_) | Value::Integer(_) | Value::BigInt(_) => {
+            unreachable!("integers handled above")
+        }
     }
 }
 
 fn encode_f64(f: f64) -> [u8; 8] {
     let f = if f == 0.0 { 0.0 } else { f };
     let bits = f.to_bits();
-    let bits = if bits >> 63 == 1 { !bits } else { bits ^ (1 << 63) };
+    let bits = if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits ^ (1 << 63)
+    };
     bits.to_be_bytes()
 }
 

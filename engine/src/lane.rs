@@ -28,11 +28,27 @@ use crate::value::Value;
 
 #[derive(Debug)]
 enum Undo {
-    Insert { table: TableId, bytes: usize },
-    Delete { table: TableId, pos: usize, row: Vec<Value>, bytes: usize },
-    Update { table: TableId, pos: usize, old: Vec<(usize, Value)>, delta: isize },
+    Insert {
+        table: TableId,
+        bytes: usize,
+    },
+    Delete {
+        table: TableId,
+        pos: usize,
+        row: Vec<Value>,
+        bytes: usize,
+    },
+    Update {
+        table: TableId,
+        pos: usize,
+        old: Vec<(usize, Value)>,
+        delta: isize,
+    },
     /// A table was created, replaced or dropped by DDL: put back what was there.
-    Table { table: TableId, previous: Option<TableStore> },
+    Table {
+        table: TableId,
+        previous: Option<TableStore>,
+    },
 }
 
 /// A savepoint: the undo log's length when a statement or transaction began.
@@ -53,7 +69,14 @@ pub struct LaneState {
 
 impl LaneState {
     pub(crate) fn new(id: LaneId, memory_bytes_max: usize) -> LaneState {
-        LaneState { id, tables: HashMap::new(), bytes: 0, memory_bytes_max, undo: Vec::new(), catalog_version: 0 }
+        LaneState {
+            id,
+            tables: HashMap::new(),
+            bytes: 0,
+            memory_bytes_max,
+            undo: Vec::new(),
+            catalog_version: 0,
+        }
     }
 
     pub fn id(&self) -> LaneId {
@@ -70,12 +93,16 @@ impl LaneState {
     }
 
     pub fn table(&self, id: TableId) -> Result<&TableStore> {
-        self.tables.get(&id).ok_or_else(|| Error::internal(format!("table {id} is not on lane {}", self.id)))
+        self.tables
+            .get(&id)
+            .ok_or_else(|| Error::internal(format!("table {id} is not on lane {}", self.id)))
     }
 
     fn table_mut(&mut self, id: TableId) -> Result<&mut TableStore> {
         let lane = self.id;
-        self.tables.get_mut(&id).ok_or_else(|| Error::internal(format!("table {id} is not on lane {lane}")))
+        self.tables
+            .get_mut(&id)
+            .ok_or_else(|| Error::internal(format!("table {id} is not on lane {lane}")))
     }
 
     pub fn savepoint(&self) -> Savepoint {
@@ -108,7 +135,12 @@ impl LaneState {
     pub fn delete(&mut self, table: TableId, pos: usize) -> Result<()> {
         let (row, bytes) = self.table_mut(table)?.delete(pos);
         self.bytes -= bytes.min(self.bytes);
-        self.undo.push(Undo::Delete { table, pos, row, bytes });
+        self.undo.push(Undo::Delete {
+            table,
+            pos,
+            row,
+            bytes,
+        });
         Ok(())
     }
 
@@ -121,7 +153,12 @@ impl LaneState {
             }
         }
         self.bytes = (self.bytes as isize + delta).max(0) as usize;
-        self.undo.push(Undo::Update { table, pos, old, delta });
+        self.undo.push(Undo::Update {
+            table,
+            pos,
+            old,
+            delta,
+        });
         Ok(())
     }
 
@@ -137,7 +174,10 @@ impl LaneState {
         if let Some(p) = &previous {
             self.bytes -= p.bytes().min(self.bytes);
         }
-        self.undo.push(Undo::Table { table: id, previous });
+        self.undo.push(Undo::Table {
+            table: id,
+            previous,
+        });
     }
 
     /// Undoes everything after `sp`, newest first.
@@ -157,12 +197,28 @@ impl LaneState {
                 t.delete(last);
                 self.bytes -= bytes.min(self.bytes);
             }
-            Undo::Delete { table, pos, row, bytes } => {
-                self.tables.get_mut(&table).expect(missing).restore_delete(pos, &row);
+            Undo::Delete {
+                table,
+                pos,
+                row,
+                bytes,
+            } => {
+                self.tables
+                    .get_mut(&table)
+                    .expect(missing)
+                    .restore_delete(pos, &row);
                 self.bytes += bytes;
             }
-            Undo::Update { table, pos, old, delta } => {
-                self.tables.get_mut(&table).expect(missing).restore_update(pos, &old);
+            Undo::Update {
+                table,
+                pos,
+                old,
+                delta,
+            } => {
+                self.tables
+                    .get_mut(&table)
+                    .expect(missing)
+                    .restore_update(pos, &old);
                 self.bytes = (self.bytes as isize - delta).max(0) as usize;
             }
             Undo::Table { table, previous } => {

@@ -18,7 +18,9 @@ const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
 pub fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(FNV_OFFSET, |h, b| (h ^ *b as u64).wrapping_mul(FNV_PRIME))
+    bytes
+        .iter()
+        .fold(FNV_OFFSET, |h, b| (h ^ *b as u64).wrapping_mul(FNV_PRIME))
 }
 
 /// The bucket of a partition key value. NULL keys are refused before routing (partition columns are NOT NULL).
@@ -49,7 +51,10 @@ impl BucketMap {
     pub fn new(lane_count: usize) -> BucketMap {
         assert!(lane_count > 0);
         assert!(lane_count <= u16::MAX as usize);
-        BucketMap { lanes: (0..BUCKET_COUNT).map(|b| (b % lane_count) as u16).collect(), lane_count }
+        BucketMap {
+            lanes: (0..BUCKET_COUNT).map(|b| (b % lane_count) as u16).collect(),
+            lane_count,
+        }
     }
 
     pub fn lane_count(&self) -> usize {
@@ -73,7 +78,10 @@ mod tests {
     fn integer_widths_route_alike() {
         let map = BucketMap::new(2);
         for v in [0i64, 1, 2, 12345, -7] {
-            assert_eq!(map.lane_of(&Value::BigInt(v)), map.lane_of(&Value::Integer(v as i32)));
+            assert_eq!(
+                map.lane_of(&Value::BigInt(v)),
+                map.lane_of(&Value::Integer(v as i32))
+            );
         }
     }
 
@@ -88,7 +96,9 @@ mod tests {
     #[test]
     fn buckets_spread_over_lanes() {
         let map = BucketMap::new(2);
-        let on_zero = (0..10_000i64).filter(|v| map.lane_of(&Value::BigInt(*v)) == 0).count();
+        let on_zero = (0..10_000i64)
+            .filter(|v| map.lane_of(&Value::BigInt(*v)) == 0)
+            .count();
         assert!((4_000..6_000).contains(&on_zero), "{on_zero}");
     }
 }

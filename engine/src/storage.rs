@@ -23,8 +23,8 @@ use std::hash::BuildHasherDefault;
 use std::sync::{Arc, OnceLock};
 
 use arrow_array::{
-    ArrayRef, BinaryArray, BooleanArray, Date32Array, Decimal128Array, Float32Array, Float64Array, Int16Array,
-    Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+    ArrayRef, BinaryArray, BooleanArray, Date32Array, Decimal128Array, Float32Array, Float64Array,
+    Int16Array, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
 use arrow_buffer::{NullBuffer, ScalarBuffer};
 use arrow_schema::SchemaRef;
@@ -103,7 +103,11 @@ impl Column {
             DataType::Varchar(_) | DataType::Text => ColumnData::Utf8(Vec::with_capacity(cap)),
             DataType::Bytea => ColumnData::Binary(Vec::with_capacity(cap)),
         };
-        Column { data_type, data, valid: Vec::new() }
+        Column {
+            data_type,
+            data,
+            valid: Vec::new(),
+        }
     }
 
     /// Appends `v`, which the caller has already cast to this column's type.
@@ -123,8 +127,16 @@ impl Column {
             ColumnData::Float32(d) => d.push(if let Value::Real(x) = v { *x } else { 0.0 }),
             ColumnData::Float64(d) => d.push(if let Value::Double(x) = v { *x } else { 0.0 }),
             ColumnData::Decimal(d) => d.push(if let Value::Decimal(x, _) = v { *x } else { 0 }),
-            ColumnData::Utf8(d) => d.push(if let Value::Text(x) = v { x.clone() } else { String::new() }),
-            ColumnData::Binary(d) => d.push(if let Value::Bytes(x) = v { x.clone() } else { Vec::new() }),
+            ColumnData::Utf8(d) => d.push(if let Value::Text(x) = v {
+                x.clone()
+            } else {
+                String::new()
+            }),
+            ColumnData::Binary(d) => d.push(if let Value::Bytes(x) = v {
+                x.clone()
+            } else {
+                Vec::new()
+            }),
         }
     }
 
@@ -141,7 +153,9 @@ impl Column {
             (ColumnData::Decimal(d), Value::Decimal(x, _)) => d[i] = *x,
             (ColumnData::Utf8(d), Value::Text(x)) => d[i].clone_from(x),
             (ColumnData::Binary(d), Value::Bytes(x)) => d[i].clone_from(x),
-            (data, v) => panic!("value {v:?} does not match column storage {data:?}: the caller must cast first"),
+            (data, v) => panic!(
+                "value {v:?} does not match column storage {data:?}: the caller must cast first"
+            ),
         }
     }
 
@@ -196,7 +210,11 @@ impl Column {
     }
 
     fn to_arrow(&self) -> ArrayRef {
-        let nulls = if self.valid.iter().all(|v| *v) { None } else { Some(NullBuffer::from(self.valid.clone())) };
+        let nulls = if self.valid.iter().all(|v| *v) {
+            None
+        } else {
+            Some(NullBuffer::from(self.valid.clone()))
+        };
         match &self.data {
             ColumnData::Boolean(d) => Arc::new(BooleanArray::new(d.clone().into(), nulls)),
             ColumnData::Int16(d) => Arc::new(Int16Array::new(ScalarBuffer::from(d.clone()), nulls)),
@@ -204,14 +222,20 @@ impl Column {
                 Arc::new(Date32Array::new(ScalarBuffer::from(d.clone()), nulls))
             }
             ColumnData::Int32(d) => Arc::new(Int32Array::new(ScalarBuffer::from(d.clone()), nulls)),
-            ColumnData::Int64(d) if self.data_type == DataType::Timestamp => {
-                Arc::new(TimestampMicrosecondArray::new(ScalarBuffer::from(d.clone()), nulls))
-            }
+            ColumnData::Int64(d) if self.data_type == DataType::Timestamp => Arc::new(
+                TimestampMicrosecondArray::new(ScalarBuffer::from(d.clone()), nulls),
+            ),
             ColumnData::Int64(d) => Arc::new(Int64Array::new(ScalarBuffer::from(d.clone()), nulls)),
-            ColumnData::Float32(d) => Arc::new(Float32Array::new(ScalarBuffer::from(d.clone()), nulls)),
-            ColumnData::Float64(d) => Arc::new(Float64Array::new(ScalarBuffer::from(d.clone()), nulls)),
+            ColumnData::Float32(d) => {
+                Arc::new(Float32Array::new(ScalarBuffer::from(d.clone()), nulls))
+            }
+            ColumnData::Float64(d) => {
+                Arc::new(Float64Array::new(ScalarBuffer::from(d.clone()), nulls))
+            }
             ColumnData::Decimal(d) => {
-                let DataType::Decimal { precision, scale } = self.data_type else { unreachable!("decimal type") };
+                let DataType::Decimal { precision, scale } = self.data_type else {
+                    unreachable!("decimal type")
+                };
                 Arc::new(
                     Decimal128Array::new(ScalarBuffer::from(d.clone()), nulls)
                         .with_precision_and_scale(precision, scale as i8)
@@ -219,10 +243,14 @@ impl Column {
                 )
             }
             ColumnData::Utf8(d) => Arc::new(StringArray::from_iter(
-                d.iter().zip(&self.valid).map(|(s, v)| v.then_some(s.as_str())),
+                d.iter()
+                    .zip(&self.valid)
+                    .map(|(s, v)| v.then_some(s.as_str())),
             )),
             ColumnData::Binary(d) => Arc::new(BinaryArray::from_iter(
-                d.iter().zip(&self.valid).map(|(s, v)| v.then_some(s.as_slice())),
+                d.iter()
+                    .zip(&self.valid)
+                    .map(|(s, v)| v.then_some(s.as_slice())),
             )),
         }
     }
@@ -239,13 +267,25 @@ pub struct Chunk {
 impl Clone for Chunk {
     fn clone(&self) -> Chunk {
         // The copy is about to be written: it starts without a cached batch.
-        Chunk { columns: self.columns.clone(), len: self.len, batch: OnceLock::new() }
+        Chunk {
+            columns: self.columns.clone(),
+            len: self.len,
+            batch: OnceLock::new(),
+        }
     }
 }
 
 impl Chunk {
     fn new(def: &TableDef) -> Chunk {
-        Chunk { columns: def.columns.iter().map(|c| Column::new(c.data_type)).collect(), len: 0, batch: OnceLock::new() }
+        Chunk {
+            columns: def
+                .columns
+                .iter()
+                .map(|c| Column::new(c.data_type))
+                .collect(),
+            len: 0,
+            batch: OnceLock::new(),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -261,7 +301,8 @@ impl Chunk {
         self.batch
             .get_or_init(|| {
                 let arrays = self.columns.iter().map(Column::to_arrow).collect();
-                RecordBatch::try_new(schema.clone(), arrays).expect("chunk columns match the table schema")
+                RecordBatch::try_new(schema.clone(), arrays)
+                    .expect("chunk columns match the table schema")
             })
             .clone()
     }
@@ -399,7 +440,10 @@ pub struct TableSnapshot {
 
 impl TableSnapshot {
     pub fn batches(&self) -> impl Iterator<Item = RecordBatch> + '_ {
-        self.chunks.iter().filter(|c| !c.is_empty()).map(|c| c.record_batch(&self.schema))
+        self.chunks
+            .iter()
+            .filter(|c| !c.is_empty())
+            .map(|c| c.record_batch(&self.schema))
     }
 
     pub fn row_count(&self) -> usize {
@@ -410,7 +454,14 @@ impl TableSnapshot {
 impl TableStore {
     pub fn new(def: Arc<TableDef>, schema: SchemaRef) -> TableStore {
         let indexes = def.indexes.iter().cloned().map(Index::new).collect();
-        TableStore { def, schema, chunks: Vec::new(), len: 0, indexes, bytes: 0 }
+        TableStore {
+            def,
+            schema,
+            chunks: Vec::new(),
+            len: 0,
+            indexes,
+            bytes: 0,
+        }
     }
 
     pub fn def(&self) -> &Arc<TableDef> {
@@ -430,7 +481,11 @@ impl TableStore {
     }
 
     pub fn snapshot(&self) -> TableSnapshot {
-        TableSnapshot { def: self.def.clone(), schema: self.schema.clone(), chunks: self.chunks.clone() }
+        TableSnapshot {
+            def: self.def.clone(),
+            schema: self.schema.clone(),
+            chunks: self.chunks.clone(),
+        }
     }
 
     fn locate(pos: usize) -> (usize, usize) {
@@ -454,7 +509,9 @@ impl TableStore {
     }
 
     pub fn row(&self, pos: usize) -> Vec<Value> {
-        (0..self.def.columns.len()).map(|c| self.get(pos, c)).collect()
+        (0..self.def.columns.len())
+            .map(|c| self.get(pos, c))
+            .collect()
     }
 
     fn row_bytes(row: &[Value], index_count: usize) -> usize {
@@ -474,7 +531,11 @@ impl TableStore {
     }
 
     fn unique_violation(&self, index: &IndexDef, row: &[Value]) -> Error {
-        let cols: Vec<&str> = index.columns.iter().map(|c| self.def.columns[*c].name.as_str()).collect();
+        let cols: Vec<&str> = index
+            .columns
+            .iter()
+            .map(|c| self.def.columns[*c].name.as_str())
+            .collect();
         let vals: Vec<String> = index.columns.iter().map(|c| row[*c].to_string()).collect();
         Error::new(
             SqlState::UNIQUE_VIOLATION,
@@ -489,13 +550,23 @@ impl TableStore {
 
     /// Row positions whose key in index `index` equals `key`.
     pub fn lookup(&self, index: usize, key: &Key) -> &[u32] {
-        self.indexes[index].get(key).map(Postings::as_slice).unwrap_or(&[])
+        self.indexes[index]
+            .get(key)
+            .map(Postings::as_slice)
+            .unwrap_or(&[])
     }
 
     /// Rows of an ordered index with keys in the given range, in key order.
-    pub fn range(&self, index: usize, range: (std::ops::Bound<Key>, std::ops::Bound<Key>)) -> Vec<u32> {
+    pub fn range(
+        &self,
+        index: usize,
+        range: (std::ops::Bound<Key>, std::ops::Bound<Key>),
+    ) -> Vec<u32> {
         match &self.indexes[index].map {
-            IndexMap::Ordered(m) => m.range(range).flat_map(|(_, p)| p.as_slice().iter().copied()).collect(),
+            IndexMap::Ordered(m) => m
+                .range(range)
+                .flat_map(|(_, p)| p.as_slice().iter().copied())
+                .collect(),
             IndexMap::Hash(_) => Vec::new(),
         }
     }
@@ -620,18 +691,29 @@ impl TableStore {
 
     /// Sets columns of the row at `pos` (values already cast). Checks unique keys that change.
     /// Returns the old values of the changed columns and the change in bytes.
-    pub fn update(&mut self, pos: usize, changes: &[(usize, Value)]) -> Result<(Vec<(usize, Value)>, isize)> {
+    pub fn update(
+        &mut self,
+        pos: usize,
+        changes: &[(usize, Value)],
+    ) -> Result<(Vec<(usize, Value)>, isize)> {
         let old_row = self.row(pos);
         let mut new_row = old_row.clone();
         for (c, v) in changes {
             new_row[*c] = v.clone();
         }
-        let touches_index =
-            self.indexes.iter().any(|i| i.def.columns.iter().any(|c| changes.iter().any(|(x, _)| x == c)));
+        let touches_index = self.indexes.iter().any(|i| {
+            i.def
+                .columns
+                .iter()
+                .any(|c| changes.iter().any(|(x, _)| x == c))
+        });
         if touches_index {
             self.check_unique(&new_row, Some(pos))?;
         }
-        let old: Vec<(usize, Value)> = changes.iter().map(|(c, _)| (*c, old_row[*c].clone())).collect();
+        let old: Vec<(usize, Value)> = changes
+            .iter()
+            .map(|(c, _)| (*c, old_row[*c].clone()))
+            .collect();
         let delta = self.apply_update(pos, &old_row, &new_row, changes, touches_index);
         Ok((old, delta))
     }
@@ -657,7 +739,11 @@ impl TableStore {
         if touches_index {
             for i in 0..self.indexes.len() {
                 let def = &self.indexes[i].def;
-                if !def.columns.iter().any(|c| changes.iter().any(|(x, _)| x == c)) {
+                if !def
+                    .columns
+                    .iter()
+                    .any(|c| changes.iter().any(|(x, _)| x == c))
+                {
                     continue;
                 }
                 let (old_key, new_key) = (self.key_of(def, old_row), self.key_of(def, new_row));
@@ -685,7 +771,12 @@ impl TableStore {
 
     /// Rebuilds the store for a changed definition: `map` gives, for each new column, the old column it comes from
     /// or `None` to fill it with the default value. Used by ALTER TABLE and CREATE/DROP INDEX.
-    pub fn rebuild(&self, def: Arc<TableDef>, schema: SchemaRef, map: &[Option<usize>]) -> Result<TableStore> {
+    pub fn rebuild(
+        &self,
+        def: Arc<TableDef>,
+        schema: SchemaRef,
+        map: &[Option<usize>],
+    ) -> Result<TableStore> {
         let mut next = TableStore::new(def.clone(), schema);
         let mut row = Vec::with_capacity(map.len());
         for pos in 0..self.len {
@@ -696,10 +787,17 @@ impl TableStore {
                     None => def.columns[i].default.clone().unwrap_or(Value::Null),
                 });
             }
-            if let Some(i) = row.iter().zip(&def.columns).position(|(v, c)| v.is_null() && !c.nullable) {
+            if let Some(i) = row
+                .iter()
+                .zip(&def.columns)
+                .position(|(v, c)| v.is_null() && !c.nullable)
+            {
                 return Err(Error::new(
                     SqlState::NOT_NULL_VIOLATION,
-                    format!("column \"{}\" of relation \"{}\" contains null values", def.columns[i].name, def.name),
+                    format!(
+                        "column \"{}\" of relation \"{}\" contains null values",
+                        def.columns[i].name, def.name
+                    ),
                 ));
             }
             next.insert(&row)?;
@@ -726,18 +824,43 @@ mod tests {
             id: 1,
             name: "t".into(),
             columns: vec![
-                ColumnDef { name: "id".into(), data_type: DataType::BigInt, nullable: false, default: None },
-                ColumnDef { name: "name".into(), data_type: DataType::Text, nullable: true, default: None },
+                ColumnDef {
+                    name: "id".into(),
+                    data_type: DataType::BigInt,
+                    nullable: false,
+                    default: None,
+                },
+                ColumnDef {
+                    name: "name".into(),
+                    data_type: DataType::Text,
+                    nullable: true,
+                    default: None,
+                },
             ],
             primary_key: Some(0),
             indexes: vec![
-                IndexDef { name: "t_pkey".into(), columns: vec![0], unique: true, kind: IndexKind::Hash, constraint: true },
-                IndexDef { name: "t_name".into(), columns: vec![1], unique: false, kind: IndexKind::Ordered, constraint: false },
+                IndexDef {
+                    name: "t_pkey".into(),
+                    columns: vec![0],
+                    unique: true,
+                    kind: IndexKind::Hash,
+                    constraint: true,
+                },
+                IndexDef {
+                    name: "t_name".into(),
+                    columns: vec![1],
+                    unique: false,
+                    kind: IndexKind::Ordered,
+                    constraint: false,
+                },
             ],
             partition_column: None,
         };
         let schema = Arc::new(arrow_schema::Schema::new(
-            def.columns.iter().map(|c| arrow_schema::Field::new(&c.name, c.data_type.to_arrow(), c.nullable)).collect::<Vec<_>>(),
+            def.columns
+                .iter()
+                .map(|c| arrow_schema::Field::new(&c.name, c.data_type.to_arrow(), c.nullable))
+                .collect::<Vec<_>>(),
         ));
         TableStore::new(Arc::new(def), schema)
     }
@@ -768,8 +891,14 @@ mod tests {
         let mut t = table();
         t.insert(&row(1, "a")).unwrap();
         t.insert(&row(2, "b")).unwrap();
-        assert_eq!(t.insert(&row(1, "c")).unwrap_err().code, SqlState::UNIQUE_VIOLATION);
-        assert_eq!(t.update(1, &[(0, Value::BigInt(1))]).unwrap_err().code, SqlState::UNIQUE_VIOLATION);
+        assert_eq!(
+            t.insert(&row(1, "c")).unwrap_err().code,
+            SqlState::UNIQUE_VIOLATION
+        );
+        assert_eq!(
+            t.update(1, &[(0, Value::BigInt(1))]).unwrap_err().code,
+            SqlState::UNIQUE_VIOLATION
+        );
         let (old, _) = t.update(1, &[(0, Value::BigInt(3))]).unwrap();
         assert_eq!(t.lookup(0, &Key::Int(3)), &[1]);
         t.restore_update(1, &old);
@@ -788,7 +917,11 @@ mod tests {
         t.insert(&row(9, "y")).unwrap();
         assert_eq!(snap.row_count(), 3);
         let batch = snap.batches().next().unwrap();
-        let names = batch.column(1).as_any().downcast_ref::<StringArray>().unwrap();
+        let names = batch
+            .column(1)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
         assert_eq!(names.value(0), "x");
         assert_eq!(t.get(0, 1), Value::Text("changed".into()));
     }

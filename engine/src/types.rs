@@ -25,7 +25,10 @@ pub enum DataType {
     Real,
     Double,
     /// DECIMAL(precision, scale), stored as an `i128` mantissa.
-    Decimal { precision: u8, scale: u8 },
+    Decimal {
+        precision: u8,
+        scale: u8,
+    },
     /// VARCHAR(n); `None` is VARCHAR without a length.
     Varchar(Option<u32>),
     Text,
@@ -41,7 +44,9 @@ impl DataType {
         if precision == 0 || precision > DECIMAL_PRECISION_MAX {
             return Err(Error::new(
                 crate::SqlState::INVALID_PARAMETER_VALUE,
-                format!("NUMERIC precision {precision} must be between 1 and {DECIMAL_PRECISION_MAX}"),
+                format!(
+                    "NUMERIC precision {precision} must be between 1 and {DECIMAL_PRECISION_MAX}"
+                ),
             ));
         }
         if scale > precision {
@@ -61,7 +66,9 @@ impl DataType {
             DataType::BigInt => ArrowType::Int64,
             DataType::Real => ArrowType::Float32,
             DataType::Double => ArrowType::Float64,
-            DataType::Decimal { precision, scale } => ArrowType::Decimal128(*precision, *scale as i8),
+            DataType::Decimal { precision, scale } => {
+                ArrowType::Decimal128(*precision, *scale as i8)
+            }
             DataType::Varchar(_) | DataType::Text => ArrowType::Utf8,
             DataType::Bytea => ArrowType::Binary,
             DataType::Timestamp => ArrowType::Timestamp(TimeUnit::Microsecond, None),
@@ -78,7 +85,10 @@ impl DataType {
             ArrowType::Int64 | ArrowType::UInt32 | ArrowType::UInt64 => DataType::BigInt,
             ArrowType::Float16 | ArrowType::Float32 => DataType::Real,
             ArrowType::Float64 => DataType::Double,
-            ArrowType::Decimal128(p, s) => DataType::Decimal { precision: *p, scale: (*s).max(0) as u8 },
+            ArrowType::Decimal128(p, s) => DataType::Decimal {
+                precision: *p,
+                scale: (*s).max(0) as u8,
+            },
             ArrowType::Utf8 | ArrowType::LargeUtf8 | ArrowType::Utf8View => DataType::Text,
             ArrowType::Binary | ArrowType::LargeBinary | ArrowType::BinaryView => DataType::Bytea,
             ArrowType::Timestamp(_, _) => DataType::Timestamp,
@@ -88,11 +98,18 @@ impl DataType {
     }
 
     pub fn is_integer(&self) -> bool {
-        matches!(self, DataType::SmallInt | DataType::Integer | DataType::BigInt)
+        matches!(
+            self,
+            DataType::SmallInt | DataType::Integer | DataType::BigInt
+        )
     }
 
     pub fn is_numeric(&self) -> bool {
-        self.is_integer() || matches!(self, DataType::Real | DataType::Double | DataType::Decimal { .. })
+        self.is_integer()
+            || matches!(
+                self,
+                DataType::Real | DataType::Double | DataType::Decimal { .. }
+            )
     }
 
     pub fn is_string(&self) -> bool {

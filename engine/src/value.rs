@@ -44,7 +44,10 @@ impl Value {
             Value::BigInt(_) => DataType::BigInt,
             Value::Real(_) => DataType::Real,
             Value::Double(_) => DataType::Double,
-            Value::Decimal(m, s) => DataType::Decimal { precision: decimal_digits(*m).max(*s).max(1), scale: *s },
+            Value::Decimal(m, s) => DataType::Decimal {
+                precision: decimal_digits(*m).max(*s).max(1),
+                scale: *s,
+            },
             Value::Text(_) => DataType::Text,
             Value::Bytes(_) => DataType::Bytea,
             Value::Timestamp(_) => DataType::Timestamp,
@@ -81,11 +84,15 @@ impl Value {
             DataType::Boolean => self.to_bool().map(Value::Boolean),
             DataType::SmallInt => {
                 let v = self.to_i64_rounded("smallint")?;
-                i16::try_from(v).map(Value::SmallInt).map_err(|_| Error::out_of_range("smallint out of range"))
+                i16::try_from(v)
+                    .map(Value::SmallInt)
+                    .map_err(|_| Error::out_of_range("smallint out of range"))
             }
             DataType::Integer => {
                 let v = self.to_i64_rounded("integer")?;
-                i32::try_from(v).map(Value::Integer).map_err(|_| Error::out_of_range("integer out of range"))
+                i32::try_from(v)
+                    .map(Value::Integer)
+                    .map_err(|_| Error::out_of_range("integer out of range"))
             }
             DataType::BigInt => self.to_i64_rounded("bigint").map(Value::BigInt),
             DataType::Real => {
@@ -153,7 +160,10 @@ impl Value {
     }
 
     fn cannot_cast(&self, ty: &DataType) -> Error {
-        let from = self.data_type().map(|t| t.to_string()).unwrap_or_else(|| "unknown".into());
+        let from = self
+            .data_type()
+            .map(|t| t.to_string())
+            .unwrap_or_else(|| "unknown".into());
         Error::mismatch(format!("cannot convert a value of type {from} to {ty}"))
     }
 
@@ -172,7 +182,9 @@ impl Value {
     fn to_i64_rounded(&self, type_name: &str) -> Result<i64> {
         let out_of_range = || Error::out_of_range(format!("{type_name} out of range"));
         match self {
-            Value::SmallInt(_) | Value::Integer(_) | Value::BigInt(_) => Ok(self.as_i64().expect("integer")),
+            Value::SmallInt(_) | Value::Integer(_) | Value::BigInt(_) => {
+                Ok(self.as_i64().expect("integer"))
+            }
             Value::Real(_) | Value::Double(_) => {
                 let v = self.as_f64().expect("float").round_ties_even();
                 if !v.is_finite() || v < i64::MIN as f64 || v >= i64::MAX as f64 {
@@ -190,14 +202,19 @@ impl Value {
             Value::Text(s) => {
                 let t = s.trim();
                 t.parse::<i64>().map_err(|_| {
-                    if !t.is_empty() && t.trim_start_matches(['-', '+']).bytes().all(|b| b.is_ascii_digit()) {
-                        Error::out_of_range(format!("value \"{t}\" is out of range for type {type_name}"))
+                    if !t.is_empty()
+                        && t.trim_start_matches(['-', '+'])
+                            .bytes()
+                            .all(|b| b.is_ascii_digit())
+                    {
+                        Error::out_of_range(format!(
+                            "value \"{t}\" is out of range for type {type_name}"
+                        ))
                     } else {
                         invalid_text(type_name, s)
                     }
                 })
             }
-            Value::Boolean(b) if type_name == "integer" => Ok(*b as i64),
             other => Err(Error::mismatch(format!(
                 "cannot convert a value of type {} to {type_name}",
                 other.data_type().map(|t| t.to_string()).unwrap_or_default()
@@ -232,7 +249,9 @@ impl Value {
             Value::Real(_) | Value::Double(_) => {
                 let v = self.as_f64().expect("float");
                 if !v.is_finite() {
-                    return Err(Error::out_of_range("cannot convert infinity or NaN to numeric"));
+                    return Err(Error::out_of_range(
+                        "cannot convert infinity or NaN to numeric",
+                    ));
                 }
                 parse_decimal(&format!("{v}"))?
             }
@@ -297,7 +316,10 @@ pub fn compare_non_null(a: &Value, b: &Value) -> Option<Ordering> {
             let x = a.as_f64()?;
             let y = b.as_f64()?;
             // PostgreSQL orders NaN above every other number.
-            Some(x.partial_cmp(&y).unwrap_or_else(|| x.is_nan().cmp(&y.is_nan())))
+            Some(
+                x.partial_cmp(&y)
+                    .unwrap_or_else(|| x.is_nan().cmp(&y.is_nan())),
+            )
         }
     }
 }
@@ -331,7 +353,9 @@ fn decimal_digits(m: i128) -> u8 {
 pub fn rescale(m: i128, from: u8, to: u8) -> Result<i128> {
     if to >= from {
         let f = pow10(to - from);
-        return m.checked_mul(f).ok_or_else(|| Error::out_of_range("numeric field overflow"));
+        return m
+            .checked_mul(f)
+            .ok_or_else(|| Error::out_of_range("numeric field overflow"));
     }
     let p = pow10(from - to);
     let q = m / p;
@@ -340,7 +364,10 @@ pub fn rescale(m: i128, from: u8, to: u8) -> Result<i128> {
 }
 
 fn invalid_text(type_name: &str, s: &str) -> Error {
-    Error::new(SqlState::INVALID_TEXT_REPRESENTATION, format!("invalid input syntax for type {type_name}: \"{s}\""))
+    Error::new(
+        SqlState::INVALID_TEXT_REPRESENTATION,
+        format!("invalid input syntax for type {type_name}: \"{s}\""),
+    )
 }
 
 /// Parses a decimal literal (`-12.340`, `1e3`) into mantissa and scale.
@@ -357,13 +384,18 @@ pub fn parse_decimal(text: &str) -> Result<(i128, u8)> {
         _ => (false, body),
     };
     let (int, frac) = body.split_once('.').unwrap_or((body, ""));
-    if (int.is_empty() && frac.is_empty()) || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()) {
+    if (int.is_empty() && frac.is_empty())
+        || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())
+    {
         return Err(bad());
     }
     let overflow = || Error::out_of_range("numeric value out of range");
     let mut m: i128 = 0;
     for b in int.bytes().chain(frac.bytes()) {
-        m = m.checked_mul(10).and_then(|m| m.checked_add((b - b'0') as i128)).ok_or_else(overflow)?;
+        m = m
+            .checked_mul(10)
+            .and_then(|m| m.checked_add((b - b'0') as i128))
+            .ok_or_else(overflow)?;
     }
     let mut scale = frac.len() as i32 - exp;
     while scale < 0 {
@@ -371,7 +403,8 @@ pub fn parse_decimal(text: &str) -> Result<(i128, u8)> {
         scale += 1;
     }
     if scale > crate::types::DECIMAL_PRECISION_MAX as i32 {
-        m = rescale(m, scale.min(76) as u8, crate::types::DECIMAL_PRECISION_MAX).map_err(|_| overflow())?;
+        m = rescale(m, scale.min(76) as u8, crate::types::DECIMAL_PRECISION_MAX)
+            .map_err(|_| overflow())?;
         scale = crate::types::DECIMAL_PRECISION_MAX as i32;
     }
     Ok((if neg { -m } else { m }, scale as u8))
@@ -384,7 +417,11 @@ pub fn format_decimal(m: i128, scale: u8) -> String {
         return format!("{sign}{digits}");
     }
     let s = scale as usize;
-    let padded = if digits.len() <= s { format!("{}{}", "0".repeat(s - digits.len() + 1), digits) } else { digits };
+    let padded = if digits.len() <= s {
+        format!("{}{}", "0".repeat(s - digits.len() + 1), digits)
+    } else {
+        digits
+    };
     let (i, f) = padded.split_at(padded.len() - s);
     format!("{sign}{i}.{f}")
 }
@@ -427,13 +464,25 @@ fn days_in_month(y: i64, m: u32) -> u32 {
 /// Parses `YYYY-MM-DD`.
 pub fn parse_date(text: &str) -> Result<i32> {
     let t = text.trim();
-    let bad = || Error::new(SqlState::INVALID_DATETIME_FORMAT, format!("invalid input syntax for type date: \"{text}\""));
+    let bad = || {
+        Error::new(
+            SqlState::INVALID_DATETIME_FORMAT,
+            format!("invalid input syntax for type date: \"{text}\""),
+        )
+    };
     let mut parts = t.splitn(3, '-');
     let y: i64 = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
     let m: u32 = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
     let d: u32 = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
-    if !(1..=12).contains(&m) || d == 0 || d > days_in_month(y, m) || !(-4713..=294_276).contains(&y) {
-        return Err(Error::new(SqlState::INVALID_DATETIME_FORMAT, format!("date/time field value out of range: \"{text}\"")));
+    if !(1..=12).contains(&m)
+        || d == 0
+        || d > days_in_month(y, m)
+        || !(-4713..=294_276).contains(&y)
+    {
+        return Err(Error::new(
+            SqlState::INVALID_DATETIME_FORMAT,
+            format!("date/time field value out of range: \"{text}\""),
+        ));
     }
     Ok(days_from_civil(y, m, d) as i32)
 }
@@ -442,7 +491,10 @@ pub fn parse_date(text: &str) -> Result<i32> {
 pub fn parse_timestamp(text: &str) -> Result<i64> {
     let t = text.trim();
     let bad = || {
-        Error::new(SqlState::INVALID_DATETIME_FORMAT, format!("invalid input syntax for type timestamp: \"{text}\""))
+        Error::new(
+            SqlState::INVALID_DATETIME_FORMAT,
+            format!("invalid input syntax for type timestamp: \"{text}\""),
+        )
     };
     let (date, time) = match t.find([' ', 'T']) {
         Some(i) => (&t[..i], t[i + 1..].trim()),
@@ -484,7 +536,12 @@ pub fn format_date(days: i32) -> String {
 pub fn format_timestamp(micros: i64) -> String {
     let days = micros.div_euclid(MICROS_PER_DAY);
     let rem = micros.rem_euclid(MICROS_PER_DAY);
-    let (h, mi, s, us) = (rem / 3_600_000_000, rem / 60_000_000 % 60, rem / 1_000_000 % 60, rem % 1_000_000);
+    let (h, mi, s, us) = (
+        rem / 3_600_000_000,
+        rem / 60_000_000 % 60,
+        rem / 1_000_000 % 60,
+        rem % 1_000_000,
+    );
     let mut out = format!("{} {h:02}:{mi:02}:{s:02}", format_date(days as i32));
     if us != 0 {
         let frac = format!("{us:06}");
@@ -503,7 +560,10 @@ pub fn parse_bytea(text: &str) -> Result<Vec<u8>> {
     if hex.len() % 2 != 0 {
         return Err(bad());
     }
-    (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).map_err(|_| bad())).collect()
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).map_err(|_| bad()))
+        .collect()
 }
 
 /// PostgreSQL's text form of a float8: shortest round-trip digits, `Infinity`, `NaN`.
@@ -511,7 +571,11 @@ pub fn format_float(v: f64) -> String {
     if v.is_nan() {
         "NaN".into()
     } else if v.is_infinite() {
-        if v > 0.0 { "Infinity".into() } else { "-Infinity".into() }
+        if v > 0.0 {
+            "Infinity".into()
+        } else {
+            "-Infinity".into()
+        }
     } else {
         format!("{v}")
     }
@@ -545,19 +609,52 @@ mod tests {
 
     #[test]
     fn integer_casts_check_range() {
-        assert_eq!(Value::BigInt(40_000).cast_to(&DataType::SmallInt).unwrap_err().code, SqlState::NUMERIC_VALUE_OUT_OF_RANGE);
-        assert_eq!(Value::BigInt(7).cast_to(&DataType::SmallInt).unwrap(), Value::SmallInt(7));
-        assert_eq!(Value::Text("abc".into()).cast_to(&DataType::Integer).unwrap_err().code, SqlState::INVALID_TEXT_REPRESENTATION);
-        assert_eq!(Value::Double(2.5).cast_to(&DataType::Integer).unwrap(), Value::Integer(2));
-        assert_eq!(Value::Decimal(25, 1).cast_to(&DataType::Integer).unwrap(), Value::Integer(3));
+        assert_eq!(
+            Value::BigInt(40_000)
+                .cast_to(&DataType::SmallInt)
+                .unwrap_err()
+                .code,
+            SqlState::NUMERIC_VALUE_OUT_OF_RANGE
+        );
+        assert_eq!(
+            Value::BigInt(7).cast_to(&DataType::SmallInt).unwrap(),
+            Value::SmallInt(7)
+        );
+        assert_eq!(
+            Value::Text("abc".into())
+                .cast_to(&DataType::Integer)
+                .unwrap_err()
+                .code,
+            SqlState::INVALID_TEXT_REPRESENTATION
+        );
+        assert_eq!(
+            Value::Double(2.5).cast_to(&DataType::Integer).unwrap(),
+            Value::Integer(2)
+        );
+        assert_eq!(
+            Value::Decimal(25, 1).cast_to(&DataType::Integer).unwrap(),
+            Value::Integer(3)
+        );
     }
 
     #[test]
     fn decimals_round_and_check_precision() {
-        let ty = DataType::Decimal { precision: 5, scale: 2 };
-        assert_eq!(Value::Text("123.456".into()).cast_to(&ty).unwrap(), Value::Decimal(12346, 2));
-        assert_eq!(Value::Text("-0.005".into()).cast_to(&ty).unwrap(), Value::Decimal(-1, 2));
-        assert_eq!(Value::Text("1000".into()).cast_to(&ty).unwrap_err().code, SqlState::NUMERIC_VALUE_OUT_OF_RANGE);
+        let ty = DataType::Decimal {
+            precision: 5,
+            scale: 2,
+        };
+        assert_eq!(
+            Value::Text("123.456".into()).cast_to(&ty).unwrap(),
+            Value::Decimal(12346, 2)
+        );
+        assert_eq!(
+            Value::Text("-0.005".into()).cast_to(&ty).unwrap(),
+            Value::Decimal(-1, 2)
+        );
+        assert_eq!(
+            Value::Text("1000".into()).cast_to(&ty).unwrap_err().code,
+            SqlState::NUMERIC_VALUE_OUT_OF_RANGE
+        );
         assert_eq!(format_decimal(-5, 3), "-0.005");
         assert_eq!(format_decimal(12345, 2), "123.45");
     }
@@ -565,8 +662,14 @@ mod tests {
     #[test]
     fn varchar_length_is_enforced() {
         let ty = DataType::Varchar(Some(3));
-        assert_eq!(Value::Text("abcd".into()).cast_to(&ty).unwrap_err().code, SqlState::STRING_DATA_RIGHT_TRUNCATION);
-        assert_eq!(Value::Text("ab  ".into()).cast_to(&ty).unwrap(), Value::Text("ab ".into()));
+        assert_eq!(
+            Value::Text("abcd".into()).cast_to(&ty).unwrap_err().code,
+            SqlState::STRING_DATA_RIGHT_TRUNCATION
+        );
+        assert_eq!(
+            Value::Text("ab  ".into()).cast_to(&ty).unwrap(),
+            Value::Text("ab ".into())
+        );
     }
 
     #[test]
@@ -581,8 +684,14 @@ mod tests {
 
     #[test]
     fn comparison_crosses_numeric_types() {
-        assert_eq!(compare(&Value::Integer(2), &Value::BigInt(2)), Ordering::Equal);
-        assert_eq!(compare(&Value::Decimal(150, 2), &Value::Integer(2)), Ordering::Less);
+        assert_eq!(
+            compare(&Value::Integer(2), &Value::BigInt(2)),
+            Ordering::Equal
+        );
+        assert_eq!(
+            compare(&Value::Decimal(150, 2), &Value::Integer(2)),
+            Ordering::Less
+        );
         assert_eq!(compare(&Value::Null, &Value::Integer(2)), Ordering::Greater);
     }
 }

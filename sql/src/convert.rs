@@ -1,0 +1,131 @@
+//! Conversions between sqlparser's types, DataFusion's scalars and engine values.
+
+use datafusion::arrow::array::ArrayRef;
+use datafusion::common::ScalarValue;
+use datafusion::sql::sqlparser::ast;
+use lanedb_engine::types::{DECIMAL_PRECISION_MAX, VARCHAR_LENGTH_MAX};
+use lanedb_engine::{DataType, Error, Result, SqlState, Value};
+
+/// The engine type of a SQL type name, or 0A000 for types LaneDB does not have.
+pub fn data_type(ty: &ast::DataType) -> Result<DataType> {
+    use ast::DataType as T;
+    Ok(match ty {
+        T::Boolean | T::Bool => DataType::Boolean,
+        T::SmallInt(_) | T::Int2(_) => DataType::SmallInt,
+        T::Int(_) | T::Integer(_) | T::Int4(_) => DataType::Integer,
+        T::BigInt(_) | T::Int8(_) => DataType::BigInt,
+        T::Real | T::Float4 => DataType::Real,
+        T::Float8 | T::Double(_) | T::DoublePrecision => DataType::Double,
+        T::Float(info) => match info {
+            ast::ExactNumberInfo::Precision(p) if *p <= 24 => DataType::Real,
+            _ => DataType::Double,
+        },
+        T::Decimal(info) | T::Numeric(info) | T::Dec(info) => match info {
+            ast::ExactNumberInfo::None => DataType::decimal(DECIMAL_PRECISION_MAX, 6)?,
+            ast::ExactNumberInfo::Precision(p) => DataType::decimal(small(*p)?, 0)?,
+            ast::ExactNumberInfo::PrecisionAndScale(p, s) => {
+                let scale = u8::try_from(*s).map_err(|_| {
+                    Error::new(
+                        SqlState::INVALID_PARAMETER_VALUE,
+                        format!("NUMERIC scale {s} must be between 0 and precision {p}"),
+                    )
+                })?;
+                DataType::decimal(small(*p)?, scale)?
+            }
+        },
+        T::Varchar(len) | T::CharacterVarying(len) | T::CharVarying(len) | T::Nvarchar(len) => {
+            match len {
+                None | Some(ast::CharacterLength::Max) => DataType::Varchar(None),
+                Some(ast::CharacterLength::IntegerLength { length, .. }) => {
+                    if *length == 0 || *length > VARCHAR_LENGTH_MAX as u64 {
+                        return Err(Error::new(
+                        SqlState::INVALID_PARAMETER_VALUE,
+                        format!("length for type varchar must be between 1 and {VARCHAR_LENGTH_MAX}"),
+                    ));
+                    }
+                    DataType::Varchar(Some(*length as u32))
+                }
+            }
+        }
+        T::Text | T::String(_) => DataType::Text,
+        T::Bytea | T::Varbinary(_) | T::Blob(_) | T::Binary(_) => DataType::Bytea,
+        T::Timestamp(_, ast::TimezoneInfo::None | ast::TimezoneInfo::WithoutTimeZone)
+        | T::Datetime(_) => DataType::Timestamp,
+        T::Date => DataType::Date,
+        other => return Err(Error::unsupported(format!("type {other} is not supported"))),
+    })
+}
+
+fn small(p: u64) -> Result<u8> {
+    u8::try_from(p).map_err(|_| {
+        Error::new(
+            SqlState::INVALID_PARAMETER_VALUE,
+            format!("NUMERIC precision {p} must be between 1 and {DECIMAL_PRECISION_MAX}"),
+        )
+    })
+}
+
+/// The engine value of a DataFusion scalar.
+pub fn value_of_scalar(s: &ScalarValue) -> Value {
+    use ScalarValue as S;
+    match s {
+        S::Boolean(Some(v)) => Value::Boolean(*v),
+        S::Int8(Some(v)) => Value::SmallInt(*v as i16),
+        S::Int16(Some(v)) => Value::SmallInt(*v),
+        S::Int32(Some(v)) => Value::Integer(*v),
+        S::Int64(Some(v)) => Value::BigInt(*v),
+        S::UInt8(Some(v)) => Value::SmallInt(*v as i16),
+        S::UInt16(Some(v)) => Value::Integer(*v as i32),
+        S::UInt32(Some(v)) => Value::BigInt(*v as i64),
+        S::UInt64(Some(v)) => match i64::try_from(*v) {
+            Ok(v) => Value::BigInt(v),
+            Err(_) => Value::Decimal(*v as i128, 0),
+        },
+        S::Float32(Some(v)) => Value::Real(*v),
+        S::Float64(Some(v)) => Value::Double(*v),
+        S::Decimal128(Some(v), _, s) => Value::Decimal(*v, (*s).max(0) as u8),
+        S::Utf8(Some(v)) | S::LargeUtf8(Some(v)) | S::Utf8View(Some(v)) => Value::Text(v.clone()),
+        S::Binary(Some(v)) | S::LargeBinary(Some(v)) | S::BinaryView(Some(v)) => {
+            Value::Bytes(v.clone())
+        }
+        S::TimestampMicrosecond(Some(v), _) => Value::Timestamp(*v),
+        S::TimestampMillisecond(Some(v), _) => Value::Timestamp(*v * 1000),
+        S::TimestampSecond(Some(v), _) => Value::Timestamp(*v * 1_000_000),
+        S::TimestampNanosecond(Some(v), _) => Value::Timestamp(v.div_euclid(1000)),
+        S::Date32(Some(v)) => Value::Date(*v),
+        S::Date64(Some(v)) => Value::Date(v.div_euclid(86_400_000) as i32),
+        _ => Value::Null,
+    }
+}
+
+pub fn value_at(array: &ArrayRef, row: usize) -> Result<Value> {
+    let s = ScalarValue::try_from_array(array, row).map_err(|e| Error::internal(e.to_string()))?;
+    Ok(value_of_scalar(&s))
+}
+
+/// The DataFusion scalar of an engine value, typed as `ty` when the value is NULL.
+pub fn scalar_of_value(v: &Value, ty: Option<&DataType>) -> ScalarValue {
+    match v {
+        Value::Null => match ty {
+            Some(ty) => ScalarValue::try_from(&ty.to_arrow()).unwrap_or(ScalarValue::Null),
+            None => ScalarValue::Null,
+        },
+        Value::Boolean(b) => ScalarValue::Boolean(Some(*b)),
+        Value::SmallInt(x) => ScalarValue::Int16(Some(*x)),
+        Value::Integer(x) => ScalarValue::Int32(Some(*x)),
+        Value::BigInt(x) => ScalarValue::Int64(Some(*x)),
+        Value::Real(x) => ScalarValue::Float32(Some(*x)),
+        Value::Double(x) => ScalarValue::Float64(Some(*x)),
+        Value::Decimal(m, s) => {
+            let p = match ty {
+                Some(DataType::Decimal { precision, .. }) => *precision,
+                _ => DECIMAL_PRECISION_MAX,
+            };
+            ScalarValue::Decimal128(Some(*m), p, *s as i8)
+        }
+        Value::Text(s) => ScalarValue::Utf8(Some(s.clone())),
+        Value::Bytes(b) => ScalarValue::Binary(Some(b.clone())),
+        Value::Timestamp(t) => ScalarValue::TimestampMicrosecond(Some(*t), None),
+        Value::Date(d) => ScalarValue::Date32(Some(*d)),
+    }
+}

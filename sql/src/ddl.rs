@@ -1,0 +1,514 @@
+//! DDL: CREATE/DROP TABLE and INDEX, ALTER TABLE ADD/DROP COLUMN, and VoltDB's `PARTITION TABLE t ON COLUMN c`.
+//!
+//! DDL is a multi-partition transaction: it holds every lane, builds each lane's new table store (checking NOT NULL
+//! and unique keys against the data already there), installs the stores and publishes the new catalog. If any lane
+//! fails, every lane rolls back and the catalog is unchanged.
+
+use std::sync::Arc;
+
+use datafusion::sql::sqlparser::ast;
+use lanedb_engine::engine::new_table_store;
+use lanedb_engine::storage::TableStore;
+use lanedb_engine::{
+    ColumnDef, Engine, Error, IndexDef, IndexKind, MultiTxn, Result, SqlState, TableDef, Value,
+};
+
+use crate::convert;
+use crate::expr::{self, CompileError, Env, ParamTypes, Scope};
+
+pub fn ident(i: &ast::Ident) -> String {
+    if i.quote_style.is_some() {
+        i.value.clone()
+    } else {
+        i.value.to_lowercase()
+    }
+}
+
+pub fn object_name(n: &ast::ObjectName) -> Result<String> {
+    let parts: Vec<&ast::ObjectNamePart> = n.0.iter().collect();
+    let last = match parts.as_slice() {
+        [one] => one,
+        [schema, one] if schema.as_ident().map(ident).as_deref() == Some("public") => one,
+        _ => {
+            return Err(Error::new(
+                SqlState::UNDEFINED_TABLE,
+                format!("relation \"{n}\" does not exist"),
+            ))
+        }
+    };
+    last.as_ident()
+        .map(ident)
+        .ok_or_else(|| Error::syntax(format!("invalid name {n}")))
+}
+
+fn index_columns(def: &TableDef, cols: &[ast::IndexColumn]) -> Result<Vec<usize>> {
+    let mut out = Vec::with_capacity(cols.len());
+    for c in cols {
+        let ast::Expr::Identifier(i) = &c.column.expr else {
+            return Err(Error::unsupported(format!(
+                "index key {} is not supported: only plain columns",
+                c.column.expr
+            )));
+        };
+        let pos = def.column(&ident(i))?;
+        if out.contains(&pos) {
+            return Err(Error::new(
+                SqlState::DUPLICATE_COLUMN,
+                format!("column \"{}\" appears twice in the key", ident(i)),
+            ));
+        }
+        out.push(pos);
+    }
+    Ok(out)
+}
+
+/// Evaluates a DEFAULT expression (constants only) and casts it to the column's type.
+fn default_value(e: &ast::Expr, def: &TableDef, column: &ColumnDef) -> Result<Value> {
+    let scope = Scope {
+        table: def,
+        qualifiers: vec![],
+        excluded: false,
+    };
+    let compiled = match expr::compile(e, &scope, &mut ParamTypes::default()) {
+        Ok(c) if c.is_row_independent() => c,
+        Ok(_) | Err(CompileError::User(_)) => {
+            return Err(Error::new(
+                SqlState::SYNTAX_ERROR,
+                format!("cannot use column references in default expression: {e}"),
+            ))
+        }
+        Err(CompileError::NotSimple) => {
+            return Err(Error::unsupported(format!(
+                "DEFAULT {e} is not supported: use a constant"
+            )))
+        }
+    };
+    compiled
+        .eval(&Env {
+            row: &|_| Value::Null,
+            excluded: None,
+            params: &[],
+        })?
+        .cast_to(&column.data_type)
+}
+
+fn column_def(c: &ast::ColumnDef, table: &TableDef) -> Result<(ColumnDef, bool, bool)> {
+    let mut col = ColumnDef {
+        name: ident(&c.name),
+        data_type: convert::data_type(&c.data_type)?,
+        nullable: true,
+        default: None,
+    };
+    let (mut primary, mut unique) = (false, false);
+    for opt in &c.options {
+        match &opt.option {
+            ast::ColumnOption::Null => col.nullable = true,
+            ast::ColumnOption::NotNull => col.nullable = false,
+            ast::ColumnOption::Default(e) => {
+                let probe = TableDef {
+                    columns: vec![],
+                    ..table.clone()
+                };
+                col.default = Some(default_value(e, &probe, &col)?);
+            }
+            ast::ColumnOption::PrimaryKey(_) => {
+                primary = true;
+                col.nullable = false;
+            }
+            ast::ColumnOption::Unique(_) => unique = true,
+            other => {
+                return Err(Error::unsupported(format!(
+                    "column option {other} is not supported"
+                )))
+            }
+        }
+    }
+    Ok((col, primary, unique))
+}
+
+fn constraint_index(
+    table: &TableDef,
+    name: String,
+    columns: Vec<usize>,
+    kind: IndexKind,
+) -> IndexDef {
+    let _ = table;
+    IndexDef {
+        name,
+        columns,
+        unique: true,
+        kind,
+        constraint: true,
+    }
+}
+
+fn unique_name(table: &TableDef, cols: &[usize]) -> String {
+    let names: Vec<&str> = cols
+        .iter()
+        .map(|c| table.columns[*c].name.as_str())
+        .collect();
+    format!("{}_{}_key", table.name, names.join("_"))
+}
+
+pub fn create_table(engine: &Engine, ct: &ast::CreateTable) -> Result<String> {
+    let name = object_name(&ct.name)?;
+    if ct.query.is_some() || ct.like.is_some() || ct.clone.is_some() {
+        return Err(Error::unsupported(
+            "CREATE TABLE AS / LIKE / CLONE is not supported",
+        ));
+    }
+    if ct.columns.is_empty() {
+        return Err(Error::unsupported("a table needs at least one column"));
+    }
+    engine.run_multi(None, |txn| {
+        if txn.catalog().get_table(&name).is_some() {
+            if ct.if_not_exists {
+                return Ok("CREATE TABLE".into());
+            }
+            return Err(Error::new(
+                SqlState::DUPLICATE_TABLE,
+                format!("relation \"{name}\" already exists"),
+            ));
+        }
+        let mut def = TableDef {
+            id: txn.catalog().next_table_id(),
+            name: name.clone(),
+            columns: vec![],
+            primary_key: None,
+            indexes: vec![],
+            partition_column: None,
+        };
+        let mut keys: Vec<(bool, Vec<usize>)> = vec![];
+        for c in &ct.columns {
+            let (col, primary, unique) = column_def(c, &def)?;
+            if def.column_index(&col.name).is_some() {
+                return Err(Error::new(
+                    SqlState::DUPLICATE_COLUMN,
+                    format!("column \"{}\" specified more than once", col.name),
+                ));
+            }
+            def.columns.push(col);
+            if primary || unique {
+                keys.push((primary, vec![def.columns.len() - 1]));
+            }
+        }
+        for con in &ct.constraints {
+            match con {
+                ast::TableConstraint::PrimaryKey(pk) => {
+                    keys.push((true, index_columns(&def, &pk.columns)?))
+                }
+                ast::TableConstraint::Unique(u) => {
+                    keys.push((false, index_columns(&def, &u.columns)?))
+                }
+                other => {
+                    return Err(Error::unsupported(format!(
+                        "constraint {other} is not supported"
+                    )))
+                }
+            }
+        }
+        for (primary, cols) in keys {
+            if primary {
+                if def.primary_key.is_some() {
+                    return Err(Error::new(
+                        SqlState::INVALID_TABLE_DEFINITION,
+                        format!("multiple primary keys for table \"{name}\" are not allowed"),
+                    ));
+                }
+                cols.iter().for_each(|c| def.columns[*c].nullable = false);
+                def.primary_key = Some(def.indexes.len());
+                let index = constraint_index(&def, format!("{name}_pkey"), cols, IndexKind::Hash);
+                def.indexes.push(index);
+            } else {
+                let index = constraint_index(&def, unique_name(&def, &cols), cols, IndexKind::Hash);
+                def.indexes.push(index);
+            }
+        }
+        install(txn, def.clone(), |_| {
+            Ok(new_table_store(Arc::new(def.clone())))
+        })?;
+        Ok("CREATE TABLE".into())
+    })
+}
+
+/// Installs a new definition of a table on every lane, with each lane's store built by `build`.
+fn install(
+    txn: &mut MultiTxn,
+    def: TableDef,
+    build: impl Fn(&TableStore) -> Result<TableStore>,
+) -> Result<()> {
+    let catalog = txn.catalog().with_table(def.clone());
+    let id = def.id;
+    let empty = new_table_store(Arc::new(def));
+    for lane in txn.lanes.iter_mut() {
+        let store = match lane.table(id) {
+            Ok(current) => build(current)?,
+            Err(_) => build(&empty)?,
+        };
+        lane.set_table(id, Some(store));
+    }
+    txn.set_catalog(catalog);
+    Ok(())
+}
+
+/// Rebuilds every lane's store of `def.id` for the new definition; `map[i]` is the old column of new column `i`.
+fn rebuild(txn: &mut MultiTxn, def: TableDef, map: Vec<Option<usize>>) -> Result<()> {
+    let shared = Arc::new(def.clone());
+    let schema = lanedb_engine::engine::arrow_schema_of(&def);
+    install(txn, def, |current| {
+        current.rebuild(shared.clone(), schema.clone(), &map)
+    })
+}
+
+pub fn partition_table(engine: &Engine, table: &str, column: &str) -> Result<String> {
+    engine.run_multi(None, |txn| {
+        let mut def = (**txn.catalog().table(table)?).clone();
+        let col = def.column(column)?;
+        if let Some(p) = def.partition_column {
+            if p == col {
+                return Ok("PARTITION TABLE".into());
+            }
+            return Err(Error::unsupported(format!(
+                "table \"{table}\" is already partitioned on column \"{}\"",
+                def.columns[p].name
+            )));
+        }
+        let ty = def.columns[col].data_type;
+        if !(ty.is_integer() || ty.is_string() || ty == lanedb_engine::DataType::Bytea) {
+            return Err(Error::unsupported(format!(
+                "partition column \"{column}\" has type {ty}: use an integer, varchar, text or bytea column"
+            )));
+        }
+        if def.columns[col].nullable {
+            return Err(Error::new(
+                SqlState::INVALID_TABLE_DEFINITION,
+                format!("partition column \"{column}\" of table \"{table}\" must be NOT NULL"),
+            ));
+        }
+        def.partition_column = Some(col);
+        for index in &def.indexes {
+            def.check_unique_rule(index)?;
+        }
+        // The table was replicated: every lane holds all rows. Keep on each lane only the rows it now owns.
+        let shared = Arc::new(def.clone());
+        let catalog = txn.catalog().with_table(def.clone());
+        for lane in txn.lanes.iter_mut() {
+            let lane_id = lane.id();
+            let current = lane.table(def.id)?;
+            let mut store = new_table_store(shared.clone());
+            for pos in 0..current.len() {
+                let row = current.row(pos);
+                if engine.lane_of(&row[col]) == lane_id {
+                    store.insert(&row)?;
+                }
+            }
+            lane.set_table(def.id, Some(store));
+        }
+        txn.set_catalog(catalog);
+        Ok("PARTITION TABLE".into())
+    })
+}
+
+pub fn create_index(engine: &Engine, ci: &ast::CreateIndex) -> Result<String> {
+    let table = object_name(&ci.table_name)?;
+    if ci.predicate.is_some() || !ci.include.is_empty() {
+        return Err(Error::unsupported(
+            "partial and covering indexes are not supported",
+        ));
+    }
+    let kind = match &ci.using {
+        None => IndexKind::Ordered,
+        Some(ast::IndexType::Hash) => IndexKind::Hash,
+        Some(ast::IndexType::BTree) => IndexKind::Ordered,
+        Some(other) => {
+            return Err(Error::unsupported(format!(
+                "index method {other} is not supported: use btree or hash"
+            )))
+        }
+    };
+    engine.run_multi(None, |txn| {
+        let mut def = (**txn.catalog().table(&table)?).clone();
+        let columns = index_columns(&def, &ci.columns)?;
+        let name = match &ci.name {
+            Some(n) => object_name(n)?,
+            None => {
+                let cols: Vec<&str> = columns
+                    .iter()
+                    .map(|c| def.columns[*c].name.as_str())
+                    .collect();
+                format!("{}_{}_idx", table, cols.join("_"))
+            }
+        };
+        if txn.catalog().index_owner(&name).is_some() || txn.catalog().get_table(&name).is_some() {
+            if ci.if_not_exists {
+                return Ok("CREATE INDEX".into());
+            }
+            return Err(Error::new(
+                SqlState::DUPLICATE_TABLE,
+                format!("relation \"{name}\" already exists"),
+            ));
+        }
+        let index = IndexDef {
+            name,
+            columns,
+            unique: ci.unique,
+            kind,
+            constraint: false,
+        };
+        def.check_unique_rule(&index)?;
+        def.indexes.push(index);
+        let map = (0..def.columns.len()).map(Some).collect();
+        rebuild(txn, def, map)?;
+        Ok("CREATE INDEX".into())
+    })
+}
+
+pub fn drop(
+    engine: &Engine,
+    object_type: &ast::ObjectType,
+    if_exists: bool,
+    names: &[ast::ObjectName],
+) -> Result<String> {
+    let names = names.iter().map(object_name).collect::<Result<Vec<_>>>()?;
+    match object_type {
+        ast::ObjectType::Table => engine.run_multi(None, |txn| {
+            for name in &names {
+                let Some(def) = txn.catalog().get_table(name).cloned() else {
+                    if if_exists {
+                        continue;
+                    }
+                    return Err(Error::undefined_table(name));
+                };
+                for lane in txn.lanes.iter_mut() {
+                    lane.set_table(def.id, None);
+                }
+                let catalog = txn.catalog().without_table(name);
+                txn.set_catalog(catalog);
+            }
+            Ok("DROP TABLE".into())
+        }),
+        ast::ObjectType::Index => engine.run_multi(None, |txn| {
+            for name in &names {
+                let Some((def, i)) = txn.catalog().index_owner(name).map(|(d, i)| ((**d).clone(), i)) else {
+                    if if_exists {
+                        continue;
+                    }
+                    return Err(Error::new(SqlState::UNDEFINED_OBJECT, format!("index \"{name}\" does not exist")));
+                };
+                if def.indexes[i].constraint {
+                    return Err(Error::new(
+                        SqlState("2BP01"),
+                        format!("cannot drop index {name} because constraint {name} on table {} requires it", def.name),
+                    ));
+                }
+                let mut def = def;
+                def.indexes.remove(i);
+                if let Some(pk) = def.primary_key {
+                    def.primary_key = Some(if pk > i { pk - 1 } else { pk });
+                }
+                let map = (0..def.columns.len()).map(Some).collect();
+                rebuild(txn, def, map)?;
+            }
+            Ok("DROP INDEX".into())
+        }),
+        other => Err(Error::unsupported(format!("DROP {other} is not supported"))),
+    }
+}
+
+pub fn alter_table(engine: &Engine, at: &ast::AlterTable) -> Result<String> {
+    let table = object_name(&at.name)?;
+    engine.run_multi(None, |txn| {
+        let Some(current) = txn.catalog().get_table(&table).cloned() else {
+            if at.if_exists {
+                return Ok("ALTER TABLE".into());
+            }
+            return Err(Error::undefined_table(&table));
+        };
+        let mut def = (*current).clone();
+        let mut map: Vec<Option<usize>> = (0..def.columns.len()).map(Some).collect();
+        for op in &at.operations {
+            match op {
+                ast::AlterTableOperation::AddColumn {
+                    if_not_exists,
+                    column_def: c,
+                    ..
+                } => {
+                    let (col, primary, unique) = column_def(c, &def)?;
+                    if primary || unique {
+                        return Err(Error::unsupported(
+                            "ADD COLUMN with PRIMARY KEY or UNIQUE is not supported",
+                        ));
+                    }
+                    if def.column_index(&col.name).is_some() {
+                        if *if_not_exists {
+                            continue;
+                        }
+                        return Err(Error::new(
+                            SqlState::DUPLICATE_COLUMN,
+                            format!(
+                                "column \"{}\" of relation \"{table}\" already exists",
+                                col.name
+                            ),
+                        ));
+                    }
+                    def.columns.push(col);
+                    map.push(None);
+                }
+                ast::AlterTableOperation::DropColumn {
+                    column_names,
+                    if_exists,
+                    ..
+                } => {
+                    for name in column_names.iter().map(ident) {
+                        let Some(c) = def.column_index(&name) else {
+                            if *if_exists {
+                                continue;
+                            }
+                            return Err(Error::new(
+                                SqlState::UNDEFINED_COLUMN,
+                                format!("column \"{name}\" of relation \"{table}\" does not exist"),
+                            ));
+                        };
+                        if def.partition_column == Some(c) {
+                            return Err(Error::unsupported(format!(
+                                "cannot drop partition column \"{name}\" of \"{table}\""
+                            )));
+                        }
+                        if def.columns.len() == 1 {
+                            return Err(Error::unsupported(
+                                "cannot drop the only column of a table",
+                            ));
+                        }
+                        drop_column(&mut def, c);
+                        map.remove(c);
+                    }
+                }
+                other => {
+                    return Err(Error::unsupported(format!(
+                        "ALTER TABLE {other} is not supported"
+                    )))
+                }
+            }
+        }
+        rebuild(txn, def, map)?;
+        Ok("ALTER TABLE".into())
+    })
+}
+
+/// Removes column `c` from `def`, with the indexes that use it (as PostgreSQL does), renumbering the rest.
+fn drop_column(def: &mut TableDef, c: usize) {
+    let pk_name = def.primary_key.map(|i| def.indexes[i].name.clone());
+    def.columns.remove(c);
+    def.indexes.retain(|i| !i.columns.contains(&c));
+    for index in def.indexes.iter_mut() {
+        index.columns.iter_mut().for_each(|x| {
+            if *x > c {
+                *x -= 1
+            }
+        });
+    }
+    def.primary_key = pk_name.and_then(|n| def.indexes.iter().position(|i| i.name == n));
+    if let Some(p) = def.partition_column {
+        def.partition_column = Some(if p > c { p - 1 } else { p });
+    }
+}

@@ -1,0 +1,503 @@
+//! Engine plans for DML and point reads: compiled once, run on the lanes without parsing or planning.
+//!
+//! Routing: a statement whose WHERE pins the partition column to a value (`pk = $1`), or an INSERT whose rows all
+//! hash to one lane, runs as a single-partition transaction on that lane. Anything else (no key, several lanes, a
+//! replicated table's write) runs as a multi-partition transaction holding every lane. A replicated table is written
+//! identically on every lane: the same changes in the same order give the same row positions everywhere.
+//!
+//! Each statement is atomic: the lanes roll back to the statement's savepoint if any row fails.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use lanedb_engine::batch::batch_from_rows;
+use lanedb_engine::key::make_key;
+use lanedb_engine::{DataType, Engine, Error, LaneState, Result, SqlState, TableDef, Value};
+
+use crate::expr::{Env, Expr};
+
+/// How a plan finds its candidate rows on a lane.
+#[derive(Clone, Debug)]
+pub enum Access {
+    /// Equality on every column of index `index`, in key order.
+    Index {
+        index: usize,
+        key: Vec<Expr>,
+    },
+    Scan,
+}
+
+/// Which lanes a plan runs on.
+#[derive(Clone, Debug)]
+pub enum Route {
+    /// The lane owning this partition key value.
+    Key(Expr),
+    /// Any one lane (reads of replicated tables).
+    AnyLane,
+    /// Every lane, as a multi-partition transaction.
+    All,
+}
+
+fn env<'a>(row: &'a dyn Fn(usize) -> Value, params: &'a [Value]) -> Env<'a> {
+    Env {
+        row,
+        excluded: None,
+        params,
+    }
+}
+
+fn no_row(_: usize) -> Value {
+    Value::Null
+}
+
+/// Casts `v` for column `c` of `table` and checks NOT NULL.
+pub fn column_value(table: &TableDef, c: usize, v: Value) -> Result<Value> {
+    let col = &table.columns[c];
+    if v.is_null() {
+        if !col.nullable {
+            return Err(Error::new(
+                SqlState::NOT_NULL_VIOLATION,
+                format!(
+                    "null value in column \"{}\" of relation \"{}\" violates not-null constraint",
+                    col.name, table.name
+                ),
+            ));
+        }
+        return Ok(Value::Null);
+    }
+    v.cast_to(&col.data_type).map_err(|e| match e.code {
+        SqlState::DATATYPE_MISMATCH => Error::mismatch(format!(
+            "column \"{}\" is of type {} but the expression is of type {}",
+            col.name,
+            col.data_type,
+            v.data_type().map(|t| t.to_string()).unwrap_or_default()
+        )),
+        _ => e,
+    })
+}
+
+fn key_of(
+    table: &TableDef,
+    index: usize,
+    key: &[Expr],
+    params: &[Value],
+) -> Result<Option<lanedb_engine::key::Key>> {
+    let cols = &table.indexes[index].columns;
+    let mut values = Vec::with_capacity(key.len());
+    for (e, c) in key.iter().zip(cols) {
+        let v = e.eval(&env(&no_row, params))?;
+        // A key value that cannot be the column's type matches no row (`id = 'x'` is an error in PostgreSQL).
+        values.push(v.cast_to(&table.columns[*c].data_type)?);
+    }
+    Ok(make_key(values.iter()))
+}
+
+fn candidates(
+    lane: &LaneState,
+    table: &TableDef,
+    access: &Access,
+    params: &[Value],
+) -> Result<Vec<usize>> {
+    let store = lane.table(table.id)?;
+    Ok(match access {
+        Access::Index { index, key } => match key_of(table, *index, key, params)? {
+            Some(k) => store
+                .lookup(*index, &k)
+                .iter()
+                .map(|p| *p as usize)
+                .collect(),
+            None => vec![],
+        },
+        Access::Scan => (0..store.len()).collect(),
+    })
+}
+
+fn route_lane(
+    engine: &Engine,
+    table: &TableDef,
+    route: &Route,
+    params: &[Value],
+) -> Result<Option<usize>> {
+    Ok(match route {
+        Route::Key(e) => {
+            let v = e.eval(&env(&no_row, params))?;
+            let col = table
+                .partition_column
+                .expect("key routes only partitioned tables");
+            let v = v.cast_to(&table.columns[col].data_type)?;
+            Some(engine.lane_of(&v))
+        }
+        Route::AnyLane => Some(0),
+        Route::All => None,
+    })
+}
+
+/// `SELECT cols FROM t WHERE <key> [AND filter]` answered by an index lookup on one lane.
+#[derive(Clone, Debug)]
+pub struct PointSelect {
+    pub table: Arc<TableDef>,
+    pub access: Access,
+    pub route: Route,
+    pub filter: Option<Expr>,
+    pub projection: Vec<Expr>,
+    pub types: Vec<DataType>,
+    pub schema: SchemaRef,
+}
+
+impl PointSelect {
+    pub fn run(&self, engine: &Engine, version: u64, params: &[Value]) -> Result<RecordBatch> {
+        let lane = route_lane(engine, &self.table, &self.route, params)?
+            .expect("point selects route to one lane");
+        let rows = engine.run_single(lane, Some(version), |lane| {
+            let store = lane.table(self.table.id)?;
+            let mut rows = Vec::new();
+            for pos in candidates(lane, &self.table, &self.access, params)? {
+                let row = |c: usize| store.get(pos, c);
+                let e = env(&row, params);
+                if let Some(f) = &self.filter {
+                    if !f.matches(&e)? {
+                        continue;
+                    }
+                }
+                rows.push(
+                    self.projection
+                        .iter()
+                        .map(|p| p.eval(&e))
+                        .collect::<Result<Vec<_>>>()?,
+                );
+            }
+            Ok(rows)
+        })?;
+        Ok(batch_from_rows(&self.schema, &self.types, &rows))
+    }
+}
+
+/// What ON CONFLICT does.
+#[derive(Clone, Debug)]
+pub enum ConflictAction {
+    DoNothing,
+    DoUpdate {
+        sets: Vec<(usize, Expr)>,
+        filter: Option<Expr>,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct OnConflict {
+    /// The unique index named by the conflict target; `None` (DO NOTHING only) means any unique index.
+    pub index: Option<usize>,
+    pub action: ConflictAction,
+}
+
+#[derive(Clone, Debug)]
+pub struct InsertPlan {
+    pub table: Arc<TableDef>,
+    /// For each target column (in VALUES order), its position in the table.
+    pub columns: Vec<usize>,
+    pub rows: Vec<Vec<Expr>>,
+    pub on_conflict: Option<OnConflict>,
+}
+
+impl InsertPlan {
+    /// Full, cast rows: VALUES evaluated, defaults filled in.
+    pub fn materialize(&self, params: &[Value]) -> Result<Vec<Vec<Value>>> {
+        self.rows
+            .iter()
+            .map(|exprs| {
+                let values = exprs
+                    .iter()
+                    .map(|e| e.eval(&env(&no_row, params)))
+                    .collect::<Result<Vec<_>>>()?;
+                full_row(&self.table, &self.columns, values)
+            })
+            .collect()
+    }
+
+    pub fn run(&self, engine: &Engine, version: u64, params: &[Value]) -> Result<u64> {
+        let rows = self.materialize(params)?;
+        insert_rows(
+            engine,
+            Some(version),
+            &self.table,
+            rows,
+            self.on_conflict.as_ref(),
+            params,
+        )
+    }
+}
+
+/// Builds a table row from values for `columns`, filling defaults and checking types and NOT NULL.
+pub fn full_row(table: &TableDef, columns: &[usize], values: Vec<Value>) -> Result<Vec<Value>> {
+    let mut row: Vec<Option<Value>> = vec![None; table.columns.len()];
+    for (c, v) in columns.iter().zip(values) {
+        row[*c] = Some(v);
+    }
+    row.into_iter()
+        .enumerate()
+        .map(|(c, v)| {
+            let v = v.unwrap_or_else(|| table.columns[c].default.clone().unwrap_or(Value::Null));
+            column_value(table, c, v)
+        })
+        .collect()
+}
+
+/// Inserts full rows, routing each to its lane; one lane runs single-partition, several run multi-partition.
+pub fn insert_rows(
+    engine: &Engine,
+    version: Option<u64>,
+    table: &TableDef,
+    rows: Vec<Vec<Value>>,
+    on_conflict: Option<&OnConflict>,
+    params: &[Value],
+) -> Result<u64> {
+    let Some(pcol) = table.partition_column else {
+        return engine.run_multi(version, |txn| {
+            txn.statement(|txn| insert_in_txn(engine, txn, table, &rows, on_conflict, params))
+        });
+    };
+    let lanes: Vec<usize> = rows.iter().map(|r| engine.lane_of(&r[pcol])).collect();
+    if lanes.windows(2).all(|w| w[0] == w[1]) {
+        let lane = lanes.first().copied().unwrap_or(0);
+        return engine.run_single(lane, version, |l| {
+            insert_on_lane(l, table, rows.iter(), on_conflict, params)
+        });
+    }
+    engine.run_multi(version, |txn| {
+        txn.statement(|txn| insert_in_txn(engine, txn, table, &rows, on_conflict, params))
+    })
+}
+
+/// Inserts rows inside a multi-partition transaction, each on the lane that owns it (all lanes if replicated).
+pub fn insert_in_txn(
+    engine: &Engine,
+    txn: &mut lanedb_engine::MultiTxn,
+    table: &TableDef,
+    rows: &[Vec<Value>],
+    on_conflict: Option<&OnConflict>,
+    params: &[Value],
+) -> Result<u64> {
+    let mut count = 0;
+    for (i, lane) in txn.lanes.iter_mut().enumerate() {
+        match table.partition_column {
+            None => {
+                let n = insert_on_lane(lane, table, rows.iter(), on_conflict, params)?;
+                if i == 0 {
+                    count = n;
+                }
+            }
+            Some(p) => {
+                let mine = rows.iter().filter(|r| engine.lane_of(&r[p]) == i);
+                count += insert_on_lane(lane, table, mine, on_conflict, params)?;
+            }
+        }
+    }
+    Ok(count)
+}
+
+fn insert_on_lane<'a>(
+    lane: &mut LaneState,
+    table: &TableDef,
+    rows: impl Iterator<Item = &'a Vec<Value>>,
+    on_conflict: Option<&OnConflict>,
+    params: &[Value],
+) -> Result<u64> {
+    let mut count = 0;
+    let mut touched: HashSet<usize> = HashSet::new();
+    for row in rows {
+        let Some(oc) = on_conflict else {
+            lane.insert(table.id, row)?;
+            count += 1;
+            continue;
+        };
+        let store = lane.table(table.id)?;
+        let conflict = match oc.index {
+            Some(i) => {
+                let cols = &table.indexes[i].columns;
+                make_key(cols.iter().map(|c| &row[*c]))
+                    .and_then(|k| store.lookup(i, &k).first().map(|p| *p as usize))
+            }
+            None => match store.check_unique(row, None) {
+                Ok(()) => None,
+                Err(_) => Some(usize::MAX),
+            },
+        };
+        match (conflict, &oc.action) {
+            (None, _) => {
+                let pos = lane.insert(table.id, row)?;
+                touched.insert(pos);
+                count += 1;
+            }
+            (Some(_), ConflictAction::DoNothing) => {}
+            (Some(pos), ConflictAction::DoUpdate { sets, filter }) => {
+                if !touched.insert(pos) {
+                    return Err(Error::new(
+                        SqlState::CARDINALITY_VIOLATION,
+                        "ON CONFLICT DO UPDATE command cannot affect row a second time",
+                    ));
+                }
+                let store = lane.table(table.id)?;
+                let existing = |c: usize| store.get(pos, c);
+                let e = Env {
+                    row: &existing,
+                    excluded: Some(row),
+                    params,
+                };
+                if let Some(f) = filter {
+                    if !f.matches(&e)? {
+                        continue;
+                    }
+                }
+                let changes = sets
+                    .iter()
+                    .map(|(c, x)| Ok((*c, column_value(table, *c, x.eval(&e)?)?)))
+                    .collect::<Result<Vec<_>>>()?;
+                if let Some(p) = table.partition_column {
+                    if changes
+                        .iter()
+                        .any(|(c, v)| *c == p && *v != store.get(pos, p))
+                    {
+                        return Err(Error::unsupported(
+                            "ON CONFLICT DO UPDATE cannot change the partition column",
+                        ));
+                    }
+                }
+                lane.update(table.id, pos, &changes)?;
+                count += 1;
+            }
+        }
+    }
+    Ok(count)
+}
+
+/// UPDATE or DELETE.
+#[derive(Clone, Debug)]
+pub struct ModifyPlan {
+    pub table: Arc<TableDef>,
+    pub access: Access,
+    pub route: Route,
+    pub filter: Option<Expr>,
+    /// Assignments for UPDATE; `None` for DELETE.
+    pub sets: Option<Vec<(usize, Expr)>>,
+}
+
+/// A row an UPDATE moves to another lane because its partition key changed.
+struct Move {
+    from_pos: usize,
+    row: Vec<Value>,
+}
+
+impl ModifyPlan {
+    pub fn run(&self, engine: &Engine, version: Option<u64>, params: &[Value]) -> Result<u64> {
+        match route_lane(engine, &self.table, &self.route, params)? {
+            Some(lane) if !self.table.is_replicated() => engine.run_single(lane, version, |l| {
+                let (n, moves) = self.run_on_lane(engine, l, params)?;
+                if !moves.is_empty() {
+                    return Err(Error::internal("a single-partition update moved a row"));
+                }
+                Ok(n)
+            }),
+            _ => engine.run_multi(version, |txn| {
+                txn.statement(|txn| {
+                    let mut count = 0;
+                    let mut moves: Vec<Vec<Move>> = Vec::new();
+                    for (i, lane) in txn.lanes.iter_mut().enumerate() {
+                        let (n, m) = self.run_on_lane(engine, lane, params)?;
+                        if i == 0 || !self.table.is_replicated() {
+                            count += n;
+                        }
+                        moves.push(m);
+                    }
+                    self.apply_moves(engine, txn, moves)?;
+                    Ok(count)
+                })
+            }),
+        }
+    }
+
+    /// Applies the plan to one lane; returns the row count and rows that must move to other lanes.
+    fn run_on_lane(
+        &self,
+        engine: &Engine,
+        lane: &mut LaneState,
+        params: &[Value],
+    ) -> Result<(u64, Vec<Move>)> {
+        let table = &self.table;
+        let mut hits = Vec::new();
+        {
+            let store = lane.table(table.id)?;
+            for pos in candidates(lane, table, &self.access, params)? {
+                let row = |c: usize| store.get(pos, c);
+                let e = env(&row, params);
+                if self
+                    .filter
+                    .as_ref()
+                    .map(|f| f.matches(&e))
+                    .transpose()?
+                    .unwrap_or(true)
+                {
+                    let changes = match &self.sets {
+                        Some(sets) => sets
+                            .iter()
+                            .map(|(c, x)| Ok((*c, column_value(table, *c, x.eval(&e)?)?)))
+                            .collect::<Result<Vec<_>>>()?,
+                        None => vec![],
+                    };
+                    hits.push((pos, changes));
+                }
+            }
+        }
+        let count = hits.len() as u64;
+        let mut moves = Vec::new();
+        if self.sets.is_none() {
+            let mut positions: Vec<usize> = hits.into_iter().map(|(p, _)| p).collect();
+            positions.sort_unstable_by(|a, b| b.cmp(a));
+            for pos in positions {
+                lane.delete(table.id, pos)?;
+            }
+            return Ok((count, moves));
+        }
+        for (pos, changes) in hits {
+            if let Some(p) = table.partition_column {
+                if let Some((_, v)) = changes.iter().find(|(c, _)| *c == p) {
+                    if engine.lane_of(v) != lane.id() {
+                        let mut row = lane.table(table.id)?.row(pos);
+                        for (c, v) in &changes {
+                            row[*c] = v.clone();
+                        }
+                        moves.push(Move { from_pos: pos, row });
+                        continue;
+                    }
+                }
+            }
+            lane.update(table.id, pos, &changes)?;
+        }
+        Ok((count, moves))
+    }
+
+    fn apply_moves(
+        &self,
+        engine: &Engine,
+        txn: &mut lanedb_engine::MultiTxn,
+        moves: Vec<Vec<Move>>,
+    ) -> Result<()> {
+        let Some(p) = self.table.partition_column else {
+            return Ok(());
+        };
+        let mut arriving: Vec<Vec<Vec<Value>>> = vec![Vec::new(); txn.lanes.len()];
+        for (lane, mut ms) in txn.lanes.iter_mut().zip(moves) {
+            ms.sort_unstable_by(|a, b| b.from_pos.cmp(&a.from_pos));
+            for m in ms {
+                lane.delete(self.table.id, m.from_pos)?;
+                arriving[engine.lane_of(&m.row[p])].push(m.row);
+            }
+        }
+        for (lane, rows) in txn.lanes.iter_mut().zip(arriving) {
+            for row in rows {
+                lane.insert(self.table.id, &row)?;
+            }
+        }
+        Ok(())
+    }
+}

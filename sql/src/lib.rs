@@ -1,0 +1,259 @@
+//! # lanedb-sql
+//!
+//! Turns SQL text into work for the engine.
+//!
+//! ```text
+//!   text --parse--> statements --plan (once, cached by text)--> Prepared
+//!     DDL                      -> ddl::*                  (multi-partition, changes the catalog)
+//!     INSERT / UPDATE / DELETE -> dml::{InsertPlan, ModifyPlan}   engine plans, routed to a lane when the key is pinned
+//!     SELECT by key            -> dml::PointSelect        engine plan on one lane
+//!     any other SELECT         -> query::QueryBridge      DataFusion over a consistent lane snapshot
+//! ```
+//!
+//! A `Prepared` statement remembers the catalog version it was planned against. The lanes refuse a plan from an older
+//! version (`STALE_CATALOG`), and `SqlEngine::execute` then plans the text again and retries, so a statement prepared
+//! before a DDL change keeps working (or fails with the error the new catalog gives).
+
+pub mod convert;
+pub mod ddl;
+pub mod dml;
+pub mod expr;
+pub mod plan;
+pub mod query;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::arrow::record_batch::RecordBatch;
+use lanedb_engine::{DataType, Engine, Error, Result, Value, STALE_CATALOG};
+use parking_lot::Mutex;
+
+pub use plan::{Plan, Prepared};
+use query::QueryBridge;
+
+/// Plans cached per statement text, at most this many; the cache is cleared when full.
+pub const PLAN_CACHE_ENTRIES_MAX: usize = 4096;
+/// Times a statement is replanned when the catalog changes under it before the error is returned.
+const STALE_RETRIES_MAX: usize = 8;
+
+/// The result of one statement.
+#[derive(Clone, Debug)]
+pub struct Output {
+    /// PostgreSQL command tag: `SELECT 3`, `INSERT 0 1`, `CREATE TABLE`.
+    pub tag: String,
+    /// Rows inserted, updated, deleted or returned.
+    pub rows_affected: u64,
+    /// Result columns for statements that return rows.
+    pub schema: Option<SchemaRef>,
+    pub batches: Vec<RecordBatch>,
+}
+
+impl Output {
+    pub fn command(tag: impl Into<String>, rows_affected: u64) -> Output {
+        Output {
+            tag: tag.into(),
+            rows_affected,
+            schema: None,
+            batches: vec![],
+        }
+    }
+
+    pub fn rows(schema: SchemaRef, batches: Vec<RecordBatch>) -> Output {
+        let n: usize = batches.iter().map(|b| b.num_rows()).sum();
+        Output {
+            tag: format!("SELECT {n}"),
+            rows_affected: n as u64,
+            schema: Some(schema),
+            batches,
+        }
+    }
+}
+
+/// The SQL front of one database: the engine, the DataFusion bridge and the plan cache.
+pub struct SqlEngine {
+    engine: Arc<Engine>,
+    bridge: Arc<QueryBridge>,
+    runtime: tokio::runtime::Runtime,
+    cache: Mutex<HashMap<String, Arc<Vec<Arc<Prepared>>>>>,
+}
+
+impl SqlEngine {
+    pub fn new(engine: Arc<Engine>) -> Result<SqlEngine> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(engine.lane_count().max(1))
+            .thread_name("lanedb-query")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::internal(format!("cannot start the query runtime: {e}")))?;
+        let bridge = Arc::new(QueryBridge::new(engine.clone()));
+        Ok(SqlEngine {
+            engine,
+            bridge,
+            runtime,
+            cache: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// Runs a future on the query runtime and waits for it, from any thread (inside a tokio runtime or not).
+    fn wait<T: Send + 'static>(&self, fut: impl Future<Output = T> + Send + 'static) -> T {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.runtime.spawn(async move {
+            let _ = tx.send(fut.await);
+        });
+        rx.recv().expect("query task panicked")
+    }
+
+    /// Parses and plans every statement of `sql`, using the plan cache.
+    pub fn prepare(&self, sql: &str) -> Result<Arc<Vec<Arc<Prepared>>>> {
+        let version = self.engine.catalog().version;
+        if let Some(hit) = self.cache.lock().get(sql) {
+            if hit
+                .iter()
+                .all(|p| p.catalog_version == version || !p.plan.depends_on_catalog())
+            {
+                return Ok(hit.clone());
+            }
+        }
+        let statements = plan::parse(sql)?;
+        let mut prepared = Vec::with_capacity(statements.len());
+        for statement in statements {
+            prepared.push(Arc::new(self.plan(statement)?));
+        }
+        let prepared = Arc::new(prepared);
+        let mut cache = self.cache.lock();
+        if cache.len() >= PLAN_CACHE_ENTRIES_MAX {
+            cache.clear();
+        }
+        cache.insert(sql.to_string(), prepared.clone());
+        Ok(prepared)
+    }
+
+    fn plan(&self, statement: plan::Parsed) -> Result<Prepared> {
+        let bridge = self.bridge.clone();
+        let engine = self.engine.clone();
+        let catalog = engine.catalog();
+        plan::plan(statement, &catalog, |query| {
+            let bridge = bridge.clone();
+            let query = query.clone();
+            self.wait(async move { bridge.plan(&query).await })
+        })
+    }
+
+    /// Runs every statement of `sql` with `params`, stopping at the first error.
+    pub fn execute(&self, sql: &str, params: &[Value]) -> Result<Vec<Output>> {
+        let prepared = self.prepare(sql)?;
+        let mut out = Vec::with_capacity(prepared.len());
+        for p in prepared.iter() {
+            out.push(self.execute_prepared(p, params)?);
+        }
+        Ok(out)
+    }
+
+    /// Runs one prepared statement; replans and retries if the catalog changed since it was planned.
+    pub fn execute_prepared(&self, prepared: &Arc<Prepared>, params: &[Value]) -> Result<Output> {
+        let mut current = prepared.clone();
+        for _ in 0..STALE_RETRIES_MAX {
+            match self.run(&current, params) {
+                Err(e) if e.code == STALE_CATALOG => {
+                    let statement = plan::parse_one(&current.sql)?;
+                    current = Arc::new(self.plan(statement)?);
+                }
+                other => return other,
+            }
+        }
+        Err(Error::new(
+            lanedb_engine::SqlState("40001"),
+            "the catalog kept changing while the statement ran; retry it",
+        ))
+    }
+
+    fn run(&self, p: &Prepared, params: &[Value]) -> Result<Output> {
+        let engine = &self.engine;
+        match &p.plan {
+            Plan::PointSelect(ps) => {
+                let batch = ps.run(engine, p.catalog_version, params)?;
+                Ok(Output::rows(ps.schema.clone(), vec![batch]))
+            }
+            Plan::Query(q) => {
+                if engine.catalog().version != p.catalog_version {
+                    return Err(Error::new(STALE_CATALOG, "catalog changed"));
+                }
+                let (bridge, q2, params) = (self.bridge.clone(), q.clone(), params.to_vec());
+                let batches = self.wait(async move {
+                    let snapshot = bridge.snapshot();
+                    bridge.run(&q2, &params, snapshot).await
+                })?;
+                Ok(Output::rows(q.schema.clone(), batches))
+            }
+            Plan::Insert(ins) => Ok(Output::command(
+                format!("INSERT 0 {}", 0),
+                ins.run(engine, p.catalog_version, params)?,
+            ))
+            .map(tag_count),
+            Plan::InsertSelect {
+                table,
+                columns,
+                query,
+                on_conflict,
+            } => {
+                let n = engine.run_multi(Some(p.catalog_version), |txn| {
+                    let ids: Vec<_> = txn.catalog().tables().map(|t| t.id).collect();
+                    let snapshot = txn.snapshot_tables(&ids);
+                    let (bridge, q2, ps) = (self.bridge.clone(), query.clone(), params.to_vec());
+                    let batches = self.wait(async move { bridge.run(&q2, &ps, snapshot).await })?;
+                    let mut rows = Vec::new();
+                    for batch in &batches {
+                        for r in 0..batch.num_rows() {
+                            let values = batch
+                                .columns()
+                                .iter()
+                                .map(|a| convert::value_at(a, r))
+                                .collect::<Result<Vec<_>>>()?;
+                            rows.push(dml::full_row(table, columns, values)?);
+                        }
+                    }
+                    txn.statement(|txn| {
+                        dml::insert_in_txn(engine, txn, table, &rows, on_conflict.as_ref(), params)
+                    })
+                })?;
+                Ok(tag_count(Output::command("INSERT 0 0", n)))
+            }
+            Plan::Modify { plan, verb } => {
+                let n = plan.run(engine, Some(p.catalog_version), params)?;
+                Ok(Output::command(format!("{verb} {n}"), n))
+            }
+            Plan::CreateTable(ct) => ddl::create_table(engine, ct).map(|t| Output::command(t, 0)),
+            Plan::CreateIndex(ci) => ddl::create_index(engine, ci).map(|t| Output::command(t, 0)),
+            Plan::AlterTable(at) => ddl::alter_table(engine, at).map(|t| Output::command(t, 0)),
+            Plan::Drop {
+                object_type,
+                if_exists,
+                names,
+            } => ddl::drop(engine, object_type, *if_exists, names).map(|t| Output::command(t, 0)),
+            Plan::Partition { table, column } => {
+                ddl::partition_table(engine, table, column).map(|t| Output::command(t, 0))
+            }
+        }
+    }
+
+    /// Parameter types the statement expects (`None` where nothing constrains a parameter).
+    pub fn param_types(prepared: &Prepared) -> &[Option<DataType>] {
+        &prepared.param_types
+    }
+}
+
+fn tag_count(mut o: Output) -> Output {
+    o.tag = format!("INSERT 0 {}", o.rows_affected);
+    o
+}
+
+/// An empty schema, for statements that return no rows.
+pub fn empty_schema() -> SchemaRef {
+    Arc::new(Schema::empty())
+}

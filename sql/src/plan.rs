@@ -1,0 +1,860 @@
+//! Parsing and planning: from SQL text to `Prepared` statements.
+//!
+//! Statements are parsed with sqlparser's PostgreSQL dialect, plus LaneDB's `PARTITION TABLE t ON COLUMN c`. Each is
+//! then planned once: INSERT/UPDATE/DELETE and key lookups become engine plans whose expressions are compiled
+//! (`expr`), everything else that reads becomes a DataFusion logical plan.
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{Field, Schema};
+use datafusion::sql::sqlparser::ast;
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::keywords::Keyword;
+use datafusion::sql::sqlparser::parser::Parser;
+use datafusion::sql::sqlparser::tokenizer::Token;
+use lanedb_engine::{Catalog, DataType, Error, Result, SqlState, TableDef};
+
+use crate::ddl::{ident, object_name};
+use crate::dml::{Access, ConflictAction, InsertPlan, ModifyPlan, OnConflict, PointSelect, Route};
+use crate::expr::{self, CompileError, Expr, ParamTypes, Scope};
+use crate::query::QueryPlan;
+
+/// Deepest expression nesting accepted, to keep the parser's recursion bounded.
+const PARSER_RECURSION_MAX: usize = 200;
+
+pub enum Parsed {
+    Sql {
+        sql: String,
+        statement: ast::Statement,
+    },
+    Partition {
+        sql: String,
+        table: String,
+        column: String,
+    },
+}
+
+pub enum Plan {
+    PointSelect(PointSelect),
+    Query(Arc<QueryPlan>),
+    Insert(InsertPlan),
+    InsertSelect {
+        table: Arc<TableDef>,
+        columns: Vec<usize>,
+        query: Arc<QueryPlan>,
+        on_conflict: Option<OnConflict>,
+    },
+    Modify {
+        plan: ModifyPlan,
+        verb: &'static str,
+    },
+    CreateTable(Box<ast::CreateTable>),
+    CreateIndex(Box<ast::CreateIndex>),
+    AlterTable(Box<ast::AlterTable>),
+    Drop {
+        object_type: ast::ObjectType,
+        if_exists: bool,
+        names: Vec<ast::ObjectName>,
+    },
+    Partition {
+        table: String,
+        column: String,
+    },
+}
+
+impl Plan {
+    /// Whether the plan must be rebuilt when the catalog changes (DDL is re-checked when it runs).
+    pub fn depends_on_catalog(&self) -> bool {
+        !matches!(
+            self,
+            Plan::CreateTable(_)
+                | Plan::CreateIndex(_)
+                | Plan::AlterTable(_)
+                | Plan::Drop { .. }
+                | Plan::Partition { .. }
+        )
+    }
+}
+
+pub struct Prepared {
+    /// The statement's own text, for replanning.
+    pub sql: String,
+    pub catalog_version: u64,
+    pub plan: Plan,
+    pub param_types: Vec<Option<DataType>>,
+    /// Result columns; empty for statements that return no rows.
+    pub schema: datafusion::arrow::datatypes::SchemaRef,
+}
+
+fn parser_error(e: datafusion::sql::sqlparser::parser::ParserError) -> Error {
+    Error::syntax(
+        e.to_string()
+            .trim_start_matches("sql parser error: ")
+            .to_string(),
+    )
+}
+
+/// Splits `sql` into statements and parses each.
+pub fn parse(sql: &str) -> Result<Vec<Parsed>> {
+    let dialect = PostgreSqlDialect {};
+    let mut p = Parser::new(&dialect)
+        .with_recursion_limit(PARSER_RECURSION_MAX)
+        .try_with_sql(sql)
+        .map_err(parser_error)?;
+    let mut out = Vec::new();
+    loop {
+        while p.consume_token(&Token::SemiColon) {}
+        if p.peek_token().token == Token::EOF {
+            break;
+        }
+        let start = p.peek_token().span.start;
+        let parsed = if p.parse_keywords(&[Keyword::PARTITION, Keyword::TABLE]) {
+            let table = ident(&p.parse_identifier().map_err(parser_error)?);
+            p.expect_keyword_is(Keyword::ON).map_err(parser_error)?;
+            p.expect_keyword_is(Keyword::COLUMN).map_err(parser_error)?;
+            let column = ident(&p.parse_identifier().map_err(parser_error)?);
+            Parsed::Partition {
+                sql: String::new(),
+                table,
+                column,
+            }
+        } else {
+            Parsed::Sql {
+                sql: String::new(),
+                statement: p.parse_statement().map_err(parser_error)?,
+            }
+        };
+        let end = p.peek_token().span.start;
+        let text = slice(sql, start, end);
+        out.push(match parsed {
+            Parsed::Sql { statement, .. } => Parsed::Sql {
+                sql: text,
+                statement,
+            },
+            Parsed::Partition { table, column, .. } => Parsed::Partition {
+                sql: text,
+                table,
+                column,
+            },
+        });
+        if !p.consume_token(&Token::SemiColon) && p.peek_token().token != Token::EOF {
+            let t = p.peek_token();
+            return Err(Error::syntax(format!(
+                "syntax error at or near \"{}\" ({})",
+                t.token, t.span.start
+            )));
+        }
+    }
+    Ok(out)
+}
+
+/// The text between two parser locations (1-based lines and columns); the whole text if they are unknown.
+fn slice(
+    sql: &str,
+    start: datafusion::sql::sqlparser::tokenizer::Location,
+    end: datafusion::sql::sqlparser::tokenizer::Location,
+) -> String {
+    let offset = |loc: datafusion::sql::sqlparser::tokenizer::Location| -> Option<usize> {
+        if loc.line == 0 {
+            return None;
+        }
+        let mut line_start = 0;
+        for _ in 1..loc.line {
+            line_start += sql[line_start..].find('\n')? + 1;
+        }
+        let col = sql[line_start..]
+            .char_indices()
+            .nth(loc.column as usize - 1)
+            .map(|(i, _)| i);
+        Some(line_start + col.unwrap_or(sql.len() - line_start))
+    };
+    match (offset(start), offset(end).or(Some(sql.len()))) {
+        (Some(a), Some(b)) if a <= b => sql[a..b].trim().trim_end_matches(';').to_string(),
+        _ => sql.to_string(),
+    }
+}
+
+pub fn parse_one(sql: &str) -> Result<Parsed> {
+    let mut all = parse(sql)?;
+    if all.len() != 1 {
+        return Err(Error::syntax("expected exactly one statement"));
+    }
+    Ok(all.remove(0))
+}
+
+fn user(e: CompileError) -> Result<Expr, Option<Error>> {
+    match e {
+        CompileError::User(e) => Err(Some(e)),
+        CompileError::NotSimple => Err(None),
+    }
+}
+
+/// Plans one statement. `df` plans a statement with DataFusion.
+pub fn plan(
+    parsed: Parsed,
+    catalog: &Catalog,
+    mut df: impl FnMut(&ast::Statement) -> Result<QueryPlan>,
+) -> Result<Prepared> {
+    let version = catalog.version;
+    let empty = Arc::new(Schema::empty());
+    let (sql, statement) = match parsed {
+        Parsed::Partition { sql, table, column } => {
+            return Ok(Prepared {
+                sql,
+                catalog_version: version,
+                plan: Plan::Partition { table, column },
+                param_types: vec![],
+                schema: empty,
+            });
+        }
+        Parsed::Sql { sql, statement } => (sql, statement),
+    };
+    let ddl = |plan| {
+        Ok(Prepared {
+            sql: sql.clone(),
+            catalog_version: version,
+            plan,
+            param_types: vec![],
+            schema: empty.clone(),
+        })
+    };
+    match statement {
+        ast::Statement::CreateTable(ct) => ddl(Plan::CreateTable(Box::new(ct))),
+        ast::Statement::CreateIndex(ci) => ddl(Plan::CreateIndex(Box::new(ci))),
+        ast::Statement::AlterTable(at) => ddl(Plan::AlterTable(Box::new(at))),
+        ast::Statement::Drop {
+            object_type,
+            if_exists,
+            names,
+            ..
+        } => ddl(Plan::Drop {
+            object_type,
+            if_exists,
+            names,
+        }),
+        ast::Statement::Query(q) => {
+            if let Some(ps) = point_select(&q, catalog)? {
+                let (ps, params) = ps;
+                let schema = ps.schema.clone();
+                return Ok(Prepared {
+                    sql,
+                    catalog_version: version,
+                    plan: Plan::PointSelect(ps),
+                    param_types: params.0,
+                    schema,
+                });
+            }
+            let qp = df(&ast::Statement::Query(q))?;
+            let schema = qp.schema.clone();
+            let param_types = qp.param_types.clone();
+            Ok(Prepared {
+                sql,
+                catalog_version: version,
+                plan: Plan::Query(Arc::new(qp)),
+                param_types,
+                schema,
+            })
+        }
+        ast::Statement::Insert(ins) => plan_insert(sql, version, &ins, catalog, df),
+        ast::Statement::Update(upd) => plan_update(sql, version, &upd, catalog),
+        ast::Statement::Delete(del) => plan_delete(sql, version, &del, catalog),
+        other => Err(Error::unsupported(format!(
+            "statement not supported: {}",
+            first_words(&other.to_string())
+        ))),
+    }
+}
+
+fn first_words(s: &str) -> String {
+    s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+}
+
+/// The single table a statement names, with the qualifiers its columns may use.
+fn single_table(
+    relation: &ast::TableFactor,
+    catalog: &Catalog,
+) -> Result<Option<(Arc<TableDef>, Vec<String>)>> {
+    let ast::TableFactor::Table {
+        name,
+        alias,
+        args: None,
+        with_hints,
+        ..
+    } = relation
+    else {
+        return Ok(None);
+    };
+    if !with_hints.is_empty() {
+        return Ok(None);
+    }
+    let table_name = object_name(name)?;
+    let def = catalog.table(&table_name)?.clone();
+    let mut qualifiers = vec![];
+    match alias {
+        Some(a) if a.columns.is_empty() => qualifiers.push(ident(&a.name)),
+        Some(_) => return Ok(None),
+        None => qualifiers.push(table_name),
+    }
+    Ok(Some((def, qualifiers)))
+}
+
+fn conjuncts(e: &ast::Expr, out: &mut Vec<ast::Expr>) {
+    match e {
+        ast::Expr::BinaryOp {
+            left,
+            op: ast::BinaryOperator::And,
+            right,
+        } => {
+            conjuncts(left, out);
+            conjuncts(right, out);
+        }
+        ast::Expr::Nested(inner) => conjuncts(inner, out),
+        other => out.push(other.clone()),
+    }
+}
+
+/// How a WHERE clause lets a plan find rows: `column = value` bindings, the compiled full filter.
+struct Where {
+    bindings: Vec<(usize, Expr)>,
+    filter: Option<Expr>,
+}
+
+fn compile_where(
+    selection: Option<&ast::Expr>,
+    scope: &Scope,
+    params: &mut ParamTypes,
+) -> Result<Where, Option<Error>> {
+    let Some(selection) = selection else {
+        return Ok(Where {
+            bindings: vec![],
+            filter: None,
+        });
+    };
+    let filter = expr::compile(selection, scope, params).or_else(user)?;
+    let mut parts = vec![];
+    conjuncts(selection, &mut parts);
+    let mut bindings = vec![];
+    for part in parts {
+        if let ast::Expr::BinaryOp {
+            left,
+            op: ast::BinaryOperator::Eq,
+            right,
+        } = &part
+        {
+            let l = expr::compile(left, scope, params).or_else(user)?;
+            let r = expr::compile(right, scope, params).or_else(user)?;
+            match (l, r) {
+                (Expr::Column(c), v) | (v, Expr::Column(c)) if v.is_row_independent() => {
+                    bindings.push((c, v))
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(Where {
+        bindings,
+        filter: Some(filter),
+    })
+}
+
+/// Chooses an index whose columns the WHERE binds (unique first) and the route.
+fn access_and_route(table: &TableDef, w: &Where) -> (Access, Route) {
+    let bound = |c: usize| {
+        w.bindings
+            .iter()
+            .find(|(x, _)| *x == c)
+            .map(|(_, e)| e.clone())
+    };
+    let mut access = Access::Scan;
+    let mut best: Option<(bool, usize)> = None;
+    for (i, index) in table.indexes.iter().enumerate() {
+        if index.columns.iter().all(|c| bound(*c).is_some())
+            && best.is_none_or(|(u, _)| !u && index.unique)
+        {
+            best = Some((index.unique, i));
+        }
+    }
+    if let Some((_, i)) = best {
+        let key = table.indexes[i]
+            .columns
+            .iter()
+            .map(|c| bound(*c).expect("bound"))
+            .collect();
+        access = Access::Index { index: i, key };
+    }
+    let route = match table.partition_column {
+        None => Route::AnyLane,
+        Some(p) => match bound(p) {
+            Some(e) => Route::Key(e),
+            None => Route::All,
+        },
+    };
+    (access, route)
+}
+
+type PointPlan = Option<(PointSelect, ParamTypes)>;
+
+fn point_select(q: &ast::Query, catalog: &Catalog) -> Result<PointPlan> {
+    if q.with.is_some()
+        || q.order_by.is_some()
+        || q.limit_clause.is_some()
+        || q.fetch.is_some()
+        || !q.locks.is_empty()
+    {
+        return Ok(None);
+    }
+    let ast::SetExpr::Select(s) = q.body.as_ref() else {
+        return Ok(None);
+    };
+    let simple_group =
+        matches!(&s.group_by, ast::GroupByExpr::Expressions(v, m) if v.is_empty() && m.is_empty());
+    if s.distinct.is_some()
+        || s.from.len() != 1
+        || !s.from[0].joins.is_empty()
+        || !simple_group
+        || s.having.is_some()
+        || s.qualify.is_some()
+        || !s.named_window.is_empty()
+        || s.top.is_some()
+        || s.into.is_some()
+        || !s.lateral_views.is_empty()
+        || !s.cluster_by.is_empty()
+        || !s.sort_by.is_empty()
+        || s.prewhere.is_some()
+    {
+        return Ok(None);
+    }
+    let Some((table, qualifiers)) = single_table(&s.from[0].relation, catalog)? else {
+        return Ok(None);
+    };
+    let scope = Scope {
+        table: &table,
+        qualifiers,
+        excluded: false,
+    };
+    let mut params = ParamTypes::default();
+    let mut projection = vec![];
+    let mut fields = vec![];
+    let mut types = vec![];
+    for item in &s.projection {
+        let (e, alias) = match item {
+            ast::SelectItem::Wildcard(opts)
+                if opts.opt_exclude.is_none()
+                    && opts.opt_except.is_none()
+                    && opts.opt_replace.is_none()
+                    && opts.opt_rename.is_none() =>
+            {
+                for (i, c) in table.columns.iter().enumerate() {
+                    projection.push(Expr::Column(i));
+                    fields.push(Field::new(&c.name, c.data_type.to_arrow(), true));
+                    types.push(c.data_type);
+                }
+                continue;
+            }
+            ast::SelectItem::UnnamedExpr(e) => (e, None),
+            ast::SelectItem::ExprWithAlias { expr, alias } => (expr, Some(ident(alias))),
+            _ => return Ok(None),
+        };
+        let compiled = match expr::compile(e, &scope, &mut params) {
+            Ok(c @ Expr::Column(_)) => c,
+            Ok(_) | Err(CompileError::NotSimple) => return Ok(None),
+            Err(CompileError::User(_)) => return Ok(None),
+        };
+        let Expr::Column(c) = compiled else {
+            unreachable!("checked above")
+        };
+        let col = &table.columns[c];
+        fields.push(Field::new(
+            alias.unwrap_or_else(|| col.name.clone()),
+            col.data_type.to_arrow(),
+            true,
+        ));
+        types.push(col.data_type);
+        projection.push(compiled);
+    }
+    let w = match compile_where(s.selection.as_ref(), &scope, &mut params) {
+        Ok(w) => w,
+        Err(_) => return Ok(None),
+    };
+    let (access, route) = access_and_route(&table, &w);
+    if matches!(route, Route::All) {
+        return Ok(None);
+    }
+    let ps = PointSelect {
+        table: table.clone(),
+        access,
+        route,
+        filter: w.filter,
+        projection,
+        types,
+        schema: Arc::new(Schema::new(fields)),
+    };
+    Ok(Some((ps, params)))
+}
+
+fn assignment_column(a: &ast::Assignment, table: &TableDef) -> Result<usize> {
+    match &a.target {
+        ast::AssignmentTarget::ColumnName(n) => {
+            let name =
+                n.0.last()
+                    .and_then(|p| p.as_ident())
+                    .map(ident)
+                    .ok_or_else(|| Error::syntax("bad column"))?;
+            table.column_index(&name).ok_or_else(|| {
+                Error::new(
+                    SqlState::UNDEFINED_COLUMN,
+                    format!(
+                        "column \"{name}\" of relation \"{}\" does not exist",
+                        table.name
+                    ),
+                )
+            })
+        }
+        ast::AssignmentTarget::Tuple(_) => {
+            Err(Error::unsupported("tuple assignment is not supported"))
+        }
+    }
+}
+
+fn compile_sets(
+    assignments: &[ast::Assignment],
+    scope: &Scope,
+    params: &mut ParamTypes,
+) -> Result<Vec<(usize, Expr)>, Option<Error>> {
+    let mut sets = Vec::new();
+    for a in assignments {
+        let c = assignment_column(a, scope.table).map_err(Some)?;
+        if sets.iter().any(|(x, _)| *x == c) {
+            return Err(Some(Error::syntax(format!(
+                "multiple assignments to same column \"{}\"",
+                scope.table.columns[c].name
+            ))));
+        }
+        let e = expr::compile(&a.value, scope, params).or_else(user)?;
+        params.note_expr(&e, scope.table.columns[c].data_type);
+        sets.push((c, e));
+    }
+    Ok(sets)
+}
+
+fn not_simple(what: &str) -> Error {
+    Error::unsupported(format!(
+        "{what} uses an expression LaneDB cannot evaluate inside a lane (subqueries, some functions); rewrite it with plain comparisons, arithmetic, CASE, IN lists, LIKE, COALESCE, or run it as a procedure"
+    ))
+}
+
+fn plan_update(sql: String, version: u64, u: &ast::Update, catalog: &Catalog) -> Result<Prepared> {
+    if u.from.is_some() || u.returning.is_some() || !u.table.joins.is_empty() || u.limit.is_some() {
+        return Err(Error::unsupported(
+            "UPDATE with FROM, RETURNING, joins or LIMIT is not supported",
+        ));
+    }
+    let Some((table, qualifiers)) = single_table(&u.table.relation, catalog)? else {
+        return Err(Error::unsupported(
+            "UPDATE of this kind of relation is not supported",
+        ));
+    };
+    let scope = Scope {
+        table: &table,
+        qualifiers,
+        excluded: false,
+    };
+    let mut params = ParamTypes::default();
+    let sets = compile_sets(&u.assignments, &scope, &mut params)
+        .map_err(|e| e.unwrap_or_else(|| not_simple("UPDATE")))?;
+    let w = compile_where(u.selection.as_ref(), &scope, &mut params)
+        .map_err(|e| e.unwrap_or_else(|| not_simple("UPDATE")))?;
+    let (access, mut route) = access_and_route(&table, &w);
+    if table
+        .partition_column
+        .is_some_and(|p| sets.iter().any(|(c, _)| *c == p))
+    {
+        route = Route::All;
+    }
+    let plan = ModifyPlan {
+        table: table.clone(),
+        access,
+        route,
+        filter: w.filter,
+        sets: Some(sets),
+    };
+    Ok(Prepared {
+        sql,
+        catalog_version: version,
+        plan: Plan::Modify {
+            plan,
+            verb: "UPDATE",
+        },
+        param_types: params.0,
+        schema: Arc::new(Schema::empty()),
+    })
+}
+
+fn plan_delete(sql: String, version: u64, d: &ast::Delete, catalog: &Catalog) -> Result<Prepared> {
+    let from = match &d.from {
+        ast::FromTable::WithFromKeyword(f) | ast::FromTable::WithoutKeyword(f) => f,
+    };
+    if from.len() != 1
+        || !from[0].joins.is_empty()
+        || d.using.is_some()
+        || d.returning.is_some()
+        || d.limit.is_some()
+        || !d.tables.is_empty()
+    {
+        return Err(Error::unsupported(
+            "DELETE with USING, RETURNING, joins or LIMIT is not supported",
+        ));
+    }
+    let Some((table, qualifiers)) = single_table(&from[0].relation, catalog)? else {
+        return Err(Error::unsupported(
+            "DELETE from this kind of relation is not supported",
+        ));
+    };
+    let scope = Scope {
+        table: &table,
+        qualifiers,
+        excluded: false,
+    };
+    let mut params = ParamTypes::default();
+    let w = compile_where(d.selection.as_ref(), &scope, &mut params)
+        .map_err(|e| e.unwrap_or_else(|| not_simple("DELETE")))?;
+    let (access, route) = access_and_route(&table, &w);
+    let plan = ModifyPlan {
+        table: table.clone(),
+        access,
+        route,
+        filter: w.filter,
+        sets: None,
+    };
+    Ok(Prepared {
+        sql,
+        catalog_version: version,
+        plan: Plan::Modify {
+            plan,
+            verb: "DELETE",
+        },
+        param_types: params.0,
+        schema: Arc::new(Schema::empty()),
+    })
+}
+
+fn plan_insert(
+    sql: String,
+    version: u64,
+    ins: &ast::Insert,
+    catalog: &Catalog,
+    mut df: impl FnMut(&ast::Statement) -> Result<QueryPlan>,
+) -> Result<Prepared> {
+    if ins.returning.is_some() {
+        return Err(Error::unsupported("INSERT ... RETURNING is not supported"));
+    }
+    let ast::TableObject::TableName(name) = &ins.table else {
+        return Err(Error::unsupported(
+            "INSERT into a table function is not supported",
+        ));
+    };
+    let table = catalog.table(&object_name(name)?)?.clone();
+    let columns: Vec<usize> = if ins.columns.is_empty() {
+        (0..table.columns.len()).collect()
+    } else {
+        let mut cols = Vec::new();
+        for c in &ins.columns {
+            let name =
+                c.0.last()
+                    .and_then(|p| p.as_ident())
+                    .map(ident)
+                    .ok_or_else(|| Error::syntax("bad column name"))?;
+            let i = table.column_index(&name).ok_or_else(|| {
+                Error::new(
+                    SqlState::UNDEFINED_COLUMN,
+                    format!(
+                        "column \"{name}\" of relation \"{}\" does not exist",
+                        table.name
+                    ),
+                )
+            })?;
+            if cols.contains(&i) {
+                return Err(Error::new(
+                    SqlState::DUPLICATE_COLUMN,
+                    format!("column \"{name}\" specified more than once"),
+                ));
+            }
+            cols.push(i);
+        }
+        cols
+    };
+    let scope = Scope {
+        table: &table,
+        qualifiers: vec![table.name.clone()],
+        excluded: true,
+    };
+    let mut params = ParamTypes::default();
+    let on_conflict = plan_on_conflict(ins.on.as_ref(), &table, &scope, &mut params)?;
+    let Some(source) = &ins.source else {
+        return Err(Error::unsupported(
+            "INSERT without VALUES or SELECT is not supported",
+        ));
+    };
+    if let ast::SetExpr::Values(values) = source.body.as_ref() {
+        if source.order_by.is_none() && source.limit_clause.is_none() && source.with.is_none() {
+            if let Some(rows) = compile_values(&values.rows, &table, &columns, &mut params)? {
+                let plan = InsertPlan {
+                    table: table.clone(),
+                    columns,
+                    rows,
+                    on_conflict,
+                };
+                return Ok(Prepared {
+                    sql,
+                    catalog_version: version,
+                    plan: Plan::Insert(plan),
+                    param_types: params.0,
+                    schema: Arc::new(Schema::empty()),
+                });
+            }
+        }
+    }
+    let query = df(&ast::Statement::Query(source.clone()))?;
+    if query.schema.fields().len() != columns.len() {
+        return Err(Error::syntax(
+            if query.schema.fields().len() > columns.len() {
+                "INSERT has more expressions than target columns"
+            } else {
+                "INSERT has more target columns than expressions"
+            },
+        ));
+    }
+    let param_types = query.param_types.clone();
+    let plan = Plan::InsertSelect {
+        table,
+        columns,
+        query: Arc::new(query),
+        on_conflict,
+    };
+    Ok(Prepared {
+        sql,
+        catalog_version: version,
+        plan,
+        param_types,
+        schema: Arc::new(Schema::empty()),
+    })
+}
+
+/// Compiles VALUES rows of constants and parameters; `None` if some expression needs DataFusion.
+fn compile_values(
+    rows: &[ast::Parens<Vec<ast::Expr>>],
+    table: &TableDef,
+    columns: &[usize],
+    params: &mut ParamTypes,
+) -> Result<Option<Vec<Vec<Expr>>>> {
+    let scope = Scope {
+        table,
+        qualifiers: vec![],
+        excluded: false,
+    };
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows.iter().map(|r| &r.content) {
+        if row.len() > columns.len() {
+            return Err(Error::syntax(
+                "INSERT has more expressions than target columns",
+            ));
+        }
+        if row.len() < columns.len() {
+            return Err(Error::syntax(
+                "INSERT has more target columns than expressions",
+            ));
+        }
+        let mut exprs = Vec::with_capacity(row.len());
+        for (e, c) in row.iter().zip(columns) {
+            let compiled = if matches!(e, ast::Expr::Identifier(i) if i.quote_style.is_none() && i.value.eq_ignore_ascii_case("default"))
+            {
+                Expr::Literal(
+                    table.columns[*c]
+                        .default
+                        .clone()
+                        .unwrap_or(lanedb_engine::Value::Null),
+                )
+            } else {
+                match expr::compile(e, &scope, params) {
+                    Ok(x) if x.is_row_independent() => x,
+                    Ok(_) | Err(CompileError::NotSimple) => return Ok(None),
+                    Err(CompileError::User(e)) => return Err(e),
+                }
+            };
+            params.note_expr(&compiled, table.columns[*c].data_type);
+            exprs.push(compiled);
+        }
+        out.push(exprs);
+    }
+    Ok(Some(out))
+}
+
+fn plan_on_conflict(
+    on: Option<&ast::OnInsert>,
+    table: &TableDef,
+    scope: &Scope,
+    params: &mut ParamTypes,
+) -> Result<Option<OnConflict>> {
+    let Some(on) = on else { return Ok(None) };
+    let ast::OnInsert::OnConflict(oc) = on else {
+        return Err(Error::unsupported(
+            "ON DUPLICATE KEY is not supported: use ON CONFLICT",
+        ));
+    };
+    let index = match &oc.conflict_target {
+        None => None,
+        Some(ast::ConflictTarget::Columns(cols)) => {
+            let mut wanted = Vec::new();
+            for c in cols {
+                wanted.push(table.column(&ident(c))?);
+            }
+            wanted.sort_unstable();
+            let found = table.indexes.iter().position(|i| {
+                let mut have = i.columns.clone();
+                have.sort_unstable();
+                i.unique && have == wanted
+            });
+            Some(found.ok_or_else(|| {
+                Error::new(SqlState("42P10"), "there is no unique or exclusion constraint matching the ON CONFLICT specification")
+            })?)
+        }
+        Some(ast::ConflictTarget::OnConstraint(name)) => {
+            let name = object_name(name)?;
+            Some(
+                table
+                    .indexes
+                    .iter()
+                    .position(|i| i.unique && i.name == name)
+                    .ok_or_else(|| {
+                        Error::new(
+                            SqlState::UNDEFINED_OBJECT,
+                            format!(
+                                "constraint \"{name}\" for table \"{}\" does not exist",
+                                table.name
+                            ),
+                        )
+                    })?,
+            )
+        }
+    };
+    let action = match &oc.action {
+        ast::OnConflictAction::DoNothing => ConflictAction::DoNothing,
+        ast::OnConflictAction::DoUpdate(du) => {
+            if index.is_none() {
+                return Err(Error::syntax(
+                    "ON CONFLICT DO UPDATE requires inference specification or constraint name",
+                ));
+            }
+            let sets = compile_sets(&du.assignments, scope, params)
+                .map_err(|e| e.unwrap_or_else(|| not_simple("ON CONFLICT DO UPDATE")))?;
+            let filter = du
+                .selection
+                .as_ref()
+                .map(|s| expr::compile(s, scope, params).or_else(user))
+                .transpose()
+                .map_err(|e| e.unwrap_or_else(|| not_simple("ON CONFLICT DO UPDATE")))?;
+            ConflictAction::DoUpdate { sets, filter }
+        }
+    };
+    Ok(Some(OnConflict { index, action }))
+}

@@ -1,0 +1,417 @@
+//! The DataFusion bridge: analytical and general SELECTs over consistent lane snapshots.
+//!
+//! One `SessionState` is built at start-up and reused. Its default schema resolves table names against the engine's
+//! current catalog (`LaneSchema`), producing `LaneTable` providers that hold only the table's definition. Data is
+//! bound at execution: the statement's executor takes an engine snapshot (a cut at a sequencer marker, see
+//! `lanedb_engine::engine`), attaches it to a per-execution copy of the session as a config extension, and
+//! `LaneTable::scan` reads that snapshot: one DataFusion partition per lane, each a list of cached chunk batches.
+//! Logical plans can therefore be cached per statement text and run many times against new data.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::{
+    CatalogProvider, CatalogProviderList, MemoryCatalogProviderList, SchemaProvider, Session,
+    TableProvider,
+};
+use datafusion::common::{DataFusionError, ParamValues};
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::TableType;
+use datafusion::execution::context::SessionState;
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::logical_expr::{Expr as DfExpr, LogicalPlan};
+use datafusion::physical_plan::{collect, ExecutionPlan};
+use datafusion::prelude::SessionConfig;
+use datafusion::sql::sqlparser::ast;
+use lanedb_engine::engine::arrow_schema_of;
+use lanedb_engine::{
+    DataType, Engine, Error, Result, Snapshot, SqlState, TableDef, Value, STALE_CATALOG,
+};
+
+use crate::convert::scalar_of_value;
+
+/// The snapshot a query reads, attached to the session of one execution.
+struct QuerySnapshot(Snapshot);
+
+impl fmt::Debug for QuerySnapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "QuerySnapshot(catalog v{})", self.0.catalog.version)
+    }
+}
+
+/// A table as DataFusion sees it: its definition; rows come from the execution's snapshot.
+#[derive(Debug)]
+struct LaneTable {
+    def: Arc<TableDef>,
+    schema: SchemaRef,
+}
+
+#[async_trait]
+impl TableProvider for LaneTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[DfExpr],
+        _limit: Option<usize>,
+    ) -> datafusion::common::Result<Arc<dyn ExecutionPlan>> {
+        let snapshot = state
+            .config()
+            .get_extension::<QuerySnapshot>()
+            .ok_or_else(|| {
+                DataFusionError::Internal("query executed without a lane snapshot".into())
+            })?;
+        let current = snapshot.0.catalog.get_table(&self.def.name);
+        if current.map(|t| t.as_ref()) != Some(self.def.as_ref()) {
+            return Err(DataFusionError::External(Box::new(Error::new(
+                STALE_CATALOG,
+                "table changed since planning",
+            ))));
+        }
+        let partitions: Vec<Vec<RecordBatch>> = snapshot
+            .0
+            .tables
+            .get(&self.def.id)
+            .map(|lanes| lanes.iter().map(|t| t.batches().collect()).collect())
+            .unwrap_or_default();
+        let partitions = if partitions.is_empty() {
+            vec![vec![]]
+        } else {
+            partitions
+        };
+        Ok(MemorySourceConfig::try_new_exec(
+            &partitions,
+            self.schema.clone(),
+            projection.cloned(),
+        )?)
+    }
+}
+
+/// Resolves table names against the engine's current catalog.
+struct LaneSchema {
+    engine: Arc<Engine>,
+}
+
+impl fmt::Debug for LaneSchema {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("LaneSchema")
+    }
+}
+
+#[async_trait]
+impl SchemaProvider for LaneSchema {
+    fn table_names(&self) -> Vec<String> {
+        self.engine
+            .catalog()
+            .tables()
+            .map(|t| t.name.clone())
+            .collect()
+    }
+
+    async fn table(
+        &self,
+        name: &str,
+    ) -> datafusion::common::Result<Option<Arc<dyn TableProvider>>> {
+        Ok(self.engine.catalog().get_table(name).map(|def| {
+            Arc::new(LaneTable {
+                def: def.clone(),
+                schema: arrow_schema_of(def),
+            }) as Arc<dyn TableProvider>
+        }))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.engine.catalog().get_table(name).is_some()
+    }
+}
+
+#[derive(Debug)]
+struct LaneCatalog {
+    schema: Arc<LaneSchema>,
+}
+
+impl CatalogProvider for LaneCatalog {
+    fn schema_names(&self) -> Vec<String> {
+        vec!["public".into()]
+    }
+
+    fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
+        (name == "public").then(|| self.schema.clone() as Arc<dyn SchemaProvider>)
+    }
+}
+
+/// Plans and runs queries with DataFusion.
+pub struct QueryBridge {
+    base: SessionState,
+    engine: Arc<Engine>,
+}
+
+/// A planned query: the logical plan and what its parameters and results look like.
+pub struct QueryPlan {
+    pub plan: LogicalPlan,
+    pub schema: SchemaRef,
+    pub param_types: Vec<Option<DataType>>,
+}
+
+impl QueryBridge {
+    pub fn new(engine: Arc<Engine>) -> QueryBridge {
+        let mut config = SessionConfig::new()
+            .with_default_catalog_and_schema("lanedb", "public")
+            .with_create_default_catalog_and_schema(false)
+            .with_information_schema(false)
+            .with_target_partitions(engine.lane_count().max(1));
+        let options = config.options_mut();
+        options.sql_parser.parse_float_as_decimal = true;
+        options.sql_parser.dialect = datafusion::config::Dialect::PostgreSQL;
+        let catalogs = Arc::new(MemoryCatalogProviderList::new());
+        catalogs.register_catalog(
+            "lanedb".into(),
+            Arc::new(LaneCatalog {
+                schema: Arc::new(LaneSchema {
+                    engine: engine.clone(),
+                }),
+            }),
+        );
+        let base = SessionStateBuilder::new()
+            .with_config(config)
+            .with_default_features()
+            .with_catalog_list(catalogs)
+            .build();
+        QueryBridge { base, engine }
+    }
+
+    /// Plans a query statement once; the plan is reused for every execution.
+    pub async fn plan(&self, statement: &ast::Statement) -> Result<QueryPlan> {
+        let mut statement = statement.clone();
+        let names = name_columns(&mut statement);
+        let df_statement = datafusion::sql::parser::Statement::Statement(Box::new(statement));
+        // Optimisation happens in `create_physical_plan` at each run: it must see the plan with its parameters
+        // bound, and it registers uncorrelated scalar subqueries for the physical planner.
+        let plan = self
+            .base
+            .statement_to_plan(df_statement)
+            .await
+            .map_err(map_error)?;
+        let schema = plan.schema().as_arrow();
+        let schema = Arc::new(Schema::new(
+            schema
+                .fields()
+                .iter()
+                .enumerate()
+                .map(|(i, f)| match names.get(i) {
+                    Some(Some(n)) => f.as_ref().clone().with_name(n),
+                    _ => f.as_ref().clone(),
+                })
+                .collect::<Vec<_>>(),
+        ));
+        let types = plan.get_parameter_types().map_err(map_error)?;
+        let mut param_types = Vec::new();
+        for (name, ty) in types {
+            let slot = name
+                .strip_prefix('$')
+                .and_then(|n| n.parse::<usize>().ok())
+                .filter(|n| *n >= 1);
+            if let Some(slot) = slot {
+                if param_types.len() < slot {
+                    param_types.resize(slot, None);
+                }
+                param_types[slot - 1] = ty.as_ref().and_then(DataType::from_arrow);
+            }
+        }
+        Ok(QueryPlan {
+            plan,
+            schema,
+            param_types,
+        })
+    }
+
+    /// Runs a planned query against `snapshot`.
+    pub async fn run(
+        &self,
+        query: &QueryPlan,
+        params: &[Value],
+        snapshot: Snapshot,
+    ) -> Result<Vec<RecordBatch>> {
+        let mut state = self.base.clone();
+        state
+            .config_mut()
+            .set_extension(Arc::new(QuerySnapshot(snapshot)));
+        let mut plan = query.plan.clone();
+        if !params.is_empty() || !query.param_types.is_empty() {
+            let mut values = Vec::with_capacity(query.param_types.len());
+            for (i, ty) in query.param_types.iter().enumerate() {
+                let v = params.get(i).cloned().ok_or_else(|| {
+                    Error::new(
+                        SqlState::INVALID_PARAMETER_VALUE,
+                        format!("no value supplied for parameter ${}", i + 1),
+                    )
+                })?;
+                let v = match ty {
+                    Some(ty) => v.cast_to(ty)?,
+                    None => v,
+                };
+                values.push(scalar_of_value(&v, ty.as_ref()));
+            }
+            plan = plan
+                .with_param_values(ParamValues::from(values))
+                .map_err(map_error)?;
+        }
+        let physical = state.create_physical_plan(&plan).await.map_err(map_error)?;
+        let batches = collect(physical, state.task_ctx())
+            .await
+            .map_err(map_error)?;
+        // Restore the column names PostgreSQL would give (planning used unique internal aliases).
+        batches
+            .into_iter()
+            .map(|b| {
+                RecordBatch::try_new(query.schema.clone(), b.columns().to_vec())
+                    .map_err(|e| Error::internal(e.to_string()))
+            })
+            .collect()
+    }
+
+    /// A snapshot of every table, for one query execution.
+    pub fn snapshot(&self) -> Snapshot {
+        let catalog = self.engine.catalog();
+        let ids: Vec<_> = catalog.tables().map(|t| t.id).collect();
+        self.engine.snapshot(&ids)
+    }
+}
+
+/// Maps a DataFusion error to LaneDB's error with the SQLSTATE PostgreSQL would give.
+pub fn map_error(e: DataFusionError) -> Error {
+    match e {
+        DataFusionError::External(inner) => match inner.downcast::<Error>() {
+            Ok(err) => *err,
+            Err(other) => match other.downcast::<DataFusionError>() {
+                Ok(df) => map_error(*df),
+                Err(other) => classify(&other.to_string())
+                    .unwrap_or_else(|| Error::internal(other.to_string())),
+            },
+        },
+        DataFusionError::Context(_, inner) => map_error(*inner),
+        DataFusionError::Shared(inner) => {
+            let m = inner.to_string();
+            classify(&m).unwrap_or_else(|| Error::internal(m))
+        }
+        DataFusionError::SQL(err, _) => Error::syntax(err.to_string()),
+        DataFusionError::NotImplemented(m) => Error::unsupported(m),
+        other => {
+            let m = other.strip_backtrace();
+            classify(&m).unwrap_or_else(|| match other {
+                DataFusionError::Plan(_) | DataFusionError::SchemaError(..) => {
+                    Error::new(SqlState::SYNTAX_ERROR, m)
+                }
+                DataFusionError::ArrowError(..) => Error::new(SqlState::DATA_EXCEPTION, m),
+                _ => Error::internal(m),
+            })
+        }
+    }
+}
+
+fn classify(m: &str) -> Option<Error> {
+    let lower = m.to_lowercase();
+    let code = if lower.contains("divide by zero") || lower.contains("division by zero") {
+        SqlState::DIVISION_BY_ZERO
+    } else if lower.contains("overflow")
+        || lower.contains("out of range")
+        || lower.contains("can't cast value")
+    {
+        SqlState::NUMERIC_VALUE_OUT_OF_RANGE
+    } else if lower.contains("table '") && lower.contains("not found")
+        || lower.contains("table not found")
+    {
+        SqlState::UNDEFINED_TABLE
+    } else if lower.contains("no field named")
+        || lower.contains("column") && lower.contains("not found")
+    {
+        SqlState::UNDEFINED_COLUMN
+    } else if lower.contains("ambiguous reference") {
+        SqlState::AMBIGUOUS_COLUMN
+    } else if lower.contains("invalid function") || lower.contains("no function matches") {
+        SqlState::UNDEFINED_FUNCTION
+    } else if lower.contains("cannot cast")
+        || lower.contains("cast error")
+        || lower.contains("can't parse")
+        || lower.contains("invalid digit")
+    {
+        SqlState::INVALID_TEXT_REPRESENTATION
+    } else if lower.contains("scalar subquery") && lower.contains("more than one row") {
+        SqlState::CARDINALITY_VIOLATION
+    } else if lower.contains("cannot infer common")
+        || lower.contains("no operator")
+        || lower.contains("cannot coerce")
+    {
+        SqlState::UNDEFINED_FUNCTION
+    } else {
+        return None;
+    };
+    Some(Error::new(code, m.to_string()))
+}
+
+/// Gives each unnamed expression in the top-level select list a unique alias (DataFusion refuses duplicate names,
+/// PostgreSQL allows them) and returns the names PostgreSQL would show: the column or function name, else `?column?`.
+fn name_columns(statement: &mut ast::Statement) -> Vec<Option<String>> {
+    let ast::Statement::Query(q) = statement else {
+        return vec![];
+    };
+    let ast::SetExpr::Select(select) = q.body.as_mut() else {
+        return vec![];
+    };
+    let mut names = Vec::new();
+    for (i, item) in select.projection.iter_mut().enumerate() {
+        match item {
+            ast::SelectItem::UnnamedExpr(e) => {
+                let name = pg_name(e);
+                if !matches!(
+                    e,
+                    ast::Expr::Identifier(_) | ast::Expr::CompoundIdentifier(_)
+                ) {
+                    let alias = ast::Ident::with_quote('"', format!("__lanedb_column_{i}"));
+                    *item = ast::SelectItem::ExprWithAlias {
+                        expr: e.clone(),
+                        alias,
+                    };
+                }
+                names.push(Some(name));
+            }
+            ast::SelectItem::ExprWithAlias { .. } => names.push(None),
+            // A wildcard expands to an unknown number of columns: keep DataFusion's names from here on.
+            _ => return names,
+        }
+    }
+    names
+}
+
+fn pg_name(e: &ast::Expr) -> String {
+    match e {
+        ast::Expr::Identifier(i) => crate::ddl::ident(i),
+        ast::Expr::CompoundIdentifier(parts) => {
+            parts.last().map(crate::ddl::ident).unwrap_or_default()
+        }
+        ast::Expr::Function(f) => f
+            .name
+            .0
+            .last()
+            .and_then(|p| p.as_ident())
+            .map(crate::ddl::ident)
+            .unwrap_or_default(),
+        ast::Expr::Nested(inner) => pg_name(inner),
+        ast::Expr::Cast { expr, .. } => match expr.as_ref() {
+            ast::Expr::Identifier(_) | ast::Expr::CompoundIdentifier(_) => pg_name(expr),
+            _ => "?column?".into(),
+        },
+        _ => "?column?".into(),
+    }
+}

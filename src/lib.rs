@@ -1,0 +1,173 @@
+//! # LaneDB
+//!
+//! An in-memory SQL database that runs transactions on *lanes*: each partition of the data is owned by one serial
+//! domain that runs transactions one after another with no locks, and transactions that touch several partitions are
+//! ordered by a sequencer. Tables are columnar (Arrow layout): the same live data answers point transactions through
+//! precompiled engine plans and analytical SQL through DataFusion.
+//!
+//! This crate is the embedded API:
+//!
+//! ```
+//! use lanedb::{Database, Value};
+//!
+//! let db = Database::open_in_memory(2).unwrap();
+//! db.execute("CREATE TABLE accounts (id BIGINT PRIMARY KEY, balance BIGINT NOT NULL)", &[]).unwrap();
+//! db.execute("PARTITION TABLE accounts ON COLUMN id", &[]).unwrap();
+//! let insert = db.prepare("INSERT INTO accounts VALUES ($1, $2)").unwrap();
+//! for id in 0..10 {
+//!     insert.execute(&[Value::BigInt(id), Value::BigInt(100)]).unwrap();
+//! }
+//! let total = db.query("SELECT sum(balance) AS total FROM accounts", &[]).unwrap();
+//! assert_eq!(lanedb::text::cell(&total.batches[0], 0, 0).as_deref(), Some("1000"));
+//! ```
+//!
+//! A `Database` is a cheap handle (`Arc` inside): clone it into as many threads as you like. Prepared statements are
+//! planned once; running one on the single-partition path does no parsing or planning. Async callers use the
+//! `*_async` variants, which keep blocking work off the caller's runtime.
+
+pub mod text;
+
+use std::sync::Arc;
+
+pub use arrow_array::RecordBatch;
+use lanedb_engine::Engine;
+pub use lanedb_engine::{DataType, EngineConfig, Error, Result, SqlState, Value};
+pub use lanedb_sql::Output;
+use lanedb_sql::{Prepared, SqlEngine};
+
+/// How to open a database.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Lanes (partitions); defaults to the number of cores.
+    pub lane_count: usize,
+    /// Memory each lane may use for table data and indexes; past it writes fail with SQLSTATE 53200.
+    pub lane_memory_bytes_max: usize,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        let e = EngineConfig::default();
+        Config {
+            lane_count: e.lane_count,
+            lane_memory_bytes_max: e.lane_memory_bytes_max,
+        }
+    }
+}
+
+/// A handle to an open database. Cheap to clone; usable from many threads at once.
+#[derive(Clone)]
+pub struct Database {
+    sql: Arc<SqlEngine>,
+}
+
+/// A statement planned once, to run many times with parameters.
+#[derive(Clone)]
+pub struct Statement {
+    sql: Arc<SqlEngine>,
+    prepared: Arc<Prepared>,
+}
+
+impl Database {
+    pub fn open(config: Config) -> Result<Database> {
+        if config.lane_count == 0 || config.lane_count > 1024 {
+            return Err(Error::new(
+                SqlState::INVALID_PARAMETER_VALUE,
+                "lane_count must be between 1 and 1024",
+            ));
+        }
+        let engine = Arc::new(Engine::new(EngineConfig {
+            lane_count: config.lane_count,
+            lane_memory_bytes_max: config.lane_memory_bytes_max,
+        }));
+        Ok(Database {
+            sql: Arc::new(SqlEngine::new(engine)?),
+        })
+    }
+
+    /// An in-memory database with `lane_count` lanes and the default memory budget.
+    pub fn open_in_memory(lane_count: usize) -> Result<Database> {
+        Database::open(Config {
+            lane_count,
+            ..Config::default()
+        })
+    }
+
+    pub fn lane_count(&self) -> usize {
+        self.sql.engine().lane_count()
+    }
+
+    /// Runs every statement in `sql` (separated by `;`), returning one output per statement.
+    /// Stops at the first error; the failing statement leaves no trace, earlier ones stay applied.
+    pub fn execute(&self, sql: &str, params: &[Value]) -> Result<Vec<Output>> {
+        self.sql.execute(sql, params)
+    }
+
+    /// Runs exactly one statement and returns its output.
+    pub fn query(&self, sql: &str, params: &[Value]) -> Result<Output> {
+        let prepared = self.sql.prepare(sql)?;
+        match prepared.as_slice() {
+            [one] => self.sql.execute_prepared(one, params),
+            _ => Err(Error::syntax(
+                "query expects exactly one statement; use execute for several",
+            )),
+        }
+    }
+
+    /// Plans one statement for repeated execution.
+    pub fn prepare(&self, sql: &str) -> Result<Statement> {
+        let prepared = self.sql.prepare(sql)?;
+        match prepared.as_slice() {
+            [one] => Ok(Statement {
+                sql: self.sql.clone(),
+                prepared: one.clone(),
+            }),
+            _ => Err(Error::syntax("prepare expects exactly one statement")),
+        }
+    }
+
+    pub async fn execute_async(&self, sql: &str, params: &[Value]) -> Result<Vec<Output>> {
+        let (db, sql, params) = (self.clone(), sql.to_string(), params.to_vec());
+        blocking(move || db.execute(&sql, &params)).await
+    }
+
+    pub async fn query_async(&self, sql: &str, params: &[Value]) -> Result<Output> {
+        let (db, sql, params) = (self.clone(), sql.to_string(), params.to_vec());
+        blocking(move || db.query(&sql, &params)).await
+    }
+
+    /// Bytes of table data and indexes held by each lane.
+    pub fn lane_memory_bytes(&self) -> Vec<usize> {
+        self.sql.engine().lane_bytes()
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::internal(format!("task failed: {e}")))?
+}
+
+impl Statement {
+    pub fn execute(&self, params: &[Value]) -> Result<Output> {
+        self.sql.execute_prepared(&self.prepared, params)
+    }
+
+    pub async fn execute_async(&self, params: &[Value]) -> Result<Output> {
+        let (s, params) = (self.clone(), params.to_vec());
+        blocking(move || s.execute(&params)).await
+    }
+
+    /// The types of `$1..$n` as far as the statement constrains them.
+    pub fn param_types(&self) -> &[Option<DataType>] {
+        &self.prepared.param_types
+    }
+
+    /// The result columns (empty for statements that return no rows).
+    pub fn schema(&self) -> arrow_schema::SchemaRef {
+        self.prepared.schema.clone()
+    }
+
+    pub fn sql(&self) -> &str {
+        &self.prepared.sql
+    }
+}
