@@ -31,7 +31,7 @@ use std::sync::Arc;
 
 pub use arrow_array::RecordBatch;
 use lanedb_engine::Engine;
-pub use lanedb_engine::{DataType, EngineConfig, Error, Result, SqlState, Value};
+pub use lanedb_engine::{DataType, EngineConfig, Error, LaneStats, Result, SqlState, Value};
 pub use lanedb_sql::Output;
 use lanedb_sql::{Prepared, SqlEngine};
 
@@ -133,6 +133,11 @@ impl Database {
     pub async fn query_async(&self, sql: &str, params: &[Value]) -> Result<Output> {
         let (db, sql, params) = (self.clone(), sql.to_string(), params.to_vec());
         blocking(move || db.query(&sql, &params)).await
+    }
+
+    /// Transactions run on each lane and the time spent inside it.
+    pub fn lane_stats(&self) -> Vec<LaneStats> {
+        self.sql.engine().lane_stats()
     }
 
     /// Bytes of table data and indexes held by each lane.

@@ -91,6 +91,14 @@ fn shared() -> PathBuf {
     dir
 }
 
+/// Runs the files named in `LANEDB_SLT` (colon-separated), for checking one file while developing.
+#[test]
+fn named_files() {
+    if let Ok(files) = std::env::var("LANEDB_SLT") {
+        run_all(files.split(':').map(PathBuf::from).collect());
+    }
+}
+
 #[test]
 fn project_slt() {
     run_all(slt_files(

@@ -16,7 +16,9 @@
 //! catalog version; each lane records the version it matches, and plans compiled against another version get a
 //! `StaleCatalog` error and are recompiled by the SQL layer.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use parking_lot::{Mutex, MutexGuard, RwLock};
 
@@ -51,6 +53,18 @@ impl Default for EngineConfig {
 
 struct Lane {
     state: Mutex<LaneState>,
+    /// Transactions run on this lane and the time spent inside it, for statistics and benchmarks.
+    transactions: AtomicU64,
+    busy_ns: AtomicU64,
+}
+
+/// Counters of one lane.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LaneStats {
+    /// Transactions (single- and multi-partition) that ran on the lane.
+    pub transactions: u64,
+    /// Nanoseconds spent executing them while holding the lane.
+    pub busy_ns: u64,
 }
 
 /// Gives multi-partition transactions their global order.
@@ -131,6 +145,14 @@ impl Snapshot {
     }
 }
 
+impl Lane {
+    fn record(&self, started: Instant) {
+        self.transactions.fetch_add(1, Ordering::Relaxed);
+        self.busy_ns
+            .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    }
+}
+
 impl Engine {
     pub fn new(config: EngineConfig) -> Engine {
         assert!(config.lane_count > 0, "at least one lane");
@@ -138,6 +160,8 @@ impl Engine {
             lanes: (0..config.lane_count)
                 .map(|i| Lane {
                     state: Mutex::new(LaneState::new(i, config.lane_memory_bytes_max)),
+                    transactions: AtomicU64::new(0),
+                    busy_ns: AtomicU64::new(0),
                 })
                 .collect(),
             sequencer: Sequencer {
@@ -172,7 +196,9 @@ impl Engine {
         catalog_version: Option<u64>,
         f: impl FnOnce(&mut LaneState) -> Result<T>,
     ) -> Result<T> {
-        let mut state = self.lanes[lane].state.lock();
+        let lane = &self.lanes[lane];
+        let mut state = lane.state.lock();
+        let started = Instant::now();
         if let Some(v) = catalog_version {
             if v != state.catalog_version {
                 return Err(Error::new(
@@ -190,6 +216,7 @@ impl Engine {
                 state.commit();
             }
         }
+        lane.record(started);
         out
     }
 
@@ -220,6 +247,7 @@ impl Engine {
                 ));
             }
         }
+        let started = Instant::now();
         let out = f(&mut txn);
         let MultiTxn {
             mut lanes,
@@ -245,6 +273,7 @@ impl Engine {
                 }
             }
         }
+        self.lanes.iter().for_each(|l| l.record(started));
         out
     }
 
@@ -260,6 +289,17 @@ impl Engine {
             snapshot.add_lane(i, &lane.state.lock(), ids);
         }
         snapshot
+    }
+
+    /// Transactions and busy time of each lane since start.
+    pub fn lane_stats(&self) -> Vec<LaneStats> {
+        self.lanes
+            .iter()
+            .map(|l| LaneStats {
+                transactions: l.transactions.load(Ordering::Relaxed),
+                busy_ns: l.busy_ns.load(Ordering::Relaxed),
+            })
+            .collect()
     }
 
     /// Bytes held by each lane (table data and indexes).

@@ -30,7 +30,7 @@ pub mod types;
 pub mod value;
 
 pub use catalog::{Catalog, ColumnDef, IndexDef, IndexKind, TableDef, TableId};
-pub use engine::{Engine, EngineConfig, MultiTxn, Snapshot, STALE_CATALOG};
+pub use engine::{Engine, EngineConfig, LaneStats, MultiTxn, Snapshot, STALE_CATALOG};
 pub use error::{Error, Result, SqlState};
 pub use lane::LaneState;
 pub use partition::LaneId;

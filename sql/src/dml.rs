@@ -7,7 +7,7 @@
 //!
 //! Each statement is atomic: the lanes roll back to the statement's savepoint if any row fails.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
@@ -409,7 +409,7 @@ impl ModifyPlan {
                         }
                         moves.push(m);
                     }
-                    self.apply_moves(engine, txn, moves)?;
+                    apply_moves(&self.table, engine, txn, moves)?;
                     Ok(count)
                 })
             }),
@@ -448,56 +448,135 @@ impl ModifyPlan {
                 }
             }
         }
-        let count = hits.len() as u64;
-        let mut moves = Vec::new();
-        if self.sets.is_none() {
-            let mut positions: Vec<usize> = hits.into_iter().map(|(p, _)| p).collect();
-            positions.sort_unstable_by(|a, b| b.cmp(a));
-            for pos in positions {
-                lane.delete(table.id, pos)?;
-            }
-            return Ok((count, moves));
+        apply_hits(engine, lane, table, hits, self.sets.is_none())
+    }
+}
+
+fn apply_moves(
+    table: &TableDef,
+    engine: &Engine,
+    txn: &mut lanedb_engine::MultiTxn,
+    moves: Vec<Vec<Move>>,
+) -> Result<()> {
+    let Some(p) = table.partition_column else {
+        return Ok(());
+    };
+    let mut arriving: Vec<Vec<Vec<Value>>> = vec![Vec::new(); txn.lanes.len()];
+    for (lane, mut ms) in txn.lanes.iter_mut().zip(moves) {
+        ms.sort_unstable_by(|a, b| b.from_pos.cmp(&a.from_pos));
+        for m in ms {
+            lane.delete(table.id, m.from_pos)?;
+            arriving[engine.lane_of(&m.row[p])].push(m.row);
         }
-        for (pos, changes) in hits {
-            if let Some(p) = table.partition_column {
-                if let Some((_, v)) = changes.iter().find(|(c, _)| *c == p) {
-                    if engine.lane_of(v) != lane.id() {
-                        let mut row = lane.table(table.id)?.row(pos);
-                        for (c, v) in &changes {
-                            row[*c] = v.clone();
-                        }
-                        moves.push(Move { from_pos: pos, row });
-                        continue;
+    }
+    for (lane, rows) in txn.lanes.iter_mut().zip(arriving) {
+        for row in rows {
+            lane.insert(table.id, &row)?;
+        }
+    }
+    Ok(())
+}
+
+/// Applies matched rows on a lane: deletes them (`delete`) or writes `changes`; returns the count and the rows an
+/// update moves to another lane because their partition key changed.
+fn apply_hits(
+    engine: &Engine,
+    lane: &mut LaneState,
+    table: &TableDef,
+    hits: Vec<(usize, Vec<(usize, Value)>)>,
+    delete: bool,
+) -> Result<(u64, Vec<Move>)> {
+    let count = hits.len() as u64;
+    let mut moves = Vec::new();
+    if delete {
+        let mut positions: Vec<usize> = hits.into_iter().map(|(p, _)| p).collect();
+        // Deleting moves the last row into the hole: go from the highest position down.
+        positions.sort_unstable_by(|a, b| b.cmp(a));
+        for pos in positions {
+            lane.delete(table.id, pos)?;
+        }
+        return Ok((count, moves));
+    }
+    for (pos, changes) in hits {
+        if let Some(p) = table.partition_column {
+            if let Some((_, v)) = changes.iter().find(|(c, _)| *c == p) {
+                if engine.lane_of(v) != lane.id() {
+                    let mut row = lane.table(table.id)?.row(pos);
+                    for (c, v) in &changes {
+                        row[*c] = v.clone();
                     }
+                    moves.push(Move { from_pos: pos, row });
+                    continue;
                 }
             }
-            lane.update(table.id, pos, &changes)?;
         }
-        Ok((count, moves))
+        lane.update(table.id, pos, &changes)?;
     }
+    Ok((count, moves))
+}
 
-    fn apply_moves(
-        &self,
-        engine: &Engine,
-        txn: &mut lanedb_engine::MultiTxn,
-        moves: Vec<Vec<Move>>,
-    ) -> Result<()> {
-        let Some(p) = self.table.partition_column else {
-            return Ok(());
-        };
-        let mut arriving: Vec<Vec<Vec<Value>>> = vec![Vec::new(); txn.lanes.len()];
-        for (lane, mut ms) in txn.lanes.iter_mut().zip(moves) {
-            ms.sort_unstable_by(|a, b| b.from_pos.cmp(&a.from_pos));
-            for m in ms {
-                lane.delete(self.table.id, m.from_pos)?;
-                arriving[engine.lane_of(&m.row[p])].push(m.row);
+fn encode_row(row: &[Value]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(row.len() * 9);
+    row.iter()
+        .for_each(|v| lanedb_engine::key::encode_value(v, &mut out));
+    out
+}
+
+/// UPDATE/DELETE whose WHERE or SET needs DataFusion (subqueries, functions the lane evaluator lacks).
+///
+/// Inside the multi-partition transaction, DataFusion evaluates `SELECT t.*, <new values> FROM t WHERE ...` on a
+/// snapshot of the held lanes; each result row names a stored row by its full old contents, which is matched back to
+/// a position on its lane (identical rows are interchangeable, so taking any matching position is exact).
+pub fn apply_matched(
+    engine: &Engine,
+    txn: &mut lanedb_engine::MultiTxn,
+    table: &TableDef,
+    matched: &[(Vec<Value>, Vec<Value>)],
+    sets: Option<&[usize]>,
+) -> Result<u64> {
+    let mut count = 0;
+    let mut moves = Vec::new();
+    for (i, lane) in txn.lanes.iter_mut().enumerate() {
+        let mine: Vec<&(Vec<Value>, Vec<Value>)> = matched
+            .iter()
+            .filter(|(old, _)| {
+                table
+                    .partition_column
+                    .is_none_or(|p| engine.lane_of(&old[p]) == i)
+            })
+            .collect();
+        let mut positions: HashMap<Vec<u8>, Vec<usize>> = HashMap::new();
+        if !mine.is_empty() {
+            let store = lane.table(table.id)?;
+            for pos in 0..store.len() {
+                positions
+                    .entry(encode_row(&store.row(pos)))
+                    .or_default()
+                    .push(pos);
             }
         }
-        for (lane, rows) in txn.lanes.iter_mut().zip(arriving) {
-            for row in rows {
-                lane.insert(self.table.id, &row)?;
-            }
+        let mut hits = Vec::with_capacity(mine.len());
+        for (old, new) in mine {
+            let pos = positions
+                .get_mut(&encode_row(old))
+                .and_then(|p| p.pop())
+                .ok_or_else(|| Error::internal("a matched row is not on its lane"))?;
+            let changes = match sets {
+                Some(cols) => cols
+                    .iter()
+                    .zip(new)
+                    .map(|(c, v)| Ok((*c, column_value(table, *c, v.clone())?)))
+                    .collect::<Result<Vec<_>>>()?,
+                None => vec![],
+            };
+            hits.push((pos, changes));
         }
-        Ok(())
+        let (n, m) = apply_hits(engine, lane, table, hits, sets.is_none())?;
+        if i == 0 || !table.is_replicated() {
+            count += n;
+        }
+        moves.push(m);
     }
+    apply_moves(table, engine, txn, moves)?;
+    Ok(count)
 }

@@ -20,6 +20,7 @@ pub mod dml;
 pub mod expr;
 pub mod plan;
 pub mod query;
+pub mod rewrite;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -223,6 +224,36 @@ impl SqlEngine {
                     })
                 })?;
                 Ok(tag_count(Output::command("INSERT 0 0", n)))
+            }
+            Plan::ModifyQuery {
+                table,
+                query,
+                sets,
+                verb,
+            } => {
+                let n = engine.run_multi(Some(p.catalog_version), |txn| {
+                    let ids: Vec<_> = txn.catalog().tables().map(|t| t.id).collect();
+                    let snapshot = txn.snapshot_tables(&ids);
+                    let (bridge, q2, ps) = (self.bridge.clone(), query.clone(), params.to_vec());
+                    let batches = self.wait(async move { bridge.run(&q2, &ps, snapshot).await })?;
+                    let width = table.columns.len();
+                    let mut matched = Vec::new();
+                    for batch in &batches {
+                        for r in 0..batch.num_rows() {
+                            let values = batch
+                                .columns()
+                                .iter()
+                                .map(|a| convert::value_at(a, r))
+                                .collect::<Result<Vec<_>>>()?;
+                            let (old, new) = values.split_at(width);
+                            matched.push((old.to_vec(), new.to_vec()));
+                        }
+                    }
+                    txn.statement(|txn| {
+                        dml::apply_matched(engine, txn, table, &matched, sets.as_deref())
+                    })
+                })?;
+                Ok(Output::command(format!("{verb} {n}"), n))
             }
             Plan::Modify { plan, verb } => {
                 let n = plan.run(engine, Some(p.catalog_version), params)?;

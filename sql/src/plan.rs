@@ -48,6 +48,13 @@ pub enum Plan {
         plan: ModifyPlan,
         verb: &'static str,
     },
+    /// UPDATE (with `sets`) or DELETE evaluated by DataFusion, applied by matching rows (`dml::apply_matched`).
+    ModifyQuery {
+        table: Arc<TableDef>,
+        query: Arc<QueryPlan>,
+        sets: Option<Vec<usize>>,
+        verb: &'static str,
+    },
     CreateTable(Box<ast::CreateTable>),
     CreateIndex(Box<ast::CreateIndex>),
     AlterTable(Box<ast::AlterTable>),
@@ -256,8 +263,8 @@ pub fn plan(
             })
         }
         ast::Statement::Insert(ins) => plan_insert(sql, version, &ins, catalog, df),
-        ast::Statement::Update(upd) => plan_update(sql, version, &upd, catalog),
-        ast::Statement::Delete(del) => plan_delete(sql, version, &del, catalog),
+        ast::Statement::Update(upd) => plan_update(sql, version, &upd, catalog, df),
+        ast::Statement::Delete(del) => plan_delete(sql, version, &del, catalog, df),
         other => Err(Error::unsupported(format!(
             "statement not supported: {}",
             first_words(&other.to_string())
@@ -543,7 +550,13 @@ fn not_simple(what: &str) -> Error {
     ))
 }
 
-fn plan_update(sql: String, version: u64, u: &ast::Update, catalog: &Catalog) -> Result<Prepared> {
+fn plan_update(
+    sql: String,
+    version: u64,
+    u: &ast::Update,
+    catalog: &Catalog,
+    df: impl FnMut(&ast::Statement) -> Result<QueryPlan>,
+) -> Result<Prepared> {
     if u.from.is_some() || u.returning.is_some() || !u.table.joins.is_empty() || u.limit.is_some() {
         return Err(Error::unsupported(
             "UPDATE with FROM, RETURNING, joins or LIMIT is not supported",
@@ -560,10 +573,24 @@ fn plan_update(sql: String, version: u64, u: &ast::Update, catalog: &Catalog) ->
         excluded: false,
     };
     let mut params = ParamTypes::default();
-    let sets = compile_sets(&u.assignments, &scope, &mut params)
-        .map_err(|e| e.unwrap_or_else(|| not_simple("UPDATE")))?;
-    let w = compile_where(u.selection.as_ref(), &scope, &mut params)
-        .map_err(|e| e.unwrap_or_else(|| not_simple("UPDATE")))?;
+    let compiled = compile_sets(&u.assignments, &scope, &mut params).and_then(|sets| {
+        Ok((
+            sets,
+            compile_where(u.selection.as_ref(), &scope, &mut params)?,
+        ))
+    });
+    let (sets, w) = match compiled {
+        Ok(c) => c,
+        Err(Some(e)) => return Err(e),
+        Err(None) => {
+            let general = General {
+                table: &table,
+                qualifier: &scope.qualifiers[0],
+                selection: u.selection.as_ref(),
+            };
+            return general.plan(sql, version, Some(&u.assignments), "UPDATE", df);
+        }
+    };
     let (access, mut route) = access_and_route(&table, &w);
     if table
         .partition_column
@@ -590,7 +617,13 @@ fn plan_update(sql: String, version: u64, u: &ast::Update, catalog: &Catalog) ->
     })
 }
 
-fn plan_delete(sql: String, version: u64, d: &ast::Delete, catalog: &Catalog) -> Result<Prepared> {
+fn plan_delete(
+    sql: String,
+    version: u64,
+    d: &ast::Delete,
+    catalog: &Catalog,
+    df: impl FnMut(&ast::Statement) -> Result<QueryPlan>,
+) -> Result<Prepared> {
     let from = match &d.from {
         ast::FromTable::WithFromKeyword(f) | ast::FromTable::WithoutKeyword(f) => f,
     };
@@ -616,8 +649,18 @@ fn plan_delete(sql: String, version: u64, d: &ast::Delete, catalog: &Catalog) ->
         excluded: false,
     };
     let mut params = ParamTypes::default();
-    let w = compile_where(d.selection.as_ref(), &scope, &mut params)
-        .map_err(|e| e.unwrap_or_else(|| not_simple("DELETE")))?;
+    let w = match compile_where(d.selection.as_ref(), &scope, &mut params) {
+        Ok(w) => w,
+        Err(Some(e)) => return Err(e),
+        Err(None) => {
+            let general = General {
+                table: &table,
+                qualifier: &scope.qualifiers[0],
+                selection: d.selection.as_ref(),
+            };
+            return general.plan(sql, version, None, "DELETE", df);
+        }
+    };
     let (access, route) = access_and_route(&table, &w);
     let plan = ModifyPlan {
         table: table.clone(),
@@ -857,4 +900,60 @@ fn plan_on_conflict(
         }
     };
     Ok(Some(OnConflict { index, action }))
+}
+
+/// The DataFusion-evaluated form of an UPDATE or DELETE (see `dml::apply_matched`).
+struct General<'a> {
+    table: &'a Arc<TableDef>,
+    qualifier: &'a str,
+    selection: Option<&'a ast::Expr>,
+}
+
+impl General<'_> {
+    fn plan(
+        &self,
+        sql: String,
+        version: u64,
+        assignments: Option<&[ast::Assignment]>,
+        verb: &'static str,
+        mut df: impl FnMut(&ast::Statement) -> Result<QueryPlan>,
+    ) -> Result<Prepared> {
+        let q = self.qualifier.replace('"', "\"\"");
+        let mut items = vec![format!("\"{q}\".*")];
+        let mut sets = Vec::new();
+        for a in assignments.unwrap_or_default() {
+            let c = assignment_column(a, self.table)?;
+            if sets.contains(&c) {
+                return Err(Error::syntax(format!(
+                    "multiple assignments to same column \"{}\"",
+                    self.table.columns[c].name
+                )));
+            }
+            sets.push(c);
+            items.push(format!("({})", a.value));
+        }
+        let name = self.table.name.replace('"', "\"\"");
+        let mut text = format!("SELECT {} FROM \"{name}\" AS \"{q}\"", items.join(", "));
+        if let Some(w) = self.selection {
+            text.push_str(&format!(" WHERE {w}"));
+        }
+        let Parsed::Sql { statement, .. } = parse_one(&text)? else {
+            return Err(Error::internal("generated query is not a statement"));
+        };
+        let query = df(&statement)?;
+        let param_types = query.param_types.clone();
+        let plan = Plan::ModifyQuery {
+            table: self.table.clone(),
+            query: Arc::new(query),
+            sets: assignments.map(|_| sets),
+            verb,
+        };
+        Ok(Prepared {
+            sql,
+            catalog_version: version,
+            plan,
+            param_types,
+            schema: Arc::new(Schema::empty()),
+        })
+    }
 }

@@ -194,6 +194,7 @@ impl QueryBridge {
     /// Plans a query statement once; the plan is reused for every execution.
     pub async fn plan(&self, statement: &ast::Statement) -> Result<QueryPlan> {
         let mut statement = statement.clone();
+        crate::rewrite::null_aware_in(&mut statement);
         let names = name_columns(&mut statement);
         let df_statement = datafusion::sql::parser::Statement::Statement(Box::new(statement));
         // Optimisation happens in `create_physical_plan` at each run: it must see the plan with its parameters
