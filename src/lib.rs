@@ -30,6 +30,7 @@ pub mod text;
 use std::sync::Arc;
 
 pub use arrow_array::RecordBatch;
+pub use lanedb_engine::types::VALUE_BYTES_MAX;
 use lanedb_engine::Engine;
 pub use lanedb_engine::{DataType, EngineConfig, Error, LaneStats, Result, SqlState, Value};
 pub use lanedb_sql::Output;

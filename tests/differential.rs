@@ -142,7 +142,10 @@ impl Case {
                 format!("SQLite rejected the statement (a bug in this test): {e}"),
             );
         }
-        if let Err(e) = self.lane.query(sql, &[]) {
+        if let Err(e) = {
+            trace(sql);
+            self.lane.query(sql, &[])
+        } {
             self.fail(sql, format!("LaneDB failed: {e}"));
         }
         self.script.push(format!("{sql};"));
@@ -150,7 +153,10 @@ impl Case {
 
     fn partition(&mut self, table: &str) {
         let sql = format!("PARTITION TABLE {table} ON COLUMN id");
-        if let Err(e) = self.lane.query(&sql, &[]) {
+        if let Err(e) = {
+            trace(&sql);
+            self.lane.query(&sql, &[])
+        } {
             self.fail(&sql, format!("LaneDB failed: {e}"));
         }
         self.script.push(format!("{sql};  -- LaneDB only"));
@@ -165,7 +171,10 @@ impl Case {
                 format!("SQLite rejected the statement (a bug in this test): {e}"),
             ),
         };
-        let lane = match self.lane.query(&m.sql, &[]) {
+        let lane = match {
+            trace(&m.sql);
+            self.lane.query(&m.sql, &[])
+        } {
             Ok(out) => out.rows_affected,
             Err(e) => self.fail(&m.sql, format!("LaneDB failed: {e}")),
         };
@@ -225,6 +234,7 @@ impl Case {
 }
 
 fn lane_rows(db: &Database, sql: &str) -> lanedb::Result<Rows> {
+    trace(sql);
     let out = db.query(sql, &[])?;
     let columns = out.schema.as_ref().map_or(0, |s| s.fields().len());
     let mut rows: Vec<Vec<String>> = Vec::new();
@@ -870,5 +880,12 @@ impl Grammar {
             format!("DO UPDATE SET a = excluded.a, b = {table}.b + excluded.b, s = excluded.s")
         };
         format!("INSERT INTO {table} VALUES {rows} ON CONFLICT (id) {action}")
+    }
+}
+
+/// With `LANEDB_DIFF_TRACE` set, prints every statement LaneDB runs, to replay a failing case statement by statement.
+fn trace(sql: &str) {
+    if std::env::var_os("LANEDB_DIFF_TRACE").is_some() {
+        eprintln!("TRACE {sql};");
     }
 }

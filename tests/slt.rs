@@ -52,7 +52,8 @@ impl DB for Lane {
 }
 
 fn run_file(path: &Path) -> Result<(), String> {
-    let mut runner = Runner::new(|| async { Ok::<_, Error>(Lane(Database::open_in_memory(2)?)) });
+    let mut runner =
+        Runner::new(|| async { Ok::<_, Error>(Lane(Database::open_in_memory(slt_lanes())?)) });
     runner.add_label("postgresql");
     runner
         .run_file(path)
@@ -142,4 +143,12 @@ fn shared_sqlite_select2() {
 #[ignore = "issue 3 open: correlated scalar subqueries with non-equality predicates are not decorrelated by DataFusion"]
 fn shared_sqlite_select3() {
     run_all(vec![shared().join("sqlite/select3.test")]);
+}
+
+/// Lanes per database: 2, or `LANEDB_SLT_LANES` to run the files with another partitioning.
+fn slt_lanes() -> usize {
+    std::env::var("LANEDB_SLT_LANES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2)
 }

@@ -112,14 +112,8 @@ impl SqlEngine {
 
     /// Parses and plans every statement of `sql`, using the plan cache.
     pub fn prepare(&self, sql: &str) -> Result<Arc<Vec<Arc<Prepared>>>> {
-        let version = self.engine.catalog().version;
-        if let Some(hit) = self.cache.lock().get(sql) {
-            if hit
-                .iter()
-                .all(|p| p.catalog_version == version || !p.plan.depends_on_catalog())
-            {
-                return Ok(hit.clone());
-            }
+        if let Some(hit) = self.cached(sql) {
+            return Ok(hit);
         }
         let statements = plan::parse(sql)?;
         let mut prepared = Vec::with_capacity(statements.len());
@@ -146,14 +140,39 @@ impl SqlEngine {
         })
     }
 
-    /// Runs every statement of `sql` with `params`, stopping at the first error.
+    /// Runs every statement of `sql` with `params`, stopping at the first error. As in PostgreSQL, the whole text is
+    /// parsed first (a syntax error anywhere runs nothing), then each statement is planned and run in turn, so a
+    /// statement can use what an earlier one created.
     pub fn execute(&self, sql: &str, params: &[Value]) -> Result<Vec<Output>> {
-        let prepared = self.prepare(sql)?;
-        let mut out = Vec::with_capacity(prepared.len());
-        for p in prepared.iter() {
-            out.push(self.execute_prepared(p, params)?);
+        if let Some(hit) = self.cached(sql) {
+            return hit
+                .iter()
+                .map(|p| self.execute_prepared(p, params))
+                .collect();
+        }
+        let statements = plan::parse(sql)?;
+        if statements.len() == 1 {
+            let prepared = self.prepare(sql)?;
+            return prepared
+                .iter()
+                .map(|p| self.execute_prepared(p, params))
+                .collect();
+        }
+        let mut out = Vec::with_capacity(statements.len());
+        for statement in statements {
+            let prepared = Arc::new(self.plan(statement)?);
+            out.push(self.execute_prepared(&prepared, params)?);
         }
         Ok(out)
+    }
+
+    fn cached(&self, sql: &str) -> Option<Arc<Vec<Arc<Prepared>>>> {
+        let version = self.engine.catalog().version;
+        let cache = self.cache.lock();
+        let hit = cache.get(sql)?;
+        hit.iter()
+            .all(|p| p.catalog_version == version || !p.plan.depends_on_catalog())
+            .then(|| hit.clone())
     }
 
     /// Runs one prepared statement; replans and retries if the catalog changed since it was planned.

@@ -8,12 +8,14 @@
 //! counting scalar subqueries, which DataFusion decorrelates in every position:
 //!
 //! ```text
-//! CASE WHEN (SELECT count(*) FROM (sq) AS s (v)) = 0             THEN FALSE
-//!      WHEN x IS NULL                                          THEN NULL
-//!      WHEN (SELECT count(*) FROM (sq) AS s (v) WHERE v = x) > 0  THEN TRUE
-//!      WHEN (SELECT count(*) FROM (sq) AS s (v) WHERE v IS NULL) > 0 THEN NULL
-//!      ELSE FALSE END                                          -- negated for NOT IN
+//! CASE WHEN (SELECT count(*) FROM (sq) AS s (v)) = 0                                 THEN FALSE
+//!      WHEN (SELECT count(*) FROM (sq) AS s (v) WHERE v = x) > 0                      THEN TRUE
+//!      WHEN x IS NOT NULL AND (SELECT count(*) FROM (sq) AS s (v) WHERE v IS NULL) = 0 THEN FALSE
+//!      ELSE NULL END                                                               -- negated for NOT IN
 //! ```
+//!
+//! (NULL comes only from the ELSE: a `WHEN x IS NULL THEN NULL` branch in the middle was mis-simplified by
+//! DataFusion 55 and dropped rows; `tests/slt/in_subquery_nulls.slt` pins the case.)
 //!
 //! The derived table makes DataFusion refuse a *correlated* subquery in this position with an error rather than give
 //! a wrong answer.
@@ -107,10 +109,9 @@ fn three_valued_in(x: &ast::Expr, sq: &ast::Query, negated: bool) -> Option<ast:
     let from = format!("FROM ({sq}) AS __lanedb_in (__lanedb_v)");
     let text = format!(
         "{not}(CASE WHEN (SELECT count(*) {from}) = 0 THEN FALSE \
-         WHEN ({x}) IS NULL THEN NULL \
          WHEN (SELECT count(*) {from} WHERE __lanedb_v = ({x})) > 0 THEN TRUE \
-         WHEN (SELECT count(*) {from} WHERE __lanedb_v IS NULL) > 0 THEN NULL \
-         ELSE FALSE END)",
+         WHEN ({x}) IS NOT NULL AND (SELECT count(*) {from} WHERE __lanedb_v IS NULL) = 0 THEN FALSE \
+         ELSE NULL END)",
         not = if negated { "NOT " } else { "" }
     );
     // The text is built from expressions that parsed a moment ago; if it does not parse, keep the original.
