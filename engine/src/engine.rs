@@ -63,7 +63,8 @@ struct Lane {
 pub struct LaneStats {
     /// Transactions (single- and multi-partition) that ran on the lane.
     pub transactions: u64,
-    /// Nanoseconds spent executing them while holding the lane.
+    /// Nanoseconds spent executing them while holding the lane (single-partition transactions are timed on a 1-in-16
+    /// sample and scaled, so this is an estimate).
     pub busy_ns: u64,
 }
 
@@ -145,11 +146,22 @@ impl Snapshot {
     }
 }
 
+/// One single-partition transaction in this many is timed for `busy_ns` (and counted that many times): reading the
+/// clock twice per transaction cost 6% of a point lookup.
+const LANE_TIMING_SAMPLE: u64 = 16;
+
 impl Lane {
-    fn record(&self, started: Instant) {
-        self.transactions.fetch_add(1, Ordering::Relaxed);
-        self.busy_ns
-            .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    /// Counts a transaction; returns the clock reading to time it with if it is in the sample.
+    fn begin(&self) -> Option<Instant> {
+        let n = self.transactions.fetch_add(1, Ordering::Relaxed);
+        (n % LANE_TIMING_SAMPLE == 0).then(Instant::now)
+    }
+
+    fn record(&self, started: Option<Instant>, weight: u64) {
+        if let Some(started) = started {
+            let ns = started.elapsed().as_nanos() as u64 * weight;
+            self.busy_ns.fetch_add(ns, Ordering::Relaxed);
+        }
     }
 }
 
@@ -198,7 +210,7 @@ impl Engine {
     ) -> Result<T> {
         let lane = &self.lanes[lane];
         let mut state = lane.state.lock();
-        let started = Instant::now();
+        let started = lane.begin();
         if let Some(v) = catalog_version {
             if v != state.catalog_version {
                 return Err(Error::new(
@@ -216,7 +228,7 @@ impl Engine {
                 state.commit();
             }
         }
-        lane.record(started);
+        lane.record(started, LANE_TIMING_SAMPLE);
         out
     }
 
@@ -273,7 +285,10 @@ impl Engine {
                 }
             }
         }
-        self.lanes.iter().for_each(|l| l.record(started));
+        for lane in &self.lanes {
+            lane.transactions.fetch_add(1, Ordering::Relaxed);
+            lane.record(Some(started), 1);
+        }
         out
     }
 

@@ -256,6 +256,17 @@ impl Column {
     }
 }
 
+/// Heap bytes of variable-width values (text, bytes).
+fn var_bytes<'a>(values: impl Iterator<Item = &'a Value>) -> usize {
+    values
+        .map(|v| match v {
+            Value::Text(s) => s.len(),
+            Value::Bytes(b) => b.len(),
+            _ => 0,
+        })
+        .sum()
+}
+
 /// Up to `CHUNK_ROWS` rows of a table, one vector per column.
 #[derive(Debug)]
 pub struct Chunk {
@@ -515,15 +526,7 @@ impl TableStore {
     }
 
     fn row_bytes(row: &[Value], index_count: usize) -> usize {
-        let var: usize = row
-            .iter()
-            .map(|v| match v {
-                Value::Text(s) => s.len(),
-                Value::Bytes(b) => b.len(),
-                _ => 0,
-            })
-            .sum();
-        var + row.len() * 17 + index_count * INDEX_ENTRY_BYTES
+        var_bytes(row.iter()) + row.len() * 17 + index_count * INDEX_ENTRY_BYTES
     }
 
     fn key_of(&self, index: &IndexDef, row: &[Value]) -> Option<Key> {
@@ -696,20 +699,29 @@ impl TableStore {
         pos: usize,
         changes: &[(usize, Value)],
     ) -> Result<(Vec<(usize, Value)>, isize)> {
-        let old_row = self.row(pos);
-        let mut new_row = old_row.clone();
-        for (c, v) in changes {
-            new_row[*c] = v.clone();
-        }
         let touches_index = self.indexes.iter().any(|i| {
             i.def
                 .columns
                 .iter()
                 .any(|c| changes.iter().any(|(x, _)| x == c))
         });
-        if touches_index {
-            self.check_unique(&new_row, Some(pos))?;
+        if !touches_index {
+            // The common case (`SET balance = balance + $1`): no key moves, only the changed cells are read.
+            let old: Vec<(usize, Value)> = changes
+                .iter()
+                .map(|(c, _)| (*c, self.get(pos, *c)))
+                .collect();
+            let delta = var_bytes(changes.iter().map(|(_, v)| v)) as isize
+                - var_bytes(old.iter().map(|(_, v)| v)) as isize;
+            self.write_cells(pos, changes, delta);
+            return Ok((old, delta));
         }
+        let old_row = self.row(pos);
+        let mut new_row = old_row.clone();
+        for (c, v) in changes {
+            new_row[*c] = v.clone();
+        }
+        self.check_unique(&new_row, Some(pos))?;
         let old: Vec<(usize, Value)> = changes
             .iter()
             .map(|(c, _)| (*c, old_row[*c].clone()))
@@ -758,15 +770,19 @@ impl TableStore {
                 }
             }
         }
+        let delta = Self::row_bytes(new_row, 0) as isize - Self::row_bytes(old_row, 0) as isize;
+        self.write_cells(pos, changes, delta);
+        delta
+    }
+
+    fn write_cells(&mut self, pos: usize, changes: &[(usize, Value)], delta: isize) {
         let (c, o) = Self::locate(pos);
         let chunk = Arc::make_mut(&mut self.chunks[c]);
         chunk.batch.take();
         for (col, v) in changes {
             chunk.columns[*col].set(o, v);
         }
-        let delta = Self::row_bytes(new_row, 0) as isize - Self::row_bytes(old_row, 0) as isize;
         self.bytes = (self.bytes as isize + delta).max(0) as usize;
-        delta
     }
 
     /// Rebuilds the store for a changed definition: `map` gives, for each new column, the old column it comes from

@@ -150,7 +150,7 @@ fn unique_name(table: &TableDef, cols: &[usize]) -> String {
     format!("{}_{}_key", table.name, names.join("_"))
 }
 
-pub fn create_table(engine: &Engine, ct: &ast::CreateTable) -> Result<String> {
+pub fn create_table(engine: &Engine, ct: &ast::CreateTable) -> Result<&'static str> {
     let name = object_name(&ct.name)?;
     if ct.query.is_some() || ct.like.is_some() || ct.clone.is_some() {
         return Err(Error::unsupported(
@@ -163,7 +163,7 @@ pub fn create_table(engine: &Engine, ct: &ast::CreateTable) -> Result<String> {
     engine.run_multi(None, |txn| {
         if txn.catalog().get_table(&name).is_some() {
             if ct.if_not_exists {
-                return Ok("CREATE TABLE".into());
+                return Ok("CREATE TABLE");
             }
             return Err(Error::new(
                 SqlState::DUPLICATE_TABLE,
@@ -227,7 +227,7 @@ pub fn create_table(engine: &Engine, ct: &ast::CreateTable) -> Result<String> {
         install(txn, def.clone(), |_| {
             Ok(new_table_store(Arc::new(def.clone())))
         })?;
-        Ok("CREATE TABLE".into())
+        Ok("CREATE TABLE")
     })
 }
 
@@ -260,13 +260,13 @@ fn rebuild(txn: &mut MultiTxn, def: TableDef, map: Vec<Option<usize>>) -> Result
     })
 }
 
-pub fn partition_table(engine: &Engine, table: &str, column: &str) -> Result<String> {
+pub fn partition_table(engine: &Engine, table: &str, column: &str) -> Result<&'static str> {
     engine.run_multi(None, |txn| {
         let mut def = (**txn.catalog().table(table)?).clone();
         let col = def.column(column)?;
         if let Some(p) = def.partition_column {
             if p == col {
-                return Ok("PARTITION TABLE".into());
+                return Ok("PARTITION TABLE");
             }
             return Err(Error::unsupported(format!(
                 "table \"{table}\" is already partitioned on column \"{}\"",
@@ -305,11 +305,11 @@ pub fn partition_table(engine: &Engine, table: &str, column: &str) -> Result<Str
             lane.set_table(def.id, Some(store));
         }
         txn.set_catalog(catalog);
-        Ok("PARTITION TABLE".into())
+        Ok("PARTITION TABLE")
     })
 }
 
-pub fn create_index(engine: &Engine, ci: &ast::CreateIndex) -> Result<String> {
+pub fn create_index(engine: &Engine, ci: &ast::CreateIndex) -> Result<&'static str> {
     let table = object_name(&ci.table_name)?;
     if ci.predicate.is_some() || !ci.include.is_empty() {
         return Err(Error::unsupported(
@@ -341,7 +341,7 @@ pub fn create_index(engine: &Engine, ci: &ast::CreateIndex) -> Result<String> {
         };
         if txn.catalog().index_owner(&name).is_some() || txn.catalog().get_table(&name).is_some() {
             if ci.if_not_exists {
-                return Ok("CREATE INDEX".into());
+                return Ok("CREATE INDEX");
             }
             return Err(Error::new(
                 SqlState::DUPLICATE_TABLE,
@@ -359,7 +359,7 @@ pub fn create_index(engine: &Engine, ci: &ast::CreateIndex) -> Result<String> {
         def.indexes.push(index);
         let map = (0..def.columns.len()).map(Some).collect();
         rebuild(txn, def, map)?;
-        Ok("CREATE INDEX".into())
+        Ok("CREATE INDEX")
     })
 }
 
@@ -368,7 +368,7 @@ pub fn drop(
     object_type: &ast::ObjectType,
     if_exists: bool,
     names: &[ast::ObjectName],
-) -> Result<String> {
+) -> Result<&'static str> {
     let names = names.iter().map(object_name).collect::<Result<Vec<_>>>()?;
     match object_type {
         ast::ObjectType::Table => engine.run_multi(None, |txn| {
@@ -385,7 +385,7 @@ pub fn drop(
                 let catalog = txn.catalog().without_table(name);
                 txn.set_catalog(catalog);
             }
-            Ok("DROP TABLE".into())
+            Ok("DROP TABLE")
         }),
         ast::ObjectType::Index => engine.run_multi(None, |txn| {
             for name in &names {
@@ -409,18 +409,18 @@ pub fn drop(
                 let map = (0..def.columns.len()).map(Some).collect();
                 rebuild(txn, def, map)?;
             }
-            Ok("DROP INDEX".into())
+            Ok("DROP INDEX")
         }),
         other => Err(Error::unsupported(format!("DROP {other} is not supported"))),
     }
 }
 
-pub fn alter_table(engine: &Engine, at: &ast::AlterTable) -> Result<String> {
+pub fn alter_table(engine: &Engine, at: &ast::AlterTable) -> Result<&'static str> {
     let table = object_name(&at.name)?;
     engine.run_multi(None, |txn| {
         let Some(current) = txn.catalog().get_table(&table).cloned() else {
             if at.if_exists {
-                return Ok("ALTER TABLE".into());
+                return Ok("ALTER TABLE");
             }
             return Err(Error::undefined_table(&table));
         };
@@ -491,7 +491,7 @@ pub fn alter_table(engine: &Engine, at: &ast::AlterTable) -> Result<String> {
             }
         }
         rebuild(txn, def, map)?;
-        Ok("ALTER TABLE".into())
+        Ok("ALTER TABLE")
     })
 }
 

@@ -42,8 +42,8 @@ const STALE_RETRIES_MAX: usize = 8;
 /// The result of one statement.
 #[derive(Clone, Debug)]
 pub struct Output {
-    /// PostgreSQL command tag: `SELECT 3`, `INSERT 0 1`, `CREATE TABLE`.
-    pub tag: String,
+    /// The command: `SELECT`, `INSERT`, `UPDATE`, `DELETE`, `CREATE TABLE`, ...; see `tag()`.
+    pub command: &'static str,
     /// Rows inserted, updated, deleted or returned.
     pub rows_affected: u64,
     /// Result columns for statements that return rows.
@@ -52,9 +52,9 @@ pub struct Output {
 }
 
 impl Output {
-    pub fn command(tag: impl Into<String>, rows_affected: u64) -> Output {
+    pub fn command(command: &'static str, rows_affected: u64) -> Output {
         Output {
-            tag: tag.into(),
+            command,
             rows_affected,
             schema: None,
             batches: vec![],
@@ -64,10 +64,22 @@ impl Output {
     pub fn rows(schema: SchemaRef, batches: Vec<RecordBatch>) -> Output {
         let n: usize = batches.iter().map(|b| b.num_rows()).sum();
         Output {
-            tag: format!("SELECT {n}"),
+            command: "SELECT",
             rows_affected: n as u64,
             schema: Some(schema),
             batches,
+        }
+    }
+
+    /// PostgreSQL's command tag: `SELECT 3`, `INSERT 0 1`, `UPDATE 2`, `CREATE TABLE`. Built on demand, so the hot
+    /// path does not format a string per call.
+    pub fn tag(&self) -> String {
+        match self.command {
+            "INSERT" => format!("INSERT 0 {}", self.rows_affected),
+            "SELECT" | "UPDATE" | "DELETE" | "COPY" => {
+                format!("{} {}", self.command, self.rows_affected)
+            }
+            other => other.to_string(),
         }
     }
 }
@@ -212,10 +224,9 @@ impl SqlEngine {
                 Ok(Output::rows(q.schema.clone(), batches))
             }
             Plan::Insert(ins) => Ok(Output::command(
-                format!("INSERT 0 {}", 0),
+                "INSERT",
                 ins.run(engine, p.catalog_version, params)?,
-            ))
-            .map(tag_count),
+            )),
             Plan::InsertSelect {
                 table,
                 columns,
@@ -242,7 +253,7 @@ impl SqlEngine {
                         dml::insert_in_txn(engine, txn, table, &rows, on_conflict.as_ref(), params)
                     })
                 })?;
-                Ok(tag_count(Output::command("INSERT 0 0", n)))
+                Ok(Output::command("INSERT", n))
             }
             Plan::ModifyQuery {
                 table,
@@ -272,11 +283,11 @@ impl SqlEngine {
                         dml::apply_matched(engine, txn, table, &matched, sets.as_deref())
                     })
                 })?;
-                Ok(Output::command(format!("{verb} {n}"), n))
+                Ok(Output::command(verb, n))
             }
             Plan::Modify { plan, verb } => {
                 let n = plan.run(engine, Some(p.catalog_version), params)?;
-                Ok(Output::command(format!("{verb} {n}"), n))
+                Ok(Output::command(verb, n))
             }
             Plan::CreateTable(ct) => ddl::create_table(engine, ct).map(|t| Output::command(t, 0)),
             Plan::CreateIndex(ci) => ddl::create_index(engine, ci).map(|t| Output::command(t, 0)),
@@ -296,11 +307,6 @@ impl SqlEngine {
     pub fn param_types(prepared: &Prepared) -> &[Option<DataType>] {
         &prepared.param_types
     }
-}
-
-fn tag_count(mut o: Output) -> Output {
-    o.tag = format!("INSERT 0 {}", o.rows_affected);
-    o
 }
 
 /// An empty schema, for statements that return no rows.

@@ -324,6 +324,36 @@ fn conjuncts(e: &ast::Expr, out: &mut Vec<ast::Expr>) {
 struct Where {
     bindings: Vec<(usize, Expr)>,
     filter: Option<Expr>,
+    /// Every conjunct is a binding whose value converts to the column's type without changing what it compares
+    /// equal to (a parameter, or a literal of the column's type family), so an index lookup on the bound columns
+    /// answers the whole WHERE.
+    only_exact_bindings: bool,
+}
+
+impl Where {
+    /// The filter still needed once rows come from `access`: none if the lookup already answers the WHERE.
+    fn residual(self, table: &TableDef, access: &Access) -> Option<Expr> {
+        let Access::Index { index, .. } = access else {
+            return self.filter;
+        };
+        let columns = &table.indexes[*index].columns;
+        if self.only_exact_bindings && self.bindings.iter().all(|(c, _)| columns.contains(c)) {
+            return None;
+        }
+        self.filter
+    }
+}
+
+fn exact_binding(table: &TableDef, column: usize, value: &Expr) -> bool {
+    let ty = table.columns[column].data_type;
+    match value {
+        Expr::Param(_) => true,
+        Expr::Literal(v) => {
+            (v.as_i64().is_some() && ty.is_integer())
+                || (matches!(v, lanedb_engine::Value::Text(_)) && ty.is_string())
+        }
+        _ => false,
+    }
 }
 
 fn compile_where(
@@ -335,13 +365,16 @@ fn compile_where(
         return Ok(Where {
             bindings: vec![],
             filter: None,
+            only_exact_bindings: true,
         });
     };
     let filter = expr::compile(selection, scope, params).or_else(user)?;
     let mut parts = vec![];
     conjuncts(selection, &mut parts);
     let mut bindings = vec![];
+    let mut only_exact_bindings = true;
     for part in parts {
+        let before = bindings.len();
         if let ast::Expr::BinaryOp {
             left,
             op: ast::BinaryOperator::Eq,
@@ -352,15 +385,18 @@ fn compile_where(
             let r = expr::compile(right, scope, params).or_else(user)?;
             match (l, r) {
                 (Expr::Column(c), v) | (v, Expr::Column(c)) if v.is_row_independent() => {
+                    only_exact_bindings &= exact_binding(scope.table, c, &v);
                     bindings.push((c, v))
                 }
                 _ => {}
             }
         }
+        only_exact_bindings &= bindings.len() > before;
     }
     Ok(Where {
         bindings,
         filter: Some(filter),
+        only_exact_bindings,
     })
 }
 
@@ -484,6 +520,7 @@ fn point_select(q: &ast::Query, catalog: &Catalog) -> Result<PointPlan> {
         Err(_) => return Ok(None),
     };
     let (access, route) = access_and_route(&table, &w);
+    let filter = w.residual(&table, &access);
     if matches!(route, Route::All) {
         return Ok(None);
     }
@@ -491,7 +528,7 @@ fn point_select(q: &ast::Query, catalog: &Catalog) -> Result<PointPlan> {
         table: table.clone(),
         access,
         route,
-        filter: w.filter,
+        filter,
         projection,
         types,
         schema: Arc::new(Schema::new(fields)),
@@ -592,6 +629,7 @@ fn plan_update(
         }
     };
     let (access, mut route) = access_and_route(&table, &w);
+    let filter = w.residual(&table, &access);
     if table
         .partition_column
         .is_some_and(|p| sets.iter().any(|(c, _)| *c == p))
@@ -602,7 +640,7 @@ fn plan_update(
         table: table.clone(),
         access,
         route,
-        filter: w.filter,
+        filter,
         sets: Some(sets),
     };
     Ok(Prepared {
@@ -662,11 +700,12 @@ fn plan_delete(
         }
     };
     let (access, route) = access_and_route(&table, &w);
+    let filter = w.residual(&table, &access);
     let plan = ModifyPlan {
         table: table.clone(),
         access,
         route,
-        filter: w.filter,
+        filter,
         sets: None,
     };
     Ok(Prepared {

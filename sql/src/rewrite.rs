@@ -19,6 +19,11 @@
 //!
 //! The derived table makes DataFusion refuse a *correlated* subquery in this position with an error rather than give
 //! a wrong answer.
+//!
+//! ## IN lists holding a NULL literal
+//! `x IN (1, NULL)` is TRUE or NULL, `x NOT IN (1, NULL)` FALSE or NULL, but DataFusion's IN-list simplifier drops
+//! the NULL when it combines lists (`s NOT IN ('a', NULL) AND s IN ('c')` came out TRUE for 'c'). Such lists become
+//! `CASE WHEN x IN (non-NULL items) THEN TRUE ELSE NULL END` (FALSE for NOT IN).
 
 use std::ops::ControlFlow;
 
@@ -44,10 +49,10 @@ pub fn null_aware_in(statement: &mut ast::Statement) {
     for c in conjuncts.iter_mut() {
         match c {
             ast::Expr::InSubquery { expr, subquery, .. } => {
-                rewrite_all(expr.as_mut());
+                rewrite_expr(expr.as_mut());
                 rewrite_all(subquery.as_mut());
             }
-            other => rewrite_all(other),
+            other => rewrite_expr(other),
         }
     }
     rewrite_all(statement);
@@ -91,18 +96,34 @@ fn split_and(e: ast::Expr, out: &mut Vec<ast::Expr>) {
 
 fn rewrite_all<V: ast::VisitMut>(node: &mut V) {
     let _ = visit_expressions_mut(node, |e| {
-        if let ast::Expr::InSubquery {
+        rewrite_one(e);
+        ControlFlow::<()>::Continue(())
+    });
+}
+
+/// Rewrites an expression and everything inside it (the visitor does not hand over the expression it starts from).
+fn rewrite_expr(e: &mut ast::Expr) {
+    rewrite_all(e);
+    rewrite_one(e);
+}
+
+fn rewrite_one(e: &mut ast::Expr) {
+    let replacement = match e {
+        ast::Expr::InSubquery {
             expr,
             subquery,
             negated,
-        } = e
-        {
-            if let Some(replacement) = three_valued_in(expr, subquery, *negated) {
-                *e = replacement;
-            }
-        }
-        ControlFlow::<()>::Continue(())
-    });
+        } => three_valued_in(expr, subquery, *negated),
+        ast::Expr::InList {
+            expr,
+            list,
+            negated,
+        } if list.iter().any(is_null_literal) => in_list_with_null(expr, list, *negated),
+        _ => None,
+    };
+    if let Some(replacement) = replacement {
+        *e = replacement;
+    }
 }
 
 fn three_valued_in(x: &ast::Expr, sq: &ast::Query, negated: bool) -> Option<ast::Expr> {
@@ -120,4 +141,63 @@ fn three_valued_in(x: &ast::Expr, sq: &ast::Query, negated: bool) -> Option<ast:
         .ok()?
         .parse_expr()
         .ok()
+}
+
+fn is_null_literal(e: &ast::Expr) -> bool {
+    matches!(e, ast::Expr::Value(v) if v.value == ast::Value::Null)
+}
+
+fn in_list_with_null(x: &ast::Expr, list: &[ast::Expr], negated: bool) -> Option<ast::Expr> {
+    let rest: Vec<String> = list
+        .iter()
+        .filter(|e| !is_null_literal(e))
+        .map(|e| e.to_string())
+        .collect();
+    let text = if rest.is_empty() {
+        "CAST(NULL AS BOOLEAN)".to_string()
+    } else {
+        let hit = if negated { "FALSE" } else { "TRUE" };
+        format!(
+            "(CASE WHEN ({x}) IN ({}) THEN {hit} ELSE NULL END)",
+            rest.join(", ")
+        )
+    };
+    Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(&text)
+        .ok()?
+        .parse_expr()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rewritten(sql: &str) -> String {
+        let mut statement = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+            .unwrap()
+            .remove(0);
+        null_aware_in(&mut statement);
+        statement.to_string()
+    }
+
+    #[test]
+    fn in_lists_with_null_become_case() {
+        let out = rewritten("SELECT id FROM p WHERE s NOT IN ('', 'a', NULL) AND s IN ('c')");
+        assert_eq!(
+            out,
+            "SELECT id FROM p WHERE (CASE WHEN (s) IN ('', 'a') THEN false ELSE NULL END) AND s IN ('c')"
+        );
+    }
+
+    #[test]
+    fn top_level_subqueries_stay_joins() {
+        let out = rewritten("SELECT x FROM p WHERE x NOT IN (SELECT y FROM q) AND x > 1");
+        assert_eq!(
+            out,
+            "SELECT x FROM p WHERE x NOT IN (SELECT y FROM q) AND x > 1"
+        );
+        let nested = rewritten("SELECT x FROM p WHERE x NOT IN (SELECT y FROM q) OR x > 1");
+        assert!(nested.contains("count(*)"), "{nested}");
+    }
 }
