@@ -183,11 +183,12 @@ impl QueryBridge {
                 }),
             }),
         );
-        let base = SessionStateBuilder::new()
+        let mut base = SessionStateBuilder::new()
             .with_config(config)
             .with_default_features()
             .with_catalog_list(catalogs)
             .build();
+        base.add_analyzer_rule(Arc::new(crate::checked::CheckedArithmetic::default()));
         QueryBridge { base, engine }
     }
 

@@ -1,0 +1,155 @@
+//! Integer arithmetic that fails on overflow, as PostgreSQL's does.
+//!
+//! DataFusion's `+`, `-` and `*` on integers wrap around (`9223372036854775807 + 1` is a large negative number), which
+//! would be a wrong answer, not an error. The `CheckedArithmetic` analyzer rule runs after type coercion and replaces
+//! every integer `+ - *` with `lanedb_checked_add/sub/mul`, functions over Arrow's checked kernels: an overflow is an
+//! error ("Arithmetic overflow"), mapped to SQLSTATE 22003. Result types do not change, so nothing downstream is
+//! re-typed.
+
+use std::sync::Arc;
+
+use datafusion::arrow::compute::kernels::numeric;
+use datafusion::arrow::datatypes::DataType as ArrowType;
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{DFSchema, Result};
+use datafusion::logical_expr::expr::ScalarFunction;
+use datafusion::logical_expr::expr_rewriter::NamePreserver;
+use datafusion::logical_expr::utils::merge_schema;
+use datafusion::logical_expr::{
+    BinaryExpr, ColumnarValue, Expr, ExprSchemable, LogicalPlan, Operator, ScalarFunctionArgs,
+    ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+use datafusion::optimizer::AnalyzerRule;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Op {
+    Add,
+    Sub,
+    Mul,
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct CheckedOp {
+    op: Op,
+    name: &'static str,
+    signature: Signature,
+}
+
+impl CheckedOp {
+    fn udf(op: Op) -> Arc<ScalarUDF> {
+        let name = match op {
+            Op::Add => "lanedb_checked_add",
+            Op::Sub => "lanedb_checked_sub",
+            Op::Mul => "lanedb_checked_mul",
+        };
+        let signature = Signature::any(2, Volatility::Immutable);
+        Arc::new(ScalarUDF::from(CheckedOp {
+            op,
+            name,
+            signature,
+        }))
+    }
+}
+
+impl ScalarUDFImpl for CheckedOp {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, arg_types: &[ArrowType]) -> Result<ArrowType> {
+        Ok(arg_types[0].clone())
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let all_scalar = args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let out = match self.op {
+            Op::Add => numeric::add(&arrays[0], &arrays[1])?,
+            Op::Sub => numeric::sub(&arrays[0], &arrays[1])?,
+            Op::Mul => numeric::mul(&arrays[0], &arrays[1])?,
+        };
+        if all_scalar {
+            return Ok(ColumnarValue::Scalar(
+                datafusion::common::ScalarValue::try_from_array(&out, 0)?,
+            ));
+        }
+        Ok(ColumnarValue::Array(out))
+    }
+}
+
+/// Replaces integer `+ - *` with their checked forms.
+#[derive(Debug)]
+pub struct CheckedArithmetic {
+    add: Arc<ScalarUDF>,
+    sub: Arc<ScalarUDF>,
+    mul: Arc<ScalarUDF>,
+}
+
+impl Default for CheckedArithmetic {
+    fn default() -> Self {
+        CheckedArithmetic {
+            add: CheckedOp::udf(Op::Add),
+            sub: CheckedOp::udf(Op::Sub),
+            mul: CheckedOp::udf(Op::Mul),
+        }
+    }
+}
+
+impl CheckedArithmetic {
+    fn rewrite(&self, e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
+        let Expr::BinaryExpr(BinaryExpr { left, op, right }) = &e else {
+            return Ok(Transformed::no(e));
+        };
+        let udf = match op {
+            Operator::Plus => &self.add,
+            Operator::Minus => &self.sub,
+            Operator::Multiply => &self.mul,
+            _ => return Ok(Transformed::no(e)),
+        };
+        let integer = |x: &Expr| {
+            x.get_type(schema)
+                .is_ok_and(|t| matches!(t, ArrowType::Int16 | ArrowType::Int32 | ArrowType::Int64))
+        };
+        let same_type = left.get_type(schema).ok() == right.get_type(schema).ok();
+        if !(integer(left) && integer(right) && same_type) {
+            return Ok(Transformed::no(e));
+        }
+        let args = vec![left.as_ref().clone(), right.as_ref().clone()];
+        Ok(Transformed::yes(Expr::ScalarFunction(
+            ScalarFunction::new_udf(udf.clone(), args),
+        )))
+    }
+}
+
+impl AnalyzerRule for CheckedArithmetic {
+    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
+        plan.transform_up_with_subqueries(|node| {
+            let schema = merge_schema(&node.inputs());
+            // Rewritten expressions keep their display names: parent nodes refer to columns by them.
+            let names = NamePreserver::new(&node);
+            let node = node.map_expressions(|e| {
+                let name = names.save(&e);
+                Ok(e.transform_up(|x| self.rewrite(x, &schema))?
+                    .update_data(|e| name.restore(e)))
+            })?;
+            if node.transformed {
+                Ok(Transformed::yes(node.data.recompute_schema()?))
+            } else {
+                Ok(node)
+            }
+        })
+        .map(|t| t.data)
+    }
+
+    fn name(&self) -> &str {
+        "lanedb_checked_arithmetic"
+    }
+}
