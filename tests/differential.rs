@@ -171,10 +171,8 @@ impl Case {
                 format!("SQLite rejected the statement (a bug in this test): {e}"),
             ),
         };
-        let lane = match {
-            trace(&m.sql);
-            self.lane.query(&m.sql, &[])
-        } {
+        trace(&m.sql);
+        let lane = match self.lane.query(&m.sql, &[]) {
             Ok(out) => out.rows_affected,
             Err(e) => self.fail(&m.sql, format!("LaneDB failed: {e}")),
         };
@@ -381,7 +379,7 @@ impl Scope {
     fn table(qualifier: Option<&str>) -> Scope {
         let name = |c: &str| qualifier.map_or(c.to_string(), |q| format!("{q}.{c}"));
         Scope {
-            columns: COLUMNS.iter().map(|(c, ty)| (name(*c), *ty)).collect(),
+            columns: COLUMNS.iter().map(|(c, ty)| (name(c), *ty)).collect(),
         }
     }
 
@@ -657,7 +655,7 @@ impl Grammar {
     }
 
     /// One table, or an inner or LEFT join of two (possibly the same) on integer columns.
-    fn from_clause(&mut self) -> (String, Scope) {
+    fn relation_clause(&mut self) -> (String, Scope) {
         if !self.chance(0.3) {
             return (self.table().to_string(), Scope::table(None));
         }
@@ -784,7 +782,7 @@ impl Grammar {
     }
 
     fn query(&mut self) -> Query {
-        let (from, scope) = self.from_clause();
+        let (from, scope) = self.relation_clause();
         let filter = self.where_clause(&scope, true);
         let p = self.projection(&scope);
         let body = format!("SELECT {} FROM {from}{filter}{}", p.head, p.tail);

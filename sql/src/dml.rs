@@ -463,7 +463,7 @@ fn apply_moves(
     };
     let mut arriving: Vec<Vec<Vec<Value>>> = vec![Vec::new(); txn.lanes.len()];
     for (lane, mut ms) in txn.lanes.iter_mut().zip(moves) {
-        ms.sort_unstable_by(|a, b| b.from_pos.cmp(&a.from_pos));
+        ms.sort_unstable_by_key(|m| std::cmp::Reverse(m.from_pos));
         for m in ms {
             lane.delete(table.id, m.from_pos)?;
             arriving[engine.lane_of(&m.row[p])].push(m.row);

@@ -731,9 +731,7 @@ fn decimal_arithmetic(op: BinOp, a: &Value, b: &Value) -> Result<Value> {
         }
         BinOp::Mod => Ok(Value::Decimal(xa % xb, s)),
         _ => {
-            let scale = s
-                .max(16)
-                .min(lanedb_engine::types::DECIMAL_PRECISION_MAX / 2);
+            let scale = s.clamp(16, lanedb_engine::types::DECIMAL_PRECISION_MAX / 2);
             let num = xa.checked_mul(pow10(scale)).ok_or_else(overflow)?;
             Ok(Value::Decimal(num / xb, scale))
         }

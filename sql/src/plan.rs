@@ -25,7 +25,7 @@ const PARSER_RECURSION_MAX: usize = 200;
 pub enum Parsed {
     Sql {
         sql: String,
-        statement: ast::Statement,
+        statement: Box<ast::Statement>,
     },
     Partition {
         sql: String,
@@ -128,7 +128,7 @@ pub fn parse(sql: &str) -> Result<Vec<Parsed>> {
         } else {
             Parsed::Sql {
                 sql: String::new(),
-                statement: p.parse_statement().map_err(parser_error)?,
+                statement: Box::new(p.parse_statement().map_err(parser_error)?),
             }
         };
         let end = p.peek_token().span.start;
@@ -214,7 +214,7 @@ pub fn plan(
                 schema: empty,
             });
         }
-        Parsed::Sql { sql, statement } => (sql, statement),
+        Parsed::Sql { sql, statement } => (sql, *statement),
     };
     let ddl = |plan| {
         Ok(Prepared {
