@@ -195,6 +195,7 @@ impl QueryBridge {
     /// Plans a query statement once; the plan is reused for every execution.
     pub async fn plan(&self, statement: &ast::Statement) -> Result<QueryPlan> {
         let mut statement = statement.clone();
+        crate::rewrite::decorrelate_scalar_subqueries(&mut statement, &self.engine.catalog());
         crate::rewrite::null_aware_in(&mut statement);
         let names = name_columns(&mut statement);
         let df_statement = datafusion::sql::parser::Statement::Statement(Box::new(statement));

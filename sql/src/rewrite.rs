@@ -169,6 +169,274 @@ fn in_list_with_null(x: &ast::Expr, list: &[ast::Expr], negated: bool) -> Option
         .ok()
 }
 
+/// Rewrites correlated scalar aggregate subqueries that DataFusion cannot decorrelate (non-equality correlation, e.g.
+/// `(SELECT count(*) FROM t1 AS x WHERE x.b < t1.b)`) into a join with a grouped derived table.
+///
+/// ```text
+/// SELECT f(t.a, (SELECT agg(e) FROM u AS x WHERE p(x, t))) FROM t
+///   =>
+/// SELECT f(t.a, sq.v) FROM t LEFT JOIN (
+///     SELECT o.c1 AS k0, o.c2 AS k1, ..., agg(e) AS v
+///     FROM (SELECT DISTINCT c1, c2, ... FROM t) AS o JOIN u AS x ON p(x, o)
+///     GROUP BY o.c1, o.c2, ...) AS sq
+///   ON t.c1 IS NOT DISTINCT FROM sq.k0 AND t.c2 IS NOT DISTINCT FROM sq.k1 ...
+/// ```
+///
+/// The aggregate is computed once per distinct outer row (duplicates of a row have the same value), outer rows
+/// without a match get NULL (`count` is wrapped in COALESCE(..., 0)), as the subquery would give. Applies to a SELECT
+/// over one table with no `*` in its select list; anything else is left to DataFusion.
+pub fn decorrelate_scalar_subqueries(
+    statement: &mut ast::Statement,
+    catalog: &lanedb_engine::Catalog,
+) {
+    let ast::Statement::Query(q) = statement else {
+        return;
+    };
+    let ast::SetExpr::Select(select) = q.body.as_mut() else {
+        return;
+    };
+    if select.from.len() != 1 || !select.from[0].joins.is_empty() {
+        return;
+    }
+    let ast::TableFactor::Table {
+        name,
+        alias,
+        args: None,
+        ..
+    } = &select.from[0].relation
+    else {
+        return;
+    };
+    let Ok(table_name) = crate::ddl::object_name(name) else {
+        return;
+    };
+    let Some(outer) = catalog.get_table(&table_name) else {
+        return;
+    };
+    let outer_name = match alias {
+        Some(a) if a.columns.is_empty() => crate::ddl::ident(&a.name),
+        Some(_) => return,
+        None => table_name.clone(),
+    };
+    if select.projection.iter().any(|p| {
+        matches!(
+            p,
+            ast::SelectItem::Wildcard(_) | ast::SelectItem::QualifiedWildcard(..)
+        )
+    }) {
+        return;
+    }
+    let mut joins = Vec::new();
+    let mut rewrite = |e: &mut ast::Expr| {
+        if let ast::Expr::Subquery(sq) = e {
+            if let Some((join, value)) =
+                decorrelate_one(sq, &outer_name, outer, catalog, joins.len())
+            {
+                joins.push(join);
+                *e = value;
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    };
+    for item in select.projection.iter_mut() {
+        match item {
+            ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. } => {
+                let _ = visit_expressions_mut(e, &mut rewrite);
+                let _ = rewrite(e);
+            }
+            _ => {}
+        }
+    }
+    if let Some(w) = select.selection.as_mut() {
+        let _ = visit_expressions_mut(w, &mut rewrite);
+        let _ = rewrite(w);
+    }
+    if joins.is_empty() {
+        return;
+    }
+    let relation = format!(
+        "SELECT 1 FROM {} {}",
+        select.from[0].relation,
+        joins.join(" ")
+    );
+    let Ok(mut parsed) = Parser::parse_sql(&PostgreSqlDialect {}, &relation) else {
+        return;
+    };
+    let Some(ast::Statement::Query(pq)) = parsed.pop() else {
+        return;
+    };
+    let ast::SetExpr::Select(ps) = *pq.body else {
+        return;
+    };
+    select.from = ps.from;
+}
+
+const AGGREGATES: [&str; 5] = ["count", "sum", "min", "max", "avg"];
+
+/// One subquery: the LEFT JOIN clause to add and the expression that replaces it, if the shape is handled.
+fn decorrelate_one(
+    sq: &ast::Query,
+    outer_name: &str,
+    outer: &lanedb_engine::TableDef,
+    catalog: &lanedb_engine::Catalog,
+    n: usize,
+) -> Option<(String, ast::Expr)> {
+    if sq.with.is_some() || sq.order_by.is_some() || sq.limit_clause.is_some() || sq.fetch.is_some()
+    {
+        return None;
+    }
+    let ast::SetExpr::Select(s) = sq.body.as_ref() else {
+        return None;
+    };
+    let simple_group =
+        matches!(&s.group_by, ast::GroupByExpr::Expressions(v, m) if v.is_empty() && m.is_empty());
+    if s.distinct.is_some()
+        || !simple_group
+        || s.having.is_some()
+        || s.from.len() != 1
+        || !s.from[0].joins.is_empty()
+    {
+        return None;
+    }
+    let [item] = s.projection.as_slice() else {
+        return None;
+    };
+    let (ast::SelectItem::UnnamedExpr(agg) | ast::SelectItem::ExprWithAlias { expr: agg, .. }) =
+        item
+    else {
+        return None;
+    };
+    let ast::Expr::Function(f) = agg else {
+        return None;
+    };
+    let fname = f.name.to_string().to_lowercase();
+    if !AGGREGATES.contains(&fname.as_str()) || f.over.is_some() || f.filter.is_some() {
+        return None;
+    }
+    let ast::TableFactor::Table {
+        name,
+        alias: Some(inner_alias),
+        args: None,
+        ..
+    } = &s.from[0].relation
+    else {
+        return None;
+    };
+    let inner = catalog.get_table(&crate::ddl::object_name(name).ok()?)?;
+    let inner_alias_name = crate::ddl::ident(&inner_alias.name);
+    if inner_alias_name == outer_name || !inner_alias.columns.is_empty() {
+        return None;
+    }
+    let mut predicate = s.selection.clone()?;
+    let mut correlated = false;
+    let mut unknown = false;
+    let _ = visit_expressions_mut(&mut predicate, |e| {
+        qualify(
+            e,
+            outer_name,
+            &inner_alias_name,
+            inner,
+            &mut correlated,
+            &mut unknown,
+        );
+        ControlFlow::<()>::Continue(())
+    });
+    let mut agg = agg.clone();
+    let mut agg_correlated = false;
+    let _ = visit_expressions_mut(&mut agg, |e| {
+        qualify(
+            e,
+            outer_name,
+            &inner_alias_name,
+            inner,
+            &mut agg_correlated,
+            &mut unknown,
+        );
+        ControlFlow::<()>::Continue(())
+    });
+    if !correlated || agg_correlated || unknown {
+        return None;
+    }
+    let cols: Vec<String> = outer
+        .columns
+        .iter()
+        .map(|c| format!("\"{}\"", c.name.replace('"', "\"\"")))
+        .collect();
+    let keys: Vec<String> = cols
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("__lanedb_o.{c} AS __lanedb_k{i}"))
+        .collect();
+    let group: Vec<String> = cols.iter().map(|c| format!("__lanedb_o.{c}")).collect();
+    let on: Vec<String> = cols
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            format!("(\"{outer_name}\".{c} IS NOT DISTINCT FROM __lanedb_sq{n}.__lanedb_k{i})")
+        })
+        .collect();
+    let join = format!(
+        "LEFT JOIN (SELECT {keys}, {agg} AS __lanedb_v FROM (SELECT DISTINCT {cols} FROM \"{outer_table}\") AS __lanedb_o \
+         JOIN {inner_table} AS \"{inner_alias_name}\" ON ({predicate}) GROUP BY {group}) AS __lanedb_sq{n} ON {on}",
+        keys = keys.join(", "),
+        cols = cols.join(", "),
+        outer_table = outer.name,
+        inner_table = name,
+        group = group.join(", "),
+        on = on.join(" AND "),
+    );
+    let value = if fname == "count" {
+        format!("COALESCE(__lanedb_sq{n}.__lanedb_v, 0)")
+    } else {
+        format!("__lanedb_sq{n}.__lanedb_v")
+    };
+    let value = Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(&value)
+        .ok()?
+        .parse_expr()
+        .ok()?;
+    Some((join, value))
+}
+
+/// Qualifies a column reference inside the subquery: `outer.c` becomes `__lanedb_o.c` (and marks the subquery
+/// correlated), an unqualified `c` becomes `inner.c` (SQL resolves it in the innermost scope). A name that is
+/// neither an inner column nor qualified stops the rewrite.
+fn qualify(
+    e: &mut ast::Expr,
+    outer_name: &str,
+    inner_alias: &str,
+    inner: &lanedb_engine::TableDef,
+    correlated: &mut bool,
+    unknown: &mut bool,
+) {
+    match e {
+        ast::Expr::Identifier(i) => {
+            let c = crate::ddl::ident(i);
+            if inner.column_index(&c).is_some() {
+                *e = ast::Expr::CompoundIdentifier(vec![
+                    ast::Ident::with_quote('"', inner_alias),
+                    i.clone(),
+                ]);
+            } else {
+                *unknown = true;
+            }
+        }
+        ast::Expr::CompoundIdentifier(parts) if parts.len() == 2 => {
+            let q = crate::ddl::ident(&parts[0]);
+            if q == outer_name {
+                parts[0] = ast::Ident::new("__lanedb_o");
+                *correlated = true;
+            } else if q != inner_alias {
+                *unknown = true;
+            }
+        }
+        ast::Expr::Subquery(_) | ast::Expr::Exists { .. } | ast::Expr::InSubquery { .. } => {
+            *unknown = true
+        }
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,5 +467,43 @@ mod tests {
         );
         let nested = rewritten("SELECT x FROM p WHERE x NOT IN (SELECT y FROM q) OR x > 1");
         assert!(nested.contains("count(*)"), "{nested}");
+    }
+
+    #[test]
+    fn correlated_aggregates_become_grouped_joins() {
+        let mut catalog = lanedb_engine::Catalog::default();
+        let table = lanedb_engine::TableDef {
+            id: 1,
+            name: "t1".into(),
+            columns: ["a", "b"]
+                .iter()
+                .map(|n| lanedb_engine::ColumnDef {
+                    name: n.to_string(),
+                    data_type: lanedb_engine::DataType::Integer,
+                    nullable: true,
+                    default: None,
+                })
+                .collect(),
+            primary_key: None,
+            indexes: vec![],
+            partition_column: None,
+        };
+        catalog = catalog.with_table(table);
+        let rewrite = |sql: &str| {
+            let mut statement = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+                .unwrap()
+                .remove(0);
+            decorrelate_scalar_subqueries(&mut statement, &catalog);
+            statement.to_string()
+        };
+        let out = rewrite("SELECT a, (SELECT count(*) FROM t1 AS x WHERE x.b < t1.b) FROM t1");
+        assert!(out.contains("LEFT JOIN (SELECT __lanedb_o"), "{out}");
+        assert!(
+            out.contains("COALESCE(__lanedb_sq0.__lanedb_v, 0)"),
+            "{out}"
+        );
+        // A select list with * keeps the subquery (the join would add columns).
+        let star = "SELECT *, (SELECT count(*) FROM t1 AS x WHERE x.b < t1.b) FROM t1";
+        assert_eq!(rewrite(star), star);
     }
 }
