@@ -28,10 +28,24 @@ pub fn cell(batch: &RecordBatch, row: usize, column: usize) -> Option<String> {
             array.as_primitive::<Decimal128Type>().value(row),
             (*s).max(0) as u8,
         ),
-        ArrowType::Timestamp(arrow_schema::TimeUnit::Microsecond, None) => {
-            lanedb_engine::value::format_timestamp(
-                array.as_primitive::<TimestampMicrosecondType>().value(row),
-            )
+        ArrowType::Timestamp(unit, _) => {
+            use arrow_schema::TimeUnit;
+            let micros = match unit {
+                TimeUnit::Second => {
+                    array.as_primitive::<TimestampSecondType>().value(row) * 1_000_000
+                }
+                TimeUnit::Millisecond => {
+                    array.as_primitive::<TimestampMillisecondType>().value(row) * 1000
+                }
+                TimeUnit::Microsecond => {
+                    array.as_primitive::<TimestampMicrosecondType>().value(row)
+                }
+                TimeUnit::Nanosecond => array
+                    .as_primitive::<TimestampNanosecondType>()
+                    .value(row)
+                    .div_euclid(1000),
+            };
+            lanedb_engine::value::format_timestamp(micros)
         }
         ArrowType::Date32 => {
             lanedb_engine::value::format_date(array.as_primitive::<Date32Type>().value(row))

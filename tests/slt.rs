@@ -115,7 +115,7 @@ fn named_files() {
                 let text = e.display(false).to_string();
                 println!(
                     "FAIL {}",
-                    text.lines().take(3).collect::<Vec<_>>().join(" | ")
+                    text.lines().take(7).collect::<Vec<_>>().join(" | ")
                 );
             }
         }

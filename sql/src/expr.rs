@@ -60,6 +60,8 @@ pub enum Func {
     Upper,
     Length,
     NullIf,
+    /// The first n characters (explicit casts to VARCHAR(n) truncate).
+    Left,
 }
 
 /// Why an expression could not be compiled for an engine plan.
@@ -231,6 +233,12 @@ pub fn compile(
             };
             let l = compile(left, scope, params)?;
             let r = compile(right, scope, params)?;
+            if matches!(
+                op,
+                BinOp::Eq | BinOp::NotEq | BinOp::Lt | BinOp::LtEq | BinOp::Gt | BinOp::GtEq
+            ) {
+                check_comparable(&l, &r, scope.table)?;
+            }
             if let Expr::Column(c) = &l {
                 params.note_expr(&r, scope.table.columns[*c].data_type);
             }
@@ -313,7 +321,16 @@ pub fn compile(
             let ty = convert::data_type(data_type)?;
             let inner = compile(expr, scope, params)?;
             params.note_expr(&inner, ty);
-            Expr::Cast(Box::new(inner), ty)
+            match ty {
+                DataType::Varchar(Some(n)) => Expr::Function(
+                    Func::Left,
+                    vec![
+                        Expr::Cast(Box::new(inner), DataType::Varchar(None)),
+                        Expr::Literal(Value::Integer(n as i32)),
+                    ],
+                ),
+                _ => Expr::Cast(Box::new(inner), ty),
+            }
         }
         E::TypedString(ts) => {
             let ty = convert::data_type(&ts.data_type)?;
@@ -386,6 +403,35 @@ fn compile_function(
         return Err(CompileError::NotSimple);
     }
     Ok(Expr::Function(func, args))
+}
+
+/// The type an expression is known to have at compile time; `None` for untyped string literals (which PostgreSQL
+/// reads as whatever type they are compared with) and for anything not worked out here.
+fn static_type(e: &Expr, table: &lanedb_engine::TableDef) -> Option<DataType> {
+    match e {
+        Expr::Column(c) | Expr::Excluded(c) => Some(table.columns[*c].data_type),
+        Expr::Literal(Value::Text(_)) | Expr::Literal(Value::Null) => None,
+        Expr::Literal(v) => v.data_type(),
+        Expr::Cast(_, ty) => Some(*ty),
+        _ => None,
+    }
+}
+
+/// PostgreSQL has no `character varying = integer` operator: comparing a string with a number is 42883, not a cast.
+fn check_comparable(
+    l: &Expr,
+    r: &Expr,
+    table: &lanedb_engine::TableDef,
+) -> Result<(), CompileError> {
+    if let (Some(a), Some(b)) = (static_type(l, table), static_type(r, table)) {
+        if (a.is_string() && b.is_numeric()) || (a.is_numeric() && b.is_string()) {
+            return Err(CompileError::User(Error::new(
+                SqlState::UNDEFINED_FUNCTION,
+                format!("operator does not exist: {a} = {b}; add an explicit cast"),
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// What an expression reads when it is evaluated.
@@ -767,6 +813,10 @@ fn function(f: Func, mut args: Vec<Value>) -> Result<Value> {
         Func::Lower => Value::Text(args[0].to_string().to_lowercase()),
         Func::Upper => Value::Text(args[0].to_string().to_uppercase()),
         Func::Length => Value::Integer(args[0].to_string().chars().count() as i32),
+        Func::Left => {
+            let n = args[1].as_i64().unwrap_or(0).max(0) as usize;
+            Value::Text(args[0].to_string().chars().take(n).collect())
+        }
         Func::NullIf => {
             if !args[0].is_null()
                 && !args[1].is_null()

@@ -196,7 +196,7 @@ impl QueryBridge {
     pub async fn plan(&self, statement: &ast::Statement) -> Result<QueryPlan> {
         let mut statement = statement.clone();
         crate::rewrite::decorrelate_scalar_subqueries(&mut statement, &self.engine.catalog());
-        crate::rewrite::null_aware_in(&mut statement);
+        crate::rewrite::postgres_semantics(&mut statement);
         let names = name_columns(&mut statement);
         let df_statement = datafusion::sql::parser::Statement::Statement(Box::new(statement));
         // Optimisation happens in `create_physical_plan` at each run: it must see the plan with its parameters
@@ -325,6 +325,9 @@ pub fn map_error(e: DataFusionError) -> Error {
 
 fn classify(m: &str) -> Option<Error> {
     let lower = m.to_lowercase();
+    if let Some(code) = datetime_code(&lower) {
+        return Some(Error::new(code, m.to_string()));
+    }
     let code = if lower.contains("divide by zero") || lower.contains("division by zero") {
         SqlState::DIVISION_BY_ZERO
     } else if lower.contains("overflow")
@@ -417,4 +420,28 @@ fn pg_name(e: &ast::Expr) -> String {
         },
         _ => "?column?".into(),
     }
+}
+
+/// Date and timestamp input errors: 22008 when the text has the shape of a date but a field is out of range
+/// (`2023-02-29`), 22007 when it is not a date at all, as PostgreSQL reports them.
+fn datetime_code(lower: &str) -> Option<SqlState> {
+    let about_dates = lower.contains("date32")
+        || lower.contains("date64")
+        || lower.contains("parsing timestamp")
+        || lower.contains("to value of timestamp");
+    if !about_dates {
+        return None;
+    }
+    let quoted = lower.split('\'').nth(1).unwrap_or("");
+    let date_shaped = quoted
+        .split('-')
+        .take(3)
+        .filter(|p| !p.is_empty() && p.bytes().take(2).all(|b| b.is_ascii_digit()))
+        .count()
+        == 3;
+    Some(if date_shaped {
+        SqlState("22008")
+    } else {
+        SqlState::INVALID_DATETIME_FORMAT
+    })
 }

@@ -20,6 +20,10 @@
 //! The derived table makes DataFusion refuse a *correlated* subquery in this position with an error rather than give
 //! a wrong answer.
 //!
+//! ## CAST(x AS VARCHAR(n))
+//! PostgreSQL truncates on an explicit cast to VARCHAR(n); DataFusion ignores n. The cast becomes
+//! `left(CAST(x AS VARCHAR), n)`. (Assignment to a VARCHAR(n) column still refuses longer values with 22001.)
+//!
 //! ## IN lists holding a NULL literal
 //! `x IN (1, NULL)` is TRUE or NULL, `x NOT IN (1, NULL)` FALSE or NULL, but DataFusion's IN-list simplifier drops
 //! the NULL when it combines lists (`s NOT IN ('a', NULL) AND s IN ('c')` came out TRUE for 'c'). Such lists become
@@ -31,8 +35,9 @@ use datafusion::sql::sqlparser::ast::{self, visit_expressions_mut};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
-/// Rewrites every `[NOT] IN (subquery)` of `statement` except the top-level WHERE conjuncts of its outermost SELECT.
-pub fn null_aware_in(statement: &mut ast::Statement) {
+/// Applies the rewrites above: every `[NOT] IN (subquery)` except the top-level WHERE conjuncts of the outermost
+/// SELECT, IN lists holding NULL, and casts to VARCHAR(n).
+pub fn postgres_semantics(statement: &mut ast::Statement) {
     let ast::Statement::Query(q) = statement else {
         return;
     };
@@ -119,6 +124,12 @@ fn rewrite_one(e: &mut ast::Expr) {
             list,
             negated,
         } if list.iter().any(is_null_literal) => in_list_with_null(expr, list, *negated),
+        ast::Expr::Cast {
+            kind: ast::CastKind::Cast | ast::CastKind::DoubleColon,
+            expr,
+            data_type,
+            ..
+        } => truncating_varchar_cast(expr, data_type),
         _ => None,
     };
     if let Some(replacement) = replacement {
@@ -136,6 +147,23 @@ fn three_valued_in(x: &ast::Expr, sq: &ast::Query, negated: bool) -> Option<ast:
         not = if negated { "NOT " } else { "" }
     );
     // The text is built from expressions that parsed a moment ago; if it does not parse, keep the original.
+    Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(&text)
+        .ok()?
+        .parse_expr()
+        .ok()
+}
+
+/// An explicit cast to VARCHAR(n) truncates to n characters in PostgreSQL; DataFusion ignores the length.
+fn truncating_varchar_cast(x: &ast::Expr, ty: &ast::DataType) -> Option<ast::Expr> {
+    let (ast::DataType::Varchar(Some(len)) | ast::DataType::CharacterVarying(Some(len))) = ty
+    else {
+        return None;
+    };
+    let ast::CharacterLength::IntegerLength { length, .. } = len else {
+        return None;
+    };
+    let text = format!("left(CAST(({x}) AS VARCHAR), {length})");
     Parser::new(&PostgreSqlDialect {})
         .try_with_sql(&text)
         .ok()?
@@ -445,7 +473,7 @@ mod tests {
         let mut statement = Parser::parse_sql(&PostgreSqlDialect {}, sql)
             .unwrap()
             .remove(0);
-        null_aware_in(&mut statement);
+        postgres_semantics(&mut statement);
         statement.to_string()
     }
 
