@@ -235,21 +235,11 @@ impl SqlEngine {
                 on_conflict,
             } => {
                 let n = engine.run_multi(Some(p.catalog_version), |txn| {
-                    let ids: Vec<_> = txn.catalog().tables().map(|t| t.id).collect();
-                    let snapshot = txn.snapshot_tables(&ids);
-                    let (bridge, q2, ps) = (self.bridge.clone(), query.clone(), params.to_vec());
-                    let batches = self.wait(async move { bridge.run(&q2, &ps, snapshot).await })?;
-                    let mut rows = Vec::new();
-                    for batch in &batches {
-                        for r in 0..batch.num_rows() {
-                            let values = batch
-                                .columns()
-                                .iter()
-                                .map(|a| convert::value_at(a, r))
-                                .collect::<Result<Vec<_>>>()?;
-                            rows.push(dml::full_row(table, columns, values)?);
-                        }
-                    }
+                    let rows = self
+                        .query_in_txn(txn, query, params)?
+                        .into_iter()
+                        .map(|values| dml::full_row(table, columns, values))
+                        .collect::<Result<Vec<_>>>()?;
                     txn.statement(|txn| {
                         dml::insert_in_txn(engine, txn, table, &rows, on_conflict.as_ref(), params)
                     })
@@ -263,23 +253,15 @@ impl SqlEngine {
                 verb,
             } => {
                 let n = engine.run_multi(Some(p.catalog_version), |txn| {
-                    let ids: Vec<_> = txn.catalog().tables().map(|t| t.id).collect();
-                    let snapshot = txn.snapshot_tables(&ids);
-                    let (bridge, q2, ps) = (self.bridge.clone(), query.clone(), params.to_vec());
-                    let batches = self.wait(async move { bridge.run(&q2, &ps, snapshot).await })?;
                     let width = table.columns.len();
-                    let mut matched = Vec::new();
-                    for batch in &batches {
-                        for r in 0..batch.num_rows() {
-                            let values = batch
-                                .columns()
-                                .iter()
-                                .map(|a| convert::value_at(a, r))
-                                .collect::<Result<Vec<_>>>()?;
-                            let (old, new) = values.split_at(width);
-                            matched.push((old.to_vec(), new.to_vec()));
-                        }
-                    }
+                    let matched: Vec<(Vec<Value>, Vec<Value>)> = self
+                        .query_in_txn(txn, query, params)?
+                        .into_iter()
+                        .map(|mut row| {
+                            let new = row.split_off(width);
+                            (row, new)
+                        })
+                        .collect();
                     txn.statement(|txn| {
                         dml::apply_matched(engine, txn, table, &matched, sets.as_deref())
                     })
@@ -302,6 +284,32 @@ impl SqlEngine {
                 ddl::partition_table(engine, table, column).map(|t| Output::command(t, 0))
             }
         }
+    }
+
+    /// Runs a DataFusion query on a snapshot of the lanes a multi-partition transaction holds; returns its rows.
+    fn query_in_txn(
+        &self,
+        txn: &lanedb_engine::MultiTxn,
+        query: &Arc<query::QueryPlan>,
+        params: &[Value],
+    ) -> Result<Vec<Vec<Value>>> {
+        let ids: Vec<_> = txn.catalog().tables().map(|t| t.id).collect();
+        let snapshot = txn.snapshot_tables(&ids);
+        let (bridge, query, ps) = (self.bridge.clone(), query.clone(), params.to_vec());
+        let batches = self.wait(async move { bridge.run(&query, &ps, snapshot).await })?;
+        let mut rows = Vec::new();
+        for batch in &batches {
+            for r in 0..batch.num_rows() {
+                rows.push(
+                    batch
+                        .columns()
+                        .iter()
+                        .map(|a| convert::value_at(a, r))
+                        .collect::<Result<Vec<_>>>()?,
+                );
+            }
+        }
+        Ok(rows)
     }
 
     /// Parameter types the statement expects (`None` where nothing constrains a parameter).

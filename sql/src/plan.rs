@@ -305,6 +305,17 @@ fn single_table(
     Ok(Some((def, qualifiers)))
 }
 
+/// The table an UPDATE or DELETE writes, with the qualifiers its columns may use.
+fn modify_target(
+    relation: &ast::TableFactor,
+    catalog: &Catalog,
+    verb: &str,
+) -> Result<(Arc<TableDef>, Vec<String>)> {
+    single_table(relation, catalog)?.ok_or_else(|| {
+        Error::unsupported(format!("{verb} of this kind of relation is not supported"))
+    })
+}
+
 fn conjuncts(e: &ast::Expr, out: &mut Vec<ast::Expr>) {
     match e {
         ast::Expr::BinaryOp {
@@ -599,11 +610,7 @@ fn plan_update(
             "UPDATE with FROM, RETURNING, joins or LIMIT is not supported",
         ));
     }
-    let Some((table, qualifiers)) = single_table(&u.table.relation, catalog)? else {
-        return Err(Error::unsupported(
-            "UPDATE of this kind of relation is not supported",
-        ));
-    };
+    let (table, qualifiers) = modify_target(&u.table.relation, catalog, "UPDATE")?;
     let scope = Scope {
         table: &table,
         qualifiers,
@@ -676,11 +683,7 @@ fn plan_delete(
             "DELETE with USING, RETURNING, joins or LIMIT is not supported",
         ));
     }
-    let Some((table, qualifiers)) = single_table(&from[0].relation, catalog)? else {
-        return Err(Error::unsupported(
-            "DELETE from this kind of relation is not supported",
-        ));
-    };
+    let (table, qualifiers) = modify_target(&from[0].relation, catalog, "DELETE")?;
     let scope = Scope {
         table: &table,
         qualifiers,
