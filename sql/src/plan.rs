@@ -316,21 +316,6 @@ fn modify_target(
     })
 }
 
-fn conjuncts(e: &ast::Expr, out: &mut Vec<ast::Expr>) {
-    match e {
-        ast::Expr::BinaryOp {
-            left,
-            op: ast::BinaryOperator::And,
-            right,
-        } => {
-            conjuncts(left, out);
-            conjuncts(right, out);
-        }
-        ast::Expr::Nested(inner) => conjuncts(inner, out),
-        other => out.push(other.clone()),
-    }
-}
-
 /// How a WHERE clause lets a plan find rows: `column = value` bindings, the compiled full filter.
 struct Where {
     bindings: Vec<(usize, Expr)>,
@@ -381,7 +366,7 @@ fn compile_where(
     };
     let filter = expr::compile(selection, scope, params).or_else(user)?;
     let mut parts = vec![];
-    conjuncts(selection, &mut parts);
+    crate::rewrite::split_and(selection.clone(), &mut parts);
     let mut bindings = vec![];
     let mut only_exact_bindings = true;
     for part in parts {

@@ -74,7 +74,8 @@ pub fn postgres_semantics(statement: &mut ast::Statement) {
     });
 }
 
-fn split_and(e: ast::Expr, out: &mut Vec<ast::Expr>) {
+/// Splits a predicate into its top-level AND conjuncts, looking through parentheses.
+pub(crate) fn split_and(e: ast::Expr, out: &mut Vec<ast::Expr>) {
     match e {
         ast::Expr::BinaryOp {
             left,
@@ -84,17 +85,7 @@ fn split_and(e: ast::Expr, out: &mut Vec<ast::Expr>) {
             split_and(*left, out);
             split_and(*right, out);
         }
-        ast::Expr::Nested(inner)
-            if matches!(
-                *inner,
-                ast::Expr::BinaryOp {
-                    op: ast::BinaryOperator::And,
-                    ..
-                }
-            ) =>
-        {
-            split_and(*inner, out)
-        }
+        ast::Expr::Nested(inner) => split_and(*inner, out),
         other => out.push(other),
     }
 }
