@@ -153,3 +153,39 @@ impl AnalyzerRule for CheckedArithmetic {
         "lanedb_checked_arithmetic"
     }
 }
+
+/// `lanedb_boolean(b)` returns `b` unchanged. The rewrite wraps IN lists that are not top-level WHERE conjuncts in it,
+/// so DataFusion's simplifier cannot merge two lists over the same expression: its merge answers FALSE for an empty
+/// result even when the tested value is NULL (where SQL says NULL), which is wrong under NOT.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct OpaqueBoolean {
+    signature: Signature,
+}
+
+impl OpaqueBoolean {
+    pub const NAME: &'static str = "lanedb_boolean";
+
+    pub fn udf() -> ScalarUDF {
+        ScalarUDF::from(OpaqueBoolean {
+            signature: Signature::exact(vec![ArrowType::Boolean], Volatility::Immutable),
+        })
+    }
+}
+
+impl ScalarUDFImpl for OpaqueBoolean {
+    fn name(&self) -> &str {
+        Self::NAME
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[ArrowType]) -> Result<ArrowType> {
+        Ok(ArrowType::Boolean)
+    }
+
+    fn invoke_with_args(&self, mut args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        Ok(args.args.remove(0))
+    }
+}

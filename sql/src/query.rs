@@ -22,6 +22,7 @@ use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::TableType;
 use datafusion::execution::context::SessionState;
 use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::execution::FunctionRegistry;
 use datafusion::logical_expr::{Expr as DfExpr, LogicalPlan};
 use datafusion::physical_plan::{collect, ExecutionPlan};
 use datafusion::prelude::SessionConfig;
@@ -189,6 +190,8 @@ impl QueryBridge {
             .with_catalog_list(catalogs)
             .build();
         base.add_analyzer_rule(Arc::new(crate::checked::CheckedArithmetic::default()));
+        base.register_udf(Arc::new(crate::checked::OpaqueBoolean::udf()))
+            .expect("registering a function on a fresh session");
         QueryBridge { base, engine }
     }
 

@@ -20,6 +20,12 @@
 //! The derived table makes DataFusion refuse a *correlated* subquery in this position with an error rather than give
 //! a wrong answer.
 //!
+//! ## IN lists below the top of a WHERE clause
+//! DataFusion merges `x NOT IN (A) AND x IN (B)` into one list and answers FALSE when the result is empty, also
+//! for a NULL `x` (SQL says NULL), which NOT then turns into TRUE. Such lists are wrapped in `lanedb_boolean(...)`,
+//! an identity function the simplifier cannot see through. Top-level conjuncts are left alone (FALSE and NULL both
+//! drop the row there).
+//!
 //! ## CAST(x AS VARCHAR(n))
 //! PostgreSQL truncates on an explicit cast to VARCHAR(n); DataFusion ignores n. The cast becomes
 //! `left(CAST(x AS VARCHAR), n)`. (Assignment to a VARCHAR(n) column still refuses longer values with 22001.)
@@ -56,6 +62,11 @@ pub fn postgres_semantics(statement: &mut ast::Statement) {
             ast::Expr::InSubquery { expr, subquery, .. } => {
                 rewrite_expr(expr.as_mut());
                 rewrite_all(subquery.as_mut());
+            }
+            // A top-level IN list may be merged with another: FALSE and NULL both filter the row out here.
+            ast::Expr::InList { expr, list, .. } if !list.iter().any(is_null_literal) => {
+                rewrite_expr(expr.as_mut());
+                list.iter_mut().for_each(rewrite_expr);
             }
             other => rewrite_expr(other),
         }
@@ -115,6 +126,7 @@ fn rewrite_one(e: &mut ast::Expr) {
             list,
             negated,
         } if list.iter().any(is_null_literal) => in_list_with_null(expr, list, *negated),
+        ast::Expr::InList { .. } => opaque(e),
         ast::Expr::Cast {
             kind: ast::CastKind::Cast | ast::CastKind::DoubleColon,
             expr,
@@ -155,6 +167,16 @@ fn truncating_varchar_cast(x: &ast::Expr, ty: &ast::DataType) -> Option<ast::Exp
         return None;
     };
     let text = format!("left(CAST(({x}) AS VARCHAR), {length})");
+    Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(&text)
+        .ok()?
+        .parse_expr()
+        .ok()
+}
+
+/// Hides an IN list from DataFusion's list merging (see `checked::OpaqueBoolean`).
+fn opaque(e: &ast::Expr) -> Option<ast::Expr> {
+    let text = format!("{}(({e}))", crate::checked::OpaqueBoolean::NAME);
     Parser::new(&PostgreSqlDialect {})
         .try_with_sql(&text)
         .ok()?
