@@ -161,6 +161,11 @@ pub struct QueryBridge {
 /// A planned query: the logical plan and what its parameters and results look like.
 pub struct QueryPlan {
     pub plan: LogicalPlan,
+    /// Whether uncorrelated scalar subqueries run as DataFusion's `ScalarSubqueryExec` (which checks that at most
+    /// one row comes back, 21000) rather than as joins. DataFusion 55's physical path lost duplicate outer rows under
+    /// OR (differential seed 1584), and its join path checks no cardinality; so queries whose scalar subqueries are
+    /// all single-row aggregates take the join path, and the others keep the check.
+    physical_scalar_subqueries: bool,
     pub schema: SchemaRef,
     pub param_types: Vec<Option<DataType>>,
 }
@@ -198,6 +203,7 @@ impl QueryBridge {
     /// Plans a query statement once; the plan is reused for every execution.
     pub async fn plan(&self, statement: &ast::Statement) -> Result<QueryPlan> {
         let mut statement = statement.clone();
+        let physical_scalar_subqueries = crate::rewrite::has_multi_row_scalar_subquery(&statement);
         crate::rewrite::decorrelate_scalar_subqueries(&mut statement, &self.engine.catalog());
         crate::rewrite::postgres_semantics(&mut statement);
         let names = name_columns(&mut statement);
@@ -237,6 +243,7 @@ impl QueryBridge {
         }
         Ok(QueryPlan {
             plan,
+            physical_scalar_subqueries,
             schema,
             param_types,
         })
@@ -253,6 +260,11 @@ impl QueryBridge {
         state
             .config_mut()
             .set_extension(Arc::new(QuerySnapshot(snapshot)));
+        state
+            .config_mut()
+            .options_mut()
+            .optimizer
+            .enable_physical_uncorrelated_scalar_subquery = query.physical_scalar_subqueries;
         let mut plan = query.plan.clone();
         if !params.is_empty() || !query.param_types.is_empty() {
             let mut values = Vec::with_capacity(query.param_types.len());

@@ -314,6 +314,37 @@ pub fn decorrelate_scalar_subqueries(
 
 const AGGREGATES: [&str; 5] = ["count", "sum", "min", "max", "avg"];
 
+/// Whether a scalar subquery of `statement` could return more than one row (anything but a bare aggregate without
+/// GROUP BY), so the 21000 check must stay (see `query::QueryPlan`).
+pub fn has_multi_row_scalar_subquery(statement: &ast::Statement) -> bool {
+    let mut found = false;
+    let _ = ast::visit_expressions(statement, |e| {
+        if let ast::Expr::Subquery(q) = e {
+            found |= !is_single_row_aggregate(q);
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    found
+}
+
+fn is_single_row_aggregate(q: &ast::Query) -> bool {
+    let ast::SetExpr::Select(s) = q.body.as_ref() else {
+        return false;
+    };
+    let no_group =
+        matches!(&s.group_by, ast::GroupByExpr::Expressions(v, m) if v.is_empty() && m.is_empty());
+    let [ast::SelectItem::UnnamedExpr(ast::Expr::Function(f))
+    | ast::SelectItem::ExprWithAlias {
+        expr: ast::Expr::Function(f),
+        ..
+    }] = s.projection.as_slice()
+    else {
+        return false;
+    };
+    let name = f.name.to_string().to_lowercase();
+    no_group && s.having.is_none() && f.over.is_none() && AGGREGATES.contains(&name.as_str())
+}
+
 /// One subquery: the LEFT JOIN clause to add and the expression that replaces it, if the shape is handled.
 fn decorrelate_one(
     sq: &ast::Query,
