@@ -1,10 +1,20 @@
-//! Integer arithmetic that fails on overflow, as PostgreSQL's does.
+//! PostgreSQL's arithmetic and casts on top of DataFusion: integer overflow is an error, numeric-to-integer casts
+//! round, `length(bytea)` counts bytes.
 //!
+//! ## Checked arithmetic
 //! DataFusion's `+`, `-` and `*` on integers wrap around (`9223372036854775807 + 1` is a large negative number), which
 //! would be a wrong answer, not an error. The `CheckedArithmetic` analyzer rule runs after type coercion and replaces
 //! every integer `+ - *` with `lanedb_checked_add/sub/mul`, functions over Arrow's checked kernels: an overflow is an
 //! error ("Arithmetic overflow"), mapped to SQLSTATE 22003. Result types do not change, so nothing downstream is
 //! re-typed.
+//!
+//! ## Numeric to integer casts
+//! PostgreSQL rounds `CAST(12.5 AS INTEGER)` to 13 (half away from zero); DataFusion truncates. The same rule turns
+//! a cast from a decimal to an integer type into a cast of `round(x)`.
+//!
+//! ## length(bytea)
+//! DataFusion's `length` casts binary to text (and fails on bytes that are not UTF-8). `ByteAwareLength` replaces it:
+//! binary arguments give their byte count, everything else goes to DataFusion's `character_length`.
 
 use std::sync::Arc;
 
@@ -13,7 +23,7 @@ use datafusion::arrow::datatypes::DataType as ArrowType;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, Result};
-use datafusion::logical_expr::expr::ScalarFunction;
+use datafusion::logical_expr::expr::{Cast, ScalarFunction};
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::utils::merge_schema;
 use datafusion::logical_expr::{
@@ -91,6 +101,7 @@ pub struct CheckedArithmetic {
     add: Arc<ScalarUDF>,
     sub: Arc<ScalarUDF>,
     mul: Arc<ScalarUDF>,
+    round: Arc<ScalarUDF>,
 }
 
 impl Default for CheckedArithmetic {
@@ -99,12 +110,25 @@ impl Default for CheckedArithmetic {
             add: CheckedOp::udf(Op::Add),
             sub: CheckedOp::udf(Op::Sub),
             mul: CheckedOp::udf(Op::Mul),
+            round: datafusion::functions::math::round(),
         }
     }
 }
 
 impl CheckedArithmetic {
     fn rewrite(&self, e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
+        if let Expr::Cast(Cast { expr, field }) = &e {
+            let to_integer = matches!(
+                field.data_type(),
+                ArrowType::Int16 | ArrowType::Int32 | ArrowType::Int64
+            );
+            if to_integer && matches!(expr.get_type(schema), Ok(ArrowType::Decimal128(..))) {
+                let round = ScalarFunction::new_udf(self.round.clone(), vec![*expr.clone()]);
+                let cast =
+                    Cast::new_from_field(Box::new(Expr::ScalarFunction(round)), field.clone());
+                return Ok(Transformed::yes(Expr::Cast(cast)));
+            }
+        }
         let Expr::BinaryExpr(BinaryExpr { left, op, right }) = &e else {
             return Ok(Transformed::no(e));
         };
@@ -187,5 +211,77 @@ impl ScalarUDFImpl for OpaqueBoolean {
 
     fn invoke_with_args(&self, mut args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         Ok(args.args.remove(0))
+    }
+}
+
+/// `length` / `char_length` that count bytes for binary values (PostgreSQL's `length(bytea)`).
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct ByteAwareLength {
+    signature: Signature,
+}
+
+impl ByteAwareLength {
+    pub fn udf() -> ScalarUDF {
+        ScalarUDF::from(ByteAwareLength {
+            signature: Signature::any(1, Volatility::Immutable),
+        })
+    }
+
+    fn is_binary(t: &ArrowType) -> bool {
+        matches!(
+            t,
+            ArrowType::Binary | ArrowType::LargeBinary | ArrowType::BinaryView
+        )
+    }
+}
+
+impl ScalarUDFImpl for ByteAwareLength {
+    fn name(&self) -> &str {
+        "length"
+    }
+
+    fn aliases(&self) -> &[String] {
+        &[]
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[ArrowType]) -> Result<Vec<ArrowType>> {
+        Ok(arg_types
+            .iter()
+            .map(|t| match t {
+                t if Self::is_binary(t) => t.clone(),
+                ArrowType::Utf8 | ArrowType::LargeUtf8 | ArrowType::Utf8View => t.clone(),
+                _ => ArrowType::Utf8,
+            })
+            .collect())
+    }
+
+    fn return_type(&self, arg_types: &[ArrowType]) -> Result<ArrowType> {
+        if Self::is_binary(&arg_types[0]) {
+            return Ok(ArrowType::Int32);
+        }
+        datafusion::functions::unicode::character_length().return_type(arg_types)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        if !Self::is_binary(args.arg_fields[0].data_type()) {
+            return datafusion::functions::unicode::character_length().invoke_with_args(args);
+        }
+        let all_scalar = args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let lengths = datafusion::arrow::compute::kernels::length::length(&arrays[0])?;
+        let lengths = datafusion::arrow::compute::cast(&lengths, &ArrowType::Int32)?;
+        if all_scalar {
+            return Ok(ColumnarValue::Scalar(
+                datafusion::common::ScalarValue::try_from_array(&lengths, 0)?,
+            ));
+        }
+        Ok(ColumnarValue::Array(lengths))
     }
 }

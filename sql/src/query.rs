@@ -195,8 +195,13 @@ impl QueryBridge {
             .with_catalog_list(catalogs)
             .build();
         base.add_analyzer_rule(Arc::new(crate::checked::CheckedArithmetic::default()));
-        base.register_udf(Arc::new(crate::checked::OpaqueBoolean::udf()))
-            .expect("registering a function on a fresh session");
+        for udf in [
+            crate::checked::OpaqueBoolean::udf(),
+            crate::checked::ByteAwareLength::udf(),
+        ] {
+            base.register_udf(Arc::new(udf))
+                .expect("registering a function on a fresh session");
+        }
         QueryBridge { base, engine }
     }
 
