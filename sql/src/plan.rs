@@ -333,7 +333,16 @@ impl Where {
             return self.filter;
         };
         let columns = &table.indexes[*index].columns;
-        if self.only_exact_bindings && self.bindings.iter().all(|(c, _)| columns.contains(c)) {
+        let each_column_once = self
+            .bindings
+            .iter()
+            .enumerate()
+            .all(|(i, (c, _))| self.bindings[..i].iter().all(|(earlier, _)| earlier != c));
+        // `id = 66 AND id = -2` binds id twice: the lookup uses one binding, the filter must check the other.
+        if self.only_exact_bindings
+            && each_column_once
+            && self.bindings.iter().all(|(c, _)| columns.contains(c))
+        {
             return None;
         }
         self.filter

@@ -189,9 +189,17 @@ impl QueryBridge {
                 }),
             }),
         );
+        // SanityCheckPlan only verifies plans; it rejected correct ones (a sort on `a + b` under the filter
+        // `a + b = b` where the order on `b` was required, differential seed 2647), so it is left out.
+        let physical_rules = datafusion::physical_optimizer::optimizer::PhysicalOptimizer::new()
+            .rules
+            .into_iter()
+            .filter(|r| r.name() != "SanityCheckPlan")
+            .collect();
         let mut base = SessionStateBuilder::new()
             .with_config(config)
             .with_default_features()
+            .with_physical_optimizer_rules(physical_rules)
             .with_catalog_list(catalogs)
             .build();
         base.add_analyzer_rule(Arc::new(crate::checked::CheckedArithmetic::default()));
