@@ -95,10 +95,10 @@ fn shared() -> PathBuf {
 /// Runs the files named in `LANEDB_SLT` (colon-separated), for checking one file while developing. With
 /// `LANEDB_SLT_KEEP_GOING` set, every record runs and the failures are counted and summarised instead.
 #[test]
+#[ignore = "developer tool, not a test: run with LANEDB_SLT=... and --ignored"]
 fn named_files() {
-    let Ok(files) = std::env::var("LANEDB_SLT") else {
-        return;
-    };
+    let files = std::env::var("LANEDB_SLT")
+        .expect("set LANEDB_SLT to the .slt files to run (colon-separated)");
     let files: Vec<PathBuf> = files.split(':').map(PathBuf::from).collect();
     if std::env::var_os("LANEDB_SLT_KEEP_GOING").is_none() {
         return run_all(files);

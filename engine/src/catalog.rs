@@ -108,10 +108,6 @@ impl Catalog {
         self.tables.values()
     }
 
-    pub fn table_by_id(&self, id: TableId) -> Option<&Arc<TableDef>> {
-        self.tables.values().find(|t| t.id == id)
-    }
-
     /// The table owning the index called `name`.
     pub fn index_owner(&self, name: &str) -> Option<(&Arc<TableDef>, usize)> {
         self.tables.values().find_map(|t| {

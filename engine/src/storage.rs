@@ -91,17 +91,16 @@ struct Column {
 
 impl Column {
     fn new(data_type: DataType) -> Column {
-        let cap = 0;
         let data = match data_type {
-            DataType::Boolean => ColumnData::Boolean(Vec::with_capacity(cap)),
-            DataType::SmallInt => ColumnData::Int16(Vec::with_capacity(cap)),
-            DataType::Integer | DataType::Date => ColumnData::Int32(Vec::with_capacity(cap)),
-            DataType::BigInt | DataType::Timestamp => ColumnData::Int64(Vec::with_capacity(cap)),
-            DataType::Real => ColumnData::Float32(Vec::with_capacity(cap)),
-            DataType::Double => ColumnData::Float64(Vec::with_capacity(cap)),
-            DataType::Decimal { .. } => ColumnData::Decimal(Vec::with_capacity(cap)),
-            DataType::Varchar(_) | DataType::Text => ColumnData::Utf8(Vec::with_capacity(cap)),
-            DataType::Bytea => ColumnData::Binary(Vec::with_capacity(cap)),
+            DataType::Boolean => ColumnData::Boolean(Vec::new()),
+            DataType::SmallInt => ColumnData::Int16(Vec::new()),
+            DataType::Integer | DataType::Date => ColumnData::Int32(Vec::new()),
+            DataType::BigInt | DataType::Timestamp => ColumnData::Int64(Vec::new()),
+            DataType::Real => ColumnData::Float32(Vec::new()),
+            DataType::Double => ColumnData::Float64(Vec::new()),
+            DataType::Decimal { .. } => ColumnData::Decimal(Vec::new()),
+            DataType::Varchar(_) | DataType::Text => ColumnData::Utf8(Vec::new()),
+            DataType::Bytea => ColumnData::Binary(Vec::new()),
         };
         Column {
             data_type,
@@ -421,13 +420,6 @@ impl Index {
             }
         }
     }
-
-    fn clear(&mut self) {
-        match &mut self.map {
-            IndexMap::Hash(m) => m.clear(),
-            IndexMap::Ordered(m) => m.clear(),
-        }
-    }
 }
 
 /// One table's rows and indexes on one lane.
@@ -514,11 +506,6 @@ impl TableStore {
         self.chunks[c].columns[column].get_i64(o)
     }
 
-    pub fn is_null(&self, pos: usize, column: usize) -> bool {
-        let (c, o) = Self::locate(pos);
-        !self.chunks[c].columns[column].valid[o]
-    }
-
     pub fn row(&self, pos: usize) -> Vec<Value> {
         (0..self.def.columns.len())
             .map(|c| self.get(pos, c))
@@ -557,21 +544,6 @@ impl TableStore {
             .get(key)
             .map(Postings::as_slice)
             .unwrap_or(&[])
-    }
-
-    /// Rows of an ordered index with keys in the given range, in key order.
-    pub fn range(
-        &self,
-        index: usize,
-        range: (std::ops::Bound<Key>, std::ops::Bound<Key>),
-    ) -> Vec<u32> {
-        match &self.indexes[index].map {
-            IndexMap::Ordered(m) => m
-                .range(range)
-                .flat_map(|(_, p)| p.as_slice().iter().copied())
-                .collect(),
-            IndexMap::Hash(_) => Vec::new(),
-        }
     }
 
     /// Checks every unique index for `row` as if it were stored at `pos` (`None`: a new row).
@@ -819,14 +791,6 @@ impl TableStore {
             next.insert(&row)?;
         }
         Ok(next)
-    }
-
-    /// Drops every row (used by DROP and by tests); indexes are emptied too.
-    pub fn clear(&mut self) {
-        self.chunks.clear();
-        self.len = 0;
-        self.bytes = 0;
-        self.indexes.iter_mut().for_each(Index::clear);
     }
 }
 

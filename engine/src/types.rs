@@ -115,18 +115,6 @@ impl DataType {
     pub fn is_string(&self) -> bool {
         matches!(self, DataType::Varchar(_) | DataType::Text)
     }
-
-    /// Bytes a fixed-width value takes in a column vector (variable-width types count their pointer).
-    pub fn width_bytes(&self) -> usize {
-        match self {
-            DataType::Boolean => 1,
-            DataType::SmallInt => 2,
-            DataType::Integer | DataType::Real | DataType::Date => 4,
-            DataType::BigInt | DataType::Double | DataType::Timestamp => 8,
-            DataType::Decimal { .. } => 16,
-            DataType::Varchar(_) | DataType::Text | DataType::Bytea => 16,
-        }
-    }
 }
 
 impl fmt::Display for DataType {

@@ -126,18 +126,13 @@ fn column_def(c: &ast::ColumnDef, table: &TableDef) -> Result<(ColumnDef, bool, 
     Ok((col, primary, unique))
 }
 
-fn constraint_index(
-    table: &TableDef,
-    name: String,
-    columns: Vec<usize>,
-    kind: IndexKind,
-) -> IndexDef {
-    let _ = table;
+/// The index behind a PRIMARY KEY or UNIQUE constraint: a hash index (equality is all a key needs).
+fn unique_constraint(name: String, columns: Vec<usize>) -> IndexDef {
     IndexDef {
         name,
         columns,
         unique: true,
-        kind,
+        kind: IndexKind::Hash,
         constraint: true,
     }
 }
@@ -217,10 +212,10 @@ pub fn create_table(engine: &Engine, ct: &ast::CreateTable) -> Result<&'static s
                 }
                 cols.iter().for_each(|c| def.columns[*c].nullable = false);
                 def.primary_key = Some(def.indexes.len());
-                let index = constraint_index(&def, format!("{name}_pkey"), cols, IndexKind::Hash);
+                let index = unique_constraint(format!("{name}_pkey"), cols);
                 def.indexes.push(index);
             } else {
-                let index = constraint_index(&def, unique_name(&def, &cols), cols, IndexKind::Hash);
+                let index = unique_constraint(unique_name(&def, &cols), cols);
                 def.indexes.push(index);
             }
         }

@@ -294,24 +294,14 @@ pub fn compile(
             pattern,
             escape_char: None,
             any: false,
-        } => Expr::Like(
-            Box::new(compile(expr, scope, params)?),
-            Box::new(compile(pattern, scope, params)?),
-            *negated,
-            false,
-        ),
+        } => compile_like(expr, pattern, *negated, false, scope, params)?,
         E::ILike {
             negated,
             expr,
             pattern,
             escape_char: None,
             any: false,
-        } => Expr::Like(
-            Box::new(compile(expr, scope, params)?),
-            Box::new(compile(pattern, scope, params)?),
-            *negated,
-            true,
-        ),
+        } => compile_like(expr, pattern, *negated, true, scope, params)?,
         E::Cast {
             kind: ast::CastKind::Cast | ast::CastKind::DoubleColon,
             expr,
@@ -364,6 +354,24 @@ pub fn compile(
         E::Function(f) => compile_function(f, scope, params)?,
         _ => return Err(CompileError::NotSimple),
     })
+}
+
+fn compile_like(
+    expr: &ast::Expr,
+    pattern: &ast::Expr,
+    negated: bool,
+    case_insensitive: bool,
+    scope: &Scope,
+    params: &mut ParamTypes,
+) -> Result<Expr, CompileError> {
+    let x = compile(expr, scope, params)?;
+    let p = compile(pattern, scope, params)?;
+    Ok(Expr::Like(
+        Box::new(x),
+        Box::new(p),
+        negated,
+        case_insensitive,
+    ))
 }
 
 fn compile_function(

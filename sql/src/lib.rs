@@ -27,9 +27,9 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
-use lanedb_engine::{DataType, Engine, Error, Result, Value, STALE_CATALOG};
+use lanedb_engine::{Engine, Error, Result, Value, STALE_CATALOG};
 use parking_lot::Mutex;
 
 pub use plan::{Plan, Prepared};
@@ -311,14 +311,4 @@ impl SqlEngine {
         }
         Ok(rows)
     }
-
-    /// Parameter types the statement expects (`None` where nothing constrains a parameter).
-    pub fn param_types(prepared: &Prepared) -> &[Option<DataType>] {
-        &prepared.param_types
-    }
-}
-
-/// An empty schema, for statements that return no rows.
-pub fn empty_schema() -> SchemaRef {
-    Arc::new(Schema::empty())
 }
