@@ -93,6 +93,24 @@ pub struct Prepared {
     pub schema: datafusion::arrow::datatypes::SchemaRef,
 }
 
+impl Prepared {
+    /// A statement that returns no rows (DDL and writes).
+    fn command(
+        sql: String,
+        catalog_version: u64,
+        plan: Plan,
+        param_types: Vec<Option<DataType>>,
+    ) -> Prepared {
+        Prepared {
+            sql,
+            catalog_version,
+            plan,
+            param_types,
+            schema: Arc::new(Schema::empty()),
+        }
+    }
+}
+
 fn parser_error(e: datafusion::sql::sqlparser::parser::ParserError) -> Error {
     Error::syntax(
         e.to_string()
@@ -203,28 +221,18 @@ pub fn plan(
     mut df: impl FnMut(&ast::Statement) -> Result<QueryPlan>,
 ) -> Result<Prepared> {
     let version = catalog.version;
-    let empty = Arc::new(Schema::empty());
     let (sql, statement) = match parsed {
         Parsed::Partition { sql, table, column } => {
-            return Ok(Prepared {
+            return Ok(Prepared::command(
                 sql,
-                catalog_version: version,
-                plan: Plan::Partition { table, column },
-                param_types: vec![],
-                schema: empty,
-            });
+                version,
+                Plan::Partition { table, column },
+                vec![],
+            ));
         }
         Parsed::Sql { sql, statement } => (sql, *statement),
     };
-    let ddl = |plan| {
-        Ok(Prepared {
-            sql: sql.clone(),
-            catalog_version: version,
-            plan,
-            param_types: vec![],
-            schema: empty.clone(),
-        })
-    };
+    let ddl = |plan| Ok(Prepared::command(sql.clone(), version, plan, vec![]));
     match statement {
         ast::Statement::CreateTable(ct) => ddl(Plan::CreateTable(Box::new(ct))),
         ast::Statement::CreateIndex(ci) => ddl(Plan::CreateIndex(Box::new(ci))),
@@ -644,16 +652,15 @@ fn plan_update(
         filter,
         sets: Some(sets),
     };
-    Ok(Prepared {
+    Ok(Prepared::command(
         sql,
-        catalog_version: version,
-        plan: Plan::Modify {
+        version,
+        Plan::Modify {
             plan,
             verb: "UPDATE",
         },
-        param_types: params.0,
-        schema: Arc::new(Schema::empty()),
-    })
+        params.0,
+    ))
 }
 
 fn plan_delete(
@@ -705,16 +712,15 @@ fn plan_delete(
         filter,
         sets: None,
     };
-    Ok(Prepared {
+    Ok(Prepared::command(
         sql,
-        catalog_version: version,
-        plan: Plan::Modify {
+        version,
+        Plan::Modify {
             plan,
             verb: "DELETE",
         },
-        param_types: params.0,
-        schema: Arc::new(Schema::empty()),
-    })
+        params.0,
+    ))
 }
 
 fn plan_insert(
@@ -783,13 +789,12 @@ fn plan_insert(
                     rows,
                     on_conflict,
                 };
-                return Ok(Prepared {
+                return Ok(Prepared::command(
                     sql,
-                    catalog_version: version,
-                    plan: Plan::Insert(plan),
-                    param_types: params.0,
-                    schema: Arc::new(Schema::empty()),
-                });
+                    version,
+                    Plan::Insert(plan),
+                    params.0,
+                ));
             }
         }
     }
@@ -810,13 +815,7 @@ fn plan_insert(
         query: Arc::new(query),
         on_conflict,
     };
-    Ok(Prepared {
-        sql,
-        catalog_version: version,
-        plan,
-        param_types,
-        schema: Arc::new(Schema::empty()),
-    })
+    Ok(Prepared::command(sql, version, plan, param_types))
 }
 
 /// Compiles VALUES rows of constants and parameters; `None` if some expression needs DataFusion.
@@ -984,12 +983,6 @@ impl General<'_> {
             sets: assignments.map(|_| sets),
             verb,
         };
-        Ok(Prepared {
-            sql,
-            catalog_version: version,
-            plan,
-            param_types,
-            schema: Arc::new(Schema::empty()),
-        })
+        Ok(Prepared::command(sql, version, plan, param_types))
     }
 }
