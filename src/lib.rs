@@ -25,7 +25,9 @@
 //! planned once; running one on the single-partition path does no parsing or planning. Async callers use the
 //! `*_async` variants, which keep blocking work off the caller's runtime.
 
-pub mod text;
+pub mod server;
+
+pub use lanedb_pgwire::text;
 
 use std::sync::Arc;
 
@@ -34,7 +36,8 @@ pub use lanedb_engine::types::VALUE_BYTES_MAX;
 use lanedb_engine::Engine;
 pub use lanedb_engine::{DataType, EngineConfig, Error, LaneStats, Result, SqlState, Value};
 pub use lanedb_sql::Output;
-use lanedb_sql::{Prepared, SqlEngine};
+pub use lanedb_sql::Prepared;
+use lanedb_sql::SqlEngine;
 
 /// How to open a database.
 #[derive(Clone, Debug)]

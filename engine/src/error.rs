@@ -36,6 +36,19 @@ impl SqlState {
     pub const OUT_OF_MEMORY: SqlState = SqlState("53200");
     pub const QUERY_CANCELED: SqlState = SqlState("57014");
     pub const INTERNAL_ERROR: SqlState = SqlState("XX000");
+    pub const INVALID_BINARY_REPRESENTATION: SqlState = SqlState("22P03");
+    pub const CHARACTER_NOT_IN_REPERTOIRE: SqlState = SqlState("22021");
+    pub const PROTOCOL_VIOLATION: SqlState = SqlState("08P01");
+    pub const INVALID_SQL_STATEMENT_NAME: SqlState = SqlState("26000");
+    pub const INVALID_CURSOR_NAME: SqlState = SqlState("34000");
+    pub const DUPLICATE_PREPARED_STATEMENT: SqlState = SqlState("42P05");
+    pub const DUPLICATE_CURSOR: SqlState = SqlState("42P03");
+    pub const IN_FAILED_SQL_TRANSACTION: SqlState = SqlState("25P02");
+    pub const INVALID_PASSWORD: SqlState = SqlState("28P01");
+    pub const INVALID_AUTHORIZATION: SqlState = SqlState("28000");
+    pub const TOO_MANY_CONNECTIONS: SqlState = SqlState("53300");
+    pub const ADMIN_SHUTDOWN: SqlState = SqlState("57P01");
+    pub const IDLE_SESSION_TIMEOUT: SqlState = SqlState("57P05");
 }
 
 impl fmt::Debug for SqlState {

@@ -15,6 +15,7 @@
 //! - `partition`, `key`: the fixed hash, buckets and bucket map; canonical key encoding.
 //! - `storage`: dense columnar chunks shared copy-on-write; hash and ordered indexes.
 //! - `lane`: a partition's state and undo; `engine`: lanes, the sequencer, snapshots.
+//! - `output`: what a statement returns and what it asks of its session (shared with the wire server).
 //!
 //! Every user-visible error is an `Error` with a SQLSTATE.
 
@@ -24,6 +25,7 @@ pub mod engine;
 pub mod error;
 pub mod key;
 pub mod lane;
+pub mod output;
 pub mod partition;
 pub mod storage;
 pub mod types;
@@ -33,6 +35,7 @@ pub use catalog::{Catalog, ColumnDef, IndexDef, IndexKind, TableDef, TableId};
 pub use engine::{Engine, EngineConfig, LaneStats, MultiTxn, Snapshot, STALE_CATALOG};
 pub use error::{Error, Result, SqlState};
 pub use lane::LaneState;
+pub use output::{Output, SessionCommand};
 pub use partition::LaneId;
 pub use types::DataType;
 pub use value::Value;

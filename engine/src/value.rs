@@ -566,18 +566,53 @@ pub fn parse_bytea(text: &str) -> Result<Vec<u8>> {
         .collect()
 }
 
-/// PostgreSQL's text form of a float8: shortest round-trip digits, `Infinity`, `NaN`.
+/// PostgreSQL's text form of a float8: the shortest digits that read back to the same value, in positional notation
+/// for decimal exponents from -4 to 14 and as `d.ddde+XX` outside them; `Infinity`, `-Infinity`, `NaN`.
 pub fn format_float(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v.is_infinite() {
-        if v > 0.0 {
-            "Infinity".into()
-        } else {
-            "-Infinity".into()
-        }
+    shortest(
+        v.is_nan(),
+        v.is_infinite(),
+        v > 0.0,
+        format!("{v:e}"),
+        || format!("{v}"),
+        15,
+    )
+}
+
+/// PostgreSQL's text form of a float4: as `format_float`, with the float4's own shortest digits and positional
+/// notation for exponents from -4 to 5.
+pub fn format_real(v: f32) -> String {
+    shortest(
+        v.is_nan(),
+        v.is_infinite(),
+        v > 0.0,
+        format!("{v:e}"),
+        || format!("{v}"),
+        6,
+    )
+}
+
+fn shortest(
+    nan: bool,
+    infinite: bool,
+    positive: bool,
+    scientific: String,
+    positional: impl FnOnce() -> String,
+    exponent_max: i32,
+) -> String {
+    if nan {
+        return "NaN".into();
+    }
+    if infinite {
+        return if positive { "Infinity" } else { "-Infinity" }.into();
+    }
+    let (mantissa, exponent) = scientific.split_once('e').unwrap_or((&scientific, "0"));
+    let exponent: i32 = exponent.parse().unwrap_or(0);
+    if (-4..exponent_max).contains(&exponent) {
+        positional()
     } else {
-        format!("{v}")
+        let sign = if exponent < 0 { '-' } else { '+' };
+        format!("{mantissa}e{sign}{:02}", exponent.abs())
     }
 }
 
@@ -589,7 +624,7 @@ impl fmt::Display for Value {
             Value::SmallInt(v) => write!(f, "{v}"),
             Value::Integer(v) => write!(f, "{v}"),
             Value::BigInt(v) => write!(f, "{v}"),
-            Value::Real(v) => f.write_str(&format_float(*v as f64)),
+            Value::Real(v) => f.write_str(&format_real(*v)),
             Value::Double(v) => f.write_str(&format_float(*v)),
             Value::Decimal(m, s) => f.write_str(&format_decimal(*m, *s)),
             Value::Text(s) => f.write_str(s),
@@ -606,6 +641,20 @@ impl fmt::Display for Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn floats_print_as_postgres_does() {
+        assert_eq!(format_float(-2.25e300), "-2.25e+300");
+        assert_eq!(format_float(1e15), "1e+15");
+        assert_eq!(format_float(1e14), "100000000000000");
+        assert_eq!(format_float(0.0001), "0.0001");
+        assert_eq!(format_float(0.00001234), "1.234e-05");
+        assert_eq!(format_float(0.1 + 0.2), "0.30000000000000004");
+        assert_eq!(format_float(-0.0), "-0");
+        assert_eq!(format_real(0.1), "0.1");
+        assert_eq!(format_real(1e6), "1e+06");
+        assert_eq!(format_real(123456.0), "123456");
+    }
 
     #[test]
     fn integer_casts_check_range() {

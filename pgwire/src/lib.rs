@@ -1,4 +1,180 @@
 //! # lanedb-pgwire
 //!
-//! The PostgreSQL wire server (on the `pgwire` crate) that `lanedb serve` runs. Tracked by issue 4; the crate exists
-//! now so the workspace has the shape DESIGN.md describes.
+//! The PostgreSQL wire server that `lanedb serve` runs. It knows nothing of storage or SQL planning: it speaks the
+//! protocol, keeps per-connection state (settings, named statements, portals, the transaction-block status) and hands
+//! statements to a `Backend`, which the root package implements over the database.
+//!
+//! ## The connection loop
+//!
+//! ```text
+//!   socket --read--> in-buffer --decode frames--> Session::handle(message) --encode--> out-buffer
+//!                       ^                                                                  |
+//!                       +------ more bytes already buffered? keep going; else write once <-+
+//! ```
+//!
+//! The `pgwire` crate supplies the message codec. The loop is LaneDB's own: the crate's `process_socket` writes every
+//! backend message with its own system call, about four per request, which caps a server at PostgreSQL's own rate on
+//! this machine. Here every response of a batch of frames goes out in one write, made when the input runs dry (or
+//! when the out-buffer passes `OUT_BUFFER_FLUSH_BYTES`, so a large result streams instead of piling up).
+//!
+//! ## Work off the reactor
+//!
+//! A point statement takes microseconds on its lane and runs inline on the connection's task. Statements the backend
+//! says may take long (analytical queries, DDL, writes over many rows) run under `block_in_place`, so the runtime's
+//! other connections keep being served meanwhile.
+//!
+//! ## Limits
+//!
+//! `ServerConfig` holds every limit, named with its unit: connections, message bytes, statement bytes, result bytes,
+//! idle time. At a limit the client gets an error with a SQLSTATE; the server and other sessions go on.
+
+pub mod session;
+pub mod text;
+pub mod types;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow_schema::SchemaRef;
+use lanedb_engine::{DataType, Output, Result, SessionCommand, Value};
+use parking_lot::Mutex;
+use tokio::net::TcpListener;
+
+/// What the wire server needs from a database.
+pub trait Backend: Send + Sync + 'static {
+    /// A planned statement: planned once at Parse, run at every Execute.
+    type Statement: Send + Sync + 'static;
+
+    /// Splits a simple-query string into its statements' texts. A syntax error anywhere is an error for the whole
+    /// string, so nothing of it runs.
+    fn split(&self, sql: &str) -> Result<Vec<String>>;
+    /// Plans exactly one statement.
+    fn prepare(&self, sql: &str) -> Result<Arc<Self::Statement>>;
+    /// The types of `$1..$n` as far as the statement constrains them.
+    fn param_types<'a>(&self, statement: &'a Self::Statement) -> &'a [Option<DataType>];
+    /// Result columns; empty for statements that return no rows.
+    fn schema(&self, statement: &Self::Statement) -> SchemaRef;
+    fn session_command<'a>(&self, statement: &'a Self::Statement) -> Option<&'a SessionCommand>;
+    fn is_read_only(&self, statement: &Self::Statement) -> bool;
+    /// Whether the statement finishes in microseconds (runs inline on the connection's task).
+    fn is_quick(&self, statement: &Self::Statement) -> bool;
+    fn execute(
+        &self,
+        context: &ExecContext,
+        statement: &Arc<Self::Statement>,
+        params: &[Value],
+    ) -> Result<Output>;
+}
+
+/// Who runs a statement, and the flag a cancel request raises.
+#[derive(Clone, Debug)]
+pub struct ExecContext {
+    pub user: String,
+    pub database: String,
+    /// Set by a cancel request for this session; the backend stops the running statement with SQLSTATE 57014.
+    pub cancel: Arc<AtomicBool>,
+}
+
+/// Limits and settings of the server.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Connections open at once; past it a new client gets 53300 and is closed.
+    pub connection_count_max: usize,
+    /// Largest frontend message; a bigger one gets 54000 and the connection is closed (its framing is lost).
+    pub message_bytes_max: usize,
+    /// Largest statement text; a longer one gets 54000.
+    pub statement_bytes_max: usize,
+    /// Largest result of one statement in wire bytes; past it the statement fails with 54000.
+    pub result_bytes_max: usize,
+    /// A session idle (outside a transaction block) this long is closed with 57P05; 0 disables.
+    pub idle_session_timeout_ms: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig {
+            connection_count_max: 2000,
+            message_bytes_max: 64 << 20,
+            statement_bytes_max: 1 << 20,
+            result_bytes_max: 1 << 30,
+            idle_session_timeout_ms: 0,
+        }
+    }
+}
+
+/// Out-buffer size past which a response is written before the input runs dry.
+pub const OUT_BUFFER_FLUSH_BYTES: usize = 256 << 10;
+
+/// State shared by every connection of one server.
+pub struct Shared<B: Backend> {
+    pub backend: Arc<B>,
+    pub config: ServerConfig,
+    connections: AtomicUsize,
+    next_pid: AtomicI32,
+    /// Cancel keys of live sessions: process id -> (secret, the session's cancel flag).
+    cancel_keys: Mutex<HashMap<i32, (i32, Arc<AtomicBool>)>>,
+}
+
+impl<B: Backend> Shared<B> {
+    pub fn new(backend: Arc<B>, config: ServerConfig) -> Arc<Shared<B>> {
+        Arc::new(Shared {
+            backend,
+            config,
+            connections: AtomicUsize::new(0),
+            next_pid: AtomicI32::new(1),
+            cancel_keys: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Connections open now.
+    pub fn connection_count(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
+    }
+
+    fn register_cancel_key(&self, cancel: Arc<AtomicBool>) -> (i32, i32) {
+        let pid = self.next_pid.fetch_add(1, Ordering::Relaxed);
+        let secret: i32 = rand::random();
+        self.cancel_keys.lock().insert(pid, (secret, cancel));
+        (pid, secret)
+    }
+
+    fn cancel(&self, pid: i32, secret: i32) {
+        if let Some((s, flag)) = self.cancel_keys.lock().get(&pid) {
+            if *s == secret {
+                flag.store(true, Ordering::Release);
+            }
+        }
+    }
+}
+
+/// Accepts connections until `shutdown` resolves, serving each on its own task. Returns once the listener stops;
+/// sessions still open end when their clients go (or when the runtime shuts down).
+pub async fn serve<B: Backend>(
+    listener: TcpListener,
+    shared: Arc<Shared<B>>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    let shared = shared.clone();
+                    tokio::spawn(async move {
+                        session::run(stream, shared).await;
+                        tracing::debug!(%peer, "connection closed");
+                    });
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+}

@@ -155,6 +155,12 @@ pub fn create_table(engine: &Engine, ct: &ast::CreateTable) -> Result<&'static s
     if ct.columns.is_empty() {
         return Err(Error::unsupported("a table needs at least one column"));
     }
+    if ct.partition_by.is_some() || ct.partition_of.is_some() || ct.temporary || ct.external {
+        return Err(Error::unsupported(
+            "CREATE TABLE with PARTITION BY / PARTITION OF / TEMPORARY / EXTERNAL is not supported; \
+             partition a table with PARTITION TABLE t ON COLUMN c",
+        ));
+    }
     engine.run_multi(None, |txn| {
         if txn.catalog().get_table(&name).is_some() {
             if ct.if_not_exists {

@@ -382,6 +382,13 @@ pub struct ModifyPlan {
     pub sets: Option<Vec<(usize, Expr)>>,
 }
 
+impl ModifyPlan {
+    /// Whether the statement runs on the one lane its key routes to.
+    pub fn is_single_lane(&self) -> bool {
+        matches!(self.route, Route::Key(_))
+    }
+}
+
 /// A row an UPDATE moves to another lane because its partition key changed.
 struct Move {
     from_pos: usize,

@@ -22,14 +22,17 @@ pub mod expr;
 pub mod plan;
 pub mod query;
 pub mod rewrite;
+pub mod session;
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Arc;
+use std::time::Duration;
 
-use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::arrow::record_batch::RecordBatch;
-use lanedb_engine::{Engine, Error, Result, Value, STALE_CATALOG};
+pub use lanedb_engine::Output;
+use lanedb_engine::{Engine, Error, Result, SessionCommand, SqlState, Value, STALE_CATALOG};
 use parking_lot::Mutex;
 
 pub use plan::{Plan, Prepared};
@@ -37,53 +40,10 @@ use query::QueryBridge;
 
 /// Plans cached per statement text, at most this many; the cache is cleared when full.
 pub const PLAN_CACHE_ENTRIES_MAX: usize = 4096;
+/// How often a waiting query checks its cancel flag.
+const CANCEL_POLL: Duration = Duration::from_millis(10);
 /// Times a statement is replanned when the catalog changes under it before the error is returned.
 const STALE_RETRIES_MAX: usize = 8;
-
-/// The result of one statement.
-#[derive(Clone, Debug)]
-pub struct Output {
-    /// The command: `SELECT`, `INSERT`, `UPDATE`, `DELETE`, `CREATE TABLE`, ...; see `tag()`.
-    pub command: &'static str,
-    /// Rows inserted, updated, deleted or returned.
-    pub rows_affected: u64,
-    /// Result columns for statements that return rows.
-    pub schema: Option<SchemaRef>,
-    pub batches: Vec<RecordBatch>,
-}
-
-impl Output {
-    pub fn command(command: &'static str, rows_affected: u64) -> Output {
-        Output {
-            command,
-            rows_affected,
-            schema: None,
-            batches: vec![],
-        }
-    }
-
-    pub fn rows(schema: SchemaRef, batches: Vec<RecordBatch>) -> Output {
-        let n: usize = batches.iter().map(|b| b.num_rows()).sum();
-        Output {
-            command: "SELECT",
-            rows_affected: n as u64,
-            schema: Some(schema),
-            batches,
-        }
-    }
-
-    /// PostgreSQL's command tag: `SELECT 3`, `INSERT 0 1`, `UPDATE 2`, `CREATE TABLE`. Built on demand, so the hot
-    /// path does not format a string per call.
-    pub fn tag(&self) -> String {
-        match self.command {
-            "INSERT" => format!("INSERT 0 {}", self.rows_affected),
-            "SELECT" | "UPDATE" | "DELETE" | "COPY" => {
-                format!("{} {}", self.command, self.rows_affected)
-            }
-            other => other.to_string(),
-        }
-    }
-}
 
 /// The SQL front of one database: the engine, the DataFusion bridge and the plan cache.
 pub struct SqlEngine {
@@ -121,6 +81,54 @@ impl SqlEngine {
             let _ = tx.send(fut.await);
         });
         rx.recv().expect("query task panicked")
+    }
+
+    /// Runs a query future like `wait`, giving up with 57014 as soon as `cancel` is raised (the task is dropped, which
+    /// stops DataFusion's streams).
+    fn wait_query<T: Send + 'static>(
+        &self,
+        fut: impl Future<Output = Result<T>> + Send + 'static,
+        cancel: Option<&AtomicBool>,
+    ) -> Result<T> {
+        let Some(cancel) = cancel else {
+            return self.wait(fut);
+        };
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let task = self.runtime.spawn(async move {
+            let _ = tx.send(fut.await);
+        });
+        loop {
+            match rx.recv_timeout(CANCEL_POLL) {
+                Ok(result) => return result,
+                Err(RecvTimeoutError::Timeout) if cancel.load(Ordering::Acquire) => {
+                    task.abort();
+                    return Err(Error::new(
+                        SqlState::QUERY_CANCELED,
+                        "canceling statement due to user request",
+                    ));
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(Error::internal("query task panicked"))
+                }
+            }
+        }
+    }
+
+    /// The texts of the statements in `sql`, without planning them. A text already in the plan cache as one
+    /// statement is returned as it is, without parsing.
+    pub fn split(&self, sql: &str) -> Result<Vec<String>> {
+        if let Some(hit) = self.cache.lock().get(sql) {
+            if hit.len() == 1 {
+                return Ok(vec![sql.to_string()]);
+            }
+        }
+        Ok(plan::parse(sql)?
+            .into_iter()
+            .map(|p| match p {
+                plan::Parsed::Sql { sql, .. } | plan::Parsed::Partition { sql, .. } => sql,
+            })
+            .collect())
     }
 
     /// Parses and plans every statement of `sql`, using the plan cache.
@@ -190,9 +198,19 @@ impl SqlEngine {
 
     /// Runs one prepared statement; replans and retries if the catalog changed since it was planned.
     pub fn execute_prepared(&self, prepared: &Arc<Prepared>, params: &[Value]) -> Result<Output> {
+        self.execute_cancellable(prepared, params, None)
+    }
+
+    /// `execute_prepared`, stopping a long query with 57014 when `cancel` is raised.
+    pub fn execute_cancellable(
+        &self,
+        prepared: &Arc<Prepared>,
+        params: &[Value],
+        cancel: Option<&AtomicBool>,
+    ) -> Result<Output> {
         let mut current = prepared.clone();
         for _ in 0..STALE_RETRIES_MAX {
-            match self.run(&current, params) {
+            match self.run(&current, params, cancel) {
                 Err(e) if e.code == STALE_CATALOG => {
                     let statement = plan::parse_one(&current.sql)?;
                     current = Arc::new(self.plan(statement)?);
@@ -206,7 +224,7 @@ impl SqlEngine {
         ))
     }
 
-    fn run(&self, p: &Prepared, params: &[Value]) -> Result<Output> {
+    fn run(&self, p: &Prepared, params: &[Value], cancel: Option<&AtomicBool>) -> Result<Output> {
         let engine = &self.engine;
         match &p.plan {
             Plan::PointSelect(ps) => {
@@ -218,10 +236,13 @@ impl SqlEngine {
                     return Err(Error::new(STALE_CATALOG, "catalog changed"));
                 }
                 let (bridge, q2, params) = (self.bridge.clone(), q.clone(), params.to_vec());
-                let batches = self.wait(async move {
-                    let snapshot = bridge.snapshot();
-                    bridge.run(&q2, &params, snapshot).await
-                })?;
+                let batches = self.wait_query(
+                    async move {
+                        let snapshot = bridge.snapshot();
+                        bridge.run(&q2, &params, snapshot).await
+                    },
+                    cancel,
+                )?;
                 Ok(Output::rows(q.schema.clone(), batches))
             }
             Plan::Insert(ins) => Ok(Output::command(
@@ -236,7 +257,7 @@ impl SqlEngine {
             } => {
                 let n = engine.run_multi(Some(p.catalog_version), |txn| {
                     let rows = self
-                        .query_in_txn(txn, query, params)?
+                        .query_in_txn(txn, query, params, cancel)?
                         .into_iter()
                         .map(|values| dml::full_row(table, columns, values))
                         .collect::<Result<Vec<_>>>()?;
@@ -255,7 +276,7 @@ impl SqlEngine {
                 let n = engine.run_multi(Some(p.catalog_version), |txn| {
                     let width = table.columns.len();
                     let matched: Vec<(Vec<Value>, Vec<Value>)> = self
-                        .query_in_txn(txn, query, params)?
+                        .query_in_txn(txn, query, params, cancel)?
                         .into_iter()
                         .map(|mut row| {
                             let new = row.split_off(width);
@@ -280,6 +301,20 @@ impl SqlEngine {
                 if_exists,
                 names,
             } => ddl::drop(engine, object_type, *if_exists, names).map(|t| Output::command(t, 0)),
+            Plan::Session(command) => match command {
+                SessionCommand::Show(name) => {
+                    lanedb_engine::output::show(name, |n| {
+                        lanedb_engine::output::setting_default(n).map(String::from)
+                    })
+                }
+                SessionCommand::Begin | SessionCommand::Commit | SessionCommand::Rollback => {
+                    Err(Error::unsupported(format!(
+                        "{} is for wire sessions; through the embedded API each statement is its own transaction",
+                        command.tag()
+                    )))
+                }
+                other => Ok(Output::command(other.tag(), 0)),
+            },
             Plan::Partition { table, column } => {
                 ddl::partition_table(engine, table, column).map(|t| Output::command(t, 0))
             }
@@ -292,11 +327,15 @@ impl SqlEngine {
         txn: &lanedb_engine::MultiTxn,
         query: &Arc<query::QueryPlan>,
         params: &[Value],
+        cancel: Option<&AtomicBool>,
     ) -> Result<Vec<Vec<Value>>> {
         let ids: Vec<_> = txn.catalog().tables().map(|t| t.id).collect();
         let snapshot = txn.snapshot_tables(&ids);
         let (bridge, query, ps) = (self.bridge.clone(), query.clone(), params.to_vec());
-        let batches = self.wait(async move { bridge.run(&query, &ps, snapshot).await })?;
+        let batches = self.wait_query(
+            async move { bridge.run(&query, &ps, snapshot).await },
+            cancel,
+        )?;
         let mut rows = Vec::new();
         for batch in &batches {
             for r in 0..batch.num_rows() {

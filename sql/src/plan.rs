@@ -12,7 +12,7 @@ use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::Token;
-use lanedb_engine::{Catalog, DataType, Error, Result, SqlState, TableDef};
+use lanedb_engine::{Catalog, DataType, Error, Result, SessionCommand, SqlState, TableDef};
 
 use crate::ddl::{ident, object_name};
 use crate::dml::{Access, ConflictAction, InsertPlan, ModifyPlan, OnConflict, PointSelect, Route};
@@ -67,6 +67,8 @@ pub enum Plan {
         table: String,
         column: String,
     },
+    /// A statement about the session, carried out by whoever holds the session (see `session`).
+    Session(SessionCommand),
 }
 
 impl Plan {
@@ -79,6 +81,7 @@ impl Plan {
                 | Plan::AlterTable(_)
                 | Plan::Drop { .. }
                 | Plan::Partition { .. }
+                | Plan::Session(_)
         )
     }
 }
@@ -94,6 +97,30 @@ pub struct Prepared {
 }
 
 impl Prepared {
+    /// Whether running the statement leaves the data as it was.
+    pub fn is_read_only(&self) -> bool {
+        matches!(
+            self.plan,
+            Plan::PointSelect(_) | Plan::Query(_) | Plan::Session(_)
+        )
+    }
+
+    /// Whether the statement is a short lane operation (microseconds), fine to run on the caller's thread; others
+    /// (DataFusion queries, DDL, statements over many rows) may take long.
+    pub fn is_quick(&self) -> bool {
+        matches!(
+            self.plan,
+            Plan::PointSelect(_) | Plan::Insert(_) | Plan::Session(_)
+        ) || matches!(&self.plan, Plan::Modify { plan, .. } if plan.is_single_lane())
+    }
+
+    pub fn session_command(&self) -> Option<&SessionCommand> {
+        match &self.plan {
+            Plan::Session(c) => Some(c),
+            _ => None,
+        }
+    }
+
     /// A statement that returns no rows (DDL and writes).
     fn command(
         sql: String,
@@ -232,6 +259,13 @@ pub fn plan(
         }
         Parsed::Sql { sql, statement } => (sql, *statement),
     };
+    if let Some(command) = crate::session::command(&statement)? {
+        let mut prepared = Prepared::command(sql, version, Plan::Session(command), vec![]);
+        if let Plan::Session(SessionCommand::Show(name)) = &prepared.plan {
+            prepared.schema = lanedb_engine::output::show_schema(name);
+        }
+        return Ok(prepared);
+    }
     let ddl = |plan| Ok(Prepared::command(sql.clone(), version, plan, vec![]));
     match statement {
         ast::Statement::CreateTable(ct) => ddl(Plan::CreateTable(Box::new(ct))),

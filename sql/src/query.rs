@@ -219,6 +219,7 @@ impl QueryBridge {
     /// Plans a query statement once; the plan is reused for every execution.
     pub async fn plan(&self, statement: &ast::Statement) -> Result<QueryPlan> {
         let mut statement = statement.clone();
+        let cast_params = crate::rewrite::cast_placeholder_types(&statement);
         let physical_scalar_subqueries = crate::rewrite::has_multi_row_scalar_subquery(&statement);
         crate::rewrite::decorrelate_scalar_subqueries(&mut statement, &self.engine.catalog());
         crate::rewrite::postgres_semantics(&mut statement);
@@ -255,6 +256,15 @@ impl QueryBridge {
                     param_types.resize(slot, None);
                 }
                 param_types[slot - 1] = ty.as_ref().and_then(DataType::from_arrow);
+            }
+        }
+        // `$1::integer` gives `$1` the cast's type, as in PostgreSQL, where DataFusion leaves it unknown.
+        for (slot, ty) in cast_params {
+            if param_types.len() < slot {
+                param_types.resize(slot, None);
+            }
+            if param_types[slot - 1].is_none() {
+                param_types[slot - 1] = Some(ty);
             }
         }
         Ok(QueryPlan {

@@ -40,6 +40,7 @@ use std::ops::ControlFlow;
 use datafusion::sql::sqlparser::ast::{self, visit_expressions_mut};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
+use lanedb_engine::DataType;
 
 /// Applies the rewrites above: every `[NOT] IN (subquery)` except the top-level WHERE conjuncts of the outermost
 /// SELECT, IN lists holding NULL, and casts to VARCHAR(n).
@@ -176,6 +177,30 @@ fn three_valued_in(x: &ast::Expr, sq: &ast::Query, negated: bool) -> Option<ast:
 }
 
 /// An explicit cast to VARCHAR(n) truncates to n characters in PostgreSQL; DataFusion ignores the length.
+/// Parameters cast right where they appear (`$n::type`, `CAST($n AS type)`), with the cast's type: 1-based slot.
+pub fn cast_placeholder_types(statement: &ast::Statement) -> Vec<(usize, DataType)> {
+    let mut found = Vec::new();
+    let _ = ast::visit_expressions(statement, |e| {
+        if let ast::Expr::Cast {
+            expr, data_type, ..
+        } = e
+        {
+            if let ast::Expr::Value(v) = expr.as_ref() {
+                if let ast::Value::Placeholder(p) = &v.value {
+                    let slot = p.strip_prefix('$').and_then(|n| n.parse::<usize>().ok());
+                    if let (Some(slot), Ok(ty)) = (slot, crate::convert::data_type(data_type)) {
+                        if slot >= 1 {
+                            found.push((slot, ty));
+                        }
+                    }
+                }
+            }
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    found
+}
+
 fn truncating_varchar_cast(x: &ast::Expr, ty: &ast::DataType) -> Option<ast::Expr> {
     let (ast::DataType::Varchar(Some(len)) | ast::DataType::CharacterVarying(Some(len))) = ty
     else {

@@ -1,0 +1,209 @@
+//! What a statement gives back, and what it asks of the session it runs in.
+//!
+//! These types cross every layer: the SQL layer produces them, the embedded API returns them, and the wire server
+//! encodes them. They live in the engine so the wire server needs nothing but the engine's shared types.
+
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, RecordBatch, StringArray};
+use arrow_schema::{DataType as ArrowType, Field, Schema, SchemaRef};
+
+use crate::error::{Error, Result, SqlState};
+
+/// The result of one statement.
+#[derive(Clone, Debug)]
+pub struct Output {
+    /// The command: `SELECT`, `INSERT`, `UPDATE`, `DELETE`, `CREATE TABLE`, ...; see `tag()`.
+    pub command: &'static str,
+    /// Rows inserted, updated, deleted or returned.
+    pub rows_affected: u64,
+    /// Result columns for statements that return rows.
+    pub schema: Option<SchemaRef>,
+    pub batches: Vec<RecordBatch>,
+}
+
+impl Output {
+    pub fn command(command: &'static str, rows_affected: u64) -> Output {
+        Output {
+            command,
+            rows_affected,
+            schema: None,
+            batches: vec![],
+        }
+    }
+
+    pub fn rows(schema: SchemaRef, batches: Vec<RecordBatch>) -> Output {
+        let n: usize = batches.iter().map(|b| b.num_rows()).sum();
+        Output {
+            command: "SELECT",
+            rows_affected: n as u64,
+            schema: Some(schema),
+            batches,
+        }
+    }
+
+    /// PostgreSQL's command tag: `SELECT 3`, `INSERT 0 1`, `UPDATE 2`, `CREATE TABLE`. Built on demand, so the hot
+    /// path does not format a string per call.
+    pub fn tag(&self) -> String {
+        match self.command {
+            "INSERT" => format!("INSERT 0 {}", self.rows_affected),
+            "SELECT" | "UPDATE" | "DELETE" | "COPY" => {
+                format!("{} {}", self.command, self.rows_affected)
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+/// A statement that acts on the session (its settings and transaction block) rather than on data. The wire server
+/// carries them out per connection; the embedded API, which has no session, accepts the settings ones as no-ops.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SessionCommand {
+    /// `BEGIN` / `START TRANSACTION`.
+    Begin,
+    /// `COMMIT` / `END`.
+    Commit,
+    /// `ROLLBACK` / `ABORT`.
+    Rollback,
+    /// `SET name = value`, `SET name TO value`, `SET TIME ZONE value`; the name lower-cased.
+    Set { name: String, value: String },
+    /// `SHOW name` / `SHOW ALL` (name `all`).
+    Show(String),
+    /// `RESET name`; `None` is `RESET ALL`.
+    Reset(Option<String>),
+    /// `DISCARD ALL`: settings back to their defaults and prepared statements dropped.
+    Discard,
+    /// `DEALLOCATE name`; `None` is `DEALLOCATE ALL`.
+    Deallocate(Option<String>),
+    /// Accepted and without effect in LaneDB (for example `SET SESSION CHARACTERISTICS`); carries the command tag.
+    Accepted(&'static str),
+}
+
+impl SessionCommand {
+    /// The command tag PostgreSQL answers with.
+    pub fn tag(&self) -> &'static str {
+        match self {
+            SessionCommand::Begin => "BEGIN",
+            SessionCommand::Commit => "COMMIT",
+            SessionCommand::Rollback => "ROLLBACK",
+            SessionCommand::Set { .. } => "SET",
+            SessionCommand::Show(_) => "SHOW",
+            SessionCommand::Reset(_) => "RESET",
+            SessionCommand::Discard => "DISCARD ALL",
+            SessionCommand::Deallocate(None) => "DEALLOCATE ALL",
+            SessionCommand::Deallocate(Some(_)) => "DEALLOCATE",
+            SessionCommand::Accepted(tag) => tag,
+        }
+    }
+}
+
+/// Server version reported to clients (`server_version`, `SHOW server_version`, `version()`): drivers parse it to
+/// choose their protocol features, so it names the PostgreSQL release whose behaviour LaneDB follows.
+pub const SERVER_VERSION: &str = "15.0";
+
+/// The settings a session starts with, as `(name, value)`. `SHOW` answers from here unless the session changed one;
+/// the ones marked by `REPORTED` are sent to clients at start-up as ParameterStatus.
+pub const SETTINGS: &[(&str, &str)] = &[
+    ("application_name", ""),
+    ("client_encoding", "UTF8"),
+    ("datestyle", "ISO, MDY"),
+    ("default_transaction_isolation", "serializable"),
+    ("default_transaction_read_only", "off"),
+    ("extra_float_digits", "1"),
+    ("integer_datetimes", "on"),
+    ("intervalstyle", "postgres"),
+    ("is_superuser", "on"),
+    ("lc_collate", "C"),
+    ("lc_ctype", "C"),
+    ("max_identifier_length", "63"),
+    ("search_path", "public"),
+    ("server_encoding", "UTF8"),
+    ("server_version", SERVER_VERSION),
+    ("server_version_num", "150000"),
+    ("standard_conforming_strings", "on"),
+    ("statement_timeout", "0"),
+    ("timezone", "UTC"),
+    ("transaction_isolation", "serializable"),
+    ("transaction_read_only", "off"),
+];
+
+/// Settings PostgreSQL reports at start-up and whenever they change, with the spelling clients expect.
+pub const REPORTED: &[(&str, &str)] = &[
+    ("application_name", "application_name"),
+    ("client_encoding", "client_encoding"),
+    ("datestyle", "DateStyle"),
+    ("integer_datetimes", "integer_datetimes"),
+    ("intervalstyle", "IntervalStyle"),
+    ("is_superuser", "is_superuser"),
+    ("server_encoding", "server_encoding"),
+    ("server_version", "server_version"),
+    ("standard_conforming_strings", "standard_conforming_strings"),
+    ("timezone", "TimeZone"),
+];
+
+/// The default of a setting, by lower-case name.
+pub fn setting_default(name: &str) -> Option<&'static str> {
+    SETTINGS
+        .binary_search_by(|(n, _)| n.cmp(&name))
+        .ok()
+        .map(|i| SETTINGS[i].1)
+}
+
+/// The columns `SHOW name` returns: one text column named after the setting, or name/setting/description for
+/// `SHOW ALL`.
+pub fn show_schema(name: &str) -> SchemaRef {
+    let names: &[&str] = if name == "all" {
+        &["name", "setting", "description"]
+    } else {
+        &[name]
+    };
+    Arc::new(Schema::new(
+        names
+            .iter()
+            .map(|n| Field::new(*n, ArrowType::Utf8, false))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// The rows of `SHOW name`, given how to look a setting's value up.
+pub fn show(name: &str, value: impl Fn(&str) -> Option<String>) -> Result<Output> {
+    let rows: Vec<Vec<String>> = if name == "all" {
+        SETTINGS
+            .iter()
+            .map(|(n, _)| vec![n.to_string(), value(n).unwrap_or_default(), String::new()])
+            .collect()
+    } else {
+        let v = value(name).ok_or_else(|| {
+            Error::new(
+                SqlState::UNDEFINED_OBJECT,
+                format!("unrecognized configuration parameter \"{name}\""),
+            )
+        })?;
+        vec![vec![v]]
+    };
+    let schema = show_schema(name);
+    let columns: Vec<ArrayRef> = (0..schema.fields().len())
+        .map(|c| {
+            let column: Vec<&str> = rows.iter().map(|r| r[c].as_str()).collect();
+            Arc::new(StringArray::from(column)) as ArrayRef
+        })
+        .collect();
+    let batch = RecordBatch::try_new(schema.clone(), columns)
+        .map_err(|e| Error::internal(e.to_string()))?;
+    let mut output = Output::rows(schema, vec![batch]);
+    output.command = "SHOW";
+    Ok(output)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_are_sorted_for_lookup() {
+        assert!(SETTINGS.windows(2).all(|w| w[0].0 < w[1].0));
+        assert_eq!(setting_default("timezone"), Some("UTC"));
+        assert_eq!(setting_default("no_such_thing"), None);
+        assert!(REPORTED.iter().all(|(n, _)| setting_default(n).is_some()));
+    }
+}

@@ -1,0 +1,1136 @@
+//! One client connection: start-up, then the simple and extended query protocols.
+//!
+//! ## State
+//! - settings the client changed (`SET`), over the defaults in `lanedb_engine::output::SETTINGS`;
+//! - named statements (Parse) and portals (Bind); the unnamed ones are replaced by the next Parse/Bind;
+//! - a portal keeps its statement's output once run, so Execute with a row limit resumes where it stopped;
+//! - the transaction-block status reported in ReadyForQuery: idle, in a block, or failed.
+//!
+//! ## Errors
+//! An error in the extended protocol skips every message up to the next Sync, which answers ReadyForQuery, as the
+//! protocol requires. An error inside `BEGIN` puts the block in the failed state, where only `COMMIT`/`ROLLBACK` are
+//! accepted (both end it as a rollback).
+//!
+//! ## Transaction blocks
+//! LaneDB's unit of transaction is a statement or a procedure call. A block of reads behaves as in PostgreSQL (each
+//! read sees the latest committed state, as under READ COMMITTED). A write inside a block is refused with 0A000 and
+//! the block fails: it could not be undone by a later `ROLLBACK`, and nothing may be acknowledged by `COMMIT` that was
+//! not applied atomically.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{BufMut, BytesMut};
+use lanedb_engine::output::{setting_default, REPORTED};
+use lanedb_engine::{Error, Output, Result, SessionCommand, SqlState, Value};
+use pgwire::messages::data::{FieldDescription, NoData, ParameterDescription, RowDescription};
+use pgwire::messages::extendedquery::{
+    Bind, BindComplete, Close, CloseComplete, Describe, Execute, Parse, ParseComplete,
+    PortalSuspended,
+};
+use pgwire::messages::response::{
+    CommandComplete, EmptyQueryResponse, ErrorResponse, NoticeResponse, ReadyForQuery, SslResponse,
+    TransactionStatus,
+};
+use pgwire::messages::startup::{
+    Authentication, BackendKeyData, NegotiateProtocolVersion, ParameterStatus, SecretKey, Startup,
+};
+use pgwire::messages::{
+    DecodeContext, PgWireBackendMessage, PgWireFrontendMessage, ProtocolVersion,
+    SslNegotiationMetaMessage,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::types::{column_type, oid_of, put_cell, TEXT};
+use crate::{Backend, ExecContext, Shared, OUT_BUFFER_FLUSH_BYTES};
+
+/// Time a client has to complete start-up before it is dropped.
+const STARTUP_TIMEOUT_MS: u64 = 10_000;
+/// Named statements and portals one session may hold; past it Parse/Bind fail with 54000.
+const NAMED_OBJECTS_MAX: usize = 10_000;
+
+/// Serves one connection to the end.
+pub async fn run<B: Backend>(stream: TcpStream, shared: Arc<Shared<B>>) {
+    let count = shared.connections.fetch_add(1, Ordering::AcqRel) + 1;
+    let _guard = ConnectionGuard(&shared.connections);
+    let mut conn = Connection {
+        stream,
+        input: BytesMut::with_capacity(8192),
+        out: BytesMut::with_capacity(8192),
+        decode: DecodeContext::new(ProtocolVersion::PROTOCOL3_0),
+    };
+    let startup = match tokio::time::timeout(
+        Duration::from_millis(STARTUP_TIMEOUT_MS),
+        conn.startup(&shared),
+    )
+    .await
+    {
+        Ok(Ok(Some(startup))) => startup,
+        _ => return,
+    };
+    if count > shared.config.connection_count_max {
+        let e = Error::new(
+            SqlState::TOO_MANY_CONNECTIONS,
+            format!(
+                "sorry, too many clients already (connection_count_max = {})",
+                shared.config.connection_count_max
+            ),
+        );
+        conn.fatal(&e).await;
+        return;
+    }
+    let mut session = Session::new(shared.clone(), &startup);
+    if let Err(e) = session.apply_startup_settings(&startup) {
+        conn.fatal(&e).await;
+        return;
+    }
+    session.greet(&mut conn.out, &startup);
+    let result = conn.serve(&mut session).await;
+    shared.cancel_keys.lock().remove(&session.pid);
+    if let Err(e) = result {
+        conn.fatal(&e).await;
+    }
+}
+
+struct ConnectionGuard<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for ConnectionGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+struct Connection {
+    stream: TcpStream,
+    input: BytesMut,
+    out: BytesMut,
+    decode: DecodeContext,
+}
+
+/// What the loop does after a message.
+#[derive(PartialEq)]
+enum Flow {
+    Continue,
+    Flush,
+    Close,
+}
+
+impl Connection {
+    /// Reads until the start-up packet, answering SSL/GSS requests with "no" and cancel requests by cancelling.
+    async fn startup<B: Backend>(&mut self, shared: &Shared<B>) -> Result<Option<Startup>> {
+        loop {
+            let decoded = PgWireFrontendMessage::decode(&mut self.input, &self.decode);
+            match decoded {
+                Ok(Some(PgWireFrontendMessage::SslNegotiation(m))) => {
+                    if !matches!(m, SslNegotiationMetaMessage::None) {
+                        encode(
+                            &mut self.out,
+                            PgWireBackendMessage::SslResponse(SslResponse::Refuse),
+                        );
+                        self.write_out().await?;
+                    }
+                    if !matches!(m, SslNegotiationMetaMessage::PostgresGss(_)) {
+                        self.decode.awaiting_frontend_ssl = false;
+                    }
+                    continue;
+                }
+                Ok(Some(PgWireFrontendMessage::Startup(s))) => {
+                    self.decode.awaiting_frontend_ssl = false;
+                    self.decode.awaiting_frontend_startup = false;
+                    return Ok(Some(s));
+                }
+                Ok(Some(PgWireFrontendMessage::CancelRequest(c))) => {
+                    if let SecretKey::I32(secret) = c.secret_key {
+                        shared.cancel(c.pid, secret);
+                    }
+                    return Ok(None);
+                }
+                Ok(Some(_)) | Err(_) => {
+                    return Err(Error::new(
+                        SqlState::PROTOCOL_VIOLATION,
+                        "invalid startup packet",
+                    ))
+                }
+                Ok(None) => {
+                    if self
+                        .stream
+                        .read_buf(&mut self.input)
+                        .await
+                        .map_err(io_error)?
+                        == 0
+                    {
+                        return Ok(None);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The main loop: decode every buffered frame, answer it into the out-buffer, write when the input runs dry.
+    async fn serve<B: Backend>(&mut self, session: &mut Session<B>) -> Result<()> {
+        let idle_ms = session.shared.config.idle_session_timeout_ms;
+        loop {
+            while let Some(frame) = self.next_frame(session.shared.config.message_bytes_max)? {
+                let message = decode_frame(frame, &self.decode)?;
+                match session.handle(message, &mut self.out).await {
+                    Flow::Continue => {}
+                    Flow::Flush => self.write_out().await?,
+                    Flow::Close => {
+                        self.write_out().await?;
+                        return Ok(());
+                    }
+                }
+                if self.out.len() >= OUT_BUFFER_FLUSH_BYTES {
+                    self.write_out().await?;
+                }
+            }
+            self.write_out().await?;
+            let read = self.stream.read_buf(&mut self.input);
+            let n = if idle_ms > 0 && session.status == TransactionStatus::Idle {
+                match tokio::time::timeout(Duration::from_millis(idle_ms), read).await {
+                    Ok(n) => n,
+                    Err(_) => {
+                        return Err(Error::new(
+                            SqlState::IDLE_SESSION_TIMEOUT,
+                            "terminating connection due to idle-session timeout",
+                        ))
+                    }
+                }
+            } else {
+                read.await
+            };
+            if n.map_err(io_error)? == 0 {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The next complete frame (type byte, length, body), if the input holds one.
+    fn next_frame(&mut self, message_bytes_max: usize) -> Result<Option<BytesMut>> {
+        if self.input.len() < 5 {
+            return Ok(None);
+        }
+        let len = u32::from_be_bytes([self.input[1], self.input[2], self.input[3], self.input[4]])
+            as usize;
+        if len < 4 {
+            return Err(Error::new(
+                SqlState::PROTOCOL_VIOLATION,
+                "invalid message length",
+            ));
+        }
+        if len > message_bytes_max {
+            return Err(Error::new(
+                SqlState::PROGRAM_LIMIT_EXCEEDED,
+                format!(
+                    "message of {len} bytes is longer than message_bytes_max ({message_bytes_max})"
+                ),
+            ));
+        }
+        if self.input.len() < 1 + len {
+            self.input.reserve(1 + len - self.input.len());
+            return Ok(None);
+        }
+        Ok(Some(self.input.split_to(1 + len)))
+    }
+
+    async fn write_out(&mut self) -> Result<()> {
+        if !self.out.is_empty() {
+            self.stream.write_all(&self.out).await.map_err(io_error)?;
+            self.out.clear();
+        }
+        Ok(())
+    }
+
+    /// Sends a FATAL error; the caller then closes the connection.
+    async fn fatal(&mut self, e: &Error) {
+        put_error(&mut self.out, e, "FATAL", None);
+        let _ = self.write_out().await;
+    }
+}
+
+/// Decodes one complete frame. The codec trusts the lengths inside a message body; a lying body makes it read past
+/// the frame, which `bytes` turns into a panic, so a panic here is a malformed message, not a bug of ours.
+fn decode_frame(mut frame: BytesMut, ctx: &DecodeContext) -> Result<PgWireFrontendMessage> {
+    let bad = || Error::new(SqlState::PROTOCOL_VIOLATION, "malformed protocol message");
+    let kind = frame[0];
+    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        PgWireFrontendMessage::decode(&mut frame, ctx)
+    }));
+    match decoded {
+        Ok(Ok(Some(m))) => Ok(m),
+        Ok(Err(pgwire::error::PgWireError::InvalidMessageType(_))) => Err(Error::new(
+            SqlState::PROTOCOL_VIOLATION,
+            format!("invalid frontend message type {}", kind as char),
+        )),
+        _ => Err(bad()),
+    }
+}
+
+fn io_error(e: std::io::Error) -> Error {
+    Error::new(SqlState("08006"), format!("connection failure: {e}"))
+}
+
+fn encode(out: &mut BytesMut, message: PgWireBackendMessage) {
+    // Encoding fails only for messages over the codec's own size limits, which LaneDB's messages stay under.
+    if let Err(e) = message.encode(out) {
+        tracing::error!("cannot encode a backend message: {e}");
+    }
+}
+
+/// An ErrorResponse (or NoticeResponse fields) with SQLSTATE, message and, for syntax errors, the 1-based character
+/// position in `query`.
+fn put_error(out: &mut BytesMut, e: &Error, severity: &str, query: Option<&str>) {
+    let position = query.and_then(|q| error_position(&e.message, q));
+    let message = match (position, e.message.find(" at Line: ")) {
+        (Some(_), Some(at)) => e.message[..at].trim_end_matches(" (").to_string(),
+        _ => e.message.clone(),
+    };
+    let mut fields = vec![
+        (b'S', severity.to_string()),
+        (b'V', severity.to_string()),
+        (b'C', e.code.0.to_string()),
+        (b'M', message),
+    ];
+    if let Some(p) = position {
+        fields.push((b'P', p.to_string()));
+    }
+    encode(
+        out,
+        PgWireBackendMessage::ErrorResponse(ErrorResponse::new(fields)),
+    );
+}
+
+fn put_notice(out: &mut BytesMut, code: &'static str, message: &str) {
+    let fields = vec![
+        (b'S', "WARNING".to_string()),
+        (b'V', "WARNING".to_string()),
+        (b'C', code.to_string()),
+        (b'M', message.to_string()),
+    ];
+    encode(
+        out,
+        PgWireBackendMessage::NoticeResponse(NoticeResponse::new(fields)),
+    );
+}
+
+/// The character position of "Line: L, Column: C" (the parser's location) in `query`, 1-based.
+fn error_position(message: &str, query: &str) -> Option<usize> {
+    if message.ends_with("found: EOF") {
+        // The end of input, as PostgreSQL reports it: one past the last character.
+        return Some(query.trim_end().chars().count() + 1);
+    }
+    let at = message.find("Line: ")?;
+    let rest = &message[at + 6..];
+    let (line, rest) = rest.split_once(", Column: ")?;
+    let line: usize = line.trim().parse().ok()?;
+    let column: usize = rest
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect::<String>()
+        .parse()
+        .ok()?;
+    let mut position = 0;
+    for (i, text) in query.split('\n').enumerate() {
+        if i + 1 == line {
+            return Some(position + column.min(text.chars().count() + 1));
+        }
+        position += text.chars().count() + 1;
+    }
+    None
+}
+
+/// A statement made by Parse: `None` for an empty query string.
+struct PreparedStatement<S> {
+    statement: Option<Arc<S>>,
+    param_oids: Vec<u32>,
+}
+
+struct Portal<S> {
+    statement: Option<Arc<S>>,
+    params: Vec<Value>,
+    /// Per result column: binary (true) or text.
+    binary: Vec<bool>,
+    /// The output once run, and the next row to send.
+    result: Option<(Output, usize)>,
+}
+
+pub struct Session<B: Backend> {
+    shared: Arc<Shared<B>>,
+    context: ExecContext,
+    pid: i32,
+    secret: i32,
+    settings: HashMap<String, String>,
+    statements: HashMap<String, Arc<PreparedStatement<B::Statement>>>,
+    portals: HashMap<String, Portal<B::Statement>>,
+    status: TransactionStatus,
+    /// After an extended-protocol error: skip to Sync.
+    skipping: bool,
+}
+
+impl<B: Backend> Session<B> {
+    fn new(shared: Arc<Shared<B>>, startup: &Startup) -> Session<B> {
+        let cancel = Arc::new(AtomicBool::new(false));
+        let (pid, secret) = shared.register_cancel_key(cancel.clone());
+        let user = startup.parameters.get("user").cloned().unwrap_or_default();
+        let database = startup
+            .parameters
+            .get("database")
+            .cloned()
+            .unwrap_or_else(|| user.clone());
+        Session {
+            shared,
+            context: ExecContext {
+                user,
+                database,
+                cancel,
+            },
+            pid,
+            secret,
+            settings: HashMap::new(),
+            statements: HashMap::new(),
+            portals: HashMap::new(),
+            status: TransactionStatus::Idle,
+            skipping: false,
+        }
+    }
+
+    /// Start-up parameters other than user/database are settings (`application_name`, `DateStyle`, ...).
+    fn apply_startup_settings(&mut self, startup: &Startup) -> Result<()> {
+        for (name, value) in &startup.parameters {
+            let name = name.to_ascii_lowercase();
+            if matches!(
+                name.as_str(),
+                "user" | "database" | "options" | "replication"
+            ) || name.starts_with("_pq_.")
+            {
+                continue;
+            }
+            self.set(&name, value)?;
+        }
+        Ok(())
+    }
+
+    /// AuthenticationOk, the reported settings, the cancel key, ReadyForQuery.
+    fn greet(&mut self, out: &mut BytesMut, startup: &Startup) {
+        let unsupported: Vec<String> = startup
+            .parameters
+            .keys()
+            .filter(|k| k.starts_with("_pq_."))
+            .cloned()
+            .collect();
+        if startup.protocol_number_minor > 0 || !unsupported.is_empty() {
+            encode(
+                out,
+                PgWireBackendMessage::NegotiateProtocolVersion(NegotiateProtocolVersion::new(
+                    0,
+                    unsupported,
+                )),
+            );
+        }
+        encode(
+            out,
+            PgWireBackendMessage::Authentication(Authentication::Ok),
+        );
+        for (name, spelled) in REPORTED {
+            let value = self.setting(name).unwrap_or_default();
+            encode(
+                out,
+                PgWireBackendMessage::ParameterStatus(ParameterStatus::new(
+                    spelled.to_string(),
+                    value,
+                )),
+            );
+        }
+        encode(
+            out,
+            PgWireBackendMessage::ParameterStatus(ParameterStatus::new(
+                "session_authorization".into(),
+                self.context.user.clone(),
+            )),
+        );
+        encode(
+            out,
+            PgWireBackendMessage::BackendKeyData(BackendKeyData::new(
+                self.pid,
+                SecretKey::I32(self.secret),
+            )),
+        );
+        self.ready(out);
+    }
+
+    fn ready(&self, out: &mut BytesMut) {
+        encode(
+            out,
+            PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(self.status)),
+        );
+    }
+
+    fn setting(&self, name: &str) -> Option<String> {
+        match name {
+            "session_authorization" | "current_user" => return Some(self.context.user.clone()),
+            _ => {}
+        }
+        self.settings
+            .get(name)
+            .cloned()
+            .or_else(|| setting_default(name).map(String::from))
+    }
+
+    /// Changes a setting; unknown names without a dot are refused as PostgreSQL does, custom `a.b` names accepted.
+    fn set(&mut self, name: &str, value: &str) -> Result<bool> {
+        let Some(default) = setting_default(name) else {
+            if name.contains('.') {
+                self.settings.insert(name.to_string(), value.to_string());
+                return Ok(false);
+            }
+            return Err(Error::new(
+                SqlState::UNDEFINED_OBJECT,
+                format!("unrecognized configuration parameter \"{name}\""),
+            ));
+        };
+        let value = match name {
+            "client_encoding" => {
+                let v = value.to_ascii_uppercase().replace('-', "");
+                if v != "UTF8" && v != "UNICODE" {
+                    return Err(Error::unsupported(format!(
+                        "client_encoding \"{value}\" is not supported: LaneDB speaks UTF8"
+                    )));
+                }
+                "UTF8".to_string()
+            }
+            "server_version"
+            | "server_version_num"
+            | "server_encoding"
+            | "integer_datetimes"
+            | "lc_collate"
+            | "lc_ctype"
+            | "max_identifier_length"
+            | "is_superuser" => {
+                return Err(Error::new(
+                    SqlState("55P02"),
+                    format!("parameter \"{name}\" cannot be changed"),
+                ))
+            }
+            _ if value.eq_ignore_ascii_case("default") => default.to_string(),
+            _ => value.to_string(),
+        };
+        let changed = self.setting(name).as_deref() != Some(value.as_str());
+        self.settings.insert(name.to_string(), value);
+        Ok(changed && REPORTED.iter().any(|(n, _)| *n == name))
+    }
+
+    async fn handle(&mut self, message: PgWireFrontendMessage, out: &mut BytesMut) -> Flow {
+        use PgWireFrontendMessage as M;
+        match message {
+            M::Sync(_) => {
+                self.skipping = false;
+                self.portals.remove("");
+                self.ready(out);
+                return Flow::Continue;
+            }
+            M::Terminate(_) => return Flow::Close,
+            _ if self.skipping => return Flow::Continue,
+            M::Query(q) => {
+                self.simple_query(&q.query, out).await;
+                self.ready(out);
+            }
+            M::Parse(p) => {
+                if let Err(e) = self.parse(&p, out) {
+                    self.fail(out, &e, Some(&p.query));
+                    self.skipping = true;
+                }
+            }
+            M::Bind(b) => self.extended(out, |s, out| s.bind(b, out)),
+            M::Describe(d) => self.extended(out, |s, out| s.describe(d, out)),
+            M::Close(c) => self.extended(out, |s, out| s.close(c, out)),
+            M::Execute(e) => {
+                if let Err(e) = self.execute(e, out).await {
+                    self.fail(out, &e, None);
+                    self.skipping = true;
+                }
+            }
+            M::Flush(_) => return Flow::Flush,
+            // CopyData/CopyDone/CopyFail outside COPY are ignored, as PostgreSQL does.
+            M::CopyData(_) | M::CopyDone(_) | M::CopyFail(_) => {}
+            _ => {
+                let e = Error::new(SqlState::PROTOCOL_VIOLATION, "unexpected message");
+                self.fail(out, &e, None);
+                return Flow::Close;
+            }
+        }
+        Flow::Continue
+    }
+
+    fn extended(
+        &mut self,
+        out: &mut BytesMut,
+        step: impl FnOnce(&mut Self, &mut BytesMut) -> Result<()>,
+    ) {
+        if let Err(e) = step(self, out) {
+            self.fail(out, &e, None);
+            self.skipping = true;
+        }
+    }
+
+    /// Sends an error and fails the transaction block, if one is open.
+    fn fail(&mut self, out: &mut BytesMut, e: &Error, query: Option<&str>) {
+        put_error(out, e, "ERROR", query);
+        if self.status == TransactionStatus::Transaction {
+            self.status = TransactionStatus::Error;
+        }
+    }
+
+    async fn simple_query(&mut self, sql: &str, out: &mut BytesMut) {
+        if let Err(e) = self.check_statement_length(sql) {
+            return self.fail(out, &e, None);
+        }
+        let texts = match self.shared.backend.split(sql) {
+            Ok(t) => t,
+            Err(e) => return self.fail(out, &e, Some(sql)),
+        };
+        if texts.is_empty() {
+            encode(
+                out,
+                PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new()),
+            );
+            return;
+        }
+        for text in texts {
+            let start = out.len();
+            let result = match self.shared.backend.prepare(&text) {
+                Ok(statement) => self
+                    .run_statement(&statement, &[], out)
+                    .await
+                    .map(|o| (statement, o)),
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok((statement, output)) => {
+                    let schema = self.shared.backend.schema(&statement);
+                    let described = output.schema.is_some() || !schema.fields().is_empty();
+                    if described {
+                        put_row_description(out, output.schema.as_ref().unwrap_or(&schema), &[]);
+                    }
+                    if let Err(e) = self.put_rows(out, &output, 0, usize::MAX, &[]) {
+                        out.truncate(start);
+                        return self.fail(out, &e, None);
+                    }
+                    put_complete(out, &output);
+                }
+                Err(e) => return self.fail(out, &e, Some(&text)),
+            }
+        }
+    }
+
+    fn check_statement_length(&self, sql: &str) -> Result<()> {
+        let max = self.shared.config.statement_bytes_max;
+        if sql.len() > max {
+            return Err(Error::new(
+                SqlState::PROGRAM_LIMIT_EXCEEDED,
+                format!(
+                    "statement of {} bytes is longer than statement_bytes_max ({max})",
+                    sql.len()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Runs one statement in the session: session commands here, the rest by the backend, with the
+    /// transaction-block rules.
+    async fn run_statement(
+        &mut self,
+        statement: &Arc<B::Statement>,
+        params: &[Value],
+        out: &mut BytesMut,
+    ) -> Result<Output> {
+        let backend = self.shared.backend.clone();
+        if let Some(command) = backend.session_command(statement) {
+            return self.session_command(command, out);
+        }
+        if self.status == TransactionStatus::Error {
+            return Err(aborted_block());
+        }
+        if self.status == TransactionStatus::Transaction && !backend.is_read_only(statement) {
+            return Err(Error::unsupported(
+                "LaneDB cannot run a write inside a BEGIN ... COMMIT block: each statement and each procedure call \
+                 is its own transaction. Run the statement outside the block (autocommit), or put the block's \
+                 writes in a procedure and CALL it",
+            ));
+        }
+        self.context.cancel.store(false, Ordering::Release);
+        if backend.is_quick(statement) {
+            backend.execute(&self.context, statement, params)
+        } else {
+            tokio::task::block_in_place(|| backend.execute(&self.context, statement, params))
+        }
+    }
+
+    fn session_command(&mut self, command: &SessionCommand, out: &mut BytesMut) -> Result<Output> {
+        let tag = command.tag();
+        if self.status == TransactionStatus::Error
+            && !matches!(command, SessionCommand::Commit | SessionCommand::Rollback)
+        {
+            return Err(aborted_block());
+        }
+        match command {
+            SessionCommand::Begin => {
+                if self.status != TransactionStatus::Idle {
+                    put_notice(out, "25001", "there is already a transaction in progress");
+                }
+                self.status = TransactionStatus::Transaction;
+            }
+            SessionCommand::Commit | SessionCommand::Rollback => {
+                if self.status == TransactionStatus::Idle {
+                    put_notice(out, "25P01", "there is no transaction in progress");
+                }
+                let failed = self.status == TransactionStatus::Error;
+                self.status = TransactionStatus::Idle;
+                if failed {
+                    return Ok(Output::command("ROLLBACK", 0));
+                }
+            }
+            SessionCommand::Set { name, value } => {
+                if self.set(name, value)? {
+                    let spelled = REPORTED
+                        .iter()
+                        .find(|(n, _)| n == name)
+                        .map_or(name.as_str(), |(_, s)| s);
+                    let value = self.setting(name).unwrap_or_default();
+                    encode(
+                        out,
+                        PgWireBackendMessage::ParameterStatus(ParameterStatus::new(
+                            spelled.to_string(),
+                            value,
+                        )),
+                    );
+                }
+            }
+            SessionCommand::Show(name) => {
+                return lanedb_engine::output::show(name, |n| self.setting(n));
+            }
+            SessionCommand::Reset(name) => match name {
+                Some(name) => {
+                    if setting_default(name).is_none() && !name.contains('.') {
+                        return Err(Error::new(
+                            SqlState::UNDEFINED_OBJECT,
+                            format!("unrecognized configuration parameter \"{name}\""),
+                        ));
+                    }
+                    self.settings.remove(name);
+                }
+                None => self.settings.clear(),
+            },
+            SessionCommand::Discard => {
+                if self.status != TransactionStatus::Idle {
+                    return Err(Error::new(
+                        SqlState("25001"),
+                        "DISCARD ALL cannot run inside a transaction block",
+                    ));
+                }
+                self.settings.clear();
+                self.statements.clear();
+                self.portals.clear();
+            }
+            SessionCommand::Deallocate(name) => match name {
+                Some(name) => {
+                    if self.statements.remove(name).is_none() {
+                        return Err(Error::new(
+                            SqlState::INVALID_SQL_STATEMENT_NAME,
+                            format!("prepared statement \"{name}\" does not exist"),
+                        ));
+                    }
+                }
+                None => self.statements.clear(),
+            },
+            SessionCommand::Accepted(_) => {}
+        }
+        Ok(Output::command(tag, 0))
+    }
+
+    fn parse(&mut self, parse: &Parse, out: &mut BytesMut) -> Result<()> {
+        self.check_statement_length(&parse.query)?;
+        let name = parse.name.clone().unwrap_or_default();
+        if !name.is_empty() && self.statements.contains_key(&name) {
+            return Err(Error::new(
+                SqlState::DUPLICATE_PREPARED_STATEMENT,
+                format!("prepared statement \"{name}\" already exists"),
+            ));
+        }
+        if self.statements.len() >= NAMED_OBJECTS_MAX && !self.statements.contains_key(&name) {
+            return Err(Error::new(
+                SqlState::PROGRAM_LIMIT_EXCEEDED,
+                format!("a session may hold at most {NAMED_OBJECTS_MAX} prepared statements"),
+            ));
+        }
+        let backend = &self.shared.backend;
+        let texts = backend.split(&parse.query)?;
+        let statement = match texts.as_slice() {
+            [] => None,
+            [one] => Some(backend.prepare(one)?),
+            _ => {
+                return Err(Error::syntax(
+                    "cannot insert multiple commands into a prepared statement",
+                ))
+            }
+        };
+        let inferred = statement
+            .as_ref()
+            .map_or(&[][..], |s| backend.param_types(s));
+        let count = inferred.len().max(parse.type_oids.len());
+        let param_oids = (0..count)
+            .map(|i| match parse.type_oids.get(i) {
+                Some(&oid) if oid != 0 => oid,
+                _ => inferred
+                    .get(i)
+                    .copied()
+                    .flatten()
+                    .map_or(TEXT, |t| oid_of(&t)),
+            })
+            .collect();
+        self.statements.insert(
+            name,
+            Arc::new(PreparedStatement {
+                statement,
+                param_oids,
+            }),
+        );
+        encode(
+            out,
+            PgWireBackendMessage::ParseComplete(ParseComplete::new()),
+        );
+        Ok(())
+    }
+
+    fn prepared(&self, name: &str) -> Result<Arc<PreparedStatement<B::Statement>>> {
+        self.statements.get(name).cloned().ok_or_else(|| {
+            Error::new(
+                SqlState::INVALID_SQL_STATEMENT_NAME,
+                format!("prepared statement \"{name}\" does not exist"),
+            )
+        })
+    }
+
+    fn bind(&mut self, bind: Bind, out: &mut BytesMut) -> Result<()> {
+        let statement_name = bind.statement_name.unwrap_or_default();
+        let prepared = self.prepared(&statement_name)?;
+        let portal_name = bind.portal_name.unwrap_or_default();
+        if !portal_name.is_empty() && self.portals.contains_key(&portal_name) {
+            return Err(Error::new(
+                SqlState::DUPLICATE_CURSOR,
+                format!("portal \"{portal_name}\" already exists"),
+            ));
+        }
+        if self.portals.len() >= NAMED_OBJECTS_MAX && !self.portals.contains_key(&portal_name) {
+            return Err(Error::new(
+                SqlState::PROGRAM_LIMIT_EXCEEDED,
+                format!("a session may hold at most {NAMED_OBJECTS_MAX} portals"),
+            ));
+        }
+        let params = self.bind_params(
+            &prepared,
+            &statement_name,
+            &bind.parameter_format_codes,
+            &bind.parameters,
+        )?;
+        let columns = prepared
+            .statement
+            .as_ref()
+            .map_or(0, |s| self.shared.backend.schema(s).fields().len());
+        let binary = formats(&bind.result_column_format_codes, columns, "result")?;
+        self.portals.insert(
+            portal_name,
+            Portal {
+                statement: prepared.statement.clone(),
+                params,
+                binary,
+                result: None,
+            },
+        );
+        encode(out, PgWireBackendMessage::BindComplete(BindComplete::new()));
+        Ok(())
+    }
+
+    fn bind_params(
+        &self,
+        prepared: &PreparedStatement<B::Statement>,
+        name: &str,
+        format_codes: &[i16],
+        raw: &[Option<bytes::Bytes>],
+    ) -> Result<Vec<Value>> {
+        let expected = prepared.param_oids.len();
+        if raw.len() != expected {
+            return Err(Error::new(
+                SqlState::PROTOCOL_VIOLATION,
+                format!(
+                    "bind message supplies {} parameters, but prepared statement \"{name}\" requires {expected}",
+                    raw.len()
+                ),
+            ));
+        }
+        let binary = formats(format_codes, expected, "parameter")?;
+        let inferred = prepared
+            .statement
+            .as_ref()
+            .map_or(&[][..], |s| self.shared.backend.param_types(s));
+        let mut values = Vec::with_capacity(expected);
+        for (i, bytes) in raw.iter().enumerate() {
+            let Some(bytes) = bytes else {
+                values.push(Value::Null);
+                continue;
+            };
+            let oid = prepared.param_oids[i];
+            let value = if binary[i] {
+                crate::types::decode_binary(oid, bytes)?
+            } else {
+                let text = std::str::from_utf8(bytes).map_err(|_| {
+                    Error::new(
+                        SqlState::CHARACTER_NOT_IN_REPERTOIRE,
+                        "invalid byte sequence for encoding \"UTF8\"",
+                    )
+                })?;
+                let text = Value::Text(text.to_string());
+                match crate::types::type_of_oid(oid) {
+                    Ok(Some(ty)) if oid != TEXT => text.cast_to(&ty)?,
+                    _ => text,
+                }
+            };
+            let value = match inferred.get(i).copied().flatten() {
+                Some(ty) => value.cast_to(&ty)?,
+                None => value,
+            };
+            values.push(value);
+        }
+        Ok(values)
+    }
+
+    fn describe(&mut self, describe: Describe, out: &mut BytesMut) -> Result<()> {
+        let name = describe.name.unwrap_or_default();
+        let backend = self.shared.backend.clone();
+        if describe.target_type == b'S' {
+            let prepared = self.prepared(&name)?;
+            encode(
+                out,
+                PgWireBackendMessage::ParameterDescription(ParameterDescription::new(
+                    prepared.param_oids.clone(),
+                )),
+            );
+            match &prepared.statement {
+                Some(s) if !backend.schema(s).fields().is_empty() => {
+                    put_row_description(out, &backend.schema(s), &[])
+                }
+                _ => encode(out, PgWireBackendMessage::NoData(NoData::new())),
+            }
+        } else {
+            let portal = self.portal(&name)?;
+            match &portal.statement {
+                Some(s) if !backend.schema(s).fields().is_empty() => {
+                    put_row_description(out, &backend.schema(s), &portal.binary)
+                }
+                _ => encode(out, PgWireBackendMessage::NoData(NoData::new())),
+            }
+        }
+        Ok(())
+    }
+
+    fn portal(&self, name: &str) -> Result<&Portal<B::Statement>> {
+        self.portals.get(name).ok_or_else(|| {
+            Error::new(
+                SqlState::INVALID_CURSOR_NAME,
+                format!("portal \"{name}\" does not exist"),
+            )
+        })
+    }
+
+    fn close(&mut self, close: Close, out: &mut BytesMut) -> Result<()> {
+        let name = close.name.unwrap_or_default();
+        if close.target_type == b'S' {
+            self.statements.remove(&name);
+        } else {
+            self.portals.remove(&name);
+        }
+        encode(
+            out,
+            PgWireBackendMessage::CloseComplete(CloseComplete::new()),
+        );
+        Ok(())
+    }
+
+    async fn execute(&mut self, execute: Execute, out: &mut BytesMut) -> Result<()> {
+        let name = execute.name.unwrap_or_default();
+        let mut portal = self.portals.remove(&name).ok_or_else(|| {
+            Error::new(
+                SqlState::INVALID_CURSOR_NAME,
+                format!("portal \"{name}\" does not exist"),
+            )
+        })?;
+        let Some(statement) = portal.statement.clone() else {
+            encode(
+                out,
+                PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new()),
+            );
+            self.portals.insert(name, portal);
+            return Ok(());
+        };
+        if portal.result.is_none() {
+            let output = self.run_statement(&statement, &portal.params, out).await?;
+            portal.result = Some((output, 0));
+        }
+        let limit = if execute.max_rows > 0 {
+            execute.max_rows as usize
+        } else {
+            usize::MAX
+        };
+        let (output, next) = portal.result.as_mut().expect("the portal was just run");
+        let start = out.len();
+        let sent = match self.put_rows(out, output, *next, limit, &portal.binary) {
+            Ok(sent) => sent,
+            Err(e) => {
+                out.truncate(start);
+                return Err(e);
+            }
+        };
+        *next += sent;
+        if *next < output.rows_affected as usize && output.schema.is_some() && limit != usize::MAX {
+            encode(
+                out,
+                PgWireBackendMessage::PortalSuspended(PortalSuspended::new()),
+            );
+        } else {
+            put_complete(out, output);
+        }
+        self.portals.insert(name, portal);
+        Ok(())
+    }
+
+    /// Writes up to `limit` DataRows of `output` from row `skip`; returns how many. Fails with 54000 when the rows
+    /// pass `result_bytes_max`.
+    fn put_rows(
+        &self,
+        out: &mut BytesMut,
+        output: &Output,
+        skip: usize,
+        limit: usize,
+        binary: &[bool],
+    ) -> Result<usize> {
+        let max = self.shared.config.result_bytes_max;
+        let start = out.len();
+        let mut seen = 0;
+        let mut sent = 0;
+        for batch in &output.batches {
+            let rows = batch.num_rows();
+            if seen + rows <= skip {
+                seen += rows;
+                continue;
+            }
+            let columns = batch.columns();
+            for row in skip.saturating_sub(seen)..rows {
+                if sent == limit {
+                    return Ok(sent);
+                }
+                out.put_u8(b'D');
+                let len_at = out.len();
+                out.put_i32(0);
+                out.put_i16(columns.len() as i16);
+                for (c, column) in columns.iter().enumerate() {
+                    put_cell(
+                        out,
+                        column.as_ref(),
+                        row,
+                        binary.get(c).copied().unwrap_or(false),
+                    );
+                }
+                let len = (out.len() - len_at) as i32;
+                out[len_at..len_at + 4].copy_from_slice(&len.to_be_bytes());
+                sent += 1;
+                if out.len() - start > max {
+                    return Err(Error::new(
+                        SqlState::PROGRAM_LIMIT_EXCEEDED,
+                        format!("result is larger than result_bytes_max ({max} bytes)"),
+                    ));
+                }
+            }
+            seen += rows;
+        }
+        Ok(sent)
+    }
+}
+
+/// Per-column formats from Bind's format codes: none (all text), one (for all), or one per column.
+fn formats(codes: &[i16], n: usize, what: &str) -> Result<Vec<bool>> {
+    let binary = |c: i16| match c {
+        0 => Ok(false),
+        1 => Ok(true),
+        other => Err(Error::new(
+            SqlState::PROTOCOL_VIOLATION,
+            format!("invalid {what} format code {other}"),
+        )),
+    };
+    match codes.len() {
+        0 => Ok(vec![false; n]),
+        1 => Ok(vec![binary(codes[0])?; n]),
+        k if k == n => codes.iter().map(|c| binary(*c)).collect(),
+        k => Err(Error::new(
+            SqlState::PROTOCOL_VIOLATION,
+            format!("bind message has {k} {what} formats but {n} {what}s"),
+        )),
+    }
+}
+
+fn aborted_block() -> Error {
+    Error::new(
+        SqlState::IN_FAILED_SQL_TRANSACTION,
+        "current transaction is aborted, commands ignored until end of transaction block",
+    )
+}
+
+fn put_row_description(out: &mut BytesMut, schema: &arrow_schema::Schema, binary: &[bool]) {
+    let fields = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let (oid, size) = column_type(f.data_type());
+            let format = binary.get(i).copied().unwrap_or(false) as i16;
+            FieldDescription::new(f.name().clone(), 0, 0, oid, size, -1, format)
+        })
+        .collect();
+    encode(
+        out,
+        PgWireBackendMessage::RowDescription(RowDescription::new(fields)),
+    );
+}
+
+fn put_complete(out: &mut BytesMut, output: &Output) {
+    encode(
+        out,
+        PgWireBackendMessage::CommandComplete(CommandComplete::new(output.tag())),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_count_characters_across_lines() {
+        let q = "SELECT 1;\nSELEC x";
+        assert_eq!(
+            error_position("Expected ..., found: SELEC at Line: 2, Column: 1", q),
+            Some(11)
+        );
+        assert_eq!(error_position("no location here", q), None);
+    }
+
+    #[test]
+    fn format_codes() {
+        assert_eq!(formats(&[], 2, "result").unwrap(), vec![false, false]);
+        assert_eq!(formats(&[1], 2, "result").unwrap(), vec![true, true]);
+        assert_eq!(formats(&[0, 1], 2, "result").unwrap(), vec![false, true]);
+        assert!(formats(&[0, 1, 1], 2, "result").is_err());
+        assert!(formats(&[2], 1, "result").is_err());
+    }
+}

@@ -1,0 +1,66 @@
+//! The database behind the wire server: `lanedb_pgwire::Backend` over a `Database`.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use arrow_schema::SchemaRef;
+use lanedb_engine::{DataType, Output, Result, SessionCommand, Value};
+use lanedb_pgwire::{Backend, ExecContext};
+use lanedb_sql::Prepared;
+
+use crate::Database;
+
+/// A `Database` as the wire server sees it.
+pub struct WireBackend {
+    db: Database,
+}
+
+impl WireBackend {
+    pub fn new(db: Database) -> WireBackend {
+        WireBackend { db }
+    }
+}
+
+impl Backend for WireBackend {
+    type Statement = Prepared;
+
+    fn split(&self, sql: &str) -> Result<Vec<String>> {
+        self.db.sql.split(sql)
+    }
+
+    fn prepare(&self, sql: &str) -> Result<Arc<Prepared>> {
+        Ok(self.db.prepare(sql)?.prepared)
+    }
+
+    fn param_types<'a>(&self, statement: &'a Prepared) -> &'a [Option<DataType>] {
+        &statement.param_types
+    }
+
+    fn schema(&self, statement: &Prepared) -> SchemaRef {
+        statement.schema.clone()
+    }
+
+    fn session_command<'a>(&self, statement: &'a Prepared) -> Option<&'a SessionCommand> {
+        statement.session_command()
+    }
+
+    fn is_read_only(&self, statement: &Prepared) -> bool {
+        statement.is_read_only()
+    }
+
+    fn is_quick(&self, statement: &Prepared) -> bool {
+        statement.is_quick()
+    }
+
+    fn execute(
+        &self,
+        context: &ExecContext,
+        statement: &Arc<Prepared>,
+        params: &[Value],
+    ) -> Result<Output> {
+        let cancel: &AtomicBool = &context.cancel;
+        self.db
+            .sql
+            .execute_cancellable(statement, params, Some(cancel))
+    }
+}

@@ -1,0 +1,124 @@
+//! A real `lanedb serve` process on a loopback port, for tests that talk to it through real clients.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running server; killed when dropped.
+pub struct Server {
+    child: Child,
+    pub addr: SocketAddr,
+    pub data_dir: std::path::PathBuf,
+}
+
+impl Server {
+    /// Starts `lanedb serve` on a free port with `extra` flags and waits for its "listening on" line.
+    pub fn start(extra: &[&str]) -> Server {
+        let data_dir = std::env::temp_dir().join(format!(
+            "lanedb-test-{}-{}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_lanedb"))
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0", "--lanes", "2"])
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the lanedb binary starts");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if !sent {
+                    if let Some(at) = line.find("listening on ") {
+                        let addr: String = line[at + 13..]
+                            .chars()
+                            .take_while(|c| !c.is_whitespace())
+                            .collect();
+                        let _ = tx.send(addr);
+                        sent = true;
+                    }
+                }
+                if std::env::var_os("LANEDB_TEST_SERVER_LOG").is_some() {
+                    eprintln!("server: {line}");
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the server says where it listens")
+            .parse()
+            .expect("a socket address");
+        Server {
+            child,
+            addr,
+            data_dir,
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// A tokio-postgres connection string for `user` on database `db`.
+    pub fn conninfo(&self, user: &str, db: &str) -> String {
+        format!(
+            "host=127.0.0.1 port={} user={user} dbname={db}",
+            self.port()
+        )
+    }
+
+    pub async fn connect(&self) -> tokio_postgres::Client {
+        self.connect_as("tester", "testdb").await
+    }
+
+    pub async fn connect_as(&self, user: &str, db: &str) -> tokio_postgres::Client {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match tokio_postgres::connect(&self.conninfo(user, db), tokio_postgres::NoTls).await {
+                Ok((client, connection)) => {
+                    tokio::spawn(async move {
+                        let _ = connection.await;
+                    });
+                    return client;
+                }
+                Err(e) if Instant::now() > deadline => panic!("cannot connect: {e}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    }
+
+    /// Stops the server with SIGTERM and returns its exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let status = self.child.wait().expect("the server exits");
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+        std::mem::forget(self);
+        status
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+/// The SQLSTATE of a tokio-postgres error.
+pub fn code(e: &tokio_postgres::Error) -> String {
+    e.code()
+        .map(|c| c.code().to_string())
+        .unwrap_or_else(|| format!("no SQLSTATE: {e}"))
+}

@@ -1,0 +1,639 @@
+//! The PostgreSQL wire protocol through tokio-postgres against a real `lanedb serve` on a loopback port.
+
+mod common;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use common::{code, Server};
+use futures::future::join_all;
+use rust_decimal::Decimal;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_postgres::types::Type;
+use tokio_postgres::SimpleQueryMessage;
+
+fn rows_of(messages: &[SimpleQueryMessage]) -> Vec<Vec<Option<String>>> {
+    messages
+        .iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => {
+                Some((0..r.len()).map(|i| r.get(i).map(String::from)).collect())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn tags_of(messages: &[SimpleQueryMessage]) -> Vec<u64> {
+    messages
+        .iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::CommandComplete(n) => Some(*n),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simple_query_runs_each_statement_with_its_own_result() {
+    let server = Server::start(&[]);
+    let client = server.connect().await;
+    let out = client
+        .simple_query(
+            "CREATE TABLE kv (k BIGINT PRIMARY KEY, v TEXT); \
+             INSERT INTO kv VALUES (1, 'one'), (2, 'two'); \
+             SELECT v FROM kv WHERE k = 2; \
+             SELECT count(*) FROM kv",
+        )
+        .await
+        .unwrap();
+    assert_eq!(tags_of(&out), vec![0, 2, 1, 1]);
+    assert_eq!(
+        rows_of(&out),
+        vec![vec![Some("two".into())], vec![Some("2".into())]]
+    );
+    // An empty query string answers EmptyQueryResponse, not an error.
+    let empty = client.simple_query("").await.unwrap();
+    assert!(matches!(
+        empty.as_slice(),
+        [SimpleQueryMessage::CommandComplete(0)]
+    ));
+    // A syntax error anywhere runs nothing of the string.
+    let e = client
+        .simple_query("INSERT INTO kv VALUES (3, 'three'); SELEC 1")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "42601");
+    let out = client
+        .simple_query("SELECT count(*) FROM kv")
+        .await
+        .unwrap();
+    assert_eq!(rows_of(&out), vec![vec![Some("2".into())]]);
+    // A failing statement stops the string; earlier statements stay.
+    let e = client
+        .simple_query("INSERT INTO kv VALUES (3, 'three'); INSERT INTO kv VALUES (1, 'dup'); INSERT INTO kv VALUES (4, 'four')")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "23505");
+    let out = client
+        .simple_query("SELECT k FROM kv ORDER BY k")
+        .await
+        .unwrap();
+    assert_eq!(rows_of(&out).len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_type_round_trips_in_binary_and_text() {
+    let server = Server::start(&[]);
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE every (id INTEGER PRIMARY KEY, b BOOLEAN, s SMALLINT, i INTEGER, g BIGINT, r REAL, \
+             d DOUBLE PRECISION, n DECIMAL(20,4), vc VARCHAR(10), t TEXT, y BYTEA, ts TIMESTAMP, dt DATE)",
+        )
+        .await
+        .unwrap();
+    let insert = client
+        .prepare(
+            "INSERT INTO every VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        insert.params(),
+        &[
+            Type::INT4,
+            Type::BOOL,
+            Type::INT2,
+            Type::INT4,
+            Type::INT8,
+            Type::FLOAT4,
+            Type::FLOAT8,
+            Type::NUMERIC,
+            Type::VARCHAR,
+            Type::TEXT,
+            Type::BYTEA,
+            Type::TIMESTAMP,
+            Type::DATE
+        ]
+    );
+    let ts = chrono::NaiveDate::from_ymd_opt(1999, 12, 31)
+        .unwrap()
+        .and_hms_micro_opt(23, 59, 58, 123_456)
+        .unwrap();
+    let dt = chrono::NaiveDate::from_ymd_opt(2024, 2, 29).unwrap();
+    let n = Decimal::from_str("-1234567.8901").unwrap();
+    let bytes: Vec<u8> = vec![0, 1, 2, 255];
+    client
+        .execute(
+            &insert,
+            &[
+                &1i32,
+                &true,
+                &-7i16,
+                &i32::MIN,
+                &i64::MAX,
+                &1.5f32,
+                &-2.25e300f64,
+                &n,
+                &"héllo",
+                &"tab\there",
+                &bytes,
+                &ts,
+                &dt,
+            ],
+        )
+        .await
+        .unwrap();
+    let nulls: [Option<i32>; 1] = [None];
+    client
+        .execute(
+            "INSERT INTO every (id, b, t) VALUES ($1, $2, $3)",
+            &[&2i32, &Option::<bool>::None, &Option::<String>::None],
+        )
+        .await
+        .unwrap();
+    let _ = nulls;
+    // Binary results (tokio-postgres asks for binary).
+    let row = client
+        .query_one("SELECT * FROM every WHERE id = $1", &[&1i32])
+        .await
+        .unwrap();
+    let types: Vec<Type> = row.columns().iter().map(|c| c.type_().clone()).collect();
+    assert_eq!(types[0], Type::INT4);
+    assert_eq!(types[1], Type::BOOL);
+    assert_eq!(types[2], Type::INT2);
+    assert_eq!(types[4], Type::INT8);
+    assert_eq!(types[5], Type::FLOAT4);
+    assert_eq!(types[6], Type::FLOAT8);
+    assert_eq!(types[7], Type::NUMERIC);
+    assert_eq!(types[10], Type::BYTEA);
+    assert_eq!(types[11], Type::TIMESTAMP);
+    assert_eq!(types[12], Type::DATE);
+    assert!(row.get::<_, bool>(1));
+    assert_eq!(row.get::<_, i16>(2), -7);
+    assert_eq!(row.get::<_, i32>(3), i32::MIN);
+    assert_eq!(row.get::<_, i64>(4), i64::MAX);
+    assert_eq!(row.get::<_, f32>(5), 1.5);
+    assert_eq!(row.get::<_, f64>(6), -2.25e300);
+    assert_eq!(row.get::<_, Decimal>(7), n);
+    assert_eq!(row.get::<_, String>(8), "héllo");
+    assert_eq!(row.get::<_, String>(9), "tab\there");
+    assert_eq!(row.get::<_, Vec<u8>>(10), bytes);
+    assert_eq!(row.get::<_, chrono::NaiveDateTime>(11), ts);
+    assert_eq!(row.get::<_, chrono::NaiveDate>(12), dt);
+    let row = client
+        .query_one("SELECT b, t, ts FROM every WHERE id = 2", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, Option<bool>>(0), None);
+    assert_eq!(row.get::<_, Option<String>>(1), None);
+    assert_eq!(row.get::<_, Option<chrono::NaiveDateTime>>(2), None);
+    // Text results (the simple protocol) in PostgreSQL's formats.
+    let out = client
+        .simple_query("SELECT b, s, i, g, r, d, n, vc, t, y, ts, dt FROM every WHERE id = 1")
+        .await
+        .unwrap();
+    assert_eq!(
+        rows_of(&out)[0],
+        [
+            "t",
+            "-7",
+            "-2147483648",
+            "9223372036854775807",
+            "1.5",
+            "-2.25e+300",
+            "-1234567.8901",
+            "héllo",
+            "tab\there",
+            "\\x000102ff",
+            "1999-12-31 23:59:58.123456",
+            "2024-02-29"
+        ]
+        .iter()
+        .map(|s| Some(s.to_string()))
+        .collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parameters_given_as_text_are_converted_and_checked() {
+    let server = Server::start(&[]);
+    let client = server.connect().await;
+    client
+        .batch_execute("CREATE TABLE p (id BIGINT PRIMARY KEY, n DECIMAL(8,2), d DATE)")
+        .await
+        .unwrap();
+    // Parameters declared as text by the client are parsed into the column's type.
+    let insert = client
+        .prepare_typed(
+            "INSERT INTO p VALUES ($1, $2, $3)",
+            &[Type::TEXT, Type::TEXT, Type::TEXT],
+        )
+        .await
+        .unwrap();
+    client
+        .execute(&insert, &[&"7", &"12.345", &"2020-05-06"])
+        .await
+        .unwrap();
+    let row = client
+        .query_one("SELECT n::text, d::text FROM p WHERE id = 7", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "12.35");
+    assert_eq!(row.get::<_, String>(1), "2020-05-06");
+    let e = client
+        .execute(&insert, &[&"x", &"1", &"2020-01-01"])
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "22P02");
+    let e = client
+        .execute(&insert, &[&"8", &"1", &"2020-13-01"])
+        .await
+        .unwrap_err();
+    assert!(code(&e).starts_with("22"), "{e}");
+    // A binary int8 where the column is smallint is range-checked.
+    client
+        .batch_execute("CREATE TABLE small (id SMALLINT PRIMARY KEY)")
+        .await
+        .unwrap();
+    let e = client
+        .execute(
+            &client
+                .prepare_typed("INSERT INTO small VALUES ($1)", &[Type::INT8])
+                .await
+                .unwrap(),
+            &[&100_000i64],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "22003");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_requests_answer_in_order() {
+    let server = Server::start(&[]);
+    let client = server.connect().await;
+    client
+        .batch_execute("CREATE TABLE acc (id BIGINT PRIMARY KEY, bal BIGINT NOT NULL); PARTITION TABLE acc ON COLUMN id")
+        .await
+        .unwrap();
+    let insert = client
+        .prepare("INSERT INTO acc VALUES ($1, $2)")
+        .await
+        .unwrap();
+    let select = client
+        .prepare("SELECT bal FROM acc WHERE id = $1")
+        .await
+        .unwrap();
+    // tokio-postgres sends these without waiting for replies: many Executes in flight on one connection.
+    let inserts = join_all((0..200i64).map(|i| {
+        let (client, insert) = (&client, &insert);
+        async move { client.execute(insert, &[&i, &(i * 10)]).await }
+    }))
+    .await;
+    assert!(inserts.iter().all(|r| matches!(r, Ok(1))));
+    let reads = join_all((0..200i64).map(|i| {
+        let (client, select) = (&client, &select);
+        async move {
+            client
+                .query_one(select, &[&i])
+                .await
+                .map(|r| r.get::<_, i64>(0))
+        }
+    }))
+    .await;
+    for (i, r) in reads.into_iter().enumerate() {
+        assert_eq!(r.unwrap(), i as i64 * 10);
+    }
+    // An error in the middle of a pipeline fails that request only.
+    let divide = client.prepare("SELECT 1 / $1::integer").await.unwrap();
+    let mixed = join_all([
+        client.query_one(&select, &[&1i64]),
+        client.query_one(&divide, &[&0i32]),
+        client.query_one(&select, &[&2i64]),
+    ])
+    .await;
+    assert_eq!(mixed[0].as_ref().unwrap().get::<_, i64>(0), 10);
+    assert_eq!(code(mixed[1].as_ref().unwrap_err()), "22012");
+    assert_eq!(mixed[2].as_ref().unwrap().get::<_, i64>(0), 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn portals_with_row_limits_resume_where_they_stopped() {
+    let server = Server::start(&[]);
+    let mut client = server.connect().await;
+    client
+        .batch_execute("CREATE TABLE seq (n INTEGER PRIMARY KEY)")
+        .await
+        .unwrap();
+    client
+        .execute(
+            "INSERT INTO seq SELECT * FROM (VALUES (1),(2),(3),(4),(5),(6),(7)) AS v(n)",
+            &[],
+        )
+        .await
+        .unwrap();
+    let txn = client.transaction().await.unwrap();
+    let portal = txn
+        .bind("SELECT n FROM seq WHERE n > $1 ORDER BY n", &[&1i32])
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    loop {
+        let rows = txn.query_portal(&portal, 4).await.unwrap();
+        if rows.is_empty() {
+            break;
+        }
+        assert!(rows.len() <= 4);
+        seen.extend(rows.iter().map(|r| r.get::<_, i32>(0)));
+    }
+    assert_eq!(seen, vec![2, 3, 4, 5, 6, 7]);
+    txn.commit().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_carry_their_sqlstate_and_the_session_goes_on() {
+    let server = Server::start(&[]);
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE e (id INTEGER PRIMARY KEY, name TEXT NOT NULL, small SMALLINT); \
+             INSERT INTO e VALUES (1, 'a', 1)",
+        )
+        .await
+        .unwrap();
+    let cases = [
+        ("SELEC 1", "42601"),
+        ("SELECT * FROM missing", "42P01"),
+        ("SELECT nope FROM e", "42703"),
+        ("INSERT INTO e VALUES (1, 'dup', 0)", "23505"),
+        ("INSERT INTO e VALUES (2, NULL, 0)", "23502"),
+        ("SELECT 1 / 0", "22012"),
+        ("INSERT INTO e VALUES (3, 'x', 40000)", "22003"),
+        ("SELECT 'abc'::integer", "22P02"),
+        ("CREATE TABLE q (a INT) PARTITION BY RANGE (a)", "0A000"),
+        ("CREATE SEQUENCE s", "0A000"),
+        ("SHOW no_such_setting", "42704"),
+    ];
+    for (sql, expected) in cases {
+        let simple = client.simple_query(sql).await.unwrap_err();
+        assert_eq!(code(&simple), expected, "simple: {sql}: {simple}");
+        if !sql.starts_with("SHOW") && !sql.starts_with("CREATE") {
+            let extended = client.query(sql, &[]).await.unwrap_err();
+            assert_eq!(code(&extended), expected, "extended: {sql}: {extended}");
+        }
+    }
+    // Syntax errors carry the position of the offending token.
+    let e = client
+        .simple_query("SELECT 1;\nSELECT (1 +")
+        .await
+        .unwrap_err();
+    let db = e.as_db_error().unwrap();
+    assert_eq!(db.code().code(), "42601");
+    assert!(db.position().is_some(), "{db:?}");
+    let row = client
+        .query_one("SELECT count(*) FROM e", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_statements_are_answered() {
+    let server = Server::start(&[]);
+    let client = server.connect_as("alice", "shop").await;
+    for sql in [
+        "SET application_name = 'wire-test'",
+        "SET extra_float_digits = 3",
+        "SET TIME ZONE 'UTC'",
+        "SET search_path TO public",
+        "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE",
+        "RESET extra_float_digits",
+        "DISCARD ALL",
+    ] {
+        client
+            .simple_query(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    client
+        .simple_query("SET application_name = 'again'")
+        .await
+        .unwrap();
+    let show = |rows: Vec<SimpleQueryMessage>| rows_of(&rows)[0][0].clone().unwrap();
+    assert_eq!(
+        show(client.simple_query("SHOW application_name").await.unwrap()),
+        "again"
+    );
+    assert_eq!(
+        show(client.simple_query("SHOW server_version").await.unwrap()),
+        "15.0"
+    );
+    assert_eq!(
+        show(client.simple_query("SHOW TimeZone").await.unwrap()),
+        "UTC"
+    );
+    client.simple_query("RESET ALL").await.unwrap();
+    assert_eq!(
+        show(client.simple_query("SHOW application_name").await.unwrap()),
+        ""
+    );
+    let all = client.simple_query("SHOW ALL").await.unwrap();
+    assert!(rows_of(&all).len() > 10);
+    let e = client
+        .simple_query("SET no_such_setting = 1")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "42704");
+    let e = client
+        .simple_query("SET client_encoding = 'LATIN1'")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "0A000");
+    // SHOW through the extended protocol describes its column.
+    let row = client.query_one("SHOW server_version", &[]).await.unwrap();
+    assert_eq!(row.get::<_, String>(0), "15.0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transaction_blocks_of_reads_work_and_writes_are_refused() {
+    let server = Server::start(&[]);
+    let mut client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE b (id INTEGER PRIMARY KEY, v INTEGER); INSERT INTO b VALUES (1, 10)",
+        )
+        .await
+        .unwrap();
+    let txn = client.transaction().await.unwrap();
+    let row = txn
+        .query_one("SELECT v FROM b WHERE id = 1", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i32>(0), 10);
+    txn.commit().await.unwrap();
+
+    // A write inside a block is refused with 0A000 and the block fails; nothing was applied.
+    let txn = client.transaction().await.unwrap();
+    let e = txn
+        .execute("UPDATE b SET v = 11 WHERE id = 1", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "0A000");
+    let message = e.as_db_error().unwrap().message();
+    assert!(message.contains("procedure"), "{message}");
+    let e = txn.query_one("SELECT 1", &[]).await.unwrap_err();
+    assert_eq!(code(&e), "25P02");
+    txn.rollback().await.unwrap();
+    let out = client
+        .simple_query("BEGIN; UPDATE b SET v = 12 WHERE id = 1; COMMIT")
+        .await;
+    assert_eq!(code(&out.unwrap_err()), "0A000");
+    // The COMMIT of a failed block answers ROLLBACK.
+    let out = client.simple_query("COMMIT").await.unwrap();
+    assert!(matches!(
+        out.last(),
+        Some(SimpleQueryMessage::CommandComplete(_))
+    ));
+    let row = client
+        .query_one("SELECT v FROM b WHERE id = 1", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i32>(0), 10);
+    // Outside blocks, writes are their own transactions.
+    client
+        .execute("UPDATE b SET v = 13 WHERE id = 1", &[])
+        .await
+        .unwrap();
+    let row = client
+        .query_one("SELECT v FROM b WHERE id = 1", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i32>(0), 13);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_request_stops_a_long_query() {
+    let server = Server::start(&[]);
+    let client = server.connect().await;
+    client
+        .batch_execute("CREATE TABLE big (n BIGINT PRIMARY KEY)")
+        .await
+        .unwrap();
+    let values: Vec<String> = (0..2000).map(|i| format!("({i})")).collect();
+    client
+        .batch_execute(&format!("INSERT INTO big VALUES {}", values.join(",")))
+        .await
+        .unwrap();
+    let token = client.cancel_token();
+    let canceller = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        token.cancel_query(tokio_postgres::NoTls).await.unwrap();
+    });
+    let e = client
+        .query_one(
+            "SELECT count(*) FROM big a, big b, big c WHERE a.n + b.n + c.n = -1",
+            &[],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "57014");
+    canceller.await.unwrap();
+    let row = client
+        .query_one("SELECT count(*) FROM big", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 2000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protocol_garbage_never_takes_the_server_down() {
+    let server = Server::start(&[]);
+    let client = server.connect().await;
+    let garbage: Vec<Vec<u8>> = vec![
+        vec![0, 0, 0, 3],
+        vec![0xff; 64],
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+        // A valid start-up, then a Bind whose body lies about its lengths, then an unknown message type.
+        [
+            startup_packet(),
+            b"B\0\0\0\x10\0\0\0\x05\xff\xff\xff\xff\xff".to_vec(),
+        ]
+        .concat(),
+        [startup_packet(), b"?\0\0\0\x04".to_vec()].concat(),
+        [startup_packet(), b"Q\x7f\xff\xff\xff".to_vec()].concat(),
+        [startup_packet(), b"Q\0\0".to_vec()].concat(),
+    ];
+    for bytes in garbage {
+        let mut s = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        let _ = s.write_all(&bytes).await;
+        let mut sink = vec![0u8; 4096];
+        let _ = tokio::time::timeout(Duration::from_millis(300), s.read(&mut sink)).await;
+    }
+    let out = client.simple_query("SELECT 41 + 1").await.unwrap();
+    assert_eq!(rows_of(&out), vec![vec![Some("42".to_string())]]);
+    let fresh = server.connect().await;
+    fresh.simple_query("SELECT 1").await.unwrap();
+}
+
+fn startup_packet() -> Vec<u8> {
+    let mut body = vec![0, 3, 0, 0];
+    for s in ["user", "x", "database", "y", ""] {
+        body.extend_from_slice(s.as_bytes());
+        body.push(0);
+    }
+    let mut p = ((body.len() + 4) as u32).to_be_bytes().to_vec();
+    p.extend(body);
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_give_a_clear_error_to_that_client_only() {
+    let server = Server::start(&[
+        "--connection-count-max",
+        "3",
+        "--statement-bytes-max",
+        "1000",
+        "--result-bytes-max",
+        "100000",
+    ]);
+    let client = server.connect().await;
+    let long = format!("SELECT '{}'", "x".repeat(2000));
+    let e = client.simple_query(&long).await.unwrap_err();
+    assert_eq!(code(&e), "54000");
+    client
+        .batch_execute("CREATE TABLE wide (id INTEGER PRIMARY KEY, t TEXT)")
+        .await
+        .unwrap();
+    for i in 0..20 {
+        client
+            .execute("INSERT INTO wide VALUES ($1, $2)", &[&i, &"y".repeat(900)])
+            .await
+            .unwrap();
+    }
+    let e = client
+        .query("SELECT a.t FROM wide a, wide b", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "54000");
+    let _second = server.connect().await;
+    let _third = server.connect().await;
+    let fourth = tokio_postgres::connect(&server.conninfo("x", "y"), tokio_postgres::NoTls).await;
+    let e = fourth.err().expect("the fourth connection is refused");
+    assert_eq!(code(&e), "53300");
+    let row = client
+        .query_one("SELECT count(*) FROM wide", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_shuts_the_server_down_cleanly() {
+    let server = Server::start(&[]);
+    let client = server.connect().await;
+    client.simple_query("SELECT 1").await.unwrap();
+    let status = server.terminate();
+    assert!(status.success(), "{status:?}");
+}
