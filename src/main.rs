@@ -66,6 +66,9 @@ struct ServeArgs {
     /// Close sessions idle (outside a transaction block) this long, in milliseconds; 0 never [default: 0].
     #[arg(long)]
     idle_session_timeout_ms: Option<u64>,
+    /// Largest `COPY ... FROM STDIN` data, in bytes [default: 1 GiB].
+    #[arg(long)]
+    copy_bytes_max: Option<usize>,
     /// Log filter, as RUST_LOG takes it [default: info].
     #[arg(long)]
     log: Option<String>,
@@ -94,6 +97,7 @@ impl ServeArgs {
             idle_session_timeout_ms: self
                 .idle_session_timeout_ms
                 .or(file.idle_session_timeout_ms),
+            copy_bytes_max: self.copy_bytes_max.or(file.copy_bytes_max),
             log: self.log.or(file.log),
         })
     }
@@ -165,6 +169,9 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         idle_session_timeout_ms: args
             .idle_session_timeout_ms
             .unwrap_or(server_defaults.idle_session_timeout_ms),
+        copy_bytes_max: args
+            .copy_bytes_max
+            .unwrap_or(server_defaults.copy_bytes_max),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .thread_name("lanedb-wire")

@@ -4,9 +4,9 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use arrow_schema::SchemaRef;
-use lanedb_engine::{DataType, Output, Result, SessionCommand, Value};
+use lanedb_engine::{CopyDirection, CopyFormat, DataType, Output, Result, SessionCommand, Value};
 use lanedb_pgwire::{Backend, ExecContext};
-use lanedb_sql::Prepared;
+use lanedb_sql::{Prepared, RunContext};
 
 use crate::Database;
 
@@ -52,6 +52,20 @@ impl Backend for WireBackend {
         statement.is_quick()
     }
 
+    fn copy<'a>(&self, statement: &'a Prepared) -> Option<(CopyDirection, &'a CopyFormat)> {
+        statement.copy()
+    }
+
+    fn copy_in(
+        &self,
+        _context: &ExecContext,
+        statement: &Arc<Prepared>,
+        rows: Vec<Vec<Option<String>>>,
+        first_line: usize,
+    ) -> Result<u64> {
+        self.db.sql.copy_in(statement, rows, first_line)
+    }
+
     fn execute(
         &self,
         context: &ExecContext,
@@ -59,8 +73,10 @@ impl Backend for WireBackend {
         params: &[Value],
     ) -> Result<Output> {
         let cancel: &AtomicBool = &context.cancel;
-        self.db
-            .sql
-            .execute_cancellable(statement, params, Some(cancel))
+        let ctx = RunContext {
+            identity: Some((&context.user, &context.database)),
+            cancel: Some(cancel),
+        };
+        self.db.sql.execute_in(statement, params, ctx)
     }
 }

@@ -637,3 +637,112 @@ async fn sigterm_shuts_the_server_down_cleanly() {
     let status = server.terminate();
     assert!(status.success(), "{status:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_in_and_out_in_text_and_csv() {
+    use bytes::Bytes;
+    use futures::{SinkExt, TryStreamExt};
+    let server = Server::start(&[]);
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE c (id BIGINT PRIMARY KEY, name TEXT, amount DECIMAL(10,2), d DATE); \
+             PARTITION TABLE c ON COLUMN id",
+        )
+        .await
+        .unwrap();
+    // Text format, sent in pieces that split lines.
+    let sink = client.copy_in("COPY c FROM STDIN").await.unwrap();
+    futures::pin_mut!(sink);
+    for piece in ["1\tone\t1.50\t2024-01-02\n2\t", "tab\\there\t\\N\t\\N\n", "3\tthree\t-2\t2020-02-29\n"] {
+        sink.send(Bytes::from(piece)).await.unwrap();
+    }
+    assert_eq!(sink.finish().await.unwrap(), 3);
+    // CSV with a header and only some columns.
+    let sink = client
+        .copy_in("COPY c (id, name) FROM STDIN WITH (FORMAT csv, HEADER true)")
+        .await
+        .unwrap();
+    futures::pin_mut!(sink);
+    sink.send(Bytes::from("id,name\n4,\"a, \"\"quoted\"\" name\"\n5,\n"))
+        .await
+        .unwrap();
+    assert_eq!(sink.finish().await.unwrap(), 2);
+    let row = client
+        .query_one("SELECT name, amount IS NULL FROM c WHERE id = 4", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "a, \"quoted\" name");
+    assert!(row.get::<_, bool>(1));
+    // A bad line fails the whole COPY with its line number, and loads nothing of it.
+    let sink = client.copy_in("COPY c FROM STDIN").await.unwrap();
+    futures::pin_mut!(sink);
+    sink.send(Bytes::from("6\tsix\t1\t2024-01-01\n7\tseven\tnot-a-number\t2024-01-01\n"))
+        .await
+        .unwrap();
+    let e = sink.finish().await.unwrap_err();
+    assert_eq!(code(&e), "22P02");
+    let message = e.as_db_error().unwrap().message().to_string();
+    assert!(message.contains("line 2"), "{message}");
+    let sink = client.copy_in("COPY c FROM STDIN").await.unwrap();
+    futures::pin_mut!(sink);
+    sink.send(Bytes::from("8\teight\t1\t2024-01-01\n1\tdup\t1\t2024-01-01\n"))
+        .await
+        .unwrap();
+    assert_eq!(code(&sink.finish().await.unwrap_err()), "23505");
+    let count = client.query_one("SELECT count(*) FROM c", &[]).await.unwrap();
+    assert_eq!(count.get::<_, i64>(0), 5);
+    // Out, in both formats, from a table and from a query.
+    let text: Vec<Bytes> = client
+        .copy_out("COPY c TO STDOUT")
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    let mut lines: Vec<String> = String::from_utf8(text.concat())
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        vec![
+            "1\tone\t1.50\t2024-01-02",
+            "2\ttab\\there\t\\N\t\\N",
+            "3\tthree\t-2.00\t2020-02-29",
+            "4\ta, \"quoted\" name\t\\N\t\\N",
+            "5\t\\N\t\\N\t\\N",
+        ]
+    );
+    let csv: Vec<Bytes> = client
+        .copy_out("COPY (SELECT id, name FROM c WHERE id IN (2, 4) ORDER BY id) TO STDOUT WITH (FORMAT csv, HEADER)")
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(csv.concat()).unwrap(),
+        "id,name\n2,tab\there\n4,\"a, \"\"quoted\"\" name\"\n"
+    );
+    let e = client.simple_query("COPY c FROM '/etc/passwd'").await.unwrap_err();
+    assert_eq!(code(&e), "0A000");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_functions_answer_with_the_clients_names() {
+    let server = Server::start(&[]);
+    let alice = server.connect_as("alice", "shop").await;
+    let bob = server.connect_as("bob", "depot").await;
+    let sql = "SELECT current_user, session_user, current_database(), current_schema(), version()";
+    for (client, user, db) in [(&alice, "alice", "shop"), (&bob, "bob", "depot"), (&alice, "alice", "shop")] {
+        let row = client.query_one(sql, &[]).await.unwrap();
+        assert_eq!(row.get::<_, String>(0), user);
+        assert_eq!(row.get::<_, String>(1), user);
+        assert_eq!(row.get::<_, String>(2), db);
+        assert_eq!(row.get::<_, String>(3), "public");
+        assert!(row.get::<_, String>(4).starts_with("PostgreSQL 15"));
+    }
+}

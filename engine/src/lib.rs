@@ -35,7 +35,7 @@ pub use catalog::{Catalog, ColumnDef, IndexDef, IndexKind, TableDef, TableId};
 pub use engine::{Engine, EngineConfig, LaneStats, MultiTxn, Snapshot, STALE_CATALOG};
 pub use error::{Error, Result, SqlState};
 pub use lane::LaneState;
-pub use output::{Output, SessionCommand};
+pub use output::{CopyDirection, CopyFormat, Output, SessionCommand};
 pub use partition::LaneId;
 pub use types::DataType;
 pub use value::Value;

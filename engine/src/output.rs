@@ -97,6 +97,52 @@ impl SessionCommand {
     }
 }
 
+/// The layout of COPY data: PostgreSQL's text format (tab-separated, `\N` for NULL, backslash escapes) or CSV.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CopyFormat {
+    pub csv: bool,
+    /// The first line holds column names (skipped on input, written on output).
+    pub header: bool,
+    pub delimiter: char,
+    /// The text that stands for NULL.
+    pub null: String,
+    /// CSV only.
+    pub quote: char,
+    /// CSV only.
+    pub escape: char,
+}
+
+impl CopyFormat {
+    pub fn text() -> CopyFormat {
+        CopyFormat {
+            csv: false,
+            header: false,
+            delimiter: '\t',
+            null: "\\N".into(),
+            quote: '"',
+            escape: '"',
+        }
+    }
+
+    pub fn csv() -> CopyFormat {
+        CopyFormat {
+            csv: true,
+            delimiter: ',',
+            null: String::new(),
+            ..CopyFormat::text()
+        }
+    }
+}
+
+/// Which way a COPY statement moves data between the client and a table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CopyDirection {
+    /// `COPY t [(cols)] FROM STDIN`: the client sends lines of `columns` fields.
+    In { columns: usize },
+    /// `COPY t TO STDOUT`, `COPY (query) TO STDOUT`: the statement's rows go to the client as lines.
+    Out,
+}
+
 /// Server version reported to clients (`server_version`, `SHOW server_version`, `version()`): drivers parse it to
 /// choose their protocol features, so it names the PostgreSQL release whose behaviour LaneDB follows.
 pub const SERVER_VERSION: &str = "15.0";

@@ -28,6 +28,7 @@
 //! `ServerConfig` holds every limit, named with its unit: connections, message bytes, statement bytes, result bytes,
 //! idle time. At a limit the client gets an error with a SQLSTATE; the server and other sessions go on.
 
+pub mod copy;
 pub mod session;
 pub mod text;
 pub mod types;
@@ -38,7 +39,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arrow_schema::SchemaRef;
-use lanedb_engine::{DataType, Output, Result, SessionCommand, Value};
+use lanedb_engine::{CopyDirection, CopyFormat, DataType, Output, Result, SessionCommand, Value};
 use parking_lot::Mutex;
 use tokio::net::TcpListener;
 
@@ -66,6 +67,17 @@ pub trait Backend: Send + Sync + 'static {
         statement: &Arc<Self::Statement>,
         params: &[Value],
     ) -> Result<Output>;
+    /// For COPY statements: which way rows move, and their layout.
+    fn copy<'a>(&self, statement: &'a Self::Statement) -> Option<(CopyDirection, &'a CopyFormat)>;
+    /// Loads the rows of a `COPY ... FROM STDIN` (fields as text, `None` for NULL) all or nothing; `first_line` is
+    /// the line number of `rows[0]`, for errors.
+    fn copy_in(
+        &self,
+        context: &ExecContext,
+        statement: &Arc<Self::Statement>,
+        rows: Vec<Vec<Option<String>>>,
+        first_line: usize,
+    ) -> Result<u64>;
 }
 
 /// Who runs a statement, and the flag a cancel request raises.
@@ -90,6 +102,8 @@ pub struct ServerConfig {
     pub result_bytes_max: usize,
     /// A session idle (outside a transaction block) this long is closed with 57P05; 0 disables.
     pub idle_session_timeout_ms: u64,
+    /// Largest `COPY ... FROM STDIN` data, in bytes; past it the COPY fails with 54000 and loads nothing.
+    pub copy_bytes_max: usize,
 }
 
 impl Default for ServerConfig {
@@ -100,6 +114,7 @@ impl Default for ServerConfig {
             statement_bytes_max: 1 << 20,
             result_bytes_max: 1 << 30,
             idle_session_timeout_ms: 0,
+            copy_bytes_max: 1 << 30,
         }
     }
 }

@@ -24,7 +24,8 @@ use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
 use lanedb_engine::output::{setting_default, REPORTED};
-use lanedb_engine::{Error, Output, Result, SessionCommand, SqlState, Value};
+use lanedb_engine::{CopyDirection, CopyFormat, Error, Output, Result, SessionCommand, SqlState, Value};
+use pgwire::messages::copy::{CopyData, CopyDone, CopyInResponse, CopyOutResponse};
 use pgwire::messages::data::{FieldDescription, NoData, ParameterDescription, RowDescription};
 use pgwire::messages::extendedquery::{
     Bind, BindComplete, Close, CloseComplete, Describe, Execute, Parse, ParseComplete,
@@ -49,6 +50,8 @@ use crate::{Backend, ExecContext, Shared, OUT_BUFFER_FLUSH_BYTES};
 
 /// Time a client has to complete start-up before it is dropped.
 const STARTUP_TIMEOUT_MS: u64 = 10_000;
+/// Rows per CopyData message of a COPY TO STDOUT.
+const COPY_OUT_ROWS_PER_MESSAGE: usize = 512;
 /// Named statements and portals one session may hold; past it Parse/Bind fail with 54000.
 const NAMED_OBJECTS_MAX: usize = 10_000;
 
@@ -368,6 +371,18 @@ pub struct Session<B: Backend> {
     status: TransactionStatus,
     /// After an extended-protocol error: skip to Sync.
     skipping: bool,
+    /// A `COPY ... FROM STDIN` receiving data.
+    copy_in: Option<CopyIn<B::Statement>>,
+}
+
+struct CopyIn<S> {
+    statement: Arc<S>,
+    format: CopyFormat,
+    data: BytesMut,
+    /// Started by a simple Query (ReadyForQuery follows the COPY, after `rest` runs) or by Execute (Sync follows).
+    simple: bool,
+    /// Statements of the same simple query after the COPY.
+    rest: Vec<String>,
 }
 
 impl<B: Backend> Session<B> {
@@ -394,6 +409,7 @@ impl<B: Backend> Session<B> {
             portals: HashMap::new(),
             status: TransactionStatus::Idle,
             skipping: false,
+            copy_in: None,
         }
     }
 
@@ -524,6 +540,9 @@ impl<B: Backend> Session<B> {
 
     async fn handle(&mut self, message: PgWireFrontendMessage, out: &mut BytesMut) -> Flow {
         use PgWireFrontendMessage as M;
+        if self.copy_in.is_some() {
+            return self.handle_copy_in(message, out).await;
+        }
         match message {
             M::Sync(_) => {
                 self.skipping = false;
@@ -534,8 +553,9 @@ impl<B: Backend> Session<B> {
             M::Terminate(_) => return Flow::Close,
             _ if self.skipping => return Flow::Continue,
             M::Query(q) => {
-                self.simple_query(&q.query, out).await;
-                self.ready(out);
+                if self.simple_query(&q.query, out).await {
+                    self.ready(out);
+                }
             }
             M::Parse(p) => {
                 if let Err(e) = self.parse(&p, out) {
@@ -583,46 +603,168 @@ impl<B: Backend> Session<B> {
         }
     }
 
-    async fn simple_query(&mut self, sql: &str, out: &mut BytesMut) {
+    /// Runs a simple query; returns false when it left the session in COPY IN (ReadyForQuery comes after the data).
+    async fn simple_query(&mut self, sql: &str, out: &mut BytesMut) -> bool {
         if let Err(e) = self.check_statement_length(sql) {
-            return self.fail(out, &e, None);
+            self.fail(out, &e, None);
+            return true;
         }
         let texts = match self.shared.backend.split(sql) {
             Ok(t) => t,
-            Err(e) => return self.fail(out, &e, Some(sql)),
+            Err(e) => {
+                self.fail(out, &e, Some(sql));
+                return true;
+            }
         };
         if texts.is_empty() {
-            encode(
-                out,
-                PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new()),
-            );
-            return;
+            encode(out, PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new()));
+            return true;
         }
-        for text in texts {
-            let start = out.len();
-            let result = match self.shared.backend.prepare(&text) {
-                Ok(statement) => self
-                    .run_statement(&statement, &[], out)
-                    .await
-                    .map(|o| (statement, o)),
-                Err(e) => Err(e),
-            };
-            match result {
-                Ok((statement, output)) => {
-                    let schema = self.shared.backend.schema(&statement);
-                    let described = output.schema.is_some() || !schema.fields().is_empty();
-                    if described {
-                        put_row_description(out, output.schema.as_ref().unwrap_or(&schema), &[]);
-                    }
-                    if let Err(e) = self.put_rows(out, &output, 0, usize::MAX, &[]) {
-                        out.truncate(start);
-                        return self.fail(out, &e, None);
-                    }
-                    put_complete(out, &output);
+        self.simple_statements(texts, out).await
+    }
+
+    /// Runs statements of a simple query in order, stopping at the first error; returns false if one of them
+    /// started a COPY IN (the rest run when its data is in).
+    async fn simple_statements(&mut self, texts: Vec<String>, out: &mut BytesMut) -> bool {
+        let mut texts = texts.into_iter();
+        while let Some(text) = texts.next() {
+            let statement = match self.shared.backend.prepare(&text) {
+                Ok(statement) => statement,
+                Err(e) => {
+                    self.fail(out, &e, Some(&text));
+                    return true;
                 }
-                Err(e) => return self.fail(out, &e, Some(&text)),
+            };
+            if let Some((CopyDirection::In { columns }, format)) = self.shared.backend.copy(&statement) {
+                let format = format.clone();
+                match self.start_copy_in(&statement, columns, format, true, out) {
+                    Ok(()) => {
+                        if let Some(copy) = self.copy_in.as_mut() {
+                            copy.rest = texts.collect();
+                        }
+                        return false;
+                    }
+                    Err(e) => {
+                        self.fail(out, &e, None);
+                        return true;
+                    }
+                }
+            }
+            let start = out.len();
+            let output = match self.run_statement(&statement, &[], out).await {
+                Ok(output) => output,
+                Err(e) => {
+                    self.fail(out, &e, Some(&text));
+                    return true;
+                }
+            };
+            if let Some((CopyDirection::Out, format)) = self.shared.backend.copy(&statement) {
+                let format = format.clone();
+                put_copy_out(out, &output, &format);
+                continue;
+            }
+            let schema = self.shared.backend.schema(&statement);
+            if output.schema.is_some() || !schema.fields().is_empty() {
+                put_row_description(out, output.schema.as_ref().unwrap_or(&schema), &[]);
+            }
+            if let Err(e) = self.put_rows(out, &output, 0, usize::MAX, &[]) {
+                out.truncate(start);
+                self.fail(out, &e, None);
+                return true;
+            }
+            put_complete(out, &output);
+        }
+        true
+    }
+
+    /// Answers CopyInResponse and starts collecting the client's data.
+    fn start_copy_in(
+        &mut self,
+        statement: &Arc<B::Statement>,
+        columns: usize,
+        format: CopyFormat,
+        simple: bool,
+        out: &mut BytesMut,
+    ) -> Result<()> {
+        if self.status == TransactionStatus::Error {
+            return Err(aborted_block());
+        }
+        if self.status == TransactionStatus::Transaction {
+            return Err(write_in_block());
+        }
+        encode(
+            out,
+            PgWireBackendMessage::CopyInResponse(CopyInResponse::new(0, columns as i16, vec![0; columns])),
+        );
+        self.copy_in = Some(CopyIn {
+            statement: statement.clone(),
+            format,
+            data: BytesMut::new(),
+            simple,
+            rest: vec![],
+        });
+        Ok(())
+    }
+
+    /// Messages while a COPY IN is open: data, done, fail; Flush and Sync are ignored as PostgreSQL does.
+    async fn handle_copy_in(&mut self, message: PgWireFrontendMessage, out: &mut BytesMut) -> Flow {
+        use PgWireFrontendMessage as M;
+        let max = self.shared.config.copy_bytes_max;
+        match message {
+            M::CopyData(d) => {
+                let copy = self.copy_in.as_mut().expect("in COPY IN");
+                // Past the limit the data is dropped; CopyDone then reports the error.
+                if copy.data.len() <= max {
+                    copy.data.extend_from_slice(&d.data);
+                }
+                return Flow::Continue;
+            }
+            M::Flush(_) | M::Sync(_) => return Flow::Continue,
+            M::Terminate(_) => return Flow::Close,
+            _ => {}
+        }
+        let copy = self.copy_in.take().expect("in COPY IN");
+        let result = match message {
+            M::CopyDone(_) if copy.data.len() > max => Err(Error::new(
+                SqlState::PROGRAM_LIMIT_EXCEEDED,
+                format!("COPY data is larger than copy_bytes_max ({max} bytes); nothing was loaded"),
+            )),
+            M::CopyDone(_) => self.load(&copy).await,
+            M::CopyFail(f) => Err(Error::new(
+                SqlState::QUERY_CANCELED,
+                format!("COPY from stdin failed: {}", f.message),
+            )),
+            _ => Err(Error::new(
+                SqlState::PROTOCOL_VIOLATION,
+                "unexpected message during COPY from stdin",
+            )),
+        };
+        match result {
+            Ok(n) => {
+                encode(
+                    out,
+                    PgWireBackendMessage::CommandComplete(CommandComplete::new(format!("COPY {n}"))),
+                );
+                if copy.simple && self.simple_statements(copy.rest, out).await {
+                    self.ready(out);
+                }
+            }
+            Err(e) => {
+                self.fail(out, &e, None);
+                if copy.simple {
+                    self.ready(out);
+                } else {
+                    self.skipping = true;
+                }
             }
         }
+        Flow::Continue
+    }
+
+    async fn load(&self, copy: &CopyIn<B::Statement>) -> Result<u64> {
+        let (rows, first_line) = crate::copy::parse(&copy.data, &copy.format)?;
+        let backend = self.shared.backend.clone();
+        tokio::task::block_in_place(|| backend.copy_in(&self.context, &copy.statement, rows, first_line))
     }
 
     fn check_statement_length(&self, sql: &str) -> Result<()> {
@@ -655,11 +797,7 @@ impl<B: Backend> Session<B> {
             return Err(aborted_block());
         }
         if self.status == TransactionStatus::Transaction && !backend.is_read_only(statement) {
-            return Err(Error::unsupported(
-                "LaneDB cannot run a write inside a BEGIN ... COMMIT block: each statement and each procedure call \
-                 is its own transaction. Run the statement outside the block (autocommit), or put the block's \
-                 writes in a procedure and CALL it",
-            ));
+            return Err(write_in_block());
         }
         self.context.cancel.store(false, Ordering::Release);
         if backend.is_quick(statement) {
@@ -975,6 +1113,19 @@ impl<B: Backend> Session<B> {
             self.portals.insert(name, portal);
             return Ok(());
         };
+        match self.shared.backend.copy(&statement) {
+            Some((CopyDirection::In { columns }, format)) => {
+                let format = format.clone();
+                return self.start_copy_in(&statement, columns, format, false, out);
+            }
+            Some((CopyDirection::Out, format)) => {
+                let format = format.clone();
+                let output = self.run_statement(&statement, &portal.params, out).await?;
+                put_copy_out(out, &output, &format);
+                return Ok(());
+            }
+            None => {}
+        }
         if portal.result.is_none() {
             let output = self.run_statement(&statement, &portal.params, out).await?;
             portal.result = Some((output, 0));
@@ -1078,6 +1229,42 @@ fn formats(codes: &[i16], n: usize, what: &str) -> Result<Vec<bool>> {
             format!("bind message has {k} {what} formats but {n} {what}s"),
         )),
     }
+}
+
+fn write_in_block() -> Error {
+    Error::unsupported(
+        "LaneDB cannot run a write inside a BEGIN ... COMMIT block: each statement and each procedure call is its \
+         own transaction. Run the statement outside the block (autocommit), or put the block's writes in a \
+         procedure and CALL it",
+    )
+}
+
+/// COPY TO STDOUT: CopyOutResponse, the rows as lines in CopyData messages of about 64 KiB, CopyDone, COPY n.
+fn put_copy_out(out: &mut BytesMut, output: &Output, format: &CopyFormat) {
+    let columns = output.schema.as_ref().map_or(0, |s| s.fields().len());
+    encode(
+        out,
+        PgWireBackendMessage::CopyOutResponse(CopyOutResponse::new(0, columns as i16, vec![0; columns])),
+    );
+    let mut chunk = BytesMut::new();
+    if format.header {
+        if let Some(schema) = &output.schema {
+            let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+            crate::copy::put_header(&mut chunk, &names, format);
+        }
+    }
+    for batch in &output.batches {
+        for start in (0..batch.num_rows()).step_by(COPY_OUT_ROWS_PER_MESSAGE) {
+            let len = COPY_OUT_ROWS_PER_MESSAGE.min(batch.num_rows() - start);
+            crate::copy::put_rows(&mut chunk, &batch.slice(start, len), format);
+            encode(out, PgWireBackendMessage::CopyData(CopyData::new(chunk.split().freeze())));
+        }
+    }
+    if !chunk.is_empty() {
+        encode(out, PgWireBackendMessage::CopyData(CopyData::new(chunk.split().freeze())));
+    }
+    encode(out, PgWireBackendMessage::CopyDone(CopyDone::new()));
+    put_complete(out, output);
 }
 
 fn aborted_block() -> Error {

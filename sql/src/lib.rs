@@ -16,9 +16,11 @@
 
 pub mod checked;
 pub mod convert;
+pub mod copy;
 pub mod ddl;
 pub mod dml;
 pub mod expr;
+pub mod functions;
 pub mod plan;
 pub mod query;
 pub mod rewrite;
@@ -44,6 +46,26 @@ pub const PLAN_CACHE_ENTRIES_MAX: usize = 4096;
 const CANCEL_POLL: Duration = Duration::from_millis(10);
 /// Times a statement is replanned when the catalog changes under it before the error is returned.
 const STALE_RETRIES_MAX: usize = 8;
+
+/// Who runs a statement, and the flag that cancels it.
+#[derive(Clone, Copy, Default)]
+pub struct RunContext<'a> {
+    /// The session's user and database (`current_user`, `current_database()`); the defaults when `None`.
+    pub identity: Option<(&'a str, &'a str)>,
+    /// Raised to stop a long query with 57014.
+    pub cancel: Option<&'a AtomicBool>,
+}
+
+impl RunContext<'_> {
+    fn identity(&self) -> Option<functions::SessionIdentity> {
+        self.identity.map(|(user, database)| {
+            let mut identity = functions::SessionIdentity::default();
+            identity.user = user.to_string();
+            identity.database = database.to_string();
+            identity
+        })
+    }
+}
 
 /// The SQL front of one database: the engine, the DataFusion bridge and the plan cache.
 pub struct SqlEngine {
@@ -198,19 +220,19 @@ impl SqlEngine {
 
     /// Runs one prepared statement; replans and retries if the catalog changed since it was planned.
     pub fn execute_prepared(&self, prepared: &Arc<Prepared>, params: &[Value]) -> Result<Output> {
-        self.execute_cancellable(prepared, params, None)
+        self.execute_in(prepared, params, RunContext::default())
     }
 
-    /// `execute_prepared`, stopping a long query with 57014 when `cancel` is raised.
-    pub fn execute_cancellable(
+    /// `execute_prepared` for a session: its identity for the session functions, its cancel flag.
+    pub fn execute_in(
         &self,
         prepared: &Arc<Prepared>,
         params: &[Value],
-        cancel: Option<&AtomicBool>,
+        ctx: RunContext<'_>,
     ) -> Result<Output> {
         let mut current = prepared.clone();
         for _ in 0..STALE_RETRIES_MAX {
-            match self.run(&current, params, cancel) {
+            match self.run(&current, params, ctx) {
                 Err(e) if e.code == STALE_CATALOG => {
                     let statement = plan::parse_one(&current.sql)?;
                     current = Arc::new(self.plan(statement)?);
@@ -224,7 +246,7 @@ impl SqlEngine {
         ))
     }
 
-    fn run(&self, p: &Prepared, params: &[Value], cancel: Option<&AtomicBool>) -> Result<Output> {
+    fn run(&self, p: &Prepared, params: &[Value], ctx: RunContext<'_>) -> Result<Output> {
         let engine = &self.engine;
         match &p.plan {
             Plan::PointSelect(ps) => {
@@ -235,14 +257,7 @@ impl SqlEngine {
                 if engine.catalog().version != p.catalog_version {
                     return Err(Error::new(STALE_CATALOG, "catalog changed"));
                 }
-                let (bridge, q2, params) = (self.bridge.clone(), q.clone(), params.to_vec());
-                let batches = self.wait_query(
-                    async move {
-                        let snapshot = bridge.snapshot();
-                        bridge.run(&q2, &params, snapshot).await
-                    },
-                    cancel,
-                )?;
+                let batches = self.run_query(q, params, ctx)?;
                 Ok(Output::rows(q.schema.clone(), batches))
             }
             Plan::Insert(ins) => Ok(Output::command(
@@ -257,7 +272,7 @@ impl SqlEngine {
             } => {
                 let n = engine.run_multi(Some(p.catalog_version), |txn| {
                     let rows = self
-                        .query_in_txn(txn, query, params, cancel)?
+                        .query_in_txn(txn, query, params, ctx)?
                         .into_iter()
                         .map(|values| dml::full_row(table, columns, values))
                         .collect::<Result<Vec<_>>>()?;
@@ -276,7 +291,7 @@ impl SqlEngine {
                 let n = engine.run_multi(Some(p.catalog_version), |txn| {
                     let width = table.columns.len();
                     let matched: Vec<(Vec<Value>, Vec<Value>)> = self
-                        .query_in_txn(txn, query, params, cancel)?
+                        .query_in_txn(txn, query, params, ctx)?
                         .into_iter()
                         .map(|mut row| {
                             let new = row.split_off(width);
@@ -315,10 +330,95 @@ impl SqlEngine {
                 }
                 other => Ok(Output::command(other.tag(), 0)),
             },
+            Plan::CopyIn { .. } => Err(Error::unsupported(
+                "COPY FROM STDIN needs a wire session to send the data; use INSERT here",
+            )),
+            Plan::CopyOut { query, .. } => {
+                if engine.catalog().version != p.catalog_version {
+                    return Err(Error::new(STALE_CATALOG, "catalog changed"));
+                }
+                let batches = self.run_query(query, params, ctx)?;
+                let mut out = Output::rows(query.schema.clone(), batches);
+                out.command = "COPY";
+                Ok(out)
+            }
             Plan::Partition { table, column } => {
                 ddl::partition_table(engine, table, column).map(|t| Output::command(t, 0))
             }
         }
+    }
+
+    /// Runs a DataFusion query on a fresh snapshot of every lane.
+    fn run_query(
+        &self,
+        query: &Arc<query::QueryPlan>,
+        params: &[Value],
+        ctx: RunContext<'_>,
+    ) -> Result<Vec<datafusion::arrow::record_batch::RecordBatch>> {
+        let (bridge, query, params) = (self.bridge.clone(), query.clone(), params.to_vec());
+        let identity = ctx.identity();
+        self.wait_query(
+            async move {
+                let snapshot = bridge.snapshot();
+                bridge.run(&query, &params, snapshot, identity).await
+            },
+            ctx.cancel,
+        )
+    }
+
+    /// Loads the rows of a `COPY ... FROM STDIN` (fields as text, `None` for NULL) as one transaction: every field is
+    /// cast to its column's type, every row goes to its lane, and the first bad row fails the whole COPY with its
+    /// line number (`first_line` is the line number of `rows[0]`).
+    pub fn copy_in(
+        &self,
+        prepared: &Arc<Prepared>,
+        rows: Vec<Vec<Option<String>>>,
+        first_line: usize,
+    ) -> Result<u64> {
+        let mut current = prepared.clone();
+        for _ in 0..STALE_RETRIES_MAX {
+            let Plan::CopyIn { table, columns, .. } = &current.plan else {
+                return Err(Error::internal("copy_in called for a statement that is not COPY FROM"));
+            };
+            let mut full = Vec::with_capacity(rows.len());
+            for (i, fields) in rows.iter().enumerate() {
+                let line = first_line + i;
+                if fields.len() != columns.len() {
+                    return Err(Error::new(
+                        SqlState("22P04"),
+                        format!(
+                            "COPY {}, line {line}: expected {} fields, found {}",
+                            table.name,
+                            columns.len(),
+                            fields.len()
+                        ),
+                    ));
+                }
+                let values = fields
+                    .iter()
+                    .map(|f| f.as_ref().map_or(Value::Null, |s| Value::Text(s.clone())))
+                    .collect();
+                let row = dml::full_row(table, columns, values).map_err(|e| {
+                    Error::new(e.code, format!("COPY {}, line {line}: {}", table.name, e.message))
+                })?;
+                full.push(row);
+            }
+            let engine = &self.engine;
+            let result = engine.run_multi(Some(current.catalog_version), |txn| {
+                txn.statement(|txn| dml::insert_in_txn(engine, txn, table, &full, None, &[]))
+            });
+            match result {
+                Err(e) if e.code == STALE_CATALOG => {
+                    let statement = plan::parse_one(&current.sql)?;
+                    current = Arc::new(self.plan(statement)?);
+                }
+                other => return other,
+            }
+        }
+        Err(Error::new(
+            SqlState("40001"),
+            "the catalog kept changing while COPY ran; retry it",
+        ))
     }
 
     /// Runs a DataFusion query on a snapshot of the lanes a multi-partition transaction holds; returns its rows.
@@ -327,14 +427,15 @@ impl SqlEngine {
         txn: &lanedb_engine::MultiTxn,
         query: &Arc<query::QueryPlan>,
         params: &[Value],
-        cancel: Option<&AtomicBool>,
+        ctx: RunContext<'_>,
     ) -> Result<Vec<Vec<Value>>> {
         let ids: Vec<_> = txn.catalog().tables().map(|t| t.id).collect();
         let snapshot = txn.snapshot_tables(&ids);
         let (bridge, query, ps) = (self.bridge.clone(), query.clone(), params.to_vec());
+        let identity = ctx.identity();
         let batches = self.wait_query(
-            async move { bridge.run(&query, &ps, snapshot).await },
-            cancel,
+            async move { bridge.run(&query, &ps, snapshot, identity).await },
+            ctx.cancel,
         )?;
         let mut rows = Vec::new();
         for batch in &batches {

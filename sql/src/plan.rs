@@ -12,7 +12,9 @@ use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::Token;
-use lanedb_engine::{Catalog, DataType, Error, Result, SessionCommand, SqlState, TableDef};
+use lanedb_engine::{
+    Catalog, CopyDirection, CopyFormat, DataType, Error, Result, SessionCommand, SqlState, TableDef,
+};
 
 use crate::ddl::{ident, object_name};
 use crate::dml::{Access, ConflictAction, InsertPlan, ModifyPlan, OnConflict, PointSelect, Route};
@@ -69,6 +71,17 @@ pub enum Plan {
     },
     /// A statement about the session, carried out by whoever holds the session (see `session`).
     Session(SessionCommand),
+    /// `COPY ... FROM STDIN`: rows come from the session (`SqlEngine::copy_in`).
+    CopyIn {
+        table: Arc<TableDef>,
+        columns: Vec<usize>,
+        format: CopyFormat,
+    },
+    /// `COPY ... TO STDOUT`: the query's rows go to the session as COPY lines.
+    CopyOut {
+        query: Arc<QueryPlan>,
+        format: CopyFormat,
+    },
 }
 
 impl Plan {
@@ -101,7 +114,7 @@ impl Prepared {
     pub fn is_read_only(&self) -> bool {
         matches!(
             self.plan,
-            Plan::PointSelect(_) | Plan::Query(_) | Plan::Session(_)
+            Plan::PointSelect(_) | Plan::Query(_) | Plan::Session(_) | Plan::CopyOut { .. }
         )
     }
 
@@ -114,6 +127,22 @@ impl Prepared {
         ) || matches!(&self.plan, Plan::Modify { plan, .. } if plan.is_single_lane())
     }
 
+    /// Which way a COPY statement moves rows, and their layout; `None` for other statements.
+    pub fn copy(&self) -> Option<(CopyDirection, &CopyFormat)> {
+        match &self.plan {
+            Plan::CopyIn {
+                columns, format, ..
+            } => Some((
+                CopyDirection::In {
+                    columns: columns.len(),
+                },
+                format,
+            )),
+            Plan::CopyOut { format, .. } => Some((CopyDirection::Out, format)),
+            _ => None,
+        }
+    }
+
     pub fn session_command(&self) -> Option<&SessionCommand> {
         match &self.plan {
             Plan::Session(c) => Some(c),
@@ -122,7 +151,7 @@ impl Prepared {
     }
 
     /// A statement that returns no rows (DDL and writes).
-    fn command(
+    pub(crate) fn command(
         sql: String,
         catalog_version: u64,
         plan: Plan,
@@ -304,6 +333,7 @@ pub fn plan(
                 schema,
             })
         }
+        copy @ ast::Statement::Copy { .. } => crate::copy::plan(sql, catalog, &copy, df),
         ast::Statement::Insert(ins) => plan_insert(sql, version, &ins, catalog, df),
         ast::Statement::Update(upd) => plan_update(sql, version, &upd, catalog, df),
         ast::Statement::Delete(del) => plan_delete(sql, version, &del, catalog, df),

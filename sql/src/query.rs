@@ -209,7 +209,10 @@ impl QueryBridge {
         for udf in [
             crate::checked::OpaqueBoolean::udf(),
             crate::checked::ByteAwareLength::udf(),
-        ] {
+        ]
+        .into_iter()
+        .chain(crate::functions::all())
+        {
             base.register_udf(Arc::new(udf))
                 .expect("registering a function on a fresh session");
         }
@@ -281,8 +284,12 @@ impl QueryBridge {
         query: &QueryPlan,
         params: &[Value],
         snapshot: Snapshot,
+        identity: Option<crate::functions::SessionIdentity>,
     ) -> Result<Vec<RecordBatch>> {
         let mut state = self.base.clone();
+        if let Some(identity) = identity {
+            state.config_mut().options_mut().extensions.insert(identity);
+        }
         state
             .config_mut()
             .set_extension(Arc::new(QuerySnapshot(snapshot)));

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Side-by-side pgbench: LaneDB against PostgreSQL 15 on this machine, same scripts, same run.
+#
+#   benches/pgbench.sh                     # 1M rows, 16 and 64 clients, -M prepared, 20 s per run
+#   ROWS=100000 DURATION=5 CLIENTS="16" MODES="simple extended prepared" benches/pgbench.sh
+#
+# Point SELECT by key (benches/pgbench/select.sql) and UPDATE by key (update.sql) on an `accounts` table shaped like
+# pgbench's own. PostgreSQL runs from the Debian package on a temporary data directory with synchronous_commit=off
+# (LaneDB has no command log yet, so neither side waits for a disk flush); both get their latencies logged per
+# transaction, from which p99 is computed. Prints one Markdown table row per run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROWS=${ROWS:-1000000}
+DURATION=${DURATION:-20}
+CLIENTS=${CLIENTS:-"16 64"}
+MODES=${MODES:-prepared}
+SCRIPTS=${SCRIPTS:-"select update"}
+LANEDB_PORT=${LANEDB_PORT:-5491}
+PG_PORT=${PG_PORT:-5492}
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+
+if ! test -x "$PG_BIN/postgres" || ! command -v pgbench >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql postgresql-contrib >/dev/null
+fi
+cargo build --release --bin lanedb --quiet
+
+work=$(mktemp -d)
+chmod 755 "$work"
+cleanup() {
+    [ -n "${lanedb_pid:-}" ] && kill "$lanedb_pid" 2>/dev/null || true
+    [ -d "$work/pg" ] && runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$work/pg" -m immediate stop >/dev/null 2>&1 || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+"$CARGO_TARGET_DIR/release/lanedb" serve --listen "127.0.0.1:$LANEDB_PORT" --data-dir "$work/lanedb" \
+    --log warn 2>"$work/lanedb.log" &
+lanedb_pid=$!
+
+install -d -o postgres "$work/pg" "$work/pgsock"
+runuser -u postgres -- "$PG_BIN/initdb" -D "$work/pg" -A trust -U postgres >/dev/null
+runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$work/pg" -l "$work/pgsock/pg.log" -w start -o \
+    "-p $PG_PORT -k $work/pgsock -c listen_addresses=127.0.0.1 -c synchronous_commit=off -c shared_buffers=1GB -c max_connections=300" >/dev/null
+
+for _ in $(seq 50); do psql -h 127.0.0.1 -p "$LANEDB_PORT" -U bench -d bench -c 'SELECT 1' >/dev/null 2>&1 && break; sleep 0.2; done
+
+schema="CREATE TABLE accounts (aid INTEGER PRIMARY KEY, bid INTEGER NOT NULL, abalance INTEGER NOT NULL, filler VARCHAR(84))"
+load="INSERT INTO accounts SELECT g, (g - 1) / 100000 + 1, 0, '' FROM generate_series(1, $ROWS) AS s(g)"
+psql -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$LANEDB_PORT" -U bench -d bench \
+    -c "$schema" -c "PARTITION TABLE accounts ON COLUMN aid" -c "$load"
+psql -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres \
+    -c "$schema" -c "$load" -c "VACUUM ANALYZE accounts"
+
+echo "| server | script | mode | clients | tps | latency avg ms | p99 ms |"
+echo "|---|---|---|---|---|---|---|"
+for script in $SCRIPTS; do
+  for mode in $MODES; do
+    for clients in $CLIENTS; do
+      for server in lanedb postgres; do
+        if [ "$server" = lanedb ]; then port=$LANEDB_PORT; user=bench; else port=$PG_PORT; user=postgres; fi
+        rm -f "$work"/pgbench_log.*
+        out=$(cd "$work" && pgbench -n -h 127.0.0.1 -p "$port" -U "$user" -M "$mode" -c "$clients" -j 2 \
+            -T "$DURATION" -D rows="$ROWS" -f "$OLDPWD/benches/pgbench/$script.sql" -l --sampling-rate 0.1 \
+            "$([ "$server" = lanedb ] && echo bench || echo postgres)" 2>&1) || { echo "$out" >&2; exit 1; }
+        tps=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -1)
+        avg=$(echo "$out" | sed -n 's/^latency average = \([0-9.]*\) ms/\1/p')
+        # Per-transaction log: field 3 is the latency in microseconds.
+        p99=$(cat "$work"/pgbench_log.* | awk '{print $3}' | sort -n | awk '{a[NR]=$1} END {i=int(NR*0.99); if (i<1) i=1; printf "%.3f", a[i]/1000}')
+        echo "| $server | $script | $mode | $clients | ${tps%.*} | $avg | $p99 |"
+      done
+    done
+  done
+done

@@ -1,0 +1,3 @@
+\set aid random(1, :rows)
+\set delta random(-5000, 5000)
+UPDATE accounts SET abalance = abalance + :delta WHERE aid = :aid;

@@ -1,0 +1,307 @@
+//! COPY data on the wire: splitting the client's lines into fields, and writing rows as lines.
+//!
+//! Text format (PostgreSQL's default): one row per line, fields separated by the delimiter (tab), `\N` for NULL, and
+//! backslash escapes (`\t`, `\n`, `\\`, `\r`, `\b`, `\f`, `\v`, octal `\123`, hex `\x41`). CSV: fields separated by the
+//! delimiter (comma), quoted with `"` when they hold a delimiter, quote or line break (a quoted field may span lines,
+//! a quote inside doubled), NULL as an unquoted empty field. Either may start with a header line.
+
+use arrow_array::RecordBatch;
+use bytes::{BufMut, BytesMut};
+use lanedb_engine::{CopyFormat, Error, Result, SqlState};
+
+/// The rows of a COPY's data, each a list of fields (`None` for NULL), and the line number of the first row.
+pub fn parse(data: &[u8], format: &CopyFormat) -> Result<(Vec<Vec<Option<String>>>, usize)> {
+    let text = std::str::from_utf8(data).map_err(|e| {
+        Error::new(
+            SqlState::CHARACTER_NOT_IN_REPERTOIRE,
+            format!("COPY data is not valid UTF8 (at byte {})", e.valid_up_to()),
+        )
+    })?;
+    let mut rows = if format.csv {
+        parse_csv(text, format)?
+    } else {
+        parse_text(text, format)?
+    };
+    let first_line = if format.header && !rows.is_empty() {
+        rows.remove(0);
+        2
+    } else {
+        1
+    };
+    Ok((rows, first_line))
+}
+
+fn bad(line: usize, message: impl std::fmt::Display) -> Error {
+    Error::new(SqlState("22P04"), format!("COPY data, line {line}: {message}"))
+}
+
+fn parse_text(text: &str, format: &CopyFormat) -> Result<Vec<Vec<Option<String>>>> {
+    let mut rows = Vec::new();
+    for (i, line) in text.split('\n').enumerate() {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line == "\\." {
+            break;
+        }
+        if line.is_empty() && i + 1 == text.split('\n').count() {
+            break;
+        }
+        let mut fields = Vec::new();
+        let mut field = String::new();
+        let mut raw = String::new();
+        let mut chars = line.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c == format.delimiter {
+                fields.push(finish_text_field(&mut field, &mut raw, format));
+                continue;
+            }
+            raw.push(c);
+            if c != '\\' {
+                field.push(c);
+                continue;
+            }
+            let Some(e) = chars.next() else {
+                return Err(bad(i + 1, "line ends with a lone backslash"));
+            };
+            raw.push(e);
+            match e {
+                'b' => field.push('\u{8}'),
+                'f' => field.push('\u{c}'),
+                'n' => field.push('\n'),
+                'r' => field.push('\r'),
+                't' => field.push('\t'),
+                'v' => field.push('\u{b}'),
+                '0'..='7' => {
+                    let mut v = e.to_digit(8).unwrap_or(0);
+                    for _ in 0..2 {
+                        match chars.peek().and_then(|c| c.to_digit(8)) {
+                            Some(d) => {
+                                v = v * 8 + d;
+                                raw.push(chars.next().unwrap_or('0'));
+                            }
+                            None => break,
+                        }
+                    }
+                    field.push(char::from_u32(v).ok_or_else(|| bad(i + 1, "invalid octal escape"))?);
+                }
+                'x' if chars.peek().is_some_and(|c| c.is_ascii_hexdigit()) => {
+                    let mut v = 0;
+                    for _ in 0..2 {
+                        match chars.peek().and_then(|c| c.to_digit(16)) {
+                            Some(d) => {
+                                v = v * 16 + d;
+                                raw.push(chars.next().unwrap_or('0'));
+                            }
+                            None => break,
+                        }
+                    }
+                    field.push(char::from_u32(v).ok_or_else(|| bad(i + 1, "invalid hex escape"))?);
+                }
+                other => field.push(other),
+            }
+        }
+        fields.push(finish_text_field(&mut field, &mut raw, format));
+        rows.push(fields);
+    }
+    Ok(rows)
+}
+
+/// A text-format field is NULL when its raw (unescaped) text is the NULL marker.
+fn finish_text_field(field: &mut String, raw: &mut String, format: &CopyFormat) -> Option<String> {
+    let value = std::mem::take(field);
+    let raw = std::mem::take(raw);
+    (raw != format.null).then_some(value)
+}
+
+fn parse_csv(text: &str, format: &CopyFormat) -> Result<Vec<Vec<Option<String>>>> {
+    let mut rows = Vec::new();
+    let mut fields: Vec<Option<String>> = Vec::new();
+    let mut field = String::new();
+    let mut quoted = false;
+    let mut in_quotes = false;
+    let mut line = 1;
+    let mut chars = text.chars().peekable();
+    let mut at_line_start = true;
+    while let Some(c) = chars.next() {
+        if in_quotes {
+            if c == format.escape && format.escape != format.quote && chars.peek() == Some(&format.quote) {
+                field.push(chars.next().unwrap_or(format.quote));
+            } else if c == format.quote {
+                if format.escape == format.quote && chars.peek() == Some(&format.quote) {
+                    chars.next();
+                    field.push(format.quote);
+                } else {
+                    in_quotes = false;
+                }
+            } else {
+                if c == '\n' {
+                    line += 1;
+                }
+                field.push(c);
+            }
+            continue;
+        }
+        if at_line_start && c == '\\' && chars.peek() == Some(&'.') {
+            let mut rest = chars.clone();
+            rest.next();
+            if matches!(rest.peek(), None | Some('\n') | Some('\r')) {
+                break;
+            }
+        }
+        at_line_start = false;
+        if c == format.quote {
+            in_quotes = true;
+            quoted = true;
+        } else if c == format.delimiter {
+            fields.push(csv_field(&mut field, &mut quoted, format));
+        } else if c == '\n' || c == '\r' {
+            if c == '\r' && chars.peek() == Some(&'\n') {
+                chars.next();
+            }
+            fields.push(csv_field(&mut field, &mut quoted, format));
+            rows.push(std::mem::take(&mut fields));
+            line += 1;
+            at_line_start = true;
+        } else {
+            field.push(c);
+        }
+    }
+    if in_quotes {
+        return Err(bad(line, "unterminated CSV quoted field"));
+    }
+    if !at_line_start || !field.is_empty() || quoted || !fields.is_empty() {
+        fields.push(csv_field(&mut field, &mut quoted, format));
+        rows.push(fields);
+    }
+    Ok(rows)
+}
+
+/// A CSV field is NULL when it is unquoted and equal to the NULL marker.
+fn csv_field(field: &mut String, quoted: &mut bool, format: &CopyFormat) -> Option<String> {
+    let value = std::mem::take(field);
+    let was_quoted = std::mem::take(quoted);
+    (was_quoted || value != format.null).then_some(value)
+}
+
+/// Appends the rows of `batch` as COPY lines.
+pub fn put_rows(out: &mut BytesMut, batch: &RecordBatch, format: &CopyFormat) {
+    let mut cell = BytesMut::new();
+    for row in 0..batch.num_rows() {
+        for (c, column) in batch.columns().iter().enumerate() {
+            if c > 0 {
+                put_char(out, format.delimiter);
+            }
+            if column.is_null(row) {
+                out.put_slice(format.null.as_bytes());
+                continue;
+            }
+            cell.clear();
+            crate::text::put_text(&mut cell, column.as_ref(), row);
+            put_field(out, &String::from_utf8_lossy(&cell), format);
+        }
+        out.put_u8(b'\n');
+    }
+}
+
+/// The header line: column names, quoted as fields.
+pub fn put_header(out: &mut BytesMut, names: &[&str], format: &CopyFormat) {
+    for (i, name) in names.iter().enumerate() {
+        if i > 0 {
+            put_char(out, format.delimiter);
+        }
+        put_field(out, name, format);
+    }
+    out.put_u8(b'\n');
+}
+
+fn put_field(out: &mut BytesMut, value: &str, format: &CopyFormat) {
+    if format.csv {
+        let needs_quotes = value.is_empty() && format.null.is_empty()
+            || value == format.null
+            || value
+                .chars()
+                .any(|c| c == format.delimiter || c == format.quote || c == '\n' || c == '\r');
+        if !needs_quotes {
+            out.put_slice(value.as_bytes());
+            return;
+        }
+        put_char(out, format.quote);
+        for c in value.chars() {
+            if c == format.quote || c == format.escape {
+                put_char(out, format.escape);
+            }
+            put_char(out, c);
+        }
+        put_char(out, format.quote);
+        return;
+    }
+    for c in value.chars() {
+        match c {
+            '\\' => out.put_slice(b"\\\\"),
+            '\n' => out.put_slice(b"\\n"),
+            '\r' => out.put_slice(b"\\r"),
+            '\t' => out.put_slice(b"\\t"),
+            c if c == format.delimiter => {
+                out.put_u8(b'\\');
+                put_char(out, c);
+            }
+            c => put_char(out, c),
+        }
+    }
+}
+
+fn put_char(out: &mut BytesMut, c: char) {
+    let mut buf = [0u8; 4];
+    out.put_slice(c.encode_utf8(&mut buf).as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &str) -> Option<String> {
+        Some(v.to_string())
+    }
+
+    #[test]
+    fn text_format_fields_escapes_and_nulls() {
+        let (rows, first) = parse(b"1\tab\\tc\t\\N\n2\t\\\\x\t\\101\n\\.\nignored\n", &CopyFormat::text()).unwrap();
+        assert_eq!(first, 1);
+        assert_eq!(rows, vec![vec![s("1"), s("ab\tc"), None], vec![s("2"), s("\\x"), s("A")]]);
+    }
+
+    #[test]
+    fn csv_quotes_nulls_and_header() {
+        let format = CopyFormat {
+            header: true,
+            ..CopyFormat::csv()
+        };
+        let (rows, first) = parse(b"id,name\n1,\"a,b\"\n2,\n3,\"\"\n4,\"multi\nline \"\"q\"\"\"\n", &format).unwrap();
+        assert_eq!(first, 2);
+        assert_eq!(
+            rows,
+            vec![
+                vec![s("1"), s("a,b")],
+                vec![s("2"), None],
+                vec![s("3"), s("")],
+                vec![s("4"), s("multi\nline \"q\"")]
+            ]
+        );
+        assert!(parse(b"1,\"open\n", &CopyFormat::csv()).is_err());
+    }
+
+    #[test]
+    fn output_escapes_round_trip_through_input() {
+        use std::sync::Arc;
+        let batch = RecordBatch::try_from_iter([(
+            "t",
+            Arc::new(arrow_array::StringArray::from(vec![Some("a\tb\\c\nd"), None, Some("")])) as _,
+        )])
+        .unwrap();
+        for format in [CopyFormat::text(), CopyFormat::csv()] {
+            let mut out = BytesMut::new();
+            put_rows(&mut out, &batch, &format);
+            let (rows, _) = parse(&out, &format).unwrap();
+            assert_eq!(rows, vec![vec![s("a\tb\\c\nd")], vec![None], vec![s("")]], "{format:?}");
+        }
+    }
+}
