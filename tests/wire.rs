@@ -654,7 +654,11 @@ async fn copy_in_and_out_in_text_and_csv() {
     // Text format, sent in pieces that split lines.
     let sink = client.copy_in("COPY c FROM STDIN").await.unwrap();
     futures::pin_mut!(sink);
-    for piece in ["1\tone\t1.50\t2024-01-02\n2\t", "tab\\there\t\\N\t\\N\n", "3\tthree\t-2\t2020-02-29\n"] {
+    for piece in [
+        "1\tone\t1.50\t2024-01-02\n2\t",
+        "tab\\there\t\\N\t\\N\n",
+        "3\tthree\t-2\t2020-02-29\n",
+    ] {
         sink.send(Bytes::from(piece)).await.unwrap();
     }
     assert_eq!(sink.finish().await.unwrap(), 3);
@@ -677,20 +681,27 @@ async fn copy_in_and_out_in_text_and_csv() {
     // A bad line fails the whole COPY with its line number, and loads nothing of it.
     let sink = client.copy_in("COPY c FROM STDIN").await.unwrap();
     futures::pin_mut!(sink);
-    sink.send(Bytes::from("6\tsix\t1\t2024-01-01\n7\tseven\tnot-a-number\t2024-01-01\n"))
-        .await
-        .unwrap();
+    sink.send(Bytes::from(
+        "6\tsix\t1\t2024-01-01\n7\tseven\tnot-a-number\t2024-01-01\n",
+    ))
+    .await
+    .unwrap();
     let e = sink.finish().await.unwrap_err();
     assert_eq!(code(&e), "22P02");
     let message = e.as_db_error().unwrap().message().to_string();
     assert!(message.contains("line 2"), "{message}");
     let sink = client.copy_in("COPY c FROM STDIN").await.unwrap();
     futures::pin_mut!(sink);
-    sink.send(Bytes::from("8\teight\t1\t2024-01-01\n1\tdup\t1\t2024-01-01\n"))
+    sink.send(Bytes::from(
+        "8\teight\t1\t2024-01-01\n1\tdup\t1\t2024-01-01\n",
+    ))
+    .await
+    .unwrap();
+    assert_eq!(code(&sink.finish().await.unwrap_err()), "23505");
+    let count = client
+        .query_one("SELECT count(*) FROM c", &[])
         .await
         .unwrap();
-    assert_eq!(code(&sink.finish().await.unwrap_err()), "23505");
-    let count = client.query_one("SELECT count(*) FROM c", &[]).await.unwrap();
     assert_eq!(count.get::<_, i64>(0), 5);
     // Out, in both formats, from a table and from a query.
     let text: Vec<Bytes> = client
@@ -727,7 +738,10 @@ async fn copy_in_and_out_in_text_and_csv() {
         String::from_utf8(csv.concat()).unwrap(),
         "id,name\n2,tab\there\n4,\"a, \"\"quoted\"\" name\"\n"
     );
-    let e = client.simple_query("COPY c FROM '/etc/passwd'").await.unwrap_err();
+    let e = client
+        .simple_query("COPY c FROM '/etc/passwd'")
+        .await
+        .unwrap_err();
     assert_eq!(code(&e), "0A000");
 }
 
@@ -737,7 +751,11 @@ async fn session_functions_answer_with_the_clients_names() {
     let alice = server.connect_as("alice", "shop").await;
     let bob = server.connect_as("bob", "depot").await;
     let sql = "SELECT current_user, session_user, current_database(), current_schema(), version()";
-    for (client, user, db) in [(&alice, "alice", "shop"), (&bob, "bob", "depot"), (&alice, "alice", "shop")] {
+    for (client, user, db) in [
+        (&alice, "alice", "shop"),
+        (&bob, "bob", "depot"),
+        (&alice, "alice", "shop"),
+    ] {
         let row = client.query_one(sql, &[]).await.unwrap();
         assert_eq!(row.get::<_, String>(0), user);
         assert_eq!(row.get::<_, String>(1), user);

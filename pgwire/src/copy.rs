@@ -32,7 +32,10 @@ pub fn parse(data: &[u8], format: &CopyFormat) -> Result<(Vec<Vec<Option<String>
 }
 
 fn bad(line: usize, message: impl std::fmt::Display) -> Error {
-    Error::new(SqlState("22P04"), format!("COPY data, line {line}: {message}"))
+    Error::new(
+        SqlState("22P04"),
+        format!("COPY data, line {line}: {message}"),
+    )
 }
 
 fn parse_text(text: &str, format: &CopyFormat) -> Result<Vec<Vec<Option<String>>>> {
@@ -81,7 +84,8 @@ fn parse_text(text: &str, format: &CopyFormat) -> Result<Vec<Vec<Option<String>>
                             None => break,
                         }
                     }
-                    field.push(char::from_u32(v).ok_or_else(|| bad(i + 1, "invalid octal escape"))?);
+                    field
+                        .push(char::from_u32(v).ok_or_else(|| bad(i + 1, "invalid octal escape"))?);
                 }
                 'x' if chars.peek().is_some_and(|c| c.is_ascii_hexdigit()) => {
                     let mut v = 0;
@@ -123,7 +127,10 @@ fn parse_csv(text: &str, format: &CopyFormat) -> Result<Vec<Vec<Option<String>>>
     let mut at_line_start = true;
     while let Some(c) = chars.next() {
         if in_quotes {
-            if c == format.escape && format.escape != format.quote && chars.peek() == Some(&format.quote) {
+            if c == format.escape
+                && format.escape != format.quote
+                && chars.peek() == Some(&format.quote)
+            {
                 field.push(chars.next().unwrap_or(format.quote));
             } else if c == format.quote {
                 if format.escape == format.quote && chars.peek() == Some(&format.quote) {
@@ -264,9 +271,19 @@ mod tests {
 
     #[test]
     fn text_format_fields_escapes_and_nulls() {
-        let (rows, first) = parse(b"1\tab\\tc\t\\N\n2\t\\\\x\t\\101\n\\.\nignored\n", &CopyFormat::text()).unwrap();
+        let (rows, first) = parse(
+            b"1\tab\\tc\t\\N\n2\t\\\\x\t\\101\n\\.\nignored\n",
+            &CopyFormat::text(),
+        )
+        .unwrap();
         assert_eq!(first, 1);
-        assert_eq!(rows, vec![vec![s("1"), s("ab\tc"), None], vec![s("2"), s("\\x"), s("A")]]);
+        assert_eq!(
+            rows,
+            vec![
+                vec![s("1"), s("ab\tc"), None],
+                vec![s("2"), s("\\x"), s("A")]
+            ]
+        );
     }
 
     #[test]
@@ -275,7 +292,11 @@ mod tests {
             header: true,
             ..CopyFormat::csv()
         };
-        let (rows, first) = parse(b"id,name\n1,\"a,b\"\n2,\n3,\"\"\n4,\"multi\nline \"\"q\"\"\"\n", &format).unwrap();
+        let (rows, first) = parse(
+            b"id,name\n1,\"a,b\"\n2,\n3,\"\"\n4,\"multi\nline \"\"q\"\"\"\n",
+            &format,
+        )
+        .unwrap();
         assert_eq!(first, 2);
         assert_eq!(
             rows,
@@ -294,14 +315,22 @@ mod tests {
         use std::sync::Arc;
         let batch = RecordBatch::try_from_iter([(
             "t",
-            Arc::new(arrow_array::StringArray::from(vec![Some("a\tb\\c\nd"), None, Some("")])) as _,
+            Arc::new(arrow_array::StringArray::from(vec![
+                Some("a\tb\\c\nd"),
+                None,
+                Some(""),
+            ])) as _,
         )])
         .unwrap();
         for format in [CopyFormat::text(), CopyFormat::csv()] {
             let mut out = BytesMut::new();
             put_rows(&mut out, &batch, &format);
             let (rows, _) = parse(&out, &format).unwrap();
-            assert_eq!(rows, vec![vec![s("a\tb\\c\nd")], vec![None], vec![s("")]], "{format:?}");
+            assert_eq!(
+                rows,
+                vec![vec![s("a\tb\\c\nd")], vec![None], vec![s("")]],
+                "{format:?}"
+            );
         }
     }
 }

@@ -24,7 +24,9 @@ use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
 use lanedb_engine::output::{setting_default, REPORTED};
-use lanedb_engine::{CopyDirection, CopyFormat, Error, Output, Result, SessionCommand, SqlState, Value};
+use lanedb_engine::{
+    CopyDirection, CopyFormat, Error, Output, Result, SessionCommand, SqlState, Value,
+};
 use pgwire::messages::copy::{CopyData, CopyDone, CopyInResponse, CopyOutResponse};
 use pgwire::messages::data::{FieldDescription, NoData, ParameterDescription, RowDescription};
 use pgwire::messages::extendedquery::{
@@ -617,7 +619,10 @@ impl<B: Backend> Session<B> {
             }
         };
         if texts.is_empty() {
-            encode(out, PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new()));
+            encode(
+                out,
+                PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new()),
+            );
             return true;
         }
         self.simple_statements(texts, out).await
@@ -635,7 +640,9 @@ impl<B: Backend> Session<B> {
                     return true;
                 }
             };
-            if let Some((CopyDirection::In { columns }, format)) = self.shared.backend.copy(&statement) {
+            if let Some((CopyDirection::In { columns }, format)) =
+                self.shared.backend.copy(&statement)
+            {
                 let format = format.clone();
                 match self.start_copy_in(&statement, columns, format, true, out) {
                     Ok(()) => {
@@ -694,7 +701,11 @@ impl<B: Backend> Session<B> {
         }
         encode(
             out,
-            PgWireBackendMessage::CopyInResponse(CopyInResponse::new(0, columns as i16, vec![0; columns])),
+            PgWireBackendMessage::CopyInResponse(CopyInResponse::new(
+                0,
+                columns as i16,
+                vec![0; columns],
+            )),
         );
         self.copy_in = Some(CopyIn {
             statement: statement.clone(),
@@ -727,7 +738,9 @@ impl<B: Backend> Session<B> {
         let result = match message {
             M::CopyDone(_) if copy.data.len() > max => Err(Error::new(
                 SqlState::PROGRAM_LIMIT_EXCEEDED,
-                format!("COPY data is larger than copy_bytes_max ({max} bytes); nothing was loaded"),
+                format!(
+                    "COPY data is larger than copy_bytes_max ({max} bytes); nothing was loaded"
+                ),
             )),
             M::CopyDone(_) => self.load(&copy).await,
             M::CopyFail(f) => Err(Error::new(
@@ -743,7 +756,9 @@ impl<B: Backend> Session<B> {
             Ok(n) => {
                 encode(
                     out,
-                    PgWireBackendMessage::CommandComplete(CommandComplete::new(format!("COPY {n}"))),
+                    PgWireBackendMessage::CommandComplete(CommandComplete::new(format!(
+                        "COPY {n}"
+                    ))),
                 );
                 if copy.simple && self.simple_statements(copy.rest, out).await {
                     self.ready(out);
@@ -764,7 +779,9 @@ impl<B: Backend> Session<B> {
     async fn load(&self, copy: &CopyIn<B::Statement>) -> Result<u64> {
         let (rows, first_line) = crate::copy::parse(&copy.data, &copy.format)?;
         let backend = self.shared.backend.clone();
-        tokio::task::block_in_place(|| backend.copy_in(&self.context, &copy.statement, rows, first_line))
+        tokio::task::block_in_place(|| {
+            backend.copy_in(&self.context, &copy.statement, rows, first_line)
+        })
     }
 
     fn check_statement_length(&self, sql: &str) -> Result<()> {
@@ -1244,7 +1261,11 @@ fn put_copy_out(out: &mut BytesMut, output: &Output, format: &CopyFormat) {
     let columns = output.schema.as_ref().map_or(0, |s| s.fields().len());
     encode(
         out,
-        PgWireBackendMessage::CopyOutResponse(CopyOutResponse::new(0, columns as i16, vec![0; columns])),
+        PgWireBackendMessage::CopyOutResponse(CopyOutResponse::new(
+            0,
+            columns as i16,
+            vec![0; columns],
+        )),
     );
     let mut chunk = BytesMut::new();
     if format.header {
@@ -1257,11 +1278,17 @@ fn put_copy_out(out: &mut BytesMut, output: &Output, format: &CopyFormat) {
         for start in (0..batch.num_rows()).step_by(COPY_OUT_ROWS_PER_MESSAGE) {
             let len = COPY_OUT_ROWS_PER_MESSAGE.min(batch.num_rows() - start);
             crate::copy::put_rows(&mut chunk, &batch.slice(start, len), format);
-            encode(out, PgWireBackendMessage::CopyData(CopyData::new(chunk.split().freeze())));
+            encode(
+                out,
+                PgWireBackendMessage::CopyData(CopyData::new(chunk.split().freeze())),
+            );
         }
     }
     if !chunk.is_empty() {
-        encode(out, PgWireBackendMessage::CopyData(CopyData::new(chunk.split().freeze())));
+        encode(
+            out,
+            PgWireBackendMessage::CopyData(CopyData::new(chunk.split().freeze())),
+        );
     }
     encode(out, PgWireBackendMessage::CopyDone(CopyDone::new()));
     put_complete(out, output);

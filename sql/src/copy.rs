@@ -130,86 +130,80 @@ fn target_columns(table: &TableDef, columns: &[ast::Ident]) -> Result<Vec<usize>
         .collect()
 }
 
+/// The options a COPY statement gives, before they are laid over the format's defaults.
+#[derive(Default)]
+struct Options {
+    csv: bool,
+    header: Option<bool>,
+    delimiter: Option<char>,
+    null: Option<String>,
+    quote: Option<char>,
+    escape: Option<char>,
+}
+
+fn unsupported_option(option: &dyn std::fmt::Display) -> Error {
+    Error::unsupported(format!("COPY option {option} is not supported"))
+}
+
 fn format(options: &[ast::CopyOption], legacy: &[ast::CopyLegacyOption]) -> Result<CopyFormat> {
-    let mut csv = false;
-    let mut set: Vec<Box<dyn Fn(&mut CopyFormat)>> = vec![];
+    let mut o = Options::default();
     for option in options {
         match option {
             ast::CopyOption::Format(f) => match f.value.to_ascii_lowercase().as_str() {
-                "text" => csv = false,
-                "csv" => csv = true,
+                "text" => o.csv = false,
+                "csv" => o.csv = true,
                 other => {
                     return Err(Error::unsupported(format!(
                         "COPY format \"{other}\" is not supported (text and csv are)"
                     )))
                 }
             },
-            ast::CopyOption::Delimiter(c) => {
-                let c = *c;
-                set.push(Box::new(move |f| f.delimiter = c))
-            }
-            ast::CopyOption::Null(n) => {
-                let n = n.clone();
-                set.push(Box::new(move |f| f.null = n.clone()))
-            }
-            ast::CopyOption::Header(h) => {
-                let h = *h;
-                set.push(Box::new(move |f| f.header = h))
-            }
-            ast::CopyOption::Quote(c) => {
-                let c = *c;
-                set.push(Box::new(move |f| f.quote = c))
-            }
-            ast::CopyOption::Escape(c) => {
-                let c = *c;
-                set.push(Box::new(move |f| f.escape = c))
-            }
-            ast::CopyOption::Encoding(e) if e.eq_ignore_ascii_case("utf8") || e.eq_ignore_ascii_case("utf-8") => {}
-            other => return Err(Error::unsupported(format!("COPY option {other} is not supported"))),
+            ast::CopyOption::Delimiter(c) => o.delimiter = Some(*c),
+            ast::CopyOption::Null(n) => o.null = Some(n.clone()),
+            ast::CopyOption::Header(h) => o.header = Some(*h),
+            ast::CopyOption::Quote(c) => o.quote = Some(*c),
+            ast::CopyOption::Escape(c) => o.escape = Some(*c),
+            ast::CopyOption::Encoding(e)
+                if e.eq_ignore_ascii_case("utf8") || e.eq_ignore_ascii_case("utf-8") => {}
+            other => return Err(unsupported_option(other)),
         }
     }
     for option in legacy {
         match option {
             ast::CopyLegacyOption::Csv(more) => {
-                csv = true;
-                for o in more {
-                    match o {
-                        ast::CopyLegacyCsvOption::Header => set.push(Box::new(|f| f.header = true)),
-                        ast::CopyLegacyCsvOption::Quote(c) => {
-                            let c = *c;
-                            set.push(Box::new(move |f| f.quote = c))
-                        }
-                        ast::CopyLegacyCsvOption::Escape(c) => {
-                            let c = *c;
-                            set.push(Box::new(move |f| f.escape = c))
-                        }
-                        other => {
-                            return Err(Error::unsupported(format!(
-                                "COPY option {other} is not supported"
-                            )))
-                        }
+                o.csv = true;
+                for c in more {
+                    match c {
+                        ast::CopyLegacyCsvOption::Header => o.header = Some(true),
+                        ast::CopyLegacyCsvOption::Quote(q) => o.quote = Some(*q),
+                        ast::CopyLegacyCsvOption::Escape(e) => o.escape = Some(*e),
+                        other => return Err(unsupported_option(other)),
                     }
                 }
             }
-            ast::CopyLegacyOption::Delimiter(c) => {
-                let c = *c;
-                set.push(Box::new(move |f| f.delimiter = c))
-            }
-            ast::CopyLegacyOption::Null(n) => {
-                let n = n.clone();
-                set.push(Box::new(move |f| f.null = n.clone()))
-            }
-            ast::CopyLegacyOption::Header => set.push(Box::new(|f| f.header = true)),
-            other => return Err(Error::unsupported(format!("COPY option {other} is not supported"))),
+            ast::CopyLegacyOption::Delimiter(c) => o.delimiter = Some(*c),
+            ast::CopyLegacyOption::Null(n) => o.null = Some(n.clone()),
+            ast::CopyLegacyOption::Header => o.header = Some(true),
+            other => return Err(unsupported_option(other)),
         }
     }
-    let mut format = if csv {
+    let base = if o.csv {
         CopyFormat::csv()
     } else {
         CopyFormat::text()
     };
-    set.iter().for_each(|s| s(&mut format));
-    if format.delimiter == '\n' || format.delimiter == '\r' || (!format.csv && format.delimiter == '\\') {
+    let format = CopyFormat {
+        header: o.header.unwrap_or(base.header),
+        delimiter: o.delimiter.unwrap_or(base.delimiter),
+        quote: o.quote.unwrap_or(base.quote),
+        escape: o.escape.or(o.quote).unwrap_or(base.escape),
+        null: o.null.unwrap_or(base.null),
+        csv: o.csv,
+    };
+    if format.delimiter == '\n'
+        || format.delimiter == '\r'
+        || (!format.csv && format.delimiter == '\\')
+    {
         return Err(Error::new(
             lanedb_engine::SqlState::INVALID_PARAMETER_VALUE,
             "COPY delimiter cannot be newline, carriage return or (in text format) backslash",

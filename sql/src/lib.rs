@@ -21,6 +21,7 @@ pub mod ddl;
 pub mod dml;
 pub mod expr;
 pub mod functions;
+pub mod pg_catalog;
 pub mod plan;
 pub mod query;
 pub mod rewrite;
@@ -58,12 +59,11 @@ pub struct RunContext<'a> {
 
 impl RunContext<'_> {
     fn identity(&self) -> Option<functions::SessionIdentity> {
-        self.identity.map(|(user, database)| {
-            let mut identity = functions::SessionIdentity::default();
-            identity.user = user.to_string();
-            identity.database = database.to_string();
-            identity
-        })
+        self.identity
+            .map(|(user, database)| functions::SessionIdentity {
+                user: user.to_string(),
+                database: database.to_string(),
+            })
     }
 }
 
@@ -378,7 +378,9 @@ impl SqlEngine {
         let mut current = prepared.clone();
         for _ in 0..STALE_RETRIES_MAX {
             let Plan::CopyIn { table, columns, .. } = &current.plan else {
-                return Err(Error::internal("copy_in called for a statement that is not COPY FROM"));
+                return Err(Error::internal(
+                    "copy_in called for a statement that is not COPY FROM",
+                ));
             };
             let mut full = Vec::with_capacity(rows.len());
             for (i, fields) in rows.iter().enumerate() {
@@ -399,7 +401,10 @@ impl SqlEngine {
                     .map(|f| f.as_ref().map_or(Value::Null, |s| Value::Text(s.clone())))
                     .collect();
                 let row = dml::full_row(table, columns, values).map_err(|e| {
-                    Error::new(e.code, format!("COPY {}, line {line}: {}", table.name, e.message))
+                    Error::new(
+                        e.code,
+                        format!("COPY {}, line {line}: {}", table.name, e.message),
+                    )
                 })?;
                 full.push(row);
             }

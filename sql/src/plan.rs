@@ -544,7 +544,9 @@ fn point_select(q: &ast::Query, catalog: &Catalog) -> Result<PointPlan> {
     {
         return Ok(None);
     }
-    let Some((table, qualifiers)) = single_table(&s.from[0].relation, catalog)? else {
+    // Names outside LaneDB's tables (pg_catalog relations, or a missing table, whose error DataFusion reports) are
+    // not point selects.
+    let Ok(Some((table, qualifiers))) = single_table(&s.from[0].relation, catalog) else {
         return Ok(None);
     };
     let scope = Scope {

@@ -43,6 +43,17 @@ impl fmt::Debug for QuerySnapshot {
     }
 }
 
+/// The catalog of the snapshot an execution reads (for the `pg_catalog` relations).
+pub(crate) fn snapshot_catalog(
+    state: &dyn Session,
+) -> datafusion::common::Result<Arc<lanedb_engine::Catalog>> {
+    state
+        .config()
+        .get_extension::<QuerySnapshot>()
+        .map(|s| s.0.catalog.clone())
+        .ok_or_else(|| DataFusionError::Internal("query executed without a lane snapshot".into()))
+}
+
 /// A table as DataFusion sees it: its definition; rows come from the execution's snapshot.
 #[derive(Debug)]
 struct LaneTable {
@@ -144,11 +155,17 @@ struct LaneCatalog {
 
 impl CatalogProvider for LaneCatalog {
     fn schema_names(&self) -> Vec<String> {
-        vec!["public".into()]
+        vec!["public".into(), "pg_catalog".into()]
     }
 
     fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
-        (name == "public").then(|| self.schema.clone() as Arc<dyn SchemaProvider>)
+        match name {
+            "public" => Some(self.schema.clone() as Arc<dyn SchemaProvider>),
+            "pg_catalog" => {
+                Some(Arc::new(crate::pg_catalog::PgCatalogSchema) as Arc<dyn SchemaProvider>)
+            }
+            _ => None,
+        }
     }
 }
 
@@ -212,6 +229,7 @@ impl QueryBridge {
         ]
         .into_iter()
         .chain(crate::functions::all())
+        .chain(crate::pg_catalog::functions(&engine))
         {
             base.register_udf(Arc::new(udf))
                 .expect("registering a function on a fresh session");
@@ -222,6 +240,9 @@ impl QueryBridge {
     /// Plans a query statement once; the plan is reused for every execution.
     pub async fn plan(&self, statement: &ast::Statement) -> Result<QueryPlan> {
         let mut statement = statement.clone();
+        if crate::pg_catalog::is_catalog_query(&statement) {
+            crate::pg_catalog::rewrite(&mut statement);
+        }
         let cast_params = crate::rewrite::cast_placeholder_types(&statement);
         let physical_scalar_subqueries = crate::rewrite::has_multi_row_scalar_subquery(&statement);
         crate::rewrite::decorrelate_scalar_subqueries(&mut statement, &self.engine.catalog());
@@ -298,6 +319,8 @@ impl QueryBridge {
             .options_mut()
             .optimizer
             .enable_physical_uncorrelated_scalar_subquery = query.physical_scalar_subqueries;
+        // Physical expressions (functions evaluated per row) see this execution's options, identity included.
+        state.mark_start_execution();
         let mut plan = query.plan.clone();
         if !params.is_empty() || !query.param_types.is_empty() {
             let mut values = Vec::with_capacity(query.param_types.len());
@@ -326,7 +349,21 @@ impl QueryBridge {
         batches
             .into_iter()
             .map(|b| {
-                RecordBatch::try_new(query.schema.clone(), b.columns().to_vec())
+                // Execution may pick another layout of the planned type (Utf8View for Utf8): cast back.
+                let columns = b
+                    .columns()
+                    .iter()
+                    .zip(query.schema.fields())
+                    .map(|(c, f)| {
+                        if c.data_type() == f.data_type() {
+                            Ok(c.clone())
+                        } else {
+                            datafusion::arrow::compute::cast(c, f.data_type())
+                        }
+                    })
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map_err(|e| Error::internal(e.to_string()))?;
+                RecordBatch::try_new(query.schema.clone(), columns)
                     .map_err(|e| Error::internal(e.to_string()))
             })
             .collect()
@@ -386,6 +423,14 @@ fn classify(m: &str) -> Option<Error> {
     } else if lower.contains("table '") && lower.contains("not found")
         || lower.contains("table not found")
     {
+        // "table 'lanedb.public.t' not found": PostgreSQL names the relation as the query wrote it.
+        let name = m
+            .split('\'')
+            .nth(1)
+            .map(|q| q.rsplit('.').next().unwrap_or(q).to_string());
+        if let Some(name) = name {
+            return Some(Error::undefined_table(&name));
+        }
         SqlState::UNDEFINED_TABLE
     } else if lower.contains("no field named")
         || lower.contains("column") && lower.contains("not found")

@@ -19,10 +19,12 @@ pub fn command(statement: &ast::Statement) -> Result<Option<SessionCommand>> {
         S::Commit { .. }
         | S::Rollback { .. }
         | S::Savepoint { .. }
-        | S::StartTransaction { .. } => return Err(Error::unsupported(format!(
+        | S::StartTransaction { .. } => {
+            return Err(Error::unsupported(format!(
             "{} is not supported: LaneDB runs each statement or procedure call as one transaction",
             first_words(&statement.to_string())
-        ))),
+        )))
+        }
         S::Set(set) => return set_command(set),
         S::ShowVariable { variable } => SessionCommand::Show(setting_name(
             &variable

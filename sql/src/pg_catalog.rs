@@ -1,0 +1,1647 @@
+//! `pg_catalog`: PostgreSQL's system catalogs as views over LaneDB's catalog, for psql's `\d` family, tab completion
+//! and drivers' start-up queries.
+//!
+//! ## Relations
+//! Every relation is computed when a query scans it, from the catalog of the query's snapshot, so it always matches
+//! the tables the query sees. Served: `pg_namespace`, `pg_class` (tables and their indexes), `pg_attribute`,
+//! `pg_type`, `pg_index`, `pg_constraint`, `pg_attrdef`, `pg_am`, `pg_collation`, `pg_database`, `pg_roles`,
+//! `pg_user`, `pg_proc`, `pg_tablespace`, `pg_settings`, and, empty, the catalogs of features LaneDB does not have
+//! (`pg_inherits`, `pg_description`, `pg_extension`, `pg_policy`, ...).
+//!
+//! ## OIDs
+//! Stable for the life of an object and the same in every relation: namespaces 11 (`pg_catalog`) and 2200
+//! (`public`); a table is `TABLE_OID_BASE + table id`; its indexes `INDEX_OID_BASE + table id * INDEXES_PER_TABLE_MAX
+//! + position`; types use PostgreSQL's own OIDs.
+//!
+//! ## Rewrites
+//! Catalog queries use constructs DataFusion does not know; `rewrite` turns them into ones it does, and applies only
+//! to statements that name a `pg_catalog` relation or function: `pg_catalog.f(...)` becomes `f(...)`; `COLLATE` is
+//! dropped; `OPERATOR(pg_catalog.~)` becomes `~`; casts to `regclass`, `regtype`, `regnamespace`, `regproc` and
+//! `pg_catalog.<type>` become catalog functions or plain types; correlated scalar subqueries in the select list
+//! return `max(...)` of their one value (DataFusion decorrelates only aggregates); and a query over catalogs of
+//! features LaneDB lacks (row security policies, extended statistics, publications) becomes the same columns with no
+//! rows.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{
+    ArrayRef, BooleanArray, Float32Array, Int32Array, Int64Array, StringArray,
+};
+use datafusion::arrow::datatypes::{DataType as ArrowType, Field, Schema, SchemaRef};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::{SchemaProvider, Session, TableProvider};
+use datafusion::common::{Result as DfResult, ScalarValue};
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::TableType;
+use datafusion::logical_expr::{
+    ColumnarValue, Expr as DfExpr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    Volatility,
+};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::sql::sqlparser::ast;
+use lanedb_engine::{Catalog, DataType, Engine, IndexKind, TableDef};
+
+/// `pg_catalog`'s namespace OID.
+pub const PG_CATALOG_OID: i32 = 11;
+/// `public`'s namespace OID.
+pub const PUBLIC_OID: i32 = 2200;
+/// The OID of table id 0.
+pub const TABLE_OID_BASE: i32 = 16_384;
+/// The OID of the first index of table id 0.
+pub const INDEX_OID_BASE: i32 = 1_000_000;
+/// Indexes per table that get their own OIDs.
+pub const INDEXES_PER_TABLE_MAX: i32 = 1000;
+/// The owner of everything: the bootstrap superuser's OID.
+const OWNER_OID: i32 = 10;
+
+fn table_oid(t: &TableDef) -> i32 {
+    TABLE_OID_BASE + t.id as i32
+}
+
+fn index_oid(t: &TableDef, position: usize) -> i32 {
+    INDEX_OID_BASE + t.id as i32 * INDEXES_PER_TABLE_MAX + position as i32
+}
+
+/// PostgreSQL's type OID and length for an engine type.
+fn type_oid(ty: &DataType) -> (i32, i16) {
+    match ty {
+        DataType::Boolean => (16, 1),
+        DataType::SmallInt => (21, 2),
+        DataType::Integer => (23, 4),
+        DataType::BigInt => (20, 8),
+        DataType::Real => (700, 4),
+        DataType::Double => (701, 8),
+        DataType::Decimal { .. } => (1700, -1),
+        DataType::Varchar(_) => (1043, -1),
+        DataType::Text => (25, -1),
+        DataType::Bytea => (17, -1),
+        DataType::Timestamp => (1114, 8),
+        DataType::Date => (1082, 4),
+    }
+}
+
+/// `atttypmod` as PostgreSQL stores it: VARCHAR(n) is n + 4, NUMERIC(p, s) is ((p << 16) | s) + 4.
+fn type_modifier(ty: &DataType) -> i32 {
+    match ty {
+        DataType::Varchar(Some(n)) => *n as i32 + 4,
+        DataType::Decimal { precision, scale } => ((*precision as i32) << 16 | *scale as i32) + 4,
+        _ => -1,
+    }
+}
+
+/// (oid, name, length, category) of the types LaneDB has, plus the few catalog types drivers ask about.
+const TYPES: &[(i32, &str, i16, &str)] = &[
+    (16, "bool", 1, "B"),
+    (17, "bytea", -1, "U"),
+    (19, "name", 64, "S"),
+    (20, "int8", 8, "N"),
+    (21, "int2", 2, "N"),
+    (23, "int4", 4, "N"),
+    (25, "text", -1, "S"),
+    (26, "oid", 4, "N"),
+    (700, "float4", 4, "N"),
+    (701, "float8", 8, "N"),
+    (1042, "bpchar", -1, "S"),
+    (1043, "varchar", -1, "S"),
+    (1082, "date", 4, "D"),
+    (1114, "timestamp", 8, "D"),
+    (1700, "numeric", -1, "N"),
+];
+
+/// The SQL name `format_type` gives a type OID and modifier.
+pub fn format_type(oid: i32, typmod: i32) -> Option<String> {
+    Some(match oid {
+        16 => "boolean".into(),
+        17 => "bytea".into(),
+        19 => "name".into(),
+        20 => "bigint".into(),
+        21 => "smallint".into(),
+        23 => "integer".into(),
+        25 => "text".into(),
+        26 => "oid".into(),
+        700 => "real".into(),
+        701 => "double precision".into(),
+        1042 if typmod >= 4 => format!("character({})", typmod - 4),
+        1042 => "character".into(),
+        1043 if typmod >= 4 => format!("character varying({})", typmod - 4),
+        1043 => "character varying".into(),
+        1082 => "date".into(),
+        1114 => "timestamp without time zone".into(),
+        1700 if typmod >= 4 => format!("numeric({},{})", (typmod - 4) >> 16, (typmod - 4) & 0xffff),
+        1700 => "numeric".into(),
+        _ => return None,
+    })
+}
+
+/// One cell of a catalog row.
+#[derive(Clone)]
+enum Cell {
+    I(i32),
+    L(i64),
+    F(f32),
+    B(bool),
+    T(String),
+    Null,
+}
+
+fn t(s: impl Into<String>) -> Cell {
+    Cell::T(s.into())
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Int,
+    Long,
+    Float,
+    Bool,
+    Text,
+}
+
+/// A catalog relation: its columns and how to compute its rows from a catalog.
+struct Relation {
+    name: &'static str,
+    columns: &'static [(&'static str, Kind)],
+    rows: fn(&Catalog, &str) -> Vec<Vec<Cell>>,
+}
+
+use Kind::{Bool, Float, Int, Long, Text};
+
+const RELATIONS: &[Relation] = &[
+    Relation {
+        name: "pg_namespace",
+        columns: &[
+            ("oid", Int),
+            ("nspname", Text),
+            ("nspowner", Int),
+            ("nspacl", Text),
+        ],
+        rows: namespaces,
+    },
+    Relation {
+        name: "pg_class",
+        columns: &[
+            ("oid", Int),
+            ("relname", Text),
+            ("relnamespace", Int),
+            ("reltype", Int),
+            ("reloftype", Int),
+            ("relowner", Int),
+            ("relam", Int),
+            ("relfilenode", Int),
+            ("reltablespace", Int),
+            ("relpages", Int),
+            ("reltuples", Float),
+            ("relallvisible", Int),
+            ("reltoastrelid", Int),
+            ("relhasindex", Bool),
+            ("relisshared", Bool),
+            ("relpersistence", Text),
+            ("relkind", Text),
+            ("relnatts", Int),
+            ("relchecks", Int),
+            ("relhasrules", Bool),
+            ("relhastriggers", Bool),
+            ("relhassubclass", Bool),
+            ("relrowsecurity", Bool),
+            ("relforcerowsecurity", Bool),
+            ("relispopulated", Bool),
+            ("relreplident", Text),
+            ("relispartition", Bool),
+            ("relrewrite", Int),
+            ("relacl", Text),
+            ("reloptions", Text),
+            ("relpartbound", Text),
+        ],
+        rows: classes,
+    },
+    Relation {
+        name: "pg_attribute",
+        columns: &[
+            ("attrelid", Int),
+            ("attname", Text),
+            ("atttypid", Int),
+            ("attstattarget", Int),
+            ("attlen", Int),
+            ("attnum", Int),
+            ("attndims", Int),
+            ("atttypmod", Int),
+            ("attbyval", Bool),
+            ("attalign", Text),
+            ("attstorage", Text),
+            ("attnotnull", Bool),
+            ("atthasdef", Bool),
+            ("atthasmissing", Bool),
+            ("attidentity", Text),
+            ("attgenerated", Text),
+            ("attisdropped", Bool),
+            ("attislocal", Bool),
+            ("attinhcount", Int),
+            ("attcollation", Int),
+            ("attacl", Text),
+            ("attoptions", Text),
+            ("attcompression", Text),
+        ],
+        rows: attributes,
+    },
+    Relation {
+        name: "pg_type",
+        columns: &[
+            ("oid", Int),
+            ("typname", Text),
+            ("typnamespace", Int),
+            ("typowner", Int),
+            ("typlen", Int),
+            ("typbyval", Bool),
+            ("typtype", Text),
+            ("typcategory", Text),
+            ("typispreferred", Bool),
+            ("typisdefined", Bool),
+            ("typdelim", Text),
+            ("typrelid", Int),
+            ("typelem", Int),
+            ("typarray", Int),
+            ("typinput", Text),
+            ("typoutput", Text),
+            ("typreceive", Text),
+            ("typsend", Text),
+            ("typalign", Text),
+            ("typstorage", Text),
+            ("typnotnull", Bool),
+            ("typbasetype", Int),
+            ("typtypmod", Int),
+            ("typndims", Int),
+            ("typcollation", Int),
+            ("typdefault", Text),
+        ],
+        rows: types,
+    },
+    Relation {
+        name: "pg_index",
+        columns: &[
+            ("indexrelid", Int),
+            ("indrelid", Int),
+            ("indnatts", Int),
+            ("indnkeyatts", Int),
+            ("indisunique", Bool),
+            ("indnullsnotdistinct", Bool),
+            ("indisprimary", Bool),
+            ("indisexclusion", Bool),
+            ("indimmediate", Bool),
+            ("indisclustered", Bool),
+            ("indisvalid", Bool),
+            ("indcheckxmin", Bool),
+            ("indisready", Bool),
+            ("indislive", Bool),
+            ("indisreplident", Bool),
+            ("indkey", Text),
+            ("indexprs", Text),
+            ("indpred", Text),
+        ],
+        rows: indexes,
+    },
+    Relation {
+        name: "pg_constraint",
+        columns: &[
+            ("oid", Int),
+            ("conname", Text),
+            ("connamespace", Int),
+            ("contype", Text),
+            ("condeferrable", Bool),
+            ("condeferred", Bool),
+            ("convalidated", Bool),
+            ("conrelid", Int),
+            ("contypid", Int),
+            ("conindid", Int),
+            ("conparentid", Int),
+            ("confrelid", Int),
+            ("conislocal", Bool),
+            ("coninhcount", Int),
+            ("connoinherit", Bool),
+            ("conkey", Text),
+            ("conbin", Text),
+        ],
+        rows: constraints,
+    },
+    Relation {
+        name: "pg_attrdef",
+        columns: &[
+            ("oid", Int),
+            ("adrelid", Int),
+            ("adnum", Int),
+            ("adbin", Text),
+        ],
+        rows: defaults,
+    },
+    Relation {
+        name: "pg_am",
+        columns: &[
+            ("oid", Int),
+            ("amname", Text),
+            ("amhandler", Text),
+            ("amtype", Text),
+        ],
+        rows: |_, _| {
+            vec![
+                vec![Cell::I(2), t("heap"), t("heap_tableam_handler"), t("t")],
+                vec![Cell::I(403), t("btree"), t("bthandler"), t("i")],
+                vec![Cell::I(405), t("hash"), t("hashhandler"), t("i")],
+            ]
+        },
+    },
+    Relation {
+        name: "pg_collation",
+        columns: &[
+            ("oid", Int),
+            ("collname", Text),
+            ("collnamespace", Int),
+            ("collprovider", Text),
+        ],
+        rows: |_, _| {
+            vec![
+                vec![Cell::I(100), t("default"), Cell::I(PG_CATALOG_OID), t("d")],
+                vec![Cell::I(950), t("C"), Cell::I(PG_CATALOG_OID), t("c")],
+            ]
+        },
+    },
+    Relation {
+        name: "pg_database",
+        columns: &[
+            ("oid", Int),
+            ("datname", Text),
+            ("datdba", Int),
+            ("encoding", Int),
+            ("datlocprovider", Text),
+            ("datistemplate", Bool),
+            ("datallowconn", Bool),
+            ("datconnlimit", Int),
+            ("dattablespace", Int),
+            ("datcollate", Text),
+            ("datctype", Text),
+            ("daticulocale", Text),
+            ("datcollversion", Text),
+            ("datacl", Text),
+        ],
+        rows: |_, database| {
+            vec![vec![
+                Cell::I(5),
+                t(database),
+                Cell::I(OWNER_OID),
+                Cell::I(6),
+                t("c"),
+                Cell::B(false),
+                Cell::B(true),
+                Cell::I(-1),
+                Cell::I(1663),
+                t("C"),
+                t("C"),
+                Cell::Null,
+                Cell::Null,
+                Cell::Null,
+            ]]
+        },
+    },
+    Relation {
+        name: "pg_roles",
+        columns: &[
+            ("oid", Int),
+            ("rolname", Text),
+            ("rolsuper", Bool),
+            ("rolinherit", Bool),
+            ("rolcreaterole", Bool),
+            ("rolcreatedb", Bool),
+            ("rolcanlogin", Bool),
+            ("rolreplication", Bool),
+            ("rolconnlimit", Int),
+            ("rolpassword", Text),
+            ("rolvaliduntil", Text),
+            ("rolbypassrls", Bool),
+            ("rolconfig", Text),
+        ],
+        rows: |_, _| vec![],
+    },
+    Relation {
+        name: "pg_proc",
+        columns: &[
+            ("oid", Int),
+            ("proname", Text),
+            ("pronamespace", Int),
+            ("proowner", Int),
+            ("prolang", Int),
+            ("prokind", Text),
+            ("prorettype", Int),
+            ("proargtypes", Text),
+            ("proretset", Bool),
+        ],
+        rows: |_, _| vec![],
+    },
+    Relation {
+        name: "pg_tablespace",
+        columns: &[("oid", Int), ("spcname", Text), ("spcowner", Int)],
+        rows: |_, _| vec![vec![Cell::I(1663), t("pg_default"), Cell::I(OWNER_OID)]],
+    },
+    Relation {
+        name: "pg_inherits",
+        columns: &[
+            ("inhrelid", Int),
+            ("inhparent", Int),
+            ("inhseqno", Int),
+            ("inhdetachpending", Bool),
+        ],
+        rows: |_, _| vec![],
+    },
+    Relation {
+        name: "pg_description",
+        columns: &[
+            ("objoid", Int),
+            ("classoid", Int),
+            ("objsubid", Int),
+            ("description", Text),
+        ],
+        rows: |_, _| vec![],
+    },
+    Relation {
+        name: "pg_extension",
+        columns: &[
+            ("oid", Int),
+            ("extname", Text),
+            ("extowner", Int),
+            ("extnamespace", Int),
+            ("extversion", Text),
+        ],
+        rows: |_, _| vec![],
+    },
+    Relation {
+        name: "pg_stat_user_tables",
+        columns: &[
+            ("relid", Int),
+            ("schemaname", Text),
+            ("relname", Text),
+            ("n_live_tup", Long),
+        ],
+        rows: |catalog, _| {
+            catalog
+                .tables()
+                .map(|t| {
+                    vec![
+                        Cell::I(table_oid(t)),
+                        self::t("public"),
+                        self::t(&t.name),
+                        Cell::L(0),
+                    ]
+                })
+                .collect()
+        },
+    },
+];
+
+/// Relations of features LaneDB does not have; a query over one becomes empty (see `rewrite`).
+const ABSENT: &[&str] = &[
+    "pg_policy",
+    "pg_statistic_ext",
+    "pg_publication",
+    "pg_publication_rel",
+    "pg_publication_namespace",
+    "pg_trigger",
+    "pg_rewrite",
+    "pg_foreign_table",
+    "pg_partitioned_table",
+];
+
+fn namespaces(_: &Catalog, _: &str) -> Vec<Vec<Cell>> {
+    vec![
+        vec![
+            Cell::I(PG_CATALOG_OID),
+            t("pg_catalog"),
+            Cell::I(OWNER_OID),
+            Cell::Null,
+        ],
+        vec![
+            Cell::I(PUBLIC_OID),
+            t("public"),
+            Cell::I(OWNER_OID),
+            Cell::Null,
+        ],
+        vec![
+            Cell::I(13_000),
+            t("information_schema"),
+            Cell::I(OWNER_OID),
+            Cell::Null,
+        ],
+    ]
+}
+
+fn class_row(
+    oid: i32,
+    name: &str,
+    kind: &str,
+    am: i32,
+    columns: usize,
+    has_index: bool,
+) -> Vec<Cell> {
+    vec![
+        Cell::I(oid),
+        t(name),
+        Cell::I(PUBLIC_OID),
+        Cell::I(0),
+        Cell::I(0),
+        Cell::I(OWNER_OID),
+        Cell::I(am),
+        Cell::I(oid),
+        Cell::I(0),
+        Cell::I(0),
+        Cell::F(-1.0),
+        Cell::I(0),
+        Cell::I(0),
+        Cell::B(has_index),
+        Cell::B(false),
+        t("p"),
+        t(kind),
+        Cell::I(columns as i32),
+        Cell::I(0),
+        Cell::B(false),
+        Cell::B(false),
+        Cell::B(false),
+        Cell::B(false),
+        Cell::B(false),
+        Cell::B(true),
+        t("d"),
+        Cell::B(false),
+        Cell::I(0),
+        Cell::Null,
+        Cell::Null,
+        Cell::Null,
+    ]
+}
+
+fn index_am(kind: IndexKind) -> i32 {
+    match kind {
+        IndexKind::Hash => 405,
+        IndexKind::Ordered => 403,
+    }
+}
+
+fn classes(catalog: &Catalog, _: &str) -> Vec<Vec<Cell>> {
+    let mut rows = Vec::new();
+    for table in catalog.tables() {
+        rows.push(class_row(
+            table_oid(table),
+            &table.name,
+            "r",
+            2,
+            table.columns.len(),
+            !table.indexes.is_empty(),
+        ));
+        for (i, index) in table.indexes.iter().enumerate() {
+            rows.push(class_row(
+                index_oid(table, i),
+                &index.name,
+                "i",
+                index_am(index.kind),
+                index.columns.len(),
+                false,
+            ));
+        }
+    }
+    rows
+}
+
+fn attributes(catalog: &Catalog, _: &str) -> Vec<Vec<Cell>> {
+    let mut rows = Vec::new();
+    for table in catalog.tables() {
+        for (i, c) in table.columns.iter().enumerate() {
+            let (oid, len) = type_oid(&c.data_type);
+            rows.push(vec![
+                Cell::I(table_oid(table)),
+                t(&c.name),
+                Cell::I(oid),
+                Cell::I(-1),
+                Cell::I(len as i32),
+                Cell::I(i as i32 + 1),
+                Cell::I(0),
+                Cell::I(type_modifier(&c.data_type)),
+                Cell::B(len > 0),
+                t("i"),
+                t(if len > 0 { "p" } else { "x" }),
+                Cell::B(!c.nullable),
+                Cell::B(c.default.is_some()),
+                Cell::B(false),
+                t(""),
+                t(""),
+                Cell::B(false),
+                Cell::B(true),
+                Cell::I(0),
+                Cell::I(if c.data_type.is_string() { 100 } else { 0 }),
+                Cell::Null,
+                Cell::Null,
+                t(""),
+            ]);
+        }
+    }
+    rows
+}
+
+fn types(_: &Catalog, _: &str) -> Vec<Vec<Cell>> {
+    TYPES
+        .iter()
+        .map(|(oid, name, len, category)| {
+            vec![
+                Cell::I(*oid),
+                t(*name),
+                Cell::I(PG_CATALOG_OID),
+                Cell::I(OWNER_OID),
+                Cell::I(*len as i32),
+                Cell::B(*len > 0 && *len <= 8),
+                t("b"),
+                t(*category),
+                Cell::B(false),
+                Cell::B(true),
+                t(","),
+                Cell::I(0),
+                Cell::I(0),
+                Cell::I(0),
+                t(format!("{name}in")),
+                t(format!("{name}out")),
+                t(format!("{name}recv")),
+                t(format!("{name}send")),
+                t("i"),
+                t(if *len > 0 { "p" } else { "x" }),
+                Cell::B(false),
+                Cell::I(0),
+                Cell::I(-1),
+                Cell::I(0),
+                Cell::I(if *category == "S" { 100 } else { 0 }),
+                Cell::Null,
+            ]
+        })
+        .collect()
+}
+
+fn key_text(columns: &[usize]) -> String {
+    columns
+        .iter()
+        .map(|c| (c + 1).to_string())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn indexes(catalog: &Catalog, _: &str) -> Vec<Vec<Cell>> {
+    let mut rows = Vec::new();
+    for table in catalog.tables() {
+        for (i, index) in table.indexes.iter().enumerate() {
+            let n = index.columns.len() as i32;
+            rows.push(vec![
+                Cell::I(index_oid(table, i)),
+                Cell::I(table_oid(table)),
+                Cell::I(n),
+                Cell::I(n),
+                Cell::B(index.unique),
+                Cell::B(false),
+                Cell::B(table.primary_key == Some(i)),
+                Cell::B(false),
+                Cell::B(true),
+                Cell::B(false),
+                Cell::B(true),
+                Cell::B(false),
+                Cell::B(true),
+                Cell::B(true),
+                Cell::B(false),
+                t(key_text(&index.columns)),
+                Cell::Null,
+                Cell::Null,
+            ]);
+        }
+    }
+    rows
+}
+
+fn constraints(catalog: &Catalog, _: &str) -> Vec<Vec<Cell>> {
+    let mut rows = Vec::new();
+    for table in catalog.tables() {
+        for (i, index) in table.indexes.iter().enumerate() {
+            if !index.constraint {
+                continue;
+            }
+            let kind = if table.primary_key == Some(i) {
+                "p"
+            } else {
+                "u"
+            };
+            rows.push(vec![
+                Cell::I(index_oid(table, i)),
+                t(&index.name),
+                Cell::I(PUBLIC_OID),
+                t(kind),
+                Cell::B(false),
+                Cell::B(false),
+                Cell::B(true),
+                Cell::I(table_oid(table)),
+                Cell::I(0),
+                Cell::I(index_oid(table, i)),
+                Cell::I(0),
+                Cell::I(0),
+                Cell::B(true),
+                Cell::I(0),
+                Cell::B(true),
+                t(format!(
+                    "{{{}}}",
+                    key_text(&index.columns).replace(' ', ",")
+                )),
+                Cell::Null,
+            ]);
+        }
+    }
+    rows
+}
+
+fn defaults(catalog: &Catalog, _: &str) -> Vec<Vec<Cell>> {
+    let mut rows = Vec::new();
+    for table in catalog.tables() {
+        for (i, c) in table.columns.iter().enumerate() {
+            if let Some(v) = &c.default {
+                let text = match v {
+                    lanedb_engine::Value::Null => "NULL".to_string(),
+                    lanedb_engine::Value::Text(s) => {
+                        format!("'{}'::{}", s.replace('\'', "''"), c.data_type)
+                    }
+                    other => other.to_string(),
+                };
+                rows.push(vec![
+                    Cell::I(table_oid(table) * 64 + i as i32),
+                    Cell::I(table_oid(table)),
+                    Cell::I(i as i32 + 1),
+                    t(text),
+                ]);
+            }
+        }
+    }
+    rows
+}
+
+fn arrow_type(kind: Kind) -> ArrowType {
+    match kind {
+        Int => ArrowType::Int32,
+        Long => ArrowType::Int64,
+        Float => ArrowType::Float32,
+        Bool => ArrowType::Boolean,
+        Text => ArrowType::Utf8,
+    }
+}
+
+fn batch(relation: &Relation, rows: Vec<Vec<Cell>>) -> DfResult<RecordBatch> {
+    let schema = relation_schema(relation);
+    let columns: Vec<ArrayRef> = relation
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(c, (_, kind))| -> ArrayRef {
+            let cells = rows.iter().map(|r| &r[c]);
+            match kind {
+                Int => Arc::new(Int32Array::from_iter(cells.map(|v| match v {
+                    Cell::I(i) => Some(*i),
+                    _ => None,
+                }))),
+                Long => Arc::new(Int64Array::from_iter(cells.map(|v| match v {
+                    Cell::L(i) => Some(*i),
+                    _ => None,
+                }))),
+                Float => Arc::new(Float32Array::from_iter(cells.map(|v| match v {
+                    Cell::F(f) => Some(*f),
+                    _ => None,
+                }))),
+                Bool => Arc::new(BooleanArray::from_iter(cells.map(|v| match v {
+                    Cell::B(b) => Some(*b),
+                    _ => None,
+                }))),
+                Text => Arc::new(StringArray::from_iter(cells.map(|v| match v {
+                    Cell::T(s) => Some(s.clone()),
+                    _ => None,
+                }))),
+            }
+        })
+        .collect();
+    Ok(RecordBatch::try_new(schema, columns)?)
+}
+
+fn relation_schema(relation: &Relation) -> SchemaRef {
+    Arc::new(Schema::new(
+        relation
+            .columns
+            .iter()
+            .map(|(name, kind)| Field::new(*name, arrow_type(*kind), true))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// A catalog relation as DataFusion sees it; rows computed at scan from the execution's catalog.
+struct CatalogTable {
+    relation: &'static Relation,
+    schema: SchemaRef,
+}
+
+impl fmt::Debug for CatalogTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "pg_catalog.{}", self.relation.name)
+    }
+}
+
+#[async_trait]
+impl TableProvider for CatalogTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[DfExpr],
+        _limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let catalog = crate::query::snapshot_catalog(state)?;
+        let database = state
+            .config_options()
+            .extensions
+            .get::<crate::functions::SessionIdentity>()
+            .map(|i| i.database.clone())
+            .unwrap_or_else(|| "lanedb".into());
+        let rows = (self.relation.rows)(&catalog, &database);
+        let batch = batch(self.relation, rows)?;
+        Ok(MemorySourceConfig::try_new_exec(
+            &[vec![batch]],
+            self.schema.clone(),
+            projection.cloned(),
+        )?)
+    }
+}
+
+/// The `pg_catalog` schema.
+#[derive(Debug)]
+pub struct PgCatalogSchema;
+
+#[async_trait]
+impl SchemaProvider for PgCatalogSchema {
+    fn table_names(&self) -> Vec<String> {
+        RELATIONS.iter().map(|r| r.name.to_string()).collect()
+    }
+
+    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        Ok(relation(name).map(|relation| {
+            Arc::new(CatalogTable {
+                relation,
+                schema: relation_schema(relation),
+            }) as Arc<dyn TableProvider>
+        }))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        relation(name).is_some()
+    }
+}
+
+fn relation(name: &str) -> Option<&'static Relation> {
+    let name = if name == "pg_user" { "pg_roles" } else { name };
+    RELATIONS.iter().find(|r| r.name == name)
+}
+
+/// Whether `name` is a catalog relation (served or absent).
+pub fn is_catalog_relation(name: &str) -> bool {
+    relation(name).is_some() || ABSENT.contains(&name)
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Functions
+
+#[derive(Debug, PartialEq, Eq, Hash, Clone, Copy)]
+enum Function {
+    GetUserById,
+    Visible,
+    FormatType,
+    GetExpr,
+    GetIndexDef,
+    GetConstraintDef,
+    EncodingToChar,
+    EmptyText,
+    NullText,
+    False,
+    True,
+    RegClass,
+    RegClassOid,
+    RegNamespace,
+    ArrayToString,
+    BackendPid,
+    SizeBytes,
+    SizePretty,
+}
+
+/// A catalog function. The ones that look objects up read the engine's current catalog.
+pub struct CatalogFunction {
+    name: &'static str,
+    function: Function,
+    signature: Signature,
+    engine: Arc<Engine>,
+}
+
+impl fmt::Debug for CatalogFunction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+impl PartialEq for CatalogFunction {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for CatalogFunction {}
+
+impl std::hash::Hash for CatalogFunction {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state)
+    }
+}
+
+/// Every catalog function, for registering on the session state.
+pub fn functions(engine: &Arc<Engine>) -> Vec<ScalarUDF> {
+    use Function::*;
+    let list: &[(&'static str, Function, Signature)] = &[
+        (
+            "pg_get_userbyid",
+            GetUserById,
+            Signature::any(1, Volatility::Stable),
+        ),
+        (
+            "pg_table_is_visible",
+            Visible,
+            Signature::any(1, Volatility::Stable),
+        ),
+        (
+            "pg_type_is_visible",
+            Visible,
+            Signature::any(1, Volatility::Stable),
+        ),
+        (
+            "pg_function_is_visible",
+            Visible,
+            Signature::any(1, Volatility::Stable),
+        ),
+        (
+            "format_type",
+            FormatType,
+            Signature::any(2, Volatility::Stable),
+        ),
+        (
+            "pg_get_expr",
+            GetExpr,
+            Signature::variadic_any(Volatility::Stable),
+        ),
+        (
+            "pg_get_indexdef",
+            GetIndexDef,
+            Signature::variadic_any(Volatility::Stable),
+        ),
+        (
+            "pg_get_constraintdef",
+            GetConstraintDef,
+            Signature::variadic_any(Volatility::Stable),
+        ),
+        (
+            "pg_encoding_to_char",
+            EncodingToChar,
+            Signature::any(1, Volatility::Stable),
+        ),
+        (
+            "pg_get_function_result",
+            EmptyText,
+            Signature::any(1, Volatility::Stable),
+        ),
+        (
+            "pg_get_function_arguments",
+            EmptyText,
+            Signature::any(1, Volatility::Stable),
+        ),
+        (
+            "obj_description",
+            NullText,
+            Signature::variadic_any(Volatility::Stable),
+        ),
+        (
+            "col_description",
+            NullText,
+            Signature::any(2, Volatility::Stable),
+        ),
+        (
+            "shobj_description",
+            NullText,
+            Signature::any(2, Volatility::Stable),
+        ),
+        (
+            "pg_relation_is_publishable",
+            False,
+            Signature::any(1, Volatility::Stable),
+        ),
+        (
+            "has_table_privilege",
+            True,
+            Signature::variadic_any(Volatility::Stable),
+        ),
+        (
+            "has_schema_privilege",
+            True,
+            Signature::variadic_any(Volatility::Stable),
+        ),
+        (
+            "has_database_privilege",
+            True,
+            Signature::variadic_any(Volatility::Stable),
+        ),
+        (
+            "lanedb_regclass",
+            RegClass,
+            Signature::any(1, Volatility::Stable),
+        ),
+        (
+            "lanedb_regclass_oid",
+            RegClassOid,
+            Signature::any(1, Volatility::Stable),
+        ),
+        (
+            "lanedb_regnamespace",
+            RegNamespace,
+            Signature::any(1, Volatility::Stable),
+        ),
+        (
+            "array_to_string",
+            ArrayToString,
+            Signature::variadic_any(Volatility::Stable),
+        ),
+        (
+            "pg_backend_pid",
+            BackendPid,
+            Signature::exact(vec![], Volatility::Stable),
+        ),
+        (
+            "pg_table_size",
+            SizeBytes,
+            Signature::any(1, Volatility::Stable),
+        ),
+        (
+            "pg_relation_size",
+            SizeBytes,
+            Signature::variadic_any(Volatility::Stable),
+        ),
+        (
+            "pg_total_relation_size",
+            SizeBytes,
+            Signature::any(1, Volatility::Stable),
+        ),
+        (
+            "pg_size_pretty",
+            SizePretty,
+            Signature::any(1, Volatility::Stable),
+        ),
+    ];
+    list.iter()
+        .map(|(name, function, signature)| {
+            ScalarUDF::from(CatalogFunction {
+                name,
+                function: *function,
+                signature: signature.clone(),
+                engine: engine.clone(),
+            })
+        })
+        .collect()
+}
+
+impl ScalarUDFImpl for CatalogFunction {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[ArrowType]) -> DfResult<ArrowType> {
+        Ok(match self.function {
+            Function::Visible | Function::False | Function::True => ArrowType::Boolean,
+            Function::RegClassOid | Function::BackendPid => ArrowType::Int32,
+            Function::SizeBytes => ArrowType::Int64,
+            _ => ArrowType::Utf8,
+        })
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let rows = args.number_rows;
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let int_arg = |i: usize, row: usize| -> Option<i64> {
+            let a = arrays.get(i)?;
+            ScalarValue::try_from_array(a, row)
+                .ok()
+                .and_then(|v| v.cast_to(&ArrowType::Int64).ok())
+                .and_then(|v| match v {
+                    ScalarValue::Int64(x) => x,
+                    _ => None,
+                })
+        };
+        let text_arg = |i: usize, row: usize| -> Option<String> {
+            let a = arrays.get(i)?;
+            ScalarValue::try_from_array(a, row)
+                .ok()
+                .filter(|v| !v.is_null())
+                .map(|v| match v {
+                    ScalarValue::Utf8(Some(s))
+                    | ScalarValue::LargeUtf8(Some(s))
+                    | ScalarValue::Utf8View(Some(s)) => s,
+                    other => other.to_string(),
+                })
+        };
+        let user = args
+            .config_options
+            .extensions
+            .get::<crate::functions::SessionIdentity>()
+            .map(|i| i.user.clone())
+            .unwrap_or_else(|| "lanedb".into());
+        let catalog = self.engine.catalog();
+        let value_at = |row: usize| -> ScalarValue {
+            use Function::*;
+            match self.function {
+                GetUserById => ScalarValue::Utf8(Some(user.clone())),
+                Visible | True => ScalarValue::Boolean(Some(true)),
+                False => ScalarValue::Boolean(Some(false)),
+                FormatType => ScalarValue::Utf8(int_arg(0, row).and_then(|oid| {
+                    format_type(oid as i32, int_arg(1, row).map_or(-1, |m| m as i32))
+                })),
+                GetExpr => ScalarValue::Utf8(text_arg(0, row)),
+                GetIndexDef => ScalarValue::Utf8(
+                    int_arg(0, row).and_then(|oid| index_def(&catalog, oid as i32)),
+                ),
+                GetConstraintDef => ScalarValue::Utf8(
+                    int_arg(0, row).and_then(|oid| constraint_def(&catalog, oid as i32)),
+                ),
+                EncodingToChar => ScalarValue::Utf8(Some("UTF8".into())),
+                EmptyText => ScalarValue::Utf8(Some(String::new())),
+                NullText => ScalarValue::Utf8(None),
+                RegClass => ScalarValue::Utf8(int_arg(0, row).map(|oid| {
+                    relation_name(&catalog, oid as i32).unwrap_or_else(|| oid.to_string())
+                })),
+                RegClassOid => ScalarValue::Int32(
+                    text_arg(0, row).and_then(|name| relation_oid(&catalog, &name)),
+                ),
+                RegNamespace => ScalarValue::Utf8(int_arg(0, row).map(|oid| match oid as i32 {
+                    PG_CATALOG_OID => "pg_catalog".into(),
+                    PUBLIC_OID => "public".into(),
+                    other => other.to_string(),
+                })),
+                ArrayToString => ScalarValue::Utf8(text_arg(0, row)),
+                BackendPid => ScalarValue::Int32(Some(std::process::id() as i32)),
+                // Table memory is accounted per lane, not per table (see `Database::lane_memory_bytes`).
+                SizeBytes => ScalarValue::Int64(Some(0)),
+                SizePretty => ScalarValue::Utf8(int_arg(0, row).map(size_pretty)),
+            }
+        };
+        let all_scalar = args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        if all_scalar {
+            return Ok(ColumnarValue::Scalar(value_at(0)));
+        }
+        if rows == 0 {
+            let ty = self.return_type(&[])?;
+            return Ok(ColumnarValue::Array(
+                datafusion::arrow::array::new_empty_array(&ty),
+            ));
+        }
+        let values: Vec<ScalarValue> = (0..rows).map(value_at).collect();
+        Ok(ColumnarValue::Array(ScalarValue::iter_to_array(values)?))
+    }
+}
+
+/// `pg_size_pretty`: bytes in the largest unit that keeps the number at least 10, as PostgreSQL rounds.
+fn size_pretty(bytes: i64) -> String {
+    let mut value = bytes;
+    for unit in ["bytes", "kB", "MB", "GB", "TB"] {
+        if value.abs() < 10 * 1024 || unit == "TB" {
+            return format!("{value} {unit}");
+        }
+        value = (value + 512) / 1024;
+    }
+    unreachable!("the loop returns at TB")
+}
+
+fn find_index(catalog: &Catalog, oid: i32) -> Option<(&Arc<TableDef>, usize)> {
+    let relative = oid.checked_sub(INDEX_OID_BASE)?;
+    let (id, position) = (
+        relative / INDEXES_PER_TABLE_MAX,
+        relative % INDEXES_PER_TABLE_MAX,
+    );
+    let table = catalog.tables().find(|t| t.id as i32 == id)?;
+    table
+        .indexes
+        .get(position as usize)
+        .map(|_| (table, position as usize))
+}
+
+fn column_list(table: &TableDef, columns: &[usize]) -> String {
+    columns
+        .iter()
+        .map(|c| table.columns[*c].name.clone())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn index_def(catalog: &Catalog, oid: i32) -> Option<String> {
+    let (table, i) = find_index(catalog, oid)?;
+    let index = &table.indexes[i];
+    Some(format!(
+        "CREATE {}INDEX {} ON public.{} USING {} ({})",
+        if index.unique { "UNIQUE " } else { "" },
+        index.name,
+        table.name,
+        if index.kind == IndexKind::Hash {
+            "hash"
+        } else {
+            "btree"
+        },
+        column_list(table, &index.columns)
+    ))
+}
+
+fn constraint_def(catalog: &Catalog, oid: i32) -> Option<String> {
+    let (table, i) = find_index(catalog, oid)?;
+    let index = &table.indexes[i];
+    let kind = if table.primary_key == Some(i) {
+        "PRIMARY KEY"
+    } else {
+        "UNIQUE"
+    };
+    Some(format!("{kind} ({})", column_list(table, &index.columns)))
+}
+
+fn relation_name(catalog: &Catalog, oid: i32) -> Option<String> {
+    if let Some((table, i)) = find_index(catalog, oid) {
+        return Some(table.indexes[i].name.clone());
+    }
+    catalog
+        .tables()
+        .find(|t| table_oid(t) == oid)
+        .map(|t| t.name.clone())
+}
+
+fn relation_oid(catalog: &Catalog, name: &str) -> Option<i32> {
+    let name = name.trim_matches('"');
+    let name = name.strip_prefix("public.").unwrap_or(name);
+    if let Some(t) = catalog.get_table(name) {
+        return Some(table_oid(t));
+    }
+    catalog.tables().find_map(|t| {
+        t.indexes
+            .iter()
+            .position(|i| i.name == name)
+            .map(|i| index_oid(t, i))
+    })
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Rewrites
+
+/// Whether `statement` names a catalog relation or a `pg_catalog.` function; only those get `rewrite`.
+pub fn is_catalog_query(statement: &ast::Statement) -> bool {
+    let mut found = false;
+    let _ = ast::visit_relations(statement, |name| {
+        let parts: Vec<String> = name
+            .0
+            .iter()
+            .filter_map(|p| p.as_ident().map(|i| i.value.to_ascii_lowercase()))
+            .collect();
+        match parts.as_slice() {
+            [schema, _] if schema == "pg_catalog" || schema == "information_schema" => found = true,
+            [one] if is_catalog_relation(one) => found = true,
+            _ => {}
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    if !found {
+        let _ = ast::visit_expressions(statement, |e| {
+            if let ast::Expr::Function(f) = e {
+                if f.name.0.len() == 2 && f.name.0[0].to_string().eq_ignore_ascii_case("pg_catalog")
+                {
+                    found = true;
+                }
+            }
+            std::ops::ControlFlow::<()>::Continue(())
+        });
+    }
+    found
+}
+
+/// Turns a catalog query into SQL DataFusion plans (see the module docs).
+pub fn rewrite(statement: &mut ast::Statement) {
+    let ast::Statement::Query(query) = statement else {
+        return;
+    };
+    if names_absent_relation(query) {
+        empty_result(query);
+        return;
+    }
+    let _ = ast::visit_relations_mut(query, |name| {
+        if name.0.len() == 1 {
+            if let Some(id) = name.0[0].as_ident() {
+                if is_catalog_relation(&id.value.to_ascii_lowercase()) {
+                    name.0.insert(
+                        0,
+                        ast::ObjectNamePart::Identifier(ast::Ident::new("pg_catalog")),
+                    );
+                }
+            }
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    let _ = ast::visit_expressions_mut(query.as_mut(), |e| {
+        rewrite_expr(e);
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    aggregate_select_list_subqueries(query);
+}
+
+fn names_absent_relation(query: &ast::Query) -> bool {
+    let mut found = false;
+    let _ = ast::visit_relations(query, |name| {
+        if let Some(last) = name.0.last().and_then(|p| p.as_ident()) {
+            if ABSENT.contains(&last.value.to_ascii_lowercase().as_str()) {
+                found = true;
+            }
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    found
+}
+
+/// Replaces a query by its first select's column count of NULLs, and no rows.
+fn empty_result(query: &mut ast::Query) {
+    let mut body = query.body.as_ref();
+    while let ast::SetExpr::SetOperation { left, .. } = body {
+        body = left.as_ref();
+    }
+    let count = match body {
+        ast::SetExpr::Select(s) => s.projection.len(),
+        _ => 1,
+    };
+    let columns: Vec<String> = (1..=count).map(|i| format!("NULL AS c{i}")).collect();
+    let sql = format!("SELECT {} WHERE false", columns.join(", "));
+    let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
+    if let Ok(mut parsed) = datafusion::sql::sqlparser::parser::Parser::parse_sql(&dialect, &sql) {
+        if let Some(ast::Statement::Query(q)) = parsed.pop() {
+            *query = *q;
+        }
+    }
+}
+
+fn rewrite_expr(e: &mut ast::Expr) {
+    match e {
+        ast::Expr::Collate { expr, .. } => {
+            let inner = std::mem::replace(expr.as_mut(), ast::Expr::value(ast::Value::Null));
+            *e = inner;
+            rewrite_expr(e);
+        }
+        ast::Expr::BinaryOp { op, .. } => {
+            if let ast::BinaryOperator::PGCustomBinaryOperator(parts) = op {
+                let new = match parts.last().map(String::as_str) {
+                    Some("~") => Some(ast::BinaryOperator::PGRegexMatch),
+                    Some("~*") => Some(ast::BinaryOperator::PGRegexIMatch),
+                    Some("!~") => Some(ast::BinaryOperator::PGRegexNotMatch),
+                    Some("!~*") => Some(ast::BinaryOperator::PGRegexNotIMatch),
+                    Some("=") => Some(ast::BinaryOperator::Eq),
+                    Some("<>") => Some(ast::BinaryOperator::NotEq),
+                    _ => None,
+                };
+                if let Some(new) = new {
+                    *op = new;
+                }
+            }
+        }
+        ast::Expr::Function(f) => {
+            if f.name.0.len() == 2 && f.name.0[0].to_string().eq_ignore_ascii_case("pg_catalog") {
+                f.name.0.remove(0);
+            }
+            // ARRAY(subquery) over catalog arrays (reloptions, roles of policies): LaneDB has none.
+            if f.name.to_string().eq_ignore_ascii_case("array")
+                && matches!(f.args, ast::FunctionArguments::Subquery(_))
+            {
+                *e = ast::Expr::value(ast::Value::Null);
+            }
+        }
+        ast::Expr::Cast {
+            expr, data_type, ..
+        } => {
+            let type_name = match data_type {
+                ast::DataType::Custom(name, _) => name
+                    .0
+                    .last()
+                    .and_then(|p| p.as_ident())
+                    .map(|i| i.value.to_ascii_lowercase()),
+                ast::DataType::Regclass => Some("regclass".into()),
+                _ => None,
+            };
+            let Some(type_name) = type_name else {
+                return;
+            };
+            let inner = std::mem::replace(expr.as_mut(), ast::Expr::value(ast::Value::Null));
+            let is_string = matches!(&inner, ast::Expr::Value(v) if matches!(v.value, ast::Value::SingleQuotedString(_)));
+            let plain = |ty: ast::DataType, inner: ast::Expr| ast::Expr::Cast {
+                kind: ast::CastKind::DoubleColon,
+                expr: Box::new(inner),
+                data_type: ty,
+                array: false,
+                format: None,
+            };
+            *e = match type_name.as_str() {
+                "regclass" if is_string => call("lanedb_regclass_oid", vec![inner]),
+                "regclass" => call("lanedb_regclass", vec![inner]),
+                "regtype" => call(
+                    "format_type",
+                    vec![inner, ast::Expr::value(ast::Value::Null)],
+                ),
+                "regnamespace" => call("lanedb_regnamespace", vec![inner]),
+                "regproc" | "regprocedure" | "name" | "text" | "bpchar" | "char" => {
+                    plain(ast::DataType::Text, inner)
+                }
+                "oid" | "regrole" | "xid" => plain(ast::DataType::Int(None), inner),
+                "int2" => plain(ast::DataType::SmallInt(None), inner),
+                "int4" => plain(ast::DataType::Int(None), inner),
+                "int8" => plain(ast::DataType::BigInt(None), inner),
+                "bool" => plain(ast::DataType::Boolean, inner),
+                _ => plain(data_type.clone(), inner),
+            };
+        }
+        _ => {}
+    }
+}
+
+/// A correlated `(SELECT x FROM ... WHERE ...)` in a select list becomes
+/// `CASE WHEN <outer-only conditions> THEN (SELECT max(x) FROM ... WHERE <the rest>) END`: the same single value for
+/// the catalog queries psql sends, in the shape DataFusion decorrelates (an aggregate under equality predicates).
+/// A subquery over `pg_collation` becomes NULL: LaneDB has only the default collation, which psql does not show.
+fn aggregate_select_list_subqueries(query: &mut ast::Query) {
+    let ast::SetExpr::Select(select) = query.body.as_mut() else {
+        return;
+    };
+    for item in &mut select.projection {
+        let expr = match item {
+            ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. } => e,
+            _ => continue,
+        };
+        let ast::Expr::Subquery(sub) = expr else {
+            continue;
+        };
+        let ast::SetExpr::Select(inner) = sub.body.as_mut() else {
+            continue;
+        };
+        if inner.projection.len() != 1 || inner.selection.is_none() {
+            continue;
+        }
+        let aliases: Vec<String> = inner
+            .from
+            .iter()
+            .filter_map(|f| match &f.relation {
+                ast::TableFactor::Table { name, alias, .. } => Some(
+                    alias
+                        .as_ref()
+                        .map(|a| a.name.value.to_ascii_lowercase())
+                        .unwrap_or_else(|| name.to_string().to_ascii_lowercase()),
+                ),
+                _ => None,
+            })
+            .collect();
+        let over_collations = inner.from.iter().any(|f| {
+            matches!(&f.relation, ast::TableFactor::Table { name, .. }
+                if name.to_string().to_ascii_lowercase().ends_with("pg_collation"))
+        });
+        if over_collations {
+            *expr = ast::Expr::value(ast::Value::Null);
+            continue;
+        }
+        let mut inner_conditions = vec![];
+        let mut outer_conditions = vec![];
+        for c in conjuncts(inner.selection.take().expect("checked above")) {
+            if references_only_outer(&c, &aliases) {
+                outer_conditions.push(c);
+            } else {
+                inner_conditions.push(c);
+            }
+        }
+        inner.selection = conjunction(inner_conditions);
+        if let ast::SelectItem::UnnamedExpr(x) | ast::SelectItem::ExprWithAlias { expr: x, .. } =
+            &mut inner.projection[0]
+        {
+            let value = std::mem::replace(x, ast::Expr::value(ast::Value::Null));
+            *x = call("max", vec![value]);
+        }
+        if let Some(condition) = conjunction(outer_conditions) {
+            let subquery = std::mem::replace(expr, ast::Expr::value(ast::Value::Null));
+            *expr = ast::Expr::Case {
+                case_token: ast::helpers::attached_token::AttachedToken::empty(),
+                end_token: ast::helpers::attached_token::AttachedToken::empty(),
+                operand: None,
+                conditions: vec![ast::CaseWhen {
+                    condition,
+                    result: subquery,
+                }],
+                else_result: None,
+            };
+        }
+    }
+}
+
+fn conjuncts(e: ast::Expr) -> Vec<ast::Expr> {
+    match e {
+        ast::Expr::BinaryOp {
+            left,
+            op: ast::BinaryOperator::And,
+            right,
+        } => {
+            let mut out = conjuncts(*left);
+            out.extend(conjuncts(*right));
+            out
+        }
+        ast::Expr::Nested(inner) => conjuncts(*inner),
+        other => vec![other],
+    }
+}
+
+fn conjunction(mut parts: Vec<ast::Expr>) -> Option<ast::Expr> {
+    let first = if parts.is_empty() {
+        return None;
+    } else {
+        parts.remove(0)
+    };
+    Some(parts.into_iter().fold(first, |acc, p| ast::Expr::BinaryOp {
+        left: Box::new(acc),
+        op: ast::BinaryOperator::And,
+        right: Box::new(p),
+    }))
+}
+
+/// Whether every column `e` names is qualified by something other than the subquery's own relations.
+fn references_only_outer(e: &ast::Expr, inner_aliases: &[String]) -> bool {
+    let mut outer = true;
+    let mut any = false;
+    let _ = ast::visit_expressions(e, |x| {
+        match x {
+            ast::Expr::CompoundIdentifier(parts) if parts.len() == 2 => {
+                any = true;
+                if inner_aliases.contains(&parts[0].value.to_ascii_lowercase()) {
+                    outer = false;
+                }
+            }
+            ast::Expr::Identifier(_) => outer = false,
+            _ => {}
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    any && outer
+}
+
+/// `name(args)` as an expression.
+fn call(name: &str, args: Vec<ast::Expr>) -> ast::Expr {
+    let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
+    let mut parsed = datafusion::sql::sqlparser::parser::Parser::new(&dialect)
+        .try_with_sql(&format!("{name}(NULL)"))
+        .and_then(|mut p| p.parse_expr())
+        .unwrap_or(ast::Expr::value(ast::Value::Null));
+    if let ast::Expr::Function(f) = &mut parsed {
+        if let ast::FunctionArguments::List(list) = &mut f.args {
+            list.args = args
+                .into_iter()
+                .map(|a| ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(a)))
+                .collect();
+        }
+    }
+    parsed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn format_type_names_modifiers() {
+        assert_eq!(
+            format_type(1043, 44).as_deref(),
+            Some("character varying(40)")
+        );
+        assert_eq!(
+            format_type(1700, (10 << 16 | 2) + 4).as_deref(),
+            Some("numeric(10,2)")
+        );
+        assert_eq!(format_type(23, -1).as_deref(), Some("integer"));
+        assert_eq!(format_type(9999, -1), None);
+    }
+}
