@@ -178,7 +178,13 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    runtime.block_on(async move {
+    let lane_count = db.lane_count();
+    // The database owns a runtime of its own, which must not be dropped inside another runtime's task: it is
+    // dropped here, after the wire runtime has stopped and let go of every session.
+    let shared = Shared::new(Arc::new(WireBackend::new(db)), config);
+    let served = runtime.block_on({
+        let shared = shared.clone();
+        async move {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
@@ -193,12 +199,14 @@ fn serve(args: ServeArgs) -> Result<(), String> {
                 "listening on {local} without authentication: any client that can reach it has full access"
             );
         }
-        tracing::info!(lanes = db.lane_count(), "listening on {local}");
-        let shared = Shared::new(Arc::new(WireBackend::new(db)), config);
+        tracing::info!(lanes = lane_count, "listening on {local}");
         lanedb_pgwire::serve(listener, shared, shutdown_signal()).await;
         tracing::info!("shutting down");
         Ok(())
-    })
+    }});
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    drop(shared);
+    served
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -631,9 +631,20 @@ async fn limits_give_a_clear_error_to_that_client_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_shuts_the_server_down_cleanly() {
+    // With a session open, and with none.
     let server = Server::start(&[]);
     let client = server.connect().await;
     client.simple_query("SELECT 1").await.unwrap();
+    let status = server.terminate();
+    assert!(status.success(), "{status:?}");
+    let server = Server::start(&[]);
+    let client = server.connect().await;
+    client
+        .simple_query("SELECT now() IS NOT NULL")
+        .await
+        .unwrap();
+    drop(client);
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let status = server.terminate();
     assert!(status.success(), "{status:?}");
 }

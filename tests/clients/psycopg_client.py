@@ -1,0 +1,225 @@
+#!/usr/bin/env python3
+"""psycopg 3 against a running LaneDB server (run by tests/clients.rs).
+
+Usage: python3 psycopg_client.py [HOST] PORT      (HOST defaults to 127.0.0.1)
+
+Connects as user `tester` to database `testdb` in autocommit mode (LaneDB runs each statement as its own
+transaction and refuses writes inside BEGIN ... COMMIT), then checks parameters both ways, executemany, binary and
+prepared statements, a read-only transaction block and the SQLSTATEs of a duplicate key and of a syntax error.
+Every check runs even after an earlier one failed; the program prints each failure and exits 1 if there was any.
+"""
+
+import datetime
+import sys
+import traceback
+from decimal import Decimal
+
+import psycopg
+import psycopg.errors
+from psycopg.pq import TransactionStatus
+
+ROWS = [
+    (1, "apple", Decimal("1.25"), datetime.date(2024, 1, 15)),
+    (2, "banana", Decimal("0.99"), datetime.date(2023, 12, 31)),
+    (3, "cherry", Decimal("12345678.90"), datetime.date(2000, 2, 29)),
+    (4, "damson", None, None),
+    (5, "elder", Decimal("-3.50"), datetime.date(1999, 1, 1)),
+]
+TYPES = (int, str, Decimal, datetime.date)
+
+failures = []
+
+
+def check(name, fn):
+    """Runs one check; an exception or a failed assertion is recorded and the next check runs."""
+    try:
+        fn()
+        print(f"ok   {name}")
+    except Exception as e:  # noqa: BLE001 - every failure is reported, whatever it is
+        detail = "".join(traceback.format_exception_only(type(e), e)).strip()
+        sqlstate = getattr(e, "sqlstate", None)
+        if sqlstate:
+            detail += f" [SQLSTATE {sqlstate}]"
+        failures.append(f"{name}: {detail}")
+        print(f"FAIL {name}: {detail}")
+
+
+def expect(actual, expected, what):
+    if actual != expected:
+        raise AssertionError(f"{what}: expected {expected!r}, got {actual!r}")
+
+
+def expect_row(row, expected, what):
+    expect(row, expected, what)
+    for value, want in zip(row, expected):
+        if want is not None and type(value) is not type(want):
+            raise AssertionError(f"{what}: {value!r} is a {type(value).__name__}, not a {type(want).__name__}")
+
+
+def expect_error(fn, error_class, sqlstate, what):
+    try:
+        fn()
+    except psycopg.Error as e:
+        if e.sqlstate != sqlstate or not isinstance(e, error_class):
+            raise AssertionError(
+                f"{what}: expected {error_class.__name__} ({sqlstate}), "
+                f"got {type(e).__name__} ({e.sqlstate}): {e}"
+            ) from e
+        return e
+    raise AssertionError(f"{what}: no error raised")
+
+
+def expect_usable(conn, what):
+    expect(conn.closed, False, f"{what}: connection closed")
+    expect(conn.info.transaction_status, TransactionStatus.IDLE, f"{what}: transaction status")
+    expect(conn.execute("SELECT 1").fetchone(), (1,), f"{what}: SELECT 1 afterwards")
+
+
+def main():
+    args = sys.argv[1:]
+    if len(args) == 1:
+        host, port = "127.0.0.1", args[0]
+    elif len(args) == 2:
+        host, port = args
+    else:
+        print(f"usage: {sys.argv[0]} [HOST] PORT", file=sys.stderr)
+        return 2
+
+    conn = psycopg.connect(
+        host=host, port=port, user="tester", dbname="testdb", autocommit=True, connect_timeout=10
+    )
+    cur = conn.cursor()
+
+    def create():
+        cur.execute(
+            "CREATE TABLE items (id BIGINT PRIMARY KEY, name TEXT NOT NULL, price DECIMAL(10,2), added DATE)"
+        )
+
+    def insert_one():
+        cur.execute("INSERT INTO items (id, name, price, added) VALUES (%s, %s, %s, %s)", ROWS[0])
+        expect(cur.rowcount, 1, "rowcount of one INSERT")
+        expect(cur.statusmessage, "INSERT 0 1", "command tag of one INSERT")
+
+    def insert_many():
+        # With libpq 14+ psycopg sends these in pipeline mode: all Bind/Execute messages, then one Sync.
+        cur.executemany("INSERT INTO items (id, name, price, added) VALUES (%s, %s, %s, %s)", ROWS[1:])
+        expect(cur.rowcount, len(ROWS) - 1, "rowcount of executemany")
+
+    def select_by_parameter():
+        cur.execute("SELECT id, name, price, added FROM items WHERE id = %s", (3,))
+        expect([d.name for d in cur.description], ["id", "name", "price", "added"], "column names")
+        expect_row(cur.fetchone(), ROWS[2], "row 3")
+        expect(cur.fetchone(), None, "a second row for id = 3")
+        cur.execute("SELECT id, name, price, added FROM items WHERE id = %s", (4,))
+        expect_row(cur.fetchone(), ROWS[3], "row 4 with NULLs")
+
+    def select_all():
+        cur.execute("SELECT id, name, price, added FROM items WHERE name <> %s ORDER BY id", ("nothing",))
+        got = cur.fetchall()
+        expect(len(got), len(ROWS), "row count")
+        for row, want in zip(got, ROWS):
+            expect_row(row, want, f"row {want[0]}")
+
+    def select_typed_parameters():
+        cur.execute(
+            "SELECT name FROM items WHERE price > %s AND added >= %s ORDER BY id",
+            (Decimal("1.00"), datetime.date(2000, 1, 1)),
+        )
+        expect(cur.fetchall(), [("apple",), ("cherry",)], "rows with price > 1.00 added since 2000")
+
+    def binary_parameters_and_results():
+        # %b sends the parameters in binary; binary=True asks for binary results.
+        cur.execute("SELECT id, name, price, added FROM items WHERE id = %b", (1,), binary=True)
+        expect_row(cur.fetchone(), ROWS[0], "binary row 1")
+        cur.execute(
+            "SELECT id, name, price, added FROM items WHERE price = %b AND added = %b",
+            (ROWS[1][2], ROWS[1][3]),
+            binary=True,
+        )
+        expect_row(cur.fetchone(), ROWS[1], "binary row 2 found by binary DECIMAL and DATE")
+
+    def binary_insert():
+        row = (6, "fig", Decimal("7.07"), datetime.date(2020, 6, 30))
+        cur.execute("INSERT INTO items VALUES (%b, %b, %b, %b)", row)
+        expect(cur.rowcount, 1, "rowcount of a binary INSERT")
+        cur.execute("SELECT id, name, price, added FROM items WHERE id = %s", (6,))
+        expect_row(cur.fetchone(), row, "row inserted with binary parameters")
+        cur.execute("DELETE FROM items WHERE id = %s", (6,))
+        expect(cur.rowcount, 1, "rowcount of DELETE")
+
+    def prepared_statement():
+        # prepare=True makes psycopg Parse a named server-side statement once and Bind/Execute it each time.
+        query = "SELECT name, price FROM items WHERE id = %s"
+        for row in ROWS:
+            cur.execute(query, (row[0],), prepare=True)
+            expect(cur.fetchone(), (row[1], row[2]), f"prepared lookup of {row[0]}")
+        cur.execute(query, (99,), prepare=True)
+        expect(cur.fetchone(), None, "prepared lookup of a missing id")
+
+    def duplicate_key():
+        e = expect_error(
+            lambda: cur.execute("INSERT INTO items VALUES (%s, %s, %s, %s)", (1, "again", None, None)),
+            psycopg.errors.UniqueViolation,
+            "23505",
+            "duplicate primary key",
+        )
+        expect(e.diag.sqlstate, "23505", "diag.sqlstate")
+        expect_usable(conn, "after the duplicate key")
+        cur.execute("SELECT name FROM items WHERE id = %s", (1,))
+        expect(cur.fetchall(), [("apple",)], "the original row 1")
+
+    def syntax_error():
+        expect_error(
+            lambda: cur.execute("SELEC id FROM items"), psycopg.errors.SyntaxError, "42601", "misspelt SELECT"
+        )
+        expect_usable(conn, "after the syntax error")
+
+    def read_only_transaction():
+        with conn.transaction():
+            expect(conn.info.transaction_status, TransactionStatus.INTRANS, "status inside the block")
+            cur.execute("SELECT count(*) FROM items")
+            expect(cur.fetchone(), (len(ROWS),), "count inside the block")
+            cur.execute("SELECT name FROM items WHERE id = %s", (2,))
+            expect(cur.fetchone(), ("banana",), "lookup inside the block")
+        expect(conn.info.transaction_status, TransactionStatus.IDLE, "status after the block")
+
+    def write_in_transaction_is_refused():
+        def write_in_block():
+            with conn.transaction():
+                cur.execute("INSERT INTO items VALUES (%s, %s, %s, %s)", (7, "grape", None, None))
+
+        expect_error(write_in_block, psycopg.errors.FeatureNotSupported, "0A000", "INSERT inside a block")
+        expect_usable(conn, "after the refused write")
+        cur.execute("SELECT count(*) FROM items WHERE id = %s", (7,))
+        expect(cur.fetchone(), (0,), "rows with id 7")
+
+    def final_count():
+        expect(conn.execute("SELECT count(*) FROM items").fetchone(), (len(ROWS),), "rows at the end")
+
+    check("CREATE TABLE", create)
+    check("INSERT with %s parameters", insert_one)
+    check("executemany INSERT", insert_many)
+    check("SELECT with a parameter: values and types", select_by_parameter)
+    check("SELECT all rows in order", select_all)
+    check("DECIMAL and DATE parameters", select_typed_parameters)
+    check("binary parameters and results", binary_parameters_and_results)
+    check("INSERT with binary parameters", binary_insert)
+    check("prepared statement (prepare=True)", prepared_statement)
+    check("duplicate key -> UniqueViolation 23505", duplicate_key)
+    check("syntax error -> 42601", syntax_error)
+    check("read-only transaction block", read_only_transaction)
+    check("write inside a transaction block -> 0A000", write_in_transaction_is_refused)
+    check("row count at the end", final_count)
+    conn.close()
+
+    if failures:
+        print(f"psycopg client: {len(failures)} check(s) failed:")
+        for failure in failures:
+            print(f"  {failure}")
+        return 1
+    print("psycopg client: every check passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
