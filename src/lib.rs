@@ -32,6 +32,7 @@ pub use lanedb_pgwire::text;
 use std::sync::Arc;
 
 pub use arrow_array::RecordBatch;
+pub use lanedb_engine::auth::Role;
 pub use lanedb_engine::types::VALUE_BYTES_MAX;
 use lanedb_engine::Engine;
 pub use lanedb_engine::{DataType, EngineConfig, Error, LaneStats, Result, SqlState, Value};
@@ -137,6 +138,23 @@ impl Database {
     pub async fn query_async(&self, sql: &str, params: &[Value]) -> Result<Output> {
         let (db, sql, params) = (self.clone(), sql.to_string(), params.to_vec());
         blocking(move || db.query(&sql, &params)).await
+    }
+
+    /// Creates the user `name` with `password` and `role`, or gives an existing user that password and role. Once a
+    /// database has users, the wire server requires every client to log in (SCRAM-SHA-256).
+    pub fn set_user(&self, name: &str, password: &str, role: Role) -> Result<()> {
+        use lanedb_sql::users::{run, UserCommand, UserOptions};
+        let options = UserOptions {
+            password: Some(Some(password.to_string())),
+            role: Some(role),
+        };
+        let name = name.to_string();
+        let command = if self.sql.engine().catalog().user(&name).is_some() {
+            UserCommand::Alter { name, options }
+        } else {
+            UserCommand::Create { name, options }
+        };
+        run(self.sql.engine(), &command).map(|_| ())
     }
 
     /// Transactions run on each lane and the time spent inside it.

@@ -69,6 +69,13 @@ struct ServeArgs {
     /// Largest `COPY ... FROM STDIN` data, in bytes [default: 1 GiB].
     #[arg(long)]
     copy_bytes_max: Option<usize>,
+    /// Create (or reset) an admin user with this password at start; once a user exists, clients must log in with
+    /// SCRAM-SHA-256. Also read from the environment variable LANEDB_ADMIN_PASSWORD, which `ps` does not show.
+    #[arg(long, env = "LANEDB_ADMIN_PASSWORD", hide_env_values = true)]
+    admin_password: Option<String>,
+    /// Name of the admin user that --admin-password creates [default: lanedb].
+    #[arg(long)]
+    admin_user: Option<String>,
     /// Log filter, as RUST_LOG takes it [default: info].
     #[arg(long)]
     log: Option<String>,
@@ -98,6 +105,8 @@ impl ServeArgs {
                 .idle_session_timeout_ms
                 .or(file.idle_session_timeout_ms),
             copy_bytes_max: self.copy_bytes_max.or(file.copy_bytes_max),
+            admin_password: self.admin_password.or(file.admin_password),
+            admin_user: self.admin_user.or(file.admin_user),
             log: self.log.or(file.log),
         })
     }
@@ -153,6 +162,12 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             .unwrap_or(defaults.lane_memory_bytes_max),
     })
     .map_err(|e| e.to_string())?;
+    if let Some(password) = &args.admin_password {
+        let user = args.admin_user.as_deref().unwrap_or("lanedb");
+        db.set_user(user, password, lanedb::Role::Admin)
+            .map_err(|e| e.to_string())?;
+    }
+    let authenticated = args.admin_password.is_some();
     let config = ServerConfig {
         connection_count_max: args
             .connection_count_max
@@ -194,7 +209,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
              for the command log and snapshots)",
             data_dir.display()
         );
-        if !local.ip().is_loopback() {
+        if !local.ip().is_loopback() && !authenticated {
             tracing::warn!(
                 "listening on {local} without authentication: any client that can reach it has full access"
             );

@@ -4,6 +4,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use arrow_schema::SchemaRef;
+use lanedb_engine::auth::{Role, ScramVerifier};
 use lanedb_engine::{CopyDirection, CopyFormat, DataType, Output, Result, SessionCommand, Value};
 use lanedb_pgwire::{Backend, ExecContext};
 use lanedb_sql::{Prepared, RunContext};
@@ -50,6 +51,19 @@ impl Backend for WireBackend {
 
     fn is_quick(&self, statement: &Prepared) -> bool {
         statement.is_quick()
+    }
+
+    fn required_role(&self, statement: &Prepared) -> Role {
+        statement.required_role()
+    }
+
+    fn requires_authentication(&self) -> bool {
+        self.db.sql.engine().catalog().users().next().is_some()
+    }
+
+    fn user(&self, name: &str) -> Option<(Option<ScramVerifier>, Role)> {
+        let catalog = self.db.sql.engine().catalog();
+        catalog.user(name).map(|u| (u.verifier.clone(), u.role))
     }
 
     fn copy<'a>(&self, statement: &'a Prepared) -> Option<(CopyDirection, &'a CopyFormat)> {

@@ -775,3 +775,136 @@ async fn session_functions_answer_with_the_clients_names() {
         assert!(row.get::<_, String>(4).starts_with("PostgreSQL 15"));
     }
 }
+
+async fn connect_with(
+    server: &Server,
+    user: &str,
+    password: &str,
+) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let conninfo = format!("{} password='{password}'", server.conninfo(user, "testdb"));
+    let (client, connection) = tokio_postgres::connect(&conninfo, tokio_postgres::NoTls).await?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(client)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_log_in_with_scram_and_roles_limit_them() {
+    let server = Server::start(&["--admin-password", "s3cret", "--admin-user", "boss"]);
+    // Wrong password, unknown user, no password: the same refusal, 28P01.
+    for (user, password) in [("boss", "wrong"), ("nobody", "s3cret"), ("boss", "")] {
+        let Err(e) = connect_with(&server, user, password).await else {
+            panic!("{user} logged in");
+        };
+        assert_eq!(code(&e), "28P01", "{user}/{password}: {e}");
+        let message = e.as_db_error().unwrap().message().to_string();
+        assert_eq!(
+            message,
+            format!("password authentication failed for user \"{user}\"")
+        );
+    }
+    let admin = connect_with(&server, "boss", "s3cret").await.unwrap();
+    admin
+        .batch_execute(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t VALUES (1, 'a'); \
+             CREATE USER reader WITH PASSWORD 'r' READONLY; \
+             CREATE USER writer WITH PASSWORD 'w'; \
+             CREATE USER nopass",
+        )
+        .await
+        .unwrap();
+    let e = admin
+        .simple_query("CREATE USER reader PASSWORD 'x'")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "42710");
+    let reader = connect_with(&server, "reader", "r").await.unwrap();
+    assert_eq!(
+        reader
+            .query_one("SELECT count(*) FROM t", &[])
+            .await
+            .unwrap()
+            .get::<_, i64>(0),
+        1
+    );
+    for sql in [
+        "INSERT INTO t VALUES (2, 'b')",
+        "CREATE TABLE u (a INT)",
+        "CREATE USER x",
+        "COPY t FROM STDIN",
+    ] {
+        let e = reader.simple_query(sql).await.unwrap_err();
+        assert_eq!(code(&e), "42501", "{sql}");
+    }
+    let writer = connect_with(&server, "writer", "w").await.unwrap();
+    writer
+        .execute("INSERT INTO t VALUES (2, 'b')", &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        code(&writer.simple_query("DROP TABLE t").await.unwrap_err()),
+        "42501"
+    );
+    assert_eq!(
+        code(&connect_with(&server, "nopass", "").await.err().unwrap()),
+        "28P01"
+    );
+    // A new password replaces the old; a dropped user can no longer log in, sessions of others go on.
+    admin
+        .simple_query("ALTER USER writer WITH PASSWORD 'w2'")
+        .await
+        .unwrap();
+    assert_eq!(
+        code(&connect_with(&server, "writer", "w").await.err().unwrap()),
+        "28P01"
+    );
+    connect_with(&server, "writer", "w2").await.unwrap();
+    admin.simple_query("DROP USER writer").await.unwrap();
+    assert_eq!(
+        code(&connect_with(&server, "writer", "w2").await.err().unwrap()),
+        "28P01"
+    );
+    assert_eq!(
+        code(&admin.simple_query("DROP USER writer").await.unwrap_err()),
+        "42704"
+    );
+    admin
+        .simple_query("DROP USER IF EXISTS writer")
+        .await
+        .unwrap();
+    assert_eq!(
+        reader
+            .query_one("SELECT count(*) FROM t", &[])
+            .await
+            .unwrap()
+            .get::<_, i64>(0),
+        2
+    );
+    // psql (libpq) logs in with SCRAM too.
+    let out = std::process::Command::new("psql")
+        .args([
+            "-X",
+            "-A",
+            "-t",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "reader",
+            "-d",
+            "testdb",
+            "-c",
+            "SELECT current_user",
+        ])
+        .arg("-p")
+        .arg(server.port().to_string())
+        .env("PGPASSWORD", "r")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "reader");
+}

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::auth::UserDef;
 use crate::error::{Error, Result, SqlState};
 use crate::types::DataType;
 use crate::value::Value;
@@ -88,9 +89,11 @@ impl TableDef {
 
 #[derive(Clone, Debug, Default)]
 pub struct Catalog {
+    /// Bumped by every change that can invalidate a plan (tables, indexes); user changes leave it.
     pub version: u64,
     tables: BTreeMap<String, Arc<TableDef>>,
     next_table_id: TableId,
+    users: BTreeMap<String, Arc<UserDef>>,
 }
 
 impl Catalog {
@@ -128,6 +131,27 @@ impl Catalog {
         next.version += 1;
         next.next_table_id = next.next_table_id.max(table.id + 1);
         next.tables.insert(table.name.clone(), Arc::new(table));
+        next
+    }
+
+    pub fn user(&self, name: &str) -> Option<&Arc<UserDef>> {
+        self.users.get(name)
+    }
+
+    pub fn users(&self) -> impl Iterator<Item = &Arc<UserDef>> {
+        self.users.values()
+    }
+
+    /// A copy with `user` added or replaced. Plans do not depend on users, so the version stays.
+    pub fn with_user(&self, user: UserDef) -> Catalog {
+        let mut next = self.clone();
+        next.users.insert(user.name.clone(), Arc::new(user));
+        next
+    }
+
+    pub fn without_user(&self, name: &str) -> Catalog {
+        let mut next = self.clone();
+        next.users.remove(name);
         next
     }
 

@@ -19,6 +19,7 @@
 //!
 //! Every user-visible error is an `Error` with a SQLSTATE.
 
+pub mod auth;
 pub mod batch;
 pub mod catalog;
 pub mod engine;

@@ -28,6 +28,7 @@
 //! `ServerConfig` holds every limit, named with its unit: connections, message bytes, statement bytes, result bytes,
 //! idle time. At a limit the client gets an error with a SQLSTATE; the server and other sessions go on.
 
+pub mod auth;
 pub mod copy;
 pub mod session;
 pub mod text;
@@ -39,6 +40,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arrow_schema::SchemaRef;
+use lanedb_engine::auth::{Role, ScramVerifier};
 use lanedb_engine::{CopyDirection, CopyFormat, DataType, Output, Result, SessionCommand, Value};
 use parking_lot::Mutex;
 use tokio::net::TcpListener;
@@ -67,6 +69,13 @@ pub trait Backend: Send + Sync + 'static {
         statement: &Arc<Self::Statement>,
         params: &[Value],
     ) -> Result<Output>;
+    /// The least role that may run the statement.
+    fn required_role(&self, statement: &Self::Statement) -> Role;
+    /// Whether users are configured. Without users every client is trusted (as an admin); with them every client
+    /// must log in with SCRAM-SHA-256.
+    fn requires_authentication(&self) -> bool;
+    /// A user's SCRAM verifier (`None` when the user has no password) and role.
+    fn user(&self, name: &str) -> Option<(Option<ScramVerifier>, Role)>;
     /// For COPY statements: which way rows move, and their layout.
     fn copy<'a>(&self, statement: &'a Self::Statement) -> Option<(CopyDirection, &'a CopyFormat)>;
     /// Loads the rows of a `COPY ... FROM STDIN` (fields as text, `None` for NULL) all or nothing; `first_line` is
@@ -128,6 +137,8 @@ pub struct Shared<B: Backend> {
     pub config: ServerConfig,
     connections: AtomicUsize,
     next_pid: AtomicI32,
+    /// Salts the verifiers of unknown users (see `ScramVerifier::impossible`).
+    pub(crate) auth_secret: [u8; 32],
     /// Cancel keys of live sessions: process id -> (secret, the session's cancel flag).
     cancel_keys: Mutex<HashMap<i32, (i32, Arc<AtomicBool>)>>,
 }
@@ -139,6 +150,7 @@ impl<B: Backend> Shared<B> {
             config,
             connections: AtomicUsize::new(0),
             next_pid: AtomicI32::new(1),
+            auth_secret: rand::random(),
             cancel_keys: Mutex::new(HashMap::new()),
         })
     }

@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
+use lanedb_engine::auth::{check_role, Role, ScramVerifier};
 use lanedb_engine::output::{setting_default, REPORTED};
 use lanedb_engine::{
     CopyDirection, CopyFormat, Error, Output, Result, SessionCommand, SqlState, Value,
@@ -38,7 +39,8 @@ use pgwire::messages::response::{
     TransactionStatus,
 };
 use pgwire::messages::startup::{
-    Authentication, BackendKeyData, NegotiateProtocolVersion, ParameterStatus, SecretKey, Startup,
+    Authentication, BackendKeyData, NegotiateProtocolVersion, ParameterStatus,
+    PasswordMessageFamily, SecretKey, Startup,
 };
 use pgwire::messages::{
     DecodeContext, PgWireBackendMessage, PgWireFrontendMessage, ProtocolVersion,
@@ -87,7 +89,20 @@ pub async fn run<B: Backend>(stream: TcpStream, shared: Arc<Shared<B>>) {
         conn.fatal(&e).await;
         return;
     }
-    let mut session = Session::new(shared.clone(), &startup);
+    let role = match tokio::time::timeout(
+        Duration::from_millis(STARTUP_TIMEOUT_MS),
+        conn.authenticate(&shared, &startup),
+    )
+    .await
+    {
+        Ok(Ok(role)) => role,
+        Ok(Err(e)) => {
+            conn.fatal(&e).await;
+            return;
+        }
+        Err(_) => return,
+    };
+    let mut session = Session::new(shared.clone(), &startup, role);
     if let Err(e) = session.apply_startup_settings(&startup) {
         conn.fatal(&e).await;
         return;
@@ -170,6 +185,110 @@ impl Connection {
                         return Ok(None);
                     }
                 }
+            }
+        }
+    }
+
+    /// Logs the client in: trusted when no users are configured, SCRAM-SHA-256 otherwise. Returns its role.
+    async fn authenticate<B: Backend>(
+        &mut self,
+        shared: &Shared<B>,
+        startup: &Startup,
+    ) -> Result<Role> {
+        let backend = &shared.backend;
+        if !backend.requires_authentication() {
+            return Ok(Role::Admin);
+        }
+        let user = startup.parameters.get("user").cloned().unwrap_or_default();
+        let found = backend.user(&user);
+        let verifier = found
+            .as_ref()
+            .and_then(|(v, _)| v.clone())
+            .unwrap_or_else(|| ScramVerifier::impossible(&user, &shared.auth_secret));
+        encode(
+            &mut self.out,
+            PgWireBackendMessage::Authentication(Authentication::SASL(
+                vec!["SCRAM-SHA-256".into()],
+            )),
+        );
+        self.write_out().await?;
+        let initial = self
+            .password_message(shared)
+            .await?
+            .into_sasl_initial_response()
+            .map_err(|_| {
+                Error::new(
+                    SqlState::PROTOCOL_VIOLATION,
+                    "expected a SASLInitialResponse",
+                )
+            })?;
+        if initial.auth_method != "SCRAM-SHA-256" {
+            return Err(Error::new(
+                SqlState::PROTOCOL_VIOLATION,
+                format!("SASL mechanism {} is not supported", initial.auth_method),
+            ));
+        }
+        let client = crate::auth::parse_client_first(initial.data.as_deref().unwrap_or_default())?;
+        let (server_first, nonce) = crate::auth::server_first(&client, &verifier);
+        encode(
+            &mut self.out,
+            PgWireBackendMessage::Authentication(Authentication::SASLContinue(
+                server_first.clone().into(),
+            )),
+        );
+        self.write_out().await?;
+        let response = self
+            .password_message(shared)
+            .await?
+            .into_sasl_response()
+            .map_err(|_| Error::new(SqlState::PROTOCOL_VIOLATION, "expected a SASLResponse"))?;
+        let signature = crate::auth::verify_client_final(
+            &response.data,
+            &client,
+            &server_first,
+            &nonce,
+            &verifier,
+        )?;
+        match (signature, found) {
+            (Some(signature), Some((Some(_), role))) => {
+                encode(
+                    &mut self.out,
+                    PgWireBackendMessage::Authentication(Authentication::SASLFinal(
+                        signature.into(),
+                    )),
+                );
+                Ok(role)
+            }
+            _ => Err(crate::auth::failed(&user)),
+        }
+    }
+
+    /// The next message of the log-in exchange.
+    async fn password_message<B: Backend>(
+        &mut self,
+        shared: &Shared<B>,
+    ) -> Result<PasswordMessageFamily> {
+        loop {
+            if let Some(frame) = self.next_frame(shared.config.message_bytes_max)? {
+                return match decode_frame(frame, &self.decode)? {
+                    PgWireFrontendMessage::PasswordMessageFamily(m) => Ok(m),
+                    _ => Err(Error::new(
+                        SqlState::PROTOCOL_VIOLATION,
+                        "expected a password message during authentication",
+                    )),
+                };
+            }
+            if self
+                .stream
+                .read_buf(&mut self.input)
+                .await
+                .map_err(io_error)?
+                == 0
+            {
+                return Err(Error::new(
+                    SqlState("08006"),
+                    "the client left during authentication",
+                ));
             }
         }
     }
@@ -365,6 +484,8 @@ struct Portal<S> {
 pub struct Session<B: Backend> {
     shared: Arc<Shared<B>>,
     context: ExecContext,
+    /// What the logged-in user may do.
+    role: Role,
     pid: i32,
     secret: i32,
     settings: HashMap<String, String>,
@@ -388,7 +509,7 @@ struct CopyIn<S> {
 }
 
 impl<B: Backend> Session<B> {
-    fn new(shared: Arc<Shared<B>>, startup: &Startup) -> Session<B> {
+    fn new(shared: Arc<Shared<B>>, startup: &Startup, role: Role) -> Session<B> {
         let cancel = Arc::new(AtomicBool::new(false));
         let (pid, secret) = shared.register_cancel_key(cancel.clone());
         let user = startup.parameters.get("user").cloned().unwrap_or_default();
@@ -404,6 +525,7 @@ impl<B: Backend> Session<B> {
                 database,
                 cancel,
             },
+            role,
             pid,
             secret,
             settings: HashMap::new(),
@@ -696,6 +818,11 @@ impl<B: Backend> Session<B> {
         if self.status == TransactionStatus::Error {
             return Err(aborted_block());
         }
+        check_role(
+            self.role,
+            self.shared.backend.required_role(statement),
+            "COPY FROM",
+        )?;
         if self.status == TransactionStatus::Transaction {
             return Err(write_in_block());
         }
@@ -813,6 +940,11 @@ impl<B: Backend> Session<B> {
         if self.status == TransactionStatus::Error {
             return Err(aborted_block());
         }
+        check_role(
+            self.role,
+            backend.required_role(statement),
+            "this statement",
+        )?;
         if self.status == TransactionStatus::Transaction && !backend.is_read_only(statement) {
             return Err(write_in_block());
         }

@@ -26,6 +26,7 @@ pub mod plan;
 pub mod query;
 pub mod rewrite;
 pub mod session;
+pub mod users;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -148,7 +149,9 @@ impl SqlEngine {
         Ok(plan::parse(sql)?
             .into_iter()
             .map(|p| match p {
-                plan::Parsed::Sql { sql, .. } | plan::Parsed::Partition { sql, .. } => sql,
+                plan::Parsed::Sql { sql, .. }
+                | plan::Parsed::Partition { sql, .. }
+                | plan::Parsed::User { sql, .. } => sql,
             })
             .collect())
     }
@@ -330,6 +333,7 @@ impl SqlEngine {
                 }
                 other => Ok(Output::command(other.tag(), 0)),
             },
+            Plan::User(command) => users::run(engine, command).map(|t| Output::command(t, 0)),
             Plan::CopyIn { .. } => Err(Error::unsupported(
                 "COPY FROM STDIN needs a wire session to send the data; use INSERT here",
             )),

@@ -12,6 +12,7 @@ use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::Token;
+use lanedb_engine::auth::Role;
 use lanedb_engine::{
     Catalog, CopyDirection, CopyFormat, DataType, Error, Result, SessionCommand, SqlState, TableDef,
 };
@@ -33,6 +34,10 @@ pub enum Parsed {
         sql: String,
         table: String,
         column: String,
+    },
+    User {
+        sql: String,
+        command: crate::users::UserCommand,
     },
 }
 
@@ -71,6 +76,8 @@ pub enum Plan {
     },
     /// A statement about the session, carried out by whoever holds the session (see `session`).
     Session(SessionCommand),
+    /// `CREATE` / `ALTER` / `DROP USER`.
+    User(crate::users::UserCommand),
     /// `COPY ... FROM STDIN`: rows come from the session (`SqlEngine::copy_in`).
     CopyIn {
         table: Arc<TableDef>,
@@ -95,6 +102,7 @@ impl Plan {
                 | Plan::Drop { .. }
                 | Plan::Partition { .. }
                 | Plan::Session(_)
+                | Plan::User(_)
         )
     }
 }
@@ -140,6 +148,26 @@ impl Prepared {
             )),
             Plan::CopyOut { format, .. } => Some((CopyDirection::Out, format)),
             _ => None,
+        }
+    }
+
+    /// The least role that may run the statement.
+    pub fn required_role(&self) -> Role {
+        match &self.plan {
+            Plan::PointSelect(_) | Plan::Query(_) | Plan::Session(_) | Plan::CopyOut { .. } => {
+                Role::ReadOnly
+            }
+            Plan::Insert(_)
+            | Plan::InsertSelect { .. }
+            | Plan::Modify { .. }
+            | Plan::ModifyQuery { .. }
+            | Plan::CopyIn { .. } => Role::ReadWrite,
+            Plan::CreateTable(_)
+            | Plan::CreateIndex(_)
+            | Plan::AlterTable(_)
+            | Plan::Drop { .. }
+            | Plan::Partition { .. }
+            | Plan::User(_) => Role::Admin,
         }
     }
 
@@ -189,7 +217,13 @@ pub fn parse(sql: &str) -> Result<Vec<Parsed>> {
             break;
         }
         let start = p.peek_token().span.start;
-        let parsed = if p.parse_keywords(&[Keyword::PARTITION, Keyword::TABLE]) {
+        let user = crate::users::parse(&mut p).map_err(parser_error)?;
+        let parsed = if let Some(command) = user {
+            Parsed::User {
+                sql: String::new(),
+                command,
+            }
+        } else if p.parse_keywords(&[Keyword::PARTITION, Keyword::TABLE]) {
             let table = ident(&p.parse_identifier().map_err(parser_error)?);
             p.expect_keyword_is(Keyword::ON).map_err(parser_error)?;
             p.expect_keyword_is(Keyword::COLUMN).map_err(parser_error)?;
@@ -217,6 +251,7 @@ pub fn parse(sql: &str) -> Result<Vec<Parsed>> {
                 table,
                 column,
             },
+            Parsed::User { command, .. } => Parsed::User { sql: text, command },
         });
         if !p.consume_token(&Token::SemiColon) && p.peek_token().token != Token::EOF {
             let t = p.peek_token();
@@ -285,6 +320,9 @@ pub fn plan(
                 Plan::Partition { table, column },
                 vec![],
             ));
+        }
+        Parsed::User { sql, command } => {
+            return Ok(Prepared::command(sql, version, Plan::User(command), vec![]));
         }
         Parsed::Sql { sql, statement } => (sql, *statement),
     };

@@ -1,0 +1,159 @@
+//! `CREATE USER`, `ALTER USER`, `DROP USER` (and the `ROLE` spellings).
+//!
+//! ```text
+//!   CREATE USER name [WITH] [PASSWORD 'secret' | PASSWORD NULL] [SUPERUSER | READONLY | READWRITE] [LOGIN]
+//!   ALTER USER name [WITH] ...the same options...
+//!   DROP USER [IF EXISTS] name [, ...]
+//! ```
+//!
+//! `SUPERUSER` makes an admin, `READONLY` a reader; the default is read-write (data, not schema or users). The
+//! password becomes a SCRAM-SHA-256 verifier at once (`lanedb_engine::auth`): only the verifier is kept.
+
+use datafusion::sql::sqlparser::keywords::Keyword;
+use datafusion::sql::sqlparser::parser::{Parser, ParserError};
+use datafusion::sql::sqlparser::tokenizer::Token;
+use lanedb_engine::auth::{Role, ScramVerifier, UserDef};
+use lanedb_engine::{Engine, Error, Result, SqlState};
+
+use crate::ddl::ident;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UserCommand {
+    Create { name: String, options: UserOptions },
+    Alter { name: String, options: UserOptions },
+    Drop { names: Vec<String>, if_exists: bool },
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UserOptions {
+    /// `Some(None)` for `PASSWORD NULL`.
+    pub password: Option<Option<String>>,
+    pub role: Option<Role>,
+}
+
+/// Parses a user statement if the parser is at one; consumes nothing otherwise.
+pub fn parse(p: &mut Parser) -> Result<Option<UserCommand>, ParserError> {
+    let create = p.parse_keywords(&[Keyword::CREATE, Keyword::USER])
+        || p.parse_keywords(&[Keyword::CREATE, Keyword::ROLE]);
+    let alter = !create
+        && (p.parse_keywords(&[Keyword::ALTER, Keyword::USER])
+            || p.parse_keywords(&[Keyword::ALTER, Keyword::ROLE]));
+    if create || alter {
+        let name = ident(&p.parse_identifier()?);
+        let options = parse_options(p)?;
+        return Ok(Some(if create {
+            UserCommand::Create { name, options }
+        } else {
+            UserCommand::Alter { name, options }
+        }));
+    }
+    if p.parse_keywords(&[Keyword::DROP, Keyword::USER])
+        || p.parse_keywords(&[Keyword::DROP, Keyword::ROLE])
+    {
+        let if_exists = p.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
+        let mut names = vec![ident(&p.parse_identifier()?)];
+        while p.consume_token(&Token::Comma) {
+            names.push(ident(&p.parse_identifier()?));
+        }
+        return Ok(Some(UserCommand::Drop { names, if_exists }));
+    }
+    Ok(None)
+}
+
+fn parse_options(p: &mut Parser) -> Result<UserOptions, ParserError> {
+    let mut options = UserOptions::default();
+    let _ = p.parse_keyword(Keyword::WITH);
+    loop {
+        let token = p.peek_token();
+        let Token::Word(word) = &token.token else {
+            break;
+        };
+        match word.value.to_ascii_uppercase().as_str() {
+            "PASSWORD" => {
+                p.next_token();
+                options.password = Some(if p.parse_keyword(Keyword::NULL) {
+                    None
+                } else {
+                    Some(p.parse_literal_string()?)
+                });
+            }
+            "SUPERUSER" => {
+                p.next_token();
+                options.role = Some(Role::Admin);
+            }
+            "NOSUPERUSER" | "READWRITE" => {
+                p.next_token();
+                options.role = Some(Role::ReadWrite);
+            }
+            "READONLY" => {
+                p.next_token();
+                options.role = Some(Role::ReadOnly);
+            }
+            "LOGIN" | "NOLOGIN" | "INHERIT" | "NOINHERIT" => {
+                p.next_token();
+            }
+            _ => break,
+        }
+    }
+    Ok(options)
+}
+
+/// Carries out a user statement on the catalog, as a multi-partition transaction.
+pub fn run(engine: &Engine, command: &UserCommand) -> Result<&'static str> {
+    engine.run_multi(None, |txn| match command {
+        UserCommand::Create { name, options } => {
+            if txn.catalog().user(name).is_some() {
+                return Err(Error::new(
+                    SqlState::DUPLICATE_OBJECT,
+                    format!("role \"{name}\" already exists"),
+                ));
+            }
+            let user = UserDef {
+                name: name.clone(),
+                role: options.role.unwrap_or(Role::ReadWrite),
+                verifier: options
+                    .password
+                    .clone()
+                    .flatten()
+                    .map(|p| ScramVerifier::new(&p)),
+            };
+            let catalog = txn.catalog().with_user(user);
+            txn.set_catalog(catalog);
+            Ok("CREATE ROLE")
+        }
+        UserCommand::Alter { name, options } => {
+            let Some(current) = txn.catalog().user(name) else {
+                return Err(Error::new(
+                    SqlState::UNDEFINED_OBJECT,
+                    format!("role \"{name}\" does not exist"),
+                ));
+            };
+            let mut user = (**current).clone();
+            if let Some(password) = &options.password {
+                user.verifier = password.as_deref().map(ScramVerifier::new);
+            }
+            if let Some(role) = options.role {
+                user.role = role;
+            }
+            let catalog = txn.catalog().with_user(user);
+            txn.set_catalog(catalog);
+            Ok("ALTER ROLE")
+        }
+        UserCommand::Drop { names, if_exists } => {
+            for name in names {
+                if txn.catalog().user(name).is_none() {
+                    if *if_exists {
+                        continue;
+                    }
+                    return Err(Error::new(
+                        SqlState::UNDEFINED_OBJECT,
+                        format!("role \"{name}\" does not exist"),
+                    ));
+                }
+                let catalog = txn.catalog().without_user(name);
+                txn.set_catalog(catalog);
+            }
+            Ok("DROP ROLE")
+        }
+    })
+}
