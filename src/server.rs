@@ -29,8 +29,8 @@ impl Backend for WireBackend {
         self.db.sql.split(sql)
     }
 
-    fn prepare(&self, sql: &str) -> Result<Arc<Prepared>> {
-        Ok(self.db.prepare(sql)?.prepared)
+    fn prepare(&self, sql: &str, declared: &[Option<DataType>]) -> Result<Arc<Prepared>> {
+        self.db.sql.prepare_typed(sql, declared)
     }
 
     fn param_types<'a>(&self, statement: &'a Prepared) -> &'a [Option<DataType>] {

@@ -252,6 +252,13 @@ async fn parameters_given_as_text_are_converted_and_checked() {
         .await
         .unwrap_err();
     assert!(code(&e).starts_with("22"), "{e}");
+    // A parameter nothing gives a type to is text, as in PostgreSQL (psycopg and JDBC cover numeric-as-text and
+    // dates with a zone suffix, tests/clients.rs).
+    let untyped = client.prepare("SELECT $1").await.unwrap();
+    assert_eq!(untyped.params(), &[Type::TEXT]);
+    assert_eq!(untyped.columns()[0].type_(), &Type::TEXT);
+    let row = client.query_one(&untyped, &[&"hello"]).await.unwrap();
+    assert_eq!(row.get::<_, String>(0), "hello");
     // A binary int8 where the column is smallint is range-checked.
     client
         .batch_execute("CREATE TABLE small (id SMALLINT PRIMARY KEY)")

@@ -463,7 +463,7 @@ fn days_in_month(y: i64, m: u32) -> u32 {
 
 /// Parses `YYYY-MM-DD`.
 pub fn parse_date(text: &str) -> Result<i32> {
-    let t = text.trim();
+    let t = without_zone(text.trim());
     let bad = || {
         Error::new(
             SqlState::INVALID_DATETIME_FORMAT,
@@ -566,6 +566,23 @@ pub fn parse_bytea(text: &str) -> Result<Vec<u8>> {
         .collect()
 }
 
+/// A date with a time-zone suffix (`2024-01-15 +00`, `2024-01-15 -05:30`, `2024-01-15 UTC`, as JDBC sends dates)
+/// without it: a date has no time zone, and PostgreSQL ignores the suffix.
+fn without_zone(t: &str) -> &str {
+    let Some((date, zone)) = t.rsplit_once(' ') else {
+        return t;
+    };
+    let offset = zone
+        .strip_prefix('+')
+        .or_else(|| zone.strip_prefix('-'))
+        .is_some_and(|o| !o.is_empty() && o.chars().all(|c| c.is_ascii_digit() || c == ':'));
+    if offset || zone.eq_ignore_ascii_case("utc") || zone.eq_ignore_ascii_case("gmt") {
+        date.trim_end()
+    } else {
+        t
+    }
+}
+
 /// PostgreSQL's text form of a float8: the shortest digits that read back to the same value, in positional notation
 /// for decimal exponents from -4 to 14 and as `d.ddde+XX` outside them; `Infinity`, `-Infinity`, `NaN`.
 pub fn format_float(v: f64) -> String {
@@ -641,6 +658,20 @@ impl fmt::Display for Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates_ignore_a_zone_suffix() {
+        let day = parse_date("2024-01-15").unwrap();
+        for t in [
+            "2024-01-15 +00",
+            "2024-01-15 +02",
+            "2024-01-15 -05:30",
+            "2024-01-15 UTC",
+        ] {
+            assert_eq!(parse_date(t).unwrap(), day, "{t}");
+        }
+        assert!(parse_date("2024-01-15 nonsense").is_err());
+    }
 
     #[test]
     fn floats_print_as_postgres_does() {

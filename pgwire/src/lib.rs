@@ -53,8 +53,9 @@ pub trait Backend: Send + Sync + 'static {
     /// Splits a simple-query string into its statements' texts. A syntax error anywhere is an error for the whole
     /// string, so nothing of it runs.
     fn split(&self, sql: &str) -> Result<Vec<String>>;
-    /// Plans exactly one statement.
-    fn prepare(&self, sql: &str) -> Result<Arc<Self::Statement>>;
+    /// Plans exactly one statement; `declared` are the parameter types the client gave (Parse), `None` where it left
+    /// them to the server.
+    fn prepare(&self, sql: &str, declared: &[Option<DataType>]) -> Result<Arc<Self::Statement>>;
     /// The types of `$1..$n` as far as the statement constrains them.
     fn param_types<'a>(&self, statement: &'a Self::Statement) -> &'a [Option<DataType>];
     /// Result columns; empty for statements that return no rows.

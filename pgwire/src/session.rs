@@ -755,7 +755,7 @@ impl<B: Backend> Session<B> {
     async fn simple_statements(&mut self, texts: Vec<String>, out: &mut BytesMut) -> bool {
         let mut texts = texts.into_iter();
         while let Some(text) = texts.next() {
-            let statement = match self.shared.backend.prepare(&text) {
+            let statement = match self.shared.backend.prepare(&text, &[]) {
                 Ok(statement) => statement,
                 Err(e) => {
                     self.fail(out, &e, Some(&text));
@@ -1057,7 +1057,14 @@ impl<B: Backend> Session<B> {
         let texts = backend.split(&parse.query)?;
         let statement = match texts.as_slice() {
             [] => None,
-            [one] => Some(backend.prepare(one)?),
+            [one] => {
+                let declared: Vec<_> = parse
+                    .type_oids
+                    .iter()
+                    .map(|oid| crate::types::type_of_oid(*oid).ok().flatten())
+                    .collect();
+                Some(backend.prepare(one, &declared)?)
+            }
             _ => {
                 return Err(Error::syntax(
                     "cannot insert multiple commands into a prepared statement",
@@ -1170,8 +1177,13 @@ impl<B: Backend> Session<B> {
                 continue;
             };
             let oid = prepared.param_oids[i];
+            let inferred = inferred.get(i).copied().flatten();
             let value = if binary[i] {
-                crate::types::decode_binary(oid, bytes)?
+                let value = crate::types::decode_binary(oid, bytes)?;
+                match inferred {
+                    Some(ty) => value.cast_to(&ty)?,
+                    None => value,
+                }
             } else {
                 let text = std::str::from_utf8(bytes).map_err(|_| {
                     Error::new(
@@ -1179,15 +1191,7 @@ impl<B: Backend> Session<B> {
                         "invalid byte sequence for encoding \"UTF8\"",
                     )
                 })?;
-                let text = Value::Text(text.to_string());
-                match crate::types::type_of_oid(oid) {
-                    Ok(Some(ty)) if oid != TEXT => text.cast_to(&ty)?,
-                    _ => text,
-                }
-            };
-            let value = match inferred.get(i).copied().flatten() {
-                Some(ty) => value.cast_to(&ty)?,
-                None => value,
+                crate::types::decode_text(text, inferred, oid)?
             };
             values.push(value);
         }

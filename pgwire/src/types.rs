@@ -259,6 +259,23 @@ pub fn get_numeric(bytes: &[u8]) -> Result<(i128, u8)> {
     parse_decimal(&text)
 }
 
+/// Decodes one parameter sent in text format: straight into the type the statement gives it, else the type the
+/// client declared (a numeric keeps the scale it was written with), else as text.
+pub fn decode_text(text: &str, inferred: Option<DataType>, oid: u32) -> Result<Value> {
+    let value = Value::Text(text.to_string());
+    if let Some(ty) = inferred {
+        return value.cast_to(&ty);
+    }
+    match type_of_oid(oid) {
+        Ok(Some(DataType::Decimal { .. })) => {
+            let (m, s) = parse_decimal(text)?;
+            Ok(Value::Decimal(m, s))
+        }
+        Ok(Some(ty)) if oid != TEXT => value.cast_to(&ty),
+        _ => Ok(value),
+    }
+}
+
 /// Decodes one parameter sent in binary format, as the type `oid` the client declared (or the statement inferred).
 pub fn decode_binary(oid: u32, bytes: &[u8]) -> Result<Value> {
     let bad = |what: &str| {
@@ -311,7 +328,7 @@ pub fn decode_binary(oid: u32, bytes: &[u8]) -> Result<Value> {
             )
         }
         BYTEA => Value::Bytes(bytes.to_vec()),
-        _ => Value::Text(
+        TEXT | VARCHAR | BPCHAR | NAME | UNKNOWN | 0 => Value::Text(
             std::str::from_utf8(bytes)
                 .map_err(|_| {
                     Error::new(
@@ -321,6 +338,12 @@ pub fn decode_binary(oid: u32, bytes: &[u8]) -> Result<Value> {
                 })?
                 .to_string(),
         ),
+        other => {
+            return Err(Error::new(
+                SqlState::FEATURE_NOT_SUPPORTED,
+                format!("binary parameters of type OID {other} are not supported"),
+            ))
+        }
     })
 }
 

@@ -129,3 +129,21 @@ pub fn scalar_of_value(v: &Value, ty: Option<&DataType>) -> ScalarValue {
         Value::Date(d) => ScalarValue::Date32(Some(*d)),
     }
 }
+
+/// The SQL type for an engine type, as the parser would produce it.
+pub fn sql_type(ty: &DataType) -> ast::DataType {
+    match ty {
+        DataType::Boolean => ast::DataType::Boolean,
+        DataType::SmallInt => ast::DataType::SmallInt(None),
+        DataType::Integer => ast::DataType::Integer(None),
+        DataType::BigInt => ast::DataType::BigInt(None),
+        DataType::Real => ast::DataType::Real,
+        DataType::Double => ast::DataType::DoublePrecision,
+        // A declared numeric carries no precision: keep the value's own scale.
+        DataType::Decimal { .. } => ast::DataType::Numeric(ast::ExactNumberInfo::None),
+        DataType::Varchar(_) | DataType::Text => ast::DataType::Text,
+        DataType::Bytea => ast::DataType::Bytea,
+        DataType::Timestamp => ast::DataType::Timestamp(None, ast::TimezoneInfo::None),
+        DataType::Date => ast::DataType::Date,
+    }
+}

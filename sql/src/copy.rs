@@ -95,6 +95,7 @@ pub fn plan(
                 plan: Plan::CopyOut { query, format },
                 param_types,
                 schema,
+                declared_types: vec![],
             })
         }
         _ => Err(Error::unsupported(

@@ -36,7 +36,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use lanedb_engine::Output;
-use lanedb_engine::{Engine, Error, Result, SessionCommand, SqlState, Value, STALE_CATALOG};
+use lanedb_engine::{
+    DataType, Engine, Error, Result, SessionCommand, SqlState, Value, STALE_CATALOG,
+};
 use parking_lot::Mutex;
 
 pub use plan::{Plan, Prepared};
@@ -175,15 +177,51 @@ impl SqlEngine {
         Ok(prepared)
     }
 
+    /// Plans one statement whose parameters the client declared types for (`None` for the ones it left open):
+    /// the declared types type the parameters nothing in the statement does, as PostgreSQL's Parse does.
+    pub fn prepare_typed(&self, sql: &str, declared: &[Option<DataType>]) -> Result<Arc<Prepared>> {
+        let one = |all: Arc<Vec<Arc<Prepared>>>| match all.as_slice() {
+            [one] => Ok(one.clone()),
+            _ => Err(Error::syntax(
+                "cannot insert multiple commands into a prepared statement",
+            )),
+        };
+        if declared.iter().all(Option::is_none) {
+            return one(self.prepare(sql)?);
+        }
+        let key = format!("{sql}\u{0}{declared:?}");
+        if let Some(hit) = self.cached(&key) {
+            return one(hit);
+        }
+        let prepared = Arc::new(self.plan_typed(plan::parse_one(sql)?, declared)?);
+        let mut cache = self.cache.lock();
+        if cache.len() >= PLAN_CACHE_ENTRIES_MAX {
+            cache.clear();
+        }
+        cache.insert(key, Arc::new(vec![prepared.clone()]));
+        Ok(prepared)
+    }
+
     fn plan(&self, statement: plan::Parsed) -> Result<Prepared> {
+        self.plan_typed(statement, &[])
+    }
+
+    fn plan_typed(
+        &self,
+        statement: plan::Parsed,
+        declared: &[Option<DataType>],
+    ) -> Result<Prepared> {
         let bridge = self.bridge.clone();
         let engine = self.engine.clone();
         let catalog = engine.catalog();
-        plan::plan(statement, &catalog, |query| {
+        let mut prepared = plan::plan(statement, &catalog, |query| {
             let bridge = bridge.clone();
             let query = query.clone();
-            self.wait(async move { bridge.plan(&query).await })
-        })
+            let declared = declared.to_vec();
+            self.wait(async move { bridge.plan(&query, &declared).await })
+        })?;
+        prepared.declared_types = declared.to_vec();
+        Ok(prepared)
     }
 
     /// Runs every statement of `sql` with `params`, stopping at the first error. As in PostgreSQL, the whole text is
@@ -238,7 +276,7 @@ impl SqlEngine {
             match self.run(&current, params, ctx) {
                 Err(e) if e.code == STALE_CATALOG => {
                     let statement = plan::parse_one(&current.sql)?;
-                    current = Arc::new(self.plan(statement)?);
+                    current = Arc::new(self.plan_typed(statement, &current.declared_types)?);
                 }
                 other => return other,
             }
@@ -419,7 +457,7 @@ impl SqlEngine {
             match result {
                 Err(e) if e.code == STALE_CATALOG => {
                     let statement = plan::parse_one(&current.sql)?;
-                    current = Arc::new(self.plan(statement)?);
+                    current = Arc::new(self.plan_typed(statement, &current.declared_types)?);
                 }
                 other => return other,
             }

@@ -115,6 +115,8 @@ pub struct Prepared {
     pub param_types: Vec<Option<DataType>>,
     /// Result columns; empty for statements that return no rows.
     pub schema: datafusion::arrow::datatypes::SchemaRef,
+    /// Parameter types the client declared (Parse); they type the parameters nothing else does.
+    pub declared_types: Vec<Option<DataType>>,
 }
 
 impl Prepared {
@@ -191,6 +193,7 @@ impl Prepared {
             plan,
             param_types,
             schema: Arc::new(Schema::empty()),
+            declared_types: vec![],
         }
     }
 }
@@ -358,6 +361,7 @@ pub fn plan(
                     plan: Plan::PointSelect(ps),
                     param_types: params.0,
                     schema,
+                    declared_types: vec![],
                 });
             }
             let qp = df(&ast::Statement::Query(q))?;
@@ -369,6 +373,7 @@ pub fn plan(
                 plan: Plan::Query(Arc::new(qp)),
                 param_types,
                 schema,
+                declared_types: vec![],
             })
         }
         copy @ ast::Statement::Copy { .. } => crate::copy::plan(sql, catalog, &copy, df),

@@ -237,8 +237,41 @@ impl QueryBridge {
         QueryBridge { base, engine }
     }
 
-    /// Plans a query statement once; the plan is reused for every execution.
-    pub async fn plan(&self, statement: &ast::Statement) -> Result<QueryPlan> {
+    /// Plans a query statement once; the plan is reused for every execution. A parameter whose type nothing
+    /// determines (`SELECT $1`) takes the type the client declared for it, else text, as in PostgreSQL.
+    pub async fn plan(
+        &self,
+        statement: &ast::Statement,
+        declared: &[Option<DataType>],
+    ) -> Result<QueryPlan> {
+        let plan = self.plan_once(statement).await?;
+        let untyped: Vec<usize> = plan
+            .param_types
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.is_none())
+            .map(|(i, _)| i + 1)
+            .collect();
+        if untyped.is_empty() {
+            return Ok(plan);
+        }
+        let mut statement = statement.clone();
+        let types: Vec<(usize, DataType)> = untyped
+            .into_iter()
+            .map(|slot| {
+                let ty = declared
+                    .get(slot - 1)
+                    .copied()
+                    .flatten()
+                    .unwrap_or(DataType::Text);
+                (slot, ty)
+            })
+            .collect();
+        crate::rewrite::cast_placeholders(&mut statement, &types);
+        self.plan_once(&statement).await
+    }
+
+    async fn plan_once(&self, statement: &ast::Statement) -> Result<QueryPlan> {
         let mut statement = statement.clone();
         if crate::pg_catalog::is_catalog_query(&statement) {
             crate::pg_catalog::rewrite(&mut statement);

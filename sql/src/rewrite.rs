@@ -177,6 +177,28 @@ fn three_valued_in(x: &ast::Expr, sq: &ast::Query, negated: bool) -> Option<ast:
 }
 
 /// An explicit cast to VARCHAR(n) truncates to n characters in PostgreSQL; DataFusion ignores the length.
+/// Wraps every `$n` of `types` in `CAST($n AS type)`.
+pub fn cast_placeholders(statement: &mut ast::Statement, types: &[(usize, DataType)]) {
+    let _ = visit_expressions_mut(statement, |e| {
+        if let ast::Expr::Value(v) = e {
+            if let ast::Value::Placeholder(p) = &v.value {
+                let slot = p.strip_prefix('$').and_then(|n| n.parse::<usize>().ok());
+                if let Some((_, ty)) = types.iter().find(|(s, _)| Some(*s) == slot) {
+                    let inner = e.clone();
+                    *e = ast::Expr::Cast {
+                        kind: ast::CastKind::Cast,
+                        expr: Box::new(inner),
+                        data_type: crate::convert::sql_type(ty),
+                        array: false,
+                        format: None,
+                    };
+                }
+            }
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+}
+
 /// Parameters cast right where they appear (`$n::type`, `CAST($n AS type)`), with the cast's type: 1-based slot.
 pub fn cast_placeholder_types(statement: &ast::Statement) -> Vec<(usize, DataType)> {
     let mut found = Vec::new();

@@ -25,7 +25,6 @@ ROWS = [
     (4, "damson", None, None),
     (5, "elder", Decimal("-3.50"), datetime.date(1999, 1, 1)),
 ]
-TYPES = (int, str, Decimal, datetime.date)
 
 failures = []
 
@@ -127,6 +126,11 @@ def main():
         )
         expect(cur.fetchall(), [("apple",), ("cherry",)], "rows with price > 1.00 added since 2000")
 
+    def parameters_echoed():
+        # PostgreSQL types each bare $n from the OID psycopg sends (int8, unknown -> text, numeric, date).
+        cur.execute("SELECT %s, %s, %s, %s", ROWS[0])
+        expect_row(cur.fetchone(), ROWS[0], "SELECT of four parameters")
+
     def binary_parameters_and_results():
         # %b sends the parameters in binary; binary=True asks for binary results.
         cur.execute("SELECT id, name, price, added FROM items WHERE id = %b", (1,), binary=True)
@@ -202,6 +206,7 @@ def main():
     check("SELECT with a parameter: values and types", select_by_parameter)
     check("SELECT all rows in order", select_all)
     check("DECIMAL and DATE parameters", select_typed_parameters)
+    check("parameters echoed by SELECT %s", parameters_echoed)
     check("binary parameters and results", binary_parameters_and_results)
     check("INSERT with binary parameters", binary_insert)
     check("prepared statement (prepare=True)", prepared_statement)

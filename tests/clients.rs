@@ -1,0 +1,146 @@
+//! Client drivers against a real `lanedb serve`: psycopg 3 runs `tests/clients/psycopg_client.py` and pgJDBC runs
+//! `tests/clients/JdbcClient.java`. Each program makes a table, writes and reads it with parameters, and checks the
+//! SQLSTATEs of a duplicate key and of a syntax error; it prints `ok` or `FAIL` for each check and exits 0 only when
+//! every check passed.
+//!
+//! Needs python3 with psycopg 3 (`python3 -m pip install 'psycopg[binary]'`), a JDK 11 or later for single-file
+//! source launch (Debian package default-jdk-headless) and pgJDBC (Debian package libpostgresql-jdbc-java, or
+//! `PGJDBC_JAR=/path/to/postgresql.jar`). `.ci/run` installs them; a missing one fails the test, naming it.
+
+mod common;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::Server;
+
+/// How long one client program may run before it is killed and the test fails.
+const CLIENT_TIME_MAX: Duration = Duration::from_secs(180);
+
+fn clients_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients")
+}
+
+fn show(output: &Output) -> String {
+    format!(
+        "--- stdout ---\n{}--- stderr ---\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Runs `command` to its end, or kills it after `CLIENT_TIME_MAX`. `what` names the program in messages and
+/// `install` says what to install when it cannot be started.
+fn run(mut command: Command, what: &str, install: &str) -> Output {
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(e) => panic!("cannot start {what} ({e}): install {install}"),
+    };
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let stdout_reader = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = stdout.read_to_end(&mut bytes);
+        bytes
+    });
+    let stderr_reader = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = stderr.read_to_end(&mut bytes);
+        bytes
+    });
+    let deadline = Instant::now() + CLIENT_TIME_MAX;
+    let mut timed_out = false;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("the client can be waited for") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            timed_out = true;
+            let _ = child.kill();
+            break child.wait().expect("the killed client can be waited for");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let output = Output {
+        status,
+        stdout: stdout_reader.join().expect("the stdout reader"),
+        stderr: stderr_reader.join().expect("the stderr reader"),
+    };
+    assert!(
+        !timed_out,
+        "{what} did not finish within {CLIENT_TIME_MAX:?} and was killed:\n{}",
+        show(&output)
+    );
+    output
+}
+
+#[test]
+fn psycopg_3_passes_its_checks() {
+    let mut probe = Command::new("python3");
+    probe.args(["-c", "import psycopg; print(psycopg.__version__)"]);
+    let probe = run(probe, "python3", "python3 (Debian package python3)");
+    assert!(
+        probe.status.success(),
+        "python3 cannot import psycopg 3: install it with `python3 -m pip install 'psycopg[binary]'`:\n{}",
+        show(&probe)
+    );
+
+    let server = Server::start(&[]);
+    let mut command = Command::new("python3");
+    command
+        .arg(clients_dir().join("psycopg_client.py"))
+        .arg(server.port().to_string())
+        .env_remove("PGPASSWORD")
+        .env_remove("PGOPTIONS")
+        .env_remove("PGSSLMODE");
+    let output = run(command, "python3", "python3 (Debian package python3)");
+    assert!(
+        output.status.success(),
+        "the psycopg 3 client failed ({}):\n{}",
+        output.status,
+        show(&output)
+    );
+}
+
+#[test]
+fn pgjdbc_passes_its_checks() {
+    let jar = std::env::var_os("PGJDBC_JAR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/share/java/postgresql.jar"));
+    assert!(
+        jar.is_file(),
+        "pgJDBC is not at {}: install the Debian package libpostgresql-jdbc-java (or set PGJDBC_JAR)",
+        jar.display()
+    );
+
+    let server = Server::start(&[]);
+    let mut command = Command::new("java");
+    command
+        .arg("-cp")
+        .arg(&jar)
+        .arg(clients_dir().join("JdbcClient.java"))
+        .arg(server.port().to_string());
+    let output = run(
+        command,
+        "java",
+        "a JDK 11 or later (Debian package default-jdk-headless)",
+    );
+    // A JRE, or a JDK older than 11, cannot run a .java file: the program prints nothing then.
+    let hint = if output.stdout.is_empty() {
+        " (running a .java file needs a JDK 11 or later: Debian package default-jdk-headless)"
+    } else {
+        ""
+    };
+    assert!(
+        output.status.success(),
+        "the pgJDBC client failed ({}){hint}:\n{}",
+        output.status,
+        show(&output)
+    );
+}
