@@ -76,6 +76,16 @@ struct ServeArgs {
     /// Name of the admin user that --admin-password creates [default: lanedb].
     #[arg(long)]
     admin_user: Option<String>,
+    /// PEM certificate chain for TLS (with --tls-key); clients then may use sslmode=require.
+    #[arg(long)]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS.
+    #[arg(long)]
+    tls_key: Option<PathBuf>,
+    /// Refuse clients that do not use TLS (needs --tls-cert and --tls-key).
+    #[arg(long)]
+    #[serde(default)]
+    require_tls: bool,
     /// Log filter, as RUST_LOG takes it [default: info].
     #[arg(long)]
     log: Option<String>,
@@ -107,6 +117,9 @@ impl ServeArgs {
             copy_bytes_max: self.copy_bytes_max.or(file.copy_bytes_max),
             admin_password: self.admin_password.or(file.admin_password),
             admin_user: self.admin_user.or(file.admin_user),
+            tls_cert: self.tls_cert.or(file.tls_cert),
+            tls_key: self.tls_key.or(file.tls_key),
+            require_tls: self.require_tls || file.require_tls,
             log: self.log.or(file.log),
         })
     }
@@ -168,6 +181,14 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
     }
     let authenticated = args.admin_password.is_some();
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(lanedb_pgwire::tls::load(cert, key)?),
+        (None, None) => None,
+        _ => return Err("--tls-cert and --tls-key go together".into()),
+    };
+    if args.require_tls && tls.is_none() {
+        return Err("--require-tls needs --tls-cert and --tls-key".into());
+    }
     let config = ServerConfig {
         connection_count_max: args
             .connection_count_max
@@ -187,6 +208,8 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         copy_bytes_max: args
             .copy_bytes_max
             .unwrap_or(server_defaults.copy_bytes_max),
+        tls,
+        require_tls: args.require_tls,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .thread_name("lanedb-wire")

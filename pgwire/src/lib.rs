@@ -32,6 +32,7 @@ pub mod auth;
 pub mod copy;
 pub mod session;
 pub mod text;
+pub mod tls;
 pub mod types;
 
 use std::collections::HashMap;
@@ -114,6 +115,10 @@ pub struct ServerConfig {
     pub idle_session_timeout_ms: u64,
     /// Largest `COPY ... FROM STDIN` data, in bytes; past it the COPY fails with 54000 and loads nothing.
     pub copy_bytes_max: usize,
+    /// TLS, when a certificate and key are configured (`tls::load`).
+    pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    /// Refuse clients that do not negotiate TLS (28000).
+    pub require_tls: bool,
 }
 
 impl Default for ServerConfig {
@@ -125,6 +130,8 @@ impl Default for ServerConfig {
             result_bytes_max: 1 << 30,
             idle_session_timeout_ms: 0,
             copy_bytes_max: 1 << 30,
+            tls: None,
+            require_tls: false,
         }
     }
 }

@@ -49,6 +49,7 @@ use pgwire::messages::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::tls::Stream;
 use crate::types::{column_type, oid_of, put_cell, TEXT};
 use crate::{Backend, ExecContext, Shared, OUT_BUFFER_FLUSH_BYTES};
 
@@ -64,7 +65,7 @@ pub async fn run<B: Backend>(stream: TcpStream, shared: Arc<Shared<B>>) {
     let count = shared.connections.fetch_add(1, Ordering::AcqRel) + 1;
     let _guard = ConnectionGuard(&shared.connections);
     let mut conn = Connection {
-        stream,
+        stream: Stream::Plain(stream),
         input: BytesMut::with_capacity(8192),
         out: BytesMut::with_capacity(8192),
         decode: DecodeContext::new(ProtocolVersion::PROTOCOL3_0),
@@ -76,6 +77,10 @@ pub async fn run<B: Backend>(stream: TcpStream, shared: Arc<Shared<B>>) {
     .await
     {
         Ok(Ok(Some(startup))) => startup,
+        Ok(Err(e)) => {
+            conn.fatal(&e).await;
+            return;
+        }
         _ => return,
     };
     if count > shared.config.connection_count_max {
@@ -124,7 +129,7 @@ impl Drop for ConnectionGuard<'_> {
 }
 
 struct Connection {
-    stream: TcpStream,
+    stream: Stream,
     input: BytesMut,
     out: BytesMut,
     decode: DecodeContext,
@@ -145,12 +150,20 @@ impl Connection {
             let decoded = PgWireFrontendMessage::decode(&mut self.input, &self.decode);
             match decoded {
                 Ok(Some(PgWireFrontendMessage::SslNegotiation(m))) => {
-                    if !matches!(m, SslNegotiationMetaMessage::None) {
-                        encode(
-                            &mut self.out,
-                            PgWireBackendMessage::SslResponse(SslResponse::Refuse),
-                        );
-                        self.write_out().await?;
+                    match (&m, &shared.config.tls) {
+                        (SslNegotiationMetaMessage::PostgresSsl(_), Some(tls))
+                            if !self.stream.is_tls() =>
+                        {
+                            self.upgrade(tls.clone()).await?
+                        }
+                        (SslNegotiationMetaMessage::None, _) => {}
+                        _ => {
+                            encode(
+                                &mut self.out,
+                                PgWireBackendMessage::SslResponse(SslResponse::Refuse),
+                            );
+                            self.write_out().await?;
+                        }
                     }
                     if !matches!(m, SslNegotiationMetaMessage::PostgresGss(_)) {
                         self.decode.awaiting_frontend_ssl = false;
@@ -160,6 +173,12 @@ impl Connection {
                 Ok(Some(PgWireFrontendMessage::Startup(s))) => {
                     self.decode.awaiting_frontend_ssl = false;
                     self.decode.awaiting_frontend_startup = false;
+                    if shared.config.require_tls && !self.stream.is_tls() {
+                        return Err(Error::new(
+                            SqlState::INVALID_AUTHORIZATION,
+                            "this server requires TLS: connect with sslmode=require",
+                        ));
+                    }
                     return Ok(Some(s));
                 }
                 Ok(Some(PgWireFrontendMessage::CancelRequest(c))) => {
@@ -187,6 +206,34 @@ impl Connection {
                 }
             }
         }
+    }
+
+    /// Answers `S` to an SSLRequest and runs the TLS handshake on the socket.
+    async fn upgrade(&mut self, config: Arc<tokio_rustls::rustls::ServerConfig>) -> Result<()> {
+        if !self.input.is_empty() {
+            // Bytes sent after the SSLRequest but before the handshake would be read as if they were encrypted.
+            return Err(Error::new(
+                SqlState::PROTOCOL_VIOLATION,
+                "received unencrypted data after the SSL request",
+            ));
+        }
+        encode(
+            &mut self.out,
+            PgWireBackendMessage::SslResponse(SslResponse::Accept),
+        );
+        self.write_out().await?;
+        let Stream::Plain(tcp) = std::mem::replace(&mut self.stream, Stream::Upgrading) else {
+            return Err(Error::new(
+                SqlState::PROTOCOL_VIOLATION,
+                "TLS requested twice",
+            ));
+        };
+        let tls = tokio_rustls::TlsAcceptor::from(config)
+            .accept(tcp)
+            .await
+            .map_err(|e| Error::new(SqlState("08P01"), format!("TLS handshake failed: {e}")))?;
+        self.stream = Stream::Tls(Box::new(tls));
+        Ok(())
     }
 
     /// Logs the client in: trusted when no users are configured, SCRAM-SHA-256 otherwise. Returns its role.
