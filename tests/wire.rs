@@ -915,3 +915,20 @@ async fn users_log_in_with_scram_and_roles_limit_them() {
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "reader");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_sessions_are_closed_after_the_timeout() {
+    let server = Server::start(&["--idle-session-timeout-ms", "300"]);
+    let idle = server.connect().await;
+    let busy = server.connect().await;
+    for _ in 0..6 {
+        busy.simple_query("SELECT 1").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let e = idle.simple_query("SELECT 1").await.unwrap_err();
+    assert!(
+        idle.is_closed() || e.code().is_some() || e.is_closed(),
+        "{e}"
+    );
+    busy.simple_query("SELECT 1").await.unwrap();
+}
