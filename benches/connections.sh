@@ -12,7 +12,7 @@ ROWS=${ROWS:-1000000}
 PORT=${PORT:-5493}
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 cargo build --release --bin lanedb --quiet
-ulimit -n 65536 || true
+ulimit -n 65536 2>/dev/null || true
 work=$(mktemp -d)
 cleanup() { kill "${idle_pid:-}" "${server_pid:-}" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
