@@ -36,6 +36,8 @@ pub use lanedb_engine::auth::Role;
 pub use lanedb_engine::types::VALUE_BYTES_MAX;
 use lanedb_engine::Engine;
 pub use lanedb_engine::{DataType, EngineConfig, Error, LaneStats, Result, SqlState, Value};
+pub use lanedb_procedures as procedures;
+use lanedb_procedures::{Procedure, Registry};
 pub use lanedb_sql::Output;
 pub use lanedb_sql::Prepared;
 use lanedb_sql::SqlEngine;
@@ -63,6 +65,7 @@ impl Default for Config {
 #[derive(Clone)]
 pub struct Database {
     sql: Arc<SqlEngine>,
+    procedures: Arc<Registry>,
 }
 
 /// A statement planned once, to run many times with parameters.
@@ -84,9 +87,9 @@ impl Database {
             lane_count: config.lane_count,
             lane_memory_bytes_max: config.lane_memory_bytes_max,
         }));
-        Ok(Database {
-            sql: Arc::new(SqlEngine::new(engine)?),
-        })
+        let sql = Arc::new(SqlEngine::new(engine)?);
+        let procedures = Registry::install(sql.clone());
+        Ok(Database { sql, procedures })
     }
 
     /// An in-memory database with `lane_count` lanes and the default memory budget.
@@ -155,6 +158,17 @@ impl Database {
             UserCommand::Create { name, options }
         };
         run(self.sql.engine(), &command).map(|_| ())
+    }
+
+    /// Registers a procedure written in Rust; `CALL name(...)` then runs it (see `lanedb_procedures`).
+    pub fn register_procedure(&self, procedure: Arc<dyn Procedure>) -> Result<()> {
+        self.procedures.register(procedure)
+    }
+
+    /// Runs a procedure, returning the outputs of its last batch of statements.
+    pub fn call(&self, name: &str, args: &[Value]) -> Result<Vec<Output>> {
+        self.procedures
+            .call(name, args.to_vec(), lanedb_sql::RunContext::default())
     }
 
     /// Transactions run on each lane and the time spent inside it.

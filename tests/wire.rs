@@ -932,3 +932,30 @@ async fn idle_sessions_are_closed_after_the_timeout() {
     );
     busy.simple_query("SELECT 1").await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_runs_procedures_through_both_protocols() {
+    let server = Server::start(&[]);
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE kv (k BIGINT PRIMARY KEY, v TEXT); PARTITION TABLE kv ON COLUMN k; \
+             CREATE PROCEDURE put PARTITION ON TABLE kv COLUMN k AS INSERT INTO kv VALUES ($1, $2); \
+             CREATE PROCEDURE get PARTITION ON TABLE kv COLUMN k AS SELECT v FROM kv WHERE k = $1",
+        )
+        .await
+        .unwrap();
+    let put = client.prepare("CALL put($1, $2)").await.unwrap();
+    assert_eq!(put.params(), &[Type::INT8, Type::TEXT]);
+    for k in 0..10i64 {
+        client.execute(&put, &[&k, &format!("v{k}")]).await.unwrap();
+    }
+    let row = client.query_one("CALL get($1)", &[&7i64]).await.unwrap();
+    assert_eq!(row.get::<_, String>(0), "v7");
+    let out = client.simple_query("CALL get(3)").await.unwrap();
+    assert_eq!(rows_of(&out), vec![vec![Some("v3".to_string())]]);
+    let e = client.execute(&put, &[&1i64, &"dup"]).await.unwrap_err();
+    assert_eq!(code(&e), "23505");
+    let e = client.simple_query("CALL nothing(1)").await.unwrap_err();
+    assert_eq!(code(&e), "42883");
+}

@@ -94,6 +94,19 @@ pub struct Catalog {
     tables: BTreeMap<String, Arc<TableDef>>,
     next_table_id: TableId,
     users: BTreeMap<String, Arc<UserDef>>,
+    procedures: BTreeMap<String, Arc<ProcedureDef>>,
+}
+
+/// A registered procedure, as the catalog lists it (`pg_proc`, `\df`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcedureDef {
+    /// Lower-case: calls fold unquoted names as PostgreSQL does.
+    pub name: String,
+    pub arguments: Vec<DataType>,
+    /// `table.column` and the 0-based parameter for a single-partition procedure.
+    pub partition: Option<(String, String, usize)>,
+    /// The statement of a SQL-defined procedure; `None` for one written in Rust.
+    pub sql: Option<String>,
 }
 
 impl Catalog {
@@ -146,6 +159,28 @@ impl Catalog {
     pub fn with_user(&self, user: UserDef) -> Catalog {
         let mut next = self.clone();
         next.users.insert(user.name.clone(), Arc::new(user));
+        next
+    }
+
+    pub fn procedure(&self, name: &str) -> Option<&Arc<ProcedureDef>> {
+        self.procedures.get(name)
+    }
+
+    pub fn procedures(&self) -> impl Iterator<Item = &Arc<ProcedureDef>> {
+        self.procedures.values()
+    }
+
+    /// A copy with `procedure` added or replaced; plans do not depend on procedures, so the version stays.
+    pub fn with_procedure(&self, procedure: ProcedureDef) -> Catalog {
+        let mut next = self.clone();
+        next.procedures
+            .insert(procedure.name.clone(), Arc::new(procedure));
+        next
+    }
+
+    pub fn without_procedure(&self, name: &str) -> Catalog {
+        let mut next = self.clone();
+        next.procedures.remove(name);
         next
     }
 

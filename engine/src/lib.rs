@@ -32,7 +32,7 @@ pub mod storage;
 pub mod types;
 pub mod value;
 
-pub use catalog::{Catalog, ColumnDef, IndexDef, IndexKind, TableDef, TableId};
+pub use catalog::{Catalog, ColumnDef, IndexDef, IndexKind, ProcedureDef, TableDef, TableId};
 pub use engine::{Engine, EngineConfig, LaneStats, MultiTxn, Snapshot, STALE_CATALOG};
 pub use error::{Error, Result, SqlState};
 pub use lane::LaneState;

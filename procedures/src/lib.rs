@@ -1,4 +1,191 @@
 //! # lanedb-procedures
 //!
-//! Stored procedures (Rust and SQL-defined), their registry and the example modules (Voter). Tracked by issue 5; the
-//! crate exists now so the workspace has the shape DESIGN.md describes and dependencies already point one way.
+//! Procedures are how LaneDB runs transactions: precompiled, routed to one lane by a partition-key parameter, run to
+//! completion with no waiting, in the style of VoltDB.
+//!
+//! ## Writing one
+//!
+//! ```text
+//!   impl Procedure for Vote {
+//!       fn name(&self) -> &str { "Vote" }
+//!       fn partitioning(&self) -> Partitioning { Partitioning::single("votes", "phone_number", 0) }
+//!       fn statements(&self) -> Vec<String> { vec!["INSERT INTO votes VALUES ($1, $2, $3)".into(), ...] }
+//!       fn run(&self, ctx: &mut Context, params: &[Value]) -> Result<Vec<Output>> {
+//!           ctx.queue(0, params.to_vec());
+//!           ctx.execute()
+//!       }
+//!   }
+//! ```
+//!
+//! - The statements are declared up front and planned once when the procedure is registered; a statement that does
+//!   not plan fails the registration with a message naming the procedure and the statement.
+//! - `run` queues statements with parameters and executes the batch (VoltDB's `voltQueueSQL`/`voltExecuteSQL`),
+//!   getting one `Output` per statement; a queued statement may carry an `Expect`ation that aborts the transaction
+//!   when violated. Returning `Err` (for example `abort("why")`, SQLSTATE P0001) rolls back everything the procedure
+//!   did, on every lane it touched.
+//! - A single-partition procedure (`Partitioning::Single`) runs on the lane that owns the value of its partition
+//!   parameter and sees only that partition; a multi-partition one (`Partitioning::Multi`) holds every lane in the
+//!   sequencer's global order.
+//!
+//! ## Determinism
+//!
+//! **A procedure must produce the same writes every time it runs on the same state with the same parameters**: the
+//! command log replays invocations, not their effects. Inside `run`, take the time from `Context::timestamp_micros`,
+//! ids from `Context::unique_id` and randomness from `Context::random`; never read the clock, the environment or a
+//! randomly seeded hash map's iteration order.
+
+pub mod registry;
+pub mod sql_procedure;
+
+use arrow_schema::SchemaRef;
+use lanedb_engine::{Error, Output, Result, SqlState, Value};
+
+pub use registry::Registry;
+
+/// Where a procedure runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Partitioning {
+    /// On the lane owning `parameter`'s value of `table.column`.
+    Single {
+        table: String,
+        column: String,
+        /// 0-based position of the parameter holding the partition key.
+        parameter: usize,
+    },
+    /// On every lane, in the sequencer's order.
+    Multi,
+}
+
+impl Partitioning {
+    pub fn single(table: &str, column: &str, parameter: usize) -> Partitioning {
+        Partitioning::Single {
+            table: table.to_string(),
+            column: column.to_string(),
+            parameter,
+        }
+    }
+}
+
+/// What a queued statement must return; a violation aborts the transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expect {
+    Any,
+    Empty,
+    OneRow,
+    ZeroOrOneRow,
+    /// One row of one column.
+    Scalar,
+}
+
+/// A stored procedure written in Rust.
+pub trait Procedure: Send + Sync + 'static {
+    fn name(&self) -> &str;
+    fn partitioning(&self) -> Partitioning;
+    /// The SQL statements `run` may queue, by position.
+    fn statements(&self) -> Vec<String>;
+    /// The parameters' types; arguments are checked against them and converted (NULL is always accepted).
+    fn parameters(&self) -> Vec<lanedb_engine::DataType>;
+    fn run(&self, ctx: &mut Context<'_>, params: &[Value]) -> Result<Vec<Output>>;
+    /// The columns the procedure returns, for clients that describe a `CALL` before running it. By default: those
+    /// of its statement, when it has exactly one.
+    fn result_schema(&self) -> Option<SchemaRef> {
+        None
+    }
+}
+
+/// Runs a procedure's statements inside its transaction (on its lane or on all lanes).
+pub trait StatementRunner {
+    fn run(&mut self, statement: usize, params: &[Value]) -> Result<Output>;
+}
+
+/// What a running procedure sees: its statements, and the transaction's time, ids and randomness.
+pub struct Context<'a> {
+    runner: &'a mut dyn StatementRunner,
+    queued: Vec<(usize, Vec<Value>, Expect)>,
+    timestamp_micros: i64,
+    transaction_id: u64,
+    ids_issued: u64,
+    random_state: u64,
+}
+
+impl<'a> Context<'a> {
+    pub fn new(
+        runner: &'a mut dyn StatementRunner,
+        timestamp_micros: i64,
+        transaction_id: u64,
+    ) -> Context<'a> {
+        Context {
+            runner,
+            queued: Vec::new(),
+            timestamp_micros,
+            transaction_id,
+            ids_issued: 0,
+            random_state: transaction_id ^ 0x9E37_79B9_7F4A_7C15,
+        }
+    }
+
+    /// Queues statement number `statement` with `params`.
+    pub fn queue(&mut self, statement: usize, params: Vec<Value>) {
+        self.queue_expect(statement, params, Expect::Any);
+    }
+
+    pub fn queue_expect(&mut self, statement: usize, params: Vec<Value>, expect: Expect) {
+        self.queued.push((statement, params, expect));
+    }
+
+    /// Runs the queued statements in order; one output each. The first failure (or violated expectation) aborts.
+    pub fn execute(&mut self) -> Result<Vec<Output>> {
+        let queued = std::mem::take(&mut self.queued);
+        let mut out = Vec::with_capacity(queued.len());
+        for (i, (statement, params, expect)) in queued.into_iter().enumerate() {
+            let output = self.runner.run(statement, &params)?;
+            check(expect, &output, i)?;
+            out.push(output);
+        }
+        Ok(out)
+    }
+
+    /// The transaction's timestamp (microseconds since the epoch): the same on every replay.
+    pub fn timestamp_micros(&self) -> i64 {
+        self.timestamp_micros
+    }
+
+    /// An id unique across transactions: the transaction's id and a counter within it.
+    pub fn unique_id(&mut self) -> i64 {
+        self.ids_issued += 1;
+        ((self.transaction_id << 16) | (self.ids_issued & 0xffff)) as i64
+    }
+
+    /// A pseudo-random number seeded by the transaction (splitmix64): the same sequence on every replay.
+    pub fn random(&mut self) -> u64 {
+        self.random_state = self.random_state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.random_state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+fn check(expect: Expect, output: &Output, position: usize) -> Result<()> {
+    let rows = output.rows_affected;
+    let columns = output.schema.as_ref().map_or(0, |s| s.fields().len());
+    let ok = match expect {
+        Expect::Any => true,
+        Expect::Empty => rows == 0,
+        Expect::OneRow => rows == 1,
+        Expect::ZeroOrOneRow => rows <= 1,
+        Expect::Scalar => rows == 1 && columns == 1,
+    };
+    if ok {
+        return Ok(());
+    }
+    Err(abort(format!(
+        "statement {position} of the batch returned {rows} row(s), expected {expect:?}"
+    )))
+}
+
+/// An abort with a message, SQLSTATE P0001: the procedure's writes are rolled back and the message reaches the
+/// client.
+pub fn abort(message: impl Into<String>) -> Error {
+    Error::new(SqlState("P0001"), message)
+}

@@ -14,7 +14,9 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use lanedb_engine::batch::batch_from_rows;
 use lanedb_engine::key::make_key;
-use lanedb_engine::{DataType, Engine, Error, LaneState, Result, SqlState, TableDef, Value};
+use lanedb_engine::{
+    DataType, Engine, Error, LaneState, MultiTxn, Result, SqlState, TableDef, Value,
+};
 
 use crate::expr::{Env, Expr};
 
@@ -46,6 +48,11 @@ fn env<'a>(row: &'a dyn Fn(usize) -> Value, params: &'a [Value]) -> Env<'a> {
         excluded: None,
         params,
     }
+}
+
+/// Evaluates an expression that reads no row (literals, parameters, casts).
+pub fn eval_constant(e: &Expr, params: &[Value]) -> Result<Value> {
+    e.eval(&env(&no_row, params))
 }
 
 fn no_row(_: usize) -> Value {
@@ -150,27 +157,40 @@ impl PointSelect {
     pub fn run(&self, engine: &Engine, version: u64, params: &[Value]) -> Result<RecordBatch> {
         let lane = route_lane(engine, &self.table, &self.route, params)?
             .expect("point selects route to one lane");
-        let rows = engine.run_single(lane, Some(version), |lane| {
-            let store = lane.table(self.table.id)?;
-            let mut rows = Vec::new();
-            for pos in candidates(lane, &self.table, &self.access, params)? {
-                let row = |c: usize| store.get(pos, c);
-                let e = env(&row, params);
-                if let Some(f) = &self.filter {
-                    if !f.matches(&e)? {
-                        continue;
-                    }
-                }
-                rows.push(
-                    self.projection
-                        .iter()
-                        .map(|p| p.eval(&e))
-                        .collect::<Result<Vec<_>>>()?,
-                );
-            }
-            Ok(rows)
-        })?;
+        let rows = engine.run_single(lane, Some(version), |lane| self.read(lane, params))?;
         Ok(batch_from_rows(&self.schema, &self.types, &rows))
+    }
+
+    /// The lane this select reads (any lane for a replicated table).
+    pub fn lane(&self, engine: &Engine, params: &[Value]) -> Result<usize> {
+        Ok(route_lane(engine, &self.table, &self.route, params)?.unwrap_or(0))
+    }
+
+    /// The matching rows on `lane`, projected, as a batch.
+    pub fn read_batch(&self, lane: &LaneState, params: &[Value]) -> Result<RecordBatch> {
+        let rows = self.read(lane, params)?;
+        Ok(batch_from_rows(&self.schema, &self.types, &rows))
+    }
+
+    fn read(&self, lane: &LaneState, params: &[Value]) -> Result<Vec<Vec<Value>>> {
+        let store = lane.table(self.table.id)?;
+        let mut rows = Vec::new();
+        for pos in candidates(lane, &self.table, &self.access, params)? {
+            let row = |c: usize| store.get(pos, c);
+            let e = env(&row, params);
+            if let Some(f) = &self.filter {
+                if !f.matches(&e)? {
+                    continue;
+                }
+            }
+            rows.push(
+                self.projection
+                    .iter()
+                    .map(|p| p.eval(&e))
+                    .collect::<Result<Vec<_>>>()?,
+            );
+        }
+        Ok(rows)
     }
 }
 
@@ -213,6 +233,45 @@ impl InsertPlan {
                 full_row(&self.table, &self.columns, values)
             })
             .collect()
+    }
+
+    /// Inserts on `lane` (number `lane_id`) only, inside a single-partition procedure: every row must belong to it.
+    pub fn run_on_lane(
+        &self,
+        engine: &Engine,
+        lane: &mut LaneState,
+        lane_id: usize,
+        params: &[Value],
+    ) -> Result<u64> {
+        let rows = self.materialize(params)?;
+        let Some(pcol) = self.table.partition_column else {
+            return Err(replicated_write(&self.table));
+        };
+        if let Some(row) = rows.iter().find(|r| engine.lane_of(&r[pcol]) != lane_id) {
+            return Err(other_partition(&self.table, &row[pcol]));
+        }
+        insert_on_lane(
+            lane,
+            &self.table,
+            rows.iter(),
+            self.on_conflict.as_ref(),
+            params,
+        )
+    }
+
+    /// Inserts inside a multi-partition transaction.
+    pub fn run_in_txn(&self, engine: &Engine, txn: &mut MultiTxn, params: &[Value]) -> Result<u64> {
+        let rows = self.materialize(params)?;
+        txn.statement(|txn| {
+            insert_in_txn(
+                engine,
+                txn,
+                &self.table,
+                &rows,
+                self.on_conflict.as_ref(),
+                params,
+            )
+        })
     }
 
     pub fn run(&self, engine: &Engine, version: u64, params: &[Value]) -> Result<u64> {
@@ -389,6 +448,27 @@ impl ModifyPlan {
     }
 }
 
+fn replicated_write(table: &TableDef) -> Error {
+    Error::new(
+        SqlState::FEATURE_NOT_SUPPORTED,
+        format!(
+            "a single-partition procedure cannot write the replicated table \"{}\"; use a multi-partition procedure",
+            table.name
+        ),
+    )
+}
+
+fn other_partition(table: &TableDef, key: &Value) -> Error {
+    Error::new(
+        SqlState::FEATURE_NOT_SUPPORTED,
+        format!(
+            "a single-partition procedure wrote a row of \"{}\" with partition key {key}, which belongs to another \
+             partition",
+            table.name
+        ),
+    )
+}
+
 /// A row an UPDATE moves to another lane because its partition key changed.
 struct Move {
     from_pos: usize,
@@ -405,22 +485,50 @@ impl ModifyPlan {
                 }
                 Ok(n)
             }),
-            _ => engine.run_multi(version, |txn| {
-                txn.statement(|txn| {
-                    let mut count = 0;
-                    let mut moves: Vec<Vec<Move>> = Vec::new();
-                    for (i, lane) in txn.lanes.iter_mut().enumerate() {
-                        let (n, m) = self.run_on_lane(engine, lane, params)?;
-                        if i == 0 || !self.table.is_replicated() {
-                            count += n;
-                        }
-                        moves.push(m);
-                    }
-                    apply_moves(&self.table, engine, txn, moves)?;
-                    Ok(count)
-                })
-            }),
+            _ => engine.run_multi(version, |txn| self.run_in_txn(engine, txn, params)),
         }
+    }
+
+    /// Applies the statement inside a multi-partition transaction (every lane).
+    pub fn run_in_txn(&self, engine: &Engine, txn: &mut MultiTxn, params: &[Value]) -> Result<u64> {
+        txn.statement(|txn| {
+            let mut count = 0;
+            let mut moves: Vec<Vec<Move>> = Vec::new();
+            for (i, lane) in txn.lanes.iter_mut().enumerate() {
+                let (n, m) = self.run_on_lane(engine, lane, params)?;
+                if i == 0 || !self.table.is_replicated() {
+                    count += n;
+                }
+                moves.push(m);
+            }
+            apply_moves(&self.table, engine, txn, moves)?;
+            Ok(count)
+        })
+    }
+
+    /// Applies the statement to the rows of one lane, inside a single-partition procedure; a row whose partition key
+    /// changes would leave the partition, which only a multi-partition procedure may do.
+    pub fn run_on_partition(
+        &self,
+        engine: &Engine,
+        lane: &mut LaneState,
+        params: &[Value],
+    ) -> Result<u64> {
+        if self.table.is_replicated() {
+            return Err(replicated_write(&self.table));
+        }
+        let (n, moves) = self.run_on_lane(engine, lane, params)?;
+        if !moves.is_empty() {
+            return Err(Error::new(
+                SqlState::FEATURE_NOT_SUPPORTED,
+                format!(
+                    "a single-partition procedure cannot move rows of \"{}\" to another partition; use a \
+                     multi-partition procedure",
+                    self.table.name
+                ),
+            ));
+        }
+        Ok(n)
     }
 
     /// Applies the plan to one lane; returns the row count and rows that must move to other lanes.

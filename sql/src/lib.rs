@@ -14,6 +14,7 @@
 //! version (`STALE_CATALOG`), and `SqlEngine::execute` then plans the text again and retries, so a statement prepared
 //! before a DDL change keeps working (or fails with the error the new catalog gives).
 
+pub mod call;
 pub mod checked;
 pub mod convert;
 pub mod copy;
@@ -21,6 +22,7 @@ pub mod ddl;
 pub mod dml;
 pub mod expr;
 pub mod functions;
+pub mod invoke;
 pub mod pg_catalog;
 pub mod plan;
 pub mod query;
@@ -76,6 +78,7 @@ pub struct SqlEngine {
     bridge: Arc<QueryBridge>,
     runtime: tokio::runtime::Runtime,
     cache: Mutex<HashMap<String, Arc<Vec<Arc<Prepared>>>>>,
+    procedures: parking_lot::RwLock<Option<Arc<dyn call::ProcedureHandler>>>,
 }
 
 impl SqlEngine {
@@ -92,6 +95,7 @@ impl SqlEngine {
             bridge,
             runtime,
             cache: Mutex::new(HashMap::new()),
+            procedures: parking_lot::RwLock::new(None),
         })
     }
 
@@ -153,7 +157,9 @@ impl SqlEngine {
             .map(|p| match p {
                 plan::Parsed::Sql { sql, .. }
                 | plan::Parsed::Partition { sql, .. }
-                | plan::Parsed::User { sql, .. } => sql,
+                | plan::Parsed::User { sql, .. }
+                | plan::Parsed::CreateProcedure { sql, .. }
+                | plan::Parsed::DropProcedure { sql, .. } => sql,
             })
             .collect())
     }
@@ -221,6 +227,16 @@ impl SqlEngine {
             self.wait(async move { bridge.plan(&query, &declared).await })
         })?;
         prepared.declared_types = declared.to_vec();
+        if let Plan::Call { name, .. } = &prepared.plan {
+            if let Some(schema) = self
+                .procedures
+                .read()
+                .as_ref()
+                .and_then(|h| h.result_schema(name))
+            {
+                prepared.schema = schema;
+            }
+        }
         Ok(prepared)
     }
 
@@ -305,45 +321,11 @@ impl SqlEngine {
                 "INSERT",
                 ins.run(engine, p.catalog_version, params)?,
             )),
-            Plan::InsertSelect {
-                table,
-                columns,
-                query,
-                on_conflict,
-            } => {
-                let n = engine.run_multi(Some(p.catalog_version), |txn| {
-                    let rows = self
-                        .query_in_txn(txn, query, params, ctx)?
-                        .into_iter()
-                        .map(|values| dml::full_row(table, columns, values))
-                        .collect::<Result<Vec<_>>>()?;
-                    txn.statement(|txn| {
-                        dml::insert_in_txn(engine, txn, table, &rows, on_conflict.as_ref(), params)
-                    })
+            Plan::InsertSelect { .. } | Plan::ModifyQuery { .. } => {
+                let out = engine.run_multi(Some(p.catalog_version), |txn| {
+                    self.run_in_txn(p, txn, params, ctx)
                 })?;
-                Ok(Output::command("INSERT", n))
-            }
-            Plan::ModifyQuery {
-                table,
-                query,
-                sets,
-                verb,
-            } => {
-                let n = engine.run_multi(Some(p.catalog_version), |txn| {
-                    let width = table.columns.len();
-                    let matched: Vec<(Vec<Value>, Vec<Value>)> = self
-                        .query_in_txn(txn, query, params, ctx)?
-                        .into_iter()
-                        .map(|mut row| {
-                            let new = row.split_off(width);
-                            (row, new)
-                        })
-                        .collect();
-                    txn.statement(|txn| {
-                        dml::apply_matched(engine, txn, table, &matched, sets.as_deref())
-                    })
-                })?;
-                Ok(Output::command(verb, n))
+                Ok(out)
             }
             Plan::Modify { plan, verb } => {
                 let n = plan.run(engine, Some(p.catalog_version), params)?;
@@ -372,6 +354,32 @@ impl SqlEngine {
                 other => Ok(Output::command(other.tag(), 0)),
             },
             Plan::User(command) => users::run(engine, command).map(|t| Output::command(t, 0)),
+            Plan::Call { name, args } => {
+                let values = args
+                    .iter()
+                    .map(|a| dml::eval_constant(a, params))
+                    .collect::<Result<Vec<_>>>()?;
+                self.procedures()?.call(name, values, ctx)
+            }
+            Plan::CreateProcedure(definition) => {
+                let procedures = self.procedures()?;
+                let prepared = self.prepare_typed(&definition.statement, &[])?;
+                procedures.create_sql_procedure(lanedb_engine::ProcedureDef {
+                    name: definition.name.clone(),
+                    arguments: prepared
+                        .param_types
+                        .iter()
+                        .map(|t| t.unwrap_or(DataType::Text))
+                        .collect(),
+                    partition: definition.partition.clone(),
+                    sql: Some(definition.statement.clone()),
+                })?;
+                Ok(Output::command("CREATE PROCEDURE", 0))
+            }
+            Plan::DropProcedure { name, if_exists } => {
+                self.procedures()?.drop_procedure(name, *if_exists)?;
+                Ok(Output::command("DROP PROCEDURE", 0))
+            }
             Plan::CopyIn { .. } => Err(Error::unsupported(
                 "COPY FROM STDIN needs a wire session to send the data; use INSERT here",
             )),
@@ -388,6 +396,18 @@ impl SqlEngine {
                 ddl::partition_table(engine, table, column).map(|t| Output::command(t, 0))
             }
         }
+    }
+
+    /// Registers what runs `CALL` and keeps procedures (the procedures crate's registry).
+    pub fn set_procedure_handler(&self, handler: Arc<dyn call::ProcedureHandler>) {
+        *self.procedures.write() = Some(handler);
+    }
+
+    fn procedures(&self) -> Result<Arc<dyn call::ProcedureHandler>> {
+        self.procedures
+            .read()
+            .clone()
+            .ok_or_else(|| Error::unsupported("procedures are not available in this database"))
     }
 
     /// Runs a DataFusion query on a fresh snapshot of every lane.
@@ -476,14 +496,7 @@ impl SqlEngine {
         params: &[Value],
         ctx: RunContext<'_>,
     ) -> Result<Vec<Vec<Value>>> {
-        let ids: Vec<_> = txn.catalog().tables().map(|t| t.id).collect();
-        let snapshot = txn.snapshot_tables(&ids);
-        let (bridge, query, ps) = (self.bridge.clone(), query.clone(), params.to_vec());
-        let identity = ctx.identity();
-        let batches = self.wait_query(
-            async move { bridge.run(&query, &ps, snapshot, identity).await },
-            ctx.cancel,
-        )?;
+        let batches = self.query_batches_in_txn(txn, query, params, ctx)?;
         let mut rows = Vec::new();
         for batch in &batches {
             for r in 0..batch.num_rows() {

@@ -53,6 +53,8 @@ pub const TABLE_OID_BASE: i32 = 16_384;
 pub const INDEX_OID_BASE: i32 = 1_000_000;
 /// Indexes per table that get their own OIDs.
 pub const INDEXES_PER_TABLE_MAX: i32 = 1000;
+/// The OID of the first procedure.
+pub const PROCEDURE_OID_BASE: i32 = 900_000;
 /// The owner of everything: the bootstrap superuser's OID.
 const OWNER_OID: i32 = 10;
 
@@ -433,8 +435,9 @@ const RELATIONS: &[Relation] = &[
             ("prorettype", Int),
             ("proargtypes", Text),
             ("proretset", Bool),
+            ("prosrc", Text),
         ],
-        rows: |_, _| vec![],
+        rows: procedures,
     },
     Relation {
         name: "pg_tablespace",
@@ -673,6 +676,33 @@ fn types(_: &Catalog, _: &str) -> Vec<Vec<Cell>> {
                 Cell::I(0),
                 Cell::I(if *category == "S" { 100 } else { 0 }),
                 Cell::Null,
+            ]
+        })
+        .collect()
+}
+
+/// Procedures: OIDs after the tables', kind `p`, argument types as OIDs.
+fn procedures(catalog: &Catalog, _: &str) -> Vec<Vec<Cell>> {
+    catalog
+        .procedures()
+        .enumerate()
+        .map(|(i, p)| {
+            let args: Vec<String> = p
+                .arguments
+                .iter()
+                .map(|t| type_oid(t).0.to_string())
+                .collect();
+            vec![
+                Cell::I(PROCEDURE_OID_BASE + i as i32),
+                t(&p.name),
+                Cell::I(PUBLIC_OID),
+                Cell::I(OWNER_OID),
+                Cell::I(if p.sql.is_some() { 14 } else { 13 }),
+                t("p"),
+                Cell::I(0),
+                t(args.join(" ")),
+                Cell::B(false),
+                t(p.sql.clone().unwrap_or_default()),
             ]
         })
         .collect()
@@ -937,6 +967,7 @@ enum Function {
     BackendPid,
     SizeBytes,
     SizePretty,
+    ProcedureArguments,
 }
 
 /// A catalog function. The ones that look objects up read the engine's current catalog.
@@ -1023,7 +1054,7 @@ pub fn functions(engine: &Arc<Engine>) -> Vec<ScalarUDF> {
         ),
         (
             "pg_get_function_arguments",
-            EmptyText,
+            ProcedureArguments,
             Signature::any(1, Volatility::Stable),
         ),
         (
@@ -1204,6 +1235,19 @@ impl ScalarUDFImpl for CatalogFunction {
                 // Table memory is accounted per lane, not per table (see `Database::lane_memory_bytes`).
                 SizeBytes => ScalarValue::Int64(Some(0)),
                 SizePretty => ScalarValue::Utf8(int_arg(0, row).map(size_pretty)),
+                ProcedureArguments => ScalarValue::Utf8(int_arg(0, row).and_then(|oid| {
+                    let i = usize::try_from(oid as i32 - PROCEDURE_OID_BASE).ok()?;
+                    let p = catalog.procedures().nth(i)?;
+                    Some(
+                        p.arguments
+                            .iter()
+                            .map(|t| {
+                                format_type(type_oid(t).0, type_modifier(t)).unwrap_or_default()
+                            })
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    )
+                })),
             }
         };
         let all_scalar = args

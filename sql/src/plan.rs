@@ -39,6 +39,15 @@ pub enum Parsed {
         sql: String,
         command: crate::users::UserCommand,
     },
+    CreateProcedure {
+        sql: String,
+        definition: crate::call::CreateProcedure,
+    },
+    DropProcedure {
+        sql: String,
+        name: String,
+        if_exists: bool,
+    },
 }
 
 pub enum Plan {
@@ -78,6 +87,16 @@ pub enum Plan {
     Session(SessionCommand),
     /// `CREATE` / `ALTER` / `DROP USER`.
     User(crate::users::UserCommand),
+    /// `CALL name(args)`: run by the registered `ProcedureHandler`.
+    Call {
+        name: String,
+        args: Vec<Expr>,
+    },
+    CreateProcedure(crate::call::CreateProcedure),
+    DropProcedure {
+        name: String,
+        if_exists: bool,
+    },
     /// `COPY ... FROM STDIN`: rows come from the session (`SqlEngine::copy_in`).
     CopyIn {
         table: Arc<TableDef>,
@@ -103,6 +122,9 @@ impl Plan {
                 | Plan::Partition { .. }
                 | Plan::Session(_)
                 | Plan::User(_)
+                | Plan::Call { .. }
+                | Plan::CreateProcedure(_)
+                | Plan::DropProcedure { .. }
         )
     }
 }
@@ -163,13 +185,16 @@ impl Prepared {
             | Plan::InsertSelect { .. }
             | Plan::Modify { .. }
             | Plan::ModifyQuery { .. }
-            | Plan::CopyIn { .. } => Role::ReadWrite,
+            | Plan::CopyIn { .. }
+            | Plan::Call { .. } => Role::ReadWrite,
             Plan::CreateTable(_)
             | Plan::CreateIndex(_)
             | Plan::AlterTable(_)
             | Plan::Drop { .. }
             | Plan::Partition { .. }
-            | Plan::User(_) => Role::Admin,
+            | Plan::User(_)
+            | Plan::CreateProcedure(_)
+            | Plan::DropProcedure { .. } => Role::Admin,
         }
     }
 
@@ -220,8 +245,34 @@ pub fn parse(sql: &str) -> Result<Vec<Parsed>> {
             break;
         }
         let start = p.peek_token().span.start;
-        let user = crate::users::parse(&mut p).map_err(parser_error)?;
-        let parsed = if let Some(command) = user {
+        let procedure = crate::call::parse_header(&mut p).map_err(parser_error)?;
+        let user = if procedure.is_none() {
+            crate::users::parse(&mut p).map_err(parser_error)?
+        } else {
+            None
+        };
+        let parsed = if let Some(header) = procedure {
+            match header {
+                crate::call::Header::Create { name, partition } => {
+                    let body_start = p.peek_token().span.start;
+                    p.parse_statement().map_err(parser_error)?;
+                    let body_end = p.peek_token().span.start;
+                    Parsed::CreateProcedure {
+                        sql: String::new(),
+                        definition: crate::call::CreateProcedure {
+                            name,
+                            partition,
+                            statement: slice(sql, body_start, body_end),
+                        },
+                    }
+                }
+                crate::call::Header::Drop { name, if_exists } => Parsed::DropProcedure {
+                    sql: String::new(),
+                    name,
+                    if_exists,
+                },
+            }
+        } else if let Some(command) = user {
             Parsed::User {
                 sql: String::new(),
                 command,
@@ -255,6 +306,17 @@ pub fn parse(sql: &str) -> Result<Vec<Parsed>> {
                 column,
             },
             Parsed::User { command, .. } => Parsed::User { sql: text, command },
+            Parsed::CreateProcedure { definition, .. } => Parsed::CreateProcedure {
+                sql: text,
+                definition,
+            },
+            Parsed::DropProcedure {
+                name, if_exists, ..
+            } => Parsed::DropProcedure {
+                sql: text,
+                name,
+                if_exists,
+            },
         });
         if !p.consume_token(&Token::SemiColon) && p.peek_token().token != Token::EOF {
             let t = p.peek_token();
@@ -327,6 +389,26 @@ pub fn plan(
         Parsed::User { sql, command } => {
             return Ok(Prepared::command(sql, version, Plan::User(command), vec![]));
         }
+        Parsed::CreateProcedure { sql, definition } => {
+            return Ok(Prepared::command(
+                sql,
+                version,
+                Plan::CreateProcedure(definition),
+                vec![],
+            ));
+        }
+        Parsed::DropProcedure {
+            sql,
+            name,
+            if_exists,
+        } => {
+            return Ok(Prepared::command(
+                sql,
+                version,
+                Plan::DropProcedure { name, if_exists },
+                vec![],
+            ));
+        }
         Parsed::Sql { sql, statement } => (sql, *statement),
     };
     if let Some(command) = crate::session::command(&statement)? {
@@ -377,6 +459,21 @@ pub fn plan(
             })
         }
         copy @ ast::Statement::Copy { .. } => crate::copy::plan(sql, catalog, &copy, df),
+        ast::Statement::Call(function) => {
+            let mut params = ParamTypes::default();
+            let (name, args) = crate::call::plan_call(&function, &mut params)?;
+            if let Some(def) = catalog.procedure(&name) {
+                for (arg, ty) in args.iter().zip(&def.arguments) {
+                    params.note_expr(arg, *ty);
+                }
+            }
+            Ok(Prepared::command(
+                sql,
+                version,
+                Plan::Call { name, args },
+                params.0,
+            ))
+        }
         ast::Statement::Insert(ins) => plan_insert(sql, version, &ins, catalog, df),
         ast::Statement::Update(upd) => plan_update(sql, version, &upd, catalog, df),
         ast::Statement::Delete(del) => plan_delete(sql, version, &del, catalog, df),

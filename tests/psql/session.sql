@@ -10,6 +10,7 @@ CREATE TABLE regions (code SMALLINT PRIMARY KEY, name TEXT UNIQUE);
 \d regions
 \di
 \dn
+CREATE PROCEDURE order_total PARTITION ON TABLE orders COLUMN id AS SELECT amount FROM orders WHERE id = $1;
 \df
 \l
 \copy orders FROM 'orders.csv' WITH (FORMAT csv, HEADER true)
@@ -20,6 +21,7 @@ SELECT id, customer, amount, placed FROM orders ORDER BY id;
 2	\N
 \.
 SELECT * FROM regions ORDER BY code;
+CALL order_total(3);
 SELECT current_user, current_database();
 SHOW server_version;
 \set ON_ERROR_STOP off

@@ -1,0 +1,372 @@
+//! The procedure registry: procedures by name, their statements planned once, and `CALL`.
+//!
+//! Registering a procedure plans its statements against the current catalog and records it in the catalog
+//! (`ProcedureDef`, which `pg_proc` and `\df` show). A call converts its arguments to the declared types, routes a
+//! single-partition procedure to the lane owning its partition parameter (`Engine::run_single`) or runs a
+//! multi-partition one holding every lane (`Engine::run_multi`), and rolls back everything on any error. When the
+//! catalog changed since the statements were planned, the lanes refuse the plans (`STALE_CATALOG`); the registry then
+//! plans them again and retries.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use lanedb_engine::{
+    DataType, Error, LaneState, MultiTxn, Output, ProcedureDef, Result, SqlState, Value,
+    STALE_CATALOG,
+};
+use lanedb_sql::call::ProcedureHandler;
+use lanedb_sql::{Prepared, RunContext, SqlEngine};
+use parking_lot::{Mutex, RwLock};
+
+use crate::sql_procedure::SqlProcedure;
+use crate::{Context, Partitioning, Procedure, StatementRunner};
+
+/// Times a call is retried when the catalog changes under it.
+const STALE_RETRIES_MAX: usize = 8;
+
+/// A procedure's statements planned against one catalog version, and where it runs.
+struct Plans {
+    statements: Vec<Arc<Prepared>>,
+    version: u64,
+    /// Partition column type and the 0-based parameter carrying the key; `None` for multi-partition.
+    partition: Option<(DataType, usize)>,
+}
+
+struct Registered {
+    procedure: Arc<dyn Procedure>,
+    plans: Mutex<Arc<Plans>>,
+}
+
+pub struct Registry {
+    sql: Arc<SqlEngine>,
+    procedures: RwLock<BTreeMap<String, Arc<Registered>>>,
+    /// Transaction ids for procedures' `unique_id` and random seeds.
+    next_transaction: AtomicU64,
+}
+
+fn undefined(name: &str) -> Error {
+    Error::new(
+        SqlState::UNDEFINED_FUNCTION,
+        format!("procedure {name} does not exist"),
+    )
+}
+
+impl Registry {
+    /// A registry for `sql`, answering its `CALL`s.
+    pub fn install(sql: Arc<SqlEngine>) -> Arc<Registry> {
+        let registry = Arc::new(Registry {
+            sql: sql.clone(),
+            procedures: RwLock::new(BTreeMap::new()),
+            next_transaction: AtomicU64::new(1),
+        });
+        sql.set_procedure_handler(registry.clone());
+        registry
+    }
+
+    /// Registers `procedure`; fails, naming the procedure and the statement, if a statement does not plan.
+    pub fn register(&self, procedure: Arc<dyn Procedure>) -> Result<()> {
+        let name = procedure.name().to_ascii_lowercase();
+        if self.procedures.read().contains_key(&name) {
+            return Err(Error::new(
+                SqlState::DUPLICATE_OBJECT,
+                format!("procedure {name} already exists"),
+            ));
+        }
+        let plans = self.plan(procedure.as_ref())?;
+        let definition = ProcedureDef {
+            name: name.clone(),
+            arguments: procedure.parameters(),
+            partition: match procedure.partitioning() {
+                Partitioning::Single {
+                    table,
+                    column,
+                    parameter,
+                } => Some((table, column, parameter)),
+                Partitioning::Multi => None,
+            },
+            sql: None,
+        };
+        self.record(definition)?;
+        self.procedures.write().insert(
+            name,
+            Arc::new(Registered {
+                procedure,
+                plans: Mutex::new(Arc::new(plans)),
+            }),
+        );
+        Ok(())
+    }
+
+    fn record(&self, definition: ProcedureDef) -> Result<()> {
+        self.sql.engine().run_multi(None, |txn| {
+            let catalog = txn.catalog().with_procedure(definition);
+            txn.set_catalog(catalog);
+            Ok(())
+        })
+    }
+
+    /// Plans every statement of `procedure` against the current catalog.
+    fn plan(&self, procedure: &dyn Procedure) -> Result<Plans> {
+        let name = procedure.name();
+        let catalog = self.sql.engine().catalog();
+        let partitioning = procedure.partitioning();
+        let single = matches!(partitioning, Partitioning::Single { .. });
+        let mut statements = Vec::new();
+        for (i, text) in procedure.statements().iter().enumerate() {
+            let prepared = self
+                .sql
+                .prepare_typed(text, &[])
+                .and_then(|p| SqlEngine::check_procedure_statement(&p, single).map(|_| p))
+                .map_err(|e| {
+                    Error::new(
+                        e.code,
+                        format!("procedure {name}, statement {i} ({text}): {}", e.message),
+                    )
+                })?;
+            statements.push(prepared);
+        }
+        let partition = match partitioning {
+            Partitioning::Single {
+                table,
+                column,
+                parameter,
+            } => {
+                let def = catalog.get_table(&table).ok_or_else(|| {
+                    Error::new(
+                        SqlState::UNDEFINED_TABLE,
+                        format!("procedure {name}: relation \"{table}\" does not exist"),
+                    )
+                })?;
+                let c = def
+                    .column(&column)
+                    .map_err(|e| Error::new(e.code, format!("procedure {name}: {}", e.message)))?;
+                if def.partition_column != Some(c) {
+                    return Err(Error::new(
+                        SqlState::INVALID_PARAMETER_VALUE,
+                        format!("procedure {name}: table \"{table}\" is not partitioned on column \"{column}\""),
+                    ));
+                }
+                if parameter >= procedure.parameters().len() {
+                    return Err(Error::new(
+                        SqlState::INVALID_PARAMETER_VALUE,
+                        format!(
+                            "procedure {name}: partition parameter {parameter} is past its {} parameters",
+                            procedure.parameters().len()
+                        ),
+                    ));
+                }
+                Some((def.columns[c].data_type, parameter))
+            }
+            Partitioning::Multi => None,
+        };
+        Ok(Plans {
+            statements,
+            version: catalog.version,
+            partition,
+        })
+    }
+
+    /// Names of the registered procedures.
+    pub fn names(&self) -> Vec<String> {
+        self.procedures.read().keys().cloned().collect()
+    }
+
+    /// Runs procedure `name` with `args`; returns the outputs of its last batch.
+    pub fn call(&self, name: &str, args: Vec<Value>, ctx: RunContext<'_>) -> Result<Vec<Output>> {
+        let registered = self
+            .procedures
+            .read()
+            .get(&name.to_ascii_lowercase())
+            .cloned()
+            .ok_or_else(|| undefined(name))?;
+        let procedure = registered.procedure.as_ref();
+        let types = procedure.parameters();
+        if args.len() != types.len() {
+            return Err(Error::new(
+                SqlState::UNDEFINED_FUNCTION,
+                format!(
+                    "procedure {name} takes {} arguments, the call gave {}",
+                    types.len(),
+                    args.len()
+                ),
+            ));
+        }
+        let args = args
+            .iter()
+            .zip(&types)
+            .enumerate()
+            .map(|(i, (v, t))| {
+                v.cast_to(t).map_err(|e| {
+                    Error::new(
+                        e.code,
+                        format!("procedure {name}, argument {i}: {}", e.message),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let timestamp_micros = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as i64);
+        let transaction = self.next_transaction.fetch_add(1, Ordering::Relaxed);
+        for _ in 0..STALE_RETRIES_MAX {
+            let plans = registered.plans.lock().clone();
+            let result = self.run(procedure, &plans, &args, timestamp_micros, transaction, ctx);
+            match result {
+                Err(e) if e.code == STALE_CATALOG => {
+                    let replanned = self.plan(procedure)?;
+                    *registered.plans.lock() = Arc::new(replanned);
+                }
+                other => return other,
+            }
+        }
+        Err(Error::new(
+            SqlState("40001"),
+            format!("the catalog kept changing while procedure {name} ran; retry it"),
+        ))
+    }
+
+    fn run(
+        &self,
+        procedure: &dyn Procedure,
+        plans: &Plans,
+        args: &[Value],
+        timestamp_micros: i64,
+        transaction: u64,
+        ctx: RunContext<'_>,
+    ) -> Result<Vec<Output>> {
+        let engine = self.sql.engine();
+        match plans.partition {
+            Some((ty, parameter)) => {
+                let key = args[parameter].cast_to(&ty)?;
+                if key.is_null() {
+                    return Err(Error::new(
+                        SqlState::NOT_NULL_VIOLATION,
+                        format!(
+                            "procedure {}: the partition parameter is NULL",
+                            procedure.name()
+                        ),
+                    ));
+                }
+                let lane_id = engine.lane_of(&key);
+                engine.run_single(lane_id, Some(plans.version), |lane| {
+                    let mut runner = LaneRunner {
+                        sql: &self.sql,
+                        statements: &plans.statements,
+                        lane,
+                        lane_id,
+                    };
+                    let mut context = Context::new(&mut runner, timestamp_micros, transaction);
+                    procedure.run(&mut context, args)
+                })
+            }
+            None => engine.run_multi(Some(plans.version), |txn| {
+                let mut runner = TxnRunner {
+                    sql: &self.sql,
+                    statements: &plans.statements,
+                    txn,
+                    ctx,
+                };
+                let mut context = Context::new(&mut runner, timestamp_micros, transaction);
+                procedure.run(&mut context, args)
+            }),
+        }
+    }
+}
+
+fn statement(statements: &[Arc<Prepared>], i: usize) -> Result<&Arc<Prepared>> {
+    statements.get(i).ok_or_else(|| {
+        Error::new(
+            SqlState::INVALID_PARAMETER_VALUE,
+            format!(
+                "the procedure queued statement {i}, but declares {}",
+                statements.len()
+            ),
+        )
+    })
+}
+
+struct LaneRunner<'a> {
+    sql: &'a SqlEngine,
+    statements: &'a [Arc<Prepared>],
+    lane: &'a mut LaneState,
+    lane_id: usize,
+}
+
+impl StatementRunner for LaneRunner<'_> {
+    fn run(&mut self, i: usize, params: &[Value]) -> Result<Output> {
+        let p = statement(self.statements, i)?;
+        self.sql
+            .run_on_partition(p, self.lane, self.lane_id, params)
+    }
+}
+
+struct TxnRunner<'a, 'b> {
+    sql: &'a SqlEngine,
+    statements: &'a [Arc<Prepared>],
+    txn: &'a mut MultiTxn<'b>,
+    ctx: RunContext<'a>,
+}
+
+impl StatementRunner for TxnRunner<'_, '_> {
+    fn run(&mut self, i: usize, params: &[Value]) -> Result<Output> {
+        let p = statement(self.statements, i)?;
+        self.sql.run_in_txn(p, self.txn, params, self.ctx)
+    }
+}
+
+impl ProcedureHandler for Registry {
+    fn parameter_types(&self, name: &str) -> Option<Vec<DataType>> {
+        self.procedures
+            .read()
+            .get(&name.to_ascii_lowercase())
+            .map(|r| r.procedure.parameters())
+    }
+
+    fn result_schema(&self, name: &str) -> Option<arrow_schema::SchemaRef> {
+        let registered = self
+            .procedures
+            .read()
+            .get(&name.to_ascii_lowercase())
+            .cloned()?;
+        if let Some(schema) = registered.procedure.result_schema() {
+            return Some(schema);
+        }
+        let plans = registered.plans.lock().clone();
+        match plans.statements.as_slice() {
+            [one] if !one.schema.fields().is_empty() => Some(one.schema.clone()),
+            _ => None,
+        }
+    }
+
+    fn call(&self, name: &str, args: Vec<Value>, ctx: RunContext<'_>) -> Result<Output> {
+        let last = Registry::call(self, name, args, ctx)?.pop();
+        Ok(match last {
+            Some(table) if table.schema.is_some() => table,
+            _ => Output::command("CALL", 0),
+        })
+    }
+
+    fn create_sql_procedure(&self, definition: ProcedureDef) -> Result<()> {
+        let procedure = Arc::new(SqlProcedure::new(definition.clone()));
+        self.register(procedure)?;
+        self.record(definition)
+    }
+
+    fn drop_procedure(&self, name: &str, if_exists: bool) -> Result<()> {
+        let name = name.to_ascii_lowercase();
+        if self.procedures.write().remove(&name).is_none() {
+            return if if_exists {
+                Ok(())
+            } else {
+                Err(undefined(&name))
+            };
+        }
+        self.sql.engine().run_multi(None, |txn| {
+            let catalog = txn.catalog().without_procedure(&name);
+            txn.set_catalog(catalog);
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,148 @@
+//! Planned statements inside a procedure's transaction.
+//!
+//! A single-partition procedure holds one lane for its whole run; its statements run on that lane only
+//! (`run_on_partition`): reads see the partition's rows, writes must stay in it, and replicated tables are read-only,
+//! as in VoltDB. A multi-partition procedure holds every lane in the sequencer's order (`run_in_txn`); its statements
+//! may do anything a single statement may, DataFusion queries included, and all of them commit or roll back together.
+
+use std::sync::Arc;
+
+use datafusion::arrow::record_batch::RecordBatch;
+use lanedb_engine::{Error, LaneState, MultiTxn, Output, Result, Value};
+
+use crate::plan::{Plan, Prepared};
+use crate::{dml, RunContext, SqlEngine};
+
+impl SqlEngine {
+    /// Checks at registration that `p` can be a statement of a procedure of this kind.
+    pub fn check_procedure_statement(p: &Prepared, single_partition: bool) -> Result<()> {
+        match &p.plan {
+            Plan::PointSelect(_) | Plan::Insert(_) | Plan::Modify { .. } => Ok(()),
+            Plan::Query(_) | Plan::InsertSelect { .. } | Plan::ModifyQuery { .. } if !single_partition => Ok(()),
+            Plan::Query(_) | Plan::InsertSelect { .. } | Plan::ModifyQuery { .. } => Err(Error::unsupported(
+                "this statement runs through DataFusion, which single-partition procedures do not use yet: \
+                 make the procedure multi-partition, or read by key",
+            )),
+            _ => Err(Error::unsupported(
+                "procedures run queries and DML; DDL, COPY, user and session statements are not allowed in them",
+            )),
+        }
+    }
+
+    /// Runs a statement of a single-partition procedure on the lane it holds.
+    pub fn run_on_partition(
+        &self,
+        p: &Prepared,
+        lane: &mut LaneState,
+        lane_id: usize,
+        params: &[Value],
+    ) -> Result<Output> {
+        let engine = &self.engine;
+        match &p.plan {
+            Plan::PointSelect(ps) => Ok(Output::rows(
+                ps.schema.clone(),
+                vec![ps.read_batch(lane, params)?],
+            )),
+            Plan::Insert(ins) => Ok(Output::command(
+                "INSERT",
+                ins.run_on_lane(engine, lane, lane_id, params)?,
+            )),
+            Plan::Modify { plan, verb } => Ok(Output::command(
+                verb,
+                plan.run_on_partition(engine, lane, params)?,
+            )),
+            _ => Err(Error::internal(
+                "statement kind not checked at procedure registration",
+            )),
+        }
+    }
+
+    /// Runs a statement inside a multi-partition transaction (a multi-partition procedure, or a statement that reads
+    /// with DataFusion and writes what it found).
+    pub fn run_in_txn(
+        &self,
+        p: &Prepared,
+        txn: &mut MultiTxn,
+        params: &[Value],
+        ctx: RunContext<'_>,
+    ) -> Result<Output> {
+        let engine = &self.engine;
+        match &p.plan {
+            Plan::PointSelect(ps) => {
+                let lane = ps.lane(engine, params)?;
+                Ok(Output::rows(
+                    ps.schema.clone(),
+                    vec![ps.read_batch(&txn.lanes[lane], params)?],
+                ))
+            }
+            Plan::Query(q) => {
+                let batches = self.query_batches_in_txn(txn, q, params, ctx)?;
+                Ok(Output::rows(q.schema.clone(), batches))
+            }
+            Plan::Insert(ins) => Ok(Output::command(
+                "INSERT",
+                ins.run_in_txn(engine, txn, params)?,
+            )),
+            Plan::Modify { plan, verb } => {
+                Ok(Output::command(verb, plan.run_in_txn(engine, txn, params)?))
+            }
+            Plan::InsertSelect {
+                table,
+                columns,
+                query,
+                on_conflict,
+            } => {
+                let rows = self
+                    .query_in_txn(txn, query, params, ctx)?
+                    .into_iter()
+                    .map(|values| dml::full_row(table, columns, values))
+                    .collect::<Result<Vec<_>>>()?;
+                let n = txn.statement(|txn| {
+                    dml::insert_in_txn(engine, txn, table, &rows, on_conflict.as_ref(), params)
+                })?;
+                Ok(Output::command("INSERT", n))
+            }
+            Plan::ModifyQuery {
+                table,
+                query,
+                sets,
+                verb,
+            } => {
+                let width = table.columns.len();
+                let matched: Vec<(Vec<Value>, Vec<Value>)> = self
+                    .query_in_txn(txn, query, params, ctx)?
+                    .into_iter()
+                    .map(|mut row| {
+                        let new = row.split_off(width);
+                        (row, new)
+                    })
+                    .collect();
+                let n = txn.statement(|txn| {
+                    dml::apply_matched(engine, txn, table, &matched, sets.as_deref())
+                })?;
+                Ok(Output::command(verb, n))
+            }
+            _ => Err(Error::internal(
+                "statement kind not checked at procedure registration",
+            )),
+        }
+    }
+
+    /// A DataFusion query over the lanes a multi-partition transaction holds, as batches.
+    pub(crate) fn query_batches_in_txn(
+        &self,
+        txn: &MultiTxn,
+        query: &Arc<crate::query::QueryPlan>,
+        params: &[Value],
+        ctx: RunContext<'_>,
+    ) -> Result<Vec<RecordBatch>> {
+        let ids: Vec<_> = txn.catalog().tables().map(|t| t.id).collect();
+        let snapshot = txn.snapshot_tables(&ids);
+        let (bridge, query, ps) = (self.bridge.clone(), query.clone(), params.to_vec());
+        let identity = ctx.identity();
+        self.wait_query(
+            async move { bridge.run(&query, &ps, snapshot, identity).await },
+            ctx.cancel,
+        )
+    }
+}

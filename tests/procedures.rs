@@ -1,0 +1,275 @@
+//! Procedures through the embedded API: single- and multi-partition Rust procedures, expectations, aborts that
+//! leave no trace, registration errors, SQL-defined procedures and CALL.
+
+use std::sync::Arc;
+
+use lanedb::procedures::{abort, Context, Expect, Partitioning, Procedure};
+use lanedb::{DataType, Database, Output, Result, Value};
+
+fn scalar(db: &Database, sql: &str) -> String {
+    let out = db.query(sql, &[]).unwrap();
+    lanedb::text::cell(&out.batches[0], 0, 0).unwrap_or_default()
+}
+
+fn bank() -> Database {
+    let db = Database::open_in_memory(4).unwrap();
+    db.execute(
+        "CREATE TABLE accounts (id BIGINT PRIMARY KEY, balance BIGINT NOT NULL);
+         PARTITION TABLE accounts ON COLUMN id;
+         CREATE TABLE audit (id BIGINT PRIMARY KEY, note TEXT);",
+        &[],
+    )
+    .unwrap();
+    for id in 0..20 {
+        db.execute(
+            "INSERT INTO accounts VALUES ($1, 100)",
+            &[Value::BigInt(id)],
+        )
+        .unwrap();
+    }
+    db
+}
+
+/// Withdraws from one account: single-partition on the account id; aborts when the balance would go negative.
+struct Withdraw;
+
+impl Procedure for Withdraw {
+    fn name(&self) -> &str {
+        "Withdraw"
+    }
+    fn partitioning(&self) -> Partitioning {
+        Partitioning::single("accounts", "id", 0)
+    }
+    fn statements(&self) -> Vec<String> {
+        vec![
+            "SELECT balance FROM accounts WHERE id = $1".into(),
+            "UPDATE accounts SET balance = balance - $2 WHERE id = $1".into(),
+        ]
+    }
+    fn parameters(&self) -> Vec<DataType> {
+        vec![DataType::BigInt, DataType::BigInt]
+    }
+    fn run(&self, ctx: &mut Context<'_>, params: &[Value]) -> Result<Vec<Output>> {
+        ctx.queue_expect(1, params.to_vec(), Expect::OneRow);
+        ctx.execute()?;
+        ctx.queue_expect(0, vec![params[0].clone()], Expect::Scalar);
+        let out = ctx.execute()?;
+        let balance = lanedb::text::cell(&out[0].batches[0], 0, 0).unwrap();
+        if balance.parse::<i64>().unwrap() < 0 {
+            return Err(abort(format!(
+                "insufficient funds: balance would be {balance}"
+            )));
+        }
+        Ok(out)
+    }
+}
+
+/// Moves money between any two accounts: multi-partition; aborts after writing when the source goes negative.
+struct Transfer;
+
+impl Procedure for Transfer {
+    fn name(&self) -> &str {
+        "Transfer"
+    }
+    fn partitioning(&self) -> Partitioning {
+        Partitioning::Multi
+    }
+    fn statements(&self) -> Vec<String> {
+        vec![
+            "UPDATE accounts SET balance = balance - $2 WHERE id = $1".into(),
+            "UPDATE accounts SET balance = balance + $2 WHERE id = $1".into(),
+            "SELECT balance FROM accounts WHERE id = $1".into(),
+            "INSERT INTO audit VALUES ($1, $2)".into(),
+        ]
+    }
+    fn parameters(&self) -> Vec<DataType> {
+        vec![DataType::BigInt, DataType::BigInt, DataType::BigInt]
+    }
+    fn run(&self, ctx: &mut Context<'_>, params: &[Value]) -> Result<Vec<Output>> {
+        let (from, to, amount) = (params[0].clone(), params[1].clone(), params[2].clone());
+        let id = ctx.unique_id();
+        ctx.queue_expect(0, vec![from.clone(), amount.clone()], Expect::OneRow);
+        ctx.queue_expect(1, vec![to, amount], Expect::OneRow);
+        ctx.queue(3, vec![Value::BigInt(id), Value::Text("transfer".into())]);
+        ctx.queue(2, vec![from]);
+        let out = ctx.execute()?;
+        let balance: i64 = lanedb::text::cell(&out[3].batches[0], 0, 0)
+            .unwrap()
+            .parse()
+            .unwrap();
+        if balance < 0 {
+            return Err(abort("insufficient funds"));
+        }
+        Ok(out)
+    }
+}
+
+#[test]
+fn single_partition_procedures_run_and_abort_cleanly() {
+    let db = bank();
+    db.register_procedure(Arc::new(Withdraw)).unwrap();
+    let out = db
+        .call("withdraw", &[Value::BigInt(3), Value::BigInt(30)])
+        .unwrap();
+    assert_eq!(lanedb::text::cell(&out[0].batches[0], 0, 0).unwrap(), "70");
+    let e = db
+        .call("Withdraw", &[Value::BigInt(3), Value::BigInt(500)])
+        .unwrap_err();
+    assert_eq!(e.code.0, "P0001");
+    assert!(e.message.contains("insufficient funds"), "{}", e.message);
+    assert_eq!(
+        scalar(&db, "SELECT balance FROM accounts WHERE id = 3"),
+        "70"
+    );
+    // An expectation that fails aborts too: no such account, the UPDATE touches no row.
+    let e = db
+        .call("Withdraw", &[Value::BigInt(999), Value::BigInt(1)])
+        .unwrap_err();
+    assert_eq!(e.code.0, "P0001");
+    // Arguments are checked and converted.
+    let e = db.call("Withdraw", &[Value::BigInt(3)]).unwrap_err();
+    assert_eq!(e.code.0, "42883");
+    let e = db
+        .call("Withdraw", &[Value::Text("x".into()), Value::BigInt(1)])
+        .unwrap_err();
+    assert_eq!(e.code.0, "22P02");
+    db.call("Withdraw", &[Value::Text("4".into()), Value::Integer(1)])
+        .unwrap();
+    assert_eq!(
+        scalar(&db, "SELECT balance FROM accounts WHERE id = 4"),
+        "99"
+    );
+    assert_eq!(db.call("nope", &[]).unwrap_err().code.0, "42883");
+}
+
+#[test]
+fn a_multi_partition_procedure_that_aborts_leaves_no_trace_on_any_lane() {
+    let db = bank();
+    db.register_procedure(Arc::new(Transfer)).unwrap();
+    for (from, to) in [(1, 2), (5, 17), (8, 11)] {
+        db.call(
+            "transfer",
+            &[Value::BigInt(from), Value::BigInt(to), Value::BigInt(60)],
+        )
+        .unwrap();
+    }
+    assert_eq!(scalar(&db, "SELECT sum(balance) FROM accounts"), "2000");
+    assert_eq!(scalar(&db, "SELECT count(*) FROM audit"), "3");
+    let before = scalar(
+        &db,
+        "SELECT string_agg(CAST(balance AS TEXT), ',' ORDER BY id) FROM accounts",
+    );
+    let e = db
+        .call(
+            "transfer",
+            &[Value::BigInt(1), Value::BigInt(9), Value::BigInt(60)],
+        )
+        .unwrap_err();
+    assert_eq!(e.code.0, "P0001");
+    let after = scalar(
+        &db,
+        "SELECT string_agg(CAST(balance AS TEXT), ',' ORDER BY id) FROM accounts",
+    );
+    assert_eq!(before, after);
+    assert_eq!(scalar(&db, "SELECT count(*) FROM audit"), "3");
+}
+
+#[test]
+fn registration_checks_statements_and_partitioning() {
+    struct Broken(&'static str, Partitioning);
+    impl Procedure for Broken {
+        fn name(&self) -> &str {
+            "Broken"
+        }
+        fn partitioning(&self) -> Partitioning {
+            self.1.clone()
+        }
+        fn statements(&self) -> Vec<String> {
+            vec![
+                "SELECT balance FROM accounts WHERE id = $1".into(),
+                self.0.into(),
+            ]
+        }
+        fn parameters(&self) -> Vec<DataType> {
+            vec![DataType::BigInt]
+        }
+        fn run(&self, _: &mut Context<'_>, _: &[Value]) -> Result<Vec<Output>> {
+            Ok(vec![])
+        }
+    }
+    let db = bank();
+    let e = db
+        .register_procedure(Arc::new(Broken(
+            "SELECT nope FROM accounts",
+            Partitioning::Multi,
+        )))
+        .unwrap_err();
+    assert!(
+        e.message.contains("procedure Broken, statement 1"),
+        "{}",
+        e.message
+    );
+    let e = db
+        .register_procedure(Arc::new(Broken(
+            "SELECT balance FROM accounts WHERE id = $1",
+            Partitioning::single("audit", "id", 0),
+        )))
+        .unwrap_err();
+    assert!(
+        e.message.contains("not partitioned on column"),
+        "{}",
+        e.message
+    );
+    let e = db
+        .register_procedure(Arc::new(Broken(
+            "CREATE TABLE x (a INT)",
+            Partitioning::Multi,
+        )))
+        .unwrap_err();
+    assert_eq!(e.code.0, "0A000");
+    let e = db
+        .register_procedure(Arc::new(Broken(
+            "SELECT count(*) FROM accounts",
+            Partitioning::single("accounts", "id", 0),
+        )))
+        .unwrap_err();
+    assert!(e.message.contains("DataFusion"), "{}", e.message);
+}
+
+#[test]
+fn sql_procedures_are_created_called_and_dropped() {
+    let db = bank();
+    db.execute(
+        "CREATE PROCEDURE deposit PARTITION ON TABLE accounts COLUMN id AS \
+         UPDATE accounts SET balance = balance + $2 WHERE id = $1",
+        &[],
+    )
+    .unwrap();
+    db.execute("CREATE PROCEDURE balance PARTITION ON TABLE accounts COLUMN id AS SELECT balance FROM accounts WHERE id = $1", &[])
+        .unwrap();
+    db.execute(
+        "CREATE PROCEDURE total AS SELECT sum(balance) AS total FROM accounts",
+        &[],
+    )
+    .unwrap();
+    let out = db.execute("CALL deposit(7, 25)", &[]).unwrap();
+    assert_eq!(out[0].tag(), "CALL");
+    assert_eq!(scalar(&db, "CALL balance(7)"), "125");
+    let call = db.prepare("CALL balance($1)").unwrap();
+    assert_eq!(call.param_types(), &[Some(DataType::BigInt)]);
+    let out = call.execute(&[Value::BigInt(7)]).unwrap();
+    assert_eq!(lanedb::text::cell(&out.batches[0], 0, 0).unwrap(), "125");
+    assert_eq!(scalar(&db, "CALL total()"), "2025");
+    let e = db
+        .execute("CREATE PROCEDURE total AS SELECT 1", &[])
+        .unwrap_err();
+    assert_eq!(e.code.0, "42710");
+    db.execute("DROP PROCEDURE total", &[]).unwrap();
+    assert_eq!(db.execute("CALL total()", &[]).unwrap_err().code.0, "42883");
+    db.execute("DROP PROCEDURE IF EXISTS total", &[]).unwrap();
+    // Statements replan when the schema changes under them.
+    db.execute("ALTER TABLE accounts ADD COLUMN note TEXT", &[])
+        .unwrap();
+    db.execute("CALL deposit(7, 5)", &[]).unwrap();
+    assert_eq!(scalar(&db, "CALL balance(7)"), "130");
+}
