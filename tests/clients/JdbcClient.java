@@ -293,6 +293,19 @@ public class JdbcClient {
             expectUsable(conn, "after the transaction");
         });
 
+        check("CREATE PROCEDURE and CALL it", () -> {
+            try (Statement st = conn.createStatement()) {
+                st.execute("CREATE PROCEDURE item_name AS "
+                        + "SELECT name FROM items WHERE id = $1");
+            }
+            try (PreparedStatement ps = conn.prepareStatement("CALL item_name(?)")) {
+                ps.setLong(1, 2);
+                try (ResultSet rs = ps.executeQuery()) {
+                    expect(rs.next(), true, "CALL returns a row");
+                    expect(rs.getString(1), "banana", "CALL item_name(2)");
+                }
+            }
+        });
         check("row count at the end", () -> {
             try (Statement st = conn.createStatement(); ResultSet rs = st.executeQuery("SELECT count(*) FROM items")) {
                 expect(rs.next(), true, "a count row");

@@ -214,6 +214,16 @@ def main():
     check("syntax error -> 42601", syntax_error)
     check("read-only transaction block", read_only_transaction)
     check("write inside a transaction block -> 0A000", write_in_transaction_is_refused)
+    def call_procedure():
+        cur.execute(
+            "CREATE PROCEDURE item_name AS SELECT name FROM items WHERE id = $1"
+        )
+        cur.execute("CALL item_name(%s)", (2,))
+        expect(cur.fetchone(), ("banana",), "CALL item_name(2)")
+        cur.execute("CALL item_name(%s)", (5,), prepare=True)
+        expect(cur.fetchone(), ("elder",), "prepared CALL item_name(5)")
+
+    check("CREATE PROCEDURE and CALL it", call_procedure)
     check("row count at the end", final_count)
     conn.close()
 
