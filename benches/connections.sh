@@ -16,7 +16,7 @@ ulimit -n 65536 2>/dev/null || true
 work=$(mktemp -d)
 cleanup() { kill "${idle_pid:-}" "${server_pid:-}" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
-"$CARGO_TARGET_DIR/release/lanedb" serve --listen "127.0.0.1:$PORT" --data-dir "$work/data" --log warn 2>"$work/server.log" &
+"$CARGO_TARGET_DIR/release/lanedb" serve --listen "127.0.0.1:$PORT" --data-dir "$work/data" --modules none --log warn 2>"$work/server.log" &
 server_pid=$!
 for _ in $(seq 50); do psql -h 127.0.0.1 -p "$PORT" -c 'SELECT 1' >/dev/null 2>&1 && break; sleep 0.2; done
 psql -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" \

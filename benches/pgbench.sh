@@ -34,7 +34,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$CARGO_TARGET_DIR/release/lanedb" serve --listen "127.0.0.1:$LANEDB_PORT" --data-dir "$work/lanedb" \
+"$CARGO_TARGET_DIR/release/lanedb" serve --listen "127.0.0.1:$LANEDB_PORT" --data-dir "$work/lanedb" --modules none \
     --log warn 2>"$work/lanedb.log" &
 lanedb_pid=$!
 

@@ -25,6 +25,7 @@
 //! planned once; running one on the single-partition path does no parsing or planning. Async callers use the
 //! `*_async` variants, which keep blocking work off the caller's runtime.
 
+pub mod cli;
 pub mod server;
 
 pub use lanedb_pgwire::text;
@@ -163,6 +164,11 @@ impl Database {
     /// Registers a procedure written in Rust; `CALL name(...)` then runs it (see `lanedb_procedures`).
     pub fn register_procedure(&self, procedure: Arc<dyn Procedure>) -> Result<()> {
         self.procedures.register(procedure)
+    }
+
+    /// Installs a module: creates the schema it needs where missing, checks what exists, registers its procedures.
+    pub fn install_module(&self, module: &lanedb_procedures::Module) -> Result<()> {
+        self.procedures.install_module(module)
     }
 
     /// Runs a procedure, returning the outputs of its last batch of statements.

@@ -273,3 +273,36 @@ fn sql_procedures_are_created_called_and_dropped() {
     db.execute("CALL deposit(7, 5)", &[]).unwrap();
     assert_eq!(scalar(&db, "CALL balance(7)"), "130");
 }
+
+#[test]
+fn modules_create_what_is_missing_and_check_what_exists() {
+    let db = Database::open_in_memory(2).unwrap();
+    let bank = lanedb::procedures::examples::bank();
+    db.install_module(&bank).unwrap();
+    db.install_module(&bank).unwrap();
+    db.call("deposit", &[Value::BigInt(1), Value::BigInt(10)])
+        .unwrap();
+    assert_eq!(
+        scalar(&db, "SELECT balance FROM accounts WHERE id = 1"),
+        "10"
+    );
+
+    let other = Database::open_in_memory(2).unwrap();
+    other
+        .execute(
+            "CREATE TABLE accounts (id BIGINT PRIMARY KEY, owner TEXT, balance INTEGER NOT NULL)",
+            &[],
+        )
+        .unwrap();
+    let e = other.install_module(&bank).unwrap_err();
+    assert!(e.message.contains("module bank"), "{}", e.message);
+    assert!(e.message.contains("owner"), "{}", e.message);
+    assert_eq!(
+        other
+            .call("deposit", &[Value::BigInt(1), Value::BigInt(1)])
+            .unwrap_err()
+            .code
+            .0,
+        "42883"
+    );
+}

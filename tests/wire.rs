@@ -959,3 +959,40 @@ async fn call_runs_procedures_through_both_protocols() {
     let e = client.simple_query("CALL nothing(1)").await.unwrap_err();
     assert_eq!(code(&e), "42883");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_bank_module_is_served_by_default() {
+    let server = Server::start(&["--modules", "bank"]);
+    let client = server.connect().await;
+    for (id, amount) in [(1i64, 100i64), (2, 50), (1, 20)] {
+        client
+            .execute("CALL deposit($1, $2)", &[&id, &amount])
+            .await
+            .unwrap();
+    }
+    let row = client
+        .query_one("CALL transfer($1, $2, $3)", &[&1i64, &2i64, &70i64])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 50);
+    let e = client
+        .query_one("CALL withdraw($1, $2)", &[&2i64, &1000i64])
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "P0001");
+    let e = client
+        .query_one("CALL transfer($1, $2, $3)", &[&1i64, &2i64, &1000i64])
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "P0001");
+    let row = client
+        .query_one("SELECT sum(balance) FROM accounts", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 170);
+    let row = client
+        .query_one("CALL balance($1)", &[&2i64])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(2), 120);
+}

@@ -1327,7 +1327,19 @@ impl<B: Backend> Session<B> {
             None => {}
         }
         if portal.result.is_none() {
-            let output = self.run_statement(&statement, &portal.params, out).await?;
+            let mut output = self.run_statement(&statement, &portal.params, out).await?;
+            // Rows must match what Describe announced: a statement described as returning none sends none.
+            let described = self.shared.backend.schema(&statement).fields().len();
+            let returned = output.schema.as_ref().map_or(0, |s| s.fields().len());
+            if described == 0 && returned > 0 {
+                output.batches.clear();
+                output.schema = None;
+            } else if described != returned && returned > 0 {
+                return Err(Error::new(
+                    SqlState("42804"),
+                    format!("the statement returned {returned} columns where {described} were described"),
+                ));
+            }
             portal.result = Some((output, 0));
         }
         let limit = if execute.max_rows > 0 {

@@ -34,12 +34,15 @@
 //! ids from `Context::unique_id` and randomness from `Context::random`; never read the clock, the environment or a
 //! randomly seeded hash map's iteration order.
 
+pub mod examples;
+pub mod module;
 pub mod registry;
 pub mod sql_procedure;
 
 use arrow_schema::SchemaRef;
 use lanedb_engine::{Error, Output, Result, SqlState, Value};
 
+pub use module::Module;
 pub use registry::Registry;
 
 /// Where a procedure runs.
@@ -87,7 +90,7 @@ pub trait Procedure: Send + Sync + 'static {
     fn parameters(&self) -> Vec<lanedb_engine::DataType>;
     fn run(&self, ctx: &mut Context<'_>, params: &[Value]) -> Result<Vec<Output>>;
     /// The columns the procedure returns, for clients that describe a `CALL` before running it. By default: those
-    /// of its statement, when it has exactly one.
+    /// of the last declared statement that returns rows.
     fn result_schema(&self) -> Option<SchemaRef> {
         None
     }

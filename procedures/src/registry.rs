@@ -40,7 +40,7 @@ struct Registered {
 }
 
 pub struct Registry {
-    sql: Arc<SqlEngine>,
+    pub(crate) sql: Arc<SqlEngine>,
     procedures: RwLock<BTreeMap<String, Arc<Registered>>>,
     /// Transaction ids for procedures' `unique_id` and random seeds.
     next_transaction: AtomicU64,
@@ -334,10 +334,12 @@ impl ProcedureHandler for Registry {
             return Some(schema);
         }
         let plans = registered.plans.lock().clone();
-        match plans.statements.as_slice() {
-            [one] if !one.schema.fields().is_empty() => Some(one.schema.clone()),
-            _ => None,
-        }
+        plans
+            .statements
+            .iter()
+            .rev()
+            .find(|s| !s.schema.fields().is_empty())
+            .map(|s| s.schema.clone())
     }
 
     fn call(&self, name: &str, args: Vec<Value>, ctx: RunContext<'_>) -> Result<Output> {

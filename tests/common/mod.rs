@@ -15,8 +15,14 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts `lanedb serve` on a free port with `extra` flags and waits for its "listening on" line.
+    /// Starts `lanedb serve` on a free port with `extra` flags and waits for its "listening on" line. Without
+    /// `--modules` in `extra`, no example module is installed: tests start from an empty database.
     pub fn start(extra: &[&str]) -> Server {
+        let modules: &[&str] = if extra.contains(&"--modules") {
+            &[]
+        } else {
+            &["--modules", "none"]
+        };
         let data_dir = std::env::temp_dir().join(format!(
             "lanedb-test-{}-{}",
             std::process::id(),
@@ -27,6 +33,7 @@ impl Server {
             .args(["--listen", "127.0.0.1:0", "--lanes", "2"])
             .arg("--data-dir")
             .arg(&data_dir)
+            .args(modules)
             .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -1,0 +1,304 @@
+//! The `lanedb` command line: `lanedb serve` runs the PostgreSQL wire server over an in-memory database.
+//!
+//! Settings come from flags, then from a TOML file given with `--config` (same names, with underscores), then from
+//! the defaults below; `lanedb serve --help` lists them all.
+//!
+//! A server with your own procedures is a `main.rs` of a few lines (see `examples/custom_server.rs`):
+//!
+//! ```no_run
+//! fn main() -> std::process::ExitCode {
+//!     lanedb::cli::main(vec![lanedb::procedures::examples::bank()])
+//! }
+//! ```
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::procedures::Module;
+use crate::server::WireBackend;
+use crate::{Config, Database};
+use clap::{Args, Parser, Subcommand};
+use lanedb_pgwire::{ServerConfig, Shared};
+use serde::Deserialize;
+
+#[derive(Parser)]
+#[command(
+    name = "lanedb",
+    version,
+    about = "LaneDB: an in-memory transactional SQL database that speaks PostgreSQL"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the server (ready for `psql -h 127.0.0.1 -p 5433`).
+    Serve(ServeArgs),
+}
+
+/// Every setting of `lanedb serve`. Each flag may also be given in the `--config` file as `name = value` with
+/// underscores (for example `connection_count_max = 500`); flags win over the file.
+#[derive(Args, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServeArgs {
+    /// TOML file with settings (flags override it).
+    #[arg(long)]
+    #[serde(skip)]
+    config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:5433].
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Data directory [default: ./lanedb-data].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Lanes (partitions), each run by one thread at a time [default: number of cores].
+    #[arg(long)]
+    lanes: Option<usize>,
+    /// Memory each lane may use for table data and indexes, in bytes; past it writes fail with 53200 [default: 4 GiB].
+    #[arg(long)]
+    lane_memory_bytes_max: Option<usize>,
+    /// Connections open at once; past it new clients get 53300 [default: 2000].
+    #[arg(long)]
+    connection_count_max: Option<usize>,
+    /// Largest protocol message accepted from a client, in bytes [default: 64 MiB].
+    #[arg(long)]
+    message_bytes_max: Option<usize>,
+    /// Longest statement text, in bytes [default: 1 MiB].
+    #[arg(long)]
+    statement_bytes_max: Option<usize>,
+    /// Largest result of one statement, in wire bytes [default: 1 GiB].
+    #[arg(long)]
+    result_bytes_max: Option<usize>,
+    /// Close sessions idle (outside a transaction block) this long, in milliseconds; 0 never [default: 0].
+    #[arg(long)]
+    idle_session_timeout_ms: Option<u64>,
+    /// Largest `COPY ... FROM STDIN` data, in bytes [default: 1 GiB].
+    #[arg(long)]
+    copy_bytes_max: Option<usize>,
+    /// Create (or reset) an admin user with this password at start; once a user exists, clients must log in with
+    /// SCRAM-SHA-256. Also read from the environment variable LANEDB_ADMIN_PASSWORD, which `ps` does not show.
+    #[arg(long, env = "LANEDB_ADMIN_PASSWORD", hide_env_values = true)]
+    admin_password: Option<String>,
+    /// Name of the admin user that --admin-password creates [default: lanedb].
+    #[arg(long)]
+    admin_user: Option<String>,
+    /// PEM certificate chain for TLS (with --tls-key); clients then may use sslmode=require.
+    #[arg(long)]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS.
+    #[arg(long)]
+    tls_key: Option<PathBuf>,
+    /// Refuse clients that do not use TLS (needs --tls-cert and --tls-key).
+    #[arg(long)]
+    #[serde(default)]
+    require_tls: bool,
+    /// Procedure modules to install, by name, comma-separated, or `none` [default: every module the binary has].
+    #[arg(long)]
+    modules: Option<String>,
+    /// Log filter, as RUST_LOG takes it [default: info].
+    #[arg(long)]
+    log: Option<String>,
+}
+
+impl ServeArgs {
+    /// Flags over the file's settings.
+    fn merged(self) -> Result<ServeArgs, String> {
+        let Some(path) = &self.config else {
+            return Ok(self);
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read the config file {}: {e}", path.display()))?;
+        let file: ServeArgs = toml::from_str(&text)
+            .map_err(|e| format!("invalid config file {}: {e}", path.display()))?;
+        Ok(ServeArgs {
+            config: self.config,
+            listen: self.listen.or(file.listen),
+            data_dir: self.data_dir.or(file.data_dir),
+            lanes: self.lanes.or(file.lanes),
+            lane_memory_bytes_max: self.lane_memory_bytes_max.or(file.lane_memory_bytes_max),
+            connection_count_max: self.connection_count_max.or(file.connection_count_max),
+            message_bytes_max: self.message_bytes_max.or(file.message_bytes_max),
+            statement_bytes_max: self.statement_bytes_max.or(file.statement_bytes_max),
+            result_bytes_max: self.result_bytes_max.or(file.result_bytes_max),
+            idle_session_timeout_ms: self
+                .idle_session_timeout_ms
+                .or(file.idle_session_timeout_ms),
+            copy_bytes_max: self.copy_bytes_max.or(file.copy_bytes_max),
+            admin_password: self.admin_password.or(file.admin_password),
+            admin_user: self.admin_user.or(file.admin_user),
+            modules: self.modules.or(file.modules),
+            tls_cert: self.tls_cert.or(file.tls_cert),
+            tls_key: self.tls_key.or(file.tls_key),
+            require_tls: self.require_tls || file.require_tls,
+            log: self.log.or(file.log),
+        })
+    }
+}
+
+/// Runs the command line with `modules` available to `--modules` (all installed by default).
+pub fn main(modules: Vec<Module>) -> std::process::ExitCode {
+    let Cli {
+        command: Command::Serve(args),
+    } = Cli::parse();
+    let args = match args.merged() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("lanedb: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(args.log.as_deref().unwrap_or("info"))
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    match serve(args, modules) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(args: ServeArgs, modules: Vec<Module>) -> Result<(), String> {
+    let defaults = Config::default();
+    let server_defaults = ServerConfig::default();
+    let listen = args
+        .listen
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 5433)));
+    let data_dir = args
+        .data_dir
+        .unwrap_or_else(|| PathBuf::from("lanedb-data"));
+    std::fs::create_dir_all(&data_dir).map_err(|e| {
+        format!(
+            "cannot create the data directory {}: {e}",
+            data_dir.display()
+        )
+    })?;
+    let db = Database::open(Config {
+        lane_count: args.lanes.unwrap_or(defaults.lane_count),
+        lane_memory_bytes_max: args
+            .lane_memory_bytes_max
+            .unwrap_or(defaults.lane_memory_bytes_max),
+    })
+    .map_err(|e| e.to_string())?;
+    if let Some(password) = &args.admin_password {
+        let user = args.admin_user.as_deref().unwrap_or("lanedb");
+        db.set_user(user, password, crate::Role::Admin)
+            .map_err(|e| e.to_string())?;
+    }
+    let wanted: Option<Vec<&str>> = match args.modules.as_deref() {
+        None => None,
+        Some("none") | Some("") => Some(vec![]),
+        Some(list) => Some(list.split(',').map(str::trim).collect()),
+    };
+    if let Some(wanted) = &wanted {
+        if let Some(unknown) = wanted
+            .iter()
+            .find(|w| !modules.iter().any(|m| m.name == **w))
+        {
+            let known: Vec<&str> = modules.iter().map(|m| m.name.as_str()).collect();
+            return Err(format!(
+                "no module {unknown} (this binary has: {})",
+                known.join(", ")
+            ));
+        }
+    }
+    for module in &modules {
+        if wanted
+            .as_ref()
+            .is_none_or(|w| w.contains(&module.name.as_str()))
+        {
+            db.install_module(module).map_err(|e| e.to_string())?;
+            tracing::info!(module = %module.name, "module installed");
+        }
+    }
+    let authenticated = args.admin_password.is_some();
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(lanedb_pgwire::tls::load(cert, key)?),
+        (None, None) => None,
+        _ => return Err("--tls-cert and --tls-key go together".into()),
+    };
+    if args.require_tls && tls.is_none() {
+        return Err("--require-tls needs --tls-cert and --tls-key".into());
+    }
+    let config = ServerConfig {
+        connection_count_max: args
+            .connection_count_max
+            .unwrap_or(server_defaults.connection_count_max),
+        message_bytes_max: args
+            .message_bytes_max
+            .unwrap_or(server_defaults.message_bytes_max),
+        statement_bytes_max: args
+            .statement_bytes_max
+            .unwrap_or(server_defaults.statement_bytes_max),
+        result_bytes_max: args
+            .result_bytes_max
+            .unwrap_or(server_defaults.result_bytes_max),
+        idle_session_timeout_ms: args
+            .idle_session_timeout_ms
+            .unwrap_or(server_defaults.idle_session_timeout_ms),
+        copy_bytes_max: args
+            .copy_bytes_max
+            .unwrap_or(server_defaults.copy_bytes_max),
+        tls,
+        require_tls: args.require_tls,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .thread_name("lanedb-wire")
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let lane_count = db.lane_count();
+    // The database owns a runtime of its own, which must not be dropped inside another runtime's task: it is
+    // dropped here, after the wire runtime has stopped and let go of every session.
+    let shared = Shared::new(Arc::new(WireBackend::new(db)), config);
+    let served = runtime.block_on({
+        let shared = shared.clone();
+        async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+        let local = listener.local_addr().map_err(|e| e.to_string())?;
+        tracing::warn!(
+            "durability is off: data lives in memory only and is lost when the server stops ({} is reserved \
+             for the command log and snapshots)",
+            data_dir.display()
+        );
+        if !local.ip().is_loopback() && !authenticated {
+            tracing::warn!(
+                "listening on {local} without authentication: any client that can reach it has full access"
+            );
+        }
+        tracing::info!(lanes = lane_count, "listening on {local}");
+        lanedb_pgwire::serve(listener, shared, shutdown_signal()).await;
+        tracing::info!("shutting down");
+        Ok(())
+    }});
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    drop(shared);
+    served
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("cannot watch SIGTERM: {e}");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
