@@ -306,3 +306,51 @@ fn modules_create_what_is_missing_and_check_what_exists() {
         "42883"
     );
 }
+
+#[test]
+fn procedure_statistics_are_queryable_with_sql() {
+    let db = bank();
+    db.register_procedure(Arc::new(Withdraw)).unwrap();
+    db.register_procedure(Arc::new(Transfer)).unwrap();
+    for id in 0..8 {
+        db.call("withdraw", &[Value::BigInt(id), Value::BigInt(10)])
+            .unwrap();
+    }
+    db.call("withdraw", &[Value::BigInt(1), Value::BigInt(1000)])
+        .unwrap_err();
+    db.call("withdraw", &[Value::BigInt(1), Value::Text("x".into())])
+        .unwrap_err();
+    db.call(
+        "transfer",
+        &[Value::BigInt(1), Value::BigInt(2), Value::BigInt(5)],
+    )
+    .unwrap();
+    assert_eq!(
+        scalar(
+            &db,
+            "SELECT sum(invocations) FROM lanedb_stats.procedures WHERE procedure = 'withdraw'"
+        ),
+        "9"
+    );
+    assert_eq!(
+        scalar(
+            &db,
+            "SELECT sum(aborts) FROM lanedb_stats.procedures WHERE procedure = 'withdraw'"
+        ),
+        "1"
+    );
+    assert!(
+        scalar(
+            &db,
+            "SELECT count(DISTINCT lane) FROM lanedb_stats.procedures WHERE procedure = 'withdraw'"
+        )
+        .parse::<i64>()
+        .unwrap()
+            > 1
+    );
+    assert_eq!(
+        scalar(&db, "SELECT count(*) FROM lanedb_stats.procedures WHERE procedure = 'transfer' AND lane IS NULL"),
+        "1"
+    );
+    assert_eq!(scalar(&db, "SELECT count(*) FROM lanedb_stats.lanes"), "4");
+}

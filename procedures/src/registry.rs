@@ -37,6 +37,42 @@ struct Plans {
 struct Registered {
     procedure: Arc<dyn Procedure>,
     plans: Mutex<Arc<Plans>>,
+    /// One per lane, then one for multi-partition runs.
+    counters: Vec<Counters>,
+}
+
+/// What makes a call deterministic on replay: its timestamp and transaction id.
+#[derive(Clone, Copy)]
+struct Invocation {
+    timestamp_micros: i64,
+    transaction: u64,
+}
+
+/// A procedure's counters on one lane; relaxed atomics, read only for statistics.
+#[derive(Default)]
+struct Counters {
+    invocations: AtomicU64,
+    aborts: AtomicU64,
+    failures: AtomicU64,
+    total_us: AtomicU64,
+    max_us: AtomicU64,
+}
+
+impl Counters {
+    fn record(&self, result: &Result<Vec<Output>>, elapsed_us: u64) {
+        self.invocations.fetch_add(1, Ordering::Relaxed);
+        match result {
+            Ok(_) => {}
+            Err(e) if e.code == SqlState("P0001") => {
+                self.aborts.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(_) => {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.total_us.fetch_add(elapsed_us, Ordering::Relaxed);
+        self.max_us.fetch_max(elapsed_us, Ordering::Relaxed);
+    }
 }
 
 pub struct Registry {
@@ -94,6 +130,9 @@ impl Registry {
             Arc::new(Registered {
                 procedure,
                 plans: Mutex::new(Arc::new(plans)),
+                counters: (0..=self.sql.engine().lane_count())
+                    .map(|_| Counters::default())
+                    .collect(),
             }),
         );
         Ok(())
@@ -210,57 +249,108 @@ impl Registry {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_micros() as i64);
         let transaction = self.next_transaction.fetch_add(1, Ordering::Relaxed);
+        let started = std::time::Instant::now();
+        let mut lane = None;
+        let mut result = Err(Error::new(
+            SqlState("40001"),
+            format!("the catalog kept changing while procedure {name} ran; retry it"),
+        ));
         for _ in 0..STALE_RETRIES_MAX {
             let plans = registered.plans.lock().clone();
-            let result = self.run(procedure, &plans, &args, timestamp_micros, transaction, ctx);
-            match result {
+            lane = self.lane_of(procedure, &plans, &args)?;
+            let invocation = Invocation {
+                timestamp_micros,
+                transaction,
+            };
+            match self.run(procedure, &plans, lane, &args, invocation, ctx) {
                 Err(e) if e.code == STALE_CATALOG => {
                     let replanned = self.plan(procedure)?;
                     *registered.plans.lock() = Arc::new(replanned);
                 }
-                other => return other,
+                other => {
+                    result = other;
+                    break;
+                }
             }
         }
-        Err(Error::new(
-            SqlState("40001"),
-            format!("the catalog kept changing while procedure {name} ran; retry it"),
-        ))
+        let counters = &registered.counters[lane.unwrap_or(registered.counters.len() - 1)];
+        counters.record(&result, started.elapsed().as_micros() as u64);
+        result
+    }
+
+    /// The lane a single-partition call runs on; `None` for a multi-partition procedure.
+    fn lane_of(
+        &self,
+        procedure: &dyn Procedure,
+        plans: &Plans,
+        args: &[Value],
+    ) -> Result<Option<usize>> {
+        let Some((ty, parameter)) = plans.partition else {
+            return Ok(None);
+        };
+        let key = args[parameter].cast_to(&ty)?;
+        if key.is_null() {
+            return Err(Error::new(
+                SqlState::NOT_NULL_VIOLATION,
+                format!(
+                    "procedure {}: the partition parameter is NULL",
+                    procedure.name()
+                ),
+            ));
+        }
+        Ok(Some(self.sql.engine().lane_of(&key)))
+    }
+
+    /// Counters of every procedure, per lane.
+    pub fn statistics(&self) -> Vec<lanedb_sql::stats::ProcedureStats> {
+        let procedures = self.procedures.read();
+        let mut out = Vec::new();
+        for (name, registered) in procedures.iter() {
+            let multi = registered.counters.len() - 1;
+            for (i, c) in registered.counters.iter().enumerate() {
+                let invocations = c.invocations.load(Ordering::Relaxed);
+                if invocations == 0 {
+                    continue;
+                }
+                out.push(lanedb_sql::stats::ProcedureStats {
+                    name: name.clone(),
+                    lane: (i != multi).then_some(i),
+                    invocations,
+                    aborts: c.aborts.load(Ordering::Relaxed),
+                    failures: c.failures.load(Ordering::Relaxed),
+                    total_us: c.total_us.load(Ordering::Relaxed),
+                    max_us: c.max_us.load(Ordering::Relaxed),
+                });
+            }
+        }
+        out
     }
 
     fn run(
         &self,
         procedure: &dyn Procedure,
         plans: &Plans,
+        lane: Option<usize>,
         args: &[Value],
-        timestamp_micros: i64,
-        transaction: u64,
+        invocation: Invocation,
         ctx: RunContext<'_>,
     ) -> Result<Vec<Output>> {
+        let Invocation {
+            timestamp_micros,
+            transaction,
+        } = invocation;
         let engine = self.sql.engine();
-        match plans.partition {
-            Some((ty, parameter)) => {
-                let key = args[parameter].cast_to(&ty)?;
-                if key.is_null() {
-                    return Err(Error::new(
-                        SqlState::NOT_NULL_VIOLATION,
-                        format!(
-                            "procedure {}: the partition parameter is NULL",
-                            procedure.name()
-                        ),
-                    ));
-                }
-                let lane_id = engine.lane_of(&key);
-                engine.run_single(lane_id, Some(plans.version), |lane| {
-                    let mut runner = LaneRunner {
-                        sql: &self.sql,
-                        statements: &plans.statements,
-                        lane,
-                        lane_id,
-                    };
-                    let mut context = Context::new(&mut runner, timestamp_micros, transaction);
-                    procedure.run(&mut context, args)
-                })
-            }
+        match lane {
+            Some(lane_id) => engine.run_single(lane_id, Some(plans.version), |lane| {
+                let mut runner = LaneRunner {
+                    sql: &self.sql,
+                    statements: &plans.statements,
+                    lane,
+                    lane_id,
+                };
+                let mut context = Context::new(&mut runner, timestamp_micros, transaction);
+                procedure.run(&mut context, args)
+            }),
             None => engine.run_multi(Some(plans.version), |txn| {
                 let mut runner = TxnRunner {
                     sql: &self.sql,
@@ -354,6 +444,10 @@ impl ProcedureHandler for Registry {
         let procedure = Arc::new(SqlProcedure::new(definition.clone()));
         self.register(procedure)?;
         self.record(definition)
+    }
+
+    fn statistics(&self) -> Vec<lanedb_sql::stats::ProcedureStats> {
+        Registry::statistics(self)
     }
 
     fn drop_procedure(&self, name: &str, if_exists: bool) -> Result<()> {

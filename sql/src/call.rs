@@ -30,6 +30,8 @@ pub trait ProcedureHandler: Send + Sync {
     fn call(&self, name: &str, args: Vec<Value>, ctx: RunContext<'_>) -> Result<Output>;
     fn create_sql_procedure(&self, definition: ProcedureDef) -> Result<()>;
     fn drop_procedure(&self, name: &str, if_exists: bool) -> Result<()>;
+    /// Counters per procedure and lane, for `lanedb_stats.procedures`.
+    fn statistics(&self) -> Vec<crate::stats::ProcedureStats>;
 }
 
 /// A parsed `CREATE PROCEDURE`.

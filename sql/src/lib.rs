@@ -28,6 +28,7 @@ pub mod plan;
 pub mod query;
 pub mod rewrite;
 pub mod session;
+pub mod stats;
 pub mod users;
 
 use std::collections::HashMap;
@@ -78,7 +79,7 @@ pub struct SqlEngine {
     bridge: Arc<QueryBridge>,
     runtime: tokio::runtime::Runtime,
     cache: Mutex<HashMap<String, Arc<Vec<Arc<Prepared>>>>>,
-    procedures: parking_lot::RwLock<Option<Arc<dyn call::ProcedureHandler>>>,
+    procedures: stats::HandlerCell,
 }
 
 impl SqlEngine {
@@ -89,13 +90,14 @@ impl SqlEngine {
             .enable_all()
             .build()
             .map_err(|e| Error::internal(format!("cannot start the query runtime: {e}")))?;
-        let bridge = Arc::new(QueryBridge::new(engine.clone()));
+        let procedures: stats::HandlerCell = Arc::new(parking_lot::RwLock::new(None));
+        let bridge = Arc::new(QueryBridge::new(engine.clone(), procedures.clone()));
         Ok(SqlEngine {
             engine,
             bridge,
             runtime,
             cache: Mutex::new(HashMap::new()),
-            procedures: parking_lot::RwLock::new(None),
+            procedures,
         })
     }
 

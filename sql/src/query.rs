@@ -151,11 +151,12 @@ impl SchemaProvider for LaneSchema {
 #[derive(Debug)]
 struct LaneCatalog {
     schema: Arc<LaneSchema>,
+    stats: Arc<crate::stats::StatsSchema>,
 }
 
 impl CatalogProvider for LaneCatalog {
     fn schema_names(&self) -> Vec<String> {
-        vec!["public".into(), "pg_catalog".into()]
+        vec!["public".into(), "pg_catalog".into(), "lanedb_stats".into()]
     }
 
     fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
@@ -164,6 +165,7 @@ impl CatalogProvider for LaneCatalog {
             "pg_catalog" => {
                 Some(Arc::new(crate::pg_catalog::PgCatalogSchema) as Arc<dyn SchemaProvider>)
             }
+            "lanedb_stats" => Some(self.stats.clone() as Arc<dyn SchemaProvider>),
             _ => None,
         }
     }
@@ -188,7 +190,7 @@ pub struct QueryPlan {
 }
 
 impl QueryBridge {
-    pub fn new(engine: Arc<Engine>) -> QueryBridge {
+    pub fn new(engine: Arc<Engine>, procedures: crate::stats::HandlerCell) -> QueryBridge {
         let mut config = SessionConfig::new()
             .with_default_catalog_and_schema("lanedb", "public")
             .with_create_default_catalog_and_schema(false)
@@ -206,6 +208,10 @@ impl QueryBridge {
             Arc::new(LaneCatalog {
                 schema: Arc::new(LaneSchema {
                     engine: engine.clone(),
+                }),
+                stats: Arc::new(crate::stats::StatsSchema {
+                    engine: engine.clone(),
+                    handler: procedures,
                 }),
             }),
         );
