@@ -354,3 +354,53 @@ fn procedure_statistics_are_queryable_with_sql() {
     );
     assert_eq!(scalar(&db, "SELECT count(*) FROM lanedb_stats.lanes"), "4");
 }
+
+/// Takes its "id" from a process-wide counter instead of `Context::unique_id`: a different write on every run.
+struct Careless;
+
+static CARELESS_IDS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(1000);
+
+impl Procedure for Careless {
+    fn name(&self) -> &str {
+        "Careless"
+    }
+    fn partitioning(&self) -> Partitioning {
+        Partitioning::single("accounts", "id", 0)
+    }
+    fn statements(&self) -> Vec<String> {
+        vec!["UPDATE accounts SET balance = $2 WHERE id = $1".into()]
+    }
+    fn parameters(&self) -> Vec<DataType> {
+        vec![DataType::BigInt]
+    }
+    fn run(&self, ctx: &mut Context<'_>, params: &[Value]) -> Result<Vec<Output>> {
+        let id = CARELESS_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        ctx.queue(0, vec![params[0].clone(), Value::BigInt(id)]);
+        ctx.execute()
+    }
+}
+
+#[test]
+fn debug_builds_catch_a_procedure_that_is_not_deterministic() {
+    let db = bank();
+    db.register_procedure(Arc::new(Careless)).unwrap();
+    let result = db.call("careless", &[Value::BigInt(1)]);
+    if cfg!(debug_assertions) {
+        let e = result.unwrap_err();
+        assert_eq!(e.code.0, "XX000");
+        assert!(e.message.contains("not deterministic"), "{}", e.message);
+        assert_eq!(
+            scalar(&db, "SELECT balance FROM accounts WHERE id = 1"),
+            "100"
+        );
+    } else {
+        result.unwrap();
+    }
+    // The deterministic ones pass the same check.
+    db.register_procedure(Arc::new(Transfer)).unwrap();
+    db.call(
+        "transfer",
+        &[Value::BigInt(1), Value::BigInt(2), Value::BigInt(5)],
+    )
+    .unwrap();
+}

@@ -342,27 +342,88 @@ impl Registry {
         let engine = self.sql.engine();
         match lane {
             Some(lane_id) => engine.run_single(lane_id, Some(plans.version), |lane| {
-                let mut runner = LaneRunner {
-                    sql: &self.sql,
-                    statements: &plans.statements,
-                    lane,
-                    lane_id,
+                let attempt = |lane: &mut LaneState, record: bool| {
+                    let mut runner = LaneRunner {
+                        sql: &self.sql,
+                        statements: &plans.statements,
+                        lane,
+                        lane_id,
+                    };
+                    let mut context = Context::new(&mut runner, timestamp_micros, transaction);
+                    if record {
+                        context.record();
+                    }
+                    let out = procedure.run(&mut context, args);
+                    (out, context.trace())
                 };
-                let mut context = Context::new(&mut runner, timestamp_micros, transaction);
-                procedure.run(&mut context, args)
+                if !CHECK_DETERMINISM {
+                    return attempt(lane, false).0;
+                }
+                let savepoint = lane.savepoint();
+                let (first, first_trace) = attempt(lane, true);
+                lane.rollback_to(savepoint);
+                let (second, second_trace) = attempt(lane, true);
+                same_runs(procedure, &first, first_trace, &second, second_trace)?;
+                second
             }),
             None => engine.run_multi(Some(plans.version), |txn| {
-                let mut runner = TxnRunner {
-                    sql: &self.sql,
-                    statements: &plans.statements,
-                    txn,
-                    ctx,
+                let attempt = |txn: &mut MultiTxn, record: bool| {
+                    let mut runner = TxnRunner {
+                        sql: &self.sql,
+                        statements: &plans.statements,
+                        txn,
+                        ctx,
+                    };
+                    let mut context = Context::new(&mut runner, timestamp_micros, transaction);
+                    if record {
+                        context.record();
+                    }
+                    let out = procedure.run(&mut context, args);
+                    (out, context.trace())
                 };
-                let mut context = Context::new(&mut runner, timestamp_micros, transaction);
-                procedure.run(&mut context, args)
+                if !CHECK_DETERMINISM {
+                    return attempt(txn, false).0;
+                }
+                let savepoints: Vec<_> = txn.lanes.iter().map(|l| l.savepoint()).collect();
+                let (first, first_trace) = attempt(txn, true);
+                for (lane, savepoint) in txn.lanes.iter_mut().zip(savepoints) {
+                    lane.rollback_to(savepoint);
+                }
+                let (second, second_trace) = attempt(txn, true);
+                same_runs(procedure, &first, first_trace, &second, second_trace)?;
+                second
             }),
         }
     }
+}
+
+/// Debug builds run every procedure twice on the same state and compare (see the crate docs on determinism).
+const CHECK_DETERMINISM: bool = cfg!(debug_assertions);
+
+type Trace = Option<Vec<(usize, Vec<Value>)>>;
+
+fn same_runs(
+    procedure: &dyn Procedure,
+    first: &Result<Vec<Output>>,
+    first_trace: Trace,
+    second: &Result<Vec<Output>>,
+    second_trace: Trace,
+) -> Result<()> {
+    let same_outcome = match (first, second) {
+        (Ok(_), Ok(_)) => true,
+        (Err(a), Err(b)) => a == b,
+        _ => false,
+    };
+    if same_outcome && first_trace == second_trace {
+        return Ok(());
+    }
+    Err(Error::internal(format!(
+        "procedure {} is not deterministic: two runs on the same state executed {:?} and then {:?}; take time, ids \
+         and randomness from its Context",
+        procedure.name(),
+        first_trace.unwrap_or_default(),
+        second_trace.unwrap_or_default()
+    )))
 }
 
 fn statement(statements: &[Arc<Prepared>], i: usize) -> Result<&Arc<Prepared>> {
