@@ -4,9 +4,10 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use arrow_schema::SchemaRef;
-use lanedb_engine::auth::{Role, ScramVerifier};
+use lanedb_engine::auth::{check_role, Role, ScramVerifier};
 use lanedb_engine::{CopyDirection, CopyFormat, DataType, Output, Result, SessionCommand, Value};
 use lanedb_pgwire::{Backend, ExecContext};
+use lanedb_sql::plan::Plan;
 use lanedb_sql::{Prepared, RunContext};
 
 use crate::Database;
@@ -53,8 +54,21 @@ impl Backend for WireBackend {
         statement.is_quick()
     }
 
-    fn required_role(&self, statement: &Prepared) -> Role {
-        statement.required_role()
+    fn authorize(&self, user: &str, role: Role, statement: &Prepared) -> Result<()> {
+        let need = statement.required_role();
+        if role >= need {
+            return Ok(());
+        }
+        if let Plan::Call { name, .. } = &statement.plan {
+            let catalog = self.db.sql.engine().catalog();
+            if catalog
+                .user(user)
+                .is_some_and(|u| u.execute_grants.contains(name))
+            {
+                return Ok(());
+            }
+        }
+        check_role(role, need, "this statement")
     }
 
     fn requires_authentication(&self) -> bool {

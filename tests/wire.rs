@@ -857,6 +857,59 @@ async fn users_log_in_with_scram_and_roles_limit_them() {
         code(&connect_with(&server, "nopass", "").await.err().unwrap()),
         "28P01"
     );
+    // An execute grant lets a reader call that procedure, and only that one.
+    admin
+        .batch_execute(
+            "CREATE PROCEDURE rename AS UPDATE t SET v = $2 WHERE id = $1; \
+             CREATE PROCEDURE wipe AS DELETE FROM t WHERE id = $1",
+        )
+        .await
+        .unwrap();
+    let e = reader
+        .simple_query("CALL rename(1, 'x')")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "42501");
+    admin
+        .simple_query("GRANT EXECUTE ON PROCEDURE rename TO reader")
+        .await
+        .unwrap();
+    reader.simple_query("CALL rename(1, 'x')").await.unwrap();
+    assert_eq!(
+        code(&reader.simple_query("CALL wipe(1)").await.unwrap_err()),
+        "42501"
+    );
+    assert_eq!(
+        code(
+            &reader
+                .simple_query("UPDATE t SET v = 'y' WHERE id = 1")
+                .await
+                .unwrap_err()
+        ),
+        "42501"
+    );
+    admin
+        .simple_query("REVOKE EXECUTE ON PROCEDURE rename FROM reader")
+        .await
+        .unwrap();
+    assert_eq!(
+        code(
+            &reader
+                .simple_query("CALL rename(1, 'z')")
+                .await
+                .unwrap_err()
+        ),
+        "42501"
+    );
+    assert_eq!(
+        code(
+            &admin
+                .simple_query("GRANT EXECUTE ON PROCEDURE nothing TO reader")
+                .await
+                .unwrap_err()
+        ),
+        "42883"
+    );
     // A new password replaces the old; a dropped user can no longer log in, sessions of others go on.
     admin
         .simple_query("ALTER USER writer WITH PASSWORD 'w2'")

@@ -169,6 +169,8 @@ pub struct UserDef {
     pub role: Role,
     /// `None` for a user created without a password, who cannot log in.
     pub verifier: Option<ScramVerifier>,
+    /// Procedures the user may call whatever its role (`GRANT EXECUTE ON PROCEDURE`).
+    pub execute_grants: std::collections::BTreeSet<String>,
 }
 
 #[cfg(test)]

@@ -71,8 +71,8 @@ pub trait Backend: Send + Sync + 'static {
         statement: &Arc<Self::Statement>,
         params: &[Value],
     ) -> Result<Output>;
-    /// The least role that may run the statement.
-    fn required_role(&self, statement: &Self::Statement) -> Role;
+    /// Whether `user`, of `role`, may run the statement (42501 if not).
+    fn authorize(&self, user: &str, role: Role, statement: &Self::Statement) -> Result<()>;
     /// Whether users are configured. Without users every client is trusted (as an admin); with them every client
     /// must log in with SCRAM-SHA-256.
     fn requires_authentication(&self) -> bool;

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
-use lanedb_engine::auth::{check_role, Role, ScramVerifier};
+use lanedb_engine::auth::{Role, ScramVerifier};
 use lanedb_engine::output::{setting_default, REPORTED};
 use lanedb_engine::{
     CopyDirection, CopyFormat, Error, Output, Result, SessionCommand, SqlState, Value,
@@ -865,11 +865,9 @@ impl<B: Backend> Session<B> {
         if self.status == TransactionStatus::Error {
             return Err(aborted_block());
         }
-        check_role(
-            self.role,
-            self.shared.backend.required_role(statement),
-            "COPY FROM",
-        )?;
+        self.shared
+            .backend
+            .authorize(&self.context.user, self.role, statement)?;
         if self.status == TransactionStatus::Transaction {
             return Err(write_in_block());
         }
@@ -987,11 +985,7 @@ impl<B: Backend> Session<B> {
         if self.status == TransactionStatus::Error {
             return Err(aborted_block());
         }
-        check_role(
-            self.role,
-            backend.required_role(statement),
-            "this statement",
-        )?;
+        backend.authorize(&self.context.user, self.role, statement)?;
         if self.status == TransactionStatus::Transaction && !backend.is_read_only(statement) {
             return Err(write_in_block());
         }

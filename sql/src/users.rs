@@ -4,7 +4,11 @@
 //!   CREATE USER name [WITH] [PASSWORD 'secret' | PASSWORD NULL] [SUPERUSER | READONLY | READWRITE] [LOGIN]
 //!   ALTER USER name [WITH] ...the same options...
 //!   DROP USER [IF EXISTS] name [, ...]
+//!   GRANT EXECUTE ON PROCEDURE proc TO name [, ...]      REVOKE EXECUTE ON PROCEDURE proc FROM name [, ...]
 //! ```
+//!
+//! An execute grant lets a user call that procedure whatever its role: a read-only user may run the writes a
+//! procedure makes, and nothing else.
 //!
 //! `SUPERUSER` makes an admin, `READONLY` a reader; the default is read-write (data, not schema or users). The
 //! password becomes a SCRAM-SHA-256 verifier at once (`lanedb_engine::auth`): only the verifier is kept.
@@ -19,9 +23,24 @@ use crate::ddl::ident;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum UserCommand {
-    Create { name: String, options: UserOptions },
-    Alter { name: String, options: UserOptions },
-    Drop { names: Vec<String>, if_exists: bool },
+    Create {
+        name: String,
+        options: UserOptions,
+    },
+    Alter {
+        name: String,
+        options: UserOptions,
+    },
+    Drop {
+        names: Vec<String>,
+        if_exists: bool,
+    },
+    /// `GRANT EXECUTE ON PROCEDURE p TO u, ...` (`grant`) or `REVOKE EXECUTE ON PROCEDURE p FROM u, ...`.
+    Execute {
+        grant: bool,
+        procedure: String,
+        users: Vec<String>,
+    },
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -45,6 +64,36 @@ pub fn parse(p: &mut Parser) -> Result<Option<UserCommand>, ParserError> {
             UserCommand::Create { name, options }
         } else {
             UserCommand::Alter { name, options }
+        }));
+    }
+    let grant = p.parse_keywords(&[
+        Keyword::GRANT,
+        Keyword::EXECUTE,
+        Keyword::ON,
+        Keyword::PROCEDURE,
+    ]);
+    let revoke = !grant
+        && p.parse_keywords(&[
+            Keyword::REVOKE,
+            Keyword::EXECUTE,
+            Keyword::ON,
+            Keyword::PROCEDURE,
+        ]);
+    if grant || revoke {
+        let procedure = ident(&p.parse_identifier()?).to_ascii_lowercase();
+        if grant {
+            p.expect_keyword_is(Keyword::TO)?;
+        } else {
+            p.expect_keyword_is(Keyword::FROM)?;
+        }
+        let mut users = vec![ident(&p.parse_identifier()?)];
+        while p.consume_token(&Token::Comma) {
+            users.push(ident(&p.parse_identifier()?));
+        }
+        return Ok(Some(UserCommand::Execute {
+            grant,
+            procedure,
+            users,
         }));
     }
     if p.parse_keywords(&[Keyword::DROP, Keyword::USER])
@@ -116,6 +165,7 @@ pub fn run(engine: &Engine, command: &UserCommand) -> Result<&'static str> {
                     .clone()
                     .flatten()
                     .map(|p| ScramVerifier::new(&p)),
+                execute_grants: Default::default(),
             };
             let catalog = txn.catalog().with_user(user);
             txn.set_catalog(catalog);
@@ -138,6 +188,35 @@ pub fn run(engine: &Engine, command: &UserCommand) -> Result<&'static str> {
             let catalog = txn.catalog().with_user(user);
             txn.set_catalog(catalog);
             Ok("ALTER ROLE")
+        }
+        UserCommand::Execute {
+            grant,
+            procedure,
+            users,
+        } => {
+            if txn.catalog().procedure(procedure).is_none() {
+                return Err(Error::new(
+                    SqlState::UNDEFINED_FUNCTION,
+                    format!("procedure {procedure} does not exist"),
+                ));
+            }
+            for name in users {
+                let Some(current) = txn.catalog().user(name) else {
+                    return Err(Error::new(
+                        SqlState::UNDEFINED_OBJECT,
+                        format!("role \"{name}\" does not exist"),
+                    ));
+                };
+                let mut user = (**current).clone();
+                if *grant {
+                    user.execute_grants.insert(procedure.clone());
+                } else {
+                    user.execute_grants.remove(procedure);
+                }
+                let catalog = txn.catalog().with_user(user);
+                txn.set_catalog(catalog);
+            }
+            Ok(if *grant { "GRANT" } else { "REVOKE" })
         }
         UserCommand::Drop { names, if_exists } => {
             for name in names {
