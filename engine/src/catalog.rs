@@ -11,6 +11,7 @@ use crate::auth::UserDef;
 use crate::error::{Error, Result, SqlState};
 use crate::types::DataType;
 use crate::value::Value;
+use crate::view::ViewDef;
 
 pub type TableId = u32;
 
@@ -95,6 +96,8 @@ pub struct Catalog {
     next_table_id: TableId,
     users: BTreeMap<String, Arc<UserDef>>,
     procedures: BTreeMap<String, Arc<ProcedureDef>>,
+    /// Materialized views by name; each also has a table of the same name holding its rows.
+    views: BTreeMap<String, Arc<ViewDef>>,
 }
 
 /// A registered procedure, as the catalog lists it (`pg_proc`, `\df`).
@@ -159,6 +162,35 @@ impl Catalog {
     pub fn with_user(&self, user: UserDef) -> Catalog {
         let mut next = self.clone();
         next.users.insert(user.name.clone(), Arc::new(user));
+        next
+    }
+
+    /// The materialized view called `name`, if that table is one.
+    pub fn view(&self, name: &str) -> Option<&Arc<ViewDef>> {
+        self.views.get(name)
+    }
+
+    /// The views maintained from table `source`.
+    pub fn views_of(&self, source: TableId) -> Vec<Arc<ViewDef>> {
+        self.views
+            .values()
+            .filter(|v| v.source == source)
+            .cloned()
+            .collect()
+    }
+
+    /// A copy with `view` (named `name`) added, one version later.
+    pub fn with_view(&self, name: &str, view: ViewDef) -> Catalog {
+        let mut next = self.clone();
+        next.version += 1;
+        next.views.insert(name.to_string(), Arc::new(view));
+        next
+    }
+
+    pub fn without_view(&self, name: &str) -> Catalog {
+        let mut next = self.clone();
+        next.version += 1;
+        next.views.remove(name);
         next
     }
 

@@ -137,8 +137,14 @@ pub struct Snapshot {
 impl Snapshot {
     fn add_lane(&mut self, lane_index: usize, lane: &LaneState, ids: &[TableId]) {
         for (id, store) in lane.tables() {
-            // A replicated table is the same on every lane: one copy is enough.
-            if !ids.contains(id) || (lane_index > 0 && store.def().is_replicated()) {
+            // A replicated table is the same on every lane: one copy is enough. A partial view is not replicated:
+            // each lane holds its own part.
+            let partial_view = self
+                .catalog
+                .view(&store.def().name)
+                .is_some_and(|v| v.partial);
+            if !ids.contains(id) || (lane_index > 0 && store.def().is_replicated() && !partial_view)
+            {
                 continue;
             }
             self.tables.entry(*id).or_default().push(store.snapshot());

@@ -20,11 +20,16 @@
 
 use std::collections::HashMap;
 
+use std::sync::Arc;
+
 use crate::catalog::TableId;
 use crate::error::{Error, Result, SqlState};
+use crate::key::make_key;
 use crate::partition::LaneId;
 use crate::storage::TableStore;
+use crate::types::DataType;
 use crate::value::Value;
+use crate::view::{Aggregate, ViewColumn, ViewDef};
 
 #[derive(Debug)]
 enum Undo {
@@ -49,6 +54,11 @@ enum Undo {
         table: TableId,
         previous: Option<TableStore>,
     },
+    /// The views maintained from a table changed (CREATE / DROP VIEW).
+    Views {
+        table: TableId,
+        previous: Option<Vec<Arc<ViewDef>>>,
+    },
 }
 
 /// A savepoint: the undo log's length when a statement or transaction began.
@@ -63,6 +73,8 @@ pub struct LaneState {
     bytes: usize,
     memory_bytes_max: usize,
     undo: Vec<Undo>,
+    /// Views to maintain, by source table.
+    views: HashMap<TableId, Vec<Arc<ViewDef>>>,
     /// The catalog version this lane's tables match; plans compiled for another version are refused and recompiled.
     pub(crate) catalog_version: u64,
 }
@@ -75,6 +87,7 @@ impl LaneState {
             bytes: 0,
             memory_bytes_max,
             undo: Vec::new(),
+            views: HashMap::new(),
             catalog_version: 0,
         }
     }
@@ -128,6 +141,13 @@ impl LaneState {
         let (pos, bytes) = self.table_mut(table)?.insert(row)?;
         self.bytes += bytes;
         self.undo.push(Undo::Insert { table, bytes });
+        if let Some(views) = self.views.get(&table).cloned() {
+            for view in views {
+                if view.includes(row)? {
+                    self.view_add(&view, row)?;
+                }
+            }
+        }
         Ok(pos)
     }
 
@@ -135,6 +155,14 @@ impl LaneState {
     pub fn delete(&mut self, table: TableId, pos: usize) -> Result<()> {
         let (row, bytes) = self.table_mut(table)?.delete(pos);
         self.bytes -= bytes.min(self.bytes);
+        let views = self.views.get(&table).cloned();
+        if let Some(views) = &views {
+            for view in views {
+                if view.includes(&row)? {
+                    self.view_remove(view, &row, None)?;
+                }
+            }
+        }
         self.undo.push(Undo::Delete {
             table,
             pos,
@@ -153,13 +181,146 @@ impl LaneState {
             }
         }
         self.bytes = (self.bytes as isize + delta).max(0) as usize;
+        let views = self.views.get(&table).cloned();
+        let old_row = views.as_ref().map(|_| -> Result<_> {
+            let mut row = self.table(table)?.row(pos);
+            for (c, v) in &old {
+                row[*c] = v.clone();
+            }
+            Ok(row)
+        });
         self.undo.push(Undo::Update {
             table,
             pos,
             old,
             delta,
         });
+        if let (Some(views), Some(old_row)) = (views, old_row) {
+            let old_row = old_row?;
+            let new_row = self.table(table)?.row(pos);
+            for view in views {
+                if view.includes(&old_row)? {
+                    self.view_remove(&view, &old_row, Some(pos))?;
+                }
+                if view.includes(&new_row)? {
+                    self.view_add(&view, &new_row)?;
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// Sets the views maintained from `table` (DDL). Undoable.
+    pub fn set_views(&mut self, table: TableId, views: Vec<Arc<ViewDef>>) {
+        let previous = if views.is_empty() {
+            self.views.remove(&table)
+        } else {
+            self.views.insert(table, views)
+        };
+        self.undo.push(Undo::Views { table, previous });
+    }
+
+    /// Adds a source row (that passes the filter) to its group's view row.
+    pub fn view_add(&mut self, view: &ViewDef, row: &[Value]) -> Result<()> {
+        let types = self.column_types(view.table)?;
+        match self.find_group(view, &view.group_of(row))? {
+            Some(pos) => {
+                let current = self.table(view.table)?.row(pos);
+                let changes = view.add(&current, row, &types)?;
+                if !changes.is_empty() {
+                    self.update(view.table, pos, &changes)?;
+                }
+            }
+            None => {
+                let first = view.first_row(row, &types)?;
+                self.insert(view.table, &first)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes a source row out of its group's view row. `skip`: a source position to leave out when the group's
+    /// rows are read again (an updated row, which already holds its new values).
+    fn view_remove(&mut self, view: &ViewDef, row: &[Value], skip: Option<usize>) -> Result<()> {
+        let key = view.group_of(row);
+        let Some(pos) = self.find_group(view, &key)? else {
+            return Err(Error::internal("a view lost the row of a group it counted"));
+        };
+        let types = self.column_types(view.table)?;
+        let current = self.table(view.table)?.row(pos);
+        let count_at = view
+            .columns
+            .iter()
+            .position(|c| *c == ViewColumn::Aggregate(Aggregate::CountStar))
+            .ok_or_else(|| Error::internal("a view without COUNT(*)"))?;
+        if current[count_at].as_i64() == Some(1) {
+            return self.delete(view.table, pos);
+        }
+        let changes = if view.needs_recompute(row) {
+            let rows = self.group_rows(view, &key, skip)?;
+            crate::view::recompute(view, &rows, &types)?
+        } else {
+            let mut changes = vec![];
+            for (i, c) in view.columns.iter().enumerate() {
+                match c {
+                    ViewColumn::Aggregate(Aggregate::CountStar) => {
+                        changes.push((i, Value::BigInt(current[i].as_i64().unwrap_or(0) - 1)))
+                    }
+                    ViewColumn::Aggregate(Aggregate::Count(s)) if !row[*s].is_null() => {
+                        changes.push((i, Value::BigInt(current[i].as_i64().unwrap_or(0) - 1)))
+                    }
+                    _ => {}
+                }
+            }
+            changes
+        };
+        self.update(view.table, pos, &changes)
+    }
+
+    fn column_types(&self, table: TableId) -> Result<Vec<DataType>> {
+        Ok(self
+            .table(table)?
+            .def()
+            .columns
+            .iter()
+            .map(|c| c.data_type)
+            .collect())
+    }
+
+    /// The view row of a group, through the group index (or a scan when the key holds NULL, which no index keeps).
+    fn find_group(&self, view: &ViewDef, key: &[Value]) -> Result<Option<usize>> {
+        let store = self.table(view.table)?;
+        if let Some(k) = make_key(key.iter()) {
+            return Ok(store
+                .lookup(view.group_index, &k)
+                .first()
+                .map(|p| *p as usize));
+        }
+        let groups = view.group_positions();
+        Ok((0..store.len()).find(|pos| {
+            groups
+                .iter()
+                .zip(key)
+                .all(|(c, v)| store.get(*pos, *c) == *v)
+        }))
+    }
+
+    /// The source rows of a group on this lane that pass the view's filter.
+    fn group_rows(
+        &self,
+        view: &ViewDef,
+        key: &[Value],
+        skip: Option<usize>,
+    ) -> Result<Vec<Vec<Value>>> {
+        let store = self.table(view.source)?;
+        let mut rows = Vec::new();
+        for pos in (0..store.len()).filter(|p| Some(*p) != skip) {
+            let row = store.row(pos);
+            if view.group_of(&row) == key && view.includes(&row)? {
+                rows.push(row);
+            }
+        }
+        Ok(rows)
     }
 
     /// Installs `store` as table `id` (DDL), or removes the table when `store` is `None`. Undoable.
@@ -221,6 +382,14 @@ impl LaneState {
                     .restore_update(pos, &old);
                 self.bytes = (self.bytes as isize - delta).max(0) as usize;
             }
+            Undo::Views { table, previous } => match previous {
+                Some(p) => {
+                    self.views.insert(table, p);
+                }
+                None => {
+                    self.views.remove(&table);
+                }
+            },
             Undo::Table { table, previous } => {
                 let current = match previous {
                     Some(p) => {

@@ -31,6 +31,7 @@ pub mod partition;
 pub mod storage;
 pub mod types;
 pub mod value;
+pub mod view;
 
 pub use catalog::{Catalog, ColumnDef, IndexDef, IndexKind, ProcedureDef, TableDef, TableId};
 pub use engine::{Engine, EngineConfig, LaneStats, MultiTxn, Snapshot, STALE_CATALOG};

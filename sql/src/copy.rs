@@ -51,6 +51,9 @@ pub fn plan(
                 return Err(Error::syntax("COPY FROM needs a table, not a query"));
             };
             let table = table_of(catalog, table_name)?;
+            if catalog.view(&table.name).is_some() {
+                return Err(crate::ddl::not_a_table(&table.name));
+            }
             let columns = target_columns(&table, columns)?;
             Ok(Prepared::command(
                 sql,

@@ -261,8 +261,19 @@ fn rebuild(txn: &mut MultiTxn, def: TableDef, map: Vec<Option<usize>>) -> Result
     })
 }
 
+/// 42809: a statement for tables named a materialized view.
+pub fn not_a_table(name: &str) -> Error {
+    Error::new(
+        SqlState("42809"),
+        format!("\"{name}\" is a materialized view: the lanes maintain it from its table, it cannot be changed directly"),
+    )
+}
+
 pub fn partition_table(engine: &Engine, table: &str, column: &str) -> Result<&'static str> {
     engine.run_multi(None, |txn| {
+        if txn.catalog().view(table).is_some() {
+            return Err(not_a_table(table));
+        }
         let mut def = (**txn.catalog().table(table)?).clone();
         let col = def.column(column)?;
         if let Some(p) = def.partition_column {
@@ -372,6 +383,7 @@ pub fn drop(
 ) -> Result<&'static str> {
     let names = names.iter().map(object_name).collect::<Result<Vec<_>>>()?;
     match object_type {
+        ast::ObjectType::View => crate::views::drop_views(engine, if_exists, &names),
         ast::ObjectType::Table => engine.run_multi(None, |txn| {
             for name in &names {
                 let Some(def) = txn.catalog().get_table(name).cloned() else {
@@ -380,6 +392,21 @@ pub fn drop(
                     }
                     return Err(Error::undefined_table(name));
                 };
+                if txn.catalog().view(name).is_some() {
+                    return Err(not_a_table(name));
+                }
+                if let Some(view) = txn.catalog().views_of(def.id).first() {
+                    let view_name = txn
+                        .catalog()
+                        .tables()
+                        .find(|t| t.id == view.table)
+                        .map(|t| t.name.clone())
+                        .unwrap_or_default();
+                    return Err(Error::new(
+                        SqlState("2BP01"),
+                        format!("cannot drop table {name} because view {view_name} depends on it: drop the view first"),
+                    ));
+                }
                 for lane in txn.lanes.iter_mut() {
                     lane.set_table(def.id, None);
                 }
@@ -419,12 +446,20 @@ pub fn drop(
 pub fn alter_table(engine: &Engine, at: &ast::AlterTable) -> Result<&'static str> {
     let table = object_name(&at.name)?;
     engine.run_multi(None, |txn| {
+        if txn.catalog().view(&table).is_some() {
+            return Err(not_a_table(&table));
+        }
         let Some(current) = txn.catalog().get_table(&table).cloned() else {
             if at.if_exists {
                 return Ok("ALTER TABLE");
             }
             return Err(Error::undefined_table(&table));
         };
+        if !txn.catalog().views_of(current.id).is_empty() {
+            return Err(Error::unsupported(format!(
+                "ALTER TABLE {table}: views are maintained from it; drop them, alter, and create them again"
+            )));
+        }
         let mut def = (*current).clone();
         let mut map: Vec<Option<usize>> = (0..def.columns.len()).map(Some).collect();
         for op in &at.operations {

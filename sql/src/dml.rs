@@ -50,6 +50,12 @@ fn env<'a>(row: &'a dyn Fn(usize) -> Value, params: &'a [Value]) -> Env<'a> {
     }
 }
 
+/// Whether a full row of a table passes a compiled filter (a view's WHERE).
+pub fn row_matches(filter: &Expr, row: &[Value]) -> Result<bool> {
+    let get = |c: usize| row[c].clone();
+    filter.matches(&env(&get, &[]))
+}
+
 /// Evaluates an expression that reads no row (literals, parameters, casts).
 pub fn eval_constant(e: &Expr, params: &[Value]) -> Result<Value> {
     e.eval(&env(&no_row, params))

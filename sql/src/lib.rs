@@ -30,6 +30,7 @@ pub mod rewrite;
 pub mod session;
 pub mod stats;
 pub mod users;
+pub mod views;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -335,6 +336,7 @@ impl SqlEngine {
             }
             Plan::CreateTable(ct) => ddl::create_table(engine, ct).map(|t| Output::command(t, 0)),
             Plan::CreateIndex(ci) => ddl::create_index(engine, ci).map(|t| Output::command(t, 0)),
+            Plan::CreateView(cv) => views::create_view(engine, cv, &p.sql).map(|t| Output::command(t, 0)),
             Plan::AlterTable(at) => ddl::alter_table(engine, at).map(|t| Output::command(t, 0)),
             Plan::Drop {
                 object_type,

@@ -73,6 +73,8 @@ pub enum Plan {
     },
     CreateTable(Box<ast::CreateTable>),
     CreateIndex(Box<ast::CreateIndex>),
+    /// `CREATE [MATERIALIZED] VIEW`: maintained by the lanes (see `views`).
+    CreateView(Box<ast::CreateView>),
     AlterTable(Box<ast::AlterTable>),
     Drop {
         object_type: ast::ObjectType,
@@ -117,6 +119,7 @@ impl Plan {
             self,
             Plan::CreateTable(_)
                 | Plan::CreateIndex(_)
+                | Plan::CreateView(_)
                 | Plan::AlterTable(_)
                 | Plan::Drop { .. }
                 | Plan::Partition { .. }
@@ -189,6 +192,7 @@ impl Prepared {
             | Plan::Call { .. } => Role::ReadWrite,
             Plan::CreateTable(_)
             | Plan::CreateIndex(_)
+            | Plan::CreateView(_)
             | Plan::AlterTable(_)
             | Plan::Drop { .. }
             | Plan::Partition { .. }
@@ -422,6 +426,7 @@ pub fn plan(
     match statement {
         ast::Statement::CreateTable(ct) => ddl(Plan::CreateTable(Box::new(ct))),
         ast::Statement::CreateIndex(ci) => ddl(Plan::CreateIndex(Box::new(ci))),
+        ast::Statement::CreateView(cv) => ddl(Plan::CreateView(Box::new(cv))),
         ast::Statement::AlterTable(at) => ddl(Plan::AlterTable(Box::new(at))),
         ast::Statement::Drop {
             object_type,
@@ -523,9 +528,13 @@ fn modify_target(
     catalog: &Catalog,
     verb: &str,
 ) -> Result<(Arc<TableDef>, Vec<String>)> {
-    single_table(relation, catalog)?.ok_or_else(|| {
+    let target = single_table(relation, catalog)?.ok_or_else(|| {
         Error::unsupported(format!("{verb} of this kind of relation is not supported"))
-    })
+    })?;
+    if catalog.view(&target.0.name).is_some() {
+        return Err(crate::ddl::not_a_table(&target.0.name));
+    }
+    Ok(target)
 }
 
 /// How a WHERE clause lets a plan find rows: `column = value` bindings, the compiled full filter.
@@ -689,6 +698,10 @@ fn point_select(q: &ast::Query, catalog: &Catalog) -> Result<PointPlan> {
     let Ok(Some((table, qualifiers))) = single_table(&s.from[0].relation, catalog) else {
         return Ok(None);
     };
+    // A partial view's rows are spread over the lanes; DataFusion adds them up.
+    if catalog.view(&table.name).is_some_and(|v| v.partial) {
+        return Ok(None);
+    }
     let scope = Scope {
         table: &table,
         qualifiers,
@@ -945,6 +958,9 @@ fn plan_insert(
         ));
     };
     let table = catalog.table(&object_name(name)?)?.clone();
+    if catalog.view(&table.name).is_some() {
+        return Err(crate::ddl::not_a_table(&table.name));
+    }
     let columns: Vec<usize> = if ins.columns.is_empty() {
         (0..table.columns.len()).collect()
     } else {

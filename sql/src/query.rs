@@ -110,6 +110,45 @@ impl TableProvider for LaneTable {
     }
 }
 
+/// A view whose lanes hold partial rows (its table is partitioned on a column it does not group by): the lanes' rows
+/// added up per group — counts and sums summed, minimums and maximums of minimums and maximums.
+fn partial_view(
+    def: &TableDef,
+    view: &lanedb_engine::view::ViewDef,
+    lanes: Arc<LaneTable>,
+) -> datafusion::common::Result<Arc<dyn TableProvider>> {
+    use datafusion::functions_aggregate::expr_fn::{max, min, sum};
+    use datafusion::logical_expr::{col, LogicalPlanBuilder};
+    use lanedb_engine::view::{Aggregate, ViewColumn};
+    let column = |i: usize| {
+        col(datafusion::common::Column::new_unqualified(
+            &def.columns[i].name,
+        ))
+    };
+    let mut groups = Vec::new();
+    let mut aggregates = Vec::new();
+    for (i, c) in view.columns.iter().enumerate() {
+        let name = &def.columns[i].name;
+        match c {
+            ViewColumn::Group(_) => groups.push(column(i)),
+            ViewColumn::Aggregate(
+                Aggregate::CountStar | Aggregate::Count(_) | Aggregate::Sum(_),
+            ) => aggregates.push(sum(column(i)).alias(name)),
+            ViewColumn::Aggregate(Aggregate::Min(_)) => aggregates.push(min(column(i)).alias(name)),
+            ViewColumn::Aggregate(Aggregate::Max(_)) => aggregates.push(max(column(i)).alias(name)),
+        }
+    }
+    let source = datafusion::catalog::default_table_source::provider_as_source(lanes);
+    let plan = LogicalPlanBuilder::scan(def.name.as_str(), source, None)?
+        .aggregate(groups, aggregates)?
+        .project((0..def.columns.len()).map(column))?
+        .build()?;
+    Ok(Arc::new(datafusion::catalog::view::ViewTable::new(
+        plan,
+        Some(view.sql.clone()),
+    )))
+}
+
 /// Resolves table names against the engine's current catalog.
 struct LaneSchema {
     engine: Arc<Engine>,
@@ -135,12 +174,18 @@ impl SchemaProvider for LaneSchema {
         &self,
         name: &str,
     ) -> datafusion::common::Result<Option<Arc<dyn TableProvider>>> {
-        Ok(self.engine.catalog().get_table(name).map(|def| {
-            Arc::new(LaneTable {
-                def: def.clone(),
-                schema: arrow_schema_of(def),
-            }) as Arc<dyn TableProvider>
-        }))
+        let catalog = self.engine.catalog();
+        let Some(def) = catalog.get_table(name) else {
+            return Ok(None);
+        };
+        let lanes = Arc::new(LaneTable {
+            def: def.clone(),
+            schema: arrow_schema_of(def),
+        });
+        match catalog.view(name) {
+            Some(view) if view.partial => Ok(Some(partial_view(def, view, lanes)?)),
+            _ => Ok(Some(lanes as Arc<dyn TableProvider>)),
+        }
     }
 
     fn table_exist(&self, name: &str) -> bool {
