@@ -207,6 +207,17 @@ fn check(expect: Expect, output: &Output, position: usize) -> Result<()> {
     )))
 }
 
+/// The text of the first value of a string column (for procedures reading one looked-up value).
+pub fn text_of(array: &dyn arrow_array::Array) -> String {
+    use arrow_array::cast::AsArray;
+    match array.data_type() {
+        arrow_schema::DataType::Utf8 => array.as_string::<i32>().value(0).to_string(),
+        arrow_schema::DataType::LargeUtf8 => array.as_string::<i64>().value(0).to_string(),
+        arrow_schema::DataType::Utf8View => array.as_string_view().value(0).to_string(),
+        _ => String::new(),
+    }
+}
+
 /// An abort with a message, SQLSTATE P0001: the procedure's writes are rolled back and the message reaches the
 /// client.
 pub fn abort(message: impl Into<String>) -> Error {

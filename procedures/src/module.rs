@@ -101,6 +101,14 @@ impl Registry {
                     )),
                 }
             }
+            Plan::CreateView(cv) => {
+                let name = lanedb_sql::ddl::object_name(&cv.name)?;
+                if catalog.view(&name).is_some() {
+                    Ok(())
+                } else {
+                    sql.execute_prepared(&prepared, &[]).map(|_| ())
+                }
+            }
             Plan::CreateIndex(ci) => {
                 let exists = ci
                     .name
@@ -114,7 +122,7 @@ impl Registry {
                 }
             }
             _ => Err(Error::unsupported(
-                "a module's DDL holds CREATE TABLE, PARTITION TABLE and CREATE INDEX statements",
+                "a module's DDL holds CREATE TABLE, PARTITION TABLE, CREATE VIEW and CREATE INDEX statements",
             )),
         }
     }

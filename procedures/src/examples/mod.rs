@@ -1,5 +1,7 @@
 //! Example modules, loaded by `lanedb serve` unless `--modules none`.
 //!
+//! `voter`: VoltDB's Voter (see `voter`).
+//!
 //! `bank`: accounts partitioned by id, with single-partition `Deposit`, `Withdraw` and `Balance`, and a
 //! multi-partition `Transfer` that is all-or-nothing across lanes.
 
@@ -9,9 +11,13 @@ use lanedb_engine::{DataType, Output, Result, Value};
 
 use crate::{abort, Context, Expect, Module, Partitioning, Procedure};
 
+pub mod voter;
+
+pub use voter::voter;
+
 /// Every example module.
 pub fn all() -> Vec<Module> {
-    vec![bank()]
+    vec![bank(), voter()]
 }
 
 pub fn bank() -> Module {
