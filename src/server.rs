@@ -51,7 +51,7 @@ impl Backend for WireBackend {
     }
 
     fn is_quick(&self, statement: &Prepared) -> bool {
-        statement.is_quick()
+        self.db.sql.is_quick(statement)
     }
 
     fn authorize(&self, user: &str, role: Role, statement: &Prepared) -> Result<()> {

@@ -475,6 +475,13 @@ impl ProcedureHandler for Registry {
             .map(|r| r.procedure.parameters())
     }
 
+    fn is_single_partition(&self, name: &str) -> bool {
+        self.procedures
+            .read()
+            .get(&name.to_ascii_lowercase())
+            .is_some_and(|r| matches!(r.procedure.partitioning(), Partitioning::Single { .. }))
+    }
+
     fn result_schema(&self, name: &str) -> Option<arrow_schema::SchemaRef> {
         let registered = self
             .procedures

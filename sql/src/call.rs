@@ -24,6 +24,8 @@ use crate::RunContext;
 pub trait ProcedureHandler: Send + Sync {
     /// The parameter types of a procedure, if it exists.
     fn parameter_types(&self, name: &str) -> Option<Vec<DataType>>;
+    /// Whether the procedure runs on one lane (a short call, fine to run on the caller's thread).
+    fn is_single_partition(&self, name: &str) -> bool;
     /// The columns a call returns, when known before it runs (Describe needs them).
     fn result_schema(&self, name: &str) -> Option<datafusion::arrow::datatypes::SchemaRef>;
     /// Runs a procedure; its result is the last table it returns (or its row count).

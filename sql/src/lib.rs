@@ -402,6 +402,19 @@ impl SqlEngine {
         }
     }
 
+    /// Whether running `p` takes microseconds (see `Prepared::is_quick`); a `CALL` of a single-partition procedure
+    /// does.
+    pub fn is_quick(&self, p: &Prepared) -> bool {
+        match &p.plan {
+            Plan::Call { name, .. } => self
+                .procedures
+                .read()
+                .as_ref()
+                .is_some_and(|h| h.is_single_partition(name)),
+            _ => p.is_quick(),
+        }
+    }
+
     /// Registers what runs `CALL` and keeps procedures (the procedures crate's registry).
     pub fn set_procedure_handler(&self, handler: Arc<dyn call::ProcedureHandler>) {
         *self.procedures.write() = Some(handler);

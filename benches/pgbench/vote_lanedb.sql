@@ -1,0 +1,3 @@
+\set phone random(2000000000, 9999999999)
+\set contestant random(1, 6)
+CALL vote(:phone, :contestant, 2);
