@@ -1082,18 +1082,12 @@ impl<B: Backend> Session<B> {
     fn parse(&mut self, parse: &Parse, out: &mut BytesMut) -> Result<()> {
         self.check_statement_length(&parse.query)?;
         let name = parse.name.clone().unwrap_or_default();
-        if !name.is_empty() && self.statements.contains_key(&name) {
-            return Err(Error::new(
-                SqlState::DUPLICATE_PREPARED_STATEMENT,
-                format!("prepared statement \"{name}\" already exists"),
-            ));
-        }
-        if self.statements.len() >= NAMED_OBJECTS_MAX && !self.statements.contains_key(&name) {
-            return Err(Error::new(
-                SqlState::PROGRAM_LIMIT_EXCEEDED,
-                format!("a session may hold at most {NAMED_OBJECTS_MAX} prepared statements"),
-            ));
-        }
+        check_new_name(
+            &self.statements,
+            &name,
+            SqlState::DUPLICATE_PREPARED_STATEMENT,
+            "prepared statement",
+        )?;
         let backend = &self.shared.backend;
         let texts = backend.split(&parse.query)?;
         let statement = match texts.as_slice() {
@@ -1153,18 +1147,12 @@ impl<B: Backend> Session<B> {
         let statement_name = bind.statement_name.unwrap_or_default();
         let prepared = self.prepared(&statement_name)?;
         let portal_name = bind.portal_name.unwrap_or_default();
-        if !portal_name.is_empty() && self.portals.contains_key(&portal_name) {
-            return Err(Error::new(
-                SqlState::DUPLICATE_CURSOR,
-                format!("portal \"{portal_name}\" already exists"),
-            ));
-        }
-        if self.portals.len() >= NAMED_OBJECTS_MAX && !self.portals.contains_key(&portal_name) {
-            return Err(Error::new(
-                SqlState::PROGRAM_LIMIT_EXCEEDED,
-                format!("a session may hold at most {NAMED_OBJECTS_MAX} portals"),
-            ));
-        }
+        check_new_name(
+            &self.portals,
+            &portal_name,
+            SqlState::DUPLICATE_CURSOR,
+            "portal",
+        )?;
         let params = self.bind_params(
             &prepared,
             &statement_name,
@@ -1435,6 +1423,30 @@ fn formats(codes: &[i16], n: usize, what: &str) -> Result<Vec<bool>> {
             format!("bind message has {k} {what} formats but {n} {what}s"),
         )),
     }
+}
+
+/// A new named statement or portal: a name in use is an error (the unnamed one is replaced), and a session holds
+/// at most `NAMED_OBJECTS_MAX` of each.
+fn check_new_name<T>(
+    objects: &HashMap<String, T>,
+    name: &str,
+    duplicate: SqlState,
+    what: &str,
+) -> Result<()> {
+    let exists = objects.contains_key(name);
+    if exists && !name.is_empty() {
+        return Err(Error::new(
+            duplicate,
+            format!("{what} \"{name}\" already exists"),
+        ));
+    }
+    if !exists && objects.len() >= NAMED_OBJECTS_MAX {
+        return Err(Error::new(
+            SqlState::PROGRAM_LIMIT_EXCEEDED,
+            format!("a session may hold at most {NAMED_OBJECTS_MAX} of kind {what}"),
+        ));
+    }
+    Ok(())
 }
 
 fn write_in_block() -> Error {

@@ -335,10 +335,6 @@ impl Registry {
         invocation: Invocation,
         ctx: RunContext<'_>,
     ) -> Result<Vec<Output>> {
-        let Invocation {
-            timestamp_micros,
-            transaction,
-        } = invocation;
         let engine = self.sql.engine();
         match lane {
             Some(lane_id) => engine.run_single(lane_id, Some(plans.version), |lane| {
@@ -349,12 +345,7 @@ impl Registry {
                         lane,
                         lane_id,
                     };
-                    let mut context = Context::new(&mut runner, timestamp_micros, transaction);
-                    if record {
-                        context.record();
-                    }
-                    let out = procedure.run(&mut context, args);
-                    (out, context.trace())
+                    run_procedure(procedure, &mut runner, args, invocation, record)
                 };
                 if !CHECK_DETERMINISM {
                     return attempt(lane, false).0;
@@ -374,12 +365,7 @@ impl Registry {
                         txn,
                         ctx,
                     };
-                    let mut context = Context::new(&mut runner, timestamp_micros, transaction);
-                    if record {
-                        context.record();
-                    }
-                    let out = procedure.run(&mut context, args);
-                    (out, context.trace())
+                    run_procedure(procedure, &mut runner, args, invocation, record)
                 };
                 if !CHECK_DETERMINISM {
                     return attempt(txn, false).0;
@@ -395,6 +381,22 @@ impl Registry {
             }),
         }
     }
+}
+
+/// One run of a procedure with its statements on `runner`; with `record`, the statements it executed.
+fn run_procedure(
+    procedure: &dyn Procedure,
+    runner: &mut dyn StatementRunner,
+    args: &[Value],
+    invocation: Invocation,
+    record: bool,
+) -> (Result<Vec<Output>>, Trace) {
+    let mut context = Context::new(runner, invocation.timestamp_micros, invocation.transaction);
+    if record {
+        context.record();
+    }
+    let out = procedure.run(&mut context, args);
+    (out, context.trace())
 }
 
 /// Debug builds run every procedure twice on the same state and compare (see the crate docs on determinism).
