@@ -588,10 +588,16 @@ fn index_am(kind: IndexKind) -> i32 {
 fn classes(catalog: &Catalog, _: &str) -> Vec<Vec<Cell>> {
     let mut rows = Vec::new();
     for table in catalog.tables() {
+        // Materialized views are 'm', as psql's \dm lists them.
+        let kind = if catalog.view(&table.name).is_some() {
+            "m"
+        } else {
+            "r"
+        };
         rows.push(class_row(
             table_oid(table),
             &table.name,
-            "r",
+            kind,
             2,
             table.columns.len(),
             !table.indexes.is_empty(),
