@@ -80,6 +80,25 @@ impl Backend for WireBackend {
         catalog.user(name).map(|u| (u.verifier.clone(), u.role))
     }
 
+    fn deferred_rows(&self, statement: &Prepared) -> Option<u64> {
+        match &statement.plan {
+            Plan::Insert(insert) if insert.on_conflict.is_none() => Some(insert.rows.len() as u64),
+            _ => None,
+        }
+    }
+
+    fn execute_block(
+        &self,
+        context: &ExecContext,
+        writes: &[(Arc<Prepared>, Vec<Value>)],
+    ) -> Result<()> {
+        let ctx = RunContext {
+            identity: Some((&context.user, &context.database)),
+            cancel: Some(&context.cancel),
+        };
+        self.db.sql.execute_block(writes, ctx)
+    }
+
     fn copy<'a>(&self, statement: &'a Prepared) -> Option<(CopyDirection, &'a CopyFormat)> {
         statement.copy()
     }

@@ -1049,3 +1049,88 @@ async fn the_example_bank_module_is_served_by_default() {
         .unwrap();
     assert_eq!(row.get::<_, i64>(2), 120);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inserts_in_a_block_apply_together_at_commit() {
+    let server = Server::start(&[]);
+    let mut client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE blk (id BIGINT PRIMARY KEY, v TEXT); PARTITION TABLE blk ON COLUMN id",
+        )
+        .await
+        .unwrap();
+    let count = |rows: Vec<SimpleQueryMessage>| rows_of(&rows)[0][0].clone().unwrap();
+    // Committed: every row, on whichever lanes they belong.
+    let txn = client.transaction().await.unwrap();
+    for id in 0..20i64 {
+        assert_eq!(
+            txn.execute("INSERT INTO blk VALUES ($1, 'x')", &[&id])
+                .await
+                .unwrap(),
+            1
+        );
+    }
+    txn.execute("INSERT INTO blk VALUES (100, 'a'), (101, 'b')", &[])
+        .await
+        .unwrap();
+    txn.commit().await.unwrap();
+    assert_eq!(
+        count(
+            client
+                .simple_query("SELECT count(*) FROM blk")
+                .await
+                .unwrap()
+        ),
+        "22"
+    );
+    // Rolled back: nothing.
+    let txn = client.transaction().await.unwrap();
+    txn.execute("INSERT INTO blk VALUES (200, 'r')", &[])
+        .await
+        .unwrap();
+    txn.rollback().await.unwrap();
+    assert_eq!(
+        count(
+            client
+                .simple_query("SELECT count(*) FROM blk")
+                .await
+                .unwrap()
+        ),
+        "22"
+    );
+    // A conflict shows at COMMIT, and nothing of the block is applied.
+    let txn = client.transaction().await.unwrap();
+    txn.execute("INSERT INTO blk VALUES (300, 'ok')", &[])
+        .await
+        .unwrap();
+    txn.execute("INSERT INTO blk VALUES (5, 'dup')", &[])
+        .await
+        .unwrap();
+    let e = txn.commit().await.unwrap_err();
+    assert_eq!(code(&e), "23505");
+    assert_eq!(
+        count(
+            client
+                .simple_query("SELECT count(*) FROM blk")
+                .await
+                .unwrap()
+        ),
+        "22"
+    );
+    // A read after a write in the block could not see it: refused.
+    let out = client
+        .simple_query("BEGIN; INSERT INTO blk VALUES (400, 'w'); SELECT count(*) FROM blk")
+        .await;
+    assert_eq!(code(&out.unwrap_err()), "0A000");
+    client.simple_query("ROLLBACK").await.unwrap();
+    assert_eq!(
+        count(
+            client
+                .simple_query("SELECT count(*) FROM blk WHERE id = 400")
+                .await
+                .unwrap()
+        ),
+        "0"
+    );
+}

@@ -78,6 +78,15 @@ pub trait Backend: Send + Sync + 'static {
     fn requires_authentication(&self) -> bool;
     /// A user's SCRAM verifier (`None` when the user has no password) and role.
     fn user(&self, name: &str) -> Option<(Option<ScramVerifier>, Role)>;
+    /// For a write that can wait for COMMIT inside a transaction block (an INSERT of known rows), the row count to
+    /// answer with now; `None` for writes that cannot.
+    fn deferred_rows(&self, statement: &Self::Statement) -> Option<u64>;
+    /// Runs a transaction block's deferred writes as one transaction, all or nothing.
+    fn execute_block(
+        &self,
+        context: &ExecContext,
+        writes: &[(Arc<Self::Statement>, Vec<Value>)],
+    ) -> Result<()>;
     /// For COPY statements: which way rows move, and their layout.
     fn copy<'a>(&self, statement: &'a Self::Statement) -> Option<(CopyDirection, &'a CopyFormat)>;
     /// Loads the rows of a `COPY ... FROM STDIN` (fields as text, `None` for NULL) all or nothing; `first_line` is

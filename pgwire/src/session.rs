@@ -13,9 +13,11 @@
 //!
 //! ## Transaction blocks
 //! LaneDB's unit of transaction is a statement or a procedure call. A block of reads behaves as in PostgreSQL (each
-//! read sees the latest committed state, as under READ COMMITTED). A write inside a block is refused with 0A000 and
-//! the block fails: it could not be undone by a later `ROLLBACK`, and nothing may be acknowledged by `COMMIT` that was
-//! not applied atomically.
+//! read sees the latest committed state, as under READ COMMITTED). An INSERT of given rows inside a block is kept and
+//! answered with its row count; `COMMIT` runs the kept writes as one multi-partition transaction, all or nothing, and
+//! reports a conflict itself; `ROLLBACK` drops them. Any other write, and a read after a kept write (it could not see
+//! it), is refused with 0A000 and fails the block: nothing is acknowledged by `COMMIT` that was not applied
+//! atomically.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -55,6 +57,8 @@ use crate::{Backend, ExecContext, Shared, OUT_BUFFER_FLUSH_BYTES};
 
 /// Time a client has to complete start-up before it is dropped.
 const STARTUP_TIMEOUT_MS: u64 = 10_000;
+/// Writes one transaction block may defer to its COMMIT; past it the write fails with 54000.
+const DEFERRED_WRITES_MAX: usize = 100_000;
 /// Rows per CopyData message of a COPY TO STDOUT.
 const COPY_OUT_ROWS_PER_MESSAGE: usize = 512;
 /// Named statements and portals one session may hold; past it Parse/Bind fail with 54000.
@@ -543,6 +547,8 @@ pub struct Session<B: Backend> {
     skipping: bool,
     /// A `COPY ... FROM STDIN` receiving data.
     copy_in: Option<CopyIn<B::Statement>>,
+    /// Writes of the open transaction block, run together at COMMIT.
+    deferred: Vec<(Arc<B::Statement>, Vec<Value>)>,
 }
 
 struct CopyIn<S> {
@@ -581,6 +587,7 @@ impl<B: Backend> Session<B> {
             status: TransactionStatus::Idle,
             skipping: false,
             copy_in: None,
+            deferred: Vec::new(),
         }
     }
 
@@ -986,8 +993,16 @@ impl<B: Backend> Session<B> {
             return Err(aborted_block());
         }
         backend.authorize(&self.context.user, self.role, statement)?;
-        if self.status == TransactionStatus::Transaction && !backend.is_read_only(statement) {
-            return Err(write_in_block());
+        if self.status == TransactionStatus::Transaction {
+            if !backend.is_read_only(statement) {
+                return self.defer(statement, params);
+            }
+            if !self.deferred.is_empty() {
+                return Err(Error::unsupported(
+                    "a read after a write in the same BEGIN ... COMMIT block would not see the write, which LaneDB \
+                     applies at COMMIT: read before writing, or use a procedure",
+                ));
+            }
         }
         self.context.cancel.store(false, Ordering::Release);
         if backend.is_quick(statement) {
@@ -995,6 +1010,21 @@ impl<B: Backend> Session<B> {
         } else {
             tokio::task::block_in_place(|| backend.execute(&self.context, statement, params))
         }
+    }
+
+    /// Keeps a write of a transaction block for COMMIT, answering now with the row count it will have.
+    fn defer(&mut self, statement: &Arc<B::Statement>, params: &[Value]) -> Result<Output> {
+        let Some(rows) = self.shared.backend.deferred_rows(statement) else {
+            return Err(write_in_block());
+        };
+        if self.deferred.len() >= DEFERRED_WRITES_MAX {
+            return Err(Error::new(
+                SqlState::PROGRAM_LIMIT_EXCEEDED,
+                format!("a transaction block may hold at most {DEFERRED_WRITES_MAX} writes"),
+            ));
+        }
+        self.deferred.push((statement.clone(), params.to_vec()));
+        Ok(Output::command("INSERT", rows))
     }
 
     fn session_command(&mut self, command: &SessionCommand, out: &mut BytesMut) -> Result<Output> {
@@ -1017,8 +1047,13 @@ impl<B: Backend> Session<B> {
                 }
                 let failed = self.status == TransactionStatus::Error;
                 self.status = TransactionStatus::Idle;
+                let writes = std::mem::take(&mut self.deferred);
                 if failed {
                     return Ok(Output::command("ROLLBACK", 0));
+                }
+                if *command == SessionCommand::Commit && !writes.is_empty() {
+                    let backend = self.shared.backend.clone();
+                    tokio::task::block_in_place(|| backend.execute_block(&self.context, &writes))?;
                 }
             }
             SessionCommand::Set { name, value } => {
@@ -1451,9 +1486,8 @@ fn check_new_name<T>(
 
 fn write_in_block() -> Error {
     Error::unsupported(
-        "LaneDB cannot run a write inside a BEGIN ... COMMIT block: each statement and each procedure call is its \
-         own transaction. Run the statement outside the block (autocommit), or put the block's writes in a \
-         procedure and CALL it",
+        "LaneDB runs a BEGIN ... COMMIT block's writes together at COMMIT, which only INSERTs of given rows allow: \
+         run this statement outside the block (autocommit), or put the block's writes in a procedure and CALL it",
     )
 }
 

@@ -415,6 +415,27 @@ impl SqlEngine {
         }
     }
 
+    /// Runs statements as one multi-partition transaction, all or nothing (a transaction block's writes at COMMIT).
+    /// A statement planned against an older catalog fails the block with 40001.
+    pub fn execute_block(
+        &self,
+        statements: &[(Arc<Prepared>, Vec<Value>)],
+        ctx: RunContext<'_>,
+    ) -> Result<()> {
+        self.engine.run_multi(None, |txn| {
+            for (p, params) in statements {
+                if p.plan.depends_on_catalog() && p.catalog_version != txn.catalog().version {
+                    return Err(Error::new(
+                        SqlState("40001"),
+                        "the schema changed while the transaction was open; run it again",
+                    ));
+                }
+                self.run_in_txn(p, txn, params, ctx)?;
+            }
+            Ok(())
+        })
+    }
+
     /// Registers what runs `CALL` and keeps procedures (the procedures crate's registry).
     pub fn set_procedure_handler(&self, handler: Arc<dyn call::ProcedureHandler>) {
         *self.procedures.write() = Some(handler);

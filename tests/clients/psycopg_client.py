@@ -188,14 +188,23 @@ def main():
         expect(conn.info.transaction_status, TransactionStatus.IDLE, "status after the block")
 
     def write_in_transaction_is_refused():
-        def write_in_block():
-            with conn.transaction():
-                cur.execute("INSERT INTO items VALUES (%s, %s, %s, %s)", (7, "grape", None, None))
+        # INSERTs wait for COMMIT and apply together; an UPDATE in a block is refused, and the block rolls back.
+        with conn.transaction():
+            cur.execute("INSERT INTO items VALUES (%s, %s, %s, %s)", (7, "grape", None, None))
+            cur.execute("INSERT INTO items VALUES (%s, %s, %s, %s)", (8, "guava", None, None))
+        cur.execute("SELECT count(*) FROM items WHERE id IN (7, 8)")
+        expect(cur.fetchone(), (2,), "rows inserted by the committed block")
+        cur.execute("DELETE FROM items WHERE id IN (7, 8)")
 
-        expect_error(write_in_block, psycopg.errors.FeatureNotSupported, "0A000", "INSERT inside a block")
+        def update_in_block():
+            with conn.transaction():
+                cur.execute("INSERT INTO items VALUES (%s, %s, %s, %s)", (9, "kiwi", None, None))
+                cur.execute("UPDATE items SET name = %s WHERE id = %s", ("x", 1))
+
+        expect_error(update_in_block, psycopg.errors.FeatureNotSupported, "0A000", "UPDATE inside a block")
         expect_usable(conn, "after the refused write")
-        cur.execute("SELECT count(*) FROM items WHERE id = %s", (7,))
-        expect(cur.fetchone(), (0,), "rows with id 7")
+        cur.execute("SELECT count(*) FROM items WHERE id = %s", (9,))
+        expect(cur.fetchone(), (0,), "rows with id 9")
 
     def final_count():
         expect(conn.execute("SELECT count(*) FROM items").fetchone(), (len(ROWS),), "rows at the end")
@@ -213,7 +222,7 @@ def main():
     check("duplicate key -> UniqueViolation 23505", duplicate_key)
     check("syntax error -> 42601", syntax_error)
     check("read-only transaction block", read_only_transaction)
-    check("write inside a transaction block -> 0A000", write_in_transaction_is_refused)
+    check("INSERTs in a block commit together; UPDATE in a block -> 0A000", write_in_transaction_is_refused)
     def call_procedure():
         cur.execute(
             "CREATE PROCEDURE item_name AS SELECT name FROM items WHERE id = $1"
