@@ -3,6 +3,7 @@
 #
 #   benches/pgbench.sh                     # 1M rows, 16 and 64 clients, -M prepared, 20 s per run
 #   ROWS=100000 DURATION=5 CLIENTS="16" MODES="simple extended prepared" benches/pgbench.sh
+#   WIRE_THREADS=1 benches/pgbench.sh      # lanedb serve --wire-threads 1
 #
 # Point SELECT by key (benches/pgbench/select.sql) and UPDATE by key (update.sql) on an `accounts` table shaped like
 # pgbench's own. PostgreSQL runs from the Debian package on a temporary data directory with synchronous_commit=off
@@ -18,7 +19,7 @@ SCRIPTS=${SCRIPTS:-"select update"}
 LANEDB_PORT=${LANEDB_PORT:-5491}
 PG_PORT=${PG_PORT:-5492}
 source benches/common.sh
-start_lanedb "$LANEDB_PORT" --modules none
+start_lanedb "$LANEDB_PORT" --modules none ${WIRE_THREADS:+--wire-threads $WIRE_THREADS}
 start_postgres "$PG_PORT"
 
 schema="CREATE TABLE accounts (aid INTEGER PRIMARY KEY, bid INTEGER NOT NULL, abalance INTEGER NOT NULL, filler VARCHAR(84))"

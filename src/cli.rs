@@ -95,6 +95,10 @@ struct ServeArgs {
     #[arg(long)]
     #[serde(default)]
     require_tls: bool,
+    /// Threads serving connections [default: number of cores]. Fewer than the cores leaves room for clients on the
+    /// same machine and shortens tail latency (see benches/RESULTS.md).
+    #[arg(long)]
+    wire_threads: Option<usize>,
     /// Procedure modules to install, by name, comma-separated, or `none` [default: every module the binary has].
     #[arg(long)]
     modules: Option<String>,
@@ -130,6 +134,7 @@ impl ServeArgs {
             admin_password: self.admin_password.or(file.admin_password),
             admin_user: self.admin_user.or(file.admin_user),
             modules: self.modules.or(file.modules),
+            wire_threads: self.wire_threads.or(file.wire_threads),
             tls_cert: self.tls_cert.or(file.tls_cert),
             tls_key: self.tls_key.or(file.tls_key),
             require_tls: self.require_tls || file.require_tls,
@@ -251,7 +256,14 @@ fn serve(args: ServeArgs, modules: Vec<Module>) -> Result<(), String> {
         tls,
         require_tls: args.require_tls,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = args.wire_threads {
+        if n == 0 {
+            return Err("--wire-threads must be at least 1".into());
+        }
+        builder.worker_threads(n);
+    }
+    let runtime = builder
         .thread_name("lanedb-wire")
         .enable_all()
         .build()
