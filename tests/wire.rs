@@ -564,13 +564,13 @@ async fn protocol_garbage_never_takes_the_server_down() {
         b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
         // A valid start-up, then a Bind whose body lies about its lengths, then an unknown message type.
         [
-            startup_packet(),
+            common::startup_packet("x"),
             b"B\0\0\0\x10\0\0\0\x05\xff\xff\xff\xff\xff".to_vec(),
         ]
         .concat(),
-        [startup_packet(), b"?\0\0\0\x04".to_vec()].concat(),
-        [startup_packet(), b"Q\x7f\xff\xff\xff".to_vec()].concat(),
-        [startup_packet(), b"Q\0\0".to_vec()].concat(),
+        [common::startup_packet("x"), b"?\0\0\0\x04".to_vec()].concat(),
+        [common::startup_packet("x"), b"Q\x7f\xff\xff\xff".to_vec()].concat(),
+        [common::startup_packet("x"), b"Q\0\0".to_vec()].concat(),
     ];
     for bytes in garbage {
         let mut s = tokio::net::TcpStream::connect(server.addr).await.unwrap();
@@ -582,17 +582,6 @@ async fn protocol_garbage_never_takes_the_server_down() {
     assert_eq!(rows_of(&out), vec![vec![Some("42".to_string())]]);
     let fresh = server.connect().await;
     fresh.simple_query("SELECT 1").await.unwrap();
-}
-
-fn startup_packet() -> Vec<u8> {
-    let mut body = vec![0, 3, 0, 0];
-    for s in ["user", "x", "database", "y", ""] {
-        body.extend_from_slice(s.as_bytes());
-        body.push(0);
-    }
-    let mut p = ((body.len() + 4) as u32).to_be_bytes().to_vec();
-    p.extend(body);
-    p
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1060,7 +1049,6 @@ async fn inserts_in_a_block_apply_together_at_commit() {
         )
         .await
         .unwrap();
-    let count = |rows: Vec<SimpleQueryMessage>| rows_of(&rows)[0][0].clone().unwrap();
     // Committed: every row, on whichever lanes they belong.
     let txn = client.transaction().await.unwrap();
     for id in 0..20i64 {
@@ -1076,12 +1064,7 @@ async fn inserts_in_a_block_apply_together_at_commit() {
         .unwrap();
     txn.commit().await.unwrap();
     assert_eq!(
-        count(
-            client
-                .simple_query("SELECT count(*) FROM blk")
-                .await
-                .unwrap()
-        ),
+        common::scalar(&client, "SELECT count(*) FROM blk").await,
         "22"
     );
     // Rolled back: nothing.
@@ -1091,12 +1074,7 @@ async fn inserts_in_a_block_apply_together_at_commit() {
         .unwrap();
     txn.rollback().await.unwrap();
     assert_eq!(
-        count(
-            client
-                .simple_query("SELECT count(*) FROM blk")
-                .await
-                .unwrap()
-        ),
+        common::scalar(&client, "SELECT count(*) FROM blk").await,
         "22"
     );
     // A conflict shows at COMMIT, and nothing of the block is applied.
@@ -1110,12 +1088,7 @@ async fn inserts_in_a_block_apply_together_at_commit() {
     let e = txn.commit().await.unwrap_err();
     assert_eq!(code(&e), "23505");
     assert_eq!(
-        count(
-            client
-                .simple_query("SELECT count(*) FROM blk")
-                .await
-                .unwrap()
-        ),
+        common::scalar(&client, "SELECT count(*) FROM blk").await,
         "22"
     );
     // A read after a write in the block could not see it: refused.
@@ -1125,12 +1098,7 @@ async fn inserts_in_a_block_apply_together_at_commit() {
     assert_eq!(code(&out.unwrap_err()), "0A000");
     client.simple_query("ROLLBACK").await.unwrap();
     assert_eq!(
-        count(
-            client
-                .simple_query("SELECT count(*) FROM blk WHERE id = 400")
-                .await
-                .unwrap()
-        ),
+        common::scalar(&client, "SELECT count(*) FROM blk WHERE id = 400").await,
         "0"
     );
 }

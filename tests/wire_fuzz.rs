@@ -12,17 +12,6 @@ use common::Server;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
-fn startup_packet() -> Vec<u8> {
-    let mut body = vec![0, 3, 0, 0];
-    for s in ["user", "fuzz", "database", "fuzz", ""] {
-        body.extend_from_slice(s.as_bytes());
-        body.push(0);
-    }
-    let mut p = ((body.len() + 4) as u32).to_be_bytes().to_vec();
-    p.extend(body);
-    p
-}
-
 /// A frame with a frontend message type (or any byte), a length that may lie, and a random body.
 fn frame() -> impl Strategy<Value = Vec<u8>> {
     let kinds = prop_oneof![
@@ -113,7 +102,11 @@ fn arbitrary_protocol_input_never_takes_the_server_down() {
     );
     runner
         .run(&strategy, |(after_startup, frames, raw)| {
-            let mut bytes = if after_startup { startup_packet() } else { raw };
+            let mut bytes = if after_startup {
+                common::startup_packet("fuzz")
+            } else {
+                raw
+            };
             if after_startup {
                 bytes.extend(frames.concat());
             }

@@ -129,3 +129,31 @@ pub fn code(e: &tokio_postgres::Error) -> String {
         .map(|c| c.code().to_string())
         .unwrap_or_else(|| format!("no SQLSTATE: {e}"))
 }
+
+/// The first column of the first row of a simple query, as text.
+pub async fn scalar(client: &tokio_postgres::Client, sql: &str) -> String {
+    client
+        .simple_query(sql)
+        .await
+        .unwrap()
+        .iter()
+        .find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => {
+                Some(r.get(0).unwrap_or("NULL").to_string())
+            }
+            _ => None,
+        })
+        .expect("a row")
+}
+
+/// A protocol 3.0 start-up packet for user and database `name`.
+pub fn startup_packet(name: &str) -> Vec<u8> {
+    let mut body = vec![0, 3, 0, 0];
+    for s in ["user", name, "database", name, ""] {
+        body.extend_from_slice(s.as_bytes());
+        body.push(0);
+    }
+    let mut p = ((body.len() + 4) as u32).to_be_bytes().to_vec();
+    p.extend(body);
+    p
+}
