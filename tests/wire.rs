@@ -167,6 +167,8 @@ async fn every_type_round_trips_in_binary_and_text() {
     assert_eq!(types[5], Type::FLOAT4);
     assert_eq!(types[6], Type::FLOAT8);
     assert_eq!(types[7], Type::NUMERIC);
+    assert_eq!(types[8], Type::VARCHAR);
+    assert_eq!(types[9], Type::TEXT);
     assert_eq!(types[10], Type::BYTEA);
     assert_eq!(types[11], Type::TIMESTAMP);
     assert_eq!(types[12], Type::DATE);
@@ -182,6 +184,13 @@ async fn every_type_round_trips_in_binary_and_text() {
     assert_eq!(row.get::<_, Vec<u8>>(10), bytes);
     assert_eq!(row.get::<_, chrono::NaiveDateTime>(11), ts);
     assert_eq!(row.get::<_, chrono::NaiveDate>(12), dt);
+    // Through DataFusion too, VARCHAR columns are varchar.
+    let scan = client
+        .query("SELECT vc, t FROM every ORDER BY id", &[])
+        .await
+        .unwrap();
+    assert_eq!(scan[0].columns()[0].type_(), &Type::VARCHAR);
+    assert_eq!(scan[0].columns()[1].type_(), &Type::TEXT);
     let row = client
         .query_one("SELECT b, t, ts FROM every WHERE id = 2", &[])
         .await

@@ -339,7 +339,7 @@ pub fn arrow_schema_of(def: &TableDef) -> arrow_schema::SchemaRef {
     Arc::new(arrow_schema::Schema::new(
         def.columns
             .iter()
-            .map(|c| arrow_schema::Field::new(&c.name, c.data_type.to_arrow(), c.nullable))
+            .map(|c| c.data_type.field(&c.name, c.nullable))
             .collect::<Vec<_>>(),
     ))
 }

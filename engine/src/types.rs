@@ -13,6 +13,8 @@ use crate::error::{Error, Result};
 pub const DECIMAL_PRECISION_MAX: u8 = 38;
 /// Largest declared length of VARCHAR(n), in characters.
 pub const VARCHAR_LENGTH_MAX: u32 = 1 << 20;
+/// Field metadata key marking a VARCHAR column; the value is its declared length ("" for none).
+pub const VARCHAR_LENGTH_KEY: &str = "lanedb.varchar_length";
 /// Largest stored TEXT / BYTEA value, in bytes. Bigger values are refused with 54000.
 pub const VALUE_BYTES_MAX: usize = 1 << 24;
 
@@ -73,6 +75,22 @@ impl DataType {
             DataType::Bytea => ArrowType::Binary,
             DataType::Timestamp => ArrowType::Timestamp(TimeUnit::Microsecond, None),
             DataType::Date => ArrowType::Date32,
+        }
+    }
+
+    /// The Arrow field for a column of this type. VARCHAR(n) is Utf8 like TEXT; the field's metadata
+    /// (`VARCHAR_LENGTH_KEY`) keeps the declared length, so the wire can report `varchar(n)` for it.
+    pub fn field(&self, name: &str, nullable: bool) -> arrow_schema::Field {
+        let field = arrow_schema::Field::new(name, self.to_arrow(), nullable);
+        match self {
+            DataType::Varchar(n) => field.with_metadata(
+                [(
+                    VARCHAR_LENGTH_KEY.to_string(),
+                    n.map_or(String::new(), |n| n.to_string()),
+                )]
+                .into(),
+            ),
+            _ => field,
         }
     }
 

@@ -1542,9 +1542,9 @@ fn put_row_description(out: &mut BytesMut, schema: &arrow_schema::Schema, binary
         .iter()
         .enumerate()
         .map(|(i, f)| {
-            let (oid, size) = column_type(f.data_type());
+            let (oid, size, modifier) = column_type(f);
             let format = binary.get(i).copied().unwrap_or(false) as i16;
-            FieldDescription::new(f.name().clone(), 0, 0, oid, size, -1, format)
+            FieldDescription::new(f.name().clone(), 0, 0, oid, size, modifier, format)
         })
         .collect();
     encode(

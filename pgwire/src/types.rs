@@ -79,8 +79,25 @@ pub fn type_of_oid(oid: u32) -> Result<Option<DataType>> {
     }))
 }
 
-/// The OID and `typlen` of a result column.
-pub fn column_type(ty: &ArrowType) -> (u32, i16) {
+/// The OID, `typlen` and type modifier of a result column: VARCHAR(n) (marked in the field's metadata) is varchar
+/// with modifier n + 4, NUMERIC(p, s) has modifier ((p << 16) | s) + 4, as PostgreSQL reports them.
+pub fn column_type(field: &arrow_schema::Field) -> (u32, i16, i32) {
+    if let Some(length) = field
+        .metadata()
+        .get(lanedb_engine::types::VARCHAR_LENGTH_KEY)
+    {
+        let modifier = length.parse::<i32>().map_or(-1, |n| n + 4);
+        return (VARCHAR, -1, modifier);
+    }
+    let (oid, len) = arrow_column_type(field.data_type());
+    let modifier = match field.data_type() {
+        ArrowType::Decimal128(p, s) => ((*p as i32) << 16 | (*s).max(0) as i32) + 4,
+        _ => -1,
+    };
+    (oid, len, modifier)
+}
+
+fn arrow_column_type(ty: &ArrowType) -> (u32, i16) {
     match DataType::from_arrow(ty) {
         Some(DataType::Boolean) => (BOOL, 1),
         Some(DataType::SmallInt) => (INT2, 2),

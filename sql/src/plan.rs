@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{Field, Schema};
+use datafusion::arrow::datatypes::Schema;
 use datafusion::sql::sqlparser::ast;
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
@@ -721,7 +721,7 @@ fn point_select(q: &ast::Query, catalog: &Catalog) -> Result<PointPlan> {
             {
                 for (i, c) in table.columns.iter().enumerate() {
                     projection.push(Expr::Column(i));
-                    fields.push(Field::new(&c.name, c.data_type.to_arrow(), true));
+                    fields.push(c.data_type.field(&c.name, true));
                     types.push(c.data_type);
                 }
                 continue;
@@ -739,11 +739,10 @@ fn point_select(q: &ast::Query, catalog: &Catalog) -> Result<PointPlan> {
             unreachable!("checked above")
         };
         let col = &table.columns[c];
-        fields.push(Field::new(
-            alias.unwrap_or_else(|| col.name.clone()),
-            col.data_type.to_arrow(),
-            true,
-        ));
+        fields.push(
+            col.data_type
+                .field(&alias.unwrap_or_else(|| col.name.clone()), true),
+        );
         types.push(col.data_type);
         projection.push(compiled);
     }
