@@ -458,7 +458,13 @@ fn encode(out: &mut BytesMut, message: PgWireBackendMessage) {
 /// An ErrorResponse (or NoticeResponse fields) with SQLSTATE, message and, for syntax errors, the 1-based character
 /// position in `query`.
 fn put_error(out: &mut BytesMut, e: &Error, severity: &str, query: Option<&str>) {
-    let position = query.and_then(|q| error_position(&e.message, q));
+    let position = query.and_then(|q| {
+        error_position(&e.message, q).or_else(|| {
+            matches!(e.code.0, "42P01" | "42703" | "42883")
+                .then(|| name_position(&e.message, q))
+                .flatten()
+        })
+    });
     let message = match (position, e.message.find(" at Line: ")) {
         (Some(_), Some(at)) => e.message[..at].trim_end_matches(" (").to_string(),
         _ => e.message.clone(),
@@ -489,6 +495,28 @@ fn put_notice(out: &mut BytesMut, code: &'static str, message: &str) {
         out,
         PgWireBackendMessage::NoticeResponse(NoticeResponse::new(fields)),
     );
+}
+
+/// For "relation/column/function "x" does not exist": where `x` first stands as a word in `query` (1-based, in
+/// characters), as PostgreSQL points at it.
+fn name_position(message: &str, query: &str) -> Option<usize> {
+    let name = message.split('"').nth(1)?.to_ascii_lowercase();
+    if name.is_empty() {
+        return None;
+    }
+    let lower = query.to_ascii_lowercase();
+    let is_word = |c: Option<char>| c.is_none_or(|c| !(c.is_alphanumeric() || c == '_'));
+    let mut from = 0;
+    while let Some(found) = lower[from..].find(&name) {
+        let at = from + found;
+        let before = lower[..at].chars().next_back();
+        let after = lower[at + name.len()..].chars().next();
+        if is_word(before) && is_word(after) {
+            return Some(query[..at].chars().count() + 1);
+        }
+        from = at + name.len();
+    }
+    None
 }
 
 /// The character position of "Line: L, Column: C" (the parser's location) in `query`, 1-based.
@@ -1572,6 +1600,17 @@ mod tests {
             Some(11)
         );
         assert_eq!(error_position("no location here", q), None);
+    }
+
+    #[test]
+    fn undefined_names_point_at_their_first_use() {
+        let q = "SELECT nope FROM t_nope, nope2";
+        assert_eq!(
+            name_position("relation \"t_nope\" does not exist", q),
+            Some(18)
+        );
+        assert_eq!(name_position("column \"nope\" does not exist", q), Some(8));
+        assert_eq!(name_position("relation \"absent\" does not exist", q), None);
     }
 
     #[test]
