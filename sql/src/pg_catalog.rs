@@ -53,6 +53,8 @@ pub const TABLE_OID_BASE: i32 = 16_384;
 pub const INDEX_OID_BASE: i32 = 1_000_000;
 /// Indexes per table that get their own OIDs.
 pub const INDEXES_PER_TABLE_MAX: i32 = 1000;
+/// The OID of the first user.
+pub const ROLE_OID_BASE: i32 = 800_000;
 /// The OID of the first procedure.
 pub const PROCEDURE_OID_BASE: i32 = 900_000;
 /// The owner of everything: the bootstrap superuser's OID.
@@ -421,7 +423,7 @@ const RELATIONS: &[Relation] = &[
             ("rolbypassrls", Bool),
             ("rolconfig", Text),
         ],
-        rows: |_, _| vec![],
+        rows: roles,
     },
     Relation {
         name: "pg_proc",
@@ -511,6 +513,31 @@ const ABSENT: &[&str] = &[
     "pg_foreign_table",
     "pg_partitioned_table",
 ];
+
+/// Users, as roles: admins are superusers; a user without a password cannot log in.
+fn roles(catalog: &Catalog, _: &str) -> Vec<Vec<Cell>> {
+    catalog
+        .users()
+        .enumerate()
+        .map(|(i, u)| {
+            vec![
+                Cell::I(ROLE_OID_BASE + i as i32),
+                t(&u.name),
+                Cell::B(u.role == lanedb_engine::auth::Role::Admin),
+                Cell::B(true),
+                Cell::B(u.role == lanedb_engine::auth::Role::Admin),
+                Cell::B(false),
+                Cell::B(u.verifier.is_some()),
+                Cell::B(false),
+                Cell::I(-1),
+                t("********"),
+                Cell::Null,
+                Cell::B(false),
+                Cell::Null,
+            ]
+        })
+        .collect()
+}
 
 fn namespaces(_: &Catalog, _: &str) -> Vec<Vec<Cell>> {
     vec![
@@ -974,6 +1001,7 @@ enum Function {
     SizeBytes,
     SizePretty,
     ProcedureArguments,
+    ViewDefinition,
 }
 
 /// A catalog function. The ones that look objects up read the engine's current catalog.
@@ -1139,6 +1167,16 @@ pub fn functions(engine: &Arc<Engine>) -> Vec<ScalarUDF> {
             Signature::any(1, Volatility::Stable),
         ),
         (
+            "pg_database_size",
+            SizeBytes,
+            Signature::any(1, Volatility::Stable),
+        ),
+        (
+            "pg_get_viewdef",
+            ViewDefinition,
+            Signature::variadic_any(Volatility::Stable),
+        ),
+        (
             "pg_size_pretty",
             SizePretty,
             Signature::any(1, Volatility::Stable),
@@ -1241,6 +1279,11 @@ impl ScalarUDFImpl for CatalogFunction {
                 // Table memory is accounted per lane, not per table (see `Database::lane_memory_bytes`).
                 SizeBytes => ScalarValue::Int64(Some(0)),
                 SizePretty => ScalarValue::Utf8(int_arg(0, row).map(size_pretty)),
+                ViewDefinition => ScalarValue::Utf8(
+                    int_arg(0, row)
+                        .and_then(|oid| relation_name(&catalog, oid as i32))
+                        .and_then(|name| catalog.view(&name).map(|v| view_query(&v.sql))),
+                ),
                 ProcedureArguments => ScalarValue::Utf8(int_arg(0, row).and_then(|oid| {
                     let i = usize::try_from(oid as i32 - PROCEDURE_OID_BASE).ok()?;
                     let p = catalog.procedures().nth(i)?;
@@ -1272,6 +1315,15 @@ impl ScalarUDFImpl for CatalogFunction {
         let values: Vec<ScalarValue> = (0..rows).map(value_at).collect();
         Ok(ColumnarValue::Array(ScalarValue::iter_to_array(values)?))
     }
+}
+
+/// The query of a `CREATE VIEW` statement, as `pg_get_viewdef` shows it.
+fn view_query(sql: &str) -> String {
+    let lower = sql.to_ascii_lowercase();
+    lower.find(" as select").map_or_else(
+        || sql.to_string(),
+        |at| format!("{};", sql[at + 4..].trim()),
+    )
 }
 
 /// `pg_size_pretty`: bytes in the largest unit that keeps the number at least 10, as PostgreSQL rounds.
