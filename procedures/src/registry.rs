@@ -82,6 +82,15 @@ pub struct Registry {
     next_transaction: AtomicU64,
 }
 
+/// A procedure name as the registry keys it: lower-case, without allocating when it already is (calls from SQL are).
+fn folded(name: &str) -> std::borrow::Cow<'_, str> {
+    if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(name.to_ascii_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(name)
+    }
+}
+
 fn undefined(name: &str) -> Error {
     Error::new(
         SqlState::UNDEFINED_FUNCTION,
@@ -217,7 +226,7 @@ impl Registry {
         let registered = self
             .procedures
             .read()
-            .get(&name.to_ascii_lowercase())
+            .get(folded(name).as_ref())
             .cloned()
             .ok_or_else(|| undefined(name))?;
         let procedure = registered.procedure.as_ref();
@@ -473,23 +482,19 @@ impl ProcedureHandler for Registry {
     fn parameter_types(&self, name: &str) -> Option<Vec<DataType>> {
         self.procedures
             .read()
-            .get(&name.to_ascii_lowercase())
+            .get(folded(name).as_ref())
             .map(|r| r.procedure.parameters())
     }
 
     fn is_single_partition(&self, name: &str) -> bool {
         self.procedures
             .read()
-            .get(&name.to_ascii_lowercase())
+            .get(folded(name).as_ref())
             .is_some_and(|r| matches!(r.procedure.partitioning(), Partitioning::Single { .. }))
     }
 
     fn result_schema(&self, name: &str) -> Option<arrow_schema::SchemaRef> {
-        let registered = self
-            .procedures
-            .read()
-            .get(&name.to_ascii_lowercase())
-            .cloned()?;
+        let registered = self.procedures.read().get(folded(name).as_ref()).cloned()?;
         if let Some(schema) = registered.procedure.result_schema() {
             return Some(schema);
         }
