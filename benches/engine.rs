@@ -1,4 +1,4 @@
-//! Engine benchmarks for issue 3, in one run so the comparisons share the machine's state:
+//! Engine benchmarks, in one run so the comparisons share the machine's state:
 //!
 //! - point SELECT by key, UPDATE by key and INSERT on a 1M-row table partitioned over 2 lanes, from several threads
 //!   through prepared statements, next to the same operations on SQLite in memory (prepared, one connection on one

@@ -143,7 +143,7 @@ fn shared_sqllogictest_rs_simple() {
 }
 
 #[test]
-#[ignore = "issue 3 open: arrays, intervals and timestamptz are not LaneDB types yet"]
+#[ignore = "arrays, intervals and timestamptz are not LaneDB types yet"]
 fn shared_sqllogictest_rs_extended() {
     run_all(vec![
         shared().join("sqllogictest-rs/postgres_extended_test.slt")
