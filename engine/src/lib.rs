@@ -15,6 +15,7 @@
 //! - `partition`, `key`: the fixed hash, buckets and bucket map; canonical key encoding.
 //! - `storage`: dense columnar chunks shared copy-on-write; hash and ordered indexes.
 //! - `lane`: a partition's state and undo; `engine`: lanes, the sequencer, snapshots.
+//! - `log`: the command log's record and segment format (byte by byte in its docs).
 //! - `output`: what a statement returns and what it asks of its session (shared with the wire server).
 //!
 //! Every user-visible error is an `Error` with a SQLSTATE.
@@ -26,6 +27,7 @@ pub mod engine;
 pub mod error;
 pub mod key;
 pub mod lane;
+pub mod log;
 pub mod output;
 pub mod partition;
 pub mod storage;
