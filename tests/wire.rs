@@ -940,31 +940,9 @@ async fn users_log_in_with_scram_and_roles_limit_them() {
         2
     );
     // psql (libpq) logs in with SCRAM too.
-    let out = std::process::Command::new("psql")
-        .args([
-            "-X",
-            "-A",
-            "-t",
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "reader",
-            "-d",
-            "testdb",
-            "-c",
-            "SELECT current_user",
-        ])
-        .arg("-p")
-        .arg(server.port().to_string())
-        .env("PGPASSWORD", "r")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "reader");
+    let (ok, out) = common::psql(&server, "reader", Some("r"), "SELECT current_user");
+    assert!(ok, "{out}");
+    assert_eq!(out, "reader");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

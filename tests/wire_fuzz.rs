@@ -63,24 +63,7 @@ fn send(server: &Server, bytes: &[u8]) {
 }
 
 fn control_answers(server: &Server) -> bool {
-    let out = std::process::Command::new("psql")
-        .args([
-            "-X",
-            "-A",
-            "-t",
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "control",
-            "-d",
-            "control",
-            "-c",
-            "SELECT 6 * 7",
-        ])
-        .arg("-p")
-        .arg(server.port().to_string())
-        .output();
-    matches!(out, Ok(o) if String::from_utf8_lossy(&o.stdout).trim() == "42")
+    common::psql(server, "control", None, "SELECT 6 * 7") == (true, "42".to_string())
 }
 
 #[test]

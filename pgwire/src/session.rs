@@ -198,13 +198,7 @@ impl Connection {
                     ))
                 }
                 Ok(None) => {
-                    if self
-                        .stream
-                        .read_buf(&mut self.input)
-                        .await
-                        .map_err(io_error)?
-                        == 0
-                    {
+                    if !self.fill().await? {
                         return Ok(None);
                     }
                 }
@@ -329,13 +323,7 @@ impl Connection {
                     )),
                 };
             }
-            if self
-                .stream
-                .read_buf(&mut self.input)
-                .await
-                .map_err(io_error)?
-                == 0
-            {
+            if !self.fill().await? {
                 return Err(Error::new(
                     SqlState("08006"),
                     "the client left during authentication",
@@ -381,6 +369,16 @@ impl Connection {
                 return Ok(());
             }
         }
+    }
+
+    /// Reads more input; false when the client closed the connection.
+    async fn fill(&mut self) -> Result<bool> {
+        Ok(self
+            .stream
+            .read_buf(&mut self.input)
+            .await
+            .map_err(io_error)?
+            > 0)
     }
 
     /// The next complete frame (type byte, length, body), if the input holds one.

@@ -115,7 +115,12 @@ pub enum Plan {
 impl Plan {
     /// Whether the plan must be rebuilt when the catalog changes (DDL is re-checked when it runs).
     pub fn depends_on_catalog(&self) -> bool {
-        !matches!(
+        !(self.is_schema_change() || matches!(self, Plan::Session(_) | Plan::Call { .. }))
+    }
+
+    /// DDL, user and procedure definitions: statements that change the catalog and need the admin role.
+    pub fn is_schema_change(&self) -> bool {
+        matches!(
             self,
             Plan::CreateTable(_)
                 | Plan::CreateIndex(_)
@@ -123,9 +128,7 @@ impl Plan {
                 | Plan::AlterTable(_)
                 | Plan::Drop { .. }
                 | Plan::Partition { .. }
-                | Plan::Session(_)
                 | Plan::User(_)
-                | Plan::Call { .. }
                 | Plan::CreateProcedure(_)
                 | Plan::DropProcedure { .. }
         )
@@ -190,15 +193,8 @@ impl Prepared {
             | Plan::ModifyQuery { .. }
             | Plan::CopyIn { .. }
             | Plan::Call { .. } => Role::ReadWrite,
-            Plan::CreateTable(_)
-            | Plan::CreateIndex(_)
-            | Plan::CreateView(_)
-            | Plan::AlterTable(_)
-            | Plan::Drop { .. }
-            | Plan::Partition { .. }
-            | Plan::User(_)
-            | Plan::CreateProcedure(_)
-            | Plan::DropProcedure { .. } => Role::Admin,
+            // Schema changes (`Plan::is_schema_change`); anything new defaults to the safest role.
+            _ => Role::Admin,
         }
     }
 

@@ -157,3 +157,40 @@ pub fn startup_packet(name: &str) -> Vec<u8> {
     p.extend(body);
     p
 }
+
+/// `psql -X -A -t -c sql` as `user` (with `password`, if any) against the server: its exit status and trimmed output.
+pub fn psql(server: &Server, user: &str, password: Option<&str>, sql: &str) -> (bool, String) {
+    let mut command = Command::new("psql");
+    command
+        .args([
+            "-X",
+            "-A",
+            "-t",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            user,
+            "-d",
+            user,
+            "-c",
+            sql,
+        ])
+        .arg("-p")
+        .arg(server.port().to_string());
+    match password {
+        Some(p) => command.env("PGPASSWORD", p),
+        None => command.env_remove("PGPASSWORD"),
+    };
+    let out = command
+        .output()
+        .expect("psql is installed (Debian package postgresql-client)");
+    let text = if out.status.success() {
+        &out.stdout
+    } else {
+        &out.stderr
+    };
+    (
+        out.status.success(),
+        String::from_utf8_lossy(text).trim().to_string(),
+    )
+}
