@@ -11,19 +11,27 @@
 //!   transactions; multi-partition transactions hold the sequencer until they have every lane, so none is half
 //!   inside the cut. Lanes are held only for the clone, never for the query that reads the snapshot.
 //!
+//! ## Logging
+//! With a command log attached (`set_command_log`), a transaction that wrote (data or catalog) appends the
+//! invocation in scope (see `invocation`) before it releases its lanes, so the log order is each lane's order and a
+//! multi-partition transaction sits at the same place in all of them. If the append is refused (the log failed),
+//! the transaction rolls back and returns that error: nothing is applied that is not logged.
+//!
 //! ## Catalog
 //! DDL runs as a multi-partition transaction: it builds the new table stores on every lane and publishes a new
 //! catalog version; each lane records the version it matches, and plans compiled against another version get a
 //! `StaleCatalog` error and are recompiled by the SQL layer.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use parking_lot::{Mutex, MutexGuard, RwLock};
 
 use crate::catalog::{Catalog, TableDef, TableId};
+use crate::command_log::CommandLog;
 use crate::error::{Error, Result, SqlState};
+use crate::invocation;
 use crate::lane::{LaneState, Savepoint};
 use crate::partition::{BucketMap, LaneId};
 use crate::storage::{TableSnapshot, TableStore};
@@ -79,6 +87,7 @@ pub struct Engine {
     sequencer: Sequencer,
     catalog: RwLock<Arc<Catalog>>,
     buckets: BucketMap,
+    log: OnceLock<Arc<CommandLog>>,
 }
 
 /// What a multi-partition transaction holds: every lane, in lane order, and the catalog it may change.
@@ -187,7 +196,41 @@ impl Engine {
             },
             catalog: RwLock::new(Arc::new(Catalog::default())),
             buckets: BucketMap::new(config.lane_count),
+            log: OnceLock::new(),
         }
+    }
+
+    /// Attaches the command log: from now on every committing transaction that wrote is logged.
+    pub fn set_command_log(&self, log: Arc<CommandLog>) {
+        assert!(
+            self.log.set(log).is_ok(),
+            "the command log is attached once"
+        );
+    }
+
+    pub fn command_log(&self) -> Option<&Arc<CommandLog>> {
+        self.log.get()
+    }
+
+    /// Logs a committing transaction if it wrote (see the module docs).
+    fn log_commit(&self, wrote: bool) -> Result<()> {
+        let Some(log) = self.log.get() else {
+            return Ok(());
+        };
+        if !wrote {
+            return Ok(());
+        }
+        invocation::with_current(|payload| match payload {
+            None => Err(Error::internal(
+                "a transaction wrote outside any invocation, so it could not be logged",
+            )),
+            Some([]) => Ok(()),
+            Some(bytes) => {
+                let sequence = log.append(bytes)?;
+                invocation::set_last_sequence(sequence);
+                Ok(())
+            }
+        })
     }
 
     pub fn lane_count(&self) -> usize {
@@ -226,14 +269,16 @@ impl Engine {
             }
         }
         let sp = state.savepoint();
-        let out = f(&mut state);
-        match &out {
-            Ok(_) => state.commit(),
-            Err(_) => {
-                state.rollback_to(sp);
-                state.commit();
+        let mut out = f(&mut state);
+        if out.is_ok() {
+            if let Err(e) = self.log_commit(state.wrote_since(sp)) {
+                out = Err(e);
             }
         }
+        if out.is_err() {
+            state.rollback_to(sp);
+        }
+        state.commit();
         lane.record(started, LANE_TIMING_SAMPLE);
         out
     }
@@ -266,7 +311,18 @@ impl Engine {
             }
         }
         let started = Instant::now();
-        let out = f(&mut txn);
+        let mut out = f(&mut txn);
+        if out.is_ok() {
+            let wrote = txn.catalog_changed
+                || txn
+                    .lanes
+                    .iter()
+                    .zip(&txn.savepoints)
+                    .any(|(l, sp)| l.wrote_since(*sp));
+            if let Err(e) = self.log_commit(wrote) {
+                out = Err(e);
+            }
+        }
         let MultiTxn {
             mut lanes,
             catalog,

@@ -122,6 +122,11 @@ impl LaneState {
         Savepoint(self.undo.len())
     }
 
+    /// Whether anything was written since `sp`.
+    pub fn wrote_since(&self, sp: Savepoint) -> bool {
+        self.undo.len() > sp.0
+    }
+
     fn check_budget(&self, growth: usize) -> Result<()> {
         if self.bytes + growth > self.memory_bytes_max {
             return Err(Error::new(

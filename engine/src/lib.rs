@@ -23,8 +23,11 @@
 pub mod auth;
 pub mod batch;
 pub mod catalog;
+pub mod command_log;
 pub mod engine;
 pub mod error;
+pub mod invocation;
+pub mod io;
 pub mod key;
 pub mod lane;
 pub mod log;

@@ -1,0 +1,575 @@
+//! The command log writer: records appended in lane order, written and fsynced in groups by one thread.
+//!
+//! ## Appending
+//! A transaction that wrote appends its invocation (see `invocation`) while it still holds its lanes, so the log
+//! order is every lane's execution order, multi-partition transactions at their place. Appending copies the record
+//! into an in-memory batch under a short lock and returns its sequence number; the batch is bounded
+//! (`buffer_bytes_max`): past it, appenders wait for the writer (backpressure, never unbounded memory).
+//!
+//! ## Group commit
+//! One writer thread takes the whole batch, writes it to the current segment with one write, and fsyncs. While it
+//! waits for the disk, new records gather in the next batch, so one fsync covers every transaction of every lane and
+//! session that committed meanwhile. The sequence of the last record synced is the *durable* sequence.
+//! - `Durability::Sync`: a request is answered only once its record is durable (`wait_durable`, or the future from
+//!   `durable` for async callers).
+//! - `Durability::Async`: the writer writes and fsyncs every `flush_interval_ms`; replies do not wait. A crash loses
+//!   at most the transactions of the last interval (plus the one being written).
+//! - `Durability::Off`: no log at all (the database does not create one).
+//!
+//! ## Segments
+//! Segments are files named by their first sequence (format in `log`). The writer starts a new one when the current
+//! one has reached `segment_bytes_max`, at a batch boundary, so a segment may pass the limit by one batch. A new
+//! segment's directory entry is synced before records in it count as durable.
+//!
+//! ## Failures
+//! A failed write or fsync (disk full, I/O error) cuts the segment back to its last good length and marks the log
+//! failed: transactions waiting for that batch get the error (SQLSTATE 53100 for a full disk, 58030 otherwise), and
+//! transactions that would write are refused at commit and rolled back, so nothing is applied that is not logged
+//! after the failure. Reads go on. The writer retries the batch every `RETRY_INTERVAL_MS`; when it succeeds, the
+//! failure clears and writes are accepted again. A transaction whose reply said the log failed was already applied
+//! in memory, and its record stays queued: once the disk has room it is logged like the rest, so the error means
+//! "not known to be durable", never "rolled back". No acknowledged transaction is lost either way.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::error::{Error, Result, SqlState};
+use crate::io::{AppendFile, Directory};
+use crate::log::{encode_header, encode_record, segment_name};
+
+/// How a database keeps its command log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// Replies wait until their record is fsynced (group commit).
+    Sync,
+    /// Records are fsynced every `flush_interval_ms`; replies do not wait.
+    Async,
+    /// No command log: data lives only in memory.
+    Off,
+}
+
+impl Durability {
+    pub fn parse(text: &str) -> Option<Durability> {
+        match text.to_ascii_lowercase().as_str() {
+            "sync" => Some(Durability::Sync),
+            "async" => Some(Durability::Async),
+            "off" => Some(Durability::Off),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Durability::Sync => "sync",
+            Durability::Async => "async",
+            Durability::Off => "off",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct LogConfig {
+    pub durability: Durability,
+    /// In async mode, how often the writer writes and fsyncs.
+    pub flush_interval_ms: u64,
+    /// A segment is closed and a new one started once it holds this many bytes.
+    pub segment_bytes_max: u64,
+    /// Records waiting for the writer; past this, appenders wait.
+    pub buffer_bytes_max: usize,
+}
+
+impl Default for LogConfig {
+    fn default() -> LogConfig {
+        LogConfig {
+            durability: Durability::Sync,
+            flush_interval_ms: 10,
+            segment_bytes_max: 64 << 20,
+            buffer_bytes_max: 16 << 20,
+        }
+    }
+}
+
+/// How long the writer waits before retrying a batch that failed to write.
+pub const RETRY_INTERVAL_MS: u64 = 200;
+
+struct Pending {
+    batch: Vec<u8>,
+    /// Sequence of the next record appended.
+    next_sequence: u64,
+    /// Sequence of the first record in `batch`.
+    batch_first: u64,
+    stopping: bool,
+}
+
+struct Shared {
+    config: LogConfig,
+    pending: Mutex<Pending>,
+    /// The writer waits here for records.
+    records_ready: Condvar,
+    /// Appenders wait here for room in the batch.
+    room: Condvar,
+    durable: AtomicU64,
+    failed: AtomicBool,
+    failure: Mutex<Option<(io::ErrorKind, Option<i32>, String)>>,
+    durable_lock: Mutex<()>,
+    durable_changed: Condvar,
+    wakers: Mutex<Vec<(u64, Waker)>>,
+}
+
+/// The command log of one database (see the module docs).
+pub struct CommandLog {
+    shared: Arc<Shared>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Where the writer continues: the segment to append to, or none to start a new one.
+pub struct Tail {
+    /// The newest segment's name and first sequence, if one exists and is to be appended to.
+    pub segment: Option<(String, u64)>,
+    /// The sequence the next record gets.
+    pub next_sequence: u64,
+}
+
+struct Writer {
+    dir: Arc<dyn Directory>,
+    file: Option<Box<dyn AppendFile>>,
+}
+
+impl CommandLog {
+    /// Starts the writer on `dir`, continuing after `tail`.
+    pub fn open(dir: Arc<dyn Directory>, config: LogConfig, tail: Tail) -> Result<CommandLog> {
+        assert!(config.durability != Durability::Off, "no log when off");
+        let file = match &tail.segment {
+            Some((name, _)) => Some(dir.append(name).map_err(|e| io_error(&e))?),
+            None => None,
+        };
+        let shared = Arc::new(Shared {
+            config,
+            pending: Mutex::new(Pending {
+                batch: Vec::new(),
+                next_sequence: tail.next_sequence,
+                batch_first: tail.next_sequence,
+                stopping: false,
+            }),
+            records_ready: Condvar::new(),
+            room: Condvar::new(),
+            durable: AtomicU64::new(tail.next_sequence - 1),
+            failed: AtomicBool::new(false),
+            failure: Mutex::new(None),
+            durable_lock: Mutex::new(()),
+            durable_changed: Condvar::new(),
+            wakers: Mutex::new(Vec::new()),
+        });
+        let writer = Writer { dir, file };
+        let thread_shared = shared.clone();
+        let handle = std::thread::Builder::new()
+            .name("lanedb-log".into())
+            .spawn(move || writer.run(&thread_shared))
+            .map_err(|e| io_error(&e))?;
+        Ok(CommandLog {
+            shared,
+            writer: Mutex::new(Some(handle)),
+        })
+    }
+
+    pub fn durability(&self) -> Durability {
+        self.shared.config.durability
+    }
+
+    /// Appends a record; returns its sequence. Refused while the log is failed (see the module docs).
+    pub fn append(&self, payload: &[u8]) -> Result<u64> {
+        if self.shared.failed.load(Ordering::Acquire) {
+            return Err(self.shared.failure_error());
+        }
+        let mut pending = self.shared.pending.lock();
+        while pending.batch.len() >= self.shared.config.buffer_bytes_max && !pending.stopping {
+            self.shared.room.wait(&mut pending);
+        }
+        if pending.stopping {
+            return Err(Error::new(
+                SqlState::ADMIN_SHUTDOWN,
+                "the database is shutting down",
+            ));
+        }
+        let sequence = pending.next_sequence;
+        if pending.batch.is_empty() {
+            pending.batch_first = sequence;
+        }
+        encode_record(&mut pending.batch, sequence, payload)?;
+        pending.next_sequence += 1;
+        drop(pending);
+        self.shared.records_ready.notify_one();
+        Ok(sequence)
+    }
+
+    /// The last sequence known durable.
+    pub fn durable_sequence(&self) -> u64 {
+        self.shared.durable.load(Ordering::Acquire)
+    }
+
+    /// The sequence the next record will get.
+    pub fn next_sequence(&self) -> u64 {
+        self.shared.pending.lock().next_sequence
+    }
+
+    /// Whether writes are refused because the log could not be written.
+    pub fn is_failed(&self) -> bool {
+        self.shared.failed.load(Ordering::Acquire)
+    }
+
+    /// Blocks until record `sequence` is durable (in sync mode; at once otherwise), or the log has failed.
+    pub fn wait_durable(&self, sequence: u64) -> Result<()> {
+        let shared = &self.shared;
+        if shared.config.durability != Durability::Sync {
+            return Ok(());
+        }
+        let mut guard = shared.durable_lock.lock();
+        loop {
+            if let Some(done) = shared.check(sequence) {
+                return done;
+            }
+            shared.durable_changed.wait(&mut guard);
+        }
+    }
+
+    /// `wait_durable` for async callers.
+    pub fn durable(&self, sequence: u64) -> Durable {
+        Durable {
+            shared: self.shared.clone(),
+            sequence,
+        }
+    }
+
+    /// Writes what is queued, stops the writer, and waits for it.
+    pub fn close(&self) {
+        self.shared.pending.lock().stopping = true;
+        self.shared.records_ready.notify_all();
+        self.shared.room.notify_all();
+        if let Some(handle) = self.writer.lock().take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for CommandLog {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Resolves when a record is durable (or the log failed).
+pub struct Durable {
+    shared: Arc<Shared>,
+    sequence: u64,
+}
+
+impl Future for Durable {
+    type Output = Result<()>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let shared = &self.shared;
+        if shared.config.durability != Durability::Sync {
+            return Poll::Ready(Ok(()));
+        }
+        if let Some(done) = shared.check(self.sequence) {
+            return Poll::Ready(done);
+        }
+        shared
+            .wakers
+            .lock()
+            .push((self.sequence, cx.waker().clone()));
+        // The writer may have advanced between the check and the registration.
+        match shared.check(self.sequence) {
+            Some(done) => Poll::Ready(done),
+            None => Poll::Pending,
+        }
+    }
+}
+
+fn io_error(e: &io::Error) -> Error {
+    io_error_parts(e.kind(), e.raw_os_error(), &e.to_string())
+}
+
+fn io_error_parts(kind: io::ErrorKind, os: Option<i32>, text: &str) -> Error {
+    let disk_full = os == Some(28) || kind == io::ErrorKind::StorageFull;
+    let code = if disk_full {
+        SqlState::DISK_FULL
+    } else {
+        SqlState::IO_ERROR
+    };
+    Error::new(
+        code,
+        format!(
+            "could not write the command log: {text}. Writes are refused until it can be written (reads go on); a \
+             transaction answered with this error is applied in memory but not yet durable"
+        ),
+    )
+}
+
+impl Shared {
+    /// `Some` once `sequence` is durable or the log has failed.
+    fn check(&self, sequence: u64) -> Option<Result<()>> {
+        if self.durable.load(Ordering::Acquire) >= sequence {
+            return Some(Ok(()));
+        }
+        if self.failed.load(Ordering::Acquire) {
+            return Some(Err(self.failure_error()));
+        }
+        None
+    }
+
+    fn failure_error(&self) -> Error {
+        match &*self.failure.lock() {
+            Some((kind, os, text)) => io_error_parts(*kind, *os, text),
+            None => Error::new(SqlState::IO_ERROR, "the command log failed"),
+        }
+    }
+
+    fn set_failure(&self, failure: Option<&io::Error>) {
+        *self.failure.lock() = failure.map(|e| (e.kind(), e.raw_os_error(), e.to_string()));
+        self.failed.store(failure.is_some(), Ordering::Release);
+    }
+
+    /// Wakes everyone waiting for durability (after progress or a failure).
+    fn wake(&self) {
+        drop(self.durable_lock.lock());
+        self.durable_changed.notify_all();
+        let durable = self.durable.load(Ordering::Acquire);
+        let failed = self.failed.load(Ordering::Acquire);
+        let mut wakers = self.wakers.lock();
+        let mut i = 0;
+        while i < wakers.len() {
+            if failed || wakers[i].0 <= durable {
+                wakers.swap_remove(i).1.wake();
+            } else {
+                i += 1;
+            }
+        }
+    }
+}
+
+impl Writer {
+    fn run(mut self, shared: &Shared) {
+        let mut spare = Vec::new();
+        loop {
+            let (batch, last) = {
+                let mut pending = shared.pending.lock();
+                while pending.batch.is_empty() {
+                    if pending.stopping {
+                        return;
+                    }
+                    shared.records_ready.wait(&mut pending);
+                }
+                let batch = std::mem::replace(&mut pending.batch, std::mem::take(&mut spare));
+                let first = pending.batch_first;
+                pending.batch_first = pending.next_sequence;
+                ((batch, first), pending.next_sequence - 1)
+            };
+            shared.room.notify_all();
+            let (bytes, first) = batch;
+            while let Err(e) = self.write(&bytes, first, shared.config.segment_bytes_max) {
+                tracing::warn!(
+                    "command log write failed: {e}; retrying every {RETRY_INTERVAL_MS} ms"
+                );
+                shared.set_failure(Some(&e));
+                shared.wake();
+                if shared.pending.lock().stopping {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(RETRY_INTERVAL_MS));
+            }
+            if shared.failed.load(Ordering::Acquire) {
+                shared.set_failure(None);
+            }
+            shared.durable.store(last, Ordering::Release);
+            shared.wake();
+            spare = bytes;
+            spare.clear();
+            if shared.config.durability == Durability::Async {
+                std::thread::sleep(Duration::from_millis(shared.config.flush_interval_ms));
+            }
+        }
+    }
+
+    /// Writes and fsyncs one batch whose first record is `first`; on failure the segment is cut back.
+    fn write(&mut self, bytes: &[u8], first: u64, segment_bytes_max: u64) -> io::Result<()> {
+        if self
+            .file
+            .as_ref()
+            .is_none_or(|f| f.len() >= segment_bytes_max)
+        {
+            self.start_segment(first)?;
+        }
+        let file = self.file.as_mut().expect("a segment is open");
+        let before = file.len();
+        let out = file.write_all(bytes).and_then(|()| file.sync());
+        if out.is_err() {
+            // Drop whatever part of the batch reached the file; the whole batch is written again on retry.
+            let _ = file.set_len(before);
+        }
+        out
+    }
+
+    fn start_segment(&mut self, first: u64) -> io::Result<()> {
+        if let Some(mut old) = self.file.take() {
+            old.sync()?;
+        }
+        let name = segment_name(first);
+        let mut file = self.dir.append(&name)?;
+        if file.len() > 0 {
+            // A segment of that name from a failed earlier attempt: start it over.
+            file.set_len(0)?;
+        }
+        if let Err(e) = file
+            .write_all(&encode_header(first))
+            .and_then(|()| file.sync())
+        {
+            let _ = self.dir.remove(&name);
+            return Err(e);
+        }
+        self.dir.sync()?;
+        self.file = Some(file);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::{Fault, FaultyDirectory};
+    use crate::log::read_segment;
+
+    fn open(dir: &FaultyDirectory, durability: Durability) -> CommandLog {
+        let config = LogConfig {
+            durability,
+            segment_bytes_max: 200,
+            ..LogConfig::default()
+        };
+        CommandLog::open(
+            Arc::new(dir.clone()),
+            config,
+            Tail {
+                segment: None,
+                next_sequence: 1,
+            },
+        )
+        .unwrap()
+    }
+
+    /// Every record in the directory's segments, oldest first.
+    fn records(dir: &FaultyDirectory) -> Vec<Vec<u8>> {
+        let names = dir.list().unwrap();
+        let mut out = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            let bytes = dir.read(name).unwrap();
+            let read = read_segment(name, &bytes, i + 1 == names.len(), None).unwrap();
+            out.extend(read.records.into_iter().map(|r| r.payload));
+        }
+        out
+    }
+
+    #[test]
+    fn appended_records_become_durable_in_order_across_segments() {
+        let dir = FaultyDirectory::new();
+        let log = open(&dir, Durability::Sync);
+        for i in 0..50u32 {
+            let sequence = log.append(&i.to_le_bytes()).unwrap();
+            if i % 5 == 4 {
+                log.wait_durable(sequence).unwrap();
+            }
+        }
+        assert_eq!(log.durable_sequence(), 50);
+        dir.crash();
+        let got = records(&dir);
+        assert_eq!(got.len(), 50);
+        for (i, payload) in got.iter().enumerate() {
+            assert_eq!(payload, &(i as u32).to_le_bytes());
+        }
+        assert!(dir.list().unwrap().len() > 1, "segments rotate");
+    }
+
+    #[test]
+    fn a_full_disk_fails_waiters_refuses_appends_and_recovers() {
+        let dir = FaultyDirectory::new();
+        let log = open(&dir, Durability::Sync);
+        log.wait_durable(log.append(b"before").unwrap()).unwrap();
+        dir.inject(Fault::DiskFull);
+        let held = log.append(b"during").unwrap();
+        let e = log.wait_durable(held).unwrap_err();
+        assert_eq!(e.code, SqlState::DISK_FULL);
+        assert!(log.is_failed());
+        assert_eq!(
+            log.append(b"refused").unwrap_err().code,
+            SqlState::DISK_FULL
+        );
+        dir.clear_faults();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while log.is_failed() {
+            assert!(std::time::Instant::now() < deadline, "the log recovers");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        log.wait_durable(log.append(b"after").unwrap()).unwrap();
+        dir.crash();
+        assert_eq!(
+            records(&dir),
+            vec![b"before".to_vec(), b"during".to_vec(), b"after".to_vec()]
+        );
+    }
+
+    #[test]
+    fn a_short_write_or_failed_fsync_is_cut_back_and_retried() {
+        for fault in [Fault::ShortWrite(7), Fault::SyncFails] {
+            let dir = FaultyDirectory::new();
+            let log = open(&dir, Durability::Sync);
+            log.wait_durable(log.append(b"one").unwrap()).unwrap();
+            dir.inject(fault);
+            let two = log.append(b"two").unwrap();
+            // The first attempt fails (the waiter may see it), the retry succeeds.
+            let _ = log.wait_durable(two);
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while log.durable_sequence() < two {
+                assert!(std::time::Instant::now() < deadline, "{fault:?} retried");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            dir.crash();
+            assert_eq!(
+                records(&dir),
+                vec![b"one".to_vec(), b"two".to_vec()],
+                "{fault:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn async_mode_does_not_wait_and_close_writes_everything() {
+        let dir = FaultyDirectory::new();
+        let log = open(&dir, Durability::Async);
+        for i in 0..10u8 {
+            let s = log.append(&[i]).unwrap();
+            log.wait_durable(s).unwrap();
+        }
+        log.close();
+        dir.crash();
+        assert_eq!(records(&dir).len(), 10);
+    }
+
+    #[test]
+    fn unsynced_records_do_not_survive_a_crash() {
+        let dir = FaultyDirectory::new();
+        let log = open(&dir, Durability::Sync);
+        log.wait_durable(log.append(b"kept").unwrap()).unwrap();
+        dir.inject(Fault::DiskFull);
+        let _ = log.append(b"lost");
+        std::thread::sleep(Duration::from_millis(50));
+        dir.crash();
+        assert_eq!(records(&dir), vec![b"kept".to_vec()]);
+    }
+}

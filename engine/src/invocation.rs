@@ -1,0 +1,443 @@
+//! Invocations: what the command log records, and how a transaction finds the invocation it belongs to.
+//!
+//! The log holds *invocations*, not effects: a procedure call with its arguments and the transaction's timestamp
+//! and id, an ad-hoc statement with its parameters, the writes of a transaction block, or the rows of a COPY.
+//! Replaying them in log order through the same execution path rebuilds the same state, because procedures are
+//! deterministic (their time, ids and randomness come from the logged timestamp and id).
+//!
+//! ## Scope
+//! The invocation is known where a request enters (the SQL layer's `execute_in`, the procedure registry's `call`),
+//! but the record must be appended where the transaction commits, inside `Engine::run_single` / `run_multi` while
+//! the lane is held, so that the log order is each lane's execution order. Between the two lie every statement kind
+//! and plan shape. Rather than thread a parameter through all of them, the entry point runs the request inside
+//! `scope(invocation, ...)`, which encodes the invocation into a per-thread buffer; a committing transaction that
+//! wrote appends the innermost scope's bytes. Scopes nest (a `CALL` statement's procedure call replaces the
+//! statement). A transaction that writes with no scope is a bug and is refused, so a missed entry point shows up in
+//! tests instead of as a write recovery would lose. `Invocation::Startup` marks changes start-up code makes again on
+//! every start (registering Rust procedures); they are not logged.
+//!
+//! ## Payload encoding (little-endian)
+//! ```text
+//!   u8 kind   1 statement: str sql, values params
+//!             2 call:      str name, i64 timestamp_micros, u64 transaction, values args
+//!             3 block:     u32 count, then count times (str sql, values params)
+//!             4 copy:      str sql, u64 first_line, u32 rows, then per row u16 fields, per field
+//!                          u8 0 (NULL) or 1 followed by str
+//!   str       u32 length, UTF-8 bytes
+//!   values    u16 count, then per value u8 tag and its bytes:
+//!             0 NULL; 1 bool u8; 2 i16; 3 i32; 4 i64; 5 f32 bits u32; 6 f64 bits u64; 7 decimal i128 and u8 scale;
+//!             8 text str; 9 bytes (u32 length, bytes); 10 timestamp i64 micros; 11 date i32 days
+//! ```
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+
+use crate::error::{Error, Result, SqlState};
+use crate::value::Value;
+
+/// Text fields of one COPY row; `None` is NULL.
+pub type CopyRow = Vec<Option<String>>;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Invocation<'a> {
+    /// An ad-hoc statement (DML or DDL) with its parameters.
+    Statement {
+        sql: Cow<'a, str>,
+        params: Cow<'a, [Value]>,
+    },
+    /// A procedure call, with what makes it deterministic on replay.
+    Call {
+        name: Cow<'a, str>,
+        timestamp_micros: i64,
+        transaction: u64,
+        args: Cow<'a, [Value]>,
+    },
+    /// The writes of a transaction block, run at COMMIT as one transaction.
+    Block(Vec<(Cow<'a, str>, Cow<'a, [Value]>)>),
+    /// The rows of `COPY ... FROM STDIN`, loaded as one transaction.
+    Copy {
+        sql: Cow<'a, str>,
+        first_line: u64,
+        rows: Cow<'a, [CopyRow]>,
+    },
+    /// Changes start-up code makes again on every start: not logged.
+    Startup,
+}
+
+const KIND_STATEMENT: u8 = 1;
+const KIND_CALL: u8 = 2;
+const KIND_BLOCK: u8 = 3;
+const KIND_COPY: u8 = 4;
+
+impl Invocation<'_> {
+    /// Appends the payload encoding (see the module docs); nothing for `Startup`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            Invocation::Statement { sql, params } => {
+                out.push(KIND_STATEMENT);
+                put_str(out, sql);
+                put_values(out, params);
+            }
+            Invocation::Call {
+                name,
+                timestamp_micros,
+                transaction,
+                args,
+            } => {
+                out.push(KIND_CALL);
+                put_str(out, name);
+                out.extend_from_slice(&timestamp_micros.to_le_bytes());
+                out.extend_from_slice(&transaction.to_le_bytes());
+                put_values(out, args);
+            }
+            Invocation::Block(statements) => {
+                out.push(KIND_BLOCK);
+                out.extend_from_slice(&(statements.len() as u32).to_le_bytes());
+                for (sql, params) in statements {
+                    put_str(out, sql);
+                    put_values(out, params);
+                }
+            }
+            Invocation::Copy {
+                sql,
+                first_line,
+                rows,
+            } => {
+                out.push(KIND_COPY);
+                put_str(out, sql);
+                out.extend_from_slice(&first_line.to_le_bytes());
+                out.extend_from_slice(&(rows.len() as u32).to_le_bytes());
+                for row in rows.iter() {
+                    out.extend_from_slice(&(row.len() as u16).to_le_bytes());
+                    for field in row {
+                        match field {
+                            None => out.push(0),
+                            Some(s) => {
+                                out.push(1);
+                                put_str(out, s);
+                            }
+                        }
+                    }
+                }
+            }
+            Invocation::Startup => {}
+        }
+    }
+
+    /// Decodes a payload written by `encode`.
+    pub fn decode(bytes: &[u8]) -> Result<Invocation<'static>> {
+        let mut r = Reader { bytes, at: 0 };
+        let kind = r.u8()?;
+        let invocation = match kind {
+            KIND_STATEMENT => Invocation::Statement {
+                sql: Cow::Owned(r.str()?),
+                params: Cow::Owned(r.values()?),
+            },
+            KIND_CALL => Invocation::Call {
+                name: Cow::Owned(r.str()?),
+                timestamp_micros: r.i64()?,
+                transaction: r.i64()? as u64,
+                args: Cow::Owned(r.values()?),
+            },
+            KIND_BLOCK => {
+                let n = r.u32()? as usize;
+                let mut statements = Vec::with_capacity(n.min(1024));
+                for _ in 0..n {
+                    statements.push((Cow::Owned(r.str()?), Cow::Owned(r.values()?)));
+                }
+                Invocation::Block(statements)
+            }
+            KIND_COPY => {
+                let sql = Cow::Owned(r.str()?);
+                let first_line = r.i64()? as u64;
+                let n = r.u32()? as usize;
+                let mut rows = Vec::with_capacity(n.min(1 << 16));
+                for _ in 0..n {
+                    let fields = r.u16()? as usize;
+                    let mut row = Vec::with_capacity(fields);
+                    for _ in 0..fields {
+                        row.push(match r.u8()? {
+                            0 => None,
+                            _ => Some(r.str()?),
+                        });
+                    }
+                    rows.push(row);
+                }
+                Invocation::Copy {
+                    sql,
+                    first_line,
+                    rows: Cow::Owned(rows),
+                }
+            }
+            other => return Err(bad(&format!("unknown invocation kind {other}"))),
+        };
+        if r.at != bytes.len() {
+            return Err(bad("bytes left over after the invocation"));
+        }
+        Ok(invocation)
+    }
+}
+
+fn bad(what: &str) -> Error {
+    Error::new(
+        SqlState("XX001"),
+        format!("a command log record does not decode: {what}"),
+    )
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn put_values(out: &mut Vec<u8>, values: &[Value]) {
+    out.extend_from_slice(&(values.len() as u16).to_le_bytes());
+    for v in values {
+        put_value(out, v);
+    }
+}
+
+fn put_value(out: &mut Vec<u8>, v: &Value) {
+    match v {
+        Value::Null => out.push(0),
+        Value::Boolean(b) => out.extend_from_slice(&[1, *b as u8]),
+        Value::SmallInt(x) => {
+            out.push(2);
+            out.extend_from_slice(&x.to_le_bytes());
+        }
+        Value::Integer(x) => {
+            out.push(3);
+            out.extend_from_slice(&x.to_le_bytes());
+        }
+        Value::BigInt(x) => {
+            out.push(4);
+            out.extend_from_slice(&x.to_le_bytes());
+        }
+        Value::Real(x) => {
+            out.push(5);
+            out.extend_from_slice(&x.to_bits().to_le_bytes());
+        }
+        Value::Double(x) => {
+            out.push(6);
+            out.extend_from_slice(&x.to_bits().to_le_bytes());
+        }
+        Value::Decimal(m, s) => {
+            out.push(7);
+            out.extend_from_slice(&m.to_le_bytes());
+            out.push(*s);
+        }
+        Value::Text(s) => {
+            out.push(8);
+            put_str(out, s);
+        }
+        Value::Bytes(b) => {
+            out.push(9);
+            out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+            out.extend_from_slice(b);
+        }
+        Value::Timestamp(x) => {
+            out.push(10);
+            out.extend_from_slice(&x.to_le_bytes());
+        }
+        Value::Date(x) => {
+            out.push(11);
+            out.extend_from_slice(&x.to_le_bytes());
+        }
+    }
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl Reader<'_> {
+    fn take<const N: usize>(&mut self) -> Result<[u8; N]> {
+        let end = self.at + N;
+        let out = self
+            .bytes
+            .get(self.at..end)
+            .ok_or_else(|| bad("cut short"))?;
+        self.at = end;
+        Ok(out.try_into().expect("N bytes"))
+    }
+
+    fn u8(&mut self) -> Result<u8> {
+        Ok(self.take::<1>()?[0])
+    }
+
+    fn u16(&mut self) -> Result<u16> {
+        Ok(u16::from_le_bytes(self.take()?))
+    }
+
+    fn u32(&mut self) -> Result<u32> {
+        Ok(u32::from_le_bytes(self.take()?))
+    }
+
+    fn i64(&mut self) -> Result<i64> {
+        Ok(i64::from_le_bytes(self.take()?))
+    }
+
+    fn slice(&mut self, n: usize) -> Result<&[u8]> {
+        let end = self.at.checked_add(n).ok_or_else(|| bad("length"))?;
+        let out = self
+            .bytes
+            .get(self.at..end)
+            .ok_or_else(|| bad("cut short"))?;
+        self.at = end;
+        Ok(out)
+    }
+
+    fn str(&mut self) -> Result<String> {
+        let n = self.u32()? as usize;
+        let bytes = self.slice(n)?;
+        String::from_utf8(bytes.to_vec()).map_err(|_| bad("text is not UTF-8"))
+    }
+
+    fn values(&mut self) -> Result<Vec<Value>> {
+        let n = self.u16()? as usize;
+        (0..n).map(|_| self.value()).collect()
+    }
+
+    fn value(&mut self) -> Result<Value> {
+        Ok(match self.u8()? {
+            0 => Value::Null,
+            1 => Value::Boolean(self.u8()? != 0),
+            2 => Value::SmallInt(i16::from_le_bytes(self.take()?)),
+            3 => Value::Integer(i32::from_le_bytes(self.take()?)),
+            4 => Value::BigInt(self.i64()?),
+            5 => Value::Real(f32::from_bits(self.u32()?)),
+            6 => Value::Double(f64::from_bits(self.i64()? as u64)),
+            7 => {
+                let m = i128::from_le_bytes(self.take()?);
+                Value::Decimal(m, self.u8()?)
+            }
+            8 => Value::Text(self.str()?),
+            9 => {
+                let n = self.u32()? as usize;
+                Value::Bytes(self.slice(n)?.to_vec())
+            }
+            10 => Value::Timestamp(self.i64()?),
+            11 => Value::Date(i32::from_le_bytes(self.take()?)),
+            tag => return Err(bad(&format!("unknown value tag {tag}"))),
+        })
+    }
+}
+
+/// The per-thread stack of invocation scopes (encoded back to back) and the last sequence this thread logged.
+#[derive(Default)]
+struct Scopes {
+    bytes: Vec<u8>,
+    starts: Vec<usize>,
+    last_sequence: u64,
+}
+
+thread_local! {
+    static SCOPES: RefCell<Scopes> = RefCell::new(Scopes::default());
+}
+
+/// Pops the innermost scope when dropped, so a panic inside a scope does not leave it behind.
+struct PopScope;
+
+impl Drop for PopScope {
+    fn drop(&mut self) {
+        SCOPES.with_borrow_mut(|s| {
+            let start = s.starts.pop().expect("a scope to pop");
+            s.bytes.truncate(start);
+        });
+    }
+}
+
+/// Runs `f` with `invocation` as what its committing transactions log (see the module docs).
+pub fn scope<T>(invocation: &Invocation<'_>, f: impl FnOnce() -> T) -> T {
+    SCOPES.with_borrow_mut(|s| {
+        let start = s.bytes.len();
+        s.starts.push(start);
+        invocation.encode(&mut s.bytes);
+    });
+    let _pop = PopScope;
+    f()
+}
+
+/// Calls `f` with the innermost scope's payload: `None` with no scope, empty for `Invocation::Startup`.
+pub(crate) fn with_current<T>(f: impl FnOnce(Option<&[u8]>) -> T) -> T {
+    SCOPES.with_borrow(|s| f(s.starts.last().map(|&start| &s.bytes[start..])))
+}
+
+pub(crate) fn set_last_sequence(sequence: u64) {
+    SCOPES.with_borrow_mut(|s| s.last_sequence = sequence);
+}
+
+/// The log sequence of the last record this thread appended since the previous call, or 0: a request waits for it
+/// to be durable before it is answered.
+pub fn take_last_sequence() -> u64 {
+    SCOPES.with_borrow_mut(|s| std::mem::take(&mut s.last_sequence))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_round_trips() {
+        let values = vec![
+            Value::Null,
+            Value::Boolean(true),
+            Value::SmallInt(-3),
+            Value::Integer(7),
+            Value::BigInt(i64::MIN),
+            Value::Real(1.5),
+            Value::Double(-0.25),
+            Value::Decimal(-12345, 2),
+            Value::Text("héllo".into()),
+            Value::Bytes(vec![0, 255]),
+            Value::Timestamp(1_700_000_000_000_000),
+            Value::Date(-5),
+        ];
+        let invocations = vec![
+            Invocation::Statement {
+                sql: "INSERT INTO t VALUES ($1)".into(),
+                params: values.clone().into(),
+            },
+            Invocation::Call {
+                name: "vote".into(),
+                timestamp_micros: 42,
+                transaction: 9,
+                args: values.into(),
+            },
+            Invocation::Block(vec![("a".into(), vec![Value::Integer(1)].into())]),
+            Invocation::Copy {
+                sql: "COPY t FROM STDIN".into(),
+                first_line: 3,
+                rows: vec![vec![Some("1".to_string()), None]].into(),
+            },
+        ];
+        for invocation in invocations {
+            let mut bytes = Vec::new();
+            invocation.encode(&mut bytes);
+            assert_eq!(Invocation::decode(&bytes).unwrap(), invocation);
+            for cut in 0..bytes.len() {
+                assert!(Invocation::decode(&bytes[..cut]).is_err(), "cut at {cut}");
+            }
+        }
+    }
+
+    #[test]
+    fn scopes_nest_and_unwind() {
+        with_current(|c| assert!(c.is_none()));
+        let outer = Invocation::Statement {
+            sql: "CALL p()".into(),
+            params: vec![].into(),
+        };
+        scope(&outer, || {
+            let mut expected = Vec::new();
+            outer.encode(&mut expected);
+            with_current(|c| assert_eq!(c, Some(&expected[..])));
+            scope(&Invocation::Startup, || {
+                with_current(|c| assert_eq!(c, Some(&[][..])));
+            });
+            with_current(|c| assert_eq!(c, Some(&expected[..])));
+        });
+        with_current(|c| assert!(c.is_none()));
+    }
+}

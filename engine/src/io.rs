@@ -1,0 +1,363 @@
+//! The storage trait: every byte the command log and snapshots put on disk goes through `Directory`.
+//!
+//! The engine does no file I/O of its own. Durable state lives in one directory of plain files, and the few
+//! operations durability needs are this trait: list, read, append to a file and sync it, truncate, write a file
+//! whole, rename, remove, and sync the directory (so a new or renamed file survives a crash). `OsDirectory` is the
+//! real one; `FaultyDirectory` keeps files in memory and can tear a write, flip a bit, fail an fsync or report a full
+//! disk, and it models what a crash keeps: only bytes that were synced (and files whose creation the directory sync
+//! made durable) survive `crash()`. Tests of the log and of recovery run against it.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+/// A directory of files, as durability needs it.
+pub trait Directory: Send + Sync {
+    /// The names of the files in the directory, sorted.
+    fn list(&self) -> io::Result<Vec<String>>;
+    fn read(&self, name: &str) -> io::Result<Vec<u8>>;
+    /// Opens `name` for appending, creating it if missing.
+    fn append(&self, name: &str) -> io::Result<Box<dyn AppendFile>>;
+    /// Cuts `name` to `len` bytes and syncs it.
+    fn truncate(&self, name: &str, len: u64) -> io::Result<()>;
+    /// Writes `name` whole and syncs it (not atomic: write to a temporary name and `rename`).
+    fn write(&self, name: &str, bytes: &[u8]) -> io::Result<()>;
+    fn rename(&self, from: &str, to: &str) -> io::Result<()>;
+    fn remove(&self, name: &str) -> io::Result<()>;
+    /// Makes creations, renames and removals in the directory durable.
+    fn sync(&self) -> io::Result<()>;
+}
+
+/// A file open for appending.
+pub trait AppendFile: Send {
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()>;
+    /// Makes everything written so far durable (fdatasync).
+    fn sync(&mut self) -> io::Result<()>;
+    /// Bytes in the file.
+    fn len(&self) -> u64;
+    /// Cuts the file back to `len` bytes (to drop a write that failed half way).
+    fn set_len(&mut self, len: u64) -> io::Result<()>;
+}
+
+/// A real directory on disk.
+pub struct OsDirectory {
+    path: PathBuf,
+}
+
+impl OsDirectory {
+    /// Opens `path`, creating it (and its parents) if missing.
+    pub fn open(path: &Path) -> io::Result<OsDirectory> {
+        fs::create_dir_all(path)?;
+        Ok(OsDirectory {
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+struct OsFile {
+    file: fs::File,
+    len: u64,
+}
+
+impl AppendFile for OsFile {
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let out = self.file.write_all(bytes);
+        // On a short write the file may hold part of `bytes`: track what is there so `set_len` can cut it.
+        self.len = self.file.metadata()?.len();
+        out
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn set_len(&mut self, len: u64) -> io::Result<()> {
+        self.file.set_len(len)?;
+        self.len = len;
+        self.file.sync_data()
+    }
+}
+
+impl Directory for OsDirectory {
+    fn list(&self) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in fs::read_dir(&self.path)? {
+            let entry = entry?;
+            if entry.file_type()?.is_file() {
+                names.push(entry.file_name().to_string_lossy().into_owned());
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    fn read(&self, name: &str) -> io::Result<Vec<u8>> {
+        fs::read(self.path.join(name))
+    }
+
+    fn append(&self, name: &str) -> io::Result<Box<dyn AppendFile>> {
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.path.join(name))?;
+        let len = file.metadata()?.len();
+        Ok(Box::new(OsFile { file, len }))
+    }
+
+    fn truncate(&self, name: &str, len: u64) -> io::Result<()> {
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .open(self.path.join(name))?;
+        file.set_len(len)?;
+        file.sync_all()
+    }
+
+    fn write(&self, name: &str, bytes: &[u8]) -> io::Result<()> {
+        let mut file = fs::File::create(self.path.join(name))?;
+        file.write_all(bytes)?;
+        file.sync_all()
+    }
+
+    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        fs::rename(self.path.join(from), self.path.join(to))
+    }
+
+    fn remove(&self, name: &str) -> io::Result<()> {
+        fs::remove_file(self.path.join(name))
+    }
+
+    fn sync(&self) -> io::Result<()> {
+        fs::File::open(&self.path)?.sync_all()
+    }
+}
+
+/// A fault to inject into the next matching operation of a `FaultyDirectory`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// The next append writes only this many bytes of its buffer, then fails (a torn write).
+    ShortWrite(usize),
+    /// Appends fail with "no space left on device" until `clear_faults`.
+    DiskFull,
+    /// The next file sync fails with an I/O error.
+    SyncFails,
+}
+
+#[derive(Default)]
+struct FaultyFile {
+    /// Bytes as the running process sees them.
+    live: Vec<u8>,
+    /// Bytes a crash keeps: what the last sync made durable.
+    durable: Vec<u8>,
+    /// Whether the file's directory entry is durable.
+    linked: bool,
+}
+
+#[derive(Default)]
+struct FaultyState {
+    files: BTreeMap<String, FaultyFile>,
+    faults: Vec<Fault>,
+    disk_full: bool,
+}
+
+/// An in-memory directory with injected faults and a crash model (see the module docs). Clones share the files.
+#[derive(Clone, Default)]
+pub struct FaultyDirectory {
+    state: Arc<Mutex<FaultyState>>,
+}
+
+fn disk_full() -> io::Error {
+    io::Error::from_raw_os_error(28)
+}
+
+impl FaultyDirectory {
+    pub fn new() -> FaultyDirectory {
+        FaultyDirectory::default()
+    }
+
+    /// Queues a fault for the next operation it applies to.
+    pub fn inject(&self, fault: Fault) {
+        let mut state = self.state.lock();
+        if fault == Fault::DiskFull {
+            state.disk_full = true;
+        } else {
+            state.faults.push(fault);
+        }
+    }
+
+    /// The disk has space again and no fault is pending.
+    pub fn clear_faults(&self) {
+        let mut state = self.state.lock();
+        state.faults.clear();
+        state.disk_full = false;
+    }
+
+    /// What a crash leaves: every file cut back to its synced bytes; files never made durable vanish.
+    pub fn crash(&self) {
+        let mut state = self.state.lock();
+        state.files.retain(|_, f| f.linked);
+        for file in state.files.values_mut() {
+            file.live = file.durable.clone();
+        }
+    }
+
+    /// Flips one bit of a file, durable and live alike (media corruption).
+    pub fn flip_bit(&self, name: &str, byte: usize, bit: u8) {
+        let mut state = self.state.lock();
+        let file = state.files.get_mut(name).expect("file exists");
+        file.live[byte] ^= 1 << bit;
+        file.durable[byte] ^= 1 << bit;
+    }
+
+    /// The live bytes of `name`.
+    pub fn bytes(&self, name: &str) -> Option<Vec<u8>> {
+        self.state.lock().files.get(name).map(|f| f.live.clone())
+    }
+
+    /// Replaces `name` whole, durable at once (to set up damaged files in tests).
+    pub fn put(&self, name: &str, bytes: Vec<u8>) {
+        let mut state = self.state.lock();
+        state.files.insert(
+            name.to_string(),
+            FaultyFile {
+                live: bytes.clone(),
+                durable: bytes,
+                linked: true,
+            },
+        );
+    }
+
+    fn take_fault(&self, matches: impl Fn(&Fault) -> bool) -> Option<Fault> {
+        let mut state = self.state.lock();
+        let i = state.faults.iter().position(matches)?;
+        Some(state.faults.remove(i))
+    }
+}
+
+struct FaultyAppend {
+    dir: FaultyDirectory,
+    name: String,
+}
+
+impl AppendFile for FaultyAppend {
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if self.dir.state.lock().disk_full {
+            return Err(disk_full());
+        }
+        let fault = self.dir.take_fault(|f| matches!(f, Fault::ShortWrite(_)));
+        let mut state = self.dir.state.lock();
+        let file = state.files.entry(self.name.clone()).or_default();
+        match fault {
+            Some(Fault::ShortWrite(n)) => {
+                file.live.extend_from_slice(&bytes[..n.min(bytes.len())]);
+                Err(io::Error::new(io::ErrorKind::WriteZero, "short write"))
+            }
+            _ => {
+                file.live.extend_from_slice(bytes);
+                Ok(())
+            }
+        }
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        if self.dir.take_fault(|f| *f == Fault::SyncFails).is_some() {
+            return Err(io::Error::other("injected fsync failure"));
+        }
+        let mut state = self.dir.state.lock();
+        let file = state.files.entry(self.name.clone()).or_default();
+        file.durable = file.live.clone();
+        Ok(())
+    }
+
+    fn len(&self) -> u64 {
+        let state = self.dir.state.lock();
+        state
+            .files
+            .get(&self.name)
+            .map_or(0, |f| f.live.len() as u64)
+    }
+
+    fn set_len(&mut self, len: u64) -> io::Result<()> {
+        let mut state = self.dir.state.lock();
+        let file = state.files.entry(self.name.clone()).or_default();
+        file.live.truncate(len as usize);
+        file.durable.truncate(len as usize);
+        Ok(())
+    }
+}
+
+impl Directory for FaultyDirectory {
+    fn list(&self) -> io::Result<Vec<String>> {
+        Ok(self.state.lock().files.keys().cloned().collect())
+    }
+
+    fn read(&self, name: &str) -> io::Result<Vec<u8>> {
+        self.bytes(name)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{name} not found")))
+    }
+
+    fn append(&self, name: &str) -> io::Result<Box<dyn AppendFile>> {
+        self.state.lock().files.entry(name.to_string()).or_default();
+        Ok(Box::new(FaultyAppend {
+            dir: self.clone(),
+            name: name.to_string(),
+        }))
+    }
+
+    fn truncate(&self, name: &str, len: u64) -> io::Result<()> {
+        let mut state = self.state.lock();
+        let file = state
+            .files
+            .get_mut(name)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, name.to_string()))?;
+        file.live.truncate(len as usize);
+        file.durable = file.live.clone();
+        Ok(())
+    }
+
+    fn write(&self, name: &str, bytes: &[u8]) -> io::Result<()> {
+        let mut state = self.state.lock();
+        if state.disk_full {
+            return Err(disk_full());
+        }
+        let file = state.files.entry(name.to_string()).or_default();
+        file.live = bytes.to_vec();
+        file.durable = bytes.to_vec();
+        Ok(())
+    }
+
+    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        let mut state = self.state.lock();
+        let mut file = state
+            .files
+            .remove(from)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, from.to_string()))?;
+        // The new name is durable only after the directory is synced.
+        file.linked = false;
+        state.files.insert(to.to_string(), file);
+        Ok(())
+    }
+
+    fn remove(&self, name: &str) -> io::Result<()> {
+        self.state.lock().files.remove(name);
+        Ok(())
+    }
+
+    fn sync(&self) -> io::Result<()> {
+        for file in self.state.lock().files.values_mut() {
+            file.linked = true;
+        }
+        Ok(())
+    }
+}
