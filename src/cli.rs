@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use crate::procedures::Module;
 use crate::server::WireBackend;
-use crate::{Config, Database};
+use crate::{Config, Database, Durability, LogConfig};
 use clap::{Args, Parser, Subcommand};
 use lanedb_pgwire::{ServerConfig, Shared};
 use serde::Deserialize;
@@ -54,6 +54,17 @@ struct ServeArgs {
     /// Data directory [default: ./lanedb-data].
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// How writes are made durable: `sync` answers a write only once its command-log record is fsynced (records
+    /// of many sessions share one fsync), `async` fsyncs every --flush-interval-ms and answers at once (a crash
+    /// loses at most that window), `off` keeps data in memory only [default: sync].
+    #[arg(long)]
+    durability: Option<String>,
+    /// In async mode, how often the command log is written and fsynced, in milliseconds [default: 10].
+    #[arg(long)]
+    flush_interval_ms: Option<u64>,
+    /// Size at which a command-log segment file is closed and a new one begun, in bytes [default: 64 MiB].
+    #[arg(long)]
+    log_segment_bytes_max: Option<u64>,
     /// Lanes (partitions), each run by one thread at a time [default: number of cores].
     #[arg(long)]
     lanes: Option<usize>,
@@ -122,6 +133,9 @@ impl ServeArgs {
             listen: self.listen.or(file.listen),
             data_dir: self.data_dir.or(file.data_dir),
             lanes: self.lanes.or(file.lanes),
+            durability: self.durability.or(file.durability),
+            flush_interval_ms: self.flush_interval_ms.or(file.flush_interval_ms),
+            log_segment_bytes_max: self.log_segment_bytes_max.or(file.log_segment_bytes_max),
             lane_memory_bytes_max: self.lane_memory_bytes_max.or(file.lane_memory_bytes_max),
             connection_count_max: self.connection_count_max.or(file.connection_count_max),
             message_bytes_max: self.message_bytes_max.or(file.message_bytes_max),
@@ -187,18 +201,22 @@ fn serve(args: ServeArgs, modules: Vec<Module>) -> Result<(), String> {
             data_dir.display()
         )
     })?;
-    let db = Database::open(Config {
-        lane_count: args.lanes.unwrap_or(defaults.lane_count),
-        lane_memory_bytes_max: args
-            .lane_memory_bytes_max
-            .unwrap_or(defaults.lane_memory_bytes_max),
-    })
-    .map_err(|e| e.to_string())?;
-    if let Some(password) = &args.admin_password {
-        let user = args.admin_user.as_deref().unwrap_or("lanedb");
-        db.set_user(user, password, crate::Role::Admin)
-            .map_err(|e| e.to_string())?;
-    }
+    let durability = match args.durability.as_deref() {
+        None => Durability::Sync,
+        Some(text) => Durability::parse(text)
+            .ok_or_else(|| format!("--durability takes sync, async or off, not {text}"))?,
+    };
+    let log_defaults = LogConfig::default();
+    let log = LogConfig {
+        durability,
+        flush_interval_ms: args
+            .flush_interval_ms
+            .unwrap_or(log_defaults.flush_interval_ms),
+        segment_bytes_max: args
+            .log_segment_bytes_max
+            .unwrap_or(log_defaults.segment_bytes_max),
+        ..log_defaults
+    };
     let wanted: Option<Vec<&str>> = match args.modules.as_deref() {
         None => None,
         Some("none") | Some("") => Some(vec![]),
@@ -216,14 +234,34 @@ fn serve(args: ServeArgs, modules: Vec<Module>) -> Result<(), String> {
             ));
         }
     }
+    let modules: Vec<Module> = modules
+        .into_iter()
+        .filter(|m| wanted.as_ref().is_none_or(|w| w.contains(&m.name.as_str())))
+        .collect();
+    if durability == Durability::Off {
+        tracing::warn!(
+            "durability is off: data lives in memory only and is lost when the server stops"
+        );
+    }
+    let db = Database::open_with_modules(
+        Config {
+            lane_count: args.lanes.unwrap_or(defaults.lane_count),
+            lane_memory_bytes_max: args
+                .lane_memory_bytes_max
+                .unwrap_or(defaults.lane_memory_bytes_max),
+            data_dir: Some(data_dir.clone()),
+            log,
+        },
+        &modules,
+    )
+    .map_err(|e| e.to_string())?;
     for module in &modules {
-        if wanted
-            .as_ref()
-            .is_none_or(|w| w.contains(&module.name.as_str()))
-        {
-            db.install_module(module).map_err(|e| e.to_string())?;
-            tracing::info!(module = %module.name, "module installed");
-        }
+        tracing::info!(module = %module.name, "module installed");
+    }
+    if let Some(password) = &args.admin_password {
+        let user = args.admin_user.as_deref().unwrap_or("lanedb");
+        db.set_user(user, password, crate::Role::Admin)
+            .map_err(|e| e.to_string())?;
     }
     let authenticated = args.admin_password.is_some();
     let tls = match (&args.tls_cert, &args.tls_key) {
@@ -271,7 +309,7 @@ fn serve(args: ServeArgs, modules: Vec<Module>) -> Result<(), String> {
     let lane_count = db.lane_count();
     // The database owns a runtime of its own, which must not be dropped inside another runtime's task: it is
     // dropped here, after the wire runtime has stopped and let go of every session.
-    let shared = Shared::new(Arc::new(WireBackend::new(db)), config);
+    let shared = Shared::new(Arc::new(WireBackend::new(db.clone())), config);
     let served = runtime.block_on({
         let shared = shared.clone();
         async move {
@@ -279,11 +317,6 @@ fn serve(args: ServeArgs, modules: Vec<Module>) -> Result<(), String> {
             .await
             .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
         let local = listener.local_addr().map_err(|e| e.to_string())?;
-        tracing::warn!(
-            "durability is off: data lives in memory only and is lost when the server stops ({} is reserved \
-             for the command log and snapshots)",
-            data_dir.display()
-        );
         if !local.ip().is_loopback() && !authenticated {
             tracing::warn!(
                 "listening on {local} without authentication: any client that can reach it has full access"
@@ -296,6 +329,7 @@ fn serve(args: ServeArgs, modules: Vec<Module>) -> Result<(), String> {
     }});
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
     drop(shared);
+    db.close();
     served
 }
 

@@ -26,19 +26,22 @@
 //! `*_async` variants, which keep blocking work off the caller's runtime.
 
 pub mod cli;
+mod durability;
 pub mod server;
 
 pub use lanedb_pgwire::text;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use arrow_array::RecordBatch;
 pub use lanedb_engine::auth::Role;
+pub use lanedb_engine::command_log::{Durability, LogConfig};
 pub use lanedb_engine::types::VALUE_BYTES_MAX;
 use lanedb_engine::Engine;
 pub use lanedb_engine::{DataType, EngineConfig, Error, LaneStats, Result, SqlState, Value};
 pub use lanedb_procedures as procedures;
-use lanedb_procedures::{Procedure, Registry};
+use lanedb_procedures::{Module, Procedure, Registry};
 pub use lanedb_sql::Output;
 pub use lanedb_sql::Prepared;
 use lanedb_sql::SqlEngine;
@@ -50,6 +53,10 @@ pub struct Config {
     pub lane_count: usize,
     /// Memory each lane may use for table data and indexes; past it writes fail with SQLSTATE 53200.
     pub lane_memory_bytes_max: usize,
+    /// Where the command log lives; `None` keeps everything in memory only.
+    pub data_dir: Option<PathBuf>,
+    /// How the command log is kept (with a `data_dir`): by default every write is fsynced before it is answered.
+    pub log: LogConfig,
 }
 
 impl Default for Config {
@@ -58,6 +65,8 @@ impl Default for Config {
         Config {
             lane_count: e.lane_count,
             lane_memory_bytes_max: e.lane_memory_bytes_max,
+            data_dir: None,
+            log: LogConfig::default(),
         }
     }
 }
@@ -77,7 +86,28 @@ pub struct Statement {
 }
 
 impl Database {
+    /// Opens a database; with a `data_dir` (and durability not off), recovers what its command log holds first.
     pub fn open(config: Config) -> Result<Database> {
+        Database::open_with_modules(config, &[])
+    }
+
+    /// Opens a database with `modules`: recovery may call their procedures, and once it is done each module is
+    /// installed (its missing schema created, its procedures registered).
+    pub fn open_with_modules(config: Config, modules: &[Module]) -> Result<Database> {
+        let db = Database::empty(&config)?;
+        if let Some(data_dir) = &config.data_dir {
+            if config.log.durability != Durability::Off {
+                let log = durability::recover(&db, data_dir, config.log.clone(), modules)?;
+                db.sql.engine().set_command_log(log);
+            }
+        }
+        for module in modules {
+            db.install_module(module)?;
+        }
+        Ok(db)
+    }
+
+    fn empty(config: &Config) -> Result<Database> {
         if config.lane_count == 0 || config.lane_count > 1024 {
             return Err(Error::new(
                 SqlState::INVALID_PARAMETER_VALUE,
@@ -108,14 +138,26 @@ impl Database {
     /// Runs every statement in `sql` (separated by `;`), returning one output per statement.
     /// Stops at the first error; the failing statement leaves no trace, earlier ones stay applied.
     pub fn execute(&self, sql: &str, params: &[Value]) -> Result<Vec<Output>> {
-        self.sql.execute(sql, params)
+        self.durable(self.sql.execute(sql, params))
+    }
+
+    fn durable<T>(&self, out: Result<T>) -> Result<T> {
+        durable(self.sql.engine(), out)
+    }
+
+    /// Writes what the command log holds and stops its writer; later writes fail. (Dropping every handle does the
+    /// same.)
+    pub fn close(&self) {
+        if let Some(log) = self.sql.engine().command_log() {
+            log.close();
+        }
     }
 
     /// Runs exactly one statement and returns its output.
     pub fn query(&self, sql: &str, params: &[Value]) -> Result<Output> {
         let prepared = self.sql.prepare(sql)?;
         match prepared.as_slice() {
-            [one] => self.sql.execute_prepared(one, params),
+            [one] => self.durable(self.sql.execute_prepared(one, params)),
             _ => Err(Error::syntax(
                 "query expects exactly one statement; use execute for several",
             )),
@@ -158,7 +200,7 @@ impl Database {
         } else {
             UserCommand::Create { name, options }
         };
-        run(self.sql.engine(), &command).map(|_| ())
+        self.durable(run(self.sql.engine(), &command).map(|_| ()))
     }
 
     /// Registers a procedure written in Rust; `CALL name(...)` then runs it (see `lanedb_procedures`).
@@ -168,13 +210,15 @@ impl Database {
 
     /// Installs a module: creates the schema it needs where missing, checks what exists, registers its procedures.
     pub fn install_module(&self, module: &lanedb_procedures::Module) -> Result<()> {
-        self.procedures.install_module(module)
+        self.durable(self.procedures.install_module(module))
     }
 
     /// Runs a procedure, returning the outputs of its last batch of statements.
     pub fn call(&self, name: &str, args: &[Value]) -> Result<Vec<Output>> {
-        self.procedures
-            .call(name, args.to_vec(), lanedb_sql::RunContext::default())
+        let out = self
+            .procedures
+            .call(name, args.to_vec(), lanedb_sql::RunContext::default());
+        self.durable(out)
     }
 
     /// Transactions run on each lane and the time spent inside it.
@@ -188,6 +232,17 @@ impl Database {
     }
 }
 
+/// Waits until what this thread just logged is durable (in sync mode), then hands back `out`.
+fn durable<T>(engine: &Engine, out: Result<T>) -> Result<T> {
+    let sequence = lanedb_engine::invocation::take_last_sequence();
+    if sequence > 0 {
+        if let Some(log) = engine.command_log() {
+            log.wait_durable(sequence)?;
+        }
+    }
+    out
+}
+
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
@@ -196,7 +251,10 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 
 impl Statement {
     pub fn execute(&self, params: &[Value]) -> Result<Output> {
-        self.sql.execute_prepared(&self.prepared, params)
+        durable(
+            self.sql.engine(),
+            self.sql.execute_prepared(&self.prepared, params),
+        )
     }
 
     pub async fn execute_async(&self, params: &[Value]) -> Result<Output> {

@@ -1,5 +1,7 @@
 //! The database behind the wire server: `lanedb_pgwire::Backend` over a `Database`.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
@@ -111,6 +113,17 @@ impl Backend for WireBackend {
         first_line: usize,
     ) -> Result<u64> {
         self.db.sql.copy_in(statement, rows, first_line)
+    }
+
+    fn take_log_position(&self) -> u64 {
+        lanedb_engine::invocation::take_last_sequence()
+    }
+
+    fn durable(&self, position: u64) -> Pin<Box<dyn Future<Output = Result<()>> + Send>> {
+        match self.db.sql.engine().command_log() {
+            Some(log) => Box::pin(log.durable(position)),
+            None => Box::pin(std::future::ready(Ok(()))),
+        }
     }
 
     fn execute(

@@ -14,6 +14,7 @@ fn lane_memory_budget_refuses_writes_and_keeps_reads() {
     let db = Database::open(Config {
         lane_count: 2,
         lane_memory_bytes_max: 64 * 1024,
+        ..Config::default()
     })
     .unwrap();
     db.execute("CREATE TABLE blobs (id BIGINT PRIMARY KEY, body TEXT); PARTITION TABLE blobs ON COLUMN id;", &[])

@@ -131,6 +131,7 @@ pub struct CommandLog {
 }
 
 /// Where the writer continues: the segment to append to, or none to start a new one.
+#[derive(Debug)]
 pub struct Tail {
     /// The newest segment's name and first sequence, if one exists and is to be appended to.
     pub segment: Option<(String, u64)>,

@@ -220,17 +220,7 @@ impl Engine {
         if !wrote {
             return Ok(());
         }
-        invocation::with_current(|payload| match payload {
-            None => Err(Error::internal(
-                "a transaction wrote outside any invocation, so it could not be logged",
-            )),
-            Some([]) => Ok(()),
-            Some(bytes) => {
-                let sequence = log.append(bytes)?;
-                invocation::set_last_sequence(sequence);
-                Ok(())
-            }
-        })
+        invocation::log_current(|payload| log.append(payload))
     }
 
     pub fn lane_count(&self) -> usize {

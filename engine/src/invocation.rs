@@ -329,6 +329,8 @@ impl Reader<'_> {
 struct Scopes {
     bytes: Vec<u8>,
     starts: Vec<usize>,
+    /// Per scope: whether its invocation was logged.
+    logged: Vec<bool>,
     last_sequence: u64,
 }
 
@@ -343,6 +345,7 @@ impl Drop for PopScope {
     fn drop(&mut self) {
         SCOPES.with_borrow_mut(|s| {
             let start = s.starts.pop().expect("a scope to pop");
+            s.logged.pop();
             s.bytes.truncate(start);
         });
     }
@@ -353,6 +356,7 @@ pub fn scope<T>(invocation: &Invocation<'_>, f: impl FnOnce() -> T) -> T {
     SCOPES.with_borrow_mut(|s| {
         let start = s.bytes.len();
         s.starts.push(start);
+        s.logged.push(false);
         invocation.encode(&mut s.bytes);
     });
     let _pop = PopScope;
@@ -360,12 +364,35 @@ pub fn scope<T>(invocation: &Invocation<'_>, f: impl FnOnce() -> T) -> T {
 }
 
 /// Calls `f` with the innermost scope's payload: `None` with no scope, empty for `Invocation::Startup`.
-pub(crate) fn with_current<T>(f: impl FnOnce(Option<&[u8]>) -> T) -> T {
+#[cfg(test)]
+fn with_current<T>(f: impl FnOnce(Option<&[u8]>) -> T) -> T {
     SCOPES.with_borrow(|s| f(s.starts.last().map(|&start| &s.bytes[start..])))
 }
 
-pub(crate) fn set_last_sequence(sequence: u64) {
-    SCOPES.with_borrow_mut(|s| s.last_sequence = sequence);
+/// Logs the innermost scope's invocation with `append`, for a committing transaction that wrote. Refused (a bug) with
+/// no scope, or when the scope already logged a transaction: one invocation is one transaction, and replay runs it
+/// once.
+pub(crate) fn log_current(append: impl FnOnce(&[u8]) -> Result<u64>) -> Result<()> {
+    SCOPES.with_borrow_mut(|s| {
+        let Some(&start) = s.starts.last() else {
+            return Err(Error::internal(
+                "a transaction wrote outside any invocation, so it could not be logged",
+            ));
+        };
+        if s.bytes.len() == start {
+            return Ok(());
+        }
+        let logged = s.logged.last_mut().expect("one flag per scope");
+        if *logged {
+            return Err(Error::internal(
+                "one invocation committed two transactions that wrote; replay would run it once",
+            ));
+        }
+        let sequence = append(&s.bytes[start..])?;
+        *s.logged.last_mut().expect("one flag per scope") = true;
+        s.last_sequence = sequence;
+        Ok(())
+    })
 }
 
 /// The log sequence of the last record this thread appended since the previous call, or 0: a request waits for it
@@ -439,5 +466,23 @@ mod tests {
             with_current(|c| assert_eq!(c, Some(&expected[..])));
         });
         with_current(|c| assert!(c.is_none()));
+    }
+
+    #[test]
+    fn a_scope_logs_once_and_a_write_without_scope_is_refused() {
+        assert!(log_current(|_| Ok(1)).is_err());
+        let invocation = Invocation::Statement {
+            sql: "DELETE FROM t".into(),
+            params: vec![].into(),
+        };
+        scope(&invocation, || {
+            log_current(|_| Ok(5)).unwrap();
+            assert!(log_current(|_| Ok(6)).is_err());
+        });
+        assert_eq!(take_last_sequence(), 5);
+        assert_eq!(take_last_sequence(), 0);
+        scope(&Invocation::Startup, || {
+            log_current(|_| panic!("startup changes are not logged")).unwrap();
+        });
     }
 }

@@ -20,6 +20,8 @@ pub trait Directory: Send + Sync {
     /// The names of the files in the directory, sorted.
     fn list(&self) -> io::Result<Vec<String>>;
     fn read(&self, name: &str) -> io::Result<Vec<u8>>;
+    /// Bytes in `name`.
+    fn len(&self, name: &str) -> io::Result<u64>;
     /// Opens `name` for appending, creating it if missing.
     fn append(&self, name: &str) -> io::Result<Box<dyn AppendFile>>;
     /// Cuts `name` to `len` bytes and syncs it.
@@ -105,6 +107,10 @@ impl Directory for OsDirectory {
 
     fn read(&self, name: &str) -> io::Result<Vec<u8>> {
         fs::read(self.path.join(name))
+    }
+
+    fn len(&self, name: &str) -> io::Result<u64> {
+        Ok(fs::metadata(self.path.join(name))?.len())
     }
 
     fn append(&self, name: &str) -> io::Result<Box<dyn AppendFile>> {
@@ -305,6 +311,10 @@ impl Directory for FaultyDirectory {
     fn read(&self, name: &str) -> io::Result<Vec<u8>> {
         self.bytes(name)
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{name} not found")))
+    }
+
+    fn len(&self, name: &str) -> io::Result<u64> {
+        Ok(self.read(name)?.len() as u64)
     }
 
     fn append(&self, name: &str) -> io::Result<Box<dyn AppendFile>> {

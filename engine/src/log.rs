@@ -1,8 +1,8 @@
 //! The command log's on-disk format, and the storage trait every byte of it goes through.
 //!
-//! This module is the format: encoding records and reading segments back, with torn tails told apart from
-//! corruption. Writing segments through a storage trait (so tests can tear a write, flip a bit, fail an fsync or fill
-//! the disk), group commit, and recovery by replay are the durability work still to come; they build on this.
+//! This module is the format: encoding records, and reading a log directory back for recovery with torn tails told
+//! apart from corruption. The writer (group commit, segment rotation, failures) is `command_log`; what a payload
+//! holds is `invocation`.
 //!
 //! ## Segment files
 //!
@@ -31,7 +31,9 @@
 //! and warn. The same damage anywhere else — followed by an intact record, in an earlier segment, or a sequence gap —
 //! is corruption: an error naming the file and offset, never a silent skip.
 
+use crate::command_log::Tail;
 use crate::error::{Error, Result, SqlState};
+use crate::io::Directory;
 
 pub const SEGMENT_MAGIC: &[u8; 8] = b"LANEDBLG";
 pub const FORMAT_VERSION: u32 = 1;
@@ -208,6 +210,142 @@ fn decode_record(
     )))
 }
 
+/// The first sequence of segment file `name`, if it is one.
+pub fn segment_first(name: &str) -> Option<u64> {
+    name.strip_prefix("log-")?
+        .strip_suffix(".seg")?
+        .parse()
+        .ok()
+}
+
+/// What recovery found in the log directory.
+#[derive(Debug)]
+pub struct Replayed {
+    /// Records passed to the callback.
+    pub records: u64,
+    /// Where the writer continues.
+    pub tail: Tail,
+    /// A torn tail that was cut off: segment name and the offset it was cut at.
+    pub truncated: Option<(String, u64)>,
+}
+
+/// How far replay has come, for progress reports.
+#[derive(Clone, Copy, Debug)]
+pub struct Progress {
+    /// Log bytes read up to and including the current record.
+    pub bytes_done: u64,
+    /// Log bytes to read in all.
+    pub bytes_total: u64,
+}
+
+/// Reads every record after sequence `after` (the snapshot's position) in order and hands each to `apply`. A torn
+/// tail is cut off (and reported in `Replayed::truncated`); anything else damaged or missing is an error naming the
+/// file, and so is an error from `apply`.
+pub fn replay(
+    dir: &dyn Directory,
+    after: u64,
+    mut apply: impl FnMut(&Record, Progress) -> Result<()>,
+) -> Result<Replayed> {
+    let io = |what: &str, e: std::io::Error| {
+        Error::new(SqlState::IO_ERROR, format!("could not read {what}: {e}"))
+    };
+    let segments: Vec<(String, u64)> = dir
+        .list()
+        .map_err(|e| io("the log directory", e))?
+        .into_iter()
+        .filter_map(|n| segment_first(&n).map(|first| (n, first)))
+        .collect();
+    // Segments wholly at or before `after` are not needed; the one holding `after + 1` and later ones are.
+    let start = segments
+        .iter()
+        .rposition(|(_, first)| *first <= after + 1)
+        .unwrap_or(0);
+    let mut replayed = Replayed {
+        records: 0,
+        tail: Tail {
+            segment: None,
+            next_sequence: after + 1,
+        },
+        truncated: None,
+    };
+    if let Some((name, first)) = segments.get(start) {
+        if *first > after + 1 {
+            return Err(corrupt(
+                name,
+                16,
+                &format!("records {} to {} are missing", after + 1, first - 1),
+            ));
+        }
+    }
+    let mut progress = Progress {
+        bytes_done: 0,
+        bytes_total: 0,
+    };
+    for (name, _) in &segments[start.min(segments.len())..] {
+        progress.bytes_total += dir.len(name).map_err(|e| io(name, e))?;
+    }
+    let mut expected = None;
+    for (i, (name, first)) in segments.iter().enumerate().skip(start) {
+        let last = i + 1 == segments.len();
+        let bytes = dir.read(name).map_err(|e| io(name, e))?;
+        let read = read_segment(name, &bytes, last, expected)?;
+        for record in &read.records {
+            progress.bytes_done += (RECORD_HEADER_BYTES + record.payload.len()) as u64;
+            if record.sequence > after {
+                apply(record, progress).map_err(|e| {
+                    Error::new(
+                        e.code,
+                        format!(
+                            "replaying record {} of {name} failed: {}",
+                            record.sequence, e.message
+                        ),
+                    )
+                })?;
+                replayed.records += 1;
+            }
+        }
+        progress.bytes_done += SEGMENT_HEADER_BYTES as u64;
+        let next = read.records.last().map_or(*first, |r| r.sequence + 1);
+        expected = Some(next);
+        replayed.tail = Tail {
+            segment: Some((name.clone(), *first)),
+            next_sequence: next.max(after + 1),
+        };
+        if let Some(at) = read.torn_at {
+            if at < SEGMENT_HEADER_BYTES as u64 {
+                dir.remove(name).map_err(|e| io(name, e))?;
+                replayed.tail.segment = None;
+            } else {
+                dir.truncate(name, at).map_err(|e| io(name, e))?;
+            }
+            replayed.truncated = Some((name.clone(), at));
+        }
+    }
+    Ok(replayed)
+}
+
+/// Removes the segments whose records are all at or before `sequence` (a snapshot holds them), keeping the newest
+/// segment, which the writer may still append to.
+pub fn remove_segments_through(dir: &dyn Directory, sequence: u64) -> std::io::Result<usize> {
+    let firsts: Vec<(String, u64)> = dir
+        .list()?
+        .into_iter()
+        .filter_map(|n| segment_first(&n).map(|first| (n, first)))
+        .collect();
+    let mut removed = 0;
+    for pair in firsts.windows(2) {
+        // Segment pair[0] ends just before pair[1] begins.
+        if pair[1].1 <= sequence + 1 {
+            dir.remove(&pair[0].0)?;
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        dir.sync()?;
+    }
+    Ok(removed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,6 +412,70 @@ mod tests {
         let mut long = whole.clone();
         long[SEGMENT_HEADER_BYTES + 1] ^= 0x01;
         assert!(read_segment("s", &long, true, None).is_err());
+    }
+
+    fn log_dir(records: &[&[u8]]) -> crate::io::FaultyDirectory {
+        let dir = crate::io::FaultyDirectory::new();
+        // Two segments: records 1..=2 and 3.. .
+        let mut a = encode_header(1).to_vec();
+        let mut b = encode_header(3).to_vec();
+        for (i, r) in records.iter().enumerate() {
+            let target = if i < 2 { &mut a } else { &mut b };
+            encode_record(target, 1 + i as u64, r).unwrap();
+        }
+        dir.put(&segment_name(1), a);
+        dir.put(&segment_name(3), b);
+        dir
+    }
+
+    fn replay_all(dir: &dyn Directory, after: u64) -> Result<(Vec<u64>, Replayed)> {
+        let mut seen = Vec::new();
+        let r = replay(dir, after, |rec, _progress| {
+            seen.push(rec.sequence);
+            Ok(())
+        })?;
+        Ok((seen, r))
+    }
+
+    #[test]
+    fn replay_reads_across_segments_from_a_position_and_cuts_a_torn_tail() {
+        let dir = log_dir(&[b"a", b"b", b"c", b"d"]);
+        let (seen, r) = replay_all(&dir, 0).unwrap();
+        assert_eq!(seen, vec![1, 2, 3, 4]);
+        assert_eq!(r.tail.next_sequence, 5);
+        assert_eq!(r.tail.segment.as_ref().unwrap().1, 3);
+        let (seen, _) = replay_all(&dir, 3).unwrap();
+        assert_eq!(seen, vec![4]);
+        // Tear the last record: it is cut off, the file is truncated, and the next start is clean.
+        let name = segment_name(3);
+        let mut bytes = dir.bytes(&name).unwrap();
+        bytes.pop();
+        let cut_at = bytes.len() - RECORD_HEADER_BYTES;
+        dir.put(&name, bytes);
+        let (seen, r) = replay_all(&dir, 0).unwrap();
+        assert_eq!(seen, vec![1, 2, 3]);
+        assert_eq!(r.truncated, Some((name.clone(), cut_at as u64)));
+        assert_eq!(dir.bytes(&name).unwrap().len(), cut_at);
+        assert_eq!(replay_all(&dir, 0).unwrap().1.truncated, None);
+    }
+
+    #[test]
+    fn damage_before_the_tail_or_a_missing_segment_stops_replay() {
+        let dir = log_dir(&[b"a", b"b", b"c"]);
+        dir.flip_bit(
+            &segment_name(1),
+            SEGMENT_HEADER_BYTES + RECORD_HEADER_BYTES,
+            0,
+        );
+        let e = replay_all(&dir, 0).unwrap_err();
+        assert!(e.message.contains(&segment_name(1)), "{}", e.message);
+        let dir = log_dir(&[b"a", b"b", b"c"]);
+        dir.remove(&segment_name(1)).unwrap();
+        assert!(replay_all(&dir, 0).unwrap_err().message.contains("missing"));
+        assert_eq!(replay_all(&dir, 2).unwrap().0, vec![3]);
+        let dir = log_dir(&[b"a", b"b", b"c"]);
+        assert_eq!(remove_segments_through(&dir, 2).unwrap(), 1);
+        assert_eq!(replay_all(&dir, 2).unwrap().0, vec![3]);
     }
 
     #[test]

@@ -36,6 +36,8 @@ pub mod tls;
 pub mod types;
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -98,6 +100,17 @@ pub trait Backend: Send + Sync + 'static {
         rows: Vec<Vec<Option<String>>>,
         first_line: usize,
     ) -> Result<u64>;
+    /// The command-log position the request just run on this thread must reach before it is answered, or 0 when
+    /// it wrote nothing; taking it resets it. Called right after `execute`, `execute_block` or `copy_in`, on the same
+    /// thread.
+    fn take_log_position(&self) -> u64 {
+        0
+    }
+    /// Resolves once `position` is durable; an error if the log could not be written.
+    fn durable(&self, position: u64) -> Pin<Box<dyn Future<Output = Result<()>> + Send>> {
+        let _ = position;
+        Box::pin(std::future::ready(Ok(())))
+    }
 }
 
 /// Who runs a statement, and the flag a cancel request raises.

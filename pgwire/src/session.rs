@@ -984,9 +984,21 @@ impl<B: Backend> Session<B> {
     async fn load(&self, copy: &CopyIn<B::Statement>) -> Result<u64> {
         let (rows, first_line) = crate::copy::parse(&copy.data, &copy.format)?;
         let backend = self.shared.backend.clone();
-        tokio::task::block_in_place(|| {
+        let loaded = tokio::task::block_in_place(|| {
             backend.copy_in(&self.context, &copy.statement, rows, first_line)
-        })
+        });
+        self.durable().await?;
+        loaded
+    }
+
+    /// Waits until what the last request wrote is durable (group commit: the command log's writer syncs many
+    /// sessions' records at once), so no reply acknowledges a write a crash could lose.
+    async fn durable(&self) -> Result<()> {
+        let position = self.shared.backend.take_log_position();
+        if position == 0 {
+            return Ok(());
+        }
+        self.shared.backend.durable(position).await
     }
 
     fn check_statement_length(&self, sql: &str) -> Result<()> {
@@ -1006,6 +1018,17 @@ impl<B: Backend> Session<B> {
     /// Runs one statement in the session: session commands here, the rest by the backend, with the
     /// transaction-block rules.
     async fn run_statement(
+        &mut self,
+        statement: &Arc<B::Statement>,
+        params: &[Value],
+        out: &mut BytesMut,
+    ) -> Result<Output> {
+        let output = self.run_statement_now(statement, params, out);
+        self.durable().await?;
+        output
+    }
+
+    fn run_statement_now(
         &mut self,
         statement: &Arc<B::Statement>,
         params: &[Value],

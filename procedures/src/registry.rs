@@ -7,11 +7,13 @@
 //! catalog changed since the statements were planned, the lanes refuse the plans (`STALE_CATALOG`); the registry then
 //! plans them again and retries.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use lanedb_engine::invocation::{self, Invocation};
 use lanedb_engine::{
     DataType, Error, LaneState, MultiTxn, Output, ProcedureDef, Result, SqlState, Value,
     STALE_CATALOG,
@@ -43,7 +45,7 @@ struct Registered {
 
 /// What makes a call deterministic on replay: its timestamp and transaction id.
 #[derive(Clone, Copy)]
-struct Invocation {
+struct CallStamp {
     timestamp_micros: i64,
     transaction: u64,
 }
@@ -110,18 +112,11 @@ impl Registry {
         registry
     }
 
-    /// Registers `procedure`; fails, naming the procedure and the statement, if a statement does not plan.
+    /// Registers a Rust procedure; fails, naming the procedure and the statement, if a statement does not plan.
+    /// Registration is start-up code, run again on every start: the command log does not record it.
     pub fn register(&self, procedure: Arc<dyn Procedure>) -> Result<()> {
-        let name = procedure.name().to_ascii_lowercase();
-        if self.procedures.read().contains_key(&name) {
-            return Err(Error::new(
-                SqlState::DUPLICATE_OBJECT,
-                format!("procedure {name} already exists"),
-            ));
-        }
-        let plans = self.plan(procedure.as_ref())?;
         let definition = ProcedureDef {
-            name: name.clone(),
+            name: procedure.name().to_ascii_lowercase(),
             arguments: procedure.parameters(),
             partition: match procedure.partitioning() {
                 Partitioning::Single {
@@ -133,7 +128,22 @@ impl Registry {
             },
             sql: None,
         };
-        self.record(definition)?;
+        invocation::scope(&Invocation::Startup, || {
+            self.add(procedure)?;
+            self.record(definition)
+        })
+    }
+
+    /// Plans `procedure` and makes it callable.
+    fn add(&self, procedure: Arc<dyn Procedure>) -> Result<()> {
+        let name = procedure.name().to_ascii_lowercase();
+        if self.procedures.read().contains_key(&name) {
+            return Err(Error::new(
+                SqlState::DUPLICATE_OBJECT,
+                format!("procedure {name} already exists"),
+            ));
+        }
+        let plans = self.plan(procedure.as_ref())?;
         self.procedures.write().insert(
             name,
             Arc::new(Registered {
@@ -216,6 +226,11 @@ impl Registry {
         })
     }
 
+    /// Whether a procedure of that name is registered.
+    pub fn contains(&self, name: &str) -> bool {
+        self.procedures.read().contains_key(folded(name).as_ref())
+    }
+
     /// Names of the registered procedures.
     pub fn names(&self) -> Vec<String> {
         self.procedures.read().keys().cloned().collect()
@@ -223,6 +238,35 @@ impl Registry {
 
     /// Runs procedure `name` with `args`; returns the outputs of its last batch.
     pub fn call(&self, name: &str, args: Vec<Value>, ctx: RunContext<'_>) -> Result<Vec<Output>> {
+        self.call_at(name, args, ctx, None)
+    }
+
+    /// Runs a call read back from the command log, with the timestamp and transaction id it first ran with.
+    pub fn replay_call(
+        &self,
+        name: &str,
+        args: Vec<Value>,
+        timestamp_micros: i64,
+        transaction: u64,
+    ) -> Result<Vec<Output>> {
+        self.next_transaction
+            .fetch_max(transaction + 1, Ordering::Relaxed);
+        self.call_at(
+            name,
+            args,
+            RunContext::default(),
+            Some((timestamp_micros, transaction)),
+        )
+    }
+
+    /// A call, at the given (timestamp, transaction id) when replaying, else now with the next id.
+    fn call_at(
+        &self,
+        name: &str,
+        args: Vec<Value>,
+        ctx: RunContext<'_>,
+        at: Option<(i64, u64)>,
+    ) -> Result<Vec<Output>> {
         let registered = self
             .procedures
             .read()
@@ -254,10 +298,18 @@ impl Registry {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let timestamp_micros = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_micros() as i64);
-        let transaction = self.next_transaction.fetch_add(1, Ordering::Relaxed);
+        let (timestamp_micros, transaction) = at.unwrap_or_else(|| {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_micros() as i64);
+            (now, self.next_transaction.fetch_add(1, Ordering::Relaxed))
+        });
+        let logged = Invocation::Call {
+            name: Cow::Borrowed(name),
+            timestamp_micros,
+            transaction,
+            args: Cow::Borrowed(&args),
+        };
         let started = std::time::Instant::now();
         let mut lane = None;
         let mut result = Err(Error::new(
@@ -267,11 +319,14 @@ impl Registry {
         for _ in 0..STALE_RETRIES_MAX {
             let plans = registered.plans.lock().clone();
             lane = self.lane_of(procedure, &plans, &args)?;
-            let invocation = Invocation {
+            let invocation = CallStamp {
                 timestamp_micros,
                 transaction,
             };
-            match self.run(procedure, &plans, lane, &args, invocation, ctx) {
+            let out = invocation::scope(&logged, || {
+                self.run(procedure, &plans, lane, &args, invocation, ctx)
+            });
+            match out {
                 Err(e) if e.code == STALE_CATALOG => {
                     let replanned = self.plan(procedure)?;
                     *registered.plans.lock() = Arc::new(replanned);
@@ -341,7 +396,7 @@ impl Registry {
         plans: &Plans,
         lane: Option<usize>,
         args: &[Value],
-        invocation: Invocation,
+        invocation: CallStamp,
         ctx: RunContext<'_>,
     ) -> Result<Vec<Output>> {
         let engine = self.sql.engine();
@@ -397,7 +452,7 @@ fn run_procedure(
     procedure: &dyn Procedure,
     runner: &mut dyn StatementRunner,
     args: &[Value],
-    invocation: Invocation,
+    invocation: CallStamp,
     record: bool,
 ) -> (Result<Vec<Output>>, Trace) {
     let mut context = Context::new(runner, invocation.timestamp_micros, invocation.transaction);
@@ -517,7 +572,7 @@ impl ProcedureHandler for Registry {
 
     fn create_sql_procedure(&self, definition: ProcedureDef) -> Result<()> {
         let procedure = Arc::new(SqlProcedure::new(definition.clone()));
-        self.register(procedure)?;
+        self.add(procedure)?;
         self.record(definition)
     }
 

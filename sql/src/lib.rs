@@ -32,6 +32,7 @@ pub mod stats;
 pub mod users;
 pub mod views;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -39,6 +40,7 @@ use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Arc;
 use std::time::Duration;
 
+use lanedb_engine::invocation::{self, Invocation};
 pub use lanedb_engine::Output;
 use lanedb_engine::{
     DataType, Engine, Error, Result, SessionCommand, SqlState, Value, STALE_CATALOG,
@@ -292,7 +294,17 @@ impl SqlEngine {
     ) -> Result<Output> {
         let mut current = prepared.clone();
         for _ in 0..STALE_RETRIES_MAX {
-            match self.run(&current, params, ctx) {
+            let out = if current.is_read_only() || matches!(current.plan, Plan::Call { .. }) {
+                // Reads are not logged; a procedure call logs itself, with its timestamp and id.
+                self.run(&current, params, ctx)
+            } else {
+                let invocation = Invocation::Statement {
+                    sql: Cow::Borrowed(&current.sql),
+                    params: Cow::Borrowed(params),
+                };
+                invocation::scope(&invocation, || self.run(&current, params, ctx))
+            };
+            match out {
                 Err(e) if e.code == STALE_CATALOG => {
                     let statement = plan::parse_one(&current.sql)?;
                     current = Arc::new(self.plan_typed(statement, &current.declared_types)?);
@@ -422,6 +434,20 @@ impl SqlEngine {
         statements: &[(Arc<Prepared>, Vec<Value>)],
         ctx: RunContext<'_>,
     ) -> Result<()> {
+        let invocation = Invocation::Block(
+            statements
+                .iter()
+                .map(|(p, params)| (Cow::Borrowed(p.sql.as_str()), Cow::Borrowed(&params[..])))
+                .collect(),
+        );
+        invocation::scope(&invocation, || self.run_block(statements, ctx))
+    }
+
+    fn run_block(
+        &self,
+        statements: &[(Arc<Prepared>, Vec<Value>)],
+        ctx: RunContext<'_>,
+    ) -> Result<()> {
         self.engine.run_multi(None, |txn| {
             for (p, params) in statements {
                 if p.plan.depends_on_catalog() && p.catalog_version != txn.catalog().version {
@@ -509,8 +535,15 @@ impl SqlEngine {
                 full.push(row);
             }
             let engine = &self.engine;
-            let result = engine.run_multi(Some(current.catalog_version), |txn| {
-                txn.statement(|txn| dml::insert_in_txn(engine, txn, table, &full, None, &[]))
+            let invocation = Invocation::Copy {
+                sql: Cow::Borrowed(&current.sql),
+                first_line: first_line as u64,
+                rows: Cow::Borrowed(&rows),
+            };
+            let result = invocation::scope(&invocation, || {
+                engine.run_multi(Some(current.catalog_version), |txn| {
+                    txn.statement(|txn| dml::insert_in_txn(engine, txn, table, &full, None, &[]))
+                })
             });
             match result {
                 Err(e) if e.code == STALE_CATALOG => {

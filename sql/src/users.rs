@@ -17,6 +17,7 @@ use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::Token;
 use lanedb_engine::auth::{Role, ScramVerifier, UserDef};
+use lanedb_engine::invocation::{self, Invocation};
 use lanedb_engine::{Engine, Error, Result, SqlState};
 
 use crate::ddl::ident;
@@ -147,8 +148,91 @@ fn parse_options(p: &mut Parser) -> Result<UserOptions, ParserError> {
     Ok(options)
 }
 
-/// Carries out a user statement on the catalog, as a multi-partition transaction.
+/// The verifier for a password given in a statement: a SCRAM verifier given as is (as PostgreSQL accepts one, and as
+/// the command log records one), or a new verifier for a plain password.
+fn verifier_of(password: &str) -> Result<ScramVerifier> {
+    if password.starts_with("SCRAM-SHA-256$") {
+        ScramVerifier::from_text(password)
+    } else {
+        Ok(ScramVerifier::new(password))
+    }
+}
+
+fn quoted(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The statement the command log records for `command`: passwords replaced by their verifiers, so the log never
+/// holds one in plain text.
+fn logged_text(command: &UserCommand) -> Result<String> {
+    let options = |options: &UserOptions| -> Result<String> {
+        let mut text = String::new();
+        match &options.password {
+            Some(Some(p)) => {
+                text += &format!(" PASSWORD '{}'", verifier_of(p)?.to_text());
+            }
+            Some(None) => text += " PASSWORD NULL",
+            None => {}
+        }
+        match options.role {
+            Some(Role::Admin) => text += " SUPERUSER",
+            Some(Role::ReadOnly) => text += " READONLY",
+            Some(Role::ReadWrite) => text += " READWRITE",
+            None => {}
+        }
+        Ok(text)
+    };
+    let list = |names: &[String]| {
+        names
+            .iter()
+            .map(|n| quoted(n))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Ok(match command {
+        UserCommand::Create { name, options: o } => {
+            format!("CREATE USER {} WITH{}", quoted(name), options(o)?)
+        }
+        UserCommand::Alter { name, options: o } => {
+            format!("ALTER USER {} WITH{}", quoted(name), options(o)?)
+        }
+        UserCommand::Drop { names, if_exists } => format!(
+            "DROP USER {}{}",
+            if *if_exists { "IF EXISTS " } else { "" },
+            list(names)
+        ),
+        UserCommand::Execute {
+            grant,
+            procedure,
+            users,
+        } => format!(
+            "{} EXECUTE ON PROCEDURE {} {} {}",
+            if *grant { "GRANT" } else { "REVOKE" },
+            quoted(procedure),
+            if *grant { "TO" } else { "FROM" },
+            list(users)
+        ),
+    })
+}
+
+/// Carries out a user statement on the catalog, as a multi-partition transaction. Passwords become verifiers first,
+/// and the command log records the statement with the verifiers (see `logged_text`).
 pub fn run(engine: &Engine, command: &UserCommand) -> Result<&'static str> {
+    let mut command = command.clone();
+    if let UserCommand::Create { options, .. } | UserCommand::Alter { options, .. } = &mut command {
+        if let Some(Some(p)) = &mut options.password {
+            *p = verifier_of(p)?.to_text();
+        }
+    }
+    let sql = logged_text(&command)?;
+    let invocation = Invocation::Statement {
+        sql: sql.into(),
+        params: (&[][..]).into(),
+    };
+    invocation::scope(&invocation, || apply(engine, &command))
+}
+
+fn apply(engine: &Engine, command: &UserCommand) -> Result<&'static str> {
     engine.run_multi(None, |txn| match command {
         UserCommand::Create { name, options } => {
             if txn.catalog().user(name).is_some() {
@@ -164,7 +248,8 @@ pub fn run(engine: &Engine, command: &UserCommand) -> Result<&'static str> {
                     .password
                     .clone()
                     .flatten()
-                    .map(|p| ScramVerifier::new(&p)),
+                    .map(|p| verifier_of(&p))
+                    .transpose()?,
                 execute_grants: Default::default(),
             };
             let catalog = txn.catalog().with_user(user);
@@ -180,7 +265,7 @@ pub fn run(engine: &Engine, command: &UserCommand) -> Result<&'static str> {
             };
             let mut user = (**current).clone();
             if let Some(password) = &options.password {
-                user.verifier = password.as_deref().map(ScramVerifier::new);
+                user.verifier = password.as_deref().map(verifier_of).transpose()?;
             }
             if let Some(role) = options.role {
                 user.role = role;
