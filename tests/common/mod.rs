@@ -18,16 +18,21 @@ impl Server {
     /// Starts `lanedb serve` on a free port with `extra` flags and waits for its "listening on" line. Without
     /// `--modules` in `extra`, no example module is installed: tests start from an empty database.
     pub fn start(extra: &[&str]) -> Server {
-        let modules: &[&str] = if extra.contains(&"--modules") {
-            &[]
-        } else {
-            &["--modules", "none"]
-        };
         let data_dir = std::env::temp_dir().join(format!(
             "lanedb-test-{}-{}",
             std::process::id(),
             rand::random::<u32>()
         ));
+        Server::start_in(data_dir, extra)
+    }
+
+    /// `start` on an existing data directory (a restart: the server recovers what it holds first).
+    pub fn start_in(data_dir: std::path::PathBuf, extra: &[&str]) -> Server {
+        let modules: &[&str] = if extra.contains(&"--modules") {
+            &[]
+        } else {
+            &["--modules", "none"]
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_lanedb"))
             .arg("serve")
             .args(["--listen", "127.0.0.1:0", "--lanes", "2"])
@@ -43,6 +48,7 @@ impl Server {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let mut sent = false;
+            let mut before = String::new();
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if !sent {
                     if let Some(at) = line.find("listening on ") {
@@ -50,20 +56,26 @@ impl Server {
                             .chars()
                             .take_while(|c| !c.is_whitespace())
                             .collect();
-                        let _ = tx.send(addr);
+                        let _ = tx.send(Ok(addr));
                         sent = true;
+                    } else {
+                        before += &line;
+                        before.push('\n');
                     }
                 }
                 if std::env::var_os("LANEDB_TEST_SERVER_LOG").is_some() {
                     eprintln!("server: {line}");
                 }
             }
+            if !sent {
+                let _ = tx.send(Err(before));
+            }
         });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("the server says where it listens")
-            .parse()
-            .expect("a socket address");
+        let addr = match rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(Ok(addr)) => addr.parse().expect("a socket address"),
+            Ok(Err(output)) => panic!("the server stopped before listening:\n{output}"),
+            Err(_) => panic!("the server did not say where it listens in time"),
+        };
         Server {
             child,
             addr,
@@ -101,6 +113,26 @@ impl Server {
                 Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
             }
         }
+    }
+
+    /// Kills the server with SIGKILL (a crash) and returns its data directory, kept for a restart.
+    pub fn crash(mut self) -> std::path::PathBuf {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let data_dir = std::mem::take(&mut self.data_dir);
+        std::mem::forget(self);
+        data_dir
+    }
+
+    /// Stops the server with SIGTERM, waits for it, and returns its exit status and data directory.
+    pub fn stop(mut self) -> (std::process::ExitStatus, std::path::PathBuf) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let status = self.child.wait().expect("the server exits");
+        let data_dir = std::mem::take(&mut self.data_dir);
+        std::mem::forget(self);
+        (status, data_dir)
     }
 
     /// Stops the server with SIGTERM and returns its exit status.
