@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use crate::procedures::Module;
 use crate::server::WireBackend;
-use crate::{Config, Database, Durability, LogConfig};
+use crate::{Config, Database, Durability, LogConfig, SnapshotConfig};
 use clap::{Args, Parser, Subcommand};
 use lanedb_pgwire::{ServerConfig, Shared};
 use serde::Deserialize;
@@ -37,6 +37,38 @@ struct Cli {
 enum Command {
     /// Start the server (ready for `psql -h 127.0.0.1 -p 5433`).
     Serve(ServeArgs),
+    /// Put a copied snapshot directory (a backup) into a new data directory; `serve` then starts from it.
+    Restore(RestoreArgs),
+}
+
+#[derive(Args)]
+struct RestoreArgs {
+    /// The snapshot directory to restore: one `<data dir>/snapshots/<sequence>` directory, copied whole.
+    #[arg(long)]
+    from: PathBuf,
+    /// The new data directory (must not hold a snapshot or a log yet).
+    #[arg(long)]
+    data_dir: PathBuf,
+}
+
+/// `lanedb restore`.
+fn restore(args: RestoreArgs) -> Result<(), String> {
+    use lanedb_engine::io::OsDirectory;
+    if !args.from.join(crate::snapshot::MANIFEST).is_file() {
+        return Err(format!(
+            "{} is not a complete snapshot: it has no manifest",
+            args.from.display()
+        ));
+    }
+    let from = OsDirectory::open(&args.from).map_err(|e| e.to_string())?;
+    let root = OsDirectory::open(&args.data_dir).map_err(|e| e.to_string())?;
+    let name = crate::snapshot::restore(&from, &root).map_err(|e| e.to_string())?;
+    tracing::info!(
+        "restored snapshot {name} into {}; start it with lanedb serve --data-dir {}",
+        args.data_dir.display(),
+        args.data_dir.display()
+    );
+    Ok(())
 }
 
 /// Every setting of `lanedb serve`. Each flag may also be given in the `--config` file as `name = value` with
@@ -65,6 +97,15 @@ struct ServeArgs {
     /// Size at which a command-log segment file is closed and a new one begun, in bytes [default: 64 MiB].
     #[arg(long)]
     log_segment_bytes_max: Option<u64>,
+    /// Take a snapshot this often, in seconds; 0 never [default: 600].
+    #[arg(long)]
+    snapshot_interval_s: Option<u64>,
+    /// Take a snapshot once the command log has grown this many bytes since the last; 0 never [default: 512 MiB].
+    #[arg(long)]
+    snapshot_log_bytes_max: Option<u64>,
+    /// Complete snapshots to keep; older ones and the log they cover are deleted [default: 2].
+    #[arg(long)]
+    snapshots_kept: Option<usize>,
     /// Lanes (partitions), each run by one thread at a time [default: number of cores].
     #[arg(long)]
     lanes: Option<usize>,
@@ -136,6 +177,9 @@ impl ServeArgs {
             durability: self.durability.or(file.durability),
             flush_interval_ms: self.flush_interval_ms.or(file.flush_interval_ms),
             log_segment_bytes_max: self.log_segment_bytes_max.or(file.log_segment_bytes_max),
+            snapshot_interval_s: self.snapshot_interval_s.or(file.snapshot_interval_s),
+            snapshot_log_bytes_max: self.snapshot_log_bytes_max.or(file.snapshot_log_bytes_max),
+            snapshots_kept: self.snapshots_kept.or(file.snapshots_kept),
             lane_memory_bytes_max: self.lane_memory_bytes_max.or(file.lane_memory_bytes_max),
             connection_count_max: self.connection_count_max.or(file.connection_count_max),
             message_bytes_max: self.message_bytes_max.or(file.message_bytes_max),
@@ -157,26 +201,39 @@ impl ServeArgs {
     }
 }
 
-/// Runs the command line with `modules` available to `--modules` (all installed by default).
-pub fn main(modules: Vec<Module>) -> std::process::ExitCode {
-    let Cli {
-        command: Command::Serve(args),
-    } = Cli::parse();
-    let args = match args.merged() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("lanedb: {e}");
-            return std::process::ExitCode::from(2);
-        }
-    };
+fn init_tracing(filter: Option<&str>) {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(args.log.as_deref().unwrap_or("info"))
+            tracing_subscriber::EnvFilter::try_new(filter.unwrap_or("info"))
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+}
+
+/// Runs the command line with `modules` available to `--modules` (all installed by default).
+pub fn main(modules: Vec<Module>) -> std::process::ExitCode {
+    let args = match Cli::parse().command {
+        Command::Serve(args) => match args.merged() {
+            Ok(a) => a,
+            Err(e) => {
+                eprintln!("lanedb: {e}");
+                return std::process::ExitCode::from(2);
+            }
+        },
+        Command::Restore(r) => {
+            init_tracing(None);
+            return match restore(r) {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e}");
+                    std::process::ExitCode::FAILURE
+                }
+            };
+        }
+    };
+    init_tracing(args.log.as_deref());
     match serve(args, modules) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -207,6 +264,7 @@ fn serve(args: ServeArgs, modules: Vec<Module>) -> Result<(), String> {
             .ok_or_else(|| format!("--durability takes sync, async or off, not {text}"))?,
     };
     let log_defaults = LogConfig::default();
+    let snapshot_defaults = SnapshotConfig::default();
     let log = LogConfig {
         durability,
         flush_interval_ms: args
@@ -251,6 +309,15 @@ fn serve(args: ServeArgs, modules: Vec<Module>) -> Result<(), String> {
                 .unwrap_or(defaults.lane_memory_bytes_max),
             data_dir: Some(data_dir.clone()),
             log,
+            snapshots: SnapshotConfig {
+                interval_s: args
+                    .snapshot_interval_s
+                    .unwrap_or(snapshot_defaults.interval_s),
+                log_bytes_max: args
+                    .snapshot_log_bytes_max
+                    .unwrap_or(snapshot_defaults.log_bytes_max),
+                kept: args.snapshots_kept.unwrap_or(snapshot_defaults.kept).max(1),
+            },
         },
         &modules,
     )
@@ -329,7 +396,9 @@ fn serve(args: ServeArgs, modules: Vec<Module>) -> Result<(), String> {
     }});
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
     drop(shared);
-    db.close();
+    if let Err(e) = db.close() {
+        tracing::warn!("the snapshot at shutdown failed (the command log has everything): {e}");
+    }
     served
 }
 

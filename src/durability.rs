@@ -3,14 +3,15 @@
 //! ## Data directory
 //! ```text
 //!   <data dir>/log/log-<first sequence>.seg   command-log segments (format: lanedb_engine::log)
+//!   <data dir>/snapshots/<log sequence>/      snapshots (format: crate::snapshot)
 //! ```
 //!
 //! ## Recovery
-//! Every record after the recovered position is decoded (`lanedb_engine::invocation`) and run through the same
+//! The newest complete snapshot is loaded first (see `snapshot`); then every log record after its position is decoded (`lanedb_engine::invocation`) and run through the same
 //! path as live traffic: statements by the SQL engine, procedure calls by the registry with the timestamp and
 //! transaction id they first ran with, transaction blocks and COPY loads as the one transaction each was. No log is
-//! attached while replaying, so nothing is logged twice. A Rust procedure is registered from the database's modules
-//! the first time the log calls it (its tables exist by then: the module's DDL is earlier in the log). A record
+//! attached while replaying, so nothing is logged twice. The modules' Rust procedures are registered unplanned
+//! before replay (their tables exist only once the log has created them) and plan at their first call. A record
 //! that fails to replay means the state would differ from what was acknowledged: start-up stops, naming the record.
 //! Progress (records/s, time left) is a progress bar on a terminal and a log line every second otherwise. The
 //! server listens only after recovery.
@@ -22,31 +23,41 @@ use std::time::{Duration, Instant};
 
 use lanedb_engine::command_log::{CommandLog, LogConfig};
 use lanedb_engine::invocation::Invocation;
-use lanedb_engine::io::{Directory, OsDirectory};
+use lanedb_engine::io::Directory;
 use lanedb_engine::log::{self, Progress};
 use lanedb_engine::{Error, Result, SqlState};
 use lanedb_procedures::Module;
 use lanedb_sql::RunContext;
 
-use crate::Database;
+use crate::{snapshot, Database};
 
-/// Replays the log in `data_dir` into `db` (fresh and empty), then starts the command log on it.
+/// Loads the newest snapshot in `root` and replays the log after it into `db` (fresh and empty), then starts the
+/// command log on it.
 pub(crate) fn recover(
     db: &Database,
+    root: &dyn Directory,
     data_dir: &Path,
     config: LogConfig,
     modules: &[Module],
 ) -> Result<Arc<CommandLog>> {
     let path = data_dir.join("log");
-    let dir: Arc<dyn Directory> = Arc::new(OsDirectory::open(&path).map_err(|e| {
+    let dir = root.open_dir("log").map_err(|e| {
         Error::new(
             SqlState::IO_ERROR,
             format!("cannot open the log directory {}: {e}", path.display()),
         )
-    })?);
+    })?;
+    for procedure in modules.iter().flat_map(|m| &m.procedures) {
+        db.procedures.register_unplanned(procedure.clone())?;
+    }
+    let mut after = 0;
+    if let Some((snapshot, name, manifest)) = snapshot::newest(root)? {
+        snapshot::load(db, snapshot.as_ref(), &name, &manifest)?;
+        after = manifest.log_sequence;
+    }
     let mut report = ProgressReport::new();
-    let replayed = log::replay(dir.as_ref(), 0, |record, progress| {
-        apply(db, modules, &record.payload)?;
+    let replayed = log::replay(dir.as_ref(), after, |record, progress| {
+        apply(db, &record.payload)?;
         report.record(progress);
         Ok(())
     })?;
@@ -62,7 +73,7 @@ pub(crate) fn recover(
 }
 
 /// Runs one logged invocation.
-fn apply(db: &Database, modules: &[Module], payload: &[u8]) -> Result<()> {
+pub(crate) fn apply(db: &Database, payload: &[u8]) -> Result<()> {
     match Invocation::decode(payload)? {
         Invocation::Statement { sql, params } => {
             db.sql.execute(&sql, &params)?;
@@ -74,20 +85,13 @@ fn apply(db: &Database, modules: &[Module], payload: &[u8]) -> Result<()> {
             args,
         } => {
             if !db.procedures.contains(&name) {
-                let procedure = modules
-                    .iter()
-                    .flat_map(|m| &m.procedures)
-                    .find(|p| p.name().eq_ignore_ascii_case(&name))
-                    .ok_or_else(|| {
-                        Error::new(
-                            SqlState::UNDEFINED_FUNCTION,
-                            format!(
-                                "the log calls procedure {name}, which no module of this server has: start the \
-                                 server with the module that defines it"
-                            ),
-                        )
-                    })?;
-                db.procedures.register(procedure.clone())?;
+                return Err(Error::new(
+                    SqlState::UNDEFINED_FUNCTION,
+                    format!(
+                        "the log calls procedure {name}, which no module of this server has: start the server \
+                         with the module that defines it"
+                    ),
+                ));
             }
             db.procedures
                 .replay_call(&name, args.into_owned(), timestamp_micros, transaction)?;

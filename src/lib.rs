@@ -28,6 +28,7 @@
 pub mod cli;
 mod durability;
 pub mod server;
+pub mod snapshot;
 
 pub use lanedb_pgwire::text;
 
@@ -37,6 +38,7 @@ use std::sync::Arc;
 pub use arrow_array::RecordBatch;
 pub use lanedb_engine::auth::Role;
 pub use lanedb_engine::command_log::{Durability, LogConfig};
+use lanedb_engine::io::{Directory, OsDirectory};
 pub use lanedb_engine::types::VALUE_BYTES_MAX;
 use lanedb_engine::Engine;
 pub use lanedb_engine::{DataType, EngineConfig, Error, LaneStats, Result, SqlState, Value};
@@ -57,6 +59,39 @@ pub struct Config {
     pub data_dir: Option<PathBuf>,
     /// How the command log is kept (with a `data_dir`): by default every write is fsynced before it is answered.
     pub log: LogConfig,
+    /// When snapshots are taken (with a `data_dir` and durability on).
+    pub snapshots: SnapshotConfig,
+}
+
+/// When snapshots are taken, and how many are kept. A snapshot is also taken by `CHECKPOINT` and by `close`.
+#[derive(Clone, Debug)]
+pub struct SnapshotConfig {
+    /// Take one this often, in seconds; 0 never.
+    pub interval_s: u64,
+    /// Take one once the command log has grown by this many bytes since the last; 0 never.
+    pub log_bytes_max: u64,
+    /// Complete snapshots kept (at least 1); older ones, and log segments the newest holds, are deleted.
+    pub kept: usize,
+}
+
+impl Default for SnapshotConfig {
+    fn default() -> SnapshotConfig {
+        SnapshotConfig {
+            interval_s: 600,
+            log_bytes_max: 512 << 20,
+            kept: 2,
+        }
+    }
+}
+
+/// What a durable database keeps on disk, and its snapshot schedule.
+struct Storage {
+    root: Arc<dyn Directory>,
+    config: SnapshotConfig,
+    /// One snapshot at a time.
+    checkpointing: parking_lot::Mutex<()>,
+    /// Set by `close`: the snapshot thread stops.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 impl Default for Config {
@@ -67,6 +102,7 @@ impl Default for Config {
             lane_memory_bytes_max: e.lane_memory_bytes_max,
             data_dir: None,
             log: LogConfig::default(),
+            snapshots: SnapshotConfig::default(),
         }
     }
 }
@@ -76,6 +112,7 @@ impl Default for Config {
 pub struct Database {
     sql: Arc<SqlEngine>,
     procedures: Arc<Registry>,
+    storage: Option<Arc<Storage>>,
 }
 
 /// A statement planned once, to run many times with parameters.
@@ -94,17 +131,74 @@ impl Database {
     /// Opens a database with `modules`: recovery may call their procedures, and once it is done each module is
     /// installed (its missing schema created, its procedures registered).
     pub fn open_with_modules(config: Config, modules: &[Module]) -> Result<Database> {
-        let db = Database::empty(&config)?;
+        let mut db = Database::empty(&config)?;
         if let Some(data_dir) = &config.data_dir {
             if config.log.durability != Durability::Off {
-                let log = durability::recover(&db, data_dir, config.log.clone(), modules)?;
+                let root: Arc<dyn Directory> =
+                    Arc::new(OsDirectory::open(data_dir).map_err(|e| {
+                        Error::new(
+                            SqlState::IO_ERROR,
+                            format!("cannot open the data directory {}: {e}", data_dir.display()),
+                        )
+                    })?);
+                let log =
+                    durability::recover(&db, root.as_ref(), data_dir, config.log.clone(), modules)?;
                 db.sql.engine().set_command_log(log);
+                db.storage = Some(Arc::new(Storage {
+                    root,
+                    config: config.snapshots.clone(),
+                    checkpointing: parking_lot::Mutex::new(()),
+                    closed: Default::default(),
+                }));
+                db.start_snapshots();
             }
         }
         for module in modules {
             db.install_module(module)?;
         }
         Ok(db)
+    }
+
+    /// Takes a snapshot now (see `snapshot`); nothing to do for an in-memory database.
+    pub fn checkpoint(&self) -> Result<Option<snapshot::Written>> {
+        let Some(storage) = &self.storage else {
+            return Ok(None);
+        };
+        let _one = storage.checkpointing.lock();
+        snapshot::write(self, storage.root.as_ref(), storage.config.kept).map(Some)
+    }
+
+    /// Wires `CHECKPOINT` to `checkpoint` and starts the thread that takes snapshots on schedule. Both hold weak
+    /// references: they stop mattering when the last handle is dropped.
+    fn start_snapshots(&self) {
+        let (sql, procedures) = (Arc::downgrade(&self.sql), Arc::downgrade(&self.procedures));
+        let storage = self.storage.clone();
+        let handle = move || -> Option<Database> {
+            Some(Database {
+                sql: sql.upgrade()?,
+                procedures: procedures.upgrade()?,
+                storage: storage.clone(),
+            })
+        };
+        let checkpoint = handle.clone();
+        self.sql
+            .set_checkpointer(Arc::new(move || match checkpoint() {
+                Some(db) => db.checkpoint().map(|_| ()),
+                None => Ok(()),
+            }));
+        let Some(storage) = &self.storage else {
+            return;
+        };
+        let config = storage.config.clone();
+        if config.interval_s == 0 && config.log_bytes_max == 0 {
+            return;
+        }
+        let spawned = std::thread::Builder::new()
+            .name("lanedb-snapshots".into())
+            .spawn(move || snapshot_schedule(handle, config));
+        if let Err(e) = spawned {
+            tracing::warn!("cannot start the snapshot thread, snapshots only by CHECKPOINT: {e}");
+        }
     }
 
     fn empty(config: &Config) -> Result<Database> {
@@ -120,7 +214,11 @@ impl Database {
         }));
         let sql = Arc::new(SqlEngine::new(engine)?);
         let procedures = Registry::install(sql.clone());
-        Ok(Database { sql, procedures })
+        Ok(Database {
+            sql,
+            procedures,
+            storage: None,
+        })
     }
 
     /// An in-memory database with `lane_count` lanes and the default memory budget.
@@ -145,12 +243,19 @@ impl Database {
         durable(self.sql.engine(), out)
     }
 
-    /// Writes what the command log holds and stops its writer; later writes fail. (Dropping every handle does the
-    /// same.)
-    pub fn close(&self) {
+    /// Takes a last snapshot, writes what the command log holds and stops its writer; later writes fail.
+    /// (Dropping every handle writes the log too, without the snapshot.)
+    pub fn close(&self) -> Result<()> {
+        let snapshot = self.checkpoint();
+        if let Some(storage) = &self.storage {
+            storage
+                .closed
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
         if let Some(log) = self.sql.engine().command_log() {
             log.close();
         }
+        snapshot.map(|_| ())
     }
 
     /// Runs exactly one statement and returns its output.
@@ -229,6 +334,39 @@ impl Database {
     /// Bytes of table data and indexes held by each lane.
     pub fn lane_memory_bytes(&self) -> Vec<usize> {
         self.sql.engine().lane_bytes()
+    }
+}
+
+/// Takes snapshots on schedule (see `SnapshotConfig`) until the database closes or its last handle is dropped.
+fn snapshot_schedule(handle: impl Fn() -> Option<Database>, config: SnapshotConfig) {
+    let mut last = std::time::Instant::now();
+    let mut last_bytes = 0;
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        let Some(db) = handle() else {
+            return;
+        };
+        let Some(storage) = &db.storage else {
+            return;
+        };
+        if storage.closed.load(std::sync::atomic::Ordering::Acquire) {
+            return;
+        }
+        let bytes = db
+            .sql
+            .engine()
+            .command_log()
+            .map_or(0, |l| l.bytes_appended());
+        let due = (config.interval_s > 0 && last.elapsed().as_secs() >= config.interval_s)
+            || (config.log_bytes_max > 0 && bytes - last_bytes >= config.log_bytes_max);
+        if !due {
+            continue;
+        }
+        last = std::time::Instant::now();
+        last_bytes = bytes;
+        if let Err(e) = db.checkpoint() {
+            tracing::warn!("scheduled snapshot failed: {e}");
+        }
     }
 }
 

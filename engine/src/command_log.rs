@@ -117,6 +117,8 @@ struct Shared {
     /// Appenders wait here for room in the batch.
     room: Condvar,
     durable: AtomicU64,
+    /// Payload bytes appended since start (for snapshot triggers).
+    bytes_appended: AtomicU64,
     failed: AtomicBool,
     failure: Mutex<Option<(io::ErrorKind, Option<i32>, String)>>,
     durable_lock: Mutex<()>,
@@ -163,6 +165,7 @@ impl CommandLog {
             records_ready: Condvar::new(),
             room: Condvar::new(),
             durable: AtomicU64::new(tail.next_sequence - 1),
+            bytes_appended: AtomicU64::new(0),
             failed: AtomicBool::new(false),
             failure: Mutex::new(None),
             durable_lock: Mutex::new(()),
@@ -207,8 +210,16 @@ impl CommandLog {
         encode_record(&mut pending.batch, sequence, payload)?;
         pending.next_sequence += 1;
         drop(pending);
+        self.shared
+            .bytes_appended
+            .fetch_add(payload.len() as u64, Ordering::Relaxed);
         self.shared.records_ready.notify_one();
         Ok(sequence)
+    }
+
+    /// Payload bytes appended since the log was opened.
+    pub fn bytes_appended(&self) -> u64 {
+        self.shared.bytes_appended.load(Ordering::Relaxed)
     }
 
     /// The last sequence known durable.

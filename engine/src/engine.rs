@@ -17,6 +17,13 @@
 //! multi-partition transaction sits at the same place in all of them. If the append is refused (the log failed),
 //! the transaction rolls back and returns that error: nothing is applied that is not logged.
 //!
+//! ## Checkpoints
+//! `checkpoint_cut` takes a consistent copy of every table with the log position it matches: it holds the sequencer
+//! and every lane (as a multi-partition transaction would) just long enough to clone the chunk lists and read the
+//! log's next sequence. Every append happens while a lane is held, so no record is half inside the cut. It also
+//! copies the catalog history: the invocations that changed the catalog, in order, which rebuild the schema (tables,
+//! partitioning, indexes, views, SQL procedures, users and grants) when replayed on an empty database.
+//!
 //! ## Catalog
 //! DDL runs as a multi-partition transaction: it builds the new table stores on every lane and publishes a new
 //! catalog version; each lane records the version it matches, and plans compiled against another version get a
@@ -88,6 +95,16 @@ pub struct Engine {
     catalog: RwLock<Arc<Catalog>>,
     buckets: BucketMap,
     log: OnceLock<Arc<CommandLog>>,
+    /// Payloads of the invocations that changed the catalog, in commit order (see the module docs).
+    catalog_history: Mutex<Vec<Vec<u8>>>,
+}
+
+/// A consistent copy of the database for a snapshot (see the module docs).
+pub struct Checkpoint {
+    pub snapshot: Snapshot,
+    /// The last log sequence whose effects the copy holds (0 before any record).
+    pub log_sequence: u64,
+    pub catalog_history: Vec<Vec<u8>>,
 }
 
 /// What a multi-partition transaction holds: every lane, in lane order, and the catalog it may change.
@@ -197,6 +214,7 @@ impl Engine {
             catalog: RwLock::new(Arc::new(Catalog::default())),
             buckets: BucketMap::new(config.lane_count),
             log: OnceLock::new(),
+            catalog_history: Mutex::new(Vec::new()),
         }
     }
 
@@ -323,6 +341,9 @@ impl Engine {
         match &out {
             Ok(_) => {
                 if catalog_changed {
+                    if let Some(payload) = invocation::current_payload() {
+                        self.catalog_history.lock().push(payload);
+                    }
                     for lane in lanes.iter_mut() {
                         lane.catalog_version = catalog.version;
                     }
@@ -356,6 +377,27 @@ impl Engine {
             snapshot.add_lane(i, &lane.state.lock(), ids);
         }
         snapshot
+    }
+
+    /// A consistent copy of every table, the log position it matches, and the catalog history.
+    pub fn checkpoint_cut(&self) -> Checkpoint {
+        let _marker = self.sequencer.next.lock();
+        let lanes: Vec<_> = self.lanes.iter().map(|l| l.state.lock()).collect();
+        let catalog = self.catalog();
+        let ids: Vec<TableId> = catalog.tables().map(|t| t.id).collect();
+        let mut snapshot = Snapshot {
+            catalog,
+            tables: Default::default(),
+        };
+        for (i, lane) in lanes.iter().enumerate() {
+            snapshot.add_lane(i, lane, &ids);
+        }
+        let log_sequence = self.log.get().map_or(0, |l| l.next_sequence() - 1);
+        Checkpoint {
+            snapshot,
+            log_sequence,
+            catalog_history: self.catalog_history.lock().clone(),
+        }
     }
 
     /// Transactions and busy time of each lane since start.

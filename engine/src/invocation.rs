@@ -369,6 +369,14 @@ fn with_current<T>(f: impl FnOnce(Option<&[u8]>) -> T) -> T {
     SCOPES.with_borrow(|s| f(s.starts.last().map(|&start| &s.bytes[start..])))
 }
 
+/// The innermost scope's payload, if there is one and it is not `Startup`.
+pub(crate) fn current_payload() -> Option<Vec<u8>> {
+    SCOPES.with_borrow(|s| {
+        let start = *s.starts.last()?;
+        (s.bytes.len() > start).then(|| s.bytes[start..].to_vec())
+    })
+}
+
 /// Logs the innermost scope's invocation with `append`, for a committing transaction that wrote. Refused (a bug) with
 /// no scope, or when the scope already logged a transaction: one invocation is one transaction, and replay runs it
 /// once.

@@ -32,6 +32,12 @@ pub trait Directory: Send + Sync {
     fn remove(&self, name: &str) -> io::Result<()>;
     /// Makes creations, renames and removals in the directory durable.
     fn sync(&self) -> io::Result<()>;
+    /// The names of the subdirectories, sorted.
+    fn list_dirs(&self) -> io::Result<Vec<String>>;
+    /// Opens subdirectory `name`, creating it if missing.
+    fn open_dir(&self, name: &str) -> io::Result<Arc<dyn Directory>>;
+    /// Removes subdirectory `name` and everything in it.
+    fn remove_dir(&self, name: &str) -> io::Result<()>;
 }
 
 /// A file open for appending.
@@ -147,6 +153,29 @@ impl Directory for OsDirectory {
     fn sync(&self) -> io::Result<()> {
         fs::File::open(&self.path)?.sync_all()
     }
+
+    fn list_dirs(&self) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in fs::read_dir(&self.path)? {
+            let entry = entry?;
+            if entry.file_type()?.is_dir() {
+                names.push(entry.file_name().to_string_lossy().into_owned());
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    fn open_dir(&self, name: &str) -> io::Result<Arc<dyn Directory>> {
+        let dir = OsDirectory::open(&self.path.join(name))?;
+        self.sync()?;
+        Ok(Arc::new(dir))
+    }
+
+    fn remove_dir(&self, name: &str) -> io::Result<()> {
+        fs::remove_dir_all(self.path.join(name))?;
+        self.sync()
+    }
 }
 
 /// A fault to inject into the next matching operation of a `FaultyDirectory`.
@@ -177,10 +206,12 @@ struct FaultyState {
     disk_full: bool,
 }
 
-/// An in-memory directory with injected faults and a crash model (see the module docs). Clones share the files.
+/// An in-memory directory with injected faults and a crash model (see the module docs). Clones share the files;
+/// a subdirectory is the same files under a `name/` prefix.
 #[derive(Clone, Default)]
 pub struct FaultyDirectory {
     state: Arc<Mutex<FaultyState>>,
+    prefix: String,
 }
 
 fn disk_full() -> io::Error {
@@ -218,24 +249,32 @@ impl FaultyDirectory {
         }
     }
 
+    fn full(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
     /// Flips one bit of a file, durable and live alike (media corruption).
     pub fn flip_bit(&self, name: &str, byte: usize, bit: u8) {
         let mut state = self.state.lock();
-        let file = state.files.get_mut(name).expect("file exists");
+        let file = state.files.get_mut(&self.full(name)).expect("file exists");
         file.live[byte] ^= 1 << bit;
         file.durable[byte] ^= 1 << bit;
     }
 
     /// The live bytes of `name`.
     pub fn bytes(&self, name: &str) -> Option<Vec<u8>> {
-        self.state.lock().files.get(name).map(|f| f.live.clone())
+        self.state
+            .lock()
+            .files
+            .get(&self.full(name))
+            .map(|f| f.live.clone())
     }
 
     /// Replaces `name` whole, durable at once (to set up damaged files in tests).
     pub fn put(&self, name: &str, bytes: Vec<u8>) {
         let mut state = self.state.lock();
         state.files.insert(
-            name.to_string(),
+            self.full(name),
             FaultyFile {
                 live: bytes.clone(),
                 durable: bytes,
@@ -305,7 +344,15 @@ impl AppendFile for FaultyAppend {
 
 impl Directory for FaultyDirectory {
     fn list(&self) -> io::Result<Vec<String>> {
-        Ok(self.state.lock().files.keys().cloned().collect())
+        Ok(self
+            .state
+            .lock()
+            .files
+            .keys()
+            .filter_map(|k| k.strip_prefix(&self.prefix))
+            .filter(|k| !k.contains('/'))
+            .map(String::from)
+            .collect())
     }
 
     fn read(&self, name: &str) -> io::Result<Vec<u8>> {
@@ -329,7 +376,7 @@ impl Directory for FaultyDirectory {
         let mut state = self.state.lock();
         let file = state
             .files
-            .get_mut(name)
+            .get_mut(&self.full(name))
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, name.to_string()))?;
         file.live.truncate(len as usize);
         file.durable = file.live.clone();
@@ -341,7 +388,7 @@ impl Directory for FaultyDirectory {
         if state.disk_full {
             return Err(disk_full());
         }
-        let file = state.files.entry(name.to_string()).or_default();
+        let file = state.files.entry(self.full(name)).or_default();
         file.live = bytes.to_vec();
         file.durable = bytes.to_vec();
         Ok(())
@@ -351,23 +398,54 @@ impl Directory for FaultyDirectory {
         let mut state = self.state.lock();
         let mut file = state
             .files
-            .remove(from)
+            .remove(&self.full(from))
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, from.to_string()))?;
         // The new name is durable only after the directory is synced.
         file.linked = false;
-        state.files.insert(to.to_string(), file);
+        state.files.insert(self.full(to), file);
         Ok(())
     }
 
     fn remove(&self, name: &str) -> io::Result<()> {
-        self.state.lock().files.remove(name);
+        self.state.lock().files.remove(&self.full(name));
         Ok(())
     }
 
     fn sync(&self) -> io::Result<()> {
-        for file in self.state.lock().files.values_mut() {
-            file.linked = true;
+        for (name, file) in self.state.lock().files.iter_mut() {
+            if name.starts_with(&self.prefix) {
+                file.linked = true;
+            }
         }
+        Ok(())
+    }
+
+    fn list_dirs(&self) -> io::Result<Vec<String>> {
+        let mut dirs: Vec<String> = self
+            .state
+            .lock()
+            .files
+            .keys()
+            .filter_map(|k| k.strip_prefix(&self.prefix)?.split_once('/'))
+            .map(|(dir, _)| dir.to_string())
+            .collect();
+        dirs.dedup();
+        Ok(dirs)
+    }
+
+    fn open_dir(&self, name: &str) -> io::Result<Arc<dyn Directory>> {
+        Ok(Arc::new(FaultyDirectory {
+            state: self.state.clone(),
+            prefix: format!("{}{name}/", self.prefix),
+        }))
+    }
+
+    fn remove_dir(&self, name: &str) -> io::Result<()> {
+        let prefix = format!("{}{name}/", self.prefix);
+        self.state
+            .lock()
+            .files
+            .retain(|k, _| !k.starts_with(&prefix));
         Ok(())
     }
 }

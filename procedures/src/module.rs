@@ -40,14 +40,13 @@ impl Registry {
             })?;
         }
         for procedure in &module.procedures {
-            if self
-                .names()
-                .contains(&procedure.name().to_ascii_lowercase())
-            {
-                continue;
-            }
-            self.register(procedure.clone())
-                .map_err(|e| fail(e.message))?;
+            // Registered unplanned during recovery: plan it now, so a statement that does not plan fails start-up.
+            let out = if self.contains(procedure.name()) {
+                self.replan(procedure.name())
+            } else {
+                self.register(procedure.clone())
+            };
+            out.map_err(|e| fail(e.message))?;
         }
         Ok(())
     }

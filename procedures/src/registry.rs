@@ -25,6 +25,9 @@ use parking_lot::{Mutex, RwLock};
 use crate::sql_procedure::SqlProcedure;
 use crate::{Context, Partitioning, Procedure, StatementRunner};
 
+/// The catalog version of plans not made yet: no catalog has it, so the first call replans.
+const UNPLANNED: u64 = u64::MAX;
+
 /// Times a call is retried when the catalog changes under it.
 const STALE_RETRIES_MAX: usize = 8;
 
@@ -115,6 +118,36 @@ impl Registry {
     /// Registers a Rust procedure; fails, naming the procedure and the statement, if a statement does not plan.
     /// Registration is start-up code, run again on every start: the command log does not record it.
     pub fn register(&self, procedure: Arc<dyn Procedure>) -> Result<()> {
+        let plans = self.plan(procedure.as_ref())?;
+        self.register_with(procedure, plans)
+    }
+
+    /// Registers a Rust procedure without planning it (recovery: its tables may exist only once the snapshot or
+    /// the log has been replayed). Its first call plans it, as a stale plan is replanned; `install_module` plans it
+    /// at the end of start-up, so a statement that does not plan still fails start-up.
+    pub fn register_unplanned(&self, procedure: Arc<dyn Procedure>) -> Result<()> {
+        let plans = Plans {
+            statements: Vec::new(),
+            version: UNPLANNED,
+            partition: None,
+        };
+        self.register_with(procedure, plans)
+    }
+
+    /// Plans a registered procedure again now, failing as `register` would.
+    pub fn replan(&self, name: &str) -> Result<()> {
+        let registered = self
+            .procedures
+            .read()
+            .get(folded(name).as_ref())
+            .cloned()
+            .ok_or_else(|| undefined(name))?;
+        let plans = self.plan(registered.procedure.as_ref())?;
+        *registered.plans.lock() = Arc::new(plans);
+        Ok(())
+    }
+
+    fn register_with(&self, procedure: Arc<dyn Procedure>, plans: Plans) -> Result<()> {
         let definition = ProcedureDef {
             name: procedure.name().to_ascii_lowercase(),
             arguments: procedure.parameters(),
@@ -129,13 +162,13 @@ impl Registry {
             sql: None,
         };
         invocation::scope(&Invocation::Startup, || {
-            self.add(procedure)?;
+            self.add(procedure, plans)?;
             self.record(definition)
         })
     }
 
-    /// Plans `procedure` and makes it callable.
-    fn add(&self, procedure: Arc<dyn Procedure>) -> Result<()> {
+    /// Makes `procedure` callable with `plans`.
+    fn add(&self, procedure: Arc<dyn Procedure>, plans: Plans) -> Result<()> {
         let name = procedure.name().to_ascii_lowercase();
         if self.procedures.read().contains_key(&name) {
             return Err(Error::new(
@@ -143,7 +176,6 @@ impl Registry {
                 format!("procedure {name} already exists"),
             ));
         }
-        let plans = self.plan(procedure.as_ref())?;
         self.procedures.write().insert(
             name,
             Arc::new(Registered {
@@ -224,6 +256,16 @@ impl Registry {
             version: catalog.version,
             partition,
         })
+    }
+
+    /// The transaction id the next call gets (ids are unique across restarts: snapshots keep this).
+    pub fn next_transaction(&self) -> u64 {
+        self.next_transaction.load(Ordering::Relaxed)
+    }
+
+    /// Makes the next transaction id at least `next`.
+    pub fn transactions_from(&self, next: u64) {
+        self.next_transaction.fetch_max(next, Ordering::Relaxed);
     }
 
     /// Whether a procedure of that name is registered.
@@ -572,7 +614,8 @@ impl ProcedureHandler for Registry {
 
     fn create_sql_procedure(&self, definition: ProcedureDef) -> Result<()> {
         let procedure = Arc::new(SqlProcedure::new(definition.clone()));
-        self.add(procedure)?;
+        let plans = self.plan(procedure.as_ref())?;
+        self.add(procedure, plans)?;
         self.record(definition)
     }
 

@@ -83,7 +83,11 @@ pub struct SqlEngine {
     runtime: tokio::runtime::Runtime,
     cache: Mutex<HashMap<String, Arc<Vec<Arc<Prepared>>>>>,
     procedures: stats::HandlerCell,
+    checkpointer: parking_lot::RwLock<Option<Checkpointer>>,
 }
+
+/// What runs `CHECKPOINT` (the database's snapshot writer); without one, `CHECKPOINT` has nothing to do.
+pub type Checkpointer = Arc<dyn Fn() -> Result<()> + Send + Sync>;
 
 impl SqlEngine {
     pub fn new(engine: Arc<Engine>) -> Result<SqlEngine> {
@@ -101,6 +105,7 @@ impl SqlEngine {
             runtime,
             cache: Mutex::new(HashMap::new()),
             procedures,
+            checkpointer: parking_lot::RwLock::new(None),
         })
     }
 
@@ -164,7 +169,8 @@ impl SqlEngine {
                 | plan::Parsed::Partition { sql, .. }
                 | plan::Parsed::User { sql, .. }
                 | plan::Parsed::CreateProcedure { sql, .. }
-                | plan::Parsed::DropProcedure { sql, .. } => sql,
+                | plan::Parsed::DropProcedure { sql, .. }
+                | plan::Parsed::Checkpoint { sql } => sql,
             })
             .collect())
     }
@@ -408,6 +414,13 @@ impl SqlEngine {
                 out.command = "COPY";
                 Ok(out)
             }
+            Plan::Checkpoint => {
+                let checkpointer = self.checkpointer.read().clone();
+                if let Some(checkpoint) = checkpointer {
+                    checkpoint()?;
+                }
+                Ok(Output::command("CHECKPOINT", 0))
+            }
             Plan::Partition { table, column } => {
                 ddl::partition_table(engine, table, column).map(|t| Output::command(t, 0))
             }
@@ -460,6 +473,11 @@ impl SqlEngine {
             }
             Ok(())
         })
+    }
+
+    /// Registers what runs `CHECKPOINT`.
+    pub fn set_checkpointer(&self, checkpointer: Checkpointer) {
+        *self.checkpointer.write() = Some(checkpointer);
     }
 
     /// Registers what runs `CALL` and keeps procedures (the procedures crate's registry).
@@ -557,6 +575,50 @@ impl SqlEngine {
             SqlState("40001"),
             "the catalog kept changing while COPY ran; retry it",
         ))
+    }
+
+    /// Loads a batch of a snapshot's rows into `table` as one transaction, each row to its lane (replicated tables
+    /// to every lane). Start-up work: not logged, since the snapshot holds the rows.
+    pub fn load_batch(
+        &self,
+        table: &str,
+        batch: &datafusion::arrow::record_batch::RecordBatch,
+    ) -> Result<u64> {
+        let catalog = self.engine.catalog();
+        let def = catalog.get_table(table).ok_or_else(|| {
+            Error::new(
+                SqlState::UNDEFINED_TABLE,
+                format!(
+                    "the snapshot holds rows of table {table}, which its catalog does not create"
+                ),
+            )
+        })?;
+        if batch.num_columns() != def.columns.len() {
+            return Err(Error::new(
+                SqlState::DATA_CORRUPTED,
+                format!(
+                    "the snapshot's rows of table {table} have {} columns, the table {}",
+                    batch.num_columns(),
+                    def.columns.len()
+                ),
+            ));
+        }
+        let mut rows = Vec::with_capacity(batch.num_rows());
+        for r in 0..batch.num_rows() {
+            rows.push(
+                batch
+                    .columns()
+                    .iter()
+                    .map(|a| convert::value_at(a, r))
+                    .collect::<Result<Vec<_>>>()?,
+            );
+        }
+        let engine = &self.engine;
+        invocation::scope(&Invocation::Startup, || {
+            engine.run_multi(Some(catalog.version), |txn| {
+                dml::insert_in_txn(engine, txn, def, &rows, None, &[])
+            })
+        })
     }
 
     /// Runs a DataFusion query on a snapshot of the lanes a multi-partition transaction holds; returns its rows.

@@ -48,6 +48,9 @@ pub enum Parsed {
         name: String,
         if_exists: bool,
     },
+    Checkpoint {
+        sql: String,
+    },
 }
 
 pub enum Plan {
@@ -85,6 +88,8 @@ pub enum Plan {
         table: String,
         column: String,
     },
+    /// `CHECKPOINT`: take a snapshot now.
+    Checkpoint,
     /// A statement about the session, carried out by whoever holds the session (see `session`).
     Session(SessionCommand),
     /// `CREATE` / `ALTER` / `DROP USER`.
@@ -128,6 +133,7 @@ impl Plan {
                 | Plan::AlterTable(_)
                 | Plan::Drop { .. }
                 | Plan::Partition { .. }
+                | Plan::Checkpoint
                 | Plan::User(_)
                 | Plan::CreateProcedure(_)
                 | Plan::DropProcedure { .. }
@@ -277,6 +283,10 @@ pub fn parse(sql: &str) -> Result<Vec<Parsed>> {
                 sql: String::new(),
                 command,
             }
+        } else if matches!(&p.peek_token().token, Token::Word(w) if w.value.eq_ignore_ascii_case("checkpoint"))
+        {
+            p.next_token();
+            Parsed::Checkpoint { sql: String::new() }
         } else if p.parse_keywords(&[Keyword::PARTITION, Keyword::TABLE]) {
             let table = ident(&p.parse_identifier().map_err(parser_error)?);
             p.expect_keyword_is(Keyword::ON).map_err(parser_error)?;
@@ -306,6 +316,7 @@ pub fn parse(sql: &str) -> Result<Vec<Parsed>> {
                 column,
             },
             Parsed::User { command, .. } => Parsed::User { sql: text, command },
+            Parsed::Checkpoint { .. } => Parsed::Checkpoint { sql: text },
             Parsed::CreateProcedure { definition, .. } => Parsed::CreateProcedure {
                 sql: text,
                 definition,
@@ -388,6 +399,9 @@ pub fn plan(
         }
         Parsed::User { sql, command } => {
             return Ok(Prepared::command(sql, version, Plan::User(command), vec![]));
+        }
+        Parsed::Checkpoint { sql } => {
+            return Ok(Prepared::command(sql, version, Plan::Checkpoint, vec![]));
         }
         Parsed::CreateProcedure { sql, definition } => {
             return Ok(Prepared::command(

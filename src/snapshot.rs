@@ -1,0 +1,390 @@
+//! Snapshots: a consistent copy of every table as Arrow IPC files, the catalog, and a manifest written last.
+//!
+//! ## Taking one
+//! `Engine::checkpoint_cut` copies every table's chunk list and reads the log position while it holds the lanes
+//! for an instant; the files are written afterwards from those copies while the lanes run on. Once the manifest is
+//! durable, log segments wholly at or before its position are deleted and only the newest `snapshots_kept`
+//! snapshots stay.
+//!
+//! ## Layout
+//! ```text
+//!   <data dir>/snapshots/<log sequence, 20 digits>/
+//!       catalog.log         the catalog history: every invocation that changed the catalog, in order, as command-log
+//!                           records (segment header, then records numbered from 1); replayed on an empty database
+//!                           it rebuilds tables, partitioning, indexes, views, SQL procedures, users and grants
+//!       <n>.arrow           Arrow IPC file of one base table on one lane (replicated tables: one copy); views are
+//!                           not stored, loading the base rows maintains them
+//!       manifest            written last
+//! ```
+//! The manifest is text, one item per line:
+//! ```text
+//!   lanedb-snapshot 1
+//!   log_sequence <the last log record the snapshot holds>
+//!   next_transaction <procedure transaction ids start here after a restart>
+//!   file <name> <bytes> <CRC-32C, hex>          one line per other file of the snapshot
+//!   table <file name> <table name>              which table an Arrow file holds
+//!   crc <CRC-32C, hex, of every byte before this line>
+//! ```
+//! It is written as `manifest.tmp`, fsynced, renamed to `manifest`, and the directory fsynced: a snapshot without a
+//! manifest is incomplete (the process stopped while writing it) and is ignored and removed. A manifest that does
+//! not parse or check, or a file that is missing or fails its size or CRC, stops start-up with the file named.
+
+use std::fmt::Write as _;
+use std::io::Cursor;
+use std::sync::Arc;
+use std::time::Instant;
+
+use lanedb_engine::io::Directory;
+use lanedb_engine::log::{encode_header, encode_record, read_segment};
+use lanedb_engine::{Error, Result, SqlState};
+
+use crate::Database;
+
+pub const MANIFEST: &str = "manifest";
+const MANIFEST_TMP: &str = "manifest.tmp";
+const CATALOG_FILE: &str = "catalog.log";
+const FORMAT_LINE: &str = "lanedb-snapshot 1";
+pub const SNAPSHOTS_DIR: &str = "snapshots";
+
+/// What a snapshot's manifest says.
+#[derive(Debug)]
+pub struct Manifest {
+    pub log_sequence: u64,
+    pub next_transaction: u64,
+    /// Name, bytes, CRC-32C.
+    pub files: Vec<(String, u64, u32)>,
+    /// Arrow file, table name.
+    pub tables: Vec<(String, String)>,
+}
+
+/// What writing a snapshot did.
+#[derive(Debug)]
+pub struct Written {
+    pub name: String,
+    pub log_sequence: u64,
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+fn io_error(what: &str, e: std::io::Error) -> Error {
+    let code = if e.raw_os_error() == Some(28) {
+        SqlState::DISK_FULL
+    } else {
+        SqlState::IO_ERROR
+    };
+    Error::new(code, format!("snapshot: {what}: {e}"))
+}
+
+fn corrupt(what: String) -> Error {
+    Error::new(
+        SqlState::DATA_CORRUPTED,
+        format!(
+            "{what}. Move this snapshot directory out of the data directory to start from the previous snapshot \
+             (if the log since it is still there), or restore from a backup"
+        ),
+    )
+}
+
+/// The directory name of a snapshot at `log_sequence`.
+pub fn snapshot_name(log_sequence: u64) -> String {
+    format!("{log_sequence:020}")
+}
+
+/// Takes a snapshot of `db` into `root/snapshots`, then drops what it makes unnecessary (see the module docs).
+pub(crate) fn write(db: &Database, root: &dyn Directory, keep: usize) -> Result<Written> {
+    let started = Instant::now();
+    let engine = db.sql.engine();
+    let cut = engine.checkpoint_cut();
+    let snapshots = root
+        .open_dir(SNAPSHOTS_DIR)
+        .map_err(|e| io_error("cannot open the snapshots directory", e))?;
+    let name = snapshot_name(cut.log_sequence);
+    let mut written = Written {
+        name: name.clone(),
+        log_sequence: cut.log_sequence,
+        rows: 0,
+        bytes: 0,
+    };
+    let dir = snapshots.open_dir(&name).map_err(|e| io_error(&name, e))?;
+    if dir
+        .list()
+        .map_err(|e| io_error(&name, e))?
+        .iter()
+        .any(|f| f == MANIFEST)
+    {
+        // Nothing was logged since that snapshot: it is this one.
+        return Ok(written);
+    }
+    let mut manifest = String::new();
+    let mut put = |file: &str, bytes: &[u8], written: &mut Written| -> Result<()> {
+        dir.write(file, bytes).map_err(|e| io_error(file, e))?;
+        writeln!(
+            manifest,
+            "file {file} {} {:08x}",
+            bytes.len(),
+            crc32c::crc32c(bytes)
+        )
+        .expect("writing to a string");
+        written.bytes += bytes.len() as u64;
+        Ok(())
+    };
+    let mut catalog = encode_header(1).to_vec();
+    for (i, payload) in cut.catalog_history.iter().enumerate() {
+        encode_record(&mut catalog, i as u64 + 1, payload)?;
+    }
+    put(CATALOG_FILE, &catalog, &mut written)?;
+    let mut tables = String::new();
+    let catalog_now = &cut.snapshot.catalog;
+    let mut n = 0;
+    for def in catalog_now.tables() {
+        if catalog_now.view(&def.name).is_some() || def.name.contains('\n') {
+            continue;
+        }
+        for part in cut.snapshot.tables.get(&def.id).into_iter().flatten() {
+            if part.row_count() == 0 {
+                continue;
+            }
+            n += 1;
+            let file = format!("{n}.arrow");
+            let mut bytes = Vec::new();
+            {
+                let mut writer =
+                    arrow_ipc::writer::FileWriter::try_new(&mut bytes, &part.schema)
+                        .map_err(|e| Error::internal(format!("snapshot of {}: {e}", def.name)))?;
+                for batch in part.batches() {
+                    written.rows += batch.num_rows() as u64;
+                    writer
+                        .write(&batch)
+                        .map_err(|e| Error::internal(format!("snapshot of {}: {e}", def.name)))?;
+                }
+                writer
+                    .finish()
+                    .map_err(|e| Error::internal(format!("snapshot of {}: {e}", def.name)))?;
+            }
+            put(&file, &bytes, &mut written)?;
+            writeln!(tables, "table {file} {}", def.name).expect("writing to a string");
+        }
+    }
+    let mut text = format!(
+        "{FORMAT_LINE}\nlog_sequence {}\nnext_transaction {}\n{manifest}{tables}",
+        cut.log_sequence,
+        db.procedures.next_transaction()
+    );
+    let crc = crc32c::crc32c(text.as_bytes());
+    writeln!(text, "crc {crc:08x}").expect("writing to a string");
+    dir.write(MANIFEST_TMP, text.as_bytes())
+        .map_err(|e| io_error(MANIFEST_TMP, e))?;
+    dir.rename(MANIFEST_TMP, MANIFEST)
+        .map_err(|e| io_error(MANIFEST, e))?;
+    dir.sync().map_err(|e| io_error(&name, e))?;
+    tracing::info!(
+        "snapshot {name}: {} rows, {} bytes in {:.2} s",
+        written.rows,
+        written.bytes,
+        started.elapsed().as_secs_f64()
+    );
+    prune(root, snapshots.as_ref(), keep, cut.log_sequence)?;
+    Ok(written)
+}
+
+/// Keeps the newest `keep` complete snapshots, drops incomplete ones, and deletes log segments the newest holds.
+fn prune(root: &dyn Directory, snapshots: &dyn Directory, keep: usize, newest: u64) -> Result<()> {
+    let names = snapshots
+        .list_dirs()
+        .map_err(|e| io_error("cannot list snapshots", e))?;
+    let mut complete = 0;
+    for name in names.iter().rev() {
+        let dir = snapshots.open_dir(name).map_err(|e| io_error(name, e))?;
+        let has_manifest = dir
+            .list()
+            .map_err(|e| io_error(name, e))?
+            .iter()
+            .any(|f| f == MANIFEST);
+        if has_manifest && complete < keep.max(1) {
+            complete += 1;
+            continue;
+        }
+        snapshots.remove_dir(name).map_err(|e| io_error(name, e))?;
+    }
+    let log = root
+        .open_dir("log")
+        .map_err(|e| io_error("cannot open the log directory", e))?;
+    lanedb_engine::log::remove_segments_through(log.as_ref(), newest)
+        .map_err(|e| io_error("cannot remove old log segments", e))?;
+    Ok(())
+}
+
+/// Parses and checks a manifest.
+fn parse_manifest(text: &[u8], path: &str) -> Result<Manifest> {
+    let bad = |what: &str| corrupt(format!("snapshot manifest {path} {what}"));
+    let text = std::str::from_utf8(text).map_err(|_| bad("is not text"))?;
+    let body_end = text.rfind("crc ").ok_or_else(|| bad("has no crc line"))?;
+    let crc = u32::from_str_radix(text[body_end + 4..].trim(), 16)
+        .map_err(|_| bad("has a bad crc line"))?;
+    if crc32c::crc32c(text[..body_end].as_bytes()) != crc {
+        return Err(bad("fails its CRC"));
+    }
+    let mut lines = text[..body_end].lines();
+    if lines.next() != Some(FORMAT_LINE) {
+        return Err(bad("is not a version 1 LaneDB snapshot manifest"));
+    }
+    let mut manifest = Manifest {
+        log_sequence: 0,
+        next_transaction: 1,
+        files: Vec::new(),
+        tables: Vec::new(),
+    };
+    for line in lines {
+        let (key, rest) = line.split_once(' ').ok_or_else(|| bad("has a bad line"))?;
+        let number = |s: &str| s.parse::<u64>().map_err(|_| bad("has a bad number"));
+        match key {
+            "log_sequence" => manifest.log_sequence = number(rest)?,
+            "next_transaction" => manifest.next_transaction = number(rest)?,
+            "file" => {
+                let parts: Vec<&str> = rest.split(' ').collect();
+                let [name, bytes, crc] = parts[..] else {
+                    return Err(bad("has a bad file line"));
+                };
+                let crc = u32::from_str_radix(crc, 16).map_err(|_| bad("has a bad file CRC"))?;
+                manifest.files.push((name.to_string(), number(bytes)?, crc));
+            }
+            "table" => {
+                let (file, table) = rest
+                    .split_once(' ')
+                    .ok_or_else(|| bad("has a bad table line"))?;
+                manifest.tables.push((file.to_string(), table.to_string()));
+            }
+            _ => return Err(bad(&format!("has an unknown line {key}"))),
+        }
+    }
+    Ok(manifest)
+}
+
+/// The newest complete snapshot in `root`, checked; incomplete ones are removed.
+pub(crate) fn newest(
+    root: &dyn Directory,
+) -> Result<Option<(Arc<dyn Directory>, String, Manifest)>> {
+    let snapshots = root
+        .open_dir(SNAPSHOTS_DIR)
+        .map_err(|e| io_error("cannot open the snapshots directory", e))?;
+    let names = snapshots
+        .list_dirs()
+        .map_err(|e| io_error("cannot list snapshots", e))?;
+    for name in names.iter().rev() {
+        let dir = snapshots.open_dir(name).map_err(|e| io_error(name, e))?;
+        let files = dir.list().map_err(|e| io_error(name, e))?;
+        if !files.iter().any(|f| f == MANIFEST) {
+            tracing::warn!("removing incomplete snapshot {SNAPSHOTS_DIR}/{name} (no manifest)");
+            snapshots.remove_dir(name).map_err(|e| io_error(name, e))?;
+            continue;
+        }
+        let path = format!("{SNAPSHOTS_DIR}/{name}/{MANIFEST}");
+        let text = dir.read(MANIFEST).map_err(|e| io_error(&path, e))?;
+        let manifest = parse_manifest(&text, &path)?;
+        return Ok(Some((dir, name.clone(), manifest)));
+    }
+    Ok(None)
+}
+
+/// Reads a snapshot file and checks it against the manifest.
+fn read_checked(
+    dir: &dyn Directory,
+    snapshot: &str,
+    manifest: &Manifest,
+    file: &str,
+) -> Result<Vec<u8>> {
+    let path = format!("{SNAPSHOTS_DIR}/{snapshot}/{file}");
+    let Some((_, bytes, crc)) = manifest.files.iter().find(|(n, ..)| n == file) else {
+        return Err(corrupt(format!(
+            "snapshot manifest names {path} as a table but not as a file"
+        )));
+    };
+    let data = dir.read(file).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            corrupt(format!("snapshot file {path} is missing"))
+        } else {
+            io_error(&path, e)
+        }
+    })?;
+    if data.len() as u64 != *bytes || crc32c::crc32c(&data) != *crc {
+        return Err(corrupt(format!(
+            "snapshot file {path} does not match its manifest (size or CRC)"
+        )));
+    }
+    Ok(data)
+}
+
+/// Loads a snapshot into `db` (fresh and empty): the catalog history, then every table's rows.
+pub(crate) fn load(
+    db: &Database,
+    dir: &dyn Directory,
+    name: &str,
+    manifest: &Manifest,
+) -> Result<()> {
+    let started = Instant::now();
+    let catalog = read_checked(dir, name, manifest, CATALOG_FILE)?;
+    let path = format!("{SNAPSHOTS_DIR}/{name}/{CATALOG_FILE}");
+    for record in read_segment(&path, &catalog, false, Some(1))?.records {
+        crate::durability::apply(db, &record.payload)?;
+    }
+    let mut rows = 0;
+    let mut bytes = 0;
+    for (file, table) in &manifest.tables {
+        let data = read_checked(dir, name, manifest, file)?;
+        bytes += data.len();
+        let reader = arrow_ipc::reader::FileReader::try_new(Cursor::new(data), None)
+            .map_err(|e| corrupt(format!("snapshot file {SNAPSHOTS_DIR}/{name}/{file}: {e}")))?;
+        for batch in reader {
+            let batch = batch.map_err(|e| {
+                corrupt(format!("snapshot file {SNAPSHOTS_DIR}/{name}/{file}: {e}"))
+            })?;
+            rows += db.sql.load_batch(table, &batch)?;
+        }
+    }
+    db.procedures.transactions_from(manifest.next_transaction);
+    let seconds = started.elapsed().as_secs_f64();
+    tracing::info!(
+        "loaded snapshot {name}: {rows} rows, {bytes} bytes of Arrow data in {seconds:.2} s ({:.0} MB/s)",
+        bytes as f64 / 1e6 / seconds.max(1e-9)
+    );
+    Ok(())
+}
+
+/// Checks the snapshot in `from` (a directory holding a manifest) and copies it into `root/snapshots`, where the
+/// next start recovers from it.
+pub fn restore(from: &dyn Directory, root: &dyn Directory) -> Result<String> {
+    let text = from
+        .read(MANIFEST)
+        .map_err(|e| io_error("cannot read the manifest", e))?;
+    let manifest = parse_manifest(&text, MANIFEST)?;
+    let name = snapshot_name(manifest.log_sequence);
+    let snapshots = root
+        .open_dir(SNAPSHOTS_DIR)
+        .map_err(|e| io_error("cannot open the snapshots directory", e))?;
+    if !snapshots
+        .list_dirs()
+        .map_err(|e| io_error("cannot list snapshots", e))?
+        .is_empty()
+        || !root
+            .open_dir("log")
+            .and_then(|l| l.list())
+            .map_err(|e| io_error("cannot list the log", e))?
+            .is_empty()
+    {
+        return Err(Error::new(
+            SqlState::INVALID_PARAMETER_VALUE,
+            "restore into a new, empty data directory: this one already holds a snapshot or a log",
+        ));
+    }
+    let dir = snapshots.open_dir(&name).map_err(|e| io_error(&name, e))?;
+    for (file, ..) in &manifest.files {
+        let data = read_checked(from, &name, &manifest, file)?;
+        dir.write(file, &data).map_err(|e| io_error(file, e))?;
+    }
+    dir.write(MANIFEST_TMP, &text)
+        .map_err(|e| io_error(MANIFEST_TMP, e))?;
+    dir.rename(MANIFEST_TMP, MANIFEST)
+        .map_err(|e| io_error(MANIFEST, e))?;
+    dir.sync().map_err(|e| io_error(&name, e))?;
+    Ok(name)
+}
