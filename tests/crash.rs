@@ -23,7 +23,17 @@ use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 const ACCOUNTS: i64 = 20;
 const INITIAL_BALANCE: i64 = 100;
 const CLIENTS: u64 = 4;
-const FLAGS: &[&str] = &["--modules", "bank,voter", "--durability", "sync"];
+/// Snapshots are taken during the load too (every 64 KiB of log), so recovery runs from a snapshot plus the log.
+const FLAGS: &[&str] = &[
+    "--modules",
+    "bank,voter",
+    "--durability",
+    "sync",
+    "--snapshot-log-bytes-max",
+    "65536",
+    "--snapshots-kept",
+    "1",
+];
 /// Phone numbers with a real area code (502, Kentucky) and a counter below.
 const PHONE_BASE: i64 = 502_000_0000;
 

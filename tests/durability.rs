@@ -1,0 +1,439 @@
+//! Durability through a real server process: what survives a clean stop and a SIGKILL, snapshots and restore,
+//! and start-up refusing damaged files with the file named.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+
+use common::Server;
+use futures::SinkExt;
+use tokio_postgres::{Client, SimpleQueryMessage};
+
+const FLAGS: &[&str] = &["--modules", "bank,voter"];
+
+/// Once the test has created users, clients log in.
+async fn login(server: &Server, user: &str, password: &str) -> Client {
+    let (client, connection) = tokio_postgres::connect(
+        &format!(
+            "host=127.0.0.1 port={} user={user} password={password} dbname=x",
+            server.port()
+        ),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{user} logs in: {e}"));
+    tokio::spawn(connection);
+    client
+}
+
+async fn rows(client: &Client, sql: &str) -> Vec<Vec<String>> {
+    client
+        .simple_query(sql)
+        .await
+        .expect(sql)
+        .iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => Some(
+                (0..r.len())
+                    .map(|i| r.get(i).unwrap_or("NULL").to_string())
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Everything a user can see of the test's schema, in a stable order.
+async fn dump(client: &Client) -> Vec<Vec<Vec<String>>> {
+    let mut out = Vec::new();
+    for sql in [
+        "SELECT * FROM typed ORDER BY id",
+        "SELECT * FROM replicated ORDER BY k",
+        "SELECT * FROM accounts ORDER BY id",
+        "SELECT * FROM votes ORDER BY phone_number",
+        "SELECT * FROM v_votes_by_contestant_number_state ORDER BY 1, 2",
+        "SELECT * FROM by_flag ORDER BY 1",
+        "SELECT rolname, rolsuper FROM pg_roles ORDER BY 1",
+        "SELECT proname FROM pg_proc WHERE proname IN ('typed_name', 'vote') ORDER BY 1",
+        "SELECT relname FROM pg_class WHERE relkind = 'i' ORDER BY 1",
+        "CALL typed_name(1)",
+    ] {
+        out.push(rows(client, sql).await);
+    }
+    out
+}
+
+/// A bit of every kind of write: DDL, users, procedures, views, DML of each shape, a block, COPY.
+async fn write_everything(client: &Client, round: i64) {
+    let base = round * 100;
+    if round == 0 {
+        client
+            .batch_execute(
+                "CREATE TABLE typed (id BIGINT PRIMARY KEY, flag BOOLEAN, small SMALLINT, n INTEGER, r REAL, \
+                 d DOUBLE PRECISION, amount DECIMAL(12,3), name VARCHAR(20), body TEXT, raw BYTEA, at TIMESTAMP, \
+                 day DATE);
+                 PARTITION TABLE typed ON COLUMN id;
+                 CREATE INDEX typed_n ON typed (n);
+                 CREATE TABLE replicated (k INTEGER PRIMARY KEY, v TEXT NOT NULL DEFAULT 'none');
+                 CREATE VIEW by_flag (flag, c, total) AS SELECT flag, COUNT(*), SUM(n) FROM typed GROUP BY flag;
+                 CREATE PROCEDURE typed_name PARTITION ON TABLE typed COLUMN id AS SELECT name FROM typed WHERE id = $1;
+                 CREATE USER reader WITH PASSWORD 'secret' READONLY;
+                 CREATE USER tester WITH PASSWORD 'tester-pw' SUPERUSER;
+                 GRANT EXECUTE ON PROCEDURE vote TO reader;
+                 CALL Initialize(6, 'Edwina,Jessie,Kelly,Alana,Kristen,Tiffany');",
+            )
+            .await
+            .unwrap();
+    }
+    client
+        .batch_execute(&format!(
+            "INSERT INTO typed VALUES ({a}, true, 3, 42, 1.5, -2.25, 12.345, 'x{round}', 'long text', '\\x00ff', \
+             '2024-02-29 12:34:56.789', '2024-03-01'), ({b}, false, NULL, 7, NULL, NULL, NULL, NULL, NULL, NULL, \
+             NULL, NULL);
+             INSERT INTO replicated (k) VALUES ({round});
+             UPDATE typed SET n = n + 1 WHERE id = {a};
+             INSERT INTO typed (id, flag, n, name) SELECT id + 1000, flag, n, name FROM typed WHERE id = {a};
+             DELETE FROM typed WHERE id = {b};
+             CALL Deposit({round}, 50);
+             CALL Deposit(999, 1);
+             CALL Transfer({round}, 999, 20);
+             CALL Vote({phone}, 2, 10);",
+            a = base + 1,
+            b = base + 2,
+            phone = 502_555_0000 + round
+        ))
+        .await
+        .unwrap();
+    client
+        .batch_execute(&format!(
+            "BEGIN; INSERT INTO typed (id, n) VALUES ({}, 1); INSERT INTO typed (id, n) VALUES ({}, 2); COMMIT",
+            base + 3,
+            base + 4
+        ))
+        .await
+        .unwrap();
+    let sink = client
+        .copy_in("COPY typed (id, n, name) FROM STDIN")
+        .await
+        .unwrap();
+    futures::pin_mut!(sink);
+    sink.send(bytes::Bytes::from(format!(
+        "{}\t5\tcopied\n{}\t\\N\t\\N\n",
+        base + 5,
+        base + 6
+    )))
+    .await
+    .unwrap();
+    sink.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_kind_of_write_survives_stop_crash_and_snapshot() {
+    let server = Server::start(FLAGS);
+    let client = server.connect().await;
+    write_everything(&client, 0).await;
+    client.batch_execute("CHECKPOINT").await.unwrap();
+    write_everything(&client, 1).await;
+    let before = dump(&client).await;
+    assert_eq!(before[0].len(), 12, "typed rows");
+    drop(client);
+    // A clean stop writes a snapshot; the restart loads it.
+    let (status, dir) = server.stop();
+    assert!(status.success());
+    let server = Server::start_in(dir, FLAGS);
+    let client = login(&server, "tester", "tester-pw").await;
+    assert_eq!(dump(&client).await, before, "after a clean stop");
+    write_everything(&client, 2).await;
+    let before = dump(&client).await;
+    drop(client);
+    // A crash: the snapshot from the stop, then the log after it.
+    let dir = server.crash();
+    let server = Server::start_in(dir, FLAGS);
+    let client = login(&server, "tester", "tester-pw").await;
+    assert_eq!(dump(&client).await, before, "after kill -9");
+    // The users came back with their passwords (as verifiers), roles and grants.
+    let reader = login(&server, "reader", "secret").await;
+    reader
+        .batch_execute("CALL Vote(5025559999, 1, 10)")
+        .await
+        .expect("the grant lets the reader vote");
+    let e = reader
+        .batch_execute("INSERT INTO replicated (k) VALUES (99)")
+        .await
+        .unwrap_err();
+    assert_eq!(common::code(&e), "42501");
+    // No password is on disk in plain text.
+    for file in files_under(&server.data_dir) {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(
+            !bytes.windows(6).any(|w| w == b"secret"),
+            "{} holds a password",
+            file.display()
+        );
+    }
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// Runs `lanedb serve` on `dir` expecting it to refuse to start; returns what it printed.
+fn failed_start(dir: &Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_lanedb"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--modules",
+            "none",
+            "--data-dir",
+        ])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the server must not start");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn snapshot_dir(data_dir: &Path) -> PathBuf {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(data_dir.join("snapshots"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    dirs.sort();
+    dirs.pop().expect("a snapshot")
+}
+
+fn segment(data_dir: &Path) -> PathBuf {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(data_dir.join("log"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files.pop().expect("a log segment")
+}
+
+/// A data directory holding a snapshot and a log with records after it; the server is stopped with SIGKILL (so no
+/// snapshot at shutdown).
+async fn prepared_data_dir() -> PathBuf {
+    let server = Server::start(&[]);
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE t (id BIGINT PRIMARY KEY, v TEXT); PARTITION TABLE t ON COLUMN id;
+             INSERT INTO t VALUES (1, 'one'); CHECKPOINT;
+             INSERT INTO t VALUES (2, 'two'); INSERT INTO t VALUES (3, 'three');",
+        )
+        .await
+        .unwrap();
+    drop(client);
+    server.crash()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damaged_files_stop_start_up_with_the_file_named_and_a_torn_tail_is_cut() {
+    // A torn tail (the process died mid-write) is cut off with a warning; the rest is there.
+    let dir = prepared_data_dir().await;
+    let seg = segment(&dir);
+    let mut bytes = std::fs::read(&seg).unwrap();
+    bytes.extend_from_slice(&[42, 0, 0, 0, 1, 2, 3]);
+    std::fs::write(&seg, &bytes).unwrap();
+    let server = Server::start_in(dir, &[]);
+    let client = server.connect().await;
+    assert_eq!(
+        rows(&client, "SELECT count(*) FROM t").await,
+        vec![vec!["3"]]
+    );
+    drop(client);
+    let dir = server.crash();
+
+    // A flipped bit inside the log (not at its tail) is corruption.
+    let seg = segment(&dir);
+    let mut bytes = std::fs::read(&seg).unwrap();
+    bytes[40] ^= 0x04;
+    std::fs::write(&seg, &bytes).unwrap();
+    let name = seg.file_name().unwrap().to_string_lossy().into_owned();
+    let out = failed_start(&dir);
+    assert!(out.contains(&name) && out.contains("corrupt"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // A missing snapshot file.
+    let dir = prepared_data_dir().await;
+    let snapshot = snapshot_dir(&dir);
+    std::fs::remove_file(snapshot.join("1.arrow")).unwrap();
+    let out = failed_start(&dir);
+    assert!(out.contains("1.arrow") && out.contains("missing"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // A manifest that does not check.
+    let dir = prepared_data_dir().await;
+    let manifest = snapshot_dir(&dir).join("manifest");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, text.replace("log_sequence", "log_sequencf")).unwrap();
+    let out = failed_start(&dir);
+    assert!(out.contains("manifest") && out.contains("CRC"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copied_snapshot_restores_into_a_new_data_directory() {
+    let server = Server::start(&[]);
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE t (id BIGINT PRIMARY KEY, v TEXT); PARTITION TABLE t ON COLUMN id;
+             INSERT INTO t VALUES (1, 'one'), (2, 'two'); CHECKPOINT; INSERT INTO t VALUES (3, 'after');",
+        )
+        .await
+        .unwrap();
+    let backup = std::env::temp_dir().join(format!("lanedb-backup-{}", rand::random::<u32>()));
+    let snapshot = snapshot_dir(&server.data_dir);
+    std::fs::create_dir_all(&backup).unwrap();
+    for entry in std::fs::read_dir(&snapshot).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, backup.join(path.file_name().unwrap())).unwrap();
+    }
+    let target = std::env::temp_dir().join(format!("lanedb-restored-{}", rand::random::<u32>()));
+    let restore = |target: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_lanedb"))
+            .args(["restore", "--from"])
+            .arg(&backup)
+            .arg("--data-dir")
+            .arg(target)
+            .output()
+            .unwrap()
+    };
+    assert!(restore(&target).status.success());
+    // Restoring over a data directory that is in use is refused.
+    let again = restore(&target);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("new, empty data directory"));
+    let restored = Server::start_in(target, &[]);
+    let client = restored.connect().await;
+    assert_eq!(
+        rows(&client, "SELECT id, v FROM t ORDER BY id").await,
+        vec![vec!["1", "one"], vec!["2", "two"]],
+        "the snapshot, without what came after it"
+    );
+    client
+        .batch_execute("INSERT INTO t VALUES (4, 'new')")
+        .await
+        .unwrap();
+    drop(client);
+    let dir = restored.crash();
+    let restored = Server::start_in(dir, &[]);
+    let client = restored.connect().await;
+    assert_eq!(
+        rows(&client, "SELECT count(*) FROM t").await,
+        vec![vec!["3"]]
+    );
+    let _ = std::fs::remove_dir_all(&backup);
+}
+
+/// A snapshot taken under heavy load on every lane is some serial prefix of the committed order: each client's
+/// sequential inserts appear as a gap-free prefix, two-lane blocks whole, money conserved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_snapshot_under_load_is_a_serial_prefix() {
+    const CLIENTS: i64 = 4;
+    let server = Server::start(FLAGS);
+    let setup = server.connect().await;
+    setup
+        .batch_execute(
+            "CREATE TABLE seq (client BIGINT, k BIGINT, PRIMARY KEY (client, k)); PARTITION TABLE seq ON COLUMN k;
+             CREATE TABLE pairs (id BIGINT PRIMARY KEY, part INTEGER); PARTITION TABLE pairs ON COLUMN id;",
+        )
+        .await
+        .unwrap();
+    for id in 1..=10 {
+        setup
+            .batch_execute(&format!("CALL Deposit({id}, 100)"))
+            .await
+            .unwrap();
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let next = Arc::new(AtomicI64::new(0));
+    let mut tasks = Vec::new();
+    for c in 0..CLIENTS {
+        let client = server.connect().await;
+        let (stop, next) = (stop.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut k = 0;
+            while !stop.load(Ordering::Relaxed) {
+                k += 1;
+                let pair = next.fetch_add(2, Ordering::Relaxed);
+                let from = k % 10 + 1;
+                client
+                    .batch_execute(&format!(
+                        "INSERT INTO seq VALUES ({c}, {k}); CALL Transfer({from}, {}, 1);
+                         BEGIN; INSERT INTO pairs VALUES ({pair}, 1); INSERT INTO pairs VALUES ({}, 2); COMMIT",
+                        from % 10 + 1,
+                        pair + 1
+                    ))
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    setup.batch_execute("CHECKPOINT").await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    // Restore only that snapshot (no log) and look at it.
+    let snapshot = snapshot_dir(&server.data_dir);
+    let target = std::env::temp_dir().join(format!("lanedb-prefix-{}", rand::random::<u32>()));
+    let ok = Command::new(env!("CARGO_BIN_EXE_lanedb"))
+        .args(["restore", "--from"])
+        .arg(&snapshot)
+        .arg("--data-dir")
+        .arg(&target)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let restored = Server::start_in(target, FLAGS);
+    let client = restored.connect().await;
+    let mut total = 0;
+    for c in 0..CLIENTS {
+        let found = rows(
+            &client,
+            &format!("SELECT count(*), max(k) FROM seq WHERE client = {c}"),
+        )
+        .await;
+        let count: i64 = found[0][0].parse().unwrap();
+        total += count;
+        if count > 0 {
+            assert_eq!(
+                found[0][1],
+                count.to_string(),
+                "client {c}: a gap-free prefix"
+            );
+        }
+    }
+    assert!(total > 0, "the snapshot caught some load");
+    assert_eq!(
+        rows(&client, "SELECT sum(balance) FROM accounts").await,
+        vec![vec!["1000"]]
+    );
+    let parts = rows(
+        &client,
+        "SELECT part, count(*) FROM pairs GROUP BY part ORDER BY part",
+    )
+    .await;
+    if !parts.is_empty() {
+        assert_eq!(parts[0][1], parts[1][1], "blocks whole");
+    }
+}
