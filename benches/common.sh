@@ -17,7 +17,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# start_lanedb PORT [flags]: a release server without a command log, waited for.
+# start_lanedb PORT [flags]: a release server on $work/lanedb, waited for (durability sync unless the flags say).
 start_lanedb() {
     local port=$1
     shift
@@ -29,12 +29,20 @@ start_lanedb() {
     return 1
 }
 
-# start_postgres PORT: synchronous_commit=off (neither side waits for a flush), 1 GB of shared buffers.
+# stop_lanedb [SIGNAL]: stops the server started last (SIGTERM: a clean stop with a snapshot; KILL: a crash).
+stop_lanedb() {
+    kill -"${1:-TERM}" "$lanedb_pid" 2>/dev/null || true
+    wait "$lanedb_pid" 2>/dev/null || true
+    lanedb_pid=
+}
+
+# start_postgres PORT [on|off]: synchronous_commit (default off: no flush wait, like LaneDB's async mode), 1 GB of
+# shared buffers.
 start_postgres() {
     install -d -o postgres "$work/pg" "$work/pgsock"
     runuser -u postgres -- "$PG_BIN/initdb" -D "$work/pg" -A trust -U postgres >/dev/null
     runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$work/pg" -l "$work/pgsock/pg.log" -w start -o \
-        "-p $1 -k $work/pgsock -c listen_addresses=127.0.0.1 -c synchronous_commit=off -c shared_buffers=1GB -c max_connections=300" >/dev/null
+        "-p $1 -k $work/pgsock -c listen_addresses=127.0.0.1 -c synchronous_commit=${2:-off} -c shared_buffers=1GB -c max_connections=300" >/dev/null
 }
 
 # p99_ms: the 99th percentile latency of the pgbench per-transaction logs in $work, in milliseconds.

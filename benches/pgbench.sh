@@ -6,8 +6,9 @@
 #   WIRE_THREADS=1 benches/pgbench.sh      # lanedb serve --wire-threads 1
 #
 # Point SELECT by key (benches/pgbench/select.sql) and UPDATE by key (update.sql) on an `accounts` table shaped like
-# pgbench's own. PostgreSQL runs from the Debian package on a temporary data directory with synchronous_commit=off
-# (LaneDB has no command log yet, so neither side waits for a disk flush); both get their latencies logged per
+# pgbench's own. PostgreSQL runs from the Debian package on a temporary data directory. DURABILITY=async (the default)
+# runs LaneDB with --durability async and PostgreSQL with synchronous_commit=off: neither waits for a disk flush.
+# DURABILITY=sync runs both durable (--durability sync; synchronous_commit=on). Both get their latencies logged per
 # transaction, from which p99 is computed. Prints one Markdown table row per run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,9 +19,10 @@ MODES=${MODES:-prepared}
 SCRIPTS=${SCRIPTS:-"select update"}
 LANEDB_PORT=${LANEDB_PORT:-5491}
 PG_PORT=${PG_PORT:-5492}
+DURABILITY=${DURABILITY:-async}
 source benches/common.sh
-start_lanedb "$LANEDB_PORT" --modules none ${WIRE_THREADS:+--wire-threads $WIRE_THREADS}
-start_postgres "$PG_PORT"
+start_lanedb "$LANEDB_PORT" --durability "$DURABILITY" --modules none ${WIRE_THREADS:+--wire-threads $WIRE_THREADS}
+if [ "$DURABILITY" = sync ]; then start_postgres "$PG_PORT" on; else start_postgres "$PG_PORT" off; fi
 
 schema="CREATE TABLE accounts (aid INTEGER PRIMARY KEY, bid INTEGER NOT NULL, abalance INTEGER NOT NULL, filler VARCHAR(84))"
 load="INSERT INTO accounts SELECT g, (g - 1) / 100000 + 1, 0, '' FROM generate_series(1, $ROWS) AS s(g)"

@@ -5,16 +5,18 @@
 #   benches/voter_pgbench.sh                 # 64 connections, -M prepared, 20 s
 #   CLIENTS="16 64" DURATION=10 benches/voter_pgbench.sh
 #
-# Neither side waits for a disk flush: LaneDB has no command log yet; PostgreSQL runs synchronous_commit=off.
+# DURABILITY=async (the default): neither side waits for a disk flush (LaneDB --durability async, PostgreSQL
+# synchronous_commit=off). DURABILITY=sync: both do (--durability sync, synchronous_commit=on).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CLIENTS=${CLIENTS:-64}
 DURATION=${DURATION:-20}
 LANEDB_PORT=${LANEDB_PORT:-5494}
 PG_PORT=${PG_PORT:-5495}
+DURABILITY=${DURABILITY:-async}
 source benches/common.sh
-start_lanedb "$LANEDB_PORT" --modules voter --connection-count-max 500
-start_postgres "$PG_PORT"
+start_lanedb "$LANEDB_PORT" --durability "$DURABILITY" --modules voter --connection-count-max 500
+if [ "$DURABILITY" = sync ]; then start_postgres "$PG_PORT" on; else start_postgres "$PG_PORT" off; fi
 
 names="Edwina Burnam,Tabatha Gehling,Kelly Clauss,Jessie Alloway,Alana Bregman,Jessie Eichman"
 psql -q -X -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$LANEDB_PORT" -c "CALL initialize(6, '$names')" >/dev/null

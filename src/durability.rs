@@ -17,7 +17,6 @@
 //! server listens only after recovery.
 
 use std::io::IsTerminal;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -36,15 +35,13 @@ use crate::{snapshot, Database};
 pub(crate) fn recover(
     db: &Database,
     root: &dyn Directory,
-    data_dir: &Path,
     config: LogConfig,
     modules: &[Module],
 ) -> Result<Arc<CommandLog>> {
-    let path = data_dir.join("log");
     let dir = root.open_dir("log").map_err(|e| {
         Error::new(
             SqlState::IO_ERROR,
-            format!("cannot open the log directory {}: {e}", path.display()),
+            format!("cannot open the log directory: {e}"),
         )
     })?;
     for procedure in modules.iter().flat_map(|m| &m.procedures) {
@@ -64,8 +61,8 @@ pub(crate) fn recover(
     report.finish(replayed.records);
     if let Some((name, offset)) = &replayed.truncated {
         tracing::warn!(
-            "the command log ended in a torn record (the process stopped while writing it): {} cut at byte {offset}",
-            path.join(name).display()
+            "the command log ended in a torn record (the process stopped while writing it): log/{name} cut at byte \
+             {offset}"
         );
     }
     let log = Arc::new(CommandLog::open(dir, config, replayed.tail)?);

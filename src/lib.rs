@@ -38,7 +38,7 @@ use std::sync::Arc;
 pub use arrow_array::RecordBatch;
 pub use lanedb_engine::auth::Role;
 pub use lanedb_engine::command_log::{Durability, LogConfig};
-use lanedb_engine::io::{Directory, OsDirectory};
+pub use lanedb_engine::io::{Directory, Fault, FaultyDirectory, OsDirectory};
 pub use lanedb_engine::types::VALUE_BYTES_MAX;
 use lanedb_engine::Engine;
 pub use lanedb_engine::{DataType, EngineConfig, Error, LaneStats, Result, SqlState, Value};
@@ -131,27 +131,39 @@ impl Database {
     /// Opens a database with `modules`: recovery may call their procedures, and once it is done each module is
     /// installed (its missing schema created, its procedures registered).
     pub fn open_with_modules(config: Config, modules: &[Module]) -> Result<Database> {
-        let mut db = Database::empty(&config)?;
-        if let Some(data_dir) = &config.data_dir {
-            if config.log.durability != Durability::Off {
-                let root: Arc<dyn Directory> =
-                    Arc::new(OsDirectory::open(data_dir).map_err(|e| {
-                        Error::new(
-                            SqlState::IO_ERROR,
-                            format!("cannot open the data directory {}: {e}", data_dir.display()),
-                        )
-                    })?);
-                let log =
-                    durability::recover(&db, root.as_ref(), data_dir, config.log.clone(), modules)?;
-                db.sql.engine().set_command_log(log);
-                db.storage = Some(Arc::new(Storage {
-                    root,
-                    config: config.snapshots.clone(),
-                    checkpointing: parking_lot::Mutex::new(()),
-                    closed: Default::default(),
-                }));
-                db.start_snapshots();
+        let root = match &config.data_dir {
+            Some(data_dir) if config.log.durability != Durability::Off => {
+                let dir = OsDirectory::open(data_dir).map_err(|e| {
+                    Error::new(
+                        SqlState::IO_ERROR,
+                        format!("cannot open the data directory {}: {e}", data_dir.display()),
+                    )
+                })?;
+                Some(Arc::new(dir) as Arc<dyn Directory>)
             }
+            _ => None,
+        };
+        Database::open_in(config, root, modules)
+    }
+
+    /// `open_with_modules` on `root` as the data directory (ignoring `config.data_dir`): any `Directory`, such as
+    /// the fault-injecting one tests use. `None` keeps everything in memory.
+    pub fn open_in(
+        config: Config,
+        root: Option<Arc<dyn Directory>>,
+        modules: &[Module],
+    ) -> Result<Database> {
+        let mut db = Database::empty(&config)?;
+        if let Some(root) = root {
+            let log = durability::recover(&db, root.as_ref(), config.log.clone(), modules)?;
+            db.sql.engine().set_command_log(log);
+            db.storage = Some(Arc::new(Storage {
+                root,
+                config: config.snapshots.clone(),
+                checkpointing: parking_lot::Mutex::new(()),
+                closed: Default::default(),
+            }));
+            db.start_snapshots();
         }
         for module in modules {
             db.install_module(module)?;

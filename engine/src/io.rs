@@ -365,10 +365,10 @@ impl Directory for FaultyDirectory {
     }
 
     fn append(&self, name: &str) -> io::Result<Box<dyn AppendFile>> {
-        self.state.lock().files.entry(name.to_string()).or_default();
+        self.state.lock().files.entry(self.full(name)).or_default();
         Ok(Box::new(FaultyAppend {
             dir: self.clone(),
-            name: name.to_string(),
+            name: self.full(name),
         }))
     }
 
