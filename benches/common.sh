@@ -21,7 +21,7 @@ trap cleanup EXIT
 start_lanedb() {
     local port=$1
     shift
-    "$CARGO_TARGET_DIR/release/lanedb" serve --listen "127.0.0.1:$port" --data-dir "$work/lanedb" --log warn "$@" \
+    "$CARGO_TARGET_DIR/release/lanedb" serve --listen "127.0.0.1:$port" --data-dir "$work/lanedb" --log "${LANEDB_LOG:-warn}" "$@" \
         2>"$work/lanedb.log" &
     lanedb_pid=$!
     for _ in $(seq 50); do psql -h 127.0.0.1 -p "$port" -c 'SELECT 1' >/dev/null 2>&1 && return; sleep 0.2; done

@@ -14,6 +14,7 @@ cd "$(dirname "$0")/.."
 CLIENTS=${CLIENTS:-64}
 DURATION=${DURATION:-20}
 PORT=${PORT:-5496}
+LANEDB_LOG=info
 source benches/common.sh
 names="Edwina Burnam,Tabatha Gehling,Kelly Clauss,Jessie Alloway,Alana Bregman,Jessie Eichman"
 
@@ -21,7 +22,7 @@ echo "| durability | clients | tps | latency avg ms | p99 ms |"
 echo "|---|---|---|---|---|"
 for mode in sync async off; do
     rm -rf "$work/lanedb"
-    start_lanedb "$PORT" --durability "$mode" --modules voter --connection-count-max 500 --log info
+    start_lanedb "$PORT" --durability "$mode" --modules voter --connection-count-max 500
     psql -q -X -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -c "CALL initialize(6, '$names')" >/dev/null
     rm -f "$work"/pgbench_log.*
     out=$(cd "$work" && pgbench -n -h 127.0.0.1 -p "$PORT" -U bench -M prepared -c "$CLIENTS" -j 2 \
@@ -32,10 +33,10 @@ for mode in sync async off; do
     echo "| $mode | $CLIENTS | ${tps%.*} | $avg | $(p99_ms) |"
     if [ "$mode" = sync ]; then
         stop_lanedb KILL
-        start_lanedb "$PORT" --durability sync --modules voter --log info
+        start_lanedb "$PORT" --durability sync --modules voter
         replay=$(grep -o 'replayed .*' "$work/lanedb.log" || echo "replayed nothing")
         stop_lanedb TERM
-        start_lanedb "$PORT" --durability sync --modules voter --log info
+        start_lanedb "$PORT" --durability sync --modules voter
         load=$(grep -o 'loaded snapshot .*' "$work/lanedb.log" || echo "no snapshot loaded")
         votes=$(psql -X -A -t -h 127.0.0.1 -p "$PORT" -c 'SELECT count(*) FROM votes')
         recovery="after kill -9: $replay; after a clean stop: $load ($votes votes)"
