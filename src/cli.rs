@@ -36,7 +36,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Start the server (ready for `psql -h 127.0.0.1 -p 5433`).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Put a copied snapshot directory (a backup) into a new data directory; `serve` then starts from it.
     Restore(RestoreArgs),
 }

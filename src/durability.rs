@@ -48,9 +48,9 @@ pub(crate) fn recover(
         db.procedures.register_unplanned(procedure.clone())?;
     }
     let mut after = 0;
-    if let Some((snapshot, name, manifest)) = snapshot::newest(root)? {
-        snapshot::load(db, snapshot.as_ref(), &name, &manifest)?;
-        after = manifest.log_sequence;
+    if let Some(found) = snapshot::newest(root)? {
+        snapshot::load(db, &found)?;
+        after = found.manifest.log_sequence;
     }
     let mut report = ProgressReport::new();
     let replayed = log::replay(dir.as_ref(), after, |record, progress| {
@@ -134,7 +134,7 @@ impl ProgressReport {
 
     fn record(&mut self, progress: Progress) {
         self.records += 1;
-        if self.records % 1024 != 0 {
+        if !self.records.is_multiple_of(1024) {
             return;
         }
         if std::io::stderr().is_terminal() {

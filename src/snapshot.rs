@@ -221,7 +221,7 @@ fn parse_manifest(text: &[u8], path: &str) -> Result<Manifest> {
     let body_end = text.rfind("crc ").ok_or_else(|| bad("has no crc line"))?;
     let crc = u32::from_str_radix(text[body_end + 4..].trim(), 16)
         .map_err(|_| bad("has a bad crc line"))?;
-    if crc32c::crc32c(text[..body_end].as_bytes()) != crc {
+    if crc32c::crc32c(&text.as_bytes()[..body_end]) != crc {
         return Err(bad("fails its CRC"));
     }
     let mut lines = text[..body_end].lines();
@@ -260,10 +260,15 @@ fn parse_manifest(text: &[u8], path: &str) -> Result<Manifest> {
     Ok(manifest)
 }
 
+/// A complete snapshot found in the data directory.
+pub(crate) struct Found {
+    dir: Arc<dyn Directory>,
+    name: String,
+    pub manifest: Manifest,
+}
+
 /// The newest complete snapshot in `root`, checked; incomplete ones are removed.
-pub(crate) fn newest(
-    root: &dyn Directory,
-) -> Result<Option<(Arc<dyn Directory>, String, Manifest)>> {
+pub(crate) fn newest(root: &dyn Directory) -> Result<Option<Found>> {
     let snapshots = root
         .open_dir(SNAPSHOTS_DIR)
         .map_err(|e| io_error("cannot open the snapshots directory", e))?;
@@ -281,7 +286,11 @@ pub(crate) fn newest(
         let path = format!("{SNAPSHOTS_DIR}/{name}/{MANIFEST}");
         let text = dir.read(MANIFEST).map_err(|e| io_error(&path, e))?;
         let manifest = parse_manifest(&text, &path)?;
-        return Ok(Some((dir, name.clone(), manifest)));
+        return Ok(Some(Found {
+            dir,
+            name: name.clone(),
+            manifest,
+        }));
     }
     Ok(None)
 }
@@ -315,12 +324,8 @@ fn read_checked(
 }
 
 /// Loads a snapshot into `db` (fresh and empty): the catalog history, then every table's rows.
-pub(crate) fn load(
-    db: &Database,
-    dir: &dyn Directory,
-    name: &str,
-    manifest: &Manifest,
-) -> Result<()> {
+pub(crate) fn load(db: &Database, found: &Found) -> Result<()> {
+    let (dir, name, manifest) = (found.dir.as_ref(), found.name.as_str(), &found.manifest);
     let started = Instant::now();
     let catalog = read_checked(dir, name, manifest, CATALOG_FILE)?;
     let path = format!("{SNAPSHOTS_DIR}/{name}/{CATALOG_FILE}");

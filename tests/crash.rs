@@ -35,7 +35,7 @@ const FLAGS: &[&str] = &[
     "1",
 ];
 /// Phone numbers with a real area code (502, Kentucky) and a counter below.
-const PHONE_BASE: i64 = 502_000_0000;
+const PHONE_BASE: i64 = 5_020_000_000;
 
 /// What the server acknowledged.
 #[derive(Clone, Default)]

@@ -103,7 +103,7 @@ async fn write_everything(client: &Client, round: i64) {
              CALL Vote({phone}, 2, 10);",
             a = base + 1,
             b = base + 2,
-            phone = 502_555_0000 + round
+            phone = 5_025_550_000 + round
         ))
         .await
         .unwrap();

@@ -416,12 +416,12 @@ impl Writer {
         if self
             .file
             .as_ref()
-            .is_none_or(|f| f.len() >= segment_bytes_max)
+            .is_none_or(|f| f.size() >= segment_bytes_max)
         {
             self.start_segment(first)?;
         }
         let file = self.file.as_mut().expect("a segment is open");
-        let before = file.len();
+        let before = file.size();
         let out = file.write_all(bytes).and_then(|()| file.sync());
         if out.is_err() {
             // Drop whatever part of the batch reached the file; the whole batch is written again on retry.
@@ -436,7 +436,7 @@ impl Writer {
         }
         let name = segment_name(first);
         let mut file = self.dir.append(&name)?;
-        if file.len() > 0 {
+        if file.size() > 0 {
             // A segment of that name from a failed earlier attempt: start it over.
             file.set_len(0)?;
         }

@@ -21,7 +21,7 @@ pub trait Directory: Send + Sync {
     fn list(&self) -> io::Result<Vec<String>>;
     fn read(&self, name: &str) -> io::Result<Vec<u8>>;
     /// Bytes in `name`.
-    fn len(&self, name: &str) -> io::Result<u64>;
+    fn size(&self, name: &str) -> io::Result<u64>;
     /// Opens `name` for appending, creating it if missing.
     fn append(&self, name: &str) -> io::Result<Box<dyn AppendFile>>;
     /// Cuts `name` to `len` bytes and syncs it.
@@ -46,7 +46,7 @@ pub trait AppendFile: Send {
     /// Makes everything written so far durable (fdatasync).
     fn sync(&mut self) -> io::Result<()>;
     /// Bytes in the file.
-    fn len(&self) -> u64;
+    fn size(&self) -> u64;
     /// Cuts the file back to `len` bytes (to drop a write that failed half way).
     fn set_len(&mut self, len: u64) -> io::Result<()>;
 }
@@ -87,7 +87,7 @@ impl AppendFile for OsFile {
         self.file.sync_data()
     }
 
-    fn len(&self) -> u64 {
+    fn size(&self) -> u64 {
         self.len
     }
 
@@ -115,7 +115,7 @@ impl Directory for OsDirectory {
         fs::read(self.path.join(name))
     }
 
-    fn len(&self, name: &str) -> io::Result<u64> {
+    fn size(&self, name: &str) -> io::Result<u64> {
         Ok(fs::metadata(self.path.join(name))?.len())
     }
 
@@ -325,7 +325,7 @@ impl AppendFile for FaultyAppend {
         Ok(())
     }
 
-    fn len(&self) -> u64 {
+    fn size(&self) -> u64 {
         let state = self.dir.state.lock();
         state
             .files
@@ -360,7 +360,7 @@ impl Directory for FaultyDirectory {
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{name} not found")))
     }
 
-    fn len(&self, name: &str) -> io::Result<u64> {
+    fn size(&self, name: &str) -> io::Result<u64> {
         Ok(self.read(name)?.len() as u64)
     }
 

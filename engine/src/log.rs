@@ -282,7 +282,7 @@ pub fn replay(
         bytes_total: 0,
     };
     for (name, _) in &segments[start.min(segments.len())..] {
-        progress.bytes_total += dir.len(name).map_err(|e| io(name, e))?;
+        progress.bytes_total += dir.size(name).map_err(|e| io(name, e))?;
     }
     let mut expected = None;
     for (i, (name, first)) in segments.iter().enumerate().skip(start) {
