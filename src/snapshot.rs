@@ -2,7 +2,10 @@
 //!
 //! ## Taking one
 //! `Engine::checkpoint_cut` copies every table's chunk list and reads the log position while it holds the lanes
-//! for an instant; the files are written afterwards from those copies while the lanes run on. Once the manifest is
+//! for an instant; the files are written afterwards from those copies while the lanes run on. Loading with the same
+//! lane count appends each file's columns straight into its lane's store and builds the indexes (no per-row
+//! transaction, no view maintenance: the views' rows are in the snapshot too); with another lane count, base rows
+//! are inserted through their lanes by key and the views rebuild as they arrive. Once the manifest is
 //! durable, log segments wholly at or before its position are deleted and only the newest `snapshots_kept`
 //! snapshots stay.
 //!
@@ -12,8 +15,7 @@
 //!       catalog.log         the catalog history: every invocation that changed the catalog, in order, as command-log
 //!                           records (segment header, then records numbered from 1); replayed on an empty database
 //!                           it rebuilds tables, partitioning, indexes, views, SQL procedures, users and grants
-//!       <n>.arrow           Arrow IPC file of one base table on one lane (replicated tables: one copy); views are
-//!                           not stored, loading the base rows maintains them
+//!       <n>.arrow           Arrow IPC file of one table or materialized view on one lane (replicated: one copy)
 //!       manifest            written last
 //! ```
 //! The manifest is text, one item per line:
@@ -21,8 +23,10 @@
 //!   lanedb-snapshot 1
 //!   log_sequence <the last log record the snapshot holds>
 //!   next_transaction <procedure transaction ids start here after a restart>
+//!   lanes <the lane count it was taken with>
 //!   file <name> <bytes> <CRC-32C, hex>          one line per other file of the snapshot
-//!   table <file name> <table name>              which table an Arrow file holds
+//!   table <file name> <lane or -> <table name>  which table (or view) and lane an Arrow file holds; - for the one
+//!                                               copy of a replicated table
 //!   crc <CRC-32C, hex, of every byte before this line>
 //! ```
 //! It is written as `manifest.tmp`, fsynced, renamed to `manifest`, and the directory fsynced: a snapshot without a
@@ -53,8 +57,10 @@ pub struct Manifest {
     pub next_transaction: u64,
     /// Name, bytes, CRC-32C.
     pub files: Vec<(String, u64, u32)>,
-    /// Arrow file, table name.
-    pub tables: Vec<(String, String)>,
+    /// Lanes of the database the snapshot was taken from.
+    pub lanes: usize,
+    /// Arrow file, lane (`None`: a replicated table's one copy), table name.
+    pub tables: Vec<(String, Option<usize>, String)>,
 }
 
 /// What writing a snapshot did.
@@ -134,16 +140,23 @@ pub(crate) fn write(db: &Database, root: &dyn Directory, keep: usize) -> Result<
     }
     put(CATALOG_FILE, &catalog, &mut written)?;
     let mut tables = String::new();
-    let catalog_now = &cut.snapshot.catalog;
+    let lane_count = engine.lane_count();
     let mut n = 0;
-    for def in catalog_now.tables() {
-        if catalog_now.view(&def.name).is_some() || def.name.contains('\n') {
+    for def in cut.snapshot.catalog.tables() {
+        if def.name.contains('\n') {
             continue;
         }
-        for part in cut.snapshot.tables.get(&def.id).into_iter().flatten() {
+        let parts = cut.snapshot.tables.get(&def.id).map_or(&[][..], |p| &p[..]);
+        for (lane, part) in parts.iter().enumerate() {
             if part.row_count() == 0 {
                 continue;
             }
+            // One copy of a replicated table (loaded into every lane), else the lane the rows live on.
+            let lane = if parts.len() == lane_count {
+                lane.to_string()
+            } else {
+                "-".to_string()
+            };
             n += 1;
             let file = format!("{n}.arrow");
             let mut bytes = Vec::new();
@@ -162,11 +175,11 @@ pub(crate) fn write(db: &Database, root: &dyn Directory, keep: usize) -> Result<
                     .map_err(|e| Error::internal(format!("snapshot of {}: {e}", def.name)))?;
             }
             put(&file, &bytes, &mut written)?;
-            writeln!(tables, "table {file} {}", def.name).expect("writing to a string");
+            writeln!(tables, "table {file} {lane} {}", def.name).expect("writing to a string");
         }
     }
     let mut text = format!(
-        "{FORMAT_LINE}\nlog_sequence {}\nnext_transaction {}\n{manifest}{tables}",
+        "{FORMAT_LINE}\nlog_sequence {}\nnext_transaction {}\nlanes {lane_count}\n{manifest}{tables}",
         cut.log_sequence,
         db.procedures.next_transaction()
     );
@@ -231,6 +244,7 @@ fn parse_manifest(text: &[u8], path: &str) -> Result<Manifest> {
     let mut manifest = Manifest {
         log_sequence: 0,
         next_transaction: 1,
+        lanes: 0,
         files: Vec::new(),
         tables: Vec::new(),
     };
@@ -248,11 +262,21 @@ fn parse_manifest(text: &[u8], path: &str) -> Result<Manifest> {
                 let crc = u32::from_str_radix(crc, 16).map_err(|_| bad("has a bad file CRC"))?;
                 manifest.files.push((name.to_string(), number(bytes)?, crc));
             }
+            "lanes" => manifest.lanes = number(rest)? as usize,
             "table" => {
-                let (file, table) = rest
-                    .split_once(' ')
-                    .ok_or_else(|| bad("has a bad table line"))?;
-                manifest.tables.push((file.to_string(), table.to_string()));
+                let mut parts = rest.splitn(3, ' ');
+                let (Some(file), Some(lane), Some(table)) =
+                    (parts.next(), parts.next(), parts.next())
+                else {
+                    return Err(bad("has a bad table line"));
+                };
+                let lane = match lane {
+                    "-" => None,
+                    n => Some(number(n)? as usize),
+                };
+                manifest
+                    .tables
+                    .push((file.to_string(), lane, table.to_string()));
             }
             _ => return Err(bad(&format!("has an unknown line {key}"))),
         }
@@ -332,9 +356,27 @@ pub(crate) fn load(db: &Database, found: &Found) -> Result<()> {
     for record in read_segment(&path, &catalog, false, Some(1))?.records {
         crate::durability::apply(db, &record.payload)?;
     }
+    // With the lane count it was taken with, each file goes straight into its lane's store, views included;
+    // otherwise base rows are routed to their lanes by key and the views rebuild as they arrive.
+    let engine = db.sql.engine();
+    let bulk = manifest.lanes == engine.lane_count();
+    let catalog_now = engine.catalog();
     let mut rows = 0;
     let mut bytes = 0;
-    for (file, table) in &manifest.tables {
+    for (file, lane, table) in &manifest.tables {
+        let def = catalog_now.get_table(table).ok_or_else(|| {
+            corrupt(format!(
+                "snapshot {name} holds rows of table {table}, which its catalog does not create"
+            ))
+        })?;
+        if !bulk && catalog_now.view(table).is_some() {
+            continue;
+        }
+        if lane.is_some_and(|l| bulk && l >= engine.lane_count()) {
+            return Err(corrupt(format!(
+                "snapshot {name} names a lane past its lane count"
+            )));
+        }
         let data = read_checked(dir, name, manifest, file)?;
         bytes += data.len();
         let reader = arrow_ipc::reader::FileReader::try_new(Cursor::new(data), None)
@@ -343,7 +385,12 @@ pub(crate) fn load(db: &Database, found: &Found) -> Result<()> {
             let batch = batch.map_err(|e| {
                 corrupt(format!("snapshot file {SNAPSHOTS_DIR}/{name}/{file}: {e}"))
             })?;
-            rows += db.sql.load_batch(table, &batch)?;
+            rows += batch.num_rows() as u64;
+            if bulk {
+                engine.load_batch(def.id, *lane, &batch)?;
+            } else {
+                db.sql.load_batch(table, &batch)?;
+            }
         }
     }
     db.procedures.transactions_from(manifest.next_transaction);

@@ -400,6 +400,23 @@ impl Engine {
         }
     }
 
+    /// Loads a snapshot's rows of table `id` straight into `lane`'s store, or every lane's for `None` (a replicated
+    /// table). Start-up only: nothing is logged or undone.
+    pub fn load_batch(
+        &self,
+        id: TableId,
+        lane: Option<LaneId>,
+        batch: &arrow_array::RecordBatch,
+    ) -> Result<()> {
+        match lane {
+            Some(l) => self.lanes[l].state.lock().load_batch(id, batch),
+            None => self
+                .lanes
+                .iter()
+                .try_for_each(|l| l.state.lock().load_batch(id, batch)),
+        }
+    }
+
     /// Transactions and busy time of each lane since start.
     pub fn lane_stats(&self) -> Vec<LaneStats> {
         self.lanes

@@ -328,6 +328,23 @@ impl LaneState {
         Ok(rows)
     }
 
+    /// Appends a snapshot's rows to table `id` (see `TableStore::append_batch`): no undo, no view maintenance (a
+    /// snapshot holds its views' rows too). Fails if the lane is past its memory budget afterwards.
+    pub fn load_batch(&mut self, id: TableId, batch: &arrow_array::RecordBatch) -> Result<()> {
+        let added = self.table_mut(id)?.append_batch(batch)?;
+        self.bytes += added;
+        if self.bytes > self.memory_bytes_max {
+            return Err(Error::new(
+                SqlState::OUT_OF_MEMORY,
+                format!(
+                    "the snapshot needs more than lane {}'s memory budget of {} bytes (lane_memory_bytes_max)",
+                    self.id, self.memory_bytes_max
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Installs `store` as table `id` (DDL), or removes the table when `store` is `None`. Undoable.
     pub fn set_table(&mut self, id: TableId, store: Option<TableStore>) {
         let previous = match store {

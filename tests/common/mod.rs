@@ -35,7 +35,12 @@ impl Server {
         };
         let mut child = Command::new(env!("CARGO_BIN_EXE_lanedb"))
             .arg("serve")
-            .args(["--listen", "127.0.0.1:0", "--lanes", "2"])
+            .args(["--listen", "127.0.0.1:0"])
+            .args(if extra.contains(&"--lanes") {
+                &[][..]
+            } else {
+                &["--lanes", "2"][..]
+            })
             .arg("--data-dir")
             .arg(&data_dir)
             .args(modules)
