@@ -40,7 +40,7 @@ use std::time::Instant;
 
 use lanedb_engine::io::Directory;
 use lanedb_engine::log::{encode_header, encode_record, read_segment};
-use lanedb_engine::{Error, Result, SqlState};
+use lanedb_engine::{Error, Result, SqlState, TableId};
 
 use crate::Database;
 
@@ -347,6 +347,9 @@ fn read_checked(
     Ok(data)
 }
 
+/// One table file to load: file name, lane (`None` for a replicated table), table id and name.
+type TableFile<'a> = (&'a str, Option<usize>, TableId, &'a str);
+
 /// Loads a snapshot into `db` (fresh and empty): the catalog history, then every table's rows.
 pub(crate) fn load(db: &Database, found: &Found) -> Result<()> {
     let (dir, name, manifest) = (found.dir.as_ref(), found.name.as_str(), &found.manifest);
@@ -356,13 +359,12 @@ pub(crate) fn load(db: &Database, found: &Found) -> Result<()> {
     for record in read_segment(&path, &catalog, false, Some(1))?.records {
         crate::durability::apply(db, &record.payload)?;
     }
-    // With the lane count it was taken with, each file goes straight into its lane's store, views included;
-    // otherwise base rows are routed to their lanes by key and the views rebuild as they arrive.
+    // With the lane count it was taken with, each file goes straight into its lane's store, views included, one
+    // thread per lane; otherwise base rows are routed to their lanes by key and the views rebuild as they arrive.
     let engine = db.sql.engine();
     let bulk = manifest.lanes == engine.lane_count();
     let catalog_now = engine.catalog();
-    let mut rows = 0;
-    let mut bytes = 0;
+    let mut groups: Vec<Vec<TableFile>> = vec![Vec::new(); engine.lane_count() + 1];
     for (file, lane, table) in &manifest.tables {
         let def = catalog_now.get_table(table).ok_or_else(|| {
             corrupt(format!(
@@ -372,26 +374,58 @@ pub(crate) fn load(db: &Database, found: &Found) -> Result<()> {
         if !bulk && catalog_now.view(table).is_some() {
             continue;
         }
-        if lane.is_some_and(|l| bulk && l >= engine.lane_count()) {
-            return Err(corrupt(format!(
-                "snapshot {name} names a lane past its lane count"
-            )));
-        }
-        let data = read_checked(dir, name, manifest, file)?;
-        bytes += data.len();
-        let reader = arrow_ipc::reader::FileReader::try_new(Cursor::new(data), None)
-            .map_err(|e| corrupt(format!("snapshot file {SNAPSHOTS_DIR}/{name}/{file}: {e}")))?;
-        for batch in reader {
-            let batch = batch.map_err(|e| {
-                corrupt(format!("snapshot file {SNAPSHOTS_DIR}/{name}/{file}: {e}"))
-            })?;
-            rows += batch.num_rows() as u64;
-            if bulk {
-                engine.load_batch(def.id, *lane, &batch)?;
-            } else {
-                db.sql.load_batch(table, &batch)?;
+        let group = match lane {
+            Some(l) if bulk && *l >= engine.lane_count() => {
+                return Err(corrupt(format!(
+                    "snapshot {name} names a lane past its lane count"
+                )));
+            }
+            Some(l) if bulk => *l,
+            _ => engine.lane_count(),
+        };
+        groups[group].push((file, *lane, def.id, table));
+    }
+    let load_group = |files: &[TableFile]| -> Result<(u64, usize)> {
+        let (mut rows, mut bytes) = (0, 0);
+        for (file, lane, id, table) in files {
+            let data = read_checked(dir, name, manifest, file)?;
+            bytes += data.len();
+            let reader =
+                arrow_ipc::reader::FileReader::try_new(Cursor::new(data), None).map_err(|e| {
+                    corrupt(format!("snapshot file {SNAPSHOTS_DIR}/{name}/{file}: {e}"))
+                })?;
+            for batch in reader {
+                let batch = batch.map_err(|e| {
+                    corrupt(format!("snapshot file {SNAPSHOTS_DIR}/{name}/{file}: {e}"))
+                })?;
+                rows += batch.num_rows() as u64;
+                if bulk {
+                    engine.load_batch(*id, *lane, &batch)?;
+                } else {
+                    db.sql.load_batch(table, &batch)?;
+                }
             }
         }
+        Ok((rows, bytes))
+    };
+    // Replicated tables (and everything, without bulk loading) first, on this thread; then the lanes in parallel.
+    let (mut rows, mut bytes) = load_group(&groups[engine.lane_count()])?;
+    let per_lane = std::thread::scope(|scope| {
+        let handles: Vec<_> = groups[..engine.lane_count()]
+            .iter()
+            .map(|files| scope.spawn(|| load_group(files)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(Error::internal("a snapshot loader panicked")))
+            })
+            .collect::<Result<Vec<_>>>()
+    })?;
+    for (r, b) in per_lane {
+        rows += r;
+        bytes += b;
     }
     db.procedures.transactions_from(manifest.next_transaction);
     let seconds = started.elapsed().as_secs_f64();
