@@ -24,7 +24,7 @@ use lanedb_engine::command_log::{CommandLog, LogConfig};
 use lanedb_engine::invocation::Invocation;
 use lanedb_engine::io::Directory;
 use lanedb_engine::log::{self, Progress};
-use lanedb_engine::{Error, Result, SqlState};
+use lanedb_engine::{Error, Result, SqlState, Value};
 use lanedb_procedures::Module;
 use lanedb_sql::RunContext;
 
@@ -53,10 +53,16 @@ pub(crate) fn recover(
         after = found.manifest.log_sequence;
     }
     let mut report = ProgressReport::new();
-    let replayed = log::replay(dir.as_ref(), after, |record, progress| {
-        apply(db, &record.payload)?;
-        report.record(progress);
-        Ok(())
+    let replayed = std::thread::scope(|scope| {
+        let mut lanes = LaneReplay::start(db, scope);
+        let replayed = log::replay(dir.as_ref(), after, |record, progress| {
+            lanes.apply(&record.payload)?;
+            report.record(progress);
+            Ok(())
+        });
+        let finished = lanes.finish();
+        let replayed = replayed?;
+        finished.map(|()| replayed)
     })?;
     report.finish(replayed.records);
     if let Some((name, offset)) = &replayed.truncated {
@@ -69,9 +75,155 @@ pub(crate) fn recover(
     Ok(log)
 }
 
+/// A single-partition procedure call read from the log, for a lane's replay thread.
+struct LoggedCall {
+    name: String,
+    args: Vec<Value>,
+    timestamp_micros: i64,
+    transaction: u64,
+}
+
+enum LaneWork {
+    Calls(Vec<LoggedCall>),
+    /// Answer once everything sent before is done.
+    Barrier(crossbeam_channel::Sender<()>),
+}
+
+/// Calls handed to a lane's thread at once.
+const REPLAY_BATCH_CALLS: usize = 64;
+/// Batches queued per lane thread before the reader waits.
+const REPLAY_QUEUE_BATCHES_MAX: usize = 16;
+
+/// Parallel replay. Single-partition procedure calls (most of a log) touch only their lane, so each lane's calls
+/// replay on a thread of their own, in the lane's log order. Anything else (statements, multi-partition calls,
+/// blocks, COPY, a call whose procedure is not planned yet) is a barrier: the lane threads finish what they were
+/// given, then it runs alone. Every lane thus sees the log's order, as it did live.
+struct LaneReplay<'a> {
+    db: &'a Database,
+    pending: Vec<Vec<LoggedCall>>,
+    lanes: Vec<crossbeam_channel::Sender<LaneWork>>,
+    failure: Arc<parking_lot::Mutex<Option<Error>>>,
+}
+
+impl<'a> LaneReplay<'a> {
+    fn start<'scope>(
+        db: &'a Database,
+        scope: &'scope std::thread::Scope<'scope, '_>,
+    ) -> LaneReplay<'a>
+    where
+        'a: 'scope,
+    {
+        let failure = Arc::new(parking_lot::Mutex::new(None));
+        let lanes = (0..db.lane_count())
+            .map(|_| {
+                let (tx, rx) = crossbeam_channel::bounded::<LaneWork>(REPLAY_QUEUE_BATCHES_MAX);
+                let failure = failure.clone();
+                scope.spawn(move || {
+                    for work in rx {
+                        match work {
+                            LaneWork::Calls(calls) => {
+                                if failure.lock().is_some() {
+                                    continue;
+                                }
+                                for c in calls {
+                                    let out = db.procedures.replay_call(
+                                        &c.name,
+                                        c.args,
+                                        c.timestamp_micros,
+                                        c.transaction,
+                                    );
+                                    if let Err(e) = out {
+                                        failure.lock().get_or_insert(e);
+                                        break;
+                                    }
+                                }
+                            }
+                            LaneWork::Barrier(done) => {
+                                let _ = done.send(());
+                            }
+                        }
+                    }
+                });
+                tx
+            })
+            .collect();
+        LaneReplay {
+            db,
+            pending: (0..db.lane_count()).map(|_| Vec::new()).collect(),
+            lanes,
+            failure,
+        }
+    }
+
+    fn apply(&mut self, payload: &[u8]) -> Result<()> {
+        let invocation = Invocation::decode(payload)?;
+        if let Invocation::Call {
+            name,
+            timestamp_micros,
+            transaction,
+            args,
+        } = &invocation
+        {
+            if let Some(lane) = self.db.procedures.replay_lane(name, args) {
+                let calls = &mut self.pending[lane];
+                calls.push(LoggedCall {
+                    name: name.to_string(),
+                    args: args.to_vec(),
+                    timestamp_micros: *timestamp_micros,
+                    transaction: *transaction,
+                });
+                if calls.len() >= REPLAY_BATCH_CALLS {
+                    let batch = std::mem::take(calls);
+                    self.send(lane, LaneWork::Calls(batch))?;
+                }
+                return Ok(());
+            }
+        }
+        self.barrier()?;
+        apply_invocation(self.db, invocation)
+    }
+
+    fn send(&self, lane: usize, work: LaneWork) -> Result<()> {
+        self.lanes[lane]
+            .send(work)
+            .map_err(|_| Error::internal("a lane replay thread stopped"))
+    }
+
+    /// Waits until every lane thread has run everything it was given; the first failure, if any.
+    fn barrier(&mut self) -> Result<()> {
+        let (done, acks) = crossbeam_channel::bounded(self.lanes.len());
+        for lane in 0..self.lanes.len() {
+            let calls = std::mem::take(&mut self.pending[lane]);
+            if !calls.is_empty() {
+                self.send(lane, LaneWork::Calls(calls))?;
+            }
+            self.send(lane, LaneWork::Barrier(done.clone()))?;
+        }
+        for _ in 0..self.lanes.len() {
+            acks.recv()
+                .map_err(|_| Error::internal("a lane replay thread stopped"))?;
+        }
+        match self.failure.lock().take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs what is left and stops the lane threads.
+    fn finish(mut self) -> Result<()> {
+        let out = self.barrier();
+        self.lanes.clear();
+        out
+    }
+}
+
 /// Runs one logged invocation.
 pub(crate) fn apply(db: &Database, payload: &[u8]) -> Result<()> {
-    match Invocation::decode(payload)? {
+    apply_invocation(db, Invocation::decode(payload)?)
+}
+
+fn apply_invocation(db: &Database, invocation: Invocation<'_>) -> Result<()> {
+    match invocation {
         Invocation::Statement { sql, params } => {
             db.sql.execute(&sql, &params)?;
         }

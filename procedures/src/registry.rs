@@ -301,6 +301,20 @@ impl Registry {
         )
     }
 
+    /// The lane a logged call of a single-partition procedure runs on, if its plans are current: parallel replay
+    /// hands it to that lane's thread. `None` for anything that must replay alone.
+    pub fn replay_lane(&self, name: &str, args: &[Value]) -> Option<usize> {
+        let registered = self.procedures.read().get(folded(name).as_ref()).cloned()?;
+        let plans = registered.plans.lock().clone();
+        let engine = self.sql.engine();
+        if plans.version != engine.catalog().version {
+            return None;
+        }
+        let (ty, parameter) = plans.partition?;
+        let key = args.get(parameter)?.cast_to(&ty).ok()?;
+        (!key.is_null()).then(|| engine.lane_of(&key))
+    }
+
     /// A call, at the given (timestamp, transaction id) when replaying, else now with the next id.
     fn call_at(
         &self,
