@@ -157,30 +157,38 @@ impl<'a> LaneReplay<'a> {
 
     fn apply(&mut self, payload: &[u8]) -> Result<()> {
         let invocation = Invocation::decode(payload)?;
-        if let Invocation::Call {
-            name,
-            timestamp_micros,
-            transaction,
-            args,
-        } = &invocation
-        {
-            if let Some(lane) = self.db.procedures.replay_lane(name, args) {
+        let lane = match &invocation {
+            Invocation::Call { name, args, .. } => self.db.procedures.replay_lane(name, args),
+            _ => None,
+        };
+        match (lane, invocation) {
+            (
+                Some(lane),
+                Invocation::Call {
+                    name,
+                    timestamp_micros,
+                    transaction,
+                    args,
+                },
+            ) => {
                 let calls = &mut self.pending[lane];
                 calls.push(LoggedCall {
-                    name: name.to_string(),
-                    args: args.to_vec(),
-                    timestamp_micros: *timestamp_micros,
-                    transaction: *transaction,
+                    name: name.into_owned(),
+                    args: args.into_owned(),
+                    timestamp_micros,
+                    transaction,
                 });
                 if calls.len() >= REPLAY_BATCH_CALLS {
                     let batch = std::mem::take(calls);
                     self.send(lane, LaneWork::Calls(batch))?;
                 }
-                return Ok(());
+                Ok(())
+            }
+            (_, invocation) => {
+                self.barrier()?;
+                apply_invocation(self.db, invocation)
             }
         }
-        self.barrier()?;
-        apply_invocation(self.db, invocation)
     }
 
     fn send(&self, lane: usize, work: LaneWork) -> Result<()> {
