@@ -18,7 +18,7 @@ use std::time::Duration;
 use common::Server;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+use tokio_postgres::{Client, NoTls};
 
 const ACCOUNTS: i64 = 20;
 const INITIAL_BALANCE: i64 = 100;
@@ -58,22 +58,8 @@ async fn connect(addr: SocketAddr) -> Option<Client> {
     Some(client)
 }
 
-fn rows(messages: &[SimpleQueryMessage]) -> Vec<Vec<String>> {
-    messages
-        .iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(r) => Some(
-                (0..r.len())
-                    .map(|i| r.get(i).unwrap_or("NULL").to_string())
-                    .collect(),
-            ),
-            _ => None,
-        })
-        .collect()
-}
-
 async fn query(client: &Client, sql: &str) -> Vec<Vec<String>> {
-    rows(&client.simple_query(sql).await.expect(sql))
+    common::text_rows(&client.simple_query(sql).await.expect(sql))
 }
 
 /// One client: random operations until the server goes away. SQL errors (an aborted transfer) are fine; a
@@ -102,7 +88,11 @@ async fn drive(addr: SocketAddr, seed: u64, acked: Arc<Mutex<Acked>>, next_id: A
                     .simple_query(&format!("CALL Vote({phone}, {contestant}, 10)"))
                     .await
                     .map(|m| {
-                        assert_eq!(rows(&m), vec![vec!["0".to_string()]], "vote accepted");
+                        assert_eq!(
+                            common::text_rows(&m),
+                            vec![vec!["0".to_string()]],
+                            "vote accepted"
+                        );
                         acked.lock().unwrap().votes.push(phone);
                     })
             }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use common::Server;
 use futures::SinkExt;
-use tokio_postgres::{Client, SimpleQueryMessage};
+use tokio_postgres::Client;
 
 const FLAGS: &[&str] = &["--modules", "bank,voter"];
 
@@ -30,20 +30,7 @@ async fn login(server: &Server, user: &str, password: &str) -> Client {
 }
 
 async fn rows(client: &Client, sql: &str) -> Vec<Vec<String>> {
-    client
-        .simple_query(sql)
-        .await
-        .expect(sql)
-        .iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(r) => Some(
-                (0..r.len())
-                    .map(|i| r.get(i).unwrap_or("NULL").to_string())
-                    .collect(),
-            ),
-            _ => None,
-        })
-        .collect()
+    common::text_rows(&client.simple_query(sql).await.expect(sql))
 }
 
 /// Everything a user can see of the test's schema, in a stable order.

@@ -134,14 +134,17 @@ impl Registry {
         self.register_with(procedure, plans)
     }
 
-    /// Plans a registered procedure again now, failing as `register` would.
-    pub fn replan(&self, name: &str) -> Result<()> {
-        let registered = self
-            .procedures
+    fn registered(&self, name: &str) -> Result<Arc<Registered>> {
+        self.procedures
             .read()
             .get(folded(name).as_ref())
             .cloned()
-            .ok_or_else(|| undefined(name))?;
+            .ok_or_else(|| undefined(name))
+    }
+
+    /// Plans a registered procedure again now, failing as `register` would.
+    pub fn replan(&self, name: &str) -> Result<()> {
+        let registered = self.registered(name)?;
         let plans = self.plan(registered.procedure.as_ref())?;
         *registered.plans.lock() = Arc::new(plans);
         Ok(())
@@ -323,12 +326,7 @@ impl Registry {
         ctx: RunContext<'_>,
         at: Option<(i64, u64)>,
     ) -> Result<Vec<Output>> {
-        let registered = self
-            .procedures
-            .read()
-            .get(folded(name).as_ref())
-            .cloned()
-            .ok_or_else(|| undefined(name))?;
+        let registered = self.registered(name)?;
         let procedure = registered.procedure.as_ref();
         let types = procedure.parameters();
         if args.len() != types.len() {

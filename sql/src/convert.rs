@@ -98,6 +98,13 @@ pub fn value_of_scalar(s: &ScalarValue) -> Value {
     }
 }
 
+/// Every row of `batch` as values.
+pub fn rows_of(batch: &datafusion::arrow::record_batch::RecordBatch) -> Result<Vec<Vec<Value>>> {
+    (0..batch.num_rows())
+        .map(|r| batch.columns().iter().map(|a| value_at(a, r)).collect())
+        .collect()
+}
+
 pub fn value_at(array: &ArrayRef, row: usize) -> Result<Value> {
     let s = ScalarValue::try_from_array(array, row).map_err(|e| Error::internal(e.to_string()))?;
     Ok(value_of_scalar(&s))

@@ -603,16 +603,7 @@ impl SqlEngine {
                 ),
             ));
         }
-        let mut rows = Vec::with_capacity(batch.num_rows());
-        for r in 0..batch.num_rows() {
-            rows.push(
-                batch
-                    .columns()
-                    .iter()
-                    .map(|a| convert::value_at(a, r))
-                    .collect::<Result<Vec<_>>>()?,
-            );
-        }
+        let rows = convert::rows_of(batch)?;
         let engine = &self.engine;
         invocation::scope(&Invocation::Startup, || {
             engine.run_multi(Some(catalog.version), |txn| {
@@ -632,15 +623,7 @@ impl SqlEngine {
         let batches = self.query_batches_in_txn(txn, query, params, ctx)?;
         let mut rows = Vec::new();
         for batch in &batches {
-            for r in 0..batch.num_rows() {
-                rows.push(
-                    batch
-                        .columns()
-                        .iter()
-                        .map(|a| convert::value_at(a, r))
-                        .collect::<Result<Vec<_>>>()?,
-                );
-            }
+            rows.extend(convert::rows_of(batch)?);
         }
         Ok(rows)
     }

@@ -231,3 +231,18 @@ pub fn psql(server: &Server, user: &str, password: Option<&str>, sql: &str) -> (
         String::from_utf8_lossy(text).trim().to_string(),
     )
 }
+
+/// The rows of simple-query messages, every value as text (`NULL` for null).
+pub fn text_rows(messages: &[tokio_postgres::SimpleQueryMessage]) -> Vec<Vec<String>> {
+    messages
+        .iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => Some(
+                (0..r.len())
+                    .map(|i| r.get(i).unwrap_or("NULL").to_string())
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect()
+}
