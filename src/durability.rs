@@ -232,8 +232,12 @@ pub(crate) fn apply(db: &Database, payload: &[u8]) -> Result<()> {
 
 fn apply_invocation(db: &Database, invocation: Invocation<'_>) -> Result<()> {
     match invocation {
-        Invocation::Statement { sql, params } => {
-            db.sql.execute(&sql, &params)?;
+        Invocation::Statement {
+            sql,
+            timestamp_micros,
+            params,
+        } => {
+            db.sql.replay_statement(&sql, &params, timestamp_micros)?;
         }
         Invocation::Call {
             name,

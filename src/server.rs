@@ -97,6 +97,7 @@ impl Backend for WireBackend {
         let ctx = RunContext {
             identity: Some((&context.user, &context.database)),
             cancel: Some(&context.cancel),
+            timestamp_micros: None,
         };
         self.db.sql.execute_block(writes, ctx)
     }
@@ -136,6 +137,7 @@ impl Backend for WireBackend {
         let ctx = RunContext {
             identity: Some((&context.user, &context.database)),
             cancel: Some(cancel),
+            timestamp_micros: None,
         };
         self.db.sql.execute_in(statement, params, ctx)
     }

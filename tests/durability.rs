@@ -482,3 +482,40 @@ async fn a_snapshot_loads_into_another_lane_count() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A write's time is logged, so `now()` in it replays to the same value; volatile functions in writes are refused
+/// (they could not replay), and stay fine in reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn now_in_a_write_replays_to_the_same_value_and_random_in_a_write_is_refused() {
+    let server = Server::start(&[]);
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE stamped (id BIGINT PRIMARY KEY, at TIMESTAMP); PARTITION TABLE stamped ON COLUMN id;
+             INSERT INTO stamped VALUES (1, now());
+             INSERT INTO stamped SELECT 2, now();
+             INSERT INTO stamped VALUES (3, NULL);
+             UPDATE stamped SET at = now() WHERE id = 3;",
+        )
+        .await
+        .unwrap();
+    let before = rows(&client, "SELECT id, at FROM stamped ORDER BY id").await;
+    assert!(before.iter().all(|r| r[1] != "NULL"), "{before:?}");
+    for write in [
+        "INSERT INTO stamped SELECT 4, now() WHERE random() < 2",
+        "UPDATE stamped SET at = now() WHERE id = 1 AND random() < 2",
+    ] {
+        let e = client.batch_execute(write).await.unwrap_err();
+        assert_eq!(common::code(&e), "0A000", "{write}");
+    }
+    assert_eq!(
+        rows(&client, "SELECT count(*) FROM stamped WHERE random() < 2").await,
+        vec![vec!["3"]]
+    );
+    drop(client);
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let dir = server.crash();
+    let server = Server::start_in(dir, &[]);
+    let client = server.connect().await;
+    assert_eq!(rows(&client, "SELECT id, at FROM stamped ORDER BY id").await, before);
+}

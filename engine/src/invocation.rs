@@ -18,7 +18,7 @@
 //!
 //! ## Payload encoding (little-endian)
 //! ```text
-//!   u8 kind   1 statement: str sql, values params
+//!   u8 kind   1 statement: str sql, i64 timestamp_micros, values params
 //!             2 call:      str name, i64 timestamp_micros, u64 transaction, values args
 //!             3 block:     u32 count, then count times (str sql, values params)
 //!             4 copy:      str sql, u64 first_line, u32 rows, then per row u16 fields, per field
@@ -40,9 +40,10 @@ pub type CopyRow = Vec<Option<String>>;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Invocation<'a> {
-    /// An ad-hoc statement (DML or DDL) with its parameters.
+    /// An ad-hoc statement (DML or DDL) with its parameters and its time (what `now()` returns in it).
     Statement {
         sql: Cow<'a, str>,
+        timestamp_micros: i64,
         params: Cow<'a, [Value]>,
     },
     /// A procedure call, with what makes it deterministic on replay.
@@ -73,9 +74,14 @@ impl Invocation<'_> {
     /// Appends the payload encoding (see the module docs); nothing for `Startup`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         match self {
-            Invocation::Statement { sql, params } => {
+            Invocation::Statement {
+                sql,
+                timestamp_micros,
+                params,
+            } => {
                 out.push(KIND_STATEMENT);
                 put_str(out, sql);
+                out.extend_from_slice(&timestamp_micros.to_le_bytes());
                 put_values(out, params);
             }
             Invocation::Call {
@@ -131,6 +137,7 @@ impl Invocation<'_> {
         let invocation = match kind {
             KIND_STATEMENT => Invocation::Statement {
                 sql: Cow::Owned(r.str()?),
+                timestamp_micros: r.i64()?,
                 params: Cow::Owned(r.values()?),
             },
             KIND_CALL => Invocation::Call {
@@ -432,6 +439,7 @@ mod tests {
         let invocations = vec![
             Invocation::Statement {
                 sql: "INSERT INTO t VALUES ($1)".into(),
+                timestamp_micros: -7,
                 params: values.clone().into(),
             },
             Invocation::Call {
@@ -462,6 +470,7 @@ mod tests {
         with_current(|c| assert!(c.is_none()));
         let outer = Invocation::Statement {
             sql: "CALL p()".into(),
+            timestamp_micros: 0,
             params: vec![].into(),
         };
         scope(&outer, || {
@@ -481,6 +490,7 @@ mod tests {
         assert!(log_current(|_| Ok(1)).is_err());
         let invocation = Invocation::Statement {
             sql: "DELETE FROM t".into(),
+            timestamp_micros: 0,
             params: vec![].into(),
         };
         scope(&invocation, || {

@@ -481,7 +481,11 @@ impl Registry {
                         sql: &self.sql,
                         statements: &plans.statements,
                         txn,
-                        ctx,
+                        // `now()` in the procedure's queries is its transaction time.
+                        ctx: RunContext {
+                            timestamp_micros: Some(invocation.timestamp_micros),
+                            ..ctx
+                        },
                     };
                     run_procedure(procedure, &mut runner, args, invocation, record)
                 };

@@ -139,9 +139,9 @@ impl SqlEngine {
         let ids: Vec<_> = txn.catalog().tables().map(|t| t.id).collect();
         let snapshot = txn.snapshot_tables(&ids);
         let (bridge, query, ps) = (self.bridge.clone(), query.clone(), params.to_vec());
-        let identity = ctx.identity();
+        let (identity, time) = (ctx.identity(), ctx.timestamp_micros);
         self.wait_query(
-            async move { bridge.run(&query, &ps, snapshot, identity).await },
+            async move { bridge.run(&query, &ps, snapshot, identity, time).await },
             ctx.cancel,
         )
     }

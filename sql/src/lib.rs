@@ -64,6 +64,16 @@ pub struct RunContext<'a> {
     pub identity: Option<(&'a str, &'a str)>,
     /// Raised to stop a long query with 57014.
     pub cancel: Option<&'a AtomicBool>,
+    /// The statement's time (microseconds since the epoch), which `now()` returns: set for writes, so replaying one
+    /// from the command log gives the same values; `None` reads the clock.
+    pub timestamp_micros: Option<i64>,
+}
+
+/// Microseconds since the epoch, now.
+pub fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
 }
 
 impl RunContext<'_> {
@@ -286,6 +296,26 @@ impl SqlEngine {
             .then(|| hit.clone())
     }
 
+    /// Runs a statement read back from the command log, at the time it first ran (what `now()` returns).
+    pub fn replay_statement(
+        &self,
+        sql: &str,
+        params: &[Value],
+        timestamp_micros: i64,
+    ) -> Result<Output> {
+        let prepared = self.prepare(sql)?;
+        let [one] = prepared.as_slice() else {
+            return Err(Error::internal(
+                "a logged statement holds more than one statement",
+            ));
+        };
+        let ctx = RunContext {
+            timestamp_micros: Some(timestamp_micros),
+            ..RunContext::default()
+        };
+        self.execute_in(one, params, ctx)
+    }
+
     /// Runs one prepared statement; replans and retries if the catalog changed since it was planned.
     pub fn execute_prepared(&self, prepared: &Arc<Prepared>, params: &[Value]) -> Result<Output> {
         self.execute_in(prepared, params, RunContext::default())
@@ -304,9 +334,15 @@ impl SqlEngine {
                 // Reads are not logged; a procedure call logs itself, with its timestamp and id.
                 self.run(&current, params, ctx)
             } else {
+                let timestamp_micros = ctx.timestamp_micros.unwrap_or_else(now_micros);
                 let invocation = Invocation::Statement {
                     sql: Cow::Borrowed(&current.sql),
+                    timestamp_micros,
                     params: Cow::Borrowed(params),
+                };
+                let ctx = RunContext {
+                    timestamp_micros: Some(timestamp_micros),
+                    ..ctx
                 };
                 invocation::scope(&invocation, || self.run(&current, params, ctx))
             };
@@ -501,10 +537,13 @@ impl SqlEngine {
     ) -> Result<Vec<datafusion::arrow::record_batch::RecordBatch>> {
         let (bridge, query, params) = (self.bridge.clone(), query.clone(), params.to_vec());
         let identity = ctx.identity();
+        let ctx_time = ctx.timestamp_micros;
         self.wait_query(
             async move {
                 let snapshot = bridge.snapshot();
-                bridge.run(&query, &params, snapshot, identity).await
+                bridge
+                    .run(&query, &params, snapshot, identity, ctx_time)
+                    .await
             },
             ctx.cancel,
         )

@@ -1039,6 +1039,7 @@ fn plan_insert(
             },
         ));
     }
+    query.check_deterministic_for_write()?;
     let param_types = query.param_types.clone();
     let plan = Plan::InsertSelect {
         table,
@@ -1207,6 +1208,7 @@ impl General<'_> {
             return Err(Error::internal("generated query is not a statement"));
         };
         let query = df(&statement)?;
+        query.check_deterministic_for_write()?;
         let param_types = query.param_types.clone();
         let plan = Plan::ModifyQuery {
             table: self.table.clone(),

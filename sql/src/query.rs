@@ -234,6 +234,43 @@ pub struct QueryPlan {
     pub param_types: Vec<Option<DataType>>,
 }
 
+impl QueryPlan {
+    /// Refuses a query that calls a volatile function (`random()`, `uuid()`) as the source of a write: the command
+    /// log replays the statement, which would write other values. `now()` is fine: a write's time is logged.
+    pub fn check_deterministic_for_write(&self) -> Result<()> {
+        use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+        let mut volatile = None;
+        let _ = self.plan.apply_with_subqueries(|node| {
+            for e in node.expressions() {
+                let _ = e.apply(|x| {
+                    if let datafusion::logical_expr::Expr::ScalarFunction(f) = x {
+                        if f.func.signature().volatility
+                            == datafusion::logical_expr::Volatility::Volatile
+                        {
+                            volatile = Some(f.func.name().to_string());
+                            return Ok(TreeNodeRecursion::Stop);
+                        }
+                    }
+                    Ok(TreeNodeRecursion::Continue)
+                });
+            }
+            Ok(if volatile.is_some() {
+                TreeNodeRecursion::Stop
+            } else {
+                TreeNodeRecursion::Continue
+            })
+        });
+        match volatile {
+            Some(name) => Err(Error::unsupported(format!(
+                "{name}() gives a different value each time it runs, so a write using it could not be replayed \
+                 from the command log: compute the value in the client and pass it as a parameter, or use a \
+                 procedure (its context has a seeded random generator)"
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
 impl QueryBridge {
     pub fn new(engine: Arc<Engine>, procedures: crate::stats::HandlerCell) -> QueryBridge {
         let mut config = SessionConfig::new()
@@ -390,6 +427,7 @@ impl QueryBridge {
         params: &[Value],
         snapshot: Snapshot,
         identity: Option<crate::functions::SessionIdentity>,
+        timestamp_micros: Option<i64>,
     ) -> Result<Vec<RecordBatch>> {
         let mut state = self.base.clone();
         if let Some(identity) = identity {
@@ -405,6 +443,11 @@ impl QueryBridge {
             .enable_physical_uncorrelated_scalar_subquery = query.physical_scalar_subqueries;
         // Physical expressions (functions evaluated per row) see this execution's options, identity included.
         state.mark_start_execution();
+        if let Some(micros) = timestamp_micros {
+            // A write's time is fixed (and logged), so `now()` gives the same value on replay.
+            state.execution_props_mut().query_execution_start_time =
+                chrono::DateTime::from_timestamp_micros(micros);
+        }
         let mut plan = query.plan.clone();
         if !params.is_empty() || !query.param_types.is_empty() {
             let mut values = Vec::with_capacity(query.param_types.len());

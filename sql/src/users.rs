@@ -227,6 +227,7 @@ pub fn run(engine: &Engine, command: &UserCommand) -> Result<&'static str> {
     let sql = logged_text(&command)?;
     let invocation = Invocation::Statement {
         sql: sql.into(),
+        timestamp_micros: 0,
         params: (&[][..]).into(),
     };
     invocation::scope(&invocation, || apply(engine, &command))
