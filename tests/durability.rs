@@ -517,5 +517,8 @@ async fn now_in_a_write_replays_to_the_same_value_and_random_in_a_write_is_refus
     let dir = server.crash();
     let server = Server::start_in(dir, &[]);
     let client = server.connect().await;
-    assert_eq!(rows(&client, "SELECT id, at FROM stamped ORDER BY id").await, before);
+    assert_eq!(
+        rows(&client, "SELECT id, at FROM stamped ORDER BY id").await,
+        before
+    );
 }

@@ -408,6 +408,27 @@ async fn errors_carry_their_sqlstate_and_the_session_goes_on() {
     let db = e.as_db_error().unwrap();
     assert_eq!(db.code().code(), "42601");
     assert!(db.position().is_some(), "{db:?}");
+    // Undefined names in a later statement of a simple query: the position counts from the start of the whole
+    // string, and the message is PostgreSQL's.
+    let position = |e: &tokio_postgres::Error| match e.as_db_error().and_then(|d| d.position()) {
+        Some(tokio_postgres::error::ErrorPosition::Original(p)) => Some(*p),
+        _ => None,
+    };
+    let e = client
+        .simple_query("SELECT 1; SELECT * FROM nosuch")
+        .await
+        .unwrap_err();
+    assert_eq!(position(&e), Some(25), "{e:?}");
+    let e = client
+        .simple_query("SELECT 1;\nSELECT nocol FROM e")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "42703");
+    assert_eq!(
+        e.as_db_error().unwrap().message(),
+        "column \"nocol\" does not exist"
+    );
+    assert_eq!(position(&e), Some(18), "{e:?}");
     let row = client
         .query_one("SELECT count(*) FROM e", &[])
         .await

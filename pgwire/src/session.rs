@@ -453,15 +453,21 @@ fn encode(out: &mut BytesMut, message: PgWireBackendMessage) {
     }
 }
 
-/// An ErrorResponse (or NoticeResponse fields) with SQLSTATE, message and, for syntax errors, the 1-based character
-/// position in `query`.
-fn put_error(out: &mut BytesMut, e: &Error, severity: &str, query: Option<&str>) {
-    let position = query.and_then(|q| {
-        error_position(&e.message, q).or_else(|| {
-            matches!(e.code.0, "42P01" | "42703" | "42883")
-                .then(|| name_position(&e.message, q))
-                .flatten()
-        })
+/// Statement text and the character offset where it starts in the query string the client sent (statements of a
+/// simple query are located in the whole string, as PostgreSQL reports positions).
+type QueryText<'a> = (&'a str, usize);
+
+/// An ErrorResponse (or NoticeResponse fields) with SQLSTATE, message and, for syntax errors and undefined names,
+/// the 1-based character position in the client's query string.
+fn put_error(out: &mut BytesMut, e: &Error, severity: &str, query: Option<QueryText>) {
+    let position = query.and_then(|(q, offset)| {
+        error_position(&e.message, q)
+            .or_else(|| {
+                matches!(e.code.0, "42P01" | "42703" | "42883")
+                    .then(|| name_position(&e.message, q))
+                    .flatten()
+            })
+            .map(|p| p + offset)
     });
     let message = match (position, e.message.find(" at Line: ")) {
         (Some(_), Some(at)) => e.message[..at].trim_end_matches(" (").to_string(),
@@ -498,7 +504,15 @@ fn put_notice(out: &mut BytesMut, code: &'static str, message: &str) {
 /// For "relation/column/function "x" does not exist": where `x` first stands as a word in `query` (1-based, in
 /// characters), as PostgreSQL points at it.
 fn name_position(message: &str, query: &str) -> Option<usize> {
-    let name = message.split('"').nth(1)?.to_ascii_lowercase();
+    let quoted = message.split('"').nth(1);
+    // "column t.c does not exist" (a qualified name, unquoted, as PostgreSQL writes it): point at `c`.
+    let qualified = || {
+        let name = message
+            .strip_prefix("column ")?
+            .strip_suffix(" does not exist")?;
+        name.rsplit_once('.').map(|(_, column)| column)
+    };
+    let name = quoted.or_else(qualified)?.to_ascii_lowercase();
     if name.is_empty() {
         return None;
     }
@@ -584,7 +598,7 @@ struct CopyIn<S> {
     /// Started by a simple Query (ReadyForQuery follows the COPY, after `rest` runs) or by Execute (Sync follows).
     simple: bool,
     /// Statements of the same simple query after the COPY.
-    rest: Vec<String>,
+    rest: Vec<(String, usize)>,
 }
 
 impl<B: Backend> Session<B> {
@@ -763,7 +777,7 @@ impl<B: Backend> Session<B> {
             }
             M::Parse(p) => {
                 if let Err(e) = self.parse(&p, out) {
-                    self.fail(out, &e, Some(&p.query));
+                    self.fail(out, &e, Some((&p.query, 0)));
                     self.skipping = true;
                 }
             }
@@ -800,7 +814,7 @@ impl<B: Backend> Session<B> {
     }
 
     /// Sends an error and fails the transaction block, if one is open.
-    fn fail(&mut self, out: &mut BytesMut, e: &Error, query: Option<&str>) {
+    fn fail(&mut self, out: &mut BytesMut, e: &Error, query: Option<QueryText>) {
         put_error(out, e, "ERROR", query);
         if self.status == TransactionStatus::Transaction {
             self.status = TransactionStatus::Error;
@@ -816,7 +830,7 @@ impl<B: Backend> Session<B> {
         let texts = match self.shared.backend.split(sql) {
             Ok(t) => t,
             Err(e) => {
-                self.fail(out, &e, Some(sql));
+                self.fail(out, &e, Some((sql, 0)));
                 return true;
             }
         };
@@ -827,18 +841,29 @@ impl<B: Backend> Session<B> {
             );
             return true;
         }
-        self.simple_statements(texts, out).await
+        let mut from = 0;
+        let located = texts
+            .into_iter()
+            .map(|text| {
+                // Each statement's text is a trimmed slice of the query; where it is not found, count from 0.
+                let at = sql[from..].find(&text).map(|i| from + i);
+                let offset = at.map_or(0, |at| sql[..at].chars().count());
+                from = at.map_or(from, |at| at + text.len());
+                (text, offset)
+            })
+            .collect();
+        self.simple_statements(located, out).await
     }
 
     /// Runs statements of a simple query in order, stopping at the first error; returns false if one of them
     /// started a COPY IN (the rest run when its data is in).
-    async fn simple_statements(&mut self, texts: Vec<String>, out: &mut BytesMut) -> bool {
+    async fn simple_statements(&mut self, texts: Vec<(String, usize)>, out: &mut BytesMut) -> bool {
         let mut texts = texts.into_iter();
-        while let Some(text) = texts.next() {
+        while let Some((text, offset)) = texts.next() {
             let statement = match self.shared.backend.prepare(&text, &[]) {
                 Ok(statement) => statement,
                 Err(e) => {
-                    self.fail(out, &e, Some(&text));
+                    self.fail(out, &e, Some((&text, offset)));
                     return true;
                 }
             };
@@ -863,7 +888,7 @@ impl<B: Backend> Session<B> {
             let output = match self.run_statement(&statement, &[], out).await {
                 Ok(output) => output,
                 Err(e) => {
-                    self.fail(out, &e, Some(&text));
+                    self.fail(out, &e, Some((&text, offset)));
                     return true;
                 }
             };
@@ -1631,6 +1656,7 @@ mod tests {
             Some(18)
         );
         assert_eq!(name_position("column \"nope\" does not exist", q), Some(8));
+        assert_eq!(name_position("column t.nope does not exist", q), Some(8));
         assert_eq!(name_position("relation \"absent\" does not exist", q), None);
     }
 

@@ -559,6 +559,23 @@ fn classify(m: &str) -> Option<Error> {
             return Some(Error::undefined_table(&name));
         }
         SqlState::UNDEFINED_TABLE
+    } else if let Some(at) = m.find("No field named ") {
+        // PostgreSQL's wording, which also lets the wire server point at the name.
+        let rest = &m[at + "No field named ".len()..];
+        // The name ends at a full stop followed by a space, a line break (DataFusion's list of valid fields or
+        // its suggestion follows) or the end.
+        let end = rest
+            .char_indices()
+            .find(|&(i, c)| {
+                c == '.' && rest[i + 1..].chars().next().is_none_or(char::is_whitespace)
+            })
+            .map_or(rest.len(), |(i, _)| i);
+        let name = rest[..end].replace('"', "");
+        let message = match name.rsplit_once('.') {
+            Some((table, column)) => format!("column {table}.{column} does not exist"),
+            None => format!("column \"{name}\" does not exist"),
+        };
+        return Some(Error::new(SqlState::UNDEFINED_COLUMN, message));
     } else if lower.contains("no field named")
         || lower.contains("column") && lower.contains("not found")
     {
