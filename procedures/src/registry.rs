@@ -41,6 +41,8 @@ struct Plans {
 
 struct Registered {
     procedure: Arc<dyn Procedure>,
+    /// `procedure.parameters()`, asked once.
+    parameters: Vec<DataType>,
     plans: Mutex<Arc<Plans>>,
     /// One per lane, then one for multi-partition runs.
     counters: Vec<Counters>,
@@ -182,6 +184,7 @@ impl Registry {
         self.procedures.write().insert(
             name,
             Arc::new(Registered {
+                parameters: procedure.parameters(),
                 procedure,
                 plans: Mutex::new(Arc::new(plans)),
                 counters: (0..=self.sql.engine().lane_count())
@@ -328,7 +331,7 @@ impl Registry {
     ) -> Result<Vec<Output>> {
         let registered = self.registered(name)?;
         let procedure = registered.procedure.as_ref();
-        let types = procedure.parameters();
+        let types = &registered.parameters;
         if args.len() != types.len() {
             return Err(Error::new(
                 SqlState::UNDEFINED_FUNCTION,
@@ -339,19 +342,19 @@ impl Registry {
                 ),
             ));
         }
-        let args = args
-            .iter()
-            .zip(&types)
-            .enumerate()
-            .map(|(i, (v, t))| {
-                v.cast_to(t).map_err(|e| {
-                    Error::new(
-                        e.code,
-                        format!("procedure {name}, argument {i}: {}", e.message),
-                    )
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let mut args = args;
+        for (i, (v, t)) in args.iter_mut().zip(types).enumerate() {
+            // Arguments of the declared type (the usual case) are kept as they are.
+            if v.is_null() || v.data_type().as_ref() == Some(t) {
+                continue;
+            }
+            *v = v.cast_to(t).map_err(|e| {
+                Error::new(
+                    e.code,
+                    format!("procedure {name}, argument {i}: {}", e.message),
+                )
+            })?;
+        }
         let (timestamp_micros, transaction) = at.unwrap_or_else(|| {
             let now = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
