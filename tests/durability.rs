@@ -176,6 +176,17 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Runs `lanedb restore --from <snapshot> --data-dir <target>`.
+fn restore(snapshot: &Path, target: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_lanedb"))
+        .args(["restore", "--from"])
+        .arg(snapshot)
+        .arg("--data-dir")
+        .arg(target)
+        .output()
+        .unwrap()
+}
+
 /// Runs `lanedb serve` on `dir` expecting it to refuse to start; returns what it printed.
 fn failed_start(dir: &Path) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_lanedb"))
@@ -293,18 +304,9 @@ async fn a_copied_snapshot_restores_into_a_new_data_directory() {
         std::fs::copy(&path, backup.join(path.file_name().unwrap())).unwrap();
     }
     let target = std::env::temp_dir().join(format!("lanedb-restored-{}", rand::random::<u32>()));
-    let restore = |target: &Path| {
-        Command::new(env!("CARGO_BIN_EXE_lanedb"))
-            .args(["restore", "--from"])
-            .arg(&backup)
-            .arg("--data-dir")
-            .arg(target)
-            .output()
-            .unwrap()
-    };
-    assert!(restore(&target).status.success());
+    assert!(restore(&backup, &target).status.success());
     // Restoring over a data directory that is in use is refused.
-    let again = restore(&target);
+    let again = restore(&backup, &target);
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("new, empty data directory"));
     let restored = Server::start_in(target, &[]);
@@ -383,14 +385,7 @@ async fn a_snapshot_under_load_is_a_serial_prefix() {
     // Restore only that snapshot (no log) and look at it.
     let snapshot = snapshot_dir(&server.data_dir);
     let target = std::env::temp_dir().join(format!("lanedb-prefix-{}", rand::random::<u32>()));
-    let ok = Command::new(env!("CARGO_BIN_EXE_lanedb"))
-        .args(["restore", "--from"])
-        .arg(&snapshot)
-        .arg("--data-dir")
-        .arg(&target)
-        .output()
-        .unwrap();
-    assert!(ok.status.success());
+    assert!(restore(&snapshot, &target).status.success());
     let restored = Server::start_in(target, FLAGS);
     let client = restored.connect().await;
     let mut total = 0;
