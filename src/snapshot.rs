@@ -385,11 +385,25 @@ pub(crate) fn load(db: &Database, found: &Found) -> Result<()> {
         };
         groups[group].push((file, *lane, def.id, table));
     }
+    let total_bytes: u64 = manifest.files.iter().map(|(_, b, _)| *b).sum();
+    let loaded_bytes = std::sync::atomic::AtomicU64::new(0);
+    let last_report = parking_lot::Mutex::new(Instant::now());
     let load_group = |files: &[TableFile]| -> Result<(u64, usize)> {
         let (mut rows, mut bytes) = (0, 0);
         for (file, lane, id, table) in files {
             let data = read_checked(dir, name, manifest, file)?;
             bytes += data.len();
+            let done =
+                loaded_bytes.fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            let mut last = last_report.lock();
+            if last.elapsed().as_secs() >= 1 {
+                *last = Instant::now();
+                tracing::info!(
+                    "loading snapshot {name}: {:.0}% of {total_bytes} bytes",
+                    100.0 * done as f64 / total_bytes.max(1) as f64
+                );
+            }
+            drop(last);
             let reader =
                 arrow_ipc::reader::FileReader::try_new(Cursor::new(data), None).map_err(|e| {
                     corrupt(format!("snapshot file {SNAPSHOTS_DIR}/{name}/{file}: {e}"))
