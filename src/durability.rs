@@ -7,14 +7,19 @@
 //! ```
 //!
 //! ## Recovery
-//! The newest complete snapshot is loaded first (see `snapshot`); then every log record after its position is decoded (`lanedb_engine::invocation`) and run through the same
-//! path as live traffic: statements by the SQL engine, procedure calls by the registry with the timestamp and
-//! transaction id they first ran with, transaction blocks and COPY loads as the one transaction each was. No log is
-//! attached while replaying, so nothing is logged twice. The modules' Rust procedures are registered unplanned
-//! before replay (their tables exist only once the log has created them) and plan at their first call. A record
-//! that fails to replay means the state would differ from what was acknowledged: start-up stops, naming the record.
-//! Progress (records/s, time left) is a progress bar on a terminal and a log line every second otherwise. The
-//! server listens only after recovery.
+//! The newest complete snapshot is loaded first (see `snapshot`). Then every log record after its position is
+//! decoded (`lanedb_engine::invocation`) and run through the same path as live traffic: statements by the SQL
+//! engine at the time they first ran, procedure calls by the registry with their timestamp and transaction id,
+//! transaction blocks and COPY loads as the one transaction each was. No log is attached while replaying, so
+//! nothing is logged twice. The modules' Rust procedures are registered unplanned before replay (their tables exist
+//! only once the log has created them) and plan at their first call. A record that fails to replay means the state
+//! would differ from what was acknowledged: start-up stops, naming the record. Progress (records/s, time left) is a
+//! progress bar on a terminal and a log line every second otherwise. The server listens only after recovery.
+//!
+//! ## Where this lives
+//! The engine crate holds what durability needs below SQL: the log format, the writer, the storage trait and the
+//! consistent cut. Recovery and snapshot files live here, in the root crate, because replaying an invocation needs
+//! the SQL engine and the procedure registry, which sit above the engine; dependencies keep pointing one way.
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -56,7 +61,7 @@ pub(crate) fn recover(
     let replayed = std::thread::scope(|scope| {
         let mut lanes = LaneReplay::start(db, scope);
         let replayed = log::replay(dir.as_ref(), after, |record, progress| {
-            lanes.apply(&record.payload)?;
+            lanes.apply(record.sequence, &record.payload)?;
             report.record(progress);
             Ok(())
         });
@@ -77,6 +82,8 @@ pub(crate) fn recover(
 
 /// A single-partition procedure call read from the log, for a lane's replay thread.
 struct LoggedCall {
+    /// Its log sequence, to name it if it fails.
+    sequence: u64,
     name: String,
     args: Vec<Value>,
     timestamp_micros: i64,
@@ -133,6 +140,13 @@ impl<'a> LaneReplay<'a> {
                                         c.transaction,
                                     );
                                     if let Err(e) = out {
+                                        let e = Error::new(
+                                            e.code,
+                                            format!(
+                                                "replaying record {} failed: {}",
+                                                c.sequence, e.message
+                                            ),
+                                        );
                                         failure.lock().get_or_insert(e);
                                         break;
                                     }
@@ -155,7 +169,7 @@ impl<'a> LaneReplay<'a> {
         }
     }
 
-    fn apply(&mut self, payload: &[u8]) -> Result<()> {
+    fn apply(&mut self, sequence: u64, payload: &[u8]) -> Result<()> {
         let invocation = Invocation::decode(payload)?;
         let lane = match &invocation {
             Invocation::Call { name, args, .. } => self.db.procedures.replay_lane(name, args),
@@ -173,6 +187,7 @@ impl<'a> LaneReplay<'a> {
             ) => {
                 let calls = &mut self.pending[lane];
                 calls.push(LoggedCall {
+                    sequence,
                     name: name.into_owned(),
                     args: args.into_owned(),
                     timestamp_micros,

@@ -139,45 +139,8 @@ pub(crate) fn write(db: &Database, root: &dyn Directory, keep: usize) -> Result<
         encode_record(&mut catalog, i as u64 + 1, payload)?;
     }
     put(CATALOG_FILE, &catalog, &mut written)?;
-    let mut tables = String::new();
     let lane_count = engine.lane_count();
-    let mut n = 0;
-    for def in cut.snapshot.catalog.tables() {
-        if def.name.contains('\n') {
-            continue;
-        }
-        let parts = cut.snapshot.tables.get(&def.id).map_or(&[][..], |p| &p[..]);
-        for (lane, part) in parts.iter().enumerate() {
-            if part.row_count() == 0 {
-                continue;
-            }
-            // One copy of a replicated table (loaded into every lane), else the lane the rows live on.
-            let lane = if parts.len() == lane_count {
-                lane.to_string()
-            } else {
-                "-".to_string()
-            };
-            n += 1;
-            let file = format!("{n}.arrow");
-            let mut bytes = Vec::new();
-            {
-                let mut writer =
-                    arrow_ipc::writer::FileWriter::try_new(&mut bytes, &part.schema)
-                        .map_err(|e| Error::internal(format!("snapshot of {}: {e}", def.name)))?;
-                for batch in part.batches() {
-                    written.rows += batch.num_rows() as u64;
-                    writer
-                        .write(&batch)
-                        .map_err(|e| Error::internal(format!("snapshot of {}: {e}", def.name)))?;
-                }
-                writer
-                    .finish()
-                    .map_err(|e| Error::internal(format!("snapshot of {}: {e}", def.name)))?;
-            }
-            put(&file, &bytes, &mut written)?;
-            writeln!(tables, "table {file} {lane} {}", def.name).expect("writing to a string");
-        }
-    }
+    let tables = write_tables(&cut.snapshot, lane_count, &mut put, &mut written)?;
     let mut text = format!(
         "{FORMAT_LINE}\nlog_sequence {}\nnext_transaction {}\nlanes {lane_count}\n{manifest}{tables}",
         cut.log_sequence,
@@ -198,6 +161,73 @@ pub(crate) fn write(db: &Database, root: &dyn Directory, keep: usize) -> Result<
     );
     prune(root, snapshots.as_ref(), keep, cut.log_sequence)?;
     Ok(written)
+}
+
+/// Writes one Arrow IPC file per table (and view) per lane through `put`; returns the manifest's `table` lines.
+fn write_tables(
+    snapshot: &lanedb_engine::Snapshot,
+    lane_count: usize,
+    put: &mut impl FnMut(&str, &[u8], &mut Written) -> Result<()>,
+    written: &mut Written,
+) -> Result<String> {
+    let mut tables = String::new();
+    let mut n = 0;
+    for def in snapshot.catalog.tables() {
+        let parts = snapshot.tables.get(&def.id).map_or(&[][..], |p| &p[..]);
+        for (lane, part) in parts.iter().enumerate() {
+            if part.row_count() == 0 {
+                continue;
+            }
+            // One copy of a replicated table (loaded into every lane), else the lane the rows live on.
+            let lane = if parts.len() == lane_count {
+                lane.to_string()
+            } else {
+                "-".to_string()
+            };
+            n += 1;
+            let file = format!("{n}.arrow");
+            let failed = |e: arrow_schema::ArrowError| {
+                Error::internal(format!("snapshot of {}: {e}", def.name))
+            };
+            let mut bytes = Vec::new();
+            let mut writer =
+                arrow_ipc::writer::FileWriter::try_new(&mut bytes, &part.schema).map_err(failed)?;
+            for batch in part.batches() {
+                written.rows += batch.num_rows() as u64;
+                writer.write(&batch).map_err(failed)?;
+            }
+            writer.finish().map_err(failed)?;
+            drop(writer);
+            put(&file, &bytes, written)?;
+            writeln!(tables, "table {file} {lane} {}", escape(&def.name))
+                .expect("writing to a string");
+        }
+    }
+    Ok(tables)
+}
+
+/// A table name on one manifest line: backslashes and line breaks escaped (a quoted identifier may hold either).
+fn escape(name: &str) -> String {
+    name.replace('\\', "\\\\")
+        .replace('\n', "\\n")
+        .replace('\r', "\\r")
+}
+
+fn unescape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match (c, c == '\\') {
+            (_, true) => match chars.next() {
+                Some('n') => out.push('\n'),
+                Some('r') => out.push('\r'),
+                Some(other) => out.push(other),
+                None => out.push('\\'),
+            },
+            (c, false) => out.push(c),
+        }
+    }
+    out
 }
 
 /// Keeps the newest `keep` complete snapshots, drops incomplete ones, and deletes log segments the newest holds.
@@ -274,9 +304,8 @@ fn parse_manifest(text: &[u8], path: &str) -> Result<Manifest> {
                     "-" => None,
                     n => Some(number(n)? as usize),
                 };
-                manifest
-                    .tables
-                    .push((file.to_string(), lane, table.to_string()));
+                let table = unescape(table);
+                manifest.tables.push((file.to_string(), lane, table));
             }
             _ => return Err(bad(&format!("has an unknown line {key}"))),
         }
@@ -487,4 +516,25 @@ pub fn restore(from: &dyn Directory, root: &dyn Directory) -> Result<String> {
         .map_err(|e| io_error(MANIFEST, e))?;
     dir.sync().map_err(|e| io_error(&name, e))?;
     Ok(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_names_survive_a_manifest_line() {
+        for name in [
+            "plain",
+            "with space",
+            "line\nbreak",
+            "back\\slash\\n",
+            "cr\r",
+            "trailing\\",
+        ] {
+            let line = escape(name);
+            assert!(!line.contains('\n') && !line.contains('\r'), "{line:?}");
+            assert_eq!(unescape(&line), name);
+        }
+    }
 }

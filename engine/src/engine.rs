@@ -141,14 +141,7 @@ impl MultiTxn<'_> {
     }
 
     pub fn snapshot_tables(&self, ids: &[TableId]) -> Snapshot {
-        let mut snapshot = Snapshot {
-            catalog: self.catalog.clone(),
-            tables: Default::default(),
-        };
-        for (i, lane) in self.lanes.iter().enumerate() {
-            snapshot.add_lane(i, lane, ids);
-        }
-        snapshot
+        Snapshot::of(self.catalog.clone(), self.lanes.iter().map(|l| &**l), ids)
     }
 }
 
@@ -161,6 +154,23 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// The chunk lists of tables `ids` on `lanes` (every lane, in lane order), with `catalog`. Each lane is read
+    /// when the iterator yields it: a caller that locks lanes in the iterator holds each only for its clone.
+    fn of<L: std::ops::Deref<Target = LaneState>>(
+        catalog: Arc<Catalog>,
+        lanes: impl IntoIterator<Item = L>,
+        ids: &[TableId],
+    ) -> Snapshot {
+        let mut snapshot = Snapshot {
+            catalog,
+            tables: Default::default(),
+        };
+        for (i, lane) in lanes.into_iter().enumerate() {
+            snapshot.add_lane(i, &lane, ids);
+        }
+        snapshot
+    }
+
     fn add_lane(&mut self, lane_index: usize, lane: &LaneState, ids: &[TableId]) {
         for (id, store) in lane.tables() {
             // A replicated table is the same on every lane: one copy is enough. A partial view is not replicated:
@@ -397,15 +407,11 @@ impl Engine {
     /// A consistent snapshot of the given tables (see the module docs for why the cut is consistent).
     pub fn snapshot(&self, ids: &[TableId]) -> Snapshot {
         let _marker = self.sequencer.next.lock();
-        let catalog = self.catalog();
-        let mut snapshot = Snapshot {
-            catalog,
-            tables: Default::default(),
-        };
-        for (i, lane) in self.lanes.iter().enumerate() {
-            snapshot.add_lane(i, &lane.state.lock(), ids);
-        }
-        snapshot
+        Snapshot::of(
+            self.catalog(),
+            self.lanes.iter().map(|l| l.state.lock()),
+            ids,
+        )
     }
 
     /// A consistent copy of every table, the log position it matches, and the catalog history.
@@ -414,13 +420,7 @@ impl Engine {
         let lanes: Vec<_> = self.lanes.iter().map(|l| l.state.lock()).collect();
         let catalog = self.catalog();
         let ids: Vec<TableId> = catalog.tables().map(|t| t.id).collect();
-        let mut snapshot = Snapshot {
-            catalog,
-            tables: Default::default(),
-        };
-        for (i, lane) in lanes.iter().enumerate() {
-            snapshot.add_lane(i, lane, &ids);
-        }
+        let snapshot = Snapshot::of(catalog, lanes.iter().map(|l| &**l), &ids);
         let log_sequence = self.log.get().map_or(0, |l| l.next_sequence() - 1);
         Checkpoint {
             snapshot,

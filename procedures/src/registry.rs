@@ -11,7 +11,6 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use lanedb_engine::invocation::{self, Invocation};
 use lanedb_engine::{
@@ -310,15 +309,14 @@ impl Registry {
     /// The lane a logged call of a single-partition procedure runs on, if its plans are current: parallel replay
     /// hands it to that lane's thread. `None` for anything that must replay alone.
     pub fn replay_lane(&self, name: &str, args: &[Value]) -> Option<usize> {
-        let registered = self.procedures.read().get(folded(name).as_ref()).cloned()?;
+        let registered = self.registered(name).ok()?;
         let plans = registered.plans.lock().clone();
-        let engine = self.sql.engine();
-        if plans.version != engine.catalog().version {
+        if plans.version != self.sql.engine().catalog().version {
             return None;
         }
-        let (ty, parameter) = plans.partition?;
-        let key = args.get(parameter)?.cast_to(&ty).ok()?;
-        (!key.is_null()).then(|| engine.lane_of(&key))
+        self.lane_of(registered.procedure.as_ref(), &plans, args)
+            .ok()
+            .flatten()
     }
 
     /// A call, at the given (timestamp, transaction id) when replaying, else now with the next id.
@@ -356,10 +354,10 @@ impl Registry {
             })?;
         }
         let (timestamp_micros, transaction) = at.unwrap_or_else(|| {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_micros() as i64);
-            (now, self.next_transaction.fetch_add(1, Ordering::Relaxed))
+            (
+                lanedb_sql::now_micros(),
+                self.next_transaction.fetch_add(1, Ordering::Relaxed),
+            )
         });
         let logged = Invocation::Call {
             name: Cow::Borrowed(name),
