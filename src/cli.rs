@@ -106,6 +106,10 @@ struct ServeArgs {
     /// Complete snapshots to keep; older ones and the log they cover are deleted [default: 2].
     #[arg(long)]
     snapshots_kept: Option<usize>,
+    /// The time zone sessions start in (PostgreSQL's `timezone` setting; a session changes its own with
+    /// `SET TimeZone`): an IANA name such as America/New_York, or an offset such as +08 [default: UTC].
+    #[arg(long)]
+    timezone: Option<String>,
     /// Lanes (partitions), each run by one thread at a time [default: number of cores].
     #[arg(long)]
     lanes: Option<usize>,
@@ -174,6 +178,7 @@ impl ServeArgs {
             listen: self.listen.or(file.listen),
             data_dir: self.data_dir.or(file.data_dir),
             lanes: self.lanes.or(file.lanes),
+            timezone: self.timezone.or(file.timezone),
             durability: self.durability.or(file.durability),
             flush_interval_ms: self.flush_interval_ms.or(file.flush_interval_ms),
             log_segment_bytes_max: self.log_segment_bytes_max.or(file.log_segment_bytes_max),
@@ -318,6 +323,7 @@ fn serve(args: ServeArgs, modules: Vec<Module>) -> Result<(), String> {
                     .unwrap_or(snapshot_defaults.log_bytes_max),
                 kept: args.snapshots_kept.unwrap_or(snapshot_defaults.kept).max(1),
             },
+            time_zone: args.timezone.unwrap_or(defaults.time_zone),
         },
         &modules,
     )

@@ -251,8 +251,10 @@ fn apply_invocation(db: &Database, invocation: Invocation<'_>) -> Result<()> {
             sql,
             timestamp_micros,
             params,
+            zone,
         } => {
-            db.sql.replay_statement(&sql, &params, timestamp_micros)?;
+            db.sql
+                .replay_statement(&sql, &params, timestamp_micros, &zone)?;
         }
         Invocation::Call {
             name,
@@ -275,7 +277,13 @@ fn apply_invocation(db: &Database, invocation: Invocation<'_>) -> Result<()> {
         Invocation::Block(statements) => {
             let prepared = statements
                 .into_iter()
-                .map(|(sql, params)| Ok((db.sql.prepare_typed(&sql, &[])?, params.into_owned())))
+                .map(|(sql, params)| {
+                    Ok((
+                        db.sql
+                            .prepare_typed(&sql, &[], lanedb_engine::types::DEFAULT_ZONE)?,
+                        params.into_owned(),
+                    ))
+                })
                 .collect::<Result<Vec<_>>>()?;
             db.sql.execute_block(&prepared, RunContext::default())?;
         }
@@ -284,7 +292,9 @@ fn apply_invocation(db: &Database, invocation: Invocation<'_>) -> Result<()> {
             first_line,
             rows,
         } => {
-            let prepared = db.sql.prepare_typed(&sql, &[])?;
+            let prepared = db
+                .sql
+                .prepare_typed(&sql, &[], lanedb_engine::types::DEFAULT_ZONE)?;
             db.sql
                 .copy_in(&prepared, rows.into_owned(), first_line as usize)?;
         }

@@ -61,6 +61,9 @@ pub struct Config {
     pub log: LogConfig,
     /// When snapshots are taken (with a `data_dir` and durability on).
     pub snapshots: SnapshotConfig,
+    /// The time zone sessions start in, which shows `timestamp with time zone` values (PostgreSQL's `timezone`
+    /// setting): an IANA name such as `America/New_York`, or an offset such as `+08`. Default `UTC`.
+    pub time_zone: String,
 }
 
 /// When snapshots are taken, and how many are kept. A snapshot is also taken by `CHECKPOINT` and by `close`.
@@ -103,6 +106,7 @@ impl Default for Config {
             data_dir: None,
             log: LogConfig::default(),
             snapshots: SnapshotConfig::default(),
+            time_zone: lanedb_engine::types::DEFAULT_ZONE.into(),
         }
     }
 }
@@ -225,6 +229,7 @@ impl Database {
             lane_memory_bytes_max: config.lane_memory_bytes_max,
         }));
         let sql = Arc::new(SqlEngine::new(engine)?);
+        sql.set_time_zone(&config.time_zone)?;
         let procedures = Registry::install(sql.clone());
         Ok(Database {
             sql,

@@ -32,8 +32,17 @@ impl Backend for WireBackend {
         self.db.sql.split(sql)
     }
 
-    fn prepare(&self, sql: &str, declared: &[Option<DataType>]) -> Result<Arc<Prepared>> {
-        self.db.sql.prepare_typed(sql, declared)
+    fn prepare(
+        &self,
+        sql: &str,
+        declared: &[Option<DataType>],
+        zone: &str,
+    ) -> Result<Arc<Prepared>> {
+        self.db.sql.prepare_typed(sql, declared, zone)
+    }
+
+    fn time_zone(&self) -> String {
+        self.db.sql.time_zone()
     }
 
     fn param_types<'a>(&self, statement: &'a Prepared) -> &'a [Option<DataType>] {

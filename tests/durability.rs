@@ -517,3 +517,38 @@ async fn now_in_a_write_replays_to_the_same_value_and_random_in_a_write_is_refus
         before
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_replays_in_the_time_zone_of_the_session_that_made_it() {
+    let server = Server::start(&[]);
+    let client = server.connect().await;
+    // An instant stored in a timestamp column becomes its local time in the session's zone, as in PostgreSQL: the
+    // second row holds 17:30 only if its replay also runs in Kolkata.
+    client
+        .batch_execute(
+            "CREATE TABLE zoned (id BIGINT PRIMARY KEY, utc TIMESTAMP); PARTITION TABLE zoned ON COLUMN id;
+             SET TimeZone = 'America/New_York';
+             INSERT INTO zoned SELECT 1, '2018-01-01 12:00:00'::timestamptz;
+             SET TimeZone = 'Asia/Kolkata';
+             INSERT INTO zoned SELECT 2, '2018-01-01 12:00:00+00'::timestamptz;",
+        )
+        .await
+        .unwrap();
+    let before = rows(&client, "SELECT id, utc FROM zoned ORDER BY id").await;
+    assert_eq!(
+        before,
+        vec![
+            vec!["1", "2018-01-01 12:00:00"],
+            vec!["2", "2018-01-01 17:30:00"]
+        ]
+    );
+    drop(client);
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let dir = server.crash();
+    let server = Server::start_in(dir, &[]);
+    let client = server.connect().await;
+    assert_eq!(
+        rows(&client, "SELECT id, utc FROM zoned ORDER BY id").await,
+        before
+    );
+}

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use lanedb::{Database, Error};
+use lanedb::{Config, Database, Error};
 use sqllogictest::{DBOutput, DefaultColumnType, Runner, DB};
 
 struct Lane(Database);
@@ -52,8 +52,7 @@ impl DB for Lane {
 }
 
 fn run_file(path: &Path) -> Result<(), String> {
-    let mut runner =
-        Runner::new(|| async { Ok::<_, Error>(Lane(Database::open_in_memory(slt_lanes())?)) });
+    let mut runner = Runner::new(|| async { Ok::<_, Error>(Lane(open_database()?)) });
     runner.add_label("postgresql");
     runner
         .run_file(path)
@@ -104,8 +103,7 @@ fn named_files() {
         return run_all(files);
     }
     for file in files {
-        let mut runner =
-            Runner::new(|| async { Ok::<_, Error>(Lane(Database::open_in_memory(slt_lanes())?)) });
+        let mut runner = Runner::new(|| async { Ok::<_, Error>(Lane(open_database()?)) });
         runner.add_label("postgresql");
         let records = sqllogictest::parse_file::<DefaultColumnType>(&file).expect("parse");
         let (mut failed, total) = (0, records.len());
@@ -143,7 +141,6 @@ fn shared_sqllogictest_rs_simple() {
 }
 
 #[test]
-#[ignore = "arrays, intervals and timestamptz are not LaneDB types yet"]
 fn shared_sqllogictest_rs_extended() {
     run_all(vec![
         shared().join("sqllogictest-rs/postgres_extended_test.slt")
@@ -163,6 +160,19 @@ fn shared_sqlite_select2() {
 #[test]
 fn shared_sqlite_select3() {
     run_all(vec![shared().join("sqlite/select3.test")]);
+}
+
+/// The time zone the files run in: the shared corpus's `timestamptz` results were written by a PostgreSQL whose
+/// `TimeZone` was America/New_York (they show `-05`).
+const SLT_TIME_ZONE: &str = "America/New_York";
+
+/// A fresh database for one file.
+fn open_database() -> Result<Database, Error> {
+    Database::open(Config {
+        lane_count: slt_lanes(),
+        time_zone: SLT_TIME_ZONE.into(),
+        ..Config::default()
+    })
 }
 
 /// Lanes per database: 2, or `LANEDB_SLT_LANES` to run the files with another partitioning.

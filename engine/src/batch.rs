@@ -4,9 +4,10 @@ use std::sync::Arc;
 
 use arrow_array::builder::{
     BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder,
-    Float64Builder, Int16Builder, Int32Builder, Int64Builder, StringBuilder,
-    TimestampMicrosecondBuilder,
+    Float64Builder, Int16Builder, Int32Builder, Int64Builder, IntervalMonthDayNanoBuilder,
+    StringBuilder, Time64MicrosecondBuilder, TimestampMicrosecondBuilder,
 };
+use arrow_array::types::IntervalMonthDayNano;
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::SchemaRef;
 
@@ -46,6 +47,19 @@ pub fn column_from_values<'a>(ty: &DataType, values: impl Iterator<Item = &'a Va
             build!(TimestampMicrosecondBuilder::new(), Value::Timestamp(v) => *v)
         }
         DataType::Date => build!(Date32Builder::new(), Value::Date(v) => *v),
+        DataType::TimestampTz => build!(
+            TimestampMicrosecondBuilder::new().with_timezone(crate::types::UTC_ZONE),
+            Value::TimestampTz(v) => *v
+        ),
+        DataType::Time => build!(Time64MicrosecondBuilder::new(), Value::Time(v) => *v),
+        DataType::Interval => build!(
+            IntervalMonthDayNanoBuilder::new(),
+            Value::Interval { months, days, micros } => IntervalMonthDayNano::new(
+                *months,
+                *days,
+                micros.saturating_mul(1000)
+            )
+        ),
     }
 }
 

@@ -18,7 +18,8 @@
 //!
 //! ## Payload encoding (little-endian)
 //! ```text
-//!   u8 kind   1 statement: str sql, i64 timestamp_micros, values params
+//!   u8 kind   1 statement: str sql, i64 timestamp_micros, values params (run in the UTC time zone)
+//!             5 statement in a session time zone other than UTC: str zone, then as 1
 //!             2 call:      str name, i64 timestamp_micros, u64 transaction, values args
 //!             3 block:     u32 count, then count times (str sql, values params)
 //!             4 copy:      str sql, u64 first_line, u32 rows, then per row u16 fields, per field
@@ -26,7 +27,9 @@
 //!   str       u32 length, UTF-8 bytes
 //!   values    u16 count, then per value u8 tag and its bytes:
 //!             0 NULL; 1 bool u8; 2 i16; 3 i32; 4 i64; 5 f32 bits u32; 6 f64 bits u64; 7 decimal i128 and u8 scale;
-//!             8 text str; 9 bytes (u32 length, bytes); 10 timestamp i64 micros; 11 date i32 days
+//!             8 text str; 9 bytes (u32 length, bytes); 10 timestamp i64 micros; 11 date i32 days;
+//!             12 timestamp with time zone i64 micros (UTC); 13 time i64 micros; 14 interval i32 months,
+//!             i32 days, i64 micros
 //! ```
 
 use std::borrow::Cow;
@@ -45,6 +48,8 @@ pub enum Invocation<'a> {
         sql: Cow<'a, str>,
         timestamp_micros: i64,
         params: Cow<'a, [Value]>,
+        /// The session's time zone, which text without an offset and casts of instants depend on.
+        zone: Cow<'a, str>,
     },
     /// A procedure call, with what makes it deterministic on replay.
     Call {
@@ -69,6 +74,7 @@ const KIND_STATEMENT: u8 = 1;
 const KIND_CALL: u8 = 2;
 const KIND_BLOCK: u8 = 3;
 const KIND_COPY: u8 = 4;
+const KIND_ZONED_STATEMENT: u8 = 5;
 
 impl Invocation<'_> {
     /// Appends the payload encoding (see the module docs); nothing for `Startup`.
@@ -78,8 +84,14 @@ impl Invocation<'_> {
                 sql,
                 timestamp_micros,
                 params,
+                zone,
             } => {
-                out.push(KIND_STATEMENT);
+                if zone == crate::types::DEFAULT_ZONE {
+                    out.push(KIND_STATEMENT);
+                } else {
+                    out.push(KIND_ZONED_STATEMENT);
+                    put_str(out, zone);
+                }
                 put_str(out, sql);
                 out.extend_from_slice(&timestamp_micros.to_le_bytes());
                 put_values(out, params);
@@ -135,11 +147,18 @@ impl Invocation<'_> {
         let mut r = Reader { bytes, at: 0 };
         let kind = r.u8()?;
         let invocation = match kind {
-            KIND_STATEMENT => Invocation::Statement {
-                sql: Cow::Owned(r.str()?),
-                timestamp_micros: r.i64()?,
-                params: Cow::Owned(r.values()?),
-            },
+            KIND_STATEMENT | KIND_ZONED_STATEMENT => {
+                let zone = match kind {
+                    KIND_ZONED_STATEMENT => Cow::Owned(r.str()?),
+                    _ => Cow::Borrowed(crate::types::DEFAULT_ZONE),
+                };
+                Invocation::Statement {
+                    sql: Cow::Owned(r.str()?),
+                    timestamp_micros: r.i64()?,
+                    params: Cow::Owned(r.values()?),
+                    zone,
+                }
+            }
             KIND_CALL => Invocation::Call {
                 name: Cow::Owned(r.str()?),
                 timestamp_micros: r.i64()?,
@@ -250,6 +269,24 @@ fn put_value(out: &mut Vec<u8>, v: &Value) {
             out.push(11);
             out.extend_from_slice(&x.to_le_bytes());
         }
+        Value::TimestampTz(x) => {
+            out.push(12);
+            out.extend_from_slice(&x.to_le_bytes());
+        }
+        Value::Time(x) => {
+            out.push(13);
+            out.extend_from_slice(&x.to_le_bytes());
+        }
+        Value::Interval {
+            months,
+            days,
+            micros,
+        } => {
+            out.push(14);
+            out.extend_from_slice(&months.to_le_bytes());
+            out.extend_from_slice(&days.to_le_bytes());
+            out.extend_from_slice(&micros.to_le_bytes());
+        }
     }
 }
 
@@ -326,6 +363,13 @@ impl Reader<'_> {
             }
             10 => Value::Timestamp(self.i64()?),
             11 => Value::Date(i32::from_le_bytes(self.take()?)),
+            12 => Value::TimestampTz(self.i64()?),
+            13 => Value::Time(self.i64()?),
+            14 => Value::Interval {
+                months: i32::from_le_bytes(self.take()?),
+                days: i32::from_le_bytes(self.take()?),
+                micros: self.i64()?,
+            },
             tag => return Err(bad(&format!("unknown value tag {tag}"))),
         })
     }
@@ -441,6 +485,13 @@ mod tests {
                 sql: "INSERT INTO t VALUES ($1)".into(),
                 timestamp_micros: -7,
                 params: values.clone().into(),
+                zone: "UTC".into(),
+            },
+            Invocation::Statement {
+                sql: "INSERT INTO t SELECT $1::timestamptz::timestamp".into(),
+                timestamp_micros: 3,
+                params: values.clone().into(),
+                zone: "America/New_York".into(),
             },
             Invocation::Call {
                 name: "vote".into(),
@@ -472,6 +523,7 @@ mod tests {
             sql: "CALL p()".into(),
             timestamp_micros: 0,
             params: vec![].into(),
+            zone: "UTC".into(),
         };
         scope(&outer, || {
             let mut expected = Vec::new();
@@ -492,6 +544,7 @@ mod tests {
             sql: "DELETE FROM t".into(),
             timestamp_micros: 0,
             params: vec![].into(),
+            zone: "UTC".into(),
         };
         scope(&invocation, || {
             log_current(|_| Ok(5)).unwrap();

@@ -37,6 +37,10 @@ pub fn encode_value(value: &Value, out: &mut Vec<u8>) {
         Value::Bytes(b) => encode_bytes(b, out),
         Value::Timestamp(t) => out.extend_from_slice(&encode_i64(*t)),
         Value::Date(d) => out.extend_from_slice(&encode_i64(*d as i64)),
+        Value::TimestampTz(t) | Value::Time(t) => out.extend_from_slice(&encode_i64(*t)),
+        Value::Interval { .. } => out.extend_from_slice(
+            &((crate::datetime::interval_span(value) as u128) ^ (1 << 127)).to_be_bytes(),
+        ),
         Value::SmallInt(_) | Value::Integer(_) | Value::BigInt(_) => {
             unreachable!("integers handled above")
         }

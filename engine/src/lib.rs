@@ -10,7 +10,8 @@
 //!                                             LaneState: tables (columnar TableStore per table), undo log
 //! ```
 //!
-//! - `types`, `value`: SQL types (one Arrow type each) and single values with PostgreSQL's cast rules.
+//! - `types`, `value`: SQL types (one Arrow type each) and single values with PostgreSQL's cast rules; `datetime`:
+//!   times, instants in zones, intervals; `text`: PostgreSQL's text form of Arrow values.
 //! - `catalog`: immutable, versioned table definitions.
 //! - `partition`, `key`: the fixed hash, buckets and bucket map; canonical key encoding.
 //! - `storage`: dense columnar chunks shared copy-on-write; hash and ordered indexes.
@@ -24,6 +25,7 @@ pub mod auth;
 pub mod batch;
 pub mod catalog;
 pub mod command_log;
+pub mod datetime;
 pub mod engine;
 pub mod error;
 pub mod invocation;
@@ -34,6 +36,7 @@ pub mod log;
 pub mod output;
 pub mod partition;
 pub mod storage;
+pub mod text;
 pub mod types;
 pub mod value;
 pub mod view;

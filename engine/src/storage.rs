@@ -96,6 +96,10 @@ impl Column {
             DataType::SmallInt => ColumnData::Int16(Vec::new()),
             DataType::Integer | DataType::Date => ColumnData::Int32(Vec::new()),
             DataType::BigInt | DataType::Timestamp => ColumnData::Int64(Vec::new()),
+            // Never built: tables refuse these types (`DataType::is_storable`).
+            DataType::TimestampTz | DataType::Time | DataType::Interval => {
+                ColumnData::Int64(Vec::new())
+            }
             DataType::Real => ColumnData::Float32(Vec::new()),
             DataType::Double => ColumnData::Float64(Vec::new()),
             DataType::Decimal { .. } => ColumnData::Decimal(Vec::new()),

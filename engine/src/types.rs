@@ -17,6 +17,13 @@ pub const VARCHAR_LENGTH_MAX: u32 = 1 << 20;
 pub const VARCHAR_LENGTH_KEY: &str = "lanedb.varchar_length";
 /// Largest stored TEXT / BYTEA value, in bytes. Bigger values are refused with 54000.
 pub const VALUE_BYTES_MAX: usize = 1 << 24;
+/// Metadata on a list's element field whose text elements hold decimals of differing scales (a `numeric[]` literal
+/// such as `'{2.0,3.0123}'`; one Arrow decimal list has one scale): shown as their text, sent as `numeric[]`.
+pub const NUMERIC_ELEMENT_KEY: &str = "lanedb.numeric";
+/// UTC as Arrow spells it, for instants in values (which have no zone of their own).
+pub const UTC_ZONE: &str = "+00:00";
+/// The time zone sessions start in unless the database is configured with another (`--timezone`).
+pub const DEFAULT_ZONE: &str = "UTC";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DataType {
@@ -39,6 +46,13 @@ pub enum DataType {
     Timestamp,
     /// Days since 1970-01-01.
     Date,
+    /// An instant: microseconds since 1970-01-01 00:00:00 UTC, shown in the session's time zone. Query values and
+    /// parameters only; tables do not store it (nor `Time` and `Interval`).
+    TimestampTz,
+    /// Microseconds since midnight.
+    Time,
+    /// Months, days and nanoseconds, as PostgreSQL's `interval` (Arrow's month-day-nano layout).
+    Interval,
 }
 
 impl DataType {
@@ -75,7 +89,20 @@ impl DataType {
             DataType::Bytea => ArrowType::Binary,
             DataType::Timestamp => ArrowType::Timestamp(TimeUnit::Microsecond, None),
             DataType::Date => ArrowType::Date32,
+            DataType::TimestampTz => {
+                ArrowType::Timestamp(TimeUnit::Microsecond, Some(UTC_ZONE.into()))
+            }
+            DataType::Time => ArrowType::Time64(TimeUnit::Microsecond),
+            DataType::Interval => ArrowType::Interval(arrow_schema::IntervalUnit::MonthDayNano),
         }
+    }
+
+    /// Whether tables can have columns of this type.
+    pub fn is_storable(&self) -> bool {
+        !matches!(
+            self,
+            DataType::TimestampTz | DataType::Time | DataType::Interval
+        )
     }
 
     /// The Arrow field for a column of this type. VARCHAR(n) is Utf8 like TEXT; the field's metadata
@@ -109,8 +136,11 @@ impl DataType {
             },
             ArrowType::Utf8 | ArrowType::LargeUtf8 | ArrowType::Utf8View => DataType::Text,
             ArrowType::Binary | ArrowType::LargeBinary | ArrowType::BinaryView => DataType::Bytea,
-            ArrowType::Timestamp(_, _) => DataType::Timestamp,
+            ArrowType::Timestamp(_, None) => DataType::Timestamp,
+            ArrowType::Timestamp(_, Some(_)) => DataType::TimestampTz,
             ArrowType::Date32 | ArrowType::Date64 => DataType::Date,
+            ArrowType::Time32(_) | ArrowType::Time64(_) => DataType::Time,
+            ArrowType::Interval(_) | ArrowType::Duration(_) => DataType::Interval,
             _ => return None,
         })
     }
@@ -151,6 +181,9 @@ impl fmt::Display for DataType {
             DataType::Bytea => f.write_str("bytea"),
             DataType::Timestamp => f.write_str("timestamp without time zone"),
             DataType::Date => f.write_str("date"),
+            DataType::TimestampTz => f.write_str("timestamp with time zone"),
+            DataType::Time => f.write_str("time without time zone"),
+            DataType::Interval => f.write_str("interval"),
         }
     }
 }

@@ -27,6 +27,17 @@ pub enum Value {
     Timestamp(i64),
     /// Days since the epoch.
     Date(i32),
+    /// An instant, microseconds since the epoch in UTC.
+    TimestampTz(i64),
+    /// Microseconds since midnight.
+    Time(i64),
+    /// PostgreSQL's interval: months, days and microseconds, each kept apart (a month is not a fixed number of days,
+    /// nor a day of hours across a daylight-saving change).
+    Interval {
+        months: i32,
+        days: i32,
+        micros: i64,
+    },
 }
 
 impl Value {
@@ -52,6 +63,9 @@ impl Value {
             Value::Bytes(_) => DataType::Bytea,
             Value::Timestamp(_) => DataType::Timestamp,
             Value::Date(_) => DataType::Date,
+            Value::TimestampTz(_) => DataType::TimestampTz,
+            Value::Time(_) => DataType::Time,
+            Value::Interval { .. } => DataType::Interval,
         })
     }
 
@@ -128,16 +142,37 @@ impl Value {
                 Value::Text(s) => parse_bytea(s).map(Value::Bytes),
                 _ => Err(self.cannot_cast(ty)),
             },
+            // An instant with no session at hand is taken at UTC (query results convert in their zone first).
             DataType::Timestamp => match self {
-                Value::Timestamp(v) => Ok(Value::Timestamp(*v)),
+                Value::Timestamp(v) | Value::TimestampTz(v) => Ok(Value::Timestamp(*v)),
                 Value::Date(d) => Ok(Value::Timestamp(*d as i64 * MICROS_PER_DAY)),
                 Value::Text(s) => parse_timestamp(s).map(Value::Timestamp),
                 _ => Err(self.cannot_cast(ty)),
             },
             DataType::Date => match self {
                 Value::Date(v) => Ok(Value::Date(*v)),
-                Value::Timestamp(t) => Ok(Value::Date(t.div_euclid(MICROS_PER_DAY) as i32)),
+                Value::Timestamp(t) | Value::TimestampTz(t) => {
+                    Ok(Value::Date(t.div_euclid(MICROS_PER_DAY) as i32))
+                }
                 Value::Text(s) => parse_date(s).map(Value::Date),
+                _ => Err(self.cannot_cast(ty)),
+            },
+            // Without a session here, a text with no offset is read as UTC (queries cast in the session's zone).
+            DataType::TimestampTz => match self {
+                Value::TimestampTz(v) | Value::Timestamp(v) => Ok(Value::TimestampTz(*v)),
+                Value::Date(d) => Ok(Value::TimestampTz(*d as i64 * MICROS_PER_DAY)),
+                Value::Text(s) => crate::datetime::parse_timestamptz(s).map(Value::TimestampTz),
+                _ => Err(self.cannot_cast(ty)),
+            },
+            DataType::Time => match self {
+                Value::Time(v) => Ok(Value::Time(*v)),
+                Value::Timestamp(t) => Ok(Value::Time(t.rem_euclid(MICROS_PER_DAY))),
+                Value::Text(s) => crate::datetime::parse_time(s).map(Value::Time),
+                _ => Err(self.cannot_cast(ty)),
+            },
+            DataType::Interval => match self {
+                Value::Interval { .. } => Ok(self.clone()),
+                Value::Text(s) => crate::datetime::parse_interval(s),
                 _ => Err(self.cannot_cast(ty)),
             },
         }
@@ -301,6 +336,11 @@ pub fn compare_non_null(a: &Value, b: &Value) -> Option<Ordering> {
         (Text(x), Text(y)) => Some(x.cmp(y)),
         (Bytes(x), Bytes(y)) => Some(x.cmp(y)),
         (Timestamp(x), Timestamp(y)) => Some(x.cmp(y)),
+        (TimestampTz(x), TimestampTz(y)) => Some(x.cmp(y)),
+        (Time(x), Time(y)) => Some(x.cmp(y)),
+        (Interval { .. }, Interval { .. }) => {
+            Some(crate::datetime::interval_span(a).cmp(&crate::datetime::interval_span(b)))
+        }
         (Date(x), Date(y)) => Some(x.cmp(y)),
         (Date(x), Timestamp(y)) => Some((*x as i64 * MICROS_PER_DAY).cmp(y)),
         (Timestamp(x), Date(y)) => Some(x.cmp(&(*y as i64 * MICROS_PER_DAY))),
@@ -651,6 +691,15 @@ impl fmt::Display for Value {
             }
             Value::Timestamp(t) => f.write_str(&format_timestamp(*t)),
             Value::Date(d) => f.write_str(&format_date(*d)),
+            Value::TimestampTz(t) => {
+                write!(f, "{}+00", format_timestamp(*t))
+            }
+            Value::Time(t) => f.write_str(&crate::datetime::format_time(*t)),
+            Value::Interval {
+                months,
+                days,
+                micros,
+            } => f.write_str(&crate::datetime::format_interval(*months, *days, *micros)),
         }
     }
 }

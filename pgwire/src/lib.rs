@@ -57,8 +57,15 @@ pub trait Backend: Send + Sync + 'static {
     /// string, so nothing of it runs.
     fn split(&self, sql: &str) -> Result<Vec<String>>;
     /// Plans exactly one statement; `declared` are the parameter types the client gave (Parse), `None` where it left
-    /// them to the server.
-    fn prepare(&self, sql: &str, declared: &[Option<DataType>]) -> Result<Arc<Self::Statement>>;
+    /// them to the server; `zone` is the session's `TimeZone`.
+    fn prepare(
+        &self,
+        sql: &str,
+        declared: &[Option<DataType>],
+        zone: &str,
+    ) -> Result<Arc<Self::Statement>>;
+    /// The time zone sessions start in.
+    fn time_zone(&self) -> String;
     /// The types of `$1..$n` as far as the statement constrains them.
     fn param_types<'a>(&self, statement: &'a Self::Statement) -> &'a [Option<DataType>];
     /// Result columns; empty for statements that return no rows.

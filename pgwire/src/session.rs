@@ -702,9 +702,17 @@ impl<B: Backend> Session<B> {
         );
     }
 
+    fn time_zone(&self) -> String {
+        self.setting("timezone")
+            .unwrap_or_else(|| self.shared.backend.time_zone())
+    }
+
     fn setting(&self, name: &str) -> Option<String> {
         match name {
             "session_authorization" | "current_user" => return Some(self.context.user.clone()),
+            "timezone" if !self.settings.contains_key(name) => {
+                return Some(self.shared.backend.time_zone())
+            }
             _ => {}
         }
         self.settings
@@ -748,6 +756,8 @@ impl<B: Backend> Session<B> {
                     format!("parameter \"{name}\" cannot be changed"),
                 ))
             }
+            "timezone" if value.eq_ignore_ascii_case("default") => self.shared.backend.time_zone(),
+            "timezone" => lanedb_engine::datetime::canonical_zone(value)?,
             _ if value.eq_ignore_ascii_case("default") => default.to_string(),
             _ => value.to_string(),
         };
@@ -860,7 +870,8 @@ impl<B: Backend> Session<B> {
     async fn simple_statements(&mut self, texts: Vec<(String, usize)>, out: &mut BytesMut) -> bool {
         let mut texts = texts.into_iter();
         while let Some((text, offset)) = texts.next() {
-            let statement = match self.shared.backend.prepare(&text, &[]) {
+            let zone = self.time_zone();
+            let statement = match self.shared.backend.prepare(&text, &[], &zone) {
                 Ok(statement) => statement,
                 Err(e) => {
                     self.fail(out, &e, Some((&text, offset)));
@@ -1207,7 +1218,7 @@ impl<B: Backend> Session<B> {
                     .iter()
                     .map(|oid| crate::types::type_of_oid(*oid).ok().flatten())
                     .collect();
-                Some(backend.prepare(one, &declared)?)
+                Some(backend.prepare(one, &declared, &self.time_zone())?)
             }
             _ => {
                 return Err(Error::syntax(

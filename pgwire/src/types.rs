@@ -28,6 +28,9 @@ pub const NAME: u32 = 19;
 pub const DATE: u32 = 1082;
 pub const TIMESTAMP: u32 = 1114;
 pub const NUMERIC: u32 = 1700;
+pub const TIME: u32 = 1083;
+pub const TIMESTAMPTZ: u32 = 1184;
+pub const INTERVAL: u32 = 1186;
 
 /// Days from 1970-01-01 (the engine's epoch) to 2000-01-01 (PostgreSQL's).
 const PG_EPOCH_DAYS: i64 = 10_957;
@@ -48,7 +51,32 @@ pub fn oid_of(ty: &DataType) -> u32 {
         DataType::Bytea => BYTEA,
         DataType::Timestamp => TIMESTAMP,
         DataType::Date => DATE,
+        DataType::TimestampTz => TIMESTAMPTZ,
+        DataType::Time => TIME,
+        DataType::Interval => INTERVAL,
     }
+}
+
+/// The OID of the one-dimensional array type of an element type's OID; `None` where PostgreSQL has none.
+pub fn array_oid(element: u32) -> Option<u32> {
+    Some(match element {
+        BOOL => 1000,
+        BYTEA => 1001,
+        INT2 => 1005,
+        INT4 => 1007,
+        TEXT => 1009,
+        VARCHAR => 1015,
+        INT8 => 1016,
+        FLOAT4 => 1021,
+        FLOAT8 => 1022,
+        TIMESTAMP => 1115,
+        DATE => 1182,
+        TIME => 1183,
+        TIMESTAMPTZ => 1185,
+        INTERVAL => 1187,
+        NUMERIC => 1231,
+        _ => return None,
+    })
 }
 
 /// The engine type a client-declared OID stands for; `None` for OIDs LaneDB leaves to inference (0, unknown).
@@ -70,6 +98,9 @@ pub fn type_of_oid(oid: u32) -> Result<Option<DataType>> {
         BYTEA => DataType::Bytea,
         TIMESTAMP => DataType::Timestamp,
         DATE => DataType::Date,
+        TIMESTAMPTZ => DataType::TimestampTz,
+        TIME => DataType::Time,
+        INTERVAL => DataType::Interval,
         other => {
             return Err(Error::new(
                 SqlState::FEATURE_NOT_SUPPORTED,
@@ -98,6 +129,13 @@ pub fn column_type(field: &arrow_schema::Field) -> (u32, i16, i32) {
 }
 
 fn arrow_column_type(ty: &ArrowType) -> (u32, i16) {
+    if let ArrowType::List(element)
+    | ArrowType::LargeList(element)
+    | ArrowType::FixedSizeList(element, _) = ty
+    {
+        let (oid, _) = element_type(element);
+        return (array_oid(oid).unwrap_or(1009), -1);
+    }
     match DataType::from_arrow(ty) {
         Some(DataType::Boolean) => (BOOL, 1),
         Some(DataType::SmallInt) => (INT2, 2),
@@ -109,8 +147,22 @@ fn arrow_column_type(ty: &ArrowType) -> (u32, i16) {
         Some(DataType::Bytea) => (BYTEA, -1),
         Some(DataType::Timestamp) => (TIMESTAMP, 8),
         Some(DataType::Date) => (DATE, 4),
+        Some(DataType::TimestampTz) => (TIMESTAMPTZ, 8),
+        Some(DataType::Time) => (TIME, 8),
+        Some(DataType::Interval) => (INTERVAL, 16),
         Some(DataType::Varchar(_) | DataType::Text) | None => (TEXT, -1),
     }
+}
+
+/// The type of an array's elements: the element type's own, or numeric for decimal text (`NUMERIC_ELEMENT_KEY`).
+fn element_type(element: &arrow_schema::Field) -> (u32, i16) {
+    if element
+        .metadata()
+        .contains_key(lanedb_engine::types::NUMERIC_ELEMENT_KEY)
+    {
+        return (NUMERIC, -1);
+    }
+    arrow_column_type(element.data_type())
 }
 
 /// Appends the cell at `row` of `array` in text (`binary == false`) or binary format, as a length-prefixed DataRow
@@ -154,12 +206,63 @@ fn put_binary(out: &mut BytesMut, array: &dyn Array, row: usize) {
         ArrowType::Timestamp(unit, _) => {
             out.put_i64(crate::text::timestamp_micros(array, row, unit) - PG_EPOCH_MICROS)
         }
+        ArrowType::Time32(_) | ArrowType::Time64(_) => {
+            out.put_i64(crate::text::time_micros(array, row))
+        }
+        ArrowType::Interval(_) | ArrowType::Duration(_) => {
+            let (months, days, micros) = crate::text::interval_parts(array, row);
+            out.put_i64(micros);
+            out.put_i32(days);
+            out.put_i32(months);
+        }
+        ArrowType::List(f) => put_binary_array(out, f, array.as_list::<i32>().value(row).as_ref()),
+        ArrowType::LargeList(f) => {
+            put_binary_array(out, f, array.as_list::<i64>().value(row).as_ref())
+        }
+        ArrowType::FixedSizeList(f, _) => {
+            put_binary_array(out, f, array.as_fixed_size_list().value(row).as_ref())
+        }
         ArrowType::Binary => out.put_slice(array.as_binary::<i32>().value(row)),
         ArrowType::LargeBinary => out.put_slice(array.as_binary::<i64>().value(row)),
         ArrowType::BinaryView => out.put_slice(array.as_binary_view().value(row)),
         // Everything else goes as its text, which is also its binary form for `text`.
         _ => crate::text::put_text(out, array, row),
     }
+}
+
+/// PostgreSQL's binary array (`array_send`): dimensions (1, or 0 when empty), a has-NULLs flag, the element OID,
+/// per dimension its length and lower bound (1), then each element length-prefixed (-1 for NULL).
+fn put_binary_array(out: &mut BytesMut, field: &arrow_schema::Field, elements: &dyn Array) {
+    let (oid, _) = element_type(field);
+    let empty = elements.is_empty();
+    out.put_i32(if empty { 0 } else { 1 });
+    out.put_i32(elements.null_count().min(1) as i32);
+    out.put_u32(oid);
+    if !empty {
+        out.put_i32(elements.len() as i32);
+        out.put_i32(1);
+    }
+    for i in 0..elements.len() {
+        match parse_decimal_text(oid, elements, i) {
+            Some((m, s)) => {
+                let len_at = out.len();
+                out.put_i32(0);
+                put_numeric(out, m, s);
+                let len = (out.len() - len_at - 4) as i32;
+                out[len_at..len_at + 4].copy_from_slice(&len.to_be_bytes());
+            }
+            None => put_cell(out, elements, i, true),
+        }
+    }
+}
+
+/// A non-NULL decimal held as text in a numeric array.
+fn parse_decimal_text(oid: u32, elements: &dyn Array, i: usize) -> Option<(i128, u8)> {
+    if oid != NUMERIC || elements.is_null(i) {
+        return None;
+    }
+    let text = elements.as_string_opt::<i32>()?.value(i);
+    parse_decimal(text).ok()
 }
 
 /// PostgreSQL's binary `numeric`: ndigits, weight, sign, dscale (i16 each), then base-10000 digits, most significant
@@ -343,6 +446,30 @@ pub fn decode_binary(oid: u32, bytes: &[u8]) -> Result<Value> {
                     .checked_add(PG_EPOCH_MICROS)
                     .ok_or_else(|| Error::out_of_range("timestamp out of range"))?,
             )
+        }
+        TIMESTAMPTZ => {
+            let micros = i64::from_be_bytes(
+                fixed(8, "timestamp with time zone")?
+                    .try_into()
+                    .unwrap_or_default(),
+            );
+            Value::TimestampTz(
+                micros
+                    .checked_add(PG_EPOCH_MICROS)
+                    .ok_or_else(|| Error::out_of_range("timestamp out of range"))?,
+            )
+        }
+        TIME => Value::Time(i64::from_be_bytes(
+            fixed(8, "time")?.try_into().unwrap_or_default(),
+        )),
+        INTERVAL => {
+            let b = fixed(16, "interval")?;
+            let word = |at: usize| i32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+            Value::Interval {
+                micros: i64::from_be_bytes(b[..8].try_into().unwrap_or_default()),
+                days: word(8),
+                months: word(12),
+            }
         }
         BYTEA => Value::Bytes(bytes.to_vec()),
         TEXT | VARCHAR | BPCHAR | NAME | UNKNOWN | 0 => Value::Text(

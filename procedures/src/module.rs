@@ -53,7 +53,7 @@ impl Registry {
 
     fn apply_ddl(&self, statement: &str) -> Result<()> {
         let sql: &SqlEngine = &self.sql;
-        let prepared = sql.prepare_typed(statement, &[])?;
+        let prepared = sql.prepare_typed(statement, &[], lanedb_engine::types::DEFAULT_ZONE)?;
         let catalog = sql.engine().catalog();
         match &prepared.plan {
             Plan::CreateTable(ct) => {

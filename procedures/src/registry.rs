@@ -212,7 +212,7 @@ impl Registry {
         for (i, text) in procedure.statements().iter().enumerate() {
             let prepared = self
                 .sql
-                .prepare_typed(text, &[])
+                .prepare_typed(text, &[], lanedb_engine::types::DEFAULT_ZONE)
                 .and_then(|p| SqlEngine::check_procedure_statement(&p, single).map(|_| p))
                 .map_err(|e| {
                     Error::new(

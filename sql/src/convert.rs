@@ -52,6 +52,11 @@ pub fn data_type(ty: &ast::DataType) -> Result<DataType> {
         T::Timestamp(_, ast::TimezoneInfo::None | ast::TimezoneInfo::WithoutTimeZone)
         | T::Datetime(_) => DataType::Timestamp,
         T::Date => DataType::Date,
+        T::Timestamp(_, ast::TimezoneInfo::Tz | ast::TimezoneInfo::WithTimeZone) => {
+            DataType::TimestampTz
+        }
+        T::Time(_, ast::TimezoneInfo::None | ast::TimezoneInfo::WithoutTimeZone) => DataType::Time,
+        T::Interval { .. } => DataType::Interval,
         other => return Err(Error::unsupported(format!("type {other} is not supported"))),
     })
 }
@@ -88,20 +93,59 @@ pub fn value_of_scalar(s: &ScalarValue) -> Value {
         S::Binary(Some(v)) | S::LargeBinary(Some(v)) | S::BinaryView(Some(v)) => {
             Value::Bytes(v.clone())
         }
-        S::TimestampMicrosecond(Some(v), _) => Value::Timestamp(*v),
-        S::TimestampMillisecond(Some(v), _) => Value::Timestamp(*v * 1000),
-        S::TimestampSecond(Some(v), _) => Value::Timestamp(*v * 1_000_000),
-        S::TimestampNanosecond(Some(v), _) => Value::Timestamp(v.div_euclid(1000)),
+        S::TimestampMicrosecond(Some(v), None) => Value::Timestamp(*v),
+        S::TimestampMillisecond(Some(v), None) => Value::Timestamp(*v * 1000),
+        S::TimestampSecond(Some(v), None) => Value::Timestamp(*v * 1_000_000),
+        S::TimestampNanosecond(Some(v), None) => Value::Timestamp(v.div_euclid(1000)),
         S::Date32(Some(v)) => Value::Date(*v),
         S::Date64(Some(v)) => Value::Date(v.div_euclid(86_400_000) as i32),
+        S::TimestampMicrosecond(Some(v), Some(_)) => Value::TimestampTz(*v),
+        S::TimestampNanosecond(Some(v), Some(_)) => Value::TimestampTz(v.div_euclid(1000)),
+        S::TimestampMillisecond(Some(v), Some(_)) => Value::TimestampTz(*v * 1000),
+        S::TimestampSecond(Some(v), Some(_)) => Value::TimestampTz(*v * 1_000_000),
+        S::Time64Microsecond(Some(v)) => Value::Time(*v),
+        S::Time64Nanosecond(Some(v)) => Value::Time(*v / 1000),
+        S::Time32Millisecond(Some(v)) => Value::Time(*v as i64 * 1000),
+        S::Time32Second(Some(v)) => Value::Time(*v as i64 * 1_000_000),
+        S::IntervalMonthDayNano(Some(v)) => Value::Interval {
+            months: v.months,
+            days: v.days,
+            micros: v.nanoseconds.div_euclid(1000),
+        },
+        S::IntervalYearMonth(Some(v)) => Value::Interval {
+            months: *v,
+            days: 0,
+            micros: 0,
+        },
+        S::IntervalDayTime(Some(v)) => Value::Interval {
+            months: 0,
+            days: v.days,
+            micros: v.milliseconds as i64 * 1000,
+        },
         _ => Value::Null,
     }
 }
 
-/// Every row of `batch` as values.
+/// Every row of `batch` as values bound for a table. Tables hold no instants, so a `timestamp with time zone` becomes
+/// its local time in the zone its type carries (the session's), as PostgreSQL assigns one to a `timestamp` column.
 pub fn rows_of(batch: &datafusion::arrow::record_batch::RecordBatch) -> Result<Vec<Vec<Value>>> {
     (0..batch.num_rows())
-        .map(|r| batch.columns().iter().map(|a| value_at(a, r)).collect())
+        .map(|r| {
+            batch
+                .columns()
+                .iter()
+                .map(|a| match (value_at(a, r)?, a.data_type()) {
+                    (
+                        Value::TimestampTz(t),
+                        datafusion::arrow::datatypes::DataType::Timestamp(_, Some(zone)),
+                    ) => {
+                        let offset = lanedb_engine::datetime::offset_seconds(zone, t) as i64;
+                        Ok(Value::Timestamp(t + offset * 1_000_000))
+                    }
+                    (v, _) => Ok(v),
+                })
+                .collect()
+        })
         .collect()
 }
 
@@ -134,6 +178,21 @@ pub fn scalar_of_value(v: &Value, ty: Option<&DataType>) -> ScalarValue {
         Value::Bytes(b) => ScalarValue::Binary(Some(b.clone())),
         Value::Timestamp(t) => ScalarValue::TimestampMicrosecond(Some(*t), None),
         Value::Date(d) => ScalarValue::Date32(Some(*d)),
+        Value::TimestampTz(t) => {
+            ScalarValue::TimestampMicrosecond(Some(*t), Some(lanedb_engine::types::UTC_ZONE.into()))
+        }
+        Value::Time(t) => ScalarValue::Time64Microsecond(Some(*t)),
+        Value::Interval {
+            months,
+            days,
+            micros,
+        } => ScalarValue::IntervalMonthDayNano(Some(
+            datafusion::arrow::datatypes::IntervalMonthDayNano::new(
+                *months,
+                *days,
+                micros.saturating_mul(1000),
+            ),
+        )),
     }
 }
 
@@ -152,5 +211,11 @@ pub fn sql_type(ty: &DataType) -> ast::DataType {
         DataType::Bytea => ast::DataType::Bytea,
         DataType::Timestamp => ast::DataType::Timestamp(None, ast::TimezoneInfo::None),
         DataType::Date => ast::DataType::Date,
+        DataType::TimestampTz => ast::DataType::Timestamp(None, ast::TimezoneInfo::WithTimeZone),
+        DataType::Time => ast::DataType::Time(None, ast::TimezoneInfo::None),
+        DataType::Interval => ast::DataType::Interval {
+            fields: None,
+            precision: None,
+        },
     }
 }

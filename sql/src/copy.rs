@@ -99,6 +99,7 @@ pub fn plan(
                 param_types,
                 schema,
                 declared_types: vec![],
+                time_zone: lanedb_engine::types::DEFAULT_ZONE.into(),
             })
         }
         _ => Err(Error::unsupported(

@@ -93,9 +93,16 @@ fn default_value(e: &ast::Expr, def: &TableDef, column: &ColumnDef) -> Result<Va
 }
 
 fn column_def(c: &ast::ColumnDef, table: &TableDef) -> Result<(ColumnDef, bool, bool)> {
+    let data_type = convert::data_type(&c.data_type)?;
+    if !data_type.is_storable() {
+        return Err(Error::unsupported(format!(
+            "columns of type {data_type} are not supported; query values of it are (store instants as \
+             timestamp in UTC, intervals as bigint microseconds)"
+        )));
+    }
     let mut col = ColumnDef {
         name: ident(&c.name),
-        data_type: convert::data_type(&c.data_type)?,
+        data_type,
         nullable: true,
         default: None,
     };

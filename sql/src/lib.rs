@@ -24,6 +24,7 @@ pub mod expr;
 pub mod functions;
 pub mod invoke;
 pub mod pg_catalog;
+pub mod pg_types;
 pub mod plan;
 pub mod query;
 pub mod rewrite;
@@ -94,6 +95,8 @@ pub struct SqlEngine {
     cache: Mutex<HashMap<String, Arc<Vec<Arc<Prepared>>>>>,
     procedures: stats::HandlerCell,
     checkpointer: parking_lot::RwLock<Option<Checkpointer>>,
+    /// The zone sessions start in (and the embedded API plans in).
+    time_zone: parking_lot::RwLock<String>,
 }
 
 /// What runs `CHECKPOINT` (the database's snapshot writer); without one, `CHECKPOINT` has nothing to do.
@@ -116,11 +119,25 @@ impl SqlEngine {
             cache: Mutex::new(HashMap::new()),
             procedures,
             checkpointer: parking_lot::RwLock::new(None),
+            time_zone: parking_lot::RwLock::new(lanedb_engine::types::DEFAULT_ZONE.into()),
         })
     }
 
     pub fn engine(&self) -> &Arc<Engine> {
         &self.engine
+    }
+
+    /// Sets the database's default time zone (checked as `SET TimeZone` checks it); returns its canonical name.
+    pub fn set_time_zone(&self, zone: &str) -> Result<String> {
+        let zone = lanedb_engine::datetime::canonical_zone(zone)?;
+        *self.time_zone.write() = zone.clone();
+        self.cache.lock().clear();
+        Ok(zone)
+    }
+
+    /// The database's default time zone.
+    pub fn time_zone(&self) -> String {
+        self.time_zone.read().clone()
     }
 
     /// Runs a future on the query runtime and waits for it, from any thread (inside a tokio runtime or not).
@@ -192,8 +209,9 @@ impl SqlEngine {
         }
         let statements = plan::parse(sql)?;
         let mut prepared = Vec::with_capacity(statements.len());
+        let zone = self.time_zone();
         for statement in statements {
-            prepared.push(Arc::new(self.plan(statement)?));
+            prepared.push(Arc::new(self.plan_typed(statement, &[], &zone)?));
         }
         let prepared = Arc::new(prepared);
         let mut cache = self.cache.lock();
@@ -205,22 +223,29 @@ impl SqlEngine {
     }
 
     /// Plans one statement whose parameters the client declared types for (`None` for the ones it left open):
-    /// the declared types type the parameters nothing in the statement does, as PostgreSQL's Parse does.
-    pub fn prepare_typed(&self, sql: &str, declared: &[Option<DataType>]) -> Result<Arc<Prepared>> {
+    /// the declared types type the parameters nothing in the statement does, as PostgreSQL's Parse does. `zone` is
+    /// the session's time zone.
+    pub fn prepare_typed(
+        &self,
+        sql: &str,
+        declared: &[Option<DataType>],
+        zone: &str,
+    ) -> Result<Arc<Prepared>> {
         let one = |all: Arc<Vec<Arc<Prepared>>>| match all.as_slice() {
             [one] => Ok(one.clone()),
             _ => Err(Error::syntax(
                 "cannot insert multiple commands into a prepared statement",
             )),
         };
-        if declared.iter().all(Option::is_none) {
+        let default_zone = *self.time_zone.read() == zone;
+        if declared.iter().all(Option::is_none) && default_zone {
             return one(self.prepare(sql)?);
         }
-        let key = format!("{sql}\u{0}{declared:?}");
+        let key = format!("{sql}\u{0}{declared:?}\u{0}{zone}");
         if let Some(hit) = self.cached(&key) {
             return one(hit);
         }
-        let prepared = Arc::new(self.plan_typed(plan::parse_one(sql)?, declared)?);
+        let prepared = Arc::new(self.plan_typed(plan::parse_one(sql)?, declared, zone)?);
         let mut cache = self.cache.lock();
         if cache.len() >= PLAN_CACHE_ENTRIES_MAX {
             cache.clear();
@@ -229,14 +254,11 @@ impl SqlEngine {
         Ok(prepared)
     }
 
-    fn plan(&self, statement: plan::Parsed) -> Result<Prepared> {
-        self.plan_typed(statement, &[])
-    }
-
     fn plan_typed(
         &self,
         statement: plan::Parsed,
         declared: &[Option<DataType>],
+        zone: &str,
     ) -> Result<Prepared> {
         let bridge = self.bridge.clone();
         let engine = self.engine.clone();
@@ -245,9 +267,11 @@ impl SqlEngine {
             let bridge = bridge.clone();
             let query = query.clone();
             let declared = declared.to_vec();
-            self.wait(async move { bridge.plan(&query, &declared).await })
+            let zone = zone.to_string();
+            self.wait(async move { bridge.plan(&query, &declared, &zone).await })
         })?;
         prepared.declared_types = declared.to_vec();
+        prepared.time_zone = zone.to_string();
         if let Plan::Call { name, .. } = &prepared.plan {
             if let Some(schema) = self
                 .procedures
@@ -280,8 +304,9 @@ impl SqlEngine {
                 .collect();
         }
         let mut out = Vec::with_capacity(statements.len());
+        let zone = self.time_zone();
         for statement in statements {
-            let prepared = Arc::new(self.plan(statement)?);
+            let prepared = Arc::new(self.plan_typed(statement, &[], &zone)?);
             out.push(self.execute_prepared(&prepared, params)?);
         }
         Ok(out)
@@ -296,24 +321,21 @@ impl SqlEngine {
             .then(|| hit.clone())
     }
 
-    /// Runs a statement read back from the command log, at the time it first ran (what `now()` returns).
+    /// Runs a statement read back from the command log, at the time it first ran (what `now()` returns) and in the
+    /// time zone of the session that ran it.
     pub fn replay_statement(
         &self,
         sql: &str,
         params: &[Value],
         timestamp_micros: i64,
+        zone: &str,
     ) -> Result<Output> {
-        let prepared = self.prepare(sql)?;
-        let [one] = prepared.as_slice() else {
-            return Err(Error::internal(
-                "a logged statement holds more than one statement",
-            ));
-        };
+        let one = self.prepare_typed(sql, &[], zone)?;
         let ctx = RunContext {
             timestamp_micros: Some(timestamp_micros),
             ..RunContext::default()
         };
-        self.execute_in(one, params, ctx)
+        self.execute_in(&one, params, ctx)
     }
 
     /// Runs one prepared statement; replans and retries if the catalog changed since it was planned.
@@ -339,6 +361,7 @@ impl SqlEngine {
                     sql: Cow::Borrowed(&current.sql),
                     timestamp_micros,
                     params: Cow::Borrowed(params),
+                    zone: Cow::Borrowed(&current.time_zone),
                 };
                 let ctx = RunContext {
                     timestamp_micros: Some(timestamp_micros),
@@ -349,7 +372,11 @@ impl SqlEngine {
             match out {
                 Err(e) if e.code == STALE_CATALOG => {
                     let statement = plan::parse_one(&current.sql)?;
-                    current = Arc::new(self.plan_typed(statement, &current.declared_types)?);
+                    current = Arc::new(self.plan_typed(
+                        statement,
+                        &current.declared_types,
+                        &current.time_zone,
+                    )?);
                 }
                 other => return other,
             }
@@ -421,7 +448,7 @@ impl SqlEngine {
             }
             Plan::CreateProcedure(definition) => {
                 let procedures = self.procedures()?;
-                let prepared = self.prepare_typed(&definition.statement, &[])?;
+                let prepared = self.prepare_typed(&definition.statement, &[], &self.time_zone())?;
                 procedures.create_sql_procedure(lanedb_engine::ProcedureDef {
                     name: definition.name.clone(),
                     arguments: prepared
@@ -605,7 +632,11 @@ impl SqlEngine {
             match result {
                 Err(e) if e.code == STALE_CATALOG => {
                     let statement = plan::parse_one(&current.sql)?;
-                    current = Arc::new(self.plan_typed(statement, &current.declared_types)?);
+                    current = Arc::new(self.plan_typed(
+                        statement,
+                        &current.declared_types,
+                        &current.time_zone,
+                    )?);
                 }
                 other => return other,
             }

@@ -83,6 +83,9 @@ fn type_oid(ty: &DataType) -> (i32, i16) {
         DataType::Bytea => (17, -1),
         DataType::Timestamp => (1114, 8),
         DataType::Date => (1082, 4),
+        DataType::TimestampTz => (1184, 8),
+        DataType::Time => (1083, 8),
+        DataType::Interval => (1186, 16),
     }
 }
 
@@ -110,7 +113,10 @@ const TYPES: &[(i32, &str, i16, &str)] = &[
     (1042, "bpchar", -1, "S"),
     (1043, "varchar", -1, "S"),
     (1082, "date", 4, "D"),
+    (1083, "time", 8, "D"),
     (1114, "timestamp", 8, "D"),
+    (1184, "timestamptz", 8, "D"),
+    (1186, "interval", 16, "T"),
     (1700, "numeric", -1, "N"),
 ];
 
@@ -132,7 +138,10 @@ pub fn format_type(oid: i32, typmod: i32) -> Option<String> {
         1043 if typmod >= 4 => format!("character varying({})", typmod - 4),
         1043 => "character varying".into(),
         1082 => "date".into(),
+        1083 => "time without time zone".into(),
         1114 => "timestamp without time zone".into(),
+        1184 => "timestamp with time zone".into(),
+        1186 => "interval".into(),
         1700 if typmod >= 4 => format!("numeric({},{})", (typmod - 4) >> 16, (typmod - 4) & 0xffff),
         1700 => "numeric".into(),
         _ => return None,

@@ -151,6 +151,8 @@ pub struct Prepared {
     pub schema: datafusion::arrow::datatypes::SchemaRef,
     /// Parameter types the client declared (Parse); they type the parameters nothing else does.
     pub declared_types: Vec<Option<DataType>>,
+    /// The session time zone it was planned in: instants in its results are shown in it.
+    pub time_zone: String,
 }
 
 impl Prepared {
@@ -225,6 +227,7 @@ impl Prepared {
             param_types,
             schema: Arc::new(Schema::empty()),
             declared_types: vec![],
+            time_zone: lanedb_engine::types::DEFAULT_ZONE.into(),
         }
     }
 }
@@ -459,6 +462,7 @@ pub fn plan(
                     param_types: params.0,
                     schema,
                     declared_types: vec![],
+                    time_zone: lanedb_engine::types::DEFAULT_ZONE.into(),
                 });
             }
             let qp = df(&ast::Statement::Query(q))?;
@@ -471,6 +475,7 @@ pub fn plan(
                 param_types,
                 schema,
                 declared_types: vec![],
+                time_zone: lanedb_engine::types::DEFAULT_ZONE.into(),
             })
         }
         copy @ ast::Statement::Copy { .. } => crate::copy::plan(sql, catalog, &copy, df),

@@ -284,6 +284,8 @@ impl QueryBridge {
         // Swapping join inputs by statistics lost rows for a semi join under a LEFT JOIN sorted on two keys
         // (differential seed 1456, sort_after_joins.slt); joins keep the order the query gives.
         options.optimizer.join_reordering = false;
+        // `timestamp with time zone` is an instant shown in a zone; planning puts the session's zone in the type.
+        options.execution.time_zone = Some(lanedb_engine::types::DEFAULT_ZONE.into());
         let catalogs = Arc::new(MemoryCatalogProviderList::new());
         catalogs.register_catalog(
             "lanedb".into(),
@@ -317,6 +319,7 @@ impl QueryBridge {
         ]
         .into_iter()
         .chain(crate::functions::all())
+        .chain(crate::pg_types::functions())
         .chain(crate::pg_catalog::functions(&engine))
         {
             base.register_udf(Arc::new(udf))
@@ -331,8 +334,9 @@ impl QueryBridge {
         &self,
         statement: &ast::Statement,
         declared: &[Option<DataType>],
+        zone: &str,
     ) -> Result<QueryPlan> {
-        let plan = self.plan_once(statement).await?;
+        let plan = self.plan_once(statement, zone).await?;
         let untyped: Vec<usize> = plan
             .param_types
             .iter()
@@ -356,10 +360,12 @@ impl QueryBridge {
             })
             .collect();
         crate::rewrite::cast_placeholders(&mut statement, &types);
-        self.plan_once(&statement).await
+        self.plan_once(&statement, zone).await
     }
 
-    async fn plan_once(&self, statement: &ast::Statement) -> Result<QueryPlan> {
+    /// Plans in the session's time zone `zone`: DataFusion types `timestamp with time zone` with it, so text
+    /// without an offset is read in it and results show in it.
+    async fn plan_once(&self, statement: &ast::Statement, zone: &str) -> Result<QueryPlan> {
         let mut statement = statement.clone();
         if crate::pg_catalog::is_catalog_query(&statement) {
             crate::pg_catalog::rewrite(&mut statement);
@@ -367,13 +373,22 @@ impl QueryBridge {
         let cast_params = crate::rewrite::cast_placeholder_types(&statement);
         let physical_scalar_subqueries = crate::rewrite::has_multi_row_scalar_subquery(&statement);
         crate::rewrite::decorrelate_scalar_subqueries(&mut statement, &self.engine.catalog());
+        crate::pg_types::rewrite_casts(&mut statement)?;
         crate::rewrite::postgres_semantics(&mut statement);
         let names = name_columns(&mut statement);
         let df_statement = datafusion::sql::parser::Statement::Statement(Box::new(statement));
         // Optimisation happens in `create_physical_plan` at each run: it must see the plan with its parameters
         // bound, and it registers uncorrelated scalar subqueries for the physical planner.
-        let plan = self
-            .base
+        let zoned;
+        let state = if zone == lanedb_engine::types::DEFAULT_ZONE {
+            &self.base
+        } else {
+            let mut state = self.base.clone();
+            state.config_mut().options_mut().execution.time_zone = Some(zone.to_string());
+            zoned = state;
+            &zoned
+        };
+        let plan = state
             .statement_to_plan(df_statement)
             .await
             .map_err(map_error)?;

@@ -229,6 +229,7 @@ pub fn run(engine: &Engine, command: &UserCommand) -> Result<&'static str> {
         sql: sql.into(),
         timestamp_micros: 0,
         params: (&[][..]).into(),
+        zone: lanedb_engine::types::DEFAULT_ZONE.into(),
     };
     invocation::scope(&invocation, || apply(engine, &command))
 }

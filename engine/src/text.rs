@@ -1,0 +1,275 @@
+//! PostgreSQL's text output format for Arrow values: what psql shows, what the wire's text format carries, and what
+//! a cast to text gives inside a query.
+//!
+//! Arrays print as PostgreSQL prints one-dimensional arrays: `{1,2,NULL}`; an element is double-quoted when it is
+//! empty, is `NULL` in any case, or holds a space, a quote, a backslash, a comma or a brace (`{"a b",""}`), and
+//! quotes and backslashes inside are escaped with a backslash. Instants print in the zone their Arrow type carries
+//! (see `datetime`).
+
+use std::fmt::Write;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::*;
+use arrow_array::{Array, RecordBatch};
+use arrow_schema::{DataType as ArrowType, IntervalUnit, TimeUnit};
+
+use crate::datetime::{format_interval, format_time, format_timestamptz};
+use crate::value::{format_date, format_decimal, format_float, format_real, format_timestamp};
+
+/// The text of the value at (`row`, `column`), `None` for NULL.
+pub fn cell(batch: &RecordBatch, row: usize, column: usize) -> Option<String> {
+    let array = batch.column(column);
+    if array.is_null(row) {
+        return None;
+    }
+    let mut out = String::new();
+    put_text(&mut out, array.as_ref(), row);
+    Some(out)
+}
+
+/// Appends the text of a non-NULL cell. Integers are written straight into the buffer, with no allocation.
+pub fn put_text(out: &mut impl Write, array: &dyn Array, row: usize) {
+    let _ = write_text(out, array, row);
+}
+
+fn write_text(out: &mut impl Write, array: &dyn Array, row: usize) -> std::fmt::Result {
+    match array.data_type() {
+        ArrowType::Boolean => out.write_char(if array.as_boolean().value(row) {
+            't'
+        } else {
+            'f'
+        }),
+        ArrowType::Int8 => write!(out, "{}", array.as_primitive::<Int8Type>().value(row)),
+        ArrowType::Int16 => write!(out, "{}", array.as_primitive::<Int16Type>().value(row)),
+        ArrowType::Int32 => write!(out, "{}", array.as_primitive::<Int32Type>().value(row)),
+        ArrowType::Int64 => write!(out, "{}", array.as_primitive::<Int64Type>().value(row)),
+        ArrowType::UInt8 => write!(out, "{}", array.as_primitive::<UInt8Type>().value(row)),
+        ArrowType::UInt16 => write!(out, "{}", array.as_primitive::<UInt16Type>().value(row)),
+        ArrowType::UInt32 => write!(out, "{}", array.as_primitive::<UInt32Type>().value(row)),
+        ArrowType::UInt64 => write!(out, "{}", array.as_primitive::<UInt64Type>().value(row)),
+        ArrowType::Float32 => {
+            out.write_str(&format_real(array.as_primitive::<Float32Type>().value(row)))
+        }
+        ArrowType::Float64 => out.write_str(&format_float(
+            array.as_primitive::<Float64Type>().value(row),
+        )),
+        ArrowType::Decimal128(_, s) => out.write_str(&format_decimal(
+            array.as_primitive::<Decimal128Type>().value(row),
+            (*s).max(0) as u8,
+        )),
+        ArrowType::Timestamp(unit, None) => {
+            out.write_str(&format_timestamp(timestamp_micros(array, row, unit)))
+        }
+        ArrowType::Timestamp(unit, Some(zone)) => out.write_str(&format_timestamptz(
+            timestamp_micros(array, row, unit),
+            zone,
+        )),
+        ArrowType::Date32 => {
+            out.write_str(&format_date(array.as_primitive::<Date32Type>().value(row)))
+        }
+        ArrowType::Time32(_) | ArrowType::Time64(_) => {
+            out.write_str(&format_time(time_micros(array, row)))
+        }
+        ArrowType::Interval(_) => {
+            let (months, days, micros) = interval_parts(array, row);
+            out.write_str(&format_interval(months, days, micros))
+        }
+        ArrowType::Duration(_) => {
+            out.write_str(&format_interval(0, 0, duration_micros(array, row)))
+        }
+        ArrowType::Utf8 => out.write_str(array.as_string::<i32>().value(row)),
+        ArrowType::LargeUtf8 => out.write_str(array.as_string::<i64>().value(row)),
+        ArrowType::Utf8View => out.write_str(array.as_string_view().value(row)),
+        ArrowType::Binary => put_hex(out, array.as_binary::<i32>().value(row)),
+        ArrowType::LargeBinary => put_hex(out, array.as_binary::<i64>().value(row)),
+        ArrowType::BinaryView => put_hex(out, array.as_binary_view().value(row)),
+        ArrowType::List(_) => put_array(out, array.as_list::<i32>().value(row).as_ref()),
+        ArrowType::LargeList(_) => put_array(out, array.as_list::<i64>().value(row).as_ref()),
+        ArrowType::FixedSizeList(_, _) => {
+            put_array(out, array.as_fixed_size_list().value(row).as_ref())
+        }
+        ArrowType::Null => Ok(()),
+        other => write!(out, "<values of type {other} have no text form>"),
+    }
+}
+
+/// `{e1,e2,...}` with PostgreSQL's quoting of elements.
+fn put_array(out: &mut impl Write, elements: &dyn Array) -> std::fmt::Result {
+    out.write_char('{')?;
+    let mut element = String::new();
+    for i in 0..elements.len() {
+        if i > 0 {
+            out.write_char(',')?;
+        }
+        if elements.is_null(i) {
+            out.write_str("NULL")?;
+            continue;
+        }
+        element.clear();
+        write_text(&mut element, elements, i)?;
+        let nested = matches!(
+            elements.data_type(),
+            ArrowType::List(_) | ArrowType::LargeList(_) | ArrowType::FixedSizeList(_, _)
+        );
+        if nested || !needs_quotes(&element) {
+            out.write_str(&element)?;
+            continue;
+        }
+        out.write_char('"')?;
+        for c in element.chars() {
+            if c == '"' || c == '\\' {
+                out.write_char('\\')?;
+            }
+            out.write_char(c)?;
+        }
+        out.write_char('"')?;
+    }
+    out.write_char('}')
+}
+
+fn needs_quotes(element: &str) -> bool {
+    element.is_empty()
+        || element.eq_ignore_ascii_case("null")
+        || element
+            .chars()
+            .any(|c| c.is_whitespace() || matches!(c, '"' | '\\' | ',' | '{' | '}'))
+}
+
+/// Microseconds since the epoch of a timestamp cell in any Arrow time unit.
+pub fn timestamp_micros(array: &dyn Array, row: usize, unit: &TimeUnit) -> i64 {
+    match unit {
+        TimeUnit::Second => array.as_primitive::<TimestampSecondType>().value(row) * 1_000_000,
+        TimeUnit::Millisecond => array.as_primitive::<TimestampMillisecondType>().value(row) * 1000,
+        TimeUnit::Microsecond => array.as_primitive::<TimestampMicrosecondType>().value(row),
+        TimeUnit::Nanosecond => array
+            .as_primitive::<TimestampNanosecondType>()
+            .value(row)
+            .div_euclid(1000),
+    }
+}
+
+/// Microseconds since midnight of a time cell in any Arrow time unit.
+pub fn time_micros(array: &dyn Array, row: usize) -> i64 {
+    match array.data_type() {
+        ArrowType::Time32(TimeUnit::Second) => {
+            array.as_primitive::<Time32SecondType>().value(row) as i64 * 1_000_000
+        }
+        ArrowType::Time32(_) => {
+            array.as_primitive::<Time32MillisecondType>().value(row) as i64 * 1000
+        }
+        ArrowType::Time64(TimeUnit::Microsecond) => {
+            array.as_primitive::<Time64MicrosecondType>().value(row)
+        }
+        ArrowType::Time64(_) => array.as_primitive::<Time64NanosecondType>().value(row) / 1000,
+        _ => 0,
+    }
+}
+
+/// Microseconds of a duration cell (the difference of two timestamps) in any Arrow time unit.
+pub fn duration_micros(array: &dyn Array, row: usize) -> i64 {
+    match array.data_type() {
+        ArrowType::Duration(TimeUnit::Second) => {
+            array.as_primitive::<DurationSecondType>().value(row) * 1_000_000
+        }
+        ArrowType::Duration(TimeUnit::Millisecond) => {
+            array.as_primitive::<DurationMillisecondType>().value(row) * 1000
+        }
+        ArrowType::Duration(TimeUnit::Microsecond) => {
+            array.as_primitive::<DurationMicrosecondType>().value(row)
+        }
+        ArrowType::Duration(TimeUnit::Nanosecond) => {
+            array.as_primitive::<DurationNanosecondType>().value(row) / 1000
+        }
+        _ => 0,
+    }
+}
+
+/// Months, days and microseconds of an interval cell in any Arrow interval layout (a duration is all
+/// microseconds).
+pub fn interval_parts(array: &dyn Array, row: usize) -> (i32, i32, i64) {
+    match array.data_type() {
+        ArrowType::Duration(_) => (0, 0, duration_micros(array, row)),
+        ArrowType::Interval(IntervalUnit::YearMonth) => (
+            array.as_primitive::<IntervalYearMonthType>().value(row),
+            0,
+            0,
+        ),
+        ArrowType::Interval(IntervalUnit::DayTime) => {
+            let v = array.as_primitive::<IntervalDayTimeType>().value(row);
+            (0, v.days, v.milliseconds as i64 * 1000)
+        }
+        ArrowType::Interval(IntervalUnit::MonthDayNano) => {
+            let v = array.as_primitive::<IntervalMonthDayNanoType>().value(row);
+            (v.months, v.days, v.nanoseconds.div_euclid(1000))
+        }
+        _ => (0, 0, 0),
+    }
+}
+
+fn put_hex(out: &mut impl Write, bytes: &[u8]) -> std::fmt::Result {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.write_str("\\x")?;
+    for b in bytes {
+        out.write_char(HEX[(b >> 4) as usize] as char)?;
+        out.write_char(HEX[(b & 15) as usize] as char)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::builder::{ListBuilder, StringBuilder};
+    use arrow_array::{Float32Array, Float64Array, ListArray, TimestampMicrosecondArray};
+
+    use super::*;
+
+    #[test]
+    fn floats_print_in_their_own_width() {
+        let mut out = String::new();
+        put_text(&mut out, &Float32Array::from(vec![0.1f32]), 0);
+        assert_eq!(out, "0.1");
+        let mut out = String::new();
+        put_text(&mut out, &Float64Array::from(vec![f64::NEG_INFINITY]), 0);
+        assert_eq!(out, "-Infinity");
+        let batch = RecordBatch::try_from_iter([(
+            "x",
+            Arc::new(Float64Array::from(vec![Some(2.5), None])) as _,
+        )])
+        .unwrap();
+        assert_eq!(cell(&batch, 0, 0).as_deref(), Some("2.5"));
+        assert_eq!(cell(&batch, 1, 0), None);
+    }
+
+    #[test]
+    fn arrays_quote_as_postgres_does() {
+        let ints = ListArray::from_iter_primitive::<Int32Type, _, _>(vec![
+            Some(vec![Some(1), None, Some(3)]),
+            Some(vec![]),
+        ]);
+        let mut out = String::new();
+        put_text(&mut out, &ints, 0);
+        assert_eq!(out, "{1,NULL,3}");
+        let mut out = String::new();
+        put_text(&mut out, &ints, 1);
+        assert_eq!(out, "{}");
+        let mut texts = ListBuilder::new(StringBuilder::new());
+        for s in ["a", "", "b c", "x\"y", "null", "{}"] {
+            texts.values().append_value(s);
+        }
+        texts.append(true);
+        let mut out = String::new();
+        put_text(&mut out, &texts.finish(), 0);
+        assert_eq!(out, r#"{a,"","b c","x\"y","null","{}"}"#);
+    }
+
+    #[test]
+    fn instants_print_in_their_types_zone() {
+        let t = TimestampMicrosecondArray::from(vec![1_514_779_200_000_000])
+            .with_timezone("America/New_York");
+        let mut out = String::new();
+        put_text(&mut out, &t, 0);
+        assert_eq!(out, "2017-12-31 23:00:00-05");
+    }
+}

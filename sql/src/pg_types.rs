@@ -1,0 +1,550 @@
+//! PostgreSQL's forms of values inside queries, where DataFusion's differ: casts to text, interval input, array
+//! literals and the scale of unconstrained `numeric`.
+//!
+//! ## Casts to text
+//! `CAST(x AS text)` (and `varchar`, `x::text`) becomes `lanedb_text(x)`, which writes the value as PostgreSQL's
+//! text output does (`engine::text`): timestamps with a space, instants with their zone's offset, intervals as
+//! `1 day 02:00:00`, arrays as `{1,2}`, floats as `Infinity`; booleans as `true`/`false`, which is what PostgreSQL's
+//! cast gives (its output format is `t`/`f`). A string literal or a parameter being cast is left to DataFusion:
+//! the literal is already text, and a cast parameter takes its type from the cast.
+//!
+//! ## Interval input
+//! `'1 year 2 mons 3 days 04:05:06'::interval` is read by `lanedb_interval_in` with PostgreSQL's rules
+//! (`engine::datetime::parse_interval`); DataFusion's parser takes no clock part.
+//!
+//! ## Array literals
+//! `'{1,2,NULL}'::int[]` is PostgreSQL's array input. The literal is split here (quotes, backslash escapes, `NULL`)
+//! into `make_array(CAST('1' AS int), CAST('2' AS int), CAST(NULL AS int))`, so each element goes through the
+//! element type's own input rules; DataFusion would cast the whole text to one element. One dimension only.
+//!
+//! ## Unconstrained numeric
+//! PostgreSQL's `numeric` keeps each value's own scale (`1.50::numeric` is `1.50`); DataFusion's has scale 10.
+//! A literal cast to `numeric` without a precision gets `numeric(38, s)` with the literal's scale `s`. An array
+//! literal of `numeric` whose elements have one scale is a list of that decimal; when their scales differ
+//! (`'{2.0,3.0123}'::numeric[]`) no Arrow decimal list can hold them, so `lanedb_numeric_array` keeps each element
+//! as its canonical decimal text in a list whose element field is marked numeric (`NUMERIC_ELEMENT_KEY`): it
+//! prints as PostgreSQL prints it and goes over the wire as `numeric[]`, but DataFusion sees text elements.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, IntervalMonthDayNanoBuilder, StringBuilder};
+use datafusion::arrow::datatypes::{DataType as ArrowType, IntervalMonthDayNano, IntervalUnit};
+use datafusion::common::{DataFusionError, Result};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+use datafusion::sql::sqlparser::ast;
+use lanedb_engine::{Error, SqlState, Value};
+
+/// Element-field metadata marking text elements that hold decimals (see "Unconstrained numeric").
+pub const NUMERIC_ELEMENT_KEY: &str = lanedb_engine::types::NUMERIC_ELEMENT_KEY;
+
+/// The functions of this module, for registering on the session state.
+pub fn functions() -> Vec<ScalarUDF> {
+    vec![
+        ScalarUDF::from(NumericArray {
+            signature: Signature::variadic(vec![ArrowType::Utf8], Volatility::Immutable),
+        }),
+        ScalarUDF::from(TextOf {
+            signature: Signature::any(1, Volatility::Immutable),
+        }),
+        ScalarUDF::from(IntervalIn {
+            signature: Signature::exact(vec![ArrowType::Utf8], Volatility::Immutable),
+        }),
+    ]
+}
+
+/// The PostgreSQL text of a value: `lanedb_text(x)`.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct TextOf {
+    signature: Signature,
+}
+
+const TEXT_OF: &str = "lanedb_text";
+const INTERVAL_IN: &str = "lanedb_interval_in";
+
+impl ScalarUDFImpl for TextOf {
+    fn name(&self) -> &str {
+        TEXT_OF
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[ArrowType]) -> Result<ArrowType> {
+        Ok(ArrowType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let [arg] = args.args.as_slice() else {
+            return Err(DataFusionError::Internal(format!(
+                "{TEXT_OF} takes one argument"
+            )));
+        };
+        let array = arg.to_array(args.number_rows)?;
+        let mut out = StringBuilder::with_capacity(array.len(), array.len() * 8);
+        let mut text = String::new();
+        let nulls = array.logical_nulls();
+        for row in 0..array.len() {
+            if nulls.as_ref().is_some_and(|n| n.is_null(row)) {
+                out.append_null();
+                continue;
+            }
+            text.clear();
+            match array.data_type() {
+                ArrowType::Boolean => {
+                    use datafusion::arrow::array::AsArray;
+                    text.push_str(if array.as_boolean().value(row) {
+                        "true"
+                    } else {
+                        "false"
+                    });
+                }
+                _ => lanedb_engine::text::put_text(&mut text, array.as_ref(), row),
+            }
+            out.append_value(&text);
+        }
+        let result: ArrayRef = Arc::new(out.finish());
+        Ok(match arg {
+            ColumnarValue::Scalar(_) => {
+                ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(&result, 0)?)
+            }
+            ColumnarValue::Array(_) => ColumnarValue::Array(result),
+        })
+    }
+}
+
+/// A numeric array of mixed scales: `lanedb_numeric_array(text, ...)` (see "Unconstrained numeric").
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct NumericArray {
+    signature: Signature,
+}
+
+const NUMERIC_ARRAY: &str = "lanedb_numeric_array";
+
+/// The type `lanedb_numeric_array` returns.
+fn numeric_text_list() -> ArrowType {
+    ArrowType::List(Arc::new(
+        datafusion::arrow::datatypes::Field::new_list_field(ArrowType::Utf8, true)
+            .with_metadata([(NUMERIC_ELEMENT_KEY.to_string(), String::new())].into()),
+    ))
+}
+
+impl ScalarUDFImpl for NumericArray {
+    fn name(&self) -> &str {
+        NUMERIC_ARRAY
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[ArrowType]) -> Result<ArrowType> {
+        Ok(numeric_text_list())
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        use datafusion::arrow::array::{Array, AsArray, ListBuilder};
+        let columns = args
+            .args
+            .iter()
+            .map(|a| a.to_array(args.number_rows))
+            .collect::<Result<Vec<_>>>()?;
+        let ArrowType::List(field) = numeric_text_list() else {
+            unreachable!("a list type")
+        };
+        let mut out = ListBuilder::new(StringBuilder::new()).with_field(field);
+        for row in 0..args.number_rows {
+            for column in &columns {
+                let texts = column.as_string::<i32>();
+                if texts.is_null(row) {
+                    out.values().append_null();
+                    continue;
+                }
+                let (m, s) = lanedb_engine::value::parse_decimal(texts.value(row))
+                    .map_err(|e| DataFusionError::External(Box::new(e)))?;
+                out.values()
+                    .append_value(lanedb_engine::value::format_decimal(m, s));
+            }
+            out.append(true);
+        }
+        // An array even for constant arguments: a list scalar would lose the element field's metadata.
+        Ok(ColumnarValue::Array(Arc::new(out.finish())))
+    }
+}
+
+/// PostgreSQL's interval input: `lanedb_interval_in(text)`.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct IntervalIn {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for IntervalIn {
+    fn name(&self) -> &str {
+        INTERVAL_IN
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[ArrowType]) -> Result<ArrowType> {
+        Ok(ArrowType::Interval(IntervalUnit::MonthDayNano))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        use datafusion::arrow::array::{Array, AsArray};
+        let [arg] = args.args.as_slice() else {
+            return Err(DataFusionError::Internal(format!(
+                "{INTERVAL_IN} takes one argument"
+            )));
+        };
+        let array = arg.to_array(args.number_rows)?;
+        let texts = array.as_string::<i32>();
+        let mut out = IntervalMonthDayNanoBuilder::with_capacity(texts.len());
+        for row in 0..texts.len() {
+            if texts.is_null(row) {
+                out.append_null();
+                continue;
+            }
+            match lanedb_engine::datetime::parse_interval(texts.value(row)) {
+                Ok(Value::Interval {
+                    months,
+                    days,
+                    micros,
+                }) => out.append_value(IntervalMonthDayNano::new(
+                    months,
+                    days,
+                    micros.saturating_mul(1000),
+                )),
+                Ok(_) => out.append_null(),
+                Err(e) => return Err(DataFusionError::External(Box::new(e))),
+            }
+        }
+        let result: ArrayRef = Arc::new(out.finish());
+        Ok(match arg {
+            ColumnarValue::Scalar(_) => {
+                ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(&result, 0)?)
+            }
+            ColumnarValue::Array(_) => ColumnarValue::Array(result),
+        })
+    }
+}
+
+/// Applies the rewrites above to every cast in `statement`.
+pub fn rewrite_casts(statement: &mut ast::Statement) -> std::result::Result<(), Error> {
+    let outcome = ast::visit_expressions_mut(statement, |e| {
+        if let ast::Expr::Cast {
+            kind: ast::CastKind::Cast | ast::CastKind::DoubleColon,
+            expr,
+            data_type,
+            ..
+        } = e
+        {
+            match rewrite_cast(expr, data_type) {
+                Some(Ok(replacement)) => *e = replacement,
+                Some(Err(err)) => return std::ops::ControlFlow::Break(err),
+                None => {}
+            }
+        }
+        std::ops::ControlFlow::Continue(())
+    });
+    match outcome {
+        std::ops::ControlFlow::Break(err) => Err(err),
+        std::ops::ControlFlow::Continue(()) => Ok(()),
+    }
+}
+
+/// The rewrite of one cast, `None` to leave it as it is.
+pub fn rewrite_cast(
+    x: &ast::Expr,
+    ty: &ast::DataType,
+) -> Option<std::result::Result<ast::Expr, Error>> {
+    use ast::DataType as T;
+    let literal = string_literal(x);
+    match ty {
+        T::Array(
+            ast::ArrayElemTypeDef::SquareBracket(element, _)
+            | ast::ArrayElemTypeDef::AngleBracket(element),
+        ) => literal.map(|text| array_literal(text, element, ty)),
+        T::Interval { .. } => literal.map(|_| Ok(call(INTERVAL_IN, vec![x.clone()]))),
+        T::Numeric(ast::ExactNumberInfo::None)
+        | T::Decimal(ast::ExactNumberInfo::None)
+        | T::Dec(ast::ExactNumberInfo::None) => {
+            let digits = match x {
+                ast::Expr::Value(v) => match &v.value {
+                    ast::Value::Number(n, _) => n.clone(),
+                    ast::Value::SingleQuotedString(s) => s.trim().to_string(),
+                    _ => return None,
+                },
+                _ => return None,
+            };
+            let scale = literal_scale(&digits)?;
+            Some(Ok(cast(
+                x.clone(),
+                T::Numeric(ast::ExactNumberInfo::PrecisionAndScale(
+                    lanedb_engine::types::DECIMAL_PRECISION_MAX as u64,
+                    scale as i64,
+                )),
+            )))
+        }
+        T::Text
+        | T::String(_)
+        | T::Varchar(None)
+        | T::CharacterVarying(None)
+        | T::Varchar(Some(ast::CharacterLength::Max)) => {
+            if literal.is_some() || is_placeholder(x) || is_null(x) {
+                return None;
+            }
+            Some(Ok(call(TEXT_OF, vec![x.clone()])))
+        }
+        T::Varchar(Some(_)) | T::CharacterVarying(Some(_)) => {
+            if literal.is_some() || is_placeholder(x) || is_null(x) || is_text_of(x) {
+                return None;
+            }
+            Some(Ok(cast(call(TEXT_OF, vec![x.clone()]), ty.clone())))
+        }
+        _ => None,
+    }
+}
+
+fn is_text_of(e: &ast::Expr) -> bool {
+    matches!(e, ast::Expr::Function(f) if f.name.to_string() == TEXT_OF)
+}
+
+fn is_null(e: &ast::Expr) -> bool {
+    matches!(e, ast::Expr::Value(v) if v.value == ast::Value::Null)
+}
+
+/// Whether `e` is `$n`.
+pub fn is_placeholder(e: &ast::Expr) -> bool {
+    matches!(e, ast::Expr::Value(v) if matches!(v.value, ast::Value::Placeholder(_)))
+}
+
+fn string_literal(e: &ast::Expr) -> Option<&str> {
+    match e {
+        ast::Expr::Value(v) => match &v.value {
+            ast::Value::SingleQuotedString(s) | ast::Value::EscapedStringLiteral(s) => Some(s),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Digits after the point of a plain decimal literal (`-12.50` has 2); `None` for other spellings.
+fn literal_scale(text: &str) -> Option<u64> {
+    let body = text.strip_prefix(['-', '+']).unwrap_or(text);
+    let (whole, frac) = body.split_once('.').unwrap_or((body, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() && frac.is_empty() || !digits(whole) || !digits(frac) {
+        return None;
+    }
+    let scale = frac.len() as u64;
+    (scale <= lanedb_engine::types::DECIMAL_PRECISION_MAX as u64).then_some(scale)
+}
+
+fn call(name: &str, args: Vec<ast::Expr>) -> ast::Expr {
+    ast::Expr::Function(ast::Function {
+        name: ast::ObjectName::from(vec![ast::Ident::new(name)]),
+        uses_odbc_syntax: false,
+        parameters: ast::FunctionArguments::None,
+        args: ast::FunctionArguments::List(ast::FunctionArgumentList {
+            duplicate_treatment: None,
+            args: args
+                .into_iter()
+                .map(|a| ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(a)))
+                .collect(),
+            clauses: vec![],
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: vec![],
+    })
+}
+
+fn cast(x: ast::Expr, ty: ast::DataType) -> ast::Expr {
+    ast::Expr::Cast {
+        kind: ast::CastKind::Cast,
+        expr: Box::new(x),
+        data_type: ty,
+        array: false,
+        format: None,
+    }
+}
+
+fn text_value(s: &str) -> ast::Expr {
+    ast::Expr::value(ast::Value::SingleQuotedString(s.to_string()))
+}
+
+/// `'{a,b}'::T[]` as `make_array(CAST('a' AS T), CAST('b' AS T))`, each element cast rewritten in turn; the whole
+/// is cast to `T[]` too (which types an empty array), except for unconstrained numeric, whose elements keep their
+/// literal's scale.
+fn array_literal(
+    text: &str,
+    element: &ast::DataType,
+    ty: &ast::DataType,
+) -> std::result::Result<ast::Expr, Error> {
+    let elements = parse_array(text)?;
+    let unconstrained_numeric = matches!(
+        element,
+        ast::DataType::Numeric(ast::ExactNumberInfo::None)
+            | ast::DataType::Decimal(ast::ExactNumberInfo::None)
+    );
+    if unconstrained_numeric {
+        let mut scales = Vec::new();
+        for e in elements.iter().flatten() {
+            scales.push(lanedb_engine::value::parse_decimal(e)?.1);
+        }
+        if scales.windows(2).any(|w| w[0] != w[1]) {
+            let args = elements
+                .into_iter()
+                .map(|e| match e {
+                    Some(s) => text_value(&s),
+                    None => ast::Expr::value(ast::Value::Null),
+                })
+                .collect();
+            return Ok(call(NUMERIC_ARRAY, args));
+        }
+    }
+    let args = elements
+        .into_iter()
+        .map(|e| {
+            let value = match e {
+                Some(s) => text_value(&s),
+                None => ast::Expr::value(ast::Value::Null),
+            };
+            match rewrite_cast(&value, element) {
+                Some(rewritten) => rewritten,
+                None => Ok(cast(value, element.clone())),
+            }
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let empty = args.is_empty();
+    let array = call("make_array", args);
+    Ok(if unconstrained_numeric && !empty {
+        array
+    } else {
+        cast(array, ty.clone())
+    })
+}
+
+/// The elements of a one-dimensional array literal, `None` for an unquoted NULL.
+pub fn parse_array(text: &str) -> std::result::Result<Vec<Option<String>>, Error> {
+    let malformed = |why: &str| {
+        Error::new(
+            SqlState::INVALID_TEXT_REPRESENTATION,
+            format!("malformed array literal: \"{text}\": {why}"),
+        )
+    };
+    let inner = text
+        .trim()
+        .strip_prefix('{')
+        .and_then(|t| t.strip_suffix('}'))
+        .ok_or_else(|| malformed("an array value must start with \"{\" and end with \"}\""))?;
+    let mut elements = Vec::new();
+    if inner.trim().is_empty() {
+        return Ok(elements);
+    }
+    let mut chars = inner.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let mut value = String::new();
+        let mut quoted = false;
+        if chars.peek() == Some(&'"') {
+            quoted = true;
+            chars.next();
+            loop {
+                match chars.next() {
+                    Some('"') => break,
+                    Some('\\') => value.push(
+                        chars
+                            .next()
+                            .ok_or_else(|| malformed("unexpected end of input"))?,
+                    ),
+                    Some(c) => value.push(c),
+                    None => return Err(malformed("unterminated quoted element")),
+                }
+            }
+            while chars.peek().is_some_and(|c| c.is_whitespace()) {
+                chars.next();
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                match c {
+                    ',' => break,
+                    '{' | '}' | '"' => {
+                        return Err(malformed(
+                            "nested arrays and stray quotes or braces are not supported",
+                        ))
+                    }
+                    '\\' => {
+                        chars.next();
+                        value.push(
+                            chars
+                                .next()
+                                .ok_or_else(|| malformed("unexpected end of input"))?,
+                        );
+                    }
+                    _ => {
+                        value.push(c);
+                        chars.next();
+                    }
+                }
+            }
+            value.truncate(value.trim_end().len());
+            if value.is_empty() {
+                return Err(malformed("unexpected \",\" or end of input"));
+            }
+        }
+        let is_null = !quoted && value.eq_ignore_ascii_case("null");
+        elements.push((!is_null).then_some(value));
+        match chars.next() {
+            Some(',') => continue,
+            None => break,
+            Some(_) => return Err(malformed("junk after an element")),
+        }
+    }
+    Ok(elements)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn array_literals_split_as_postgres_does() {
+        let parsed = parse_array(r#"{1, "a b" ,NULL,"NULL","x\"y",""}"#).unwrap();
+        assert_eq!(
+            parsed,
+            vec![
+                Some("1".into()),
+                Some("a b".into()),
+                None,
+                Some("NULL".into()),
+                Some("x\"y".into()),
+                Some(String::new()),
+            ]
+        );
+        assert_eq!(parse_array("{}").unwrap(), vec![]);
+        for bad in ["1,2", "{1,,2}", "{1,2", "{{1},{2}}", "{\"a}"] {
+            assert_eq!(
+                parse_array(bad).unwrap_err().code,
+                SqlState::INVALID_TEXT_REPRESENTATION,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn literal_scales() {
+        assert_eq!(literal_scale("1.0"), Some(1));
+        assert_eq!(literal_scale("-12.500"), Some(3));
+        assert_eq!(literal_scale("7"), Some(0));
+        assert_eq!(literal_scale("1e5"), None);
+        assert_eq!(literal_scale("."), None);
+    }
+}

@@ -1,0 +1,212 @@
+//! Arrays, instants, times of day and intervals over the wire: binary and text results, binary parameters, and the
+//! session time zone (`SET TimeZone`), through tokio-postgres against a real `lanedb serve`.
+
+mod common;
+
+use std::str::FromStr;
+
+use bytes::{BufMut, BytesMut};
+use chrono::{NaiveTime, TimeZone, Utc};
+use common::{code, text_rows, Server};
+use rust_decimal::Decimal;
+use tokio_postgres::types::{accepts, to_sql_checked, FromSql, IsNull, ToSql, Type};
+
+/// PostgreSQL's binary `interval`: microseconds, days, months (tokio-postgres has no interval type of its own).
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Interval {
+    micros: i64,
+    days: i32,
+    months: i32,
+}
+
+type BoxError = Box<dyn std::error::Error + Sync + Send>;
+
+impl<'a> FromSql<'a> for Interval {
+    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Interval, BoxError> {
+        let raw: [u8; 16] = raw.try_into()?;
+        Ok(Interval {
+            micros: i64::from_be_bytes(raw[..8].try_into()?),
+            days: i32::from_be_bytes(raw[8..12].try_into()?),
+            months: i32::from_be_bytes(raw[12..].try_into()?),
+        })
+    }
+
+    accepts!(INTERVAL);
+}
+
+impl ToSql for Interval {
+    fn to_sql(&self, _: &Type, out: &mut BytesMut) -> Result<IsNull, BoxError> {
+        out.put_i64(self.micros);
+        out.put_i32(self.days);
+        out.put_i32(self.months);
+        Ok(IsNull::No)
+    }
+
+    accepts!(INTERVAL);
+    to_sql_checked!();
+}
+
+const VALUES: &str = "SELECT '{1,NULL,3}'::int[], '{a,\"b c\",\"\"}'::text[], \
+     '2018-01-01 12:00:00+08'::timestamptz, '12:34:56.5'::time, \
+     '1 year 2 mons 3 days 04:05:06'::interval, '{2.0,3.0123}'::numeric[], '{}'::bigint[]";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_results_carry_their_types() {
+    let server = Server::start(&["--timezone", "America/New_York"]);
+    let client = server.connect().await;
+    let row = client.query_one(VALUES, &[]).await.unwrap();
+    let types: Vec<Type> = row.columns().iter().map(|c| c.type_().clone()).collect();
+    assert_eq!(
+        types,
+        [
+            Type::INT4_ARRAY,
+            Type::TEXT_ARRAY,
+            Type::TIMESTAMPTZ,
+            Type::TIME,
+            Type::INTERVAL,
+            Type::NUMERIC_ARRAY,
+            Type::INT8_ARRAY
+        ]
+    );
+    assert_eq!(row.get::<_, Vec<Option<i32>>>(0), [Some(1), None, Some(3)]);
+    assert_eq!(row.get::<_, Vec<String>>(1), ["a", "b c", ""]);
+    let instant: chrono::DateTime<Utc> = row.get(2);
+    assert_eq!(instant, Utc.with_ymd_and_hms(2018, 1, 1, 4, 0, 0).unwrap());
+    let time: NaiveTime = row.get(3);
+    assert_eq!(
+        time,
+        NaiveTime::from_hms_milli_opt(12, 34, 56, 500).unwrap()
+    );
+    let interval: Interval = row.get(4);
+    assert_eq!(
+        interval,
+        Interval {
+            micros: (4 * 3600 + 5 * 60 + 6) * 1_000_000,
+            days: 3,
+            months: 14
+        }
+    );
+    // Each element of an unconstrained numeric array keeps its own scale.
+    let numbers: Vec<Decimal> = row.get(5);
+    assert_eq!(
+        numbers,
+        [
+            Decimal::from_str("2.0").unwrap(),
+            Decimal::from_str("3.0123").unwrap()
+        ]
+    );
+    assert_eq!(numbers[0].scale(), 1);
+    assert!(row.get::<_, Vec<i64>>(6).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_results_are_postgres_text() {
+    let server = Server::start(&["--timezone", "America/New_York"]);
+    let client = server.connect().await;
+    let rows = text_rows(&client.simple_query(VALUES).await.unwrap());
+    assert_eq!(
+        rows,
+        [[
+            "{1,NULL,3}",
+            "{a,\"b c\",\"\"}",
+            "2017-12-31 23:00:00-05",
+            "12:34:56.5",
+            "1 year 2 mons 3 days 04:05:06",
+            "{2.0,3.0123}",
+            "{}"
+        ]]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_parameters_of_the_new_types_are_read() {
+    let server = Server::start(&["--timezone", "America/New_York"]);
+    let client = server.connect().await;
+    let instant = Utc.with_ymd_and_hms(2018, 7, 1, 12, 0, 0).unwrap();
+    let time = NaiveTime::from_hms_micro_opt(1, 2, 3, 4).unwrap();
+    let interval = Interval {
+        micros: -90 * 60 * 1_000_000,
+        days: 1,
+        months: 0,
+    };
+    let row = client
+        .query_one(
+            "SELECT $1::timestamptz::text, $2::time::text, $3::interval::text",
+            &[&instant, &time, &interval],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "2018-07-01 08:00:00-04");
+    assert_eq!(row.get::<_, String>(1), "01:02:03.000004");
+    assert_eq!(row.get::<_, String>(2), "1 day -01:30:00");
+    // The statement describes its parameters with the types the casts give them.
+    let statement = client
+        .prepare("SELECT $1::timestamptz, $2::time, $3::interval")
+        .await
+        .unwrap();
+    assert_eq!(
+        statement.params(),
+        [Type::TIMESTAMPTZ, Type::TIME, Type::INTERVAL]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_session_time_zone_shows_instants_and_reads_local_times() {
+    let server = Server::start(&[]);
+    let client = server.connect().await;
+    let show = |rows: Vec<Vec<String>>| rows[0][0].clone();
+    let instant = "SELECT '2018-01-01 12:00:00+08'::timestamptz";
+    assert_eq!(
+        show(text_rows(&client.simple_query(instant).await.unwrap())),
+        "2018-01-01 04:00:00+00"
+    );
+    assert_eq!(
+        show(text_rows(
+            &client.simple_query("SHOW TimeZone").await.unwrap()
+        )),
+        "UTC"
+    );
+    client
+        .batch_execute("SET TimeZone = 'asia/kolkata'")
+        .await
+        .unwrap();
+    assert_eq!(
+        show(text_rows(
+            &client.simple_query("SHOW TimeZone").await.unwrap()
+        )),
+        "Asia/Kolkata"
+    );
+    assert_eq!(
+        show(text_rows(&client.simple_query(instant).await.unwrap())),
+        "2018-01-01 09:30:00+05:30"
+    );
+    // Text without an offset is a local time in the session's zone.
+    let local = "SELECT '2018-01-01 12:00:00'::timestamptz = '2018-01-01 06:30:00+00'::timestamptz";
+    assert_eq!(
+        show(text_rows(&client.simple_query(local).await.unwrap())),
+        "t"
+    );
+    let err = client
+        .batch_execute("SET TimeZone = 'Mars/Olympus_Mons'")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), "22023");
+    client.batch_execute("RESET TimeZone").await.unwrap();
+    assert_eq!(
+        show(text_rows(
+            &client.simple_query("SHOW TimeZone").await.unwrap()
+        )),
+        "UTC"
+    );
+    // Another session is not affected by this one's zone.
+    let other = server.connect().await;
+    client.batch_execute("SET TimeZone = '+08'").await.unwrap();
+    assert_eq!(
+        show(text_rows(&other.simple_query(instant).await.unwrap())),
+        "2018-01-01 04:00:00+00"
+    );
+    assert_eq!(
+        show(text_rows(&client.simple_query(instant).await.unwrap())),
+        "2018-01-01 12:00:00+08"
+    );
+}
