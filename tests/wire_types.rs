@@ -180,6 +180,12 @@ async fn the_session_time_zone_shows_instants_and_reads_local_times() {
         show(text_rows(&client.simple_query(instant).await.unwrap())),
         "2018-01-01 09:30:00+05:30"
     );
+    let now =
+        "SELECT now()::text LIKE '%+05:30', to_timestamp(0) = '1970-01-01 05:30:00'::timestamptz";
+    assert_eq!(
+        text_rows(&client.simple_query(now).await.unwrap()),
+        [["t", "t"]]
+    );
     // Text without an offset is a local time in the session's zone.
     let local = "SELECT '2018-01-01 12:00:00'::timestamptz = '2018-01-01 06:30:00+00'::timestamptz";
     assert_eq!(

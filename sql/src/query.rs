@@ -385,6 +385,16 @@ impl QueryBridge {
         } else {
             let mut state = self.base.clone();
             state.config_mut().options_mut().execution.time_zone = Some(zone.to_string());
+            // `now()` reads the zone when it is built: rebuild it for this one. (DataFusion's `to_timestamp` would
+            // read it too, but then takes its argument as local time; built for UTC it gives the right instant.)
+            let config = state.config_options().clone();
+            let now = state
+                .scalar_functions()
+                .get("now")
+                .and_then(|f| f.inner().with_updated_config(&config));
+            if let Some(now) = now {
+                state.register_udf(Arc::new(now)).map_err(map_error)?;
+            }
             zoned = state;
             &zoned
         };
