@@ -404,3 +404,53 @@ fn debug_builds_catch_a_procedure_that_is_not_deterministic() {
     )
     .unwrap();
 }
+
+#[test]
+fn array_parameters_are_checked_and_converted() {
+    let db = Database::open_in_memory(2).unwrap();
+    db.install_module(&lanedb::procedures::examples::bank())
+        .unwrap();
+    for id in [1i64, 2, 3, 4] {
+        db.call("deposit", &[Value::BigInt(id), Value::BigInt(id * 10)])
+            .unwrap();
+    }
+    let balances = |out: &[Output]| -> Vec<String> {
+        out[0]
+            .batches
+            .iter()
+            .flat_map(|b| (0..b.num_rows()).map(move |r| lanedb::text::cell(b, r, 2).unwrap()))
+            .collect()
+    };
+    // An array value, with NULLs and a missing account left out, in the order given.
+    let ids = Value::Array(vec![
+        Value::BigInt(3),
+        Value::Null,
+        Value::BigInt(99),
+        Value::BigInt(1),
+    ]);
+    assert_eq!(
+        balances(&db.call("balances", &[ids]).unwrap()),
+        ["30", "10"]
+    );
+    // PostgreSQL's array text, and elements of another integer width, are converted.
+    let text = Value::Text("{4, 2}".into());
+    assert_eq!(
+        balances(&db.call("balances", &[text]).unwrap()),
+        ["40", "20"]
+    );
+    let narrow = Value::Array(vec![Value::Integer(2)]);
+    assert_eq!(balances(&db.call("balances", &[narrow]).unwrap()), ["20"]);
+    assert!(balances(&db.call("balances", &[Value::Array(vec![])]).unwrap()).is_empty());
+    // Mismatches are clear errors.
+    for (bad, code) in [
+        (Value::Text("{1,x}".into()), "22P02"),
+        (Value::Text("1,2".into()), "22P02"),
+        (Value::BigInt(1), "42804"),
+        (Value::Array(vec![Value::Text("y".into())]), "22P02"),
+    ] {
+        let e = db.call("balances", std::slice::from_ref(&bad)).unwrap_err();
+        assert_eq!(e.code.0, code, "{bad:?}: {e}");
+    }
+    let many = Value::Array((0..1001).map(Value::BigInt).collect());
+    assert_eq!(db.call("balances", &[many]).unwrap_err().code.0, "54000");
+}

@@ -216,3 +216,33 @@ async fn the_session_time_zone_shows_instants_and_reads_local_times() {
         "2018-01-01 12:00:00+08"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn procedures_take_array_parameters_in_both_formats() {
+    let server = Server::start(&["--modules", "bank"]);
+    let client = server.connect().await;
+    for id in [1i64, 2, 3] {
+        client
+            .execute("CALL deposit($1, $2)", &[&id, &(id * 100)])
+            .await
+            .unwrap();
+    }
+    // Binary: the statement describes its parameter as int8[] and the driver sends an array.
+    let statement = client.prepare("CALL balances($1)").await.unwrap();
+    assert_eq!(statement.params(), [Type::INT8_ARRAY]);
+    let ids: Vec<Option<i64>> = vec![Some(3), None, Some(1)];
+    let rows = client.query(&statement, &[&ids]).await.unwrap();
+    let balances: Vec<i64> = rows.iter().map(|r| r.get(2)).collect();
+    assert_eq!(balances, [300, 100]);
+    // Text: an array literal in a simple query.
+    let rows = text_rows(&client.simple_query("CALL balances('{2,3}')").await.unwrap());
+    assert_eq!(rows, [["2", "NULL", "200"], ["3", "NULL", "300"]]);
+    let err = client
+        .simple_query("CALL balances('{2,three}')")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), "22P02");
+    // A parameter of the wrong type is refused by the driver's own check, so send text that is not an array.
+    let err = client.simple_query("CALL balances('2')").await.unwrap_err();
+    assert_eq!(code(&err), "22P02");
+}

@@ -52,6 +52,7 @@ pub fn column_from_values<'a>(ty: &DataType, values: impl Iterator<Item = &'a Va
             Value::TimestampTz(v) => *v
         ),
         DataType::Time => build!(Time64MicrosecondBuilder::new(), Value::Time(v) => *v),
+        DataType::Array(element) => array_column(element, values),
         DataType::Interval => build!(
             IntervalMonthDayNanoBuilder::new(),
             Value::Interval { months, days, micros } => IntervalMonthDayNano::new(
@@ -61,6 +62,31 @@ pub fn column_from_values<'a>(ty: &DataType, values: impl Iterator<Item = &'a Va
             )
         ),
     }
+}
+
+/// A list column of `element` arrays: the elements of every row end to end, and each row's offsets.
+fn array_column<'a>(element: &DataType, values: impl Iterator<Item = &'a Value>) -> ArrayRef {
+    let mut flat: Vec<&Value> = Vec::new();
+    let mut offsets = vec![0i32];
+    let mut valid = Vec::new();
+    for value in values {
+        if let Value::Array(elements) = value {
+            flat.extend(elements);
+        }
+        valid.push(matches!(value, Value::Array(_)));
+        offsets.push(flat.len() as i32);
+    }
+    let field = Arc::new(arrow_schema::Field::new_list_field(
+        element.to_arrow(),
+        true,
+    ));
+    let nulls = arrow_buffer::NullBuffer::from(valid);
+    Arc::new(arrow_array::ListArray::new(
+        field,
+        arrow_buffer::OffsetBuffer::new(offsets.into()),
+        column_from_values(element, flat.into_iter()),
+        Some(nulls),
+    ))
 }
 
 /// A batch with `schema` whose columns have the SQL types `types`, from row-major values.

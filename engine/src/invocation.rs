@@ -29,7 +29,7 @@
 //!             0 NULL; 1 bool u8; 2 i16; 3 i32; 4 i64; 5 f32 bits u32; 6 f64 bits u64; 7 decimal i128 and u8 scale;
 //!             8 text str; 9 bytes (u32 length, bytes); 10 timestamp i64 micros; 11 date i32 days;
 //!             12 timestamp with time zone i64 micros (UTC); 13 time i64 micros; 14 interval i32 months,
-//!             i32 days, i64 micros
+//!             i32 days, i64 micros; 15 array: u32 count, then count values (none of them arrays)
 //! ```
 
 use std::borrow::Cow;
@@ -287,6 +287,11 @@ fn put_value(out: &mut Vec<u8>, v: &Value) {
             out.extend_from_slice(&days.to_le_bytes());
             out.extend_from_slice(&micros.to_le_bytes());
         }
+        Value::Array(elements) => {
+            out.push(15);
+            out.extend_from_slice(&(elements.len() as u32).to_le_bytes());
+            elements.iter().for_each(|e| put_value(out, e));
+        }
     }
 }
 
@@ -344,6 +349,11 @@ impl Reader<'_> {
     }
 
     fn value(&mut self) -> Result<Value> {
+        self.value_at(0)
+    }
+
+    /// A value inside `depth` arrays (arrays have one dimension: an array in an array is damage).
+    fn value_at(&mut self, depth: usize) -> Result<Value> {
         Ok(match self.u8()? {
             0 => Value::Null,
             1 => Value::Boolean(self.u8()? != 0),
@@ -370,6 +380,17 @@ impl Reader<'_> {
                 days: i32::from_le_bytes(self.take()?),
                 micros: self.i64()?,
             },
+            15 if depth == 0 => {
+                let n = self.u32()? as usize;
+                // Each element takes at least its tag byte: a count past the bytes left is damage.
+                if n > self.bytes.len().saturating_sub(self.at) {
+                    return Err(bad("array longer than its record"));
+                }
+                (0..n)
+                    .map(|_| self.value_at(1))
+                    .collect::<Result<Vec<_>>>()
+                    .map(Value::Array)?
+            }
             tag => return Err(bad(&format!("unknown value tag {tag}"))),
         })
     }
@@ -479,6 +500,15 @@ mod tests {
             Value::Bytes(vec![0, 255]),
             Value::Timestamp(1_700_000_000_000_000),
             Value::Date(-5),
+            Value::TimestampTz(-1),
+            Value::Time(3_600_000_000),
+            Value::Interval {
+                months: 14,
+                days: -3,
+                micros: 5,
+            },
+            Value::Array(vec![Value::BigInt(1), Value::Null, Value::Text("x".into())]),
+            Value::Array(vec![]),
         ];
         let invocations = vec![
             Invocation::Statement {

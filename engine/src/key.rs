@@ -38,6 +38,11 @@ pub fn encode_value(value: &Value, out: &mut Vec<u8>) {
         Value::Timestamp(t) => out.extend_from_slice(&encode_i64(*t)),
         Value::Date(d) => out.extend_from_slice(&encode_i64(*d as i64)),
         Value::TimestampTz(t) | Value::Time(t) => out.extend_from_slice(&encode_i64(*t)),
+        Value::Array(elements) => {
+            // Elements one after another, then a tag below every value's: arrays order element-wise.
+            elements.iter().for_each(|e| encode_value(e, out));
+            out.push(0);
+        }
         Value::Interval { .. } => out.extend_from_slice(
             &((crate::datetime::interval_span(value) as u128) ^ (1 << 127)).to_be_bytes(),
         ),

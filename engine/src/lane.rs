@@ -288,7 +288,7 @@ impl LaneState {
             .def()
             .columns
             .iter()
-            .map(|c| c.data_type)
+            .map(|c| c.data_type.clone())
             .collect())
     }
 

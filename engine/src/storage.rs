@@ -97,7 +97,7 @@ impl Column {
             DataType::Integer | DataType::Date => ColumnData::Int32(Vec::new()),
             DataType::BigInt | DataType::Timestamp => ColumnData::Int64(Vec::new()),
             // Never built: tables refuse these types (`DataType::is_storable`).
-            DataType::TimestampTz | DataType::Time | DataType::Interval => {
+            DataType::TimestampTz | DataType::Time | DataType::Interval | DataType::Array(_) => {
                 ColumnData::Int64(Vec::new())
             }
             DataType::Real => ColumnData::Float32(Vec::new()),
@@ -384,7 +384,7 @@ impl Chunk {
             columns: def
                 .columns
                 .iter()
-                .map(|c| Column::new(c.data_type))
+                .map(|c| Column::new(c.data_type.clone()))
                 .collect(),
             len: 0,
             batch: OnceLock::new(),

@@ -14,7 +14,9 @@ use arrow_array::{Array, RecordBatch};
 use arrow_schema::{DataType as ArrowType, IntervalUnit, TimeUnit};
 
 use crate::datetime::{format_interval, format_time, format_timestamptz};
+use crate::error::{Error, Result};
 use crate::value::{format_date, format_decimal, format_float, format_real, format_timestamp};
+use crate::SqlState;
 
 /// The text of the value at (`row`, `column`), `None` for NULL.
 pub fn cell(batch: &RecordBatch, row: usize, column: usize) -> Option<String> {
@@ -107,24 +109,40 @@ fn put_array(out: &mut impl Write, elements: &dyn Array) -> std::fmt::Result {
         }
         element.clear();
         write_text(&mut element, elements, i)?;
-        let nested = matches!(
-            elements.data_type(),
-            ArrowType::List(_) | ArrowType::LargeList(_) | ArrowType::FixedSizeList(_, _)
-        );
-        if nested || !needs_quotes(&element) {
-            out.write_str(&element)?;
-            continue;
-        }
-        out.write_char('"')?;
-        for c in element.chars() {
-            if c == '"' || c == '\\' {
-                out.write_char('\\')?;
-            }
-            out.write_char(c)?;
-        }
-        out.write_char('"')?;
+        put_element(out, &element)?;
     }
     out.write_char('}')
+}
+
+/// An array's text from its elements' texts (`None` for NULL).
+pub fn format_array(elements: &[Option<String>]) -> String {
+    let mut out = String::from("{");
+    for (i, element) in elements.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = match element {
+            Some(text) => put_element(&mut out, text),
+            None => out.write_str("NULL"),
+        };
+    }
+    out.push('}');
+    out
+}
+
+/// One element, double-quoted (with `"` and `\` escaped) when PostgreSQL would quote it.
+fn put_element(out: &mut impl Write, element: &str) -> std::fmt::Result {
+    if !needs_quotes(element) {
+        return out.write_str(element);
+    }
+    out.write_char('"')?;
+    for c in element.chars() {
+        if c == '"' || c == '\\' {
+            out.write_char('\\')?;
+        }
+        out.write_char(c)?;
+    }
+    out.write_char('"')
 }
 
 fn needs_quotes(element: &str) -> bool {
@@ -133,6 +151,87 @@ fn needs_quotes(element: &str) -> bool {
         || element
             .chars()
             .any(|c| c.is_whitespace() || matches!(c, '"' | '\\' | ',' | '{' | '}'))
+}
+
+/// The elements of a one-dimensional array literal in PostgreSQL's input form (`{1, "a b", NULL}`): quotes and
+/// backslash escapes undone, `None` for an unquoted NULL. Malformed text is 22P02.
+pub fn parse_array(text: &str) -> Result<Vec<Option<String>>> {
+    let malformed = |why: &str| {
+        Error::new(
+            SqlState::INVALID_TEXT_REPRESENTATION,
+            format!("malformed array literal: \"{text}\": {why}"),
+        )
+    };
+    let inner = text
+        .trim()
+        .strip_prefix('{')
+        .and_then(|t| t.strip_suffix('}'))
+        .ok_or_else(|| malformed("an array value must start with \"{\" and end with \"}\""))?;
+    let mut elements = Vec::new();
+    if inner.trim().is_empty() {
+        return Ok(elements);
+    }
+    let mut chars = inner.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let mut value = String::new();
+        let quoted = chars.peek() == Some(&'"');
+        if quoted {
+            chars.next();
+            loop {
+                match chars.next() {
+                    Some('"') => break,
+                    Some('\\') => value.push(
+                        chars
+                            .next()
+                            .ok_or_else(|| malformed("unexpected end of input"))?,
+                    ),
+                    Some(c) => value.push(c),
+                    None => return Err(malformed("unterminated quoted element")),
+                }
+            }
+            while chars.peek().is_some_and(|c| c.is_whitespace()) {
+                chars.next();
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                match c {
+                    ',' => break,
+                    '{' | '}' | '"' => {
+                        return Err(malformed(
+                            "nested arrays and stray quotes or braces are not supported",
+                        ))
+                    }
+                    '\\' => {
+                        chars.next();
+                        value.push(
+                            chars
+                                .next()
+                                .ok_or_else(|| malformed("unexpected end of input"))?,
+                        );
+                    }
+                    _ => {
+                        value.push(c);
+                        chars.next();
+                    }
+                }
+            }
+            value.truncate(value.trim_end().len());
+            if value.is_empty() {
+                return Err(malformed("unexpected \",\" or end of input"));
+            }
+        }
+        let is_null = !quoted && value.eq_ignore_ascii_case("null");
+        elements.push((!is_null).then_some(value));
+        match chars.next() {
+            Some(',') => continue,
+            None => break,
+            Some(_) => return Err(malformed("junk after an element")),
+        }
+    }
+    Ok(elements)
 }
 
 /// Microseconds since the epoch of a timestamp cell in any Arrow time unit.
@@ -262,6 +361,34 @@ mod tests {
         let mut out = String::new();
         put_text(&mut out, &texts.finish(), 0);
         assert_eq!(out, r#"{a,"","b c","x\"y","null","{}"}"#);
+    }
+
+    #[test]
+    fn array_literals_split_as_postgres_does() {
+        let parsed = parse_array(r#"{1, "a b" ,NULL,"NULL","x\"y",""}"#).unwrap();
+        assert_eq!(
+            parsed,
+            vec![
+                Some("1".into()),
+                Some("a b".into()),
+                None,
+                Some("NULL".into()),
+                Some("x\"y".into()),
+                Some(String::new()),
+            ]
+        );
+        assert_eq!(parse_array("{}").unwrap(), vec![]);
+        for bad in ["1,2", "{1,,2}", "{1,2", "{{1},{2}}", "{\"a}"] {
+            assert_eq!(
+                parse_array(bad).unwrap_err().code,
+                SqlState::INVALID_TEXT_REPRESENTATION,
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            format_array(&[Some("a b".into()), None, Some(String::new())]),
+            r#"{"a b",NULL,""}"#
+        );
     }
 
     #[test]

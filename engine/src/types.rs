@@ -4,6 +4,7 @@
 //! type OID. Integer widths are kept as declared so results keep PostgreSQL's types.
 
 use std::fmt;
+use std::sync::Arc;
 
 use arrow_schema::{DataType as ArrowType, TimeUnit};
 
@@ -25,7 +26,7 @@ pub const UTC_ZONE: &str = "+00:00";
 /// The time zone sessions start in unless the database is configured with another (`--timezone`).
 pub const DEFAULT_ZONE: &str = "UTC";
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum DataType {
     Boolean,
     SmallInt,
@@ -53,6 +54,8 @@ pub enum DataType {
     Time,
     /// Months, days and nanoseconds, as PostgreSQL's `interval` (Arrow's month-day-nano layout).
     Interval,
+    /// A one-dimensional array of the element type (never itself an array).
+    Array(Box<DataType>),
 }
 
 impl DataType {
@@ -94,14 +97,27 @@ impl DataType {
             }
             DataType::Time => ArrowType::Time64(TimeUnit::Microsecond),
             DataType::Interval => ArrowType::Interval(arrow_schema::IntervalUnit::MonthDayNano),
+            DataType::Array(element) => ArrowType::List(Arc::new(
+                arrow_schema::Field::new_list_field(element.to_arrow(), true),
+            )),
         }
+    }
+
+    /// An array of `element` (which must not be an array itself: arrays have one dimension).
+    pub fn array_of(element: DataType) -> Result<DataType> {
+        if matches!(element, DataType::Array(_)) {
+            return Err(Error::unsupported(
+                "arrays of arrays are not supported: arrays have one dimension",
+            ));
+        }
+        Ok(DataType::Array(Box::new(element)))
     }
 
     /// Whether tables can have columns of this type.
     pub fn is_storable(&self) -> bool {
         !matches!(
             self,
-            DataType::TimestampTz | DataType::Time | DataType::Interval
+            DataType::TimestampTz | DataType::Time | DataType::Interval | DataType::Array(_)
         )
     }
 
@@ -141,6 +157,12 @@ impl DataType {
             ArrowType::Date32 | ArrowType::Date64 => DataType::Date,
             ArrowType::Time32(_) | ArrowType::Time64(_) => DataType::Time,
             ArrowType::Interval(_) | ArrowType::Duration(_) => DataType::Interval,
+            ArrowType::List(f) | ArrowType::LargeList(f) | ArrowType::FixedSizeList(f, _) => {
+                match DataType::from_arrow(f.data_type())? {
+                    DataType::Array(_) => return None,
+                    element => DataType::Array(Box::new(element)),
+                }
+            }
             _ => return None,
         })
     }
@@ -184,6 +206,7 @@ impl fmt::Display for DataType {
             DataType::TimestampTz => f.write_str("timestamp with time zone"),
             DataType::Time => f.write_str("time without time zone"),
             DataType::Interval => f.write_str("interval"),
+            DataType::Array(element) => write!(f, "{element}[]"),
         }
     }
 }

@@ -38,6 +38,8 @@ pub enum Value {
         days: i32,
         micros: i64,
     },
+    /// A one-dimensional array (procedure arguments and query parameters; tables do not store arrays).
+    Array(Vec<Value>),
 }
 
 impl Value {
@@ -66,6 +68,12 @@ impl Value {
             Value::TimestampTz(_) => DataType::TimestampTz,
             Value::Time(_) => DataType::Time,
             Value::Interval { .. } => DataType::Interval,
+            Value::Array(elements) => DataType::Array(Box::new(
+                elements
+                    .iter()
+                    .find_map(Value::data_type)
+                    .unwrap_or(DataType::Text),
+            )),
         })
     }
 
@@ -173,6 +181,22 @@ impl Value {
             DataType::Interval => match self {
                 Value::Interval { .. } => Ok(self.clone()),
                 Value::Text(s) => crate::datetime::parse_interval(s),
+                _ => Err(self.cannot_cast(ty)),
+            },
+            DataType::Array(element) => match self {
+                Value::Array(values) => values
+                    .iter()
+                    .map(|v| v.cast_to(element))
+                    .collect::<Result<Vec<_>>>()
+                    .map(Value::Array),
+                Value::Text(s) => crate::text::parse_array(s)?
+                    .into_iter()
+                    .map(|e| match e {
+                        Some(text) => Value::Text(text).cast_to(element),
+                        None => Ok(Value::Null),
+                    })
+                    .collect::<Result<Vec<_>>>()
+                    .map(Value::Array),
                 _ => Err(self.cannot_cast(ty)),
             },
         }
@@ -340,6 +364,15 @@ pub fn compare_non_null(a: &Value, b: &Value) -> Option<Ordering> {
         (Time(x), Time(y)) => Some(x.cmp(y)),
         (Interval { .. }, Interval { .. }) => {
             Some(crate::datetime::interval_span(a).cmp(&crate::datetime::interval_span(b)))
+        }
+        (Array(x), Array(y)) => {
+            for (p, q) in x.iter().zip(y) {
+                match compare(p, q) {
+                    Ordering::Equal => continue,
+                    other => return Some(other),
+                }
+            }
+            Some(x.len().cmp(&y.len()))
         }
         (Date(x), Date(y)) => Some(x.cmp(y)),
         (Date(x), Timestamp(y)) => Some((*x as i64 * MICROS_PER_DAY).cmp(y)),
@@ -700,6 +733,13 @@ impl fmt::Display for Value {
                 days,
                 micros,
             } => f.write_str(&crate::datetime::format_interval(*months, *days, *micros)),
+            Value::Array(elements) => {
+                let texts: Vec<Option<String>> = elements
+                    .iter()
+                    .map(|e| (!e.is_null()).then(|| e.to_string()))
+                    .collect();
+                f.write_str(&crate::text::format_array(&texts))
+            }
         }
     }
 }

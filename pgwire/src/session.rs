@@ -1235,7 +1235,7 @@ impl<B: Backend> Session<B> {
                 Some(&oid) if oid != 0 => oid,
                 _ => inferred
                     .get(i)
-                    .copied()
+                    .cloned()
                     .flatten()
                     .map_or(TEXT, |t| oid_of(&t)),
             })
@@ -1326,7 +1326,7 @@ impl<B: Backend> Session<B> {
                 continue;
             };
             let oid = prepared.param_oids[i];
-            let inferred = inferred.get(i).copied().flatten();
+            let inferred = inferred.get(i).cloned().flatten();
             let value = if binary[i] {
                 let value = crate::types::decode_binary(oid, bytes)?;
                 match inferred {

@@ -54,7 +54,34 @@ pub fn oid_of(ty: &DataType) -> u32 {
         DataType::TimestampTz => TIMESTAMPTZ,
         DataType::Time => TIME,
         DataType::Interval => INTERVAL,
+        DataType::Array(element) => array_oid(oid_of(element)).unwrap_or(TEXT_ARRAY),
     }
+}
+
+/// `text[]`, for arrays whose element type has no array type of its own.
+pub const TEXT_ARRAY: u32 = 1009;
+
+/// The element OID of an array type's OID.
+fn element_oid(array: u32) -> Option<u32> {
+    [
+        BOOL,
+        BYTEA,
+        INT2,
+        INT4,
+        TEXT,
+        VARCHAR,
+        INT8,
+        FLOAT4,
+        FLOAT8,
+        TIMESTAMP,
+        DATE,
+        TIME,
+        TIMESTAMPTZ,
+        INTERVAL,
+        NUMERIC,
+    ]
+    .into_iter()
+    .find(|e| array_oid(*e) == Some(array))
 }
 
 /// The OID of the one-dimensional array type of an element type's OID; `None` where PostgreSQL has none.
@@ -101,6 +128,11 @@ pub fn type_of_oid(oid: u32) -> Result<Option<DataType>> {
         TIMESTAMPTZ => DataType::TimestampTz,
         TIME => DataType::Time,
         INTERVAL => DataType::Interval,
+        other if element_oid(other).is_some() => {
+            let element =
+                type_of_oid(element_oid(other).unwrap_or(TEXT))?.unwrap_or(DataType::Text);
+            DataType::array_of(element)?
+        }
         other => {
             return Err(Error::new(
                 SqlState::FEATURE_NOT_SUPPORTED,
@@ -150,6 +182,7 @@ fn arrow_column_type(ty: &ArrowType) -> (u32, i16) {
         Some(DataType::TimestampTz) => (TIMESTAMPTZ, 8),
         Some(DataType::Time) => (TIME, 8),
         Some(DataType::Interval) => (INTERVAL, 16),
+        Some(DataType::Array(_)) => (TEXT_ARRAY, -1),
         Some(DataType::Varchar(_) | DataType::Text) | None => (TEXT, -1),
     }
 }
@@ -472,6 +505,7 @@ pub fn decode_binary(oid: u32, bytes: &[u8]) -> Result<Value> {
             }
         }
         BYTEA => Value::Bytes(bytes.to_vec()),
+        other if element_oid(other).is_some() => decode_binary_array(other, bytes)?,
         TEXT | VARCHAR | BPCHAR | NAME | UNKNOWN | 0 => Value::Text(
             std::str::from_utf8(bytes)
                 .map_err(|_| {
@@ -489,6 +523,52 @@ pub fn decode_binary(oid: u32, bytes: &[u8]) -> Result<Value> {
             ))
         }
     })
+}
+
+/// PostgreSQL's binary array (`array_recv`), one dimension: ndim, has-NULLs flag, element OID, then the dimension's
+/// length and lower bound, then the elements, each length-prefixed (-1 for NULL).
+fn decode_binary_array(oid: u32, bytes: &[u8]) -> Result<Value> {
+    let bad = |why: &str| {
+        Error::new(
+            SqlState::INVALID_BINARY_REPRESENTATION,
+            format!("invalid binary array parameter: {why}"),
+        )
+    };
+    let word = |at: usize| -> Result<i32> {
+        bytes
+            .get(at..at + 4)
+            .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+            .ok_or_else(|| bad("cut short"))
+    };
+    let (dimensions, element) = (word(0)?, word(8)? as u32);
+    if Some(element) != element_oid(oid) {
+        return Err(bad("its element type does not match the array type"));
+    }
+    let (count, mut at) = match dimensions {
+        0 => (0, 12),
+        1 => (word(12)?, 20),
+        _ => return Err(Error::unsupported("arrays of more than one dimension")),
+    };
+    if count < 0 || count as usize > bytes.len() / 4 {
+        return Err(bad("its length does not fit its bytes"));
+    }
+    let mut values = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let len = word(at)?;
+        at += 4;
+        if len < 0 {
+            values.push(Value::Null);
+            continue;
+        }
+        let end = at + len as usize;
+        let raw = bytes.get(at..end).ok_or_else(|| bad("cut short"))?;
+        values.push(decode_binary(element, raw)?);
+        at = end;
+    }
+    if at != bytes.len() {
+        return Err(bad("bytes after its last element"));
+    }
+    Ok(Value::Array(values))
 }
 
 #[cfg(test)]

@@ -90,7 +90,9 @@ pub trait Procedure: Send + Sync + 'static {
     fn partitioning(&self) -> Partitioning;
     /// The SQL statements `run` may queue, by position.
     fn statements(&self) -> Vec<String>;
-    /// The parameters' types; arguments are checked against them and converted (NULL is always accepted).
+    /// The parameters' types; arguments are checked against them and converted (NULL is always accepted). An
+    /// array parameter (`DataType::Array(Box::new(DataType::BigInt))`) takes a `Value::Array` or PostgreSQL's array
+    /// text (`'{1,2,NULL}'`), and over the wire a client's array in either format; each element is converted.
     fn parameters(&self) -> Vec<lanedb_engine::DataType>;
     fn run(&self, ctx: &mut Context<'_>, params: &[Value]) -> Result<Vec<Output>>;
     /// The columns the procedure returns, for clients that describe a `CALL` before running it. By default: those

@@ -252,7 +252,7 @@ impl Registry {
                         ),
                     ));
                 }
-                Some((def.columns[c].data_type, parameter))
+                Some((def.columns[c].data_type.clone(), parameter))
             }
             Partitioning::Multi => None,
         };
@@ -404,10 +404,10 @@ impl Registry {
         plans: &Plans,
         args: &[Value],
     ) -> Result<Option<usize>> {
-        let Some((ty, parameter)) = plans.partition else {
+        let Some((ty, parameter)) = &plans.partition else {
             return Ok(None);
         };
-        let key = args[parameter].cast_to(&ty)?;
+        let key = args[*parameter].cast_to(ty)?;
         if key.is_null() {
             return Err(Error::new(
                 SqlState::NOT_NULL_VIOLATION,

@@ -1,6 +1,6 @@
 //! Conversions between sqlparser's types, DataFusion's scalars and engine values.
 
-use datafusion::arrow::array::ArrayRef;
+use datafusion::arrow::array::{Array, ArrayRef};
 use datafusion::common::ScalarValue;
 use datafusion::sql::sqlparser::ast;
 use lanedb_engine::types::{DECIMAL_PRECISION_MAX, VARCHAR_LENGTH_MAX};
@@ -57,6 +57,10 @@ pub fn data_type(ty: &ast::DataType) -> Result<DataType> {
         }
         T::Time(_, ast::TimezoneInfo::None | ast::TimezoneInfo::WithoutTimeZone) => DataType::Time,
         T::Interval { .. } => DataType::Interval,
+        T::Array(ast::ArrayElemTypeDef::SquareBracket(element, _))
+        | T::Array(ast::ArrayElemTypeDef::AngleBracket(element)) => {
+            DataType::array_of(data_type(element)?)?
+        }
         other => return Err(Error::unsupported(format!("type {other} is not supported"))),
     })
 }
@@ -117,6 +121,14 @@ pub fn value_of_scalar(s: &ScalarValue) -> Value {
             days: 0,
             micros: 0,
         },
+        S::List(list) if Array::len(list.as_ref()) == 1 && list.is_valid(0) => {
+            let elements = list.value(0);
+            Value::Array(
+                (0..elements.len())
+                    .map(|i| value_at(&elements, i).unwrap_or(Value::Null))
+                    .collect(),
+            )
+        }
         S::IntervalDayTime(Some(v)) => Value::Interval {
             months: 0,
             days: v.days,
@@ -182,6 +194,20 @@ pub fn scalar_of_value(v: &Value, ty: Option<&DataType>) -> ScalarValue {
             ScalarValue::TimestampMicrosecond(Some(*t), Some(lanedb_engine::types::UTC_ZONE.into()))
         }
         Value::Time(t) => ScalarValue::Time64Microsecond(Some(*t)),
+        Value::Array(elements) => {
+            let element = match ty {
+                Some(DataType::Array(e)) => Some(e.as_ref().clone()),
+                _ => elements.iter().find_map(Value::data_type),
+            };
+            let scalars: Vec<ScalarValue> = elements
+                .iter()
+                .map(|e| scalar_of_value(e, element.as_ref()))
+                .collect();
+            let arrow = element.map_or(datafusion::arrow::datatypes::DataType::Utf8, |e| {
+                e.to_arrow()
+            });
+            ScalarValue::List(ScalarValue::new_list_nullable(&scalars, &arrow))
+        }
         Value::Interval {
             months,
             days,
@@ -217,5 +243,9 @@ pub fn sql_type(ty: &DataType) -> ast::DataType {
             fields: None,
             precision: None,
         },
+        DataType::Array(element) => ast::DataType::Array(ast::ArrayElemTypeDef::SquareBracket(
+            Box::new(sql_type(element)),
+            None,
+        )),
     }
 }

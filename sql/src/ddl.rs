@@ -292,7 +292,7 @@ pub fn partition_table(engine: &Engine, table: &str, column: &str) -> Result<&'s
                 def.columns[p].name
             )));
         }
-        let ty = def.columns[col].data_type;
+        let ty = def.columns[col].data_type.clone();
         if !(ty.is_integer() || ty.is_string() || ty == lanedb_engine::DataType::Bytea) {
             return Err(Error::unsupported(format!(
                 "partition column \"{column}\" has type {ty}: use an integer, varchar, text or bytea column"

@@ -240,10 +240,10 @@ pub fn compile(
                 check_comparable(&l, &r, scope.table)?;
             }
             if let Expr::Column(c) = &l {
-                params.note_expr(&r, scope.table.columns[*c].data_type);
+                params.note_expr(&r, scope.table.columns[*c].data_type.clone());
             }
             if let Expr::Column(c) = &r {
-                params.note_expr(&l, scope.table.columns[*c].data_type);
+                params.note_expr(&l, scope.table.columns[*c].data_type.clone());
             }
             Expr::Binary(op, Box::new(l), Box::new(r))
         }
@@ -257,8 +257,8 @@ pub fn compile(
             let lo = compile(low, scope, params)?;
             let hi = compile(high, scope, params)?;
             if let Expr::Column(c) = &x {
-                params.note_expr(&lo, scope.table.columns[*c].data_type);
-                params.note_expr(&hi, scope.table.columns[*c].data_type);
+                params.note_expr(&lo, scope.table.columns[*c].data_type.clone());
+                params.note_expr(&hi, scope.table.columns[*c].data_type.clone());
             }
             let both = Expr::Binary(
                 BinOp::And,
@@ -284,7 +284,7 @@ pub fn compile(
             if let Expr::Column(c) = &x {
                 items
                     .iter()
-                    .for_each(|i| params.note_expr(i, scope.table.columns[*c].data_type));
+                    .for_each(|i| params.note_expr(i, scope.table.columns[*c].data_type.clone()));
             }
             Expr::InList(Box::new(x), items, *negated)
         }
@@ -310,7 +310,7 @@ pub fn compile(
         } => {
             let ty = convert::data_type(data_type)?;
             let inner = compile(expr, scope, params)?;
-            params.note_expr(&inner, ty);
+            params.note_expr(&inner, ty.clone());
             match ty {
                 DataType::Varchar(Some(n)) => Expr::Function(
                     Func::Left,
@@ -417,10 +417,10 @@ fn compile_function(
 /// reads as whatever type they are compared with) and for anything not worked out here.
 fn static_type(e: &Expr, table: &lanedb_engine::TableDef) -> Option<DataType> {
     match e {
-        Expr::Column(c) | Expr::Excluded(c) => Some(table.columns[*c].data_type),
+        Expr::Column(c) | Expr::Excluded(c) => Some(table.columns[*c].data_type.clone()),
         Expr::Literal(Value::Text(_)) | Expr::Literal(Value::Null) => None,
         Expr::Literal(v) => v.data_type(),
-        Expr::Cast(_, ty) => Some(*ty),
+        Expr::Cast(_, ty) => Some(ty.clone()),
         _ => None,
     }
 }

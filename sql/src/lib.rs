@@ -454,7 +454,7 @@ impl SqlEngine {
                     arguments: prepared
                         .param_types
                         .iter()
-                        .map(|t| t.unwrap_or(DataType::Text))
+                        .map(|t| t.clone().unwrap_or(DataType::Text))
                         .collect(),
                     partition: definition.partition.clone(),
                     sql: Some(definition.statement.clone()),

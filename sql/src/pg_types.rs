@@ -34,7 +34,7 @@ use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 use datafusion::sql::sqlparser::ast;
-use lanedb_engine::{Error, SqlState, Value};
+use lanedb_engine::{Error, Value};
 
 /// Element-field metadata marking text elements that hold decimals (see "Unconstrained numeric").
 pub const NUMERIC_ELEMENT_KEY: &str = lanedb_engine::types::NUMERIC_ELEMENT_KEY;
@@ -386,7 +386,7 @@ fn array_literal(
     element: &ast::DataType,
     ty: &ast::DataType,
 ) -> std::result::Result<ast::Expr, Error> {
-    let elements = parse_array(text)?;
+    let elements = lanedb_engine::text::parse_array(text)?;
     let unconstrained_numeric = matches!(
         element,
         ast::DataType::Numeric(ast::ExactNumberInfo::None)
@@ -430,114 +430,9 @@ fn array_literal(
     })
 }
 
-/// The elements of a one-dimensional array literal, `None` for an unquoted NULL.
-pub fn parse_array(text: &str) -> std::result::Result<Vec<Option<String>>, Error> {
-    let malformed = |why: &str| {
-        Error::new(
-            SqlState::INVALID_TEXT_REPRESENTATION,
-            format!("malformed array literal: \"{text}\": {why}"),
-        )
-    };
-    let inner = text
-        .trim()
-        .strip_prefix('{')
-        .and_then(|t| t.strip_suffix('}'))
-        .ok_or_else(|| malformed("an array value must start with \"{\" and end with \"}\""))?;
-    let mut elements = Vec::new();
-    if inner.trim().is_empty() {
-        return Ok(elements);
-    }
-    let mut chars = inner.chars().peekable();
-    loop {
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
-            chars.next();
-        }
-        let mut value = String::new();
-        let mut quoted = false;
-        if chars.peek() == Some(&'"') {
-            quoted = true;
-            chars.next();
-            loop {
-                match chars.next() {
-                    Some('"') => break,
-                    Some('\\') => value.push(
-                        chars
-                            .next()
-                            .ok_or_else(|| malformed("unexpected end of input"))?,
-                    ),
-                    Some(c) => value.push(c),
-                    None => return Err(malformed("unterminated quoted element")),
-                }
-            }
-            while chars.peek().is_some_and(|c| c.is_whitespace()) {
-                chars.next();
-            }
-        } else {
-            while let Some(&c) = chars.peek() {
-                match c {
-                    ',' => break,
-                    '{' | '}' | '"' => {
-                        return Err(malformed(
-                            "nested arrays and stray quotes or braces are not supported",
-                        ))
-                    }
-                    '\\' => {
-                        chars.next();
-                        value.push(
-                            chars
-                                .next()
-                                .ok_or_else(|| malformed("unexpected end of input"))?,
-                        );
-                    }
-                    _ => {
-                        value.push(c);
-                        chars.next();
-                    }
-                }
-            }
-            value.truncate(value.trim_end().len());
-            if value.is_empty() {
-                return Err(malformed("unexpected \",\" or end of input"));
-            }
-        }
-        let is_null = !quoted && value.eq_ignore_ascii_case("null");
-        elements.push((!is_null).then_some(value));
-        match chars.next() {
-            Some(',') => continue,
-            None => break,
-            Some(_) => return Err(malformed("junk after an element")),
-        }
-    }
-    Ok(elements)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn array_literals_split_as_postgres_does() {
-        let parsed = parse_array(r#"{1, "a b" ,NULL,"NULL","x\"y",""}"#).unwrap();
-        assert_eq!(
-            parsed,
-            vec![
-                Some("1".into()),
-                Some("a b".into()),
-                None,
-                Some("NULL".into()),
-                Some("x\"y".into()),
-                Some(String::new()),
-            ]
-        );
-        assert_eq!(parse_array("{}").unwrap(), vec![]);
-        for bad in ["1,2", "{1,,2}", "{1,2", "{{1},{2}}", "{\"a}"] {
-            assert_eq!(
-                parse_array(bad).unwrap_err().code,
-                SqlState::INVALID_TEXT_REPRESENTATION,
-                "{bad}"
-            );
-        }
-    }
 
     #[test]
     fn literal_scales() {

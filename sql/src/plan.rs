@@ -484,7 +484,7 @@ pub fn plan(
             let (name, args) = crate::call::plan_call(&function, &mut params)?;
             if let Some(def) = catalog.procedure(&name) {
                 for (arg, ty) in args.iter().zip(&def.arguments) {
-                    params.note_expr(arg, *ty);
+                    params.note_expr(arg, ty.clone());
                 }
             }
             Ok(Prepared::command(
@@ -586,7 +586,7 @@ impl Where {
 }
 
 fn exact_binding(table: &TableDef, column: usize, value: &Expr) -> bool {
-    let ty = table.columns[column].data_type;
+    let ty = table.columns[column].data_type.clone();
     match value {
         Expr::Param(_) => true,
         Expr::Literal(v) => {
@@ -737,7 +737,7 @@ fn point_select(q: &ast::Query, catalog: &Catalog) -> Result<PointPlan> {
                 for (i, c) in table.columns.iter().enumerate() {
                     projection.push(Expr::Column(i));
                     fields.push(c.data_type.field(&c.name, true));
-                    types.push(c.data_type);
+                    types.push(c.data_type.clone());
                 }
                 continue;
             }
@@ -758,7 +758,7 @@ fn point_select(q: &ast::Query, catalog: &Catalog) -> Result<PointPlan> {
             col.data_type
                 .field(&alias.unwrap_or_else(|| col.name.clone()), true),
         );
-        types.push(col.data_type);
+        types.push(col.data_type.clone());
         projection.push(compiled);
     }
     let w = match compile_where(s.selection.as_ref(), &scope, &mut params) {
@@ -821,7 +821,7 @@ fn compile_sets(
             ))));
         }
         let e = expr::compile(&a.value, scope, params).or_else(user)?;
-        params.note_expr(&e, scope.table.columns[c].data_type);
+        params.note_expr(&e, scope.table.columns[c].data_type.clone());
         sets.push((c, e));
     }
     Ok(sets)
@@ -1096,7 +1096,7 @@ fn compile_values(
                     Err(CompileError::User(e)) => return Err(e),
                 }
             };
-            params.note_expr(&compiled, table.columns[*c].data_type);
+            params.note_expr(&compiled, table.columns[*c].data_type.clone());
             exprs.push(compiled);
         }
         out.push(exprs);

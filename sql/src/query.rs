@@ -353,7 +353,7 @@ impl QueryBridge {
             .map(|slot| {
                 let ty = declared
                     .get(slot - 1)
-                    .copied()
+                    .cloned()
                     .flatten()
                     .unwrap_or(DataType::Text);
                 (slot, ty)

@@ -68,7 +68,10 @@ pub fn create_view(engine: &Engine, cv: &ast::CreateView, sql: &str) -> Result<&
         };
         for (c, column_name) in columns.iter().zip(&names) {
             let (data_type, nullable) = match c {
-                ViewColumn::Group(s) => (source.columns[*s].data_type, source.columns[*s].nullable),
+                ViewColumn::Group(s) => (
+                    source.columns[*s].data_type.clone(),
+                    source.columns[*s].nullable,
+                ),
                 ViewColumn::Aggregate(Aggregate::CountStar | Aggregate::Count(_)) => {
                     (DataType::BigInt, false)
                 }
@@ -76,7 +79,7 @@ pub fn create_view(engine: &Engine, cv: &ast::CreateView, sql: &str) -> Result<&
                     (sum_type(&source.columns[*s].data_type)?, true)
                 }
                 ViewColumn::Aggregate(Aggregate::Min(s) | Aggregate::Max(s)) => {
-                    (source.columns[*s].data_type, true)
+                    (source.columns[*s].data_type.clone(), true)
                 }
             };
             def.columns.push(ColumnDef {

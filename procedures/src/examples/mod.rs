@@ -2,8 +2,8 @@
 //!
 //! `voter`: VoltDB's Voter (see `voter`).
 //!
-//! `bank`: accounts partitioned by id, with single-partition `Deposit`, `Withdraw` and `Balance`, and a
-//! multi-partition `Transfer` that is all-or-nothing across lanes.
+//! `bank`: accounts partitioned by id, with single-partition `Deposit`, `Withdraw` and `Balance`, a
+//! multi-partition `Transfer` that is all-or-nothing across lanes, and `Balances`, which takes an array of ids.
 
 use std::sync::Arc;
 
@@ -32,6 +32,7 @@ pub fn bank() -> Module {
             Arc::new(Withdraw),
             Arc::new(Balance),
             Arc::new(Transfer),
+            Arc::new(Balances),
         ],
     }
 }
@@ -131,6 +132,60 @@ impl Procedure for Balance {
         ctx.queue(0, params.to_vec());
         ctx.execute()
     }
+}
+
+/// Most accounts one `Balances` call reads.
+pub const BALANCES_IDS_MAX: usize = 1000;
+
+/// `Balances(ids BIGINT[])`: the accounts with these ids, on whatever lanes they live, in the order given; ids with
+/// no account (and NULLs) are left out. At most `BALANCES_IDS_MAX` ids (54000 past it).
+pub struct Balances;
+
+impl Procedure for Balances {
+    fn name(&self) -> &str {
+        "Balances"
+    }
+    fn partitioning(&self) -> Partitioning {
+        Partitioning::Multi
+    }
+    fn statements(&self) -> Vec<String> {
+        vec!["SELECT id, owner, balance FROM accounts WHERE id = $1".into()]
+    }
+    fn parameters(&self) -> Vec<DataType> {
+        vec![DataType::Array(Box::new(DataType::BigInt))]
+    }
+    fn run(&self, ctx: &mut Context<'_>, params: &[Value]) -> Result<Vec<Output>> {
+        let Value::Array(ids) = &params[0] else {
+            return Ok(vec![]);
+        };
+        if ids.len() > BALANCES_IDS_MAX {
+            return Err(lanedb_engine::Error::new(
+                lanedb_engine::SqlState::PROGRAM_LIMIT_EXCEEDED,
+                format!(
+                    "Balances reads at most {BALANCES_IDS_MAX} accounts per call, not {}",
+                    ids.len()
+                ),
+            ));
+        }
+        for id in ids.iter().filter(|id| !id.is_null()) {
+            ctx.queue_expect(0, vec![id.clone()], Expect::ZeroOrOneRow);
+        }
+        let found = ctx.execute()?;
+        let batches = found.into_iter().flat_map(|o| o.batches).collect();
+        Ok(vec![Output::rows(accounts_schema(), batches)])
+    }
+    fn result_schema(&self) -> Option<arrow_schema::SchemaRef> {
+        Some(accounts_schema())
+    }
+}
+
+/// The columns of `accounts`, as its point selects return them.
+fn accounts_schema() -> arrow_schema::SchemaRef {
+    Arc::new(arrow_schema::Schema::new(vec![
+        DataType::BigInt.field("id", false),
+        DataType::Varchar(Some(40)).field("owner", true),
+        DataType::BigInt.field("balance", false),
+    ]))
 }
 
 /// `Transfer(from, to, amount)`: moves money between any two accounts, on any lanes, all or nothing.
