@@ -429,20 +429,20 @@ impl Engine {
         }
     }
 
-    /// Loads a snapshot's rows of table `id` straight into `lane`'s store, or every lane's for `None` (a replicated
-    /// table). Start-up only: nothing is logged or undone.
-    pub fn load_batch(
+    /// Loads a snapshot's rows of table `id` (a file's batches, indexed together) straight into `lane`'s store, or
+    /// every lane's for `None` (a replicated table). Start-up only: nothing is logged or undone.
+    pub fn load_batches(
         &self,
         id: TableId,
         lane: Option<LaneId>,
-        batch: &arrow_array::RecordBatch,
+        batches: &[arrow_array::RecordBatch],
     ) -> Result<()> {
         match lane {
-            Some(l) => self.lanes[l].state.lock().load_batch(id, batch),
+            Some(l) => self.lanes[l].state.lock().load_batches(id, batches),
             None => self
                 .lanes
                 .iter()
-                .try_for_each(|l| l.state.lock().load_batch(id, batch)),
+                .try_for_each(|l| l.state.lock().load_batches(id, batches)),
         }
     }
 

@@ -328,10 +328,14 @@ impl LaneState {
         Ok(rows)
     }
 
-    /// Appends a snapshot's rows to table `id` (see `TableStore::append_batch`): no undo, no view maintenance (a
+    /// Appends a snapshot's rows to table `id` (see `TableStore::append_batches`): no undo, no view maintenance (a
     /// snapshot holds its views' rows too). Fails if the lane is past its memory budget afterwards.
-    pub fn load_batch(&mut self, id: TableId, batch: &arrow_array::RecordBatch) -> Result<()> {
-        let added = self.table_mut(id)?.append_batch(batch)?;
+    pub fn load_batches(
+        &mut self,
+        id: TableId,
+        batches: &[arrow_array::RecordBatch],
+    ) -> Result<()> {
+        let added = self.table_mut(id)?.append_batches(batches)?;
         self.bytes += added;
         if self.bytes > self.memory_bytes_max {
             return Err(Error::new(

@@ -28,6 +28,7 @@ use arrow_array::{
 };
 use arrow_buffer::{NullBuffer, ScalarBuffer};
 use arrow_schema::SchemaRef;
+use smol_str::SmolStr;
 
 use crate::catalog::{IndexDef, IndexKind, TableDef};
 use crate::error::{Error, Result, SqlState};
@@ -78,7 +79,8 @@ enum ColumnData {
     Float32(Vec<f32>),
     Float64(Vec<f64>),
     Decimal(Vec<i128>),
-    Utf8(Vec<String>),
+    /// Strings of up to 23 bytes sit inline (no heap allocation per value); longer ones are shared on the heap.
+    Utf8(Vec<SmolStr>),
     Binary(Vec<Vec<u8>>),
 }
 
@@ -131,9 +133,9 @@ impl Column {
             ColumnData::Float64(d) => d.push(if let Value::Double(x) = v { *x } else { 0.0 }),
             ColumnData::Decimal(d) => d.push(if let Value::Decimal(x, _) = v { *x } else { 0 }),
             ColumnData::Utf8(d) => d.push(if let Value::Text(x) = v {
-                x.clone()
+                SmolStr::new(x)
             } else {
-                String::new()
+                SmolStr::default()
             }),
             ColumnData::Binary(d) => d.push(if let Value::Bytes(x) = v {
                 x.clone()
@@ -163,7 +165,10 @@ impl Column {
             )
         };
         let range = offset..offset + len;
-        self.valid.extend(range.clone().map(|i| array.is_valid(i)));
+        match array.logical_nulls() {
+            Some(nulls) => self.valid.extend(range.clone().map(|i| nulls.is_valid(i))),
+            None => self.valid.resize(self.valid.len() + len, true),
+        }
         let mut var = 0;
         match &mut self.data {
             ColumnData::Boolean(d) => {
@@ -217,7 +222,7 @@ impl Column {
                 for i in range {
                     let v = if a.is_valid(i) { a.value(i) } else { "" };
                     var += v.len();
-                    d.push(v.to_string());
+                    d.push(SmolStr::new(v));
                 }
             }
             ColumnData::Binary(d) => {
@@ -243,7 +248,7 @@ impl Column {
             (ColumnData::Float32(d), Value::Real(x)) => d[i] = *x,
             (ColumnData::Float64(d), Value::Double(x)) => d[i] = *x,
             (ColumnData::Decimal(d), Value::Decimal(x, _)) => d[i] = *x,
-            (ColumnData::Utf8(d), Value::Text(x)) => d[i].clone_from(x),
+            (ColumnData::Utf8(d), Value::Text(x)) => d[i] = SmolStr::new(x),
             (ColumnData::Binary(d), Value::Bytes(x)) => d[i].clone_from(x),
             (data, v) => panic!(
                 "value {v:?} does not match column storage {data:?}: the caller must cast first"
@@ -268,7 +273,7 @@ impl Column {
                 DataType::Decimal { scale, .. } => Value::Decimal(d[i], scale),
                 _ => unreachable!("decimal storage has a decimal type"),
             },
-            ColumnData::Utf8(d) => Value::Text(d[i].clone()),
+            ColumnData::Utf8(d) => Value::Text(d[i].to_string()),
             ColumnData::Binary(d) => Value::Bytes(d[i].clone()),
         }
     }
@@ -415,7 +420,10 @@ impl Chunk {
 #[derive(Clone, Debug)]
 enum Postings {
     One(u32),
-    Many(Vec<u32>),
+    /// Boxed, so an index entry (key and postings) stays 40 bytes: big indexes touch less memory. Most keys of a
+    /// big index are unique, so the extra allocation is rare.
+    #[allow(clippy::box_collection)]
+    Many(Box<Vec<u32>>),
 }
 
 impl Postings {
@@ -428,7 +436,7 @@ impl Postings {
 
     fn add(&mut self, pos: u32) {
         match self {
-            Postings::One(p) => *self = Postings::Many(vec![*p, pos]),
+            Postings::One(p) => *self = Postings::Many(Box::new(vec![*p, pos])),
             Postings::Many(v) => v.push(pos),
         }
     }
@@ -494,13 +502,32 @@ impl Index {
     }
 
     fn insert(&mut self, key: Key, pos: u32) {
-        let entry = match &mut self.map {
-            IndexMap::Hash(m) => m.entry(key).or_insert(Postings::Many(Vec::new())),
-            IndexMap::Ordered(m) => m.entry(key).or_insert(Postings::Many(Vec::new())),
-        };
-        match entry {
-            Postings::Many(v) if v.is_empty() => *entry = Postings::One(pos),
-            _ => entry.add(pos),
+        use std::collections::{btree_map, hash_map};
+        match &mut self.map {
+            IndexMap::Hash(m) => match m.entry(key) {
+                hash_map::Entry::Occupied(mut o) => o.get_mut().add(pos),
+                hash_map::Entry::Vacant(v) => drop(v.insert(Postings::One(pos))),
+            },
+            IndexMap::Ordered(m) => match m.entry(key) {
+                btree_map::Entry::Occupied(mut o) => o.get_mut().add(pos),
+                btree_map::Entry::Vacant(v) => drop(v.insert(Postings::One(pos))),
+            },
+        }
+    }
+
+    /// Room for `additional` more keys (a hash index grows once instead of step by step).
+    fn reserve(&mut self, additional: usize) {
+        if let IndexMap::Hash(m) = &mut self.map {
+            m.reserve(additional);
+        }
+    }
+
+    /// For a hash index, the mask of the bucket a key's hash starts at (hashbrown's buckets are a power of two at
+    /// most 8/7 of its capacity, and a key starts at its hash's low bits); `None` for an ordered index.
+    fn bucket_mask(&self) -> Option<u64> {
+        match &self.map {
+            IndexMap::Hash(m) => Some((m.capacity() / 7 * 8).max(1).next_power_of_two() as u64 - 1),
+            IndexMap::Ordered(_) => None,
         }
     }
 
@@ -685,9 +712,26 @@ impl TableStore {
         (pos, added)
     }
 
-    /// Appends a snapshot's rows (already checked when they were first written) column by column, then indexes them.
-    /// No constraint checks and no undo: this is loading at start-up. Returns the bytes added.
-    pub fn append_batch(&mut self, batch: &RecordBatch) -> Result<usize> {
+    /// Appends a snapshot's rows (already checked when they were first written) column by column, then indexes them
+    /// all in one pass (`index_from`). No constraint checks and no undo: this is loading at start-up. Returns the
+    /// bytes added.
+    pub fn append_batches(&mut self, batches: &[RecordBatch]) -> Result<usize> {
+        let first = self.len;
+        let mut var = 0;
+        let mut rows = 0;
+        for batch in batches {
+            var += self.append_columns(batch)?;
+            rows += batch.num_rows();
+        }
+        self.index_from(first);
+        let added =
+            var + rows * (self.def.columns.len() * 17 + self.indexes.len() * INDEX_ENTRY_BYTES);
+        self.bytes += added;
+        Ok(added)
+    }
+
+    /// Appends `batch`'s columns, without indexing; returns the heap bytes of variable-width values added.
+    fn append_columns(&mut self, batch: &RecordBatch) -> Result<usize> {
         if batch.num_columns() != self.def.columns.len() {
             return Err(Error::new(
                 SqlState::DATA_CORRUPTED,
@@ -699,7 +743,6 @@ impl TableStore {
                 ),
             ));
         }
-        let first = self.len;
         let rows = batch.num_rows();
         let mut var = 0;
         let mut done = 0;
@@ -718,26 +761,47 @@ impl TableStore {
             self.len += take;
             done += take;
         }
+        Ok(var)
+    }
+
+    /// Indexes rows `first..len` (just loaded), every index at once per index.
+    ///
+    /// Inserting millions of random keys one by one into a hash table misses the cache on nearly every insert. Here
+    /// the table is grown once to its final size, then the keys go in ordered by the bucket their hash starts at, so
+    /// the inserts walk the table from one end to the other.
+    fn index_from(&mut self, first: usize) {
+        use std::hash::BuildHasher;
+        let hasher = std::hash::BuildHasherDefault::<FxHasher>::default();
         let mut key_values = Vec::new();
         for i in 0..self.indexes.len() {
+            self.indexes[i].reserve(self.len - first);
+            let mask = self.indexes[i].bucket_mask();
+            let columns = self.indexes[i].def.columns.clone();
+            let single_integer = match columns.as_slice() {
+                [c] => self.def.columns[*c].data_type.is_integer(),
+                _ => false,
+            };
+            let mut placed: Vec<(u64, Key, u32)> = Vec::with_capacity(self.len - first);
             for pos in first..self.len {
-                key_values.clear();
-                key_values.extend(
-                    self.indexes[i]
-                        .def
-                        .columns
-                        .iter()
-                        .map(|c| self.get(pos, *c)),
-                );
-                if let Some(key) = make_key(key_values.iter()) {
-                    self.indexes[i].insert(key, pos as u32);
+                let key = if single_integer {
+                    self.get_i64(pos, columns[0]).map(Key::Int)
+                } else {
+                    key_values.clear();
+                    key_values.extend(columns.iter().map(|c| self.get(pos, *c)));
+                    make_key(key_values.iter())
+                };
+                if let Some(key) = key {
+                    let bucket = mask.map_or(0, |m| hasher.hash_one(&key) & m);
+                    placed.push((bucket, key, pos as u32));
                 }
             }
+            if mask.is_some() {
+                placed.sort_unstable_by_key(|(bucket, ..)| *bucket);
+            }
+            for (_, key, pos) in placed {
+                self.indexes[i].insert(key, pos);
+            }
         }
-        let added =
-            var + rows * (self.def.columns.len() * 17 + self.indexes.len() * INDEX_ENTRY_BYTES);
-        self.bytes += added;
-        Ok(added)
     }
 
     /// Deletes the row at `pos` by moving the last row into its place. Returns the deleted row and the bytes freed.
@@ -1068,9 +1132,9 @@ mod tests {
         }
         let mut loaded = table();
         loaded.insert(&[Value::BigInt(-1), Value::Null]).unwrap();
-        for batch in source.snapshot().batches() {
-            loaded.append_batch(&batch).unwrap();
-        }
+        let batches: Vec<RecordBatch> = source.snapshot().batches().collect();
+        loaded.append_batches(&batches[..1]).unwrap();
+        loaded.append_batches(&batches[1..]).unwrap();
         assert_eq!(loaded.len(), rows + 1);
         for i in [0i64, 1, 5, CHUNK_ROWS as i64, rows as i64 - 1] {
             let key = make_key([Value::BigInt(i)].iter()).unwrap();
@@ -1090,6 +1154,6 @@ mod tests {
             vec![Arc::new(Int64Array::from(vec![1i64])) as ArrayRef],
         )
         .unwrap();
-        assert!(loaded.append_batch(&other).is_err());
+        assert!(loaded.append_batches(&[other]).is_err());
     }
 }
