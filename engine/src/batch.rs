@@ -14,8 +14,10 @@ use arrow_schema::SchemaRef;
 use crate::types::DataType;
 use crate::value::Value;
 
-/// Builds one column of `ty` from `values` (each already of that type or NULL).
+/// Builds one column of `ty` from `values` (each already of that type or NULL). Builders are sized to the values:
+/// a point select's one row should not allocate a builder's default 1024 slots.
 pub fn column_from_values<'a>(ty: &DataType, values: impl Iterator<Item = &'a Value>) -> ArrayRef {
+    let n = values.size_hint().0;
     macro_rules! build {
         ($builder:expr, $pat:pat => $v:expr) => {{
             let mut b = $builder;
@@ -29,32 +31,34 @@ pub fn column_from_values<'a>(ty: &DataType, values: impl Iterator<Item = &'a Va
         }};
     }
     match ty {
-        DataType::Boolean => build!(BooleanBuilder::new(), Value::Boolean(v) => *v),
-        DataType::SmallInt => build!(Int16Builder::new(), Value::SmallInt(v) => *v),
-        DataType::Integer => build!(Int32Builder::new(), Value::Integer(v) => *v),
-        DataType::BigInt => build!(Int64Builder::new(), Value::BigInt(v) => *v),
-        DataType::Real => build!(Float32Builder::new(), Value::Real(v) => *v),
-        DataType::Double => build!(Float64Builder::new(), Value::Double(v) => *v),
+        DataType::Boolean => build!(BooleanBuilder::with_capacity(n), Value::Boolean(v) => *v),
+        DataType::SmallInt => build!(Int16Builder::with_capacity(n), Value::SmallInt(v) => *v),
+        DataType::Integer => build!(Int32Builder::with_capacity(n), Value::Integer(v) => *v),
+        DataType::BigInt => build!(Int64Builder::with_capacity(n), Value::BigInt(v) => *v),
+        DataType::Real => build!(Float32Builder::with_capacity(n), Value::Real(v) => *v),
+        DataType::Double => build!(Float64Builder::with_capacity(n), Value::Double(v) => *v),
         DataType::Decimal { precision, scale } => {
-            let b = Decimal128Builder::new()
+            let b = Decimal128Builder::with_capacity(n)
                 .with_precision_and_scale(*precision, *scale as i8)
                 .expect("declared precision and scale are valid");
             build!(b, Value::Decimal(v, _) => *v)
         }
-        DataType::Varchar(_) | DataType::Text => build!(StringBuilder::new(), Value::Text(v) => v),
-        DataType::Bytea => build!(BinaryBuilder::new(), Value::Bytes(v) => v),
-        DataType::Timestamp => {
-            build!(TimestampMicrosecondBuilder::new(), Value::Timestamp(v) => *v)
+        DataType::Varchar(_) | DataType::Text => {
+            build!(StringBuilder::with_capacity(n, n * 8), Value::Text(v) => v)
         }
-        DataType::Date => build!(Date32Builder::new(), Value::Date(v) => *v),
+        DataType::Bytea => build!(BinaryBuilder::with_capacity(n, n * 8), Value::Bytes(v) => v),
+        DataType::Timestamp => {
+            build!(TimestampMicrosecondBuilder::with_capacity(n), Value::Timestamp(v) => *v)
+        }
+        DataType::Date => build!(Date32Builder::with_capacity(n), Value::Date(v) => *v),
         DataType::TimestampTz => build!(
-            TimestampMicrosecondBuilder::new().with_timezone(crate::types::UTC_ZONE),
+            TimestampMicrosecondBuilder::with_capacity(n).with_timezone(crate::types::UTC_ZONE),
             Value::TimestampTz(v) => *v
         ),
-        DataType::Time => build!(Time64MicrosecondBuilder::new(), Value::Time(v) => *v),
+        DataType::Time => build!(Time64MicrosecondBuilder::with_capacity(n), Value::Time(v) => *v),
         DataType::Array(element) => array_column(element, values),
         DataType::Interval => build!(
-            IntervalMonthDayNanoBuilder::new(),
+            IntervalMonthDayNanoBuilder::with_capacity(n),
             Value::Interval { months, days, micros } => IntervalMonthDayNano::new(
                 *months,
                 *days,

@@ -27,7 +27,6 @@ use crate::error::{Error, Result, SqlState};
 use crate::key::make_key;
 use crate::partition::LaneId;
 use crate::storage::TableStore;
-use crate::types::DataType;
 use crate::value::Value;
 use crate::view::{Aggregate, ViewColumn, ViewDef};
 
@@ -227,17 +226,17 @@ impl LaneState {
 
     /// Adds a source row (that passes the filter) to its group's view row.
     pub fn view_add(&mut self, view: &ViewDef, row: &[Value]) -> Result<()> {
-        let types = self.column_types(view.table)?;
+        let types = &view.column_types;
         match self.find_group(view, &view.group_of(row))? {
             Some(pos) => {
                 let current = self.table(view.table)?.row(pos);
-                let changes = view.add(&current, row, &types)?;
+                let changes = view.add(&current, row, types)?;
                 if !changes.is_empty() {
                     self.update(view.table, pos, &changes)?;
                 }
             }
             None => {
-                let first = view.first_row(row, &types)?;
+                let first = view.first_row(row, types)?;
                 self.insert(view.table, &first)?;
             }
         }
@@ -251,7 +250,7 @@ impl LaneState {
         let Some(pos) = self.find_group(view, &key)? else {
             return Err(Error::internal("a view lost the row of a group it counted"));
         };
-        let types = self.column_types(view.table)?;
+        let types = &view.column_types;
         let current = self.table(view.table)?.row(pos);
         let count_at = view
             .columns
@@ -263,7 +262,7 @@ impl LaneState {
         }
         let changes = if view.needs_recompute(row) {
             let rows = self.group_rows(view, &key, skip)?;
-            crate::view::recompute(view, &rows, &types)?
+            crate::view::recompute(view, &rows, types)?
         } else {
             let mut changes = vec![];
             for (i, c) in view.columns.iter().enumerate() {
@@ -280,16 +279,6 @@ impl LaneState {
             changes
         };
         self.update(view.table, pos, &changes)
-    }
-
-    fn column_types(&self, table: TableId) -> Result<Vec<DataType>> {
-        Ok(self
-            .table(table)?
-            .def()
-            .columns
-            .iter()
-            .map(|c| c.data_type.clone())
-            .collect())
     }
 
     /// The view row of a group, through the group index (or a scan when the key holds NULL, which no index keeps).

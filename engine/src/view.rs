@@ -67,6 +67,8 @@ pub struct ViewDef {
     pub source: TableId,
     /// One per view column, in order.
     pub columns: Vec<ViewColumn>,
+    /// The view table's column types, in the same order (kept here so maintenance does not collect them per row).
+    pub column_types: Vec<DataType>,
     pub filter: Option<RowFilter>,
     /// Lanes hold partial rows that queries must add up (the source is partitioned on a column not grouped by).
     pub partial: bool,

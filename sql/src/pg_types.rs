@@ -105,13 +105,7 @@ impl ScalarUDFImpl for TextOf {
             }
             out.append_value(&text);
         }
-        let result: ArrayRef = Arc::new(out.finish());
-        Ok(match arg {
-            ColumnarValue::Scalar(_) => {
-                ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(&result, 0)?)
-            }
-            ColumnarValue::Array(_) => ColumnarValue::Array(result),
-        })
+        shaped_like(arg, Arc::new(out.finish()))
     }
 }
 
@@ -174,6 +168,16 @@ impl ScalarUDFImpl for NumericArray {
     }
 }
 
+/// `result` (one value per row of `arg`) as a scalar when `arg` was one.
+fn shaped_like(arg: &ColumnarValue, result: ArrayRef) -> Result<ColumnarValue> {
+    Ok(match arg {
+        ColumnarValue::Scalar(_) => {
+            ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(&result, 0)?)
+        }
+        ColumnarValue::Array(_) => ColumnarValue::Array(result),
+    })
+}
+
 /// PostgreSQL's interval input: `lanedb_interval_in(text)`.
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct IntervalIn {
@@ -222,13 +226,7 @@ impl ScalarUDFImpl for IntervalIn {
                 Err(e) => return Err(DataFusionError::External(Box::new(e))),
             }
         }
-        let result: ArrayRef = Arc::new(out.finish());
-        Ok(match arg {
-            ColumnarValue::Scalar(_) => {
-                ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(&result, 0)?)
-            }
-            ColumnarValue::Array(_) => ColumnarValue::Array(result),
-        })
+        shaped_like(arg, Arc::new(out.finish()))
     }
 }
 

@@ -107,6 +107,7 @@ pub fn create_view(engine: &Engine, cv: &ast::CreateView, sql: &str) -> Result<&
         let view = ViewDef {
             table: id,
             source: source.id,
+            column_types: def.columns.iter().map(|c| c.data_type.clone()).collect(),
             columns,
             filter,
             partial,
