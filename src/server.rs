@@ -45,6 +45,15 @@ impl Backend for WireBackend {
         self.db.sql.time_zone()
     }
 
+    fn in_zone(&self, statement: &Arc<Prepared>, zone: &str) -> Result<Arc<Prepared>> {
+        if statement.time_zone == zone {
+            return Ok(statement.clone());
+        }
+        self.db
+            .sql
+            .prepare_typed(&statement.sql, &statement.declared_types, zone)
+    }
+
     fn param_types<'a>(&self, statement: &'a Prepared) -> &'a [Option<DataType>] {
         &statement.param_types
     }

@@ -66,6 +66,10 @@ pub trait Backend: Send + Sync + 'static {
     ) -> Result<Arc<Self::Statement>>;
     /// The time zone sessions start in.
     fn time_zone(&self) -> String;
+    /// `statement` as planned in `zone`: itself when it was planned there, else planned again (a session changed its
+    /// `TimeZone` after preparing it).
+    fn in_zone(&self, statement: &Arc<Self::Statement>, zone: &str)
+        -> Result<Arc<Self::Statement>>;
     /// The types of `$1..$n` as far as the statement constrains them.
     fn param_types<'a>(&self, statement: &'a Self::Statement) -> &'a [Option<DataType>];
     /// Result columns; empty for statements that return no rows.

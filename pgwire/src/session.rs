@@ -580,6 +580,8 @@ pub struct Session<B: Backend> {
     pid: i32,
     secret: i32,
     settings: HashMap<String, String>,
+    /// The server's default time zone, for a session that has not set its own.
+    default_zone: String,
     statements: HashMap<String, Arc<PreparedStatement<B::Statement>>>,
     portals: HashMap<String, Portal<B::Statement>>,
     status: TransactionStatus,
@@ -605,6 +607,7 @@ impl<B: Backend> Session<B> {
     fn new(shared: Arc<Shared<B>>, startup: &Startup, role: Role) -> Session<B> {
         let cancel = Arc::new(AtomicBool::new(false));
         let (pid, secret) = shared.register_cancel_key(cancel.clone());
+        let default_zone = shared.backend.time_zone();
         let user = startup.parameters.get("user").cloned().unwrap_or_default();
         let database = startup
             .parameters
@@ -622,6 +625,7 @@ impl<B: Backend> Session<B> {
             pid,
             secret,
             settings: HashMap::new(),
+            default_zone,
             statements: HashMap::new(),
             portals: HashMap::new(),
             status: TransactionStatus::Idle,
@@ -702,16 +706,18 @@ impl<B: Backend> Session<B> {
         );
     }
 
-    fn time_zone(&self) -> String {
-        self.setting("timezone")
-            .unwrap_or_else(|| self.shared.backend.time_zone())
+    /// The session's `TimeZone`, without allocating (it is read at every Bind).
+    fn time_zone(&self) -> &str {
+        self.settings
+            .get("timezone")
+            .map_or(self.default_zone.as_str(), String::as_str)
     }
 
     fn setting(&self, name: &str) -> Option<String> {
         match name {
             "session_authorization" | "current_user" => return Some(self.context.user.clone()),
             "timezone" if !self.settings.contains_key(name) => {
-                return Some(self.shared.backend.time_zone())
+                return Some(self.default_zone.clone())
             }
             _ => {}
         }
@@ -756,7 +762,7 @@ impl<B: Backend> Session<B> {
                     format!("parameter \"{name}\" cannot be changed"),
                 ))
             }
-            "timezone" if value.eq_ignore_ascii_case("default") => self.shared.backend.time_zone(),
+            "timezone" if value.eq_ignore_ascii_case("default") => self.default_zone.clone(),
             "timezone" => lanedb_engine::datetime::canonical_zone(value)?,
             _ if value.eq_ignore_ascii_case("default") => default.to_string(),
             _ => value.to_string(),
@@ -870,8 +876,7 @@ impl<B: Backend> Session<B> {
     async fn simple_statements(&mut self, texts: Vec<(String, usize)>, out: &mut BytesMut) -> bool {
         let mut texts = texts.into_iter();
         while let Some((text, offset)) = texts.next() {
-            let zone = self.time_zone();
-            let statement = match self.shared.backend.prepare(&text, &[], &zone) {
+            let statement = match self.shared.backend.prepare(&text, &[], self.time_zone()) {
                 Ok(statement) => statement,
                 Err(e) => {
                     self.fail(out, &e, Some((&text, offset)));
@@ -1218,7 +1223,7 @@ impl<B: Backend> Session<B> {
                     .iter()
                     .map(|oid| crate::types::type_of_oid(*oid).ok().flatten())
                     .collect();
-                Some(backend.prepare(one, &declared, &self.time_zone())?)
+                Some(backend.prepare(one, &declared, self.time_zone())?)
             }
             _ => {
                 return Err(Error::syntax(
@@ -1284,10 +1289,15 @@ impl<B: Backend> Session<B> {
             .as_ref()
             .map_or(0, |s| self.shared.backend.schema(s).fields().len());
         let binary = formats(&bind.result_column_format_codes, columns, "result")?;
+        let statement = prepared
+            .statement
+            .as_ref()
+            .map(|s| self.shared.backend.in_zone(s, self.time_zone()))
+            .transpose()?;
         self.portals.insert(
             portal_name,
             Portal {
-                statement: prepared.statement.clone(),
+                statement,
                 params,
                 binary,
                 result: None,

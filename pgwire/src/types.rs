@@ -626,4 +626,55 @@ mod tests {
             Value::Date(10_957)
         );
     }
+
+    fn int8_array(elements: &[Option<i64>]) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        out.put_i32(1);
+        out.put_i32(elements.iter().any(Option::is_none) as i32);
+        out.put_u32(INT8);
+        out.put_i32(elements.len() as i32);
+        out.put_i32(1);
+        for e in elements {
+            match e {
+                Some(v) => {
+                    out.put_i32(8);
+                    out.put_i64(*v);
+                }
+                None => out.put_i32(-1),
+            }
+        }
+        out.to_vec()
+    }
+
+    #[test]
+    fn binary_arrays_decode_and_damaged_ones_are_errors() {
+        let good = int8_array(&[Some(1), None, Some(-5)]);
+        assert_eq!(
+            decode_binary(1016, &good).unwrap(),
+            Value::Array(vec![Value::BigInt(1), Value::Null, Value::BigInt(-5)])
+        );
+        let mut empty = BytesMut::new();
+        empty.put_i32(0);
+        empty.put_i32(0);
+        empty.put_u32(INT8);
+        assert_eq!(decode_binary(1016, &empty).unwrap(), Value::Array(vec![]));
+        // Every cut of a good array, a wrong element type, a huge count, a negative count, bytes left over and
+        // two dimensions: errors, never a panic.
+        for cut in 0..good.len() {
+            assert!(decode_binary(1016, &good[..cut]).is_err(), "cut at {cut}");
+        }
+        assert!(decode_binary(1007, &good).is_err());
+        let mut huge = good.clone();
+        huge[12..16].copy_from_slice(&i32::MAX.to_be_bytes());
+        assert!(decode_binary(1016, &huge).is_err());
+        let mut negative = good.clone();
+        negative[12..16].copy_from_slice(&(-3i32).to_be_bytes());
+        assert!(decode_binary(1016, &negative).is_err());
+        let mut extra = good.clone();
+        extra.push(0);
+        assert!(decode_binary(1016, &extra).is_err());
+        let mut two = good;
+        two[0..4].copy_from_slice(&2i32.to_be_bytes());
+        assert!(decode_binary(1016, &two).is_err());
+    }
 }
