@@ -2,7 +2,10 @@
 //!
 //! Each engine type has one OID (`oid_of`); result columns get theirs from the Arrow type of the column. Binary
 //! formats are PostgreSQL's `*send`/`*recv` layouts, big-endian: integers and floats as they are, `date` as days and
-//! `timestamp` as microseconds since 2000-01-01, `numeric` as base-10000 digit groups with weight, sign and scale.
+//! `timestamp` / `timestamptz` as microseconds since 2000-01-01 (UTC for an instant), `time` as microseconds since
+//! midnight, `interval` as microseconds, days and months, `numeric` as base-10000 digit groups with weight, sign
+//! and scale, and one-dimensional arrays as `array_send` lays them out (dimensions, NULL flag, element OID, length
+//! and lower bound, then each element length-prefixed).
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::*;
