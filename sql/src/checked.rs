@@ -12,6 +12,12 @@
 //! PostgreSQL rounds `CAST(12.5 AS INTEGER)` to 13 (half away from zero); DataFusion truncates. The same rule turns
 //! a cast from a decimal to an integer type into a cast of `round(x)`.
 //!
+//! ## Comparing text with numbers
+//! PostgreSQL has no `=` between `text` and `integer`: `name = 1` over a text column fails with 42883 ("operator does
+//! not exist"), while a quoted literal (`id = '1'`, of unknown type until compared) is fine. DataFusion coerces both
+//! sides to text and compares strings, so `'10' < 9` would be true. `StrictComparisons` runs before type coercion and
+//! refuses a comparison of a string-typed expression that is not a literal with a numeric one.
+//!
 //! ## length(bytea)
 //! DataFusion's `length` casts binary to text (and fails on bytes that are not UTF-8). `ByteAwareLength` replaces it:
 //! binary arguments give their byte count, everything else goes to DataFusion's `character_length`.
@@ -175,6 +181,75 @@ impl AnalyzerRule for CheckedArithmetic {
 
     fn name(&self) -> &str {
         "lanedb_checked_arithmetic"
+    }
+}
+
+/// Refuses comparisons PostgreSQL has no operator for (see "Comparing text with numbers").
+#[derive(Debug, Default)]
+pub struct StrictComparisons;
+
+impl StrictComparisons {
+    fn check(e: &Expr, schema: &DFSchema) -> Result<()> {
+        let Expr::BinaryExpr(BinaryExpr { left, op, right }) = e else {
+            return Ok(());
+        };
+        if !matches!(
+            op,
+            Operator::Eq
+                | Operator::NotEq
+                | Operator::Lt
+                | Operator::LtEq
+                | Operator::Gt
+                | Operator::GtEq
+        ) {
+            return Ok(());
+        }
+        let (Ok(l), Ok(r)) = (left.get_type(schema), right.get_type(schema)) else {
+            return Ok(());
+        };
+        let typed_string = |x: &Expr, t: &ArrowType| {
+            matches!(
+                t,
+                ArrowType::Utf8 | ArrowType::LargeUtf8 | ArrowType::Utf8View
+            ) && !matches!(x, Expr::Literal(..) | Expr::Placeholder(_))
+        };
+        let number = |t: &ArrowType| t.is_numeric();
+        if (typed_string(left, &l) && number(&r)) || (number(&l) && typed_string(right, &r)) {
+            let name = |t: &ArrowType| {
+                lanedb_engine::DataType::from_arrow(t)
+                    .map_or_else(|| t.to_string(), |d| d.to_string())
+            };
+            return Err(datafusion::error::DataFusionError::External(Box::new(
+                lanedb_engine::Error::new(
+                    lanedb_engine::SqlState::UNDEFINED_FUNCTION,
+                    format!(
+                        "operator does not exist: {} {op} {}; add an explicit cast",
+                        name(&l),
+                        name(&r)
+                    ),
+                ),
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl AnalyzerRule for StrictComparisons {
+    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
+        plan.apply_with_subqueries(|node| {
+            let schema = merge_schema(&node.inputs());
+            node.apply_expressions(|e| {
+                e.apply(|x| {
+                    Self::check(x, &schema)?;
+                    Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+                })
+            })
+        })?;
+        Ok(plan)
+    }
+
+    fn name(&self) -> &str {
+        "lanedb_strict_comparisons"
     }
 }
 

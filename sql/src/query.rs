@@ -306,9 +306,15 @@ impl QueryBridge {
             .into_iter()
             .filter(|r| r.name() != "SanityCheckPlan")
             .collect();
+        // Comparisons PostgreSQL refuses are refused before DataFusion coerces them away.
+        let analyzer_rules = std::iter::once(Arc::new(crate::checked::StrictComparisons)
+            as Arc<dyn datafusion::optimizer::AnalyzerRule + Send + Sync>)
+        .chain(datafusion::optimizer::Analyzer::new().rules)
+        .collect();
         let mut base = SessionStateBuilder::new()
             .with_config(config)
             .with_default_features()
+            .with_analyzer_rules(analyzer_rules)
             .with_physical_optimizer_rules(physical_rules)
             .with_catalog_list(catalogs)
             .build();
