@@ -1039,7 +1039,8 @@ async fn the_example_bank_module_is_served_by_default() {
         .query_one("SELECT sum(balance) FROM accounts", &[])
         .await
         .unwrap();
-    assert_eq!(row.get::<_, i64>(0), 170);
+    // sum(bigint) is numeric, as in PostgreSQL.
+    assert_eq!(row.get::<_, Decimal>(0), Decimal::from(170));
     let row = client
         .query_one("CALL balance($1)", &[&2i64])
         .await

@@ -18,6 +18,13 @@
 //! sides to text and compares strings, so `'10' < 9` would be true. `StrictComparisons` runs before type coercion and
 //! refuses a comparison of a string-typed expression that is not a literal with a numeric one.
 //!
+//! ## sum(bigint)
+//! PostgreSQL's `sum` of `bigint` is `numeric`: it cannot overflow. DataFusion's is `bigint` and wraps around
+//! (`9223372036854775807 + 1` summed to a negative number, a wrong answer). `NumericSums` runs on each query's plan
+//! as it is planned, before the result's columns are read off it, and sums a 64-bit integer argument as
+//! `numeric(38, 0)`. (`sum` of smaller integers is already `bigint`, as in
+//! PostgreSQL.)
+//!
 //! ## length(bytea)
 //! DataFusion's `length` casts binary to text (and fails on bytes that are not UTF-8). `ByteAwareLength` replaces it:
 //! binary arguments give their byte count, everything else goes to DataFusion's `character_length`.
@@ -181,6 +188,60 @@ impl AnalyzerRule for CheckedArithmetic {
 
     fn name(&self) -> &str {
         "lanedb_checked_arithmetic"
+    }
+}
+
+/// Sums 64-bit integers as numeric (see "sum(bigint)").
+#[derive(Debug, Default)]
+pub struct NumericSums;
+
+impl NumericSums {
+    fn rewrite(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
+        let Expr::AggregateFunction(agg) = &e else {
+            return Ok(Transformed::no(e));
+        };
+        let [arg] = agg.params.args.as_slice() else {
+            return Ok(Transformed::no(e));
+        };
+        let wide_integer = matches!(
+            arg.get_type(schema),
+            Ok(ArrowType::Int64 | ArrowType::UInt64)
+        );
+        if agg.func.name() != "sum" || !wide_integer {
+            return Ok(Transformed::no(e));
+        }
+        let mut sum = agg.clone();
+        sum.params.args = vec![Expr::Cast(Cast::new(
+            Box::new(arg.clone()),
+            ArrowType::Decimal128(lanedb_engine::types::DECIMAL_PRECISION_MAX, 0),
+        ))];
+        Ok(Transformed::yes(Expr::AggregateFunction(sum)))
+    }
+}
+
+impl AnalyzerRule for NumericSums {
+    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
+        plan.transform_up_with_subqueries(|node| {
+            let node = if matches!(node, LogicalPlan::Aggregate(_)) {
+                let schema = merge_schema(&node.inputs());
+                // The sum keeps its display name: parent nodes refer to it by that name.
+                let names = NamePreserver::new(&node);
+                node.map_expressions(|e| {
+                    let name = names.save(&e);
+                    Ok(e.transform_up(|x| Self::rewrite(x, &schema))?
+                        .update_data(|e| name.restore(e)))
+                })?
+            } else {
+                Transformed::no(node)
+            };
+            // A node above a rewritten sum sees its new type only when its schema is computed again.
+            Ok(Transformed::yes(node.data.recompute_schema()?))
+        })
+        .map(|t| t.data)
+    }
+
+    fn name(&self) -> &str {
+        "lanedb_numeric_sums"
     }
 }
 

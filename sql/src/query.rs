@@ -131,9 +131,13 @@ fn partial_view(
         let name = &def.columns[i].name;
         match c {
             ViewColumn::Group(_) => groups.push(column(i)),
+            // Re-adding the lanes' partial counts and sums keeps the view column's type (a count stays bigint).
             ViewColumn::Aggregate(
                 Aggregate::CountStar | Aggregate::Count(_) | Aggregate::Sum(_),
-            ) => aggregates.push(sum(column(i)).alias(name)),
+            ) => aggregates.push(
+                datafusion::logical_expr::cast(sum(column(i)), def.columns[i].data_type.to_arrow())
+                    .alias(name),
+            ),
             ViewColumn::Aggregate(Aggregate::Min(_)) => aggregates.push(min(column(i)).alias(name)),
             ViewColumn::Aggregate(Aggregate::Max(_)) => aggregates.push(max(column(i)).alias(name)),
         }
@@ -408,6 +412,14 @@ impl QueryBridge {
             .statement_to_plan(df_statement)
             .await
             .map_err(map_error)?;
+        // Sums of bigint become numeric here, before the result's columns are read off the plan (the analyzer runs
+        // only at execution).
+        let plan = {
+            use datafusion::optimizer::AnalyzerRule;
+            crate::checked::NumericSums
+                .analyze(plan, state.config_options())
+                .map_err(map_error)?
+        };
         let schema = plan.schema().as_arrow();
         let schema = Arc::new(Schema::new(
             schema

@@ -472,7 +472,7 @@ impl Procedure for Results {
     }
     fn statements(&self) -> Vec<String> {
         vec![
-            "SELECT a.contestant_name, a.contestant_number, SUM(b.num_votes) AS total_votes \
+            "SELECT a.contestant_name, a.contestant_number, CAST(SUM(b.num_votes) AS BIGINT) AS total_votes \
               FROM v_votes_by_contestant_number_state b, contestants a \
               WHERE a.contestant_number = b.contestant_number \
               GROUP BY a.contestant_name, a.contestant_number \
