@@ -61,11 +61,15 @@ pub fn offset_seconds(zone: &str, micros: i64) -> i32 {
         .local_minus_utc()
 }
 
+/// The local time in `zone` (microseconds since the epoch, without a zone) of the instant `micros`.
+pub fn local_micros(micros: i64, zone: &str) -> i64 {
+    micros.saturating_add(offset_seconds(zone, micros) as i64 * MICROS_PER_SECOND)
+}
+
 /// An instant as PostgreSQL shows it in `zone`.
 pub fn format_timestamptz(micros: i64, zone: &str) -> String {
-    let offset = offset_seconds(zone, micros);
-    let mut out = format_timestamp(micros + offset as i64 * MICROS_PER_SECOND);
-    push_offset(&mut out, offset);
+    let mut out = format_timestamp(local_micros(micros, zone));
+    push_offset(&mut out, offset_seconds(zone, micros));
     out
 }
 
@@ -86,17 +90,18 @@ fn push_offset(out: &mut String, seconds: i32) {
 /// `HH:MM:SS[.ffffff]` for microseconds since midnight.
 pub fn format_time(micros: i64) -> String {
     let mut out = String::with_capacity(15);
-    push_clock(&mut out, micros);
+    push_clock(&mut out, micros.unsigned_abs());
     out
 }
 
 /// Hours (not wrapped at 24), minutes, seconds and the fraction without trailing zeros, of a non-negative span.
-fn push_clock(out: &mut String, micros: i64) {
+fn push_clock(out: &mut String, micros: u64) {
+    let (hour, second) = (MICROS_PER_HOUR as u64, MICROS_PER_SECOND as u64);
     let (h, m, s, us) = (
-        micros / MICROS_PER_HOUR,
+        micros / hour,
         micros / 60_000_000 % 60,
-        micros / MICROS_PER_SECOND % 60,
-        micros % MICROS_PER_SECOND,
+        micros / second % 60,
+        micros % second,
     );
     out.push_str(&format!("{h:02}:{m:02}:{s:02}"));
     if us != 0 {
@@ -138,7 +143,7 @@ pub fn format_interval(months: i32, days: i32, micros: i64) -> String {
         } else if before_negative {
             out.push('+');
         }
-        push_clock(&mut out, micros.unsigned_abs() as i64);
+        push_clock(&mut out, micros.unsigned_abs());
     }
     out
 }
@@ -234,6 +239,10 @@ fn split_zone(t: &str) -> Option<(&str, i32)> {
     Some((t[..at].trim_end(), seconds))
 }
 
+fn interval_overflow() -> Error {
+    Error::new(SqlState::DATETIME_FIELD_OVERFLOW, "interval out of range")
+}
+
 /// PostgreSQL's interval input: `<number> <unit>` pairs (`1 year 2 mons`, `-3 days`, `1.5 hours`), an optional
 /// clock part (`04:05:06.5`, `-01:00`), and `ago` to negate it all. ISO 8601 durations (`P1D`) are not accepted.
 pub fn parse_interval(text: &str) -> Result<Value> {
@@ -255,7 +264,9 @@ pub fn parse_interval(text: &str) -> Result<Value> {
                 None => (false, word.strip_prefix('+').unwrap_or(word)),
             };
             let span = clock(clock_text).ok_or_else(bad)?;
-            micros += if neg { -span } else { span };
+            micros = micros
+                .checked_add(if neg { -span } else { span })
+                .ok_or_else(interval_overflow)?;
             continue;
         }
         let (number, unit) = match word.find(|c: char| c.is_ascii_alphabetic()) {
@@ -285,9 +296,15 @@ pub fn parse_interval(text: &str) -> Result<Value> {
         let day_total = n * d + (n * m - whole_months) * 30.0;
         let whole_days = day_total.trunc();
         let us_total = n * us + (day_total - whole_days) * MICROS_PER_DAY as f64;
-        months += whole_months as i64;
-        days += whole_days as i64;
-        micros += us_total.round() as i64;
+        months = months
+            .checked_add(whole_months as i64)
+            .ok_or_else(interval_overflow)?;
+        days = days
+            .checked_add(whole_days as i64)
+            .ok_or_else(interval_overflow)?;
+        micros = micros
+            .checked_add(us_total.round() as i64)
+            .ok_or_else(interval_overflow)?;
     }
     if !any {
         return Err(bad());
@@ -295,10 +312,9 @@ pub fn parse_interval(text: &str) -> Result<Value> {
     if ago {
         (months, days, micros) = (-months, -days, -micros);
     }
-    let out_of_range = || Error::out_of_range("interval out of range");
     Ok(Value::Interval {
-        months: i32::try_from(months).map_err(|_| out_of_range())?,
-        days: i32::try_from(days).map_err(|_| out_of_range())?,
+        months: i32::try_from(months).map_err(|_| interval_overflow())?,
+        days: i32::try_from(days).map_err(|_| interval_overflow())?,
         micros,
     })
 }
@@ -334,6 +350,12 @@ mod tests {
         assert_eq!(interval("1.5 days"), "1 day 12:00:00");
         assert_eq!(interval("-90 minutes"), "-01:30:00");
         assert!(parse_interval("1 fortnight").is_err());
+        assert_eq!(
+            parse_interval("9000000000000000 hours 9000000000000000 hours")
+                .unwrap_err()
+                .code,
+            SqlState::DATETIME_FIELD_OVERFLOW
+        );
         assert!(parse_interval("").is_err());
     }
 

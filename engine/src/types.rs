@@ -21,6 +21,41 @@ pub const VALUE_BYTES_MAX: usize = 1 << 24;
 /// Metadata on a list's element field whose text elements hold decimals of differing scales (a `numeric[]` literal
 /// such as `'{2.0,3.0123}'`; one Arrow decimal list has one scale): shown as their text, sent as `numeric[]`.
 pub const NUMERIC_ELEMENT_KEY: &str = "lanedb.numeric";
+/// PostgreSQL's array types: (element type OID, array type OID), as `pg_type.typarray` pairs them.
+pub const ARRAY_TYPE_OIDS: &[(u32, u32)] = &[
+    (16, 1000),   // bool
+    (17, 1001),   // bytea
+    (21, 1005),   // int2
+    (23, 1007),   // int4
+    (25, 1009),   // text
+    (1043, 1015), // varchar
+    (20, 1016),   // int8
+    (700, 1021),  // float4
+    (701, 1022),  // float8
+    (1114, 1115), // timestamp
+    (1082, 1182), // date
+    (1083, 1183), // time
+    (1184, 1185), // timestamptz
+    (1186, 1187), // interval
+    (1700, 1231), // numeric
+];
+
+/// The array type OID of an element type OID; `None` where PostgreSQL has none.
+pub fn array_type_oid(element: u32) -> Option<u32> {
+    ARRAY_TYPE_OIDS
+        .iter()
+        .find(|(e, _)| *e == element)
+        .map(|(_, a)| *a)
+}
+
+/// The element type OID of an array type OID.
+pub fn element_type_oid(array: u32) -> Option<u32> {
+    ARRAY_TYPE_OIDS
+        .iter()
+        .find(|(_, a)| *a == array)
+        .map(|(e, _)| *e)
+}
+
 /// UTC as Arrow spells it, for instants in values (which have no zone of their own).
 pub const UTC_ZONE: &str = "+00:00";
 /// The time zone sessions start in unless the database is configured with another (`--timezone`).

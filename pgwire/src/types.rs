@@ -12,6 +12,7 @@ use arrow_array::types::*;
 use arrow_array::Array;
 use arrow_schema::DataType as ArrowType;
 use bytes::{BufMut, BytesMut};
+use lanedb_engine::types::{array_type_oid as array_oid, element_type_oid as element_oid};
 use lanedb_engine::value::parse_decimal;
 use lanedb_engine::{DataType, Error, Result, SqlState, Value};
 
@@ -63,51 +64,6 @@ pub fn oid_of(ty: &DataType) -> u32 {
 
 /// `text[]`, for arrays whose element type has no array type of its own.
 pub const TEXT_ARRAY: u32 = 1009;
-
-/// The element OID of an array type's OID.
-fn element_oid(array: u32) -> Option<u32> {
-    [
-        BOOL,
-        BYTEA,
-        INT2,
-        INT4,
-        TEXT,
-        VARCHAR,
-        INT8,
-        FLOAT4,
-        FLOAT8,
-        TIMESTAMP,
-        DATE,
-        TIME,
-        TIMESTAMPTZ,
-        INTERVAL,
-        NUMERIC,
-    ]
-    .into_iter()
-    .find(|e| array_oid(*e) == Some(array))
-}
-
-/// The OID of the one-dimensional array type of an element type's OID; `None` where PostgreSQL has none.
-pub fn array_oid(element: u32) -> Option<u32> {
-    Some(match element {
-        BOOL => 1000,
-        BYTEA => 1001,
-        INT2 => 1005,
-        INT4 => 1007,
-        TEXT => 1009,
-        VARCHAR => 1015,
-        INT8 => 1016,
-        FLOAT4 => 1021,
-        FLOAT8 => 1022,
-        TIMESTAMP => 1115,
-        DATE => 1182,
-        TIME => 1183,
-        TIMESTAMPTZ => 1185,
-        INTERVAL => 1187,
-        NUMERIC => 1231,
-        _ => return None,
-    })
-}
 
 /// The engine type a client-declared OID stands for; `None` for OIDs LaneDB leaves to inference (0, unknown).
 pub fn type_of_oid(oid: u32) -> Result<Option<DataType>> {
@@ -169,7 +125,7 @@ fn arrow_column_type(ty: &ArrowType) -> (u32, i16) {
     | ArrowType::FixedSizeList(element, _) = ty
     {
         let (oid, _) = element_type(element);
-        return (array_oid(oid).unwrap_or(1009), -1);
+        return (array_oid(oid).unwrap_or(TEXT_ARRAY), -1);
     }
     match DataType::from_arrow(ty) {
         Some(DataType::Boolean) => (BOOL, 1),

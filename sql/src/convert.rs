@@ -150,10 +150,9 @@ pub fn rows_of(batch: &datafusion::arrow::record_batch::RecordBatch) -> Result<V
                     (
                         Value::TimestampTz(t),
                         datafusion::arrow::datatypes::DataType::Timestamp(_, Some(zone)),
-                    ) => {
-                        let offset = lanedb_engine::datetime::offset_seconds(zone, t) as i64;
-                        Ok(Value::Timestamp(t + offset * 1_000_000))
-                    }
+                    ) => Ok(Value::Timestamp(lanedb_engine::datetime::local_micros(
+                        t, zone,
+                    ))),
                     (v, _) => Ok(v),
                 })
                 .collect()

@@ -86,29 +86,10 @@ fn type_oid(ty: &DataType) -> (i32, i16) {
         DataType::TimestampTz => (1184, 8),
         DataType::Time => (1083, 8),
         DataType::Interval => (1186, 16),
-        DataType::Array(element) => (array_type_oid(type_oid(element).0), -1),
-    }
-}
-
-/// The OID of the array type of an element type's OID (`_int8` for `int8`), as in `pg_type.typarray`.
-fn array_type_oid(element: i32) -> i32 {
-    match element {
-        16 => 1000,
-        17 => 1001,
-        21 => 1005,
-        23 => 1007,
-        25 => 1009,
-        1043 => 1015,
-        20 => 1016,
-        700 => 1021,
-        701 => 1022,
-        1114 => 1115,
-        1082 => 1182,
-        1083 => 1183,
-        1184 => 1185,
-        1186 => 1187,
-        1700 => 1231,
-        _ => 1009,
+        DataType::Array(element) => (
+            lanedb_engine::types::array_type_oid(type_oid(element).0 as u32).unwrap_or(1009) as i32,
+            -1,
+        ),
     }
 }
 
