@@ -1,25 +1,62 @@
-//! A single-threaded loop of prepared point selects, updates and inserts, sized for a profiler
-//! (`perf record --call-graph dwarf target/release/examples/point_profile`).
+//! A loop of prepared point selects and updates by key, sized for a profiler
+//! (`perf record -g target/release/examples/point_profile`).
+//!
+//! `point_profile [select|update|both] [threads] [rows]`: the operations to run (default both, alternating), the
+//! number of threads running them at once (default 1) and the table's rows (default 100,000); prints nanoseconds per
+//! operation and operations per second.
+
+use std::time::Instant;
 
 use lanedb::{Database, Value};
 
+const OPS_PER_THREAD: i64 = 2_000_000;
+
 fn main() -> lanedb::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let what = args.next().unwrap_or_else(|| "both".into());
+    let threads: i64 = args
+        .next()
+        .map_or(1, |t| t.parse().expect("a thread count"));
+    let rows: i64 = args
+        .next()
+        .map_or(100_000, |r| r.parse().expect("a row count"));
     let db = Database::open_in_memory(2)?;
     db.execute("CREATE TABLE kv (id BIGINT PRIMARY KEY, val BIGINT NOT NULL); PARTITION TABLE kv ON COLUMN id;", &[])?;
     let insert = db.prepare("INSERT INTO kv VALUES ($1, $2)")?;
-    for i in 0..100_000i64 {
+    for i in 0..rows {
         insert.execute(&[Value::BigInt(i), Value::BigInt(i)])?;
     }
     let select = db.prepare("SELECT val FROM kv WHERE id = $1")?;
     let update = db.prepare("UPDATE kv SET val = val + 1 WHERE id = $1")?;
-    let start = std::time::Instant::now();
-    let n = 2_000_000i64;
-    for i in 0..n {
-        let id = Value::BigInt(i.wrapping_mul(7919) % 100_000);
-        select.execute(std::slice::from_ref(&id))?;
-        update.execute(std::slice::from_ref(&id))?;
-    }
-    let per_op = start.elapsed().as_nanos() as f64 / (2 * n) as f64;
-    println!("{per_op:.0} ns per operation (select + update, one thread)");
+    let (selects, updates) = match what.as_str() {
+        "select" => (true, false),
+        "update" => (false, true),
+        _ => (true, true),
+    };
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let (select, update) = (select.clone(), update.clone());
+            s.spawn(move || -> lanedb::Result<()> {
+                for i in t * OPS_PER_THREAD..(t + 1) * OPS_PER_THREAD {
+                    let id = Value::BigInt(i.wrapping_mul(7919) % rows);
+                    if selects {
+                        select.execute(std::slice::from_ref(&id))?;
+                    }
+                    if updates {
+                        update.execute(std::slice::from_ref(&id))?;
+                    }
+                }
+                Ok(())
+            });
+        }
+    });
+    let ops = threads * OPS_PER_THREAD * (selects as i64 + updates as i64);
+    let elapsed = start.elapsed();
+    println!(
+        "{:.0} ns per operation, {:.2} M operations/s ({what}, {threads} threads)",
+        elapsed.as_nanos() as f64 / ops as f64 * threads as f64,
+        ops as f64 / elapsed.as_secs_f64() / 1e6
+    );
     Ok(())
 }

@@ -12,10 +12,10 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
-use lanedb_engine::batch::batch_from_rows;
+use lanedb_engine::batch::thread_local_schema;
 use lanedb_engine::key::make_key;
 use lanedb_engine::{
-    DataType, Engine, Error, LaneState, MultiTxn, Result, SqlState, TableDef, Value,
+    DataType, Engine, Error, LaneState, MultiTxn, Output, Result, SqlState, TableDef, Value,
 };
 
 use crate::expr::{Env, Expr};
@@ -98,32 +98,52 @@ fn key_of(
     params: &[Value],
 ) -> Result<Option<lanedb_engine::key::Key>> {
     let cols = &table.indexes[index].columns;
-    let mut values = Vec::with_capacity(key.len());
-    for (e, c) in key.iter().zip(cols) {
-        let v = e.eval(&env(&no_row, params))?;
-        // A key value that cannot be the column's type matches no row (`id = 'x'` is an error in PostgreSQL).
-        values.push(v.cast_to(&table.columns[*c].data_type)?);
+    // A key value that cannot be the column's type matches no row (`id = 'x'` is an error in PostgreSQL).
+    let value = |e: &Expr, c: usize| {
+        e.eval(&env(&no_row, params))?
+            .cast_to(&table.columns[c].data_type)
+    };
+    if let ([e], [c]) = (key, cols.as_slice()) {
+        return Ok(make_key(std::iter::once(&value(e, *c)?)));
     }
+    let values = key
+        .iter()
+        .zip(cols)
+        .map(|(e, c)| value(e, *c))
+        .collect::<Result<Vec<_>>>()?;
     Ok(make_key(values.iter()))
 }
 
-fn candidates(
-    lane: &LaneState,
+/// The row positions an access path visits, without collecting them.
+enum Candidates<'a> {
+    Index(std::slice::Iter<'a, u32>),
+    Scan(std::ops::Range<usize>),
+}
+
+impl Iterator for Candidates<'_> {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        match self {
+            Candidates::Index(positions) => positions.next().map(|p| *p as usize),
+            Candidates::Scan(range) => range.next(),
+        }
+    }
+}
+
+fn candidates<'a>(
+    lane: &'a LaneState,
     table: &TableDef,
     access: &Access,
     params: &[Value],
-) -> Result<Vec<usize>> {
+) -> Result<Candidates<'a>> {
     let store = lane.table(table.id)?;
     Ok(match access {
         Access::Index { index, key } => match key_of(table, *index, key, params)? {
-            Some(k) => store
-                .lookup(*index, &k)
-                .iter()
-                .map(|p| *p as usize)
-                .collect(),
-            None => vec![],
+            Some(k) => Candidates::Index(store.lookup(*index, &k).iter()),
+            None => Candidates::Index([].iter()),
         },
-        Access::Scan => (0..store.len()).collect(),
+        Access::Scan => Candidates::Scan(0..store.len()),
     })
 }
 
@@ -154,17 +174,21 @@ pub struct PointSelect {
     pub access: Access,
     pub route: Route,
     pub filter: Option<Expr>,
-    pub projection: Vec<Expr>,
+    /// The table columns selected, in output order (a point select projects plain columns only).
+    pub columns: Vec<usize>,
     pub types: Vec<DataType>,
     pub schema: SchemaRef,
 }
 
 impl PointSelect {
-    pub fn run(&self, engine: &Engine, version: u64, params: &[Value]) -> Result<RecordBatch> {
+    pub fn run(&self, engine: &Engine, version: u64, params: &[Value]) -> Result<Output> {
         let lane = route_lane(engine, &self.table, &self.route, params)?
             .expect("point selects route to one lane");
-        let rows = engine.run_single(lane, Some(version), |lane| self.read(lane, params))?;
-        Ok(batch_from_rows(&self.schema, &self.types, &rows))
+        let schema = thread_local_schema(&self.schema);
+        let batch = engine.read_single(lane, Some(version), |lane| {
+            self.read_batch(&schema, lane, params)
+        })?;
+        Ok(Output::rows(schema, vec![batch]))
     }
 
     /// The lane this select reads (any lane for a replicated table).
@@ -172,31 +196,49 @@ impl PointSelect {
         Ok(route_lane(engine, &self.table, &self.route, params)?.unwrap_or(0))
     }
 
-    /// The matching rows on `lane`, projected, as a batch.
-    pub fn read_batch(&self, lane: &LaneState, params: &[Value]) -> Result<RecordBatch> {
-        let rows = self.read(lane, params)?;
-        Ok(batch_from_rows(&self.schema, &self.types, &rows))
+    /// The select's result on `lane`, which the caller holds.
+    pub fn output(&self, lane: &LaneState, params: &[Value]) -> Result<Output> {
+        let schema = thread_local_schema(&self.schema);
+        let batch = self.read_batch(&schema, lane, params)?;
+        Ok(Output::rows(schema, vec![batch]))
     }
 
-    fn read(&self, lane: &LaneState, params: &[Value]) -> Result<Vec<Vec<Value>>> {
+    /// The matching rows on `lane`, projected, as a batch: copied from the table's column vectors with no `Value`
+    /// in between.
+    fn read_batch(
+        &self,
+        schema: &SchemaRef,
+        lane: &LaneState,
+        params: &[Value],
+    ) -> Result<RecordBatch> {
         let store = lane.table(self.table.id)?;
-        let mut rows = Vec::new();
-        for pos in candidates(lane, &self.table, &self.access, params)? {
-            let row = |c: usize| store.get(pos, c);
-            let e = env(&row, params);
-            if let Some(f) = &self.filter {
-                if !f.matches(&e)? {
-                    continue;
+        let kept: Vec<u32>;
+        let positions = match (
+            candidates(lane, &self.table, &self.access, params)?,
+            &self.filter,
+        ) {
+            (Candidates::Index(positions), None) => positions.as_slice(),
+            (positions, filter) => {
+                let mut matching = Vec::new();
+                for pos in positions {
+                    let row = |c: usize| store.get(pos, c);
+                    if filter
+                        .as_ref()
+                        .map_or(Ok(true), |f| f.matches(&env(&row, params)))?
+                    {
+                        matching.push(pos as u32);
+                    }
                 }
+                kept = matching;
+                &kept
             }
-            rows.push(
-                self.projection
-                    .iter()
-                    .map(|p| p.eval(&e))
-                    .collect::<Result<Vec<_>>>()?,
-            );
-        }
-        Ok(rows)
+        };
+        let arrays = self
+            .columns
+            .iter()
+            .map(|c| store.gather(*c, positions))
+            .collect();
+        Ok(RecordBatch::try_new(schema.clone(), arrays).expect("columns match the schema"))
     }
 }
 

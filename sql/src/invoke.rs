@@ -39,10 +39,7 @@ impl SqlEngine {
     ) -> Result<Output> {
         let engine = &self.engine;
         match &p.plan {
-            Plan::PointSelect(ps) => Ok(Output::rows(
-                ps.schema.clone(),
-                vec![ps.read_batch(lane, params)?],
-            )),
+            Plan::PointSelect(ps) => ps.output(lane, params),
             Plan::Insert(ins) => Ok(Output::command(
                 "INSERT",
                 ins.run_on_lane(engine, lane, lane_id, params)?,
@@ -70,10 +67,7 @@ impl SqlEngine {
         match &p.plan {
             Plan::PointSelect(ps) => {
                 let lane = ps.lane(engine, params)?;
-                Ok(Output::rows(
-                    ps.schema.clone(),
-                    vec![ps.read_batch(&txn.lanes[lane], params)?],
-                ))
+                ps.output(&txn.lanes[lane], params)
             }
             Plan::Query(q) => {
                 let batches = self.query_batches_in_txn(txn, q, params, ctx)?;

@@ -350,11 +350,14 @@ impl SqlEngine {
         params: &[Value],
         ctx: RunContext<'_>,
     ) -> Result<Output> {
-        let mut current = prepared.clone();
+        // Replanned only when the catalog changed under the statement. The caller's `Arc` is not cloned: threads
+        // running one prepared statement would bounce its reference count between their cores.
+        let mut replanned: Option<Arc<Prepared>> = None;
         for _ in 0..STALE_RETRIES_MAX {
+            let current = replanned.as_ref().unwrap_or(prepared);
             let out = if current.is_read_only() || matches!(current.plan, Plan::Call { .. }) {
                 // Reads are not logged; a procedure call logs itself, with its timestamp and id.
-                self.run(&current, params, ctx)
+                self.run(current, params, ctx)
             } else {
                 let timestamp_micros = ctx.timestamp_micros.unwrap_or_else(now_micros);
                 let invocation = Invocation::Statement {
@@ -367,16 +370,16 @@ impl SqlEngine {
                     timestamp_micros: Some(timestamp_micros),
                     ..ctx
                 };
-                invocation::scope(&invocation, || self.run(&current, params, ctx))
+                invocation::scope(&invocation, || self.run(current, params, ctx))
             };
             match out {
                 Err(e) if e.code == STALE_CATALOG => {
                     let statement = plan::parse_one(&current.sql)?;
-                    current = Arc::new(self.plan_typed(
+                    replanned = Some(Arc::new(self.plan_typed(
                         statement,
                         &current.declared_types,
                         &current.time_zone,
-                    )?);
+                    )?));
                 }
                 other => return other,
             }
@@ -390,10 +393,7 @@ impl SqlEngine {
     fn run(&self, p: &Prepared, params: &[Value], ctx: RunContext<'_>) -> Result<Output> {
         let engine = &self.engine;
         match &p.plan {
-            Plan::PointSelect(ps) => {
-                let batch = ps.run(engine, p.catalog_version, params)?;
-                Ok(Output::rows(ps.schema.clone(), vec![batch]))
-            }
+            Plan::PointSelect(ps) => ps.run(engine, p.catalog_version, params),
             Plan::Query(q) => {
                 if engine.catalog().version != p.catalog_version {
                     return Err(Error::new(STALE_CATALOG, "catalog changed"));

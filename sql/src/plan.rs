@@ -723,7 +723,7 @@ fn point_select(q: &ast::Query, catalog: &Catalog) -> Result<PointPlan> {
         excluded: false,
     };
     let mut params = ParamTypes::default();
-    let mut projection = vec![];
+    let mut columns = vec![];
     let mut fields = vec![];
     let mut types = vec![];
     for item in &s.projection {
@@ -735,7 +735,7 @@ fn point_select(q: &ast::Query, catalog: &Catalog) -> Result<PointPlan> {
                     && opts.opt_rename.is_none() =>
             {
                 for (i, c) in table.columns.iter().enumerate() {
-                    projection.push(Expr::Column(i));
+                    columns.push(i);
                     fields.push(c.data_type.field(&c.name, true));
                     types.push(c.data_type.clone());
                 }
@@ -745,13 +745,8 @@ fn point_select(q: &ast::Query, catalog: &Catalog) -> Result<PointPlan> {
             ast::SelectItem::ExprWithAlias { expr, alias } => (expr, Some(ident(alias))),
             _ => return Ok(None),
         };
-        let compiled = match expr::compile(e, &scope, &mut params) {
-            Ok(c @ Expr::Column(_)) => c,
-            Ok(_) | Err(CompileError::NotSimple) => return Ok(None),
-            Err(CompileError::User(_)) => return Ok(None),
-        };
-        let Expr::Column(c) = compiled else {
-            unreachable!("checked above")
+        let Ok(Expr::Column(c)) = expr::compile(e, &scope, &mut params) else {
+            return Ok(None);
         };
         let col = &table.columns[c];
         fields.push(
@@ -759,7 +754,7 @@ fn point_select(q: &ast::Query, catalog: &Catalog) -> Result<PointPlan> {
                 .field(&alias.unwrap_or_else(|| col.name.clone()), true),
         );
         types.push(col.data_type.clone());
-        projection.push(compiled);
+        columns.push(c);
     }
     let w = match compile_where(s.selection.as_ref(), &scope, &mut params) {
         Ok(w) => w,
@@ -775,7 +770,7 @@ fn point_select(q: &ast::Query, catalog: &Catalog) -> Result<PointPlan> {
         access,
         route,
         filter,
-        projection,
+        columns,
         types,
         schema: Arc::new(Schema::new(fields)),
     };
