@@ -20,6 +20,11 @@ use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 use lanedb::{Database, LaneStats, Value};
 
+/// The allocator the `lanedb` binary runs on (see the workspace manifest): an application embedding LaneDB should
+/// choose it too, and the benchmarks measure LaneDB as it runs there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const ROWS: i64 = 1_000_000;
 const THREADS: u64 = 4;
 const LANES: usize = 2;

@@ -19,6 +19,11 @@ fn env(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// The allocator the `lanedb` binary runs on (see the workspace manifest): an application embedding LaneDB should
+/// choose it too, and the benchmarks measure LaneDB as it runs there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let lanes = env("LANES", 2) as usize;
     let threads = env("THREADS", 4);

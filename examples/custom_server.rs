@@ -15,6 +15,10 @@ use std::sync::Arc;
 use lanedb::procedures::{Context, Module, Partitioning, Procedure};
 use lanedb::{DataType, Output, Result, Value};
 
+/// LaneDB's allocator (see its workspace manifest for why): one line in your `main.rs`.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// `hit(page)`: counts a visit to a page, on the lane that owns the page.
 struct Hit;
 

@@ -9,6 +9,11 @@ use std::time::Instant;
 
 use lanedb::{Database, Value};
 
+/// The allocator the `lanedb` binary runs on (see the workspace manifest): an application embedding LaneDB should
+/// choose it too, and the benchmarks measure LaneDB as it runs there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const OPS_PER_THREAD: i64 = 2_000_000;
 
 fn main() -> lanedb::Result<()> {

@@ -267,6 +267,11 @@ fn sql_procedures_are_created_called_and_dropped() {
     db.execute("DROP PROCEDURE total", &[]).unwrap();
     assert_eq!(db.execute("CALL total()", &[]).unwrap_err().code.0, "42883");
     db.execute("DROP PROCEDURE IF EXISTS total", &[]).unwrap();
+    // A procedure dropped and created again under the same name runs its new body, also on a thread that called
+    // the old one (threads keep the procedures they call).
+    db.execute("CREATE PROCEDURE total AS SELECT 1 + 1 AS total", &[])
+        .unwrap();
+    assert_eq!(scalar(&db, "CALL total()"), "2");
     // Statements replan when the schema changes under them.
     db.execute("ALTER TABLE accounts ADD COLUMN note TEXT", &[])
         .unwrap();

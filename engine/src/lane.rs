@@ -56,7 +56,7 @@ enum Undo {
     /// The views maintained from a table changed (CREATE / DROP VIEW).
     Views {
         table: TableId,
-        previous: Option<Vec<Arc<ViewDef>>>,
+        previous: Option<Arc<[ViewDef]>>,
     },
 }
 
@@ -73,7 +73,9 @@ pub struct LaneState {
     memory_bytes_max: usize,
     undo: Vec<Undo>,
     /// Views to maintain, by source table.
-    views: HashMap<TableId, Vec<Arc<ViewDef>>>,
+    /// The views maintained from each table. Each lane holds its own copies: the lane clones the list on every
+    /// write to the table, and a reference count shared by the lanes would bounce between the cores running them.
+    views: HashMap<TableId, Arc<[ViewDef]>>,
     /// The catalog version this lane's tables match; plans compiled for another version are refused and recompiled.
     pub(crate) catalog_version: u64,
 }
@@ -146,9 +148,9 @@ impl LaneState {
         self.bytes += bytes;
         self.undo.push(Undo::Insert { table, bytes });
         if let Some(views) = self.views.get(&table).cloned() {
-            for view in views {
+            for view in views.iter() {
                 if view.includes(row)? {
-                    self.view_add(&view, row)?;
+                    self.view_add(view, row)?;
                 }
             }
         }
@@ -161,7 +163,7 @@ impl LaneState {
         self.bytes -= bytes.min(self.bytes);
         let views = self.views.get(&table).cloned();
         if let Some(views) = &views {
-            for view in views {
+            for view in views.iter() {
                 if view.includes(&row)? {
                     self.view_remove(view, &row, None)?;
                 }
@@ -202,12 +204,12 @@ impl LaneState {
         if let (Some(views), Some(old_row)) = (views, old_row) {
             let old_row = old_row?;
             let new_row = self.table(table)?.row(pos);
-            for view in views {
+            for view in views.iter() {
                 if view.includes(&old_row)? {
-                    self.view_remove(&view, &old_row, Some(pos))?;
+                    self.view_remove(view, &old_row, Some(pos))?;
                 }
                 if view.includes(&new_row)? {
-                    self.view_add(&view, &new_row)?;
+                    self.view_add(view, &new_row)?;
                 }
             }
         }
@@ -219,7 +221,8 @@ impl LaneState {
         let previous = if views.is_empty() {
             self.views.remove(&table)
         } else {
-            self.views.insert(table, views)
+            let copies: Arc<[ViewDef]> = views.iter().map(|v| ViewDef::clone(v)).collect();
+            self.views.insert(table, copies)
         };
         self.undo.push(Undo::Views { table, previous });
     }
