@@ -157,13 +157,19 @@ fn point_ops(c: &mut Criterion) {
     let next = Arc::new(AtomicI64::new(ROWS));
     let before = lane_totals(&db.lane_stats());
     g.bench_function("lanedb_insert_4_threads", |b| {
-        let (ins, next) = (insert.clone(), next.clone());
+        let ins = insert.clone();
         b.iter_custom(|iters| {
-            let (ins, next) = (ins.clone(), next.clone());
+            // Each run takes a range of new keys up front: a counter shared by the threads would bounce between
+            // the cores on every insert and measure the benchmark, not the database.
+            let base = next.fetch_add(
+                iters.div_ceil(THREADS) as i64 * THREADS as i64,
+                Ordering::Relaxed,
+            );
+            let ins = ins.clone();
             parallel(
                 iters,
-                Arc::new(move |_| {
-                    let id = next.fetch_add(1, Ordering::Relaxed);
+                Arc::new(move |i| {
+                    let id = base + i as i64;
                     ins.execute(&[Value::BigInt(id), Value::BigInt(id % 1000)])
                         .unwrap();
                 }),

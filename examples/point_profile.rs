@@ -1,7 +1,8 @@
 //! A loop of prepared point selects and updates by key, sized for a profiler
 //! (`perf record -g target/release/examples/point_profile`).
 //!
-//! `point_profile [select|update|both] [threads] [rows]`: the operations to run (default both, alternating), the
+//! `point_profile [select|update|both|insert] [threads] [rows]`: the operations to run (default both, alternating;
+//! insert adds new rows, each thread its own keys), the
 //! number of threads running them at once (default 1) and the table's rows (default 100,000); prints nanoseconds per
 //! operation and operations per second.
 
@@ -33,15 +34,16 @@ fn main() -> lanedb::Result<()> {
     }
     let select = db.prepare("SELECT val FROM kv WHERE id = $1")?;
     let update = db.prepare("UPDATE kv SET val = val + 1 WHERE id = $1")?;
-    let (selects, updates) = match what.as_str() {
-        "select" => (true, false),
-        "update" => (false, true),
-        _ => (true, true),
+    let (selects, updates, inserts) = match what.as_str() {
+        "select" => (true, false, false),
+        "update" => (false, true, false),
+        "insert" => (false, false, true),
+        _ => (true, true, false),
     };
     let start = Instant::now();
     std::thread::scope(|s| {
         for t in 0..threads {
-            let (select, update) = (select.clone(), update.clone());
+            let (select, update, insert) = (select.clone(), update.clone(), insert.clone());
             s.spawn(move || -> lanedb::Result<()> {
                 for i in t * OPS_PER_THREAD..(t + 1) * OPS_PER_THREAD {
                     let id = Value::BigInt(i.wrapping_mul(7919) % rows);
@@ -51,12 +53,16 @@ fn main() -> lanedb::Result<()> {
                     if updates {
                         update.execute(std::slice::from_ref(&id))?;
                     }
+                    if inserts {
+                        let id = Value::BigInt(rows + i);
+                        insert.execute(&[id.clone(), id])?;
+                    }
                 }
                 Ok(())
             });
         }
     });
-    let ops = threads * OPS_PER_THREAD * (selects as i64 + updates as i64);
+    let ops = threads * OPS_PER_THREAD * (selects as i64 + updates as i64 + inserts as i64);
     let elapsed = start.elapsed();
     println!(
         "{:.0} ns per operation, {:.2} M operations/s ({what}, {threads} threads)",

@@ -317,6 +317,11 @@ impl Engine {
         self.catalog.read().clone()
     }
 
+    /// The current catalog's version, without taking a reference to the catalog.
+    pub fn catalog_version(&self) -> u64 {
+        self.catalog.read().version
+    }
+
     /// Runs a single-partition transaction on `lane`. `catalog_version`, when given, must match the lane's.
     pub fn run_single<T>(
         &self,

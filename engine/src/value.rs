@@ -99,8 +99,18 @@ impl Value {
 
     /// Converts the value to `ty` under PostgreSQL's assignment rules (used for INSERT/UPDATE and parameters).
     pub fn cast_to(&self, ty: &DataType) -> Result<Value> {
-        if self.is_null() {
-            return Ok(Value::Null);
+        match (self, ty) {
+            (Value::Null, _) => return Ok(Value::Null),
+            // Already of the type (a parameter of the column's type, the usual case): nothing to convert or check.
+            (Value::Boolean(_), DataType::Boolean)
+            | (Value::SmallInt(_), DataType::SmallInt)
+            | (Value::Integer(_), DataType::Integer)
+            | (Value::BigInt(_), DataType::BigInt)
+            | (Value::Double(_), DataType::Double)
+            | (Value::Date(_), DataType::Date)
+            | (Value::Timestamp(_), DataType::Timestamp) => return Ok(self.clone()),
+            (Value::Text(_), DataType::Text) => return self.clone().check_size(),
+            _ => {}
         }
         match ty {
             DataType::Boolean => self.to_bool().map(Value::Boolean),

@@ -334,8 +334,12 @@ impl Registry {
         timestamp_micros: i64,
         transaction: u64,
     ) -> Result<Vec<Output>> {
-        self.next_transaction
-            .fetch_max(transaction + 1, Ordering::Relaxed);
+        // Parallel replay calls this from a thread per lane: a counter they all raised would bounce between their
+        // cores, so it is raised only when it must move (ids grow through the log, so about once per id block).
+        if self.next_transaction.load(Ordering::Relaxed) <= transaction {
+            self.next_transaction
+                .fetch_max(transaction + TRANSACTION_ID_BLOCK, Ordering::Relaxed);
+        }
         self.call_at(
             name,
             args,
@@ -347,14 +351,16 @@ impl Registry {
     /// The lane a logged call of a single-partition procedure runs on, if its plans are current: parallel replay
     /// hands it to that lane's thread. `None` for anything that must replay alone.
     pub fn replay_lane(&self, name: &str, args: &[Value]) -> Option<usize> {
-        let registered = self.registered(name).ok()?;
-        let plans = registered.plans.lock().clone();
-        if plans.version != self.sql.engine().catalog().version {
-            return None;
-        }
-        self.lane_of(registered.procedure.as_ref(), &plans, args)
-            .ok()
-            .flatten()
+        let entry = self.checkout(name).ok()?;
+        let lane = if entry.plans.version == self.sql.engine().catalog_version() {
+            self.lane_of(entry.registered.procedure.as_ref(), &entry.plans, args)
+                .ok()
+                .flatten()
+        } else {
+            None
+        };
+        self.check_in(entry);
+        lane
     }
 
     /// A call, at the given (timestamp, transaction id) when replaying, else now with the next id.

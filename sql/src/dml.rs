@@ -337,17 +337,25 @@ impl InsertPlan {
 
 /// Builds a table row from values for `columns`, filling defaults and checking types and NOT NULL.
 pub fn full_row(table: &TableDef, columns: &[usize], values: Vec<Value>) -> Result<Vec<Value>> {
-    let mut row: Vec<Option<Value>> = vec![None; table.columns.len()];
-    for (c, v) in columns.iter().zip(values) {
-        row[*c] = Some(v);
+    let every_column_in_order =
+        columns.len() == table.columns.len() && columns.iter().enumerate().all(|(i, c)| i == *c);
+    let mut row = if every_column_in_order {
+        values
+    } else {
+        let mut row: Vec<Value> = table
+            .columns
+            .iter()
+            .map(|c| c.default.clone().unwrap_or(Value::Null))
+            .collect();
+        for (c, v) in columns.iter().zip(values) {
+            row[*c] = v;
+        }
+        row
+    };
+    for (c, v) in row.iter_mut().enumerate() {
+        *v = column_value(table, c, std::mem::replace(v, Value::Null))?;
     }
-    row.into_iter()
-        .enumerate()
-        .map(|(c, v)| {
-            let v = v.unwrap_or_else(|| table.columns[c].default.clone().unwrap_or(Value::Null));
-            column_value(table, c, v)
-        })
-        .collect()
+    Ok(row)
 }
 
 /// Inserts full rows, routing each to its lane; one lane runs single-partition, several run multi-partition.
@@ -364,9 +372,11 @@ pub fn insert_rows(
             txn.statement(|txn| insert_in_txn(engine, txn, table, &rows, on_conflict, params))
         });
     };
-    let lanes: Vec<usize> = rows.iter().map(|r| engine.lane_of(&r[pcol])).collect();
-    if lanes.windows(2).all(|w| w[0] == w[1]) {
-        let lane = lanes.first().copied().unwrap_or(0);
+    let lane = rows.first().map_or(0, |r| engine.lane_of(&r[pcol]));
+    if rows[1.min(rows.len())..]
+        .iter()
+        .all(|r| engine.lane_of(&r[pcol]) == lane)
+    {
         return engine.run_single(lane, version, |l| {
             insert_on_lane(l, table, rows.iter(), on_conflict, params)
         });

@@ -313,7 +313,7 @@ impl SqlEngine {
     }
 
     fn cached(&self, sql: &str) -> Option<Arc<Vec<Arc<Prepared>>>> {
-        let version = self.engine.catalog().version;
+        let version = self.engine.catalog_version();
         let cache = self.cache.lock();
         let hit = cache.get(sql)?;
         hit.iter()
@@ -395,7 +395,7 @@ impl SqlEngine {
         match &p.plan {
             Plan::PointSelect(ps) => ps.run(engine, p.catalog_version, params),
             Plan::Query(q) => {
-                if engine.catalog().version != p.catalog_version {
+                if engine.catalog_version() != p.catalog_version {
                     return Err(Error::new(STALE_CATALOG, "catalog changed"));
                 }
                 let batches = self.run_query(q, params, ctx)?;
@@ -469,7 +469,7 @@ impl SqlEngine {
                 "COPY FROM STDIN needs a wire session to send the data; use INSERT here",
             )),
             Plan::CopyOut { query, .. } => {
-                if engine.catalog().version != p.catalog_version {
+                if engine.catalog_version() != p.catalog_version {
                     return Err(Error::new(STALE_CATALOG, "catalog changed"));
                 }
                 let batches = self.run_query(query, params, ctx)?;
