@@ -337,8 +337,9 @@ impl InsertPlan {
 
 /// Builds a table row from values for `columns`, filling defaults and checking types and NOT NULL.
 pub fn full_row(table: &TableDef, columns: &[usize], values: Vec<Value>) -> Result<Vec<Value>> {
-    let every_column_in_order =
-        columns.len() == table.columns.len() && columns.iter().enumerate().all(|(i, c)| i == *c);
+    let every_column_in_order = values.len() == table.columns.len()
+        && columns.len() == table.columns.len()
+        && columns.iter().enumerate().all(|(i, c)| i == *c);
     let mut row = if every_column_in_order {
         values
     } else {

@@ -970,7 +970,7 @@ fn plan_insert(
     if catalog.view(&table.name).is_some() {
         return Err(crate::ddl::not_a_table(&table.name));
     }
-    let columns: Vec<usize> = if ins.columns.is_empty() {
+    let mut columns: Vec<usize> = if ins.columns.is_empty() {
         (0..table.columns.len()).collect()
     } else {
         let mut cols = Vec::new();
@@ -1011,6 +1011,17 @@ fn plan_insert(
             "INSERT without VALUES or SELECT is not supported",
         ));
     };
+    // Without a column list, N values fill the table's first N columns and the rest get their defaults, as in
+    // PostgreSQL.
+    if let ast::SetExpr::Values(values) = source.body.as_ref() {
+        let supplied = values.rows.first().map_or(0, |r| r.content.len());
+        if values.rows.iter().any(|r| r.content.len() != supplied) {
+            return Err(Error::syntax("VALUES lists must all be the same length"));
+        }
+        if ins.columns.is_empty() {
+            columns.truncate(supplied.max(1));
+        }
+    }
     if let ast::SetExpr::Values(values) = source.body.as_ref() {
         if source.order_by.is_none() && source.limit_clause.is_none() && source.with.is_none() {
             if let Some(rows) = compile_values(&values.rows, &table, &columns, &mut params)? {
@@ -1030,6 +1041,9 @@ fn plan_insert(
         }
     }
     let query = df(&ast::Statement::Query(source.clone()))?;
+    if ins.columns.is_empty() {
+        columns.truncate(query.schema.fields().len().max(1));
+    }
     if query.schema.fields().len() != columns.len() {
         return Err(Error::syntax(
             if query.schema.fields().len() > columns.len() {
