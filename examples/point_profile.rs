@@ -38,13 +38,15 @@ fn main() -> lanedb::Result<()> {
         "select" => (true, false, false),
         "update" => (false, true, false),
         "insert" => (false, false, true),
-        _ => (true, true, false),
+        "both" => (true, true, false),
+        other => panic!("unknown operation {other}: select, update, both or insert"),
     };
     let start = Instant::now();
-    std::thread::scope(|s| {
+    std::thread::scope(|s| -> lanedb::Result<()> {
+        let mut running = Vec::new();
         for t in 0..threads {
             let (select, update, insert) = (select.clone(), update.clone(), insert.clone());
-            s.spawn(move || -> lanedb::Result<()> {
+            running.push(s.spawn(move || -> lanedb::Result<()> {
                 for i in t * OPS_PER_THREAD..(t + 1) * OPS_PER_THREAD {
                     let id = Value::BigInt(i.wrapping_mul(7919) % rows);
                     if selects {
@@ -59,9 +61,12 @@ fn main() -> lanedb::Result<()> {
                     }
                 }
                 Ok(())
-            });
+            }));
         }
-    });
+        running
+            .into_iter()
+            .try_for_each(|r| r.join().expect("a benchmark thread panicked"))
+    })?;
     let ops = threads * OPS_PER_THREAD * (selects as i64 + updates as i64 + inserts as i64);
     let elapsed = start.elapsed();
     println!(

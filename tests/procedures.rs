@@ -459,3 +459,47 @@ fn array_parameters_are_checked_and_converted() {
     let many = Value::Array((0..1001).map(Value::BigInt).collect());
     assert_eq!(db.call("balances", &[many]).unwrap_err().code.0, "54000");
 }
+
+/// Threads keep the procedures they call between calls; a procedure dropped and created again by another thread
+/// must run its new body on them too.
+#[test]
+fn a_procedure_replaced_while_another_thread_calls_it_runs_its_new_body_there() {
+    let db = Database::open_in_memory(2).unwrap();
+    db.execute("CREATE PROCEDURE answer AS SELECT 1 AS a", &[])
+        .unwrap();
+    let (called, db2) = (
+        Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        db.clone(),
+    );
+    let caller = std::thread::spawn({
+        let called = called.clone();
+        move || {
+            let started = std::time::Instant::now();
+            while started.elapsed() < std::time::Duration::from_secs(30) {
+                match db2.execute("CALL answer()", &[]) {
+                    Ok(out) => {
+                        called.store(true, std::sync::atomic::Ordering::Relaxed);
+                        let value = lanedb::text::cell(&out[0].batches[0], 0, 0).unwrap();
+                        if value == "2" {
+                            return true;
+                        }
+                        assert_eq!(value, "1");
+                    }
+                    // Between the DROP and the CREATE.
+                    Err(e) => assert_eq!(e.code.0, "42883", "{e}"),
+                }
+            }
+            false
+        }
+    });
+    while !called.load(std::sync::atomic::Ordering::Relaxed) {
+        std::thread::yield_now();
+    }
+    db.execute("DROP PROCEDURE answer", &[]).unwrap();
+    db.execute("CREATE PROCEDURE answer AS SELECT 2 AS a", &[])
+        .unwrap();
+    assert!(
+        caller.join().unwrap(),
+        "the calling thread kept running the dropped procedure"
+    );
+}

@@ -90,7 +90,8 @@ pub struct LaneStats {
     /// Transactions (single- and multi-partition) that ran on the lane.
     pub transactions: u64,
     /// Nanoseconds spent executing them while holding the lane (single-partition transactions are timed on a 1-in-16
-    /// sample and scaled, so this is an estimate).
+    /// sample and scaled, so this is an estimate). Reads that share the lane each count their own time, so this can
+    /// exceed the time that passed.
     pub busy_ns: u64,
 }
 

@@ -72,9 +72,8 @@ pub struct LaneState {
     bytes: usize,
     memory_bytes_max: usize,
     undo: Vec<Undo>,
-    /// Views to maintain, by source table.
-    /// The views maintained from each table. Each lane holds its own copies: the lane clones the list on every
-    /// write to the table, and a reference count shared by the lanes would bounce between the cores running them.
+    /// Views to maintain, by source table. Each lane holds its own copies: the lane clones the list on every write
+    /// to the table, and a reference count shared by the lanes would bounce between the cores running them.
     views: HashMap<TableId, Arc<[ViewDef]>>,
     /// The catalog version this lane's tables match; plans compiled for another version are refused and recompiled.
     pub(crate) catalog_version: u64,

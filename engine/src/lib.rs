@@ -22,7 +22,6 @@
 //! Every user-visible error is an `Error` with a SQLSTATE.
 
 pub mod auth;
-pub mod batch;
 pub mod catalog;
 pub mod command_log;
 pub mod datetime;
@@ -32,6 +31,7 @@ pub mod invocation;
 pub mod io;
 pub mod key;
 pub mod lane;
+pub mod local_schema;
 pub mod log;
 pub mod output;
 pub mod partition;

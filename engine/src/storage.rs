@@ -41,6 +41,8 @@ pub const CHUNK_ROWS: usize = 16 * 1024;
 
 /// Approximate bytes an index entry costs (hash slot, key, position), for memory accounting.
 const INDEX_ENTRY_BYTES: usize = 40;
+/// Bytes of an entry of a unique index over one integer column (key and row, in a hash slot).
+const UNIQUE_INT_ENTRY_BYTES: usize = 16;
 
 type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
@@ -538,10 +540,11 @@ impl Index {
         found.map_or(&[], Postings::as_slice)
     }
 
-    /// Adds `pos` under `key`. False if the index is unique over an integer and already holds `key` (the caller
-    /// checks uniqueness first, so only damaged input gets here).
+    /// Adds `pos` under `key`. False, with the index unchanged, if the index is unique and already holds `key`:
+    /// writers check uniqueness first, so only damaged input (a snapshot file) gets here.
     fn insert(&mut self, key: Key, pos: u32) -> bool {
         use std::collections::{btree_map, hash_map};
+        let unique = self.def.unique;
         match &mut self.map {
             IndexMap::UniqueInt(m) => match key {
                 Key::Int(k) => match m.entry(k) {
@@ -551,15 +554,25 @@ impl Index {
                 Key::Bytes(_) => unreachable!("a key over one integer column is Key::Int"),
             },
             IndexMap::Hash(m) => match m.entry(key) {
+                hash_map::Entry::Occupied(_) if unique => return false,
                 hash_map::Entry::Occupied(mut o) => o.get_mut().add(pos),
                 hash_map::Entry::Vacant(v) => drop(v.insert(Postings::One(pos))),
             },
             IndexMap::Ordered(m) => match m.entry(key) {
+                btree_map::Entry::Occupied(_) if unique => return false,
                 btree_map::Entry::Occupied(mut o) => o.get_mut().add(pos),
                 btree_map::Entry::Vacant(v) => drop(v.insert(Postings::One(pos))),
             },
         }
         true
+    }
+
+    /// Bytes an entry of this index takes, for memory accounting.
+    fn entry_bytes(&self) -> usize {
+        match self.map {
+            IndexMap::UniqueInt(_) => UNIQUE_INT_ENTRY_BYTES,
+            IndexMap::Hash(_) | IndexMap::Ordered(_) => INDEX_ENTRY_BYTES,
+        }
     }
 
     /// Room for `additional` more keys (a hash index grows once instead of step by step).
@@ -743,8 +756,14 @@ impl TableStore {
             .collect()
     }
 
-    fn row_bytes(row: &[Value], index_count: usize) -> usize {
-        var_bytes(row.iter()) + row.len() * 17 + index_count * INDEX_ENTRY_BYTES
+    /// Bytes a row takes: its values and `index_bytes` of index entries.
+    fn row_bytes(row: &[Value], index_bytes: usize) -> usize {
+        var_bytes(row.iter()) + row.len() * 17 + index_bytes
+    }
+
+    /// Bytes of index entries a row adds.
+    fn index_bytes_per_row(&self) -> usize {
+        self.indexes.iter().map(Index::entry_bytes).sum()
     }
 
     fn key_of(&self, index: &IndexDef, row: &[Value]) -> Option<Key> {
@@ -811,10 +830,14 @@ impl TableStore {
         for i in 0..self.indexes.len() {
             if let Some(key) = self.key_of(&self.indexes[i].def, row) {
                 let added = self.indexes[i].insert(key, pos as u32);
-                debug_assert!(added, "restored rows are unique");
+                assert!(
+                    added,
+                    "a restored row repeats a key of unique index {}",
+                    self.indexes[i].def.name
+                );
             }
         }
-        let added = Self::row_bytes(row, self.indexes.len());
+        let added = Self::row_bytes(row, self.index_bytes_per_row());
         self.bytes += added;
         (pos, added)
     }
@@ -831,8 +854,7 @@ impl TableStore {
             rows += batch.num_rows();
         }
         self.index_from(first)?;
-        let added =
-            var + rows * (self.def.columns.len() * 17 + self.indexes.len() * INDEX_ENTRY_BYTES);
+        let added = var + rows * (self.def.columns.len() * 17 + self.index_bytes_per_row());
         self.bytes += added;
         Ok(added)
     }
@@ -905,11 +927,19 @@ impl TableStore {
             }
             for (_, key, pos) in placed {
                 if !self.indexes[i].insert(key, pos) {
+                    let values: Vec<String> = self.indexes[i]
+                        .def
+                        .columns
+                        .iter()
+                        .map(|c| self.get(pos as usize, *c).to_string())
+                        .collect();
                     return Err(Error::new(
                         SqlState::DATA_CORRUPTED,
                         format!(
-                            "a snapshot of table {} holds two rows with one key of unique index {}",
-                            self.def.name, self.indexes[i].def.name
+                            "a snapshot of table {} holds two rows with key ({}) of unique index {}",
+                            self.def.name,
+                            values.join(", "),
+                            self.indexes[i].def.name
                         ),
                     ));
                 }
@@ -938,7 +968,7 @@ impl TableStore {
             self.write_row(pos, &moved);
         }
         self.pop_last();
-        let freed = Self::row_bytes(&row, self.indexes.len());
+        let freed = Self::row_bytes(&row, self.index_bytes_per_row());
         self.bytes -= freed.min(self.bytes);
         (row, freed)
     }
@@ -1059,7 +1089,11 @@ impl TableStore {
                 }
                 if let Some(k) = new_key {
                     let added = self.indexes[i].insert(k, pos as u32);
-                    debug_assert!(added, "updates are checked for uniqueness first");
+                    assert!(
+                        added,
+                        "an update repeats a key of unique index {}",
+                        self.indexes[i].def.name
+                    );
                 }
             }
         }
@@ -1275,6 +1309,31 @@ mod tests {
         let err = loaded.append_batches(&[batch.clone(), batch]).unwrap_err();
         assert_eq!(err.code, SqlState::DATA_CORRUPTED);
         assert!(err.message.contains("t_pkey"), "{}", err.message);
+    }
+
+    #[test]
+    fn a_snapshot_with_a_repeated_key_of_any_unique_index_is_refused() {
+        let plain = table();
+        let mut def = (**plain.def()).clone();
+        def.indexes[1].unique = true; // the ordered index on the text column
+        let schema = plain.schema.clone();
+        let mut source = TableStore::new(Arc::new(def.clone()), schema.clone());
+        source.insert(&row(1, "same")).unwrap();
+        let mut other = TableStore::new(Arc::new(def.clone()), schema.clone());
+        other.insert(&row(2, "same")).unwrap();
+        let batches: Vec<RecordBatch> = source
+            .snapshot()
+            .batches()
+            .chain(other.snapshot().batches())
+            .collect();
+        let mut loaded = TableStore::new(Arc::new(def), schema);
+        let err = loaded.append_batches(&batches).unwrap_err();
+        assert_eq!(err.code, SqlState::DATA_CORRUPTED);
+        assert!(
+            err.message.contains("(same)") && err.message.contains("t_name"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]

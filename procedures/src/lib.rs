@@ -175,7 +175,8 @@ impl<'a> Context<'a> {
         self.timestamp_micros
     }
 
-    /// An id unique across transactions: the transaction's id and a counter within it.
+    /// An id unique across transactions: the transaction's id and a counter within it. Unique, not ordered: threads
+    /// take transaction ids in blocks, so a later transaction can have a smaller id than an earlier one.
     pub fn unique_id(&mut self) -> i64 {
         self.ids_issued += 1;
         ((self.transaction_id << 16) | (self.ids_issued & 0xffff)) as i64

@@ -54,9 +54,8 @@ struct CallStamp {
     transaction: u64,
 }
 
-/// A procedure's counters on one lane; relaxed atomics, read only for statistics.
-/// One lane's counters of a procedure, on cache lines of their own: calls on different lanes run on different
-/// cores, and counters sharing a line would bounce it between them.
+/// A procedure's counters on one lane; relaxed atomics, read only for statistics. Each lane's sit on cache lines of
+/// their own: calls on different lanes run on different cores, and counters sharing a line would bounce it.
 #[derive(Default)]
 #[repr(align(128))]
 struct Counters {
@@ -97,6 +96,12 @@ pub struct Registry {
     version: AtomicU64,
 }
 
+impl Drop for Registry {
+    fn drop(&mut self) {
+        LIVE_REGISTRIES.write().retain(|id| *id != self.id);
+    }
+}
+
 /// What a thread keeps of a procedure between its calls (see `Registry::checkout`).
 struct CachedProcedure {
     registry: u64,
@@ -110,10 +115,14 @@ struct CachedProcedure {
 const CACHED_PROCEDURES_MAX: usize = 32;
 
 /// Transaction ids a thread takes from its registry at a time.
-const TRANSACTION_ID_BLOCK: u64 = 256;
+const TRANSACTION_IDS_PER_BLOCK: u64 = 256;
 
 /// Registries get distinct ids from this counter.
 static NEXT_REGISTRY_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Ids of the registries alive in this process. A thread drops its cached procedures of any other registry when it
+/// next looks one up, so a database closed on a long-lived thread is not kept alive by that thread's cache.
+static LIVE_REGISTRIES: RwLock<Vec<u64>> = RwLock::new(Vec::new());
 
 thread_local! {
     static CACHED_PROCEDURES: std::cell::RefCell<Vec<CachedProcedure>> =
@@ -141,11 +150,13 @@ fn undefined(name: &str) -> Error {
 impl Registry {
     /// A registry for `sql`, answering its `CALL`s.
     pub fn install(sql: Arc<SqlEngine>) -> Arc<Registry> {
+        let id = NEXT_REGISTRY_ID.fetch_add(1, Ordering::Relaxed);
+        LIVE_REGISTRIES.write().push(id);
         let registry = Arc::new(Registry {
             sql: sql.clone(),
             procedures: RwLock::new(BTreeMap::new()),
             next_transaction: AtomicU64::new(1),
-            id: NEXT_REGISTRY_ID.fetch_add(1, Ordering::Relaxed),
+            id,
             version: AtomicU64::new(0),
         });
         sql.set_procedure_handler(registry.clone());
@@ -338,7 +349,7 @@ impl Registry {
         // cores, so it is raised only when it must move (ids grow through the log, so about once per id block).
         if self.next_transaction.load(Ordering::Relaxed) <= transaction {
             self.next_transaction
-                .fetch_max(transaction + TRANSACTION_ID_BLOCK, Ordering::Relaxed);
+                .fetch_max(transaction + TRANSACTION_IDS_PER_BLOCK, Ordering::Relaxed);
         }
         self.call_at(
             name,
@@ -458,10 +469,17 @@ impl Registry {
     fn checkout(&self, name: &str) -> Result<CachedProcedure> {
         let version = self.version.load(Ordering::Acquire);
         let cached = CACHED_PROCEDURES.with_borrow_mut(|cache| {
-            let i = cache
+            let found = cache
                 .iter()
-                .position(|c| c.registry == self.id && c.name.eq_ignore_ascii_case(name))?;
-            Some(cache.swap_remove(i)).filter(|entry| entry.version == version)
+                .rposition(|c| c.registry == self.id && c.name.eq_ignore_ascii_case(name));
+            match found {
+                Some(i) => Some(cache.remove(i)).filter(|entry| entry.version == version),
+                None => {
+                    let live = LIVE_REGISTRIES.read();
+                    cache.retain(|c| live.contains(&c.registry));
+                    None
+                }
+            }
         });
         if let Some(entry) = cached {
             return Ok(entry);
@@ -477,8 +495,14 @@ impl Registry {
         })
     }
 
+    /// Puts a procedure back in this thread's cache, as its most recently used entry (the cache is in order of use,
+    /// least recent first).
     fn check_in(&self, entry: CachedProcedure) {
         CACHED_PROCEDURES.with_borrow_mut(|cache| {
+            // A procedure that called itself was checked out twice: keep the latest.
+            cache.retain(|c| {
+                !(c.registry == entry.registry && c.name.eq_ignore_ascii_case(&entry.name))
+            });
             if cache.len() == CACHED_PROCEDURES_MAX {
                 cache.remove(0);
             }
@@ -496,8 +520,8 @@ impl Registry {
             } else {
                 let start = self
                     .next_transaction
-                    .fetch_add(TRANSACTION_ID_BLOCK, Ordering::Relaxed);
-                (start, start + TRANSACTION_ID_BLOCK)
+                    .fetch_add(TRANSACTION_IDS_PER_BLOCK, Ordering::Relaxed);
+                (start, start + TRANSACTION_IDS_PER_BLOCK)
             };
             ids.set((self.id, next + 1, end));
             next

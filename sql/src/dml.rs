@@ -12,10 +12,10 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
-use lanedb_engine::batch::thread_local_schema;
 use lanedb_engine::key::make_key;
+use lanedb_engine::local_schema::thread_local_schema;
 use lanedb_engine::{
-    DataType, Engine, Error, LaneState, MultiTxn, Output, Result, SqlState, TableDef, Value,
+    Engine, Error, LaneState, MultiTxn, Output, Result, SqlState, TableDef, Value,
 };
 
 use crate::expr::{Env, Expr};
@@ -176,7 +176,6 @@ pub struct PointSelect {
     pub filter: Option<Expr>,
     /// The table columns selected, in output order (a point select projects plain columns only).
     pub columns: Vec<usize>,
-    pub types: Vec<DataType>,
     pub schema: SchemaRef,
 }
 
@@ -374,8 +373,9 @@ pub fn insert_rows(
         });
     };
     let lane = rows.first().map_or(0, |r| engine.lane_of(&r[pcol]));
-    if rows[1.min(rows.len())..]
+    if rows
         .iter()
+        .skip(1)
         .all(|r| engine.lane_of(&r[pcol]) == lane)
     {
         return engine.run_single(lane, version, |l| {

@@ -725,7 +725,6 @@ fn point_select(q: &ast::Query, catalog: &Catalog) -> Result<PointPlan> {
     let mut params = ParamTypes::default();
     let mut columns = vec![];
     let mut fields = vec![];
-    let mut types = vec![];
     for item in &s.projection {
         let (e, alias) = match item {
             ast::SelectItem::Wildcard(opts)
@@ -737,7 +736,6 @@ fn point_select(q: &ast::Query, catalog: &Catalog) -> Result<PointPlan> {
                 for (i, c) in table.columns.iter().enumerate() {
                     columns.push(i);
                     fields.push(c.data_type.field(&c.name, true));
-                    types.push(c.data_type.clone());
                 }
                 continue;
             }
@@ -753,7 +751,6 @@ fn point_select(q: &ast::Query, catalog: &Catalog) -> Result<PointPlan> {
             col.data_type
                 .field(&alias.unwrap_or_else(|| col.name.clone()), true),
         );
-        types.push(col.data_type.clone());
         columns.push(c);
     }
     let w = match compile_where(s.selection.as_ref(), &scope, &mut params) {
@@ -771,7 +768,6 @@ fn point_select(q: &ast::Query, catalog: &Catalog) -> Result<PointPlan> {
         route,
         filter,
         columns,
-        types,
         schema: Arc::new(Schema::new(fields)),
     };
     Ok(Some((ps, params)))
@@ -1021,8 +1017,6 @@ fn plan_insert(
         if ins.columns.is_empty() {
             columns.truncate(supplied.max(1));
         }
-    }
-    if let ast::SetExpr::Values(values) = source.body.as_ref() {
         if source.order_by.is_none() && source.limit_clause.is_none() && source.with.is_none() {
             if let Some(rows) = compile_values(&values.rows, &table, &columns, &mut params)? {
                 let plan = InsertPlan {

@@ -1,4 +1,4 @@
-//! Batches many threads build: each thread's own copy of a shared schema.
+//! Each thread's own copy of a schema that many threads build batches with.
 
 use std::sync::Arc;
 
@@ -9,11 +9,20 @@ use arrow_schema::SchemaRef;
 /// Every batch holds its schema by `Arc`; if threads on different cores clone and drop one shared `Arc` per point
 /// read, its reference count bounces between their caches and the increments cost more than the read (measured with
 /// two threads of point selects on this 2-core machine: most of their time). A copy per thread is counted only by
-/// that thread. Copies are kept for the last `LOCAL_SCHEMAS_MAX` schemas a thread used.
+/// that thread. Copies are kept for the `LOCAL_SCHEMAS_MAX` schemas a thread used last.
 pub fn thread_local_schema(shared: &SchemaRef) -> SchemaRef {
     LOCAL_SCHEMAS.with_borrow_mut(|cache| {
-        if let Some((_, local)) = cache.iter().find(|(s, _)| Arc::ptr_eq(s, shared)) {
-            return local.clone();
+        // Most used last: a thread running one statement over and over finds it at once.
+        if let Some((s, local)) = cache.last() {
+            if Arc::ptr_eq(s, shared) {
+                return local.clone();
+            }
+        }
+        if let Some(i) = cache.iter().position(|(s, _)| Arc::ptr_eq(s, shared)) {
+            let entry = cache.remove(i);
+            let local = entry.1.clone();
+            cache.push(entry);
+            return local;
         }
         let fields: arrow_schema::Fields = shared
             .fields()
@@ -35,7 +44,7 @@ pub fn thread_local_schema(shared: &SchemaRef) -> SchemaRef {
 const LOCAL_SCHEMAS_MAX: usize = 64;
 
 thread_local! {
-    /// Shared schemas and this thread's copies, oldest first.
+    /// Shared schemas and this thread's copies, least recently used first.
     static LOCAL_SCHEMAS: std::cell::RefCell<Vec<(SchemaRef, SchemaRef)>> =
         const { std::cell::RefCell::new(Vec::new()) };
 }
@@ -60,7 +69,19 @@ mod tests {
         .unwrap();
         assert_eq!(*theirs, *shared);
         assert!(!Arc::ptr_eq(&theirs, &mine));
-        // The cache is bounded: old schemas fall out, and come back as a new copy.
+        // The cache is bounded: the least recently used schema falls out, and comes back as a new copy.
+        let kept = Arc::new(Schema::new(vec![Field::new("kept", DataType::Utf8, true)]));
+        let kept_copy = thread_local_schema(&kept);
+        for i in 0..LOCAL_SCHEMAS_MAX - 1 {
+            thread_local_schema(&kept);
+            let other = Arc::new(Schema::new(vec![Field::new(
+                format!("c{i}"),
+                DataType::Int32,
+                true,
+            )]));
+            thread_local_schema(&other);
+        }
+        assert!(Arc::ptr_eq(&kept_copy, &thread_local_schema(&kept)));
         for i in 0..LOCAL_SCHEMAS_MAX {
             let other = Arc::new(Schema::new(vec![Field::new(
                 format!("c{i}"),
