@@ -468,20 +468,26 @@ impl Registry {
     /// cores, more than a tenth of the time.
     fn checkout(&self, name: &str) -> Result<CachedProcedure> {
         let version = self.version.load(Ordering::Acquire);
-        let cached = CACHED_PROCEDURES.with_borrow_mut(|cache| {
+        // Entries leave the cache here and are dropped after it is released (and the registry list unlocked): the
+        // last reference to a closed database's objects may be among them.
+        let (found, stale) = CACHED_PROCEDURES.with_borrow_mut(|cache| {
             let found = cache
                 .iter()
                 .rposition(|c| c.registry == self.id && c.name.eq_ignore_ascii_case(name));
             match found {
-                Some(i) => Some(cache.remove(i)).filter(|entry| entry.version == version),
+                Some(i) => (Some(cache.remove(i)), Vec::new()),
                 None => {
                     let live = LIVE_REGISTRIES.read();
-                    cache.retain(|c| live.contains(&c.registry));
-                    None
+                    let (keep, gone) = std::mem::take(cache)
+                        .into_iter()
+                        .partition(|c| live.contains(&c.registry));
+                    *cache = keep;
+                    (None, gone)
                 }
             }
         });
-        if let Some(entry) = cached {
+        drop(stale);
+        if let Some(entry) = found.filter(|entry| entry.version == version) {
             return Ok(entry);
         }
         let registered = self.registered(name)?;
@@ -498,16 +504,22 @@ impl Registry {
     /// Puts a procedure back in this thread's cache, as its most recently used entry (the cache is in order of use,
     /// least recent first).
     fn check_in(&self, entry: CachedProcedure) {
-        CACHED_PROCEDURES.with_borrow_mut(|cache| {
+        let evicted = CACHED_PROCEDURES.with_borrow_mut(|cache| {
+            let mut evicted = Vec::new();
             // A procedure that called itself was checked out twice: keep the latest.
-            cache.retain(|c| {
-                !(c.registry == entry.registry && c.name.eq_ignore_ascii_case(&entry.name))
-            });
+            if let Some(i) = cache.iter().position(|c| {
+                c.registry == entry.registry && c.name.eq_ignore_ascii_case(&entry.name)
+            }) {
+                evicted.push(cache.remove(i));
+            }
             if cache.len() == CACHED_PROCEDURES_MAX {
-                cache.remove(0);
+                evicted.push(cache.remove(0));
             }
             cache.push(entry);
+            evicted
         });
+        // Dropped outside the cache, as in `checkout`.
+        drop(evicted);
     }
 
     /// A new transaction id. Each thread takes ids from the registry in blocks, so calls on different cores do not
