@@ -117,6 +117,21 @@ pub struct Database {
     sql: Arc<SqlEngine>,
     procedures: Arc<Registry>,
     storage: Option<Arc<Storage>>,
+    /// Shared by every handle: dropping the last one frees the database (see `Handles`).
+    handles: Arc<Handles>,
+}
+
+/// The SQL engine and the procedure registry refer to each other (calls go from SQL to the registry, and the
+/// registry runs its statements through SQL). When the last handle goes, this breaks the cycle, so the engine, its
+/// tables and its command log are freed (and the log written out).
+struct Handles {
+    sql: Arc<SqlEngine>,
+}
+
+impl Drop for Handles {
+    fn drop(&mut self) {
+        self.sql.clear_procedure_handler();
+    }
 }
 
 /// A statement planned once, to run many times with parameters.
@@ -188,9 +203,11 @@ impl Database {
     /// references: they stop mattering when the last handle is dropped.
     fn start_snapshots(&self) {
         let (sql, procedures) = (Arc::downgrade(&self.sql), Arc::downgrade(&self.procedures));
+        let handles = Arc::downgrade(&self.handles);
         let storage = self.storage.clone();
         let handle = move || -> Option<Database> {
             Some(Database {
+                handles: handles.upgrade()?,
                 sql: sql.upgrade()?,
                 procedures: procedures.upgrade()?,
                 storage: storage.clone(),
@@ -232,6 +249,7 @@ impl Database {
         sql.set_time_zone(&config.time_zone)?;
         let procedures = Registry::install(sql.clone());
         Ok(Database {
+            handles: Arc::new(Handles { sql: sql.clone() }),
             sql,
             procedures,
             storage: None,

@@ -503,3 +503,19 @@ fn a_procedure_replaced_while_another_thread_calls_it_runs_its_new_body_there() 
         "the calling thread kept running the dropped procedure"
     );
 }
+
+/// A thread that called procedures of a database that is now closed calls those of a new one: its cached entries
+/// of the old one are let go on the way.
+#[test]
+fn procedures_of_a_new_database_run_on_a_thread_that_used_a_closed_one() {
+    for round in 1..=3 {
+        let db = Database::open_in_memory(2).unwrap();
+        db.execute(
+            &format!("CREATE PROCEDURE answer AS SELECT {round} AS a"),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(scalar(&db, "CALL answer()"), round.to_string());
+        drop(db);
+    }
+}

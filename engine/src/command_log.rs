@@ -116,6 +116,8 @@ struct Shared {
     records_ready: Condvar,
     /// Appenders wait here for room in the batch.
     room: Condvar,
+    /// In async mode the writer waits out its flush interval here; `close` wakes it.
+    stopping_changed: Condvar,
     durable: AtomicU64,
     /// Payload bytes appended since start (for snapshot triggers).
     bytes_appended: AtomicU64,
@@ -164,6 +166,7 @@ impl CommandLog {
             }),
             records_ready: Condvar::new(),
             room: Condvar::new(),
+            stopping_changed: Condvar::new(),
             durable: AtomicU64::new(tail.next_sequence - 1),
             bytes_appended: AtomicU64::new(0),
             failed: AtomicBool::new(false),
@@ -265,6 +268,7 @@ impl CommandLog {
         self.shared.pending.lock().stopping = true;
         self.shared.records_ready.notify_all();
         self.shared.room.notify_all();
+        self.shared.stopping_changed.notify_all();
         if let Some(handle) = self.writer.lock().take() {
             let _ = handle.join();
         }
@@ -406,7 +410,16 @@ impl Writer {
             spare = bytes;
             spare.clear();
             if shared.config.durability == Durability::Async {
-                std::thread::sleep(Duration::from_millis(shared.config.flush_interval_ms));
+                // Waits out the interval, unless the log is closed meanwhile: then what is queued is written now.
+                let deadline = std::time::Instant::now()
+                    + Duration::from_millis(shared.config.flush_interval_ms);
+                let mut pending = shared.pending.lock();
+                while !pending.stopping
+                    && !shared
+                        .stopping_changed
+                        .wait_until(&mut pending, deadline)
+                        .timed_out()
+                {}
             }
         }
     }

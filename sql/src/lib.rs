@@ -548,6 +548,12 @@ impl SqlEngine {
         *self.procedures.write() = Some(handler);
     }
 
+    /// Lets go of the procedure handler (the database is being dropped; the handler refers back to this engine).
+    pub fn clear_procedure_handler(&self) {
+        let handler = self.procedures.write().take();
+        drop(handler);
+    }
+
     fn procedures(&self) -> Result<Arc<dyn call::ProcedureHandler>> {
         self.procedures
             .read()
