@@ -15,7 +15,8 @@ use std::sync::Arc;
 use lanedb::procedures::{Context, Module, Partitioning, Procedure};
 use lanedb::{DataType, Output, Result, Value};
 
-/// LaneDB's allocator (see its workspace manifest for why): one line in your `main.rs`.
+/// LaneDB's allocator (see its workspace manifest for why): add the `mimalloc` crate to your dependencies and these
+/// lines to your `main.rs`.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -131,14 +131,10 @@ struct Column {
 
 impl Column {
     fn new(data_type: DataType) -> Column {
-        Column::with_capacity(data_type, 0)
-    }
-
-    fn with_capacity(data_type: DataType, rows: usize) -> Column {
         Column {
-            data: ColumnData::with_capacity(&data_type, rows),
+            data: ColumnData::with_capacity(&data_type, 0),
             data_type,
-            valid: Vec::with_capacity(rows),
+            valid: Vec::new(),
         }
     }
 

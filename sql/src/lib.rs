@@ -550,6 +550,7 @@ impl SqlEngine {
 
     /// Lets go of the procedure handler (the database is being dropped; the handler refers back to this engine).
     pub fn clear_procedure_handler(&self) {
+        // Dropped after the lock is released: dropping the handler may free what it holds.
         let handler = self.procedures.write().take();
         drop(handler);
     }
