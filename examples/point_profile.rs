@@ -4,9 +4,9 @@
 //! `point_profile [select|update|both|insert] [threads] [rows]`: the operations to run (default both, alternating;
 //! insert adds new rows, each thread its own keys), the
 //! number of threads running them at once (default 1) and the table's rows (default 100,000); prints nanoseconds per
-//! operation and operations per second.
+//! operation, operations per second, and the longest single operation (a stall: a table growing under its lane).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use lanedb::{Database, Value};
 
@@ -42,12 +42,14 @@ fn main() -> lanedb::Result<()> {
         other => panic!("unknown operation {other}: select, update, both or insert"),
     };
     let start = Instant::now();
-    std::thread::scope(|s| -> lanedb::Result<()> {
+    let longest = std::thread::scope(|s| -> lanedb::Result<Duration> {
         let mut running = Vec::new();
         for t in 0..threads {
             let (select, update, insert) = (select.clone(), update.clone(), insert.clone());
-            running.push(s.spawn(move || -> lanedb::Result<()> {
+            running.push(s.spawn(move || -> lanedb::Result<Duration> {
+                let mut longest = Duration::ZERO;
                 for i in t * OPS_PER_THREAD..(t + 1) * OPS_PER_THREAD {
+                    let began = Instant::now();
                     let id = Value::BigInt(i.wrapping_mul(7919) % rows);
                     if selects {
                         select.execute(std::slice::from_ref(&id))?;
@@ -59,20 +61,22 @@ fn main() -> lanedb::Result<()> {
                         let id = Value::BigInt(rows + i);
                         insert.execute(&[id.clone(), id])?;
                     }
+                    longest = longest.max(began.elapsed());
                 }
-                Ok(())
+                Ok(longest)
             }));
         }
-        running
-            .into_iter()
-            .try_for_each(|r| r.join().expect("a benchmark thread panicked"))
+        running.into_iter().try_fold(Duration::ZERO, |longest, r| {
+            Ok(longest.max(r.join().expect("a benchmark thread panicked")?))
+        })
     })?;
     let ops = threads * OPS_PER_THREAD * (selects as i64 + updates as i64 + inserts as i64);
     let elapsed = start.elapsed();
     println!(
-        "{:.0} ns per operation, {:.2} M operations/s ({what}, {threads} threads)",
+        "{:.0} ns per operation, {:.2} M operations/s, longest {:.2} ms ({what}, {threads} threads)",
         elapsed.as_nanos() as f64 / ops as f64 * threads as f64,
-        ops as f64 / elapsed.as_secs_f64() / 1e6
+        ops as f64 / elapsed.as_secs_f64() / 1e6,
+        longest.as_secs_f64() * 1e3
     );
     Ok(())
 }

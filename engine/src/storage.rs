@@ -496,11 +496,74 @@ impl Postings {
     }
 }
 
+/// Shards of a unique integer index (`IntKeyMap`).
+const INT_KEY_SHARDS: usize = 256;
+
+/// The map of a unique hash index over one integer column: key to row, in `INT_KEY_SHARDS` hash tables chosen by
+/// bits of the key's hash that neither picks a slot inside a table nor tags it (hashbrown takes the low bits for the
+/// slot and the top 7 for the tag).
+///
+/// A hash table doubles when it fills, moving every entry into memory the kernel must first zero. One table of a
+/// few million rows takes tens of milliseconds to do it, holding its lane: every caller of every lane soon waits on
+/// it, and a benchmark of inserts from 4 threads ran at half the speed of one whose index never grew. Shards grow one
+/// at a time, each a 256th of that; the work is the same, spread out.
+#[derive(Clone, Debug)]
+struct IntKeyMap {
+    shards: Box<[FastMap<i64, u32>]>,
+}
+
+impl IntKeyMap {
+    fn new() -> IntKeyMap {
+        IntKeyMap {
+            shards: (0..INT_KEY_SHARDS).map(|_| FastMap::default()).collect(),
+        }
+    }
+
+    fn hash(k: i64) -> u64 {
+        use std::hash::BuildHasher;
+        BuildHasherDefault::<FxHasher>::default().hash_one(k)
+    }
+
+    fn shard_of(hash: u64) -> usize {
+        (hash >> 32) as usize % INT_KEY_SHARDS
+    }
+
+    fn shard(&self, k: i64) -> &FastMap<i64, u32> {
+        &self.shards[Self::shard_of(Self::hash(k))]
+    }
+
+    fn shard_mut(&mut self, k: i64) -> &mut FastMap<i64, u32> {
+        &mut self.shards[Self::shard_of(Self::hash(k))]
+    }
+
+    /// Room for these keys, each shard for its own: loading a snapshot grows every shard once.
+    fn reserve_for(&mut self, keys: impl Iterator<Item = i64>) {
+        let mut counts = [0usize; INT_KEY_SHARDS];
+        keys.for_each(|k| counts[Self::shard_of(Self::hash(k))] += 1);
+        for (shard, n) in self.shards.iter_mut().zip(counts) {
+            shard.reserve(n);
+        }
+    }
+
+    /// Where `k` lands: its shard, then the slot its probe starts at (for inserting many keys in memory order).
+    fn placement(&self, k: i64) -> u64 {
+        let hash = Self::hash(k);
+        let shard = Self::shard_of(hash);
+        ((shard as u64) << 32) | (hash & bucket_mask(self.shards[shard].capacity()))
+    }
+}
+
+/// The mask of the bucket a hash starts its probe at in a hashbrown table of `capacity`: its buckets are a power of
+/// two at most 8/7 of its capacity, and a key starts at its hash's low bits.
+fn bucket_mask(capacity: usize) -> u64 {
+    (capacity / 7 * 8).max(1).next_power_of_two() as u64 - 1
+}
+
 #[derive(Clone, Debug)]
 enum IndexMap {
     /// A unique hash index over one integer column (the usual primary key): the key and its row, 16 bytes a slot
     /// where the general form takes 40, so big tables' indexes touch fewer cache lines and pages.
-    UniqueInt(FastMap<i64, u32>),
+    UniqueInt(IntKeyMap),
     Hash(FastMap<Key, Postings>),
     Ordered(BTreeMap<Key, Postings>),
 }
@@ -515,7 +578,7 @@ impl Index {
     fn new(def: IndexDef, table: &TableDef) -> Index {
         let map = match (def.kind, def.columns.as_slice()) {
             (IndexKind::Hash, [c]) if def.unique && table.columns[*c].data_type.is_integer() => {
-                IndexMap::UniqueInt(FastMap::default())
+                IndexMap::UniqueInt(IntKeyMap::new())
             }
             (IndexKind::Hash, _) => IndexMap::Hash(FastMap::default()),
             (IndexKind::Ordered, _) => IndexMap::Ordered(BTreeMap::new()),
@@ -527,7 +590,7 @@ impl Index {
     fn get(&self, key: &Key) -> &[u32] {
         let found = match (&self.map, key) {
             (IndexMap::UniqueInt(m), Key::Int(k)) => {
-                return m.get(k).map_or(&[], std::slice::from_ref)
+                return m.shard(*k).get(k).map_or(&[], std::slice::from_ref)
             }
             (IndexMap::UniqueInt(_), Key::Bytes(_)) => None,
             (IndexMap::Hash(m), _) => m.get(key),
@@ -543,7 +606,7 @@ impl Index {
         let unique = self.def.unique;
         match &mut self.map {
             IndexMap::UniqueInt(m) => match key {
-                Key::Int(k) => match m.entry(k) {
+                Key::Int(k) => match m.shard_mut(k).entry(k) {
                     hash_map::Entry::Occupied(_) => return false,
                     hash_map::Entry::Vacant(v) => drop(v.insert(pos)),
                 },
@@ -571,33 +634,28 @@ impl Index {
         }
     }
 
-    /// Room for `additional` more keys (a hash index grows once instead of step by step).
-    fn reserve(&mut self, additional: usize) {
+    /// Room for `keys` (a hash index grows once instead of step by step).
+    fn reserve_for<'k>(&mut self, keys: impl ExactSizeIterator<Item = &'k Key>) {
         match &mut self.map {
-            IndexMap::UniqueInt(m) => m.reserve(additional),
-            IndexMap::Hash(m) => m.reserve(additional),
+            IndexMap::UniqueInt(m) => m.reserve_for(keys.filter_map(|k| match k {
+                Key::Int(k) => Some(*k),
+                Key::Bytes(_) => None,
+            })),
+            IndexMap::Hash(m) => m.reserve(keys.len()),
             IndexMap::Ordered(_) => {}
         }
     }
 
-    /// For a hash index, the mask of the bucket a key's hash starts at (hashbrown's buckets are a power of two at
-    /// most 8/7 of its capacity, and a key starts at its hash's low bits); `None` for an ordered index.
-    fn bucket_mask(&self) -> Option<u64> {
-        let capacity = match &self.map {
-            IndexMap::UniqueInt(m) => m.capacity(),
-            IndexMap::Hash(m) => m.capacity(),
-            IndexMap::Ordered(_) => return None,
-        };
-        Some((capacity / 7 * 8).max(1).next_power_of_two() as u64 - 1)
-    }
-
-    /// The hash a key's bucket is taken from, as the index's map computes it.
-    fn hash_of(&self, key: &Key) -> u64 {
+    /// Where `key` lands in a hash index, as a number that orders keys by the memory they go to; 0 for an ordered
+    /// index. Call after `reserve_for`.
+    fn placement(&self, key: &Key) -> u64 {
         use std::hash::BuildHasher;
-        let hasher = BuildHasherDefault::<FxHasher>::default();
         match (&self.map, key) {
-            (IndexMap::UniqueInt(_), Key::Int(k)) => hasher.hash_one(k),
-            _ => hasher.hash_one(key),
+            (IndexMap::UniqueInt(m), Key::Int(k)) => m.placement(*k),
+            (IndexMap::Hash(m), _) => {
+                BuildHasherDefault::<FxHasher>::default().hash_one(key) & bucket_mask(m.capacity())
+            }
+            _ => 0,
         }
     }
 
@@ -605,8 +663,9 @@ impl Index {
         match &mut self.map {
             IndexMap::UniqueInt(m) => {
                 if let Key::Int(k) = key {
-                    if m.get(k) == Some(&pos) {
-                        m.remove(k);
+                    let shard = m.shard_mut(*k);
+                    if shard.get(k) == Some(&pos) {
+                        shard.remove(k);
                     }
                 }
             }
@@ -628,7 +687,7 @@ impl Index {
         match &mut self.map {
             IndexMap::UniqueInt(m) => {
                 if let Key::Int(k) = key {
-                    if let Some(p) = m.get_mut(k).filter(|p| **p == from) {
+                    if let Some(p) = m.shard_mut(*k).get_mut(k).filter(|p| **p == from) {
                         *p = to;
                     }
                 }
@@ -897,8 +956,6 @@ impl TableStore {
     fn index_from(&mut self, first: usize) -> Result<()> {
         let mut key_values = Vec::new();
         for i in 0..self.indexes.len() {
-            self.indexes[i].reserve(self.len - first);
-            let mask = self.indexes[i].bucket_mask();
             let columns = self.indexes[i].def.columns.clone();
             let single_integer = match columns.as_slice() {
                 [c] => self.def.columns[*c].data_type.is_integer(),
@@ -914,12 +971,16 @@ impl TableStore {
                     make_key(key_values.iter())
                 };
                 if let Some(key) = key {
-                    let bucket = mask.map_or(0, |m| self.indexes[i].hash_of(&key) & m);
-                    placed.push((bucket, key, pos as u32));
+                    placed.push((0, key, pos as u32));
                 }
             }
-            if mask.is_some() {
-                placed.sort_unstable_by_key(|(bucket, ..)| *bucket);
+            let index = &mut self.indexes[i];
+            index.reserve_for(placed.iter().map(|(_, k, _)| k));
+            for (placement, key, _) in &mut placed {
+                *placement = index.placement(key);
+            }
+            if !matches!(index.map, IndexMap::Ordered(_)) {
+                placed.sort_unstable_by_key(|(placement, ..)| *placement);
             }
             for (_, key, pos) in placed {
                 if !self.indexes[i].insert(key, pos) {
@@ -1382,5 +1443,41 @@ mod tests {
         t.restore_update(1, &old);
         assert_eq!(t.lookup(0, &Key::Int(10)), &[1]);
         assert!(t.lookup(0, &Key::Int(11)).is_empty());
+    }
+
+    #[test]
+    fn an_integer_key_map_spreads_keys_over_its_shards_and_finds_each() {
+        let keys: Vec<i64> = (0..50_000i64)
+            .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15u64 as i64))
+            .chain([i64::MIN, i64::MAX, -1, 1])
+            .collect();
+        let mut map = IntKeyMap::new();
+        for (pos, k) in keys.iter().enumerate() {
+            assert_eq!(map.shard_mut(*k).insert(*k, pos as u32), None, "key {k}");
+        }
+        // Every shard holds some keys, none most of them: growth happens a shard at a time.
+        let sizes: Vec<usize> = map.shards.iter().map(HashMap::len).collect();
+        assert_eq!(sizes.iter().sum::<usize>(), keys.len());
+        let fair = keys.len() / INT_KEY_SHARDS;
+        assert!(
+            sizes.iter().all(|n| *n > fair / 2 && *n < fair * 2),
+            "{sizes:?}"
+        );
+        for (pos, k) in keys.iter().enumerate() {
+            assert_eq!(map.shard(*k).get(k), Some(&(pos as u32)));
+        }
+        assert_eq!(map.shard(12345).get(&12345), None);
+
+        // Reserving for a load sizes each shard for its own keys, so placements stay where the keys go.
+        let mut loaded = IntKeyMap::new();
+        loaded.reserve_for(keys.iter().copied());
+        let capacities: Vec<usize> = loaded.shards.iter().map(HashMap::capacity).collect();
+        let mut placed: Vec<(u64, i64)> = keys.iter().map(|k| (loaded.placement(*k), *k)).collect();
+        placed.sort_unstable();
+        for (_, k) in &placed {
+            loaded.shard_mut(*k).insert(*k, 0);
+        }
+        let after: Vec<usize> = loaded.shards.iter().map(HashMap::capacity).collect();
+        assert_eq!(capacities, after, "no shard grew while loading");
     }
 }
