@@ -21,7 +21,7 @@ use datafusion::prelude::SessionContext;
 use lanedb::{Database, LaneStats, Value};
 
 /// The allocator the `lanedb` binary runs on (see the workspace manifest): an application embedding LaneDB should
-/// choose it too, and the benchmarks measure LaneDB as it runs there.
+/// choose it too, and the benchmarks measure LaneDB as it runs there (huge pages off, as the binary has them).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -57,6 +57,7 @@ fn load(db: &Database, table: &str, rows: i64, row: impl Fn(i64) -> [i64; 3]) {
 }
 
 fn lanedb_kv() -> Database {
+    lanedb::disable_transparent_huge_pages();
     let db = Database::open_in_memory(LANES).unwrap();
     db.execute("CREATE TABLE kv (id BIGINT PRIMARY KEY, val BIGINT NOT NULL, seq BIGINT NOT NULL); PARTITION TABLE kv ON COLUMN id;", &[]).unwrap();
     load(&db, "kv", ROWS, |i| [i, i % 1000, 0]);
@@ -248,6 +249,7 @@ fn memtable_facts() -> SessionContext {
 }
 
 fn group_by(c: &mut Criterion) {
+    lanedb::disable_transparent_huge_pages();
     let db = Database::open_in_memory(LANES).unwrap();
     db.execute("CREATE TABLE facts (id BIGINT NOT NULL, grp BIGINT NOT NULL, val BIGINT NOT NULL); PARTITION TABLE facts ON COLUMN id;", &[]).unwrap();
     load(&db, "facts", AGG_ROWS, fact);

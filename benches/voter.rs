@@ -20,11 +20,12 @@ fn env(name: &str, default: u64) -> u64 {
 }
 
 /// The allocator the `lanedb` binary runs on (see the workspace manifest): an application embedding LaneDB should
-/// choose it too, and the benchmarks measure LaneDB as it runs there.
+/// choose it too, and the benchmarks measure LaneDB as it runs there (huge pages off, as the binary has them).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
+    lanedb::disable_transparent_huge_pages();
     let lanes = env("LANES", 2) as usize;
     let threads = env("THREADS", 4);
     let seconds = env("SECONDS", 5);

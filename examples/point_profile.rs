@@ -11,13 +11,14 @@ use std::time::{Duration, Instant};
 use lanedb::{Database, Value};
 
 /// The allocator the `lanedb` binary runs on (see the workspace manifest): an application embedding LaneDB should
-/// choose it too, and the benchmarks measure LaneDB as it runs there.
+/// choose it too, and the benchmarks measure LaneDB as it runs there (huge pages off, as the binary has them).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const OPS_PER_THREAD: i64 = 2_000_000;
 
 fn main() -> lanedb::Result<()> {
+    lanedb::disable_transparent_huge_pages();
     let mut args = std::env::args().skip(1);
     let what = args.next().unwrap_or_else(|| "both".into());
     let threads: i64 = args

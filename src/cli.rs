@@ -219,6 +219,7 @@ fn init_tracing(filter: Option<&str>) {
 
 /// Runs the command line with `modules` available to `--modules` (all installed by default).
 pub fn main(modules: Vec<Module>) -> std::process::ExitCode {
+    crate::disable_transparent_huge_pages();
     let args = match Cli::parse().command {
         Command::Serve(args) => match args.merged() {
             Ok(a) => a,

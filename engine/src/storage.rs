@@ -536,20 +536,40 @@ impl IntKeyMap {
         &mut self.shards[Self::shard_of(Self::hash(k))]
     }
 
-    /// Room for these keys, each shard for its own: loading a snapshot grows every shard once.
-    fn reserve_for(&mut self, keys: impl Iterator<Item = i64>) {
+    /// The (key, row) pairs of `rows` whose key is not null, grouped by shard, each group allocated at its size.
+    fn shard_keys(
+        rows: std::ops::Range<usize>,
+        key: impl Fn(usize) -> Option<i64>,
+    ) -> Vec<Vec<(i64, u32)>> {
         let mut counts = [0usize; INT_KEY_SHARDS];
-        keys.for_each(|k| counts[Self::shard_of(Self::hash(k))] += 1);
-        for (shard, n) in self.shards.iter_mut().zip(counts) {
-            shard.reserve(n);
+        for pos in rows.clone() {
+            if let Some(k) = key(pos) {
+                counts[Self::shard_of(Self::hash(k))] += 1;
+            }
         }
+        let mut shards: Vec<Vec<(i64, u32)>> =
+            counts.iter().map(|n| Vec::with_capacity(*n)).collect();
+        for pos in rows {
+            if let Some(k) = key(pos) {
+                shards[Self::shard_of(Self::hash(k))].push((k, pos as u32));
+            }
+        }
+        shards
     }
 
-    /// Where `k` lands: its shard, then the slot its probe starts at (for inserting many keys in memory order).
-    fn placement(&self, k: i64) -> u64 {
-        let hash = Self::hash(k);
-        let shard = Self::shard_of(hash);
-        ((shard as u64) << 32) | (hash & bucket_mask(self.shards[shard].capacity()))
+    /// Inserts `shard_keys`' groups, each shard grown once and then filled while it is in cache. Returns the row of
+    /// the first key already present (the rows before it stay inserted: the caller fails the whole load).
+    fn insert_shards(&mut self, groups: &mut [Vec<(i64, u32)>]) -> Option<u32> {
+        for (shard, group) in self.shards.iter_mut().zip(groups) {
+            shard.reserve(group.len());
+            for (k, pos) in group.drain(..) {
+                match shard.entry(k) {
+                    std::collections::hash_map::Entry::Occupied(_) => return Some(pos),
+                    std::collections::hash_map::Entry::Vacant(v) => drop(v.insert(pos)),
+                }
+            }
+        }
+        None
     }
 }
 
@@ -631,31 +651,6 @@ impl Index {
         match self.map {
             IndexMap::UniqueInt(_) => UNIQUE_INT_ENTRY_BYTES,
             IndexMap::Hash(_) | IndexMap::Ordered(_) => INDEX_ENTRY_BYTES,
-        }
-    }
-
-    /// Room for `keys` (a hash index grows once instead of step by step).
-    fn reserve_for<'k>(&mut self, keys: impl ExactSizeIterator<Item = &'k Key>) {
-        match &mut self.map {
-            IndexMap::UniqueInt(m) => m.reserve_for(keys.filter_map(|k| match k {
-                Key::Int(k) => Some(*k),
-                Key::Bytes(_) => None,
-            })),
-            IndexMap::Hash(m) => m.reserve(keys.len()),
-            IndexMap::Ordered(_) => {}
-        }
-    }
-
-    /// Where `key` lands in a hash index, as a number that orders keys by the memory they go to; 0 for an ordered
-    /// index. Call after `reserve_for`.
-    fn placement(&self, key: &Key) -> u64 {
-        use std::hash::BuildHasher;
-        match (&self.map, key) {
-            (IndexMap::UniqueInt(m), Key::Int(k)) => m.placement(*k),
-            (IndexMap::Hash(m), _) => {
-                BuildHasherDefault::<FxHasher>::default().hash_one(key) & bucket_mask(m.capacity())
-            }
-            _ => 0,
         }
     }
 
@@ -951,58 +946,77 @@ impl TableStore {
     /// Indexes rows `first..len` (just loaded), every index at once per index.
     ///
     /// Inserting millions of random keys one by one into a hash table misses the cache on nearly every insert. Here
-    /// the table is grown once to its final size, then the keys go in ordered by the bucket their hash starts at, so
-    /// the inserts walk the table from one end to the other.
+    /// each table is grown once to its final size and filled in the order of the memory the keys go to: an integer
+    /// key index shard by shard (each shard small enough to stay in cache while it fills), another hash index by the
+    /// bucket its keys' hashes start at.
     fn index_from(&mut self, first: usize) -> Result<()> {
-        let mut key_values = Vec::new();
         for i in 0..self.indexes.len() {
-            let columns = self.indexes[i].def.columns.clone();
-            let single_integer = match columns.as_slice() {
-                [c] => self.def.columns[*c].data_type.is_integer(),
-                _ => false,
+            let repeated = match (&self.indexes[i].map, self.indexes[i].def.columns.as_slice()) {
+                (IndexMap::UniqueInt(_), [column]) => {
+                    let keys = |pos| self.get_i64(pos, *column);
+                    let mut shards = IntKeyMap::shard_keys(first..self.len, keys);
+                    let IndexMap::UniqueInt(map) = &mut self.indexes[i].map else {
+                        unreachable!()
+                    };
+                    map.insert_shards(&mut shards)
+                }
+                _ => self.index_keys_from(i, first),
             };
-            let mut placed: Vec<(u64, Key, u32)> = Vec::with_capacity(self.len - first);
-            for pos in first..self.len {
-                let key = if single_integer {
-                    self.get_i64(pos, columns[0]).map(Key::Int)
-                } else {
-                    key_values.clear();
-                    key_values.extend(columns.iter().map(|c| self.get(pos, *c)));
-                    make_key(key_values.iter())
-                };
-                if let Some(key) = key {
-                    placed.push((0, key, pos as u32));
-                }
-            }
-            let index = &mut self.indexes[i];
-            index.reserve_for(placed.iter().map(|(_, k, _)| k));
-            for (placement, key, _) in &mut placed {
-                *placement = index.placement(key);
-            }
-            if !matches!(index.map, IndexMap::Ordered(_)) {
-                placed.sort_unstable_by_key(|(placement, ..)| *placement);
-            }
-            for (_, key, pos) in placed {
-                if !self.indexes[i].insert(key, pos) {
-                    let values: Vec<String> = self.indexes[i]
-                        .def
-                        .columns
-                        .iter()
-                        .map(|c| self.get(pos as usize, *c).to_string())
-                        .collect();
-                    return Err(Error::new(
-                        SqlState::DATA_CORRUPTED,
-                        format!(
-                            "a snapshot of table {} holds two rows with key ({}) of unique index {}",
-                            self.def.name,
-                            values.join(", "),
-                            self.indexes[i].def.name
-                        ),
-                    ));
-                }
+            if let Some(pos) = repeated {
+                let index = &self.indexes[i].def;
+                let values: Vec<String> = index
+                    .columns
+                    .iter()
+                    .map(|c| self.get(pos as usize, *c).to_string())
+                    .collect();
+                return Err(Error::new(
+                    SqlState::DATA_CORRUPTED,
+                    format!(
+                        "a snapshot of table {} holds two rows with key ({}) of unique index {}",
+                        self.def.name,
+                        values.join(", "),
+                        index.name
+                    ),
+                ));
             }
         }
         Ok(())
+    }
+
+    /// `index_from` for index `i` over general keys. Returns the row of a repeated key of a unique index.
+    fn index_keys_from(&mut self, i: usize, first: usize) -> Option<u32> {
+        let columns = self.indexes[i].def.columns.clone();
+        let single_integer = match columns.as_slice() {
+            [c] => self.def.columns[*c].data_type.is_integer(),
+            _ => false,
+        };
+        let mut key_values = Vec::new();
+        let mut placed: Vec<(u64, Key, u32)> = Vec::with_capacity(self.len - first);
+        for pos in first..self.len {
+            let key = if single_integer {
+                self.get_i64(pos, columns[0]).map(Key::Int)
+            } else {
+                key_values.clear();
+                key_values.extend(columns.iter().map(|c| self.get(pos, *c)));
+                make_key(key_values.iter())
+            };
+            if let Some(key) = key {
+                placed.push((0, key, pos as u32));
+            }
+        }
+        let index = &mut self.indexes[i];
+        if let IndexMap::Hash(map) = &mut index.map {
+            map.reserve(placed.len());
+            let mask = bucket_mask(map.capacity());
+            let hasher = BuildHasherDefault::<FxHasher>::default();
+            for (placement, key, _) in &mut placed {
+                *placement = std::hash::BuildHasher::hash_one(&hasher, &*key) & mask;
+            }
+            placed.sort_unstable_by_key(|(placement, ..)| *placement);
+        }
+        placed
+            .into_iter()
+            .find_map(|(_, key, pos)| (!index.insert(key, pos)).then_some(pos))
     }
 
     /// Deletes the row at `pos` by moving the last row into its place. Returns the deleted row and the bytes freed.
@@ -1468,16 +1482,16 @@ mod tests {
         }
         assert_eq!(map.shard(12345).get(&12345), None);
 
-        // Reserving for a load sizes each shard for its own keys, so placements stay where the keys go.
+        // Loading in bulk groups the keys by shard and finds the same rows; a repeated key names its second row.
+        let mut groups = IntKeyMap::shard_keys(0..keys.len(), |pos| Some(keys[pos]));
+        assert_eq!(groups.iter().map(Vec::len).collect::<Vec<_>>(), sizes);
         let mut loaded = IntKeyMap::new();
-        loaded.reserve_for(keys.iter().copied());
-        let capacities: Vec<usize> = loaded.shards.iter().map(HashMap::capacity).collect();
-        let mut placed: Vec<(u64, i64)> = keys.iter().map(|k| (loaded.placement(*k), *k)).collect();
-        placed.sort_unstable();
-        for (_, k) in &placed {
-            loaded.shard_mut(*k).insert(*k, 0);
+        assert_eq!(loaded.insert_shards(&mut groups), None);
+        for (pos, k) in keys.iter().enumerate() {
+            assert_eq!(loaded.shard(*k).get(k), Some(&(pos as u32)));
         }
-        let after: Vec<usize> = loaded.shards.iter().map(HashMap::capacity).collect();
-        assert_eq!(capacities, after, "no shard grew while loading");
+        let with_repeat = |pos: usize| Some(if pos == 7 { keys[3] } else { keys[pos] });
+        let mut groups = IntKeyMap::shard_keys(0..keys.len(), with_repeat);
+        assert_eq!(IntKeyMap::new().insert_shards(&mut groups), Some(7));
     }
 }
