@@ -18,15 +18,13 @@
 //! and the lane moves on. Undo entries are applied in reverse order, and each is the exact inverse of its write
 //! (including where a delete moved the last row), so a rollback restores row positions and indexes bit for bit.
 
-use std::collections::HashMap;
-
 use std::sync::Arc;
 
 use crate::catalog::TableId;
 use crate::error::{Error, Result, SqlState};
 use crate::key::make_key;
 use crate::partition::LaneId;
-use crate::storage::TableStore;
+use crate::storage::{FastMap, TableStore};
 use crate::value::Value;
 use crate::view::{Aggregate, ViewColumn, ViewDef};
 
@@ -68,13 +66,13 @@ pub struct Savepoint(usize);
 #[derive(Debug)]
 pub struct LaneState {
     id: LaneId,
-    tables: HashMap<TableId, TableStore>,
+    tables: FastMap<TableId, TableStore>,
     bytes: usize,
     memory_bytes_max: usize,
     undo: Vec<Undo>,
     /// Views to maintain, by source table. Each lane holds its own copies: the lane clones the list on every write
     /// to the table, and a reference count shared by the lanes would bounce between the cores running them.
-    views: HashMap<TableId, Arc<[ViewDef]>>,
+    views: FastMap<TableId, Arc<[ViewDef]>>,
     /// The catalog version this lane's tables match; plans compiled for another version are refused and recompiled.
     pub(crate) catalog_version: u64,
 }
@@ -83,11 +81,11 @@ impl LaneState {
     pub(crate) fn new(id: LaneId, memory_bytes_max: usize) -> LaneState {
         LaneState {
             id,
-            tables: HashMap::new(),
+            tables: FastMap::default(),
             bytes: 0,
             memory_bytes_max,
             undo: Vec::new(),
-            views: HashMap::new(),
+            views: FastMap::default(),
             catalog_version: 0,
         }
     }
@@ -229,10 +227,19 @@ impl LaneState {
     /// Adds a source row (that passes the filter) to its group's view row.
     pub fn view_add(&mut self, view: &ViewDef, row: &[Value]) -> Result<()> {
         let types = &view.column_types;
-        match self.find_group(view, &view.group_of(row))? {
+        // The key straight from the source row: no copy of the group's values unless it holds a NULL.
+        let found = match make_key(view.group_values(row)) {
+            Some(key) => self
+                .table(view.table)?
+                .lookup(view.group_index, &key)
+                .first()
+                .map(|p| *p as usize),
+            None => self.find_group(view, &view.group_of(row))?,
+        };
+        match found {
             Some(pos) => {
-                let current = self.table(view.table)?.row(pos);
-                let changes = view.add(&current, row, types)?;
+                let store = self.table(view.table)?;
+                let changes = view.add(|c| store.get(pos, c), row, types)?;
                 if !changes.is_empty() {
                     self.update(view.table, pos, &changes)?;
                 }

@@ -78,6 +78,28 @@ pub struct ViewDef {
     pub sql: String,
 }
 
+/// An iterator that knows how many items it has left (`make_key` takes an exact-size iterator).
+struct Counted<I> {
+    inner: I,
+    len: usize,
+}
+
+impl<I: Iterator> Iterator for Counted<I> {
+    type Item = I::Item;
+
+    fn next(&mut self) -> Option<I::Item> {
+        let item = self.inner.next();
+        self.len -= usize::from(item.is_some());
+        item
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.len, Some(self.len))
+    }
+}
+
+impl<I: Iterator> ExactSizeIterator for Counted<I> {}
+
 impl ViewDef {
     /// View column positions that hold group values, in order.
     pub fn group_positions(&self) -> Vec<usize> {
@@ -91,13 +113,23 @@ impl ViewDef {
 
     /// The group key of a source row.
     pub fn group_of(&self, source_row: &[Value]) -> Vec<Value> {
-        self.columns
-            .iter()
-            .filter_map(|c| match c {
-                ViewColumn::Group(s) => Some(source_row[*s].clone()),
-                ViewColumn::Aggregate(_) => None,
-            })
-            .collect()
+        self.group_values(source_row).cloned().collect()
+    }
+
+    /// The group key's values in a source row, in place.
+    pub fn group_values<'a>(
+        &'a self,
+        source_row: &'a [Value],
+    ) -> impl ExactSizeIterator<Item = &'a Value> + 'a {
+        let groups = self.columns.iter().filter_map(|c| match c {
+            ViewColumn::Group(s) => Some(*s),
+            ViewColumn::Aggregate(_) => None,
+        });
+        // Group columns are few: counting them is cheaper than keeping a list of them.
+        Counted {
+            len: groups.clone().count(),
+            inner: groups.map(move |s| &source_row[s]),
+        }
     }
 
     pub fn includes(&self, source_row: &[Value]) -> Result<bool> {
@@ -128,7 +160,7 @@ impl ViewDef {
     /// Changes to a view row (`current`) for one more source row.
     pub fn add(
         &self,
-        current: &[Value],
+        current: impl Fn(usize) -> Value,
         source_row: &[Value],
         types: &[DataType],
     ) -> Result<Vec<(usize, Value)>> {
@@ -137,21 +169,18 @@ impl ViewDef {
             let ViewColumn::Aggregate(a) = c else {
                 continue;
             };
+            let old = current(i);
             let new = match *a {
-                Aggregate::CountStar => Some(plus(&current[i], 1)?),
-                Aggregate::Count(s) if !source_row[s].is_null() => Some(plus(&current[i], 1)?),
+                Aggregate::CountStar => Some(plus(&old, 1)?),
+                Aggregate::Count(s) if !source_row[s].is_null() => Some(plus(&old, 1)?),
                 Aggregate::Sum(s) if !source_row[s].is_null() => {
                     let x = source_row[s].cast_to(&types[i])?;
-                    Some(if current[i].is_null() {
-                        x
-                    } else {
-                        sum(&current[i], &x)?
-                    })
+                    Some(if old.is_null() { x } else { sum(&old, &x)? })
                 }
                 Aggregate::Min(s) | Aggregate::Max(s) if !source_row[s].is_null() => {
                     let x = source_row[s].cast_to(&types[i])?;
-                    let replace = current[i].is_null()
-                        || match compare_non_null(&x, &current[i]) {
+                    let replace = old.is_null()
+                        || match compare_non_null(&x, &old) {
                             Some(o) => {
                                 (o.is_lt() && matches!(a, Aggregate::Min(_)))
                                     || (o.is_gt() && matches!(a, Aggregate::Max(_)))
