@@ -97,6 +97,21 @@ impl Value {
         }
     }
 
+    /// `cast_to` taking the value: text or bytes already of the type (within a VARCHAR's limit) are returned as they
+    /// are instead of copied.
+    pub fn cast_into(self, ty: &DataType) -> Result<Value> {
+        match (&self, ty) {
+            (Value::Text(_), DataType::Text) => self.check_size(),
+            (Value::Text(s), DataType::Varchar(limit))
+                if limit.is_none_or(|n| s.len() <= n as usize) =>
+            {
+                Ok(self)
+            }
+            (Value::Bytes(_), DataType::Bytea) => Ok(self),
+            _ => self.cast_to(ty),
+        }
+    }
+
     /// Converts the value to `ty` under PostgreSQL's assignment rules (used for INSERT/UPDATE and parameters).
     pub fn cast_to(&self, ty: &DataType) -> Result<Value> {
         match (self, ty) {
@@ -849,6 +864,33 @@ mod tests {
             Value::Text("ab  ".into()).cast_to(&ty).unwrap(),
             Value::Text("ab ".into())
         );
+    }
+
+    #[test]
+    fn casting_by_value_keeps_what_fits_and_converts_the_rest_as_cast_to_does() {
+        let ty = DataType::Varchar(Some(3));
+        for v in ["ab", "abc", "abcd", "ab  ", "ééé", "éééé"] {
+            let v = Value::Text(v.into());
+            assert_eq!(v.clone().cast_into(&ty).ok(), v.cast_to(&ty).ok(), "{v:?}");
+        }
+        for ty in [
+            DataType::Text,
+            DataType::Varchar(None),
+            DataType::Bytea,
+            DataType::BigInt,
+        ] {
+            for v in [
+                Value::Text("42".into()),
+                Value::Bytes(vec![1, 2]),
+                Value::Integer(7),
+            ] {
+                assert_eq!(
+                    v.clone().cast_into(&ty).map_err(|e| e.code),
+                    v.cast_to(&ty).map_err(|e| e.code),
+                    "{v:?} as {ty:?}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -80,12 +80,13 @@ pub fn column_value(table: &TableDef, c: usize, v: Value) -> Result<Value> {
         }
         return Ok(Value::Null);
     }
-    v.cast_to(&col.data_type).map_err(|e| match e.code {
+    let from = v.data_type();
+    v.cast_into(&col.data_type).map_err(|e| match e.code {
         SqlState::DATATYPE_MISMATCH => Error::mismatch(format!(
             "column \"{}\" is of type {} but the expression is of type {}",
             col.name,
             col.data_type,
-            v.data_type().map(|t| t.to_string()).unwrap_or_default()
+            from.map(|t| t.to_string()).unwrap_or_default()
         )),
         _ => e,
     })
@@ -187,7 +188,7 @@ impl PointSelect {
         let batch = engine.read_single(lane, Some(version), |lane| {
             self.read_batch(&schema, lane, params)
         })?;
-        Ok(Output::rows(schema, vec![batch]))
+        Ok(Output::rows(schema, Vec::from_iter(batch)))
     }
 
     /// The lane this select reads (any lane for a replicated table).
@@ -199,17 +200,17 @@ impl PointSelect {
     pub fn output(&self, lane: &LaneState, params: &[Value]) -> Result<Output> {
         let schema = thread_local_schema(&self.schema);
         let batch = self.read_batch(&schema, lane, params)?;
-        Ok(Output::rows(schema, vec![batch]))
+        Ok(Output::rows(schema, Vec::from_iter(batch)))
     }
 
     /// The matching rows on `lane`, projected, as a batch: copied from the table's column vectors with no `Value`
-    /// in between.
+    /// in between. `None` when no row matches: an empty result has no batch (and costs no allocation).
     fn read_batch(
         &self,
         schema: &SchemaRef,
         lane: &LaneState,
         params: &[Value],
-    ) -> Result<RecordBatch> {
+    ) -> Result<Option<RecordBatch>> {
         let store = lane.table(self.table.id)?;
         let kept: Vec<u32>;
         let positions = match (
@@ -232,12 +233,17 @@ impl PointSelect {
                 &kept
             }
         };
+        if positions.is_empty() {
+            return Ok(None);
+        }
         let arrays = self
             .columns
             .iter()
             .map(|c| store.gather(*c, positions))
             .collect();
-        Ok(RecordBatch::try_new(schema.clone(), arrays).expect("columns match the schema"))
+        Ok(Some(
+            RecordBatch::try_new(schema.clone(), arrays).expect("columns match the schema"),
+        ))
     }
 }
 
