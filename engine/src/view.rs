@@ -157,7 +157,8 @@ impl ViewDef {
             .collect()
     }
 
-    /// Changes to a view row (`current`) for one more source row.
+    /// Changes to a view row for one more source row; `current(i)` reads the view row's column `i` (only the
+    /// aggregate columns are read).
     pub fn add(
         &self,
         current: impl Fn(usize) -> Value,
