@@ -2,9 +2,9 @@
 //! (`perf record -g target/release/examples/point_profile`).
 //!
 //! `point_profile [select|update|both|insert] [threads] [rows]`: the operations to run (default both, alternating;
-//! insert adds new rows, each thread its own keys), the
-//! number of threads running them at once (default 1) and the table's rows (default 100,000); prints nanoseconds per
-//! operation, operations per second, and the longest single operation (a stall: a table growing under its lane).
+//! insert adds new rows, each thread its own keys), the number of threads running them at once (default 1) and the
+//! table's rows (default 100,000). Prints nanoseconds per operation, operations per second, and the longest single
+//! operation (a stall: a table growing under its lane).
 
 use std::time::{Duration, Instant};
 

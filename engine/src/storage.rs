@@ -518,9 +518,10 @@ const INT_KEY_SHARDS: usize = 256;
 /// slot and the top 7 for the tag).
 ///
 /// A hash table doubles when it fills, moving every entry into memory the kernel must first zero. One table of a
-/// few million rows takes tens of milliseconds to do it, holding its lane: every caller of every lane soon waits on
-/// it, and a benchmark of inserts from 4 threads ran at half the speed of one whose index never grew. Shards grow one
-/// at a time, each a 256th of that; the work is the same, spread out.
+/// few million rows took tens of milliseconds to do it (the longest insert of `point_profile insert` measured 87 ms
+/// from one thread, 275-354 ms from four), holding its lane while every caller of it waited. Shards grow one at a
+/// time, each a 256th of that (0.7-12 ms); the work and the throughput are the same, the stalls short. An empty
+/// shard allocates nothing: an index costs 8 KiB of shard headers per lane however small its table.
 #[derive(Clone, Debug)]
 struct IntKeyMap {
     shards: Box<[FastMap<i64, u32>]>,
@@ -1004,7 +1005,7 @@ impl TableStore {
                     let keys = |pos| self.get_i64(pos, *column);
                     let mut shards = IntKeyMap::shard_keys(first..self.len, keys);
                     let IndexMap::UniqueInt(map) = &mut self.indexes[i].map else {
-                        unreachable!()
+                        unreachable!("matched as an integer key index above")
                     };
                     map.insert_shards(&mut shards)
                 }
