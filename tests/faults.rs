@@ -106,8 +106,11 @@ fn last_record(dir: &FaultyDirectory, records: usize) -> (String, usize, Vec<u8>
     let read = lanedb_engine::log::read_segment(&name, &bytes, true, None).unwrap();
     assert_eq!(read.records.len(), records);
     let last = &read.records[records - 1];
-    let start = bytes.len() - lanedb_engine::log::RECORD_HEADER_BYTES - last.payload.len();
-    (name, start, bytes)
+    // The file goes on past its records with zeros written ahead of use.
+    let end = read.end as usize;
+    assert!(bytes[end..].iter().all(|&b| b == 0));
+    let start = end - lanedb_engine::log::RECORD_HEADER_BYTES - last.payload.len();
+    (name, start, bytes[..end].to_vec())
 }
 
 #[test]
@@ -122,7 +125,12 @@ fn a_torn_last_record_at_every_byte_offset_recovers_everything_before_it() {
     for cut in start..whole.len() {
         let torn = FaultyDirectory::new();
         torn.open_dir("log").unwrap();
-        torn.put(&format!("log/{name}"), whole[..cut].to_vec());
+        // The file ends at the cut, or goes on with the zeroed space the writer had prepared.
+        let mut bytes = whole[..cut].to_vec();
+        if cut % 2 == 1 {
+            bytes.resize(whole.len() + 100, 0);
+        }
+        torn.put(&format!("log/{name}"), bytes);
         let db = open(&torn).unwrap();
         assert_eq!(count(&db), 1, "cut at {cut}");
         // The log continues cleanly after the cut.

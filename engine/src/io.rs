@@ -1,7 +1,7 @@
 //! The storage trait: every byte the command log and snapshots put on disk goes through `Directory`.
 //!
 //! The engine does no file I/O of its own. Durable state lives in one directory of plain files, and the few
-//! operations durability needs are this trait: list, read, append to a file and sync it, truncate, write a file
+//! operations durability needs are this trait: list, read, write into a file at an offset and sync it, truncate, write a file
 //! whole, rename, remove, and sync the directory (so a new or renamed file survives a crash). `OsDirectory` is the
 //! real one; `FaultyDirectory` keeps files in memory and can tear a write, flip a bit, fail an fsync or report a full
 //! disk, and it models what a crash keeps: only bytes that were synced (and files whose creation the directory sync
@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -22,8 +23,8 @@ pub trait Directory: Send + Sync {
     fn read(&self, name: &str) -> io::Result<Vec<u8>>;
     /// Bytes in `name`.
     fn size(&self, name: &str) -> io::Result<u64>;
-    /// Opens `name` for appending, creating it if missing.
-    fn append(&self, name: &str) -> io::Result<Box<dyn AppendFile>>;
+    /// Opens `name` for writing at any offset, creating it if missing.
+    fn open_file(&self, name: &str) -> io::Result<Box<dyn WriteFile>>;
     /// Cuts `name` to `len` bytes and syncs it.
     fn truncate(&self, name: &str, len: u64) -> io::Result<()>;
     /// Writes `name` whole and syncs it (not atomic: write to a temporary name and `rename`).
@@ -40,14 +41,15 @@ pub trait Directory: Send + Sync {
     fn remove_dir(&self, name: &str) -> io::Result<()>;
 }
 
-/// A file open for appending.
-pub trait AppendFile: Send {
-    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()>;
+/// A file open for writing (the command log's segments).
+pub trait WriteFile: Send {
+    /// Writes all of `bytes` at `offset`, extending the file if they reach past its end.
+    fn write_at(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()>;
     /// Makes everything written so far durable (fdatasync).
     fn sync(&mut self) -> io::Result<()>;
     /// Bytes in the file.
     fn size(&self) -> u64;
-    /// Cuts the file back to `len` bytes (to drop a write that failed half way).
+    /// Cuts the file back to `len` bytes (to drop a write that failed half way) and syncs it.
     fn set_len(&mut self, len: u64) -> io::Result<()>;
 }
 
@@ -75,11 +77,16 @@ struct OsFile {
     len: u64,
 }
 
-impl AppendFile for OsFile {
-    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
-        let out = self.file.write_all(bytes);
-        // On a short write the file may hold part of `bytes`: track what is there so `set_len` can cut it.
-        self.len = self.file.metadata()?.len();
+impl WriteFile for OsFile {
+    fn write_at(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()> {
+        let out = self.file.write_all_at(bytes, offset);
+        if out.is_err() {
+            // A short write may have extended the file by part of `bytes`: track what is there so `set_len` can
+            // cut it.
+            self.len = self.file.metadata()?.len();
+        } else {
+            self.len = self.len.max(offset + bytes.len() as u64);
+        }
         out
     }
 
@@ -119,10 +126,11 @@ impl Directory for OsDirectory {
         Ok(fs::metadata(self.path.join(name))?.len())
     }
 
-    fn append(&self, name: &str) -> io::Result<Box<dyn AppendFile>> {
+    fn open_file(&self, name: &str) -> io::Result<Box<dyn WriteFile>> {
         let file = fs::OpenOptions::new()
             .create(true)
-            .append(true)
+            .truncate(false)
+            .write(true)
             .open(self.path.join(name))?;
         let len = file.metadata()?.len();
         Ok(Box::new(OsFile { file, len }))
@@ -181,9 +189,10 @@ impl Directory for OsDirectory {
 /// A fault to inject into the next matching operation of a `FaultyDirectory`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fault {
-    /// The next append writes only this many bytes of its buffer, then fails (a torn write).
+    /// The next write writes only this many bytes of its buffer, then fails (a torn write).
     ShortWrite(usize),
-    /// Appends fail with "no space left on device" until `clear_faults`.
+    /// Writes fail with "no space left on device" until `clear_faults`, even into space the file already has (as
+    /// on copy-on-write file systems).
     DiskFull,
     /// The next file sync fails with an I/O error.
     SyncFails,
@@ -290,28 +299,33 @@ impl FaultyDirectory {
     }
 }
 
-struct FaultyAppend {
+struct FaultyFileHandle {
     dir: FaultyDirectory,
     name: String,
 }
 
-impl AppendFile for FaultyAppend {
-    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+impl WriteFile for FaultyFileHandle {
+    fn write_at(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()> {
         if self.dir.state.lock().disk_full {
             return Err(disk_full());
         }
         let fault = self.dir.take_fault(|f| matches!(f, Fault::ShortWrite(_)));
         let mut state = self.dir.state.lock();
         let file = state.files.entry(self.name.clone()).or_default();
+        let written = match fault {
+            Some(Fault::ShortWrite(n)) => &bytes[..n.min(bytes.len())],
+            _ => bytes,
+        };
+        let start = offset as usize;
+        if file.live.len() < start + written.len() {
+            file.live.resize(start + written.len(), 0);
+        }
+        file.live[start..start + written.len()].copy_from_slice(written);
         match fault {
-            Some(Fault::ShortWrite(n)) => {
-                file.live.extend_from_slice(&bytes[..n.min(bytes.len())]);
+            Some(Fault::ShortWrite(_)) => {
                 Err(io::Error::new(io::ErrorKind::WriteZero, "short write"))
             }
-            _ => {
-                file.live.extend_from_slice(bytes);
-                Ok(())
-            }
+            _ => Ok(()),
         }
     }
 
@@ -364,9 +378,9 @@ impl Directory for FaultyDirectory {
         Ok(self.read(name)?.len() as u64)
     }
 
-    fn append(&self, name: &str) -> io::Result<Box<dyn AppendFile>> {
+    fn open_file(&self, name: &str) -> io::Result<Box<dyn WriteFile>> {
         self.state.lock().files.entry(self.full(name)).or_default();
-        Ok(Box::new(FaultyAppend {
+        Ok(Box::new(FaultyFileHandle {
             dir: self.clone(),
             name: self.full(name),
         }))

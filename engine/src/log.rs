@@ -24,6 +24,10 @@
 //!    16   n  payload
 //! ```
 //!
+//! A segment's file may be longer than its records: the writer extends it with zeros ahead of use (see
+//! `command_log`), so that syncing a write does not also have to make a new file length durable. Zeros from a
+//! record boundary to the end of the file are unused space, not damage.
+//!
 //! ## Reading back
 //!
 //! A record that is cut short or fails its CRC in the last segment, with no intact later record after it, is a torn
@@ -90,6 +94,8 @@ pub struct Record {
 #[derive(Debug, PartialEq, Eq)]
 pub struct SegmentRead {
     pub records: Vec<Record>,
+    /// Where the records end: the next record goes here.
+    pub end: u64,
     /// A torn tail: the offset where the valid bytes end (the file should be truncated there).
     pub torn_at: Option<u64>,
 }
@@ -116,6 +122,7 @@ pub fn read_segment(
         if last {
             return Ok(SegmentRead {
                 records: vec![],
+                end: 0,
                 torn_at: Some(0),
             });
         }
@@ -152,9 +159,12 @@ pub fn read_segment(
                 offset += used;
                 next += 1;
             }
+            // Space written ahead of use (an all-zero header is never a record: its CRC would not match).
+            _ if bytes[offset..].iter().all(|&b| b == 0) => break,
             Ok(None) | Err(_) if last && !later_record(bytes, offset + 1, next) => {
                 return Ok(SegmentRead {
                     records,
+                    end: offset as u64,
                     torn_at: Some(offset as u64),
                 })
             }
@@ -164,6 +174,7 @@ pub fn read_segment(
     }
     Ok(SegmentRead {
         records,
+        end: offset as u64,
         torn_at: None,
     })
 }
@@ -308,7 +319,7 @@ pub fn replay(
         let next = read.records.last().map_or(*first, |r| r.sequence + 1);
         expected = Some(next);
         replayed.tail = Tail {
-            segment: Some((name.clone(), *first)),
+            segment: Some((name.clone(), *first, read.end)),
             next_sequence: next.max(after + 1),
         };
         if let Some(at) = read.torn_at {
@@ -390,6 +401,36 @@ mod tests {
     }
 
     #[test]
+    fn zeros_after_the_last_record_are_unused_space_and_a_torn_record_before_them_is_a_torn_tail() {
+        let whole = segment(&[b"first record", b"second record"]);
+        let second_at = SEGMENT_HEADER_BYTES + RECORD_HEADER_BYTES + b"first record".len();
+        let mut padded = whole.clone();
+        padded.resize(whole.len() + 1000, 0);
+        for last in [true, false] {
+            let read = read_segment("s", &padded, last, None).unwrap();
+            assert_eq!(read.records.len(), 2);
+            assert_eq!((read.end, read.torn_at), (whole.len() as u64, None));
+        }
+        // A write torn at any byte of the second record, the file's zeroed space after it.
+        for cut in second_at + 1..whole.len() {
+            let mut torn = whole[..cut].to_vec();
+            torn.resize(whole.len() + 1000, 0);
+            let read = read_segment("s", &torn, true, None).unwrap();
+            assert_eq!(read.records.len(), 1, "cut at {cut}");
+            assert_eq!(read.torn_at, Some(second_at as u64), "cut at {cut}");
+            assert!(
+                read_segment("s", &torn, false, None).is_err(),
+                "cut at {cut}"
+            );
+        }
+        // Zeros with a record after them are not unused space.
+        let three = segment(&[b"first record", b"second record", b"third"]);
+        let mut zeroed = three.clone();
+        zeroed[second_at..whole.len()].fill(0);
+        assert!(read_segment("s", &zeroed, true, None).is_err());
+    }
+
+    #[test]
     fn a_flipped_bit_before_the_tail_is_corruption_and_at_the_tail_a_torn_write() {
         let whole = segment(&[b"first record", b"second record"]);
         let first_payload = SEGMENT_HEADER_BYTES + RECORD_HEADER_BYTES;
@@ -444,6 +485,10 @@ mod tests {
         assert_eq!(seen, vec![1, 2, 3, 4]);
         assert_eq!(r.tail.next_sequence, 5);
         assert_eq!(r.tail.segment.as_ref().unwrap().1, 3);
+        assert_eq!(
+            r.tail.segment.as_ref().unwrap().2,
+            dir.bytes(&segment_name(3)).unwrap().len() as u64
+        );
         let (seen, _) = replay_all(&dir, 3).unwrap();
         assert_eq!(seen, vec![4]);
         // Tear the last record: it is cut off, the file is truncated, and the next start is clean.
