@@ -30,6 +30,7 @@ use lanedb_engine::invocation::Invocation;
 use lanedb_engine::io::Directory;
 use lanedb_engine::log::{self, Progress};
 use lanedb_engine::{Error, Result, SqlState, Value};
+use lanedb_procedures::registry::ReplayRoute;
 use lanedb_procedures::Module;
 use lanedb_sql::RunContext;
 
@@ -61,7 +62,7 @@ pub(crate) fn recover(
     let replayed = std::thread::scope(|scope| {
         let mut lanes = LaneReplay::start(db, scope);
         let replayed = log::replay(dir.as_ref(), after, |record, progress| {
-            lanes.apply(record.sequence, &record.payload)?;
+            lanes.apply(record.sequence, record.payload)?;
             report.record(progress);
             Ok(())
         });
@@ -84,14 +85,24 @@ pub(crate) fn recover(
 struct LoggedCall {
     /// Its log sequence, to name it if it fails.
     sequence: u64,
-    name: String,
-    args: Vec<Value>,
+    /// Its procedure's name: an index into its batch's `names`.
+    name: usize,
+    /// Its arguments: a range of its batch's `args`.
+    args: std::ops::Range<usize>,
     timestamp_micros: i64,
     transaction: u64,
 }
 
+/// Calls for one lane's thread. The reader allocates nothing per call: names are shared by index and
+/// the arguments of all the calls are one vector.
+struct CallBatch {
+    names: Arc<Vec<Box<str>>>,
+    calls: Vec<LoggedCall>,
+    args: Vec<Value>,
+}
+
 enum LaneWork {
-    Calls(Vec<LoggedCall>),
+    Calls(CallBatch),
     /// Answer once everything sent before is done.
     Barrier(crossbeam_channel::Sender<()>),
 }
@@ -104,12 +115,20 @@ const REPLAY_QUEUE_BATCHES_MAX: usize = 16;
 /// Parallel replay. Single-partition procedure calls (most of a log) touch only their lane, so each lane's calls
 /// replay on a thread of their own, in the lane's log order. Anything else (statements, multi-partition calls,
 /// blocks, COPY, a call whose procedure is not planned yet) is a barrier: the lane threads finish what they were
-/// given, then it runs alone. Every lane thus sees the log's order, as it did live.
+/// given, then it runs alone. Every lane thus sees the log's order, as it did live. The reader looks up how a
+/// procedure's calls are routed once per barrier (the catalog changes only in what runs alone).
 struct LaneReplay<'a> {
     db: &'a Database,
-    pending: Vec<Vec<LoggedCall>>,
+    pending: Vec<CallBatch>,
     lanes: Vec<crossbeam_channel::Sender<LaneWork>>,
     failure: Arc<parking_lot::Mutex<Option<Error>>>,
+    /// Procedure names as logged, by index.
+    names: Arc<Vec<Box<str>>>,
+    /// Routes looked up since the last barrier, by index into `names`: `None` for a procedure whose calls replay
+    /// alone.
+    routes: Vec<(usize, Option<ReplayRoute>)>,
+    /// The arguments of the call being read.
+    args: Vec<Value>,
 }
 
 impl<'a> LaneReplay<'a> {
@@ -128,14 +147,14 @@ impl<'a> LaneReplay<'a> {
                 scope.spawn(move || {
                     for work in rx {
                         match work {
-                            LaneWork::Calls(calls) => {
+                            LaneWork::Calls(mut batch) => {
                                 if failure.lock().is_some() {
                                     continue;
                                 }
-                                for c in calls {
+                                for c in &batch.calls {
                                     let out = db.procedures.replay_call(
-                                        &c.name,
-                                        c.args,
+                                        &batch.names[c.name],
+                                        &mut batch.args[c.args.clone()],
                                         c.timestamp_micros,
                                         c.transaction,
                                     );
@@ -161,49 +180,81 @@ impl<'a> LaneReplay<'a> {
                 tx
             })
             .collect();
+        let names = Arc::new(Vec::new());
         LaneReplay {
             db,
-            pending: (0..db.lane_count()).map(|_| Vec::new()).collect(),
+            pending: (0..db.lane_count())
+                .map(|_| CallBatch::new(&names))
+                .collect(),
             lanes,
             failure,
+            names,
+            routes: Vec::new(),
+            args: Vec::new(),
         }
     }
 
     fn apply(&mut self, sequence: u64, payload: &[u8]) -> Result<()> {
-        let invocation = Invocation::decode(payload)?;
-        let lane = match &invocation {
-            Invocation::Call { name, args, .. } => self.db.procedures.replay_lane(name, args),
-            _ => None,
+        self.args.clear();
+        let Some(call) = Invocation::decode_call(payload, &mut self.args)? else {
+            self.barrier()?;
+            return apply_invocation(self.db, Invocation::decode(payload)?);
         };
-        match (lane, invocation) {
-            (
-                Some(lane),
-                Invocation::Call {
-                    name,
-                    timestamp_micros,
-                    transaction,
-                    args,
-                },
-            ) => {
-                let calls = &mut self.pending[lane];
-                calls.push(LoggedCall {
-                    sequence,
-                    name: name.into_owned(),
-                    args: args.into_owned(),
-                    timestamp_micros,
-                    transaction,
-                });
-                if calls.len() >= REPLAY_BATCH_CALLS {
-                    let batch = std::mem::take(calls);
-                    self.send(lane, LaneWork::Calls(batch))?;
-                }
-                Ok(())
-            }
-            (_, invocation) => {
-                self.barrier()?;
-                apply_invocation(self.db, invocation)
+        let at = self.route(call.name);
+        let (name, route) = &self.routes[at];
+        let name = *name;
+        let lane = route
+            .as_ref()
+            .and_then(|route| self.db.procedures.replay_lane(route, &self.args));
+        let Some(lane) = lane else {
+            self.barrier()?;
+            return apply_invocation(self.db, Invocation::decode(payload)?);
+        };
+        let batch = &mut self.pending[lane];
+        let start = batch.args.len();
+        batch.args.append(&mut self.args);
+        batch.calls.push(LoggedCall {
+            sequence,
+            name,
+            args: start..batch.args.len(),
+            timestamp_micros: call.timestamp_micros,
+            transaction: call.transaction,
+        });
+        if batch.calls.len() >= REPLAY_BATCH_CALLS {
+            self.send_calls(lane)?;
+        }
+        Ok(())
+    }
+
+    /// Where `name` is in `routes`, its route looked up at its first call since the last barrier.
+    fn route(&mut self, name: &str) -> usize {
+        let found = self
+            .routes
+            .iter()
+            .position(|(i, _)| *self.names[*i] == *name);
+        match found {
+            Some(at) => at,
+            None => {
+                let index = match self.names.iter().position(|n| **n == *name) {
+                    Some(index) => index,
+                    None => {
+                        Arc::make_mut(&mut self.names).push(name.into());
+                        self.names.len() - 1
+                    }
+                };
+                let route = self.db.procedures.replay_route(name);
+                self.routes.push((index, route));
+                self.routes.len() - 1
             }
         }
+    }
+
+    /// Sends `lane` the calls gathered for it.
+    fn send_calls(&mut self, lane: usize) -> Result<()> {
+        let mut batch = std::mem::replace(&mut self.pending[lane], CallBatch::new(&self.names));
+        // Names read after the batch began are in the newest list.
+        batch.names = self.names.clone();
+        self.send(lane, LaneWork::Calls(batch))
     }
 
     fn send(&self, lane: usize, work: LaneWork) -> Result<()> {
@@ -212,13 +263,14 @@ impl<'a> LaneReplay<'a> {
             .map_err(|_| Error::internal("a lane replay thread stopped"))
     }
 
-    /// Waits until every lane thread has run everything it was given; the first failure, if any.
+    /// Waits until every lane thread has run everything it was given; the first failure, if any. What runs after
+    /// it may change the catalog, so routes are looked up afresh.
     fn barrier(&mut self) -> Result<()> {
+        self.routes.clear();
         let (done, acks) = crossbeam_channel::bounded(self.lanes.len());
         for lane in 0..self.lanes.len() {
-            let calls = std::mem::take(&mut self.pending[lane]);
-            if !calls.is_empty() {
-                self.send(lane, LaneWork::Calls(calls))?;
+            if !self.pending[lane].calls.is_empty() {
+                self.send_calls(lane)?;
             }
             self.send(lane, LaneWork::Barrier(done.clone()))?;
         }
@@ -237,6 +289,16 @@ impl<'a> LaneReplay<'a> {
         let out = self.barrier();
         self.lanes.clear();
         out
+    }
+}
+
+impl CallBatch {
+    fn new(names: &Arc<Vec<Box<str>>>) -> CallBatch {
+        CallBatch {
+            names: names.clone(),
+            calls: Vec::with_capacity(REPLAY_BATCH_CALLS),
+            args: Vec::new(),
+        }
     }
 }
 
@@ -271,8 +333,12 @@ fn apply_invocation(db: &Database, invocation: Invocation<'_>) -> Result<()> {
                     ),
                 ));
             }
-            db.procedures
-                .replay_call(&name, args.into_owned(), timestamp_micros, transaction)?;
+            db.procedures.replay_call(
+                &name,
+                &mut args.into_owned(),
+                timestamp_micros,
+                transaction,
+            )?;
         }
         Invocation::Block(statements) => {
             let prepared = statements

@@ -141,6 +141,15 @@ async fn every_kind_of_write_survives_stop_crash_and_snapshot() {
     let server = Server::start_in(dir, FLAGS);
     let client = login(&server, "tester", "tester-pw").await;
     assert_eq!(dump(&client).await, before, "after kill -9");
+    // Replayed calls are not counted: the statistics describe this process's calls (`dump`'s own).
+    assert_eq!(
+        rows(
+            &client,
+            "SELECT procedure, sum(invocations) FROM lanedb_stats.procedures GROUP BY procedure"
+        )
+        .await,
+        vec![vec!["typed_name", "1"]]
+    );
     // The users came back with their passwords (as verifiers), roles and grants.
     let reader = login(&server, "reader", "secret").await;
     reader

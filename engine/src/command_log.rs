@@ -528,7 +528,7 @@ mod tests {
         for (i, name) in names.iter().enumerate() {
             let bytes = dir.read(name).unwrap();
             let read = read_segment(name, &bytes, i + 1 == names.len(), None).unwrap();
-            out.extend(read.records.into_iter().map(|r| r.payload));
+            out.extend(read.records.into_iter().map(|r| r.payload.to_vec()));
         }
         out
     }

@@ -85,15 +85,16 @@ pub fn encode_record(out: &mut Vec<u8>, sequence: u64, payload: &[u8]) -> Result
 
 /// A record read back.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Record {
+pub struct Record<'a> {
     pub sequence: u64,
-    pub payload: Vec<u8>,
+    /// The payload, in the segment's bytes.
+    pub payload: &'a [u8],
 }
 
 /// What reading a segment found.
 #[derive(Debug, PartialEq, Eq)]
-pub struct SegmentRead {
-    pub records: Vec<Record>,
+pub struct SegmentRead<'a> {
+    pub records: Vec<Record<'a>>,
     /// Where the records end: the next record goes here.
     pub end: u64,
     /// A torn tail: the offset where the valid bytes end (the file should be truncated there).
@@ -112,12 +113,12 @@ fn corrupt(name: &str, offset: usize, what: &str) -> Error {
 
 /// Reads one segment. `last`: whether it is the newest segment, where a damaged final record is a torn write.
 /// `expected`: the sequence its first record must have, when known.
-pub fn read_segment(
+pub fn read_segment<'a>(
     name: &str,
-    bytes: &[u8],
+    bytes: &'a [u8],
     last: bool,
     expected: Option<u64>,
-) -> Result<SegmentRead> {
+) -> Result<SegmentRead<'a>> {
     if bytes.len() < SEGMENT_HEADER_BYTES {
         if last {
             return Ok(SegmentRead {
@@ -193,7 +194,7 @@ fn later_record(bytes: &[u8], from: usize, next: u64) -> bool {
 fn decode_record(
     bytes: &[u8],
     expected: u64,
-) -> std::result::Result<Option<(Record, usize)>, &'static str> {
+) -> std::result::Result<Option<(Record<'_>, usize)>, &'static str> {
     if bytes.len() < RECORD_HEADER_BYTES {
         return Ok(None);
     }
@@ -215,7 +216,7 @@ fn decode_record(
     Ok(Some((
         Record {
             sequence,
-            payload: bytes[RECORD_HEADER_BYTES..RECORD_HEADER_BYTES + len].to_vec(),
+            payload: &bytes[RECORD_HEADER_BYTES..RECORD_HEADER_BYTES + len],
         },
         RECORD_HEADER_BYTES + len,
     )))
@@ -255,7 +256,7 @@ pub struct Progress {
 pub fn replay(
     dir: &dyn Directory,
     after: u64,
-    mut apply: impl FnMut(&Record, Progress) -> Result<()>,
+    mut apply: impl FnMut(&Record<'_>, Progress) -> Result<()>,
 ) -> Result<Replayed> {
     let io = |what: &str, e: std::io::Error| {
         Error::new(SqlState::IO_ERROR, format!("could not read {what}: {e}"))
@@ -374,7 +375,7 @@ mod tests {
         let bytes = segment(&[b"one", b"", b"three"]);
         let read = read_segment("s", &bytes, true, Some(7)).unwrap();
         assert_eq!(read.torn_at, None);
-        let payloads: Vec<&[u8]> = read.records.iter().map(|r| r.payload.as_slice()).collect();
+        let payloads: Vec<&[u8]> = read.records.iter().map(|r| r.payload).collect();
         assert_eq!(payloads, vec![b"one" as &[u8], b"", b"three"]);
         assert_eq!(read.records[2].sequence, 9);
     }

@@ -38,6 +38,14 @@ struct Plans {
     partition: Option<(DataType, usize)>,
 }
 
+/// How the logged calls of one procedure are routed to lanes in parallel replay (`Registry::replay_route`).
+#[derive(Clone, Debug)]
+pub struct ReplayRoute {
+    key_type: DataType,
+    parameter: usize,
+    arguments: usize,
+}
+
 struct Registered {
     procedure: Arc<dyn Procedure>,
     /// `procedure.parameters()`, asked once.
@@ -333,15 +341,22 @@ impl Registry {
     }
 
     /// Runs procedure `name` with `args`; returns the outputs of its last batch.
-    pub fn call(&self, name: &str, args: Vec<Value>, ctx: RunContext<'_>) -> Result<Vec<Output>> {
-        self.call_at(name, args, ctx, None)
+    pub fn call(
+        &self,
+        name: &str,
+        mut args: Vec<Value>,
+        ctx: RunContext<'_>,
+    ) -> Result<Vec<Output>> {
+        self.call_at(name, &mut args, ctx, None)
     }
 
     /// Runs a call read back from the command log, with the timestamp and transaction id it first ran with.
+    /// Replayed calls are not counted in the procedure statistics, which describe this process's calls (as
+    /// PostgreSQL's statistics start afresh after crash recovery). `args` may be cast in place.
     pub fn replay_call(
         &self,
         name: &str,
-        args: Vec<Value>,
+        args: &mut [Value],
         timestamp_micros: i64,
         transaction: u64,
     ) -> Result<Vec<Output>> {
@@ -359,26 +374,40 @@ impl Registry {
         )
     }
 
-    /// The lane a logged call of a single-partition procedure runs on, if its plans are current: parallel replay
-    /// hands it to that lane's thread. `None` for anything that must replay alone.
-    pub fn replay_lane(&self, name: &str, args: &[Value]) -> Option<usize> {
+    /// How parallel replay routes the logged calls of procedure `name`: `Some` for a single-partition procedure
+    /// whose plans are current, whose calls replay on their lane's thread; `None` if its calls must replay alone.
+    /// The route holds until the catalog changes, which replay does only with calls and statements it runs alone.
+    pub fn replay_route(&self, name: &str) -> Option<ReplayRoute> {
         let entry = self.checkout(name).ok()?;
-        let lane = if entry.plans.version == self.sql.engine().catalog_version() {
-            self.lane_of(entry.registered.procedure.as_ref(), &entry.plans, args)
-                .ok()
-                .flatten()
-        } else {
-            None
+        let route = match &entry.plans.partition {
+            Some((ty, parameter)) if entry.plans.version == self.sql.engine().catalog_version() => {
+                Some(ReplayRoute {
+                    key_type: ty.clone(),
+                    parameter: *parameter,
+                    arguments: entry.registered.parameters.len(),
+                })
+            }
+            _ => None,
         };
         self.check_in(entry);
-        lane
+        route
+    }
+
+    /// The lane a logged call with `args` runs on, by its procedure's `route`; `None` if the call must replay alone
+    /// (its arguments do not fit, so running it reports the error in order).
+    pub fn replay_lane(&self, route: &ReplayRoute, args: &[Value]) -> Option<usize> {
+        if args.len() != route.arguments {
+            return None;
+        }
+        let key = args[route.parameter].cast_to(&route.key_type).ok()?;
+        (!key.is_null()).then(|| self.sql.engine().lane_of(&key))
     }
 
     /// A call, at the given (timestamp, transaction id) when replaying, else now with the next id.
     fn call_at(
         &self,
         name: &str,
-        args: Vec<Value>,
+        args: &mut [Value],
         ctx: RunContext<'_>,
         at: Option<(i64, u64)>,
     ) -> Result<Vec<Output>> {
@@ -393,7 +422,7 @@ impl Registry {
         name: &str,
         registered: &Registered,
         mut plans: Arc<Plans>,
-        args: Vec<Value>,
+        args: &mut [Value],
         ctx: RunContext<'_>,
         at: Option<(i64, u64)>,
     ) -> Result<Vec<Output>> {
@@ -409,7 +438,6 @@ impl Registry {
                 ),
             ));
         }
-        let mut args = args;
         for (i, (v, t)) in args.iter_mut().zip(types).enumerate() {
             // Arguments of the declared type (the usual case) are kept as they are.
             if v.is_null() || v.data_type().as_ref() == Some(t) {
@@ -428,22 +456,23 @@ impl Registry {
             name: Cow::Borrowed(name),
             timestamp_micros,
             transaction,
-            args: Cow::Borrowed(&args),
+            args: Cow::Borrowed(args),
         };
-        let started = std::time::Instant::now();
+        // Replayed calls are not timed or counted (see `replay_call`).
+        let started = at.is_none().then(std::time::Instant::now);
         let mut lane = None;
         let mut result = Err(Error::new(
             SqlState("40001"),
             format!("the catalog kept changing while procedure {name} ran; retry it"),
         ));
         for _ in 0..STALE_RETRIES_MAX {
-            lane = self.lane_of(procedure, &plans, &args)?;
+            lane = self.lane_of(procedure, &plans, args)?;
             let invocation = CallStamp {
                 timestamp_micros,
                 transaction,
             };
             let out = invocation::scope(&logged, || {
-                self.run(procedure, &plans, lane, &args, invocation, ctx)
+                self.run(procedure, &plans, lane, args, invocation, ctx)
             });
             match out {
                 Err(e) if e.code == STALE_CATALOG => {
@@ -457,8 +486,10 @@ impl Registry {
                 }
             }
         }
-        let counters = &registered.counters[lane.unwrap_or(registered.counters.len() - 1)];
-        counters.record(&result, started.elapsed().as_micros() as u64);
+        if let Some(started) = started {
+            let counters = &registered.counters[lane.unwrap_or(registered.counters.len() - 1)];
+            counters.record(&result, started.elapsed().as_micros() as u64);
+        }
         result
     }
 

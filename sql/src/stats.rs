@@ -2,7 +2,8 @@
 //!
 //! - `lanedb_stats.procedures`: per procedure and lane (NULL lane: multi-partition), invocations, aborts (the
 //!   procedure gave up, SQLSTATE P0001), failures (any other error), average and maximum execution time in
-//!   microseconds.
+//!   microseconds. They count this process's calls: calls replayed from the command log at start-up are not
+//!   counted (PostgreSQL, too, starts its statistics afresh after crash recovery).
 //! - `lanedb_stats.lanes`: per lane, transactions run and the time spent running them.
 //!
 //! Rows are computed when a query scans them.
