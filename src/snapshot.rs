@@ -3,7 +3,8 @@
 //! ## Taking one
 //! `Engine::checkpoint_cut` copies every table's chunk list and reads the log position while it holds the lanes
 //! for an instant; the files are written afterwards from those copies while the lanes run on. Loading with the same
-//! lane count appends each file's columns straight into its lane's store and builds the indexes (no per-row
+//! lane count streams each file, a record batch at a time, straight into its lane's store and then builds the
+//! indexes in one pass (no per-row
 //! transaction, no view maintenance: the views' rows are in the snapshot too); with another lane count, base rows
 //! are inserted through their lanes by key and the views rebuild as they arrive. Once the manifest is
 //! durable, log segments wholly at or before its position are deleted and only the newest `snapshots_kept`
@@ -418,11 +419,11 @@ pub(crate) fn load(db: &Database, found: &Found) -> Result<()> {
     let last_report = parking_lot::Mutex::new(Instant::now());
     let load_group = |files: &[TableFile]| -> Result<(u64, usize)> {
         let (mut rows, mut bytes) = (0, 0);
+        let mut buffers = LoadBuffers::default();
         for (file, lane, id, table) in files {
-            let data = read_checked(dir, name, manifest, file)?;
-            bytes += data.len();
-            let done =
-                loaded_bytes.fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            let mut blocks = TableFileReader::open(dir, name, manifest, file, &mut buffers)?;
+            bytes += blocks.size as usize;
+            let done = loaded_bytes.fetch_add(blocks.size, std::sync::atomic::Ordering::Relaxed);
             let mut last = last_report.lock();
             if last.elapsed().as_secs() >= 1 {
                 *last = Instant::now();
@@ -432,18 +433,20 @@ pub(crate) fn load(db: &Database, found: &Found) -> Result<()> {
                 );
             }
             drop(last);
-            let batches = decode_ipc(data).map_err(|e| {
-                corrupt(format!("snapshot file {SNAPSHOTS_DIR}/{name}/{file}: {e}"))
-            })?;
-            rows += batches.iter().map(|b| b.num_rows() as u64).sum::<u64>();
+            let mut next = || {
+                let batch = blocks.next()?;
+                rows += batch.as_ref().map_or(0, |b| b.num_rows() as u64);
+                Ok(batch)
+            };
             if bulk {
-                // A file's batches load together, so its indexes are built in one pass.
-                engine.load_batches(*id, *lane, &batches)?;
+                // A file's batches are indexed together, once all are in.
+                engine.load_batches(*id, *lane, &mut next)?;
             } else {
-                for batch in &batches {
-                    db.sql.load_batch(table, batch)?;
+                while let Some(batch) = next()? {
+                    db.sql.load_batch(table, &batch)?;
                 }
             }
+            buffers = blocks.finish();
         }
         Ok((rows, bytes))
     };
@@ -475,54 +478,181 @@ pub(crate) fn load(db: &Database, found: &Found) -> Result<()> {
     Ok(())
 }
 
-/// The batches of an Arrow IPC file held in memory, decoded in place: their buffers are slices of `data` (no copy,
-/// no zeroed scratch buffers, as a reader over a byte stream would make). Every block is bounds-checked first.
-fn decode_ipc(data: Vec<u8>) -> std::result::Result<Vec<arrow_array::RecordBatch>, String> {
-    use arrow_ipc::reader::{read_footer_length, FileDecoder};
-    let buffer = arrow_buffer::Buffer::from_vec(data);
-    let len = buffer.len();
-    let trailer_start = len.checked_sub(10).ok_or("shorter than an IPC trailer")?;
-    let trailer: [u8; 10] = buffer[trailer_start..]
-        .try_into()
-        .map_err(|_| "no IPC trailer")?;
-    let footer_len = read_footer_length(trailer).map_err(|e| e.to_string())?;
-    let footer_start = trailer_start
-        .checked_sub(footer_len)
-        .ok_or("footer longer than the file")?;
-    let footer = arrow_ipc::root_as_footer(&buffer[footer_start..trailer_start])
-        .map_err(|e| format!("unreadable footer: {e}"))?;
-    let schema = arrow_ipc::convert::fb_to_schema(footer.schema().ok_or("no schema")?);
-    let mut decoder = FileDecoder::new(Arc::new(schema), footer.version());
-    let slice = |block: &arrow_ipc::Block| -> std::result::Result<arrow_buffer::Buffer, String> {
-        let offset = usize::try_from(block.offset()).map_err(|_| "negative block offset")?;
-        let block_len = usize::try_from(block.bodyLength())
-            .ok()
-            .zip(usize::try_from(block.metaDataLength()).ok())
-            .map(|(body, meta)| body + meta)
-            .ok_or("negative block length")?;
-        if offset
-            .checked_add(block_len)
-            .is_none_or(|end| end > footer_start)
-        {
-            return Err("a block past the end of the data".into());
+/// Memory a snapshot loader thread reuses from file to file.
+#[derive(Default)]
+struct LoadBuffers {
+    /// Holds a stretch of a file for its CRC.
+    chunk: Vec<u8>,
+    /// Holds one record batch's block, decoded in place.
+    block: Vec<u8>,
+}
+
+/// Bytes read at once to check a file's CRC.
+const CRC_CHUNK_BYTES: usize = 1 << 20;
+
+/// A snapshot table file (Arrow IPC), read one record batch at a time. The file is never in memory whole: reading
+/// a file into a buffer its size first-touched as much new memory as the rows it holds, a third of a load's time.
+/// A first pass checks its size and CRC against the manifest through a small buffer; then each block is read into
+/// a buffer reused from batch to batch and decoded in place (its arrays are slices of that buffer, no copy), every
+/// block bounds-checked against the footer first.
+struct TableFileReader {
+    file: Box<dyn lanedb_engine::io::ReadFile>,
+    path: String,
+    size: u64,
+    decoder: arrow_ipc::reader::FileDecoder,
+    blocks: std::vec::IntoIter<arrow_ipc::Block>,
+    buffers: LoadBuffers,
+    /// The buffer the last batch was decoded from, taken back once that batch is dropped.
+    lent: Option<arrow_buffer::Buffer>,
+}
+
+impl TableFileReader {
+    fn open(
+        dir: &dyn Directory,
+        snapshot: &str,
+        manifest: &Manifest,
+        file: &str,
+        buffers: &mut LoadBuffers,
+    ) -> Result<TableFileReader> {
+        use arrow_ipc::reader::{read_footer_length, FileDecoder};
+        let path = format!("{SNAPSHOTS_DIR}/{snapshot}/{file}");
+        let Some((_, bytes, crc)) = manifest.files.iter().find(|(n, ..)| n == file) else {
+            return Err(corrupt(format!(
+                "snapshot manifest names {path} as a table but not as a file"
+            )));
+        };
+        let mut reader = dir.open_read(file).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                corrupt(format!("snapshot file {path} is missing"))
+            } else {
+                io_error(&path, e)
+            }
+        })?;
+        let size = reader.size();
+        let mismatch = || {
+            corrupt(format!(
+                "snapshot file {path} does not match its manifest (size or CRC)"
+            ))
+        };
+        if size != *bytes {
+            return Err(mismatch());
         }
-        Ok(buffer.slice_with_length(offset, block_len))
-    };
-    for block in footer.dictionaries().iter().flatten() {
-        decoder
-            .read_dictionary(block, &slice(block)?)
-            .map_err(|e| e.to_string())?;
-    }
-    let mut batches = Vec::new();
-    for block in footer.recordBatches().iter().flatten() {
-        if let Some(batch) = decoder
-            .read_record_batch(block, &slice(block)?)
-            .map_err(|e| e.to_string())?
-        {
-            batches.push(batch);
+        let chunk = &mut buffers.chunk;
+        let mut sum = 0;
+        let mut at = 0;
+        while at < size {
+            let n = (size - at).min(CRC_CHUNK_BYTES as u64) as usize;
+            chunk.clear();
+            reader
+                .read_range(at, n, chunk)
+                .map_err(|e| io_error(&path, e))?;
+            sum = crc32c::crc32c_append(sum, chunk);
+            at += n as u64;
         }
+        if sum != *crc {
+            return Err(mismatch());
+        }
+        let bad = |what: String| corrupt(format!("snapshot file {path}: {what}"));
+        let size_usize = usize::try_from(size).map_err(|_| bad("too large".into()))?;
+        let trailer_start = size_usize
+            .checked_sub(10)
+            .ok_or_else(|| bad("shorter than an IPC trailer".into()))?;
+        chunk.clear();
+        reader
+            .read_range(trailer_start as u64, 10, chunk)
+            .map_err(|e| io_error(&path, e))?;
+        let trailer: [u8; 10] = chunk[..].try_into().expect("10 bytes read");
+        let footer_len = read_footer_length(trailer).map_err(|e| bad(e.to_string()))?;
+        let footer_start = trailer_start
+            .checked_sub(footer_len)
+            .ok_or_else(|| bad("footer longer than the file".into()))?;
+        chunk.clear();
+        reader
+            .read_range(footer_start as u64, footer_len, chunk)
+            .map_err(|e| io_error(&path, e))?;
+        let footer =
+            arrow_ipc::root_as_footer(chunk).map_err(|e| bad(format!("unreadable footer: {e}")))?;
+        let schema = arrow_ipc::convert::fb_to_schema(
+            footer.schema().ok_or_else(|| bad("no schema".into()))?,
+        );
+        let decoder = FileDecoder::new(Arc::new(schema), footer.version());
+        let in_bounds = |block: &arrow_ipc::Block| {
+            let offset = usize::try_from(block.offset()).ok()?;
+            let len = usize::try_from(block.bodyLength())
+                .ok()?
+                .checked_add(usize::try_from(block.metaDataLength()).ok()?)?;
+            offset.checked_add(len).filter(|end| *end <= footer_start)?;
+            Some(())
+        };
+        let dictionaries: Vec<arrow_ipc::Block> =
+            footer.dictionaries().iter().flatten().copied().collect();
+        let blocks: Vec<arrow_ipc::Block> =
+            footer.recordBatches().iter().flatten().copied().collect();
+        if dictionaries
+            .iter()
+            .chain(&blocks)
+            .any(|b| in_bounds(b).is_none())
+        {
+            return Err(bad("a block past the end of the data".into()));
+        }
+        let mut reader = TableFileReader {
+            file: reader,
+            path,
+            size,
+            decoder,
+            blocks: blocks.into_iter(),
+            buffers: std::mem::take(buffers),
+            lent: None,
+        };
+        for block in &dictionaries {
+            let buffer = reader.read_block(block)?;
+            reader
+                .decoder
+                .read_dictionary(block, &buffer)
+                .map_err(|e| corrupt(format!("snapshot file {}: {e}", reader.path)))?;
+        }
+        Ok(reader)
     }
-    Ok(batches)
+
+    /// The next record batch, or `None` after the last.
+    fn next(&mut self) -> Result<Option<arrow_array::RecordBatch>> {
+        while let Some(block) = self.blocks.next() {
+            let buffer = self.read_block(&block)?;
+            let batch = self
+                .decoder
+                .read_record_batch(&block, &buffer)
+                .map_err(|e| corrupt(format!("snapshot file {}: {e}", self.path)))?;
+            self.lent = Some(buffer);
+            if batch.is_some() {
+                return Ok(batch);
+            }
+        }
+        Ok(None)
+    }
+
+    /// Block `block`'s bytes, in the reused buffer once the batch decoded from it last has been dropped.
+    fn read_block(&mut self, block: &arrow_ipc::Block) -> Result<arrow_buffer::Buffer> {
+        if let Some(lent) = self.lent.take() {
+            if let Ok(block) = lent.into_vec::<u8>() {
+                self.buffers.block = block;
+            }
+        }
+        let mut bytes = std::mem::take(&mut self.buffers.block);
+        bytes.clear();
+        let len = block.bodyLength() as usize + block.metaDataLength() as usize;
+        self.file
+            .read_range(block.offset() as u64, len, &mut bytes)
+            .map_err(|e| io_error(&self.path, e))?;
+        Ok(arrow_buffer::Buffer::from_vec(bytes))
+    }
+
+    /// The buffers, for the next file.
+    fn finish(mut self) -> LoadBuffers {
+        if let Some(Ok(block)) = self.lent.take().map(|b| b.into_vec::<u8>()) {
+            self.buffers.block = block;
+        }
+        self.buffers
+    }
 }
 
 /// Checks the snapshot in `from` (a directory holding a manifest) and copies it into `root/snapshots`, where the
@@ -582,5 +712,93 @@ mod tests {
             assert!(!line.contains('\n') && !line.contains('\r'), "{line:?}");
             assert_eq!(unescape(&line), name);
         }
+    }
+
+    #[test]
+    fn a_table_file_streams_batch_by_batch_and_a_damaged_one_is_refused() {
+        use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+        let batches: Vec<RecordBatch> = [3usize, 1000, 0, 17]
+            .iter()
+            .enumerate()
+            .map(|(b, &n)| {
+                let ids: ArrayRef = Arc::new(Int64Array::from_iter_values(
+                    (0..n as i64).map(|i| i + 10_000 * b as i64),
+                ));
+                let notes: ArrayRef = Arc::new(StringArray::from_iter(
+                    (0..n).map(|i| (i % 3 != 0).then(|| format!("note {i}"))),
+                ));
+                RecordBatch::try_from_iter([("id", ids), ("note", notes)]).unwrap()
+            })
+            .collect();
+        let mut bytes = Vec::new();
+        let mut writer =
+            arrow_ipc::writer::FileWriter::try_new(&mut bytes, &batches[0].schema()).unwrap();
+        for batch in &batches {
+            writer.write(batch).unwrap();
+        }
+        writer.finish().unwrap();
+        drop(writer);
+        let dir = lanedb_engine::io::FaultyDirectory::new();
+        dir.put("1.arrow", bytes.clone());
+        let manifest = |len: u64, crc: u32| Manifest {
+            log_sequence: 1,
+            next_transaction: 1,
+            files: vec![("1.arrow".into(), len, crc)],
+            lanes: 1,
+            tables: vec![],
+        };
+        let good = manifest(bytes.len() as u64, crc32c::crc32c(&bytes));
+        let mut buffers = LoadBuffers::default();
+        for _ in 0..2 {
+            let mut reader =
+                TableFileReader::open(&dir, "s", &good, "1.arrow", &mut buffers).unwrap();
+            let mut read = Vec::new();
+            while let Some(batch) = reader.next().unwrap() {
+                read.push(batch);
+            }
+            let columns =
+                |b: &[RecordBatch]| b.iter().map(|b| b.columns().to_vec()).collect::<Vec<_>>();
+            assert_eq!(columns(&read), columns(&batches));
+            drop(read);
+            buffers = reader.finish();
+            // The block buffer came back for the next file.
+            assert!(buffers.block.capacity() > 0);
+        }
+        for (bad, what) in [
+            (manifest(bytes.len() as u64, 1), "CRC"),
+            (manifest(bytes.len() as u64 + 1, 0), "size"),
+        ] {
+            let e = TableFileReader::open(&dir, "s", &bad, "1.arrow", &mut buffers)
+                .err()
+                .unwrap();
+            assert!(
+                e.message.contains("does not match its manifest"),
+                "{what}: {}",
+                e.message
+            );
+        }
+        let mut listed = manifest(1, 0);
+        listed.files[0].0 = "2.arrow".into();
+        let e = TableFileReader::open(&dir, "s", &listed, "2.arrow", &mut buffers)
+            .err()
+            .unwrap();
+        assert!(e.message.contains("missing"), "{}", e.message);
+        // A footer that points past the data, with a CRC to match: refused, not read out of bounds.
+        let mut cut = bytes[..bytes.len() - 10].to_vec();
+        let footer_len =
+            i32::from_le_bytes(bytes[bytes.len() - 10..bytes.len() - 6].try_into().unwrap());
+        cut.extend_from_slice(&(footer_len + 64).to_le_bytes());
+        cut.extend_from_slice(b"ARROW1");
+        dir.put("1.arrow", cut.clone());
+        let e = TableFileReader::open(
+            &dir,
+            "s",
+            &manifest(cut.len() as u64, crc32c::crc32c(&cut)),
+            "1.arrow",
+            &mut buffers,
+        )
+        .err()
+        .unwrap();
+        assert!(e.message.contains("snapshot file"), "{}", e.message);
     }
 }

@@ -482,21 +482,33 @@ impl Engine {
         }
     }
 
-    /// Loads a snapshot's rows of table `id` (a file's batches, indexed together) straight into `lane`'s store, or
-    /// every lane's for `None` (a replicated table). Start-up only: nothing is logged or undone.
+    /// Loads a snapshot's rows of table `id` straight into `lane`'s store, or every lane's for `None` (a replicated
+    /// table). `next` gives a file's batches one at a time, each copied in and then free to drop (a file need not be
+    /// in memory whole); the indexes are built once all are in. Start-up only: nothing is logged or undone.
     pub fn load_batches(
         &self,
         id: TableId,
         lane: Option<LaneId>,
-        batches: &[arrow_array::RecordBatch],
+        next: &mut dyn FnMut() -> Result<Option<arrow_array::RecordBatch>>,
     ) -> Result<()> {
-        match lane {
-            Some(l) => self.lanes[l].state.write().load_batches(id, batches),
-            None => self
-                .lanes
-                .iter()
-                .try_for_each(|l| l.state.write().load_batches(id, batches)),
+        let lanes = match lane {
+            Some(l) => &self.lanes[l..=l],
+            None => &self.lanes[..],
+        };
+        let mut states: Vec<_> = lanes.iter().map(|l| l.state.write()).collect();
+        let mut firsts = Vec::new();
+        while let Some(batch) = next()? {
+            for (i, state) in states.iter_mut().enumerate() {
+                let first = state.load_unindexed(id, &batch)?;
+                if firsts.len() == i {
+                    firsts.push(first);
+                }
+            }
         }
+        for (state, first) in states.iter_mut().zip(firsts) {
+            state.index_loaded(id, first)?;
+        }
+        Ok(())
     }
 
     /// Transactions and busy time of each lane since start.

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{self, Write};
+use std::io::{self, Read, Seek, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,6 +21,8 @@ pub trait Directory: Send + Sync {
     /// The names of the files in the directory, sorted.
     fn list(&self) -> io::Result<Vec<String>>;
     fn read(&self, name: &str) -> io::Result<Vec<u8>>;
+    /// Opens `name` to read parts of it (a file too big to hold whole).
+    fn open_read(&self, name: &str) -> io::Result<Box<dyn ReadFile>>;
     /// Bytes in `name`.
     fn size(&self, name: &str) -> io::Result<u64>;
     /// Opens `name` for writing at any offset, creating it if missing.
@@ -53,6 +55,15 @@ pub trait WriteFile: Send {
     fn set_len(&mut self, len: u64) -> io::Result<()>;
 }
 
+/// A file open for reading at any offset.
+pub trait ReadFile: Send {
+    /// Bytes in the file.
+    fn size(&self) -> u64;
+    /// Appends bytes `offset..offset + len` of the file to `out` (into its spare capacity, without zeroing it
+    /// first); fails if the file ends before.
+    fn read_range(&mut self, offset: u64, len: usize, out: &mut Vec<u8>) -> io::Result<()>;
+}
+
 /// A real directory on disk.
 pub struct OsDirectory {
     path: PathBuf,
@@ -75,6 +86,33 @@ impl OsDirectory {
 struct OsFile {
     file: fs::File,
     len: u64,
+}
+
+struct OsReadFile {
+    file: fs::File,
+    size: u64,
+}
+
+impl ReadFile for OsReadFile {
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn read_range(&mut self, offset: u64, len: usize, out: &mut Vec<u8>) -> io::Result<()> {
+        self.file.seek(io::SeekFrom::Start(offset))?;
+        out.reserve(len);
+        let start = out.len();
+        // `read_to_end` reads into the vector's spare capacity as it is: no zeroing pass first.
+        (&self.file).take(len as u64).read_to_end(out)?;
+        if out.len() - start != len {
+            out.truncate(start);
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the file ends before the range",
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl WriteFile for OsFile {
@@ -124,6 +162,12 @@ impl Directory for OsDirectory {
 
     fn size(&self, name: &str) -> io::Result<u64> {
         Ok(fs::metadata(self.path.join(name))?.len())
+    }
+
+    fn open_read(&self, name: &str) -> io::Result<Box<dyn ReadFile>> {
+        let file = fs::File::open(self.path.join(name))?;
+        let size = file.metadata()?.len();
+        Ok(Box::new(OsReadFile { file, size }))
     }
 
     fn open_file(&self, name: &str) -> io::Result<Box<dyn WriteFile>> {
@@ -183,6 +227,28 @@ impl Directory for OsDirectory {
     fn remove_dir(&self, name: &str) -> io::Result<()> {
         fs::remove_dir_all(self.path.join(name))?;
         self.sync()
+    }
+}
+
+impl ReadFile for io::Cursor<Vec<u8>> {
+    fn size(&self) -> u64 {
+        self.get_ref().len() as u64
+    }
+
+    fn read_range(&mut self, offset: u64, len: usize, out: &mut Vec<u8>) -> io::Result<()> {
+        let bytes = self.get_ref();
+        let range = usize::try_from(offset)
+            .ok()
+            .and_then(|start| Some(start..start.checked_add(len)?))
+            .filter(|r| r.end <= bytes.len())
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the file ends before the range",
+                )
+            })?;
+        out.extend_from_slice(&bytes[range]);
+        Ok(())
     }
 }
 
@@ -376,6 +442,12 @@ impl Directory for FaultyDirectory {
 
     fn size(&self, name: &str) -> io::Result<u64> {
         Ok(self.read(name)?.len() as u64)
+    }
+
+    fn open_read(&self, name: &str) -> io::Result<Box<dyn ReadFile>> {
+        // A copy of the file as it is now (a reader of a real file may see later writes; nothing reads a file
+        // that is still being written).
+        Ok(Box::new(io::Cursor::new(self.read(name)?)))
     }
 
     fn open_file(&self, name: &str) -> io::Result<Box<dyn WriteFile>> {

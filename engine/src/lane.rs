@@ -326,15 +326,29 @@ impl LaneState {
         Ok(rows)
     }
 
-    /// Appends a snapshot's rows to table `id` (see `TableStore::append_batches`): no undo, no view maintenance (a
-    /// snapshot holds its views' rows too). Fails if the lane is past its memory budget afterwards.
-    pub fn load_batches(
+    /// Appends a snapshot batch's rows to table `id`, not yet indexed (see `TableStore::append_unindexed`): no undo,
+    /// no view maintenance (a snapshot holds its views' rows too). Returns the row count before, for `index_loaded`.
+    pub fn load_unindexed(
         &mut self,
         id: TableId,
-        batches: &[arrow_array::RecordBatch],
-    ) -> Result<()> {
-        let added = self.table_mut(id)?.append_batches(batches)?;
+        batch: &arrow_array::RecordBatch,
+    ) -> Result<usize> {
+        let table = self.table_mut(id)?;
+        let first = table.len();
+        let added = table.append_unindexed(batch)?;
         self.bytes += added;
+        self.check_load_budget()?;
+        Ok(first)
+    }
+
+    /// Indexes table `id`'s rows from `first` on, loaded by `load_unindexed`.
+    pub fn index_loaded(&mut self, id: TableId, first: usize) -> Result<()> {
+        let added = self.table_mut(id)?.index_loaded(first)?;
+        self.bytes += added;
+        self.check_load_budget()
+    }
+
+    fn check_load_budget(&self) -> Result<()> {
         if self.bytes > self.memory_bytes_max {
             return Err(Error::new(
                 SqlState::OUT_OF_MEMORY,

@@ -946,14 +946,26 @@ impl TableStore {
     /// bytes added.
     pub fn append_batches(&mut self, batches: &[RecordBatch]) -> Result<usize> {
         let first = self.len;
-        let mut var = 0;
-        let mut rows = 0;
+        let mut added = 0;
         for batch in batches {
-            var += self.append_columns(batch)?;
-            rows += batch.num_rows();
+            added += self.append_unindexed(batch)?;
         }
+        Ok(added + self.index_loaded(first)?)
+    }
+
+    /// Appends a snapshot batch's rows without indexing them (`index_loaded` does, once a file's batches are all
+    /// in); returns the bytes added. The batch can be dropped afterwards: its values are copied.
+    pub fn append_unindexed(&mut self, batch: &RecordBatch) -> Result<usize> {
+        let var = self.append_columns(batch)?;
+        let added = var + batch.num_rows() * self.def.columns.len() * 17;
+        self.bytes += added;
+        Ok(added)
+    }
+
+    /// Indexes rows `first..` (appended by `append_unindexed`) in one pass; returns the bytes added.
+    pub fn index_loaded(&mut self, first: usize) -> Result<usize> {
         self.index_from(first)?;
-        let added = var + rows * (self.def.columns.len() * 17 + self.index_bytes_per_row());
+        let added = (self.len - first) * self.index_bytes_per_row();
         self.bytes += added;
         Ok(added)
     }
