@@ -110,7 +110,10 @@ pub trait StatementRunner {
 /// What a running procedure sees: its statements, and the transaction's time, ids and randomness.
 pub struct Context<'a> {
     runner: &'a mut dyn StatementRunner,
-    queued: Vec<(usize, Vec<Value>, Expect)>,
+    /// Statement, its parameters (a range of `params`), expectation.
+    queued: Vec<(usize, std::ops::Range<usize>, Expect)>,
+    /// The queued statements' parameters, back to back (no vector per statement).
+    params: Vec<Value>,
     /// Every statement executed with its parameters, when recording (the determinism check).
     trace: Option<Vec<(usize, Vec<Value>)>>,
     timestamp_micros: i64,
@@ -128,6 +131,7 @@ impl<'a> Context<'a> {
         Context {
             runner,
             queued: Vec::new(),
+            params: Vec::new(),
             trace: None,
             timestamp_micros,
             transaction_id,
@@ -146,25 +150,41 @@ impl<'a> Context<'a> {
         self.trace
     }
 
-    /// Queues statement number `statement` with `params`.
-    pub fn queue(&mut self, statement: usize, params: Vec<Value>) {
+    /// Queues statement number `statement` with `params` (a vector, or an array: `[a, b]` allocates nothing).
+    pub fn queue(&mut self, statement: usize, params: impl IntoIterator<Item = Value>) {
         self.queue_expect(statement, params, Expect::Any);
     }
 
-    pub fn queue_expect(&mut self, statement: usize, params: Vec<Value>, expect: Expect) {
-        self.queued.push((statement, params, expect));
+    pub fn queue_expect(
+        &mut self,
+        statement: usize,
+        params: impl IntoIterator<Item = Value>,
+        expect: Expect,
+    ) {
+        let start = self.params.len();
+        self.params.extend(params);
+        self.queued
+            .push((statement, start..self.params.len(), expect));
     }
 
     /// Runs the queued statements in order; one output each. The first failure (or violated expectation) aborts.
+    /// The queue is empty afterwards either way.
     pub fn execute(&mut self) -> Result<Vec<Output>> {
-        let queued = std::mem::take(&mut self.queued);
-        let mut out = Vec::with_capacity(queued.len());
-        for (i, (statement, params, expect)) in queued.into_iter().enumerate() {
+        let out = self.run_queued();
+        self.queued.clear();
+        self.params.clear();
+        out
+    }
+
+    fn run_queued(&mut self) -> Result<Vec<Output>> {
+        let mut out = Vec::with_capacity(self.queued.len());
+        for (i, (statement, range, expect)) in self.queued.iter().enumerate() {
+            let params = &self.params[range.clone()];
             if let Some(trace) = &mut self.trace {
-                trace.push((statement, params.clone()));
+                trace.push((*statement, params.to_vec()));
             }
-            let output = self.runner.run(statement, &params)?;
-            check(expect, &output, i)?;
+            let output = self.runner.run(*statement, params)?;
+            check(*expect, &output, i)?;
             out.push(output);
         }
         Ok(out)
@@ -225,4 +245,55 @@ pub fn text_of(array: &dyn arrow_array::Array) -> String {
 /// client.
 pub fn abort(message: impl Into<String>) -> Error {
     Error::new(SqlState("P0001"), message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Answers each statement with as many affected rows as it was given parameters, and remembers what it ran.
+    #[derive(Default)]
+    struct Counting {
+        ran: Vec<(usize, Vec<Value>)>,
+    }
+
+    impl StatementRunner for Counting {
+        fn run(&mut self, statement: usize, params: &[Value]) -> Result<Output> {
+            self.ran.push((statement, params.to_vec()));
+            Ok(Output::command("INSERT", params.len() as u64))
+        }
+    }
+
+    #[test]
+    fn queued_statements_get_their_own_parameters_and_the_queue_empties_even_on_an_abort() {
+        let mut runner = Counting::default();
+        let mut ctx = Context::new(&mut runner, 0, 1);
+        ctx.record();
+        ctx.queue(0, [Value::Integer(1), Value::Integer(2)]);
+        ctx.queue(1, vec![]);
+        ctx.queue_expect(2, [Value::BigInt(3)], Expect::OneRow);
+        let out = ctx.execute().unwrap();
+        assert_eq!(
+            out.iter().map(|o| o.rows_affected).collect::<Vec<_>>(),
+            vec![2, 0, 1]
+        );
+        // A violated expectation aborts; what was queued is gone either way.
+        ctx.queue_expect(3, [Value::Null, Value::Null], Expect::OneRow);
+        assert_eq!(ctx.execute().unwrap_err().code, SqlState("P0001"));
+        assert!(ctx.execute().unwrap().is_empty());
+        ctx.queue(4, [Value::Text("x".into())]);
+        assert_eq!(ctx.execute().unwrap()[0].rows_affected, 1);
+        let trace = ctx.trace().unwrap();
+        assert_eq!(
+            trace,
+            vec![
+                (0, vec![Value::Integer(1), Value::Integer(2)]),
+                (1, vec![]),
+                (2, vec![Value::BigInt(3)]),
+                (3, vec![Value::Null, Value::Null]),
+                (4, vec![Value::Text("x".into())]),
+            ]
+        );
+        assert_eq!(runner.ran, trace);
+    }
 }

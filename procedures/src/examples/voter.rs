@@ -446,10 +446,10 @@ impl Procedure for Vote {
             .as_i64()
             .map(|p| p / 10_000_000)
             .and_then(|a| i16::try_from(a).ok());
-        ctx.queue_expect(0, vec![contestant.clone()], Expect::ZeroOrOneRow);
-        ctx.queue_expect(1, vec![phone.clone()], Expect::ZeroOrOneRow);
+        ctx.queue_expect(0, [contestant.clone()], Expect::ZeroOrOneRow);
+        ctx.queue_expect(1, [phone.clone()], Expect::ZeroOrOneRow);
         if let Some(area) = area {
-            ctx.queue_expect(2, vec![Value::SmallInt(area)], Expect::ZeroOrOneRow);
+            ctx.queue_expect(2, [Value::SmallInt(area)], Expect::ZeroOrOneRow);
         }
         let found = ctx.execute()?;
         if found[0].rows_affected == 0 {
@@ -465,7 +465,7 @@ impl Procedure for Vote {
             .unwrap_or_else(|| "XX".to_string());
         ctx.queue_expect(
             3,
-            vec![phone.clone(), Value::Text(state), contestant.clone()],
+            [phone.clone(), Value::Text(state), contestant.clone()],
             Expect::OneRow,
         );
         ctx.execute()?;
