@@ -152,6 +152,37 @@ pub fn format_type(oid: i32, typmod: i32) -> Option<String> {
     })
 }
 
+/// The name PostgreSQL's `pg_typeof` gives a value of Arrow type `ty`: strings are `text` (a VARCHAR(n) column is
+/// told apart by its field's metadata, before this) and an untyped NULL is `unknown`.
+fn sql_type_name(ty: &ArrowType) -> String {
+    match ty {
+        ArrowType::Null => "unknown".into(),
+        ArrowType::Boolean => "boolean".into(),
+        ArrowType::Int8 | ArrowType::Int16 | ArrowType::UInt8 => "smallint".into(),
+        ArrowType::Int32 | ArrowType::UInt16 => "integer".into(),
+        ArrowType::Int64 | ArrowType::UInt32 => "bigint".into(),
+        ArrowType::UInt64 | ArrowType::Decimal128(..) | ArrowType::Decimal256(..) => {
+            "numeric".into()
+        }
+        ArrowType::Float16 | ArrowType::Float32 => "real".into(),
+        ArrowType::Float64 => "double precision".into(),
+        ArrowType::Utf8 | ArrowType::LargeUtf8 | ArrowType::Utf8View => "text".into(),
+        ArrowType::Binary
+        | ArrowType::LargeBinary
+        | ArrowType::BinaryView
+        | ArrowType::FixedSizeBinary(_) => "bytea".into(),
+        ArrowType::Date32 | ArrowType::Date64 => "date".into(),
+        ArrowType::Time32(_) | ArrowType::Time64(_) => "time without time zone".into(),
+        ArrowType::Timestamp(_, None) => "timestamp without time zone".into(),
+        ArrowType::Timestamp(_, Some(_)) => "timestamp with time zone".into(),
+        ArrowType::Interval(_) | ArrowType::Duration(_) => "interval".into(),
+        ArrowType::List(f) | ArrowType::LargeList(f) | ArrowType::FixedSizeList(f, _) => {
+            format!("{}[]", sql_type_name(f.data_type()))
+        }
+        other => other.to_string(),
+    }
+}
+
 /// One cell of a catalog row.
 #[derive(Clone)]
 enum Cell {
@@ -1015,6 +1046,7 @@ enum Function {
     SizePretty,
     ProcedureArguments,
     ViewDefinition,
+    TypeOf,
 }
 
 /// A catalog function. The ones that look objects up read the engine's current catalog.
@@ -1194,6 +1226,11 @@ pub fn functions(engine: &Arc<Engine>) -> Vec<ScalarUDF> {
             SizePretty,
             Signature::any(1, Volatility::Stable),
         ),
+        (
+            "pg_typeof",
+            TypeOf,
+            Signature::any(1, Volatility::Immutable),
+        ),
     ];
     list.iter()
         .map(|(name, function, signature)| {
@@ -1257,12 +1294,24 @@ impl ScalarUDFImpl for CatalogFunction {
             .map(|i| i.user.clone())
             .unwrap_or_else(|| "lanedb".into());
         let catalog = self.engine.catalog();
+        // A VARCHAR(n) column's field says so in its metadata; its values are plain strings.
+        let type_of = match args.arg_fields.first() {
+            Some(f)
+                if f.metadata()
+                    .contains_key(lanedb_engine::types::VARCHAR_LENGTH_KEY) =>
+            {
+                "character varying".to_string()
+            }
+            Some(f) => sql_type_name(f.data_type()),
+            None => String::new(),
+        };
         let value_at = |row: usize| -> ScalarValue {
             use Function::*;
             match self.function {
                 GetUserById => ScalarValue::Utf8(Some(user.clone())),
                 Visible | True => ScalarValue::Boolean(Some(true)),
                 False => ScalarValue::Boolean(Some(false)),
+                TypeOf => ScalarValue::Utf8(Some(type_of.clone())),
                 FormatType => ScalarValue::Utf8(int_arg(0, row).and_then(|oid| {
                     format_type(oid as i32, int_arg(1, row).map_or(-1, |m| m as i32))
                 })),
