@@ -197,8 +197,7 @@ impl<'a> LaneReplay<'a> {
     fn apply(&mut self, sequence: u64, payload: &[u8]) -> Result<()> {
         self.args.clear();
         let Some(call) = Invocation::decode_call(payload, &mut self.args)? else {
-            self.barrier()?;
-            return apply_invocation(self.db, Invocation::decode(payload)?);
+            return self.run_alone(payload);
         };
         let at = self.route(call.name);
         let (name, route) = &self.routes[at];
@@ -207,8 +206,7 @@ impl<'a> LaneReplay<'a> {
             .as_ref()
             .and_then(|route| self.db.procedures.replay_lane(route, &self.args));
         let Some(lane) = lane else {
-            self.barrier()?;
-            return apply_invocation(self.db, Invocation::decode(payload)?);
+            return self.run_alone(payload);
         };
         let batch = &mut self.pending[lane];
         let start = batch.args.len();
@@ -224,6 +222,12 @@ impl<'a> LaneReplay<'a> {
             self.send_calls(lane)?;
         }
         Ok(())
+    }
+
+    /// Runs a record that does not replay on a lane's thread, once the lane threads have run everything before it.
+    fn run_alone(&mut self, payload: &[u8]) -> Result<()> {
+        self.barrier()?;
+        apply_invocation(self.db, Invocation::decode(payload)?)
     }
 
     /// Where `name` is in `routes`, its route looked up at its first call since the last barrier.

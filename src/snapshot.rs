@@ -355,25 +355,51 @@ fn read_checked(
     manifest: &Manifest,
     file: &str,
 ) -> Result<Vec<u8>> {
-    let path = format!("{SNAPSHOTS_DIR}/{snapshot}/{file}");
-    let Some((_, bytes, crc)) = manifest.files.iter().find(|(n, ..)| n == file) else {
-        return Err(corrupt(format!(
-            "snapshot manifest names {path} as a table but not as a file"
-        )));
-    };
-    let data = dir.read(file).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            corrupt(format!("snapshot file {path} is missing"))
-        } else {
-            io_error(&path, e)
-        }
-    })?;
-    if data.len() as u64 != *bytes || crc32c::crc32c(&data) != *crc {
-        return Err(corrupt(format!(
-            "snapshot file {path} does not match its manifest (size or CRC)"
-        )));
+    let listed = Listed::find(snapshot, manifest, file)?;
+    let data = dir.read(file).map_err(|e| listed.open_error(e))?;
+    if data.len() as u64 != listed.bytes || crc32c::crc32c(&data) != listed.crc {
+        return Err(listed.mismatch());
     }
     Ok(data)
+}
+
+/// A snapshot file as its manifest lists it, with the errors reading it can end in.
+struct Listed {
+    /// Where it is in the data directory, for messages.
+    path: String,
+    bytes: u64,
+    crc: u32,
+}
+
+impl Listed {
+    fn find(snapshot: &str, manifest: &Manifest, file: &str) -> Result<Listed> {
+        let path = format!("{SNAPSHOTS_DIR}/{snapshot}/{file}");
+        match manifest.files.iter().find(|(n, ..)| n == file) {
+            Some((_, bytes, crc)) => Ok(Listed {
+                path,
+                bytes: *bytes,
+                crc: *crc,
+            }),
+            None => Err(corrupt(format!(
+                "snapshot manifest names {path} as a table but not as a file"
+            ))),
+        }
+    }
+
+    fn open_error(&self, e: std::io::Error) -> Error {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            corrupt(format!("snapshot file {} is missing", self.path))
+        } else {
+            io_error(&self.path, e)
+        }
+    }
+
+    fn mismatch(&self) -> Error {
+        corrupt(format!(
+            "snapshot file {} does not match its manifest (size or CRC)",
+            self.path
+        ))
+    }
 }
 
 /// One table file to load: file name, lane (`None` for a replicated table), table id and name.
@@ -515,28 +541,13 @@ impl TableFileReader {
         buffers: &mut LoadBuffers,
     ) -> Result<TableFileReader> {
         use arrow_ipc::reader::{read_footer_length, FileDecoder};
-        let path = format!("{SNAPSHOTS_DIR}/{snapshot}/{file}");
-        let Some((_, bytes, crc)) = manifest.files.iter().find(|(n, ..)| n == file) else {
-            return Err(corrupt(format!(
-                "snapshot manifest names {path} as a table but not as a file"
-            )));
-        };
-        let mut reader = dir.open_read(file).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                corrupt(format!("snapshot file {path} is missing"))
-            } else {
-                io_error(&path, e)
-            }
-        })?;
+        let listed = Listed::find(snapshot, manifest, file)?;
+        let mut reader = dir.open_read(file).map_err(|e| listed.open_error(e))?;
         let size = reader.size();
-        let mismatch = || {
-            corrupt(format!(
-                "snapshot file {path} does not match its manifest (size or CRC)"
-            ))
-        };
-        if size != *bytes {
-            return Err(mismatch());
+        if size != listed.bytes {
+            return Err(listed.mismatch());
         }
+        let path = listed.path.clone();
         let chunk = &mut buffers.chunk;
         let mut sum = 0;
         let mut at = 0;
@@ -549,8 +560,8 @@ impl TableFileReader {
             sum = crc32c::crc32c_append(sum, chunk);
             at += n as u64;
         }
-        if sum != *crc {
-            return Err(mismatch());
+        if sum != listed.crc {
+            return Err(listed.mismatch());
         }
         let bad = |what: String| corrupt(format!("snapshot file {path}: {what}"));
         let size_usize = usize::try_from(size).map_err(|_| bad("too large".into()))?;
