@@ -38,7 +38,9 @@ pub mod partition;
 pub mod storage;
 pub mod text;
 pub mod types;
+mod validity;
 pub mod value;
+mod var_width;
 pub mod view;
 
 pub use catalog::{Catalog, ColumnDef, IndexDef, IndexKind, ProcedureDef, TableDef, TableId};

@@ -4,7 +4,7 @@
 //!   TableStore
 //!     chunks: [Arc<Chunk>, Arc<Chunk>, ...]      each holds CHUNK_ROWS rows, the last one may be partial
 //!       Chunk { columns: [Column; n], len, cached RecordBatch }
-//!         Column { data: typed Vec (i64, f64, String, ...), valid: Vec<bool> }
+//!         Column { data: typed Vec (i64, f64, ...) or spans into one buffer (text, bytes), valid: bitmap }
 //!     indexes: one per IndexDef (primary key first if any): key -> row position(s)
 //! ```
 //!
@@ -28,13 +28,14 @@ use arrow_array::{
 };
 use arrow_buffer::{NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow_schema::SchemaRef;
-use smol_str::SmolStr;
 
 use crate::catalog::{IndexDef, IndexKind, TableDef};
 use crate::error::{Error, Result, SqlState};
 use crate::key::{make_key, Key};
 use crate::types::DataType;
+use crate::validity::Validity;
 use crate::value::Value;
+use crate::var_width::VarWidth;
 
 /// Rows per chunk: the unit of copy-on-write and of Arrow export.
 pub const CHUNK_ROWS: usize = 16 * 1024;
@@ -83,9 +84,9 @@ enum ColumnData {
     Float32(Vec<f32>),
     Float64(Vec<f64>),
     Decimal(Vec<i128>),
-    /// Strings of up to 23 bytes sit inline (no heap allocation per value); longer ones are shared on the heap.
-    Utf8(Vec<SmolStr>),
-    Binary(Vec<Vec<u8>>),
+    /// Every value's bytes in one buffer, a span per value (see `var_width`).
+    Utf8(VarWidth<String>),
+    Binary(VarWidth<Vec<u8>>),
 }
 
 impl ColumnData {
@@ -102,8 +103,10 @@ impl ColumnData {
             DataType::Real => ColumnData::Float32(Vec::with_capacity(rows)),
             DataType::Double => ColumnData::Float64(Vec::with_capacity(rows)),
             DataType::Decimal { .. } => ColumnData::Decimal(Vec::with_capacity(rows)),
-            DataType::Varchar(_) | DataType::Text => ColumnData::Utf8(Vec::with_capacity(rows)),
-            DataType::Bytea => ColumnData::Binary(Vec::with_capacity(rows)),
+            DataType::Varchar(_) | DataType::Text => {
+                ColumnData::Utf8(VarWidth::with_capacity(rows))
+            }
+            DataType::Bytea => ColumnData::Binary(VarWidth::with_capacity(rows)),
         }
     }
 
@@ -117,8 +120,8 @@ impl ColumnData {
             (ColumnData::Float32(d), ColumnData::Float32(s)) => d.push(s[i]),
             (ColumnData::Float64(d), ColumnData::Float64(s)) => d.push(s[i]),
             (ColumnData::Decimal(d), ColumnData::Decimal(s)) => d.push(s[i]),
-            (ColumnData::Utf8(d), ColumnData::Utf8(s)) => d.push(s[i].clone()),
-            (ColumnData::Binary(d), ColumnData::Binary(s)) => d.push(s[i].clone()),
+            (ColumnData::Utf8(d), ColumnData::Utf8(s)) => d.push(s.get(i)),
+            (ColumnData::Binary(d), ColumnData::Binary(s)) => d.push(s.get(i)),
             (d, s) => unreachable!("columns of one table column differ: {d:?} and {s:?}"),
         }
     }
@@ -128,7 +131,7 @@ impl ColumnData {
 struct Column {
     data_type: DataType,
     data: ColumnData,
-    valid: Vec<bool>,
+    valid: Validity,
 }
 
 impl Column {
@@ -136,7 +139,7 @@ impl Column {
         Column {
             data: ColumnData::with_capacity(&data_type, 0),
             data_type,
-            valid: Vec::new(),
+            valid: Validity::default(),
         }
     }
 
@@ -157,16 +160,8 @@ impl Column {
             ColumnData::Float32(d) => d.push(if let Value::Real(x) = v { *x } else { 0.0 }),
             ColumnData::Float64(d) => d.push(if let Value::Double(x) = v { *x } else { 0.0 }),
             ColumnData::Decimal(d) => d.push(if let Value::Decimal(x, _) = v { *x } else { 0 }),
-            ColumnData::Utf8(d) => d.push(if let Value::Text(x) = v {
-                stored_str(x)
-            } else {
-                SmolStr::default()
-            }),
-            ColumnData::Binary(d) => d.push(if let Value::Bytes(x) = v {
-                x.clone()
-            } else {
-                Vec::new()
-            }),
+            ColumnData::Utf8(d) => d.push(if let Value::Text(x) = v { x } else { "" }),
+            ColumnData::Binary(d) => d.push(if let Value::Bytes(x) = v { x } else { &[] }),
         }
     }
 
@@ -190,10 +185,8 @@ impl Column {
             )
         };
         let range = offset..offset + len;
-        match array.logical_nulls() {
-            Some(nulls) => self.valid.extend(range.clone().map(|i| nulls.is_valid(i))),
-            None => self.valid.resize(self.valid.len() + len, true),
-        }
+        self.valid
+            .extend(array.logical_nulls().as_ref(), offset, len);
         let mut var = 0;
         match &mut self.data {
             ColumnData::Boolean(d) => {
@@ -244,27 +237,25 @@ impl Column {
             }
             ColumnData::Utf8(d) => {
                 let a = array.as_string_opt::<i32>().ok_or_else(mismatch)?;
-                d.reserve(len);
-                for i in range {
-                    let v = if a.is_valid(i) { a.value(i) } else { "" };
-                    var += v.len();
-                    d.push(stored_str(v));
-                }
+                let (offsets, bytes) = offsets_and_bytes(a.value_offsets(), a.values(), range);
+                // The array's bytes were checked as a whole when it was read; a span of them between two of its
+                // offsets is UTF-8 too, and checking that is one fast pass.
+                let text = std::str::from_utf8(bytes).map_err(|_| mismatch())?;
+                d.extend_from_offsets(offsets, text);
+                var = bytes.len();
             }
             ColumnData::Binary(d) => {
                 let a = array.as_binary_opt::<i32>().ok_or_else(mismatch)?;
-                for i in range {
-                    let v = if a.is_valid(i) { a.value(i) } else { &[][..] };
-                    var += v.len();
-                    d.push(v.to_vec());
-                }
+                let (offsets, bytes) = offsets_and_bytes(a.value_offsets(), a.values(), range);
+                d.extend_from_offsets(offsets, bytes);
+                var = bytes.len();
             }
         }
         Ok(var)
     }
 
     fn set(&mut self, i: usize, v: &Value) {
-        self.valid[i] = !v.is_null();
+        self.valid.set(i, !v.is_null());
         match (&mut self.data, v) {
             (_, Value::Null) => {}
             (ColumnData::Boolean(d), Value::Boolean(x)) => d[i] = *x,
@@ -274,8 +265,8 @@ impl Column {
             (ColumnData::Float32(d), Value::Real(x)) => d[i] = *x,
             (ColumnData::Float64(d), Value::Double(x)) => d[i] = *x,
             (ColumnData::Decimal(d), Value::Decimal(x, _)) => d[i] = *x,
-            (ColumnData::Utf8(d), Value::Text(x)) => d[i] = stored_str(x),
-            (ColumnData::Binary(d), Value::Bytes(x)) => d[i].clone_from(x),
+            (ColumnData::Utf8(d), Value::Text(x)) => d.set(i, x),
+            (ColumnData::Binary(d), Value::Bytes(x)) => d.set(i, x),
             (data, v) => panic!(
                 "value {v:?} does not match column storage {data:?}: the caller must cast first"
             ),
@@ -283,7 +274,7 @@ impl Column {
     }
 
     fn get(&self, i: usize) -> Value {
-        if !self.valid[i] {
+        if !self.valid.get(i) {
             return Value::Null;
         }
         match &self.data {
@@ -299,14 +290,14 @@ impl Column {
                 DataType::Decimal { scale, .. } => Value::Decimal(d[i], scale),
                 _ => unreachable!("decimal storage has a decimal type"),
             },
-            ColumnData::Utf8(d) => Value::Text(d[i].to_string()),
-            ColumnData::Binary(d) => Value::Bytes(d[i].clone()),
+            ColumnData::Utf8(d) => Value::Text(d.get(i).to_owned()),
+            ColumnData::Binary(d) => Value::Bytes(d.get(i).to_vec()),
         }
     }
 
     /// The value as an `i64` without boxing, for integer-typed columns.
     fn get_i64(&self, i: usize) -> Option<i64> {
-        if !self.valid[i] {
+        if !self.valid.get(i) {
             return None;
         }
         match &self.data {
@@ -327,30 +318,30 @@ impl Column {
             ColumnData::Float32(d) => drop(d.pop()),
             ColumnData::Float64(d) => drop(d.pop()),
             ColumnData::Decimal(d) => drop(d.pop()),
-            ColumnData::Utf8(d) => drop(d.pop()),
-            ColumnData::Binary(d) => drop(d.pop()),
+            ColumnData::Utf8(d) => d.pop(),
+            ColumnData::Binary(d) => d.pop(),
         }
     }
 
     fn to_arrow(&self) -> ArrayRef {
-        let nulls = if self.valid.iter().all(|v| *v) {
-            None
-        } else {
-            Some(NullBuffer::from(self.valid.clone()))
-        };
-        arrow_from(&self.data_type, self.data.clone(), nulls)
+        let nulls = self.valid.to_nulls();
+        match &self.data {
+            ColumnData::Utf8(d) => text_array(d, nulls),
+            ColumnData::Binary(d) => binary_array(d, nulls),
+            data => arrow_from(&self.data_type, data.clone(), nulls),
+        }
     }
 }
 
-/// A string as a text column stores it. Short ones (most) are built inline by `new_inline`, which the compiler
-/// inlines; `SmolStr::new` is a call that also looks for its shared whitespace strings (loading a snapshot spent a
-/// tenth of its time there).
-fn stored_str(s: &str) -> SmolStr {
-    if s.len() <= SmolStr::INLINE_CAP {
-        SmolStr::new_inline(s)
-    } else {
-        SmolStr::new(s)
-    }
+/// Rows `range` of an Arrow array's `offsets`, and the bytes of `values` they span.
+fn offsets_and_bytes<'a>(
+    offsets: &'a [i32],
+    values: &'a [u8],
+    range: std::ops::Range<usize>,
+) -> (&'a [i32], &'a [u8]) {
+    let offsets = &offsets[range.start..=range.end];
+    let bytes = &values[offsets[0] as usize..offsets[offsets.len() - 1] as usize];
+    (offsets, bytes)
 }
 
 /// An Arrow array of `data_type` over `data`, taking its vectors.
@@ -378,23 +369,19 @@ fn arrow_from(data_type: &DataType, data: ColumnData, nulls: Option<NullBuffer>)
                     .expect("declared precision and scale are valid"),
             )
         }
-        ColumnData::Utf8(d) => {
-            let valid = |i: usize| nulls.as_ref().is_none_or(|n| n.is_valid(i));
-            Arc::new(StringArray::from_iter(
-                d.iter()
-                    .enumerate()
-                    .map(|(i, s)| valid(i).then_some(s.as_str())),
-            ))
-        }
-        ColumnData::Binary(d) => {
-            let valid = |i: usize| nulls.as_ref().is_none_or(|n| n.is_valid(i));
-            Arc::new(BinaryArray::from_iter(
-                d.iter()
-                    .enumerate()
-                    .map(|(i, s)| valid(i).then_some(s.as_slice())),
-            ))
-        }
+        ColumnData::Utf8(d) => text_array(&d, nulls),
+        ColumnData::Binary(d) => binary_array(&d, nulls),
     }
+}
+
+fn text_array(d: &VarWidth<String>, nulls: Option<NullBuffer>) -> ArrayRef {
+    let (offsets, bytes) = d.to_offsets();
+    Arc::new(StringArray::new(offsets, bytes.into(), nulls))
+}
+
+fn binary_array(d: &VarWidth<Vec<u8>>, nulls: Option<NullBuffer>) -> ArrayRef {
+    let (offsets, bytes) = d.to_offsets();
+    Arc::new(BinaryArray::new(offsets, bytes.into(), nulls))
 }
 
 /// Heap bytes of variable-width values (text, bytes).
@@ -806,7 +793,7 @@ impl TableStore {
             let src = &self.chunks[c].columns[column];
             data.push_from(&src.data, o);
             if def.nullable {
-                valid.push(src.valid[o]);
+                valid.push(src.valid.get(o));
             }
         }
         let nulls = (!valid.iter().all(|v| *v)).then(|| NullBuffer::from(valid));
@@ -826,11 +813,11 @@ impl TableStore {
             let ColumnData::Utf8(strings) = &src.data else {
                 unreachable!("a text column stores strings")
             };
-            if !nullable || src.valid[o] {
-                bytes.extend_from_slice(strings[o].as_bytes());
+            if !nullable || src.valid.get(o) {
+                bytes.extend_from_slice(strings.get(o).as_bytes());
             }
             if nullable {
-                valid.push(src.valid[o]);
+                valid.push(src.valid.get(o));
             }
             let end = i32::try_from(bytes.len())
                 .expect("a string array holds under 2 GiB, as Arrow's own builder requires");
