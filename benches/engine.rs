@@ -8,7 +8,6 @@
 //!
 //! Run: `cargo bench --bench engine`; figures go to `benches/RESULTS.md`.
 
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -99,7 +98,10 @@ fn parallel(iters: u64, op: Arc<dyn Fn(u64) + Send + Sync>) -> Duration {
 
 fn report_lane_time(db: &Database, before: (u64, u64), what: &str) {
     let after = lane_totals(&db.lane_stats());
-    let (txns, ns) = (after.0 - before.0, after.1 - before.1);
+    print_lane_time(what, after.0 - before.0, after.1 - before.1);
+}
+
+fn print_lane_time(what: &str, txns: u64, ns: u64) {
     if txns > 0 {
         println!(
             "lane time per {what}: {:.0} ns over {txns} transactions",
@@ -154,30 +156,34 @@ fn point_ops(c: &mut Criterion) {
     });
     report_lane_time(&db, before, "update by key");
 
+    // Inserts measure a 1M-row table: each sample inserts new keys above the loaded ones and, outside the timed
+    // part, deletes them again (SQLite's the same way below). Left in, they would grow the table to tens of millions
+    // of rows over the samples, and the last samples would time index growth at a size the benchmark does not ask
+    // about.
     let insert = db.prepare("INSERT INTO kv VALUES ($1, $2, 0)").unwrap();
-    let next = Arc::new(AtomicI64::new(ROWS));
-    let before = lane_totals(&db.lane_stats());
+    let remove = db.prepare("DELETE FROM kv WHERE id >= $1").unwrap();
+    // The lanes' time is summed over the timed parts only, leaving the deletes out.
+    let (mut txns, mut ns) = (0, 0);
     g.bench_function("lanedb_insert_4_threads", |b| {
         let ins = insert.clone();
         b.iter_custom(|iters| {
-            // Each run takes a range of new keys up front: a counter shared by the threads would bounce between
-            // the cores on every insert and measure the benchmark, not the database.
-            let base = next.fetch_add(
-                iters.div_ceil(THREADS) as i64 * THREADS as i64,
-                Ordering::Relaxed,
-            );
             let ins = ins.clone();
-            parallel(
+            let before = lane_totals(&db.lane_stats());
+            let took = parallel(
                 iters,
                 Arc::new(move |i| {
-                    let id = base + i as i64;
+                    let id = ROWS + i as i64;
                     ins.execute(&[Value::BigInt(id), Value::BigInt(id % 1000)])
                         .unwrap();
                 }),
-            )
+            );
+            let after = lane_totals(&db.lane_stats());
+            (txns, ns) = (txns + after.0 - before.0, ns + after.1 - before.1);
+            remove.execute(&[Value::BigInt(ROWS)]).unwrap();
+            took
         })
     });
-    report_lane_time(&db, before, "insert");
+    print_lane_time("insert", txns, ns);
 
     let mut sel = sqlite.prepare("SELECT val FROM kv WHERE id = ?1").unwrap();
     let mut i = 0u64;
@@ -198,11 +204,16 @@ fn point_ops(c: &mut Criterion) {
         })
     });
     let mut ins = sqlite.prepare("INSERT INTO kv VALUES (?1, ?2, 0)").unwrap();
-    let mut id = ROWS;
+    let mut remove = sqlite.prepare("DELETE FROM kv WHERE id >= ?1").unwrap();
     g.bench_function("sqlite_insert_1_thread", |b| {
-        b.iter(|| {
-            id += 1;
-            ins.execute((id, id % 1000)).unwrap()
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for id in ROWS..ROWS + iters as i64 {
+                ins.execute((id, id % 1000)).unwrap();
+            }
+            let took = start.elapsed();
+            remove.execute([ROWS]).unwrap();
+            took
         })
     });
     g.finish();
