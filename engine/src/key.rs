@@ -11,7 +11,77 @@ use crate::value::Value;
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Key {
     Int(i64),
-    Bytes(Box<[u8]>),
+    Bytes(KeyBytes),
+}
+
+/// Encoded key bytes that fit inline: two integers, or an integer and a short string.
+const KEY_INLINE_BYTES: usize = 22;
+
+/// An encoded key: inline up to `KEY_INLINE_BYTES` (no allocation to build it, no pointer to follow when an index
+/// compares it), on the heap beyond. Equality, order and hash are those of the bytes, whichever form holds them.
+#[derive(Clone)]
+pub enum KeyBytes {
+    Inline {
+        len: u8,
+        bytes: [u8; KEY_INLINE_BYTES],
+    },
+    Heap(Box<[u8]>),
+}
+
+impl KeyBytes {
+    pub fn new(encoded: &[u8]) -> KeyBytes {
+        if encoded.len() > KEY_INLINE_BYTES {
+            return KeyBytes::Heap(encoded.into());
+        }
+        let mut bytes = [0; KEY_INLINE_BYTES];
+        bytes[..encoded.len()].copy_from_slice(encoded);
+        KeyBytes::Inline {
+            len: encoded.len() as u8,
+            bytes,
+        }
+    }
+}
+
+impl std::ops::Deref for KeyBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            KeyBytes::Inline { len, bytes } => &bytes[..*len as usize],
+            KeyBytes::Heap(b) => b,
+        }
+    }
+}
+
+impl PartialEq for KeyBytes {
+    fn eq(&self, other: &KeyBytes) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for KeyBytes {}
+
+impl std::hash::Hash for KeyBytes {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (**self).hash(state);
+    }
+}
+
+impl PartialOrd for KeyBytes {
+    fn partial_cmp(&self, other: &KeyBytes) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for KeyBytes {
+    fn cmp(&self, other: &KeyBytes) -> std::cmp::Ordering {
+        (**self).cmp(&**other)
+    }
+}
+
+impl std::fmt::Debug for KeyBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        (**self).fmt(f)
+    }
 }
 
 pub fn encode_i64(v: i64) -> [u8; 8] {
@@ -85,14 +155,20 @@ pub fn make_key<'a>(values: impl ExactSizeIterator<Item = &'a Value>) -> Option<
             return Some(Key::Int(i));
         }
     }
-    let mut out = Vec::with_capacity(16);
-    for v in values {
-        if v.is_null() {
-            return None;
-        }
-        encode_value(v, &mut out);
+    thread_local! {
+        /// Where keys are encoded before they are copied into their `KeyBytes`: built without an allocation.
+        static ENCODED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
-    Some(Key::Bytes(out.into_boxed_slice()))
+    ENCODED.with_borrow_mut(|out| {
+        out.clear();
+        for v in values {
+            if v.is_null() {
+                return None;
+            }
+            encode_value(v, out);
+        }
+        Some(Key::Bytes(KeyBytes::new(out)))
+    })
 }
 
 #[cfg(test)]
@@ -119,6 +195,30 @@ mod tests {
         for w in texts.windows(2) {
             assert!(enc(&Value::Text(w[0].into())) < enc(&Value::Text(w[1].into())));
         }
+    }
+
+    #[test]
+    fn a_key_compares_and_hashes_by_its_bytes_inline_or_not() {
+        use std::hash::{BuildHasher, RandomState};
+        let short = make_key([Value::Integer(3), Value::Text("CA".into())].iter()).unwrap();
+        let long_text = "a state name longer than the inline bytes";
+        let long = make_key([Value::Integer(3), Value::Text(long_text.into())].iter()).unwrap();
+        let (Key::Bytes(s), Key::Bytes(l)) = (&short, &long) else {
+            panic!("composite keys are bytes")
+        };
+        assert!(matches!(s, KeyBytes::Inline { .. }));
+        assert!(matches!(l, KeyBytes::Heap(_)));
+        let mut encoded = Vec::new();
+        encode_value(&Value::Integer(3), &mut encoded);
+        encode_value(&Value::Text("CA".into()), &mut encoded);
+        assert_eq!(&**s, &encoded[..]);
+        let heap = KeyBytes::Heap(encoded.clone().into());
+        assert_eq!(*s, heap);
+        let hasher = RandomState::new();
+        assert_eq!(hasher.hash_one(s), hasher.hash_one(&heap));
+        // Order is the bytes' order across both forms: "CA" sorts before the long text.
+        assert!(short < long);
+        assert!(std::mem::size_of::<Key>() <= 32);
     }
 
     #[test]
