@@ -10,8 +10,8 @@
 //! instead of sharing offsets with its neighbour, so an update writes its new bytes at the end of the buffer and moves
 //! no other value (the layout DESIGN.md asks for, as Arrow's `Utf8View` has it). The old bytes become garbage; once
 //! garbage outweighs live bytes the buffer is compacted, so a column never holds more than about twice its values.
-//! A short string costs its length plus 8 bytes, against 24 for an inline `SmolStr` and a heap allocation per value
-//! for a `String`; a snapshot's string array is appended with one copy of its bytes.
+//! A short string costs its length plus 8 bytes, where a `String` per value would cost 24 bytes and a heap allocation;
+//! a snapshot's string array is appended with one copy of its bytes.
 //!
 //! A span packs the start in its high 39 bits and the length in its low 25: `VALUE_BYTES_MAX` (16 MiB) fits the
 //! length, and a chunk's live bytes (`CHUNK_ROWS` values of at most that size: 256 GiB) fit the start with room for
