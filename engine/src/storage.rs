@@ -238,8 +238,9 @@ impl Column {
             ColumnData::Utf8(d) => {
                 let a = array.as_string_opt::<i32>().ok_or_else(mismatch)?;
                 let (offsets, bytes) = offsets_and_bytes(a.value_offsets(), a.values(), range);
-                // The array's bytes were checked as a whole when it was read; a span of them between two of its
-                // offsets is UTF-8 too, and checking that is one fast pass.
+                // A string array holds UTF-8 values (Arrow checks that when the file is read, and no safe code
+                // builds one otherwise), so its offsets fall between characters and the span of bytes between two
+                // of them is UTF-8; `from_utf8` confirms the latter in one fast pass, as safe code must.
                 let text = std::str::from_utf8(bytes).map_err(|_| mismatch())?;
                 d.extend_from_offsets(offsets, text);
                 var = bytes.len();

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!   spans: [ start << 25 | len ] per row       8 bytes a value
-//!   data:  "CAnyNYCAsome longer value..."      every value's bytes, one buffer
+//!   data:  "CANYTXsome longer value..."        every value's bytes, one buffer
 //!           ^ ^ ^                              a span points into it
 //! ```
 //!
