@@ -32,13 +32,17 @@ use arrow_schema::SchemaRef;
 use crate::catalog::{IndexDef, IndexKind, TableDef};
 use crate::error::{Error, Result, SqlState};
 use crate::key::{make_key, Key};
-use crate::types::DataType;
+use crate::types::{DataType, VALUE_BYTES_MAX};
 use crate::validity::Validity;
 use crate::value::Value;
 use crate::var_width::VarWidth;
 
 /// Rows per chunk: the unit of copy-on-write and of Arrow export.
 pub const CHUNK_ROWS: usize = 16 * 1024;
+
+/// Bytes of text or bytes values one column of one chunk holds: what an Arrow string or binary array (32-bit
+/// offsets) can hold, as a chunk is exported as one. Writes past it fail with 54000.
+pub const CHUNK_COLUMN_BYTES_MAX: usize = i32::MAX as usize;
 
 /// Approximate bytes an index entry costs (hash slot, key, position), for memory accounting.
 const INDEX_ENTRY_BYTES: usize = 40;
@@ -184,6 +188,12 @@ impl Column {
                 ),
             )
         };
+        let too_long = || {
+            Error::new(
+                SqlState::DATA_CORRUPTED,
+                format!("a snapshot value is longer than the limit of {VALUE_BYTES_MAX} bytes"),
+            )
+        };
         let range = offset..offset + len;
         self.valid
             .extend(array.logical_nulls().as_ref(), offset, len);
@@ -237,7 +247,8 @@ impl Column {
             }
             ColumnData::Utf8(d) => {
                 let a = array.as_string_opt::<i32>().ok_or_else(mismatch)?;
-                let (offsets, bytes) = offsets_and_bytes(a.value_offsets(), a.values(), range);
+                let (offsets, bytes) =
+                    offsets_and_bytes(a.value_offsets(), a.values(), range).ok_or_else(too_long)?;
                 // A string array holds UTF-8 values (Arrow checks that when the file is read, and no safe code
                 // builds one otherwise), so its offsets fall between characters and the span of bytes between two
                 // of them is UTF-8; `from_utf8` confirms the latter in one fast pass, as safe code must.
@@ -247,7 +258,8 @@ impl Column {
             }
             ColumnData::Binary(d) => {
                 let a = array.as_binary_opt::<i32>().ok_or_else(mismatch)?;
-                let (offsets, bytes) = offsets_and_bytes(a.value_offsets(), a.values(), range);
+                let (offsets, bytes) =
+                    offsets_and_bytes(a.value_offsets(), a.values(), range).ok_or_else(too_long)?;
                 d.extend_from_offsets(offsets, bytes);
                 var = bytes.len();
             }
@@ -258,6 +270,9 @@ impl Column {
     fn set(&mut self, i: usize, v: &Value) {
         self.valid.set(i, !v.is_null());
         match (&mut self.data, v) {
+            // A NULL text or bytes value is stored empty: its old bytes become garbage, as the memory count expects.
+            (ColumnData::Utf8(d), Value::Null) => d.set(i, ""),
+            (ColumnData::Binary(d), Value::Null) => d.set(i, &[]),
             (_, Value::Null) => {}
             (ColumnData::Boolean(d), Value::Boolean(x)) => d[i] = *x,
             (ColumnData::Int16(d), Value::SmallInt(x)) => d[i] = *x,
@@ -335,14 +350,22 @@ impl Column {
 }
 
 /// Rows `range` of an Arrow array's `offsets`, and the bytes of `values` they span.
+/// Refused (`None`) when a value is longer than `VALUE_BYTES_MAX`, which no write lets in: the file is not one
+/// LaneDB wrote.
 fn offsets_and_bytes<'a>(
     offsets: &'a [i32],
     values: &'a [u8],
     range: std::ops::Range<usize>,
-) -> (&'a [i32], &'a [u8]) {
+) -> Option<(&'a [i32], &'a [u8])> {
     let offsets = &offsets[range.start..=range.end];
+    if offsets
+        .windows(2)
+        .any(|w| (w[1] - w[0]) as usize > VALUE_BYTES_MAX)
+    {
+        return None;
+    }
     let bytes = &values[offsets[0] as usize..offsets[offsets.len() - 1] as usize];
-    (offsets, bytes)
+    Some((offsets, bytes))
 }
 
 /// An Arrow array of `data_type` over `data`, taking its vectors.
@@ -705,6 +728,8 @@ pub struct TableStore {
     len: usize,
     indexes: Vec<Index>,
     bytes: usize,
+    /// `CHUNK_COLUMN_BYTES_MAX`; a field so that tests can reach the limit without gigabytes of values.
+    chunk_column_bytes_max: usize,
 }
 
 /// A consistent, read-only view of a table on one lane: the chunk list at the moment it was taken.
@@ -742,6 +767,7 @@ impl TableStore {
             len: 0,
             indexes,
             bytes: 0,
+            chunk_column_bytes_max: CHUNK_COLUMN_BYTES_MAX,
         }
     }
 
@@ -832,6 +858,42 @@ impl TableStore {
         ))
     }
 
+    /// Refuses text or bytes `values` (column, value) that would take the live bytes of their column in the chunk
+    /// of row `pos` past `CHUNK_COLUMN_BYTES_MAX`, which an exported chunk must stay under.
+    fn check_chunk_bytes<'a>(
+        &self,
+        pos: usize,
+        values: impl Iterator<Item = (usize, &'a Value)>,
+    ) -> Result<()> {
+        let (c, _) = Self::locate(pos);
+        for (column, v) in values {
+            let len = match v {
+                Value::Text(s) => s.len(),
+                Value::Bytes(b) => b.len(),
+                _ => continue,
+            };
+            let live = self
+                .chunks
+                .get(c)
+                .map_or(0, |chunk| match &chunk.columns[column].data {
+                    ColumnData::Utf8(d) => d.live_bytes(),
+                    ColumnData::Binary(d) => d.live_bytes(),
+                    _ => 0,
+                });
+            if live + len > self.chunk_column_bytes_max {
+                return Err(Error::new(
+                    SqlState::PROGRAM_LIMIT_EXCEEDED,
+                    format!(
+                        "column \"{}\" of table \"{}\" holds at most {} bytes in each block of {CHUNK_ROWS} \
+                         rows, and this value would pass that",
+                        self.def.columns[column].name, self.def.name, self.chunk_column_bytes_max
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     pub fn get_i64(&self, pos: usize, column: usize) -> Option<i64> {
         let (c, o) = Self::locate(pos);
         self.chunks[c].columns[column].get_i64(o)
@@ -896,6 +958,7 @@ impl TableStore {
     /// Returns the new row's position and the bytes it added.
     pub fn insert(&mut self, row: &[Value]) -> Result<(usize, usize)> {
         assert_eq!(row.len(), self.def.columns.len());
+        self.check_chunk_bytes(self.len, row.iter().enumerate())?;
         self.check_unique(row, None)?;
         Ok(self.restore_insert(row))
     }
@@ -1141,6 +1204,7 @@ impl TableStore {
         pos: usize,
         changes: &[(usize, Value)],
     ) -> Result<(Vec<(usize, Value)>, isize)> {
+        self.check_chunk_bytes(pos, changes.iter().map(|(c, v)| (*c, v)))?;
         let touches_index = self.indexes.iter().any(|i| {
             i.def
                 .columns
@@ -1418,6 +1482,66 @@ mod tests {
         )
         .unwrap();
         assert!(loaded.append_batches(&[other]).is_err());
+    }
+
+    #[test]
+    fn text_set_to_null_leaves_no_bytes_behind_in_its_export() {
+        use arrow_array::cast::AsArray;
+        use arrow_array::Array;
+        let mut t = table();
+        t.insert(&row(0, &"x".repeat(1000))).unwrap();
+        t.insert(&row(1, "kept")).unwrap();
+        t.update(0, &[(1, Value::Null)]).unwrap();
+        assert_eq!(t.get(0, 1), Value::Null);
+        let batch = t.snapshot().batches().next().unwrap();
+        let names = batch.column(1).as_string::<i32>();
+        assert!(names.is_null(0));
+        assert_eq!(names.value(1), "kept");
+        assert_eq!(names.value_data(), b"kept");
+        // The freed bytes are garbage the column compacts away, not a live value.
+        t.update(1, &[(1, Value::Text("changed".into()))]).unwrap();
+        assert_eq!(t.get(1, 1), Value::Text("changed".into()));
+    }
+
+    #[test]
+    fn a_chunk_column_refuses_values_past_what_its_arrow_export_can_hold() {
+        let mut t = table();
+        t.chunk_column_bytes_max = 100;
+        t.insert(&row(0, &"a".repeat(60))).unwrap();
+        let e = t.insert(&row(1, &"b".repeat(41))).unwrap_err();
+        assert_eq!(e.code, SqlState::PROGRAM_LIMIT_EXCEEDED);
+        assert!(e.message.contains("column \"name\" of table \"t\""), "{e}");
+        assert_eq!(t.len(), 1);
+        t.insert(&row(1, &"b".repeat(40))).unwrap();
+        let e = t
+            .update(0, &[(1, Value::Text("c".repeat(61)))])
+            .unwrap_err();
+        assert_eq!(e.code, SqlState::PROGRAM_LIMIT_EXCEEDED);
+        assert_eq!(t.get(0, 1), Value::Text("a".repeat(60)));
+        // The limit is per chunk: the next chunk starts empty.
+        for i in 2..CHUNK_ROWS as i64 {
+            t.insert(&[Value::BigInt(i), Value::Null]).unwrap();
+        }
+        t.insert(&row(CHUNK_ROWS as i64, &"d".repeat(100))).unwrap();
+    }
+
+    #[test]
+    fn a_snapshot_value_over_the_size_limit_is_refused() {
+        let source = table();
+        let schema = source.schema.clone();
+        let long = "x".repeat(VALUE_BYTES_MAX + 1);
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int64Array::from(vec![1i64])) as ArrayRef,
+                Arc::new(StringArray::from(vec![long.as_str()])) as ArrayRef,
+            ],
+        )
+        .unwrap();
+        let mut loaded = table();
+        let e = loaded.append_batches(&[batch]).unwrap_err();
+        assert_eq!(e.code, SqlState::DATA_CORRUPTED);
+        assert!(e.message.contains("longer than the limit"), "{e}");
     }
 
     #[test]

@@ -14,8 +14,8 @@
 //! a snapshot's string array is appended with one copy of its bytes.
 //!
 //! A span packs the start in its high 39 bits and the length in its low 25: `VALUE_BYTES_MAX` (16 MiB) fits the
-//! length, and a chunk's live bytes (`CHUNK_ROWS` values of at most that size: 256 GiB) fit the start with room for
-//! as much garbage again before a compaction.
+//! length, and the table keeps a chunk column's live bytes under 2 GiB (`CHUNK_COLUMN_BYTES_MAX`, what the Arrow
+//! array it is exported as can hold), so with as much garbage again the start fits with room to spare.
 
 use std::ops::Range;
 
@@ -112,6 +112,11 @@ impl<B: Buffer> VarWidth<B> {
 
     pub fn get(&self, i: usize) -> &B::Value {
         self.data.slice(range(self.spans[i]))
+    }
+
+    /// Bytes of the values, garbage left out.
+    pub fn live_bytes(&self) -> usize {
+        self.data.len() - self.garbage
     }
 
     /// The values as an Arrow array's offsets and bytes, garbage left out. A NULL is stored empty.
