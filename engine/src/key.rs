@@ -5,6 +5,8 @@
 //! flipped for integers, the IEEE bits flipped for floats, and for text and bytes the bytes with 0x00 escaped as
 //! 0x00 0xFF and terminated by 0x00 0x00. Comparing encodings byte-wise compares keys, so the same encoding serves hash
 //! and ordered indexes and partition routing. Keys containing NULL are never indexed (NULLs never compare equal).
+//! An encoding of up to 22 bytes (two integers, or an integer and a short string) is kept inline in the key, longer
+//! ones on the heap.
 
 use crate::value::Value;
 

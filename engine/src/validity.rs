@@ -35,6 +35,7 @@ impl Validity {
         if self.len == 0 {
             return;
         }
+        // Marked valid first, so a NULL leaving takes itself out of the count.
         self.set(self.len - 1, true);
         self.len -= 1;
         self.bits.truncate(self.len.div_ceil(8));

@@ -123,13 +123,12 @@ impl<B: Buffer> VarWidth<B> {
     pub fn to_offsets(&self) -> (OffsetBuffer<i32>, Vec<u8>) {
         let mut offsets = Vec::with_capacity(self.spans.len() + 1);
         offsets.push(0i32);
-        let mut bytes = Vec::with_capacity(self.data.len() - self.garbage);
+        let mut bytes = Vec::with_capacity(self.live_bytes());
         for s in &self.spans {
             bytes.extend_from_slice(self.data.slice(range(*s)).as_ref());
             offsets.push(
-                i32::try_from(bytes.len()).expect(
-                    "a chunk's column holds under 2 GiB, as an Arrow string array requires",
-                ),
+                i32::try_from(bytes.len())
+                    .expect("the table keeps a chunk column under CHUNK_COLUMN_BYTES_MAX"),
             );
         }
         (OffsetBuffer::new(ScalarBuffer::from(offsets)), bytes)

@@ -357,13 +357,14 @@ impl SqlEngine {
             let current = replanned.as_ref().unwrap_or(prepared);
             let unlogged_engine_write = self.engine.command_log().is_none()
                 && matches!(current.plan, Plan::Insert(_) | Plan::Modify { .. });
-            let out = if current.is_read_only() || matches!(current.plan, Plan::Call { .. }) {
-                // Reads are not logged; a procedure call logs itself, with its timestamp and id.
-                self.run(current, params, ctx)
-            } else if unlogged_engine_write {
-                // Without a command log a write's invocation has nowhere to go, and an engine plan reads no clock
-                // (only DataFusion's `now()` does): neither is built. DDL keeps its invocation, which snapshots
-                // replay to rebuild the schema.
+            // Reads are not logged; a procedure call logs itself, with its timestamp and id. Without a command log
+            // a write's invocation has nowhere to go, and an engine plan reads no clock (only DataFusion's `now()`
+            // does), so neither is built for one; DDL keeps its invocation, which snapshots replay to rebuild the
+            // schema.
+            let out = if current.is_read_only()
+                || matches!(current.plan, Plan::Call { .. })
+                || unlogged_engine_write
+            {
                 self.run(current, params, ctx)
             } else {
                 let timestamp_micros = ctx.timestamp_micros.unwrap_or_else(now_micros);
