@@ -377,6 +377,22 @@ impl Database {
         self.durable(out)
     }
 
+    /// `call` for async callers. A single-partition call runs on the caller's thread once its lane is free: while
+    /// the lane is busy, or the command log has not yet flushed the call (sync mode), the task waits without holding
+    /// the thread, which runs other tasks meanwhile. A multi-partition call runs on tokio's blocking pool.
+    pub async fn call_async(&self, name: &str, args: &[Value]) -> Result<Vec<Output>> {
+        let Some(lane) = self.procedures.lane_of_call(name, args) else {
+            let (db, name, args) = (self.clone(), name.to_string(), args.to_vec());
+            return blocking(move || db.call(&name, &args)).await;
+        };
+        let turn = self.sql.engine().lane_ready(lane, true).await;
+        let out = self
+            .procedures
+            .call(name, args.to_vec(), lanedb_sql::RunContext::default());
+        drop(turn);
+        durable_async(self.sql.engine(), out).await
+    }
+
     /// Transactions run on each lane and the time spent inside it.
     pub fn lane_stats(&self) -> Vec<LaneStats> {
         self.sql.engine().lane_stats()
@@ -432,6 +448,24 @@ fn durable<T>(engine: &Engine, out: Result<T>) -> Result<T> {
     out
 }
 
+/// `durable` for async callers: waits for the flush without holding the thread.
+fn durable_async<T>(
+    engine: &Engine,
+    out: Result<T>,
+) -> impl std::future::Future<Output = Result<T>> {
+    // The sequence is this thread's: taken now, before the caller's task can move to another thread.
+    let sequence = lanedb_engine::invocation::take_last_sequence();
+    let flushed = (sequence > 0)
+        .then(|| engine.command_log().map(|log| log.durable(sequence)))
+        .flatten();
+    async move {
+        if let Some(flushed) = flushed {
+            flushed.await?;
+        }
+        out
+    }
+}
+
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
@@ -446,9 +480,21 @@ impl Statement {
         )
     }
 
+    /// `execute` for async callers. A quick statement (a point read or write, an insert, a single-partition call)
+    /// runs on the caller's thread once the lane it needs is free, waiting for that lane and for the command log's
+    /// flush without holding the thread (see `Database::call_async`); anything longer runs on tokio's blocking pool.
     pub async fn execute_async(&self, params: &[Value]) -> Result<Output> {
-        let (s, params) = (self.clone(), params.to_vec());
-        blocking(move || s.execute(&params)).await
+        if !self.sql.is_quick(&self.prepared) {
+            let (s, params) = (self.clone(), params.to_vec());
+            return blocking(move || s.execute(&params)).await;
+        }
+        let turn = match self.sql.lane_hint(&self.prepared, params) {
+            Some((lane, exclusive)) => Some(self.sql.engine().lane_ready(lane, exclusive).await),
+            None => None,
+        };
+        let out = self.sql.execute_prepared(&self.prepared, params);
+        drop(turn);
+        durable_async(self.sql.engine(), out).await
     }
 
     /// The types of `$1..$n` as far as the statement constrains them.

@@ -263,3 +263,152 @@ fn point_reads_beside_writes_see_whole_rows() {
     );
     assert_eq!(lanedb::text::cell(&out.batches[0], 0, 1).unwrap(), "0");
 }
+
+/// Async callers on a two-worker runtime: many tasks call a single-partition procedure and run prepared point
+/// updates, reads and inserts at once, beside threads on the blocking API that write the same rows, and now and
+/// then a multi-partition call. Every task finishes (a task waiting for a busy lane is woken when the lane is let
+/// go, whoever held it), and the tables hold exactly what was acknowledged.
+#[test]
+fn async_callers_share_lanes_with_threads() {
+    const TASKS: i64 = 32;
+    const ROUNDS: i64 = 300;
+    const THREAD_UPDATES: i64 = 3_000;
+    let db = Database::open_in_memory(2).unwrap();
+    db.install_module(&lanedb::procedures::examples::voter())
+        .unwrap();
+    db.call(
+        "initialize",
+        &[Value::Integer(6), Value::Text("A,B,C,D,E,F".into())],
+    )
+    .unwrap();
+    db.execute(
+        "CREATE TABLE counters (id BIGINT PRIMARY KEY, n BIGINT NOT NULL); \
+         PARTITION TABLE counters ON COLUMN id; \
+         CREATE TABLE seen (task BIGINT, round BIGINT, PRIMARY KEY (task, round)); \
+         PARTITION TABLE seen ON COLUMN task;",
+        &[],
+    )
+    .unwrap();
+    for id in 0..16 {
+        db.execute("INSERT INTO counters VALUES ($1, 0)", &[Value::BigInt(id)])
+            .unwrap();
+    }
+    let bump = db
+        .prepare("UPDATE counters SET n = n + 1 WHERE id = $1")
+        .unwrap();
+    let read = db.prepare("SELECT n FROM counters WHERE id = $1").unwrap();
+    let insert = db.prepare("INSERT INTO seen VALUES ($1, $2)").unwrap();
+
+    let threads: Vec<_> = (0..2)
+        .map(|t| {
+            let bump = bump.clone();
+            std::thread::spawn(move || {
+                for i in 0..THREAD_UPDATES {
+                    bump.execute(&[Value::BigInt((i + t) % 16)]).unwrap();
+                }
+            })
+        })
+        .collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let tasks: Vec<_> = (0..TASKS)
+            .map(|task| {
+                let (db, bump, read, insert) =
+                    (db.clone(), bump.clone(), read.clone(), insert.clone());
+                tokio::spawn(async move {
+                    for round in 0..ROUNDS {
+                        // A phone of its own per call, so every vote is accepted.
+                        let phone = 6_170_000_000 + task * 10_000 + round;
+                        let out = db
+                            .call_async(
+                                "vote",
+                                &[
+                                    Value::BigInt(phone),
+                                    Value::Integer(1 + (round % 6) as i32),
+                                    Value::BigInt(2),
+                                ],
+                            )
+                            .await
+                            .unwrap();
+                        assert_eq!(lanedb::text::cell(&out[0].batches[0], 0, 0).unwrap(), "0");
+                        let id = Value::BigInt((task + round) % 16);
+                        assert_eq!(
+                            bump.execute_async(std::slice::from_ref(&id))
+                                .await
+                                .unwrap()
+                                .rows_affected,
+                            1
+                        );
+                        assert_eq!(read.execute_async(&[id]).await.unwrap().rows_affected, 1);
+                        let row = [Value::BigInt(task), Value::BigInt(round)];
+                        insert.execute_async(&row).await.unwrap();
+                        let again = insert.execute_async(&row).await.unwrap_err();
+                        assert_eq!(again.code.0, "23505");
+                        if round % 100 == 0 {
+                            db.call_async("results", &[]).await.unwrap();
+                        }
+                    }
+                })
+            })
+            .collect();
+        // A liveness guard, not a timing: the tasks take about a second; a task never woken would wait forever.
+        let all = futures::future::join_all(tasks);
+        let done = tokio::time::timeout(std::time::Duration::from_secs(300), all)
+            .await
+            .expect("a task waiting for a lane was never woken");
+        for t in done {
+            t.unwrap();
+        }
+    });
+    for t in threads {
+        t.join().unwrap();
+    }
+    let count = |sql: &str| -> i64 {
+        let out = db.query(sql, &[]).unwrap();
+        lanedb::text::cell(&out.batches[0], 0, 0)
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(
+        count("SELECT sum(n) FROM counters"),
+        TASKS * ROUNDS + 2 * THREAD_UPDATES
+    );
+    assert_eq!(count("SELECT count(*) FROM votes"), TASKS * ROUNDS);
+    assert_eq!(count("SELECT count(*) FROM seen"), TASKS * ROUNDS);
+}
+
+/// The async API reports errors as the blocking one does: an unknown procedure, a wrong argument count, a NULL
+/// partition key, an argument of the wrong type.
+#[test]
+fn async_calls_report_errors() {
+    let db = Database::open_in_memory(2).unwrap();
+    db.install_module(&lanedb::procedures::examples::voter())
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let code = |r: lanedb::Result<Vec<lanedb::Output>>| r.unwrap_err().code.0;
+        assert_eq!(code(db.call_async("no_such_procedure", &[]).await), "42883");
+        assert_eq!(
+            code(db.call_async("vote", &[Value::BigInt(1)]).await),
+            "42883"
+        );
+        let null_key = [Value::Null, Value::Integer(1), Value::BigInt(2)];
+        assert_eq!(code(db.call_async("vote", &null_key).await), "23502");
+        let bad = [Value::Text("x".into()), Value::Integer(1), Value::BigInt(2)];
+        assert_eq!(code(db.call_async("vote", &bad).await), "22P02");
+        // The database keeps serving.
+        let ok = [
+            Value::BigInt(6_170_000_001),
+            Value::Integer(1),
+            Value::BigInt(2),
+        ];
+        db.call_async("vote", &ok).await.unwrap();
+    });
+}

@@ -35,11 +35,13 @@
 //! catalog version; each lane records the version it matches, and plans compiled against another version get a
 //! `StaleCatalog` error and are recompiled by the SQL layer.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{fence, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use parking_lot::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use tokio::sync::Notify;
 
 use crate::catalog::{Catalog, TableDef, TableId};
 use crate::command_log::CommandLog;
@@ -81,7 +83,76 @@ struct Lane {
     transactions: AtomicU64,
     busy_ns: AtomicU64,
     /// Held exclusively by a transaction that may write, shared by single-partition reads (see `Engine::read_single`).
+    /// Taken only through `Lane`'s methods, whose guards tell waiting tasks when they let go.
     state: RwLock<LaneState>,
+    /// Tasks waiting in `Engine::lane_ready`, and the notice that wakes one of them when the lane is let go.
+    waiting: AtomicUsize,
+    released: Notify,
+}
+
+/// A lane held, shared or exclusively: the lock's guard, which on drop lets the lane go and then wakes a task
+/// waiting in `Engine::lane_ready`, if there is one.
+pub struct Held<'a, G> {
+    guard: Option<G>,
+    lane: &'a Lane,
+}
+
+impl<G: Deref<Target = LaneState>> Deref for Held<'_, G> {
+    type Target = LaneState;
+    fn deref(&self) -> &LaneState {
+        self.guard.as_ref().expect("held until dropped")
+    }
+}
+
+impl<G: DerefMut<Target = LaneState>> DerefMut for Held<'_, G> {
+    fn deref_mut(&mut self) -> &mut LaneState {
+        self.guard.as_mut().expect("held until dropped")
+    }
+}
+
+impl<G> Drop for Held<'_, G> {
+    fn drop(&mut self) {
+        self.guard = None;
+        self.lane.wake_one();
+    }
+}
+
+/// A lane's exclusive guard, as a multi-partition transaction holds each lane.
+pub type LaneWrite<'a> = Held<'a, RwLockWriteGuard<'a, LaneState>>;
+type LaneRead<'a> = Held<'a, RwLockReadGuard<'a, LaneState>>;
+
+/// The turn `Engine::lane_ready` gives a task: the lane was free when it resolved. Dropping it passes the wake-up on
+/// if the lane is still free, so a woken task that did not take the lane (its call failed before, or it read on
+/// another lane) leaves no task waiting on a free lane.
+pub struct LaneTurn<'a> {
+    lane: &'a Lane,
+}
+
+impl Drop for LaneTurn<'_> {
+    fn drop(&mut self) {
+        if !self.lane.state.is_locked() {
+            self.lane.wake_one();
+        }
+    }
+}
+
+/// Counts a task among a lane's waiters while it waits (also if its future is dropped mid-wait).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(count: &'a AtomicUsize) -> Waiting<'a> {
+        count.fetch_add(1, Ordering::SeqCst);
+        // Pairs with the fence in `Lane::wake_one`: either this task sees the lane let go, or the one letting it go
+        // sees this task counted and wakes it.
+        fence(Ordering::SeqCst);
+        Waiting(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Counters of one lane.
@@ -121,7 +192,7 @@ pub struct Checkpoint {
 
 /// What a multi-partition transaction holds: every lane, in lane order, and the catalog it may change.
 pub struct MultiTxn<'a> {
-    pub lanes: Vec<RwLockWriteGuard<'a, LaneState>>,
+    pub lanes: Vec<LaneWrite<'a>>,
     catalog: Arc<Catalog>,
     catalog_changed: bool,
     savepoints: Vec<Savepoint>,
@@ -218,13 +289,48 @@ impl Lane {
     /// caller that finds it busy spins, then yields, and parks only if it stays busy: measured with the embedded
     /// Voter on two cores, parking at once (the mutex's own short spin) made most meetings on a lane cost a futex
     /// sleep and wake-up, several times the transaction itself.
-    fn enter(&self) -> RwLockWriteGuard<'_, LaneState> {
-        Self::take(|| self.state.try_write(), || self.state.write())
+    fn enter(&self) -> LaneWrite<'_> {
+        self.held(Self::take(|| self.state.try_write(), || self.state.write()))
     }
 
     /// Takes the lane shared, for a single-partition read: reads of one lane run side by side, never beside a write.
-    fn enter_shared(&self) -> RwLockReadGuard<'_, LaneState> {
-        Self::take(|| self.state.try_read(), || self.state.read())
+    fn enter_shared(&self) -> LaneRead<'_> {
+        self.held(Self::take(|| self.state.try_read(), || self.state.read()))
+    }
+
+    /// Takes the lane exclusively, waiting as a mutex does (multi-partition transactions, loading).
+    fn write(&self) -> LaneWrite<'_> {
+        self.held(self.state.write())
+    }
+
+    /// Takes the lane shared, waiting as a mutex does (snapshots, statistics).
+    fn read(&self) -> LaneRead<'_> {
+        self.held(self.state.read())
+    }
+
+    fn held<G>(&self, guard: G) -> Held<'_, G> {
+        Held {
+            guard: Some(guard),
+            lane: self,
+        }
+    }
+
+    /// Whether a transaction (`exclusive`) or a read could take the lane now.
+    fn is_free(&self, exclusive: bool) -> bool {
+        if exclusive {
+            !self.state.is_locked()
+        } else {
+            !self.state.is_locked_exclusive()
+        }
+    }
+
+    /// Wakes one task waiting for the lane, if any: called once the lane is let go. A fence and a load when none
+    /// waits.
+    fn wake_one(&self) {
+        fence(Ordering::SeqCst);
+        if self.waiting.load(Ordering::Relaxed) > 0 {
+            self.released.notify_one();
+        }
     }
 
     fn take<G>(try_take: impl Fn() -> Option<G>, wait: impl FnOnce() -> G) -> G {
@@ -267,6 +373,8 @@ impl Engine {
             lanes: (0..config.lane_count)
                 .map(|i| Lane {
                     state: RwLock::new(LaneState::new(i, config.lane_memory_bytes_max)),
+                    waiting: AtomicUsize::new(0),
+                    released: Notify::new(),
                     transactions: AtomicU64::new(0),
                     busy_ns: AtomicU64::new(0),
                 })
@@ -324,6 +432,28 @@ impl Engine {
     /// The current catalog's version, without taking a reference to the catalog.
     pub fn catalog_version(&self) -> u64 {
         self.catalog.read().version
+    }
+
+    /// Waits, without holding the thread, until `lane` is free for a transaction (`exclusive`) or for a read. An
+    /// async caller awaits this before it runs a single-partition statement or call on its own thread: where entering
+    /// a busy lane spins and then yields the core, waiting here lets the thread run other tasks, and the task is woken
+    /// when the lane is let go (on the thread that let it go, where the lane's data is in cache). It is a hint, not a
+    /// hold: another thread may take the lane before the caller does, and the caller then enters as any caller does.
+    pub async fn lane_ready(&self, lane: LaneId, exclusive: bool) -> LaneTurn<'_> {
+        let lane = &self.lanes[lane];
+        loop {
+            if lane.is_free(exclusive) {
+                return LaneTurn { lane };
+            }
+            let notified = lane.released.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            let _waiting = Waiting::new(&lane.waiting);
+            if lane.is_free(exclusive) {
+                return LaneTurn { lane };
+            }
+            notified.await;
+        }
     }
 
     /// Runs a single-partition transaction on `lane`. `catalog_version`, when given, must match the lane's.
@@ -393,7 +523,7 @@ impl Engine {
             let mut next = self.sequencer.next.lock();
             let sequence = *next;
             *next += 1;
-            let lanes: Vec<_> = self.lanes.iter().map(|l| l.state.write()).collect();
+            let lanes: Vec<_> = self.lanes.iter().map(|l| l.write()).collect();
             MultiTxn {
                 catalog: self.catalog(),
                 savepoints: lanes.iter().map(|l| l.savepoint()).collect(),
@@ -460,17 +590,13 @@ impl Engine {
     /// A consistent snapshot of the given tables (see the module docs for why the cut is consistent).
     pub fn snapshot(&self, ids: &[TableId]) -> Snapshot {
         let _marker = self.sequencer.next.lock();
-        Snapshot::of(
-            self.catalog(),
-            self.lanes.iter().map(|l| l.state.read()),
-            ids,
-        )
+        Snapshot::of(self.catalog(), self.lanes.iter().map(|l| l.read()), ids)
     }
 
     /// A consistent copy of every table, the log position it matches, and the catalog history.
     pub fn checkpoint_cut(&self) -> Checkpoint {
         let _marker = self.sequencer.next.lock();
-        let lanes: Vec<_> = self.lanes.iter().map(|l| l.state.read()).collect();
+        let lanes: Vec<_> = self.lanes.iter().map(|l| l.read()).collect();
         let catalog = self.catalog();
         let ids: Vec<TableId> = catalog.tables().map(|t| t.id).collect();
         let snapshot = Snapshot::of(catalog, lanes.iter().map(|l| &**l), &ids);
@@ -495,7 +621,7 @@ impl Engine {
             Some(l) => &self.lanes[l..=l],
             None => &self.lanes[..],
         };
-        let mut states: Vec<_> = lanes.iter().map(|l| l.state.write()).collect();
+        let mut states: Vec<_> = lanes.iter().map(|l| l.write()).collect();
         let mut firsts = Vec::new();
         while let Some(batch) = next()? {
             for (i, state) in states.iter_mut().enumerate() {
@@ -524,7 +650,7 @@ impl Engine {
 
     /// Bytes held by each lane (table data and indexes).
     pub fn lane_bytes(&self) -> Vec<usize> {
-        self.lanes.iter().map(|l| l.state.read().bytes()).collect()
+        self.lanes.iter().map(|l| l.read().bytes()).collect()
     }
 }
 

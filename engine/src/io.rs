@@ -324,6 +324,32 @@ impl FaultyDirectory {
         }
     }
 
+    /// What a crash at this instant would leave, as a new directory; this one, and the database writing it, go on
+    /// unchanged. Lets a test check what was durable when a call was answered without stopping the database.
+    pub fn crash_image(&self) -> FaultyDirectory {
+        let state = self.state.lock();
+        let files = state
+            .files
+            .iter()
+            .filter(|(_, f)| f.linked)
+            .map(|(name, f)| {
+                let file = FaultyFile {
+                    live: f.durable.clone(),
+                    durable: f.durable.clone(),
+                    linked: true,
+                };
+                (name.clone(), file)
+            })
+            .collect();
+        FaultyDirectory {
+            state: Arc::new(Mutex::new(FaultyState {
+                files,
+                ..FaultyState::default()
+            })),
+            prefix: self.prefix.clone(),
+        }
+    }
+
     fn full(&self, name: &str) -> String {
         format!("{}{name}", self.prefix)
     }

@@ -44,7 +44,9 @@ mod var_width;
 pub mod view;
 
 pub use catalog::{Catalog, ColumnDef, IndexDef, IndexKind, ProcedureDef, TableDef, TableId};
-pub use engine::{Engine, EngineConfig, LaneStats, MultiTxn, Snapshot, STALE_CATALOG};
+pub use engine::{
+    Engine, EngineConfig, Held, LaneStats, LaneTurn, LaneWrite, MultiTxn, Snapshot, STALE_CATALOG,
+};
 pub use error::{Error, Result, SqlState};
 pub use lane::LaneState;
 pub use output::{CopyDirection, CopyFormat, Output, SessionCommand};

@@ -403,6 +403,18 @@ impl Registry {
         (!key.is_null()).then(|| self.sql.engine().lane_of(&key))
     }
 
+    /// The lane a call of single-partition procedure `name` with `args` runs on: what an async caller waits for
+    /// (see `Engine::lane_ready`). `None` for a multi-partition procedure, or arguments that do not route.
+    pub fn lane_of_call(&self, name: &str, args: &[Value]) -> Option<usize> {
+        let entry = self.checkout(name).ok()?;
+        let fits = entry.registered.parameters.len() == args.len();
+        let lane = fits
+            .then(|| self.lane_of(entry.registered.procedure.as_ref(), &entry.plans, args))
+            .and_then(|lane| lane.ok().flatten());
+        self.check_in(entry);
+        lane
+    }
+
     /// A call, at the given (timestamp, transaction id) when replaying, else now with the next id.
     fn call_at(
         &self,
@@ -779,6 +791,10 @@ impl ProcedureHandler for Registry {
             .read()
             .get(folded(name).as_ref())
             .is_some_and(|r| matches!(r.procedure.partitioning(), Partitioning::Single { .. }))
+    }
+
+    fn lane_of_call(&self, name: &str, args: &[Value]) -> Option<usize> {
+        self.lane_of_call(name, args)
     }
 
     fn result_schema(&self, name: &str) -> Option<arrow_schema::SchemaRef> {

@@ -26,6 +26,9 @@ pub trait ProcedureHandler: Send + Sync {
     fn parameter_types(&self, name: &str) -> Option<Vec<DataType>>;
     /// Whether the procedure runs on one lane (a short call, fine to run on the caller's thread).
     fn is_single_partition(&self, name: &str) -> bool;
+    /// The lane a call of a single-partition procedure with `args` runs on; `None` for a multi-partition procedure
+    /// or arguments that do not route (the call reports why).
+    fn lane_of_call(&self, name: &str, args: &[Value]) -> Option<usize>;
     /// The columns a call returns, when known before it runs (Describe needs them).
     fn result_schema(&self, name: &str) -> Option<datafusion::arrow::datatypes::SchemaRef>;
     /// Runs a procedure; its result is the last table it returns (or its row count).

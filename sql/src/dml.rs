@@ -327,6 +327,18 @@ impl InsertPlan {
         })
     }
 
+    /// The lane a one-row insert into a partitioned table goes to with `params`; `None` for other inserts, or if
+    /// the key does not evaluate (running the insert reports why).
+    pub fn lane(&self, engine: &Engine, params: &[Value]) -> Option<usize> {
+        let pcol = self.table.partition_column?;
+        let [row] = self.rows.as_slice() else {
+            return None;
+        };
+        let at = self.columns.iter().position(|c| *c == pcol)?;
+        let key = column_value(&self.table, pcol, eval_constant(&row[at], params).ok()?).ok()?;
+        (!key.is_null()).then(|| engine.lane_of(&key))
+    }
+
     pub fn run(&self, engine: &Engine, version: u64, params: &[Value]) -> Result<u64> {
         let rows = self.materialize(params)?;
         insert_rows(
@@ -510,6 +522,11 @@ impl ModifyPlan {
     /// Whether the statement runs on the one lane its key routes to.
     pub fn is_single_lane(&self) -> bool {
         matches!(self.route, Route::Key(_))
+    }
+
+    /// The lane a single-lane statement runs on with `params`; `None` for one that runs on every lane.
+    pub fn lane(&self, engine: &Engine, params: &[Value]) -> Result<Option<usize>> {
+        route_lane(engine, &self.table, &self.route, params)
     }
 }
 

@@ -44,7 +44,7 @@ use std::time::Duration;
 use lanedb_engine::invocation::{self, Invocation};
 pub use lanedb_engine::Output;
 use lanedb_engine::{
-    DataType, Engine, Error, Result, SessionCommand, SqlState, Value, STALE_CATALOG,
+    DataType, Engine, Error, LaneId, Result, SessionCommand, SqlState, Value, STALE_CATALOG,
 };
 use parking_lot::Mutex;
 
@@ -500,6 +500,34 @@ impl SqlEngine {
 
     /// Whether running `p` takes microseconds (see `Prepared::is_quick`); a `CALL` of a single-partition procedure
     /// does.
+    /// The lane a quick statement will take with `params`, and whether it takes it exclusively (a write) or shared
+    /// (a point read); `None` when it takes no single lane or the lane cannot be told before it runs. Async callers
+    /// wait for that lane to be free (`Engine::lane_ready`) before they run the statement on their thread.
+    pub fn lane_hint(&self, p: &Prepared, params: &[Value]) -> Option<(LaneId, bool)> {
+        let engine = &self.engine;
+        match &p.plan {
+            Plan::PointSelect(ps) => ps.lane(engine, params).ok().map(|l| (l, false)),
+            Plan::Insert(ins) => ins.lane(engine, params).map(|l| (l, true)),
+            Plan::Modify { plan, .. } => {
+                plan.lane(engine, params).ok().flatten().map(|l| (l, true))
+            }
+            Plan::Call { name, args } => {
+                let values = args
+                    .iter()
+                    .map(|a| dml::eval_constant(a, params))
+                    .collect::<Result<Vec<_>>>()
+                    .ok()?;
+                let lane = self
+                    .procedures
+                    .read()
+                    .as_ref()?
+                    .lane_of_call(name, &values)?;
+                Some((lane, true))
+            }
+            _ => None,
+        }
+    }
+
     pub fn is_quick(&self, p: &Prepared) -> bool {
         match &p.plan {
             Plan::Call { name, .. } => self
