@@ -30,20 +30,6 @@ pub enum KeyBytes {
     Heap(Box<[u8]>),
 }
 
-impl KeyBytes {
-    pub fn new(encoded: &[u8]) -> KeyBytes {
-        if encoded.len() > KEY_INLINE_BYTES {
-            return KeyBytes::Heap(encoded.into());
-        }
-        let mut bytes = [0; KEY_INLINE_BYTES];
-        bytes[..encoded.len()].copy_from_slice(encoded);
-        KeyBytes::Inline {
-            len: encoded.len() as u8,
-            bytes,
-        }
-    }
-}
-
 impl std::ops::Deref for KeyBytes {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
@@ -90,36 +76,37 @@ pub fn encode_i64(v: i64) -> [u8; 8] {
     ((v as u64) ^ (1 << 63)).to_be_bytes()
 }
 
-pub fn encode_value(value: &Value, out: &mut Vec<u8>) {
-    out.push(1);
+pub fn encode_value(value: &Value, out: &mut impl KeyOut) {
     if let Some(v) = value.as_i64() {
-        out.extend_from_slice(&encode_i64(v));
+        out.put_byte(1);
+        out.put(&encode_i64(v));
         return;
     }
+    if value.is_null() {
+        out.put_byte(0);
+        return;
+    }
+    out.put_byte(1);
     match value {
-        Value::Null => {
-            out.pop();
-            out.push(0);
-        }
-        Value::Boolean(b) => out.push(*b as u8),
-        Value::Real(f) => out.extend_from_slice(&encode_f64(*f as f64)),
-        Value::Double(f) => out.extend_from_slice(&encode_f64(*f)),
-        Value::Decimal(m, _) => out.extend_from_slice(&((*m as u128) ^ (1 << 127)).to_be_bytes()),
+        Value::Boolean(b) => out.put_byte(*b as u8),
+        Value::Real(f) => out.put(&encode_f64(*f as f64)),
+        Value::Double(f) => out.put(&encode_f64(*f)),
+        Value::Decimal(m, _) => out.put(&((*m as u128) ^ (1 << 127)).to_be_bytes()),
         Value::Text(s) => encode_bytes(s.as_bytes(), out),
         Value::Bytes(b) => encode_bytes(b, out),
-        Value::Timestamp(t) => out.extend_from_slice(&encode_i64(*t)),
-        Value::Date(d) => out.extend_from_slice(&encode_i64(*d as i64)),
-        Value::TimestampTz(t) | Value::Time(t) => out.extend_from_slice(&encode_i64(*t)),
+        Value::Timestamp(t) => out.put(&encode_i64(*t)),
+        Value::Date(d) => out.put(&encode_i64(*d as i64)),
+        Value::TimestampTz(t) | Value::Time(t) => out.put(&encode_i64(*t)),
         Value::Array(elements) => {
             // Elements one after another, then a tag below every value's: arrays order element-wise.
             elements.iter().for_each(|e| encode_value(e, out));
-            out.push(0);
+            out.put_byte(0);
         }
-        Value::Interval { .. } => out.extend_from_slice(
+        Value::Interval { .. } => out.put(
             &((crate::datetime::interval_span(value) as u128) ^ (1 << 127)).to_be_bytes(),
         ),
-        Value::SmallInt(_) | Value::Integer(_) | Value::BigInt(_) => {
-            unreachable!("integers handled above")
+        Value::Null | Value::SmallInt(_) | Value::Integer(_) | Value::BigInt(_) => {
+            unreachable!("NULL and integers handled above")
         }
     }
 }
@@ -135,17 +122,18 @@ fn encode_f64(f: f64) -> [u8; 8] {
     bits.to_be_bytes()
 }
 
-fn encode_bytes(bytes: &[u8], out: &mut Vec<u8>) {
+fn encode_bytes(bytes: &[u8], out: &mut impl KeyOut) {
     for b in bytes {
-        out.push(*b);
+        out.put_byte(*b);
         if *b == 0 {
-            out.push(0xFF);
+            out.put_byte(0xFF);
         }
     }
-    out.extend_from_slice(&[0, 0]);
+    out.put(&[0, 0]);
 }
 
-/// The index key of `values`, or `None` if any is NULL.
+/// The index key of `values`, or `None` if any is NULL. Encoded straight into the key's inline bytes, moving to the
+/// heap only past `KEY_INLINE_BYTES`.
 pub fn make_key<'a>(values: impl ExactSizeIterator<Item = &'a Value>) -> Option<Key> {
     let mut values = values.peekable();
     if values.len() == 1 {
@@ -157,20 +145,82 @@ pub fn make_key<'a>(values: impl ExactSizeIterator<Item = &'a Value>) -> Option<
             return Some(Key::Int(i));
         }
     }
-    thread_local! {
-        /// Where keys are encoded before they are copied into their `KeyBytes`: built without an allocation.
-        static ENCODED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-    }
-    ENCODED.with_borrow_mut(|out| {
-        out.clear();
-        for v in values {
-            if v.is_null() {
-                return None;
-            }
-            encode_value(v, out);
+    let mut out = KeyBuilder::default();
+    for v in values {
+        if v.is_null() {
+            return None;
         }
-        Some(Key::Bytes(KeyBytes::new(out)))
-    })
+        encode_value(v, &mut out);
+    }
+    Some(Key::Bytes(out.finish()))
+}
+
+/// Where a key's encoding is written: a `Vec`, or the inline bytes of a key being built.
+pub trait KeyOut {
+    fn put(&mut self, bytes: &[u8]);
+    fn put_byte(&mut self, byte: u8);
+}
+
+impl KeyOut for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+    fn put_byte(&mut self, byte: u8) {
+        self.push(byte);
+    }
+}
+
+/// Builds a `KeyBytes` in place: the inline array until the encoding outgrows it, then a heap buffer.
+#[derive(Default)]
+struct KeyBuilder {
+    len: u8,
+    bytes: [u8; KEY_INLINE_BYTES],
+    spilled: Option<Vec<u8>>,
+}
+
+impl KeyBuilder {
+    fn finish(self) -> KeyBytes {
+        match self.spilled {
+            Some(heap) => KeyBytes::Heap(heap.into_boxed_slice()),
+            None => KeyBytes::Inline {
+                len: self.len,
+                bytes: self.bytes,
+            },
+        }
+    }
+}
+
+impl KeyOut for KeyBuilder {
+    fn put(&mut self, bytes: &[u8]) {
+        if let Some(heap) = &mut self.spilled {
+            heap.extend_from_slice(bytes);
+            return;
+        }
+        let len = self.len as usize;
+        if len + bytes.len() <= KEY_INLINE_BYTES {
+            // Byte by byte: the pieces are a few bytes long, and a call to `memcpy` per piece cost more.
+            for (to, from) in self.bytes[len..].iter_mut().zip(bytes) {
+                *to = *from;
+            }
+            self.len += bytes.len() as u8;
+        } else {
+            let mut heap = Vec::with_capacity(2 * KEY_INLINE_BYTES + bytes.len());
+            heap.extend_from_slice(&self.bytes[..len]);
+            heap.extend_from_slice(bytes);
+            self.spilled = Some(heap);
+        }
+    }
+
+    fn put_byte(&mut self, byte: u8) {
+        match &mut self.spilled {
+            Some(heap) => heap.push(byte),
+            None if (self.len as usize) < KEY_INLINE_BYTES => {
+                self.bytes[self.len as usize] = byte;
+                self.len += 1;
+            }
+            None => self.put(&[byte]),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -221,6 +271,28 @@ mod tests {
         // Order is the bytes' order across both forms: "CA" sorts before the long text.
         assert!(short < long);
         assert!(std::mem::size_of::<Key>() <= 32);
+    }
+
+    #[test]
+    fn keys_built_in_place_match_the_encoding_at_every_length() {
+        // Text with zero bytes (escaped to two) around the inline limit, after an integer and alone.
+        for len in 0..40 {
+            let text: String = (0..len).map(|i| if i % 7 == 3 { '\0' } else { 'x' }).collect();
+            for values in [
+                vec![Value::Integer(-9), Value::Text(text.clone())],
+                vec![Value::Text(text.clone())],
+                vec![Value::Text(text.clone()), Value::BigInt(i64::MAX), Value::Boolean(true)],
+            ] {
+                let mut encoded = Vec::new();
+                values.iter().for_each(|v| encode_value(v, &mut encoded));
+                let Some(Key::Bytes(key)) = make_key(values.iter()) else {
+                    panic!("a key of bytes")
+                };
+                assert_eq!(&*key, &encoded[..], "{values:?}");
+                let inline = matches!(key, KeyBytes::Inline { .. });
+                assert_eq!(inline, encoded.len() <= KEY_INLINE_BYTES, "{values:?}");
+            }
+        }
     }
 
     #[test]
