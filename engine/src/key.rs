@@ -102,9 +102,9 @@ pub fn encode_value(value: &Value, out: &mut impl KeyOut) {
             elements.iter().for_each(|e| encode_value(e, out));
             out.put_byte(0);
         }
-        Value::Interval { .. } => out.put(
-            &((crate::datetime::interval_span(value) as u128) ^ (1 << 127)).to_be_bytes(),
-        ),
+        Value::Interval { .. } => {
+            out.put(&((crate::datetime::interval_span(value) as u128) ^ (1 << 127)).to_be_bytes())
+        }
         Value::Null | Value::SmallInt(_) | Value::Integer(_) | Value::BigInt(_) => {
             unreachable!("NULL and integers handled above")
         }
@@ -277,11 +277,17 @@ mod tests {
     fn keys_built_in_place_match_the_encoding_at_every_length() {
         // Text with zero bytes (escaped to two) around the inline limit, after an integer and alone.
         for len in 0..40 {
-            let text: String = (0..len).map(|i| if i % 7 == 3 { '\0' } else { 'x' }).collect();
+            let text: String = (0..len)
+                .map(|i| if i % 7 == 3 { '\0' } else { 'x' })
+                .collect();
             for values in [
                 vec![Value::Integer(-9), Value::Text(text.clone())],
                 vec![Value::Text(text.clone())],
-                vec![Value::Text(text.clone()), Value::BigInt(i64::MAX), Value::Boolean(true)],
+                vec![
+                    Value::Text(text.clone()),
+                    Value::BigInt(i64::MAX),
+                    Value::Boolean(true),
+                ],
             ] {
                 let mut encoded = Vec::new();
                 values.iter().for_each(|v| encode_value(v, &mut encoded));

@@ -762,6 +762,17 @@ impl StatementRunner for LaneRunner<'_> {
         self.sql
             .run_on_partition(p, self.lane, self.lane_id, params)
     }
+
+    fn run_values(
+        &mut self,
+        i: usize,
+        params: &[Value],
+        out: &mut Vec<Value>,
+    ) -> Result<(u64, usize)> {
+        let p = statement(self.statements, i)?;
+        self.sql
+            .values_on_partition(p, self.lane, self.lane_id, params, out)
+    }
 }
 
 struct TxnRunner<'a, 'b> {

@@ -212,27 +212,8 @@ impl PointSelect {
         params: &[Value],
     ) -> Result<Option<RecordBatch>> {
         let store = lane.table(self.table.id)?;
-        let kept: Vec<u32>;
-        let positions = match (
-            candidates(lane, &self.table, &self.access, params)?,
-            &self.filter,
-        ) {
-            (Candidates::Index(positions), None) => positions.as_slice(),
-            (positions, filter) => {
-                let mut matching = Vec::new();
-                for pos in positions {
-                    let row = |c: usize| store.get(pos, c);
-                    if filter
-                        .as_ref()
-                        .map_or(Ok(true), |f| f.matches(&env(&row, params)))?
-                    {
-                        matching.push(pos as u32);
-                    }
-                }
-                kept = matching;
-                &kept
-            }
-        };
+        let mut kept = Vec::new();
+        let positions = self.positions(lane, params, &mut kept)?;
         if positions.is_empty() {
             return Ok(None);
         }
@@ -244,6 +225,48 @@ impl PointSelect {
         Ok(Some(
             RecordBatch::try_new(schema.clone(), arrays).expect("columns match the schema"),
         ))
+    }
+
+    /// The matching rows on `lane`, projected, appended to `out` row after row as values; returns how many rows.
+    /// For a procedure reading a value or two: no Arrow array is built.
+    pub fn values(&self, lane: &LaneState, params: &[Value], out: &mut Vec<Value>) -> Result<u64> {
+        let store = lane.table(self.table.id)?;
+        let mut kept = Vec::new();
+        let positions = self.positions(lane, params, &mut kept)?;
+        for pos in positions {
+            out.extend(self.columns.iter().map(|c| store.get(*pos as usize, *c)));
+        }
+        Ok(positions.len() as u64)
+    }
+
+    /// Positions of the matching rows: the index's own list when there is no filter, else those kept in `kept`.
+    fn positions<'a>(
+        &self,
+        lane: &'a LaneState,
+        params: &[Value],
+        kept: &'a mut Vec<u32>,
+    ) -> Result<&'a [u32]> {
+        let store = lane.table(self.table.id)?;
+        Ok(
+            match (
+                candidates(lane, &self.table, &self.access, params)?,
+                &self.filter,
+            ) {
+                (Candidates::Index(positions), None) => positions.as_slice(),
+                (positions, filter) => {
+                    for pos in positions {
+                        let row = |c: usize| store.get(pos, c);
+                        if filter
+                            .as_ref()
+                            .map_or(Ok(true), |f| f.matches(&env(&row, params)))?
+                        {
+                            kept.push(pos as u32);
+                        }
+                    }
+                    kept
+                }
+            },
+        )
     }
 }
 

@@ -54,6 +54,24 @@ impl SqlEngine {
         }
     }
 
+    /// `run_on_partition` for a procedure that wants values: a point select's rows are appended to `out` as values
+    /// (no Arrow arrays built); other statements run as usual and their rows, if any, are converted. Returns the
+    /// output's command and row count, and the number of columns.
+    pub fn values_on_partition(
+        &self,
+        p: &Prepared,
+        lane: &mut LaneState,
+        lane_id: usize,
+        params: &[Value],
+        out: &mut Vec<Value>,
+    ) -> Result<(u64, usize)> {
+        if let Plan::PointSelect(ps) = &p.plan {
+            return Ok((ps.values(lane, params, out)?, ps.columns.len()));
+        }
+        let output = self.run_on_partition(p, lane, lane_id, params)?;
+        append_values(&output, out)
+    }
+
     /// Runs a statement inside a multi-partition transaction (a multi-partition procedure, or a statement that reads
     /// with DataFusion and writes what it found).
     pub fn run_in_txn(
@@ -139,4 +157,17 @@ impl SqlEngine {
             ctx.cancel,
         )
     }
+}
+
+/// Appends an output's rows to `out` as values, row after row; returns its row count and number of columns.
+pub fn append_values(output: &Output, out: &mut Vec<Value>) -> Result<(u64, usize)> {
+    let columns = output.schema.as_ref().map_or(0, |s| s.fields().len());
+    for batch in &output.batches {
+        for row in 0..batch.num_rows() {
+            for column in batch.columns() {
+                out.push(crate::convert::value_at(column, row)?);
+            }
+        }
+    }
+    Ok((output.rows_affected, columns))
 }
