@@ -4,6 +4,13 @@
 //!   LANES=2 THREADS=8 SECONDS=10 cargo bench --bench voter
 //!   TASKS=64 THREADS=2 cargo bench --bench voter   # 64 tokio tasks on 2 worker threads, `call_async`
 //!
+//!   AFFINE=1 THREADS=2 cargo bench --bench voter  # each thread calls only its own lane's phones
+//!
+//! With `AFFINE=1`, thread `t` keeps the votes whose phone routes to lane `t % LANES` (`Database::lane_of_call`)
+//! and skips the others, as an application that routes its calls by partition would (VoltDB's clients send each
+//! call to its partition's host the same way): each lane's data then stays in one core's cache. The skipped votes
+//! cost their generation and routing, which is counted in the time.
+//!
 //! With `TASKS`, the calls come from that many tasks on a tokio runtime of `THREADS` workers, each awaiting
 //! `Database::call_async` in a loop: VoltDB's own Voter client keeps many calls in flight the same way. A task whose
 //! lane is busy waits without holding its thread, which runs another task meanwhile.
@@ -48,6 +55,7 @@ fn main() {
     let stop = Arc::new(AtomicBool::new(false));
     let calls = Arc::new(AtomicU64::new(0));
     let tasks = env("TASKS", 0);
+    let affine = env("AFFINE", 0) == 1;
     let started = Instant::now();
     if tasks > 0 {
         run_tasks(&db, threads, tasks, seconds, &calls);
@@ -67,9 +75,14 @@ fn main() {
             std::thread::spawn(move || {
                 let mut votes = Votes::new(t);
                 let mut done = 0u64;
+                let lane = (t as usize) % lanes;
                 while !stop.load(Ordering::Relaxed) {
                     for _ in 0..256 {
-                        db.call("vote", votes.next()).unwrap();
+                        let mut args = votes.next();
+                        while affine && db.lane_of_call("vote", args) != Some(lane) {
+                            args = votes.next();
+                        }
+                        db.call("vote", args).unwrap();
                         done += 1;
                     }
                 }

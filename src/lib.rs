@@ -377,6 +377,14 @@ impl Database {
         self.durable(out)
     }
 
+    /// The lane a call of single-partition procedure `name` with `args` would run on; `None` for a multi-partition
+    /// procedure or arguments that do not route. An application that keeps a thread per lane can use it to send each
+    /// thread the calls of its own lane, so each lane's data stays in one core's cache (VoltDB's clients route calls
+    /// to the partition's host for the same reason).
+    pub fn lane_of_call(&self, name: &str, args: &[Value]) -> Option<usize> {
+        self.procedures.lane_of_call(name, args)
+    }
+
     /// `call` for async callers. A single-partition call runs on the caller's thread once its lane is free: while
     /// the lane is busy, or the command log has not yet flushed the call (sync mode), the task waits without holding
     /// the thread, which runs other tasks meanwhile. A multi-partition call runs on tokio's blocking pool.

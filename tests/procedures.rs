@@ -637,3 +637,34 @@ fn procedures_read_results_as_values() {
         "102"
     );
 }
+
+/// `lane_of_call` tells the lane a single-partition call runs on (the per-lane statistics count each call there),
+/// and `None` for a multi-partition procedure or arguments that do not route.
+#[test]
+fn a_call_runs_on_the_lane_lane_of_call_names() {
+    let db = bank();
+    db.register_procedure(Arc::new(Withdraw)).unwrap();
+    db.register_procedure(Arc::new(Transfer)).unwrap();
+    let mut per_lane = [0; 4];
+    for id in 0..20 {
+        let args = [Value::BigInt(id), Value::BigInt(1)];
+        let lane = db.lane_of_call("withdraw", &args).unwrap();
+        per_lane[lane] += 1;
+        db.call("withdraw", &args).unwrap();
+    }
+    for (lane, count) in per_lane.iter().enumerate() {
+        let sql = format!(
+            "SELECT coalesce(sum(invocations), 0) FROM lanedb_stats.procedures \
+             WHERE procedure = 'withdraw' AND lane = {lane}"
+        );
+        assert_eq!(scalar(&db, &sql), count.to_string(), "lane {lane}");
+    }
+    let transfer = [Value::BigInt(1), Value::BigInt(2), Value::BigInt(5)];
+    assert_eq!(db.lane_of_call("transfer", &transfer), None);
+    assert_eq!(db.lane_of_call("withdraw", &[Value::BigInt(1)]), None);
+    assert_eq!(
+        db.lane_of_call("withdraw", &[Value::Null, Value::BigInt(1)]),
+        None
+    );
+    assert_eq!(db.lane_of_call("no_such_procedure", &[]), None);
+}
