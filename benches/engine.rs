@@ -3,6 +3,8 @@
 //! - point SELECT by key, UPDATE by key and INSERT on a 1M-row table partitioned over 2 lanes, from several threads
 //!   through prepared statements, next to the same operations on SQLite in memory (prepared, one connection on one
 //!   thread: an in-memory SQLite database cannot be shared);
+//!   and again from one thread per lane, each sending only its own lane's keys (`Statement::lane_of`), as an
+//!   application that routes by partition would;
 //! - the time each point operation spends inside its lane, from the lanes' own counters (printed after each group);
 //! - a GROUP BY aggregate over 10M rows, next to DataFusion on a `MemTable` holding the same data.
 //!
@@ -96,6 +98,30 @@ fn parallel(iters: u64, op: Arc<dyn Fn(u64) + Send + Sync>) -> Duration {
     start.elapsed()
 }
 
+/// Runs `op(lane, j)` `iters` times spread over one thread per lane; returns the wall time.
+fn parallel_by_lane(iters: u64, op: Arc<dyn Fn(usize, u64) + Send + Sync>) -> Duration {
+    let per = iters.div_ceil(LANES as u64);
+    let start = Instant::now();
+    let handles: Vec<_> = (0..LANES)
+        .map(|lane| {
+            let op = op.clone();
+            std::thread::spawn(move || (0..per).for_each(|j| op(lane, j)))
+        })
+        .collect();
+    handles.into_iter().for_each(|h| h.join().unwrap());
+    start.elapsed()
+}
+
+/// The benchmark's keys, grouped by the lane that owns them.
+fn keys_by_lane(select: &lanedb::Statement) -> Arc<Vec<Vec<i64>>> {
+    let mut keys = vec![Vec::new(); LANES];
+    for i in 0..ROWS as u64 {
+        let k = key(i);
+        keys[select.lane_of(&[Value::BigInt(k)]).unwrap()].push(k);
+    }
+    Arc::new(keys)
+}
+
 fn report_lane_time(db: &Database, before: (u64, u64), what: &str) {
     let after = lane_totals(&db.lane_stats());
     print_lane_time(what, after.0 - before.0, after.1 - before.1);
@@ -135,6 +161,24 @@ fn point_ops(c: &mut Criterion) {
     });
     report_lane_time(&db, before, "point select");
 
+    let by_lane = keys_by_lane(&select);
+    let before = lane_totals(&db.lane_stats());
+    g.bench_function("lanedb_select_thread_per_lane", |b| {
+        let (s, keys) = (select.clone(), by_lane.clone());
+        b.iter_custom(|iters| {
+            let (s, keys) = (s.clone(), keys.clone());
+            parallel_by_lane(
+                iters,
+                Arc::new(move |lane, j| {
+                    let mine = &keys[lane];
+                    let k = mine[j as usize % mine.len()];
+                    assert_eq!(s.execute(&[Value::BigInt(k)]).unwrap().rows_affected, 1);
+                }),
+            )
+        })
+    });
+    report_lane_time(&db, before, "point select, thread per lane");
+
     let update = db
         .prepare("UPDATE kv SET seq = seq + 1 WHERE id = $1")
         .unwrap();
@@ -155,6 +199,23 @@ fn point_ops(c: &mut Criterion) {
         })
     });
     report_lane_time(&db, before, "update by key");
+
+    let before = lane_totals(&db.lane_stats());
+    g.bench_function("lanedb_update_thread_per_lane", |b| {
+        let (u, keys) = (update.clone(), by_lane.clone());
+        b.iter_custom(|iters| {
+            let (u, keys) = (u.clone(), keys.clone());
+            parallel_by_lane(
+                iters,
+                Arc::new(move |lane, j| {
+                    let mine = &keys[lane];
+                    let k = mine[j as usize % mine.len()];
+                    assert_eq!(u.execute(&[Value::BigInt(k)]).unwrap().rows_affected, 1);
+                }),
+            )
+        })
+    });
+    report_lane_time(&db, before, "update by key, thread per lane");
 
     // Inserts measure a 1M-row table: each sample inserts new keys above the loaded ones and, outside the timed
     // part, deletes them again (SQLite's the same way below). Left in, they would grow the table to tens of millions
@@ -184,6 +245,37 @@ fn point_ops(c: &mut Criterion) {
         })
     });
     print_lane_time("insert", txns, ns);
+
+    // By lane: each thread inserts the new ids of its lane, found before the timing starts.
+    let mut new_ids = vec![Vec::new(); LANES];
+    for id in ROWS..ROWS + 16_000_000 {
+        let row = [Value::BigInt(id), Value::BigInt(0)];
+        new_ids[insert.lane_of(&row).unwrap()].push(id);
+    }
+    let new_ids = Arc::new(new_ids);
+    let (mut txns, mut ns) = (0, 0);
+    g.bench_function("lanedb_insert_thread_per_lane", |b| {
+        let (ins, ids) = (insert.clone(), new_ids.clone());
+        b.iter_custom(|iters| {
+            let (ins, ids) = (ins.clone(), ids.clone());
+            let before = lane_totals(&db.lane_stats());
+            let took = parallel_by_lane(
+                iters,
+                Arc::new(move |lane, j| {
+                    let id = *ids[lane]
+                        .get(j as usize)
+                        .expect("a sample of fewer inserts than the ids prepared");
+                    ins.execute(&[Value::BigInt(id), Value::BigInt(id % 1000)])
+                        .unwrap();
+                }),
+            );
+            let after = lane_totals(&db.lane_stats());
+            (txns, ns) = (txns + after.0 - before.0, ns + after.1 - before.1);
+            remove.execute(&[Value::BigInt(ROWS)]).unwrap();
+            took
+        })
+    });
+    print_lane_time("insert, thread per lane", txns, ns);
 
     let mut sel = sqlite.prepare("SELECT val FROM kv WHERE id = ?1").unwrap();
     let mut i = 0u64;

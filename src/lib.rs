@@ -505,6 +505,15 @@ impl Statement {
         durable_async(self.sql.engine(), out).await
     }
 
+    /// The lane the statement takes with `params`, for a point read or write, a one-row insert or a
+    /// single-partition call; `None` for statements that take no single lane. As with `Database::lane_of_call`, a
+    /// caller with a thread per lane can route its statements by it.
+    pub fn lane_of(&self, params: &[Value]) -> Option<usize> {
+        self.sql
+            .lane_hint(&self.prepared, params)
+            .map(|(lane, _)| lane)
+    }
+
     /// The types of `$1..$n` as far as the statement constrains them.
     pub fn param_types(&self) -> &[Option<DataType>] {
         &self.prepared.param_types

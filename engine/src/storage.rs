@@ -524,9 +524,8 @@ impl Postings {
 /// Shards of a unique integer index (`IntKeyMap`).
 const INT_KEY_SHARDS: usize = 256;
 
-/// The map of a unique hash index over one integer column: key to row, in `INT_KEY_SHARDS` hash tables chosen by
-/// bits of the key's hash that neither picks a slot inside a table nor tags it (hashbrown takes the low bits for the
-/// slot and the top 7 for the tag).
+/// The map of a unique hash index over one integer column: key to row, in `INT_KEY_SHARDS` open-addressing tables
+/// (`IntShard`) chosen by the low bits of the key's hash; the bits above them pick the slot inside the table.
 ///
 /// A hash table doubles when it fills, moving every entry into memory the kernel must first zero. One table of a
 /// few million rows took tens of milliseconds to do it (the longest insert of `point_profile insert` measured 87 ms
@@ -535,30 +534,36 @@ const INT_KEY_SHARDS: usize = 256;
 /// shard allocates nothing: an index costs 8 KiB of shard headers per lane however small its table.
 #[derive(Clone, Debug)]
 struct IntKeyMap {
-    shards: Box<[FastMap<i64, u32>]>,
+    shards: Box<[IntShard]>,
 }
 
 impl IntKeyMap {
     fn new() -> IntKeyMap {
         IntKeyMap {
-            shards: (0..INT_KEY_SHARDS).map(|_| FastMap::default()).collect(),
+            shards: (0..INT_KEY_SHARDS).map(|_| IntShard::default()).collect(),
         }
     }
 
+    /// MurmurHash3's 64-bit finaliser: every bit of the key moves every bit of the hash, so keys that differ only in
+    /// high bits (multiples of a power of two) still spread over shards and slots.
     fn hash(k: i64) -> u64 {
-        use std::hash::BuildHasher;
-        BuildHasherDefault::<FxHasher>::default().hash_one(k)
+        let mut h = k as u64;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
     }
 
     fn shard_of(hash: u64) -> usize {
-        (hash >> 32) as usize % INT_KEY_SHARDS
+        hash as usize % INT_KEY_SHARDS
     }
 
-    fn shard(&self, k: i64) -> &FastMap<i64, u32> {
+    fn shard(&self, k: i64) -> &IntShard {
         &self.shards[Self::shard_of(Self::hash(k))]
     }
 
-    fn shard_mut(&mut self, k: i64) -> &mut FastMap<i64, u32> {
+    fn shard_mut(&mut self, k: i64) -> &mut IntShard {
         &mut self.shards[Self::shard_of(Self::hash(k))]
     }
 
@@ -589,13 +594,132 @@ impl IntKeyMap {
         for (shard, group) in self.shards.iter_mut().zip(groups) {
             shard.reserve(group.len());
             for (k, pos) in group.drain(..) {
-                match shard.entry(k) {
-                    std::collections::hash_map::Entry::Occupied(_) => return Some(pos),
-                    std::collections::hash_map::Entry::Vacant(v) => drop(v.insert(pos)),
+                if !shard.insert(k, pos) {
+                    return Some(pos);
                 }
             }
         }
         None
+    }
+}
+
+/// One shard of an `IntKeyMap`: an open-addressing table of (key, row) slots with linear probing. A lookup reads
+/// the slot its hash picks and, rarely, the next few, all in one or two cache lines; a general hash table reads a
+/// control byte, then the slot, in two places, and a lookup in a table of millions of keys misses the cache on
+/// both. Removal shifts the following slots back, so no tombstones build up.
+#[derive(Clone, Debug, Default)]
+struct IntShard {
+    /// A power of two of slots, or none; a free slot has row `FREE_SLOT`.
+    slots: Vec<(i64, u32)>,
+    len: usize,
+}
+
+/// The row of a free slot: a lane holds fewer rows than this (its memory budget runs out long before).
+const FREE_SLOT: u32 = u32::MAX;
+
+impl IntShard {
+    fn mask(&self) -> usize {
+        self.slots.len() - 1
+    }
+
+    /// The slot a key's probe starts at: the hash's bits above the shard's.
+    fn home(&self, k: i64) -> usize {
+        (IntKeyMap::hash(k) >> 8) as usize & self.mask()
+    }
+
+    /// The slot holding `k`, if any.
+    fn find(&self, k: i64) -> Option<usize> {
+        if self.len == 0 {
+            return None;
+        }
+        let mut i = self.home(k);
+        loop {
+            let (key, pos) = self.slots[i];
+            if pos == FREE_SLOT {
+                return None;
+            }
+            if key == k {
+                return Some(i);
+            }
+            i = (i + 1) & self.mask();
+        }
+    }
+
+    fn get(&self, k: &i64) -> Option<&u32> {
+        self.find(*k).map(|i| &self.slots[i].1)
+    }
+
+    fn get_mut(&mut self, k: &i64) -> Option<&mut u32> {
+        self.find(*k).map(|i| &mut self.slots[i].1)
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Room for `more` keys without growing; at most three quarters of the slots are used.
+    fn reserve(&mut self, more: usize) {
+        let needed = self.len + more;
+        if needed * 4 <= self.slots.len() * 3 {
+            return;
+        }
+        let size = (needed * 4 / 3 + 1).next_power_of_two().max(16);
+        let old = std::mem::replace(&mut self.slots, vec![(0, FREE_SLOT); size]);
+        self.len = 0;
+        for (k, pos) in old {
+            if pos != FREE_SLOT {
+                self.insert(k, pos);
+            }
+        }
+    }
+
+    /// Adds `k` at row `pos`; false, with the shard unchanged, if it holds `k` already.
+    fn insert(&mut self, k: i64, pos: u32) -> bool {
+        assert!(pos != FREE_SLOT, "row positions stay below u32::MAX");
+        self.reserve(1);
+        let mut i = self.home(k);
+        loop {
+            let (key, at) = self.slots[i];
+            if at == FREE_SLOT {
+                self.slots[i] = (k, pos);
+                self.len += 1;
+                return true;
+            }
+            if key == k {
+                return false;
+            }
+            i = (i + 1) & self.mask();
+        }
+    }
+
+    /// Removes `k`; the slots after it that probed past its slot move back (Knuth's algorithm R).
+    fn remove(&mut self, k: &i64) {
+        let Some(mut hole) = self.find(*k) else {
+            return;
+        };
+        let mask = self.mask();
+        let mut i = hole;
+        loop {
+            i = (i + 1) & mask;
+            let (key, pos) = self.slots[i];
+            if pos == FREE_SLOT {
+                break;
+            }
+            let home = self.home(key);
+            // The entry at `i` stays unless its home lies cyclically outside (hole, i]: then it probed past the hole.
+            let stays = if hole <= i {
+                hole < home && home <= i
+            } else {
+                hole < home || home <= i
+            };
+            if !stays {
+                self.slots[hole] = self.slots[i];
+                hole = i;
+            }
+        }
+        self.slots[hole] = (0, FREE_SLOT);
+        self.len -= 1;
     }
 }
 
@@ -652,10 +776,7 @@ impl Index {
         let unique = self.def.unique;
         match &mut self.map {
             IndexMap::UniqueInt(m) => match key {
-                Key::Int(k) => match m.shard_mut(k).entry(k) {
-                    hash_map::Entry::Occupied(_) => return false,
-                    hash_map::Entry::Vacant(v) => drop(v.insert(pos)),
-                },
+                Key::Int(k) => return m.shard_mut(k).insert(k, pos),
                 Key::Bytes(_) => unreachable!("a key over one integer column is Key::Int"),
             },
             IndexMap::Hash(m) => match m.entry(key) {
@@ -1633,6 +1754,50 @@ mod tests {
     }
 
     #[test]
+    fn an_integer_shard_agrees_with_a_hash_map_through_inserts_and_removals() {
+        // Few distinct keys (so removals meet long probe runs), keys that differ only in high bits, and the extremes.
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut shard = IntShard::default();
+        let mut model = std::collections::HashMap::new();
+        for step in 0..200_000u32 {
+            let r = next();
+            let k = match r % 4 {
+                0 => (r >> 8) as i64 % 3000,
+                1 => ((r >> 8) % 64) as i64 * (1 << 40),
+                2 => [i64::MIN, i64::MAX, -1, 0][(r >> 8) as usize % 4],
+                _ => -((r >> 8) as i64 % 3000),
+            };
+            match (r >> 60) % 3 {
+                0 => {
+                    let inserted = shard.insert(k, step);
+                    assert_eq!(inserted, !model.contains_key(&k), "insert {k}");
+                    model.entry(k).or_insert(step);
+                }
+                1 => {
+                    shard.remove(&k);
+                    model.remove(&k);
+                }
+                _ => assert_eq!(shard.get(&k), model.get(&k), "get {k}"),
+            }
+            assert_eq!(shard.len(), model.len());
+        }
+        for (k, pos) in &model {
+            assert_eq!(shard.get(k), Some(pos));
+        }
+        for k in model.keys().copied().collect::<Vec<_>>() {
+            shard.remove(&k);
+        }
+        assert_eq!(shard.len(), 0);
+        assert!(shard.slots.iter().all(|(_, pos)| *pos == FREE_SLOT));
+    }
+
+    #[test]
     fn an_integer_key_map_spreads_keys_over_its_shards_and_finds_each() {
         let keys: Vec<i64> = (0..50_000i64)
             .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15u64 as i64))
@@ -1640,10 +1805,10 @@ mod tests {
             .collect();
         let mut map = IntKeyMap::new();
         for (pos, k) in keys.iter().enumerate() {
-            assert_eq!(map.shard_mut(*k).insert(*k, pos as u32), None, "key {k}");
+            assert!(map.shard_mut(*k).insert(*k, pos as u32), "key {k}");
         }
         // Every shard holds some keys, none most of them: growth happens a shard at a time.
-        let sizes: Vec<usize> = map.shards.iter().map(HashMap::len).collect();
+        let sizes: Vec<usize> = map.shards.iter().map(IntShard::len).collect();
         assert_eq!(sizes.iter().sum::<usize>(), keys.len());
         let fair = keys.len() / INT_KEY_SHARDS;
         assert!(
