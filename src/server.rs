@@ -138,6 +138,21 @@ impl Backend for WireBackend {
         lanedb_engine::invocation::take_last_sequence()
     }
 
+    fn lane_wait(
+        &self,
+        statement: &Prepared,
+        params: &[Value],
+    ) -> Option<Pin<Box<dyn Future<Output = ()> + Send + '_>>> {
+        let (lane, exclusive) = self.db.sql.lane_hint(statement, params)?;
+        let engine = self.db.sql.engine();
+        if engine.lane_is_free(lane, exclusive) {
+            return None;
+        }
+        Some(Box::pin(async move {
+            engine.lane_ready(lane, exclusive).await;
+        }))
+    }
+
     fn durable(&self, position: u64) -> Pin<Box<dyn Future<Output = Result<()>> + Send>> {
         match self.db.sql.engine().command_log() {
             Some(log) => Box::pin(log.durable(position)),

@@ -434,6 +434,11 @@ impl Engine {
         self.catalog.read().version
     }
 
+    /// Whether `lane` is free now for a transaction (`exclusive`) or a read: a glance, not a hold.
+    pub fn lane_is_free(&self, lane: LaneId, exclusive: bool) -> bool {
+        self.lanes[lane].is_free(exclusive)
+    }
+
     /// Waits, without holding the thread, until `lane` is free for a transaction (`exclusive`) or for a read. An
     /// async caller awaits this before it runs a single-partition statement or call on its own thread: where entering
     /// a busy lane spins and then yields the core, waiting here lets the thread run other tasks, and the task is woken

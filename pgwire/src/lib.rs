@@ -117,6 +117,16 @@ pub trait Backend: Send + Sync + 'static {
     fn take_log_position(&self) -> u64 {
         0
     }
+    /// When the lane a quick statement with `params` needs is busy now, a future that resolves once it is free, so
+    /// the connection's task waits without holding its thread; `None` (the usual case) to run it at once.
+    fn lane_wait(
+        &self,
+        statement: &Self::Statement,
+        params: &[Value],
+    ) -> Option<Pin<Box<dyn Future<Output = ()> + Send + '_>>> {
+        let _ = (statement, params);
+        None
+    }
     /// Resolves once `position` is durable; an error if the log could not be written.
     fn durable(&self, position: u64) -> Pin<Box<dyn Future<Output = Result<()>> + Send>> {
         let _ = position;

@@ -1064,6 +1064,13 @@ impl<B: Backend> Session<B> {
         params: &[Value],
         out: &mut BytesMut,
     ) -> Result<Output> {
+        if self.status == TransactionStatus::Idle {
+            let backend = self.shared.backend.clone();
+            let wait = backend.lane_wait(statement, params);
+            if let Some(free) = wait {
+                free.await;
+            }
+        }
         let output = self.run_statement_now(statement, params, out);
         self.durable().await?;
         output
