@@ -122,6 +122,45 @@ fn keys_by_lane(select: &lanedb::Statement) -> Arc<Vec<Vec<i64>>> {
     Arc::new(keys)
 }
 
+/// Benchmarks `statement` (one row by key `$1`) from one thread per lane, each cycling through its lane's keys.
+fn by_key_per_lane(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    statement: &lanedb::Statement,
+    keys: &Arc<Vec<Vec<i64>>>,
+) {
+    g.bench_function(name, |b| {
+        b.iter_custom(|iters| {
+            let (s, keys) = (statement.clone(), keys.clone());
+            parallel_by_lane(
+                iters,
+                Arc::new(move |lane, j| {
+                    let mine = &keys[lane];
+                    let k = mine[j as usize % mine.len()];
+                    assert_eq!(s.execute(&[Value::BigInt(k)]).unwrap().rows_affected, 1);
+                }),
+            )
+        })
+    });
+}
+
+/// Times `inserts` (new keys above the loaded rows), adds the lanes' transactions and busy time to `lane_time`, then
+/// deletes the new rows outside the timing.
+fn inserted_then_removed(
+    db: &Database,
+    remove: &lanedb::Statement,
+    lane_time: &mut (u64, u64),
+    inserts: impl FnOnce() -> Duration,
+) -> Duration {
+    let before = lane_totals(&db.lane_stats());
+    let took = inserts();
+    let after = lane_totals(&db.lane_stats());
+    lane_time.0 += after.0 - before.0;
+    lane_time.1 += after.1 - before.1;
+    remove.execute(&[Value::BigInt(ROWS)]).unwrap();
+    took
+}
+
 fn report_lane_time(db: &Database, before: (u64, u64), what: &str) {
     let after = lane_totals(&db.lane_stats());
     print_lane_time(what, after.0 - before.0, after.1 - before.1);
@@ -163,20 +202,7 @@ fn point_ops(c: &mut Criterion) {
 
     let by_lane = keys_by_lane(&select);
     let before = lane_totals(&db.lane_stats());
-    g.bench_function("lanedb_select_thread_per_lane", |b| {
-        let (s, keys) = (select.clone(), by_lane.clone());
-        b.iter_custom(|iters| {
-            let (s, keys) = (s.clone(), keys.clone());
-            parallel_by_lane(
-                iters,
-                Arc::new(move |lane, j| {
-                    let mine = &keys[lane];
-                    let k = mine[j as usize % mine.len()];
-                    assert_eq!(s.execute(&[Value::BigInt(k)]).unwrap().rows_affected, 1);
-                }),
-            )
-        })
-    });
+    by_key_per_lane(&mut g, "lanedb_select_thread_per_lane", &select, &by_lane);
     report_lane_time(&db, before, "point select, thread per lane");
 
     let update = db
@@ -201,20 +227,7 @@ fn point_ops(c: &mut Criterion) {
     report_lane_time(&db, before, "update by key");
 
     let before = lane_totals(&db.lane_stats());
-    g.bench_function("lanedb_update_thread_per_lane", |b| {
-        let (u, keys) = (update.clone(), by_lane.clone());
-        b.iter_custom(|iters| {
-            let (u, keys) = (u.clone(), keys.clone());
-            parallel_by_lane(
-                iters,
-                Arc::new(move |lane, j| {
-                    let mine = &keys[lane];
-                    let k = mine[j as usize % mine.len()];
-                    assert_eq!(u.execute(&[Value::BigInt(k)]).unwrap().rows_affected, 1);
-                }),
-            )
-        })
-    });
+    by_key_per_lane(&mut g, "lanedb_update_thread_per_lane", &update, &by_lane);
     report_lane_time(&db, before, "update by key, thread per lane");
 
     // Inserts measure a 1M-row table: each sample inserts new keys above the loaded ones and, outside the timed
@@ -224,27 +237,24 @@ fn point_ops(c: &mut Criterion) {
     let insert = db.prepare("INSERT INTO kv VALUES ($1, $2, 0)").unwrap();
     let remove = db.prepare("DELETE FROM kv WHERE id >= $1").unwrap();
     // The lanes' time is summed over the timed parts only, leaving the deletes out.
-    let (mut txns, mut ns) = (0, 0);
+    let mut lane_time = (0, 0);
     g.bench_function("lanedb_insert_4_threads", |b| {
         let ins = insert.clone();
         b.iter_custom(|iters| {
             let ins = ins.clone();
-            let before = lane_totals(&db.lane_stats());
-            let took = parallel(
-                iters,
-                Arc::new(move |i| {
-                    let id = ROWS + i as i64;
-                    ins.execute(&[Value::BigInt(id), Value::BigInt(id % 1000)])
-                        .unwrap();
-                }),
-            );
-            let after = lane_totals(&db.lane_stats());
-            (txns, ns) = (txns + after.0 - before.0, ns + after.1 - before.1);
-            remove.execute(&[Value::BigInt(ROWS)]).unwrap();
-            took
+            inserted_then_removed(&db, &remove, &mut lane_time, || {
+                parallel(
+                    iters,
+                    Arc::new(move |i| {
+                        let id = ROWS + i as i64;
+                        ins.execute(&[Value::BigInt(id), Value::BigInt(id % 1000)])
+                            .unwrap();
+                    }),
+                )
+            })
         })
     });
-    print_lane_time("insert", txns, ns);
+    print_lane_time("insert", lane_time.0, lane_time.1);
 
     // By lane: each thread inserts the new ids of its lane, found before the timing starts.
     let mut new_ids = vec![Vec::new(); LANES];
@@ -253,29 +263,26 @@ fn point_ops(c: &mut Criterion) {
         new_ids[insert.lane_of(&row).unwrap()].push(id);
     }
     let new_ids = Arc::new(new_ids);
-    let (mut txns, mut ns) = (0, 0);
+    let mut lane_time = (0, 0);
     g.bench_function("lanedb_insert_thread_per_lane", |b| {
         let (ins, ids) = (insert.clone(), new_ids.clone());
         b.iter_custom(|iters| {
             let (ins, ids) = (ins.clone(), ids.clone());
-            let before = lane_totals(&db.lane_stats());
-            let took = parallel_by_lane(
-                iters,
-                Arc::new(move |lane, j| {
-                    let id = *ids[lane]
-                        .get(j as usize)
-                        .expect("a sample of fewer inserts than the ids prepared");
-                    ins.execute(&[Value::BigInt(id), Value::BigInt(id % 1000)])
-                        .unwrap();
-                }),
-            );
-            let after = lane_totals(&db.lane_stats());
-            (txns, ns) = (txns + after.0 - before.0, ns + after.1 - before.1);
-            remove.execute(&[Value::BigInt(ROWS)]).unwrap();
-            took
+            inserted_then_removed(&db, &remove, &mut lane_time, || {
+                parallel_by_lane(
+                    iters,
+                    Arc::new(move |lane, j| {
+                        let id = *ids[lane]
+                            .get(j as usize)
+                            .expect("a sample of fewer inserts than the ids prepared");
+                        ins.execute(&[Value::BigInt(id), Value::BigInt(id % 1000)])
+                            .unwrap();
+                    }),
+                )
+            })
         })
     });
-    print_lane_time("insert, thread per lane", txns, ns);
+    print_lane_time("insert, thread per lane", lane_time.0, lane_time.1);
 
     let mut sel = sqlite.prepare("SELECT val FROM kv WHERE id = ?1").unwrap();
     let mut i = 0u64;

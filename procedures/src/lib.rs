@@ -236,54 +236,58 @@ impl<'a> Context<'a> {
     /// Runs the queued statements in order; one output each. The first failure (or violated expectation) aborts.
     /// The queue is empty afterwards either way.
     pub fn execute(&mut self) -> Result<Vec<Output>> {
-        let out = self.run_queued();
-        self.queued.clear();
-        self.params.clear();
-        out
+        self.run_queued(|runner, statement, params| {
+            let output = runner.run(statement, params)?;
+            let columns = output.schema.as_ref().map_or(0, |s| s.fields().len());
+            Ok((output.rows_affected, columns, output))
+        })
     }
 
     /// `execute`, with each statement's rows as values (`Rows`) instead of Arrow batches: point selects then build no
     /// arrays, which in a short procedure is a large part of its reads' cost. Expectations and the determinism check
     /// apply as in `execute`.
     pub fn execute_values(&mut self) -> Result<Vec<Rows>> {
-        let out = self.run_queued_values();
-        self.queued.clear();
-        self.params.clear();
-        out
-    }
-
-    fn run_queued_values(&mut self) -> Result<Vec<Rows>> {
-        let mut out = Vec::with_capacity(self.queued.len());
-        for (i, (statement, range, expect)) in self.queued.iter().enumerate() {
-            let params = &self.params[range.clone()];
-            if let Some(trace) = &mut self.trace {
-                trace.push((*statement, params.to_vec()));
-            }
+        self.run_queued(|runner, statement, params| {
             let mut values = Vec::new();
-            let (rows, columns) = self.runner.run_values(*statement, params, &mut values)?;
-            check(*expect, rows, columns, i)?;
-            out.push(Rows {
+            let (rows, columns) = runner.run_values(statement, params, &mut values)?;
+            let out = Rows {
                 rows_affected: rows,
                 columns,
                 values,
-            });
-        }
-        Ok(out)
+            };
+            Ok((rows, columns, out))
+        })
     }
 
-    fn run_queued(&mut self) -> Result<Vec<Output>> {
+    /// Runs each queued statement with `run` (which gives its row count, column count and result), checking its
+    /// expectation and recording it when tracing. The queue is empty afterwards, whatever happened.
+    fn run_queued<T>(
+        &mut self,
+        mut run: impl FnMut(&mut dyn StatementRunner, usize, &[Value]) -> Result<(u64, usize, T)>,
+    ) -> Result<Vec<T>> {
         let mut out = Vec::with_capacity(self.queued.len());
+        let mut failed = None;
         for (i, (statement, range, expect)) in self.queued.iter().enumerate() {
             let params = &self.params[range.clone()];
             if let Some(trace) = &mut self.trace {
                 trace.push((*statement, params.to_vec()));
             }
-            let output = self.runner.run(*statement, params)?;
-            let columns = output.schema.as_ref().map_or(0, |s| s.fields().len());
-            check(*expect, output.rows_affected, columns, i)?;
-            out.push(output);
+            match run(self.runner, *statement, params).and_then(|(rows, columns, result)| {
+                check(*expect, rows, columns, i).map(|_| result)
+            }) {
+                Ok(result) => out.push(result),
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
         }
-        Ok(out)
+        self.queued.clear();
+        self.params.clear();
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
     }
 
     /// The transaction's timestamp (microseconds since the epoch): the same on every replay.
