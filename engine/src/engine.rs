@@ -12,6 +12,8 @@
 //! - Multi-partition (`run_multi`): the sequencer gives the transaction its place in one global order, then it takes
 //!   every lane in lane order. Holding the sequencer while acquiring lanes means two multi-partition transactions
 //!   reach every lane in the same relative order. The closure sees all lanes; on error every lane rolls back.
+//! - Async callers (`lane_ready`): a task whose lane is busy waits on the lane's notice instead of entering it, so its
+//!   thread runs other tasks; every guard of a lane (`Held`) wakes one waiting task when it lets the lane go.
 //! - Snapshots (`snapshot`): taken under the sequencer (the marker), lane by lane, each as a clone of the chunk lists.
 //!   Single-partition transactions touch one lane and run to completion inside it, so each lane's copy holds whole
 //!   transactions; multi-partition transactions hold the sequencer until they have every lane, so none is half
