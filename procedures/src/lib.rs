@@ -23,8 +23,8 @@
 //!   getting one `Output` per statement; a queued statement may carry an `Expect`ation that aborts the transaction
 //!   when violated. `execute_values` runs the batch the same way but gives each statement's rows as values (`Rows`),
 //!   building no Arrow arrays for point reads: for a short procedure that reads a value or two, as Voter's `Vote`
-//!   does, those arrays were a quarter of its cost. Returning `Err` (for example `abort("why")`, SQLSTATE P0001) rolls back everything the procedure
-//!   did, on every lane it touched.
+//!   does, those arrays were a quarter of its cost. Returning `Err` (for example `abort("why")`, SQLSTATE P0001)
+//!   rolls back everything the procedure did, on every lane it touched.
 //! - A single-partition procedure (`Partitioning::Single`) runs on the lane that owns the value of its partition
 //!   parameter and sees only that partition; a multi-partition one (`Partitioning::Multi`) holds every lane in the
 //!   sequencer's global order.

@@ -71,6 +71,11 @@ pub struct RunContext<'a> {
 }
 
 /// Microseconds since the epoch, now.
+/// A `CALL`'s arguments with `params` bound.
+fn call_arguments(args: &[expr::Expr], params: &[Value]) -> Result<Vec<Value>> {
+    args.iter().map(|a| dml::eval_constant(a, params)).collect()
+}
+
 pub fn now_micros() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -448,10 +453,7 @@ impl SqlEngine {
             },
             Plan::User(command) => users::run(engine, command).map(|t| Output::command(t, 0)),
             Plan::Call { name, args } => {
-                let values = args
-                    .iter()
-                    .map(|a| dml::eval_constant(a, params))
-                    .collect::<Result<Vec<_>>>()?;
+                let values = call_arguments(args, params)?;
                 self.procedures()?.call(name, values, ctx)
             }
             Plan::CreateProcedure(definition) => {
@@ -498,8 +500,6 @@ impl SqlEngine {
         }
     }
 
-    /// Whether running `p` takes microseconds (see `Prepared::is_quick`); a `CALL` of a single-partition procedure
-    /// does.
     /// The lane a quick statement will take with `params`, and whether it takes it exclusively (a write) or shared
     /// (a point read); `None` when it takes no single lane or the lane cannot be told before it runs. Async callers
     /// wait for that lane to be free (`Engine::lane_ready`) before they run the statement on their thread.
@@ -512,11 +512,7 @@ impl SqlEngine {
                 plan.lane(engine, params).ok().flatten().map(|l| (l, true))
             }
             Plan::Call { name, args } => {
-                let values = args
-                    .iter()
-                    .map(|a| dml::eval_constant(a, params))
-                    .collect::<Result<Vec<_>>>()
-                    .ok()?;
+                let values = call_arguments(args, params).ok()?;
                 let lane = self
                     .procedures
                     .read()
@@ -528,6 +524,8 @@ impl SqlEngine {
         }
     }
 
+    /// Whether running `p` takes microseconds (see `Prepared::is_quick`); a `CALL` of a single-partition procedure
+    /// does.
     pub fn is_quick(&self, p: &Prepared) -> bool {
         match &p.plan {
             Plan::Call { name, .. } => self
