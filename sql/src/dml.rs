@@ -14,6 +14,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use lanedb_engine::key::make_key;
 use lanedb_engine::local_schema::thread_local_schema;
+use lanedb_engine::storage::TableStore;
 use lanedb_engine::{
     Engine, Error, LaneState, MultiTxn, Output, Result, SqlState, TableDef, Value,
 };
@@ -133,12 +134,11 @@ impl Iterator for Candidates<'_> {
 }
 
 fn candidates<'a>(
-    lane: &'a LaneState,
+    store: &'a TableStore,
     table: &TableDef,
     access: &Access,
     params: &[Value],
 ) -> Result<Candidates<'a>> {
-    let store = lane.table(table.id)?;
     Ok(match access {
         Access::Index { index, key } => match key_of(table, *index, key, params)? {
             Some(k) => Candidates::Index(store.lookup(*index, &k).iter()),
@@ -146,6 +146,23 @@ fn candidates<'a>(
         },
         Access::Scan => Candidates::Scan(0..store.len()),
     })
+}
+
+/// For a plan that reads by an index on the partition column alone: the index, the key's expression and the column.
+/// That one value both routes the plan and finds its rows, so it need be evaluated only once.
+fn routing_key<'a>(
+    table: &TableDef,
+    access: &'a Access,
+    route: &Route,
+) -> Option<(usize, &'a Expr, usize)> {
+    let (Access::Index { index, key }, Route::Key(_)) = (access, route) else {
+        return None;
+    };
+    // Both come from the first equality on the column (`access_and_route`), so the key's expression is the route's.
+    match (key.as_slice(), table.indexes[*index].columns.as_slice()) {
+        ([e], [c]) if table.partition_column == Some(*c) => Some((*index, e, *c)),
+        _ => None,
+    }
 }
 
 fn route_lane(
@@ -182,12 +199,26 @@ pub struct PointSelect {
 
 impl PointSelect {
     pub fn run(&self, engine: &Engine, version: u64, params: &[Value]) -> Result<Output> {
-        let lane = route_lane(engine, &self.table, &self.route, params)?
-            .expect("point selects route to one lane");
         let schema = thread_local_schema(&self.schema);
-        let batch = engine.read_single(lane, Some(version), |lane| {
-            self.read_batch(&schema, lane, params)
-        })?;
+        let batch = match routing_key(&self.table, &self.access, &self.route) {
+            // The key both routes and finds the row: evaluated and cast once.
+            Some((index, e, c)) => {
+                let v = eval_constant(e, params)?.cast_to(&self.table.columns[c].data_type)?;
+                let key = make_key(std::iter::once(&v));
+                engine.read_single(engine.lane_of(&v), Some(version), |lane| {
+                    let store = lane.table(self.table.id)?;
+                    let found = key.as_ref().map_or(&[][..], |k| store.lookup(index, k));
+                    self.batch_of(&schema, store, Candidates::Index(found.iter()), params)
+                })?
+            }
+            None => {
+                let lane = route_lane(engine, &self.table, &self.route, params)?
+                    .expect("point selects route to one lane");
+                engine.read_single(lane, Some(version), |lane| {
+                    self.read_batch(&schema, lane, params)
+                })?
+            }
+        };
         Ok(Output::rows(schema, Vec::from_iter(batch)))
     }
 
@@ -203,8 +234,7 @@ impl PointSelect {
         Ok(Output::rows(schema, Vec::from_iter(batch)))
     }
 
-    /// The matching rows on `lane`, projected, as a batch: copied from the table's column vectors with no `Value`
-    /// in between. `None` when no row matches: an empty result has no batch (and costs no allocation).
+    /// The matching rows on `lane`, projected, as a batch.
     fn read_batch(
         &self,
         schema: &SchemaRef,
@@ -212,8 +242,21 @@ impl PointSelect {
         params: &[Value],
     ) -> Result<Option<RecordBatch>> {
         let store = lane.table(self.table.id)?;
+        let found = candidates(store, &self.table, &self.access, params)?;
+        self.batch_of(schema, store, found, params)
+    }
+
+    /// The rows of `found` that pass the filter, projected, as a batch: copied from the table's column vectors with
+    /// no `Value` in between. `None` when no row matches: an empty result has no batch (and costs no allocation).
+    fn batch_of(
+        &self,
+        schema: &SchemaRef,
+        store: &TableStore,
+        found: Candidates,
+        params: &[Value],
+    ) -> Result<Option<RecordBatch>> {
         let mut kept = Vec::new();
-        let positions = self.positions(lane, params, &mut kept)?;
+        let positions = self.positions(store, found, params, &mut kept)?;
         if positions.is_empty() {
             return Ok(None);
         }
@@ -232,41 +275,38 @@ impl PointSelect {
     pub fn values(&self, lane: &LaneState, params: &[Value], out: &mut Vec<Value>) -> Result<u64> {
         let store = lane.table(self.table.id)?;
         let mut kept = Vec::new();
-        let positions = self.positions(lane, params, &mut kept)?;
+        let found = candidates(store, &self.table, &self.access, params)?;
+        let positions = self.positions(store, found, params, &mut kept)?;
         for pos in positions {
             out.extend(self.columns.iter().map(|c| store.get(*pos as usize, *c)));
         }
         Ok(positions.len() as u64)
     }
 
-    /// Positions of the matching rows: the index's own list when there is no filter, else those kept in `kept`.
+    /// Positions of the rows of `found` that pass the filter: the index's own list when there is no filter, else
+    /// those kept in `kept`.
     fn positions<'a>(
         &self,
-        lane: &'a LaneState,
+        store: &TableStore,
+        found: Candidates<'a>,
         params: &[Value],
         kept: &'a mut Vec<u32>,
     ) -> Result<&'a [u32]> {
-        let store = lane.table(self.table.id)?;
-        Ok(
-            match (
-                candidates(lane, &self.table, &self.access, params)?,
-                &self.filter,
-            ) {
-                (Candidates::Index(positions), None) => positions.as_slice(),
-                (positions, filter) => {
-                    for pos in positions {
-                        let row = |c: usize| store.get(pos, c);
-                        if filter
-                            .as_ref()
-                            .map_or(Ok(true), |f| f.matches(&env(&row, params)))?
-                        {
-                            kept.push(pos as u32);
-                        }
+        Ok(match (found, &self.filter) {
+            (Candidates::Index(positions), None) => positions.as_slice(),
+            (found, filter) => {
+                for pos in found {
+                    let row = |c: usize| store.get(pos, c);
+                    if filter
+                        .as_ref()
+                        .map_or(Ok(true), |f| f.matches(&env(&row, params)))?
+                    {
+                        kept.push(pos as u32);
                     }
-                    kept
                 }
-            },
-        )
+                kept
+            }
+        })
     }
 }
 
@@ -647,7 +687,7 @@ impl ModifyPlan {
         let mut hits = Vec::new();
         {
             let store = lane.table(table.id)?;
-            for pos in candidates(lane, table, &self.access, params)? {
+            for pos in candidates(store, table, &self.access, params)? {
                 let row = |c: usize| store.get(pos, c);
                 let e = env(&row, params);
                 if self
