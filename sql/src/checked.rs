@@ -23,9 +23,10 @@
 //! (`9223372036854775807 + 1` summed to a negative number, a wrong answer). `NumericSums` runs on each query's plan
 //! as it is planned, before the result's columns are read off it, and sums a 64-bit integer argument as
 //! `numeric(38, 0)`. (`sum` of smaller integers is already `bigint`, as in
-//! PostgreSQL.) A plain `sum(bigint)` becomes `lanedb_sum_numeric`, which adds the 64-bit values into 128-bit
-//! accumulators as they come: as fast as DataFusion's wrapping sum, where casting every value to a decimal first
-//! would take twice as long. `sum(DISTINCT bigint)` and unsigned sums keep DataFusion's `sum` over the cast.
+//! PostgreSQL.) A plain `sum(bigint)`, as an aggregate or a window function, becomes `SumNumeric`, which adds the
+//! 64-bit values into 128-bit accumulators as they come (and takes them back out as a sliding window frame moves
+//! on): as fast as DataFusion's wrapping sum, where casting every value to a decimal first took twice as long.
+//! `sum(DISTINCT bigint)` and unsigned sums keep DataFusion's `sum` over the cast.
 //!
 //! ## length(bytea)
 //! DataFusion's `length` casts binary to text (and fails on bytes that are not UTF-8). `ByteAwareLength` replaces it:
@@ -46,7 +47,7 @@ use datafusion::logical_expr::utils::merge_schema;
 use datafusion::logical_expr::{
     Accumulator, AggregateUDF, AggregateUDFImpl, BinaryExpr, ColumnarValue, EmitTo, Expr,
     ExprSchemable, GroupsAccumulator, LogicalPlan, Operator, ScalarFunctionArgs, ScalarUDF,
-    ScalarUDFImpl, Signature, Volatility,
+    ScalarUDFImpl, Signature, Volatility, WindowFunctionDefinition,
 };
 use datafusion::optimizer::AnalyzerRule;
 use datafusion::physical_expr::NullState;
@@ -204,36 +205,59 @@ pub struct NumericSums;
 
 impl NumericSums {
     fn rewrite(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
-        let Expr::AggregateFunction(agg) = &e else {
+        // A sum of one 64-bit integer argument, as an aggregate or as a window function.
+        let (func, args, distinct) = match &e {
+            Expr::AggregateFunction(agg) => (&agg.func, &agg.params.args, agg.params.distinct),
+            Expr::WindowFunction(w) => match &w.fun {
+                WindowFunctionDefinition::AggregateUDF(func) => {
+                    (func, &w.params.args, w.params.distinct)
+                }
+                WindowFunctionDefinition::WindowUDF(_) => return Ok(Transformed::no(e)),
+            },
+            _ => return Ok(Transformed::no(e)),
+        };
+        let ([arg], "sum") = (args.as_slice(), func.name()) else {
             return Ok(Transformed::no(e));
         };
-        let [arg] = agg.params.args.as_slice() else {
-            return Ok(Transformed::no(e));
+        let signed = match arg.get_type(schema) {
+            Ok(ArrowType::Int64) => true,
+            Ok(ArrowType::UInt64) => false,
+            _ => return Ok(Transformed::no(e)),
         };
-        let wide_integer = matches!(
-            arg.get_type(schema),
-            Ok(ArrowType::Int64 | ArrowType::UInt64)
-        );
-        if agg.func.name() != "sum" || !wide_integer {
+        let inner: &dyn std::any::Any = func.inner().as_ref();
+        if inner.is::<SumNumeric>() {
             return Ok(Transformed::no(e));
         }
-        let mut sum = agg.clone();
-        if !agg.params.distinct && matches!(arg.get_type(schema), Ok(ArrowType::Int64)) {
-            sum.func = Arc::new(AggregateUDF::new_from_impl(SumNumeric::default()));
+        let (func, args) = if signed && !distinct {
+            let sum = AggregateUDF::new_from_impl(SumNumeric::default());
+            (Arc::new(sum), vec![arg.clone()])
         } else {
-            sum.params.args = vec![Expr::Cast(Cast::new(
+            let cast = Cast::new(
                 Box::new(arg.clone()),
                 ArrowType::Decimal128(DECIMAL_PRECISION_MAX, 0),
-            ))];
-        }
-        Ok(Transformed::yes(Expr::AggregateFunction(sum)))
+            );
+            (func.clone(), vec![Expr::Cast(cast)])
+        };
+        Ok(Transformed::yes(match e {
+            Expr::AggregateFunction(mut agg) => {
+                agg.func = func;
+                agg.params.args = args;
+                Expr::AggregateFunction(agg)
+            }
+            Expr::WindowFunction(mut w) => {
+                w.fun = WindowFunctionDefinition::AggregateUDF(func);
+                w.params.args = args;
+                Expr::WindowFunction(w)
+            }
+            _ => unreachable!("matched above"),
+        }))
     }
 }
 
 impl AnalyzerRule for NumericSums {
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
         plan.transform_up_with_subqueries(|node| {
-            let node = if matches!(node, LogicalPlan::Aggregate(_)) {
+            let node = if matches!(node, LogicalPlan::Aggregate(_) | LogicalPlan::Window(_)) {
                 let schema = merge_schema(&node.inputs());
                 // The sum keeps its display name: parent nodes refer to it by that name.
                 let names = NamePreserver::new(&node);
@@ -320,8 +344,8 @@ fn in_range(sum: i128) -> Result<i128> {
 #[derive(Debug, Default)]
 struct NumericSum {
     sum: i128,
-    /// Whether any value was not null: a sum of no values is null.
-    seen: bool,
+    /// How many values are not null (in a window's frame, those not yet retracted): a sum of none is null.
+    count: u64,
 }
 
 impl Accumulator for NumericSum {
@@ -338,7 +362,7 @@ impl Accumulator for NumericSum {
                 .flatten()
                 .fold(self.sum, |s, v| s.wrapping_add(v as i128));
         }
-        self.seen |= values.null_count() < values.len();
+        self.count += (values.len() - values.null_count()) as u64;
         Ok(())
     }
 
@@ -348,8 +372,23 @@ impl Accumulator for NumericSum {
             .iter()
             .flatten()
             .fold(self.sum, |s, v| s.wrapping_add(v));
-        self.seen |= states.null_count() < states.len();
+        self.count += (states.len() - states.null_count()) as u64;
         Ok(())
+    }
+
+    /// For a window frame that moves: takes the values leaving it back out.
+    fn retract_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        let values = values[0].as_primitive::<Int64Type>();
+        self.sum = values
+            .iter()
+            .flatten()
+            .fold(self.sum, |s, v| s.wrapping_sub(v as i128));
+        self.count -= (values.len() - values.null_count()) as u64;
+        Ok(())
+    }
+
+    fn supports_retract_batch(&self) -> bool {
+        true
     }
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
@@ -357,7 +396,7 @@ impl Accumulator for NumericSum {
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
-        let sum = self.seen.then(|| in_range(self.sum)).transpose()?;
+        let sum = (self.count > 0).then(|| in_range(self.sum)).transpose()?;
         Ok(ScalarValue::Decimal128(sum, DECIMAL_PRECISION_MAX, 0))
     }
 
