@@ -1111,3 +1111,126 @@ async fn inserts_in_a_block_apply_together_at_commit() {
         "0"
     );
 }
+
+/// One frontend message: tag, length, body.
+fn message(tag: u8, body: &[u8]) -> Vec<u8> {
+    let mut m = vec![tag];
+    m.extend(((body.len() + 4) as u32).to_be_bytes());
+    m.extend(body);
+    m
+}
+
+/// Null-terminated strings, concatenated.
+fn cstrings(parts: &[&str]) -> Vec<u8> {
+    parts
+        .iter()
+        .flat_map(|p| p.bytes().chain(std::iter::once(0)))
+        .collect()
+}
+
+fn parse(name: &str, sql: &str) -> Vec<u8> {
+    message(b'P', &[cstrings(&[name, sql]), vec![0, 0]].concat())
+}
+
+/// Bind with no parameters and default result formats.
+fn bind(portal: &str, statement: &str) -> Vec<u8> {
+    message(b'B', &[cstrings(&[portal, statement]), vec![0; 6]].concat())
+}
+
+fn execute(portal: &str) -> Vec<u8> {
+    message(b'E', &[cstrings(&[portal]), vec![0; 4]].concat())
+}
+
+/// Sends `bytes`, then reads backend messages up to ReadyForQuery; returns each as its tag and, for DataRow and
+/// ErrorResponse, its first value or its SQLSTATE.
+async fn exchange(s: &mut tokio::net::TcpStream, bytes: &[u8]) -> Vec<(char, String)> {
+    s.write_all(bytes).await.unwrap();
+    let mut got = Vec::new();
+    loop {
+        let mut head = [0u8; 5];
+        s.read_exact(&mut head).await.unwrap();
+        let len = u32::from_be_bytes(head[1..5].try_into().unwrap()) as usize - 4;
+        let mut body = vec![0u8; len];
+        s.read_exact(&mut body).await.unwrap();
+        let detail = match head[0] {
+            b'D' => String::from_utf8_lossy(&body[6..]).into_owned(),
+            b'E' => body
+                .split(|b| *b == 0)
+                .find(|f| f.first() == Some(&b'C'))
+                .map(|f| String::from_utf8_lossy(&f[1..]).into_owned())
+                .unwrap_or_default(),
+            _ => String::new(),
+        };
+        got.push((head[0] as char, detail));
+        if head[0] == b'Z' {
+            return got;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn named_and_unnamed_statements_and_portals_live_as_in_postgres() {
+    let server = Server::start(&[]);
+    let mut s = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    s.write_all(&common::startup_packet("x")).await.unwrap();
+    let greeting = exchange(&mut s, &[]).await;
+    assert_eq!(greeting.last(), Some(&('Z', String::new())));
+    let tags = |got: &[(char, String)]| got.iter().map(|(t, _)| *t).collect::<String>();
+
+    // The unnamed statement and portal are replaced without complaint; a name in use is an error.
+    let got = exchange(
+        &mut s,
+        &[
+            parse("", "SELECT 1"),
+            parse("", "SELECT 2"),
+            bind("", ""),
+            bind("", ""),
+            execute(""),
+            parse("s1", "SELECT 3"),
+            message(b'S', &[]),
+        ]
+        .concat(),
+    )
+    .await;
+    assert_eq!(tags(&got), "1122DC1Z");
+    assert_eq!(got[4].1, "2");
+    let got = exchange(
+        &mut s,
+        &[parse("s1", "SELECT 4"), message(b'S', &[])].concat(),
+    )
+    .await;
+    assert_eq!(got[0], ('E', "42P05".into()));
+
+    // A named portal lives until the implicit transaction ends at Sync; its name cannot be bound twice before then.
+    let got = exchange(
+        &mut s,
+        &[
+            bind("p1", "s1"),
+            execute("p1"),
+            execute("p1"),
+            bind("p1", "s1"),
+            message(b'S', &[]),
+        ]
+        .concat(),
+    )
+    .await;
+    assert_eq!(tags(&got), "2DCCEZ");
+    assert_eq!(got[1].1, "3");
+    assert_eq!(got[4].1, "42P03");
+    let got = exchange(&mut s, &[execute("p1"), message(b'S', &[])].concat()).await;
+    assert_eq!(got[0], ('E', "34000".into()));
+    let got = exchange(&mut s, &[execute(""), message(b'S', &[])].concat()).await;
+    assert_eq!(got[0], ('E', "34000".into()));
+
+    // Inside a transaction block, portals outlive Sync until COMMIT.
+    let got = exchange(&mut s, &message(b'Q', &cstrings(&["BEGIN"]))).await;
+    assert_eq!(tags(&got), "CZ");
+    let got = exchange(&mut s, &[bind("p2", "s1"), message(b'S', &[])].concat()).await;
+    assert_eq!(tags(&got), "2Z");
+    let got = exchange(&mut s, &[execute("p2"), message(b'S', &[])].concat()).await;
+    assert_eq!(tags(&got), "DCZ");
+    let got = exchange(&mut s, &message(b'Q', &cstrings(&["COMMIT"]))).await;
+    assert_eq!(tags(&got), "CZ");
+    let got = exchange(&mut s, &[execute("p2"), message(b'S', &[])].concat()).await;
+    assert_eq!(got[0], ('E', "34000".into()));
+}

@@ -582,8 +582,8 @@ pub struct Session<B: Backend> {
     settings: HashMap<String, String>,
     /// The server's default time zone, for a session that has not set its own.
     default_zone: String,
-    statements: HashMap<String, Arc<PreparedStatement<B::Statement>>>,
-    portals: HashMap<String, Portal<B::Statement>>,
+    statements: Named<Arc<PreparedStatement<B::Statement>>>,
+    portals: Named<Portal<B::Statement>>,
     status: TransactionStatus,
     /// After an extended-protocol error: skip to Sync.
     skipping: bool,
@@ -626,8 +626,8 @@ impl<B: Backend> Session<B> {
             secret,
             settings: HashMap::new(),
             default_zone,
-            statements: HashMap::new(),
-            portals: HashMap::new(),
+            statements: Named::default(),
+            portals: Named::default(),
             status: TransactionStatus::Idle,
             skipping: false,
             copy_in: None,
@@ -780,7 +780,10 @@ impl<B: Backend> Session<B> {
         match message {
             M::Sync(_) => {
                 self.skipping = false;
-                self.portals.remove("");
+                // Outside a transaction block, Sync ends the implicit transaction, and with it every portal.
+                if self.status == TransactionStatus::Idle {
+                    self.portals.clear();
+                }
                 self.ready(out);
                 return Flow::Continue;
             }
@@ -789,6 +792,10 @@ impl<B: Backend> Session<B> {
             M::Query(q) => {
                 if self.simple_query(&q.query, out).await {
                     self.ready(out);
+                }
+                // A query outside a block, or one that ended the block, ended its transaction and the portals.
+                if self.status == TransactionStatus::Idle {
+                    self.portals.clear();
                 }
             }
             M::Parse(p) => {
@@ -1562,22 +1569,74 @@ fn formats(codes: &[i16], n: usize, what: &str) -> Result<Vec<bool>> {
     }
 }
 
+/// Statements or portals by name. The unnamed one, which most drivers use for every statement (Bind, Execute and
+/// Sync each look it up), has its own slot instead of a hashed empty string.
+struct Named<T> {
+    unnamed: Option<T>,
+    named: HashMap<String, T>,
+}
+
+impl<T> Default for Named<T> {
+    fn default() -> Self {
+        Named {
+            unnamed: None,
+            named: HashMap::new(),
+        }
+    }
+}
+
+impl<T> Named<T> {
+    fn get(&self, name: &str) -> Option<&T> {
+        match name {
+            "" => self.unnamed.as_ref(),
+            _ => self.named.get(name),
+        }
+    }
+
+    fn insert(&mut self, name: String, value: T) {
+        match name.as_str() {
+            "" => self.unnamed = Some(value),
+            _ => {
+                self.named.insert(name, value);
+            }
+        }
+    }
+
+    fn remove(&mut self, name: &str) -> Option<T> {
+        match name {
+            "" => self.unnamed.take(),
+            _ => self.named.remove(name),
+        }
+    }
+
+    fn clear(&mut self) {
+        self.unnamed = None;
+        self.named.clear();
+    }
+
+    fn len(&self) -> usize {
+        self.named.len() + usize::from(self.unnamed.is_some())
+    }
+}
+
 /// A new named statement or portal: a name in use is an error (the unnamed one is replaced), and a session holds
 /// at most `NAMED_OBJECTS_MAX` of each.
 fn check_new_name<T>(
-    objects: &HashMap<String, T>,
+    objects: &Named<T>,
     name: &str,
     duplicate: SqlState,
     what: &str,
 ) -> Result<()> {
-    let exists = objects.contains_key(name);
-    if exists && !name.is_empty() {
+    if name.is_empty() {
+        return Ok(());
+    }
+    if objects.named.contains_key(name) {
         return Err(Error::new(
             duplicate,
             format!("{what} \"{name}\" already exists"),
         ));
     }
-    if !exists && objects.len() >= NAMED_OBJECTS_MAX {
+    if objects.len() >= NAMED_OBJECTS_MAX {
         return Err(Error::new(
             SqlState::PROGRAM_LIMIT_EXCEEDED,
             format!("a session may hold at most {NAMED_OBJECTS_MAX} of kind {what}"),
