@@ -34,9 +34,13 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Decimal128Array};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Decimal128Array, PrimitiveArray,
+};
 use datafusion::arrow::compute::kernels::numeric;
-use datafusion::arrow::datatypes::{DataType as ArrowType, Decimal128Type, Int64Type};
+use datafusion::arrow::datatypes::{
+    ArrowPrimitiveType, DataType as ArrowType, Decimal128Type, Int64Type,
+};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchema, DataFusionError, Result, ScalarValue};
@@ -344,46 +348,50 @@ fn in_range(sum: i128) -> Result<i128> {
 #[derive(Debug, Default)]
 struct NumericSum {
     sum: i128,
-    /// How many values are not null (in a window's frame, those not yet retracted): a sum of none is null.
+    /// How many values that are not null the sum holds (partial sums, once merged; in a window's frame, those not yet
+    /// taken out): a sum of none is null.
     count: u64,
+}
+
+impl NumericSum {
+    /// Adds the values that are not null, or with `take_out` removes them again.
+    fn add<T>(&mut self, values: &PrimitiveArray<T>, take_out: bool)
+    where
+        T: ArrowPrimitiveType,
+        T::Native: Into<i128>,
+    {
+        let sum = if values.null_count() == 0 {
+            let values = values.values().iter();
+            values.fold(0i128, |s, v| s.wrapping_add((*v).into()))
+        } else {
+            let values = values.iter().flatten();
+            values.fold(0i128, |s, v| s.wrapping_add(v.into()))
+        };
+        let count = (values.len() - values.null_count()) as u64;
+        if take_out {
+            self.sum = self.sum.wrapping_sub(sum);
+            self.count -= count;
+        } else {
+            self.sum = self.sum.wrapping_add(sum);
+            self.count += count;
+        }
+    }
 }
 
 impl Accumulator for NumericSum {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        let values = values[0].as_primitive::<Int64Type>();
-        if values.null_count() == 0 {
-            self.sum = values
-                .values()
-                .iter()
-                .fold(self.sum, |s, v| s.wrapping_add(*v as i128));
-        } else {
-            self.sum = values
-                .iter()
-                .flatten()
-                .fold(self.sum, |s, v| s.wrapping_add(v as i128));
-        }
-        self.count += (values.len() - values.null_count()) as u64;
+        self.add(values[0].as_primitive::<Int64Type>(), false);
         Ok(())
     }
 
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
-        let states = states[0].as_primitive::<Decimal128Type>();
-        self.sum = states
-            .iter()
-            .flatten()
-            .fold(self.sum, |s, v| s.wrapping_add(v));
-        self.count += (states.len() - states.null_count()) as u64;
+        self.add(states[0].as_primitive::<Decimal128Type>(), false);
         Ok(())
     }
 
     /// For a window frame that moves: takes the values leaving it back out.
     fn retract_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        let values = values[0].as_primitive::<Int64Type>();
-        self.sum = values
-            .iter()
-            .flatten()
-            .fold(self.sum, |s, v| s.wrapping_sub(v as i128));
-        self.count -= (values.len() - values.null_count()) as u64;
+        self.add(values[0].as_primitive::<Int64Type>(), true);
         Ok(())
     }
 
