@@ -19,6 +19,7 @@ use lanedb::{Database, Value};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const OPS_PER_THREAD: i64 = 2_000_000;
+const LANES: usize = 2;
 
 fn main() -> lanedb::Result<()> {
     lanedb::disable_transparent_huge_pages();
@@ -30,7 +31,7 @@ fn main() -> lanedb::Result<()> {
     let rows: i64 = args
         .next()
         .map_or(100_000, |r| r.parse().expect("a row count"));
-    let db = Database::open_in_memory(2)?;
+    let db = Database::open_in_memory(LANES)?;
     db.execute("CREATE TABLE kv (id BIGINT PRIMARY KEY, val BIGINT NOT NULL); PARTITION TABLE kv ON COLUMN id;", &[])?;
     let insert = db.prepare("INSERT INTO kv VALUES ($1, $2)")?;
     for i in 0..rows {
@@ -46,7 +47,11 @@ fn main() -> lanedb::Result<()> {
         other => panic!("unknown operation {other}: select, update, both or insert"),
     };
     if std::env::var("AFFINE").is_ok_and(|v| v == "1") {
-        let statement = if updates { &update } else { &select };
+        let statement = match what.as_str() {
+            "select" => &select,
+            "update" => &update,
+            other => panic!("AFFINE=1 runs select or update, not {other}"),
+        };
         return per_lane(statement, rows, &what);
     }
     let start = Instant::now();
@@ -89,14 +94,17 @@ fn main() -> lanedb::Result<()> {
     Ok(())
 }
 
-/// Runs `statement` from one thread per lane (2), each over its own lane's keys in a scattered order.
+/// Runs `statement` from one thread per lane, each over its own lane's keys in a scattered order.
 fn per_lane(statement: &lanedb::Statement, rows: i64, what: &str) -> lanedb::Result<()> {
-    const LANES: usize = 2;
     let mut keys = vec![Vec::new(); LANES];
     for i in 0..rows {
         let id = i.wrapping_mul(7919) % rows;
         keys[statement.lane_of(&[Value::BigInt(id)]).unwrap_or(0)].push(id);
     }
+    assert!(
+        keys.iter().all(|k| !k.is_empty()),
+        "every lane needs keys: load more rows"
+    );
     let start = Instant::now();
     std::thread::scope(|s| -> lanedb::Result<()> {
         let running: Vec<_> = keys

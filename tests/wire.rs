@@ -1138,7 +1138,15 @@ fn bind(portal: &str, statement: &str) -> Vec<u8> {
 }
 
 fn execute(portal: &str) -> Vec<u8> {
-    message(b'E', &[cstrings(&[portal]), vec![0; 4]].concat())
+    execute_rows(portal, 0)
+}
+
+/// Execute with a row limit (0: all rows).
+fn execute_rows(portal: &str, rows: u32) -> Vec<u8> {
+    message(
+        b'E',
+        &[cstrings(&[portal]), rows.to_be_bytes().to_vec()].concat(),
+    )
 }
 
 /// Sends `bytes`, then reads backend messages up to ReadyForQuery; returns each as its tag and, for DataRow and
@@ -1232,5 +1240,50 @@ async fn named_and_unnamed_statements_and_portals_live_as_in_postgres() {
     let got = exchange(&mut s, &message(b'Q', &cstrings(&["COMMIT"]))).await;
     assert_eq!(tags(&got), "CZ");
     let got = exchange(&mut s, &[execute("p2"), message(b'S', &[])].concat()).await;
+    assert_eq!(got[0], ('E', "34000".into()));
+
+    // A COMMIT through the extended protocol ends the block's portals at once, before the Sync.
+    let simple = |sql: &str| message(b'Q', &cstrings(&[sql]));
+    assert_eq!(tags(&exchange(&mut s, &simple("BEGIN")).await), "CZ");
+    let got = exchange(
+        &mut s,
+        &[
+            bind("p3", "s1"),
+            parse("c", "COMMIT"),
+            bind("", "c"),
+            execute(""),
+            execute("p3"),
+            message(b'S', &[]),
+        ]
+        .concat(),
+    )
+    .await;
+    assert_eq!(tags(&got), "212CEZ");
+    assert_eq!(got[4].1, "34000");
+
+    // A portal suspended in a block that then fails sends no more rows (25P02) and is gone after ROLLBACK.
+    assert_eq!(tags(&exchange(&mut s, &simple("BEGIN")).await), "CZ");
+    let got = exchange(
+        &mut s,
+        &[
+            parse("s2", "SELECT * FROM (VALUES (1), (2), (3)) AS t(x)"),
+            bind("p4", "s2"),
+            execute_rows("p4", 1),
+            message(b'S', &[]),
+        ]
+        .concat(),
+    )
+    .await;
+    assert_eq!(tags(&got), "12DsZ");
+    let got = exchange(&mut s, &simple("SELECT 1 / 0")).await;
+    assert_eq!(got[0], ('E', "22012".into()));
+    let got = exchange(
+        &mut s,
+        &[execute_rows("p4", 1), message(b'S', &[])].concat(),
+    )
+    .await;
+    assert_eq!(got[0], ('E', "25P02".into()));
+    assert_eq!(tags(&exchange(&mut s, &simple("ROLLBACK")).await), "CZ");
+    let got = exchange(&mut s, &[execute("p4"), message(b'S', &[])].concat()).await;
     assert_eq!(got[0], ('E', "34000".into()));
 }

@@ -1151,6 +1151,8 @@ impl<B: Backend> Session<B> {
                 }
                 let failed = self.status == TransactionStatus::Error;
                 self.status = TransactionStatus::Idle;
+                // The block's portals end with it.
+                self.portals.clear();
                 let writes = std::mem::take(&mut self.deferred);
                 if failed {
                     return Ok(Output::command("ROLLBACK", 0));
@@ -1425,6 +1427,11 @@ impl<B: Backend> Session<B> {
 
     async fn execute(&mut self, execute: Execute, out: &mut BytesMut) -> Result<()> {
         let name = execute.name.unwrap_or_default();
+        // A portal suspended before its block failed sends no more rows: the block is aborted.
+        let resumed = self.portals.get(&name).is_some_and(|p| p.result.is_some());
+        if resumed && self.status == TransactionStatus::Error {
+            return Err(aborted_block());
+        }
         let mut portal = self.portals.remove(&name).ok_or_else(|| {
             Error::new(
                 SqlState::INVALID_CURSOR_NAME,
@@ -1613,10 +1620,6 @@ impl<T> Named<T> {
         self.unnamed = None;
         self.named.clear();
     }
-
-    fn len(&self) -> usize {
-        self.named.len() + usize::from(self.unnamed.is_some())
-    }
 }
 
 /// A new named statement or portal: a name in use is an error (the unnamed one is replaced), and a session holds
@@ -1636,7 +1639,7 @@ fn check_new_name<T>(
             format!("{what} \"{name}\" already exists"),
         ));
     }
-    if objects.len() >= NAMED_OBJECTS_MAX {
+    if objects.named.len() >= NAMED_OBJECTS_MAX {
         return Err(Error::new(
             SqlState::PROGRAM_LIMIT_EXCEEDED,
             format!("a session may hold at most {NAMED_OBJECTS_MAX} of kind {what}"),

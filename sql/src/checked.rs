@@ -23,7 +23,7 @@
 //! (`9223372036854775807 + 1` summed to a negative number, a wrong answer). `NumericSums` runs on each query's plan
 //! as it is planned, before the result's columns are read off it, and sums a 64-bit integer argument as
 //! `numeric(38, 0)`. (`sum` of smaller integers is already `bigint`, as in
-//! PostgreSQL.) A plain `sum(bigint)`, as an aggregate or a window function, becomes `SumNumeric`, which adds the
+//! PostgreSQL.) A plain `sum(bigint)`, as an aggregate or a window function, becomes `BigintSum`, which adds the
 //! 64-bit values into 128-bit accumulators as they come (and takes them back out as a sliding window frame moves
 //! on): as fast as DataFusion's wrapping sum, where casting every value to a decimal first took twice as long.
 //! `sum(DISTINCT bigint)` and unsigned sums keep DataFusion's `sum` over the cast.
@@ -48,10 +48,11 @@ use datafusion::logical_expr::expr::{Cast, ScalarFunction};
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::function::AccumulatorArgs;
 use datafusion::logical_expr::utils::merge_schema;
+use datafusion::logical_expr::utils::AggregateOrderSensitivity;
 use datafusion::logical_expr::{
     Accumulator, AggregateUDF, AggregateUDFImpl, BinaryExpr, ColumnarValue, EmitTo, Expr,
-    ExprSchemable, GroupsAccumulator, LogicalPlan, Operator, ScalarFunctionArgs, ScalarUDF,
-    ScalarUDFImpl, Signature, Volatility, WindowFunctionDefinition,
+    ExprSchemable, GroupsAccumulator, LogicalPlan, Operator, ReversedUDAF, ScalarFunctionArgs,
+    ScalarUDF, ScalarUDFImpl, Signature, TypeSignature, Volatility, WindowFunctionDefinition,
 };
 use datafusion::optimizer::AnalyzerRule;
 use datafusion::physical_expr::NullState;
@@ -229,11 +230,11 @@ impl NumericSums {
             _ => return Ok(Transformed::no(e)),
         };
         let inner: &dyn std::any::Any = func.inner().as_ref();
-        if inner.is::<SumNumeric>() {
+        if inner.is::<BigintSum>() {
             return Ok(Transformed::no(e));
         }
         let (func, args) = if signed && !distinct {
-            let sum = AggregateUDF::new_from_impl(SumNumeric::default());
+            let sum = AggregateUDF::new_from_impl(BigintSum::default());
             (Arc::new(sum), vec![arg.clone()])
         } else {
             let cast = Cast::new(
@@ -285,16 +286,24 @@ impl AnalyzerRule for NumericSums {
 }
 
 /// `sum(bigint)` as `numeric(38, 0)`, added up in 128 bits (see "sum(bigint)"). Named `sum`, so results and plans
-/// read as PostgreSQL's do; `NumericSums` puts it in place of DataFusion's.
+/// read as PostgreSQL's do; `NumericSums` puts it in place of DataFusion's. It also sums its own results
+/// (`numeric(38, 0)`): DataFusion's `SingleDistinctToGroupBy` splits `count(DISTINCT a), sum(b)` into two
+/// aggregations and sums the inner sums with the same function.
 #[derive(Debug, PartialEq, Eq, Hash)]
-struct SumNumeric {
+struct BigintSum {
     signature: Signature,
 }
 
-impl Default for SumNumeric {
+impl Default for BigintSum {
     fn default() -> Self {
-        SumNumeric {
-            signature: Signature::exact(vec![ArrowType::Int64], Volatility::Immutable),
+        BigintSum {
+            signature: Signature::one_of(
+                vec![
+                    TypeSignature::Exact(vec![ArrowType::Int64]),
+                    TypeSignature::Exact(vec![SUM_TYPE]),
+                ],
+                Volatility::Immutable,
+            ),
         }
     }
 }
@@ -302,7 +311,7 @@ impl Default for SumNumeric {
 /// The sum's type: `numeric(38, 0)`.
 const SUM_TYPE: ArrowType = ArrowType::Decimal128(DECIMAL_PRECISION_MAX, 0);
 
-impl AggregateUDFImpl for SumNumeric {
+impl AggregateUDFImpl for BigintSum {
     fn name(&self) -> &str {
         "sum"
     }
@@ -316,7 +325,7 @@ impl AggregateUDFImpl for SumNumeric {
     }
 
     fn accumulator(&self, _args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(Box::<NumericSum>::default())
+        Ok(Box::<BigintSumAccumulator>::default())
     }
 
     fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
@@ -327,7 +336,16 @@ impl AggregateUDFImpl for SumNumeric {
         &self,
         _args: AccumulatorArgs,
     ) -> Result<Box<dyn GroupsAccumulator>> {
-        Ok(Box::<NumericSums128>::default())
+        Ok(Box::<BigintGroupSums>::default())
+    }
+
+    // As DataFusion's `sum`: the order of the values does not matter, so a window can run in either direction.
+    fn reverse_expr(&self) -> ReversedUDAF {
+        ReversedUDAF::Identical
+    }
+
+    fn order_sensitivity(&self) -> AggregateOrderSensitivity {
+        AggregateOrderSensitivity::Insensitive
     }
 }
 
@@ -337,61 +355,112 @@ const SUM_MAX: i128 = 10i128.pow(DECIMAL_PRECISION_MAX as u32) - 1;
 /// Checks sums against `numeric(38, 0)` (a 64-bit value added 2^64 times could pass it).
 fn in_range(sum: i128) -> Result<i128> {
     if sum.unsigned_abs() > SUM_MAX as u128 {
-        return Err(DataFusionError::Execution(
-            "numeric field overflow in sum".into(),
-        ));
+        return Err(DataFusionError::External(Box::new(
+            lanedb_engine::Error::new(
+                lanedb_engine::SqlState::NUMERIC_VALUE_OUT_OF_RANGE,
+                "numeric field overflow in sum",
+            ),
+        )));
     }
     Ok(sum)
 }
 
-/// One `sum(bigint)` (no GROUP BY).
+/// The values of a sum's argument, either type it takes, widened to 128 bits; nulls stay nulls.
+enum SumInput<'a> {
+    Bigint(&'a PrimitiveArray<Int64Type>),
+    Sums(&'a PrimitiveArray<Decimal128Type>),
+}
+
+impl<'a> SumInput<'a> {
+    fn of(values: &'a ArrayRef) -> SumInput<'a> {
+        match values.data_type() {
+            ArrowType::Int64 => SumInput::Bigint(values.as_primitive()),
+            _ => SumInput::Sums(values.as_primitive()),
+        }
+    }
+
+    /// The sum of the values that are not null, and how many there are.
+    fn total(&self) -> (i128, u64) {
+        fn total<T>(values: &PrimitiveArray<T>) -> (i128, u64)
+        where
+            T: ArrowPrimitiveType,
+            T::Native: Into<i128>,
+        {
+            let sum = if values.null_count() == 0 {
+                let values = values.values().iter();
+                values.fold(0i128, |s, v| s.wrapping_add((*v).into()))
+            } else {
+                let values = values.iter().flatten();
+                values.fold(0i128, |s, v| s.wrapping_add(v.into()))
+            };
+            (sum, (values.len() - values.null_count()) as u64)
+        }
+        match self {
+            SumInput::Bigint(v) => total(*v),
+            SumInput::Sums(v) => total(*v),
+        }
+    }
+
+    /// Calls `add(group, value)` for each value that is not null and passes `filter`, as `NullState` tracks which
+    /// groups saw one.
+    fn accumulate(
+        &self,
+        seen: &mut NullState,
+        groups: &[usize],
+        filter: Option<&BooleanArray>,
+        total_groups: usize,
+        mut add: impl FnMut(usize, i128) + Send,
+    ) {
+        match self {
+            SumInput::Bigint(v) => {
+                seen.accumulate(groups, *v, filter, total_groups, |g, x| add(g, x.into()))
+            }
+            SumInput::Sums(v) => seen.accumulate(groups, *v, filter, total_groups, add),
+        }
+    }
+
+    /// Row `i`, or `None` where it is null.
+    fn get(&self, i: usize) -> Option<i128> {
+        match self {
+            SumInput::Bigint(v) => v.is_valid(i).then(|| v.value(i).into()),
+            SumInput::Sums(v) => v.is_valid(i).then(|| v.value(i)),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            SumInput::Bigint(v) => v.len(),
+            SumInput::Sums(v) => v.len(),
+        }
+    }
+}
+
+/// One `sum(bigint)` (no GROUP BY, or a window's frame).
 #[derive(Debug, Default)]
-struct NumericSum {
+struct BigintSumAccumulator {
     sum: i128,
     /// How many values that are not null the sum holds (partial sums, once merged; in a window's frame, those not yet
     /// taken out): a sum of none is null.
     count: u64,
 }
 
-impl NumericSum {
-    /// Adds the values that are not null, or with `take_out` removes them again.
-    fn add<T>(&mut self, values: &PrimitiveArray<T>, take_out: bool)
-    where
-        T: ArrowPrimitiveType,
-        T::Native: Into<i128>,
-    {
-        let sum = if values.null_count() == 0 {
-            let values = values.values().iter();
-            values.fold(0i128, |s, v| s.wrapping_add((*v).into()))
-        } else {
-            let values = values.iter().flatten();
-            values.fold(0i128, |s, v| s.wrapping_add(v.into()))
-        };
-        let count = (values.len() - values.null_count()) as u64;
-        if take_out {
-            self.sum = self.sum.wrapping_sub(sum);
-            self.count -= count;
-        } else {
-            self.sum = self.sum.wrapping_add(sum);
-            self.count += count;
-        }
-    }
-}
-
-impl Accumulator for NumericSum {
+impl Accumulator for BigintSumAccumulator {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        self.add(values[0].as_primitive::<Int64Type>(), false);
+        let (sum, count) = SumInput::of(&values[0]).total();
+        self.sum = self.sum.wrapping_add(sum);
+        self.count += count;
         Ok(())
     }
 
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
-        self.add(states[0].as_primitive::<Decimal128Type>(), false);
-        Ok(())
+        self.update_batch(states)
     }
 
     /// For a window frame that moves: takes the values leaving it back out.
     fn retract_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        self.add(values[0].as_primitive::<Int64Type>(), true);
+        let (sum, count) = SumInput::of(&values[0]).total();
+        self.sum = self.sum.wrapping_sub(sum);
+        self.count -= count;
         Ok(())
     }
 
@@ -415,12 +484,12 @@ impl Accumulator for NumericSum {
 
 /// `sum(bigint)` per group: a 128-bit sum per group index, and which groups saw a value.
 #[derive(Debug, Default)]
-struct NumericSums128 {
+struct BigintGroupSums {
     sums: Vec<i128>,
     seen: NullState,
 }
 
-impl GroupsAccumulator for NumericSums128 {
+impl GroupsAccumulator for BigintGroupSums {
     fn update_batch(
         &mut self,
         values: &[ArrayRef],
@@ -428,15 +497,14 @@ impl GroupsAccumulator for NumericSums128 {
         opt_filter: Option<&BooleanArray>,
         total_num_groups: usize,
     ) -> Result<()> {
-        let values = values[0].as_primitive::<Int64Type>();
         self.sums.resize(total_num_groups, 0);
         let sums = &mut self.sums;
-        self.seen.accumulate(
+        SumInput::of(&values[0]).accumulate(
+            &mut self.seen,
             group_indices,
-            values,
             opt_filter,
             total_num_groups,
-            |g, v| sums[g] = sums[g].wrapping_add(v as i128),
+            |g, v| sums[g] = sums[g].wrapping_add(v),
         );
         Ok(())
     }
@@ -447,14 +515,7 @@ impl GroupsAccumulator for NumericSums128 {
         group_indices: &[usize],
         total_num_groups: usize,
     ) -> Result<()> {
-        let values = values[0].as_primitive::<Decimal128Type>();
-        self.sums.resize(total_num_groups, 0);
-        let sums = &mut self.sums;
-        self.seen
-            .accumulate(group_indices, values, None, total_num_groups, |g, v| {
-                sums[g] = sums[g].wrapping_add(v)
-            });
-        Ok(())
+        self.update_batch(values, group_indices, None, total_num_groups)
     }
 
     fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
@@ -480,13 +541,11 @@ impl GroupsAccumulator for NumericSums128 {
         values: &[ArrayRef],
         opt_filter: Option<&BooleanArray>,
     ) -> Result<Vec<ArrayRef>> {
-        let values = values[0].as_primitive::<Int64Type>();
-        let sums: Decimal128Array = values
-            .iter()
-            .enumerate()
-            .map(|(i, v)| {
+        let values = SumInput::of(&values[0]);
+        let sums: Decimal128Array = (0..values.len())
+            .map(|i| {
                 let kept = opt_filter.is_none_or(|f| f.is_valid(i) && f.value(i));
-                v.filter(|_| kept).map(i128::from)
+                values.get(i).filter(|_| kept)
             })
             .collect();
         Ok(vec![Arc::new(sums.with_data_type(SUM_TYPE))])
@@ -671,5 +730,70 @@ impl ScalarUDFImpl for ByteAwareLength {
             ));
         }
         Ok(ColumnarValue::Array(lengths))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::Int64Array;
+
+    fn sums(a: &ArrayRef) -> Vec<Option<i128>> {
+        a.as_primitive::<Decimal128Type>().iter().collect()
+    }
+
+    #[test]
+    fn grouped_sums_emit_in_parts_merge_partial_sums_and_convert_rows_to_state() {
+        let mut acc = BigintGroupSums::default();
+        let values: ArrayRef = Arc::new(Int64Array::from(vec![
+            Some(i64::MAX),
+            Some(i64::MAX),
+            None,
+            Some(-3),
+            Some(7),
+        ]));
+        // Groups 0, 0, 1 (only a null), 2, 2; the filter leaves out the last row.
+        let filter = BooleanArray::from(vec![true, true, true, true, false]);
+        acc.update_batch(
+            std::slice::from_ref(&values),
+            &[0, 0, 1, 2, 2],
+            Some(&filter),
+            3,
+        )
+        .unwrap();
+        let first = acc.evaluate(EmitTo::First(2)).unwrap();
+        assert_eq!(sums(&first), vec![Some(2 * i64::MAX as i128), None]);
+        // What was group 2 is now group 0; a new group 1 gets partial sums, a null among them.
+        let partial: ArrayRef = Arc::new(
+            Decimal128Array::from(vec![Some(5), None, Some(1 << 70)]).with_data_type(SUM_TYPE),
+        );
+        acc.merge_batch(&[partial], &[0, 1, 1], 2).unwrap();
+        let rest = acc.state(EmitTo::All).unwrap();
+        assert_eq!(sums(&rest[0]), vec![Some(2), Some(1 << 70)]);
+
+        let state = acc.convert_to_state(&[values], Some(&filter)).unwrap();
+        assert_eq!(
+            sums(&state[0]),
+            vec![
+                Some(i64::MAX as i128),
+                Some(i64::MAX as i128),
+                None,
+                Some(-3),
+                None
+            ]
+        );
+    }
+
+    #[test]
+    fn a_sum_past_numeric_38_fails_with_22003() {
+        let mut acc = BigintGroupSums::default();
+        let partial: ArrayRef =
+            Arc::new(Decimal128Array::from(vec![Some(SUM_MAX), Some(1)]).with_data_type(SUM_TYPE));
+        acc.merge_batch(&[partial], &[0, 0], 1).unwrap();
+        let DataFusionError::External(e) = acc.evaluate(EmitTo::All).unwrap_err() else {
+            panic!("an external error");
+        };
+        let e = e.downcast_ref::<lanedb_engine::Error>().unwrap();
+        assert_eq!(e.code, lanedb_engine::SqlState::NUMERIC_VALUE_OUT_OF_RANGE);
     }
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
-use lanedb_engine::key::make_key;
+use lanedb_engine::key::{make_key, Key};
 use lanedb_engine::local_schema::thread_local_schema;
 use lanedb_engine::storage::TableStore;
 use lanedb_engine::{
@@ -93,12 +93,7 @@ pub fn column_value(table: &TableDef, c: usize, v: Value) -> Result<Value> {
     })
 }
 
-fn key_of(
-    table: &TableDef,
-    index: usize,
-    key: &[Expr],
-    params: &[Value],
-) -> Result<Option<lanedb_engine::key::Key>> {
+fn key_of(table: &TableDef, index: usize, key: &[Expr], params: &[Value]) -> Result<Option<Key>> {
     let cols = &table.indexes[index].columns;
     // A key value that cannot be the column's type matches no row (`id = 'x'` is an error in PostgreSQL).
     let value = |e: &Expr, c: usize| {
@@ -122,6 +117,13 @@ enum Candidates<'a> {
     Scan(std::ops::Range<usize>),
 }
 
+impl<'a> Candidates<'a> {
+    /// The rows of index `index` with `key`; none for a key that cannot match (a null).
+    fn lookup(store: &'a TableStore, index: usize, key: Option<&Key>) -> Candidates<'a> {
+        Candidates::Index(key.map_or(&[][..], |k| store.lookup(index, k)).iter())
+    }
+}
+
 impl Iterator for Candidates<'_> {
     type Item = usize;
 
@@ -140,10 +142,9 @@ fn candidates<'a>(
     params: &[Value],
 ) -> Result<Candidates<'a>> {
     Ok(match access {
-        Access::Index { index, key } => match key_of(table, *index, key, params)? {
-            Some(k) => Candidates::Index(store.lookup(*index, &k).iter()),
-            None => Candidates::Index([].iter()),
-        },
+        Access::Index { index, key } => {
+            Candidates::lookup(store, *index, key_of(table, *index, key, params)?.as_ref())
+        }
         Access::Scan => Candidates::Scan(0..store.len()),
     })
 }
@@ -152,15 +153,15 @@ fn candidates<'a>(
 /// That one value both routes the plan and finds its rows, so it need be evaluated only once.
 fn routing_key<'a>(
     table: &TableDef,
-    access: &'a Access,
-    route: &Route,
+    access: &Access,
+    route: &'a Route,
 ) -> Option<(usize, &'a Expr, usize)> {
-    let (Access::Index { index, key }, Route::Key(_)) = (access, route) else {
+    let (Access::Index { index, .. }, Route::Key(e)) = (access, route) else {
         return None;
     };
-    // Both come from the first equality on the column (`access_and_route`), so the key's expression is the route's.
-    match (key.as_slice(), table.indexes[*index].columns.as_slice()) {
-        ([e], [c]) if table.partition_column == Some(*c) => Some((*index, e, *c)),
+    // The route's expression is the value the partition column equals, so it is the index's key as well.
+    match table.indexes[*index].columns.as_slice() {
+        [c] if table.partition_column == Some(*c) => Some((*index, e, *c)),
         _ => None,
     }
 }
@@ -207,8 +208,8 @@ impl PointSelect {
                 let key = make_key(std::iter::once(&v));
                 engine.read_single(engine.lane_of(&v), Some(version), |lane| {
                     let store = lane.table(self.table.id)?;
-                    let found = key.as_ref().map_or(&[][..], |k| store.lookup(index, k));
-                    self.batch_of(&schema, store, Candidates::Index(found.iter()), params)
+                    let found = Candidates::lookup(store, index, key.as_ref());
+                    self.batch_of(&schema, store, found, params)
                 })?
             }
             None => {
