@@ -4,6 +4,7 @@
 #   benches/pgbench.sh                     # 1M rows, 16 and 64 clients, -M prepared, 20 s per run
 #   ROWS=100000 DURATION=5 CLIENTS="16" MODES="simple extended prepared" benches/pgbench.sh
 #   WIRE_THREADS=1 benches/pgbench.sh      # lanedb serve --wire-threads 1
+#   LANEDB_FLAGS="--wire-slice-us 0" benches/pgbench.sh   # any other serve flags
 #
 # Point SELECT by key (benches/pgbench/select.sql) and UPDATE by key (update.sql) on an `accounts` table shaped like
 # pgbench's own. PostgreSQL runs from the Debian package on a temporary data directory. DURABILITY=async (the default)
@@ -21,7 +22,7 @@ LANEDB_PORT=${LANEDB_PORT:-5491}
 PG_PORT=${PG_PORT:-5492}
 DURABILITY=${DURABILITY:-async}
 source benches/common.sh
-start_lanedb "$LANEDB_PORT" --durability "$DURABILITY" --modules none ${WIRE_THREADS:+--wire-threads $WIRE_THREADS}
+start_lanedb "$LANEDB_PORT" --durability "$DURABILITY" --modules none ${WIRE_THREADS:+--wire-threads $WIRE_THREADS} ${LANEDB_FLAGS:-}
 if [ "$DURABILITY" = sync ]; then start_postgres "$PG_PORT" on; else start_postgres "$PG_PORT" off; fi
 
 schema="CREATE TABLE accounts (aid INTEGER PRIMARY KEY, bid INTEGER NOT NULL, abalance INTEGER NOT NULL, filler VARCHAR(84))"

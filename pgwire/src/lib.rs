@@ -23,6 +23,16 @@
 //! says may take long (analytical queries, DDL, writes over many rows) run under `block_in_place`, so the runtime's
 //! other connections keep being served meanwhile.
 //!
+//! ## Sharing the cores
+//!
+//! A wire thread under load always has another request to answer, so it runs for whole scheduler slices (milliseconds
+//! with Linux's EEVDF), and a client process on the same cores that loses its turn waits that long for its core back:
+//! on two cores, about one read in a hundred waited 2-4 ms. So every `wire_slice_us` a wire thread that has just
+//! written its responses calls `sched_yield`: other runnable threads on its core go first, and the thread carries on
+//! after them. With no one else waiting the call returns at once. The slice counts only time spent answering without
+//! a pause: a thread that was idle or off its core starts a new one, so a lightly loaded server never yields, and
+//! one that has just got its core back does not give it away again. Measured in `benches/RESULTS.md`.
+//!
 //! ## Limits
 //!
 //! `ServerConfig` holds every limit, named with its unit: connections, message bytes, statement bytes, result bytes,
@@ -40,7 +50,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arrow_schema::SchemaRef;
 use lanedb_engine::auth::{Role, ScramVerifier};
@@ -162,6 +172,9 @@ pub struct ServerConfig {
     pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     /// Refuse clients that do not negotiate TLS (28000).
     pub require_tls: bool,
+    /// A wire thread that has answered requests this long without a pause, in microseconds, lets other runnable
+    /// threads on its core go first; 0 never (see "Sharing the cores").
+    pub wire_slice_us: u64,
 }
 
 impl Default for ServerConfig {
@@ -175,6 +188,7 @@ impl Default for ServerConfig {
             copy_bytes_max: 1 << 30,
             tls: None,
             require_tls: false,
+            wire_slice_us: 200,
         }
     }
 }
@@ -254,5 +268,82 @@ pub async fn serve<B: Backend>(
                 }
             }
         }
+    }
+}
+
+/// A pause between two responses longer than this means the thread was idle or off its core: a new turn begins.
+const TURN_GAP: Duration = Duration::from_micros(50);
+
+/// A wire thread's current turn on its core: answering requests without a pause since `start`.
+#[derive(Clone, Copy, Debug)]
+struct Turn {
+    start: Instant,
+    /// When the thread last wrote responses.
+    last: Instant,
+}
+
+impl Turn {
+    /// The thread wrote responses at `now`: whether it has been at it for a whole `slice` and should offer its core.
+    fn spent(&mut self, now: Instant, slice: Duration) -> bool {
+        if now.duration_since(self.last) > TURN_GAP {
+            self.start = now;
+        }
+        self.last = now;
+        now.duration_since(self.start) >= slice
+    }
+
+    /// The thread offered its core and has it back at `now`: a new turn.
+    fn restart(&mut self, now: Instant) {
+        self.start = now;
+        self.last = now;
+    }
+}
+
+thread_local! {
+    static TURN: std::cell::Cell<Turn> = {
+        let now = Instant::now();
+        std::cell::Cell::new(Turn { start: now, last: now })
+    };
+}
+
+/// Called by a wire thread after writing responses: once it has answered requests for `slice_us` without a pause,
+/// other runnable threads on its core go first (see "Sharing the cores"); 0 never.
+pub(crate) fn yield_if_slice_spent(slice_us: u64) {
+    if slice_us == 0 {
+        return;
+    }
+    TURN.with(|cell| {
+        let mut turn = cell.get();
+        if turn.spent(Instant::now(), Duration::from_micros(slice_us)) {
+            std::thread::yield_now();
+            turn.restart(Instant::now());
+        }
+        cell.set(turn);
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_turn_is_spent_after_a_slice_of_answering_without_a_pause() {
+        let slice = Duration::from_micros(200);
+        let t0 = Instant::now();
+        let at = |us: u64| t0 + Duration::from_micros(us);
+        let mut turn = Turn { start: t0, last: t0 };
+        // Responses 20 us apart: busy, so the turn runs on until it has lasted the slice.
+        for us in (20..200).step_by(20) {
+            assert!(!turn.spent(at(us), slice), "at {us} us");
+        }
+        assert!(turn.spent(at(200), slice));
+        turn.restart(at(205));
+        assert!(!turn.spent(at(225), slice));
+        // A pause (idle, or off the core) starts a new turn: 180 us later is not a whole slice of work.
+        assert!(!turn.spent(at(300), slice));
+        for us in (320..500).step_by(20) {
+            assert!(!turn.spent(at(us), slice), "at {us} us");
+        }
+        assert!(turn.spent(at(500), slice));
     }
 }
