@@ -160,6 +160,11 @@ struct ServeArgs {
     /// [default: 200].
     #[arg(long)]
     wire_slice_us: Option<u64>,
+    /// For this long after each response, in microseconds, poller threads of the idle scheduling class keep the cores
+    /// from halting, so the next request's wake-ups are quick (a third of a durable write's latency on a virtual
+    /// machine); 0 never. They give way to any other thread and back off while the cores are busy [default: 200].
+    #[arg(long)]
+    idle_poll_us: Option<u64>,
     /// Procedure modules to install, by name, comma-separated, or `none` [default: every module the binary has].
     #[arg(long)]
     modules: Option<String>,
@@ -204,6 +209,7 @@ impl ServeArgs {
             modules: self.modules.or(file.modules),
             wire_threads: self.wire_threads.or(file.wire_threads),
             wire_slice_us: self.wire_slice_us.or(file.wire_slice_us),
+            idle_poll_us: self.idle_poll_us.or(file.idle_poll_us),
             tls_cert: self.tls_cert.or(file.tls_cert),
             tls_key: self.tls_key.or(file.tls_key),
             require_tls: self.require_tls || file.require_tls,
@@ -374,6 +380,7 @@ fn serve(args: ServeArgs, modules: Vec<Module>) -> Result<(), String> {
         tls,
         require_tls: args.require_tls,
         wire_slice_us: args.wire_slice_us.unwrap_or(server_defaults.wire_slice_us),
+        idle_poll_us: args.idle_poll_us.unwrap_or(server_defaults.idle_poll_us),
     };
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = args.wire_threads {

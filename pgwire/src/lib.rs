@@ -40,6 +40,7 @@
 
 pub mod auth;
 pub mod copy;
+pub mod idle_poll;
 pub mod session;
 pub mod text;
 pub mod tls;
@@ -175,6 +176,8 @@ pub struct ServerConfig {
     /// A wire thread that has answered requests this long without a pause, in microseconds, lets other runnable
     /// threads on its core go first; 0 never (see "Sharing the cores").
     pub wire_slice_us: u64,
+    /// For this long after a response, in microseconds, poller threads keep the cores awake (`idle_poll`); 0 off.
+    pub idle_poll_us: u64,
 }
 
 impl Default for ServerConfig {
@@ -189,6 +192,7 @@ impl Default for ServerConfig {
             tls: None,
             require_tls: false,
             wire_slice_us: 200,
+            idle_poll_us: 200,
         }
     }
 }
@@ -206,11 +210,22 @@ pub struct Shared<B: Backend> {
     pub(crate) auth_secret: [u8; 32],
     /// Cancel keys of live sessions: process id -> (secret, the session's cancel flag).
     cancel_keys: Mutex<HashMap<i32, (i32, Arc<AtomicBool>)>>,
+    /// Keep the cores awake after responses (`idle_poll`).
+    idle_poll: Option<idle_poll::Pollers>,
 }
 
 impl<B: Backend> Shared<B> {
     pub fn new(backend: Arc<B>, config: ServerConfig) -> Arc<Shared<B>> {
+        let idle_poll = if config.idle_poll_us > 0 && cfg!(target_os = "linux") {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            idle_poll::Pollers::start(cores, config.idle_poll_us)
+                .map_err(|e| tracing::warn!("cannot start the idle pollers: {e}"))
+                .ok()
+        } else {
+            None
+        };
         Arc::new(Shared {
+            idle_poll,
             backend,
             config,
             connections: AtomicUsize::new(0),
@@ -306,15 +321,24 @@ thread_local! {
     };
 }
 
-/// Called by a wire thread after writing responses: once it has answered requests for `slice_us` without a pause,
-/// other runnable threads on its core go first (see "Sharing the cores"); 0 never.
-pub(crate) fn yield_if_slice_spent(slice_us: u64) {
+/// Called by a wire thread after writing responses: once it has answered requests for `wire_slice_us` without a
+/// pause, other runnable threads on its core go first (see "Sharing the cores").
+/// Also tells the idle pollers, if any, that the server is at work.
+pub(crate) fn after_responses<B: Backend>(shared: &Shared<B>) {
+    let slice_us = shared.config.wire_slice_us;
+    if slice_us == 0 && shared.idle_poll.is_none() {
+        return;
+    }
+    let now = Instant::now();
+    if let Some(pollers) = &shared.idle_poll {
+        pollers.activity(now);
+    }
     if slice_us == 0 {
         return;
     }
     TURN.with(|cell| {
         let mut turn = cell.get();
-        if turn.spent(Instant::now(), Duration::from_micros(slice_us)) {
+        if turn.spent(now, Duration::from_micros(slice_us)) {
             std::thread::yield_now();
             turn.restart(Instant::now());
         }

@@ -351,7 +351,7 @@ impl Connection {
                 }
             }
             self.write_out().await?;
-            crate::yield_if_slice_spent(session.shared.config.wire_slice_us);
+            crate::after_responses(&session.shared);
             let read = self.stream.read_buf(&mut self.input);
             let n = if idle_ms > 0 && session.status == TransactionStatus::Idle {
                 match tokio::time::timeout(Duration::from_millis(idle_ms), read).await {
