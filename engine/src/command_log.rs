@@ -199,7 +199,12 @@ impl CommandLog {
         let thread_shared = shared.clone();
         let handle = std::thread::Builder::new()
             .name("lanedb-log".into())
-            .spawn(move || writer.run(&thread_shared))
+            .spawn(move || {
+                let run = std::panic::AssertUnwindSafe(|| writer.run(&thread_shared));
+                if let Err(panic) = std::panic::catch_unwind(run) {
+                    thread_shared.writer_died(panic.as_ref());
+                }
+            })
             .map_err(|e| io_error(&e))?;
         Ok(CommandLog {
             shared,
@@ -218,6 +223,9 @@ impl CommandLog {
         }
         let mut pending = self.shared.pending.lock();
         while pending.batch.len() >= self.shared.config.buffer_bytes_max && !pending.stopping {
+            if self.shared.failed.load(Ordering::Acquire) {
+                return Err(self.shared.failure_error());
+            }
             self.shared.room.wait(&mut pending);
         }
         if pending.stopping {
@@ -372,6 +380,25 @@ impl Shared {
     fn set_failure(&self, failure: Option<&io::Error>) {
         *self.failure.lock() = failure.map(|e| (e.kind(), e.raw_os_error(), e.to_string()));
         self.failed.store(failure.is_some(), Ordering::Release);
+    }
+
+    /// The writer thread panicked (a bug): nothing more will be written, so the log stays failed until restart and
+    /// every waiter gets an error now instead of waiting forever.
+    fn writer_died(&self, panic: &(dyn std::any::Any + Send)) {
+        let what = panic
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("a panic");
+        tracing::error!("the command log writer stopped: {what}; writes are refused until restart");
+        let error = io::Error::other(format!(
+            "the command log writer stopped ({what}); restart the server"
+        ));
+        self.set_failure(Some(&error));
+        // Appenders waiting for room see the failure.
+        drop(self.pending.lock());
+        self.room.notify_all();
+        self.wake();
     }
 
     /// Wakes everyone waiting for durability (after progress or a failure).
@@ -618,6 +645,28 @@ mod tests {
             records(&dir),
             vec![b"before".to_vec(), b"during".to_vec(), b"after".to_vec()]
         );
+    }
+
+    #[test]
+    fn a_writer_that_panics_fails_waiters_and_refuses_appends() {
+        let dir = FaultyDirectory::new();
+        let log = open(&dir, Durability::Sync);
+        log.wait_durable(log.append(b"before").unwrap()).unwrap();
+        dir.inject(Fault::SyncPanics);
+        let lost = log.append(b"lost").unwrap();
+        let e = log.wait_durable(lost).unwrap_err();
+        assert_eq!(e.code, SqlState::IO_ERROR);
+        assert!(e.message.contains("writer stopped"), "{}", e.message);
+        // Async waiters too, and later appends are refused rather than queued for a writer that is gone.
+        let mut durable = std::pin::pin!(log.durable(lost));
+        assert!(matches!(
+            durable.as_mut().poll(&mut Context::from_waker(Waker::noop())),
+            Poll::Ready(Err(_))
+        ));
+        assert_eq!(log.append(b"refused").unwrap_err().code, SqlState::IO_ERROR);
+        assert!(log.is_failed());
+        dir.crash();
+        assert_eq!(records(&dir), vec![b"before".to_vec()]);
     }
 
     #[test]

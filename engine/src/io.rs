@@ -262,6 +262,8 @@ pub enum Fault {
     DiskFull,
     /// The next file sync fails with an I/O error.
     SyncFails,
+    /// The next file sync panics (a bug below the log writer).
+    SyncPanics,
 }
 
 #[derive(Default)]
@@ -424,6 +426,9 @@ impl WriteFile for FaultyFileHandle {
     fn sync(&mut self) -> io::Result<()> {
         if self.dir.take_fault(|f| *f == Fault::SyncFails).is_some() {
             return Err(io::Error::other("injected fsync failure"));
+        }
+        if self.dir.take_fault(|f| *f == Fault::SyncPanics).is_some() {
+            panic!("injected panic in fsync");
         }
         let mut state = self.dir.state.lock();
         let file = state.files.entry(self.name.clone()).or_default();

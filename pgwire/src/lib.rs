@@ -192,7 +192,7 @@ impl Default for ServerConfig {
             tls: None,
             require_tls: false,
             wire_slice_us: 200,
-            idle_poll_us: 200,
+            idle_poll_us: 0,
         }
     }
 }
