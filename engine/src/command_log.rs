@@ -660,7 +660,9 @@ mod tests {
         // Async waiters too, and later appends are refused rather than queued for a writer that is gone.
         let mut durable = std::pin::pin!(log.durable(lost));
         assert!(matches!(
-            durable.as_mut().poll(&mut Context::from_waker(Waker::noop())),
+            durable
+                .as_mut()
+                .poll(&mut Context::from_waker(Waker::noop())),
             Poll::Ready(Err(_))
         ));
         assert_eq!(log.append(b"refused").unwrap_err().code, SqlState::IO_ERROR);

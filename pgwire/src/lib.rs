@@ -355,7 +355,10 @@ mod tests {
         let slice = Duration::from_micros(200);
         let t0 = Instant::now();
         let at = |us: u64| t0 + Duration::from_micros(us);
-        let mut turn = Turn { start: t0, last: t0 };
+        let mut turn = Turn {
+            start: t0,
+            last: t0,
+        };
         // Responses 20 us apart: busy, so the turn runs on until it has lasted the slice.
         for us in (20..200).step_by(20) {
             assert!(!turn.spent(at(us), slice), "at {us} us");
