@@ -105,6 +105,8 @@ impl Default for LogConfig {
 
 /// How long the writer waits before retrying a batch that failed to write.
 pub const RETRY_INTERVAL_MS: u64 = 200;
+/// Failed retries between two warnings (a minute at `RETRY_INTERVAL_MS`).
+const RETRY_WARN_EVERY: u64 = 300;
 
 /// How far past its last record the writer keeps a segment's file filled with zeros (see the module docs).
 pub const PREALLOCATE_BYTES: u64 = 1 << 20;
@@ -438,10 +440,16 @@ impl Writer {
             };
             shared.room.notify_all();
             let (bytes, first) = batch;
+            let mut retries = 0u64;
             while let Err(e) = self.write(&bytes, first, shared.config.segment_bytes_max) {
-                tracing::warn!(
-                    "command log write failed: {e}; retrying every {RETRY_INTERVAL_MS} ms"
-                );
+                // Once when it starts, then about once a minute while it lasts.
+                if retries.is_multiple_of(RETRY_WARN_EVERY) {
+                    tracing::warn!(
+                        "command log write failed: {e}; retrying every {RETRY_INTERVAL_MS} ms, writes refused \
+                         meanwhile"
+                    );
+                }
+                retries += 1;
                 shared.set_failure(Some(&e));
                 shared.wake();
                 if shared.pending.lock().stopping {
@@ -451,6 +459,9 @@ impl Writer {
             }
             if shared.failed.load(Ordering::Acquire) {
                 shared.set_failure(None);
+                tracing::warn!(
+                    "command log written again after {retries} retries; writes accepted"
+                );
             }
             shared.durable.store(last, Ordering::Release);
             shared.wake();
