@@ -177,15 +177,16 @@ mod tests {
 
     #[test]
     fn pollers_spin_after_activity_sleep_when_idle_and_stop_when_dropped() {
-        let pollers = Pollers::start(2, 200).unwrap();
+        // A window long enough that a test thread descheduled on a busy machine still checks inside it.
+        let pollers = Pollers::start(2, 500_000).unwrap();
         std::thread::sleep(Duration::from_millis(20));
         assert_eq!(poller_threads(), 2);
         // Idle: both asleep.
         assert!(pollers.state.sleeping.load(Ordering::SeqCst));
         pollers.activity(Instant::now());
         assert!(!pollers.state.idle());
-        // The window passes and they sleep again.
-        std::thread::sleep(Duration::from_millis(20));
+        // The window passes (and any back-off ends) and they sleep again.
+        std::thread::sleep(Duration::from_millis(700));
         assert!(pollers.state.idle());
         assert!(pollers.state.sleeping.load(Ordering::SeqCst));
         drop(pollers);
