@@ -34,7 +34,7 @@ pub struct Pollers {
 struct State {
     window_us: u64,
     base: Instant,
-    /// When a response was last written, in microseconds since `base`.
+    /// When a response was last written, in microseconds since `base`; 0 before the first.
     last_us: AtomicU64,
     /// Whether pollers are (or are about to be) asleep, waiting for activity.
     sleeping: AtomicBool,
@@ -70,7 +70,7 @@ impl Pollers {
     /// A response was written at `now`.
     pub fn activity(&self, now: Instant) {
         let state = &self.state;
-        let us = now.duration_since(state.base).as_micros() as u64;
+        let us = (now.duration_since(state.base).as_micros() as u64).max(1);
         if us < state.last_us.load(Ordering::Relaxed) + ACTIVITY_STEP_US {
             return;
         }
@@ -101,8 +101,8 @@ impl std::fmt::Debug for Pollers {
 
 impl State {
     fn idle(&self) -> bool {
-        let now_us = self.base.elapsed().as_micros() as u64;
-        now_us > self.last_us.load(Ordering::SeqCst) + self.window_us
+        let last_us = self.last_us.load(Ordering::SeqCst);
+        last_us == 0 || self.base.elapsed().as_micros() as u64 > last_us + self.window_us
     }
 
     fn stopping(&self) -> bool {
