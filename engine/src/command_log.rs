@@ -7,7 +7,8 @@
 //! (`buffer_bytes_max`): past it, appenders wait for the writer (backpressure, never unbounded memory).
 //!
 //! ## Group commit
-//! One writer thread takes the whole batch, writes it to the current segment with one write, and fsyncs. While it
+//! One writer thread takes the whole batch and writes it to the current segment durably: on Linux with one direct,
+//! synchronous write (`O_DIRECT | O_DSYNC`, see `OsDirectory`), elsewhere with a write and an fsync. While it
 //! waits for the disk, new records gather in the next batch, so one fsync covers every transaction of every lane and
 //! session that committed meanwhile. The sequence of the last record synced is the *durable* sequence.
 //! - `Durability::Sync`: a request is answered only once its record is durable (`wait_durable`, or the future from
@@ -22,8 +23,8 @@
 //! segment's directory entry is synced before records in it count as durable.
 //!
 //! The writer keeps a segment's file `PREALLOCATE_BYTES` longer than its records, filled with zeros: a batch that
-//! reaches past the end writes the next stretch of zeros after itself, under the same fsync. Batches then overwrite
-//! bytes the file already has, and `fdatasync` has only the data to flush, not a new file length; on this project's
+//! reaches past the end writes the next stretch of zeros after itself, in the same durable write. Batches then
+//! overwrite bytes the file already has, and the sync has only the data to flush, not a new file length; on this project's
 //! test machine that made a group commit's fsync about a third faster (84 against 120-125 us). Readers take zeros
 //! after the last record as unused space (`log`).
 //!
@@ -162,6 +163,8 @@ struct Writer {
     position: u64,
     /// Written after a batch that reaches past the end of the file.
     zeros: Vec<u8>,
+    /// Such a batch and the zeros, together.
+    staging: Vec<u8>,
 }
 
 impl CommandLog {
@@ -197,6 +200,7 @@ impl CommandLog {
             file,
             position,
             zeros,
+            staging: Vec::new(),
         };
         let thread_shared = shared.clone();
         let handle = std::thread::Builder::new()
@@ -490,14 +494,17 @@ impl Writer {
         let file = self.file.as_mut().expect("a segment is open");
         let size = file.size();
         let end = self.position + bytes.len() as u64;
-        let mut out = file.write_at(self.position, bytes);
-        if out.is_ok() && end > size {
-            // The next stretch of zeros; if there is no room for it the batch is written all the same.
-            if file.write_at(end, &self.zeros).is_err() {
-                out = file.set_len(end);
-            }
-        }
-        out = out.and_then(|()| file.sync());
+        let out = if end > size {
+            // The batch and the next stretch of zeros in one write; if there is no room for the zeros, the batch
+            // alone.
+            self.staging.clear();
+            self.staging.extend_from_slice(bytes);
+            self.staging.extend_from_slice(&self.zeros);
+            file.write_durable_at(self.position, &self.staging)
+                .or_else(|_| file.write_durable_at(self.position, bytes))
+        } else {
+            file.write_durable_at(self.position, bytes)
+        };
         match out {
             Ok(()) => self.position = end,
             Err(_) => {
