@@ -667,6 +667,31 @@ mod tests {
 
     #[test]
     fn a_writer_that_panics_fails_waiters_and_refuses_appends() {
+        // Without the safety net the first wait below never returns: fail instead of hanging the test run.
+        fails_rather_than_hangs(writer_panics);
+    }
+
+    /// Runs `body` on a thread; a body still running after a minute has hung (the waits it checks would otherwise
+    /// block the test run for ever).
+    fn fails_rather_than_hangs(body: fn()) {
+        let (done, finished) = std::sync::mpsc::channel();
+        let runner = std::thread::spawn(move || {
+            body();
+            let _ = done.send(());
+        });
+        match finished.recv_timeout(Duration::from_secs(60)) {
+            Ok(()) => runner.join().unwrap(),
+            // The body panicked (and dropped the sender): pass its panic on.
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                std::panic::resume_unwind(runner.join().unwrap_err())
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                panic!("hung: still waiting after a minute")
+            }
+        }
+    }
+
+    fn writer_panics() {
         let dir = FaultyDirectory::new();
         let log = open(&dir, Durability::Sync);
         log.wait_durable(log.append(b"before").unwrap()).unwrap();
