@@ -500,8 +500,14 @@ impl Writer {
             self.staging.clear();
             self.staging.extend_from_slice(bytes);
             self.staging.extend_from_slice(&self.zeros);
-            file.write_durable_at(self.position, &self.staging)
-                .or_else(|_| file.write_durable_at(self.position, bytes))
+            let out = file
+                .write_durable_at(self.position, &self.staging)
+                .or_else(|_| file.write_durable_at(self.position, bytes));
+            if self.staging.capacity() > 2 * self.zeros.len() + (1 << 20) {
+                // A bulk load's batch: do not keep its size for good.
+                self.staging = Vec::new();
+            }
+            out
         } else {
             file.write_durable_at(self.position, bytes)
         };

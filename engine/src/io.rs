@@ -107,6 +107,8 @@ struct OsFile {
 /// Direct I/O's unit: offsets, lengths and buffer addresses are multiples of it. 4 KiB covers devices with 512-byte
 /// or 4 KiB logical blocks and file systems with 4 KiB blocks, so a write never shares a block with the page cache.
 const DIRECT_BLOCK: usize = 4096;
+/// The most one direct write puts out: a larger batch goes in runs of this size, so the aligned buffer stays small.
+const DIRECT_RUN: usize = 1 << 20;
 
 /// A file opened with `O_DIRECT | O_DSYNC` (see `OsDirectory`).
 struct DirectFile {
@@ -144,6 +146,15 @@ impl DirectFile {
     /// block comes from the last write, or is read through `cached` (the page-cache handle of the same file); the
     /// rest of the last block is zeros.
     fn write_at(&mut self, cached: &fs::File, offset: u64, bytes: &[u8]) -> io::Result<u64> {
+        let mut end = offset;
+        for (i, run) in bytes.chunks(DIRECT_RUN).enumerate() {
+            end = self.write_run(cached, offset + (i * DIRECT_RUN) as u64, run)?;
+        }
+        Ok(end)
+    }
+
+    /// `write_at` for at most `DIRECT_RUN` bytes: one system call.
+    fn write_run(&mut self, cached: &fs::File, offset: u64, bytes: &[u8]) -> io::Result<u64> {
         let block = DIRECT_BLOCK as u64;
         let start = offset - offset % block;
         let head = (offset - start) as usize;
@@ -739,7 +750,9 @@ mod tests {
         let mut file = dir.open_file("log").unwrap();
         file.write_at(0, &expected).unwrap();
         file.sync().unwrap();
-        let sizes = [1, 100, 4000, 95, 4096, 8193, 7, 12000, 1, 4068, 5];
+        let sizes = [
+            1, 100, 4000, 95, 4096, 8193, 7, 12000, 1, 4068, 2_500_000, 5,
+        ];
         for (step, len) in sizes.into_iter().enumerate() {
             let bytes = pattern(step + 1, len);
             file.write_durable_at(expected.len() as u64, &bytes)
