@@ -76,7 +76,7 @@ pub trait ReadFile: Send {
 /// (Linux), and `write_durable_at` goes through that handle: one system call writes whole 4 KiB blocks from an
 /// aligned buffer straight to the device and flushes them, where a write into the page cache and an `fdatasync`
 /// make two trips through the kernel and copy the bytes into the cache first. For the command log's group commits on
-/// this project's test machine that was 96-98 us and 23-26 us of CPU a commit, against 135-143 us and 39 us. The
+/// this project's test machine that was 96-116 us and 23-43 us of CPU a commit, against 120-143 us and 39-50 us. The
 /// partly filled last block of one write is kept, so the next write, which starts in it, need not read it back. If
 /// the file system refuses direct I/O (`EINVAL`), the file falls back to the page cache for good.
 pub struct OsDirectory {
