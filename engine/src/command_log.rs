@@ -645,6 +645,11 @@ mod tests {
 
     #[test]
     fn a_full_disk_fails_waiters_refuses_appends_and_recovers() {
+        // Its waits, too, would block for ever if failures stopped reaching waiters.
+        fails_rather_than_hangs(disk_fills_and_empties);
+    }
+
+    fn disk_fills_and_empties() {
         let dir = FaultyDirectory::new();
         let log = open(&dir, Durability::Sync);
         log.wait_durable(log.append(b"before").unwrap()).unwrap();
