@@ -62,7 +62,7 @@ pub(crate) fn recover(
     let replayed = std::thread::scope(|scope| {
         let mut lanes = LaneReplay::start(db, scope);
         let replayed = log::replay(dir.as_ref(), after, |record, progress| {
-            lanes.apply(record.sequence, record.payload)?;
+            lanes.apply(record.sequence, &record.payload)?;
             report.record(progress);
             Ok(())
         });

@@ -4,7 +4,9 @@
 //! A transaction that wrote appends its invocation (see `invocation`) while it still holds its lanes, so the log
 //! order is every lane's execution order, multi-partition transactions at their place. Appending copies the record
 //! into an in-memory batch under a short lock and returns its sequence number; the batch is bounded
-//! (`buffer_bytes_max`): past it, appenders wait for the writer (backpressure, never unbounded memory).
+//! (`buffer_bytes_max`): past it, appenders wait for the writer (backpressure, never unbounded memory). A payload
+//! larger than one record can hold (a big COPY's rows) goes in as a chain of records in the same batch (format in
+//! `log`), and its transaction waits for the last of them.
 //!
 //! ## Group commit
 //! One writer thread takes the whole batch and writes it to the current segment durably: on Linux with one direct,
@@ -50,7 +52,7 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::error::{Error, Result, SqlState};
 use crate::io::{Directory, WriteFile};
-use crate::log::{encode_header, encode_record, segment_name, SEGMENT_HEADER_BYTES};
+use crate::log::{encode_header, encode_payload, segment_name, SEGMENT_HEADER_BYTES};
 
 /// How a database keeps its command log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -222,7 +224,8 @@ impl CommandLog {
         self.shared.config.durability
     }
 
-    /// Appends a record; returns its sequence. Refused while the log is failed (see the module docs).
+    /// Appends a payload, as one record or, past `RECORD_BYTES_MAX`, a chain of them; returns the sequence of its
+    /// (last) record, the one to wait for. Refused while the log is failed (see the module docs).
     pub fn append(&self, payload: &[u8]) -> Result<u64> {
         if self.shared.failed.load(Ordering::Acquire) {
             return Err(self.shared.failure_error());
@@ -244,14 +247,14 @@ impl CommandLog {
         if pending.batch.is_empty() {
             pending.batch_first = sequence;
         }
-        encode_record(&mut pending.batch, sequence, payload)?;
-        pending.next_sequence += 1;
+        let records = encode_payload(&mut pending.batch, sequence, payload);
+        pending.next_sequence += records;
         drop(pending);
         self.shared
             .bytes_appended
             .fetch_add(payload.len() as u64, Ordering::Relaxed);
         self.shared.records_ready.notify_one();
-        Ok(sequence)
+        Ok(sequence + records - 1)
     }
 
     /// Payload bytes appended since the log was opened.
@@ -602,6 +605,36 @@ mod tests {
             assert_eq!(payload, &(i as u32).to_le_bytes());
         }
         assert!(dir.list().unwrap().len() > 1, "segments rotate");
+    }
+
+    #[test]
+    fn a_payload_past_one_record_is_logged_as_a_chain_and_read_back_whole() {
+        let dir = FaultyDirectory::new();
+        let log = open(&dir, Durability::Sync);
+        let big: Vec<u8> = (0..2 * crate::log::RECORD_BYTES_MAX + 100)
+            .map(|i| (i % 253) as u8)
+            .collect();
+        assert_eq!(log.append(b"before").unwrap(), 1);
+        // Three records; the transaction waits for the last.
+        let last = log.append(&big).unwrap();
+        assert_eq!(last, 4);
+        log.wait_durable(last).unwrap();
+        assert_eq!(log.durable_sequence(), 4);
+        log.wait_durable(log.append(b"after").unwrap()).unwrap();
+        drop(log);
+        dir.crash();
+        let mut seen = Vec::new();
+        crate::log::replay(&dir, 0, |record, _| {
+            seen.push((record.sequence, record.payload.len()));
+            match record.sequence {
+                4 => assert!(record.payload == big),
+                5 => assert_eq!(&*record.payload, b"after"),
+                _ => {}
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, vec![(1, 6), (4, big.len()), (5, 5)]);
     }
 
     #[test]

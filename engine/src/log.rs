@@ -18,11 +18,18 @@
 //!    24   4  header CRC-32C   over bytes 0..24
 //!    28   4  reserved         0
 //!   records, back to back
-//!     0   4  payload length   n (at most RECORD_BYTES_MAX)
-//!     4   4  CRC-32C          over bytes 8..16+n (sequence and payload)
+//!     0   4  payload length   n (at most RECORD_BYTES_MAX); the top bit is the *continued* flag
+//!     4   4  CRC-32C          over bytes 8..16+n (sequence and payload); for a continued part, over a byte 1
+//!                             after them too, so that the flag is checked as well
 //!     8   8  sequence         one more than the previous record's
 //!    16   n  payload
 //! ```
+//!
+//! A payload larger than `RECORD_BYTES_MAX` (the rows of a big COPY) is split over consecutive records: every part
+//! but the last has the continued flag, and the reader joins them into one payload that carries the last part's
+//! sequence. The parts are appended together, in one batch, so they never span two segments. A log that ends inside
+//! such a chain ends in a torn write: the payload was never acknowledged (its transaction waits for the last part),
+//! and the reader cuts the log back to where the chain starts.
 //!
 //! A segment's file may be longer than its records: the writer extends it with zeros ahead of use (see
 //! `command_log`), so that syncing a write does not also have to make a new file length durable. Zeros from a
@@ -35,6 +42,8 @@
 //! and warn. The same damage anywhere else — followed by an intact record, in an earlier segment, or a sequence gap —
 //! is corruption: an error naming the file and offset, never a silent skip.
 
+use std::borrow::Cow;
+
 use crate::command_log::Tail;
 use crate::error::{Error, Result, SqlState};
 use crate::io::Directory;
@@ -43,8 +52,11 @@ pub const SEGMENT_MAGIC: &[u8; 8] = b"LANEDBLG";
 pub const FORMAT_VERSION: u32 = 1;
 pub const SEGMENT_HEADER_BYTES: usize = 32;
 pub const RECORD_HEADER_BYTES: usize = 16;
-/// Largest payload of one record; a bigger one is refused when written and is corruption when read.
+/// Largest payload of one record; a bigger one is refused when written and is corruption when read. Bigger payloads
+/// are split over several records (`encode_payload`).
 pub const RECORD_BYTES_MAX: usize = 64 << 20;
+/// The length field's flag for "the payload continues in the next record".
+const CONTINUED: u32 = 1 << 31;
 
 /// The file name of the segment whose first record has `sequence`.
 pub fn segment_name(first_sequence: u64) -> String {
@@ -73,22 +85,64 @@ pub fn encode_record(out: &mut Vec<u8>, sequence: u64, payload: &[u8]) -> Result
             ),
         ));
     }
-    let start = out.len();
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&[0; 4]);
-    out.extend_from_slice(&sequence.to_le_bytes());
-    out.extend_from_slice(payload);
-    let crc = crc32c::crc32c(&out[start + 8..]);
-    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+    put_record(out, sequence, payload, false);
     Ok(())
 }
 
-/// A record read back.
+/// Appends `payload` as records numbered from `sequence`: one record, or a chain of them when it is larger than
+/// `RECORD_BYTES_MAX` (see the module docs). Returns how many records it took.
+pub fn encode_payload(out: &mut Vec<u8>, sequence: u64, payload: &[u8]) -> u64 {
+    encode_payload_in(out, sequence, payload, RECORD_BYTES_MAX)
+}
+
+fn encode_payload_in(out: &mut Vec<u8>, sequence: u64, payload: &[u8], part_bytes: usize) -> u64 {
+    let parts = payload.len().div_ceil(part_bytes).max(1);
+    out.reserve(payload.len() + parts * RECORD_HEADER_BYTES);
+    for i in 0..parts {
+        let part = &payload[i * part_bytes..((i + 1) * part_bytes).min(payload.len())];
+        put_record(out, sequence + i as u64, part, i + 1 < parts);
+    }
+    parts as u64
+}
+
+fn put_record(out: &mut Vec<u8>, sequence: u64, payload: &[u8], continued: bool) {
+    debug_assert!(payload.len() <= RECORD_BYTES_MAX);
+    let start = out.len();
+    let length = payload.len() as u32 | if continued { CONTINUED } else { 0 };
+    out.extend_from_slice(&length.to_le_bytes());
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&sequence.to_le_bytes());
+    out.extend_from_slice(payload);
+    let crc = record_crc(&out[start + 8..], continued);
+    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// The CRC of a record's sequence and payload, covering the continued flag too (see the module docs).
+fn record_crc(body: &[u8], continued: bool) -> u32 {
+    let crc = crc32c::crc32c(body);
+    if continued {
+        crc32c::crc32c_append(crc, &[1])
+    } else {
+        crc
+    }
+}
+
+/// A record read back: one payload, which a chain of records joins into one (see the module docs).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Record<'a> {
+    /// The sequence of the (last) record.
     pub sequence: u64,
-    /// The payload, in the segment's bytes.
-    pub payload: &'a [u8],
+    /// The payload: in the segment's bytes, or joined from a chain.
+    pub payload: Cow<'a, [u8]>,
+    /// The bytes it takes in the segment, headers included.
+    pub stored_bytes: u64,
+}
+
+/// One record as stored: a whole payload, or a part of a chain.
+struct Part<'a> {
+    sequence: u64,
+    payload: &'a [u8],
+    continued: bool,
 }
 
 /// What reading a segment found.
@@ -151,32 +205,60 @@ pub fn read_segment<'a>(
         ));
     }
     let mut records = Vec::new();
+    // A chain of parts being joined: where its first part starts, and the payload so far.
+    let mut chain: Option<(usize, Vec<u8>)> = None;
     let mut offset = SEGMENT_HEADER_BYTES;
     let mut next = first;
+    let mut torn = false;
     while offset < bytes.len() {
         match decode_record(&bytes[offset..], next) {
-            Ok(Some((record, used))) => {
-                records.push(record);
+            Ok(Some((part, used))) => {
                 offset += used;
                 next += 1;
+                let (start, payload) = match (chain.take(), part.continued) {
+                    (None, false) => (offset - used, Cow::Borrowed(part.payload)),
+                    (None, true) => {
+                        chain = Some((offset - used, part.payload.to_vec()));
+                        continue;
+                    }
+                    (Some((start, mut joined)), continued) => {
+                        joined.extend_from_slice(part.payload);
+                        if continued {
+                            chain = Some((start, joined));
+                            continue;
+                        }
+                        (start, Cow::Owned(joined))
+                    }
+                };
+                records.push(Record {
+                    sequence: part.sequence,
+                    payload,
+                    stored_bytes: (offset - start) as u64,
+                });
             }
             // Space written ahead of use (an all-zero header is never a record: its CRC would not match).
             _ if bytes[offset..].iter().all(|&b| b == 0) => break,
             Ok(None) | Err(_) if last && !later_record(bytes, offset + 1, next) => {
-                return Ok(SegmentRead {
-                    records,
-                    end: offset as u64,
-                    torn_at: Some(offset as u64),
-                })
+                torn = true;
+                break;
             }
             Ok(None) => return Err(corrupt(name, offset, "a record is cut short")),
             Err(what) => return Err(corrupt(name, offset, what)),
         }
     }
+    // A chain the segment ends inside was never acknowledged: in the newest segment a torn write, cut back to where
+    // the chain starts; in an earlier one, damage.
+    if let Some((start, _)) = chain {
+        if !last {
+            return Err(corrupt(name, start, "a chain of records is cut short"));
+        }
+        offset = start;
+        torn = true;
+    }
     Ok(SegmentRead {
         records,
         end: offset as u64,
-        torn_at: None,
+        torn_at: torn.then_some(offset as u64),
     })
 }
 
@@ -190,15 +272,17 @@ fn later_record(bytes: &[u8], from: usize, next: u64) -> bool {
     })
 }
 
-/// One record at the start of `bytes`: `None` if cut short, `Err` if damaged.
+/// One record at the start of `bytes`, and the bytes it takes: `None` if cut short, `Err` if damaged.
 fn decode_record(
     bytes: &[u8],
     expected: u64,
-) -> std::result::Result<Option<(Record<'_>, usize)>, &'static str> {
+) -> std::result::Result<Option<(Part<'_>, usize)>, &'static str> {
     if bytes.len() < RECORD_HEADER_BYTES {
         return Ok(None);
     }
-    let len = u32::from_le_bytes(bytes[0..4].try_into().expect("4 bytes")) as usize;
+    let length = u32::from_le_bytes(bytes[0..4].try_into().expect("4 bytes"));
+    let continued = length & CONTINUED != 0;
+    let len = (length & !CONTINUED) as usize;
     if len > RECORD_BYTES_MAX {
         return Err("a record length is past the limit");
     }
@@ -206,7 +290,7 @@ fn decode_record(
         return Ok(None);
     }
     let crc = u32::from_le_bytes(bytes[4..8].try_into().expect("4 bytes"));
-    if crc32c::crc32c(&bytes[8..RECORD_HEADER_BYTES + len]) != crc {
+    if record_crc(&bytes[8..RECORD_HEADER_BYTES + len], continued) != crc {
         return Err("a record fails its CRC");
     }
     let sequence = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes"));
@@ -214,9 +298,10 @@ fn decode_record(
         return Err("a record is out of sequence");
     }
     Ok(Some((
-        Record {
+        Part {
             sequence,
             payload: &bytes[RECORD_HEADER_BYTES..RECORD_HEADER_BYTES + len],
+            continued,
         },
         RECORD_HEADER_BYTES + len,
     )))
@@ -302,7 +387,7 @@ pub fn replay(
         let bytes = dir.read(name).map_err(|e| io(name, e))?;
         let read = read_segment(name, &bytes, last, expected)?;
         for record in &read.records {
-            progress.bytes_done += (RECORD_HEADER_BYTES + record.payload.len()) as u64;
+            progress.bytes_done += record.stored_bytes;
             if record.sequence > after {
                 apply(record, progress).map_err(|e| {
                     Error::new(
@@ -375,7 +460,7 @@ mod tests {
         let bytes = segment(&[b"one", b"", b"three"]);
         let read = read_segment("s", &bytes, true, Some(7)).unwrap();
         assert_eq!(read.torn_at, None);
-        let payloads: Vec<&[u8]> = read.records.iter().map(|r| r.payload).collect();
+        let payloads: Vec<&[u8]> = read.records.iter().map(|r| &*r.payload).collect();
         assert_eq!(payloads, vec![b"one" as &[u8], b"", b"three"]);
         assert_eq!(read.records[2].sequence, 9);
     }
@@ -399,6 +484,100 @@ mod tests {
         // In an earlier segment the same damage is corruption.
         let e = read_segment("s", &whole[..whole.len() - 1], false, None).unwrap_err();
         assert!(e.message.contains("byte"), "{}", e.message);
+    }
+
+    /// A segment from sequence 7: `a`, then `big` as a chain of `part`-byte records, then `b`; and where the chain
+    /// starts and ends.
+    fn segment_with_chain(big: &[u8], part: usize) -> (Vec<u8>, usize, usize) {
+        let mut bytes = encode_header(7).to_vec();
+        encode_record(&mut bytes, 7, b"a").unwrap();
+        let chain_at = bytes.len();
+        let parts = encode_payload_in(&mut bytes, 8, big, part);
+        let chain_end = bytes.len();
+        encode_record(&mut bytes, 8 + parts, b"b").unwrap();
+        (bytes, chain_at, chain_end)
+    }
+
+    #[test]
+    fn a_chain_of_records_reads_back_as_one_payload() {
+        let big = pattern_bytes(1000);
+        let (bytes, chain_at, chain_end) = segment_with_chain(&big, 300);
+        let read = read_segment("s", &bytes, true, Some(7)).unwrap();
+        assert_eq!(read.torn_at, None);
+        assert_eq!(read.end, bytes.len() as u64);
+        let got: Vec<(u64, &[u8], u64)> = read
+            .records
+            .iter()
+            .map(|r| (r.sequence, &*r.payload, r.stored_bytes))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (7, b"a" as &[u8], (RECORD_HEADER_BYTES + 1) as u64),
+                (11, &big[..], (chain_end - chain_at) as u64),
+                (12, b"b", (RECORD_HEADER_BYTES + 1) as u64),
+            ]
+        );
+        // Four parts of at most 300 bytes; an exact multiple takes no empty part, and an empty payload one record.
+        assert_eq!(chain_end - chain_at, 4 * RECORD_HEADER_BYTES + 1000);
+        assert_eq!(encode_payload_in(&mut vec![], 1, &big[..900], 300), 3);
+        assert_eq!(encode_payload_in(&mut vec![], 1, b"", 300), 1);
+        assert_eq!(encode_payload(&mut vec![], 1, &big), 1);
+    }
+
+    #[test]
+    fn a_log_that_ends_inside_a_chain_is_cut_back_to_where_the_chain_starts() {
+        let big = pattern_bytes(1000);
+        let (whole, chain_at, chain_end) = segment_with_chain(&big, 300);
+        // Cut at every byte of the chain (after its first byte), with and without zeroed space after the cut.
+        for cut in chain_at + 1..chain_end {
+            for zeros in [0, 5000] {
+                let mut torn = whole[..cut].to_vec();
+                torn.resize(cut + zeros, 0);
+                let read = read_segment("s", &torn, true, None).unwrap();
+                assert_eq!(read.records.len(), 1, "cut at {cut}");
+                assert_eq!(read.torn_at, Some(chain_at as u64), "cut at {cut}");
+                assert_eq!(read.end, chain_at as u64, "cut at {cut}");
+                // In an earlier segment, the same is damage.
+                let e = read_segment("s", &torn, false, None).unwrap_err();
+                assert!(e.message.contains("byte"), "{}", e.message);
+            }
+        }
+        // Replay cuts the file there, and the next start is clean and goes on at the chain's first sequence.
+        let dir = crate::io::FaultyDirectory::new();
+        let name = segment_name(7);
+        dir.put(&name, whole[..chain_end - 1].to_vec());
+        let mut seen = Vec::new();
+        let r = replay(&dir, 6, |rec, _| {
+            seen.push(rec.sequence);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, vec![7]);
+        assert_eq!(r.truncated, Some((name.clone(), chain_at as u64)));
+        assert_eq!(r.tail.next_sequence, 8);
+        assert_eq!(dir.bytes(&name).unwrap().len(), chain_at);
+    }
+
+    #[test]
+    fn damage_inside_a_chain_before_the_tail_is_corruption() {
+        let big = pattern_bytes(1000);
+        let (whole, chain_at, chain_end) = segment_with_chain(&big, 300);
+        // A flipped byte in the chain's second part: the intact record after the chain shows it is not a torn tail.
+        let mut bad = whole.clone();
+        bad[chain_at + 2 * RECORD_HEADER_BYTES + 300 + 5] ^= 0x40;
+        assert!(read_segment("s", &bad, true, None).is_err());
+        // The continued flag cleared on the first part, or set on the record after the chain: the CRC covers it.
+        let mut split = whole.clone();
+        split[chain_at + 3] &= 0x7f;
+        assert!(read_segment("s", &split, true, None).is_err());
+        let mut joined = whole.clone();
+        joined[chain_end + 3] |= 0x80;
+        assert!(read_segment("s", &joined, false, None).is_err());
+    }
+
+    fn pattern_bytes(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 7 % 251) as u8).collect()
     }
 
     #[test]
