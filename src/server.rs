@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use arrow_schema::SchemaRef;
 use lanedb_engine::auth::{check_role, Role, ScramVerifier};
+use lanedb_engine::invocation::CopyRows;
 use lanedb_engine::{CopyDirection, CopyFormat, DataType, Output, Result, SessionCommand, Value};
 use lanedb_pgwire::{Backend, ExecContext};
 use lanedb_sql::plan::Plan;
@@ -128,7 +129,7 @@ impl Backend for WireBackend {
         &self,
         _context: &ExecContext,
         statement: &Arc<Prepared>,
-        rows: Vec<Vec<Option<String>>>,
+        rows: CopyRows,
         first_line: usize,
     ) -> Result<u64> {
         self.db.sql.copy_in(statement, rows, first_line)

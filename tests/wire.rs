@@ -782,6 +782,57 @@ async fn copy_in_and_out_in_text_and_csv() {
     assert_eq!(code(&e), "0A000");
 }
 
+/// A COPY is typed and inserted in chunks inside one transaction: a bad line or a duplicate key far into it, after
+/// whole chunks went in, still loads nothing, names the line, and leaves the table as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_failing_after_many_rows_loads_nothing() {
+    use bytes::Bytes;
+    use futures::SinkExt;
+    let server = Server::start(&[]);
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE big (id INTEGER PRIMARY KEY, v INTEGER NOT NULL); PARTITION TABLE big ON COLUMN id; \
+             INSERT INTO big VALUES (-1, 0)",
+        )
+        .await
+        .unwrap();
+    let lines = |n: i32, last: &str| {
+        let mut text: String = (0..n).map(|i| format!("{i}\t{i}\n")).collect();
+        text.push_str(last);
+        Bytes::from(text)
+    };
+    for (last, code_expected, line) in [
+        ("50000\tfifty\n", "22P02", "line 50001"),
+        ("50000\n", "22P04", "line 50001"),
+        ("-1\t5\n", "23505", ""),
+    ] {
+        let sink = client.copy_in("COPY big FROM STDIN").await.unwrap();
+        futures::pin_mut!(sink);
+        sink.send(lines(50_000, last)).await.unwrap();
+        let e = sink.finish().await.unwrap_err();
+        assert_eq!(code(&e), code_expected, "{e:?}");
+        let message = e.as_db_error().unwrap().message().to_string();
+        assert!(message.contains(line), "{message}");
+        let count = client
+            .query_one("SELECT count(*) FROM big", &[])
+            .await
+            .unwrap();
+        assert_eq!(count.get::<_, i64>(0), 1, "after {last:?}");
+    }
+    // The same rows without the bad one load whole.
+    let sink = client.copy_in("COPY big FROM STDIN").await.unwrap();
+    futures::pin_mut!(sink);
+    sink.send(lines(50_000, "")).await.unwrap();
+    assert_eq!(sink.finish().await.unwrap(), 50_000);
+    let row = client
+        .query_one("SELECT count(*), sum(v) FROM big", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 50_001);
+    assert_eq!(row.get::<_, i64>(1), (0..50_000i64).sum::<i64>());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_functions_answer_with_the_clients_names() {
     let server = Server::start(&[]);

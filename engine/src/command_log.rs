@@ -497,20 +497,20 @@ impl Writer {
         let file = self.file.as_mut().expect("a segment is open");
         let size = file.size();
         let end = self.position + bytes.len() as u64;
-        let out = if end > size {
+        let out = if end > size && bytes.len() > self.zeros.len() {
+            // A bulk load's batch: written alone, then the zeros, rather than copied once more to go with them.
+            // Without room for the zeros the batch still stands.
+            file.write_durable_at(self.position, bytes).inspect(|()| {
+                let _ = file.write_durable_at(end, &self.zeros);
+            })
+        } else if end > size {
             // The batch and the next stretch of zeros in one write; if there is no room for the zeros, the batch
             // alone.
             self.staging.clear();
             self.staging.extend_from_slice(bytes);
             self.staging.extend_from_slice(&self.zeros);
-            let out = file
-                .write_durable_at(self.position, &self.staging)
-                .or_else(|_| file.write_durable_at(self.position, bytes));
-            if self.staging.capacity() > 2 * self.zeros.len() + (1 << 20) {
-                // A bulk load's batch: do not keep its size for good.
-                self.staging = Vec::new();
-            }
-            out
+            file.write_durable_at(self.position, &self.staging)
+                .or_else(|_| file.write_durable_at(self.position, bytes))
         } else {
             file.write_durable_at(self.position, bytes)
         };

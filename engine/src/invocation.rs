@@ -38,8 +38,107 @@ use std::cell::RefCell;
 use crate::error::{Error, Result, SqlState};
 use crate::value::Value;
 
-/// Text fields of one COPY row; `None` is NULL.
-pub type CopyRow = Vec<Option<String>>;
+/// The text fields of a COPY's rows (`None` is NULL), stored flat: every field's text back to back in one string,
+/// so that a big COPY costs a few bytes per field beyond its text, not an allocation per field.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CopyRows {
+    text: String,
+    /// Per field: where its text ends in `text`, with `NULL_FIELD` set for NULL.
+    fields: Vec<u64>,
+    /// Per row: where its fields end in `fields`.
+    rows: Vec<usize>,
+}
+
+const NULL_FIELD: u64 = 1 << 63;
+
+impl CopyRows {
+    /// Adds a field to the row being built.
+    pub fn push_field(&mut self, field: Option<&str>) {
+        match field {
+            Some(text) => {
+                self.text.push_str(text);
+                self.fields.push(self.text.len() as u64);
+            }
+            None => self.fields.push(self.text.len() as u64 | NULL_FIELD),
+        }
+    }
+
+    /// Ends the row being built (its fields are the ones pushed since the last row ended).
+    pub fn end_row(&mut self) {
+        self.rows.push(self.fields.len());
+    }
+
+    /// Drops every row, keeping the memory.
+    pub fn clear(&mut self) {
+        self.text.clear();
+        self.fields.clear();
+        self.rows.clear();
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// The fields of row `i`.
+    pub fn row(&self, i: usize) -> CopyFields<'_> {
+        let first = if i == 0 { 0 } else { self.rows[i - 1] };
+        let start = match first {
+            0 => 0,
+            _ => (self.fields[first - 1] & !NULL_FIELD) as usize,
+        };
+        CopyFields {
+            text: &self.text,
+            ends: &self.fields[first..self.rows[i]],
+            start,
+        }
+    }
+
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = CopyFields<'_>> {
+        (0..self.len()).map(|i| self.row(i))
+    }
+}
+
+impl<S: AsRef<str>> FromIterator<Vec<Option<S>>> for CopyRows {
+    fn from_iter<I: IntoIterator<Item = Vec<Option<S>>>>(rows: I) -> CopyRows {
+        let mut out = CopyRows::default();
+        for row in rows {
+            for field in &row {
+                out.push_field(field.as_ref().map(AsRef::as_ref));
+            }
+            out.end_row();
+        }
+        out
+    }
+}
+
+/// The fields of one COPY row.
+#[derive(Clone, Debug)]
+pub struct CopyFields<'a> {
+    text: &'a str,
+    ends: &'a [u64],
+    start: usize,
+}
+
+impl<'a> Iterator for CopyFields<'a> {
+    type Item = Option<&'a str>;
+
+    fn next(&mut self) -> Option<Option<&'a str>> {
+        let (&end, rest) = self.ends.split_first()?;
+        self.ends = rest;
+        let start = std::mem::replace(&mut self.start, (end & !NULL_FIELD) as usize);
+        Some((end & NULL_FIELD == 0).then(|| &self.text[start..self.start]))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.ends.len(), Some(self.ends.len()))
+    }
+}
+
+impl ExactSizeIterator for CopyFields<'_> {}
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Invocation<'a> {
@@ -64,7 +163,7 @@ pub enum Invocation<'a> {
     Copy {
         sql: Cow<'a, str>,
         first_line: u64,
-        rows: Cow<'a, [CopyRow]>,
+        rows: Cow<'a, CopyRows>,
     },
     /// Changes start-up code makes again on every start: not logged.
     Startup,
@@ -213,17 +312,15 @@ impl Invocation<'_> {
                 let sql = Cow::Owned(r.str()?);
                 let first_line = r.i64()? as u64;
                 let n = r.u32()? as usize;
-                let mut rows = Vec::with_capacity(n.min(1 << 16));
+                let mut rows = CopyRows::default();
                 for _ in 0..n {
-                    let fields = r.u16()? as usize;
-                    let mut row = Vec::with_capacity(fields);
-                    for _ in 0..fields {
-                        row.push(match r.u8()? {
-                            0 => None,
-                            _ => Some(r.str()?),
-                        });
+                    for _ in 0..r.u16()? {
+                        match r.u8()? {
+                            0 => rows.push_field(None),
+                            _ => rows.push_field(Some(r.str_ref()?)),
+                        }
                     }
-                    rows.push(row);
+                    rows.end_row();
                 }
                 Invocation::Copy {
                     sql,
@@ -581,7 +678,11 @@ mod tests {
             Invocation::Copy {
                 sql: "COPY t FROM STDIN".into(),
                 first_line: 3,
-                rows: vec![vec![Some("1".to_string()), None]].into(),
+                rows: Cow::Owned(
+                    [vec![Some("1"), None], vec![], vec![Some(""), Some("é")]]
+                        .into_iter()
+                        .collect(),
+                ),
             },
         ];
         for invocation in invocations {

@@ -7,28 +7,42 @@
 
 use arrow_array::RecordBatch;
 use bytes::{BufMut, BytesMut};
+use lanedb_engine::invocation::CopyRows;
 use lanedb_engine::{CopyFormat, Error, Result, SqlState};
 
-/// The rows of a COPY's data, each a list of fields (`None` for NULL), and the line number of the first row.
-pub fn parse(data: &[u8], format: &CopyFormat) -> Result<(Vec<Vec<Option<String>>>, usize)> {
+/// The rows of a COPY's data and the line number of the first row (after a header line, if there is one).
+pub fn parse(data: &[u8], format: &CopyFormat) -> Result<(CopyRows, usize)> {
     let text = std::str::from_utf8(data).map_err(|e| {
         Error::new(
             SqlState::CHARACTER_NOT_IN_REPERTOIRE,
             format!("COPY data is not valid UTF8 (at byte {})", e.valid_up_to()),
         )
     })?;
-    let mut rows = if format.csv {
-        parse_csv(text, format)?
-    } else {
-        parse_text(text, format)?
+    let mut rows = Rows {
+        rows: CopyRows::default(),
+        skip_header: format.header,
     };
-    let first_line = if format.header && !rows.is_empty() {
-        rows.remove(0);
-        2
+    if format.csv {
+        parse_csv(text, format, &mut rows)?;
     } else {
-        1
-    };
-    Ok((rows, first_line))
+        parse_text(text, format, &mut rows)?;
+    }
+    Ok((rows.rows, if format.header { 2 } else { 1 }))
+}
+
+/// Rows as they are parsed, the header line dropped.
+struct Rows {
+    rows: CopyRows,
+    skip_header: bool,
+}
+
+impl Rows {
+    fn end_row(&mut self) {
+        self.rows.end_row();
+        if std::mem::take(&mut self.skip_header) {
+            self.rows.clear();
+        }
+    }
 }
 
 fn bad(line: usize, message: impl std::fmt::Display) -> Error {
@@ -38,23 +52,22 @@ fn bad(line: usize, message: impl std::fmt::Display) -> Error {
     )
 }
 
-fn parse_text(text: &str, format: &CopyFormat) -> Result<Vec<Vec<Option<String>>>> {
-    let mut rows = Vec::new();
+fn parse_text(text: &str, format: &CopyFormat, rows: &mut Rows) -> Result<()> {
+    let lines = text.split('\n').count();
+    let mut field = String::new();
+    let mut raw = String::new();
     for (i, line) in text.split('\n').enumerate() {
         let line = line.strip_suffix('\r').unwrap_or(line);
         if line == "\\." {
             break;
         }
-        if line.is_empty() && i + 1 == text.split('\n').count() {
+        if line.is_empty() && i + 1 == lines {
             break;
         }
-        let mut fields = Vec::new();
-        let mut field = String::new();
-        let mut raw = String::new();
         let mut chars = line.chars().peekable();
         while let Some(c) = chars.next() {
             if c == format.delimiter {
-                fields.push(finish_text_field(&mut field, &mut raw, format));
+                push_text_field(rows, &mut field, &mut raw, format);
                 continue;
             }
             raw.push(c);
@@ -103,22 +116,23 @@ fn parse_text(text: &str, format: &CopyFormat) -> Result<Vec<Vec<Option<String>>
                 other => field.push(other),
             }
         }
-        fields.push(finish_text_field(&mut field, &mut raw, format));
-        rows.push(fields);
+        push_text_field(rows, &mut field, &mut raw, format);
+        rows.end_row();
     }
-    Ok(rows)
+    Ok(())
 }
 
 /// A text-format field is NULL when its raw (unescaped) text is the NULL marker.
-fn finish_text_field(field: &mut String, raw: &mut String, format: &CopyFormat) -> Option<String> {
-    let value = std::mem::take(field);
-    let raw = std::mem::take(raw);
-    (raw != format.null).then_some(value)
+fn push_text_field(rows: &mut Rows, field: &mut String, raw: &mut String, format: &CopyFormat) {
+    rows.rows
+        .push_field((*raw != format.null).then_some(field.as_str()));
+    field.clear();
+    raw.clear();
 }
 
-fn parse_csv(text: &str, format: &CopyFormat) -> Result<Vec<Vec<Option<String>>>> {
-    let mut rows = Vec::new();
-    let mut fields: Vec<Option<String>> = Vec::new();
+fn parse_csv(text: &str, format: &CopyFormat, rows: &mut Rows) -> Result<()> {
+    // Whether the row being read has a field yet.
+    let mut row_open = false;
     let mut field = String::new();
     let mut quoted = false;
     let mut in_quotes = false;
@@ -159,13 +173,15 @@ fn parse_csv(text: &str, format: &CopyFormat) -> Result<Vec<Vec<Option<String>>>
             in_quotes = true;
             quoted = true;
         } else if c == format.delimiter {
-            fields.push(csv_field(&mut field, &mut quoted, format));
+            push_csv_field(rows, &mut field, &mut quoted, format);
+            row_open = true;
         } else if c == '\n' || c == '\r' {
             if c == '\r' && chars.peek() == Some(&'\n') {
                 chars.next();
             }
-            fields.push(csv_field(&mut field, &mut quoted, format));
-            rows.push(std::mem::take(&mut fields));
+            push_csv_field(rows, &mut field, &mut quoted, format);
+            rows.end_row();
+            row_open = false;
             line += 1;
             at_line_start = true;
         } else {
@@ -175,18 +191,19 @@ fn parse_csv(text: &str, format: &CopyFormat) -> Result<Vec<Vec<Option<String>>>
     if in_quotes {
         return Err(bad(line, "unterminated CSV quoted field"));
     }
-    if !at_line_start || !field.is_empty() || quoted || !fields.is_empty() {
-        fields.push(csv_field(&mut field, &mut quoted, format));
-        rows.push(fields);
+    if !at_line_start || !field.is_empty() || quoted || row_open {
+        push_csv_field(rows, &mut field, &mut quoted, format);
+        rows.end_row();
     }
-    Ok(rows)
+    Ok(())
 }
 
 /// A CSV field is NULL when it is unquoted and equal to the NULL marker.
-fn csv_field(field: &mut String, quoted: &mut bool, format: &CopyFormat) -> Option<String> {
-    let value = std::mem::take(field);
+fn push_csv_field(rows: &mut Rows, field: &mut String, quoted: &mut bool, format: &CopyFormat) {
     let was_quoted = std::mem::take(quoted);
-    (was_quoted || value != format.null).then_some(value)
+    rows.rows
+        .push_field((was_quoted || *field != format.null).then_some(field.as_str()));
+    field.clear();
 }
 
 /// Appends the rows of `batch` as COPY lines.
@@ -269,6 +286,12 @@ mod tests {
         Some(v.to_string())
     }
 
+    fn listed(rows: &CopyRows) -> Vec<Vec<Option<String>>> {
+        rows.iter()
+            .map(|row| row.map(|f| f.map(str::to_string)).collect())
+            .collect()
+    }
+
     #[test]
     fn text_format_fields_escapes_and_nulls() {
         let (rows, first) = parse(
@@ -278,7 +301,7 @@ mod tests {
         .unwrap();
         assert_eq!(first, 1);
         assert_eq!(
-            rows,
+            listed(&rows),
             vec![
                 vec![s("1"), s("ab\tc"), None],
                 vec![s("2"), s("\\x"), s("A")]
@@ -299,7 +322,7 @@ mod tests {
         .unwrap();
         assert_eq!(first, 2);
         assert_eq!(
-            rows,
+            listed(&rows),
             vec![
                 vec![s("1"), s("a,b")],
                 vec![s("2"), None],
@@ -308,6 +331,24 @@ mod tests {
             ]
         );
         assert!(parse(b"1,\"open\n", &CopyFormat::csv()).is_err());
+    }
+
+    #[test]
+    fn a_text_header_is_dropped_and_empty_lines_are_rows() {
+        let format = CopyFormat {
+            header: true,
+            ..CopyFormat::text()
+        };
+        let (rows, first) = parse(b"name\na\n\nb\n", &format).unwrap();
+        assert_eq!(first, 2);
+        assert_eq!(listed(&rows), vec![vec![s("a")], vec![s("")], vec![s("b")]]);
+        // Many empty lines (each a row with one empty field) parse in one pass.
+        let data = "\n".repeat(200_000);
+        let (rows, _) = parse(data.as_bytes(), &CopyFormat::text()).unwrap();
+        assert_eq!(rows.len(), 200_000);
+        assert!(rows
+            .iter()
+            .all(|mut row| row.len() == 1 && row.next() == Some(Some(""))));
     }
 
     #[test]
@@ -327,7 +368,7 @@ mod tests {
             put_rows(&mut out, &batch, &format);
             let (rows, _) = parse(&out, &format).unwrap();
             assert_eq!(
-                rows,
+                listed(&rows),
                 vec![vec![s("a\tb\\c\nd")], vec![None], vec![s("")]],
                 "{format:?}"
             );

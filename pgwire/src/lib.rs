@@ -55,6 +55,7 @@ use std::time::{Duration, Instant};
 
 use arrow_schema::SchemaRef;
 use lanedb_engine::auth::{Role, ScramVerifier};
+use lanedb_engine::invocation::CopyRows;
 use lanedb_engine::{CopyDirection, CopyFormat, DataType, Output, Result, SessionCommand, Value};
 use parking_lot::Mutex;
 use tokio::net::TcpListener;
@@ -114,12 +115,12 @@ pub trait Backend: Send + Sync + 'static {
     /// For COPY statements: which way rows move, and their layout.
     fn copy<'a>(&self, statement: &'a Self::Statement) -> Option<(CopyDirection, &'a CopyFormat)>;
     /// Loads the rows of a `COPY ... FROM STDIN` (fields as text, `None` for NULL) all or nothing; `first_line` is
-    /// the line number of `rows[0]`, for errors.
+    /// the line number of the first row, for errors.
     fn copy_in(
         &self,
         context: &ExecContext,
         statement: &Arc<Self::Statement>,
-        rows: Vec<Vec<Option<String>>>,
+        rows: CopyRows,
         first_line: usize,
     ) -> Result<u64>;
     /// The command-log position the request just run on this thread must reach before it is answered, or 0 when

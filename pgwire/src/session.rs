@@ -996,7 +996,7 @@ impl<B: Backend> Session<B> {
                     "COPY data is larger than copy_bytes_max ({max} bytes); nothing was loaded"
                 ),
             )),
-            M::CopyDone(_) => self.load(&copy).await,
+            M::CopyDone(_) => self.load(copy.data, &copy.statement, &copy.format).await,
             M::CopyFail(f) => Err(Error::new(
                 SqlState::QUERY_CANCELED,
                 format!("COPY from stdin failed: {}", f.message),
@@ -1030,11 +1030,18 @@ impl<B: Backend> Session<B> {
         Flow::Continue
     }
 
-    async fn load(&self, copy: &CopyIn<B::Statement>) -> Result<u64> {
-        let (rows, first_line) = crate::copy::parse(&copy.data, &copy.format)?;
+    async fn load(
+        &self,
+        data: BytesMut,
+        statement: &Arc<B::Statement>,
+        format: &CopyFormat,
+    ) -> Result<u64> {
+        let (rows, first_line) = crate::copy::parse(&data, format)?;
+        // The parsed rows hold their own copy of the text.
+        drop(data);
         let backend = self.shared.backend.clone();
         let loaded = tokio::task::block_in_place(|| {
-            backend.copy_in(&self.context, &copy.statement, rows, first_line)
+            backend.copy_in(&self.context, statement, rows, first_line)
         });
         self.durable().await?;
         loaded

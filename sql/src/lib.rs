@@ -41,7 +41,7 @@ use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Arc;
 use std::time::Duration;
 
-use lanedb_engine::invocation::{self, Invocation};
+use lanedb_engine::invocation::{self, CopyRows, Invocation};
 pub use lanedb_engine::Output;
 use lanedb_engine::{
     DataType, Engine, Error, LaneId, Result, SessionCommand, SqlState, Value, STALE_CATALOG,
@@ -57,6 +57,8 @@ pub const PLAN_CACHE_ENTRIES_MAX: usize = 4096;
 const CANCEL_POLL: Duration = Duration::from_millis(10);
 /// Times a statement is replanned when the catalog changes under it before the error is returned.
 const STALE_RETRIES_MAX: usize = 8;
+/// COPY rows typed and inserted at a time (see `Sql::copy_in`).
+const COPY_CHUNK_ROWS: usize = 8192;
 
 /// Who runs a statement, and the flag that cancels it.
 #[derive(Clone, Copy, Default)]
@@ -70,12 +72,41 @@ pub struct RunContext<'a> {
     pub timestamp_micros: Option<i64>,
 }
 
-/// Microseconds since the epoch, now.
 /// A `CALL`'s arguments with `params` bound.
 fn call_arguments(args: &[expr::Expr], params: &[Value]) -> Result<Vec<Value>> {
     args.iter().map(|a| dml::eval_constant(a, params)).collect()
 }
 
+/// One COPY line's fields as a full row of `table`, typed; errors name the line.
+fn copy_row(
+    table: &lanedb_engine::TableDef,
+    columns: &[usize],
+    fields: invocation::CopyFields<'_>,
+    line: usize,
+) -> Result<Vec<Value>> {
+    if fields.len() != columns.len() {
+        return Err(Error::new(
+            SqlState("22P04"),
+            format!(
+                "COPY {}, line {line}: expected {} fields, found {}",
+                table.name,
+                columns.len(),
+                fields.len()
+            ),
+        ));
+    }
+    let values = fields
+        .map(|f| f.map_or(Value::Null, |s| Value::Text(s.to_string())))
+        .collect();
+    dml::full_row(table, columns, values).map_err(|e| {
+        Error::new(
+            e.code,
+            format!("COPY {}, line {line}: {}", table.name, e.message),
+        )
+    })
+}
+
+/// Microseconds since the epoch, now.
 pub fn now_micros() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -623,7 +654,7 @@ impl SqlEngine {
     pub fn copy_in(
         &self,
         prepared: &Arc<Prepared>,
-        rows: Vec<Vec<Option<String>>>,
+        rows: CopyRows,
         first_line: usize,
     ) -> Result<u64> {
         let mut current = prepared.clone();
@@ -633,41 +664,29 @@ impl SqlEngine {
                     "copy_in called for a statement that is not COPY FROM",
                 ));
             };
-            let mut full = Vec::with_capacity(rows.len());
-            for (i, fields) in rows.iter().enumerate() {
-                let line = first_line + i;
-                if fields.len() != columns.len() {
-                    return Err(Error::new(
-                        SqlState("22P04"),
-                        format!(
-                            "COPY {}, line {line}: expected {} fields, found {}",
-                            table.name,
-                            columns.len(),
-                            fields.len()
-                        ),
-                    ));
-                }
-                let values = fields
-                    .iter()
-                    .map(|f| f.as_ref().map_or(Value::Null, |s| Value::Text(s.clone())))
-                    .collect();
-                let row = dml::full_row(table, columns, values).map_err(|e| {
-                    Error::new(
-                        e.code,
-                        format!("COPY {}, line {line}: {}", table.name, e.message),
-                    )
-                })?;
-                full.push(row);
-            }
             let engine = &self.engine;
             let invocation = Invocation::Copy {
                 sql: Cow::Borrowed(&current.sql),
                 first_line: first_line as u64,
                 rows: Cow::Borrowed(&rows),
             };
+            // Rows are typed and inserted a chunk at a time inside the one transaction, so a big COPY never holds a
+            // second, typed copy of all its rows; a bad line rolls back the chunks before it.
             let result = invocation::scope(&invocation, || {
                 engine.run_multi(Some(current.catalog_version), |txn| {
-                    txn.statement(|txn| dml::insert_in_txn(engine, txn, table, &full, None, &[]))
+                    txn.statement(|txn| {
+                        let mut loaded = 0;
+                        let mut chunk = Vec::with_capacity(COPY_CHUNK_ROWS.min(rows.len()));
+                        for (i, fields) in rows.iter().enumerate() {
+                            chunk.push(copy_row(table, columns, fields, first_line + i)?);
+                            if chunk.len() == COPY_CHUNK_ROWS || i + 1 == rows.len() {
+                                loaded +=
+                                    dml::insert_in_txn(engine, txn, table, &chunk, None, &[])?;
+                                chunk.clear();
+                            }
+                        }
+                        Ok(loaded)
+                    })
                 })
             });
             match result {
