@@ -174,6 +174,13 @@ impl DirectFile {
         window[head..head + bytes.len()].copy_from_slice(bytes);
         window[head + bytes.len()..].fill(0);
         self.last_block = None;
+        #[cfg(test)]
+        if tests::REFUSE_DIRECT.get() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "direct I/O refused (test)",
+            ));
+        }
         self.file.write_all_at(window, start)?;
         let last_start = total - DIRECT_BLOCK;
         self.last_bytes.copy_from_slice(&window[last_start..]);
@@ -711,6 +718,11 @@ impl Directory for FaultyDirectory {
 mod tests {
     use super::*;
 
+    thread_local! {
+        /// Direct writes on this thread fail as on a file system that refuses direct I/O (none here does).
+        pub(super) static REFUSE_DIRECT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
     /// A directory under the system's temporary directory, removed when dropped.
     struct TempDir(PathBuf);
 
@@ -786,5 +798,36 @@ mod tests {
             );
             assert_eq!(file.size(), on_disk.len() as u64, "after step {step}");
         }
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn a_file_system_that_refuses_direct_io_gets_page_cache_writes_that_keep_every_byte() {
+        let temp = TempDir::new("refused");
+        let dir = OsDirectory::open(&temp.0).unwrap();
+        let mut file = dir.open_file("log").unwrap();
+        let mut expected = Vec::new();
+        // A direct write rounds the file up to whole blocks; a page-cache write extends it to the byte.
+        for (step, len, size) in [(0, 100, 4096), (1, 5000, 5100), (2, 3, 5103), (3, 10, 5113)] {
+            // Refused from step 1 on; accepted again at step 3, where the file stays on the page cache all the same.
+            REFUSE_DIRECT.set(step == 1 || step == 2);
+            let bytes = pattern(step, len);
+            file.write_durable_at(expected.len() as u64, &bytes)
+                .unwrap();
+            expected.extend_from_slice(&bytes);
+            let on_disk = dir.read("log").unwrap();
+            assert_eq!(
+                &on_disk[..expected.len()],
+                &expected[..],
+                "after step {step}"
+            );
+            assert!(on_disk[expected.len()..].iter().all(|&b| b == 0));
+            assert_eq!(
+                (file.size(), on_disk.len()),
+                (size, size as usize),
+                "after step {step}"
+            );
+        }
+        REFUSE_DIRECT.set(false);
     }
 }
