@@ -57,6 +57,9 @@ pub const RECORD_HEADER_BYTES: usize = 16;
 pub const RECORD_BYTES_MAX: usize = 64 << 20;
 /// The length field's flag for "the payload continues in the next record".
 const CONTINUED: u32 = 1 << 31;
+/// The most CRC work, in bytes, spent looking for an intact record after damage in the newest segment (see
+/// `later_record`).
+const LATER_SCAN_CRC_BYTES_MAX: usize = 1 << 30;
 
 /// The file name of the segment whose first record has `sequence`.
 pub fn segment_name(first_sequence: u64) -> String {
@@ -238,7 +241,7 @@ pub fn read_segment<'a>(
             }
             // Space written ahead of use (an all-zero header is never a record: its CRC would not match).
             _ if bytes[offset..].iter().all(|&b| b == 0) => break,
-            Ok(None) | Err(_) if last && !later_record(bytes, offset + 1, next) => {
+            Ok(None) | Err(_) if last && later_record(bytes, offset + 1, next) == Some(false) => {
                 torn = true;
                 break;
             }
@@ -264,12 +267,31 @@ pub fn read_segment<'a>(
 
 /// Whether an intact record with a sequence after `next` starts anywhere from `from` on: if one does, the damage
 /// before it is not a torn tail but corruption (a flipped length must not make the reader drop good records).
-fn later_record(bytes: &[u8], from: usize, next: u64) -> bool {
-    (from..bytes.len().saturating_sub(RECORD_HEADER_BYTES - 1)).any(|at| {
+///
+/// Every byte offset is a candidate, so the scan stays cheap by what a real record would have to be: a sequence at
+/// most one per record header's worth of bytes past `next`, and a length that fits. What a torn tail holds (the
+/// payload of a big COPY cut short, say) rarely passes that, and the CRCs computed for what does are bounded by
+/// `LATER_SCAN_CRC_BYTES_MAX`. `None` when that bound is reached first: the reader cannot tell, and says damage.
+fn later_record(bytes: &[u8], from: usize, next: u64) -> Option<bool> {
+    let mut budget = LATER_SCAN_CRC_BYTES_MAX;
+    for at in from..bytes.len().saturating_sub(RECORD_HEADER_BYTES - 1) {
         let rest = &bytes[at..];
         let sequence = u64::from_le_bytes(rest[8..16].try_into().expect("8 bytes"));
-        sequence > next && matches!(decode_record(rest, sequence), Ok(Some(_)))
-    })
+        let most = next.saturating_add((rest.len() / RECORD_HEADER_BYTES) as u64);
+        if sequence <= next || sequence > most {
+            continue;
+        }
+        let length = u32::from_le_bytes(rest[0..4].try_into().expect("4 bytes"));
+        let len = (length & !CONTINUED) as usize;
+        if len > RECORD_BYTES_MAX || RECORD_HEADER_BYTES + len > rest.len() {
+            continue;
+        }
+        budget = budget.checked_sub(len + 8)?;
+        if matches!(decode_record(rest, sequence), Ok(Some(_))) {
+            return Some(true);
+        }
+    }
+    Some(false)
 }
 
 /// One record at the start of `bytes`, and the bytes it takes: `None` if cut short, `Err` if damaged.
@@ -574,6 +596,56 @@ mod tests {
         let mut joined = whole.clone();
         joined[chain_end + 3] |= 0x80;
         assert!(read_segment("s", &joined, false, None).is_err());
+    }
+
+    #[test]
+    fn a_big_copy_torn_mid_chain_is_found_torn_without_checking_every_offset_s_crc() {
+        // A COPY's payload is full of small little-endian lengths, which read as plausible record lengths at many
+        // offsets: checking each one's CRC made a restart after a crash mid-COPY run for hours.
+        let rows: crate::invocation::CopyRows = (0..300_000)
+            .map(|i| vec![Some(i.to_string()), Some("x".repeat(84)), None])
+            .collect();
+        let mut payload = Vec::new();
+        crate::invocation::Invocation::Copy {
+            sql: "COPY t FROM STDIN".into(),
+            first_line: 1,
+            rows: Cow::Owned(rows),
+        }
+        .encode(&mut payload);
+        assert!(payload.len() > 20 << 20);
+        let (whole, chain_at, chain_end) = segment_with_chain(&payload, 16 << 20);
+        let second_part = chain_at + RECORD_HEADER_BYTES + (16 << 20);
+        for cut in [
+            chain_at + 100,
+            chain_at + (12 << 20),
+            second_part + 10,
+            chain_end - 1,
+        ] {
+            let read = read_segment("s", &whole[..cut], true, None).unwrap();
+            assert_eq!(read.torn_at, Some(chain_at as u64), "cut at {cut}");
+            assert_eq!(read.records.len(), 1);
+        }
+    }
+
+    #[test]
+    fn a_tail_made_to_look_like_many_records_is_called_damage_once_the_scan_has_done_enough() {
+        // After a torn record, bytes that each claim a 7 MiB record with the next sequence: rather than hash
+        // terabytes, the reader stops at its bound and refuses to guess.
+        let mut bytes = segment(&[b"first"]);
+        let torn_at = bytes.len();
+        bytes.extend_from_slice(&[0xff; 20]);
+        let mut fake = [0u8; 16];
+        fake[0..4].copy_from_slice(&(7u32 << 20).to_le_bytes());
+        fake[8..16].copy_from_slice(&9u64.to_le_bytes());
+        for _ in 0..(8 << 20) / 16 {
+            bytes.extend_from_slice(&fake);
+        }
+        let e = read_segment("s", &bytes, true, Some(7)).unwrap_err();
+        assert!(
+            e.message.contains(&format!("byte {torn_at}")),
+            "{}",
+            e.message
+        );
     }
 
     fn pattern_bytes(len: usize) -> Vec<u8> {
