@@ -608,6 +608,57 @@ fn big_text(i: usize) -> String {
         .collect()
 }
 
+/// A crash while a big COPY's records were being written (its log cut inside the chain of records) loses that COPY
+/// only: the server starts, earlier writes are there, and writes after the restart go on from the cut.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_in_the_middle_of_writing_a_big_copy_loses_that_copy_only() {
+    let server = Server::start(&[]);
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE wide (id INTEGER PRIMARY KEY, body TEXT NOT NULL); PARTITION TABLE wide ON COLUMN id; \
+             INSERT INTO wide VALUES (1000, 'before')",
+        )
+        .await
+        .unwrap();
+    let sink = client.copy_in("COPY wide FROM STDIN").await.unwrap();
+    futures::pin_mut!(sink);
+    for i in 0..70 {
+        sink.send(bytes::Bytes::from(format!("{i}\t{}\n", big_text(i))))
+            .await
+            .unwrap();
+    }
+    sink.finish().await.unwrap();
+    drop(client);
+    let dir = server.crash();
+    // The records end where the zeros written ahead of use begin; cut 30 MiB before that, inside the chain.
+    let file = segment(&dir);
+    let bytes = std::fs::read(&file).unwrap();
+    let end = bytes.iter().rposition(|&b| b != 0).unwrap() + 1;
+    assert!(end > 70 << 20, "the COPY is in the segment");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_len((end - (30 << 20)) as u64)
+        .unwrap();
+    let server = Server::start_in(dir, &[]);
+    let client = server.connect().await;
+    let all = "SELECT id, body FROM wide ORDER BY id";
+    assert_eq!(rows(&client, all).await, vec![vec!["1000", "before"]]);
+    client
+        .batch_execute("INSERT INTO wide VALUES (1001, 'after')")
+        .await
+        .unwrap();
+    drop(client);
+    let server = Server::start_in(server.crash(), &[]);
+    let client = server.connect().await;
+    assert_eq!(
+        rows(&client, all).await,
+        vec![vec!["1000", "before"], vec!["1001", "after"]]
+    );
+}
+
 /// A COPY whose rows are more than one log record holds (`RECORD_BYTES_MAX`, 64 MiB) goes into the log as a chain
 /// of records: it loads, and once acknowledged it survives kill -9 whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
