@@ -52,6 +52,18 @@ pub struct CopyRows {
 const NULL_FIELD: u64 = 1 << 63;
 
 impl CopyRows {
+    /// Room for `text` more bytes of field text, `fields` more fields and `rows` more rows.
+    pub fn reserve(&mut self, text: usize, fields: usize, rows: usize) {
+        self.text.reserve(text);
+        self.fields.reserve(fields);
+        self.rows.reserve(rows);
+    }
+
+    /// The bytes of the `Invocation::Copy` encoding of these rows (see the module docs).
+    fn encoded_bytes(&self) -> usize {
+        4 + 2 * self.rows.len() + 5 * self.fields.len() + self.text.len()
+    }
+
     /// Adds a field to the row being built.
     pub fn push_field(&mut self, field: Option<&str>) {
         match field {
@@ -220,6 +232,7 @@ impl Invocation<'_> {
                 first_line,
                 rows,
             } => {
+                out.reserve(1 + 4 + sql.len() + 8 + rows.encoded_bytes());
                 out.push(KIND_COPY);
                 put_str(out, sql);
                 out.extend_from_slice(&first_line.to_le_bytes());

@@ -22,6 +22,14 @@ pub fn parse(data: &[u8], format: &CopyFormat) -> Result<(CopyRows, usize)> {
         rows: CopyRows::default(),
         skip_header: format.header,
     };
+    // Room for it all at once: the text is at most the data, and every field ends at a delimiter or a line break.
+    let (mut ends, mut lines) = (0, 0);
+    let delimiter = format.delimiter as u32;
+    for &b in data {
+        ends += usize::from(u32::from(b) == delimiter || b == b'\n');
+        lines += usize::from(b == b'\n');
+    }
+    rows.rows.reserve(data.len(), ends + 1, lines + 1);
     if format.csv {
         parse_csv(text, format, &mut rows)?;
     } else {
