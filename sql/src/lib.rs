@@ -672,7 +672,7 @@ impl SqlEngine {
             };
             // Rows are typed and inserted a chunk at a time inside the one transaction, so a big COPY never holds a
             // second, typed copy of all its rows; a bad line rolls back the chunks before it.
-            let result = invocation::scope(&invocation, || {
+            let load = || {
                 engine.run_multi(Some(current.catalog_version), |txn| {
                     txn.statement(|txn| {
                         let mut loaded = 0;
@@ -688,7 +688,14 @@ impl SqlEngine {
                         Ok(loaded)
                     })
                 })
-            });
+            };
+            // With no log to append to (replaying one at start-up, or durability off), encoding the invocation would
+            // only cost the rows' size once more; a COPY changes no catalog, which is the scope's other reader.
+            let result = if engine.command_log().is_some() {
+                invocation::scope(&invocation, load)
+            } else {
+                load()
+            };
             match result {
                 Err(e) if e.code == STALE_CATALOG => {
                     let statement = plan::parse_one(&current.sql)?;
