@@ -601,11 +601,28 @@ fn dropping_the_last_handle_frees_the_database_and_writes_its_log() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Rows of the big COPY: 70 of 1 MiB each, more than one log record holds (`RECORD_BYTES_MAX`, 64 MiB).
+const WIDE_ROWS: usize = 70;
+const CREATE_WIDE: &str =
+    "CREATE TABLE wide (id INTEGER PRIMARY KEY, body TEXT NOT NULL); PARTITION TABLE wide ON COLUMN id";
+
 /// Row `i`'s text for the big COPY: 1 MiB that differs from row to row.
 fn big_text(i: usize) -> String {
     (0..1 << 20)
         .map(|j| (b'a' + ((i * 7 + j * 13) % 26) as u8) as char)
         .collect()
+}
+
+/// COPYs the `WIDE_ROWS` rows into table `wide`; returns what the server says it loaded.
+async fn copy_wide_rows(client: &Client) -> u64 {
+    let sink = client.copy_in("COPY wide FROM STDIN").await.unwrap();
+    futures::pin_mut!(sink);
+    for i in 0..WIDE_ROWS {
+        sink.send(bytes::Bytes::from(format!("{i}\t{}\n", big_text(i))))
+            .await
+            .unwrap();
+    }
+    sink.finish().await.expect("the COPY loads")
 }
 
 /// A crash while a big COPY's records were being written (its log cut inside the chain of records) loses that COPY
@@ -615,20 +632,12 @@ async fn a_crash_in_the_middle_of_writing_a_big_copy_loses_that_copy_only() {
     let server = Server::start(&[]);
     let client = server.connect().await;
     client
-        .batch_execute(
-            "CREATE TABLE wide (id INTEGER PRIMARY KEY, body TEXT NOT NULL); PARTITION TABLE wide ON COLUMN id; \
-             INSERT INTO wide VALUES (1000, 'before')",
-        )
+        .batch_execute(&format!(
+            "{CREATE_WIDE}; INSERT INTO wide VALUES (1000, 'before')"
+        ))
         .await
         .unwrap();
-    let sink = client.copy_in("COPY wide FROM STDIN").await.unwrap();
-    futures::pin_mut!(sink);
-    for i in 0..70 {
-        sink.send(bytes::Bytes::from(format!("{i}\t{}\n", big_text(i))))
-            .await
-            .unwrap();
-    }
-    sink.finish().await.unwrap();
+    assert_eq!(copy_wide_rows(&client).await, WIDE_ROWS as u64);
     drop(client);
     let dir = server.crash();
     // The records end where the zeros written ahead of use begin; cut 30 MiB before that, inside the chain.
@@ -663,23 +672,10 @@ async fn a_crash_in_the_middle_of_writing_a_big_copy_loses_that_copy_only() {
 /// of records: it loads, and once acknowledged it survives kill -9 whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_copy_larger_than_one_log_record_loads_and_survives_a_crash() {
-    const ROWS: usize = 70;
     let server = Server::start(&[]);
     let client = server.connect().await;
-    client
-        .batch_execute(
-            "CREATE TABLE wide (id INTEGER PRIMARY KEY, body TEXT NOT NULL); PARTITION TABLE wide ON COLUMN id",
-        )
-        .await
-        .unwrap();
-    let sink = client.copy_in("COPY wide FROM STDIN").await.unwrap();
-    futures::pin_mut!(sink);
-    for i in 0..ROWS {
-        sink.send(bytes::Bytes::from(format!("{i}\t{}\n", big_text(i))))
-            .await
-            .unwrap();
-    }
-    assert_eq!(sink.finish().await.expect("the COPY loads"), ROWS as u64);
+    client.batch_execute(CREATE_WIDE).await.unwrap();
+    assert_eq!(copy_wide_rows(&client).await, WIDE_ROWS as u64);
     client
         .batch_execute("INSERT INTO wide VALUES (1000, 'after')")
         .await
@@ -692,7 +688,7 @@ async fn a_copy_larger_than_one_log_record_loads_and_survives_a_crash() {
         "SELECT id, length(body), substr(body, 1, 8), substr(body, 1048569, 8) FROM wide ORDER BY id",
     )
     .await;
-    let mut expected: Vec<Vec<String>> = (0..ROWS)
+    let mut expected: Vec<Vec<String>> = (0..WIDE_ROWS)
         .map(|i| {
             let text = big_text(i);
             vec![
