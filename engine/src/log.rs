@@ -40,7 +40,9 @@
 //! A record that is cut short or fails its CRC in the last segment, with no intact later record after it, is a torn
 //! write (the process died mid-append): the reader stops there and reports the offset, so the caller can truncate
 //! and warn. The same damage anywhere else — followed by an intact record, in an earlier segment, or a sequence gap —
-//! is corruption: an error naming the file and offset, never a silent skip.
+//! is corruption: an error naming the file and offset, never a silent skip. Looking for that intact later record
+//! checks a CRC only where the bytes look like a record in place, and only up to a bound; past it the reader says
+//! it cannot tell, also an error (see `later_record`).
 
 use std::borrow::Cow;
 
@@ -241,12 +243,30 @@ pub fn read_segment<'a>(
             }
             // Space written ahead of use (an all-zero header is never a record: its CRC would not match).
             _ if bytes[offset..].iter().all(|&b| b == 0) => break,
-            Ok(None) | Err(_) if last && later_record(bytes, offset + 1, next) == Some(false) => {
-                torn = true;
-                break;
+            damaged => {
+                if last {
+                    match later_record(bytes, offset, next) {
+                        Some(false) => {
+                            torn = true;
+                            break;
+                        }
+                        Some(true) => {}
+                        None => {
+                            return Err(corrupt(
+                                name,
+                                offset,
+                                "a damaged record, and after it too many bytes that look like records to tell a \
+                                 torn write from damage",
+                            ))
+                        }
+                    }
+                }
+                let what = match damaged {
+                    Err(what) => what,
+                    _ => "a record is cut short",
+                };
+                return Err(corrupt(name, offset, what));
             }
-            Ok(None) => return Err(corrupt(name, offset, "a record is cut short")),
-            Err(what) => return Err(corrupt(name, offset, what)),
         }
     }
     // A chain the segment ends inside was never acknowledged: in the newest segment a torn write, cut back to where
@@ -265,25 +285,34 @@ pub fn read_segment<'a>(
     })
 }
 
-/// Whether an intact record with a sequence after `next` starts anywhere from `from` on: if one does, the damage
-/// before it is not a torn tail but corruption (a flipped length must not make the reader drop good records).
+/// Whether an intact record with a sequence after `next` starts anywhere after the damaged one at `damaged`: if one
+/// does, the damage is not a torn tail but corruption (a flipped length must not make the reader drop good records).
 ///
-/// Every byte offset is a candidate, so the scan stays cheap by what a real record would have to be: a sequence at
-/// most one per record header's worth of bytes past `next`, and a length that fits. What a torn tail holds (the
-/// payload of a big COPY cut short, say) rarely passes that, and the CRCs computed for what does are bounded by
-/// `LATER_SCAN_CRC_BYTES_MAX`. `None` when that bound is reached first: the reader cannot tell, and says damage.
-fn later_record(bytes: &[u8], from: usize, next: u64) -> Option<bool> {
+/// Every byte offset is a candidate, so the scan keeps to what a real record would look like before it computes a
+/// CRC: a sequence past `next` by at most the records that fit between the damage and it (a header's worth of
+/// bytes each), a length that fits, and after it the end of the data, zeros, or a header with the next sequence.
+/// What a torn tail holds (the payload of a big COPY cut short, say) seldom looks like that, and the CRC work for
+/// what does is bounded by `LATER_SCAN_CRC_BYTES_MAX`: `None` when the bound is reached first (the reader cannot
+/// tell, and says so).
+fn later_record(bytes: &[u8], damaged: usize, next: u64) -> Option<bool> {
     let mut budget = LATER_SCAN_CRC_BYTES_MAX;
-    for at in from..bytes.len().saturating_sub(RECORD_HEADER_BYTES - 1) {
+    for at in damaged + 1..bytes.len().saturating_sub(RECORD_HEADER_BYTES - 1) {
         let rest = &bytes[at..];
         let sequence = u64::from_le_bytes(rest[8..16].try_into().expect("8 bytes"));
-        let most = next.saturating_add((rest.len() / RECORD_HEADER_BYTES) as u64);
+        let most = next.saturating_add(((at - damaged) / RECORD_HEADER_BYTES) as u64);
         if sequence <= next || sequence > most {
             continue;
         }
         let length = u32::from_le_bytes(rest[0..4].try_into().expect("4 bytes"));
         let len = (length & !CONTINUED) as usize;
         if len > RECORD_BYTES_MAX || RECORD_HEADER_BYTES + len > rest.len() {
+            continue;
+        }
+        let after = &rest[RECORD_HEADER_BYTES + len..];
+        let followed = after.len() < RECORD_HEADER_BYTES
+            || after[..RECORD_HEADER_BYTES].iter().all(|&b| b == 0)
+            || after[8..16] == (sequence + 1).to_le_bytes();
+        if !followed {
             continue;
         }
         budget = budget.checked_sub(len + 8)?;
@@ -628,21 +657,41 @@ mod tests {
     }
 
     #[test]
+    fn damage_over_many_records_near_the_end_of_the_newest_segment_is_corruption() {
+        // Twenty records and no zeroed space after them; the first fifteen garbled. The five intact ones after the
+        // damage are acknowledged writes: the reader must refuse, not cut them off as a torn tail.
+        let payloads: Vec<Vec<u8>> = (0..20).map(|i| format!("r{i:02}").into_bytes()).collect();
+        let refs: Vec<&[u8]> = payloads.iter().map(|p| &p[..]).collect();
+        let mut bytes = segment(&refs);
+        let damaged_end = SEGMENT_HEADER_BYTES + 15 * (RECORD_HEADER_BYTES + 3);
+        bytes[SEGMENT_HEADER_BYTES..damaged_end].fill(0xaa);
+        let e = read_segment("s", &bytes, true, Some(7)).unwrap_err();
+        assert!(
+            e.message.contains(&format!("byte {SEGMENT_HEADER_BYTES}")),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
     fn a_tail_made_to_look_like_many_records_is_called_damage_once_the_scan_has_done_enough() {
-        // After a torn record, bytes that each claim a 7 MiB record with the next sequence: rather than hash
-        // terabytes, the reader stops at its bound and refuses to guess.
+        // After a torn record, 1 MiB of headers that each claim a 7 MiB record with the next sequence, ending in
+        // zeros: each looks like a record in place. Rather than hash terabytes, the reader stops at its bound and
+        // says it cannot tell.
         let mut bytes = segment(&[b"first"]);
         let torn_at = bytes.len();
         bytes.extend_from_slice(&[0xff; 20]);
         let mut fake = [0u8; 16];
         fake[0..4].copy_from_slice(&(7u32 << 20).to_le_bytes());
         fake[8..16].copy_from_slice(&9u64.to_le_bytes());
-        for _ in 0..(8 << 20) / 16 {
+        for _ in 0..(1 << 20) / 16 {
             bytes.extend_from_slice(&fake);
         }
+        bytes.resize(bytes.len() + (8 << 20), 0);
         let e = read_segment("s", &bytes, true, Some(7)).unwrap_err();
         assert!(
-            e.message.contains(&format!("byte {torn_at}")),
+            e.message.contains(&format!("byte {torn_at}"))
+                && e.message.contains("to tell a torn write"),
             "{}",
             e.message
         );
