@@ -455,8 +455,11 @@ pub fn replay(
         progress.bytes_done += SEGMENT_HEADER_BYTES as u64;
         let next = read.records.last().map_or(*first, |r| r.sequence + 1);
         expected = Some(next);
+        // A snapshot can be at a position the log never made durable (it was taken while the records were being
+        // written, and then the process died): the log goes on after the snapshot, in a new segment named by that
+        // sequence, since writing it after this segment's last record would leave a gap in the sequence.
         replayed.tail = Tail {
-            segment: Some((name.clone(), *first, read.end)),
+            segment: (next > after).then(|| (name.clone(), *first, read.end)),
             next_sequence: next.max(after + 1),
         };
         if let Some(at) = read.torn_at {
@@ -803,6 +806,29 @@ mod tests {
         assert_eq!(r.truncated, Some((name.clone(), cut_at as u64)));
         assert_eq!(dir.bytes(&name).unwrap().len(), cut_at);
         assert_eq!(replay_all(&dir, 0).unwrap().1.truncated, None);
+    }
+
+    #[test]
+    fn a_snapshot_past_the_log_s_durable_end_makes_the_log_go_on_in_a_new_segment() {
+        // Records 1..=4 on disk; a snapshot at 10 (taken while 5..=10 were being written, then a crash).
+        let dir = log_dir(&[b"a", b"b", b"c", b"d"]);
+        let (seen, r) = replay_all(&dir, 10).unwrap();
+        assert!(seen.is_empty());
+        assert_eq!((r.tail.segment.as_ref(), r.tail.next_sequence), (None, 11));
+        let config = crate::command_log::LogConfig::default();
+        let log =
+            crate::command_log::CommandLog::open(std::sync::Arc::new(dir.clone()), config, r.tail)
+                .unwrap();
+        log.wait_durable(log.append(b"e").unwrap()).unwrap();
+        log.wait_durable(log.append(b"f").unwrap()).unwrap();
+        drop(log);
+        assert!(dir.list().unwrap().contains(&segment_name(11)));
+        // Both come back after the snapshot, and the log continues after them.
+        let (seen, r) = replay_all(&dir, 10).unwrap();
+        assert_eq!(seen, vec![11, 12]);
+        assert_eq!(r.truncated, None);
+        assert_eq!(r.tail.next_sequence, 13);
+        assert_eq!(r.tail.segment.as_ref().map(|s| s.1), Some(11));
     }
 
     #[test]
