@@ -4,9 +4,10 @@
 //! A transaction that wrote appends its invocation (see `invocation`) while it still holds its lanes, so the log
 //! order is every lane's execution order, multi-partition transactions at their place. Appending copies the record
 //! into an in-memory batch under a short lock and returns its sequence number; the batch is bounded
-//! (`buffer_bytes_max`): past it, appenders wait for the writer (backpressure, never unbounded memory). A payload
-//! larger than one record can hold (a big COPY's rows) goes in as a chain of records in the same batch (format in
-//! `log`), and its transaction waits for the last of them.
+//! (`buffer_bytes_max`): past it, appenders wait for the writer (backpressure, never unbounded memory). One payload
+//! may pass the bound on its own (a big COPY's rows, already in memory whole): it goes in as a chain of records in
+//! the same batch (format in `log`), its transaction waits for the last of them, and the writer does not keep a
+//! buffer that size afterwards.
 //!
 //! ## Group commit
 //! One writer thread takes the whole batch and writes it to the current segment durably: on Linux with one direct,
@@ -108,6 +109,9 @@ impl Default for LogConfig {
 
 /// How long the writer waits before retrying a batch that failed to write.
 pub const RETRY_INTERVAL_MS: u64 = 200;
+/// Batches up to this size that reach past the end of the file go out in one write with the zeros after them; a
+/// bigger one (a bulk load's) is written alone and the zeros after it, rather than copied once more.
+const STAGED_BATCH_BYTES_MAX: usize = 16 << 20;
 /// Failed retries between two warnings (a minute at `RETRY_INTERVAL_MS`).
 const RETRY_WARN_EVERY: u64 = 300;
 
@@ -472,8 +476,11 @@ impl Writer {
             }
             shared.durable.store(last, Ordering::Release);
             shared.wake();
-            spare = bytes;
-            spare.clear();
+            // The batch's buffer goes back for the next one, unless a bulk load made it big.
+            if bytes.capacity() <= 2 * shared.config.buffer_bytes_max {
+                spare = bytes;
+                spare.clear();
+            }
             if shared.config.durability == Durability::Async {
                 // Waits out the interval, unless the log is closed meanwhile: then what is queued is written now.
                 let deadline = std::time::Instant::now()
@@ -497,7 +504,7 @@ impl Writer {
         let file = self.file.as_mut().expect("a segment is open");
         let size = file.size();
         let end = self.position + bytes.len() as u64;
-        let out = if end > size && bytes.len() > self.zeros.len() {
+        let out = if end > size && bytes.len() > STAGED_BATCH_BYTES_MAX {
             // A bulk load's batch: written alone, then the zeros, rather than copied once more to go with them.
             // Without room for the zeros the batch still stands.
             file.write_durable_at(self.position, bytes).inspect(|()| {
@@ -509,8 +516,14 @@ impl Writer {
             self.staging.clear();
             self.staging.extend_from_slice(bytes);
             self.staging.extend_from_slice(&self.zeros);
-            file.write_durable_at(self.position, &self.staging)
-                .or_else(|_| file.write_durable_at(self.position, bytes))
+            let out = file
+                .write_durable_at(self.position, &self.staging)
+                .or_else(|_| file.write_durable_at(self.position, bytes));
+            if self.staging.capacity() > 2 * self.zeros.len() + (1 << 20) {
+                // A big batch's: do not keep its size for good.
+                self.staging = Vec::new();
+            }
+            out
         } else {
             file.write_durable_at(self.position, bytes)
         };

@@ -564,6 +564,9 @@ struct Scopes {
     last_sequence: u64,
 }
 
+/// A thread's scope buffer is given back past this capacity once its scopes end.
+const SCOPE_BYTES_KEPT_MAX: usize = 1 << 20;
+
 thread_local! {
     static SCOPES: RefCell<Scopes> = RefCell::new(Scopes::default());
 }
@@ -577,6 +580,10 @@ impl Drop for PopScope {
             let start = s.starts.pop().expect("a scope to pop");
             s.logged.pop();
             s.bytes.truncate(start);
+            if s.starts.is_empty() && s.bytes.capacity() > SCOPE_BYTES_KEPT_MAX {
+                // A big COPY's rows: the thread does not keep their size for good.
+                s.bytes = Vec::new();
+            }
         });
     }
 }

@@ -657,6 +657,17 @@ impl SqlEngine {
         rows: CopyRows,
         first_line: usize,
     ) -> Result<u64> {
+        if rows.len() > u32::MAX as usize {
+            // The log record counts rows in 32 bits (see `invocation`).
+            return Err(Error::new(
+                SqlState::PROGRAM_LIMIT_EXCEEDED,
+                format!(
+                    "a COPY of {} rows is more than one COPY can hold ({}); split it",
+                    rows.len(),
+                    u32::MAX
+                ),
+            ));
+        }
         let mut current = prepared.clone();
         for _ in 0..STALE_RETRIES_MAX {
             let Plan::CopyIn { table, columns, .. } = &current.plan else {
