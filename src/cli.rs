@@ -83,6 +83,13 @@ struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:5433].
     #[arg(long)]
     listen: Option<SocketAddr>,
+    /// Also accept connections on a Unix-domain socket in this directory, named as PostgreSQL names its own
+    /// (`.s.PGSQL.<port>`), so `psql -h DIR -p PORT` and pgbench connect without TCP. Authentication applies as on
+    /// TCP; TLS does not (the socket never leaves the machine, and its file permissions guard it), so
+    /// --require-tls refuses only plain TCP clients. A socket file left by a server that died is replaced; one a
+    /// running server answers on is not [default: none].
+    #[arg(long)]
+    unix_socket_dir: Option<PathBuf>,
     /// Data directory [default: ./lanedb-data].
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -187,6 +194,7 @@ impl ServeArgs {
         Ok(ServeArgs {
             config: self.config,
             listen: self.listen.or(file.listen),
+            unix_socket_dir: self.unix_socket_dir.or(file.unix_socket_dir),
             data_dir: self.data_dir.or(file.data_dir),
             lanes: self.lanes.or(file.lanes),
             timezone: self.timezone.or(file.timezone),
@@ -411,9 +419,22 @@ fn serve(args: ServeArgs, modules: Vec<Module>) -> Result<(), String> {
                 "listening on {local} without authentication: any client that can reach it has full access"
             );
         }
+        let (unix, socket_path) = match &args.unix_socket_dir {
+            Some(dir) => {
+                let (listener, path) = bind_unix_socket(dir, local.port())?;
+                (Some(listener), Some(path))
+            }
+            None => (None, None),
+        };
         tracing::info!(lanes = lane_count, "listening on {local}");
-        lanedb_pgwire::serve(listener, shared, shutdown_signal()).await;
+        if let Some(path) = &socket_path {
+            tracing::info!("and on the Unix socket {}", path.display());
+        }
+        lanedb_pgwire::serve(listener, unix, shared, shutdown_signal()).await;
         tracing::info!("shutting down");
+        if let Some(path) = socket_path {
+            let _ = std::fs::remove_file(path);
+        }
         Ok(())
     }});
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
@@ -425,6 +446,55 @@ fn serve(args: ServeArgs, modules: Vec<Module>) -> Result<(), String> {
 }
 
 /// Resolves on SIGINT or SIGTERM.
+/// Longest path a Unix-domain socket can be bound at (`sun_path` holds 108 bytes with the closing NUL).
+const UNIX_SOCKET_PATH_BYTES_MAX: usize = 107;
+
+/// Binds `.s.PGSQL.<port>` in `dir`, readable and writable by every local user (as PostgreSQL's default
+/// `unix_socket_permissions`; authentication decides who gets in). A socket file already there is a leftover of a
+/// server that died, and is replaced, unless a server still answers on it.
+fn bind_unix_socket(
+    dir: &std::path::Path,
+    port: u16,
+) -> Result<(tokio::net::UnixListener, PathBuf), String> {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let path = dir.join(format!(".s.PGSQL.{port}"));
+    let shown = path.display();
+    if path.as_os_str().len() > UNIX_SOCKET_PATH_BYTES_MAX {
+        return Err(format!(
+            "the Unix socket path {shown} is longer than {UNIX_SOCKET_PATH_BYTES_MAX} bytes; choose a shorter \
+             --unix-socket-dir"
+        ));
+    }
+    if !dir.is_dir() {
+        return Err(format!(
+            "--unix-socket-dir {} is not a directory",
+            dir.display()
+        ));
+    }
+    match std::fs::symlink_metadata(&path) {
+        Ok(meta) if !meta.file_type().is_socket() => {
+            return Err(format!(
+                "{shown} exists and is not a socket; remove it or choose another --unix-socket-dir"
+            ))
+        }
+        Ok(_) => {
+            if std::os::unix::net::UnixStream::connect(&path).is_ok() {
+                return Err(format!(
+                    "another server is listening on the Unix socket {shown}"
+                ));
+            }
+            std::fs::remove_file(&path)
+                .map_err(|e| format!("cannot remove the stale Unix socket {shown}: {e}"))?;
+        }
+        Err(_) => {}
+    }
+    let listener = tokio::net::UnixListener::bind(&path)
+        .map_err(|e| format!("cannot listen on the Unix socket {shown}: {e}"))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777))
+        .map_err(|e| format!("cannot set the permissions of {shown}: {e}"))?;
+    Ok((listener, path))
+}
+
 async fn shutdown_signal() {
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(s) => s,

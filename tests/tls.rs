@@ -93,6 +93,8 @@ fn psql_connects_over_tls_and_plain_clients_can_be_refused() {
         "--admin-password",
         "pw",
         "--require-tls",
+        "--unix-socket-dir",
+        dir.to_str().unwrap(),
     ]);
     let plain = psql(&server, "disable", "SELECT 1");
     assert!(!plain.status.success());
@@ -108,5 +110,47 @@ fn psql_connects_over_tls_and_plain_clients_can_be_refused() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "lanedb");
+    // The Unix socket never leaves the machine: no TLS there (as in PostgreSQL), the password still asked for.
+    let local = |password: &str| {
+        Command::new("psql")
+            .args(["-X", "-A", "-t", "-c", "SELECT current_user"])
+            .arg(format!(
+                "host={} port={} user=lanedb dbname=tls",
+                dir.display(),
+                server.port()
+            ))
+            .env("PGPASSWORD", password)
+            .output()
+            .unwrap()
+    };
+    let out = local("pw");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "lanedb");
+    // Asked for TLS on the socket, the server says no (with TLS configured), and the session goes on in plain text.
+    {
+        use std::io::{Read, Write};
+        let socket = dir.join(format!(".s.PGSQL.{}", server.port()));
+        let mut raw = std::os::unix::net::UnixStream::connect(socket).unwrap();
+        raw.write_all(&[0, 0, 0, 8, 4, 210, 22, 47]).unwrap();
+        let mut answer = [0u8; 1];
+        raw.read_exact(&mut answer).unwrap();
+        assert_eq!(&answer, b"N");
+        raw.write_all(&common::startup_packet("lanedb")).unwrap();
+        let mut reply = [0u8; 1];
+        raw.read_exact(&mut reply).unwrap();
+        assert_eq!(&reply, b"R", "an authentication request, not a refusal");
+    }
+    let wrong = local("not it");
+    assert!(!wrong.status.success());
+    assert!(
+        String::from_utf8_lossy(&wrong.stderr).contains("password authentication failed"),
+        "{}",
+        String::from_utf8_lossy(&wrong.stderr)
+    );
+    drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }

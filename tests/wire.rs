@@ -675,6 +675,203 @@ async fn sigterm_shuts_the_server_down_cleanly() {
     assert!(status.success(), "{status:?}");
 }
 
+/// A fresh directory for Unix sockets: short, since a socket's path is limited to 107 bytes.
+fn socket_dir() -> std::path::PathBuf {
+    let dir = std::path::PathBuf::from(format!(
+        "/tmp/lanedb-sock-{}-{}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A loopback port free at the moment of asking.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `lanedb serve` on `port` with a Unix socket in `dir`, expected to refuse to start: its stderr.
+fn refused_start(port: u16, dir: &std::path::Path) -> String {
+    let data_dir = std::env::temp_dir().join(format!("lanedb-refused-{}", rand::random::<u32>()));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lanedb"))
+        .args(["serve", "--modules", "none", "--lanes", "2"])
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .arg("--unix-socket-dir")
+        .arg(dir)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the server started where it should have refused to");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    let _ = std::fs::remove_dir_all(&data_dir);
+    assert!(!status.success(), "{stderr}");
+    stderr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_connect_over_a_unix_socket() {
+    let dir = socket_dir();
+    let server = Server::start(&["--unix-socket-dir", dir.to_str().unwrap()]);
+    let socket = dir.join(format!(".s.PGSQL.{}", server.port()));
+    assert!(socket.exists());
+
+    // tokio-postgres: a host that is a path means the socket `.s.PGSQL.<port>` in it.
+    let (client, connection) = tokio_postgres::connect(
+        &format!(
+            "host={} port={} user=alice dbname=shop",
+            dir.display(),
+            server.port()
+        ),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT)")
+        .await
+        .unwrap();
+    let insert = client
+        .prepare("INSERT INTO t VALUES ($1, $2)")
+        .await
+        .unwrap();
+    for i in 0..10 {
+        client
+            .execute(&insert, &[&i, &format!("n{i}")])
+            .await
+            .unwrap();
+    }
+    let row = client
+        .query_one(
+            "SELECT count(*), max(name), current_user, current_database() FROM t",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 10);
+    assert_eq!(row.get::<_, String>(1), "n9");
+    assert_eq!(row.get::<_, String>(2), "alice");
+    assert_eq!(row.get::<_, String>(3), "shop");
+    let e = client.execute(&insert, &[&1, &"again"]).await.unwrap_err();
+    assert_eq!(code(&e), "23505");
+    // What a client writes over TCP is there over the socket, and the other way round.
+    let tcp = server.connect().await;
+    assert_eq!(common::scalar(&tcp, "SELECT count(*) FROM t").await, "10");
+
+    // An SSLRequest on the socket is answered "no", as PostgreSQL does, and the session goes on in plain text.
+    let mut raw = tokio::net::UnixStream::connect(&socket).await.unwrap();
+    raw.write_all(&[0, 0, 0, 8, 4, 210, 22, 47]).await.unwrap();
+    let mut answer = [0u8; 1];
+    raw.read_exact(&mut answer).await.unwrap();
+    assert_eq!(&answer, b"N");
+    raw.write_all(&common::startup_packet("raw")).await.unwrap();
+    let mut reply = [0u8; 9];
+    raw.read_exact(&mut reply).await.unwrap();
+    assert_eq!(reply, [b'R', 0, 0, 0, 8, 0, 0, 0, 0], "AuthenticationOk");
+    drop(raw);
+
+    // psql with -h DIR, as with PostgreSQL.
+    let out = std::process::Command::new("psql")
+        .args(["-X", "-A", "-t", "-c", "SELECT name FROM t WHERE id = 3"])
+        .args([
+            "-h",
+            dir.to_str().unwrap(),
+            "-p",
+            &server.port().to_string(),
+        ])
+        .args(["-U", "bob", "-d", "shop"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "n3");
+
+    // A clean stop removes the socket file.
+    drop(client);
+    let status = server.terminate();
+    assert!(status.success(), "{status:?}");
+    assert!(!socket.exists(), "the socket file is removed at shutdown");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_unix_socket_is_replaced_and_a_live_one_is_not() {
+    let dir = socket_dir();
+    let port = free_port();
+    let path = dir.join(format!(".s.PGSQL.{port}"));
+    let listen = format!("127.0.0.1:{port}");
+    let dir_arg = dir.to_str().unwrap();
+
+    // Someone answers on the socket: the server refuses to take it over.
+    let live = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let stderr = refused_start(port, &dir);
+    assert!(stderr.contains("another server is listening"), "{stderr}");
+    // Nobody does any longer (a server killed with SIGKILL leaves its socket file): the file is replaced.
+    drop(live);
+    assert!(path.exists());
+    let server = Server::start(&["--listen", &listen, "--unix-socket-dir", dir_arg]);
+    let (client, connection) = tokio_postgres::connect(
+        &format!("host={dir_arg} port={port} user=u dbname=d"),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    assert_eq!(common::scalar(&client, "SELECT 1 + 1").await, "2");
+    drop(client);
+    let data_dir = server.crash();
+    let _ = std::fs::remove_dir_all(data_dir);
+    assert!(path.exists(), "a crash leaves the socket file");
+    let server = Server::start(&["--listen", &listen, "--unix-socket-dir", dir_arg]);
+    let (client, connection) = tokio_postgres::connect(
+        &format!("host={dir_arg} port={port} user=u dbname=d"),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    assert_eq!(common::scalar(&client, "SELECT 2 + 2").await, "4");
+    drop(client);
+    drop(server);
+
+    // Something that is not a socket is never removed.
+    std::fs::remove_file(&path).ok();
+    std::fs::write(&path, b"precious").unwrap();
+    let stderr = refused_start(port, &dir);
+    assert!(stderr.contains("is not a socket"), "{stderr}");
+    assert_eq!(std::fs::read(&path).unwrap(), b"precious");
+    // A directory that does not exist, and a path too long for a socket.
+    let stderr = refused_start(port, &dir.join("missing"));
+    assert!(stderr.contains("is not a directory"), "{stderr}");
+    let deep = dir.join("d".repeat(100));
+    std::fs::create_dir_all(&deep).unwrap();
+    let stderr = refused_start(port, &deep);
+    assert!(stderr.contains("longer than 107 bytes"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copy_in_and_out_in_text_and_csv() {
     use bytes::Bytes;

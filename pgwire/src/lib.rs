@@ -58,7 +58,9 @@ use lanedb_engine::auth::{Role, ScramVerifier};
 use lanedb_engine::invocation::CopyRows;
 use lanedb_engine::{CopyDirection, CopyFormat, DataType, Output, Result, SessionCommand, Value};
 use parking_lot::Mutex;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, UnixListener, UnixStream};
+
+use crate::tls::Stream;
 
 /// What the wire server needs from a database.
 pub trait Backend: Send + Sync + 'static {
@@ -257,33 +259,51 @@ impl<B: Backend> Shared<B> {
     }
 }
 
-/// Accepts connections until `shutdown` resolves, serving each on its own task. Returns once the listener stops;
-/// sessions still open end when their clients go (or when the runtime shuts down).
+/// Accepts connections on `listener`, and on `unix` when given, until `shutdown` resolves, serving each on its own
+/// task. Returns once the listeners stop; sessions still open end when their clients go (or when the runtime shuts
+/// down).
 pub async fn serve<B: Backend>(
     listener: TcpListener,
+    unix: Option<UnixListener>,
     shared: Arc<Shared<B>>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
     loop {
-        tokio::select! {
+        let accepted = tokio::select! {
             _ = &mut shutdown => return,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let _ = stream.set_nodelay(true);
-                    let shared = shared.clone();
-                    tokio::spawn(async move {
-                        session::run(stream, shared).await;
-                        tracing::debug!(%peer, "connection closed");
-                    });
-                }
-                Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
+            accepted = listener.accept() => accepted.map(|(stream, peer)| {
+                let _ = stream.set_nodelay(true);
+                (Stream::Plain(stream), peer.to_string())
+            }),
+            accepted = accept_unix(unix.as_ref()) => {
+                accepted.map(|(stream, _)| (Stream::Unix(stream), "the Unix socket".to_string()))
+            }
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    session::run(stream, shared).await;
+                    tracing::debug!(%peer, "connection closed");
+                });
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
+    }
+}
+
+/// The next connection on the Unix socket; never, without one.
+async fn accept_unix(
+    unix: Option<&UnixListener>,
+) -> std::io::Result<(UnixStream, tokio::net::unix::SocketAddr)> {
+    match unix {
+        Some(listener) => listener.accept().await,
+        None => std::future::pending().await,
     }
 }
 

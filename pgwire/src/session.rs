@@ -49,7 +49,6 @@ use pgwire::messages::{
     SslNegotiationMetaMessage,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use crate::tls::Stream;
 use crate::types::{column_type, oid_of, put_cell, TEXT};
@@ -65,11 +64,11 @@ const COPY_OUT_ROWS_PER_MESSAGE: usize = 512;
 const NAMED_OBJECTS_MAX: usize = 10_000;
 
 /// Serves one connection to the end.
-pub async fn run<B: Backend>(stream: TcpStream, shared: Arc<Shared<B>>) {
+pub async fn run<B: Backend>(stream: Stream, shared: Arc<Shared<B>>) {
     let count = shared.connections.fetch_add(1, Ordering::AcqRel) + 1;
     let _guard = ConnectionGuard(&shared.connections);
     let mut conn = Connection {
-        stream: Stream::Plain(stream),
+        stream,
         input: BytesMut::with_capacity(8192),
         out: BytesMut::with_capacity(8192),
         decode: DecodeContext::new(ProtocolVersion::PROTOCOL3_0),
@@ -156,7 +155,7 @@ impl Connection {
                 Ok(Some(PgWireFrontendMessage::SslNegotiation(m))) => {
                     match (&m, &shared.config.tls) {
                         (SslNegotiationMetaMessage::PostgresSsl(_), Some(tls))
-                            if !self.stream.is_tls() =>
+                            if self.stream.is_plain_tcp() =>
                         {
                             self.upgrade(tls.clone()).await?
                         }
@@ -177,7 +176,7 @@ impl Connection {
                 Ok(Some(PgWireFrontendMessage::Startup(s))) => {
                     self.decode.awaiting_frontend_ssl = false;
                     self.decode.awaiting_frontend_startup = false;
-                    if shared.config.require_tls && !self.stream.is_tls() {
+                    if shared.config.require_tls && self.stream.is_plain_tcp() {
                         return Err(Error::new(
                             SqlState::INVALID_AUTHORIZATION,
                             "this server requires TLS: connect with sslmode=require",

@@ -35,7 +35,11 @@ impl Server {
         };
         let mut child = Command::new(env!("CARGO_BIN_EXE_lanedb"))
             .arg("serve")
-            .args(["--listen", "127.0.0.1:0"])
+            .args(if extra.contains(&"--listen") {
+                &[][..]
+            } else {
+                &["--listen", "127.0.0.1:0"][..]
+            })
             .args(if extra.contains(&"--lanes") {
                 &[][..]
             } else {
