@@ -58,3 +58,46 @@ fn psql_session_prints_what_postgres_would() {
         );
     }
 }
+
+/// psql's tab completion (`tests/psql/complete.py` types on a pseudo-terminal): table, column, procedure and setting
+/// names come from LaneDB's pg_catalog as they would from PostgreSQL's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psql_tab_completion_names_tables_columns_procedures_and_settings() {
+    let server = Server::start(&[]);
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE orders (id INTEGER PRIMARY KEY, item TEXT);
+             CREATE TABLE ordinals (n INTEGER PRIMARY KEY);
+             CREATE PROCEDURE add_order AS INSERT INTO orders VALUES ($1, $2);",
+        )
+        .await
+        .unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/psql/complete.py");
+    let output = Command::new("python3")
+        .arg(script)
+        .arg(server.port().to_string())
+        .args([
+            "SELECT * FROM ord",
+            "ordinals",
+            "SELECT * FROM orders WHERE it",
+            "item ",
+            "\\d ordi",
+            "nals",
+            "CALL add_",
+            "order",
+            "SET application_",
+            "name",
+            "SHOW server_ver",
+            "sion",
+        ])
+        .output()
+        .expect("python3 runs");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "tab completion failed:\n{report}");
+    assert_eq!(report.matches("ok ").count(), 6, "{report}");
+}

@@ -429,6 +429,8 @@ async fn errors_carry_their_sqlstate_and_the_session_goes_on() {
         "column \"nocol\" does not exist"
     );
     assert_eq!(position(&e), Some(18), "{e:?}");
+    let e = client.query("SELECT id / 0 FROM e", &[]).await.unwrap_err();
+    assert_eq!(e.as_db_error().unwrap().message(), "division by zero");
     let row = client
         .query_one("SELECT count(*) FROM e", &[])
         .await
@@ -491,6 +493,34 @@ async fn session_statements_are_answered() {
     // SHOW through the extended protocol describes its column.
     let row = client.query_one("SHOW server_version", &[]).await.unwrap();
     assert_eq!(row.get::<_, String>(0), "15.0");
+    // pg_settings, as tools and psql's completion of SET and SHOW read it, with the session's time zone.
+    client
+        .simple_query("SET TimeZone = 'Europe/Paris'")
+        .await
+        .unwrap();
+    let settings = client
+        .query(
+            "SELECT name, setting, context, source FROM pg_catalog.pg_settings \
+             WHERE name IN ('TimeZone', 'server_version', 'application_name') ORDER BY name",
+            &[],
+        )
+        .await
+        .unwrap();
+    let settings: Vec<(String, String, String, String)> = settings
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    let row = |name: &str, setting: &str, context: &str, source: &str| {
+        (name.into(), setting.into(), context.into(), source.into())
+    };
+    assert_eq!(
+        settings,
+        vec![
+            row("TimeZone", "Europe/Paris", "user", "session"),
+            row("application_name", "", "user", "default"),
+            row("server_version", "15.0", "internal", "default"),
+        ]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

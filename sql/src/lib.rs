@@ -119,6 +119,7 @@ impl RunContext<'_> {
             .map(|(user, database)| functions::SessionIdentity {
                 user: user.to_string(),
                 database: database.to_string(),
+                ..functions::SessionIdentity::default()
             })
     }
 }

@@ -41,6 +41,7 @@ use datafusion::logical_expr::{
 };
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::sql::sqlparser::ast;
+use lanedb_engine::output::{REPORTED, SETTINGS};
 use lanedb_engine::{Catalog, DataType, Engine, IndexKind, TableDef};
 
 /// `pg_catalog`'s namespace OID.
@@ -207,11 +208,18 @@ enum Kind {
     Text,
 }
 
+/// What a scan of a catalog relation knows of the session running it.
+struct Scan {
+    database: String,
+    /// The session's `TimeZone`.
+    zone: String,
+}
+
 /// A catalog relation: its columns and how to compute its rows from a catalog.
 struct Relation {
     name: &'static str,
     columns: &'static [(&'static str, Kind)],
-    rows: fn(&Catalog, &str) -> Vec<Vec<Cell>>,
+    rows: fn(&Catalog, &Scan) -> Vec<Vec<Cell>>,
 }
 
 use Kind::{Bool, Float, Int, Long, Text};
@@ -431,10 +439,10 @@ const RELATIONS: &[Relation] = &[
             ("datcollversion", Text),
             ("datacl", Text),
         ],
-        rows: |_, database| {
+        rows: |_, scan| {
             vec![vec![
                 Cell::I(5),
-                t(database),
+                t(&scan.database),
                 Cell::I(OWNER_OID),
                 Cell::I(6),
                 t("c"),
@@ -522,6 +530,23 @@ const RELATIONS: &[Relation] = &[
         rows: |_, _| vec![],
     },
     Relation {
+        name: "pg_settings",
+        columns: &[
+            ("name", Text),
+            ("setting", Text),
+            ("unit", Text),
+            ("category", Text),
+            ("short_desc", Text),
+            ("context", Text),
+            ("vartype", Text),
+            ("source", Text),
+            ("boot_val", Text),
+            ("reset_val", Text),
+            ("pending_restart", Bool),
+        ],
+        rows: settings,
+    },
+    Relation {
         name: "pg_stat_user_tables",
         columns: &[
             ("relid", Int),
@@ -559,7 +584,7 @@ const ABSENT: &[&str] = &[
 ];
 
 /// Users, as roles: admins are superusers; a user without a password cannot log in.
-fn roles(catalog: &Catalog, _: &str) -> Vec<Vec<Cell>> {
+fn roles(catalog: &Catalog, _: &Scan) -> Vec<Vec<Cell>> {
     catalog
         .users()
         .enumerate()
@@ -583,7 +608,70 @@ fn roles(catalog: &Catalog, _: &str) -> Vec<Vec<Cell>> {
         .collect()
 }
 
-fn namespaces(_: &Catalog, _: &str) -> Vec<Vec<Cell>> {
+/// The settings a session can `SHOW` (`lanedb_engine::output::SETTINGS`): the session's `TimeZone`, and the others'
+/// defaults (a session's other `SET`s live in the wire session, which the catalog does not see). `context` says
+/// which a client may change (`user`) and which only report the server (`internal`), as PostgreSQL's do.
+fn settings(_: &Catalog, scan: &Scan) -> Vec<Vec<Cell>> {
+    SETTINGS
+        .iter()
+        .map(|&(name, default)| {
+            let value = if name == "timezone" {
+                scan.zone.as_str()
+            } else {
+                default
+            };
+            let spelled = REPORTED
+                .iter()
+                .find(|(lower, _)| *lower == name)
+                .map_or(name, |(_, spelled)| spelled);
+            let internal = matches!(
+                name,
+                "integer_datetimes"
+                    | "is_superuser"
+                    | "lc_collate"
+                    | "lc_ctype"
+                    | "max_identifier_length"
+                    | "server_encoding"
+                    | "server_version"
+                    | "server_version_num"
+            );
+            let vartype = if matches!(value, "on" | "off") {
+                "bool"
+            } else if value.parse::<i64>().is_ok() {
+                "integer"
+            } else {
+                "string"
+            };
+            vec![
+                t(spelled),
+                t(value),
+                if name == "statement_timeout" {
+                    t("ms")
+                } else {
+                    Cell::Null
+                },
+                t(if internal {
+                    "Preset Options"
+                } else {
+                    "Client Connection Defaults"
+                }),
+                t(""),
+                t(if internal { "internal" } else { "user" }),
+                t(vartype),
+                t(if value == default {
+                    "default"
+                } else {
+                    "session"
+                }),
+                t(default),
+                t(default),
+                Cell::B(false),
+            ]
+        })
+        .collect()
+}
+
+fn namespaces(_: &Catalog, _: &Scan) -> Vec<Vec<Cell>> {
     vec![
         vec![
             Cell::I(PG_CATALOG_OID),
@@ -656,7 +744,7 @@ fn index_am(kind: IndexKind) -> i32 {
     }
 }
 
-fn classes(catalog: &Catalog, _: &str) -> Vec<Vec<Cell>> {
+fn classes(catalog: &Catalog, _: &Scan) -> Vec<Vec<Cell>> {
     let mut rows = Vec::new();
     for table in catalog.tables() {
         // Materialized views are 'm', as psql's \dm lists them.
@@ -687,7 +775,7 @@ fn classes(catalog: &Catalog, _: &str) -> Vec<Vec<Cell>> {
     rows
 }
 
-fn attributes(catalog: &Catalog, _: &str) -> Vec<Vec<Cell>> {
+fn attributes(catalog: &Catalog, _: &Scan) -> Vec<Vec<Cell>> {
     let mut rows = Vec::new();
     for table in catalog.tables() {
         for (i, c) in table.columns.iter().enumerate() {
@@ -722,7 +810,7 @@ fn attributes(catalog: &Catalog, _: &str) -> Vec<Vec<Cell>> {
     rows
 }
 
-fn types(_: &Catalog, _: &str) -> Vec<Vec<Cell>> {
+fn types(_: &Catalog, _: &Scan) -> Vec<Vec<Cell>> {
     TYPES
         .iter()
         .map(|(oid, name, len, category)| {
@@ -759,7 +847,7 @@ fn types(_: &Catalog, _: &str) -> Vec<Vec<Cell>> {
 }
 
 /// Procedures: OIDs after the tables', kind `p`, argument types as OIDs.
-fn procedures(catalog: &Catalog, _: &str) -> Vec<Vec<Cell>> {
+fn procedures(catalog: &Catalog, _: &Scan) -> Vec<Vec<Cell>> {
     catalog
         .procedures()
         .enumerate()
@@ -793,7 +881,7 @@ fn key_text(columns: &[usize]) -> String {
         .join(" ")
 }
 
-fn indexes(catalog: &Catalog, _: &str) -> Vec<Vec<Cell>> {
+fn indexes(catalog: &Catalog, _: &Scan) -> Vec<Vec<Cell>> {
     let mut rows = Vec::new();
     for table in catalog.tables() {
         for (i, index) in table.indexes.iter().enumerate() {
@@ -823,7 +911,7 @@ fn indexes(catalog: &Catalog, _: &str) -> Vec<Vec<Cell>> {
     rows
 }
 
-fn constraints(catalog: &Catalog, _: &str) -> Vec<Vec<Cell>> {
+fn constraints(catalog: &Catalog, _: &Scan) -> Vec<Vec<Cell>> {
     let mut rows = Vec::new();
     for table in catalog.tables() {
         for (i, index) in table.indexes.iter().enumerate() {
@@ -862,7 +950,7 @@ fn constraints(catalog: &Catalog, _: &str) -> Vec<Vec<Cell>> {
     rows
 }
 
-fn defaults(catalog: &Catalog, _: &str) -> Vec<Vec<Cell>> {
+fn defaults(catalog: &Catalog, _: &Scan) -> Vec<Vec<Cell>> {
     let mut rows = Vec::new();
     for table in catalog.tables() {
         for (i, c) in table.columns.iter().enumerate() {
@@ -971,13 +1059,17 @@ impl TableProvider for CatalogTable {
         _limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let catalog = crate::query::snapshot_catalog(state)?;
-        let database = state
+        let identity = state
             .config_options()
             .extensions
             .get::<crate::functions::SessionIdentity>()
-            .map(|i| i.database.clone())
-            .unwrap_or_else(|| "lanedb".into());
-        let rows = (self.relation.rows)(&catalog, &database);
+            .cloned()
+            .unwrap_or_default();
+        let scan = Scan {
+            database: identity.database,
+            zone: identity.zone,
+        };
+        let rows = (self.relation.rows)(&catalog, &scan);
         let batch = batch(self.relation, rows)?;
         Ok(MemorySourceConfig::try_new_exec(
             &[vec![batch]],

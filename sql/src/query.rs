@@ -236,6 +236,8 @@ pub struct QueryPlan {
     physical_scalar_subqueries: bool,
     pub schema: SchemaRef,
     pub param_types: Vec<Option<DataType>>,
+    /// The session time zone it was planned in.
+    zone: String,
 }
 
 impl QueryPlan {
@@ -460,6 +462,7 @@ impl QueryBridge {
             physical_scalar_subqueries,
             schema,
             param_types,
+            zone: zone.to_string(),
         })
     }
 
@@ -473,9 +476,9 @@ impl QueryBridge {
         timestamp_micros: Option<i64>,
     ) -> Result<Vec<RecordBatch>> {
         let mut state = self.base.clone();
-        if let Some(identity) = identity {
-            state.config_mut().options_mut().extensions.insert(identity);
-        }
+        let mut identity = identity.unwrap_or_default();
+        identity.zone.clone_from(&query.zone);
+        state.config_mut().options_mut().extensions.insert(identity);
         state
             .config_mut()
             .set_extension(Arc::new(QuerySnapshot(snapshot)));
@@ -583,9 +586,11 @@ fn classify(m: &str) -> Option<Error> {
     if let Some(code) = datetime_code(&lower) {
         return Some(Error::new(code, m.to_string()));
     }
-    let code = if lower.contains("divide by zero") || lower.contains("division by zero") {
-        SqlState::DIVISION_BY_ZERO
-    } else if lower.contains("overflow")
+    if lower.contains("divide by zero") || lower.contains("division by zero") {
+        // PostgreSQL's wording, not Arrow's ("Arrow error: Divide by zero error").
+        return Some(Error::new(SqlState::DIVISION_BY_ZERO, "division by zero"));
+    }
+    let code = if lower.contains("overflow")
         || lower.contains("out of range")
         || lower.contains("can't cast value")
     {
