@@ -5,6 +5,7 @@
 #   ROWS=100000 DURATION=5 CLIENTS="16" MODES="simple extended prepared" benches/pgbench.sh
 #   WIRE_THREADS=1 benches/pgbench.sh      # lanedb serve --wire-threads 1
 #   LANEDB_FLAGS="--wire-slice-us 0" benches/pgbench.sh   # any other serve flags
+#   TRANSPORT=unix benches/pgbench.sh      # pgbench over each server's Unix socket instead of loopback TCP
 #
 # Point SELECT by key (benches/pgbench/select.sql) and UPDATE by key (update.sql) on an `accounts` table shaped like
 # pgbench's own. PostgreSQL runs from the Debian package on a temporary data directory. DURABILITY=async (the default)
@@ -21,7 +22,12 @@ SCRIPTS=${SCRIPTS:-"select update"}
 LANEDB_PORT=${LANEDB_PORT:-5491}
 PG_PORT=${PG_PORT:-5492}
 DURABILITY=${DURABILITY:-async}
+TRANSPORT=${TRANSPORT:-tcp}
 source benches/common.sh
+if [ "$TRANSPORT" = unix ]; then
+    mkdir -p "$work/lsock"
+    LANEDB_FLAGS="${LANEDB_FLAGS:-} --unix-socket-dir $work/lsock"
+fi
 start_lanedb "$LANEDB_PORT" --durability "$DURABILITY" --modules none ${WIRE_THREADS:+--wire-threads $WIRE_THREADS} ${LANEDB_FLAGS:-}
 if [ "$DURABILITY" = sync ]; then start_postgres "$PG_PORT" on; else start_postgres "$PG_PORT" off; fi
 
@@ -32,15 +38,19 @@ psql -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$LANEDB_PORT" -U bench -d bench \
 psql -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres \
     -c "$schema" -c "$load" -c "VACUUM ANALYZE accounts"
 
-echo "| server | script | mode | clients | tps | latency avg ms | p99 ms |"
+echo "| server ($TRANSPORT) | script | mode | clients | tps | latency avg ms | p99 ms |"
 echo "|---|---|---|---|---|---|---|"
 for script in $SCRIPTS; do
   for mode in $MODES; do
     for clients in $CLIENTS; do
       for server in lanedb postgres; do
         if [ "$server" = lanedb ]; then port=$LANEDB_PORT; user=bench; else port=$PG_PORT; user=postgres; fi
+        host=127.0.0.1
+        if [ "$TRANSPORT" = unix ]; then
+            if [ "$server" = lanedb ]; then host=$work/lsock; else host=$work/pgsock; fi
+        fi
         rm -f "$work"/pgbench_log.*
-        out=$(cd "$work" && pgbench -n -h 127.0.0.1 -p "$port" -U "$user" -M "$mode" -c "$clients" -j 2 \
+        out=$(cd "$work" && pgbench -n -h "$host" -p "$port" -U "$user" -M "$mode" -c "$clients" -j 2 \
             -T "$DURATION" -D rows="$ROWS" -f "$OLDPWD/benches/pgbench/$script.sql" -l --sampling-rate 0.1 \
             "$([ "$server" = lanedb ] && echo bench || echo postgres)" 2>&1) || { echo "$out" >&2; exit 1; }
         tps=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -1)
