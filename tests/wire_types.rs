@@ -119,6 +119,32 @@ async fn text_results_are_postgres_text() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_settings_reports_the_servers_time_zone_and_the_sessions() {
+    let server = Server::start(&["--timezone", "America/New_York"]);
+    let client = server.connect().await;
+    let sql =
+        "SELECT setting, source, boot_val, reset_val FROM pg_settings WHERE name = 'TimeZone'";
+    let row = |r: tokio_postgres::Row| -> [String; 4] { [r.get(0), r.get(1), r.get(2), r.get(3)] };
+    assert_eq!(
+        row(client.query_one(sql, &[]).await.unwrap()),
+        [
+            "America/New_York",
+            "command line",
+            "UTC",
+            "America/New_York"
+        ]
+    );
+    client
+        .simple_query("SET TimeZone = 'Asia/Tokyo'")
+        .await
+        .unwrap();
+    assert_eq!(
+        row(client.query_one(sql, &[]).await.unwrap()),
+        ["Asia/Tokyo", "session", "UTC", "America/New_York"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_parameters_of_the_new_types_are_read() {
     let server = Server::start(&["--timezone", "America/New_York"]);
     let client = server.connect().await;

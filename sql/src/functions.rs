@@ -14,12 +14,13 @@ use datafusion::logical_expr::{
 };
 
 extensions_options! {
-    /// Who runs the statement: the user and database the client named at start-up, and the session's `TimeZone`
-    /// the statement was planned in.
+    /// Who runs the statement: the user and database the client named at start-up, the session's `TimeZone` the
+    /// statement was planned in, and the database's default one.
     pub struct SessionIdentity {
         pub user: String, default = "lanedb".to_string()
         pub database: String, default = "lanedb".to_string()
         pub zone: String, default = lanedb_engine::types::DEFAULT_ZONE.to_string()
+        pub server_zone: String, default = lanedb_engine::types::DEFAULT_ZONE.to_string()
     }
 }
 

@@ -168,6 +168,7 @@ impl SqlEngine {
     pub fn set_time_zone(&self, zone: &str) -> Result<String> {
         let zone = lanedb_engine::datetime::canonical_zone(zone)?;
         *self.time_zone.write() = zone.clone();
+        self.bridge.set_server_zone(&zone);
         self.cache.lock().clear();
         Ok(zone)
     }

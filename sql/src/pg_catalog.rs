@@ -213,6 +213,8 @@ struct Scan {
     database: String,
     /// The session's `TimeZone`.
     zone: String,
+    /// The database's default `TimeZone` (`--timezone`), which `RESET` returns to.
+    server_zone: String,
 }
 
 /// A catalog relation: its columns and how to compute its rows from a catalog.
@@ -608,17 +610,18 @@ fn roles(catalog: &Catalog, _: &Scan) -> Vec<Vec<Cell>> {
         .collect()
 }
 
-/// The settings a session can `SHOW` (`lanedb_engine::output::SETTINGS`): the session's `TimeZone`, and the others'
-/// defaults (a session's other `SET`s live in the wire session, which the catalog does not see). `context` says
+/// The settings a session can `SHOW` (`lanedb_engine::output::SETTINGS`): the session's `TimeZone` (whose reset value
+/// is the database's `--timezone`), and the others' defaults (a session's other `SET`s live in the wire session,
+/// which the catalog does not see). `context` says
 /// which a client may change (`user`) and which only report the server (`internal`), as PostgreSQL's do.
 fn settings(_: &Catalog, scan: &Scan) -> Vec<Vec<Cell>> {
     SETTINGS
         .iter()
-        .map(|&(name, default)| {
-            let value = if name == "timezone" {
-                scan.zone.as_str()
+        .map(|&(name, boot)| {
+            let (value, default) = if name == "timezone" {
+                (scan.zone.as_str(), scan.server_zone.as_str())
             } else {
-                default
+                (boot, boot)
             };
             let spelled = REPORTED
                 .iter()
@@ -658,12 +661,14 @@ fn settings(_: &Catalog, scan: &Scan) -> Vec<Vec<Cell>> {
                 t(""),
                 t(if internal { "internal" } else { "user" }),
                 t(vartype),
-                t(if value == default {
-                    "default"
-                } else {
+                t(if value != default {
                     "session"
+                } else if default != boot {
+                    "command line"
+                } else {
+                    "default"
                 }),
-                t(default),
+                t(boot),
                 t(default),
                 Cell::B(false),
             ]
@@ -1068,6 +1073,7 @@ impl TableProvider for CatalogTable {
         let scan = Scan {
             database: identity.database,
             zone: identity.zone,
+            server_zone: identity.server_zone,
         };
         let rows = (self.relation.rows)(&catalog, &scan);
         let batch = batch(self.relation, rows)?;

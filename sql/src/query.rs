@@ -224,6 +224,8 @@ impl CatalogProvider for LaneCatalog {
 pub struct QueryBridge {
     base: SessionState,
     engine: Arc<Engine>,
+    /// The database's default time zone (`SqlEngine::set_time_zone`), for `pg_settings`.
+    server_zone: parking_lot::RwLock<String>,
 }
 
 /// A planned query: the logical plan and what its parameters and results look like.
@@ -337,7 +339,16 @@ impl QueryBridge {
             base.register_udf(Arc::new(udf))
                 .expect("registering a function on a fresh session");
         }
-        QueryBridge { base, engine }
+        QueryBridge {
+            base,
+            engine,
+            server_zone: parking_lot::RwLock::new(lanedb_engine::types::DEFAULT_ZONE.into()),
+        }
+    }
+
+    /// Records the database's default time zone, which `pg_settings` reports as TimeZone's reset value.
+    pub fn set_server_zone(&self, zone: &str) {
+        zone.clone_into(&mut self.server_zone.write());
     }
 
     /// Plans a query statement once; the plan is reused for every execution. A parameter whose type nothing
@@ -478,6 +489,7 @@ impl QueryBridge {
         let mut state = self.base.clone();
         let mut identity = identity.unwrap_or_default();
         identity.zone.clone_from(&query.zone);
+        identity.server_zone.clone_from(&self.server_zone.read());
         state.config_mut().options_mut().extensions.insert(identity);
         state
             .config_mut()
