@@ -115,6 +115,7 @@ impl Backend for WireBackend {
     ) -> Result<()> {
         let ctx = RunContext {
             identity: Some((&context.user, &context.database)),
+            settings: Some(&context.settings),
             cancel: Some(&context.cancel),
             timestamp_micros: None,
         };
@@ -170,6 +171,7 @@ impl Backend for WireBackend {
         let cancel: &AtomicBool = &context.cancel;
         let ctx = RunContext {
             identity: Some((&context.user, &context.database)),
+            settings: Some(&context.settings),
             cancel: Some(cancel),
             timestamp_micros: None,
         };

@@ -5,7 +5,7 @@ mod common;
 use std::str::FromStr;
 use std::time::Duration;
 
-use common::{code, Server};
+use common::{code, scalar, Server};
 use futures::future::join_all;
 use rust_decimal::Decimal;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -520,6 +520,228 @@ async fn session_statements_are_answered() {
             row("application_name", "", "user", "default"),
             row("server_version", "15.0", "internal", "default"),
         ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn current_setting_and_set_config_see_the_sessions_settings() {
+    let server = Server::start(&[]);
+    let client = server.connect().await;
+    let other = server.connect().await;
+    client
+        .simple_query("SET application_name = 'reporting'")
+        .await
+        .unwrap();
+    // current_setting reads this session's settings, through both protocols, with any spelling of the name.
+    let one = |rows: Vec<SimpleQueryMessage>| rows_of(&rows)[0].clone();
+    assert_eq!(
+        one(client
+            .simple_query(
+                "SELECT current_setting('application_name'), current_setting('TimeZone'), \
+                 current_setting('server_version_num')"
+            )
+            .await
+            .unwrap()),
+        vec![
+            Some("reporting".into()),
+            Some("UTC".into()),
+            Some("150000".into())
+        ]
+    );
+    let by_param = "SELECT current_setting($1)";
+    let name = "Application_Name";
+    assert_eq!(
+        client
+            .query_one(by_param, &[&name])
+            .await
+            .unwrap()
+            .get::<_, String>(0),
+        "reporting"
+    );
+    // Another session has its own.
+    assert_eq!(
+        other
+            .query_one(by_param, &[&name])
+            .await
+            .unwrap()
+            .get::<_, String>(0),
+        ""
+    );
+    // An unknown name: 42704, or NULL with missing_ok; per row too.
+    let e = client
+        .query_one("SELECT current_setting('no_such')", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "42704");
+    let rows = client
+        .query(
+            "SELECT current_setting(n, true) FROM (VALUES ('application_name'), ('no_such'), (NULL)) AS t(n)",
+            &[],
+        )
+        .await
+        .unwrap();
+    let values: Vec<Option<String>> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(values, vec![Some("reporting".into()), None, None]);
+    // pg_settings shows the session's value and says where it came from.
+    let row = client
+        .query_one(
+            "SELECT setting, source FROM pg_settings WHERE name = 'application_name'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (row.get::<_, String>(0), row.get::<_, String>(1)),
+        ("reporting".into(), "session".into())
+    );
+
+    // set_config on its own is SET that answers with the new value: constants, or parameters (described as text
+    // and boolean), under its alias if it has one.
+    assert_eq!(
+        one(client
+            .simple_query("SELECT pg_catalog.set_config('search_path', 'public', false)")
+            .await
+            .unwrap()),
+        vec![Some("public".into())]
+    );
+    let statement = client
+        .prepare("SELECT set_config($1, $2, $3) AS now_set")
+        .await
+        .unwrap();
+    assert_eq!(statement.params(), &[Type::TEXT, Type::TEXT, Type::BOOL]);
+    assert_eq!(statement.columns()[0].name(), "now_set");
+    assert_eq!(statement.columns()[0].type_(), &Type::TEXT);
+    let row = client
+        .query_one(&statement, &[&"app.tenant", &"42", &false])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "42");
+    assert_eq!(
+        one(client.simple_query("SHOW app.tenant").await.unwrap()),
+        vec![Some("42".into())]
+    );
+    assert_eq!(
+        one(client
+            .simple_query("SELECT current_setting('app.tenant')")
+            .await
+            .unwrap()),
+        vec![Some("42".into())]
+    );
+    // Unknown plain names and fixed settings are refused as SET refuses them; so is set_config inside a query.
+    for (sql, expected) in [
+        ("SELECT set_config('no_such', 'x', false)", "42704"),
+        ("SELECT set_config('server_version', '9.6', false)", "55P02"),
+        ("SELECT set_config(NULL, 'x', false)", "22004"),
+        ("SELECT set_config('a.b', 'x', false), 1", "0A000"),
+    ] {
+        let e = client.simple_query(sql).await.unwrap_err();
+        assert_eq!(code(&e), expected, "{sql}");
+    }
+
+    // Settings are transactional: SET LOCAL and set_config(..., true) end with the block, a rolled-back block's
+    // SETs are undone, a committed block's kept.
+    client.simple_query("BEGIN").await.unwrap();
+    client
+        .simple_query("SET LOCAL TIME ZONE 'Europe/Paris'")
+        .await
+        .unwrap();
+    client
+        .simple_query("SELECT set_config('app.tenant', '7', true)")
+        .await
+        .unwrap();
+    client
+        .simple_query("SET application_name = 'in-block'")
+        .await
+        .unwrap();
+    assert_eq!(scalar(&client, "SHOW TimeZone").await, "Europe/Paris");
+    assert_eq!(
+        scalar(&client, "SELECT current_setting('app.tenant')").await,
+        "7"
+    );
+    assert_eq!(
+        scalar(
+            &client,
+            "SELECT '2026-01-15 12:00:00+00'::timestamptz::text"
+        )
+        .await,
+        "2026-01-15 13:00:00+01"
+    );
+    client.simple_query("COMMIT").await.unwrap();
+    assert_eq!(scalar(&client, "SHOW TimeZone").await, "UTC");
+    assert_eq!(scalar(&client, "SHOW app.tenant").await, "42");
+    assert_eq!(scalar(&client, "SHOW application_name").await, "in-block");
+    client.simple_query("BEGIN").await.unwrap();
+    client
+        .simple_query("SET application_name = 'undone'; RESET search_path")
+        .await
+        .unwrap();
+    client.simple_query("ROLLBACK").await.unwrap();
+    assert_eq!(scalar(&client, "SHOW application_name").await, "in-block");
+    // A failed block's COMMIT is a rollback.
+    client.simple_query("BEGIN").await.unwrap();
+    client
+        .simple_query("SET application_name = 'failed'")
+        .await
+        .unwrap();
+    assert!(client.simple_query("SELECT 1/0").await.is_err());
+    client.simple_query("COMMIT").await.unwrap();
+    assert_eq!(scalar(&client, "SHOW application_name").await, "in-block");
+    // SET LOCAL outside a block changes nothing (PostgreSQL warns).
+    client
+        .simple_query("SET LOCAL application_name = 'nowhere'")
+        .await
+        .unwrap();
+    assert_eq!(scalar(&client, "SHOW application_name").await, "in-block");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reported_settings_are_reported_again_when_a_block_undoes_them() {
+    let server = Server::start(&[]);
+    let mut s = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    s.write_all(&common::startup_packet("x")).await.unwrap();
+    exchange(&mut s, &[]).await;
+    let query = |sql: &str| message(b'Q', &cstrings(&[sql]));
+    let reported = |got: Vec<(char, String)>| -> Vec<String> {
+        got.into_iter()
+            .filter(|(tag, _)| *tag == 'S')
+            .map(|(_, detail)| detail)
+            .collect()
+    };
+    assert_eq!(
+        reported(exchange(&mut s, &query("BEGIN")).await),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        reported(exchange(&mut s, &query("SET LOCAL TimeZone = 'Asia/Tokyo'")).await),
+        vec!["TimeZone=Asia/Tokyo"]
+    );
+    assert_eq!(
+        reported(
+            exchange(
+                &mut s,
+                &query("SELECT set_config('application_name', 'x', false)")
+            )
+            .await
+        ),
+        vec!["application_name=x"]
+    );
+    // Setting a value it already has reports nothing.
+    assert_eq!(
+        reported(exchange(&mut s, &query("SET application_name = 'x'")).await),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        reported(exchange(&mut s, &query("ROLLBACK")).await),
+        vec!["application_name=", "TimeZone=UTC"]
+    );
+    exchange(
+        &mut s,
+        &query("BEGIN; SET LOCAL application_name = 'for now'"),
+    )
+    .await;
+    assert_eq!(
+        reported(exchange(&mut s, &query("COMMIT")).await),
+        vec!["application_name="]
     );
 }
 
@@ -1440,6 +1662,9 @@ async fn exchange(s: &mut tokio::net::TcpStream, bytes: &[u8]) -> Vec<(char, Str
         s.read_exact(&mut body).await.unwrap();
         let detail = match head[0] {
             b'D' => String::from_utf8_lossy(&body[6..]).into_owned(),
+            // ParameterStatus: name=value.
+            b'S' => String::from_utf8_lossy(&body[..body.len().saturating_sub(1)])
+                .replacen('\0', "=", 1),
             b'E' => body
                 .split(|b| *b == 0)
                 .find(|f| f.first() == Some(&b'C'))

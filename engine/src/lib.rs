@@ -49,7 +49,7 @@ pub use engine::{
 };
 pub use error::{Error, Result, SqlState};
 pub use lane::LaneState;
-pub use output::{CopyDirection, CopyFormat, Output, SessionCommand};
+pub use output::{CopyDirection, CopyFormat, Output, SessionCommand, SettingArg};
 pub use partition::LaneId;
 pub use types::DataType;
 pub use value::Value;

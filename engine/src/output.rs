@@ -3,12 +3,14 @@
 //! These types cross every layer: the SQL layer produces them, the embedded API returns them, and the wire server
 //! encodes them. They live in the engine so the wire server needs nothing but the engine's shared types.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow_array::{ArrayRef, RecordBatch, StringArray};
 use arrow_schema::{DataType as ArrowType, Field, Schema, SchemaRef};
 
 use crate::error::{Error, Result, SqlState};
+use crate::value::Value;
 
 /// The result of one statement.
 #[derive(Clone, Debug)]
@@ -65,8 +67,21 @@ pub enum SessionCommand {
     Commit,
     /// `ROLLBACK` / `ABORT`.
     Rollback,
-    /// `SET name = value`, `SET name TO value`, `SET TIME ZONE value`; the name lower-cased.
-    Set { name: String, value: String },
+    /// `SET [LOCAL] name = value`, `SET name TO value`, `SET TIME ZONE value`; the name lower-cased. A `local` one
+    /// lasts until the end of the transaction block.
+    Set {
+        name: String,
+        value: String,
+        local: bool,
+    },
+    /// `SELECT set_config(name, value, is_local)` on its own: `SET` that answers with the new value as one row.
+    SetConfig {
+        name: SettingArg,
+        value: SettingArg,
+        local: SettingArg,
+        /// The result column's name: `set_config`, or the call's alias.
+        column: String,
+    },
     /// `SHOW name` / `SHOW ALL` (name `all`).
     Show(String),
     /// `RESET name`; `None` is `RESET ALL`.
@@ -87,12 +102,40 @@ impl SessionCommand {
             SessionCommand::Commit => "COMMIT",
             SessionCommand::Rollback => "ROLLBACK",
             SessionCommand::Set { .. } => "SET",
+            SessionCommand::SetConfig { .. } => "SELECT",
             SessionCommand::Show(_) => "SHOW",
             SessionCommand::Reset(_) => "RESET",
             SessionCommand::Discard => "DISCARD ALL",
             SessionCommand::Deallocate(None) => "DEALLOCATE ALL",
             SessionCommand::Deallocate(Some(_)) => "DEALLOCATE",
             SessionCommand::Accepted(tag) => tag,
+        }
+    }
+}
+
+/// An argument of `set_config`: a constant or a statement parameter.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SettingArg {
+    Null,
+    Text(String),
+    Bool(bool),
+    /// `$n`, counting from 0.
+    Param(usize),
+}
+
+impl SettingArg {
+    /// The argument's text given the statement's parameters (`None` for SQL NULL).
+    pub fn text(&self, params: &[Value]) -> Option<String> {
+        match self {
+            SettingArg::Null => None,
+            SettingArg::Text(s) => Some(s.clone()),
+            SettingArg::Bool(b) => Some(if *b { "true" } else { "false" }.to_string()),
+            SettingArg::Param(i) => match params.get(*i) {
+                None | Some(Value::Null) => None,
+                Some(Value::Text(s)) => Some(s.clone()),
+                Some(Value::Boolean(b)) => Some(if *b { "true" } else { "false" }.to_string()),
+                Some(other) => Some(other.to_string()),
+            },
         }
     }
 }
@@ -193,6 +236,38 @@ pub fn setting_default(name: &str) -> Option<&'static str> {
         .binary_search_by(|(n, _)| n.cmp(&name))
         .ok()
         .map(|i| SETTINGS[i].1)
+}
+
+/// A session's value of setting `name` (lower-case): what the session set (`set`), else the default. `user` answers
+/// `session_authorization` and `current_user`, `zone` (the session's own, defaulted) `timezone`. `None` for a name
+/// that is neither a setting nor set (a custom `a.b` one).
+pub fn session_setting(
+    name: &str,
+    set: &BTreeMap<String, String>,
+    user: &str,
+    zone: &str,
+) -> Option<String> {
+    match name {
+        "session_authorization" | "current_user" => Some(user.to_string()),
+        "timezone" => Some(zone.to_string()),
+        _ => set
+            .get(name)
+            .cloned()
+            .or_else(|| setting_default(name).map(String::from)),
+    }
+}
+
+/// The column `SELECT set_config(...)` answers with.
+pub fn set_config_schema(column: &str) -> SchemaRef {
+    Arc::new(Schema::new(vec![Field::new(column, ArrowType::Utf8, true)]))
+}
+
+/// The one row `SELECT set_config(...)` answers with: the setting's new value.
+pub fn set_config_output(column: &str, value: Option<&str>) -> Output {
+    let schema = set_config_schema(column);
+    let column: ArrayRef = Arc::new(StringArray::from(vec![value]));
+    let batch = RecordBatch::try_new(schema.clone(), vec![column]).expect("one text column");
+    Output::rows(schema, vec![batch])
 }
 
 /// The columns `SHOW name` returns: one text column named after the setting, or name/setting/description for

@@ -46,7 +46,7 @@ pub mod text;
 pub mod tls;
 pub mod types;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
@@ -155,6 +155,9 @@ pub struct ExecContext {
     pub database: String,
     /// Set by a cancel request for this session; the backend stops the running statement with SQLSTATE 57014.
     pub cancel: Arc<AtomicBool>,
+    /// The settings the session has changed and has in effect (`SET`, `SET LOCAL`, `set_config`), by lower-case
+    /// name, for `current_setting` and `pg_settings`.
+    pub settings: Arc<BTreeMap<String, String>>,
 }
 
 /// Limits and settings of the server.

@@ -1,7 +1,11 @@
 //! One client connection: start-up, then the simple and extended query protocols.
 //!
 //! ## State
-//! - settings the client changed (`SET`), over the defaults in `lanedb_engine::output::SETTINGS`;
+//! - settings the client changed (`SET`, `SELECT set_config(...)`), over the defaults in
+//!   `lanedb_engine::output::SETTINGS`. As in PostgreSQL they are transactional: `SET LOCAL` (and `set_config` with
+//!   `is_local`) lasts until the end of the block, and a block that rolls back undoes its `SET`s. Reported settings
+//!   (`REPORTED`) go to the client as ParameterStatus whenever their value changes, rollbacks included. Statements
+//!   read the settings in effect through `ExecContext::settings` (`current_setting`, `pg_settings`);
 //! - named statements (Parse) and portals (Bind); the unnamed ones are replaced by the next Parse/Bind;
 //! - a portal keeps its statement's output once run, so Execute with a row limit resumes where it stopped;
 //! - the transaction-block status reported in ReadyForQuery: idle, in a block, or failed.
@@ -19,14 +23,14 @@
 //! it), is refused with 0A000 and fails the block: nothing is acknowledged by `COMMIT` that was not applied
 //! atomically.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
 use lanedb_engine::auth::{Role, ScramVerifier};
-use lanedb_engine::output::{setting_default, REPORTED};
+use lanedb_engine::output::{session_setting, set_config_output, setting_default, REPORTED};
 use lanedb_engine::{
     CopyDirection, CopyFormat, Error, Output, Result, SessionCommand, SqlState, Value,
 };
@@ -488,6 +492,22 @@ fn put_error(out: &mut BytesMut, e: &Error, severity: &str, query: Option<QueryT
     );
 }
 
+fn unknown_setting(name: &str) -> Error {
+    Error::new(
+        SqlState::UNDEFINED_OBJECT,
+        format!("unrecognized configuration parameter \"{name}\""),
+    )
+}
+
+/// PostgreSQL's spellings of a boolean (`set_config`'s `is_local` given as text).
+fn parse_bool(text: &str) -> Option<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "t" | "true" | "y" | "yes" | "on" | "1" => Some(true),
+        "f" | "false" | "n" | "no" | "off" | "0" => Some(false),
+        _ => None,
+    }
+}
+
 fn put_notice(out: &mut BytesMut, code: &'static str, message: &str) {
     let fields = vec![
         (b'S', "WARNING".to_string()),
@@ -579,7 +599,14 @@ pub struct Session<B: Backend> {
     role: Role,
     pid: i32,
     secret: i32,
-    settings: HashMap<String, String>,
+    /// What `SET` (and `set_config`) changed, by lower-case name; the rest have their defaults. What is in effect,
+    /// with `local` over it, is `context.settings`.
+    settings: BTreeMap<String, String>,
+    /// What `SET LOCAL` changed in the open transaction block; it ends with the block.
+    local: BTreeMap<String, String>,
+    /// `settings` as the open transaction block found them: ROLLBACK puts them back, as PostgreSQL's settings are
+    /// transactional.
+    block_settings: Option<BTreeMap<String, String>>,
     /// The server's default time zone, for a session that has not set its own.
     default_zone: String,
     statements: Named<Arc<PreparedStatement<B::Statement>>>,
@@ -620,11 +647,14 @@ impl<B: Backend> Session<B> {
                 user,
                 database,
                 cancel,
+                settings: Arc::default(),
             },
             role,
             pid,
             secret,
-            settings: HashMap::new(),
+            settings: BTreeMap::new(),
+            local: BTreeMap::new(),
+            block_settings: None,
             default_zone,
             statements: Named::default(),
             portals: Named::default(),
@@ -646,8 +676,11 @@ impl<B: Backend> Session<B> {
             {
                 continue;
             }
-            self.set(&name, value)?;
+            let value = self.checked_setting(&name, value)?;
+            self.settings.insert(name, value);
         }
+        // Reported in full by `greet`.
+        self.publish_settings(&mut BytesMut::new());
         Ok(())
     }
 
@@ -708,38 +741,32 @@ impl<B: Backend> Session<B> {
 
     /// The session's `TimeZone`, without allocating (it is read at every Bind).
     fn time_zone(&self) -> &str {
-        self.settings
+        self.context
+            .settings
             .get("timezone")
             .map_or(self.default_zone.as_str(), String::as_str)
     }
 
+    /// The value of setting `name` (lower-case) in effect.
     fn setting(&self, name: &str) -> Option<String> {
-        match name {
-            "session_authorization" | "current_user" => return Some(self.context.user.clone()),
-            "timezone" if !self.settings.contains_key(name) => {
-                return Some(self.default_zone.clone())
-            }
-            _ => {}
-        }
-        self.settings
-            .get(name)
-            .cloned()
-            .or_else(|| setting_default(name).map(String::from))
+        session_setting(
+            name,
+            &self.context.settings,
+            &self.context.user,
+            self.time_zone(),
+        )
     }
 
-    /// Changes a setting; unknown names without a dot are refused as PostgreSQL does, custom `a.b` names accepted.
-    fn set(&mut self, name: &str, value: &str) -> Result<bool> {
+    /// `value` as setting `name` (lower-case) keeps it; unknown names without a dot are refused as PostgreSQL does,
+    /// custom `a.b` names accepted.
+    fn checked_setting(&self, name: &str, value: &str) -> Result<String> {
         let Some(default) = setting_default(name) else {
             if name.contains('.') {
-                self.settings.insert(name.to_string(), value.to_string());
-                return Ok(false);
+                return Ok(value.to_string());
             }
-            return Err(Error::new(
-                SqlState::UNDEFINED_OBJECT,
-                format!("unrecognized configuration parameter \"{name}\""),
-            ));
+            return Err(unknown_setting(name));
         };
-        let value = match name {
+        Ok(match name {
             "client_encoding" => {
                 let v = value.to_ascii_uppercase().replace('-', "");
                 if v != "UTF8" && v != "UNICODE" {
@@ -766,10 +793,85 @@ impl<B: Backend> Session<B> {
             "timezone" => lanedb_engine::datetime::canonical_zone(value)?,
             _ if value.eq_ignore_ascii_case("default") => default.to_string(),
             _ => value.to_string(),
-        };
-        let changed = self.setting(name).as_deref() != Some(value.as_str());
-        self.settings.insert(name.to_string(), value);
-        Ok(changed && REPORTED.iter().any(|(n, _)| *n == name))
+        })
+    }
+
+    /// `SET [LOCAL] name = value` (and `set_config`); returns the value as kept. A local one outside a transaction
+    /// block has nothing to last for: it changes nothing (the caller warns, as PostgreSQL does for `SET LOCAL`).
+    fn assign(
+        &mut self,
+        name: &str,
+        value: &str,
+        local: bool,
+        out: &mut BytesMut,
+    ) -> Result<String> {
+        let value = self.checked_setting(name, value)?;
+        if local {
+            if self.status != TransactionStatus::Idle {
+                self.local.insert(name.to_string(), value.clone());
+            }
+        } else {
+            // A session-wide SET outlasts an earlier SET LOCAL of the same block.
+            self.local.remove(name);
+            self.settings.insert(name.to_string(), value.clone());
+        }
+        self.publish_settings(out);
+        Ok(value)
+    }
+
+    /// `RESET name` / `RESET ALL`.
+    fn reset(&mut self, name: Option<&str>, out: &mut BytesMut) -> Result<()> {
+        match name {
+            Some(name) => {
+                if setting_default(name).is_none() && !name.contains('.') {
+                    return Err(unknown_setting(name));
+                }
+                self.settings.remove(name);
+                self.local.remove(name);
+            }
+            None => {
+                self.settings.clear();
+                self.local.clear();
+            }
+        }
+        self.publish_settings(out);
+        Ok(())
+    }
+
+    /// The transaction block ends: `SET LOCAL`s end with it, and a rollback puts back the settings it found.
+    fn end_block_settings(&mut self, commit: bool, out: &mut BytesMut) {
+        let found = self.block_settings.take();
+        if !commit {
+            if let Some(found) = found {
+                self.settings = found;
+            }
+        }
+        self.local.clear();
+        self.publish_settings(out);
+    }
+
+    /// Puts the settings in effect (`settings` with `local` over them) where statements read them, and reports each
+    /// reported setting whose value changed to the client (ParameterStatus), as PostgreSQL does.
+    fn publish_settings(&mut self, out: &mut BytesMut) {
+        let mut effective = self.settings.clone();
+        effective.extend(self.local.iter().map(|(n, v)| (n.clone(), v.clone())));
+        if *self.context.settings == effective {
+            return;
+        }
+        let before: Vec<Option<String>> = REPORTED.iter().map(|(n, _)| self.setting(n)).collect();
+        self.context.settings = Arc::new(effective);
+        for ((name, spelled), before) in REPORTED.iter().zip(before) {
+            let now = self.setting(name);
+            if now != before {
+                encode(
+                    out,
+                    PgWireBackendMessage::ParameterStatus(ParameterStatus::new(
+                        spelled.to_string(),
+                        now.unwrap_or_default(),
+                    )),
+                );
+            }
+        }
     }
 
     async fn handle(&mut self, message: PgWireFrontendMessage, out: &mut BytesMut) -> Flow {
@@ -1098,7 +1200,7 @@ impl<B: Backend> Session<B> {
     ) -> Result<Output> {
         let backend = self.shared.backend.clone();
         if let Some(command) = backend.session_command(statement) {
-            return self.session_command(command, out);
+            return self.session_command(command, params, out);
         }
         if self.status == TransactionStatus::Error {
             return Err(aborted_block());
@@ -1138,7 +1240,12 @@ impl<B: Backend> Session<B> {
         Ok(Output::command("INSERT", rows))
     }
 
-    fn session_command(&mut self, command: &SessionCommand, out: &mut BytesMut) -> Result<Output> {
+    fn session_command(
+        &mut self,
+        command: &SessionCommand,
+        params: &[Value],
+        out: &mut BytesMut,
+    ) -> Result<Output> {
         let tag = command.tag();
         if self.status == TransactionStatus::Error
             && !matches!(command, SessionCommand::Commit | SessionCommand::Rollback)
@@ -1149,6 +1256,8 @@ impl<B: Backend> Session<B> {
             SessionCommand::Begin => {
                 if self.status != TransactionStatus::Idle {
                     put_notice(out, "25001", "there is already a transaction in progress");
+                } else {
+                    self.block_settings = Some(self.settings.clone());
                 }
                 self.status = TransactionStatus::Transaction;
             }
@@ -1161,45 +1270,65 @@ impl<B: Backend> Session<B> {
                 // The block's portals end with it.
                 self.portals.clear();
                 let writes = std::mem::take(&mut self.deferred);
-                if failed {
+                if failed || *command == SessionCommand::Rollback {
+                    self.end_block_settings(false, out);
                     return Ok(Output::command("ROLLBACK", 0));
                 }
-                if *command == SessionCommand::Commit && !writes.is_empty() {
+                if !writes.is_empty() {
                     let backend = self.shared.backend.clone();
-                    tokio::task::block_in_place(|| backend.execute_block(&self.context, &writes))?;
+                    let applied = tokio::task::block_in_place(|| {
+                        backend.execute_block(&self.context, &writes)
+                    });
+                    if let Err(e) = applied {
+                        self.end_block_settings(false, out);
+                        return Err(e);
+                    }
                 }
+                self.end_block_settings(true, out);
             }
-            SessionCommand::Set { name, value } => {
-                if self.set(name, value)? {
-                    let spelled = REPORTED
-                        .iter()
-                        .find(|(n, _)| n == name)
-                        .map_or(name.as_str(), |(_, s)| s);
-                    let value = self.setting(name).unwrap_or_default();
-                    encode(
+            SessionCommand::Set { name, value, local } => {
+                if *local && self.status == TransactionStatus::Idle {
+                    put_notice(
                         out,
-                        PgWireBackendMessage::ParameterStatus(ParameterStatus::new(
-                            spelled.to_string(),
-                            value,
-                        )),
+                        "25P01",
+                        "SET LOCAL can only be used in transaction blocks",
                     );
                 }
+                self.assign(name, value, *local, out)?;
+            }
+            SessionCommand::SetConfig {
+                name,
+                value,
+                local,
+                column,
+            } => {
+                let Some(name) = name.text(params) else {
+                    return Err(Error::new(SqlState("22004"), "SET requires parameter name"));
+                };
+                let name = name.to_ascii_lowercase();
+                let local = match local.text(params) {
+                    None => false,
+                    Some(text) => parse_bool(&text).ok_or_else(|| {
+                        Error::new(
+                            SqlState::INVALID_TEXT_REPRESENTATION,
+                            format!("invalid input syntax for type boolean: \"{text}\""),
+                        )
+                    })?,
+                };
+                let value = match value.text(params) {
+                    Some(value) => self.assign(&name, &value, local, out)?,
+                    // A NULL value resets the setting, as in PostgreSQL.
+                    None => {
+                        self.reset(Some(&name), out)?;
+                        self.setting(&name).unwrap_or_default()
+                    }
+                };
+                return Ok(set_config_output(column, Some(&value)));
             }
             SessionCommand::Show(name) => {
                 return lanedb_engine::output::show(name, |n| self.setting(n));
             }
-            SessionCommand::Reset(name) => match name {
-                Some(name) => {
-                    if setting_default(name).is_none() && !name.contains('.') {
-                        return Err(Error::new(
-                            SqlState::UNDEFINED_OBJECT,
-                            format!("unrecognized configuration parameter \"{name}\""),
-                        ));
-                    }
-                    self.settings.remove(name);
-                }
-                None => self.settings.clear(),
-            },
+            SessionCommand::Reset(name) => self.reset(name.as_deref(), out)?,
             SessionCommand::Discard => {
                 if self.status != TransactionStatus::Idle {
                     return Err(Error::new(
@@ -1207,7 +1336,7 @@ impl<B: Backend> Session<B> {
                         "DISCARD ALL cannot run inside a transaction block",
                     ));
                 }
-                self.settings.clear();
+                self.reset(None, out)?;
                 self.statements.clear();
                 self.portals.clear();
             }

@@ -151,9 +151,13 @@ impl SqlEngine {
         let ids: Vec<_> = txn.catalog().tables().map(|t| t.id).collect();
         let snapshot = txn.snapshot_tables(&ids);
         let (bridge, query, ps) = (self.bridge.clone(), query.clone(), params.to_vec());
-        let (identity, time) = (ctx.identity(), ctx.timestamp_micros);
+        let (identity, settings, time) = (ctx.identity(), ctx.settings(), ctx.timestamp_micros);
         self.wait_query(
-            async move { bridge.run(&query, &ps, snapshot, identity, time).await },
+            async move {
+                bridge
+                    .run(&query, &ps, snapshot, identity, settings, time)
+                    .await
+            },
             ctx.cancel,
         )
     }

@@ -34,7 +34,7 @@ pub mod users;
 pub mod views;
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::RecvTimeoutError;
@@ -65,6 +65,9 @@ const COPY_CHUNK_ROWS: usize = 8192;
 pub struct RunContext<'a> {
     /// The session's user and database (`current_user`, `current_database()`); the defaults when `None`.
     pub identity: Option<(&'a str, &'a str)>,
+    /// The settings the session has changed (`current_setting`, `pg_settings`), by lower-case name; the defaults
+    /// when `None`.
+    pub settings: Option<&'a Arc<BTreeMap<String, String>>>,
     /// Raised to stop a long query with 57014.
     pub cancel: Option<&'a AtomicBool>,
     /// The statement's time (microseconds since the epoch), which `now()` returns: set for writes, so replaying one
@@ -121,6 +124,10 @@ impl RunContext<'_> {
                 database: database.to_string(),
                 ..functions::SessionIdentity::default()
             })
+    }
+
+    fn settings(&self) -> functions::SessionSettings {
+        functions::SessionSettings(self.settings.cloned().unwrap_or_default())
     }
 }
 
@@ -482,6 +489,10 @@ impl SqlEngine {
                         command.tag()
                     )))
                 }
+                // The embedded API has no session to keep settings in: accepted, as SET is.
+                SessionCommand::SetConfig { value, column, .. } => Ok(
+                    lanedb_engine::output::set_config_output(column, value.text(params).as_deref()),
+                ),
                 other => Ok(Output::command(other.tag(), 0)),
             },
             Plan::User(command) => users::run(engine, command).map(|t| Output::command(t, 0)),
@@ -637,13 +648,13 @@ impl SqlEngine {
         ctx: RunContext<'_>,
     ) -> Result<Vec<datafusion::arrow::record_batch::RecordBatch>> {
         let (bridge, query, params) = (self.bridge.clone(), query.clone(), params.to_vec());
-        let identity = ctx.identity();
+        let (identity, settings) = (ctx.identity(), ctx.settings());
         let ctx_time = ctx.timestamp_micros;
         self.wait_query(
             async move {
                 let snapshot = bridge.snapshot();
                 bridge
-                    .run(&query, &params, snapshot, identity, ctx_time)
+                    .run(&query, &params, snapshot, identity, settings, ctx_time)
                     .await
             },
             ctx.cancel,

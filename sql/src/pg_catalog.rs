@@ -215,6 +215,8 @@ struct Scan {
     zone: String,
     /// The database's default `TimeZone` (`--timezone`), which `RESET` returns to.
     server_zone: String,
+    /// The settings the session has changed, by lower-case name.
+    settings: crate::functions::SessionSettings,
 }
 
 /// A catalog relation: its columns and how to compute its rows from a catalog.
@@ -621,7 +623,7 @@ fn settings(_: &Catalog, scan: &Scan) -> Vec<Vec<Cell>> {
             let (value, default) = if name == "timezone" {
                 (scan.zone.as_str(), scan.server_zone.as_str())
             } else {
-                (boot, boot)
+                (scan.settings.0.get(name).map_or(boot, String::as_str), boot)
             };
             let spelled = REPORTED
                 .iter()
@@ -638,9 +640,10 @@ fn settings(_: &Catalog, scan: &Scan) -> Vec<Vec<Cell>> {
                     | "server_version"
                     | "server_version_num"
             );
-            let vartype = if matches!(value, "on" | "off") {
+            // By the built-in value: what a session set does not change the setting's type.
+            let vartype = if matches!(boot, "on" | "off") {
                 "bool"
-            } else if value.parse::<i64>().is_ok() {
+            } else if boot.parse::<i64>().is_ok() {
                 "integer"
             } else {
                 "string"
@@ -661,7 +664,7 @@ fn settings(_: &Catalog, scan: &Scan) -> Vec<Vec<Cell>> {
                 t(""),
                 t(if internal { "internal" } else { "user" }),
                 t(vartype),
-                t(if value != default {
+                t(if value != default || scan.settings.0.contains_key(name) {
                     "session"
                 } else if default != boot {
                     "command line"
@@ -1070,10 +1073,17 @@ impl TableProvider for CatalogTable {
             .get::<crate::functions::SessionIdentity>()
             .cloned()
             .unwrap_or_default();
+        let settings = state
+            .config_options()
+            .extensions
+            .get::<crate::functions::SessionSettings>()
+            .cloned()
+            .unwrap_or_default();
         let scan = Scan {
             database: identity.database,
             zone: identity.zone,
             server_zone: identity.server_zone,
+            settings,
         };
         let rows = (self.relation.rows)(&catalog, &scan);
         let batch = batch(self.relation, rows)?;

@@ -429,9 +429,16 @@ pub fn plan(
         Parsed::Sql { sql, statement } => (sql, *statement),
     };
     if let Some(command) = crate::session::command(&statement)? {
-        let mut prepared = Prepared::command(sql, version, Plan::Session(command), vec![]);
-        if let Plan::Session(SessionCommand::Show(name)) = &prepared.plan {
-            prepared.schema = lanedb_engine::output::show_schema(name);
+        let param_types = crate::session::set_config_param_types(&command);
+        let mut prepared = Prepared::command(sql, version, Plan::Session(command), param_types);
+        match &prepared.plan {
+            Plan::Session(SessionCommand::Show(name)) => {
+                prepared.schema = lanedb_engine::output::show_schema(name);
+            }
+            Plan::Session(SessionCommand::SetConfig { column, .. }) => {
+                prepared.schema = lanedb_engine::output::set_config_schema(column);
+            }
+            _ => {}
         }
         return Ok(prepared);
     }

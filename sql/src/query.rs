@@ -484,6 +484,7 @@ impl QueryBridge {
         params: &[Value],
         snapshot: Snapshot,
         identity: Option<crate::functions::SessionIdentity>,
+        settings: crate::functions::SessionSettings,
         timestamp_micros: Option<i64>,
     ) -> Result<Vec<RecordBatch>> {
         let mut state = self.base.clone();
@@ -491,6 +492,7 @@ impl QueryBridge {
         identity.zone.clone_from(&query.zone);
         identity.server_zone.clone_from(&self.server_zone.read());
         state.config_mut().options_mut().extensions.insert(identity);
+        state.config_mut().options_mut().extensions.insert(settings);
         state
             .config_mut()
             .set_extension(Arc::new(QuerySnapshot(snapshot)));

@@ -1,10 +1,11 @@
-//! Session statements: `BEGIN`, `COMMIT`, `ROLLBACK`, `SET`, `SHOW`, `RESET`, `DISCARD`, `DEALLOCATE`.
+//! Session statements: `BEGIN`, `COMMIT`, `ROLLBACK`, `SET`, `SHOW`, `RESET`, `DISCARD`, `DEALLOCATE`, and
+//! `SELECT set_config(name, value, is_local)` on its own.
 //!
 //! They change no data, so they are not planned against the catalog: each becomes a `SessionCommand` that the wire
 //! server's session carries out (settings per connection, transaction-block state).
 
 use datafusion::sql::sqlparser::ast;
-use lanedb_engine::{Error, Result, SessionCommand};
+use lanedb_engine::{DataType, Error, Result, SessionCommand, SettingArg};
 
 /// The session command a statement is, or `None` for a statement about data.
 pub fn command(statement: &ast::Statement) -> Result<Option<SessionCommand>> {
@@ -44,25 +45,150 @@ pub fn command(statement: &ast::Statement) -> Result<Option<SessionCommand>> {
             let name = name.value.clone();
             SessionCommand::Deallocate((!name.eq_ignore_ascii_case("all")).then_some(name))
         }
+        S::Query(query) => return Ok(set_config(query)),
         _ => return Ok(None),
     }))
+}
+
+/// The parameter types of `SELECT set_config(...)`: text for the name and value, boolean for `is_local`.
+pub fn set_config_param_types(command: &SessionCommand) -> Vec<Option<DataType>> {
+    let SessionCommand::SetConfig {
+        name, value, local, ..
+    } = command
+    else {
+        return vec![];
+    };
+    let mut types = Vec::new();
+    for (arg, ty) in [
+        (name, DataType::Text),
+        (value, DataType::Text),
+        (local, DataType::Boolean),
+    ] {
+        if let SettingArg::Param(i) = *arg {
+            if types.len() <= i {
+                types.resize(i + 1, None);
+            }
+            types[i].get_or_insert(ty);
+        }
+    }
+    types
+}
+
+/// `SELECT [pg_catalog.]set_config(a, b, c) [AS alias]` and nothing more: no FROM, WHERE or other columns. Used any
+/// other way, `set_config` is the function that refuses to run (`functions::set_config`).
+fn set_config(query: &ast::Query) -> Option<SessionCommand> {
+    let (call, alias) = set_config_call(query)?;
+    let ast::FunctionArguments::List(list) = &call.args else {
+        return None;
+    };
+    if list.duplicate_treatment.is_some() || !list.clauses.is_empty() {
+        return None;
+    }
+    let args: Vec<SettingArg> = list
+        .args
+        .iter()
+        .map(|a| match a {
+            ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => setting_arg(e),
+            _ => None,
+        })
+        .collect::<Option<_>>()?;
+    let [name, value, local] = <[SettingArg; 3]>::try_from(args).ok()?;
+    let column = alias.map_or_else(|| "set_config".to_string(), |a| a.value.clone());
+    Some(SessionCommand::SetConfig {
+        name,
+        value,
+        local,
+        column,
+    })
+}
+
+fn set_config_call(query: &ast::Query) -> Option<(&ast::Function, Option<&ast::Ident>)> {
+    if query.with.is_some()
+        || query.order_by.is_some()
+        || query.limit_clause.is_some()
+        || query.fetch.is_some()
+        || !query.locks.is_empty()
+    {
+        return None;
+    }
+    let ast::SetExpr::Select(select) = query.body.as_ref() else {
+        return None;
+    };
+    if !select.from.is_empty()
+        || select.selection.is_some()
+        || select.having.is_some()
+        || select.distinct.is_some()
+        || select.projection.len() != 1
+    {
+        return None;
+    }
+    let (expr, alias) = match &select.projection[0] {
+        ast::SelectItem::UnnamedExpr(e) => (e, None),
+        ast::SelectItem::ExprWithAlias { expr, alias } => (expr, Some(alias)),
+        _ => return None,
+    };
+    let ast::Expr::Function(call) = expr else {
+        return None;
+    };
+    let parts: Vec<String> = call
+        .name
+        .0
+        .iter()
+        .map(|p| {
+            p.as_ident()
+                .map(|i| i.value.to_lowercase())
+                .unwrap_or_default()
+        })
+        .collect();
+    let named = match parts.as_slice() {
+        [f] => f == "set_config",
+        [schema, f] => schema == "pg_catalog" && f == "set_config",
+        _ => false,
+    };
+    (named && call.over.is_none() && call.filter.is_none()).then_some((call, alias))
+}
+
+/// A constant or `$n` argument (through casts, as in `$1::text`).
+fn setting_arg(e: &ast::Expr) -> Option<SettingArg> {
+    match e {
+        ast::Expr::Cast { expr, .. } | ast::Expr::Nested(expr) => setting_arg(expr),
+        ast::Expr::Value(v) => match &v.value {
+            ast::Value::SingleQuotedString(s) => Some(SettingArg::Text(s.clone())),
+            ast::Value::Boolean(b) => Some(SettingArg::Bool(*b)),
+            ast::Value::Null => Some(SettingArg::Null),
+            ast::Value::Number(n, _) => Some(SettingArg::Text(n.clone())),
+            ast::Value::Placeholder(p) => p
+                .strip_prefix('$')
+                .and_then(|n| n.parse::<usize>().ok())
+                .filter(|&n| n >= 1)
+                .map(|n| SettingArg::Param(n - 1)),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 fn set_command(set: &ast::Set) -> Result<Option<SessionCommand>> {
     Ok(Some(match set {
         ast::Set::SingleAssignment {
-            variable, values, ..
+            scope,
+            variable,
+            values,
+            ..
         } => SessionCommand::Set {
             name: object_setting(variable),
             value: setting_value(values),
+            local: matches!(scope, Some(ast::ContextModifier::Local)),
         },
-        ast::Set::SetTimeZone { value, .. } => SessionCommand::Set {
+        ast::Set::SetTimeZone { value, local } => SessionCommand::Set {
             name: "timezone".into(),
             value: setting_value(std::slice::from_ref(value)),
+            local: *local,
         },
         ast::Set::SetNames { charset_name, .. } => SessionCommand::Set {
             name: "client_encoding".into(),
             value: charset_name.value.clone(),
+            local: false,
         },
         ast::Set::SetTransaction { .. } | ast::Set::SetSessionParam(_) => {
             SessionCommand::Accepted("SET")
@@ -138,21 +264,24 @@ mod tests {
             cmd("SET application_name = 'psql'"),
             Some(SessionCommand::Set {
                 name: "application_name".into(),
-                value: "psql".into()
+                value: "psql".into(),
+                local: false,
             })
         );
         assert_eq!(
             cmd("SET TIME ZONE 'UTC'"),
             Some(SessionCommand::Set {
                 name: "timezone".into(),
-                value: "UTC".into()
+                value: "UTC".into(),
+                local: false,
             })
         );
         assert_eq!(
             cmd("SET extra_float_digits TO 3"),
             Some(SessionCommand::Set {
                 name: "extra_float_digits".into(),
-                value: "3".into()
+                value: "3".into(),
+                local: false,
             })
         );
         assert_eq!(
@@ -166,5 +295,56 @@ mod tests {
             Some(SessionCommand::Deallocate(Some("s1".into())))
         );
         assert_eq!(cmd("SELECT 1"), None);
+    }
+
+    #[test]
+    fn set_local_and_set_config() {
+        assert_eq!(
+            cmd("SET LOCAL statement_timeout = 5"),
+            Some(SessionCommand::Set {
+                name: "statement_timeout".into(),
+                value: "5".into(),
+                local: true,
+            })
+        );
+        assert_eq!(
+            cmd("SET LOCAL TIME ZONE 'Europe/Paris'"),
+            Some(SessionCommand::Set {
+                name: "timezone".into(),
+                value: "Europe/Paris".into(),
+                local: true,
+            })
+        );
+        assert_eq!(
+            cmd("SELECT pg_catalog.set_config('search_path', '', false)"),
+            Some(SessionCommand::SetConfig {
+                name: SettingArg::Text("search_path".into()),
+                value: SettingArg::Text(String::new()),
+                local: SettingArg::Bool(false),
+                column: "set_config".into(),
+            })
+        );
+        assert_eq!(
+            cmd("select set_config($1, $2::text, true) as x"),
+            Some(SessionCommand::SetConfig {
+                name: SettingArg::Param(0),
+                value: SettingArg::Param(1),
+                local: SettingArg::Bool(true),
+                column: "x".into(),
+            })
+        );
+        // Anything more than the call on its own is a query (where set_config refuses to run).
+        assert_eq!(cmd("SELECT set_config('a.b', 'c', false), 1"), None);
+        assert_eq!(cmd("SELECT set_config('a.b', name, false) FROM t"), None);
+        assert_eq!(cmd("SELECT set_config('a.b', 'c')"), None);
+        let types = |sql: &str| set_config_param_types(&cmd(sql).unwrap());
+        assert_eq!(
+            types("SELECT set_config($2, 'v', $1)"),
+            vec![Some(DataType::Boolean), Some(DataType::Text)]
+        );
+        assert_eq!(
+            types("SELECT set_config('a.b', 'v', false) AS previous"),
+            vec![]
+        );
     }
 }
