@@ -117,6 +117,7 @@ impl Backend for WireBackend {
             identity: Some((&context.user, &context.database)),
             settings: Some(&context.settings),
             cancel: Some(&context.cancel),
+            timeout: context.statement_timeout,
             timestamp_micros: None,
         };
         self.db.sql.execute_block(writes, ctx)
@@ -173,6 +174,7 @@ impl Backend for WireBackend {
             identity: Some((&context.user, &context.database)),
             settings: Some(&context.settings),
             cancel: Some(cancel),
+            timeout: context.statement_timeout,
             timestamp_micros: None,
         };
         self.db.sql.execute_in(statement, params, ctx)

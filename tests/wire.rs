@@ -1484,6 +1484,122 @@ async fn idle_sessions_are_closed_after_the_timeout() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statement_timeout_stops_a_long_query_and_the_session_goes_on() {
+    let server = Server::start(&[]);
+    let client = server.connect().await;
+    client
+        .simple_query("SET statement_timeout = 200")
+        .await
+        .unwrap();
+    assert_eq!(scalar(&client, "SHOW statement_timeout").await, "200ms");
+    let row = client
+        .query_one(
+            "SELECT setting, unit, source FROM pg_settings WHERE name = 'statement_timeout'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            row.get::<_, String>(0),
+            row.get::<_, String>(1),
+            row.get::<_, String>(2)
+        ),
+        ("200".into(), "ms".into(), "session".into())
+    );
+    // Minutes of work in any build: stopped after the timeout, through both protocols.
+    let long = "SELECT count(*) FROM generate_series(1, 20000000000) AS s(g) WHERE g % 7 = 3";
+    let started = std::time::Instant::now();
+    let e = client.simple_query(long).await.unwrap_err();
+    assert_eq!(code(&e), "57014");
+    assert!(
+        e.as_db_error()
+            .unwrap()
+            .message()
+            .contains("statement timeout"),
+        "{e}"
+    );
+    let e = client.query(long, &[]).await.unwrap_err();
+    assert_eq!(code(&e), "57014");
+    assert!(started.elapsed() < Duration::from_secs(60));
+    assert_eq!(scalar(&client, "SELECT 1 + 1").await, "2");
+    // A larger unit, and off again; other sessions never had it.
+    client
+        .simple_query("SET statement_timeout = '1.5min'")
+        .await
+        .unwrap();
+    assert_eq!(scalar(&client, "SHOW statement_timeout").await, "90s");
+    client
+        .simple_query("RESET statement_timeout")
+        .await
+        .unwrap();
+    assert_eq!(scalar(&client, "SHOW statement_timeout").await, "0");
+    // Values PostgreSQL refuses.
+    for (sql, expected) in [
+        ("SET statement_timeout = 'soon'", "22023"),
+        ("SET statement_timeout = -5", "22023"),
+        ("SET lock_timeout = '30 parsecs'", "22023"),
+        ("SET client_min_messages = 'loud'", "22023"),
+        ("SET synchronous_commit = 'sometimes'", "22023"),
+        ("SET bytea_output = 'escape'", "0A000"),
+    ] {
+        let e = client.simple_query(sql).await.unwrap_err();
+        assert_eq!(code(&e), expected, "{sql}");
+    }
+    // The settings a plain pg_dump script starts with are taken.
+    client
+        .batch_execute(
+            "SET statement_timeout = 0; SET lock_timeout = 0; SET idle_in_transaction_session_timeout = 0; \
+             SET client_encoding = 'UTF8'; SET standard_conforming_strings = on; \
+             SELECT pg_catalog.set_config('search_path', '', false); SET check_function_bodies = false; \
+             SET xmloption = content; SET client_min_messages = warning; SET row_security = off; \
+             SET default_tablespace = ''; SET default_table_access_method = heap;",
+        )
+        .await
+        .unwrap();
+    assert_eq!(scalar(&client, "SHOW client_min_messages").await, "warning");
+    assert_eq!(scalar(&client, "SHOW row_security").await, "off");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_idle_inside_a_block_past_its_timeout_is_closed() {
+    let server = Server::start(&[]);
+    let query = |sql: &str| message(b'Q', &cstrings(&[sql]));
+    let open_session = || async {
+        let mut s = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        s.write_all(&common::startup_packet("x")).await.unwrap();
+        exchange(&mut s, &[]).await;
+        exchange(
+            &mut s,
+            &query("SET idle_in_transaction_session_timeout = '300ms'"),
+        )
+        .await;
+        s
+    };
+    let mut in_block = open_session().await;
+    let mut outside = open_session().await;
+    exchange(&mut in_block, &query("BEGIN")).await;
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    // Idle outside a block: that timeout does not apply.
+    let got = exchange(&mut outside, &query("SELECT 1")).await;
+    assert_eq!(got.last(), Some(&('Z', String::new())));
+    // Inside one: 25P03, then the server closes the connection.
+    let mut head = [0u8; 5];
+    in_block.read_exact(&mut head).await.unwrap();
+    assert_eq!(head[0], b'E');
+    let mut body = vec![0u8; u32::from_be_bytes(head[1..5].try_into().unwrap()) as usize - 4];
+    in_block.read_exact(&mut body).await.unwrap();
+    assert!(
+        String::from_utf8_lossy(&body).contains("25P03"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let mut rest = Vec::new();
+    in_block.read_to_end(&mut rest).await.unwrap();
+    assert!(rest.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn call_runs_procedures_through_both_protocols() {
     let server = Server::start(&[]);
     let client = server.connect().await;

@@ -50,6 +50,7 @@ impl SqlState {
     pub const TOO_MANY_CONNECTIONS: SqlState = SqlState("53300");
     pub const ADMIN_SHUTDOWN: SqlState = SqlState("57P01");
     pub const IDLE_SESSION_TIMEOUT: SqlState = SqlState("57P05");
+    pub const IDLE_IN_TRANSACTION_SESSION_TIMEOUT: SqlState = SqlState("25P03");
     pub const DISK_FULL: SqlState = SqlState("53100");
     pub const IO_ERROR: SqlState = SqlState("58030");
     pub const DATA_CORRUPTED: SqlState = SqlState("XX001");

@@ -194,27 +194,86 @@ pub const SERVER_VERSION: &str = "15.0";
 /// the ones marked by `REPORTED` are sent to clients at start-up as ParameterStatus.
 pub const SETTINGS: &[(&str, &str)] = &[
     ("application_name", ""),
+    ("bytea_output", "hex"),
+    ("check_function_bodies", "on"),
     ("client_encoding", "UTF8"),
+    ("client_min_messages", "notice"),
     ("datestyle", "ISO, MDY"),
+    ("default_table_access_method", "heap"),
+    ("default_tablespace", ""),
     ("default_transaction_isolation", "serializable"),
     ("default_transaction_read_only", "off"),
     ("extra_float_digits", "1"),
+    ("idle_in_transaction_session_timeout", "0"),
     ("integer_datetimes", "on"),
     ("intervalstyle", "postgres"),
     ("is_superuser", "on"),
     ("lc_collate", "C"),
     ("lc_ctype", "C"),
+    ("lock_timeout", "0"),
     ("max_identifier_length", "63"),
+    ("row_security", "on"),
     ("search_path", "public"),
     ("server_encoding", "UTF8"),
     ("server_version", SERVER_VERSION),
     ("server_version_num", "150000"),
     ("standard_conforming_strings", "on"),
     ("statement_timeout", "0"),
+    ("synchronous_commit", "on"),
     ("timezone", "UTC"),
     ("transaction_isolation", "serializable"),
     ("transaction_read_only", "off"),
+    ("xmloption", "content"),
 ];
+
+/// Settings that are durations in milliseconds.
+pub const MILLISECOND_SETTINGS: &[&str] = &[
+    "idle_in_transaction_session_timeout",
+    "lock_timeout",
+    "statement_timeout",
+];
+
+/// A duration setting's value as PostgreSQL reads it: a number of milliseconds, or a number with a unit (`us`,
+/// `ms`, `s`, `min`, `h`, `d`), rounded to whole milliseconds. `None` if it is not one; the range is the caller's to
+/// check.
+pub fn parse_milliseconds(text: &str) -> Option<i64> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || matches!(c, '.' | '-' | '+')))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let factor = match unit.trim() {
+        "us" => 0.001,
+        "" | "ms" => 1.0,
+        "s" => 1_000.0,
+        "min" => 60_000.0,
+        "h" => 3_600_000.0,
+        "d" => 86_400_000.0,
+        _ => return None,
+    };
+    let ms = (number * factor).round();
+    ms.is_finite().then_some(ms as i64)
+}
+
+/// A duration in milliseconds as PostgreSQL shows it: in the largest unit that holds it whole (`1s`, `90s`,
+/// `1500ms`, `0`).
+pub fn show_milliseconds(ms: i64) -> String {
+    if ms == 0 {
+        return "0".into();
+    }
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("min", 60_000),
+        ("s", 1_000),
+    ] {
+        if ms % size == 0 {
+            return format!("{}{unit}", ms / size);
+        }
+    }
+    format!("{ms}ms")
+}
 
 /// Settings PostgreSQL reports at start-up and whenever they change, with the spelling clients expect.
 pub const REPORTED: &[(&str, &str)] = &[
@@ -319,6 +378,33 @@ pub fn show(name: &str, value: impl Fn(&str) -> Option<String>) -> Result<Output
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_read_and_show_as_in_postgres() {
+        for (text, ms) in [
+            ("0", 0),
+            ("250", 250),
+            ("1500ms", 1500),
+            ("1s", 1000),
+            (" 2 min ", 120_000),
+            ("1.5s", 1500),
+            ("1h", 3_600_000),
+            ("1d", 86_400_000),
+            ("2500us", 3),
+            ("-1", -1),
+        ] {
+            assert_eq!(parse_milliseconds(text), Some(ms), "{text}");
+        }
+        for bad in ["", "abc", "5 parsecs", "1e", "s"] {
+            assert_eq!(parse_milliseconds(bad), None, "{bad}");
+        }
+        assert_eq!(show_milliseconds(0), "0");
+        assert_eq!(show_milliseconds(1000), "1s");
+        assert_eq!(show_milliseconds(90_000), "90s");
+        assert_eq!(show_milliseconds(120_000), "2min");
+        assert_eq!(show_milliseconds(1500), "1500ms");
+        assert_eq!(show_milliseconds(86_400_000), "1d");
+    }
 
     #[test]
     fn settings_are_sorted_for_lookup() {

@@ -30,7 +30,10 @@ use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
 use lanedb_engine::auth::{Role, ScramVerifier};
-use lanedb_engine::output::{session_setting, set_config_output, setting_default, REPORTED};
+use lanedb_engine::output::{
+    parse_milliseconds, session_setting, set_config_output, setting_default, show_milliseconds,
+    MILLISECOND_SETTINGS, REPORTED,
+};
 use lanedb_engine::{
     CopyDirection, CopyFormat, Error, Output, Result, SessionCommand, SqlState, Value,
 };
@@ -337,7 +340,6 @@ impl Connection {
 
     /// The main loop: decode every buffered frame, answer it into the out-buffer, write when the input runs dry.
     async fn serve<B: Backend>(&mut self, session: &mut Session<B>) -> Result<()> {
-        let idle_ms = session.shared.config.idle_session_timeout_ms;
         loop {
             while let Some(frame) = self.next_frame(session.shared.config.message_bytes_max)? {
                 let message = decode_frame(frame, &self.decode)?;
@@ -356,18 +358,12 @@ impl Connection {
             self.write_out().await?;
             crate::after_responses(&session.shared);
             let read = self.stream.read_buf(&mut self.input);
-            let n = if idle_ms > 0 && session.status == TransactionStatus::Idle {
-                match tokio::time::timeout(Duration::from_millis(idle_ms), read).await {
+            let n = match session.idle_limit() {
+                Some((limit, code, message)) => match tokio::time::timeout(limit, read).await {
                     Ok(n) => n,
-                    Err(_) => {
-                        return Err(Error::new(
-                            SqlState::IDLE_SESSION_TIMEOUT,
-                            "terminating connection due to idle-session timeout",
-                        ))
-                    }
-                }
-            } else {
-                read.await
+                    Err(_) => return Err(Error::new(code, message)),
+                },
+                None => read.await,
             };
             if n.map_err(io_error)? == 0 {
                 return Ok(());
@@ -499,6 +495,23 @@ fn unknown_setting(name: &str) -> Error {
     )
 }
 
+fn invalid_value(name: &str, value: &str) -> Error {
+    Error::new(
+        SqlState::INVALID_PARAMETER_VALUE,
+        format!("invalid value for parameter \"{name}\": \"{value}\""),
+    )
+}
+
+/// `value` (any case) if it is one of `allowed`, lower-cased.
+fn one_of(name: &str, value: &str, allowed: &[&str]) -> Result<String> {
+    let lower = value.trim().to_ascii_lowercase();
+    if allowed.contains(&lower.as_str()) {
+        Ok(lower)
+    } else {
+        Err(invalid_value(name, value))
+    }
+}
+
 /// PostgreSQL's spellings of a boolean (`set_config`'s `is_local` given as text).
 fn parse_bool(text: &str) -> Option<bool> {
     match text.trim().to_ascii_lowercase().as_str() {
@@ -607,6 +620,8 @@ pub struct Session<B: Backend> {
     /// `settings` as the open transaction block found them: ROLLBACK puts them back, as PostgreSQL's settings are
     /// transactional.
     block_settings: Option<BTreeMap<String, String>>,
+    /// `idle_in_transaction_session_timeout`: a session idle this long inside a block is closed with 25P03.
+    idle_in_transaction: Option<Duration>,
     /// The server's default time zone, for a session that has not set its own.
     default_zone: String,
     statements: Named<Arc<PreparedStatement<B::Statement>>>,
@@ -648,6 +663,7 @@ impl<B: Backend> Session<B> {
                 database,
                 cancel,
                 settings: Arc::default(),
+                statement_timeout: None,
             },
             role,
             pid,
@@ -655,6 +671,7 @@ impl<B: Backend> Session<B> {
             settings: BTreeMap::new(),
             local: BTreeMap::new(),
             block_settings: None,
+            idle_in_transaction: None,
             default_zone,
             statements: Named::default(),
             portals: Named::default(),
@@ -792,8 +809,81 @@ impl<B: Backend> Session<B> {
             "timezone" if value.eq_ignore_ascii_case("default") => self.default_zone.clone(),
             "timezone" => lanedb_engine::datetime::canonical_zone(value)?,
             _ if value.eq_ignore_ascii_case("default") => default.to_string(),
+            _ if MILLISECOND_SETTINGS.contains(&name) => {
+                let ms = parse_milliseconds(value).ok_or_else(|| invalid_value(name, value))?;
+                if !(0..=i64::from(i32::MAX)).contains(&ms) {
+                    return Err(Error::new(
+                        SqlState::INVALID_PARAMETER_VALUE,
+                        format!(
+                            "{ms} ms is outside the valid range for parameter \"{name}\" (0 .. 2147483647)"
+                        ),
+                    ));
+                }
+                show_milliseconds(ms)
+            }
+            "check_function_bodies" | "row_security" => match parse_bool(value) {
+                Some(true) => "on".into(),
+                Some(false) => "off".into(),
+                None => return Err(invalid_value(name, value)),
+            },
+            "client_min_messages" => one_of(
+                name,
+                value,
+                &[
+                    "debug5", "debug4", "debug3", "debug2", "debug1", "log", "notice", "warning",
+                    "error",
+                ],
+            )?,
+            "synchronous_commit" => match parse_bool(value) {
+                Some(true) => "on".into(),
+                Some(false) => "off".into(),
+                None => one_of(name, value, &["local", "remote_write", "remote_apply"])?,
+            },
+            "xmloption" => one_of(name, value, &["content", "document"])?,
+            "default_table_access_method" => one_of(name, value, &["heap"])?,
+            "default_tablespace" => one_of(name, value, &["", "pg_default"])?,
+            "bytea_output" if value.eq_ignore_ascii_case("escape") => {
+                return Err(Error::unsupported(
+                    "bytea_output \"escape\" is not supported: LaneDB sends bytea in hex",
+                ))
+            }
+            "bytea_output" => one_of(name, value, &["hex"])?,
             _ => value.to_string(),
         })
+    }
+
+    /// How long the session may wait for the client's next message before it is closed, and with what error:
+    /// the server's idle-session timeout outside a transaction block, `idle_in_transaction_session_timeout` inside.
+    fn idle_limit(&self) -> Option<(Duration, SqlState, &'static str)> {
+        if self.status == TransactionStatus::Idle {
+            let ms = self.shared.config.idle_session_timeout_ms;
+            (ms > 0).then_some((
+                Duration::from_millis(ms),
+                SqlState::IDLE_SESSION_TIMEOUT,
+                "terminating connection due to idle-session timeout",
+            ))
+        } else {
+            self.idle_in_transaction.map(|limit| {
+                (
+                    limit,
+                    SqlState::IDLE_IN_TRANSACTION_SESSION_TIMEOUT,
+                    "terminating connection due to idle-in-transaction timeout",
+                )
+            })
+        }
+    }
+
+    /// A WARNING to the client, unless its `client_min_messages` asks for errors only.
+    fn warn(&self, out: &mut BytesMut, code: &'static str, message: &str) {
+        if self
+            .context
+            .settings
+            .get("client_min_messages")
+            .map(String::as_str)
+            != Some("error")
+        {
+            put_notice(out, code, message);
+        }
     }
 
     /// `SET [LOCAL] name = value` (and `set_config`); returns the value as kept. A local one outside a transaction
@@ -859,6 +949,15 @@ impl<B: Backend> Session<B> {
             return;
         }
         let before: Vec<Option<String>> = REPORTED.iter().map(|(n, _)| self.setting(n)).collect();
+        let duration = |name: &str| {
+            effective
+                .get(name)
+                .and_then(|v| parse_milliseconds(v))
+                .filter(|&ms| ms > 0)
+                .map(|ms| Duration::from_millis(ms as u64))
+        };
+        self.context.statement_timeout = duration("statement_timeout");
+        self.idle_in_transaction = duration("idle_in_transaction_session_timeout");
         self.context.settings = Arc::new(effective);
         for ((name, spelled), before) in REPORTED.iter().zip(before) {
             let now = self.setting(name);
@@ -1255,7 +1354,7 @@ impl<B: Backend> Session<B> {
         match command {
             SessionCommand::Begin => {
                 if self.status != TransactionStatus::Idle {
-                    put_notice(out, "25001", "there is already a transaction in progress");
+                    self.warn(out, "25001", "there is already a transaction in progress");
                 } else {
                     self.block_settings = Some(self.settings.clone());
                 }
@@ -1263,7 +1362,7 @@ impl<B: Backend> Session<B> {
             }
             SessionCommand::Commit | SessionCommand::Rollback => {
                 if self.status == TransactionStatus::Idle {
-                    put_notice(out, "25P01", "there is no transaction in progress");
+                    self.warn(out, "25P01", "there is no transaction in progress");
                 }
                 let failed = self.status == TransactionStatus::Error;
                 self.status = TransactionStatus::Idle;
@@ -1288,7 +1387,7 @@ impl<B: Backend> Session<B> {
             }
             SessionCommand::Set { name, value, local } => {
                 if *local && self.status == TransactionStatus::Idle {
-                    put_notice(
+                    self.warn(
                         out,
                         "25P01",
                         "SET LOCAL can only be used in transaction blocks",

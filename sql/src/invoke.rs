@@ -159,6 +159,7 @@ impl SqlEngine {
                     .await
             },
             ctx.cancel,
+            ctx.timeout,
         )
     }
 }

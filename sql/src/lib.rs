@@ -70,6 +70,8 @@ pub struct RunContext<'a> {
     pub settings: Option<&'a Arc<BTreeMap<String, String>>>,
     /// Raised to stop a long query with 57014.
     pub cancel: Option<&'a AtomicBool>,
+    /// `statement_timeout`: a query still running after this long stops with 57014, as a cancelled one does.
+    pub timeout: Option<Duration>,
     /// The statement's time (microseconds since the epoch), which `now()` returns: set for writes, so replaying one
     /// from the command log gives the same values; `None` reads the clock.
     pub timestamp_micros: Option<i64>,
@@ -194,35 +196,45 @@ impl SqlEngine {
         rx.recv().expect("query task panicked")
     }
 
-    /// Runs a query future like `wait`, giving up with 57014 as soon as `cancel` is raised (the task is dropped, which
-    /// stops DataFusion's streams).
+    /// Runs a query future like `wait`, giving up with 57014 as soon as `cancel` is raised or `timeout` has passed
+    /// (the task is dropped, which stops DataFusion's streams).
     fn wait_query<T: Send + 'static>(
         &self,
         fut: impl Future<Output = Result<T>> + Send + 'static,
         cancel: Option<&AtomicBool>,
+        timeout: Option<Duration>,
     ) -> Result<T> {
-        let Some(cancel) = cancel else {
+        if cancel.is_none() && timeout.is_none() {
             return self.wait(fut);
-        };
+        }
+        let deadline = timeout.map(|t| std::time::Instant::now() + t);
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         let task = self.runtime.spawn(async move {
             let _ = tx.send(fut.await);
         });
         loop {
-            match rx.recv_timeout(CANCEL_POLL) {
+            let poll = deadline.map_or(CANCEL_POLL, |d| {
+                CANCEL_POLL.min(d.saturating_duration_since(std::time::Instant::now()))
+            });
+            let why = match rx.recv_timeout(poll) {
                 Ok(result) => return result,
-                Err(RecvTimeoutError::Timeout) if cancel.load(Ordering::Acquire) => {
-                    task.abort();
-                    return Err(Error::new(
-                        SqlState::QUERY_CANCELED,
-                        "canceling statement due to user request",
-                    ));
+                Err(RecvTimeoutError::Timeout)
+                    if cancel.is_some_and(|c| c.load(Ordering::Acquire)) =>
+                {
+                    "canceling statement due to user request"
                 }
-                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Timeout)
+                    if deadline.is_some_and(|d| std::time::Instant::now() >= d) =>
+                {
+                    "canceling statement due to statement timeout"
+                }
+                Err(RecvTimeoutError::Timeout) => continue,
                 Err(RecvTimeoutError::Disconnected) => {
                     return Err(Error::internal("query task panicked"))
                 }
-            }
+            };
+            task.abort();
+            return Err(Error::new(SqlState::QUERY_CANCELED, why));
         }
     }
 
@@ -658,6 +670,7 @@ impl SqlEngine {
                     .await
             },
             ctx.cancel,
+            ctx.timeout,
         )
     }
 

@@ -41,7 +41,7 @@ use datafusion::logical_expr::{
 };
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::sql::sqlparser::ast;
-use lanedb_engine::output::{REPORTED, SETTINGS};
+use lanedb_engine::output::{parse_milliseconds, MILLISECOND_SETTINGS, REPORTED, SETTINGS};
 use lanedb_engine::{Catalog, DataType, Engine, IndexKind, TableDef};
 
 /// `pg_catalog`'s namespace OID.
@@ -625,6 +625,16 @@ fn settings(_: &Catalog, scan: &Scan) -> Vec<Vec<Cell>> {
             } else {
                 (scan.settings.0.get(name).map_or(boot, String::as_str), boot)
             };
+            // Durations in their unit, as PostgreSQL lists them (`SHOW` gives "1s", pg_settings 1000 ms).
+            let in_ms = MILLISECOND_SETTINGS.contains(&name);
+            let value_in_ms;
+            let value = match parse_milliseconds(value) {
+                Some(ms) if in_ms => {
+                    value_in_ms = ms.to_string();
+                    value_in_ms.as_str()
+                }
+                _ => value,
+            };
             let spelled = REPORTED
                 .iter()
                 .find(|(lower, _)| *lower == name)
@@ -651,11 +661,7 @@ fn settings(_: &Catalog, scan: &Scan) -> Vec<Vec<Cell>> {
             vec![
                 t(spelled),
                 t(value),
-                if name == "statement_timeout" {
-                    t("ms")
-                } else {
-                    Cell::Null
-                },
+                if in_ms { t("ms") } else { Cell::Null },
                 t(if internal {
                     "Preset Options"
                 } else {
