@@ -702,3 +702,43 @@ async fn a_copy_larger_than_one_log_record_loads_and_survives_a_crash() {
     expected.push(vec!["1000".into(), "5".into(), "after".into(), "".into()]);
     assert_eq!(got, expected);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_with_synchronous_commit_off_are_logged_in_order() {
+    // Replies to them do not wait for the disk, but the log keeps them in order: once a later write is durable,
+    // so are they.
+    let server = Server::start(&[]);
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, note TEXT); SET synchronous_commit = off",
+        )
+        .await
+        .unwrap();
+    let insert = client
+        .prepare("INSERT INTO t VALUES ($1, 'quick')")
+        .await
+        .unwrap();
+    for id in 0..200i32 {
+        client.execute(&insert, &[&id]).await.unwrap();
+    }
+    client
+        .batch_execute("SET synchronous_commit = on; INSERT INTO t VALUES (200, 'durable')")
+        .await
+        .unwrap();
+    drop(client);
+    let server = Server::start_in(server.crash(), &[]);
+    let client = server.connect().await;
+    assert_eq!(
+        rows(
+            &client,
+            "SELECT count(*), max(id) FROM t WHERE note = 'quick'"
+        )
+        .await,
+        vec![vec!["200".to_string(), "199".to_string()]]
+    );
+    assert_eq!(
+        rows(&client, "SELECT count(*) FROM t").await,
+        vec![vec!["201".to_string()]]
+    );
+}

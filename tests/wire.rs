@@ -1906,3 +1906,23 @@ async fn named_and_unnamed_statements_and_portals_live_as_in_postgres() {
     let got = exchange(&mut s, &[execute("p4"), message(b'S', &[])].concat()).await;
     assert_eq!(got[0], ('E', "34000".into()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_given_in_the_start_up_options_apply() {
+    let server = Server::start(&[]);
+    let mut config = tokio_postgres::Config::from_str(&server.conninfo("u", "d")).unwrap();
+    config.options(r"-c statement_timeout=2s -c application_name=nightly\ load");
+    let (client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    assert_eq!(scalar(&client, "SHOW statement_timeout").await, "2s");
+    assert_eq!(
+        scalar(&client, "SELECT current_setting('application_name')").await,
+        "nightly load"
+    );
+    // A setting LaneDB does not know refuses the connection, as PostgreSQL does.
+    config.options("-c no_such_setting=1");
+    let Err(e) = config.connect(tokio_postgres::NoTls).await else {
+        panic!("connected with an unknown setting");
+    };
+    assert_eq!(code(&e), "42704");
+}

@@ -495,6 +495,54 @@ fn unknown_setting(name: &str) -> Error {
     )
 }
 
+/// The settings in the start-up `options` parameter (libpq's `PGOPTIONS`): `-c name=value`, `-cname=value` or
+/// `--name=value`, separated by spaces, a backslash escaping the next character (a space in a value).
+fn command_line_settings(options: &str) -> Result<Vec<(String, String)>> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut chars = options.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => word.extend(chars.next()),
+            c if c.is_ascii_whitespace() => {
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+            }
+            c => word.push(c),
+        }
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    let mut settings = Vec::new();
+    let mut words = words.into_iter();
+    while let Some(word) = words.next() {
+        let assignment = if word == "-c" {
+            words.next()
+        } else {
+            word.strip_prefix("-c")
+                .or_else(|| word.strip_prefix("--"))
+                .map(String::from)
+        };
+        let parsed = assignment.as_deref().and_then(|a| a.split_once('='));
+        let Some((name, value)) = parsed else {
+            return Err(Error::new(
+                SqlState::INVALID_PARAMETER_VALUE,
+                format!(
+                    "invalid command-line argument for server process: {word}: LaneDB takes settings in options \
+                     as -c name=value"
+                ),
+            ));
+        };
+        settings.push((
+            name.replace('-', "_").to_ascii_lowercase(),
+            value.to_string(),
+        ));
+    }
+    Ok(settings)
+}
+
 fn invalid_value(name: &str, value: &str) -> Error {
     Error::new(
         SqlState::INVALID_PARAMETER_VALUE,
@@ -622,6 +670,8 @@ pub struct Session<B: Backend> {
     block_settings: Option<BTreeMap<String, String>>,
     /// `idle_in_transaction_session_timeout`: a session idle this long inside a block is closed with 25P03.
     idle_in_transaction: Option<Duration>,
+    /// Whether replies to writes wait until the command log has them on disk: `synchronous_commit` is not `off`.
+    wait_for_log: bool,
     /// The server's default time zone, for a session that has not set its own.
     default_zone: String,
     statements: Named<Arc<PreparedStatement<B::Statement>>>,
@@ -672,6 +722,7 @@ impl<B: Backend> Session<B> {
             local: BTreeMap::new(),
             block_settings: None,
             idle_in_transaction: None,
+            wait_for_log: true,
             default_zone,
             statements: Named::default(),
             portals: Named::default(),
@@ -684,16 +735,22 @@ impl<B: Backend> Session<B> {
 
     /// Start-up parameters other than user/database are settings (`application_name`, `DateStyle`, ...).
     fn apply_startup_settings(&mut self, startup: &Startup) -> Result<()> {
+        let mut given = Vec::new();
         for (name, value) in &startup.parameters {
             let name = name.to_ascii_lowercase();
-            if matches!(
-                name.as_str(),
-                "user" | "database" | "options" | "replication"
-            ) || name.starts_with("_pq_.")
+            if name == "options" {
+                given.extend(command_line_settings(value)?);
+                continue;
+            }
+            if matches!(name.as_str(), "user" | "database" | "replication")
+                || name.starts_with("_pq_.")
             {
                 continue;
             }
-            let value = self.checked_setting(&name, value)?;
+            given.push((name, value.clone()));
+        }
+        for (name, value) in given {
+            let value = self.checked_setting(&name, &value)?;
             self.settings.insert(name, value);
         }
         // Reported in full by `greet`.
@@ -958,6 +1015,7 @@ impl<B: Backend> Session<B> {
         };
         self.context.statement_timeout = duration("statement_timeout");
         self.idle_in_transaction = duration("idle_in_transaction_session_timeout");
+        self.wait_for_log = effective.get("synchronous_commit").map(String::as_str) != Some("off");
         self.context.settings = Arc::new(effective);
         for ((name, spelled), before) in REPORTED.iter().zip(before) {
             let now = self.setting(name);
@@ -1248,10 +1306,12 @@ impl<B: Backend> Session<B> {
     }
 
     /// Waits until what the last request wrote is durable (group commit: the command log's writer syncs many
-    /// sessions' records at once), so no reply acknowledges a write a crash could lose.
+    /// sessions' records at once), so no reply acknowledges a write a crash could lose. With `synchronous_commit`
+    /// off the reply does not wait, as in PostgreSQL: the write is logged in order all the same, and a crash may
+    /// lose the last few such transactions, never part of one.
     async fn durable(&self) -> Result<()> {
         let position = self.shared.backend.take_log_position();
-        if position == 0 {
+        if position == 0 || !self.wait_for_log {
             return Ok(());
         }
         self.shared.backend.durable(position).await
@@ -1962,6 +2022,27 @@ fn put_complete(out: &mut BytesMut, output: &Output) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn options_carry_settings_as_on_a_command_line() {
+        let got = command_line_settings(
+            r"-c statement_timeout=5s -capplication_name=batch\ job --client-min-messages=warning",
+        )
+        .unwrap();
+        assert_eq!(
+            got,
+            vec![
+                ("statement_timeout".to_string(), "5s".to_string()),
+                ("application_name".to_string(), "batch job".to_string()),
+                ("client_min_messages".to_string(), "warning".to_string()),
+            ]
+        );
+        assert_eq!(command_line_settings("  ").unwrap(), vec![]);
+        for bad in ["-c", "-c name", "statement_timeout=5s", "-x foo"] {
+            let e = command_line_settings(bad).unwrap_err();
+            assert_eq!(e.code, SqlState::INVALID_PARAMETER_VALUE, "{bad}");
+        }
+    }
 
     #[test]
     fn positions_count_characters_across_lines() {
