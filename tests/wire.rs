@@ -1926,3 +1926,127 @@ async fn settings_given_in_the_start_up_options_apply() {
     };
     assert_eq!(code(&e), "42704");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn information_schema_describes_tables_columns_and_keys_as_postgres_does() {
+    let server = Server::start(&[]);
+    let client = server.connect_as("ann", "shop").await;
+    client
+        .batch_execute(
+            "CREATE TABLE items (id INTEGER PRIMARY KEY, code VARCHAR(40) NOT NULL UNIQUE, \
+             price NUMERIC(12,2), qty BIGINT DEFAULT 0, made TIMESTAMP, note TEXT); \
+             CREATE VIEW item_counts AS SELECT code, COUNT(*) AS n FROM items GROUP BY code; \
+             CREATE PROCEDURE add_item AS INSERT INTO items (id, code) VALUES ($1, $2)",
+        )
+        .await
+        .unwrap();
+    let text = |sql: &'static str| {
+        let query = client.simple_query(sql);
+        async move { common::text_rows(&query.await.expect(sql)) }
+    };
+    let rows = |expected: &[&[&str]]| -> Vec<Vec<String>> {
+        expected
+            .iter()
+            .map(|r| r.iter().map(|c| c.to_string()).collect())
+            .collect()
+    };
+    assert_eq!(
+        text(
+            "SELECT table_catalog, table_schema, table_name, table_type, is_insertable_into \
+             FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name"
+        )
+        .await,
+        rows(&[
+            &["shop", "public", "item_counts", "VIEW", "NO"],
+            &["shop", "public", "items", "BASE TABLE", "YES"],
+        ])
+    );
+    // The same answers PostgreSQL 15 gives for this table (NULL shown as "NULL").
+    assert_eq!(
+        text(
+            "SELECT column_name, ordinal_position, column_default, is_nullable, data_type, \
+             character_maximum_length, character_octet_length, numeric_precision, numeric_precision_radix, \
+             numeric_scale, datetime_precision, udt_name FROM information_schema.columns \
+             WHERE table_name = 'items' ORDER BY ordinal_position"
+        )
+        .await,
+        rows(&[
+            &["id", "1", "NULL", "NO", "integer", "NULL", "NULL", "32", "2", "0", "NULL", "int4"],
+            &[
+                "code",
+                "2",
+                "NULL",
+                "NO",
+                "character varying",
+                "40",
+                "160",
+                "NULL",
+                "NULL",
+                "NULL",
+                "NULL",
+                "varchar"
+            ],
+            &["price", "3", "NULL", "YES", "numeric", "NULL", "NULL", "12", "10", "2", "NULL", "numeric"],
+            &["qty", "4", "0", "YES", "bigint", "NULL", "NULL", "64", "2", "0", "NULL", "int8"],
+            &[
+                "made",
+                "5",
+                "NULL",
+                "YES",
+                "timestamp without time zone",
+                "NULL",
+                "NULL",
+                "NULL",
+                "NULL",
+                "NULL",
+                "6",
+                "timestamp"
+            ],
+            &["note", "6", "NULL", "YES", "text", "NULL", "1073741824", "NULL", "NULL", "NULL", "NULL", "text"],
+        ])
+    );
+    assert_eq!(
+        text(
+            "SELECT tc.constraint_type, kcu.column_name, kcu.ordinal_position \
+             FROM information_schema.table_constraints tc JOIN information_schema.key_column_usage kcu \
+             ON tc.constraint_name = kcu.constraint_name AND tc.table_name = kcu.table_name \
+             WHERE tc.table_name = 'items' ORDER BY 1, 2"
+        )
+        .await,
+        rows(&[&["PRIMARY KEY", "id", "1"], &["UNIQUE", "code", "1"]])
+    );
+    assert_eq!(
+        text("SELECT table_name, view_definition, is_updatable FROM information_schema.views")
+            .await,
+        rows(&[&[
+            "item_counts",
+            "SELECT code, COUNT(*) AS n FROM items GROUP BY code;",
+            "NO"
+        ]])
+    );
+    assert_eq!(
+        text(
+            "SELECT routine_name, routine_type, routine_body, external_language \
+             FROM information_schema.routines"
+        )
+        .await,
+        rows(&[&["add_item", "PROCEDURE", "SQL", "SQL"]])
+    );
+    // Through the extended protocol too, with the catalog relations listed beside the user's.
+    let row = client
+        .query_one(
+            "SELECT count(*) FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2",
+            &[&"pg_catalog", &"pg_class"],
+        )
+        .await
+        .unwrap();
+    assert!(row.get::<_, i64>(0) > 10);
+    assert!(client
+        .query(
+            "SELECT * FROM information_schema.referential_constraints",
+            &[]
+        )
+        .await
+        .unwrap()
+        .is_empty());
+}

@@ -22,6 +22,7 @@ pub mod ddl;
 pub mod dml;
 pub mod expr;
 pub mod functions;
+pub mod information_schema;
 pub mod invoke;
 pub mod pg_catalog;
 pub mod pg_types;

@@ -61,7 +61,7 @@ pub const PROCEDURE_OID_BASE: i32 = 900_000;
 /// The owner of everything: the bootstrap superuser's OID.
 const OWNER_OID: i32 = 10;
 
-fn table_oid(t: &TableDef) -> i32 {
+pub(crate) fn table_oid(t: &TableDef) -> i32 {
     TABLE_OID_BASE + t.id as i32
 }
 
@@ -70,7 +70,7 @@ fn index_oid(t: &TableDef, position: usize) -> i32 {
 }
 
 /// PostgreSQL's type OID and length for an engine type.
-fn type_oid(ty: &DataType) -> (i32, i16) {
+pub(crate) fn type_oid(ty: &DataType) -> (i32, i16) {
     match ty {
         DataType::Boolean => (16, 1),
         DataType::SmallInt => (21, 2),
@@ -186,7 +186,7 @@ fn sql_type_name(ty: &ArrowType) -> String {
 
 /// One cell of a catalog row.
 #[derive(Clone)]
-enum Cell {
+pub(crate) enum Cell {
     I(i32),
     L(i64),
     F(f32),
@@ -195,12 +195,12 @@ enum Cell {
     Null,
 }
 
-fn t(s: impl Into<String>) -> Cell {
+pub(crate) fn t(s: impl Into<String>) -> Cell {
     Cell::T(s.into())
 }
 
 #[derive(Clone, Copy)]
-enum Kind {
+pub(crate) enum Kind {
     Int,
     Long,
     Float,
@@ -209,8 +209,8 @@ enum Kind {
 }
 
 /// What a scan of a catalog relation knows of the session running it.
-struct Scan {
-    database: String,
+pub(crate) struct Scan {
+    pub(crate) database: String,
     /// The session's `TimeZone`.
     zone: String,
     /// The database's default `TimeZone` (`--timezone`), which `RESET` returns to.
@@ -219,16 +219,28 @@ struct Scan {
     settings: crate::functions::SessionSettings,
 }
 
+#[cfg(test)]
+impl Scan {
+    pub(crate) fn for_test(database: &str) -> Scan {
+        Scan {
+            database: database.into(),
+            zone: "UTC".into(),
+            server_zone: "UTC".into(),
+            settings: Default::default(),
+        }
+    }
+}
+
 /// A catalog relation: its columns and how to compute its rows from a catalog.
-struct Relation {
-    name: &'static str,
-    columns: &'static [(&'static str, Kind)],
-    rows: fn(&Catalog, &Scan) -> Vec<Vec<Cell>>,
+pub(crate) struct Relation {
+    pub(crate) name: &'static str,
+    pub(crate) columns: &'static [(&'static str, Kind)],
+    pub(crate) rows: fn(&Catalog, &Scan) -> Vec<Vec<Cell>>,
 }
 
 use Kind::{Bool, Float, Int, Long, Text};
 
-const RELATIONS: &[Relation] = &[
+pub(crate) const RELATIONS: &[Relation] = &[
     Relation {
         name: "pg_namespace",
         columns: &[
@@ -968,14 +980,7 @@ fn defaults(catalog: &Catalog, _: &Scan) -> Vec<Vec<Cell>> {
     let mut rows = Vec::new();
     for table in catalog.tables() {
         for (i, c) in table.columns.iter().enumerate() {
-            if let Some(v) = &c.default {
-                let text = match v {
-                    lanedb_engine::Value::Null => "NULL".to_string(),
-                    lanedb_engine::Value::Text(s) => {
-                        format!("'{}'::{}", s.replace('\'', "''"), c.data_type)
-                    }
-                    other => other.to_string(),
-                };
+            if let Some(text) = default_text(c) {
                 rows.push(vec![
                     Cell::I(table_oid(table) * 64 + i as i32),
                     Cell::I(table_oid(table)),
@@ -986,6 +991,15 @@ fn defaults(catalog: &Catalog, _: &Scan) -> Vec<Vec<Cell>> {
         }
     }
     rows
+}
+
+/// A column's default as PostgreSQL shows it (`pg_get_expr` of `pg_attrdef`, `information_schema.columns`).
+pub(crate) fn default_text(c: &lanedb_engine::ColumnDef) -> Option<String> {
+    Some(match c.default.as_ref()? {
+        lanedb_engine::Value::Null => "NULL".to_string(),
+        lanedb_engine::Value::Text(s) => format!("'{}'::{}", s.replace('\'', "''"), c.data_type),
+        other => other.to_string(),
+    })
 }
 
 fn arrow_type(kind: Kind) -> ArrowType {
@@ -1044,14 +1058,25 @@ fn relation_schema(relation: &Relation) -> SchemaRef {
 }
 
 /// A catalog relation as DataFusion sees it; rows computed at scan from the execution's catalog.
-struct CatalogTable {
+pub(crate) struct CatalogTable {
+    namespace: &'static str,
     relation: &'static Relation,
     schema: SchemaRef,
 }
 
+impl CatalogTable {
+    pub(crate) fn new(namespace: &'static str, relation: &'static Relation) -> CatalogTable {
+        CatalogTable {
+            namespace,
+            relation,
+            schema: relation_schema(relation),
+        }
+    }
+}
+
 impl fmt::Debug for CatalogTable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "pg_catalog.{}", self.relation.name)
+        write!(f, "{}.{}", self.namespace, self.relation.name)
     }
 }
 
@@ -1113,10 +1138,7 @@ impl SchemaProvider for PgCatalogSchema {
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
         Ok(relation(name).map(|relation| {
-            Arc::new(CatalogTable {
-                relation,
-                schema: relation_schema(relation),
-            }) as Arc<dyn TableProvider>
+            Arc::new(CatalogTable::new("pg_catalog", relation)) as Arc<dyn TableProvider>
         }))
     }
 
@@ -1494,7 +1516,7 @@ impl ScalarUDFImpl for CatalogFunction {
 }
 
 /// The query of a `CREATE VIEW` statement, as `pg_get_viewdef` shows it.
-fn view_query(sql: &str) -> String {
+pub(crate) fn view_query(sql: &str) -> String {
     let lower = sql.to_ascii_lowercase();
     lower.find(" as select").map_or_else(
         || sql.to_string(),

@@ -205,7 +205,12 @@ struct LaneCatalog {
 
 impl CatalogProvider for LaneCatalog {
     fn schema_names(&self) -> Vec<String> {
-        vec!["public".into(), "pg_catalog".into(), "lanedb_stats".into()]
+        vec![
+            "public".into(),
+            "pg_catalog".into(),
+            "information_schema".into(),
+            "lanedb_stats".into(),
+        ]
     }
 
     fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
@@ -213,6 +218,10 @@ impl CatalogProvider for LaneCatalog {
             "public" => Some(self.schema.clone() as Arc<dyn SchemaProvider>),
             "pg_catalog" => {
                 Some(Arc::new(crate::pg_catalog::PgCatalogSchema) as Arc<dyn SchemaProvider>)
+            }
+            "information_schema" => {
+                Some(Arc::new(crate::information_schema::InformationSchema)
+                    as Arc<dyn SchemaProvider>)
             }
             "lanedb_stats" => Some(self.stats.clone() as Arc<dyn SchemaProvider>),
             _ => None,
