@@ -627,6 +627,21 @@ async fn current_setting_and_set_config_see_the_sessions_settings() {
             .unwrap()),
         vec![Some("42".into())]
     );
+    // A write may not read a setting: the command log replays writes without the session.
+    client
+        .batch_execute("CREATE TABLE tenants (id INTEGER PRIMARY KEY, name TEXT)")
+        .await
+        .unwrap();
+    let e = client
+        .simple_query("INSERT INTO tenants SELECT 1, current_setting('app.tenant')")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "0A000");
+    let e = client
+        .simple_query("UPDATE tenants SET name = current_setting('application_name') WHERE id = 1")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "0A000");
     // Unknown plain names and fixed settings are refused as SET refuses them; so is set_config inside a query.
     for (sql, expected) in [
         ("SELECT set_config('no_such', 'x', false)", "42704"),
@@ -666,6 +681,12 @@ async fn current_setting_and_set_config_see_the_sessions_settings() {
         .await,
         "2026-01-15 13:00:00+01"
     );
+    // A NULL value resets, for the block only when local.
+    client
+        .simple_query("SELECT set_config('app.tenant', NULL, true)")
+        .await
+        .unwrap();
+    assert_eq!(scalar(&client, "SHOW app.tenant").await, "");
     client.simple_query("COMMIT").await.unwrap();
     assert_eq!(scalar(&client, "SHOW TimeZone").await, "UTC");
     assert_eq!(scalar(&client, "SHOW app.tenant").await, "42");
@@ -1918,6 +1939,29 @@ async fn settings_given_in_the_start_up_options_apply() {
     assert_eq!(
         scalar(&client, "SELECT current_setting('application_name')").await,
         "nightly load"
+    );
+    // They are what RESET returns to.
+    client
+        .batch_execute("SET application_name = 'changed'; SET statement_timeout = '9s'")
+        .await
+        .unwrap();
+    client
+        .batch_execute("RESET application_name")
+        .await
+        .unwrap();
+    assert_eq!(
+        scalar(&client, "SHOW application_name").await,
+        "nightly load"
+    );
+    client.batch_execute("RESET ALL").await.unwrap();
+    assert_eq!(scalar(&client, "SHOW statement_timeout").await, "2s");
+    // The packet's own parameters win over the options.
+    config.application_name("from the packet");
+    let (other, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    assert_eq!(
+        scalar(&other, "SHOW application_name").await,
+        "from the packet"
     );
     // A setting LaneDB does not know refuses the connection, as PostgreSQL does.
     config.options("-c no_such_setting=1");

@@ -665,6 +665,11 @@ pub struct Session<B: Backend> {
     settings: BTreeMap<String, String>,
     /// What `SET LOCAL` changed in the open transaction block; it ends with the block.
     local: BTreeMap<String, String>,
+    /// What the client's start-up packet set (its parameters and `-c` options): `RESET` returns to these.
+    startup: BTreeMap<String, String>,
+    /// Whether the reply to the COMMIT being answered waits for the log: as the block had it, before its
+    /// `SET LOCAL`s ended.
+    commit_waits_for_log: Option<bool>,
     /// `settings` as the open transaction block found them: ROLLBACK puts them back, as PostgreSQL's settings are
     /// transactional.
     block_settings: Option<BTreeMap<String, String>>,
@@ -720,6 +725,8 @@ impl<B: Backend> Session<B> {
             secret,
             settings: BTreeMap::new(),
             local: BTreeMap::new(),
+            startup: BTreeMap::new(),
+            commit_waits_for_log: None,
             block_settings: None,
             idle_in_transaction: None,
             wait_for_log: true,
@@ -735,15 +742,17 @@ impl<B: Backend> Session<B> {
 
     /// Start-up parameters other than user/database are settings (`application_name`, `DateStyle`, ...).
     fn apply_startup_settings(&mut self, startup: &Startup) -> Result<()> {
-        let mut given = Vec::new();
+        // The options first: the packet's own parameters win over them, as in PostgreSQL.
+        let mut given = match startup.parameters.get("options") {
+            Some(options) => command_line_settings(options)?,
+            None => Vec::new(),
+        };
         for (name, value) in &startup.parameters {
             let name = name.to_ascii_lowercase();
-            if name == "options" {
-                given.extend(command_line_settings(value)?);
-                continue;
-            }
-            if matches!(name.as_str(), "user" | "database" | "replication")
-                || name.starts_with("_pq_.")
+            if matches!(
+                name.as_str(),
+                "user" | "database" | "replication" | "options"
+            ) || name.starts_with("_pq_.")
             {
                 continue;
             }
@@ -751,6 +760,7 @@ impl<B: Backend> Session<B> {
         }
         for (name, value) in given {
             let value = self.checked_setting(&name, &value)?;
+            self.startup.insert(name.clone(), value.clone());
             self.settings.insert(name, value);
         }
         // Reported in full by `greet`.
@@ -973,16 +983,30 @@ impl<B: Backend> Session<B> {
                 if setting_default(name).is_none() && !name.contains('.') {
                     return Err(unknown_setting(name));
                 }
-                self.settings.remove(name);
+                match self.startup.get(name) {
+                    Some(value) => self.settings.insert(name.to_string(), value.clone()),
+                    None => self.settings.remove(name),
+                };
                 self.local.remove(name);
             }
             None => {
-                self.settings.clear();
+                self.settings = self.startup.clone();
                 self.local.clear();
             }
         }
         self.publish_settings(out);
         Ok(())
+    }
+
+    /// What `RESET name` returns setting `name` to: the start-up value, else the default (empty for a custom one).
+    fn reset_value(&self, name: &str) -> String {
+        if let Some(value) = self.startup.get(name) {
+            return value.clone();
+        }
+        match name {
+            "timezone" => self.default_zone.clone(),
+            _ => setting_default(name).unwrap_or_default().to_string(),
+        }
     }
 
     /// The transaction block ends: `SET LOCAL`s end with it, and a rollback puts back the settings it found.
@@ -1000,6 +1024,9 @@ impl<B: Backend> Session<B> {
     /// Puts the settings in effect (`settings` with `local` over them) where statements read them, and reports each
     /// reported setting whose value changed to the client (ParameterStatus), as PostgreSQL does.
     fn publish_settings(&mut self, out: &mut BytesMut) {
+        if self.local.is_empty() && *self.context.settings == self.settings {
+            return;
+        }
         let mut effective = self.settings.clone();
         effective.extend(self.local.iter().map(|(n, v)| (n.clone(), v.clone())));
         if *self.context.settings == effective {
@@ -1301,7 +1328,7 @@ impl<B: Backend> Session<B> {
         let loaded = tokio::task::block_in_place(|| {
             backend.copy_in(&self.context, statement, rows, first_line)
         });
-        self.durable().await?;
+        self.durable(self.wait_for_log).await?;
         loaded
     }
 
@@ -1309,9 +1336,9 @@ impl<B: Backend> Session<B> {
     /// sessions' records at once), so no reply acknowledges a write a crash could lose. With `synchronous_commit`
     /// off the reply does not wait, as in PostgreSQL: the write is logged in order all the same, and a crash may
     /// lose the last few such transactions, never part of one.
-    async fn durable(&self) -> Result<()> {
+    async fn durable(&self, wait: bool) -> Result<()> {
         let position = self.shared.backend.take_log_position();
-        if position == 0 || !self.wait_for_log {
+        if position == 0 || !wait {
             return Ok(());
         }
         self.shared.backend.durable(position).await
@@ -1347,7 +1374,11 @@ impl<B: Backend> Session<B> {
             }
         }
         let output = self.run_statement_now(statement, params, out);
-        self.durable().await?;
+        let wait = self
+            .commit_waits_for_log
+            .take()
+            .unwrap_or(self.wait_for_log);
+        self.durable(wait).await?;
         output
     }
 
@@ -1426,6 +1457,7 @@ impl<B: Backend> Session<B> {
                 }
                 let failed = self.status == TransactionStatus::Error;
                 self.status = TransactionStatus::Idle;
+                self.commit_waits_for_log = Some(self.wait_for_log);
                 // The block's portals end with it.
                 self.portals.clear();
                 let writes = std::mem::take(&mut self.deferred);
@@ -1474,14 +1506,11 @@ impl<B: Backend> Session<B> {
                         )
                     })?,
                 };
-                let value = match value.text(params) {
-                    Some(value) => self.assign(&name, &value, local, out)?,
-                    // A NULL value resets the setting, as in PostgreSQL.
-                    None => {
-                        self.reset(Some(&name), out)?;
-                        self.setting(&name).unwrap_or_default()
-                    }
-                };
+                // A NULL value resets the setting (for the block only, when local), as in PostgreSQL.
+                let value = value
+                    .text(params)
+                    .unwrap_or_else(|| self.reset_value(&name));
+                let value = self.assign(&name, &value, local, out)?;
                 return Ok(set_config_output(column, Some(&value)));
             }
             SessionCommand::Show(name) => {

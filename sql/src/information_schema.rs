@@ -230,8 +230,11 @@ fn yes_no(yes: bool) -> Cell {
     t(if yes { "YES" } else { "NO" })
 }
 
+/// An `integer` cell (PostgreSQL's `cardinal_number`); a VARCHAR(n) longer than it holds shows its largest value.
 fn int(n: Option<i64>) -> Cell {
-    n.map_or(Cell::Null, |n| Cell::I(n as i32))
+    n.map_or(Cell::Null, |n| {
+        Cell::I(n.clamp(0, i64::from(i32::MAX)) as i32)
+    })
 }
 
 fn schemata(_: &Catalog, scan: &Scan) -> Vec<Vec<Cell>> {

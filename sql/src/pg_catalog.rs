@@ -624,9 +624,8 @@ fn roles(catalog: &Catalog, _: &Scan) -> Vec<Vec<Cell>> {
         .collect()
 }
 
-/// The settings a session can `SHOW` (`lanedb_engine::output::SETTINGS`): the session's `TimeZone` (whose reset value
-/// is the database's `--timezone`), and the others' defaults (a session's other `SET`s live in the wire session,
-/// which the catalog does not see). `context` says
+/// The settings a session can `SHOW` (`lanedb_engine::output::SETTINGS`) with the session's values: its `TimeZone`
+/// (whose reset value is the database's `--timezone`) and what it has `SET` (`Scan::settings`). `context` says
 /// which a client may change (`user`) and which only report the server (`internal`), as PostgreSQL's do.
 fn settings(_: &Catalog, scan: &Scan) -> Vec<Vec<Cell>> {
     SETTINGS

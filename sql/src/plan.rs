@@ -232,6 +232,37 @@ impl Prepared {
     }
 }
 
+/// A write is logged as its statement, parameters and time, and replayed from them after a crash; the session's
+/// settings are not in the log, so a write that reads one (`current_setting`) could replay with another value, or
+/// fail and stop recovery. Such writes are refused; the value can be passed as a parameter instead.
+fn refuse_unlogged_inputs(statement: &ast::Statement) -> Result<()> {
+    if !matches!(
+        statement,
+        ast::Statement::Insert(_) | ast::Statement::Update(_) | ast::Statement::Delete(_)
+    ) {
+        return Ok(());
+    }
+    let reads_setting = ast::visit_expressions(statement, |e| match e {
+        ast::Expr::Function(f)
+            if f.name.0.last().and_then(|p| p.as_ident()).is_some_and(|i| {
+                i.value.eq_ignore_ascii_case("current_setting")
+                    || i.value.eq_ignore_ascii_case("set_config")
+            }) =>
+        {
+            std::ops::ControlFlow::Break(())
+        }
+        _ => std::ops::ControlFlow::Continue(()),
+    })
+    .is_break();
+    if reads_setting {
+        return Err(Error::unsupported(
+            "a write cannot read session settings (current_setting, set_config): the command log replays writes \
+             without the session, so pass the value as a parameter",
+        ));
+    }
+    Ok(())
+}
+
 fn parser_error(e: datafusion::sql::sqlparser::parser::ParserError) -> Error {
     Error::syntax(
         e.to_string()
@@ -442,6 +473,7 @@ pub fn plan(
         }
         return Ok(prepared);
     }
+    refuse_unlogged_inputs(&statement)?;
     let ddl = |plan| Ok(Prepared::command(sql.clone(), version, plan, vec![]));
     match statement {
         ast::Statement::CreateTable(ct) => ddl(Plan::CreateTable(Box::new(ct))),

@@ -157,11 +157,10 @@ fn setting_arg(e: &ast::Expr) -> Option<SettingArg> {
             ast::Value::Boolean(b) => Some(SettingArg::Bool(*b)),
             ast::Value::Null => Some(SettingArg::Null),
             ast::Value::Number(n, _) => Some(SettingArg::Text(n.clone())),
-            ast::Value::Placeholder(p) => p
-                .strip_prefix('$')
-                .and_then(|n| n.parse::<usize>().ok())
-                .filter(|&n| n >= 1)
-                .map(|n| SettingArg::Param(n - 1)),
+            // $1 to $65535, as everywhere else; another placeholder leaves the statement to the query planner.
+            ast::Value::Placeholder(p) => crate::expr::parse_placeholder(p)
+                .ok()
+                .map(SettingArg::Param),
             _ => None,
         },
         _ => None,
@@ -332,6 +331,12 @@ mod tests {
                 local: SettingArg::Bool(true),
                 column: "x".into(),
             })
+        );
+        // A placeholder past $65535 is no parameter (and asks for no table of types that size).
+        assert_eq!(cmd("SELECT set_config($2000000000, 'x', false)"), None);
+        assert_eq!(
+            cmd("SELECT set_config($18446744073709551615, 'x', false)"),
+            None
         );
         // Anything more than the call on its own is a query (where set_config refuses to run).
         assert_eq!(cmd("SELECT set_config('a.b', 'c', false), 1"), None);
