@@ -707,6 +707,28 @@ async fn current_setting_and_set_config_see_the_sessions_settings() {
     assert!(client.simple_query("SELECT 1/0").await.is_err());
     client.simple_query("COMMIT").await.unwrap();
     assert_eq!(scalar(&client, "SHOW application_name").await, "in-block");
+    // A simple query of several statements is a block of its own: SET LOCAL lasts to its end, and an error undoes
+    // its SETs.
+    let messages = client
+        .simple_query("SET LOCAL statement_timeout = '5s'; SHOW statement_timeout")
+        .await
+        .unwrap();
+    assert_eq!(rows_of(&messages), vec![vec![Some("5s".to_string())]]);
+    assert_eq!(scalar(&client, "SHOW statement_timeout").await, "0");
+    assert!(client
+        .simple_query("SET application_name = 'doomed'; SELECT 1/0")
+        .await
+        .is_err());
+    assert_eq!(scalar(&client, "SHOW application_name").await, "in-block");
+    client
+        .simple_query("SET application_name = 'kept'; SELECT 1")
+        .await
+        .unwrap();
+    assert_eq!(scalar(&client, "SHOW application_name").await, "kept");
+    client
+        .simple_query("SET application_name = 'in-block'")
+        .await
+        .unwrap();
     // SET LOCAL outside a block changes nothing (PostgreSQL warns).
     client
         .simple_query("SET LOCAL application_name = 'nowhere'")

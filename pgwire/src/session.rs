@@ -670,6 +670,11 @@ pub struct Session<B: Backend> {
     /// Whether the reply to the COMMIT being answered waits for the log: as the block had it, before its
     /// `SET LOCAL`s ended.
     commit_waits_for_log: Option<bool>,
+    /// A simple query of several statements is running outside a block: for settings it is a block of its own,
+    /// as PostgreSQL's implicit transaction (`SET LOCAL` lasts to its end, an error undoes its `SET`s).
+    implicit_block: bool,
+    /// ErrorResponses sent so far.
+    errors_sent: u64,
     /// `settings` as the open transaction block found them: ROLLBACK puts them back, as PostgreSQL's settings are
     /// transactional.
     block_settings: Option<BTreeMap<String, String>>,
@@ -727,6 +732,8 @@ impl<B: Backend> Session<B> {
             local: BTreeMap::new(),
             startup: BTreeMap::new(),
             commit_waits_for_log: None,
+            implicit_block: false,
+            errors_sent: 0,
             block_settings: None,
             idle_in_transaction: None,
             wait_for_log: true,
@@ -964,7 +971,7 @@ impl<B: Backend> Session<B> {
     ) -> Result<String> {
         let value = self.checked_setting(name, value)?;
         if local {
-            if self.status != TransactionStatus::Idle {
+            if self.in_block() {
                 self.local.insert(name.to_string(), value.clone());
             }
         } else {
@@ -974,6 +981,11 @@ impl<B: Backend> Session<B> {
         }
         self.publish_settings(out);
         Ok(value)
+    }
+
+    /// Whether a transaction block is open for settings: an explicit one, or a simple query's implicit one.
+    fn in_block(&self) -> bool {
+        self.status != TransactionStatus::Idle || self.implicit_block
     }
 
     /// `RESET name` / `RESET ALL`.
@@ -1125,6 +1137,7 @@ impl<B: Backend> Session<B> {
     /// Sends an error and fails the transaction block, if one is open.
     fn fail(&mut self, out: &mut BytesMut, e: &Error, query: Option<QueryText>) {
         put_error(out, e, "ERROR", query);
+        self.errors_sent += 1;
         if self.status == TransactionStatus::Transaction {
             self.status = TransactionStatus::Error;
         }
@@ -1160,8 +1173,21 @@ impl<B: Backend> Session<B> {
                 from = at.map_or(from, |at| at + text.len());
                 (text, offset)
             })
-            .collect();
-        self.simple_statements(located, out).await
+            .collect::<Vec<_>>();
+        if located.len() < 2 || self.status != TransactionStatus::Idle {
+            return self.simple_statements(located, out).await;
+        }
+        self.implicit_block = true;
+        self.block_settings = Some(self.settings.clone());
+        let errors_before = self.errors_sent;
+        let done = self.simple_statements(located, out).await;
+        if self.implicit_block {
+            // Ended by the query's end (or by a COPY, which runs the rest on its own); an error rolls it back.
+            self.implicit_block = false;
+            let failed = self.errors_sent != errors_before;
+            self.end_block_settings(!failed, out);
+        }
+        done
     }
 
     /// Runs statements of a simple query in order, stopping at the first error; returns false if one of them
@@ -1446,6 +1472,9 @@ impl<B: Backend> Session<B> {
             SessionCommand::Begin => {
                 if self.status != TransactionStatus::Idle {
                     self.warn(out, "25001", "there is already a transaction in progress");
+                } else if self.implicit_block {
+                    // The implicit block becomes this one, settings as it found them.
+                    self.implicit_block = false;
                 } else {
                     self.block_settings = Some(self.settings.clone());
                 }
@@ -1478,7 +1507,7 @@ impl<B: Backend> Session<B> {
                 self.end_block_settings(true, out);
             }
             SessionCommand::Set { name, value, local } => {
-                if *local && self.status == TransactionStatus::Idle {
+                if *local && !self.in_block() {
                     self.warn(
                         out,
                         "25P01",
