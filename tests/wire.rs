@@ -637,11 +637,29 @@ async fn current_setting_and_set_config_see_the_sessions_settings() {
         .await
         .unwrap_err();
     assert_eq!(code(&e), "0A000");
+    let message = e.as_db_error().unwrap().message();
+    assert!(message.contains("replays writes"), "{message}");
     let e = client
         .simple_query("UPDATE tenants SET name = current_setting('application_name') WHERE id = 1")
         .await
         .unwrap_err();
     assert_eq!(code(&e), "0A000");
+    // Nor the session's identity, for the same reason; reads may.
+    for sql in [
+        "INSERT INTO tenants VALUES (2, current_user)",
+        "INSERT INTO tenants SELECT 3, current_database()",
+        "UPDATE tenants SET name = 'x' WHERE name = session_user",
+        "DELETE FROM tenants WHERE name = user",
+    ] {
+        let e = client.simple_query(sql).await.unwrap_err();
+        assert_eq!(code(&e), "0A000", "{sql}");
+        let message = e.as_db_error().unwrap().message();
+        assert!(message.contains("replays writes"), "{sql}: {message}");
+    }
+    assert_eq!(
+        scalar(&client, "SELECT current_user || '@' || current_database()").await,
+        "tester@testdb"
+    );
     // Unknown plain names and fixed settings are refused as SET refuses them; so is set_config inside a query.
     for (sql, expected) in [
         ("SELECT set_config('no_such', 'x', false)", "42704"),

@@ -233,8 +233,9 @@ impl Prepared {
 }
 
 /// A write is logged as its statement, parameters and time, and replayed from them after a crash; the session's
-/// settings are not in the log, so a write that reads one (`current_setting`) could replay with another value, or
-/// fail and stop recovery. Such writes are refused; the value can be passed as a parameter instead.
+/// settings and identity are not in the log, so a write that reads them (`current_setting`, `current_user`,
+/// `current_database()`, ...) would replay with other values, or fail and stop recovery. Such writes are refused;
+/// the value can be passed as a parameter instead.
 fn refuse_unlogged_inputs(statement: &ast::Statement) -> Result<()> {
     if !matches!(
         statement,
@@ -242,26 +243,43 @@ fn refuse_unlogged_inputs(statement: &ast::Statement) -> Result<()> {
     ) {
         return Ok(());
     }
-    let reads_setting = ast::visit_expressions(statement, |e| match e {
-        ast::Expr::Function(f)
-            if f.name.0.last().and_then(|p| p.as_ident()).is_some_and(|i| {
-                i.value.eq_ignore_ascii_case("current_setting")
-                    || i.value.eq_ignore_ascii_case("set_config")
-            }) =>
-        {
-            std::ops::ControlFlow::Break(())
+    let mut found = None;
+    let _ = ast::visit_expressions(statement, |e| {
+        if let ast::Expr::Function(f) = e {
+            let name = f
+                .name
+                .0
+                .last()
+                .and_then(|p| p.as_ident())
+                .map(|i| i.value.to_ascii_lowercase())
+                .unwrap_or_default();
+            if SESSION_INPUTS.contains(&name.as_str()) {
+                found = Some(name);
+                return std::ops::ControlFlow::Break(());
+            }
         }
-        _ => std::ops::ControlFlow::Continue(()),
-    })
-    .is_break();
-    if reads_setting {
-        return Err(Error::unsupported(
-            "a write cannot read session settings (current_setting, set_config): the command log replays writes \
-             without the session, so pass the value as a parameter",
-        ));
+        std::ops::ControlFlow::Continue(())
+    });
+    match found {
+        Some(name) => Err(Error::unsupported(format!(
+            "a write cannot use {name}: the command log replays writes without the session, so the value could \
+             differ after a crash; pass it as a parameter"
+        ))),
+        None => Ok(()),
     }
-    Ok(())
 }
+
+/// Functions whose value comes from the session running the statement (see `refuse_unlogged_inputs`).
+const SESSION_INPUTS: &[&str] = &[
+    "current_setting",
+    "set_config",
+    "current_user",
+    "session_user",
+    "user",
+    "current_role",
+    "current_database",
+    "current_catalog",
+];
 
 fn parser_error(e: datafusion::sql::sqlparser::parser::ParserError) -> Error {
     Error::syntax(
