@@ -254,10 +254,11 @@ fn schemata(_: &Catalog, scan: &Scan) -> Vec<Vec<Cell>> {
         .collect()
 }
 
-/// The tables `tables` and `columns` list: (schema, name, kind, columns as (name, type, nullable, default)).
+/// A table `tables` and `columns` list: a user's table or view (`table`), or a `pg_catalog` relation.
 struct Listed<'a> {
     schema: &'static str,
     name: &'a str,
+    /// One of the user's (materialized) views.
     view: bool,
     table: Option<&'a TableDef>,
     relation: Option<&'static Relation>,
