@@ -1645,11 +1645,8 @@ async fn a_session_idle_inside_a_block_past_its_timeout_is_closed() {
     let got = exchange(&mut outside, &query("SELECT 1")).await;
     assert_eq!(got.last(), Some(&('Z', String::new())));
     // Inside one: 25P03, then the server closes the connection.
-    let mut head = [0u8; 5];
-    in_block.read_exact(&mut head).await.unwrap();
-    assert_eq!(head[0], b'E');
-    let mut body = vec![0u8; u32::from_be_bytes(head[1..5].try_into().unwrap()) as usize - 4];
-    in_block.read_exact(&mut body).await.unwrap();
+    let (tag, body) = read_message(&mut in_block).await;
+    assert_eq!(tag, b'E');
     assert!(
         String::from_utf8_lossy(&body).contains("25P03"),
         "{}",
@@ -1832,12 +1829,8 @@ async fn exchange(s: &mut tokio::net::TcpStream, bytes: &[u8]) -> Vec<(char, Str
     s.write_all(bytes).await.unwrap();
     let mut got = Vec::new();
     loop {
-        let mut head = [0u8; 5];
-        s.read_exact(&mut head).await.unwrap();
-        let len = u32::from_be_bytes(head[1..5].try_into().unwrap()) as usize - 4;
-        let mut body = vec![0u8; len];
-        s.read_exact(&mut body).await.unwrap();
-        let detail = match head[0] {
+        let (tag, body) = read_message(s).await;
+        let detail = match tag {
             b'D' => String::from_utf8_lossy(&body[6..]).into_owned(),
             // ParameterStatus: name=value.
             b'S' => String::from_utf8_lossy(&body[..body.len().saturating_sub(1)])
@@ -1849,11 +1842,21 @@ async fn exchange(s: &mut tokio::net::TcpStream, bytes: &[u8]) -> Vec<(char, Str
                 .unwrap_or_default(),
             _ => String::new(),
         };
-        got.push((head[0] as char, detail));
-        if head[0] == b'Z' {
+        got.push((tag as char, detail));
+        if tag == b'Z' {
             return got;
         }
     }
+}
+
+/// One backend message: its tag and body.
+async fn read_message(s: &mut tokio::net::TcpStream) -> (u8, Vec<u8>) {
+    let mut head = [0u8; 5];
+    s.read_exact(&mut head).await.unwrap();
+    let len = u32::from_be_bytes(head[1..5].try_into().unwrap()) as usize - 4;
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).await.unwrap();
+    (head[0], body)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

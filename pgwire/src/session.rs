@@ -675,8 +675,8 @@ pub struct Session<B: Backend> {
     implicit_block: bool,
     /// ErrorResponses sent so far.
     errors_sent: u64,
-    /// `settings` as the open transaction block found them: ROLLBACK puts them back, as PostgreSQL's settings are
-    /// transactional.
+    /// `settings` as the open transaction block found them, kept when the block first changes them: ROLLBACK puts
+    /// them back, as PostgreSQL's settings are transactional.
     block_settings: Option<BTreeMap<String, String>>,
     /// `idle_in_transaction_session_timeout`: a session idle this long inside a block is closed with 25P03.
     idle_in_transaction: Option<Duration>,
@@ -975,6 +975,7 @@ impl<B: Backend> Session<B> {
                 self.local.insert(name.to_string(), value.clone());
             }
         } else {
+            self.remember_block_settings();
             // A session-wide SET outlasts an earlier SET LOCAL of the same block.
             self.local.remove(name);
             self.settings.insert(name.to_string(), value.clone());
@@ -988,8 +989,17 @@ impl<B: Backend> Session<B> {
         self.status != TransactionStatus::Idle || self.implicit_block
     }
 
+    /// Keeps `settings` as the open block found them, before its first change (a block that changes none costs
+    /// no copy).
+    fn remember_block_settings(&mut self) {
+        if self.in_block() && self.block_settings.is_none() {
+            self.block_settings = Some(self.settings.clone());
+        }
+    }
+
     /// `RESET name` / `RESET ALL`.
     fn reset(&mut self, name: Option<&str>, out: &mut BytesMut) -> Result<()> {
+        self.remember_block_settings();
         match name {
             Some(name) => {
                 if setting_default(name).is_none() && !name.contains('.') {
@@ -1178,7 +1188,6 @@ impl<B: Backend> Session<B> {
             return self.simple_statements(located, out).await;
         }
         self.implicit_block = true;
-        self.block_settings = Some(self.settings.clone());
         let errors_before = self.errors_sent;
         let done = self.simple_statements(located, out).await;
         if self.implicit_block {
@@ -1475,8 +1484,6 @@ impl<B: Backend> Session<B> {
                 } else if self.implicit_block {
                     // The implicit block becomes this one, settings as it found them.
                     self.implicit_block = false;
-                } else {
-                    self.block_settings = Some(self.settings.clone());
                 }
                 self.status = TransactionStatus::Transaction;
             }

@@ -4,19 +4,14 @@
 //! Served: `schemata`, `tables`, `columns`, `views`, `table_constraints`, `key_column_usage`,
 //! `constraint_column_usage`, `routines`, and, empty (LaneDB has no foreign keys or check constraints),
 //! `referential_constraints` and `check_constraints`. Like `pg_catalog`'s relations they are computed from the catalog
-//! of the query's snapshot (`pg_catalog::CatalogTable`). `tables` and `columns` list the user's tables and views
+//! of the query's snapshot (`pg_catalog::CatalogSchema`). `tables` and `columns` list the user's tables and views
 //! (LaneDB's views are materialized and maintained, but they are created and read as views) and the `pg_catalog`
 //! relations; names are the ones the tables were created with, the catalog is the session's database.
 
-use std::sync::Arc;
-
-use async_trait::async_trait;
-use datafusion::catalog::{SchemaProvider, TableProvider};
-use datafusion::common::Result as DfResult;
 use lanedb_engine::{Catalog, DataType, TableDef};
 
 use crate::pg_catalog::{
-    default_text, t, view_query, CatalogTable, Cell, Kind, Relation, Scan, RELATIONS,
+    default_text, t, view_query, CatalogSchema, Cell, Kind, Relation, Scan, RELATIONS,
 };
 use Kind::{Int, Text};
 
@@ -202,29 +197,11 @@ const RELATIONS_HERE: &[Relation] = &[
 ];
 
 /// The `information_schema` schema.
-#[derive(Debug)]
-pub struct InformationSchema;
-
-#[async_trait]
-impl SchemaProvider for InformationSchema {
-    fn table_names(&self) -> Vec<String> {
-        RELATIONS_HERE.iter().map(|r| r.name.to_string()).collect()
-    }
-
-    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
-        Ok(relation(name).map(|relation| {
-            Arc::new(CatalogTable::new("information_schema", relation)) as Arc<dyn TableProvider>
-        }))
-    }
-
-    fn table_exist(&self, name: &str) -> bool {
-        relation(name).is_some()
-    }
-}
-
-fn relation(name: &str) -> Option<&'static Relation> {
-    RELATIONS_HERE.iter().find(|r| r.name == name)
-}
+pub static SCHEMA: CatalogSchema = CatalogSchema {
+    namespace: "information_schema",
+    relations: RELATIONS_HERE,
+    aliases: &[],
+};
 
 fn yes_no(yes: bool) -> Cell {
     t(if yes { "YES" } else { "NO" })
@@ -613,6 +590,7 @@ mod tests {
     fn every_row_has_its_relations_columns() {
         let catalog = Catalog::default();
         let scan = Scan::for_test("db");
+        assert!(SCHEMA.relation("columns").is_some());
         for relation in RELATIONS_HERE {
             for row in (relation.rows)(&catalog, &scan) {
                 assert_eq!(row.len(), relation.columns.len(), "{}", relation.name);

@@ -1057,14 +1057,14 @@ fn relation_schema(relation: &Relation) -> SchemaRef {
 }
 
 /// A catalog relation as DataFusion sees it; rows computed at scan from the execution's catalog.
-pub(crate) struct CatalogTable {
+struct CatalogTable {
     namespace: &'static str,
     relation: &'static Relation,
     schema: SchemaRef,
 }
 
 impl CatalogTable {
-    pub(crate) fn new(namespace: &'static str, relation: &'static Relation) -> CatalogTable {
+    fn new(namespace: &'static str, relation: &'static Relation) -> CatalogTable {
         CatalogTable {
             namespace,
             relation,
@@ -1125,30 +1125,57 @@ impl TableProvider for CatalogTable {
     }
 }
 
+/// A schema of catalog relations: `pg_catalog`, and `information_schema` (`information_schema::SCHEMA`).
+pub struct CatalogSchema {
+    pub(crate) namespace: &'static str,
+    pub(crate) relations: &'static [Relation],
+    /// Other names of relations: (alias, relation).
+    pub(crate) aliases: &'static [(&'static str, &'static str)],
+}
+
 /// The `pg_catalog` schema.
-#[derive(Debug)]
-pub struct PgCatalogSchema;
+pub static PG_CATALOG: CatalogSchema = CatalogSchema {
+    namespace: "pg_catalog",
+    relations: RELATIONS,
+    aliases: &[("pg_user", "pg_roles")],
+};
+
+impl CatalogSchema {
+    pub(crate) fn relation(&self, name: &str) -> Option<&'static Relation> {
+        let name = self
+            .aliases
+            .iter()
+            .find(|(alias, _)| *alias == name)
+            .map_or(name, |(_, relation)| relation);
+        self.relations.iter().find(|r| r.name == name)
+    }
+}
+
+impl fmt::Debug for CatalogSchema {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.namespace)
+    }
+}
 
 #[async_trait]
-impl SchemaProvider for PgCatalogSchema {
+impl SchemaProvider for &'static CatalogSchema {
     fn table_names(&self) -> Vec<String> {
-        RELATIONS.iter().map(|r| r.name.to_string()).collect()
+        self.relations.iter().map(|r| r.name.to_string()).collect()
     }
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
-        Ok(relation(name).map(|relation| {
-            Arc::new(CatalogTable::new("pg_catalog", relation)) as Arc<dyn TableProvider>
+        Ok(self.relation(name).map(|relation| {
+            Arc::new(CatalogTable::new(self.namespace, relation)) as Arc<dyn TableProvider>
         }))
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        relation(name).is_some()
+        self.relation(name).is_some()
     }
 }
 
 fn relation(name: &str) -> Option<&'static Relation> {
-    let name = if name == "pg_user" { "pg_roles" } else { name };
-    RELATIONS.iter().find(|r| r.name == name)
+    PG_CATALOG.relation(name)
 }
 
 /// Whether `name` is a catalog relation (served or absent).

@@ -217,11 +217,10 @@ impl CatalogProvider for LaneCatalog {
         match name {
             "public" => Some(self.schema.clone() as Arc<dyn SchemaProvider>),
             "pg_catalog" => {
-                Some(Arc::new(crate::pg_catalog::PgCatalogSchema) as Arc<dyn SchemaProvider>)
+                Some(Arc::new(&crate::pg_catalog::PG_CATALOG) as Arc<dyn SchemaProvider>)
             }
             "information_schema" => {
-                Some(Arc::new(crate::information_schema::InformationSchema)
-                    as Arc<dyn SchemaProvider>)
+                Some(Arc::new(&crate::information_schema::SCHEMA) as Arc<dyn SchemaProvider>)
             }
             "lanedb_stats" => Some(self.stats.clone() as Arc<dyn SchemaProvider>),
             _ => None,
