@@ -98,7 +98,8 @@ struct ServeArgs {
     /// loses at most that window), `off` keeps data in memory only [default: sync].
     #[arg(long)]
     durability: Option<String>,
-    /// In async mode, how often the command log is written and fsynced, in milliseconds [default: 10].
+    /// In async mode, how often the command log is written and fsynced, in milliseconds; in sync mode, how long
+    /// writes that no one waits for (sessions with `synchronous_commit` off) may gather first [default: 10].
     #[arg(long)]
     flush_interval_ms: Option<u64>,
     /// Size at which a command-log segment file is closed and a new one begun, in bytes [default: 64 MiB].

@@ -20,6 +20,13 @@
 //!   at most the transactions of the last interval (plus the one being written).
 //! - `Durability::Off`: no log at all (the database does not create one).
 //!
+//! ## Writes no one waits for
+//! In sync mode a reply may still not wait: a session with `synchronous_commit` off is answered at once, its write
+//! logged in order all the same. When the writer takes records and no one waits for any (no caller of
+//! `wait_durable` or `durable` is counted in `waiters`), it gathers for up to `flush_interval_ms` first, as in async
+//! mode, rather than syncing as often as the disk allows for nobody: a waiter arriving ends the wait at once. A
+//! crash loses at most those sessions' last interval of writes, as PostgreSQL's asynchronous commit does.
+//!
 //! ## Segments
 //! Segments are files named by their first sequence (format in `log`). The writer starts a new one when the current
 //! one has reached `segment_bytes_max`, at a batch boundary, so a segment may pass the limit by one batch. A new
@@ -43,7 +50,7 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::thread::JoinHandle;
@@ -88,7 +95,8 @@ impl Durability {
 #[derive(Clone, Debug)]
 pub struct LogConfig {
     pub durability: Durability,
-    /// In async mode, how often the writer writes and fsyncs.
+    /// In async mode, how often the writer writes and fsyncs; in sync mode, how long records no one waits for may
+    /// gather before they are written.
     pub flush_interval_ms: u64,
     /// A segment is closed and a new one started once it holds this many bytes.
     pub segment_bytes_max: u64,
@@ -144,6 +152,12 @@ struct Shared {
     durable_lock: Mutex<()>,
     durable_changed: Condvar,
     wakers: Mutex<Vec<(u64, Waker)>>,
+    /// Callers waiting for durability (`wait_durable`, and each registered waker of `durable`).
+    waiters: AtomicUsize,
+    /// The writer holds records no one waits for and gathers more (see "Writes no one waits for").
+    writer_idling: AtomicBool,
+    /// The idling writer waits here for a waiter.
+    waiter_arrived: Condvar,
 }
 
 /// The command log of one database (see the module docs).
@@ -200,6 +214,9 @@ impl CommandLog {
             durable_lock: Mutex::new(()),
             durable_changed: Condvar::new(),
             wakers: Mutex::new(Vec::new()),
+            waiters: AtomicUsize::new(0),
+            writer_idling: AtomicBool::new(false),
+            waiter_arrived: Condvar::new(),
         });
         let writer = Writer {
             dir,
@@ -239,6 +256,8 @@ impl CommandLog {
             if self.shared.failed.load(Ordering::Acquire) {
                 return Err(self.shared.failure_error());
             }
+            // A full batch ends the writer's gathering (it waits with `pending` released, so it is told).
+            self.shared.waiter_arrived.notify_one();
             self.shared.room.wait(&mut pending);
         }
         if pending.stopping {
@@ -287,13 +306,19 @@ impl CommandLog {
         if shared.config.durability != Durability::Sync {
             return Ok(());
         }
+        if let Some(done) = shared.check(sequence) {
+            return done;
+        }
+        shared.waiter_arrives();
         let mut guard = shared.durable_lock.lock();
-        loop {
+        let done = loop {
             if let Some(done) = shared.check(sequence) {
-                return done;
+                break done;
             }
             shared.durable_changed.wait(&mut guard);
-        }
+        };
+        shared.waiters.fetch_sub(1, Ordering::SeqCst);
+        done
     }
 
     /// `wait_durable` for async callers.
@@ -343,6 +368,7 @@ impl Future for Durable {
             .wakers
             .lock()
             .push((self.sequence, cx.waker().clone()));
+        shared.waiter_arrives();
         // The writer may have advanced between the check and the registration.
         match shared.check(self.sequence) {
             Some(done) => Poll::Ready(done),
@@ -425,9 +451,34 @@ impl Shared {
         while i < wakers.len() {
             if failed || wakers[i].0 <= durable {
                 wakers.swap_remove(i).1.wake();
+                self.waiters.fetch_sub(1, Ordering::SeqCst);
             } else {
                 i += 1;
             }
+        }
+    }
+
+    /// Before writing records no one waits for (sessions with `synchronous_commit` off), waits up to the flush
+    /// interval for more, as async mode does, unless a waiter arrives, the batch fills or the log closes meanwhile.
+    fn gather_unwaited(&self, pending: &mut parking_lot::MutexGuard<'_, Pending>) {
+        self.writer_idling.store(true, Ordering::SeqCst);
+        let deadline =
+            std::time::Instant::now() + Duration::from_millis(self.config.flush_interval_ms);
+        while !pending.stopping
+            && self.waiters.load(Ordering::SeqCst) == 0
+            && pending.batch.len() < self.config.buffer_bytes_max
+            && !self.waiter_arrived.wait_until(pending, deadline).timed_out()
+        {}
+        self.writer_idling.store(false, Ordering::SeqCst);
+    }
+
+    /// Counts a new waiter, and ends the writer's gathering if it was holding records no one waited for.
+    fn waiter_arrives(&self) {
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        if self.writer_idling.load(Ordering::SeqCst) {
+            // The writer holds `pending` until it waits, so after this lock it is waiting or has seen the count.
+            drop(self.pending.lock());
+            self.waiter_arrived.notify_one();
         }
     }
 }
@@ -443,6 +494,9 @@ impl Writer {
                         return;
                     }
                     shared.records_ready.wait(&mut pending);
+                }
+                if shared.config.durability == Durability::Sync {
+                    shared.gather_unwaited(&mut pending);
                 }
                 let batch = std::mem::replace(&mut pending.batch, std::mem::take(&mut spare));
                 let first = pending.batch_first;
@@ -806,6 +860,66 @@ mod tests {
         log.close();
         dir.crash();
         assert_eq!(records(&dir).len(), 10);
+    }
+
+    /// A sync-mode log whose writer would gather for an hour when no one waits.
+    fn open_gathering(dir: &FaultyDirectory, buffer_bytes_max: usize) -> CommandLog {
+        let config = LogConfig {
+            durability: Durability::Sync,
+            flush_interval_ms: 3_600_000,
+            buffer_bytes_max,
+            ..LogConfig::default()
+        };
+        let tail = Tail {
+            segment: None,
+            next_sequence: 1,
+        };
+        CommandLog::open(Arc::new(dir.clone()), config, tail).unwrap()
+    }
+
+    #[test]
+    fn records_no_one_waits_for_are_held_until_someone_waits() {
+        fails_rather_than_hangs(records_are_held);
+    }
+
+    fn records_are_held() {
+        let dir = FaultyDirectory::new();
+        let log = Arc::new(open_gathering(&dir, 1 << 20));
+        let unwaited = log.append(b"a").unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(log.durable_sequence() < unwaited, "written with no one waiting");
+        // A blocking waiter, then an async one, each ends the gathering.
+        let waited = log.append(b"b").unwrap();
+        let waiter = log.clone();
+        std::thread::spawn(move || waiter.wait_durable(waited))
+            .join()
+            .unwrap()
+            .unwrap();
+        assert!(log.durable_sequence() >= waited);
+        let later = log.append(b"c").unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        runtime.block_on(log.durable(later)).unwrap();
+        // Held records are written at close.
+        let last = log.append(b"d").unwrap();
+        log.close();
+        dir.crash();
+        assert_eq!(records(&dir).len() as u64, last);
+    }
+
+    #[test]
+    fn a_full_batch_ends_the_gathering() {
+        fails_rather_than_hangs(full_batch);
+    }
+
+    fn full_batch() {
+        let dir = FaultyDirectory::new();
+        let log = open_gathering(&dir, 64);
+        // Appenders wait for room past 64 bytes: the writer must write rather than gather for an hour.
+        for i in 0..100u8 {
+            log.append(&[i; 40]).unwrap();
+        }
+        assert!(log.durable_sequence() > 0);
     }
 
     #[test]
