@@ -467,7 +467,10 @@ impl Shared {
         while !pending.stopping
             && self.waiters.load(Ordering::SeqCst) == 0
             && pending.batch.len() < self.config.buffer_bytes_max
-            && !self.waiter_arrived.wait_until(pending, deadline).timed_out()
+            && !self
+                .waiter_arrived
+                .wait_until(pending, deadline)
+                .timed_out()
         {}
         self.writer_idling.store(false, Ordering::SeqCst);
     }
@@ -887,7 +890,10 @@ mod tests {
         let log = Arc::new(open_gathering(&dir, 1 << 20));
         let unwaited = log.append(b"a").unwrap();
         std::thread::sleep(Duration::from_millis(50));
-        assert!(log.durable_sequence() < unwaited, "written with no one waiting");
+        assert!(
+            log.durable_sequence() < unwaited,
+            "written with no one waiting"
+        );
         // A blocking waiter, then an async one, each ends the gathering.
         let waited = log.append(b"b").unwrap();
         let waiter = log.clone();
@@ -898,7 +904,9 @@ mod tests {
         assert!(log.durable_sequence() >= waited);
         let later = log.append(b"c").unwrap();
         std::thread::sleep(Duration::from_millis(20));
-        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         runtime.block_on(log.durable(later)).unwrap();
         // Held records are written at close.
         let last = log.append(b"d").unwrap();

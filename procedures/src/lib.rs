@@ -28,6 +28,9 @@
 //! - A single-partition procedure (`Partitioning::Single`) runs on the lane that owns the value of its partition
 //!   parameter and sees only that partition; a multi-partition one (`Partitioning::Multi`) holds every lane in the
 //!   sequencer's global order.
+//! - A cancel request or the session's `statement_timeout` stops a call at its next batch: `execute` fails with
+//!   57014 and the call fails with it, rolled back, even if `run` goes on past the error. A batch already running
+//!   finishes first. (Calls replayed from the command log are never stopped.)
 //!
 //! ## Determinism
 //!
@@ -44,6 +47,9 @@ pub mod examples;
 pub mod module;
 pub mod registry;
 pub mod sql_procedure;
+
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
 
 use arrow_schema::SchemaRef;
 use lanedb_engine::{Error, Output, Result, SqlState, Value};
@@ -186,6 +192,11 @@ pub struct Context<'a> {
     transaction_id: u64,
     ids_issued: u64,
     random_state: u64,
+    /// The caller's cancel flag and `statement_timeout` deadline, checked before each batch.
+    cancel: Option<&'a AtomicBool>,
+    deadline: Option<Instant>,
+    /// Set once a batch was refused for them: the call fails with it whatever the procedure returns.
+    stopped: Option<Error>,
 }
 
 impl<'a> Context<'a> {
@@ -203,7 +214,23 @@ impl<'a> Context<'a> {
             transaction_id,
             ids_issued: 0,
             random_state: transaction_id ^ 0x9E37_79B9_7F4A_7C15,
+            cancel: None,
+            deadline: None,
+            stopped: None,
         }
+    }
+
+    /// Stops the procedure at its next batch with 57014 once `cancel` is raised or `deadline` has passed (a cancel
+    /// request, `statement_timeout`). The call then fails, and its transaction rolls back, even if the procedure
+    /// goes on past the error.
+    pub(crate) fn stop_when(&mut self, cancel: Option<&'a AtomicBool>, deadline: Option<Instant>) {
+        self.cancel = cancel;
+        self.deadline = deadline;
+    }
+
+    /// The error the call stopped with, if it was stopped (see `stop_when`).
+    pub(crate) fn stopped(&self) -> Option<&Error> {
+        self.stopped.as_ref()
     }
 
     /// Records every statement executed from now on (see `trace`).
@@ -265,6 +292,12 @@ impl<'a> Context<'a> {
         &mut self,
         mut run: impl FnMut(&mut dyn StatementRunner, usize, &[Value]) -> Result<(u64, usize, T)>,
     ) -> Result<Vec<T>> {
+        if let Some(stop) = lanedb_sql::stop_requested(self.cancel, self.deadline) {
+            self.queued.clear();
+            self.params.clear();
+            self.stopped = Some(stop.clone());
+            return Err(stop);
+        }
         let mut out = Vec::with_capacity(self.queued.len());
         let mut failed = None;
         for (i, (statement, range, expect)) in self.queued.iter().enumerate() {

@@ -9,7 +9,7 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use lanedb_engine::invocation::{self, Invocation};
@@ -60,6 +60,8 @@ struct Registered {
 struct CallStamp {
     timestamp_micros: i64,
     transaction: u64,
+    /// When `statement_timeout` stops the call.
+    deadline: Option<std::time::Instant>,
 }
 
 /// A procedure's counters on one lane; relaxed atomics, read only for statistics. Each lane's sit on cache lines of
@@ -474,6 +476,8 @@ impl Registry {
         // Timed from the transaction's timestamp, a reading of the clock already taken: a third clock read per call
         // was 1% of a Vote. (A wall-clock step during a call can skew one sample; it is clamped at zero.)
         let started = at.is_none().then_some(timestamp_micros);
+        // A cancel request or statement_timeout stops the procedure at its next batch.
+        let deadline = ctx.timeout.map(|t| std::time::Instant::now() + t);
         let mut lane = None;
         let mut result = None;
         for _ in 0..STALE_RETRIES_MAX {
@@ -481,6 +485,7 @@ impl Registry {
             let invocation = CallStamp {
                 timestamp_micros,
                 transaction,
+                deadline,
             };
             let out = invocation::scope(&logged, || {
                 self.run(procedure, &plans, lane, args, invocation, ctx)
@@ -657,7 +662,7 @@ impl Registry {
                         lane,
                         lane_id,
                     };
-                    run_procedure(procedure, &mut runner, args, invocation, record)
+                    run_procedure(procedure, &mut runner, args, invocation, ctx.cancel, record)
                 };
                 if !CHECK_DETERMINISM {
                     return attempt(lane, false).0;
@@ -681,7 +686,7 @@ impl Registry {
                             ..ctx
                         },
                     };
-                    run_procedure(procedure, &mut runner, args, invocation, record)
+                    run_procedure(procedure, &mut runner, args, invocation, ctx.cancel, record)
                 };
                 if !CHECK_DETERMINISM {
                     return attempt(txn, false).0;
@@ -705,13 +710,19 @@ fn run_procedure(
     runner: &mut dyn StatementRunner,
     args: &[Value],
     invocation: CallStamp,
+    cancel: Option<&AtomicBool>,
     record: bool,
 ) -> (Result<Vec<Output>>, Trace) {
     let mut context = Context::new(runner, invocation.timestamp_micros, invocation.transaction);
+    context.stop_when(cancel, invocation.deadline);
     if record {
         context.record();
     }
-    let out = procedure.run(&mut context, args);
+    let mut out = procedure.run(&mut context, args);
+    if let Some(stop) = context.stopped() {
+        // Stopped, even if the procedure went on past the error: the transaction rolls back.
+        out = Err(stop.clone());
+    }
     (out, context.trace())
 }
 
@@ -727,6 +738,12 @@ fn same_runs(
     second: &Result<Vec<Output>>,
     second_trace: Trace,
 ) -> Result<()> {
+    // A run stopped by a cancel request or statement_timeout stops wherever it was.
+    let stopped =
+        |out: &Result<Vec<Output>>| matches!(out, Err(e) if e.code == SqlState::QUERY_CANCELED);
+    if stopped(first) || stopped(second) {
+        return Ok(());
+    }
     let same_outcome = match (first, second) {
         (Ok(_), Ok(_)) => true,
         (Err(a), Err(b)) => a == b,
@@ -863,5 +880,136 @@ impl ProcedureHandler for Registry {
             txn.set_catalog(catalog);
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use lanedb_engine::{DataType, Engine, EngineConfig};
+
+    use super::*;
+    use crate::Partitioning;
+
+    /// Inserts `$1`, then raises its flag (as a cancel request arriving mid-call would) and reads the row back in a
+    /// second batch. With `swallow` it ignores that batch's error and returns as if all went well.
+    struct CancelledMidway {
+        partitioning: Partitioning,
+        flag: Arc<AtomicBool>,
+        swallow: bool,
+    }
+
+    impl Procedure for CancelledMidway {
+        fn name(&self) -> &str {
+            "CancelledMidway"
+        }
+        fn partitioning(&self) -> Partitioning {
+            self.partitioning.clone()
+        }
+        fn statements(&self) -> Vec<String> {
+            vec![
+                "INSERT INTO t VALUES ($1)".into(),
+                "SELECT id FROM t WHERE id = $1".into(),
+            ]
+        }
+        fn parameters(&self) -> Vec<DataType> {
+            vec![DataType::BigInt]
+        }
+        fn run(&self, ctx: &mut Context<'_>, params: &[Value]) -> Result<Vec<Output>> {
+            let Value::BigInt(id) = params[0] else {
+                unreachable!("declared BIGINT")
+            };
+            ctx.queue(0, [Value::BigInt(id)]);
+            ctx.execute()?;
+            self.flag.store(true, Ordering::Release);
+            ctx.queue(1, [Value::BigInt(id)]);
+            match ctx.execute() {
+                Err(_) if self.swallow => Ok(vec![]),
+                other => other,
+            }
+        }
+    }
+
+    fn database() -> (Arc<SqlEngine>, Arc<Registry>) {
+        let engine = Arc::new(Engine::new(EngineConfig {
+            lane_count: 2,
+            ..EngineConfig::default()
+        }));
+        let sql = Arc::new(SqlEngine::new(engine).unwrap());
+        sql.execute(
+            "CREATE TABLE t (id BIGINT PRIMARY KEY); PARTITION TABLE t ON COLUMN id",
+            &[],
+        )
+        .unwrap();
+        let registry = Registry::install(sql.clone());
+        (sql, registry)
+    }
+
+    fn rows(sql: &SqlEngine) -> String {
+        let out = sql.execute("SELECT count(*) FROM t", &[]).unwrap();
+        lanedb_engine::text::cell(&out[0].batches[0], 0, 0).unwrap_or_default()
+    }
+
+    #[test]
+    fn a_cancel_request_stops_a_procedure_at_its_next_batch_and_rolls_it_back() {
+        for partitioning in [Partitioning::single("t", "id", 0), Partitioning::Multi] {
+            for swallow in [false, true] {
+                let (sql, registry) = database();
+                let flag = Arc::new(AtomicBool::new(false));
+                registry
+                    .register(Arc::new(CancelledMidway {
+                        partitioning: partitioning.clone(),
+                        flag: flag.clone(),
+                        swallow,
+                    }))
+                    .unwrap();
+                let ctx = RunContext {
+                    cancel: Some(&flag),
+                    ..RunContext::default()
+                };
+                let e = registry
+                    .call("CancelledMidway", vec![Value::BigInt(1)], ctx)
+                    .unwrap_err();
+                assert_eq!(e.code, SqlState::QUERY_CANCELED, "{e:?}");
+                assert!(e.message.contains("user request"), "{}", e.message);
+                // Neither insert stayed, though the first had run.
+                assert_eq!(rows(&sql), "0", "{partitioning:?}, swallow {swallow}");
+                // Without the flag the same call goes through.
+                let calm = Arc::new(AtomicBool::new(false));
+                let ctx = RunContext {
+                    cancel: Some(&calm),
+                    ..RunContext::default()
+                };
+                flag.store(false, Ordering::Release);
+                registry
+                    .call("CancelledMidway", vec![Value::BigInt(2)], ctx)
+                    .unwrap();
+                assert_eq!(rows(&sql), "1");
+            }
+        }
+    }
+
+    #[test]
+    fn statement_timeout_stops_a_procedure() {
+        let (sql, registry) = database();
+        let flag = Arc::new(AtomicBool::new(false));
+        registry
+            .register(Arc::new(CancelledMidway {
+                partitioning: Partitioning::Multi,
+                flag,
+                swallow: false,
+            }))
+            .unwrap();
+        let ctx = RunContext {
+            timeout: Some(Duration::from_nanos(1)),
+            ..RunContext::default()
+        };
+        let e = registry
+            .call("CancelledMidway", vec![Value::BigInt(1)], ctx)
+            .unwrap_err();
+        assert_eq!(e.code, SqlState::QUERY_CANCELED);
+        assert!(e.message.contains("statement timeout"), "{}", e.message);
+        assert_eq!(rows(&sql), "0");
     }
 }

@@ -78,6 +78,22 @@ pub struct RunContext<'a> {
     pub timestamp_micros: Option<i64>,
 }
 
+/// Why a running statement must stop now, as the 57014 error it ends with: a cancel request (`cancel` raised), or
+/// `statement_timeout` (its `deadline` passed). `None` to go on.
+pub fn stop_requested(
+    cancel: Option<&AtomicBool>,
+    deadline: Option<std::time::Instant>,
+) -> Option<Error> {
+    let why = if cancel.is_some_and(|c| c.load(Ordering::Acquire)) {
+        "canceling statement due to user request"
+    } else if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+        "canceling statement due to statement timeout"
+    } else {
+        return None;
+    };
+    Some(Error::new(SqlState::QUERY_CANCELED, why))
+}
+
 /// A `CALL`'s arguments with `params` bound.
 fn call_arguments(args: &[expr::Expr], params: &[Value]) -> Result<Vec<Value>> {
     args.iter().map(|a| dml::eval_constant(a, params)).collect()
@@ -217,25 +233,18 @@ impl SqlEngine {
             let poll = deadline.map_or(CANCEL_POLL, |d| {
                 CANCEL_POLL.min(d.saturating_duration_since(std::time::Instant::now()))
             });
-            let why = match rx.recv_timeout(poll) {
+            match rx.recv_timeout(poll) {
                 Ok(result) => return result,
-                Err(RecvTimeoutError::Timeout)
-                    if cancel.is_some_and(|c| c.load(Ordering::Acquire)) =>
-                {
-                    "canceling statement due to user request"
+                Err(RecvTimeoutError::Timeout) => {
+                    if let Some(stop) = stop_requested(cancel, deadline) {
+                        task.abort();
+                        return Err(stop);
+                    }
                 }
-                Err(RecvTimeoutError::Timeout)
-                    if deadline.is_some_and(|d| std::time::Instant::now() >= d) =>
-                {
-                    "canceling statement due to statement timeout"
-                }
-                Err(RecvTimeoutError::Timeout) => continue,
                 Err(RecvTimeoutError::Disconnected) => {
                     return Err(Error::internal("query task panicked"))
                 }
-            };
-            task.abort();
-            return Err(Error::new(SqlState::QUERY_CANCELED, why));
+            }
         }
     }
 
