@@ -272,6 +272,12 @@ impl CommandLog {
         }
         let records = encode_payload(&mut pending.batch, sequence, payload);
         pending.next_sequence += records;
+        if pending.batch.len() >= self.shared.config.buffer_bytes_max
+            && self.shared.writer_idling.load(Ordering::SeqCst)
+        {
+            // A full batch ends the writer's gathering.
+            self.shared.waiter_arrived.notify_one();
+        }
         drop(pending);
         self.shared
             .bytes_appended
@@ -333,6 +339,7 @@ impl CommandLog {
     pub fn close(&self) {
         self.shared.pending.lock().stopping = true;
         self.shared.records_ready.notify_all();
+        self.shared.waiter_arrived.notify_all();
         self.shared.room.notify_all();
         self.shared.stopping_changed.notify_all();
         if let Some(handle) = self.writer.lock().take() {
@@ -364,11 +371,12 @@ impl Future for Durable {
         if let Some(done) = shared.check(self.sequence) {
             return Poll::Ready(done);
         }
+        // Counted before it is registered, so the writer never uncounts it first.
+        shared.waiter_arrives();
         shared
             .wakers
             .lock()
             .push((self.sequence, cx.waker().clone()));
-        shared.waiter_arrives();
         // The writer may have advanced between the check and the registration.
         match shared.check(self.sequence) {
             Some(done) => Poll::Ready(done),
@@ -908,8 +916,9 @@ mod tests {
             .build()
             .unwrap();
         runtime.block_on(log.durable(later)).unwrap();
-        // Held records are written at close.
+        // Held records are written at close, which ends the gathering at once.
         let last = log.append(b"d").unwrap();
+        std::thread::sleep(Duration::from_millis(20));
         log.close();
         dir.crash();
         assert_eq!(records(&dir).len() as u64, last);

@@ -29,8 +29,9 @@
 //!   parameter and sees only that partition; a multi-partition one (`Partitioning::Multi`) holds every lane in the
 //!   sequencer's global order.
 //! - A cancel request or the session's `statement_timeout` stops a call at its next batch: `execute` fails with
-//!   57014 and the call fails with it, rolled back, even if `run` goes on past the error. A batch already running
-//!   finishes first. (Calls replayed from the command log are never stopped.)
+//!   57014 and the call fails with it, rolled back, even if `run` goes on past the error. Within a batch, a
+//!   multi-partition procedure's queries stop as other queries do (a point statement runs to its end). Calls
+//!   replayed from the command log are never stopped.
 //!
 //! ## Determinism
 //!
@@ -310,6 +311,10 @@ impl<'a> Context<'a> {
             }) {
                 Ok(result) => out.push(result),
                 Err(e) => {
+                    // Stopped inside a statement (a query's own check): the call is stopped all the same.
+                    if e.code == SqlState::QUERY_CANCELED {
+                        self.stopped = Some(e.clone());
+                    }
                     failed = Some(e);
                     break;
                 }

@@ -680,9 +680,13 @@ impl Registry {
                         sql: &self.sql,
                         statements: &plans.statements,
                         txn,
-                        // `now()` in the procedure's queries is its transaction time.
+                        // `now()` in the procedure's queries is its transaction time, and their timeout what is left
+                        // of the call's.
                         ctx: RunContext {
                             timestamp_micros: Some(invocation.timestamp_micros),
+                            timeout: invocation
+                                .deadline
+                                .map(|d| d.saturating_duration_since(std::time::Instant::now())),
                             ..ctx
                         },
                     };
