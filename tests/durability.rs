@@ -742,3 +742,44 @@ async fn writes_with_synchronous_commit_off_are_logged_in_order() {
         vec![vec!["201".to_string()]]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_no_one_waits_for_gather_until_a_durable_write_or_a_shutdown() {
+    // With a ten-minute flush interval the log holds synchronous_commit = off writes for as long, unless another
+    // session's durable write arrives (it must not wait that out) or the server stops (it writes them first).
+    let server = Server::start(&["--flush-interval-ms", "600000"]);
+    let quick = server.connect().await;
+    quick
+        .batch_execute(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, note TEXT); SET synchronous_commit = off",
+        )
+        .await
+        .unwrap();
+    let insert = quick
+        .prepare("INSERT INTO t VALUES ($1, 'quick')")
+        .await
+        .unwrap();
+    for id in 0..100i32 {
+        quick.execute(&insert, &[&id]).await.unwrap();
+    }
+    let durable = server.connect().await;
+    tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        durable.batch_execute("INSERT INTO t VALUES (100, 'durable')"),
+    )
+    .await
+    .expect("a durable write is answered without waiting out the flush interval")
+    .unwrap();
+    for id in 101..150i32 {
+        quick.execute(&insert, &[&id]).await.unwrap();
+    }
+    drop((quick, durable));
+    let (status, data_dir) = server.stop();
+    assert!(status.success(), "{status:?}");
+    let server = Server::start_in(data_dir, &[]);
+    let client = server.connect().await;
+    assert_eq!(
+        rows(&client, "SELECT count(*), min(id), max(id) FROM t").await,
+        vec![vec!["150".to_string(), "0".to_string(), "149".to_string()]]
+    );
+}
