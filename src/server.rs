@@ -116,6 +116,7 @@ impl Backend for WireBackend {
         let ctx = RunContext {
             identity: Some((&context.user, &context.database)),
             settings: Some(&context.settings),
+            startup_settings: Some(&context.startup_settings),
             cancel: Some(&context.cancel),
             timeout: context.statement_timeout,
             timestamp_micros: None,
@@ -173,6 +174,7 @@ impl Backend for WireBackend {
         let ctx = RunContext {
             identity: Some((&context.user, &context.database)),
             settings: Some(&context.settings),
+            startup_settings: Some(&context.startup_settings),
             cancel: Some(cancel),
             timeout: context.statement_timeout,
             timestamp_micros: None,

@@ -1983,11 +1983,22 @@ async fn settings_given_in_the_start_up_options_apply() {
         scalar(&client, "SELECT current_setting('application_name')").await,
         "nightly load"
     );
+    // pg_settings says they came from the client, until the session sets them itself.
+    let source = "SELECT string_agg(name || '=' || source, ' ' ORDER BY name) FROM pg_settings \
+                  WHERE name IN ('application_name', 'statement_timeout', 'lock_timeout')";
+    assert_eq!(
+        scalar(&client, source).await,
+        "application_name=client lock_timeout=default statement_timeout=client"
+    );
     // They are what RESET returns to.
     client
         .batch_execute("SET application_name = 'changed'; SET statement_timeout = '9s'")
         .await
         .unwrap();
+    assert_eq!(
+        scalar(&client, source).await,
+        "application_name=session lock_timeout=default statement_timeout=session"
+    );
     client
         .batch_execute("RESET application_name")
         .await
@@ -1998,6 +2009,10 @@ async fn settings_given_in_the_start_up_options_apply() {
     );
     client.batch_execute("RESET ALL").await.unwrap();
     assert_eq!(scalar(&client, "SHOW statement_timeout").await, "2s");
+    assert_eq!(
+        scalar(&client, source).await,
+        "application_name=client lock_timeout=default statement_timeout=client"
+    );
     // The packet's own parameters win over the options.
     config.application_name("from the packet");
     let (other, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();

@@ -158,6 +158,8 @@ pub struct ExecContext {
     /// The settings the session has changed and has in effect (`SET`, `SET LOCAL`, `set_config`), by lower-case
     /// name, for `current_setting` and `pg_settings`.
     pub settings: Arc<BTreeMap<String, String>>,
+    /// What the client's start-up packet set (its parameters and `-c` options), by lower-case name.
+    pub startup_settings: Arc<BTreeMap<String, String>>,
     /// `statement_timeout`: a query still running after it stops with 57014.
     pub statement_timeout: Option<Duration>,
 }

@@ -723,6 +723,7 @@ impl<B: Backend> Session<B> {
                 database,
                 cancel,
                 settings: Arc::default(),
+                startup_settings: Arc::default(),
                 statement_timeout: None,
             },
             role,
@@ -770,6 +771,7 @@ impl<B: Backend> Session<B> {
             self.startup.insert(name.clone(), value.clone());
             self.settings.insert(name, value);
         }
+        self.context.startup_settings = Arc::new(self.startup.clone());
         // Reported in full by `greet`.
         self.publish_settings(&mut BytesMut::new());
         Ok(())

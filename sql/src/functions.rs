@@ -36,10 +36,14 @@ impl ConfigExtension for SessionIdentity {
     const PREFIX: &'static str = "lanedb_session";
 }
 
-/// The settings the running session has changed (`SET`, `set_config`), by lower-case name; the others have their
-/// defaults. Set on each execution's own copy of the session state, like `SessionIdentity`.
+/// The settings the running session has changed (`SET`, `set_config`, its start-up packet), by lower-case name; the
+/// others have their defaults. Then what the client's start-up packet set: `pg_settings` gives those still at that
+/// value the source `client`. Set on each execution's own copy of the session state, like `SessionIdentity`.
 #[derive(Clone, Debug, Default)]
-pub struct SessionSettings(pub Arc<BTreeMap<String, String>>);
+pub struct SessionSettings(
+    pub Arc<BTreeMap<String, String>>,
+    pub Arc<BTreeMap<String, String>>,
+);
 
 impl SessionSettings {
     /// The session's value of `name` (lower-case), or `None` for an unknown name.

@@ -69,6 +69,8 @@ pub struct RunContext<'a> {
     /// The settings the session has changed (`current_setting`, `pg_settings`), by lower-case name; the defaults
     /// when `None`.
     pub settings: Option<&'a Arc<BTreeMap<String, String>>>,
+    /// What the client's start-up packet set (`pg_settings` source `client`); none when `None`.
+    pub startup_settings: Option<&'a Arc<BTreeMap<String, String>>>,
     /// Raised to stop a long query with 57014.
     pub cancel: Option<&'a AtomicBool>,
     /// `statement_timeout`: a query still running after this long stops with 57014, as a cancelled one does.
@@ -146,7 +148,10 @@ impl RunContext<'_> {
     }
 
     fn settings(&self) -> functions::SessionSettings {
-        functions::SessionSettings(self.settings.cloned().unwrap_or_default())
+        functions::SessionSettings(
+            self.settings.cloned().unwrap_or_default(),
+            self.startup_settings.cloned().unwrap_or_default(),
+        )
     }
 }
 

@@ -681,13 +681,19 @@ fn settings(_: &Catalog, scan: &Scan) -> Vec<Vec<Cell>> {
                 t(""),
                 t(if internal { "internal" } else { "user" }),
                 t(vartype),
-                t(if value != default || scan.settings.0.contains_key(name) {
-                    "session"
-                } else if default != boot {
-                    "command line"
-                } else {
-                    "default"
-                }),
+                t(
+                    if scan.settings.0.get(name).is_some()
+                        && scan.settings.0.get(name) == scan.settings.1.get(name)
+                    {
+                        "client"
+                    } else if value != default || scan.settings.0.contains_key(name) {
+                        "session"
+                    } else if default != boot {
+                        "command line"
+                    } else {
+                        "default"
+                    },
+                ),
                 t(boot),
                 t(default),
                 Cell::B(false),
