@@ -703,11 +703,8 @@ async fn a_copy_larger_than_one_log_record_loads_and_survives_a_crash() {
     assert_eq!(got, expected);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn writes_with_synchronous_commit_off_are_logged_in_order() {
-    // Replies to them do not wait for the disk, but the log keeps them in order: once a later write is durable,
-    // so are they.
-    let server = Server::start(&[]);
+/// A session with `synchronous_commit` off, a table `t (id, note)`, and its insert of `($1, 'quick')`.
+async fn quick_session(server: &Server) -> (Client, tokio_postgres::Statement) {
     let client = server.connect().await;
     client
         .batch_execute(
@@ -719,6 +716,15 @@ async fn writes_with_synchronous_commit_off_are_logged_in_order() {
         .prepare("INSERT INTO t VALUES ($1, 'quick')")
         .await
         .unwrap();
+    (client, insert)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_with_synchronous_commit_off_are_logged_in_order() {
+    // Replies to them do not wait for the disk, but the log keeps them in order: once a later write is durable,
+    // so are they.
+    let server = Server::start(&[]);
+    let (client, insert) = quick_session(&server).await;
     for id in 0..200i32 {
         client.execute(&insert, &[&id]).await.unwrap();
     }
@@ -748,17 +754,7 @@ async fn writes_no_one_waits_for_gather_until_a_durable_write_or_a_shutdown() {
     // With a ten-minute flush interval the log holds synchronous_commit = off writes for as long, unless another
     // session's durable write arrives (it must not wait that out) or the server stops (it writes them first).
     let server = Server::start(&["--flush-interval-ms", "600000"]);
-    let quick = server.connect().await;
-    quick
-        .batch_execute(
-            "CREATE TABLE t (id INTEGER PRIMARY KEY, note TEXT); SET synchronous_commit = off",
-        )
-        .await
-        .unwrap();
-    let insert = quick
-        .prepare("INSERT INTO t VALUES ($1, 'quick')")
-        .await
-        .unwrap();
+    let (quick, insert) = quick_session(&server).await;
     for id in 0..100i32 {
         quick.execute(&insert, &[&id]).await.unwrap();
     }

@@ -256,8 +256,6 @@ impl CommandLog {
             if self.shared.failed.load(Ordering::Acquire) {
                 return Err(self.shared.failure_error());
             }
-            // A full batch ends the writer's gathering (it waits with `pending` released, so it is told).
-            self.shared.waiter_arrived.notify_one();
             self.shared.room.wait(&mut pending);
         }
         if pending.stopping {
@@ -469,6 +467,10 @@ impl Shared {
     /// Before writing records no one waits for (sessions with `synchronous_commit` off), waits up to the flush
     /// interval for more, as async mode does, unless a waiter arrives, the batch fills or the log closes meanwhile.
     fn gather_unwaited(&self, pending: &mut parking_lot::MutexGuard<'_, Pending>) {
+        if self.waiters.load(Ordering::SeqCst) > 0 {
+            // The usual case under durable load: write at once, without the clock or the flag.
+            return;
+        }
         self.writer_idling.store(true, Ordering::SeqCst);
         let deadline =
             std::time::Instant::now() + Duration::from_millis(self.config.flush_interval_ms);

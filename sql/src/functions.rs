@@ -32,6 +32,14 @@ extensions_options! {
     }
 }
 
+/// The running session's `SessionIdentity` or `SessionSettings` from an execution's config, or the defaults when
+/// it has none (a query run outside a session).
+pub fn session_extension<T: ConfigExtension + Clone + Default>(
+    options: &datafusion::config::ConfigOptions,
+) -> T {
+    options.extensions.get::<T>().cloned().unwrap_or_default()
+}
+
 impl ConfigExtension for SessionIdentity {
     const PREFIX: &'static str = "lanedb_session";
 }
@@ -163,15 +171,8 @@ impl ScalarUDFImpl for CurrentSetting {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let extensions = &args.config_options.extensions;
-        let identity = extensions
-            .get::<SessionIdentity>()
-            .cloned()
-            .unwrap_or_default();
-        let settings = extensions
-            .get::<SessionSettings>()
-            .cloned()
-            .unwrap_or_default();
+        let identity: SessionIdentity = session_extension(&args.config_options);
+        let settings: SessionSettings = session_extension(&args.config_options);
         let scalar = args
             .args
             .iter()

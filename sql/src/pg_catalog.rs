@@ -669,6 +669,16 @@ fn settings(_: &Catalog, scan: &Scan) -> Vec<Vec<Cell>> {
             } else {
                 "string"
             };
+            let set = scan.settings.0.get(name);
+            let source = if set.is_some_and(|v| scan.settings.1.get(name) == Some(v)) {
+                "client"
+            } else if value != default || set.is_some() {
+                "session"
+            } else if default != boot {
+                "command line"
+            } else {
+                "default"
+            };
             vec![
                 t(spelled),
                 t(value),
@@ -681,19 +691,7 @@ fn settings(_: &Catalog, scan: &Scan) -> Vec<Vec<Cell>> {
                 t(""),
                 t(if internal { "internal" } else { "user" }),
                 t(vartype),
-                t(
-                    if scan.settings.0.get(name).is_some()
-                        && scan.settings.0.get(name) == scan.settings.1.get(name)
-                    {
-                        "client"
-                    } else if value != default || scan.settings.0.contains_key(name) {
-                        "session"
-                    } else if default != boot {
-                        "command line"
-                    } else {
-                        "default"
-                    },
-                ),
+                t(source),
                 t(boot),
                 t(default),
                 Cell::B(false),
@@ -1103,18 +1101,9 @@ impl TableProvider for CatalogTable {
         _limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let catalog = crate::query::snapshot_catalog(state)?;
-        let identity = state
-            .config_options()
-            .extensions
-            .get::<crate::functions::SessionIdentity>()
-            .cloned()
-            .unwrap_or_default();
-        let settings = state
-            .config_options()
-            .extensions
-            .get::<crate::functions::SessionSettings>()
-            .cloned()
-            .unwrap_or_default();
+        let identity: crate::functions::SessionIdentity =
+            crate::functions::session_extension(state.config_options());
+        let settings = crate::functions::session_extension(state.config_options());
         let scan = Scan {
             database: identity.database,
             zone: identity.zone,
