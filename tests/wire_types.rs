@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use bytes::{BufMut, BytesMut};
 use chrono::{NaiveTime, TimeZone, Utc};
-use common::{code, text_rows, Server};
+use common::{code, scalar, text_rows, Server};
 use rust_decimal::Decimal;
 use tokio_postgres::types::{accepts, to_sql_checked, FromSql, IsNull, ToSql, Type};
 
@@ -241,6 +241,134 @@ async fn the_session_time_zone_shows_instants_and_reads_local_times() {
         show(text_rows(&client.simple_query(instant).await.unwrap())),
         "2018-01-01 12:00:00+08"
     );
+}
+
+/// Casts between text, instants and local times, `AT TIME ZONE` and `to_char` give PostgreSQL's answers in a session
+/// zone other than UTC (each expected value is PostgreSQL 15's), and a write that casts an instant stores the local
+/// time the session saw, also after a crash and replay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instants_and_local_times_convert_in_the_sessions_zone() {
+    let server = Server::start(&[]);
+    let client = server.connect().await;
+    client
+        .batch_execute("SET TimeZone = 'America/New_York'")
+        .await
+        .unwrap();
+    let cases = [
+        // An instant cast to a local time is the session's wall clock, not UTC's.
+        (
+            "'2024-01-01 10:00+00'::timestamptz::timestamp",
+            "2024-01-01 05:00:00",
+        ),
+        // PostgreSQL's text forms: no seconds, short and long offsets, a zone name, a zone in a timestamp ignored.
+        ("'2024-01-01 10:00'::timestamptz", "2024-01-01 10:00:00-05"),
+        (
+            "'2024-01-01 10:00+02'::timestamptz",
+            "2024-01-01 03:00:00-05",
+        ),
+        (
+            "'2024-06-01 12:00 +05:30'::timestamptz",
+            "2024-06-01 02:30:00-04",
+        ),
+        (
+            "'2024-06-01 12:00 America/Chicago'::timestamptz",
+            "2024-06-01 13:00:00-04",
+        ),
+        ("'2024-01-01 03:00:00+05'::timestamp", "2024-01-01 03:00:00"),
+        ("'2024-01-01 03:00'::timestamp", "2024-01-01 03:00:00"),
+        (
+            "'2024-06-01T12:00:00.123456789Z'::timestamptz",
+            "2024-06-01 08:00:00.123457-04",
+        ),
+        // Clocks turned back read as the later instant, turned forward with the offset from before.
+        ("'2024-11-03 01:30'::timestamptz", "2024-11-03 01:30:00-05"),
+        ("'2024-03-10 02:30'::timestamptz", "2024-03-10 03:30:00-04"),
+        // AT TIME ZONE turns an instant into a local time there, and a local time there into an instant.
+        (
+            "'2024-06-01 12:00:00+00'::timestamptz AT TIME ZONE 'Asia/Tokyo'",
+            "2024-06-01 21:00:00",
+        ),
+        (
+            "'2024-06-01 12:00:00'::timestamp AT TIME ZONE 'UTC'",
+            "2024-06-01 08:00:00-04",
+        ),
+        (
+            "'2024-06-01 12:00' AT TIME ZONE 'Asia/Tokyo'",
+            "2024-06-02 01:00:00",
+        ),
+        (
+            "'2024-06-01'::date AT TIME ZONE 'Asia/Tokyo'",
+            "2024-06-01 13:00:00",
+        ),
+        (
+            "timezone('UTC', '2024-06-01 12:00+00'::timestamptz)",
+            "2024-06-01 12:00:00",
+        ),
+        (
+            "pg_typeof('2024-06-01 12:00'::timestamp AT TIME ZONE 'UTC')::text || ', ' || \
+             pg_typeof(now() AT TIME ZONE 'UTC')::text",
+            "timestamp with time zone, timestamp without time zone",
+        ),
+        // to_char reads PostgreSQL's patterns, an instant in the session's zone.
+        (
+            "to_char('2024-01-01 03:00:00+00'::timestamptz, 'YYYY-MM-DD HH24:MI TZ')",
+            "2023-12-31 22:00 EST",
+        ),
+        (
+            "to_char(date '2024-03-05', 'FMDay, FMMonth DDth YYYY \"Q\"Q')",
+            "Tuesday, March 05th 2024 Q1",
+        ),
+        (
+            "to_char(timestamp '2024-03-05 14:07:09.5', 'HH12:MI:SS.MS am')",
+            "02:07:09.500 pm",
+        ),
+    ];
+    for (expr, expected) in cases {
+        assert_eq!(
+            scalar(&client, &format!("SELECT {expr}")).await,
+            expected,
+            "{expr}"
+        );
+    }
+    for (sql, expected) in [
+        ("SELECT 'garbage'::timestamptz", "22007"),
+        (
+            "SELECT '2024-01-01 10:00 Mars/Olympus'::timestamptz",
+            "22023",
+        ),
+        ("SELECT now() AT TIME ZONE 'Mars/Olympus'", "22023"),
+        ("SELECT to_char(42, '999')", "0A000"),
+    ] {
+        let e = client.simple_query(sql).await.unwrap_err();
+        assert_eq!(code(&e), expected, "{sql}");
+    }
+
+    // Writes: an instant stored in a timestamp column is the local time the session saw, by every path; a literal
+    // compared with a column is read the same way.
+    client
+        .batch_execute("CREATE TABLE stamps (id INTEGER PRIMARY KEY, at TIMESTAMP)")
+        .await
+        .unwrap();
+    client
+        .batch_execute(
+            "INSERT INTO stamps VALUES (1, '2024-01-01 10:00+00'::timestamptz); \
+             INSERT INTO stamps VALUES (2, timestamptz '2024-01-01 10:00+00'); \
+             INSERT INTO stamps SELECT 3, '2024-01-01 10:00+00'::timestamptz; \
+             INSERT INTO stamps VALUES (4, '2024-01-01 10:00+00'); \
+             UPDATE stamps SET at = '2024-01-01 10:00+00'::timestamptz + interval '1 hour' WHERE id = 4",
+        )
+        .await
+        .unwrap();
+    let stored = "SELECT string_agg(id || '=' || at::text, ' ' ORDER BY id) FROM stamps \
+                  WHERE at >= '2024-01-01 05:00'";
+    let expected =
+        "1=2024-01-01 05:00:00 2=2024-01-01 05:00:00 3=2024-01-01 05:00:00 4=2024-01-01 06:00:00";
+    assert_eq!(scalar(&client, stored).await, expected);
+    // Replayed from the command log after a crash, in another session's zone, the values are the same.
+    let data_dir = server.crash();
+    let server = Server::start_in(data_dir, &[]);
+    let client = server.connect().await;
+    assert_eq!(scalar(&client, stored).await, expected);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -74,7 +74,7 @@ pub fn format_timestamptz(micros: i64, zone: &str) -> String {
 }
 
 /// `+HH`, then `:MM` and `:SS` only when not zero.
-fn push_offset(out: &mut String, seconds: i32) {
+pub fn push_offset(out: &mut String, seconds: i32) {
     let sign = if seconds < 0 { '-' } else { '+' };
     let s = seconds.unsigned_abs();
     out.push(sign);
@@ -206,37 +206,113 @@ fn seconds(s: &str) -> Option<(i64, i64)> {
     Some((whole.parse().ok()?, digits.parse().ok()?))
 }
 
-/// A timestamp with an optional zone suffix (`Z`, `+08`, `-05:30`, ` UTC`), as an instant. Without a suffix the
-/// time is read as UTC.
+/// A timestamp with an optional zone suffix (`Z`, `+08`, `-05:30`, ` UTC`, ` America/Chicago`), as an instant.
+/// Without a suffix the time is read as UTC.
 pub fn parse_timestamptz(text: &str) -> Result<i64> {
-    let t = text.trim();
-    let bad = || invalid("timestamp with time zone", text);
-    let (local, offset) = split_zone(t).ok_or_else(bad)?;
-    let local = crate::value::parse_timestamp(local).map_err(|_| bad())?;
-    local
-        .checked_sub(offset as i64 * MICROS_PER_SECOND)
-        .ok_or_else(bad)
+    parse_timestamptz_in(text, crate::types::DEFAULT_ZONE)
 }
 
-/// Splits a trailing zone from a timestamp's text: its offset in seconds east of UTC (0 when there is none).
-fn split_zone(t: &str) -> Option<(&str, i32)> {
-    if let Some(rest) = t.strip_suffix('Z').or_else(|| t.strip_suffix(" UTC")) {
-        return Some((rest.trim_end(), 0));
+/// `parse_timestamptz` for a session in `zone`: text without a zone of its own is that zone's local time.
+pub fn parse_timestamptz_in(text: &str, zone: &str) -> Result<i64> {
+    let bad = || invalid("timestamp with time zone", text);
+    let Some((local, written)) = split_zone(text.trim()) else {
+        return Err(match text.trim().rsplit_once(' ') {
+            Some((_, name)) if name.starts_with(|c: char| c.is_ascii_alphabetic()) => Error::new(
+                SqlState::INVALID_PARAMETER_VALUE,
+                format!("time zone \"{}\" not recognized", name.to_lowercase()),
+            ),
+            _ => bad(),
+        });
+    };
+    let local = crate::value::parse_local_timestamp(local).ok_or_else(bad)?;
+    match written {
+        Some(WrittenZone::Offset(seconds)) => local
+            .checked_sub(seconds as i64 * MICROS_PER_SECOND)
+            .ok_or_else(bad),
+        Some(WrittenZone::Named(tz)) => instant_in(local, &tz).ok_or_else(bad),
+        None => instant_micros(local, zone).ok_or_else(bad),
+    }
+}
+
+/// The instant at which clocks in `zone` show the local time `local`. As in PostgreSQL, a local time that happens
+/// twice (clocks turned back) is the later instant, and one that never happens (clocks turned forward) is read with
+/// the offset in force before the change. `None` when out of range; a zone that does not parse is UTC.
+pub fn instant_micros(local: i64, zone: &str) -> Option<i64> {
+    match Tz::from_str(zone) {
+        Ok(tz) => instant_in(local, &tz),
+        Err(_) => Some(local),
+    }
+}
+
+fn instant_in(local: i64, tz: &Tz) -> Option<i64> {
+    use chrono::LocalResult;
+    let naive = chrono::DateTime::from_timestamp_micros(local)?.naive_utc();
+    let offset = match tz.offset_from_local_datetime(&naive) {
+        LocalResult::Single(o) => o.fix(),
+        LocalResult::Ambiguous(a, b) => {
+            let (a, b) = (a.fix(), b.fix());
+            if a.local_minus_utc() < b.local_minus_utc() {
+                a
+            } else {
+                b
+            }
+        }
+        LocalResult::None => tz
+            .offset_from_utc_datetime(&(naive - chrono::TimeDelta::days(1)))
+            .fix(),
+    };
+    local.checked_sub(offset.local_minus_utc() as i64 * MICROS_PER_SECOND)
+}
+
+/// A zone written after a timestamp's text.
+pub enum WrittenZone {
+    /// Seconds east of UTC.
+    Offset(i32),
+    /// A zone by name, whose offset depends on the date.
+    Named(Tz),
+}
+
+/// Splits a trailing zone from a timestamp's text: `Z`, ` UTC`, ` GMT`, an offset after the time (`+08`, `-05:30`,
+/// `+0530`) or an IANA name after a space. `None` when what follows the time is not a zone.
+pub fn split_zone(t: &str) -> Option<(&str, Option<WrittenZone>)> {
+    if let Some(rest) = t.strip_suffix(['Z', 'z']) {
+        if rest.ends_with(|c: char| c.is_ascii_digit()) {
+            return Some((rest, Some(WrittenZone::Offset(0))));
+        }
+    }
+    if let Some((rest, name)) = t.rsplit_once(' ') {
+        if name.starts_with(|c: char| c.is_ascii_alphabetic()) && !name.eq_ignore_ascii_case("bc") {
+            let rest = rest.trim_end();
+            if name.eq_ignore_ascii_case("utc") || name.eq_ignore_ascii_case("gmt") {
+                return Some((rest, Some(WrittenZone::Offset(0))));
+            }
+            let tz = Tz::from_str(&canonical_zone(name).ok()?).ok()?;
+            return Some((rest, Some(WrittenZone::Named(tz))));
+        }
     }
     // The date's own dashes come before the time's colon; a sign after the time part is an offset.
     let Some(time_at) = t.find(':') else {
-        return Some((t, 0));
+        return Some((t, None));
     };
     let Some(i) = t[time_at..].rfind(['+', '-']) else {
-        return Some((t, 0));
+        return Some((t, None));
     };
     let at = time_at + i;
-    let offset = Tz::from_str(t[at..].trim()).ok()?;
+    let written = t[at..].trim();
+    // `+0530` as `+05:30`.
+    let spelled;
+    let written = if written.len() == 5 && written[1..].bytes().all(|b| b.is_ascii_digit()) {
+        spelled = format!("{}:{}", &written[..3], &written[3..]);
+        spelled.as_str()
+    } else {
+        written
+    };
+    let offset = Tz::from_str(written).ok()?;
     let seconds = offset
         .offset_from_utc_datetime(&chrono::NaiveDateTime::default())
         .fix()
         .local_minus_utc();
-    Some((t[..at].trim_end(), seconds))
+    Some((t[..at].trim_end(), Some(WrittenZone::Offset(seconds))))
 }
 
 fn interval_overflow() -> Error {
@@ -381,6 +457,58 @@ mod tests {
             parse_timestamptz("2018-01-01T12:00:00+08:00").unwrap()
         );
         assert!(parse_timestamptz("2018-01-01 25:00:00").is_err());
+    }
+
+    #[test]
+    fn text_without_a_zone_is_the_sessions_local_time() {
+        let ny = "America/New_York";
+        let at = |text: &str| format_timestamptz(parse_timestamptz_in(text, ny).unwrap(), ny);
+        assert_eq!(at("2024-01-01 10:00"), "2024-01-01 10:00:00-05");
+        assert_eq!(at("2024-07-01 10:00"), "2024-07-01 10:00:00-04");
+        assert_eq!(at("2024-01-01 10:00+02"), "2024-01-01 03:00:00-05");
+        assert_eq!(at("2024-01-01 10:00 +0530"), "2023-12-31 23:30:00-05");
+        assert_eq!(at("2024-01-01T10:00:00Z"), "2024-01-01 05:00:00-05");
+        assert_eq!(
+            at("2024-06-01 12:00 America/Chicago"),
+            "2024-06-01 13:00:00-04"
+        );
+        assert_eq!(at("2024-06-01 12:00 utc"), "2024-06-01 08:00:00-04");
+        assert_eq!(at("2024-06-01"), "2024-06-01 00:00:00-04");
+        // Clocks turned back: the later instant. Turned forward: the offset from before the change.
+        assert_eq!(at("2024-11-03 01:30"), "2024-11-03 01:30:00-05");
+        assert_eq!(at("2024-03-10 02:30"), "2024-03-10 03:30:00-04");
+        // Fractions round to the microsecond.
+        assert_eq!(
+            at("2024-06-01T12:00:00.123456789Z"),
+            "2024-06-01 08:00:00.123457-04"
+        );
+        assert_eq!(
+            parse_timestamptz_in("2024-06-01 12:00 Mars/Olympus", ny)
+                .unwrap_err()
+                .code,
+            SqlState::INVALID_PARAMETER_VALUE
+        );
+        for bad in [
+            "2024-06-01 12:00 +",
+            "2024-06-01 12:00+99",
+            "12:00",
+            "2024-13-01",
+        ] {
+            assert_eq!(
+                parse_timestamptz_in(bad, ny).unwrap_err().code,
+                SqlState::INVALID_DATETIME_FORMAT,
+                "{bad}"
+            );
+        }
+        // A timestamp without time zone ignores a written zone, as PostgreSQL does.
+        assert_eq!(
+            crate::value::parse_timestamp("2024-01-01 03:00:00+05").unwrap(),
+            crate::value::parse_timestamp("2024-01-01 03:00").unwrap()
+        );
+        assert_eq!(
+            crate::value::parse_timestamp("2024-01-01 03:00 Europe/Paris").unwrap(),
+            crate::value::parse_timestamp("2024-01-01T03:00:00.0000004").unwrap()
+        );
     }
 
     #[test]

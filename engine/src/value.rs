@@ -585,45 +585,56 @@ pub fn parse_date(text: &str) -> Result<i32> {
     Ok(days_from_civil(y, m, d) as i32)
 }
 
-/// Parses `YYYY-MM-DD[ |T]HH:MM[:SS[.ffffff]]`.
+/// Parses `YYYY-MM-DD[ |T]HH:MM[:SS[.ffffff]]`. A zone after it is ignored, as PostgreSQL ignores one written in a
+/// `timestamp without time zone`; digits of the fraction past the sixth round.
 pub fn parse_timestamp(text: &str) -> Result<i64> {
-    let t = text.trim();
-    let bad = || {
-        Error::new(
-            SqlState::INVALID_DATETIME_FORMAT,
-            format!("invalid input syntax for type timestamp: \"{text}\""),
-        )
-    };
+    crate::datetime::split_zone(text.trim())
+        .and_then(|(local, _)| parse_local_timestamp(local))
+        .ok_or_else(|| {
+            Error::new(
+                SqlState::INVALID_DATETIME_FORMAT,
+                format!("invalid input syntax for type timestamp: \"{text}\""),
+            )
+        })
+}
+
+/// A timestamp's text without a zone, as microseconds since the epoch.
+pub(crate) fn parse_local_timestamp(t: &str) -> Option<i64> {
     let (date, time) = match t.find([' ', 'T']) {
         Some(i) => (&t[..i], t[i + 1..].trim()),
         None => (t, ""),
     };
-    let days = parse_date(date).map_err(|_| bad())? as i64;
+    let days = parse_date(date).ok()? as i64;
     if time.is_empty() {
-        return Ok(days * MICROS_PER_DAY);
+        return Some(days * MICROS_PER_DAY);
     }
     let mut parts = time.splitn(3, ':');
-    let h: i64 = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
-    let mi: i64 = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
+    let h: i64 = parts.next()?.parse().ok()?;
+    let mi: i64 = parts.next()?.parse().ok()?;
     let (sec, micros) = match parts.next() {
         None => (0, 0),
         Some(s) => {
             let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
-            let sec: i64 = whole.parse().map_err(|_| bad())?;
-            if frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(bad());
+            if whole.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
             }
-            let mut digits: String = frac.chars().take(6).collect();
-            while digits.len() < 6 {
-                digits.push('0');
+            if !frac.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
             }
-            (sec, digits.parse::<i64>().unwrap_or(0))
+            let mut micros = 0i64;
+            for i in 0..6 {
+                micros = micros * 10 + frac.as_bytes().get(i).map_or(0, |b| (b - b'0') as i64);
+            }
+            if frac.as_bytes().get(6).is_some_and(|b| *b >= b'5') {
+                micros += 1;
+            }
+            (whole.parse::<i64>().ok()?, micros)
         }
     };
-    if h > 24 || mi > 59 || sec > 60 {
-        return Err(bad());
+    if !(0..=24).contains(&h) || !(0..=59).contains(&mi) || sec > 60 {
+        return None;
     }
-    Ok(days * MICROS_PER_DAY + ((h * 60 + mi) * 60 + sec) * 1_000_000 + micros)
+    Some(days * MICROS_PER_DAY + ((h * 60 + mi) * 60 + sec) * 1_000_000 + micros)
 }
 
 pub fn format_date(days: i32) -> String {

@@ -309,6 +309,10 @@ pub fn compile(
             ..
         } => {
             let ty = convert::data_type(data_type)?;
+            // Instants read and show text in the session's zone, which only the DataFusion path has.
+            if ty == DataType::TimestampTz {
+                return Err(CompileError::NotSimple);
+            }
             let inner = compile(expr, scope, params)?;
             params.note_expr(&inner, ty.clone());
             match ty {
@@ -324,6 +328,9 @@ pub fn compile(
         }
         E::TypedString(ts) => {
             let ty = convert::data_type(&ts.data_type)?;
+            if ty == DataType::TimestampTz {
+                return Err(CompileError::NotSimple);
+            }
             let v = literal(&ts.value.value)?;
             Expr::Literal(v.cast_to(&ty)?)
         }

@@ -18,6 +18,7 @@ pub mod call;
 pub mod checked;
 pub mod convert;
 pub mod copy;
+pub mod datetimes;
 pub mod ddl;
 pub mod dml;
 pub mod expr;

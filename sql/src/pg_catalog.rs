@@ -155,7 +155,7 @@ pub fn format_type(oid: i32, typmod: i32) -> Option<String> {
 
 /// The name PostgreSQL's `pg_typeof` gives a value of Arrow type `ty`: strings are `text` (a VARCHAR(n) column is
 /// told apart by its field's metadata, before this) and an untyped NULL is `unknown`.
-fn sql_type_name(ty: &ArrowType) -> String {
+pub(crate) fn sql_type_name(ty: &ArrowType) -> String {
     match ty {
         ArrowType::Null => "unknown".into(),
         ArrowType::Boolean => "boolean".into(),

@@ -342,7 +342,7 @@ fn literal_scale(text: &str) -> Option<u64> {
     (scale <= lanedb_engine::types::DECIMAL_PRECISION_MAX as u64).then_some(scale)
 }
 
-fn call(name: &str, args: Vec<ast::Expr>) -> ast::Expr {
+pub(crate) fn call(name: &str, args: Vec<ast::Expr>) -> ast::Expr {
     ast::Expr::Function(ast::Function {
         name: ast::ObjectName::from(vec![ast::Ident::new(name)]),
         uses_odbc_syntax: false,

@@ -335,12 +335,14 @@ impl QueryBridge {
             .with_catalog_list(catalogs)
             .build();
         base.add_analyzer_rule(Arc::new(crate::checked::CheckedArithmetic::default()));
+        base.add_analyzer_rule(Arc::new(crate::datetimes::ZonedCasts::default()));
         for udf in [
             crate::checked::OpaqueBoolean::udf(),
             crate::checked::ByteAwareLength::udf(),
         ]
         .into_iter()
         .chain(crate::functions::all())
+        .chain(crate::datetimes::functions())
         .chain(crate::pg_types::functions())
         .chain(crate::pg_catalog::functions(&engine))
         {
@@ -406,6 +408,7 @@ impl QueryBridge {
         crate::rewrite::decorrelate_scalar_subqueries(&mut statement, &self.engine.catalog());
         crate::pg_types::rewrite_casts(&mut statement)?;
         crate::rewrite::postgres_semantics(&mut statement);
+        crate::datetimes::rewrite_at_time_zone(&mut statement, zone);
         let names = name_columns(&mut statement);
         let df_statement = datafusion::sql::parser::Statement::Statement(Box::new(statement));
         // Optimisation happens in `create_physical_plan` at each run: it must see the plan with its parameters

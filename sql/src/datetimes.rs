@@ -1,0 +1,989 @@
+//! PostgreSQL's `timestamp` and `timestamp with time zone` on top of DataFusion.
+//!
+//! A `timestamp with time zone` in a query is an Arrow timestamp whose type carries the session's zone (see
+//! `engine::datetime`). Where DataFusion's semantics differ from PostgreSQL's, these put PostgreSQL's in place:
+//!
+//! - **Casts** (`ZonedCasts`, an analyzer rule that runs after type coercion, so it also sees the casts coercion
+//!   adds, as in `ts > '2024-01-01 10:00'`):
+//!   - text to either type goes through the engine's parser (`HH:MM` without seconds, `+05`, `+0530`, a zone name
+//!     after the time, a zone written in a `timestamp` ignored), where Arrow's refuses some of PostgreSQL's forms
+//!     and reads others differently;
+//!   - an instant to `timestamp` is its local time in the session's zone, where Arrow keeps the UTC clock.
+//! - **`x AT TIME ZONE z`** and `timezone(z, x)` (an AST rewrite to `lanedb_at_time_zone`): an instant becomes the
+//!   local time in `z` (a `timestamp`); a `timestamp` is read as local time in `z` and becomes an instant, shown in
+//!   the session's zone. DataFusion only relabels the zone of the type.
+//! - **`to_char(timestamp, pattern)`** with PostgreSQL's patterns (`YYYY-MM-DD HH24:MI:SS`, `FMMonth`, `Dy`, ...),
+//!   where DataFusion's reads chrono's (`%Y`) and copies PostgreSQL's through as text.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, StringBuilder, TimestampMicrosecondArray,
+};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType as ArrowType, Field, FieldRef, TimeUnit};
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{DFSchema, DataFusionError, Result, ScalarValue};
+use datafusion::logical_expr::expr::{Cast, ScalarFunction};
+use datafusion::logical_expr::expr_rewriter::NamePreserver;
+use datafusion::logical_expr::utils::merge_schema;
+use datafusion::logical_expr::{
+    ColumnarValue, Expr, ExprSchemable, LogicalPlan, ReturnFieldArgs, ScalarFunctionArgs,
+    ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+use datafusion::optimizer::AnalyzerRule;
+use datafusion::sql::sqlparser::ast;
+use lanedb_engine::datetime;
+use lanedb_engine::{Error, SqlState};
+
+/// The functions this module adds, for registering on the session state (`to_char` replaces DataFusion's).
+pub fn functions() -> Vec<ScalarUDF> {
+    vec![
+        ScalarUDF::from(TimestampIn::default()),
+        ScalarUDF::from(AtTimeZone::default()),
+        ScalarUDF::from(ToChar::default()),
+    ]
+}
+
+fn external(e: Error) -> DataFusionError {
+    DataFusionError::External(Box::new(e))
+}
+
+fn is_text(t: &ArrowType) -> bool {
+    matches!(
+        t,
+        ArrowType::Utf8 | ArrowType::LargeUtf8 | ArrowType::Utf8View
+    )
+}
+
+/// Puts PostgreSQL's casts to and between the timestamp types in place of Arrow's (see the module docs).
+#[derive(Debug)]
+pub struct ZonedCasts {
+    timestamp_in: Arc<ScalarUDF>,
+    to_local_time: Arc<ScalarUDF>,
+}
+
+impl Default for ZonedCasts {
+    fn default() -> Self {
+        ZonedCasts {
+            timestamp_in: Arc::new(ScalarUDF::from(TimestampIn::default())),
+            to_local_time: datafusion::functions::datetime::to_local_time(),
+        }
+    }
+}
+
+impl ZonedCasts {
+    fn rewrite(&self, e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
+        let Expr::Cast(Cast { expr, field }) = &e else {
+            return Ok(Transformed::no(e));
+        };
+        let ArrowType::Timestamp(_, to_zone) = field.data_type() else {
+            return Ok(Transformed::no(e));
+        };
+        let Ok(from) = expr.get_type(schema) else {
+            return Ok(Transformed::no(e));
+        };
+        let inner = match (&from, to_zone) {
+            (from, _) if is_text(from) => {
+                let mut args = vec![Expr::Cast(Cast::new(expr.clone(), ArrowType::Utf8))];
+                if let Some(zone) = to_zone {
+                    args.push(Expr::Literal(
+                        ScalarValue::Utf8(Some(zone.to_string())),
+                        None,
+                    ));
+                }
+                ScalarFunction::new_udf(self.timestamp_in.clone(), args)
+            }
+            (ArrowType::Timestamp(_, Some(_)), None) => {
+                ScalarFunction::new_udf(self.to_local_time.clone(), vec![*expr.clone()])
+            }
+            _ => return Ok(Transformed::no(e)),
+        };
+        let cast = Cast::new_from_field(Box::new(Expr::ScalarFunction(inner)), field.clone());
+        Ok(Transformed::yes(Expr::Cast(cast)))
+    }
+}
+
+impl AnalyzerRule for ZonedCasts {
+    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
+        plan.transform_up_with_subqueries(|node| {
+            let schema = merge_schema(&node.inputs());
+            // Rewritten expressions keep their display names: parent nodes refer to columns by them.
+            let names = NamePreserver::new(&node);
+            let node = node.map_expressions(|e| {
+                let name = names.save(&e);
+                Ok(e.transform_up(|x| self.rewrite(x, &schema))?
+                    .update_data(|e| name.restore(e)))
+            })?;
+            if node.transformed {
+                Ok(Transformed::yes(node.data.recompute_schema()?))
+            } else {
+                Ok(node)
+            }
+        })
+        .map(|t| t.data)
+    }
+
+    fn name(&self) -> &str {
+        "lanedb_zoned_casts"
+    }
+}
+
+/// `lanedb_timestamp_in(text)`: text as a `timestamp` (a written zone ignored); `lanedb_timestamp_in(text, zone)`:
+/// as an instant, text without a zone read as local time in `zone` (a constant, which the result's type carries).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct TimestampIn {
+    signature: Signature,
+}
+
+impl Default for TimestampIn {
+    fn default() -> Self {
+        TimestampIn {
+            signature: Signature::one_of(
+                vec![
+                    datafusion::logical_expr::TypeSignature::Exact(vec![ArrowType::Utf8]),
+                    datafusion::logical_expr::TypeSignature::Exact(vec![
+                        ArrowType::Utf8,
+                        ArrowType::Utf8,
+                    ]),
+                ],
+                Volatility::Immutable,
+            ),
+        }
+    }
+}
+
+/// The zone a constant argument names, if it is one.
+fn constant_zone(arg: Option<&Option<&ScalarValue>>) -> Option<String> {
+    match arg {
+        Some(Some(ScalarValue::Utf8(Some(z)))) => Some(z.clone()),
+        _ => None,
+    }
+}
+
+impl ScalarUDFImpl for TimestampIn {
+    fn name(&self) -> &str {
+        "lanedb_timestamp_in"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[ArrowType]) -> Result<ArrowType> {
+        Ok(ArrowType::Timestamp(TimeUnit::Microsecond, None))
+    }
+
+    fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
+        let zone = constant_zone(args.scalar_arguments.get(1));
+        Ok(Arc::new(Field::new(
+            self.name(),
+            ArrowType::Timestamp(TimeUnit::Microsecond, zone.map(Into::into)),
+            true,
+        )))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let zone = match args.return_type() {
+            ArrowType::Timestamp(_, zone) => zone.clone(),
+            _ => None,
+        };
+        let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
+        let arrays = ColumnarValue::values_to_arrays(&args.args[..1])?;
+        let texts = arrays[0].as_string::<i32>();
+        let mut out = Vec::with_capacity(texts.len());
+        for text in texts.iter() {
+            out.push(match text {
+                None => None,
+                Some(t) => Some(
+                    match &zone {
+                        Some(zone) => datetime::parse_timestamptz_in(t, zone),
+                        None => lanedb_engine::value::parse_timestamp(t),
+                    }
+                    .map_err(external)?,
+                ),
+            });
+        }
+        let array = TimestampMicrosecondArray::from(out).with_timezone_opt(zone);
+        shaped(scalar, Arc::new(array))
+    }
+}
+
+fn shaped(scalar: bool, array: ArrayRef) -> Result<ColumnarValue> {
+    if scalar {
+        Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(
+            &array, 0,
+        )?))
+    } else {
+        Ok(ColumnarValue::Array(array))
+    }
+}
+
+/// Rewrites `x AT TIME ZONE z` and `timezone(z, x)` to `lanedb_at_time_zone(x, z, session_zone)`.
+pub fn rewrite_at_time_zone(statement: &mut ast::Statement, session_zone: &str) {
+    let _ = ast::visit_expressions_mut(statement, |e| {
+        let call = match e {
+            ast::Expr::AtTimeZone {
+                timestamp,
+                time_zone,
+            } => Some((
+                std::mem::replace(timestamp.as_mut(), ast::Expr::value(ast::Value::Null)),
+                std::mem::replace(time_zone.as_mut(), ast::Expr::value(ast::Value::Null)),
+            )),
+            ast::Expr::Function(f) if is_timezone_call(f) => {
+                let ast::FunctionArguments::List(list) = &mut f.args else {
+                    unreachable!("checked by is_timezone_call")
+                };
+                let mut args = list.args.drain(..).map(|a| match a {
+                    ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(x)) => x,
+                    _ => unreachable!("checked by is_timezone_call"),
+                });
+                let zone = args.next().expect("two arguments");
+                let timestamp = args.next().expect("two arguments");
+                Some((timestamp, zone))
+            }
+            _ => None,
+        };
+        if let Some((timestamp, zone)) = call {
+            *e = crate::pg_types::call(
+                "lanedb_at_time_zone",
+                vec![
+                    timestamp,
+                    zone,
+                    ast::Expr::value(ast::Value::SingleQuotedString(session_zone.into())),
+                ],
+            );
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+}
+
+fn is_timezone_call(f: &ast::Function) -> bool {
+    let named = f.name.0.len() == 1
+        && f.name.0[0]
+            .as_ident()
+            .is_some_and(|i| i.value.eq_ignore_ascii_case("timezone"));
+    let ast::FunctionArguments::List(list) = &f.args else {
+        return false;
+    };
+    named
+        && list.args.len() == 2
+        && list.duplicate_treatment.is_none()
+        && list.clauses.is_empty()
+        && list
+            .args
+            .iter()
+            .all(|a| matches!(a, ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(_))))
+        && f.filter.is_none()
+        && f.over.is_none()
+}
+
+/// `lanedb_at_time_zone(x, zone, session_zone)`, PostgreSQL's `x AT TIME ZONE zone`: an instant (or text, which
+/// PostgreSQL reads as one, or a date, taken at midnight in the session's zone) becomes the local time in `zone`; a
+/// `timestamp` is read as local time in `zone` and becomes an instant, whose type carries `session_zone`.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct AtTimeZone {
+    signature: Signature,
+}
+
+impl Default for AtTimeZone {
+    fn default() -> Self {
+        AtTimeZone {
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for AtTimeZone {
+    fn name(&self) -> &str {
+        "lanedb_at_time_zone"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[ArrowType]) -> Result<Vec<ArrowType>> {
+        let [x, zone, session] = arg_types else {
+            return Err(DataFusionError::Plan(
+                "AT TIME ZONE takes a timestamp and a zone".into(),
+            ));
+        };
+        let x = match x {
+            ArrowType::Timestamp(_, zone) => {
+                ArrowType::Timestamp(TimeUnit::Microsecond, zone.clone())
+            }
+            ArrowType::Date32 | ArrowType::Date64 => ArrowType::Date32,
+            ArrowType::Null => ArrowType::Timestamp(TimeUnit::Microsecond, None),
+            t if is_text(t) => ArrowType::Utf8,
+            other => {
+                return Err(external(Error::new(
+                    SqlState::UNDEFINED_FUNCTION,
+                    format!("function timezone(text, {other}) does not exist"),
+                )))
+            }
+        };
+        if !(is_text(zone) || zone == &ArrowType::Null) || !is_text(session) {
+            return Err(external(Error::new(
+                SqlState::UNDEFINED_FUNCTION,
+                "AT TIME ZONE takes a zone as text",
+            )));
+        }
+        Ok(vec![x, ArrowType::Utf8, ArrowType::Utf8])
+    }
+
+    fn return_type(&self, _arg_types: &[ArrowType]) -> Result<ArrowType> {
+        Ok(ArrowType::Timestamp(TimeUnit::Microsecond, None))
+    }
+
+    fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
+        let zone = match args.arg_fields[0].data_type() {
+            ArrowType::Timestamp(_, None) => Some(
+                constant_zone(args.scalar_arguments.get(2))
+                    .unwrap_or_else(|| lanedb_engine::types::DEFAULT_ZONE.into()),
+            ),
+            _ => None,
+        };
+        Ok(Arc::new(Field::new(
+            self.name(),
+            ArrowType::Timestamp(TimeUnit::Microsecond, zone.map(Into::into)),
+            true,
+        )))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let scalar = args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let session = arrays[2].as_string::<i32>();
+        let session = if session.is_valid(0) {
+            session.value(0).to_string()
+        } else {
+            lanedb_engine::types::DEFAULT_ZONE.into()
+        };
+        let zones = arrays[1].as_string::<i32>();
+        // An instant (as microseconds since the epoch, UTC) and whether the input was one.
+        let (micros, from_instant): (ArrayRef, bool) = match arrays[0].data_type() {
+            ArrowType::Timestamp(_, None) => (arrays[0].clone(), false),
+            ArrowType::Timestamp(_, Some(_)) => (arrays[0].clone(), true),
+            ArrowType::Date32 => {
+                let local = cast(
+                    &arrays[0],
+                    &ArrowType::Timestamp(TimeUnit::Microsecond, None),
+                )?;
+                (zoned_instants(&local, &session)?, true)
+            }
+            _ => {
+                let texts = arrays[0].as_string::<i32>();
+                let instants: TimestampMicrosecondArray = texts
+                    .iter()
+                    .map(|t| {
+                        t.map(|t| datetime::parse_timestamptz_in(t, &session))
+                            .transpose()
+                    })
+                    .collect::<std::result::Result<_, _>>()
+                    .map_err(external)?;
+                (Arc::new(instants), true)
+            }
+        };
+        let micros =
+            micros.as_primitive::<datafusion::arrow::datatypes::TimestampMicrosecondType>();
+        let mut out = Vec::with_capacity(micros.len());
+        let mut zone_cache: Option<(String, String)> = None;
+        for row in 0..micros.len() {
+            let z = if zones.len() == 1 { 0 } else { row };
+            if micros.is_null(row) || zones.is_null(z) {
+                out.push(None);
+                continue;
+            }
+            let written = zones.value(z);
+            let zone = match &zone_cache {
+                Some((w, canonical)) if w == written => canonical.clone(),
+                _ => {
+                    let canonical = datetime::canonical_zone(written).map_err(|_| {
+                        external(Error::new(
+                            SqlState::INVALID_PARAMETER_VALUE,
+                            format!("time zone \"{written}\" not recognized"),
+                        ))
+                    })?;
+                    zone_cache = Some((written.to_string(), canonical.clone()));
+                    canonical
+                }
+            };
+            let v = micros.value(row);
+            out.push(Some(if from_instant {
+                datetime::local_micros(v, &zone)
+            } else {
+                datetime::instant_micros(v, &zone).ok_or_else(|| {
+                    external(Error::new(
+                        SqlState::DATETIME_FIELD_OVERFLOW,
+                        "timestamp out of range",
+                    ))
+                })?
+            }));
+        }
+        let zone = (!from_instant).then(|| Arc::<str>::from(session.as_str()));
+        let array = TimestampMicrosecondArray::from(out).with_timezone_opt(zone);
+        shaped(scalar, Arc::new(array))
+    }
+}
+
+/// Local times (microseconds, no zone) as instants in `zone`.
+fn zoned_instants(local: &ArrayRef, zone: &str) -> Result<ArrayRef> {
+    let local = local.as_primitive::<datafusion::arrow::datatypes::TimestampMicrosecondType>();
+    let out: TimestampMicrosecondArray = local
+        .iter()
+        .map(|v| v.and_then(|v| datetime::instant_micros(v, zone)))
+        .collect();
+    Ok(Arc::new(out))
+}
+
+/// `to_char(timestamp | timestamptz | date, pattern)` with PostgreSQL's template patterns; an instant is formatted
+/// as local time in the zone its type carries (the session's).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ToChar {
+    signature: Signature,
+}
+
+impl Default for ToChar {
+    fn default() -> Self {
+        ToChar {
+            signature: Signature::user_defined(Volatility::Stable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for ToChar {
+    fn name(&self) -> &str {
+        "to_char"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[ArrowType]) -> Result<Vec<ArrowType>> {
+        let [x, pattern] = arg_types else {
+            return Err(external(Error::new(
+                SqlState::UNDEFINED_FUNCTION,
+                "to_char takes a value and a pattern",
+            )));
+        };
+        let x = match x {
+            ArrowType::Timestamp(_, zone) => {
+                ArrowType::Timestamp(TimeUnit::Microsecond, zone.clone())
+            }
+            ArrowType::Date32 | ArrowType::Date64 => ArrowType::Date32,
+            ArrowType::Null => ArrowType::Timestamp(TimeUnit::Microsecond, None),
+            // Refused when it runs, where the error reaches the client as it is (see `invoke_with_args`).
+            other => other.clone(),
+        };
+        if !(is_text(pattern) || pattern == &ArrowType::Null) {
+            return Err(external(Error::new(
+                SqlState::UNDEFINED_FUNCTION,
+                "to_char takes its pattern as text",
+            )));
+        }
+        Ok(vec![x, ArrowType::Utf8])
+    }
+
+    fn return_type(&self, _arg_types: &[ArrowType]) -> Result<ArrowType> {
+        Ok(ArrowType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let scalar = args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        if !matches!(
+            arrays[0].data_type(),
+            ArrowType::Timestamp(..) | ArrowType::Date32
+        ) {
+            return Err(external(Error::new(
+                SqlState::FEATURE_NOT_SUPPORTED,
+                format!(
+                    "to_char of {} is not supported; it formats timestamps and dates",
+                    crate::pg_catalog::sql_type_name(arrays[0].data_type())
+                ),
+            )));
+        }
+        let zone = match arrays[0].data_type() {
+            ArrowType::Timestamp(_, Some(zone)) => Some(zone.to_string()),
+            _ => None,
+        };
+        let values = cast(
+            &arrays[0],
+            &ArrowType::Timestamp(TimeUnit::Microsecond, None),
+        )?;
+        let values =
+            values.as_primitive::<datafusion::arrow::datatypes::TimestampMicrosecondType>();
+        let patterns = arrays[1].as_string::<i32>();
+        let mut out = StringBuilder::with_capacity(values.len(), 24 * values.len());
+        let mut text = String::new();
+        for row in 0..values.len() {
+            let p = if patterns.len() == 1 { 0 } else { row };
+            if values.is_null(row) || patterns.is_null(p) {
+                out.append_null();
+                continue;
+            }
+            let v = values.value(row);
+            let (local, offset) = match &zone {
+                Some(zone) => (
+                    datetime::local_micros(v, zone),
+                    Some((zone.as_str(), datetime::offset_seconds(zone, v))),
+                ),
+                None => (v, None),
+            };
+            text.clear();
+            format_pattern(local, offset, patterns.value(p), &mut text);
+            out.append_value(&text);
+        }
+        shaped(scalar, Arc::new(out.finish()))
+    }
+}
+
+const MONTHS: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+const DAYS: [&str; 7] = [
+    "Sunday",
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+];
+
+/// The fields of a local time that patterns read.
+struct Fields {
+    year: i64,
+    month: u32,
+    day: u32,
+    /// Day of the year, from 1.
+    yday: u32,
+    /// Day of the week, 0 for Sunday.
+    wday: u32,
+    iso_year: i64,
+    iso_week: u32,
+    hour: u32,
+    minute: u32,
+    second: u32,
+    micros: u32,
+    /// Days since 1970-01-01.
+    days: i64,
+}
+
+impl Fields {
+    fn of(local: i64) -> Fields {
+        use chrono::{Datelike, Timelike};
+        let days = local.div_euclid(lanedb_engine::value::MICROS_PER_DAY);
+        let t = chrono::DateTime::from_timestamp_micros(local)
+            .unwrap_or_default()
+            .naive_utc();
+        let iso = t.iso_week();
+        Fields {
+            year: t.year() as i64,
+            month: t.month(),
+            day: t.day(),
+            yday: t.ordinal(),
+            wday: t.weekday().num_days_from_sunday(),
+            iso_year: iso.year() as i64,
+            iso_week: iso.week(),
+            hour: t.hour(),
+            minute: t.minute(),
+            second: t.second(),
+            micros: t.nanosecond() / 1000,
+            days,
+        }
+    }
+}
+
+/// A name in the case its pattern is written in: `MONTH` upper, `Month` capitalised, `month` lower.
+fn push_cased(out: &mut String, name: &str, pattern: &str) {
+    let mut chars = pattern.chars();
+    let first_upper = chars.next().is_some_and(|c| c.is_ascii_uppercase());
+    let rest_upper = chars.next().is_some_and(|c| c.is_ascii_uppercase());
+    if first_upper && rest_upper {
+        out.push_str(&name.to_ascii_uppercase());
+    } else if first_upper {
+        out.push_str(name);
+    } else {
+        out.push_str(&name.to_ascii_lowercase());
+    }
+}
+
+/// Formats the local time `local` by PostgreSQL's template `pattern` into `out`; `offset` is the zone and its
+/// offset in seconds for `TZ` and `OF`, `None` for a `timestamp` (no `TZ`, offset zero).
+fn format_pattern(local: i64, offset: Option<(&str, i32)>, pattern: &str, out: &mut String) {
+    use std::fmt::Write;
+    let f = Fields::of(local);
+    let mut rest = pattern;
+    while !rest.is_empty() {
+        // `FM` turns off padding for the next pattern; `FX` is accepted and has nothing to do here.
+        let mut fill = true;
+        loop {
+            if let Some(r) = rest.strip_prefix("FM").or_else(|| rest.strip_prefix("fm")) {
+                fill = false;
+                rest = r;
+            } else if let Some(r) = rest.strip_prefix("FX").or_else(|| rest.strip_prefix("fx")) {
+                rest = r;
+            } else {
+                break;
+            }
+        }
+        let number = |out: &mut String, n: i64, width: usize| {
+            if fill {
+                let _ = write!(out, "{n:0width$}");
+            } else {
+                let _ = write!(out, "{n}");
+            }
+        };
+        let name = |out: &mut String, name: &str, pattern: &str, width: usize| {
+            let start = out.len();
+            push_cased(out, name, pattern);
+            if fill {
+                while out.len() - start < width {
+                    out.push(' ');
+                }
+            }
+        };
+        let hour12 = match f.hour % 12 {
+            0 => 12,
+            h => h,
+        } as i64;
+        // Longest patterns first, so `HH24` is not read as `HH` then `24`.
+        let taken = [
+            "HH24", "HH12", "HH", "MI", "SSSSS", "SSSS", "SS", "MS", "US", "A.M.", "a.m.", "P.M.",
+            "p.m.", "AM", "am", "PM", "pm", "Y,YYY", "YYYY", "YYY", "YY", "Y", "IYYY", "IW", "ID",
+            "MONTH", "Month", "month", "MON", "Mon", "mon", "MM", "DAY", "Day", "day", "DY", "Dy",
+            "dy", "DDD", "DD", "D", "WW", "W", "Q", "CC", "J", "TZH", "TZM", "TZ", "tz", "OF",
+        ]
+        .into_iter()
+        .find(|p| rest.starts_with(p));
+        let Some(p) = taken else {
+            let mut chars = rest.chars();
+            match chars.next() {
+                // Quoted text is copied as it is; inside it a backslash copies the next character.
+                Some('"') => {
+                    let mut quoted = chars.as_str();
+                    while let Some(c) = quoted.chars().next() {
+                        quoted = &quoted[c.len_utf8()..];
+                        match c {
+                            '"' => break,
+                            '\\' => {
+                                if let Some(n) = quoted.chars().next() {
+                                    out.push(n);
+                                    quoted = &quoted[n.len_utf8()..];
+                                }
+                            }
+                            c => out.push(c),
+                        }
+                    }
+                    rest = quoted;
+                }
+                // Outside quotes a backslash is itself, except before a double quote, which it copies.
+                Some('\\') if chars.as_str().starts_with('"') => {
+                    out.push('"');
+                    rest = &chars.as_str()[1..];
+                }
+                Some(c) => {
+                    out.push(c);
+                    rest = chars.as_str();
+                }
+                None => rest = "",
+            }
+            continue;
+        };
+        rest = &rest[p.len()..];
+        let before = out.len();
+        let ordinal: Option<i64> = match p {
+            "HH24" => {
+                number(out, f.hour as i64, 2);
+                Some(f.hour as i64)
+            }
+            "HH12" | "HH" => {
+                number(out, hour12, 2);
+                Some(hour12)
+            }
+            "MI" => {
+                number(out, f.minute as i64, 2);
+                Some(f.minute as i64)
+            }
+            "SS" => {
+                number(out, f.second as i64, 2);
+                Some(f.second as i64)
+            }
+            "SSSS" | "SSSSS" => {
+                let s = (f.hour * 3600 + f.minute * 60 + f.second) as i64;
+                number(out, s, 0);
+                Some(s)
+            }
+            "MS" => {
+                number(out, (f.micros / 1000) as i64, 3);
+                None
+            }
+            "US" => {
+                number(out, f.micros as i64, 6);
+                None
+            }
+            "AM" | "PM" => {
+                out.push_str(if f.hour < 12 { "AM" } else { "PM" });
+                None
+            }
+            "am" | "pm" => {
+                out.push_str(if f.hour < 12 { "am" } else { "pm" });
+                None
+            }
+            "A.M." | "P.M." => {
+                out.push_str(if f.hour < 12 { "A.M." } else { "P.M." });
+                None
+            }
+            "a.m." | "p.m." => {
+                out.push_str(if f.hour < 12 { "a.m." } else { "p.m." });
+                None
+            }
+            "Y,YYY" => {
+                let _ = write!(out, "{},{:03}", f.year / 1000, f.year % 1000);
+                None
+            }
+            "YYYY" => {
+                number(out, f.year, 4);
+                Some(f.year)
+            }
+            "YYY" => {
+                number(out, f.year % 1000, 3);
+                Some(f.year % 1000)
+            }
+            "YY" => {
+                number(out, f.year % 100, 2);
+                Some(f.year % 100)
+            }
+            "Y" => {
+                number(out, f.year % 10, 1);
+                Some(f.year % 10)
+            }
+            "IYYY" => {
+                number(out, f.iso_year, 4);
+                Some(f.iso_year)
+            }
+            "IW" => {
+                number(out, f.iso_week as i64, 2);
+                Some(f.iso_week as i64)
+            }
+            "ID" => {
+                let d = if f.wday == 0 { 7 } else { f.wday } as i64;
+                number(out, d, 1);
+                Some(d)
+            }
+            "MONTH" | "Month" | "month" => {
+                name(out, MONTHS[f.month as usize - 1], p, 9);
+                None
+            }
+            "MON" | "Mon" | "mon" => {
+                name(out, &MONTHS[f.month as usize - 1][..3], p, 3);
+                None
+            }
+            "MM" => {
+                number(out, f.month as i64, 2);
+                Some(f.month as i64)
+            }
+            "DAY" | "Day" | "day" => {
+                name(out, DAYS[f.wday as usize], p, 9);
+                None
+            }
+            "DY" | "Dy" | "dy" => {
+                name(out, &DAYS[f.wday as usize][..3], p, 3);
+                None
+            }
+            "DDD" => {
+                number(out, f.yday as i64, 3);
+                Some(f.yday as i64)
+            }
+            "DD" => {
+                number(out, f.day as i64, 2);
+                Some(f.day as i64)
+            }
+            "D" => {
+                number(out, f.wday as i64 + 1, 1);
+                Some(f.wday as i64 + 1)
+            }
+            "WW" => {
+                let w = (f.yday as i64 - 1) / 7 + 1;
+                number(out, w, 2);
+                Some(w)
+            }
+            "W" => {
+                let w = (f.day as i64 - 1) / 7 + 1;
+                number(out, w, 1);
+                Some(w)
+            }
+            "Q" => {
+                let q = (f.month as i64 - 1) / 3 + 1;
+                number(out, q, 1);
+                Some(q)
+            }
+            "CC" => {
+                let c = if f.year > 0 {
+                    (f.year + 99) / 100
+                } else {
+                    (f.year - 99) / 100
+                };
+                number(out, c, 2);
+                Some(c)
+            }
+            "J" => {
+                // Julian day: 1970-01-01 is day 2440588.
+                let j = f.days + 2_440_588;
+                number(out, j, 0);
+                Some(j)
+            }
+            "TZ" | "tz" => {
+                if let Some((zone, seconds)) = offset {
+                    let abbreviation = zone_abbreviation(zone, local, seconds);
+                    if p == "tz" {
+                        out.push_str(&abbreviation.to_ascii_lowercase());
+                    } else {
+                        out.push_str(&abbreviation);
+                    }
+                }
+                None
+            }
+            "TZH" => {
+                let seconds = offset.map_or(0, |(_, s)| s);
+                let sign = if seconds < 0 { '-' } else { '+' };
+                let _ = write!(out, "{sign}{:02}", seconds.unsigned_abs() / 3600);
+                None
+            }
+            "TZM" => {
+                let seconds = offset.map_or(0, |(_, s)| s);
+                let _ = write!(out, "{:02}", seconds.unsigned_abs() / 60 % 60);
+                None
+            }
+            "OF" => {
+                datetime::push_offset(out, offset.map_or(0, |(_, s)| s));
+                None
+            }
+            _ => unreachable!("every pattern in the list is handled"),
+        };
+        // `TH` / `th` after a number: its English ordinal suffix.
+        if let Some(n) = ordinal {
+            for (suffix, upper) in [("TH", true), ("th", false)] {
+                if let Some(r) = rest.strip_prefix(suffix) {
+                    rest = r;
+                    let s = match (n % 100, n % 10) {
+                        (11..=13, _) => "th",
+                        (_, 1) => "st",
+                        (_, 2) => "nd",
+                        (_, 3) => "rd",
+                        _ => "th",
+                    };
+                    out.push_str(&if upper {
+                        s.to_ascii_uppercase()
+                    } else {
+                        s.into()
+                    });
+                    break;
+                }
+            }
+        }
+        debug_assert!(out.len() >= before);
+    }
+}
+
+/// The zone's abbreviation at a local time (`EST`, `CEST`), as `TZ` shows it; zones without one show their offset.
+fn zone_abbreviation(zone: &str, local: i64, seconds: i32) -> String {
+    use chrono::TimeZone;
+    use std::str::FromStr;
+    let instant = local - seconds as i64 * 1_000_000;
+    let abbreviation = chrono_tz::Tz::from_str(zone).ok().and_then(|tz| {
+        let utc = chrono::DateTime::from_timestamp_micros(instant)?.naive_utc();
+        let name = tz.offset_from_utc_datetime(&utc).to_string();
+        name.starts_with(|c: char| c.is_ascii_alphabetic())
+            .then_some(name)
+    });
+    abbreviation.unwrap_or_else(|| {
+        let mut out = String::new();
+        datetime::push_offset(&mut out, seconds);
+        out
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn formatted(local: &str, pattern: &str) -> String {
+        let mut out = String::new();
+        let micros = lanedb_engine::value::parse_timestamp(local).unwrap();
+        format_pattern(micros, None, pattern, &mut out);
+        out
+    }
+
+    #[test]
+    fn patterns_format_as_postgres_does() {
+        let t = "2024-03-05 14:07:09.123456";
+        assert_eq!(formatted(t, "YYYY-MM-DD HH24:MI:SS"), "2024-03-05 14:07:09");
+        assert_eq!(formatted(t, "HH12:MI AM"), "02:07 PM");
+        assert_eq!(formatted(t, "FMHH12:MI am"), "2:07 pm");
+        assert_eq!(formatted(t, "Month"), "March    ");
+        assert_eq!(formatted(t, "FMMonth DDth, YYYY"), "March 05th, 2024");
+        assert_eq!(formatted(t, "FMDay FMDDth"), "Tuesday 5th");
+        assert_eq!(formatted(t, "DY dy Mon MON"), "TUE tue Mar MAR");
+        assert_eq!(formatted(t, "MS US"), "123 123456");
+        assert_eq!(
+            formatted(t, "Q DDD D WW W IW IYYY ID"),
+            "1 065 3 10 1 10 2024 2"
+        );
+        assert_eq!(
+            formatted(t, "\"Quarter\" Q, \"day\" J"),
+            "Quarter 1, day 2460375"
+        );
+        assert_eq!(formatted(t, "YY-\\MM CC \\\"Q\\\""), "24-\\03 21 \"1\"");
+        assert_eq!(
+            formatted("2024-01-01 00:00", "HH HH12 HH24 SSSS"),
+            "12 12 00 0"
+        );
+        assert_eq!(formatted("2024-01-01 00:00", "TZ OF"), " +00");
+        assert_eq!(formatted("2024-11-11 00:00", "DDth DDTH"), "11th 11TH");
+    }
+
+    #[test]
+    fn zones_show_their_abbreviation_or_offset() {
+        let instant = datetime::parse_timestamptz("2024-01-01 12:00Z").unwrap();
+        let mut out = String::new();
+        let zone = "America/New_York";
+        let seconds = datetime::offset_seconds(zone, instant);
+        format_pattern(
+            datetime::local_micros(instant, zone),
+            Some((zone, seconds)),
+            "HH24 TZ tz OF TZH:TZM",
+            &mut out,
+        );
+        assert_eq!(out, "07 EST est -05 -05:00");
+        out.clear();
+        format_pattern(
+            instant + 19_800_000_000,
+            Some(("+05:30", 19_800)),
+            "TZ OF",
+            &mut out,
+        );
+        assert_eq!(out, "+05:30 +05:30");
+    }
+}
