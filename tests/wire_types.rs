@@ -330,6 +330,19 @@ async fn instants_and_local_times_convert_in_the_sessions_zone() {
             "{expr}"
         );
     }
+    // current_date and current_time are the session's. UTC's date differs from one of these two zones' at any hour.
+    for zone in ["Pacific/Kiritimati", "Etc/GMT+12"] {
+        client
+            .batch_execute(&format!("SET TimeZone = '{zone}'"))
+            .await
+            .unwrap();
+        let today = "SELECT current_date = now()::date AND current_time - now()::time < interval '1 minute'";
+        assert_eq!(scalar(&client, today).await, "t", "{zone}");
+    }
+    client
+        .batch_execute("SET TimeZone = 'America/New_York'")
+        .await
+        .unwrap();
     for (sql, expected) in [
         ("SELECT 'garbage'::timestamptz", "22007"),
         (

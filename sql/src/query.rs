@@ -504,6 +504,8 @@ impl QueryBridge {
         identity.server_zone.clone_from(&self.server_zone.read());
         state.config_mut().options_mut().extensions.insert(identity);
         state.config_mut().options_mut().extensions.insert(settings);
+        // `current_date` and `current_time` read the zone when the plan is optimised, here.
+        state.config_mut().options_mut().execution.time_zone = Some(query.zone.clone());
         state
             .config_mut()
             .set_extension(Arc::new(QuerySnapshot(snapshot)));
