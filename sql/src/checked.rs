@@ -179,24 +179,33 @@ impl CheckedArithmetic {
     }
 }
 
+/// Rewrites every expression of `plan` and its subqueries bottom up with `rewrite`, which sees the schema of the
+/// node's inputs; for analyzer rules that put PostgreSQL's semantics in place of DataFusion's.
+pub(crate) fn rewrite_expressions(
+    plan: LogicalPlan,
+    rewrite: impl Fn(Expr, &DFSchema) -> Result<Transformed<Expr>>,
+) -> Result<LogicalPlan> {
+    plan.transform_up_with_subqueries(|node| {
+        let schema = merge_schema(&node.inputs());
+        // Rewritten expressions keep their display names: parent nodes refer to columns by them.
+        let names = NamePreserver::new(&node);
+        let node = node.map_expressions(|e| {
+            let name = names.save(&e);
+            Ok(e.transform_up(|x| rewrite(x, &schema))?
+                .update_data(|e| name.restore(e)))
+        })?;
+        if node.transformed {
+            Ok(Transformed::yes(node.data.recompute_schema()?))
+        } else {
+            Ok(node)
+        }
+    })
+    .map(|t| t.data)
+}
+
 impl AnalyzerRule for CheckedArithmetic {
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
-        plan.transform_up_with_subqueries(|node| {
-            let schema = merge_schema(&node.inputs());
-            // Rewritten expressions keep their display names: parent nodes refer to columns by them.
-            let names = NamePreserver::new(&node);
-            let node = node.map_expressions(|e| {
-                let name = names.save(&e);
-                Ok(e.transform_up(|x| self.rewrite(x, &schema))?
-                    .update_data(|e| name.restore(e)))
-            })?;
-            if node.transformed {
-                Ok(Transformed::yes(node.data.recompute_schema()?))
-            } else {
-                Ok(node)
-            }
-        })
-        .map(|t| t.data)
+        rewrite_expressions(plan, |e, schema| self.rewrite(e, schema))
     }
 
     fn name(&self) -> &str {

@@ -23,11 +23,9 @@ use datafusion::arrow::array::{
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType as ArrowType, Field, FieldRef, TimeUnit};
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::tree_node::Transformed;
 use datafusion::common::{DFSchema, DataFusionError, Result, ScalarValue};
 use datafusion::logical_expr::expr::{Cast, ScalarFunction};
-use datafusion::logical_expr::expr_rewriter::NamePreserver;
-use datafusion::logical_expr::utils::merge_schema;
 use datafusion::logical_expr::{
     ColumnarValue, Expr, ExprSchemable, LogicalPlan, ReturnFieldArgs, ScalarFunctionArgs,
     ScalarUDF, ScalarUDFImpl, Signature, Volatility,
@@ -36,6 +34,8 @@ use datafusion::optimizer::AnalyzerRule;
 use datafusion::sql::sqlparser::ast;
 use lanedb_engine::datetime;
 use lanedb_engine::{Error, SqlState};
+
+use crate::pg_types::shaped;
 
 /// The functions this module adds, for registering on the session state (`to_char` replaces DataFusion's).
 pub fn functions() -> Vec<ScalarUDF> {
@@ -107,22 +107,7 @@ impl ZonedCasts {
 
 impl AnalyzerRule for ZonedCasts {
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
-        plan.transform_up_with_subqueries(|node| {
-            let schema = merge_schema(&node.inputs());
-            // Rewritten expressions keep their display names: parent nodes refer to columns by them.
-            let names = NamePreserver::new(&node);
-            let node = node.map_expressions(|e| {
-                let name = names.save(&e);
-                Ok(e.transform_up(|x| self.rewrite(x, &schema))?
-                    .update_data(|e| name.restore(e)))
-            })?;
-            if node.transformed {
-                Ok(Transformed::yes(node.data.recompute_schema()?))
-            } else {
-                Ok(node)
-            }
-        })
-        .map(|t| t.data)
+        crate::checked::rewrite_expressions(plan, |e, schema| self.rewrite(e, schema))
     }
 
     fn name(&self) -> &str {
@@ -207,16 +192,6 @@ impl ScalarUDFImpl for TimestampIn {
         }
         let array = TimestampMicrosecondArray::from(out).with_timezone_opt(zone);
         shaped(scalar, Arc::new(array))
-    }
-}
-
-fn shaped(scalar: bool, array: ArrayRef) -> Result<ColumnarValue> {
-    if scalar {
-        Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(
-            &array, 0,
-        )?))
-    } else {
-        Ok(ColumnarValue::Array(array))
     }
 }
 
@@ -310,27 +285,14 @@ impl ScalarUDFImpl for AtTimeZone {
                 "AT TIME ZONE takes a timestamp and a zone".into(),
             ));
         };
-        let x = match x {
-            ArrowType::Timestamp(_, zone) => {
-                ArrowType::Timestamp(TimeUnit::Microsecond, zone.clone())
-            }
-            ArrowType::Date32 | ArrowType::Date64 => ArrowType::Date32,
-            ArrowType::Null => ArrowType::Timestamp(TimeUnit::Microsecond, None),
-            t if is_text(t) => ArrowType::Utf8,
-            other => {
-                return Err(external(Error::new(
-                    SqlState::UNDEFINED_FUNCTION,
-                    format!("function timezone(text, {other}) does not exist"),
-                )))
-            }
+        // Other types are refused when the function runs: an error here would reach the client wrapped in
+        // DataFusion's planning message.
+        let x = match temporal_argument(x) {
+            Some(x) => x,
+            None if is_text(x) => ArrowType::Utf8,
+            None => x.clone(),
         };
-        if !(is_text(zone) || zone == &ArrowType::Null) || !is_text(session) {
-            return Err(external(Error::new(
-                SqlState::UNDEFINED_FUNCTION,
-                "AT TIME ZONE takes a zone as text",
-            )));
-        }
-        Ok(vec![x, ArrowType::Utf8, ArrowType::Utf8])
+        Ok(vec![x, text_argument(zone), text_argument(session)])
     }
 
     fn return_type(&self, _arg_types: &[ArrowType]) -> Result<ArrowType> {
@@ -358,6 +320,25 @@ impl ScalarUDFImpl for AtTimeZone {
             .iter()
             .all(|a| matches!(a, ColumnarValue::Scalar(_)));
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let x = arrays[0].data_type();
+        if !matches!(
+            x,
+            ArrowType::Timestamp(..) | ArrowType::Date32 | ArrowType::Utf8
+        ) {
+            return Err(external(Error::new(
+                SqlState::UNDEFINED_FUNCTION,
+                format!(
+                    "function timezone(text, {}) does not exist",
+                    crate::pg_catalog::sql_type_name(x)
+                ),
+            )));
+        }
+        if arrays[1].data_type() != &ArrowType::Utf8 {
+            return Err(external(Error::new(
+                SqlState::UNDEFINED_FUNCTION,
+                "AT TIME ZONE takes a zone as text",
+            )));
+        }
         let session = arrays[2].as_string::<i32>();
         let session = if session.is_valid(0) {
             session.value(0).to_string()
@@ -392,7 +373,8 @@ impl ScalarUDFImpl for AtTimeZone {
         let micros =
             micros.as_primitive::<datafusion::arrow::datatypes::TimestampMicrosecondType>();
         let mut out = Vec::with_capacity(micros.len());
-        let mut zone_cache: Option<(String, String)> = None;
+        // The zone as written and its canonical name, for the rows that follow (usually one constant zone).
+        let mut zone: Option<(&str, String)> = None;
         for row in 0..micros.len() {
             let z = if zones.len() == 1 { 0 } else { row };
             if micros.is_null(row) || zones.is_null(z) {
@@ -400,24 +382,23 @@ impl ScalarUDFImpl for AtTimeZone {
                 continue;
             }
             let written = zones.value(z);
-            let zone = match &zone_cache {
-                Some((w, canonical)) if w == written => canonical.clone(),
-                _ => {
-                    let canonical = datetime::canonical_zone(written).map_err(|_| {
-                        external(Error::new(
-                            SqlState::INVALID_PARAMETER_VALUE,
-                            format!("time zone \"{written}\" not recognized"),
-                        ))
-                    })?;
-                    zone_cache = Some((written.to_string(), canonical.clone()));
-                    canonical
-                }
-            };
+            if zone.as_ref().is_none_or(|(w, _)| *w != written) {
+                let canonical = datetime::canonical_zone(written).map_err(|_| {
+                    external(Error::new(
+                        SqlState::INVALID_PARAMETER_VALUE,
+                        format!("time zone \"{written}\" not recognized"),
+                    ))
+                })?;
+                zone = Some((written, canonical));
+            }
+            let zone = zone
+                .as_ref()
+                .map_or("", |(_, canonical)| canonical.as_str());
             let v = micros.value(row);
             out.push(Some(if from_instant {
-                datetime::local_micros(v, &zone)
+                datetime::local_micros(v, zone)
             } else {
-                datetime::instant_micros(v, &zone).ok_or_else(|| {
+                datetime::instant_micros(v, zone).ok_or_else(|| {
                     external(Error::new(
                         SqlState::DATETIME_FIELD_OVERFLOW,
                         "timestamp out of range",
@@ -428,6 +409,28 @@ impl ScalarUDFImpl for AtTimeZone {
         let zone = (!from_instant).then(|| Arc::<str>::from(session.as_str()));
         let array = TimestampMicrosecondArray::from(out).with_timezone_opt(zone);
         shaped(scalar, Arc::new(array))
+    }
+}
+
+/// The type a timestamp or date argument is taken as: timestamps in microseconds (keeping their zone), dates as
+/// `Date32`, an untyped NULL as a `timestamp`. `None` for other types.
+fn temporal_argument(t: &ArrowType) -> Option<ArrowType> {
+    match t {
+        ArrowType::Timestamp(_, zone) => {
+            Some(ArrowType::Timestamp(TimeUnit::Microsecond, zone.clone()))
+        }
+        ArrowType::Date32 | ArrowType::Date64 => Some(ArrowType::Date32),
+        ArrowType::Null => Some(ArrowType::Timestamp(TimeUnit::Microsecond, None)),
+        _ => None,
+    }
+}
+
+/// Text (or an untyped NULL) as `Utf8`; other types as they are, for the function to refuse.
+fn text_argument(t: &ArrowType) -> ArrowType {
+    if is_text(t) || t == &ArrowType::Null {
+        ArrowType::Utf8
+    } else {
+        t.clone()
     }
 }
 
@@ -472,22 +475,9 @@ impl ScalarUDFImpl for ToChar {
                 "to_char takes a value and a pattern",
             )));
         };
-        let x = match x {
-            ArrowType::Timestamp(_, zone) => {
-                ArrowType::Timestamp(TimeUnit::Microsecond, zone.clone())
-            }
-            ArrowType::Date32 | ArrowType::Date64 => ArrowType::Date32,
-            ArrowType::Null => ArrowType::Timestamp(TimeUnit::Microsecond, None),
-            // Refused when it runs, where the error reaches the client as it is (see `invoke_with_args`).
-            other => other.clone(),
-        };
-        if !(is_text(pattern) || pattern == &ArrowType::Null) {
-            return Err(external(Error::new(
-                SqlState::UNDEFINED_FUNCTION,
-                "to_char takes its pattern as text",
-            )));
-        }
-        Ok(vec![x, ArrowType::Utf8])
+        // Other types are refused when the function runs (see `AtTimeZone::coerce_types`).
+        let x = temporal_argument(x).unwrap_or_else(|| x.clone());
+        Ok(vec![x, text_argument(pattern)])
     }
 
     fn return_type(&self, _arg_types: &[ArrowType]) -> Result<ArrowType> {
@@ -500,6 +490,12 @@ impl ScalarUDFImpl for ToChar {
             .iter()
             .all(|a| matches!(a, ColumnarValue::Scalar(_)));
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        if arrays[1].data_type() != &ArrowType::Utf8 {
+            return Err(external(Error::new(
+                SqlState::UNDEFINED_FUNCTION,
+                "to_char takes its pattern as text",
+            )));
+        }
         if !matches!(
             arrays[0].data_type(),
             ArrowType::Timestamp(..) | ArrowType::Date32
@@ -621,11 +617,11 @@ fn push_cased(out: &mut String, name: &str, pattern: &str) {
     let first_upper = chars.next().is_some_and(|c| c.is_ascii_uppercase());
     let rest_upper = chars.next().is_some_and(|c| c.is_ascii_uppercase());
     if first_upper && rest_upper {
-        out.push_str(&name.to_ascii_uppercase());
+        out.extend(name.chars().map(|c| c.to_ascii_uppercase()));
     } else if first_upper {
         out.push_str(name);
     } else {
-        out.push_str(&name.to_ascii_lowercase());
+        out.extend(name.chars().map(|c| c.to_ascii_lowercase()));
     }
 }
 

@@ -170,11 +170,15 @@ impl ScalarUDFImpl for NumericArray {
 
 /// `result` (one value per row of `arg`) as a scalar when `arg` was one.
 fn shaped_like(arg: &ColumnarValue, result: ArrayRef) -> Result<ColumnarValue> {
-    Ok(match arg {
-        ColumnarValue::Scalar(_) => {
-            ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(&result, 0)?)
-        }
-        ColumnarValue::Array(_) => ColumnarValue::Array(result),
+    shaped(matches!(arg, ColumnarValue::Scalar(_)), result)
+}
+
+/// A function's result: a scalar (the first row of `result`) when its arguments were all scalars.
+pub(crate) fn shaped(scalar: bool, result: ArrayRef) -> Result<ColumnarValue> {
+    Ok(if scalar {
+        ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(&result, 0)?)
+    } else {
+        ColumnarValue::Array(result)
     })
 }
 

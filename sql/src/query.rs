@@ -408,8 +408,8 @@ impl QueryBridge {
         crate::rewrite::decorrelate_scalar_subqueries(&mut statement, &self.engine.catalog());
         crate::pg_types::rewrite_casts(&mut statement)?;
         crate::rewrite::postgres_semantics(&mut statement);
-        crate::datetimes::rewrite_at_time_zone(&mut statement, zone);
         let names = name_columns(&mut statement);
+        crate::datetimes::rewrite_at_time_zone(&mut statement, zone);
         let df_statement = datafusion::sql::parser::Statement::Statement(Box::new(statement));
         // Optimisation happens in `create_physical_plan` at each run: it must see the plan with its parameters
         // bound, and it registers uncorrelated scalar subqueries for the physical planner.
@@ -726,6 +726,7 @@ fn pg_name(e: &ast::Expr) -> String {
             .map(crate::ddl::ident)
             .unwrap_or_default(),
         ast::Expr::Nested(inner) => pg_name(inner),
+        ast::Expr::AtTimeZone { .. } => "timezone".into(),
         ast::Expr::Cast { expr, .. } => match expr.as_ref() {
             ast::Expr::Identifier(_) | ast::Expr::CompoundIdentifier(_) => pg_name(expr),
             _ => "?column?".into(),
