@@ -350,7 +350,6 @@ async fn instants_and_local_times_convert_in_the_sessions_zone() {
             "22023",
         ),
         ("SELECT now() AT TIME ZONE 'Mars/Olympus'", "22023"),
-        ("SELECT to_char(42, '999')", "0A000"),
     ] {
         let e = client.simple_query(sql).await.unwrap_err();
         assert_eq!(code(&e), expected, "{sql}");
@@ -382,6 +381,134 @@ async fn instants_and_local_times_convert_in_the_sessions_zone() {
     let server = Server::start_in(data_dir, &[]);
     let client = server.connect().await;
     assert_eq!(scalar(&client, stored).await, expected);
+}
+
+/// `to_char` of numbers follows PostgreSQL's templates, quirks included (each expected value is PostgreSQL 15's):
+/// padding and sign positions, `FM`, `0`, rounding by type, `#` when the integer part does not fit, `PR`/`MI`/
+/// `SG`/`S`, `V`, `RN`, `TH`, `EEEE`; over columns with a template per row, and with parameters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn numbers_format_by_postgres_templates() {
+    let server = Server::start(&[]);
+    let client = server.connect().await;
+    let cases = [
+        ("to_char(42::int, '999')", "  42"),
+        ("to_char(-42::int, '999')", " -42"),
+        ("to_char(42::int, '000')", " 042"),
+        ("to_char(0::int, '999')", "   0"),
+        ("to_char(0::int, 'FM999')", "0"),
+        ("to_char(7::int, 'FM00')", "07"),
+        ("to_char(12345::int, '999')", " ###"),
+        ("to_char(1234.567::numeric, '9,999.99')", " 1,234.57"),
+        ("to_char(-1234.567::numeric, 'FM9,999.99')", "-1,234.57"),
+        (
+            "to_char(1234567.891::numeric, 'FM999G999G999D00')",
+            "1,234,567.89",
+        ),
+        ("to_char(0.5::numeric, '9.99')", "  .50"),
+        ("to_char(0.5::numeric, 'FM9.99')", ".5"),
+        ("to_char(0.5::numeric, '0.00')", " 0.50"),
+        ("to_char(-0.004::numeric, 'FM990.00')", "0.00"),
+        ("to_char(100::numeric, 'FM999.')", "100"),
+        ("to_char(99.995::numeric, '99.99')", " ##.##"),
+        ("to_char(2.5::numeric, '9')", " 3"),
+        ("to_char(12.5::numeric, 'FM999')", "13"),
+        ("to_char(3.14159::numeric, '9.999')", " 3.142"),
+        ("to_char(42::int, 'S999')", " +42"),
+        ("to_char(-42::int, '999MI')", " 42-"),
+        ("to_char(42::int, '999PL')", "  42+"),
+        ("to_char(-42::int, '999PR')", " <42>"),
+        ("to_char(-42::int, 'SG999')", "- 42"),
+        ("to_char(-5.5::numeric, 'FM9.99PR')", "<5.5>"),
+        ("to_char(12::int, '99V99')", " 1200"),
+        ("to_char(123::int, 'L999')", "  123"),
+        ("to_char(1234::int, 'RN')", "       MCCXXXIV"),
+        ("to_char(1234::int, 'FMrn')", "mccxxxiv"),
+        ("to_char(0::int, 'RN')", "###############"),
+        ("to_char(21::int, '99TH')", " 21ST"),
+        ("to_char(12::int, 'FM99th')", "12th"),
+        ("to_char(1234.5::numeric, '9.99EEEE')", " 1.23e+03"),
+        ("to_char(0.000123::numeric, '9.9EEEE')", " 1.2e-04"),
+        ("to_char(9.999::numeric, '9.99EEEE')", " 10.00e+00"),
+        ("to_char(1225::int, '9.99EEEE')", " 1.22e+03"),
+        ("to_char(1225::bigint, '9.99EEEE')", " 1.23e+03"),
+        ("to_char(2.5::float8, '9')", " 2"),
+        ("to_char(-0.004::float8, 'FM990.00')", "-0.00"),
+        (
+            "to_char(123456789012345678::float8, '999999999999999999.99')",
+            " 123456789012345680",
+        ),
+        ("to_char(1234567.891::float4, '9999999.999')", " 1234568"),
+        ("to_char('NaN'::float8, '999.99')", " NaN"),
+        ("to_char('Infinity'::float8, '999.99')", " ###.##"),
+        (
+            "to_char(5::int, '\"Total: \"999\" units\"')",
+            "Total:    5 units",
+        ),
+        ("to_char(1234.5::numeric, '$9,999.99')", "$ 1,234.50"),
+    ];
+    for (expr, expected) in cases {
+        assert_eq!(
+            scalar(&client, &format!("SELECT {expr}")).await,
+            expected,
+            "{expr}"
+        );
+    }
+    // Over a table: a template per row, NULLs in either argument, aggregates.
+    client
+        .batch_execute(
+            "CREATE TABLE amounts (id INTEGER PRIMARY KEY, n NUMERIC(12,3), f DOUBLE PRECISION, t TEXT); \
+             INSERT INTO amounts VALUES (1, 1234.567, 2.5, 'FM9,999.00'), (2, -0.5, -0.004, '999PR'), \
+             (3, NULL, 1e20, 'RN'), (4, 99.995, 0.1, NULL)",
+        )
+        .await
+        .unwrap();
+    let rows = text_rows(
+        &client
+            .simple_query(
+                "SELECT to_char(n, '9,999.99'), to_char(f, 'FM990.00'), to_char(n, t), to_char(id, t) \
+                 FROM amounts ORDER BY id",
+            )
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        rows,
+        [
+            [" 1,234.57", "2.50", "1,234.57", "1.00"],
+            ["     -.50", "-0.00", "  <1>", "   2 "],
+            ["NULL", "###.", "NULL", "            III"],
+            ["   100.00", "0.10", "NULL", "NULL"],
+        ]
+    );
+    assert_eq!(
+        scalar(
+            &client,
+            "SELECT to_char(sum(n), 'FM9,999.000') FROM amounts"
+        )
+        .await,
+        "1,334.062"
+    );
+    // Parameters, in binary: a float and a template.
+    let statement = client
+        .prepare("SELECT to_char($1::float8, $2)")
+        .await
+        .unwrap();
+    let row = client
+        .query_one(&statement, &[&-1234.5f64, &"S9,999.9"])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "-1,234.5");
+    for (sql, expected) in [
+        ("SELECT to_char(1, '9.9.9')", "42601"),
+        ("SELECT to_char(1, 'S9MI')", "42601"),
+        ("SELECT to_char(1, '9EEEE9')", "42601"),
+        ("SELECT to_char(9223372036854775807, '9V9')", "22003"),
+        ("SELECT to_char(100000::numeric * 100000, 'RN')", "22003"),
+        ("SELECT to_char('abc'::text, '999')", "42883"),
+    ] {
+        let e = client.simple_query(sql).await.unwrap_err();
+        assert_eq!(code(&e), expected, "{sql}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

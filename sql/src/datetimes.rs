@@ -496,17 +496,26 @@ impl ScalarUDFImpl for ToChar {
                 "to_char takes its pattern as text",
             )));
         }
-        if !matches!(
-            arrays[0].data_type(),
-            ArrowType::Timestamp(..) | ArrowType::Date32
-        ) {
-            return Err(external(Error::new(
-                SqlState::FEATURE_NOT_SUPPORTED,
-                format!(
-                    "to_char of {} is not supported; it formats timestamps and dates",
-                    crate::pg_catalog::sql_type_name(arrays[0].data_type())
-                ),
-            )));
+        if let Some(text) =
+            crate::number_templates::to_char(&arrays[0], arrays[1].as_string::<i32>())
+                .map_err(external)?
+        {
+            return shaped(scalar, text);
+        }
+        let type_name = crate::pg_catalog::sql_type_name(arrays[0].data_type());
+        match arrays[0].data_type() {
+            ArrowType::Timestamp(..) | ArrowType::Date32 => {}
+            ArrowType::Interval(_) | ArrowType::Time64(_) | ArrowType::Time32(_) => {
+                return Err(external(Error::unsupported(format!(
+                    "to_char of {type_name} is not supported; it formats numbers, timestamps and dates"
+                ))));
+            }
+            _ => {
+                return Err(external(Error::new(
+                    SqlState::UNDEFINED_FUNCTION,
+                    format!("function to_char({type_name}, text) does not exist"),
+                )));
+            }
         }
         let zone = match arrays[0].data_type() {
             ArrowType::Timestamp(_, Some(zone)) => Some(zone.to_string()),

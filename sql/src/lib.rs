@@ -25,6 +25,7 @@ pub mod expr;
 pub mod functions;
 pub mod information_schema;
 pub mod invoke;
+mod number_templates;
 pub mod pg_catalog;
 pub mod pg_types;
 pub mod plan;
