@@ -286,6 +286,53 @@ async fn parameters_given_as_text_are_converted_and_checked() {
     assert_eq!(code(&e), "22003");
 }
 
+/// Result columns carry the names PostgreSQL gives them (each is PostgreSQL 15's), which drivers read rows by; an
+/// EXISTS in the select list is answered, correlated or not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn result_columns_are_named_as_postgres_names_them() {
+    let server = Server::start(&[]);
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE marks (id INTEGER PRIMARY KEY, v INTEGER); \
+             INSERT INTO marks VALUES (1, 1), (2, 2), (3, 7)",
+        )
+        .await
+        .unwrap();
+    let statement = client
+        .prepare(
+            "SELECT v::text, count(*)::int, 1::bigint, 'a'::varchar(3), (v + 1)::text, \
+             CASE WHEN v > 1 THEN 1 END, CASE WHEN v > 1 THEN 1 ELSE v END, extract(year FROM date '2024-01-01'), \
+             trim(' a '), EXISTS (SELECT 1 FROM marks m WHERE m.v = marks.id + 1), v AS named, 1 + 1 \
+             FROM marks GROUP BY v, id ORDER BY id",
+        )
+        .await
+        .unwrap();
+    let names: Vec<&str> = statement.columns().iter().map(|c| c.name()).collect();
+    assert_eq!(
+        names,
+        [
+            "v", "count", "int8", "varchar", "text", "case", "v", "extract", "btrim", "exists",
+            "named", "?column?"
+        ]
+    );
+    let rows = client.query(&statement, &[]).await.unwrap();
+    let exists: Vec<bool> = rows.iter().map(|r| r.get("exists")).collect();
+    assert_eq!(exists, [true, false, false]);
+    let counted =
+        "SELECT NOT EXISTS (SELECT 1 FROM marks WHERE v > 5), EXISTS (SELECT 1 WHERE false), \
+                   EXISTS (SELECT count(*) FROM marks WHERE false)";
+    let row = client.query_one(counted, &[]).await.unwrap();
+    assert_eq!(
+        (
+            row.get::<_, bool>(0),
+            row.get::<_, bool>(1),
+            row.get::<_, bool>(2)
+        ),
+        (false, false, true)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipelined_requests_answer_in_order() {
     let server = Server::start(&[]);

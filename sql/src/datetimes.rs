@@ -74,7 +74,10 @@ impl Default for ZonedCasts {
 }
 
 impl ZonedCasts {
-    fn rewrite(&self, e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
+    fn rewrite(&self, e: Expr, schema: &DFSchema, session_zone: &str) -> Result<Transformed<Expr>> {
+        if let Expr::ScalarFunction(_) = &e {
+            return Ok(in_session_zone(e, schema, session_zone));
+        }
         let Expr::Cast(Cast { expr, field }) = &e else {
             return Ok(Transformed::no(e));
         };
@@ -105,9 +108,26 @@ impl ZonedCasts {
     }
 }
 
+/// A function's instant shown in the session's zone: DataFusion's `to_timestamp` and the like answer in UTC, where
+/// PostgreSQL shows every `timestamptz` in the session's zone. The cast relabels the type; the instant stays.
+fn in_session_zone(e: Expr, schema: &DFSchema, session_zone: &str) -> Transformed<Expr> {
+    match e.get_type(schema) {
+        Ok(ArrowType::Timestamp(unit, Some(zone))) if *zone != *session_zone => {
+            let zoned = ArrowType::Timestamp(unit, Some(session_zone.into()));
+            Transformed::yes(Expr::Cast(Cast::new(Box::new(e), zoned)))
+        }
+        _ => Transformed::no(e),
+    }
+}
+
 impl AnalyzerRule for ZonedCasts {
-    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
-        crate::checked::rewrite_expressions(plan, |e, schema| self.rewrite(e, schema))
+    fn analyze(&self, plan: LogicalPlan, config: &ConfigOptions) -> Result<LogicalPlan> {
+        let zone = config
+            .execution
+            .time_zone
+            .clone()
+            .unwrap_or_else(|| lanedb_engine::types::DEFAULT_ZONE.to_string());
+        crate::checked::rewrite_expressions(plan, |e, schema| self.rewrite(e, schema, &zone))
     }
 
     fn name(&self) -> &str {

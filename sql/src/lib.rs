@@ -16,6 +16,7 @@
 
 pub mod call;
 pub mod checked;
+mod column_names;
 pub mod convert;
 pub mod copy;
 pub mod datetimes;

@@ -11,7 +11,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType as ArrowType, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{
     CatalogProvider, CatalogProviderList, MemoryCatalogProviderList, SchemaProvider, Session,
@@ -399,6 +399,7 @@ impl QueryBridge {
     /// Plans in the session's time zone `zone`: DataFusion types `timestamp with time zone` with it, so text
     /// without an offset is read in it and results show in it.
     async fn plan_once(&self, statement: &ast::Statement, zone: &str) -> Result<QueryPlan> {
+        let names = crate::column_names::column_names(statement);
         let mut statement = statement.clone();
         if crate::pg_catalog::is_catalog_query(&statement) {
             crate::pg_catalog::rewrite(&mut statement);
@@ -408,7 +409,7 @@ impl QueryBridge {
         crate::rewrite::decorrelate_scalar_subqueries(&mut statement, &self.engine.catalog());
         crate::pg_types::rewrite_casts(&mut statement)?;
         crate::rewrite::postgres_semantics(&mut statement);
-        let names = name_columns(&mut statement);
+        crate::column_names::alias_columns(&mut statement);
         crate::datetimes::rewrite_at_time_zone(&mut statement, zone);
         let df_statement = datafusion::sql::parser::Statement::Statement(Box::new(statement));
         // Optimisation happens in `create_physical_plan` at each run: it must see the plan with its parameters
@@ -450,9 +451,19 @@ impl QueryBridge {
                 .fields()
                 .iter()
                 .enumerate()
-                .map(|(i, f)| match names.get(i) {
-                    Some(Some(n)) => f.as_ref().clone().with_name(n),
-                    _ => f.as_ref().clone(),
+                .map(|(i, f)| {
+                    let f = match names.get(i) {
+                        Some(Some(n)) => f.as_ref().clone().with_name(n),
+                        _ => f.as_ref().clone(),
+                    };
+                    // Every instant is shown in the session's zone (see `datetimes::ZonedCasts`).
+                    match f.data_type() {
+                        ArrowType::Timestamp(unit, Some(z)) if **z != *zone => {
+                            let zoned = ArrowType::Timestamp(*unit, Some(zone.into()));
+                            f.with_data_type(zoned)
+                        }
+                        _ => f,
+                    }
                 })
                 .collect::<Vec<_>>(),
         ));
@@ -516,11 +527,11 @@ impl QueryBridge {
             .enable_physical_uncorrelated_scalar_subquery = query.physical_scalar_subqueries;
         // Physical expressions (functions evaluated per row) see this execution's options, identity included.
         state.mark_start_execution();
-        if let Some(micros) = timestamp_micros {
-            // A write's time is fixed (and logged), so `now()` gives the same value on replay.
-            state.execution_props_mut().query_execution_start_time =
-                chrono::DateTime::from_timestamp_micros(micros);
-        }
+        // A write's time is fixed (and logged), so `now()` gives the same value on replay; a read's is the clock's,
+        // to the microsecond as PostgreSQL's is.
+        let micros = timestamp_micros.unwrap_or_else(crate::now_micros);
+        state.execution_props_mut().query_execution_start_time =
+            chrono::DateTime::from_timestamp_micros(micros);
         let mut plan = query.plan.clone();
         if !params.is_empty() || !query.param_types.is_empty() {
             let mut values = Vec::with_capacity(query.param_types.len());
@@ -676,63 +687,6 @@ fn classify(m: &str) -> Option<Error> {
         return None;
     };
     Some(Error::new(code, m.to_string()))
-}
-
-/// Gives each unnamed expression in the top-level select list a unique alias (DataFusion refuses duplicate names,
-/// PostgreSQL allows them) and returns the names PostgreSQL would show: the column or function name, else `?column?`.
-fn name_columns(statement: &mut ast::Statement) -> Vec<Option<String>> {
-    let ast::Statement::Query(q) = statement else {
-        return vec![];
-    };
-    let ast::SetExpr::Select(select) = q.body.as_mut() else {
-        return vec![];
-    };
-    let mut names = Vec::new();
-    for (i, item) in select.projection.iter_mut().enumerate() {
-        match item {
-            ast::SelectItem::UnnamedExpr(e) => {
-                let name = pg_name(e);
-                if !matches!(
-                    e,
-                    ast::Expr::Identifier(_) | ast::Expr::CompoundIdentifier(_)
-                ) {
-                    let alias = ast::Ident::with_quote('"', format!("__lanedb_column_{i}"));
-                    *item = ast::SelectItem::ExprWithAlias {
-                        expr: e.clone(),
-                        alias,
-                    };
-                }
-                names.push(Some(name));
-            }
-            ast::SelectItem::ExprWithAlias { .. } => names.push(None),
-            // A wildcard expands to an unknown number of columns: keep DataFusion's names from here on.
-            _ => return names,
-        }
-    }
-    names
-}
-
-fn pg_name(e: &ast::Expr) -> String {
-    match e {
-        ast::Expr::Identifier(i) => crate::ddl::ident(i),
-        ast::Expr::CompoundIdentifier(parts) => {
-            parts.last().map(crate::ddl::ident).unwrap_or_default()
-        }
-        ast::Expr::Function(f) => f
-            .name
-            .0
-            .last()
-            .and_then(|p| p.as_ident())
-            .map(crate::ddl::ident)
-            .unwrap_or_default(),
-        ast::Expr::Nested(inner) => pg_name(inner),
-        ast::Expr::AtTimeZone { .. } => "timezone".into(),
-        ast::Expr::Cast { expr, .. } => match expr.as_ref() {
-            ast::Expr::Identifier(_) | ast::Expr::CompoundIdentifier(_) => pg_name(expr),
-            _ => "?column?".into(),
-        },
-        _ => "?column?".into(),
-    }
 }
 
 /// Date and timestamp input errors: 22008 when the text has the shape of a date but a field is out of range

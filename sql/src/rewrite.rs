@@ -30,6 +30,13 @@
 //! PostgreSQL truncates on an explicit cast to VARCHAR(n); DataFusion ignores n. The cast becomes
 //! `left(CAST(x AS VARCHAR), n)`. (Assignment to a VARCHAR(n) column still refuses longer values with 22001.)
 //!
+//! ## EXISTS in the select list
+//! DataFusion plans `EXISTS (subquery)` only as a filter (a semi or mark join); in the select list, or a CASE there,
+//! it fails at physical planning. There it becomes a counting scalar subquery, which DataFusion decorrelates: for a
+//! plain `SELECT ... FROM f WHERE w` (no grouping, aggregates, DISTINCT, LIMIT or WITH), `(SELECT count(*) > 0 FROM
+//! f WHERE w)`, which keeps the correlation where DataFusion finds it; for anything else, `(SELECT count(*) > 0
+//! FROM (subquery) AS s)` (a correlated one of those is refused with an error, as before).
+//!
 //! ## IN lists holding a NULL literal
 //! `x IN (1, NULL)` is TRUE or NULL, `x NOT IN (1, NULL)` FALSE or NULL, but DataFusion's IN-list simplifier drops
 //! the NULL when it combines lists (`s NOT IN ('a', NULL) AND s IN ('c')` came out TRUE for 'c'). Such lists become
@@ -52,6 +59,13 @@ pub fn postgres_semantics(statement: &mut ast::Statement) {
         rewrite_all(statement);
         return;
     };
+    for item in select.projection.iter_mut() {
+        if let ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. } =
+            item
+        {
+            counted_exists(e);
+        }
+    }
     let Some(selection) = select.selection.take() else {
         rewrite_all(statement);
         return;
@@ -86,6 +100,78 @@ pub fn postgres_semantics(statement: &mut ast::Statement) {
         op: ast::BinaryOperator::And,
         right: Box::new(b),
     });
+}
+
+/// Rewrites every `[NOT] EXISTS` in `e` into a counting scalar subquery (see the module docs).
+fn counted_exists(e: &mut ast::Expr) {
+    let rewrite = |e: &mut ast::Expr| {
+        if let ast::Expr::Exists { subquery, negated } = e {
+            if let Some(counted) = exists_as_count(subquery, *negated) {
+                *e = counted;
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    };
+    let _ = visit_expressions_mut(e, rewrite);
+    let _ = rewrite(e);
+}
+
+fn exists_as_count(q: &ast::Query, negated: bool) -> Option<ast::Expr> {
+    let not = if negated { "NOT " } else { "" };
+    let plain = match q.body.as_ref() {
+        ast::SetExpr::Select(s)
+            if q.with.is_none()
+                && q.limit_clause.is_none()
+                && q.fetch.is_none()
+                && s.distinct.is_none()
+                && s.having.is_none()
+                && matches!(&s.group_by, ast::GroupByExpr::Expressions(e, m) if e.is_empty() && m.is_empty())
+                && !calls_a_function(&s.projection) =>
+        {
+            Some(s)
+        }
+        _ => None,
+    };
+    let text = match plain {
+        Some(s) => {
+            let from = s
+                .from
+                .iter()
+                .map(|t| t.to_string())
+                .collect::<Vec<_>>()
+                .join(", ");
+            let from = if from.is_empty() {
+                String::new()
+            } else {
+                format!(" FROM {from}")
+            };
+            let filter = s
+                .selection
+                .as_ref()
+                .map(|w| format!(" WHERE {w}"))
+                .unwrap_or_default();
+            format!("{not}(SELECT count(*) > 0{from}{filter})")
+        }
+        None => format!("{not}(SELECT count(*) > 0 FROM ({q}) AS __lanedb_exists)"),
+    };
+    // Built from a query that parsed a moment ago; if the text does not parse, keep the original.
+    Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(&text)
+        .ok()?
+        .parse_expr()
+        .ok()
+}
+
+/// Whether a select list calls a function (an aggregate would make its query one row, whatever it reads).
+fn calls_a_function(items: &[ast::SelectItem]) -> bool {
+    let mut found = false;
+    for item in items {
+        let _ = ast::visit_expressions(item, |x| {
+            found |= matches!(x, ast::Expr::Function(_));
+            ControlFlow::<()>::Continue(())
+        });
+    }
+    found
 }
 
 fn references_column(e: &ast::Expr) -> bool {

@@ -1,0 +1,216 @@
+//! The names PostgreSQL gives the columns of a result, which drivers read rows by (`row["count"]`,
+//! `getString("total")`).
+//!
+//! PostgreSQL names a select-list item without an alias by the shape of its expression, as written (its
+//! `FigureColname`): a column by its name, a function call by the function's name, a cast by what it casts when that
+//! has a name and else by the type (`1::int` is `int4`), `CASE` by its `ELSE` branch or `case`, and a few special
+//! forms by their keyword (`extract`, `substring`, `exists`, `array`, ...); anything else is `?column?`. The names
+//! are read before LaneDB rewrites the statement for DataFusion, so a rewrite (a cast to text that becomes
+//! `lanedb_text(x)`) does not show through.
+//!
+//! DataFusion refuses two columns of the same name, which PostgreSQL allows, so each unnamed expression also gets a
+//! unique internal alias for planning; the result's columns are renamed back afterwards.
+
+use datafusion::sql::sqlparser::ast;
+
+/// How sure a name is (PostgreSQL's "strength"): a type's name from a cast or `case` gives way to a real name
+/// found deeper (`CASE ... ELSE total END` is `total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Strength {
+    Weak,
+    Strong,
+}
+
+/// The names PostgreSQL gives the top-level select list's items: `None` for an item with an alias (DataFusion's
+/// name is right), and nothing from the first wildcard on (it expands to columns DataFusion names).
+pub(crate) fn column_names(statement: &ast::Statement) -> Vec<Option<String>> {
+    let Some(select) = top_select(statement) else {
+        return vec![];
+    };
+    let mut names = Vec::new();
+    for item in &select.projection {
+        match item {
+            ast::SelectItem::UnnamedExpr(e) => names.push(Some(
+                figure(e).map_or_else(|| "?column?".to_string(), |(name, _)| name),
+            )),
+            ast::SelectItem::ExprWithAlias { .. } => names.push(None),
+            _ => break,
+        }
+    }
+    names
+}
+
+/// Gives each unnamed expression of the top-level select list, other than a bare column, a unique alias.
+pub(crate) fn alias_columns(statement: &mut ast::Statement) {
+    let ast::Statement::Query(q) = statement else {
+        return;
+    };
+    let ast::SetExpr::Select(select) = q.body.as_mut() else {
+        return;
+    };
+    for (i, item) in select.projection.iter_mut().enumerate() {
+        match item {
+            ast::SelectItem::UnnamedExpr(
+                ast::Expr::Identifier(_) | ast::Expr::CompoundIdentifier(_),
+            )
+            | ast::SelectItem::ExprWithAlias { .. } => {}
+            ast::SelectItem::UnnamedExpr(e) => {
+                let alias = ast::Ident::with_quote('"', format!("__lanedb_column_{i}"));
+                *item = ast::SelectItem::ExprWithAlias {
+                    expr: e.clone(),
+                    alias,
+                };
+            }
+            _ => return,
+        }
+    }
+}
+
+fn top_select(statement: &ast::Statement) -> Option<&ast::Select> {
+    let ast::Statement::Query(q) = statement else {
+        return None;
+    };
+    match q.body.as_ref() {
+        ast::SetExpr::Select(select) => Some(select),
+        _ => None,
+    }
+}
+
+fn strong(name: impl Into<String>) -> Option<(String, Strength)> {
+    Some((name.into(), Strength::Strong))
+}
+
+/// PostgreSQL's `FigureColnameInternal`: the name an expression gives its column, if any, and how sure it is.
+fn figure(e: &ast::Expr) -> Option<(String, Strength)> {
+    match e {
+        ast::Expr::Identifier(i) => strong(crate::ddl::ident(i)),
+        ast::Expr::CompoundIdentifier(parts) => strong(crate::ddl::ident(parts.last()?)),
+        ast::Expr::Function(f) => strong(crate::ddl::ident(f.name.0.last()?.as_ident()?)),
+        ast::Expr::Nested(inner) => figure(inner),
+        ast::Expr::Cast {
+            expr, data_type, ..
+        } => match figure(expr) {
+            Some(found @ (_, Strength::Strong)) => Some(found),
+            _ => Some((type_name(data_type), Strength::Weak)),
+        },
+        ast::Expr::TypedString(t) => Some((type_name(&t.data_type), Strength::Weak)),
+        ast::Expr::Interval(_) => Some(("interval".into(), Strength::Weak)),
+        ast::Expr::Case { else_result, .. } => match else_result.as_deref().and_then(figure) {
+            Some(found @ (_, Strength::Strong)) => Some(found),
+            _ => Some(("case".into(), Strength::Weak)),
+        },
+        ast::Expr::AtTimeZone { .. } => strong("timezone"),
+        ast::Expr::Extract { .. } => strong("extract"),
+        ast::Expr::Substring { .. } => strong("substring"),
+        ast::Expr::Position { .. } => strong("position"),
+        ast::Expr::Overlay { .. } => strong("overlay"),
+        ast::Expr::Ceil { .. } => strong("ceil"),
+        ast::Expr::Floor { .. } => strong("floor"),
+        ast::Expr::Trim { trim_where, .. } => strong(match trim_where {
+            Some(ast::TrimWhereField::Leading) => "ltrim",
+            Some(ast::TrimWhereField::Trailing) => "rtrim",
+            _ => "btrim",
+        }),
+        ast::Expr::Exists { .. } => strong("exists"),
+        ast::Expr::Array(_) => strong("array"),
+        ast::Expr::Subquery(q) => match q.body.as_ref() {
+            ast::SetExpr::Select(select) => match select.projection.first()? {
+                ast::SelectItem::UnnamedExpr(e) => {
+                    figure(e).filter(|(_, s)| *s == Strength::Strong)
+                }
+                ast::SelectItem::ExprWithAlias { alias, .. } => strong(crate::ddl::ident(alias)),
+                _ => None,
+            },
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// A type's name as PostgreSQL's grammar records it for a cast (`int` is `int4`, `double precision` `float8`).
+fn type_name(t: &ast::DataType) -> String {
+    use ast::DataType as T;
+    match t {
+        T::Int(_) | T::Integer(_) | T::Int4(_) => "int4".into(),
+        T::BigInt(_) | T::Int8(_) => "int8".into(),
+        T::SmallInt(_) | T::Int2(_) => "int2".into(),
+        T::Real | T::Float4 => "float4".into(),
+        T::Float(
+            ast::ExactNumberInfo::Precision(p) | ast::ExactNumberInfo::PrecisionAndScale(p, _),
+        ) if *p <= 24 => "float4".into(),
+        T::Double(_) | T::DoublePrecision | T::Float8 | T::Float(_) => "float8".into(),
+        T::Bool | T::Boolean => "bool".into(),
+        T::Numeric(_) | T::Decimal(_) | T::Dec(_) => "numeric".into(),
+        T::Varchar(_) | T::CharacterVarying(_) | T::CharVarying(_) => "varchar".into(),
+        T::Char(_) | T::Character(_) => "bpchar".into(),
+        T::Timestamp(_, ast::TimezoneInfo::WithTimeZone | ast::TimezoneInfo::Tz) => {
+            "timestamptz".into()
+        }
+        T::Time(_, ast::TimezoneInfo::WithTimeZone | ast::TimezoneInfo::Tz) => "timetz".into(),
+        T::Timestamp(..) => "timestamp".into(),
+        T::Time(..) => "time".into(),
+        T::Interval { .. } => "interval".into(),
+        T::Array(
+            ast::ArrayElemTypeDef::SquareBracket(inner, _)
+            | ast::ArrayElemTypeDef::AngleBracket(inner)
+            | ast::ArrayElemTypeDef::Parenthesis(inner),
+        ) => type_name(inner),
+        T::Custom(name, _) => name
+            .0
+            .last()
+            .and_then(|p| p.as_ident())
+            .map_or_else(|| t.to_string().to_lowercase(), crate::ddl::ident),
+        other => other.to_string().to_lowercase(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+
+    /// Each expected name is PostgreSQL 15's.
+    #[test]
+    fn columns_are_named_as_postgres_names_them() {
+        let sql = "SELECT 1::int, 2::double precision, 'a'::varchar(3), x::text, (a + b)::text, \
+                   now()::timestamptz, '{1}'::int[], timestamp '2024-01-01', interval '1 day', \
+                   CASE WHEN a THEN 1 END, CASE WHEN a THEN 1 ELSE total END, extract(year FROM d), \
+                   trim(' a '), trim(LEADING ' ' FROM s), EXISTS (SELECT 1), ARRAY[1], (SELECT 1 AS q), \
+                   (SELECT 1), count(*), t.c, 1 IS NULL, x AS named, *, y";
+        let statement = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+            .unwrap()
+            .remove(0);
+        let names: Vec<_> = column_names(&statement)
+            .into_iter()
+            .map(|n| n.unwrap_or_else(|| "<alias>".into()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "int4",
+                "float8",
+                "varchar",
+                "x",
+                "text",
+                "now",
+                "int4",
+                "timestamp",
+                "interval",
+                "case",
+                "total",
+                "extract",
+                "btrim",
+                "ltrim",
+                "exists",
+                "array",
+                "q",
+                "?column?",
+                "count",
+                "c",
+                "?column?",
+                "<alias>",
+            ]
+        );
+    }
+}
