@@ -309,6 +309,16 @@ async fn instants_and_local_times_convert_in_the_sessions_zone() {
              pg_typeof(now() AT TIME ZONE 'UTC')::text",
             "timestamp with time zone, timestamp without time zone",
         ),
+        // Instants from functions show in the session's zone; now() has PostgreSQL's microseconds.
+        ("to_timestamp(0)", "1969-12-31 19:00:00-05"),
+        (
+            "date_trunc('day', to_timestamp(86400 * 3.5))",
+            "1970-01-04 00:00:00-05",
+        ),
+        (
+            "now()::timestamp = now() AT TIME ZONE 'America/New_York'",
+            "t",
+        ),
         // to_char reads PostgreSQL's patterns, an instant in the session's zone.
         (
             "to_char('2024-01-01 03:00:00+00'::timestamptz, 'YYYY-MM-DD HH24:MI TZ')",

@@ -55,6 +55,15 @@ fn write_text(out: &mut impl Write, array: &dyn Array, row: usize) -> std::fmt::
         ArrowType::Float64 => out.write_str(&format_float(
             array.as_primitive::<Float64Type>().value(row),
         )),
+        // A negative scale multiplies: 1 at scale -3 is 1000.
+        ArrowType::Decimal128(_, s) if *s < 0 => {
+            let v = array.as_primitive::<Decimal128Type>().value(row);
+            write!(out, "{v}")?;
+            for _ in 0..s.unsigned_abs() * u8::from(v != 0) {
+                out.write_char('0')?;
+            }
+            Ok(())
+        }
         ArrowType::Decimal128(_, s) => out.write_str(&format_decimal(
             array.as_primitive::<Decimal128Type>().value(row),
             (*s).max(0) as u8,

@@ -37,6 +37,12 @@
 //! f WHERE w)`, which keeps the correlation where DataFusion finds it; for anything else, `(SELECT count(*) > 0
 //! FROM (subquery) AS s)` (a correlated one of those is refused with an error, as before).
 //!
+//! ## Numbers written with an exponent
+//! `1e5` is the numeric 100000 in PostgreSQL. DataFusion reads it as a decimal of negative scale (1 times 10^5),
+//! which other parts of it and of LaneDB mishandle (it printed as `1`). Such literals are written out in plain
+//! digits before planning (`1.50e1` is `15.0`, the scale PostgreSQL gives it); one that needs more digits than a
+//! numeric holds here becomes a `double precision`.
+//!
 //! ## IN lists holding a NULL literal
 //! `x IN (1, NULL)` is TRUE or NULL, `x NOT IN (1, NULL)` FALSE or NULL, but DataFusion's IN-list simplifier drops
 //! the NULL when it combines lists (`s NOT IN ('a', NULL) AND s IN ('c')` came out TRUE for 'c'). Such lists become
@@ -100,6 +106,78 @@ pub fn postgres_semantics(statement: &mut ast::Statement) {
         op: ast::BinaryOperator::And,
         right: Box::new(b),
     });
+}
+
+/// Writes every number literal with an exponent in plain digits (see the module docs).
+pub fn plain_numbers(statement: &mut ast::Statement) {
+    let unconstrained =
+        |t: &ast::DataType| matches!(t, ast::DataType::Numeric(ast::ExactNumberInfo::None));
+    // Children are visited first, so `1e20::numeric` is seen as a cast of the rewritten literal, which is already
+    // one: the two collapse, leaving the literal's own scale.
+    let _ = visit_expressions_mut(statement, |e| {
+        match e {
+            ast::Expr::Value(v) => {
+                if let ast::Value::Number(n, _) = &v.value {
+                    if let Some(replacement) = plain_number(n) {
+                        *e = replacement;
+                    }
+                }
+            }
+            ast::Expr::Cast {
+                expr, data_type, ..
+            } if unconstrained(data_type) => {
+                if let ast::Expr::Cast { data_type, .. } = expr.as_ref() {
+                    if unconstrained(data_type) {
+                        *e = *expr.clone();
+                    }
+                }
+            }
+            _ => {}
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
+/// `n` without its exponent, if it has one: plain digits when they fit a numeric, else a `double precision`.
+fn plain_number(n: &str) -> Option<ast::Expr> {
+    let (mantissa, exponent) = n.split_once(['e', 'E'])?;
+    let exponent: i64 = exponent.parse().ok()?;
+    let (integer, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = format!("{integer}{fraction}");
+    let scale = fraction.len() as i64 - exponent;
+    let significant = digits.trim_start_matches('0').len() as i64;
+    let fits = significant - scale.min(0) <= lanedb_engine::types::DECIMAL_PRECISION_MAX as i64
+        && scale <= lanedb_engine::types::DECIMAL_PRECISION_MAX as i64;
+    if !fits {
+        return Some(ast::Expr::Cast {
+            kind: ast::CastKind::DoubleColon,
+            expr: Box::new(ast::Expr::Value(
+                ast::Value::SingleQuotedString(n.to_string()).into(),
+            )),
+            data_type: ast::DataType::DoublePrecision,
+            array: false,
+            format: None,
+        });
+    }
+    let plain = if scale <= 0 {
+        // Still a numeric, as in PostgreSQL, where plain digits alone would read as an integer.
+        let digits = format!("{digits}{}", "0".repeat((-scale) as usize));
+        return Some(ast::Expr::Cast {
+            kind: ast::CastKind::DoubleColon,
+            expr: Box::new(ast::Expr::Value(ast::Value::Number(digits, false).into())),
+            data_type: ast::DataType::Numeric(ast::ExactNumberInfo::None),
+            array: false,
+            format: None,
+        });
+    } else {
+        let padded = format!(
+            "{}{digits}",
+            "0".repeat((scale as usize + 1).saturating_sub(digits.len()))
+        );
+        let point = padded.len() - scale as usize;
+        format!("{}.{}", &padded[..point], &padded[point..])
+    };
+    Some(ast::Expr::Value(ast::Value::Number(plain, false).into()))
 }
 
 /// Rewrites every `[NOT] EXISTS` in `e` into a counting scalar subquery (see the module docs).
