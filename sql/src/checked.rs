@@ -12,6 +12,12 @@
 //! PostgreSQL rounds `CAST(12.5 AS INTEGER)` to 13 (half away from zero); DataFusion truncates. The same rule turns
 //! a cast from a decimal to an integer type into a cast of `round(x)`.
 //!
+//! ## Float to integer casts, round(float)
+//! PostgreSQL rounds a `double precision` or `real` to the nearest integer, ties to even, when casting it to an
+//! integer type (`2.5::float8::int` is 2, `3.5` is 4), and its `round(double precision)` rounds the same way; DataFusion's cast
+//! truncates (2.7 became 2) and its `round` takes ties away from zero. The rule casts `lanedb_rint(x)` instead, and
+//! puts `lanedb_rint` in place of a one-argument `round` of a float.
+//!
 //! ## Comparing text with numbers
 //! PostgreSQL has no `=` between `text` and `integer`: `name = 1` over a text column fails with 42883 ("operator does
 //! not exist"), while a quoted literal (`id = '1'`, of unknown type until compared) is fine. DataFusion coerces both
@@ -121,13 +127,65 @@ impl ScalarUDFImpl for CheckedOp {
     }
 }
 
-/// Replaces integer `+ - *` with their checked forms.
+/// `lanedb_rint(x)`: a float rounded to the nearest integer, ties to even (C's `rint`, PostgreSQL's rounding of
+/// floats).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Rint {
+    signature: Signature,
+}
+
+impl Rint {
+    fn udf() -> Arc<ScalarUDF> {
+        let signature = Signature::uniform(
+            1,
+            vec![ArrowType::Float64, ArrowType::Float32],
+            Volatility::Immutable,
+        );
+        Arc::new(ScalarUDF::from(Rint { signature }))
+    }
+}
+
+impl ScalarUDFImpl for Rint {
+    fn name(&self) -> &str {
+        "lanedb_rint"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, arg_types: &[ArrowType]) -> Result<ArrowType> {
+        Ok(arg_types[0].clone())
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        use datafusion::arrow::datatypes::{Float32Type, Float64Type};
+        let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
+        let values = ColumnarValue::values_to_arrays(&args.args)?;
+        let out: ArrayRef = match values[0].data_type() {
+            ArrowType::Float32 => Arc::new(
+                values[0]
+                    .as_primitive::<Float32Type>()
+                    .unary::<_, Float32Type>(f32::round_ties_even),
+            ),
+            _ => Arc::new(
+                values[0]
+                    .as_primitive::<Float64Type>()
+                    .unary::<_, Float64Type>(f64::round_ties_even),
+            ),
+        };
+        crate::pg_types::shaped(scalar, out)
+    }
+}
+
+/// Replaces integer `+ - *` with their checked forms, and rounds before casts to integers (see the module docs).
 #[derive(Debug)]
 pub struct CheckedArithmetic {
     add: Arc<ScalarUDF>,
     sub: Arc<ScalarUDF>,
     mul: Arc<ScalarUDF>,
     round: Arc<ScalarUDF>,
+    rint: Arc<ScalarUDF>,
 }
 
 impl Default for CheckedArithmetic {
@@ -137,8 +195,13 @@ impl Default for CheckedArithmetic {
             sub: CheckedOp::udf(Op::Sub),
             mul: CheckedOp::udf(Op::Mul),
             round: datafusion::functions::math::round(),
+            rint: Rint::udf(),
         }
     }
+}
+
+fn is_float(t: &ArrowType) -> bool {
+    matches!(t, ArrowType::Float32 | ArrowType::Float64)
 }
 
 impl CheckedArithmetic {
@@ -148,12 +211,28 @@ impl CheckedArithmetic {
                 field.data_type(),
                 ArrowType::Int16 | ArrowType::Int32 | ArrowType::Int64
             );
-            if to_integer && matches!(expr.get_type(schema), Ok(ArrowType::Decimal128(..))) {
-                let round = ScalarFunction::new_udf(self.round.clone(), vec![*expr.clone()]);
+            let rounding = match expr.get_type(schema) {
+                Ok(ArrowType::Decimal128(..)) => &self.round,
+                Ok(t) if is_float(&t) => &self.rint,
+                _ => return Ok(Transformed::no(e)),
+            };
+            if to_integer {
+                let round = ScalarFunction::new_udf(rounding.clone(), vec![*expr.clone()]);
                 let cast =
                     Cast::new_from_field(Box::new(Expr::ScalarFunction(round)), field.clone());
                 return Ok(Transformed::yes(Expr::Cast(cast)));
             }
+            return Ok(Transformed::no(e));
+        }
+        if let Expr::ScalarFunction(f) = &e {
+            let float_round = f.func.name() == "round"
+                && f.args.len() == 1
+                && f.args[0].get_type(schema).is_ok_and(|t| is_float(&t));
+            if float_round {
+                let rint = ScalarFunction::new_udf(self.rint.clone(), f.args.clone());
+                return Ok(Transformed::yes(Expr::ScalarFunction(rint)));
+            }
+            return Ok(Transformed::no(e));
         }
         let Expr::BinaryExpr(BinaryExpr { left, op, right }) = &e else {
             return Ok(Transformed::no(e));
