@@ -660,10 +660,11 @@ pub fn format_timestamp(micros: i64) -> String {
     out
 }
 
-/// Parses PostgreSQL's hex bytea input (`\x0a0b`) or takes the text's bytes as they are.
+/// Parses PostgreSQL's bytea input: hex (`\x0a0b`), or the escape format, where `\\` is a backslash, `\nnn` the
+/// byte of octal `nnn`, and every other character its own bytes.
 pub fn parse_bytea(text: &str) -> Result<Vec<u8>> {
     let Some(hex) = text.strip_prefix("\\x") else {
-        return Ok(text.as_bytes().to_vec());
+        return parse_bytea_escaped(text);
     };
     let bad = || invalid_text("bytea", text);
     if hex.len() % 2 != 0 {
@@ -673,6 +674,29 @@ pub fn parse_bytea(text: &str) -> Result<Vec<u8>> {
         .step_by(2)
         .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).map_err(|_| bad()))
         .collect()
+}
+
+fn parse_bytea_escaped(text: &str) -> Result<Vec<u8>> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'\\' {
+            out.push(bytes[i]);
+            i += 1;
+        } else if bytes.get(i + 1) == Some(&b'\\') {
+            out.push(b'\\');
+            i += 2;
+        } else {
+            let octal = bytes
+                .get(i + 1..i + 4)
+                .filter(|d| d[0] <= b'3' && d.iter().all(|c| (b'0'..=b'7').contains(c)))
+                .ok_or_else(|| invalid_text("bytea", text))?;
+            out.push(octal.iter().fold(0u8, |n, d| n * 8 + (d - b'0')));
+            i += 4;
+        }
+    }
+    Ok(out)
 }
 
 /// A date with a time-zone suffix (`2024-01-15 +00`, `2024-01-15 -05:30`, `2024-01-15 UTC`, as JDBC sends dates)

@@ -33,6 +33,7 @@ pub mod plan;
 pub mod query;
 pub mod rewrite;
 pub mod session;
+mod similar;
 pub mod stats;
 pub mod users;
 pub mod views;

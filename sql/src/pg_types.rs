@@ -291,6 +291,13 @@ pub fn rewrite_cast(
                 )),
             )))
         }
+        // PostgreSQL's bytea input (`\x...` hex, or text with `\nnn` octal escapes) as a binary literal; Arrow's
+        // cast takes the text's own bytes.
+        T::Bytea => literal.map(|text| {
+            let bytes = lanedb_engine::value::parse_bytea(text)?;
+            let hex = bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+            Ok(ast::Expr::Value(ast::Value::HexStringLiteral(hex).into()))
+        }),
         T::Text
         | T::String(_)
         | T::Varchar(None)

@@ -344,6 +344,7 @@ impl QueryBridge {
         .chain(crate::functions::all())
         .chain(crate::datetimes::functions())
         .chain(crate::pg_types::functions())
+        .chain(crate::similar::functions())
         .chain(crate::pg_catalog::functions(&engine))
         {
             base.register_udf(Arc::new(udf))

@@ -37,6 +37,9 @@
 //! f WHERE w)`, which keeps the correlation where DataFusion finds it; for anything else, `(SELECT count(*) > 0
 //! FROM (subquery) AS s)` (a correlated one of those is refused with an error, as before).
 //!
+//! ## SIMILAR TO
+//! Becomes a match of the regular expression PostgreSQL translates the pattern into (see `similar`).
+//!
 //! ## Numbers written with an exponent
 //! `1e5` is the numeric 100000 in PostgreSQL. DataFusion reads it as a decimal of negative scale (1 times 10^5),
 //! which other parts of it and of LaneDB mishandle (it printed as `1`). Such literals are written out in plain
@@ -316,6 +319,7 @@ fn rewrite_one(e: &mut ast::Expr) {
             data_type,
             ..
         } => truncating_varchar_cast(expr, data_type),
+        ast::Expr::SimilarTo { .. } => crate::similar::rewrite(e),
         _ => None,
     };
     if let Some(replacement) = replacement {
