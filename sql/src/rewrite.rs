@@ -37,6 +37,11 @@
 //! f WHERE w)`, which keeps the correlation where DataFusion finds it; for anything else, `(SELECT count(*) > 0
 //! FROM (subquery) AS s)` (a correlated one of those is refused with an error, as before).
 //!
+//! ## `x op ANY | ALL (subquery)`
+//! The subquery's column is renamed `__lanedb_v`: DataFusion matched it with `x` by name, so over the same table
+//! (`g = ANY (SELECT g FROM s ...)` from `s`) it compared `x` with itself. In the select list, where DataFusion
+//! cannot plan these, `= ANY` and `<> ALL` become `IN` and `NOT IN` (and then the three-valued form above).
+//!
 //! ## SIMILAR TO
 //! Becomes a match of the regular expression PostgreSQL translates the pattern into (see `similar`).
 //!
@@ -183,13 +188,34 @@ fn plain_number(n: &str) -> Option<ast::Expr> {
     Some(ast::Expr::Value(ast::Value::Number(plain, false).into()))
 }
 
-/// Rewrites every `[NOT] EXISTS` in `e` into a counting scalar subquery (see the module docs).
+/// Rewrites every `[NOT] EXISTS` in `e` into a counting scalar subquery (see the module docs), and `x = ANY
+/// (subquery)` and `x <> ALL (subquery)` into `[NOT] IN`, which the rewrites below make three-valued.
 fn counted_exists(e: &mut ast::Expr) {
     let rewrite = |e: &mut ast::Expr| {
-        if let ast::Expr::Exists { subquery, negated } = e {
-            if let Some(counted) = exists_as_count(subquery, *negated) {
-                *e = counted;
+        let replacement = match e {
+            ast::Expr::Exists { subquery, negated } => exists_as_count(subquery, *negated),
+            ast::Expr::AnyOp {
+                left,
+                compare_op: ast::BinaryOperator::Eq,
+                right,
+                ..
             }
+            | ast::Expr::AllOp {
+                left,
+                compare_op: ast::BinaryOperator::NotEq,
+                right,
+            } => match right.as_ref() {
+                ast::Expr::Subquery(q) => Some(ast::Expr::InSubquery {
+                    expr: left.clone(),
+                    subquery: q.clone(),
+                    negated: matches!(e, ast::Expr::AllOp { .. }),
+                }),
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Some(replacement) = replacement {
+            *e = replacement;
         }
         ControlFlow::<()>::Continue(())
     };
@@ -320,11 +346,39 @@ fn rewrite_one(e: &mut ast::Expr) {
             ..
         } => truncating_varchar_cast(expr, data_type),
         ast::Expr::SimilarTo { .. } => crate::similar::rewrite(e),
+        ast::Expr::AnyOp { right, .. } | ast::Expr::AllOp { right, .. } => {
+            if let ast::Expr::Subquery(q) = right.as_mut() {
+                name_compared_column(q);
+            }
+            None
+        }
         _ => None,
     };
     if let Some(replacement) = replacement {
         *e = replacement;
     }
+}
+
+/// Names the column a subquery of `x op ANY|ALL (subquery)` returns `__lanedb_v`. DataFusion compares `x` with the
+/// subquery's column by name, and when both are the same column of the same table (`g = ANY (SELECT g FROM s ...)`
+/// over `s`) it compared `x` with itself, answering true for every row.
+fn name_compared_column(q: &mut ast::Query) {
+    let ast::SetExpr::Select(select) = q.body.as_mut() else {
+        return;
+    };
+    let [item] = select.projection.as_mut_slice() else {
+        return;
+    };
+    let expr = match item {
+        ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. } => {
+            e.clone()
+        }
+        _ => return,
+    };
+    *item = ast::SelectItem::ExprWithAlias {
+        expr,
+        alias: ast::Ident::new("__lanedb_v"),
+    };
 }
 
 fn three_valued_in(x: &ast::Expr, sq: &ast::Query, negated: bool) -> Option<ast::Expr> {
