@@ -21,8 +21,9 @@ enum Strength {
     Strong,
 }
 
-/// The names PostgreSQL gives the top-level select list's items: `None` for an item with an alias (DataFusion's
-/// name is right), and nothing from the first wildcard on (it expands to columns DataFusion names).
+/// The names PostgreSQL gives the top-level select list's items (the first branch's, for a set operation): `None`
+/// for an item with an alias (DataFusion's name is right), and nothing from the first wildcard on (it expands to
+/// columns DataFusion names).
 pub(crate) fn column_names(statement: &ast::Statement) -> Vec<Option<String>> {
     let Some(select) = top_select(statement) else {
         return vec![];
@@ -45,7 +46,7 @@ pub(crate) fn alias_columns(statement: &mut ast::Statement) {
     let ast::Statement::Query(q) = statement else {
         return;
     };
-    let ast::SetExpr::Select(select) = q.body.as_mut() else {
+    let Some(select) = leftmost_select_mut(q.body.as_mut()) else {
         return;
     };
     for (i, item) in select.projection.iter_mut().enumerate() {
@@ -66,12 +67,27 @@ pub(crate) fn alias_columns(statement: &mut ast::Statement) {
     }
 }
 
+/// The select list that names the result: the query's, or the first branch's of a UNION, INTERSECT or EXCEPT.
 fn top_select(statement: &ast::Statement) -> Option<&ast::Select> {
     let ast::Statement::Query(q) = statement else {
         return None;
     };
-    match q.body.as_ref() {
+    let mut body = q.body.as_ref();
+    loop {
+        body = match body {
+            ast::SetExpr::Select(select) => return Some(select),
+            ast::SetExpr::SetOperation { left, .. } => left,
+            ast::SetExpr::Query(q) => q.body.as_ref(),
+            _ => return None,
+        };
+    }
+}
+
+fn leftmost_select_mut(body: &mut ast::SetExpr) -> Option<&mut ast::Select> {
+    match body {
         ast::SetExpr::Select(select) => Some(select),
+        ast::SetExpr::SetOperation { left, .. } => leftmost_select_mut(left),
+        ast::SetExpr::Query(q) => leftmost_select_mut(q.body.as_mut()),
         _ => None,
     }
 }

@@ -447,7 +447,7 @@ impl QueryBridge {
                 .analyze(plan, state.config_options())
                 .map_err(map_error)?
         };
-        let schema = plan.schema().as_arrow();
+        let schema = result_schema(&plan, state);
         let schema = Arc::new(Schema::new(
             schema
                 .fields()
@@ -689,6 +689,45 @@ fn classify(m: &str) -> Option<Error> {
         return None;
     };
     Some(Error::new(code, m.to_string()))
+}
+
+/// The result's columns. Type coercion, which runs in the analyzer, decides the types of a UNION's or a VALUES list's
+/// columns (`SELECT 1 UNION SELECT 2.5` is numeric, where the plan before analysis says bigint, and the results were
+/// cast back to that, truncating 2.5 to 2): for a plan with either, the names of `plan` and the types of the plan
+/// once analysed. Other plans keep their own types, which DataFusion has already coerced, where analysis would only
+/// change how some of them print. A plan that cannot be analysed yet (a parameter of unknown type) keeps its own.
+fn result_schema(plan: &LogicalPlan, state: &SessionState) -> Schema {
+    use datafusion::common::tree_node::TreeNode;
+    let planned = plan.schema().as_arrow().clone();
+    let coerced_by_analysis = plan
+        .exists(|p| Ok(matches!(p, LogicalPlan::Union(_) | LogicalPlan::Values(_))))
+        .unwrap_or(false);
+    if !coerced_by_analysis {
+        return planned;
+    }
+    let Ok(analyzed) =
+        state
+            .analyzer()
+            .execute_and_check(plan.clone(), state.config_options(), |_, _| {})
+    else {
+        return planned;
+    };
+    let analyzed = analyzed.schema().as_arrow();
+    if analyzed.fields().len() != planned.fields().len() {
+        return planned;
+    }
+    let fields: Vec<_> = planned
+        .fields()
+        .iter()
+        .zip(analyzed.fields())
+        .map(|(p, a)| {
+            p.as_ref()
+                .clone()
+                .with_data_type(a.data_type().clone())
+                .with_nullable(p.is_nullable() || a.is_nullable())
+        })
+        .collect();
+    Schema::new(fields)
 }
 
 /// Date and timestamp input errors: 22008 when the text has the shape of a date but a field is out of range
