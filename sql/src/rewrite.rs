@@ -42,6 +42,13 @@
 //! (`g = ANY (SELECT g FROM s ...)` from `s`) it compared `x` with itself. In the select list, where DataFusion
 //! cannot plan these, `= ANY` and `<> ALL` become `IN` and `NOT IN` (and then the three-valued form above).
 //!
+//! ## EXCEPT ALL and INTERSECT ALL
+//! DataFusion plans these as an anti and a semi join, which drop or keep every copy of a row at once where SQL
+//! takes copies off one for one (`{1,1,1,2} EXCEPT ALL {1}` is `{1,1,2}`, not `{2}`). Each side's rows are numbered
+//! within their group of equal rows (`row_number() OVER (PARTITION BY every column)`), which makes every row
+//! distinct, and the plain EXCEPT or INTERSECT of the numbered rows is the multiset answer. The columns are named
+//! by position, so a side whose columns are not listed (`SELECT *`) is refused (0A000) rather than answered wrong.
+//!
 //! ## SIMILAR TO
 //! Becomes a match of the regular expression PostgreSQL translates the pattern into (see `similar`).
 //!
@@ -114,6 +121,103 @@ pub fn postgres_semantics(statement: &mut ast::Statement) {
         op: ast::BinaryOperator::And,
         right: Box::new(b),
     });
+}
+
+/// Rewrites the top-level query's EXCEPT ALL and INTERSECT ALL (see the module docs).
+pub fn multiset_operations(statement: &mut ast::Statement) -> Result<(), lanedb_engine::Error> {
+    let ast::Statement::Query(q) = statement else {
+        return Ok(());
+    };
+    multiset_body(q.body.as_mut())
+}
+
+fn multiset_body(body: &mut ast::SetExpr) -> Result<(), lanedb_engine::Error> {
+    match body {
+        ast::SetExpr::SetOperation {
+            left,
+            op,
+            set_quantifier,
+            right,
+        } => {
+            multiset_body(left)?;
+            multiset_body(right)?;
+            let multiset = matches!(op, ast::SetOperator::Except | ast::SetOperator::Intersect)
+                && *set_quantifier == ast::SetQuantifier::All;
+            if multiset {
+                *body = numbered_set_operation(left, *op, right)?;
+            }
+            Ok(())
+        }
+        ast::SetExpr::Query(q) => multiset_body(q.body.as_mut()),
+        _ => Ok(()),
+    }
+}
+
+/// `left op ALL right` as the plain `op` of both sides' rows numbered within their groups of equal rows.
+fn numbered_set_operation(
+    left: &ast::SetExpr,
+    op: ast::SetOperator,
+    right: &ast::SetExpr,
+) -> Result<ast::SetExpr, lanedb_engine::Error> {
+    let refused = || {
+        lanedb_engine::Error::unsupported(format!(
+            "{op} ALL needs the columns of its first branch listed, not *"
+        ))
+    };
+    let names = listed_columns(left).ok_or_else(refused)?;
+    let columns: Vec<String> = (1..=names.len())
+        .map(|i| format!("__lanedb_c{i}"))
+        .collect();
+    let list = columns.join(", ");
+    let numbered = |side: &ast::SetExpr, name: &str| {
+        format!(
+            "SELECT {list}, row_number() OVER (PARTITION BY {list}) AS __lanedb_n \
+             FROM ({side}) AS {name} ({list})"
+        )
+    };
+    let outputs: Vec<String> = columns
+        .iter()
+        .zip(&names)
+        .map(|(c, name)| match name {
+            Some(alias) => format!("{c} AS {alias}"),
+            None => c.clone(),
+        })
+        .collect();
+    let text = format!(
+        "SELECT {} FROM ({} {op} {}) AS __lanedb_numbered",
+        outputs.join(", "),
+        numbered(left, "__lanedb_left"),
+        numbered(right, "__lanedb_right"),
+    );
+    let query = Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(&text)
+        .and_then(|mut p| p.parse_query())
+        .map_err(|e| lanedb_engine::Error::internal(format!("rewriting {op} ALL: {e}")))?;
+    Ok(*query.body)
+}
+
+/// The columns a set operation's first branch lists, each with its alias if it has one; `None` when one is `*`.
+fn listed_columns(body: &ast::SetExpr) -> Option<Vec<Option<ast::Ident>>> {
+    match body {
+        ast::SetExpr::Select(select) => select
+            .projection
+            .iter()
+            .map(|item| match item {
+                ast::SelectItem::UnnamedExpr(_) => Some(None),
+                ast::SelectItem::ExprWithAlias { alias, .. } => Some(Some(alias.clone())),
+                _ => None,
+            })
+            .collect(),
+        // VALUES names its columns column1, column2, ...
+        ast::SetExpr::Values(values) => Some(
+            (1..=values.rows.first()?.content.len())
+                .map(|i| Some(ast::Ident::new(format!("column{i}"))))
+                .collect(),
+        ),
+        ast::SetExpr::SetOperation { left, .. } => listed_columns(left),
+        ast::SetExpr::Query(q) => listed_columns(&q.body),
+        _ => None,
+    }
 }
 
 /// Writes every number literal with an exponent in plain digits (see the module docs).
