@@ -86,7 +86,8 @@ fn write_text(out: &mut impl Write, array: &dyn Array, row: usize) -> std::fmt::
             out.write_str(&format_interval(months, days, micros))
         }
         ArrowType::Duration(_) => {
-            out.write_str(&format_interval(0, 0, duration_micros(array, row)))
+            let (months, days, micros) = interval_parts(array, row);
+            out.write_str(&format_interval(months, days, micros))
         }
         ArrowType::Utf8 => out.write_str(array.as_string::<i32>().value(row)),
         ArrowType::LargeUtf8 => out.write_str(array.as_string::<i64>().value(row)),
@@ -292,11 +293,16 @@ pub fn duration_micros(array: &dyn Array, row: usize) -> i64 {
     }
 }
 
-/// Months, days and microseconds of an interval cell in any Arrow interval layout (a duration is all
-/// microseconds).
+/// Months, days and microseconds of an interval cell in any Arrow interval layout. A duration (what DataFusion
+/// gives for `timestamp - timestamp`) is whole days and the rest, as PostgreSQL's difference of timestamps is
+/// (`2 days 01:30:00`, not `49:30:00`).
 pub fn interval_parts(array: &dyn Array, row: usize) -> (i32, i32, i64) {
     match array.data_type() {
-        ArrowType::Duration(_) => (0, 0, duration_micros(array, row)),
+        ArrowType::Duration(_) => {
+            let micros = duration_micros(array, row);
+            let days = micros / crate::value::MICROS_PER_DAY;
+            (0, days as i32, micros % crate::value::MICROS_PER_DAY)
+        }
         ArrowType::Interval(IntervalUnit::YearMonth) => (
             array.as_primitive::<IntervalYearMonthType>().value(row),
             0,

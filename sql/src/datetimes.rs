@@ -27,8 +27,8 @@ use datafusion::common::tree_node::Transformed;
 use datafusion::common::{DFSchema, DataFusionError, Result, ScalarValue};
 use datafusion::logical_expr::expr::{Cast, ScalarFunction};
 use datafusion::logical_expr::{
-    ColumnarValue, Expr, ExprSchemable, LogicalPlan, ReturnFieldArgs, ScalarFunctionArgs,
-    ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+    BinaryExpr, ColumnarValue, Expr, ExprSchemable, LogicalPlan, ReturnFieldArgs,
+    ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 use datafusion::optimizer::AnalyzerRule;
 use datafusion::sql::sqlparser::ast;
@@ -62,6 +62,7 @@ fn is_text(t: &ArrowType) -> bool {
 pub struct ZonedCasts {
     timestamp_in: Arc<ScalarUDF>,
     to_local_time: Arc<ScalarUDF>,
+    interval_key: Arc<ScalarUDF>,
 }
 
 impl Default for ZonedCasts {
@@ -69,6 +70,7 @@ impl Default for ZonedCasts {
         ZonedCasts {
             timestamp_in: Arc::new(ScalarUDF::from(TimestampIn::default())),
             to_local_time: datafusion::functions::datetime::to_local_time(),
+            interval_key: Arc::new(ScalarUDF::from(IntervalKey::default())),
         }
     }
 }
@@ -77,6 +79,12 @@ impl ZonedCasts {
     fn rewrite(&self, e: Expr, schema: &DFSchema, session_zone: &str) -> Result<Transformed<Expr>> {
         if let Expr::ScalarFunction(_) = &e {
             return Ok(in_session_zone(e, schema, session_zone));
+        }
+        if let Expr::BinaryExpr(b) = &e {
+            let rewritten = self
+                .interval_comparison(b, schema)
+                .or_else(|| date_plus_interval(b, schema));
+            return Ok(rewritten.unwrap_or(Transformed::no(e)));
         }
         let Expr::Cast(Cast { expr, field }) = &e else {
             return Ok(Transformed::no(e));
@@ -105,6 +113,131 @@ impl ZonedCasts {
         };
         let cast = Cast::new_from_field(Box::new(Expr::ScalarFunction(inner)), field.clone());
         Ok(Transformed::yes(Expr::Cast(cast)))
+    }
+}
+
+impl ZonedCasts {
+    /// A comparison of two intervals by their length, a month being 30 days and a day 24 hours, as PostgreSQL
+    /// compares them (`interval '1 day' = interval '24 hours'`); DataFusion compares months, then days, then the
+    /// rest.
+    fn interval_comparison(&self, b: &BinaryExpr, schema: &DFSchema) -> Option<Transformed<Expr>> {
+        use datafusion::logical_expr::Operator as Op;
+        let comparison = matches!(
+            b.op,
+            Op::Eq
+                | Op::NotEq
+                | Op::Lt
+                | Op::LtEq
+                | Op::Gt
+                | Op::GtEq
+                | Op::IsDistinctFrom
+                | Op::IsNotDistinctFrom
+        );
+        let interval = |x: &Expr| {
+            matches!(
+                x.get_type(schema),
+                Ok(ArrowType::Interval(_) | ArrowType::Duration(_))
+            )
+        };
+        if !comparison || !interval(&b.left) || !interval(&b.right) {
+            return None;
+        }
+        let key = |x: &Expr| {
+            Box::new(Expr::ScalarFunction(ScalarFunction::new_udf(
+                self.interval_key.clone(),
+                vec![x.clone()],
+            )))
+        };
+        Some(Transformed::yes(Expr::BinaryExpr(BinaryExpr::new(
+            key(&b.left),
+            b.op,
+            key(&b.right),
+        ))))
+    }
+}
+
+/// `date ± interval` as a `timestamp`, as in PostgreSQL (`date '2024-01-01' + interval '1 hour'` is
+/// `2024-01-01 01:00:00`); DataFusion keeps a date and drops the time.
+fn date_plus_interval(b: &BinaryExpr, schema: &DFSchema) -> Option<Transformed<Expr>> {
+    use datafusion::logical_expr::Operator as Op;
+    let (Ok(left), Ok(right)) = (b.left.get_type(schema), b.right.get_type(schema)) else {
+        return None;
+    };
+    let timestamp = |x: &Expr| {
+        Box::new(Expr::Cast(Cast::new(
+            Box::new(x.clone()),
+            ArrowType::Timestamp(TimeUnit::Microsecond, None),
+        )))
+    };
+    // `date + 30` is coerced to `date + CAST(CAST(30 * 86400 AS duration(s)) AS interval)` and stays a date, as in
+    // PostgreSQL.
+    let from_integer = |x: &Expr| {
+        matches!(x, Expr::Cast(c) if matches!(
+            c.expr.get_type(schema),
+            Ok(ArrowType::Duration(TimeUnit::Second))
+        ))
+    };
+    if from_integer(&b.left) || from_integer(&b.right) {
+        return None;
+    }
+    let (l, r) = match (&left, b.op, &right) {
+        (ArrowType::Date32, Op::Plus | Op::Minus, ArrowType::Interval(_)) => {
+            (timestamp(&b.left), b.right.clone())
+        }
+        (ArrowType::Interval(_), Op::Plus, ArrowType::Date32) => {
+            (b.left.clone(), timestamp(&b.right))
+        }
+        _ => return None,
+    };
+    Some(Transformed::yes(Expr::BinaryExpr(BinaryExpr::new(
+        l, b.op, r,
+    ))))
+}
+
+/// `lanedb_interval_key(interval)`: an interval's length in nanoseconds, a month being 30 days and a day 24 hours
+/// (PostgreSQL's ordering of intervals), as a `numeric(38, 0)`.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct IntervalKey {
+    signature: Signature,
+}
+
+impl Default for IntervalKey {
+    fn default() -> Self {
+        IntervalKey {
+            signature: Signature::any(1, Volatility::Immutable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for IntervalKey {
+    fn name(&self) -> &str {
+        "lanedb_interval_key"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[ArrowType]) -> Result<ArrowType> {
+        Ok(ArrowType::Decimal128(38, 0))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        const NANOS_PER_DAY: i128 = 86_400_000_000_000;
+        let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
+        let values = ColumnarValue::values_to_arrays(&args.args)?;
+        let values = &values[0];
+        let keys: datafusion::arrow::array::Decimal128Array = (0..values.len())
+            .map(|row| {
+                (!values.is_null(row)).then(|| {
+                    let (months, days, micros) =
+                        lanedb_engine::text::interval_parts(values.as_ref(), row);
+                    (i128::from(months) * 30 + i128::from(days)) * NANOS_PER_DAY
+                        + i128::from(micros) * 1000
+                })
+            })
+            .collect();
+        shaped(scalar, Arc::new(keys.with_precision_and_scale(38, 0)?))
     }
 }
 

@@ -692,20 +692,19 @@ fn classify(m: &str) -> Option<Error> {
     Some(Error::new(code, m.to_string()))
 }
 
-/// The result's columns. Type coercion, which runs in the analyzer, decides the types of a UNION's or a VALUES list's
-/// columns (`SELECT 1 UNION SELECT 2.5` is numeric, where the plan before analysis says bigint, and the results were
-/// cast back to that, truncating 2.5 to 2): for a plan with either, the names of `plan` and the types of the plan
-/// once analysed. Other plans keep their own types, which DataFusion has already coerced, where analysis would only
-/// change how some of them print. A plan that cannot be analysed yet (a parameter of unknown type) keeps its own.
+/// The result's columns: the names and types of `plan`, except where the plan once analysed has a type that the
+/// planned one would narrow. Type coercion, which runs in the analyzer, decides the types of a UNION's or a VALUES
+/// list's columns (`SELECT 1 UNION SELECT 2.5` is numeric, where the plan before analysis says bigint, and the
+/// results were cast back to that, truncating 2.5 to 2), and LaneDB's own rules change some (`date + interval` is a
+/// timestamp). Where nothing would be lost the planned type stays: analysis can change how a value prints (a
+/// rounded numeric keeps its input's scale) without changing the value. A plan that cannot be analysed yet (a
+/// parameter of unknown type) keeps its own types.
 fn result_schema(plan: &LogicalPlan, state: &SessionState) -> Schema {
     use datafusion::common::tree_node::TreeNode;
     let planned = plan.schema().as_arrow().clone();
-    let coerced_by_analysis = plan
+    let set_operation = plan
         .exists(|p| Ok(matches!(p, LogicalPlan::Union(_) | LogicalPlan::Values(_))))
         .unwrap_or(false);
-    if !coerced_by_analysis {
-        return planned;
-    }
     let Ok(analyzed) =
         state
             .analyzer()
@@ -722,6 +721,9 @@ fn result_schema(plan: &LogicalPlan, state: &SessionState) -> Schema {
         .iter()
         .zip(analyzed.fields())
         .map(|(p, a)| {
+            if !narrows(a.data_type(), p.data_type(), set_operation) {
+                return p.as_ref().clone();
+            }
             p.as_ref()
                 .clone()
                 .with_data_type(a.data_type().clone())
@@ -729,6 +731,25 @@ fn result_schema(plan: &LogicalPlan, state: &SessionState) -> Schema {
         })
         .collect();
     Schema::new(fields)
+}
+
+/// Whether casting values of type `from` (what execution gives) to `to` (what the plan said before analysis)
+/// would lose something: a fraction, the time of a timestamp, digits of scale where a UNION or VALUES list
+/// coerced branches of different scales (elsewhere a smaller planned scale is the right one: `round(3.14159, 2)`
+/// runs at the input's scale and prints as `3.14` only once cast back).
+fn narrows(from: &ArrowType, to: &ArrowType, set_operation: bool) -> bool {
+    use ArrowType as T;
+    let integer = |t: &T| t.is_integer();
+    match (from, to) {
+        (T::Decimal128(..) | T::Decimal256(..) | T::Float32 | T::Float64, t) if integer(t) => true,
+        (T::Decimal128(_, s) | T::Decimal256(_, s), T::Decimal128(_, t) | T::Decimal256(_, t)) => {
+            set_operation && s > t
+        }
+        (T::Float64, T::Float32) => true,
+        (T::Int64, T::Int32 | T::Int16 | T::Int8) | (T::Int32, T::Int16 | T::Int8) => true,
+        (T::Timestamp(..), T::Date32 | T::Date64) => true,
+        _ => false,
+    }
 }
 
 /// Date and timestamp input errors: 22008 when the text has the shape of a date but a field is out of range
