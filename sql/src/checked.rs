@@ -18,6 +18,12 @@
 //! truncates (2.7 became 2) and its `round` takes ties away from zero. The rule casts `lanedb_rint(x)` instead, and
 //! puts `lanedb_rint` in place of a one-argument `round` of a float.
 //!
+//! ## Sizes of text that functions build
+//! `lpad('x', 1000000000)` made DataFusion build a gigabyte string per row (and the server grew by gigabytes
+//! while it did). PostgreSQL refuses a text value that could pass 1 GiB with 54000 ("requested length too large"),
+//! counting four bytes a character for `lpad` and `rpad`. `SizeChecked` wraps DataFusion's `lpad`, `rpad` and
+//! `repeat` and checks the requested size before they run.
+//!
 //! ## Comparing text with numbers
 //! PostgreSQL has no `=` between `text` and `integer`: `name = 1` over a text column fails with 42883 ("operator does
 //! not exist"), while a quoted literal (`id = '1'`, of unknown type until compared) is fine. DataFusion coerces both
@@ -175,6 +181,93 @@ impl ScalarUDFImpl for Rint {
             ),
         };
         crate::pg_types::shaped(scalar, out)
+    }
+}
+
+/// A text value's size at most, in bytes (PostgreSQL's `MaxAllocSize`).
+const TEXT_BYTES_MAX: i64 = (1 << 30) - 1;
+/// Bytes a character can take in UTF-8, which PostgreSQL counts for a padded length.
+const CHARACTER_BYTES_MAX: i64 = 4;
+
+/// DataFusion's `lpad`, `rpad` or `repeat`, refusing a result that could pass `TEXT_BYTES_MAX` (see the module
+/// docs).
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub(crate) struct SizeChecked {
+    inner: Arc<ScalarUDF>,
+}
+
+impl SizeChecked {
+    /// The wrapped functions, to register in place of DataFusion's.
+    pub(crate) fn udfs() -> Vec<ScalarUDF> {
+        [
+            datafusion::functions::unicode::lpad(),
+            datafusion::functions::unicode::rpad(),
+            datafusion::functions::string::repeat(),
+        ]
+        .into_iter()
+        .map(|inner| ScalarUDF::from(SizeChecked { inner }))
+        .collect()
+    }
+
+    /// Refuses a call whose result could pass `TEXT_BYTES_MAX`: for `repeat(s, n)`, `s`'s bytes times `n`; for
+    /// `lpad`/`rpad(s, n)`, `n` characters of four bytes.
+    fn check(&self, args: &[ColumnarValue]) -> Result<()> {
+        use datafusion::arrow::compute::{cast, kernels::length::length};
+        let arrays = ColumnarValue::values_to_arrays(&args[..2])?;
+        let counts = cast(&arrays[1], &ArrowType::Int64)?;
+        let counts = counts.as_primitive::<Int64Type>();
+        // Bytes of each text for `repeat`; four a character for the padding functions.
+        let units = match self.inner.name() {
+            "repeat" => Some(cast(&length(&arrays[0])?, &ArrowType::Int64)?),
+            _ => None,
+        };
+        for row in 0..counts.len() {
+            let unit = match &units {
+                Some(units) => units.as_primitive::<Int64Type>().value(row),
+                None => CHARACTER_BYTES_MAX,
+            };
+            if counts.is_valid(row) && counts.value(row).saturating_mul(unit) > TEXT_BYTES_MAX {
+                return Err(DataFusionError::External(Box::new(
+                    lanedb_engine::Error::new(
+                        lanedb_engine::SqlState::PROGRAM_LIMIT_EXCEEDED,
+                        "requested length too large",
+                    ),
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ScalarUDFImpl for SizeChecked {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn signature(&self) -> &Signature {
+        self.inner.signature()
+    }
+
+    fn coerce_types(&self, arg_types: &[ArrowType]) -> Result<Vec<ArrowType>> {
+        self.inner.coerce_types(arg_types)
+    }
+
+    fn return_type(&self, arg_types: &[ArrowType]) -> Result<ArrowType> {
+        self.inner.return_type(arg_types)
+    }
+
+    fn return_field_from_args(
+        &self,
+        args: datafusion::logical_expr::ReturnFieldArgs,
+    ) -> Result<datafusion::arrow::datatypes::FieldRef> {
+        self.inner.return_field_from_args(args)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        if args.args.len() >= 2 {
+            self.check(&args.args)?;
+        }
+        self.inner.invoke_with_args(args)
     }
 }
 
@@ -795,13 +888,24 @@ impl ScalarUDFImpl for ByteAwareLength {
     }
 
     fn return_type(&self, arg_types: &[ArrowType]) -> Result<ArrowType> {
-        if Self::is_binary(&arg_types[0]) {
+        if Self::is_binary(&arg_types[0]) || arg_types[0] == ArrowType::Null {
             return Ok(ArrowType::Int32);
         }
         datafusion::functions::unicode::character_length().return_type(arg_types)
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        // An untyped NULL (`length(NULL)`) can reach here uncoerced; DataFusion's character_length panics on it.
+        match &args.args[0] {
+            ColumnarValue::Scalar(v) if v.data_type() == ArrowType::Null => {
+                return Ok(ColumnarValue::Scalar(ScalarValue::Int32(None)));
+            }
+            ColumnarValue::Array(a) if a.data_type() == &ArrowType::Null => {
+                let nulls = datafusion::arrow::array::new_null_array(&ArrowType::Int32, a.len());
+                return Ok(ColumnarValue::Array(nulls));
+            }
+            _ => {}
+        }
         if !Self::is_binary(args.arg_fields[0].data_type()) {
             return datafusion::functions::unicode::character_length().invoke_with_args(args);
         }
