@@ -345,6 +345,7 @@ impl QueryBridge {
         .chain(crate::datetimes::functions())
         .chain(crate::pg_types::functions())
         .chain(crate::similar::functions())
+        .chain(crate::extract::functions())
         .chain(crate::checked::SizeChecked::udfs())
         .chain(crate::pg_catalog::functions(&engine))
         {

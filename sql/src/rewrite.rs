@@ -49,6 +49,9 @@
 //! distinct, and the plain EXCEPT or INTERSECT of the numbered rows is the multiset answer. The columns are named
 //! by position, so a side whose columns are not listed (`SELECT *`) is refused (0A000) rather than answered wrong.
 //!
+//! ## EXTRACT and date_part
+//! Become `lanedb_extract`, which keeps fractions of a second as PostgreSQL's numeric does (see `extract`).
+//!
 //! ## SIMILAR TO
 //! Becomes a match of the regular expression PostgreSQL translates the pattern into (see `similar`).
 //!
@@ -450,6 +453,7 @@ fn rewrite_one(e: &mut ast::Expr) {
             ..
         } => truncating_varchar_cast(expr, data_type),
         ast::Expr::SimilarTo { .. } => crate::similar::rewrite(e),
+        ast::Expr::Extract { .. } | ast::Expr::Function(_) => crate::extract::rewrite(e),
         ast::Expr::AnyOp { right, .. } | ast::Expr::AllOp { right, .. } => {
             if let ast::Expr::Subquery(q) = right.as_mut() {
                 name_compared_column(q);
