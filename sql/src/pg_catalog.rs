@@ -27,7 +27,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{
-    ArrayRef, BooleanArray, Float32Array, Int32Array, Int64Array, StringArray,
+    Array, ArrayRef, AsArray, BooleanArray, Float32Array, Int32Array, Int64Array, StringArray,
 };
 use datafusion::arrow::datatypes::{DataType as ArrowType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
@@ -1493,7 +1493,17 @@ impl ScalarUDFImpl for CatalogFunction {
                     PUBLIC_OID => "public".into(),
                     other => other.to_string(),
                 })),
-                ArrayToString => ScalarValue::Utf8(text_arg(0, row)),
+                ArrayToString => ScalarValue::Utf8(match arrays.first() {
+                    Some(a)
+                        if matches!(
+                            a.data_type(),
+                            ArrowType::List(_) | ArrowType::LargeList(_)
+                        ) =>
+                    {
+                        joined_elements(a.as_ref(), row, text_arg(1, row), text_arg(2, row))
+                    }
+                    _ => text_arg(0, row),
+                }),
                 BackendPid => ScalarValue::Int32(Some(std::process::id() as i32)),
                 // Table memory is accounted per lane, not per table (see `Database::lane_memory_bytes`).
                 SizeBytes => ScalarValue::Int64(Some(0)),
@@ -1546,6 +1556,42 @@ pub(crate) fn view_query(sql: &str) -> String {
 }
 
 /// `pg_size_pretty`: bytes in the largest unit that keeps the number at least 10, as PostgreSQL rounds.
+/// `array_to_string(array, delimiter [, null_string])` of the array at `row`: its elements' text joined by
+/// `delimiter`, NULL elements left out, or written as `null_string` when one is given; NULL for a NULL array or
+/// delimiter. (The catalog's own arrays are text already and pass through as they are.)
+fn joined_elements(
+    lists: &dyn Array,
+    row: usize,
+    delimiter: Option<String>,
+    null_string: Option<String>,
+) -> Option<String> {
+    let delimiter = delimiter?;
+    if lists.is_null(row) {
+        return None;
+    }
+    let elements = match lists.data_type() {
+        ArrowType::LargeList(_) => lists.as_list::<i64>().value(row),
+        _ => lists.as_list::<i32>().value(row),
+    };
+    let mut out = String::new();
+    let mut first = true;
+    for i in 0..elements.len() {
+        let null = elements.is_null(i);
+        if null && null_string.is_none() {
+            continue;
+        }
+        if !first {
+            out.push_str(&delimiter);
+        }
+        first = false;
+        match (&null_string, null) {
+            (Some(s), true) => out.push_str(s),
+            _ => lanedb_engine::text::put_text(&mut out, elements.as_ref(), i),
+        }
+    }
+    Some(out)
+}
+
 fn size_pretty(bytes: i64) -> String {
     let mut value = bytes;
     for unit in ["bytes", "kB", "MB", "GB", "TB"] {

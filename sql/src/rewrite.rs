@@ -49,6 +49,9 @@
 //! distinct, and the plain EXCEPT or INTERSECT of the numbered rows is the multiset answer. The columns are named
 //! by position, so a side whose columns are not listed (`SELECT *`) is refused (0A000) rather than answered wrong.
 //!
+//! ## generate_series in the select list
+//! Becomes `unnest(generate_series(...))`, so it returns rows as PostgreSQL's does rather than one array.
+//!
 //! ## EXTRACT and date_part
 //! Become `lanedb_extract`, which keeps fractions of a second as PostgreSQL's numeric does (see `extract`).
 //!
@@ -88,6 +91,7 @@ pub fn postgres_semantics(statement: &mut ast::Statement) {
             item
         {
             counted_exists(e);
+            expand_series(e);
         }
     }
     let Some(selection) = select.selection.take() else {
@@ -293,6 +297,34 @@ fn plain_number(n: &str) -> Option<ast::Expr> {
         format!("{}.{}", &padded[..point], &padded[point..])
     };
     Some(ast::Expr::Value(ast::Value::Number(plain, false).into()))
+}
+
+/// `generate_series(...)` as a select-list item returns rows in PostgreSQL (a set-returning function); DataFusion's
+/// returns one array. It becomes `unnest(generate_series(...))`, which DataFusion expands into rows.
+fn expand_series(e: &mut ast::Expr) {
+    let ast::Expr::Function(f) = e else {
+        return;
+    };
+    if !f.name.to_string().eq_ignore_ascii_case("generate_series") {
+        return;
+    }
+    let series = e.clone();
+    *e = ast::Expr::Function(ast::Function {
+        name: ast::ObjectName::from(vec![ast::Ident::new("unnest")]),
+        uses_odbc_syntax: false,
+        parameters: ast::FunctionArguments::None,
+        args: ast::FunctionArguments::List(ast::FunctionArgumentList {
+            duplicate_treatment: None,
+            args: vec![ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(
+                series,
+            ))],
+            clauses: vec![],
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: vec![],
+    });
 }
 
 /// Rewrites every `[NOT] EXISTS` in `e` into a counting scalar subquery (see the module docs), and `x = ANY
