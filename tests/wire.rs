@@ -333,6 +333,26 @@ async fn result_columns_are_named_as_postgres_names_them() {
     );
 }
 
+/// A parameter the client leaves untyped takes the type its place gives it, as in PostgreSQL: `LIMIT`/`OFFSET`
+/// bigint, the sides of `||` text (DataFusion refused these statements).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn untyped_parameters_take_the_type_of_their_place() {
+    let server = Server::start(&[]);
+    let client = server.connect().await;
+    let page = client
+        .prepare("SELECT x FROM (VALUES (1), (2), (3)) t(x) ORDER BY x LIMIT $1 OFFSET $2")
+        .await
+        .unwrap();
+    assert_eq!(page.params(), [Type::INT8, Type::INT8]);
+    let rows = client.query(&page, &[&2i64, &1i64]).await.unwrap();
+    let xs: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(xs, [2, 3]);
+    let joined = client.prepare("SELECT $1 || $2").await.unwrap();
+    assert_eq!(joined.params(), [Type::TEXT, Type::TEXT]);
+    let row = client.query_one(&joined, &[&"a", &"b"]).await.unwrap();
+    assert_eq!(row.get::<_, String>(0), "ab");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipelined_requests_answer_in_order() {
     let server = Server::start(&[]);

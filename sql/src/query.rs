@@ -372,6 +372,20 @@ impl QueryBridge {
         declared: &[Option<DataType>],
         zone: &str,
     ) -> Result<QueryPlan> {
+        let contextual: Vec<(usize, DataType)> =
+            crate::rewrite::placeholder_context_types(statement)
+                .into_iter()
+                .filter(|(slot, _)| declared.get(slot - 1).cloned().flatten().is_none())
+                .collect();
+        let typed;
+        let statement = if contextual.is_empty() {
+            statement
+        } else {
+            let mut cast = statement.clone();
+            crate::rewrite::cast_placeholders(&mut cast, &contextual);
+            typed = cast;
+            &typed
+        };
         let plan = self.plan_once(statement, zone).await?;
         let untyped: Vec<usize> = plan
             .param_types

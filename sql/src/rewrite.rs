@@ -561,6 +561,54 @@ pub fn cast_placeholders(statement: &mut ast::Statement, types: &[(usize, DataTy
     });
 }
 
+/// Types that where a parameter stands decides, as PostgreSQL infers them for a parameter the client left
+/// untyped (node-postgres, psycopg's strings): `LIMIT $1` and `OFFSET $2` are `bigint`, each side of `$1 || $2`
+/// `text`. DataFusion leaves these unknown and then refuses the statement. 1-based slots.
+pub fn placeholder_context_types(statement: &ast::Statement) -> Vec<(usize, DataType)> {
+    struct Context(Vec<(usize, DataType)>);
+    fn slot(e: &ast::Expr) -> Option<usize> {
+        match e {
+            ast::Expr::Value(v) => match &v.value {
+                ast::Value::Placeholder(p) => p.strip_prefix('$')?.parse().ok().filter(|n| *n >= 1),
+                _ => None,
+            },
+            ast::Expr::Nested(inner) => slot(inner),
+            _ => None,
+        }
+    }
+    impl ast::Visitor for Context {
+        type Break = ();
+        fn pre_visit_query(&mut self, q: &ast::Query) -> ControlFlow<()> {
+            if let Some(ast::LimitClause::LimitOffset { limit, offset, .. }) = &q.limit_clause {
+                let limit = limit.as_ref().and_then(slot);
+                let offset = offset.as_ref().and_then(|o| slot(&o.value));
+                self.0.extend(
+                    limit
+                        .into_iter()
+                        .chain(offset)
+                        .map(|s| (s, DataType::BigInt)),
+                );
+            }
+            ControlFlow::Continue(())
+        }
+        fn pre_visit_expr(&mut self, e: &ast::Expr) -> ControlFlow<()> {
+            if let ast::Expr::BinaryOp {
+                left,
+                op: ast::BinaryOperator::StringConcat,
+                right,
+            } = e
+            {
+                let sides = slot(left).into_iter().chain(slot(right));
+                self.0.extend(sides.map(|s| (s, DataType::Text)));
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut context = Context(Vec::new());
+    let _ = ast::Visit::visit(statement, &mut context);
+    context.0
+}
+
 /// Parameters cast right where they appear (`$n::type`, `CAST($n AS type)`), with the cast's type: 1-based slot.
 pub fn cast_placeholder_types(statement: &ast::Statement) -> Vec<(usize, DataType)> {
     let mut found = Vec::new();
