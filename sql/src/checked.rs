@@ -8,6 +8,8 @@
 //! error ("Arithmetic overflow"), mapped to SQLSTATE 22003. Result types do not change, so nothing downstream is
 //! re-typed.
 //!
+//! Division of floats by zero is an error too (22012), where Arrow answers infinity: `lanedb_checked_div`.
+//!
 //! ## Numeric to integer casts
 //! PostgreSQL rounds `CAST(12.5 AS INTEGER)` to 13 (half away from zero); DataFusion truncates. The same rule turns
 //! a cast from a decimal to an integer type into a cast of `round(x)`.
@@ -75,6 +77,8 @@ enum Op {
     Add,
     Sub,
     Mul,
+    /// Division of floats, where a zero divisor is an error (Arrow answers infinity).
+    Div,
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -90,6 +94,7 @@ impl CheckedOp {
             Op::Add => "lanedb_checked_add",
             Op::Sub => "lanedb_checked_sub",
             Op::Mul => "lanedb_checked_mul",
+            Op::Div => "lanedb_checked_div",
         };
         let signature = Signature::any(2, Volatility::Immutable);
         Arc::new(ScalarUDF::from(CheckedOp {
@@ -123,6 +128,22 @@ impl ScalarUDFImpl for CheckedOp {
             Op::Add => numeric::add(&arrays[0], &arrays[1])?,
             Op::Sub => numeric::sub(&arrays[0], &arrays[1])?,
             Op::Mul => numeric::mul(&arrays[0], &arrays[1])?,
+            Op::Div => {
+                let divisors = datafusion::arrow::compute::cast(&arrays[1], &ArrowType::Float64)?;
+                let zero = divisors
+                    .as_primitive::<datafusion::arrow::datatypes::Float64Type>()
+                    .iter()
+                    .any(|d| d == Some(0.0));
+                if zero {
+                    return Err(DataFusionError::External(Box::new(
+                        lanedb_engine::Error::new(
+                            lanedb_engine::SqlState::DIVISION_BY_ZERO,
+                            "division by zero",
+                        ),
+                    )));
+                }
+                numeric::div(&arrays[0], &arrays[1])?
+            }
         };
         if all_scalar {
             return Ok(ColumnarValue::Scalar(
@@ -277,6 +298,7 @@ pub struct CheckedArithmetic {
     add: Arc<ScalarUDF>,
     sub: Arc<ScalarUDF>,
     mul: Arc<ScalarUDF>,
+    div: Arc<ScalarUDF>,
     round: Arc<ScalarUDF>,
     rint: Arc<ScalarUDF>,
 }
@@ -287,6 +309,7 @@ impl Default for CheckedArithmetic {
             add: CheckedOp::udf(Op::Add),
             sub: CheckedOp::udf(Op::Sub),
             mul: CheckedOp::udf(Op::Mul),
+            div: CheckedOp::udf(Op::Div),
             round: datafusion::functions::math::round(),
             rint: Rint::udf(),
         }
@@ -330,6 +353,17 @@ impl CheckedArithmetic {
         let Expr::BinaryExpr(BinaryExpr { left, op, right }) = &e else {
             return Ok(Transformed::no(e));
         };
+        let same_type = left.get_type(schema).ok() == right.get_type(schema).ok();
+        if *op == Operator::Divide {
+            let floats = left.get_type(schema).is_ok_and(|t| is_float(&t)) && same_type;
+            if !floats {
+                return Ok(Transformed::no(e));
+            }
+            let args = vec![left.as_ref().clone(), right.as_ref().clone()];
+            return Ok(Transformed::yes(Expr::ScalarFunction(
+                ScalarFunction::new_udf(self.div.clone(), args),
+            )));
+        }
         let udf = match op {
             Operator::Plus => &self.add,
             Operator::Minus => &self.sub,
@@ -340,7 +374,6 @@ impl CheckedArithmetic {
             x.get_type(schema)
                 .is_ok_and(|t| matches!(t, ArrowType::Int16 | ArrowType::Int32 | ArrowType::Int64))
         };
-        let same_type = left.get_type(schema).ok() == right.get_type(schema).ok();
         if !(integer(left) && integer(right) && same_type) {
             return Ok(Transformed::no(e));
         }

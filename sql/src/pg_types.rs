@@ -51,6 +51,14 @@ pub fn functions() -> Vec<ScalarUDF> {
         ScalarUDF::from(IntervalIn {
             signature: Signature::exact(vec![ArrowType::Utf8], Volatility::Immutable),
         }),
+        ScalarUDF::from(IntervalScaled {
+            divide: false,
+            signature: Signature::any(2, Volatility::Immutable),
+        }),
+        ScalarUDF::from(IntervalScaled {
+            divide: true,
+            signature: Signature::any(2, Volatility::Immutable),
+        }),
     ]
 }
 
@@ -62,6 +70,8 @@ struct TextOf {
 
 const TEXT_OF: &str = "lanedb_text";
 const INTERVAL_IN: &str = "lanedb_interval_in";
+const INTERVAL_MUL: &str = "lanedb_interval_mul";
+const INTERVAL_DIV: &str = "lanedb_interval_div";
 
 impl ScalarUDFImpl for TextOf {
     fn name(&self) -> &str {
@@ -234,9 +244,93 @@ impl ScalarUDFImpl for IntervalIn {
     }
 }
 
-/// Applies the rewrites above to every cast in `statement`.
+/// `lanedb_interval_mul(interval, factor)` and `lanedb_interval_div(interval, divisor)`: PostgreSQL's
+/// `interval_mul`, where a fraction of a month becomes days (30 a month) and a fraction of a day time.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct IntervalScaled {
+    divide: bool,
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for IntervalScaled {
+    fn name(&self) -> &str {
+        if self.divide {
+            INTERVAL_DIV
+        } else {
+            INTERVAL_MUL
+        }
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[ArrowType]) -> Result<ArrowType> {
+        Ok(ArrowType::Interval(IntervalUnit::MonthDayNano))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        use datafusion::arrow::array::{Array, AsArray};
+        use datafusion::arrow::datatypes::Float64Type;
+        let scalar = args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let factors = datafusion::arrow::compute::cast(&arrays[1], &ArrowType::Float64)?;
+        let factors = factors.as_primitive::<Float64Type>();
+        let intervals = arrays[0].as_ref();
+        let mut out = IntervalMonthDayNanoBuilder::with_capacity(intervals.len());
+        for row in 0..intervals.len() {
+            if intervals.is_null(row) || factors.is_null(row) {
+                out.append_null();
+                continue;
+            }
+            let mut factor = factors.value(row);
+            if self.divide {
+                if factor == 0.0 {
+                    return Err(DataFusionError::External(Box::new(Error::new(
+                        lanedb_engine::SqlState::DIVISION_BY_ZERO,
+                        "division by zero",
+                    ))));
+                }
+                factor = 1.0 / factor;
+            }
+            let (months, days, micros) = lanedb_engine::text::interval_parts(intervals, row);
+            let (months, days, micros) = scaled_interval(months, days, micros, factor);
+            out.append_value(IntervalMonthDayNano::new(
+                months,
+                days,
+                micros.saturating_mul(1000),
+            ));
+        }
+        shaped(scalar, Arc::new(out.finish()))
+    }
+}
+
+/// An interval times `factor`, PostgreSQL's way: whole months, the fraction of a month as days (30 each), whole
+/// days, the fraction of a day as time.
+fn scaled_interval(months: i32, days: i32, micros: i64, factor: f64) -> (i32, i32, i64) {
+    const SECONDS_PER_DAY: f64 = 86_400.0;
+    let months_f = f64::from(months) * factor;
+    let whole_months = months_f.trunc();
+    let month_days = (months_f - whole_months) * 30.0;
+    let days_f = f64::from(days) * factor;
+    let whole_days = days_f.trunc();
+    let seconds = (days_f - whole_days + month_days - month_days.trunc()) * SECONDS_PER_DAY;
+    let days = whole_days + month_days.trunc();
+    let micros = (micros as f64 * factor + seconds * 1e6).round_ties_even();
+    (whole_months as i32, days as i32, micros as i64)
+}
+
+/// Applies the rewrites above to every cast in `statement`, to `interval '...'` literals, and to intervals
+/// multiplied or divided by a number.
 pub fn rewrite_casts(statement: &mut ast::Statement) -> std::result::Result<(), Error> {
     let outcome = ast::visit_expressions_mut(statement, |e| {
+        if let Some(replacement) = interval_literal(e).or_else(|| interval_scaling(e)) {
+            *e = replacement;
+            return std::ops::ControlFlow::Continue(());
+        }
         if let ast::Expr::Cast {
             kind: ast::CastKind::Cast | ast::CastKind::DoubleColon,
             expr,
@@ -256,6 +350,48 @@ pub fn rewrite_casts(statement: &mut ast::Statement) -> std::result::Result<(), 
         std::ops::ControlFlow::Break(err) => Err(err),
         std::ops::ControlFlow::Continue(()) => Ok(()),
     }
+}
+
+/// `interval '1 day 02:00:00'` read by PostgreSQL's interval input, as the cast is (DataFusion's parser takes no
+/// clock part); a literal with a unit after it (`interval '1' day`) stays DataFusion's.
+fn interval_literal(e: &ast::Expr) -> Option<ast::Expr> {
+    let ast::Expr::Interval(i) = e else {
+        return None;
+    };
+    if i.leading_field.is_some() || i.last_field.is_some() {
+        return None;
+    }
+    string_literal(&i.value)?;
+    Some(call(INTERVAL_IN, vec![*i.value.clone()]))
+}
+
+/// Whether `e` is written as an interval (read by `interval_literal` or a cast to interval by now).
+fn is_interval(e: &ast::Expr) -> bool {
+    match e {
+        ast::Expr::Function(f) => f.name.to_string() == INTERVAL_IN,
+        ast::Expr::Nested(inner) => is_interval(inner),
+        ast::Expr::Cast { data_type, .. } => matches!(data_type, ast::DataType::Interval { .. }),
+        _ => false,
+    }
+}
+
+/// `interval * n`, `n * interval` and `interval / n` as `lanedb_interval_mul` and `lanedb_interval_div`, which
+/// DataFusion does not plan (42601).
+fn interval_scaling(e: &ast::Expr) -> Option<ast::Expr> {
+    let ast::Expr::BinaryOp { left, op, right } = e else {
+        return None;
+    };
+    let (interval, factor, name) = match op {
+        ast::BinaryOperator::Multiply if is_interval(left) => (left, right, INTERVAL_MUL),
+        ast::BinaryOperator::Multiply if is_interval(right) => (right, left, INTERVAL_MUL),
+        ast::BinaryOperator::Divide if is_interval(left) => (left, right, INTERVAL_DIV),
+        _ => return None,
+    };
+    let factor = cast(*factor.clone(), ast::DataType::DoublePrecision);
+    Some(ast::Expr::Nested(Box::new(call(
+        name,
+        vec![*interval.clone(), factor],
+    ))))
 }
 
 /// The rewrite of one cast, `None` to leave it as it is.
