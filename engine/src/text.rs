@@ -64,6 +64,24 @@ fn write_text(out: &mut impl Write, array: &dyn Array, row: usize) -> std::fmt::
             }
             Ok(())
         }
+        // Wider than LaneDB's numeric (a cast to numeric(40, 2) in a query): the same text from 256-bit digits.
+        ArrowType::Decimal256(_, s) => {
+            let v = array
+                .as_primitive::<Decimal256Type>()
+                .value(row)
+                .to_string();
+            let (sign, digits) = v.strip_prefix('-').map_or(("", v.as_str()), |d| ("-", d));
+            let scale = (*s).max(0) as usize;
+            let padded = format!("{digits:0>width$}", width = scale + 1);
+            let (int, frac) = padded.split_at(padded.len() - scale);
+            out.write_str(sign)?;
+            out.write_str(int)?;
+            if scale > 0 {
+                out.write_char('.')?;
+                out.write_str(frac)?;
+            }
+            Ok(())
+        }
         ArrowType::Decimal128(_, s) => out.write_str(&format_decimal(
             array.as_primitive::<Decimal128Type>().value(row),
             (*s).max(0) as u8,

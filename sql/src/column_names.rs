@@ -21,9 +21,8 @@ enum Strength {
     Strong,
 }
 
-/// The names PostgreSQL gives the top-level select list's items (the first branch's, for a set operation): `None`
-/// for an item with an alias (DataFusion's name is right), and nothing from the first wildcard on (it expands to
-/// columns DataFusion names).
+/// The names PostgreSQL gives the top-level select list's items (the first branch's, for a set operation), and
+/// nothing from the first wildcard on (it expands to columns DataFusion names).
 pub(crate) fn column_names(statement: &ast::Statement) -> Vec<Option<String>> {
     let Some(select) = top_select(statement) else {
         return vec![];
@@ -34,14 +33,18 @@ pub(crate) fn column_names(statement: &ast::Statement) -> Vec<Option<String>> {
             ast::SelectItem::UnnamedExpr(e) => names.push(Some(
                 figure(e).map_or_else(|| "?column?".to_string(), |(name, _)| name),
             )),
-            ast::SelectItem::ExprWithAlias { .. } => names.push(None),
+            ast::SelectItem::ExprWithAlias { alias, .. } => {
+                names.push(Some(crate::ddl::ident(alias)))
+            }
             _ => break,
         }
     }
     names
 }
 
-/// Gives each unnamed expression of the top-level select list, other than a bare column, a unique alias.
+/// Gives each unnamed expression of the top-level select list, other than a bare column, a unique alias, and so
+/// does to a column or alias that repeats an earlier one (`SELECT 1 AS a, 2 AS a`, `SELECT x, x`), which
+/// PostgreSQL allows and DataFusion refuses.
 pub(crate) fn alias_columns(statement: &mut ast::Statement) {
     let ast::Statement::Query(q) = statement else {
         return;
@@ -49,21 +52,28 @@ pub(crate) fn alias_columns(statement: &mut ast::Statement) {
     let Some(select) = leftmost_select_mut(q.body.as_mut()) else {
         return;
     };
+    let mut seen = std::collections::HashSet::new();
     for (i, item) in select.projection.iter_mut().enumerate() {
-        match item {
-            ast::SelectItem::UnnamedExpr(
-                ast::Expr::Identifier(_) | ast::Expr::CompoundIdentifier(_),
-            )
-            | ast::SelectItem::ExprWithAlias { .. } => {}
-            ast::SelectItem::UnnamedExpr(e) => {
-                let alias = ast::Ident::with_quote('"', format!("__lanedb_column_{i}"));
-                *item = ast::SelectItem::ExprWithAlias {
-                    expr: e.clone(),
-                    alias,
-                };
-            }
+        let (expr, name) = match &*item {
+            ast::SelectItem::UnnamedExpr(e) => match e {
+                ast::Expr::Identifier(i) => (e, crate::ddl::ident(i)),
+                ast::Expr::CompoundIdentifier(parts) => {
+                    let name = parts.iter().map(crate::ddl::ident).collect::<Vec<_>>();
+                    (e, name.join("."))
+                }
+                _ => (e, String::new()),
+            },
+            ast::SelectItem::ExprWithAlias { expr, alias } => (expr, crate::ddl::ident(alias)),
             _ => return,
+        };
+        if !name.is_empty() && seen.insert(name) {
+            continue;
         }
+        let alias = ast::Ident::with_quote('"', format!("__lanedb_column_{i}"));
+        *item = ast::SelectItem::ExprWithAlias {
+            expr: expr.clone(),
+            alias,
+        };
     }
 }
 
@@ -199,7 +209,7 @@ mod tests {
             .remove(0);
         let names: Vec<_> = column_names(&statement)
             .into_iter()
-            .map(|n| n.unwrap_or_else(|| "<alias>".into()))
+            .map(|n| n.unwrap_or_else(|| "<none>".into()))
             .collect();
         assert_eq!(
             names,
@@ -225,7 +235,7 @@ mod tests {
                 "count",
                 "c",
                 "?column?",
-                "<alias>",
+                "named",
             ]
         );
     }

@@ -425,6 +425,7 @@ impl QueryBridge {
         let physical_scalar_subqueries = crate::rewrite::has_multi_row_scalar_subquery(&statement);
         crate::rewrite::decorrelate_scalar_subqueries(&mut statement, &self.engine.catalog());
         crate::rewrite::plain_numbers(&mut statement);
+        crate::rewrite::fetch_as_limit(&mut statement);
         crate::rewrite::multiset_operations(&mut statement)?;
         crate::pg_types::rewrite_casts(&mut statement)?;
         crate::rewrite::postgres_semantics(&mut statement);

@@ -55,6 +55,11 @@
 //! ## EXTRACT and date_part
 //! Become `lanedb_extract`, which keeps fractions of a second as PostgreSQL's numeric does (see `extract`).
 //!
+//! ## FETCH FIRST, localtimestamp, LIKE ... ESCAPE
+//! `FETCH FIRST n ROWS ONLY` becomes `LIMIT n`; `localtimestamp` and `localtime` the statement's time cast to the
+//! session's local `timestamp` and `time`; a LIKE pattern with another escape character than the backslash (the
+//! only one DataFusion takes) is written with backslashes instead.
+//!
 //! ## SIMILAR TO
 //! Becomes a match of the regular expression PostgreSQL translates the pattern into (see `similar`).
 //!
@@ -128,6 +133,125 @@ pub fn postgres_semantics(statement: &mut ast::Statement) {
         op: ast::BinaryOperator::And,
         right: Box::new(b),
     });
+}
+
+/// `FETCH FIRST n ROWS ONLY` (with `OFFSET n ROWS`: the standard's paging, which Hibernate writes) as `LIMIT n`,
+/// which DataFusion plans; `WITH TIES` and `PERCENT` are left to be refused.
+pub fn fetch_as_limit(statement: &mut ast::Statement) {
+    struct FetchAsLimit;
+    impl ast::VisitorMut for FetchAsLimit {
+        type Break = ();
+        fn pre_visit_query(&mut self, q: &mut ast::Query) -> ControlFlow<()> {
+            let Some(fetch) = q.fetch.take_if(|f| !f.with_ties && !f.percent) else {
+                return ControlFlow::Continue(());
+            };
+            let count = fetch
+                .quantity
+                .unwrap_or_else(|| ast::Expr::Value(ast::Value::Number("1".into(), false).into()));
+            match &mut q.limit_clause {
+                Some(ast::LimitClause::LimitOffset {
+                    limit: limit @ None,
+                    ..
+                }) => *limit = Some(count),
+                None => {
+                    q.limit_clause = Some(ast::LimitClause::LimitOffset {
+                        limit: Some(count),
+                        offset: None,
+                        limit_by: vec![],
+                    })
+                }
+                // LIMIT and FETCH together: PostgreSQL refuses it too.
+                Some(_) => {
+                    q.fetch = Some(ast::Fetch {
+                        quantity: Some(count),
+                        ..fetch
+                    })
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = ast::VisitMut::visit(statement, &mut FetchAsLimit);
+}
+
+/// `localtimestamp` and `localtime`: the statement's time as the session's local `timestamp` and `time`.
+fn local_time(name: &str) -> Option<ast::Expr> {
+    let data_type = match name.to_ascii_lowercase().as_str() {
+        "localtimestamp" => ast::DataType::Timestamp(None, ast::TimezoneInfo::None),
+        "localtime" => ast::DataType::Time(None, ast::TimezoneInfo::None),
+        _ => return None,
+    };
+    Some(ast::Expr::Cast {
+        kind: ast::CastKind::Cast,
+        expr: Box::new(crate::pg_types::call("now", vec![])),
+        data_type,
+        array: false,
+        format: None,
+    })
+}
+
+/// `x LIKE 'p' ESCAPE 'c'` with an escape character other than a backslash, as the same pattern escaped with
+/// backslashes, the only escape DataFusion takes (it failed with an internal error). Only a constant pattern.
+fn backslash_escaped_like(e: &ast::Expr) -> Option<ast::Expr> {
+    let (ast::Expr::Like {
+        pattern,
+        escape_char,
+        ..
+    }
+    | ast::Expr::ILike {
+        pattern,
+        escape_char,
+        ..
+    }) = e
+    else {
+        return None;
+    };
+    let escape = match escape_char.as_ref().map(|v| &v.value) {
+        Some(ast::Value::SingleQuotedString(s)) if s != "\\" => s.clone(),
+        _ => return None,
+    };
+    let ast::Expr::Value(v) = pattern.as_ref() else {
+        return None;
+    };
+    let ast::Value::SingleQuotedString(p) = &v.value else {
+        return None;
+    };
+    let mut escape_chars = escape.chars();
+    let escape_char = escape_chars.next();
+    if escape_chars.next().is_some() {
+        return None;
+    }
+    let mut translated = String::with_capacity(p.len());
+    let mut chars = p.chars();
+    while let Some(c) = chars.next() {
+        if Some(c) == escape_char {
+            if let Some(next) = chars.next() {
+                translated.push('\\');
+                translated.push(next);
+            }
+        } else if c == '\\' {
+            translated.push_str("\\\\");
+        } else {
+            translated.push(c);
+        }
+    }
+    let mut rewritten = e.clone();
+    let (ast::Expr::Like {
+        pattern,
+        escape_char,
+        ..
+    }
+    | ast::Expr::ILike {
+        pattern,
+        escape_char,
+        ..
+    }) = &mut rewritten
+    else {
+        return None;
+    };
+    **pattern = ast::Expr::Value(ast::Value::SingleQuotedString(translated).into());
+    *escape_char = None;
+    Some(rewritten)
 }
 
 /// Rewrites the top-level query's EXCEPT ALL and INTERSECT ALL (see the module docs).
@@ -485,6 +609,11 @@ fn rewrite_one(e: &mut ast::Expr) {
             ..
         } => truncating_varchar_cast(expr, data_type),
         ast::Expr::SimilarTo { .. } => crate::similar::rewrite(e),
+        ast::Expr::Like { .. } | ast::Expr::ILike { .. } => backslash_escaped_like(e),
+        ast::Expr::Identifier(i) if i.quote_style.is_none() => local_time(&i.value),
+        ast::Expr::Function(f) if matches!(f.args, ast::FunctionArguments::None) => {
+            local_time(&f.name.to_string())
+        }
         ast::Expr::Extract { .. } | ast::Expr::Function(_) => crate::extract::rewrite(e),
         ast::Expr::AnyOp { right, .. } | ast::Expr::AllOp { right, .. } => {
             if let ast::Expr::Subquery(q) = right.as_mut() {
