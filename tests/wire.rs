@@ -345,7 +345,7 @@ async fn untyped_parameters_take_the_type_of_their_place() {
         .unwrap();
     assert_eq!(page.params(), [Type::INT8, Type::INT8]);
     let rows = client.query(&page, &[&2i64, &1i64]).await.unwrap();
-    let xs: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+    let xs: Vec<i32> = rows.iter().map(|r| r.get(0)).collect();
     assert_eq!(xs, [2, 3]);
     let joined = client.prepare("SELECT $1 || $2").await.unwrap();
     assert_eq!(joined.params(), [Type::TEXT, Type::TEXT]);

@@ -356,22 +356,26 @@ pub fn plain_numbers(statement: &mut ast::Statement) {
     let unconstrained =
         |t: &ast::DataType| matches!(t, ast::DataType::Numeric(ast::ExactNumberInfo::None));
     // Children are visited first, so `1e20::numeric` is seen as a cast of the rewritten literal, which is already
-    // one: the two collapse, leaving the literal's own scale.
+    // one: the two collapse, leaving the literal's own scale; and `1::bigint` casts the literal itself.
     let _ = visit_expressions_mut(statement, |e| {
         match e {
             ast::Expr::Value(v) => {
                 if let ast::Value::Number(n, _) = &v.value {
-                    if let Some(replacement) = plain_number(n) {
+                    if let Some(replacement) = plain_number(n).or_else(|| integer_literal(n)) {
                         *e = replacement;
                     }
                 }
             }
             ast::Expr::Cast {
                 expr, data_type, ..
-            } if unconstrained(data_type) => {
-                if let ast::Expr::Cast { data_type, .. } = expr.as_ref() {
-                    if unconstrained(data_type) {
-                        *e = *expr.clone();
+            } => {
+                if let Some(n) = integer_literal_of(expr) {
+                    **expr = n;
+                } else if unconstrained(data_type) {
+                    if let ast::Expr::Cast { data_type, .. } = expr.as_ref() {
+                        if unconstrained(data_type) {
+                            *e = *expr.clone();
+                        }
                     }
                 }
             }
@@ -379,6 +383,111 @@ pub fn plain_numbers(statement: &mut ast::Statement) {
         }
         ControlFlow::<()>::Continue(())
     });
+    let _ = ast::VisitMut::visit(statement, &mut PositionsStayNumbers);
+}
+
+/// An integer literal that fits 32 bits is an `integer`, as in PostgreSQL (`SELECT 1` describes an int4 column,
+/// `int_column + 1` stays int4 and overflows as PostgreSQL's does); DataFusion makes every one a `bigint`.
+fn integer_literal(n: &str) -> Option<ast::Expr> {
+    n.parse::<i32>().ok()?;
+    Some(ast::Expr::Cast {
+        kind: ast::CastKind::Cast,
+        expr: Box::new(ast::Expr::Value(
+            ast::Value::Number(n.to_string(), false).into(),
+        )),
+        data_type: ast::DataType::Integer(None),
+        array: false,
+        format: None,
+    })
+}
+
+/// The literal inside a cast `integer_literal` made.
+fn integer_literal_of(e: &ast::Expr) -> Option<ast::Expr> {
+    let ast::Expr::Cast {
+        expr,
+        data_type: ast::DataType::Integer(None),
+        kind: ast::CastKind::Cast,
+        ..
+    } = e
+    else {
+        return None;
+    };
+    matches!(expr.as_ref(), ast::Expr::Value(v) if matches!(v.value, ast::Value::Number(..)))
+        .then(|| *expr.clone())
+}
+
+/// Where a number is not a value of its own it stays a bare number: `ORDER BY 1` and `GROUP BY 1` name a
+/// select-list position, a window frame's offset must be a literal, and a function's arguments keep the
+/// `bigint` DataFusion's signatures are written for (`round(x, 2)` reads its scale from it).
+struct PositionsStayNumbers;
+
+impl PositionsStayNumbers {
+    fn unwrap(e: &mut ast::Expr) {
+        if let Some(n) = integer_literal_of(e) {
+            *e = n;
+        }
+    }
+
+    fn unwrap_args(args: &mut [ast::FunctionArg]) {
+        for arg in args {
+            if let ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(x)) = arg {
+                Self::unwrap(x);
+            }
+        }
+    }
+}
+
+impl ast::VisitorMut for PositionsStayNumbers {
+    type Break = ();
+    fn pre_visit_query(&mut self, q: &mut ast::Query) -> ControlFlow<()> {
+        if let Some(ast::OrderBy {
+            kind: ast::OrderByKind::Expressions(items),
+            ..
+        }) = &mut q.order_by
+        {
+            items.iter_mut().for_each(|o| Self::unwrap(&mut o.expr));
+        }
+        if let ast::SetExpr::Select(select) = q.body.as_mut() {
+            if let ast::GroupByExpr::Expressions(items, _) = &mut select.group_by {
+                items.iter_mut().for_each(Self::unwrap);
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_table_factor(&mut self, t: &mut ast::TableFactor) -> ControlFlow<()> {
+        match t {
+            ast::TableFactor::Table { args: Some(a), .. } => Self::unwrap_args(&mut a.args),
+            ast::TableFactor::Function { args, .. } => Self::unwrap_args(args),
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_expr(&mut self, e: &mut ast::Expr) -> ControlFlow<()> {
+        let ast::Expr::Function(f) = e else {
+            return ControlFlow::Continue(());
+        };
+        // pg_typeof reports its argument's own type: a literal there stays an integer.
+        let reports_type = f.name.to_string().eq_ignore_ascii_case("pg_typeof");
+        if let (ast::FunctionArguments::List(list), false) = (&mut f.args, reports_type) {
+            Self::unwrap_args(&mut list.args);
+        }
+        if let Some(ast::WindowType::WindowSpec(spec)) = &mut f.over {
+            if let Some(frame) = &mut spec.window_frame {
+                let bounds =
+                    std::iter::once(&mut frame.start_bound).chain(frame.end_bound.as_mut());
+                for bound in bounds {
+                    if let ast::WindowFrameBound::Preceding(Some(x))
+                    | ast::WindowFrameBound::Following(Some(x)) = bound
+                    {
+                        Self::unwrap(x);
+                    }
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
 }
 
 /// `n` without its exponent, if it has one: plain digits when they fit a numeric, else a `double precision`.
