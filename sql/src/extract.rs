@@ -52,7 +52,10 @@ pub(crate) fn rewrite(e: &ast::Expr) -> Option<ast::Expr> {
                 ast::DateTimeField::Custom(ident) => ident.value.clone(),
                 other => other.to_string(),
             };
-            Some(call(text(&name.to_lowercase()), *expr.clone()))
+            Some(call(
+                crate::pg_types::text_value(&name.to_lowercase()),
+                *expr.clone(),
+            ))
         }
         ast::Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case("date_part") => {
             let ast::FunctionArguments::List(list) = &f.args else {
@@ -63,38 +66,17 @@ pub(crate) fn rewrite(e: &ast::Expr) -> Option<ast::Expr> {
             else {
                 return None;
             };
-            Some(ast::Expr::Cast {
-                kind: ast::CastKind::Cast,
-                expr: Box::new(call(field.clone(), x.clone())),
-                data_type: ast::DataType::DoublePrecision,
-                array: false,
-                format: None,
-            })
+            Some(crate::pg_types::cast(
+                call(field.clone(), x.clone()),
+                ast::DataType::DoublePrecision,
+            ))
         }
         _ => None,
     }
 }
 
-fn text(s: &str) -> ast::Expr {
-    ast::Expr::Value(ast::Value::SingleQuotedString(s.to_string()).into())
-}
-
 fn call(field: ast::Expr, x: ast::Expr) -> ast::Expr {
-    let arg = |e| ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e));
-    ast::Expr::Function(ast::Function {
-        name: ast::ObjectName::from(vec![ast::Ident::new(EXTRACT)]),
-        uses_odbc_syntax: false,
-        parameters: ast::FunctionArguments::None,
-        args: ast::FunctionArguments::List(ast::FunctionArgumentList {
-            duplicate_treatment: None,
-            args: vec![arg(field), arg(x)],
-            clauses: vec![],
-        }),
-        filter: None,
-        null_treatment: None,
-        over: None,
-        within_group: vec![],
-    })
+    crate::pg_types::call(EXTRACT, vec![field, x])
 }
 
 /// The fields, by PostgreSQL's names and the plurals and short forms it also takes.

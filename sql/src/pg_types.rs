@@ -509,7 +509,7 @@ pub(crate) fn call(name: &str, args: Vec<ast::Expr>) -> ast::Expr {
     })
 }
 
-fn cast(x: ast::Expr, ty: ast::DataType) -> ast::Expr {
+pub(crate) fn cast(x: ast::Expr, ty: ast::DataType) -> ast::Expr {
     ast::Expr::Cast {
         kind: ast::CastKind::Cast,
         expr: Box::new(x),
@@ -519,7 +519,7 @@ fn cast(x: ast::Expr, ty: ast::DataType) -> ast::Expr {
     }
 }
 
-fn text_value(s: &str) -> ast::Expr {
+pub(crate) fn text_value(s: &str) -> ast::Expr {
     ast::Expr::value(ast::Value::SingleQuotedString(s.to_string()))
 }
 

@@ -181,13 +181,10 @@ fn local_time(name: &str) -> Option<ast::Expr> {
         "localtime" => ast::DataType::Time(None, ast::TimezoneInfo::None),
         _ => return None,
     };
-    Some(ast::Expr::Cast {
-        kind: ast::CastKind::Cast,
-        expr: Box::new(crate::pg_types::call("now", vec![])),
+    Some(crate::pg_types::cast(
+        crate::pg_types::call("now", vec![]),
         data_type,
-        array: false,
-        format: None,
-    })
+    ))
 }
 
 /// `x LIKE 'p' ESCAPE 'c'` with an escape character other than a backslash, as the same pattern escaped with
@@ -390,15 +387,10 @@ pub fn plain_numbers(statement: &mut ast::Statement) {
 /// `int_column + 1` stays int4 and overflows as PostgreSQL's does); DataFusion makes every one a `bigint`.
 fn integer_literal(n: &str) -> Option<ast::Expr> {
     n.parse::<i32>().ok()?;
-    Some(ast::Expr::Cast {
-        kind: ast::CastKind::Cast,
-        expr: Box::new(ast::Expr::Value(
-            ast::Value::Number(n.to_string(), false).into(),
-        )),
-        data_type: ast::DataType::Integer(None),
-        array: false,
-        format: None,
-    })
+    Some(crate::pg_types::cast(
+        ast::Expr::Value(ast::Value::Number(n.to_string(), false).into()),
+        ast::DataType::Integer(None),
+    ))
 }
 
 /// The literal inside a cast `integer_literal` made.
@@ -501,26 +493,18 @@ fn plain_number(n: &str) -> Option<ast::Expr> {
     let fits = significant - scale.min(0) <= lanedb_engine::types::DECIMAL_PRECISION_MAX as i64
         && scale <= lanedb_engine::types::DECIMAL_PRECISION_MAX as i64;
     if !fits {
-        return Some(ast::Expr::Cast {
-            kind: ast::CastKind::DoubleColon,
-            expr: Box::new(ast::Expr::Value(
-                ast::Value::SingleQuotedString(n.to_string()).into(),
-            )),
-            data_type: ast::DataType::DoublePrecision,
-            array: false,
-            format: None,
-        });
+        return Some(crate::pg_types::cast(
+            crate::pg_types::text_value(n),
+            ast::DataType::DoublePrecision,
+        ));
     }
     let plain = if scale <= 0 {
         // Still a numeric, as in PostgreSQL, where plain digits alone would read as an integer.
         let digits = format!("{digits}{}", "0".repeat((-scale) as usize));
-        return Some(ast::Expr::Cast {
-            kind: ast::CastKind::DoubleColon,
-            expr: Box::new(ast::Expr::Value(ast::Value::Number(digits, false).into())),
-            data_type: ast::DataType::Numeric(ast::ExactNumberInfo::None),
-            array: false,
-            format: None,
-        });
+        return Some(crate::pg_types::cast(
+            ast::Expr::Value(ast::Value::Number(digits, false).into()),
+            ast::DataType::Numeric(ast::ExactNumberInfo::None),
+        ));
     } else {
         let padded = format!(
             "{}{digits}",
@@ -542,22 +526,7 @@ fn expand_series(e: &mut ast::Expr) {
         return;
     }
     let series = e.clone();
-    *e = ast::Expr::Function(ast::Function {
-        name: ast::ObjectName::from(vec![ast::Ident::new("unnest")]),
-        uses_odbc_syntax: false,
-        parameters: ast::FunctionArguments::None,
-        args: ast::FunctionArguments::List(ast::FunctionArgumentList {
-            duplicate_treatment: None,
-            args: vec![ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(
-                series,
-            ))],
-            clauses: vec![],
-        }),
-        filter: None,
-        null_treatment: None,
-        over: None,
-        within_group: vec![],
-    });
+    *e = crate::pg_types::call("unnest", vec![series]);
 }
 
 /// Rewrites every `[NOT] EXISTS` in `e` into a counting scalar subquery (see the module docs), and `x = ANY

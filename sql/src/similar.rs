@@ -46,25 +46,8 @@ pub(crate) fn rewrite(e: &ast::Expr) -> Option<ast::Expr> {
         Some(ast::Value::SingleQuotedString(s)) => s.clone(),
         Some(_) => return None,
     };
-    let call = ast::Expr::Function(ast::Function {
-        name: ast::ObjectName::from(vec![ast::Ident::new(SIMILAR_ESCAPE)]),
-        uses_odbc_syntax: false,
-        parameters: ast::FunctionArguments::None,
-        args: ast::FunctionArguments::List(ast::FunctionArgumentList {
-            duplicate_treatment: None,
-            args: vec![
-                ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(*pattern.clone())),
-                ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(ast::Expr::Value(
-                    ast::Value::SingleQuotedString(escape).into(),
-                ))),
-            ],
-            clauses: vec![],
-        }),
-        filter: None,
-        null_treatment: None,
-        over: None,
-        within_group: vec![],
-    });
+    let escape = ast::Expr::Value(ast::Value::SingleQuotedString(escape).into());
+    let call = crate::pg_types::call(SIMILAR_ESCAPE, vec![*pattern.clone(), escape]);
     let matches = ast::Expr::Nested(Box::new(ast::Expr::BinaryOp {
         left: expr.clone(),
         op: ast::BinaryOperator::PGRegexMatch,
