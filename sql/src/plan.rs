@@ -854,6 +854,37 @@ fn assignment_column(a: &ast::Assignment, table: &TableDef) -> Result<usize> {
     }
 }
 
+/// The assignments with each `SET column = DEFAULT` given the column's default (NULL without one), as PostgreSQL
+/// allows in UPDATE and ON CONFLICT DO UPDATE.
+fn with_defaults(
+    assignments: &[ast::Assignment],
+    table: &TableDef,
+) -> Result<Vec<ast::Assignment>> {
+    let is_default = |e: &ast::Expr| matches!(e, ast::Expr::Identifier(i) if i.quote_style.is_none() && i.value.eq_ignore_ascii_case("default"));
+    assignments
+        .iter()
+        .map(|a| {
+            if !is_default(&a.value) {
+                return Ok(a.clone());
+            }
+            let column = &table.columns[assignment_column(a, table)?];
+            let value = match &column.default {
+                None | Some(lanedb_engine::Value::Null) => {
+                    ast::Expr::Value(ast::Value::Null.into())
+                }
+                Some(v) => crate::pg_types::cast(
+                    crate::pg_types::text_value(&v.to_string()),
+                    crate::convert::sql_type(&column.data_type),
+                ),
+            };
+            Ok(ast::Assignment {
+                target: a.target.clone(),
+                value,
+            })
+        })
+        .collect()
+}
+
 fn compile_sets(
     assignments: &[ast::Assignment],
     scope: &Scope,
@@ -900,7 +931,8 @@ fn plan_update(
         excluded: false,
     };
     let mut params = ParamTypes::default();
-    let compiled = compile_sets(&u.assignments, &scope, &mut params).and_then(|sets| {
+    let assignments = with_defaults(&u.assignments, &table)?;
+    let compiled = compile_sets(&assignments, &scope, &mut params).and_then(|sets| {
         Ok((
             sets,
             compile_where(u.selection.as_ref(), &scope, &mut params)?,
@@ -915,7 +947,7 @@ fn plan_update(
                 qualifier: &scope.qualifiers[0],
                 selection: u.selection.as_ref(),
             };
-            return general.plan(sql, version, Some(&u.assignments), "UPDATE", df);
+            return general.plan(sql, version, Some(&assignments), "UPDATE", df);
         }
     };
     let (access, mut route) = access_and_route(&table, &w);
@@ -1220,7 +1252,7 @@ fn plan_on_conflict(
                     "ON CONFLICT DO UPDATE requires inference specification or constraint name",
                 ));
             }
-            let sets = compile_sets(&du.assignments, scope, params)
+            let sets = compile_sets(&with_defaults(&du.assignments, table)?, scope, params)
                 .map_err(|e| e.unwrap_or_else(|| not_simple("ON CONFLICT DO UPDATE")))?;
             let filter = du
                 .selection
