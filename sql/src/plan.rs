@@ -1091,10 +1091,23 @@ fn plan_insert(
     };
     let mut params = ParamTypes::default();
     let on_conflict = plan_on_conflict(ins.on.as_ref(), &table, &scope, &mut params)?;
-    let Some(source) = &ins.source else {
-        return Err(Error::unsupported(
-            "INSERT without VALUES or SELECT is not supported",
-        ));
+    // `DEFAULT VALUES` is one row of defaults: `VALUES (DEFAULT)` into the first column.
+    let default_values;
+    let source = match &ins.source {
+        Some(source) => source,
+        None if ins.assignments.is_empty() && ins.columns.is_empty() => {
+            default_values = Parser::new(&PostgreSqlDialect {})
+                .try_with_sql("VALUES (DEFAULT)")
+                .and_then(|mut p| p.parse_query())
+                .map_err(|e| Error::internal(e.to_string()))?;
+            columns.truncate(1);
+            &default_values
+        }
+        None => {
+            return Err(Error::unsupported(
+                "INSERT without VALUES or SELECT is not supported",
+            ))
+        }
     };
     // Without a column list, N values fill the table's first N columns and the rest get their defaults, as in
     // PostgreSQL.
