@@ -26,6 +26,10 @@
 //! counting four bytes a character for `lpad` and `rpad`. `SizeChecked` wraps DataFusion's `lpad`, `rpad` and
 //! `repeat` and checks the requested size before they run.
 //!
+//! ## concat of booleans
+//! `concat('a', true)` is `at` in PostgreSQL (a value's text output); DataFusion writes `atrue`. The rule gives
+//! `concat` and `concat_ws` a boolean argument as `CASE WHEN x THEN 't' WHEN NOT x THEN 'f' END`.
+//!
 //! ## Comparing text with numbers
 //! PostgreSQL has no `=` between `text` and `integer`: `name = 1` over a text column fails with 42883 ("operator does
 //! not exist"), while a quoted literal (`id = '1'`, of unknown type until compared) is fine. DataFusion coerces both
@@ -292,6 +296,39 @@ impl ScalarUDFImpl for SizeChecked {
     }
 }
 
+/// `concat` and `concat_ws` write a boolean argument as PostgreSQL's text output does, `t` or `f`; DataFusion's
+/// write `true` or `false`.
+fn concat_of_booleans(f: &ScalarFunction, schema: &DFSchema) -> Option<Expr> {
+    use datafusion::logical_expr::{lit, not, when};
+    if !matches!(f.func.name(), "concat" | "concat_ws") {
+        return None;
+    }
+    // Type coercion has cast the argument to text by now: the boolean is under the cast.
+    let boolean = |x: &Expr| -> Option<Expr> {
+        let inner = match x {
+            Expr::Cast(c) => c.expr.as_ref(),
+            other => other,
+        };
+        matches!(inner.get_type(schema), Ok(ArrowType::Boolean)).then(|| inner.clone())
+    };
+    if !f.args.iter().any(|x| boolean(x).is_some()) {
+        return None;
+    }
+    let args = f
+        .args
+        .iter()
+        .map(|x| match boolean(x) {
+            Some(b) => when(b.clone(), lit("t")).when(not(b), lit("f")).end(),
+            None => Ok(x.clone()),
+        })
+        .collect::<Result<Vec<_>>>()
+        .ok()?;
+    Some(Expr::ScalarFunction(ScalarFunction::new_udf(
+        f.func.clone(),
+        args,
+    )))
+}
+
 /// Replaces integer `+ - *` with their checked forms, and rounds before casts to integers (see the module docs).
 #[derive(Debug)]
 pub struct CheckedArithmetic {
@@ -341,6 +378,9 @@ impl CheckedArithmetic {
             return Ok(Transformed::no(e));
         }
         if let Expr::ScalarFunction(f) = &e {
+            if let Some(concat) = concat_of_booleans(f, schema) {
+                return Ok(Transformed::yes(concat));
+            }
             let float_round = f.func.name() == "round"
                 && f.args.len() == 1
                 && f.args[0].get_type(schema).is_ok_and(|t| is_float(&t));

@@ -765,6 +765,8 @@ fn narrows(from: &ArrowType, to: &ArrowType, set_operation: bool) -> bool {
         (T::Float64, T::Float32) => true,
         (T::Int64, T::Int32 | T::Int16 | T::Int8) | (T::Int32, T::Int16 | T::Int8) => true,
         (T::Timestamp(..), T::Date32 | T::Date64) => true,
+        // A NULL first branch (`SELECT NULL UNION SELECT 1`): the other branch's type.
+        (from, T::Null) => *from != T::Null,
         _ => false,
     }
 }
