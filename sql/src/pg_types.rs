@@ -17,6 +17,10 @@
 //! into `make_array(CAST('1' AS int), CAST('2' AS int), CAST(NULL AS int))`, so each element goes through the
 //! element type's own input rules; DataFusion would cast the whole text to one element. One dimension only.
 //!
+//! ## encode(bytes, 'base64')
+//! PostgreSQL pads base64 with `=` and breaks its lines after 76 characters; DataFusion's `encode` does neither.
+//! `Base64Lines` wraps it and does both.
+//!
 //! ## Unconstrained numeric
 //! PostgreSQL's `numeric` keeps each value's own scale (`1.50::numeric` is `1.50`); DataFusion's has scale 10.
 //! A literal cast to `numeric` without a precision gets `numeric(38, s)` with the literal's scale `s`. An array
@@ -51,6 +55,7 @@ pub fn functions() -> Vec<ScalarUDF> {
         ScalarUDF::from(IntervalIn {
             signature: Signature::exact(vec![ArrowType::Utf8], Volatility::Immutable),
         }),
+        Base64Lines::udf(),
         ScalarUDF::from(IntervalScaled {
             divide: false,
             signature: Signature::any(2, Volatility::Immutable),
@@ -241,6 +246,80 @@ impl ScalarUDFImpl for IntervalIn {
             }
         }
         shaped_like(arg, Arc::new(out.finish()))
+    }
+}
+
+/// DataFusion's `encode`, with PostgreSQL's base64: padded with `=`, and a line break after every 76 characters.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Base64Lines {
+    inner: Arc<ScalarUDF>,
+}
+
+impl Base64Lines {
+    pub(crate) fn udf() -> ScalarUDF {
+        ScalarUDF::from(Base64Lines {
+            inner: datafusion::functions::encoding::encode(),
+        })
+    }
+}
+
+/// Characters of a line of base64 output (PostgreSQL's).
+const BASE64_LINE_CHARACTERS: usize = 76;
+
+impl ScalarUDFImpl for Base64Lines {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn signature(&self) -> &Signature {
+        self.inner.signature()
+    }
+
+    fn coerce_types(&self, arg_types: &[ArrowType]) -> Result<Vec<ArrowType>> {
+        self.inner.coerce_types(arg_types)
+    }
+
+    fn return_type(&self, arg_types: &[ArrowType]) -> Result<ArrowType> {
+        self.inner.return_type(arg_types)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        use datafusion::arrow::array::{Array, AsArray};
+        let base64 = matches!(
+            args.args.get(1),
+            Some(ColumnarValue::Scalar(v)) if v.to_string().eq_ignore_ascii_case("base64")
+        );
+        let out = self.inner.invoke_with_args(args)?;
+        if !base64 {
+            return Ok(out);
+        }
+        let scalar = matches!(out, ColumnarValue::Scalar(_));
+        let texts = out.to_array(1)?;
+        let texts = datafusion::arrow::compute::cast(&texts, &ArrowType::Utf8)?;
+        let texts = texts.as_string::<i32>();
+        let mut lines = StringBuilder::with_capacity(texts.len(), texts.value_data().len() * 2);
+        let mut text = String::new();
+        for row in 0..texts.len() {
+            if texts.is_null(row) {
+                lines.append_null();
+                continue;
+            }
+            text.clear();
+            let encoded = texts.value(row);
+            let padding = (4 - encoded.len() % 4) % 4;
+            for (i, c) in encoded
+                .chars()
+                .chain(std::iter::repeat_n('=', padding))
+                .enumerate()
+            {
+                if i > 0 && i % BASE64_LINE_CHARACTERS == 0 {
+                    text.push('\n');
+                }
+                text.push(c);
+            }
+            lines.append_value(&text);
+        }
+        shaped(scalar, Arc::new(lines.finish()))
     }
 }
 
