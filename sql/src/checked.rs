@@ -209,6 +209,53 @@ impl ScalarUDFImpl for Rint {
     }
 }
 
+/// `lanedb_single_value(count, value)`: `value`, unless `count` says the subquery it came from had more than one
+/// row, which is PostgreSQL's 21000 (see `rewrite::aggregated_lookups`).
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub(crate) struct SingleValue {
+    signature: Signature,
+}
+
+impl SingleValue {
+    pub(crate) fn udf() -> ScalarUDF {
+        ScalarUDF::from(SingleValue {
+            signature: Signature::any(2, Volatility::Immutable),
+        })
+    }
+}
+
+impl ScalarUDFImpl for SingleValue {
+    fn name(&self) -> &str {
+        "lanedb_single_value"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, arg_types: &[ArrowType]) -> Result<ArrowType> {
+        Ok(arg_types[1].clone())
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let counts = args.args[0].to_array(args.number_rows)?;
+        let counts = datafusion::arrow::compute::cast(&counts, &ArrowType::Int64)?;
+        if counts
+            .as_primitive::<Int64Type>()
+            .iter()
+            .any(|c| c.is_some_and(|c| c > 1))
+        {
+            return Err(DataFusionError::External(Box::new(
+                lanedb_engine::Error::new(
+                    lanedb_engine::SqlState::CARDINALITY_VIOLATION,
+                    "more than one row returned by a subquery used as an expression",
+                ),
+            )));
+        }
+        Ok(args.args[1].clone())
+    }
+}
+
 /// A text value's size at most, in bytes (PostgreSQL's `MaxAllocSize`).
 const TEXT_BYTES_MAX: i64 = (1 << 30) - 1;
 /// Bytes a character can take in UTF-8, which PostgreSQL counts for a padded length.

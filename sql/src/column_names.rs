@@ -30,9 +30,7 @@ pub(crate) fn column_names(statement: &ast::Statement) -> Vec<Option<String>> {
     let mut names = Vec::new();
     for item in &select.projection {
         match item {
-            ast::SelectItem::UnnamedExpr(e) => names.push(Some(
-                figure(e).map_or_else(|| "?column?".to_string(), |(name, _)| name),
-            )),
+            ast::SelectItem::UnnamedExpr(e) => names.push(Some(pg_name(e))),
             ast::SelectItem::ExprWithAlias { alias, .. } => {
                 names.push(Some(crate::ddl::ident(alias)))
             }
@@ -100,6 +98,11 @@ fn leftmost_select_mut(body: &mut ast::SetExpr) -> Option<&mut ast::Select> {
         ast::SetExpr::Query(q) => leftmost_select_mut(q.body.as_mut()),
         _ => None,
     }
+}
+
+/// The name PostgreSQL gives a select-list item without an alias.
+pub(crate) fn pg_name(e: &ast::Expr) -> String {
+    figure(e).map_or_else(|| "?column?".to_string(), |(name, _)| name)
 }
 
 fn strong(name: impl Into<String>) -> Option<(String, Strength)> {

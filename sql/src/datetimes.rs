@@ -81,9 +81,7 @@ impl ZonedCasts {
             return Ok(in_session_zone(e, schema, session_zone));
         }
         if let Expr::BinaryExpr(b) = &e {
-            let rewritten = self
-                .interval_comparison(b, schema)
-                .or_else(|| date_plus_interval(b, schema));
+            let rewritten = self.interval_comparison(b, schema);
             return Ok(rewritten.unwrap_or(Transformed::no(e)));
         }
         let Expr::Cast(Cast { expr, field }) = &e else {
@@ -157,7 +155,27 @@ impl ZonedCasts {
 }
 
 /// `date ± interval` as a `timestamp`, as in PostgreSQL (`date '2024-01-01' + interval '1 hour'` is
-/// `2024-01-01 01:00:00`); DataFusion keeps a date and drops the time.
+/// `2024-01-01 01:00:00`); DataFusion keeps a date and drops the time. An analyzer rule that runs before type
+/// coercion, so what the sum is compared with or stored into is coerced to the timestamp
+/// (`hired > current_date - interval '10 years'` compares timestamps, as PostgreSQL does).
+#[derive(Debug, Default)]
+pub struct DateArithmetic;
+
+impl AnalyzerRule for DateArithmetic {
+    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
+        crate::checked::rewrite_expressions(plan, |e, schema| {
+            let Expr::BinaryExpr(b) = &e else {
+                return Ok(Transformed::no(e));
+            };
+            Ok(date_plus_interval(b, schema).unwrap_or(Transformed::no(e)))
+        })
+    }
+
+    fn name(&self) -> &str {
+        "lanedb_date_arithmetic"
+    }
+}
+
 fn date_plus_interval(b: &BinaryExpr, schema: &DFSchema) -> Option<Transformed<Expr>> {
     use datafusion::logical_expr::Operator as Op;
     let (Ok(left), Ok(right)) = (b.left.get_type(schema), b.right.get_type(schema)) else {
@@ -169,17 +187,6 @@ fn date_plus_interval(b: &BinaryExpr, schema: &DFSchema) -> Option<Transformed<E
             ArrowType::Timestamp(TimeUnit::Microsecond, None),
         )))
     };
-    // `date + 30` is coerced to `date + CAST(CAST(30 * 86400 AS duration(s)) AS interval)` and stays a date, as in
-    // PostgreSQL.
-    let from_integer = |x: &Expr| {
-        matches!(x, Expr::Cast(c) if matches!(
-            c.expr.get_type(schema),
-            Ok(ArrowType::Duration(TimeUnit::Second))
-        ))
-    };
-    if from_integer(&b.left) || from_integer(&b.right) {
-        return None;
-    }
     let (l, r) = match (&left, b.op, &right) {
         (ArrowType::Date32, Op::Plus | Op::Minus, ArrowType::Interval(_)) => {
             (timestamp(&b.left), b.right.clone())

@@ -440,7 +440,10 @@ fn interval_literal(e: &ast::Expr) -> Option<ast::Expr> {
     if i.leading_field.is_some() || i.last_field.is_some() {
         return None;
     }
-    string_literal(&i.value)?;
+    // A bare number of seconds (`interval '5'`) is DataFusion's to read.
+    if string_literal(&i.value)?.trim().parse::<f64>().is_ok() {
+        return None;
+    }
     Some(call(INTERVAL_IN, vec![*i.value.clone()]))
 }
 

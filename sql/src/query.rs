@@ -322,9 +322,13 @@ impl QueryBridge {
             .into_iter()
             .filter(|r| r.name() != "SanityCheckPlan")
             .collect();
-        // Comparisons PostgreSQL refuses are refused before DataFusion coerces them away.
-        let analyzer_rules = std::iter::once(Arc::new(crate::checked::StrictComparisons)
-            as Arc<dyn datafusion::optimizer::AnalyzerRule + Send + Sync>)
+        // Comparisons PostgreSQL refuses are refused, and date arithmetic is typed, before DataFusion coerces.
+        let analyzer_rules = [
+            Arc::new(crate::checked::StrictComparisons)
+                as Arc<dyn datafusion::optimizer::AnalyzerRule + Send + Sync>,
+            Arc::new(crate::datetimes::DateArithmetic),
+        ]
+        .into_iter()
         .chain(datafusion::optimizer::Analyzer::new().rules)
         .collect();
         let mut base = SessionStateBuilder::new()
@@ -347,6 +351,7 @@ impl QueryBridge {
         .chain(crate::similar::functions())
         .chain(crate::extract::functions())
         .chain(crate::checked::SizeChecked::udfs())
+        .chain([crate::checked::SingleValue::udf()])
         .chain(crate::pg_catalog::functions(&engine))
         {
             base.register_udf(Arc::new(udf))
@@ -372,6 +377,8 @@ impl QueryBridge {
         declared: &[Option<DataType>],
         zone: &str,
     ) -> Result<QueryPlan> {
+        // Named from the statement as the client wrote it, before parameters are given types by casts.
+        let names = crate::column_names::column_names(statement);
         let contextual: Vec<(usize, DataType)> =
             crate::rewrite::placeholder_context_types(statement)
                 .into_iter()
@@ -386,7 +393,7 @@ impl QueryBridge {
             typed = cast;
             &typed
         };
-        let plan = self.plan_once(statement, zone).await?;
+        let plan = self.plan_once(statement, &names, zone).await?;
         let untyped: Vec<usize> = plan
             .param_types
             .iter()
@@ -410,19 +417,24 @@ impl QueryBridge {
             })
             .collect();
         crate::rewrite::cast_placeholders(&mut statement, &types);
-        self.plan_once(&statement, zone).await
+        self.plan_once(&statement, &names, zone).await
     }
 
     /// Plans in the session's time zone `zone`: DataFusion types `timestamp with time zone` with it, so text
     /// without an offset is read in it and results show in it.
-    async fn plan_once(&self, statement: &ast::Statement, zone: &str) -> Result<QueryPlan> {
-        let names = crate::column_names::column_names(statement);
+    async fn plan_once(
+        &self,
+        statement: &ast::Statement,
+        names: &[Option<String>],
+        zone: &str,
+    ) -> Result<QueryPlan> {
         let mut statement = statement.clone();
         if crate::pg_catalog::is_catalog_query(&statement) {
             crate::pg_catalog::rewrite(&mut statement);
         }
         let cast_params = crate::rewrite::cast_placeholder_types(&statement);
         let physical_scalar_subqueries = crate::rewrite::has_multi_row_scalar_subquery(&statement);
+        crate::rewrite::aggregated_lookups(&mut statement);
         crate::rewrite::decorrelate_scalar_subqueries(&mut statement, &self.engine.catalog());
         crate::rewrite::plain_numbers(&mut statement);
         crate::rewrite::fetch_as_limit(&mut statement);

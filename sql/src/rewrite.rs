@@ -251,12 +251,22 @@ fn backslash_escaped_like(e: &ast::Expr) -> Option<ast::Expr> {
     Some(rewritten)
 }
 
-/// Rewrites the top-level query's EXCEPT ALL and INTERSECT ALL (see the module docs).
+/// Rewrites every EXCEPT ALL and INTERSECT ALL, in the statement and in its subqueries (see the module docs).
 pub fn multiset_operations(statement: &mut ast::Statement) -> Result<(), lanedb_engine::Error> {
-    let ast::Statement::Query(q) = statement else {
-        return Ok(());
-    };
-    multiset_body(q.body.as_mut())
+    struct Multisets;
+    impl ast::VisitorMut for Multisets {
+        type Break = lanedb_engine::Error;
+        fn pre_visit_query(&mut self, q: &mut ast::Query) -> ControlFlow<lanedb_engine::Error> {
+            match multiset_body(q.body.as_mut()) {
+                Ok(()) => ControlFlow::Continue(()),
+                Err(e) => ControlFlow::Break(e),
+            }
+        }
+    }
+    match ast::VisitMut::visit(statement, &mut Multisets) {
+        ControlFlow::Break(e) => Err(e),
+        ControlFlow::Continue(()) => Ok(()),
+    }
 }
 
 fn multiset_body(body: &mut ast::SetExpr) -> Result<(), lanedb_engine::Error> {
@@ -324,14 +334,18 @@ fn numbered_set_operation(
     Ok(*query.body)
 }
 
-/// The columns a set operation's first branch lists, each with its alias if it has one; `None` when one is `*`.
+/// The columns a set operation's first branch lists, each with the name PostgreSQL gives it; `None` when one is
+/// `*`.
 fn listed_columns(body: &ast::SetExpr) -> Option<Vec<Option<ast::Ident>>> {
     match body {
         ast::SetExpr::Select(select) => select
             .projection
             .iter()
             .map(|item| match item {
-                ast::SelectItem::UnnamedExpr(_) => Some(None),
+                ast::SelectItem::UnnamedExpr(e) => Some(Some(ast::Ident::with_quote(
+                    '"',
+                    crate::column_names::pg_name(e),
+                ))),
                 ast::SelectItem::ExprWithAlias { alias, .. } => Some(Some(alias.clone())),
                 _ => None,
             })
@@ -420,9 +434,14 @@ impl PositionsStayNumbers {
         }
     }
 
+    /// Every integer literal in the arguments, also inside expressions (`-2`, `0 - 1`).
     fn unwrap_args(args: &mut [ast::FunctionArg]) {
         for arg in args {
             if let ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(x)) = arg {
+                let _ = visit_expressions_mut(x, |e| {
+                    Self::unwrap(e);
+                    ControlFlow::<()>::Continue(())
+                });
                 Self::unwrap(x);
             }
         }
@@ -892,6 +911,97 @@ fn in_list_with_null(x: &ast::Expr, list: &[ast::Expr], negated: bool) -> Option
         .ok()
 }
 
+/// Turns a correlated scalar subquery that looks a value up (`(SELECT d.name FROM dept d WHERE d.id = e.dept)` in
+/// the select list), which DataFusion refuses unless it aggregates, into one that does:
+/// `(SELECT lanedb_single_value(count(1), max(d.name)) FROM dept d WHERE d.id = e.dept)`. The value is the one
+/// row's, NULL without a row, and more than one row is PostgreSQL's 21000, raised by `lanedb_single_value`.
+/// Correlation is recognised by a qualified column whose qualifier the subquery's FROM does not name; others are
+/// left as they are (DataFusion plans an uncorrelated subquery itself).
+pub fn aggregated_lookups(statement: &mut ast::Statement) {
+    let ast::Statement::Query(q) = statement else {
+        return;
+    };
+    let ast::SetExpr::Select(select) = q.body.as_mut() else {
+        return;
+    };
+    for item in select.projection.iter_mut() {
+        if let ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. } =
+            item
+        {
+            let rewrite = |e: &mut ast::Expr| {
+                if let ast::Expr::Subquery(sq) = e {
+                    aggregate_lookup(sq);
+                }
+                ControlFlow::<()>::Continue(())
+            };
+            let _ = visit_expressions_mut(e, rewrite);
+        }
+    }
+}
+
+fn aggregate_lookup(sq: &mut ast::Query) {
+    if sq.with.is_some() || sq.limit_clause.is_some() || sq.fetch.is_some() {
+        return;
+    }
+    let ast::SetExpr::Select(s) = sq.body.as_mut() else {
+        return;
+    };
+    let ungrouped =
+        matches!(&s.group_by, ast::GroupByExpr::Expressions(v, m) if v.is_empty() && m.is_empty());
+    if s.distinct.is_some() || !ungrouped || s.having.is_some() || s.from.is_empty() {
+        return;
+    }
+    if calls_a_function(&s.projection) || !refers_outside(s) {
+        return;
+    }
+    let [ast::SelectItem::UnnamedExpr(value) | ast::SelectItem::ExprWithAlias { expr: value, .. }] =
+        s.projection.as_mut_slice()
+    else {
+        return;
+    };
+    let one = ast::Expr::Value(ast::Value::Number("1".into(), false).into());
+    let count = crate::pg_types::call("count", vec![one]);
+    let max = crate::pg_types::call("max", vec![value.clone()]);
+    *value = crate::pg_types::call(SINGLE_VALUE, vec![count, max]);
+    sq.order_by = None;
+}
+
+/// Whether a select reads a column through a qualifier its FROM does not name (an outer query's table).
+fn refers_outside(s: &ast::Select) -> bool {
+    let mut names = Vec::new();
+    for t in &s.from {
+        for factor in std::iter::once(&t.relation).chain(t.joins.iter().map(|j| &j.relation)) {
+            match factor {
+                ast::TableFactor::Table { name, alias, .. } => {
+                    names.push(match alias {
+                        Some(a) => crate::ddl::ident(&a.name),
+                        None => name
+                            .0
+                            .last()
+                            .and_then(|p| p.as_ident())
+                            .map(crate::ddl::ident)
+                            .unwrap_or_default(),
+                    });
+                }
+                ast::TableFactor::Derived { alias: Some(a), .. } => {
+                    names.push(crate::ddl::ident(&a.name))
+                }
+                _ => return false,
+            }
+        }
+    }
+    let mut outside = false;
+    let _ = ast::visit_expressions(s, |e| {
+        if let ast::Expr::CompoundIdentifier(parts) = e {
+            if let [qualifier, _] = parts.as_slice() {
+                outside |= !names.contains(&crate::ddl::ident(qualifier));
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    outside
+}
+
 /// Rewrites correlated scalar aggregate subqueries that DataFusion cannot decorrelate (non-equality correlation, e.g.
 /// `(SELECT count(*) FROM t1 AS x WHERE x.b < t1.b)`) into a join with a grouped derived table.
 ///
@@ -995,6 +1105,9 @@ pub fn decorrelate_scalar_subqueries(
 }
 
 const AGGREGATES: [&str; 5] = ["count", "sum", "min", "max", "avg"];
+
+/// The function `aggregated_lookups` wraps a looked-up value in (see `checked::SingleValue`).
+const SINGLE_VALUE: &str = "lanedb_single_value";
 
 /// Whether a scalar subquery of `statement` could return more than one row (anything but a bare aggregate without
 /// GROUP BY), so the 21000 check must stay (see `query::QueryPlan`).
