@@ -3,7 +3,8 @@
 #   source "$(dirname "$0")/common.sh"; start_lanedb PORT [serve flags]; start_postgres PORT
 
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+# The build directory .ci/run uses, so a benchmark after the tests does not build DataFusion again.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/lanedb/target}"
 if ! test -x "$PG_BIN/postgres" || ! command -v pgbench >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql postgresql-contrib >/dev/null
 fi

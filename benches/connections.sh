@@ -10,7 +10,8 @@ BUSY=${BUSY:-16}
 DURATION=${DURATION:-15}
 ROWS=${ROWS:-1000000}
 PORT=${PORT:-5493}
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+# The build directory .ci/run uses, so a benchmark after the tests does not build DataFusion again.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/lanedb/target}"
 cargo build --release --bin lanedb --quiet
 ulimit -n 65536 2>/dev/null || true
 work=$(mktemp -d)
