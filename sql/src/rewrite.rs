@@ -479,8 +479,13 @@ impl ast::VisitorMut for PositionsStayNumbers {
         let ast::Expr::Function(f) = e else {
             return ControlFlow::Continue(());
         };
-        // pg_typeof reports its argument's own type: a literal there stays an integer.
-        let reports_type = f.name.to_string().eq_ignore_ascii_case("pg_typeof");
+        // pg_typeof reports its argument's own type, and these return a value of their arguments' type: a literal
+        // there stays an integer (`coalesce(1, 2)` is an integer in PostgreSQL).
+        let name = f.name.to_string().to_ascii_lowercase();
+        let reports_type = matches!(
+            name.as_str(),
+            "pg_typeof" | "coalesce" | "greatest" | "least" | "nullif"
+        );
         if let (ast::FunctionArguments::List(list), false) = (&mut f.args, reports_type) {
             Self::unwrap_args(&mut list.args);
         }
