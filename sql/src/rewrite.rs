@@ -174,6 +174,44 @@ pub fn fetch_as_limit(statement: &mut ast::Statement) {
     let _ = ast::VisitMut::visit(statement, &mut FetchAsLimit);
 }
 
+/// `generate_series(...)` in FROM names its column as PostgreSQL does: after the function, or after the table alias
+/// when the alias lists no columns (`FROM generate_series(1, 3) AS g` has a column `g`). DataFusion's is `value`.
+pub fn series_columns(statement: &mut ast::Statement) {
+    struct SeriesColumns;
+    impl ast::VisitorMut for SeriesColumns {
+        type Break = ();
+        fn pre_visit_table_factor(&mut self, t: &mut ast::TableFactor) -> ControlFlow<()> {
+            let ast::TableFactor::Table {
+                name,
+                args: Some(_),
+                alias,
+                ..
+            } = t
+            else {
+                return ControlFlow::Continue(());
+            };
+            if !name.to_string().eq_ignore_ascii_case("generate_series") {
+                return ControlFlow::Continue(());
+            }
+            let alias = alias.get_or_insert_with(|| ast::TableAlias {
+                explicit: true,
+                name: ast::Ident::new("generate_series"),
+                columns: vec![],
+                at: None,
+            });
+            if alias.columns.is_empty() {
+                let column = alias.name.clone();
+                alias.columns.push(ast::TableAliasColumnDef {
+                    name: column,
+                    data_type: None,
+                });
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = ast::VisitMut::visit(statement, &mut SeriesColumns);
+}
+
 /// `localtimestamp` and `localtime`: the statement's time as the session's local `timestamp` and `time`.
 fn local_time(name: &str) -> Option<ast::Expr> {
     let data_type = match name.to_ascii_lowercase().as_str() {
