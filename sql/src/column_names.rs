@@ -130,6 +130,9 @@ fn figure(e: &ast::Expr) -> Option<(String, Strength)> {
         },
         ast::Expr::AtTimeZone { .. } => strong("timezone"),
         ast::Expr::Extract { .. } => strong("extract"),
+        ast::Expr::Substring {
+            shorthand: true, ..
+        } => strong("substr"),
         ast::Expr::Substring { .. } => strong("substring"),
         ast::Expr::Position { .. } => strong("position"),
         ast::Expr::Overlay { .. } => strong("overlay"),
@@ -140,7 +143,7 @@ fn figure(e: &ast::Expr) -> Option<(String, Strength)> {
             Some(ast::TrimWhereField::Trailing) => "rtrim",
             _ => "btrim",
         }),
-        ast::Expr::Exists { .. } => strong("exists"),
+        ast::Expr::Exists { negated: false, .. } => strong("exists"),
         ast::Expr::Array(_) => strong("array"),
         ast::Expr::Subquery(q) => match q.body.as_ref() {
             ast::SetExpr::Select(select) => match select.projection.first()? {
