@@ -23,8 +23,8 @@
 //! ## Sizes of text that functions build
 //! `lpad('x', 1000000000)` made DataFusion build a gigabyte string per row (and the server grew by gigabytes
 //! while it did). PostgreSQL refuses a text value that could pass 1 GiB with 54000 ("requested length too large"),
-//! counting four bytes a character for `lpad` and `rpad`. `SizeChecked` wraps DataFusion's `lpad`, `rpad` and
-//! `repeat` and checks the requested size before they run.
+//! counting four bytes a character for `lpad` and `rpad`. `size_checked` runs around DataFusion's `lpad`, `rpad`
+//! and `repeat` and checks the requested size before they run.
 //!
 //! ## concat of booleans
 //! `concat('a', true)` is `at` in PostgreSQL (a value's text output); DataFusion writes `atrue`. The rule gives
@@ -123,11 +123,7 @@ impl ScalarUDFImpl for CheckedOp {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let all_scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let (all_scalar, arrays) = crate::pg_types::arguments(&args.args)?;
         let out = match self.op {
             Op::Add => numeric::add(&arrays[0], &arrays[1])?,
             Op::Sub => numeric::sub(&arrays[0], &arrays[1])?,
@@ -191,8 +187,7 @@ impl ScalarUDFImpl for Rint {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         use datafusion::arrow::datatypes::{Float32Type, Float64Type};
-        let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
-        let values = ColumnarValue::values_to_arrays(&args.args)?;
+        let (scalar, values) = crate::pg_types::arguments(&args.args)?;
         let out: ArrayRef = match values[0].data_type() {
             ArrowType::Float32 => Arc::new(
                 values[0]
@@ -261,86 +256,49 @@ const TEXT_BYTES_MAX: i64 = (1 << 30) - 1;
 /// Bytes a character can take in UTF-8, which PostgreSQL counts for a padded length.
 const CHARACTER_BYTES_MAX: i64 = 4;
 
-/// DataFusion's `lpad`, `rpad` or `repeat`, refusing a result that could pass `TEXT_BYTES_MAX` (see the module
-/// docs).
-#[derive(Debug, PartialEq, Eq, Hash)]
-pub(crate) struct SizeChecked {
-    inner: Arc<ScalarUDF>,
+/// DataFusion's `lpad`, `rpad` and `repeat`, run by `size_checked` (see the module docs), to register in place of
+/// DataFusion's.
+pub(crate) fn size_checked_udfs() -> Vec<ScalarUDF> {
+    [
+        datafusion::functions::unicode::lpad(),
+        datafusion::functions::unicode::rpad(),
+        datafusion::functions::string::repeat(),
+    ]
+    .into_iter()
+    .map(|inner| crate::pg_types::Around::udf(inner, size_checked))
+    .collect()
 }
 
-impl SizeChecked {
-    /// The wrapped functions, to register in place of DataFusion's.
-    pub(crate) fn udfs() -> Vec<ScalarUDF> {
-        [
-            datafusion::functions::unicode::lpad(),
-            datafusion::functions::unicode::rpad(),
-            datafusion::functions::string::repeat(),
-        ]
-        .into_iter()
-        .map(|inner| ScalarUDF::from(SizeChecked { inner }))
-        .collect()
+/// Runs `lpad`, `rpad` or `repeat` unless its result could pass `TEXT_BYTES_MAX`: for `repeat(s, n)`, `s`'s bytes
+/// times `n`; for `lpad`/`rpad(s, n)`, `n` characters of four bytes.
+fn size_checked(function: &ScalarUDF, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+    use datafusion::arrow::compute::{cast, kernels::length::length};
+    if args.args.len() < 2 {
+        return function.invoke_with_args(args);
     }
-
-    /// Refuses a call whose result could pass `TEXT_BYTES_MAX`: for `repeat(s, n)`, `s`'s bytes times `n`; for
-    /// `lpad`/`rpad(s, n)`, `n` characters of four bytes.
-    fn check(&self, args: &[ColumnarValue]) -> Result<()> {
-        use datafusion::arrow::compute::{cast, kernels::length::length};
-        let arrays = ColumnarValue::values_to_arrays(&args[..2])?;
-        let counts = cast(&arrays[1], &ArrowType::Int64)?;
-        let counts = counts.as_primitive::<Int64Type>();
-        // Bytes of each text for `repeat`; four a character for the padding functions.
-        let units = match self.inner.name() {
-            "repeat" => Some(cast(&length(&arrays[0])?, &ArrowType::Int64)?),
-            _ => None,
+    let arrays = ColumnarValue::values_to_arrays(&args.args[..2])?;
+    let counts = cast(&arrays[1], &ArrowType::Int64)?;
+    let counts = counts.as_primitive::<Int64Type>();
+    // Bytes of each text for `repeat`; four a character for the padding functions.
+    let units = match function.name() {
+        "repeat" => Some(cast(&length(&arrays[0])?, &ArrowType::Int64)?),
+        _ => None,
+    };
+    for row in 0..counts.len() {
+        let unit = match &units {
+            Some(units) => units.as_primitive::<Int64Type>().value(row),
+            None => CHARACTER_BYTES_MAX,
         };
-        for row in 0..counts.len() {
-            let unit = match &units {
-                Some(units) => units.as_primitive::<Int64Type>().value(row),
-                None => CHARACTER_BYTES_MAX,
-            };
-            if counts.is_valid(row) && counts.value(row).saturating_mul(unit) > TEXT_BYTES_MAX {
-                return Err(DataFusionError::External(Box::new(
-                    lanedb_engine::Error::new(
-                        lanedb_engine::SqlState::PROGRAM_LIMIT_EXCEEDED,
-                        "requested length too large",
-                    ),
-                )));
-            }
+        if counts.is_valid(row) && counts.value(row).saturating_mul(unit) > TEXT_BYTES_MAX {
+            return Err(DataFusionError::External(Box::new(
+                lanedb_engine::Error::new(
+                    lanedb_engine::SqlState::PROGRAM_LIMIT_EXCEEDED,
+                    "requested length too large",
+                ),
+            )));
         }
-        Ok(())
     }
-}
-
-impl ScalarUDFImpl for SizeChecked {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-
-    fn signature(&self) -> &Signature {
-        self.inner.signature()
-    }
-
-    fn coerce_types(&self, arg_types: &[ArrowType]) -> Result<Vec<ArrowType>> {
-        self.inner.coerce_types(arg_types)
-    }
-
-    fn return_type(&self, arg_types: &[ArrowType]) -> Result<ArrowType> {
-        self.inner.return_type(arg_types)
-    }
-
-    fn return_field_from_args(
-        &self,
-        args: datafusion::logical_expr::ReturnFieldArgs,
-    ) -> Result<datafusion::arrow::datatypes::FieldRef> {
-        self.inner.return_field_from_args(args)
-    }
-
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        if args.args.len() >= 2 {
-            self.check(&args.args)?;
-        }
-        self.inner.invoke_with_args(args)
-    }
+    function.invoke_with_args(args)
 }
 
 /// `concat` and `concat_ws` write a boolean argument as PostgreSQL's text output does, `t` or `f`; DataFusion's
@@ -1029,11 +987,7 @@ impl ScalarUDFImpl for ByteAwareLength {
         if !Self::is_binary(args.arg_fields[0].data_type()) {
             return datafusion::functions::unicode::character_length().invoke_with_args(args);
         }
-        let all_scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let (all_scalar, arrays) = crate::pg_types::arguments(&args.args)?;
         let lengths = datafusion::arrow::compute::kernels::length::length(&arrays[0])?;
         let lengths = datafusion::arrow::compute::cast(&lengths, &ArrowType::Int32)?;
         if all_scalar {

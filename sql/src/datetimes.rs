@@ -231,8 +231,7 @@ impl ScalarUDFImpl for IntervalKey {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         const NANOS_PER_DAY: i128 = 86_400_000_000_000;
-        let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
-        let values = ColumnarValue::values_to_arrays(&args.args)?;
+        let (scalar, values) = crate::pg_types::arguments(&args.args)?;
         let values = &values[0];
         let keys: datafusion::arrow::array::Decimal128Array = (0..values.len())
             .map(|row| {
@@ -475,11 +474,7 @@ impl ScalarUDFImpl for AtTimeZone {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let (scalar, arrays) = crate::pg_types::arguments(&args.args)?;
         let x = arrays[0].data_type();
         if !matches!(
             x,
@@ -645,11 +640,7 @@ impl ScalarUDFImpl for ToChar {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let (scalar, arrays) = crate::pg_types::arguments(&args.args)?;
         if arrays[1].data_type() != &ArrowType::Utf8 {
             return Err(external(Error::new(
                 SqlState::UNDEFINED_FUNCTION,

@@ -107,32 +107,40 @@ enum Part {
 }
 
 impl Part {
+    /// The field `name` stands for, in any letter case; no allocation, as it runs for each row when the field is
+    /// a column.
     fn named(name: &str) -> Option<Part> {
-        Some(match name.to_ascii_lowercase().as_str() {
-            "century" | "centuries" => Part::Century,
-            "day" | "days" => Part::Day,
-            "decade" | "decades" => Part::Decade,
-            "dow" => Part::Dow,
-            "doy" => Part::Doy,
-            "epoch" => Part::Epoch,
-            "hour" | "hours" | "h" => Part::Hour,
-            "isodow" => Part::Isodow,
-            "isoyear" => Part::Isoyear,
-            "julian" | "j" => Part::Julian,
-            "microseconds" | "microsecond" | "us" => Part::Microseconds,
-            "millennium" | "millennia" | "millenniums" => Part::Millennium,
-            "milliseconds" | "millisecond" | "ms" => Part::Milliseconds,
-            "minute" | "minutes" | "m" | "min" | "mins" => Part::Minute,
-            "month" | "months" | "mon" | "mons" => Part::Month,
-            "quarter" | "qtr" => Part::Quarter,
-            "second" | "seconds" | "s" | "sec" | "secs" => Part::Second,
-            "timezone" => Part::Timezone,
-            "timezone_hour" => Part::TimezoneHour,
-            "timezone_minute" => Part::TimezoneMinute,
-            "week" | "weeks" => Part::Week,
-            "year" | "years" | "y" => Part::Year,
-            _ => return None,
-        })
+        const NAMES: [(&[&str], Part); 22] = [
+            (&["century", "centuries"], Part::Century),
+            (&["day", "days"], Part::Day),
+            (&["decade", "decades"], Part::Decade),
+            (&["dow"], Part::Dow),
+            (&["doy"], Part::Doy),
+            (&["epoch"], Part::Epoch),
+            (&["hour", "hours", "h"], Part::Hour),
+            (&["isodow"], Part::Isodow),
+            (&["isoyear"], Part::Isoyear),
+            (&["julian", "j"], Part::Julian),
+            (&["microseconds", "microsecond", "us"], Part::Microseconds),
+            (
+                &["millennium", "millennia", "millenniums"],
+                Part::Millennium,
+            ),
+            (&["milliseconds", "millisecond", "ms"], Part::Milliseconds),
+            (&["minute", "minutes", "m", "min", "mins"], Part::Minute),
+            (&["month", "months", "mon", "mons"], Part::Month),
+            (&["quarter", "qtr"], Part::Quarter),
+            (&["second", "seconds", "s", "sec", "secs"], Part::Second),
+            (&["timezone"], Part::Timezone),
+            (&["timezone_hour"], Part::TimezoneHour),
+            (&["timezone_minute"], Part::TimezoneMinute),
+            (&["week", "weeks"], Part::Week),
+            (&["year", "years", "y"], Part::Year),
+        ];
+        NAMES
+            .iter()
+            .find(|(names, _)| names.iter().any(|n| n.eq_ignore_ascii_case(name)))
+            .map(|(_, part)| *part)
     }
 
     /// Decimals of the result for a value of type `t`.
@@ -221,11 +229,7 @@ impl ScalarUDFImpl for Extract {
             ));
         };
         let scale = *scale;
-        let scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let (scalar, arrays) = crate::pg_types::arguments(&args.args)?;
         let fields = cast(&arrays[0], &ArrowType::Utf8)?;
         let fields = fields.as_string::<i32>();
         let values = match arrays[1].data_type() {

@@ -173,11 +173,7 @@ impl ScalarUDFImpl for CurrentSetting {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let identity: SessionIdentity = session_extension(&args.config_options);
         let settings: SessionSettings = session_extension(&args.config_options);
-        let scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let (scalar, arrays) = crate::pg_types::arguments(&args.args)?;
         let names = arrays[0].as_string::<i32>();
         let missing_ok = arrays.get(1).map(|a| a.as_boolean());
         let mut out = StringBuilder::with_capacity(names.len(), 16 * names.len());

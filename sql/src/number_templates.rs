@@ -147,7 +147,8 @@ enum Key {
 }
 
 /// The patterns, in PostgreSQL's order: where one is a prefix of another (`S` of `SG`), the longer comes first.
-const KEYS: [(&str, Key); 36] = [
+/// Each is also taken in lower case (`fm`, `rn`), never in mixed case (`Fm` is literal text).
+const KEYS: [(&str, Key); 20] = [
     (",", Key::Comma),
     (".", Key::Dec),
     ("0", Key::Zero),
@@ -168,23 +169,28 @@ const KEYS: [(&str, Key); 36] = [
     ("S", Key::LocaleSign),
     ("TH", Key::Ordinal { lower: false }),
     ("V", Key::Multiply),
-    ("b", Key::Blank),
-    ("c", Key::Currency),
-    ("d", Key::LocaleDecimal),
-    ("eeee", Key::Exponent),
-    ("fm", Key::FillMode),
-    ("g", Key::Group),
-    ("l", Key::LocaleCurrency),
-    ("mi", Key::Minus),
-    ("pl", Key::Plus),
-    ("pr", Key::Bracket),
-    ("rn", Key::Roman { lower: true }),
-    ("sg", Key::SignAnywhere),
-    ("sp", Key::Spell),
-    ("s", Key::LocaleSign),
-    ("th", Key::Ordinal { lower: true }),
-    ("v", Key::Multiply),
 ];
+
+/// The pattern `rest` starts with, and its length: as written in `KEYS`, or all in lower case (where `rn` and `th`
+/// write lower case).
+fn pattern_at(rest: &str) -> Option<(usize, Key)> {
+    KEYS.iter().find_map(|(name, key)| {
+        let written = rest.get(..name.len())?;
+        if written == *name {
+            return Some((name.len(), *key));
+        }
+        let lower =
+            written.eq_ignore_ascii_case(name) && !written.bytes().any(|b| b.is_ascii_uppercase());
+        lower.then_some((
+            name.len(),
+            match key {
+                Key::Roman { .. } => Key::Roman { lower: true },
+                Key::Ordinal { .. } => Key::Ordinal { lower: true },
+                other => *other,
+            },
+        ))
+    })
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Node {
@@ -246,10 +252,10 @@ impl NumberTemplate {
         let mut layout = Layout::default();
         let mut rest = template;
         while let Some(c) = rest.chars().next() {
-            if let Some((name, key)) = KEYS.iter().find(|(name, _)| rest.starts_with(name)) {
-                layout.add(*key)?;
-                nodes.push(Node::Pattern(*key));
-                rest = &rest[name.len()..];
+            if let Some((len, key)) = pattern_at(rest) {
+                layout.add(key)?;
+                nodes.push(Node::Pattern(key));
+                rest = &rest[len..];
             } else if c == '"' {
                 rest = quoted(&rest[1..], &mut nodes);
             } else {
@@ -978,7 +984,7 @@ mod tests {
     /// Each expected value is PostgreSQL 15's.
     #[test]
     fn numbers_format_as_postgres_does() {
-        let cases: [(Number, &str, &str); 12] = [
+        let cases: [(Number, &str, &str); 14] = [
             (Number::Int4(42), "999", "  42"),
             (Number::Int4(-42), "999", " -42"),
             (Number::Int4(42), "000", " 042"),
@@ -991,6 +997,8 @@ mod tests {
             (Number::Float8(2.5), "9", " 2"),
             (decimal("2.5"), "9", " 3"),
             (Number::Int4(1234), "RN", "       MCCXXXIV"),
+            (Number::Int4(3), "rn", "            iii"),
+            (Number::Int4(5), "Fm9", "Fm 5"),
         ];
         for (value, template, expected) in cases {
             assert_eq!(

@@ -19,7 +19,7 @@
 //!
 //! ## encode(bytes, 'base64')
 //! PostgreSQL pads base64 with `=` and breaks its lines after 76 characters; DataFusion's `encode` does neither.
-//! `Base64Lines` wraps it and does both.
+//! `base64_lines` runs around it (see `Around`) and does both.
 //!
 //! ## Unconstrained numeric
 //! PostgreSQL's `numeric` keeps each value's own scale (`1.50::numeric` is `1.50`); DataFusion's has scale 10.
@@ -55,7 +55,7 @@ pub fn functions() -> Vec<ScalarUDF> {
         ScalarUDF::from(IntervalIn {
             signature: Signature::exact(vec![ArrowType::Utf8], Volatility::Immutable),
         }),
-        Base64Lines::udf(),
+        Around::udf(datafusion::functions::encoding::encode(), base64_lines),
         ScalarUDF::from(IntervalScaled {
             divide: false,
             signature: Signature::any(2, Volatility::Immutable),
@@ -188,6 +188,13 @@ fn shaped_like(arg: &ColumnarValue, result: ArrayRef) -> Result<ColumnarValue> {
     shaped(matches!(arg, ColumnarValue::Scalar(_)), result)
 }
 
+/// A function's arguments as arrays of one length, and whether they were all scalars (so `shaped` answers a
+/// scalar).
+pub(crate) fn arguments(args: &[ColumnarValue]) -> Result<(bool, Vec<ArrayRef>)> {
+    let scalar = args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
+    Ok((scalar, ColumnarValue::values_to_arrays(args)?))
+}
+
 /// A function's result: a scalar (the first row of `result`) when its arguments were all scalars.
 pub(crate) fn shaped(scalar: bool, result: ArrayRef) -> Result<ColumnarValue> {
     Ok(if scalar {
@@ -249,24 +256,41 @@ impl ScalarUDFImpl for IntervalIn {
     }
 }
 
-/// DataFusion's `encode`, with PostgreSQL's base64: padded with `=`, and a line break after every 76 characters.
-#[derive(Debug, PartialEq, Eq, Hash)]
-pub(crate) struct Base64Lines {
+/// One of DataFusion's functions with LaneDB's behaviour around its call: the same name, signature and types,
+/// and `around` in place of its `invoke` (`around` calls the function itself, checking its arguments before or
+/// reshaping its result after). For `encode`'s base64 here and the size limits of `checked::size_checked`.
+#[derive(Debug)]
+pub(crate) struct Around {
     inner: Arc<ScalarUDF>,
+    around: fn(&ScalarUDF, ScalarFunctionArgs) -> Result<ColumnarValue>,
 }
 
-impl Base64Lines {
-    pub(crate) fn udf() -> ScalarUDF {
-        ScalarUDF::from(Base64Lines {
-            inner: datafusion::functions::encoding::encode(),
-        })
+// Equal by the function they run around: each of DataFusion's functions is wrapped once, and function pointers
+// do not compare reliably.
+impl PartialEq for Around {
+    fn eq(&self, other: &Self) -> bool {
+        self.inner == other.inner
     }
 }
 
-/// Characters of a line of base64 output (PostgreSQL's).
-const BASE64_LINE_CHARACTERS: usize = 76;
+impl Eq for Around {}
 
-impl ScalarUDFImpl for Base64Lines {
+impl std::hash::Hash for Around {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.inner.hash(state);
+    }
+}
+
+impl Around {
+    pub(crate) fn udf(
+        inner: Arc<ScalarUDF>,
+        around: fn(&ScalarUDF, ScalarFunctionArgs) -> Result<ColumnarValue>,
+    ) -> ScalarUDF {
+        ScalarUDF::from(Around { inner, around })
+    }
+}
+
+impl ScalarUDFImpl for Around {
     fn name(&self) -> &str {
         self.inner.name()
     }
@@ -283,44 +307,59 @@ impl ScalarUDFImpl for Base64Lines {
         self.inner.return_type(arg_types)
     }
 
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        use datafusion::arrow::array::{Array, AsArray};
-        let base64 = matches!(
-            args.args.get(1),
-            Some(ColumnarValue::Scalar(v)) if v.to_string().eq_ignore_ascii_case("base64")
-        );
-        let out = self.inner.invoke_with_args(args)?;
-        if !base64 {
-            return Ok(out);
-        }
-        let scalar = matches!(out, ColumnarValue::Scalar(_));
-        let texts = out.to_array(1)?;
-        let texts = datafusion::arrow::compute::cast(&texts, &ArrowType::Utf8)?;
-        let texts = texts.as_string::<i32>();
-        let mut lines = StringBuilder::with_capacity(texts.len(), texts.value_data().len() * 2);
-        let mut text = String::new();
-        for row in 0..texts.len() {
-            if texts.is_null(row) {
-                lines.append_null();
-                continue;
-            }
-            text.clear();
-            let encoded = texts.value(row);
-            let padding = (4 - encoded.len() % 4) % 4;
-            for (i, c) in encoded
-                .chars()
-                .chain(std::iter::repeat_n('=', padding))
-                .enumerate()
-            {
-                if i > 0 && i % BASE64_LINE_CHARACTERS == 0 {
-                    text.push('\n');
-                }
-                text.push(c);
-            }
-            lines.append_value(&text);
-        }
-        shaped(scalar, Arc::new(lines.finish()))
+    fn return_field_from_args(
+        &self,
+        args: datafusion::logical_expr::ReturnFieldArgs,
+    ) -> Result<datafusion::arrow::datatypes::FieldRef> {
+        self.inner.return_field_from_args(args)
     }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        (self.around)(&self.inner, args)
+    }
+}
+
+/// Characters of a line of base64 output (PostgreSQL's).
+const BASE64_LINE_CHARACTERS: usize = 76;
+
+/// DataFusion's `encode`, with PostgreSQL's base64: padded with `=`, and a line break after every 76 characters.
+fn base64_lines(encode: &ScalarUDF, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+    use datafusion::arrow::array::{Array, AsArray};
+    let base64 = matches!(
+        args.args.get(1),
+        Some(ColumnarValue::Scalar(v)) if v.to_string().eq_ignore_ascii_case("base64")
+    );
+    let out = encode.invoke_with_args(args)?;
+    if !base64 {
+        return Ok(out);
+    }
+    let scalar = matches!(out, ColumnarValue::Scalar(_));
+    let texts = out.to_array(1)?;
+    let texts = datafusion::arrow::compute::cast(&texts, &ArrowType::Utf8)?;
+    let texts = texts.as_string::<i32>();
+    let mut lines = StringBuilder::with_capacity(texts.len(), texts.value_data().len() * 2);
+    let mut text = String::new();
+    for row in 0..texts.len() {
+        if texts.is_null(row) {
+            lines.append_null();
+            continue;
+        }
+        text.clear();
+        let encoded = texts.value(row);
+        let padding = (4 - encoded.len() % 4) % 4;
+        for (i, c) in encoded
+            .chars()
+            .chain(std::iter::repeat_n('=', padding))
+            .enumerate()
+        {
+            if i > 0 && i % BASE64_LINE_CHARACTERS == 0 {
+                text.push('\n');
+            }
+            text.push(c);
+        }
+        lines.append_value(&text);
+    }
+    shaped(scalar, Arc::new(lines.finish()))
 }
 
 /// `lanedb_interval_mul(interval, factor)` and `lanedb_interval_div(interval, divisor)`: PostgreSQL's
@@ -351,11 +390,7 @@ impl ScalarUDFImpl for IntervalScaled {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         use datafusion::arrow::array::{Array, AsArray};
         use datafusion::arrow::datatypes::Float64Type;
-        let scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let (scalar, arrays) = crate::pg_types::arguments(&args.args)?;
         let factors = datafusion::arrow::compute::cast(&arrays[1], &ArrowType::Float64)?;
         let factors = factors.as_primitive::<Float64Type>();
         let intervals = arrays[0].as_ref();
@@ -376,7 +411,13 @@ impl ScalarUDFImpl for IntervalScaled {
                 factor = 1.0 / factor;
             }
             let (months, days, micros) = lanedb_engine::text::interval_parts(intervals, row);
-            let (months, days, micros) = scaled_interval(months, days, micros, factor);
+            let (months, days, micros) =
+                scaled_interval(months, days, micros, factor).ok_or_else(|| {
+                    DataFusionError::External(Box::new(Error::new(
+                        lanedb_engine::SqlState::DATETIME_FIELD_OVERFLOW,
+                        "interval out of range",
+                    )))
+                })?;
             out.append_value(IntervalMonthDayNano::new(
                 months,
                 days,
@@ -388,8 +429,8 @@ impl ScalarUDFImpl for IntervalScaled {
 }
 
 /// An interval times `factor`, PostgreSQL's way: whole months, the fraction of a month as days (30 each), whole
-/// days, the fraction of a day as time.
-fn scaled_interval(months: i32, days: i32, micros: i64, factor: f64) -> (i32, i32, i64) {
+/// days, the fraction of a day as time; `None` when a field does not fit (or the factor is not finite).
+fn scaled_interval(months: i32, days: i32, micros: i64, factor: f64) -> Option<(i32, i32, i64)> {
     const SECONDS_PER_DAY: f64 = 86_400.0;
     let months_f = f64::from(months) * factor;
     let whole_months = months_f.trunc();
@@ -399,7 +440,11 @@ fn scaled_interval(months: i32, days: i32, micros: i64, factor: f64) -> (i32, i3
     let seconds = (days_f - whole_days + month_days - month_days.trunc()) * SECONDS_PER_DAY;
     let days = whole_days + month_days.trunc();
     let micros = (micros as f64 * factor + seconds * 1e6).round_ties_even();
-    (whole_months as i32, days as i32, micros as i64)
+    let fits = |v: f64, max: f64| v.is_finite() && v.abs() <= max;
+    let fit = fits(whole_months, f64::from(i32::MAX))
+        && fits(days, f64::from(i32::MAX))
+        && fits(micros, i64::MAX as f64 / 1000.0);
+    fit.then_some((whole_months as i32, days as i32, micros as i64))
 }
 
 /// Applies the rewrites above to every cast in `statement`, to `interval '...'` literals, and to intervals

@@ -350,7 +350,7 @@ impl QueryBridge {
         .chain(crate::pg_types::functions())
         .chain(crate::similar::functions())
         .chain(crate::extract::functions())
-        .chain(crate::checked::SizeChecked::udfs())
+        .chain(crate::checked::size_checked_udfs())
         .chain([crate::checked::SingleValue::udf()])
         .chain(crate::pg_catalog::functions(&engine))
         {

@@ -228,48 +228,6 @@ fn local_time(name: &str) -> Option<ast::Expr> {
 /// `x LIKE 'p' ESCAPE 'c'` with an escape character other than a backslash, as the same pattern escaped with
 /// backslashes, the only escape DataFusion takes (it failed with an internal error). Only a constant pattern.
 fn backslash_escaped_like(e: &ast::Expr) -> Option<ast::Expr> {
-    let (ast::Expr::Like {
-        pattern,
-        escape_char,
-        ..
-    }
-    | ast::Expr::ILike {
-        pattern,
-        escape_char,
-        ..
-    }) = e
-    else {
-        return None;
-    };
-    let escape = match escape_char.as_ref().map(|v| &v.value) {
-        Some(ast::Value::SingleQuotedString(s)) if s != "\\" => s.clone(),
-        _ => return None,
-    };
-    let ast::Expr::Value(v) = pattern.as_ref() else {
-        return None;
-    };
-    let ast::Value::SingleQuotedString(p) = &v.value else {
-        return None;
-    };
-    let mut escape_chars = escape.chars();
-    let escape_char = escape_chars.next();
-    if escape_chars.next().is_some() {
-        return None;
-    }
-    let mut translated = String::with_capacity(p.len());
-    let mut chars = p.chars();
-    while let Some(c) = chars.next() {
-        if Some(c) == escape_char {
-            if let Some(next) = chars.next() {
-                translated.push('\\');
-                translated.push(next);
-            }
-        } else if c == '\\' {
-            translated.push_str("\\\\");
-        } else {
-            translated.push(c);
-        }
-    }
     let mut rewritten = e.clone();
     let (ast::Expr::Like {
         pattern,
@@ -284,6 +242,35 @@ fn backslash_escaped_like(e: &ast::Expr) -> Option<ast::Expr> {
     else {
         return None;
     };
+    let escape = match escape_char.as_ref().map(|v| &v.value) {
+        Some(ast::Value::SingleQuotedString(s)) if s != "\\" => s.clone(),
+        _ => return None,
+    };
+    let ast::Expr::Value(v) = pattern.as_ref() else {
+        return None;
+    };
+    let ast::Value::SingleQuotedString(p) = &v.value else {
+        return None;
+    };
+    let mut escape_chars = escape.chars();
+    let escape = escape_chars.next();
+    if escape_chars.next().is_some() {
+        return None;
+    }
+    let mut translated = String::with_capacity(p.len());
+    let mut chars = p.chars();
+    while let Some(c) = chars.next() {
+        if Some(c) == escape {
+            if let Some(next) = chars.next() {
+                translated.push('\\');
+                translated.push(next);
+            }
+        } else if c == '\\' {
+            translated.push_str("\\\\");
+        } else {
+            translated.push(c);
+        }
+    }
     **pattern = ast::Expr::Value(ast::Value::SingleQuotedString(translated).into());
     *escape_char = None;
     Some(rewritten)

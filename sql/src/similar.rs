@@ -83,11 +83,7 @@ impl ScalarUDFImpl for SimilarEscape {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let (scalar, arrays) = crate::pg_types::arguments(&args.args)?;
         let (patterns, escapes) = (arrays[0].as_string::<i32>(), arrays[1].as_string::<i32>());
         let mut out = StringBuilder::with_capacity(patterns.len(), 0);
         let mut regex = String::new();
