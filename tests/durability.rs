@@ -82,6 +82,8 @@ async fn write_everything(client: &Client, round: i64) {
              NULL, NULL);
              INSERT INTO replicated (k) VALUES ({round});
              UPDATE typed SET n = n + 1 WHERE id = {a};
+             UPDATE typed SET name = name || '!' WHERE id = {a} RETURNING id, name;
+             INSERT INTO replicated VALUES ({round} + 500, 'r') RETURNING upper(v), k * 2;
              INSERT INTO typed (id, flag, n, name) SELECT id + 1000, flag, n, name FROM typed WHERE id = {a};
              DELETE FROM typed WHERE id = {b};
              CALL Deposit({round}, 50);

@@ -21,20 +21,51 @@ enum Strength {
     Strong,
 }
 
-/// The names PostgreSQL gives the top-level select list's items (the first branch's, for a set operation), and
-/// nothing from the first wildcard on (it expands to columns DataFusion names).
-pub(crate) fn column_names(statement: &ast::Statement) -> Vec<Option<String>> {
+/// The names PostgreSQL gives the top-level select list's items (the first branch's, for a set operation). A
+/// wildcard expands to columns DataFusion names; the items after it are named from their end of the result, which
+/// works for one wildcard (`SELECT *, id`, `RETURNING *, id`). From a second wildcard on, nothing is named.
+#[derive(Debug, Default)]
+pub(crate) struct ColumnNames {
+    leading: Vec<String>,
+    trailing: Vec<String>,
+}
+
+impl ColumnNames {
+    /// The name PostgreSQL gives result column `i` of `fields`; `None` for a column a wildcard expands to.
+    pub(crate) fn get(&self, i: usize, fields: usize) -> Option<&str> {
+        if let Some(name) = self.leading.get(i) {
+            return Some(name);
+        }
+        let first_trailing = fields.checked_sub(self.trailing.len())?;
+        if i < first_trailing || first_trailing < self.leading.len() {
+            return None;
+        }
+        self.trailing.get(i - first_trailing).map(String::as_str)
+    }
+}
+
+pub(crate) fn column_names(statement: &ast::Statement) -> ColumnNames {
+    let mut names = ColumnNames::default();
     let Some(select) = top_select(statement) else {
-        return vec![];
+        return names;
     };
-    let mut names = Vec::new();
+    let mut wildcards = 0;
     for item in &select.projection {
-        match item {
-            ast::SelectItem::UnnamedExpr(e) => names.push(Some(pg_name(e))),
-            ast::SelectItem::ExprWithAlias { alias, .. } => {
-                names.push(Some(crate::ddl::ident(alias)))
+        let name = match item {
+            ast::SelectItem::UnnamedExpr(e) => pg_name(e),
+            ast::SelectItem::ExprWithAlias { alias, .. } => crate::ddl::ident(alias),
+            _ if wildcards > 0 => {
+                names.trailing.clear();
+                break;
             }
-            _ => break,
+            _ => {
+                wildcards += 1;
+                continue;
+            }
+        };
+        match wildcards {
+            0 => names.leading.push(name),
+            _ => names.trailing.push(name),
         }
     }
     names
@@ -42,7 +73,8 @@ pub(crate) fn column_names(statement: &ast::Statement) -> Vec<Option<String>> {
 
 /// Gives each unnamed expression of the top-level select list, other than a bare column, a unique alias, and so
 /// does to a column or alias that repeats an earlier one (`SELECT 1 AS a, 2 AS a`, `SELECT x, x`), which
-/// PostgreSQL allows and DataFusion refuses.
+/// PostgreSQL allows and DataFusion refuses. Beside a wildcard, whose columns any of them may repeat, every unnamed
+/// item gets one (`column_names` names them back); from a second wildcard on, nothing does.
 pub(crate) fn alias_columns(statement: &mut ast::Statement) {
     let ast::Statement::Query(q) = statement else {
         return;
@@ -50,7 +82,15 @@ pub(crate) fn alias_columns(statement: &mut ast::Statement) {
     let Some(select) = leftmost_select_mut(q.body.as_mut()) else {
         return;
     };
+    let is_wildcard = |item: &ast::SelectItem| {
+        matches!(
+            item,
+            ast::SelectItem::Wildcard(_) | ast::SelectItem::QualifiedWildcard(..)
+        )
+    };
+    let one_wildcard = select.projection.iter().filter(|i| is_wildcard(i)).count() == 1;
     let mut seen = std::collections::HashSet::new();
+    let mut after_wildcard = false;
     for (i, item) in select.projection.iter_mut().enumerate() {
         let (expr, name) = match &*item {
             ast::SelectItem::UnnamedExpr(e) => match e {
@@ -62,9 +102,15 @@ pub(crate) fn alias_columns(statement: &mut ast::Statement) {
                 _ => (e, String::new()),
             },
             ast::SelectItem::ExprWithAlias { expr, alias } => (expr, crate::ddl::ident(alias)),
-            _ => return,
+            _ if after_wildcard => return,
+            _ => {
+                after_wildcard = true;
+                continue;
+            }
         };
-        if !name.is_empty() && seen.insert(name) {
+        // An alias is kept where it can be (ORDER BY may name it).
+        let aliased = matches!(item, ast::SelectItem::ExprWithAlias { .. });
+        if (aliased || !one_wildcard) && !name.is_empty() && seen.insert(name) {
             continue;
         }
         let alias = ast::Ident::with_quote('"', format!("__lanedb_column_{i}"));
@@ -213,9 +259,10 @@ mod tests {
         let statement = Parser::parse_sql(&PostgreSqlDialect {}, sql)
             .unwrap()
             .remove(0);
-        let names: Vec<_> = column_names(&statement)
-            .into_iter()
-            .map(|n| n.unwrap_or_else(|| "<none>".into()))
+        // The wildcard expands to two columns here.
+        let (names, fields) = (column_names(&statement), 25);
+        let names: Vec<_> = (0..fields)
+            .map(|i| names.get(i, fields).unwrap_or("<none>"))
             .collect();
         assert_eq!(
             names,
@@ -242,6 +289,9 @@ mod tests {
                 "c",
                 "?column?",
                 "named",
+                "<none>",
+                "<none>",
+                "y",
             ]
         );
     }

@@ -100,6 +100,7 @@ pub fn plan(
                 schema,
                 declared_types: vec![],
                 time_zone: lanedb_engine::types::DEFAULT_ZONE.into(),
+                returning: None,
             })
         }
         _ => Err(Error::unsupported(

@@ -21,6 +21,26 @@ use lanedb_engine::{
 
 use crate::expr::{Env, Expr};
 
+/// The rows a write with RETURNING wrote: full table rows as inserted, as updated, or as they were before a delete.
+/// Each carries the ordinal of the VALUES row it came from (0 for UPDATE and DELETE), so that the rows of an insert
+/// spread over lanes come back in the order they were given, as PostgreSQL returns them.
+#[derive(Default, Debug)]
+pub struct Written(pub Vec<(usize, Vec<Value>)>);
+
+impl Written {
+    fn push(written: &mut Option<&mut Written>, ordinal: usize, row: Vec<Value>) {
+        if let Some(w) = written {
+            w.0.push((ordinal, row));
+        }
+    }
+
+    /// The rows in the order the statement gave them.
+    pub fn into_rows(mut self) -> Vec<Vec<Value>> {
+        self.0.sort_by_key(|(ordinal, _)| *ordinal);
+        self.0.into_iter().map(|(_, row)| row).collect()
+    }
+}
+
 /// How a plan finds its candidate rows on a lane.
 #[derive(Clone, Debug)]
 pub enum Access {
@@ -359,6 +379,7 @@ impl InsertPlan {
         lane: &mut LaneState,
         lane_id: usize,
         params: &[Value],
+        written: Option<&mut Written>,
     ) -> Result<u64> {
         let rows = self.materialize(params)?;
         let Some(pcol) = self.table.partition_column else {
@@ -370,14 +391,21 @@ impl InsertPlan {
         insert_on_lane(
             lane,
             &self.table,
-            rows.iter(),
+            rows.iter().enumerate(),
             self.on_conflict.as_ref(),
             params,
+            written,
         )
     }
 
     /// Inserts inside a multi-partition transaction.
-    pub fn run_in_txn(&self, engine: &Engine, txn: &mut MultiTxn, params: &[Value]) -> Result<u64> {
+    pub fn run_in_txn(
+        &self,
+        engine: &Engine,
+        txn: &mut MultiTxn,
+        params: &[Value],
+        written: Option<&mut Written>,
+    ) -> Result<u64> {
         let rows = self.materialize(params)?;
         txn.statement(|txn| {
             insert_in_txn(
@@ -387,6 +415,7 @@ impl InsertPlan {
                 &rows,
                 self.on_conflict.as_ref(),
                 params,
+                written,
             )
         })
     }
@@ -403,7 +432,13 @@ impl InsertPlan {
         (!key.is_null()).then(|| engine.lane_of(&key))
     }
 
-    pub fn run(&self, engine: &Engine, version: u64, params: &[Value]) -> Result<u64> {
+    pub fn run(
+        &self,
+        engine: &Engine,
+        version: u64,
+        params: &[Value],
+        written: Option<&mut Written>,
+    ) -> Result<u64> {
         let rows = self.materialize(params)?;
         insert_rows(
             engine,
@@ -412,6 +447,7 @@ impl InsertPlan {
             rows,
             self.on_conflict.as_ref(),
             params,
+            written,
         )
     }
 }
@@ -448,25 +484,25 @@ pub fn insert_rows(
     rows: Vec<Vec<Value>>,
     on_conflict: Option<&OnConflict>,
     params: &[Value],
+    written: Option<&mut Written>,
 ) -> Result<u64> {
-    let Some(pcol) = table.partition_column else {
-        return engine.run_multi(version, |txn| {
-            txn.statement(|txn| insert_in_txn(engine, txn, table, &rows, on_conflict, params))
-        });
-    };
-    let lane = rows.first().map_or(0, |r| engine.lane_of(&r[pcol]));
-    if rows
-        .iter()
-        .skip(1)
-        .all(|r| engine.lane_of(&r[pcol]) == lane)
-    {
-        return engine.run_single(lane, version, |l| {
-            insert_on_lane(l, table, rows.iter(), on_conflict, params)
-        });
+    let one_lane = table.partition_column.and_then(|pcol| {
+        let lane = rows.first().map_or(0, |r| engine.lane_of(&r[pcol]));
+        rows.iter()
+            .skip(1)
+            .all(|r| engine.lane_of(&r[pcol]) == lane)
+            .then_some(lane)
+    });
+    match one_lane {
+        Some(lane) => engine.run_single(lane, version, |l| {
+            insert_on_lane(l, table, rows.iter().enumerate(), on_conflict, params, written)
+        }),
+        None => engine.run_multi(version, |txn| {
+            txn.statement(|txn| {
+                insert_in_txn(engine, txn, table, &rows, on_conflict, params, written)
+            })
+        }),
     }
-    engine.run_multi(version, |txn| {
-        txn.statement(|txn| insert_in_txn(engine, txn, table, &rows, on_conflict, params))
-    })
 }
 
 /// Inserts rows inside a multi-partition transaction, each on the lane that owns it (all lanes if replicated).
@@ -477,19 +513,26 @@ pub fn insert_in_txn(
     rows: &[Vec<Value>],
     on_conflict: Option<&OnConflict>,
     params: &[Value],
+    mut written: Option<&mut Written>,
 ) -> Result<u64> {
     let mut count = 0;
     for (i, lane) in txn.lanes.iter_mut().enumerate() {
         match table.partition_column {
             None => {
-                let n = insert_on_lane(lane, table, rows.iter(), on_conflict, params)?;
+                // A replicated table's rows are the same on every lane: the first lane's are returned.
+                let w = if i == 0 { written.as_deref_mut() } else { None };
+                let n = insert_on_lane(lane, table, rows.iter().enumerate(), on_conflict, params, w)?;
                 if i == 0 {
                     count = n;
                 }
             }
             Some(p) => {
-                let mine = rows.iter().filter(|r| engine.lane_of(&r[p]) == i);
-                count += insert_on_lane(lane, table, mine, on_conflict, params)?;
+                let mine = rows
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| engine.lane_of(&r[p]) == i);
+                count +=
+                    insert_on_lane(lane, table, mine, on_conflict, params, written.as_deref_mut())?;
             }
         }
     }
@@ -499,15 +542,17 @@ pub fn insert_in_txn(
 fn insert_on_lane<'a>(
     lane: &mut LaneState,
     table: &TableDef,
-    rows: impl Iterator<Item = &'a Vec<Value>>,
+    rows: impl Iterator<Item = (usize, &'a Vec<Value>)>,
     on_conflict: Option<&OnConflict>,
     params: &[Value],
+    mut written: Option<&mut Written>,
 ) -> Result<u64> {
     let mut count = 0;
     let mut touched: HashSet<usize> = HashSet::new();
-    for row in rows {
+    for (ordinal, row) in rows {
         let Some(oc) = on_conflict else {
             lane.insert(table.id, row)?;
+            Written::push(&mut written, ordinal, row.clone());
             count += 1;
             continue;
         };
@@ -527,6 +572,7 @@ fn insert_on_lane<'a>(
             (None, _) => {
                 let pos = lane.insert(table.id, row)?;
                 touched.insert(pos);
+                Written::push(&mut written, ordinal, row.clone());
                 count += 1;
             }
             (Some(_), ConflictAction::DoNothing) => {}
@@ -564,6 +610,9 @@ fn insert_on_lane<'a>(
                     }
                 }
                 lane.update(table.id, pos, &changes)?;
+                if written.is_some() {
+                    Written::push(&mut written, ordinal, lane.table(table.id)?.row(pos));
+                }
                 count += 1;
             }
         }
@@ -622,27 +671,42 @@ struct Move {
 }
 
 impl ModifyPlan {
-    pub fn run(&self, engine: &Engine, version: Option<u64>, params: &[Value]) -> Result<u64> {
+    pub fn run(
+        &self,
+        engine: &Engine,
+        version: Option<u64>,
+        params: &[Value],
+        written: Option<&mut Written>,
+    ) -> Result<u64> {
         match route_lane(engine, &self.table, &self.route, params)? {
             Some(lane) if !self.table.is_replicated() => engine.run_single(lane, version, |l| {
-                let (n, moves) = self.run_on_lane(engine, l, params)?;
+                let (n, moves) = self.run_on_lane(engine, l, params, written)?;
                 if !moves.is_empty() {
                     return Err(Error::internal("a single-partition update moved a row"));
                 }
                 Ok(n)
             }),
-            _ => engine.run_multi(version, |txn| self.run_in_txn(engine, txn, params)),
+            _ => engine.run_multi(version, |txn| self.run_in_txn(engine, txn, params, written)),
         }
     }
 
     /// Applies the statement inside a multi-partition transaction (every lane).
-    pub fn run_in_txn(&self, engine: &Engine, txn: &mut MultiTxn, params: &[Value]) -> Result<u64> {
+    pub fn run_in_txn(
+        &self,
+        engine: &Engine,
+        txn: &mut MultiTxn,
+        params: &[Value],
+        mut written: Option<&mut Written>,
+    ) -> Result<u64> {
         txn.statement(|txn| {
             let mut count = 0;
             let mut moves: Vec<Vec<Move>> = Vec::new();
             for (i, lane) in txn.lanes.iter_mut().enumerate() {
-                let (n, m) = self.run_on_lane(engine, lane, params)?;
-                if i == 0 || !self.table.is_replicated() {
+                // A replicated table's rows are the same on every lane: the first lane's are returned.
+                let first = i == 0 || !self.table.is_replicated();
+                let w = if first { written.as_deref_mut() } else { None };
+                let (n, m) = self.run_on_lane(engine, lane, params, w)?;
+                if first {
                     count += n;
                 }
                 moves.push(m);
@@ -659,11 +723,12 @@ impl ModifyPlan {
         engine: &Engine,
         lane: &mut LaneState,
         params: &[Value],
+        written: Option<&mut Written>,
     ) -> Result<u64> {
         if self.table.is_replicated() {
             return Err(replicated_write(&self.table));
         }
-        let (n, moves) = self.run_on_lane(engine, lane, params)?;
+        let (n, moves) = self.run_on_lane(engine, lane, params, written)?;
         if !moves.is_empty() {
             return Err(Error::new(
                 SqlState::FEATURE_NOT_SUPPORTED,
@@ -683,6 +748,7 @@ impl ModifyPlan {
         engine: &Engine,
         lane: &mut LaneState,
         params: &[Value],
+        written: Option<&mut Written>,
     ) -> Result<(u64, Vec<Move>)> {
         let table = &self.table;
         let mut hits = Vec::new();
@@ -709,7 +775,7 @@ impl ModifyPlan {
                 }
             }
         }
-        apply_hits(engine, lane, table, hits, self.sets.is_none())
+        apply_hits(engine, lane, table, hits, self.sets.is_none(), written)
     }
 }
 
@@ -746,11 +812,18 @@ fn apply_hits(
     table: &TableDef,
     hits: Vec<(usize, Vec<(usize, Value)>)>,
     delete: bool,
+    mut written: Option<&mut Written>,
 ) -> Result<(u64, Vec<Move>)> {
     let count = hits.len() as u64;
     let mut moves = Vec::new();
     if delete {
         let mut positions: Vec<usize> = hits.into_iter().map(|(p, _)| p).collect();
+        if written.is_some() {
+            let store = lane.table(table.id)?;
+            for pos in &positions {
+                Written::push(&mut written, 0, store.row(*pos));
+            }
+        }
         // Deleting moves the last row into the hole: go from the highest position down.
         positions.sort_unstable_by(|a, b| b.cmp(a));
         for pos in positions {
@@ -766,12 +839,18 @@ fn apply_hits(
                     for (c, v) in &changes {
                         row[*c] = v.clone();
                     }
+                    if written.is_some() {
+                        Written::push(&mut written, 0, row.clone());
+                    }
                     moves.push(Move { from_pos: pos, row });
                     continue;
                 }
             }
         }
         lane.update(table.id, pos, &changes)?;
+        if written.is_some() {
+            Written::push(&mut written, 0, lane.table(table.id)?.row(pos));
+        }
     }
     Ok((count, moves))
 }
@@ -794,6 +873,7 @@ pub fn apply_matched(
     table: &TableDef,
     matched: &[(Vec<Value>, Vec<Value>)],
     sets: Option<&[usize]>,
+    mut written: Option<&mut Written>,
 ) -> Result<u64> {
     let mut count = 0;
     let mut moves = Vec::new();
@@ -832,8 +912,10 @@ pub fn apply_matched(
             };
             hits.push((pos, changes));
         }
-        let (n, m) = apply_hits(engine, lane, table, hits, sets.is_none())?;
-        if i == 0 || !table.is_replicated() {
+        let first = i == 0 || !table.is_replicated();
+        let w = if first { written.as_deref_mut() } else { None };
+        let (n, m) = apply_hits(engine, lane, table, hits, sets.is_none(), w)?;
+        if first {
             count += n;
         }
         moves.push(m);

@@ -10,13 +10,23 @@ use std::sync::Arc;
 use datafusion::arrow::record_batch::RecordBatch;
 use lanedb_engine::{Error, LaneState, MultiTxn, Output, Result, Value};
 
+use crate::dml::Written;
 use crate::plan::{Plan, Prepared};
+use crate::returning::Returning;
 use crate::{dml, RunContext, SqlEngine};
 
 impl SqlEngine {
     /// Checks at registration that `p` can be a statement of a procedure of this kind.
     pub fn check_procedure_statement(p: &Prepared, single_partition: bool) -> Result<()> {
         match &p.plan {
+            Plan::Insert(_) | Plan::Modify { .. }
+                if single_partition && p.returning.as_ref().is_some_and(Returning::needs_datafusion) =>
+            {
+                Err(Error::unsupported(
+                    "a RETURNING list with expressions runs through DataFusion, which single-partition procedures do \
+                     not use yet: return plain columns, or make the procedure multi-partition",
+                ))
+            }
             Plan::PointSelect(_) | Plan::Insert(_) | Plan::Modify { .. } => Ok(()),
             Plan::Query(_) | Plan::InsertSelect { .. } | Plan::ModifyQuery { .. } if !single_partition => Ok(()),
             Plan::Query(_) | Plan::InsertSelect { .. } | Plan::ModifyQuery { .. } => Err(Error::unsupported(
@@ -40,14 +50,16 @@ impl SqlEngine {
         let engine = &self.engine;
         match &p.plan {
             Plan::PointSelect(ps) => ps.output(lane, params),
-            Plan::Insert(ins) => Ok(Output::command(
-                "INSERT",
-                ins.run_on_lane(engine, lane, lane_id, params)?,
-            )),
-            Plan::Modify { plan, verb } => Ok(Output::command(
-                verb,
-                plan.run_on_partition(engine, lane, params)?,
-            )),
+            Plan::Insert(ins) => {
+                let mut written = p.returning.as_ref().map(|_| Written::default());
+                let n = ins.run_on_lane(engine, lane, lane_id, params, written.as_mut())?;
+                self.write_output(p, "INSERT", n, written, params, RunContext::default())
+            }
+            Plan::Modify { plan, verb } => {
+                let mut written = p.returning.as_ref().map(|_| Written::default());
+                let n = plan.run_on_partition(engine, lane, params, written.as_mut())?;
+                self.write_output(p, verb, n, written, params, RunContext::default())
+            }
             _ => Err(Error::internal(
                 "statement kind not checked at procedure registration",
             )),
@@ -91,13 +103,33 @@ impl SqlEngine {
                 let batches = self.query_batches_in_txn(txn, q, params, ctx)?;
                 Ok(Output::rows(q.schema.clone(), batches))
             }
-            Plan::Insert(ins) => Ok(Output::command(
-                "INSERT",
-                ins.run_in_txn(engine, txn, params)?,
-            )),
-            Plan::Modify { plan, verb } => {
-                Ok(Output::command(verb, plan.run_in_txn(engine, txn, params)?))
+            Plan::Insert(_) | Plan::Modify { .. } | Plan::InsertSelect { .. } | Plan::ModifyQuery { .. } => {
+                // The write and its RETURNING projection are one statement: an error in the projection undoes it.
+                txn.statement(|txn| {
+                    let mut written = p.returning.as_ref().map(|_| Written::default());
+                    let (verb, n) = self.write_in_txn(p, txn, params, ctx, written.as_mut())?;
+                    self.write_output(p, verb, n, written, params, ctx)
+                })
             }
+            _ => Err(Error::internal(
+                "statement kind not checked at procedure registration",
+            )),
+        }
+    }
+
+    /// Runs a write inside a multi-partition transaction; returns its command and row count.
+    fn write_in_txn(
+        &self,
+        p: &Prepared,
+        txn: &mut MultiTxn,
+        params: &[Value],
+        ctx: RunContext<'_>,
+        written: Option<&mut Written>,
+    ) -> Result<(&'static str, u64)> {
+        let engine = &self.engine;
+        Ok(match &p.plan {
+            Plan::Insert(ins) => ("INSERT", ins.run_in_txn(engine, txn, params, written)?),
+            Plan::Modify { plan, verb } => (verb, plan.run_in_txn(engine, txn, params, written)?),
             Plan::InsertSelect {
                 table,
                 columns,
@@ -110,9 +142,9 @@ impl SqlEngine {
                     .map(|values| dml::full_row(table, columns, values))
                     .collect::<Result<Vec<_>>>()?;
                 let n = txn.statement(|txn| {
-                    dml::insert_in_txn(engine, txn, table, &rows, on_conflict.as_ref(), params)
+                    dml::insert_in_txn(engine, txn, table, &rows, on_conflict.as_ref(), params, written)
                 })?;
-                Ok(Output::command("INSERT", n))
+                ("INSERT", n)
             }
             Plan::ModifyQuery {
                 table,
@@ -130,14 +162,12 @@ impl SqlEngine {
                     })
                     .collect();
                 let n = txn.statement(|txn| {
-                    dml::apply_matched(engine, txn, table, &matched, sets.as_deref())
+                    dml::apply_matched(engine, txn, table, &matched, sets.as_deref(), written)
                 })?;
-                Ok(Output::command(verb, n))
+                (verb, n)
             }
-            _ => Err(Error::internal(
-                "statement kind not checked at procedure registration",
-            )),
-        }
+            _ => return Err(Error::internal("not a write")),
+        })
     }
 
     /// A DataFusion query over the lanes a multi-partition transaction holds, as batches.

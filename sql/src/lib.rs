@@ -32,6 +32,7 @@ pub mod pg_catalog;
 pub mod pg_types;
 pub mod plan;
 pub mod query;
+pub mod returning;
 pub mod rewrite;
 pub mod session;
 mod similar;
@@ -55,7 +56,9 @@ use lanedb_engine::{
 use parking_lot::Mutex;
 
 pub use plan::{Plan, Prepared};
+use dml::Written;
 use query::QueryBridge;
+use returning::Returning;
 
 /// Plans cached per statement text, at most this many; the cache is cleared when full.
 pub const PLAN_CACHE_ENTRIES_MAX: usize = 4096;
@@ -486,19 +489,24 @@ impl SqlEngine {
                 let batches = self.run_query(q, params, ctx)?;
                 Ok(Output::rows(q.schema.clone(), batches))
             }
-            Plan::Insert(ins) => Ok(Output::command(
-                "INSERT",
-                ins.run(engine, p.catalog_version, params)?,
-            )),
             Plan::InsertSelect { .. } | Plan::ModifyQuery { .. } => {
-                let out = engine.run_multi(Some(p.catalog_version), |txn| {
-                    self.run_in_txn(p, txn, params, ctx)
-                })?;
-                Ok(out)
+                engine.run_multi(Some(p.catalog_version), |txn| self.run_in_txn(p, txn, params, ctx))
+            }
+            // A RETURNING list with expressions is projected inside the write's transaction (see `returning`).
+            Plan::Insert(_) | Plan::Modify { .. }
+                if p.returning.as_ref().is_some_and(Returning::needs_datafusion) =>
+            {
+                engine.run_multi(Some(p.catalog_version), |txn| self.run_in_txn(p, txn, params, ctx))
+            }
+            Plan::Insert(ins) => {
+                let mut written = p.returning.as_ref().map(|_| Written::default());
+                let n = ins.run(engine, p.catalog_version, params, written.as_mut())?;
+                self.write_output(p, "INSERT", n, written, params, ctx)
             }
             Plan::Modify { plan, verb } => {
-                let n = plan.run(engine, Some(p.catalog_version), params)?;
-                Ok(Output::command(verb, n))
+                let mut written = p.returning.as_ref().map(|_| Written::default());
+                let n = plan.run(engine, Some(p.catalog_version), params, written.as_mut())?;
+                self.write_output(p, verb, n, written, params, ctx)
             }
             Plan::CreateTable(ct) => ddl::create_table(engine, ct).map(|t| Output::command(t, 0)),
             Plan::CreateIndex(ci) => ddl::create_index(engine, ci).map(|t| Output::command(t, 0)),
@@ -679,12 +687,22 @@ impl SqlEngine {
         params: &[Value],
         ctx: RunContext<'_>,
     ) -> Result<Vec<datafusion::arrow::record_batch::RecordBatch>> {
+        self.run_query_on(query, params, self.bridge.snapshot(), ctx)
+    }
+
+    /// Runs a DataFusion query on `snapshot`.
+    pub(crate) fn run_query_on(
+        &self,
+        query: &Arc<query::QueryPlan>,
+        params: &[Value],
+        snapshot: lanedb_engine::Snapshot,
+        ctx: RunContext<'_>,
+    ) -> Result<Vec<datafusion::arrow::record_batch::RecordBatch>> {
         let (bridge, query, params) = (self.bridge.clone(), query.clone(), params.to_vec());
         let (identity, settings) = (ctx.identity(), ctx.settings());
         let ctx_time = ctx.timestamp_micros;
         self.wait_query(
             async move {
-                let snapshot = bridge.snapshot();
                 bridge
                     .run(&query, &params, snapshot, identity, settings, ctx_time)
                     .await
@@ -738,7 +756,7 @@ impl SqlEngine {
                             chunk.push(copy_row(table, columns, fields, first_line + i)?);
                             if chunk.len() == COPY_CHUNK_ROWS || i + 1 == rows.len() {
                                 loaded +=
-                                    dml::insert_in_txn(engine, txn, table, &chunk, None, &[])?;
+                                    dml::insert_in_txn(engine, txn, table, &chunk, None, &[], None)?;
                                 chunk.clear();
                             }
                         }
@@ -801,7 +819,7 @@ impl SqlEngine {
         let engine = &self.engine;
         invocation::scope(&Invocation::Startup, || {
             engine.run_multi(Some(catalog.version), |txn| {
-                dml::insert_in_txn(engine, txn, def, &rows, None, &[])
+                dml::insert_in_txn(engine, txn, def, &rows, None, &[], None)
             })
         })
     }

@@ -21,6 +21,7 @@ use crate::ddl::{ident, object_name};
 use crate::dml::{Access, ConflictAction, InsertPlan, ModifyPlan, OnConflict, PointSelect, Route};
 use crate::expr::{self, CompileError, Expr, ParamTypes, Scope};
 use crate::query::QueryPlan;
+use crate::returning::Returning;
 
 /// Deepest expression nesting accepted, to keep the parser's recursion bounded.
 const PARSER_RECURSION_MAX: usize = 200;
@@ -118,6 +119,20 @@ pub enum Plan {
 }
 
 impl Plan {
+    /// The table a write writes.
+    pub fn written_table(&self) -> Option<&Arc<TableDef>> {
+        match self {
+            Plan::Insert(InsertPlan { table, .. })
+            | Plan::Modify {
+                plan: ModifyPlan { table, .. },
+                ..
+            }
+            | Plan::InsertSelect { table, .. }
+            | Plan::ModifyQuery { table, .. } => Some(table),
+            _ => None,
+        }
+    }
+
     /// Whether the plan must be rebuilt when the catalog changes (DDL is re-checked when it runs).
     pub fn depends_on_catalog(&self) -> bool {
         !(self.is_schema_change() || matches!(self, Plan::Session(_) | Plan::Call { .. }))
@@ -153,6 +168,8 @@ pub struct Prepared {
     pub declared_types: Vec<Option<DataType>>,
     /// The session time zone it was planned in: instants in its results are shown in it.
     pub time_zone: String,
+    /// A write's RETURNING list; its query's schema is `schema`.
+    pub returning: Option<Returning>,
 }
 
 impl Prepared {
@@ -167,6 +184,9 @@ impl Prepared {
     /// Whether the statement is a short lane operation (microseconds), fine to run on the caller's thread; others
     /// (DataFusion queries, DDL, statements over many rows) may take long.
     pub fn is_quick(&self) -> bool {
+        if self.returning.as_ref().is_some_and(Returning::needs_datafusion) {
+            return false;
+        }
         matches!(
             self.plan,
             Plan::PointSelect(_) | Plan::Insert(_) | Plan::Session(_)
@@ -213,6 +233,25 @@ impl Prepared {
         }
     }
 
+    /// A write that returns rows (RETURNING): they are its result, and the list's parameters are its parameters too.
+    fn returning(mut self, returning: Option<Returning>) -> Prepared {
+        let Some(returning) = returning else {
+            return self;
+        };
+        let query = &returning.query;
+        if self.param_types.len() < query.param_types.len() {
+            self.param_types.resize(query.param_types.len(), None);
+        }
+        for (mine, theirs) in self.param_types.iter_mut().zip(&query.param_types) {
+            if mine.is_none() {
+                mine.clone_from(theirs);
+            }
+        }
+        self.schema = query.schema.clone();
+        self.returning = Some(returning);
+        self
+    }
+
     /// A statement that returns no rows (DDL and writes).
     pub(crate) fn command(
         sql: String,
@@ -228,6 +267,7 @@ impl Prepared {
             schema: Arc::new(Schema::empty()),
             declared_types: vec![],
             time_zone: lanedb_engine::types::DEFAULT_ZONE.into(),
+            returning: None,
         }
     }
 }
@@ -520,6 +560,7 @@ pub fn plan(
                     schema,
                     declared_types: vec![],
                     time_zone: lanedb_engine::types::DEFAULT_ZONE.into(),
+            returning: None,
                 });
             }
             let qp = df(&ast::Statement::Query(q))?;
@@ -533,6 +574,7 @@ pub fn plan(
                 schema,
                 declared_types: vec![],
                 time_zone: lanedb_engine::types::DEFAULT_ZONE.into(),
+            returning: None,
             })
         }
         copy @ ast::Statement::Copy { .. } => crate::copy::plan(sql, catalog, &copy, df),
@@ -917,14 +959,19 @@ fn plan_update(
     version: u64,
     u: &ast::Update,
     catalog: &Catalog,
-    df: impl FnMut(&ast::Statement) -> Result<QueryPlan>,
+    mut df: impl FnMut(&ast::Statement) -> Result<QueryPlan>,
 ) -> Result<Prepared> {
-    if u.from.is_some() || u.returning.is_some() || !u.table.joins.is_empty() || u.limit.is_some() {
+    if u.from.is_some() || !u.table.joins.is_empty() || u.limit.is_some() {
         return Err(Error::unsupported(
-            "UPDATE with FROM, RETURNING, joins or LIMIT is not supported",
+            "UPDATE with FROM, joins or LIMIT is not supported",
         ));
     }
     let (table, qualifiers) = modify_target(&u.table.relation, catalog, "UPDATE")?;
+    let returning = u
+        .returning
+        .as_ref()
+        .map(|items| Returning::plan(items, &table, &qualifiers[0], &mut df))
+        .transpose()?;
     let scope = Scope {
         table: &table,
         qualifiers,
@@ -947,7 +994,9 @@ fn plan_update(
                 qualifier: &scope.qualifiers[0],
                 selection: u.selection.as_ref(),
             };
-            return general.plan(sql, version, Some(&assignments), "UPDATE", df);
+            return general
+                .plan(sql, version, Some(&assignments), "UPDATE", df)
+                .map(|p| p.returning(returning));
         }
     };
     let (access, mut route) = access_and_route(&table, &w);
@@ -973,7 +1022,8 @@ fn plan_update(
             verb: "UPDATE",
         },
         params.0,
-    ))
+    )
+    .returning(returning))
 }
 
 fn plan_delete(
@@ -981,7 +1031,7 @@ fn plan_delete(
     version: u64,
     d: &ast::Delete,
     catalog: &Catalog,
-    df: impl FnMut(&ast::Statement) -> Result<QueryPlan>,
+    mut df: impl FnMut(&ast::Statement) -> Result<QueryPlan>,
 ) -> Result<Prepared> {
     let from = match &d.from {
         ast::FromTable::WithFromKeyword(f) | ast::FromTable::WithoutKeyword(f) => f,
@@ -989,15 +1039,19 @@ fn plan_delete(
     if from.len() != 1
         || !from[0].joins.is_empty()
         || d.using.is_some()
-        || d.returning.is_some()
         || d.limit.is_some()
         || !d.tables.is_empty()
     {
         return Err(Error::unsupported(
-            "DELETE with USING, RETURNING, joins or LIMIT is not supported",
+            "DELETE with USING, joins or LIMIT is not supported",
         ));
     }
     let (table, qualifiers) = modify_target(&from[0].relation, catalog, "DELETE")?;
+    let returning = d
+        .returning
+        .as_ref()
+        .map(|items| Returning::plan(items, &table, &qualifiers[0], &mut df))
+        .transpose()?;
     let scope = Scope {
         table: &table,
         qualifiers,
@@ -1013,7 +1067,9 @@ fn plan_delete(
                 qualifier: &scope.qualifiers[0],
                 selection: d.selection.as_ref(),
             };
-            return general.plan(sql, version, None, "DELETE", df);
+            return general
+                .plan(sql, version, None, "DELETE", df)
+                .map(|p| p.returning(returning));
         }
     };
     let (access, route) = access_and_route(&table, &w);
@@ -1033,7 +1089,8 @@ fn plan_delete(
             verb: "DELETE",
         },
         params.0,
-    ))
+    )
+    .returning(returning))
 }
 
 fn plan_insert(
@@ -1043,9 +1100,6 @@ fn plan_insert(
     catalog: &Catalog,
     mut df: impl FnMut(&ast::Statement) -> Result<QueryPlan>,
 ) -> Result<Prepared> {
-    if ins.returning.is_some() {
-        return Err(Error::unsupported("INSERT ... RETURNING is not supported"));
-    }
     let ast::TableObject::TableName(name) = &ins.table else {
         return Err(Error::unsupported(
             "INSERT into a table function is not supported",
@@ -1055,6 +1109,15 @@ fn plan_insert(
     if catalog.view(&table.name).is_some() {
         return Err(crate::ddl::not_a_table(&table.name));
     }
+    let qualifier = ins
+        .table_alias
+        .as_ref()
+        .map_or_else(|| table.name.clone(), |a| ident(&a.alias));
+    let returning = ins
+        .returning
+        .as_ref()
+        .map(|items| Returning::plan(items, &table, &qualifier, &mut df))
+        .transpose()?;
     let mut columns: Vec<usize> = if ins.columns.is_empty() {
         (0..table.columns.len()).collect()
     } else {
@@ -1086,7 +1149,7 @@ fn plan_insert(
     };
     let scope = Scope {
         table: &table,
-        qualifiers: vec![table.name.clone()],
+        qualifiers: vec![qualifier.clone()],
         excluded: true,
     };
     let mut params = ParamTypes::default();
@@ -1127,12 +1190,10 @@ fn plan_insert(
                     rows,
                     on_conflict,
                 };
-                return Ok(Prepared::command(
-                    sql,
-                    version,
-                    Plan::Insert(plan),
-                    params.0,
-                ));
+                return Ok(
+                    Prepared::command(sql, version, Plan::Insert(plan), params.0)
+                        .returning(returning),
+                );
             }
         }
     }
@@ -1157,7 +1218,7 @@ fn plan_insert(
         query: Arc::new(query),
         on_conflict,
     };
-    Ok(Prepared::command(sql, version, plan, param_types))
+    Ok(Prepared::command(sql, version, plan, param_types).returning(returning))
 }
 
 /// Compiles VALUES rows of constants and parameters; `None` if some expression needs DataFusion.

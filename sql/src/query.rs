@@ -425,7 +425,7 @@ impl QueryBridge {
     async fn plan_once(
         &self,
         statement: &ast::Statement,
-        names: &[Option<String>],
+        names: &crate::column_names::ColumnNames,
         zone: &str,
     ) -> Result<QueryPlan> {
         let mut statement = statement.clone();
@@ -479,15 +479,16 @@ impl QueryBridge {
                 .map_err(map_error)?
         };
         let schema = result_schema(&plan, state);
+        let fields = schema.fields().len();
         let schema = Arc::new(Schema::new(
             schema
                 .fields()
                 .iter()
                 .enumerate()
                 .map(|(i, f)| {
-                    let f = match names.get(i) {
-                        Some(Some(n)) => f.as_ref().clone().with_name(n),
-                        _ => f.as_ref().clone(),
+                    let f = match names.get(i, fields) {
+                        Some(n) => f.as_ref().clone().with_name(n),
+                        None => f.as_ref().clone(),
                     };
                     // Every instant is shown in the session's zone (see `datetimes::ZonedCasts`).
                     match f.data_type() {
