@@ -29,6 +29,7 @@ pub mod information_schema;
 pub mod invoke;
 mod number_templates;
 pub mod pg_catalog;
+mod pg_functions;
 pub mod pg_types;
 pub mod plan;
 pub mod query;

@@ -348,6 +348,7 @@ impl QueryBridge {
         .chain(crate::functions::all())
         .chain(crate::datetimes::functions())
         .chain(crate::pg_types::functions())
+        .chain(crate::pg_functions::functions())
         .chain(crate::similar::functions())
         .chain(crate::extract::functions())
         .chain(crate::checked::size_checked_udfs())
@@ -432,6 +433,7 @@ impl QueryBridge {
         if crate::pg_catalog::is_catalog_query(&statement) {
             crate::pg_catalog::rewrite(&mut statement);
         }
+        crate::pg_functions::rewrite_calls(&mut statement);
         let cast_params = crate::rewrite::cast_placeholder_types(&statement);
         let physical_scalar_subqueries = crate::rewrite::has_multi_row_scalar_subquery(&statement);
         crate::rewrite::aggregated_lookups(&mut statement);

@@ -1,0 +1,791 @@
+//! PostgreSQL functions DataFusion lacks, with PostgreSQL's results and errors: hashes (`md5`, `sha256`, ...),
+//! quoting (`quote_ident`, `quote_literal`, `quote_nullable`, `format`), `num_nulls` / `num_nonnulls`,
+//! `width_bucket`, and the interval functions `age` and `justify_hours` / `justify_days` / `justify_interval`.
+//!
+//! Each is a row loop over its arguments as arrays (`Function::body`); one `ScalarUDFImpl` serves them all.
+//! Functions that are other functions under another name, or whose arguments PostgreSQL writes by name, are
+//! rewritten in the statement instead (`rewrite_calls`).
+
+use std::fmt::Write;
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use chrono::{Datelike, NaiveDate, Timelike};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BinaryBuilder, Int32Builder, IntervalMonthDayNanoBuilder, StringBuilder,
+};
+use datafusion::arrow::datatypes::{
+    DataType as ArrowType, Float64Type, Int32Type, IntervalMonthDayNano, IntervalMonthDayNanoType, IntervalUnit,
+    TimeUnit,
+};
+use datafusion::common::{DataFusionError, Result};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature, Volatility,
+};
+use datafusion::sql::sqlparser::ast;
+use lanedb_engine::{Error, SqlState};
+use sha2::Digest;
+
+use crate::pg_types::{arguments, call, shaped};
+
+const MICROS_PER_DAY: i64 = 86_400_000_000;
+const DAYS_PER_MONTH: i32 = 30;
+
+/// A function as a loop over its arguments' arrays (all of one length), giving one value per row.
+type Body = fn(&[ArrayRef]) -> Result<ArrayRef>;
+
+#[derive(Debug)]
+struct Function {
+    name: &'static str,
+    signature: Signature,
+    returns: ArrowType,
+    body: Body,
+}
+
+// A function is known by its name (each name is registered once); function pointers do not compare reliably.
+impl PartialEq for Function {
+    fn eq(&self, other: &Function) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for Function {}
+
+impl std::hash::Hash for Function {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
+    }
+}
+
+impl ScalarUDFImpl for Function {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[ArrowType]) -> Result<ArrowType> {
+        Ok(self.returns.clone())
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let (scalar, arrays) = arguments(&args.args)?;
+        shaped(scalar, (self.body)(&arrays)?)
+    }
+}
+
+fn function(name: &'static str, signature: TypeSignature, returns: ArrowType, body: Body) -> ScalarUDF {
+    ScalarUDF::from(Function {
+        name,
+        signature: Signature::new(signature, Volatility::Immutable),
+        returns,
+        body,
+    })
+}
+
+fn interval_type() -> ArrowType {
+    ArrowType::Interval(IntervalUnit::MonthDayNano)
+}
+
+pub fn functions() -> Vec<ScalarUDF> {
+    use TypeSignature::{Exact, OneOf, VariadicAny};
+    let text_or_bytes = || OneOf(vec![Exact(vec![ArrowType::Utf8]), Exact(vec![ArrowType::Binary])]);
+    let text = || Exact(vec![ArrowType::Utf8]);
+    let interval = || Exact(vec![interval_type()]);
+    vec![
+        function("md5", text_or_bytes(), ArrowType::Utf8, md5),
+        function("sha224", text_or_bytes(), ArrowType::Binary, |a| digest::<sha2::Sha224>(a)),
+        function("sha256", text_or_bytes(), ArrowType::Binary, |a| digest::<sha2::Sha256>(a)),
+        function("sha384", text_or_bytes(), ArrowType::Binary, |a| digest::<sha2::Sha384>(a)),
+        function("sha512", text_or_bytes(), ArrowType::Binary, |a| digest::<sha2::Sha512>(a)),
+        function("quote_ident", text(), ArrowType::Utf8, |a| map_text(a, |s| Some(quote_ident(s)))),
+        function("quote_literal", text(), ArrowType::Utf8, |a| map_text(a, |s| Some(quote_literal(s)))),
+        function("quote_nullable", text(), ArrowType::Utf8, quote_nullable),
+        function("num_nulls", VariadicAny, ArrowType::Int32, |a| count_nulls(a, true)),
+        function("num_nonnulls", VariadicAny, ArrowType::Int32, |a| count_nulls(a, false)),
+        function("format", VariadicAny, ArrowType::Utf8, format),
+        function(
+            "width_bucket",
+            TypeSignature::Any(4),
+            ArrowType::Int32,
+            width_bucket,
+        ),
+        function("age", TypeSignature::Any(2), interval_type(), age),
+        function("justify_hours", interval(), interval_type(), |a| map_interval(a, justify_hours)),
+        function("justify_days", interval(), interval_type(), |a| map_interval(a, justify_days)),
+        function("justify_interval", interval(), interval_type(), |a| map_interval(a, justify_interval)),
+    ]
+}
+
+fn external(e: Error) -> DataFusionError {
+    DataFusionError::External(Box::new(e))
+}
+
+fn rows(args: &[ArrayRef]) -> usize {
+    args.first().map_or(1, |a| a.len())
+}
+
+/// Whether row `row` of `array` is NULL, also for an untyped `NULL` (a `NullArray` has no validity bitmap).
+fn null_at(array: &ArrayRef, row: usize) -> bool {
+    array.logical_nulls().is_some_and(|n| n.is_null(row))
+}
+
+/// `array` as `to` (arguments taken as any type and converted here, where DataFusion's coercion would refuse
+/// a timestamp of another unit or a date).
+fn converted(array: &ArrayRef, to: &ArrowType) -> Result<ArrayRef> {
+    Ok(datafusion::arrow::compute::cast(array, to)?)
+}
+
+/// The bytes of a text or bytea argument's row.
+fn bytes_at(array: &ArrayRef, row: usize) -> &[u8] {
+    match array.data_type() {
+        ArrowType::Binary => array.as_binary::<i32>().value(row),
+        _ => array.as_string::<i32>().value(row).as_bytes(),
+    }
+}
+
+fn md5(args: &[ArrayRef]) -> Result<ArrayRef> {
+    let mut out = StringBuilder::new();
+    for row in 0..rows(args) {
+        if args[0].is_null(row) {
+            out.append_null();
+            continue;
+        }
+        let hash = md5::Md5::digest(bytes_at(&args[0], row));
+        let mut hex = String::with_capacity(32);
+        for b in hash {
+            let _ = write!(hex, "{b:02x}");
+        }
+        out.append_value(hex);
+    }
+    Ok(Arc::new(out.finish()))
+}
+
+fn digest<D: Digest>(args: &[ArrayRef]) -> Result<ArrayRef> {
+    let mut out = BinaryBuilder::new();
+    for row in 0..rows(args) {
+        if args[0].is_null(row) {
+            out.append_null();
+        } else {
+            out.append_value(D::digest(bytes_at(&args[0], row)));
+        }
+    }
+    Ok(Arc::new(out.finish()))
+}
+
+/// `f` of each row of a text argument; NULL stays NULL.
+fn map_text(args: &[ArrayRef], f: impl Fn(&str) -> Option<String>) -> Result<ArrayRef> {
+    let texts = args[0].as_string::<i32>();
+    let out: StringArrayFrom = texts.iter().map(|s| s.and_then(&f)).collect();
+    Ok(Arc::new(out))
+}
+
+type StringArrayFrom = datafusion::arrow::array::StringArray;
+
+/// PostgreSQL's `quote_ident`: double-quoted unless the name is a lower-case identifier that is not a keyword.
+pub(crate) fn quote_ident(name: &str) -> String {
+    let plain = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$')
+        && !is_reserved(name);
+    if plain {
+        return name.to_string();
+    }
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Keywords PostgreSQL's `quote_ident` quotes (its reserved and type/function-name keywords, the ones a plain
+/// identifier cannot be), sorted.
+const RESERVED: &[&str] = &[
+    "all", "analyse", "analyze", "and", "any", "array", "as", "asc", "asymmetric", "authorization", "between",
+    "bigint", "binary", "bit", "boolean", "both", "case", "cast", "char", "character", "check", "coalesce",
+    "collate", "collation", "column", "concurrently", "constraint", "create", "cross", "current_catalog",
+    "current_date", "current_role", "current_schema", "current_time", "current_timestamp", "current_user", "dec",
+    "decimal", "default", "deferrable", "desc", "distinct", "do", "else", "end", "except", "exists", "extract",
+    "false", "fetch", "float", "for", "foreign", "freeze", "from", "full", "grant", "greatest", "group",
+    "grouping", "having", "ilike", "in", "initially", "inner", "inout", "int", "integer", "intersect",
+    "interval", "into", "is", "isnull", "join", "lateral", "leading", "least", "left", "like", "limit",
+    "localtime", "localtimestamp", "national", "natural", "nchar", "none", "normalize", "not", "notnull",
+    "null", "nullif", "numeric", "offset", "on", "only", "or", "order", "out", "outer", "overlaps", "overlay",
+    "placing", "position", "precision", "primary", "real", "references", "returning", "right", "row", "select",
+    "session_user", "setof", "similar", "smallint", "some", "substring", "symmetric", "system_user", "table",
+    "tablesample", "then", "time", "timestamp", "to", "trailing", "treat", "trim", "true", "union", "unique",
+    "user", "using", "values", "varchar", "variadic", "verbose", "when", "where", "window", "with", "xmlattributes",
+    "xmlconcat", "xmlelement", "xmlexists", "xmlforest", "xmlnamespaces", "xmlparse", "xmlpi", "xmlroot",
+    "xmlserialize", "xmltable",
+];
+
+fn is_reserved(name: &str) -> bool {
+    RESERVED.binary_search(&name).is_ok()
+}
+
+/// PostgreSQL's `quote_literal`: single-quoted, quotes doubled; with a backslash inside, written `E'...'` with the
+/// backslashes doubled.
+pub(crate) fn quote_literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    if text.contains('\\') {
+        out.push('E');
+    }
+    out.push('\'');
+    for c in text.chars() {
+        if c == '\'' || c == '\\' {
+            out.push(c);
+        }
+        out.push(c);
+    }
+    out.push('\'');
+    out
+}
+
+fn quote_nullable(args: &[ArrayRef]) -> Result<ArrayRef> {
+    let texts = args[0].as_string::<i32>();
+    let out: StringArrayFrom = texts
+        .iter()
+        .map(|s| Some(s.map_or_else(|| "NULL".to_string(), quote_literal)))
+        .collect();
+    Ok(Arc::new(out))
+}
+
+fn count_nulls(args: &[ArrayRef], nulls: bool) -> Result<ArrayRef> {
+    let mut out = Int32Builder::new();
+    for row in 0..rows(args) {
+        let n = args.iter().filter(|a| null_at(a, row) == nulls).count();
+        out.append_value(n as i32);
+    }
+    Ok(Arc::new(out.finish()))
+}
+
+fn invalid(message: impl Into<String>) -> DataFusionError {
+    external(Error::new(SqlState::INVALID_PARAMETER_VALUE, message))
+}
+
+/// PostgreSQL's `width_bucket(operand, low, high, count)` for double precision.
+fn width_bucket(args: &[ArrayRef]) -> Result<ArrayRef> {
+    let [operand, low, high, count] = args else {
+        return Err(DataFusionError::Internal("width_bucket takes four arguments".into()));
+    };
+    let (operand, low, high, count) = (
+        converted(operand, &ArrowType::Float64)?,
+        converted(low, &ArrowType::Float64)?,
+        converted(high, &ArrowType::Float64)?,
+        converted(count, &ArrowType::Int32)?,
+    );
+    let (operand, low, high) = (
+        operand.as_primitive::<Float64Type>(),
+        low.as_primitive::<Float64Type>(),
+        high.as_primitive::<Float64Type>(),
+    );
+    let count = count.as_primitive::<Int32Type>();
+    let mut out = Int32Builder::new();
+    for row in 0..operand.len() {
+        if operand.is_null(row) || low.is_null(row) || high.is_null(row) || count.is_null(row) {
+            out.append_null();
+            continue;
+        }
+        let (x, lo, hi, n) = (operand.value(row), low.value(row), high.value(row), count.value(row));
+        let bucket_error = |m: &str| external(Error::new(SqlState("2201G"), m.to_string()));
+        if n <= 0 {
+            return Err(bucket_error("count must be greater than zero"));
+        }
+        if lo == hi {
+            return Err(bucket_error("lower bound cannot equal upper bound"));
+        }
+        if x.is_nan() || lo.is_nan() || hi.is_nan() || lo.is_infinite() || hi.is_infinite() {
+            return Err(bucket_error("operand, lower bound, and upper bound cannot be NaN"));
+        }
+        let bucket = if lo < hi {
+            if x < lo {
+                0
+            } else if x >= hi {
+                i64::from(n) + 1
+            } else {
+                ((x - lo) / (hi - lo) * f64::from(n)).floor() as i64 + 1
+            }
+        } else if x > lo {
+            0
+        } else if x <= hi {
+            i64::from(n) + 1
+        } else {
+            ((lo - x) / (lo - hi) * f64::from(n)).floor() as i64 + 1
+        };
+        let bucket = i32::try_from(bucket)
+            .map_err(|_| external(Error::new(SqlState::NUMERIC_VALUE_OUT_OF_RANGE, "integer out of range")))?;
+        out.append_value(bucket);
+    }
+    Ok(Arc::new(out.finish()))
+}
+
+/// `format(formatstr, args...)`: PostgreSQL's `%s`, `%I`, `%L` and `%%`, with argument positions (`%2$s`), the `-`
+/// flag and widths (also `*`, taken from the next argument).
+fn format(args: &[ArrayRef]) -> Result<ArrayRef> {
+    let Some((template, values)) = args.split_first() else {
+        return Err(invalid("format() takes at least one argument"));
+    };
+    let template = converted(template, &ArrowType::Utf8)?;
+    let template = template.as_string::<i32>();
+    let mut out = StringBuilder::new();
+    for row in 0..template.len() {
+        if template.is_null(row) {
+            out.append_null();
+            continue;
+        }
+        out.append_value(format_row(template.value(row), values, row)?);
+    }
+    Ok(Arc::new(out.finish()))
+}
+
+fn format_row(template: &str, values: &[ArrayRef], row: usize) -> Result<String> {
+    let too_few = || invalid("too few arguments for format()");
+    let text_of = |i: usize| -> Result<Option<String>> {
+        let array = values.get(i).ok_or_else(too_few)?;
+        if null_at(array, row) {
+            return Ok(None);
+        }
+        let mut s = String::new();
+        lanedb_engine::text::put_text(&mut s, array.as_ref(), row);
+        Ok(Some(s))
+    };
+    let mut out = String::with_capacity(template.len());
+    let mut next = 0;
+    let mut chars = template.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        if chars.peek() == Some(&'%') {
+            chars.next();
+            out.push('%');
+            continue;
+        }
+        // `%[position$][-][width|*]type`
+        let digits = |chars: &mut std::iter::Peekable<std::str::Chars>| {
+            let mut n: Option<usize> = None;
+            while let Some(d) = chars.peek().and_then(|c| c.to_digit(10)) {
+                n = Some(n.unwrap_or(0).saturating_mul(10).saturating_add(d as usize));
+                chars.next();
+            }
+            n
+        };
+        let mut position = None;
+        let mut left = false;
+        let mut width = None;
+        let leading = digits(&mut chars);
+        if chars.peek() == Some(&'$') {
+            chars.next();
+            match leading {
+                Some(0) | None => return Err(invalid("format specifies argument 0, but arguments are numbered from 1")),
+                Some(n) => position = Some(n - 1),
+            }
+        } else {
+            width = leading;
+        }
+        if width.is_none() {
+            if chars.peek() == Some(&'-') {
+                chars.next();
+                left = true;
+            }
+            if chars.peek() == Some(&'*') {
+                chars.next();
+                let from = next;
+                next += 1;
+                let w = text_of(from)?
+                    .map(|t| t.trim().parse::<i64>().map_err(|_| invalid("width argument must be an integer")))
+                    .transpose()?
+                    .unwrap_or(0);
+                left |= w < 0;
+                width = Some(w.unsigned_abs() as usize);
+            } else {
+                width = digits(&mut chars);
+            }
+        }
+        let kind = chars
+            .next()
+            .ok_or_else(|| invalid("unterminated format() type specifier"))?;
+        if !matches!(kind, 's' | 'I' | 'L') {
+            return Err(invalid(format!("unrecognized format() type specifier \"{kind}\"")));
+        }
+        let index = position.unwrap_or(next);
+        next = index + 1;
+        let value = text_of(index)?;
+        let piece = match (kind, value) {
+            ('s', v) => v.unwrap_or_default(),
+            ('I', Some(v)) => quote_ident(&v),
+            ('I', None) => {
+                return Err(external(Error::new(
+                    SqlState("22004"),
+                    "null values cannot be formatted as an SQL identifier",
+                )))
+            }
+            (_, Some(v)) => quote_literal(&v),
+            (_, None) => "NULL".to_string(),
+        };
+        let pad = width.unwrap_or(0).saturating_sub(piece.chars().count());
+        if !left {
+            out.extend(std::iter::repeat_n(' ', pad));
+        }
+        out.push_str(&piece);
+        if left {
+            out.extend(std::iter::repeat_n(' ', pad));
+        }
+    }
+    Ok(out)
+}
+
+fn days_in_month(year: i32, month: u32) -> i32 {
+    let first = NaiveDate::from_ymd_opt(year, month, 1);
+    let next = if month == 12 {
+        NaiveDate::from_ymd_opt(year + 1, 1, 1)
+    } else {
+        NaiveDate::from_ymd_opt(year, month + 1, 1)
+    };
+    match (first, next) {
+        (Some(a), Some(b)) => (b - a).num_days() as i32,
+        _ => 30,
+    }
+}
+
+/// PostgreSQL's `age(a, b)`: `a - b` in years, months and days by the calendar (`timestamp_age`).
+fn age_of(a: i64, b: i64) -> Option<IntervalMonthDayNano> {
+    let fields = |micros: i64| {
+        let t = chrono::DateTime::from_timestamp_micros(micros)?.naive_utc();
+        Some((
+            t.year(),
+            t.month() as i32,
+            t.day() as i32,
+            t.hour() as i64,
+            t.minute() as i64,
+            t.second() as i64,
+            micros.rem_euclid(1_000_000),
+        ))
+    };
+    let (y1, mo1, d1, h1, mi1, s1, f1) = fields(a)?;
+    let (y2, mo2, d2, h2, mi2, s2, f2) = fields(b)?;
+    let flip = a < b;
+    let sign = if flip { -1 } else { 1 };
+    let (mut year, mut mon, mut mday) = (sign * (y1 - y2), sign * (mo1 - mo2), sign * (d1 - d2));
+    let s64 = i64::from(sign);
+    let (mut hour, mut min, mut sec, mut fsec) =
+        (s64 * (h1 - h2), s64 * (mi1 - mi2), s64 * (s1 - s2), s64 * (f1 - f2));
+    while fsec < 0 {
+        fsec += 1_000_000;
+        sec -= 1;
+    }
+    while sec < 0 {
+        sec += 60;
+        min -= 1;
+    }
+    while min < 0 {
+        min += 60;
+        hour -= 1;
+    }
+    while hour < 0 {
+        hour += 24;
+        mday -= 1;
+    }
+    while mday < 0 {
+        // The month before the later date's month (PostgreSQL takes the earlier operand's month).
+        let (y, m) = if flip { (y1, mo1) } else { (y2, mo2) };
+        mday += days_in_month(y, m as u32);
+        mon -= 1;
+    }
+    while mon < 0 {
+        mon += 12;
+        year -= 1;
+    }
+    let months = sign * (year * 12 + mon);
+    let days = sign * mday;
+    let micros = s64 * (((hour * 60 + min) * 60 + sec) * 1_000_000 + fsec);
+    Some(IntervalMonthDayNano::new(months, days, micros * 1000))
+}
+
+fn age(args: &[ArrayRef]) -> Result<ArrayRef> {
+    let [a, b] = args else {
+        return Err(DataFusionError::Internal("age takes two timestamps".into()));
+    };
+    let timestamp = ArrowType::Timestamp(TimeUnit::Microsecond, None);
+    let (a, b) = (converted(a, &timestamp)?, converted(b, &timestamp)?);
+    let (a, b) = (
+        a.as_primitive::<datafusion::arrow::datatypes::TimestampMicrosecondType>(),
+        b.as_primitive::<datafusion::arrow::datatypes::TimestampMicrosecondType>(),
+    );
+    let mut out = IntervalMonthDayNanoBuilder::with_capacity(a.len());
+    for row in 0..a.len() {
+        if a.is_null(row) || b.is_null(row) {
+            out.append_null();
+            continue;
+        }
+        let age = age_of(a.value(row), b.value(row))
+            .ok_or_else(|| external(Error::new(SqlState("22008"), "timestamp out of range")))?;
+        out.append_value(age);
+    }
+    Ok(Arc::new(out.finish()))
+}
+
+/// An interval as PostgreSQL keeps it: months, days, microseconds.
+type Interval = (i32, i32, i64);
+
+fn map_interval(args: &[ArrayRef], f: fn(Interval) -> Option<Interval>) -> Result<ArrayRef> {
+    let intervals = args[0].as_primitive::<IntervalMonthDayNanoType>();
+    let mut out = IntervalMonthDayNanoBuilder::with_capacity(intervals.len());
+    for row in 0..intervals.len() {
+        if intervals.is_null(row) {
+            out.append_null();
+            continue;
+        }
+        let v = intervals.value(row);
+        let (months, days, micros) = f((v.months, v.days, v.nanoseconds / 1000))
+            .ok_or_else(|| external(Error::new(SqlState("22008"), "interval out of range")))?;
+        out.append_value(IntervalMonthDayNano::new(months, days, micros * 1000));
+    }
+    Ok(Arc::new(out.finish()))
+}
+
+fn justify_hours((months, days, micros): Interval) -> Option<Interval> {
+    let mut days = days.checked_add(i32::try_from(micros / MICROS_PER_DAY).ok()?)?;
+    let mut micros = micros % MICROS_PER_DAY;
+    if days > 0 && micros < 0 {
+        micros += MICROS_PER_DAY;
+        days -= 1;
+    } else if days < 0 && micros > 0 {
+        micros -= MICROS_PER_DAY;
+        days += 1;
+    }
+    Some((months, days, micros))
+}
+
+fn justify_days((months, days, micros): Interval) -> Option<Interval> {
+    let mut months = months.checked_add(days / DAYS_PER_MONTH)?;
+    let mut days = days % DAYS_PER_MONTH;
+    if months > 0 && days < 0 {
+        days += DAYS_PER_MONTH;
+        months -= 1;
+    } else if months < 0 && days > 0 {
+        days -= DAYS_PER_MONTH;
+        months += 1;
+    }
+    Some((months, days, micros))
+}
+
+/// PostgreSQL's `interval_justify_interval`.
+fn justify_interval((mut months, mut days, mut micros): Interval) -> Option<Interval> {
+    if (days > 0 && micros > 0) || (days < 0 && micros < 0) {
+        months = months.checked_add(days / DAYS_PER_MONTH)?;
+        days %= DAYS_PER_MONTH;
+    }
+    days = days.checked_add(i32::try_from(micros / MICROS_PER_DAY).ok()?)?;
+    micros %= MICROS_PER_DAY;
+    months = months.checked_add(days / DAYS_PER_MONTH)?;
+    days %= DAYS_PER_MONTH;
+    if months > 0 && (days < 0 || (days == 0 && micros < 0)) {
+        days += DAYS_PER_MONTH;
+        months -= 1;
+    } else if months < 0 && (days > 0 || (days == 0 && micros > 0)) {
+        days -= DAYS_PER_MONTH;
+        months += 1;
+    }
+    if days > 0 && micros < 0 {
+        micros += MICROS_PER_DAY;
+        days -= 1;
+    } else if days < 0 && micros > 0 {
+        micros -= MICROS_PER_DAY;
+        days += 1;
+    }
+    Some((months, days, micros))
+}
+
+/// Calls PostgreSQL spells differently from DataFusion: renamed functions (`every` is `bool_and`, `variance` is
+/// `var_samp`, `gen_random_uuid` is `uuid`), `mod(a, b)` as `a % b`, `age(t)` as the age at today's midnight,
+/// `make_interval` with named arguments, and the operators `|/` (square root), `||/` (cube root) and `@`
+/// (absolute value).
+pub fn rewrite_calls(statement: &mut ast::Statement) {
+    let _ = ast::visit_expressions_mut(statement, |e| {
+        rewrite_call(e);
+        ControlFlow::<()>::Continue(())
+    });
+}
+
+fn function_name(f: &ast::Function) -> Option<String> {
+    (f.name.0.len() == 1)
+        .then(|| f.name.0[0].as_ident().map(|i| i.value.to_ascii_lowercase()))
+        .flatten()
+}
+
+fn plain_arguments(f: &ast::Function) -> Option<Vec<ast::Expr>> {
+    let ast::FunctionArguments::List(list) = &f.args else {
+        return None;
+    };
+    list.args
+        .iter()
+        .map(|a| match a {
+            ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => Some(e.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn rewrite_call(e: &mut ast::Expr) {
+    match e {
+        ast::Expr::UnaryOp { op, expr } => {
+            let name = match op {
+                ast::UnaryOperator::PGSquareRoot => "sqrt",
+                ast::UnaryOperator::PGCubeRoot => "cbrt",
+                ast::UnaryOperator::PGAbs => "abs",
+                _ => return,
+            };
+            *e = call(name, vec![(**expr).clone()]);
+        }
+        ast::Expr::Function(f) => {
+            let Some(name) = function_name(f) else { return };
+            let renamed = match name.as_str() {
+                "every" => "bool_and",
+                "variance" => "var_samp",
+                "gen_random_uuid" => "uuid",
+                _ => "",
+            };
+            if !renamed.is_empty() {
+                f.name = ast::ObjectName::from(vec![ast::Ident::new(renamed)]);
+                return;
+            }
+            match name.as_str() {
+                "mod" => {
+                    if let Some([a, b]) = plain_arguments(f).as_deref() {
+                        *e = ast::Expr::Nested(Box::new(ast::Expr::BinaryOp {
+                            left: Box::new(a.clone()),
+                            op: ast::BinaryOperator::Modulo,
+                            right: Box::new(b.clone()),
+                        }));
+                    }
+                }
+                "age" => {
+                    if let Some([t]) = plain_arguments(f).as_deref() {
+                        let midnight = crate::pg_types::cast(
+                            ast::Expr::Function(ast::Function {
+                                name: ast::ObjectName::from(vec![ast::Ident::new("current_date")]),
+                                uses_odbc_syntax: false,
+                                parameters: ast::FunctionArguments::None,
+                                args: ast::FunctionArguments::None,
+                                filter: None,
+                                null_treatment: None,
+                                over: None,
+                                within_group: vec![],
+                            }),
+                            ast::DataType::Timestamp(None, ast::TimezoneInfo::None),
+                        );
+                        *e = call("age", vec![midnight, t.clone()]);
+                    }
+                }
+                "make_interval" => {
+                    if let Some(args) = make_interval_arguments(f) {
+                        *e = make_interval(args);
+                    }
+                }
+                _ => {}
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `make_interval(years, months, weeks, days, hours, mins, secs)`'s arguments, by position or by name; missing ones
+/// are 0.
+fn make_interval_arguments(f: &ast::Function) -> Option<[ast::Expr; 7]> {
+    const NAMES: [&str; 7] = ["years", "months", "weeks", "days", "hours", "mins", "secs"];
+    let ast::FunctionArguments::List(list) = &f.args else {
+        return None;
+    };
+    let zero = || ast::Expr::value(ast::Value::Number("0".into(), false));
+    let mut out: [ast::Expr; 7] = std::array::from_fn(|_| zero());
+    for (i, a) in list.args.iter().enumerate() {
+        match a {
+            ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) if i < 7 => out[i] = e.clone(),
+            ast::FunctionArg::Named {
+                name,
+                arg: ast::FunctionArgExpr::Expr(e),
+                ..
+            }
+            | ast::FunctionArg::ExprNamed {
+                name: ast::Expr::Identifier(name),
+                arg: ast::FunctionArgExpr::Expr(e),
+                ..
+            } => {
+                let at = NAMES.iter().position(|n| name.value.eq_ignore_ascii_case(n))?;
+                out[at] = e.clone();
+            }
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+/// `make_interval` as interval arithmetic: each argument times a unit interval, summed.
+fn make_interval(args: [ast::Expr; 7]) -> ast::Expr {
+    const UNITS: [&str; 7] = ["1 year", "1 month", "7 days", "1 day", "1 hour", "1 minute", "1 second"];
+    let terms = args.into_iter().zip(UNITS).map(|(n, unit)| ast::Expr::BinaryOp {
+        left: Box::new(ast::Expr::Nested(Box::new(n))),
+        op: ast::BinaryOperator::Multiply,
+        right: Box::new(ast::Expr::Interval(ast::Interval {
+            value: Box::new(ast::Expr::value(ast::Value::SingleQuotedString(unit.into()))),
+            leading_field: None,
+            leading_precision: None,
+            last_field: None,
+            fractional_seconds_precision: None,
+        })),
+    });
+    let sum = terms
+        .reduce(|a, b| ast::Expr::BinaryOp {
+            left: Box::new(a),
+            op: ast::BinaryOperator::Plus,
+            right: Box::new(b),
+        })
+        .expect("seven terms");
+    ast::Expr::Nested(Box::new(sum))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Expected values are PostgreSQL 15's.
+    #[test]
+    fn quoting_follows_postgres() {
+        assert_eq!(quote_ident("abc"), "abc");
+        assert_eq!(quote_ident("a b"), "\"a b\"");
+        assert_eq!(quote_ident("Abc"), "\"Abc\"");
+        assert_eq!(quote_ident("select"), "\"select\"");
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+        assert_eq!(quote_literal("it's"), "'it''s'");
+        assert_eq!(quote_literal("a\\b"), "E'a\\\\b'");
+        assert!(RESERVED.windows(2).all(|w| w[0] < w[1]), "binary search needs order");
+    }
+
+    #[test]
+    fn age_borrows_days_from_the_month_as_postgres_does() {
+        let at = |s: &str| {
+            chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S")
+                .unwrap()
+                .and_utc()
+                .timestamp_micros()
+        };
+        let age = |a, b| {
+            let v = age_of(at(a), at(b)).unwrap();
+            lanedb_engine::datetime::format_interval(v.months, v.days, v.nanoseconds / 1000)
+        };
+        assert_eq!(age("2024-03-01 00:00:00", "2023-01-15 00:00:00"), "1 year 1 mon 17 days");
+        assert_eq!(age("2023-01-15 00:00:00", "2024-03-01 00:00:00"), "-1 years -1 mons -17 days");
+        assert_eq!(age("2024-03-31 10:00:00", "2024-02-29 12:30:00"), "1 mon 1 day 21:30:00");
+    }
+
+    #[test]
+    fn justify_moves_whole_units_up() {
+        assert_eq!(justify_hours((0, 0, 27 * 3_600_000_000)), Some((0, 1, 3 * 3_600_000_000)));
+        assert_eq!(justify_days((0, 35, 0)), Some((1, 5, 0)));
+        assert_eq!(justify_interval((1, -33, 0)), Some((0, -3, 0)));
+    }
+}
