@@ -69,7 +69,13 @@ pub fn local_micros(micros: i64, zone: &str) -> i64 {
 /// An instant as PostgreSQL shows it in `zone`.
 pub fn format_timestamptz(micros: i64, zone: &str) -> String {
     let mut out = format_timestamp(local_micros(micros, zone));
+    // PostgreSQL writes `BC` after the offset.
+    let bc = out.ends_with(" BC");
+    out.truncate(out.len() - if bc { 3 } else { 0 });
     push_offset(&mut out, offset_seconds(zone, micros));
+    if bc {
+        out.push_str(" BC");
+    }
     out
 }
 

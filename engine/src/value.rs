@@ -637,9 +637,23 @@ pub(crate) fn parse_local_timestamp(t: &str) -> Option<i64> {
     Some(days * MICROS_PER_DAY + ((h * 60 + mi) * 60 + sec) * 1_000_000 + micros)
 }
 
+/// PostgreSQL's date output: a year before 1 is written as a positive year with `BC` (year 0 is 1 BC).
 pub fn format_date(days: i32) -> String {
+    let (mut out, bc) = date_part(days);
+    if bc {
+        out.push_str(" BC");
+    }
+    out
+}
+
+/// `YYYY-MM-DD` with the year counted from 1 BC backwards when it is before 1, and whether it was.
+fn date_part(days: i32) -> (String, bool) {
     let (y, m, d) = civil_from_days(days as i64);
-    format!("{y:04}-{m:02}-{d:02}")
+    if y <= 0 {
+        (format!("{:04}-{m:02}-{d:02}", 1 - y), true)
+    } else {
+        (format!("{y:04}-{m:02}-{d:02}"), false)
+    }
 }
 
 pub fn format_timestamp(micros: i64) -> String {
@@ -651,11 +665,15 @@ pub fn format_timestamp(micros: i64) -> String {
         rem / 1_000_000 % 60,
         rem % 1_000_000,
     );
-    let mut out = format!("{} {h:02}:{mi:02}:{s:02}", format_date(days as i32));
+    let (date, bc) = date_part(days as i32);
+    let mut out = format!("{date} {h:02}:{mi:02}:{s:02}");
     if us != 0 {
         let frac = format!("{us:06}");
         out.push('.');
         out.push_str(frac.trim_end_matches('0'));
+    }
+    if bc {
+        out.push_str(" BC");
     }
     out
 }
@@ -785,7 +803,7 @@ impl fmt::Display for Value {
             Value::Timestamp(t) => f.write_str(&format_timestamp(*t)),
             Value::Date(d) => f.write_str(&format_date(*d)),
             Value::TimestampTz(t) => {
-                write!(f, "{}+00", format_timestamp(*t))
+                f.write_str(&crate::datetime::format_timestamptz(*t, crate::types::UTC_ZONE))
             }
             Value::Time(t) => f.write_str(&crate::datetime::format_time(*t)),
             Value::Interval {
@@ -936,6 +954,9 @@ mod tests {
         assert!(parse_date("2023-02-29").is_err());
         let ts = parse_timestamp("2024-05-06 07:08:09.25").unwrap();
         assert_eq!(format_timestamp(ts), "2024-05-06 07:08:09.25");
+        // Years before 1 are BC, year 0 being 1 BC, as PostgreSQL writes them.
+        assert_eq!(format_date(-719_163), "0001-12-31 BC");
+        assert_eq!(format_timestamp(-719_163 * MICROS_PER_DAY + 1), "0001-12-31 00:00:00.000001 BC");
     }
 
     #[test]

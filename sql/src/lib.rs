@@ -23,6 +23,7 @@ pub mod datetimes;
 pub mod ddl;
 pub mod dml;
 pub mod expr;
+mod from_char;
 mod extract;
 pub mod functions;
 pub mod information_schema;

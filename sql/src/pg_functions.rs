@@ -642,6 +642,7 @@ fn rewrite_call(e: &mut ast::Expr) {
             *e = call(name, vec![(**expr).clone()]);
         }
         ast::Expr::Function(f) => {
+            crate::from_char::rewrite_call(f);
             let Some(name) = function_name(f) else { return };
             let renamed = match name.as_str() {
                 "every" => "bool_and",

@@ -349,6 +349,7 @@ impl QueryBridge {
         .chain(crate::datetimes::functions())
         .chain(crate::pg_types::functions())
         .chain(crate::pg_functions::functions())
+        .chain(crate::from_char::functions())
         .chain(crate::similar::functions())
         .chain(crate::extract::functions())
         .chain(crate::checked::size_checked_udfs())
