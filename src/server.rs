@@ -104,7 +104,9 @@ impl Backend for WireBackend {
     fn deferred_rows(&self, statement: &Prepared) -> Option<u64> {
         match &statement.plan {
             // RETURNING answers with rows, which a deferred write does not have yet.
-            Plan::Insert(insert) if insert.on_conflict.is_none() && statement.returning.is_none() => {
+            Plan::Insert(insert)
+                if insert.on_conflict.is_none() && statement.returning.is_none() =>
+            {
                 Some(insert.rows.len() as u64)
             }
             _ => None,

@@ -374,25 +374,59 @@ async fn writes_return_rows_with_returning() {
     let names: Vec<&str> = insert.columns().iter().map(|c| c.name()).collect();
     assert_eq!(names, ["id", "qty", "id", "name", "qty"]);
     let types: Vec<&Type> = insert.columns().iter().map(|c| c.type_()).collect();
-    assert_eq!(types, [&Type::INT8, &Type::INT4, &Type::INT8, &Type::TEXT, &Type::INT4]);
-    assert_eq!(insert.params(), [Type::INT8, Type::TEXT, Type::INT8, Type::TEXT, Type::INT8, Type::TEXT]);
+    assert_eq!(
+        types,
+        [
+            &Type::INT8,
+            &Type::INT4,
+            &Type::INT8,
+            &Type::TEXT,
+            &Type::INT4
+        ]
+    );
+    assert_eq!(
+        insert.params(),
+        [
+            Type::INT8,
+            Type::TEXT,
+            Type::INT8,
+            Type::TEXT,
+            Type::INT8,
+            Type::TEXT
+        ]
+    );
     // Keys on different lanes come back in the order given.
     let rows = client
         .query(&insert, &[&30i64, &"c", &10i64, &"a", &20i64, &"b"])
         .await
         .unwrap();
-    let got: Vec<(i64, i32, String)> = rows.iter().map(|r| (r.get(0), r.get(1), r.get(3))).collect();
-    assert_eq!(got, [(30, 1, "c".into()), (10, 1, "a".into()), (20, 1, "b".into())]);
+    let got: Vec<(i64, i32, String)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(3)))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (30, 1, "c".into()),
+            (10, 1, "a".into()),
+            (20, 1, "b".into())
+        ]
+    );
 
     // Expressions, through DataFusion.
     let update = client
-        .prepare("UPDATE item SET qty = qty + $1 WHERE id = $2 RETURNING upper(name) AS shout, qty * 10")
+        .prepare(
+            "UPDATE item SET qty = qty + $1 WHERE id = $2 RETURNING upper(name) AS shout, qty * 10",
+        )
         .await
         .unwrap();
     let names: Vec<&str> = update.columns().iter().map(|c| c.name()).collect();
     assert_eq!(names, ["shout", "?column?"]);
     let row = client.query_one(&update, &[&4i32, &10i64]).await.unwrap();
-    assert_eq!((row.get::<_, String>(0), row.get::<_, i32>(1)), ("A".into(), 50));
+    assert_eq!(
+        (row.get::<_, String>(0), row.get::<_, i32>(1)),
+        ("A".into(), 50)
+    );
     let deleted = client
         .query("DELETE FROM item WHERE id >= 20 RETURNING id", &[])
         .await
@@ -404,23 +438,41 @@ async fn writes_return_rows_with_returning() {
         .simple_query("DELETE FROM item WHERE id = 99 RETURNING id")
         .await
         .unwrap();
-    assert!(matches!(messages.last(), Some(SimpleQueryMessage::CommandComplete(0))));
+    assert!(matches!(
+        messages.last(),
+        Some(SimpleQueryMessage::CommandComplete(0))
+    ));
 
     // A failing RETURNING list leaves the row as it was, on the fast path and through DataFusion.
     let e = client
-        .query("UPDATE item SET qty = 0 WHERE id = 10 RETURNING 1 / qty", &[])
+        .query(
+            "UPDATE item SET qty = 0 WHERE id = 10 RETURNING 1 / qty",
+            &[],
+        )
         .await
         .unwrap_err();
     assert_eq!(code(&e), "22012");
     let e = client
-        .query("INSERT INTO item VALUES (40, 'd', 0) RETURNING id / qty", &[])
+        .query(
+            "INSERT INTO item VALUES (40, 'd', 0) RETURNING id / qty",
+            &[],
+        )
         .await
         .unwrap_err();
     assert_eq!(code(&e), "22012");
-    assert_eq!(scalar(&client, "SELECT qty FROM item WHERE id = 10").await, "5");
-    assert_eq!(scalar(&client, "SELECT count(*) FROM item WHERE id = 40").await, "0");
+    assert_eq!(
+        scalar(&client, "SELECT qty FROM item WHERE id = 10").await,
+        "5"
+    );
+    assert_eq!(
+        scalar(&client, "SELECT count(*) FROM item WHERE id = 40").await,
+        "0"
+    );
     let e = client
-        .query("INSERT INTO item VALUES (41, 'e') RETURNING (SELECT count(*) FROM item)", &[])
+        .query(
+            "INSERT INTO item VALUES (41, 'e') RETURNING (SELECT count(*) FROM item)",
+            &[],
+        )
         .await
         .unwrap_err();
     assert_eq!(code(&e), "0A000");

@@ -802,9 +802,10 @@ impl fmt::Display for Value {
             }
             Value::Timestamp(t) => f.write_str(&format_timestamp(*t)),
             Value::Date(d) => f.write_str(&format_date(*d)),
-            Value::TimestampTz(t) => {
-                f.write_str(&crate::datetime::format_timestamptz(*t, crate::types::UTC_ZONE))
-            }
+            Value::TimestampTz(t) => f.write_str(&crate::datetime::format_timestamptz(
+                *t,
+                crate::types::UTC_ZONE,
+            )),
             Value::Time(t) => f.write_str(&crate::datetime::format_time(*t)),
             Value::Interval {
                 months,
@@ -956,7 +957,10 @@ mod tests {
         assert_eq!(format_timestamp(ts), "2024-05-06 07:08:09.25");
         // Years before 1 are BC, year 0 being 1 BC, as PostgreSQL writes them.
         assert_eq!(format_date(-719_163), "0001-12-31 BC");
-        assert_eq!(format_timestamp(-719_163 * MICROS_PER_DAY + 1), "0001-12-31 00:00:00.000001 BC");
+        assert_eq!(
+            format_timestamp(-719_163 * MICROS_PER_DAY + 1),
+            "0001-12-31 00:00:00.000001 BC"
+        );
     }
 
     #[test]

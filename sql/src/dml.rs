@@ -495,7 +495,14 @@ pub fn insert_rows(
     });
     match one_lane {
         Some(lane) => engine.run_single(lane, version, |l| {
-            insert_on_lane(l, table, rows.iter().enumerate(), on_conflict, params, written)
+            insert_on_lane(
+                l,
+                table,
+                rows.iter().enumerate(),
+                on_conflict,
+                params,
+                written,
+            )
         }),
         None => engine.run_multi(version, |txn| {
             txn.statement(|txn| {
@@ -521,7 +528,8 @@ pub fn insert_in_txn(
             None => {
                 // A replicated table's rows are the same on every lane: the first lane's are returned.
                 let w = if i == 0 { written.as_deref_mut() } else { None };
-                let n = insert_on_lane(lane, table, rows.iter().enumerate(), on_conflict, params, w)?;
+                let n =
+                    insert_on_lane(lane, table, rows.iter().enumerate(), on_conflict, params, w)?;
                 if i == 0 {
                     count = n;
                 }
@@ -531,8 +539,14 @@ pub fn insert_in_txn(
                     .iter()
                     .enumerate()
                     .filter(|(_, r)| engine.lane_of(&r[p]) == i);
-                count +=
-                    insert_on_lane(lane, table, mine, on_conflict, params, written.as_deref_mut())?;
+                count += insert_on_lane(
+                    lane,
+                    table,
+                    mine,
+                    on_conflict,
+                    params,
+                    written.as_deref_mut(),
+                )?;
             }
         }
     }

@@ -14,7 +14,9 @@
 use std::sync::Arc;
 
 use chrono::NaiveDate;
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, Date32Builder, TimestampMicrosecondBuilder};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, Date32Builder, TimestampMicrosecondBuilder,
+};
 use datafusion::arrow::datatypes::{DataType as ArrowType, TimeUnit};
 use datafusion::common::{DataFusionError, Result};
 use datafusion::logical_expr::{
@@ -29,15 +31,33 @@ use crate::pg_types::{arguments, shaped};
 const TO_DATE: &str = "lanedb_to_date";
 const TO_TIMESTAMP: &str = "lanedb_to_timestamp";
 const MONTHS: [&str; 12] = [
-    "january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november",
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
     "december",
 ];
-const DAYS: [&str; 7] = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"];
+const DAYS: [&str; 7] = [
+    "sunday",
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+];
 
 /// Template patterns, longest first so that `HH24` is not read as `HH` then `24`. Matched in any case.
 const PATTERNS: &[&str] = &[
-    "Y,YYY", "YYYY", "YYY", "YY", "Y", "HH24", "HH12", "HH", "MI", "SS", "MS", "US", "A.M.", "P.M.", "AM", "PM",
-    "MONTH", "MON", "MM", "DDD", "DD", "DAY", "DY", "TZH", "TZM",
+    "Y,YYY", "YYYY", "YYY", "YY", "Y", "HH24", "HH12", "HH", "MI", "SS", "MS", "US", "A.M.",
+    "P.M.", "AM", "PM", "MONTH", "MON", "MM", "DDD", "DD", "DAY", "DY", "TZH", "TZM",
 ];
 
 /// What a template sets; fields not given keep their lowest value.
@@ -77,7 +97,10 @@ fn parse(input: &str, template: &str) -> std::result::Result<Parsed, Error> {
     while t < template.len() {
         // FM and FX modifiers change nothing when reading.
         if template[t..].len() >= 2 {
-            let two: String = template[t..t + 2].iter().collect::<String>().to_ascii_uppercase();
+            let two: String = template[t..t + 2]
+                .iter()
+                .collect::<String>()
+                .to_ascii_uppercase();
             if two == "FM" || two == "FX" {
                 t += 2;
                 continue;
@@ -99,7 +122,11 @@ fn parse(input: &str, template: &str) -> std::result::Result<Parsed, Error> {
         let Some(pattern) = PATTERNS.iter().find(|p| {
             let n = p.chars().count();
             t + n <= template.len()
-                && template[t..t + n].iter().collect::<String>().to_ascii_uppercase() == **p
+                && template[t..t + n]
+                    .iter()
+                    .collect::<String>()
+                    .to_ascii_uppercase()
+                    == **p
         }) else {
             let c = template[t];
             t += 1;
@@ -153,29 +180,47 @@ fn parse(input: &str, template: &str) -> std::result::Result<Parsed, Error> {
                 let width = if *pattern == "MS" { 3 } else { 6 };
                 let (v, n) = number(width, pattern)?;
                 if n > width {
-                    return Err(range_error(format!("value for \"{pattern}\" in source string is out of range")));
+                    return Err(range_error(format!(
+                        "value for \"{pattern}\" in source string is out of range"
+                    )));
                 }
                 out.micros = (v as u32) * 10u32.pow(6 - n as u32);
             }
             "AM" | "PM" | "A.M." | "P.M." => {
                 let n = pattern.len();
-                let word: String = input[i..(i + n).min(input.len())].iter().collect::<String>().to_ascii_uppercase();
+                let word: String = input[i..(i + n).min(input.len())]
+                    .iter()
+                    .collect::<String>()
+                    .to_ascii_uppercase();
                 out.pm = match word.as_str() {
                     "AM" | "A.M." => Some(false),
                     "PM" | "P.M." => Some(true),
-                    _ => return Err(format_error(format!("invalid value \"{word}\" for \"{pattern}\""))),
+                    _ => {
+                        return Err(format_error(format!(
+                            "invalid value \"{word}\" for \"{pattern}\""
+                        )))
+                    }
                 };
                 i += n;
             }
             "MONTH" | "MON" => {
-                let (index, n) = name_at(&input[i..], &MONTHS, *pattern == "MON")
-                    .ok_or_else(|| format_error(format!("invalid value \"{}\" for \"{pattern}\"", word_at(&input[i..]))))?;
+                let (index, n) =
+                    name_at(&input[i..], &MONTHS, *pattern == "MON").ok_or_else(|| {
+                        format_error(format!(
+                            "invalid value \"{}\" for \"{pattern}\"",
+                            word_at(&input[i..])
+                        ))
+                    })?;
                 out.month = Some(index as u32 + 1);
                 i += n;
             }
             "DAY" | "DY" => {
-                let (_, n) = name_at(&input[i..], &DAYS, *pattern == "DY")
-                    .ok_or_else(|| format_error(format!("invalid value \"{}\" for \"{pattern}\"", word_at(&input[i..]))))?;
+                let (_, n) = name_at(&input[i..], &DAYS, *pattern == "DY").ok_or_else(|| {
+                    format_error(format!(
+                        "invalid value \"{}\" for \"{pattern}\"",
+                        word_at(&input[i..])
+                    ))
+                })?;
                 i += n;
             }
             "TZH" => {
@@ -186,9 +231,17 @@ fn parse(input: &str, template: &str) -> std::result::Result<Parsed, Error> {
                 let (v, _) = number(2, "TZM")?;
                 let base = out.offset_seconds.unwrap_or(0);
                 let minutes = v as i32 * 60;
-                out.offset_seconds = Some(if base < 0 { base - minutes } else { base + minutes });
+                out.offset_seconds = Some(if base < 0 {
+                    base - minutes
+                } else {
+                    base + minutes
+                });
             }
-            other => return Err(Error::unsupported(format!("template pattern \"{other}\" is not supported here"))),
+            other => {
+                return Err(Error::unsupported(format!(
+                    "template pattern \"{other}\" is not supported here"
+                )))
+            }
         }
     }
     Ok(out)
@@ -216,21 +269,32 @@ fn read_number(
     {
         *i += 1;
     }
-    let digits: String = input[digits_start..*i].iter().filter(|c| **c != ',').collect();
+    let digits: String = input[digits_start..*i]
+        .iter()
+        .filter(|c| **c != ',')
+        .collect();
     if digits.is_empty() {
         let shown: String = input[start..].iter().take(width.max(2)).collect();
-        return Err(format_error(format!("invalid value \"{shown}\" for \"{name}\"")));
+        return Err(format_error(format!(
+            "invalid value \"{shown}\" for \"{name}\""
+        )));
     }
-    let v: i64 = digits
-        .parse()
-        .map_err(|_| range_error(format!("value for \"{name}\" in source string is out of range")))?;
+    let v: i64 = digits.parse().map_err(|_| {
+        range_error(format!(
+            "value for \"{name}\" in source string is out of range"
+        ))
+    })?;
     Ok((if negative { -v } else { v }, *i - digits_start))
 }
 
 /// The index of the name `input` starts with (its first three letters when `short`), and how many characters it
 /// took.
 fn name_at(input: &[char], names: &[&str], short: bool) -> Option<(usize, usize)> {
-    let text: String = input.iter().take(12).collect::<String>().to_ascii_lowercase();
+    let text: String = input
+        .iter()
+        .take(12)
+        .collect::<String>()
+        .to_ascii_lowercase();
     names.iter().enumerate().find_map(|(index, name)| {
         let wanted = if short { &name[..3] } else { name };
         if text.starts_with(wanted) {
@@ -272,7 +336,9 @@ fn local_micros(p: &Parsed) -> std::result::Result<i64, Error> {
     let mut hour = p.hour;
     if p.twelve_hour || p.pm.is_some() {
         if !(1..=12).contains(&hour) {
-            return Err(range_error(format!("hour \"{hour}\" is invalid for the 12-hour clock")));
+            return Err(range_error(format!(
+                "hour \"{hour}\" is invalid for the 12-hour clock"
+            )));
         }
         hour %= 12;
         if p.pm == Some(true) {
@@ -282,7 +348,8 @@ fn local_micros(p: &Parsed) -> std::result::Result<i64, Error> {
     if hour > 24 || p.minute > 59 || p.second > 60 {
         return Err(range_error("date/time field value out of range".into()));
     }
-    let days = i64::from((date - NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days() as i32);
+    let days =
+        i64::from((date - NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days() as i32);
     let seconds = ((i64::from(hour) * 60 + i64::from(p.minute)) * 60) + i64::from(p.second);
     Ok((days * 86_400 + seconds) * 1_000_000 + i64::from(p.micros))
 }
@@ -310,7 +377,10 @@ impl ScalarUDFImpl for FromChar {
         Ok(if self.name == TO_DATE {
             ArrowType::Date32
         } else {
-            ArrowType::Timestamp(TimeUnit::Microsecond, Some(lanedb_engine::types::UTC_ZONE.into()))
+            ArrowType::Timestamp(
+                TimeUnit::Microsecond,
+                Some(lanedb_engine::types::UTC_ZONE.into()),
+            )
         })
     }
 
@@ -324,8 +394,9 @@ impl ScalarUDFImpl for FromChar {
                     out.append_null();
                     continue;
                 }
-                let date = date_of(&parse(texts.value(row), templates.value(row)).map_err(external)?)
-                    .map_err(external)?;
+                let date =
+                    date_of(&parse(texts.value(row), templates.value(row)).map_err(external)?)
+                        .map_err(external)?;
                 let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
                 out.append_value((date - epoch).num_days() as i32);
             }
@@ -344,7 +415,8 @@ impl ScalarUDFImpl for FromChar {
                     Some(offset) => Some(local - i64::from(offset) * 1_000_000),
                     None => lanedb_engine::datetime::instant_micros(local, &identity.zone),
                 };
-                let instant = instant.ok_or_else(|| external(range_error("timestamp out of range".into())))?;
+                let instant = instant
+                    .ok_or_else(|| external(range_error("timestamp out of range".into())))?;
                 out.append_value(instant);
             }
             Arc::new(out.finish().with_timezone(lanedb_engine::types::UTC_ZONE))
@@ -359,7 +431,10 @@ pub fn functions() -> Vec<ScalarUDF> {
         .map(|name| {
             ScalarUDF::from(FromChar {
                 name,
-                signature: Signature::exact(vec![ArrowType::Utf8, ArrowType::Utf8], Volatility::Stable),
+                signature: Signature::exact(
+                    vec![ArrowType::Utf8, ArrowType::Utf8],
+                    Volatility::Stable,
+                ),
             })
         })
         .collect()
@@ -394,18 +469,32 @@ mod tests {
     fn templates_read_as_postgres_reads_them() {
         assert_eq!(local("2024-03-05", "YYYY-MM-DD"), "2024-03-05 00:00:00");
         assert_eq!(local("20240305", "YYYYMMDD"), "2024-03-05 00:00:00");
-        assert_eq!(local("05/03/2024 14:07:09", "DD/MM/YYYY HH24:MI:SS"), "2024-03-05 14:07:09");
-        assert_eq!(local("Mar 5, 2024 2:07 PM", "Mon DD, YYYY HH12:MI AM"), "2024-03-05 14:07:00");
+        assert_eq!(
+            local("05/03/2024 14:07:09", "DD/MM/YYYY HH24:MI:SS"),
+            "2024-03-05 14:07:09"
+        );
+        assert_eq!(
+            local("Mar 5, 2024 2:07 PM", "Mon DD, YYYY HH12:MI AM"),
+            "2024-03-05 14:07:00"
+        );
         assert_eq!(local("march 05 24", "Month DD YY"), "2024-03-05 00:00:00");
         assert_eq!(local("12.3", "SS.MS"), "0001-01-01 00:00:12.3 BC");
-        assert_eq!(local("2024-03-05T10:11", "YYYY-MM-DD\"T\"HH24:MI"), "2024-03-05 10:11:00");
+        assert_eq!(
+            local("2024-03-05T10:11", "YYYY-MM-DD\"T\"HH24:MI"),
+            "2024-03-05 10:11:00"
+        );
         assert_eq!(local("2024 060", "YYYY DDD"), "2024-02-29 00:00:00");
-        assert_eq!(local("  2024-03-05 trailing", "YYYY-MM-DD"), "2024-03-05 00:00:00");
+        assert_eq!(
+            local("  2024-03-05 trailing", "YYYY-MM-DD"),
+            "2024-03-05 00:00:00"
+        );
     }
 
     #[test]
     fn bad_input_gives_postgres_errors() {
-        let code = |input: &str, template: &str| match parse(input, template).and_then(|p| local_micros(&p)) {
+        let code = |input: &str, template: &str| match parse(input, template)
+            .and_then(|p| local_micros(&p))
+        {
             Ok(_) => "ok".to_string(),
             Err(e) => e.code.0.to_string(),
         };

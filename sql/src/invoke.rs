@@ -103,7 +103,10 @@ impl SqlEngine {
                 let batches = self.query_batches_in_txn(txn, q, params, ctx)?;
                 Ok(Output::rows(q.schema.clone(), batches))
             }
-            Plan::Insert(_) | Plan::Modify { .. } | Plan::InsertSelect { .. } | Plan::ModifyQuery { .. } => {
+            Plan::Insert(_)
+            | Plan::Modify { .. }
+            | Plan::InsertSelect { .. }
+            | Plan::ModifyQuery { .. } => {
                 // The write and its RETURNING projection are one statement: an error in the projection undoes it.
                 txn.statement(|txn| {
                     let mut written = p.returning.as_ref().map(|_| Written::default());
@@ -142,7 +145,15 @@ impl SqlEngine {
                     .map(|values| dml::full_row(table, columns, values))
                     .collect::<Result<Vec<_>>>()?;
                 let n = txn.statement(|txn| {
-                    dml::insert_in_txn(engine, txn, table, &rows, on_conflict.as_ref(), params, written)
+                    dml::insert_in_txn(
+                        engine,
+                        txn,
+                        table,
+                        &rows,
+                        on_conflict.as_ref(),
+                        params,
+                        written,
+                    )
                 })?;
                 ("INSERT", n)
             }

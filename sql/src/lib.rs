@@ -23,8 +23,8 @@ pub mod datetimes;
 pub mod ddl;
 pub mod dml;
 pub mod expr;
-mod from_char;
 mod extract;
+mod from_char;
 pub mod functions;
 pub mod information_schema;
 pub mod invoke;
@@ -57,8 +57,8 @@ use lanedb_engine::{
 };
 use parking_lot::Mutex;
 
-pub use plan::{Plan, Prepared};
 use dml::Written;
+pub use plan::{Plan, Prepared};
 use query::QueryBridge;
 use returning::Returning;
 
@@ -757,8 +757,15 @@ impl SqlEngine {
                         for (i, fields) in rows.iter().enumerate() {
                             chunk.push(copy_row(table, columns, fields, first_line + i)?);
                             if chunk.len() == COPY_CHUNK_ROWS || i + 1 == rows.len() {
-                                loaded +=
-                                    dml::insert_in_txn(engine, txn, table, &chunk, None, &[], None)?;
+                                loaded += dml::insert_in_txn(
+                                    engine,
+                                    txn,
+                                    table,
+                                    &chunk,
+                                    None,
+                                    &[],
+                                    None,
+                                )?;
                                 chunk.clear();
                             }
                         }

@@ -12,15 +12,17 @@ use std::sync::Arc;
 
 use chrono::{Datelike, NaiveDate, Timelike};
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BinaryBuilder, Int32Builder, IntervalMonthDayNanoBuilder, StringBuilder,
+    Array, ArrayRef, AsArray, BinaryBuilder, Int32Builder, IntervalMonthDayNanoBuilder,
+    StringBuilder,
 };
 use datafusion::arrow::datatypes::{
-    DataType as ArrowType, Float64Type, Int32Type, IntervalMonthDayNano, IntervalMonthDayNanoType, IntervalUnit,
-    TimeUnit,
+    DataType as ArrowType, Float64Type, Int32Type, IntervalMonthDayNano, IntervalMonthDayNanoType,
+    IntervalUnit, TimeUnit,
 };
 use datafusion::common::{DataFusionError, Result};
 use datafusion::logical_expr::{
-    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature, Volatility,
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
+    Volatility,
 };
 use datafusion::sql::sqlparser::ast;
 use lanedb_engine::{Error, SqlState};
@@ -76,7 +78,12 @@ impl ScalarUDFImpl for Function {
     }
 }
 
-fn function(name: &'static str, signature: TypeSignature, returns: ArrowType, body: Body) -> ScalarUDF {
+fn function(
+    name: &'static str,
+    signature: TypeSignature,
+    returns: ArrowType,
+    body: Body,
+) -> ScalarUDF {
     ScalarUDF::from(Function {
         name,
         signature: Signature::new(signature, Volatility::Immutable),
@@ -91,20 +98,41 @@ fn interval_type() -> ArrowType {
 
 pub fn functions() -> Vec<ScalarUDF> {
     use TypeSignature::{Exact, OneOf, VariadicAny};
-    let text_or_bytes = || OneOf(vec![Exact(vec![ArrowType::Utf8]), Exact(vec![ArrowType::Binary])]);
+    let text_or_bytes = || {
+        OneOf(vec![
+            Exact(vec![ArrowType::Utf8]),
+            Exact(vec![ArrowType::Binary]),
+        ])
+    };
     let text = || Exact(vec![ArrowType::Utf8]);
     let interval = || Exact(vec![interval_type()]);
     vec![
         function("md5", text_or_bytes(), ArrowType::Utf8, md5),
-        function("sha224", text_or_bytes(), ArrowType::Binary, |a| digest::<sha2::Sha224>(a)),
-        function("sha256", text_or_bytes(), ArrowType::Binary, |a| digest::<sha2::Sha256>(a)),
-        function("sha384", text_or_bytes(), ArrowType::Binary, |a| digest::<sha2::Sha384>(a)),
-        function("sha512", text_or_bytes(), ArrowType::Binary, |a| digest::<sha2::Sha512>(a)),
-        function("quote_ident", text(), ArrowType::Utf8, |a| map_text(a, |s| Some(quote_ident(s)))),
-        function("quote_literal", text(), ArrowType::Utf8, |a| map_text(a, |s| Some(quote_literal(s)))),
+        function("sha224", text_or_bytes(), ArrowType::Binary, |a| {
+            digest::<sha2::Sha224>(a)
+        }),
+        function("sha256", text_or_bytes(), ArrowType::Binary, |a| {
+            digest::<sha2::Sha256>(a)
+        }),
+        function("sha384", text_or_bytes(), ArrowType::Binary, |a| {
+            digest::<sha2::Sha384>(a)
+        }),
+        function("sha512", text_or_bytes(), ArrowType::Binary, |a| {
+            digest::<sha2::Sha512>(a)
+        }),
+        function("quote_ident", text(), ArrowType::Utf8, |a| {
+            map_text(a, |s| Some(quote_ident(s)))
+        }),
+        function("quote_literal", text(), ArrowType::Utf8, |a| {
+            map_text(a, |s| Some(quote_literal(s)))
+        }),
         function("quote_nullable", text(), ArrowType::Utf8, quote_nullable),
-        function("num_nulls", VariadicAny, ArrowType::Int32, |a| count_nulls(a, true)),
-        function("num_nonnulls", VariadicAny, ArrowType::Int32, |a| count_nulls(a, false)),
+        function("num_nulls", VariadicAny, ArrowType::Int32, |a| {
+            count_nulls(a, true)
+        }),
+        function("num_nonnulls", VariadicAny, ArrowType::Int32, |a| {
+            count_nulls(a, false)
+        }),
         function("format", VariadicAny, ArrowType::Utf8, format),
         function(
             "width_bucket",
@@ -113,9 +141,15 @@ pub fn functions() -> Vec<ScalarUDF> {
             width_bucket,
         ),
         function("age", TypeSignature::Any(2), interval_type(), age),
-        function("justify_hours", interval(), interval_type(), |a| map_interval(a, justify_hours)),
-        function("justify_days", interval(), interval_type(), |a| map_interval(a, justify_days)),
-        function("justify_interval", interval(), interval_type(), |a| map_interval(a, justify_interval)),
+        function("justify_hours", interval(), interval_type(), |a| {
+            map_interval(a, justify_hours)
+        }),
+        function("justify_days", interval(), interval_type(), |a| {
+            map_interval(a, justify_days)
+        }),
+        function("justify_interval", interval(), interval_type(), |a| {
+            map_interval(a, justify_interval)
+        }),
     ]
 }
 
@@ -202,6 +236,7 @@ pub(crate) fn quote_ident(name: &str) -> String {
 
 /// Keywords PostgreSQL's `quote_ident` quotes (its reserved and type/function-name keywords, the ones a plain
 /// identifier cannot be), sorted.
+#[rustfmt::skip]
 const RESERVED: &[&str] = &[
     "all", "analyse", "analyze", "and", "any", "array", "as", "asc", "asymmetric", "authorization", "between",
     "bigint", "binary", "bit", "boolean", "both", "case", "cast", "char", "character", "check", "coalesce",
@@ -268,7 +303,9 @@ fn invalid(message: impl Into<String>) -> DataFusionError {
 /// PostgreSQL's `width_bucket(operand, low, high, count)` for double precision.
 fn width_bucket(args: &[ArrayRef]) -> Result<ArrayRef> {
     let [operand, low, high, count] = args else {
-        return Err(DataFusionError::Internal("width_bucket takes four arguments".into()));
+        return Err(DataFusionError::Internal(
+            "width_bucket takes four arguments".into(),
+        ));
     };
     let (operand, low, high, count) = (
         converted(operand, &ArrowType::Float64)?,
@@ -288,7 +325,12 @@ fn width_bucket(args: &[ArrayRef]) -> Result<ArrayRef> {
             out.append_null();
             continue;
         }
-        let (x, lo, hi, n) = (operand.value(row), low.value(row), high.value(row), count.value(row));
+        let (x, lo, hi, n) = (
+            operand.value(row),
+            low.value(row),
+            high.value(row),
+            count.value(row),
+        );
         let bucket_error = |m: &str| external(Error::new(SqlState("2201G"), m.to_string()));
         if n <= 0 {
             return Err(bucket_error("count must be greater than zero"));
@@ -297,7 +339,9 @@ fn width_bucket(args: &[ArrayRef]) -> Result<ArrayRef> {
             return Err(bucket_error("lower bound cannot equal upper bound"));
         }
         if x.is_nan() || lo.is_nan() || hi.is_nan() || lo.is_infinite() || hi.is_infinite() {
-            return Err(bucket_error("operand, lower bound, and upper bound cannot be NaN"));
+            return Err(bucket_error(
+                "operand, lower bound, and upper bound cannot be NaN",
+            ));
         }
         let bucket = if lo < hi {
             if x < lo {
@@ -314,8 +358,12 @@ fn width_bucket(args: &[ArrayRef]) -> Result<ArrayRef> {
         } else {
             ((lo - x) / (lo - hi) * f64::from(n)).floor() as i64 + 1
         };
-        let bucket = i32::try_from(bucket)
-            .map_err(|_| external(Error::new(SqlState::NUMERIC_VALUE_OUT_OF_RANGE, "integer out of range")))?;
+        let bucket = i32::try_from(bucket).map_err(|_| {
+            external(Error::new(
+                SqlState::NUMERIC_VALUE_OUT_OF_RANGE,
+                "integer out of range",
+            ))
+        })?;
         out.append_value(bucket);
     }
     Ok(Arc::new(out.finish()))
@@ -380,7 +428,11 @@ fn format_row(template: &str, values: &[ArrayRef], row: usize) -> Result<String>
         if chars.peek() == Some(&'$') {
             chars.next();
             match leading {
-                Some(0) | None => return Err(invalid("format specifies argument 0, but arguments are numbered from 1")),
+                Some(0) | None => {
+                    return Err(invalid(
+                        "format specifies argument 0, but arguments are numbered from 1",
+                    ))
+                }
                 Some(n) => position = Some(n - 1),
             }
         } else {
@@ -396,7 +448,11 @@ fn format_row(template: &str, values: &[ArrayRef], row: usize) -> Result<String>
                 let from = next;
                 next += 1;
                 let w = text_of(from)?
-                    .map(|t| t.trim().parse::<i64>().map_err(|_| invalid("width argument must be an integer")))
+                    .map(|t| {
+                        t.trim()
+                            .parse::<i64>()
+                            .map_err(|_| invalid("width argument must be an integer"))
+                    })
                     .transpose()?
                     .unwrap_or(0);
                 left |= w < 0;
@@ -409,7 +465,9 @@ fn format_row(template: &str, values: &[ArrayRef], row: usize) -> Result<String>
             .next()
             .ok_or_else(|| invalid("unterminated format() type specifier"))?;
         if !matches!(kind, 's' | 'I' | 'L') {
-            return Err(invalid(format!("unrecognized format() type specifier \"{kind}\"")));
+            return Err(invalid(format!(
+                "unrecognized format() type specifier \"{kind}\""
+            )));
         }
         let index = position.unwrap_or(next);
         next = index + 1;
@@ -471,8 +529,12 @@ fn age_of(a: i64, b: i64) -> Option<IntervalMonthDayNano> {
     let sign = if flip { -1 } else { 1 };
     let (mut year, mut mon, mut mday) = (sign * (y1 - y2), sign * (mo1 - mo2), sign * (d1 - d2));
     let s64 = i64::from(sign);
-    let (mut hour, mut min, mut sec, mut fsec) =
-        (s64 * (h1 - h2), s64 * (mi1 - mi2), s64 * (s1 - s2), s64 * (f1 - f2));
+    let (mut hour, mut min, mut sec, mut fsec) = (
+        s64 * (h1 - h2),
+        s64 * (mi1 - mi2),
+        s64 * (s1 - s2),
+        s64 * (f1 - f2),
+    );
     while fsec < 0 {
         fsec += 1_000_000;
         sec -= 1;
@@ -716,7 +778,9 @@ fn make_interval_arguments(f: &ast::Function) -> Option<[ast::Expr; 7]> {
                 arg: ast::FunctionArgExpr::Expr(e),
                 ..
             } => {
-                let at = NAMES.iter().position(|n| name.value.eq_ignore_ascii_case(n))?;
+                let at = NAMES
+                    .iter()
+                    .position(|n| name.value.eq_ignore_ascii_case(n))?;
                 out[at] = e.clone();
             }
             _ => return None,
@@ -727,18 +791,25 @@ fn make_interval_arguments(f: &ast::Function) -> Option<[ast::Expr; 7]> {
 
 /// `make_interval` as interval arithmetic: each argument times a unit interval, summed.
 fn make_interval(args: [ast::Expr; 7]) -> ast::Expr {
-    const UNITS: [&str; 7] = ["1 year", "1 month", "7 days", "1 day", "1 hour", "1 minute", "1 second"];
-    let terms = args.into_iter().zip(UNITS).map(|(n, unit)| ast::Expr::BinaryOp {
-        left: Box::new(ast::Expr::Nested(Box::new(n))),
-        op: ast::BinaryOperator::Multiply,
-        right: Box::new(ast::Expr::Interval(ast::Interval {
-            value: Box::new(ast::Expr::value(ast::Value::SingleQuotedString(unit.into()))),
-            leading_field: None,
-            leading_precision: None,
-            last_field: None,
-            fractional_seconds_precision: None,
-        })),
-    });
+    const UNITS: [&str; 7] = [
+        "1 year", "1 month", "7 days", "1 day", "1 hour", "1 minute", "1 second",
+    ];
+    let terms = args
+        .into_iter()
+        .zip(UNITS)
+        .map(|(n, unit)| ast::Expr::BinaryOp {
+            left: Box::new(ast::Expr::Nested(Box::new(n))),
+            op: ast::BinaryOperator::Multiply,
+            right: Box::new(ast::Expr::Interval(ast::Interval {
+                value: Box::new(ast::Expr::value(ast::Value::SingleQuotedString(
+                    unit.into(),
+                ))),
+                leading_field: None,
+                leading_precision: None,
+                last_field: None,
+                fractional_seconds_precision: None,
+            })),
+        });
     let sum = terms
         .reduce(|a, b| ast::Expr::BinaryOp {
             left: Box::new(a),
@@ -763,7 +834,10 @@ mod tests {
         assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
         assert_eq!(quote_literal("it's"), "'it''s'");
         assert_eq!(quote_literal("a\\b"), "E'a\\\\b'");
-        assert!(RESERVED.windows(2).all(|w| w[0] < w[1]), "binary search needs order");
+        assert!(
+            RESERVED.windows(2).all(|w| w[0] < w[1]),
+            "binary search needs order"
+        );
     }
 
     #[test]
@@ -778,14 +852,26 @@ mod tests {
             let v = age_of(at(a), at(b)).unwrap();
             lanedb_engine::datetime::format_interval(v.months, v.days, v.nanoseconds / 1000)
         };
-        assert_eq!(age("2024-03-01 00:00:00", "2023-01-15 00:00:00"), "1 year 1 mon 17 days");
-        assert_eq!(age("2023-01-15 00:00:00", "2024-03-01 00:00:00"), "-1 years -1 mons -17 days");
-        assert_eq!(age("2024-03-31 10:00:00", "2024-02-29 12:30:00"), "1 mon 1 day 21:30:00");
+        assert_eq!(
+            age("2024-03-01 00:00:00", "2023-01-15 00:00:00"),
+            "1 year 1 mon 17 days"
+        );
+        assert_eq!(
+            age("2023-01-15 00:00:00", "2024-03-01 00:00:00"),
+            "-1 years -1 mons -17 days"
+        );
+        assert_eq!(
+            age("2024-03-31 10:00:00", "2024-02-29 12:30:00"),
+            "1 mon 1 day 21:30:00"
+        );
     }
 
     #[test]
     fn justify_moves_whole_units_up() {
-        assert_eq!(justify_hours((0, 0, 27 * 3_600_000_000)), Some((0, 1, 3 * 3_600_000_000)));
+        assert_eq!(
+            justify_hours((0, 0, 27 * 3_600_000_000)),
+            Some((0, 1, 3 * 3_600_000_000))
+        );
         assert_eq!(justify_days((0, 35, 0)), Some((1, 5, 0)));
         assert_eq!(justify_interval((1, -33, 0)), Some((0, -3, 0)));
     }

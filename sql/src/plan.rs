@@ -184,7 +184,11 @@ impl Prepared {
     /// Whether the statement is a short lane operation (microseconds), fine to run on the caller's thread; others
     /// (DataFusion queries, DDL, statements over many rows) may take long.
     pub fn is_quick(&self) -> bool {
-        if self.returning.as_ref().is_some_and(Returning::needs_datafusion) {
+        if self
+            .returning
+            .as_ref()
+            .is_some_and(Returning::needs_datafusion)
+        {
             return false;
         }
         matches!(
@@ -560,7 +564,7 @@ pub fn plan(
                     schema,
                     declared_types: vec![],
                     time_zone: lanedb_engine::types::DEFAULT_ZONE.into(),
-            returning: None,
+                    returning: None,
                 });
             }
             let qp = df(&ast::Statement::Query(q))?;
@@ -574,7 +578,7 @@ pub fn plan(
                 schema,
                 declared_types: vec![],
                 time_zone: lanedb_engine::types::DEFAULT_ZONE.into(),
-            returning: None,
+                returning: None,
             })
         }
         copy @ ast::Statement::Copy { .. } => crate::copy::plan(sql, catalog, &copy, df),

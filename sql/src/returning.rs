@@ -39,9 +39,9 @@ impl Returning {
         // The projection runs over a snapshot of the written rows alone: a subquery would read that too.
         let subquery = |item: &ast::SelectItem| {
             ast::visit_expressions(item, |e| match e {
-                ast::Expr::Subquery(_) | ast::Expr::Exists { .. } | ast::Expr::InSubquery { .. } => {
-                    std::ops::ControlFlow::Break(())
-                }
+                ast::Expr::Subquery(_)
+                | ast::Expr::Exists { .. }
+                | ast::Expr::InSubquery { .. } => std::ops::ControlFlow::Break(()),
                 _ => std::ops::ControlFlow::Continue(()),
             })
             .is_break()
@@ -66,9 +66,10 @@ impl Returning {
             // Copied values must have the types the planned schema gives them.
             let fields = query.schema.fields();
             fields.len() == columns.len()
-                && columns.iter().zip(fields).all(|(c, f)| {
-                    table.columns[*c].data_type.to_arrow() == *f.data_type()
-                })
+                && columns
+                    .iter()
+                    .zip(fields)
+                    .all(|(c, f)| table.columns[*c].data_type.to_arrow() == *f.data_type())
         });
         Ok(Returning {
             query: Arc::new(query),
@@ -83,10 +84,9 @@ impl Returning {
 
     /// The projected rows, for a RETURNING list of plain columns (`needs_datafusion` is false).
     pub fn project(&self, table: &TableDef, rows: &[Vec<Value>]) -> Result<RecordBatch> {
-        let columns = self
-            .columns
-            .as_ref()
-            .ok_or_else(|| Error::internal("RETURNING with expressions projected without DataFusion"))?;
+        let columns = self.columns.as_ref().ok_or_else(|| {
+            Error::internal("RETURNING with expressions projected without DataFusion")
+        })?;
         let arrays = columns
             .iter()
             .map(|c| {
@@ -100,11 +100,16 @@ impl Returning {
             })
             .collect::<datafusion::common::Result<Vec<ArrayRef>>>()
             .map_err(|e| Error::internal(e.to_string()))?;
-        RecordBatch::try_new(self.query.schema.clone(), arrays).map_err(|e| Error::internal(e.to_string()))
+        RecordBatch::try_new(self.query.schema.clone(), arrays)
+            .map_err(|e| Error::internal(e.to_string()))
     }
 
     /// A snapshot in which `table` holds only `rows`, for running `query` over what was written.
-    pub fn snapshot(catalog: Arc<Catalog>, table: &Arc<TableDef>, rows: &[Vec<Value>]) -> Result<Snapshot> {
+    pub fn snapshot(
+        catalog: Arc<Catalog>,
+        table: &Arc<TableDef>,
+        rows: &[Vec<Value>],
+    ) -> Result<Snapshot> {
         let mut store = lanedb_engine::engine::new_table_store(table.clone());
         for row in rows {
             store.insert(row)?;
@@ -124,10 +129,16 @@ fn quoted(name: &str) -> String {
 
 /// The columns a RETURNING list shows when it names only columns (`*`, `t.*`, `c`, `t.c`, with or without an alias);
 /// `None` when an item is anything else.
-fn plain_columns(items: &[ast::SelectItem], table: &TableDef, qualifier: &str) -> Option<Vec<usize>> {
+fn plain_columns(
+    items: &[ast::SelectItem],
+    table: &TableDef,
+    qualifier: &str,
+) -> Option<Vec<usize>> {
     let column = |e: &ast::Expr| match e {
         ast::Expr::Identifier(i) => table.column_index(&ident(i)),
-        ast::Expr::CompoundIdentifier(parts) if parts.len() == 2 && ident(&parts[0]) == qualifier => {
+        ast::Expr::CompoundIdentifier(parts)
+            if parts.len() == 2 && ident(&parts[0]) == qualifier =>
+        {
             table.column_index(&ident(&parts[1]))
         }
         _ => None,
@@ -138,10 +149,12 @@ fn plain_columns(items: &[ast::SelectItem], table: &TableDef, qualifier: &str) -
             ast::SelectItem::Wildcard(options) if is_plain(options) => {
                 columns.extend(0..table.columns.len())
             }
-            ast::SelectItem::QualifiedWildcard(ast::SelectItemQualifiedWildcardKind::ObjectName(name), options)
-                if is_plain(options)
-                    && name.0.len() == 1
-                    && name.0[0].as_ident().is_some_and(|i| ident(i) == qualifier) =>
+            ast::SelectItem::QualifiedWildcard(
+                ast::SelectItemQualifiedWildcardKind::ObjectName(name),
+                options,
+            ) if is_plain(options)
+                && name.0.len() == 1
+                && name.0[0].as_ident().is_some_and(|i| ident(i) == qualifier) =>
             {
                 columns.extend(0..table.columns.len())
             }
