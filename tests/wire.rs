@@ -351,6 +351,28 @@ async fn untyped_parameters_take_the_type_of_their_place() {
     assert_eq!(joined.params(), [Type::TEXT, Type::TEXT]);
     let row = client.query_one(&joined, &[&"a", &"b"]).await.unwrap();
     assert_eq!(row.get::<_, String>(0), "ab");
+    // `x = ANY($1)`: an array of x's type (DataFusion's fallback to text is no array).
+    client
+        .batch_execute("CREATE TABLE named (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO named VALUES (1, 'a'), (2, 'b'), (3, 'c')")
+        .await
+        .unwrap();
+    let by_ids = client
+        .prepare("SELECT name FROM named WHERE id = ANY($1) ORDER BY id")
+        .await
+        .unwrap();
+    assert_eq!(by_ids.params(), [Type::INT4_ARRAY]);
+    let rows = client.query(&by_ids, &[&vec![1i32, 3]]).await.unwrap();
+    let names: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(names, ["a", "c"]);
+    let by_names = client
+        .prepare("DELETE FROM named WHERE name <> ALL($1)")
+        .await
+        .unwrap();
+    assert_eq!(by_names.params(), [Type::TEXT_ARRAY]);
+    assert_eq!(
+        client.execute(&by_names, &[&vec!["a", "b"]]).await.unwrap(),
+        1
+    );
 }
 
 /// `RETURNING` gives back the rows a write wrote, through prepared statements as ORMs send them: described before

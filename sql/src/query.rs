@@ -407,6 +407,7 @@ impl QueryBridge {
             return Ok(plan);
         }
         let mut statement = statement.clone();
+        let arrays = any_array_parameters(&plan.plan);
         let types: Vec<(usize, DataType)> = untyped
             .into_iter()
             .map(|slot| {
@@ -414,6 +415,12 @@ impl QueryBridge {
                     .get(slot - 1)
                     .cloned()
                     .flatten()
+                    .or_else(|| {
+                        arrays
+                            .iter()
+                            .find(|(s, _)| *s == slot)
+                            .map(|(_, t)| t.clone())
+                    })
                     .unwrap_or(DataType::Text);
                 (slot, ty)
             })
@@ -623,6 +630,45 @@ impl QueryBridge {
         let ids: Vec<_> = catalog.tables().map(|t| t.id).collect();
         self.engine.snapshot(&ids)
     }
+}
+
+/// Parameters a plan searches with `x = ANY($n)` (DataFusion's `array_has($n, x)`; also `x <> ALL($n)`): an array
+/// of `x`'s type, as PostgreSQL infers for a parameter the client left untyped (node-postgres, psycopg's lists of
+/// strings), where the fallback to text would not be an array at all.
+fn any_array_parameters(plan: &LogicalPlan) -> Vec<(usize, DataType)> {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    use datafusion::logical_expr::ExprSchemable;
+    let mut found = Vec::new();
+    let _ = plan.apply_with_subqueries(|node| {
+        let inputs = node.inputs();
+        let schema = match inputs.as_slice() {
+            [input] => input.schema(),
+            _ => node.schema(),
+        };
+        for e in node.expressions() {
+            let _ = e.apply(|x| {
+                if let DfExpr::ScalarFunction(f) = x {
+                    if let (true, [DfExpr::Placeholder(p), needle]) =
+                        (f.func.name() == "array_has", f.args.as_slice())
+                    {
+                        let slot = p.id.strip_prefix('$').and_then(|n| n.parse::<usize>().ok());
+                        let element = needle
+                            .get_type(schema)
+                            .ok()
+                            .as_ref()
+                            .and_then(DataType::from_arrow)
+                            .and_then(|t| DataType::array_of(t).ok());
+                        if let (Some(slot), Some(array)) = (slot, element) {
+                            found.push((slot, array));
+                        }
+                    }
+                }
+                Ok(TreeNodeRecursion::Continue)
+            });
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    found
 }
 
 /// Maps a DataFusion error to LaneDB's error with the SQLSTATE PostgreSQL would give.
