@@ -154,6 +154,34 @@ impl ZonedCasts {
     }
 }
 
+impl ZonedCasts {
+    /// ORDER BY an interval sorts by length, as PostgreSQL's interval ordering does (`interval '1 day'` and
+    /// `interval '23 hours'`: the hours first), where DataFusion orders months, then days, then the rest.
+    fn intervals_sorted_by_length(&self, plan: LogicalPlan) -> Result<LogicalPlan> {
+        plan.transform_up_with_subqueries(|node| {
+            let LogicalPlan::Sort(mut sort) = node else {
+                return Ok(Transformed::no(node));
+            };
+            let schema = sort.input.schema().clone();
+            let mut changed = false;
+            for s in sort.expr.iter_mut() {
+                if matches!(s.expr.get_type(&schema), Ok(ArrowType::Interval(_))) {
+                    let key =
+                        ScalarFunction::new_udf(self.interval_key.clone(), vec![s.expr.clone()]);
+                    s.expr = Expr::ScalarFunction(key);
+                    changed = true;
+                }
+            }
+            Ok(if changed {
+                Transformed::yes(LogicalPlan::Sort(sort))
+            } else {
+                Transformed::no(LogicalPlan::Sort(sort))
+            })
+        })
+        .map(|t| t.data)
+    }
+}
+
 /// `date ± interval` as a `timestamp`, as in PostgreSQL (`date '2024-01-01' + interval '1 hour'` is
 /// `2024-01-01 01:00:00`); DataFusion keeps a date and drops the time. An analyzer rule that runs before type
 /// coercion, so what the sum is compared with or stored into is coerced to the timestamp
@@ -266,7 +294,9 @@ impl AnalyzerRule for ZonedCasts {
             .time_zone
             .clone()
             .unwrap_or_else(|| lanedb_engine::types::DEFAULT_ZONE.to_string());
-        crate::checked::rewrite_expressions(plan, |e, schema| self.rewrite(e, schema, &zone))
+        let plan =
+            crate::checked::rewrite_expressions(plan, |e, schema| self.rewrite(e, schema, &zone))?;
+        self.intervals_sorted_by_length(plan)
     }
 
     fn name(&self) -> &str {
