@@ -702,7 +702,52 @@ pub fn map_error(e: DataFusionError) -> Error {
     }
 }
 
+/// Arrow's "Cannot cast string 'X' to value of Int32 type" in PostgreSQL's words: `value "X" is out of range for
+/// type integer` (22003) for an integer too large, else `invalid input syntax for type integer: "X"` (22P02, or
+/// 22007 for dates and times).
+fn cast_error(m: &str) -> Option<Error> {
+    let at = m
+        .find("Cannot cast string '")
+        .or_else(|| m.find("Cannot cast value '"))?;
+    let rest = &m[at..];
+    let text_start = rest.find('\'')? + 1;
+    let text_end = text_start + rest[text_start..].rfind("' to value of ")?;
+    let text = &rest[text_start..text_end];
+    let arrow = rest[text_end + "' to value of ".len()..].strip_suffix(" type")?;
+    let (name, integer) = match arrow {
+        "Int16" => ("smallint", true),
+        "Int32" => ("integer", true),
+        "Int64" => ("bigint", true),
+        "Float32" => ("real", false),
+        "Float64" => ("double precision", false),
+        "Boolean" => ("boolean", false),
+        "Date32" => ("date", false),
+        t if t.starts_with("Decimal") => ("numeric", false),
+        t if t.starts_with("Timestamp") => ("timestamp", false),
+        _ => return None,
+    };
+    let digits = text.trim().trim_start_matches(['-', '+']);
+    if integer && !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(Error::new(
+            SqlState::NUMERIC_VALUE_OUT_OF_RANGE,
+            format!("value \"{text}\" is out of range for type {name}"),
+        ));
+    }
+    let code = if matches!(name, "date" | "timestamp") {
+        SqlState("22007")
+    } else {
+        SqlState::INVALID_TEXT_REPRESENTATION
+    };
+    Some(Error::new(
+        code,
+        format!("invalid input syntax for type {name}: \"{text}\""),
+    ))
+}
+
 fn classify(m: &str) -> Option<Error> {
+    if let Some(e) = cast_error(m) {
+        return Some(e);
+    }
     let lower = m.to_lowercase();
     if let Some(code) = datetime_code(&lower) {
         return Some(Error::new(code, m.to_string()));
