@@ -402,6 +402,19 @@ pub fn plain_numbers(statement: &mut ast::Statement) {
                     }
                 }
             }
+            // `-2147483648` is an integer too: PostgreSQL's parser folds the sign into the literal.
+            ast::Expr::UnaryOp {
+                op: ast::UnaryOperator::Minus,
+                expr,
+            } => {
+                if let ast::Expr::Value(v) = expr.as_ref() {
+                    if let ast::Value::Number(n, _) = &v.value {
+                        if let Some(replacement) = integer_literal(&format!("-{n}")) {
+                            *e = replacement;
+                        }
+                    }
+                }
+            }
             ast::Expr::Cast {
                 expr, data_type, ..
             } => {
