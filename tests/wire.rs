@@ -1768,6 +1768,61 @@ async fn idle_sessions_are_closed_after_the_timeout() {
     busy.simple_query("SELECT 1").await.unwrap();
 }
 
+/// `statement_timeout` also covers the wait for a lane another transaction holds: a point read stuck behind a long
+/// multi-partition write stops with 57014 instead of waiting for the write to end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statement_timeout_covers_the_wait_for_a_busy_lane() {
+    let server = Server::start(&[]);
+    let writer = server.connect().await;
+    writer
+        .batch_execute("CREATE TABLE held (n BIGINT PRIMARY KEY); PARTITION TABLE held ON COLUMN n")
+        .await
+        .unwrap();
+    let values: Vec<String> = (0..2000).map(|i| format!("({i})")).collect();
+    writer
+        .batch_execute(&format!("INSERT INTO held VALUES {}", values.join(",")))
+        .await
+        .unwrap();
+    // Evaluated by DataFusion while the write holds every lane; minutes of work, stopped by its own timeout.
+    writer
+        .simple_query("SET statement_timeout = '4s'")
+        .await
+        .unwrap();
+    let write = tokio::spawn(async move {
+        writer
+            .simple_query(
+                "UPDATE held SET n = n WHERE n IN (SELECT a.n FROM held a, held b, held c WHERE a.n + b.n + c.n = -1)",
+            )
+            .await
+    });
+    let reader = server.connect().await;
+    reader
+        .simple_query("SET statement_timeout = 100")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut timed_out = None;
+    while !write.is_finished() && timed_out.is_none() {
+        timed_out = reader
+            .query("SELECT n FROM held WHERE n = 7", &[])
+            .await
+            .err();
+    }
+    let e = timed_out.expect("the read waited behind the write and timed out");
+    assert_eq!(code(&e), "57014");
+    assert!(
+        e.as_db_error()
+            .unwrap()
+            .message()
+            .contains("statement timeout"),
+        "{e}"
+    );
+    let written = write.await.unwrap();
+    assert_eq!(code(&written.unwrap_err()), "57014");
+    // Both sessions go on, and the table is as it was.
+    assert_eq!(scalar(&reader, "SELECT count(*) FROM held").await, "2000");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statement_timeout_stops_a_long_query_and_the_session_goes_on() {
     let server = Server::start(&[]);

@@ -1407,7 +1407,10 @@ impl<B: Backend> Session<B> {
             let backend = self.shared.backend.clone();
             let wait = backend.lane_wait(statement, params);
             if let Some(free) = wait {
-                free.await;
+                match self.context.statement_timeout {
+                    None => free.await,
+                    Some(timeout) => self.wait_for_lane(free, timeout).await?,
+                }
             }
         }
         let output = self.run_statement_now(statement, params, out);
@@ -1417,6 +1420,36 @@ impl<B: Backend> Session<B> {
             .unwrap_or(self.wait_for_log);
         self.durable(wait).await?;
         output
+    }
+
+    /// Waits for a busy lane under `statement_timeout`: 57014 when it passes, or when a cancel request comes,
+    /// before the statement has run. Without a timeout the wait is a plain await (the busy hot path takes no timer).
+    async fn wait_for_lane(
+        &self,
+        free: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>,
+        timeout: Duration,
+    ) -> Result<()> {
+        /// How often a cancel request is looked for while waiting.
+        const CANCEL_CHECK_INTERVAL: Duration = Duration::from_millis(20);
+        self.context.cancel.store(false, Ordering::Release);
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut free = free;
+        loop {
+            let slice = deadline
+                .saturating_duration_since(tokio::time::Instant::now())
+                .min(CANCEL_CHECK_INTERVAL);
+            if tokio::time::timeout(slice, &mut free).await.is_ok() {
+                return Ok(());
+            }
+            let why = if self.context.cancel.load(Ordering::Acquire) {
+                "canceling statement due to user request"
+            } else if tokio::time::Instant::now() >= deadline {
+                "canceling statement due to statement timeout"
+            } else {
+                continue;
+            };
+            return Err(Error::new(SqlState::QUERY_CANCELED, why));
+        }
     }
 
     fn run_statement_now(
