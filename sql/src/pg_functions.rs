@@ -662,7 +662,8 @@ fn justify_interval((mut months, mut days, mut micros): Interval) -> Option<Inte
     Some((months, days, micros))
 }
 
-/// Calls PostgreSQL spells differently from DataFusion: renamed functions (`every` is `bool_and`, `variance` is
+/// Calls PostgreSQL spells differently from DataFusion (and string literals in date arithmetic, `typed_operand`):
+/// renamed functions (`every` is `bool_and`, `variance` is
 /// `var_samp`, `gen_random_uuid` is `uuid`), `mod(a, b)` as `a % b`, `age(t)` as the age at today's midnight,
 /// `make_interval` with named arguments, and the operators `|/` (square root), `||/` (cube root) and `@`
 /// (absolute value).
@@ -692,7 +693,78 @@ fn plain_arguments(f: &ast::Function) -> Option<Vec<ast::Expr>> {
         .collect()
 }
 
+/// A string literal added to or subtracted from something else, typed as PostgreSQL types an unknown literal
+/// there in every statement it accepts: text that reads as an interval (`'2 hours'`, `'1 day 02:00'`) is an
+/// interval (`ts + '1 day'`, `interval_col - '1 hour'`), a date without a time a date (`date_col - '2024-01-01'`
+/// is a number of days), a date with a time a timestamp; in any arithmetic, text that reads as a number is that
+/// number (`n + '2'`). DataFusion refuses to add text. Anything else is left alone.
+fn typed_operand(e: &mut ast::Expr) {
+    let ast::Expr::BinaryOp { left, op, right } = e else {
+        return;
+    };
+    let additive = matches!(op, ast::BinaryOperator::Plus | ast::BinaryOperator::Minus);
+    let arithmetic = additive
+        || matches!(
+            op,
+            ast::BinaryOperator::Multiply
+                | ast::BinaryOperator::Divide
+                | ast::BinaryOperator::Modulo
+        );
+    if !arithmetic {
+        return;
+    }
+    let text_of = |x: &ast::Expr| match x {
+        ast::Expr::Value(v) => match &v.value {
+            ast::Value::SingleQuotedString(s) => Some(s.clone()),
+            _ => None,
+        },
+        _ => None,
+    };
+    let (text, literal) = match (text_of(left), text_of(right)) {
+        (Some(t), None) => (t, left),
+        (None, Some(t)) => (t, right),
+        _ => return,
+    };
+    let trimmed = text.trim();
+    let value = || ast::Expr::value(ast::Value::SingleQuotedString(text.clone()));
+    let number = !trimmed.is_empty()
+        && trimmed
+            .trim_start_matches(['-', '+'])
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == '.')
+        && trimmed.parse::<f64>().is_ok();
+    let typed = if number {
+        ast::Expr::Nested(Box::new(ast::Expr::value(ast::Value::Number(
+            trimmed.to_string(),
+            false,
+        ))))
+    } else if !additive {
+        return;
+    } else if lanedb_engine::value::parse_date(trimmed).is_ok() {
+        crate::pg_types::cast(value(), ast::DataType::Date)
+    } else if lanedb_engine::value::parse_timestamp(trimmed).is_ok() {
+        crate::pg_types::cast(
+            value(),
+            ast::DataType::Timestamp(None, ast::TimezoneInfo::None),
+        )
+    } else if trimmed.contains(|c: char| c.is_ascii_alphabetic() || c == ':')
+        && lanedb_engine::datetime::parse_interval(trimmed).is_ok()
+    {
+        crate::pg_types::cast(
+            value(),
+            ast::DataType::Interval {
+                fields: None,
+                precision: None,
+            },
+        )
+    } else {
+        return;
+    };
+    **literal = typed;
+}
+
 fn rewrite_call(e: &mut ast::Expr) {
+    typed_operand(e);
     match e {
         ast::Expr::UnaryOp { op, expr } => {
             let name = match op {
