@@ -381,10 +381,17 @@ impl QueryBridge {
     ) -> Result<QueryPlan> {
         // Named from the statement as the client wrote it, before parameters are given types by casts.
         let names = crate::column_names::column_names(statement);
+        // A type the client declared is the parameter's type, as in PostgreSQL (psycopg declares `interval` for a
+        // timedelta that `timestamp - $1` would otherwise make a timestamp); the place types the others it can.
+        let given = declared
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| Some((i + 1, t.clone()?)));
         let contextual: Vec<(usize, DataType)> =
             crate::rewrite::placeholder_context_types(statement)
                 .into_iter()
                 .filter(|(slot, _)| declared.get(slot - 1).cloned().flatten().is_none())
+                .chain(given)
                 .collect();
         let typed;
         let statement = if contextual.is_empty() {

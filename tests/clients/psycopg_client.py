@@ -126,6 +126,15 @@ def main():
         )
         expect(cur.fetchall(), [("apple",), ("cherry",)], "rows with price > 1.00 added since 2000")
 
+    def declared_types_win():
+        # psycopg declares a timedelta as interval: `timestamp - %s` subtracts an interval, as in PostgreSQL (the place
+        # alone would make the parameter a timestamp).
+        cur.execute("SELECT '2024-01-04'::timestamp - %s", (datetime.timedelta(days=1),))
+        expect(cur.fetchone(), (datetime.datetime(2024, 1, 3),), "timestamp minus a timedelta parameter")
+        # A list of strings goes untyped; = ANY makes it text[].
+        cur.execute("SELECT id FROM items WHERE name = ANY(%s) ORDER BY id", (["apple", "cherry"],))
+        expect(cur.fetchall(), [(1,), (3,)], "name = ANY(list parameter)")
+
     def parameters_echoed():
         # PostgreSQL types each bare $n from the OID psycopg sends (int8, unknown -> text, numeric, date).
         cur.execute("SELECT %s, %s, %s, %s", ROWS[0])
@@ -215,6 +224,7 @@ def main():
     check("SELECT with a parameter: values and types", select_by_parameter)
     check("SELECT all rows in order", select_all)
     check("DECIMAL and DATE parameters", select_typed_parameters)
+    check("declared parameter types and untyped arrays", declared_types_win)
     check("parameters echoed by SELECT %s", parameters_echoed)
     check("binary parameters and results", binary_parameters_and_results)
     check("INSERT with binary parameters", binary_insert)
