@@ -135,6 +135,12 @@ pub fn functions() -> Vec<ScalarUDF> {
         }),
         function("format", VariadicAny, ArrowType::Utf8, format),
         function(
+            LIKE_ESCAPE,
+            Exact(vec![ArrowType::Utf8, ArrowType::Utf8]),
+            ArrowType::Utf8,
+            like_escape,
+        ),
+        function(
             "width_bucket",
             TypeSignature::Any(4),
             ArrowType::Int32,
@@ -151,6 +157,23 @@ pub fn functions() -> Vec<ScalarUDF> {
             map_interval(a, justify_interval)
         }),
     ]
+}
+
+/// `lanedb_like_escape(pattern, escape)`: a LIKE pattern with escape character `escape` (empty: none) rewritten
+/// with backslash escapes (see `rewrite::backslash_escaped_like`).
+pub(crate) const LIKE_ESCAPE: &str = "lanedb_like_escape";
+
+fn like_escape(args: &[ArrayRef]) -> Result<ArrayRef> {
+    let (patterns, escapes) = (args[0].as_string::<i32>(), args[1].as_string::<i32>());
+    let out: StringArrayFrom = patterns
+        .iter()
+        .zip(escapes.iter())
+        .map(|(p, e)| {
+            let escape = e?.chars().next();
+            Some(crate::rewrite::backslash_escaped(p?, escape))
+        })
+        .collect();
+    Ok(Arc::new(out))
 }
 
 fn external(e: Error) -> DataFusionError {

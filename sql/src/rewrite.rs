@@ -225,8 +225,10 @@ fn local_time(name: &str) -> Option<ast::Expr> {
     ))
 }
 
-/// `x LIKE 'p' ESCAPE 'c'` with an escape character other than a backslash, as the same pattern escaped with
-/// backslashes, the only escape DataFusion takes (it failed with an internal error). Only a constant pattern.
+/// `x LIKE p ESCAPE 'c'` with an escape character other than a backslash, as the same pattern escaped with
+/// backslashes, the only escape DataFusion takes (it failed with an internal error): a constant pattern is
+/// translated here, any other (`'%' || $1 || '%'`, as SQLAlchemy's `contains` writes it) by `lanedb_like_escape`
+/// when it runs.
 fn backslash_escaped_like(e: &ast::Expr) -> Option<ast::Expr> {
     let mut rewritten = e.clone();
     let (ast::Expr::Like {
@@ -246,17 +248,32 @@ fn backslash_escaped_like(e: &ast::Expr) -> Option<ast::Expr> {
         Some(ast::Value::SingleQuotedString(s)) if s != "\\" => s.clone(),
         _ => return None,
     };
-    let ast::Expr::Value(v) = pattern.as_ref() else {
-        return None;
-    };
-    let ast::Value::SingleQuotedString(p) = &v.value else {
-        return None;
-    };
     let mut escape_chars = escape.chars();
     let escape = escape_chars.next();
     if escape_chars.next().is_some() {
         return None;
     }
+    **pattern = match pattern.as_ref() {
+        ast::Expr::Value(v) => match &v.value {
+            ast::Value::SingleQuotedString(p) => {
+                ast::Expr::Value(ast::Value::SingleQuotedString(backslash_escaped(p, escape)).into())
+            }
+            _ => return None,
+        },
+        other => crate::pg_types::call(
+            crate::pg_functions::LIKE_ESCAPE,
+            vec![
+                other.clone(),
+                crate::pg_types::text_value(&escape.map(String::from).unwrap_or_default()),
+            ],
+        ),
+    };
+    *escape_char = None;
+    Some(rewritten)
+}
+
+/// A LIKE pattern whose escape character is `escape` (`None`: no escape character) written with backslash escapes.
+pub(crate) fn backslash_escaped(p: &str, escape: Option<char>) -> String {
     let mut translated = String::with_capacity(p.len());
     let mut chars = p.chars();
     while let Some(c) = chars.next() {
@@ -271,9 +288,7 @@ fn backslash_escaped_like(e: &ast::Expr) -> Option<ast::Expr> {
             translated.push(c);
         }
     }
-    **pattern = ast::Expr::Value(ast::Value::SingleQuotedString(translated).into());
-    *escape_char = None;
-    Some(rewritten)
+    translated
 }
 
 /// Rewrites every EXCEPT ALL and INTERSECT ALL, in the statement and in its subqueries (see the module docs).
