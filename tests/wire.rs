@@ -375,6 +375,32 @@ async fn untyped_parameters_take_the_type_of_their_place() {
     );
 }
 
+/// An untyped NULL (`SELECT NULL`, a NULL branch of a UNION) reaches the client as NULL in both formats; it came
+/// out as an empty string.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_untyped_null_is_null_on_the_wire() {
+    let server = Server::start(&[]);
+    let client = server.connect().await;
+    let row = client
+        .query_one("SELECT NULL AS x, NULL::text AS y", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, Option<String>>(0), None);
+    assert_eq!(row.get::<_, Option<String>>(1), None);
+    let messages = client
+        .simple_query("SELECT NULL UNION ALL SELECT NULL")
+        .await
+        .unwrap();
+    let rows: Vec<Option<&str>> = messages
+        .iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => Some(r.get(0)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rows, [None, None]);
+}
+
 /// `RETURNING` gives back the rows a write wrote, through prepared statements as ORMs send them: described before
 /// they run, with parameters, in the order of VALUES across lanes; an error in the list undoes the write, and a
 /// transaction block (whose writes wait for COMMIT) refuses it.

@@ -21,7 +21,8 @@ use crate::SqlState;
 /// The text of the value at (`row`, `column`), `None` for NULL.
 pub fn cell(batch: &RecordBatch, row: usize, column: usize) -> Option<String> {
     let array = batch.column(column);
-    if array.is_null(row) {
+    // An untyped NULL (`SELECT NULL`) is a `NullArray`, which has no validity bitmap to say so.
+    if array.is_null(row) || array.data_type().is_null() {
         return None;
     }
     let mut out = String::new();

@@ -222,7 +222,7 @@ pub fn put_rows(out: &mut BytesMut, batch: &RecordBatch, format: &CopyFormat) {
             if c > 0 {
                 put_char(out, format.delimiter);
             }
-            if column.is_null(row) {
+            if column.is_null(row) || column.data_type().is_null() {
                 out.put_slice(format.null.as_bytes());
                 continue;
             }

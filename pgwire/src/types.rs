@@ -160,7 +160,8 @@ fn element_type(element: &arrow_schema::Field) -> (u32, i16) {
 /// Appends the cell at `row` of `array` in text (`binary == false`) or binary format, as a length-prefixed DataRow
 /// field (`-1` for NULL).
 pub fn put_cell(out: &mut BytesMut, array: &dyn Array, row: usize, binary: bool) {
-    if array.is_null(row) {
+    // An untyped NULL (`SELECT NULL`) is a `NullArray`, which has no validity bitmap to say so.
+    if array.is_null(row) || array.data_type().is_null() {
         out.put_i32(-1);
         return;
     }

@@ -78,6 +78,73 @@ impl ScalarUDFImpl for Function {
     }
 }
 
+/// `lanedb_nullable(x)`: `x`, typed as possibly NULL. A scalar subquery is NULL when it finds no row, but
+/// DataFusion gives it its column's nullability, so `(SELECT name ...) IS NULL` over a NOT NULL column was folded
+/// to false; every scalar subquery is wrapped in this (`nullable_subqueries`).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Nullable {
+    signature: Signature,
+}
+
+const NULLABLE: &str = "lanedb_nullable";
+
+impl ScalarUDFImpl for Nullable {
+    fn name(&self) -> &str {
+        NULLABLE
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, arg_types: &[ArrowType]) -> Result<ArrowType> {
+        arg_types
+            .first()
+            .cloned()
+            .ok_or_else(|| DataFusionError::Internal(format!("{NULLABLE} takes one argument")))
+    }
+
+    fn return_field_from_args(
+        &self,
+        args: datafusion::logical_expr::ReturnFieldArgs,
+    ) -> Result<datafusion::arrow::datatypes::FieldRef> {
+        let field = args
+            .arg_fields
+            .first()
+            .ok_or_else(|| DataFusionError::Internal(format!("{NULLABLE} takes one argument")))?;
+        Ok(Arc::new(field.as_ref().clone().with_nullable(true)))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        args.args
+            .into_iter()
+            .next()
+            .ok_or_else(|| DataFusionError::Internal(format!("{NULLABLE} takes one argument")))
+    }
+}
+
+/// Wraps every scalar subquery in `lanedb_nullable` (after the rewrites that look for subqueries); the subquery
+/// of `x = ANY (subquery)` is a set, not a scalar, and stays as it is.
+pub fn nullable_subqueries(statement: &mut ast::Statement) {
+    let _ = ast::visit_expressions_mut(statement, |e| {
+        match e {
+            ast::Expr::Subquery(_) => *e = call(NULLABLE, vec![e.clone()]),
+            ast::Expr::AnyOp { right, .. } | ast::Expr::AllOp { right, .. } => {
+                if let ast::Expr::Function(f) = right.as_ref() {
+                    if function_name(f).as_deref() == Some(NULLABLE) {
+                        if let Some([set @ ast::Expr::Subquery(_)]) = plain_arguments(f).as_deref()
+                        {
+                            **right = set.clone();
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
 fn function(
     name: &'static str,
     signature: TypeSignature,
@@ -97,6 +164,9 @@ fn interval_type() -> ArrowType {
 }
 
 pub fn functions() -> Vec<ScalarUDF> {
+    let nullable = ScalarUDF::from(Nullable {
+        signature: Signature::any(1, Volatility::Immutable),
+    });
     use TypeSignature::{Exact, OneOf, VariadicAny};
     let text_or_bytes = || {
         OneOf(vec![
@@ -107,6 +177,7 @@ pub fn functions() -> Vec<ScalarUDF> {
     let text = || Exact(vec![ArrowType::Utf8]);
     let interval = || Exact(vec![interval_type()]);
     vec![
+        nullable,
         function("md5", text_or_bytes(), ArrowType::Utf8, md5),
         function("sha224", text_or_bytes(), ArrowType::Binary, |a| {
             digest::<sha2::Sha224>(a)

@@ -459,6 +459,7 @@ impl QueryBridge {
         crate::rewrite::multiset_operations(&mut statement)?;
         crate::pg_types::rewrite_casts(&mut statement)?;
         crate::rewrite::postgres_semantics(&mut statement);
+        crate::pg_functions::nullable_subqueries(&mut statement);
         crate::column_names::alias_columns(&mut statement);
         crate::datetimes::rewrite_at_time_zone(&mut statement, zone);
         let df_statement = datafusion::sql::parser::Statement::Statement(Box::new(statement));
@@ -710,8 +711,7 @@ pub fn map_error(e: DataFusionError) -> Error {
 }
 
 /// Arrow's "Cannot cast string 'X' to value of Int32 type" in PostgreSQL's words: `value "X" is out of range for
-/// type integer` (22003) for an integer too large, else `invalid input syntax for type integer: "X"` (22P02, or
-/// 22007 for dates and times).
+/// type integer` (22003) for an integer too large, else `invalid input syntax for type integer: "X"` (22P02).
 fn cast_error(m: &str) -> Option<Error> {
     let at = m
         .find("Cannot cast string '")
@@ -728,9 +728,8 @@ fn cast_error(m: &str) -> Option<Error> {
         "Float32" => ("real", false),
         "Float64" => ("double precision", false),
         "Boolean" => ("boolean", false),
-        "Date32" => ("date", false),
         t if t.starts_with("Decimal") => ("numeric", false),
-        t if t.starts_with("Timestamp") => ("timestamp", false),
+        // Dates and times: `datetime_code` tells bad syntax (22007) from a field out of range (22008).
         _ => return None,
     };
     let digits = text.trim().trim_start_matches(['-', '+']);
@@ -740,13 +739,8 @@ fn cast_error(m: &str) -> Option<Error> {
             format!("value \"{text}\" is out of range for type {name}"),
         ));
     }
-    let code = if matches!(name, "date" | "timestamp") {
-        SqlState("22007")
-    } else {
-        SqlState::INVALID_TEXT_REPRESENTATION
-    };
     Some(Error::new(
-        code,
+        SqlState::INVALID_TEXT_REPRESENTATION,
         format!("invalid input syntax for type {name}: \"{text}\""),
     ))
 }

@@ -255,9 +255,9 @@ fn backslash_escaped_like(e: &ast::Expr) -> Option<ast::Expr> {
     }
     **pattern = match pattern.as_ref() {
         ast::Expr::Value(v) => match &v.value {
-            ast::Value::SingleQuotedString(p) => {
-                ast::Expr::Value(ast::Value::SingleQuotedString(backslash_escaped(p, escape)).into())
-            }
+            ast::Value::SingleQuotedString(p) => ast::Expr::Value(
+                ast::Value::SingleQuotedString(backslash_escaped(p, escape)).into(),
+            ),
             _ => return None,
         },
         other => crate::pg_types::call(
