@@ -859,6 +859,29 @@ fn typed_operand(e: &mut ast::Expr) {
 
 fn rewrite_call(e: &mut ast::Expr) {
     typed_operand(e);
+    // `-2 ^ 2` is `(-2) ^ 2` in PostgreSQL, where unary minus binds tighter than `^`; the parser reads `-(2 ^ 2)`.
+    if let ast::Expr::UnaryOp {
+        op: ast::UnaryOperator::Minus,
+        expr,
+    } = e
+    {
+        if let ast::Expr::BinaryOp {
+            left,
+            op: ast::BinaryOperator::PGExp,
+            right,
+        } = expr.as_ref()
+        {
+            *e = ast::Expr::BinaryOp {
+                left: Box::new(ast::Expr::Nested(Box::new(ast::Expr::UnaryOp {
+                    op: ast::UnaryOperator::Minus,
+                    expr: left.clone(),
+                }))),
+                op: ast::BinaryOperator::PGExp,
+                right: right.clone(),
+            };
+            return;
+        }
+    }
     match e {
         ast::Expr::UnaryOp { op, expr } => {
             let name = match op {
@@ -876,6 +899,9 @@ fn rewrite_call(e: &mut ast::Expr) {
                 "every" => "bool_and",
                 "variance" => "var_samp",
                 "gen_random_uuid" => "uuid",
+                // PostgreSQL's remove and replace every match; DataFusion's plain ones only the first.
+                "array_remove" => "array_remove_all",
+                "array_replace" => "array_replace_all",
                 _ => "",
             };
             if !renamed.is_empty() {
@@ -883,6 +909,19 @@ fn rewrite_call(e: &mut ast::Expr) {
                 return;
             }
             match name.as_str() {
+                // The length of an empty array is NULL in PostgreSQL (it has no dimensions).
+                "array_length" => {
+                    if let Some(args @ [_, _]) = plain_arguments(f).as_deref() {
+                        let length = call("array_length", args.to_vec());
+                        let zero = ast::Expr::value(ast::Value::Number("0".into(), false));
+                        *e = call("nullif", vec![length, zero]);
+                    }
+                }
+                "date" => {
+                    if let Some([x]) = plain_arguments(f).as_deref() {
+                        *e = crate::pg_types::cast(x.clone(), ast::DataType::Date);
+                    }
+                }
                 "mod" => {
                     if let Some([a, b]) = plain_arguments(f).as_deref() {
                         *e = ast::Expr::Nested(Box::new(ast::Expr::BinaryOp {
