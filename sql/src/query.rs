@@ -59,12 +59,27 @@ pub(crate) fn snapshot_catalog(
 struct LaneTable {
     def: Arc<TableDef>,
     schema: SchemaRef,
+    constraints: datafusion::common::Constraints,
+}
+
+/// The table's primary key for DataFusion, which then knows the key's columns decide the others: `GROUP BY
+/// c.id` may select `c.name`, as PostgreSQL allows (it failed with an internal error).
+fn primary_key(def: &TableDef) -> datafusion::common::Constraints {
+    use datafusion::common::{Constraint, Constraints};
+    let key = def
+        .primary_key
+        .map(|i| Constraint::PrimaryKey(def.indexes[i].columns.clone()));
+    Constraints::new_unverified(key.into_iter().collect())
 }
 
 #[async_trait]
 impl TableProvider for LaneTable {
     fn schema(&self) -> SchemaRef {
         self.schema.clone()
+    }
+
+    fn constraints(&self) -> Option<&datafusion::common::Constraints> {
+        Some(&self.constraints)
     }
 
     fn table_type(&self) -> TableType {
@@ -185,6 +200,7 @@ impl SchemaProvider for LaneSchema {
         let lanes = Arc::new(LaneTable {
             def: def.clone(),
             schema: arrow_schema_of(def),
+            constraints: primary_key(def),
         });
         match catalog.view(name) {
             Some(view) if view.partial => Ok(Some(partial_view(def, view, lanes)?)),
