@@ -1085,6 +1085,17 @@ async fn transaction_blocks_of_reads_work_and_writes_are_refused() {
     assert!(message.contains("procedure"), "{message}");
     let e = txn.query_one("SELECT 1", &[]).await.unwrap_err();
     assert_eq!(code(&e), "25P02");
+    // A statement that would fail to plan reports the aborted block too, in both protocols.
+    let e = txn
+        .query("SELECT * FROM no_such_table", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "25P02");
+    let e = txn
+        .simple_query("SELECT * FROM no_such_table")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "25P02");
     txn.rollback().await.unwrap();
     let out = client
         .simple_query("BEGIN; UPDATE b SET v = 12 WHERE id = 1; COMMIT")

@@ -1209,6 +1209,7 @@ impl<B: Backend> Session<B> {
             let statement = match self.shared.backend.prepare(&text, &[], self.time_zone()) {
                 Ok(statement) => statement,
                 Err(e) => {
+                    let e = self.in_aborted_block(e);
                     self.fail(out, &e, Some((&text, offset)));
                     return true;
                 }
@@ -1634,7 +1635,8 @@ impl<B: Backend> Session<B> {
                     .iter()
                     .map(|oid| crate::types::type_of_oid(*oid).ok().flatten())
                     .collect();
-                Some(backend.prepare(one, &declared, self.time_zone())?)
+                let prepared = backend.prepare(one, &declared, self.time_zone());
+                Some(prepared.map_err(|e| self.in_aborted_block(e))?)
             }
             _ => {
                 return Err(Error::syntax(
@@ -2086,6 +2088,18 @@ fn put_copy_out(out: &mut BytesMut, output: &Output, format: &CopyFormat) {
     }
     encode(out, PgWireBackendMessage::CopyDone(CopyDone::new()));
     put_complete(out, output);
+}
+
+impl<B: Backend> Session<B> {
+    /// A statement that failed to plan in an aborted block reports the block, as PostgreSQL does (it does not look
+    /// at the statement's tables there); a syntax error is still a syntax error.
+    fn in_aborted_block(&self, e: Error) -> Error {
+        if self.status == TransactionStatus::Error && e.code != SqlState::SYNTAX_ERROR {
+            aborted_block()
+        } else {
+            e
+        }
+    }
 }
 
 fn aborted_block() -> Error {
