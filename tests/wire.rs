@@ -375,6 +375,70 @@ async fn untyped_parameters_take_the_type_of_their_place() {
     );
 }
 
+/// Savepoints in a block (psycopg's nested `transaction()`, SQLAlchemy's `begin_nested`): ROLLBACK TO drops the
+/// writes kept since and makes a failed block usable again; RELEASE forgets; outside a block they are 25P01.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn savepoints_roll_back_part_of_a_block() {
+    let server = Server::start(&[]);
+    let mut client = server.connect().await;
+    client
+        .batch_execute("CREATE TABLE sp (id INTEGER PRIMARY KEY)")
+        .await
+        .unwrap();
+    let e = client.batch_execute("SAVEPOINT a").await.unwrap_err();
+    assert_eq!(code(&e), "25P01");
+    let mut txn = client.transaction().await.unwrap();
+    txn.execute("INSERT INTO sp VALUES (1)", &[]).await.unwrap();
+    {
+        let nested = txn.savepoint("inner").await.unwrap();
+        nested
+            .execute("INSERT INTO sp VALUES (2)", &[])
+            .await
+            .unwrap();
+        // An UPDATE in a block is refused (0A000) and fails the block.
+        let e = nested
+            .batch_execute("UPDATE sp SET id = 5 WHERE id = 1")
+            .await
+            .unwrap_err();
+        assert_eq!(code(&e), "0A000");
+        nested.rollback().await.unwrap();
+    }
+    // The block works again after ROLLBACK TO.
+    txn.execute("INSERT INTO sp VALUES (3)", &[]).await.unwrap();
+    {
+        let nested = txn.savepoint("kept").await.unwrap();
+        nested
+            .execute("INSERT INTO sp VALUES (4)", &[])
+            .await
+            .unwrap();
+        nested.commit().await.unwrap();
+    }
+    let e = txn
+        .batch_execute("RELEASE SAVEPOINT nope")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "3B001");
+    txn.rollback().await.unwrap();
+    let mut txn = client.transaction().await.unwrap();
+    txn.execute("INSERT INTO sp VALUES (1)", &[]).await.unwrap();
+    {
+        let nested = txn.savepoint("gone").await.unwrap();
+        nested
+            .execute("INSERT INTO sp VALUES (2)", &[])
+            .await
+            .unwrap();
+        nested.rollback().await.unwrap();
+    }
+    txn.execute("INSERT INTO sp VALUES (3)", &[]).await.unwrap();
+    txn.commit().await.unwrap();
+    let rows = client
+        .query("SELECT id FROM sp ORDER BY id", &[])
+        .await
+        .unwrap();
+    let ids: Vec<i32> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(ids, [1, 3]);
+}
+
 /// An untyped NULL (`SELECT NULL`, a NULL branch of a UNION) reaches the client as NULL in both formats; it came
 /// out as an empty string.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

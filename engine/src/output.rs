@@ -67,6 +67,10 @@ pub enum SessionCommand {
     Commit,
     /// `ROLLBACK` / `ABORT`.
     Rollback,
+    /// `SAVEPOINT name`, `RELEASE [SAVEPOINT] name` and `ROLLBACK TO [SAVEPOINT] name`, inside a block.
+    Savepoint(String),
+    Release(String),
+    RollbackTo(String),
     /// `SET [LOCAL] name = value`, `SET name TO value`, `SET TIME ZONE value`; the name lower-cased. A `local` one
     /// lasts until the end of the transaction block.
     Set {
@@ -100,7 +104,9 @@ impl SessionCommand {
         match self {
             SessionCommand::Begin => "BEGIN",
             SessionCommand::Commit => "COMMIT",
-            SessionCommand::Rollback => "ROLLBACK",
+            SessionCommand::Rollback | SessionCommand::RollbackTo(_) => "ROLLBACK",
+            SessionCommand::Savepoint(_) => "SAVEPOINT",
+            SessionCommand::Release(_) => "RELEASE",
             SessionCommand::Set { .. } => "SET",
             SessionCommand::SetConfig { .. } => "SELECT",
             SessionCommand::Show(_) => "SHOW",

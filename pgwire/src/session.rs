@@ -693,6 +693,8 @@ pub struct Session<B: Backend> {
     copy_in: Option<CopyIn<B::Statement>>,
     /// Writes of the open transaction block, run together at COMMIT.
     deferred: Vec<(Arc<B::Statement>, Vec<Value>)>,
+    /// The block's savepoints, oldest first: each name, and how many deferred writes there were when it was set.
+    savepoints: Vec<(String, usize)>,
 }
 
 struct CopyIn<S> {
@@ -745,6 +747,7 @@ impl<B: Backend> Session<B> {
             skipping: false,
             copy_in: None,
             deferred: Vec::new(),
+            savepoints: Vec::new(),
         }
     }
 
@@ -1035,6 +1038,7 @@ impl<B: Backend> Session<B> {
 
     /// The transaction block ends: `SET LOCAL`s end with it, and a rollback puts back the settings it found.
     fn end_block_settings(&mut self, commit: bool, out: &mut BytesMut) {
+        self.savepoints.clear();
         let found = self.block_settings.take();
         if !commit {
             if let Some(found) = found {
@@ -1509,11 +1513,48 @@ impl<B: Backend> Session<B> {
     ) -> Result<Output> {
         let tag = command.tag();
         if self.status == TransactionStatus::Error
-            && !matches!(command, SessionCommand::Commit | SessionCommand::Rollback)
+            && !matches!(
+                command,
+                SessionCommand::Commit | SessionCommand::Rollback | SessionCommand::RollbackTo(_)
+            )
         {
             return Err(aborted_block());
         }
         match command {
+            SessionCommand::Savepoint(_)
+            | SessionCommand::Release(_)
+            | SessionCommand::RollbackTo(_)
+                if self.status == TransactionStatus::Idle || self.implicit_block =>
+            {
+                return Err(Error::new(
+                    SqlState("25P01"),
+                    format!("{tag} can only be used in transaction blocks"),
+                ));
+            }
+            SessionCommand::Savepoint(name) => {
+                self.savepoints.push((name.clone(), self.deferred.len()));
+            }
+            SessionCommand::Release(name) | SessionCommand::RollbackTo(name) => {
+                // The newest savepoint of that name; the ones set after it go.
+                let at = self
+                    .savepoints
+                    .iter()
+                    .rposition(|(n, _)| n == name)
+                    .ok_or_else(|| {
+                        Error::new(
+                            SqlState("3B001"),
+                            format!("savepoint \"{name}\" does not exist"),
+                        )
+                    })?;
+                if let SessionCommand::RollbackTo(_) = command {
+                    // Back to the savepoint, which stays: the writes kept since go, and a failed block works again.
+                    self.deferred.truncate(self.savepoints[at].1);
+                    self.savepoints.truncate(at + 1);
+                    self.status = TransactionStatus::Transaction;
+                } else {
+                    self.savepoints.truncate(at);
+                }
+            }
             SessionCommand::Begin => {
                 if self.status != TransactionStatus::Idle {
                     self.warn(out, "25001", "there is already a transaction in progress");

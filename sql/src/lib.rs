@@ -525,7 +525,12 @@ impl SqlEngine {
                         lanedb_engine::output::setting_default(n).map(String::from)
                     })
                 }
-                SessionCommand::Begin | SessionCommand::Commit | SessionCommand::Rollback => {
+                SessionCommand::Begin
+                | SessionCommand::Commit
+                | SessionCommand::Rollback
+                | SessionCommand::Savepoint(_)
+                | SessionCommand::Release(_)
+                | SessionCommand::RollbackTo(_) => {
                     Err(Error::unsupported(format!(
                         "{} is for wire sessions; through the embedded API each statement is its own transaction",
                         command.tag()

@@ -125,6 +125,18 @@ const TYPES: &[(i32, &str, i16, &str)] = &[
     (1700, "numeric", -1, "N"),
 ];
 
+/// `to_regtype(name)`: the OID of a type LaneDB has, by its catalog name (`int4`) or its SQL name (`integer`,
+/// `pg_catalog.int4`); NULL for any other (`hstore`), which is how drivers probe for extension types.
+fn type_oid_named(name: &str) -> Option<i32> {
+    let name = name.trim().to_ascii_lowercase();
+    let name = name.strip_prefix("pg_catalog.").unwrap_or(&name);
+    TYPES
+        .iter()
+        .map(|(oid, typname, ..)| (*oid, *typname))
+        .find(|(oid, typname)| *typname == name || format_type(*oid, -1).as_deref() == Some(name))
+        .map(|(oid, _)| oid)
+}
+
 /// The SQL name `format_type` gives a type OID and modifier.
 pub fn format_type(oid: i32, typmod: i32) -> Option<String> {
     Some(match oid {
@@ -1197,6 +1209,7 @@ enum Function {
     RegClass,
     RegClassOid,
     RegNamespace,
+    ToRegType,
     ArrayToString,
     BackendPid,
     SizeBytes,
@@ -1344,6 +1357,11 @@ pub fn functions(engine: &Arc<Engine>) -> Vec<ScalarUDF> {
             Signature::any(1, Volatility::Stable),
         ),
         (
+            "to_regtype",
+            ToRegType,
+            Signature::exact(vec![ArrowType::Utf8], Volatility::Stable),
+        ),
+        (
             "array_to_string",
             ArrayToString,
             Signature::variadic_any(Volatility::Stable),
@@ -1413,7 +1431,7 @@ impl ScalarUDFImpl for CatalogFunction {
     fn return_type(&self, _arg_types: &[ArrowType]) -> DfResult<ArrowType> {
         Ok(match self.function {
             Function::Visible | Function::False | Function::True => ArrowType::Boolean,
-            Function::RegClassOid | Function::BackendPid => ArrowType::Int32,
+            Function::RegClassOid | Function::BackendPid | Function::ToRegType => ArrowType::Int32,
             Function::SizeBytes => ArrowType::Int64,
             _ => ArrowType::Utf8,
         })
@@ -1488,6 +1506,9 @@ impl ScalarUDFImpl for CatalogFunction {
                 RegClassOid => ScalarValue::Int32(
                     text_arg(0, row).and_then(|name| relation_oid(&catalog, &name)),
                 ),
+                ToRegType => {
+                    ScalarValue::Int32(text_arg(0, row).and_then(|name| type_oid_named(&name)))
+                }
                 RegNamespace => ScalarValue::Utf8(int_arg(0, row).map(|oid| match oid as i32 {
                     PG_CATALOG_OID => "pg_catalog".into(),
                     PUBLIC_OID => "public".into(),
@@ -1697,11 +1718,36 @@ pub fn is_catalog_query(statement: &ast::Statement) -> bool {
     });
     if !found {
         let _ = ast::visit_expressions(statement, |e| {
-            if let ast::Expr::Function(f) = e {
-                if f.name.0.len() == 2 && f.name.0[0].to_string().eq_ignore_ascii_case("pg_catalog")
+            match e {
+                ast::Expr::Function(f)
+                    if f.name.0.len() == 2
+                        && f.name.0[0].to_string().eq_ignore_ascii_case("pg_catalog") =>
                 {
-                    found = true;
+                    found = true
                 }
+                // `'t'::regclass`, `oid::regtype` on their own are catalog lookups too.
+                ast::Expr::Cast {
+                    data_type: ast::DataType::Regclass,
+                    ..
+                } => found = true,
+                ast::Expr::Cast {
+                    data_type: ast::DataType::Custom(name, _),
+                    ..
+                } if name.0.last().and_then(|p| p.as_ident()).is_some_and(|i| {
+                    matches!(
+                        i.value.to_ascii_lowercase().as_str(),
+                        "regclass"
+                            | "regtype"
+                            | "regnamespace"
+                            | "regproc"
+                            | "regprocedure"
+                            | "oid"
+                    )
+                }) =>
+                {
+                    found = true
+                }
+                _ => {}
             }
             std::ops::ControlFlow::<()>::Continue(())
         });

@@ -17,10 +17,13 @@ pub fn command(statement: &ast::Statement) -> Result<Option<SessionCommand>> {
             chain: false,
             savepoint: None,
         } => SessionCommand::Rollback,
-        S::Commit { .. }
-        | S::Rollback { .. }
-        | S::Savepoint { .. }
-        | S::StartTransaction { .. } => {
+        S::Rollback {
+            chain: false,
+            savepoint: Some(name),
+        } => SessionCommand::RollbackTo(crate::ddl::ident(name)),
+        S::Savepoint { name } => SessionCommand::Savepoint(crate::ddl::ident(name)),
+        S::ReleaseSavepoint { name } => SessionCommand::Release(crate::ddl::ident(name)),
+        S::Commit { .. } | S::Rollback { .. } | S::StartTransaction { .. } => {
             return Err(Error::unsupported(format!(
             "{} is not supported: LaneDB runs each statement or procedure call as one transaction",
             first_words(&statement.to_string())
