@@ -862,7 +862,20 @@ fn format_pattern(local: i64, offset: Option<(&str, i32)>, pattern: &str, out: &
             "dy", "DDD", "DD", "D", "WW", "W", "Q", "CC", "J", "TZH", "TZM", "TZ", "tz", "OF",
         ]
         .into_iter()
-        .find(|p| rest.starts_with(p));
+        .find(|p| rest.starts_with(p))
+        .or_else(|| {
+            // Number patterns in any case (`yyyy-mm-dd hh24:mi:ss`), as PostgreSQL reads them.
+            [
+                "HH24", "HH12", "HH", "MI", "SSSSS", "SSSS", "SS", "MS", "US", "Y,YYY", "YYYY",
+                "YYY", "YY", "Y", "IYYY", "IW", "ID", "MM", "DDD", "DD", "D", "WW", "W", "Q", "CC",
+                "J",
+            ]
+            .into_iter()
+            .find(|p| {
+                rest.get(..p.len())
+                    .is_some_and(|r| r.eq_ignore_ascii_case(p))
+            })
+        });
         let Some(p) = taken else {
             let mut chars = rest.chars();
             match chars.next() {
