@@ -343,6 +343,7 @@ pub struct CheckedArithmetic {
     div: Arc<ScalarUDF>,
     round: Arc<ScalarUDF>,
     rint: Arc<ScalarUDF>,
+    text: Arc<ScalarUDF>,
 }
 
 impl Default for CheckedArithmetic {
@@ -354,6 +355,7 @@ impl Default for CheckedArithmetic {
             div: CheckedOp::udf(Op::Div),
             round: datafusion::functions::math::round(),
             rint: Rint::udf(),
+            text: crate::pg_types::text_of(),
         }
     }
 }
@@ -363,6 +365,35 @@ fn is_float(t: &ArrowType) -> bool {
 }
 
 impl CheckedArithmetic {
+    /// A value that `||`, `concat` or `concat_ws` turn into text (type coercion has put a cast to text over it),
+    /// written as PostgreSQL's text output writes it: timestamps with a space, floats without a trailing `.0`,
+    /// intervals as `01:30:00`. Arrow's casts write `2023-03-15T10:00:00`, `3.0`, `1 hours 30 mins`.
+    fn postgres_text(&self, x: &Expr, schema: &DFSchema) -> Option<Expr> {
+        let Expr::Cast(Cast { expr, field }) = x else {
+            return None;
+        };
+        let to_text = matches!(
+            field.data_type(),
+            ArrowType::Utf8 | ArrowType::Utf8View | ArrowType::LargeUtf8
+        );
+        let from = expr.get_type(schema).ok()?;
+        let differs = matches!(
+            from,
+            ArrowType::Float32
+                | ArrowType::Float64
+                | ArrowType::Timestamp(..)
+                | ArrowType::Interval(_)
+                | ArrowType::Duration(_)
+        );
+        (to_text && differs).then(|| {
+            let text = ScalarFunction::new_udf(self.text.clone(), vec![*expr.clone()]);
+            Expr::Cast(Cast::new_from_field(
+                Box::new(Expr::ScalarFunction(text)),
+                field.clone(),
+            ))
+        })
+    }
+
     fn rewrite(&self, e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
         if let Expr::Cast(Cast { expr, field }) = &e {
             let to_integer = matches!(
@@ -386,6 +417,20 @@ impl CheckedArithmetic {
             if let Some(concat) = concat_of_booleans(f, schema) {
                 return Ok(Transformed::yes(concat));
             }
+            if matches!(f.func.name(), "concat" | "concat_ws")
+                && f.args
+                    .iter()
+                    .any(|x| self.postgres_text(x, schema).is_some())
+            {
+                let args = f
+                    .args
+                    .iter()
+                    .map(|x| self.postgres_text(x, schema).unwrap_or_else(|| x.clone()))
+                    .collect();
+                return Ok(Transformed::yes(Expr::ScalarFunction(
+                    ScalarFunction::new_udf(f.func.clone(), args),
+                )));
+            }
             let float_round = f.func.name() == "round"
                 && f.args.len() == 1
                 && f.args[0].get_type(schema).is_ok_and(|t| is_float(&t));
@@ -398,6 +443,20 @@ impl CheckedArithmetic {
         let Expr::BinaryExpr(BinaryExpr { left, op, right }) = &e else {
             return Ok(Transformed::no(e));
         };
+        if *op == Operator::StringConcat {
+            let (l, r) = (
+                self.postgres_text(left, schema),
+                self.postgres_text(right, schema),
+            );
+            if l.is_none() && r.is_none() {
+                return Ok(Transformed::no(e));
+            }
+            return Ok(Transformed::yes(Expr::BinaryExpr(BinaryExpr::new(
+                Box::new(l.unwrap_or_else(|| left.as_ref().clone())),
+                Operator::StringConcat,
+                Box::new(r.unwrap_or_else(|| right.as_ref().clone())),
+            ))));
+        }
         let same_type = left.get_type(schema).ok() == right.get_type(schema).ok();
         if *op == Operator::Divide {
             let floats = left.get_type(schema).is_ok_and(|t| is_float(&t)) && same_type;

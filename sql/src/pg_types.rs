@@ -43,6 +43,13 @@ use lanedb_engine::{Error, Value};
 /// Element-field metadata marking text elements that hold decimals (see "Unconstrained numeric").
 pub const NUMERIC_ELEMENT_KEY: &str = lanedb_engine::types::NUMERIC_ELEMENT_KEY;
 
+/// `lanedb_text`: a value's PostgreSQL text, for other modules' rewrites.
+pub(crate) fn text_of() -> Arc<ScalarUDF> {
+    Arc::new(ScalarUDF::from(TextOf {
+        signature: Signature::any(1, Volatility::Immutable),
+    }))
+}
+
 /// The functions of this module, for registering on the session state.
 pub fn functions() -> Vec<ScalarUDF> {
     vec![
