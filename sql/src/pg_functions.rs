@@ -857,8 +857,111 @@ fn typed_operand(e: &mut ast::Expr) {
     **literal = typed;
 }
 
+/// Row values compared element by element, as PostgreSQL compares them: `(a, b) = (1, 2)` is `a = 1 AND b = 2`,
+/// `(a, b) > (x, y)` is `a > x OR (a = x AND b > y)` (keyset paging), `(a, b) IN ((1, 2), (3, 4))` an OR of such
+/// equalities. DataFusion plans a tuple only of identifiers and literals, and not in every comparison.
+fn row_comparison(e: &mut ast::Expr) {
+    use ast::BinaryOperator as Op;
+    fn and(a: ast::Expr, b: ast::Expr) -> ast::Expr {
+        ast::Expr::BinaryOp {
+            left: Box::new(a),
+            op: Op::And,
+            right: Box::new(b),
+        }
+    }
+    fn or(a: ast::Expr, b: ast::Expr) -> ast::Expr {
+        ast::Expr::BinaryOp {
+            left: Box::new(a),
+            op: Op::Or,
+            right: Box::new(b),
+        }
+    }
+    fn compare(a: &ast::Expr, op: Op, b: &ast::Expr) -> ast::Expr {
+        ast::Expr::BinaryOp {
+            left: Box::new(a.clone()),
+            op,
+            right: Box::new(b.clone()),
+        }
+    }
+    fn tuple(e: &ast::Expr) -> Option<&[ast::Expr]> {
+        match e {
+            ast::Expr::Tuple(items) => Some(items),
+            ast::Expr::Nested(inner) => tuple(inner),
+            _ => None,
+        }
+    }
+    /// `l op r` for rows of equal length.
+    fn rows(l: &[ast::Expr], op: &Op, r: &[ast::Expr]) -> Option<ast::Expr> {
+        if l.len() != r.len() || l.is_empty() {
+            return None;
+        }
+        let pairs = l.iter().zip(r);
+        Some(match op {
+            Op::Eq => pairs.map(|(a, b)| compare(a, Op::Eq, b)).reduce(and)?,
+            Op::NotEq => pairs.map(|(a, b)| compare(a, Op::NotEq, b)).reduce(or)?,
+            Op::Lt | Op::LtEq | Op::Gt | Op::GtEq => {
+                let strict = match op {
+                    Op::Lt | Op::LtEq => Op::Lt,
+                    _ => Op::Gt,
+                };
+                // From the last element outwards: the last compares with `op` itself.
+                let mut pairs: Vec<_> = pairs.collect();
+                let (a, b) = pairs.pop()?;
+                let mut acc = compare(a, op.clone(), b);
+                while let Some((a, b)) = pairs.pop() {
+                    acc = or(
+                        compare(a, strict.clone(), b),
+                        ast::Expr::Nested(Box::new(and(
+                            compare(a, Op::Eq, b),
+                            ast::Expr::Nested(Box::new(acc)),
+                        ))),
+                    );
+                }
+                acc
+            }
+            _ => return None,
+        })
+    }
+    let rewritten = match e {
+        ast::Expr::BinaryOp { left, op, right } => match (tuple(left), tuple(right)) {
+            (Some(l), Some(r)) => rows(l, op, r),
+            _ => None,
+        },
+        ast::Expr::InList {
+            expr,
+            list,
+            negated,
+        } => tuple(expr).and_then(|l| {
+            let any = list
+                .iter()
+                .map(|item| {
+                    tuple(item)
+                        .and_then(|r| rows(l, &Op::Eq, r))
+                        .map(|x| ast::Expr::Nested(Box::new(x)))
+                })
+                .collect::<Option<Vec<_>>>()?
+                .into_iter()
+                .reduce(or)?;
+            let any = ast::Expr::Nested(Box::new(any));
+            Some(if *negated {
+                ast::Expr::UnaryOp {
+                    op: ast::UnaryOperator::Not,
+                    expr: Box::new(any),
+                }
+            } else {
+                any
+            })
+        }),
+        _ => None,
+    };
+    if let Some(r) = rewritten {
+        *e = ast::Expr::Nested(Box::new(r));
+    }
+}
+
 fn rewrite_call(e: &mut ast::Expr) {
     typed_operand(e);
+    row_comparison(e);
     // `-2 ^ 2` is `(-2) ^ 2` in PostgreSQL, where unary minus binds tighter than `^`; the parser reads `-(2 ^ 2)`.
     if let ast::Expr::UnaryOp {
         op: ast::UnaryOperator::Minus,
