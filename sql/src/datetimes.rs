@@ -195,12 +195,62 @@ impl AnalyzerRule for DateArithmetic {
             let Expr::BinaryExpr(b) = &e else {
                 return Ok(Transformed::no(e));
             };
+            if let Some(compared) = boolean_compared_with_text(b, schema) {
+                return Ok(Transformed::yes(compared));
+            }
             Ok(date_plus_interval(b, schema).unwrap_or(Transformed::no(e)))
         })
     }
 
     fn name(&self) -> &str {
         "lanedb_date_arithmetic"
+    }
+}
+
+/// `active = 'true'`: a string literal compared with a boolean is a boolean, as PostgreSQL reads an untyped literal
+/// there; DataFusion finds no common type.
+fn boolean_compared_with_text(b: &BinaryExpr, schema: &DFSchema) -> Option<Expr> {
+    use datafusion::logical_expr::Operator as Op;
+    if !matches!(
+        b.op,
+        Op::Eq
+            | Op::NotEq
+            | Op::IsDistinctFrom
+            | Op::IsNotDistinctFrom
+            | Op::Lt
+            | Op::LtEq
+            | Op::Gt
+            | Op::GtEq
+    ) {
+        return None;
+    }
+    let text = |x: &Expr| {
+        matches!(
+            x,
+            Expr::Literal(ScalarValue::Utf8(_) | ScalarValue::Utf8View(_), _)
+        )
+    };
+    let boolean = |x: &Expr| matches!(x.get_type(schema), Ok(ArrowType::Boolean));
+    let as_boolean = |x: &Expr| {
+        Box::new(Expr::Cast(Cast::new(
+            Box::new(x.clone()),
+            ArrowType::Boolean,
+        )))
+    };
+    if boolean(&b.left) && text(&b.right) {
+        Some(Expr::BinaryExpr(BinaryExpr::new(
+            b.left.clone(),
+            b.op,
+            as_boolean(&b.right),
+        )))
+    } else if text(&b.left) && boolean(&b.right) {
+        Some(Expr::BinaryExpr(BinaryExpr::new(
+            as_boolean(&b.left),
+            b.op,
+            b.right.clone(),
+        )))
+    } else {
+        None
     }
 }
 
