@@ -698,6 +698,24 @@ fn binary(op: BinOp, a: &Value, b: &Value) -> Result<Value> {
     }
 }
 
+/// `date ± integer` is a date and `date - date` a number of days, as in PostgreSQL; `None` for other operands.
+fn date_arithmetic(op: BinOp, a: &Value, b: &Value) -> Option<Result<Value>> {
+    let out_of_range = || Error::new(SqlState("22008"), "date out of range");
+    let shifted = |d: i32, n: i64| {
+        i32::try_from(i64::from(d) + n)
+            .map(Value::Date)
+            .map_err(|_| out_of_range())
+    };
+    Some(match (op, a, b) {
+        (BinOp::Add, Value::Date(d), n) | (BinOp::Add, n, Value::Date(d)) => {
+            shifted(*d, n.as_i64()?)
+        }
+        (BinOp::Sub, Value::Date(d), Value::Date(e)) => Ok(Value::Integer(d - e)),
+        (BinOp::Sub, Value::Date(d), n) => shifted(*d, -n.as_i64()?),
+        _ => return None,
+    })
+}
+
 fn arithmetic(op: BinOp, a: &Value, b: &Value) -> Result<Value> {
     let a = if let Value::Text(_) = a {
         a.cast_to(&b.data_type().unwrap_or(DataType::BigInt))?
@@ -709,6 +727,9 @@ fn arithmetic(op: BinOp, a: &Value, b: &Value) -> Result<Value> {
     } else {
         b.clone()
     };
+    if let Some(date) = date_arithmetic(op, &a, &b) {
+        return date;
+    }
     if let (Some(x), Some(y)) = (a.as_i64(), b.as_i64()) {
         let width = int_width(&a).max(int_width(&b));
         let r = match op {
