@@ -174,28 +174,35 @@ pub fn fetch_as_limit(statement: &mut ast::Statement) {
     let _ = ast::VisitMut::visit(statement, &mut FetchAsLimit);
 }
 
-/// `generate_series(...)` in FROM names its column as PostgreSQL does: after the function, or after the table alias
-/// when the alias lists no columns (`FROM generate_series(1, 3) AS g` has a column `g`). DataFusion's is `value`.
+/// `generate_series(...)` and `unnest(array)` in FROM name their column as PostgreSQL does: after the function, or
+/// after the table alias when the alias lists no columns (`FROM generate_series(1, 3) AS g` has a column `g`).
 pub fn series_columns(statement: &mut ast::Statement) {
     struct SeriesColumns;
     impl ast::VisitorMut for SeriesColumns {
         type Break = ();
         fn pre_visit_table_factor(&mut self, t: &mut ast::TableFactor) -> ControlFlow<()> {
-            let ast::TableFactor::Table {
-                name,
-                args: Some(_),
-                alias,
-                ..
-            } = t
-            else {
-                return ControlFlow::Continue(());
+            let (alias, function) = match t {
+                ast::TableFactor::Table {
+                    name,
+                    args: Some(_),
+                    alias,
+                    ..
+                } if name.to_string().eq_ignore_ascii_case("generate_series") => {
+                    (alias, "generate_series")
+                }
+                // `unnest(array) AS x`: one array, no ordinality column.
+                ast::TableFactor::UNNEST {
+                    alias,
+                    array_exprs,
+                    with_offset: false,
+                    with_ordinality: false,
+                    ..
+                } if array_exprs.len() == 1 => (alias, "unnest"),
+                _ => return ControlFlow::Continue(()),
             };
-            if !name.to_string().eq_ignore_ascii_case("generate_series") {
-                return ControlFlow::Continue(());
-            }
             let alias = alias.get_or_insert_with(|| ast::TableAlias {
                 explicit: true,
-                name: ast::Ident::new("generate_series"),
+                name: ast::Ident::new(function),
                 columns: vec![],
                 at: None,
             });
