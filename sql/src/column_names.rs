@@ -79,9 +79,22 @@ pub(crate) fn alias_columns(statement: &mut ast::Statement) {
     let ast::Statement::Query(q) = statement else {
         return;
     };
+    // `SELECT CAST(m.id AS text) AS id ... ORDER BY m.id` (SQLAlchemy labels a cast by its column): DataFusion finds
+    // `m.id` and the alias `id` ambiguous. Such an alias gets an internal name, unless ORDER BY also names it bare.
+    let (qualified, bare) = order_by_names(q);
     let Some(select) = leftmost_select_mut(q.body.as_mut()) else {
         return;
     };
+    for (i, item) in select.projection.iter_mut().enumerate() {
+        if let ast::SelectItem::ExprWithAlias { expr, alias } = item {
+            let name = crate::ddl::ident(alias);
+            let same_column = matches!(expr, ast::Expr::CompoundIdentifier(parts)
+                if parts.last().map(crate::ddl::ident).as_deref() == Some(name.as_str()));
+            if qualified.contains(&name) && !bare.contains(&name) && !same_column {
+                *alias = ast::Ident::with_quote('"', format!("__lanedb_column_{i}"));
+            }
+        }
+    }
     let is_wildcard = |item: &ast::SelectItem| {
         matches!(
             item,
@@ -119,6 +132,31 @@ pub(crate) fn alias_columns(statement: &mut ast::Statement) {
             alias,
         };
     }
+}
+
+/// The column names ORDER BY writes qualified (`m.id`: `id`) and bare (`id`).
+fn order_by_names(q: &ast::Query) -> (Vec<String>, Vec<String>) {
+    let (mut qualified, mut bare) = (Vec::new(), Vec::new());
+    let Some(ast::OrderBy {
+        kind: ast::OrderByKind::Expressions(items),
+        ..
+    }) = &q.order_by
+    else {
+        return (qualified, bare);
+    };
+    for item in items {
+        let _ = ast::visit_expressions(&item.expr, |e| {
+            match e {
+                ast::Expr::CompoundIdentifier(parts) => {
+                    qualified.extend(parts.last().map(crate::ddl::ident))
+                }
+                ast::Expr::Identifier(i) => bare.push(crate::ddl::ident(i)),
+                _ => {}
+            }
+            std::ops::ControlFlow::<()>::Continue(())
+        });
+    }
+    (qualified, bare)
 }
 
 /// The select list that names the result: the query's, or the first branch's of a UNION, INTERSECT or EXCEPT.
