@@ -186,7 +186,7 @@ pub fn create_table(engine: &Engine, ct: &ast::CreateTable) -> Result<&'static s
             indexes: vec![],
             partition_column: None,
         };
-        let mut keys: Vec<(bool, Vec<usize>)> = vec![];
+        let mut keys: Vec<(bool, Vec<usize>, Option<String>)> = vec![];
         for c in &ct.columns {
             let (col, primary, unique) = column_def(c, &def)?;
             if def.column_index(&col.name).is_some() {
@@ -197,17 +197,22 @@ pub fn create_table(engine: &Engine, ct: &ast::CreateTable) -> Result<&'static s
             }
             def.columns.push(col);
             if primary || unique {
-                keys.push((primary, vec![def.columns.len() - 1]));
+                keys.push((primary, vec![def.columns.len() - 1], None));
             }
         }
         for con in &ct.constraints {
             match con {
-                ast::TableConstraint::PrimaryKey(pk) => {
-                    keys.push((true, index_columns(&def, &pk.columns)?))
-                }
-                ast::TableConstraint::Unique(u) => {
-                    keys.push((false, index_columns(&def, &u.columns)?))
-                }
+                // A constraint's own name (`CONSTRAINT uq_email UNIQUE (email)`) names its index, as in PostgreSQL.
+                ast::TableConstraint::PrimaryKey(pk) => keys.push((
+                    true,
+                    index_columns(&def, &pk.columns)?,
+                    pk.name.as_ref().map(ident),
+                )),
+                ast::TableConstraint::Unique(u) => keys.push((
+                    false,
+                    index_columns(&def, &u.columns)?,
+                    u.name.as_ref().map(ident),
+                )),
                 other => {
                     return Err(Error::unsupported(format!(
                         "constraint {other} is not supported"
@@ -215,7 +220,7 @@ pub fn create_table(engine: &Engine, ct: &ast::CreateTable) -> Result<&'static s
                 }
             }
         }
-        for (primary, cols) in keys {
+        for (primary, cols, given) in keys {
             if primary {
                 if def.primary_key.is_some() {
                     return Err(Error::new(
@@ -225,10 +230,12 @@ pub fn create_table(engine: &Engine, ct: &ast::CreateTable) -> Result<&'static s
                 }
                 cols.iter().for_each(|c| def.columns[*c].nullable = false);
                 def.primary_key = Some(def.indexes.len());
-                let index = unique_constraint(format!("{name}_pkey"), cols);
+                let index =
+                    unique_constraint(given.unwrap_or_else(|| format!("{name}_pkey")), cols);
                 def.indexes.push(index);
             } else {
-                let index = unique_constraint(unique_name(&def, &cols), cols);
+                let index =
+                    unique_constraint(given.unwrap_or_else(|| unique_name(&def, &cols)), cols);
                 def.indexes.push(index);
             }
         }
