@@ -440,6 +440,19 @@ impl CheckedArithmetic {
             }
             return Ok(Transformed::no(e));
         }
+        // `-x` of the smallest integer overflows (22003) as in PostgreSQL: it is `0 - x`, checked.
+        if let Expr::Negative(inner) = &e {
+            let zero = match inner.get_type(schema) {
+                Ok(ArrowType::Int16) => ScalarValue::Int16(Some(0)),
+                Ok(ArrowType::Int32) => ScalarValue::Int32(Some(0)),
+                Ok(ArrowType::Int64) => ScalarValue::Int64(Some(0)),
+                _ => return Ok(Transformed::no(e)),
+            };
+            let args = vec![Expr::Literal(zero, None), inner.as_ref().clone()];
+            return Ok(Transformed::yes(Expr::ScalarFunction(
+                ScalarFunction::new_udf(self.sub.clone(), args),
+            )));
+        }
         let Expr::BinaryExpr(BinaryExpr { left, op, right }) = &e else {
             return Ok(Transformed::no(e));
         };
