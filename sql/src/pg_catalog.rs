@@ -851,40 +851,93 @@ fn attributes(catalog: &Catalog, _: &Scan) -> Vec<Vec<Cell>> {
     rows
 }
 
+/// The OID of the array type of each type in `TYPES`, as PostgreSQL numbers them.
+fn array_oid(element: i32) -> Option<i32> {
+    Some(match element {
+        16 => 1000,
+        17 => 1001,
+        19 => 1003,
+        20 => 1016,
+        21 => 1005,
+        23 => 1007,
+        25 => 1009,
+        26 => 1028,
+        700 => 1021,
+        701 => 1022,
+        1042 => 1014,
+        1043 => 1015,
+        1082 => 1182,
+        1083 => 1183,
+        1114 => 1115,
+        1184 => 1185,
+        1186 => 1187,
+        1700 => 1231,
+        _ => return None,
+    })
+}
+
+/// Each type of `TYPES`, and its array type (`_int4`, element `int4`), which drivers look up by `typarray`.
 fn types(_: &Catalog, _: &Scan) -> Vec<Vec<Cell>> {
-    TYPES
-        .iter()
-        .map(|(oid, name, len, category)| {
-            vec![
-                Cell::I(*oid),
-                t(*name),
-                Cell::I(PG_CATALOG_OID),
-                Cell::I(OWNER_OID),
-                Cell::I(*len as i32),
-                Cell::B(*len > 0 && *len <= 8),
-                t("b"),
-                t(*category),
-                Cell::B(false),
-                Cell::B(true),
-                t(","),
-                Cell::I(0),
-                Cell::I(0),
-                Cell::I(0),
-                t(format!("{name}in")),
-                t(format!("{name}out")),
-                t(format!("{name}recv")),
-                t(format!("{name}send")),
-                t("i"),
-                t(if *len > 0 { "p" } else { "x" }),
-                Cell::B(false),
-                Cell::I(0),
-                Cell::I(-1),
-                Cell::I(0),
-                Cell::I(if *category == "S" { 100 } else { 0 }),
-                Cell::Null,
-            ]
-        })
-        .collect()
+    let row = |oid: i32, name: String, len: i16, category: &str, element: i32, array: i32| {
+        vec![
+            Cell::I(oid),
+            t(name.clone()),
+            Cell::I(PG_CATALOG_OID),
+            Cell::I(OWNER_OID),
+            Cell::I(len as i32),
+            Cell::B(len > 0 && len <= 8),
+            t("b"),
+            t(category),
+            Cell::B(false),
+            Cell::B(true),
+            t(","),
+            Cell::I(0),
+            Cell::I(element),
+            Cell::I(array),
+            t(if element == 0 {
+                format!("{name}in")
+            } else {
+                "array_in".into()
+            }),
+            t(if element == 0 {
+                format!("{name}out")
+            } else {
+                "array_out".into()
+            }),
+            t(if element == 0 {
+                format!("{name}recv")
+            } else {
+                "array_recv".into()
+            }),
+            t(if element == 0 {
+                format!("{name}send")
+            } else {
+                "array_send".into()
+            }),
+            t("i"),
+            t(if len > 0 { "p" } else { "x" }),
+            Cell::B(false),
+            Cell::I(0),
+            Cell::I(-1),
+            Cell::I(0),
+            Cell::I(if category == "S" { 100 } else { 0 }),
+            Cell::Null,
+        ]
+    };
+    let elements = TYPES.iter().map(|(oid, name, len, category)| {
+        row(
+            *oid,
+            name.to_string(),
+            *len,
+            category,
+            0,
+            array_oid(*oid).unwrap_or(0),
+        )
+    });
+    let arrays = TYPES.iter().filter_map(|(oid, name, ..)| {
+        Some(row(array_oid(*oid)?, format!("_{name}"), -1, "A", *oid, 0))
+    });
+    elements.chain(arrays).collect()
 }
 
 /// Procedures: OIDs after the tables', kind `p`, argument types as OIDs.
