@@ -1004,8 +1004,21 @@ pub fn aggregated_lookups(statement: &mut ast::Statement) {
     }
 }
 
+/// Whether a query's row limit is `LIMIT 1`, without an offset.
+fn limited_to_one_row(q: &ast::Query) -> bool {
+    matches!(
+        &q.limit_clause,
+        Some(ast::LimitClause::LimitOffset {
+            limit: Some(ast::Expr::Value(v)),
+            offset: None,
+            limit_by,
+        }) if limit_by.is_empty() && matches!(&v.value, ast::Value::Number(n, _) if n == "1")
+    )
+}
+
 fn aggregate_lookup(sq: &mut ast::Query) {
-    if sq.with.is_some() || sq.limit_clause.is_some() || sq.fetch.is_some() {
+    let first_row = limited_to_one_row(sq);
+    if sq.with.is_some() || (sq.limit_clause.is_some() && !first_row) || sq.fetch.is_some() {
         return;
     }
     let ast::SetExpr::Select(s) = sq.body.as_mut() else {
@@ -1024,6 +1037,29 @@ fn aggregate_lookup(sq: &mut ast::Query) {
     else {
         return;
     };
+    if first_row {
+        // `(SELECT o.total FROM o WHERE o.c = c.id ORDER BY o.at DESC LIMIT 1)`, the latest row's value: the first
+        // value in that order (NULL without a row), as an aggregate DataFusion decorrelates.
+        let order = match sq.order_by.take() {
+            Some(ast::OrderBy {
+                kind: ast::OrderByKind::Expressions(items),
+                ..
+            }) => items,
+            _ => vec![],
+        };
+        let mut first = crate::pg_types::call("first_value", vec![value.clone()]);
+        if let ast::Expr::Function(f) = &mut first {
+            if let ast::FunctionArguments::List(list) = &mut f.args {
+                if !order.is_empty() {
+                    list.clauses
+                        .push(ast::FunctionArgumentClause::OrderBy(order));
+                }
+            }
+        }
+        *value = first;
+        sq.limit_clause = None;
+        return;
+    }
     let one = ast::Expr::Value(ast::Value::Number("1".into(), false).into());
     let count = crate::pg_types::call("count", vec![one]);
     let max = crate::pg_types::call("max", vec![value.clone()]);
