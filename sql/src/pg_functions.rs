@@ -986,6 +986,20 @@ fn rewrite_call(e: &mut ast::Expr) {
         }
     }
     match e {
+        // `substring(s FROM 'pattern')`: the first match of a regular expression, or of its first parenthesized
+        // part (a number after FROM is a position, as DataFusion reads it).
+        ast::Expr::Substring {
+            expr,
+            substring_from: Some(pattern),
+            substring_for: None,
+            special: false,
+            ..
+        } if matches!(pattern.as_ref(), ast::Expr::Value(v) if matches!(v.value, ast::Value::SingleQuotedString(_))) =>
+        {
+            let matched = call("regexp_match", vec![(**expr).clone(), (**pattern).clone()]);
+            let one = ast::Expr::value(ast::Value::Number("1".into(), false));
+            *e = call("array_element", vec![matched, one]);
+        }
         ast::Expr::UnaryOp { op, expr } => {
             let name = match op {
                 ast::UnaryOperator::PGSquareRoot => "sqrt",
@@ -1005,6 +1019,8 @@ fn rewrite_call(e: &mut ast::Expr) {
                 // PostgreSQL's remove and replace every match; DataFusion's plain ones only the first.
                 "array_remove" => "array_remove_all",
                 "array_replace" => "array_replace_all",
+                "ceiling" => "ceil",
+                "sign" => "signum",
                 _ => "",
             };
             if !renamed.is_empty() {
@@ -1018,6 +1034,32 @@ fn rewrite_call(e: &mut ast::Expr) {
                         let length = call("array_length", args.to_vec());
                         let zero = ast::Expr::value(ast::Value::Number("0".into(), false));
                         *e = call("nullif", vec![length, zero]);
+                    }
+                }
+                // One-dimensional arrays, numbered from 1: the upper bound is the length, NULL when empty.
+                "array_upper" => {
+                    if let Some(args @ [_, _]) = plain_arguments(f).as_deref() {
+                        let length = call("array_length", args.to_vec());
+                        let zero = ast::Expr::value(ast::Value::Number("0".into(), false));
+                        *e = call("nullif", vec![length, zero]);
+                    }
+                }
+                "array_lower" => {
+                    if let Some(args @ [_, _]) = plain_arguments(f).as_deref() {
+                        let length = call("array_length", args.to_vec());
+                        let zero = ast::Expr::value(ast::Value::Number("0".into(), false));
+                        let one = ast::Expr::value(ast::Value::Number("1".into(), false));
+                        let empty = call("nullif", vec![length, zero.clone()]);
+                        // 1 when the array has elements (`nullif(...) * 0 + 1`), NULL when it has none.
+                        *e = ast::Expr::Nested(Box::new(ast::Expr::BinaryOp {
+                            left: Box::new(ast::Expr::BinaryOp {
+                                left: Box::new(empty),
+                                op: ast::BinaryOperator::Multiply,
+                                right: Box::new(zero),
+                            }),
+                            op: ast::BinaryOperator::Plus,
+                            right: Box::new(one),
+                        }));
                     }
                 }
                 "date" => {
