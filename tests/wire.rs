@@ -439,6 +439,43 @@ async fn savepoints_roll_back_part_of_a_block() {
     assert_eq!(ids, [1, 3]);
 }
 
+/// A constraint violation names its constraint, table and column, and gives PostgreSQL's DETAIL line, as drivers
+/// read them (psycopg's `diag`, pgJDBC's `ServerErrorMessage`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn violations_name_their_constraint_table_and_column() {
+    let server = Server::start(&[]);
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE dg (id INTEGER PRIMARY KEY, x INTEGER NOT NULL, CONSTRAINT dg_x_uq UNIQUE (x));
+             INSERT INTO dg VALUES (1, 1)",
+        )
+        .await
+        .unwrap();
+    let e = client
+        .execute("INSERT INTO dg VALUES (2, 1)", &[])
+        .await
+        .unwrap_err();
+    let db = e.as_db_error().unwrap();
+    assert_eq!(db.code().code(), "23505");
+    assert_eq!(
+        db.message(),
+        "duplicate key value violates unique constraint \"dg_x_uq\""
+    );
+    assert_eq!(db.detail(), Some("Key (x)=(1) already exists."));
+    assert_eq!(
+        (db.schema(), db.table(), db.constraint()),
+        (Some("public"), Some("dg"), Some("dg_x_uq"))
+    );
+    let e = client
+        .execute("INSERT INTO dg VALUES (3, NULL)", &[])
+        .await
+        .unwrap_err();
+    let db = e.as_db_error().unwrap();
+    assert_eq!(db.code().code(), "23502");
+    assert_eq!((db.table(), db.column()), (Some("dg"), Some("x")));
+}
+
 /// An untyped NULL (`SELECT NULL`, a NULL branch of a UNION) reaches the client as NULL in both formats; it came
 /// out as an empty string.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1640,14 +1677,15 @@ async fn a_copy_failing_after_many_rows_loads_nothing() {
     for (last, code_expected, line) in [
         ("50000\tfifty\n", "22P02", "line 50001"),
         ("50000\n", "22P04", "line 50001"),
-        ("-1\t5\n", "23505", "key (id)=(-1) already exists"),
+        ("-1\t5\n", "23505", "Key (id)=(-1) already exists."),
     ] {
         let sink = client.copy_in("COPY big FROM STDIN").await.unwrap();
         futures::pin_mut!(sink);
         sink.send(lines(50_000, last)).await.unwrap();
         let e = sink.finish().await.unwrap_err();
         assert_eq!(code(&e), code_expected, "{e:?}");
-        let message = e.as_db_error().unwrap().message().to_string();
+        let db = e.as_db_error().unwrap();
+        let message = format!("{} {}", db.message(), db.detail().unwrap_or_default());
         assert!(message.contains(line), "{message}");
         let count = client
             .query_one("SELECT count(*) FROM big", &[])

@@ -73,6 +73,18 @@ impl fmt::Display for SqlState {
 pub struct Error {
     pub code: SqlState,
     pub message: String,
+    /// PostgreSQL's optional fields, for the errors that name what they are about (constraint violations).
+    pub fields: Option<Box<ErrorFields>>,
+}
+
+/// The DETAIL line and the object names an error response carries, as drivers read them (psycopg's `diag`,
+/// pgJDBC's `ServerErrorMessage`): which constraint, table and column a violation is about.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ErrorFields {
+    pub detail: Option<String>,
+    pub table: Option<String>,
+    pub column: Option<String>,
+    pub constraint: Option<String>,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -82,7 +94,19 @@ impl Error {
         Error {
             code,
             message: message.into(),
+            fields: None,
         }
+    }
+
+    /// The error with `fields` attached.
+    pub fn with_fields(mut self, fields: ErrorFields) -> Error {
+        self.fields = Some(Box::new(fields));
+        self
+    }
+
+    /// The DETAIL line, if any.
+    pub fn detail(&self) -> Option<&str> {
+        self.fields.as_ref().and_then(|f| f.detail.as_deref())
     }
 
     /// A bug in LaneDB: an invariant did not hold. Reported, never caused by bad input.
@@ -126,7 +150,11 @@ impl Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} (SQLSTATE {})", self.message, self.code)
+        write!(f, "{}", self.message)?;
+        if let Some(detail) = self.detail() {
+            write!(f, ": {detail}")?;
+        }
+        write!(f, " (SQLSTATE {})", self.code)
     }
 }
 

@@ -47,7 +47,7 @@ pub use catalog::{Catalog, ColumnDef, IndexDef, IndexKind, ProcedureDef, TableDe
 pub use engine::{
     Engine, EngineConfig, Held, LaneStats, LaneTurn, LaneWrite, MultiTxn, Snapshot, STALE_CATALOG,
 };
-pub use error::{Error, Result, SqlState};
+pub use error::{Error, ErrorFields, Result, SqlState};
 pub use lane::LaneState;
 pub use output::{CopyDirection, CopyFormat, Output, SessionCommand, SettingArg};
 pub use partition::LaneId;

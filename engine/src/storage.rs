@@ -1050,12 +1050,20 @@ impl TableStore {
         Error::new(
             SqlState::UNIQUE_VIOLATION,
             format!(
-                "duplicate key value violates unique constraint \"{}\": key ({})=({}) already exists",
-                index.name,
-                cols.join(", "),
-                vals.join(", ")
+                "duplicate key value violates unique constraint \"{}\"",
+                index.name
             ),
         )
+        .with_fields(crate::error::ErrorFields {
+            detail: Some(format!(
+                "Key ({})=({}) already exists.",
+                cols.join(", "),
+                vals.join(", ")
+            )),
+            table: Some(self.def.name.clone()),
+            constraint: Some(index.name.clone()),
+            column: None,
+        })
     }
 
     /// Row positions whose key in index `index` equals `key`.

@@ -482,6 +482,21 @@ fn put_error(out: &mut BytesMut, e: &Error, severity: &str, query: Option<QueryT
     if let Some(p) = position {
         fields.push((b'P', p.to_string()));
     }
+    if let Some(more) = &e.fields {
+        if let Some(detail) = &more.detail {
+            fields.push((b'D', detail.clone()));
+        }
+        if let Some(table) = &more.table {
+            fields.push((b's', "public".to_string()));
+            fields.push((b't', table.clone()));
+        }
+        if let Some(column) = &more.column {
+            fields.push((b'c', column.clone()));
+        }
+        if let Some(constraint) = &more.constraint {
+            fields.push((b'n', constraint.clone()));
+        }
+    }
     encode(
         out,
         PgWireBackendMessage::ErrorResponse(ErrorResponse::new(fields)),

@@ -97,7 +97,12 @@ pub fn column_value(table: &TableDef, c: usize, v: Value) -> Result<Value> {
                     "null value in column \"{}\" of relation \"{}\" violates not-null constraint",
                     col.name, table.name
                 ),
-            ));
+            )
+            .with_fields(lanedb_engine::ErrorFields {
+                table: Some(table.name.clone()),
+                column: Some(col.name.clone()),
+                ..Default::default()
+            }));
         }
         return Ok(Value::Null);
     }
