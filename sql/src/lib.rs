@@ -40,6 +40,7 @@ pub mod session;
 mod similar;
 pub mod stats;
 pub mod users;
+mod using_joins;
 pub mod views;
 
 use std::borrow::Cow;

@@ -464,6 +464,7 @@ impl QueryBridge {
         if crate::pg_catalog::is_catalog_query(&statement) {
             crate::pg_catalog::rewrite(&mut statement);
         }
+        crate::using_joins::merge_using_columns(&mut statement, &self.engine.catalog());
         crate::pg_functions::rewrite_calls(&mut statement);
         let cast_params = crate::rewrite::cast_placeholder_types(&statement);
         let physical_scalar_subqueries = crate::rewrite::has_multi_row_scalar_subquery(&statement);
