@@ -986,6 +986,21 @@ fn rewrite_call(e: &mut ast::Expr) {
         }
     }
     match e {
+        // The C, POSIX and default collations order text by its bytes, as LaneDB always does.
+        ast::Expr::Collate { expr, collation }
+            if collation
+                .0
+                .last()
+                .and_then(|p| p.as_ident())
+                .is_some_and(|i| {
+                    matches!(
+                        i.value.to_ascii_lowercase().as_str(),
+                        "c" | "posix" | "default"
+                    )
+                }) =>
+        {
+            *e = (**expr).clone();
+        }
         // `substring(s FROM 'pattern')`: the first match of a regular expression, or of its first parenthesized
         // part (a number after FROM is a position, as DataFusion reads it).
         ast::Expr::Substring {

@@ -219,6 +219,65 @@ pub fn series_columns(statement: &mut ast::Statement) {
     let _ = ast::VisitMut::visit(statement, &mut SeriesColumns);
 }
 
+/// A derived table or CTE with a column list (`(SELECT 1, 1) t(a, b)`, `WITH r(n, f) AS (...)`) names its
+/// subquery's unnamed items by that list: DataFusion refuses two unnamed items that print alike before it applies
+/// the list, where PostgreSQL only uses the list.
+pub fn named_by_column_lists(statement: &mut ast::Statement) {
+    fn name_items(body: &mut ast::SetExpr, names: &[ast::Ident]) {
+        match body {
+            ast::SetExpr::Select(select) => {
+                for (item, name) in select.projection.iter_mut().zip(names) {
+                    match item {
+                        ast::SelectItem::UnnamedExpr(e) => {
+                            *item = ast::SelectItem::ExprWithAlias {
+                                expr: e.clone(),
+                                alias: name.clone(),
+                            }
+                        }
+                        ast::SelectItem::ExprWithAlias { .. } => {}
+                        _ => return,
+                    }
+                }
+            }
+            ast::SetExpr::SetOperation { left, right, .. } => {
+                name_items(left, names);
+                name_items(right, names);
+            }
+            ast::SetExpr::Query(q) => name_items(q.body.as_mut(), names),
+            _ => {}
+        }
+    }
+    struct ColumnLists;
+    impl ast::VisitorMut for ColumnLists {
+        type Break = ();
+        fn pre_visit_query(&mut self, q: &mut ast::Query) -> ControlFlow<()> {
+            for cte in q.with.iter_mut().flat_map(|w| w.cte_tables.iter_mut()) {
+                let names: Vec<ast::Ident> =
+                    cte.alias.columns.iter().map(|c| c.name.clone()).collect();
+                if !names.is_empty() {
+                    name_items(cte.query.body.as_mut(), &names);
+                }
+            }
+            ControlFlow::Continue(())
+        }
+        fn pre_visit_table_factor(&mut self, t: &mut ast::TableFactor) -> ControlFlow<()> {
+            if let ast::TableFactor::Derived {
+                subquery,
+                alias: Some(alias),
+                ..
+            } = t
+            {
+                let names: Vec<ast::Ident> = alias.columns.iter().map(|c| c.name.clone()).collect();
+                if !names.is_empty() {
+                    name_items(subquery.body.as_mut(), &names);
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = ast::VisitMut::visit(statement, &mut ColumnLists);
+}
+
 /// `localtimestamp` and `localtime`: the statement's time as the session's local `timestamp` and `time`.
 fn local_time(name: &str) -> Option<ast::Expr> {
     let data_type = match name.to_ascii_lowercase().as_str() {
