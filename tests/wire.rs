@@ -1225,19 +1225,29 @@ async fn transaction_blocks_of_reads_work_and_writes_are_refused() {
     assert_eq!(row.get::<_, i32>(0), 13);
 }
 
+/// A table `name (n BIGINT PRIMARY KEY)` holding 0 to 1999, partitioned on `n` or not: a three-way self join of it is
+/// minutes of work in any build.
+async fn keys_0_to_1999(client: &tokio_postgres::Client, name: &str, partitioned: bool) {
+    let partition = if partitioned {
+        format!("PARTITION TABLE {name} ON COLUMN n;")
+    } else {
+        String::new()
+    };
+    let values: Vec<String> = (0..2000).map(|i| format!("({i})")).collect();
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE {name} (n BIGINT PRIMARY KEY); {partition} INSERT INTO {name} VALUES {}",
+            values.join(",")
+        ))
+        .await
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancel_request_stops_a_long_query() {
     let server = Server::start(&[]);
     let client = server.connect().await;
-    client
-        .batch_execute("CREATE TABLE big (n BIGINT PRIMARY KEY)")
-        .await
-        .unwrap();
-    let values: Vec<String> = (0..2000).map(|i| format!("({i})")).collect();
-    client
-        .batch_execute(&format!("INSERT INTO big VALUES {}", values.join(",")))
-        .await
-        .unwrap();
+    keys_0_to_1999(&client, "big", false).await;
     let token = client.cancel_token();
     let canceller = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -1913,15 +1923,7 @@ async fn idle_sessions_are_closed_after_the_timeout() {
 async fn statement_timeout_covers_the_wait_for_a_busy_lane() {
     let server = Server::start(&[]);
     let writer = server.connect().await;
-    writer
-        .batch_execute("CREATE TABLE held (n BIGINT PRIMARY KEY); PARTITION TABLE held ON COLUMN n")
-        .await
-        .unwrap();
-    let values: Vec<String> = (0..2000).map(|i| format!("({i})")).collect();
-    writer
-        .batch_execute(&format!("INSERT INTO held VALUES {}", values.join(",")))
-        .await
-        .unwrap();
+    keys_0_to_1999(&writer, "held", true).await;
     // Evaluated by DataFusion while the write holds every lane; minutes of work, stopped by its own timeout.
     writer
         .simple_query("SET statement_timeout = '4s'")

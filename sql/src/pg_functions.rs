@@ -603,61 +603,40 @@ fn days_in_month(year: i32, month: u32) -> i32 {
     }
 }
 
-/// PostgreSQL's `age(a, b)`: `a - b` in years, months and days by the calendar (`timestamp_age`).
+/// PostgreSQL's `age(a, b)`: `a - b` in years, months and days by the calendar (`timestamp_age`): the
+/// difference field by field, each negative field borrowing from the next larger one.
 fn age_of(a: i64, b: i64) -> Option<IntervalMonthDayNano> {
-    let fields = |micros: i64| {
+    // year, month, day, hour, minute, second, microsecond
+    let fields = |micros: i64| -> Option<[i64; 7]> {
         let t = chrono::DateTime::from_timestamp_micros(micros)?.naive_utc();
-        Some((
-            t.year(),
-            t.month() as i32,
-            t.day() as i32,
-            t.hour() as i64,
-            t.minute() as i64,
-            t.second() as i64,
+        Some([
+            i64::from(t.year()),
+            i64::from(t.month()),
+            i64::from(t.day()),
+            i64::from(t.hour()),
+            i64::from(t.minute()),
+            i64::from(t.second()),
             micros.rem_euclid(1_000_000),
-        ))
+        ])
     };
-    let (y1, mo1, d1, h1, mi1, s1, f1) = fields(a)?;
-    let (y2, mo2, d2, h2, mi2, s2, f2) = fields(b)?;
+    let (first, second) = (fields(a)?, fields(b)?);
     let flip = a < b;
     let sign = if flip { -1 } else { 1 };
-    let (mut year, mut mon, mut mday) = (sign * (y1 - y2), sign * (mo1 - mo2), sign * (d1 - d2));
-    let s64 = i64::from(sign);
-    let (mut hour, mut min, mut sec, mut fsec) = (
-        s64 * (h1 - h2),
-        s64 * (mi1 - mi2),
-        s64 * (s1 - s2),
-        s64 * (f1 - f2),
-    );
-    while fsec < 0 {
-        fsec += 1_000_000;
-        sec -= 1;
+    let mut d: [i64; 7] = std::array::from_fn(|i| sign * (first[i] - second[i]));
+    // Borrowing a month takes the days of the earlier operand's month.
+    let earlier = if flip { first } else { second };
+    let month_days = i64::from(days_in_month(earlier[0] as i32, earlier[1] as u32));
+    let units = [12, month_days, 24, 60, 60, 1_000_000];
+    for field in (1..7).rev() {
+        while d[field] < 0 {
+            d[field] += units[field - 1];
+            d[field - 1] -= 1;
+        }
     }
-    while sec < 0 {
-        sec += 60;
-        min -= 1;
-    }
-    while min < 0 {
-        min += 60;
-        hour -= 1;
-    }
-    while hour < 0 {
-        hour += 24;
-        mday -= 1;
-    }
-    while mday < 0 {
-        // The month before the later date's month (PostgreSQL takes the earlier operand's month).
-        let (y, m) = if flip { (y1, mo1) } else { (y2, mo2) };
-        mday += days_in_month(y, m as u32);
-        mon -= 1;
-    }
-    while mon < 0 {
-        mon += 12;
-        year -= 1;
-    }
-    let months = sign * (year * 12 + mon);
-    let days = sign * mday;
-    let micros = s64 * (((hour * 60 + min) * 60 + sec) * 1_000_000 + fsec);
+    let [year, month, day, hour, minute, second, micro] = d;
+    let months = i32::try_from(sign * (year * 12 + month)).ok()?;
+    let days = i32::try_from(sign * day).ok()?;
+    let micros = sign * (((hour * 60 + minute) * 60 + second) * 1_000_000 + micro);
     Some(IntervalMonthDayNano::new(months, days, micros * 1000))
 }
 
