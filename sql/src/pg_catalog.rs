@@ -879,6 +879,12 @@ fn array_oid(element: i32) -> Option<i32> {
 /// Each type of `TYPES`, and its array type (`_int4`, element `int4`), which drivers look up by `typarray`.
 fn types(_: &Catalog, _: &Scan) -> Vec<Vec<Cell>> {
     let row = |oid: i32, name: String, len: i16, category: &str, element: i32, array: i32| {
+        // Input and output functions: the type's own, `array_in` and the like for an array.
+        let io = if element == 0 {
+            name.clone()
+        } else {
+            "array_".into()
+        };
         vec![
             Cell::I(oid),
             t(name.clone()),
@@ -894,26 +900,10 @@ fn types(_: &Catalog, _: &Scan) -> Vec<Vec<Cell>> {
             Cell::I(0),
             Cell::I(element),
             Cell::I(array),
-            t(if element == 0 {
-                format!("{name}in")
-            } else {
-                "array_in".into()
-            }),
-            t(if element == 0 {
-                format!("{name}out")
-            } else {
-                "array_out".into()
-            }),
-            t(if element == 0 {
-                format!("{name}recv")
-            } else {
-                "array_recv".into()
-            }),
-            t(if element == 0 {
-                format!("{name}send")
-            } else {
-                "array_send".into()
-            }),
+            t(format!("{io}in")),
+            t(format!("{io}out")),
+            t(format!("{io}recv")),
+            t(format!("{io}send")),
             t("i"),
             t(if len > 0 { "p" } else { "x" }),
             Cell::B(false),

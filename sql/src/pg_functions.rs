@@ -682,42 +682,51 @@ fn map_interval(args: &[ArrayRef], f: fn(Interval) -> Option<Interval>) -> Resul
     Ok(Arc::new(out.finish()))
 }
 
-fn justify_hours((months, days, micros): Interval) -> Option<Interval> {
-    let mut days = days.checked_add(i32::try_from(micros / MICROS_PER_DAY).ok()?)?;
-    let mut micros = micros % MICROS_PER_DAY;
-    if days > 0 && micros < 0 {
-        micros += MICROS_PER_DAY;
-        days -= 1;
-    } else if days < 0 && micros > 0 {
-        micros -= MICROS_PER_DAY;
-        days += 1;
+/// `high` and `low` (`low` counted in units of which `unit` make one `high`) with the same sign, moving one unit
+/// between them where they differ (`1 day -01:00:00` is `23:00:00`).
+fn same_sign(high: i32, low: i64, unit: i64) -> (i32, i64) {
+    if high > 0 && low < 0 {
+        (high - 1, low + unit)
+    } else if high < 0 && low > 0 {
+        (high + 1, low - unit)
+    } else {
+        (high, low)
     }
+}
+
+/// Whole days of the time part moved into the days.
+fn whole_days(days: i32, micros: i64) -> Option<(i32, i64)> {
+    let days = days.checked_add(i32::try_from(micros / MICROS_PER_DAY).ok()?)?;
+    Some((days, micros % MICROS_PER_DAY))
+}
+
+/// Whole months of the days moved into the months.
+fn whole_months(months: i32, days: i32) -> Option<(i32, i32)> {
+    Some((
+        months.checked_add(days / DAYS_PER_MONTH)?,
+        days % DAYS_PER_MONTH,
+    ))
+}
+
+fn justify_hours((months, days, micros): Interval) -> Option<Interval> {
+    let (days, micros) = whole_days(days, micros)?;
+    let (days, micros) = same_sign(days, micros, MICROS_PER_DAY);
     Some((months, days, micros))
 }
 
 fn justify_days((months, days, micros): Interval) -> Option<Interval> {
-    let mut months = months.checked_add(days / DAYS_PER_MONTH)?;
-    let mut days = days % DAYS_PER_MONTH;
-    if months > 0 && days < 0 {
-        days += DAYS_PER_MONTH;
-        months -= 1;
-    } else if months < 0 && days > 0 {
-        days -= DAYS_PER_MONTH;
-        months += 1;
-    }
-    Some((months, days, micros))
+    let (months, days) = whole_months(months, days)?;
+    let (months, days) = same_sign(months, i64::from(days), i64::from(DAYS_PER_MONTH));
+    Some((months, days as i32, micros))
 }
 
 /// PostgreSQL's `interval_justify_interval`.
-fn justify_interval((mut months, mut days, mut micros): Interval) -> Option<Interval> {
+fn justify_interval((mut months, mut days, micros): Interval) -> Option<Interval> {
     if (days > 0 && micros > 0) || (days < 0 && micros < 0) {
-        months = months.checked_add(days / DAYS_PER_MONTH)?;
-        days %= DAYS_PER_MONTH;
+        (months, days) = whole_months(months, days)?;
     }
-    days = days.checked_add(i32::try_from(micros / MICROS_PER_DAY).ok()?)?;
-    micros %= MICROS_PER_DAY;
-    months = months.checked_add(days / DAYS_PER_MONTH)?;
-    days %= DAYS_PER_MONTH;
+    let (days, micros) = whole_days(days, micros)?;
+    let (mut months, mut days) = whole_months(months, days)?;
     if months > 0 && (days < 0 || (days == 0 && micros < 0)) {
         days += DAYS_PER_MONTH;
         months -= 1;
@@ -725,13 +734,7 @@ fn justify_interval((mut months, mut days, mut micros): Interval) -> Option<Inte
         days -= DAYS_PER_MONTH;
         months += 1;
     }
-    if days > 0 && micros < 0 {
-        micros += MICROS_PER_DAY;
-        days -= 1;
-    } else if days < 0 && micros > 0 {
-        micros -= MICROS_PER_DAY;
-        days += 1;
-    }
+    let (days, micros) = same_sign(days, micros, MICROS_PER_DAY);
     Some((months, days, micros))
 }
 
