@@ -824,6 +824,9 @@ async fn session_statements_are_answered() {
         show(client.simple_query("SHOW TimeZone").await.unwrap()),
         "UTC"
     );
+    // The column is named as PostgreSQL spells the setting.
+    let shown = client.prepare("SHOW timezone").await.unwrap();
+    assert_eq!(shown.columns()[0].name(), "TimeZone");
     client.simple_query("RESET ALL").await.unwrap();
     assert_eq!(
         show(client.simple_query("SHOW application_name").await.unwrap()),

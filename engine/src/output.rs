@@ -338,10 +338,17 @@ pub fn set_config_output(column: &str, value: Option<&str>) -> Output {
 /// The columns `SHOW name` returns: one text column named after the setting, or name/setting/description for
 /// `SHOW ALL`.
 pub fn show_schema(name: &str) -> SchemaRef {
+    // The column is the setting's name as PostgreSQL spells it (`SHOW timezone` answers a `TimeZone` column).
+    let canonical = match name {
+        "timezone" => "TimeZone",
+        "datestyle" => "DateStyle",
+        "intervalstyle" => "IntervalStyle",
+        other => other,
+    };
     let names: &[&str] = if name == "all" {
         &["name", "setting", "description"]
     } else {
-        &[name]
+        &[canonical]
     };
     Arc::new(Schema::new(
         names

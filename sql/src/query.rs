@@ -767,6 +767,13 @@ fn classify(m: &str) -> Option<Error> {
     if let Some(e) = cast_error(m) {
         return Some(e);
     }
+    // DataFusion's "LIMIT must be >= 0, '-1' was provided" in PostgreSQL's words and SQLSTATEs.
+    if m.contains("LIMIT must be >= 0") {
+        return Some(Error::new(SqlState("2201W"), "LIMIT must not be negative"));
+    }
+    if m.contains("OFFSET must be >=0") || m.contains("OFFSET must be >= 0") {
+        return Some(Error::new(SqlState("2201X"), "OFFSET must not be negative"));
+    }
     let lower = m.to_lowercase();
     if let Some(code) = datetime_code(&lower) {
         return Some(Error::new(code, m.to_string()));
