@@ -941,9 +941,81 @@ fn row_comparison(e: &mut ast::Expr) {
     }
 }
 
+/// `x = ANY ('{1,2,3}')` and `x <> ALL ('{...}')` with an array written as text: PostgreSQL reads the text as an
+/// array of x's type; here it becomes `x IN ('1', '2', '3')` (or NOT IN), whose literals take x's type.
+fn array_text_operand(e: &mut ast::Expr) {
+    let (left, right, negated) = match e {
+        ast::Expr::AnyOp {
+            left,
+            compare_op: ast::BinaryOperator::Eq,
+            right,
+            ..
+        } => (left, right, false),
+        ast::Expr::AllOp {
+            left,
+            compare_op: ast::BinaryOperator::NotEq,
+            right,
+        } => (left, right, true),
+        _ => return,
+    };
+    let ast::Expr::Value(v) = right.as_ref() else {
+        return;
+    };
+    let ast::Value::SingleQuotedString(text) = &v.value else {
+        return;
+    };
+    let Ok(elements) = lanedb_engine::text::parse_array(text) else {
+        return;
+    };
+    if elements.is_empty() {
+        return;
+    }
+    let list = elements
+        .into_iter()
+        .map(|x| match x {
+            Some(x) => ast::Expr::value(ast::Value::SingleQuotedString(x)),
+            None => ast::Expr::value(ast::Value::Null),
+        })
+        .collect();
+    *e = ast::Expr::InList {
+        expr: left.clone(),
+        list,
+        negated,
+    };
+}
+
 fn rewrite_call(e: &mut ast::Expr) {
     typed_operand(e);
     row_comparison(e);
+    array_text_operand(e);
+    match e {
+        // `s ^@ prefix` is `starts_with(s, prefix)`.
+        ast::Expr::BinaryOp {
+            left,
+            op: ast::BinaryOperator::PGStartsWith,
+            right,
+        } => {
+            *e = call("starts_with", vec![(**left).clone(), (**right).clone()]);
+            return;
+        }
+        // `~x` flips every bit of an integer: `x # -1`.
+        ast::Expr::UnaryOp {
+            op: ast::UnaryOperator::BitwiseNot,
+            expr,
+        } => {
+            let minus_one = ast::Expr::UnaryOp {
+                op: ast::UnaryOperator::Minus,
+                expr: Box::new(ast::Expr::value(ast::Value::Number("1".into(), false))),
+            };
+            *e = ast::Expr::Nested(Box::new(ast::Expr::BinaryOp {
+                left: expr.clone(),
+                op: ast::BinaryOperator::PGBitwiseXor,
+                right: Box::new(minus_one),
+            }));
+            return;
+        }
+        _ => {}
+    }
     // `-2 ^ 2` is `(-2) ^ 2` in PostgreSQL, where unary minus binds tighter than `^`; the parser reads `-(2 ^ 2)`.
     if let ast::Expr::UnaryOp {
         op: ast::UnaryOperator::Minus,
