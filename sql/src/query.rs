@@ -474,6 +474,7 @@ impl QueryBridge {
         crate::rewrite::fetch_as_limit(&mut statement);
         crate::rewrite::series_columns(&mut statement);
         crate::rewrite::named_by_column_lists(&mut statement);
+        crate::rewrite::grouping_positions(&mut statement);
         crate::rewrite::multiset_operations(&mut statement)?;
         crate::pg_types::rewrite_casts(&mut statement)?;
         crate::rewrite::postgres_semantics(&mut statement);

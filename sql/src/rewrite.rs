@@ -219,6 +219,56 @@ pub fn series_columns(statement: &mut ast::Statement) {
     let _ = ast::VisitMut::visit(statement, &mut SeriesColumns);
 }
 
+/// `GROUP BY ROLLUP (1, 2)` (and CUBE, GROUPING SETS) with select-list positions, which DataFusion reads only at
+/// the top of GROUP BY (it failed with an internal error): each position becomes its select-list expression.
+/// `GROUP BY ()` is no grouping at all.
+pub fn grouping_positions(statement: &mut ast::Statement) {
+    struct Positions;
+    impl ast::VisitorMut for Positions {
+        type Break = ();
+        fn pre_visit_query(&mut self, q: &mut ast::Query) -> ControlFlow<()> {
+            let ast::SetExpr::Select(select) = q.body.as_mut() else {
+                return ControlFlow::Continue(());
+            };
+            let ast::GroupByExpr::Expressions(exprs, _) = &mut select.group_by else {
+                return ControlFlow::Continue(());
+            };
+            exprs.retain(|e| !matches!(e, ast::Expr::Tuple(items) if items.is_empty()));
+            let projection = select.projection.clone();
+            let position = |e: &mut ast::Expr| {
+                // `plain_numbers` may have made the position an integer literal already.
+                let bare = integer_literal_of(e).unwrap_or_else(|| e.clone());
+                let ast::Expr::Value(v) = &bare else { return };
+                let ast::Value::Number(n, _) = &v.value else {
+                    return;
+                };
+                let Some(item) = n
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|i| projection.get(i.checked_sub(1)?))
+                else {
+                    return;
+                };
+                if let ast::SelectItem::UnnamedExpr(x)
+                | ast::SelectItem::ExprWithAlias { expr: x, .. } = item
+                {
+                    *e = x.clone();
+                }
+            };
+            for e in exprs.iter_mut() {
+                if let ast::Expr::Rollup(sets)
+                | ast::Expr::Cube(sets)
+                | ast::Expr::GroupingSets(sets) = e
+                {
+                    sets.iter_mut().flatten().for_each(position);
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = ast::VisitMut::visit(statement, &mut Positions);
+}
+
 /// A derived table or CTE with a column list (`(SELECT 1, 1) t(a, b)`, `WITH r(n, f) AS (...)`) names its
 /// subquery's unnamed items by that list: DataFusion refuses two unnamed items that print alike before it applies
 /// the list, where PostgreSQL only uses the list.
