@@ -5,7 +5,7 @@ mod common;
 use std::str::FromStr;
 use std::time::Duration;
 
-use common::{code, scalar, Server};
+use common::{code, failure, scalar, Server};
 use futures::future::join_all;
 use rust_decimal::Decimal;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -593,22 +593,22 @@ async fn writes_return_rows_with_returning() {
     ));
 
     // A failing RETURNING list leaves the row as it was, on the fast path and through DataFusion.
-    let e = client
-        .query(
-            "UPDATE item SET qty = 0 WHERE id = 10 RETURNING 1 / qty",
-            &[],
+    assert_eq!(
+        failure(
+            &client,
+            "UPDATE item SET qty = 0 WHERE id = 10 RETURNING 1 / qty"
         )
-        .await
-        .unwrap_err();
-    assert_eq!(code(&e), "22012");
-    let e = client
-        .query(
-            "INSERT INTO item VALUES (40, 'd', 0) RETURNING id / qty",
-            &[],
+        .await,
+        "22012"
+    );
+    assert_eq!(
+        failure(
+            &client,
+            "INSERT INTO item VALUES (40, 'd', 0) RETURNING id / qty"
         )
-        .await
-        .unwrap_err();
-    assert_eq!(code(&e), "22012");
+        .await,
+        "22012"
+    );
     assert_eq!(
         scalar(&client, "SELECT qty FROM item WHERE id = 10").await,
         "5"
@@ -617,22 +617,21 @@ async fn writes_return_rows_with_returning() {
         scalar(&client, "SELECT count(*) FROM item WHERE id = 40").await,
         "0"
     );
-    let e = client
-        .query(
-            "INSERT INTO item VALUES (41, 'e') RETURNING (SELECT count(*) FROM item)",
-            &[],
+    assert_eq!(
+        failure(
+            &client,
+            "INSERT INTO item VALUES (41, 'e') RETURNING (SELECT count(*) FROM item)"
         )
-        .await
-        .unwrap_err();
-    assert_eq!(code(&e), "0A000");
+        .await,
+        "0A000"
+    );
 
     // In a transaction block writes run at COMMIT, after any rows could be returned.
     client.batch_execute("BEGIN").await.unwrap();
-    let e = client
-        .query("INSERT INTO item VALUES (42, 'f') RETURNING id", &[])
-        .await
-        .unwrap_err();
-    assert_eq!(code(&e), "0A000");
+    assert_eq!(
+        failure(&client, "INSERT INTO item VALUES (42, 'f') RETURNING id").await,
+        "0A000"
+    );
     client.batch_execute("ROLLBACK").await.unwrap();
     assert_eq!(scalar(&client, "SELECT count(*) FROM item").await, "1");
 }
@@ -1326,11 +1325,10 @@ async fn limits_give_a_clear_error_to_that_client_only() {
             .await
             .unwrap();
     }
-    let e = client
-        .query("SELECT a.t FROM wide a, wide b", &[])
-        .await
-        .unwrap_err();
-    assert_eq!(code(&e), "54000");
+    assert_eq!(
+        failure(&client, "SELECT a.t FROM wide a, wide b").await,
+        "54000"
+    );
     let _second = server.connect().await;
     let _third = server.connect().await;
     let fourth = tokio_postgres::connect(&server.conninfo("x", "y"), tokio_postgres::NoTls).await;

@@ -171,6 +171,15 @@ pub fn code(e: &tokio_postgres::Error) -> String {
         .unwrap_or_else(|| format!("no SQLSTATE: {e}"))
 }
 
+/// The SQLSTATE `sql` fails with through the extended protocol; panics if it succeeds.
+#[allow(dead_code)]
+pub async fn failure(client: &tokio_postgres::Client, sql: &str) -> String {
+    match client.query(sql, &[]).await {
+        Ok(_) => panic!("{sql} succeeded"),
+        Err(e) => code(&e),
+    }
+}
+
 /// The first column of the first row of a simple query, as text.
 pub async fn scalar(client: &tokio_postgres::Client, sql: &str) -> String {
     client
