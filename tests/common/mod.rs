@@ -172,7 +172,6 @@ pub fn code(e: &tokio_postgres::Error) -> String {
 }
 
 /// The SQLSTATE `sql` fails with through the extended protocol; panics if it succeeds.
-#[allow(dead_code)]
 pub async fn failure(client: &tokio_postgres::Client, sql: &str) -> String {
     match client.query(sql, &[]).await {
         Ok(_) => panic!("{sql} succeeded"),
