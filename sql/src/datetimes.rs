@@ -198,6 +198,9 @@ impl AnalyzerRule for DateArithmetic {
             if let Some(compared) = boolean_compared_with_text(b, schema) {
                 return Ok(Transformed::yes(compared));
             }
+            if let Some(widened) = real_widened(b, schema) {
+                return Ok(Transformed::yes(widened));
+            }
             Ok(date_plus_interval(b, schema).unwrap_or(Transformed::no(e)))
         })
     }
@@ -248,6 +251,55 @@ fn boolean_compared_with_text(b: &BinaryExpr, schema: &DFSchema) -> Option<Expr>
             as_boolean(&b.left),
             b.op,
             b.right.clone(),
+        )))
+    } else {
+        None
+    }
+}
+
+/// `real` with any other number is `double precision` in PostgreSQL (`score * 1.1`, `weight = 0.05`): the `real`
+/// side is widened. DataFusion computes in single precision, which gives `4.9500003` and finds
+/// `0.05::real = 0.05`, where PostgreSQL finds them unequal.
+fn real_widened(b: &BinaryExpr, schema: &DFSchema) -> Option<Expr> {
+    use datafusion::logical_expr::Operator as Op;
+    if !matches!(
+        b.op,
+        Op::Plus
+            | Op::Minus
+            | Op::Multiply
+            | Op::Divide
+            | Op::Modulo
+            | Op::Eq
+            | Op::NotEq
+            | Op::Lt
+            | Op::LtEq
+            | Op::Gt
+            | Op::GtEq
+    ) {
+        return None;
+    }
+    let (left, right) = (
+        b.left.get_type(schema).ok()?,
+        b.right.get_type(schema).ok()?,
+    );
+    let other_number = |t: &ArrowType| t.is_numeric() && *t != ArrowType::Float32;
+    let double = |x: &Expr| {
+        Box::new(Expr::Cast(Cast::new(
+            Box::new(x.clone()),
+            ArrowType::Float64,
+        )))
+    };
+    if left == ArrowType::Float32 && other_number(&right) {
+        Some(Expr::BinaryExpr(BinaryExpr::new(
+            double(&b.left),
+            b.op,
+            b.right.clone(),
+        )))
+    } else if right == ArrowType::Float32 && other_number(&left) {
+        Some(Expr::BinaryExpr(BinaryExpr::new(
+            b.left.clone(),
+            b.op,
+            double(&b.right),
         )))
     } else {
         None
