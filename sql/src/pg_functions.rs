@@ -1163,6 +1163,30 @@ fn rewrite_call(e: &mut ast::Expr) {
                         *e = call("age", vec![midnight, t.clone()]);
                     }
                 }
+                // `make_timestamp(y, m, d, h, mi, s)`: the date's midnight plus the time as an interval.
+                "make_timestamp" => {
+                    if let Some([y, m, d, h, mi, sec]) = plain_arguments(f).as_deref() {
+                        let zero = || ast::Expr::value(ast::Value::Number("0".into(), false));
+                        let midnight = crate::pg_types::cast(
+                            call("make_date", vec![y.clone(), m.clone(), d.clone()]),
+                            ast::DataType::Timestamp(None, ast::TimezoneInfo::None),
+                        );
+                        let time = make_interval([
+                            zero(),
+                            zero(),
+                            zero(),
+                            zero(),
+                            h.clone(),
+                            mi.clone(),
+                            sec.clone(),
+                        ]);
+                        *e = ast::Expr::Nested(Box::new(ast::Expr::BinaryOp {
+                            left: Box::new(midnight),
+                            op: ast::BinaryOperator::Plus,
+                            right: Box::new(time),
+                        }));
+                    }
+                }
                 "make_interval" => {
                     if let Some(args) = make_interval_arguments(f) {
                         *e = make_interval(args);
