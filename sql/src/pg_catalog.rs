@@ -526,6 +526,37 @@ pub(crate) const RELATIONS: &[Relation] = &[
         columns: &[("oid", Int), ("spcname", Text), ("spcowner", Int)],
         rows: |_, _| vec![vec![Cell::I(1663), t("pg_default"), Cell::I(OWNER_OID)]],
     },
+    // No sequences and only the default operator classes: present so that tools' reflection queries plan
+    // (SQLAlchemy's `get_columns` joins `pg_sequence`, `get_indexes` reads `pg_opclass`).
+    Relation {
+        name: "pg_sequence",
+        columns: &[
+            ("seqrelid", Int),
+            ("seqtypid", Int),
+            ("seqstart", Int),
+            ("seqincrement", Int),
+            ("seqmax", Int),
+            ("seqmin", Int),
+            ("seqcache", Int),
+            ("seqcycle", Bool),
+        ],
+        rows: |_, _| vec![],
+    },
+    Relation {
+        name: "pg_opclass",
+        columns: &[
+            ("oid", Int),
+            ("opcmethod", Int),
+            ("opcname", Text),
+            ("opcnamespace", Int),
+            ("opcowner", Int),
+            ("opcfamily", Int),
+            ("opcintype", Int),
+            ("opcdefault", Bool),
+            ("opckeytype", Int),
+        ],
+        rows: |_, _| vec![],
+    },
     Relation {
         name: "pg_inherits",
         columns: &[
@@ -1315,6 +1346,11 @@ pub fn functions(engine: &Arc<Engine>) -> Vec<ScalarUDF> {
             Signature::any(1, Volatility::Stable),
         ),
         (
+            "pg_collation_is_visible",
+            Visible,
+            Signature::any(1, Volatility::Stable),
+        ),
+        (
             "format_type",
             FormatType,
             Signature::any(2, Volatility::Stable),
@@ -1361,6 +1397,12 @@ pub fn functions(engine: &Arc<Engine>) -> Vec<ScalarUDF> {
         ),
         (
             "shobj_description",
+            NullText,
+            Signature::any(2, Volatility::Stable),
+        ),
+        // LaneDB has no sequences.
+        (
+            "pg_get_serial_sequence",
             NullText,
             Signature::any(2, Volatility::Stable),
         ),
