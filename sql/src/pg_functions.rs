@@ -239,7 +239,7 @@ pub fn functions() -> Vec<ScalarUDF> {
 /// `json_build_object(key, value, ...)` as PostgreSQL writes it (`{"a" : 1, "b" : "x"}`), as text: numbers and
 /// booleans bare, NULL as `null`, anything else a JSON string of its text.
 fn json_build_object(args: &[ArrayRef]) -> Result<ArrayRef> {
-    if args.len() % 2 != 0 {
+    if !args.len().is_multiple_of(2) {
         return Err(invalid("argument list must have even number of elements"));
     }
     let json_string = |out: &mut String, text: &str| {
