@@ -815,6 +815,77 @@ fn calls_a_function(items: &[ast::SelectItem]) -> bool {
     found
 }
 
+/// Whether a select list calls an aggregate or window function (by name: the aggregates SQL has), which would make
+/// its query one row or change what it returns; other functions are per row.
+fn calls_an_aggregate(items: &[ast::SelectItem]) -> bool {
+    const AGGREGATES: &[&str] = &[
+        "count",
+        "sum",
+        "avg",
+        "mean",
+        "min",
+        "max",
+        "median",
+        "array_agg",
+        "string_agg",
+        "bool_and",
+        "bool_or",
+        "every",
+        "bit_and",
+        "bit_or",
+        "bit_xor",
+        "first_value",
+        "last_value",
+        "nth_value",
+        "stddev",
+        "stddev_pop",
+        "stddev_samp",
+        "variance",
+        "var_pop",
+        "var_samp",
+        "corr",
+        "covar_pop",
+        "covar_samp",
+        "percentile_cont",
+        "percentile_disc",
+        "mode",
+        "grouping",
+        "json_agg",
+        "jsonb_agg",
+        "json_object_agg",
+        "approx_distinct",
+        "approx_median",
+        "approx_percentile_cont",
+        "regr_slope",
+        "regr_intercept",
+        "regr_count",
+        "regr_r2",
+        "regr_avgx",
+        "regr_avgy",
+        "regr_sxx",
+        "regr_syy",
+        "regr_sxy",
+    ];
+    let mut found = false;
+    for item in items {
+        let _ = ast::visit_expressions(item, |x| {
+            if let ast::Expr::Function(f) = x {
+                let name = f
+                    .name
+                    .0
+                    .last()
+                    .and_then(|p| p.as_ident())
+                    .map(|i| i.value.to_ascii_lowercase());
+                found |= f.over.is_some()
+                    || !f.within_group.is_empty()
+                    || name.is_some_and(|n| AGGREGATES.contains(&n.as_str()));
+            }
+            ControlFlow::<()>::Continue(())
+        });
+    }
+    found
+}
+
 fn references_column(e: &ast::Expr) -> bool {
     let mut found = false;
     let _ = ast::visit_expressions(e, |x| {
@@ -1138,7 +1209,7 @@ fn aggregate_lookup(sq: &mut ast::Query) {
     if s.distinct.is_some() || !ungrouped || s.having.is_some() || s.from.is_empty() {
         return;
     }
-    if calls_a_function(&s.projection) || !refers_outside(s) {
+    if calls_an_aggregate(&s.projection) || !refers_outside(s) {
         return;
     }
     let [ast::SelectItem::UnnamedExpr(value) | ast::SelectItem::ExprWithAlias { expr: value, .. }] =
@@ -1202,8 +1273,9 @@ fn refers_outside(s: &ast::Select) -> bool {
     }
     let mut outside = false;
     let _ = ast::visit_expressions(s, |e| {
+        // `t.c`, or `schema.t.c`: the table is the part before the column.
         if let ast::Expr::CompoundIdentifier(parts) = e {
-            if let [qualifier, _] = parts.as_slice() {
+            if let [.., qualifier, _] = parts.as_slice() {
                 outside |= !names.contains(&crate::ddl::ident(qualifier));
             }
         }
