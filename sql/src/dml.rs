@@ -28,10 +28,17 @@ use crate::expr::{Env, Expr};
 pub struct Written(pub Vec<(usize, Vec<Value>)>);
 
 impl Written {
-    fn push(written: &mut Option<&mut Written>, ordinal: usize, row: Vec<Value>) {
+    /// Records a row when the statement returns rows; `row` is only built then, so a write without RETURNING
+    /// copies nothing.
+    fn record(
+        written: &mut Option<&mut Written>,
+        ordinal: usize,
+        row: impl FnOnce() -> Result<Vec<Value>>,
+    ) -> Result<()> {
         if let Some(w) = written {
-            w.0.push((ordinal, row));
+            w.0.push((ordinal, row()?));
         }
+        Ok(())
     }
 
     /// The rows in the order the statement gave them.
@@ -571,7 +578,7 @@ fn insert_on_lane<'a>(
     for (ordinal, row) in rows {
         let Some(oc) = on_conflict else {
             lane.insert(table.id, row)?;
-            Written::push(&mut written, ordinal, row.clone());
+            Written::record(&mut written, ordinal, || Ok(row.clone()))?;
             count += 1;
             continue;
         };
@@ -591,7 +598,7 @@ fn insert_on_lane<'a>(
             (None, _) => {
                 let pos = lane.insert(table.id, row)?;
                 touched.insert(pos);
-                Written::push(&mut written, ordinal, row.clone());
+                Written::record(&mut written, ordinal, || Ok(row.clone()))?;
                 count += 1;
             }
             (Some(_), ConflictAction::DoNothing) => {}
@@ -629,9 +636,7 @@ fn insert_on_lane<'a>(
                     }
                 }
                 lane.update(table.id, pos, &changes)?;
-                if written.is_some() {
-                    Written::push(&mut written, ordinal, lane.table(table.id)?.row(pos));
-                }
+                Written::record(&mut written, ordinal, || Ok(lane.table(table.id)?.row(pos)))?;
                 count += 1;
             }
         }
@@ -837,11 +842,8 @@ fn apply_hits(
     let mut moves = Vec::new();
     if delete {
         let mut positions: Vec<usize> = hits.into_iter().map(|(p, _)| p).collect();
-        if written.is_some() {
-            let store = lane.table(table.id)?;
-            for pos in &positions {
-                Written::push(&mut written, 0, store.row(*pos));
-            }
+        for pos in &positions {
+            Written::record(&mut written, 0, || Ok(lane.table(table.id)?.row(*pos)))?;
         }
         // Deleting moves the last row into the hole: go from the highest position down.
         positions.sort_unstable_by(|a, b| b.cmp(a));
@@ -858,18 +860,14 @@ fn apply_hits(
                     for (c, v) in &changes {
                         row[*c] = v.clone();
                     }
-                    if written.is_some() {
-                        Written::push(&mut written, 0, row.clone());
-                    }
+                    Written::record(&mut written, 0, || Ok(row.clone()))?;
                     moves.push(Move { from_pos: pos, row });
                     continue;
                 }
             }
         }
         lane.update(table.id, pos, &changes)?;
-        if written.is_some() {
-            Written::push(&mut written, 0, lane.table(table.id)?.row(pos));
-        }
+        Written::record(&mut written, 0, || Ok(lane.table(table.id)?.row(pos)))?;
     }
     Ok((count, moves))
 }

@@ -51,12 +51,12 @@ impl SqlEngine {
         match &p.plan {
             Plan::PointSelect(ps) => ps.output(lane, params),
             Plan::Insert(ins) => {
-                let mut written = p.returning.as_ref().map(|_| Written::default());
+                let mut written = p.written_rows();
                 let n = ins.run_on_lane(engine, lane, lane_id, params, written.as_mut())?;
                 self.write_output(p, "INSERT", n, written, params, RunContext::default())
             }
             Plan::Modify { plan, verb } => {
-                let mut written = p.returning.as_ref().map(|_| Written::default());
+                let mut written = p.written_rows();
                 let n = plan.run_on_partition(engine, lane, params, written.as_mut())?;
                 self.write_output(p, verb, n, written, params, RunContext::default())
             }
@@ -109,7 +109,7 @@ impl SqlEngine {
             | Plan::ModifyQuery { .. } => {
                 // The write and its RETURNING projection are one statement: an error in the projection undoes it.
                 txn.statement(|txn| {
-                    let mut written = p.returning.as_ref().map(|_| Written::default());
+                    let mut written = p.written_rows();
                     let (verb, n) = self.write_in_txn(p, txn, params, ctx, written.as_mut())?;
                     self.write_output(p, verb, n, written, params, ctx)
                 })

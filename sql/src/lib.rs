@@ -58,7 +58,6 @@ use lanedb_engine::{
 };
 use parking_lot::Mutex;
 
-use dml::Written;
 pub use plan::{Plan, Prepared};
 use query::QueryBridge;
 use returning::Returning;
@@ -502,12 +501,12 @@ impl SqlEngine {
                 engine.run_multi(Some(p.catalog_version), |txn| self.run_in_txn(p, txn, params, ctx))
             }
             Plan::Insert(ins) => {
-                let mut written = p.returning.as_ref().map(|_| Written::default());
+                let mut written = p.written_rows();
                 let n = ins.run(engine, p.catalog_version, params, written.as_mut())?;
                 self.write_output(p, "INSERT", n, written, params, ctx)
             }
             Plan::Modify { plan, verb } => {
-                let mut written = p.returning.as_ref().map(|_| Written::default());
+                let mut written = p.written_rows();
                 let n = plan.run(engine, Some(p.catalog_version), params, written.as_mut())?;
                 self.write_output(p, verb, n, written, params, ctx)
             }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use chrono::{Datelike, NaiveDate, Timelike};
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BinaryBuilder, Int32Builder, IntervalMonthDayNanoBuilder,
-    StringBuilder,
+    StringArray, StringBuilder,
 };
 use datafusion::arrow::datatypes::{
     DataType as ArrowType, Float64Type, Int32Type, IntervalMonthDayNano, IntervalMonthDayNanoType,
@@ -302,7 +302,7 @@ pub(crate) const LIKE_ESCAPE: &str = "lanedb_like_escape";
 
 fn like_escape(args: &[ArrayRef]) -> Result<ArrayRef> {
     let (patterns, escapes) = (args[0].as_string::<i32>(), args[1].as_string::<i32>());
-    let out: StringArrayFrom = patterns
+    let out: StringArray = patterns
         .iter()
         .zip(escapes.iter())
         .map(|(p, e)| {
@@ -372,11 +372,9 @@ fn digest<D: Digest>(args: &[ArrayRef]) -> Result<ArrayRef> {
 /// `f` of each row of a text argument; NULL stays NULL.
 fn map_text(args: &[ArrayRef], f: impl Fn(&str) -> Option<String>) -> Result<ArrayRef> {
     let texts = args[0].as_string::<i32>();
-    let out: StringArrayFrom = texts.iter().map(|s| s.and_then(&f)).collect();
+    let out: StringArray = texts.iter().map(|s| s.and_then(&f)).collect();
     Ok(Arc::new(out))
 }
-
-type StringArrayFrom = datafusion::arrow::array::StringArray;
 
 /// PostgreSQL's `quote_ident`: double-quoted unless the name is a lower-case identifier that is not a keyword.
 pub(crate) fn quote_ident(name: &str) -> String {
@@ -440,7 +438,7 @@ pub(crate) fn quote_literal(text: &str) -> String {
 
 fn quote_nullable(args: &[ArrayRef]) -> Result<ArrayRef> {
     let texts = args[0].as_string::<i32>();
-    let out: StringArrayFrom = texts
+    let out: StringArray = texts
         .iter()
         .map(|s| Some(s.map_or_else(|| "NULL".to_string(), quote_literal)))
         .collect();

@@ -175,6 +175,13 @@ fn is_plain(options: &ast::WildcardAdditionalOptions) -> bool {
         && options.opt_rename.is_none()
 }
 
+impl Prepared {
+    /// Where a write keeps the rows it wrote: somewhere only when the statement returns them.
+    pub(crate) fn written_rows(&self) -> Option<Written> {
+        self.returning.as_ref().map(|_| Written::default())
+    }
+}
+
 impl SqlEngine {
     /// A write's output: its command and count, and with RETURNING the rows it wrote, projected.
     pub(crate) fn write_output(
