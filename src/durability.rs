@@ -355,7 +355,11 @@ fn apply_invocation(db: &Database, invocation: Invocation<'_>) -> Result<()> {
                     ))
                 })
                 .collect::<Result<Vec<_>>>()?;
-            db.sql.execute_block(&prepared, RunContext::default())?;
+            let ctx = RunContext {
+                replay: true,
+                ..RunContext::default()
+            };
+            db.sql.execute_block(&prepared, ctx)?;
         }
         Invocation::Copy {
             sql,
@@ -366,8 +370,16 @@ fn apply_invocation(db: &Database, invocation: Invocation<'_>) -> Result<()> {
                 .sql
                 .prepare_typed(&sql, &[], lanedb_engine::types::DEFAULT_ZONE)?;
             db.sql
-                .copy_in(&prepared, rows.into_owned(), first_line as usize)?;
+                .replay_copy(&prepared, rows.into_owned(), first_line as usize)?;
         }
+        Invocation::Sequence {
+            name,
+            last_value,
+            called,
+        } => db
+            .sql
+            .engine()
+            .restore_sequence(&name, last_value, called)?,
         Invocation::Startup => {}
     }
     Ok(())

@@ -125,6 +125,8 @@ impl Backend for WireBackend {
             cancel: Some(&context.cancel),
             timeout: context.statement_timeout,
             timestamp_micros: None,
+            sequences: Some(&context.sequences),
+            replay: false,
         };
         self.db.sql.execute_block(writes, ctx)
     }
@@ -183,6 +185,8 @@ impl Backend for WireBackend {
             cancel: Some(cancel),
             timeout: context.statement_timeout,
             timestamp_micros: None,
+            sequences: Some(&context.sequences),
+            replay: false,
         };
         self.db.sql.execute_in(statement, params, ctx)
     }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use crate::auth::UserDef;
 use crate::error::{Error, Result, SqlState};
+use crate::sequence::SequenceDef;
 use crate::types::DataType;
 use crate::value::Value;
 use crate::view::ViewDef;
@@ -22,6 +23,23 @@ pub struct ColumnDef {
     pub nullable: bool,
     /// Value stored when an INSERT does not name the column.
     pub default: Option<Value>,
+    /// The sequence whose next value is the default instead (`serial`, identity, `DEFAULT nextval('s')`).
+    pub generated: Option<Generated>,
+}
+
+/// A column default taken from a sequence.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Generated {
+    pub sequence: String,
+    /// `GENERATED ALWAYS` / `BY DEFAULT AS IDENTITY`; `None` for a plain `nextval` default (`serial`).
+    pub identity: Option<Identity>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Identity {
+    /// Only `OVERRIDING SYSTEM VALUE` may give the column a value.
+    Always,
+    ByDefault,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,6 +116,7 @@ pub struct Catalog {
     procedures: BTreeMap<String, Arc<ProcedureDef>>,
     /// Materialized views by name; each also has a table of the same name holding its rows.
     views: BTreeMap<String, Arc<ViewDef>>,
+    sequences: BTreeMap<String, Arc<SequenceDef>>,
 }
 
 /// A registered procedure, as the catalog lists it (`pg_proc`, `\df`).
@@ -220,6 +239,36 @@ impl Catalog {
         let mut next = self.clone();
         next.users.remove(name);
         next
+    }
+
+    pub fn sequence(&self, name: &str) -> Option<&Arc<SequenceDef>> {
+        self.sequences.get(name)
+    }
+
+    pub fn sequences(&self) -> impl Iterator<Item = &Arc<SequenceDef>> {
+        self.sequences.values()
+    }
+
+    /// A copy with `sequence` added or replaced, one version later.
+    pub fn with_sequence(&self, sequence: SequenceDef) -> Catalog {
+        let mut next = self.clone();
+        next.version += 1;
+        next.next_table_id = next.next_table_id.max(sequence.id + 1);
+        next.sequences
+            .insert(sequence.name.clone(), Arc::new(sequence));
+        next
+    }
+
+    pub fn without_sequence(&self, name: &str) -> Catalog {
+        let mut next = self.clone();
+        next.version += 1;
+        next.sequences.remove(name);
+        next
+    }
+
+    /// Whether a relation (table, view or sequence: one namespace, as in PostgreSQL) is called `name`.
+    pub fn has_relation(&self, name: &str) -> bool {
+        self.tables.contains_key(name) || self.sequences.contains_key(name)
     }
 
     pub fn without_table(&self, name: &str) -> Catalog {

@@ -48,9 +48,10 @@ use tokio::sync::Notify;
 use crate::catalog::{Catalog, TableDef, TableId};
 use crate::command_log::CommandLog;
 use crate::error::{Error, Result, SqlState};
-use crate::invocation;
+use crate::invocation::{self, Invocation};
 use crate::lane::{LaneState, Savepoint};
 use crate::partition::{BucketMap, LaneId};
+use crate::sequence::{LogState, SequenceDef};
 use crate::storage::{TableSnapshot, TableStore};
 use crate::value::Value;
 
@@ -191,6 +192,9 @@ pub struct Checkpoint {
     pub log_sequence: u64,
     pub catalog_history: Vec<Vec<u8>>,
 }
+
+/// What appends a sequence's counter to the command log (see `sequence`).
+type SequenceLog<'a> = dyn Fn(LogState<'_>) -> Result<()> + 'a;
 
 /// What a multi-partition transaction holds: every lane, in lane order, and the catalog it may change.
 pub struct MultiTxn<'a> {
@@ -414,6 +418,52 @@ impl Engine {
         invocation::log_current(|payload| log.append(payload))
     }
 
+    /// The sequence called `name`: 42P01 if there is none.
+    pub fn sequence(&self, name: &str) -> Result<Arc<SequenceDef>> {
+        self.catalog().sequence(name).cloned().ok_or_else(|| {
+            Error::new(
+                SqlState::UNDEFINED_TABLE,
+                format!("relation \"{name}\" does not exist"),
+            )
+        })
+    }
+
+    /// `nextval`: the sequence's next value, its counter logged first when the log does not cover it yet.
+    pub fn next_value(&self, sequence: &SequenceDef) -> Result<i64> {
+        self.with_sequence_log(|log| sequence.next_value(log))
+    }
+
+    /// `setval`, logged.
+    pub fn set_sequence(&self, sequence: &SequenceDef, value: i64, called: bool) -> Result<()> {
+        self.with_sequence_log(|log| sequence.set_value(value, called, log))
+    }
+
+    /// Replays a `Sequence` record: the counter as it was logged.
+    pub fn restore_sequence(&self, name: &str, last_value: i64, called: bool) -> Result<()> {
+        self.sequence(name)?.restore(last_value, called);
+        Ok(())
+    }
+
+    /// Calls `f` with what appends a sequence record to the command log (and makes the request wait for it); `None`
+    /// without a log (an in-memory database, or replay).
+    fn with_sequence_log<T>(&self, f: impl FnOnce(Option<&SequenceLog<'_>>) -> T) -> T {
+        let Some(log) = self.log.get() else {
+            return f(None);
+        };
+        let append = |state: LogState<'_>| -> Result<()> {
+            let mut payload = Vec::with_capacity(24 + state.name.len());
+            Invocation::Sequence {
+                name: state.name.into(),
+                last_value: state.last_value,
+                called: state.called,
+            }
+            .encode(&mut payload);
+            invocation::note_appended(log.append(&payload)?);
+            Ok(())
+        };
+        f(Some(&append))
+    }
+
     pub fn lane_count(&self) -> usize {
         self.lanes.len()
     }
@@ -606,12 +656,25 @@ impl Engine {
         let lanes: Vec<_> = self.lanes.iter().map(|l| l.read()).collect();
         let catalog = self.catalog();
         let ids: Vec<TableId> = catalog.tables().map(|t| t.id).collect();
-        let snapshot = Snapshot::of(catalog, lanes.iter().map(|l| &**l), &ids);
+        let snapshot = Snapshot::of(catalog.clone(), lanes.iter().map(|l| &**l), &ids);
         let log_sequence = self.log.get().map_or(0, |l| l.next_sequence() - 1);
+        // Read after the log position: a sequence record at or before it has set what is read here (see `sequence`).
+        let mut catalog_history = self.catalog_history.lock().clone();
+        for s in catalog.sequences() {
+            let (last_value, called) = s.logged_state();
+            let mut payload = Vec::new();
+            Invocation::Sequence {
+                name: s.name.as_str().into(),
+                last_value,
+                called,
+            }
+            .encode(&mut payload);
+            catalog_history.push(payload);
+        }
         Checkpoint {
             snapshot,
             log_sequence,
-            catalog_history: self.catalog_history.lock().clone(),
+            catalog_history,
         }
     }
 

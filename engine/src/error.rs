@@ -82,6 +82,8 @@ pub struct Error {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ErrorFields {
     pub detail: Option<String>,
+    /// The HINT line: what to do about it.
+    pub hint: Option<String>,
     pub table: Option<String>,
     pub column: Option<String>,
     pub constraint: Option<String>,

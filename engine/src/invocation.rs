@@ -24,6 +24,7 @@
 //!             3 block:     u32 count, then count times (str sql, values params)
 //!             4 copy:      str sql, u64 first_line, u32 rows, then per row u16 fields, per field
 //!                          u8 0 (NULL) or 1 followed by str
+//!             6 sequence:  str name, i64 last_value, u8 called (0 or 1)
 //!   str       u32 length, UTF-8 bytes
 //!   values    u16 count, then per value u8 tag and its bytes:
 //!             0 NULL; 1 bool u8; 2 i16; 3 i32; 4 i64; 5 f32 bits u32; 6 f64 bits u64; 7 decimal i128 and u8 scale;
@@ -177,6 +178,12 @@ pub enum Invocation<'a> {
         first_line: u64,
         rows: Cow<'a, CopyRows>,
     },
+    /// A sequence's counter, logged before values past the last such record are handed out (see `sequence`).
+    Sequence {
+        name: Cow<'a, str>,
+        last_value: i64,
+        called: bool,
+    },
     /// Changes start-up code makes again on every start: not logged.
     Startup,
 }
@@ -186,6 +193,7 @@ const KIND_CALL: u8 = 2;
 const KIND_BLOCK: u8 = 3;
 const KIND_COPY: u8 = 4;
 const KIND_ZONED_STATEMENT: u8 = 5;
+const KIND_SEQUENCE: u8 = 6;
 
 impl Invocation<'_> {
     /// Appends the payload encoding (see the module docs); nothing for `Startup`.
@@ -249,6 +257,16 @@ impl Invocation<'_> {
                         }
                     }
                 }
+            }
+            Invocation::Sequence {
+                name,
+                last_value,
+                called,
+            } => {
+                out.push(KIND_SEQUENCE);
+                put_str(out, name);
+                out.extend_from_slice(&last_value.to_le_bytes());
+                out.push(u8::from(*called));
             }
             Invocation::Startup => {}
         }
@@ -341,6 +359,15 @@ impl Invocation<'_> {
                     rows: Cow::Owned(rows),
                 }
             }
+            KIND_SEQUENCE => Invocation::Sequence {
+                name: Cow::Owned(r.str()?),
+                last_value: r.i64()?,
+                called: match r.u8()? {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(bad("a sequence record's flag is neither 0 nor 1")),
+                },
+            },
             other => return Err(bad(&format!("unknown invocation kind {other}"))),
         };
         if r.at != bytes.len() {
@@ -600,6 +627,17 @@ pub fn scope<T>(invocation: &Invocation<'_>, f: impl FnOnce() -> T) -> T {
     f()
 }
 
+/// Replaces the innermost scope's invocation before its transaction commits: a statement that chooses values while
+/// it runs (sequence values for the rows of an `INSERT ... SELECT`) logs them with it. Nothing without a scope.
+pub fn rescope(invocation: &Invocation<'_>) {
+    SCOPES.with_borrow_mut(|s| {
+        if let Some(&start) = s.starts.last() {
+            s.bytes.truncate(start);
+            invocation.encode(&mut s.bytes);
+        }
+    });
+}
+
 /// Calls `f` with the innermost scope's payload: `None` with no scope, empty for `Invocation::Startup`.
 #[cfg(test)]
 fn with_current<T>(f: impl FnOnce(Option<&[u8]>) -> T) -> T {
@@ -638,6 +676,12 @@ pub(crate) fn log_current(append: impl FnOnce(&[u8]) -> Result<u64>) -> Result<(
         s.last_sequence = sequence;
         Ok(())
     })
+}
+
+/// Notes a record this thread appended outside a transaction (a sequence's counter), so that the request waits for
+/// it to be durable before it is answered.
+pub fn note_appended(sequence: u64) {
+    SCOPES.with_borrow_mut(|s| s.last_sequence = s.last_sequence.max(sequence));
 }
 
 /// The log sequence of the last record this thread appended since the previous call, or 0: a request waits for it
@@ -695,6 +739,11 @@ mod tests {
                 args: values.into(),
             },
             Invocation::Block(vec![("a".into(), vec![Value::Integer(1)].into())]),
+            Invocation::Sequence {
+                name: "t_id_seq".into(),
+                last_value: -32,
+                called: true,
+            },
             Invocation::Copy {
                 sql: "COPY t FROM STDIN".into(),
                 first_line: 3,

@@ -12,7 +12,7 @@
 //!
 //! - `types`, `value`: SQL types (one Arrow type each) and single values with PostgreSQL's cast rules; `datetime`:
 //!   times, instants in zones, intervals; `text`: PostgreSQL's text form of Arrow values.
-//! - `catalog`: immutable, versioned table definitions.
+//! - `catalog`: immutable, versioned table definitions; `sequence`: sequences and how their counters stay durable.
 //! - `partition`, `key`: the fixed hash, buckets and bucket map; canonical key encoding.
 //! - `storage`: dense columnar chunks shared copy-on-write; hash and ordered indexes.
 //! - `lane`: a partition's state and undo; `engine`: lanes, the sequencer, snapshots.
@@ -35,6 +35,7 @@ pub mod local_schema;
 pub mod log;
 pub mod output;
 pub mod partition;
+pub mod sequence;
 pub mod storage;
 pub mod text;
 pub mod types;
@@ -43,7 +44,9 @@ pub mod value;
 mod var_width;
 pub mod view;
 
-pub use catalog::{Catalog, ColumnDef, IndexDef, IndexKind, ProcedureDef, TableDef, TableId};
+pub use catalog::{
+    Catalog, ColumnDef, Generated, Identity, IndexDef, IndexKind, ProcedureDef, TableDef, TableId,
+};
 pub use engine::{
     Engine, EngineConfig, Held, LaneStats, LaneTurn, LaneWrite, MultiTxn, Snapshot, STALE_CATALOG,
 };

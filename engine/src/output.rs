@@ -92,6 +92,8 @@ pub enum SessionCommand {
     Reset(Option<String>),
     /// `DISCARD ALL`: settings back to their defaults and prepared statements dropped.
     Discard,
+    /// `DISCARD SEQUENCES`: forget what `currval` and `lastval` would return.
+    DiscardSequences,
     /// `DEALLOCATE name`; `None` is `DEALLOCATE ALL`.
     Deallocate(Option<String>),
     /// Accepted and without effect in LaneDB (for example `SET SESSION CHARACTERISTICS`); carries the command tag.
@@ -112,6 +114,7 @@ impl SessionCommand {
             SessionCommand::Show(_) => "SHOW",
             SessionCommand::Reset(_) => "RESET",
             SessionCommand::Discard => "DISCARD ALL",
+            SessionCommand::DiscardSequences => "DISCARD SEQUENCES",
             SessionCommand::Deallocate(None) => "DEALLOCATE ALL",
             SessionCommand::Deallocate(Some(_)) => "DEALLOCATE",
             SessionCommand::Accepted(tag) => tag,

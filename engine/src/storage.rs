@@ -1063,6 +1063,7 @@ impl TableStore {
             table: Some(self.def.name.clone()),
             constraint: Some(index.name.clone()),
             column: None,
+            hint: None,
         })
     }
 
@@ -1477,12 +1478,14 @@ mod tests {
                     data_type: DataType::BigInt,
                     nullable: false,
                     default: None,
+                    generated: None,
                 },
                 ColumnDef {
                     name: "name".into(),
                     data_type: DataType::Text,
                     nullable: true,
                     default: None,
+                    generated: None,
                 },
             ],
             primary_key: Some(0),

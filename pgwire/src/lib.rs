@@ -162,6 +162,8 @@ pub struct ExecContext {
     pub startup_settings: Arc<BTreeMap<String, String>>,
     /// `statement_timeout`: a query still running after it stops with 57014.
     pub statement_timeout: Option<Duration>,
+    /// What `currval` and `lastval` return in this session.
+    pub sequences: Arc<lanedb_engine::sequence::SessionSequences>,
 }
 
 /// Limits and settings of the server.

@@ -486,6 +486,9 @@ fn put_error(out: &mut BytesMut, e: &Error, severity: &str, query: Option<QueryT
         if let Some(detail) = &more.detail {
             fields.push((b'D', detail.clone()));
         }
+        if let Some(hint) = &more.hint {
+            fields.push((b'H', hint.clone()));
+        }
         if let Some(table) = &more.table {
             fields.push((b's', "public".to_string()));
             fields.push((b't', table.clone()));
@@ -742,6 +745,7 @@ impl<B: Backend> Session<B> {
                 settings: Arc::default(),
                 startup_settings: Arc::default(),
                 statement_timeout: None,
+                sequences: Arc::default(),
             },
             role,
             pid,
@@ -1655,7 +1659,9 @@ impl<B: Backend> Session<B> {
                 self.reset(None, out)?;
                 self.statements.clear();
                 self.portals.clear();
+                self.context.sequences.reset();
             }
+            SessionCommand::DiscardSequences => self.context.sequences.reset(),
             SessionCommand::Deallocate(name) => match name {
                 Some(name) => {
                     if self.statements.remove(name).is_none() {

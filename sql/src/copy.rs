@@ -55,6 +55,7 @@ pub fn plan(
                 return Err(crate::ddl::not_a_table(&table.name));
             }
             let columns = target_columns(&table, columns)?;
+            let generated = crate::plan::omitted_generated(&table, &columns);
             Ok(Prepared::command(
                 sql,
                 version,
@@ -62,6 +63,7 @@ pub fn plan(
                     table,
                     columns,
                     format,
+                    generated,
                 },
                 vec![],
             ))
@@ -101,6 +103,7 @@ pub fn plan(
                 declared_types: vec![],
                 time_zone: lanedb_engine::types::DEFAULT_ZONE.into(),
                 returning: None,
+                generated: vec![],
             })
         }
         _ => Err(Error::unsupported(

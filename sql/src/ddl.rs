@@ -8,9 +8,11 @@ use std::sync::Arc;
 
 use datafusion::sql::sqlparser::ast;
 use lanedb_engine::engine::new_table_store;
+use lanedb_engine::sequence::SequenceDef;
 use lanedb_engine::storage::TableStore;
 use lanedb_engine::{
-    ColumnDef, Engine, Error, IndexDef, IndexKind, MultiTxn, Result, SqlState, TableDef, Value,
+    ColumnDef, DataType, Engine, Error, Generated, Identity, IndexDef, IndexKind, MultiTxn, Result,
+    SqlState, TableDef, Value,
 };
 
 use crate::convert;
@@ -92,8 +94,43 @@ fn default_value(e: &ast::Expr, def: &TableDef, column: &ColumnDef) -> Result<Va
         .cast_to(&column.data_type)
 }
 
-fn column_def(c: &ast::ColumnDef, table: &TableDef) -> Result<(ColumnDef, bool, bool)> {
-    let data_type = convert::data_type(&c.data_type)?;
+/// What a column's definition asks of sequences.
+enum ColumnSequence {
+    None,
+    /// `DEFAULT nextval('s')`: an existing sequence.
+    Existing(String),
+    /// `serial` or an identity column: a new sequence owned by the column.
+    New {
+        identity: Option<Identity>,
+        options: Vec<ast::SequenceOptions>,
+    },
+}
+
+/// The integer type of a `serial` type name (`serial`, `bigserial`, `smallserial`, `serial4`, ...).
+fn serial_type(t: &ast::DataType) -> Option<DataType> {
+    let ast::DataType::Custom(name, modifiers) = t else {
+        return None;
+    };
+    if !modifiers.is_empty() || name.0.len() != 1 {
+        return None;
+    }
+    match name.0[0].as_ident()?.value.to_ascii_lowercase().as_str() {
+        "serial" | "serial4" => Some(DataType::Integer),
+        "bigserial" | "serial8" => Some(DataType::BigInt),
+        "smallserial" | "serial2" => Some(DataType::SmallInt),
+        _ => None,
+    }
+}
+
+fn column_def(
+    c: &ast::ColumnDef,
+    table: &TableDef,
+) -> Result<(ColumnDef, bool, bool, ColumnSequence)> {
+    let serial = serial_type(&c.data_type);
+    let data_type = match &serial {
+        Some(t) => t.clone(),
+        None => convert::data_type(&c.data_type)?,
+    };
     if !data_type.is_storable() {
         return Err(Error::unsupported(format!(
             "columns of type {data_type} are not supported; query values of it are (store instants as \
@@ -105,6 +142,24 @@ fn column_def(c: &ast::ColumnDef, table: &TableDef) -> Result<(ColumnDef, bool, 
         data_type,
         nullable: true,
         default: None,
+        generated: None,
+    };
+    let mut sequence = match serial {
+        Some(_) => {
+            col.nullable = false;
+            ColumnSequence::New {
+                identity: None,
+                options: vec![],
+            }
+        }
+        None => ColumnSequence::None,
+    };
+    let multiple_defaults = || {
+        Error::syntax(format!(
+            "multiple default values specified for column \"{}\" of table \"{}\"",
+            col_name(c),
+            table.name
+        ))
     };
     let (mut primary, mut unique) = (false, false);
     for opt in &c.options {
@@ -112,11 +167,48 @@ fn column_def(c: &ast::ColumnDef, table: &TableDef) -> Result<(ColumnDef, bool, 
             ast::ColumnOption::Null => col.nullable = true,
             ast::ColumnOption::NotNull => col.nullable = false,
             ast::ColumnOption::Default(e) => {
+                if !matches!(sequence, ColumnSequence::None) || col.default.is_some() {
+                    return Err(multiple_defaults());
+                }
+                if let Some(name) = crate::sequences::nextval_call(e) {
+                    sequence = ColumnSequence::Existing(name);
+                    continue;
+                }
                 let probe = TableDef {
                     columns: vec![],
                     ..table.clone()
                 };
                 col.default = Some(default_value(e, &probe, &col)?);
+            }
+            ast::ColumnOption::Generated {
+                generated_as,
+                sequence_options,
+                generation_expr: None,
+                ..
+            } if !matches!(generated_as, ast::GeneratedAs::ExpStored) => {
+                if !matches!(sequence, ColumnSequence::None) || col.default.is_some() {
+                    return Err(multiple_defaults());
+                }
+                if !matches!(
+                    col.data_type,
+                    DataType::SmallInt | DataType::Integer | DataType::BigInt
+                ) {
+                    return Err(Error::new(
+                        SqlState::INVALID_PARAMETER_VALUE,
+                        format!(
+                            "identity column type must be smallint, integer, or bigint, not {}",
+                            col.data_type
+                        ),
+                    ));
+                }
+                col.nullable = false;
+                sequence = ColumnSequence::New {
+                    identity: Some(match generated_as {
+                        ast::GeneratedAs::Always => Identity::Always,
+                        _ => Identity::ByDefault,
+                    }),
+                    options: sequence_options.clone().unwrap_or_default(),
+                };
             }
             ast::ColumnOption::PrimaryKey(_) => {
                 primary = true;
@@ -130,7 +222,11 @@ fn column_def(c: &ast::ColumnDef, table: &TableDef) -> Result<(ColumnDef, bool, 
             }
         }
     }
-    Ok((col, primary, unique))
+    Ok((col, primary, unique, sequence))
+}
+
+fn col_name(c: &ast::ColumnDef) -> String {
+    ident(&c.name)
 }
 
 /// The index behind a PRIMARY KEY or UNIQUE constraint: a hash index (equality is all a key needs).
@@ -169,7 +265,7 @@ pub fn create_table(engine: &Engine, ct: &ast::CreateTable) -> Result<&'static s
         ));
     }
     engine.run_multi(None, |txn| {
-        if txn.catalog().get_table(&name).is_some() {
+        if txn.catalog().has_relation(&name) {
             if ct.if_not_exists {
                 return Ok("CREATE TABLE");
             }
@@ -187,8 +283,40 @@ pub fn create_table(engine: &Engine, ct: &ast::CreateTable) -> Result<&'static s
             partition_column: None,
         };
         let mut keys: Vec<(bool, Vec<usize>, Option<String>)> = vec![];
+        let mut sequences: Vec<SequenceDef> = vec![];
         for c in &ct.columns {
-            let (col, primary, unique) = column_def(c, &def)?;
+            let (mut col, primary, unique, sequence) = column_def(c, &def)?;
+            match sequence {
+                ColumnSequence::None => {}
+                ColumnSequence::Existing(sequence) => {
+                    if txn.catalog().sequence(&sequence).is_none() {
+                        return Err(Error::new(
+                            SqlState::UNDEFINED_TABLE,
+                            format!("relation \"{sequence}\" does not exist"),
+                        ));
+                    }
+                    col.generated = Some(Generated {
+                        sequence,
+                        identity: None,
+                    });
+                }
+                ColumnSequence::New { identity, options } => {
+                    let taken: Vec<String> = sequences.iter().map(|s| s.name.clone()).collect();
+                    let sequence = crate::sequences::for_column(
+                        txn.catalog(),
+                        &name,
+                        &col.name,
+                        col.data_type.clone(),
+                        &options,
+                        &taken,
+                    )?;
+                    col.generated = Some(Generated {
+                        sequence: sequence.name.clone(),
+                        identity,
+                    });
+                    sequences.push(sequence);
+                }
+            }
             if def.column_index(&col.name).is_some() {
                 return Err(Error::new(
                     SqlState::DUPLICATE_COLUMN,
@@ -242,6 +370,14 @@ pub fn create_table(engine: &Engine, ct: &ast::CreateTable) -> Result<&'static s
         install(txn, def.clone(), |_| {
             Ok(new_table_store(Arc::new(def.clone())))
         })?;
+        if !sequences.is_empty() {
+            let mut catalog = (**txn.catalog()).clone();
+            for mut sequence in sequences {
+                sequence.id = catalog.next_table_id();
+                catalog = catalog.with_sequence(sequence);
+            }
+            txn.set_catalog(catalog);
+        }
         Ok("CREATE TABLE")
     })
 }
@@ -264,6 +400,12 @@ fn install(
     }
     txn.set_catalog(catalog);
     Ok(())
+}
+
+/// Installs a new definition of a table whose columns and indexes are the same (a changed default).
+pub(crate) fn redefine(txn: &mut MultiTxn, def: TableDef) -> Result<()> {
+    let map = (0..def.columns.len()).map(Some).collect();
+    rebuild(txn, def, map)
 }
 
 /// Rebuilds every lane's store of `def.id` for the new definition; `map[i]` is the old column of new column `i`.
@@ -394,10 +536,12 @@ pub fn drop(
     object_type: &ast::ObjectType,
     if_exists: bool,
     names: &[ast::ObjectName],
+    cascade: bool,
 ) -> Result<&'static str> {
     let names = names.iter().map(object_name).collect::<Result<Vec<_>>>()?;
     match object_type {
         ast::ObjectType::View => crate::views::drop_views(engine, if_exists, &names),
+        ast::ObjectType::Sequence => crate::sequences::drop(engine, if_exists, &names, cascade),
         ast::ObjectType::Table => engine.run_multi(None, |txn| {
             for name in &names {
                 let Some(def) = txn.catalog().get_table(name).cloned() else {
@@ -424,7 +568,8 @@ pub fn drop(
                 for lane in txn.lanes.iter_mut() {
                     lane.set_table(def.id, None);
                 }
-                let catalog = txn.catalog().without_table(name);
+                let catalog =
+                    crate::sequences::without_owned(txn.catalog().without_table(name), name);
                 txn.set_catalog(catalog);
             }
             Ok("DROP TABLE")
@@ -476,6 +621,7 @@ pub fn alter_table(engine: &Engine, at: &ast::AlterTable) -> Result<&'static str
         }
         let mut def = (*current).clone();
         let mut map: Vec<Option<usize>> = (0..def.columns.len()).map(Some).collect();
+        let mut dropped: Vec<String> = vec![];
         for op in &at.operations {
             match op {
                 ast::AlterTableOperation::AddColumn {
@@ -483,7 +629,13 @@ pub fn alter_table(engine: &Engine, at: &ast::AlterTable) -> Result<&'static str
                     column_def: c,
                     ..
                 } => {
-                    let (col, primary, unique) = column_def(c, &def)?;
+                    let (col, primary, unique, sequence) = column_def(c, &def)?;
+                    if !matches!(sequence, ColumnSequence::None) {
+                        return Err(Error::unsupported(
+                            "ADD COLUMN of a serial or identity column, or one whose default is nextval(), is not \
+                             supported: create the table with it",
+                        ));
+                    }
                     if primary || unique {
                         return Err(Error::unsupported(
                             "ADD COLUMN with PRIMARY KEY or UNIQUE is not supported",
@@ -531,6 +683,7 @@ pub fn alter_table(engine: &Engine, at: &ast::AlterTable) -> Result<&'static str
                         }
                         drop_column(&mut def, c);
                         map.remove(c);
+                        dropped.push(name);
                     }
                 }
                 other => {
@@ -541,6 +694,23 @@ pub fn alter_table(engine: &Engine, at: &ast::AlterTable) -> Result<&'static str
             }
         }
         rebuild(txn, def, map)?;
+        // A dropped column's own sequence goes with it.
+        let owned: Vec<String> = txn
+            .catalog()
+            .sequences()
+            .filter(|s| {
+                s.owned_by
+                    .as_ref()
+                    .is_some_and(|(t, c)| *t == table && dropped.contains(c))
+            })
+            .map(|s| s.name.clone())
+            .collect();
+        if !owned.is_empty() {
+            let catalog = owned
+                .iter()
+                .fold((**txn.catalog()).clone(), |c, n| c.without_sequence(n));
+            txn.set_catalog(catalog);
+        }
         Ok("ALTER TABLE")
     })
 }

@@ -8,7 +8,7 @@
 //! (LaneDB's views are materialized and maintained, but they are created and read as views) and the `pg_catalog`
 //! relations; names are the ones the tables were created with, the catalog is the session's database.
 
-use lanedb_engine::{Catalog, DataType, TableDef};
+use lanedb_engine::{Catalog, DataType, Identity, TableDef};
 
 use crate::pg_catalog::{
     default_text, t, view_query, CatalogSchema, Cell, Kind, Relation, Scan, RELATIONS,
@@ -382,7 +382,8 @@ fn kind_type(kind: Kind) -> DataType {
 fn columns(catalog: &Catalog, scan: &Scan) -> Vec<Vec<Cell>> {
     let mut rows = Vec::new();
     for l in listed(catalog) {
-        let described: Vec<(String, DataType, bool, Option<String>)> = match (l.table, l.relation) {
+        type Described = (String, DataType, bool, Option<String>, Option<Identity>);
+        let described: Vec<Described> = match (l.table, l.relation) {
             (Some(table), _) => table
                 .columns
                 .iter()
@@ -392,17 +393,18 @@ fn columns(catalog: &Catalog, scan: &Scan) -> Vec<Vec<Cell>> {
                         c.data_type.clone(),
                         c.nullable,
                         default_text(c),
+                        c.generated.as_ref().and_then(|g| g.identity),
                     )
                 })
                 .collect(),
             (None, Some(relation)) => relation
                 .columns
                 .iter()
-                .map(|(name, kind)| (name.to_string(), kind_type(*kind), true, None))
+                .map(|(name, kind)| (name.to_string(), kind_type(*kind), true, None, None))
                 .collect(),
             (None, None) => vec![],
         };
-        for (i, (name, ty, nullable, default)) in described.into_iter().enumerate() {
+        for (i, (name, ty, nullable, default, identity)) in described.into_iter().enumerate() {
             let facts = type_facts(&ty);
             rows.push(vec![
                 t(&scan.database),
@@ -435,8 +437,13 @@ fn columns(catalog: &Catalog, scan: &Scan) -> Vec<Vec<Cell>> {
                 t(facts.udt_name),
                 t((i + 1).to_string()),
                 t("NO"),
-                t("NO"),
-                Cell::Null,
+                yes_no(identity.is_some()),
+                identity.map_or(Cell::Null, |i| {
+                    t(match i {
+                        Identity::Always => "ALWAYS",
+                        Identity::ByDefault => "BY DEFAULT",
+                    })
+                }),
                 t("NEVER"),
                 Cell::Null,
                 yes_no(l.table.is_some() && !l.view),

@@ -8,7 +8,8 @@
 use std::sync::Arc;
 
 use datafusion::arrow::record_batch::RecordBatch;
-use lanedb_engine::{Error, LaneState, MultiTxn, Output, Result, Value};
+use lanedb_engine::invocation::{self, Invocation};
+use lanedb_engine::{Error, LaneState, MultiTxn, Output, Result, SqlState, Value};
 
 use crate::dml::Written;
 use crate::plan::{Plan, Prepared};
@@ -25,6 +26,17 @@ impl SqlEngine {
                 Err(Error::unsupported(
                     "a RETURNING list with expressions runs through DataFusion, which single-partition procedures do \
                      not use yet: return plain columns, or make the procedure multi-partition",
+                ))
+            }
+            // A procedure's call is logged with its arguments and run again on replay, where a sequence would give
+            // other values.
+            Plan::Insert(_) | Plan::InsertSelect { .. }
+                if !p.generated.is_empty()
+                    || matches!(&p.plan, Plan::InsertSelect { generated, .. } if !generated.is_empty()) =>
+            {
+                Err(Error::unsupported(
+                    "a procedure's INSERT cannot take values from a sequence (a serial or identity column left out, \
+                     or nextval()): replay would take other values; pass the key as an argument",
                 ))
             }
             Plan::PointSelect(_) | Plan::Insert(_) | Plan::Modify { .. } => Ok(()),
@@ -138,11 +150,17 @@ impl SqlEngine {
                 columns,
                 query,
                 on_conflict,
+                generated,
             } => {
-                let rows = self
-                    .query_in_txn(txn, query, params, ctx)?
+                let mut rows = self.query_in_txn(txn, query, params, ctx)?;
+                let mut columns = std::borrow::Cow::Borrowed(columns);
+                if !generated.is_empty() {
+                    columns.to_mut().extend(generated.iter().map(|(c, _)| *c));
+                    self.fill_generated(p, &mut rows, generated, params, ctx)?;
+                }
+                let rows = rows
                     .into_iter()
-                    .map(|values| dml::full_row(table, columns, values))
+                    .map(|values| dml::full_row(table, &columns, values))
                     .collect::<Result<Vec<_>>>()?;
                 let n = txn.statement(|txn| {
                     dml::insert_in_txn(
@@ -181,6 +199,71 @@ impl SqlEngine {
         })
     }
 
+    /// Appends to each row of an `INSERT ... SELECT` the values its left-out sequence columns take: read from the
+    /// parameters after the client's when replaying, else taken now and logged there (the statement's log record
+    /// is made again with them).
+    fn fill_generated(
+        &self,
+        p: &Prepared,
+        rows: &mut [Vec<Value>],
+        generated: &[(usize, String)],
+        params: &[Value],
+        ctx: RunContext<'_>,
+    ) -> Result<()> {
+        let first = p.param_types.len().min(params.len());
+        let wanted = rows.len() * generated.len();
+        if ctx.replay {
+            let logged = &params[first..];
+            if logged.len() != wanted {
+                return Err(Error::internal(format!(
+                    "the log holds {} sequence values for an INSERT of {} rows that takes {wanted}",
+                    logged.len(),
+                    rows.len()
+                )));
+            }
+            for (row, values) in rows.iter_mut().zip(logged.chunks(generated.len())) {
+                row.extend_from_slice(values);
+            }
+            return Ok(());
+        }
+        let catalog = self.engine.catalog();
+        let sequences = generated
+            .iter()
+            .map(|(_, name)| {
+                catalog.sequence(name).cloned().ok_or_else(|| {
+                    Error::new(
+                        SqlState::UNDEFINED_TABLE,
+                        format!("relation \"{name}\" does not exist"),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let fresh;
+        let session = match ctx.sequences {
+            Some(s) => s,
+            None => {
+                fresh = Arc::default();
+                &fresh
+            }
+        };
+        let mut full = Vec::with_capacity(first + wanted);
+        full.extend_from_slice(&params[..first]);
+        for row in rows.iter_mut() {
+            for sequence in &sequences {
+                let v = crate::sequences::next_for_insert(&self.engine, sequence, session)?;
+                full.push(v.clone());
+                row.push(v);
+            }
+        }
+        invocation::rescope(&Invocation::Statement {
+            sql: p.sql.as_str().into(),
+            timestamp_micros: ctx.timestamp_micros.unwrap_or_else(crate::now_micros),
+            params: full.into(),
+            zone: p.time_zone.as_str().into(),
+        });
+        Ok(())
+    }
+
     /// A DataFusion query over the lanes a multi-partition transaction holds, as batches.
     pub(crate) fn query_batches_in_txn(
         &self,
@@ -193,15 +276,27 @@ impl SqlEngine {
         let snapshot = txn.snapshot_tables(&ids);
         let (bridge, query, ps) = (self.bridge.clone(), query.clone(), params.to_vec());
         let (identity, settings, time) = (ctx.identity(), ctx.settings(), ctx.timestamp_micros);
-        self.wait_query(
+        let sequences = ctx.sequences.cloned().unwrap_or_default();
+        let query_sequences = sequences.clone();
+        let out = self.wait_query(
             async move {
                 bridge
-                    .run(&query, &ps, snapshot, identity, settings, time)
+                    .run(
+                        &query,
+                        &ps,
+                        snapshot,
+                        identity,
+                        settings,
+                        query_sequences,
+                        time,
+                    )
                     .await
             },
             ctx.cancel,
             ctx.timeout,
-        )
+        );
+        invocation::note_appended(sequences.take_appended());
+        out
     }
 }
 

@@ -36,6 +36,7 @@ pub mod plan;
 pub mod query;
 pub mod returning;
 pub mod rewrite;
+pub mod sequences;
 pub mod session;
 mod similar;
 pub mod stats;
@@ -88,6 +89,10 @@ pub struct RunContext<'a> {
     /// The statement's time (microseconds since the epoch), which `now()` returns: set for writes, so replaying one
     /// from the command log gives the same values; `None` reads the clock.
     pub timestamp_micros: Option<i64>,
+    /// What `currval` and `lastval` read, and `nextval` sets; a fresh set per statement when `None`.
+    pub sequences: Option<&'a Arc<lanedb_engine::sequence::SessionSequences>>,
+    /// Replaying the command log: the values a write takes from sequences are in its parameters (see `sequences`).
+    pub replay: bool,
 }
 
 /// Why a running statement must stop now, as the 57014 error it ends with: a cancel request (`cancel` raised), or
@@ -119,15 +124,7 @@ fn copy_row(
     line: usize,
 ) -> Result<Vec<Value>> {
     if fields.len() != columns.len() {
-        return Err(Error::new(
-            SqlState("22P04"),
-            format!(
-                "COPY {}, line {line}: expected {} fields, found {}",
-                table.name,
-                columns.len(),
-                fields.len()
-            ),
-        ));
+        return Err(wrong_field_count(table, columns.len(), fields.len(), line));
     }
     let values = fields
         .map(|f| f.map_or(Value::Null, |s| Value::Text(s.to_string())))
@@ -138,6 +135,21 @@ fn copy_row(
             format!("COPY {}, line {line}: {}", table.name, e.message),
         )
     })
+}
+
+fn wrong_field_count(
+    table: &lanedb_engine::TableDef,
+    expected: usize,
+    found: usize,
+    line: usize,
+) -> Error {
+    Error::new(
+        SqlState("22P04"),
+        format!(
+            "COPY {}, line {line}: expected {expected} fields, found {found}",
+            table.name
+        ),
+    )
 }
 
 /// Microseconds since the epoch, now.
@@ -279,6 +291,7 @@ impl SqlEngine {
                 | plan::Parsed::User { sql, .. }
                 | plan::Parsed::CreateProcedure { sql, .. }
                 | plan::Parsed::DropProcedure { sql, .. }
+                | plan::Parsed::Sequence { sql, .. }
                 | plan::Parsed::Checkpoint { sql } => sql,
             })
             .collect())
@@ -415,6 +428,7 @@ impl SqlEngine {
         let one = self.prepare_typed(sql, &[], zone)?;
         let ctx = RunContext {
             timestamp_micros: Some(timestamp_micros),
+            replay: true,
             ..RunContext::default()
         };
         self.execute_in(&one, params, ctx)
@@ -443,6 +457,14 @@ impl SqlEngine {
             // a write's invocation has nowhere to go, and an engine plan reads no clock (only DataFusion's `now()`
             // does), so neither is built for one; DDL keeps its invocation, which snapshots replay to rebuild the
             // schema.
+            // Sequence values an INSERT takes are chosen here and logged after the client's parameters.
+            let generated;
+            let params = if current.generated.is_empty() || ctx.replay {
+                params
+            } else {
+                generated = self.with_generated(current, params, ctx)?;
+                &generated[..]
+            };
             let out = if current.is_read_only()
                 || matches!(current.plan, Plan::Call { .. })
                 || unlogged_engine_write
@@ -478,6 +500,38 @@ impl SqlEngine {
             lanedb_engine::SqlState("40001"),
             "the catalog kept changing while the statement ran; retry it",
         ))
+    }
+
+    /// The client's parameters of `p` followed by the sequence values its INSERT takes (`Prepared::generated`).
+    fn with_generated(
+        &self,
+        p: &Prepared,
+        params: &[Value],
+        ctx: RunContext<'_>,
+    ) -> Result<Vec<Value>> {
+        let first = p.param_types.len().min(params.len());
+        let mut full = Vec::with_capacity(first + p.generated.len());
+        full.extend_from_slice(&params[..first]);
+        full.resize(p.param_types.len(), Value::Null);
+        let fresh;
+        let session = match ctx.sequences {
+            Some(s) => s,
+            None => {
+                fresh = Arc::default();
+                &fresh
+            }
+        };
+        let catalog = self.engine.catalog();
+        for name in &p.generated {
+            let sequence = catalog.sequence(name).ok_or_else(|| {
+                Error::new(
+                    SqlState::UNDEFINED_TABLE,
+                    format!("relation \"{name}\" does not exist"),
+                )
+            })?;
+            full.push(sequences::next_for_insert(&self.engine, sequence, session)?);
+        }
+        Ok(full)
     }
 
     fn run(&self, p: &Prepared, params: &[Value], ctx: RunContext<'_>) -> Result<Output> {
@@ -518,7 +572,14 @@ impl SqlEngine {
                 object_type,
                 if_exists,
                 names,
-            } => ddl::drop(engine, object_type, *if_exists, names).map(|t| Output::command(t, 0)),
+                cascade,
+            } => ddl::drop(engine, object_type, *if_exists, names, *cascade)
+                .map(|t| Output::command(t, 0)),
+            Plan::Sequence(command) => match command {
+                sequences::SequenceCommand::Create(c) => sequences::create(engine, c),
+                sequences::SequenceCommand::Alter(a) => sequences::alter(engine, a),
+            }
+            .map(|t| Output::command(t, 0)),
             Plan::Session(command) => match command {
                 SessionCommand::Show(name) => {
                     lanedb_engine::output::show(name, |n| {
@@ -635,6 +696,23 @@ impl SqlEngine {
         statements: &[(Arc<Prepared>, Vec<Value>)],
         ctx: RunContext<'_>,
     ) -> Result<()> {
+        // An INSERT's sequence values are taken at COMMIT, and logged with it.
+        let filled: Vec<(Arc<Prepared>, Vec<Value>)>;
+        let statements = if ctx.replay || statements.iter().all(|(p, _)| p.generated.is_empty()) {
+            statements
+        } else {
+            filled = statements
+                .iter()
+                .map(|(p, params)| {
+                    let params = match p.generated.is_empty() {
+                        true => params.clone(),
+                        false => self.with_generated(p, params, ctx)?,
+                    };
+                    Ok((p.clone(), params))
+                })
+                .collect::<Result<_>>()?;
+            &filled[..]
+        };
         let invocation = Invocation::Block(
             statements
                 .iter()
@@ -661,6 +739,53 @@ impl SqlEngine {
             }
             Ok(())
         })
+    }
+
+    /// `rows` with the next value of each of `generated`'s sequences added to every row, as text; a row with the
+    /// wrong number of fields fails as it would without them.
+    fn with_generated_fields(
+        &self,
+        table: &lanedb_engine::TableDef,
+        columns: &[usize],
+        generated: &[(usize, String)],
+        rows: &CopyRows,
+        first_line: usize,
+    ) -> Result<CopyRows> {
+        let sequences = generated
+            .iter()
+            .map(|(_, name)| self.engine.sequence(name))
+            .collect::<Result<Vec<_>>>()?;
+        let mut out = CopyRows::default();
+        out.reserve(
+            rows.len() * 8 * generated.len(),
+            rows.len() * (columns.len() + generated.len()),
+            rows.len(),
+        );
+        let mut text = String::new();
+        for (i, fields) in rows.iter().enumerate() {
+            if fields.len() != columns.len() {
+                return Err(wrong_field_count(
+                    table,
+                    columns.len(),
+                    fields.len(),
+                    first_line + i,
+                ));
+            }
+            for field in fields {
+                out.push_field(field);
+            }
+            for sequence in &sequences {
+                text.clear();
+                std::fmt::Write::write_fmt(
+                    &mut text,
+                    format_args!("{}", self.engine.next_value(sequence)?),
+                )
+                .expect("writing to a string");
+                out.push_field(Some(&text));
+            }
+            out.end_row();
+        }
+        Ok(out)
     }
 
     /// Registers what runs `CHECKPOINT`.
@@ -707,16 +832,29 @@ impl SqlEngine {
     ) -> Result<Vec<datafusion::arrow::record_batch::RecordBatch>> {
         let (bridge, query, params) = (self.bridge.clone(), query.clone(), params.to_vec());
         let (identity, settings) = (ctx.identity(), ctx.settings());
+        let sequences = ctx.sequences.cloned().unwrap_or_default();
         let ctx_time = ctx.timestamp_micros;
-        self.wait_query(
+        let query_sequences = sequences.clone();
+        let out = self.wait_query(
             async move {
                 bridge
-                    .run(&query, &params, snapshot, identity, settings, ctx_time)
+                    .run(
+                        &query,
+                        &params,
+                        snapshot,
+                        identity,
+                        settings,
+                        query_sequences,
+                        ctx_time,
+                    )
                     .await
             },
             ctx.cancel,
             ctx.timeout,
-        )
+        );
+        // What the query's `nextval` calls logged, on the query's threads: this request waits for it.
+        invocation::note_appended(sequences.take_appended());
+        out
     }
 
     /// Loads the rows of a `COPY ... FROM STDIN` (fields as text, `None` for NULL) as one transaction: every field is
@@ -727,6 +865,26 @@ impl SqlEngine {
         prepared: &Arc<Prepared>,
         rows: CopyRows,
         first_line: usize,
+    ) -> Result<u64> {
+        self.copy_rows(prepared, rows, first_line, false)
+    }
+
+    /// Loads a COPY read back from the command log: the values its sequence columns took are the rows' last fields.
+    pub fn replay_copy(
+        &self,
+        prepared: &Arc<Prepared>,
+        rows: CopyRows,
+        first_line: usize,
+    ) -> Result<u64> {
+        self.copy_rows(prepared, rows, first_line, true)
+    }
+
+    fn copy_rows(
+        &self,
+        prepared: &Arc<Prepared>,
+        mut rows: CopyRows,
+        first_line: usize,
+        mut replay: bool,
     ) -> Result<u64> {
         if rows.len() > u32::MAX as usize {
             // The log record counts rows in 32 bits (see `invocation`).
@@ -741,11 +899,28 @@ impl SqlEngine {
         }
         let mut current = prepared.clone();
         for _ in 0..STALE_RETRIES_MAX {
-            let Plan::CopyIn { table, columns, .. } = &current.plan else {
+            let Plan::CopyIn {
+                table,
+                columns,
+                generated,
+                ..
+            } = &current.plan
+            else {
                 return Err(Error::internal(
                     "copy_in called for a statement that is not COPY FROM",
                 ));
             };
+            // Sequence values for the columns left out are taken now and go into the rows as their last fields,
+            // so the log record holds them.
+            let mut columns = Cow::Borrowed(columns);
+            if !generated.is_empty() {
+                if !replay {
+                    rows =
+                        self.with_generated_fields(table, &columns, generated, &rows, first_line)?;
+                    replay = true;
+                }
+                columns.to_mut().extend(generated.iter().map(|(c, _)| *c));
+            }
             let engine = &self.engine;
             let invocation = Invocation::Copy {
                 sql: Cow::Borrowed(&current.sql),
@@ -760,7 +935,7 @@ impl SqlEngine {
                         let mut loaded = 0;
                         let mut chunk = Vec::with_capacity(COPY_CHUNK_ROWS.min(rows.len()));
                         for (i, fields) in rows.iter().enumerate() {
-                            chunk.push(copy_row(table, columns, fields, first_line + i)?);
+                            chunk.push(copy_row(table, &columns, fields, first_line + i)?);
                             if chunk.len() == COPY_CHUNK_ROWS || i + 1 == rows.len() {
                                 loaded += dml::insert_in_txn(
                                     engine,

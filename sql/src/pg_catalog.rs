@@ -42,6 +42,7 @@ use datafusion::logical_expr::{
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::sql::sqlparser::ast;
 use lanedb_engine::output::{parse_milliseconds, MILLISECOND_SETTINGS, REPORTED, SETTINGS};
+use lanedb_engine::sequence::SequenceDef;
 use lanedb_engine::{Catalog, DataType, Engine, IndexKind, TableDef};
 
 /// `pg_catalog`'s namespace OID.
@@ -58,11 +59,18 @@ pub const INDEXES_PER_TABLE_MAX: i32 = 1000;
 pub const ROLE_OID_BASE: i32 = 800_000;
 /// The OID of the first procedure.
 pub const PROCEDURE_OID_BASE: i32 = 900_000;
+/// `pg_class`'s own OID, which `pg_depend` rows name as the catalog of what they link.
+const PG_CLASS_OID: i32 = 1259;
 /// The owner of everything: the bootstrap superuser's OID.
 const OWNER_OID: i32 = 10;
 
 pub(crate) fn table_oid(t: &TableDef) -> i32 {
     TABLE_OID_BASE + t.id as i32
+}
+
+/// A sequence's OID: from the tables' numbering (a sequence takes a table id).
+pub(crate) fn sequence_oid(s: &SequenceDef) -> i32 {
+    TABLE_OID_BASE + s.id as i32
 }
 
 fn index_oid(t: &TableDef, position: usize) -> i32 {
@@ -526,22 +534,74 @@ pub(crate) const RELATIONS: &[Relation] = &[
         columns: &[("oid", Int), ("spcname", Text), ("spcowner", Int)],
         rows: |_, _| vec![vec![Cell::I(1663), t("pg_default"), Cell::I(OWNER_OID)]],
     },
-    // No sequences and only the default operator classes: present so that tools' reflection queries plan
-    // (SQLAlchemy's `get_columns` joins `pg_sequence`, `get_indexes` reads `pg_opclass`).
+    // Which column owns a sequence (`serial`: 'a', identity: 'i'), for psql's `\d sequence`.
+    Relation {
+        name: "pg_depend",
+        columns: &[
+            ("classid", Int),
+            ("objid", Int),
+            ("objsubid", Int),
+            ("refclassid", Int),
+            ("refobjid", Int),
+            ("refobjsubid", Int),
+            ("deptype", Text),
+        ],
+        rows: |catalog, _| {
+            catalog
+                .sequences()
+                .filter_map(|s| {
+                    let (table, column) = s.owned_by.as_ref()?;
+                    let table = catalog.get_table(table)?;
+                    let at = table.column_index(column)?;
+                    let identity = table.columns[at]
+                        .generated
+                        .as_ref()
+                        .is_some_and(|g| g.identity.is_some() && g.sequence == s.name);
+                    Some(vec![
+                        Cell::I(PG_CLASS_OID),
+                        Cell::I(sequence_oid(s)),
+                        Cell::I(0),
+                        Cell::I(PG_CLASS_OID),
+                        Cell::I(table_oid(table)),
+                        Cell::I(at as i32 + 1),
+                        t(if identity { "i" } else { "a" }),
+                    ])
+                })
+                .collect()
+        },
+    },
     Relation {
         name: "pg_sequence",
         columns: &[
             ("seqrelid", Int),
             ("seqtypid", Int),
-            ("seqstart", Int),
-            ("seqincrement", Int),
-            ("seqmax", Int),
-            ("seqmin", Int),
-            ("seqcache", Int),
+            ("seqstart", Long),
+            ("seqincrement", Long),
+            ("seqmax", Long),
+            ("seqmin", Long),
+            ("seqcache", Long),
             ("seqcycle", Bool),
         ],
-        rows: |_, _| vec![],
+        rows: |catalog, _| {
+            catalog
+                .sequences()
+                .map(|s| {
+                    vec![
+                        Cell::I(sequence_oid(s)),
+                        Cell::I(type_oid(&s.data_type).0),
+                        Cell::L(s.start),
+                        Cell::L(s.increment),
+                        Cell::L(s.max),
+                        Cell::L(s.min),
+                        Cell::L(s.cache),
+                        Cell::B(s.cycle),
+                    ]
+                })
+                .collect()
+        },
     },
+    // Only the default operator classes: present so that tools' reflection queries plan (SQLAlchemy's
+    // `get_indexes` reads `pg_opclass`).
     Relation {
         name: "pg_opclass",
         columns: &[
@@ -844,6 +904,9 @@ fn classes(catalog: &Catalog, _: &Scan) -> Vec<Vec<Cell>> {
             ));
         }
     }
+    for s in catalog.sequences() {
+        rows.push(class_row(sequence_oid(s), &s.name, "S", 0, 3, false));
+    }
     rows
 }
 
@@ -865,9 +928,13 @@ fn attributes(catalog: &Catalog, _: &Scan) -> Vec<Vec<Cell>> {
                 t("i"),
                 t(if len > 0 { "p" } else { "x" }),
                 Cell::B(!c.nullable),
-                Cell::B(c.default.is_some()),
+                Cell::B(default_text(c).is_some()),
                 Cell::B(false),
-                t(""),
+                t(match c.generated.as_ref().and_then(|g| g.identity) {
+                    Some(lanedb_engine::Identity::Always) => "a",
+                    Some(lanedb_engine::Identity::ByDefault) => "d",
+                    None => "",
+                }),
                 t(""),
                 Cell::B(false),
                 Cell::B(true),
@@ -1082,8 +1149,15 @@ fn defaults(catalog: &Catalog, _: &Scan) -> Vec<Vec<Cell>> {
     rows
 }
 
-/// A column's default as PostgreSQL shows it (`pg_get_expr` of `pg_attrdef`, `information_schema.columns`).
+/// A column's default as PostgreSQL shows it (`pg_get_expr` of `pg_attrdef`, `information_schema.columns`). An
+/// identity column has none: its sequence is `attidentity`'s.
 pub(crate) fn default_text(c: &lanedb_engine::ColumnDef) -> Option<String> {
+    if let Some(g) = &c.generated {
+        return g
+            .identity
+            .is_none()
+            .then(|| crate::sequences::default_text(g));
+    }
     Some(match c.default.as_ref()? {
         lanedb_engine::Value::Null => "NULL".to_string(),
         lanedb_engine::Value::Text(s) => format!("'{}'::{}", s.replace('\'', "''"), c.data_type),
@@ -1291,6 +1365,7 @@ enum Function {
     ProcedureArguments,
     ViewDefinition,
     TypeOf,
+    SerialSequence,
 }
 
 /// A catalog function. The ones that look objects up read the engine's current catalog.
@@ -1400,10 +1475,9 @@ pub fn functions(engine: &Arc<Engine>) -> Vec<ScalarUDF> {
             NullText,
             Signature::any(2, Volatility::Stable),
         ),
-        // LaneDB has no sequences.
         (
             "pg_get_serial_sequence",
-            NullText,
+            SerialSequence,
             Signature::any(2, Volatility::Stable),
         ),
         (
@@ -1585,6 +1659,11 @@ impl ScalarUDFImpl for CatalogFunction {
                 EncodingToChar => ScalarValue::Utf8(Some("UTF8".into())),
                 EmptyText => ScalarValue::Utf8(Some(String::new())),
                 NullText => ScalarValue::Utf8(None),
+                SerialSequence => ScalarValue::Utf8(
+                    text_arg(0, row)
+                        .zip(text_arg(1, row))
+                        .and_then(|(table, column)| serial_sequence(&catalog, &table, &column)),
+                ),
                 RegClass => ScalarValue::Utf8(int_arg(0, row).map(|oid| {
                     relation_name(&catalog, oid as i32).unwrap_or_else(|| oid.to_string())
                 })),
@@ -1766,13 +1845,48 @@ fn relation_name(catalog: &Catalog, oid: i32) -> Option<String> {
         .tables()
         .find(|t| table_oid(t) == oid)
         .map(|t| t.name.clone())
+        .or_else(|| {
+            catalog
+                .sequences()
+                .find(|s| sequence_oid(s) == oid)
+                .map(|s| s.name.clone())
+        })
+}
+
+/// `pg_get_serial_sequence(table, column)`: the sequence a serial or identity column takes its values from, as
+/// `public.name`.
+fn serial_sequence(catalog: &Catalog, table: &str, column: &str) -> Option<String> {
+    let table = crate::sequences::sequence_name(table);
+    let def = catalog.get_table(&table)?;
+    let column = def.columns.iter().find(|c| c.name == column)?;
+    let sequence = catalog.sequence(&column.generated.as_ref()?.sequence)?;
+    // Only the sequence the column owns, as in PostgreSQL (not one a `DEFAULT nextval(...)` merely uses).
+    let owned = sequence.owned_by.as_ref()? == &(def.name.clone(), column.name.clone());
+    owned.then(|| format!("public.{}", sequence.name))
 }
 
 fn relation_oid(catalog: &Catalog, name: &str) -> Option<i32> {
+    // System catalogs that queries compare `classid`s with, under PostgreSQL's OIDs.
+    if let Some(system) = name.strip_prefix("pg_catalog.") {
+        return [
+            ("pg_class", PG_CLASS_OID),
+            ("pg_type", 1247),
+            ("pg_attribute", 1249),
+            ("pg_proc", 1255),
+            ("pg_constraint", 2606),
+            ("pg_namespace", 2615),
+        ]
+        .iter()
+        .find(|(n, _)| *n == system)
+        .map(|(_, oid)| *oid);
+    }
     let name = name.trim_matches('"');
     let name = name.strip_prefix("public.").unwrap_or(name);
     if let Some(t) = catalog.get_table(name) {
         return Some(table_oid(t));
+    }
+    if let Some(s) = catalog.sequence(name) {
+        return Some(sequence_oid(s));
     }
     catalog.tables().find_map(|t| {
         t.indexes

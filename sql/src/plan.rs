@@ -52,6 +52,10 @@ pub enum Parsed {
     Checkpoint {
         sql: String,
     },
+    Sequence {
+        sql: String,
+        command: crate::sequences::SequenceCommand,
+    },
 }
 
 pub enum Plan {
@@ -63,6 +67,8 @@ pub enum Plan {
         columns: Vec<usize>,
         query: Arc<QueryPlan>,
         on_conflict: Option<OnConflict>,
+        /// Columns left out whose default is a sequence's next value, with the sequence: a value per row.
+        generated: Vec<(usize, String)>,
     },
     Modify {
         plan: ModifyPlan,
@@ -84,7 +90,10 @@ pub enum Plan {
         object_type: ast::ObjectType,
         if_exists: bool,
         names: Vec<ast::ObjectName>,
+        cascade: bool,
     },
+    /// `CREATE` / `ALTER SEQUENCE`.
+    Sequence(crate::sequences::SequenceCommand),
     Partition {
         table: String,
         column: String,
@@ -110,6 +119,8 @@ pub enum Plan {
         table: Arc<TableDef>,
         columns: Vec<usize>,
         format: CopyFormat,
+        /// Columns left out whose default is a sequence's next value, with the sequence: a value per row.
+        generated: Vec<(usize, String)>,
     },
     /// `COPY ... TO STDOUT`: the query's rows go to the session as COPY lines.
     CopyOut {
@@ -147,6 +158,7 @@ impl Plan {
                 | Plan::CreateView(_)
                 | Plan::AlterTable(_)
                 | Plan::Drop { .. }
+                | Plan::Sequence(_)
                 | Plan::Partition { .. }
                 | Plan::Checkpoint
                 | Plan::User(_)
@@ -170,6 +182,9 @@ pub struct Prepared {
     pub time_zone: String,
     /// A write's RETURNING list; its query's schema is `schema`.
     pub returning: Option<Returning>,
+    /// The sequences an INSERT takes a value from each time it runs, in the order of the parameters they fill,
+    /// which follow the client's (see `sequences`).
+    pub generated: Vec<String>,
 }
 
 impl Prepared {
@@ -272,6 +287,7 @@ impl Prepared {
             declared_types: vec![],
             time_zone: lanedb_engine::types::DEFAULT_ZONE.into(),
             returning: None,
+            generated: vec![],
         }
     }
 }
@@ -353,6 +369,11 @@ pub fn parse(sql: &str) -> Result<Vec<Parsed>> {
         } else {
             None
         };
+        let sequence = if procedure.is_none() && user.is_none() {
+            crate::sequences::parse(&mut p).map_err(parser_error)?
+        } else {
+            None
+        };
         let parsed = if let Some(header) = procedure {
             match header {
                 crate::call::Header::Create { name, partition } => {
@@ -376,6 +397,11 @@ pub fn parse(sql: &str) -> Result<Vec<Parsed>> {
             }
         } else if let Some(command) = user {
             Parsed::User {
+                sql: String::new(),
+                command,
+            }
+        } else if let Some(command) = sequence {
+            Parsed::Sequence {
                 sql: String::new(),
                 command,
             }
@@ -412,6 +438,7 @@ pub fn parse(sql: &str) -> Result<Vec<Parsed>> {
                 column,
             },
             Parsed::User { command, .. } => Parsed::User { sql: text, command },
+            Parsed::Sequence { command, .. } => Parsed::Sequence { sql: text, command },
             Parsed::Checkpoint { .. } => Parsed::Checkpoint { sql: text },
             Parsed::CreateProcedure { definition, .. } => Parsed::CreateProcedure {
                 sql: text,
@@ -499,6 +526,14 @@ pub fn plan(
         Parsed::Checkpoint { sql } => {
             return Ok(Prepared::command(sql, version, Plan::Checkpoint, vec![]));
         }
+        Parsed::Sequence { sql, command } => {
+            return Ok(Prepared::command(
+                sql,
+                version,
+                Plan::Sequence(command),
+                vec![],
+            ));
+        }
         Parsed::CreateProcedure { sql, definition } => {
             return Ok(Prepared::command(
                 sql,
@@ -546,11 +581,13 @@ pub fn plan(
             object_type,
             if_exists,
             names,
+            cascade,
             ..
         } => ddl(Plan::Drop {
             object_type,
             if_exists,
             names,
+            cascade,
         }),
         ast::Statement::Query(q) => {
             if let Some(ps) = point_select(&q, catalog)? {
@@ -565,6 +602,7 @@ pub fn plan(
                     declared_types: vec![],
                     time_zone: lanedb_engine::types::DEFAULT_ZONE.into(),
                     returning: None,
+                    generated: vec![],
                 });
             }
             let qp = df(&ast::Statement::Query(q))?;
@@ -579,6 +617,7 @@ pub fn plan(
                 declared_types: vec![],
                 time_zone: lanedb_engine::types::DEFAULT_ZONE.into(),
                 returning: None,
+                generated: vec![],
             })
         }
         copy @ ast::Statement::Copy { .. } => crate::copy::plan(sql, catalog, &copy, df),
@@ -1187,19 +1226,36 @@ fn plan_insert(
             columns.truncate(supplied.max(1));
         }
         if source.order_by.is_none() && source.limit_clause.is_none() && source.with.is_none() {
-            if let Some(rows) = compile_values(&values.rows, &table, &columns, &mut params)? {
+            let mut generated = Vec::new();
+            if let Some(mut rows) =
+                compile_values(&values.rows, &table, &columns, &mut params, &mut generated)?
+            {
+                // A column the INSERT leaves out that takes sequence values gets one per row.
+                for (c, sequence) in omitted_generated(&table, &columns) {
+                    columns.push(c);
+                    for row in rows.iter_mut() {
+                        row.push(generated_slot(&mut generated, &sequence));
+                    }
+                }
+                place_generated(&mut rows, params.0.len());
                 let plan = InsertPlan {
                     table: table.clone(),
                     columns,
                     rows,
                     on_conflict,
                 };
-                return Ok(
-                    Prepared::command(sql, version, Plan::Insert(plan), params.0)
-                        .returning(returning),
-                );
+                let mut prepared = Prepared::command(sql, version, Plan::Insert(plan), params.0)
+                    .returning(returning);
+                prepared.generated = generated;
+                return Ok(prepared);
             }
         }
+    }
+    if let Some(c) = columns
+        .iter()
+        .find(|c| is_always_identity(&table.columns[**c]))
+    {
+        return Err(always_identity(&table.columns[*c]));
     }
     let query = df(&ast::Statement::Query(source.clone()))?;
     if ins.columns.is_empty() {
@@ -1216,21 +1272,80 @@ fn plan_insert(
     }
     query.check_deterministic_for_write()?;
     let param_types = query.param_types.clone();
+    let generated = omitted_generated(&table, &columns);
     let plan = Plan::InsertSelect {
         table,
         columns,
         query: Arc::new(query),
         on_conflict,
+        generated,
     };
     Ok(Prepared::command(sql, version, plan, param_types).returning(returning))
 }
 
-/// Compiles VALUES rows of constants and parameters; `None` if some expression needs DataFusion.
+/// Where the parameters an INSERT's sequence values fill are numbered until planning ends (`place_generated`).
+const GENERATED_SLOT_BASE: usize = usize::MAX / 2;
+
+/// A parameter for the next value of `sequence`, numbered from `GENERATED_SLOT_BASE` until `place_generated`.
+fn generated_slot(generated: &mut Vec<String>, sequence: &str) -> Expr {
+    generated.push(sequence.to_string());
+    Expr::Param(GENERATED_SLOT_BASE + generated.len() - 1)
+}
+
+/// Numbers the generated parameters after the client's `first` ones.
+fn place_generated(rows: &mut [Vec<Expr>], first: usize) {
+    for e in rows.iter_mut().flatten() {
+        if let Expr::Param(i) = e {
+            if *i >= GENERATED_SLOT_BASE {
+                *i = first + (*i - GENERATED_SLOT_BASE);
+            }
+        }
+    }
+}
+
+/// The columns of `table` not in `columns` whose default is a sequence's next value, with the sequence.
+pub(crate) fn omitted_generated(table: &TableDef, columns: &[usize]) -> Vec<(usize, String)> {
+    table
+        .columns
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !columns.contains(i))
+        .filter_map(|(i, c)| c.generated.as_ref().map(|g| (i, g.sequence.clone())))
+        .collect()
+}
+
+fn is_always_identity(c: &lanedb_engine::ColumnDef) -> bool {
+    c.generated
+        .as_ref()
+        .is_some_and(|g| g.identity == Some(lanedb_engine::Identity::Always))
+}
+
+/// 428C9: a value given for a `GENERATED ALWAYS AS IDENTITY` column.
+fn always_identity(c: &lanedb_engine::ColumnDef) -> Error {
+    Error::new(
+        SqlState("428C9"),
+        format!(
+            "cannot insert a non-DEFAULT value into column \"{}\"",
+            c.name
+        ),
+    )
+    .with_fields(lanedb_engine::ErrorFields {
+        detail: Some(format!(
+            "Column \"{}\" is an identity column defined as GENERATED ALWAYS.",
+            c.name
+        )),
+        ..Default::default()
+    })
+}
+
+/// Compiles VALUES rows of constants and parameters; `None` if some expression needs DataFusion. `DEFAULT` for a
+/// column whose default is a sequence, and `nextval('s')`, become parameters the sequence fills (`generated`).
 fn compile_values(
     rows: &[ast::Parens<Vec<ast::Expr>>],
     table: &TableDef,
     columns: &[usize],
     params: &mut ParamTypes,
+    generated: &mut Vec<String>,
 ) -> Result<Option<Vec<Vec<Expr>>>> {
     let scope = Scope {
         table,
@@ -1251,8 +1366,20 @@ fn compile_values(
         }
         let mut exprs = Vec::with_capacity(row.len());
         for (e, c) in row.iter().zip(columns) {
-            let compiled = if matches!(e, ast::Expr::Identifier(i) if i.quote_style.is_none() && i.value.eq_ignore_ascii_case("default"))
-            {
+            let column = &table.columns[*c];
+            let is_default = matches!(e, ast::Expr::Identifier(i) if i.quote_style.is_none() && i.value.eq_ignore_ascii_case("default"));
+            if let (true, Some(g)) = (is_default, &column.generated) {
+                exprs.push(generated_slot(generated, &g.sequence));
+                continue;
+            }
+            if !is_default && is_always_identity(column) {
+                return Err(always_identity(column));
+            }
+            if let Some(sequence) = crate::sequences::nextval_call(e) {
+                exprs.push(generated_slot(generated, &sequence));
+                continue;
+            }
+            let compiled = if is_default {
                 Expr::Literal(
                     table.columns[*c]
                         .default

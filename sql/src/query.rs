@@ -371,6 +371,7 @@ impl QueryBridge {
         .chain(crate::checked::size_checked_udfs())
         .chain([crate::checked::SingleValue::udf()])
         .chain(crate::pg_catalog::functions(&engine))
+        .chain(crate::sequences::functions(&engine))
         {
             base.register_udf(Arc::new(udf))
                 .expect("registering a function on a fresh session");
@@ -578,9 +579,15 @@ impl QueryBridge {
         snapshot: Snapshot,
         identity: Option<crate::functions::SessionIdentity>,
         settings: crate::functions::SessionSettings,
+        sequences: Arc<lanedb_engine::sequence::SessionSequences>,
         timestamp_micros: Option<i64>,
     ) -> Result<Vec<RecordBatch>> {
         let mut state = self.base.clone();
+        state
+            .config_mut()
+            .options_mut()
+            .extensions
+            .insert(crate::sequences::SequencesExtension(sequences));
         let mut identity = identity.unwrap_or_default();
         identity.zone.clone_from(&query.zone);
         identity.server_zone.clone_from(&self.server_zone.read());

@@ -1631,6 +1631,7 @@ mod tests {
                     data_type: lanedb_engine::DataType::Integer,
                     nullable: true,
                     default: None,
+                    generated: None,
                 })
                 .collect(),
             primary_key: None,

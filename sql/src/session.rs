@@ -42,6 +42,7 @@ pub fn command(statement: &ast::Statement) -> Result<Option<SessionCommand>> {
         }),
         S::Discard { object_type } => match object_type {
             ast::DiscardObject::ALL => SessionCommand::Discard,
+            ast::DiscardObject::SEQUENCES => SessionCommand::DiscardSequences,
             _ => SessionCommand::Accepted("DISCARD"),
         },
         S::Deallocate { name, .. } => {

@@ -87,6 +87,7 @@ pub fn create_view(engine: &Engine, cv: &ast::CreateView, sql: &str) -> Result<&
                 data_type,
                 nullable,
                 default: None,
+                generated: None,
             });
         }
         let groups: Vec<usize> = (0..columns.len())
