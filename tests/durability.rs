@@ -781,3 +781,153 @@ async fn writes_no_one_waits_for_gather_until_a_durable_write_or_a_shutdown() {
         vec![vec!["150".to_string(), "0".to_string(), "149".to_string()]]
     );
 }
+
+/// What clients were told: each table's rows (id, name) and every value `nextval('s')` returned.
+#[derive(Default)]
+struct Handed {
+    rows: std::collections::BTreeMap<i64, String>,
+    values: Vec<i64>,
+}
+
+/// Writes rows whose keys come from sequences, every way a statement can take them, from four sessions at once.
+async fn take_sequence_values(server: &Server, round: i64, handed: &mut Handed) {
+    let mut tasks = Vec::new();
+    for session in 0..4i64 {
+        let client = server.connect().await;
+        tasks.push(tokio::spawn(async move {
+            let mut rows = Vec::new();
+            let mut values = Vec::new();
+            let insert = client
+                .prepare("INSERT INTO t (name) VALUES ($1) RETURNING id")
+                .await
+                .unwrap();
+            for i in 0..40 {
+                let name = format!("r{round}-s{session}-{i}");
+                let id: i32 = client.query_one(&insert, &[&name]).await.unwrap().get(0);
+                rows.push((i64::from(id), name));
+                let v: i64 = client
+                    .query_one("SELECT nextval('s')", &[])
+                    .await
+                    .unwrap()
+                    .get(0);
+                values.push(v);
+            }
+            (rows, values)
+        }));
+    }
+    for task in tasks {
+        let (rows, values) = task.await.unwrap();
+        handed.rows.extend(rows);
+        handed.values.extend(values);
+    }
+    let client = server.connect().await;
+    // INSERT ... SELECT, a block, COPY: each takes a value per row.
+    for row in client
+        .query(
+            &format!("INSERT INTO t (name) SELECT 'sel{round}-' || g FROM generate_series(1, 5) g RETURNING id, name"),
+            &[],
+        )
+        .await
+        .unwrap()
+    {
+        handed.rows.insert(row.get::<_, i32>(0).into(), row.get(1));
+    }
+    client
+        .batch_execute(&format!(
+            "BEGIN; INSERT INTO t (name) VALUES ('blk{round}-a'); INSERT INTO t (name) VALUES ('blk{round}-b'); COMMIT"
+        ))
+        .await
+        .unwrap();
+    let sink = client.copy_in("COPY t (name) FROM STDIN").await.unwrap();
+    futures::pin_mut!(sink);
+    sink.send(bytes::Bytes::from(format!(
+        "copy{round}-a\ncopy{round}-b\n"
+    )))
+    .await
+    .unwrap();
+    sink.finish().await.unwrap();
+    for row in client
+        .query(
+            &format!("SELECT id, name FROM t WHERE name LIKE 'blk{round}-%' OR name LIKE 'copy{round}-%'"),
+            &[],
+        )
+        .await
+        .unwrap()
+    {
+        handed.rows.insert(row.get::<_, i32>(0).into(), row.get(1));
+    }
+}
+
+/// Checks that the rows are the ones acknowledged, and that nothing handed out is handed out again.
+async fn check_sequences(server: &Server, handed: &Handed, what: &str) {
+    let client = server.connect().await;
+    let rows: std::collections::BTreeMap<i64, String> = client
+        .query("SELECT id, name FROM t", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get::<_, i32>(0).into(), r.get(1)))
+        .collect();
+    assert_eq!(&rows, &handed.rows, "{what}: the rows");
+    let next: i32 = client
+        .query_one("INSERT INTO t (name) VALUES ('probe') RETURNING id", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        i64::from(next) > *handed.rows.keys().last().unwrap(),
+        "{what}: id {next} was handed out before"
+    );
+    client
+        .batch_execute("DELETE FROM t WHERE name = 'probe'")
+        .await
+        .unwrap();
+    let v: i64 = client
+        .query_one("SELECT nextval('s')", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        v > *handed.values.iter().max().unwrap(),
+        "{what}: nextval gave {v} again"
+    );
+    let mut values = handed.values.clone();
+    values.sort_unstable();
+    values.dedup();
+    assert_eq!(values.len(), handed.values.len(), "{what}: a value twice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sequence_values_survive_a_crash_and_a_snapshot_and_are_never_handed_out_twice() {
+    let server = Server::start(FLAGS);
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE t (id serial PRIMARY KEY, name text NOT NULL); \
+             CREATE SEQUENCE s INCREMENT BY 7 START WITH 3",
+        )
+        .await
+        .unwrap();
+    let mut handed = Handed::default();
+    take_sequence_values(&server, 0, &mut handed).await;
+    // The log alone.
+    let server = Server::start_in(server.crash(), FLAGS);
+    check_sequences(&server, &handed, "after kill -9").await;
+    // A snapshot, then the log after it.
+    take_sequence_values(&server, 1, &mut handed).await;
+    server
+        .connect()
+        .await
+        .batch_execute("CHECKPOINT")
+        .await
+        .unwrap();
+    take_sequence_values(&server, 2, &mut handed).await;
+    let server = Server::start_in(server.crash(), FLAGS);
+    check_sequences(&server, &handed, "after a snapshot and kill -9").await;
+    // A clean stop, and another lane count.
+    let (status, dir) = server.stop();
+    assert!(status.success());
+    let server = Server::start_in(dir, &[FLAGS, &["--lanes", "3"]].concat());
+    check_sequences(&server, &handed, "after a clean stop").await;
+    let _ = std::fs::remove_dir_all(server.stop().1);
+}

@@ -502,6 +502,60 @@ async fn an_untyped_null_is_null_on_the_wire() {
     assert_eq!(rows, [None, None]);
 }
 
+/// `currval` and `lastval` are each session's own; an INSERT's key from a serial column is not a parameter the
+/// client sends (ParameterDescription lists only the client's), and a block's INSERTs take theirs at COMMIT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sequences_are_shared_and_their_last_values_are_per_session() {
+    let server = Server::start(&[]);
+    let a = server.connect().await;
+    let b = server.connect().await;
+    a.batch_execute("CREATE TABLE items (id bigserial PRIMARY KEY, name text)")
+        .await
+        .unwrap();
+    let insert = a
+        .prepare("INSERT INTO items (name) VALUES ($1) RETURNING id")
+        .await
+        .unwrap();
+    assert_eq!(insert.params(), &[Type::TEXT]);
+    assert_eq!(insert.columns()[0].type_(), &Type::INT8);
+    let first: i64 = a.query_one(&insert, &[&"one"]).await.unwrap().get(0);
+    assert_eq!(first, 1);
+    assert_eq!(failure(&b, "SELECT currval('items_id_seq')").await, "55000");
+    let second: i64 = b
+        .query_one(
+            "INSERT INTO items (name) VALUES ($1) RETURNING id",
+            &[&"two"],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(second, 2);
+    assert_eq!(scalar(&a, "SELECT currval('items_id_seq')").await, "1");
+    assert_eq!(scalar(&b, "SELECT lastval()").await, "2");
+    // A block's INSERT takes its key at COMMIT.
+    b.batch_execute("BEGIN; INSERT INTO items (name) VALUES ('three'); COMMIT")
+        .await
+        .unwrap();
+    assert_eq!(scalar(&b, "SELECT currval('items_id_seq')").await, "3");
+    assert_eq!(
+        scalar(
+            &a,
+            "SELECT string_agg(id || name, ',' ORDER BY id) FROM items"
+        )
+        .await,
+        "1one,2two,3three"
+    );
+    a.batch_execute("DISCARD ALL").await.unwrap();
+    assert_eq!(failure(&a, "SELECT lastval()").await, "55000");
+    // A procedure's INSERT cannot take values from a sequence: replay would take others.
+    let e = failure(
+        &a,
+        "CREATE PROCEDURE add_item AS INSERT INTO items (name) VALUES ($1)",
+    )
+    .await;
+    assert_eq!(e, "0A000");
+}
+
 /// `RETURNING` gives back the rows a write wrote, through prepared statements as ORMs send them: described before
 /// they run, with parameters, in the order of VALUES across lanes; an error in the list undoes the write, and a
 /// transaction block (whose writes wait for COMMIT) refuses it.

@@ -195,10 +195,7 @@ fn column_def(
                 ) {
                     return Err(Error::new(
                         SqlState::INVALID_PARAMETER_VALUE,
-                        format!(
-                            "identity column type must be smallint, integer, or bigint, not {}",
-                            col.data_type
-                        ),
+                        "identity column type must be smallint, integer, or bigint",
                     ));
                 }
                 col.nullable = false;

@@ -238,14 +238,7 @@ impl SqlEngine {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let fresh;
-        let session = match ctx.sequences {
-            Some(s) => s,
-            None => {
-                fresh = Arc::default();
-                &fresh
-            }
-        };
+        let session = self.session_sequences(ctx);
         let mut full = Vec::with_capacity(first + wanted);
         full.extend_from_slice(&params[..first]);
         for row in rows.iter_mut() {
@@ -276,7 +269,7 @@ impl SqlEngine {
         let snapshot = txn.snapshot_tables(&ids);
         let (bridge, query, ps) = (self.bridge.clone(), query.clone(), params.to_vec());
         let (identity, settings, time) = (ctx.identity(), ctx.settings(), ctx.timestamp_micros);
-        let sequences = ctx.sequences.cloned().unwrap_or_default();
+        let sequences = self.session_sequences(ctx).clone();
         let query_sequences = sequences.clone();
         let out = self.wait_query(
             async move {

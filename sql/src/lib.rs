@@ -53,6 +53,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lanedb_engine::invocation::{self, CopyRows, Invocation};
+use lanedb_engine::sequence::SessionSequences;
 pub use lanedb_engine::Output;
 use lanedb_engine::{
     DataType, Engine, Error, LaneId, Result, SessionCommand, SqlState, Value, STALE_CATALOG,
@@ -90,7 +91,7 @@ pub struct RunContext<'a> {
     /// from the command log gives the same values; `None` reads the clock.
     pub timestamp_micros: Option<i64>,
     /// What `currval` and `lastval` read, and `nextval` sets; a fresh set per statement when `None`.
-    pub sequences: Option<&'a Arc<lanedb_engine::sequence::SessionSequences>>,
+    pub sequences: Option<&'a Arc<SessionSequences>>,
     /// Replaying the command log: the values a write takes from sequences are in its parameters (see `sequences`).
     pub replay: bool,
 }
@@ -187,6 +188,8 @@ pub struct SqlEngine {
     checkpointer: parking_lot::RwLock<Option<Checkpointer>>,
     /// The zone sessions start in (and the embedded API plans in).
     time_zone: parking_lot::RwLock<String>,
+    /// `currval` and `lastval` of the embedded API, which is one session (a wire session brings its own).
+    sequences: Arc<SessionSequences>,
 }
 
 /// What runs `CHECKPOINT` (the database's snapshot writer); without one, `CHECKPOINT` has nothing to do.
@@ -210,6 +213,7 @@ impl SqlEngine {
             procedures,
             checkpointer: parking_lot::RwLock::new(None),
             time_zone: parking_lot::RwLock::new(lanedb_engine::types::DEFAULT_ZONE.into()),
+            sequences: Arc::default(),
         })
     }
 
@@ -513,14 +517,7 @@ impl SqlEngine {
         let mut full = Vec::with_capacity(first + p.generated.len());
         full.extend_from_slice(&params[..first]);
         full.resize(p.param_types.len(), Value::Null);
-        let fresh;
-        let session = match ctx.sequences {
-            Some(s) => s,
-            None => {
-                fresh = Arc::default();
-                &fresh
-            }
-        };
+        let session = self.session_sequences(ctx);
         let catalog = self.engine.catalog();
         for name in &p.generated {
             let sequence = catalog.sequence(name).ok_or_else(|| {
@@ -532,6 +529,14 @@ impl SqlEngine {
             full.push(sequences::next_for_insert(&self.engine, sequence, session)?);
         }
         Ok(full)
+    }
+
+    /// The session's `currval` / `lastval` values: its own, or the embedded API's.
+    pub(crate) fn session_sequences<'a>(
+        &'a self,
+        ctx: RunContext<'a>,
+    ) -> &'a Arc<SessionSequences> {
+        ctx.sequences.unwrap_or(&self.sequences)
     }
 
     fn run(&self, p: &Prepared, params: &[Value], ctx: RunContext<'_>) -> Result<Output> {
@@ -596,6 +601,10 @@ impl SqlEngine {
                         "{} is for wire sessions; through the embedded API each statement is its own transaction",
                         command.tag()
                     )))
+                }
+                SessionCommand::Discard | SessionCommand::DiscardSequences => {
+                    self.session_sequences(ctx).reset();
+                    Ok(Output::command(command.tag(), 0))
                 }
                 // The embedded API has no session to keep settings in: accepted, as SET is.
                 SessionCommand::SetConfig { value, column, .. } => Ok(
@@ -832,7 +841,7 @@ impl SqlEngine {
     ) -> Result<Vec<datafusion::arrow::record_batch::RecordBatch>> {
         let (bridge, query, params) = (self.bridge.clone(), query.clone(), params.to_vec());
         let (identity, settings) = (ctx.identity(), ctx.settings());
-        let sequences = ctx.sequences.cloned().unwrap_or_default();
+        let sequences = self.session_sequences(ctx).clone();
         let ctx_time = ctx.timestamp_micros;
         let query_sequences = sequences.clone();
         let out = self.wait_query(

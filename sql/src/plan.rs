@@ -351,6 +351,8 @@ fn parser_error(e: datafusion::sql::sqlparser::parser::ParserError) -> Error {
 
 /// Splits `sql` into statements and parses each.
 pub fn parse(sql: &str) -> Result<Vec<Parsed>> {
+    let reordered = crate::sequences::canonical_identity_options(sql);
+    let sql = reordered.as_deref().unwrap_or(sql);
     let dialect = PostgreSqlDialect {};
     let mut p = Parser::new(&dialect)
         .with_recursion_limit(PARSER_RECURSION_MAX)

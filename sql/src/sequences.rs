@@ -153,6 +153,86 @@ pub fn parse(p: &mut Parser) -> Result<Option<SequenceCommand>, ParserError> {
     }))
 }
 
+/// `sql` with the options of each `AS IDENTITY (...)` in the order sqlparser reads them (INCREMENT, MINVALUE,
+/// MAXVALUE, START, CACHE, CYCLE); PostgreSQL takes them in any order. `None` when there is nothing to reorder.
+pub fn canonical_identity_options(sql: &str) -> Option<String> {
+    if !sql.to_ascii_lowercase().contains("identity") {
+        return None;
+    }
+    let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
+    let tokens = datafusion::sql::sqlparser::tokenizer::Tokenizer::new(&dialect, sql)
+        .with_unescape(false)
+        .tokenize()
+        .ok()?;
+    let keyword = |t: &Token| match t {
+        Token::Word(w) => Some(w.keyword),
+        _ => None,
+    };
+    let mut out = String::with_capacity(sql.len());
+    let mut changed = false;
+    let mut i = 0;
+    while i < tokens.len() {
+        out.push_str(&tokens[i].to_string());
+        if keyword(&tokens[i]) != Some(Keyword::IDENTITY) {
+            i += 1;
+            continue;
+        }
+        // IDENTITY, then (after spaces) the parenthesized options.
+        let mut j = i + 1;
+        while matches!(tokens.get(j), Some(Token::Whitespace(_))) {
+            j += 1;
+        }
+        if tokens.get(j) != Some(&Token::LParen) {
+            i += 1;
+            continue;
+        }
+        let Some(close) = tokens[j..].iter().position(|t| *t == Token::RParen) else {
+            i += 1;
+            continue;
+        };
+        let inner = &tokens[j + 1..j + close];
+        // Each option starts at one of these keywords (NO starts NO MINVALUE / NO MAXVALUE / NO CYCLE).
+        let rank = |k: Keyword, next: Option<Keyword>| match (k, next) {
+            (Keyword::INCREMENT, _) => Some(0),
+            (Keyword::MINVALUE, _) | (Keyword::NO, Some(Keyword::MINVALUE)) => Some(1),
+            (Keyword::MAXVALUE, _) | (Keyword::NO, Some(Keyword::MAXVALUE)) => Some(2),
+            (Keyword::START, _) => Some(3),
+            (Keyword::CACHE, _) => Some(4),
+            (Keyword::CYCLE, _) | (Keyword::NO, Some(Keyword::CYCLE)) => Some(5),
+            _ => None,
+        };
+        let words: Vec<&Token> = inner
+            .iter()
+            .filter(|t| !matches!(t, Token::Whitespace(_)))
+            .collect();
+        let mut options: Vec<(usize, Vec<String>)> = Vec::new();
+        let mut k = 0;
+        while k < words.len() {
+            let next = words.get(k + 1).and_then(|t| keyword(t));
+            match keyword(words[k]).and_then(|kw| rank(kw, next)) {
+                // NO MINVALUE is one option: its second word does not start another.
+                Some(r) if !(k > 0 && keyword(words[k - 1]) == Some(Keyword::NO)) => {
+                    options.push((r, vec![words[k].to_string()]))
+                }
+                _ => match options.last_mut() {
+                    Some((_, option)) => option.push(words[k].to_string()),
+                    None => return None,
+                },
+            }
+            k += 1;
+        }
+        let mut sorted = options.clone();
+        sorted.sort_by_key(|(r, _)| *r);
+        changed |= sorted != options;
+        out.push_str(" (");
+        let texts: Vec<String> = sorted.into_iter().map(|(_, o)| o.join(" ")).collect();
+        out.push_str(&texts.join(" "));
+        out.push(')');
+        i = j + close + 1;
+    }
+    changed.then_some(out)
+}
+
 /// The column `OWNED BY t.c` names.
 fn owner(n: &ast::ObjectName) -> Result<(String, String)> {
     let parts: Vec<String> =
