@@ -2,7 +2,6 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use arrow_schema::SchemaRef;
@@ -101,13 +100,17 @@ impl Backend for WireBackend {
         catalog.user(name).map(|u| (u.verifier.clone(), u.role))
     }
 
-    fn deferred_rows(&self, statement: &Prepared) -> Option<u64> {
+    fn defer(
+        &self,
+        context: &ExecContext,
+        statement: &Prepared,
+        params: &[Value],
+    ) -> Option<Result<(Vec<Value>, Output)>> {
         match &statement.plan {
-            // RETURNING answers with rows, which a deferred write does not have yet.
-            Plan::Insert(insert)
-                if insert.on_conflict.is_none() && statement.returning.is_none() =>
-            {
-                Some(insert.rows.len() as u64)
+            // With ON CONFLICT, what is written (and returned) depends on the rows there at COMMIT.
+            Plan::Insert(insert) if insert.on_conflict.is_none() => {
+                let ctx = run_context(context);
+                Some(self.db.sql.defer_insert(statement, params, ctx))
             }
             _ => None,
         }
@@ -118,16 +121,7 @@ impl Backend for WireBackend {
         context: &ExecContext,
         writes: &[(Arc<Prepared>, Vec<Value>)],
     ) -> Result<()> {
-        let ctx = RunContext {
-            identity: Some((&context.user, &context.database)),
-            settings: Some(&context.settings),
-            startup_settings: Some(&context.startup_settings),
-            cancel: Some(&context.cancel),
-            timeout: context.statement_timeout,
-            timestamp_micros: None,
-            sequences: Some(&context.sequences),
-            replay: false,
-        };
+        let ctx = run_context(context);
         self.db.sql.execute_block(writes, ctx)
     }
 
@@ -177,17 +171,22 @@ impl Backend for WireBackend {
         statement: &Arc<Prepared>,
         params: &[Value],
     ) -> Result<Output> {
-        let cancel: &AtomicBool = &context.cancel;
-        let ctx = RunContext {
-            identity: Some((&context.user, &context.database)),
-            settings: Some(&context.settings),
-            startup_settings: Some(&context.startup_settings),
-            cancel: Some(cancel),
-            timeout: context.statement_timeout,
-            timestamp_micros: None,
-            sequences: Some(&context.sequences),
-            replay: false,
-        };
+        let ctx = run_context(context);
         self.db.sql.execute_in(statement, params, ctx)
+    }
+}
+
+/// What a statement of a wire session runs with: the session's identity, settings, cancel flag, timeout and
+/// sequence values.
+fn run_context(context: &ExecContext) -> RunContext<'_> {
+    RunContext {
+        identity: Some((&context.user, &context.database)),
+        settings: Some(&context.settings),
+        startup_settings: Some(&context.startup_settings),
+        cancel: Some(&context.cancel),
+        timeout: context.statement_timeout,
+        timestamp_micros: None,
+        sequences: Some(&context.sequences),
+        replay: false,
     }
 }

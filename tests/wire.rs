@@ -680,14 +680,48 @@ async fn writes_return_rows_with_returning() {
         "0A000"
     );
 
-    // In a transaction block writes run at COMMIT, after any rows could be returned.
+    // In a transaction block an INSERT runs at COMMIT; RETURNING answers at once with the rows COMMIT will insert,
+    // and nothing is there after ROLLBACK.
+    client.batch_execute("BEGIN").await.unwrap();
+    let returned = client
+        .query(
+            "INSERT INTO item VALUES (42, 'f'), ($1, 'g') RETURNING id * 10, name",
+            &[&43i64],
+        )
+        .await
+        .unwrap();
+    let returned: Vec<(i64, String)> = returned.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(returned, vec![(420, "f".into()), (430, "g".into())]);
+    client.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(scalar(&client, "SELECT count(*) FROM item").await, "1");
+    // An error in a row shows at the INSERT; one in the RETURNING list too.
     client.batch_execute("BEGIN").await.unwrap();
     assert_eq!(
-        failure(&client, "INSERT INTO item VALUES (42, 'f') RETURNING id").await,
+        failure(
+            &client,
+            "INSERT INTO item VALUES (44, 'h') RETURNING id / 0"
+        )
+        .await,
+        "22012"
+    );
+    client.batch_execute("ROLLBACK").await.unwrap();
+    // With ON CONFLICT what is written depends on the rows there at COMMIT: refused.
+    client.batch_execute("BEGIN").await.unwrap();
+    assert_eq!(
+        failure(
+            &client,
+            "INSERT INTO item VALUES (10, 'x') ON CONFLICT (id) DO NOTHING RETURNING id"
+        )
+        .await,
         "0A000"
     );
     client.batch_execute("ROLLBACK").await.unwrap();
-    assert_eq!(scalar(&client, "SELECT count(*) FROM item").await, "1");
+    // COMMIT applies them.
+    client
+        .batch_execute("BEGIN; INSERT INTO item VALUES (45, 'i') RETURNING id; COMMIT")
+        .await
+        .unwrap();
+    assert_eq!(scalar(&client, "SELECT count(*) FROM item").await, "2");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -793,7 +827,7 @@ async fn errors_carry_their_sqlstate_and_the_session_goes_on() {
         ("INSERT INTO e VALUES (3, 'x', 40000)", "22003"),
         ("SELECT 'abc'::integer", "22P02"),
         ("CREATE TABLE q (a INT) PARTITION BY RANGE (a)", "0A000"),
-        ("CREATE SEQUENCE s", "0A000"),
+        ("CREATE TEMP SEQUENCE s", "0A000"),
         ("SHOW no_such_setting", "42704"),
     ];
     for (sql, expected) in cases {

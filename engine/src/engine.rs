@@ -51,7 +51,7 @@ use crate::error::{Error, Result, SqlState};
 use crate::invocation::{self, Invocation};
 use crate::lane::{LaneState, Savepoint};
 use crate::partition::{BucketMap, LaneId};
-use crate::sequence::{LogState, SequenceDef};
+use crate::sequence::{LogState, SequenceDef, SequenceLog};
 use crate::storage::{TableSnapshot, TableStore};
 use crate::value::Value;
 
@@ -192,9 +192,6 @@ pub struct Checkpoint {
     pub log_sequence: u64,
     pub catalog_history: Vec<Vec<u8>>,
 }
-
-/// What appends a sequence's counter to the command log (see `sequence`).
-type SequenceLog<'a> = dyn Fn(LogState<'_>) -> Result<()> + 'a;
 
 /// What a multi-partition transaction holds: every lane, in lane order, and the catalog it may change.
 pub struct MultiTxn<'a> {

@@ -74,6 +74,9 @@ struct Counter {
     covered: u32,
 }
 
+/// What appends a `Sequence` record to the command log (and makes the request wait for it).
+pub type SequenceLog<'a> = dyn Fn(LogState<'_>) -> Result<()> + 'a;
+
 /// A `Sequence` record to append before handing out a value: the state replay must reach.
 pub struct LogState<'a> {
     pub name: &'a str,
@@ -187,10 +190,7 @@ impl SequenceDef {
 
     /// The next value. `log` appends a `Sequence` record (returning its log sequence) when the value is not covered
     /// by the last one; `None` when nothing is logged (no command log, or replay).
-    pub fn next_value(
-        &self,
-        log: Option<&(dyn Fn(LogState<'_>) -> Result<()> + '_)>,
-    ) -> Result<i64> {
+    pub fn next_value(&self, log: Option<&SequenceLog<'_>>) -> Result<i64> {
         let mut c = self.state.inner.lock();
         let next = if c.called {
             self.advance(c.last_value)?
@@ -225,12 +225,7 @@ impl SequenceDef {
     }
 
     /// `setval`: the counter at `value` (handed out when `called`, else the next to hand out), logged through `log`.
-    pub fn set_value(
-        &self,
-        value: i64,
-        called: bool,
-        log: Option<&(dyn Fn(LogState<'_>) -> Result<()> + '_)>,
-    ) -> Result<()> {
+    pub fn set_value(&self, value: i64, called: bool, log: Option<&SequenceLog<'_>>) -> Result<()> {
         if value < self.min || value > self.max {
             return Err(Error::new(
                 SqlState::NUMERIC_VALUE_OUT_OF_RANGE,

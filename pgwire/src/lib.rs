@@ -105,9 +105,15 @@ pub trait Backend: Send + Sync + 'static {
     fn requires_authentication(&self) -> bool;
     /// A user's SCRAM verifier (`None` when the user has no password) and role.
     fn user(&self, name: &str) -> Option<(Option<ScramVerifier>, Role)>;
-    /// For a write that can wait for COMMIT inside a transaction block (an INSERT of known rows), the row count to
-    /// answer with now; `None` for writes that cannot.
-    fn deferred_rows(&self, statement: &Self::Statement) -> Option<u64>;
+    /// Keeps a write of a transaction block for COMMIT (an INSERT of known rows): the parameters to run it with
+    /// then (the client's, and what the statement must not choose again, such as sequence values) and the answer
+    /// to give now (its row count, or the rows RETURNING asks for); `None` for writes that cannot wait.
+    fn defer(
+        &self,
+        context: &ExecContext,
+        statement: &Self::Statement,
+        params: &[Value],
+    ) -> Option<Result<(Vec<Value>, Output)>>;
     /// Runs a transaction block's deferred writes as one transaction, all or nothing.
     fn execute_block(
         &self,

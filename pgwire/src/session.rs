@@ -1511,17 +1511,18 @@ impl<B: Backend> Session<B> {
 
     /// Keeps a write of a transaction block for COMMIT, answering now with the row count it will have.
     fn defer(&mut self, statement: &Arc<B::Statement>, params: &[Value]) -> Result<Output> {
-        let Some(rows) = self.shared.backend.deferred_rows(statement) else {
-            return Err(write_in_block());
-        };
         if self.deferred.len() >= DEFERRED_WRITES_MAX {
             return Err(Error::new(
                 SqlState::PROGRAM_LIMIT_EXCEEDED,
                 format!("a transaction block may hold at most {DEFERRED_WRITES_MAX} writes"),
             ));
         }
-        self.deferred.push((statement.clone(), params.to_vec()));
-        Ok(Output::command("INSERT", rows))
+        let Some(deferred) = self.shared.backend.defer(&self.context, statement, params) else {
+            return Err(write_in_block());
+        };
+        let (params, output) = deferred?;
+        self.deferred.push((statement.clone(), params));
+        Ok(output)
     }
 
     fn session_command(

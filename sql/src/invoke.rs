@@ -268,23 +268,11 @@ impl SqlEngine {
         let ids: Vec<_> = txn.catalog().tables().map(|t| t.id).collect();
         let snapshot = txn.snapshot_tables(&ids);
         let (bridge, query, ps) = (self.bridge.clone(), query.clone(), params.to_vec());
-        let (identity, settings, time) = (ctx.identity(), ctx.settings(), ctx.timestamp_micros);
-        let sequences = self.session_sequences(ctx).clone();
-        let query_sequences = sequences.clone();
+        let session = self.query_session(ctx);
+        let sequences = session.sequences.clone();
+        let time = ctx.timestamp_micros;
         let out = self.wait_query(
-            async move {
-                bridge
-                    .run(
-                        &query,
-                        &ps,
-                        snapshot,
-                        identity,
-                        settings,
-                        query_sequences,
-                        time,
-                    )
-                    .await
-            },
+            async move { bridge.run(&query, &ps, snapshot, session, time).await },
             ctx.cancel,
             ctx.timeout,
         );

@@ -531,6 +531,15 @@ impl SqlEngine {
         Ok(full)
     }
 
+    /// What a query's functions read of the session running it.
+    pub(crate) fn query_session(&self, ctx: RunContext<'_>) -> query::QuerySession {
+        query::QuerySession {
+            identity: ctx.identity(),
+            settings: ctx.settings(),
+            sequences: self.session_sequences(ctx).clone(),
+        }
+    }
+
     /// The session's `currval` / `lastval` values: its own, or the embedded API's.
     pub(crate) fn session_sequences<'a>(
         &'a self,
@@ -698,6 +707,36 @@ impl SqlEngine {
         }
     }
 
+    /// A transaction block's INSERT, kept for COMMIT (`execute_block`): its parameters with the sequence values it
+    /// takes, taken now (so `currval` answers inside the block, and COMMIT does not take them again), and what to
+    /// answer now: its row count, or with RETURNING the rows COMMIT will insert. An error in a row (a type, a NOT
+    /// NULL) shows now; a unique key is checked at COMMIT.
+    pub fn defer_insert(
+        &self,
+        p: &Prepared,
+        params: &[Value],
+        ctx: RunContext<'_>,
+    ) -> Result<(Vec<Value>, Output)> {
+        let Plan::Insert(insert) = &p.plan else {
+            return Err(Error::internal(
+                "only an INSERT of known rows waits for COMMIT",
+            ));
+        };
+        let full = if p.generated.is_empty() {
+            params.to_vec()
+        } else {
+            self.with_generated(p, params, ctx)?
+        };
+        let rows = insert.materialize(&full)?;
+        let count = rows.len() as u64;
+        let written = p
+            .returning
+            .is_some()
+            .then(|| dml::Written(rows.into_iter().enumerate().collect()));
+        let output = self.write_output(p, "INSERT", count, written, &full, ctx)?;
+        Ok((full, output))
+    }
+
     /// Runs statements as one multi-partition transaction, all or nothing (a transaction block's writes at COMMIT).
     /// A statement planned against an older catalog fails the block with 40001.
     pub fn execute_block(
@@ -705,23 +744,6 @@ impl SqlEngine {
         statements: &[(Arc<Prepared>, Vec<Value>)],
         ctx: RunContext<'_>,
     ) -> Result<()> {
-        // An INSERT's sequence values are taken at COMMIT, and logged with it.
-        let filled: Vec<(Arc<Prepared>, Vec<Value>)>;
-        let statements = if ctx.replay || statements.iter().all(|(p, _)| p.generated.is_empty()) {
-            statements
-        } else {
-            filled = statements
-                .iter()
-                .map(|(p, params)| {
-                    let params = match p.generated.is_empty() {
-                        true => params.clone(),
-                        false => self.with_generated(p, params, ctx)?,
-                    };
-                    Ok((p.clone(), params))
-                })
-                .collect::<Result<_>>()?;
-            &filled[..]
-        };
         let invocation = Invocation::Block(
             statements
                 .iter()
@@ -840,22 +862,13 @@ impl SqlEngine {
         ctx: RunContext<'_>,
     ) -> Result<Vec<datafusion::arrow::record_batch::RecordBatch>> {
         let (bridge, query, params) = (self.bridge.clone(), query.clone(), params.to_vec());
-        let (identity, settings) = (ctx.identity(), ctx.settings());
-        let sequences = self.session_sequences(ctx).clone();
+        let session = self.query_session(ctx);
+        let sequences = session.sequences.clone();
         let ctx_time = ctx.timestamp_micros;
-        let query_sequences = sequences.clone();
         let out = self.wait_query(
             async move {
                 bridge
-                    .run(
-                        &query,
-                        &params,
-                        snapshot,
-                        identity,
-                        settings,
-                        query_sequences,
-                        ctx_time,
-                    )
+                    .run(&query, &params, snapshot, session, ctx_time)
                     .await
             },
             ctx.cancel,

@@ -244,6 +244,14 @@ impl CatalogProvider for LaneCatalog {
     }
 }
 
+/// What a query's functions read of the session running it: `current_user` and the like, `current_setting`, and
+/// `currval` / `lastval` (which `nextval` sets).
+pub struct QuerySession {
+    pub identity: Option<crate::functions::SessionIdentity>,
+    pub settings: crate::functions::SessionSettings,
+    pub sequences: Arc<lanedb_engine::sequence::SessionSequences>,
+}
+
 /// Plans and runs queries with DataFusion.
 pub struct QueryBridge {
     base: SessionState,
@@ -577,11 +585,14 @@ impl QueryBridge {
         query: &QueryPlan,
         params: &[Value],
         snapshot: Snapshot,
-        identity: Option<crate::functions::SessionIdentity>,
-        settings: crate::functions::SessionSettings,
-        sequences: Arc<lanedb_engine::sequence::SessionSequences>,
+        session: QuerySession,
         timestamp_micros: Option<i64>,
     ) -> Result<Vec<RecordBatch>> {
+        let QuerySession {
+            identity,
+            settings,
+            sequences,
+        } = session;
         let mut state = self.base.clone();
         state
             .config_mut()

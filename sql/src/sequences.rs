@@ -61,8 +61,8 @@ pub struct AlterSequence {
 /// `CREATE SEQUENCE` or `ALTER SEQUENCE`.
 #[derive(Clone, Debug)]
 pub enum SequenceCommand {
-    Create(CreateSequence),
-    Alter(AlterSequence),
+    Create(Box<CreateSequence>),
+    Alter(Box<AlterSequence>),
 }
 
 /// Parses `CREATE [TEMP] SEQUENCE` and `ALTER SEQUENCE` (`None`, nothing consumed, for other statements). Here and not
@@ -133,23 +133,23 @@ pub fn parse(p: &mut Parser) -> Result<Option<SequenceCommand>, ParserError> {
         .map_err(|e| ParserError::ParserError(e.message))?;
     let name = object_name(&name).map_err(|e| ParserError::ParserError(e.message))?;
     Ok(Some(if alter {
-        SequenceCommand::Alter(AlterSequence {
+        SequenceCommand::Alter(Box::new(AlterSequence {
             name,
             if_exists,
             data_type,
             options,
             restart,
             owned_by,
-        })
+        }))
     } else {
-        SequenceCommand::Create(CreateSequence {
+        SequenceCommand::Create(Box::new(CreateSequence {
             name,
             if_not_exists,
             data_type,
             options,
             owned_by: owned_by.flatten(),
             temporary,
-        })
+        }))
     }))
 }
 
