@@ -858,9 +858,17 @@ async fn take_sequence_values(server: &Server, round: i64, handed: &mut Handed) 
     }
 }
 
-/// Checks that the rows are the ones acknowledged, and that nothing handed out is handed out again.
+/// Checks that the rows are the ones acknowledged, and that nothing handed out is handed out again (and that CHECK
+/// constraints, which the catalog's history compiles again, still hold).
 async fn check_sequences(server: &Server, handed: &Handed, what: &str) {
     let client = server.connect().await;
+    for x in [0, 100] {
+        let e = client
+            .batch_execute(&format!("INSERT INTO c VALUES ({x})"))
+            .await
+            .unwrap_err();
+        assert_eq!(common::code(&e), "23514", "{what}: {x}");
+    }
     let rows: std::collections::BTreeMap<i64, String> = client
         .query("SELECT id, name FROM t", &[])
         .await
@@ -904,7 +912,9 @@ async fn sequence_values_survive_a_crash_and_a_snapshot_and_are_never_handed_out
     client
         .batch_execute(
             "CREATE TABLE t (id serial PRIMARY KEY, name text NOT NULL); \
-             CREATE SEQUENCE s INCREMENT BY 7 START WITH 3",
+             CREATE SEQUENCE s INCREMENT BY 7 START WITH 3; \
+             CREATE TABLE c (x int CHECK (x > 0)); \
+             ALTER TABLE c ADD CONSTRAINT c_small CHECK (x < 100)",
         )
         .await
         .unwrap();

@@ -71,6 +71,19 @@ pub struct TableDef {
     pub indexes: Vec<IndexDef>,
     /// The partition column; `None` means the table is replicated to every lane.
     pub partition_column: Option<usize>,
+    /// CHECK constraints, checked on every row written.
+    pub checks: Vec<CheckDef>,
+}
+
+/// A CHECK constraint: a row passes unless its expression is false (NULL passes, as in PostgreSQL).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CheckDef {
+    pub name: String,
+    /// The expression as written, for the catalog (`pg_get_constraintdef`, psql's `\d`) and for compiling it again
+    /// when the table's columns change.
+    pub sql: String,
+    /// Whether a full row passes; compiled by the SQL layer.
+    pub passes: crate::view::RowFilter,
 }
 
 impl TableDef {

@@ -24,6 +24,7 @@ impl SqlState {
     pub const INVALID_PARAMETER_VALUE: SqlState = SqlState("22023");
     pub const UNIQUE_VIOLATION: SqlState = SqlState("23505");
     pub const NOT_NULL_VIOLATION: SqlState = SqlState("23502");
+    pub const CHECK_VIOLATION: SqlState = SqlState("23514");
     pub const CARDINALITY_VIOLATION: SqlState = SqlState("21000");
     pub const NUMERIC_VALUE_OUT_OF_RANGE: SqlState = SqlState("22003");
     pub const DATETIME_FIELD_OVERFLOW: SqlState = SqlState("22008");

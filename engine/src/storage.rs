@@ -1040,6 +1040,35 @@ impl TableStore {
         make_key(index.columns.iter().map(|c| &row[*c]))
     }
 
+    /// 23514 for the first CHECK constraint `row` fails.
+    fn check_checks(&self, row: &[Value]) -> Result<()> {
+        for check in &self.def.checks {
+            if !(check.passes.0)(row)? {
+                let values: Vec<String> = row
+                    .iter()
+                    .map(|v| match v {
+                        Value::Null => "null".to_string(),
+                        v => v.to_string(),
+                    })
+                    .collect();
+                return Err(Error::new(
+                    SqlState::CHECK_VIOLATION,
+                    format!(
+                        "new row for relation \"{}\" violates check constraint \"{}\"",
+                        self.def.name, check.name
+                    ),
+                )
+                .with_fields(crate::error::ErrorFields {
+                    detail: Some(format!("Failing row contains ({}).", values.join(", "))),
+                    table: Some(self.def.name.clone()),
+                    constraint: Some(check.name.clone()),
+                    ..Default::default()
+                }));
+            }
+        }
+        Ok(())
+    }
+
     fn unique_violation(&self, index: &IndexDef, row: &[Value]) -> Error {
         let cols: Vec<&str> = index
             .columns
@@ -1089,6 +1118,7 @@ impl TableStore {
     pub fn insert(&mut self, row: &[Value]) -> Result<(usize, usize)> {
         assert_eq!(row.len(), self.def.columns.len());
         self.check_chunk_bytes(self.len, row.iter().enumerate())?;
+        self.check_checks(row)?;
         self.check_unique(row, None)?;
         Ok(self.restore_insert(row))
     }
@@ -1335,6 +1365,13 @@ impl TableStore {
         changes: &[(usize, Value)],
     ) -> Result<(Vec<(usize, Value)>, isize)> {
         self.check_chunk_bytes(pos, changes.iter().map(|(c, v)| (*c, v)))?;
+        if !self.def.checks.is_empty() {
+            let mut row = self.row(pos);
+            for (c, v) in changes {
+                row[*c] = v.clone();
+            }
+            self.check_checks(&row)?;
+        }
         let touches_index = self.indexes.iter().any(|i| {
             i.def
                 .columns
@@ -1506,6 +1543,7 @@ mod tests {
                 },
             ],
             partition_column: None,
+            checks: vec![],
         };
         let schema = Arc::new(arrow_schema::Schema::new(
             def.columns

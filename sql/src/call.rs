@@ -111,6 +111,7 @@ pub fn plan_call(function: &ast::Function, params: &mut ParamTypes) -> Result<(S
         primary_key: None,
         indexes: vec![],
         partition_column: None,
+        checks: vec![],
     };
     let scope = Scope {
         table: &empty,

@@ -11,8 +11,8 @@ use lanedb_engine::engine::new_table_store;
 use lanedb_engine::sequence::SequenceDef;
 use lanedb_engine::storage::TableStore;
 use lanedb_engine::{
-    ColumnDef, DataType, Engine, Error, Generated, Identity, IndexDef, IndexKind, MultiTxn, Result,
-    SqlState, TableDef, Value,
+    CheckDef, ColumnDef, DataType, Engine, Error, Generated, Identity, IndexDef, IndexKind,
+    MultiTxn, Result, SqlState, TableDef, Value,
 };
 
 use crate::convert;
@@ -212,6 +212,8 @@ fn column_def(
                 col.nullable = false;
             }
             ast::ColumnOption::Unique(_) => unique = true,
+            // Compiled once the table has all its columns (`checks`).
+            ast::ColumnOption::Check(_) => {}
             other => {
                 return Err(Error::unsupported(format!(
                     "column option {other} is not supported"
@@ -220,6 +222,189 @@ fn column_def(
         }
     }
     Ok((col, primary, unique, sequence))
+}
+
+/// The CHECK constraints a CREATE TABLE declares, on its columns and on the table, compiled against `def`.
+fn checks(ct: &ast::CreateTable, def: &TableDef) -> Result<Vec<CheckDef>> {
+    let mut out: Vec<CheckDef> = Vec::new();
+    let declared = ct
+        .columns
+        .iter()
+        .flat_map(|c| {
+            c.options.iter().filter_map(move |o| match &o.option {
+                ast::ColumnOption::Check(check) => Some((
+                    check.name.as_ref().or(o.name.as_ref()).map(ident),
+                    &*check.expr,
+                    Some(ident(&c.name)),
+                )),
+                _ => None,
+            })
+        })
+        .chain(ct.constraints.iter().filter_map(|c| match c {
+            ast::TableConstraint::Check(check) => {
+                Some((check.name.as_ref().map(ident), &*check.expr, None))
+            }
+            _ => None,
+        }));
+    for (name, expr, column) in declared {
+        let name = match name {
+            Some(name) => name,
+            None => check_name(def, &out, expr, column),
+        };
+        if out.iter().any(|c| c.name == name) {
+            return Err(Error::new(
+                SqlState::DUPLICATE_OBJECT,
+                format!(
+                    "constraint \"{name}\" for relation \"{}\" already exists",
+                    def.name
+                ),
+            ));
+        }
+        out.push(compile_check(def, name, &expr.to_string())?);
+    }
+    Ok(out)
+}
+
+/// `def`'s CHECK constraints compiled again for its columns now; those that read a column no longer there go, as
+/// PostgreSQL drops them with the column.
+fn recompile_checks(def: &TableDef) -> Result<Vec<CheckDef>> {
+    let mut out = Vec::with_capacity(def.checks.len());
+    for check in &def.checks {
+        match compile_check(def, check.name.clone(), &check.sql) {
+            Ok(c) => out.push(c),
+            Err(e) if e.code == SqlState::UNDEFINED_COLUMN => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
+/// Whether `e` gives a boolean (or NULL), as a CHECK's expression must.
+fn is_boolean(e: &expr::Expr, def: &TableDef) -> bool {
+    use expr::{BinOp, Expr};
+    match e {
+        Expr::Binary(op, ..) => matches!(
+            op,
+            BinOp::Eq
+                | BinOp::NotEq
+                | BinOp::Lt
+                | BinOp::LtEq
+                | BinOp::Gt
+                | BinOp::GtEq
+                | BinOp::And
+                | BinOp::Or
+        ),
+        Expr::Not(_) | Expr::IsNull(..) | Expr::InList(..) | Expr::Like(..) => true,
+        Expr::Literal(v) => matches!(v, Value::Boolean(_) | Value::Null),
+        Expr::Column(c) => def.columns[*c].data_type == DataType::Boolean,
+        Expr::Cast(_, t) => *t == DataType::Boolean,
+        Expr::Case(_, branches, otherwise) => {
+            branches.iter().all(|(_, then)| is_boolean(then, def))
+                && otherwise.as_deref().is_none_or(|o| is_boolean(o, def))
+        }
+        Expr::Coalesce(items) => items.iter().all(|i| is_boolean(i, def)),
+        _ => false,
+    }
+}
+
+/// PostgreSQL's name for an unnamed CHECK: `t_c_check` for a column's, or for one that reads a single column;
+/// `t_check` otherwise; a number after it when that is taken.
+fn check_name(
+    def: &TableDef,
+    taken: &[CheckDef],
+    expr: &ast::Expr,
+    column: Option<String>,
+) -> String {
+    let column = column.or_else(|| {
+        let mut read: Vec<String> = Vec::new();
+        let _ = ast::visit_expressions(expr, |e| {
+            if let ast::Expr::Identifier(i) = e {
+                let name = ident(i);
+                if def.column_index(&name).is_some() && !read.contains(&name) {
+                    read.push(name);
+                }
+            }
+            std::ops::ControlFlow::<()>::Continue(())
+        });
+        (read.len() == 1).then(|| read.remove(0))
+    });
+    let base = match column {
+        Some(c) => format!("{}_{c}_check", def.name),
+        None => format!("{}_check", def.name),
+    };
+    let free =
+        |n: &str| !taken.iter().any(|c| c.name == n) && !def.indexes.iter().any(|i| i.name == n);
+    if free(&base) {
+        return base;
+    }
+    (1..)
+        .map(|i| format!("{base}{i}"))
+        .find(|n| free(n))
+        .expect("a free name")
+}
+
+/// Compiles a CHECK constraint's expression (`sql`) for `def`'s rows: a row passes unless it is false. Only what
+/// the lanes evaluate (columns, constants, operators, CASE, a few functions) is accepted.
+pub(crate) fn compile_check(def: &TableDef, name: String, sql: &str) -> Result<CheckDef> {
+    let parsed = datafusion::sql::sqlparser::parser::Parser::new(
+        &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
+    )
+    .try_with_sql(sql)
+    .and_then(|mut p| p.parse_expr())
+    .map_err(|e| Error::syntax(e.to_string()))?;
+    let scope = Scope {
+        table: def,
+        qualifiers: vec![def.name.clone()],
+        excluded: false,
+    };
+    let mut params = ParamTypes::default();
+    let compiled = match expr::compile(&parsed, &scope, &mut params) {
+        Ok(c) => c,
+        Err(CompileError::User(e)) => return Err(e),
+        Err(CompileError::NotSimple) => {
+            return Err(Error::unsupported(format!(
+                "CHECK ({sql}) is not supported: a CHECK may use the row's columns, constants, operators, CASE, \
+                 COALESCE, NULLIF, abs, lower, upper and length"
+            )))
+        }
+    };
+    if !params.0.is_empty() {
+        return Err(Error::new(
+            SqlState("42P02"),
+            "there is no parameter $1 in a CHECK constraint",
+        ));
+    }
+    if !is_boolean(&compiled, def) {
+        return Err(Error::new(
+            SqlState::DATATYPE_MISMATCH,
+            format!("argument of CHECK must be type boolean: {sql}"),
+        ));
+    }
+    let table = def.name.clone();
+    let check = name.clone();
+    let passes = move |row: &[Value]| -> Result<bool> {
+        let get = |c: usize| row[c].clone();
+        match compiled.eval(&Env {
+            row: &get,
+            excluded: None,
+            params: &[],
+        })? {
+            Value::Boolean(b) => Ok(b),
+            Value::Null => Ok(true),
+            other => Err(Error::new(
+                SqlState::DATATYPE_MISMATCH,
+                format!(
+                    "check constraint \"{check}\" of relation \"{table}\" gave {other}: its expression must be \
+                     boolean"
+                ),
+            )),
+        }
+    };
+    Ok(CheckDef {
+        name,
+        sql: sql.to_string(),
+        passes: lanedb_engine::view::RowFilter(Arc::new(passes)),
+    })
 }
 
 fn col_name(c: &ast::ColumnDef) -> String {
@@ -278,6 +463,7 @@ pub fn create_table(engine: &Engine, ct: &ast::CreateTable) -> Result<&'static s
             primary_key: None,
             indexes: vec![],
             partition_column: None,
+            checks: vec![],
         };
         let mut keys: Vec<(bool, Vec<usize>, Option<String>)> = vec![];
         let mut sequences: Vec<SequenceDef> = vec![];
@@ -338,6 +524,8 @@ pub fn create_table(engine: &Engine, ct: &ast::CreateTable) -> Result<&'static s
                     index_columns(&def, &u.columns)?,
                     u.name.as_ref().map(ident),
                 )),
+                // Compiled once the table has all its columns (`checks`).
+                ast::TableConstraint::Check(_) => {}
                 other => {
                     return Err(Error::unsupported(format!(
                         "constraint {other} is not supported"
@@ -364,6 +552,7 @@ pub fn create_table(engine: &Engine, ct: &ast::CreateTable) -> Result<&'static s
                 def.indexes.push(index);
             }
         }
+        def.checks = checks(ct, &def)?;
         install(txn, def.clone(), |_| {
             Ok(new_table_store(Arc::new(def.clone())))
         })?;
@@ -619,6 +808,7 @@ pub fn alter_table(engine: &Engine, at: &ast::AlterTable) -> Result<&'static str
         let mut def = (*current).clone();
         let mut map: Vec<Option<usize>> = (0..def.columns.len()).map(Some).collect();
         let mut dropped: Vec<String> = vec![];
+        let mut added_checks: Vec<String> = vec![];
         for op in &at.operations {
             match op {
                 ast::AlterTableOperation::AddColumn {
@@ -652,6 +842,17 @@ pub fn alter_table(engine: &Engine, at: &ast::AlterTable) -> Result<&'static str
                     }
                     def.columns.push(col);
                     map.push(None);
+                    for o in &c.options {
+                        if let ast::ColumnOption::Check(check) = &o.option {
+                            let name = match check.name.as_ref().or(o.name.as_ref()) {
+                                Some(n) => ident(n),
+                                None => check_name(&def, &def.checks, &check.expr, Some(ident(&c.name))),
+                            };
+                            def.checks
+                                .push(compile_check(&def, name.clone(), &check.expr.to_string())?);
+                            added_checks.push(name);
+                        }
+                    }
                 }
                 ast::AlterTableOperation::DropColumn {
                     column_names,
@@ -682,6 +883,45 @@ pub fn alter_table(engine: &Engine, at: &ast::AlterTable) -> Result<&'static str
                         map.remove(c);
                         dropped.push(name);
                     }
+                    def.checks = recompile_checks(&def)?;
+                }
+                ast::AlterTableOperation::AddConstraint {
+                    constraint: ast::TableConstraint::Check(check),
+                    ..
+                } => {
+                    let name = match &check.name {
+                        Some(n) => ident(n),
+                        None => check_name(&def, &def.checks, &check.expr, None),
+                    };
+                    if def.checks.iter().any(|c| c.name == name)
+                        || def.indexes.iter().any(|i| i.name == name)
+                    {
+                        return Err(Error::new(
+                            SqlState::DUPLICATE_OBJECT,
+                            format!("constraint \"{name}\" for relation \"{table}\" already exists"),
+                        ));
+                    }
+                    def.checks
+                        .push(compile_check(&def, name.clone(), &check.expr.to_string())?);
+                    added_checks.push(name);
+                }
+                ast::AlterTableOperation::DropConstraint { if_exists, name, .. } => {
+                    let name = ident(name);
+                    if let Some(at) = def.checks.iter().position(|c| c.name == name) {
+                        def.checks.remove(at);
+                    } else if let Some(at) = def.indexes.iter().position(|i| i.constraint && i.name == name) {
+                        def.indexes.remove(at);
+                        def.primary_key = match def.primary_key {
+                            Some(pk) if pk == at => None,
+                            Some(pk) if pk > at => Some(pk - 1),
+                            other => other,
+                        };
+                    } else if !*if_exists {
+                        return Err(Error::new(
+                            SqlState::UNDEFINED_OBJECT,
+                            format!("constraint \"{name}\" of relation \"{table}\" does not exist"),
+                        ));
+                    }
                 }
                 other => {
                     return Err(Error::unsupported(format!(
@@ -690,7 +930,21 @@ pub fn alter_table(engine: &Engine, at: &ast::AlterTable) -> Result<&'static str
                 }
             }
         }
-        rebuild(txn, def, map)?;
+        // The rebuild inserts the rows already there again, so they must pass the new CHECKs.
+        rebuild(txn, def, map).map_err(|e| {
+            let added = e
+                .fields
+                .as_ref()
+                .and_then(|f| f.constraint.as_ref())
+                .filter(|c| e.code == SqlState::CHECK_VIOLATION && added_checks.contains(c));
+            match added {
+                Some(check) => Error::new(
+                    SqlState::CHECK_VIOLATION,
+                    format!("check constraint \"{check}\" of relation \"{table}\" is violated by some row"),
+                ),
+                None => e,
+            }
+        })?;
         // A dropped column's own sequence goes with it.
         let owned: Vec<String> = txn
             .catalog()

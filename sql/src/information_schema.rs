@@ -172,7 +172,18 @@ const RELATIONS_HERE: &[Relation] = &[
             ("constraint_name", Text),
             ("check_clause", Text),
         ],
-        rows: |_, _| vec![],
+        rows: |catalog, scan| {
+            check_constraints(catalog)
+                .map(|(_, c)| {
+                    vec![
+                        t(&scan.database),
+                        t("public"),
+                        t(&c.name),
+                        t(format!("({})", c.sql)),
+                    ]
+                })
+                .collect()
+        },
     },
     Relation {
         name: "routines",
@@ -498,9 +509,19 @@ fn key_constraints(catalog: &Catalog) -> Vec<(&TableDef, &str, &'static str, Vec
     out
 }
 
+/// Every CHECK constraint, with its table.
+fn check_constraints(
+    catalog: &Catalog,
+) -> impl Iterator<Item = (&TableDef, &lanedb_engine::CheckDef)> {
+    catalog
+        .tables()
+        .flat_map(|t| t.checks.iter().map(move |c| (t.as_ref(), c)))
+}
+
 fn table_constraints(catalog: &Catalog, scan: &Scan) -> Vec<Vec<Cell>> {
     key_constraints(catalog)
         .into_iter()
+        .chain(check_constraints(catalog).map(|(t, c)| (t, c.name.as_str(), "CHECK", vec![])))
         .map(|(table, name, kind, _)| {
             vec![
                 t(&scan.database),

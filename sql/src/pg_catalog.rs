@@ -77,6 +77,32 @@ fn index_oid(t: &TableDef, position: usize) -> i32 {
     INDEX_OID_BASE + t.id as i32 * INDEXES_PER_TABLE_MAX + position as i32
 }
 
+/// A CHECK constraint's OID: from the top of its table's index range down.
+fn check_oid(t: &TableDef, position: usize) -> i32 {
+    INDEX_OID_BASE
+        + t.id as i32 * INDEXES_PER_TABLE_MAX
+        + (INDEXES_PER_TABLE_MAX - 1 - position as i32)
+}
+
+/// The table and position of the CHECK constraint with OID `oid`.
+fn find_check(catalog: &Catalog, oid: i32) -> Option<(&Arc<TableDef>, usize)> {
+    catalog.tables().find_map(|t| {
+        (0..t.checks.len())
+            .find(|i| check_oid(t, *i) == oid)
+            .map(|i| (t, i))
+    })
+}
+
+/// `CHECK (...)` as `pg_get_constraintdef` shows it: `pretty` (its second argument true, as psql asks) without the
+/// extra parentheses.
+pub(crate) fn check_text(check: &lanedb_engine::CheckDef, pretty: bool) -> String {
+    if pretty {
+        format!("CHECK ({})", check.sql)
+    } else {
+        format!("CHECK (({}))", check.sql)
+    }
+}
+
 /// PostgreSQL's type OID and length for an engine type.
 pub(crate) fn type_oid(ty: &DataType) -> (i32, i16) {
     match ty {
@@ -833,6 +859,7 @@ fn class_row(
     am: i32,
     columns: usize,
     has_index: bool,
+    checks: usize,
 ) -> Vec<Cell> {
     vec![
         Cell::I(oid),
@@ -853,7 +880,7 @@ fn class_row(
         t("p"),
         t(kind),
         Cell::I(columns as i32),
-        Cell::I(0),
+        Cell::I(checks as i32),
         Cell::B(false),
         Cell::B(false),
         Cell::B(false),
@@ -892,6 +919,7 @@ fn classes(catalog: &Catalog, _: &Scan) -> Vec<Vec<Cell>> {
             2,
             table.columns.len(),
             !table.indexes.is_empty(),
+            table.checks.len(),
         ));
         for (i, index) in table.indexes.iter().enumerate() {
             rows.push(class_row(
@@ -901,11 +929,12 @@ fn classes(catalog: &Catalog, _: &Scan) -> Vec<Vec<Cell>> {
                 index_am(index.kind),
                 index.columns.len(),
                 false,
+                0,
             ));
         }
     }
     for s in catalog.sequences() {
-        rows.push(class_row(sequence_oid(s), &s.name, "S", 0, 3, false));
+        rows.push(class_row(sequence_oid(s), &s.name, "S", 0, 3, false, 0));
     }
     rows
 }
@@ -1126,6 +1155,27 @@ fn constraints(catalog: &Catalog, _: &Scan) -> Vec<Vec<Cell>> {
                     key_text(&index.columns).replace(' ', ",")
                 )),
                 Cell::Null,
+            ]);
+        }
+        for (i, check) in table.checks.iter().enumerate() {
+            rows.push(vec![
+                Cell::I(check_oid(table, i)),
+                t(&check.name),
+                Cell::I(PUBLIC_OID),
+                t("c"),
+                Cell::B(false),
+                Cell::B(false),
+                Cell::B(true),
+                Cell::I(table_oid(table)),
+                Cell::I(0),
+                Cell::I(0),
+                Cell::I(0),
+                Cell::I(0),
+                Cell::B(true),
+                Cell::I(0),
+                Cell::B(false),
+                Cell::Null,
+                t(&check.sql),
             ]);
         }
     }
@@ -1653,9 +1703,10 @@ impl ScalarUDFImpl for CatalogFunction {
                 GetIndexDef => ScalarValue::Utf8(
                     int_arg(0, row).and_then(|oid| index_def(&catalog, oid as i32)),
                 ),
-                GetConstraintDef => ScalarValue::Utf8(
-                    int_arg(0, row).and_then(|oid| constraint_def(&catalog, oid as i32)),
-                ),
+                GetConstraintDef => ScalarValue::Utf8(int_arg(0, row).and_then(|oid| {
+                    let pretty = text_arg(1, row).is_some_and(|p| p == "true");
+                    constraint_def(&catalog, oid as i32, pretty)
+                })),
                 EncodingToChar => ScalarValue::Utf8(Some("UTF8".into())),
                 EmptyText => ScalarValue::Utf8(Some(String::new())),
                 NullText => ScalarValue::Utf8(None),
@@ -1826,7 +1877,10 @@ fn index_def(catalog: &Catalog, oid: i32) -> Option<String> {
     ))
 }
 
-fn constraint_def(catalog: &Catalog, oid: i32) -> Option<String> {
+fn constraint_def(catalog: &Catalog, oid: i32, pretty: bool) -> Option<String> {
+    if let Some((table, i)) = find_check(catalog, oid) {
+        return Some(check_text(&table.checks[i], pretty));
+    }
     let (table, i) = find_index(catalog, oid)?;
     let index = &table.indexes[i];
     let kind = if table.primary_key == Some(i) {

@@ -1637,6 +1637,7 @@ mod tests {
             primary_key: None,
             indexes: vec![],
             partition_column: None,
+            checks: vec![],
         };
         catalog = catalog.with_table(table);
         let rewrite = |sql: &str| {

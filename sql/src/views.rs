@@ -65,6 +65,7 @@ pub fn create_view(engine: &Engine, cv: &ast::CreateView, sql: &str) -> Result<&
             primary_key: None,
             indexes: vec![],
             partition_column: None,
+            checks: vec![],
         };
         for (c, column_name) in columns.iter().zip(&names) {
             let (data_type, nullable) = match c {
