@@ -356,7 +356,7 @@ fn apply_invocation(db: &Database, invocation: Invocation<'_>) -> Result<()> {
                 })
                 .collect::<Result<Vec<_>>>()?;
             let ctx = RunContext {
-                replay: true,
+                sequence_values_given: true,
                 ..RunContext::default()
             };
             db.sql.execute_block(&prepared, ctx)?;

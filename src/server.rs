@@ -70,6 +70,10 @@ impl Backend for WireBackend {
         statement.is_read_only()
     }
 
+    fn reads_data(&self, statement: &Prepared) -> bool {
+        statement.reads_data()
+    }
+
     fn is_quick(&self, statement: &Prepared) -> bool {
         self.db.sql.is_quick(statement)
     }
@@ -108,10 +112,22 @@ impl Backend for WireBackend {
     ) -> Option<Result<(Vec<Value>, Output)>> {
         match &statement.plan {
             // With ON CONFLICT, what is written (and returned) depends on the rows there at COMMIT.
-            Plan::Insert(insert) if insert.on_conflict.is_none() => {
-                let ctx = run_context(context);
-                Some(self.db.sql.defer_insert(statement, params, ctx))
-            }
+            Plan::Insert(insert) if insert.on_conflict.is_none() => Some(self.db.sql.defer_insert(
+                statement,
+                params,
+                run_context(context),
+            )),
+            // An INSERT ... SELECT over no relation (SQLAlchemy's `SELECT ... FROM (VALUES ...)` for many rows) has
+            // known rows too.
+            Plan::InsertSelect {
+                query,
+                on_conflict: None,
+                ..
+            } if !query.reads_relations() => Some(self.db.sql.defer_insert(
+                statement,
+                params,
+                run_context(context),
+            )),
             _ => None,
         }
     }
@@ -187,6 +203,6 @@ fn run_context(context: &ExecContext) -> RunContext<'_> {
         timeout: context.statement_timeout,
         timestamp_micros: None,
         sequences: Some(&context.sequences),
-        replay: false,
+        sequence_values_given: false,
     }
 }

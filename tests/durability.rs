@@ -834,7 +834,8 @@ async fn take_sequence_values(server: &Server, round: i64, handed: &mut Handed) 
     }
     client
         .batch_execute(&format!(
-            "BEGIN; INSERT INTO t (name) VALUES ('blk{round}-a'); INSERT INTO t (name) VALUES ('blk{round}-b'); COMMIT"
+            "BEGIN; INSERT INTO t (name) VALUES ('blk{round}-a'); INSERT INTO t (name) VALUES ('blk{round}-b'); \
+             INSERT INTO t (name) SELECT v FROM (VALUES ('blk{round}-c'), ('blk{round}-d')) x(v); COMMIT"
         ))
         .await
         .unwrap();

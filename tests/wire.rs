@@ -545,6 +545,56 @@ async fn sequences_are_shared_and_their_last_values_are_per_session() {
         .await,
         "1one,2two,3three"
     );
+    // SQLAlchemy's many-row insert in a transaction: an INSERT ... SELECT over VALUES has known rows, so a block
+    // keeps it for COMMIT and answers RETURNING at once; a read that reads no table (nextval) may follow a write,
+    // and nextval() in the select list takes a value per row.
+    a.batch_execute("CREATE SEQUENCE other START 100 INCREMENT 10; CREATE TABLE tagged (id int PRIMARY KEY, name text)")
+        .await
+        .unwrap();
+    a.batch_execute("BEGIN").await.unwrap();
+    let many = "INSERT INTO items (name) SELECT p0::VARCHAR FROM (VALUES ($1::VARCHAR, 0), ($2::VARCHAR, 1)) \
+                AS imp_sen(p0, sen_counter) ORDER BY sen_counter RETURNING items.id";
+    let ids: Vec<i64> = a
+        .query(many, &[&"four", &"five"])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(ids, vec![4, 5]);
+    assert_eq!(scalar(&a, "SELECT nextval('other')").await, "100");
+    let tagged: Vec<(i32, String)> = a
+        .query(
+            "INSERT INTO tagged (id, name) SELECT nextval('other'), p1 FROM (VALUES ('x', 0), ('y', 1)) \
+             AS imp_sen(p1, sen_counter) ORDER BY sen_counter RETURNING id, name",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(tagged, vec![(110, "x".into()), (120, "y".into())]);
+    // A read of a table after a write in the block is still refused: it would not see the write.
+    assert_eq!(failure(&a, "SELECT count(*) FROM items").await, "0A000");
+    a.batch_execute("ROLLBACK").await.unwrap();
+    a.batch_execute("BEGIN").await.unwrap();
+    a.query(many, &[&"six", &"seven"]).await.unwrap();
+    a.batch_execute("INSERT INTO tagged (id, name) SELECT nextval('other'), 'z'; COMMIT")
+        .await
+        .unwrap();
+    assert_eq!(
+        scalar(
+            &b,
+            "SELECT string_agg(id || name, ',' ORDER BY id) FROM items WHERE id > 3"
+        )
+        .await,
+        "6six,7seven"
+    );
+    assert_eq!(
+        scalar(&b, "SELECT string_agg(id || name, ',') FROM tagged").await,
+        "130z"
+    );
     a.batch_execute("DISCARD ALL").await.unwrap();
     assert_eq!(failure(&a, "SELECT lastval()").await, "55000");
     // A procedure's INSERT cannot take values from a sequence: replay would take others.

@@ -90,6 +90,9 @@ pub trait Backend: Send + Sync + 'static {
     fn schema(&self, statement: &Self::Statement) -> SchemaRef;
     fn session_command<'a>(&self, statement: &'a Self::Statement) -> Option<&'a SessionCommand>;
     fn is_read_only(&self, statement: &Self::Statement) -> bool;
+    /// Whether a read reads rows (of tables or catalogs) that a transaction block's deferred writes could change;
+    /// one that reads none (`SELECT nextval('s')`) may follow a write in a block.
+    fn reads_data(&self, statement: &Self::Statement) -> bool;
     /// Whether the statement finishes in microseconds (runs inline on the connection's task).
     fn is_quick(&self, statement: &Self::Statement) -> bool;
     fn execute(

@@ -1494,7 +1494,7 @@ impl<B: Backend> Session<B> {
             if !backend.is_read_only(statement) {
                 return self.defer(statement, params);
             }
-            if !self.deferred.is_empty() {
+            if !self.deferred.is_empty() && backend.reads_data(statement) {
                 return Err(Error::unsupported(
                     "a read after a write in the same BEGIN ... COMMIT block would not see the write, which LaneDB \
                      applies at COMMIT: read before writing, or use a procedure",

@@ -156,7 +156,18 @@ impl SqlEngine {
                 let mut columns = std::borrow::Cow::Borrowed(columns);
                 if !generated.is_empty() {
                     columns.to_mut().extend(generated.iter().map(|(c, _)| *c));
-                    self.fill_generated(p, &mut rows, generated, params, ctx)?;
+                    let full = self.fill_generated(p, &mut rows, generated, params, ctx)?;
+                    if !ctx.sequence_values_given {
+                        // The statement's log record holds the values it took.
+                        invocation::rescope(&Invocation::Statement {
+                            sql: p.sql.as_str().into(),
+                            timestamp_micros: ctx
+                                .timestamp_micros
+                                .unwrap_or_else(crate::now_micros),
+                            params: full.into(),
+                            zone: p.time_zone.as_str().into(),
+                        });
+                    }
                 }
                 let rows = rows
                     .into_iter()
@@ -199,20 +210,20 @@ impl SqlEngine {
         })
     }
 
-    /// Appends to each row of an `INSERT ... SELECT` the values its left-out sequence columns take: read from the
-    /// parameters after the client's when replaying, else taken now and logged there (the statement's log record
-    /// is made again with them).
-    fn fill_generated(
+    /// Appends to each row of an `INSERT ... SELECT` the values its sequence columns take: read from the
+    /// parameters after the client's when they are given (`RunContext::sequence_values_given`), else taken now.
+    /// Returns the parameters to log: the client's, then the values.
+    pub(crate) fn fill_generated(
         &self,
         p: &Prepared,
         rows: &mut [Vec<Value>],
         generated: &[(usize, String)],
         params: &[Value],
         ctx: RunContext<'_>,
-    ) -> Result<()> {
+    ) -> Result<Vec<Value>> {
         let first = p.param_types.len().min(params.len());
         let wanted = rows.len() * generated.len();
-        if ctx.replay {
+        if ctx.sequence_values_given {
             let logged = &params[first..];
             if logged.len() != wanted {
                 return Err(Error::internal(format!(
@@ -224,7 +235,7 @@ impl SqlEngine {
             for (row, values) in rows.iter_mut().zip(logged.chunks(generated.len())) {
                 row.extend_from_slice(values);
             }
-            return Ok(());
+            return Ok(params.to_vec());
         }
         let catalog = self.engine.catalog();
         let sequences = generated
@@ -248,13 +259,7 @@ impl SqlEngine {
                 row.push(v);
             }
         }
-        invocation::rescope(&Invocation::Statement {
-            sql: p.sql.as_str().into(),
-            timestamp_micros: ctx.timestamp_micros.unwrap_or_else(crate::now_micros),
-            params: full.into(),
-            zone: p.time_zone.as_str().into(),
-        });
-        Ok(())
+        Ok(full)
     }
 
     /// A DataFusion query over the lanes a multi-partition transaction holds, as batches.

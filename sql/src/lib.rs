@@ -92,8 +92,9 @@ pub struct RunContext<'a> {
     pub timestamp_micros: Option<i64>,
     /// What `currval` and `lastval` read, and `nextval` sets; a fresh set per statement when `None`.
     pub sequences: Option<&'a Arc<SessionSequences>>,
-    /// Replaying the command log: the values a write takes from sequences are in its parameters (see `sequences`).
-    pub replay: bool,
+    /// The values a write takes from sequences are in its parameters already, after the client's (see `sequences`):
+    /// replaying the log, or a transaction block's write at COMMIT, whose values were taken when it was kept.
+    pub sequence_values_given: bool,
 }
 
 /// Why a running statement must stop now, as the 57014 error it ends with: a cancel request (`cancel` raised), or
@@ -432,7 +433,7 @@ impl SqlEngine {
         let one = self.prepare_typed(sql, &[], zone)?;
         let ctx = RunContext {
             timestamp_micros: Some(timestamp_micros),
-            replay: true,
+            sequence_values_given: true,
             ..RunContext::default()
         };
         self.execute_in(&one, params, ctx)
@@ -463,7 +464,7 @@ impl SqlEngine {
             // schema.
             // Sequence values an INSERT takes are chosen here and logged after the client's parameters.
             let generated;
-            let params = if current.generated.is_empty() || ctx.replay {
+            let params = if current.generated.is_empty() || ctx.sequence_values_given {
                 params
             } else {
                 generated = self.with_generated(current, params, ctx)?;
@@ -717,17 +718,46 @@ impl SqlEngine {
         params: &[Value],
         ctx: RunContext<'_>,
     ) -> Result<(Vec<Value>, Output)> {
-        let Plan::Insert(insert) = &p.plan else {
-            return Err(Error::internal(
-                "only an INSERT of known rows waits for COMMIT",
-            ));
+        let (full, rows) = match &p.plan {
+            Plan::Insert(insert) => {
+                let full = if p.generated.is_empty() {
+                    params.to_vec()
+                } else {
+                    self.with_generated(p, params, ctx)?
+                };
+                let rows = insert.materialize(&full)?;
+                (full, rows)
+            }
+            // A query that reads no relation gives the same rows at COMMIT: they are known now.
+            Plan::InsertSelect {
+                table,
+                columns,
+                query,
+                generated,
+                ..
+            } if !query.reads_relations() => {
+                let mut rows = Vec::new();
+                for batch in &self.run_query(query, params, ctx)? {
+                    rows.extend(convert::rows_of(batch)?);
+                }
+                let mut columns = Cow::Borrowed(columns);
+                let mut full = params.to_vec();
+                if !generated.is_empty() {
+                    columns.to_mut().extend(generated.iter().map(|(c, _)| *c));
+                    full = self.fill_generated(p, &mut rows, generated, params, ctx)?;
+                }
+                let rows = rows
+                    .into_iter()
+                    .map(|values| dml::full_row(table, &columns, values))
+                    .collect::<Result<Vec<_>>>()?;
+                (full, rows)
+            }
+            _ => {
+                return Err(Error::internal(
+                    "only an INSERT of known rows waits for COMMIT",
+                ))
+            }
         };
-        let full = if p.generated.is_empty() {
-            params.to_vec()
-        } else {
-            self.with_generated(p, params, ctx)?
-        };
-        let rows = insert.materialize(&full)?;
         let count = rows.len() as u64;
         let written = p
             .returning
@@ -744,6 +774,11 @@ impl SqlEngine {
         statements: &[(Arc<Prepared>, Vec<Value>)],
         ctx: RunContext<'_>,
     ) -> Result<()> {
+        // Each write took its sequence values when the block kept it (`defer_insert`).
+        let ctx = RunContext {
+            sequence_values_given: true,
+            ..ctx
+        };
         let invocation = Invocation::Block(
             statements
                 .iter()

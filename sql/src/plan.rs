@@ -196,6 +196,16 @@ impl Prepared {
         )
     }
 
+    /// Whether running the statement reads rows a transaction block's deferred writes could change: a query that
+    /// reads no relation (`SELECT nextval('s')`, `SELECT 1`) and session statements read none.
+    pub fn reads_data(&self) -> bool {
+        match &self.plan {
+            Plan::Query(q) => q.reads_relations(),
+            Plan::Session(_) => false,
+            _ => true,
+        }
+    }
+
     /// Whether the statement is a short lane operation (microseconds), fine to run on the caller's thread; others
     /// (DataFusion queries, DDL, statements over many rows) may take long.
     pub fn is_quick(&self) -> bool {
@@ -1259,7 +1269,24 @@ fn plan_insert(
     {
         return Err(always_identity(&table.columns[*c]));
     }
-    let query = df(&ast::Statement::Query(source.clone()))?;
+    // `nextval('s')` as an item of the select list (SQLAlchemy's many-row insert for a column with a Sequence) takes
+    // a value per row as a sequence default does: a NULL in the query, then the value (see `sequences`).
+    let mut source = source.clone();
+    let mut select_generated: Vec<(usize, String)> = Vec::new();
+    if let ast::SetExpr::Select(select) = source.body.as_mut() {
+        for (i, item) in select.projection.iter_mut().enumerate() {
+            let (ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. }) =
+                item
+            else {
+                continue;
+            };
+            if let Some(sequence) = crate::sequences::nextval_call(e) {
+                *e = ast::Expr::value(ast::Value::Null);
+                select_generated.push((i, sequence));
+            }
+        }
+    }
+    let query = df(&ast::Statement::Query(source))?;
     if ins.columns.is_empty() {
         columns.truncate(query.schema.fields().len().max(1));
     }
@@ -1274,7 +1301,8 @@ fn plan_insert(
     }
     query.check_deterministic_for_write()?;
     let param_types = query.param_types.clone();
-    let generated = omitted_generated(&table, &columns);
+    let mut generated = omitted_generated(&table, &columns);
+    generated.extend(select_generated.into_iter().map(|(i, s)| (columns[i], s)));
     let plan = Plan::InsertSelect {
         table,
         columns,

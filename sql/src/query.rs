@@ -275,6 +275,21 @@ pub struct QueryPlan {
 }
 
 impl QueryPlan {
+    /// Whether the query reads a relation (a table, a view, a catalog, a table function): one that reads none
+    /// (`SELECT nextval('s')`, `SELECT $1`, VALUES) gives the same rows whenever it runs.
+    pub fn reads_relations(&self) -> bool {
+        use datafusion::common::tree_node::TreeNodeRecursion;
+        let mut found = false;
+        let _ = self.plan.apply_with_subqueries(|node| {
+            if matches!(node, LogicalPlan::TableScan(_)) {
+                found = true;
+                return Ok(TreeNodeRecursion::Stop);
+            }
+            Ok(TreeNodeRecursion::Continue)
+        });
+        found
+    }
+
     /// Refuses a query that calls a volatile function (`random()`, `uuid()`) as the source of a write: the command
     /// log replays the statement, which would write other values. `now()` is fine: a write's time is logged.
     pub fn check_deterministic_for_write(&self) -> Result<()> {
