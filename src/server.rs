@@ -109,25 +109,26 @@ impl Backend for WireBackend {
         context: &ExecContext,
         statement: &Prepared,
         params: &[Value],
+        kept: &[(Arc<Prepared>, Vec<Value>)],
     ) -> Option<Result<(Vec<Value>, Output)>> {
+        let defer = || {
+            Some(
+                self.db
+                    .sql
+                    .defer(statement, params, kept, run_context(context)),
+            )
+        };
         match &statement.plan {
             // With ON CONFLICT, what is written (and returned) depends on the rows there at COMMIT.
-            Plan::Insert(insert) if insert.on_conflict.is_none() => Some(self.db.sql.defer_insert(
-                statement,
-                params,
-                run_context(context),
-            )),
+            Plan::Insert(insert) if insert.on_conflict.is_none() => defer(),
             // An INSERT ... SELECT over no relation (SQLAlchemy's `SELECT ... FROM (VALUES ...)` for many rows) has
             // known rows too.
             Plan::InsertSelect {
                 query,
                 on_conflict: None,
                 ..
-            } if !query.reads_relations() => Some(self.db.sql.defer_insert(
-                statement,
-                params,
-                run_context(context),
-            )),
+            } if !query.reads_relations() => defer(),
+            _ if statement.is_block_ddl() => defer(),
             _ => None,
         }
     }

@@ -912,10 +912,14 @@ async fn sequence_values_survive_a_crash_and_a_snapshot_and_are_never_handed_out
     let client = server.connect().await;
     client
         .batch_execute(
-            "CREATE TABLE t (id serial PRIMARY KEY, name text NOT NULL); \
+            // DDL in a transaction block, as SQLAlchemy's `create_all` sends it: one log record, replayed (and
+            // kept in the snapshot's catalog history) as one transaction.
+            "BEGIN; \
+             CREATE TABLE t (id serial PRIMARY KEY, name text NOT NULL); \
              CREATE SEQUENCE s INCREMENT BY 7 START WITH 3; \
              CREATE TABLE c (x int CHECK (x > 0)); \
-             ALTER TABLE c ADD CONSTRAINT c_small CHECK (x < 100)",
+             ALTER TABLE c ADD CONSTRAINT c_small CHECK (x < 100); \
+             COMMIT",
         )
         .await
         .unwrap();

@@ -502,6 +502,96 @@ async fn an_untyped_null_is_null_on_the_wire() {
     assert_eq!(rows, [None, None]);
 }
 
+/// DDL in a transaction block (SQLAlchemy's `create_all` on a default engine): kept for COMMIT, where the block's
+/// statements apply together; each is tried when it arrives, so its error shows there, as in PostgreSQL; ROLLBACK
+/// leaves nothing; a block holds DDL or rows, not both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ddl_in_a_block_applies_at_commit() {
+    let server = Server::start(&[]);
+    let client = server.connect().await;
+    let other = server.connect().await;
+    client
+        .batch_execute(
+            "BEGIN; CREATE TABLE a (id serial PRIMARY KEY, v text); CREATE INDEX a_v ON a (v); \
+             CREATE SEQUENCE s",
+        )
+        .await
+        .unwrap();
+    // Not there for others before COMMIT.
+    assert_eq!(
+        scalar(
+            &other,
+            "SELECT count(*) FROM pg_class WHERE relname IN ('a', 'a_v', 's')"
+        )
+        .await,
+        "0"
+    );
+    assert_eq!(failure(&client, "CREATE TABLE a (x int)").await, "42P07");
+    client.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(
+        scalar(
+            &other,
+            "SELECT count(*) FROM pg_class WHERE relname IN ('a', 'a_v', 's', 'a_id_seq')"
+        )
+        .await,
+        "0"
+    );
+    client
+        .batch_execute(
+            "BEGIN; CREATE TABLE a (id serial PRIMARY KEY, v text); CREATE INDEX a_v ON a (v); \
+             CREATE SEQUENCE s; COMMIT",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        scalar(
+            &other,
+            "SELECT count(*) FROM pg_class WHERE relname IN ('a', 'a_v', 's', 'a_id_seq')"
+        )
+        .await,
+        "4"
+    );
+    // DDL and rows do not mix in one block.
+    client
+        .batch_execute("BEGIN; INSERT INTO a (v) VALUES ('x')")
+        .await
+        .unwrap();
+    assert_eq!(failure(&client, "DROP SEQUENCE s").await, "0A000");
+    client.batch_execute("ROLLBACK").await.unwrap();
+    client
+        .batch_execute("BEGIN; DROP SEQUENCE s")
+        .await
+        .unwrap();
+    assert_eq!(
+        failure(&client, "INSERT INTO a (v) VALUES ('x')").await,
+        "0A000"
+    );
+    client.batch_execute("ROLLBACK").await.unwrap();
+    // Views, users and procedures are still their own transactions.
+    client.batch_execute("BEGIN").await.unwrap();
+    assert_eq!(
+        failure(
+            &client,
+            "CREATE VIEW av AS SELECT v, count(*) FROM a GROUP BY v"
+        )
+        .await,
+        "0A000"
+    );
+    client.batch_execute("ROLLBACK").await.unwrap();
+    client
+        .batch_execute("BEGIN; DROP TABLE a; DROP SEQUENCE s; COMMIT")
+        .await
+        .unwrap();
+    assert_eq!(
+        scalar(
+            &other,
+            "SELECT count(*) FROM pg_class WHERE relname IN ('a', 'a_v', 's', 'a_id_seq')"
+        )
+        .await,
+        "0"
+    );
+}
+
 /// `currval` and `lastval` are each session's own; an INSERT's key from a serial column is not a parameter the
 /// client sends (ParameterDescription lists only the client's), and a block's INSERTs take theirs at COMMIT.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

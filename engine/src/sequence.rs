@@ -280,6 +280,11 @@ impl SequenceState {
         self.inner.lock().covered = 0;
     }
 
+    /// A counter whose next value is `value` (`ALTER SEQUENCE ... RESTART`).
+    pub fn at(value: i64) -> SequenceState {
+        SequenceState::new(value)
+    }
+
     fn new(start: i64) -> SequenceState {
         SequenceState {
             inner: Mutex::new(Counter {

@@ -108,14 +108,16 @@ pub trait Backend: Send + Sync + 'static {
     fn requires_authentication(&self) -> bool;
     /// A user's SCRAM verifier (`None` when the user has no password) and role.
     fn user(&self, name: &str) -> Option<(Option<ScramVerifier>, Role)>;
-    /// Keeps a write of a transaction block for COMMIT (an INSERT of known rows): the parameters to run it with
-    /// then (the client's, and what the statement must not choose again, such as sequence values) and the answer
-    /// to give now (its row count, or the rows RETURNING asks for); `None` for writes that cannot wait.
+    /// Keeps a write of a transaction block for COMMIT (an INSERT of known rows, DDL), after the writes `kept`
+    /// already: the parameters to run it with then (the client's, and what the statement must not choose again,
+    /// such as sequence values) and the answer to give now (its row count, the rows RETURNING asks for, a DDL
+    /// statement's tag); `None` for writes that cannot wait.
     fn defer(
         &self,
         context: &ExecContext,
         statement: &Self::Statement,
         params: &[Value],
+        kept: &[(Arc<Self::Statement>, Vec<Value>)],
     ) -> Option<Result<(Vec<Value>, Output)>>;
     /// Runs a transaction block's deferred writes as one transaction, all or nothing.
     fn execute_block(

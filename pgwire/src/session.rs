@@ -1517,7 +1517,11 @@ impl<B: Backend> Session<B> {
                 format!("a transaction block may hold at most {DEFERRED_WRITES_MAX} writes"),
             ));
         }
-        let Some(deferred) = self.shared.backend.defer(&self.context, statement, params) else {
+        let Some(deferred) =
+            self.shared
+                .backend
+                .defer(&self.context, statement, params, &self.deferred)
+        else {
             return Err(write_in_block());
         };
         let (params, output) = deferred?;

@@ -43,6 +43,23 @@ pub fn object_name(n: &ast::ObjectName) -> Result<String> {
         .ok_or_else(|| Error::syntax(format!("invalid name {n}")))
 }
 
+/// Where a DDL statement runs: in a transaction of its own, or in a transaction block's at COMMIT (with the block's
+/// other DDL, all or nothing).
+pub enum On<'a, 'b> {
+    Engine(&'a Engine),
+    Txn(&'a mut MultiTxn<'b>),
+}
+
+impl On<'_, '_> {
+    /// Runs `f` in the transaction.
+    pub(crate) fn multi<T>(self, f: impl FnOnce(&mut MultiTxn) -> Result<T>) -> Result<T> {
+        match self {
+            On::Engine(engine) => engine.run_multi(None, f),
+            On::Txn(txn) => f(txn),
+        }
+    }
+}
+
 fn index_columns(def: &TableDef, cols: &[ast::IndexColumn]) -> Result<Vec<usize>> {
     let mut out = Vec::with_capacity(cols.len());
     for c in cols {
@@ -430,7 +447,7 @@ fn unique_name(table: &TableDef, cols: &[usize]) -> String {
     format!("{}_{}_key", table.name, names.join("_"))
 }
 
-pub fn create_table(engine: &Engine, ct: &ast::CreateTable) -> Result<&'static str> {
+pub fn create_table(on: On, ct: &ast::CreateTable) -> Result<&'static str> {
     let name = object_name(&ct.name)?;
     if ct.query.is_some() || ct.like.is_some() || ct.clone.is_some() {
         return Err(Error::unsupported(
@@ -446,7 +463,7 @@ pub fn create_table(engine: &Engine, ct: &ast::CreateTable) -> Result<&'static s
              partition a table with PARTITION TABLE t ON COLUMN c",
         ));
     }
-    engine.run_multi(None, |txn| {
+    on.multi(|txn| {
         if txn.catalog().has_relation(&name) {
             if ct.if_not_exists {
                 return Ok("CREATE TABLE");
@@ -663,7 +680,7 @@ pub fn partition_table(engine: &Engine, table: &str, column: &str) -> Result<&'s
     })
 }
 
-pub fn create_index(engine: &Engine, ci: &ast::CreateIndex) -> Result<&'static str> {
+pub fn create_index(on: On, ci: &ast::CreateIndex) -> Result<&'static str> {
     let table = object_name(&ci.table_name)?;
     if ci.predicate.is_some() || !ci.include.is_empty() {
         return Err(Error::unsupported(
@@ -680,7 +697,7 @@ pub fn create_index(engine: &Engine, ci: &ast::CreateIndex) -> Result<&'static s
             )))
         }
     };
-    engine.run_multi(None, |txn| {
+    on.multi(|txn| {
         let mut def = (**txn.catalog().table(&table)?).clone();
         let columns = index_columns(&def, &ci.columns)?;
         let name = match &ci.name {
@@ -718,7 +735,7 @@ pub fn create_index(engine: &Engine, ci: &ast::CreateIndex) -> Result<&'static s
 }
 
 pub fn drop(
-    engine: &Engine,
+    on: On,
     object_type: &ast::ObjectType,
     if_exists: bool,
     names: &[ast::ObjectName],
@@ -726,9 +743,14 @@ pub fn drop(
 ) -> Result<&'static str> {
     let names = names.iter().map(object_name).collect::<Result<Vec<_>>>()?;
     match object_type {
-        ast::ObjectType::View => crate::views::drop_views(engine, if_exists, &names),
-        ast::ObjectType::Sequence => crate::sequences::drop(engine, if_exists, &names, cascade),
-        ast::ObjectType::Table => engine.run_multi(None, |txn| {
+        ast::ObjectType::View => match on {
+            On::Engine(engine) => crate::views::drop_views(engine, if_exists, &names),
+            On::Txn(_) => Err(Error::unsupported(
+                "DROP VIEW is not supported in a transaction block: run it on its own",
+            )),
+        },
+        ast::ObjectType::Sequence => crate::sequences::drop(on, if_exists, &names, cascade),
+        ast::ObjectType::Table => on.multi(|txn| {
             for name in &names {
                 let Some(def) = txn.catalog().get_table(name).cloned() else {
                     if if_exists {
@@ -760,7 +782,7 @@ pub fn drop(
             }
             Ok("DROP TABLE")
         }),
-        ast::ObjectType::Index => engine.run_multi(None, |txn| {
+        ast::ObjectType::Index => on.multi(|txn| {
             for name in &names {
                 let Some((def, i)) = txn.catalog().index_owner(name).map(|(d, i)| ((**d).clone(), i)) else {
                     if if_exists {
@@ -788,9 +810,9 @@ pub fn drop(
     }
 }
 
-pub fn alter_table(engine: &Engine, at: &ast::AlterTable) -> Result<&'static str> {
+pub fn alter_table(on: On, at: &ast::AlterTable) -> Result<&'static str> {
     let table = object_name(&at.name)?;
-    engine.run_multi(None, |txn| {
+    on.multi(|txn| {
         if txn.catalog().view(&table).is_some() {
             return Err(not_a_table(&table));
         }

@@ -579,20 +579,20 @@ impl SqlEngine {
                 let n = plan.run(engine, Some(p.catalog_version), params, written.as_mut())?;
                 self.write_output(p, verb, n, written, params, ctx)
             }
-            Plan::CreateTable(ct) => ddl::create_table(engine, ct).map(|t| Output::command(t, 0)),
-            Plan::CreateIndex(ci) => ddl::create_index(engine, ci).map(|t| Output::command(t, 0)),
+            Plan::CreateTable(ct) => ddl::create_table(ddl::On::Engine(engine), ct).map(|t| Output::command(t, 0)),
+            Plan::CreateIndex(ci) => ddl::create_index(ddl::On::Engine(engine), ci).map(|t| Output::command(t, 0)),
             Plan::CreateView(cv) => views::create_view(engine, cv, &p.sql).map(|t| Output::command(t, 0)),
-            Plan::AlterTable(at) => ddl::alter_table(engine, at).map(|t| Output::command(t, 0)),
+            Plan::AlterTable(at) => ddl::alter_table(ddl::On::Engine(engine), at).map(|t| Output::command(t, 0)),
             Plan::Drop {
                 object_type,
                 if_exists,
                 names,
                 cascade,
-            } => ddl::drop(engine, object_type, *if_exists, names, *cascade)
+            } => ddl::drop(ddl::On::Engine(engine), object_type, *if_exists, names, *cascade)
                 .map(|t| Output::command(t, 0)),
             Plan::Sequence(command) => match command {
-                sequences::SequenceCommand::Create(c) => sequences::create(engine, c),
-                sequences::SequenceCommand::Alter(a) => sequences::alter(engine, a),
+                sequences::SequenceCommand::Create(c) => sequences::create(ddl::On::Engine(engine), c),
+                sequences::SequenceCommand::Alter(a) => sequences::alter(ddl::On::Engine(engine), a),
             }
             .map(|t| Output::command(t, 0)),
             Plan::Session(command) => match command {
@@ -795,16 +795,83 @@ impl SqlEngine {
     ) -> Result<()> {
         self.engine.run_multi(None, |txn| {
             for (p, params) in statements {
-                if p.plan.depends_on_catalog() && p.catalog_version != txn.catalog().version {
-                    return Err(Error::new(
-                        SqlState("40001"),
-                        "the schema changed while the transaction was open; run it again",
-                    ));
-                }
-                self.run_in_txn(p, txn, params, ctx)?;
+                self.block_statement(p, txn, params, ctx)?;
             }
             Ok(())
         })
+    }
+
+    /// Runs one statement of a transaction block at COMMIT, in the block's transaction.
+    fn block_statement(
+        &self,
+        p: &Prepared,
+        txn: &mut lanedb_engine::MultiTxn,
+        params: &[Value],
+        ctx: RunContext<'_>,
+    ) -> Result<Output> {
+        if p.plan.depends_on_catalog() && p.catalog_version != txn.catalog().version {
+            return Err(Error::new(
+                SqlState("40001"),
+                "the schema changed while the transaction was open; run it again",
+            ));
+        }
+        let on = ddl::On::Txn(txn);
+        let tag = match &p.plan {
+            Plan::CreateTable(ct) => ddl::create_table(on, ct)?,
+            Plan::CreateIndex(ci) => ddl::create_index(on, ci)?,
+            Plan::AlterTable(at) => ddl::alter_table(on, at)?,
+            Plan::Drop {
+                object_type,
+                if_exists,
+                names,
+                cascade,
+            } => ddl::drop(on, object_type, *if_exists, names, *cascade)?,
+            Plan::Sequence(sequences::SequenceCommand::Create(c)) => sequences::create(on, c)?,
+            Plan::Sequence(sequences::SequenceCommand::Alter(a)) => sequences::alter(on, a)?,
+            _ => return self.run_in_txn(p, txn, params, ctx),
+        };
+        Ok(Output::command(tag, 0))
+    }
+
+    /// Keeps a statement of a transaction block for COMMIT (`execute_block`), after the ones `kept` already: its
+    /// parameters then, and the answer to give now. An INSERT of known rows answers with its count or RETURNING
+    /// rows (`defer_insert`); DDL (tables, indexes, sequences) is tried now with the block's DDL before it, in a
+    /// transaction that is then rolled back, so that its errors show at the statement, as in PostgreSQL. A block
+    /// holds DDL or rows, not both: rows written after DDL would be planned against the schema before it.
+    pub fn defer(
+        &self,
+        p: &Prepared,
+        params: &[Value],
+        kept: &[(Arc<Prepared>, Vec<Value>)],
+        ctx: RunContext<'_>,
+    ) -> Result<(Vec<Value>, Output)> {
+        let ddl = p.is_block_ddl();
+        if kept.iter().any(|(k, _)| k.is_block_ddl() != ddl) {
+            return Err(Error::unsupported(
+                "a transaction block may hold DDL or writes of rows, not both: COMMIT the one before the other",
+            ));
+        }
+        if !ddl {
+            return self.defer_insert(p, params, ctx);
+        }
+        let ctx = RunContext {
+            sequence_values_given: true,
+            ..ctx
+        };
+        let mut answer = None;
+        let tried = self.engine.run_multi(None, |txn| {
+            for (k, params) in kept {
+                self.block_statement(k, txn, params, ctx)?;
+            }
+            answer = Some(self.block_statement(p, txn, params, ctx)?);
+            // Rolled back: the block's DDL is applied at COMMIT.
+            Err(Error::new(SqlState::QUERY_CANCELED, "tried"))
+        });
+        match (tried, answer) {
+            (Err(_), Some(answer)) => Ok((params.to_vec(), answer)),
+            (Err(e), None) => Err(e),
+            (Ok(()), _) => Err(Error::internal("a tried block committed")),
+        }
     }
 
     /// `rows` with the next value of each of `generated`'s sequences added to every row, as text; a row with the

@@ -196,6 +196,22 @@ impl Prepared {
         )
     }
 
+    /// DDL a transaction block may keep for COMMIT (where it runs with the block's other DDL, all or nothing):
+    /// tables, indexes and sequences.
+    pub fn is_block_ddl(&self) -> bool {
+        match &self.plan {
+            Plan::CreateTable(_)
+            | Plan::CreateIndex(_)
+            | Plan::AlterTable(_)
+            | Plan::Sequence(_) => true,
+            Plan::Drop { object_type, .. } => matches!(
+                object_type,
+                ast::ObjectType::Table | ast::ObjectType::Index | ast::ObjectType::Sequence
+            ),
+            _ => false,
+        }
+    }
+
     /// Whether running the statement reads rows a transaction block's deferred writes could change: a query that
     /// reads no relation (`SELECT nextval('s')`, `SELECT 1`) and session statements read none.
     pub fn reads_data(&self) -> bool {

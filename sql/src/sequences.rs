@@ -27,10 +27,10 @@ use datafusion::sql::sqlparser::ast;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::Token;
-use lanedb_engine::sequence::{SequenceDef, SessionSequences};
+use lanedb_engine::sequence::{SequenceDef, SequenceState, SessionSequences};
 use lanedb_engine::{Catalog, DataType, Engine, Error, Generated, Result, SqlState, Value};
 
-use crate::ddl::object_name;
+use crate::ddl::{object_name, On};
 use crate::pg_catalog::TABLE_OID_BASE;
 
 /// `CREATE SEQUENCE`, as parsed.
@@ -315,7 +315,7 @@ fn integer_option(option: &str, e: &ast::Expr) -> Result<i64> {
 }
 
 /// Runs `CREATE SEQUENCE`.
-pub fn create(engine: &Engine, cs: &CreateSequence) -> Result<&'static str> {
+pub fn create(on: On, cs: &CreateSequence) -> Result<&'static str> {
     if cs.temporary {
         return Err(Error::unsupported("temporary sequences are not supported"));
     }
@@ -324,7 +324,7 @@ pub fn create(engine: &Engine, cs: &CreateSequence) -> Result<&'static str> {
         None => DataType::BigInt,
     };
     let def = definition(cs.name.clone(), data_type, &cs.options)?;
-    engine.run_multi(None, |txn| {
+    on.multi(|txn| {
         if txn.catalog().has_relation(&cs.name) {
             if cs.if_not_exists {
                 return Ok("CREATE SEQUENCE");
@@ -348,8 +348,8 @@ pub fn create(engine: &Engine, cs: &CreateSequence) -> Result<&'static str> {
 
 /// Runs `ALTER SEQUENCE`: the new options apply to the counter as it is (its values so far stay handed out);
 /// `RESTART` sets it back to the start, or to the value given.
-pub fn alter(engine: &Engine, a: &AlterSequence) -> Result<&'static str> {
-    engine.run_multi(None, |txn| {
+pub fn alter(on: On, a: &AlterSequence) -> Result<&'static str> {
+    on.multi(|txn| {
         let Some(current) = txn.catalog().sequence(&a.name).cloned() else {
             if a.if_exists {
                 return Ok("ALTER SEQUENCE");
@@ -415,13 +415,14 @@ pub fn alter(engine: &Engine, a: &AlterSequence) -> Result<&'static str> {
                 ));
             }
         }
-        let catalog = txn.catalog().with_sequence(def.clone());
-        txn.set_catalog(catalog);
-        // The log's last record for it covers values counted with the old options: the next value logs anew.
         match restart {
-            Some(value) => def.restore(value, false),
+            // A counter of its own: the old one stays the old catalog's, should the transaction roll back.
+            Some(value) => def.state = Arc::new(SequenceState::at(value)),
+            // The log's last record for it covers values counted with the old options: the next value logs anew.
             None => def.state.uncover(),
         }
+        let catalog = txn.catalog().with_sequence(def);
+        txn.set_catalog(catalog);
         Ok("ALTER SEQUENCE")
     })
 }
@@ -453,13 +454,8 @@ pub fn for_column(
 
 /// Runs `DROP SEQUENCE`. A sequence a column's default uses is dropped only with CASCADE, which drops those
 /// defaults too.
-pub fn drop(
-    engine: &Engine,
-    if_exists: bool,
-    names: &[String],
-    cascade: bool,
-) -> Result<&'static str> {
-    engine.run_multi(None, |txn| {
+pub fn drop(on: On, if_exists: bool, names: &[String], cascade: bool) -> Result<&'static str> {
+    on.multi(|txn| {
         for name in names {
             if txn.catalog().sequence(name).is_none() {
                 if if_exists {
