@@ -1689,6 +1689,12 @@ impl ScalarUDFImpl for CatalogFunction {
             Some(f) => sql_type_name(f.data_type()),
             None => String::new(),
         };
+        let text_input = arrays.first().is_some_and(|a| {
+            matches!(
+                a.data_type(),
+                ArrowType::Utf8 | ArrowType::LargeUtf8 | ArrowType::Utf8View
+            )
+        });
         let value_at = |row: usize| -> ScalarValue {
             use Function::*;
             match self.function {
@@ -1715,12 +1721,19 @@ impl ScalarUDFImpl for CatalogFunction {
                         .zip(text_arg(1, row))
                         .and_then(|(table, column)| serial_sequence(&catalog, &table, &column)),
                 ),
+                // An OID shows as its relation's name; a name (text that is not a literal) as itself, when there is
+                // such a relation.
+                RegClass if text_input => ScalarValue::Utf8(text_arg(0, row).and_then(|name| {
+                    relation_oid(&catalog, &name)
+                        .and_then(|oid| relation_name(&catalog, oid))
+                })),
                 RegClass => ScalarValue::Utf8(int_arg(0, row).map(|oid| {
                     relation_name(&catalog, oid as i32).unwrap_or_else(|| oid.to_string())
                 })),
-                RegClassOid => ScalarValue::Int32(
+                RegClassOid if text_input => ScalarValue::Int32(
                     text_arg(0, row).and_then(|name| relation_oid(&catalog, &name)),
                 ),
+                RegClassOid => ScalarValue::Int32(int_arg(0, row).map(|oid| oid as i32)),
                 ToRegType => {
                     ScalarValue::Int32(text_arg(0, row).and_then(|name| type_oid_named(&name)))
                 }
@@ -2139,6 +2152,16 @@ fn rewrite_expr(e: &mut ast::Expr) {
                 "regproc" | "regprocedure" | "name" | "text" | "bpchar" | "char" => {
                     plain(ast::DataType::Text, inner)
                 }
+                // `x::regclass::oid`: the OID of the relation x names, or x when it is one.
+                "oid" | "regrole"
+                    if matches!(&inner, ast::Expr::Function(f) if f.name.to_string() == "lanedb_regclass") =>
+                {
+                    let ast::Expr::Function(mut f) = inner else {
+                        unreachable!("matched above")
+                    };
+                    f.name = ast::ObjectName::from(vec![ast::Ident::new("lanedb_regclass_oid")]);
+                    ast::Expr::Function(f)
+                }
                 "oid" | "regrole" | "xid" => plain(ast::DataType::Int(None), inner),
                 "int2" => plain(ast::DataType::SmallInt(None), inner),
                 "int4" => plain(ast::DataType::Int(None), inner),
@@ -2151,79 +2174,188 @@ fn rewrite_expr(e: &mut ast::Expr) {
     }
 }
 
-/// A correlated `(SELECT x FROM ... WHERE ...)` in a select list becomes
+/// A correlated `(SELECT x FROM ... WHERE ...)` in a select list (also inside an expression there, as
+/// SQLAlchemy's `CASE WHEN ... THEN (SELECT ...) END`) becomes
 /// `CASE WHEN <outer-only conditions> THEN (SELECT max(x) FROM ... WHERE <the rest>) END`: the same single value for
-/// the catalog queries psql sends, in the shape DataFusion decorrelates (an aggregate under equality predicates).
-/// A subquery over `pg_collation` becomes NULL: LaneDB has only the default collation, which psql does not show.
+/// the catalog queries psql and drivers send, in the shape DataFusion decorrelates (an aggregate under equality
+/// predicates). A subquery over `pg_collation` becomes NULL: LaneDB has only the default collation, which psql does
+/// not show.
 fn aggregate_select_list_subqueries(query: &mut ast::Query) {
     let ast::SetExpr::Select(select) = query.body.as_mut() else {
         return;
     };
     for item in &mut select.projection {
-        let expr = match item {
-            ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. } => e,
-            _ => continue,
-        };
-        let ast::Expr::Subquery(sub) = expr else {
-            continue;
-        };
-        let ast::SetExpr::Select(inner) = sub.body.as_mut() else {
-            continue;
-        };
-        if inner.projection.len() != 1 || inner.selection.is_none() {
-            continue;
-        }
-        let aliases: Vec<String> = inner
-            .from
-            .iter()
-            .filter_map(|f| match &f.relation {
-                ast::TableFactor::Table { name, alias, .. } => Some(
-                    alias
-                        .as_ref()
-                        .map(|a| a.name.value.to_ascii_lowercase())
-                        .unwrap_or_else(|| name.to_string().to_ascii_lowercase()),
-                ),
-                _ => None,
-            })
-            .collect();
-        let over_collations = inner.from.iter().any(|f| {
-            matches!(&f.relation, ast::TableFactor::Table { name, .. }
-                if name.to_string().to_ascii_lowercase().ends_with("pg_collation"))
+        let _ = ast::visit_expressions_mut(item, |e| {
+            if matches!(e, ast::Expr::Subquery(_)) {
+                aggregate_subquery(e);
+            }
+            std::ops::ControlFlow::<()>::Continue(())
         });
-        if over_collations {
-            *expr = ast::Expr::value(ast::Value::Null);
-            continue;
-        }
-        let mut inner_conditions = vec![];
-        let mut outer_conditions = vec![];
-        for c in conjuncts(inner.selection.take().expect("checked above")) {
-            if references_only_outer(&c, &aliases) {
-                outer_conditions.push(c);
-            } else {
-                inner_conditions.push(c);
+    }
+}
+
+/// `aggregate_select_list_subqueries` for one scalar subquery.
+fn aggregate_subquery(expr: &mut ast::Expr) {
+    let ast::Expr::Subquery(sub) = expr else {
+        return;
+    };
+    let ast::SetExpr::Select(inner) = sub.body.as_mut() else {
+        return;
+    };
+    if inner.projection.len() != 1 || inner.selection.is_none() {
+        return;
+    }
+    // The names the subquery's own columns are qualified with: an alias, or the table's name (with or without
+    // its schema).
+    let mut aliases: Vec<String> = Vec::new();
+    for f in &inner.from {
+        let relations = std::iter::once(&f.relation).chain(f.joins.iter().map(|j| &j.relation));
+        for relation in relations {
+            if let ast::TableFactor::Table { name, alias, .. } = relation {
+                match alias {
+                    Some(a) => aliases.push(a.name.value.to_ascii_lowercase()),
+                    None => {
+                        let full = name.to_string().to_ascii_lowercase();
+                        if let Some(last) = full.rsplit('.').next() {
+                            aliases.push(last.to_string());
+                        }
+                        aliases.push(full);
+                    }
+                }
             }
         }
-        inner.selection = conjunction(inner_conditions);
-        if let ast::SelectItem::UnnamedExpr(x) | ast::SelectItem::ExprWithAlias { expr: x, .. } =
-            &mut inner.projection[0]
-        {
+    }
+    let over_collations = inner.from.iter().any(|f| {
+        matches!(&f.relation, ast::TableFactor::Table { name, .. }
+            if name.to_string().to_ascii_lowercase().ends_with("pg_collation"))
+    });
+    if over_collations {
+        *expr = ast::Expr::value(ast::Value::Null);
+        return;
+    }
+    let mut inner_conditions = vec![];
+    let mut outer_conditions = vec![];
+    for c in conjuncts(inner.selection.take().expect("checked above")) {
+        if references_only_outer(&c, &aliases) {
+            outer_conditions.push(c);
+        } else {
+            inner_conditions.push(c);
+        }
+    }
+    inner.selection = conjunction(inner_conditions);
+    if let ast::SelectItem::UnnamedExpr(x) | ast::SelectItem::ExprWithAlias { expr: x, .. } =
+        &mut inner.projection[0]
+    {
+        // An aggregate already gives one value.
+        let aggregate = matches!(x, ast::Expr::Function(f) if matches!(
+            f.name.to_string().to_ascii_lowercase().as_str(),
+            "max" | "min" | "count" | "sum" | "avg" | "array_agg" | "string_agg" | "bool_and" | "bool_or"
+        ));
+        if !aggregate {
             let value = std::mem::replace(x, ast::Expr::value(ast::Value::Null));
             *x = call("max", vec![value]);
         }
-        if let Some(condition) = conjunction(outer_conditions) {
-            let subquery = std::mem::replace(expr, ast::Expr::value(ast::Value::Null));
-            *expr = ast::Expr::Case {
-                case_token: ast::helpers::attached_token::AttachedToken::empty(),
-                end_token: ast::helpers::attached_token::AttachedToken::empty(),
-                operand: None,
-                conditions: vec![ast::CaseWhen {
-                    condition,
-                    result: subquery,
-                }],
-                else_result: None,
-            };
-        }
     }
+    distribute_over_arguments(expr, &aliases);
+    if let Some(condition) = conjunction(outer_conditions) {
+        let subquery = std::mem::replace(expr, ast::Expr::value(ast::Value::Null));
+        *expr = ast::Expr::Case {
+            case_token: ast::helpers::attached_token::AttachedToken::empty(),
+            end_token: ast::helpers::attached_token::AttachedToken::empty(),
+            operand: None,
+            conditions: vec![ast::CaseWhen {
+                condition,
+                result: subquery,
+            }],
+            else_result: None,
+        };
+    }
+}
+
+/// `(SELECT max(f(outer.a, inner.b)) FROM ... WHERE ...)`, which DataFusion cannot decorrelate (an outer column in
+/// the select list), becomes `f(outer.a, (SELECT max(inner.b) FROM ... WHERE ...))`: the function of the one row's
+/// values, each read by a subquery of its own (SQLAlchemy's `json_build_object(...)` of identity options).
+fn distribute_over_arguments(expr: &mut ast::Expr, inner_aliases: &[String]) {
+    let ast::Expr::Subquery(sub) = expr else {
+        return;
+    };
+    let ast::SetExpr::Select(inner) = sub.body.as_ref() else {
+        return;
+    };
+    let (ast::SelectItem::UnnamedExpr(item) | ast::SelectItem::ExprWithAlias { expr: item, .. }) =
+        &inner.projection[0]
+    else {
+        return;
+    };
+    let ast::Expr::Function(max) = item else {
+        return;
+    };
+    let ast::FunctionArguments::List(list) = &max.args else {
+        return;
+    };
+    let [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(ast::Expr::Function(f)))] =
+        list.args.as_slice()
+    else {
+        return;
+    };
+    let reads_outer = |e: &ast::Expr| {
+        let mut outer = false;
+        let _ = ast::visit_expressions(e, |x| {
+            if let ast::Expr::CompoundIdentifier(parts) = x {
+                let qualifier = parts[..parts.len() - 1]
+                    .iter()
+                    .map(|p| p.value.to_ascii_lowercase())
+                    .collect::<Vec<_>>()
+                    .join(".");
+                outer |= !inner_aliases.contains(&qualifier);
+            }
+            std::ops::ControlFlow::<()>::Continue(())
+        });
+        outer
+    };
+    if !reads_outer(&ast::Expr::Function(f.clone())) {
+        return;
+    }
+    let ast::FunctionArguments::List(args) = &f.args else {
+        return;
+    };
+    let mut distributed = f.clone();
+    let mut new_args = Vec::with_capacity(args.args.len());
+    for arg in &args.args {
+        let ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(a)) = arg else {
+            return;
+        };
+        let mut references_inner = false;
+        let _ = ast::visit_expressions(a, |x| {
+            if let ast::Expr::CompoundIdentifier(parts) = x {
+                let qualifier = parts[..parts.len() - 1]
+                    .iter()
+                    .map(|p| p.value.to_ascii_lowercase())
+                    .collect::<Vec<_>>()
+                    .join(".");
+                references_inner |= inner_aliases.contains(&qualifier);
+            }
+            std::ops::ControlFlow::<()>::Continue(())
+        });
+        if references_inner && reads_outer(a) {
+            // Both sides in one argument: left as it was.
+            return;
+        }
+        let value = if references_inner {
+            let mut one = sub.clone();
+            if let ast::SetExpr::Select(s) = one.body.as_mut() {
+                s.projection = vec![ast::SelectItem::UnnamedExpr(call("max", vec![a.clone()]))];
+            }
+            ast::Expr::Subquery(one)
+        } else {
+            a.clone()
+        };
+        new_args.push(ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(value)));
+    }
+    if let ast::FunctionArguments::List(list) = &mut distributed.args {
+        list.args = new_args;
+    }
+    *expr = ast::Expr::Function(distributed);
 }
 
 fn conjuncts(e: ast::Expr) -> Vec<ast::Expr> {
@@ -2261,9 +2393,14 @@ fn references_only_outer(e: &ast::Expr, inner_aliases: &[String]) -> bool {
     let mut any = false;
     let _ = ast::visit_expressions(e, |x| {
         match x {
-            ast::Expr::CompoundIdentifier(parts) if parts.len() == 2 => {
+            ast::Expr::CompoundIdentifier(parts) if parts.len() >= 2 => {
                 any = true;
-                if inner_aliases.contains(&parts[0].value.to_ascii_lowercase()) {
+                let qualifier = parts[..parts.len() - 1]
+                    .iter()
+                    .map(|p| p.value.to_ascii_lowercase())
+                    .collect::<Vec<_>>()
+                    .join(".");
+                if inner_aliases.contains(&qualifier) {
                     outer = false;
                 }
             }
