@@ -133,6 +133,18 @@ impl Backend for WireBackend {
         }
     }
 
+    fn read_in_block(
+        &self,
+        context: &ExecContext,
+        statement: &Prepared,
+        params: &[Value],
+        kept: &[(Arc<Prepared>, Vec<Value>)],
+    ) -> Result<Output> {
+        self.db
+            .sql
+            .read_in_block(statement, params, kept, run_context(context))
+    }
+
     fn execute_block(
         &self,
         context: &ExecContext,

@@ -1,9 +1,10 @@
 //! Client drivers against a real `lanedb serve`: psycopg 3 runs `tests/clients/psycopg_client.py` and pgJDBC runs
 //! `tests/clients/JdbcClient.java`. Each program makes a table, writes and reads it with parameters, and checks the
 //! SQLSTATEs of a duplicate key and of a syntax error; it prints `ok` or `FAIL` for each check and exits 0 only when
-//! every check passed.
+//! every check passed. `tests/clients/sqlalchemy_client.py` does what an application on SQLAlchemy 2's ORM does, in
+//! transactions: create its tables, add objects keyed by sequences, reflect the schema, drop it.
 //!
-//! Needs python3 with psycopg 3 (`python3 -m pip install 'psycopg[binary]'`), a JDK 11 or later for single-file
+//! Needs python3 with psycopg 3 and SQLAlchemy 2 (`python3 -m pip install 'psycopg[binary]' 'sqlalchemy>=2'`), a JDK 11 or later for single-file
 //! source launch (Debian package default-jdk-headless) and pgJDBC (Debian package libpostgresql-jdbc-java, or
 //! `PGJDBC_JAR=/path/to/postgresql.jar`). `.ci/run` installs them; a missing one fails the test, naming it.
 
@@ -103,6 +104,38 @@ fn psycopg_3_passes_its_checks() {
     assert!(
         output.status.success(),
         "the psycopg 3 client failed ({}):\n{}",
+        output.status,
+        show(&output)
+    );
+}
+
+#[test]
+fn sqlalchemy_orm_passes_its_checks() {
+    let mut probe = Command::new("python3");
+    probe.args([
+        "-c",
+        "import sqlalchemy, psycopg; print(sqlalchemy.__version__)",
+    ]);
+    let probe = run(probe, "python3", "python3 (Debian package python3)");
+    assert!(
+        probe.status.success(),
+        "python3 cannot import SQLAlchemy 2 with psycopg 3: install them with \
+         `python3 -m pip install 'sqlalchemy>=2' 'psycopg[binary]'`:\n{}",
+        show(&probe)
+    );
+
+    let server = Server::start(&[]);
+    let mut command = Command::new("python3");
+    command
+        .arg(clients_dir().join("sqlalchemy_client.py"))
+        .arg(server.port().to_string())
+        .env_remove("PGPASSWORD")
+        .env_remove("PGOPTIONS")
+        .env_remove("PGSSLMODE");
+    let output = run(command, "python3", "python3 (Debian package python3)");
+    assert!(
+        output.status.success(),
+        "the SQLAlchemy client failed ({}):\n{}",
         output.status,
         show(&output)
     );

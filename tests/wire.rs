@@ -665,8 +665,9 @@ async fn sequences_are_shared_and_their_last_values_are_per_session() {
         .map(|r| (r.get(0), r.get(1)))
         .collect();
     assert_eq!(tagged, vec![(110, "x".into()), (120, "y".into())]);
-    // A read of a table after a write in the block is still refused: it would not see the write.
-    assert_eq!(failure(&a, "SELECT count(*) FROM items").await, "0A000");
+    // A read of a table after a write in the block sees the write, as in PostgreSQL.
+    assert_eq!(scalar(&a, "SELECT count(*) FROM items").await, "5");
+    assert_eq!(scalar(&b, "SELECT count(*) FROM items").await, "3");
     a.batch_execute("ROLLBACK").await.unwrap();
     a.batch_execute("BEGIN").await.unwrap();
     a.query(many, &[&"six", &"seven"]).await.unwrap();
@@ -2423,11 +2424,30 @@ async fn inserts_in_a_block_apply_together_at_commit() {
         common::scalar(&client, "SELECT count(*) FROM blk").await,
         "22"
     );
-    // A read after a write in the block could not see it: refused.
+    // A read after a write in the block sees it (the block's writes, then the read, in a transaction rolled back);
+    // other sessions do not, and after ROLLBACK nothing is there.
     let out = client
-        .simple_query("BEGIN; INSERT INTO blk VALUES (400, 'w'); SELECT count(*) FROM blk")
-        .await;
-    assert_eq!(code(&out.unwrap_err()), "0A000");
+        .simple_query(
+            "BEGIN; INSERT INTO blk VALUES (400, 'w'); SELECT count(*) FROM blk WHERE id = 400",
+        )
+        .await
+        .unwrap();
+    assert_eq!(common::text_rows(&out), vec![vec!["1".to_string()]]);
+    let other = server.connect().await;
+    assert_eq!(
+        common::scalar(&other, "SELECT count(*) FROM blk WHERE id = 400").await,
+        "0"
+    );
+    // A read that fails aborts the block, as any failed statement does.
+    assert_eq!(
+        code(
+            &client
+                .simple_query("SELECT 1 / 0 FROM blk")
+                .await
+                .unwrap_err()
+        ),
+        "22012"
+    );
     client.simple_query("ROLLBACK").await.unwrap();
     assert_eq!(
         common::scalar(&client, "SELECT count(*) FROM blk WHERE id = 400").await,

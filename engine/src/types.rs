@@ -16,6 +16,8 @@ pub const DECIMAL_PRECISION_MAX: u8 = 38;
 pub const VARCHAR_LENGTH_MAX: u32 = 1 << 20;
 /// Field metadata key marking a VARCHAR column; the value is its declared length ("" for none).
 pub const VARCHAR_LENGTH_KEY: &str = "lanedb.varchar_length";
+/// Field metadata marking a text result column that holds JSON (`json_build_object`): the wire reports it as `json`.
+pub const JSON_KEY: &str = "lanedb.json";
 /// Largest stored TEXT / BYTEA value, in bytes. Bigger values are refused with 54000.
 pub const VALUE_BYTES_MAX: usize = 1 << 24;
 /// Metadata on a list's element field whose text elements hold decimals of differing scales (a `numeric[]` literal

@@ -119,6 +119,15 @@ pub trait Backend: Send + Sync + 'static {
         params: &[Value],
         kept: &[(Arc<Self::Statement>, Vec<Value>)],
     ) -> Option<Result<(Vec<Value>, Output)>>;
+    /// Runs a read in a transaction block after the writes it keeps for COMMIT, so that it sees them: the writes
+    /// and the read in one transaction that is then rolled back.
+    fn read_in_block(
+        &self,
+        context: &ExecContext,
+        statement: &Self::Statement,
+        params: &[Value],
+        kept: &[(Arc<Self::Statement>, Vec<Value>)],
+    ) -> Result<Output>;
     /// Runs a transaction block's deferred writes as one transaction, all or nothing.
     fn execute_block(
         &self,

@@ -1495,10 +1495,11 @@ impl<B: Backend> Session<B> {
                 return self.defer(statement, params);
             }
             if !self.deferred.is_empty() && backend.reads_data(statement) {
-                return Err(Error::unsupported(
-                    "a read after a write in the same BEGIN ... COMMIT block would not see the write, which LaneDB \
-                     applies at COMMIT: read before writing, or use a procedure",
-                ));
+                // The block's writes wait for COMMIT: the read runs after them in a transaction that is then
+                // rolled back, so it sees them, as in PostgreSQL.
+                return tokio::task::block_in_place(|| {
+                    backend.read_in_block(&self.context, statement, params, &self.deferred)
+                });
             }
         }
         self.context.cancel.store(false, Ordering::Release);

@@ -27,6 +27,7 @@ pub const FLOAT4: u32 = 700;
 pub const FLOAT8: u32 = 701;
 pub const UNKNOWN: u32 = 705;
 pub const VARCHAR: u32 = 1043;
+pub const JSON: u32 = 114;
 pub const BPCHAR: u32 = 1042;
 pub const NAME: u32 = 19;
 pub const DATE: u32 = 1082;
@@ -110,6 +111,12 @@ pub fn column_type(field: &arrow_schema::Field) -> (u32, i16, i32) {
     {
         let modifier = length.parse::<i32>().map_or(-1, |n| n + 4);
         return (VARCHAR, -1, modifier);
+    }
+    if field
+        .metadata()
+        .contains_key(lanedb_engine::types::JSON_KEY)
+    {
+        return (JSON, -1, -1);
     }
     let (oid, len) = arrow_column_type(field.data_type());
     let modifier = match field.data_type() {

@@ -387,6 +387,7 @@ fn kind_type(kind: Kind) -> DataType {
         Kind::Float => DataType::Real,
         Kind::Bool => DataType::Boolean,
         Kind::Text => DataType::Text,
+        Kind::SmallInts => DataType::Array(Box::new(DataType::SmallInt)),
     }
 }
 

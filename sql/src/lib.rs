@@ -854,6 +854,39 @@ impl SqlEngine {
         if !ddl {
             return self.defer_insert(p, params, ctx);
         }
+        let answer = self.try_after(kept, ctx, |txn, ctx| {
+            self.block_statement(p, txn, params, ctx)
+        })?;
+        Ok((params.to_vec(), answer))
+    }
+
+    /// A read in a transaction block after writes it keeps for COMMIT: run after them, in their transaction, which
+    /// is then rolled back, so that it sees them as it would in PostgreSQL.
+    pub fn read_in_block(
+        &self,
+        p: &Prepared,
+        params: &[Value],
+        kept: &[(Arc<Prepared>, Vec<Value>)],
+        ctx: RunContext<'_>,
+    ) -> Result<Output> {
+        if !matches!(p.plan, Plan::PointSelect(_) | Plan::Query(_)) {
+            return Err(Error::unsupported(
+                "this statement cannot follow a write in a BEGIN ... COMMIT block (LaneDB applies the block's writes \
+                 at COMMIT): run it before the writes, or outside the block",
+            ));
+        }
+        self.try_after(kept, ctx, |txn, ctx| self.run_in_txn(p, txn, params, ctx))
+    }
+
+    /// Runs `kept` (a block's statements) and then `f` in one multi-partition transaction that is rolled back
+    /// whatever happens: `f`'s answer, or the first error.
+    fn try_after(
+        &self,
+        kept: &[(Arc<Prepared>, Vec<Value>)],
+        ctx: RunContext<'_>,
+        f: impl FnOnce(&mut lanedb_engine::MultiTxn, RunContext<'_>) -> Result<Output>,
+    ) -> Result<Output> {
+        // Each kept write took its sequence values when it was kept.
         let ctx = RunContext {
             sequence_values_given: true,
             ..ctx
@@ -863,12 +896,12 @@ impl SqlEngine {
             for (k, params) in kept {
                 self.block_statement(k, txn, params, ctx)?;
             }
-            answer = Some(self.block_statement(p, txn, params, ctx)?);
-            // Rolled back: the block's DDL is applied at COMMIT.
+            answer = Some(f(txn, ctx)?);
+            // Rolled back: the block's writes are applied at COMMIT.
             Err(Error::new(SqlState::QUERY_CANCELED, "tried"))
         });
         match (tried, answer) {
-            (Err(_), Some(answer)) => Ok((params.to_vec(), answer)),
+            (Err(_), Some(answer)) => Ok(answer),
             (Err(e), None) => Err(e),
             (Ok(()), _) => Err(Error::internal("a tried block committed")),
         }

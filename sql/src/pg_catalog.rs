@@ -238,6 +238,8 @@ pub(crate) enum Cell {
     F(f32),
     B(bool),
     T(String),
+    /// A `smallint[]` (`int2vector`s such as `pg_index.indkey`).
+    A(Vec<i16>),
     Null,
 }
 
@@ -252,6 +254,8 @@ pub(crate) enum Kind {
     Float,
     Bool,
     Text,
+    /// `int2vector`, as an array of `smallint` (what `unnest` and subscripts need).
+    SmallInts,
 }
 
 /// What a scan of a catalog relation knows of the session running it.
@@ -284,7 +288,7 @@ pub(crate) struct Relation {
     pub(crate) rows: fn(&Catalog, &Scan) -> Vec<Vec<Cell>>,
 }
 
-use Kind::{Bool, Float, Int, Long, Text};
+use Kind::{Bool, Float, Int, Long, SmallInts, Text};
 
 pub(crate) const RELATIONS: &[Relation] = &[
     Relation {
@@ -413,7 +417,10 @@ pub(crate) const RELATIONS: &[Relation] = &[
             ("indisready", Bool),
             ("indislive", Bool),
             ("indisreplident", Bool),
-            ("indkey", Text),
+            ("indkey", SmallInts),
+            // Operator classes (`oidvector`) and per-column options (ASC, NULLS LAST: 0), one per key column.
+            ("indclass", SmallInts),
+            ("indoption", SmallInts),
             ("indexprs", Text),
             ("indpred", Text),
         ],
@@ -1113,7 +1120,9 @@ fn indexes(catalog: &Catalog, _: &Scan) -> Vec<Vec<Cell>> {
                 Cell::B(true),
                 Cell::B(true),
                 Cell::B(false),
-                t(key_text(&index.columns)),
+                Cell::A(index.columns.iter().map(|c| *c as i16 + 1).collect()),
+                Cell::A(vec![0; index.columns.len()]),
+                Cell::A(vec![0; index.columns.len()]),
                 Cell::Null,
                 Cell::Null,
             ]);
@@ -1222,6 +1231,7 @@ fn arrow_type(kind: Kind) -> ArrowType {
         Float => ArrowType::Float32,
         Bool => ArrowType::Boolean,
         Text => ArrowType::Utf8,
+        SmallInts => ArrowType::List(Arc::new(Field::new_list_field(ArrowType::Int16, true))),
     }
 }
 
@@ -1252,6 +1262,14 @@ fn batch(relation: &Relation, rows: Vec<Vec<Cell>>) -> DfResult<RecordBatch> {
                 }))),
                 Text => Arc::new(StringArray::from_iter(cells.map(|v| match v {
                     Cell::T(s) => Some(s.clone()),
+                    _ => None,
+                }))),
+                SmallInts => Arc::new(datafusion::arrow::array::ListArray::from_iter_primitive::<
+                    datafusion::arrow::datatypes::Int16Type,
+                    _,
+                    _,
+                >(cells.map(|v| match v {
+                    Cell::A(values) => Some(values.iter().map(|x| Some(*x)).collect::<Vec<_>>()),
                     _ => None,
                 }))),
             }
@@ -1724,8 +1742,7 @@ impl ScalarUDFImpl for CatalogFunction {
                 // An OID shows as its relation's name; a name (text that is not a literal) as itself, when there is
                 // such a relation.
                 RegClass if text_input => ScalarValue::Utf8(text_arg(0, row).and_then(|name| {
-                    relation_oid(&catalog, &name)
-                        .and_then(|oid| relation_name(&catalog, oid))
+                    relation_oid(&catalog, &name).and_then(|oid| relation_name(&catalog, oid))
                 })),
                 RegClass => ScalarValue::Utf8(int_arg(0, row).map(|oid| {
                     relation_name(&catalog, oid as i32).unwrap_or_else(|| oid.to_string())
@@ -2048,6 +2065,46 @@ pub fn rewrite(statement: &mut ast::Statement) {
         std::ops::ControlFlow::<()>::Continue(())
     });
     aggregate_select_list_subqueries(query);
+    vectors_as_text(query);
+}
+
+/// `int2vector` columns (`pg_index.indkey`, `indclass`, `indoption`) are `smallint` arrays, so that `unnest` and
+/// subscripts work; selected as they are in the result, they show as PostgreSQL shows them, numbers separated by
+/// spaces (drivers split that text: SQLAlchemy's reflection of indexes).
+fn vectors_as_text(query: &mut ast::Query) {
+    let ast::SetExpr::Select(select) = query.body.as_mut() else {
+        return;
+    };
+    for item in &mut select.projection {
+        let (e, alias) = match item {
+            ast::SelectItem::UnnamedExpr(e) => (e, None),
+            ast::SelectItem::ExprWithAlias { expr, alias } => (expr, Some(alias.clone())),
+            _ => continue,
+        };
+        let name = match &*e {
+            ast::Expr::Identifier(i) => i.value.to_ascii_lowercase(),
+            ast::Expr::CompoundIdentifier(parts) => parts
+                .last()
+                .map(|p| p.value.to_ascii_lowercase())
+                .unwrap_or_default(),
+            _ => continue,
+        };
+        if !matches!(name.as_str(), "indkey" | "indclass" | "indoption") {
+            continue;
+        }
+        let column = e.clone();
+        let text = call(
+            "array_to_string",
+            vec![
+                column,
+                ast::Expr::value(ast::Value::SingleQuotedString(" ".into())),
+            ],
+        );
+        *item = ast::SelectItem::ExprWithAlias {
+            expr: text,
+            alias: alias.unwrap_or_else(|| ast::Ident::new(name)),
+        };
+    }
 }
 
 fn names_absent_relation(query: &ast::Query) -> bool {
@@ -2115,6 +2172,36 @@ fn rewrite_expr(e: &mut ast::Expr) {
                 && matches!(f.args, ast::FunctionArguments::Subquery(_))
             {
                 *e = ast::Expr::value(ast::Value::Null);
+                return;
+            }
+            // `generate_subscripts(a, 1)` beside `unnest(a)` (SQLAlchemy's key columns with their positions): the
+            // positions 1..n as a list, unnested alongside.
+            if f.name
+                .to_string()
+                .eq_ignore_ascii_case("generate_subscripts")
+            {
+                if let ast::FunctionArguments::List(list) = &f.args {
+                    if let Some(ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(array))) =
+                        list.args.first()
+                    {
+                        let count = ast::Expr::BinaryOp {
+                            left: Box::new(ast::Expr::Cast {
+                                kind: ast::CastKind::DoubleColon,
+                                expr: Box::new(call("cardinality", vec![array.clone()])),
+                                data_type: ast::DataType::BigInt(None),
+                                array: false,
+                                format: None,
+                            }),
+                            op: ast::BinaryOperator::Plus,
+                            right: Box::new(ast::Expr::value(ast::Value::Number(
+                                "1".into(),
+                                false,
+                            ))),
+                        };
+                        let one = ast::Expr::value(ast::Value::Number("1".into(), false));
+                        *e = call("unnest", vec![call("range", vec![one, count])]);
+                    }
+                }
             }
         }
         ast::Expr::Cast {
@@ -2133,7 +2220,8 @@ fn rewrite_expr(e: &mut ast::Expr) {
                 return;
             };
             let inner = std::mem::replace(expr.as_mut(), ast::Expr::value(ast::Value::Null));
-            let is_string = matches!(&inner, ast::Expr::Value(v) if matches!(v.value, ast::Value::SingleQuotedString(_)));
+            // A parameter cast to regclass is a name too (a driver's `%s::regclass`).
+            let is_string = matches!(&inner, ast::Expr::Value(v) if matches!(v.value, ast::Value::SingleQuotedString(_) | ast::Value::Placeholder(_)));
             let plain = |ty: ast::DataType, inner: ast::Expr| ast::Expr::Cast {
                 kind: ast::CastKind::DoubleColon,
                 expr: Box::new(inner),
@@ -2142,7 +2230,10 @@ fn rewrite_expr(e: &mut ast::Expr) {
                 format: None,
             };
             *e = match type_name.as_str() {
-                "regclass" if is_string => call("lanedb_regclass_oid", vec![inner]),
+                "regclass" if is_string => call(
+                    "lanedb_regclass_oid",
+                    vec![plain(ast::DataType::Text, inner)],
+                ),
                 "regclass" => call("lanedb_regclass", vec![inner]),
                 "regtype" => call(
                     "format_type",
@@ -2153,8 +2244,7 @@ fn rewrite_expr(e: &mut ast::Expr) {
                     plain(ast::DataType::Text, inner)
                 }
                 // `x::regclass::oid`: the OID of the relation x names, or x when it is one.
-                "oid" | "regrole"
-                    if matches!(&inner, ast::Expr::Function(f) if f.name.to_string() == "lanedb_regclass") =>
+                "oid" | "regrole" if matches!(&inner, ast::Expr::Function(f) if f.name.to_string() == "lanedb_regclass") =>
                 {
                     let ast::Expr::Function(mut f) = inner else {
                         unreachable!("matched above")

@@ -540,6 +540,7 @@ impl QueryBridge {
                 .map_err(map_error)?
         };
         let schema = result_schema(&plan, state);
+        let json = json_columns(&plan);
         let fields = schema.fields().len();
         let schema = Arc::new(Schema::new(
             schema
@@ -547,10 +548,15 @@ impl QueryBridge {
                 .iter()
                 .enumerate()
                 .map(|(i, f)| {
-                    let f = match names.get(i, fields) {
+                    let mut f = match names.get(i, fields) {
                         Some(n) => f.as_ref().clone().with_name(n),
                         None => f.as_ref().clone(),
                     };
+                    if json.contains(&i) {
+                        let mut metadata = f.metadata().clone();
+                        metadata.insert(lanedb_engine::types::JSON_KEY.into(), "json".into());
+                        f = f.with_metadata(metadata);
+                    }
                     // Every instant is shown in the session's zone (see `datetimes::ZonedCasts`).
                     match f.data_type() {
                         ArrowType::Timestamp(unit, Some(z)) if **z != *zone => {
@@ -884,6 +890,55 @@ fn classify(m: &str) -> Option<Error> {
 /// timestamp). Where nothing would be lost the planned type stays: analysis can change how a value prints (a
 /// rounded numeric keeps its input's scale) without changing the value. A plan that cannot be analysed yet (a
 /// parameter of unknown type) keeps its own types.
+/// The result columns that hold JSON: a `json_build_object(...)` in the final select list, alone or as the value of
+/// every branch of a CASE (LaneDB builds JSON as text; the wire reports these as `json`, so drivers decode them).
+fn json_columns(plan: &LogicalPlan) -> Vec<usize> {
+    /// Whether `e`, in a select list over `input`, gives JSON; a column is followed into the select list below.
+    fn is_json(e: &DfExpr, input: &LogicalPlan) -> bool {
+        match e {
+            DfExpr::Alias(a) => is_json(&a.expr, input),
+            DfExpr::ScalarFunction(f) => f.func.name() == "json_build_object",
+            DfExpr::Case(c) => {
+                c.when_then_expr
+                    .iter()
+                    .all(|(_, then)| is_json(then, input))
+                    && c.else_expr.as_deref().is_none_or(|e| {
+                        is_json(e, input) || matches!(e, DfExpr::Literal(v, _) if v.is_null())
+                    })
+            }
+            DfExpr::Column(column) => match projection_below(input) {
+                Some(p) => p
+                    .expr
+                    .iter()
+                    .any(|x| x.schema_name().to_string() == column.name && is_json(x, &p.input)),
+                None => false,
+            },
+            _ => false,
+        }
+    }
+    fn projection_below(mut node: &LogicalPlan) -> Option<&datafusion::logical_expr::Projection> {
+        loop {
+            match node {
+                LogicalPlan::Projection(p) => return Some(p),
+                LogicalPlan::Sort(s) => node = &s.input,
+                LogicalPlan::Limit(l) => node = &l.input,
+                LogicalPlan::SubqueryAlias(s) => node = &s.input,
+                _ => return None,
+            }
+        }
+    }
+    match projection_below(plan) {
+        Some(p) => p
+            .expr
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| is_json(e, &p.input))
+            .map(|(i, _)| i)
+            .collect(),
+        None => Vec::new(),
+    }
+}
+
 fn result_schema(plan: &LogicalPlan, state: &SessionState) -> Schema {
     use datafusion::common::tree_node::TreeNode;
     let planned = plan.schema().as_arrow().clone();

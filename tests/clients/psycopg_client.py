@@ -3,8 +3,8 @@
 
 Usage: python3 psycopg_client.py [HOST] PORT      (HOST defaults to 127.0.0.1)
 
-Connects as user `tester` to database `testdb` in autocommit mode (LaneDB runs each statement as its own
-transaction and refuses writes inside BEGIN ... COMMIT), then checks parameters both ways, executemany, binary and
+Connects as user `tester` to database `testdb` in autocommit mode (each statement its own transaction; blocks are
+tests/clients/sqlalchemy_client.py's), then checks parameters both ways, executemany, binary and
 prepared statements, a read-only transaction block and the SQLSTATEs of a duplicate key and of a syntax error.
 Every check runs even after an earlier one failed; the program prints each failure and exits 1 if there was any.
 """
