@@ -70,6 +70,10 @@ impl Backend for WireBackend {
         statement.is_read_only()
     }
 
+    fn command_name(&self, statement: &Prepared) -> String {
+        statement.command_name()
+    }
+
     fn reads_data(&self, statement: &Prepared) -> bool {
         statement.reads_data()
     }

@@ -502,6 +502,65 @@ async fn an_untyped_null_is_null_on_the_wire() {
     assert_eq!(rows, [None, None]);
 }
 
+/// Read-only transactions (pgJDBC's `setReadOnly(true)` sends `BEGIN READ ONLY`): writes are refused with 25006,
+/// reads run; `default_transaction_read_only` makes every transaction read-only, statements on their own too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_transactions_refuse_writes() {
+    let server = Server::start(&[]);
+    let client = server.connect().await;
+    client
+        .batch_execute("CREATE TABLE ro (id serial PRIMARY KEY, v int CHECK (v < 100))")
+        .await
+        .unwrap();
+    client.batch_execute("BEGIN READ ONLY").await.unwrap();
+    assert_eq!(scalar(&client, "SHOW transaction_read_only").await, "on");
+    assert_eq!(scalar(&client, "SELECT count(*) FROM ro").await, "0");
+    assert_eq!(
+        failure(&client, "INSERT INTO ro (v) VALUES (1)").await,
+        "25006"
+    );
+    client.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(scalar(&client, "SHOW transaction_read_only").await, "off");
+    client
+        .batch_execute("START TRANSACTION; SET TRANSACTION READ ONLY")
+        .await
+        .unwrap();
+    assert_eq!(failure(&client, "CREATE TABLE x (a int)").await, "25006");
+    client.batch_execute("ROLLBACK").await.unwrap();
+    client
+        .batch_execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+        .await
+        .unwrap();
+    assert_eq!(
+        failure(&client, "INSERT INTO ro (v) VALUES (2)").await,
+        "25006"
+    );
+    client
+        .batch_execute("BEGIN READ WRITE; INSERT INTO ro (v) VALUES (3); COMMIT")
+        .await
+        .unwrap();
+    client
+        .batch_execute("SET default_transaction_read_only = off; INSERT INTO ro (v) VALUES (4)")
+        .await
+        .unwrap();
+    assert_eq!(
+        scalar(
+            &client,
+            "SELECT string_agg(v::text, ',' ORDER BY v) FROM ro"
+        )
+        .await,
+        "3,4"
+    );
+    // A CHECK in a block fails at the INSERT, as in PostgreSQL, and the block is aborted.
+    client.batch_execute("BEGIN").await.unwrap();
+    assert_eq!(
+        failure(&client, "INSERT INTO ro (v) VALUES (500)").await,
+        "23514"
+    );
+    assert_eq!(failure(&client, "SELECT 1").await, "25P02");
+    client.batch_execute("ROLLBACK").await.unwrap();
+}
+
 /// DDL in a transaction block (SQLAlchemy's `create_all` on a default engine): kept for COMMIT, where the block's
 /// statements apply together; each is tried when it arrives, so its error shows there, as in PostgreSQL; ROLLBACK
 /// leaves nothing; a block holds DDL or rows, not both.

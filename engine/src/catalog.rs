@@ -87,6 +87,35 @@ pub struct CheckDef {
 }
 
 impl TableDef {
+    /// 23514 for the first CHECK constraint `row` (a full row) fails.
+    pub fn check_row(&self, row: &[Value]) -> Result<()> {
+        for check in &self.checks {
+            if !(check.passes.0)(row)? {
+                let values: Vec<String> = row
+                    .iter()
+                    .map(|v| match v {
+                        Value::Null => "null".to_string(),
+                        v => v.to_string(),
+                    })
+                    .collect();
+                return Err(Error::new(
+                    SqlState::CHECK_VIOLATION,
+                    format!(
+                        "new row for relation \"{}\" violates check constraint \"{}\"",
+                        self.name, check.name
+                    ),
+                )
+                .with_fields(crate::error::ErrorFields {
+                    detail: Some(format!("Failing row contains ({}).", values.join(", "))),
+                    table: Some(self.name.clone()),
+                    constraint: Some(check.name.clone()),
+                    ..Default::default()
+                }));
+            }
+        }
+        Ok(())
+    }
+
     pub fn column_index(&self, name: &str) -> Option<usize> {
         self.columns.iter().position(|c| c.name == name)
     }

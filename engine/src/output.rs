@@ -63,6 +63,10 @@ impl Output {
 pub enum SessionCommand {
     /// `BEGIN` / `START TRANSACTION`.
     Begin,
+    /// `BEGIN READ ONLY` / `BEGIN READ WRITE` (`START TRANSACTION ...`).
+    BeginAccess {
+        read_only: bool,
+    },
     /// `COMMIT` / `END`.
     Commit,
     /// `ROLLBACK` / `ABORT`.
@@ -104,7 +108,7 @@ impl SessionCommand {
     /// The command tag PostgreSQL answers with.
     pub fn tag(&self) -> &'static str {
         match self {
-            SessionCommand::Begin => "BEGIN",
+            SessionCommand::Begin | SessionCommand::BeginAccess { .. } => "BEGIN",
             SessionCommand::Commit => "COMMIT",
             SessionCommand::Rollback | SessionCommand::RollbackTo(_) => "ROLLBACK",
             SessionCommand::Savepoint(_) => "SAVEPOINT",

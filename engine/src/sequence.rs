@@ -267,6 +267,11 @@ impl SequenceDef {
         self.state.inner.lock().logged
     }
 
+    /// How many more values the last log record covers (`log_cnt` of `SELECT * FROM seq`).
+    pub fn log_count(&self) -> i64 {
+        i64::from(self.state.inner.lock().covered)
+    }
+
     /// The counter now: `pg_sequences.last_value` and `SELECT * FROM seq` read it.
     pub fn current(&self) -> (i64, bool) {
         let c = self.state.inner.lock();

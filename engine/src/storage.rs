@@ -1042,31 +1042,7 @@ impl TableStore {
 
     /// 23514 for the first CHECK constraint `row` fails.
     fn check_checks(&self, row: &[Value]) -> Result<()> {
-        for check in &self.def.checks {
-            if !(check.passes.0)(row)? {
-                let values: Vec<String> = row
-                    .iter()
-                    .map(|v| match v {
-                        Value::Null => "null".to_string(),
-                        v => v.to_string(),
-                    })
-                    .collect();
-                return Err(Error::new(
-                    SqlState::CHECK_VIOLATION,
-                    format!(
-                        "new row for relation \"{}\" violates check constraint \"{}\"",
-                        self.def.name, check.name
-                    ),
-                )
-                .with_fields(crate::error::ErrorFields {
-                    detail: Some(format!("Failing row contains ({}).", values.join(", "))),
-                    table: Some(self.def.name.clone()),
-                    constraint: Some(check.name.clone()),
-                    ..Default::default()
-                }));
-            }
-        }
-        Ok(())
+        self.def.check_row(row)
     }
 
     fn unique_violation(&self, index: &IndexDef, row: &[Value]) -> Error {

@@ -90,6 +90,8 @@ pub trait Backend: Send + Sync + 'static {
     fn schema(&self, statement: &Self::Statement) -> SchemaRef;
     fn session_command<'a>(&self, statement: &'a Self::Statement) -> Option<&'a SessionCommand>;
     fn is_read_only(&self, statement: &Self::Statement) -> bool;
+    /// The statement's command as PostgreSQL names it in messages (`INSERT`, `CREATE TABLE`).
+    fn command_name(&self, statement: &Self::Statement) -> String;
     /// Whether a read reads rows (of tables or catalogs) that a transaction block's deferred writes could change;
     /// one that reads none (`SELECT nextval('s')`) may follow a write in a block.
     fn reads_data(&self, statement: &Self::Statement) -> bool;

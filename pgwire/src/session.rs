@@ -919,7 +919,10 @@ impl<B: Backend> Session<B> {
                 }
                 show_milliseconds(ms)
             }
-            "check_function_bodies" | "row_security" => match parse_bool(value) {
+            "check_function_bodies"
+            | "row_security"
+            | "transaction_read_only"
+            | "default_transaction_read_only" => match parse_bool(value) {
                 Some(true) => "on".into(),
                 Some(false) => "off".into(),
                 None => return Err(invalid_value(name, value)),
@@ -1492,6 +1495,7 @@ impl<B: Backend> Session<B> {
         backend.authorize(&self.context.user, self.role, statement)?;
         if self.status == TransactionStatus::Transaction {
             if !backend.is_read_only(statement) {
+                self.check_writable(statement)?;
                 return self.defer(statement, params);
             }
             if !self.deferred.is_empty() && backend.reads_data(statement) {
@@ -1502,12 +1506,35 @@ impl<B: Backend> Session<B> {
                 });
             }
         }
+        if self.status == TransactionStatus::Idle && !backend.is_read_only(statement) {
+            self.check_writable(statement)?;
+        }
         self.context.cancel.store(false, Ordering::Release);
         if backend.is_quick(statement) {
             backend.execute(&self.context, statement, params)
         } else {
             tokio::task::block_in_place(|| backend.execute(&self.context, statement, params))
         }
+    }
+
+    /// 25006 for a write in a read-only transaction: a block begun READ ONLY (or SET TRANSACTION READ ONLY), or
+    /// with `default_transaction_read_only` on.
+    fn check_writable(&self, statement: &B::Statement) -> Result<()> {
+        let read_only = if self.status == TransactionStatus::Idle {
+            self.setting("default_transaction_read_only")
+        } else {
+            self.setting("transaction_read_only")
+        };
+        if read_only.as_deref() != Some("on") {
+            return Ok(());
+        }
+        Err(Error::new(
+            SqlState("25006"),
+            format!(
+                "cannot execute {} in a read-only transaction",
+                self.shared.backend.command_name(statement)
+            ),
+        ))
     }
 
     /// Keeps a write of a transaction block for COMMIT, answering now with the row count it will have.
@@ -1580,14 +1607,27 @@ impl<B: Backend> Session<B> {
                     self.savepoints.truncate(at);
                 }
             }
-            SessionCommand::Begin => {
-                if self.status != TransactionStatus::Idle {
+            SessionCommand::Begin | SessionCommand::BeginAccess { .. } => {
+                let opening = self.status == TransactionStatus::Idle;
+                if !opening {
                     self.warn(out, "25001", "there is already a transaction in progress");
                 } else if self.implicit_block {
                     // The implicit block becomes this one, settings as it found them.
                     self.implicit_block = false;
                 }
                 self.status = TransactionStatus::Transaction;
+                // The block is read-only as BEGIN says, or as `default_transaction_read_only` says.
+                let read_only = match command {
+                    SessionCommand::BeginAccess { read_only } => Some(*read_only),
+                    _ if opening => {
+                        Some(self.setting("default_transaction_read_only").as_deref() == Some("on"))
+                    }
+                    _ => None,
+                };
+                if let Some(read_only) = read_only {
+                    let value = if read_only { "on" } else { "off" };
+                    self.assign("transaction_read_only", value, true, out)?;
+                }
             }
             SessionCommand::Commit | SessionCommand::Rollback => {
                 if self.status == TransactionStatus::Idle {

@@ -605,6 +605,56 @@ fn install(
     Ok(())
 }
 
+/// `TRUNCATE t, ... [RESTART IDENTITY]`: every row of the tables goes, in one transaction (undone if it fails);
+/// with RESTART IDENTITY the sequences their columns own start again.
+pub fn truncate(on: On, t: &ast::Truncate) -> Result<&'static str> {
+    let names = t
+        .table_names
+        .iter()
+        .map(|target| object_name(&target.name))
+        .collect::<Result<Vec<_>>>()?;
+    let restart = matches!(t.identity, Some(ast::TruncateIdentityOption::Restart));
+    on.multi(|txn| {
+        let mut catalog = (**txn.catalog()).clone();
+        let mut restarted = false;
+        for name in &names {
+            let Some(def) = txn.catalog().get_table(name).cloned() else {
+                if t.if_exists {
+                    continue;
+                }
+                return Err(Error::undefined_table(name));
+            };
+            if txn.catalog().view(name).is_some() {
+                return Err(not_a_table(name));
+            }
+            if !txn.catalog().views_of(def.id).is_empty() {
+                return Err(Error::unsupported(format!(
+                    "TRUNCATE {name}: views are maintained from it; DELETE FROM {name} empties it and its views"
+                )));
+            }
+            for lane in txn.lanes.iter_mut() {
+                lane.set_table(def.id, Some(new_table_store(def.clone())));
+            }
+            if restart {
+                for sequence in txn
+                    .catalog()
+                    .sequences()
+                    .filter(|s| s.owned_by.as_ref().is_some_and(|(table, _)| table == name))
+                {
+                    let mut fresh = (**sequence).clone();
+                    fresh.state = Arc::new(lanedb_engine::sequence::SequenceState::at(fresh.start));
+                    catalog = catalog.with_sequence(fresh);
+                    restarted = true;
+                }
+            }
+        }
+        if restarted {
+            txn.set_catalog(catalog);
+        }
+        Ok("TRUNCATE TABLE")
+    })
+}
+
 /// Installs a new definition of a table whose columns and indexes are the same (a changed default).
 pub(crate) fn redefine(txn: &mut MultiTxn, def: TableDef) -> Result<()> {
     let map = (0..def.columns.len()).map(Some).collect();

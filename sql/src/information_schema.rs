@@ -186,6 +186,45 @@ const RELATIONS_HERE: &[Relation] = &[
         },
     },
     Relation {
+        name: "sequences",
+        columns: &[
+            ("sequence_catalog", Text),
+            ("sequence_schema", Text),
+            ("sequence_name", Text),
+            ("data_type", Text),
+            ("numeric_precision", Int),
+            ("numeric_precision_radix", Int),
+            ("numeric_scale", Int),
+            ("start_value", Text),
+            ("minimum_value", Text),
+            ("maximum_value", Text),
+            ("increment", Text),
+            ("cycle_option", Text),
+        ],
+        rows: |catalog, scan| {
+            catalog
+                .sequences()
+                .map(|s| {
+                    let facts = type_facts(&s.data_type);
+                    vec![
+                        t(&scan.database),
+                        t("public"),
+                        t(&s.name),
+                        t(facts.data_type),
+                        int(facts.numeric_precision),
+                        int(facts.numeric_precision_radix),
+                        int(facts.numeric_scale),
+                        t(s.start.to_string()),
+                        t(s.min.to_string()),
+                        t(s.max.to_string()),
+                        t(s.increment.to_string()),
+                        yes_no(s.cycle),
+                    ]
+                })
+                .collect()
+        },
+    },
+    Relation {
         name: "routines",
         columns: &[
             ("specific_catalog", Text),

@@ -580,6 +580,7 @@ impl SqlEngine {
                 self.write_output(p, verb, n, written, params, ctx)
             }
             Plan::CreateTable(ct) => ddl::create_table(ddl::On::Engine(engine), ct).map(|t| Output::command(t, 0)),
+            Plan::Truncate(t) => ddl::truncate(ddl::On::Engine(engine), t).map(|t| Output::command(t, 0)),
             Plan::CreateIndex(ci) => ddl::create_index(ddl::On::Engine(engine), ci).map(|t| Output::command(t, 0)),
             Plan::CreateView(cv) => views::create_view(engine, cv, &p.sql).map(|t| Output::command(t, 0)),
             Plan::AlterTable(at) => ddl::alter_table(ddl::On::Engine(engine), at).map(|t| Output::command(t, 0)),
@@ -602,6 +603,7 @@ impl SqlEngine {
                     })
                 }
                 SessionCommand::Begin
+                | SessionCommand::BeginAccess { .. }
                 | SessionCommand::Commit
                 | SessionCommand::Rollback
                 | SessionCommand::Savepoint(_)
@@ -758,6 +760,12 @@ impl SqlEngine {
                 ))
             }
         };
+        // A CHECK fails at the statement, as in PostgreSQL (a unique key can only be checked at COMMIT).
+        if let Some(table) = p.plan.written_table() {
+            for row in &rows {
+                table.check_row(row)?;
+            }
+        }
         let count = rows.len() as u64;
         let written = p
             .returning
@@ -902,6 +910,11 @@ impl SqlEngine {
         });
         match (tried, answer) {
             (Err(_), Some(answer)) => Ok(answer),
+            // Planned before the block's DDL, which changes what it reads.
+            (Err(e), None) if e.code == STALE_CATALOG => Err(Error::unsupported(
+                "this statement reads a table the block's DDL changes, and LaneDB applies a block's DDL at \
+                 COMMIT: COMMIT the DDL first",
+            )),
             (Err(e), None) => Err(e),
             (Ok(()), _) => Err(Error::internal("a tried block committed")),
         }

@@ -567,6 +567,44 @@ pub(crate) const RELATIONS: &[Relation] = &[
         columns: &[("oid", Int), ("spcname", Text), ("spcowner", Int)],
         rows: |_, _| vec![vec![Cell::I(1663), t("pg_default"), Cell::I(OWNER_OID)]],
     },
+    // The view of sequences with their counters (`last_value` NULL before the first `nextval`).
+    Relation {
+        name: "pg_sequences",
+        columns: &[
+            ("schemaname", Text),
+            ("sequencename", Text),
+            ("sequenceowner", Text),
+            ("data_type", Text),
+            ("start_value", Long),
+            ("min_value", Long),
+            ("max_value", Long),
+            ("increment_by", Long),
+            ("cycle", Bool),
+            ("cache_size", Long),
+            ("last_value", Long),
+        ],
+        rows: |catalog, _| {
+            catalog
+                .sequences()
+                .map(|s| {
+                    let (last, called) = s.current();
+                    vec![
+                        t("public"),
+                        t(&s.name),
+                        t("lanedb"),
+                        t(format_type(type_oid(&s.data_type).0, -1).unwrap_or_default()),
+                        Cell::L(s.start),
+                        Cell::L(s.min),
+                        Cell::L(s.max),
+                        Cell::L(s.increment),
+                        Cell::B(s.cycle),
+                        Cell::L(s.cache),
+                        if called { Cell::L(last) } else { Cell::Null },
+                    ]
+                })
+                .collect()
+        },
+    },
     // Which column owns a sequence (`serial`: 'a', identity: 'i'), for psql's `\d sequence`.
     Relation {
         name: "pg_depend",

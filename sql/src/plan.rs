@@ -94,6 +94,8 @@ pub enum Plan {
     },
     /// `CREATE` / `ALTER SEQUENCE`.
     Sequence(crate::sequences::SequenceCommand),
+    /// `TRUNCATE`: the tables are resolved when it runs.
+    Truncate(Box<ast::Truncate>),
     Partition {
         table: String,
         column: String,
@@ -146,7 +148,11 @@ impl Plan {
 
     /// Whether the plan must be rebuilt when the catalog changes (DDL is re-checked when it runs).
     pub fn depends_on_catalog(&self) -> bool {
-        !(self.is_schema_change() || matches!(self, Plan::Session(_) | Plan::Call { .. }))
+        !(self.is_schema_change()
+            || matches!(
+                self,
+                Plan::Session(_) | Plan::Call { .. } | Plan::Truncate(_)
+            ))
     }
 
     /// DDL, user and procedure definitions: statements that change the catalog and need the admin role.
@@ -194,6 +200,20 @@ impl Prepared {
             self.plan,
             Plan::PointSelect(_) | Plan::Query(_) | Plan::Session(_) | Plan::CopyOut { .. }
         )
+    }
+
+    /// The statement's command as PostgreSQL names it in messages: its first word, two for CREATE, ALTER and DROP
+    /// (`INSERT`, `CREATE TABLE`).
+    pub fn command_name(&self) -> String {
+        let mut words = self.sql.split_whitespace().map(str::to_ascii_uppercase);
+        let first = words.next().unwrap_or_default();
+        match first.as_str() {
+            "CREATE" | "ALTER" | "DROP" => match words.next() {
+                Some(second) => format!("{first} {second}"),
+                None => first,
+            },
+            _ => first,
+        }
     }
 
     /// DDL a transaction block may keep for COMMIT (where it runs with the block's other DDL, all or nothing):
@@ -265,6 +285,7 @@ impl Prepared {
             | Plan::Modify { .. }
             | Plan::ModifyQuery { .. }
             | Plan::CopyIn { .. }
+            | Plan::Truncate(_)
             | Plan::Call { .. } => Role::ReadWrite,
             // Schema changes (`Plan::is_schema_change`); anything new defaults to the safest role.
             _ => Role::Admin,
@@ -379,10 +400,12 @@ fn parser_error(e: datafusion::sql::sqlparser::parser::ParserError) -> Error {
 pub fn parse(sql: &str) -> Result<Vec<Parsed>> {
     let reordered = crate::sequences::canonical_identity_options(sql);
     let sql = reordered.as_deref().unwrap_or(sql);
+    // The parser reads INSERT's OVERRIDING clause as blanks; the statement's text keeps it, for the plan.
+    let blanked = crate::sequences::blank_overriding(sql);
     let dialect = PostgreSqlDialect {};
     let mut p = Parser::new(&dialect)
         .with_recursion_limit(PARSER_RECURSION_MAX)
-        .try_with_sql(sql)
+        .try_with_sql(blanked.as_deref().unwrap_or(sql))
         .map_err(parser_error)?;
     let mut out = Vec::new();
     loop {
@@ -497,24 +520,30 @@ fn slice(
     start: datafusion::sql::sqlparser::tokenizer::Location,
     end: datafusion::sql::sqlparser::tokenizer::Location,
 ) -> String {
-    let offset = |loc: datafusion::sql::sqlparser::tokenizer::Location| -> Option<usize> {
-        if loc.line == 0 {
-            return None;
-        }
-        let mut line_start = 0;
-        for _ in 1..loc.line {
-            line_start += sql[line_start..].find('\n')? + 1;
-        }
-        let col = sql[line_start..]
-            .char_indices()
-            .nth(loc.column as usize - 1)
-            .map(|(i, _)| i);
-        Some(line_start + col.unwrap_or(sql.len() - line_start))
-    };
+    let offset = |loc| byte_offset(sql, loc);
     match (offset(start), offset(end).or(Some(sql.len()))) {
         (Some(a), Some(b)) if a <= b => sql[a..b].trim().trim_end_matches(';').to_string(),
         _ => sql.to_string(),
     }
+}
+
+/// Where a parser location (1-based line and column, in characters) is in `sql`, in bytes; `None` if unknown.
+pub(crate) fn byte_offset(
+    sql: &str,
+    loc: datafusion::sql::sqlparser::tokenizer::Location,
+) -> Option<usize> {
+    if loc.line == 0 {
+        return None;
+    }
+    let mut line_start = 0;
+    for _ in 1..loc.line {
+        line_start += sql[line_start..].find('\n')? + 1;
+    }
+    let col = sql[line_start..]
+        .char_indices()
+        .nth(loc.column as usize - 1)
+        .map(|(i, _)| i);
+    Some(line_start + col.unwrap_or(sql.len() - line_start))
 }
 
 pub fn parse_one(sql: &str) -> Result<Parsed> {
@@ -604,6 +633,14 @@ pub fn plan(
         ast::Statement::CreateTable(ct) => ddl(Plan::CreateTable(Box::new(ct))),
         ast::Statement::CreateIndex(ci) => ddl(Plan::CreateIndex(Box::new(ci))),
         ast::Statement::CreateView(cv) => ddl(Plan::CreateView(Box::new(cv))),
+        ast::Statement::Truncate(t) => {
+            if t.partitions.is_some() || t.on_cluster.is_some() {
+                return Err(Error::unsupported(
+                    "TRUNCATE with PARTITION or ON CLUSTER is not supported",
+                ));
+            }
+            ddl(Plan::Truncate(Box::new(t)))
+        }
         ast::Statement::AlterTable(at) => ddl(Plan::AlterTable(Box::new(at))),
         ast::Statement::Drop {
             object_type,
@@ -1225,6 +1262,7 @@ fn plan_insert(
     };
     let mut params = ParamTypes::default();
     let on_conflict = plan_on_conflict(ins.on.as_ref(), &table, &scope, &mut params)?;
+    let overriding = crate::sequences::overriding(&sql);
     // `DEFAULT VALUES` is one row of defaults: `VALUES (DEFAULT)` into the first column.
     let default_values;
     let source = match &ins.source {
@@ -1255,9 +1293,14 @@ fn plan_insert(
         }
         if source.order_by.is_none() && source.limit_clause.is_none() && source.with.is_none() {
             let mut generated = Vec::new();
-            if let Some(mut rows) =
-                compile_values(&values.rows, &table, &columns, &mut params, &mut generated)?
-            {
+            if let Some(mut rows) = compile_values(
+                &values.rows,
+                &table,
+                &columns,
+                &mut params,
+                &mut generated,
+                overriding,
+            )? {
                 // A column the INSERT leaves out that takes sequence values gets one per row.
                 for (c, sequence) in omitted_generated(&table, &columns) {
                     columns.push(c);
@@ -1282,6 +1325,7 @@ fn plan_insert(
     if let Some(c) = columns
         .iter()
         .find(|c| is_always_identity(&table.columns[**c]))
+        .filter(|_| overriding != Some(crate::sequences::Overriding::System))
     {
         return Err(always_identity(&table.columns[*c]));
     }
@@ -1319,6 +1363,18 @@ fn plan_insert(
     let param_types = query.param_types.clone();
     let mut generated = omitted_generated(&table, &columns);
     generated.extend(select_generated.into_iter().map(|(i, s)| (columns[i], s)));
+    // OVERRIDING USER VALUE: the values the query gives identity columns are replaced by the sequences'.
+    if overriding == Some(crate::sequences::Overriding::User) {
+        for c in &columns {
+            if let Some(g) = table.columns[*c]
+                .generated
+                .as_ref()
+                .filter(|g| g.identity.is_some())
+            {
+                generated.push((*c, g.sequence.clone()));
+            }
+        }
+    }
     let plan = Plan::InsertSelect {
         table,
         columns,
@@ -1392,6 +1448,7 @@ fn compile_values(
     columns: &[usize],
     params: &mut ParamTypes,
     generated: &mut Vec<String>,
+    overriding: Option<crate::sequences::Overriding>,
 ) -> Result<Option<Vec<Vec<Expr>>>> {
     let scope = Scope {
         table,
@@ -1414,11 +1471,19 @@ fn compile_values(
         for (e, c) in row.iter().zip(columns) {
             let column = &table.columns[*c];
             let is_default = matches!(e, ast::Expr::Identifier(i) if i.quote_style.is_none() && i.value.eq_ignore_ascii_case("default"));
-            if let (true, Some(g)) = (is_default, &column.generated) {
+            let user_value_overridden = overriding == Some(crate::sequences::Overriding::User)
+                && column
+                    .generated
+                    .as_ref()
+                    .is_some_and(|g| g.identity.is_some());
+            if let (true, Some(g)) = (is_default || user_value_overridden, &column.generated) {
                 exprs.push(generated_slot(generated, &g.sequence));
                 continue;
             }
-            if !is_default && is_always_identity(column) {
+            if !is_default
+                && is_always_identity(column)
+                && overriding != Some(crate::sequences::Overriding::System)
+            {
                 return Err(always_identity(column));
             }
             if let Some(sequence) = crate::sequences::nextval_call(e) {

@@ -195,6 +195,11 @@ impl SchemaProvider for LaneSchema {
     ) -> datafusion::common::Result<Option<Arc<dyn TableProvider>>> {
         let catalog = self.engine.catalog();
         let Some(def) = catalog.get_table(name) else {
+            if catalog.sequence(name).is_some() {
+                return Ok(Some(Arc::new(crate::sequences::SequenceRelation::new(
+                    name,
+                ))));
+            }
             return Ok(None);
         };
         let lanes = Arc::new(LaneTable {
@@ -209,7 +214,7 @@ impl SchemaProvider for LaneSchema {
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        self.engine.catalog().get_table(name).is_some()
+        self.engine.catalog().has_relation(name)
     }
 }
 

@@ -233,6 +233,73 @@ pub fn canonical_identity_options(sql: &str) -> Option<String> {
     changed.then_some(out)
 }
 
+/// INSERT's `OVERRIDING SYSTEM VALUE` (values given for `GENERATED ALWAYS` identity columns are taken) or
+/// `OVERRIDING USER VALUE` (values given for identity columns are ignored: the sequence gives them). sqlparser does not
+/// read the clause: the parser is given the text with it blanked out (`blank_overriding`), and the plan reads it from
+/// the statement's text (`overriding`), which keeps it, so that replay from the log reads it too.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Overriding {
+    System,
+    User,
+}
+
+/// The OVERRIDING clauses in `sql`: where each starts and ends (bytes), and which it is.
+fn overriding_clauses(sql: &str) -> Vec<(usize, usize, Overriding)> {
+    if !sql.to_ascii_lowercase().contains("overriding") {
+        return Vec::new();
+    }
+    let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
+    let Ok(tokens) = datafusion::sql::sqlparser::tokenizer::Tokenizer::new(&dialect, sql)
+        .with_unescape(false)
+        .tokenize_with_location()
+    else {
+        return Vec::new();
+    };
+    let words: Vec<_> = tokens
+        .iter()
+        .filter(|t| !matches!(t.token, Token::Whitespace(_)))
+        .collect();
+    let word = |i: usize| match words.get(i).map(|t| &t.token) {
+        Some(Token::Word(w)) if w.quote_style.is_none() => Some(w.value.to_ascii_lowercase()),
+        _ => None,
+    };
+    let mut out = Vec::new();
+    for i in 0..words.len() {
+        if word(i).as_deref() != Some("overriding") || word(i + 2).as_deref() != Some("value") {
+            continue;
+        }
+        let which = match word(i + 1).as_deref() {
+            Some("system") => Overriding::System,
+            Some("user") => Overriding::User,
+            _ => continue,
+        };
+        let start = crate::plan::byte_offset(sql, words[i].span.start);
+        let end = crate::plan::byte_offset(sql, words[i + 2].span.end);
+        if let (Some(start), Some(end)) = (start, end) {
+            out.push((start, end, which));
+        }
+    }
+    out
+}
+
+/// `sql` with its OVERRIDING clauses replaced by as many spaces (the parser's locations stay those of `sql`).
+pub fn blank_overriding(sql: &str) -> Option<String> {
+    let clauses = overriding_clauses(sql);
+    if clauses.is_empty() {
+        return None;
+    }
+    let mut out = sql.to_string();
+    for (start, end, _) in clauses {
+        out.replace_range(start..end, &" ".repeat(end - start));
+    }
+    Some(out)
+}
+
+/// The OVERRIDING clause of an INSERT's text, if it has one.
+pub fn overriding(sql: &str) -> Option<Overriding> {
+    overriding_clauses(sql).first().map(|(_, _, which)| *which)
+}
+
 /// The column `OWNED BY t.c` names.
 fn owner(n: &ast::ObjectName) -> Result<(String, String)> {
     let parts: Vec<String> =
@@ -812,5 +879,79 @@ impl ScalarUDFImpl for SequenceFunction {
             out.append_value(value.map_err(df_error)?);
         }
         Ok(ColumnarValue::Array(Arc::new(out.finish())))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// `SELECT * FROM a_sequence`
+
+/// A sequence read as a relation, as in PostgreSQL: one row, `last_value`, `log_cnt` (values the log covers still)
+/// and `is_called`, read when the query runs.
+pub struct SequenceRelation {
+    name: String,
+    schema: datafusion::arrow::datatypes::SchemaRef,
+}
+
+impl SequenceRelation {
+    pub fn new(name: &str) -> SequenceRelation {
+        use datafusion::arrow::datatypes::{Field, Schema};
+        SequenceRelation {
+            name: name.to_string(),
+            schema: Arc::new(Schema::new(vec![
+                Field::new("last_value", ArrowType::Int64, false),
+                Field::new("log_cnt", ArrowType::Int64, false),
+                Field::new("is_called", ArrowType::Boolean, false),
+            ])),
+        }
+    }
+}
+
+impl std::fmt::Debug for SequenceRelation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("SequenceRelation").field(&self.name).finish()
+    }
+}
+
+#[async_trait::async_trait]
+impl datafusion::catalog::TableProvider for SequenceRelation {
+    fn schema(&self) -> datafusion::arrow::datatypes::SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> datafusion::datasource::TableType {
+        datafusion::datasource::TableType::View
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn datafusion::catalog::Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[datafusion::logical_expr::Expr],
+        _limit: Option<usize>,
+    ) -> DfResult<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+        use datafusion::arrow::array::{BooleanArray, Int64Array};
+        let catalog = crate::query::snapshot_catalog(state)?;
+        let sequence = catalog.sequence(&self.name).ok_or_else(|| {
+            df_error(Error::new(
+                SqlState::UNDEFINED_TABLE,
+                format!("relation \"{}\" does not exist", self.name),
+            ))
+        })?;
+        let (last_value, called) = sequence.current();
+        let batch = datafusion::arrow::record_batch::RecordBatch::try_new(
+            self.schema.clone(),
+            vec![
+                Arc::new(Int64Array::from(vec![last_value])),
+                Arc::new(Int64Array::from(vec![sequence.log_count()])),
+                Arc::new(BooleanArray::from(vec![called])),
+            ],
+        )?;
+        Ok(
+            datafusion::datasource::memory::MemorySourceConfig::try_new_exec(
+                &[vec![batch]],
+                self.schema.clone(),
+                projection.cloned(),
+            )?,
+        )
     }
 }

@@ -7,11 +7,25 @@
 use datafusion::sql::sqlparser::ast;
 use lanedb_engine::{DataType, Error, Result, SessionCommand, SettingArg};
 
+/// `READ ONLY` (true) or `READ WRITE` (false) among a transaction's modes, if either is there.
+fn access_mode(modes: &[ast::TransactionMode]) -> Option<bool> {
+    modes.iter().rev().find_map(|m| match m {
+        ast::TransactionMode::AccessMode(ast::TransactionAccessMode::ReadOnly) => Some(true),
+        ast::TransactionMode::AccessMode(ast::TransactionAccessMode::ReadWrite) => Some(false),
+        _ => None,
+    })
+}
+
 /// The session command a statement is, or `None` for a statement about data.
 pub fn command(statement: &ast::Statement) -> Result<Option<SessionCommand>> {
     use ast::Statement as S;
     Ok(Some(match statement {
-        S::StartTransaction { statements, .. } if statements.is_empty() => SessionCommand::Begin,
+        S::StartTransaction {
+            statements, modes, ..
+        } if statements.is_empty() => match access_mode(modes) {
+            None => SessionCommand::Begin,
+            Some(read_only) => SessionCommand::BeginAccess { read_only },
+        },
         S::Commit { chain: false, .. } => SessionCommand::Commit,
         S::Rollback {
             chain: false,
@@ -193,9 +207,21 @@ fn set_command(set: &ast::Set) -> Result<Option<SessionCommand>> {
             value: charset_name.value.clone(),
             local: false,
         },
-        ast::Set::SetTransaction { .. } | ast::Set::SetSessionParam(_) => {
-            SessionCommand::Accepted("SET")
-        }
+        // READ ONLY / READ WRITE of this block, or (SESSION CHARACTERISTICS) of the blocks to come; isolation levels
+        // are accepted: every LaneDB transaction is serializable.
+        ast::Set::SetTransaction { modes, session, .. } => match access_mode(modes) {
+            Some(read_only) => SessionCommand::Set {
+                name: if *session {
+                    "default_transaction_read_only".into()
+                } else {
+                    "transaction_read_only".into()
+                },
+                value: if read_only { "on" } else { "off" }.into(),
+                local: !*session,
+            },
+            None => SessionCommand::Accepted("SET"),
+        },
+        ast::Set::SetSessionParam(_) => SessionCommand::Accepted("SET"),
         other => {
             return Err(Error::unsupported(format!(
                 "{} is not supported",
