@@ -497,16 +497,31 @@ async fn now_in_a_write_replays_to_the_same_value_and_random_in_a_write_is_refus
     let client = server.connect().await;
     client
         .batch_execute(
-            "CREATE TABLE stamped (id BIGINT PRIMARY KEY, at TIMESTAMP); PARTITION TABLE stamped ON COLUMN id;
+            "CREATE TABLE stamped (id BIGINT PRIMARY KEY, at TIMESTAMP, made TIMESTAMP DEFAULT now());
+             PARTITION TABLE stamped ON COLUMN id;
              INSERT INTO stamped VALUES (1, now());
              INSERT INTO stamped SELECT 2, now();
              INSERT INTO stamped VALUES (3, NULL);
-             UPDATE stamped SET at = now() WHERE id = 3;",
+             UPDATE stamped SET at = now() WHERE id = 3;
+             BEGIN; INSERT INTO stamped (id, at) VALUES (5, NULL); COMMIT;",
         )
         .await
         .unwrap();
-    let before = rows(&client, "SELECT id, at FROM stamped ORDER BY id").await;
-    assert!(before.iter().all(|r| r[1] != "NULL"), "{before:?}");
+    // A default of now() is the time of the statement, logged with it.
+    let sink = client
+        .copy_in("COPY stamped (id) FROM STDIN")
+        .await
+        .unwrap();
+    futures::pin_mut!(sink);
+    sink.send(bytes::Bytes::from_static(b"6\n")).await.unwrap();
+    sink.finish().await.unwrap();
+    let before = rows(&client, "SELECT id, at, made FROM stamped ORDER BY id").await;
+    assert!(
+        before
+            .iter()
+            .all(|r| r[2] != "NULL" && (r[1] != "NULL" || r[0] == "5" || r[0] == "6")),
+        "{before:?}"
+    );
     for write in [
         "INSERT INTO stamped SELECT 4, now() WHERE random() < 2",
         "UPDATE stamped SET at = now() WHERE id = 1 AND random() < 2",
@@ -516,7 +531,7 @@ async fn now_in_a_write_replays_to_the_same_value_and_random_in_a_write_is_refus
     }
     assert_eq!(
         rows(&client, "SELECT count(*) FROM stamped WHERE random() < 2").await,
-        vec![vec!["3"]]
+        vec![vec!["5"]]
     );
     drop(client);
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -524,7 +539,7 @@ async fn now_in_a_write_replays_to_the_same_value_and_random_in_a_write_is_refus
     let server = Server::start_in(dir, &[]);
     let client = server.connect().await;
     assert_eq!(
-        rows(&client, "SELECT id, at FROM stamped ORDER BY id").await,
+        rows(&client, "SELECT id, at, made FROM stamped ORDER BY id").await,
         before
     );
 }

@@ -25,6 +25,9 @@ pub struct ColumnDef {
     pub default: Option<Value>,
     /// The sequence whose next value is the default instead (`serial`, identity, `DEFAULT nextval('s')`).
     pub generated: Option<Generated>,
+    /// The default is the time of the statement that inserts (`DEFAULT now()`, `CURRENT_TIMESTAMP`,
+    /// `CURRENT_DATE`), as the column's type in the session's time zone.
+    pub default_now: bool,
 }
 
 /// A column default taken from a sequence.

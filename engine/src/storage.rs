@@ -1492,6 +1492,7 @@ mod tests {
                     nullable: false,
                     default: None,
                     generated: None,
+                    default_now: false,
                 },
                 ColumnDef {
                     name: "name".into(),
@@ -1499,6 +1500,7 @@ mod tests {
                     nullable: true,
                     default: None,
                     generated: None,
+                    default_now: false,
                 },
             ],
             primary_key: Some(0),

@@ -160,6 +160,7 @@ fn column_def(
         nullable: true,
         default: None,
         generated: None,
+        default_now: false,
     };
     let mut sequence = match serial {
         Some(_) => {
@@ -184,11 +185,24 @@ fn column_def(
             ast::ColumnOption::Null => col.nullable = true,
             ast::ColumnOption::NotNull => col.nullable = false,
             ast::ColumnOption::Default(e) => {
-                if !matches!(sequence, ColumnSequence::None) || col.default.is_some() {
+                if !matches!(sequence, ColumnSequence::None)
+                    || col.default.is_some()
+                    || col.default_now
+                {
                     return Err(multiple_defaults());
                 }
                 if let Some(name) = crate::sequences::nextval_call(e) {
                     sequence = ColumnSequence::Existing(name);
+                    continue;
+                }
+                if is_now(e) {
+                    if !matches!(col.data_type, DataType::Timestamp | DataType::Date) {
+                        return Err(Error::unsupported(format!(
+                            "DEFAULT {e} is supported for timestamp and date columns, not {}",
+                            col.data_type
+                        )));
+                    }
+                    col.default_now = true;
                     continue;
                 }
                 let probe = TableDef {
@@ -203,7 +217,10 @@ fn column_def(
                 generation_expr: None,
                 ..
             } if !matches!(generated_as, ast::GeneratedAs::ExpStored) => {
-                if !matches!(sequence, ColumnSequence::None) || col.default.is_some() {
+                if !matches!(sequence, ColumnSequence::None)
+                    || col.default.is_some()
+                    || col.default_now
+                {
                     return Err(multiple_defaults());
                 }
                 if !matches!(
@@ -422,6 +439,30 @@ pub(crate) fn compile_check(def: &TableDef, name: String, sql: &str) -> Result<C
         sql: sql.to_string(),
         passes: lanedb_engine::view::RowFilter(Arc::new(passes)),
     })
+}
+
+/// Whether `e` is the statement's time: `now()`, `CURRENT_TIMESTAMP`, `LOCALTIMESTAMP`, `CURRENT_DATE`,
+/// `transaction_timestamp()`, `statement_timestamp()`.
+fn is_now(e: &ast::Expr) -> bool {
+    match e {
+        ast::Expr::Function(f) => {
+            let name = f.name.to_string().to_ascii_lowercase();
+            let bare = matches!(f.args, ast::FunctionArguments::None)
+                || matches!(&f.args, ast::FunctionArguments::List(l) if l.args.is_empty());
+            bare && matches!(
+                name.as_str(),
+                "now"
+                    | "current_timestamp"
+                    | "localtimestamp"
+                    | "current_date"
+                    | "transaction_timestamp"
+                    | "statement_timestamp"
+                    | "pg_catalog.now"
+            )
+        }
+        ast::Expr::Nested(inner) => is_now(inner),
+        _ => false,
+    }
 }
 
 fn col_name(c: &ast::ColumnDef) -> String {
@@ -889,10 +930,10 @@ pub fn alter_table(on: On, at: &ast::AlterTable) -> Result<&'static str> {
                     ..
                 } => {
                     let (col, primary, unique, sequence) = column_def(c, &def)?;
-                    if !matches!(sequence, ColumnSequence::None) {
+                    if !matches!(sequence, ColumnSequence::None) || col.default_now {
                         return Err(Error::unsupported(
-                            "ADD COLUMN of a serial or identity column, or one whose default is nextval(), is not \
-                             supported: create the table with it",
+                            "ADD COLUMN of a serial or identity column, or one whose default is nextval() or now(), \
+                             is not supported: create the table with it",
                         ));
                     }
                     if primary || unique {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::record_batch::RecordBatch;
 use lanedb_engine::invocation::{self, Invocation};
-use lanedb_engine::{Error, LaneState, MultiTxn, Output, Result, SqlState, Value};
+use lanedb_engine::{Error, LaneState, MultiTxn, Output, Result, Value};
 
 use crate::dml::Written;
 use crate::plan::{Plan, Prepared};
@@ -217,7 +217,7 @@ impl SqlEngine {
         &self,
         p: &Prepared,
         rows: &mut [Vec<Value>],
-        generated: &[(usize, String)],
+        generated: &[(usize, crate::sequences::Generator)],
         params: &[Value],
         ctx: RunContext<'_>,
     ) -> Result<Vec<Value>> {
@@ -238,23 +238,13 @@ impl SqlEngine {
             return Ok(params.to_vec());
         }
         let catalog = self.engine.catalog();
-        let sequences = generated
-            .iter()
-            .map(|(_, name)| {
-                catalog.sequence(name).cloned().ok_or_else(|| {
-                    Error::new(
-                        SqlState::UNDEFINED_TABLE,
-                        format!("relation \"{name}\" does not exist"),
-                    )
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
         let session = self.session_sequences(ctx);
+        let time = ctx.timestamp_micros.unwrap_or_else(crate::now_micros);
         let mut full = Vec::with_capacity(first + wanted);
         full.extend_from_slice(&params[..first]);
         for row in rows.iter_mut() {
-            for sequence in &sequences {
-                let v = crate::sequences::next_for_insert(&self.engine, sequence, session)?;
+            for (_, generator) in generated {
+                let v = generator.value(&self.engine, &catalog, session, time, &p.time_zone)?;
                 full.push(v.clone());
                 row.push(v);
             }

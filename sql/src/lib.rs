@@ -462,11 +462,14 @@ impl SqlEngine {
             // a write's invocation has nowhere to go, and an engine plan reads no clock (only DataFusion's `now()`
             // does), so neither is built for one; DDL keeps its invocation, which snapshots replay to rebuild the
             // schema.
-            // Sequence values an INSERT takes are chosen here and logged after the client's parameters.
+            // Sequence values (and the time) an INSERT takes are chosen here and logged after the client's
+            // parameters; the statement's time is fixed first, for its log record.
             let generated;
+            let mut ctx = ctx;
             let params = if current.generated.is_empty() || ctx.sequence_values_given {
                 params
             } else {
+                ctx.timestamp_micros = Some(ctx.timestamp_micros.unwrap_or_else(now_micros));
                 generated = self.with_generated(current, params, ctx)?;
                 &generated[..]
             };
@@ -507,7 +510,8 @@ impl SqlEngine {
         ))
     }
 
-    /// The client's parameters of `p` followed by the sequence values its INSERT takes (`Prepared::generated`).
+    /// The client's parameters of `p` followed by the values its INSERT takes when it runs (`Prepared::generated`),
+    /// for a statement at the context's time.
     fn with_generated(
         &self,
         p: &Prepared,
@@ -520,14 +524,9 @@ impl SqlEngine {
         full.resize(p.param_types.len(), Value::Null);
         let session = self.session_sequences(ctx);
         let catalog = self.engine.catalog();
-        for name in &p.generated {
-            let sequence = catalog.sequence(name).ok_or_else(|| {
-                Error::new(
-                    SqlState::UNDEFINED_TABLE,
-                    format!("relation \"{name}\" does not exist"),
-                )
-            })?;
-            full.push(sequences::next_for_insert(&self.engine, sequence, session)?);
+        let time = ctx.timestamp_micros.unwrap_or_else(now_micros);
+        for generator in &p.generated {
+            full.push(generator.value(&self.engine, &catalog, session, time, &p.time_zone)?);
         }
         Ok(full)
     }
@@ -926,14 +925,14 @@ impl SqlEngine {
         &self,
         table: &lanedb_engine::TableDef,
         columns: &[usize],
-        generated: &[(usize, String)],
+        generated: &[(usize, sequences::Generator)],
         rows: &CopyRows,
         first_line: usize,
     ) -> Result<CopyRows> {
-        let sequences = generated
-            .iter()
-            .map(|(_, name)| self.engine.sequence(name))
-            .collect::<Result<Vec<_>>>()?;
+        let catalog = self.engine.catalog();
+        let session = self.session_sequences(RunContext::default());
+        let time = now_micros();
+        let zone = self.time_zone();
         let mut out = CopyRows::default();
         out.reserve(
             rows.len() * 8 * generated.len(),
@@ -953,13 +952,11 @@ impl SqlEngine {
             for field in fields {
                 out.push_field(field);
             }
-            for sequence in &sequences {
+            for (_, generator) in generated {
+                let value = generator.value(&self.engine, &catalog, session, time, &zone)?;
                 text.clear();
-                std::fmt::Write::write_fmt(
-                    &mut text,
-                    format_args!("{}", self.engine.next_value(sequence)?),
-                )
-                .expect("writing to a string");
+                std::fmt::Write::write_fmt(&mut text, format_args!("{value}"))
+                    .expect("writing to a string");
                 out.push_field(Some(&text));
             }
             out.end_row();

@@ -1255,6 +1255,12 @@ pub(crate) fn default_text(c: &lanedb_engine::ColumnDef) -> Option<String> {
             .is_none()
             .then(|| crate::sequences::default_text(g));
     }
+    if c.default_now {
+        return Some(match c.data_type {
+            DataType::Date => "CURRENT_DATE".into(),
+            _ => "now()".into(),
+        });
+    }
     Some(match c.default.as_ref()? {
         lanedb_engine::Value::Null => "NULL".to_string(),
         lanedb_engine::Value::Text(s) => format!("'{}'::{}", s.replace('\'', "''"), c.data_type),

@@ -22,6 +22,7 @@ use crate::dml::{Access, ConflictAction, InsertPlan, ModifyPlan, OnConflict, Poi
 use crate::expr::{self, CompileError, Expr, ParamTypes, Scope};
 use crate::query::QueryPlan;
 use crate::returning::Returning;
+use crate::sequences::Generator;
 
 /// Deepest expression nesting accepted, to keep the parser's recursion bounded.
 const PARSER_RECURSION_MAX: usize = 200;
@@ -68,7 +69,7 @@ pub enum Plan {
         query: Arc<QueryPlan>,
         on_conflict: Option<OnConflict>,
         /// Columns left out whose default is a sequence's next value, with the sequence: a value per row.
-        generated: Vec<(usize, String)>,
+        generated: Vec<(usize, crate::sequences::Generator)>,
     },
     Modify {
         plan: ModifyPlan,
@@ -122,7 +123,7 @@ pub enum Plan {
         columns: Vec<usize>,
         format: CopyFormat,
         /// Columns left out whose default is a sequence's next value, with the sequence: a value per row.
-        generated: Vec<(usize, String)>,
+        generated: Vec<(usize, crate::sequences::Generator)>,
     },
     /// `COPY ... TO STDOUT`: the query's rows go to the session as COPY lines.
     CopyOut {
@@ -188,9 +189,9 @@ pub struct Prepared {
     pub time_zone: String,
     /// A write's RETURNING list; its query's schema is `schema`.
     pub returning: Option<Returning>,
-    /// The sequences an INSERT takes a value from each time it runs, in the order of the parameters they fill,
-    /// which follow the client's (see `sequences`).
-    pub generated: Vec<String>,
+    /// What fills the values an INSERT takes each time it runs (sequences, the statement's time), in the order of
+    /// the parameters they fill, which follow the client's (see `sequences`).
+    pub generated: Vec<crate::sequences::Generator>,
 }
 
 impl Prepared {
@@ -1018,7 +1019,19 @@ fn with_defaults(
                 return Ok(a.clone());
             }
             let column = &table.columns[assignment_column(a, table)?];
+            // A default taken when the statement runs is the same call here.
+            let call = |text: &str| {
+                Parser::new(&PostgreSqlDialect {})
+                    .try_with_sql(text)
+                    .and_then(|mut p| p.parse_expr())
+                    .map_err(|e| Error::internal(e.to_string()))
+            };
             let value = match &column.default {
+                _ if column.default_now => call("now()")?,
+                _ if column.generated.is_some() => {
+                    let sequence = &column.generated.as_ref().expect("checked").sequence;
+                    call(&format!("nextval('{}')", sequence.replace('\'', "''")))?
+                }
                 None | Some(lanedb_engine::Value::Null) => {
                     ast::Expr::Value(ast::Value::Null.into())
                 }
@@ -1292,7 +1305,7 @@ fn plan_insert(
             columns.truncate(supplied.max(1));
         }
         if source.order_by.is_none() && source.limit_clause.is_none() && source.with.is_none() {
-            let mut generated = Vec::new();
+            let mut generated: Vec<Generator> = Vec::new();
             if let Some(mut rows) = compile_values(
                 &values.rows,
                 &table,
@@ -1302,10 +1315,10 @@ fn plan_insert(
                 overriding,
             )? {
                 // A column the INSERT leaves out that takes sequence values gets one per row.
-                for (c, sequence) in omitted_generated(&table, &columns) {
+                for (c, generator) in omitted_generated(&table, &columns) {
                     columns.push(c);
                     for row in rows.iter_mut() {
-                        row.push(generated_slot(&mut generated, &sequence));
+                        row.push(generated_slot(&mut generated, generator.clone()));
                     }
                 }
                 place_generated(&mut rows, params.0.len());
@@ -1332,7 +1345,7 @@ fn plan_insert(
     // `nextval('s')` as an item of the select list (SQLAlchemy's many-row insert for a column with a Sequence) takes
     // a value per row as a sequence default does: a NULL in the query, then the value (see `sequences`).
     let mut source = source.clone();
-    let mut select_generated: Vec<(usize, String)> = Vec::new();
+    let mut select_generated: Vec<(usize, Generator)> = Vec::new();
     if let ast::SetExpr::Select(select) = source.body.as_mut() {
         for (i, item) in select.projection.iter_mut().enumerate() {
             let (ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. }) =
@@ -1342,7 +1355,7 @@ fn plan_insert(
             };
             if let Some(sequence) = crate::sequences::nextval_call(e) {
                 *e = ast::Expr::value(ast::Value::Null);
-                select_generated.push((i, sequence));
+                select_generated.push((i, Generator::Next(sequence)));
             }
         }
     }
@@ -1371,7 +1384,7 @@ fn plan_insert(
                 .as_ref()
                 .filter(|g| g.identity.is_some())
             {
-                generated.push((*c, g.sequence.clone()));
+                generated.push((*c, Generator::Next(g.sequence.clone())));
             }
         }
     }
@@ -1388,9 +1401,9 @@ fn plan_insert(
 /// Where the parameters an INSERT's sequence values fill are numbered until planning ends (`place_generated`).
 const GENERATED_SLOT_BASE: usize = usize::MAX / 2;
 
-/// A parameter for the next value of `sequence`, numbered from `GENERATED_SLOT_BASE` until `place_generated`.
-fn generated_slot(generated: &mut Vec<String>, sequence: &str) -> Expr {
-    generated.push(sequence.to_string());
+/// A parameter for the value `generator` gives, numbered from `GENERATED_SLOT_BASE` until `place_generated`.
+fn generated_slot(generated: &mut Vec<Generator>, generator: Generator) -> Expr {
+    generated.push(generator);
     Expr::Param(GENERATED_SLOT_BASE + generated.len() - 1)
 }
 
@@ -1405,14 +1418,24 @@ fn place_generated(rows: &mut [Vec<Expr>], first: usize) {
     }
 }
 
-/// The columns of `table` not in `columns` whose default is a sequence's next value, with the sequence.
-pub(crate) fn omitted_generated(table: &TableDef, columns: &[usize]) -> Vec<(usize, String)> {
+/// What gives column `c` its default when the INSERT runs: its sequence, or the statement's time.
+fn column_generator(c: &lanedb_engine::ColumnDef) -> Option<Generator> {
+    match &c.generated {
+        Some(g) => Some(Generator::Next(g.sequence.clone())),
+        None if c.default_now => Some(Generator::Now(c.data_type.clone())),
+        None => None,
+    }
+}
+
+/// The columns of `table` not in `columns` whose default is taken when the INSERT runs (a sequence's next value,
+/// the statement's time), with what gives it.
+pub(crate) fn omitted_generated(table: &TableDef, columns: &[usize]) -> Vec<(usize, Generator)> {
     table
         .columns
         .iter()
         .enumerate()
         .filter(|(i, _)| !columns.contains(i))
-        .filter_map(|(i, c)| c.generated.as_ref().map(|g| (i, g.sequence.clone())))
+        .filter_map(|(i, c)| column_generator(c).map(|g| (i, g)))
         .collect()
 }
 
@@ -1447,7 +1470,7 @@ fn compile_values(
     table: &TableDef,
     columns: &[usize],
     params: &mut ParamTypes,
-    generated: &mut Vec<String>,
+    generated: &mut Vec<Generator>,
     overriding: Option<crate::sequences::Overriding>,
 ) -> Result<Option<Vec<Vec<Expr>>>> {
     let scope = Scope {
@@ -1476,8 +1499,11 @@ fn compile_values(
                     .generated
                     .as_ref()
                     .is_some_and(|g| g.identity.is_some());
-            if let (true, Some(g)) = (is_default || user_value_overridden, &column.generated) {
-                exprs.push(generated_slot(generated, &g.sequence));
+            if let (true, Some(g)) = (
+                is_default || user_value_overridden,
+                column_generator(column),
+            ) {
+                exprs.push(generated_slot(generated, g));
                 continue;
             }
             if !is_default
@@ -1487,7 +1513,7 @@ fn compile_values(
                 return Err(always_identity(column));
             }
             if let Some(sequence) = crate::sequences::nextval_call(e) {
-                exprs.push(generated_slot(generated, &sequence));
+                exprs.push(generated_slot(generated, Generator::Next(sequence)));
                 continue;
             }
             let compiled = if is_default {

@@ -1632,6 +1632,7 @@ mod tests {
                     nullable: true,
                     default: None,
                     generated: None,
+                    default_now: false,
                 })
                 .collect(),
             primary_key: None,

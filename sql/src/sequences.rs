@@ -644,6 +644,45 @@ pub fn default_text(g: &Generated) -> String {
     }
 }
 
+/// What fills a value an INSERT takes when it runs, chosen before it is logged (see the module docs): a
+/// sequence's next value, or the statement's time as the column's type (`DEFAULT now()`, `CURRENT_DATE`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Generator {
+    Next(String),
+    Now(DataType),
+}
+
+impl Generator {
+    /// The value, for a statement at `time` (microseconds since the epoch) in session time zone `zone`.
+    pub fn value(
+        &self,
+        engine: &Engine,
+        catalog: &Catalog,
+        session: &SessionSequences,
+        time: i64,
+        zone: &str,
+    ) -> Result<Value> {
+        match self {
+            Generator::Next(name) => {
+                let sequence = catalog.sequence(name).ok_or_else(|| {
+                    Error::new(
+                        SqlState::UNDEFINED_TABLE,
+                        format!("relation \"{name}\" does not exist"),
+                    )
+                })?;
+                next_for_insert(engine, sequence, session)
+            }
+            Generator::Now(ty) => {
+                let local = lanedb_engine::datetime::local_micros(time, zone);
+                match ty {
+                    DataType::Date => Ok(Value::Date(local.div_euclid(86_400_000_000) as i32)),
+                    _ => Ok(Value::Timestamp(local)),
+                }
+            }
+        }
+    }
+}
+
 /// Takes the next value of `sequence` for an INSERT, noting it for the session's `currval` / `lastval`.
 pub fn next_for_insert(
     engine: &Engine,
