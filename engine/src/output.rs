@@ -225,6 +225,7 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ("lc_ctype", "C"),
     ("lock_timeout", "0"),
     ("max_identifier_length", "63"),
+    ("max_index_keys", "32"),
     ("row_security", "on"),
     ("search_path", "public"),
     ("server_encoding", "UTF8"),

@@ -898,6 +898,7 @@ impl<B: Backend> Session<B> {
             | "lc_collate"
             | "lc_ctype"
             | "max_identifier_length"
+            | "max_index_keys"
             | "is_superuser" => {
                 return Err(Error::new(
                     SqlState("55P02"),

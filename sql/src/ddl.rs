@@ -299,6 +299,29 @@ fn checks(ct: &ast::CreateTable, def: &TableDef) -> Result<Vec<CheckDef>> {
     Ok(out)
 }
 
+/// A unique violation met while building new unique indexes over the rows there, as PostgreSQL words it.
+fn index_creation_error(e: Error, added: &[String]) -> Error {
+    let index = e
+        .fields
+        .as_ref()
+        .and_then(|f| f.constraint.clone())
+        .filter(|c| e.code == SqlState::UNIQUE_VIOLATION && added.contains(c));
+    let Some(index) = index else {
+        return e;
+    };
+    let detail = e
+        .detail()
+        .map(|d| d.replace("already exists.", "is duplicated."));
+    Error::new(
+        SqlState::UNIQUE_VIOLATION,
+        format!("could not create unique index \"{index}\""),
+    )
+    .with_fields(lanedb_engine::ErrorFields {
+        detail,
+        ..Default::default()
+    })
+}
+
 /// `def`'s CHECK constraints compiled again for its columns now; those that read a column no longer there go, as
 /// PostgreSQL drops them with the column.
 fn recompile_checks(def: &TableDef) -> Result<Vec<CheckDef>> {
@@ -818,9 +841,10 @@ pub fn create_index(on: On, ci: &ast::CreateIndex) -> Result<&'static str> {
             constraint: false,
         };
         def.check_unique_rule(&index)?;
+        let added = [index.name.clone()];
         def.indexes.push(index);
         let map = (0..def.columns.len()).map(Some).collect();
-        rebuild(txn, def, map)?;
+        rebuild(txn, def, map).map_err(|e| index_creation_error(e, &added))?;
         Ok("CREATE INDEX")
     })
 }
@@ -1018,6 +1042,129 @@ pub fn alter_table(on: On, at: &ast::AlterTable) -> Result<&'static str> {
                         .push(compile_check(&def, name.clone(), &check.expr.to_string())?);
                     added_checks.push(name);
                 }
+                // A key added to a table with rows: the rebuild checks them (23505 for duplicates, 23502 for a
+                // NULL in a primary key).
+                ast::AlterTableOperation::AddConstraint {
+                    constraint:
+                        constraint @ (ast::TableConstraint::Unique(_) | ast::TableConstraint::PrimaryKey(_)),
+                    ..
+                } => {
+                    let (primary, columns, given) = match constraint {
+                        ast::TableConstraint::PrimaryKey(pk) => {
+                            (true, index_columns(&def, &pk.columns)?, pk.name.as_ref().map(ident))
+                        }
+                        ast::TableConstraint::Unique(u) => {
+                            (false, index_columns(&def, &u.columns)?, u.name.as_ref().map(ident))
+                        }
+                        _ => unreachable!("matched above"),
+                    };
+                    if primary && def.primary_key.is_some() {
+                        return Err(Error::new(
+                            SqlState::INVALID_TABLE_DEFINITION,
+                            format!("multiple primary keys for table \"{table}\" are not allowed"),
+                        ));
+                    }
+                    let name = given.unwrap_or_else(|| {
+                        if primary {
+                            format!("{table}_pkey")
+                        } else {
+                            unique_name(&def, &columns)
+                        }
+                    });
+                    if def.indexes.iter().any(|i| i.name == name)
+                        || def.checks.iter().any(|c| c.name == name)
+                        || txn.catalog().has_relation(&name)
+                    {
+                        return Err(Error::new(
+                            SqlState::DUPLICATE_TABLE,
+                            format!("relation \"{name}\" already exists"),
+                        ));
+                    }
+                    let index = unique_constraint(name, columns);
+                    def.check_unique_rule(&index)?;
+                    if primary {
+                        index.columns.iter().for_each(|c| def.columns[*c].nullable = false);
+                        def.primary_key = Some(def.indexes.len());
+                    }
+                    def.indexes.push(index);
+                }
+                ast::AlterTableOperation::AlterColumn { column_name, op } => {
+                    let name = ident(column_name);
+                    let c = def.column_index(&name).ok_or_else(|| {
+                        Error::new(
+                            SqlState::UNDEFINED_COLUMN,
+                            format!("column \"{name}\" of relation \"{table}\" does not exist"),
+                        )
+                    })?;
+                    match op {
+                        // The rebuild checks the rows there.
+                        ast::AlterColumnOperation::SetNotNull => def.columns[c].nullable = false,
+                        ast::AlterColumnOperation::DropNotNull => {
+                            let in_primary_key = def
+                                .primary_key
+                                .is_some_and(|pk| def.indexes[pk].columns.contains(&c));
+                            if in_primary_key {
+                                return Err(Error::new(
+                                    SqlState::INVALID_TABLE_DEFINITION,
+                                    format!("column \"{name}\" is in a primary key"),
+                                ));
+                            }
+                            def.columns[c].nullable = true;
+                        }
+                        ast::AlterColumnOperation::DropDefault => {
+                            let column = &mut def.columns[c];
+                            column.default = None;
+                            column.default_now = false;
+                            if column.generated.as_ref().is_some_and(|g| g.identity.is_none()) {
+                                column.generated = None;
+                            }
+                        }
+                        ast::AlterColumnOperation::SetDefault { value } => {
+                            let column = &mut def.columns[c];
+                            if column.generated.as_ref().is_some_and(|g| g.identity.is_some()) {
+                                return Err(Error::new(
+                                    SqlState::SYNTAX_ERROR,
+                                    format!("column \"{name}\" of relation \"{table}\" is an identity column"),
+                                ));
+                            }
+                            column.default = None;
+                            column.default_now = false;
+                            column.generated = None;
+                            if let Some(sequence) = crate::sequences::nextval_call(value) {
+                                if txn.catalog().sequence(&sequence).is_none() {
+                                    return Err(Error::new(
+                                        SqlState::UNDEFINED_TABLE,
+                                        format!("relation \"{sequence}\" does not exist"),
+                                    ));
+                                }
+                                column.generated = Some(Generated {
+                                    sequence,
+                                    identity: None,
+                                });
+                            } else if is_now(value) {
+                                if !matches!(column.data_type, DataType::Timestamp | DataType::Date) {
+                                    return Err(Error::unsupported(format!(
+                                        "DEFAULT {value} is supported for timestamp and date columns, not {}",
+                                        column.data_type
+                                    )));
+                                }
+                                column.default_now = true;
+                            } else {
+                                let probe = TableDef {
+                                    columns: vec![],
+                                    ..def.clone()
+                                };
+                                let default = default_value(value, &probe, &def.columns[c])?;
+                                def.columns[c].default = Some(default);
+                            }
+                        }
+                        other => {
+                            return Err(Error::unsupported(format!(
+                                "ALTER TABLE ... ALTER COLUMN {name} {other} is not supported"
+                            )))
+                        }
+                    }
+                }
                 ast::AlterTableOperation::DropConstraint { if_exists, name, .. } => {
                     let name = ident(name);
                     if let Some(at) = def.checks.iter().position(|c| c.name == name) {
@@ -1044,6 +1191,12 @@ pub fn alter_table(on: On, at: &ast::AlterTable) -> Result<&'static str> {
             }
         }
         // The rebuild inserts the rows already there again, so they must pass the new CHECKs.
+        let added_keys: Vec<String> = def
+            .indexes
+            .iter()
+            .filter(|i| !current.indexes.iter().any(|c| c.name == i.name))
+            .map(|i| i.name.clone())
+            .collect();
         rebuild(txn, def, map).map_err(|e| {
             let added = e
                 .fields
@@ -1055,7 +1208,7 @@ pub fn alter_table(on: On, at: &ast::AlterTable) -> Result<&'static str> {
                     SqlState::CHECK_VIOLATION,
                     format!("check constraint \"{check}\" of relation \"{table}\" is violated by some row"),
                 ),
-                None => e,
+                None => index_creation_error(e, &added_keys),
             }
         })?;
         // A dropped column's own sequence goes with it.

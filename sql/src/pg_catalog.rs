@@ -567,6 +567,32 @@ pub(crate) const RELATIONS: &[Relation] = &[
         columns: &[("oid", Int), ("spcname", Text), ("spcowner", Int)],
         rows: |_, _| vec![vec![Cell::I(1663), t("pg_default"), Cell::I(OWNER_OID)]],
     },
+    // The view of indexes with their definitions.
+    Relation {
+        name: "pg_indexes",
+        columns: &[
+            ("schemaname", Text),
+            ("tablename", Text),
+            ("indexname", Text),
+            ("tablespace", Text),
+            ("indexdef", Text),
+        ],
+        rows: |catalog, _| {
+            let mut rows = Vec::new();
+            for table in catalog.tables() {
+                for (i, index) in table.indexes.iter().enumerate() {
+                    rows.push(vec![
+                        t("public"),
+                        t(&table.name),
+                        t(&index.name),
+                        Cell::Null,
+                        t(index_def(catalog, index_oid(table, i)).unwrap_or_default()),
+                    ]);
+                }
+            }
+            rows
+        },
+    },
     // The view of sequences with their counters (`last_value` NULL before the first `nextval`).
     Relation {
         name: "pg_sequences",
@@ -2112,6 +2138,23 @@ pub fn rewrite(statement: &mut ast::Statement) {
     vectors_as_text(query);
 }
 
+/// `unnest(range(1, cardinality(a) + 1))`: the positions of `a`'s elements, one row each.
+fn positions(array: ast::Expr) -> ast::Expr {
+    let count = ast::Expr::BinaryOp {
+        left: Box::new(ast::Expr::Cast {
+            kind: ast::CastKind::DoubleColon,
+            expr: Box::new(call("cardinality", vec![array])),
+            data_type: ast::DataType::BigInt(None),
+            array: false,
+            format: None,
+        }),
+        op: ast::BinaryOperator::Plus,
+        right: Box::new(ast::Expr::value(ast::Value::Number("1".into(), false))),
+    };
+    let one = ast::Expr::value(ast::Value::Number("1".into(), false));
+    call("unnest", vec![call("range", vec![one, count])])
+}
+
 /// `int2vector` columns (`pg_index.indkey`, `indclass`, `indoption`) are `smallint` arrays, so that `unnest` and
 /// subscripts work; selected as they are in the result, they show as PostgreSQL shows them, numbers separated by
 /// spaces (drivers split that text: SQLAlchemy's reflection of indexes).
@@ -2186,6 +2229,42 @@ fn empty_result(query: &mut ast::Query) {
 
 fn rewrite_expr(e: &mut ast::Expr) {
     match e {
+        // `(_pg_expandarray(a)).n` / `.x` (pgJDBC's key columns): the positions, and the elements, unnested side by
+        // side; `_pg_expandarray(a)` itself became `unnest(a)` below, and `(keys).x` of it is the element.
+        ast::Expr::CompoundFieldAccess { root, access_chain } => {
+            let [ast::AccessExpr::Dot(ast::Expr::Identifier(field))] = access_chain.as_slice()
+            else {
+                return;
+            };
+            let field = field.value.to_ascii_lowercase();
+            let mut inner = root.as_ref();
+            while let ast::Expr::Nested(x) = inner {
+                inner = x;
+            }
+            match inner {
+                ast::Expr::Function(f)
+                    if f.name.to_string() == "unnest" && (field == "x" || field == "n") =>
+                {
+                    let ast::FunctionArguments::List(list) = &f.args else {
+                        return;
+                    };
+                    let Some(ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(array))) =
+                        list.args.first()
+                    else {
+                        return;
+                    };
+                    *e = if field == "n" {
+                        positions(array.clone())
+                    } else {
+                        call("unnest", vec![array.clone()])
+                    };
+                }
+                ast::Expr::Identifier(_) | ast::Expr::CompoundIdentifier(_) if field == "x" => {
+                    *e = inner.clone();
+                }
+                _ => {}
+            }
+        }
         ast::Expr::Collate { expr, .. } => {
             let inner = std::mem::replace(expr.as_mut(), ast::Expr::value(ast::Value::Null));
             *e = inner;
@@ -2218,34 +2297,39 @@ fn rewrite_expr(e: &mut ast::Expr) {
                 *e = ast::Expr::value(ast::Value::Null);
                 return;
             }
-            // `generate_subscripts(a, 1)` beside `unnest(a)` (SQLAlchemy's key columns with their positions): the
-            // positions 1..n as a list, unnested alongside.
-            if f.name
-                .to_string()
-                .eq_ignore_ascii_case("generate_subscripts")
-            {
-                if let ast::FunctionArguments::List(list) = &f.args {
-                    if let Some(ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(array))) =
-                        list.args.first()
-                    {
-                        let count = ast::Expr::BinaryOp {
-                            left: Box::new(ast::Expr::Cast {
-                                kind: ast::CastKind::DoubleColon,
-                                expr: Box::new(call("cardinality", vec![array.clone()])),
-                                data_type: ast::DataType::BigInt(None),
-                                array: false,
-                                format: None,
-                            }),
-                            op: ast::BinaryOperator::Plus,
-                            right: Box::new(ast::Expr::value(ast::Value::Number(
-                                "1".into(),
-                                false,
-                            ))),
-                        };
-                        let one = ast::Expr::value(ast::Value::Number("1".into(), false));
-                        *e = call("unnest", vec![call("range", vec![one, count])]);
+            let name = f.name.to_string().to_ascii_lowercase();
+            let first = match &f.args {
+                ast::FunctionArguments::List(list) => match list.args.first() {
+                    Some(ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(a))) => {
+                        Some(a.clone())
                     }
+                    _ => None,
+                },
+                _ => None,
+            };
+            match (name.as_str(), first) {
+                // `generate_subscripts(a, 1)` beside `unnest(a)` (SQLAlchemy's key columns with their positions):
+                // the positions 1..n, unnested alongside.
+                ("generate_subscripts", Some(array)) => *e = positions(array),
+                // pgJDBC's `_pg_expandarray(a)`: its elements (see `CompoundFieldAccess` above for its positions).
+                ("information_schema._pg_expandarray" | "_pg_expandarray", Some(array)) => {
+                    *e = call("unnest", vec![array])
                 }
+                // The schemas searched: `pg_catalog` (when implicit ones are asked for), then `public`.
+                ("current_schemas", Some(implicit)) => {
+                    let text = |s: &str| ast::Expr::value(ast::Value::SingleQuotedString(s.into()));
+                    *e = ast::Expr::Case {
+                        case_token: ast::helpers::attached_token::AttachedToken::empty(),
+                        end_token: ast::helpers::attached_token::AttachedToken::empty(),
+                        operand: None,
+                        conditions: vec![ast::CaseWhen {
+                            condition: implicit,
+                            result: call("make_array", vec![text("pg_catalog"), text("public")]),
+                        }],
+                        else_result: Some(Box::new(call("make_array", vec![text("public")]))),
+                    };
+                }
+                _ => {}
             }
         }
         ast::Expr::Cast {
@@ -2320,6 +2404,15 @@ fn aggregate_select_list_subqueries(query: &mut ast::Query) {
     };
     for item in &mut select.projection {
         let _ = ast::visit_expressions_mut(item, |e| {
+            if matches!(e, ast::Expr::Subquery(_)) {
+                aggregate_subquery(e);
+            }
+            std::ops::ControlFlow::<()>::Continue(())
+        });
+    }
+    // And in WHERE (pgJDBC's type list: `t.typrelid = 0 OR (SELECT c.relkind = 'c' FROM pg_class c WHERE ...)`).
+    if let Some(selection) = &mut select.selection {
+        let _ = ast::visit_expressions_mut(selection, |e| {
             if matches!(e, ast::Expr::Subquery(_)) {
                 aggregate_subquery(e);
             }
