@@ -81,21 +81,22 @@ fn run(mut command: Command, what: &str, install: &str) -> Output {
     output
 }
 
-#[test]
-fn psycopg_3_passes_its_checks() {
+/// Runs the Python client `script` against a fresh server, after checking that python3 can import `modules`
+/// (`install` says how to get them); fails with the program's output if any of its checks failed.
+fn python_client(script: &str, modules: &str, install: &str, what: &str) {
     let mut probe = Command::new("python3");
-    probe.args(["-c", "import psycopg; print(psycopg.__version__)"]);
+    probe.args(["-c", &format!("import {modules}")]);
     let probe = run(probe, "python3", "python3 (Debian package python3)");
     assert!(
         probe.status.success(),
-        "python3 cannot import psycopg 3: install it with `python3 -m pip install 'psycopg[binary]'`:\n{}",
+        "python3 cannot import {modules}: install with `{install}`:\n{}",
         show(&probe)
     );
 
     let server = Server::start(&[]);
     let mut command = Command::new("python3");
     command
-        .arg(clients_dir().join("psycopg_client.py"))
+        .arg(clients_dir().join(script))
         .arg(server.port().to_string())
         .env_remove("PGPASSWORD")
         .env_remove("PGOPTIONS")
@@ -103,41 +104,29 @@ fn psycopg_3_passes_its_checks() {
     let output = run(command, "python3", "python3 (Debian package python3)");
     assert!(
         output.status.success(),
-        "the psycopg 3 client failed ({}):\n{}",
+        "the {what} client failed ({}):\n{}",
         output.status,
         show(&output)
     );
 }
 
 #[test]
-fn sqlalchemy_orm_passes_its_checks() {
-    let mut probe = Command::new("python3");
-    probe.args([
-        "-c",
-        "import sqlalchemy, psycopg; print(sqlalchemy.__version__)",
-    ]);
-    let probe = run(probe, "python3", "python3 (Debian package python3)");
-    assert!(
-        probe.status.success(),
-        "python3 cannot import SQLAlchemy 2 with psycopg 3: install them with \
-         `python3 -m pip install 'sqlalchemy>=2' 'psycopg[binary]'`:\n{}",
-        show(&probe)
+fn psycopg_3_passes_its_checks() {
+    python_client(
+        "psycopg_client.py",
+        "psycopg",
+        "python3 -m pip install 'psycopg[binary]'",
+        "psycopg 3",
     );
+}
 
-    let server = Server::start(&[]);
-    let mut command = Command::new("python3");
-    command
-        .arg(clients_dir().join("sqlalchemy_client.py"))
-        .arg(server.port().to_string())
-        .env_remove("PGPASSWORD")
-        .env_remove("PGOPTIONS")
-        .env_remove("PGSSLMODE");
-    let output = run(command, "python3", "python3 (Debian package python3)");
-    assert!(
-        output.status.success(),
-        "the SQLAlchemy client failed ({}):\n{}",
-        output.status,
-        show(&output)
+#[test]
+fn sqlalchemy_orm_passes_its_checks() {
+    python_client(
+        "sqlalchemy_client.py",
+        "sqlalchemy, psycopg",
+        "python3 -m pip install 'sqlalchemy>=2' 'psycopg[binary]'",
+        "SQLAlchemy",
     );
 }
 

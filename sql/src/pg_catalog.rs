@@ -2526,19 +2526,9 @@ fn distribute_over_arguments(expr: &mut ast::Expr, inner_aliases: &[String]) {
         return;
     };
     let reads_outer = |e: &ast::Expr| {
-        let mut outer = false;
-        let _ = ast::visit_expressions(e, |x| {
-            if let ast::Expr::CompoundIdentifier(parts) = x {
-                let qualifier = parts[..parts.len() - 1]
-                    .iter()
-                    .map(|p| p.value.to_ascii_lowercase())
-                    .collect::<Vec<_>>()
-                    .join(".");
-                outer |= !inner_aliases.contains(&qualifier);
-            }
-            std::ops::ControlFlow::<()>::Continue(())
-        });
-        outer
+        column_qualifiers(e)
+            .iter()
+            .any(|q| !inner_aliases.contains(q))
     };
     if !reads_outer(&ast::Expr::Function(f.clone())) {
         return;
@@ -2552,18 +2542,9 @@ fn distribute_over_arguments(expr: &mut ast::Expr, inner_aliases: &[String]) {
         let ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(a)) = arg else {
             return;
         };
-        let mut references_inner = false;
-        let _ = ast::visit_expressions(a, |x| {
-            if let ast::Expr::CompoundIdentifier(parts) = x {
-                let qualifier = parts[..parts.len() - 1]
-                    .iter()
-                    .map(|p| p.value.to_ascii_lowercase())
-                    .collect::<Vec<_>>()
-                    .join(".");
-                references_inner |= inner_aliases.contains(&qualifier);
-            }
-            std::ops::ControlFlow::<()>::Continue(())
-        });
+        let references_inner = column_qualifiers(a)
+            .iter()
+            .any(|q| inner_aliases.contains(q));
         if references_inner && reads_outer(a) {
             // Both sides in one argument: left as it was.
             return;
@@ -2614,29 +2595,34 @@ fn conjunction(mut parts: Vec<ast::Expr>) -> Option<ast::Expr> {
     }))
 }
 
-/// Whether every column `e` names is qualified by something other than the subquery's own relations.
-fn references_only_outer(e: &ast::Expr, inner_aliases: &[String]) -> bool {
-    let mut outer = true;
-    let mut any = false;
+/// The qualifiers (`t`, `pg_catalog.t`) of the qualified column names `e` reads, lower-case.
+fn column_qualifiers(e: &ast::Expr) -> Vec<String> {
+    let mut out = Vec::new();
     let _ = ast::visit_expressions(e, |x| {
-        match x {
-            ast::Expr::CompoundIdentifier(parts) if parts.len() >= 2 => {
-                any = true;
-                let qualifier = parts[..parts.len() - 1]
+        if let ast::Expr::CompoundIdentifier(parts) = x {
+            out.push(
+                parts[..parts.len() - 1]
                     .iter()
                     .map(|p| p.value.to_ascii_lowercase())
                     .collect::<Vec<_>>()
-                    .join(".");
-                if inner_aliases.contains(&qualifier) {
-                    outer = false;
-                }
-            }
-            ast::Expr::Identifier(_) => outer = false,
-            _ => {}
+                    .join("."),
+            );
         }
         std::ops::ControlFlow::<()>::Continue(())
     });
-    any && outer
+    out
+}
+
+/// Whether every column `e` names is qualified by something other than the subquery's own relations (an
+/// unqualified name may be the subquery's).
+fn references_only_outer(e: &ast::Expr, inner_aliases: &[String]) -> bool {
+    let mut bare = false;
+    let _ = ast::visit_expressions(e, |x| {
+        bare |= matches!(x, ast::Expr::Identifier(_));
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    let qualifiers = column_qualifiers(e);
+    !bare && !qualifiers.is_empty() && qualifiers.iter().all(|q| !inner_aliases.contains(q))
 }
 
 /// `name(args)` as an expression.
