@@ -348,11 +348,16 @@ fn apply_invocation(db: &Database, invocation: Invocation<'_>) -> Result<()> {
             let prepared = statements
                 .into_iter()
                 .map(|(sql, params)| {
-                    Ok((
-                        db.sql
-                            .prepare_typed(&sql, &[], lanedb_engine::types::DEFAULT_ZONE)?,
-                        params.into_owned(),
-                    ))
+                    Ok(lanedb_engine::BlockWrite {
+                        statement: db.sql.prepare_typed(
+                            &sql,
+                            &[],
+                            lanedb_engine::types::DEFAULT_ZONE,
+                        )?,
+                        params: params.into_owned(),
+                        // Replay writes what was committed: there is no answer to check.
+                        rows: None,
+                    })
                 })
                 .collect::<Result<Vec<_>>>()?;
             let ctx = RunContext {

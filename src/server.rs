@@ -7,7 +7,9 @@ use std::sync::Arc;
 use arrow_schema::SchemaRef;
 use lanedb_engine::auth::{check_role, Role, ScramVerifier};
 use lanedb_engine::invocation::CopyRows;
-use lanedb_engine::{CopyDirection, CopyFormat, DataType, Output, Result, SessionCommand, Value};
+use lanedb_engine::{
+    BlockWrite, CopyDirection, CopyFormat, DataType, Output, Result, SessionCommand, Value,
+};
 use lanedb_pgwire::{Backend, ExecContext};
 use lanedb_sql::plan::Plan;
 use lanedb_sql::{Prepared, RunContext};
@@ -113,7 +115,7 @@ impl Backend for WireBackend {
         context: &ExecContext,
         statement: &Prepared,
         params: &[Value],
-        kept: &[(Arc<Prepared>, Vec<Value>)],
+        kept: &[BlockWrite<Prepared>],
     ) -> Option<Result<(Vec<Value>, Output)>> {
         let defer = || {
             Some(
@@ -123,15 +125,10 @@ impl Backend for WireBackend {
             )
         };
         match &statement.plan {
-            // With ON CONFLICT, what is written (and returned) depends on the rows there at COMMIT.
-            Plan::Insert(insert) if insert.on_conflict.is_none() => defer(),
-            // An INSERT ... SELECT over no relation (SQLAlchemy's `SELECT ... FROM (VALUES ...)` for many rows) has
-            // known rows too.
-            Plan::InsertSelect {
-                query,
-                on_conflict: None,
-                ..
-            } if !query.reads_relations() => defer(),
+            Plan::Insert(_)
+            | Plan::InsertSelect { .. }
+            | Plan::Modify { .. }
+            | Plan::ModifyQuery { .. } => defer(),
             _ if statement.is_block_ddl() => defer(),
             _ => None,
         }
@@ -142,18 +139,14 @@ impl Backend for WireBackend {
         context: &ExecContext,
         statement: &Prepared,
         params: &[Value],
-        kept: &[(Arc<Prepared>, Vec<Value>)],
+        kept: &[BlockWrite<Prepared>],
     ) -> Result<Output> {
         self.db
             .sql
             .read_in_block(statement, params, kept, run_context(context))
     }
 
-    fn execute_block(
-        &self,
-        context: &ExecContext,
-        writes: &[(Arc<Prepared>, Vec<Value>)],
-    ) -> Result<()> {
+    fn execute_block(&self, context: &ExecContext, writes: &[BlockWrite<Prepared>]) -> Result<()> {
         let ctx = run_context(context);
         self.db.sql.execute_block(writes, ctx)
     }

@@ -395,9 +395,9 @@ async fn savepoints_roll_back_part_of_a_block() {
             .execute("INSERT INTO sp VALUES (2)", &[])
             .await
             .unwrap();
-        // An UPDATE in a block is refused (0A000) and fails the block.
+        // An UPDATE ... RETURNING in a block is refused (0A000) and fails the block.
         let e = nested
-            .batch_execute("UPDATE sp SET id = 5 WHERE id = 1")
+            .batch_execute("UPDATE sp SET id = 5 WHERE id = 1 RETURNING id")
             .await
             .unwrap_err();
         assert_eq!(code(&e), "0A000");
@@ -559,6 +559,114 @@ async fn read_only_transactions_refuse_writes() {
     );
     assert_eq!(failure(&client, "SELECT 1").await, "25P02");
     client.batch_execute("ROLLBACK").await.unwrap();
+}
+
+/// UPDATE, DELETE and `INSERT ... ON CONFLICT` in a block: each runs now after the block's writes, in a
+/// transaction rolled back, so its count (and its errors) are answered at once; COMMIT applies them all and checks
+/// each count again: another session's change in between fails the COMMIT with 40001 and applies nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn updates_in_a_block_apply_at_commit_and_conflicts_fail_it() {
+    let server = Server::start(&[]);
+    let a = server.connect().await;
+    let b = server.connect().await;
+    a.batch_execute(
+        "CREATE TABLE acc (id int PRIMARY KEY, bal int CHECK (bal >= 0), tag text); \
+         INSERT INTO acc VALUES (1, 100, 'a'), (2, 50, 'b'), (3, 0, 'c')",
+    )
+    .await
+    .unwrap();
+    a.batch_execute("BEGIN").await.unwrap();
+    assert_eq!(
+        a.execute("UPDATE acc SET bal = bal - 10 WHERE id = $1", &[&1i32])
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        a.execute("DELETE FROM acc WHERE tag = 'c'", &[])
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        a.execute(
+            "INSERT INTO acc VALUES (2, 0, 'dup') ON CONFLICT (id) DO UPDATE SET tag = 'upserted'",
+            &[]
+        )
+        .await
+        .unwrap(),
+        1
+    );
+    // The block's reads see its writes; other sessions do not.
+    assert_eq!(
+        scalar(
+            &a,
+            "SELECT string_agg(id || ':' || bal || tag, ',' ORDER BY id) FROM acc"
+        )
+        .await,
+        "1:90a,2:50upserted"
+    );
+    assert_eq!(scalar(&b, "SELECT count(*) FROM acc").await, "3");
+    // An error shows at the statement.
+    assert_eq!(
+        failure(&a, "UPDATE acc SET bal = bal - 1000 WHERE id = 2").await,
+        "23514"
+    );
+    a.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(
+        scalar(
+            &b,
+            "SELECT string_agg(id || ':' || bal, ',' ORDER BY id) FROM acc"
+        )
+        .await,
+        "1:100,2:50,3:0"
+    );
+
+    a.batch_execute(
+        "BEGIN; UPDATE acc SET bal = bal - 10 WHERE id = 1; DELETE FROM acc WHERE id = 3; COMMIT",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        scalar(
+            &b,
+            "SELECT string_agg(id || ':' || bal, ',' ORDER BY id) FROM acc"
+        )
+        .await,
+        "1:90,2:50"
+    );
+
+    // Another session changes what the block's UPDATE matched: COMMIT fails and applies nothing.
+    a.batch_execute("BEGIN").await.unwrap();
+    assert_eq!(
+        a.execute("UPDATE acc SET tag = 'rich' WHERE bal > 40", &[])
+            .await
+            .unwrap(),
+        2
+    );
+    a.execute("INSERT INTO acc VALUES (4, 1, 'd')", &[])
+        .await
+        .unwrap();
+    b.batch_execute("UPDATE acc SET bal = 10 WHERE id = 2")
+        .await
+        .unwrap();
+    let e = a.batch_execute("COMMIT").await.unwrap_err();
+    assert_eq!(code(&e), "40001");
+    assert_eq!(
+        scalar(
+            &b,
+            "SELECT string_agg(id || ':' || bal || tag, ',' ORDER BY id) FROM acc"
+        )
+        .await,
+        "1:90a,2:10b"
+    );
+    // RETURNING, whose rows could change by COMMIT, is refused there.
+    a.batch_execute("BEGIN").await.unwrap();
+    assert_eq!(
+        failure(&a, "UPDATE acc SET tag = 'x' WHERE id = 1 RETURNING id").await,
+        "0A000"
+    );
+    a.batch_execute("ROLLBACK").await.unwrap();
 }
 
 /// DDL in a transaction block (SQLAlchemy's `create_all` on a default engine): kept for COMMIT, where the block's
@@ -1448,7 +1556,7 @@ async fn reported_settings_are_reported_again_when_a_block_undoes_them() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn transaction_blocks_of_reads_work_and_writes_are_refused() {
+async fn transaction_blocks_of_reads_work_and_unkeepable_writes_are_refused() {
     let server = Server::start(&[]);
     let mut client = server.connect().await;
     client
@@ -1465,15 +1573,16 @@ async fn transaction_blocks_of_reads_work_and_writes_are_refused() {
     assert_eq!(row.get::<_, i32>(0), 10);
     txn.commit().await.unwrap();
 
-    // A write inside a block is refused with 0A000 and the block fails; nothing was applied.
+    // A write LaneDB cannot keep for COMMIT (an UPDATE's RETURNING could change by then) is refused with 0A000 and
+    // the block fails; nothing was applied.
     let txn = client.transaction().await.unwrap();
     let e = txn
-        .execute("UPDATE b SET v = 11 WHERE id = 1", &[])
+        .query("UPDATE b SET v = 11 WHERE id = 1 RETURNING v", &[])
         .await
         .unwrap_err();
     assert_eq!(code(&e), "0A000");
     let message = e.as_db_error().unwrap().message();
-    assert!(message.contains("procedure"), "{message}");
+    assert!(message.contains("outside the block"), "{message}");
     let e = txn.query_one("SELECT 1", &[]).await.unwrap_err();
     assert_eq!(code(&e), "25P02");
     // A statement that would fail to plan reports the aborted block too, in both protocols.
@@ -1489,7 +1598,7 @@ async fn transaction_blocks_of_reads_work_and_writes_are_refused() {
     assert_eq!(code(&e), "25P02");
     txn.rollback().await.unwrap();
     let out = client
-        .simple_query("BEGIN; UPDATE b SET v = 12 WHERE id = 1; COMMIT")
+        .simple_query("BEGIN; UPDATE b SET v = 12 WHERE id = 1 RETURNING v; COMMIT")
         .await;
     assert_eq!(code(&out.unwrap_err()), "0A000");
     // The COMMIT of a failed block answers ROLLBACK.

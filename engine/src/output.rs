@@ -435,3 +435,13 @@ mod tests {
         assert!(REPORTED.iter().all(|(n, _)| setting_default(n).is_some()));
     }
 }
+
+/// A write a transaction block keeps for COMMIT: the statement, its parameters (the client's, then what it must not
+/// choose again, such as sequence values) and the row count the client was answered with, which COMMIT checks.
+#[derive(Debug)]
+pub struct BlockWrite<S> {
+    pub statement: std::sync::Arc<S>,
+    pub params: Vec<crate::value::Value>,
+    /// `None` when there is nothing to check (replaying the log).
+    pub rows: Option<u64>,
+}

@@ -56,7 +56,9 @@ use std::time::{Duration, Instant};
 use arrow_schema::SchemaRef;
 use lanedb_engine::auth::{Role, ScramVerifier};
 use lanedb_engine::invocation::CopyRows;
-use lanedb_engine::{CopyDirection, CopyFormat, DataType, Output, Result, SessionCommand, Value};
+use lanedb_engine::{
+    BlockWrite, CopyDirection, CopyFormat, DataType, Output, Result, SessionCommand, Value,
+};
 use parking_lot::Mutex;
 use tokio::net::{TcpListener, UnixListener, UnixStream};
 
@@ -119,7 +121,7 @@ pub trait Backend: Send + Sync + 'static {
         context: &ExecContext,
         statement: &Self::Statement,
         params: &[Value],
-        kept: &[(Arc<Self::Statement>, Vec<Value>)],
+        kept: &[BlockWrite<Self::Statement>],
     ) -> Option<Result<(Vec<Value>, Output)>>;
     /// Runs a read in a transaction block after the writes it keeps for COMMIT, so that it sees them: the writes
     /// and the read in one transaction that is then rolled back.
@@ -128,13 +130,13 @@ pub trait Backend: Send + Sync + 'static {
         context: &ExecContext,
         statement: &Self::Statement,
         params: &[Value],
-        kept: &[(Arc<Self::Statement>, Vec<Value>)],
+        kept: &[BlockWrite<Self::Statement>],
     ) -> Result<Output>;
     /// Runs a transaction block's deferred writes as one transaction, all or nothing.
     fn execute_block(
         &self,
         context: &ExecContext,
-        writes: &[(Arc<Self::Statement>, Vec<Value>)],
+        writes: &[BlockWrite<Self::Statement>],
     ) -> Result<()>;
     /// For COPY statements: which way rows move, and their layout.
     fn copy<'a>(&self, statement: &'a Self::Statement) -> Option<(CopyDirection, &'a CopyFormat)>;

@@ -35,7 +35,7 @@ use lanedb_engine::output::{
     MILLISECOND_SETTINGS, REPORTED,
 };
 use lanedb_engine::{
-    CopyDirection, CopyFormat, Error, Output, Result, SessionCommand, SqlState, Value,
+    BlockWrite, CopyDirection, CopyFormat, Error, Output, Result, SessionCommand, SqlState, Value,
 };
 use pgwire::messages::copy::{CopyData, CopyDone, CopyInResponse, CopyOutResponse};
 use pgwire::messages::data::{FieldDescription, NoData, ParameterDescription, RowDescription};
@@ -710,7 +710,7 @@ pub struct Session<B: Backend> {
     /// A `COPY ... FROM STDIN` receiving data.
     copy_in: Option<CopyIn<B::Statement>>,
     /// Writes of the open transaction block, run together at COMMIT.
-    deferred: Vec<(Arc<B::Statement>, Vec<Value>)>,
+    deferred: Vec<BlockWrite<B::Statement>>,
     /// The block's savepoints, oldest first: each name, and how many deferred writes there were when it was set.
     savepoints: Vec<(String, usize)>,
 }
@@ -1554,7 +1554,11 @@ impl<B: Backend> Session<B> {
             return Err(write_in_block());
         };
         let (params, output) = deferred?;
-        self.deferred.push((statement.clone(), params));
+        self.deferred.push(BlockWrite {
+            statement: statement.clone(),
+            params,
+            rows: Some(output.rows_affected),
+        });
         Ok(output)
     }
 
@@ -2156,8 +2160,9 @@ fn check_new_name<T>(
 
 fn write_in_block() -> Error {
     Error::unsupported(
-        "LaneDB runs a BEGIN ... COMMIT block's writes together at COMMIT, which only INSERTs of given rows allow: \
-         run this statement outside the block (autocommit), or put the block's writes in a procedure and CALL it",
+        "LaneDB runs a BEGIN ... COMMIT block's writes together at COMMIT, and cannot keep this statement for it \
+         (COPY, CALL, and statements on views, users and procedures): run it outside the block (autocommit), or put \
+         the block's writes in a procedure and CALL it",
     )
 }
 

@@ -56,7 +56,8 @@ use lanedb_engine::invocation::{self, CopyRows, Invocation};
 use lanedb_engine::sequence::SessionSequences;
 pub use lanedb_engine::Output;
 use lanedb_engine::{
-    DataType, Engine, Error, LaneId, Result, SessionCommand, SqlState, Value, STALE_CATALOG,
+    BlockWrite, DataType, Engine, Error, LaneId, Result, SessionCommand, SqlState, Value,
+    STALE_CATALOG,
 };
 use parking_lot::Mutex;
 
@@ -775,10 +776,11 @@ impl SqlEngine {
     }
 
     /// Runs statements as one multi-partition transaction, all or nothing (a transaction block's writes at COMMIT).
-    /// A statement planned against an older catalog fails the block with 40001.
+    /// A statement planned against an older catalog, or one that now writes another number of rows than the client
+    /// was answered with (another session changed them since), fails the block with 40001: run it again.
     pub fn execute_block(
         &self,
-        statements: &[(Arc<Prepared>, Vec<Value>)],
+        statements: &[BlockWrite<Prepared>],
         ctx: RunContext<'_>,
     ) -> Result<()> {
         // Each write took its sequence values when the block kept it (`defer_insert`).
@@ -789,20 +791,33 @@ impl SqlEngine {
         let invocation = Invocation::Block(
             statements
                 .iter()
-                .map(|(p, params)| (Cow::Borrowed(p.sql.as_str()), Cow::Borrowed(&params[..])))
+                .map(|w| {
+                    (
+                        Cow::Borrowed(w.statement.sql.as_str()),
+                        Cow::Borrowed(&w.params[..]),
+                    )
+                })
                 .collect(),
         );
         invocation::scope(&invocation, || self.run_block(statements, ctx))
     }
 
-    fn run_block(
-        &self,
-        statements: &[(Arc<Prepared>, Vec<Value>)],
-        ctx: RunContext<'_>,
-    ) -> Result<()> {
+    fn run_block(&self, statements: &[BlockWrite<Prepared>], ctx: RunContext<'_>) -> Result<()> {
         self.engine.run_multi(None, |txn| {
-            for (p, params) in statements {
-                self.block_statement(p, txn, params, ctx)?;
+            for w in statements {
+                let out = self.block_statement(&w.statement, txn, &w.params, ctx)?;
+                if w.rows.is_some_and(|rows| rows != out.rows_affected) {
+                    return Err(Error::new(
+                        SqlState("40001"),
+                        format!(
+                            "could not serialize access due to concurrent update: {} now writes {} rows where it \
+                             wrote {} when it ran in the block; run the transaction again",
+                            w.statement.command_name(),
+                            out.rows_affected,
+                            w.rows.unwrap_or_default()
+                        ),
+                    ));
+                }
             }
             Ok(())
         })
@@ -842,24 +857,49 @@ impl SqlEngine {
 
     /// Keeps a statement of a transaction block for COMMIT (`execute_block`), after the ones `kept` already: its
     /// parameters then, and the answer to give now. An INSERT of known rows answers with its count or RETURNING
-    /// rows (`defer_insert`); DDL (tables, indexes, sequences) is tried now with the block's DDL before it, in a
-    /// transaction that is then rolled back, so that its errors show at the statement, as in PostgreSQL. A block
-    /// holds DDL or rows, not both: rows written after DDL would be planned against the schema before it.
+    /// rows (`defer_insert`). Other writes (UPDATE, DELETE, `INSERT ... ON CONFLICT`, an `INSERT ... SELECT` that
+    /// reads tables) and DDL (tables, indexes, sequences) are tried now after the block's kept writes, in a
+    /// transaction that is then rolled back: their errors show at the statement, as in PostgreSQL, and their row
+    /// count is the answer, which COMMIT checks. A block holds DDL or rows, not both: rows written after DDL would be
+    /// planned against the schema before it.
     pub fn defer(
         &self,
         p: &Prepared,
         params: &[Value],
-        kept: &[(Arc<Prepared>, Vec<Value>)],
+        kept: &[BlockWrite<Prepared>],
         ctx: RunContext<'_>,
     ) -> Result<(Vec<Value>, Output)> {
         let ddl = p.is_block_ddl();
-        if kept.iter().any(|(k, _)| k.is_block_ddl() != ddl) {
+        if kept.iter().any(|k| k.statement.is_block_ddl() != ddl) {
             return Err(Error::unsupported(
                 "a transaction block may hold DDL or writes of rows, not both: COMMIT the one before the other",
             ));
         }
-        if !ddl {
+        let known_rows = match &p.plan {
+            Plan::Insert(insert) => insert.on_conflict.is_none(),
+            Plan::InsertSelect {
+                query, on_conflict, ..
+            } => on_conflict.is_none() && !query.reads_relations(),
+            _ => false,
+        };
+        if known_rows {
             return self.defer_insert(p, params, ctx);
+        }
+        if !ddl {
+            // Its rows are known only when it runs: what it returns could change by COMMIT.
+            if p.returning.is_some() {
+                return Err(Error::unsupported(
+                    "RETURNING on an UPDATE, DELETE, INSERT ... ON CONFLICT or INSERT ... SELECT from a table in a \
+                     BEGIN ... COMMIT block is not supported (LaneDB applies the block's writes at COMMIT): run it \
+                     outside the block",
+                ));
+            }
+            if matches!(&p.plan, Plan::InsertSelect { generated, .. } if !generated.is_empty()) {
+                return Err(Error::unsupported(
+                    "an INSERT ... SELECT from a table that takes sequence values in a BEGIN ... COMMIT block is not \
+                     supported: run it outside the block",
+                ));
+            }
         }
         let answer = self.try_after(kept, ctx, |txn, ctx| {
             self.block_statement(p, txn, params, ctx)
@@ -873,7 +913,7 @@ impl SqlEngine {
         &self,
         p: &Prepared,
         params: &[Value],
-        kept: &[(Arc<Prepared>, Vec<Value>)],
+        kept: &[BlockWrite<Prepared>],
         ctx: RunContext<'_>,
     ) -> Result<Output> {
         if !matches!(p.plan, Plan::PointSelect(_) | Plan::Query(_)) {
@@ -889,7 +929,7 @@ impl SqlEngine {
     /// whatever happens: `f`'s answer, or the first error.
     fn try_after(
         &self,
-        kept: &[(Arc<Prepared>, Vec<Value>)],
+        kept: &[BlockWrite<Prepared>],
         ctx: RunContext<'_>,
         f: impl FnOnce(&mut lanedb_engine::MultiTxn, RunContext<'_>) -> Result<Output>,
     ) -> Result<Output> {
@@ -900,8 +940,8 @@ impl SqlEngine {
         };
         let mut answer = None;
         let tried = self.engine.run_multi(None, |txn| {
-            for (k, params) in kept {
-                self.block_statement(k, txn, params, ctx)?;
+            for k in kept {
+                self.block_statement(&k.statement, txn, &k.params, ctx)?;
             }
             answer = Some(f(txn, ctx)?);
             // Rolled back: the block's writes are applied at COMMIT.

@@ -196,24 +196,31 @@ def main():
             expect(cur.fetchone(), ("banana",), "lookup inside the block")
         expect(conn.info.transaction_status, TransactionStatus.IDLE, "status after the block")
 
-    def write_in_transaction_is_refused():
-        # INSERTs wait for COMMIT and apply together; an UPDATE in a block is refused, and the block rolls back.
+    def writes_in_a_transaction():
+        # INSERTs and UPDATEs wait for COMMIT and apply together; a COPY in a block is refused, and the block rolls
+        # back.
         with conn.transaction():
             cur.execute("INSERT INTO items VALUES (%s, %s, %s, %s)", (7, "grape", None, None))
             cur.execute("INSERT INTO items VALUES (%s, %s, %s, %s)", (8, "guava", None, None))
+            cur.execute("UPDATE items SET name = %s WHERE id = %s", ("apple!", 1))
+            expect(cur.rowcount, 1, "rows the UPDATE in the block wrote")
         cur.execute("SELECT count(*) FROM items WHERE id IN (7, 8)")
         expect(cur.fetchone(), (2,), "rows inserted by the committed block")
+        cur.execute("SELECT name FROM items WHERE id = %s", (1,))
+        expect(cur.fetchone(), ("apple!",), "the row the committed block updated")
+        cur.execute("UPDATE items SET name = %s WHERE id = %s", ("apple", 1))
         cur.execute("DELETE FROM items WHERE id IN (7, 8)")
 
-        def update_in_block():
+        def copy_in_block():
             with conn.transaction():
                 cur.execute("INSERT INTO items VALUES (%s, %s, %s, %s)", (9, "kiwi", None, None))
-                cur.execute("UPDATE items SET name = %s WHERE id = %s", ("x", 1))
+                with cur.copy("COPY items (id, name) FROM STDIN") as copy:
+                    copy.write_row((10, "x"))
 
-        expect_error(update_in_block, psycopg.errors.FeatureNotSupported, "0A000", "UPDATE inside a block")
+        expect_error(copy_in_block, psycopg.errors.FeatureNotSupported, "0A000", "COPY inside a block")
         expect_usable(conn, "after the refused write")
-        cur.execute("SELECT count(*) FROM items WHERE id = %s", (9,))
-        expect(cur.fetchone(), (0,), "rows with id 9")
+        cur.execute("SELECT count(*) FROM items WHERE id IN (9, 10)")
+        expect(cur.fetchone(), (0,), "rows with id 9 or 10")
 
     def final_count():
         expect(conn.execute("SELECT count(*) FROM items").fetchone(), (len(ROWS),), "rows at the end")
@@ -232,7 +239,7 @@ def main():
     check("duplicate key -> UniqueViolation 23505", duplicate_key)
     check("syntax error -> 42601", syntax_error)
     check("read-only transaction block", read_only_transaction)
-    check("INSERTs in a block commit together; UPDATE in a block -> 0A000", write_in_transaction_is_refused)
+    check("INSERTs and UPDATEs in a block commit together; COPY in a block -> 0A000", writes_in_a_transaction)
     def call_procedure():
         cur.execute(
             "CREATE PROCEDURE item_name AS SELECT name FROM items WHERE id = $1"

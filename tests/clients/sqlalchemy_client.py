@@ -116,6 +116,18 @@ def main():
 
     check("a duplicate key fails the commit and leaves nothing", duplicate)
 
+    def orm_update_and_delete():
+        with Session(engine) as session:
+            customer = session.scalars(select(Customer).where(Customer.name == "c2")).one()
+            customer.credit = 99
+            session.delete(session.scalars(select(Customer).where(Customer.name == "c4")).one())
+            session.commit()
+        with Session(engine) as session:
+            credits = session.scalars(select(Customer.credit).order_by(Customer.id)).all()
+            expect(credits, [0, 10, 99, 30], "credits after an update and a delete")
+
+    check("ORM update and delete in a transaction", orm_update_and_delete)
+
     def check_violation():
         with Session(engine) as session:
             session.add(Customer(name="broke", credit=-1))
