@@ -1521,12 +1521,13 @@ impl<B: Backend> Session<B> {
     /// 25006 for a write in a read-only transaction: a block begun READ ONLY (or SET TRANSACTION READ ONLY), or
     /// with `default_transaction_read_only` on.
     fn check_writable(&self, statement: &B::Statement) -> Result<()> {
-        let read_only = if self.status == TransactionStatus::Idle {
-            self.setting("default_transaction_read_only")
+        // The settings in effect (both default to off); a lookup, no copy, on every write's path.
+        let name = if self.status == TransactionStatus::Idle {
+            "default_transaction_read_only"
         } else {
-            self.setting("transaction_read_only")
+            "transaction_read_only"
         };
-        if read_only.as_deref() != Some("on") {
+        if self.context.settings.get(name).map(String::as_str) != Some("on") {
             return Ok(());
         }
         Err(Error::new(
@@ -1631,7 +1632,15 @@ impl<B: Backend> Session<B> {
                 };
                 if let Some(read_only) = read_only {
                     let value = if read_only { "on" } else { "off" };
-                    self.assign("transaction_read_only", value, true, out)?;
+                    // Set only when it changes (off is the default): a plain BEGIN copies no settings.
+                    let now = self
+                        .context
+                        .settings
+                        .get("transaction_read_only")
+                        .map(String::as_str);
+                    if now.unwrap_or("off") != value {
+                        self.assign("transaction_read_only", value, true, out)?;
+                    }
                 }
             }
             SessionCommand::Commit | SessionCommand::Rollback => {
