@@ -344,17 +344,16 @@ fn apply_invocation(db: &Database, invocation: Invocation<'_>) -> Result<()> {
                 transaction,
             )?;
         }
-        Invocation::Block(statements) => {
+        Invocation::Block {
+            timestamp_micros,
+            statements,
+        } => {
             let prepared = statements
                 .into_iter()
-                .map(|(sql, params)| {
+                .map(|s| {
                     Ok(lanedb_engine::BlockWrite {
-                        statement: db.sql.prepare_typed(
-                            &sql,
-                            &[],
-                            lanedb_engine::types::DEFAULT_ZONE,
-                        )?,
-                        params: params.into_owned(),
+                        statement: db.sql.prepare_typed(&s.sql, &[], &s.zone)?,
+                        params: s.params.into_owned(),
                         // Replay writes what was committed: there is no answer to check.
                         rows: None,
                     })
@@ -362,6 +361,7 @@ fn apply_invocation(db: &Database, invocation: Invocation<'_>) -> Result<()> {
                 .collect::<Result<Vec<_>>>()?;
             let ctx = RunContext {
                 sequence_values_given: true,
+                timestamp_micros,
                 ..RunContext::default()
             };
             db.sql.execute_block(&prepared, ctx)?;

@@ -211,7 +211,7 @@ fn run_context(context: &ExecContext) -> RunContext<'_> {
         startup_settings: Some(&context.startup_settings),
         cancel: Some(&context.cancel),
         timeout: context.statement_timeout,
-        timestamp_micros: None,
+        timestamp_micros: context.transaction_time,
         sequences: Some(&context.sequences),
         sequence_values_given: false,
     }

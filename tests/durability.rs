@@ -556,18 +556,27 @@ async fn a_write_replays_in_the_time_zone_of_the_session_that_made_it() {
              SET TimeZone = 'America/New_York';
              INSERT INTO zoned SELECT 1, '2018-01-01 12:00:00'::timestamptz;
              SET TimeZone = 'Asia/Kolkata';
-             INSERT INTO zoned SELECT 2, '2018-01-01 12:00:00+00'::timestamptz;",
+             INSERT INTO zoned SELECT 2, '2018-01-01 12:00:00+00'::timestamptz;
+             BEGIN;
+             INSERT INTO zoned SELECT 3, '2018-01-01 12:00:00+00'::timestamptz;
+             INSERT INTO zoned VALUES (4, now());
+             UPDATE zoned SET utc = now() WHERE id = 3;
+             INSERT INTO zoned SELECT 5, '2018-01-01 12:00:00+00'::timestamptz;
+             COMMIT;",
         )
         .await
         .unwrap();
+    // A block's statements run in their session's zone, and at the block's time (one `now()` for all of them).
     let before = rows(&client, "SELECT id, utc FROM zoned ORDER BY id").await;
     assert_eq!(
-        before,
-        vec![
+        before[..2],
+        [
             vec!["1", "2018-01-01 12:00:00"],
             vec!["2", "2018-01-01 17:30:00"]
         ]
     );
+    assert_eq!(before[2][1], before[3][1], "{before:?}");
+    assert_eq!(before[4][1], "2018-01-01 17:30:00");
     drop(client);
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     let dir = server.crash();

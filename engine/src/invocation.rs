@@ -25,6 +25,8 @@
 //!             4 copy:      str sql, u64 first_line, u32 rows, then per row u16 fields, per field
 //!                          u8 0 (NULL) or 1 followed by str
 //!             6 sequence:  str name, i64 last_value, u8 called (0 or 1)
+//!             7 block with its time: i64 timestamp_micros, u32 count, then count times (str zone, str sql,
+//!                          values params); 3 is the same without the time and the zones (UTC)
 //!   str       u32 length, UTF-8 bytes
 //!   values    u16 count, then per value u8 tag and its bytes:
 //!             0 NULL; 1 bool u8; 2 i16; 3 i32; 4 i64; 5 f32 bits u32; 6 f64 bits u64; 7 decimal i128 and u8 scale;
@@ -170,8 +172,13 @@ pub enum Invocation<'a> {
         transaction: u64,
         args: Cow<'a, [Value]>,
     },
-    /// The writes of a transaction block, run at COMMIT as one transaction.
-    Block(Vec<(Cow<'a, str>, Cow<'a, [Value]>)>),
+    /// The writes of a transaction block, run at COMMIT as one transaction: the block's time (what `now()` returns
+    /// in all of them, as in PostgreSQL; `None` in records written before blocks kept it) and each statement with its
+    /// parameters and session time zone.
+    Block {
+        timestamp_micros: Option<i64>,
+        statements: Vec<BlockStatement<'a>>,
+    },
     /// The rows of `COPY ... FROM STDIN`, loaded as one transaction.
     Copy {
         sql: Cow<'a, str>,
@@ -194,6 +201,15 @@ const KIND_BLOCK: u8 = 3;
 const KIND_COPY: u8 = 4;
 const KIND_ZONED_STATEMENT: u8 = 5;
 const KIND_SEQUENCE: u8 = 6;
+const KIND_TIMED_BLOCK: u8 = 7;
+
+/// A statement of a transaction block's record.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BlockStatement<'a> {
+    pub sql: Cow<'a, str>,
+    pub params: Cow<'a, [Value]>,
+    pub zone: Cow<'a, str>,
+}
 
 impl Invocation<'_> {
     /// Appends the payload encoding (see the module docs); nothing for `Startup`.
@@ -227,12 +243,24 @@ impl Invocation<'_> {
                 out.extend_from_slice(&transaction.to_le_bytes());
                 put_values(out, args);
             }
-            Invocation::Block(statements) => {
-                out.push(KIND_BLOCK);
+            Invocation::Block {
+                timestamp_micros,
+                statements,
+            } => {
+                match timestamp_micros {
+                    Some(t) => {
+                        out.push(KIND_TIMED_BLOCK);
+                        out.extend_from_slice(&t.to_le_bytes());
+                    }
+                    None => out.push(KIND_BLOCK),
+                }
                 out.extend_from_slice(&(statements.len() as u32).to_le_bytes());
-                for (sql, params) in statements {
-                    put_str(out, sql);
-                    put_values(out, params);
+                for s in statements {
+                    if timestamp_micros.is_some() {
+                        put_str(out, &s.zone);
+                    }
+                    put_str(out, &s.sql);
+                    put_values(out, &s.params);
                 }
             }
             Invocation::Copy {
@@ -331,13 +359,28 @@ impl Invocation<'_> {
                 transaction: r.i64()? as u64,
                 args: Cow::Owned(r.values()?),
             },
-            KIND_BLOCK => {
+            KIND_BLOCK | KIND_TIMED_BLOCK => {
+                let timestamp_micros = match kind {
+                    KIND_TIMED_BLOCK => Some(r.i64()?),
+                    _ => None,
+                };
                 let n = r.u32()? as usize;
                 let mut statements = Vec::with_capacity(n.min(1024));
                 for _ in 0..n {
-                    statements.push((Cow::Owned(r.str()?), Cow::Owned(r.values()?)));
+                    let zone = match kind {
+                        KIND_TIMED_BLOCK => Cow::Owned(r.str()?),
+                        _ => Cow::Borrowed(crate::types::DEFAULT_ZONE),
+                    };
+                    statements.push(BlockStatement {
+                        sql: Cow::Owned(r.str()?),
+                        params: Cow::Owned(r.values()?),
+                        zone,
+                    });
                 }
-                Invocation::Block(statements)
+                Invocation::Block {
+                    timestamp_micros,
+                    statements,
+                }
             }
             KIND_COPY => {
                 let sql = Cow::Owned(r.str()?);
@@ -738,7 +781,22 @@ mod tests {
                 transaction: 9,
                 args: values.into(),
             },
-            Invocation::Block(vec![("a".into(), vec![Value::Integer(1)].into())]),
+            Invocation::Block {
+                timestamp_micros: None,
+                statements: vec![BlockStatement {
+                    sql: "a".into(),
+                    params: vec![Value::Integer(1)].into(),
+                    zone: crate::types::DEFAULT_ZONE.into(),
+                }],
+            },
+            Invocation::Block {
+                timestamp_micros: Some(-5),
+                statements: vec![BlockStatement {
+                    sql: "b".into(),
+                    params: vec![Value::Null].into(),
+                    zone: "Asia/Tokyo".into(),
+                }],
+            },
             Invocation::Sequence {
                 name: "t_id_seq".into(),
                 last_value: -32,

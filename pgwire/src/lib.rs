@@ -188,6 +188,9 @@ pub struct ExecContext {
     pub statement_timeout: Option<Duration>,
     /// What `currval` and `lastval` return in this session.
     pub sequences: Arc<lanedb_engine::sequence::SessionSequences>,
+    /// The time the open transaction block began (microseconds since the epoch): what `now()` returns in all of
+    /// its statements, as in PostgreSQL. `None` outside a block.
+    pub transaction_time: Option<i64>,
 }
 
 /// Limits and settings of the server.

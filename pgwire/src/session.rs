@@ -746,6 +746,7 @@ impl<B: Backend> Session<B> {
                 startup_settings: Arc::default(),
                 statement_timeout: None,
                 sequences: Arc::default(),
+                transaction_time: None,
             },
             role,
             pid,
@@ -1622,6 +1623,13 @@ impl<B: Backend> Session<B> {
                     self.implicit_block = false;
                 }
                 self.status = TransactionStatus::Transaction;
+                if opening {
+                    self.context.transaction_time = Some(
+                        std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_micros() as i64),
+                    );
+                }
                 // The block is read-only as BEGIN says, or as `default_transaction_read_only` says.
                 let read_only = match command {
                     SessionCommand::BeginAccess { read_only } => Some(*read_only),
@@ -1654,19 +1662,23 @@ impl<B: Backend> Session<B> {
                 self.portals.clear();
                 let writes = std::mem::take(&mut self.deferred);
                 if failed || *command == SessionCommand::Rollback {
+                    self.context.transaction_time = None;
                     self.end_block_settings(false, out);
                     return Ok(Output::command("ROLLBACK", 0));
                 }
                 if !writes.is_empty() {
+                    // The block's writes run at its time; what follows the block reads the clock.
                     let backend = self.shared.backend.clone();
                     let applied = tokio::task::block_in_place(|| {
                         backend.execute_block(&self.context, &writes)
                     });
+                    self.context.transaction_time = None;
                     if let Err(e) = applied {
                         self.end_block_settings(false, out);
                         return Err(e);
                     }
                 }
+                self.context.transaction_time = None;
                 self.end_block_settings(true, out);
             }
             SessionCommand::Set { name, value, local } => {

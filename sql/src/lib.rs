@@ -783,22 +783,25 @@ impl SqlEngine {
         statements: &[BlockWrite<Prepared>],
         ctx: RunContext<'_>,
     ) -> Result<()> {
-        // Each write took its sequence values when the block kept it (`defer_insert`).
+        // Each write took its sequence values when the block kept it (`defer_insert`); all run at the block's time,
+        // which the record keeps, with each statement's time zone.
+        let timestamp_micros = ctx.timestamp_micros.unwrap_or_else(now_micros);
         let ctx = RunContext {
             sequence_values_given: true,
+            timestamp_micros: Some(timestamp_micros),
             ..ctx
         };
-        let invocation = Invocation::Block(
-            statements
+        let invocation = Invocation::Block {
+            timestamp_micros: Some(timestamp_micros),
+            statements: statements
                 .iter()
-                .map(|w| {
-                    (
-                        Cow::Borrowed(w.statement.sql.as_str()),
-                        Cow::Borrowed(&w.params[..]),
-                    )
+                .map(|w| invocation::BlockStatement {
+                    sql: Cow::Borrowed(w.statement.sql.as_str()),
+                    params: Cow::Borrowed(&w.params[..]),
+                    zone: Cow::Borrowed(w.statement.time_zone.as_str()),
                 })
                 .collect(),
-        );
+        };
         invocation::scope(&invocation, || self.run_block(statements, ctx))
     }
 
