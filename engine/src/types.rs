@@ -18,6 +18,10 @@ pub const VARCHAR_LENGTH_MAX: u32 = 1 << 20;
 pub const VARCHAR_LENGTH_KEY: &str = "lanedb.varchar_length";
 /// Field metadata marking a text result column that holds JSON (`json_build_object`): the wire reports it as `json`.
 pub const JSON_KEY: &str = "lanedb.json";
+/// Field metadata on a result column that is a table's column as it is: the table's OID and the column's number
+/// (from 1), separated by a space. The wire reports them in RowDescription, as PostgreSQL does, and drivers read them
+/// (pgJDBC's `getTableName`, `isNullable`, `isAutoIncrement`).
+pub const SOURCE_COLUMN_KEY: &str = "lanedb.source_column";
 /// Largest stored TEXT / BYTEA value, in bytes. Bigger values are refused with 54000.
 pub const VALUE_BYTES_MAX: usize = 1 << 24;
 /// Metadata on a list's element field whose text elements hold decimals of differing scales (a `numeric[]` literal

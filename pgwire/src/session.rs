@@ -2252,13 +2252,24 @@ fn put_row_description(out: &mut BytesMut, schema: &arrow_schema::Schema, binary
         .map(|(i, f)| {
             let (oid, size, modifier) = column_type(f);
             let format = binary.get(i).copied().unwrap_or(false) as i16;
-            FieldDescription::new(f.name().clone(), 0, 0, oid, size, modifier, format)
+            let (table, column) = source_column(f);
+            FieldDescription::new(f.name().clone(), table, column, oid, size, modifier, format)
         })
         .collect();
     encode(
         out,
         PgWireBackendMessage::RowDescription(RowDescription::new(fields)),
     );
+}
+
+/// The table OID and column number a result column comes from (see `SOURCE_COLUMN_KEY`); zeros when computed.
+fn source_column(field: &arrow_schema::Field) -> (i32, i16) {
+    field
+        .metadata()
+        .get(lanedb_engine::types::SOURCE_COLUMN_KEY)
+        .and_then(|v| v.split_once(' '))
+        .and_then(|(table, column)| Some((table.parse().ok()?, column.parse().ok()?)))
+        .unwrap_or((0, 0))
 }
 
 fn put_complete(out: &mut BytesMut, output: &Output) {

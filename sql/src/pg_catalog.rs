@@ -23,6 +23,7 @@
 //! rows.
 
 use std::fmt;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -66,6 +67,16 @@ const OWNER_OID: i32 = 10;
 
 pub(crate) fn table_oid(t: &TableDef) -> i32 {
     TABLE_OID_BASE + t.id as i32
+}
+
+/// `field` marked as table `table`'s column `column` (from 0), for the wire's RowDescription.
+pub(crate) fn with_source_column(field: Field, table: &TableDef, column: usize) -> Field {
+    let mut metadata = field.metadata().clone();
+    metadata.insert(
+        lanedb_engine::types::SOURCE_COLUMN_KEY.into(),
+        format!("{} {}", table_oid(table), column + 1),
+    );
+    field.with_metadata(metadata)
 }
 
 /// A sequence's OID: from the tables' numbering (a sequence takes a table id).
@@ -157,6 +168,8 @@ const TYPES: &[(i32, &str, i16, &str)] = &[
     (1184, "timestamptz", 8, "D"),
     (1186, "interval", 16, "T"),
     (1700, "numeric", -1, "N"),
+    // The pseudo-type a procedure returns (`prorettype`).
+    (2278, "void", 4, "P"),
 ];
 
 /// `to_regtype(name)`: the OID of a type LaneDB has, by its catalog name (`int4`) or its SQL name (`integer`,
@@ -195,6 +208,7 @@ pub fn format_type(oid: i32, typmod: i32) -> Option<String> {
         1186 => "interval".into(),
         1700 if typmod >= 4 => format!("numeric({},{})", (typmod - 4) >> 16, (typmod - 4) & 0xffff),
         1700 => "numeric".into(),
+        2278 => "void".into(),
         _ => return None,
     })
 }
@@ -444,7 +458,11 @@ pub(crate) const RELATIONS: &[Relation] = &[
             ("conislocal", Bool),
             ("coninhcount", Int),
             ("connoinherit", Bool),
-            ("conkey", Text),
+            ("conkey", SmallInts),
+            ("confkey", SmallInts),
+            ("confupdtype", Text),
+            ("confdeltype", Text),
+            ("confmatchtype", Text),
             ("conbin", Text),
         ],
         rows: constraints,
@@ -557,6 +575,9 @@ pub(crate) const RELATIONS: &[Relation] = &[
             ("prokind", Text),
             ("prorettype", Int),
             ("proargtypes", Text),
+            ("proallargtypes", Text),
+            ("proargmodes", Text),
+            ("proargnames", Text),
             ("proretset", Bool),
             ("prosrc", Text),
         ],
@@ -586,7 +607,7 @@ pub(crate) const RELATIONS: &[Relation] = &[
                         t(&table.name),
                         t(&index.name),
                         Cell::Null,
-                        t(index_def(catalog, index_oid(table, i)).unwrap_or_default()),
+                        t(index_def(catalog, index_oid(table, i), 0).unwrap_or_default()),
                     ]);
                 }
             }
@@ -1090,7 +1111,7 @@ fn types(_: &Catalog, _: &Scan) -> Vec<Vec<Cell>> {
             Cell::I(OWNER_OID),
             Cell::I(len as i32),
             Cell::B(len > 0 && len <= 8),
-            t("b"),
+            t(if category == "P" { "p" } else { "b" }),
             t(category),
             Cell::B(false),
             Cell::B(true),
@@ -1128,6 +1149,9 @@ fn types(_: &Catalog, _: &Scan) -> Vec<Vec<Cell>> {
     elements.chain(arrays).collect()
 }
 
+/// The pseudo-type `void`, which procedures return.
+const VOID_OID: i32 = 2278;
+
 /// Procedures: OIDs after the tables', kind `p`, argument types as OIDs.
 fn procedures(catalog: &Catalog, _: &Scan) -> Vec<Vec<Cell>> {
     catalog
@@ -1146,21 +1170,17 @@ fn procedures(catalog: &Catalog, _: &Scan) -> Vec<Vec<Cell>> {
                 Cell::I(OWNER_OID),
                 Cell::I(if p.sql.is_some() { 14 } else { 13 }),
                 t("p"),
-                Cell::I(0),
+                Cell::I(VOID_OID),
                 t(args.join(" ")),
+                // Only input arguments, without names: PostgreSQL leaves all three NULL then.
+                Cell::Null,
+                Cell::Null,
+                Cell::Null,
                 Cell::B(false),
                 t(p.sql.clone().unwrap_or_default()),
             ]
         })
         .collect()
-}
-
-fn key_text(columns: &[usize]) -> String {
-    columns
-        .iter()
-        .map(|c| (c + 1).to_string())
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 fn indexes(catalog: &Catalog, _: &Scan) -> Vec<Vec<Cell>> {
@@ -1223,10 +1243,12 @@ fn constraints(catalog: &Catalog, _: &Scan) -> Vec<Vec<Cell>> {
                 Cell::B(true),
                 Cell::I(0),
                 Cell::B(true),
-                t(format!(
-                    "{{{}}}",
-                    key_text(&index.columns).replace(' ', ",")
-                )),
+                Cell::A(index.columns.iter().map(|c| *c as i16 + 1).collect()),
+                // No foreign keys: the referenced columns and actions are those of other kinds of constraint.
+                Cell::Null,
+                t(" "),
+                t(" "),
+                t(" "),
                 Cell::Null,
             ]);
         }
@@ -1248,6 +1270,10 @@ fn constraints(catalog: &Catalog, _: &Scan) -> Vec<Vec<Cell>> {
                 Cell::I(0),
                 Cell::B(false),
                 Cell::Null,
+                Cell::Null,
+                t(" "),
+                t(" "),
+                t(" "),
                 t(&check.sql),
             ]);
         }
@@ -1794,9 +1820,11 @@ impl ScalarUDFImpl for CatalogFunction {
                     format_type(oid as i32, int_arg(1, row).map_or(-1, |m| m as i32))
                 })),
                 GetExpr => ScalarValue::Utf8(text_arg(0, row)),
-                GetIndexDef => ScalarValue::Utf8(
-                    int_arg(0, row).and_then(|oid| index_def(&catalog, oid as i32)),
-                ),
+                GetIndexDef => {
+                    ScalarValue::Utf8(int_arg(0, row).and_then(|oid| {
+                        index_def(&catalog, oid as i32, int_arg(1, row).unwrap_or(0))
+                    }))
+                }
                 GetConstraintDef => ScalarValue::Utf8(int_arg(0, row).and_then(|oid| {
                     let pretty = text_arg(1, row).is_some_and(|p| p == "true");
                     constraint_def(&catalog, oid as i32, pretty)
@@ -1960,9 +1988,17 @@ fn column_list(table: &TableDef, columns: &[usize]) -> String {
         .join(", ")
 }
 
-fn index_def(catalog: &Catalog, oid: i32) -> Option<String> {
+/// `pg_get_indexdef(oid)`, or with a column number (from 1) only that key column (pgJDBC's index columns); an empty
+/// string past the last one.
+fn index_def(catalog: &Catalog, oid: i32, column: i64) -> Option<String> {
     let (table, i) = find_index(catalog, oid)?;
     let index = &table.indexes[i];
+    if column != 0 {
+        return Some(match usize::try_from(column - 1) {
+            Ok(k) if k < index.columns.len() => column_list(table, &index.columns[k..=k]),
+            _ => String::new(),
+        });
+    }
     Some(format!(
         "CREATE {}INDEX {} ON public.{} USING {} ({})",
         if index.unique { "UNIQUE " } else { "" },
@@ -2078,6 +2114,12 @@ pub fn is_catalog_query(statement: &ast::Statement) -> bool {
                 {
                     found = true
                 }
+                // The schemas searched: answered by the rewrite.
+                ast::Expr::Function(f)
+                    if f.name.to_string().eq_ignore_ascii_case("current_schemas") =>
+                {
+                    found = true
+                }
                 // `'t'::regclass`, `oid::regtype` on their own are catalog lookups too.
                 ast::Expr::Cast {
                     data_type: ast::DataType::Regclass,
@@ -2117,6 +2159,7 @@ pub fn rewrite(statement: &mut ast::Statement) {
         empty_result(query);
         return;
     }
+    unqualified_table_functions(query);
     let _ = ast::visit_relations_mut(query, |name| {
         if name.0.len() == 1 {
             if let Some(id) = name.0[0].as_ident() {
@@ -2192,6 +2235,29 @@ fn vectors_as_text(query: &mut ast::Query) {
             alias: alias.unwrap_or_else(|| ast::Ident::new(name)),
         };
     }
+}
+
+/// `FROM pg_catalog.generate_series(1, 32) pos(n)` (pgJDBC's foreign keys): DataFusion finds table functions by
+/// their bare name.
+fn unqualified_table_functions(query: &mut ast::Query) {
+    struct Unqualified;
+    impl ast::VisitorMut for Unqualified {
+        type Break = ();
+        fn pre_visit_table_factor(&mut self, t: &mut ast::TableFactor) -> ControlFlow<()> {
+            if let ast::TableFactor::Table {
+                name,
+                args: Some(_),
+                ..
+            } = t
+            {
+                if name.0.len() == 2 && name.0[0].to_string().eq_ignore_ascii_case("pg_catalog") {
+                    name.0.remove(0);
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = ast::VisitMut::visit(query, &mut Unqualified);
 }
 
 fn names_absent_relation(query: &ast::Query) -> bool {

@@ -1161,10 +1161,11 @@ fn rewrite_call(e: &mut ast::Expr) {
                 return;
             }
             match name.as_str() {
-                // The length of an empty array is NULL in PostgreSQL (it has no dimensions).
+                // The length of an empty array is NULL in PostgreSQL (it has no dimensions); an `integer`, not
+                // DataFusion's unsigned one (which made the bounds decimals beside integer literals).
                 "array_length" => {
                     if let Some(args @ [_, _]) = plain_arguments(f).as_deref() {
-                        let length = call("array_length", args.to_vec());
+                        let length = int_array_length(args);
                         let zero = ast::Expr::value(ast::Value::Number("0".into(), false));
                         *e = call("nullif", vec![length, zero]);
                     }
@@ -1172,14 +1173,14 @@ fn rewrite_call(e: &mut ast::Expr) {
                 // One-dimensional arrays, numbered from 1: the upper bound is the length, NULL when empty.
                 "array_upper" => {
                     if let Some(args @ [_, _]) = plain_arguments(f).as_deref() {
-                        let length = call("array_length", args.to_vec());
+                        let length = int_array_length(args);
                         let zero = ast::Expr::value(ast::Value::Number("0".into(), false));
                         *e = call("nullif", vec![length, zero]);
                     }
                 }
                 "array_lower" => {
                     if let Some(args @ [_, _]) = plain_arguments(f).as_deref() {
-                        let length = call("array_length", args.to_vec());
+                        let length = int_array_length(args);
                         let zero = ast::Expr::value(ast::Value::Number("0".into(), false));
                         let one = ast::Expr::value(ast::Value::Number("1".into(), false));
                         let empty = call("nullif", vec![length, zero.clone()]);
@@ -1325,6 +1326,14 @@ fn make_interval(args: [ast::Expr; 7]) -> ast::Expr {
         })
         .expect("seven terms");
     ast::Expr::Nested(Box::new(sum))
+}
+
+/// `array_length(a, d)` as PostgreSQL types it: an `integer`.
+fn int_array_length(args: &[ast::Expr]) -> ast::Expr {
+    crate::pg_types::cast(
+        call("array_length", args.to_vec()),
+        ast::DataType::Int(None),
+    )
 }
 
 #[cfg(test)]

@@ -943,7 +943,7 @@ fn point_select(q: &ast::Query, catalog: &Catalog) -> Result<PointPlan> {
             {
                 for (i, c) in table.columns.iter().enumerate() {
                     columns.push(i);
-                    fields.push(c.data_type.field(&c.name, true));
+                    fields.push(source_field(&table, i, c.data_type.field(&c.name, true)));
                 }
                 continue;
             }
@@ -955,10 +955,10 @@ fn point_select(q: &ast::Query, catalog: &Catalog) -> Result<PointPlan> {
             return Ok(None);
         };
         let col = &table.columns[c];
-        fields.push(
-            col.data_type
-                .field(&alias.unwrap_or_else(|| col.name.clone()), true),
-        );
+        let field = col
+            .data_type
+            .field(&alias.unwrap_or_else(|| col.name.clone()), true);
+        fields.push(source_field(&table, c, field));
         columns.push(c);
     }
     let w = match compile_where(s.selection.as_ref(), &scope, &mut params) {
@@ -979,6 +979,15 @@ fn point_select(q: &ast::Query, catalog: &Catalog) -> Result<PointPlan> {
         schema: Arc::new(Schema::new(fields)),
     };
     Ok(Some((ps, params)))
+}
+
+/// A point select's column, marked as its table's (see `SOURCE_COLUMN_KEY`).
+fn source_field(
+    table: &TableDef,
+    column: usize,
+    field: arrow_schema::Field,
+) -> arrow_schema::Field {
+    crate::pg_catalog::with_source_column(field, table, column)
 }
 
 fn assignment_column(a: &ast::Assignment, table: &TableDef) -> Result<usize> {

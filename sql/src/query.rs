@@ -546,6 +546,7 @@ impl QueryBridge {
         };
         let schema = result_schema(&plan, state);
         let json = json_columns(&plan);
+        let sources = source_columns(&plan, &self.engine.catalog());
         let fields = schema.fields().len();
         let schema = Arc::new(Schema::new(
             schema
@@ -561,6 +562,9 @@ impl QueryBridge {
                         let mut metadata = f.metadata().clone();
                         metadata.insert(lanedb_engine::types::JSON_KEY.into(), "json".into());
                         f = f.with_metadata(metadata);
+                    }
+                    if let Some(Some((table, column))) = sources.get(i) {
+                        f = crate::pg_catalog::with_source_column(f, table, *column);
                     }
                     // Every instant is shown in the session's zone (see `datetimes::ZonedCasts`).
                     match f.data_type() {
@@ -942,6 +946,68 @@ fn json_columns(plan: &LogicalPlan) -> Vec<usize> {
             .collect(),
         None => Vec::new(),
     }
+}
+
+/// For each column of the result, the table column it is as it stands (a column of the select list, renamed or
+/// not), as PostgreSQL's RowDescription tells; `None` for anything computed, and for columns of subqueries in FROM. A column's qualifier is looked up in the plan below the select list: the first table scan or
+/// alias that defines it.
+fn source_columns(
+    plan: &LogicalPlan,
+    catalog: &lanedb_engine::Catalog,
+) -> Vec<Option<(Arc<lanedb_engine::TableDef>, usize)>> {
+    fn defining<'a>(node: &'a LogicalPlan, name: &str) -> Option<&'a LogicalPlan> {
+        match node {
+            LogicalPlan::TableScan(t) if t.table_name.table() == name => Some(node),
+            LogicalPlan::SubqueryAlias(s) if s.alias.table() == name => Some(node),
+            // An alias hides the names inside it.
+            LogicalPlan::SubqueryAlias(_) | LogicalPlan::TableScan(_) => None,
+            _ => node.inputs().into_iter().find_map(|i| defining(i, name)),
+        }
+    }
+    fn source(
+        e: &DfExpr,
+        input: &LogicalPlan,
+        catalog: &lanedb_engine::Catalog,
+    ) -> Option<(Arc<lanedb_engine::TableDef>, usize)> {
+        let column = match e {
+            DfExpr::Alias(a) => return source(&a.expr, input, catalog),
+            DfExpr::Column(c) => c,
+            _ => return None,
+        };
+        let relation = column.relation.as_ref()?;
+        let scan = match defining(input, relation.table())? {
+            LogicalPlan::SubqueryAlias(s) => match s.input.as_ref() {
+                LogicalPlan::TableScan(t) => t,
+                _ => return None,
+            },
+            LogicalPlan::TableScan(t) => t,
+            _ => return None,
+        };
+        if scan
+            .table_name
+            .schema()
+            .is_some_and(|s| !s.eq_ignore_ascii_case("public"))
+        {
+            return None;
+        }
+        let table = catalog.table(scan.table_name.table()).ok()?;
+        let position = table.columns.iter().position(|c| c.name == column.name)?;
+        Some((table.clone(), position))
+    }
+    let mut node = plan;
+    let projection = loop {
+        match node {
+            LogicalPlan::Projection(p) => break p,
+            LogicalPlan::Sort(s) => node = &s.input,
+            LogicalPlan::Limit(l) => node = &l.input,
+            _ => return Vec::new(),
+        }
+    };
+    projection
+        .expr
+        .iter()
+        .map(|e| source(e, &projection.input, catalog))
+        .collect()
 }
 
 fn result_schema(plan: &LogicalPlan, state: &SessionState) -> Schema {

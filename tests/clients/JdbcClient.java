@@ -11,6 +11,7 @@
 import java.math.BigDecimal;
 import java.sql.Connection;
 import java.sql.Date;
+import java.sql.DatabaseMetaData;
 import java.sql.DriverManager;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
@@ -303,6 +304,97 @@ public class JdbcClient {
                 try (ResultSet rs = ps.executeQuery()) {
                     expect(rs.next(), true, "CALL returns a row");
                     expect(rs.getString(1), "banana", "CALL item_name(2)");
+                }
+            }
+        });
+        check("DatabaseMetaData: what tools and ORMs ask", () -> {
+            DatabaseMetaData md = conn.getMetaData();
+            try (Statement st = conn.createStatement()) {
+                st.execute("CREATE TABLE tags (id SERIAL PRIMARY KEY, item BIGINT NOT NULL, tag VARCHAR(20))");
+                st.execute("CREATE UNIQUE INDEX tags_item_tag ON tags (item, tag)");
+            }
+            try (ResultSet rs = md.getColumns(null, "public", "tags", "%")) {
+                List<String> columns = new ArrayList<>();
+                while (rs.next()) {
+                    columns.add(rs.getString("COLUMN_NAME") + " " + rs.getString("TYPE_NAME") + " "
+                            + rs.getString("IS_NULLABLE") + " " + rs.getString("IS_AUTOINCREMENT"));
+                }
+                expect(columns, List.of("id serial NO YES", "item int8 NO NO", "tag varchar YES NO"), "getColumns");
+            }
+            try (ResultSet rs = md.getPrimaryKeys(null, "public", "tags")) {
+                expect(rs.next(), true, "a primary key row");
+                expect(rs.getString("COLUMN_NAME") + " " + rs.getString("PK_NAME"), "id tags_pkey", "getPrimaryKeys");
+            }
+            // Hibernate and DBeaver read the keys between tables; LaneDB has no foreign keys, so there are none.
+            try (ResultSet rs = md.getImportedKeys(null, "public", "tags")) {
+                expect(rs.next(), false, "getImportedKeys");
+            }
+            try (ResultSet rs = md.getExportedKeys(null, "public", "items")) {
+                expect(rs.next(), false, "getExportedKeys");
+            }
+            try (ResultSet rs = md.getCrossReference(null, "public", "items", null, "public", "tags")) {
+                expect(rs.next(), false, "getCrossReference");
+            }
+            // One row per key column of each index, with the column's name.
+            try (ResultSet rs = md.getIndexInfo(null, "public", "tags", false, false)) {
+                List<String> columns = new ArrayList<>();
+                while (rs.next()) {
+                    columns.add(rs.getString("INDEX_NAME") + " " + rs.getShort("ORDINAL_POSITION") + " "
+                            + rs.getString("COLUMN_NAME") + " " + rs.getBoolean("NON_UNIQUE"));
+                }
+                columns.sort(null);
+                expect(columns, List.of("tags_item_tag 1 item false", "tags_item_tag 2 tag false",
+                        "tags_pkey 1 id false"), "getIndexInfo");
+            }
+            try (ResultSet rs = md.getTypeInfo()) {
+                List<String> types = new ArrayList<>();
+                while (rs.next()) {
+                    types.add(rs.getString("TYPE_NAME") + " " + rs.getInt("DATA_TYPE"));
+                }
+                for (String type : List.of("int4 4", "int8 -5", "text 12", "numeric 2", "bool -7", "date 91")) {
+                    expect(types.contains(type), true, "getTypeInfo lists " + type + " in " + types);
+                }
+            }
+            // pgJDBC names PostgreSQL's row version `ctid` after looking its type up in the catalog.
+            try (ResultSet rs = md.getVersionColumns(null, "public", "tags")) {
+                expect(rs.next(), true, "getVersionColumns");
+                expect(rs.getString("COLUMN_NAME") + " " + rs.getString("TYPE_NAME"), "ctid tid", "version column");
+            }
+            try (ResultSet rs = md.getProcedures(null, "public", "item_name")) {
+                expect(rs.next(), true, "getProcedures finds item_name");
+                expect(rs.getString("PROCEDURE_NAME"), "item_name", "procedure name");
+            }
+            try (ResultSet rs = md.getProcedureColumns(null, "public", "item_name", "%")) {
+                List<String> columns = new ArrayList<>();
+                while (rs.next()) {
+                    columns.add(rs.getShort("COLUMN_TYPE") + " " + rs.getString("TYPE_NAME"));
+                }
+                // As against PostgreSQL: the `void` a procedure returns, then its one IN argument.
+                expect(columns, List.of("5 void", "1 int8"), "getProcedureColumns");
+            }
+        });
+        check("ResultSetMetaData: the table and column of each result column", () -> {
+            // A query DataFusion answers (a join with aliases), and a point select LaneDB plans itself.
+            String[] queries = {
+                "SELECT t.id AS tag_id, t.tag, i.name, t.item + 1 FROM tags t JOIN items i ON i.id = t.item",
+                "SELECT id AS tag_id, tag, tag AS name, item + 1 FROM tags WHERE id = ?",
+            };
+            for (String sql : queries) {
+                try (PreparedStatement ps = conn.prepareStatement(sql)) {
+                    if (sql.contains("?")) {
+                        ps.setInt(1, 1);
+                    }
+                    try (ResultSet rs = ps.executeQuery()) {
+                        org.postgresql.PGResultSetMetaData md = (org.postgresql.PGResultSetMetaData) rs.getMetaData();
+                        ResultSetMetaData plain = rs.getMetaData();
+                        List<String> columns = new ArrayList<>();
+                        for (int i = 1; i <= plain.getColumnCount(); i++) {
+                            columns.add(md.getBaseTableName(i) + "." + md.getBaseColumnName(i) + " "
+                                    + plain.isNullable(i) + " " + plain.isAutoIncrement(i));
+                        }
+                        String name = sql.contains("JOIN") ? "items.name 0 false" : "tags.tag 1 false";
+                        expect(columns, List.of("tags.id 0 true", "tags.tag 1 false", name, ". 2 false"), sql);
+                    }
                 }
             }
         });
