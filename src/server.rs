@@ -8,7 +8,8 @@ use arrow_schema::SchemaRef;
 use lanedb_engine::auth::{check_role, Role, ScramVerifier};
 use lanedb_engine::invocation::CopyRows;
 use lanedb_engine::{
-    BlockWrite, CopyDirection, CopyFormat, DataType, Output, Result, SessionCommand, Value,
+    BlockWrite, CopyDirection, CopyFormat, DataType, Deferred, KeptWrites, Output, Result,
+    SessionCommand, Value,
 };
 use lanedb_pgwire::{Backend, ExecContext};
 use lanedb_sql::plan::Plan;
@@ -115,8 +116,8 @@ impl Backend for WireBackend {
         context: &ExecContext,
         statement: &Prepared,
         params: &[Value],
-        kept: &[BlockWrite<Prepared>],
-    ) -> Option<Result<(Vec<Value>, Output)>> {
+        kept: &KeptWrites<Prepared>,
+    ) -> Option<Result<Deferred>> {
         let defer = || {
             Some(
                 self.db

@@ -2578,19 +2578,59 @@ async fn inserts_in_a_block_apply_together_at_commit() {
         common::scalar(&client, "SELECT count(*) FROM blk").await,
         "22"
     );
-    // A conflict shows at COMMIT, and nothing of the block is applied.
-    let txn = client.transaction().await.unwrap();
-    txn.execute("INSERT INTO blk VALUES (300, 'ok')", &[])
+    // A key already taken fails the INSERT, as in PostgreSQL: a key in the table, one the block inserted, one twice
+    // in the statement. Rolling back to a savepoint frees the keys inserted since; a key the block deleted is free.
+    client
+        .batch_execute("BEGIN; INSERT INTO blk VALUES (300, 'ok'); SAVEPOINT a")
         .await
         .unwrap();
-    txn.execute("INSERT INTO blk VALUES (5, 'dup')", &[])
+    for dup in [
+        "INSERT INTO blk VALUES (5, 'dup')",
+        "INSERT INTO blk VALUES (300, 'dup')",
+        "INSERT INTO blk VALUES (301, 'x'), (301, 'y')",
+    ] {
+        let e = client.simple_query(dup).await.unwrap_err();
+        assert_eq!(code(&e), "23505", "{dup}");
+        client.batch_execute("ROLLBACK TO a").await.unwrap();
+    }
+    client
+        .batch_execute(
+            "SAVEPOINT b; INSERT INTO blk VALUES (302, 'gone'); ROLLBACK TO b; \
+             INSERT INTO blk VALUES (302, 'kept'); DELETE FROM blk WHERE id = 0; \
+             INSERT INTO blk VALUES (0, 'again'); COMMIT",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        common::text_rows(
+            &client
+                .simple_query("SELECT id, v FROM blk WHERE id IN (0, 300, 301, 302) ORDER BY id")
+                .await
+                .unwrap()
+        ),
+        [["0", "again"], ["300", "ok"], ["302", "kept"]]
+            .map(|r| r.map(String::from).to_vec())
+            .to_vec()
+    );
+    // A key another session takes after the INSERT and before COMMIT fails the COMMIT, and nothing of the block
+    // is applied.
+    let txn = client.transaction().await.unwrap();
+    txn.execute("INSERT INTO blk VALUES (500, 'mine')", &[])
+        .await
+        .unwrap();
+    txn.execute("INSERT INTO blk VALUES (501, 'mine')", &[])
+        .await
+        .unwrap();
+    let other = server.connect().await;
+    other
+        .execute("INSERT INTO blk VALUES (501, 'theirs')", &[])
         .await
         .unwrap();
     let e = txn.commit().await.unwrap_err();
     assert_eq!(code(&e), "23505");
     assert_eq!(
-        common::scalar(&client, "SELECT count(*) FROM blk").await,
-        "22"
+        common::scalar(&client, "SELECT count(*) FROM blk WHERE id >= 500").await,
+        "1"
     );
     // A read after a write in the block sees it (the block's writes, then the read, in a transaction rolled back);
     // other sessions do not, and after ROLLBACK nothing is there.
@@ -2601,7 +2641,6 @@ async fn inserts_in_a_block_apply_together_at_commit() {
         .await
         .unwrap();
     assert_eq!(common::text_rows(&out), vec![vec!["1".to_string()]]);
-    let other = server.connect().await;
     assert_eq!(
         common::scalar(&other, "SELECT count(*) FROM blk WHERE id = 400").await,
         "0"

@@ -53,7 +53,9 @@ pub use engine::{
 };
 pub use error::{Error, ErrorFields, Result, SqlState};
 pub use lane::LaneState;
-pub use output::{BlockWrite, CopyDirection, CopyFormat, Output, SessionCommand, SettingArg};
+pub use output::{
+    BlockWrite, CopyDirection, CopyFormat, Deferred, KeptWrites, Output, SessionCommand, SettingArg,
+};
 pub use partition::LaneId;
 pub use types::DataType;
 pub use value::Value;

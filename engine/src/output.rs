@@ -445,3 +445,81 @@ pub struct BlockWrite<S> {
     /// `None` when there is nothing to check (replaying the log).
     pub rows: Option<u64>,
 }
+
+/// What a transaction block keeps for COMMIT: its writes in order, and the unique keys its INSERTs take (hashes of
+/// the table, the index and the key's values), so that an INSERT of a key the block already inserted fails at once,
+/// as in PostgreSQL, without running the block again.
+#[derive(Debug)]
+pub struct KeptWrites<S> {
+    writes: Vec<BlockWrite<S>>,
+    /// Per write, the keys it took; and how many kept writes took each key.
+    taken: Vec<Vec<u64>>,
+    keys: std::collections::HashMap<u64, u32>,
+}
+
+impl<S> Default for KeptWrites<S> {
+    fn default() -> Self {
+        KeptWrites {
+            writes: Vec::new(),
+            taken: Vec::new(),
+            keys: std::collections::HashMap::new(),
+        }
+    }
+}
+
+impl<S> KeptWrites<S> {
+    pub fn writes(&self) -> &[BlockWrite<S>] {
+        &self.writes
+    }
+
+    pub fn len(&self) -> usize {
+        self.writes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.writes.is_empty()
+    }
+
+    /// Whether a kept write took the key `hash`.
+    pub fn has_key(&self, hash: u64) -> bool {
+        self.keys.contains_key(&hash)
+    }
+
+    /// Keeps `write`, which takes the unique keys `keys`.
+    pub fn push(&mut self, write: BlockWrite<S>, keys: Vec<u64>) {
+        for k in &keys {
+            *self.keys.entry(*k).or_default() += 1;
+        }
+        self.writes.push(write);
+        self.taken.push(keys);
+    }
+
+    /// Drops the writes after the first `len` (ROLLBACK TO a savepoint) and the keys they took.
+    pub fn truncate(&mut self, len: usize) {
+        self.writes.truncate(len);
+        for k in self.taken.drain(len.min(self.taken.len())..).flatten() {
+            if let std::collections::hash_map::Entry::Occupied(mut e) = self.keys.entry(k) {
+                *e.get_mut() -= 1;
+                if *e.get() == 0 {
+                    e.remove();
+                }
+            }
+        }
+    }
+
+    /// The writes, in order, leaving nothing kept.
+    pub fn take(&mut self) -> Vec<BlockWrite<S>> {
+        self.taken.clear();
+        self.keys.clear();
+        std::mem::take(&mut self.writes)
+    }
+}
+
+/// A write a transaction block keeps: the parameters to run it with at COMMIT (the client's, then what it must not
+/// choose again, such as sequence values), the answer to give now, and the unique keys it takes (see `KeptWrites`).
+#[derive(Debug)]
+pub struct Deferred {
+    pub params: Vec<crate::value::Value>,
+    pub output: Output,
+    pub keys: Vec<u64>,
+}

@@ -57,7 +57,8 @@ use arrow_schema::SchemaRef;
 use lanedb_engine::auth::{Role, ScramVerifier};
 use lanedb_engine::invocation::CopyRows;
 use lanedb_engine::{
-    BlockWrite, CopyDirection, CopyFormat, DataType, Output, Result, SessionCommand, Value,
+    BlockWrite, CopyDirection, CopyFormat, DataType, Deferred, KeptWrites, Output, Result,
+    SessionCommand, Value,
 };
 use parking_lot::Mutex;
 use tokio::net::{TcpListener, UnixListener, UnixStream};
@@ -115,14 +116,14 @@ pub trait Backend: Send + Sync + 'static {
     /// Keeps a write of a transaction block for COMMIT (an INSERT of known rows, DDL), after the writes `kept`
     /// already: the parameters to run it with then (the client's, and what the statement must not choose again,
     /// such as sequence values) and the answer to give now (its row count, the rows RETURNING asks for, a DDL
-    /// statement's tag); `None` for writes that cannot wait.
+    /// statement's tag) and the unique keys it takes; `None` for writes that cannot wait.
     fn defer(
         &self,
         context: &ExecContext,
         statement: &Self::Statement,
         params: &[Value],
-        kept: &[BlockWrite<Self::Statement>],
-    ) -> Option<Result<(Vec<Value>, Output)>>;
+        kept: &KeptWrites<Self::Statement>,
+    ) -> Option<Result<Deferred>>;
     /// Runs a read in a transaction block after the writes it keeps for COMMIT, so that it sees them: the writes
     /// and the read in one transaction that is then rolled back.
     fn read_in_block(

@@ -35,7 +35,8 @@ use lanedb_engine::output::{
     MILLISECOND_SETTINGS, REPORTED,
 };
 use lanedb_engine::{
-    BlockWrite, CopyDirection, CopyFormat, Error, Output, Result, SessionCommand, SqlState, Value,
+    BlockWrite, CopyDirection, CopyFormat, Deferred, Error, KeptWrites, Output, Result,
+    SessionCommand, SqlState, Value,
 };
 use pgwire::messages::copy::{CopyData, CopyDone, CopyInResponse, CopyOutResponse};
 use pgwire::messages::data::{FieldDescription, NoData, ParameterDescription, RowDescription};
@@ -710,7 +711,7 @@ pub struct Session<B: Backend> {
     /// A `COPY ... FROM STDIN` receiving data.
     copy_in: Option<CopyIn<B::Statement>>,
     /// Writes of the open transaction block, run together at COMMIT.
-    deferred: Vec<BlockWrite<B::Statement>>,
+    deferred: KeptWrites<B::Statement>,
     /// The block's savepoints, oldest first: each name, and how many deferred writes there were when it was set.
     savepoints: Vec<(String, usize)>,
 }
@@ -766,7 +767,7 @@ impl<B: Backend> Session<B> {
             status: TransactionStatus::Idle,
             skipping: false,
             copy_in: None,
-            deferred: Vec::new(),
+            deferred: KeptWrites::default(),
             savepoints: Vec::new(),
         }
     }
@@ -1504,7 +1505,7 @@ impl<B: Backend> Session<B> {
                 // The block's writes wait for COMMIT: the read runs after them in a transaction that is then
                 // rolled back, so it sees them, as in PostgreSQL.
                 return tokio::task::block_in_place(|| {
-                    backend.read_in_block(&self.context, statement, params, &self.deferred)
+                    backend.read_in_block(&self.context, statement, params, self.deferred.writes())
                 });
             }
         }
@@ -1555,12 +1556,17 @@ impl<B: Backend> Session<B> {
         else {
             return Err(write_in_block());
         };
-        let (params, output) = deferred?;
-        self.deferred.push(BlockWrite {
+        let Deferred {
+            params,
+            output,
+            keys,
+        } = deferred?;
+        let write = BlockWrite {
             statement: statement.clone(),
             params,
             rows: Some(output.rows_affected),
-        });
+        };
+        self.deferred.push(write, keys);
         Ok(output)
     }
 
@@ -1660,7 +1666,7 @@ impl<B: Backend> Session<B> {
                 self.commit_waits_for_log = Some(self.wait_for_log);
                 // The block's portals end with it.
                 self.portals.clear();
-                let writes = std::mem::take(&mut self.deferred);
+                let writes = self.deferred.take();
                 if failed || *command == SessionCommand::Rollback {
                     self.context.transaction_time = None;
                     self.end_block_settings(false, out);

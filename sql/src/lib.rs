@@ -56,8 +56,8 @@ use lanedb_engine::invocation::{self, CopyRows, Invocation};
 use lanedb_engine::sequence::SessionSequences;
 pub use lanedb_engine::Output;
 use lanedb_engine::{
-    BlockWrite, DataType, Engine, Error, LaneId, Result, SessionCommand, SqlState, Value,
-    STALE_CATALOG,
+    BlockWrite, DataType, Deferred, Engine, Error, KeptWrites, LaneId, Result, SessionCommand,
+    SqlState, Value, STALE_CATALOG,
 };
 use parking_lot::Mutex;
 
@@ -718,8 +718,9 @@ impl SqlEngine {
         &self,
         p: &Prepared,
         params: &[Value],
+        kept: &KeptWrites<Prepared>,
         ctx: RunContext<'_>,
-    ) -> Result<(Vec<Value>, Output)> {
+    ) -> Result<Deferred> {
         let (full, rows) = match &p.plan {
             Plan::Insert(insert) => {
                 let full = if p.generated.is_empty() {
@@ -760,19 +761,83 @@ impl SqlEngine {
                 ))
             }
         };
-        // A CHECK fails at the statement, as in PostgreSQL (a unique key can only be checked at COMMIT).
+        // A CHECK and a unique key fail at the statement, as in PostgreSQL.
         if let Some(table) = p.plan.written_table() {
             for row in &rows {
                 table.check_row(row)?;
             }
         }
+        let keys = self.block_insert_keys(p, &full, &rows, kept, ctx)?;
         let count = rows.len() as u64;
         let written = p
             .returning
             .is_some()
             .then(|| dml::Written(rows.into_iter().enumerate().collect()));
         let output = self.write_output(p, "INSERT", count, written, &full, ctx)?;
-        Ok((full, output))
+        Ok(Deferred {
+            params: full,
+            output,
+            keys,
+        })
+    }
+
+    /// The unique keys an INSERT of known rows in a transaction block takes (see `KeptWrites`), each checked now:
+    /// against the keys the block's INSERTs took, and against the table's rows by trying the INSERT in a
+    /// transaction that is rolled back. It is tried after the block's writes when one of its keys may be one the
+    /// block took, or when the block also changes the table otherwise (an UPDATE, a DELETE); alone when not, so that
+    /// a block of many INSERTs does not run them all again at each one.
+    fn block_insert_keys(
+        &self,
+        p: &Prepared,
+        full: &[Value],
+        rows: &[Vec<Value>],
+        kept: &KeptWrites<Prepared>,
+        ctx: RunContext<'_>,
+    ) -> Result<Vec<u64>> {
+        use std::hash::{Hash, Hasher};
+        let Some(table) = p
+            .plan
+            .written_table()
+            .filter(|t| t.indexes.iter().any(|i| i.unique))
+        else {
+            return Ok(Vec::new());
+        };
+        let mut keys = Vec::new();
+        let mut taken = false;
+        for row in rows {
+            for (i, index) in table.indexes.iter().enumerate() {
+                if !index.unique {
+                    continue;
+                }
+                let Some(key) =
+                    lanedb_engine::key::make_key(index.columns.iter().map(|c| &row[*c]))
+                else {
+                    continue;
+                };
+                let mut hasher = std::collections::hash_map::DefaultHasher::new();
+                (table.id, i, key).hash(&mut hasher);
+                let hash = hasher.finish();
+                // A key twice in this statement is found by trying it.
+                taken |= kept.has_key(hash);
+                keys.push(hash);
+            }
+        }
+        let changes_table = kept.writes().iter().any(|w| {
+            !w.statement.keeps_known_rows()
+                && w.statement
+                    .plan
+                    .written_table()
+                    .is_some_and(|t| t.id == table.id)
+        });
+        let before = if taken || changes_table {
+            kept.writes()
+        } else {
+            &[]
+        };
+        self.try_after(before, ctx, |txn, ctx| {
+            self.block_statement(p, txn, full, ctx)
+        })?;
+        Ok(keys)
     }
 
     /// Runs statements as one multi-partition transaction, all or nothing (a transaction block's writes at COMMIT).
@@ -869,24 +934,21 @@ impl SqlEngine {
         &self,
         p: &Prepared,
         params: &[Value],
-        kept: &[BlockWrite<Prepared>],
+        kept: &KeptWrites<Prepared>,
         ctx: RunContext<'_>,
-    ) -> Result<(Vec<Value>, Output)> {
+    ) -> Result<Deferred> {
         let ddl = p.is_block_ddl();
-        if kept.iter().any(|k| k.statement.is_block_ddl() != ddl) {
+        if kept
+            .writes()
+            .iter()
+            .any(|k| k.statement.is_block_ddl() != ddl)
+        {
             return Err(Error::unsupported(
                 "a transaction block may hold DDL or writes of rows, not both: COMMIT the one before the other",
             ));
         }
-        let known_rows = match &p.plan {
-            Plan::Insert(insert) => insert.on_conflict.is_none(),
-            Plan::InsertSelect {
-                query, on_conflict, ..
-            } => on_conflict.is_none() && !query.reads_relations(),
-            _ => false,
-        };
-        if known_rows {
-            return self.defer_insert(p, params, ctx);
+        if p.keeps_known_rows() {
+            return self.defer_insert(p, params, kept, ctx);
         }
         if !ddl {
             // Its rows are known only when it runs: what it returns could change by COMMIT.
@@ -904,10 +966,14 @@ impl SqlEngine {
                 ));
             }
         }
-        let answer = self.try_after(kept, ctx, |txn, ctx| {
+        let output = self.try_after(kept.writes(), ctx, |txn, ctx| {
             self.block_statement(p, txn, params, ctx)
         })?;
-        Ok((params.to_vec(), answer))
+        Ok(Deferred {
+            params: params.to_vec(),
+            output,
+            keys: Vec::new(),
+        })
     }
 
     /// A read in a transaction block after writes it keeps for COMMIT: run after them, in their transaction, which

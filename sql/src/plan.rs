@@ -217,6 +217,18 @@ impl Prepared {
         }
     }
 
+    /// An INSERT whose rows are known when it arrives in a transaction block (values, or a query that reads no
+    /// table): what it writes at COMMIT cannot change, whatever the block did before it.
+    pub fn keeps_known_rows(&self) -> bool {
+        match &self.plan {
+            Plan::Insert(insert) => insert.on_conflict.is_none(),
+            Plan::InsertSelect {
+                query, on_conflict, ..
+            } => on_conflict.is_none() && !query.reads_relations(),
+            _ => false,
+        }
+    }
+
     /// DDL a transaction block may keep for COMMIT (where it runs with the block's other DDL, all or nothing):
     /// tables, indexes and sequences.
     pub fn is_block_ddl(&self) -> bool {
