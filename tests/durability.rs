@@ -588,6 +588,30 @@ async fn a_write_replays_in_the_time_zone_of_the_session_that_made_it() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_with_more_values_than_a_u16_counts_replays() {
+    let server = Server::start(&[]);
+    let client = server.connect().await;
+    // 70,000 rows of one INSERT take 70,000 sequence values, which its log record keeps beside the statement.
+    let values: Vec<String> = (0..70_000).map(|i| format!("({i})")).collect();
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE wide (id SERIAL PRIMARY KEY, v INT); INSERT INTO wide (v) VALUES {}",
+            values.join(",")
+        ))
+        .await
+        .unwrap();
+    let query = "SELECT count(*), sum(id), sum(v) FROM wide";
+    let before = rows(&client, query).await;
+    assert_eq!(before, [["70000", "2450035000", "2449965000"]]);
+    drop(client);
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let dir = server.crash();
+    let server = Server::start_in(dir, &[]);
+    let client = server.connect().await;
+    assert_eq!(rows(&client, query).await, before);
+}
+
 /// Dropping the last handle of a database (without `close`) frees it, and freeing it writes the command log: in
 /// async mode with a flush interval longer than the test, the write below survives only if the drop wrote it.
 #[test]

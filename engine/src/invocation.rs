@@ -26,8 +26,11 @@
 //!                          u8 0 (NULL) or 1 followed by str
 //!             6 sequence:  str name, i64 last_value, u8 called (0 or 1)
 //!             7 block with its time: i64 timestamp_micros, u32 count, then count times (str zone, str sql,
-//!                          values params); 3 is the same without the time and the zones (UTC)
+//!                          wide values params); 3 is the same without the time and the zones (UTC), with values
+//!             8 statement with more values than a u16 counts: str zone, str sql, i64 timestamp_micros,
+//!                          wide values params
 //!   str       u32 length, UTF-8 bytes
+//!   wide values  as values, with a u32 count
 //!   values    u16 count, then per value u8 tag and its bytes:
 //!             0 NULL; 1 bool u8; 2 i16; 3 i32; 4 i64; 5 f32 bits u32; 6 f64 bits u64; 7 decimal i128 and u8 scale;
 //!             8 text str; 9 bytes (u32 length, bytes); 10 timestamp i64 micros; 11 date i32 days;
@@ -202,6 +205,7 @@ const KIND_COPY: u8 = 4;
 const KIND_ZONED_STATEMENT: u8 = 5;
 const KIND_SEQUENCE: u8 = 6;
 const KIND_TIMED_BLOCK: u8 = 7;
+const KIND_WIDE_STATEMENT: u8 = 8;
 
 /// A statement of a transaction block's record.
 #[derive(Clone, Debug, PartialEq)]
@@ -221,7 +225,12 @@ impl Invocation<'_> {
                 params,
                 zone,
             } => {
-                if zone == crate::types::DEFAULT_ZONE {
+                // More values than a u16 counts (a many-row INSERT's sequence values): the wide kind.
+                let wide = params.len() > u16::MAX as usize;
+                if wide {
+                    out.push(KIND_WIDE_STATEMENT);
+                    put_str(out, zone);
+                } else if zone == crate::types::DEFAULT_ZONE {
                     out.push(KIND_STATEMENT);
                 } else {
                     out.push(KIND_ZONED_STATEMENT);
@@ -229,7 +238,11 @@ impl Invocation<'_> {
                 }
                 put_str(out, sql);
                 out.extend_from_slice(&timestamp_micros.to_le_bytes());
-                put_values(out, params);
+                if wide {
+                    put_wide_values(out, params);
+                } else {
+                    put_values(out, params);
+                }
             }
             Invocation::Call {
                 name,
@@ -260,7 +273,11 @@ impl Invocation<'_> {
                         put_str(out, &s.zone);
                     }
                     put_str(out, &s.sql);
-                    put_values(out, &s.params);
+                    if timestamp_micros.is_some() {
+                        put_wide_values(out, &s.params);
+                    } else {
+                        put_values(out, &s.params);
+                    }
                 }
             }
             Invocation::Copy {
@@ -341,15 +358,18 @@ impl Invocation<'_> {
         let mut r = Reader { bytes, at: 0 };
         let kind = r.u8()?;
         let invocation = match kind {
-            KIND_STATEMENT | KIND_ZONED_STATEMENT => {
+            KIND_STATEMENT | KIND_ZONED_STATEMENT | KIND_WIDE_STATEMENT => {
                 let zone = match kind {
-                    KIND_ZONED_STATEMENT => Cow::Owned(r.str()?),
-                    _ => Cow::Borrowed(crate::types::DEFAULT_ZONE),
+                    KIND_STATEMENT => Cow::Borrowed(crate::types::DEFAULT_ZONE),
+                    _ => Cow::Owned(r.str()?),
                 };
                 Invocation::Statement {
                     sql: Cow::Owned(r.str()?),
                     timestamp_micros: r.i64()?,
-                    params: Cow::Owned(r.values()?),
+                    params: Cow::Owned(match kind {
+                        KIND_WIDE_STATEMENT => r.wide_values()?,
+                        _ => r.values()?,
+                    }),
                     zone,
                 }
             }
@@ -371,9 +391,14 @@ impl Invocation<'_> {
                         KIND_TIMED_BLOCK => Cow::Owned(r.str()?),
                         _ => Cow::Borrowed(crate::types::DEFAULT_ZONE),
                     };
+                    let sql = Cow::Owned(r.str()?);
+                    let params = match kind {
+                        KIND_TIMED_BLOCK => r.wide_values()?,
+                        _ => r.values()?,
+                    };
                     statements.push(BlockStatement {
-                        sql: Cow::Owned(r.str()?),
-                        params: Cow::Owned(r.values()?),
+                        sql,
+                        params: Cow::Owned(params),
                         zone,
                     });
                 }
@@ -432,8 +457,18 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(s.as_bytes());
 }
 
+/// Values counted in a u16: at most `u16::MAX` of them (kinds 1 to 5).
 fn put_values(out: &mut Vec<u8>, values: &[Value]) {
+    debug_assert!(values.len() <= u16::MAX as usize);
     out.extend_from_slice(&(values.len() as u16).to_le_bytes());
+    for v in values {
+        put_value(out, v);
+    }
+}
+
+/// Values counted in a u32 (kinds 7 and 8): a statement's may be more than a u16 counts.
+fn put_wide_values(out: &mut Vec<u8>, values: &[Value]) {
+    out.extend_from_slice(&(values.len() as u32).to_le_bytes());
     for v in values {
         put_value(out, v);
     }
@@ -574,6 +609,16 @@ impl<'a> Reader<'a> {
     fn values(&mut self) -> Result<Vec<Value>> {
         let n = self.u16()? as usize;
         (0..n).map(|_| self.value()).collect()
+    }
+
+    fn wide_values(&mut self) -> Result<Vec<Value>> {
+        let n = self.u32()? as usize;
+        // Each value takes a byte at least: a damaged count cannot reserve more than the record holds.
+        let mut values = Vec::with_capacity(n.min(self.bytes.len() - self.at));
+        for _ in 0..n {
+            values.push(self.value()?);
+        }
+        Ok(values)
     }
 
     fn value(&mut self) -> Result<Value> {
@@ -846,6 +891,33 @@ mod tests {
                 }
                 _ => assert_eq!((call, args.len()), (None, 1)),
             }
+        }
+    }
+
+    #[test]
+    fn more_values_than_a_u16_counts_round_trip() {
+        // A 70,000-row INSERT's sequence values; a COPY's rows kept by a block.
+        let wide = [
+            Invocation::Statement {
+                sql: "INSERT INTO t (v) VALUES ...".into(),
+                timestamp_micros: 7,
+                params: (0..70_000).map(Value::BigInt).collect::<Vec<_>>().into(),
+                zone: crate::types::DEFAULT_ZONE.into(),
+            },
+            Invocation::Block {
+                timestamp_micros: Some(8),
+                statements: vec![BlockStatement {
+                    sql: "COPY t FROM STDIN".into(),
+                    params: (0..70_000).map(Value::Integer).collect::<Vec<_>>().into(),
+                    zone: "UTC".into(),
+                }],
+            },
+        ];
+        for invocation in wide {
+            let mut bytes = Vec::new();
+            invocation.encode(&mut bytes);
+            assert_eq!(Invocation::decode(&bytes).unwrap(), invocation);
+            assert!(Invocation::decode(&bytes[..bytes.len() - 1]).is_err());
         }
     }
 
