@@ -135,6 +135,19 @@ impl Backend for WireBackend {
         }
     }
 
+    fn defer_copy(
+        &self,
+        context: &ExecContext,
+        statement: &Arc<Prepared>,
+        rows: CopyRows,
+        first_line: usize,
+        kept: &KeptWrites<Prepared>,
+    ) -> Result<Deferred> {
+        self.db
+            .sql
+            .defer_copy(statement, rows, first_line, kept, run_context(context))
+    }
+
     fn read_in_block(
         &self,
         context: &ExecContext,

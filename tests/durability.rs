@@ -604,12 +604,34 @@ async fn a_write_with_more_values_than_a_u16_counts_replays() {
     let query = "SELECT count(*), sum(id), sum(v) FROM wide";
     let before = rows(&client, query).await;
     assert_eq!(before, [["70000", "2450035000", "2449965000"]]);
+    // A COPY in a transaction block: its 30,000 typed rows (with their sequence values and default times) are the
+    // block record's parameters.
+    client
+        .batch_execute(
+            "CREATE TABLE copied (id BIGINT PRIMARY KEY, n SERIAL, at TIMESTAMP DEFAULT now()); \
+             PARTITION TABLE copied ON COLUMN id; BEGIN",
+        )
+        .await
+        .unwrap();
+    let data: String = (0..30_000).map(|i| format!("{i}\n")).collect();
+    let sink = client.copy_in("COPY copied (id) FROM STDIN").await.unwrap();
+    futures::pin_mut!(sink);
+    sink.send(bytes::Bytes::from(data)).await.unwrap();
+    assert_eq!(sink.finish().await.unwrap(), 30_000);
+    client
+        .batch_execute("INSERT INTO copied (id) VALUES (-1); COMMIT")
+        .await
+        .unwrap();
+    let copied = "SELECT count(*), sum(n), count(DISTINCT at), min(at) IS NOT NULL FROM copied";
+    let copied_before = rows(&client, copied).await;
+    assert_eq!(copied_before[0][..2], ["30001", "450045001"]);
     drop(client);
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     let dir = server.crash();
     let server = Server::start_in(dir, &[]);
     let client = server.connect().await;
     assert_eq!(rows(&client, query).await, before);
+    assert_eq!(rows(&client, copied).await, copied_before);
 }
 
 /// Dropping the last handle of a database (without `close`) frees it, and freeing it writes the command log: in

@@ -2662,6 +2662,85 @@ async fn inserts_in_a_block_apply_together_at_commit() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_in_a_block_loads_at_commit() {
+    use futures::SinkExt;
+    let server = Server::start(&[]);
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE cb (id BIGINT PRIMARY KEY, v TEXT, n SERIAL); PARTITION TABLE cb ON COLUMN id; \
+             INSERT INTO cb (id, v) VALUES (1, 'before')",
+        )
+        .await
+        .unwrap();
+    let copy = |data: &'static str| {
+        let client = &client;
+        async move {
+            let sink = client.copy_in("COPY cb (id, v) FROM STDIN").await?;
+            futures::pin_mut!(sink);
+            sink.send(bytes::Bytes::from_static(data.as_bytes()))
+                .await?;
+            sink.finish().await
+        }
+    };
+    let other = server.connect().await;
+    // Answered with its row count; the block reads the rows, other sessions do not until COMMIT.
+    client.batch_execute("BEGIN").await.unwrap();
+    assert_eq!(copy("2\ttwo\n3\tthree\n").await.unwrap(), 2);
+    assert_eq!(
+        common::scalar(&client, "SELECT count(*) FROM cb").await,
+        "3"
+    );
+    assert_eq!(common::scalar(&other, "SELECT count(*) FROM cb").await, "1");
+    // A bad line, a key in the table, a key the block took: each fails that COPY, and ROLLBACK TO undoes it.
+    client.batch_execute("SAVEPOINT s").await.unwrap();
+    for (data, code_expected, message) in [
+        ("4\tfour\nx\tbad\n", "22P02", "line 2"),
+        ("5\tfive\n1\tdup\n", "23505", "cb_pkey"),
+        ("3\tagain\n", "23505", "cb_pkey"),
+    ] {
+        let e = copy(data).await.unwrap_err();
+        assert_eq!(code(&e), code_expected, "{data}");
+        let text = e.as_db_error().map(|d| d.message().to_string()).unwrap();
+        assert!(text.contains(message), "{text}");
+        client.batch_execute("ROLLBACK TO s").await.unwrap();
+    }
+    client
+        .batch_execute("INSERT INTO cb (id, v) VALUES (6, 'six'); COMMIT")
+        .await
+        .unwrap();
+    assert_eq!(
+        common::text_rows(
+            &other
+                .simple_query("SELECT id, v, CASE WHEN id < 6 THEN n END FROM cb ORDER BY id")
+                .await
+                .unwrap()
+        ),
+        [
+            ["1", "before", "1"],
+            ["2", "two", "2"],
+            ["3", "three", "3"],
+            ["6", "six", "NULL"]
+        ]
+        .map(|r| r.map(String::from).to_vec())
+        .to_vec()
+    );
+    // Rolled back: nothing of it.
+    client.batch_execute("BEGIN").await.unwrap();
+    copy("7\tseven\n").await.unwrap();
+    client.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(common::scalar(&other, "SELECT count(*) FROM cb").await, "4");
+    // A read-only block refuses it.
+    client.batch_execute("BEGIN READ ONLY").await.unwrap();
+    let e = client
+        .simple_query("COPY cb (id, v) FROM STDIN")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "25006");
+    client.batch_execute("ROLLBACK").await.unwrap();
+}
+
 /// One frontend message: tag, length, body.
 fn message(tag: u8, body: &[u8]) -> Vec<u8> {
     let mut m = vec![tag];

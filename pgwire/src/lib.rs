@@ -124,6 +124,17 @@ pub trait Backend: Send + Sync + 'static {
         params: &[Value],
         kept: &KeptWrites<Self::Statement>,
     ) -> Option<Result<Deferred>>;
+    /// Keeps the rows of a `COPY ... FROM STDIN` in a transaction block for COMMIT, after the writes `kept`: typed
+    /// and checked now (a bad line fails the COPY with its number, a unique key taken fails it as an INSERT's
+    /// would), loaded with the block at COMMIT.
+    fn defer_copy(
+        &self,
+        context: &ExecContext,
+        statement: &Arc<Self::Statement>,
+        rows: CopyRows,
+        first_line: usize,
+        kept: &KeptWrites<Self::Statement>,
+    ) -> Result<Deferred>;
     /// Runs a read in a transaction block after the writes it keeps for COMMIT, so that it sees them: the writes
     /// and the read in one transaction that is then rolled back.
     fn read_in_block(

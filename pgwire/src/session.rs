@@ -1302,8 +1302,11 @@ impl<B: Backend> Session<B> {
         self.shared
             .backend
             .authorize(&self.context.user, self.role, statement)?;
-        if self.status == TransactionStatus::Transaction {
-            return Err(write_in_block());
+        self.check_writable(statement)?;
+        if self.status == TransactionStatus::Transaction
+            && self.deferred.len() >= DEFERRED_WRITES_MAX
+        {
+            return Err(too_many_deferred());
         }
         encode(
             out,
@@ -1383,7 +1386,7 @@ impl<B: Backend> Session<B> {
     }
 
     async fn load(
-        &self,
+        &mut self,
         data: BytesMut,
         statement: &Arc<B::Statement>,
         format: &CopyFormat,
@@ -1392,6 +1395,23 @@ impl<B: Backend> Session<B> {
         // The parsed rows hold their own copy of the text.
         drop(data);
         let backend = self.shared.backend.clone();
+        if self.status == TransactionStatus::Transaction {
+            // In a block the rows are typed and checked now, and loaded with the block's other writes at COMMIT.
+            let Deferred {
+                params,
+                output,
+                keys,
+            } = tokio::task::block_in_place(|| {
+                backend.defer_copy(&self.context, statement, rows, first_line, &self.deferred)
+            })?;
+            let write = BlockWrite {
+                statement: statement.clone(),
+                params,
+                rows: Some(output.rows_affected),
+            };
+            self.deferred.push(write, keys);
+            return Ok(output.rows_affected);
+        }
         let loaded = tokio::task::block_in_place(|| {
             backend.copy_in(&self.context, statement, rows, first_line)
         });
@@ -1544,10 +1564,7 @@ impl<B: Backend> Session<B> {
     /// Keeps a write of a transaction block for COMMIT, answering now with the row count it will have.
     fn defer(&mut self, statement: &Arc<B::Statement>, params: &[Value]) -> Result<Output> {
         if self.deferred.len() >= DEFERRED_WRITES_MAX {
-            return Err(Error::new(
-                SqlState::PROGRAM_LIMIT_EXCEEDED,
-                format!("a transaction block may hold at most {DEFERRED_WRITES_MAX} writes"),
-            ));
+            return Err(too_many_deferred());
         }
         let Some(deferred) =
             self.shared
@@ -2185,10 +2202,17 @@ fn check_new_name<T>(
     Ok(())
 }
 
+fn too_many_deferred() -> Error {
+    Error::new(
+        SqlState::PROGRAM_LIMIT_EXCEEDED,
+        format!("a transaction block may hold at most {DEFERRED_WRITES_MAX} writes"),
+    )
+}
+
 fn write_in_block() -> Error {
     Error::unsupported(
         "LaneDB runs a BEGIN ... COMMIT block's writes together at COMMIT, and cannot keep this statement for it \
-         (COPY, CALL, and statements on views, users and procedures): run it outside the block (autocommit), or put \
+         (CALL, and statements on views, users and procedures): run it outside the block (autocommit), or put \
          the block's writes in a procedure and CALL it",
     )
 }

@@ -140,6 +140,12 @@ fn copy_row(
     })
 }
 
+fn mixed_block() -> Error {
+    Error::unsupported(
+        "a transaction block may hold DDL or writes of rows, not both: COMMIT the one before the other",
+    )
+}
+
 fn wrong_field_count(
     table: &lanedb_engine::TableDef,
     expected: usize,
@@ -767,7 +773,7 @@ impl SqlEngine {
                 table.check_row(row)?;
             }
         }
-        let keys = self.block_insert_keys(p, &full, &rows, kept, ctx)?;
+        let keys = self.block_insert_keys(p, &full, rows.iter().map(Vec::as_slice), kept, ctx)?;
         let count = rows.len() as u64;
         let written = p
             .returning
@@ -786,11 +792,11 @@ impl SqlEngine {
     /// transaction that is rolled back. It is tried after the block's writes when one of its keys may be one the
     /// block took, or when the block also changes the table otherwise (an UPDATE, a DELETE); alone when not, so that
     /// a block of many INSERTs does not run them all again at each one.
-    fn block_insert_keys(
+    fn block_insert_keys<'r>(
         &self,
         p: &Prepared,
         full: &[Value],
-        rows: &[Vec<Value>],
+        rows: impl Iterator<Item = &'r [Value]>,
         kept: &KeptWrites<Prepared>,
         ctx: RunContext<'_>,
     ) -> Result<Vec<u64>> {
@@ -918,6 +924,22 @@ impl SqlEngine {
             } => ddl::drop(on, object_type, *if_exists, names, *cascade)?,
             Plan::Sequence(sequences::SequenceCommand::Create(c)) => sequences::create(on, c)?,
             Plan::Sequence(sequences::SequenceCommand::Alter(a)) => sequences::alter(on, a)?,
+            // A COPY kept by the block: its typed rows, one after another (`defer_copy`).
+            Plan::CopyIn { table, .. } => {
+                let width = table.columns.len().max(1);
+                let loaded = txn.statement(|txn| {
+                    let mut loaded = 0;
+                    let mut chunk = Vec::with_capacity(COPY_CHUNK_ROWS.min(params.len() / width));
+                    for rows in params.chunks(width * COPY_CHUNK_ROWS) {
+                        chunk.clear();
+                        chunk.extend(rows.chunks(width).map(<[Value]>::to_vec));
+                        loaded +=
+                            dml::insert_in_txn(&self.engine, txn, table, &chunk, None, &[], None)?;
+                    }
+                    Ok(loaded)
+                })?;
+                return Ok(Output::command("COPY", loaded));
+            }
             _ => return self.run_in_txn(p, txn, params, ctx),
         };
         Ok(Output::command(tag, 0))
@@ -943,9 +965,7 @@ impl SqlEngine {
             .iter()
             .any(|k| k.statement.is_block_ddl() != ddl)
         {
-            return Err(Error::unsupported(
-                "a transaction block may hold DDL or writes of rows, not both: COMMIT the one before the other",
-            ));
+            return Err(mixed_block());
         }
         if p.keeps_known_rows() {
             return self.defer_insert(p, params, kept, ctx);
@@ -973,6 +993,56 @@ impl SqlEngine {
             params: params.to_vec(),
             output,
             keys: Vec::new(),
+        })
+    }
+
+    /// Keeps the rows of a `COPY ... FROM STDIN` in a transaction block for COMMIT (see `defer`): typed now, with
+    /// their sequence values and defaults, so that a bad line fails the COPY with its number; the typed rows, one
+    /// after another, are the parameters the block runs it with at COMMIT (and what its log record holds).
+    pub fn defer_copy(
+        &self,
+        p: &Arc<Prepared>,
+        rows: CopyRows,
+        first_line: usize,
+        kept: &KeptWrites<Prepared>,
+        ctx: RunContext<'_>,
+    ) -> Result<Deferred> {
+        if kept.writes().iter().any(|k| k.statement.is_block_ddl()) {
+            return Err(mixed_block());
+        }
+        let Plan::CopyIn {
+            table,
+            columns,
+            generated,
+            ..
+        } = &p.plan
+        else {
+            return Err(Error::internal(
+                "defer_copy called for a statement that is not COPY FROM",
+            ));
+        };
+        let mut columns = Cow::Borrowed(columns);
+        let rows = if generated.is_empty() {
+            rows
+        } else {
+            let rows = self.with_generated_fields(table, &columns, generated, &rows, first_line)?;
+            columns.to_mut().extend(generated.iter().map(|(c, _)| *c));
+            rows
+        };
+        let width = table.columns.len();
+        let mut params = Vec::with_capacity(rows.len() * width);
+        for (i, fields) in rows.iter().enumerate() {
+            let row = copy_row(table, &columns, fields, first_line + i)?;
+            table.check_row(&row)?;
+            params.extend(row);
+        }
+        drop(rows);
+        let keys = self.block_insert_keys(p, &params, params.chunks(width.max(1)), kept, ctx)?;
+        let count = (params.len() / width.max(1)) as u64;
+        Ok(Deferred {
+            params,
+            output: Output::command("COPY", count),
+            keys,
         })
     }
 

@@ -142,7 +142,8 @@ impl Plan {
                 ..
             }
             | Plan::InsertSelect { table, .. }
-            | Plan::ModifyQuery { table, .. } => Some(table),
+            | Plan::ModifyQuery { table, .. }
+            | Plan::CopyIn { table, .. } => Some(table),
             _ => None,
         }
     }
@@ -218,13 +219,14 @@ impl Prepared {
     }
 
     /// An INSERT whose rows are known when it arrives in a transaction block (values, or a query that reads no
-    /// table): what it writes at COMMIT cannot change, whatever the block did before it.
+    /// table), or a COPY: what it writes at COMMIT cannot change, whatever the block did before it.
     pub fn keeps_known_rows(&self) -> bool {
         match &self.plan {
             Plan::Insert(insert) => insert.on_conflict.is_none(),
             Plan::InsertSelect {
                 query, on_conflict, ..
             } => on_conflict.is_none() && !query.reads_relations(),
+            Plan::CopyIn { .. } => true,
             _ => false,
         }
     }

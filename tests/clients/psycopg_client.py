@@ -197,30 +197,35 @@ def main():
         expect(conn.info.transaction_status, TransactionStatus.IDLE, "status after the block")
 
     def writes_in_a_transaction():
-        # INSERTs and UPDATEs wait for COMMIT and apply together; a COPY in a block is refused, and the block rolls
-        # back.
+        # INSERTs, UPDATEs and a COPY wait for COMMIT and apply together.
         with conn.transaction():
             cur.execute("INSERT INTO items VALUES (%s, %s, %s, %s)", (7, "grape", None, None))
             cur.execute("INSERT INTO items VALUES (%s, %s, %s, %s)", (8, "guava", None, None))
             cur.execute("UPDATE items SET name = %s WHERE id = %s", ("apple!", 1))
             expect(cur.rowcount, 1, "rows the UPDATE in the block wrote")
-        cur.execute("SELECT count(*) FROM items WHERE id IN (7, 8)")
-        expect(cur.fetchone(), (2,), "rows inserted by the committed block")
+            with cur.copy("COPY items (id, name) FROM STDIN") as copy:
+                copy.write_row((9, "kiwi"))
+                copy.write_row((10, "lime"))
+            expect(cur.rowcount, 2, "rows the COPY in the block loaded")
+        cur.execute("SELECT count(*) FROM items WHERE id IN (7, 8, 9, 10)")
+        expect(cur.fetchone(), (4,), "rows inserted by the committed block")
         cur.execute("SELECT name FROM items WHERE id = %s", (1,))
         expect(cur.fetchone(), ("apple!",), "the row the committed block updated")
         cur.execute("UPDATE items SET name = %s WHERE id = %s", ("apple", 1))
-        cur.execute("DELETE FROM items WHERE id IN (7, 8)")
+        cur.execute("DELETE FROM items WHERE id IN (7, 8, 9, 10)")
 
+        # A COPY whose key is taken fails as in PostgreSQL, and the block rolls back with nothing applied.
         def copy_in_block():
             with conn.transaction():
-                cur.execute("INSERT INTO items VALUES (%s, %s, %s, %s)", (9, "kiwi", None, None))
+                cur.execute("INSERT INTO items VALUES (%s, %s, %s, %s)", (11, "kiwi", None, None))
                 with cur.copy("COPY items (id, name) FROM STDIN") as copy:
-                    copy.write_row((10, "x"))
+                    copy.write_row((12, "x"))
+                    copy.write_row((1, "taken"))
 
-        expect_error(copy_in_block, psycopg.errors.FeatureNotSupported, "0A000", "COPY inside a block")
-        expect_usable(conn, "after the refused write")
-        cur.execute("SELECT count(*) FROM items WHERE id IN (9, 10)")
-        expect(cur.fetchone(), (0,), "rows with id 9 or 10")
+        expect_error(copy_in_block, psycopg.errors.UniqueViolation, "23505", "COPY of a taken key in a block")
+        expect_usable(conn, "after the failed COPY")
+        cur.execute("SELECT count(*) FROM items WHERE id IN (11, 12)")
+        expect(cur.fetchone(), (0,), "rows with id 11 or 12")
 
     def final_count():
         expect(conn.execute("SELECT count(*) FROM items").fetchone(), (len(ROWS),), "rows at the end")
@@ -239,7 +244,7 @@ def main():
     check("duplicate key -> UniqueViolation 23505", duplicate_key)
     check("syntax error -> 42601", syntax_error)
     check("read-only transaction block", read_only_transaction)
-    check("INSERTs and UPDATEs in a block commit together; COPY in a block -> 0A000", writes_in_a_transaction)
+    check("INSERTs, UPDATEs and COPY in a block commit together", writes_in_a_transaction)
     def call_procedure():
         cur.execute(
             "CREATE PROCEDURE item_name AS SELECT name FROM items WHERE id = $1"
