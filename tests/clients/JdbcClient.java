@@ -2,11 +2,11 @@
 //
 // Usage: java -cp /usr/share/java/postgresql.jar JdbcClient.java PORT [HOST]     (HOST defaults to 127.0.0.1)
 //
-// Connects as user `tester` to database `testdb` with autocommit on (the JDBC default; LaneDB runs each statement as
-// its own transaction and refuses writes inside a transaction block), then checks PreparedStatement parameters both
-// ways, batches, server-side prepared statements, a read-only transaction and the SQLSTATEs of a duplicate key and of
-// a syntax error. Every check runs even after an earlier one failed; the program prints each failure and exits 1 if
-// there was any.
+// Connects as user `tester` to database `testdb` with autocommit on (the JDBC default), then checks PreparedStatement
+// parameters both ways, batches, server-side prepared statements, transactions with autocommit off (read-only, and
+// writes committed and rolled back), the SQLSTATEs of a duplicate key and of a syntax error, a procedure, and the
+// metadata tools and ORMs read (DatabaseMetaData, ResultSetMetaData). Every check runs even after an earlier one
+// failed; the program prints each failure and exits 1 if there was any.
 
 import java.math.BigDecimal;
 import java.sql.Connection;
@@ -292,6 +292,48 @@ public class JdbcClient {
                 conn.setAutoCommit(true);
             }
             expectUsable(conn, "after the transaction");
+        });
+
+        check("writes with autocommit off (as Hibernate and Spring run them)", () -> {
+            conn.setAutoCommit(false);
+            try (PreparedStatement insert = conn.prepareStatement(INSERT);
+                    PreparedStatement rename = conn.prepareStatement("UPDATE items SET name = ? WHERE id = ?");
+                    PreparedStatement count = conn.prepareStatement("SELECT count(*) FROM items WHERE id >= ?")) {
+                bindItem(insert, new Item(20, "fig", null, null));
+                insert.addBatch();
+                bindItem(insert, new Item(21, "lemon", null, null));
+                insert.addBatch();
+                expect(Arrays.toString(insert.executeBatch()), "[1, 1]", "batch in the transaction");
+                rename.setString(1, "fig!");
+                rename.setLong(2, 20);
+                expect(rename.executeUpdate(), 1, "UPDATE in the transaction");
+                count.setLong(1, 20);
+                try (ResultSet rs = count.executeQuery()) {
+                    rs.next();
+                    expect(rs.getLong(1), 2L, "the transaction reads its own rows");
+                }
+                // A taken key fails the INSERT itself, as in PostgreSQL; the application rolls back.
+                bindItem(insert, new Item(1, "again", null, null));
+                expectError(insert::executeUpdate, "23505", "duplicate key in the transaction");
+                conn.rollback();
+                try (ResultSet rs = count.executeQuery()) {
+                    rs.next();
+                    expect(rs.getLong(1), 0L, "nothing of the rolled-back transaction");
+                }
+                bindItem(insert, new Item(20, "fig", null, null));
+                expect(insert.executeUpdate(), 1, "INSERT after the rollback");
+                conn.commit();
+                try (ResultSet rs = count.executeQuery()) {
+                    rs.next();
+                    expect(rs.getLong(1), 1L, "the committed row");
+                }
+                conn.commit();
+            } finally {
+                conn.setAutoCommit(true);
+            }
+            try (Statement st = conn.createStatement()) {
+                expect(st.executeUpdate("DELETE FROM items WHERE id = 20"), 1, "DELETE of the committed row");
+            }
         });
 
         check("CREATE PROCEDURE and CALL it", () -> {
