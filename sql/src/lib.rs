@@ -1010,25 +1010,8 @@ impl SqlEngine {
         if kept.writes().iter().any(|k| k.statement.is_block_ddl()) {
             return Err(mixed_block());
         }
-        let Plan::CopyIn {
-            table,
-            columns,
-            generated,
-            ..
-        } = &p.plan
-        else {
-            return Err(Error::internal(
-                "defer_copy called for a statement that is not COPY FROM",
-            ));
-        };
-        let mut columns = Cow::Borrowed(columns);
-        let rows = if generated.is_empty() {
-            rows
-        } else {
-            let rows = self.with_generated_fields(table, &columns, generated, &rows, first_line)?;
-            columns.to_mut().extend(generated.iter().map(|(c, _)| *c));
-            rows
-        };
+        let mut rows = rows;
+        let (table, columns) = self.copy_target(p, &mut rows, first_line, false)?;
         let width = table.columns.len();
         let mut params = Vec::with_capacity(rows.len() * width);
         for (i, fields) in rows.iter().enumerate() {
@@ -1245,28 +1228,12 @@ impl SqlEngine {
         }
         let mut current = prepared.clone();
         for _ in 0..STALE_RETRIES_MAX {
-            let Plan::CopyIn {
-                table,
-                columns,
-                generated,
-                ..
-            } = &current.plan
-            else {
-                return Err(Error::internal(
-                    "copy_in called for a statement that is not COPY FROM",
-                ));
-            };
-            // Sequence values for the columns left out are taken now and go into the rows as their last fields,
-            // so the log record holds them.
-            let mut columns = Cow::Borrowed(columns);
-            if !generated.is_empty() {
-                if !replay {
-                    rows =
-                        self.with_generated_fields(table, &columns, generated, &rows, first_line)?;
-                    replay = true;
-                }
-                columns.to_mut().extend(generated.iter().map(|(c, _)| *c));
-            }
+            // Sequence values for the columns left out are taken once and go into the rows, so the log record
+            // holds them.
+            let (table, columns) = self.copy_target(&current, &mut rows, first_line, replay)?;
+            // Once taken, they stay in the rows for a retry.
+            replay |=
+                matches!(&current.plan, Plan::CopyIn { generated, .. } if !generated.is_empty());
             let engine = &self.engine;
             let invocation = Invocation::Copy {
                 sql: Cow::Borrowed(&current.sql),
@@ -1322,6 +1289,35 @@ impl SqlEngine {
             SqlState("40001"),
             "the catalog kept changing while COPY ran; retry it",
         ))
+    }
+
+    /// A COPY's table and the columns its rows' fields fill: those the statement names, then its sequence columns
+    /// (the columns left out that take a sequence's next value), whose values end each row. Unless the rows have them
+    /// already (`given`: read back from the log, or taken before), they are taken now.
+    fn copy_target<'p>(
+        &self,
+        p: &'p Prepared,
+        rows: &mut CopyRows,
+        first_line: usize,
+        given: bool,
+    ) -> Result<(&'p Arc<lanedb_engine::TableDef>, Cow<'p, [usize]>)> {
+        let Plan::CopyIn {
+            table,
+            columns,
+            generated,
+            ..
+        } = &p.plan
+        else {
+            return Err(Error::internal("a COPY FROM was expected"));
+        };
+        let mut columns = Cow::Borrowed(&columns[..]);
+        if !generated.is_empty() {
+            if !given {
+                *rows = self.with_generated_fields(table, &columns, generated, rows, first_line)?;
+            }
+            columns.to_mut().extend(generated.iter().map(|(c, _)| *c));
+        }
+        Ok((table, columns))
     }
 
     /// Loads a batch of a snapshot's rows into `table` as one transaction, each row to its lane (replicated tables
