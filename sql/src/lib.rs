@@ -719,7 +719,7 @@ impl SqlEngine {
     /// A transaction block's INSERT, kept for COMMIT (`execute_block`): its parameters with the sequence values it
     /// takes, taken now (so `currval` answers inside the block, and COMMIT does not take them again), and what to
     /// answer now: its row count, or with RETURNING the rows COMMIT will insert. An error in a row (a type, a NOT
-    /// NULL) shows now; a unique key is checked at COMMIT.
+    /// NULL, a CHECK, a unique key taken) shows now (`block_insert_keys`).
     pub fn defer_insert(
         &self,
         p: &Prepared,
@@ -1013,6 +1013,16 @@ impl SqlEngine {
         let mut rows = rows;
         let (table, columns) = self.copy_target(p, &mut rows, first_line, false)?;
         let width = table.columns.len();
+        if rows.len().saturating_mul(width) > u32::MAX as usize {
+            // The block's log record counts a statement's values in 32 bits (see `invocation`).
+            return Err(Error::new(
+                SqlState::PROGRAM_LIMIT_EXCEEDED,
+                format!(
+                    "a COPY of {} rows of {width} columns is more than a transaction block can hold; split it or                      run it outside the block",
+                    rows.len()
+                ),
+            ));
+        }
         let mut params = Vec::with_capacity(rows.len() * width);
         for (i, fields) in rows.iter().enumerate() {
             let row = copy_row(table, &columns, fields, first_line + i)?;

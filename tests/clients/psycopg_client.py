@@ -3,20 +3,22 @@
 
 Usage: python3 psycopg_client.py [HOST] PORT      (HOST defaults to 127.0.0.1)
 
-Connects as user `tester` to database `testdb` in autocommit mode (each statement its own transaction; blocks are
-tests/clients/sqlalchemy_client.py's), then checks parameters both ways, executemany, binary and
-prepared statements, a read-only transaction block and the SQLSTATEs of a duplicate key and of a syntax error.
+Connects as user `tester` to database `testdb` in autocommit mode (each statement its own transaction), then checks
+parameters both ways, executemany, binary and prepared statements, transaction blocks (read-only; INSERTs, UPDATEs and
+COPY committed together; a failed COPY rolling its block back), the SQLSTATEs of a duplicate key and of a syntax
+error, and a procedure.
 Every check runs even after an earlier one failed; the program prints each failure and exits 1 if there was any.
 """
 
 import datetime
 import sys
-import traceback
 from decimal import Decimal
 
 import psycopg
 import psycopg.errors
 from psycopg.pq import TransactionStatus
+
+from checks import check, expect, finish, host_and_port
 
 ROWS = [
     (1, "apple", Decimal("1.25"), datetime.date(2024, 1, 15)),
@@ -25,28 +27,6 @@ ROWS = [
     (4, "damson", None, None),
     (5, "elder", Decimal("-3.50"), datetime.date(1999, 1, 1)),
 ]
-
-failures = []
-
-
-def check(name, fn):
-    """Runs one check; an exception or a failed assertion is recorded and the next check runs."""
-    try:
-        fn()
-        print(f"ok   {name}")
-    except Exception as e:  # noqa: BLE001 - every failure is reported, whatever it is
-        detail = "".join(traceback.format_exception_only(type(e), e)).strip()
-        sqlstate = getattr(e, "sqlstate", None)
-        if sqlstate:
-            detail += f" [SQLSTATE {sqlstate}]"
-        failures.append(f"{name}: {detail}")
-        print(f"FAIL {name}: {detail}")
-
-
-def expect(actual, expected, what):
-    if actual != expected:
-        raise AssertionError(f"{what}: expected {expected!r}, got {actual!r}")
-
 
 def expect_row(row, expected, what):
     expect(row, expected, what)
@@ -75,15 +55,7 @@ def expect_usable(conn, what):
 
 
 def main():
-    args = sys.argv[1:]
-    if len(args) == 1:
-        host, port = "127.0.0.1", args[0]
-    elif len(args) == 2:
-        host, port = args
-    else:
-        print(f"usage: {sys.argv[0]} [HOST] PORT", file=sys.stderr)
-        return 2
-
+    host, port = host_and_port()
     conn = psycopg.connect(
         host=host, port=port, user="tester", dbname="testdb", autocommit=True, connect_timeout=10
     )
@@ -258,13 +230,7 @@ def main():
     check("row count at the end", final_count)
     conn.close()
 
-    if failures:
-        print(f"psycopg client: {len(failures)} check(s) failed:")
-        for failure in failures:
-            print(f"  {failure}")
-        return 1
-    print("psycopg client: every check passed")
-    return 0
+    return finish("psycopg client")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ earlier one failed; the program prints each failure and exits 1 if there was any
 """
 
 import sys
-import traceback
 
 from sqlalchemy import (
     BigInteger,
@@ -32,24 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-failures = []
-
-
-def check(name, fn):
-    """Runs one check; an exception or a failed assertion is recorded and the next check runs."""
-    try:
-        fn()
-        print(f"ok   {name}")
-    except Exception as e:  # noqa: BLE001 - every failure is reported, whatever it is
-        detail = "".join(traceback.format_exception_only(type(e), e)).strip()
-        failures.append(f"{name}: {detail}")
-        print(f"FAIL {name}: {detail}")
-
-
-def expect(actual, expected, what):
-    if actual != expected:
-        raise AssertionError(f"{what}: expected {expected!r}, got {actual!r}")
-
+from checks import check, expect, finish, host_and_port
 
 class Base(DeclarativeBase):
     pass
@@ -77,7 +59,7 @@ class Ticket(Base):
 
 
 def main():
-    host, port = (sys.argv[1], sys.argv[2]) if len(sys.argv) > 2 else ("127.0.0.1", sys.argv[1])
+    host, port = host_and_port()
     engine = create_engine(f"postgresql+psycopg://tester@{host}:{port}/testdb")
 
     check("create_all in a transaction", lambda: Base.metadata.create_all(engine))
@@ -194,10 +176,8 @@ def main():
         lambda: expect(inspect(engine).get_table_names(), [], "tables after drop_all"),
     )
 
-    if failures:
-        print(f"{len(failures)} check(s) failed")
-        sys.exit(1)
+    return finish("SQLAlchemy client")
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
