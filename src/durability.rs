@@ -356,6 +356,7 @@ fn apply_invocation(db: &Database, invocation: Invocation<'_>) -> Result<()> {
                         params: s.params.into_owned(),
                         // Replay writes what was committed: there is no answer to check.
                         rows: None,
+                        returned: None,
                     })
                 })
                 .collect::<Result<Vec<_>>>()?;

@@ -129,7 +129,8 @@ impl Backend for WireBackend {
             Plan::Insert(_)
             | Plan::InsertSelect { .. }
             | Plan::Modify { .. }
-            | Plan::ModifyQuery { .. } => defer(),
+            | Plan::ModifyQuery { .. }
+            | Plan::Call { .. } => defer(),
             _ if statement.is_block_ddl() => defer(),
             _ => None,
         }

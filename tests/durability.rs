@@ -588,6 +588,39 @@ async fn a_write_replays_in_the_time_zone_of_the_session_that_made_it() {
     );
 }
 
+/// Calls in a transaction block are logged with the block (each with its transaction id after its arguments) and
+/// replay inside it: single- and multi-partition Rust procedures, a SQL procedure, and a write's RETURNING.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_in_a_block_replay_with_it() {
+    let server = Server::start(&["--modules", "bank"]);
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE note (id BIGINT PRIMARY KEY, v TEXT); \
+             CREATE PROCEDURE put_note AS INSERT INTO note VALUES ($1, $2); \
+             BEGIN; CALL deposit(1, 100); CALL deposit(2, 5); CALL transfer(1, 2, 30); CALL put_note(1, 'moved'); \
+             UPDATE accounts SET owner = 'x' WHERE id = 1 RETURNING balance; COMMIT; \
+             BEGIN; CALL deposit(3, 1); CALL withdraw(2, 1); ROLLBACK",
+        )
+        .await
+        .unwrap();
+    let query = "SELECT a.id, a.owner, a.balance, n.v FROM accounts a LEFT JOIN note n ON n.id = a.id ORDER BY a.id";
+    let before = rows(&client, query).await;
+    assert_eq!(
+        before,
+        [
+            vec!["1", "x", "70", "moved"],
+            vec!["2", "NULL", "35", "NULL"]
+        ]
+    );
+    drop(client);
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let dir = server.crash();
+    let server = Server::start_in(dir, &["--modules", "bank"]);
+    let client = server.connect().await;
+    assert_eq!(rows(&client, query).await, before);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_with_more_values_than_a_u16_counts_replays() {
     let server = Server::start(&[]);

@@ -395,9 +395,9 @@ async fn savepoints_roll_back_part_of_a_block() {
             .execute("INSERT INTO sp VALUES (2)", &[])
             .await
             .unwrap();
-        // An UPDATE ... RETURNING in a block is refused (0A000) and fails the block.
+        // A statement the block cannot keep (CREATE VIEW) is refused (0A000) and fails the block.
         let e = nested
-            .batch_execute("UPDATE sp SET id = 5 WHERE id = 1 RETURNING id")
+            .batch_execute("CREATE VIEW spv AS SELECT id, COUNT(*) FROM sp GROUP BY id")
             .await
             .unwrap_err();
         assert_eq!(code(&e), "0A000");
@@ -660,13 +660,6 @@ async fn updates_in_a_block_apply_at_commit_and_conflicts_fail_it() {
         .await,
         "1:90a,2:10b"
     );
-    // RETURNING, whose rows could change by COMMIT, is refused there.
-    a.batch_execute("BEGIN").await.unwrap();
-    assert_eq!(
-        failure(&a, "UPDATE acc SET tag = 'x' WHERE id = 1 RETURNING id").await,
-        "0A000"
-    );
-    a.batch_execute("ROLLBACK").await.unwrap();
 }
 
 /// DDL in a transaction block (SQLAlchemy's `create_all` on a default engine): kept for COMMIT, where the block's
@@ -1013,16 +1006,25 @@ async fn writes_return_rows_with_returning() {
         "22012"
     );
     client.batch_execute("ROLLBACK").await.unwrap();
-    // With ON CONFLICT what is written depends on the rows there at COMMIT: refused.
+    // With ON CONFLICT what is written depends on the rows there at COMMIT: it answers with what it writes when it
+    // arrives (here nothing, the key is taken), and COMMIT checks it writes the same.
     client.batch_execute("BEGIN").await.unwrap();
-    assert_eq!(
-        failure(
-            &client,
-            "INSERT INTO item VALUES (10, 'x') ON CONFLICT (id) DO NOTHING RETURNING id"
+    let out = client
+        .query(
+            "INSERT INTO item VALUES (10, 'x') ON CONFLICT (id) DO NOTHING RETURNING id",
+            &[],
         )
-        .await,
-        "0A000"
-    );
+        .await
+        .unwrap();
+    assert!(out.is_empty());
+    let out = client
+        .query(
+            "INSERT INTO item VALUES (46, 'x') ON CONFLICT (id) DO NOTHING RETURNING id",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(out[0].get::<_, i64>(0), 46);
     client.batch_execute("ROLLBACK").await.unwrap();
     // COMMIT applies them.
     client
@@ -1573,11 +1575,14 @@ async fn transaction_blocks_of_reads_work_and_unkeepable_writes_are_refused() {
     assert_eq!(row.get::<_, i32>(0), 10);
     txn.commit().await.unwrap();
 
-    // A write LaneDB cannot keep for COMMIT (an UPDATE's RETURNING could change by then) is refused with 0A000 and
-    // the block fails; nothing was applied.
+    // A write LaneDB cannot keep for COMMIT (one on a view) is refused with 0A000 and the block fails; nothing was
+    // applied.
     let txn = client.transaction().await.unwrap();
     let e = txn
-        .query("UPDATE b SET v = 11 WHERE id = 1 RETURNING v", &[])
+        .query(
+            "CREATE VIEW bv AS SELECT v, COUNT(*) FROM b GROUP BY v",
+            &[],
+        )
         .await
         .unwrap_err();
     assert_eq!(code(&e), "0A000");
@@ -1598,7 +1603,7 @@ async fn transaction_blocks_of_reads_work_and_unkeepable_writes_are_refused() {
     assert_eq!(code(&e), "25P02");
     txn.rollback().await.unwrap();
     let out = client
-        .simple_query("BEGIN; UPDATE b SET v = 12 WHERE id = 1 RETURNING v; COMMIT")
+        .simple_query("BEGIN; CREATE VIEW bv AS SELECT v, COUNT(*) FROM b GROUP BY v; COMMIT")
         .await;
     assert_eq!(code(&out.unwrap_err()), "0A000");
     // The COMMIT of a failed block answers ROLLBACK.
@@ -2538,6 +2543,105 @@ async fn the_example_bank_module_is_served_by_default() {
         .await
         .unwrap();
     assert_eq!(row.get::<_, i64>(2), 120);
+}
+
+/// CALL in a transaction block (JDBC and psycopg with autocommit off send every statement in one): the call runs when
+/// it arrives, in a transaction that is rolled back, so its result and its errors show at once; COMMIT runs it again
+/// with the block's other writes, and fails with 40001 if it now returns anything else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_in_a_block_run_with_it_at_commit() {
+    let server = Server::start(&["--modules", "bank"]);
+    let a = server.connect().await;
+    let b = server.connect().await;
+    let sum =
+        "SELECT coalesce(string_agg(id || ':' || balance, ',' ORDER BY id), '') FROM accounts";
+    // Single-partition calls, through a prepared statement, with the block's other writes.
+    a.batch_execute("BEGIN").await.unwrap();
+    let deposit = a.prepare("CALL deposit($1, $2)").await.unwrap();
+    let row = a.query_one(&deposit, &[&1i64, &100i64]).await.unwrap();
+    assert_eq!(row.get::<_, i64>(0), 100);
+    a.query_one(&deposit, &[&2i64, &50i64]).await.unwrap();
+    a.execute("INSERT INTO accounts (id, balance) VALUES (3, 7)", &[])
+        .await
+        .unwrap();
+    // The block sees its calls' writes; another session does not, until COMMIT.
+    let row = a.query_one("CALL balance($1)", &[&2i64]).await.unwrap();
+    assert_eq!(row.get::<_, i64>(2), 50);
+    assert_eq!(scalar(&a, sum).await, "1:100,2:50,3:7");
+    assert_eq!(scalar(&b, sum).await, "");
+    a.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(scalar(&b, sum).await, "1:100,2:50,3:7");
+
+    // A call's abort shows at the statement and fails the block; ROLLBACK leaves nothing of it.
+    a.batch_execute("BEGIN").await.unwrap();
+    a.query_one(&deposit, &[&3i64, &1i64]).await.unwrap();
+    assert_eq!(failure(&a, "CALL withdraw(2, 1000)").await, "P0001");
+    assert_eq!(failure(&a, "SELECT 1").await, "25P02");
+    a.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(scalar(&b, sum).await, "1:100,2:50,3:7");
+
+    // A multi-partition call; ROLLBACK drops it.
+    a.batch_execute("BEGIN").await.unwrap();
+    let row = a
+        .query_one("CALL transfer($1, $2, $3)", &[&1i64, &2i64, &30i64])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 70);
+    assert_eq!(scalar(&a, sum).await, "1:70,2:80,3:7");
+    a.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(scalar(&b, sum).await, "1:100,2:50,3:7");
+
+    // Another session changes what the call returned: COMMIT fails and applies nothing.
+    a.batch_execute("BEGIN").await.unwrap();
+    let row = a
+        .query_one("CALL transfer($1, $2, $3)", &[&1i64, &2i64, &30i64])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 70);
+    a.query_one(&deposit, &[&3i64, &1i64]).await.unwrap();
+    b.query_one("CALL deposit($1, $2)", &[&1i64, &5i64])
+        .await
+        .unwrap();
+    let e = a.batch_execute("COMMIT").await.unwrap_err();
+    assert_eq!(code(&e), "40001");
+    assert_eq!(scalar(&b, sum).await, "1:105,2:50,3:7");
+    // Unchanged, it commits: the same call, and the simple protocol.
+    let out = a
+        .simple_query("BEGIN; CALL transfer(1, 2, 5); CALL deposit(3, 3); COMMIT")
+        .await
+        .unwrap();
+    assert_eq!(
+        rows_of(&out),
+        vec![vec![Some("100".to_string())], vec![Some("10".to_string())]]
+    );
+    assert_eq!(scalar(&b, sum).await, "1:100,2:55,3:10");
+
+    // RETURNING on a write that runs again at COMMIT is checked the same way.
+    a.batch_execute("BEGIN").await.unwrap();
+    let row = a
+        .query_one(
+            "UPDATE accounts SET balance = balance + 1 WHERE id = $1 RETURNING balance",
+            &[&2i64],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 56);
+    a.batch_execute("COMMIT").await.unwrap();
+    a.batch_execute("BEGIN").await.unwrap();
+    let row = a
+        .query_one(
+            "DELETE FROM accounts WHERE balance < $1 RETURNING id",
+            &[&20i64],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 3);
+    b.batch_execute("UPDATE accounts SET balance = 1 WHERE id = 2")
+        .await
+        .unwrap();
+    let e = a.batch_execute("COMMIT").await.unwrap_err();
+    assert_eq!(code(&e), "40001");
+    assert_eq!(scalar(&b, sum).await, "1:100,2:1,3:10");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

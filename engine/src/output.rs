@@ -444,6 +444,9 @@ pub struct BlockWrite<S> {
     pub params: Vec<crate::value::Value>,
     /// `None` when there is nothing to check (replaying the log).
     pub rows: Option<u64>,
+    /// The rows the client was answered with, when running the write again at COMMIT could return others (a CALL's
+    /// result, an UPDATE's RETURNING): COMMIT checks it returns the same.
+    pub returned: Option<Vec<RecordBatch>>,
 }
 
 /// What a transaction block keeps for COMMIT: its writes in order, and the unique keys its INSERTs take (hashes of
@@ -522,4 +525,6 @@ pub struct Deferred {
     pub params: Vec<crate::value::Value>,
     pub output: Output,
     pub keys: Vec<u64>,
+    /// The rows of `output` that COMMIT must see returned again (`BlockWrite::returned`).
+    pub returned: Option<Vec<RecordBatch>>,
 }

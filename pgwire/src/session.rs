@@ -17,11 +17,12 @@
 //!
 //! ## Transaction blocks
 //! LaneDB's unit of transaction is a statement or a procedure call. A block of reads behaves as in PostgreSQL (each
-//! read sees the latest committed state, as under READ COMMITTED). An INSERT of given rows inside a block is kept and
-//! answered with its row count; `COMMIT` runs the kept writes as one multi-partition transaction, all or nothing, and
-//! reports a conflict itself; `ROLLBACK` drops them. Any other write, and a read after a kept write (it could not see
-//! it), is refused with 0A000 and fails the block: nothing is acknowledged by `COMMIT` that was not applied
-//! atomically.
+//! read sees the latest committed state, as under READ COMMITTED). A write in a block (DML, CALL, DDL on tables,
+//! indexes and sequences, COPY FROM) is kept and answered now, as the backend's `defer` works it out (running it in a
+//! transaction that is rolled back); reads after kept writes run after them the same way. `COMMIT` runs the kept
+//! writes as one multi-partition transaction, all or nothing, and fails with 40001 if one now answers otherwise;
+//! `ROLLBACK` drops them. A write the backend cannot keep is refused with 0A000 and fails the block: nothing is
+//! acknowledged by `COMMIT` that was not applied atomically.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -1401,6 +1402,7 @@ impl<B: Backend> Session<B> {
                 params,
                 output,
                 keys,
+                returned,
             } = tokio::task::block_in_place(|| {
                 backend.defer_copy(&self.context, statement, rows, first_line, &self.deferred)
             })?;
@@ -1408,6 +1410,7 @@ impl<B: Backend> Session<B> {
                 statement: statement.clone(),
                 params,
                 rows: Some(output.rows_affected),
+                returned,
             };
             self.deferred.push(write, keys);
             return Ok(output.rows_affected);
@@ -1577,11 +1580,13 @@ impl<B: Backend> Session<B> {
             params,
             output,
             keys,
+            returned,
         } = deferred?;
         let write = BlockWrite {
             statement: statement.clone(),
             params,
             rows: Some(output.rows_affected),
+            returned,
         };
         self.deferred.push(write, keys);
         Ok(output)
@@ -2212,8 +2217,7 @@ fn too_many_deferred() -> Error {
 fn write_in_block() -> Error {
     Error::unsupported(
         "LaneDB runs a BEGIN ... COMMIT block's writes together at COMMIT, and cannot keep this statement for it \
-         (CALL, and statements on views, users and procedures): run it outside the block (autocommit), or put \
-         the block's writes in a procedure and CALL it",
+         (statements on views, users and procedures): run it outside the block (autocommit)",
     )
 }
 

@@ -441,29 +441,7 @@ impl Registry {
         at: Option<(i64, u64)>,
     ) -> Result<Vec<Output>> {
         let procedure = registered.procedure.as_ref();
-        let types = &registered.parameters;
-        if args.len() != types.len() {
-            return Err(Error::new(
-                SqlState::UNDEFINED_FUNCTION,
-                format!(
-                    "procedure {name} takes {} arguments, the call gave {}",
-                    types.len(),
-                    args.len()
-                ),
-            ));
-        }
-        for (i, (v, t)) in args.iter_mut().zip(types).enumerate() {
-            // Arguments of the declared type (the usual case) are kept as they are.
-            if v.is_null() || v.data_type().as_ref() == Some(t) {
-                continue;
-            }
-            *v = v.cast_to(t).map_err(|e| {
-                Error::new(
-                    e.code,
-                    format!("procedure {name}, argument {i}: {}", e.message),
-                )
-            })?;
-        }
+        typed_arguments(name, &registered.parameters, args)?;
         let (timestamp_micros, transaction) =
             at.unwrap_or_else(|| (lanedb_sql::now_micros(), self.transaction_id()));
         let logged = Invocation::Call {
@@ -655,56 +633,168 @@ impl Registry {
         let engine = self.sql.engine();
         match lane {
             Some(lane_id) => engine.run_single(lane_id, Some(plans.version), |lane| {
-                let attempt = |lane: &mut LaneState, record: bool| {
-                    let mut runner = LaneRunner {
-                        sql: &self.sql,
-                        statements: &plans.statements,
-                        lane,
-                        lane_id,
-                    };
-                    run_procedure(procedure, &mut runner, args, invocation, ctx.cancel, record)
-                };
-                if !CHECK_DETERMINISM {
-                    return attempt(lane, false).0;
-                }
-                let savepoint = lane.savepoint();
-                let (first, first_trace) = attempt(lane, true);
-                lane.rollback_to(savepoint);
-                let (second, second_trace) = attempt(lane, true);
-                same_runs(procedure, &first, first_trace, &second, second_trace)?;
-                second
+                self.run_on_lane(procedure, plans, lane, lane_id, args, invocation, ctx)
             }),
             None => engine.run_multi(Some(plans.version), |txn| {
-                let attempt = |txn: &mut MultiTxn, record: bool| {
-                    let mut runner = TxnRunner {
-                        sql: &self.sql,
-                        statements: &plans.statements,
-                        txn,
-                        // `now()` in the procedure's queries is its transaction time, and their timeout what is left
-                        // of the call's.
-                        ctx: RunContext {
-                            timestamp_micros: Some(invocation.timestamp_micros),
-                            timeout: invocation
-                                .deadline
-                                .map(|d| d.saturating_duration_since(std::time::Instant::now())),
-                            ..ctx
-                        },
-                    };
-                    run_procedure(procedure, &mut runner, args, invocation, ctx.cancel, record)
-                };
-                if !CHECK_DETERMINISM {
-                    return attempt(txn, false).0;
-                }
-                let savepoints: Vec<_> = txn.lanes.iter().map(|l| l.savepoint()).collect();
-                let (first, first_trace) = attempt(txn, true);
-                for (lane, savepoint) in txn.lanes.iter_mut().zip(savepoints) {
-                    lane.rollback_to(savepoint);
-                }
-                let (second, second_trace) = attempt(txn, true);
-                same_runs(procedure, &first, first_trace, &second, second_trace)?;
-                second
+                self.run_on_all(procedure, plans, txn, args, invocation, ctx)
             }),
         }
+    }
+
+    /// Runs a single-partition procedure on the lane it holds.
+    #[allow(clippy::too_many_arguments)]
+    fn run_on_lane(
+        &self,
+        procedure: &dyn Procedure,
+        plans: &Plans,
+        lane: &mut LaneState,
+        lane_id: usize,
+        args: &[Value],
+        invocation: CallStamp,
+        ctx: RunContext<'_>,
+    ) -> Result<Vec<Output>> {
+        let attempt = |lane: &mut LaneState, record: bool| {
+            let mut runner = LaneRunner {
+                sql: &self.sql,
+                statements: &plans.statements,
+                lane,
+                lane_id,
+            };
+            run_procedure(procedure, &mut runner, args, invocation, ctx.cancel, record)
+        };
+        if !CHECK_DETERMINISM {
+            return attempt(lane, false).0;
+        }
+        let savepoint = lane.savepoint();
+        let (first, first_trace) = attempt(lane, true);
+        lane.rollback_to(savepoint);
+        let (second, second_trace) = attempt(lane, true);
+        same_runs(procedure, &first, first_trace, &second, second_trace)?;
+        second
+    }
+
+    /// Runs a multi-partition procedure in the transaction that holds every lane.
+    fn run_on_all(
+        &self,
+        procedure: &dyn Procedure,
+        plans: &Plans,
+        txn: &mut MultiTxn,
+        args: &[Value],
+        invocation: CallStamp,
+        ctx: RunContext<'_>,
+    ) -> Result<Vec<Output>> {
+        let attempt = |txn: &mut MultiTxn, record: bool| {
+            let mut runner = TxnRunner {
+                sql: &self.sql,
+                statements: &plans.statements,
+                txn,
+                // `now()` in the procedure's queries is its transaction time, and their timeout what is left of the
+                // call's.
+                ctx: RunContext {
+                    timestamp_micros: Some(invocation.timestamp_micros),
+                    timeout: invocation
+                        .deadline
+                        .map(|d| d.saturating_duration_since(std::time::Instant::now())),
+                    ..ctx
+                },
+            };
+            run_procedure(procedure, &mut runner, args, invocation, ctx.cancel, record)
+        };
+        if !CHECK_DETERMINISM {
+            return attempt(txn, false).0;
+        }
+        let savepoints: Vec<_> = txn.lanes.iter().map(|l| l.savepoint()).collect();
+        let (first, first_trace) = attempt(txn, true);
+        for (lane, savepoint) in txn.lanes.iter_mut().zip(savepoints) {
+            lane.rollback_to(savepoint);
+        }
+        let (second, second_trace) = attempt(txn, true);
+        same_runs(procedure, &first, first_trace, &second, second_trace)?;
+        second
+    }
+
+    /// A call a transaction block keeps, run in the block's transaction (see `ProcedureHandler::call_in_txn`). It is
+    /// not counted in the procedure statistics: a block runs it when it arrives and again at COMMIT.
+    fn call_in_block(
+        &self,
+        name: &str,
+        args: &mut [Value],
+        txn: &mut MultiTxn,
+        transaction: u64,
+        ctx: RunContext<'_>,
+    ) -> Result<Vec<Output>> {
+        // Replaying the log, ids must stay above the ones it holds (as in `replay_call`).
+        self.transactions_from(transaction + 1);
+        let entry = self.checkout(name)?;
+        let out = (|| {
+            let procedure = entry.registered.procedure.as_ref();
+            typed_arguments(name, &entry.registered.parameters, args)?;
+            let mut plans = entry.plans.clone();
+            if plans.version != txn.catalog().version {
+                plans = Arc::new(self.plan(procedure)?);
+                if plans.version != txn.catalog().version {
+                    return Err(Error::new(
+                        SqlState("40001"),
+                        "the schema changed while the transaction was open; run it again",
+                    ));
+                }
+            }
+            let invocation = CallStamp {
+                timestamp_micros: ctx.timestamp_micros.unwrap_or_else(lanedb_sql::now_micros),
+                transaction,
+                deadline: ctx.timeout.map(|t| std::time::Instant::now() + t),
+            };
+            let lane = self.lane_of(procedure, &plans, args)?;
+            txn.statement(|txn| match lane {
+                Some(lane_id) => self.run_on_lane(
+                    procedure,
+                    &plans,
+                    &mut txn.lanes[lane_id],
+                    lane_id,
+                    args,
+                    invocation,
+                    ctx,
+                ),
+                None => self.run_on_all(procedure, &plans, txn, args, invocation, ctx),
+            })
+        })();
+        self.check_in(entry);
+        out
+    }
+}
+
+/// Casts a call's arguments to the procedure's parameter types, in place; an error names the argument.
+fn typed_arguments(name: &str, types: &[DataType], args: &mut [Value]) -> Result<()> {
+    if args.len() != types.len() {
+        return Err(Error::new(
+            SqlState::UNDEFINED_FUNCTION,
+            format!(
+                "procedure {name} takes {} arguments, the call gave {}",
+                types.len(),
+                args.len()
+            ),
+        ));
+    }
+    for (i, (v, t)) in args.iter_mut().zip(types).enumerate() {
+        // Arguments of the declared type (the usual case) are kept as they are.
+        if v.is_null() || v.data_type().as_ref() == Some(t) {
+            continue;
+        }
+        *v = v.cast_to(t).map_err(|e| {
+            Error::new(
+                e.code,
+                format!("procedure {name}, argument {i}: {}", e.message),
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// What a CALL answers: the last table the procedure returned, or `CALL` with no rows.
+fn call_result(mut outputs: Vec<Output>) -> Output {
+    match outputs.pop() {
+        Some(table) if table.schema.is_some() => table,
+        _ => Output::command("CALL", 0),
     }
 }
 
@@ -851,11 +941,24 @@ impl ProcedureHandler for Registry {
     }
 
     fn call(&self, name: &str, args: Vec<Value>, ctx: RunContext<'_>) -> Result<Output> {
-        let last = Registry::call(self, name, args, ctx)?.pop();
-        Ok(match last {
-            Some(table) if table.schema.is_some() => table,
-            _ => Output::command("CALL", 0),
-        })
+        let outputs = Registry::call(self, name, args, ctx)?;
+        Ok(call_result(outputs))
+    }
+
+    fn call_in_txn(
+        &self,
+        name: &str,
+        mut args: Vec<Value>,
+        txn: &mut MultiTxn,
+        transaction: u64,
+        ctx: RunContext<'_>,
+    ) -> Result<Output> {
+        let outputs = self.call_in_block(name, &mut args, txn, transaction, ctx)?;
+        Ok(call_result(outputs))
+    }
+
+    fn transaction_id(&self) -> u64 {
+        Registry::transaction_id(self)
     }
 
     fn create_sql_procedure(&self, definition: ProcedureDef) -> Result<()> {
@@ -953,6 +1056,93 @@ mod tests {
     fn rows(sql: &SqlEngine) -> String {
         let out = sql.execute("SELECT count(*) FROM t", &[]).unwrap();
         lanedb_engine::text::cell(&out[0].batches[0], 0, 0).unwrap_or_default()
+    }
+
+    /// Inserts a unique id into `t` and returns it; with `$1` true, aborts after the insert.
+    struct StampThenMaybeAbort(Partitioning);
+
+    impl Procedure for StampThenMaybeAbort {
+        fn name(&self) -> &str {
+            "Stamp"
+        }
+        fn partitioning(&self) -> Partitioning {
+            self.0.clone()
+        }
+        fn statements(&self) -> Vec<String> {
+            vec!["INSERT INTO t VALUES ($1) RETURNING id".into()]
+        }
+        fn parameters(&self) -> Vec<DataType> {
+            vec![DataType::BigInt, DataType::Boolean]
+        }
+        fn run(&self, ctx: &mut Context<'_>, params: &[Value]) -> Result<Vec<Output>> {
+            // Routed by `$1` when single-partition: the id goes to the lane the key picks.
+            let id = match self.0 {
+                Partitioning::Multi => ctx.unique_id(),
+                _ => params[0].as_i64().unwrap_or_default(),
+            };
+            ctx.queue(0, [Value::BigInt(id)]);
+            let out = ctx.execute()?;
+            if params[1] == Value::Boolean(true) {
+                return Err(crate::abort("asked to"));
+            }
+            Ok(out)
+        }
+    }
+
+    /// A call kept by a transaction block runs in the block's transaction with the id it was given: every run gives
+    /// the same ids (what replay relies on), ids given by the log keep new ones above them, and a call that fails
+    /// undoes its own writes while the block's transaction goes on.
+    #[test]
+    fn calls_in_a_block_run_in_its_transaction_with_the_id_they_were_given() {
+        for partitioning in [Partitioning::single("t", "id", 0), Partitioning::Multi] {
+            let (sql, registry) = database();
+            registry
+                .register(Arc::new(StampThenMaybeAbort(partitioning.clone())))
+                .unwrap();
+            let transaction = ProcedureHandler::transaction_id(registry.as_ref());
+            let args = || vec![Value::BigInt(7), Value::Boolean(false)];
+            let ctx = RunContext::default();
+            let mut answers = Vec::new();
+            for commit in [false, true] {
+                let out = sql.engine().run_multi(None, |txn| {
+                    let answer = registry.call_in_txn("stamp", args(), txn, transaction, ctx)?;
+                    answers.push(answer.batches);
+                    let e = registry
+                        .call_in_txn(
+                            "stamp",
+                            vec![Value::BigInt(8), Value::Boolean(true)],
+                            txn,
+                            transaction + 1,
+                            ctx,
+                        )
+                        .unwrap_err();
+                    assert_eq!(e.code.0, "P0001");
+                    if commit {
+                        Ok(())
+                    } else {
+                        Err(Error::internal("rolled back"))
+                    }
+                });
+                assert_eq!(out.is_ok(), commit);
+            }
+            assert_eq!(answers[0], answers[1], "{partitioning:?}");
+            // The committed call's row is there; the failed call's insert is not.
+            assert_eq!(rows(&sql), "1", "{partitioning:?}");
+            // An id from the log, ahead of this process's (replay, before any call took ids): new ids start above it.
+            let ahead = registry.next_transaction() + 1_000_000;
+            sql.engine()
+                .run_multi(None, |txn| {
+                    registry.call_in_txn(
+                        "stamp",
+                        vec![Value::BigInt(9), Value::Boolean(false)],
+                        txn,
+                        ahead,
+                        ctx,
+                    )
+                })
+                .unwrap();
+            assert!(registry.next_transaction() > ahead);
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@
 use datafusion::sql::sqlparser::ast;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
-use lanedb_engine::{DataType, Error, Output, ProcedureDef, Result, Value};
+use lanedb_engine::{DataType, Error, MultiTxn, Output, ProcedureDef, Result, Value};
 
 use crate::ddl::ident;
 use crate::expr::{self, Expr, ParamTypes, Scope};
@@ -33,6 +33,19 @@ pub trait ProcedureHandler: Send + Sync {
     fn result_schema(&self, name: &str) -> Option<datafusion::arrow::datatypes::SchemaRef>;
     /// Runs a procedure; its result is the last table it returns (or its row count).
     fn call(&self, name: &str, args: Vec<Value>, ctx: RunContext<'_>) -> Result<Output>;
+    /// Runs a call a transaction block keeps inside the block's transaction `txn`, as transaction `transaction`
+    /// (from `transaction_id`) at `ctx`'s time: a single-partition procedure on its lane of `txn`, a
+    /// multi-partition one on all of it. If it fails, what it wrote is undone and `txn` goes on.
+    fn call_in_txn(
+        &self,
+        name: &str,
+        args: Vec<Value>,
+        txn: &mut MultiTxn,
+        transaction: u64,
+        ctx: RunContext<'_>,
+    ) -> Result<Output>;
+    /// A new transaction id, for a call a transaction block keeps.
+    fn transaction_id(&self) -> u64;
     fn create_sql_procedure(&self, definition: ProcedureDef) -> Result<()>;
     fn drop_procedure(&self, name: &str, if_exists: bool) -> Result<()>;
     /// Counters per procedure and lane, for `lanedb_stats.procedures`.

@@ -784,6 +784,7 @@ impl SqlEngine {
             params: full,
             output,
             keys,
+            returned: None,
         })
     }
 
@@ -880,6 +881,16 @@ impl SqlEngine {
         self.engine.run_multi(None, |txn| {
             for w in statements {
                 let out = self.block_statement(&w.statement, txn, &w.params, ctx)?;
+                if w.returned.as_ref().is_some_and(|rows| *rows != out.batches) {
+                    return Err(Error::new(
+                        SqlState("40001"),
+                        format!(
+                            "could not serialize access due to concurrent update: {} now returns other rows than \
+                             when it ran in the block; run the transaction again",
+                            w.statement.command_name(),
+                        ),
+                    ));
+                }
                 if w.rows.is_some_and(|rows| rows != out.rows_affected) {
                     return Err(Error::new(
                         SqlState("40001"),
@@ -924,6 +935,20 @@ impl SqlEngine {
             } => ddl::drop(on, object_type, *if_exists, names, *cascade)?,
             Plan::Sequence(sequences::SequenceCommand::Create(c)) => sequences::create(on, c)?,
             Plan::Sequence(sequences::SequenceCommand::Alter(a)) => sequences::alter(on, a)?,
+            // A call kept by the block: its arguments, then its transaction id (`defer`).
+            Plan::Call { name, args } => {
+                let (Some(Value::BigInt(transaction)), arguments) =
+                    (params.last(), &params[..params.len().saturating_sub(1)])
+                else {
+                    return Err(Error::internal(
+                        "a CALL kept by a transaction block carries its transaction id",
+                    ));
+                };
+                let values = call_arguments(args, arguments)?;
+                return self
+                    .procedures()?
+                    .call_in_txn(name, values, txn, *transaction as u64, ctx);
+            }
             // A COPY kept by the block: its typed rows, one after another (`defer_copy`).
             Plan::CopyIn { table, .. } => {
                 let width = table.columns.len().max(1);
@@ -970,29 +995,29 @@ impl SqlEngine {
         if p.keeps_known_rows() {
             return self.defer_insert(p, params, kept, ctx);
         }
-        if !ddl {
-            // Its rows are known only when it runs: what it returns could change by COMMIT.
-            if p.returning.is_some() {
-                return Err(Error::unsupported(
-                    "RETURNING on an UPDATE, DELETE, INSERT ... ON CONFLICT or INSERT ... SELECT from a table in a \
-                     BEGIN ... COMMIT block is not supported (LaneDB applies the block's writes at COMMIT): run it \
-                     outside the block",
-                ));
-            }
-            if matches!(&p.plan, Plan::InsertSelect { generated, .. } if !generated.is_empty()) {
-                return Err(Error::unsupported(
-                    "an INSERT ... SELECT from a table that takes sequence values in a BEGIN ... COMMIT block is not \
-                     supported: run it outside the block",
-                ));
-            }
+        if matches!(&p.plan, Plan::InsertSelect { generated, .. } if !generated.is_empty()) {
+            return Err(Error::unsupported(
+                "an INSERT ... SELECT from a table that takes sequence values in a BEGIN ... COMMIT block is not \
+                 supported: run it outside the block",
+            ));
+        }
+        let mut params = params.to_vec();
+        if let Plan::Call { .. } = &p.plan {
+            // The call's transaction id, fixed now so that every run of it (now, at COMMIT, on replay) takes the
+            // same ids and random numbers: its log record carries it after the parameters.
+            params.push(Value::BigInt(self.procedures()?.transaction_id() as i64));
         }
         let output = self.try_after(kept.writes(), ctx, |txn, ctx| {
-            self.block_statement(p, txn, params, ctx)
+            self.block_statement(p, txn, &params, ctx)
         })?;
+        // Rows returned (a call's result, RETURNING) are known only when the statement runs: COMMIT checks it
+        // returns the same.
+        let returned = output.schema.is_some().then(|| output.batches.clone());
         Ok(Deferred {
-            params: params.to_vec(),
+            params,
             output,
             keys: Vec::new(),
+            returned,
         })
     }
 
@@ -1018,7 +1043,8 @@ impl SqlEngine {
             return Err(Error::new(
                 SqlState::PROGRAM_LIMIT_EXCEEDED,
                 format!(
-                    "a COPY of {} rows of {width} columns is more than a transaction block can hold; split it or                      run it outside the block",
+                    "a COPY of {} rows of {width} columns is more than a transaction block can hold; split it or \
+                     run it outside the block",
                     rows.len()
                 ),
             ));
@@ -1036,6 +1062,7 @@ impl SqlEngine {
             params,
             output: Output::command("COPY", count),
             keys,
+            returned: None,
         })
     }
 

@@ -348,6 +348,39 @@ public class JdbcClient {
                     expect(rs.getString(1), "banana", "CALL item_name(2)");
                 }
             }
+            // With autocommit off every statement is in a transaction block: calls answer at once and apply at
+            // COMMIT.
+            try (Statement st = conn.createStatement()) {
+                st.execute("CREATE PROCEDURE rename_item AS UPDATE items SET name = $2 WHERE id = $1");
+            }
+            conn.setAutoCommit(false);
+            try (PreparedStatement rename = conn.prepareStatement("CALL rename_item(?, ?)");
+                    PreparedStatement name = conn.prepareStatement("CALL item_name(?)")) {
+                rename.setLong(1, 2);
+                rename.setString(2, "banana!");
+                rename.execute();
+                name.setLong(1, 2);
+                try (ResultSet rs = name.executeQuery()) {
+                    expect(rs.next(), true, "CALL in the transaction returns a row");
+                    expect(rs.getString(1), "banana!", "the transaction sees its call");
+                }
+                conn.rollback();
+                try (ResultSet rs = name.executeQuery()) {
+                    rs.next();
+                    expect(rs.getString(1), "banana", "nothing of the rolled-back call");
+                }
+                rename.execute();
+                conn.commit();
+                try (ResultSet rs = name.executeQuery()) {
+                    rs.next();
+                    expect(rs.getString(1), "banana!", "the committed call");
+                }
+                rename.setString(2, "banana");
+                rename.execute();
+                conn.commit();
+            } finally {
+                conn.setAutoCommit(true);
+            }
         });
         check("DatabaseMetaData: what tools and ORMs ask", () -> {
             DatabaseMetaData md = conn.getMetaData();

@@ -225,6 +225,15 @@ def main():
         expect(cur.fetchone(), ("banana",), "CALL item_name(2)")
         cur.execute("CALL item_name(%s)", (5,), prepare=True)
         expect(cur.fetchone(), ("elder",), "prepared CALL item_name(5)")
+        # In a block (every statement of a connection without autocommit is in one): the call's answer comes at
+        # once, its writes apply at COMMIT.
+        cur.execute("CREATE PROCEDURE rename_item AS UPDATE items SET name = $2 WHERE id = $1")
+        with conn.transaction():
+            cur.execute("CALL rename_item(%s, %s)", (2, "banana!"))
+            cur.execute("CALL item_name(%s)", (2,))
+            expect(cur.fetchone(), ("banana!",), "CALL in a block sees the block's call")
+        expect(conn.execute("CALL item_name(2)").fetchone(), ("banana!",), "the committed call")
+        conn.execute("CALL rename_item(2, 'banana')")
 
     check("CREATE PROCEDURE and CALL it", call_procedure)
     check("row count at the end", final_count)
