@@ -44,6 +44,10 @@ impl Backend for WireBackend {
         self.db.sql.prepare_typed(sql, declared, zone)
     }
 
+    fn prepare_literals(&self, sql: &str, zone: &str) -> Option<(Arc<Prepared>, Vec<Value>)> {
+        self.db.sql.prepare_literals(sql, zone)
+    }
+
     fn time_zone(&self) -> String {
         self.db.sql.time_zone()
     }

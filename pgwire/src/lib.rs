@@ -81,6 +81,12 @@ pub trait Backend: Send + Sync + 'static {
         declared: &[Option<DataType>],
         zone: &str,
     ) -> Result<Arc<Self::Statement>>;
+    /// A simple query that is one statement with its values written as literals, as a statement planned once for
+    /// every statement of its shape and the literals as its parameters; `None` when it is not one (the caller then
+    /// splits and prepares the query as written).
+    fn prepare_literals(&self, _sql: &str, _zone: &str) -> Option<(Arc<Self::Statement>, Vec<Value>)> {
+        None
+    }
     /// The time zone sessions start in.
     fn time_zone(&self) -> String;
     /// `statement` as planned in `zone`: itself when it was planned there, else planned again (a session changed its

@@ -1191,6 +1191,11 @@ impl<B: Backend> Session<B> {
             self.fail(out, &e, None);
             return true;
         }
+        let literals = self.shared.backend.prepare_literals(sql, self.time_zone());
+        if let Some((statement, params)) = literals {
+            self.simple_statement(&statement, &params, sql, 0, out).await;
+            return true;
+        }
         let texts = match self.shared.backend.split(sql) {
             Ok(t) => t,
             Err(e) => {
@@ -1261,30 +1266,49 @@ impl<B: Backend> Session<B> {
                     }
                 }
             }
-            let start = out.len();
-            let output = match self.run_statement(&statement, &[], out).await {
-                Ok(output) => output,
-                Err(e) => {
-                    self.fail(out, &e, Some((&text, offset)));
-                    return true;
-                }
-            };
-            if let Some((CopyDirection::Out, format)) = self.shared.backend.copy(&statement) {
-                let format = format.clone();
-                put_copy_out(out, &output, &format);
-                continue;
-            }
-            let schema = self.shared.backend.schema(&statement);
-            if output.schema.is_some() || !schema.fields().is_empty() {
-                put_row_description(out, output.schema.as_ref().unwrap_or(&schema), &[]);
-            }
-            if let Err(e) = self.put_rows(out, &output, 0, usize::MAX, &[]) {
-                out.truncate(start);
-                self.fail(out, &e, None);
+            if !self
+                .simple_statement(&statement, &[], &text, offset, out)
+                .await
+            {
                 return true;
             }
-            put_complete(out, &output);
         }
+        true
+    }
+
+    /// Runs one statement of a simple query and writes its answer (or its error: then returns false, and the rest
+    /// of the query does not run). `text` is the statement's text at `offset` in the query, for error positions.
+    async fn simple_statement(
+        &mut self,
+        statement: &Arc<B::Statement>,
+        params: &[Value],
+        text: &str,
+        offset: usize,
+        out: &mut BytesMut,
+    ) -> bool {
+        let start = out.len();
+        let output = match self.run_statement(statement, params, out).await {
+            Ok(output) => output,
+            Err(e) => {
+                self.fail(out, &e, Some((text, offset)));
+                return false;
+            }
+        };
+        if let Some((CopyDirection::Out, format)) = self.shared.backend.copy(statement) {
+            let format = format.clone();
+            put_copy_out(out, &output, &format);
+            return true;
+        }
+        let schema = self.shared.backend.schema(statement);
+        if output.schema.is_some() || !schema.fields().is_empty() {
+            put_row_description(out, output.schema.as_ref().unwrap_or(&schema), &[]);
+        }
+        if let Err(e) = self.put_rows(out, &output, 0, usize::MAX, &[]) {
+            out.truncate(start);
+            self.fail(out, &e, None);
+            return false;
+        }
+        put_complete(out, &output);
         true
     }
 

@@ -38,6 +38,7 @@ pub mod returning;
 pub mod rewrite;
 pub mod sequences;
 pub mod session;
+pub mod shapes;
 mod similar;
 pub mod stats;
 pub mod users;
@@ -192,12 +193,22 @@ pub struct SqlEngine {
     bridge: Arc<QueryBridge>,
     runtime: tokio::runtime::Runtime,
     cache: Mutex<HashMap<String, Arc<Vec<Arc<Prepared>>>>>,
+    /// Plans of statement shapes (see `shapes`), by the shape's text.
+    shapes: Mutex<HashMap<String, SharedPlan>>,
     procedures: stats::HandlerCell,
     checkpointer: parking_lot::RwLock<Option<Checkpointer>>,
     /// The zone sessions start in (and the embedded API plans in).
     time_zone: parking_lot::RwLock<String>,
     /// `currval` and `lastval` of the embedded API, which is one session (a wire session brings its own).
     sequences: Arc<SessionSequences>,
+}
+
+/// What the plan of a statement shape is: one its statements share, or none (the shape is planned as written), as of
+/// a catalog version.
+#[derive(Clone)]
+enum SharedPlan {
+    Shared(Arc<Prepared>),
+    Unshared(u64),
 }
 
 /// What runs `CHECKPOINT` (the database's snapshot writer); without one, `CHECKPOINT` has nothing to do.
@@ -218,6 +229,7 @@ impl SqlEngine {
             bridge,
             runtime,
             cache: Mutex::new(HashMap::new()),
+            shapes: Mutex::new(HashMap::new()),
             procedures,
             checkpointer: parking_lot::RwLock::new(None),
             time_zone: parking_lot::RwLock::new(lanedb_engine::types::DEFAULT_ZONE.into()),
@@ -396,6 +408,11 @@ impl SqlEngine {
     /// parsed first (a syntax error anywhere runs nothing), then each statement is planned and run in turn, so a
     /// statement can use what an earlier one created.
     pub fn execute(&self, sql: &str, params: &[Value]) -> Result<Vec<Output>> {
+        if params.is_empty() {
+            if let Some((prepared, literals)) = self.shared_plan(sql) {
+                return Ok(vec![self.execute_prepared(&prepared, &literals)?]);
+            }
+        }
         if let Some(hit) = self.cached(sql) {
             return hit
                 .iter()
@@ -417,6 +434,46 @@ impl SqlEngine {
             out.push(self.execute_prepared(&prepared, params)?);
         }
         Ok(out)
+    }
+
+    /// A statement written with its values as literals (`... WHERE aid = 42`), as the plan its shape shares and the
+    /// literals as parameters (see `shapes`): what a simple query runs without parsing and planning new text each
+    /// time. `None` when `sql` is not such a statement, or this one must be planned as written.
+    pub fn prepare_literals(&self, sql: &str, zone: &str) -> Option<(Arc<Prepared>, Vec<Value>)> {
+        if *self.time_zone.read() != zone {
+            return None;
+        }
+        self.shared_plan(sql)
+    }
+
+    /// `prepare_literals` in the default time zone.
+    fn shared_plan(&self, sql: &str) -> Option<(Arc<Prepared>, Vec<Value>)> {
+        let shape = shapes::shape_of(sql)?;
+        let version = self.engine.catalog_version();
+        let known = self.shapes.lock().get(&shape.text).cloned();
+        let prepared = match known {
+            Some(SharedPlan::Shared(p)) if p.catalog_version == version => p,
+            Some(SharedPlan::Unshared(v)) if v == version => return None,
+            _ => {
+                let planned = self
+                    .prepare(&shape.text)
+                    .ok()
+                    .and_then(|all| all.first().cloned().filter(|_| all.len() == 1))
+                    .filter(|p| shape.can_share(p));
+                let mut shapes = self.shapes.lock();
+                if shapes.len() >= PLAN_CACHE_ENTRIES_MAX {
+                    shapes.clear();
+                }
+                let entry = match &planned {
+                    Some(p) => SharedPlan::Shared(p.clone()),
+                    None => SharedPlan::Unshared(version),
+                };
+                shapes.insert(shape.text.clone(), entry);
+                planned?
+            }
+        };
+        let literals = shape.parameters(&prepared)?;
+        Some((prepared, literals))
     }
 
     fn cached(&self, sql: &str) -> Option<Arc<Vec<Arc<Prepared>>>> {
