@@ -588,6 +588,46 @@ async fn a_write_replays_in_the_time_zone_of_the_session_that_made_it() {
     );
 }
 
+/// Writes with their values written in, one statement a query, share their shape's plan (`sql/src/shapes.rs`): their
+/// log records hold the shape's text and the literals as parameters, and replay writes the same rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_sharing_a_shape_replay() {
+    let server = Server::start(&[]);
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE lit (id BIGINT PRIMARY KEY, n INT, s TEXT, d DATE); PARTITION TABLE lit ON COLUMN id",
+        )
+        .await
+        .unwrap();
+    for i in 0..50i64 {
+        let sql = format!(
+            "INSERT INTO lit VALUES ({i}, {}, 'row ''{i}''', '2024-01-{:02}')",
+            -i * 1000,
+            i % 28 + 1
+        );
+        client.batch_execute(&sql).await.unwrap();
+    }
+    for i in (0..50).step_by(3) {
+        let sql = format!("UPDATE lit SET n = n + -{i}, s = s || '!' WHERE id = {i};");
+        client.batch_execute(&sql).await.unwrap();
+    }
+    for i in (0..50).step_by(7) {
+        let sql = format!("DELETE FROM lit WHERE id = {i}");
+        client.batch_execute(&sql).await.unwrap();
+    }
+    let query = "SELECT count(*), sum(n), string_agg(s || d, ',' ORDER BY id) FROM lit";
+    let before = rows(&client, query).await;
+    assert_eq!(before[0][..2], ["42", "-1029345"]);
+    assert!(before[0][2].starts_with("row '1'2024-01-02,row '2'2024-01-03,row '3'!2024-01-04"));
+    drop(client);
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let dir = server.crash();
+    let server = Server::start_in(dir, &[]);
+    let client = server.connect().await;
+    assert_eq!(rows(&client, query).await, before);
+}
+
 /// Calls in a transaction block are logged with the block (each with its transaction id after its arguments) and
 /// replay inside it: single- and multi-partition Rust procedures, a SQL procedure, and a write's RETURNING.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -84,7 +84,11 @@ pub trait Backend: Send + Sync + 'static {
     /// A simple query that is one statement with its values written as literals, as a statement planned once for
     /// every statement of its shape and the literals as its parameters; `None` when it is not one (the caller then
     /// splits and prepares the query as written).
-    fn prepare_literals(&self, _sql: &str, _zone: &str) -> Option<(Arc<Self::Statement>, Vec<Value>)> {
+    fn prepare_literals(
+        &self,
+        _sql: &str,
+        _zone: &str,
+    ) -> Option<(Arc<Self::Statement>, Vec<Value>)> {
         None
     }
     /// The time zone sessions start in.

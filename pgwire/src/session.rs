@@ -1193,7 +1193,8 @@ impl<B: Backend> Session<B> {
         }
         let literals = self.shared.backend.prepare_literals(sql, self.time_zone());
         if let Some((statement, params)) = literals {
-            self.simple_statement(&statement, &params, sql, 0, out).await;
+            self.simple_statement(&statement, &params, sql, 0, out)
+                .await;
             return true;
         }
         let texts = match self.shared.backend.split(sql) {

@@ -89,7 +89,8 @@ pub fn shape_of(sql: &str) -> Option<Shape> {
             }
             b'0'..=b'9' | b'-' => {
                 // A minus sign where a value is expected is the literal's own: `abalance + -5000`.
-                let signed = c == b'-' && value_here && b.get(i + 1).is_some_and(u8::is_ascii_digit);
+                let signed =
+                    c == b'-' && value_here && b.get(i + 1).is_some_and(u8::is_ascii_digit);
                 if c == b'-' && !signed {
                     if b.get(i + 1) == Some(&b'-') {
                         return None; // a comment
@@ -325,7 +326,9 @@ mod tests {
             "UPDATE t SET v = v - $1 WHERE id = $2"
         );
         assert_eq!(
-            shape("SELECT * FROM t WHERE a = 1 AND b LIKE 'x%' AND c BETWEEN 2 AND 3").unwrap().0,
+            shape("SELECT * FROM t WHERE a = 1 AND b LIKE 'x%' AND c BETWEEN 2 AND 3")
+                .unwrap()
+                .0,
             "SELECT * FROM t WHERE a = $1 AND b LIKE $2 AND c BETWEEN $3 AND $4"
         );
     }
@@ -337,15 +340,22 @@ mod tests {
             None
         );
         assert_eq!(
-            shape("SELECT * FROM t WHERE v = 1.5 AND w = 1e3 AND x = 7").unwrap().0,
+            shape("SELECT * FROM t WHERE v = 1.5 AND w = 1e3 AND x = 7")
+                .unwrap()
+                .0,
             "SELECT * FROM t WHERE v = 1.5 AND w = 1e3 AND x = $1"
         );
         assert_eq!(
-            shape("SELECT \"a-1\" FROM t1 WHERE \"x\"\"y\" = 3 LIMIT 2").unwrap().0,
+            shape("SELECT \"a-1\" FROM t1 WHERE \"x\"\"y\" = 3 LIMIT 2")
+                .unwrap()
+                .0,
             "SELECT \"a-1\" FROM t1 WHERE \"x\"\"y\" = $1 LIMIT 2"
         );
         // Too big for a bigint: kept as written.
-        assert_eq!(shape("SELECT * FROM t WHERE v = 99999999999999999999"), None);
+        assert_eq!(
+            shape("SELECT * FROM t WHERE v = 99999999999999999999"),
+            None
+        );
     }
 
     #[test]
