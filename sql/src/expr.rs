@@ -239,11 +239,18 @@ pub fn compile(
             ) {
                 check_comparable(&l, &r, scope.table)?;
             }
+            // A parameter beside a column takes the column's type, as an untyped literal does in PostgreSQL; but
+            // `||` makes text of both sides and AND / OR want booleans, whatever the column is.
+            let beside = |c: usize| match op {
+                BinOp::Concat => DataType::Text,
+                BinOp::And | BinOp::Or => DataType::Boolean,
+                _ => scope.table.columns[c].data_type.clone(),
+            };
             if let Expr::Column(c) = &l {
-                params.note_expr(&r, scope.table.columns[*c].data_type.clone());
+                params.note_expr(&r, beside(*c));
             }
             if let Expr::Column(c) = &r {
-                params.note_expr(&l, scope.table.columns[*c].data_type.clone());
+                params.note_expr(&l, beside(*c));
             }
             Expr::Binary(op, Box::new(l), Box::new(r))
         }

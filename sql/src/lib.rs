@@ -247,6 +247,7 @@ impl SqlEngine {
         *self.time_zone.write() = zone.clone();
         self.bridge.set_server_zone(&zone);
         self.cache.lock().clear();
+        self.shapes.lock().clear();
         Ok(zone)
     }
 
@@ -455,11 +456,12 @@ impl SqlEngine {
             Some(SharedPlan::Shared(p)) if p.catalog_version == version => p,
             Some(SharedPlan::Unshared(v)) if v == version => return None,
             _ => {
-                let planned = self
-                    .prepare(&shape.text)
+                // Planned outside the plan cache, which keeps plans by the text clients send.
+                let planned = plan::parse_one(&shape.text)
+                    .and_then(|one| self.plan_typed(one, &[], &self.time_zone()))
                     .ok()
-                    .and_then(|all| all.first().cloned().filter(|_| all.len() == 1))
-                    .filter(|p| shape.can_share(p));
+                    .filter(|p| shape.can_share(p))
+                    .map(Arc::new);
                 let mut shapes = self.shapes.lock();
                 if shapes.len() >= PLAN_CACHE_ENTRIES_MAX {
                     shapes.clear();

@@ -61,6 +61,17 @@ const VALUE_WORDS: &[&str] = &[
 pub fn shape_of(sql: &str) -> Option<Shape> {
     let sql = sql.trim_end();
     let sql = sql.strip_suffix(';').unwrap_or(sql).trim_end();
+    // Only these can be planned on the point paths (see `can_share`).
+    let first = sql
+        .trim_start()
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .next()?;
+    if !["select", "insert", "update", "delete"]
+        .iter()
+        .any(|k| k.eq_ignore_ascii_case(first))
+    {
+        return None;
+    }
     let b = sql.as_bytes();
     let mut text = String::with_capacity(sql.len() + 8);
     let mut literals = Vec::new();
@@ -74,8 +85,10 @@ pub fn shape_of(sql: &str) -> Option<Shape> {
             b' ' | b'\t' | b'\n' | b'\r' => i += 1,
             b'\'' => {
                 let (value, end) = string_at(sql, i)?;
-                // 'a' followed on the next line by 'b' is one literal in SQL: not followed here.
-                if sql[end..].trim_start().starts_with('\'') {
+                // 'a' followed on the next line by 'b' is one literal in SQL, and 'a'5 is not SQL: not followed here.
+                if sql[end..].trim_start().starts_with('\'')
+                    || b.get(end).is_some_and(|&c| is_word_byte(c))
+                {
                     return None;
                 }
                 if value_here {
@@ -103,6 +116,13 @@ pub fn shape_of(sql: &str) -> Option<Shape> {
                 let mut end = digits;
                 while end < b.len() && b[end].is_ascii_digit() {
                     end += 1;
+                }
+                // `-5::bigint` and `-5[1]` negate what the cast or subscript gives: the minus is an operator there.
+                let after = sql[end..].trim_start();
+                if signed && (after.starts_with("::") || after.starts_with('[')) {
+                    before = Before::Operator;
+                    i += 1;
+                    continue;
                 }
                 if end < b.len() && (b[end] == b'.' || is_word_byte(b[end])) {
                     // A decimal, an exponent, `0x..`, `1_000`: kept as written, if it is a number at all.
@@ -188,6 +208,8 @@ impl Shape {
             Plan::PointSelect(_) | Plan::Insert(_) | Plan::Modify { .. }
         ) && p.param_types.len() == self.literals.len()
             && p.param_types.iter().all(Option::is_some)
+            // DataFusion types a RETURNING list's literals and parameters each its own way.
+            && !p.returning.as_ref().is_some_and(|r| r.needs_datafusion())
     }
 
     /// The literals as the parameters of `p` (planned from this shape), or `None` if one does not hold its value in
@@ -197,8 +219,7 @@ impl Shape {
             .iter()
             .zip(&p.param_types)
             .map(|(literal, ty)| match (literal, ty.as_ref()?) {
-                // PostgreSQL reads -2147483648 as minus a `bigint`: only what is an `integer` literal there.
-                (Literal::Integer(v), DataType::Integer) if *v != i64::from(i32::MIN) => {
+                (Literal::Integer(v), DataType::Integer) => {
                     Some(Value::Integer(i32::try_from(*v).ok()?))
                 }
                 // An `integer` literal where a `bigint` is wanted is widened in PostgreSQL too; a `bigint` literal
@@ -356,6 +377,13 @@ mod tests {
             shape("SELECT * FROM t WHERE v = 99999999999999999999"),
             None
         );
+        // A minus before a cast negates the cast value.
+        assert_eq!(
+            shape("INSERT INTO b VALUES (1, -9223372036854775808::bigint)")
+                .unwrap()
+                .0,
+            "INSERT INTO b VALUES ($1, -9223372036854775808::bigint)"
+        );
     }
 
     #[test]
@@ -368,6 +396,7 @@ mod tests {
             "SELECT $$x$$ = 'y'",
             "SELECT * FROM t WHERE a = E'\\'' OR b = 1",
             "SELECT * FROM t WHERE a = 'x'\n'y'",
+            "SELECT * FROM t WHERE a = 'x'5",
             "SELECT * FROM t WHERE a = 'unterminated",
             "SELECT * FROM t WHERE a = 0x1F",
             "SELECT * FROM t WHERE a = 1_000",
