@@ -3211,3 +3211,61 @@ async fn information_schema_describes_tables_columns_and_keys_as_postgres_does()
         .unwrap()
         .is_empty());
 }
+
+/// Statements with their values written in share their shape's plan (`sql/src/shapes.rs`) in both protocols: through
+/// Parse the client still sees a statement without parameters, and each runs with its own values.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statements_with_values_written_in_run_with_their_own_values() {
+    let server = Server::start(&[]);
+    let client = server.connect().await;
+    client
+        .batch_execute("CREATE TABLE lit (id BIGINT PRIMARY KEY, n INT, s TEXT); PARTITION TABLE lit ON COLUMN id")
+        .await
+        .unwrap();
+    for i in 0..20i64 {
+        let sql = format!("INSERT INTO lit VALUES ({i}, {}, 'v''{i}')", -i);
+        if i % 2 == 0 {
+            client.execute(sql.as_str(), &[]).await.unwrap();
+        } else {
+            client.simple_query(&sql).await.unwrap();
+        }
+    }
+    for i in 0..20i64 {
+        let sql = format!("SELECT n, s FROM lit WHERE id = {i}");
+        let statement = client.prepare(&sql).await.unwrap();
+        assert!(statement.params().is_empty());
+        let row = client.query_one(&statement, &[]).await.unwrap();
+        assert_eq!(row.get::<_, i32>(0), -i as i32);
+        assert_eq!(row.get::<_, String>(1), format!("v'{i}"));
+        let out = client.simple_query(&sql).await.unwrap();
+        assert_eq!(
+            rows_of(&out),
+            vec![vec![Some((-i).to_string()), Some(format!("v'{i}"))]]
+        );
+    }
+    // Named, and run again.
+    let named = client
+        .prepare("UPDATE lit SET n = n + 100 WHERE id = 3")
+        .await
+        .unwrap();
+    assert_eq!(client.execute(&named, &[]).await.unwrap(), 1);
+    assert_eq!(client.execute(&named, &[]).await.unwrap(), 1);
+    assert_eq!(
+        scalar(&client, "SELECT n FROM lit WHERE id = 3").await,
+        "197"
+    );
+    // Literals the shape's parameters cannot hold as written run from their own text.
+    for (sql, want) in [
+        ("SELECT count(*) FROM lit WHERE n = 99999999999", "0"),
+        ("SELECT count(*) FROM lit WHERE n = -4.0", "1"),
+    ] {
+        assert_eq!(scalar(&client, sql).await, want, "{sql}");
+        let row = client.query_one(sql, &[]).await.unwrap();
+        assert_eq!(row.get::<_, i64>(0).to_string(), want, "{sql}");
+    }
+    let e = client
+        .execute("INSERT INTO lit VALUES (1, 1, 'dup')", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "23505");
+}

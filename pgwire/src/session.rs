@@ -662,6 +662,9 @@ fn error_position(message: &str, query: &str) -> Option<usize> {
 struct PreparedStatement<S> {
     statement: Option<Arc<S>>,
     param_oids: Vec<u32>,
+    /// For text with its values written in, planned for its shape (`Backend::prepare_literals`): the literals, bound
+    /// as the statement's parameters. The client sees and binds none.
+    literals: Vec<Value>,
 }
 
 struct Portal<S> {
@@ -1813,6 +1816,23 @@ impl<B: Backend> Session<B> {
             "prepared statement",
         )?;
         let backend = &self.shared.backend;
+        if parse.type_oids.iter().all(|&oid| oid == 0) {
+            if let Some((statement, literals)) =
+                backend.prepare_literals(&parse.query, self.time_zone())
+            {
+                let prepared = PreparedStatement {
+                    statement: Some(statement),
+                    param_oids: Vec::new(),
+                    literals,
+                };
+                self.statements.insert(name, Arc::new(prepared));
+                encode(
+                    out,
+                    PgWireBackendMessage::ParseComplete(ParseComplete::new()),
+                );
+                return Ok(());
+            }
+        }
         let texts = backend.split(&parse.query)?;
         let statement = match texts.as_slice() {
             [] => None,
@@ -1850,6 +1870,7 @@ impl<B: Backend> Session<B> {
             Arc::new(PreparedStatement {
                 statement,
                 param_oids,
+                literals: Vec::new(),
             }),
         );
         encode(
@@ -1925,6 +1946,9 @@ impl<B: Backend> Session<B> {
             ));
         }
         let binary = formats(format_codes, expected, "parameter")?;
+        if !prepared.literals.is_empty() {
+            return Ok(prepared.literals.clone());
+        }
         let inferred = prepared
             .statement
             .as_ref()
