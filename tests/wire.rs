@@ -3269,3 +3269,80 @@ async fn statements_with_values_written_in_run_with_their_own_values() {
         .unwrap_err();
     assert_eq!(code(&e), "23505");
 }
+
+/// EXPLAIN shows how a statement runs, one line a row in a `QUERY PLAN` column: the index and lanes of a point
+/// statement, DataFusion's plan for the rest; ANALYZE and VACUUM are accepted (VACUUM outside a block only).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_analyze_and_vacuum_are_answered() {
+    let server = Server::start(&[]);
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE ex (id INT PRIMARY KEY, v INT, w TEXT); PARTITION TABLE ex ON COLUMN id",
+        )
+        .await
+        .unwrap();
+    let plan = |sql: &'static str| {
+        let client = &client;
+        async move {
+            let rows = client.query(sql, &[]).await.unwrap();
+            rows.iter()
+                .map(|r| r.get::<_, String>("QUERY PLAN"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        }
+    };
+    assert_eq!(
+        plan("EXPLAIN SELECT v FROM ex WHERE id = 1").await,
+        "Select on ex\n  Index Lookup: ex_pkey (id)\n  Lanes: one (the lane of the id given)"
+    );
+    let update = plan("EXPLAIN UPDATE ex SET v = v + 1 WHERE v > 3").await;
+    assert!(
+        update.starts_with("Update on ex\n  Scan: every row of ex"),
+        "{update}"
+    );
+    assert!(
+        update.ends_with("Lanes: every lane, as one multi-partition transaction"),
+        "{update}"
+    );
+    let grouped = plan("EXPLAIN SELECT w, count(*) FROM ex GROUP BY w").await;
+    assert!(
+        grouped.starts_with("DataFusion plan over lane snapshots:"),
+        "{grouped}"
+    );
+    assert!(grouped.contains("Aggregate: groupBy=[[ex.w]]"), "{grouped}");
+    // With a parameter, through Parse, Bind and Execute.
+    let rows = client
+        .query("EXPLAIN SELECT v FROM ex WHERE id = $1", &[&5i32])
+        .await
+        .unwrap();
+    assert_eq!(rows[0].get::<_, String>(0), "Select on ex");
+    // Nothing is run or written.
+    client.query("EXPLAIN DELETE FROM ex", &[]).await.unwrap();
+    client
+        .batch_execute("INSERT INTO ex VALUES (1, 1, 'a')")
+        .await
+        .unwrap();
+    client.query("EXPLAIN DELETE FROM ex", &[]).await.unwrap();
+    assert_eq!(scalar(&client, "SELECT count(*) FROM ex").await, "1");
+    assert_eq!(
+        failure(&client, "EXPLAIN ANALYZE SELECT * FROM ex").await,
+        "0A000"
+    );
+    assert_eq!(
+        failure(&client, "EXPLAIN CREATE TABLE z (a INT)").await,
+        "42601"
+    );
+    assert_eq!(
+        failure(&client, "EXPLAIN SELECT * FROM nope").await,
+        "42P01"
+    );
+
+    for sql in ["ANALYZE", "ANALYZE ex", "VACUUM", "VACUUM ex"] {
+        client.batch_execute(sql).await.unwrap();
+    }
+    assert_eq!(failure(&client, "ANALYZE nope").await, "42P01");
+    client.batch_execute("BEGIN; ANALYZE ex").await.unwrap();
+    assert_eq!(failure(&client, "VACUUM").await, "25001");
+    client.batch_execute("ROLLBACK").await.unwrap();
+}

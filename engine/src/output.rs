@@ -100,8 +100,12 @@ pub enum SessionCommand {
     DiscardSequences,
     /// `DEALLOCATE name`; `None` is `DEALLOCATE ALL`.
     Deallocate(Option<String>),
-    /// Accepted and without effect in LaneDB (for example `SET SESSION CHARACTERISTICS`); carries the command tag.
+    /// Accepted and without effect in LaneDB (for example `SET SESSION CHARACTERISTICS`, `ANALYZE`); carries the
+    /// command tag.
     Accepted(&'static str),
+    /// `VACUUM`: nothing to do in LaneDB, whose lanes reuse freed space as they write, but refused inside a
+    /// transaction block, as in PostgreSQL.
+    Vacuum,
 }
 
 impl SessionCommand {
@@ -122,6 +126,7 @@ impl SessionCommand {
             SessionCommand::Deallocate(None) => "DEALLOCATE ALL",
             SessionCommand::Deallocate(Some(_)) => "DEALLOCATE",
             SessionCommand::Accepted(tag) => tag,
+            SessionCommand::Vacuum => "VACUUM",
         }
     }
 }

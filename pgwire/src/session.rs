@@ -1790,6 +1790,12 @@ impl<B: Backend> Session<B> {
                 self.context.sequences.reset();
             }
             SessionCommand::DiscardSequences => self.context.sequences.reset(),
+            SessionCommand::Vacuum if self.status != TransactionStatus::Idle => {
+                return Err(Error::new(
+                    SqlState("25001"),
+                    "VACUUM cannot run inside a transaction block",
+                ));
+            }
             SessionCommand::Deallocate(name) => match name {
                 Some(name) => {
                     if self.statements.remove(name).is_none() {
@@ -1801,7 +1807,7 @@ impl<B: Backend> Session<B> {
                 }
                 None => self.statements.clear(),
             },
-            SessionCommand::Accepted(_) => {}
+            SessionCommand::Accepted(_) | SessionCommand::Vacuum => {}
         }
         Ok(Output::command(tag, 0))
     }

@@ -116,7 +116,7 @@ fn quoted(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-fn table_of(catalog: &Catalog, name: &ast::ObjectName) -> Result<Arc<TableDef>> {
+pub(crate) fn table_of(catalog: &Catalog, name: &ast::ObjectName) -> Result<Arc<TableDef>> {
     let name = object_name(name)?;
     catalog
         .get_table(&name)

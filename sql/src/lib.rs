@@ -22,6 +22,7 @@ pub mod copy;
 pub mod datetimes;
 pub mod ddl;
 pub mod dml;
+pub mod explain;
 pub mod expr;
 mod extract;
 mod from_char;
@@ -724,6 +725,17 @@ impl SqlEngine {
                 let mut out = Output::rows(query.schema.clone(), batches);
                 out.command = "COPY";
                 Ok(out)
+            }
+            Plan::Explain(lines) => {
+                let column: datafusion::arrow::array::ArrayRef = Arc::new(
+                    datafusion::arrow::array::StringArray::from_iter_values(lines),
+                );
+                let batch = datafusion::arrow::record_batch::RecordBatch::try_new(
+                    p.schema.clone(),
+                    vec![column],
+                )
+                .map_err(|e| Error::internal(e.to_string()))?;
+                Ok(Output::rows(p.schema.clone(), vec![batch]))
             }
             Plan::Checkpoint => {
                 let checkpointer = self.checkpointer.read().clone();

@@ -130,6 +130,8 @@ pub enum Plan {
         query: Arc<QueryPlan>,
         format: CopyFormat,
     },
+    /// `EXPLAIN statement`: the lines describing how the statement runs (see `explain`).
+    Explain(Vec<String>),
 }
 
 impl Plan {
@@ -200,7 +202,11 @@ impl Prepared {
     pub fn is_read_only(&self) -> bool {
         matches!(
             self.plan,
-            Plan::PointSelect(_) | Plan::Query(_) | Plan::Session(_) | Plan::CopyOut { .. }
+            Plan::PointSelect(_)
+                | Plan::Query(_)
+                | Plan::Session(_)
+                | Plan::CopyOut { .. }
+                | Plan::Explain(_)
         )
     }
 
@@ -252,7 +258,7 @@ impl Prepared {
     pub fn reads_data(&self) -> bool {
         match &self.plan {
             Plan::Query(q) => q.reads_relations(),
-            Plan::Session(_) => false,
+            Plan::Session(_) | Plan::Explain(_) => false,
             _ => true,
         }
     }
@@ -269,7 +275,7 @@ impl Prepared {
         }
         matches!(
             self.plan,
-            Plan::PointSelect(_) | Plan::Insert(_) | Plan::Session(_)
+            Plan::PointSelect(_) | Plan::Insert(_) | Plan::Session(_) | Plan::Explain(_)
         ) || matches!(&self.plan, Plan::Modify { plan, .. } if plan.is_single_lane())
     }
 
@@ -292,9 +298,11 @@ impl Prepared {
     /// The least role that may run the statement.
     pub fn required_role(&self) -> Role {
         match &self.plan {
-            Plan::PointSelect(_) | Plan::Query(_) | Plan::Session(_) | Plan::CopyOut { .. } => {
-                Role::ReadOnly
-            }
+            Plan::PointSelect(_)
+            | Plan::Query(_)
+            | Plan::Session(_)
+            | Plan::CopyOut { .. }
+            | Plan::Explain(_) => Role::ReadOnly,
             Plan::Insert(_)
             | Plan::InsertSelect { .. }
             | Plan::Modify { .. }
@@ -719,6 +727,81 @@ pub fn plan(
         ast::Statement::Insert(ins) => plan_insert(sql, version, &ins, catalog, df),
         ast::Statement::Update(upd) => plan_update(sql, version, &upd, catalog, df),
         ast::Statement::Delete(del) => plan_delete(sql, version, &del, catalog, df),
+        // LaneDB keeps no statistics for a planner to read, and frees deleted rows' space as it goes: both are
+        // accepted for the tables they name.
+        ast::Statement::Analyze(a) => {
+            if let Some(table) = &a.table_name {
+                crate::copy::table_of(catalog, table)?;
+            }
+            let command = SessionCommand::Accepted("ANALYZE");
+            Ok(Prepared::command(
+                sql,
+                version,
+                Plan::Session(command),
+                vec![],
+            ))
+        }
+        ast::Statement::Vacuum(v) => {
+            if let Some(table) = &v.table_name {
+                crate::copy::table_of(catalog, table)?;
+            }
+            let command = SessionCommand::Vacuum;
+            Ok(Prepared::command(
+                sql,
+                version,
+                Plan::Session(command),
+                vec![],
+            ))
+        }
+        ast::Statement::Explain {
+            analyze,
+            statement,
+            format,
+            ..
+        } => {
+            if analyze || format.is_some() {
+                return Err(Error::unsupported(
+                    "EXPLAIN ANALYZE and EXPLAIN (FORMAT ...) are not supported: EXPLAIN shows the plan as text",
+                ));
+            }
+            let inner = plan(
+                Parsed::Sql {
+                    sql: statement.to_string(),
+                    statement,
+                },
+                catalog,
+                df,
+            )?;
+            if !matches!(
+                inner.plan,
+                Plan::PointSelect(_)
+                    | Plan::Query(_)
+                    | Plan::Insert(_)
+                    | Plan::InsertSelect { .. }
+                    | Plan::Modify { .. }
+                    | Plan::ModifyQuery { .. }
+                    | Plan::Call { .. }
+                    | Plan::CopyOut { .. }
+            ) {
+                return Err(Error::syntax(format!(
+                    "EXPLAIN shows how SELECT, INSERT, UPDATE, DELETE and CALL run, not {}",
+                    inner.command_name()
+                )));
+            }
+            let lines = crate::explain::lines(&inner);
+            let schema = crate::explain::schema();
+            Ok(Prepared {
+                sql,
+                catalog_version: version,
+                plan: Plan::Explain(lines),
+                param_types: inner.param_types,
+                schema,
+                declared_types: vec![],
+                time_zone: lanedb_engine::types::DEFAULT_ZONE.into(),
+                returning: None,
+                generated: vec![],
+            })
+        }
         other => Err(Error::unsupported(format!(
             "statement not supported: {}",
             first_words(&other.to_string())
