@@ -3346,3 +3346,63 @@ async fn explain_analyze_and_vacuum_are_answered() {
     assert_eq!(failure(&client, "VACUUM").await, "25001");
     client.batch_execute("ROLLBACK").await.unwrap();
 }
+
+/// PREPARE, EXECUTE and DEALLOCATE: SQL's named statements, in the session's namespace of Parse's, through both
+/// protocols (Describe of an EXECUTE gives the prepared statement's columns).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prepare_and_execute_run_named_statements() {
+    let server = Server::start(&[]);
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE pe (id INT PRIMARY KEY, v INT, w TEXT); \
+             PREPARE ins (int, int, text) AS INSERT INTO pe VALUES ($1, $2, $3); \
+             EXECUTE ins(1, 10, 'x'); EXECUTE ins (2, -20, 'it''s'); EXECUTE ins(3, NULL, NULL); \
+             PREPARE sel AS SELECT id, v, w FROM pe WHERE id = $1",
+        )
+        .await
+        .unwrap();
+    let out = client.simple_query("EXECUTE sel(2)").await.unwrap();
+    assert_eq!(
+        rows_of(&out),
+        vec![vec![
+            Some("2".to_string()),
+            Some("-20".to_string()),
+            Some("it's".to_string())
+        ]]
+    );
+    assert_eq!(tags_of(&out), vec![1]);
+    // Through Parse, Bind and Execute: typed columns, as described.
+    let row = client.query_one("EXECUTE sel('1')", &[]).await.unwrap();
+    assert_eq!(row.get::<_, i32>(1), 10);
+    assert_eq!(row.get::<_, String>("w"), "x");
+    assert_eq!(
+        client
+            .execute("EXECUTE ins(4, 40, 'y')", &[])
+            .await
+            .unwrap(),
+        1
+    );
+    // In a block, as the statement it runs.
+    client
+        .batch_execute("BEGIN; EXECUTE ins(5, 50, 'z'); ROLLBACK")
+        .await
+        .unwrap();
+    assert_eq!(scalar(&client, "SELECT count(*) FROM pe").await, "4");
+    assert_eq!(failure(&client, "EXECUTE ins(1, 1, 'dup')").await, "23505");
+    assert_eq!(failure(&client, "EXECUTE nope(1)").await, "26000");
+    assert_eq!(failure(&client, "EXECUTE sel(1, 2)").await, "42601");
+    assert_eq!(failure(&client, "EXECUTE sel('abc')").await, "22P02");
+    assert_eq!(failure(&client, "PREPARE sel AS SELECT 1").await, "42P05");
+    assert_eq!(failure(&client, "EXECUTE sel(id)").await, "0A000");
+    client.batch_execute("DEALLOCATE sel").await.unwrap();
+    assert_eq!(failure(&client, "EXECUTE sel(1)").await, "26000");
+    // A failed block refuses it, as any statement.
+    client.batch_execute("BEGIN").await.unwrap();
+    assert_eq!(failure(&client, "SELECT 1/0").await, "22012");
+    assert_eq!(failure(&client, "EXECUTE ins(6, 6, 'q')").await, "25P02");
+    client.batch_execute("ROLLBACK").await.unwrap();
+    // DISCARD ALL drops them.
+    client.batch_execute("DISCARD ALL").await.unwrap();
+    assert_eq!(failure(&client, "EXECUTE ins(6, 6, 'q')").await, "26000");
+}

@@ -100,6 +100,18 @@ pub enum SessionCommand {
     DiscardSequences,
     /// `DEALLOCATE name`; `None` is `DEALLOCATE ALL`.
     Deallocate(Option<String>),
+    /// `PREPARE name [(types)] AS statement`: a named prepared statement of the session, as Parse makes one.
+    Prepare {
+        name: String,
+        types: Vec<crate::types::DataType>,
+        sql: String,
+    },
+    /// `EXECUTE name [(values)]`: runs the session's prepared statement with the values, given as text (as Bind
+    /// gives them; `None` is NULL) and read as its parameters' types.
+    Execute {
+        name: String,
+        args: Vec<Option<String>>,
+    },
     /// Accepted and without effect in LaneDB (for example `SET SESSION CHARACTERISTICS`, `ANALYZE`); carries the
     /// command tag.
     Accepted(&'static str),
@@ -125,6 +137,8 @@ impl SessionCommand {
             SessionCommand::DiscardSequences => "DISCARD SEQUENCES",
             SessionCommand::Deallocate(None) => "DEALLOCATE ALL",
             SessionCommand::Deallocate(Some(_)) => "DEALLOCATE",
+            SessionCommand::Prepare { .. } => "PREPARE",
+            SessionCommand::Execute { .. } => "EXECUTE",
             SessionCommand::Accepted(tag) => tag,
             SessionCommand::Vacuum => "VACUUM",
         }

@@ -1303,7 +1303,7 @@ impl<B: Backend> Session<B> {
             put_copy_out(out, &output, &format);
             return true;
         }
-        let schema = self.shared.backend.schema(statement);
+        let schema = self.result_schema(statement);
         if output.schema.is_some() || !schema.fields().is_empty() {
             put_row_description(out, output.schema.as_ref().unwrap_or(&schema), &[]);
         }
@@ -1484,6 +1484,15 @@ impl<B: Backend> Session<B> {
         params: &[Value],
         out: &mut BytesMut,
     ) -> Result<Output> {
+        // `EXECUTE name (values)` runs the prepared statement with the values.
+        let executed;
+        let (statement, params) = match self.executed(statement)? {
+            Some(target) => {
+                executed = target;
+                (&executed.0, &executed.1[..])
+            }
+            None => (statement, params),
+        };
         if self.status == TransactionStatus::Idle {
             let backend = self.shared.backend.clone();
             let wait = backend.lane_wait(statement, params);
@@ -1501,6 +1510,69 @@ impl<B: Backend> Session<B> {
             .unwrap_or(self.wait_for_log);
         self.durable(wait).await?;
         output
+    }
+
+    /// For `EXECUTE name (values)`: the session's prepared statement `name` and the values as its parameters.
+    #[allow(clippy::type_complexity)]
+    fn executed(
+        &self,
+        statement: &B::Statement,
+    ) -> Result<Option<(Arc<B::Statement>, Vec<Value>)>> {
+        let Some(SessionCommand::Execute { name, args }) =
+            self.shared.backend.session_command(statement)
+        else {
+            return Ok(None);
+        };
+        if self.status == TransactionStatus::Error {
+            return Err(aborted_block());
+        }
+        let prepared = self.prepared(name)?;
+        let Some(target) = &prepared.statement else {
+            return Err(Error::new(
+                SqlState::INVALID_SQL_STATEMENT_NAME,
+                format!("prepared statement \"{name}\" is empty"),
+            ));
+        };
+        let backend = &self.shared.backend;
+        let values = if !prepared.literals.is_empty() && args.is_empty() {
+            prepared.literals.clone()
+        } else {
+            if args.len() != prepared.param_oids.len() {
+                return Err(Error::new(
+                    SqlState::SYNTAX_ERROR,
+                    format!(
+                        "wrong number of parameters for prepared statement \"{name}\": expected {}, got {}",
+                        prepared.param_oids.len(),
+                        args.len()
+                    ),
+                ));
+            }
+            let inferred = backend.param_types(target);
+            args.iter()
+                .enumerate()
+                .map(|(i, arg)| match arg {
+                    None => Ok(Value::Null),
+                    Some(text) => crate::types::decode_text(
+                        text,
+                        inferred.get(i).cloned().flatten(),
+                        prepared.param_oids[i],
+                    ),
+                })
+                .collect::<Result<Vec<_>>>()?
+        };
+        let target = backend.in_zone(target, self.time_zone())?;
+        Ok(Some((target, values)))
+    }
+
+    /// The columns `statement` returns: for `EXECUTE name`, those of the prepared statement it runs.
+    fn result_schema(&self, statement: &B::Statement) -> arrow_schema::SchemaRef {
+        let backend = &self.shared.backend;
+        if let Some(SessionCommand::Execute { name, .. }) = backend.session_command(statement) {
+            if let Some(target) = self.statements.get(name).and_then(|p| p.statement.clone()) {
+                return backend.schema(&target);
+            }
+        }
+        backend.schema(statement)
     }
 
     /// Waits for a busy lane under `statement_timeout`: 57014 when it passes, or when a cancel request comes,
@@ -1808,6 +1880,29 @@ impl<B: Backend> Session<B> {
                 None => self.statements.clear(),
             },
             SessionCommand::Accepted(_) | SessionCommand::Vacuum => {}
+            SessionCommand::Prepare { name, types, sql } => {
+                check_new_name(
+                    &self.statements,
+                    name,
+                    SqlState::DUPLICATE_PREPARED_STATEMENT,
+                    "prepared statement",
+                )?;
+                let backend = self.shared.backend.clone();
+                let declared: Vec<_> = types.iter().cloned().map(Some).collect();
+                let statement = backend.prepare(sql, &declared, self.time_zone())?;
+                let declared_oids: Vec<u32> = types.iter().map(oid_of).collect();
+                let param_oids = param_oids(&declared_oids, backend.param_types(&statement));
+                let prepared = PreparedStatement {
+                    statement: Some(statement),
+                    param_oids,
+                    literals: Vec::new(),
+                };
+                self.statements.insert(name.clone(), Arc::new(prepared));
+            }
+            // Carried out by `run_statement`, which runs the prepared statement instead.
+            SessionCommand::Execute { .. } => {
+                return Err(Error::internal("EXECUTE reached the session's commands"))
+            }
         }
         Ok(Output::command(tag, 0))
     }
@@ -1860,17 +1955,7 @@ impl<B: Backend> Session<B> {
         let inferred = statement
             .as_ref()
             .map_or(&[][..], |s| backend.param_types(s));
-        let count = inferred.len().max(parse.type_oids.len());
-        let param_oids = (0..count)
-            .map(|i| match parse.type_oids.get(i) {
-                Some(&oid) if oid != 0 => oid,
-                _ => inferred
-                    .get(i)
-                    .cloned()
-                    .flatten()
-                    .map_or(TEXT, |t| oid_of(&t)),
-            })
-            .collect();
+        let param_oids = param_oids(&parse.type_oids, inferred);
         self.statements.insert(
             name,
             Arc::new(PreparedStatement {
@@ -1914,7 +1999,7 @@ impl<B: Backend> Session<B> {
         let columns = prepared
             .statement
             .as_ref()
-            .map_or(0, |s| self.shared.backend.schema(s).fields().len());
+            .map_or(0, |s| self.result_schema(s).fields().len());
         let binary = formats(&bind.result_column_format_codes, columns, "result")?;
         let statement = prepared
             .statement
@@ -1989,7 +2074,6 @@ impl<B: Backend> Session<B> {
 
     fn describe(&mut self, describe: Describe, out: &mut BytesMut) -> Result<()> {
         let name = describe.name.unwrap_or_default();
-        let backend = self.shared.backend.clone();
         if describe.target_type == b'S' {
             let prepared = self.prepared(&name)?;
             encode(
@@ -1999,16 +2083,16 @@ impl<B: Backend> Session<B> {
                 )),
             );
             match &prepared.statement {
-                Some(s) if !backend.schema(s).fields().is_empty() => {
-                    put_row_description(out, &backend.schema(s), &[])
+                Some(s) if !self.result_schema(s).fields().is_empty() => {
+                    put_row_description(out, &self.result_schema(s), &[])
                 }
                 _ => encode(out, PgWireBackendMessage::NoData(NoData::new())),
             }
         } else {
             let portal = self.portal(&name)?;
             match &portal.statement {
-                Some(s) if !backend.schema(s).fields().is_empty() => {
-                    put_row_description(out, &backend.schema(s), &portal.binary)
+                Some(s) if !self.result_schema(s).fields().is_empty() => {
+                    put_row_description(out, &self.result_schema(s), &portal.binary)
                 }
                 _ => encode(out, PgWireBackendMessage::NoData(NoData::new())),
             }
@@ -2076,7 +2160,7 @@ impl<B: Backend> Session<B> {
         if portal.result.is_none() {
             let mut output = self.run_statement(&statement, &portal.params, out).await?;
             // Rows must match what Describe announced: a statement described as returning none sends none.
-            let described = self.shared.backend.schema(&statement).fields().len();
+            let described = self.result_schema(&statement).fields().len();
             let returned = output.schema.as_ref().map_or(0, |s| s.fields().len());
             if described == 0 && returned > 0 {
                 output.batches.clear();
@@ -2260,6 +2344,21 @@ fn check_new_name<T>(
         ));
     }
     Ok(())
+}
+
+/// The parameter types of a prepared statement as its client sees them: the ones it declared, else the ones the
+/// statement infers, else text.
+fn param_oids(declared: &[u32], inferred: &[Option<lanedb_engine::DataType>]) -> Vec<u32> {
+    (0..inferred.len().max(declared.len()))
+        .map(|i| match declared.get(i) {
+            Some(&oid) if oid != 0 => oid,
+            _ => inferred
+                .get(i)
+                .cloned()
+                .flatten()
+                .map_or(TEXT, |t| oid_of(&t)),
+        })
+        .collect()
 }
 
 fn too_many_deferred() -> Error {

@@ -684,6 +684,12 @@ impl SqlEngine {
                     self.session_sequences(ctx).reset();
                     Ok(Output::command(command.tag(), 0))
                 }
+                SessionCommand::Prepare { .. } | SessionCommand::Execute { .. } => {
+                    Err(Error::unsupported(
+                        "PREPARE and EXECUTE keep statements in a wire session; in the embedded API use \
+                         Database::prepare",
+                    ))
+                }
                 // The embedded API has no session to keep settings in: accepted, as SET is.
                 SessionCommand::SetConfig { value, column, .. } => Ok(
                     lanedb_engine::output::set_config_output(column, value.text(params).as_deref()),

@@ -17,6 +17,37 @@ fn access_mode(modes: &[ast::TransactionMode]) -> Option<bool> {
 }
 
 /// The session command a statement is, or `None` for a statement about data.
+/// An argument of EXECUTE as the text a client would bind (`None` for NULL): a literal, signed or cast.
+fn constant_text(e: &ast::Expr) -> Result<Option<String>> {
+    use ast::Value as V;
+    Ok(match e {
+        ast::Expr::Value(v) => match &v.value {
+            V::Number(n, _) => Some(n.clone()),
+            V::SingleQuotedString(s) => Some(s.clone()),
+            V::Boolean(b) => Some(b.to_string()),
+            V::Null => None,
+            _ => return Err(not_constant(e)),
+        },
+        ast::Expr::UnaryOp {
+            op: ast::UnaryOperator::Minus,
+            expr,
+        } => match constant_text(expr)? {
+            Some(n) if !n.starts_with('-') => Some(format!("-{n}")),
+            _ => return Err(not_constant(e)),
+        },
+        ast::Expr::Nested(inner) => constant_text(inner)?,
+        // The value is read as the parameter's type, which a cast to it leaves alone.
+        ast::Expr::Cast { expr, .. } => constant_text(expr)?,
+        _ => return Err(not_constant(e)),
+    })
+}
+
+fn not_constant(e: &ast::Expr) -> Error {
+    Error::unsupported(format!(
+        "EXECUTE argument {e} is not supported: give literals"
+    ))
+}
+
 pub fn command(statement: &ast::Statement) -> Result<Option<SessionCommand>> {
     use ast::Statement as S;
     Ok(Some(match statement {
@@ -58,6 +89,37 @@ pub fn command(statement: &ast::Statement) -> Result<Option<SessionCommand>> {
             ast::DiscardObject::ALL => SessionCommand::Discard,
             ast::DiscardObject::SEQUENCES => SessionCommand::DiscardSequences,
             _ => SessionCommand::Accepted("DISCARD"),
+        },
+        S::Prepare {
+            name,
+            data_types,
+            statement,
+        } => SessionCommand::Prepare {
+            name: crate::ddl::ident(name),
+            types: data_types
+                .iter()
+                .map(crate::convert::data_type)
+                .collect::<Result<_>>()?,
+            sql: statement.to_string(),
+        },
+        S::Execute {
+            name: Some(name),
+            parameters,
+            immediate: false,
+            into,
+            using,
+            ..
+        } if into.is_empty() && using.is_empty() => SessionCommand::Execute {
+            name: name
+                .0
+                .last()
+                .and_then(|p| p.as_ident())
+                .map(crate::ddl::ident)
+                .unwrap_or_default(),
+            args: parameters
+                .iter()
+                .map(constant_text)
+                .collect::<Result<_>>()?,
         },
         S::Deallocate { name, .. } => {
             let name = name.value.clone();
