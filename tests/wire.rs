@@ -2543,6 +2543,25 @@ async fn the_example_bank_module_is_served_by_default() {
         .await
         .unwrap();
     assert_eq!(row.get::<_, i64>(2), 120);
+    // Calls with their values written in share their shape's plan, each with its own values.
+    for id in 10..15i64 {
+        let out = client
+            .simple_query(&format!("CALL deposit({id}, {})", id * 2))
+            .await
+            .unwrap();
+        assert_eq!(rows_of(&out), vec![vec![Some((id * 2).to_string())]]);
+        let row = client
+            .query_one(format!("CALL balance({id})").as_str(), &[])
+            .await
+            .unwrap();
+        assert_eq!(row.get::<_, i64>(2), id * 2);
+    }
+    let out = client
+        .simple_query("CALL deposit('16', '7')")
+        .await
+        .unwrap();
+    assert_eq!(rows_of(&out), vec![vec![Some("7".to_string())]]);
+    assert_eq!(failure(&client, "CALL deposit(17, 'x')").await, "22P02");
 }
 
 /// CALL in a transaction block (JDBC and psycopg with autocommit off send every statement in one): the call runs when

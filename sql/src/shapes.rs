@@ -9,8 +9,8 @@
 //! Only what runs the same either way shares a plan:
 //! - literals where a value is expected: after an operator, `(`, `,` or a few keywords (`AND`, `LIKE`, `THEN`, ...),
 //!   never after other words (`LIMIT 5`, `ORDER BY 1`, `DATE '2020-01-01'`, `INTERVAL '1 day'` stay in the shape);
-//! - statements LaneDB plans on its own point paths (a SELECT, INSERT, UPDATE or DELETE by key), where every
-//!   parameter gets a type from where it stands;
+//! - statements LaneDB plans on its own point paths (a SELECT, INSERT, UPDATE or DELETE by key) and CALL, where
+//!   every parameter gets a type from where it stands (a column, a procedure's argument);
 //! - a literal whose value that type holds as the literal would have been read: an integer for an `integer` or
 //!   `bigint` parameter (integers are `integer` literals, so arithmetic with them is the same), a string for a text,
 //!   boolean, integer, date or timestamp parameter (a string literal is untyped in PostgreSQL and takes the type of
@@ -66,7 +66,7 @@ pub fn shape_of(sql: &str) -> Option<Shape> {
         .trim_start()
         .split(|c: char| !c.is_ascii_alphabetic())
         .next()?;
-    if !["select", "insert", "update", "delete"]
+    if !["select", "insert", "update", "delete", "call"]
         .iter()
         .any(|k| k.eq_ignore_ascii_case(first))
     {
@@ -205,7 +205,7 @@ impl Shape {
     pub fn can_share(&self, p: &Prepared) -> bool {
         matches!(
             p.plan,
-            Plan::PointSelect(_) | Plan::Insert(_) | Plan::Modify { .. }
+            Plan::PointSelect(_) | Plan::Insert(_) | Plan::Modify { .. } | Plan::Call { .. }
         ) && p.param_types.len() == self.literals.len()
             && p.param_types.iter().all(Option::is_some)
             // DataFusion types a RETURNING list's literals and parameters each its own way.
