@@ -7,7 +7,8 @@
 //!
 //! Each statement is atomic: the lanes roll back to the statement's savepoint if any row fails.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
@@ -881,9 +882,11 @@ fn encode_row(row: &[Value]) -> Vec<u8> {
 
 /// UPDATE/DELETE whose WHERE or SET needs DataFusion (subqueries, functions the lane evaluator lacks).
 ///
-/// Inside the multi-partition transaction, DataFusion evaluates `SELECT t.*, <new values> FROM t WHERE ...` on a
-/// snapshot of the held lanes; each result row names a stored row by its full old contents, which is matched back to
-/// a position on its lane (identical rows are interchangeable, so taking any matching position is exact).
+/// Inside the multi-partition transaction, DataFusion evaluates `SELECT t.*, <new values> FROM t [, other tables]
+/// WHERE ...` on a snapshot of the held lanes; each result row names stored rows by their full old contents. Every
+/// stored row with those contents is written once: identical rows meet the same conditions (the query is
+/// deterministic), so all of them matched. A join (UPDATE ... FROM, DELETE ... USING) can match a row more than once;
+/// as in PostgreSQL it is updated once, here with the least of its new values, so that replay picks the same.
 pub fn apply_matched(
     engine: &Engine,
     txn: &mut lanedb_engine::MultiTxn,
@@ -913,11 +916,23 @@ pub fn apply_matched(
                     .push(pos);
             }
         }
-        let mut hits = Vec::with_capacity(mine.len());
+        let mut rows: BTreeMap<Vec<u8>, (Vec<u8>, &Vec<Value>)> = BTreeMap::new();
         for (old, new) in mine {
-            let pos = positions
-                .get_mut(&encode_row(old))
-                .and_then(|p| p.pop())
+            let new_key = encode_row(new);
+            match rows.entry(encode_row(old)) {
+                Entry::Vacant(e) => {
+                    e.insert((new_key, new));
+                }
+                Entry::Occupied(mut e) if new_key < e.get().0 => {
+                    e.insert((new_key, new));
+                }
+                Entry::Occupied(_) => {}
+            }
+        }
+        let mut hits = Vec::with_capacity(rows.len());
+        for (old, (_, new)) in rows {
+            let found = positions
+                .remove(&old)
                 .ok_or_else(|| Error::internal("a matched row is not on its lane"))?;
             let changes = match sets {
                 Some(cols) => cols
@@ -927,7 +942,7 @@ pub fn apply_matched(
                     .collect::<Result<Vec<_>>>()?,
                 None => vec![],
             };
-            hits.push((pos, changes));
+            hits.extend(found.into_iter().map(|pos| (pos, changes.clone())));
         }
         let first = i == 0 || !table.is_replicated();
         let w = if first { written.as_deref_mut() } else { None };

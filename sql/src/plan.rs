@@ -1188,9 +1188,9 @@ fn plan_update(
     catalog: &Catalog,
     mut df: impl FnMut(&ast::Statement) -> Result<QueryPlan>,
 ) -> Result<Prepared> {
-    if u.from.is_some() || !u.table.joins.is_empty() || u.limit.is_some() {
+    if !u.table.joins.is_empty() || u.limit.is_some() {
         return Err(Error::unsupported(
-            "UPDATE with FROM, joins or LIMIT is not supported",
+            "UPDATE with joins in its target or LIMIT is not supported",
         ));
     }
     let (table, qualifiers) = modify_target(&u.table.relation, catalog, "UPDATE")?;
@@ -1206,6 +1206,21 @@ fn plan_update(
     };
     let mut params = ParamTypes::default();
     let assignments = with_defaults(&u.assignments, &table)?;
+    if let Some(
+        ast::UpdateTableFromKind::BeforeSet(from) | ast::UpdateTableFromKind::AfterSet(from),
+    ) = &u.from
+    {
+        // The other tables join the target in DataFusion's query.
+        let general = General {
+            table: &table,
+            qualifier: &scope.qualifiers[0],
+            selection: u.selection.as_ref(),
+            from,
+        };
+        return general
+            .plan(sql, version, Some(&assignments), "UPDATE", df)
+            .map(|p| p.returning(returning));
+    }
     let compiled = compile_sets(&assignments, &scope, &mut params).and_then(|sets| {
         Ok((
             sets,
@@ -1220,6 +1235,7 @@ fn plan_update(
                 table: &table,
                 qualifier: &scope.qualifiers[0],
                 selection: u.selection.as_ref(),
+                from: &[],
             };
             return general
                 .plan(sql, version, Some(&assignments), "UPDATE", df)
@@ -1263,14 +1279,9 @@ fn plan_delete(
     let from = match &d.from {
         ast::FromTable::WithFromKeyword(f) | ast::FromTable::WithoutKeyword(f) => f,
     };
-    if from.len() != 1
-        || !from[0].joins.is_empty()
-        || d.using.is_some()
-        || d.limit.is_some()
-        || !d.tables.is_empty()
-    {
+    if from.len() != 1 || !from[0].joins.is_empty() || d.limit.is_some() || !d.tables.is_empty() {
         return Err(Error::unsupported(
-            "DELETE with USING, joins or LIMIT is not supported",
+            "DELETE from several tables, with joins in its target or LIMIT is not supported",
         ));
     }
     let (table, qualifiers) = modify_target(&from[0].relation, catalog, "DELETE")?;
@@ -1285,7 +1296,13 @@ fn plan_delete(
         excluded: false,
     };
     let mut params = ParamTypes::default();
-    let w = match compile_where(d.selection.as_ref(), &scope, &mut params) {
+    let using = d.using.as_deref().unwrap_or_default();
+    let compiled = match using {
+        [] => compile_where(d.selection.as_ref(), &scope, &mut params),
+        // The USING tables join the target in DataFusion's query.
+        _ => Err(None),
+    };
+    let w = match compiled {
         Ok(w) => w,
         Err(Some(e)) => return Err(e),
         Err(None) => {
@@ -1293,6 +1310,7 @@ fn plan_delete(
                 table: &table,
                 qualifier: &scope.qualifiers[0],
                 selection: d.selection.as_ref(),
+                from: using,
             };
             return general
                 .plan(sql, version, None, "DELETE", df)
@@ -1719,6 +1737,8 @@ struct General<'a> {
     table: &'a Arc<TableDef>,
     qualifier: &'a str,
     selection: Option<&'a ast::Expr>,
+    /// Other tables the rows are matched with: UPDATE's FROM, DELETE's USING.
+    from: &'a [ast::TableWithJoins],
 }
 
 impl General<'_> {
@@ -1746,6 +1766,9 @@ impl General<'_> {
         }
         let name = self.table.name.replace('"', "\"\"");
         let mut text = format!("SELECT {} FROM \"{name}\" AS \"{q}\"", items.join(", "));
+        for other in self.from {
+            text.push_str(&format!(", {other}"));
+        }
         if let Some(w) = self.selection {
             text.push_str(&format!(" WHERE {w}"));
         }
