@@ -33,6 +33,17 @@ async fn rows(client: &Client, sql: &str) -> Vec<Vec<String>> {
     common::text_rows(&client.simple_query(sql).await.expect(sql))
 }
 
+/// Kills the server (after its client is gone and the last replies have gone out), starts it again on the same data
+/// directory with `args`, and connects.
+async fn crash_and_restart(server: Server, client: Client, args: &[&str]) -> (Server, Client) {
+    drop(client);
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let dir = server.crash();
+    let server = Server::start_in(dir, args);
+    let client = server.connect().await;
+    (server, client)
+}
+
 /// Everything a user can see of the test's schema, in a stable order.
 async fn dump(client: &Client) -> Vec<Vec<Vec<String>>> {
     let mut out = Vec::new();
@@ -533,11 +544,7 @@ async fn now_in_a_write_replays_to_the_same_value_and_random_in_a_write_is_refus
         rows(&client, "SELECT count(*) FROM stamped WHERE random() < 2").await,
         vec![vec!["5"]]
     );
-    drop(client);
-    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    let dir = server.crash();
-    let server = Server::start_in(dir, &[]);
-    let client = server.connect().await;
+    let (_server, client) = crash_and_restart(server, client, &[]).await;
     assert_eq!(
         rows(&client, "SELECT id, at, made FROM stamped ORDER BY id").await,
         before
@@ -577,11 +584,7 @@ async fn a_write_replays_in_the_time_zone_of_the_session_that_made_it() {
     );
     assert_eq!(before[2][1], before[3][1], "{before:?}");
     assert_eq!(before[4][1], "2018-01-01 17:30:00");
-    drop(client);
-    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    let dir = server.crash();
-    let server = Server::start_in(dir, &[]);
-    let client = server.connect().await;
+    let (_server, client) = crash_and_restart(server, client, &[]).await;
     assert_eq!(
         rows(&client, "SELECT id, utc FROM zoned ORDER BY id").await,
         before
@@ -609,11 +612,7 @@ async fn updates_from_other_tables_replay() {
     let before = rows(&client, query).await;
     // Accounts 1..50 each met ten moves and took the least amount; account 8 (amount 7) is gone.
     assert_eq!(before, [["199", "1268", "0", "50"]]);
-    drop(client);
-    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    let dir = server.crash();
-    let server = Server::start_in(dir, &[]);
-    let client = server.connect().await;
+    let (_server, client) = crash_and_restart(server, client, &[]).await;
     assert_eq!(rows(&client, query).await, before);
 }
 
@@ -649,11 +648,7 @@ async fn writes_sharing_a_shape_replay() {
     let before = rows(&client, query).await;
     assert_eq!(before[0][..2], ["42", "-1029345"]);
     assert!(before[0][2].starts_with("row '1'2024-01-02,row '2'2024-01-03,row '3'!2024-01-04"));
-    drop(client);
-    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    let dir = server.crash();
-    let server = Server::start_in(dir, &[]);
-    let client = server.connect().await;
+    let (_server, client) = crash_and_restart(server, client, &[]).await;
     assert_eq!(rows(&client, query).await, before);
 }
 
@@ -682,11 +677,7 @@ async fn calls_in_a_block_replay_with_it() {
             vec!["2", "NULL", "35", "NULL"]
         ]
     );
-    drop(client);
-    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    let dir = server.crash();
-    let server = Server::start_in(dir, &["--modules", "bank"]);
-    let client = server.connect().await;
+    let (_server, client) = crash_and_restart(server, client, &["--modules", "bank"]).await;
     assert_eq!(rows(&client, query).await, before);
 }
 
@@ -727,11 +718,7 @@ async fn a_write_with_more_values_than_a_u16_counts_replays() {
     let copied = "SELECT count(*), sum(n), count(DISTINCT at), min(at) IS NOT NULL FROM copied";
     let copied_before = rows(&client, copied).await;
     assert_eq!(copied_before[0][..2], ["30001", "450045001"]);
-    drop(client);
-    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    let dir = server.crash();
-    let server = Server::start_in(dir, &[]);
-    let client = server.connect().await;
+    let (_server, client) = crash_and_restart(server, client, &[]).await;
     assert_eq!(rows(&client, query).await, before);
     assert_eq!(rows(&client, copied).await, copied_before);
 }

@@ -73,9 +73,8 @@ pub fn shape_of(sql: &str) -> Option<Shape> {
         return None;
     }
     let b = sql.as_bytes();
-    let mut text = String::with_capacity(sql.len() + 8);
-    let mut literals = Vec::new();
-    let mut copied = 0;
+    // Where each value literal stands, and its value.
+    let mut found: Vec<(std::ops::Range<usize>, Literal)> = Vec::new();
     let mut before = Before::Start;
     let mut i = 0;
     while i < b.len() {
@@ -92,10 +91,7 @@ pub fn shape_of(sql: &str) -> Option<Shape> {
                     return None;
                 }
                 if value_here {
-                    text.push_str(&sql[copied..i]);
-                    literals.push(Literal::String(value));
-                    push_parameter(&mut text, literals.len());
-                    copied = end;
+                    found.push((i..end, Literal::String(value)));
                 }
                 before = Before::Operand;
                 i = end;
@@ -133,10 +129,7 @@ pub fn shape_of(sql: &str) -> Option<Shape> {
                 }
                 // Too big for a bigint: kept as written.
                 if let Some(v) = sql[i..end].parse::<i64>().ok().filter(|_| value_here) {
-                    text.push_str(&sql[copied..i]);
-                    literals.push(Literal::Integer(v));
-                    push_parameter(&mut text, literals.len());
-                    copied = end;
+                    found.push((i..end, Literal::Integer(v)));
                 }
                 before = Before::Operand;
                 i = end;
@@ -192,10 +185,18 @@ pub fn shape_of(sql: &str) -> Option<Shape> {
             }
         }
     }
-    if literals.is_empty() {
+    if found.is_empty() {
         return None;
     }
+    let mut text = String::with_capacity(sql.len() + 8);
+    let mut copied = 0;
+    for (n, (at, _)) in found.iter().enumerate() {
+        text.push_str(&sql[copied..at.start]);
+        push_parameter(&mut text, n + 1);
+        copied = at.end;
+    }
     text.push_str(&sql[copied..]);
+    let literals = found.into_iter().map(|(_, literal)| literal).collect();
     Some(Shape { text, literals })
 }
 
