@@ -3425,3 +3425,68 @@ async fn prepare_and_execute_run_named_statements() {
     client.batch_execute("DISCARD ALL").await.unwrap();
     assert_eq!(failure(&client, "EXECUTE ins(6, 6, 'q')").await, "26000");
 }
+
+/// Advisory locks, as migration tools take them: one session at a time holds a key, taking it again stacks, a waiting
+/// `pg_advisory_lock` goes on when the holder unlocks or goes away, and statement_timeout stops the wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn advisory_locks_keep_sessions_apart() {
+    let server = Server::start(&[]);
+    let a = server.connect().await;
+    let b = server.connect().await;
+    let try_lock = |key: &'static str| format!("SELECT pg_try_advisory_lock({key})");
+    assert_eq!(scalar(&a, "SELECT pg_advisory_lock(72707369)").await, "");
+    assert_eq!(scalar(&a, &try_lock("72707369")).await, "t");
+    assert_eq!(scalar(&b, &try_lock("72707369")).await, "f");
+    // Two integers are keys of their own; parameters work through Parse and Bind.
+    let row = b
+        .query_one(
+            "SELECT pg_try_advisory_lock($1, $2)",
+            &[&0i32, &72707369i32],
+        )
+        .await
+        .unwrap();
+    assert!(row.get::<_, bool>(0));
+    // A wait goes on once the holder has unlocked as many times as it locked.
+    let waiter = tokio::spawn(async move {
+        b.batch_execute("SELECT pg_advisory_lock(72707369)")
+            .await
+            .unwrap();
+        b
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(!waiter.is_finished());
+    assert_eq!(scalar(&a, "SELECT pg_advisory_unlock(72707369)").await, "t");
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(!waiter.is_finished());
+    assert_eq!(scalar(&a, "SELECT pg_advisory_unlock(72707369)").await, "t");
+    let b = tokio::time::timeout(std::time::Duration::from_secs(10), waiter)
+        .await
+        .unwrap()
+        .unwrap();
+    // Unlocking a lock the session does not hold answers false.
+    assert_eq!(scalar(&a, "SELECT pg_advisory_unlock(72707369)").await, "f");
+    // statement_timeout stops a wait with 57014.
+    a.batch_execute("SET statement_timeout = 200")
+        .await
+        .unwrap();
+    assert_eq!(
+        failure(&a, "SELECT pg_advisory_lock(72707369)").await,
+        "57014"
+    );
+    a.batch_execute("RESET statement_timeout").await.unwrap();
+    // A session's locks go with it.
+    drop(b);
+    let mut taken = false;
+    for _ in 0..100 {
+        if scalar(&a, "SELECT pg_try_advisory_lock(72707369)").await == "t" {
+            taken = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(taken);
+    a.batch_execute("SELECT pg_advisory_unlock_all()")
+        .await
+        .unwrap();
+    assert_eq!(failure(&a, "SELECT pg_advisory_lock('x')").await, "22P02");
+}

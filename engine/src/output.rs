@@ -115,6 +115,14 @@ pub enum SessionCommand {
     /// Accepted and without effect in LaneDB (for example `SET SESSION CHARACTERISTICS`, `ANALYZE`); carries the
     /// command tag.
     Accepted(&'static str),
+    /// `SELECT pg_advisory_lock(key)` (and `pg_try_advisory_lock`, `pg_advisory_unlock`, `pg_advisory_unlock_all`)
+    /// on its own: the session's advisory locks, kept by the wire server. `key` is one argument (a `bigint`) or two
+    /// (`integer`s); `column` names the result column.
+    AdvisoryLock {
+        op: AdvisoryOp,
+        key: Vec<SettingArg>,
+        column: String,
+    },
     /// `VACUUM`: nothing to do in LaneDB, whose lanes reuse freed space as they write, but refused inside a
     /// transaction block, as in PostgreSQL.
     Vacuum,
@@ -141,8 +149,51 @@ impl SessionCommand {
             SessionCommand::Execute { .. } => "EXECUTE",
             SessionCommand::Accepted(tag) => tag,
             SessionCommand::Vacuum => "VACUUM",
+            SessionCommand::AdvisoryLock { .. } => "SELECT",
         }
     }
+}
+
+/// What an advisory-lock function does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AdvisoryOp {
+    /// `pg_advisory_lock`: wait for the lock.
+    Lock,
+    /// `pg_try_advisory_lock`: take it if free; answers whether it did.
+    TryLock,
+    /// `pg_advisory_unlock`: release one hold; answers whether the session held it.
+    Unlock,
+    /// `pg_advisory_unlock_all`.
+    UnlockAll,
+}
+
+impl AdvisoryOp {
+    /// Whether the function answers a boolean (else `void`).
+    pub fn answers_boolean(self) -> bool {
+        matches!(self, AdvisoryOp::TryLock | AdvisoryOp::Unlock)
+    }
+}
+
+/// The column an advisory-lock function answers in: a boolean, or `void` (an empty text, as psql shows it).
+pub fn advisory_schema(op: AdvisoryOp, column: &str) -> SchemaRef {
+    let ty = if op.answers_boolean() {
+        ArrowType::Boolean
+    } else {
+        ArrowType::Utf8
+    };
+    Arc::new(Schema::new(vec![Field::new(column, ty, true)]))
+}
+
+/// The one row an advisory-lock function answers with.
+pub fn advisory_output(op: AdvisoryOp, column: &str, answer: bool) -> Output {
+    let schema = advisory_schema(op, column);
+    let column: ArrayRef = if op.answers_boolean() {
+        Arc::new(arrow_array::BooleanArray::from(vec![answer]))
+    } else {
+        Arc::new(StringArray::from(vec![""]))
+    };
+    let batch = RecordBatch::try_new(schema.clone(), vec![column]).expect("one column");
+    Output::rows(schema, vec![batch])
 }
 
 /// An argument of `set_config`: a constant or a statement parameter.

@@ -38,6 +38,7 @@
 //! `ServerConfig` holds every limit, named with its unit: connections, message bytes, statement bytes, result bytes,
 //! idle time. At a limit the client gets an error with a SQLSTATE; the server and other sessions go on.
 
+pub mod advisory;
 pub mod auth;
 pub mod copy;
 pub mod idle_poll;
@@ -271,6 +272,8 @@ pub struct Shared<B: Backend> {
     pub(crate) auth_secret: [u8; 32],
     /// Cancel keys of live sessions: process id -> (secret, the session's cancel flag).
     cancel_keys: Mutex<HashMap<i32, (i32, Arc<AtomicBool>)>>,
+    /// Advisory locks of all sessions.
+    pub(crate) advisory: advisory::AdvisoryLocks,
     /// Keep the cores awake after responses (`idle_poll`).
     idle_poll: Option<idle_poll::Pollers>,
 }
@@ -293,6 +296,7 @@ impl<B: Backend> Shared<B> {
             next_pid: AtomicI32::new(1),
             auth_secret: rand::random(),
             cancel_keys: Mutex::new(HashMap::new()),
+            advisory: advisory::AdvisoryLocks::default(),
         })
     }
 

@@ -33,11 +33,11 @@ use bytes::{BufMut, BytesMut};
 use lanedb_engine::auth::{Role, ScramVerifier};
 use lanedb_engine::output::{
     parse_milliseconds, session_setting, set_config_output, setting_default, show_milliseconds,
-    MILLISECOND_SETTINGS, REPORTED,
+    AdvisoryOp, MILLISECOND_SETTINGS, REPORTED,
 };
 use lanedb_engine::{
     BlockWrite, CopyDirection, CopyFormat, Deferred, Error, KeptWrites, Output, Result,
-    SessionCommand, SqlState, Value,
+    SessionCommand, SettingArg, SqlState, Value,
 };
 use pgwire::messages::copy::{CopyData, CopyDone, CopyInResponse, CopyOutResponse};
 use pgwire::messages::data::{FieldDescription, NoData, ParameterDescription, RowDescription};
@@ -127,6 +127,7 @@ pub async fn run<B: Backend>(stream: Stream, shared: Arc<Shared<B>>) {
     session.greet(&mut conn.out, &startup);
     let result = conn.serve(&mut session).await;
     shared.cancel_keys.lock().remove(&session.pid);
+    shared.advisory.unlock_all(session.pid);
     if let Err(e) = result {
         conn.fatal(&e).await;
     }
@@ -1484,6 +1485,12 @@ impl<B: Backend> Session<B> {
         params: &[Value],
         out: &mut BytesMut,
     ) -> Result<Output> {
+        if let Some(SessionCommand::AdvisoryLock { op, key, column }) =
+            self.shared.backend.session_command(statement)
+        {
+            let (op, key, column) = (*op, key.clone(), column.clone());
+            return self.advisory_lock(op, &key, &column, params, out).await;
+        }
         // `EXECUTE name (values)` runs the prepared statement with the values.
         let executed;
         let (statement, params) = match self.executed(statement)? {
@@ -1510,6 +1517,61 @@ impl<B: Backend> Session<B> {
             .unwrap_or(self.wait_for_log);
         self.durable(wait).await?;
         output
+    }
+
+    /// `pg_advisory_lock` and its kin (see `advisory`).
+    async fn advisory_lock(
+        &mut self,
+        op: AdvisoryOp,
+        key: &[SettingArg],
+        column: &str,
+        params: &[Value],
+        out: &mut BytesMut,
+    ) -> Result<Output> {
+        if self.status == TransactionStatus::Error {
+            return Err(aborted_block());
+        }
+        let locks = &self.shared.advisory;
+        let pid = self.pid;
+        let key = advisory_key(key, params)?;
+        let answer = match (op, key) {
+            (AdvisoryOp::UnlockAll, _) => {
+                locks.unlock_all(pid);
+                true
+            }
+            (_, None) => return Err(Error::internal("an advisory lock without a key")),
+            (AdvisoryOp::TryLock, Some(key)) => locks.try_lock(key, pid),
+            (AdvisoryOp::Unlock, Some(key)) => {
+                let released = locks.unlock(key, pid);
+                if !released {
+                    let warning = crate::advisory::not_held(key);
+                    self.warn(out, warning.code.0, &warning.message);
+                }
+                released
+            }
+            (AdvisoryOp::Lock, Some(key)) => {
+                self.context.cancel.store(false, Ordering::Release);
+                let deadline = self
+                    .context
+                    .statement_timeout
+                    .map(|t| tokio::time::Instant::now() + t);
+                let cancel = self.context.cancel.clone();
+                locks
+                    .lock(key, pid, || {
+                        if cancel.load(Ordering::Acquire) {
+                            Some("canceling statement due to user request")
+                        } else if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+                            Some("canceling statement due to statement timeout")
+                        } else {
+                            None
+                        }
+                        .map(|why| Error::new(SqlState::QUERY_CANCELED, why))
+                    })
+                    .await?;
+                true
+            }
+        };
+        Ok(lanedb_engine::output::advisory_output(op, column, answer))
     }
 
     /// For `EXECUTE name (values)`: the session's prepared statement `name` and the values as its parameters.
@@ -1899,9 +1961,11 @@ impl<B: Backend> Session<B> {
                 };
                 self.statements.insert(name.clone(), Arc::new(prepared));
             }
-            // Carried out by `run_statement`, which runs the prepared statement instead.
-            SessionCommand::Execute { .. } => {
-                return Err(Error::internal("EXECUTE reached the session's commands"))
+            // Carried out by `run_statement`, which awaits what they wait for.
+            SessionCommand::Execute { .. } | SessionCommand::AdvisoryLock { .. } => {
+                return Err(Error::internal(format!(
+                    "{tag} reached the session's commands"
+                )))
             }
         }
         Ok(Output::command(tag, 0))
@@ -2344,6 +2408,38 @@ fn check_new_name<T>(
         ));
     }
     Ok(())
+}
+
+/// An advisory lock's key from its arguments: one `bigint`, or two `integer`s; `None` for none (unlock all).
+fn advisory_key(args: &[SettingArg], params: &[Value]) -> Result<Option<crate::advisory::Key>> {
+    let numbers = args
+        .iter()
+        .map(|a| {
+            let text = a
+                .text(params)
+                .ok_or_else(|| Error::new(SqlState("22004"), "an advisory lock's key is NULL"))?;
+            text.trim().parse::<i64>().map_err(|_| {
+                Error::new(
+                    SqlState::INVALID_TEXT_REPRESENTATION,
+                    format!("invalid input syntax for type bigint: \"{text}\""),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let int = |v: i64| {
+        i32::try_from(v)
+            .map_err(|_| Error::new(SqlState::NUMERIC_VALUE_OUT_OF_RANGE, "integer out of range"))
+    };
+    Ok(match numbers[..] {
+        [] => None,
+        [one] => Some(crate::advisory::Key::One(one)),
+        [a, b] => Some(crate::advisory::Key::Two(int(a)?, int(b)?)),
+        _ => {
+            return Err(Error::internal(
+                "an advisory lock's key has one or two parts",
+            ))
+        }
+    })
 }
 
 /// The parameter types of a prepared statement as its client sees them: the ones it declared, else the ones the

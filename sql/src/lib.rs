@@ -690,6 +690,9 @@ impl SqlEngine {
                          Database::prepare",
                     ))
                 }
+                SessionCommand::AdvisoryLock { .. } => Err(Error::unsupported(
+                    "advisory locks belong to wire sessions; the embedded API has none",
+                )),
                 // The embedded API has no session to keep settings in: accepted, as SET is.
                 SessionCommand::SetConfig { value, column, .. } => Ok(
                     lanedb_engine::output::set_config_output(column, value.text(params).as_deref()),

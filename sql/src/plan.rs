@@ -637,7 +637,10 @@ pub fn plan(
         Parsed::Sql { sql, statement } => (sql, *statement),
     };
     if let Some(command) = crate::session::command(&statement)? {
-        let param_types = crate::session::set_config_param_types(&command);
+        let mut param_types = crate::session::set_config_param_types(&command);
+        if param_types.is_empty() {
+            param_types = crate::session::advisory_param_types(&command);
+        }
         let mut prepared = Prepared::command(sql, version, Plan::Session(command), param_types);
         match &prepared.plan {
             Plan::Session(SessionCommand::Show(name)) => {
@@ -645,6 +648,9 @@ pub fn plan(
             }
             Plan::Session(SessionCommand::SetConfig { column, .. }) => {
                 prepared.schema = lanedb_engine::output::set_config_schema(column);
+            }
+            Plan::Session(SessionCommand::AdvisoryLock { op, column, .. }) => {
+                prepared.schema = lanedb_engine::output::advisory_schema(*op, column);
             }
             _ => {}
         }

@@ -5,6 +5,7 @@
 //! server's session carries out (settings per connection, transaction-block state).
 
 use datafusion::sql::sqlparser::ast;
+use lanedb_engine::output::AdvisoryOp;
 use lanedb_engine::{DataType, Error, Result, SessionCommand, SettingArg};
 
 /// `READ ONLY` (true) or `READ WRITE` (false) among a transaction's modes, if either is there.
@@ -125,7 +126,7 @@ pub fn command(statement: &ast::Statement) -> Result<Option<SessionCommand>> {
             let name = name.value.clone();
             SessionCommand::Deallocate((!name.eq_ignore_ascii_case("all")).then_some(name))
         }
-        S::Query(query) => return Ok(set_config(query)),
+        S::Query(query) => return Ok(set_config(query).or_else(|| advisory_lock(query))),
         _ => return Ok(None),
     }))
 }
@@ -182,7 +183,72 @@ fn set_config(query: &ast::Query) -> Option<SessionCommand> {
     })
 }
 
+/// `SELECT [pg_catalog.]pg_advisory_lock(key) [AS alias]` and its kin, nothing more (see `set_config`).
+fn advisory_lock(query: &ast::Query) -> Option<SessionCommand> {
+    let (call, name, alias) = lone_call(query)?;
+    let op = match name.as_str() {
+        "pg_advisory_lock" => AdvisoryOp::Lock,
+        "pg_try_advisory_lock" => AdvisoryOp::TryLock,
+        "pg_advisory_unlock" => AdvisoryOp::Unlock,
+        "pg_advisory_unlock_all" => AdvisoryOp::UnlockAll,
+        _ => return None,
+    };
+    let key: Vec<SettingArg> = match &call.args {
+        ast::FunctionArguments::None => vec![],
+        ast::FunctionArguments::List(list)
+            if list.duplicate_treatment.is_none() && list.clauses.is_empty() =>
+        {
+            list.args
+                .iter()
+                .map(|a| match a {
+                    ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => setting_arg(e),
+                    _ => None,
+                })
+                .collect::<Option<_>>()?
+        }
+        _ => return None,
+    };
+    let fits = match op {
+        AdvisoryOp::UnlockAll => key.is_empty(),
+        _ => matches!(key.len(), 1 | 2),
+    };
+    fits.then(|| SessionCommand::AdvisoryLock {
+        op,
+        key,
+        column: alias.map_or(name, |a| a.value.clone()),
+    })
+}
+
+/// The parameter types of an advisory-lock function's key: one `bigint`, or two `integer`s.
+pub fn advisory_param_types(command: &SessionCommand) -> Vec<Option<DataType>> {
+    let SessionCommand::AdvisoryLock { key, .. } = command else {
+        return vec![];
+    };
+    let ty = if key.len() == 1 {
+        DataType::BigInt
+    } else {
+        DataType::Integer
+    };
+    let mut types = Vec::new();
+    for arg in key {
+        if let SettingArg::Param(i) = *arg {
+            if types.len() <= i {
+                types.resize(i + 1, None);
+            }
+            types[i].get_or_insert(ty.clone());
+        }
+    }
+    types
+}
+
 fn set_config_call(query: &ast::Query) -> Option<(&ast::Function, Option<&ast::Ident>)> {
+    let (call, name, alias) = lone_call(query)?;
+    (name == "set_config").then_some((call, alias))
+}
+
+/// The query's one function call, if it is nothing more than `SELECT [pg_catalog.]f(...) [AS alias]`: the call, its
+/// name lower-cased, and the alias.
+fn lone_call(query: &ast::Query) -> Option<(&ast::Function, String, Option<&ast::Ident>)> {
     if query.with.is_some()
         || query.order_by.is_some()
         || query.limit_clause.is_some()
@@ -220,12 +286,12 @@ fn set_config_call(query: &ast::Query) -> Option<(&ast::Function, Option<&ast::I
                 .unwrap_or_default()
         })
         .collect();
-    let named = match parts.as_slice() {
-        [f] => f == "set_config",
-        [schema, f] => schema == "pg_catalog" && f == "set_config",
-        _ => false,
+    let name = match parts.as_slice() {
+        [f] => f.clone(),
+        [schema, f] if schema == "pg_catalog" => f.clone(),
+        _ => return None,
     };
-    (named && call.over.is_none() && call.filter.is_none()).then_some((call, alias))
+    (call.over.is_none() && call.filter.is_none()).then_some((call, name, alias))
 }
 
 /// A constant or `$n` argument (through casts, as in `$1::text`).
