@@ -3489,4 +3489,15 @@ async fn advisory_locks_keep_sessions_apart() {
         .await
         .unwrap();
     assert_eq!(failure(&a, "SELECT pg_advisory_lock('x')").await, "22P02");
+
+    // Transaction-level locks last until the block ends; outside a block, until the statement does.
+    let c = server.connect().await;
+    a.batch_execute("BEGIN").await.unwrap();
+    assert_eq!(scalar(&a, "SELECT pg_try_advisory_xact_lock(5)").await, "t");
+    assert_eq!(scalar(&c, "SELECT pg_try_advisory_xact_lock(5)").await, "f");
+    // pg_advisory_unlock releases session-level holds only.
+    assert_eq!(scalar(&a, "SELECT pg_advisory_unlock(5)").await, "f");
+    a.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(scalar(&c, "SELECT pg_advisory_xact_lock(5)").await, "");
+    assert_eq!(scalar(&a, "SELECT pg_try_advisory_lock(5)").await, "t");
 }

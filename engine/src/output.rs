@@ -165,12 +165,19 @@ pub enum AdvisoryOp {
     Unlock,
     /// `pg_advisory_unlock_all`.
     UnlockAll,
+    /// `pg_advisory_xact_lock`: wait for the lock, held until the transaction ends.
+    XactLock,
+    /// `pg_try_advisory_xact_lock`.
+    TryXactLock,
 }
 
 impl AdvisoryOp {
     /// Whether the function answers a boolean (else `void`).
     pub fn answers_boolean(self) -> bool {
-        matches!(self, AdvisoryOp::TryLock | AdvisoryOp::Unlock)
+        matches!(
+            self,
+            AdvisoryOp::TryLock | AdvisoryOp::Unlock | AdvisoryOp::TryXactLock
+        )
     }
 }
 

@@ -127,7 +127,7 @@ pub async fn run<B: Backend>(stream: Stream, shared: Arc<Shared<B>>) {
     session.greet(&mut conn.out, &startup);
     let result = conn.serve(&mut session).await;
     shared.cancel_keys.lock().remove(&session.pid);
-    shared.advisory.unlock_all(session.pid);
+    shared.advisory.release(session.pid, true, true);
     if let Err(e) = result {
         conn.fatal(&e).await;
     }
@@ -1069,6 +1069,8 @@ impl<B: Backend> Session<B> {
     /// The transaction block ends: `SET LOCAL`s end with it, and a rollback puts back the settings it found.
     fn end_block_settings(&mut self, commit: bool, out: &mut BytesMut) {
         self.savepoints.clear();
+        // Transaction-level advisory locks end with the block.
+        self.shared.advisory.release(self.pid, false, true);
         let found = self.block_settings.take();
         if !commit {
             if let Some(found) = found {
@@ -1534,13 +1536,16 @@ impl<B: Backend> Session<B> {
         let locks = &self.shared.advisory;
         let pid = self.pid;
         let key = advisory_key(key, params)?;
+        let transaction = matches!(op, AdvisoryOp::XactLock | AdvisoryOp::TryXactLock);
         let answer = match (op, key) {
             (AdvisoryOp::UnlockAll, _) => {
-                locks.unlock_all(pid);
+                locks.release(pid, true, false);
                 true
             }
             (_, None) => return Err(Error::internal("an advisory lock without a key")),
-            (AdvisoryOp::TryLock, Some(key)) => locks.try_lock(key, pid),
+            (AdvisoryOp::TryLock | AdvisoryOp::TryXactLock, Some(key)) => {
+                locks.try_lock(key, pid, transaction)
+            }
             (AdvisoryOp::Unlock, Some(key)) => {
                 let released = locks.unlock(key, pid);
                 if !released {
@@ -1549,7 +1554,7 @@ impl<B: Backend> Session<B> {
                 }
                 released
             }
-            (AdvisoryOp::Lock, Some(key)) => {
+            (AdvisoryOp::Lock | AdvisoryOp::XactLock, Some(key)) => {
                 self.context.cancel.store(false, Ordering::Release);
                 let deadline = self
                     .context
@@ -1557,7 +1562,7 @@ impl<B: Backend> Session<B> {
                     .map(|t| tokio::time::Instant::now() + t);
                 let cancel = self.context.cancel.clone();
                 locks
-                    .lock(key, pid, || {
+                    .lock(key, pid, transaction, || {
                         if cancel.load(Ordering::Acquire) {
                             Some("canceling statement due to user request")
                         } else if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
@@ -1571,6 +1576,10 @@ impl<B: Backend> Session<B> {
                 true
             }
         };
+        // Outside a block the statement is the transaction: what it took at that level is released with it.
+        if transaction && self.status == TransactionStatus::Idle && !self.implicit_block {
+            locks.release(pid, false, true);
+        }
         Ok(lanedb_engine::output::advisory_output(op, column, answer))
     }
 

@@ -191,6 +191,8 @@ fn advisory_lock(query: &ast::Query) -> Option<SessionCommand> {
         "pg_try_advisory_lock" => AdvisoryOp::TryLock,
         "pg_advisory_unlock" => AdvisoryOp::Unlock,
         "pg_advisory_unlock_all" => AdvisoryOp::UnlockAll,
+        "pg_advisory_xact_lock" => AdvisoryOp::XactLock,
+        "pg_try_advisory_xact_lock" => AdvisoryOp::TryXactLock,
         _ => return None,
     };
     let key: Vec<SettingArg> = match &call.args {
