@@ -565,8 +565,26 @@ impl<S> KeptWrites<S> {
         self.keys.contains_key(&hash)
     }
 
+    /// Keeps `deferred`, what the backend made of a write of `statement` in the block; returns the answer to give now.
+    pub fn keep(&mut self, statement: std::sync::Arc<S>, deferred: Deferred) -> Output {
+        let Deferred {
+            params,
+            output,
+            keys,
+            returned,
+        } = deferred;
+        let write = BlockWrite {
+            statement,
+            params,
+            rows: Some(output.rows_affected),
+            returned,
+        };
+        self.push(write, keys);
+        output
+    }
+
     /// Keeps `write`, which takes the unique keys `keys`.
-    pub fn push(&mut self, write: BlockWrite<S>, keys: Vec<u64>) {
+    fn push(&mut self, write: BlockWrite<S>, keys: Vec<u64>) {
         for k in &keys {
             *self.keys.entry(*k).or_default() += 1;
         }

@@ -36,8 +36,8 @@ use lanedb_engine::output::{
     AdvisoryOp, MILLISECOND_SETTINGS, REPORTED,
 };
 use lanedb_engine::{
-    BlockWrite, CopyDirection, CopyFormat, Deferred, Error, KeptWrites, Output, Result,
-    SessionCommand, SettingArg, SqlState, Value,
+    CopyDirection, CopyFormat, Error, KeptWrites, Output, Result, SessionCommand, SettingArg,
+    SqlState, Value,
 };
 use pgwire::messages::copy::{CopyData, CopyDone, CopyInResponse, CopyOutResponse};
 use pgwire::messages::data::{FieldDescription, NoData, ParameterDescription, RowDescription};
@@ -1429,22 +1429,13 @@ impl<B: Backend> Session<B> {
         let backend = self.shared.backend.clone();
         if self.status == TransactionStatus::Transaction {
             // In a block the rows are typed and checked now, and loaded with the block's other writes at COMMIT.
-            let Deferred {
-                params,
-                output,
-                keys,
-                returned,
-            } = tokio::task::block_in_place(|| {
+            let deferred = tokio::task::block_in_place(|| {
                 backend.defer_copy(&self.context, statement, rows, first_line, &self.deferred)
             })?;
-            let write = BlockWrite {
-                statement: statement.clone(),
-                params,
-                rows: Some(output.rows_affected),
-                returned,
-            };
-            self.deferred.push(write, keys);
-            return Ok(output.rows_affected);
+            return Ok(self
+                .deferred
+                .keep(statement.clone(), deferred)
+                .rows_affected);
         }
         let loaded = tokio::task::block_in_place(|| {
             backend.copy_in(&self.context, statement, rows, first_line)
@@ -1487,20 +1478,17 @@ impl<B: Backend> Session<B> {
         params: &[Value],
         out: &mut BytesMut,
     ) -> Result<Output> {
-        if let Some(SessionCommand::AdvisoryLock { op, key, column }) =
-            self.shared.backend.session_command(statement)
-        {
-            let (op, key, column) = (*op, key.clone(), column.clone());
-            return self.advisory_lock(op, &key, &column, params, out).await;
-        }
-        // `EXECUTE name (values)` runs the prepared statement with the values.
+        // Advisory locks may wait for another session; `EXECUTE name (values)` runs the prepared statement.
         let executed;
-        let (statement, params) = match self.executed(statement)? {
-            Some(target) => {
-                executed = target;
+        let (statement, params) = match self.shared.backend.session_command(statement) {
+            Some(SessionCommand::AdvisoryLock { op, key, column }) => {
+                return self.advisory_lock(*op, key, column, params, out).await;
+            }
+            Some(SessionCommand::Execute { name, args }) => {
+                executed = self.executed(name, args)?;
                 (&executed.0, &executed.1[..])
             }
-            None => (statement, params),
+            _ => (statement, params),
         };
         if self.status == TransactionStatus::Idle {
             let backend = self.shared.backend.clone();
@@ -1583,17 +1571,12 @@ impl<B: Backend> Session<B> {
         Ok(lanedb_engine::output::advisory_output(op, column, answer))
     }
 
-    /// For `EXECUTE name (values)`: the session's prepared statement `name` and the values as its parameters.
-    #[allow(clippy::type_complexity)]
+    /// For `EXECUTE name (args)`: the session's prepared statement `name` and the arguments as its parameters.
     fn executed(
         &self,
-        statement: &B::Statement,
-    ) -> Result<Option<(Arc<B::Statement>, Vec<Value>)>> {
-        let Some(SessionCommand::Execute { name, args }) =
-            self.shared.backend.session_command(statement)
-        else {
-            return Ok(None);
-        };
+        name: &str,
+        args: &[Option<String>],
+    ) -> Result<(Arc<B::Statement>, Vec<Value>)> {
         if self.status == TransactionStatus::Error {
             return Err(aborted_block());
         }
@@ -1632,7 +1615,7 @@ impl<B: Backend> Session<B> {
                 .collect::<Result<Vec<_>>>()?
         };
         let target = backend.in_zone(target, self.time_zone())?;
-        Ok(Some((target, values)))
+        Ok((target, values))
     }
 
     /// The columns `statement` returns: for `EXECUTE name`, those of the prepared statement it runs.
@@ -1747,20 +1730,7 @@ impl<B: Backend> Session<B> {
         else {
             return Err(write_in_block());
         };
-        let Deferred {
-            params,
-            output,
-            keys,
-            returned,
-        } = deferred?;
-        let write = BlockWrite {
-            statement: statement.clone(),
-            params,
-            rows: Some(output.rows_affected),
-            returned,
-        };
-        self.deferred.push(write, keys);
-        Ok(output)
+        Ok(self.deferred.keep(statement.clone(), deferred?))
     }
 
     fn session_command(

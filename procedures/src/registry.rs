@@ -662,15 +662,13 @@ impl Registry {
             };
             run_procedure(procedure, &mut runner, args, invocation, ctx.cancel, record)
         };
-        if !CHECK_DETERMINISM {
-            return attempt(lane, false).0;
-        }
-        let savepoint = lane.savepoint();
-        let (first, first_trace) = attempt(lane, true);
-        lane.rollback_to(savepoint);
-        let (second, second_trace) = attempt(lane, true);
-        same_runs(procedure, &first, first_trace, &second, second_trace)?;
-        second
+        checked_run(
+            procedure,
+            lane,
+            |lane| lane.savepoint(),
+            |lane, savepoint| lane.rollback_to(savepoint),
+            attempt,
+        )
     }
 
     /// Runs a multi-partition procedure in the transaction that holds every lane.
@@ -700,17 +698,17 @@ impl Registry {
             };
             run_procedure(procedure, &mut runner, args, invocation, ctx.cancel, record)
         };
-        if !CHECK_DETERMINISM {
-            return attempt(txn, false).0;
-        }
-        let savepoints: Vec<_> = txn.lanes.iter().map(|l| l.savepoint()).collect();
-        let (first, first_trace) = attempt(txn, true);
-        for (lane, savepoint) in txn.lanes.iter_mut().zip(savepoints) {
-            lane.rollback_to(savepoint);
-        }
-        let (second, second_trace) = attempt(txn, true);
-        same_runs(procedure, &first, first_trace, &second, second_trace)?;
-        second
+        checked_run(
+            procedure,
+            txn,
+            |txn| txn.lanes.iter().map(|l| l.savepoint()).collect::<Vec<_>>(),
+            |txn, savepoints| {
+                for (lane, savepoint) in txn.lanes.iter_mut().zip(savepoints) {
+                    lane.rollback_to(savepoint);
+                }
+            },
+            attempt,
+        )
     }
 
     /// A call a transaction block keeps, run in the block's transaction (see `ProcedureHandler::call_in_txn`). It is
@@ -822,6 +820,26 @@ fn run_procedure(
 
 /// Debug builds run every procedure twice on the same state and compare (see the crate docs on determinism).
 const CHECK_DETERMINISM: bool = cfg!(debug_assertions);
+
+/// Runs `attempt` on `state`; with `CHECK_DETERMINISM`, twice, rolled back to `savepoint` between the runs, and fails
+/// if they differ.
+fn checked_run<S: ?Sized, P>(
+    procedure: &dyn Procedure,
+    state: &mut S,
+    savepoint: impl Fn(&S) -> P,
+    rollback: impl Fn(&mut S, P),
+    attempt: impl Fn(&mut S, bool) -> (Result<Vec<Output>>, Trace),
+) -> Result<Vec<Output>> {
+    if !CHECK_DETERMINISM {
+        return attempt(state, false).0;
+    }
+    let saved = savepoint(state);
+    let (first, first_trace) = attempt(state, true);
+    rollback(state, saved);
+    let (second, second_trace) = attempt(state, true);
+    same_runs(procedure, &first, first_trace, &second, second_trace)?;
+    second
+}
 
 type Trace = Option<Vec<(usize, Vec<Value>)>>;
 

@@ -4,8 +4,10 @@
 
 use std::sync::Arc;
 
+use datafusion::arrow::array::{ArrayRef, StringArray};
 use datafusion::arrow::datatypes::{DataType as ArrowType, Field, Schema, SchemaRef};
-use lanedb_engine::TableDef;
+use datafusion::arrow::record_batch::RecordBatch;
+use lanedb_engine::{Error, Output, Result, TableDef};
 
 use crate::dml::{Access, ConflictAction, Route};
 use crate::plan::{Plan, Prepared};
@@ -18,6 +20,15 @@ pub fn schema() -> SchemaRef {
         ArrowType::Utf8,
         false,
     )]))
+}
+
+/// EXPLAIN's answer: `lines`, one a row.
+pub fn output(lines: &[String]) -> Result<Output> {
+    let schema = schema();
+    let column: ArrayRef = Arc::new(StringArray::from_iter_values(lines));
+    let batch = RecordBatch::try_new(schema.clone(), vec![column])
+        .map_err(|e| Error::internal(e.to_string()))?;
+    Ok(Output::rows(schema, vec![batch]))
 }
 
 /// The lines that describe how `p` runs.

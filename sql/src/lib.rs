@@ -735,17 +735,7 @@ impl SqlEngine {
                 out.command = "COPY";
                 Ok(out)
             }
-            Plan::Explain(lines) => {
-                let column: datafusion::arrow::array::ArrayRef = Arc::new(
-                    datafusion::arrow::array::StringArray::from_iter_values(lines),
-                );
-                let batch = datafusion::arrow::record_batch::RecordBatch::try_new(
-                    p.schema.clone(),
-                    vec![column],
-                )
-                .map_err(|e| Error::internal(e.to_string()))?;
-                Ok(Output::rows(p.schema.clone(), vec![batch]))
-            }
+            Plan::Explain(lines) => explain::output(lines),
             Plan::Checkpoint => {
                 let checkpointer = self.checkpointer.read().clone();
                 if let Some(checkpoint) = checkpointer {
