@@ -76,6 +76,8 @@ pub struct TableDef {
     pub partition_column: Option<usize>,
     /// CHECK constraints, checked on every row written.
     pub checks: Vec<CheckDef>,
+    /// FOREIGN KEY constraints of this table as the child (see `foreign`).
+    pub foreign_keys: Vec<crate::foreign::ForeignKeyDef>,
 }
 
 /// A CHECK constraint: a row passes unless its expression is false (NULL passes, as in PostgreSQL).

@@ -208,16 +208,31 @@ impl MultiTxn<'_> {
         &self.catalog
     }
 
-    /// Publishes `catalog` (DDL); every lane now matches its version. Undone if the transaction fails.
-    pub fn set_catalog(&mut self, catalog: Catalog) {
+    /// Publishes `catalog` (DDL); every lane now matches its version, and keeps its foreign keys. Undone if the
+    /// transaction fails. Refused if a foreign key of the catalog cannot be kept (see `foreign`).
+    pub fn set_catalog(&mut self, catalog: Catalog) -> Result<()> {
+        let rules = crate::foreign::ForeignRules::of(&catalog)?;
+        let had = self.lanes.first().is_some_and(|l| !l.foreign().is_empty());
+        if had || !rules.is_empty() {
+            let rules = Arc::new(rules);
+            for lane in self.lanes.iter_mut() {
+                lane.set_foreign(rules.clone());
+            }
+        }
         self.catalog = Arc::new(catalog);
         self.catalog_changed = true;
+        Ok(())
     }
 
     /// Runs `f` as one statement across the lanes: if it fails, every lane rolls back to where it began.
     pub fn statement<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
         let sps: Vec<Savepoint> = self.lanes.iter().map(|l| l.savepoint()).collect();
-        let out = f(self);
+        let mut out = f(self);
+        if out.is_ok() {
+            if let Err(e) = self.lanes.iter_mut().try_for_each(|l| l.settle(false)) {
+                out = Err(e);
+            }
+        }
         if out.is_err() {
             for (lane, sp) in self.lanes.iter_mut().zip(sps) {
                 lane.rollback_to(sp);
@@ -531,7 +546,10 @@ impl Engine {
         let sp = state.savepoint();
         let mut out = f(&mut state);
         if out.is_ok() {
-            if let Err(e) = self.log_commit(state.wrote_since(sp)) {
+            if let Err(e) = state
+                .settle(true)
+                .and_then(|()| self.log_commit(state.wrote_since(sp)))
+            {
                 out = Err(e);
             }
         }
@@ -596,6 +614,11 @@ impl Engine {
         }
         let started = Instant::now();
         let mut out = f(&mut txn);
+        if out.is_ok() {
+            if let Err(e) = txn.lanes.iter_mut().try_for_each(|l| l.settle(true)) {
+                out = Err(e);
+            }
+        }
         if out.is_ok() {
             let wrote = txn.catalog_changed
                 || txn

@@ -22,6 +22,7 @@ use std::sync::Arc;
 
 use crate::catalog::TableId;
 use crate::error::{Error, Result, SqlState};
+use crate::foreign::{ForeignRules, Pending, Reference};
 use crate::key::make_key;
 use crate::partition::LaneId;
 use crate::storage::{FastMap, TableStore};
@@ -56,11 +57,19 @@ enum Undo {
         table: TableId,
         previous: Option<Arc<[ViewDef]>>,
     },
+    /// The foreign keys changed (DDL).
+    Foreign {
+        previous: Arc<ForeignRules>,
+    },
 }
 
-/// A savepoint: the undo log's length when a statement or transaction began.
+/// A savepoint: the lengths of the undo log and of the foreign-key notes when a statement or transaction began.
 #[derive(Clone, Copy, Debug)]
-pub struct Savepoint(usize);
+pub struct Savepoint {
+    undo: usize,
+    pending: usize,
+    deferred: usize,
+}
 
 /// The state a lane owns. Only reachable through `Engine::run_single` / `run_multi`, which hold the lane.
 #[derive(Debug)]
@@ -75,6 +84,10 @@ pub struct LaneState {
     views: FastMap<TableId, Arc<[ViewDef]>>,
     /// The catalog version this lane's tables match; plans compiled for another version are refused and recompiled.
     pub(crate) catalog_version: u64,
+    /// The foreign keys (see `foreign`), and what the current statement and transaction left to check.
+    foreign: Arc<ForeignRules>,
+    pending: Vec<Pending>,
+    deferred: Vec<Pending>,
 }
 
 impl LaneState {
@@ -87,6 +100,9 @@ impl LaneState {
             undo: Vec::new(),
             views: FastMap::default(),
             catalog_version: 0,
+            foreign: Arc::default(),
+            pending: Vec::new(),
+            deferred: Vec::new(),
         }
     }
 
@@ -117,12 +133,16 @@ impl LaneState {
     }
 
     pub fn savepoint(&self) -> Savepoint {
-        Savepoint(self.undo.len())
+        Savepoint {
+            undo: self.undo.len(),
+            pending: self.pending.len(),
+            deferred: self.deferred.len(),
+        }
     }
 
     /// Whether anything was written since `sp`.
     pub fn wrote_since(&self, sp: Savepoint) -> bool {
-        self.undo.len() > sp.0
+        self.undo.len() > sp.undo
     }
 
     fn check_budget(&self, growth: usize) -> Result<()> {
@@ -144,6 +164,9 @@ impl LaneState {
         let (pos, bytes) = self.table_mut(table)?.insert(row)?;
         self.bytes += bytes;
         self.undo.push(Undo::Insert { table, bytes });
+        if !self.foreign.is_empty() {
+            self.note_child(table, row);
+        }
         if let Some(views) = self.views.get(&table).cloned() {
             for view in views.iter() {
                 if view.includes(row)? {
@@ -158,6 +181,9 @@ impl LaneState {
     pub fn delete(&mut self, table: TableId, pos: usize) -> Result<()> {
         let (row, bytes) = self.table_mut(table)?.delete(pos);
         self.bytes -= bytes.min(self.bytes);
+        if !self.foreign.is_empty() {
+            self.note_parent(table, &row, None);
+        }
         let views = self.views.get(&table).cloned();
         if let Some(views) = &views {
             for view in views.iter() {
@@ -192,12 +218,16 @@ impl LaneState {
             }
             Ok(row)
         });
+        let noted = (!self.foreign.is_empty()).then(|| old.clone());
         self.undo.push(Undo::Update {
             table,
             pos,
             old,
             delta,
         });
+        if let Some(old) = noted {
+            self.note_update(table, pos, &old)?;
+        }
         if let (Some(views), Some(old_row)) = (views, old_row) {
             let old_row = old_row?;
             let new_row = self.table(table)?.row(pos);
@@ -208,6 +238,149 @@ impl LaneState {
                 if view.includes(&new_row)? {
                     self.view_add(view, &new_row)?;
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// Notes the keys a new child row holds (see `foreign`).
+    fn note_child(&mut self, table: TableId, row: &[Value]) {
+        let rules = self.foreign.clone();
+        for reference in rules.of_child(table) {
+            let key: Vec<Value> = reference.columns.iter().map(|c| row[*c].clone()).collect();
+            // MATCH SIMPLE: a key with a NULL in it references nothing.
+            if key.iter().all(|v| !v.is_null()) {
+                self.pending.push(Pending::Needs {
+                    reference: reference.clone(),
+                    key,
+                });
+            }
+        }
+    }
+
+    /// Notes the keys a parent row held, now gone (`new: None`) or changed to those of `new`.
+    fn note_parent(&mut self, table: TableId, row: &[Value], new: Option<&[Value]>) {
+        let rules = self.foreign.clone();
+        for reference in rules.of_parent(table) {
+            let key: Vec<Value> = reference
+                .parent_columns
+                .iter()
+                .map(|c| row[*c].clone())
+                .collect();
+            if key.iter().any(Value::is_null) {
+                continue;
+            }
+            let new = new.map(|n| -> Vec<Value> {
+                reference
+                    .parent_columns
+                    .iter()
+                    .map(|c| n[*c].clone())
+                    .collect()
+            });
+            if new.as_ref().is_some_and(|n| *n == key) {
+                continue;
+            }
+            self.pending.push(Pending::Gone {
+                reference: reference.clone(),
+                key,
+                new,
+            });
+        }
+    }
+
+    /// Notes what an update of the row at `pos` (whose changed columns held `old`) changed in keys.
+    fn note_update(&mut self, table: TableId, pos: usize, old: &[(usize, Value)]) -> Result<()> {
+        let touches = |refs: &[Arc<Reference>], columns: fn(&Reference) -> &[usize]| {
+            refs.iter()
+                .any(|r| old.iter().any(|(c, _)| columns(r).contains(c)))
+        };
+        let as_child = touches(self.foreign.of_child(table), |r| &r.columns);
+        let as_parent = touches(self.foreign.of_parent(table), |r| &r.parent_columns);
+        if !as_child && !as_parent {
+            return Ok(());
+        }
+        let new_row = self.table(table)?.row(pos);
+        let mut old_row = new_row.clone();
+        for (c, v) in old {
+            old_row[*c] = v.clone();
+        }
+        if as_child {
+            let rules = self.foreign.clone();
+            for reference in rules.of_child(table) {
+                let key: Vec<Value> = reference
+                    .columns
+                    .iter()
+                    .map(|c| new_row[*c].clone())
+                    .collect();
+                let was: Vec<Value> = reference
+                    .columns
+                    .iter()
+                    .map(|c| old_row[*c].clone())
+                    .collect();
+                if key != was && key.iter().all(|v| !v.is_null()) {
+                    self.pending.push(Pending::Needs {
+                        reference: reference.clone(),
+                        key,
+                    });
+                }
+            }
+        }
+        if as_parent {
+            self.note_parent(table, &old_row, Some(&new_row));
+        }
+        Ok(())
+    }
+
+    /// Installs the catalog's foreign keys (DDL). Undoable.
+    pub fn set_foreign(&mut self, rules: Arc<ForeignRules>) {
+        let previous = std::mem::replace(&mut self.foreign, rules);
+        self.undo.push(Undo::Foreign { previous });
+    }
+
+    pub fn foreign(&self) -> &Arc<ForeignRules> {
+        &self.foreign
+    }
+
+    /// Settles what the statement's writes left to check or do (see `foreign`); with `commit`, the deferred
+    /// constraints' checks too, as the transaction ends.
+    pub fn settle(&mut self, commit: bool) -> Result<()> {
+        if commit && !self.deferred.is_empty() {
+            let mut deferred = std::mem::take(&mut self.deferred);
+            deferred.append(&mut self.pending);
+            self.pending = deferred;
+        }
+        for _ in 0..crate::foreign::CASCADE_ROUNDS_MAX {
+            if self.pending.is_empty() {
+                return Ok(());
+            }
+            for note in std::mem::take(&mut self.pending) {
+                if !commit && note.deferred() {
+                    self.deferred.push(note);
+                } else {
+                    crate::foreign::settle_note(self, note)?;
+                }
+            }
+        }
+        Err(crate::foreign::too_deep())
+    }
+
+    /// 23503 if a row of `child` names no row of its parent under the constraint `name` (a constraint added to a
+    /// table with rows).
+    pub fn verify_references(&self, child: TableId, name: &str) -> Result<()> {
+        let Some(reference) = self.foreign.of_child(child).iter().find(|r| r.name == name) else {
+            return Ok(());
+        };
+        let store = self.table(child)?;
+        for pos in 0..store.len() {
+            let key: Vec<Value> = reference
+                .columns
+                .iter()
+                .map(|c| store.get(pos, *c))
+                .collect();
+            if key.iter().all(|v| !v.is_null())
+                && !crate::foreign::parent_has(reference, self, &key)?
+            {
+                return Err(reference.missing_parent(&key));
             }
         }
         Ok(())
@@ -381,7 +554,9 @@ impl LaneState {
 
     /// Undoes everything after `sp`, newest first.
     pub fn rollback_to(&mut self, sp: Savepoint) {
-        while self.undo.len() > sp.0 {
+        self.pending.truncate(sp.pending);
+        self.deferred.truncate(sp.deferred);
+        while self.undo.len() > sp.undo {
             let entry = self.undo.pop().expect("undo entry");
             self.reverse(entry);
         }
@@ -420,6 +595,7 @@ impl LaneState {
                     .restore_update(pos, &old);
                 self.bytes = (self.bytes as isize - delta).max(0) as usize;
             }
+            Undo::Foreign { previous } => self.foreign = previous,
             Undo::Views { table, previous } => match previous {
                 Some(p) => {
                     self.views.insert(table, p);
@@ -446,6 +622,8 @@ impl LaneState {
     /// Ends a transaction: its undo is no longer needed.
     pub(crate) fn commit(&mut self) {
         self.undo.clear();
+        self.pending.clear();
+        self.deferred.clear();
     }
 
     pub(crate) fn tables(&self) -> impl Iterator<Item = (&TableId, &TableStore)> {

@@ -27,6 +27,7 @@ pub mod command_log;
 pub mod datetime;
 pub mod engine;
 pub mod error;
+pub mod foreign;
 pub mod invocation;
 pub mod io;
 pub mod key;

@@ -1522,6 +1522,7 @@ mod tests {
             ],
             partition_column: None,
             checks: vec![],
+            foreign_keys: vec![],
         };
         let schema = Arc::new(arrow_schema::Schema::new(
             def.columns

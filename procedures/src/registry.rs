@@ -256,7 +256,7 @@ impl Registry {
     fn record(&self, definition: ProcedureDef) -> Result<()> {
         self.sql.engine().run_multi(None, |txn| {
             let catalog = txn.catalog().with_procedure(definition);
-            txn.set_catalog(catalog);
+            txn.set_catalog(catalog)?;
             Ok(())
         })
     }
@@ -1002,7 +1002,7 @@ impl ProcedureHandler for Registry {
         self.version.fetch_add(1, Ordering::Release);
         self.sql.engine().run_multi(None, |txn| {
             let catalog = txn.catalog().without_procedure(&name);
-            txn.set_catalog(catalog);
+            txn.set_catalog(catalog)?;
             Ok(())
         })
     }

@@ -125,6 +125,7 @@ pub fn plan_call(function: &ast::Function, params: &mut ParamTypes) -> Result<(S
         indexes: vec![],
         partition_column: None,
         checks: vec![],
+        foreign_keys: vec![],
     };
     let scope = Scope {
         table: &empty,

@@ -246,8 +246,8 @@ fn column_def(
                 col.nullable = false;
             }
             ast::ColumnOption::Unique(_) => unique = true,
-            // Compiled once the table has all its columns (`checks`).
-            ast::ColumnOption::Check(_) => {}
+            // Compiled once the table has all its columns (`checks`), declared then (`foreign_keys`).
+            ast::ColumnOption::Check(_) | ast::ColumnOption::ForeignKey(_) => {}
             other => {
                 return Err(Error::unsupported(format!(
                     "column option {other} is not supported"
@@ -545,6 +545,7 @@ pub fn create_table(on: On, ct: &ast::CreateTable) -> Result<&'static str> {
             indexes: vec![],
             partition_column: None,
             checks: vec![],
+            foreign_keys: vec![],
         };
         let mut keys: Vec<(bool, Vec<usize>, Option<String>)> = vec![];
         let mut sequences: Vec<SequenceDef> = vec![];
@@ -605,8 +606,8 @@ pub fn create_table(on: On, ct: &ast::CreateTable) -> Result<&'static str> {
                     index_columns(&def, &u.columns)?,
                     u.name.as_ref().map(ident),
                 )),
-                // Compiled once the table has all its columns (`checks`).
-                ast::TableConstraint::Check(_) => {}
+                // Compiled once the table has all its columns (`checks`), declared then (`foreign_keys`).
+                ast::TableConstraint::Check(_) | ast::TableConstraint::ForeignKey(_) => {}
                 other => {
                     return Err(Error::unsupported(format!(
                         "constraint {other} is not supported"
@@ -634,6 +635,7 @@ pub fn create_table(on: On, ct: &ast::CreateTable) -> Result<&'static str> {
             }
         }
         def.checks = checks(ct, &def)?;
+        def.foreign_keys = crate::foreign_keys::of_create(txn.catalog(), ct, &def)?;
         install(txn, def.clone(), |_| {
             Ok(new_table_store(Arc::new(def.clone())))
         })?;
@@ -643,7 +645,7 @@ pub fn create_table(on: On, ct: &ast::CreateTable) -> Result<&'static str> {
                 sequence.id = catalog.next_table_id();
                 catalog = catalog.with_sequence(sequence);
             }
-            txn.set_catalog(catalog);
+            txn.set_catalog(catalog)?;
         }
         Ok("CREATE TABLE")
     })
@@ -665,7 +667,7 @@ fn install(
         };
         lane.set_table(id, Some(store));
     }
-    txn.set_catalog(catalog);
+    txn.set_catalog(catalog)?;
     Ok(())
 }
 
@@ -678,9 +680,11 @@ pub fn truncate(on: On, t: &ast::Truncate) -> Result<&'static str> {
         .map(|target| object_name(&target.name))
         .collect::<Result<Vec<_>>>()?;
     let restart = matches!(t.identity, Some(ast::TruncateIdentityOption::Restart));
+    let cascade = matches!(t.cascade, Some(ast::CascadeOption::Cascade));
     on.multi(|txn| {
         let mut catalog = (**txn.catalog()).clone();
         let mut restarted = false;
+        let names = crate::foreign_keys::truncated_with(txn.catalog(), &names, cascade)?;
         for name in &names {
             let Some(def) = txn.catalog().get_table(name).cloned() else {
                 if t.if_exists {
@@ -713,7 +717,7 @@ pub fn truncate(on: On, t: &ast::Truncate) -> Result<&'static str> {
             }
         }
         if restarted {
-            txn.set_catalog(catalog);
+            txn.set_catalog(catalog)?;
         }
         Ok("TRUNCATE TABLE")
     })
@@ -789,7 +793,7 @@ pub fn partition_table(engine: &Engine, table: &str, column: &str) -> Result<&'s
             }
             lane.set_table(def.id, Some(store));
         }
-        txn.set_catalog(catalog);
+        txn.set_catalog(catalog)?;
         Ok("PARTITION TABLE")
     })
 }
@@ -866,6 +870,7 @@ pub fn drop(
         },
         ast::ObjectType::Sequence => crate::sequences::drop(on, if_exists, &names, cascade),
         ast::ObjectType::Table => on.multi(|txn| {
+            crate::foreign_keys::drop_references(txn, &names, cascade)?;
             for name in &names {
                 let Some(def) = txn.catalog().get_table(name).cloned() else {
                     if if_exists {
@@ -893,7 +898,7 @@ pub fn drop(
                 }
                 let catalog =
                     crate::sequences::without_owned(txn.catalog().without_table(name), name);
-                txn.set_catalog(catalog);
+                txn.set_catalog(catalog)?;
             }
             Ok("DROP TABLE")
         }),
@@ -911,6 +916,7 @@ pub fn drop(
                         format!("cannot drop index {name} because constraint {name} on table {} requires it", def.name),
                     ));
                 }
+                crate::foreign_keys::check_key_drop(txn.catalog(), &def, i)?;
                 let mut def = def;
                 def.indexes.remove(i);
                 if let Some(pk) = def.primary_key {
@@ -946,6 +952,7 @@ pub fn alter_table(on: On, at: &ast::AlterTable) -> Result<&'static str> {
         let mut map: Vec<Option<usize>> = (0..def.columns.len()).map(Some).collect();
         let mut dropped: Vec<String> = vec![];
         let mut added_checks: Vec<String> = vec![];
+        let mut added_references: Vec<String> = vec![];
         for op in &at.operations {
             match op {
                 ast::AlterTableOperation::AddColumn {
@@ -980,6 +987,19 @@ pub fn alter_table(on: On, at: &ast::AlterTable) -> Result<&'static str> {
                     def.columns.push(col);
                     map.push(None);
                     for o in &c.options {
+                        if let ast::ColumnOption::ForeignKey(fk) = &o.option {
+                            let mut fk = fk.clone();
+                            fk.name = fk.name.or_else(|| o.name.clone());
+                            let declared = crate::foreign_keys::declare(
+                                txn.catalog(),
+                                &def,
+                                &fk,
+                                Some(&ident(&c.name)),
+                                &[],
+                            )?;
+                            added_references.push(declared.name.clone());
+                            def.foreign_keys.push(declared);
+                        }
                         if let ast::ColumnOption::Check(check) = &o.option {
                             let name = match check.name.as_ref().or(o.name.as_ref()) {
                                 Some(n) => ident(n),
@@ -1018,9 +1038,19 @@ pub fn alter_table(on: On, at: &ast::AlterTable) -> Result<&'static str> {
                         }
                         drop_column(&mut def, c);
                         map.remove(c);
+                        // A constraint on the column goes with it, as in PostgreSQL.
+                        def.foreign_keys.retain(|f| !f.columns.contains(&name));
                         dropped.push(name);
                     }
                     def.checks = recompile_checks(&def)?;
+                }
+                ast::AlterTableOperation::AddConstraint {
+                    constraint: ast::TableConstraint::ForeignKey(fk),
+                    ..
+                } => {
+                    let declared = crate::foreign_keys::declare(txn.catalog(), &def, fk, None, &[])?;
+                    added_references.push(declared.name.clone());
+                    def.foreign_keys.push(declared);
                 }
                 ast::AlterTableOperation::AddConstraint {
                     constraint: ast::TableConstraint::Check(check),
@@ -1169,7 +1199,10 @@ pub fn alter_table(on: On, at: &ast::AlterTable) -> Result<&'static str> {
                     let name = ident(name);
                     if let Some(at) = def.checks.iter().position(|c| c.name == name) {
                         def.checks.remove(at);
+                    } else if let Some(at) = def.foreign_keys.iter().position(|f| f.name == name) {
+                        def.foreign_keys.remove(at);
                     } else if let Some(at) = def.indexes.iter().position(|i| i.constraint && i.name == name) {
+                        crate::foreign_keys::check_key_drop(txn.catalog(), &def, at)?;
                         def.indexes.remove(at);
                         def.primary_key = match def.primary_key {
                             Some(pk) if pk == at => None,
@@ -1211,6 +1244,7 @@ pub fn alter_table(on: On, at: &ast::AlterTable) -> Result<&'static str> {
                 None => index_creation_error(e, &added_keys),
             }
         })?;
+        crate::foreign_keys::verify_added(txn, current.id, &added_references)?;
         // A dropped column's own sequence goes with it.
         let owned: Vec<String> = txn
             .catalog()
@@ -1226,7 +1260,7 @@ pub fn alter_table(on: On, at: &ast::AlterTable) -> Result<&'static str> {
             let catalog = owned
                 .iter()
                 .fold((**txn.catalog()).clone(), |c, n| c.without_sequence(n));
-            txn.set_catalog(catalog);
+            txn.set_catalog(catalog)?;
         }
         Ok("ALTER TABLE")
     })

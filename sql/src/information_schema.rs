@@ -162,7 +162,7 @@ const RELATIONS_HERE: &[Relation] = &[
             ("update_rule", Text),
             ("delete_rule", Text),
         ],
-        rows: |_, _| vec![],
+        rows: referential_constraints,
     },
     Relation {
         name: "check_constraints",
@@ -559,10 +559,22 @@ fn check_constraints(
 }
 
 fn table_constraints(catalog: &Catalog, scan: &Scan) -> Vec<Vec<Cell>> {
+    let deferral = |name: &str, table: &TableDef| {
+        table
+            .foreign_keys
+            .iter()
+            .find(|f| f.name == name)
+            .map_or((false, false), |f| (f.deferrable, f.initially_deferred))
+    };
     key_constraints(catalog)
         .into_iter()
         .chain(check_constraints(catalog).map(|(t, c)| (t, c.name.as_str(), "CHECK", vec![])))
+        .chain(
+            crate::foreign_keys::all(catalog)
+                .map(|(t, _, f)| (t, f.name.as_str(), "FOREIGN KEY", vec![])),
+        )
         .map(|(table, name, kind, _)| {
+            let (deferrable, deferred) = deferral(name, table);
             vec![
                 t(&scan.database),
                 t("public"),
@@ -571,8 +583,8 @@ fn table_constraints(catalog: &Catalog, scan: &Scan) -> Vec<Vec<Cell>> {
                 t("public"),
                 t(&table.name),
                 t(kind),
-                t("NO"),
-                t("NO"),
+                yes_no(deferrable),
+                yes_no(deferred),
                 t("YES"),
                 if kind == "UNIQUE" {
                     t("YES")
@@ -601,11 +613,66 @@ fn key_column_usage(catalog: &Catalog, scan: &Scan) -> Vec<Vec<Cell>> {
             ]);
         }
     }
+    for (table, _, fk) in crate::foreign_keys::all(catalog) {
+        let Some((parent, key)) = crate::foreign_keys::referenced_key(catalog, fk) else {
+            continue;
+        };
+        for (i, (column, referenced)) in fk.columns.iter().zip(&fk.parent_columns).enumerate() {
+            // Where the referenced column stands in the parent's key.
+            let in_key = parent
+                .column_index(referenced)
+                .and_then(|c| parent.indexes[key].columns.iter().position(|k| *k == c));
+            rows.push(vec![
+                t(&scan.database),
+                t("public"),
+                t(&fk.name),
+                t(&scan.database),
+                t("public"),
+                t(&table.name),
+                t(column),
+                Cell::I(i as i32 + 1),
+                in_key.map_or(Cell::Null, |k| Cell::I(k as i32 + 1)),
+            ]);
+        }
+    }
     rows
+}
+
+fn referential_constraints(catalog: &Catalog, scan: &Scan) -> Vec<Vec<Cell>> {
+    crate::foreign_keys::all(catalog)
+        .filter_map(|(_, _, fk)| {
+            let (parent, key) = crate::foreign_keys::referenced_key(catalog, fk)?;
+            Some(vec![
+                t(&scan.database),
+                t("public"),
+                t(&fk.name),
+                t(&scan.database),
+                t("public"),
+                t(&parent.indexes[key].name),
+                t("NONE"),
+                t(fk.on_update.sql()),
+                t(fk.on_delete.sql()),
+            ])
+        })
+        .collect()
 }
 
 fn constraint_column_usage(catalog: &Catalog, scan: &Scan) -> Vec<Vec<Cell>> {
     let mut rows = Vec::new();
+    // A foreign key uses the columns it references, as PostgreSQL lists it.
+    for (_, _, fk) in crate::foreign_keys::all(catalog) {
+        for column in &fk.parent_columns {
+            rows.push(vec![
+                t(&scan.database),
+                t("public"),
+                t(&fk.parent),
+                t(column),
+                t(&scan.database),
+                t("public"),
+                t(&fk.name),
+            ]);
+        }
+    }
     for (table, name, _, columns) in key_constraints(catalog) {
         for column in columns {
             rows.push(vec![

@@ -25,6 +25,7 @@ pub mod dml;
 pub mod explain;
 pub mod expr;
 mod extract;
+mod foreign_keys;
 mod from_char;
 pub mod functions;
 pub mod information_schema;
@@ -789,7 +790,7 @@ impl SqlEngine {
     /// A transaction block's INSERT, kept for COMMIT (`execute_block`): its parameters with the sequence values it
     /// takes, taken now (so `currval` answers inside the block, and COMMIT does not take them again), and what to
     /// answer now: its row count, or with RETURNING the rows COMMIT will insert. An error in a row (a type, a NOT
-    /// NULL, a CHECK, a unique key taken) shows now (`block_insert_keys`).
+    /// NULL, a CHECK, a unique key taken, a foreign key) shows now (`block_insert_keys`).
     pub fn defer_insert(
         &self,
         p: &Prepared,
@@ -862,7 +863,9 @@ impl SqlEngine {
     /// against the keys the block's INSERTs took, and against the table's rows by trying the INSERT in a
     /// transaction that is rolled back. It is tried after the block's writes when one of its keys may be one the
     /// block took, or when the block also changes the table otherwise (an UPDATE, a DELETE); alone when not, so that
-    /// a block of many INSERTs does not run them all again at each one.
+    /// a block of many INSERTs does not run them all again at each one. A row whose foreign key names no row is tried
+    /// again after the block's writes, which may insert that row. (A foreign key the block's writes break otherwise,
+    /// a parent deleted before its child is inserted, fails the block at COMMIT.)
     fn block_insert_keys<'r>(
         &self,
         p: &Prepared,
@@ -875,7 +878,7 @@ impl SqlEngine {
         let Some(table) = p
             .plan
             .written_table()
-            .filter(|t| t.indexes.iter().any(|i| i.unique))
+            .filter(|t| t.indexes.iter().any(|i| i.unique) || !t.foreign_keys.is_empty())
         else {
             return Ok(Vec::new());
         };
@@ -911,9 +914,24 @@ impl SqlEngine {
         } else {
             &[]
         };
-        self.try_after(before, ctx, |txn, ctx| {
+        let tried = self.try_after(before, ctx, |txn, ctx| {
             self.block_statement(p, txn, full, ctx)
-        })?;
+        });
+        match tried {
+            // The rows a foreign key names may be ones the block inserts: try again after its writes.
+            Err(e)
+                if e.code == lanedb_engine::foreign::FOREIGN_KEY_VIOLATION
+                    && before.is_empty()
+                    && !kept.writes().is_empty() =>
+            {
+                self.try_after(kept.writes(), ctx, |txn, ctx| {
+                    self.block_statement(p, txn, full, ctx)
+                })?;
+            }
+            tried => {
+                tried?;
+            }
+        }
         Ok(keys)
     }
 

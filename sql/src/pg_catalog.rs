@@ -95,6 +95,14 @@ fn check_oid(t: &TableDef, position: usize) -> i32 {
         + (INDEXES_PER_TABLE_MAX - 1 - position as i32)
 }
 
+/// A FOREIGN KEY constraint's OID: from the middle of its table's index range up.
+fn foreign_key_oid(t: &TableDef, position: usize) -> i32 {
+    INDEX_OID_BASE
+        + t.id as i32 * INDEXES_PER_TABLE_MAX
+        + INDEXES_PER_TABLE_MAX / 2
+        + position as i32
+}
+
 /// The table and position of the CHECK constraint with OID `oid`.
 fn find_check(catalog: &Catalog, oid: i32) -> Option<(&Arc<TableDef>, usize)> {
     catalog.tables().find_map(|t| {
@@ -1278,6 +1286,48 @@ fn constraints(catalog: &Catalog, _: &Scan) -> Vec<Vec<Cell>> {
             ]);
         }
     }
+    rows.extend(foreign_key_constraints(catalog));
+    rows
+}
+
+/// `pg_constraint` rows of the FOREIGN KEY constraints.
+fn foreign_key_constraints(catalog: &Catalog) -> Vec<Vec<Cell>> {
+    let mut rows = Vec::new();
+    for (table, i, fk) in crate::foreign_keys::all(catalog) {
+        let Some((parent, key)) = crate::foreign_keys::referenced_key(catalog, fk) else {
+            continue;
+        };
+        let attnums = |t: &TableDef, names: &[String]| -> Vec<i16> {
+            names
+                .iter()
+                .filter_map(|c| t.column_index(c))
+                .map(|c| c as i16 + 1)
+                .collect()
+        };
+        rows.push(vec![
+            Cell::I(foreign_key_oid(table, i)),
+            t(&fk.name),
+            Cell::I(PUBLIC_OID),
+            t("f"),
+            Cell::B(fk.deferrable),
+            Cell::B(fk.initially_deferred),
+            Cell::B(true),
+            Cell::I(table_oid(table)),
+            Cell::I(0),
+            Cell::I(index_oid(parent, key)),
+            Cell::I(0),
+            Cell::I(table_oid(parent)),
+            Cell::B(true),
+            Cell::I(0),
+            Cell::B(true),
+            Cell::A(attnums(table, &fk.columns)),
+            Cell::A(attnums(parent, &fk.parent_columns)),
+            t(fk.on_update.code()),
+            t(fk.on_delete.code()),
+            t("s"),
+            Cell::Null,
+        ]);
+    }
     rows
 }
 
@@ -2016,6 +2066,11 @@ fn index_def(catalog: &Catalog, oid: i32, column: i64) -> Option<String> {
 fn constraint_def(catalog: &Catalog, oid: i32, pretty: bool) -> Option<String> {
     if let Some((table, i)) = find_check(catalog, oid) {
         return Some(check_text(&table.checks[i], pretty));
+    }
+    if let Some((_, _, fk)) =
+        crate::foreign_keys::all(catalog).find(|(t, i, _)| foreign_key_oid(t, *i) == oid)
+    {
+        return Some(fk.sql());
     }
     let (table, i) = find_index(catalog, oid)?;
     let index = &table.indexes[i];

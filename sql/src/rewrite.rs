@@ -1639,6 +1639,7 @@ mod tests {
             indexes: vec![],
             partition_column: None,
             checks: vec![],
+            foreign_keys: vec![],
         };
         catalog = catalog.with_table(table);
         let rewrite = |sql: &str| {

@@ -408,7 +408,7 @@ pub fn create(on: On, cs: &CreateSequence) -> Result<&'static str> {
             def.owned_by = Some((table.clone(), column.clone()));
         }
         let catalog = txn.catalog().with_sequence(def);
-        txn.set_catalog(catalog);
+        txn.set_catalog(catalog)?;
         Ok("CREATE SEQUENCE")
     })
 }
@@ -489,7 +489,7 @@ pub fn alter(on: On, a: &AlterSequence) -> Result<&'static str> {
             None => def.state.uncover(),
         }
         let catalog = txn.catalog().with_sequence(def);
-        txn.set_catalog(catalog);
+        txn.set_catalog(catalog)?;
         Ok("ALTER SEQUENCE")
     })
 }
@@ -565,7 +565,7 @@ pub fn drop(on: On, if_exists: bool, names: &[String], cascade: bool) -> Result<
                 crate::ddl::redefine(txn, def)?;
             }
             let catalog = txn.catalog().without_sequence(name);
-            txn.set_catalog(catalog);
+            txn.set_catalog(catalog)?;
         }
         Ok("DROP SEQUENCE")
     })

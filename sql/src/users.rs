@@ -255,7 +255,7 @@ fn apply(engine: &Engine, command: &UserCommand) -> Result<&'static str> {
                 execute_grants: Default::default(),
             };
             let catalog = txn.catalog().with_user(user);
-            txn.set_catalog(catalog);
+            txn.set_catalog(catalog)?;
             Ok("CREATE ROLE")
         }
         UserCommand::Alter { name, options } => {
@@ -273,7 +273,7 @@ fn apply(engine: &Engine, command: &UserCommand) -> Result<&'static str> {
                 user.role = role;
             }
             let catalog = txn.catalog().with_user(user);
-            txn.set_catalog(catalog);
+            txn.set_catalog(catalog)?;
             Ok("ALTER ROLE")
         }
         UserCommand::Execute {
@@ -301,7 +301,7 @@ fn apply(engine: &Engine, command: &UserCommand) -> Result<&'static str> {
                     user.execute_grants.remove(procedure);
                 }
                 let catalog = txn.catalog().with_user(user);
-                txn.set_catalog(catalog);
+                txn.set_catalog(catalog)?;
             }
             Ok(if *grant { "GRANT" } else { "REVOKE" })
         }
@@ -317,7 +317,7 @@ fn apply(engine: &Engine, command: &UserCommand) -> Result<&'static str> {
                     ));
                 }
                 let catalog = txn.catalog().without_user(name);
-                txn.set_catalog(catalog);
+                txn.set_catalog(catalog)?;
             }
             Ok("DROP ROLE")
         }

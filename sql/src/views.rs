@@ -66,6 +66,7 @@ pub fn create_view(engine: &Engine, cv: &ast::CreateView, sql: &str) -> Result<&
             indexes: vec![],
             partition_column: None,
             checks: vec![],
+            foreign_keys: vec![],
         };
         for (c, column_name) in columns.iter().zip(&names) {
             let (data_type, nullable) = match c {
@@ -135,7 +136,7 @@ pub fn create_view(engine: &Engine, cv: &ast::CreateView, sql: &str) -> Result<&
             lane.set_views(source.id, maintained.clone());
         }
         let next = catalog.with_table((*def).clone()).with_view(&name, view);
-        txn.set_catalog(next);
+        txn.set_catalog(next)?;
         Ok("CREATE VIEW")
     })
 }
@@ -164,7 +165,7 @@ pub fn drop_views(engine: &Engine, if_exists: bool, names: &[String]) -> Result<
                 lane.set_table(view.table, None);
             }
             let next = catalog.without_view(name).without_table(name);
-            txn.set_catalog(next);
+            txn.set_catalog(next)?;
         }
         Ok("DROP VIEW")
     })
