@@ -616,6 +616,67 @@ async fn updates_from_other_tables_replay() {
     assert_eq!(rows(&client, query).await, before);
 }
 
+/// Foreign keys survive a restart from the log and from a snapshot: replay gives the same cascades, and the
+/// constraints are enforced afterwards (the catalog is rebuilt from its DDL, the rows load from the snapshot).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_keys_and_their_cascades_replay() {
+    let server = Server::start(&[]);
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE cust (id BIGINT PRIMARY KEY, name TEXT); PARTITION TABLE cust ON COLUMN id;
+             CREATE TABLE item (sku TEXT PRIMARY KEY);
+             CREATE TABLE ord (id BIGINT, cust BIGINT NOT NULL, sku TEXT REFERENCES item ON DELETE SET NULL,
+                 PRIMARY KEY (id, cust));
+             PARTITION TABLE ord ON COLUMN cust;
+             ALTER TABLE ord ADD FOREIGN KEY (cust) REFERENCES cust ON DELETE CASCADE;
+             INSERT INTO item VALUES ('pen'), ('ink');
+             INSERT INTO cust SELECT g, 'c' || g FROM generate_series(1, 100) AS s(g);
+             INSERT INTO ord SELECT g, g % 100 + 1, CASE WHEN g % 2 = 0 THEN 'pen' ELSE 'ink' END
+                 FROM generate_series(1, 1000) AS s(g);
+             DELETE FROM cust WHERE id % 10 = 0;
+             DELETE FROM item WHERE sku = 'ink';",
+        )
+        .await
+        .unwrap();
+    let query = "SELECT count(*), count(sku), count(DISTINCT cust) FROM ord";
+    let before = rows(&client, query).await;
+    assert_eq!(before, [["900", "500", "90"]]);
+    let check = |client: Client| async move {
+        let e = client
+            .execute("INSERT INTO ord VALUES (5000, 10, NULL)", &[])
+            .await
+            .unwrap_err();
+        assert_eq!(e.as_db_error().unwrap().code().code(), "23503");
+        // SET NULL: the orders stay, without their item.
+        let deleted = client
+            .execute("DELETE FROM item WHERE sku = 'pen'", &[])
+            .await
+            .unwrap();
+        assert_eq!(deleted, 1);
+        client
+    };
+    // From the log.
+    let (server, client) = crash_and_restart(server, client, &[]).await;
+    assert_eq!(rows(&client, query).await, before);
+    let client = check(client).await;
+    let after = rows(&client, query).await;
+    assert_eq!(after, [["900", "0", "90"]]);
+    // From a snapshot, then the log after it.
+    client.batch_execute("CHECKPOINT").await.unwrap();
+    client
+        .batch_execute("DELETE FROM cust WHERE id = 1")
+        .await
+        .unwrap();
+    let (_server, client) = crash_and_restart(server, client, &[]).await;
+    assert_eq!(rows(&client, query).await, [["890", "0", "89"]]);
+    let e = client
+        .execute("INSERT INTO ord VALUES (5001, 1, NULL)", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(e.as_db_error().unwrap().code().code(), "23503");
+}
+
 /// Writes with their values written in, one statement a query, share their shape's plan (`sql/src/shapes.rs`): their
 /// log records hold the shape's text and the literals as parameters, and replay writes the same rows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -476,6 +476,113 @@ async fn violations_name_their_constraint_table_and_column() {
     assert_eq!((db.table(), db.column()), (Some("dg"), Some("x")));
 }
 
+/// Foreign keys in transaction blocks, as ORMs write them: a child may name a parent the block inserted before it
+/// (Django and Hibernate insert in dependency order inside one transaction); a violation of an immediate constraint
+/// fails the statement, and the block goes on after a ROLLBACK TO SAVEPOINT; a deferred constraint (Django declares
+/// its keys `DEFERRABLE INITIALLY DEFERRED`) is checked at COMMIT, which then applies nothing. The violation carries
+/// its constraint, table and DETAIL line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_keys_in_blocks_are_checked_at_the_statement_or_at_commit() {
+    let server = Server::start(&[]);
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE fk_author (id INTEGER PRIMARY KEY, name TEXT);
+             CREATE TABLE fk_book (id INTEGER PRIMARY KEY, author_id INTEGER REFERENCES fk_author);
+             CREATE TABLE fk_review (id INTEGER PRIMARY KEY, book_id INTEGER);
+             ALTER TABLE fk_review ADD CONSTRAINT fk_review_book FOREIGN KEY (book_id) REFERENCES fk_book (id) \
+                 DEFERRABLE INITIALLY DEFERRED;
+             INSERT INTO fk_author VALUES (1, 'ann')",
+        )
+        .await
+        .unwrap();
+    let count = |table: &'static str| {
+        let client = &client;
+        async move {
+            client
+                .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+                .await
+                .unwrap()
+                .get::<_, i64>(0)
+        }
+    };
+
+    // Outside a block: the error names the constraint, as PostgreSQL's does.
+    let e = client
+        .execute("INSERT INTO fk_book VALUES (10, 2)", &[])
+        .await
+        .unwrap_err();
+    let db = e.as_db_error().unwrap();
+    assert_eq!(db.code().code(), "23503");
+    assert_eq!(
+        db.message(),
+        "insert or update on table \"fk_book\" violates foreign key constraint \"fk_book_author_id_fkey\""
+    );
+    assert_eq!(
+        db.detail(),
+        Some("Key (author_id)=(2) is not present in table \"fk_author\".")
+    );
+    assert_eq!(
+        (db.table(), db.constraint()),
+        (Some("fk_book"), Some("fk_book_author_id_fkey"))
+    );
+
+    // A parent, then its child, in one block; parameters through the extended protocol.
+    client.batch_execute("BEGIN").await.unwrap();
+    client
+        .execute("INSERT INTO fk_author VALUES ($1, $2)", &[&2i32, &"bob"])
+        .await
+        .unwrap();
+    client
+        .execute("INSERT INTO fk_book VALUES ($1, $2)", &[&10i32, &2i32])
+        .await
+        .unwrap();
+    client.batch_execute("SAVEPOINT s").await.unwrap();
+    let e = client
+        .execute("INSERT INTO fk_book VALUES ($1, $2)", &[&11i32, &3i32])
+        .await
+        .unwrap_err();
+    assert_eq!(e.as_db_error().unwrap().code().code(), "23503");
+    client
+        .batch_execute("ROLLBACK TO SAVEPOINT s; COMMIT")
+        .await
+        .unwrap();
+    assert_eq!((count("fk_author").await, count("fk_book").await), (2, 1));
+
+    // Deleting a parent still named fails at the statement.
+    client.batch_execute("BEGIN").await.unwrap();
+    let e = client
+        .execute("DELETE FROM fk_author WHERE id = 2", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(e.as_db_error().unwrap().code().code(), "23503");
+    client.batch_execute("ROLLBACK").await.unwrap();
+
+    // Deferred: the child first, its parent after, fine at COMMIT.
+    client
+        .batch_execute(
+            "BEGIN; INSERT INTO fk_review VALUES (100, 20); INSERT INTO fk_book VALUES (20, 1); COMMIT",
+        )
+        .await
+        .unwrap();
+    assert_eq!(count("fk_review").await, 1);
+    // A deferred key still missing at COMMIT fails it, and nothing of the block is applied.
+    client.batch_execute("BEGIN").await.unwrap();
+    client
+        .execute("INSERT INTO fk_book VALUES (21, 1)", &[])
+        .await
+        .unwrap();
+    client
+        .execute("INSERT INTO fk_review VALUES (101, 99)", &[])
+        .await
+        .unwrap();
+    let e = client.batch_execute("COMMIT").await.unwrap_err();
+    let db = e.as_db_error().unwrap();
+    assert_eq!(db.code().code(), "23503");
+    assert_eq!(db.constraint(), Some("fk_review_book"));
+    assert_eq!((count("fk_book").await, count("fk_review").await), (2, 1));
+}
+
 /// An untyped NULL (`SELECT NULL`, a NULL branch of a UNION) reaches the client as NULL in both formats; it came
 /// out as an empty string.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -588,8 +588,9 @@ fn resolve(catalog: &Catalog, child: &TableDef, fk: &ForeignKeyDef) -> Result<Re
         }
         (Some(pp), None) => {
             return Err(unsupported(format!(
-                "a replicated table cannot reference \"{}\", which is partitioned on \"{}\": partition \"{}\" on \
-                 the referencing column",
+                "a replicated table cannot reference \"{}\", which is partitioned on \"{}\": create \"{}\" \
+                 without the constraint, partition it on the referencing column (PARTITION TABLE), then add the \
+                 constraint (ALTER TABLE ... ADD FOREIGN KEY)",
                 parent.name, parent.columns[pp].name, child.name
             )))
         }

@@ -179,10 +179,25 @@ impl LaneState {
 
     /// Deletes the row at `pos`; the table's last row moves into `pos`.
     pub fn delete(&mut self, table: TableId, pos: usize) -> Result<()> {
+        self.delete_row(table, pos, None)
+    }
+
+    /// Deletes the row at `pos` because an UPDATE gave it `new` values that belong to another lane: for the
+    /// foreign keys that reference the table, its key changed rather than went.
+    pub fn delete_moving(&mut self, table: TableId, pos: usize, new: &[Value]) -> Result<()> {
+        self.delete_row(table, pos, Some(new))
+    }
+
+    fn delete_row(
+        &mut self,
+        table: TableId,
+        pos: usize,
+        moving_to: Option<&[Value]>,
+    ) -> Result<()> {
         let (row, bytes) = self.table_mut(table)?.delete(pos);
         self.bytes -= bytes.min(self.bytes);
         if !self.foreign.is_empty() {
-            self.note_parent(table, &row, None);
+            self.note_parent(table, &row, moving_to);
         }
         let views = self.views.get(&table).cloned();
         if let Some(views) = &views {

@@ -817,7 +817,7 @@ fn apply_moves(
     for (lane, mut ms) in txn.lanes.iter_mut().zip(moves) {
         ms.sort_unstable_by_key(|m| std::cmp::Reverse(m.from_pos));
         for m in ms {
-            lane.delete(table.id, m.from_pos)?;
+            lane.delete_moving(table.id, m.from_pos, &m.row)?;
             arriving[engine.lane_of(&m.row[p])].push(m.row);
         }
     }

@@ -952,6 +952,9 @@ fn namespaces(_: &Catalog, _: &Scan) -> Vec<Vec<Cell>> {
     ]
 }
 
+/// `relhastriggers`' place in a `pg_class` row.
+const RELHASTRIGGERS: usize = 20;
+
 fn class_row(
     oid: i32,
     name: &str,
@@ -1012,7 +1015,7 @@ fn classes(catalog: &Catalog, _: &Scan) -> Vec<Vec<Cell>> {
         } else {
             "r"
         };
-        rows.push(class_row(
+        let mut row = class_row(
             table_oid(table),
             &table.name,
             kind,
@@ -1020,7 +1023,14 @@ fn classes(catalog: &Catalog, _: &Scan) -> Vec<Vec<Cell>> {
             table.columns.len(),
             !table.indexes.is_empty(),
             table.checks.len(),
-        ));
+        );
+        // PostgreSQL keeps foreign keys with triggers, and psql's \d lists them only for a table that has some.
+        let references = !table.foreign_keys.is_empty()
+            || crate::foreign_keys::referencing(catalog, &table.name, &[])
+                .next()
+                .is_some();
+        row[RELHASTRIGGERS] = Cell::B(references);
+        rows.push(row);
         for (i, index) in table.indexes.iter().enumerate() {
             rows.push(class_row(
                 index_oid(table, i),
@@ -1724,6 +1734,12 @@ pub fn functions(engine: &Arc<Engine>) -> Vec<ScalarUDF> {
             RegClassOid,
             Signature::any(1, Volatility::Stable),
         ),
+        // A table that is not partitioned in PostgreSQL's sense is its own only ancestor (psql's "Referenced by").
+        (
+            "pg_partition_ancestors",
+            RegClassOid,
+            Signature::any(1, Volatility::Stable),
+        ),
         (
             "lanedb_regnamespace",
             RegNamespace,
@@ -1895,9 +1911,15 @@ impl ScalarUDFImpl for CatalogFunction {
                 RegClass => ScalarValue::Utf8(int_arg(0, row).map(|oid| {
                     relation_name(&catalog, oid as i32).unwrap_or_else(|| oid.to_string())
                 })),
-                RegClassOid if text_input => ScalarValue::Int32(
-                    text_arg(0, row).and_then(|name| relation_oid(&catalog, &name)),
-                ),
+                // A number is an OID already ('16384'::regclass, as psql writes them).
+                RegClassOid if text_input => {
+                    ScalarValue::Int32(text_arg(0, row).and_then(|name| {
+                        name.trim()
+                            .parse()
+                            .ok()
+                            .or_else(|| relation_oid(&catalog, &name))
+                    }))
+                }
                 RegClassOid => ScalarValue::Int32(int_arg(0, row).map(|oid| oid as i32)),
                 ToRegType => {
                     ScalarValue::Int32(text_arg(0, row).and_then(|name| type_oid_named(&name)))

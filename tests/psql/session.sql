@@ -29,3 +29,12 @@ SELECT * FROM missing;
 INSERT INTO orders VALUES (1, 'dup', 0, NULL);
 \set ON_ERROR_STOP on
 SELECT count(*) AS orders FROM orders;
+CREATE TABLE stores (id INT PRIMARY KEY, region SMALLINT REFERENCES regions ON DELETE CASCADE);
+\d stores
+\d regions
+INSERT INTO stores VALUES (1, 1);
+\set ON_ERROR_STOP off
+INSERT INTO stores VALUES (2, 9);
+\set ON_ERROR_STOP on
+DELETE FROM regions WHERE code = 1;
+SELECT count(*) FROM stores;
