@@ -566,6 +566,14 @@ async fn foreign_keys_in_blocks_are_checked_at_the_statement_or_at_commit() {
         .await
         .unwrap();
     assert_eq!(count("fk_review").await, 1);
+    // A deferred key whose row changed before COMMIT names nothing any more.
+    client
+        .batch_execute(
+            "BEGIN; INSERT INTO fk_review VALUES (102, 77); UPDATE fk_review SET book_id = NULL WHERE id = 102; COMMIT",
+        )
+        .await
+        .unwrap();
+    assert_eq!(count("fk_review").await, 2);
     // A deferred key still missing at COMMIT fails it, and nothing of the block is applied.
     client.batch_execute("BEGIN").await.unwrap();
     client
@@ -580,7 +588,7 @@ async fn foreign_keys_in_blocks_are_checked_at_the_statement_or_at_commit() {
     let db = e.as_db_error().unwrap();
     assert_eq!(db.code().code(), "23503");
     assert_eq!(db.constraint(), Some("fk_review_book"));
-    assert_eq!((count("fk_book").await, count("fk_review").await), (2, 1));
+    assert_eq!((count("fk_book").await, count("fk_review").await), (2, 2));
 }
 
 /// An untyped NULL (`SELECT NULL`, a NULL branch of a UNION) reaches the client as NULL in both formats; it came

@@ -110,6 +110,15 @@ impl ForeignKeyDef {
     }
 }
 
+/// `v` as a value of type `ty` for comparing keys: integers widen or narrow (no value if out of range); strings stay
+/// as they are, since a cast to `varchar(n)` would trim trailing spaces that make two keys differ.
+fn as_type(v: &Value, ty: &DataType) -> Option<Value> {
+    if ty.is_string() && matches!(v, Value::Text(_)) {
+        return Some(v.clone());
+    }
+    v.cast_to(ty).ok()
+}
+
 /// A constraint resolved for the lanes: positions, types and the indexes that find rows.
 #[derive(Debug, PartialEq)]
 pub struct Reference {
@@ -143,7 +152,7 @@ impl Reference {
     fn key(values: &[Value], order: &[usize], types: &[DataType]) -> Option<Key> {
         let cast = order
             .iter()
-            .map(|i| values[*i].cast_to(&types[*i]).ok())
+            .map(|i| as_type(&values[*i], &types[*i]))
             .collect::<Option<Vec<Value>>>()?;
         make_key(cast.iter())
     }
@@ -164,7 +173,7 @@ impl Reference {
         let Some(wanted) = key
             .iter()
             .zip(&self.column_types)
-            .map(|(v, t)| v.cast_to(t).ok())
+            .map(|(v, t)| as_type(v, t))
             .collect::<Option<Vec<Value>>>()
         else {
             return Ok(Vec::new());
@@ -318,13 +327,14 @@ impl Reference {
 
 /// How many rounds of cascades a statement may set off before it is stopped (a cycle of ON UPDATE CASCADE that keeps
 /// changing keys would not end).
-pub(crate) const CASCADE_ROUNDS_MAX: usize = 10_000;
+pub(crate) const CASCADE_ROUNDS_MAX: usize = 1_000_000;
 
 /// Checks one note on `lane`, or carries out its action (which may note more: a cascade's own children).
 pub(crate) fn settle_note(lane: &mut crate::lane::LaneState, note: Pending) -> Result<()> {
     match note {
         Pending::Needs { reference, key } => {
-            if parent_has(&reference, lane, &key)? {
+            // A row that held the key may have been deleted or changed since (a deferred check at COMMIT).
+            if parent_has(&reference, lane, &key)? || reference.children(lane, &key)?.is_empty() {
                 Ok(())
             } else {
                 Err(reference.missing_parent(&key))
@@ -355,8 +365,9 @@ fn carry_out(
     new: Option<&[Value]>,
 ) -> Result<()> {
     let action = reference.action(new.is_some());
-    // A key deleted and given again by the same statement still has its parent row (RESTRICT refuses all the same).
-    if action != Action::Restrict && parent_holds(lane, reference, key)? {
+    // NO ACTION: a key deleted and given again by the same statement still has its parent row. The other actions
+    // apply all the same, as in PostgreSQL.
+    if action == Action::NoAction && parent_holds(lane, reference, key)? {
         return Ok(());
     }
     let mut children = reference.children(lane, key)?;
@@ -391,13 +402,14 @@ fn carry_out(
             }
         }
         (Action::SetNull, _) => {
-            check_nullable(lane, reference)?;
             let nulls = vec![Value::Null; columns.len()];
+            check_nullable(lane, reference, &nulls)?;
             for pos in children {
                 lane.update(reference.child, pos, &changes(&nulls))?;
             }
         }
         (Action::SetDefault, _) => {
+            check_nullable(lane, reference, &reference.defaults)?;
             for pos in children {
                 lane.update(reference.child, pos, &changes(&reference.defaults))?;
             }
@@ -440,11 +452,15 @@ fn parent_holds(
         .is_empty())
 }
 
-/// 23502 when SET NULL would put NULL into a NOT NULL column.
-fn check_nullable(lane: &crate::lane::LaneState, reference: &Reference) -> Result<()> {
+/// 23502 when SET NULL or SET DEFAULT would put NULL into a NOT NULL column.
+fn check_nullable(
+    lane: &crate::lane::LaneState,
+    reference: &Reference,
+    values: &[Value],
+) -> Result<()> {
     let def = lane.table(reference.child)?.def();
-    for c in &reference.columns {
-        if !def.columns[*c].nullable {
+    for (c, v) in reference.columns.iter().zip(values) {
+        if v.is_null() && !def.columns[*c].nullable {
             return Err(Error::new(
                 SqlState::NOT_NULL_VIOLATION,
                 format!(

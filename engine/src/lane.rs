@@ -233,7 +233,9 @@ impl LaneState {
             }
             Ok(row)
         });
-        let noted = (!self.foreign.is_empty()).then(|| old.clone());
+        let noted = (!self.foreign.of_child(table).is_empty()
+            || !self.foreign.of_parent(table).is_empty())
+        .then(|| old.clone());
         self.undo.push(Undo::Update {
             table,
             pos,
@@ -344,6 +346,12 @@ impl LaneState {
             self.note_parent(table, &old_row, Some(&new_row));
         }
         Ok(())
+    }
+
+    /// Drops what writes since the transaction began left to check (rows loaded from a snapshot, which held).
+    pub fn forget_foreign_notes(&mut self) {
+        self.pending.clear();
+        self.deferred.clear();
     }
 
     /// Installs the catalog's foreign keys (DDL). Undoable.

@@ -916,8 +916,16 @@ pub fn drop(
                         format!("cannot drop index {name} because constraint {name} on table {} requires it", def.name),
                     ));
                 }
-                crate::foreign_keys::check_key_drop(txn.catalog(), &def, i)?;
                 let mut def = def;
+                let deps = crate::foreign_keys::key_dependents(txn.catalog(), &def, i);
+                crate::foreign_keys::drop_dependents(
+                    txn,
+                    &mut def,
+                    deps,
+                    cascade,
+                    format!("cannot drop index {name} because other objects depend on it"),
+                    format!("index {name}"),
+                )?;
                 def.indexes.remove(i);
                 if let Some(pk) = def.primary_key {
                     def.primary_key = Some(if pk > i { pk - 1 } else { pk });
@@ -1014,6 +1022,7 @@ pub fn alter_table(on: On, at: &ast::AlterTable) -> Result<&'static str> {
                 ast::AlterTableOperation::DropColumn {
                     column_names,
                     if_exists,
+                    drop_behavior,
                     ..
                 } => {
                     for name in column_names.iter().map(ident) {
@@ -1036,6 +1045,17 @@ pub fn alter_table(on: On, at: &ast::AlterTable) -> Result<&'static str> {
                                 "cannot drop the only column of a table",
                             ));
                         }
+                        let deps = crate::foreign_keys::dependents(txn.catalog(), &def, |f| {
+                            f.parent == table && f.parent_columns.contains(&name)
+                        });
+                        crate::foreign_keys::drop_dependents(
+                            txn,
+                            &mut def,
+                            deps,
+                            matches!(drop_behavior, Some(ast::DropBehavior::Cascade)),
+                            format!("cannot drop column {name} of table {table} because other objects depend on it"),
+                            format!("column {name} of table {table}"),
+                        )?;
                         drop_column(&mut def, c);
                         map.remove(c);
                         // A constraint on the column goes with it, as in PostgreSQL.
@@ -1195,14 +1215,26 @@ pub fn alter_table(on: On, at: &ast::AlterTable) -> Result<&'static str> {
                         }
                     }
                 }
-                ast::AlterTableOperation::DropConstraint { if_exists, name, .. } => {
+                ast::AlterTableOperation::DropConstraint {
+                    if_exists,
+                    name,
+                    drop_behavior,
+                } => {
                     let name = ident(name);
                     if let Some(at) = def.checks.iter().position(|c| c.name == name) {
                         def.checks.remove(at);
                     } else if let Some(at) = def.foreign_keys.iter().position(|f| f.name == name) {
                         def.foreign_keys.remove(at);
                     } else if let Some(at) = def.indexes.iter().position(|i| i.constraint && i.name == name) {
-                        crate::foreign_keys::check_key_drop(txn.catalog(), &def, at)?;
+                        let deps = crate::foreign_keys::key_dependents(txn.catalog(), &def, at);
+                        crate::foreign_keys::drop_dependents(
+                            txn,
+                            &mut def,
+                            deps,
+                            matches!(drop_behavior, Some(ast::DropBehavior::Cascade)),
+                            format!("cannot drop constraint {name} on table {table} because other objects depend on it"),
+                            format!("index {name}"),
+                        )?;
                         def.indexes.remove(at);
                         def.primary_key = match def.primary_key {
                             Some(pk) if pk == at => None,

@@ -33,6 +33,7 @@ pub fn declare(
     if let Some(c) = columns.iter().find(|c| def.column_index(c).is_none()) {
         return Err(missing(c));
     }
+
     let parent_name = object_name(&fk.foreign_table)?;
     let parent = if parent_name == def.name {
         def
@@ -59,6 +60,12 @@ pub fn declare(
         .find(|c| parent.column_index(c).is_none())
     {
         return Err(missing(c));
+    }
+    if (1..parent_columns.len()).any(|i| parent_columns[..i].contains(&parent_columns[i])) {
+        return Err(Error::new(
+            INVALID_FOREIGN_KEY,
+            "foreign key referenced-columns list must not contain duplicates",
+        ));
     }
     if columns.len() != parent_columns.len() {
         return Err(Error::new(
@@ -195,6 +202,18 @@ pub fn referencing<'a>(
 pub fn drop_references(txn: &mut MultiTxn, dropped: &[String], cascade: bool) -> Result<()> {
     let mut catalog = (**txn.catalog()).clone();
     let mut changed = false;
+    // The dropped tables' own constraints go first, so that the tables can go one by one in any order.
+    for name in dropped {
+        if let Some(def) = catalog
+            .get_table(name)
+            .filter(|d| !d.foreign_keys.is_empty())
+        {
+            let mut def = (**def).clone();
+            def.foreign_keys.clear();
+            catalog = catalog.with_table(def);
+            changed = true;
+        }
+    }
     for name in dropped {
         let found: Vec<(String, String)> = referencing(txn.catalog(), name, dropped)
             .map(|(t, f)| (t.name.clone(), f.name.clone()))
@@ -261,41 +280,86 @@ pub fn truncated_with(catalog: &Catalog, names: &[String], cascade: bool) -> Res
     Ok(all)
 }
 
-/// 2BP01 if dropping the unique key `index` of `def` would leave a foreign key without the key it references.
-pub fn check_key_drop(catalog: &Catalog, def: &TableDef, index: usize) -> Result<()> {
+/// The constraints (table, name) that reference `def` (as being altered, its own included) and for which `uses`.
+pub fn dependents(
+    catalog: &Catalog,
+    def: &TableDef,
+    uses: impl Fn(&ForeignKeyDef) -> bool,
+) -> Vec<(String, String)> {
+    let except = [def.name.clone()];
+    referencing(catalog, &def.name, &except)
+        .map(|(t, f)| (t.name.as_str(), f))
+        .chain(
+            def.foreign_keys
+                .iter()
+                .filter(|f| f.parent == def.name)
+                .map(|f| (def.name.as_str(), f)),
+        )
+        .filter(|(_, f)| uses(f))
+        .map(|(t, f)| (t.to_string(), f.name.clone()))
+        .collect()
+}
+
+/// The constraints that need `def`'s unique index `index` (no other unique index has its columns).
+pub fn key_dependents(catalog: &Catalog, def: &TableDef, index: usize) -> Vec<(String, String)> {
     let key = &def.indexes[index];
     let same = |a: &[usize], b: &[usize]| a.len() == b.len() && a.iter().all(|c| b.contains(c));
-    for (table, fk) in referencing(catalog, &def.name, &[]) {
-        let Some(columns) = fk
-            .parent_columns
+    let other = |columns: &[usize]| {
+        def.indexes
+            .iter()
+            .enumerate()
+            .any(|(i, x)| i != index && x.unique && same(&x.columns, columns))
+    };
+    dependents(catalog, def, |fk| {
+        fk.parent_columns
             .iter()
             .map(|c| def.column_index(c))
             .collect::<Option<Vec<usize>>>()
-        else {
-            continue;
-        };
-        let other = def
-            .indexes
-            .iter()
-            .enumerate()
-            .any(|(i, x)| i != index && x.unique && same(&x.columns, &columns));
-        if same(&key.columns, &columns) && !other {
-            return Err(Error::new(
-                DEPENDENT_OBJECTS_STILL_EXIST,
-                format!(
-                    "cannot drop constraint {} on table {} because other objects depend on it",
-                    key.name, def.name
-                ),
-            )
-            .with_fields(lanedb_engine::ErrorFields {
-                detail: Some(format!(
-                    "constraint {} on table {} depends on index {}",
-                    fk.name, table.name, key.name
-                )),
-                hint: Some("Use DROP ... CASCADE to drop the dependent objects too.".into()),
-                ..Default::default()
-            }));
+            .is_some_and(|columns| same(&key.columns, &columns) && !other(&columns))
+    })
+}
+
+/// Dropping `object` (`column id of table p`, `index p_pkey`...), which the constraints `deps` need: 2BP01 naming
+/// `refused` (PostgreSQL's "cannot drop ..." message) without CASCADE; with it the constraints go, `def`'s own from
+/// `def` and the other tables' at once.
+pub fn drop_dependents(
+    txn: &mut MultiTxn,
+    def: &mut TableDef,
+    deps: Vec<(String, String)>,
+    cascade: bool,
+    refused: String,
+    object: String,
+) -> Result<()> {
+    let Some((table, constraint)) = deps.first() else {
+        return Ok(());
+    };
+    if !cascade {
+        return Err(
+            Error::new(DEPENDENT_OBJECTS_STILL_EXIST, refused).with_fields(
+                lanedb_engine::ErrorFields {
+                    detail: Some(format!(
+                        "constraint {constraint} on table {table} depends on {object}"
+                    )),
+                    hint: Some("Use DROP ... CASCADE to drop the dependent objects too.".into()),
+                    ..Default::default()
+                },
+            ),
+        );
+    }
+    let mut catalog = (**txn.catalog()).clone();
+    let mut others = false;
+    for (table, constraint) in deps {
+        if table == def.name {
+            def.foreign_keys.retain(|f| f.name != constraint);
+        } else {
+            let mut other = (**catalog.table(&table)?).clone();
+            other.foreign_keys.retain(|f| f.name != constraint);
+            catalog = catalog.with_table(other);
+            others = true;
         }
+    }
+    if others {
+        txn.set_catalog(catalog)?;
     }
     Ok(())
 }

@@ -60,22 +60,36 @@ impl SqlEngine {
         params: &[Value],
     ) -> Result<Output> {
         let engine = &self.engine;
-        match &p.plan {
-            Plan::PointSelect(ps) => ps.output(lane, params),
-            Plan::Insert(ins) => {
-                let mut written = p.written_rows();
-                let n = ins.run_on_lane(engine, lane, lane_id, params, written.as_mut())?;
-                self.write_output(p, "INSERT", n, written, params, RunContext::default())
-            }
-            Plan::Modify { plan, verb } => {
-                let mut written = p.written_rows();
-                let n = plan.run_on_partition(engine, lane, params, written.as_mut())?;
-                self.write_output(p, verb, n, written, params, RunContext::default())
-            }
-            _ => Err(Error::internal(
-                "statement kind not checked at procedure registration",
-            )),
+        if let Plan::PointSelect(ps) = &p.plan {
+            return ps.output(lane, params);
         }
+        // A write is one statement: its foreign keys settle when it ends, and if it fails it leaves nothing.
+        let savepoint = lane.savepoint();
+        let out = (|| {
+            let out = match &p.plan {
+                Plan::Insert(ins) => {
+                    let mut written = p.written_rows();
+                    let n = ins.run_on_lane(engine, lane, lane_id, params, written.as_mut())?;
+                    self.write_output(p, "INSERT", n, written, params, RunContext::default())?
+                }
+                Plan::Modify { plan, verb } => {
+                    let mut written = p.written_rows();
+                    let n = plan.run_on_partition(engine, lane, params, written.as_mut())?;
+                    self.write_output(p, verb, n, written, params, RunContext::default())?
+                }
+                _ => {
+                    return Err(Error::internal(
+                        "statement kind not checked at procedure registration",
+                    ))
+                }
+            };
+            lane.settle(false)?;
+            Ok(out)
+        })();
+        if out.is_err() {
+            lane.rollback_to(savepoint);
+        }
+        out
     }
 
     /// `run_on_partition` for a procedure that wants values: a point select's rows are appended to `out` as values

@@ -1475,7 +1475,10 @@ impl SqlEngine {
         let engine = &self.engine;
         invocation::scope(&Invocation::Startup, || {
             engine.run_multi(Some(catalog.version), |txn| {
-                dml::insert_in_txn(engine, txn, def, &rows, None, &[], None)
+                let loaded = dml::insert_in_txn(engine, txn, def, &rows, None, &[], None)?;
+                // A snapshot's rows kept their foreign keys when it was taken; the tables load one by one.
+                txn.lanes.iter_mut().for_each(|l| l.forget_foreign_notes());
+                Ok(loaded)
             })
         })
     }
