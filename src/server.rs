@@ -134,7 +134,8 @@ impl Backend for WireBackend {
             | Plan::InsertSelect { .. }
             | Plan::Modify { .. }
             | Plan::ModifyQuery { .. }
-            | Plan::Call { .. } => defer(),
+            | Plan::Call { .. }
+            | Plan::SetConstraints { .. } => defer(),
             _ if statement.is_block_ddl() => defer(),
             _ => None,
         }

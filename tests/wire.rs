@@ -589,6 +589,53 @@ async fn foreign_keys_in_blocks_are_checked_at_the_statement_or_at_commit() {
     assert_eq!(db.code().code(), "23503");
     assert_eq!(db.constraint(), Some("fk_review_book"));
     assert_eq!((count("fk_book").await, count("fk_review").await), (2, 2));
+
+    // SET CONSTRAINTS, as Django's check_constraints() sends it: IMMEDIATE checks what waits, at that statement.
+    client.batch_execute("BEGIN").await.unwrap();
+    client
+        .execute("INSERT INTO fk_review VALUES (103, 555)", &[])
+        .await
+        .unwrap();
+    let e = client
+        .batch_execute("SET CONSTRAINTS ALL IMMEDIATE")
+        .await
+        .unwrap_err();
+    assert_eq!(e.as_db_error().unwrap().code().code(), "23503");
+    client.batch_execute("ROLLBACK").await.unwrap();
+    client
+        .batch_execute(
+            "BEGIN; INSERT INTO fk_review VALUES (104, 20); SET CONSTRAINTS ALL IMMEDIATE; \
+             SET CONSTRAINTS ALL DEFERRED; INSERT INTO fk_review VALUES (105, 30); INSERT INTO fk_book VALUES (30, 1); \
+             COMMIT",
+        )
+        .await
+        .unwrap();
+    assert_eq!(count("fk_review").await, 4);
+    // Made immediate by name, a deferrable constraint fails at the statement.
+    client
+        .batch_execute("BEGIN; SET CONSTRAINTS fk_review_book IMMEDIATE")
+        .await
+        .unwrap();
+    let e = client
+        .execute("INSERT INTO fk_review VALUES (106, 556)", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(e.as_db_error().unwrap().code().code(), "23503");
+    client.batch_execute("ROLLBACK").await.unwrap();
+    for (sql, code) in [
+        ("SET CONSTRAINTS fk_book_author_id_fkey DEFERRED", "42809"),
+        ("SET CONSTRAINTS nope IMMEDIATE", "42704"),
+        ("SET CONSTRAINTS ALL LATER", "42601"),
+    ] {
+        let e = client.batch_execute(sql).await.unwrap_err();
+        assert_eq!(e.as_db_error().unwrap().code().code(), code, "{sql}");
+    }
+    // Outside a block there is nothing to defer.
+    client
+        .batch_execute("SET CONSTRAINTS ALL DEFERRED")
+        .await
+        .unwrap();
+    assert_eq!(count("fk_review").await, 4);
 }
 
 /// An untyped NULL (`SELECT NULL`, a NULL branch of a UNION) reaches the client as NULL in both formats; it came

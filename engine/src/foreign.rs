@@ -143,6 +143,7 @@ pub struct Reference {
     defaults: Vec<Value>,
     on_delete: Action,
     on_update: Action,
+    deferrable: bool,
     deferred: bool,
 }
 
@@ -304,14 +305,27 @@ pub(crate) enum Pending {
 }
 
 impl Pending {
-    pub(crate) fn deferred(&self) -> bool {
-        match self {
-            Pending::Needs { reference, .. } => reference.deferred,
+    /// Whether the check waits for COMMIT: the constraint is deferred as declared or by `SET CONSTRAINTS`
+    /// (`deferral`, see `LaneState::set_constraints`).
+    pub(crate) fn deferred(&self, deferral: &[(Option<String>, bool)]) -> bool {
+        let reference = match self {
+            Pending::Needs { reference, .. } => reference,
             // Only a NO ACTION check waits for COMMIT: actions happen at the statement's end, as in PostgreSQL.
             Pending::Gone { reference, new, .. } => {
-                reference.deferred && reference.action(new.is_some()) == Action::NoAction
+                if reference.action(new.is_some()) != Action::NoAction {
+                    return false;
+                }
+                reference
             }
+        };
+        if !reference.deferrable {
+            return false;
         }
+        deferral
+            .iter()
+            .rev()
+            .find(|(name, _)| name.as_ref().is_none_or(|n| *n == reference.name))
+            .map_or(reference.deferred, |(_, deferred)| *deferred)
     }
 }
 
@@ -655,6 +669,7 @@ fn resolve(catalog: &Catalog, child: &TableDef, fk: &ForeignKeyDef) -> Result<Re
         defaults,
         on_delete: fk.on_delete,
         on_update: fk.on_update,
+        deferrable: fk.deferrable,
         deferred: fk.initially_deferred,
     })
 }

@@ -69,6 +69,7 @@ pub struct Savepoint {
     undo: usize,
     pending: usize,
     deferred: usize,
+    deferral: usize,
 }
 
 /// The state a lane owns. Only reachable through `Engine::run_single` / `run_multi`, which hold the lane.
@@ -88,6 +89,8 @@ pub struct LaneState {
     foreign: Arc<ForeignRules>,
     pending: Vec<Pending>,
     deferred: Vec<Pending>,
+    /// The transaction's `SET CONSTRAINTS`, in order: a constraint's name (`None`: all) and whether it is deferred.
+    deferral: Vec<(Option<String>, bool)>,
 }
 
 impl LaneState {
@@ -103,6 +106,7 @@ impl LaneState {
             foreign: Arc::default(),
             pending: Vec::new(),
             deferred: Vec::new(),
+            deferral: Vec::new(),
         }
     }
 
@@ -137,6 +141,7 @@ impl LaneState {
             undo: self.undo.len(),
             pending: self.pending.len(),
             deferred: self.deferred.len(),
+            deferral: self.deferral.len(),
         }
     }
 
@@ -348,6 +353,23 @@ impl LaneState {
         Ok(())
     }
 
+    /// `SET CONSTRAINTS`: the deferrable constraints named (all with `None`) are checked when the transaction commits
+    /// (`deferred`) or at the end of each statement from now on; made immediate, what they left to check is checked
+    /// when this statement ends.
+    pub fn set_constraints(&mut self, names: Option<&[String]>, deferred: bool) {
+        match names {
+            None => self.deferral.push((None, deferred)),
+            Some(names) => self
+                .deferral
+                .extend(names.iter().map(|n| (Some(n.clone()), deferred))),
+        }
+        if !deferred {
+            // `settle` defers again what stays deferred.
+            let waiting = std::mem::take(&mut self.deferred);
+            self.pending.extend(waiting);
+        }
+    }
+
     /// Drops what writes since the transaction began left to check (rows loaded from a snapshot, which held).
     pub fn forget_foreign_notes(&mut self) {
         self.pending.clear();
@@ -377,7 +399,7 @@ impl LaneState {
                 return Ok(());
             }
             for note in std::mem::take(&mut self.pending) {
-                if !commit && note.deferred() {
+                if !commit && note.deferred(&self.deferral) {
                     self.deferred.push(note);
                 } else {
                     crate::foreign::settle_note(self, note)?;
@@ -579,6 +601,7 @@ impl LaneState {
     pub fn rollback_to(&mut self, sp: Savepoint) {
         self.pending.truncate(sp.pending);
         self.deferred.truncate(sp.deferred);
+        self.deferral.truncate(sp.deferral);
         while self.undo.len() > sp.undo {
             let entry = self.undo.pop().expect("undo entry");
             self.reverse(entry);
@@ -647,6 +670,7 @@ impl LaneState {
         self.undo.clear();
         self.pending.clear();
         self.deferred.clear();
+        self.deferral.clear();
     }
 
     pub(crate) fn tables(&self) -> impl Iterator<Item = (&TableId, &TableStore)> {

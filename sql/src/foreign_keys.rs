@@ -406,3 +406,22 @@ pub(crate) fn all(catalog: &Catalog) -> impl Iterator<Item = (&TableDef, usize, 
             .map(move |(i, f)| (t.as_ref(), i, f))
     })
 }
+
+/// `SET CONSTRAINTS`' names: each a foreign key (42704 if not), deferrable (42809 if not).
+pub(crate) fn check_set_constraints(catalog: &Catalog, names: Option<&[String]>) -> Result<()> {
+    for name in names.unwrap_or_default() {
+        let Some((_, _, fk)) = all(catalog).find(|(_, _, f)| f.name == *name) else {
+            return Err(Error::new(
+                SqlState::UNDEFINED_OBJECT,
+                format!("constraint \"{name}\" does not exist"),
+            ));
+        };
+        if !fk.deferrable {
+            return Err(Error::new(
+                SqlState("42809"),
+                format!("constraint \"{name}\" is not deferrable"),
+            ));
+        }
+    }
+    Ok(())
+}

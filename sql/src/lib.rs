@@ -319,7 +319,8 @@ impl SqlEngine {
                 | plan::Parsed::CreateProcedure { sql, .. }
                 | plan::Parsed::DropProcedure { sql, .. }
                 | plan::Parsed::Sequence { sql, .. }
-                | plan::Parsed::Checkpoint { sql } => sql,
+                | plan::Parsed::Checkpoint { sql }
+                | plan::Parsed::SetConstraints { sql, .. } => sql,
             })
             .collect())
     }
@@ -737,6 +738,11 @@ impl SqlEngine {
                 Ok(out)
             }
             Plan::Explain(lines) => explain::output(lines),
+            // Outside a transaction block there is nothing to defer (PostgreSQL warns, and does nothing).
+            Plan::SetConstraints { names, .. } => {
+                foreign_keys::check_set_constraints(&engine.catalog(), names.as_deref())?;
+                Ok(Output::command("SET CONSTRAINTS", 0))
+            }
             Plan::Checkpoint => {
                 let checkpointer = self.checkpointer.read().clone();
                 if let Some(checkpoint) = checkpointer {
@@ -909,7 +915,13 @@ impl SqlEngine {
                     .written_table()
                     .is_some_and(|t| t.id == table.id)
         });
-        let before = if taken || changes_table {
+        // SET CONSTRAINTS earlier in the block decides when the row's foreign keys are checked.
+        let sets_constraints = !table.foreign_keys.is_empty()
+            && kept
+                .writes()
+                .iter()
+                .any(|w| matches!(w.statement.plan, Plan::SetConstraints { .. }));
+        let before = if taken || changes_table || sets_constraints {
             kept.writes()
         } else {
             &[]
@@ -1036,6 +1048,16 @@ impl SqlEngine {
                 return self
                     .procedures()?
                     .call_in_txn(name, values, txn, *transaction as u64, ctx);
+            }
+            Plan::SetConstraints { names, deferred } => {
+                foreign_keys::check_set_constraints(txn.catalog(), names.as_deref())?;
+                txn.statement(|txn| {
+                    txn.lanes
+                        .iter_mut()
+                        .for_each(|l| l.set_constraints(names.as_deref(), *deferred));
+                    Ok(())
+                })?;
+                return Ok(Output::command("SET CONSTRAINTS", 0));
             }
             // A COPY kept by the block: its typed rows, one after another (`defer_copy`).
             Plan::CopyIn { table, .. } => {

@@ -53,6 +53,12 @@ pub enum Parsed {
     Checkpoint {
         sql: String,
     },
+    /// `SET CONSTRAINTS { ALL | name, ... } { DEFERRED | IMMEDIATE }` (sqlparser reads no such statement).
+    SetConstraints {
+        sql: String,
+        names: Option<Vec<String>>,
+        deferred: bool,
+    },
     Sequence {
         sql: String,
         command: crate::sequences::SequenceCommand,
@@ -103,6 +109,12 @@ pub enum Plan {
     },
     /// `CHECKPOINT`: take a snapshot now.
     Checkpoint,
+    /// `SET CONSTRAINTS`: when the deferrable foreign keys named (all with `None`) are checked, for the rest of the
+    /// transaction block; it is kept with the block's writes and runs in its place at COMMIT.
+    SetConstraints {
+        names: Option<Vec<String>>,
+        deferred: bool,
+    },
     /// A statement about the session, carried out by whoever holds the session (see `session`).
     Session(SessionCommand),
     /// `CREATE` / `ALTER` / `DROP USER`.
@@ -155,7 +167,10 @@ impl Plan {
         !(self.is_schema_change()
             || matches!(
                 self,
-                Plan::Session(_) | Plan::Call { .. } | Plan::Truncate(_)
+                Plan::Session(_)
+                    | Plan::Call { .. }
+                    | Plan::Truncate(_)
+                    | Plan::SetConstraints { .. }
             ))
     }
 
@@ -302,7 +317,8 @@ impl Prepared {
             | Plan::Query(_)
             | Plan::Session(_)
             | Plan::CopyOut { .. }
-            | Plan::Explain(_) => Role::ReadOnly,
+            | Plan::Explain(_)
+            | Plan::SetConstraints { .. } => Role::ReadOnly,
             Plan::Insert(_)
             | Plan::InsertSelect { .. }
             | Plan::Modify { .. }
@@ -479,6 +495,12 @@ pub fn parse(sql: &str) -> Result<Vec<Parsed>> {
                 sql: String::new(),
                 command,
             }
+        } else if let Some((names, deferred)) = parse_set_constraints(&mut p)? {
+            Parsed::SetConstraints {
+                sql: String::new(),
+                names,
+                deferred,
+            }
         } else if matches!(&p.peek_token().token, Token::Word(w) if w.value.eq_ignore_ascii_case("checkpoint"))
         {
             p.next_token();
@@ -514,6 +536,13 @@ pub fn parse(sql: &str) -> Result<Vec<Parsed>> {
             Parsed::User { command, .. } => Parsed::User { sql: text, command },
             Parsed::Sequence { command, .. } => Parsed::Sequence { sql: text, command },
             Parsed::Checkpoint { .. } => Parsed::Checkpoint { sql: text },
+            Parsed::SetConstraints {
+                names, deferred, ..
+            } => Parsed::SetConstraints {
+                sql: text,
+                names,
+                deferred,
+            },
             Parsed::CreateProcedure { definition, .. } => Parsed::CreateProcedure {
                 sql: text,
                 definition,
@@ -535,6 +564,45 @@ pub fn parse(sql: &str) -> Result<Vec<Parsed>> {
         }
     }
     Ok(out)
+}
+
+/// `SET CONSTRAINTS { ALL | name [, ...] } { DEFERRED | IMMEDIATE }`, if the parser is at one: the names (`None`
+/// for ALL) and whether they become deferred.
+fn parse_set_constraints(p: &mut Parser) -> Result<Option<(Option<Vec<String>>, bool)>> {
+    let is_word =
+        |t: &Token, word: &str| matches!(t, Token::Word(w) if w.value.eq_ignore_ascii_case(word));
+    if !(is_word(&p.peek_nth_token(0).token, "set")
+        && is_word(&p.peek_nth_token(1).token, "constraints"))
+    {
+        return Ok(None);
+    }
+    p.next_token();
+    p.next_token();
+    let names = if p.parse_keyword(Keyword::ALL) {
+        None
+    } else {
+        let names = p
+            .parse_comma_separated(|p| p.parse_object_name(false))
+            .map_err(parser_error)?;
+        Some(
+            names
+                .iter()
+                .map(crate::ddl::object_name)
+                .collect::<Result<Vec<_>>>()?,
+        )
+    };
+    let deferred = if is_word(&p.peek_token().token, "deferred") {
+        true
+    } else if is_word(&p.peek_token().token, "immediate") {
+        false
+    } else {
+        return Err(Error::syntax(format!(
+            "syntax error at or near \"{}\": SET CONSTRAINTS takes DEFERRED or IMMEDIATE",
+            p.peek_token().token
+        )));
+    };
+    p.next_token();
+    Ok(Some((names, deferred)))
 }
 
 /// The text between two parser locations (1-based lines and columns); the whole text if they are unknown.
@@ -605,6 +673,18 @@ pub fn plan(
         }
         Parsed::Checkpoint { sql } => {
             return Ok(Prepared::command(sql, version, Plan::Checkpoint, vec![]));
+        }
+        Parsed::SetConstraints {
+            sql,
+            names,
+            deferred,
+        } => {
+            return Ok(Prepared::command(
+                sql,
+                version,
+                Plan::SetConstraints { names, deferred },
+                vec![],
+            ));
         }
         Parsed::Sequence { sql, command } => {
             return Ok(Prepared::command(
