@@ -2,8 +2,7 @@
 //! look tables and columns up there rather than in `pg_catalog`.
 //!
 //! Served: `schemata`, `tables`, `columns`, `views`, `table_constraints`, `key_column_usage`,
-//! `constraint_column_usage`, `routines`, and, empty (LaneDB has no foreign keys or check constraints),
-//! `referential_constraints` and `check_constraints`. Like `pg_catalog`'s relations they are computed from the catalog
+//! `constraint_column_usage`, `routines`, `referential_constraints` and `check_constraints`. Like `pg_catalog`'s relations they are computed from the catalog
 //! of the query's snapshot (`pg_catalog::CatalogSchema`). `tables` and `columns` list the user's tables and views
 //! (LaneDB's views are materialized and maintained, but they are created and read as views) and the `pg_catalog`
 //! relations; names are the ones the tables were created with, the catalog is the session's database.

@@ -11,7 +11,8 @@
 //! ## OIDs
 //! Stable for the life of an object and the same in every relation: namespaces 11 (`pg_catalog`) and 2200
 //! (`public`); a table is `TABLE_OID_BASE + table id`; its indexes `INDEX_OID_BASE + table id * INDEXES_PER_TABLE_MAX
-//! + position`; types use PostgreSQL's own OIDs.
+//! + position`, its foreign keys the same range from the middle up, its CHECK constraints from the top down; types
+//! use PostgreSQL's own OIDs.
 //!
 //! ## Rewrites
 //! Catalog queries use constructs DataFusion does not know; `rewrite` turns them into ones it does, and applies only
@@ -1262,7 +1263,7 @@ fn constraints(catalog: &Catalog, _: &Scan) -> Vec<Vec<Cell>> {
                 Cell::I(0),
                 Cell::B(true),
                 Cell::A(index.columns.iter().map(|c| *c as i16 + 1).collect()),
-                // No foreign keys: the referenced columns and actions are those of other kinds of constraint.
+                // Not a foreign key: no referenced columns or actions (`foreign_key_constraints`).
                 Cell::Null,
                 t(" "),
                 t(" "),
