@@ -10,9 +10,9 @@
 //!
 //! ## OIDs
 //! Stable for the life of an object and the same in every relation: namespaces 11 (`pg_catalog`) and 2200
-//! (`public`); a table is `TABLE_OID_BASE + table id`; its indexes `INDEX_OID_BASE + table id * INDEXES_PER_TABLE_MAX
-//! + position`, its foreign keys the same range from the middle up, its CHECK constraints from the top down; types
-//! use PostgreSQL's own OIDs.
+//! (`public`); a table is `TABLE_OID_BASE + table id`; its indexes are
+//! `INDEX_OID_BASE + table id * INDEXES_PER_TABLE_MAX + position`, its foreign keys the same range from the middle
+//! up, its CHECK constraints from the top down; types use PostgreSQL's own OIDs.
 //!
 //! ## Rewrites
 //! Catalog queries use constructs DataFusion does not know; `rewrite` turns them into ones it does, and applies only
