@@ -136,6 +136,7 @@ impl Backend for WireBackend {
             | Plan::ModifyQuery { .. }
             | Plan::Call { .. }
             | Plan::SetConstraints { .. } => defer(),
+            Plan::Query(q) if q.locking => defer(),
             _ if statement.is_block_ddl() => defer(),
             _ => None,
         }

@@ -638,6 +638,100 @@ async fn foreign_keys_in_blocks_are_checked_at_the_statement_or_at_commit() {
     assert_eq!(count("fk_review").await, 4);
 }
 
+/// `SELECT ... FOR UPDATE` in a block (the read-modify-write of ORMs and of pgJDBC's `SELECT ... FOR UPDATE`
+/// pattern): LaneDB takes no row locks, so the rows it read are read again at COMMIT, which fails with 40001 and
+/// applies nothing if another session changed them meanwhile; a lost update is never acknowledged. Every lock
+/// strength PostgreSQL has is read (`FOR NO KEY UPDATE`, `FOR KEY SHARE` too), and a locking read is refused in a
+/// read-only transaction, as in PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_read_for_update_in_a_block_must_be_unchanged_at_commit() {
+    let server = Server::start(&[]);
+    let a = server.connect().await;
+    let b = server.connect().await;
+    a.batch_execute(
+        "CREATE TABLE fu (id INTEGER PRIMARY KEY, v INTEGER); INSERT INTO fu VALUES (1, 100), (2, 200)",
+    )
+    .await
+    .unwrap();
+    let value = |id: i32| {
+        let b = &b;
+        async move {
+            b.query_one("SELECT v FROM fu WHERE id = $1", &[&id])
+                .await
+                .unwrap()
+                .get::<_, i32>(0)
+        }
+    };
+
+    // Nobody else wrote: the block commits.
+    a.batch_execute("BEGIN").await.unwrap();
+    let read = a
+        .query_one("SELECT v FROM fu WHERE id = $1 FOR UPDATE", &[&1i32])
+        .await
+        .unwrap()
+        .get::<_, i32>(0);
+    assert_eq!(read, 100);
+    a.execute("UPDATE fu SET v = $1 WHERE id = 1", &[&(read - 10)])
+        .await
+        .unwrap();
+    a.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(value(1).await, 90);
+
+    // Another session changes the row between the read and COMMIT: 40001, and its write stands.
+    a.batch_execute("BEGIN").await.unwrap();
+    let read = a
+        .query_one("SELECT v FROM fu WHERE id = 1 FOR NO KEY UPDATE", &[])
+        .await
+        .unwrap()
+        .get::<_, i32>(0);
+    b.execute("UPDATE fu SET v = 50 WHERE id = 1", &[])
+        .await
+        .unwrap();
+    a.execute("UPDATE fu SET v = $1 WHERE id = 1", &[&(read - 10)])
+        .await
+        .unwrap();
+    let e = a.batch_execute("COMMIT").await.unwrap_err();
+    assert_eq!(e.as_db_error().unwrap().code().code(), "40001");
+    assert_eq!(value(1).await, 50);
+
+    // Rows read in any order, and a row of the read set deleted meanwhile.
+    a.batch_execute("BEGIN").await.unwrap();
+    let rows = a
+        .query("SELECT id, v FROM fu FOR SHARE", &[])
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    a.batch_execute("UPDATE fu SET v = v + 1 WHERE id = 2; COMMIT")
+        .await
+        .unwrap();
+    assert_eq!(value(2).await, 201);
+    a.batch_execute("BEGIN; SELECT * FROM fu WHERE id > 0 FOR KEY SHARE")
+        .await
+        .unwrap();
+    b.execute("DELETE FROM fu WHERE id = 2", &[]).await.unwrap();
+    let e = a.batch_execute("COMMIT").await.unwrap_err();
+    assert_eq!(e.as_db_error().unwrap().code().code(), "40001");
+
+    // Outside a block it is a read; in a read-only transaction it is refused.
+    let rows = a
+        .query("SELECT v FROM fu FOR NO KEY UPDATE", &[])
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    a.batch_execute("BEGIN READ ONLY").await.unwrap();
+    let e = a
+        .query("SELECT v FROM fu FOR UPDATE", &[])
+        .await
+        .unwrap_err();
+    let db = e.as_db_error().unwrap();
+    assert_eq!(db.code().code(), "25006");
+    assert_eq!(
+        db.message(),
+        "cannot execute SELECT FOR UPDATE in a read-only transaction"
+    );
+    a.batch_execute("ROLLBACK").await.unwrap();
+}
+
 /// An untyped NULL (`SELECT NULL`, a NULL branch of a UNION) reaches the client as NULL in both formats; it came
 /// out as an empty string.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -873,7 +873,7 @@ fn apply_hits(
     Ok((count, moves))
 }
 
-fn encode_row(row: &[Value]) -> Vec<u8> {
+pub(crate) fn encode_row(row: &[Value]) -> Vec<u8> {
     let mut out = Vec::with_capacity(row.len() * 9);
     row.iter()
         .for_each(|v| lanedb_engine::key::encode_value(v, &mut out));

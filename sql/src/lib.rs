@@ -981,7 +981,13 @@ impl SqlEngine {
         self.engine.run_multi(None, |txn| {
             for w in statements {
                 let out = self.block_statement(&w.statement, txn, &w.params, ctx)?;
-                if w.returned.as_ref().is_some_and(|rows| *rows != out.batches) {
+                let changed = match (&w.returned, &w.statement.plan) {
+                    (None, _) => false,
+                    // Rows read FOR UPDATE, in whatever order the query gives them.
+                    (Some(rows), Plan::Query(_)) => !same_rows(rows, &out.batches)?,
+                    (Some(rows), _) => *rows != out.batches,
+                };
+                if changed {
                     return Err(Error::new(
                         SqlState("40001"),
                         format!(
@@ -1520,4 +1526,21 @@ impl SqlEngine {
         }
         Ok(rows)
     }
+}
+
+/// Whether two results hold the same rows, in any order.
+fn same_rows(
+    a: &[datafusion::arrow::record_batch::RecordBatch],
+    b: &[datafusion::arrow::record_batch::RecordBatch],
+) -> Result<bool> {
+    let sorted =
+        |batches: &[datafusion::arrow::record_batch::RecordBatch]| -> Result<Vec<Vec<u8>>> {
+            let mut rows = Vec::new();
+            for batch in batches {
+                rows.extend(convert::rows_of(batch)?.iter().map(|r| dml::encode_row(r)));
+            }
+            rows.sort_unstable();
+            Ok(rows)
+        };
+    Ok(sorted(a)? == sorted(b)?)
 }

@@ -215,19 +215,22 @@ pub struct Prepared {
 impl Prepared {
     /// Whether running the statement leaves the data as it was.
     pub fn is_read_only(&self) -> bool {
-        matches!(
-            self.plan,
-            Plan::PointSelect(_)
-                | Plan::Query(_)
-                | Plan::Session(_)
-                | Plan::CopyOut { .. }
-                | Plan::Explain(_)
-        )
+        match &self.plan {
+            // It takes row locks in PostgreSQL: refused in a read-only transaction, kept in a block (`defer`).
+            Plan::Query(q) => !q.locking,
+            Plan::PointSelect(_) | Plan::Session(_) | Plan::CopyOut { .. } | Plan::Explain(_) => {
+                true
+            }
+            _ => false,
+        }
     }
 
     /// The statement's command as PostgreSQL names it in messages: its first word, two for CREATE, ALTER and DROP
     /// (`INSERT`, `CREATE TABLE`).
     pub fn command_name(&self) -> String {
+        if matches!(&self.plan, Plan::Query(q) if q.locking) {
+            return "SELECT FOR UPDATE".into();
+        }
         let mut words = self.sql.split_whitespace().map(str::to_ascii_uppercase);
         let first = words.next().unwrap_or_default();
         match first.as_str() {
@@ -441,6 +444,7 @@ pub fn parse(sql: &str) -> Result<Vec<Parsed>> {
     let sql = reordered.as_deref().unwrap_or(sql);
     // The parser reads INSERT's OVERRIDING clause as blanks; the statement's text keeps it, for the plan.
     let blanked = crate::sequences::blank_overriding(sql);
+    let blanked = blank_key_locks(blanked.as_deref().unwrap_or(sql)).or(blanked);
     let dialect = PostgreSqlDialect {};
     let mut p = Parser::new(&dialect)
         .with_recursion_limit(PARSER_RECURSION_MAX)
@@ -564,6 +568,52 @@ pub fn parse(sql: &str) -> Result<Vec<Parsed>> {
         }
     }
     Ok(out)
+}
+
+/// `sql` with `FOR NO KEY UPDATE` and `FOR KEY SHARE` read as `FOR UPDATE` and `FOR SHARE` (blanks where the words
+/// were, so the parser's locations stay those of `sql`), which sqlparser does not read. LaneDB treats every
+/// strength alike (see `QueryPlan::locking`); `None` when there is nothing to change.
+fn blank_key_locks(sql: &str) -> Option<String> {
+    let lower = sql.to_ascii_lowercase();
+    if !(lower.contains("key") && lower.contains("for")) {
+        return None;
+    }
+    let dialect = PostgreSqlDialect {};
+    let tokens = datafusion::sql::sqlparser::tokenizer::Tokenizer::new(&dialect, sql)
+        .with_unescape(false)
+        .tokenize_with_location()
+        .ok()?;
+    let words: Vec<_> = tokens
+        .iter()
+        .filter(|t| !matches!(t.token, Token::Whitespace(_)))
+        .collect();
+    let word = |i: usize| match words.get(i).map(|t| &t.token) {
+        Some(Token::Word(w)) if w.quote_style.is_none() => Some(w.value.to_ascii_lowercase()),
+        _ => None,
+    };
+    let mut out = sql.to_string();
+    let mut changed = false;
+    for i in 0..words.len() {
+        if word(i).as_deref() != Some("for") {
+            continue;
+        }
+        let (first, last) = match (
+            word(i + 1).as_deref(),
+            word(i + 2).as_deref(),
+            word(i + 3).as_deref(),
+        ) {
+            (Some("no"), Some("key"), Some("update")) => (i + 1, i + 2),
+            (Some("key"), Some("share"), _) => (i + 1, i + 1),
+            _ => continue,
+        };
+        let start = byte_offset(sql, words[first].span.start);
+        let end = byte_offset(sql, words[last].span.end);
+        if let (Some(start), Some(end)) = (start, end) {
+            out.replace_range(start..end, &" ".repeat(end - start));
+            changed = true;
+        }
+    }
+    changed.then_some(out)
 }
 
 /// `SET CONSTRAINTS { ALL | name [, ...] } { DEFERRED | IMMEDIATE }`, if the parser is at one: the names (`None`
@@ -779,7 +829,8 @@ pub fn plan(
                     generated: vec![],
                 });
             }
-            let qp = df(&ast::Statement::Query(q))?;
+            let mut qp = df(&ast::Statement::Query(q.clone()))?;
+            qp.locking = !q.locks.is_empty();
             let schema = qp.schema.clone();
             let param_types = qp.param_types.clone();
             Ok(Prepared {

@@ -277,6 +277,9 @@ pub struct QueryPlan {
     pub param_types: Vec<Option<DataType>>,
     /// The session time zone it was planned in.
     zone: String,
+    /// `SELECT ... FOR UPDATE` / `FOR SHARE` (any strength): in a transaction block the rows it read are read again
+    /// at COMMIT, which fails with 40001 if they changed (see `SqlEngine::defer`).
+    pub locking: bool,
 }
 
 impl QueryPlan {
@@ -606,6 +609,7 @@ impl QueryBridge {
             schema,
             param_types,
             zone: zone.to_string(),
+            locking: false,
         })
     }
 
