@@ -550,3 +550,109 @@ async fn procedures_take_array_parameters_in_both_formats() {
     let err = client.simple_query("CALL balances('2')").await.unwrap_err();
     assert_eq!(code(&err), "22P02");
 }
+
+/// Columns of type `timestamp with time zone` (Django's DateTimeField, Hibernate's Instant): an instant is stored,
+/// text without an offset is local time in the session's zone (in INSERT, UPDATE, parameters and COPY), and the
+/// value shows in the reader's zone, by key, through DataFusion, after a restart from the log and from a snapshot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instants_are_stored_and_show_in_the_readers_zone() {
+    let server = Server::start(&[]);
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE ev (id INT PRIMARY KEY, at TIMESTAMPTZ NOT NULL, made TIMESTAMP WITH TIME ZONE DEFAULT now());
+             CREATE INDEX ev_at ON ev (at);
+             INSERT INTO ev (id, at) VALUES (1, '2024-01-01 10:00:00+02');
+             SET TimeZone = 'America/New_York';
+             INSERT INTO ev (id, at) VALUES (2, '2024-06-01 10:00');",
+        )
+        .await
+        .unwrap();
+    // A statement whose value is text, typed by its cast; a parameter in binary (chrono's DateTime<Utc>).
+    client
+        .batch_execute("INSERT INTO ev (id, at) SELECT 3, '2024-02-01 09:30'::timestamptz")
+        .await
+        .unwrap();
+    let instant = Utc.with_ymd_and_hms(2024, 3, 1, 12, 0, 0).unwrap();
+    client
+        .execute(
+            "INSERT INTO ev (id, at) VALUES ($1, $2)",
+            &[&4i32, &instant],
+        )
+        .await
+        .unwrap();
+    let shown = "SELECT id, at::text FROM ev ORDER BY id";
+    let in_new_york = [
+        ["1", "2024-01-01 03:00:00-05"],
+        ["2", "2024-06-01 10:00:00-04"],
+        ["3", "2024-02-01 09:30:00-05"],
+        ["4", "2024-03-01 07:00:00-05"],
+    ];
+    assert_eq!(
+        text_rows(&client.simple_query(shown).await.unwrap()),
+        in_new_york
+    );
+    // By key (the lane's own read), and the binary value, the same instant.
+    let row = client
+        .query_one("SELECT at FROM ev WHERE id = $1", &[&4i32])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, chrono::DateTime<Utc>>(0), instant);
+    assert_eq!(
+        text_rows(
+            &client
+                .simple_query("SELECT at FROM ev WHERE id = 2")
+                .await
+                .unwrap()
+        ),
+        [["2024-06-01 10:00:00-04"]]
+    );
+    // Compared as instants, through the index.
+    assert_eq!(
+        text_rows(
+            &client
+                .simple_query("SELECT id FROM ev WHERE at = '2024-06-01 14:00:00+00'")
+                .await
+                .unwrap()
+        ),
+        [["2"]]
+    );
+    assert_eq!(
+        scalar(
+            &client,
+            "SELECT count(*) FROM ev WHERE made > '2020-01-01' AND made <= now()"
+        )
+        .await,
+        "4"
+    );
+    client
+        .batch_execute("UPDATE ev SET at = '2024-07-01 12:00' WHERE id = 2")
+        .await
+        .unwrap();
+    let utc = [
+        ["1", "2024-01-01 08:00:00+00"],
+        ["2", "2024-07-01 16:00:00+00"],
+        ["3", "2024-02-01 14:30:00+00"],
+        ["4", "2024-03-01 12:00:00+00"],
+    ];
+    let other = server.connect().await;
+    assert_eq!(text_rows(&other.simple_query(shown).await.unwrap()), utc);
+    // Bad text is 22007, as in PostgreSQL.
+    let e = client
+        .batch_execute("INSERT INTO ev (id, at) VALUES (9, 'garbage')")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "22007");
+    // From the log, then from a snapshot.
+    drop((client, other));
+    let dir = server.crash();
+    let server = Server::start_in(dir, &[]);
+    let client = server.connect().await;
+    assert_eq!(text_rows(&client.simple_query(shown).await.unwrap()), utc);
+    client.batch_execute("CHECKPOINT").await.unwrap();
+    drop(client);
+    let dir = server.crash();
+    let server = Server::start_in(dir, &[]);
+    let client = server.connect().await;
+    assert_eq!(text_rows(&client.simple_query(shown).await.unwrap()), utc);
+}

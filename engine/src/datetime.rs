@@ -212,10 +212,58 @@ fn seconds(s: &str) -> Option<(i64, i64)> {
     Some((whole.parse().ok()?, digits.parse().ok()?))
 }
 
+thread_local! {
+    /// The session time zone of the statement this thread runs (`in_zone`); empty outside one.
+    static STATEMENT_ZONE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+/// Runs `f` as part of a statement of a session in `zone`: text cast to an instant in it (a value for a `timestamp
+/// with time zone` column, a parameter of that type) without an offset of its own is local time in `zone`.
+pub fn in_zone<T>(zone: &str, f: impl FnOnce() -> T) -> T {
+    struct Restore(String);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let previous = std::mem::take(&mut self.0);
+            STATEMENT_ZONE.with(|z| *z.borrow_mut() = previous);
+        }
+    }
+    let previous =
+        STATEMENT_ZONE.with(|z| std::mem::replace(&mut *z.borrow_mut(), zone.to_string()));
+    let _restore = Restore(previous);
+    f()
+}
+
+/// `f` of the statement's zone (`in_zone`), UTC outside a statement.
+pub fn with_statement_zone<T>(f: impl FnOnce(&str) -> T) -> T {
+    STATEMENT_ZONE.with(|z| {
+        let zone = z.borrow();
+        if zone.is_empty() {
+            f(crate::types::DEFAULT_ZONE)
+        } else {
+            f(&zone)
+        }
+    })
+}
+
 /// A timestamp with an optional zone suffix (`Z`, `+08`, `-05:30`, ` UTC`, ` America/Chicago`), as an instant.
-/// Without a suffix the time is read as UTC.
+/// Without a suffix the time is read in the statement's zone (`in_zone`), UTC outside a statement.
 pub fn parse_timestamptz(text: &str) -> Result<i64> {
-    parse_timestamptz_in(text, crate::types::DEFAULT_ZONE)
+    with_statement_zone(|zone| parse_timestamptz_in(text, zone))
+}
+
+/// An instant's local time in the statement's zone (`timestamptz::timestamp`, an instant stored in a `timestamp`).
+pub fn statement_local(micros: i64) -> i64 {
+    with_statement_zone(|zone| local_micros(micros, zone))
+}
+
+/// The instant a local time in the statement's zone is (`timestamp::timestamptz`); a local time the zone skips
+/// (a spring-forward gap) is read with the offset before it.
+pub fn statement_instant(local: i64) -> i64 {
+    with_statement_zone(|zone| {
+        instant_micros(local, zone).unwrap_or_else(|| {
+            local.saturating_sub(offset_seconds(zone, local) as i64 * MICROS_PER_SECOND)
+        })
+    })
 }
 
 /// `parse_timestamptz` for a session in `zone`: text without a zone of its own is that zone's local time.

@@ -99,9 +99,11 @@ impl ColumnData {
             DataType::Boolean => ColumnData::Boolean(Vec::with_capacity(rows)),
             DataType::SmallInt => ColumnData::Int16(Vec::with_capacity(rows)),
             DataType::Integer | DataType::Date => ColumnData::Int32(Vec::with_capacity(rows)),
-            DataType::BigInt | DataType::Timestamp => ColumnData::Int64(Vec::with_capacity(rows)),
+            DataType::BigInt | DataType::Timestamp | DataType::TimestampTz => {
+                ColumnData::Int64(Vec::with_capacity(rows))
+            }
             // Never built: tables refuse these types (`DataType::is_storable`).
-            DataType::TimestampTz | DataType::Time | DataType::Interval | DataType::Array(_) => {
+            DataType::Time | DataType::Interval | DataType::Array(_) => {
                 ColumnData::Int64(Vec::with_capacity(rows))
             }
             DataType::Real => ColumnData::Float32(Vec::with_capacity(rows)),
@@ -158,7 +160,7 @@ impl Column {
                 _ => 0,
             }),
             ColumnData::Int64(d) => d.push(match v {
-                Value::BigInt(x) | Value::Timestamp(x) => *x,
+                Value::BigInt(x) | Value::Timestamp(x) | Value::TimestampTz(x) => *x,
                 _ => 0,
             }),
             ColumnData::Float32(d) => d.push(if let Value::Real(x) = v { *x } else { 0.0 }),
@@ -217,7 +219,9 @@ impl Column {
                 let a = array.as_primitive_opt::<Int32Type>().ok_or_else(mismatch)?;
                 d.extend_from_slice(&a.values()[range]);
             }
-            ColumnData::Int64(d) if self.data_type == DataType::Timestamp => {
+            ColumnData::Int64(d)
+                if matches!(self.data_type, DataType::Timestamp | DataType::TimestampTz) =>
+            {
                 let a = array
                     .as_primitive_opt::<TimestampMicrosecondType>()
                     .ok_or_else(mismatch)?;
@@ -277,7 +281,10 @@ impl Column {
             (ColumnData::Boolean(d), Value::Boolean(x)) => d[i] = *x,
             (ColumnData::Int16(d), Value::SmallInt(x)) => d[i] = *x,
             (ColumnData::Int32(d), Value::Integer(x) | Value::Date(x)) => d[i] = *x,
-            (ColumnData::Int64(d), Value::BigInt(x) | Value::Timestamp(x)) => d[i] = *x,
+            (
+                ColumnData::Int64(d),
+                Value::BigInt(x) | Value::Timestamp(x) | Value::TimestampTz(x),
+            ) => d[i] = *x,
             (ColumnData::Float32(d), Value::Real(x)) => d[i] = *x,
             (ColumnData::Float64(d), Value::Double(x)) => d[i] = *x,
             (ColumnData::Decimal(d), Value::Decimal(x, _)) => d[i] = *x,
@@ -299,6 +306,9 @@ impl Column {
             ColumnData::Int32(d) if self.data_type == DataType::Date => Value::Date(d[i]),
             ColumnData::Int32(d) => Value::Integer(d[i]),
             ColumnData::Int64(d) if self.data_type == DataType::Timestamp => Value::Timestamp(d[i]),
+            ColumnData::Int64(d) if self.data_type == DataType::TimestampTz => {
+                Value::TimestampTz(d[i])
+            }
             ColumnData::Int64(d) => Value::BigInt(d[i]),
             ColumnData::Float32(d) => Value::Real(d[i]),
             ColumnData::Float64(d) => Value::Double(d[i]),
@@ -380,6 +390,10 @@ fn arrow_from(data_type: &DataType, data: ColumnData, nulls: Option<NullBuffer>)
         ColumnData::Int64(d) if *data_type == DataType::Timestamp => {
             Arc::new(TimestampMicrosecondArray::new(ScalarBuffer::from(d), nulls))
         }
+        ColumnData::Int64(d) if *data_type == DataType::TimestampTz => Arc::new(
+            TimestampMicrosecondArray::new(ScalarBuffer::from(d), nulls)
+                .with_timezone(crate::types::UTC_ZONE),
+        ),
         ColumnData::Int64(d) => Arc::new(Int64Array::new(ScalarBuffer::from(d), nulls)),
         ColumnData::Float32(d) => Arc::new(Float32Array::new(ScalarBuffer::from(d), nulls)),
         ColumnData::Float64(d) => Arc::new(Float64Array::new(ScalarBuffer::from(d), nulls)),

@@ -158,7 +158,7 @@ impl DataType {
     pub fn is_storable(&self) -> bool {
         !matches!(
             self,
-            DataType::TimestampTz | DataType::Time | DataType::Interval | DataType::Array(_)
+            DataType::Time | DataType::Interval | DataType::Array(_)
         )
     }
 

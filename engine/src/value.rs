@@ -175,25 +175,32 @@ impl Value {
                 Value::Text(s) => parse_bytea(s).map(Value::Bytes),
                 _ => Err(self.cannot_cast(ty)),
             },
-            // An instant with no session at hand is taken at UTC (query results convert in their zone first).
+            // An instant's local time in the statement's zone (UTC outside a statement), as PostgreSQL's session's.
             DataType::Timestamp => match self {
-                Value::Timestamp(v) | Value::TimestampTz(v) => Ok(Value::Timestamp(*v)),
+                Value::Timestamp(v) => Ok(Value::Timestamp(*v)),
+                Value::TimestampTz(v) => Ok(Value::Timestamp(crate::datetime::statement_local(*v))),
                 Value::Date(d) => Ok(Value::Timestamp(*d as i64 * MICROS_PER_DAY)),
                 Value::Text(s) => parse_timestamp(s).map(Value::Timestamp),
                 _ => Err(self.cannot_cast(ty)),
             },
             DataType::Date => match self {
                 Value::Date(v) => Ok(Value::Date(*v)),
-                Value::Timestamp(t) | Value::TimestampTz(t) => {
-                    Ok(Value::Date(t.div_euclid(MICROS_PER_DAY) as i32))
-                }
+                Value::Timestamp(t) => Ok(Value::Date(t.div_euclid(MICROS_PER_DAY) as i32)),
+                Value::TimestampTz(t) => Ok(Value::Date(
+                    crate::datetime::statement_local(*t).div_euclid(MICROS_PER_DAY) as i32,
+                )),
                 Value::Text(s) => parse_date(s).map(Value::Date),
                 _ => Err(self.cannot_cast(ty)),
             },
-            // Without a session here, a text with no offset is read as UTC (queries cast in the session's zone).
+            // Text with no offset, a timestamp, a date: local time in the statement's zone (UTC outside a statement).
             DataType::TimestampTz => match self {
-                Value::TimestampTz(v) | Value::Timestamp(v) => Ok(Value::TimestampTz(*v)),
-                Value::Date(d) => Ok(Value::TimestampTz(*d as i64 * MICROS_PER_DAY)),
+                Value::TimestampTz(v) => Ok(Value::TimestampTz(*v)),
+                Value::Timestamp(v) => {
+                    Ok(Value::TimestampTz(crate::datetime::statement_instant(*v)))
+                }
+                Value::Date(d) => Ok(Value::TimestampTz(crate::datetime::statement_instant(
+                    *d as i64 * MICROS_PER_DAY,
+                ))),
                 Value::Text(s) => crate::datetime::parse_timestamptz(s).map(Value::TimestampTz),
                 _ => Err(self.cannot_cast(ty)),
             },

@@ -2108,7 +2108,16 @@ impl<B: Backend> Session<B> {
                         "invalid byte sequence for encoding \"UTF8\"",
                     )
                 })?;
-                crate::types::decode_text(text, inferred, oid)?
+                // An instant without an offset is local time in the session's zone.
+                if inferred == Some(lanedb_engine::DataType::TimestampTz)
+                    || oid == crate::types::TIMESTAMPTZ
+                {
+                    lanedb_engine::datetime::in_zone(self.time_zone(), || {
+                        crate::types::decode_text(text, inferred, oid)
+                    })?
+                } else {
+                    crate::types::decode_text(text, inferred, oid)?
+                }
             };
             values.push(value);
         }

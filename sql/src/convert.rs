@@ -138,25 +138,12 @@ pub fn value_of_scalar(s: &ScalarValue) -> Value {
     }
 }
 
-/// Every row of `batch` as values bound for a table. Tables hold no instants, so a `timestamp with time zone` becomes
-/// its local time in the zone its type carries (the session's), as PostgreSQL assigns one to a `timestamp` column.
+/// Every row of `batch` as values bound for a table. An instant stays one: bound for a `timestamp` column it becomes
+/// its local time in the statement's zone when it is cast to the column's type (`Value::cast_to`), as PostgreSQL
+/// assigns one.
 pub fn rows_of(batch: &datafusion::arrow::record_batch::RecordBatch) -> Result<Vec<Vec<Value>>> {
     (0..batch.num_rows())
-        .map(|r| {
-            batch
-                .columns()
-                .iter()
-                .map(|a| match (value_at(a, r)?, a.data_type()) {
-                    (
-                        Value::TimestampTz(t),
-                        datafusion::arrow::datatypes::DataType::Timestamp(_, Some(zone)),
-                    ) => Ok(Value::Timestamp(lanedb_engine::datetime::local_micros(
-                        t, zone,
-                    ))),
-                    (v, _) => Ok(v),
-                })
-                .collect()
-        })
+        .map(|r| batch.columns().iter().map(|a| value_at(a, r)).collect())
         .collect()
 }
 

@@ -77,7 +77,9 @@ impl Default for ZonedCasts {
 
 impl ZonedCasts {
     fn rewrite(&self, e: Expr, schema: &DFSchema, session_zone: &str) -> Result<Transformed<Expr>> {
-        if let Expr::ScalarFunction(_) = &e {
+        // A stored instant (a column's, in UTC) is in the session's zone for whatever reads it: text, date_trunc,
+        // extract, a cast to `timestamp` or `date`, as in PostgreSQL.
+        if let Expr::ScalarFunction(_) | Expr::Column(_) = &e {
             return Ok(in_session_zone(e, schema, session_zone));
         }
         if let Expr::BinaryExpr(b) = &e {

@@ -150,8 +150,8 @@ fn column_def(
     };
     if !data_type.is_storable() {
         return Err(Error::unsupported(format!(
-            "columns of type {data_type} are not supported; query values of it are (store instants as \
-             timestamp in UTC, intervals as bigint microseconds)"
+            "columns of type {data_type} are not supported; query values of it are (store times of day and \
+             intervals as bigint microseconds)"
         )));
     }
     let mut col = ColumnDef {
@@ -196,7 +196,10 @@ fn column_def(
                     continue;
                 }
                 if is_now(e) {
-                    if !matches!(col.data_type, DataType::Timestamp | DataType::Date) {
+                    if !matches!(
+                        col.data_type,
+                        DataType::Timestamp | DataType::TimestampTz | DataType::Date
+                    ) {
                         return Err(Error::unsupported(format!(
                             "DEFAULT {e} is supported for timestamp and date columns, not {}",
                             col.data_type
@@ -1192,7 +1195,7 @@ pub fn alter_table(on: On, at: &ast::AlterTable) -> Result<&'static str> {
                                     identity: None,
                                 });
                             } else if is_now(value) {
-                                if !matches!(column.data_type, DataType::Timestamp | DataType::Date) {
+                                if !matches!(column.data_type, DataType::Timestamp | DataType::TimestampTz | DataType::Date) {
                                     return Err(Error::unsupported(format!(
                                         "DEFAULT {value} is supported for timestamp and date columns, not {}",
                                         column.data_type

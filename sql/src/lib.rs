@@ -520,6 +520,23 @@ impl SqlEngine {
         params: &[Value],
         ctx: RunContext<'_>,
     ) -> Result<Output> {
+        // Text for an instant reads in the statement's zone, and instants read show in it (UTC, the usual case,
+        // needs neither).
+        if prepared.time_zone != lanedb_engine::types::DEFAULT_ZONE {
+            return lanedb_engine::datetime::in_zone(&prepared.time_zone, || {
+                self.execute_in_zone(prepared, params, ctx)
+            })
+            .and_then(|out| in_zone_output(out, &prepared.time_zone));
+        }
+        self.execute_in_zone(prepared, params, ctx)
+    }
+
+    fn execute_in_zone(
+        &self,
+        prepared: &Arc<Prepared>,
+        params: &[Value],
+        ctx: RunContext<'_>,
+    ) -> Result<Output> {
         // Replanned only when the catalog changed under the statement. The caller's `Arc` is not cloned: threads
         // running one prepared statement would bounce its reference count between their cores.
         let mut replanned: Option<Arc<Prepared>> = None;
@@ -1014,8 +1031,20 @@ impl SqlEngine {
         })
     }
 
-    /// Runs one statement of a transaction block at COMMIT, in the block's transaction.
+    /// Runs one statement of a transaction block at COMMIT, in the block's transaction, in its own time zone.
     fn block_statement(
+        &self,
+        p: &Prepared,
+        txn: &mut lanedb_engine::MultiTxn,
+        params: &[Value],
+        ctx: RunContext<'_>,
+    ) -> Result<Output> {
+        lanedb_engine::datetime::in_zone(&p.time_zone, || {
+            self.block_statement_in_zone(p, txn, params, ctx)
+        })
+    }
+
+    fn block_statement_in_zone(
         &self,
         p: &Prepared,
         txn: &mut lanedb_engine::MultiTxn,
@@ -1100,6 +1129,20 @@ impl SqlEngine {
         kept: &KeptWrites<Prepared>,
         ctx: RunContext<'_>,
     ) -> Result<Deferred> {
+        let mut deferred = lanedb_engine::datetime::in_zone(&p.time_zone, || {
+            self.defer_in_zone(p, params, kept, ctx)
+        })?;
+        deferred.output = in_zone_output(deferred.output, &p.time_zone)?;
+        Ok(deferred)
+    }
+
+    fn defer_in_zone(
+        &self,
+        p: &Prepared,
+        params: &[Value],
+        kept: &KeptWrites<Prepared>,
+        ctx: RunContext<'_>,
+    ) -> Result<Deferred> {
         let ddl = p.is_block_ddl();
         if kept
             .writes()
@@ -1141,6 +1184,19 @@ impl SqlEngine {
     /// their sequence values and defaults, so that a bad line fails the COPY with its number; the typed rows, one
     /// after another, are the parameters the block runs it with at COMMIT (and what its log record holds).
     pub fn defer_copy(
+        &self,
+        p: &Arc<Prepared>,
+        rows: CopyRows,
+        first_line: usize,
+        kept: &KeptWrites<Prepared>,
+        ctx: RunContext<'_>,
+    ) -> Result<Deferred> {
+        lanedb_engine::datetime::in_zone(&p.time_zone, || {
+            self.defer_copy_in_zone(p, rows, first_line, kept, ctx)
+        })
+    }
+
+    fn defer_copy_in_zone(
         &self,
         p: &Arc<Prepared>,
         rows: CopyRows,
@@ -1348,7 +1404,9 @@ impl SqlEngine {
         rows: CopyRows,
         first_line: usize,
     ) -> Result<u64> {
-        self.copy_rows(prepared, rows, first_line, false)
+        lanedb_engine::datetime::in_zone(&prepared.time_zone, || {
+            self.copy_rows(prepared, rows, first_line, false)
+        })
     }
 
     /// Loads a COPY read back from the command log: the values its sequence columns took are the rows' last fields.
@@ -1358,7 +1416,9 @@ impl SqlEngine {
         rows: CopyRows,
         first_line: usize,
     ) -> Result<u64> {
-        self.copy_rows(prepared, rows, first_line, true)
+        lanedb_engine::datetime::in_zone(&prepared.time_zone, || {
+            self.copy_rows(prepared, rows, first_line, true)
+        })
     }
 
     fn copy_rows(
@@ -1543,4 +1603,55 @@ fn same_rows(
             Ok(rows)
         };
     Ok(sorted(a)? == sorted(b)?)
+}
+
+/// `out` with its instants (`timestamp with time zone` columns, which tables and procedures give in UTC) shown in
+/// session time zone `zone`, as PostgreSQL shows them.
+fn in_zone_output(mut out: Output, zone: &str) -> Result<Output> {
+    use datafusion::arrow::array::{ArrayRef, AsArray};
+    use datafusion::arrow::datatypes::{
+        DataType as ArrowType, Field, Schema, TimeUnit, TimestampMicrosecondType,
+    };
+    let zoned = |field: &Field| matches!(field.data_type(), ArrowType::Timestamp(TimeUnit::Microsecond, Some(z)) if z.as_ref() != zone);
+    let Some(schema) = out.schema.clone() else {
+        return Ok(out);
+    };
+    if !schema.fields().iter().any(|f| zoned(f)) {
+        return Ok(out);
+    }
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            if zoned(f) {
+                f.as_ref().clone().with_data_type(ArrowType::Timestamp(
+                    TimeUnit::Microsecond,
+                    Some(zone.into()),
+                ))
+            } else {
+                f.as_ref().clone()
+            }
+        })
+        .collect();
+    let schema = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
+    for batch in &mut out.batches {
+        let columns: Vec<ArrayRef> = batch
+            .columns()
+            .iter()
+            .map(|c| match c.data_type() {
+                ArrowType::Timestamp(TimeUnit::Microsecond, Some(z)) if z.as_ref() != zone => {
+                    Arc::new(
+                        c.as_primitive::<TimestampMicrosecondType>()
+                            .clone()
+                            .with_timezone(zone),
+                    ) as ArrayRef
+                }
+                _ => c.clone(),
+            })
+            .collect();
+        *batch = datafusion::arrow::record_batch::RecordBatch::try_new(schema.clone(), columns)
+            .map_err(|e| Error::internal(format!("an instant in the session's zone: {e}")))?;
+    }
+    out.schema = Some(schema);
+    Ok(out)
 }

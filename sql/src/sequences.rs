@@ -676,6 +676,7 @@ impl Generator {
                 let local = lanedb_engine::datetime::local_micros(time, zone);
                 match ty {
                     DataType::Date => Ok(Value::Date(local.div_euclid(86_400_000_000) as i32)),
+                    DataType::TimestampTz => Ok(Value::TimestampTz(time)),
                     _ => Ok(Value::Timestamp(local)),
                 }
             }
