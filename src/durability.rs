@@ -369,12 +369,11 @@ fn apply_invocation(db: &Database, invocation: Invocation<'_>) -> Result<()> {
         }
         Invocation::Copy {
             sql,
+            zone,
             first_line,
             rows,
         } => {
-            let prepared = db
-                .sql
-                .prepare_typed(&sql, &[], lanedb_engine::types::DEFAULT_ZONE)?;
+            let prepared = db.sql.prepare_typed(&sql, &[], &zone)?;
             db.sql
                 .replay_copy(&prepared, rows.into_owned(), first_line as usize)?;
         }

@@ -629,11 +629,37 @@ async fn instants_are_stored_and_show_in_the_readers_zone() {
         .batch_execute("UPDATE ev SET at = '2024-07-01 12:00' WHERE id = 2")
         .await
         .unwrap();
+    // A read in a block after its writes: the same zone both ways.
+    client
+        .batch_execute("BEGIN; INSERT INTO ev (id, at) VALUES (6, '2024-01-01 10:00')")
+        .await
+        .unwrap();
+    assert_eq!(
+        text_rows(
+            &client
+                .simple_query("SELECT at FROM ev WHERE id = 6")
+                .await
+                .unwrap()
+        ),
+        [["2024-01-01 10:00:00-05"]]
+    );
+    client.batch_execute("ROLLBACK").await.unwrap();
+    // COPY reads its lines in the session's zone too, and so does its replay.
+    {
+        use futures::SinkExt;
+        let sink = client.copy_in("COPY ev (id, at) FROM STDIN").await.unwrap();
+        futures::pin_mut!(sink);
+        sink.send(bytes::Bytes::from("5\t2024-12-24 18:00\n"))
+            .await
+            .unwrap();
+        assert_eq!(sink.finish().await.unwrap(), 1);
+    }
     let utc = [
         ["1", "2024-01-01 08:00:00+00"],
         ["2", "2024-07-01 16:00:00+00"],
         ["3", "2024-02-01 14:30:00+00"],
         ["4", "2024-03-01 12:00:00+00"],
+        ["5", "2024-12-24 23:00:00+00"],
     ];
     let other = server.connect().await;
     assert_eq!(text_rows(&other.simple_query(shown).await.unwrap()), utc);

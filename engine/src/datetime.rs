@@ -212,35 +212,51 @@ fn seconds(s: &str) -> Option<(i64, i64)> {
     Some((whole.parse().ok()?, digits.parse().ok()?))
 }
 
+/// The session time zones of the statements this thread runs (`in_zone`), innermost last: `depth` of them are in
+/// use; the strings past it are kept so that entering a statement again allocates nothing.
+struct StatementZones {
+    zones: Vec<String>,
+    depth: usize,
+}
+
 thread_local! {
-    /// The session time zone of the statement this thread runs (`in_zone`); empty outside one.
-    static STATEMENT_ZONE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+    static STATEMENT_ZONES: std::cell::RefCell<StatementZones> =
+        const { std::cell::RefCell::new(StatementZones { zones: Vec::new(), depth: 0 }) };
 }
 
 /// Runs `f` as part of a statement of a session in `zone`: text cast to an instant in it (a value for a `timestamp
-/// with time zone` column, a parameter of that type) without an offset of its own is local time in `zone`.
+/// with time zone` column, a parameter of that type) without an offset of its own is local time in `zone`, and an
+/// instant cast to a `timestamp` or a `date` is taken there.
 pub fn in_zone<T>(zone: &str, f: impl FnOnce() -> T) -> T {
-    struct Restore(String);
-    impl Drop for Restore {
+    struct Leave;
+    impl Drop for Leave {
         fn drop(&mut self) {
-            let previous = std::mem::take(&mut self.0);
-            STATEMENT_ZONE.with(|z| *z.borrow_mut() = previous);
+            STATEMENT_ZONES.with(|z| z.borrow_mut().depth -= 1);
         }
     }
-    let previous =
-        STATEMENT_ZONE.with(|z| std::mem::replace(&mut *z.borrow_mut(), zone.to_string()));
-    let _restore = Restore(previous);
+    STATEMENT_ZONES.with(|z| {
+        let mut z = z.borrow_mut();
+        let depth = z.depth;
+        match z.zones.get_mut(depth) {
+            Some(kept) => {
+                kept.clear();
+                kept.push_str(zone);
+            }
+            None => z.zones.push(zone.to_string()),
+        }
+        z.depth += 1;
+    });
+    let _leave = Leave;
     f()
 }
 
 /// `f` of the statement's zone (`in_zone`), UTC outside a statement.
 pub fn with_statement_zone<T>(f: impl FnOnce(&str) -> T) -> T {
-    STATEMENT_ZONE.with(|z| {
-        let zone = z.borrow();
-        if zone.is_empty() {
-            f(crate::types::DEFAULT_ZONE)
-        } else {
-            f(&zone)
+    STATEMENT_ZONES.with(|z| {
+        let z = z.borrow();
+        match z.depth {
+            0 => f(crate::types::DEFAULT_ZONE),
+            depth => f(&z.zones[depth - 1]),
         }
     })
 }

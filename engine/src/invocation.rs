@@ -29,6 +29,8 @@
 //!                          wide values params); 3 is the same without the time and the zones (UTC), with values
 //!             8 statement with more values than a u16 counts: str zone, str sql, i64 timestamp_micros,
 //!                          wide values params
+//!             9 copy in a session time zone other than UTC (which text for instants is read in): str zone,
+//!                          then as 4
 //!   str       u32 length, UTF-8 bytes
 //!   wide values  as values, with a u32 count
 //!   values    u16 count, then per value u8 tag and its bytes:
@@ -182,9 +184,10 @@ pub enum Invocation<'a> {
         timestamp_micros: Option<i64>,
         statements: Vec<BlockStatement<'a>>,
     },
-    /// The rows of `COPY ... FROM STDIN`, loaded as one transaction.
+    /// The rows of `COPY ... FROM STDIN`, loaded as one transaction, in the session's time zone.
     Copy {
         sql: Cow<'a, str>,
+        zone: Cow<'a, str>,
         first_line: u64,
         rows: Cow<'a, CopyRows>,
     },
@@ -206,6 +209,7 @@ const KIND_ZONED_STATEMENT: u8 = 5;
 const KIND_SEQUENCE: u8 = 6;
 const KIND_TIMED_BLOCK: u8 = 7;
 const KIND_WIDE_STATEMENT: u8 = 8;
+const KIND_ZONED_COPY: u8 = 9;
 
 /// A statement of a transaction block's record.
 #[derive(Clone, Debug, PartialEq)]
@@ -282,11 +286,17 @@ impl Invocation<'_> {
             }
             Invocation::Copy {
                 sql,
+                zone,
                 first_line,
                 rows,
             } => {
-                out.reserve(1 + 4 + sql.len() + 8 + rows.encoded_bytes());
-                out.push(KIND_COPY);
+                out.reserve(1 + 4 + zone.len() + 4 + sql.len() + 8 + rows.encoded_bytes());
+                if zone == crate::types::DEFAULT_ZONE {
+                    out.push(KIND_COPY);
+                } else {
+                    out.push(KIND_ZONED_COPY);
+                    put_str(out, zone);
+                }
                 put_str(out, sql);
                 out.extend_from_slice(&first_line.to_le_bytes());
                 out.extend_from_slice(&(rows.len() as u32).to_le_bytes());
@@ -407,7 +417,11 @@ impl Invocation<'_> {
                     statements,
                 }
             }
-            KIND_COPY => {
+            KIND_COPY | KIND_ZONED_COPY => {
+                let zone = Cow::Owned(match kind {
+                    KIND_ZONED_COPY => r.str()?,
+                    _ => crate::types::DEFAULT_ZONE.to_string(),
+                });
                 let sql = Cow::Owned(r.str()?);
                 let first_line = r.i64()? as u64;
                 let n = r.u32()? as usize;
@@ -423,6 +437,7 @@ impl Invocation<'_> {
                 }
                 Invocation::Copy {
                     sql,
+                    zone,
                     first_line,
                     rows: Cow::Owned(rows),
                 }
@@ -849,6 +864,17 @@ mod tests {
             },
             Invocation::Copy {
                 sql: "COPY t FROM STDIN".into(),
+                zone: "UTC".into(),
+                first_line: 3,
+                rows: Cow::Owned(
+                    [vec![Some("1"), None], vec![], vec![Some(""), Some("é")]]
+                        .into_iter()
+                        .collect(),
+                ),
+            },
+            Invocation::Copy {
+                sql: "COPY t FROM STDIN".into(),
+                zone: "America/New_York".into(),
                 first_line: 3,
                 rows: Cow::Owned(
                     [vec![Some("1"), None], vec![], vec![Some(""), Some("é")]]

@@ -640,6 +640,7 @@ mod tests {
         let mut payload = Vec::new();
         crate::invocation::Invocation::Copy {
             sql: "COPY t FROM STDIN".into(),
+            zone: "UTC".into(),
             first_line: 1,
             rows: Cow::Owned(rows),
         }

@@ -1602,17 +1602,19 @@ impl<B: Backend> Session<B> {
                 ));
             }
             let inferred = backend.param_types(target);
-            args.iter()
-                .enumerate()
-                .map(|(i, arg)| match arg {
-                    None => Ok(Value::Null),
-                    Some(text) => crate::types::decode_text(
-                        text,
-                        inferred.get(i).cloned().flatten(),
-                        prepared.param_oids[i],
-                    ),
-                })
-                .collect::<Result<Vec<_>>>()?
+            lanedb_engine::datetime::in_zone(self.time_zone(), || {
+                args.iter()
+                    .enumerate()
+                    .map(|(i, arg)| match arg {
+                        None => Ok(Value::Null),
+                        Some(text) => crate::types::decode_text(
+                            text,
+                            inferred.get(i).cloned().flatten(),
+                            prepared.param_oids[i],
+                        ),
+                    })
+                    .collect::<Result<Vec<_>>>()
+            })?
         };
         let target = backend.in_zone(target, self.time_zone())?;
         Ok((target, values))
@@ -2095,30 +2097,23 @@ impl<B: Backend> Session<B> {
             };
             let oid = prepared.param_oids[i];
             let inferred = inferred.get(i).cloned().flatten();
-            let value = if binary[i] {
-                let value = crate::types::decode_binary(oid, bytes)?;
-                match inferred {
-                    Some(ty) => value.cast_to(&ty)?,
-                    None => value,
+            // An instant without an offset, or one taken as a timestamp, is local time in the session's zone.
+            let value = lanedb_engine::datetime::in_zone(self.time_zone(), || {
+                if binary[i] {
+                    let value = crate::types::decode_binary(oid, bytes)?;
+                    return match inferred {
+                        Some(ty) => value.cast_to(&ty),
+                        None => Ok(value),
+                    };
                 }
-            } else {
                 let text = std::str::from_utf8(bytes).map_err(|_| {
                     Error::new(
                         SqlState::CHARACTER_NOT_IN_REPERTOIRE,
                         "invalid byte sequence for encoding \"UTF8\"",
                     )
                 })?;
-                // An instant without an offset is local time in the session's zone.
-                if inferred == Some(lanedb_engine::DataType::TimestampTz)
-                    || oid == crate::types::TIMESTAMPTZ
-                {
-                    lanedb_engine::datetime::in_zone(self.time_zone(), || {
-                        crate::types::decode_text(text, inferred, oid)
-                    })?
-                } else {
-                    crate::types::decode_text(text, inferred, oid)?
-                }
-            };
+                crate::types::decode_text(text, inferred, oid)
+            })?;
             values.push(value);
         }
         Ok(values)

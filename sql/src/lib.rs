@@ -520,15 +520,14 @@ impl SqlEngine {
         params: &[Value],
         ctx: RunContext<'_>,
     ) -> Result<Output> {
-        // Text for an instant reads in the statement's zone, and instants read show in it (UTC, the usual case,
-        // needs neither).
-        if prepared.time_zone != lanedb_engine::types::DEFAULT_ZONE {
-            return lanedb_engine::datetime::in_zone(&prepared.time_zone, || {
-                self.execute_in_zone(prepared, params, ctx)
-            })
-            .and_then(|out| in_zone_output(out, &prepared.time_zone));
+        // Text for an instant reads in the statement's zone, and instants read show in it.
+        let zone = statement_zone(prepared);
+        let out =
+            lanedb_engine::datetime::in_zone(zone, || self.execute_in_zone(prepared, params, ctx))?;
+        if zone == lanedb_engine::types::DEFAULT_ZONE {
+            return Ok(out);
         }
-        self.execute_in_zone(prepared, params, ctx)
+        in_zone_output(out, zone)
     }
 
     fn execute_in_zone(
@@ -1039,7 +1038,7 @@ impl SqlEngine {
         params: &[Value],
         ctx: RunContext<'_>,
     ) -> Result<Output> {
-        lanedb_engine::datetime::in_zone(&p.time_zone, || {
+        lanedb_engine::datetime::in_zone(statement_zone(p), || {
             self.block_statement_in_zone(p, txn, params, ctx)
         })
     }
@@ -1129,10 +1128,10 @@ impl SqlEngine {
         kept: &KeptWrites<Prepared>,
         ctx: RunContext<'_>,
     ) -> Result<Deferred> {
-        let mut deferred = lanedb_engine::datetime::in_zone(&p.time_zone, || {
-            self.defer_in_zone(p, params, kept, ctx)
-        })?;
-        deferred.output = in_zone_output(deferred.output, &p.time_zone)?;
+        let zone = statement_zone(p);
+        let mut deferred =
+            lanedb_engine::datetime::in_zone(zone, || self.defer_in_zone(p, params, kept, ctx))?;
+        deferred.output = in_zone_output(deferred.output, zone)?;
         Ok(deferred)
     }
 
@@ -1143,11 +1142,14 @@ impl SqlEngine {
         kept: &KeptWrites<Prepared>,
         ctx: RunContext<'_>,
     ) -> Result<Deferred> {
+        // SET CONSTRAINTS goes with either (Django's schema editor sends it between DDL statements).
+        let neutral = |p: &Prepared| matches!(p.plan, Plan::SetConstraints { .. });
         let ddl = p.is_block_ddl();
-        if kept
-            .writes()
-            .iter()
-            .any(|k| k.statement.is_block_ddl() != ddl)
+        if !neutral(p)
+            && kept
+                .writes()
+                .iter()
+                .any(|k| !neutral(&k.statement) && k.statement.is_block_ddl() != ddl)
         {
             return Err(mixed_block());
         }
@@ -1253,7 +1255,11 @@ impl SqlEngine {
                  at COMMIT): run it before the writes, or outside the block",
             ));
         }
-        self.try_after(kept, ctx, |txn, ctx| self.run_in_txn(p, txn, params, ctx))
+        let zone = statement_zone(p);
+        let out = lanedb_engine::datetime::in_zone(zone, || {
+            self.try_after(kept, ctx, |txn, ctx| self.run_in_txn(p, txn, params, ctx))
+        })?;
+        in_zone_output(out, zone)
     }
 
     /// Runs `kept` (a block's statements) and then `f` in one multi-partition transaction that is rolled back
@@ -1450,6 +1456,7 @@ impl SqlEngine {
             let engine = &self.engine;
             let invocation = Invocation::Copy {
                 sql: Cow::Borrowed(&current.sql),
+                zone: Cow::Borrowed(&current.time_zone),
                 first_line: first_line as u64,
                 rows: Cow::Borrowed(&rows),
             };
@@ -1654,4 +1661,14 @@ fn in_zone_output(mut out: Output, zone: &str) -> Result<Output> {
     }
     out.schema = Some(schema);
     Ok(out)
+}
+
+/// The session time zone a statement runs in (`lanedb_engine::datetime::in_zone`): the one it was planned in; UTC
+/// for a procedure call, whose statements are planned in UTC, so that a call gives the same wherever it comes from
+/// (a session in any zone, the embedded API, the command log's replay).
+fn statement_zone(p: &Prepared) -> &str {
+    match p.plan {
+        Plan::Call { .. } => lanedb_engine::types::DEFAULT_ZONE,
+        _ => &p.time_zone,
+    }
 }

@@ -665,8 +665,10 @@ impl QueryBridge {
                         format!("no value supplied for parameter ${}", i + 1),
                     )
                 })?;
+                // Cast in the query's zone (this is one of the runtime's threads): text or a timestamp for an
+                // instant is local time there.
                 let v = match ty {
-                    Some(ty) => v.cast_to(ty)?,
+                    Some(ty) => lanedb_engine::datetime::in_zone(&query.zone, || v.cast_to(ty))?,
                     None => v,
                 };
                 values.push(scalar_of_value(&v, ty.as_ref()));
