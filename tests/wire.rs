@@ -712,6 +712,29 @@ async fn rows_read_for_update_in_a_block_must_be_unchanged_at_commit() {
     let e = a.batch_execute("COMMIT").await.unwrap_err();
     assert_eq!(e.as_db_error().unwrap().code().code(), "40001");
 
+    // Every column of the rows read counts, not only those selected.
+    a.batch_execute("BEGIN; SELECT 1 FROM fu WHERE id = 1 FOR UPDATE")
+        .await
+        .unwrap();
+    b.execute("UPDATE fu SET v = 51 WHERE id = 1", &[])
+        .await
+        .unwrap();
+    let e = a
+        .batch_execute("UPDATE fu SET v = 40 WHERE id = 1; COMMIT")
+        .await
+        .unwrap_err();
+    assert_eq!(e.as_db_error().unwrap().code().code(), "40001");
+    a.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(value(1).await, 51);
+    // As in PostgreSQL, a locking read cannot group or be DISTINCT.
+    for sql in [
+        "SELECT count(*) FROM fu GROUP BY v FOR UPDATE",
+        "SELECT DISTINCT v FROM fu FOR UPDATE",
+    ] {
+        let e = a.query(sql, &[]).await.unwrap_err();
+        assert_eq!(e.as_db_error().unwrap().code().code(), "0A000", "{sql}");
+    }
+
     // Outside a block it is a read; in a read-only transaction it is refused.
     let rows = a
         .query("SELECT v FROM fu FOR NO KEY UPDATE", &[])

@@ -999,8 +999,16 @@ impl SqlEngine {
                 let out = self.block_statement(&w.statement, txn, &w.params, ctx)?;
                 let changed = match (&w.returned, &w.statement.plan) {
                     (None, _) => false,
-                    // Rows read FOR UPDATE, in whatever order the query gives them.
-                    (Some(rows), Plan::Query(_)) => !same_rows(rows, &out.batches)?,
+                    // Rows read FOR UPDATE, every column of them, in whatever order the query gives them.
+                    (Some(rows), Plan::Query(q)) => match &q.locked_rows {
+                        Some(locked) => {
+                            let now = lanedb_engine::datetime::in_zone(&w.statement.time_zone, || {
+                                self.query_batches_in_txn(txn, locked, &w.params, ctx)
+                            })?;
+                            !same_rows(rows, &now)?
+                        }
+                        None => !same_rows(rows, &out.batches)?,
+                    },
                     (Some(rows), _) => *rows != out.batches,
                 };
                 if changed {
@@ -1168,12 +1176,22 @@ impl SqlEngine {
             // same ids and random numbers: its log record carries it after the parameters.
             params.push(Value::BigInt(self.procedures()?.transaction_id() as i64));
         }
+        // A locking read is answered with its rows and kept with every column of them (`QueryPlan::locked_rows`).
+        let locked_rows = match &p.plan {
+            Plan::Query(q) => q.locked_rows.as_ref(),
+            _ => None,
+        };
+        let mut locked = None;
         let output = self.try_after(kept.writes(), ctx, |txn, ctx| {
-            self.block_statement(p, txn, &params, ctx)
+            let out = self.block_statement(p, txn, &params, ctx)?;
+            if let Some(rows) = locked_rows {
+                locked = Some(self.query_batches_in_txn(txn, rows, &params, ctx)?);
+            }
+            Ok(out)
         })?;
-        // Rows returned (a call's result, RETURNING) are known only when the statement runs: COMMIT checks it
-        // returns the same.
-        let returned = output.schema.is_some().then(|| output.batches.clone());
+        // Rows returned (a call's result, RETURNING, rows read FOR UPDATE) are known only when the statement runs:
+        // COMMIT checks it returns the same.
+        let returned = locked.or_else(|| output.schema.is_some().then(|| output.batches.clone()));
         Ok(Deferred {
             params,
             output,

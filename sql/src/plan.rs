@@ -570,6 +570,38 @@ pub fn parse(sql: &str) -> Result<Vec<Parsed>> {
     Ok(out)
 }
 
+/// A locking query (`FOR UPDATE`, `FOR SHARE`...) selecting every column of the rows it reads, for COMMIT to compare
+/// (see `QueryPlan::locked_rows`); `None` when the select list is not a plain one. As in PostgreSQL, a locking query
+/// may not group, be DISTINCT or combine queries (0A000).
+fn locked_rows(q: &ast::Query) -> Result<Option<ast::Query>> {
+    let refused = |what: &str| {
+        Err(Error::unsupported(format!(
+            "FOR UPDATE is not allowed with {what}"
+        )))
+    };
+    let ast::SetExpr::Select(select) = q.body.as_ref() else {
+        return refused("UNION/INTERSECT/EXCEPT");
+    };
+    let grouped = !matches!(&select.group_by, ast::GroupByExpr::Expressions(v, _) if v.is_empty());
+    if grouped || select.having.is_some() {
+        return refused("GROUP BY clause");
+    }
+    if select.distinct.is_some() {
+        return refused("DISTINCT clause");
+    }
+    if select.from.is_empty() {
+        return Ok(None);
+    }
+    let mut rows = q.clone();
+    rows.locks.clear();
+    if let ast::SetExpr::Select(s) = rows.body.as_mut() {
+        s.projection = vec![ast::SelectItem::Wildcard(
+            ast::WildcardAdditionalOptions::default(),
+        )];
+    }
+    Ok(Some(rows))
+}
+
 /// `sql` with `FOR NO KEY UPDATE` and `FOR KEY SHARE` read as `FOR UPDATE` and `FOR SHARE` (blanks where the words
 /// were, so the parser's locations stay those of `sql`), which sqlparser does not read. LaneDB treats every
 /// strength alike (see `QueryPlan::locking`); `None` when there is nothing to change.
@@ -830,7 +862,12 @@ pub fn plan(
                 });
             }
             let mut qp = df(&ast::Statement::Query(q.clone()))?;
-            qp.locking = !q.locks.is_empty();
+            if !q.locks.is_empty() {
+                qp.locking = true;
+                qp.locked_rows = locked_rows(&q)?
+                    .and_then(|rows| df(&ast::Statement::Query(Box::new(rows))).ok())
+                    .map(Arc::new);
+            }
             let schema = qp.schema.clone();
             let param_types = qp.param_types.clone();
             Ok(Prepared {

@@ -280,6 +280,10 @@ pub struct QueryPlan {
     /// `SELECT ... FOR UPDATE` / `FOR SHARE` (any strength): in a transaction block the rows it read are read again
     /// at COMMIT, which fails with 40001 if they changed (see `SqlEngine::defer`).
     pub locking: bool,
+    /// For a locking query, the same query selecting every column of the rows it reads (`SELECT *`), so that COMMIT
+    /// sees a change in any of them, not only in those selected; `None` if that could not be planned (the query's
+    /// own result is compared then).
+    pub locked_rows: Option<Arc<QueryPlan>>,
 }
 
 impl QueryPlan {
@@ -610,6 +614,7 @@ impl QueryBridge {
             param_types,
             zone: zone.to_string(),
             locking: false,
+            locked_rows: None,
         })
     }
 
