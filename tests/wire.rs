@@ -625,6 +625,7 @@ async fn foreign_keys_in_blocks_are_checked_at_the_statement_or_at_commit() {
     for (sql, code) in [
         ("SET CONSTRAINTS fk_book_author_id_fkey DEFERRED", "42809"),
         ("SET CONSTRAINTS nope IMMEDIATE", "42704"),
+        ("SET CONSTRAINTS fk_author_pkey DEFERRED", "42809"),
         ("SET CONSTRAINTS ALL LATER", "42601"),
     ] {
         let e = client.batch_execute(sql).await.unwrap_err();

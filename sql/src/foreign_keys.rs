@@ -409,17 +409,29 @@ pub(crate) fn all(catalog: &Catalog) -> impl Iterator<Item = (&TableDef, usize, 
 
 /// `SET CONSTRAINTS`' names: each a foreign key (42704 if not), deferrable (42809 if not).
 pub(crate) fn check_set_constraints(catalog: &Catalog, names: Option<&[String]>) -> Result<()> {
+    let not_deferrable = |name: &str| {
+        Error::new(
+            SqlState("42809"),
+            format!("constraint \"{name}\" is not deferrable"),
+        )
+    };
     for name in names.unwrap_or_default() {
-        let Some((_, _, fk)) = all(catalog).find(|(_, _, f)| f.name == *name) else {
+        let named: Vec<&ForeignKeyDef> = all(catalog)
+            .filter(|(_, _, f)| f.name == *name)
+            .map(|(_, _, f)| f)
+            .collect();
+        // Keys and checks are never deferrable.
+        let other = catalog.tables().any(|t| {
+            t.indexes.iter().any(|i| i.constraint && i.name == *name)
+                || t.checks.iter().any(|c| c.name == *name)
+        });
+        if named.iter().any(|f| !f.deferrable) || other {
+            return Err(not_deferrable(name));
+        }
+        if named.is_empty() {
             return Err(Error::new(
                 SqlState::UNDEFINED_OBJECT,
                 format!("constraint \"{name}\" does not exist"),
-            ));
-        };
-        if !fk.deferrable {
-            return Err(Error::new(
-                SqlState("42809"),
-                format!("constraint \"{name}\" is not deferrable"),
             ));
         }
     }

@@ -901,6 +901,40 @@ pub fn plan(
         ast::Statement::Insert(ins) => plan_insert(sql, version, &ins, catalog, df),
         ast::Statement::Update(upd) => plan_update(sql, version, &upd, catalog, df),
         ast::Statement::Delete(del) => plan_delete(sql, version, &del, catalog, df),
+        // One schema, `public`, which always exists: `CREATE SCHEMA IF NOT EXISTS public` (Prisma's and Flyway's
+        // first statement) is answered as PostgreSQL answers it; another schema is refused.
+        ast::Statement::CreateSchema {
+            schema_name,
+            if_not_exists,
+            ..
+        } => {
+            let name = match &schema_name {
+                ast::SchemaName::Simple(n) | ast::SchemaName::NamedAuthorization(n, _) => {
+                    n.0.last()
+                        .and_then(|p| p.as_ident())
+                        .map(crate::ddl::ident)
+                        .unwrap_or_default()
+                }
+                ast::SchemaName::UnnamedAuthorization(user) => crate::ddl::ident(user),
+            };
+            if name != "public" {
+                return Err(Error::unsupported(format!(
+                    "CREATE SCHEMA {name}: LaneDB has one schema, public, where every table is"
+                )));
+            }
+            if !if_not_exists {
+                return Err(Error::new(
+                    SqlState("42P06"),
+                    "schema \"public\" already exists",
+                ));
+            }
+            Ok(Prepared::command(
+                sql,
+                version,
+                Plan::Session(SessionCommand::Accepted("CREATE SCHEMA")),
+                vec![],
+            ))
+        }
         // LaneDB keeps no statistics for a planner to read, and frees deleted rows' space as it goes: both are
         // accepted for the tables they name.
         ast::Statement::Analyze(a) => {
