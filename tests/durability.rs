@@ -616,8 +616,9 @@ async fn updates_from_other_tables_replay() {
     assert_eq!(rows(&client, query).await, before);
 }
 
-/// Foreign keys survive a restart from the log and from a snapshot: replay gives the same cascades, and the
-/// constraints are enforced afterwards (the catalog is rebuilt from its DDL, the rows load from the snapshot).
+/// Foreign keys (and comments) survive a restart from the log and from a snapshot: replay gives the same cascades,
+/// and the constraints are enforced afterwards (the catalog is rebuilt from its DDL, the rows load from the
+/// snapshot).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn foreign_keys_and_their_cascades_replay() {
     let server = Server::start(&[]);
@@ -635,10 +636,14 @@ async fn foreign_keys_and_their_cascades_replay() {
              INSERT INTO bill SELECT g, g % 100 + 1, CASE WHEN g % 2 = 0 THEN 'pen' ELSE 'ink' END
                  FROM generate_series(1, 1000) AS s(g);
              DELETE FROM cust WHERE id % 10 = 0;
-             DELETE FROM item WHERE sku = 'ink';",
+             DELETE FROM item WHERE sku = 'ink';
+             COMMENT ON TABLE cust IS 'who buys';
+             BEGIN; CREATE TABLE later (id INT); COMMENT ON COLUMN later.id IS 'in a block'; COMMIT;",
         )
         .await
         .unwrap();
+    let comments = "SELECT obj_description('cust'::regclass, 'pg_class'), col_description('later'::regclass, 1)";
+    assert_eq!(rows(&client, comments).await, [["who buys", "in a block"]]);
     let query = "SELECT count(*), count(sku), count(DISTINCT cust) FROM bill";
     let before = rows(&client, query).await;
     assert_eq!(before, [["900", "500", "90"]]);
@@ -659,6 +664,7 @@ async fn foreign_keys_and_their_cascades_replay() {
     // From the log.
     let (server, client) = crash_and_restart(server, client, &[]).await;
     assert_eq!(rows(&client, query).await, before);
+    assert_eq!(rows(&client, comments).await, [["who buys", "in a block"]]);
     let client = check(client).await;
     let after = rows(&client, query).await;
     assert_eq!(after, [["900", "0", "90"]]);
@@ -680,6 +686,7 @@ async fn foreign_keys_and_their_cascades_replay() {
     client.batch_execute("CHECKPOINT").await.unwrap();
     let (_server, client) = crash_and_restart(server, client, &["--lanes", "3"]).await;
     assert_eq!(rows(&client, query).await, [["890", "0", "89"]]);
+    assert_eq!(rows(&client, comments).await, [["who buys", "in a block"]]);
     let deleted = client
         .execute("DELETE FROM cust WHERE id = 2", &[])
         .await

@@ -164,6 +164,8 @@ pub struct Catalog {
     /// Materialized views by name; each also has a table of the same name holding its rows.
     views: BTreeMap<String, Arc<ViewDef>>,
     sequences: BTreeMap<String, Arc<SequenceDef>>,
+    /// `COMMENT ON TABLE` / `COLUMN`: by table, and column (`None` for the table's own).
+    comments: BTreeMap<(String, Option<String>), String>,
 }
 
 /// A registered procedure, as the catalog lists it (`pg_proc`, `\df`).
@@ -207,11 +209,15 @@ impl Catalog {
         self.next_table_id
     }
 
-    /// Returns a copy of the catalog with `table` added or replaced, one version later.
+    /// Returns a copy of the catalog with `table` added or replaced, one version later. Comments on columns it no
+    /// longer has go.
     pub fn with_table(&self, table: TableDef) -> Catalog {
         let mut next = self.clone();
         next.version += 1;
         next.next_table_id = next.next_table_id.max(table.id + 1);
+        next.comments.retain(|(t, c), _| {
+            *t != table.name || c.as_ref().is_none_or(|c| table.column_index(c).is_some())
+        });
         next.tables.insert(table.name.clone(), Arc::new(table));
         next
     }
@@ -322,6 +328,37 @@ impl Catalog {
         let mut next = self.clone();
         next.version += 1;
         next.tables.remove(name);
+        next.comments.retain(|(t, _), _| t != name);
+        next
+    }
+
+    /// The comment on table `table`, or on its column `column`.
+    pub fn comment(&self, table: &str, column: Option<&str>) -> Option<&str> {
+        self.comments
+            .get(&(table.to_string(), column.map(str::to_string)))
+            .map(String::as_str)
+    }
+
+    /// Every comment: table, column (`None` for the table's own), text.
+    pub fn comments(&self) -> impl Iterator<Item = (&str, Option<&str>, &str)> {
+        self.comments
+            .iter()
+            .map(|((t, c), text)| (t.as_str(), c.as_deref(), text.as_str()))
+    }
+
+    /// A copy with the comment on `table` (or its `column`) set, or removed with `None`. Plans do not depend on
+    /// comments, so the version stays.
+    pub fn with_comment(&self, table: &str, column: Option<&str>, text: Option<String>) -> Catalog {
+        let mut next = self.clone();
+        let key = (table.to_string(), column.map(str::to_string));
+        match text {
+            Some(text) => {
+                next.comments.insert(key, text);
+            }
+            None => {
+                next.comments.remove(&key);
+            }
+        }
         next
     }
 }

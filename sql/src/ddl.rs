@@ -1318,3 +1318,29 @@ fn drop_column(def: &mut TableDef, c: usize) {
         def.partition_column = Some(if p > c { p - 1 } else { p });
     }
 }
+
+/// `COMMENT ON TABLE` / `COLUMN`: kept in the catalog (logged with it), shown by `obj_description`,
+/// `col_description`, `pg_description` and psql's `\d+`.
+pub fn comment(
+    on: On,
+    table: &str,
+    column: Option<&str>,
+    text: Option<&str>,
+) -> Result<&'static str> {
+    on.multi(|txn| {
+        let def = txn.catalog().table(table)?.clone();
+        if let Some(column) = column {
+            if def.column_index(column).is_none() {
+                return Err(Error::new(
+                    SqlState::UNDEFINED_COLUMN,
+                    format!("column \"{column}\" of relation \"{table}\" does not exist"),
+                ));
+            }
+        }
+        let catalog = txn
+            .catalog()
+            .with_comment(table, column, text.map(str::to_string));
+        txn.set_catalog(catalog)?;
+        Ok("COMMENT")
+    })
+}

@@ -665,6 +665,12 @@ impl SqlEngine {
             }
             Plan::CreateTable(ct) => ddl::create_table(ddl::On::Engine(engine), ct).map(|t| Output::command(t, 0)),
             Plan::Truncate(t) => ddl::truncate(ddl::On::Engine(engine), t).map(|t| Output::command(t, 0)),
+            Plan::Comment {
+                table,
+                column,
+                text,
+            } => ddl::comment(ddl::On::Engine(engine), table, column.as_deref(), text.as_deref())
+                .map(|t| Output::command(t, 0)),
             Plan::CreateIndex(ci) => ddl::create_index(ddl::On::Engine(engine), ci).map(|t| Output::command(t, 0)),
             Plan::CreateView(cv) => views::create_view(engine, cv, &p.sql).map(|t| Output::command(t, 0)),
             Plan::AlterTable(at) => ddl::alter_table(ddl::On::Engine(engine), at).map(|t| Output::command(t, 0)),
@@ -1076,6 +1082,11 @@ impl SqlEngine {
                 cascade,
             } => ddl::drop(on, object_type, *if_exists, names, *cascade)?,
             Plan::Sequence(sequences::SequenceCommand::Create(c)) => sequences::create(on, c)?,
+            Plan::Comment {
+                table,
+                column,
+                text,
+            } => ddl::comment(on, table, column.as_deref(), text.as_deref())?,
             Plan::Sequence(sequences::SequenceCommand::Alter(a)) => sequences::alter(on, a)?,
             // A call kept by the block: its arguments, then its transaction id (`defer`).
             Plan::Call { name, args } => {

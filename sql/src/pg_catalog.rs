@@ -762,7 +762,7 @@ pub(crate) const RELATIONS: &[Relation] = &[
             ("objsubid", Int),
             ("description", Text),
         ],
-        rows: |_, _| vec![],
+        rows: descriptions,
     },
     Relation {
         name: "pg_extension",
@@ -1342,6 +1342,26 @@ fn foreign_key_constraints(catalog: &Catalog) -> Vec<Vec<Cell>> {
     rows
 }
 
+/// `pg_description`: the comments on tables (column 0) and their columns (by number), in `pg_class`'s catalog.
+fn descriptions(catalog: &Catalog, _: &Scan) -> Vec<Vec<Cell>> {
+    catalog
+        .comments()
+        .filter_map(|(table, column, text)| {
+            let def = catalog.get_table(table)?;
+            let sub = match column {
+                None => 0,
+                Some(c) => def.column_index(c)? as i32 + 1,
+            };
+            Some(vec![
+                Cell::I(table_oid(def)),
+                Cell::I(1259),
+                Cell::I(sub),
+                t(text),
+            ])
+        })
+        .collect()
+}
+
 fn defaults(catalog: &Catalog, _: &Scan) -> Vec<Vec<Cell>> {
     let mut rows = Vec::new();
     for table in catalog.tables() {
@@ -1569,6 +1589,10 @@ pub fn is_catalog_relation(name: &str) -> bool {
 #[derive(Debug, PartialEq, Eq, Hash, Clone, Copy)]
 enum Function {
     GetUserById,
+    /// `obj_description(oid [, catalog])`: a table's comment.
+    ObjDescription,
+    /// `col_description(table oid, column number)`: a column's comment.
+    ColDescription,
     Visible,
     FormatType,
     GetExpr,
@@ -1687,12 +1711,12 @@ pub fn functions(engine: &Arc<Engine>) -> Vec<ScalarUDF> {
         ),
         (
             "obj_description",
-            NullText,
+            ObjDescription,
             Signature::variadic_any(Volatility::Stable),
         ),
         (
             "col_description",
-            NullText,
+            ColDescription,
             Signature::any(2, Volatility::Stable),
         ),
         (
@@ -1899,6 +1923,16 @@ impl ScalarUDFImpl for CatalogFunction {
                 EncodingToChar => ScalarValue::Utf8(Some("UTF8".into())),
                 EmptyText => ScalarValue::Utf8(Some(String::new())),
                 NullText => ScalarValue::Utf8(None),
+                ObjDescription => ScalarValue::Utf8(int_arg(0, row).and_then(|oid| {
+                    let table = catalog.tables().find(|t| table_oid(t) as i64 == oid)?;
+                    catalog.comment(&table.name, None).map(str::to_string)
+                })),
+                ColDescription => ScalarValue::Utf8(int_arg(0, row).and_then(|oid| {
+                    let table = catalog.tables().find(|t| table_oid(t) as i64 == oid)?;
+                    let column = usize::try_from(int_arg(1, row)?).ok()?.checked_sub(1)?;
+                    let name = &table.columns.get(column)?.name;
+                    catalog.comment(&table.name, Some(name)).map(str::to_string)
+                })),
                 SerialSequence => ScalarValue::Utf8(
                     text_arg(0, row)
                         .zip(text_arg(1, row))

@@ -109,6 +109,12 @@ pub enum Plan {
     },
     /// `CHECKPOINT`: take a snapshot now.
     Checkpoint,
+    /// `COMMENT ON TABLE t` / `COLUMN t.c IS 'text' | NULL`.
+    Comment {
+        table: String,
+        column: Option<String>,
+        text: Option<String>,
+    },
     /// `SET CONSTRAINTS`: when the deferrable foreign keys named (all with `None`) are checked, for the rest of the
     /// transaction block; it is kept with the block's writes and runs in its place at COMMIT.
     SetConstraints {
@@ -186,6 +192,7 @@ impl Plan {
                 | Plan::Sequence(_)
                 | Plan::Partition { .. }
                 | Plan::Checkpoint
+                | Plan::Comment { .. }
                 | Plan::User(_)
                 | Plan::CreateProcedure(_)
                 | Plan::DropProcedure { .. }
@@ -262,7 +269,8 @@ impl Prepared {
             Plan::CreateTable(_)
             | Plan::CreateIndex(_)
             | Plan::AlterTable(_)
-            | Plan::Sequence(_) => true,
+            | Plan::Sequence(_)
+            | Plan::Comment { .. } => true,
             Plan::Drop { object_type, .. } => matches!(
                 object_type,
                 ast::ObjectType::Table | ast::ObjectType::Index | ast::ObjectType::Sequence
@@ -901,6 +909,49 @@ pub fn plan(
         ast::Statement::Insert(ins) => plan_insert(sql, version, &ins, catalog, df),
         ast::Statement::Update(upd) => plan_update(sql, version, &upd, catalog, df),
         ast::Statement::Delete(del) => plan_delete(sql, version, &del, catalog, df),
+        ast::Statement::Comment {
+            object_type,
+            object_name,
+            comment,
+            ..
+        } => {
+            let parts: Vec<String> = object_name
+                .0
+                .iter()
+                .filter_map(|p| p.as_ident().map(crate::ddl::ident))
+                .collect();
+            let parts = match parts.as_slice() {
+                [schema, rest @ ..] if schema == "public" && !rest.is_empty() => rest.to_vec(),
+                _ => parts,
+            };
+            let (table, column) = match (object_type, parts.as_slice()) {
+                (ast::CommentObject::Table, [table]) => (table.clone(), None),
+                (ast::CommentObject::Column, [table, column]) => {
+                    (table.clone(), Some(column.clone()))
+                }
+                (ast::CommentObject::Table | ast::CommentObject::Column, _) => {
+                    return Err(Error::new(
+                        SqlState::UNDEFINED_TABLE,
+                        format!("relation \"{object_name}\" does not exist"),
+                    ))
+                }
+                (other, _) => {
+                    return Err(Error::unsupported(format!(
+                        "COMMENT ON {other} is not supported: comments go on tables and columns"
+                    )))
+                }
+            };
+            Ok(Prepared::command(
+                sql,
+                version,
+                Plan::Comment {
+                    table,
+                    column,
+                    text: comment,
+                },
+                vec![],
+            ))
+        }
         // One schema, `public`, which always exists: `CREATE SCHEMA IF NOT EXISTS public` (Prisma's and Flyway's
         // first statement) is answered as PostgreSQL answers it; another schema is refused.
         ast::Statement::CreateSchema {
