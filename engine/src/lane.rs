@@ -238,8 +238,9 @@ impl LaneState {
             }
             Ok(row)
         });
-        let noted = (!self.foreign.of_child(table).is_empty()
-            || !self.foreign.of_parent(table).is_empty())
+        let noted = (!self.foreign.is_empty()
+            && (!self.foreign.of_child(table).is_empty()
+                || !self.foreign.of_parent(table).is_empty()))
         .then(|| old.clone());
         self.undo.push(Undo::Update {
             table,
