@@ -695,6 +695,38 @@ async fn foreign_keys_and_their_cascades_replay() {
     assert_eq!(rows(&client, query).await, [["880", "0", "88"]]);
 }
 
+/// Renamed tables and columns keep their names and rows through a restart from the log and from a snapshot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renames_replay() {
+    let server = Server::start(&[]);
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE person (id INT PRIMARY KEY, full_name TEXT CHECK (length(full_name) > 0));
+             CREATE TABLE pet (id INT PRIMARY KEY, owner INT REFERENCES person);
+             INSERT INTO person VALUES (1, 'ann'); INSERT INTO pet VALUES (10, 1);
+             ALTER TABLE person RENAME COLUMN full_name TO name;
+             ALTER TABLE person RENAME TO human;
+             INSERT INTO human VALUES (2, 'bob');",
+        )
+        .await
+        .unwrap();
+    let query =
+        "SELECT h.id, h.name, p.id FROM human h LEFT JOIN pet p ON p.owner = h.id ORDER BY h.id";
+    let before = rows(&client, query).await;
+    assert_eq!(before, [["1", "ann", "10"], ["2", "bob", "NULL"]]);
+    let (server, client) = crash_and_restart(server, client, &[]).await;
+    assert_eq!(rows(&client, query).await, before);
+    client.batch_execute("CHECKPOINT").await.unwrap();
+    let (_server, client) = crash_and_restart(server, client, &[]).await;
+    assert_eq!(rows(&client, query).await, before);
+    let e = client
+        .execute("DELETE FROM human WHERE id = 1", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(e.as_db_error().unwrap().code().code(), "23503");
+}
+
 /// Writes with their values written in, one statement a query, share their shape's plan (`sql/src/shapes.rs`): their
 /// log records hold the shape's text and the literals as parameters, and replay writes the same rows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

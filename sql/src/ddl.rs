@@ -959,6 +959,21 @@ pub fn alter_table(on: On, at: &ast::AlterTable) -> Result<&'static str> {
                 "ALTER TABLE {table}: views are maintained from it; drop them, alter, and create them again"
             )));
         }
+        let renames = at.operations.iter().any(|op| {
+            matches!(
+                op,
+                ast::AlterTableOperation::RenameColumn { .. }
+                    | ast::AlterTableOperation::RenameTable { .. }
+            )
+        });
+        if renames {
+            if at.operations.len() > 1 {
+                return Err(Error::syntax(
+                    "RENAME cannot be combined with other ALTER TABLE actions",
+                ));
+            }
+            return crate::renames::rename(txn, &current, &at.operations[0]);
+        }
         let mut def = (*current).clone();
         let mut map: Vec<Option<usize>> = (0..def.columns.len()).map(Some).collect();
         let mut dropped: Vec<String> = vec![];

@@ -36,6 +36,7 @@ mod pg_functions;
 pub mod pg_types;
 pub mod plan;
 pub mod query;
+mod renames;
 pub mod returning;
 pub mod rewrite;
 pub mod sequences;
