@@ -1463,10 +1463,21 @@ impl TableStore {
     ) -> Result<TableStore> {
         let mut next = TableStore::new(def.clone(), schema);
         let mut row = Vec::with_capacity(map.len());
+        // Columns whose type changed (ALTER COLUMN ... TYPE): their values are converted as an assignment would.
+        let converted: Vec<bool> = map
+            .iter()
+            .enumerate()
+            .map(|(i, from)| {
+                from.is_some_and(|c| self.def.columns[c].data_type != def.columns[i].data_type)
+            })
+            .collect();
         for pos in 0..self.len {
             row.clear();
             for (i, from) in map.iter().enumerate() {
                 row.push(match from {
+                    Some(c) if converted[i] => {
+                        self.get(pos, *c).cast_into(&def.columns[i].data_type)?
+                    }
                     Some(c) => self.get(pos, *c),
                     None => def.columns[i].default.clone().unwrap_or(Value::Null),
                 });

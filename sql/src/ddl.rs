@@ -1167,6 +1167,11 @@ pub fn alter_table(on: On, at: &ast::AlterTable) -> Result<&'static str> {
                     match op {
                         // The rebuild checks the rows there.
                         ast::AlterColumnOperation::SetNotNull => def.columns[c].nullable = false,
+                        // The rebuild converts the rows there (an error in one fails the statement).
+                        ast::AlterColumnOperation::SetDataType { data_type, using, .. } => {
+                            set_column_type(&mut def, c, data_type, using.as_ref())?;
+                            def.checks = recompile_checks(&def)?;
+                        }
                         ast::AlterColumnOperation::DropNotNull => {
                             let in_primary_key = def
                                 .primary_key
@@ -1358,4 +1363,87 @@ pub fn comment(
         txn.set_catalog(catalog)?;
         Ok("COMMENT")
     })
+}
+
+/// `ALTER COLUMN c [SET DATA] TYPE t [USING c::t]`: column `c` of `def` takes type `t`; its default converts with it.
+/// Without USING the conversion must be one PostgreSQL makes on assignment (to text from anything, between numbers,
+/// between times, between strings); USING may only cast the column itself.
+fn set_column_type(
+    def: &mut TableDef,
+    c: usize,
+    data_type: &ast::DataType,
+    using: Option<&ast::Expr>,
+) -> Result<()> {
+    let name = def.columns[c].name.clone();
+    let to = convert::data_type(data_type)?;
+    if !to.is_storable() {
+        return Err(Error::unsupported(format!(
+            "columns of type {to} are not supported"
+        )));
+    }
+    if def.partition_column == Some(c) && def.columns[c].data_type != to {
+        return Err(Error::unsupported(format!(
+            "cannot change the type of partition column \"{name}\": its values decide where rows are"
+        )));
+    }
+    let from = def.columns[c].data_type.clone();
+    let own_cast = |e: &ast::Expr| -> bool {
+        let is_column = |x: &ast::Expr| matches!(x, ast::Expr::Identifier(i) if ident(i) == name);
+        match e {
+            ast::Expr::Cast { expr, .. } => is_column(expr),
+            ast::Expr::Nested(inner) => is_column(inner),
+            other => is_column(other),
+        }
+    };
+    match using {
+        Some(e) if !own_cast(e) => {
+            return Err(Error::unsupported(
+                "ALTER COLUMN ... TYPE ... USING may only cast the column itself (USING c::type)",
+            ))
+        }
+        Some(_) => {}
+        None => {
+            let number = |t: &DataType| {
+                t.is_integer()
+                    || matches!(
+                        t,
+                        DataType::Real | DataType::Double | DataType::Decimal { .. }
+                    )
+            };
+            let time = |t: &DataType| {
+                matches!(
+                    t,
+                    DataType::Timestamp | DataType::TimestampTz | DataType::Date
+                )
+            };
+            let assignable = from == to
+                || to.is_string()
+                || (from.is_string() && to.is_string())
+                || (number(&from) && number(&to))
+                || (time(&from) && time(&to));
+            if !assignable {
+                return Err(Error::new(
+                    SqlState::DATATYPE_MISMATCH,
+                    format!("column \"{name}\" cannot be cast automatically to type {to}"),
+                )
+                .with_fields(lanedb_engine::ErrorFields {
+                    hint: Some(format!("You might need to specify \"USING {name}::{to}\".")),
+                    ..Default::default()
+                }));
+            }
+        }
+    }
+    if def.columns[c].generated.is_some() && !to.is_integer() {
+        return Err(Error::unsupported(format!(
+            "column \"{name}\" takes its values from a sequence: its type must stay an integer"
+        )));
+    }
+    let column = &mut def.columns[c];
+    column.default = column
+        .default
+        .take()
+        .map(|d| d.cast_into(&to))
+        .transpose()?;
+    column.data_type = to;
+    Ok(())
 }
