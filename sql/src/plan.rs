@@ -453,6 +453,7 @@ pub fn parse(sql: &str) -> Result<Vec<Parsed>> {
     // The parser reads INSERT's OVERRIDING clause as blanks; the statement's text keeps it, for the plan.
     let blanked = crate::sequences::blank_overriding(sql);
     let blanked = blank_key_locks(blanked.as_deref().unwrap_or(sql)).or(blanked);
+    let blanked = blank_drop_concurrently(blanked.as_deref().unwrap_or(sql)).or(blanked);
     let dialect = PostgreSqlDialect {};
     let mut p = Parser::new(&dialect)
         .with_recursion_limit(PARSER_RECURSION_MAX)
@@ -651,6 +652,44 @@ fn blank_key_locks(sql: &str) -> Option<String> {
         if let (Some(start), Some(end)) = (start, end) {
             out.replace_range(start..end, &" ".repeat(end - start));
             changed = true;
+        }
+    }
+    changed.then_some(out)
+}
+
+/// `sql` with the CONCURRENTLY of `DROP INDEX CONCURRENTLY` blanked (Django's and Rails' concurrent index
+/// removal), which sqlparser does not read; dropping an index never waits for writers in LaneDB, as `CREATE INDEX
+/// CONCURRENTLY` does not. `None` when there is nothing to change.
+fn blank_drop_concurrently(sql: &str) -> Option<String> {
+    if !sql.to_ascii_lowercase().contains("concurrently") {
+        return None;
+    }
+    let dialect = PostgreSqlDialect {};
+    let tokens = datafusion::sql::sqlparser::tokenizer::Tokenizer::new(&dialect, sql)
+        .with_unescape(false)
+        .tokenize_with_location()
+        .ok()?;
+    let words: Vec<_> = tokens
+        .iter()
+        .filter(|t| !matches!(t.token, Token::Whitespace(_)))
+        .collect();
+    let word = |i: usize| match words.get(i).map(|t| &t.token) {
+        Some(Token::Word(w)) if w.quote_style.is_none() => Some(w.value.to_ascii_lowercase()),
+        _ => None,
+    };
+    let mut out = sql.to_string();
+    let mut changed = false;
+    for i in 2..words.len() {
+        if word(i - 2).as_deref() == Some("drop")
+            && word(i - 1).as_deref() == Some("index")
+            && word(i).as_deref() == Some("concurrently")
+        {
+            let start = byte_offset(sql, words[i].span.start);
+            let end = byte_offset(sql, words[i].span.end);
+            if let (Some(start), Some(end)) = (start, end) {
+                out.replace_range(start..end, &" ".repeat(end - start));
+                changed = true;
+            }
         }
     }
     changed.then_some(out)
