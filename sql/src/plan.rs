@@ -679,13 +679,13 @@ fn blank_drop_concurrently(sql: &str) -> Option<String> {
     };
     let mut out = sql.to_string();
     let mut changed = false;
-    for i in 2..words.len() {
+    for (i, token) in words.iter().enumerate().skip(2) {
         if word(i - 2).as_deref() == Some("drop")
             && word(i - 1).as_deref() == Some("index")
             && word(i).as_deref() == Some("concurrently")
         {
-            let start = byte_offset(sql, words[i].span.start);
-            let end = byte_offset(sql, words[i].span.end);
+            let start = byte_offset(sql, token.span.start);
+            let end = byte_offset(sql, token.span.end);
             if let (Some(start), Some(end)) = (start, end) {
                 out.replace_range(start..end, &" ".repeat(end - start));
                 changed = true;
