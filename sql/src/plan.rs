@@ -611,50 +611,84 @@ fn locked_rows(q: &ast::Query) -> Result<Option<ast::Query>> {
     Ok(Some(rows))
 }
 
-/// `sql` with `FOR NO KEY UPDATE` and `FOR KEY SHARE` read as `FOR UPDATE` and `FOR SHARE` (blanks where the words
-/// were, so the parser's locations stay those of `sql`), which sqlparser does not read. LaneDB treats every
-/// strength alike (see `QueryPlan::locking`); `None` when there is nothing to change.
+/// The words of `sql` (its tokens other than whitespace) with their places, for reading clauses sqlparser does not
+/// read; `None` if `sql` does not tokenize (the parser then reports it).
+pub(crate) struct Words<'s> {
+    sql: &'s str,
+    tokens: Vec<datafusion::sql::sqlparser::tokenizer::TokenWithSpan>,
+}
+
+impl<'s> Words<'s> {
+    pub(crate) fn of(sql: &'s str) -> Option<Words<'s>> {
+        let dialect = PostgreSqlDialect {};
+        let tokens = datafusion::sql::sqlparser::tokenizer::Tokenizer::new(&dialect, sql)
+            .with_unescape(false)
+            .tokenize_with_location()
+            .ok()?
+            .into_iter()
+            .filter(|t| !matches!(t.token, Token::Whitespace(_)))
+            .collect();
+        Some(Words { sql, tokens })
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.tokens.len()
+    }
+
+    /// Token `i` as an unquoted word, lower-cased; `None` for anything else.
+    pub(crate) fn word(&self, i: usize) -> Option<String> {
+        match self.tokens.get(i).map(|t| &t.token) {
+            Some(Token::Word(w)) if w.quote_style.is_none() => Some(w.value.to_ascii_lowercase()),
+            _ => None,
+        }
+    }
+
+    /// Where tokens `first` to `last` stand in the text, in bytes.
+    pub(crate) fn span(&self, first: usize, last: usize) -> Option<(usize, usize)> {
+        let start = byte_offset(self.sql, self.tokens[first].span.start)?;
+        let end = byte_offset(self.sql, self.tokens[last].span.end)?;
+        Some((start, end))
+    }
+
+    /// The text with the tokens of each span (`first`, `last`) replaced by as many spaces, so that the parser's
+    /// locations stay those of the text; `None` if there is none.
+    pub(crate) fn blanked(&self, spans: &[(usize, usize)]) -> Option<String> {
+        let mut out = self.sql.to_string();
+        let mut changed = false;
+        for (first, last) in spans {
+            if let Some((start, end)) = self.span(*first, *last) {
+                out.replace_range(start..end, &" ".repeat(end - start));
+                changed = true;
+            }
+        }
+        changed.then_some(out)
+    }
+}
+
+/// `sql` with `FOR NO KEY UPDATE` and `FOR KEY SHARE` read as `FOR UPDATE` and `FOR SHARE` (the words blanked),
+/// which sqlparser does not read. LaneDB treats every strength alike (see `QueryPlan::locking`); `None` when there
+/// is nothing to change.
 fn blank_key_locks(sql: &str) -> Option<String> {
     let lower = sql.to_ascii_lowercase();
     if !(lower.contains("key") && lower.contains("for")) {
         return None;
     }
-    let dialect = PostgreSqlDialect {};
-    let tokens = datafusion::sql::sqlparser::tokenizer::Tokenizer::new(&dialect, sql)
-        .with_unescape(false)
-        .tokenize_with_location()
-        .ok()?;
-    let words: Vec<_> = tokens
-        .iter()
-        .filter(|t| !matches!(t.token, Token::Whitespace(_)))
+    let words = Words::of(sql)?;
+    let spans: Vec<(usize, usize)> = (0..words.len())
+        .filter(|i| words.word(*i).as_deref() == Some("for"))
+        .filter_map(|i| {
+            match (
+                words.word(i + 1).as_deref(),
+                words.word(i + 2).as_deref(),
+                words.word(i + 3).as_deref(),
+            ) {
+                (Some("no"), Some("key"), Some("update")) => Some((i + 1, i + 2)),
+                (Some("key"), Some("share"), _) => Some((i + 1, i + 1)),
+                _ => None,
+            }
+        })
         .collect();
-    let word = |i: usize| match words.get(i).map(|t| &t.token) {
-        Some(Token::Word(w)) if w.quote_style.is_none() => Some(w.value.to_ascii_lowercase()),
-        _ => None,
-    };
-    let mut out = sql.to_string();
-    let mut changed = false;
-    for i in 0..words.len() {
-        if word(i).as_deref() != Some("for") {
-            continue;
-        }
-        let (first, last) = match (
-            word(i + 1).as_deref(),
-            word(i + 2).as_deref(),
-            word(i + 3).as_deref(),
-        ) {
-            (Some("no"), Some("key"), Some("update")) => (i + 1, i + 2),
-            (Some("key"), Some("share"), _) => (i + 1, i + 1),
-            _ => continue,
-        };
-        let start = byte_offset(sql, words[first].span.start);
-        let end = byte_offset(sql, words[last].span.end);
-        if let (Some(start), Some(end)) = (start, end) {
-            out.replace_range(start..end, &" ".repeat(end - start));
-            changed = true;
-        }
-    }
-    changed.then_some(out)
+    words.blanked(&spans)
 }
 
 /// `sql` with the CONCURRENTLY of `DROP INDEX CONCURRENTLY` blanked (Django's and Rails' concurrent index
@@ -664,35 +698,16 @@ fn blank_drop_concurrently(sql: &str) -> Option<String> {
     if !sql.to_ascii_lowercase().contains("concurrently") {
         return None;
     }
-    let dialect = PostgreSqlDialect {};
-    let tokens = datafusion::sql::sqlparser::tokenizer::Tokenizer::new(&dialect, sql)
-        .with_unescape(false)
-        .tokenize_with_location()
-        .ok()?;
-    let words: Vec<_> = tokens
-        .iter()
-        .filter(|t| !matches!(t.token, Token::Whitespace(_)))
+    let words = Words::of(sql)?;
+    let spans: Vec<(usize, usize)> = (2..words.len())
+        .filter(|i| {
+            words.word(i - 2).as_deref() == Some("drop")
+                && words.word(i - 1).as_deref() == Some("index")
+                && words.word(*i).as_deref() == Some("concurrently")
+        })
+        .map(|i| (i, i))
         .collect();
-    let word = |i: usize| match words.get(i).map(|t| &t.token) {
-        Some(Token::Word(w)) if w.quote_style.is_none() => Some(w.value.to_ascii_lowercase()),
-        _ => None,
-    };
-    let mut out = sql.to_string();
-    let mut changed = false;
-    for (i, token) in words.iter().enumerate().skip(2) {
-        if word(i - 2).as_deref() == Some("drop")
-            && word(i - 1).as_deref() == Some("index")
-            && word(i).as_deref() == Some("concurrently")
-        {
-            let start = byte_offset(sql, token.span.start);
-            let end = byte_offset(sql, token.span.end);
-            if let (Some(start), Some(end)) = (start, end) {
-                out.replace_range(start..end, &" ".repeat(end - start));
-                changed = true;
-            }
-        }
-    }
-    changed.then_some(out)
+    words.blanked(&spans)
 }
 
 /// `SET CONSTRAINTS { ALL | name [, ...] } { DEFERRED | IMMEDIATE }`, if the parser is at one: the names (`None`

@@ -248,34 +248,22 @@ fn overriding_clauses(sql: &str) -> Vec<(usize, usize, Overriding)> {
     if !sql.to_ascii_lowercase().contains("overriding") {
         return Vec::new();
     }
-    let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
-    let Ok(tokens) = datafusion::sql::sqlparser::tokenizer::Tokenizer::new(&dialect, sql)
-        .with_unescape(false)
-        .tokenize_with_location()
-    else {
+    let Some(words) = crate::plan::Words::of(sql) else {
         return Vec::new();
-    };
-    let words: Vec<_> = tokens
-        .iter()
-        .filter(|t| !matches!(t.token, Token::Whitespace(_)))
-        .collect();
-    let word = |i: usize| match words.get(i).map(|t| &t.token) {
-        Some(Token::Word(w)) if w.quote_style.is_none() => Some(w.value.to_ascii_lowercase()),
-        _ => None,
     };
     let mut out = Vec::new();
     for i in 0..words.len() {
-        if word(i).as_deref() != Some("overriding") || word(i + 2).as_deref() != Some("value") {
+        if words.word(i).as_deref() != Some("overriding")
+            || words.word(i + 2).as_deref() != Some("value")
+        {
             continue;
         }
-        let which = match word(i + 1).as_deref() {
+        let which = match words.word(i + 1).as_deref() {
             Some("system") => Overriding::System,
             Some("user") => Overriding::User,
             _ => continue,
         };
-        let start = crate::plan::byte_offset(sql, words[i].span.start);
-        let end = crate::plan::byte_offset(sql, words[i + 2].span.end);
-        if let (Some(start), Some(end)) = (start, end) {
+        if let Some((start, end)) = words.span(i, i + 2) {
             out.push((start, end, which));
         }
     }
