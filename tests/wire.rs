@@ -542,7 +542,7 @@ async fn foreign_keys_in_blocks_are_checked_at_the_statement_or_at_commit() {
         .execute("INSERT INTO fk_book VALUES ($1, $2)", &[&11i32, &3i32])
         .await
         .unwrap_err();
-    assert_eq!(e.as_db_error().unwrap().code().code(), "23503");
+    assert_eq!(code(&e), "23503");
     client
         .batch_execute("ROLLBACK TO SAVEPOINT s; COMMIT")
         .await
@@ -555,7 +555,7 @@ async fn foreign_keys_in_blocks_are_checked_at_the_statement_or_at_commit() {
         .execute("DELETE FROM fk_author WHERE id = 2", &[])
         .await
         .unwrap_err();
-    assert_eq!(e.as_db_error().unwrap().code().code(), "23503");
+    assert_eq!(code(&e), "23503");
     client.batch_execute("ROLLBACK").await.unwrap();
 
     // Deferred: the child first, its parent after, fine at COMMIT.
@@ -600,7 +600,7 @@ async fn foreign_keys_in_blocks_are_checked_at_the_statement_or_at_commit() {
         .batch_execute("SET CONSTRAINTS ALL IMMEDIATE")
         .await
         .unwrap_err();
-    assert_eq!(e.as_db_error().unwrap().code().code(), "23503");
+    assert_eq!(code(&e), "23503");
     client.batch_execute("ROLLBACK").await.unwrap();
     client
         .batch_execute(
@@ -620,16 +620,16 @@ async fn foreign_keys_in_blocks_are_checked_at_the_statement_or_at_commit() {
         .execute("INSERT INTO fk_review VALUES (106, 556)", &[])
         .await
         .unwrap_err();
-    assert_eq!(e.as_db_error().unwrap().code().code(), "23503");
+    assert_eq!(code(&e), "23503");
     client.batch_execute("ROLLBACK").await.unwrap();
-    for (sql, code) in [
+    for (sql, want) in [
         ("SET CONSTRAINTS fk_book_author_id_fkey DEFERRED", "42809"),
         ("SET CONSTRAINTS nope IMMEDIATE", "42704"),
         ("SET CONSTRAINTS fk_author_pkey DEFERRED", "42809"),
         ("SET CONSTRAINTS ALL LATER", "42601"),
     ] {
         let e = client.batch_execute(sql).await.unwrap_err();
-        assert_eq!(e.as_db_error().unwrap().code().code(), code, "{sql}");
+        assert_eq!(code(&e), want, "{sql}");
     }
     // Outside a block there is nothing to defer.
     client
@@ -692,7 +692,7 @@ async fn rows_read_for_update_in_a_block_must_be_unchanged_at_commit() {
         .await
         .unwrap();
     let e = a.batch_execute("COMMIT").await.unwrap_err();
-    assert_eq!(e.as_db_error().unwrap().code().code(), "40001");
+    assert_eq!(code(&e), "40001");
     assert_eq!(value(1).await, 50);
 
     // Rows read in any order, and a row of the read set deleted meanwhile.
@@ -711,7 +711,7 @@ async fn rows_read_for_update_in_a_block_must_be_unchanged_at_commit() {
         .unwrap();
     b.execute("DELETE FROM fu WHERE id = 2", &[]).await.unwrap();
     let e = a.batch_execute("COMMIT").await.unwrap_err();
-    assert_eq!(e.as_db_error().unwrap().code().code(), "40001");
+    assert_eq!(code(&e), "40001");
 
     // Every column of the rows read counts, not only those selected.
     a.batch_execute("BEGIN; SELECT 1 FROM fu WHERE id = 1 FOR UPDATE")
@@ -724,7 +724,7 @@ async fn rows_read_for_update_in_a_block_must_be_unchanged_at_commit() {
         .batch_execute("UPDATE fu SET v = 40 WHERE id = 1; COMMIT")
         .await
         .unwrap_err();
-    assert_eq!(e.as_db_error().unwrap().code().code(), "40001");
+    assert_eq!(code(&e), "40001");
     a.batch_execute("ROLLBACK").await.unwrap();
     assert_eq!(value(1).await, 51);
     // As in PostgreSQL, a locking read cannot group or be DISTINCT.
@@ -733,7 +733,7 @@ async fn rows_read_for_update_in_a_block_must_be_unchanged_at_commit() {
         "SELECT DISTINCT v FROM fu FOR UPDATE",
     ] {
         let e = a.query(sql, &[]).await.unwrap_err();
-        assert_eq!(e.as_db_error().unwrap().code().code(), "0A000", "{sql}");
+        assert_eq!(code(&e), "0A000", "{sql}");
     }
 
     // Outside a block it is a read; in a read-only transaction it is refused.

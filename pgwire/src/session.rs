@@ -2089,34 +2089,35 @@ impl<B: Backend> Session<B> {
             .statement
             .as_ref()
             .map_or(&[][..], |s| self.shared.backend.param_types(s));
-        let mut values = Vec::with_capacity(expected);
-        for (i, bytes) in raw.iter().enumerate() {
-            let Some(bytes) = bytes else {
-                values.push(Value::Null);
-                continue;
-            };
-            let oid = prepared.param_oids[i];
-            let inferred = inferred.get(i).cloned().flatten();
-            // An instant without an offset, or one taken as a timestamp, is local time in the session's zone.
-            let value = lanedb_engine::datetime::in_zone(self.time_zone(), || {
-                if binary[i] {
+        // An instant without an offset, or one taken as a timestamp, is local time in the session's zone.
+        lanedb_engine::datetime::in_zone(self.time_zone(), || {
+            let mut values = Vec::with_capacity(expected);
+            for (i, bytes) in raw.iter().enumerate() {
+                let Some(bytes) = bytes else {
+                    values.push(Value::Null);
+                    continue;
+                };
+                let oid = prepared.param_oids[i];
+                let inferred = inferred.get(i).cloned().flatten();
+                let value = if binary[i] {
                     let value = crate::types::decode_binary(oid, bytes)?;
-                    return match inferred {
-                        Some(ty) => value.cast_to(&ty),
-                        None => Ok(value),
-                    };
-                }
-                let text = std::str::from_utf8(bytes).map_err(|_| {
-                    Error::new(
-                        SqlState::CHARACTER_NOT_IN_REPERTOIRE,
-                        "invalid byte sequence for encoding \"UTF8\"",
-                    )
-                })?;
-                crate::types::decode_text(text, inferred, oid)
-            })?;
-            values.push(value);
-        }
-        Ok(values)
+                    match inferred {
+                        Some(ty) => value.cast_to(&ty)?,
+                        None => value,
+                    }
+                } else {
+                    let text = std::str::from_utf8(bytes).map_err(|_| {
+                        Error::new(
+                            SqlState::CHARACTER_NOT_IN_REPERTOIRE,
+                            "invalid byte sequence for encoding \"UTF8\"",
+                        )
+                    })?;
+                    crate::types::decode_text(text, inferred, oid)?
+                };
+                values.push(value);
+            }
+            Ok(values)
+        })
     }
 
     fn describe(&mut self, describe: Describe, out: &mut BytesMut) -> Result<()> {
