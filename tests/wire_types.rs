@@ -682,3 +682,109 @@ async fn instants_are_stored_and_show_in_the_readers_zone() {
     let client = server.connect().await;
     assert_eq!(text_rows(&client.simple_query(shown).await.unwrap()), utc);
 }
+
+/// Columns of type time and interval: binary parameters and results (by key and through a scan), COPY in and out,
+/// a unique index that treats `'1 day'` and `'24 hours'` as one value, and the rows after a restart from the log
+/// and from a snapshot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn times_of_day_and_intervals_are_stored() {
+    let server = Server::start(&[]);
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE lap (id INT PRIMARY KEY, at TIME NOT NULL, took INTERVAL UNIQUE);
+             INSERT INTO lap VALUES (1, '08:30', '1 day 02:03:04.5');",
+        )
+        .await
+        .unwrap();
+    let time = NaiveTime::from_hms_micro_opt(23, 59, 59, 999_999).unwrap();
+    let interval = Interval {
+        micros: -90 * 60 * 1_000_000,
+        days: 3,
+        months: 14,
+    };
+    client
+        .execute(
+            "INSERT INTO lap VALUES ($1, $2, $3)",
+            &[&2i32, &time, &interval],
+        )
+        .await
+        .unwrap();
+    // By key, in binary: the values as they went in.
+    let row = client
+        .query_one("SELECT at, took FROM lap WHERE id = $1", &[&2i32])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, NaiveTime>(0), time);
+    assert_eq!(row.get::<_, Interval>(1), interval);
+    // Through a scan, in binary, compared with a parameter of each type.
+    let rows = client
+        .query(
+            "SELECT id FROM lap WHERE at < $1 AND took < $2 ORDER BY id",
+            &[&time, &interval],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        rows.iter().map(|r| r.get::<_, i32>(0)).collect::<Vec<_>>(),
+        [1]
+    );
+    // A parameter multiplies an interval in a write by key.
+    client
+        .execute("UPDATE lap SET took = took * $1 WHERE id = 1", &[&2.0f64])
+        .await
+        .unwrap();
+    // Unique by span: '48:00:00' is '2 days'.
+    let e = client
+        .batch_execute("INSERT INTO lap VALUES (3, '10:00', '52:06:09')")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "23505");
+    {
+        use futures::SinkExt;
+        let sink = client.copy_in("COPY lap FROM STDIN").await.unwrap();
+        futures::pin_mut!(sink);
+        sink.send(bytes::Bytes::from("4\t00:00:01\t-3 days\n5\t12:00\t\\N\n"))
+            .await
+            .unwrap();
+        assert_eq!(sink.finish().await.unwrap(), 2);
+    }
+    let shown = "SELECT id, at, took FROM lap ORDER BY id";
+    let expected = [
+        ["1", "08:30:00", "2 days 04:06:09"],
+        ["2", "23:59:59.999999", "1 year 2 mons 3 days -01:30:00"],
+        ["4", "00:00:01", "-3 days"],
+        ["5", "12:00:00", ""],
+    ];
+    let rows = |messages: &[tokio_postgres::SimpleQueryMessage]| {
+        messages
+            .iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => Some(
+                    (0..3)
+                        .map(|i| r.get(i).unwrap_or("").to_string())
+                        .collect::<Vec<_>>(),
+                ),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(rows(&client.simple_query(shown).await.unwrap()), expected);
+    drop(client);
+    let dir = server.crash();
+    let server = Server::start_in(dir, &[]);
+    let client = server.connect().await;
+    assert_eq!(rows(&client.simple_query(shown).await.unwrap()), expected);
+    client.batch_execute("CHECKPOINT").await.unwrap();
+    drop(client);
+    let dir = server.crash();
+    let server = Server::start_in(dir, &[]);
+    let client = server.connect().await;
+    assert_eq!(rows(&client.simple_query(shown).await.unwrap()), expected);
+    // The unique index is rebuilt from the snapshot, by span.
+    let e = client
+        .batch_execute("INSERT INTO lap VALUES (6, '10:00', '-72 hours')")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "23505");
+}

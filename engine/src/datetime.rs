@@ -174,14 +174,29 @@ fn invalid(ty: &str, text: &str) -> Error {
 }
 
 /// `HH:MM[:SS[.ffffff]]`, as microseconds since midnight (24:00:00 is allowed, as in PostgreSQL).
+/// A time of day, `[H]H:MM[:SS[.f]]` up to `24:00:00`: 22007 for other text, 22008 for fields out of range
+/// (`25:00`, `10:61`), as PostgreSQL tells them apart.
 pub fn parse_time(text: &str) -> Result<i64> {
-    clock(text.trim())
+    let (h, m, s, us) =
+        clock_fields(text.trim()).ok_or_else(|| invalid("time without time zone", text))?;
+    clock_micros(h, m, s, us)
         .filter(|t| *t <= 24 * MICROS_PER_HOUR)
-        .ok_or_else(|| invalid("time without time zone", text))
+        .ok_or_else(|| {
+            Error::new(
+                SqlState::DATETIME_FIELD_OVERFLOW,
+                format!("date/time field value out of range: \"{text}\""),
+            )
+        })
 }
 
 /// `[H]H:MM[:SS[.f]]` as microseconds; hours are not limited (interval input uses it too).
 fn clock(t: &str) -> Option<i64> {
+    let (h, m, s, us) = clock_fields(t)?;
+    clock_micros(h, m, s, us)
+}
+
+/// The hours, minutes, seconds and microseconds of `[H]H:MM[:SS[.f]]`, unchecked.
+fn clock_fields(t: &str) -> Option<(i64, i64, i64, i64)> {
     let mut parts = t.splitn(3, ':');
     let h: i64 = parts.next()?.parse().ok()?;
     let m: i64 = parts.next()?.parse().ok()?;
@@ -189,6 +204,11 @@ fn clock(t: &str) -> Option<i64> {
         None => (0, 0),
         Some(s) => seconds(s)?,
     };
+    Some((h, m, s, us))
+}
+
+/// The fields as microseconds, if minutes and seconds are in range and hours are not negative.
+fn clock_micros(h: i64, m: i64, s: i64, us: i64) -> Option<i64> {
     if !(0..60).contains(&m) || !(0..=60).contains(&s) || h < 0 {
         return None;
     }
@@ -383,6 +403,22 @@ pub fn split_zone(t: &str) -> Option<(&str, Option<WrittenZone>)> {
         .fix()
         .local_minus_utc();
     Some((t[..at].trim_end(), Some(WrittenZone::Offset(seconds))))
+}
+
+/// Microseconds of an interval's time part that Arrow's layout (nanoseconds in an `i64`) holds: about 292 years.
+pub const INTERVAL_MICROS_MAX: i64 = i64::MAX / 1000;
+
+/// `interval` as it is, if its time part fits Arrow's layout, which queries and stored columns use; 22008 if not.
+/// (PostgreSQL keeps microseconds and allows about 292,000 years of hours.)
+pub fn interval_in_arrow_range(interval: Value) -> Result<Value> {
+    match interval {
+        Value::Interval { micros, .. }
+            if !(-INTERVAL_MICROS_MAX..=INTERVAL_MICROS_MAX).contains(&micros) =>
+        {
+            Err(interval_overflow())
+        }
+        v => Ok(v),
+    }
 }
 
 fn interval_overflow() -> Error {

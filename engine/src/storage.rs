@@ -24,9 +24,10 @@ use std::sync::{Arc, OnceLock};
 
 use arrow_array::{
     ArrayRef, BinaryArray, BooleanArray, Date32Array, Decimal128Array, Float32Array, Float64Array,
-    Int16Array, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+    Int16Array, Int32Array, Int64Array, IntervalMonthDayNanoArray, RecordBatch, StringArray,
+    Time64MicrosecondArray, TimestampMicrosecondArray,
 };
-use arrow_buffer::{NullBuffer, OffsetBuffer, ScalarBuffer};
+use arrow_buffer::{IntervalMonthDayNano, NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow_schema::SchemaRef;
 
 use crate::catalog::{IndexDef, IndexKind, TableDef};
@@ -88,6 +89,8 @@ enum ColumnData {
     Float32(Vec<f32>),
     Float64(Vec<f64>),
     Decimal(Vec<i128>),
+    /// Intervals in Arrow's layout (nanoseconds, always whole microseconds).
+    Interval(Vec<IntervalMonthDayNano>),
     /// Every value's bytes in one buffer, a span per value (see `var_width`).
     Utf8(VarWidth<String>),
     Binary(VarWidth<Vec<u8>>),
@@ -99,13 +102,12 @@ impl ColumnData {
             DataType::Boolean => ColumnData::Boolean(Vec::with_capacity(rows)),
             DataType::SmallInt => ColumnData::Int16(Vec::with_capacity(rows)),
             DataType::Integer | DataType::Date => ColumnData::Int32(Vec::with_capacity(rows)),
-            DataType::BigInt | DataType::Timestamp | DataType::TimestampTz => {
+            DataType::BigInt | DataType::Timestamp | DataType::TimestampTz | DataType::Time => {
                 ColumnData::Int64(Vec::with_capacity(rows))
             }
-            // Never built: tables refuse these types (`DataType::is_storable`).
-            DataType::Time | DataType::Interval | DataType::Array(_) => {
-                ColumnData::Int64(Vec::with_capacity(rows))
-            }
+            DataType::Interval => ColumnData::Interval(Vec::with_capacity(rows)),
+            // Never built: tables refuse arrays (`DataType::is_storable`).
+            DataType::Array(_) => ColumnData::Int64(Vec::with_capacity(rows)),
             DataType::Real => ColumnData::Float32(Vec::with_capacity(rows)),
             DataType::Double => ColumnData::Float64(Vec::with_capacity(rows)),
             DataType::Decimal { .. } => ColumnData::Decimal(Vec::with_capacity(rows)),
@@ -126,6 +128,7 @@ impl ColumnData {
             (ColumnData::Float32(d), ColumnData::Float32(s)) => d.push(s[i]),
             (ColumnData::Float64(d), ColumnData::Float64(s)) => d.push(s[i]),
             (ColumnData::Decimal(d), ColumnData::Decimal(s)) => d.push(s[i]),
+            (ColumnData::Interval(d), ColumnData::Interval(s)) => d.push(s[i]),
             (ColumnData::Utf8(d), ColumnData::Utf8(s)) => d.push(s.get(i)),
             (ColumnData::Binary(d), ColumnData::Binary(s)) => d.push(s.get(i)),
             (d, s) => unreachable!("columns of one table column differ: {d:?} and {s:?}"),
@@ -160,12 +163,15 @@ impl Column {
                 _ => 0,
             }),
             ColumnData::Int64(d) => d.push(match v {
-                Value::BigInt(x) | Value::Timestamp(x) | Value::TimestampTz(x) => *x,
+                Value::BigInt(x) | Value::Timestamp(x) | Value::TimestampTz(x) | Value::Time(x) => {
+                    *x
+                }
                 _ => 0,
             }),
             ColumnData::Float32(d) => d.push(if let Value::Real(x) = v { *x } else { 0.0 }),
             ColumnData::Float64(d) => d.push(if let Value::Double(x) = v { *x } else { 0.0 }),
             ColumnData::Decimal(d) => d.push(if let Value::Decimal(x, _) = v { *x } else { 0 }),
+            ColumnData::Interval(d) => d.push(interval_of(v)),
             ColumnData::Utf8(d) => d.push(if let Value::Text(x) = v { x } else { "" }),
             ColumnData::Binary(d) => d.push(if let Value::Bytes(x) = v { x } else { &[] }),
         }
@@ -177,7 +183,7 @@ impl Column {
         use arrow_array::cast::AsArray;
         use arrow_array::types::{
             Date32Type, Decimal128Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type,
-            TimestampMicrosecondType,
+            IntervalMonthDayNanoType, Time64MicrosecondType, TimestampMicrosecondType,
         };
         use arrow_array::Array;
         let mismatch = || {
@@ -227,6 +233,12 @@ impl Column {
                     .ok_or_else(mismatch)?;
                 d.extend_from_slice(&a.values()[range]);
             }
+            ColumnData::Int64(d) if self.data_type == DataType::Time => {
+                let a = array
+                    .as_primitive_opt::<Time64MicrosecondType>()
+                    .ok_or_else(mismatch)?;
+                d.extend_from_slice(&a.values()[range]);
+            }
             ColumnData::Int64(d) => {
                 let a = array.as_primitive_opt::<Int64Type>().ok_or_else(mismatch)?;
                 d.extend_from_slice(&a.values()[range]);
@@ -246,6 +258,12 @@ impl Column {
             ColumnData::Decimal(d) => {
                 let a = array
                     .as_primitive_opt::<Decimal128Type>()
+                    .ok_or_else(mismatch)?;
+                d.extend_from_slice(&a.values()[range]);
+            }
+            ColumnData::Interval(d) => {
+                let a = array
+                    .as_primitive_opt::<IntervalMonthDayNanoType>()
                     .ok_or_else(mismatch)?;
                 d.extend_from_slice(&a.values()[range]);
             }
@@ -283,11 +301,12 @@ impl Column {
             (ColumnData::Int32(d), Value::Integer(x) | Value::Date(x)) => d[i] = *x,
             (
                 ColumnData::Int64(d),
-                Value::BigInt(x) | Value::Timestamp(x) | Value::TimestampTz(x),
+                Value::BigInt(x) | Value::Timestamp(x) | Value::TimestampTz(x) | Value::Time(x),
             ) => d[i] = *x,
             (ColumnData::Float32(d), Value::Real(x)) => d[i] = *x,
             (ColumnData::Float64(d), Value::Double(x)) => d[i] = *x,
             (ColumnData::Decimal(d), Value::Decimal(x, _)) => d[i] = *x,
+            (ColumnData::Interval(d), Value::Interval { .. }) => d[i] = interval_of(v),
             (ColumnData::Utf8(d), Value::Text(x)) => d.set(i, x),
             (ColumnData::Binary(d), Value::Bytes(x)) => d.set(i, x),
             (data, v) => panic!(
@@ -309,12 +328,18 @@ impl Column {
             ColumnData::Int64(d) if self.data_type == DataType::TimestampTz => {
                 Value::TimestampTz(d[i])
             }
+            ColumnData::Int64(d) if self.data_type == DataType::Time => Value::Time(d[i]),
             ColumnData::Int64(d) => Value::BigInt(d[i]),
             ColumnData::Float32(d) => Value::Real(d[i]),
             ColumnData::Float64(d) => Value::Double(d[i]),
             ColumnData::Decimal(d) => match self.data_type {
                 DataType::Decimal { scale, .. } => Value::Decimal(d[i], scale),
                 _ => unreachable!("decimal storage has a decimal type"),
+            },
+            ColumnData::Interval(d) => Value::Interval {
+                months: d[i].months,
+                days: d[i].days,
+                micros: d[i].nanoseconds / 1000,
             },
             ColumnData::Utf8(d) => Value::Text(d.get(i).to_owned()),
             ColumnData::Binary(d) => Value::Bytes(d.get(i).to_vec()),
@@ -344,6 +369,7 @@ impl Column {
             ColumnData::Float32(d) => drop(d.pop()),
             ColumnData::Float64(d) => drop(d.pop()),
             ColumnData::Decimal(d) => drop(d.pop()),
+            ColumnData::Interval(d) => drop(d.pop()),
             ColumnData::Utf8(d) => d.pop(),
             ColumnData::Binary(d) => d.pop(),
         }
@@ -394,6 +420,9 @@ fn arrow_from(data_type: &DataType, data: ColumnData, nulls: Option<NullBuffer>)
             TimestampMicrosecondArray::new(ScalarBuffer::from(d), nulls)
                 .with_timezone(crate::types::UTC_ZONE),
         ),
+        ColumnData::Int64(d) if *data_type == DataType::Time => {
+            Arc::new(Time64MicrosecondArray::new(ScalarBuffer::from(d), nulls))
+        }
         ColumnData::Int64(d) => Arc::new(Int64Array::new(ScalarBuffer::from(d), nulls)),
         ColumnData::Float32(d) => Arc::new(Float32Array::new(ScalarBuffer::from(d), nulls)),
         ColumnData::Float64(d) => Arc::new(Float64Array::new(ScalarBuffer::from(d), nulls)),
@@ -407,8 +436,23 @@ fn arrow_from(data_type: &DataType, data: ColumnData, nulls: Option<NullBuffer>)
                     .expect("declared precision and scale are valid"),
             )
         }
+        ColumnData::Interval(d) => {
+            Arc::new(IntervalMonthDayNanoArray::new(ScalarBuffer::from(d), nulls))
+        }
         ColumnData::Utf8(d) => text_array(&d, nulls),
         ColumnData::Binary(d) => binary_array(&d, nulls),
+    }
+}
+
+/// An interval value in Arrow's layout; zero for anything else (a NULL, whose slot is not read).
+fn interval_of(v: &Value) -> IntervalMonthDayNano {
+    match v {
+        Value::Interval {
+            months,
+            days,
+            micros,
+        } => IntervalMonthDayNano::new(*months, *days, micros * 1000),
+        _ => IntervalMonthDayNano::ZERO,
     }
 }
 

@@ -88,8 +88,7 @@ pub enum DataType {
     Timestamp,
     /// Days since 1970-01-01.
     Date,
-    /// An instant: microseconds since 1970-01-01 00:00:00 UTC, shown in the session's time zone. Query values and
-    /// parameters only; tables do not store it (nor `Time` and `Interval`).
+    /// An instant: microseconds since 1970-01-01 00:00:00 UTC, shown in the session's time zone.
     TimestampTz,
     /// Microseconds since midnight.
     Time,
@@ -156,10 +155,7 @@ impl DataType {
 
     /// Whether tables can have columns of this type.
     pub fn is_storable(&self) -> bool {
-        !matches!(
-            self,
-            DataType::Time | DataType::Interval | DataType::Array(_)
-        )
+        !matches!(self, DataType::Array(_))
     }
 
     /// The Arrow field for a column of this type. VARCHAR(n) is Utf8 like TEXT; the field's metadata

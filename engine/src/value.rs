@@ -207,6 +207,9 @@ impl Value {
             DataType::Time => match self {
                 Value::Time(v) => Ok(Value::Time(*v)),
                 Value::Timestamp(t) => Ok(Value::Time(t.rem_euclid(MICROS_PER_DAY))),
+                Value::TimestampTz(t) => Ok(Value::Time(
+                    crate::datetime::statement_local(*t).rem_euclid(MICROS_PER_DAY),
+                )),
                 Value::Text(s) => crate::datetime::parse_time(s).map(Value::Time),
                 _ => Err(self.cannot_cast(ty)),
             },
@@ -214,7 +217,8 @@ impl Value {
                 Value::Interval { .. } => Ok(self.clone()),
                 Value::Text(s) => crate::datetime::parse_interval(s),
                 _ => Err(self.cannot_cast(ty)),
-            },
+            }
+            .and_then(crate::datetime::interval_in_arrow_range),
             DataType::Array(element) => match self {
                 Value::Array(values) => values
                     .iter()
@@ -585,7 +589,7 @@ pub fn parse_date(text: &str) -> Result<i32> {
         || !(-4713..=294_276).contains(&y)
     {
         return Err(Error::new(
-            SqlState::INVALID_DATETIME_FORMAT,
+            SqlState::DATETIME_FIELD_OVERFLOW,
             format!("date/time field value out of range: \"{text}\""),
         ));
     }

@@ -150,8 +150,8 @@ fn column_def(
     };
     if !data_type.is_storable() {
         return Err(Error::unsupported(format!(
-            "columns of type {data_type} are not supported; query values of it are (store times of day and \
-             intervals as bigint microseconds)"
+            "columns of type {data_type} are not supported; query values of it are (store each element in \
+             a row of a table of its own)"
         )));
     }
     let mut col = ColumnDef {

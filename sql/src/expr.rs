@@ -32,6 +32,28 @@ pub enum BinOp {
     Concat,
 }
 
+impl BinOp {
+    /// The operator as SQL writes it.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            BinOp::Add => "+",
+            BinOp::Sub => "-",
+            BinOp::Mul => "*",
+            BinOp::Div => "/",
+            BinOp::Mod => "%",
+            BinOp::Eq => "=",
+            BinOp::NotEq => "<>",
+            BinOp::Lt => "<",
+            BinOp::LtEq => "<=",
+            BinOp::Gt => ">",
+            BinOp::GtEq => ">=",
+            BinOp::And => "AND",
+            BinOp::Or => "OR",
+            BinOp::Concat => "||",
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub enum Expr {
     /// A column of the current row.
@@ -201,6 +223,10 @@ pub fn compile(
                     _ => Expr::Literal(Value::Decimal(-m, s)),
                 }
             }
+            // `-length` of an interval is DataFusion's, as other interval arithmetic is.
+            other if matches!(static_type(&other, scope.table), Some(DataType::Interval)) => {
+                return Err(CompileError::NotSimple)
+            }
             other => Expr::Neg(Box::new(other)),
         },
         E::UnaryOp {
@@ -238,6 +264,26 @@ pub fn compile(
                 BinOp::Eq | BinOp::NotEq | BinOp::Lt | BinOp::LtEq | BinOp::Gt | BinOp::GtEq
             ) {
                 check_comparable(&l, &r, scope.table)?;
+            }
+            // Arithmetic on times, instants and intervals (`length * 3`, `at + interval '1 day'`) is DataFusion's,
+            // which has PostgreSQL's rules for it; the evaluator does numbers and dates.
+            let temporal = |e: &Expr| {
+                matches!(
+                    static_type(e, scope.table),
+                    Some(
+                        DataType::Time
+                            | DataType::Interval
+                            | DataType::Timestamp
+                            | DataType::TimestampTz
+                    )
+                )
+            };
+            if matches!(
+                op,
+                BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Mod
+            ) && (temporal(&l) || temporal(&r))
+            {
+                return Err(CompileError::NotSimple);
             }
             // A parameter beside a column takes the column's type, as an untyped literal does in PostgreSQL; but
             // `||` makes text of both sides and AND / OR want booleans, whatever the column is.
@@ -773,10 +819,16 @@ fn arithmetic(op: BinOp, a: &Value, b: &Value) -> Result<Value> {
     let (x, y) = match (a.as_f64(), b.as_f64()) {
         (Some(x), Some(y)) => (x, y),
         _ => {
+            let name = |v: &Value| v.data_type().map_or("unknown".into(), |t| t.to_string());
             return Err(Error::new(
                 SqlState::UNDEFINED_FUNCTION,
-                format!("operator does not exist: {a:?} {op:?} {b:?}"),
-            ))
+                format!(
+                    "operator does not exist: {} {} {}",
+                    name(&a),
+                    op.symbol(),
+                    name(&b)
+                ),
+            ));
         }
     };
     if matches!(op, BinOp::Div | BinOp::Mod) && y == 0.0 {

@@ -12,6 +12,15 @@
 //! `'1 year 2 mons 3 days 04:05:06'::interval` is read by `lanedb_interval_in` with PostgreSQL's rules
 //! (`engine::datetime::parse_interval`); DataFusion's parser takes no clock part.
 //!
+//! ## Interval arithmetic
+//! `interval * n`, `n * interval` and `interval / n` are not planned by DataFusion (it multiplies only intervals by
+//! intervals, and refuses that). `IntervalScaling`, an expression planner, sees each binary operator with its
+//! operands' types and plans these as `lanedb_interval_mul` / `lanedb_interval_div` (PostgreSQL's `interval_mul`:
+//! a fraction of a month becomes days, a fraction of a day time), whatever the operands are: columns, literals,
+//! expressions, parameters (one nothing else types is a `float8`). A string literal compared with an interval is
+//! read as one (`took > '30 days'`), as PostgreSQL reads an untyped literal as the other operand's type; DataFusion
+//! finds no common type for the two. (Comparisons and ORDER BY of intervals go by length: `datetimes::ZonedCasts`.)
+//!
 //! ## Array literals
 //! `'{1,2,NULL}'::int[]` is PostgreSQL's array input. The literal is split here (quotes, backslash escapes, `NULL`)
 //! into `make_array(CAST('1' AS int), CAST('2' AS int), CAST(NULL AS int))`, so each element goes through the
@@ -32,12 +41,18 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, IntervalMonthDayNanoBuilder, StringBuilder};
-use datafusion::arrow::datatypes::{DataType as ArrowType, IntervalMonthDayNano, IntervalUnit};
-use datafusion::common::{DataFusionError, Result};
+use datafusion::arrow::datatypes::{
+    DataType as ArrowType, Field, IntervalMonthDayNano, IntervalUnit,
+};
+use datafusion::common::{DFSchema, DataFusionError, Result, ScalarValue};
+use datafusion::logical_expr::expr::{Placeholder, ScalarFunction};
+use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult, RawBinaryExpr};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
+use datafusion::logical_expr::{Expr, ExprSchemable};
 use datafusion::sql::sqlparser::ast;
+use datafusion::sql::sqlparser::ast::BinaryOperator;
 use lanedb_engine::{Error, Value};
 
 /// Element-field metadata marking text elements that hold decimals (see "Unconstrained numeric").
@@ -59,18 +74,10 @@ pub fn functions() -> Vec<ScalarUDF> {
         ScalarUDF::from(TextOf {
             signature: Signature::any(1, Volatility::Immutable),
         }),
-        ScalarUDF::from(IntervalIn {
-            signature: Signature::exact(vec![ArrowType::Utf8], Volatility::Immutable),
-        }),
+        interval_in(),
         Around::udf(datafusion::functions::encoding::encode(), base64_lines),
-        ScalarUDF::from(IntervalScaled {
-            divide: false,
-            signature: Signature::any(2, Volatility::Immutable),
-        }),
-        ScalarUDF::from(IntervalScaled {
-            divide: true,
-            signature: Signature::any(2, Volatility::Immutable),
-        }),
+        interval_scaled(false),
+        interval_scaled(true),
     ]
 }
 
@@ -208,6 +215,13 @@ pub(crate) fn shaped(scalar: bool, result: ArrayRef) -> Result<ColumnarValue> {
         ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(&result, 0)?)
     } else {
         ColumnarValue::Array(result)
+    })
+}
+
+/// `lanedb_interval_in`.
+pub(crate) fn interval_in() -> ScalarUDF {
+    ScalarUDF::from(IntervalIn {
+        signature: Signature::exact(vec![ArrowType::Utf8], Volatility::Immutable),
     })
 }
 
@@ -435,6 +449,14 @@ impl ScalarUDFImpl for IntervalScaled {
     }
 }
 
+/// `lanedb_interval_div` if `divide`, else `lanedb_interval_mul`.
+pub(crate) fn interval_scaled(divide: bool) -> ScalarUDF {
+    ScalarUDF::from(IntervalScaled {
+        divide,
+        signature: Signature::any(2, Volatility::Immutable),
+    })
+}
+
 /// An interval times `factor`, PostgreSQL's way: whole months, the fraction of a month as days (30 each), whole
 /// days, the fraction of a day as time; `None` when a field does not fit (or the factor is not finite).
 fn scaled_interval(months: i32, days: i32, micros: i64, factor: f64) -> Option<(i32, i32, i64)> {
@@ -454,11 +476,10 @@ fn scaled_interval(months: i32, days: i32, micros: i64, factor: f64) -> Option<(
     fit.then_some((whole_months as i32, days as i32, micros as i64))
 }
 
-/// Applies the rewrites above to every cast in `statement`, to `interval '...'` literals, and to intervals
-/// multiplied or divided by a number.
+/// Applies the rewrites above to every cast in `statement` and to `interval '...'` literals.
 pub fn rewrite_casts(statement: &mut ast::Statement) -> std::result::Result<(), Error> {
     let outcome = ast::visit_expressions_mut(statement, |e| {
-        if let Some(replacement) = interval_literal(e).or_else(|| interval_scaling(e)) {
+        if let Some(replacement) = interval_literal(e) {
             *e = replacement;
             return std::ops::ControlFlow::Continue(());
         }
@@ -497,35 +518,6 @@ fn interval_literal(e: &ast::Expr) -> Option<ast::Expr> {
         return None;
     }
     Some(call(INTERVAL_IN, vec![*i.value.clone()]))
-}
-
-/// Whether `e` is written as an interval (read by `interval_literal` or a cast to interval by now).
-fn is_interval(e: &ast::Expr) -> bool {
-    match e {
-        ast::Expr::Function(f) => f.name.to_string() == INTERVAL_IN,
-        ast::Expr::Nested(inner) => is_interval(inner),
-        ast::Expr::Cast { data_type, .. } => matches!(data_type, ast::DataType::Interval { .. }),
-        _ => false,
-    }
-}
-
-/// `interval * n`, `n * interval` and `interval / n` as `lanedb_interval_mul` and `lanedb_interval_div`, which
-/// DataFusion does not plan (42601).
-fn interval_scaling(e: &ast::Expr) -> Option<ast::Expr> {
-    let ast::Expr::BinaryOp { left, op, right } = e else {
-        return None;
-    };
-    let (interval, factor, name) = match op {
-        ast::BinaryOperator::Multiply if is_interval(left) => (left, right, INTERVAL_MUL),
-        ast::BinaryOperator::Multiply if is_interval(right) => (right, left, INTERVAL_MUL),
-        ast::BinaryOperator::Divide if is_interval(left) => (left, right, INTERVAL_DIV),
-        _ => return None,
-    };
-    let factor = cast(*factor.clone(), ast::DataType::DoublePrecision);
-    Some(ast::Expr::Nested(Box::new(call(
-        name,
-        vec![*interval.clone(), factor],
-    ))))
 }
 
 /// The rewrite of one cast, `None` to leave it as it is.
@@ -720,5 +712,89 @@ mod tests {
         assert_eq!(literal_scale("7"), Some(0));
         assert_eq!(literal_scale("1e5"), None);
         assert_eq!(literal_scale("."), None);
+    }
+}
+
+/// Plans `interval * number`, `number * interval` and `interval / number`, and reads a string compared with an
+/// interval as one (see "Interval arithmetic").
+#[derive(Debug)]
+pub struct IntervalScaling {
+    multiply: Arc<ScalarUDF>,
+    divide: Arc<ScalarUDF>,
+    input: Arc<ScalarUDF>,
+}
+
+impl Default for IntervalScaling {
+    fn default() -> Self {
+        IntervalScaling {
+            multiply: Arc::new(interval_scaled(false)),
+            divide: Arc::new(interval_scaled(true)),
+            input: Arc::new(interval_in()),
+        }
+    }
+}
+
+impl IntervalScaling {
+    /// `e` read as an interval if it is a string literal.
+    fn literal_as_interval(&self, e: Expr) -> Expr {
+        match e {
+            Expr::Literal(ScalarValue::Utf8(Some(_)), _) => {
+                Expr::ScalarFunction(ScalarFunction::new_udf(self.input.clone(), vec![e]))
+            }
+            e => e,
+        }
+    }
+}
+
+impl ExprPlanner for IntervalScaling {
+    fn plan_binary_op(
+        &self,
+        expr: RawBinaryExpr,
+        schema: &DFSchema,
+    ) -> Result<PlannerResult<RawBinaryExpr>> {
+        let interval = |e: &Expr| matches!(e.get_type(schema), Ok(ArrowType::Interval(_)));
+        // A parameter nothing has typed counts as a number: it becomes a `float8` one, as in PostgreSQL.
+        let number = |e: &Expr| {
+            matches!(e, Expr::Placeholder(p) if p.field.is_none())
+                || e.get_type(schema).is_ok_and(|t| t.is_numeric())
+        };
+        let (udf, scaled, factor) = match expr.op {
+            BinaryOperator::Multiply if interval(&expr.left) && number(&expr.right) => {
+                (&self.multiply, expr.left, expr.right)
+            }
+            BinaryOperator::Multiply if number(&expr.left) && interval(&expr.right) => {
+                (&self.multiply, expr.right, expr.left)
+            }
+            BinaryOperator::Divide if interval(&expr.left) && number(&expr.right) => {
+                (&self.divide, expr.left, expr.right)
+            }
+            BinaryOperator::Eq
+            | BinaryOperator::NotEq
+            | BinaryOperator::Lt
+            | BinaryOperator::LtEq
+            | BinaryOperator::Gt
+            | BinaryOperator::GtEq
+                if interval(&expr.left) || interval(&expr.right) =>
+            {
+                return Ok(PlannerResult::Original(RawBinaryExpr {
+                    op: expr.op,
+                    left: self.literal_as_interval(expr.left),
+                    right: self.literal_as_interval(expr.right),
+                }));
+            }
+            _ => return Ok(PlannerResult::Original(expr)),
+        };
+        let factor = match factor {
+            Expr::Placeholder(p) if p.field.is_none() => {
+                Expr::Placeholder(Placeholder::new_with_field(
+                    p.id,
+                    Some(Arc::new(Field::new("", ArrowType::Float64, true))),
+                ))
+            }
+            factor => factor.cast_to(&ArrowType::Float64, schema)?,
+        };
+        Ok(PlannerResult::Planned(Expr::ScalarFunction(
+            ScalarFunction::new_udf(udf.clone(), vec![scaled, factor]),
+        )))
     }
 }
