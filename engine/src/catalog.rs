@@ -62,6 +62,39 @@ pub struct IndexDef {
     pub kind: IndexKind,
     /// Created by a PRIMARY KEY or UNIQUE constraint rather than CREATE INDEX.
     pub constraint: bool,
+    /// A partial index's WHERE: only rows it holds for are in the index (and unique among themselves).
+    pub predicate: Option<IndexPredicate>,
+}
+
+/// The WHERE of a partial index (`CREATE UNIQUE INDEX ... WHERE deleted_at IS NULL`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct IndexPredicate {
+    /// The expression as written, for the catalog (`pg_get_indexdef`, psql's `\d`) and for compiling it again
+    /// when the table's columns change.
+    pub sql: String,
+    /// Whether a full row is in the index (the expression is true, not false or NULL); compiled by the SQL layer.
+    pub holds: crate::view::RowFilter,
+}
+
+impl IndexDef {
+    /// Whether `row` (a full row) belongs in the index: always, unless the index is partial and its WHERE is not
+    /// true for the row.
+    pub fn covers(&self, row: &[Value]) -> Result<bool> {
+        match &self.predicate {
+            None => Ok(true),
+            Some(p) => (p.holds.0)(row),
+        }
+    }
+
+    /// Whether setting the columns in `changes` may change a row's entry: a key column changes, or the index is
+    /// partial (its WHERE may read any column).
+    pub fn touched_by(&self, changes: &[(usize, Value)]) -> bool {
+        self.predicate.is_some()
+            || self
+                .columns
+                .iter()
+                .any(|c| changes.iter().any(|(x, _)| x == c))
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -565,7 +565,9 @@ fn resolve(catalog: &Catalog, child: &TableDef, fk: &ForeignKeyDef) -> Result<Re
     let parent_index = parent
         .indexes
         .iter()
-        .position(|i| i.unique && same_columns(&i.columns, &parent_columns))
+        .position(|i| {
+            i.unique && i.predicate.is_none() && same_columns(&i.columns, &parent_columns)
+        })
         .ok_or_else(|| {
             Error::new(
                 INVALID_FOREIGN_KEY,
@@ -585,7 +587,7 @@ fn resolve(catalog: &Catalog, child: &TableDef, fk: &ForeignKeyDef) -> Result<Re
     let child_index = child
         .indexes
         .iter()
-        .position(|i| same_columns(&i.columns, &columns))
+        .position(|i| i.predicate.is_none() && same_columns(&i.columns, &columns))
         .map(|i| (i, order_of(&child.indexes[i].columns, &columns)));
     let unsupported = |why: String| {
         Error::unsupported(format!(

@@ -805,7 +805,11 @@ struct Index {
 impl Index {
     fn new(def: IndexDef, table: &TableDef) -> Index {
         let map = match (def.kind, def.columns.as_slice()) {
-            (IndexKind::Hash, [c]) if def.unique && table.columns[*c].data_type.is_integer() => {
+            (IndexKind::Hash, [c])
+                if def.unique
+                    && def.predicate.is_none()
+                    && table.columns[*c].data_type.is_integer() =>
+            {
                 IndexMap::UniqueInt(IntKeyMap::new())
             }
             (IndexKind::Hash, _) => IndexMap::Hash(FastMap::default()),
@@ -1094,7 +1098,13 @@ impl TableStore {
         self.indexes.iter().map(Index::entry_bytes).sum()
     }
 
+    /// `row`'s key in `index`; `None` if the row is not in it (a NULL in the key, or a partial index's WHERE not
+    /// true). A WHERE that fails to evaluate counts as not true: writes evaluate it first (`check_unique`) and fail
+    /// there, so a stored row never meets that.
     fn key_of(&self, index: &IndexDef, row: &[Value]) -> Option<Key> {
+        if !index.covers(row).unwrap_or(false) {
+            return None;
+        }
         make_key(index.columns.iter().map(|c| &row[*c]))
     }
 
@@ -1137,7 +1147,11 @@ impl TableStore {
 
     /// Checks every unique index for `row` as if it were stored at `pos` (`None`: a new row).
     pub fn check_unique(&self, row: &[Value], pos: Option<usize>) -> Result<()> {
-        for index in self.indexes.iter().filter(|i| i.def.unique) {
+        for index in self.indexes.iter() {
+            // A partial index's WHERE is evaluated for every index, so an error in it fails the write.
+            if !index.def.covers(row)? || !index.def.unique {
+                continue;
+            }
             if let Some(key) = self.key_of(&index.def, row) {
                 if index.get(&key).iter().any(|p| Some(*p as usize) != pos) {
                     return Err(self.unique_violation(&index.def, row));
@@ -1292,8 +1306,9 @@ impl TableStore {
     /// `index_from` for index `i` over general keys. Returns the row of a repeated key of a unique index.
     fn index_keys_from(&mut self, i: usize, first: usize) -> Option<u32> {
         let columns = self.indexes[i].def.columns.clone();
+        let partial = self.indexes[i].def.predicate.is_some();
         let single_integer = match columns.as_slice() {
-            [c] => self.def.columns[*c].data_type.is_integer(),
+            [c] => !partial && self.def.columns[*c].data_type.is_integer(),
             _ => false,
         };
         let mut key_values = Vec::new();
@@ -1301,6 +1316,8 @@ impl TableStore {
         for pos in first..self.len {
             let key = if single_integer {
                 self.get_i64(pos, columns[0]).map(Key::Int)
+            } else if partial {
+                self.key_of(&self.indexes[i].def, &self.row(pos))
             } else {
                 key_values.clear();
                 key_values.extend(columns.iter().map(|c| self.get(pos, *c)));
@@ -1406,12 +1423,7 @@ impl TableStore {
             }
             self.check_checks(&row)?;
         }
-        let touches_index = self.indexes.iter().any(|i| {
-            i.def
-                .columns
-                .iter()
-                .any(|c| changes.iter().any(|(x, _)| x == c))
-        });
+        let touches_index = self.indexes.iter().any(|i| i.def.touched_by(changes));
         if !touches_index {
             // The common case (`SET balance = balance + $1`): no key moves, only the changed cells are read.
             let old: Vec<(usize, Value)> = changes
@@ -1458,11 +1470,7 @@ impl TableStore {
         if touches_index {
             for i in 0..self.indexes.len() {
                 let def = &self.indexes[i].def;
-                if !def
-                    .columns
-                    .iter()
-                    .any(|c| changes.iter().any(|(x, _)| x == c))
-                {
+                if !def.touched_by(changes) {
                     continue;
                 }
                 let (old_key, new_key) = (self.key_of(def, old_row), self.key_of(def, new_row));
@@ -1580,6 +1588,7 @@ mod tests {
                     unique: true,
                     kind: IndexKind::Hash,
                     constraint: true,
+                    predicate: None,
                 },
                 IndexDef {
                     name: "t_name".into(),
@@ -1587,6 +1596,7 @@ mod tests {
                     unique: false,
                     kind: IndexKind::Ordered,
                     constraint: false,
+                    predicate: None,
                 },
             ],
             partition_column: None,

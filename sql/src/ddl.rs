@@ -12,7 +12,7 @@ use lanedb_engine::sequence::SequenceDef;
 use lanedb_engine::storage::TableStore;
 use lanedb_engine::{
     CheckDef, ColumnDef, DataType, Engine, Error, Generated, Identity, IndexDef, IndexKind,
-    MultiTxn, Result, SqlState, TableDef, Value,
+    IndexPredicate, MultiTxn, Result, SqlState, TableDef, Value,
 };
 
 use crate::convert;
@@ -325,20 +325,6 @@ fn index_creation_error(e: Error, added: &[String]) -> Error {
     })
 }
 
-/// `def`'s CHECK constraints compiled again for its columns now; those that read a column no longer there go, as
-/// PostgreSQL drops them with the column.
-fn recompile_checks(def: &TableDef) -> Result<Vec<CheckDef>> {
-    let mut out = Vec::with_capacity(def.checks.len());
-    for check in &def.checks {
-        match compile_check(def, check.name.clone(), &check.sql) {
-            Ok(c) => out.push(c),
-            Err(e) if e.code == SqlState::UNDEFINED_COLUMN => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(out)
-}
-
 /// Whether `e` gives a boolean (or NULL), as a CHECK's expression must.
 fn is_boolean(e: &expr::Expr, def: &TableDef) -> bool {
     use expr::{BinOp, Expr};
@@ -406,6 +392,68 @@ fn check_name(
 /// Compiles a CHECK constraint's expression (`sql`) for `def`'s rows: a row passes unless it is false. Only what
 /// the lanes evaluate (columns, constants, operators, CASE, a few functions) is accepted.
 pub(crate) fn compile_check(def: &TableDef, name: String, sql: &str) -> Result<CheckDef> {
+    let compiled = compile_row_condition(def, sql, "CHECK")?;
+    let what = format!("check constraint \"{name}\" of relation \"{}\"", def.name);
+    let passes = move |row: &[Value]| -> Result<bool> {
+        Ok(truth_on_row(&compiled, row, &what)?.unwrap_or(true))
+    };
+    Ok(CheckDef {
+        name,
+        sql: sql.to_string(),
+        passes: lanedb_engine::view::RowFilter(Arc::new(passes)),
+    })
+}
+
+/// Compiles a partial index's WHERE (`sql`) for `def`'s rows: a row is in the index if it is true.
+pub(crate) fn compile_index_predicate(
+    def: &TableDef,
+    index: &str,
+    sql: &str,
+) -> Result<IndexPredicate> {
+    let compiled = compile_row_condition(def, sql, "WHERE")?;
+    let what = format!("the WHERE of index \"{index}\"");
+    let holds = move |row: &[Value]| -> Result<bool> {
+        Ok(truth_on_row(&compiled, row, &what)?.unwrap_or(false))
+    };
+    Ok(IndexPredicate {
+        sql: sql.to_string(),
+        holds: lanedb_engine::view::RowFilter(Arc::new(holds)),
+    })
+}
+
+/// `def`'s CHECK constraints and partial indexes compiled again for its columns now. Those that read a column no
+/// longer there go, as PostgreSQL drops them with the column.
+fn recompile_conditions(def: &mut TableDef) -> Result<()> {
+    let mut checks = Vec::with_capacity(def.checks.len());
+    for check in &def.checks {
+        match compile_check(def, check.name.clone(), &check.sql) {
+            Ok(c) => checks.push(c),
+            Err(e) if e.code == SqlState::UNDEFINED_COLUMN => {}
+            Err(e) => return Err(e),
+        }
+    }
+    def.checks = checks;
+    let mut indexes = Vec::with_capacity(def.indexes.len());
+    for index in &def.indexes {
+        let mut index = index.clone();
+        if let Some(p) = &index.predicate {
+            match compile_index_predicate(def, &index.name, &p.sql) {
+                Ok(p) => index.predicate = Some(p),
+                Err(e) if e.code == SqlState::UNDEFINED_COLUMN => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        indexes.push(index);
+    }
+    let pk_name = def.primary_key.map(|i| def.indexes[i].name.clone());
+    def.indexes = indexes;
+    def.primary_key = pk_name.and_then(|n| def.indexes.iter().position(|i| i.name == n));
+    Ok(())
+}
+
+/// A boolean condition on a row (a CHECK's, a partial index's WHERE; `what` names the clause in errors), compiled
+/// for the lanes: columns, constants, operators, CASE and a few functions.
+fn compile_row_condition(def: &TableDef, sql: &str, what: &str) -> Result<expr::Expr> {
     let parsed = datafusion::sql::sqlparser::parser::Parser::new(
         &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
     )
@@ -423,48 +471,38 @@ pub(crate) fn compile_check(def: &TableDef, name: String, sql: &str) -> Result<C
         Err(CompileError::User(e)) => return Err(e),
         Err(CompileError::NotSimple) => {
             return Err(Error::unsupported(format!(
-                "CHECK ({sql}) is not supported: a CHECK may use the row's columns, constants, operators, CASE, \
+                "{what} ({sql}) is not supported: it may use the row's columns, constants, operators, CASE, \
                  COALESCE, NULLIF, abs, lower, upper and length"
             )))
         }
     };
     if !params.0.is_empty() {
-        return Err(Error::new(
-            SqlState("42P02"),
-            "there is no parameter $1 in a CHECK constraint",
-        ));
+        return Err(Error::new(SqlState("42P02"), "there is no parameter $1"));
     }
     if !is_boolean(&compiled, def) {
         return Err(Error::new(
             SqlState::DATATYPE_MISMATCH,
-            format!("argument of CHECK must be type boolean: {sql}"),
+            format!("argument of {what} must be type boolean: {sql}"),
         ));
     }
-    let table = def.name.clone();
-    let check = name.clone();
-    let passes = move |row: &[Value]| -> Result<bool> {
-        let get = |c: usize| row[c].clone();
-        match compiled.eval(&Env {
-            row: &get,
-            excluded: None,
-            params: &[],
-        })? {
-            Value::Boolean(b) => Ok(b),
-            Value::Null => Ok(true),
-            other => Err(Error::new(
-                SqlState::DATATYPE_MISMATCH,
-                format!(
-                    "check constraint \"{check}\" of relation \"{table}\" gave {other}: its expression must be \
-                     boolean"
-                ),
-            )),
-        }
-    };
-    Ok(CheckDef {
-        name,
-        sql: sql.to_string(),
-        passes: lanedb_engine::view::RowFilter(Arc::new(passes)),
-    })
+    Ok(compiled)
+}
+
+/// A compiled condition's value on `row`: `None` for NULL. `what` names it if it gives something else.
+fn truth_on_row(compiled: &expr::Expr, row: &[Value], what: &str) -> Result<Option<bool>> {
+    let get = |c: usize| row[c].clone();
+    match compiled.eval(&Env {
+        row: &get,
+        excluded: None,
+        params: &[],
+    })? {
+        Value::Boolean(b) => Ok(Some(b)),
+        Value::Null => Ok(None),
+        other => Err(Error::new(
+            SqlState::DATATYPE_MISMATCH,
+            format!("{what} gave {other}: its expression must be boolean"),
+        )),
+    }
 }
 
 /// Whether `e` is the statement's time: `now()`, `CURRENT_TIMESTAMP`, `LOCALTIMESTAMP`, `CURRENT_DATE`,
@@ -503,6 +541,7 @@ fn unique_constraint(name: String, columns: Vec<usize>) -> IndexDef {
         unique: true,
         kind: IndexKind::Hash,
         constraint: true,
+        predicate: None,
     }
 }
 
@@ -803,9 +842,9 @@ pub fn partition_table(engine: &Engine, table: &str, column: &str) -> Result<&'s
 
 pub fn create_index(on: On, ci: &ast::CreateIndex) -> Result<&'static str> {
     let table = object_name(&ci.table_name)?;
-    if ci.predicate.is_some() || !ci.include.is_empty() {
+    if !ci.include.is_empty() {
         return Err(Error::unsupported(
-            "partial and covering indexes are not supported",
+            "covering indexes (INCLUDE) are not supported",
         ));
     }
     let kind = match &ci.using {
@@ -840,12 +879,17 @@ pub fn create_index(on: On, ci: &ast::CreateIndex) -> Result<&'static str> {
                 format!("relation \"{name}\" already exists"),
             ));
         }
+        let predicate = match &ci.predicate {
+            Some(e) => Some(compile_index_predicate(&def, &name, &e.to_string())?),
+            None => None,
+        };
         let index = IndexDef {
             name,
             columns,
             unique: ci.unique,
             kind,
             constraint: false,
+            predicate,
         };
         def.check_unique_rule(&index)?;
         let added = [index.name.clone()];
@@ -1080,7 +1124,7 @@ pub fn alter_table(on: On, at: &ast::AlterTable) -> Result<&'static str> {
                         def.foreign_keys.retain(|f| !f.columns.contains(&name));
                         dropped.push(name);
                     }
-                    def.checks = recompile_checks(&def)?;
+                    recompile_conditions(&mut def)?;
                 }
                 ast::AlterTableOperation::AddConstraint {
                     constraint: ast::TableConstraint::ForeignKey(fk),
@@ -1170,7 +1214,7 @@ pub fn alter_table(on: On, at: &ast::AlterTable) -> Result<&'static str> {
                         // The rebuild converts the rows there (an error in one fails the statement).
                         ast::AlterColumnOperation::SetDataType { data_type, using, .. } => {
                             set_column_type(&mut def, c, data_type, using.as_ref())?;
-                            def.checks = recompile_checks(&def)?;
+                            recompile_conditions(&mut def)?;
                         }
                         ast::AlterColumnOperation::DropNotNull => {
                             let in_primary_key = def

@@ -391,6 +391,7 @@ pub(crate) fn referenced_key<'a>(
         .collect::<Option<Vec<usize>>>()?;
     let index = parent.indexes.iter().position(|i| {
         i.unique
+            && i.predicate.is_none()
             && i.columns.len() == columns.len()
             && i.columns.iter().all(|c| columns.contains(c))
     })?;

@@ -915,7 +915,8 @@ impl SqlEngine {
         let mut taken = false;
         for row in rows {
             for (i, index) in table.indexes.iter().enumerate() {
-                if !index.unique {
+                // A row outside a partial index takes no key of it (one whose WHERE fails is tried anyway).
+                if !index.unique || !index.covers(row).unwrap_or(true) {
                     continue;
                 }
                 let Some(key) =

@@ -1227,7 +1227,11 @@ fn indexes(catalog: &Catalog, _: &Scan) -> Vec<Vec<Cell>> {
                 Cell::A(vec![0; index.columns.len()]),
                 Cell::A(vec![0; index.columns.len()]),
                 Cell::Null,
-                Cell::Null,
+                // A partial index's WHERE as text, which `pg_get_expr` gives back.
+                index
+                    .predicate
+                    .as_ref()
+                    .map_or(Cell::Null, |p| Cell::T(p.sql.clone())),
             ]);
         }
     }
@@ -2107,7 +2111,7 @@ fn index_def(catalog: &Catalog, oid: i32, column: i64) -> Option<String> {
         });
     }
     Some(format!(
-        "CREATE {}INDEX {} ON public.{} USING {} ({})",
+        "CREATE {}INDEX {} ON public.{} USING {} ({}){}",
         if index.unique { "UNIQUE " } else { "" },
         index.name,
         table.name,
@@ -2116,7 +2120,11 @@ fn index_def(catalog: &Catalog, oid: i32, column: i64) -> Option<String> {
         } else {
             "btree"
         },
-        column_list(table, &index.columns)
+        column_list(table, &index.columns),
+        index
+            .predicate
+            .as_ref()
+            .map_or(String::new(), |p| format!(" WHERE ({})", p.sql))
     ))
 }
 

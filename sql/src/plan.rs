@@ -1269,8 +1269,10 @@ fn access_and_route(table: &TableDef, w: &Where) -> (Access, Route) {
     };
     let mut access = Access::Scan;
     let mut best: Option<(bool, usize)> = None;
+    // A partial index holds only some rows, so it answers no lookup (its WHERE is not matched against the query's).
     for (i, index) in table.indexes.iter().enumerate() {
-        if index.columns.iter().all(|c| bound(*c).is_some())
+        if index.predicate.is_none()
+            && index.columns.iter().all(|c| bound(*c).is_some())
             && best.is_none_or(|(u, _)| !u && index.unique)
         {
             best = Some((index.unique, i));
@@ -1998,7 +2000,8 @@ fn plan_on_conflict(
             let found = table.indexes.iter().position(|i| {
                 let mut have = i.columns.clone();
                 have.sort_unstable();
-                i.unique && have == wanted
+                // A partial unique index is an arbiter only with its WHERE, which is not read here.
+                i.unique && i.predicate.is_none() && have == wanted
             });
             Some(found.ok_or_else(|| {
                 Error::new(SqlState("42P10"), "there is no unique or exclusion constraint matching the ON CONFLICT specification")
@@ -2010,7 +2013,7 @@ fn plan_on_conflict(
                 table
                     .indexes
                     .iter()
-                    .position(|i| i.unique && i.name == name)
+                    .position(|i| i.unique && i.constraint && i.name == name)
                     .ok_or_else(|| {
                         Error::new(
                             SqlState::UNDEFINED_OBJECT,

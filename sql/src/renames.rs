@@ -9,7 +9,7 @@ use std::sync::Arc;
 use datafusion::sql::sqlparser::ast;
 use lanedb_engine::{Catalog, Error, MultiTxn, Result, SqlState, TableDef};
 
-use crate::ddl::{compile_check, ident, object_name};
+use crate::ddl::{compile_check, compile_index_predicate, ident, object_name};
 
 /// Carries out a rename, the only action of its ALTER TABLE (as PostgreSQL's grammar has it).
 pub fn rename(
@@ -88,6 +88,20 @@ fn rename_column(
         .iter()
         .map(|check| compile_check(&def, check.name.clone(), &renamed_in(&check.sql, old, new)?))
         .collect::<Result<Vec<_>>>()?;
+    let predicates = def
+        .indexes
+        .iter()
+        .map(|index| {
+            index
+                .predicate
+                .as_ref()
+                .map(|p| compile_index_predicate(&def, &index.name, &renamed_in(&p.sql, old, new)?))
+                .transpose()
+        })
+        .collect::<Result<Vec<_>>>()?;
+    for (index, predicate) in def.indexes.iter_mut().zip(predicates) {
+        index.predicate = predicate;
+    }
     let mut catalog = (**txn.catalog()).clone();
     catalog = others_referencing(&catalog, table, |fk| {
         if fk.parent == table {
