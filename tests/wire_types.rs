@@ -46,6 +46,20 @@ impl ToSql for Interval {
     to_sql_checked!();
 }
 
+/// A binary `time` of any number of microseconds, in range or not.
+#[derive(Debug)]
+struct RawTime(i64);
+
+impl ToSql for RawTime {
+    fn to_sql(&self, _: &Type, out: &mut BytesMut) -> Result<IsNull, BoxError> {
+        out.put_i64(self.0);
+        Ok(IsNull::No)
+    }
+
+    accepts!(TIME);
+    to_sql_checked!();
+}
+
 const VALUES: &str = "SELECT '{1,NULL,3}'::int[], '{a,\"b c\",\"\"}'::text[], \
      '2018-01-01 12:00:00+08'::timestamptz, '12:34:56.5'::time, \
      '1 year 2 mons 3 days 04:05:06'::interval, '{2.0,3.0123}'::numeric[], '{}'::bigint[]";
@@ -734,6 +748,17 @@ async fn times_of_day_and_intervals_are_stored() {
         .execute("UPDATE lap SET took = took * $1 WHERE id = 1", &[&2.0f64])
         .await
         .unwrap();
+    // A binary time before midnight or past 24:00:00 is 22008, as in PostgreSQL.
+    for micros in [-1, 24 * 3_600_000_000 + 1] {
+        let e = client
+            .execute(
+                "INSERT INTO lap VALUES ($1, $2, NULL)",
+                &[&9i32, &RawTime(micros)],
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(code(&e), "22008");
+    }
     // Unique by span: '48:00:00' is '2 days'.
     let e = client
         .batch_execute("INSERT INTO lap VALUES (3, '10:00', '52:06:09')")

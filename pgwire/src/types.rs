@@ -459,9 +459,17 @@ pub fn decode_binary(oid: u32, bytes: &[u8]) -> Result<Value> {
                     .ok_or_else(|| Error::out_of_range("timestamp out of range"))?,
             )
         }
-        TIME => Value::Time(i64::from_be_bytes(
-            fixed(8, "time")?.try_into().unwrap_or_default(),
-        )),
+        TIME => {
+            let micros = i64::from_be_bytes(fixed(8, "time")?.try_into().unwrap_or_default());
+            // From midnight to 24:00:00, as PostgreSQL's `time_recv` checks.
+            if !(0..=lanedb_engine::value::MICROS_PER_DAY).contains(&micros) {
+                return Err(Error::new(
+                    lanedb_engine::SqlState::DATETIME_FIELD_OVERFLOW,
+                    "time out of range",
+                ));
+            }
+            Value::Time(micros)
+        }
         INTERVAL => {
             let b = fixed(16, "interval")?;
             let word = |at: usize| i32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);

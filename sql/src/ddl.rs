@@ -411,6 +411,17 @@ pub(crate) fn compile_index_predicate(
     sql: &str,
 ) -> Result<IndexPredicate> {
     let compiled = compile_row_condition(def, sql, "WHERE")?;
+    // A row must be in the index or not whatever session asks: an instant's value as text, a date or a time depends
+    // on the session's zone (snapshots load in UTC), so the WHERE may not read one, as PostgreSQL wants it immutable.
+    if reads_instants(&compiled, def) {
+        return Err(Error::new(
+            SqlState("42P17"),
+            format!(
+                "the WHERE of index \"{index}\" may not read values of type timestamp with time zone: what it \
+                 gives would depend on the session's time zone"
+            ),
+        ));
+    }
     let what = format!("the WHERE of index \"{index}\"");
     let holds = move |row: &[Value]| -> Result<bool> {
         Ok(truth_on_row(&compiled, row, &what)?.unwrap_or(false))
@@ -419,6 +430,31 @@ pub(crate) fn compile_index_predicate(
         sql: sql.to_string(),
         holds: lanedb_engine::view::RowFilter(Arc::new(holds)),
     })
+}
+
+/// Whether `e` reads a `timestamp with time zone` column or makes an instant (a cast to the type).
+fn reads_instants(e: &expr::Expr, def: &TableDef) -> bool {
+    use expr::Expr;
+    let any = |es: &[Expr]| es.iter().any(|x| reads_instants(x, def));
+    match e {
+        Expr::Column(c) | Expr::Excluded(c) => def.columns[*c].data_type == DataType::TimestampTz,
+        Expr::Literal(v) => matches!(v, Value::TimestampTz(_)),
+        Expr::Param(_) => false,
+        Expr::Cast(x, ty) => *ty == DataType::TimestampTz || reads_instants(x, def),
+        Expr::Neg(x) | Expr::Not(x) | Expr::IsNull(x, _) => reads_instants(x, def),
+        Expr::Binary(_, a, b) | Expr::Like(a, b, ..) => {
+            reads_instants(a, def) || reads_instants(b, def)
+        }
+        Expr::InList(x, items, _) => reads_instants(x, def) || any(items),
+        Expr::Case(operand, arms, otherwise) => {
+            operand.as_deref().is_some_and(|x| reads_instants(x, def))
+                || arms
+                    .iter()
+                    .any(|(w, t)| reads_instants(w, def) || reads_instants(t, def))
+                || otherwise.as_deref().is_some_and(|x| reads_instants(x, def))
+        }
+        Expr::Coalesce(items) | Expr::Function(_, items) => any(items),
+    }
 }
 
 /// `def`'s CHECK constraints and partial indexes compiled again for its columns now. Those that read a column no

@@ -592,7 +592,9 @@ fn insert_on_lane<'a>(
             }
             None => match store.check_unique(row, None) {
                 Ok(()) => None,
-                Err(_) => Some(usize::MAX),
+                Err(e) if e.code == SqlState::UNIQUE_VIOLATION => Some(usize::MAX),
+                // A partial index's WHERE that fails on the row fails the INSERT.
+                Err(e) => return Err(e),
             },
         };
         match (conflict, &oc.action) {

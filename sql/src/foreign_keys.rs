@@ -305,10 +305,9 @@ pub fn key_dependents(catalog: &Catalog, def: &TableDef, index: usize) -> Vec<(S
     let key = &def.indexes[index];
     let same = |a: &[usize], b: &[usize]| a.len() == b.len() && a.iter().all(|c| b.contains(c));
     let other = |columns: &[usize]| {
-        def.indexes
-            .iter()
-            .enumerate()
-            .any(|(i, x)| i != index && x.unique && same(&x.columns, columns))
+        def.indexes.iter().enumerate().any(|(i, x)| {
+            i != index && x.unique && x.predicate.is_none() && same(&x.columns, columns)
+        })
     };
     dependents(catalog, def, |fk| {
         fk.parent_columns

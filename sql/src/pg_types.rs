@@ -756,6 +756,7 @@ impl ExprPlanner for IntervalScaling {
         // A parameter nothing has typed counts as a number: it becomes a `float8` one, as in PostgreSQL.
         let number = |e: &Expr| {
             matches!(e, Expr::Placeholder(p) if p.field.is_none())
+                || matches!(e, Expr::Literal(ScalarValue::Null, _))
                 || e.get_type(schema).is_ok_and(|t| t.is_numeric())
         };
         let (udf, scaled, factor) = match expr.op {
