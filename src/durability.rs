@@ -227,7 +227,7 @@ impl<'a> LaneReplay<'a> {
     /// Runs a record that does not replay on a lane's thread, once the lane threads have run everything before it.
     fn run_alone(&mut self, payload: &[u8]) -> Result<()> {
         self.barrier()?;
-        apply_invocation(self.db, Invocation::decode(payload)?)
+        apply_invocation(self.db, Invocation::decode(payload)?, false)
     }
 
     /// Where `name` is in `routes`, its route looked up at its first call since the last barrier.
@@ -306,12 +306,14 @@ impl CallBatch {
     }
 }
 
-/// Runs one logged invocation.
-pub(crate) fn apply(db: &Database, payload: &[u8]) -> Result<()> {
-    apply_invocation(db, Invocation::decode(payload)?)
+/// Runs one invocation of a snapshot's catalog history: only what it did to the catalog. A transaction block that
+/// changed the catalog may also have written rows (of tables its DDL left as they were), which are in the
+/// snapshot's table files: its DDL runs, its row writes do not.
+pub(crate) fn apply_to_catalog(db: &Database, payload: &[u8]) -> Result<()> {
+    apply_invocation(db, Invocation::decode(payload)?, true)
 }
 
-fn apply_invocation(db: &Database, invocation: Invocation<'_>) -> Result<()> {
+fn apply_invocation(db: &Database, invocation: Invocation<'_>, catalog_only: bool) -> Result<()> {
     match invocation {
         Invocation::Statement {
             sql,
@@ -348,7 +350,7 @@ fn apply_invocation(db: &Database, invocation: Invocation<'_>) -> Result<()> {
             timestamp_micros,
             statements,
         } => {
-            let prepared = statements
+            let mut prepared = statements
                 .into_iter()
                 .map(|s| {
                     Ok(lanedb_engine::BlockWrite {
@@ -360,6 +362,9 @@ fn apply_invocation(db: &Database, invocation: Invocation<'_>) -> Result<()> {
                     })
                 })
                 .collect::<Result<Vec<_>>>()?;
+            if catalog_only {
+                prepared.retain(|w| w.statement.is_block_ddl());
+            }
             let ctx = RunContext {
                 sequence_values_given: true,
                 timestamp_micros,

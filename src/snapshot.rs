@@ -412,7 +412,7 @@ pub(crate) fn load(db: &Database, found: &Found) -> Result<()> {
     let catalog = read_checked(dir, name, manifest, CATALOG_FILE)?;
     let path = format!("{SNAPSHOTS_DIR}/{name}/{CATALOG_FILE}");
     for record in read_segment(&path, &catalog, false, Some(1))?.records {
-        crate::durability::apply(db, &record.payload)?;
+        crate::durability::apply_to_catalog(db, &record.payload)?;
     }
     // With the lane count it was taken with, each file goes straight into its lane's store, views included, one
     // thread per lane; otherwise base rows are routed to their lanes by key and the views rebuild as they arrive.

@@ -198,6 +198,8 @@ pub struct MultiTxn<'a> {
     pub lanes: Vec<LaneWrite<'a>>,
     catalog: Arc<Catalog>,
     catalog_changed: bool,
+    /// The catalog's version when the transaction began, before any DDL of its own.
+    begun_at_version: u64,
     savepoints: Vec<Savepoint>,
     /// The transaction's place in the global multi-partition order.
     pub sequence: u64,
@@ -206,6 +208,12 @@ pub struct MultiTxn<'a> {
 impl MultiTxn<'_> {
     pub fn catalog(&self) -> &Arc<Catalog> {
         &self.catalog
+    }
+
+    /// The catalog's version when the transaction began: a plan of that version is current but for the
+    /// transaction's own DDL.
+    pub fn begun_at_version(&self) -> u64 {
+        self.begun_at_version
     }
 
     /// Publishes `catalog` (DDL); every lane now matches its version, and keeps its foreign keys. Undone if the
@@ -596,8 +604,10 @@ impl Engine {
             let sequence = *next;
             *next += 1;
             let lanes: Vec<_> = self.lanes.iter().map(|l| l.write()).collect();
+            let catalog = self.catalog();
             MultiTxn {
-                catalog: self.catalog(),
+                begun_at_version: catalog.version,
+                catalog,
                 savepoints: lanes.iter().map(|l| l.savepoint()).collect(),
                 lanes,
                 catalog_changed: false,

@@ -118,6 +118,40 @@ pub fn stop_requested(
     Some(Error::new(SqlState::QUERY_CANCELED, why))
 }
 
+/// Refuses a plan made against another catalog than `txn`'s: 40001 if another transaction changed the schema since
+/// (run it again); 0A000 if `txn`'s own DDL did, unless the plan writes rows of one table that DDL left as it was (a
+/// migration creates tables and records that it did, in one block: its INSERT was planned before the CREATE ran).
+fn check_plan_current(p: &Prepared, txn: &lanedb_engine::MultiTxn) -> Result<()> {
+    if !p.plan.depends_on_catalog() || p.catalog_version == txn.catalog().version {
+        return Ok(());
+    }
+    if p.catalog_version != txn.begun_at_version() {
+        return Err(Error::new(
+            SqlState("40001"),
+            "the schema changed while the transaction was open; run it again",
+        ));
+    }
+    let one_table = match &p.plan {
+        Plan::Insert(_) | Plan::Modify { .. } | Plan::CopyIn { .. } => true,
+        // VALUES with expressions DataFusion evaluates.
+        Plan::InsertSelect { query, .. } => !query.reads_relations(),
+        _ => false,
+    };
+    let unchanged = one_table
+        && p.plan.written_table().is_some_and(|t| {
+            txn.catalog()
+                .get_table(&t.name)
+                .is_some_and(|now| Arc::ptr_eq(now, t) || now == t)
+        });
+    if unchanged {
+        return Ok(());
+    }
+    Err(Error::unsupported(
+        "after DDL, a transaction block may only write rows of a table that DDL leaves as it is (an INSERT, UPDATE, \
+         DELETE or COPY of one table): COMMIT the DDL first",
+    ))
+}
+
 /// A `CALL`'s arguments with `params` bound.
 fn call_arguments(args: &[expr::Expr], params: &[Value]) -> Result<Vec<Value>> {
     args.iter().map(|a| dml::eval_constant(a, params)).collect()
@@ -142,12 +176,6 @@ fn copy_row(
             format!("COPY {}, line {line}: {}", table.name, e.message),
         )
     })
-}
-
-fn mixed_block() -> Error {
-    Error::unsupported(
-        "a transaction block may hold DDL or writes of rows, not both: COMMIT the one before the other",
-    )
 }
 
 fn wrong_field_count(
@@ -1066,12 +1094,7 @@ impl SqlEngine {
         params: &[Value],
         ctx: RunContext<'_>,
     ) -> Result<Output> {
-        if p.plan.depends_on_catalog() && p.catalog_version != txn.catalog().version {
-            return Err(Error::new(
-                SqlState("40001"),
-                "the schema changed while the transaction was open; run it again",
-            ));
-        }
+        check_plan_current(p, txn)?;
         let on = ddl::On::Txn(txn);
         let tag = match &p.plan {
             Plan::CreateTable(ct) => ddl::create_table(on, ct)?,
@@ -1140,8 +1163,9 @@ impl SqlEngine {
     /// rows (`defer_insert`). Other writes (UPDATE, DELETE, `INSERT ... ON CONFLICT`, an `INSERT ... SELECT` that
     /// reads tables) and DDL (tables, indexes, sequences) are tried now after the block's kept writes, in a
     /// transaction that is then rolled back: their errors show at the statement, as in PostgreSQL, and their row
-    /// count is the answer, which COMMIT checks. A block holds DDL or rows, not both: rows written after DDL would be
-    /// planned against the schema before it.
+    /// count is the answer, which COMMIT checks. After DDL, a block may write rows of tables the DDL leaves as they
+    /// are (`check_plan_current`): such a statement is tried after the DDL now, so that one on a table the DDL
+    /// changed is refused at once.
     pub fn defer(
         &self,
         p: &Prepared,
@@ -1163,16 +1187,10 @@ impl SqlEngine {
         kept: &KeptWrites<Prepared>,
         ctx: RunContext<'_>,
     ) -> Result<Deferred> {
-        // SET CONSTRAINTS goes with either (Django's schema editor sends it between DDL statements).
-        let neutral = |p: &Prepared| matches!(p.plan, Plan::SetConstraints { .. });
-        let ddl = p.is_block_ddl();
-        if !neutral(p)
-            && kept
-                .writes()
-                .iter()
-                .any(|k| !neutral(&k.statement) && k.statement.is_block_ddl() != ddl)
-        {
-            return Err(mixed_block());
+        if !p.is_block_ddl() && kept.writes().iter().any(|k| k.statement.is_block_ddl()) {
+            self.try_after(kept.writes(), ctx, |txn, _| {
+                check_plan_current(p, txn).map(|()| Output::command("", 0))
+            })?;
         }
         if p.keeps_known_rows() {
             return self.defer_insert(p, params, kept, ctx);
@@ -1237,9 +1255,6 @@ impl SqlEngine {
         kept: &KeptWrites<Prepared>,
         ctx: RunContext<'_>,
     ) -> Result<Deferred> {
-        if kept.writes().iter().any(|k| k.statement.is_block_ddl()) {
-            return Err(mixed_block());
-        }
         let mut rows = rows;
         let (table, columns) = self.copy_target(p, &mut rows, first_line, false)?;
         let width = table.columns.len();
