@@ -411,14 +411,14 @@ pub(crate) fn compile_index_predicate(
     sql: &str,
 ) -> Result<IndexPredicate> {
     let compiled = compile_row_condition(def, sql, "WHERE")?;
-    // A row must be in the index or not whatever session asks: an instant's value as text, a date or a time depends
-    // on the session's zone (snapshots load in UTC), so the WHERE may not read one, as PostgreSQL wants it immutable.
+    // A row must be in the index or not whatever session asks (snapshots load in UTC): the WHERE may not make of an
+    // instant what depends on the zone, as PostgreSQL wants it immutable.
     if reads_instants(&compiled, def) {
         return Err(Error::new(
             SqlState("42P17"),
             format!(
-                "the WHERE of index \"{index}\" may not read values of type timestamp with time zone: what it \
-                 gives would depend on the session's time zone"
+                "the WHERE of index \"{index}\" may only test values of type timestamp with time zone for NULL or \
+                 compare them with each other: what it gives would depend on the session's time zone"
             ),
         ));
     }
@@ -432,14 +432,27 @@ pub(crate) fn compile_index_predicate(
     })
 }
 
-/// Whether `e` reads a `timestamp with time zone` column or makes an instant (a cast to the type).
+/// Whether `e` makes something of an instant that depends on the session's zone: an instant column read as text, a
+/// date, a time or a timestamp, compared with text (read in the zone) or with a timestamp, or a value cast to an
+/// instant. Its nullness (`deleted_at IS NULL`, the soft-delete pattern) and its comparison with another instant do
+/// not depend on the zone.
 fn reads_instants(e: &expr::Expr, def: &TableDef) -> bool {
-    use expr::Expr;
-    let any = |es: &[Expr]| es.iter().any(|x| reads_instants(x, def));
-    match e {
+    use expr::{BinOp, Expr};
+    let instant = |x: &Expr| match x {
         Expr::Column(c) | Expr::Excluded(c) => def.columns[*c].data_type == DataType::TimestampTz,
         Expr::Literal(v) => matches!(v, Value::TimestampTz(_)),
-        Expr::Param(_) => false,
+        _ => false,
+    };
+    let any = |es: &[Expr]| es.iter().any(|x| reads_instants(x, def));
+    match e {
+        Expr::IsNull(x, _) if instant(x) => false,
+        Expr::Binary(
+            BinOp::Eq | BinOp::NotEq | BinOp::Lt | BinOp::LtEq | BinOp::Gt | BinOp::GtEq,
+            a,
+            b,
+        ) if instant(a) && instant(b) => false,
+        Expr::Column(c) | Expr::Excluded(c) => def.columns[*c].data_type == DataType::TimestampTz,
+        Expr::Literal(_) | Expr::Param(_) => false,
         Expr::Cast(x, ty) => *ty == DataType::TimestampTz || reads_instants(x, def),
         Expr::Neg(x) | Expr::Not(x) | Expr::IsNull(x, _) => reads_instants(x, def),
         Expr::Binary(_, a, b) | Expr::Like(a, b, ..) => {
