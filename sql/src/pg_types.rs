@@ -599,6 +599,8 @@ fn string_literal(e: &ast::Expr) -> Option<&str> {
             ast::Value::SingleQuotedString(s) | ast::Value::EscapedStringLiteral(s) => Some(s),
             _ => None,
         },
+        // `('{a,b}')::varchar[]`, as Django writes a bulk insert's arrays.
+        ast::Expr::Nested(inner) => string_literal(inner),
         _ => None,
     }
 }
