@@ -1195,13 +1195,32 @@ impl SqlEngine {
         if p.keeps_known_rows() {
             return self.defer_insert(p, params, kept, ctx);
         }
-        if matches!(&p.plan, Plan::InsertSelect { generated, .. } if !generated.is_empty()) {
-            return Err(Error::unsupported(
-                "an INSERT ... SELECT from a table that takes sequence values in a BEGIN ... COMMIT block is not \
-                 supported: run it outside the block",
-            ));
-        }
         let mut params = params.to_vec();
+        // Sequence values are taken once, now, and go with the parameters to every run of the statement (the try
+        // below, COMMIT, replay), as a kept INSERT's do: `INSERT ... ON CONFLICT DO NOTHING` into a table with an
+        // identity column (Django's many-to-many `add`).
+        match &p.plan {
+            Plan::Insert(_) if !p.generated.is_empty() => {
+                params = self.with_generated(p, &params, ctx)?;
+            }
+            Plan::InsertSelect {
+                query, generated, ..
+            } if !generated.is_empty() => {
+                if query.reads_relations() {
+                    return Err(Error::unsupported(
+                        "an INSERT ... SELECT from a table that takes sequence values in a BEGIN ... COMMIT block \
+                         is not supported: run it outside the block",
+                    ));
+                }
+                // A query that reads no relation gives the same rows at COMMIT: as many values as it has rows.
+                let mut rows = Vec::new();
+                for batch in &self.run_query(query, &params, ctx)? {
+                    rows.extend(convert::rows_of(batch)?);
+                }
+                params = self.fill_generated(p, &mut rows, generated, &params, ctx)?;
+            }
+            _ => {}
+        }
         if let Plan::Call { .. } = &p.plan {
             // The call's transaction id, fixed now so that every run of it (now, at COMMIT, on replay) takes the
             // same ids and random numbers: its log record carries it after the parameters.
