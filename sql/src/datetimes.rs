@@ -194,6 +194,17 @@ pub struct DateArithmetic;
 impl AnalyzerRule for DateArithmetic {
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
         crate::checked::rewrite_expressions(plan, |e, schema| {
+            // `'08:30'::time` is a time to the microsecond, as LaneDB's (and PostgreSQL's) are; DataFusion's is
+            // to the nanosecond, which it then cannot compare with a stored time.
+            if let Expr::Cast(Cast { expr, field }) = &e {
+                if *field.data_type() == ArrowType::Time64(TimeUnit::Nanosecond) {
+                    let micros = ArrowType::Time64(TimeUnit::Microsecond);
+                    return Ok(Transformed::yes(Expr::Cast(Cast::new(
+                        expr.clone(),
+                        micros,
+                    ))));
+                }
+            }
             let Expr::BinaryExpr(b) = &e else {
                 return Ok(Transformed::no(e));
             };

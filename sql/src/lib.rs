@@ -14,6 +14,7 @@
 //! version (`STALE_CATALOG`), and `SqlEngine::execute` then plans the text again and retries, so a statement prepared
 //! before a DDL change keeps working (or fails with the error the new catalog gives).
 
+mod averages;
 pub mod call;
 pub mod checked;
 mod column_names;

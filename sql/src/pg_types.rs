@@ -459,7 +459,12 @@ pub(crate) fn interval_scaled(divide: bool) -> ScalarUDF {
 
 /// An interval times `factor`, PostgreSQL's way: whole months, the fraction of a month as days (30 each), whole
 /// days, the fraction of a day as time; `None` when a field does not fit (or the factor is not finite).
-fn scaled_interval(months: i32, days: i32, micros: i64, factor: f64) -> Option<(i32, i32, i64)> {
+pub(crate) fn scaled_interval(
+    months: i32,
+    days: i32,
+    micros: i64,
+    factor: f64,
+) -> Option<(i32, i32, i64)> {
     const SECONDS_PER_DAY: f64 = 86_400.0;
     let months_f = f64::from(months) * factor;
     let whole_months = months_f.trunc();

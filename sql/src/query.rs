@@ -391,6 +391,8 @@ impl QueryBridge {
             .build();
         base.add_analyzer_rule(Arc::new(crate::checked::CheckedArithmetic::default()));
         base.add_analyzer_rule(Arc::new(crate::datetimes::ZonedCasts::default()));
+        base.register_udaf(Arc::new(crate::averages::avg()))
+            .expect("registering an aggregate on a fresh session");
         base.register_expr_planner(Arc::new(crate::pg_types::IntervalScaling::default()))
             .expect("registering an expression planner on a fresh session");
         for udf in [
