@@ -25,9 +25,18 @@ pub struct ColumnDef {
     pub default: Option<Value>,
     /// The sequence whose next value is the default instead (`serial`, identity, `DEFAULT nextval('s')`).
     pub generated: Option<Generated>,
-    /// The default is the time of the statement that inserts (`DEFAULT now()`, `CURRENT_TIMESTAMP`,
-    /// `CURRENT_DATE`), as the column's type in the session's time zone.
-    pub default_now: bool,
+    /// The default is a call made for each row inserted (`DEFAULT now()`, `gen_random_uuid()`).
+    pub default_call: Option<DefaultCall>,
+}
+
+/// A column default that is a call, made when a row is inserted (its value goes into the command log with the row).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DefaultCall {
+    /// The time of the statement that inserts (`now()`, `CURRENT_TIMESTAMP`, `CURRENT_DATE`), as the column's type
+    /// in the session's time zone.
+    Now,
+    /// A random (version 4) UUID (`gen_random_uuid()`).
+    RandomUuid,
 }
 
 /// A column default taken from a sequence.

@@ -644,7 +644,7 @@ fn resolve(catalog: &Catalog, child: &TableDef, fk: &ForeignKeyDef) -> Result<Re
     for c in &columns {
         let column = &child.columns[*c];
         if (fk.on_delete == Action::SetDefault || fk.on_update == Action::SetDefault)
-            && (column.generated.is_some() || column.default_now)
+            && (column.generated.is_some() || column.default_call.is_some())
         {
             return Err(unsupported(format!(
                 "SET DEFAULT is supported for columns whose default is a constant, not \"{}\"",

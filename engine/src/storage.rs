@@ -111,7 +111,7 @@ impl ColumnData {
             DataType::Real => ColumnData::Float32(Vec::with_capacity(rows)),
             DataType::Double => ColumnData::Float64(Vec::with_capacity(rows)),
             DataType::Decimal { .. } => ColumnData::Decimal(Vec::with_capacity(rows)),
-            DataType::Varchar(_) | DataType::Text => {
+            DataType::Varchar(_) | DataType::Text | DataType::Uuid => {
                 ColumnData::Utf8(VarWidth::with_capacity(rows))
             }
             DataType::Bytea => ColumnData::Binary(VarWidth::with_capacity(rows)),
@@ -992,7 +992,10 @@ impl TableStore {
     /// vectors with no `Value` in between.
     pub fn gather(&self, column: usize, positions: &[u32]) -> ArrayRef {
         let def = &self.def.columns[column];
-        if matches!(def.data_type, DataType::Varchar(_) | DataType::Text) {
+        if matches!(
+            def.data_type,
+            DataType::Varchar(_) | DataType::Text | DataType::Uuid
+        ) {
             return self.gather_text(column, positions, def.nullable);
         }
         let mut data = ColumnData::with_capacity(&def.data_type, positions.len());
@@ -1569,7 +1572,7 @@ mod tests {
                     nullable: false,
                     default: None,
                     generated: None,
-                    default_now: false,
+                    default_call: None,
                 },
                 ColumnDef {
                     name: "name".into(),
@@ -1577,7 +1580,7 @@ mod tests {
                     nullable: true,
                     default: None,
                     generated: None,
-                    default_now: false,
+                    default_call: None,
                 },
             ],
             primary_key: Some(0),

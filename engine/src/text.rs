@@ -434,3 +434,117 @@ mod tests {
         assert_eq!(out, "2017-12-31 23:00:00-05");
     }
 }
+
+/// PostgreSQL's `uuid` input: 32 hexadecimal digits, upper or lower case, optionally in braces, with a hyphen allowed
+/// after any group of four digits; the canonical form is lower case in groups of 8-4-4-4-12. 22P02 otherwise.
+pub fn parse_uuid(text: &str) -> Result<String> {
+    let bad = || {
+        Error::new(
+            SqlState::INVALID_TEXT_REPRESENTATION,
+            format!("invalid input syntax for type uuid: \"{text}\""),
+        )
+    };
+    let body = match text.strip_prefix('{') {
+        Some(inner) => inner.strip_suffix('}').ok_or_else(bad)?,
+        None => text,
+    };
+    let mut digits = [0u8; 32];
+    let mut n = 0;
+    let mut hyphen_allowed = false;
+    for b in body.bytes() {
+        if b == b'-' && hyphen_allowed {
+            hyphen_allowed = false;
+            continue;
+        }
+        if !b.is_ascii_hexdigit() || n == 32 {
+            return Err(bad());
+        }
+        digits[n] = b.to_ascii_lowercase();
+        n += 1;
+        hyphen_allowed = n % 4 == 0 && n < 32;
+    }
+    if n != 32 || body.ends_with('-') {
+        return Err(bad());
+    }
+    Ok(canonical_uuid(&digits))
+}
+
+/// A UUID's 16 bytes (its binary form) as its canonical text.
+pub fn uuid_of_bytes(bytes: &[u8]) -> Result<String> {
+    if bytes.len() != 16 {
+        return Err(Error::new(
+            SqlState::INVALID_BINARY_REPRESENTATION,
+            format!("invalid binary uuid: {} bytes, not 16", bytes.len()),
+        ));
+    }
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut digits = [0u8; 32];
+    for (i, b) in bytes.iter().enumerate() {
+        digits[2 * i] = HEX[(b >> 4) as usize];
+        digits[2 * i + 1] = HEX[(b & 15) as usize];
+    }
+    Ok(canonical_uuid(&digits))
+}
+
+/// A canonical UUID's 16 bytes; `None` for text that is not one.
+pub fn uuid_bytes(canonical: &str) -> Option<[u8; 16]> {
+    let hex: Vec<u8> = canonical.bytes().filter(|b| *b != b'-').collect();
+    if hex.len() != 32 {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    for (i, pair) in hex.chunks(2).enumerate() {
+        let digit = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+        out[i] = digit(pair[0])? << 4 | digit(pair[1])?;
+    }
+    Some(out)
+}
+
+fn canonical_uuid(digits: &[u8; 32]) -> String {
+    let mut out = String::with_capacity(36);
+    for (i, d) in digits.iter().enumerate() {
+        if matches!(i, 8 | 12 | 16 | 20) {
+            out.push('-');
+        }
+        out.push(*d as char);
+    }
+    out
+}
+
+#[cfg(test)]
+mod uuid_tests {
+    use super::*;
+
+    #[test]
+    fn uuids_read_in_postgres_forms_and_print_canonically() {
+        let canonical = "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11";
+        for text in [
+            "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11",
+            "{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}",
+            "a0eebc999c0b4ef8bb6d6bb9bd380a11",
+            "a0ee-bc99-9c0b-4ef8-bb6d-6bb9-bd38-0a11",
+            "{a0eebc99-9c0b4ef8-bb6d6bb9-bd380a11}",
+        ] {
+            assert_eq!(parse_uuid(text).unwrap(), canonical, "{text}");
+        }
+        for bad in [
+            "",
+            "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1",
+            "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11-",
+            "a0eebc99--9c0b-4ef8-bb6d-6bb9bd380a11",
+            "-a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+            "g0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+            "{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+            "a0eebc9-99c0b-4ef8-bb6d-6bb9bd380a11",
+            " a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+        ] {
+            assert_eq!(
+                parse_uuid(bad).unwrap_err().code,
+                SqlState::INVALID_TEXT_REPRESENTATION,
+                "{bad}"
+            );
+        }
+        let bytes = uuid_bytes(canonical).unwrap();
+        assert_eq!(uuid_of_bytes(&bytes).unwrap(), canonical);
+    }
+}

@@ -16,6 +16,8 @@ pub const DECIMAL_PRECISION_MAX: u8 = 38;
 pub const VARCHAR_LENGTH_MAX: u32 = 1 << 20;
 /// Field metadata key marking a VARCHAR column; the value is its declared length ("" for none).
 pub const VARCHAR_LENGTH_KEY: &str = "lanedb.varchar_length";
+/// Field metadata marking a column of type `uuid`, held as its canonical text (`a0eebc99-9c0b-4ef8-...`).
+pub const UUID_KEY: &str = "lanedb.uuid";
 /// Field metadata marking a text result column that holds JSON (`json_build_object`): the wire reports it as `json`.
 pub const JSON_KEY: &str = "lanedb.json";
 /// Field metadata on a result column that is a table's column as it is: the table's OID and the column's number
@@ -44,6 +46,7 @@ pub const ARRAY_TYPE_OIDS: &[(u32, u32)] = &[
     (1184, 1185), // timestamptz
     (1186, 1187), // interval
     (1700, 1231), // numeric
+    (2950, 2951), // uuid
 ];
 
 /// The array type OID of an element type OID; `None` where PostgreSQL has none.
@@ -94,6 +97,8 @@ pub enum DataType {
     Time,
     /// Months, days and nanoseconds, as PostgreSQL's `interval` (Arrow's month-day-nano layout).
     Interval,
+    /// A UUID, held as its canonical text: lower-case hexadecimal in groups of 8-4-4-4-12.
+    Uuid,
     /// A one-dimensional array of the element type (never itself an array).
     Array(Box<DataType>),
 }
@@ -128,7 +133,7 @@ impl DataType {
             DataType::Decimal { precision, scale } => {
                 ArrowType::Decimal128(*precision, *scale as i8)
             }
-            DataType::Varchar(_) | DataType::Text => ArrowType::Utf8,
+            DataType::Varchar(_) | DataType::Text | DataType::Uuid => ArrowType::Utf8,
             DataType::Bytea => ArrowType::Binary,
             DataType::Timestamp => ArrowType::Timestamp(TimeUnit::Microsecond, None),
             DataType::Date => ArrowType::Date32,
@@ -170,8 +175,14 @@ impl DataType {
                 )]
                 .into(),
             ),
+            DataType::Uuid => field.with_metadata([(UUID_KEY.to_string(), String::new())].into()),
             _ => field,
         }
+    }
+
+    /// Whether a result column (a table's, or a query's) holds UUIDs.
+    pub fn is_uuid_field(field: &arrow_schema::Field) -> bool {
+        field.metadata().contains_key(UUID_KEY)
     }
 
     /// The SQL type for an Arrow type produced by a query (DataFusion results, expressions).
@@ -238,6 +249,7 @@ impl fmt::Display for DataType {
             DataType::Varchar(None) => f.write_str("character varying"),
             DataType::Text => f.write_str("text"),
             DataType::Bytea => f.write_str("bytea"),
+            DataType::Uuid => f.write_str("uuid"),
             DataType::Timestamp => f.write_str("timestamp without time zone"),
             DataType::Date => f.write_str("date"),
             DataType::TimestampTz => f.write_str("timestamp with time zone"),

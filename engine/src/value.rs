@@ -170,6 +170,11 @@ impl Value {
                 Ok(Value::Text(s))
             }
             DataType::Text => self.to_text().map(Value::Text),
+            DataType::Uuid => match self {
+                Value::Text(s) => crate::text::parse_uuid(s).map(Value::Text),
+                Value::Bytes(b) => crate::text::uuid_of_bytes(b).map(Value::Text),
+                _ => Err(self.cannot_cast(ty)),
+            },
             DataType::Bytea => match self {
                 Value::Bytes(b) => Ok(Value::Bytes(b.clone())),
                 Value::Text(s) => parse_bytea(s).map(Value::Bytes),

@@ -60,7 +60,7 @@ use pgwire::messages::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::tls::Stream;
-use crate::types::{column_type, oid_of, put_cell, TEXT};
+use crate::types::{column_type, oid_of, put_cell, put_uuid_cell, TEXT};
 use crate::{Backend, ExecContext, Shared, OUT_BUFFER_FLUSH_BYTES};
 
 /// Time a client has to complete start-up before it is dropped.
@@ -2262,6 +2262,14 @@ impl<B: Backend> Session<B> {
         let start = out.len();
         let mut seen = 0;
         let mut sent = 0;
+        // UUIDs are held as text; their binary form is their 16 bytes.
+        let uuid: Vec<bool> = output.schema.as_ref().map_or_else(Vec::new, |schema| {
+            schema
+                .fields()
+                .iter()
+                .map(|f| lanedb_engine::DataType::is_uuid_field(f))
+                .collect()
+        });
         for batch in &output.batches {
             let rows = batch.num_rows();
             if seen + rows <= skip {
@@ -2278,12 +2286,12 @@ impl<B: Backend> Session<B> {
                 out.put_i32(0);
                 out.put_i16(columns.len() as i16);
                 for (c, column) in columns.iter().enumerate() {
-                    put_cell(
-                        out,
-                        column.as_ref(),
-                        row,
-                        binary.get(c).copied().unwrap_or(false),
-                    );
+                    let binary = binary.get(c).copied().unwrap_or(false);
+                    if binary && uuid.get(c).copied().unwrap_or(false) {
+                        put_uuid_cell(out, column.as_ref(), row);
+                    } else {
+                        put_cell(out, column.as_ref(), row, binary);
+                    }
                 }
                 let len = (out.len() - len_at) as i32;
                 out[len_at..len_at + 4].copy_from_slice(&len.to_be_bytes());

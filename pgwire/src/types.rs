@@ -36,6 +36,7 @@ pub const NUMERIC: u32 = 1700;
 pub const TIME: u32 = 1083;
 pub const TIMESTAMPTZ: u32 = 1184;
 pub const INTERVAL: u32 = 1186;
+pub const UUID: u32 = 2950;
 
 /// Days from 1970-01-01 (the engine's epoch) to 2000-01-01 (PostgreSQL's).
 const PG_EPOCH_DAYS: i64 = 10_957;
@@ -54,6 +55,7 @@ pub fn oid_of(ty: &DataType) -> u32 {
         DataType::Varchar(_) => VARCHAR,
         DataType::Text => TEXT,
         DataType::Bytea => BYTEA,
+        DataType::Uuid => UUID,
         DataType::Timestamp => TIMESTAMP,
         DataType::Date => DATE,
         DataType::TimestampTz => TIMESTAMPTZ,
@@ -83,6 +85,7 @@ pub fn type_of_oid(oid: u32) -> Result<Option<DataType>> {
         VARCHAR | BPCHAR | NAME => DataType::Varchar(None),
         TEXT => DataType::Text,
         BYTEA => DataType::Bytea,
+        UUID => DataType::Uuid,
         TIMESTAMP => DataType::Timestamp,
         DATE => DataType::Date,
         TIMESTAMPTZ => DataType::TimestampTz,
@@ -118,6 +121,9 @@ pub fn column_type(field: &arrow_schema::Field) -> (u32, i16, i32) {
     {
         return (JSON, -1, -1);
     }
+    if DataType::is_uuid_field(field) {
+        return (UUID, 16, -1);
+    }
     let (oid, len) = arrow_column_type(field.data_type());
     let modifier = match field.data_type() {
         ArrowType::Decimal128(p, s) => ((*p as i32) << 16 | (*s).max(0) as i32) + 4,
@@ -149,7 +155,7 @@ fn arrow_column_type(ty: &ArrowType) -> (u32, i16) {
         Some(DataType::Time) => (TIME, 8),
         Some(DataType::Interval) => (INTERVAL, 16),
         Some(DataType::Array(_)) => (TEXT_ARRAY, -1),
-        Some(DataType::Varchar(_) | DataType::Text) | None => (TEXT, -1),
+        Some(DataType::Varchar(_) | DataType::Text | DataType::Uuid) | None => (TEXT, -1),
     }
 }
 
@@ -162,6 +168,21 @@ fn element_type(element: &arrow_schema::Field) -> (u32, i16) {
         return (NUMERIC, -1);
     }
     arrow_column_type(element.data_type())
+}
+
+/// Appends the cell at `row` of a `uuid` column (canonical text) in binary format: its 16 bytes.
+pub fn put_uuid_cell(out: &mut BytesMut, array: &dyn Array, row: usize) {
+    let bytes = array
+        .as_string_opt::<i32>()
+        .filter(|a| !a.is_null(row))
+        .and_then(|a| lanedb_engine::text::uuid_bytes(a.value(row)));
+    match bytes {
+        Some(bytes) => {
+            out.put_i32(16);
+            out.put_slice(&bytes);
+        }
+        None => put_cell(out, array, row, true),
+    }
 }
 
 /// Appends the cell at `row` of `array` in text (`binary == false`) or binary format, as a length-prefixed DataRow
@@ -432,6 +453,7 @@ pub fn decode_binary(oid: u32, bytes: &[u8]) -> Result<Value> {
             let (m, s) = get_numeric(bytes)?;
             Value::Decimal(m, s)
         }
+        UUID => Value::Text(lanedb_engine::text::uuid_of_bytes(fixed(16, "uuid")?)?),
         DATE => {
             let days = i32::from_be_bytes(fixed(4, "date")?.try_into().unwrap_or_default()) as i64;
             Value::Date(

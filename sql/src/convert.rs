@@ -49,6 +49,7 @@ pub fn data_type(ty: &ast::DataType) -> Result<DataType> {
         }
         T::Text | T::String(_) => DataType::Text,
         T::Bytea | T::Varbinary(_) | T::Blob(_) | T::Binary(_) => DataType::Bytea,
+        T::Uuid => DataType::Uuid,
         T::Timestamp(_, ast::TimezoneInfo::None | ast::TimezoneInfo::WithoutTimeZone)
         | T::Datetime(_) => DataType::Timestamp,
         T::Date => DataType::Date,
@@ -221,6 +222,7 @@ pub fn sql_type(ty: &DataType) -> ast::DataType {
         DataType::Decimal { .. } => ast::DataType::Numeric(ast::ExactNumberInfo::None),
         DataType::Varchar(_) | DataType::Text => ast::DataType::Text,
         DataType::Bytea => ast::DataType::Bytea,
+        DataType::Uuid => ast::DataType::Uuid,
         DataType::Timestamp => ast::DataType::Timestamp(None, ast::TimezoneInfo::None),
         DataType::Date => ast::DataType::Date,
         DataType::TimestampTz => ast::DataType::Timestamp(None, ast::TimezoneInfo::WithTimeZone),

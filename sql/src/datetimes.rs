@@ -86,6 +86,26 @@ impl ZonedCasts {
             let rewritten = self.interval_comparison(b, schema);
             return Ok(rewritten.unwrap_or(Transformed::no(e)));
         }
+        // `took BETWEEN '1 day' AND '30 days'`: by length too.
+        if let Expr::Between(b) = &e {
+            let interval = |x: &Expr| matches!(x.get_type(schema), Ok(ArrowType::Interval(_)));
+            if interval(&b.expr) && interval(&b.low) && interval(&b.high) {
+                let key = |x: &Expr| {
+                    Box::new(Expr::ScalarFunction(ScalarFunction::new_udf(
+                        self.interval_key.clone(),
+                        vec![x.clone()],
+                    )))
+                };
+                return Ok(Transformed::yes(Expr::Between(
+                    datafusion::logical_expr::Between::new(
+                        key(&b.expr),
+                        b.negated,
+                        key(&b.low),
+                        key(&b.high),
+                    ),
+                )));
+            }
+        }
         let Expr::Cast(Cast { expr, field }) = &e else {
             return Ok(Transformed::no(e));
         };
@@ -204,6 +224,9 @@ impl AnalyzerRule for DateArithmetic {
                         micros,
                     ))));
                 }
+            }
+            if let Some(read) = crate::pg_types::literals_read_as_operand(&e, schema) {
+                return Ok(Transformed::yes(read));
             }
             let Expr::BinaryExpr(b) = &e else {
                 return Ok(Transformed::no(e));

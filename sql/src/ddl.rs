@@ -11,8 +11,8 @@ use lanedb_engine::engine::new_table_store;
 use lanedb_engine::sequence::SequenceDef;
 use lanedb_engine::storage::TableStore;
 use lanedb_engine::{
-    CheckDef, ColumnDef, DataType, Engine, Error, Generated, Identity, IndexDef, IndexKind,
-    IndexPredicate, MultiTxn, Result, SqlState, TableDef, Value,
+    CheckDef, ColumnDef, DataType, DefaultCall, Engine, Error, Generated, Identity, IndexDef,
+    IndexKind, IndexPredicate, MultiTxn, Result, SqlState, TableDef, Value,
 };
 
 use crate::convert;
@@ -160,7 +160,7 @@ fn column_def(
         nullable: true,
         default: None,
         generated: None,
-        default_now: false,
+        default_call: None,
     };
     let mut sequence = match serial {
         Some(_) => {
@@ -187,7 +187,7 @@ fn column_def(
             ast::ColumnOption::Default(e) => {
                 if !matches!(sequence, ColumnSequence::None)
                     || col.default.is_some()
-                    || col.default_now
+                    || col.default_call.is_some()
                 {
                     return Err(multiple_defaults());
                 }
@@ -195,17 +195,8 @@ fn column_def(
                     sequence = ColumnSequence::Existing(name);
                     continue;
                 }
-                if is_now(e) {
-                    if !matches!(
-                        col.data_type,
-                        DataType::Timestamp | DataType::TimestampTz | DataType::Date
-                    ) {
-                        return Err(Error::unsupported(format!(
-                            "DEFAULT {e} is supported for timestamp and date columns, not {}",
-                            col.data_type
-                        )));
-                    }
-                    col.default_now = true;
+                if let Some(call) = default_call(e, &col.data_type)? {
+                    col.default_call = Some(call);
                     continue;
                 }
                 let probe = TableDef {
@@ -222,7 +213,7 @@ fn column_def(
             } if !matches!(generated_as, ast::GeneratedAs::ExpStored) => {
                 if !matches!(sequence, ColumnSequence::None)
                     || col.default.is_some()
-                    || col.default_now
+                    || col.default_call.is_some()
                 {
                     return Err(multiple_defaults());
                 }
@@ -554,6 +545,52 @@ fn truth_on_row(compiled: &expr::Expr, row: &[Value], what: &str) -> Result<Opti
     }
 }
 
+/// The call a column default `e` makes for each row inserted, if it is one: the statement's time (for a timestamp
+/// or a date), a random UUID (for a `uuid` or a text column).
+fn default_call(e: &ast::Expr, ty: &DataType) -> Result<Option<DefaultCall>> {
+    let (call, fits, kinds) = if is_now(e) {
+        (
+            DefaultCall::Now,
+            matches!(
+                ty,
+                DataType::Timestamp | DataType::TimestampTz | DataType::Date
+            ),
+            "timestamp and date",
+        )
+    } else if is_random_uuid(e) {
+        (
+            DefaultCall::RandomUuid,
+            matches!(ty, DataType::Uuid | DataType::Text | DataType::Varchar(_)),
+            "uuid and text",
+        )
+    } else {
+        return Ok(None);
+    };
+    if !fits {
+        return Err(Error::unsupported(format!(
+            "DEFAULT {e} is supported for {kinds} columns, not {ty}"
+        )));
+    }
+    Ok(Some(call))
+}
+
+/// Whether `e` is `gen_random_uuid()` (or the uuid-ossp extension's `uuid_generate_v4()`).
+fn is_random_uuid(e: &ast::Expr) -> bool {
+    match e {
+        ast::Expr::Function(f) => {
+            let name = f.name.to_string().to_ascii_lowercase();
+            let bare = matches!(f.args, ast::FunctionArguments::None)
+                || matches!(&f.args, ast::FunctionArguments::List(l) if l.args.is_empty());
+            bare && matches!(
+                name.as_str(),
+                "gen_random_uuid" | "pg_catalog.gen_random_uuid" | "uuid_generate_v4"
+            )
+        }
+        ast::Expr::Nested(inner) => is_random_uuid(inner),
+        _ => false,
+    }
+}
+
 /// Whether `e` is the statement's time: `now()`, `CURRENT_TIMESTAMP`, `LOCALTIMESTAMP`, `CURRENT_DATE`,
 /// `transaction_timestamp()`, `statement_timestamp()`.
 fn is_now(e: &ast::Expr) -> bool {
@@ -854,9 +891,16 @@ pub fn partition_table(engine: &Engine, table: &str, column: &str) -> Result<&'s
             )));
         }
         let ty = def.columns[col].data_type.clone();
-        if !(ty.is_integer() || ty.is_string() || ty == lanedb_engine::DataType::Bytea) {
+        if !(ty.is_integer()
+            || ty.is_string()
+            || matches!(
+                ty,
+                lanedb_engine::DataType::Bytea | lanedb_engine::DataType::Uuid
+            ))
+        {
             return Err(Error::unsupported(format!(
-                "partition column \"{column}\" has type {ty}: use an integer, varchar, text or bytea column"
+                "partition column \"{column}\" has type {ty}: use an integer, varchar, text, uuid or bytea \
+                 column"
             )));
         }
         if def.columns[col].nullable {
@@ -1080,7 +1124,7 @@ pub fn alter_table(on: On, at: &ast::AlterTable) -> Result<&'static str> {
                     ..
                 } => {
                     let (col, primary, unique, sequence) = column_def(c, &def)?;
-                    if !matches!(sequence, ColumnSequence::None) || col.default_now {
+                    if !matches!(sequence, ColumnSequence::None) || col.default_call.is_some() {
                         return Err(Error::unsupported(
                             "ADD COLUMN of a serial or identity column, or one whose default is nextval() or now(), \
                              is not supported: create the table with it",
@@ -1280,7 +1324,7 @@ pub fn alter_table(on: On, at: &ast::AlterTable) -> Result<&'static str> {
                         ast::AlterColumnOperation::DropDefault => {
                             let column = &mut def.columns[c];
                             column.default = None;
-                            column.default_now = false;
+                            column.default_call = None;
                             if column.generated.as_ref().is_some_and(|g| g.identity.is_none()) {
                                 column.generated = None;
                             }
@@ -1294,7 +1338,7 @@ pub fn alter_table(on: On, at: &ast::AlterTable) -> Result<&'static str> {
                                 ));
                             }
                             column.default = None;
-                            column.default_now = false;
+                            column.default_call = None;
                             column.generated = None;
                             if let Some(sequence) = crate::sequences::nextval_call(value) {
                                 if txn.catalog().sequence(&sequence).is_none() {
@@ -1307,14 +1351,8 @@ pub fn alter_table(on: On, at: &ast::AlterTable) -> Result<&'static str> {
                                     sequence,
                                     identity: None,
                                 });
-                            } else if is_now(value) {
-                                if !matches!(column.data_type, DataType::Timestamp | DataType::TimestampTz | DataType::Date) {
-                                    return Err(Error::unsupported(format!(
-                                        "DEFAULT {value} is supported for timestamp and date columns, not {}",
-                                        column.data_type
-                                    )));
-                                }
-                                column.default_now = true;
+                            } else if let Some(call) = default_call(value, &column.data_type)? {
+                                column.default_call = Some(call);
                             } else {
                                 let probe = TableDef {
                                     columns: vec![],

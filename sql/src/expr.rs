@@ -257,13 +257,16 @@ pub fn compile(
                 ast::BinaryOperator::StringConcat => BinOp::Concat,
                 _ => return Err(CompileError::NotSimple),
             };
-            let l = compile(left, scope, params)?;
-            let r = compile(right, scope, params)?;
+            let mut l = compile(left, scope, params)?;
+            let mut r = compile(right, scope, params)?;
             if matches!(
                 op,
                 BinOp::Eq | BinOp::NotEq | BinOp::Lt | BinOp::LtEq | BinOp::Gt | BinOp::GtEq
             ) {
                 check_comparable(&l, &r, scope.table)?;
+                let left = literal_as(l.clone(), &r, scope.table)?;
+                r = literal_as(r, &l, scope.table)?;
+                l = left;
             }
             // Arithmetic on times, instants and intervals (`length * 3`, `at + interval '1 day'`) is DataFusion's,
             // which has PostgreSQL's rules for it; the evaluator does numbers and dates.
@@ -332,7 +335,7 @@ pub fn compile(
             let x = compile(expr, scope, params)?;
             let items = list
                 .iter()
-                .map(|i| compile(i, scope, params))
+                .map(|i| literal_as(compile(i, scope, params)?, &x, scope.table))
                 .collect::<Result<Vec<_>, _>>()?;
             if let Expr::Column(c) = &x {
                 items
@@ -482,6 +485,21 @@ fn static_type(e: &Expr, table: &lanedb_engine::TableDef) -> Option<DataType> {
         Expr::Literal(v) => v.data_type(),
         Expr::Cast(_, ty) => Some(ty.clone()),
         _ => None,
+    }
+}
+
+/// A string literal compared with a UUID, as the UUID it spells (`'A0EEBC99-...'` is the canonical
+/// `'a0eebc99-...'` stored); 22P02 if it spells none, as in PostgreSQL. Other expressions as they are.
+fn literal_as(
+    e: Expr,
+    other: &Expr,
+    table: &lanedb_engine::TableDef,
+) -> Result<Expr, CompileError> {
+    match (&e, static_type(other, table)) {
+        (Expr::Literal(Value::Text(text)), Some(DataType::Uuid)) => Ok(Expr::Literal(Value::Text(
+            lanedb_engine::text::parse_uuid(text)?,
+        ))),
+        _ => Ok(e),
     }
 }
 

@@ -408,6 +408,7 @@ fn udt_name(ty: &DataType) -> String {
         DataType::Varchar(_) => "varchar".into(),
         DataType::Text => "text".into(),
         DataType::Bytea => "bytea".into(),
+        DataType::Uuid => "uuid".into(),
         DataType::Timestamp => "timestamp".into(),
         DataType::Date => "date".into(),
         DataType::TimestampTz => "timestamptz".into(),

@@ -136,6 +136,7 @@ pub(crate) fn type_oid(ty: &DataType) -> (i32, i16) {
         DataType::Varchar(_) => (1043, -1),
         DataType::Text => (25, -1),
         DataType::Bytea => (17, -1),
+        DataType::Uuid => (2950, 16),
         DataType::Timestamp => (1114, 8),
         DataType::Date => (1082, 4),
         DataType::TimestampTz => (1184, 8),
@@ -177,6 +178,7 @@ const TYPES: &[(i32, &str, i16, &str)] = &[
     (1184, "timestamptz", 8, "D"),
     (1186, "interval", 16, "T"),
     (1700, "numeric", -1, "N"),
+    (2950, "uuid", 16, "U"),
     // The pseudo-type a procedure returns (`prorettype`).
     (2278, "void", 4, "P"),
 ];
@@ -218,6 +220,7 @@ pub fn format_type(oid: i32, typmod: i32) -> Option<String> {
         1700 if typmod >= 4 => format!("numeric({},{})", (typmod - 4) >> 16, (typmod - 4) & 0xffff),
         1700 => "numeric".into(),
         2278 => "void".into(),
+        2950 => "uuid".into(),
         _ => return None,
     })
 }
@@ -1392,11 +1395,15 @@ pub(crate) fn default_text(c: &lanedb_engine::ColumnDef) -> Option<String> {
             .is_none()
             .then(|| crate::sequences::default_text(g));
     }
-    if c.default_now {
-        return Some(match c.data_type {
-            DataType::Date => "CURRENT_DATE".into(),
-            _ => "now()".into(),
-        });
+    match (c.default_call, &c.data_type) {
+        (Some(lanedb_engine::DefaultCall::Now), DataType::Date) => {
+            return Some("CURRENT_DATE".into())
+        }
+        (Some(lanedb_engine::DefaultCall::Now), _) => return Some("now()".into()),
+        (Some(lanedb_engine::DefaultCall::RandomUuid), _) => {
+            return Some("gen_random_uuid()".into())
+        }
+        (None, _) => {}
     }
     Some(match c.default.as_ref()? {
         lanedb_engine::Value::Null => "NULL".to_string(),
@@ -1895,6 +1902,7 @@ impl ScalarUDFImpl for CatalogFunction {
             {
                 "character varying".to_string()
             }
+            Some(f) if lanedb_engine::DataType::is_uuid_field(f) => "uuid".to_string(),
             Some(f) => sql_type_name(f.data_type()),
             None => String::new(),
         };

@@ -804,7 +804,7 @@ fn justify_interval((mut months, mut days, micros): Interval) -> Option<Interval
 
 /// Calls PostgreSQL spells differently from DataFusion (and string literals in date arithmetic, `typed_operand`):
 /// renamed functions (`every` is `bool_and`, `variance` is
-/// `var_samp`, `gen_random_uuid` is `uuid`), `mod(a, b)` as `a % b`, `age(t)` as the age at today's midnight,
+/// `var_samp`, `gen_random_uuid` is `uuid` typed as a `uuid`), `mod(a, b)` as `a % b`, `age(t)` as the age at today's midnight,
 /// `make_interval` with named arguments, and the operators `|/` (square root), `||/` (cube root) and `@`
 /// (absolute value).
 pub fn rewrite_calls(statement: &mut ast::Statement) {
@@ -1148,7 +1148,6 @@ fn rewrite_call(e: &mut ast::Expr) {
             let renamed = match name.as_str() {
                 "every" => "bool_and",
                 "variance" => "var_samp",
-                "gen_random_uuid" => "uuid",
                 // PostgreSQL's remove and replace every match; DataFusion's plain ones only the first.
                 "array_remove" => "array_remove_all",
                 "array_replace" => "array_replace_all",
@@ -1161,6 +1160,10 @@ fn rewrite_call(e: &mut ast::Expr) {
                 return;
             }
             match name.as_str() {
+                // DataFusion's `uuid()`, typed `uuid`.
+                "gen_random_uuid" if plain_arguments(f).is_some_and(|a| a.is_empty()) => {
+                    *e = call(crate::pg_types::UUID_IN, vec![call("uuid", vec![])]);
+                }
                 // The length of an empty array is NULL in PostgreSQL (it has no dimensions); an `integer`, not
                 // DataFusion's unsigned one (which made the bounds decimals beside integer literals).
                 "array_length" => {

@@ -18,8 +18,15 @@
 //! operands' types and plans these as `lanedb_interval_mul` / `lanedb_interval_div` (PostgreSQL's `interval_mul`:
 //! a fraction of a month becomes days, a fraction of a day time), whatever the operands are: columns, literals,
 //! expressions, parameters (one nothing else types is a `float8`). A string literal compared with an interval is
-//! read as one (`took > '30 days'`), as PostgreSQL reads an untyped literal as the other operand's type; DataFusion
-//! finds no common type for the two. (Comparisons and ORDER BY of intervals go by length: `datetimes::ZonedCasts`.)
+//! read as one (`took > '30 days'`, also in IN and BETWEEN: `literals_read_as_operand`), as PostgreSQL reads an
+//! untyped literal as the other operand's type; DataFusion finds no common type for the two. (Comparisons and ORDER
+//! BY of intervals go by length: `datetimes::ZonedCasts`.)
+//!
+//! ## UUIDs
+//! DataFusion has no `uuid` type: a UUID is its canonical text (lower case, 8-4-4-4-12) in a column marked as
+//! `uuid` (`UUID_KEY`), which goes over the wire as one. `x::uuid` is `lanedb_uuid_in(x)`, PostgreSQL's input
+//! (upper case, braces, no hyphens) to the canonical text, and a string compared with a UUID (also in IN and
+//! BETWEEN) is read the same way: `'A0EEBC99-...'` finds `a0eebc99-...`.
 //!
 //! ## Array literals
 //! `'{1,2,NULL}'::int[]` is PostgreSQL's array input. The literal is split here (quotes, backslash escapes, `NULL`)
@@ -75,6 +82,9 @@ pub fn functions() -> Vec<ScalarUDF> {
             signature: Signature::any(1, Volatility::Immutable),
         }),
         interval_in(),
+        ScalarUDF::from(UuidIn {
+            signature: Signature::any(1, Volatility::Immutable),
+        }),
         Around::udf(datafusion::functions::encoding::encode(), base64_lines),
         interval_scaled(false),
         interval_scaled(true),
@@ -89,6 +99,7 @@ struct TextOf {
 
 const TEXT_OF: &str = "lanedb_text";
 const INTERVAL_IN: &str = "lanedb_interval_in";
+pub(crate) const UUID_IN: &str = "lanedb_uuid_in";
 const INTERVAL_MUL: &str = "lanedb_interval_mul";
 const INTERVAL_DIV: &str = "lanedb_interval_div";
 
@@ -216,6 +227,54 @@ pub(crate) fn shaped(scalar: bool, result: ArrayRef) -> Result<ColumnarValue> {
     } else {
         ColumnarValue::Array(result)
     })
+}
+
+/// `lanedb_uuid_in(text)`: PostgreSQL's `uuid` input (`x::uuid`), the canonical text of the UUID, in a column
+/// marked as `uuid` (`UUID_KEY`) so that it goes over the wire as one. 22P02 for text that is no UUID.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct UuidIn {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for UuidIn {
+    fn name(&self) -> &str {
+        UUID_IN
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[ArrowType]) -> Result<ArrowType> {
+        Ok(ArrowType::Utf8)
+    }
+
+    fn return_field_from_args(
+        &self,
+        _args: datafusion::logical_expr::ReturnFieldArgs,
+    ) -> Result<datafusion::arrow::datatypes::FieldRef> {
+        Ok(Arc::new(
+            lanedb_engine::DataType::Uuid.field(self.name(), true),
+        ))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        use datafusion::arrow::array::Array;
+        let (scalar, arrays) = arguments(&args.args)?;
+        let texts = datafusion::arrow::compute::cast(&arrays[0], &ArrowType::Utf8)?;
+        let texts = datafusion::arrow::array::AsArray::as_string::<i32>(&texts);
+        let mut out = StringBuilder::with_capacity(texts.len(), texts.len() * 36);
+        for row in 0..texts.len() {
+            if texts.is_null(row) {
+                out.append_null();
+                continue;
+            }
+            let uuid = lanedb_engine::text::parse_uuid(texts.value(row))
+                .map_err(|e| DataFusionError::External(Box::new(e)))?;
+            out.append_value(uuid);
+        }
+        shaped(scalar, Arc::new(out.finish()))
+    }
 }
 
 /// `lanedb_interval_in`.
@@ -538,6 +597,8 @@ pub fn rewrite_cast(
             | ast::ArrayElemTypeDef::AngleBracket(element),
         ) => literal.map(|text| array_literal(text, element, ty)),
         T::Interval { .. } => literal.map(|_| Ok(call(INTERVAL_IN, vec![x.clone()]))),
+        // Any value, not only a literal: DataFusion has no uuid type.
+        T::Uuid => Some(Ok(call(UUID_IN, vec![x.clone()]))),
         T::Numeric(ast::ExactNumberInfo::None)
         | T::Decimal(ast::ExactNumberInfo::None)
         | T::Dec(ast::ExactNumberInfo::None) => {
@@ -722,13 +783,11 @@ mod tests {
     }
 }
 
-/// Plans `interval * number`, `number * interval` and `interval / number`, and reads a string compared with an
-/// interval as one (see "Interval arithmetic").
+/// Plans `interval * number`, `number * interval` and `interval / number` (see "Interval arithmetic").
 #[derive(Debug)]
 pub struct IntervalScaling {
     multiply: Arc<ScalarUDF>,
     divide: Arc<ScalarUDF>,
-    input: Arc<ScalarUDF>,
 }
 
 impl Default for IntervalScaling {
@@ -736,19 +795,6 @@ impl Default for IntervalScaling {
         IntervalScaling {
             multiply: Arc::new(interval_scaled(false)),
             divide: Arc::new(interval_scaled(true)),
-            input: Arc::new(interval_in()),
-        }
-    }
-}
-
-impl IntervalScaling {
-    /// `e` read as an interval if it is a string literal.
-    fn literal_as_interval(&self, e: Expr) -> Expr {
-        match e {
-            Expr::Literal(ScalarValue::Utf8(Some(_)), _) => {
-                Expr::ScalarFunction(ScalarFunction::new_udf(self.input.clone(), vec![e]))
-            }
-            e => e,
         }
     }
 }
@@ -776,20 +822,6 @@ impl ExprPlanner for IntervalScaling {
             BinaryOperator::Divide if interval(&expr.left) && number(&expr.right) => {
                 (&self.divide, expr.left, expr.right)
             }
-            BinaryOperator::Eq
-            | BinaryOperator::NotEq
-            | BinaryOperator::Lt
-            | BinaryOperator::LtEq
-            | BinaryOperator::Gt
-            | BinaryOperator::GtEq
-                if interval(&expr.left) || interval(&expr.right) =>
-            {
-                return Ok(PlannerResult::Original(RawBinaryExpr {
-                    op: expr.op,
-                    left: self.literal_as_interval(expr.left),
-                    right: self.literal_as_interval(expr.right),
-                }));
-            }
             _ => return Ok(PlannerResult::Original(expr)),
         };
         let factor = match factor {
@@ -804,5 +836,66 @@ impl ExprPlanner for IntervalScaling {
         Ok(PlannerResult::Planned(Expr::ScalarFunction(
             ScalarFunction::new_udf(udf.clone(), vec![scaled, factor]),
         )))
+    }
+}
+
+/// A string literal compared with an interval or a UUID (`=`, `<>`, `<`, ..., `IN`, `BETWEEN`), read as a value of
+/// that type, as PostgreSQL reads an untyped literal; `None` if `e` is no such comparison.
+pub(crate) fn literals_read_as_operand(e: &Expr, schema: &DFSchema) -> Option<Expr> {
+    use datafusion::logical_expr::{Between, BinaryExpr, Operator};
+    let input = |x: &Expr| -> Option<ScalarUDF> {
+        if matches!(x.get_type(schema), Ok(ArrowType::Interval(_))) {
+            return Some(interval_in());
+        }
+        x.to_field(schema)
+            .is_ok_and(|(_, f)| lanedb_engine::DataType::is_uuid_field(&f))
+            .then(|| {
+                ScalarUDF::from(UuidIn {
+                    signature: Signature::any(1, Volatility::Immutable),
+                })
+            })
+    };
+    let text = |x: &Expr| matches!(x, Expr::Literal(ScalarValue::Utf8(Some(_)), _));
+    let read = |udf: &Arc<ScalarUDF>, x: &Expr| match text(x) {
+        true => Expr::ScalarFunction(ScalarFunction::new_udf(udf.clone(), vec![x.clone()])),
+        false => x.clone(),
+    };
+    match e {
+        Expr::BinaryExpr(BinaryExpr { left, op, right })
+            if matches!(
+                op,
+                Operator::Eq
+                    | Operator::NotEq
+                    | Operator::Lt
+                    | Operator::LtEq
+                    | Operator::Gt
+                    | Operator::GtEq
+                    | Operator::IsDistinctFrom
+                    | Operator::IsNotDistinctFrom
+            ) && (text(left) || text(right)) =>
+        {
+            let udf = Arc::new(input(left).or_else(|| input(right))?);
+            Some(Expr::BinaryExpr(BinaryExpr::new(
+                Box::new(read(&udf, left)),
+                *op,
+                Box::new(read(&udf, right)),
+            )))
+        }
+        Expr::InList(list) if list.list.iter().any(text) => {
+            let udf = Arc::new(input(&list.expr)?);
+            let mut list = list.clone();
+            list.list = list.list.iter().map(|x| read(&udf, x)).collect();
+            Some(Expr::InList(list))
+        }
+        Expr::Between(between) if text(&between.low) || text(&between.high) => {
+            let udf = Arc::new(input(&between.expr)?);
+            Some(Expr::Between(Between::new(
+                between.expr.clone(),
+                between.negated,
+                Box::new(read(&udf, &between.low)),
+                Box::new(read(&udf, &between.high)),
+            )))
+        }
+        _ => None,
     }
 }

@@ -1448,7 +1448,10 @@ fn with_defaults(
                     .map_err(|e| Error::internal(e.to_string()))
             };
             let value = match &column.default {
-                _ if column.default_now => call("now()")?,
+                _ if column.default_call == Some(lanedb_engine::DefaultCall::Now) => call("now()")?,
+                _ if column.default_call == Some(lanedb_engine::DefaultCall::RandomUuid) => {
+                    call("gen_random_uuid()")?
+                }
                 _ if column.generated.is_some() => {
                     let sequence = &column.generated.as_ref().expect("checked").sequence;
                     call(&format!("nextval('{}')", sequence.replace('\'', "''")))?
@@ -1857,12 +1860,14 @@ fn place_generated(rows: &mut [Vec<Expr>], first: usize) {
     }
 }
 
-/// What gives column `c` its default when the INSERT runs: its sequence, or the statement's time.
+/// What gives column `c` its default when the INSERT runs: its sequence, the statement's time, a random UUID.
 fn column_generator(c: &lanedb_engine::ColumnDef) -> Option<Generator> {
     match &c.generated {
         Some(g) => Some(Generator::Next(g.sequence.clone())),
-        None if c.default_now => Some(Generator::Now(c.data_type.clone())),
-        None => None,
+        None => match c.default_call? {
+            lanedb_engine::DefaultCall::Now => Some(Generator::Now(c.data_type.clone())),
+            lanedb_engine::DefaultCall::RandomUuid => Some(Generator::RandomUuid),
+        },
     }
 }
 

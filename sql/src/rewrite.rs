@@ -1632,7 +1632,7 @@ mod tests {
                     nullable: true,
                     default: None,
                     generated: None,
-                    default_now: false,
+                    default_call: None,
                 })
                 .collect(),
             primary_key: None,

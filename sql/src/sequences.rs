@@ -633,11 +633,13 @@ pub fn default_text(g: &Generated) -> String {
 }
 
 /// What fills a value an INSERT takes when it runs, chosen before it is logged (see the module docs): a
-/// sequence's next value, or the statement's time as the column's type (`DEFAULT now()`, `CURRENT_DATE`).
+/// sequence's next value, the statement's time as the column's type (`DEFAULT now()`, `CURRENT_DATE`), or a random
+/// UUID (`DEFAULT gen_random_uuid()`, its canonical text).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Generator {
     Next(String),
     Now(DataType),
+    RandomUuid,
 }
 
 impl Generator {
@@ -668,6 +670,7 @@ impl Generator {
                     _ => Ok(Value::Timestamp(local)),
                 }
             }
+            Generator::RandomUuid => Ok(Value::Text(uuid::Uuid::new_v4().to_string())),
         }
     }
 }

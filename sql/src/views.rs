@@ -90,7 +90,7 @@ pub fn create_view(engine: &Engine, cv: &ast::CreateView, sql: &str) -> Result<&
                 nullable,
                 default: None,
                 generated: None,
-                default_now: false,
+                default_call: None,
             });
         }
         let groups: Vec<usize> = (0..columns.len())
