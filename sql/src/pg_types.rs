@@ -85,6 +85,9 @@ pub fn functions() -> Vec<ScalarUDF> {
         ScalarUDF::from(UuidIn {
             signature: Signature::any(1, Volatility::Immutable),
         }),
+        ScalarUDF::from(Nth {
+            signature: Signature::any(2, Volatility::Immutable),
+        }),
         Around::udf(datafusion::functions::encoding::encode(), base64_lines),
         interval_scaled(false),
         interval_scaled(true),
@@ -100,6 +103,8 @@ struct TextOf {
 const TEXT_OF: &str = "lanedb_text";
 const INTERVAL_IN: &str = "lanedb_interval_in";
 pub(crate) const UUID_IN: &str = "lanedb_uuid_in";
+/// `lanedb_nth(x, i)`: `x` itself, named apart by `i` (see `rewrite::series_columns`).
+pub(crate) const NTH: &str = "lanedb_nth";
 const INTERVAL_MUL: &str = "lanedb_interval_mul";
 const INTERVAL_DIV: &str = "lanedb_interval_div";
 
@@ -274,6 +279,39 @@ impl ScalarUDFImpl for UuidIn {
             out.append_value(uuid);
         }
         shaped(scalar, Arc::new(out.finish()))
+    }
+}
+
+/// `lanedb_nth(x, i)`: `x`, whatever its type.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Nth {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for Nth {
+    fn name(&self) -> &str {
+        NTH
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, arg_types: &[ArrowType]) -> Result<ArrowType> {
+        Ok(arg_types[0].clone())
+    }
+
+    fn return_field_from_args(
+        &self,
+        args: datafusion::logical_expr::ReturnFieldArgs,
+    ) -> Result<datafusion::arrow::datatypes::FieldRef> {
+        Ok(Arc::new(
+            args.arg_fields[0].as_ref().clone().with_name(self.name()),
+        ))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        Ok(args.args[0].clone())
     }
 }
 
@@ -595,7 +633,14 @@ pub fn rewrite_cast(
         T::Array(
             ast::ArrayElemTypeDef::SquareBracket(element, _)
             | ast::ArrayElemTypeDef::AngleBracket(element),
-        ) => literal.map(|text| array_literal(text, element, ty)),
+        ) => match literal {
+            Some(text) => Some(array_literal(text, element, ty)),
+            // An array of UUIDs is one of their text (`uuid[]` is planned as `text[]`).
+            None if matches!(**element, ast::DataType::Uuid) => {
+                Some(Ok(cast(x.clone(), text_array())))
+            }
+            None => None,
+        },
         T::Interval { .. } => literal.map(|_| Ok(call(INTERVAL_IN, vec![x.clone()]))),
         // Any value, not only a literal: DataFusion has no uuid type.
         T::Uuid => Some(Ok(call(UUID_IN, vec![x.clone()]))),
@@ -764,9 +809,20 @@ fn array_literal(
     let array = call("make_array", args);
     Ok(if unconstrained_numeric && !empty {
         array
+    } else if matches!(element, ast::DataType::Uuid) {
+        // DataFusion has no uuid type: an array of UUIDs is one of their text.
+        cast(array, text_array())
     } else {
         cast(array, ty.clone())
     })
+}
+
+/// `text[]`.
+fn text_array() -> ast::DataType {
+    ast::DataType::Array(ast::ArrayElemTypeDef::SquareBracket(
+        Box::new(ast::DataType::Text),
+        None,
+    ))
 }
 
 #[cfg(test)]
