@@ -3,8 +3,11 @@
 //! SQLSTATEs of a duplicate key and of a syntax error; it prints `ok` or `FAIL` for each check and exits 0 only when
 //! every check passed. `tests/clients/sqlalchemy_client.py` does what an application on SQLAlchemy 2's ORM does, in
 //! transactions: create its tables, add objects keyed by sequences, reflect the schema, drop it.
+//! `tests/clients/django_client.py` migrates Django's own apps and `tests/clients/django_shop` and uses the ORM as an
+//! application does.
 //!
-//! Needs python3 with psycopg 3 and SQLAlchemy 2 (`python3 -m pip install 'psycopg[binary]' 'sqlalchemy>=2'`), a JDK 11 or later for single-file
+//! Needs python3 with psycopg 3, SQLAlchemy 2 and Django 5 (`python3 -m pip install 'psycopg[binary]'
+//! 'sqlalchemy>=2' 'django>=5,<6'`), a JDK 11 or later for single-file
 //! source launch (Debian package default-jdk-headless) and pgJDBC (Debian package libpostgresql-jdbc-java, or
 //! `PGJDBC_JAR=/path/to/postgresql.jar`). `.ci/run` installs them; a missing one fails the test, naming it.
 
@@ -127,6 +130,16 @@ fn sqlalchemy_orm_passes_its_checks() {
         "sqlalchemy, psycopg",
         "python3 -m pip install 'sqlalchemy>=2' 'psycopg[binary]'",
         "SQLAlchemy",
+    );
+}
+
+#[test]
+fn django_orm_passes_its_checks() {
+    python_client(
+        "django_client.py",
+        "django, psycopg",
+        "python3 -m pip install 'django>=5,<6' 'psycopg[binary]'",
+        "Django",
     );
 }
 
