@@ -3819,3 +3819,83 @@ async fn advisory_locks_keep_sessions_apart() {
     assert_eq!(scalar(&c, "SELECT pg_advisory_xact_lock(5)").await, "");
     assert_eq!(scalar(&a, "SELECT pg_try_advisory_lock(5)").await, "t");
 }
+
+/// SQL cursors (psycopg's server-side cursors, Django's `iterator()`): DECLARE runs the query and keeps its rows,
+/// FETCH takes them in order (as text, or in the format the Bind asks for, described like the query), CLOSE ends
+/// the cursor. Without HOLD a cursor lives in its transaction block (and sees the block's writes); WITH HOLD it
+/// outlives the commit, but not a rollback of the block that declared it. Backward moves are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cursors_fetch_their_rows_forward() {
+    let server = Server::start(&[]);
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE t (id int PRIMARY KEY, v text);
+             INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 10) AS s(g);
+             DECLARE c NO SCROLL CURSOR WITH HOLD FOR SELECT id, v FROM t ORDER BY id;",
+        )
+        .await
+        .unwrap();
+    let fetch = |sql: &'static str| {
+        let client = &client;
+        async move { common::text_rows(&client.simple_query(sql).await.unwrap()) }
+    };
+    assert_eq!(
+        fetch("FETCH FORWARD 3 FROM c").await,
+        [["1", "v1"], ["2", "v2"], ["3", "v3"]]
+    );
+    assert_eq!(fetch("FETCH NEXT FROM c").await, [["4", "v4"]]);
+    // Through the extended protocol, in binary, described as the query is.
+    let statement = client.prepare("FETCH 2 FROM c").await.unwrap();
+    assert_eq!(statement.columns()[0].type_(), &Type::INT4);
+    let rows = client.query(&statement, &[]).await.unwrap();
+    assert_eq!(
+        rows.iter().map(|r| r.get::<_, i32>(0)).collect::<Vec<_>>(),
+        [5, 6]
+    );
+    assert_eq!(fetch("FETCH ALL IN c").await.len(), 4);
+    assert!(fetch("FETCH 5 FROM c").await.is_empty());
+    assert_eq!(failure(&client, "FETCH PRIOR FROM c").await, "0A000");
+    client.batch_execute("CLOSE c").await.unwrap();
+    assert_eq!(failure(&client, "FETCH 1 FROM c").await, "34000");
+    assert_eq!(failure(&client, "CLOSE c").await, "34000");
+    // Without HOLD only in a block, where it sees the block's writes and ends with it.
+    assert_eq!(
+        failure(&client, "DECLARE d CURSOR FOR SELECT 1").await,
+        "25P01"
+    );
+    client
+        .batch_execute(
+            "BEGIN; INSERT INTO t VALUES (11, 'new');
+             DECLARE d CURSOR FOR SELECT count(*) FROM t;
+             DECLARE kept CURSOR WITH HOLD FOR SELECT id FROM t WHERE id > 9 ORDER BY id;",
+        )
+        .await
+        .unwrap();
+    assert_eq!(fetch("FETCH ALL FROM d").await, [["11"]]);
+    assert_eq!(
+        failure(&client, "DECLARE d CURSOR FOR SELECT 1").await,
+        "42P03"
+    );
+    client.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(failure(&client, "FETCH 1 FROM kept").await, "34000");
+    client
+        .batch_execute(
+            "BEGIN; DECLARE d CURSOR FOR SELECT 1;
+             DECLARE kept CURSOR WITH HOLD FOR SELECT id FROM t WHERE id > 8 ORDER BY id; COMMIT",
+        )
+        .await
+        .unwrap();
+    assert_eq!(failure(&client, "FETCH 1 FROM d").await, "34000");
+    assert_eq!(fetch("FETCH ALL FROM kept").await, [["9"], ["10"]]);
+    assert_eq!(
+        failure(&client, "DECLARE w CURSOR WITH HOLD FOR DELETE FROM t").await,
+        "0A000"
+    );
+    assert_eq!(
+        failure(&client, "DECLARE s SCROLL CURSOR WITH HOLD FOR SELECT 1").await,
+        "0A000"
+    );
+    client.batch_execute("CLOSE ALL").await.unwrap();
+    assert_eq!(failure(&client, "FETCH 1 FROM kept").await, "34000");
+}

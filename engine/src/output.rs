@@ -49,7 +49,7 @@ impl Output {
     pub fn tag(&self) -> String {
         match self.command {
             "INSERT" => format!("INSERT 0 {}", self.rows_affected),
-            "SELECT" | "UPDATE" | "DELETE" | "COPY" => {
+            "SELECT" | "UPDATE" | "DELETE" | "COPY" | "FETCH" => {
                 format!("{} {}", self.command, self.rows_affected)
             }
             other => other.to_string(),
@@ -126,6 +126,21 @@ pub enum SessionCommand {
     /// `VACUUM`: nothing to do in LaneDB, whose lanes reuse freed space as they write, but refused inside a
     /// transaction block, as in PostgreSQL.
     Vacuum,
+    /// `DECLARE name [NO SCROLL] CURSOR [WITH HOLD | WITHOUT HOLD] FOR query`: the session runs the query and keeps
+    /// its rows for FETCH (psycopg's server-side cursors, Django's `iterator()`).
+    DeclareCursor {
+        name: String,
+        query: String,
+        hold: bool,
+    },
+    /// `FETCH [NEXT | FORWARD [n | ALL] | n | ALL] [FROM | IN] name`: the cursor's next rows; `count` `None` is all
+    /// that are left.
+    Fetch {
+        name: String,
+        count: Option<u64>,
+    },
+    /// `CLOSE name`; `None` is `CLOSE ALL`.
+    CloseCursor(Option<String>),
 }
 
 impl SessionCommand {
@@ -149,6 +164,10 @@ impl SessionCommand {
             SessionCommand::Execute { .. } => "EXECUTE",
             SessionCommand::Accepted(tag) => tag,
             SessionCommand::Vacuum => "VACUUM",
+            SessionCommand::DeclareCursor { .. } => "DECLARE CURSOR",
+            SessionCommand::Fetch { .. } => "FETCH",
+            SessionCommand::CloseCursor(None) => "CLOSE CURSOR ALL",
+            SessionCommand::CloseCursor(Some(_)) => "CLOSE CURSOR",
             SessionCommand::AdvisoryLock { .. } => "SELECT",
         }
     }

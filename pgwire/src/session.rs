@@ -719,6 +719,46 @@ pub struct Session<B: Backend> {
     deferred: KeptWrites<B::Statement>,
     /// The block's savepoints, oldest first: each name, and how many deferred writes there were when it was set.
     savepoints: Vec<(String, usize)>,
+    /// The session's cursors (`DECLARE ... CURSOR`), by name.
+    cursors: HashMap<String, Cursor>,
+}
+
+/// A cursor: its query's rows, run when it was declared, and how many of them FETCH has taken. A cursor without
+/// HOLD ends with its transaction block; one WITH HOLD lasts until CLOSE, unless the block that declared it rolls
+/// back.
+struct Cursor {
+    rows: Output,
+    taken: usize,
+    hold: bool,
+    /// Declared in the open transaction block.
+    in_block: bool,
+}
+
+impl Cursor {
+    /// The next `count` rows (all that are left for `None`), as FETCH answers them.
+    fn fetch(&mut self, count: Option<u64>) -> Output {
+        let total: usize = self.rows.batches.iter().map(|b| b.num_rows()).sum();
+        let want = count.map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX));
+        let end = self.taken.saturating_add(want).min(total);
+        let mut batches = Vec::new();
+        let mut start = 0;
+        for batch in &self.rows.batches {
+            let rows = batch.num_rows();
+            let (from, to) = (self.taken.max(start), end.min(start + rows));
+            if from < to {
+                batches.push(batch.slice(from - start, to - from));
+            }
+            start += rows;
+        }
+        let fetched = end - self.taken;
+        self.taken = end;
+        Output {
+            command: "FETCH",
+            rows_affected: fetched as u64,
+            schema: self.rows.schema.clone(),
+            batches,
+        }
+    }
 }
 
 struct CopyIn<S> {
@@ -774,6 +814,7 @@ impl<B: Backend> Session<B> {
             copy_in: None,
             deferred: KeptWrites::default(),
             savepoints: Vec::new(),
+            cursors: HashMap::new(),
         }
     }
 
@@ -1488,6 +1529,9 @@ impl<B: Backend> Session<B> {
                 executed = self.executed(name, args)?;
                 (&executed.0, &executed.1[..])
             }
+            Some(SessionCommand::DeclareCursor { name, query, hold }) => {
+                return self.declare_cursor(name, query, *hold, out);
+            }
             _ => (statement, params),
         };
         if self.status == TransactionStatus::Idle {
@@ -1620,15 +1664,79 @@ impl<B: Backend> Session<B> {
         Ok((target, values))
     }
 
-    /// The columns `statement` returns: for `EXECUTE name`, those of the prepared statement it runs.
+    /// The columns `statement` returns: for `EXECUTE name`, those of the prepared statement it runs; for `FETCH`,
+    /// those of the cursor.
     fn result_schema(&self, statement: &B::Statement) -> arrow_schema::SchemaRef {
         let backend = &self.shared.backend;
-        if let Some(SessionCommand::Execute { name, .. }) = backend.session_command(statement) {
-            if let Some(target) = self.statements.get(name).and_then(|p| p.statement.clone()) {
-                return backend.schema(&target);
+        match backend.session_command(statement) {
+            Some(SessionCommand::Execute { name, .. }) => {
+                if let Some(target) = self.statements.get(name).and_then(|p| p.statement.clone()) {
+                    return backend.schema(&target);
+                }
             }
+            Some(SessionCommand::Fetch { name, .. }) => {
+                if let Some(schema) = self.cursors.get(name).and_then(|c| c.rows.schema.clone()) {
+                    return schema;
+                }
+            }
+            _ => {}
         }
         backend.schema(statement)
+    }
+
+    /// `DECLARE name CURSOR [WITH HOLD] FOR query`: runs the query now (after the block's writes, in a block) and
+    /// keeps its rows for FETCH. Without HOLD only in a transaction block (25P01), as in PostgreSQL.
+    fn declare_cursor(
+        &mut self,
+        name: &str,
+        query: &str,
+        hold: bool,
+        out: &mut BytesMut,
+    ) -> Result<Output> {
+        if self.status == TransactionStatus::Error {
+            return Err(aborted_block());
+        }
+        if self.status == TransactionStatus::Idle && !hold {
+            return Err(Error::new(
+                SqlState("25P01"),
+                "DECLARE CURSOR can only be used in transaction blocks",
+            ));
+        }
+        if self.cursors.contains_key(name) {
+            return Err(Error::new(
+                SqlState::DUPLICATE_CURSOR,
+                format!("cursor \"{name}\" already exists"),
+            ));
+        }
+        let backend = self.shared.backend.clone();
+        let statement = Arc::new(backend.prepare(query, &[], self.time_zone())?);
+        if !backend.param_types(&statement).is_empty() {
+            return Err(Error::unsupported(
+                "a cursor's query with parameters is not supported: bind the values into the query's text",
+            ));
+        }
+        if !backend.is_read_only(&statement) || backend.session_command(&statement).is_some() {
+            return Err(Error::unsupported("a cursor's query must be a SELECT"));
+        }
+        let rows = self.run_statement_now(&statement, &[], out)?;
+        self.cursors.insert(
+            name.to_string(),
+            Cursor {
+                rows,
+                taken: 0,
+                hold,
+                in_block: self.status != TransactionStatus::Idle,
+            },
+        );
+        Ok(Output::command("DECLARE CURSOR", 0))
+    }
+
+    /// The end of a transaction block: its cursors without HOLD close, and so do those it declared WITH HOLD if it
+    /// did not commit.
+    fn end_block_cursors(&mut self, committed: bool) {
+        self.cursors
+            .retain(|_, c| c.hold && (committed || !c.in_block));
+        self.cursors.values_mut().for_each(|c| c.in_block = false);
     }
 
     /// Waits for a busy lane under `statement_timeout`: 57014 when it passes, or when a cancel request comes,
@@ -1835,6 +1943,7 @@ impl<B: Backend> Session<B> {
                 if failed || *command == SessionCommand::Rollback {
                     self.context.transaction_time = None;
                     self.end_block_settings(false, out);
+                    self.end_block_cursors(false);
                     return Ok(Output::command("ROLLBACK", 0));
                 }
                 if !writes.is_empty() {
@@ -1846,11 +1955,13 @@ impl<B: Backend> Session<B> {
                     self.context.transaction_time = None;
                     if let Err(e) = applied {
                         self.end_block_settings(false, out);
+                        self.end_block_cursors(false);
                         return Err(e);
                     }
                 }
                 self.context.transaction_time = None;
                 self.end_block_settings(true, out);
+                self.end_block_cursors(true);
             }
             SessionCommand::Set { name, value, local } => {
                 if *local && !self.in_block() {
@@ -1902,6 +2013,7 @@ impl<B: Backend> Session<B> {
                 self.reset(None, out)?;
                 self.statements.clear();
                 self.portals.clear();
+                self.cursors.clear();
                 self.context.sequences.reset();
             }
             SessionCommand::DiscardSequences => self.context.sequences.reset(),
@@ -1942,14 +2054,34 @@ impl<B: Backend> Session<B> {
                 };
                 self.statements.insert(name.clone(), Arc::new(prepared));
             }
+            SessionCommand::Fetch { name, count } => {
+                return Ok(self.cursor(name)?.fetch(*count));
+            }
+            SessionCommand::CloseCursor(Some(name)) => {
+                self.cursor(name)?;
+                self.cursors.remove(name);
+            }
+            SessionCommand::CloseCursor(None) => self.cursors.clear(),
             // Carried out by `run_statement`, which awaits what they wait for.
-            SessionCommand::Execute { .. } | SessionCommand::AdvisoryLock { .. } => {
+            SessionCommand::Execute { .. }
+            | SessionCommand::AdvisoryLock { .. }
+            | SessionCommand::DeclareCursor { .. } => {
                 return Err(Error::internal(format!(
                     "{tag} reached the session's commands"
                 )))
             }
         }
         Ok(Output::command(tag, 0))
+    }
+
+    /// The session's cursor `name`; 34000 if there is none.
+    fn cursor(&mut self, name: &str) -> Result<&mut Cursor> {
+        self.cursors.get_mut(name).ok_or_else(|| {
+            Error::new(
+                SqlState("34000"),
+                format!("cursor \"{name}\" does not exist"),
+            )
+        })
     }
 
     fn parse(&mut self, parse: &Parse, out: &mut BytesMut) -> Result<()> {
@@ -2137,6 +2269,13 @@ impl<B: Backend> Session<B> {
                 _ => encode(out, PgWireBackendMessage::NoData(NoData::new())),
             }
         } else {
+            // A cursor is a portal of its name too, as in PostgreSQL (psycopg describes its server-side cursors so).
+            if self.portals.get(&name).is_none() {
+                if let Some(schema) = self.cursors.get(&name).and_then(|c| c.rows.schema.clone()) {
+                    put_row_description(out, &schema, &[]);
+                    return Ok(());
+                }
+            }
             let portal = self.portal(&name)?;
             match &portal.statement {
                 Some(s) if !self.result_schema(s).fields().is_empty() => {

@@ -127,8 +127,79 @@ pub fn command(statement: &ast::Statement) -> Result<Option<SessionCommand>> {
             SessionCommand::Deallocate((!name.eq_ignore_ascii_case("all")).then_some(name))
         }
         S::Query(query) => return Ok(set_config(query).or_else(|| advisory_lock(query))),
+        S::Declare { stmts } => return declare_cursor(stmts).map(Some),
+        S::Fetch {
+            name,
+            direction,
+            into: None,
+            ..
+        } => SessionCommand::Fetch {
+            name: crate::ddl::ident(name),
+            count: fetch_count(direction)?,
+        },
+        S::Close { cursor } => SessionCommand::CloseCursor(match cursor {
+            ast::CloseCursor::All => None,
+            ast::CloseCursor::Specific { name } => Some(crate::ddl::ident(name)),
+        }),
         _ => return Ok(None),
     }))
+}
+
+/// `DECLARE name [NO SCROLL] CURSOR [WITH[OUT] HOLD] FOR query`. LaneDB's cursors move forward and send text (or
+/// the format a Bind asks for): SCROLL and BINARY are refused with 0A000.
+fn declare_cursor(stmts: &[ast::Declare]) -> Result<SessionCommand> {
+    let [declare] = stmts else {
+        return Err(Error::unsupported(
+            "DECLARE of several cursors at once is not supported",
+        ));
+    };
+    let (Some(ast::DeclareType::Cursor), Some(query), [name]) = (
+        &declare.declare_type,
+        &declare.for_query,
+        declare.names.as_slice(),
+    ) else {
+        return Err(Error::unsupported(
+            "DECLARE is supported for cursors: DECLARE name CURSOR FOR query",
+        ));
+    };
+    if declare.scroll == Some(true) {
+        return Err(Error::unsupported(
+            "SCROLL cursors are not supported: LaneDB's cursors move forward only (declare it NO SCROLL)",
+        ));
+    }
+    if declare.binary == Some(true) {
+        return Err(Error::unsupported(
+            "BINARY cursors are not supported: ask for binary results in the Bind of FETCH",
+        ));
+    }
+    Ok(SessionCommand::DeclareCursor {
+        name: crate::ddl::ident(name),
+        query: query.to_string(),
+        hold: declare.hold == Some(true),
+    })
+}
+
+/// How many rows a FETCH takes, `None` for all that are left; moving backward or to a position is refused.
+fn fetch_count(direction: &ast::FetchDirection) -> Result<Option<u64>> {
+    use ast::FetchDirection as D;
+    let count = |v: &ast::ValueWithSpan| match &v.value {
+        ast::Value::Number(n, _) => n
+            .parse::<u64>()
+            .map_err(|_| Error::syntax(format!("FETCH count {n} is not a count of rows"))),
+        other => Err(Error::syntax(format!(
+            "FETCH count {other} is not a count of rows"
+        ))),
+    };
+    Ok(match direction {
+        D::Next | D::Forward { limit: None } => Some(1),
+        D::Count { limit } | D::Forward { limit: Some(limit) } => Some(count(limit)?),
+        D::All | D::ForwardAll => None,
+        other => {
+            return Err(Error::unsupported(format!(
+                "FETCH {other} is not supported: LaneDB's cursors move forward only"
+            )))
+        }
+    })
 }
 
 /// The parameter types of `SELECT set_config(...)`: text for the name and value, boolean for `is_local`.

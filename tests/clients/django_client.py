@@ -9,7 +9,7 @@ bulk_create (INSERT ... SELECT * FROM UNNEST(arrays) RETURNING), filters, orderi
 aggregates over decimals, times and durations, F() updates, many-to-many adds (INSERT ... ON CONFLICT DO NOTHING in
 a block), get_or_create, bulk_update, atomic blocks with rollback, savepoints and select_for_update, the
 violations Django turns into IntegrityError and ProtectedError, soft deletes under a conditional unique
-constraint, raw SQL and sessions. Every check runs even after an earlier one failed; the program prints each
+constraint, raw SQL, server-side cursors (`iterator()`: DECLARE ... CURSOR WITH HOLD, FETCH, CLOSE) and sessions. Every check runs even after an earlier one failed; the program prints each
 failure and exits 1 if there was any.
 """
 
@@ -34,8 +34,6 @@ settings.configure(
             "USER": "django",
             "HOST": host,
             "PORT": port,
-            # Server-side cursors (`iterator()`) use DECLARE ... CURSOR, which LaneDB does not have.
-            "DISABLE_SERVER_SIDE_CURSORS": True,
         }
     },
     INSTALLED_APPS=[
