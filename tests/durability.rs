@@ -1289,6 +1289,22 @@ async fn a_block_of_ddl_and_rows_of_other_tables_commits_and_is_replayed_once() 
         .unwrap_err();
     assert_eq!(common::code(&e), "0A000");
     client.batch_execute("ROLLBACK").await.unwrap();
+    // So is a COPY into it, at the COPY.
+    client
+        .batch_execute("BEGIN; ALTER TABLE shop ADD COLUMN price INT")
+        .await
+        .unwrap();
+    {
+        let sink = client
+            .copy_in("COPY shop (id, name) FROM STDIN")
+            .await
+            .unwrap();
+        futures::pin_mut!(sink);
+        sink.send(bytes::Bytes::from("7\tseven\n")).await.unwrap();
+        let e = sink.finish().await.unwrap_err();
+        assert_eq!(common::code(&e), "0A000");
+    }
+    client.batch_execute("ROLLBACK").await.unwrap();
     // A block whose DDL fails applies none of its rows.
     client
         .batch_execute(

@@ -650,7 +650,7 @@ impl Engine {
         match &out {
             Ok(_) => {
                 if catalog_changed {
-                    if let Some(payload) = invocation::current_payload() {
+                    if let Some(payload) = invocation::current_catalog_payload() {
                         self.catalog_history.lock().push(payload);
                     }
                     for lane in lanes.iter_mut() {

@@ -691,6 +691,8 @@ struct Scopes {
     starts: Vec<usize>,
     /// Per scope: whether its invocation was logged.
     logged: Vec<bool>,
+    /// Per scope: what the catalog history keeps of its invocation, if not all of it (`set_catalog_invocation`).
+    catalog: Vec<Option<Vec<u8>>>,
     last_sequence: u64,
 }
 
@@ -709,6 +711,7 @@ impl Drop for PopScope {
         SCOPES.with_borrow_mut(|s| {
             let start = s.starts.pop().expect("a scope to pop");
             s.logged.pop();
+            s.catalog.pop();
             s.bytes.truncate(start);
             if s.starts.is_empty() && s.bytes.capacity() > SCOPE_BYTES_KEPT_MAX {
                 // A big COPY's rows: the thread does not keep their size for good.
@@ -724,10 +727,29 @@ pub fn scope<T>(invocation: &Invocation<'_>, f: impl FnOnce() -> T) -> T {
         let start = s.bytes.len();
         s.starts.push(start);
         s.logged.push(false);
+        s.catalog.push(None);
         invocation.encode(&mut s.bytes);
     });
     let _pop = PopScope;
     f()
+}
+
+/// What the catalog history keeps of the innermost scope's invocation if its transaction changes the catalog, in
+/// place of the whole of it: a transaction block's DDL without its rows, which a snapshot's table files hold.
+pub fn set_catalog_invocation(invocation: &Invocation<'_>) {
+    SCOPES.with_borrow_mut(|s| {
+        if let Some(slot) = s.catalog.last_mut() {
+            let mut bytes = Vec::new();
+            invocation.encode(&mut bytes);
+            *slot = Some(bytes);
+        }
+    });
+}
+
+/// What the catalog history keeps of the innermost scope's invocation: `set_catalog_invocation`'s, else all of it.
+pub(crate) fn current_catalog_payload() -> Option<Vec<u8>> {
+    let set = SCOPES.with_borrow(|s| s.catalog.last().cloned().flatten());
+    set.or_else(current_payload)
 }
 
 /// Replaces the innermost scope's invocation before its transaction commits: a statement that chooses values while

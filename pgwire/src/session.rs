@@ -2427,7 +2427,7 @@ impl<B: Backend> Session<B> {
                 for (c, column) in columns.iter().enumerate() {
                     let binary = binary.get(c).copied().unwrap_or(false);
                     if binary && uuid.get(c).copied().unwrap_or(false) {
-                        put_uuid_cell(out, column.as_ref(), row);
+                        put_uuid_cell(out, column.as_ref(), row)?;
                     } else {
                         put_cell(out, column.as_ref(), row, binary);
                     }

@@ -170,19 +170,19 @@ fn element_type(element: &arrow_schema::Field) -> (u32, i16) {
     arrow_column_type(element.data_type())
 }
 
-/// Appends the cell at `row` of a `uuid` column (canonical text) in binary format: its 16 bytes.
-pub fn put_uuid_cell(out: &mut BytesMut, array: &dyn Array, row: usize) {
-    let bytes = array
-        .as_string_opt::<i32>()
-        .filter(|a| !a.is_null(row))
-        .and_then(|a| lanedb_engine::text::uuid_bytes(a.value(row)));
-    match bytes {
-        Some(bytes) => {
-            out.put_i32(16);
-            out.put_slice(&bytes);
-        }
-        None => put_cell(out, array, row, true),
-    }
+/// Appends the cell at `row` of a `uuid` column (canonical text) in binary format: its 16 bytes. Text that is no
+/// UUID (a value a query put in such a column without reading it as one) is 22P02, as PostgreSQL's input would say.
+pub fn put_uuid_cell(out: &mut BytesMut, array: &dyn Array, row: usize) -> Result<()> {
+    let Some(text) = array.as_string_opt::<i32>().filter(|a| !a.is_null(row)) else {
+        put_cell(out, array, row, true);
+        return Ok(());
+    };
+    let text = text.value(row);
+    let canonical = lanedb_engine::text::parse_uuid(text)?;
+    let bytes = lanedb_engine::text::uuid_bytes(&canonical).unwrap_or_default();
+    out.put_i32(16);
+    out.put_slice(&bytes);
+    Ok(())
 }
 
 /// Appends the cell at `row` of `array` in text (`binary == false`) or binary format, as a length-prefixed DataRow

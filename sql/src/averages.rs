@@ -198,7 +198,7 @@ impl Accumulator for IntervalAvg {
         let months = i32::try_from(self.months).map_err(|_| out_of_range())?;
         let days = i32::try_from(self.days).map_err(|_| out_of_range())?;
         let (months, days, micros) =
-            crate::pg_types::scaled_interval(months, days, self.micros, 1.0 / self.count as f64)
+            crate::pg_types::scaled_interval(months, days, self.micros, self.count as f64, true)
                 .ok_or_else(out_of_range)?;
         Ok(ScalarValue::IntervalMonthDayNano(Some(
             IntervalMonthDayNano::new(months, days, micros * 1000),

@@ -310,8 +310,8 @@ pub fn compile(
             high,
         } => {
             let x = compile(expr, scope, params)?;
-            let lo = compile(low, scope, params)?;
-            let hi = compile(high, scope, params)?;
+            let lo = literal_as(compile(low, scope, params)?, &x, scope.table)?;
+            let hi = literal_as(compile(high, scope, params)?, &x, scope.table)?;
             if let Expr::Column(c) = &x {
                 params.note_expr(&lo, scope.table.columns[*c].data_type.clone());
                 params.note_expr(&hi, scope.table.columns[*c].data_type.clone());

@@ -1016,10 +1016,11 @@ impl SqlEngine {
             timestamp_micros: Some(timestamp_micros),
             ..ctx
         };
-        let invocation = Invocation::Block {
+        let block = |keep: &dyn Fn(&Prepared) -> bool| Invocation::Block {
             timestamp_micros: Some(timestamp_micros),
             statements: statements
                 .iter()
+                .filter(|w| keep(&w.statement))
                 .map(|w| invocation::BlockStatement {
                     sql: Cow::Borrowed(w.statement.sql.as_str()),
                     params: Cow::Borrowed(&w.params[..]),
@@ -1027,7 +1028,18 @@ impl SqlEngine {
                 })
                 .collect(),
         };
-        invocation::scope(&invocation, || self.run_block(statements, ctx))
+        let invocation = block(&|_| true);
+        invocation::scope(&invocation, || {
+            // A block of DDL and rows: the catalog history keeps its DDL only (its rows are in a snapshot's tables).
+            let ddl = statements
+                .iter()
+                .filter(|w| w.statement.is_block_ddl())
+                .count();
+            if ddl > 0 && ddl < statements.len() {
+                invocation::set_catalog_invocation(&block(&Prepared::is_block_ddl));
+            }
+            self.run_block(statements, ctx)
+        })
     }
 
     fn run_block(&self, statements: &[BlockWrite<Prepared>], ctx: RunContext<'_>) -> Result<()> {
@@ -1275,6 +1287,11 @@ impl SqlEngine {
         kept: &KeptWrites<Prepared>,
         ctx: RunContext<'_>,
     ) -> Result<Deferred> {
+        if kept.writes().iter().any(|k| k.statement.is_block_ddl()) {
+            self.try_after(kept.writes(), ctx, |txn, _| {
+                check_plan_current(p, txn).map(|()| Output::command("", 0))
+            })?;
+        }
         let mut rows = rows;
         let (table, columns) = self.copy_target(p, &mut rows, first_line, false)?;
         let width = table.columns.len();

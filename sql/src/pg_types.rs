@@ -518,19 +518,16 @@ impl ScalarUDFImpl for IntervalScaled {
                 out.append_null();
                 continue;
             }
-            let mut factor = factors.value(row);
-            if self.divide {
-                if factor == 0.0 {
-                    return Err(DataFusionError::External(Box::new(Error::new(
-                        lanedb_engine::SqlState::DIVISION_BY_ZERO,
-                        "division by zero",
-                    ))));
-                }
-                factor = 1.0 / factor;
+            let factor = factors.value(row);
+            if self.divide && factor == 0.0 {
+                return Err(DataFusionError::External(Box::new(Error::new(
+                    lanedb_engine::SqlState::DIVISION_BY_ZERO,
+                    "division by zero",
+                ))));
             }
             let (months, days, micros) = lanedb_engine::text::interval_parts(intervals, row);
-            let (months, days, micros) =
-                scaled_interval(months, days, micros, factor).ok_or_else(|| {
+            let (months, days, micros) = scaled_interval(months, days, micros, factor, self.divide)
+                .ok_or_else(|| {
                     DataFusionError::External(Box::new(Error::new(
                         lanedb_engine::SqlState::DATETIME_FIELD_OVERFLOW,
                         "interval out of range",
@@ -561,16 +558,20 @@ pub(crate) fn scaled_interval(
     days: i32,
     micros: i64,
     factor: f64,
+    divide: bool,
 ) -> Option<(i32, i32, i64)> {
     const SECONDS_PER_DAY: f64 = 86_400.0;
-    let months_f = f64::from(months) * factor;
+    // Divided, not multiplied by the inverse, as PostgreSQL's `interval_div` does: 49 days / 49 is 1 day, where
+    // 49 * (1 / 49) is just under it.
+    let scale = |v: f64| if divide { v / factor } else { v * factor };
+    let months_f = scale(f64::from(months));
     let whole_months = months_f.trunc();
     let month_days = (months_f - whole_months) * 30.0;
-    let days_f = f64::from(days) * factor;
+    let days_f = scale(f64::from(days));
     let whole_days = days_f.trunc();
     let seconds = (days_f - whole_days + month_days - month_days.trunc()) * SECONDS_PER_DAY;
     let days = whole_days + month_days.trunc();
-    let micros = (micros as f64 * factor + seconds * 1e6).round_ties_even();
+    let micros = (scale(micros as f64) + seconds * 1e6).round_ties_even();
     let fits = |v: f64, max: f64| v.is_finite() && v.abs() <= max;
     let fit = fits(whole_months, f64::from(i32::MAX))
         && fits(days, f64::from(i32::MAX))

@@ -177,22 +177,18 @@ pub fn fetch_as_limit(statement: &mut ast::Statement) {
 /// `generate_series(...)` and `unnest(array)` in FROM name their column as PostgreSQL does: after the function, or
 /// after the table alias when the alias lists no columns (`FROM generate_series(1, 3) AS g` has a column `g`).
 ///
-/// `unnest(a, b, ...)` of arrays that DataFusion would name alike (it names each by its expression without casts,
-/// so `('{NULL,NULL}')::time[]` and `('{NULL,NULL}')::interval[]`, as Django's bulk_create sends for columns that are
-/// NULL in every row, are both `make_array(NULL,NULL)`) has each array marked with its position
-/// (`lanedb_nth(array, i)`, the array itself): DataFusion refused the repeated names.
+/// `unnest(a, b, ...)` of several arrays has each marked with its position (`lanedb_nth(array, i)`, the array
+/// itself): DataFusion names each by its expression without casts, so `('{NULL,NULL}')::time[]` and
+/// `('{NULL,NULL}')::interval[]`, as Django's bulk_create sends for columns that are NULL in every row, are both
+/// `make_array(NULL,NULL)`, and it refused the repeated names.
 pub fn series_columns(statement: &mut ast::Statement) {
     struct SeriesColumns;
     impl ast::VisitorMut for SeriesColumns {
         type Break = ();
         fn pre_visit_table_factor(&mut self, t: &mut ast::TableFactor) -> ControlFlow<()> {
             if let ast::TableFactor::UNNEST { array_exprs, .. } = t {
-                let names: Vec<String> = array_exprs.iter().map(uncast_name).collect();
-                let repeated = names
-                    .iter()
-                    .enumerate()
-                    .any(|(i, n)| names[..i].contains(n));
-                if repeated {
+                // Texts that differ may still name alike (`'{a}'` and `'{"a"}'`): any two arrays are marked.
+                if array_exprs.len() > 1 {
                     for (i, e) in array_exprs.iter_mut().enumerate() {
                         let position =
                             ast::Expr::value(ast::Value::Number((i + 1).to_string(), false));
@@ -236,14 +232,6 @@ pub fn series_columns(statement: &mut ast::Statement) {
         }
     }
     let _ = ast::VisitMut::visit(statement, &mut SeriesColumns);
-}
-
-/// An expression's text without its casts, as DataFusion names it.
-fn uncast_name(e: &ast::Expr) -> String {
-    match e {
-        ast::Expr::Cast { expr, .. } | ast::Expr::Nested(expr) => uncast_name(expr),
-        other => other.to_string(),
-    }
 }
 
 /// `GROUP BY ROLLUP (1, 2)` (and CUBE, GROUPING SETS) with select-list positions, which DataFusion reads only at
