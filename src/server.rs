@@ -155,6 +155,10 @@ impl Backend for WireBackend {
             .defer_copy(statement, rows, first_line, kept, run_context(context))
     }
 
+    fn current(&self, statement: &Arc<Prepared>) -> Result<Arc<Prepared>> {
+        self.db.sql.current(statement)
+    }
+
     fn read_in_block(
         &self,
         context: &ExecContext,

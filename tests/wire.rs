@@ -3899,3 +3899,37 @@ async fn cursors_fetch_their_rows_forward() {
     client.batch_execute("CLOSE ALL").await.unwrap();
     assert_eq!(failure(&client, "FETCH 1 FROM kept").await, "34000");
 }
+
+/// A statement prepared before another session's DDL, run in a transaction block after it (a session that outlives
+/// a migration): planned again, as outside a block, not refused with a 40001 that running it again cannot cure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statements_prepared_before_ddl_run_in_blocks_after_it() {
+    let server = Server::start(&[]);
+    let client = server.connect().await;
+    let other = server.connect().await;
+    client
+        .batch_execute("CREATE TABLE t (id int PRIMARY KEY, a text)")
+        .await
+        .unwrap();
+    let insert = client
+        .prepare("INSERT INTO t (id, a) VALUES ($1, $2)")
+        .await
+        .unwrap();
+    let read = client
+        .prepare("SELECT count(*) FROM t WHERE a = $1")
+        .await
+        .unwrap();
+    other
+        .batch_execute("ALTER TABLE t ADD COLUMN b int DEFAULT 5")
+        .await
+        .unwrap();
+    client.batch_execute("BEGIN").await.unwrap();
+    client.execute(&insert, &[&1i32, &"x"]).await.unwrap();
+    let row = client.query_one(&read, &[&"x"]).await.unwrap();
+    assert_eq!(row.get::<_, i64>(0), 1);
+    client.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(
+        scalar(&other, "SELECT a || b FROM t WHERE id = 1").await,
+        "x5"
+    );
+}

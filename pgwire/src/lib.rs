@@ -146,6 +146,12 @@ pub trait Backend: Send + Sync + 'static {
         first_line: usize,
         kept: &KeptWrites<Self::Statement>,
     ) -> Result<Deferred>;
+    /// `statement` planned again if another transaction's DDL changed the catalog since it was planned; itself
+    /// otherwise. A transaction block keeps its writes with their plans, which must be current (a prepared
+    /// statement of a session that outlives a migration).
+    fn current(&self, statement: &Arc<Self::Statement>) -> Result<Arc<Self::Statement>> {
+        Ok(statement.clone())
+    }
     /// Runs a read in a transaction block after the writes it keeps for COMMIT, so that it sees them: the writes
     /// and the read in one transaction that is then rolled back.
     fn read_in_block(

@@ -1784,6 +1784,7 @@ impl<B: Backend> Session<B> {
         }
         backend.authorize(&self.context.user, self.role, statement)?;
         if self.status == TransactionStatus::Transaction {
+            let statement = &backend.current(statement)?;
             if !backend.is_read_only(statement) {
                 self.check_writable(statement)?;
                 return self.defer(statement, params);

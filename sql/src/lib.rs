@@ -625,6 +625,20 @@ impl SqlEngine {
         ))
     }
 
+    /// `p` planned again from its text and declared types if the catalog changed since it was planned (DDL another
+    /// transaction committed), else `p` itself.
+    pub fn current(&self, p: &Arc<Prepared>) -> Result<Arc<Prepared>> {
+        if !p.plan.depends_on_catalog() || p.catalog_version == self.engine.catalog_version() {
+            return Ok(p.clone());
+        }
+        let statement = plan::parse_one(&p.sql)?;
+        Ok(Arc::new(self.plan_typed(
+            statement,
+            &p.declared_types,
+            &p.time_zone,
+        )?))
+    }
+
     /// The client's parameters of `p` followed by the values its INSERT takes when it runs (`Prepared::generated`),
     /// for a statement at the context's time.
     fn with_generated(
