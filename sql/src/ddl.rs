@@ -576,42 +576,41 @@ fn default_call(e: &ast::Expr, ty: &DataType) -> Result<Option<DefaultCall>> {
 
 /// Whether `e` is `gen_random_uuid()` (or the uuid-ossp extension's `uuid_generate_v4()`).
 fn is_random_uuid(e: &ast::Expr) -> bool {
-    match e {
-        ast::Expr::Function(f) => {
-            let name = f.name.to_string().to_ascii_lowercase();
-            let bare = matches!(f.args, ast::FunctionArguments::None)
-                || matches!(&f.args, ast::FunctionArguments::List(l) if l.args.is_empty());
-            bare && matches!(
-                name.as_str(),
-                "gen_random_uuid" | "pg_catalog.gen_random_uuid" | "uuid_generate_v4"
-            )
-        }
-        ast::Expr::Nested(inner) => is_random_uuid(inner),
-        _ => false,
-    }
+    bare_call(e).is_some_and(|name| {
+        matches!(
+            name.as_str(),
+            "gen_random_uuid" | "pg_catalog.gen_random_uuid" | "uuid_generate_v4"
+        )
+    })
 }
 
 /// Whether `e` is the statement's time: `now()`, `CURRENT_TIMESTAMP`, `LOCALTIMESTAMP`, `CURRENT_DATE`,
 /// `transaction_timestamp()`, `statement_timestamp()`.
 fn is_now(e: &ast::Expr) -> bool {
+    bare_call(e).is_some_and(|name| {
+        matches!(
+            name.as_str(),
+            "now"
+                | "current_timestamp"
+                | "localtimestamp"
+                | "current_date"
+                | "transaction_timestamp"
+                | "statement_timestamp"
+                | "pg_catalog.now"
+        )
+    })
+}
+
+/// The lower-case name of a call without arguments (`now()`, `CURRENT_DATE`), in parentheses or not.
+fn bare_call(e: &ast::Expr) -> Option<String> {
     match e {
         ast::Expr::Function(f) => {
-            let name = f.name.to_string().to_ascii_lowercase();
             let bare = matches!(f.args, ast::FunctionArguments::None)
                 || matches!(&f.args, ast::FunctionArguments::List(l) if l.args.is_empty());
-            bare && matches!(
-                name.as_str(),
-                "now"
-                    | "current_timestamp"
-                    | "localtimestamp"
-                    | "current_date"
-                    | "transaction_timestamp"
-                    | "statement_timestamp"
-                    | "pg_catalog.now"
-            )
+            bare.then(|| f.name.to_string().to_ascii_lowercase())
         }
-        ast::Expr::Nested(inner) => is_now(inner),
-        _ => false,
+        ast::Expr::Nested(inner) => bare_call(inner),
+        _ => None,
     }
 }
 
