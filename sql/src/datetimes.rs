@@ -86,6 +86,25 @@ impl ZonedCasts {
             let rewritten = self.interval_comparison(b, schema);
             return Ok(rewritten.unwrap_or(Transformed::no(e)));
         }
+        // `took IN ('1 day', '2 days')`: by length too ('24 hours' is in it).
+        if let Expr::InList(list) = &e {
+            let interval = |x: &Expr| matches!(x.get_type(schema), Ok(ArrowType::Interval(_)));
+            if interval(&list.expr) && list.list.iter().all(interval) {
+                let key = |x: &Expr| {
+                    Expr::ScalarFunction(ScalarFunction::new_udf(
+                        self.interval_key.clone(),
+                        vec![x.clone()],
+                    ))
+                };
+                return Ok(Transformed::yes(Expr::InList(
+                    datafusion::logical_expr::expr::InList::new(
+                        Box::new(key(&list.expr)),
+                        list.list.iter().map(key).collect(),
+                        list.negated,
+                    ),
+                )));
+            }
+        }
         // `took BETWEEN '1 day' AND '30 days'`: by length too.
         if let Expr::Between(b) = &e {
             let interval = |x: &Expr| matches!(x.get_type(schema), Ok(ArrowType::Interval(_)));
