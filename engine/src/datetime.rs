@@ -173,7 +173,6 @@ fn invalid(ty: &str, text: &str) -> Error {
     )
 }
 
-/// `HH:MM[:SS[.ffffff]]`, as microseconds since midnight (24:00:00 is allowed, as in PostgreSQL).
 /// A time of day, `[H]H:MM[:SS[.f]]` up to `24:00:00`: 22007 for other text, 22008 for fields out of range
 /// (`25:00`, `10:61`), as PostgreSQL tells them apart.
 pub fn parse_time(text: &str) -> Result<i64> {

@@ -86,44 +86,8 @@ impl ZonedCasts {
             let rewritten = self.interval_comparison(b, schema);
             return Ok(rewritten.unwrap_or(Transformed::no(e)));
         }
-        // `took IN ('1 day', '2 days')`: by length too ('24 hours' is in it).
-        if let Expr::InList(list) = &e {
-            let interval = |x: &Expr| matches!(x.get_type(schema), Ok(ArrowType::Interval(_)));
-            if interval(&list.expr) && list.list.iter().all(interval) {
-                let key = |x: &Expr| {
-                    Expr::ScalarFunction(ScalarFunction::new_udf(
-                        self.interval_key.clone(),
-                        vec![x.clone()],
-                    ))
-                };
-                return Ok(Transformed::yes(Expr::InList(
-                    datafusion::logical_expr::expr::InList::new(
-                        Box::new(key(&list.expr)),
-                        list.list.iter().map(key).collect(),
-                        list.negated,
-                    ),
-                )));
-            }
-        }
-        // `took BETWEEN '1 day' AND '30 days'`: by length too.
-        if let Expr::Between(b) = &e {
-            let interval = |x: &Expr| matches!(x.get_type(schema), Ok(ArrowType::Interval(_)));
-            if interval(&b.expr) && interval(&b.low) && interval(&b.high) {
-                let key = |x: &Expr| {
-                    Box::new(Expr::ScalarFunction(ScalarFunction::new_udf(
-                        self.interval_key.clone(),
-                        vec![x.clone()],
-                    )))
-                };
-                return Ok(Transformed::yes(Expr::Between(
-                    datafusion::logical_expr::Between::new(
-                        key(&b.expr),
-                        b.negated,
-                        key(&b.low),
-                        key(&b.high),
-                    ),
-                )));
-            }
+        if let Some(by_length) = self.intervals_listed_by_length(&e, schema) {
+            return Ok(Transformed::yes(by_length));
         }
         let Expr::Cast(Cast { expr, field }) = &e else {
             return Ok(Transformed::no(e));
@@ -160,38 +124,52 @@ impl ZonedCasts {
     /// compares them (`interval '1 day' = interval '24 hours'`); DataFusion compares months, then days, then the
     /// rest.
     fn interval_comparison(&self, b: &BinaryExpr, schema: &DFSchema) -> Option<Transformed<Expr>> {
-        use datafusion::logical_expr::Operator as Op;
-        let comparison = matches!(
-            b.op,
-            Op::Eq
-                | Op::NotEq
-                | Op::Lt
-                | Op::LtEq
-                | Op::Gt
-                | Op::GtEq
-                | Op::IsDistinctFrom
-                | Op::IsNotDistinctFrom
-        );
         let interval = |x: &Expr| {
             matches!(
                 x.get_type(schema),
                 Ok(ArrowType::Interval(_) | ArrowType::Duration(_))
             )
         };
-        if !comparison || !interval(&b.left) || !interval(&b.right) {
+        if !crate::pg_types::is_comparison(b.op) || !interval(&b.left) || !interval(&b.right) {
             return None;
         }
-        let key = |x: &Expr| {
-            Box::new(Expr::ScalarFunction(ScalarFunction::new_udf(
-                self.interval_key.clone(),
-                vec![x.clone()],
-            )))
-        };
         Some(Transformed::yes(Expr::BinaryExpr(BinaryExpr::new(
-            key(&b.left),
+            Box::new(self.length(&b.left)),
             b.op,
-            key(&b.right),
+            Box::new(self.length(&b.right)),
         ))))
+    }
+
+    /// `took IN ('1 day', '2 days')` and `took BETWEEN '1 day' AND '30 days'` of intervals, by length too (`'24
+    /// hours'` is in the first); `None` for anything else.
+    fn intervals_listed_by_length(&self, e: &Expr, schema: &DFSchema) -> Option<Expr> {
+        let interval = |x: &Expr| matches!(x.get_type(schema), Ok(ArrowType::Interval(_)));
+        match e {
+            Expr::InList(list) if interval(&list.expr) && list.list.iter().all(interval) => {
+                Some(Expr::InList(datafusion::logical_expr::expr::InList::new(
+                    Box::new(self.length(&list.expr)),
+                    list.list.iter().map(|x| self.length(x)).collect(),
+                    list.negated,
+                )))
+            }
+            Expr::Between(b) if interval(&b.expr) && interval(&b.low) && interval(&b.high) => {
+                Some(Expr::Between(datafusion::logical_expr::Between::new(
+                    Box::new(self.length(&b.expr)),
+                    b.negated,
+                    Box::new(self.length(&b.low)),
+                    Box::new(self.length(&b.high)),
+                )))
+            }
+            _ => None,
+        }
+    }
+
+    /// An interval's length, by which PostgreSQL compares and sorts intervals.
+    fn length(&self, x: &Expr) -> Expr {
+        Expr::ScalarFunction(ScalarFunction::new_udf(
+            self.interval_key.clone(),
+            vec![x.clone()],
+        ))
     }
 }
 
@@ -207,9 +185,7 @@ impl ZonedCasts {
             let mut changed = false;
             for s in sort.expr.iter_mut() {
                 if matches!(s.expr.get_type(&schema), Ok(ArrowType::Interval(_))) {
-                    let key =
-                        ScalarFunction::new_udf(self.interval_key.clone(), vec![s.expr.clone()]);
-                    s.expr = Expr::ScalarFunction(key);
+                    s.expr = self.length(&s.expr);
                     changed = true;
                 }
             }
@@ -268,18 +244,7 @@ impl AnalyzerRule for DateArithmetic {
 /// `active = 'true'`: a string literal compared with a boolean is a boolean, as PostgreSQL reads an untyped literal
 /// there; DataFusion finds no common type.
 fn boolean_compared_with_text(b: &BinaryExpr, schema: &DFSchema) -> Option<Expr> {
-    use datafusion::logical_expr::Operator as Op;
-    if !matches!(
-        b.op,
-        Op::Eq
-            | Op::NotEq
-            | Op::IsDistinctFrom
-            | Op::IsNotDistinctFrom
-            | Op::Lt
-            | Op::LtEq
-            | Op::Gt
-            | Op::GtEq
-    ) {
+    if !crate::pg_types::is_comparison(b.op) {
         return None;
     }
     let text = |x: &Expr| {

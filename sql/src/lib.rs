@@ -888,10 +888,7 @@ impl SqlEngine {
                 generated,
                 ..
             } if !query.reads_relations() => {
-                let mut rows = Vec::new();
-                for batch in &self.run_query(query, params, ctx)? {
-                    rows.extend(convert::rows_of(batch)?);
-                }
+                let mut rows = self.known_rows(query, params, ctx)?;
                 let mut columns = Cow::Borrowed(columns);
                 let mut full = params.to_vec();
                 if !generated.is_empty() {
@@ -1214,10 +1211,8 @@ impl SqlEngine {
         kept: &KeptWrites<Prepared>,
         ctx: RunContext<'_>,
     ) -> Result<Deferred> {
-        if !p.is_block_ddl() && kept.writes().iter().any(|k| k.statement.is_block_ddl()) {
-            self.try_after(kept.writes(), ctx, |txn, _| {
-                check_plan_current(p, txn).map(|()| Output::command("", 0))
-            })?;
+        if !p.is_block_ddl() {
+            self.check_current_after_ddl(p, kept, ctx)?;
         }
         if p.keeps_known_rows() {
             return self.defer_insert(p, params, kept, ctx);
@@ -1240,10 +1235,7 @@ impl SqlEngine {
                     ));
                 }
                 // A query that reads no relation gives the same rows at COMMIT: as many values as it has rows.
-                let mut rows = Vec::new();
-                for batch in &self.run_query(query, &params, ctx)? {
-                    rows.extend(convert::rows_of(batch)?);
-                }
+                let mut rows = self.known_rows(query, &params, ctx)?;
                 params = self.fill_generated(p, &mut rows, generated, &params, ctx)?;
             }
             _ => {}
@@ -1301,11 +1293,7 @@ impl SqlEngine {
         kept: &KeptWrites<Prepared>,
         ctx: RunContext<'_>,
     ) -> Result<Deferred> {
-        if kept.writes().iter().any(|k| k.statement.is_block_ddl()) {
-            self.try_after(kept.writes(), ctx, |txn, _| {
-                check_plan_current(p, txn).map(|()| Output::command("", 0))
-            })?;
-        }
+        self.check_current_after_ddl(p, kept, ctx)?;
         let mut rows = rows;
         let (table, columns) = self.copy_target(p, &mut rows, first_line, false)?;
         let width = table.columns.len();
@@ -1335,6 +1323,37 @@ impl SqlEngine {
             keys,
             returned: None,
         })
+    }
+
+    /// After the block's DDL, refuses at once a write that COMMIT would refuse (`check_plan_current`): one planned
+    /// against a table that DDL changes.
+    fn check_current_after_ddl(
+        &self,
+        p: &Prepared,
+        kept: &KeptWrites<Prepared>,
+        ctx: RunContext<'_>,
+    ) -> Result<()> {
+        if !kept.writes().iter().any(|k| k.statement.is_block_ddl()) {
+            return Ok(());
+        }
+        self.try_after(kept.writes(), ctx, |txn, _| {
+            check_plan_current(p, txn).map(|()| Output::command("", 0))
+        })?;
+        Ok(())
+    }
+
+    /// The rows of a query that reads no relation (`VALUES`, `UNNEST` of arrays), as values: the same at every run.
+    fn known_rows(
+        &self,
+        query: &Arc<query::QueryPlan>,
+        params: &[Value],
+        ctx: RunContext<'_>,
+    ) -> Result<Vec<Vec<Value>>> {
+        let mut rows = Vec::new();
+        for batch in &self.run_query(query, params, ctx)? {
+            rows.extend(convert::rows_of(batch)?);
+        }
+        Ok(rows)
     }
 
     /// A read in a transaction block after writes it keeps for COMMIT: run after them, in their transaction, which

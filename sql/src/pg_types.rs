@@ -82,9 +82,7 @@ pub fn functions() -> Vec<ScalarUDF> {
             signature: Signature::any(1, Volatility::Immutable),
         }),
         interval_in(),
-        ScalarUDF::from(UuidIn {
-            signature: Signature::any(1, Volatility::Immutable),
-        }),
+        uuid_in(),
         ScalarUDF::from(Nth {
             signature: Signature::any(2, Volatility::Immutable),
         }),
@@ -313,6 +311,13 @@ impl ScalarUDFImpl for Nth {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         Ok(args.args[0].clone())
     }
+}
+
+/// `lanedb_uuid_in`.
+pub(crate) fn uuid_in() -> ScalarUDF {
+    ScalarUDF::from(UuidIn {
+        signature: Signature::any(1, Volatility::Immutable),
+    })
 }
 
 /// `lanedb_interval_in`.
@@ -551,8 +556,9 @@ pub(crate) fn interval_scaled(divide: bool) -> ScalarUDF {
     })
 }
 
-/// An interval times `factor`, PostgreSQL's way: whole months, the fraction of a month as days (30 each), whole
-/// days, the fraction of a day as time; `None` when a field does not fit (or the factor is not finite).
+/// An interval times `factor` (divided by it if `divide`), PostgreSQL's way: whole months, the fraction of a month
+/// as days (30 each), whole days, the fraction of a day as time; `None` when a field does not fit (or the factor is
+/// not finite).
 pub(crate) fn scaled_interval(
     months: i32,
     days: i32,
@@ -826,20 +832,6 @@ fn text_array() -> ast::DataType {
     ))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn literal_scales() {
-        assert_eq!(literal_scale("1.0"), Some(1));
-        assert_eq!(literal_scale("-12.500"), Some(3));
-        assert_eq!(literal_scale("7"), Some(0));
-        assert_eq!(literal_scale("1e5"), None);
-        assert_eq!(literal_scale("."), None);
-    }
-}
-
 /// Plans `interval * number`, `number * interval` and `interval / number` (see "Interval arithmetic").
 #[derive(Debug)]
 pub struct IntervalScaling {
@@ -896,40 +888,45 @@ impl ExprPlanner for IntervalScaling {
     }
 }
 
+/// Whether `op` compares its operands: `=`, `<>`, `<`, `<=`, `>`, `>=`, `IS [NOT] DISTINCT FROM`.
+pub(crate) fn is_comparison(op: datafusion::logical_expr::Operator) -> bool {
+    use datafusion::logical_expr::Operator as Op;
+    matches!(
+        op,
+        Op::Eq
+            | Op::NotEq
+            | Op::Lt
+            | Op::LtEq
+            | Op::Gt
+            | Op::GtEq
+            | Op::IsDistinctFrom
+            | Op::IsNotDistinctFrom
+    )
+}
+
 /// A string literal compared with an interval or a UUID (`=`, `<>`, `<`, ..., `IN`, `BETWEEN`), read as a value of
 /// that type, as PostgreSQL reads an untyped literal; `None` if `e` is no such comparison.
 pub(crate) fn literals_read_as_operand(e: &Expr, schema: &DFSchema) -> Option<Expr> {
-    use datafusion::logical_expr::{Between, BinaryExpr, Operator};
+    use datafusion::logical_expr::{Between, BinaryExpr};
     let input = |x: &Expr| -> Option<ScalarUDF> {
         if matches!(x.get_type(schema), Ok(ArrowType::Interval(_))) {
             return Some(interval_in());
         }
         x.to_field(schema)
             .is_ok_and(|(_, f)| lanedb_engine::DataType::is_uuid_field(&f))
-            .then(|| {
-                ScalarUDF::from(UuidIn {
-                    signature: Signature::any(1, Volatility::Immutable),
-                })
-            })
+            .then(uuid_in)
     };
     let text = |x: &Expr| matches!(x, Expr::Literal(ScalarValue::Utf8(Some(_)), _));
-    let read = |udf: &Arc<ScalarUDF>, x: &Expr| match text(x) {
-        true => Expr::ScalarFunction(ScalarFunction::new_udf(udf.clone(), vec![x.clone()])),
-        false => x.clone(),
+    let read = |udf: &Arc<ScalarUDF>, x: &Expr| {
+        if text(x) {
+            Expr::ScalarFunction(ScalarFunction::new_udf(udf.clone(), vec![x.clone()]))
+        } else {
+            x.clone()
+        }
     };
     match e {
         Expr::BinaryExpr(BinaryExpr { left, op, right })
-            if matches!(
-                op,
-                Operator::Eq
-                    | Operator::NotEq
-                    | Operator::Lt
-                    | Operator::LtEq
-                    | Operator::Gt
-                    | Operator::GtEq
-                    | Operator::IsDistinctFrom
-                    | Operator::IsNotDistinctFrom
-            ) && (text(left) || text(right)) =>
+            if is_comparison(*op) && (text(left) || text(right)) =>
         {
             let udf = Arc::new(input(left).or_else(|| input(right))?);
             Some(Expr::BinaryExpr(BinaryExpr::new(
@@ -954,5 +951,19 @@ pub(crate) fn literals_read_as_operand(e: &Expr, schema: &DFSchema) -> Option<Ex
             )))
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literal_scales() {
+        assert_eq!(literal_scale("1.0"), Some(1));
+        assert_eq!(literal_scale("-12.500"), Some(3));
+        assert_eq!(literal_scale("7"), Some(0));
+        assert_eq!(literal_scale("1e5"), None);
+        assert_eq!(literal_scale("."), None);
     }
 }
