@@ -22,6 +22,7 @@ impl SqlState {
     pub const DATATYPE_MISMATCH: SqlState = SqlState("42804");
     pub const INVALID_TABLE_DEFINITION: SqlState = SqlState("42P16");
     pub const INVALID_PARAMETER_VALUE: SqlState = SqlState("22023");
+    pub const NULL_VALUE_NOT_ALLOWED: SqlState = SqlState("22004");
     pub const UNIQUE_VIOLATION: SqlState = SqlState("23505");
     pub const NOT_NULL_VIOLATION: SqlState = SqlState("23502");
     pub const CHECK_VIOLATION: SqlState = SqlState("23514");

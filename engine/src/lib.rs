@@ -30,6 +30,7 @@ pub mod error;
 pub mod foreign;
 pub mod invocation;
 pub mod io;
+pub mod json;
 pub mod key;
 pub mod lane;
 pub mod local_schema;

@@ -111,9 +111,11 @@ impl ColumnData {
             DataType::Real => ColumnData::Float32(Vec::with_capacity(rows)),
             DataType::Double => ColumnData::Float64(Vec::with_capacity(rows)),
             DataType::Decimal { .. } => ColumnData::Decimal(Vec::with_capacity(rows)),
-            DataType::Varchar(_) | DataType::Text | DataType::Uuid => {
-                ColumnData::Utf8(VarWidth::with_capacity(rows))
-            }
+            DataType::Varchar(_)
+            | DataType::Text
+            | DataType::Uuid
+            | DataType::Json
+            | DataType::Jsonb => ColumnData::Utf8(VarWidth::with_capacity(rows)),
             DataType::Bytea => ColumnData::Binary(VarWidth::with_capacity(rows)),
         }
     }
@@ -994,7 +996,11 @@ impl TableStore {
         let def = &self.def.columns[column];
         if matches!(
             def.data_type,
-            DataType::Varchar(_) | DataType::Text | DataType::Uuid
+            DataType::Varchar(_)
+                | DataType::Text
+                | DataType::Uuid
+                | DataType::Json
+                | DataType::Jsonb
         ) {
             return self.gather_text(column, positions, def.nullable);
         }

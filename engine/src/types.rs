@@ -18,7 +18,7 @@ pub const VARCHAR_LENGTH_MAX: u32 = 1 << 20;
 pub const VARCHAR_LENGTH_KEY: &str = "lanedb.varchar_length";
 /// Field metadata marking a column of type `uuid`, held as its canonical text (`a0eebc99-9c0b-4ef8-...`).
 pub const UUID_KEY: &str = "lanedb.uuid";
-/// Field metadata marking a text result column that holds JSON (`json_build_object`): the wire reports it as `json`.
+/// Field metadata marking a text column that holds JSON: its value is the type, `json` or `jsonb` (see `json`).
 pub const JSON_KEY: &str = "lanedb.json";
 /// Field metadata on a result column that is a table's column as it is: the table's OID and the column's number
 /// (from 1), separated by a space. The wire reports them in RowDescription, as PostgreSQL does, and drivers read them
@@ -47,6 +47,8 @@ pub const ARRAY_TYPE_OIDS: &[(u32, u32)] = &[
     (1186, 1187), // interval
     (1700, 1231), // numeric
     (2950, 2951), // uuid
+    (114, 199),   // json
+    (3802, 3807), // jsonb
 ];
 
 /// The array type OID of an element type OID; `None` where PostgreSQL has none.
@@ -99,6 +101,10 @@ pub enum DataType {
     Interval,
     /// A UUID, held as its canonical text: lower-case hexadecimal in groups of 8-4-4-4-12.
     Uuid,
+    /// JSON as written, checked to be JSON (PostgreSQL's `json`).
+    Json,
+    /// JSON as its canonical text (PostgreSQL's `jsonb`, see `json`).
+    Jsonb,
     /// A one-dimensional array of the element type (never itself an array).
     Array(Box<DataType>),
 }
@@ -133,7 +139,11 @@ impl DataType {
             DataType::Decimal { precision, scale } => {
                 ArrowType::Decimal128(*precision, *scale as i8)
             }
-            DataType::Varchar(_) | DataType::Text | DataType::Uuid => ArrowType::Utf8,
+            DataType::Varchar(_)
+            | DataType::Text
+            | DataType::Uuid
+            | DataType::Json
+            | DataType::Jsonb => ArrowType::Utf8,
             DataType::Bytea => ArrowType::Binary,
             DataType::Timestamp => ArrowType::Timestamp(TimeUnit::Microsecond, None),
             DataType::Date => ArrowType::Date32,
@@ -176,7 +186,17 @@ impl DataType {
                 .into(),
             ),
             DataType::Uuid => field.with_metadata([(UUID_KEY.to_string(), String::new())].into()),
+            DataType::Json => field.with_metadata([(JSON_KEY.to_string(), "json".into())].into()),
+            DataType::Jsonb => field.with_metadata([(JSON_KEY.to_string(), "jsonb".into())].into()),
             _ => field,
+        }
+    }
+
+    /// Which JSON type a result column (a table's, or a query's) holds, if it holds JSON.
+    pub fn json_kind(field: &arrow_schema::Field) -> Option<crate::json::Kind> {
+        match field.metadata().get(JSON_KEY)?.as_str() {
+            "jsonb" => Some(crate::json::Kind::Jsonb),
+            _ => Some(crate::json::Kind::Json),
         }
     }
 
@@ -250,6 +270,8 @@ impl fmt::Display for DataType {
             DataType::Text => f.write_str("text"),
             DataType::Bytea => f.write_str("bytea"),
             DataType::Uuid => f.write_str("uuid"),
+            DataType::Json => f.write_str("json"),
+            DataType::Jsonb => f.write_str("jsonb"),
             DataType::Timestamp => f.write_str("timestamp without time zone"),
             DataType::Date => f.write_str("date"),
             DataType::TimestampTz => f.write_str("timestamp with time zone"),

@@ -175,6 +175,14 @@ impl Value {
                 Value::Bytes(b) => crate::text::uuid_of_bytes(b).map(Value::Text),
                 _ => Err(self.cannot_cast(ty)),
             },
+            DataType::Json => match self {
+                Value::Text(s) => crate::json::json_in(s).map(|()| Value::Text(s.clone())),
+                _ => Err(self.cannot_cast(ty)),
+            },
+            DataType::Jsonb => match self {
+                Value::Text(s) => crate::json::jsonb_in(s).map(Value::Text),
+                _ => Err(self.cannot_cast(ty)),
+            },
             DataType::Bytea => match self {
                 Value::Bytes(b) => Ok(Value::Bytes(b.clone())),
                 Value::Text(s) => parse_bytea(s).map(Value::Bytes),

@@ -60,7 +60,7 @@ use pgwire::messages::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::tls::Stream;
-use crate::types::{column_type, oid_of, put_cell, put_uuid_cell, TEXT};
+use crate::types::{binary_form, column_type, oid_of, put_binary_cell, put_cell, BinaryForm, TEXT};
 use crate::{Backend, ExecContext, Shared, OUT_BUFFER_FLUSH_BYTES};
 
 /// Time a client has to complete start-up before it is dropped.
@@ -2402,13 +2402,9 @@ impl<B: Backend> Session<B> {
         let start = out.len();
         let mut seen = 0;
         let mut sent = 0;
-        // UUIDs are held as text; their binary form is their 16 bytes.
-        let uuid: Vec<bool> = output.schema.as_ref().map_or_else(Vec::new, |schema| {
-            schema
-                .fields()
-                .iter()
-                .map(|f| lanedb_engine::DataType::is_uuid_field(f))
-                .collect()
+        // UUIDs and jsonb are held as text; their binary forms are not the text's bytes.
+        let forms: Vec<BinaryForm> = output.schema.as_ref().map_or_else(Vec::new, |schema| {
+            schema.fields().iter().map(|f| binary_form(f)).collect()
         });
         for batch in &output.batches {
             let rows = batch.num_rows();
@@ -2427,8 +2423,9 @@ impl<B: Backend> Session<B> {
                 out.put_i16(columns.len() as i16);
                 for (c, column) in columns.iter().enumerate() {
                     let binary = binary.get(c).copied().unwrap_or(false);
-                    if binary && uuid.get(c).copied().unwrap_or(false) {
-                        put_uuid_cell(out, column.as_ref(), row)?;
+                    let form = forms.get(c).copied().unwrap_or(BinaryForm::Plain);
+                    if binary && form != BinaryForm::Plain {
+                        put_binary_cell(out, column.as_ref(), row, form)?;
                     } else {
                         put_cell(out, column.as_ref(), row, binary);
                     }

@@ -37,6 +37,7 @@ pub const TIME: u32 = 1083;
 pub const TIMESTAMPTZ: u32 = 1184;
 pub const INTERVAL: u32 = 1186;
 pub const UUID: u32 = 2950;
+pub const JSONB: u32 = 3802;
 
 /// Days from 1970-01-01 (the engine's epoch) to 2000-01-01 (PostgreSQL's).
 const PG_EPOCH_DAYS: i64 = 10_957;
@@ -56,6 +57,8 @@ pub fn oid_of(ty: &DataType) -> u32 {
         DataType::Text => TEXT,
         DataType::Bytea => BYTEA,
         DataType::Uuid => UUID,
+        DataType::Json => JSON,
+        DataType::Jsonb => JSONB,
         DataType::Timestamp => TIMESTAMP,
         DataType::Date => DATE,
         DataType::TimestampTz => TIMESTAMPTZ,
@@ -86,6 +89,8 @@ pub fn type_of_oid(oid: u32) -> Result<Option<DataType>> {
         TEXT => DataType::Text,
         BYTEA => DataType::Bytea,
         UUID => DataType::Uuid,
+        JSON => DataType::Json,
+        JSONB => DataType::Jsonb,
         TIMESTAMP => DataType::Timestamp,
         DATE => DataType::Date,
         TIMESTAMPTZ => DataType::TimestampTz,
@@ -115,11 +120,10 @@ pub fn column_type(field: &arrow_schema::Field) -> (u32, i16, i32) {
         let modifier = length.parse::<i32>().map_or(-1, |n| n + 4);
         return (VARCHAR, -1, modifier);
     }
-    if field
-        .metadata()
-        .contains_key(lanedb_engine::types::JSON_KEY)
-    {
-        return (JSON, -1, -1);
+    match DataType::json_kind(field) {
+        Some(lanedb_engine::json::Kind::Json) => return (JSON, -1, -1),
+        Some(lanedb_engine::json::Kind::Jsonb) => return (JSONB, -1, -1),
+        None => {}
     }
     if DataType::is_uuid_field(field) {
         return (UUID, 16, -1);
@@ -155,7 +159,14 @@ fn arrow_column_type(ty: &ArrowType) -> (u32, i16) {
         Some(DataType::Time) => (TIME, 8),
         Some(DataType::Interval) => (INTERVAL, 16),
         Some(DataType::Array(_)) => (TEXT_ARRAY, -1),
-        Some(DataType::Varchar(_) | DataType::Text | DataType::Uuid) | None => (TEXT, -1),
+        Some(
+            DataType::Varchar(_)
+            | DataType::Text
+            | DataType::Uuid
+            | DataType::Json
+            | DataType::Jsonb,
+        )
+        | None => (TEXT, -1),
     }
 }
 
@@ -170,18 +181,53 @@ fn element_type(element: &arrow_schema::Field) -> (u32, i16) {
     arrow_column_type(element.data_type())
 }
 
-/// Appends the cell at `row` of a `uuid` column (canonical text) in binary format: its 16 bytes. Text that is no
-/// UUID (a value a query put in such a column without reading it as one) is 22P02, as PostgreSQL's input would say.
-pub fn put_uuid_cell(out: &mut BytesMut, array: &dyn Array, row: usize) -> Result<()> {
-    let Some(text) = array.as_string_opt::<i32>().filter(|a| !a.is_null(row)) else {
-        put_cell(out, array, row, true);
-        return Ok(());
-    };
-    let text = text.value(row);
-    let canonical = lanedb_engine::text::parse_uuid(text)?;
-    let bytes = lanedb_engine::text::uuid_bytes(&canonical).unwrap_or_default();
-    out.put_i32(16);
-    out.put_slice(&bytes);
+/// How a column's cells go out in binary format, where its text stands for a type whose binary form is not the
+/// text's bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinaryForm {
+    /// The column's own Arrow type says it all.
+    Plain,
+    /// A `uuid` (canonical text): its 16 bytes.
+    Uuid,
+    /// A `jsonb` (canonical text): a version byte, 1, then the text.
+    Jsonb,
+}
+
+/// The binary form of a result column's cells.
+pub fn binary_form(field: &arrow_schema::Field) -> BinaryForm {
+    if DataType::is_uuid_field(field) {
+        BinaryForm::Uuid
+    } else if DataType::json_kind(field) == Some(lanedb_engine::json::Kind::Jsonb) {
+        BinaryForm::Jsonb
+    } else {
+        BinaryForm::Plain
+    }
+}
+
+/// Appends the cell at `row` in binary format, in the column's `form`. Text in a `uuid` column that is no UUID (a
+/// value a query put in such a column without reading it as one) is 22P02, as PostgreSQL's input would say.
+pub fn put_binary_cell(
+    out: &mut BytesMut,
+    array: &dyn Array,
+    row: usize,
+    form: BinaryForm,
+) -> Result<()> {
+    let text = array.as_string_opt::<i32>().filter(|a| !a.is_null(row));
+    match (form, text) {
+        (BinaryForm::Uuid, Some(text)) => {
+            let canonical = lanedb_engine::text::parse_uuid(text.value(row))?;
+            let bytes = lanedb_engine::text::uuid_bytes(&canonical).unwrap_or_default();
+            out.put_i32(16);
+            out.put_slice(&bytes);
+        }
+        (BinaryForm::Jsonb, Some(text)) => {
+            let text = text.value(row);
+            out.put_i32(text.len() as i32 + 1);
+            out.put_u8(1);
+            out.put_slice(text.as_bytes());
+        }
+        _ => put_cell(out, array, row, true),
+    }
     Ok(())
 }
 
@@ -454,6 +500,17 @@ pub fn decode_binary(oid: u32, bytes: &[u8]) -> Result<Value> {
             Value::Decimal(m, s)
         }
         UUID => Value::Text(lanedb_engine::text::uuid_of_bytes(fixed(16, "uuid")?)?),
+        // `jsonb_recv`: a version byte (1), then the text.
+        JSONB => match bytes.split_first() {
+            Some((1, text)) => Value::Text(utf8(text)?).cast_to(&DataType::Jsonb)?,
+            _ => {
+                return Err(Error::new(
+                    SqlState::INVALID_BINARY_REPRESENTATION,
+                    "unsupported jsonb version number",
+                ))
+            }
+        },
+        JSON => Value::Text(utf8(bytes)?).cast_to(&DataType::Json)?,
         DATE => {
             let days = i32::from_be_bytes(fixed(4, "date")?.try_into().unwrap_or_default()) as i64;
             Value::Date(
@@ -503,22 +560,23 @@ pub fn decode_binary(oid: u32, bytes: &[u8]) -> Result<Value> {
         }
         BYTEA => Value::Bytes(bytes.to_vec()),
         other if element_oid(other).is_some() => decode_binary_array(other, bytes)?,
-        TEXT | VARCHAR | BPCHAR | NAME | UNKNOWN | 0 => Value::Text(
-            std::str::from_utf8(bytes)
-                .map_err(|_| {
-                    Error::new(
-                        SqlState::CHARACTER_NOT_IN_REPERTOIRE,
-                        "invalid byte sequence for encoding \"UTF8\"",
-                    )
-                })?
-                .to_string(),
-        ),
+        TEXT | VARCHAR | BPCHAR | NAME | UNKNOWN | 0 => Value::Text(utf8(bytes)?),
         other => {
             return Err(Error::new(
                 SqlState::FEATURE_NOT_SUPPORTED,
                 format!("binary parameters of type OID {other} are not supported"),
             ))
         }
+    })
+}
+
+/// Bytes of a text parameter, which must be UTF-8.
+fn utf8(bytes: &[u8]) -> Result<String> {
+    std::str::from_utf8(bytes).map(str::to_string).map_err(|_| {
+        Error::new(
+            SqlState::CHARACTER_NOT_IN_REPERTOIRE,
+            "invalid byte sequence for encoding \"UTF8\"",
+        )
     })
 }
 

@@ -50,6 +50,8 @@ pub fn data_type(ty: &ast::DataType) -> Result<DataType> {
         T::Text | T::String(_) => DataType::Text,
         T::Bytea | T::Varbinary(_) | T::Blob(_) | T::Binary(_) => DataType::Bytea,
         T::Uuid => DataType::Uuid,
+        T::JSON => DataType::Json,
+        T::JSONB => DataType::Jsonb,
         T::Timestamp(_, ast::TimezoneInfo::None | ast::TimezoneInfo::WithoutTimeZone)
         | T::Datetime(_) => DataType::Timestamp,
         T::Date => DataType::Date,
@@ -223,6 +225,8 @@ pub fn sql_type(ty: &DataType) -> ast::DataType {
         DataType::Varchar(_) | DataType::Text => ast::DataType::Text,
         DataType::Bytea => ast::DataType::Bytea,
         DataType::Uuid => ast::DataType::Uuid,
+        DataType::Json => ast::DataType::JSON,
+        DataType::Jsonb => ast::DataType::JSONB,
         DataType::Timestamp => ast::DataType::Timestamp(None, ast::TimezoneInfo::None),
         DataType::Date => ast::DataType::Date,
         DataType::TimestampTz => ast::DataType::Timestamp(None, ast::TimezoneInfo::WithTimeZone),

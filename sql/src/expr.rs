@@ -288,6 +288,16 @@ pub fn compile(
             {
                 return Err(CompileError::NotSimple);
             }
+            // `||` and `-` of JSON (merging, deleting) are DataFusion's too (`json`).
+            let json = |e: &Expr| {
+                matches!(
+                    static_type(e, scope.table),
+                    Some(DataType::Json | DataType::Jsonb)
+                )
+            };
+            if matches!(op, BinOp::Concat | BinOp::Add | BinOp::Sub) && (json(&l) || json(&r)) {
+                return Err(CompileError::NotSimple);
+            }
             // A parameter beside a column takes the column's type, as an untyped literal does in PostgreSQL; but
             // `||` makes text of both sides and AND / OR want booleans, whatever the column is.
             let beside = |c: usize| match op {
@@ -489,7 +499,8 @@ fn static_type(e: &Expr, table: &lanedb_engine::TableDef) -> Option<DataType> {
 }
 
 /// A string literal compared with a UUID, as the UUID it spells (`'A0EEBC99-...'` is the canonical
-/// `'a0eebc99-...'` stored); 22P02 if it spells none, as in PostgreSQL. Other expressions as they are.
+/// `'a0eebc99-...'` stored), or with a `jsonb`, as its canonical text; 22P02 if it spells none, as in PostgreSQL.
+/// Other expressions as they are.
 fn literal_as(
     e: Expr,
     other: &Expr,
@@ -499,6 +510,9 @@ fn literal_as(
         (Expr::Literal(Value::Text(text)), Some(DataType::Uuid)) => Ok(Expr::Literal(Value::Text(
             lanedb_engine::text::parse_uuid(text)?,
         ))),
+        (Expr::Literal(Value::Text(text)), Some(DataType::Jsonb)) => Ok(Expr::Literal(
+            Value::Text(lanedb_engine::json::jsonb_in(text)?),
+        )),
         _ => Ok(e),
     }
 }

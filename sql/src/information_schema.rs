@@ -409,6 +409,8 @@ fn udt_name(ty: &DataType) -> String {
         DataType::Text => "text".into(),
         DataType::Bytea => "bytea".into(),
         DataType::Uuid => "uuid".into(),
+        DataType::Json => "json".into(),
+        DataType::Jsonb => "jsonb".into(),
         DataType::Timestamp => "timestamp".into(),
         DataType::Date => "date".into(),
         DataType::TimestampTz => "timestamptz".into(),

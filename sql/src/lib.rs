@@ -31,6 +31,7 @@ mod from_char;
 pub mod functions;
 pub mod information_schema;
 pub mod invoke;
+mod json;
 mod number_templates;
 pub mod pg_catalog;
 mod pg_functions;

@@ -137,6 +137,8 @@ pub(crate) fn type_oid(ty: &DataType) -> (i32, i16) {
         DataType::Text => (25, -1),
         DataType::Bytea => (17, -1),
         DataType::Uuid => (2950, 16),
+        DataType::Json => (114, -1),
+        DataType::Jsonb => (3802, -1),
         DataType::Timestamp => (1114, 8),
         DataType::Date => (1082, 4),
         DataType::TimestampTz => (1184, 8),
@@ -179,6 +181,8 @@ const TYPES: &[(i32, &str, i16, &str)] = &[
     (1186, "interval", 16, "T"),
     (1700, "numeric", -1, "N"),
     (2950, "uuid", 16, "U"),
+    (114, "json", -1, "U"),
+    (3802, "jsonb", -1, "U"),
     // The pseudo-type a procedure returns (`prorettype`).
     (2278, "void", 4, "P"),
 ];
@@ -221,6 +225,8 @@ pub fn format_type(oid: i32, typmod: i32) -> Option<String> {
         1700 => "numeric".into(),
         2278 => "void".into(),
         2950 => "uuid".into(),
+        114 => "json".into(),
+        3802 => "jsonb".into(),
         _ => return None,
     })
 }
@@ -1903,6 +1909,11 @@ impl ScalarUDFImpl for CatalogFunction {
                 "character varying".to_string()
             }
             Some(f) if lanedb_engine::DataType::is_uuid_field(f) => "uuid".to_string(),
+            Some(f) if lanedb_engine::DataType::json_kind(f).is_some() => {
+                lanedb_engine::DataType::json_kind(f)
+                    .map_or("json", |k| k.name())
+                    .to_string()
+            }
             Some(f) => sql_type_name(f.data_type()),
             None => String::new(),
         };

@@ -206,12 +206,6 @@ pub fn functions() -> Vec<ScalarUDF> {
         }),
         function("format", VariadicAny, ArrowType::Utf8, format),
         function(
-            "json_build_object",
-            VariadicAny,
-            ArrowType::Utf8,
-            json_build_object,
-        ),
-        function(
             LIKE_ESCAPE,
             Exact(vec![ArrowType::Utf8, ArrowType::Utf8]),
             ArrowType::Utf8,
@@ -234,66 +228,6 @@ pub fn functions() -> Vec<ScalarUDF> {
             map_interval(a, justify_interval)
         }),
     ]
-}
-
-/// `json_build_object(key, value, ...)` as PostgreSQL writes it (`{"a" : 1, "b" : "x"}`), as text: numbers and
-/// booleans bare, NULL as `null`, anything else a JSON string of its text.
-fn json_build_object(args: &[ArrayRef]) -> Result<ArrayRef> {
-    if !args.len().is_multiple_of(2) {
-        return Err(invalid("argument list must have even number of elements"));
-    }
-    let json_string = |out: &mut String, text: &str| {
-        out.push('"');
-        for c in text.chars() {
-            match c {
-                '"' => out.push_str("\\\""),
-                '\\' => out.push_str("\\\\"),
-                '\n' => out.push_str("\\n"),
-                '\r' => out.push_str("\\r"),
-                '\t' => out.push_str("\\t"),
-                c if (c as u32) < 0x20 => {
-                    let _ = write!(out, "\\u{:04x}", c as u32);
-                }
-                c => out.push(c),
-            }
-        }
-        out.push('"');
-    };
-    let mut out = StringBuilder::new();
-    for row in 0..rows(args) {
-        let mut json = String::from("{");
-        for (i, pair) in args.chunks(2).enumerate() {
-            let [key, value] = pair else {
-                unreachable!("pairs")
-            };
-            if null_at(key, row) {
-                return Err(invalid("null value not allowed for object key"));
-            }
-            if i > 0 {
-                json.push_str(", ");
-            }
-            let mut text = String::new();
-            lanedb_engine::text::put_text(&mut text, key.as_ref(), row);
-            json_string(&mut json, &text);
-            json.push_str(" : ");
-            if null_at(value, row) {
-                json.push_str("null");
-                continue;
-            }
-            text.clear();
-            lanedb_engine::text::put_text(&mut text, value.as_ref(), row);
-            match value.data_type() {
-                ArrowType::Boolean => json.push_str(if text == "t" { "true" } else { "false" }),
-                t if t.is_numeric() && !text.contains(|c: char| c.is_ascii_alphabetic()) => {
-                    json.push_str(&text)
-                }
-                _ => json_string(&mut json, &text),
-            }
-        }
-        json.push('}');
-        out.append_value(json);
-    }
-    Ok(Arc::new(out.finish()))
 }
 
 /// `lanedb_like_escape(pattern, escape)`: a LIKE pattern with escape character `escape` (empty: none) rewritten

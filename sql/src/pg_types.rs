@@ -649,8 +649,10 @@ pub fn rewrite_cast(
             None => None,
         },
         T::Interval { .. } => literal.map(|_| Ok(call(INTERVAL_IN, vec![x.clone()]))),
-        // Any value, not only a literal: DataFusion has no uuid type.
+        // Any value, not only a literal: DataFusion has no uuid or JSON type.
         T::Uuid => Some(Ok(call(UUID_IN, vec![x.clone()]))),
+        T::JSON => Some(Ok(call(crate::json::JSON_IN, vec![x.clone()]))),
+        T::JSONB => Some(Ok(call(crate::json::JSONB_IN, vec![x.clone()]))),
         T::Numeric(ast::ExactNumberInfo::None)
         | T::Decimal(ast::ExactNumberInfo::None)
         | T::Dec(ast::ExactNumberInfo::None) => {
@@ -904,36 +906,48 @@ pub(crate) fn is_comparison(op: datafusion::logical_expr::Operator) -> bool {
     )
 }
 
-/// A string literal compared with an interval or a UUID (`=`, `<>`, `<`, ..., `IN`, `BETWEEN`), read as a value of
-/// that type, as PostgreSQL reads an untyped literal; `None` if `e` is no such comparison.
+/// A string literal compared with an interval, a UUID or a `jsonb` (`=`, `<>`, `<`, ..., `IN`, `BETWEEN`), read as
+/// a value of that type, as PostgreSQL reads an untyped literal (a parameter too, for `jsonb`, whose text is read
+/// into its canonical form); `None` if `e` is no such comparison.
 pub(crate) fn literals_read_as_operand(e: &Expr, schema: &DFSchema) -> Option<Expr> {
     use datafusion::logical_expr::{Between, BinaryExpr};
     let input = |x: &Expr| -> Option<ScalarUDF> {
         if matches!(x.get_type(schema), Ok(ArrowType::Interval(_))) {
             return Some(interval_in());
         }
-        x.to_field(schema)
-            .is_ok_and(|(_, f)| lanedb_engine::DataType::is_uuid_field(&f))
-            .then(uuid_in)
+        let (_, field) = x.to_field(schema).ok()?;
+        if lanedb_engine::DataType::is_uuid_field(&field) {
+            return Some(uuid_in());
+        }
+        (lanedb_engine::DataType::json_kind(&field) == Some(lanedb_engine::json::Kind::Jsonb))
+            .then(crate::json::jsonb_in)
     };
-    let text = |x: &Expr| matches!(x, Expr::Literal(ScalarValue::Utf8(Some(_)), _));
+    let text = |x: &Expr| {
+        matches!(x, Expr::Literal(ScalarValue::Utf8(Some(_)), _))
+            || matches!(x, Expr::Placeholder(_))
+    };
     let read = |udf: &Arc<ScalarUDF>, x: &Expr| {
-        if text(x) {
+        // Only a JSON input reads parameters: the others' parameters take their type from the comparison.
+        let parameter = matches!(x, Expr::Placeholder(_));
+        if text(x) && (!parameter || udf.name() == crate::json::JSONB_IN) {
             Expr::ScalarFunction(ScalarFunction::new_udf(udf.clone(), vec![x.clone()]))
         } else {
             x.clone()
         }
     };
+    let changes = |udf: &Arc<ScalarUDF>, xs: &[&Expr]| xs.iter().any(|x| read(udf, x) != **x);
     match e {
         Expr::BinaryExpr(BinaryExpr { left, op, right })
             if is_comparison(*op) && (text(left) || text(right)) =>
         {
             let udf = Arc::new(input(left).or_else(|| input(right))?);
-            Some(Expr::BinaryExpr(BinaryExpr::new(
-                Box::new(read(&udf, left)),
-                *op,
-                Box::new(read(&udf, right)),
-            )))
+            changes(&udf, &[left, right]).then(|| {
+                Expr::BinaryExpr(BinaryExpr::new(
+                    Box::new(read(&udf, left)),
+                    *op,
+                    Box::new(read(&udf, right)),
+                ))
+            })
         }
         Expr::InList(list) if list.list.iter().any(text) => {
             let udf = Arc::new(input(&list.expr)?);

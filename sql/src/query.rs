@@ -395,6 +395,8 @@ impl QueryBridge {
             .expect("registering an aggregate on a fresh session");
         base.register_expr_planner(Arc::new(crate::pg_types::IntervalScaling::default()))
             .expect("registering an expression planner on a fresh session");
+        base.register_expr_planner(Arc::new(crate::json::JsonOperators))
+            .expect("registering an expression planner on a fresh session");
         for udf in [
             crate::checked::OpaqueBoolean::udf(),
             crate::checked::ByteAwareLength::udf(),
@@ -404,6 +406,7 @@ impl QueryBridge {
         .chain(crate::datetimes::functions())
         .chain(crate::pg_types::functions())
         .chain(crate::pg_functions::functions())
+        .chain(crate::json::functions())
         .chain(crate::from_char::functions())
         .chain(crate::similar::functions())
         .chain(crate::extract::functions())
@@ -506,6 +509,7 @@ impl QueryBridge {
         }
         crate::using_joins::merge_using_columns(&mut statement, &self.engine.catalog());
         crate::pg_functions::rewrite_calls(&mut statement);
+        crate::json::rewrite_calls(&mut statement);
         let cast_params = crate::rewrite::cast_placeholder_types(&statement);
         let physical_scalar_subqueries = crate::rewrite::has_multi_row_scalar_subquery(&statement);
         crate::rewrite::aggregated_lookups(&mut statement);

@@ -1,0 +1,1117 @@
+//! PostgreSQL's `json` and `jsonb` in queries: casts, operators, functions and aggregates.
+//!
+//! DataFusion has no JSON type: a JSON value is text in a column marked with its type (`JSON_KEY`, see
+//! `engine::json` for how each type holds its text), and every function here reads the marks of its arguments'
+//! fields and marks its result's. `x::json` and `x::jsonb` are `lanedb_json_in` / `lanedb_jsonb_in`
+//! (`pg_types::rewrite_cast`); a string literal or parameter compared with a `jsonb` is read as one
+//! (`pg_types::literals_read_as_operand`).
+//!
+//! ## Operators
+//! `JsonOperators`, an expression planner, sees each binary operator with its operands' fields and plans the JSON
+//! ones as calls: `->` and `->>` (a key, or an array position), `#>` and `#>>` (a path as `text[]` or as the
+//! array literal `'{a,b}'`), `@>` and `<@`, `?`, `?|` and `?&`, and for `jsonb` also `||`, `-` (a key, keys or a
+//! position) and `#-`. The other operand of `@>`, `<@` and `||` is read as `jsonb` when it is text, as an untyped
+//! literal is in PostgreSQL; a parameter nothing else types takes the type PostgreSQL gives it there (text for a
+//! key, `text[]` for a path or a list of keys).
+//!
+//! ## Aggregates
+//! `json_agg(x)` and `jsonb_agg(x)` are `array_agg` of each value's JSON, made one array afterwards, so
+//! `ORDER BY`, `DISTINCT` and `FILTER` inside the call are `array_agg`'s; `json_object_agg(k, v)` and
+//! `jsonb_object_agg(k, v)` gather `[k, v]` pairs the same way (`rewrite_calls`).
+//!
+//! ## Sets
+//! `jsonb_array_elements(j)`, `jsonb_array_elements_text(j)` and `jsonb_object_keys(j)` (and their `json_`
+//! namesakes) in a select list are `unnest` of the list of elements or keys (`rewrite_calls`).
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanBuilder, Int32Builder, ListBuilder, StringBuilder,
+};
+use datafusion::arrow::datatypes::{DataType as ArrowType, Field, FieldRef};
+use datafusion::common::{DFSchema, DataFusionError, Result};
+use datafusion::logical_expr::expr::{Placeholder, ScalarFunction};
+use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult, RawBinaryExpr};
+use datafusion::logical_expr::{
+    ColumnarValue, Expr, ExprSchemable, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF,
+    ScalarUDFImpl, Signature, TypeSignature, Volatility,
+};
+use datafusion::sql::sqlparser::ast;
+use datafusion::sql::sqlparser::ast::BinaryOperator;
+use lanedb_engine::json::{self, Json, Kind};
+use lanedb_engine::{DataType, Error, SqlState};
+
+use crate::pg_types::{arguments, call, shaped};
+
+pub(crate) const JSON_IN: &str = "lanedb_json_in";
+pub(crate) const JSONB_IN: &str = "lanedb_jsonb_in";
+const GET: &str = "lanedb_json_get";
+const GET_TEXT: &str = "lanedb_json_get_text";
+const PATH: &str = "lanedb_json_path";
+const PATH_TEXT: &str = "lanedb_json_path_text";
+const CONTAINS: &str = "lanedb_jsonb_contains";
+const EXISTS: &str = "lanedb_jsonb_exists";
+const EXISTS_ANY: &str = "lanedb_jsonb_exists_any";
+const EXISTS_ALL: &str = "lanedb_jsonb_exists_all";
+const CONCAT: &str = "lanedb_jsonb_concat";
+const DELETE: &str = "lanedb_jsonb_delete";
+const DELETE_PATH: &str = "lanedb_jsonb_delete_path";
+const AGG_JSON: &str = "lanedb_json_agg";
+const AGG_JSONB: &str = "lanedb_jsonb_agg";
+const OBJECT_AGG_JSON: &str = "lanedb_json_object_agg";
+const OBJECT_AGG_JSONB: &str = "lanedb_jsonb_object_agg";
+const ELEMENTS: &str = "lanedb_json_elements";
+const ELEMENTS_TEXT: &str = "lanedb_json_elements_text";
+const KEYS: &str = "lanedb_json_keys";
+
+/// What a function returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Returns {
+    Text,
+    Boolean,
+    Integer,
+    /// JSON of this type.
+    Json(Kind),
+    /// JSON of its first argument's type.
+    SameJson,
+    /// A list of text.
+    TextList,
+    /// A list of JSON of its first argument's type.
+    JsonList,
+}
+
+/// A function's arguments: their arrays (of one length) and the JSON type each holds, if any.
+struct Call<'a> {
+    args: &'a [ArrayRef],
+    kinds: Vec<Option<Kind>>,
+    /// The type of JSON the function returns, where it returns JSON.
+    returns: Kind,
+}
+
+type Body = fn(&Call) -> Result<ArrayRef>;
+
+#[derive(Debug)]
+struct Function {
+    name: &'static str,
+    signature: Signature,
+    returns: Returns,
+    body: Body,
+}
+
+// A function is known by its name (each name is registered once); function pointers do not compare reliably.
+impl PartialEq for Function {
+    fn eq(&self, other: &Function) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for Function {}
+
+impl std::hash::Hash for Function {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
+    }
+}
+
+fn kind_of(field: &Field) -> Option<Kind> {
+    DataType::json_kind(field)
+}
+
+impl Function {
+    fn json_kind(&self, first: Option<&FieldRef>) -> Kind {
+        match self.returns {
+            Returns::Json(kind) => kind,
+            _ => first.and_then(|f| kind_of(f)).unwrap_or(Kind::Jsonb),
+        }
+    }
+}
+
+impl ScalarUDFImpl for Function {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[ArrowType]) -> Result<ArrowType> {
+        Ok(match self.returns {
+            Returns::Text | Returns::Json(_) | Returns::SameJson => ArrowType::Utf8,
+            Returns::Boolean => ArrowType::Boolean,
+            Returns::Integer => ArrowType::Int32,
+            Returns::TextList | Returns::JsonList => {
+                ArrowType::List(Arc::new(Field::new_list_field(ArrowType::Utf8, true)))
+            }
+        })
+    }
+
+    fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
+        let kind = self.json_kind(args.arg_fields.first());
+        let json_type = match kind {
+            Kind::Json => DataType::Json,
+            Kind::Jsonb => DataType::Jsonb,
+        };
+        Ok(Arc::new(match self.returns {
+            Returns::Json(_) | Returns::SameJson => json_type.field(self.name, true),
+            Returns::JsonList => Field::new(
+                self.name,
+                ArrowType::List(Arc::new(json_type.field("item", true))),
+                true,
+            ),
+            _ => Field::new(self.name, self.return_type(&[])?, true),
+        }))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let returns = self.json_kind(args.arg_fields.first());
+        let kinds = args.arg_fields.iter().map(|f| kind_of(f)).collect();
+        let (scalar, arrays) = arguments(&args.args)?;
+        let call = Call {
+            args: &arrays,
+            kinds,
+            returns,
+        };
+        shaped(scalar, (self.body)(&call)?)
+    }
+}
+
+fn function(
+    name: &'static str,
+    signature: TypeSignature,
+    returns: Returns,
+    body: Body,
+) -> ScalarUDF {
+    ScalarUDF::from(Function {
+        name,
+        signature: Signature::new(signature, Volatility::Immutable),
+        returns,
+        body,
+    })
+}
+
+/// The functions of this module, for registering on the session state.
+pub fn functions() -> Vec<ScalarUDF> {
+    use Returns::*;
+    use TypeSignature::{Any, OneOf, VariadicAny};
+    let one = || Any(1);
+    let one_or_two = || OneOf(vec![Any(1), Any(2)]);
+    vec![
+        function(JSON_IN, one(), Json(Kind::Json), |c| {
+            json_input(c, Kind::Json)
+        }),
+        function(JSONB_IN, one(), Json(Kind::Jsonb), |c| {
+            json_input(c, Kind::Jsonb)
+        }),
+        function(GET, Any(2), SameJson, |c| get(c, false)),
+        function(GET_TEXT, Any(2), Text, |c| get(c, true)),
+        function(PATH, Any(2), SameJson, |c| path(c, false)),
+        function(PATH_TEXT, Any(2), Text, |c| path(c, true)),
+        function(CONTAINS, Any(2), Boolean, contains),
+        function(EXISTS, Any(2), Boolean, |c| exists(c, Match::One)),
+        function(EXISTS_ANY, Any(2), Boolean, |c| exists(c, Match::Any)),
+        function(EXISTS_ALL, Any(2), Boolean, |c| exists(c, Match::All)),
+        function(CONCAT, Any(2), Json(Kind::Jsonb), concat),
+        function(DELETE, Any(2), Json(Kind::Jsonb), delete),
+        function(DELETE_PATH, Any(2), Json(Kind::Jsonb), delete_path),
+        function("jsonb_typeof", one(), Text, type_of),
+        function("json_typeof", one(), Text, type_of),
+        function("jsonb_array_length", one(), Integer, array_length),
+        function("json_array_length", one(), Integer, array_length),
+        function("jsonb_extract_path", VariadicAny, SameJson, |c| {
+            extract_path(c, false)
+        }),
+        function("json_extract_path", VariadicAny, SameJson, |c| {
+            extract_path(c, false)
+        }),
+        function("jsonb_extract_path_text", VariadicAny, Text, |c| {
+            extract_path(c, true)
+        }),
+        function("json_extract_path_text", VariadicAny, Text, |c| {
+            extract_path(c, true)
+        }),
+        function(
+            "jsonb_set",
+            OneOf(vec![Any(3), Any(4)]),
+            Json(Kind::Jsonb),
+            set,
+        ),
+        function("jsonb_pretty", one(), Text, pretty),
+        function("jsonb_strip_nulls", one(), Json(Kind::Jsonb), strip_nulls),
+        function("json_strip_nulls", one(), Json(Kind::Json), strip_nulls),
+        function("to_json", one(), Json(Kind::Json), to_json),
+        function("to_jsonb", one(), Json(Kind::Jsonb), to_json),
+        function(
+            "json_build_object",
+            VariadicAny,
+            Json(Kind::Json),
+            build_object,
+        ),
+        function(
+            "jsonb_build_object",
+            VariadicAny,
+            Json(Kind::Jsonb),
+            build_object,
+        ),
+        function(
+            "json_build_array",
+            VariadicAny,
+            Json(Kind::Json),
+            build_array,
+        ),
+        function(
+            "jsonb_build_array",
+            VariadicAny,
+            Json(Kind::Jsonb),
+            build_array,
+        ),
+        function(AGG_JSON, one(), Json(Kind::Json), array_of_list),
+        function(AGG_JSONB, one(), Json(Kind::Jsonb), array_of_list),
+        function(OBJECT_AGG_JSON, one(), Json(Kind::Json), object_of_pairs),
+        function(OBJECT_AGG_JSONB, one(), Json(Kind::Jsonb), object_of_pairs),
+        function(ELEMENTS, one_or_two(), JsonList, |c| elements(c, false)),
+        function(ELEMENTS_TEXT, one_or_two(), TextList, |c| elements(c, true)),
+        function(KEYS, one_or_two(), TextList, keys),
+    ]
+}
+
+fn external(e: Error) -> DataFusionError {
+    DataFusionError::External(Box::new(e))
+}
+
+fn invalid(message: impl Into<String>) -> DataFusionError {
+    external(Error::new(SqlState::INVALID_PARAMETER_VALUE, message))
+}
+
+fn rows(c: &Call) -> usize {
+    c.args.first().map_or(1, |a| a.len())
+}
+
+fn null_at(array: &ArrayRef, row: usize) -> bool {
+    array.logical_nulls().is_some_and(|n| n.is_null(row)) || array.data_type().is_null()
+}
+
+/// An argument as text (JSON arguments already are).
+fn texts(array: &ArrayRef) -> Result<ArrayRef> {
+    Ok(datafusion::arrow::compute::cast(array, &ArrowType::Utf8)?)
+}
+
+/// Text of row `row` of an array cast by `texts`.
+fn text_at(array: &ArrayRef, row: usize) -> Option<&str> {
+    let strings = array.as_string_opt::<i32>()?;
+    (!strings.is_null(row)).then(|| strings.value(row))
+}
+
+/// The parsed JSON of a JSON argument's row (`jsonb` text is canonical already; `json` is made canonical for the
+/// `jsonb` operations that take it).
+fn tree_at(array: &ArrayRef, row: usize) -> Result<Option<Json>> {
+    match text_at(array, row) {
+        Some(text) => json::parse(text)
+            .and_then(Json::canonical)
+            .map(Some)
+            .map_err(external),
+        None => Ok(None),
+    }
+}
+
+/// Text of JSON of `kind` from text that may be either type's (or plain text): checked or made canonical.
+fn as_kind(text: &str, kind: Kind) -> Result<String> {
+    match kind {
+        Kind::Json => json::json_in(text).map(|()| text.to_string()),
+        Kind::Jsonb => json::jsonb_in(text),
+    }
+    .map_err(external)
+}
+
+fn text_results(
+    c: &Call,
+    mut each: impl FnMut(usize) -> Result<Option<String>>,
+) -> Result<ArrayRef> {
+    let mut out = StringBuilder::new();
+    for row in 0..rows(c) {
+        out.append_option(each(row)?);
+    }
+    Ok(Arc::new(out.finish()))
+}
+
+fn bool_results(c: &Call, mut each: impl FnMut(usize) -> Result<Option<bool>>) -> Result<ArrayRef> {
+    let mut out = BooleanBuilder::new();
+    for row in 0..rows(c) {
+        out.append_option(each(row)?);
+    }
+    Ok(Arc::new(out.finish()))
+}
+
+/// `x::json`, `x::jsonb`: text read as JSON of that type.
+fn json_input(c: &Call, kind: Kind) -> Result<ArrayRef> {
+    let input = texts(&c.args[0])?;
+    let same = c.kinds[0] == Some(kind);
+    text_results(c, |row| match text_at(&input, row) {
+        Some(text) if same => Ok(Some(text.to_string())),
+        Some(text) => as_kind(text, kind).map(Some),
+        None => Ok(None),
+    })
+}
+
+/// `->` and `->>`: a key's value, or an array element (from the end if negative).
+fn get(c: &Call, as_text: bool) -> Result<ArrayRef> {
+    let target = texts(&c.args[0])?;
+    let step = &c.args[1];
+    let index = step.data_type().is_integer();
+    let step_text = texts(step)?;
+    text_results(c, |row| {
+        let (Some(text), false) = (text_at(&target, row), null_at(step, row)) else {
+            return Ok(None);
+        };
+        let found = if index {
+            let i = datafusion::arrow::compute::cast(step, &ArrowType::Int64)?
+                .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+                .value(row);
+            json::element(text, i)
+        } else {
+            text_at(&step_text, row).and_then(|key| json::field(text, key))
+        };
+        Ok(found.and_then(|v| finish(v, as_text)))
+    })
+}
+
+/// A found value as `->` gives it (its text) or as `->>` does.
+fn finish(value: &str, as_text: bool) -> Option<String> {
+    if as_text {
+        json::as_text(value)
+    } else {
+        Some(value.to_string())
+    }
+}
+
+/// The steps of a path: a `text[]`, or text in array-literal form (`'{a,b}'`).
+fn path_steps(array: &ArrayRef, row: usize) -> Result<Option<Vec<Option<String>>>> {
+    if null_at(array, row) {
+        return Ok(None);
+    }
+    match array.data_type() {
+        ArrowType::List(_) | ArrowType::LargeList(_) | ArrowType::FixedSizeList(..) => {
+            let list = match array.data_type() {
+                ArrowType::List(_) => array.as_list::<i32>().value(row),
+                ArrowType::LargeList(_) => array.as_list::<i64>().value(row),
+                _ => array.as_fixed_size_list().value(row),
+            };
+            let strings = texts(&list)?;
+            Ok(Some(
+                (0..strings.len())
+                    .map(|i| text_at(&strings, i).map(str::to_string))
+                    .collect(),
+            ))
+        }
+        _ => {
+            let strings = texts(array)?;
+            match text_at(&strings, row) {
+                Some(text) => lanedb_engine::text::parse_array(text)
+                    .map(Some)
+                    .map_err(external),
+                None => Ok(None),
+            }
+        }
+    }
+}
+
+/// Follows `steps` from `text` (keys of objects, positions in arrays), as slices of the text.
+fn follow<'a>(text: &'a str, steps: &[Option<String>]) -> Option<&'a str> {
+    let mut here = text;
+    for step in steps {
+        let step = step.as_deref()?;
+        here = match json::field(here, step) {
+            Some(v) => v,
+            None => json::element(here, step.trim().parse().ok()?)?,
+        };
+    }
+    Some(here)
+}
+
+/// `#>` and `#>>`.
+fn path(c: &Call, as_text: bool) -> Result<ArrayRef> {
+    let target = texts(&c.args[0])?;
+    text_results(c, |row| {
+        let (Some(text), Some(steps)) = (text_at(&target, row), path_steps(&c.args[1], row)?)
+        else {
+            return Ok(None);
+        };
+        Ok(follow(text, &steps).and_then(|v| finish(v, as_text)))
+    })
+}
+
+/// `json_extract_path(j, VARIADIC keys)`: `#>` with the keys as arguments.
+fn extract_path(c: &Call, as_text: bool) -> Result<ArrayRef> {
+    let target = texts(&c.args[0])?;
+    let keys = c.args[1..].iter().map(texts).collect::<Result<Vec<_>>>()?;
+    text_results(c, |row| {
+        let Some(text) = text_at(&target, row) else {
+            return Ok(None);
+        };
+        let steps: Vec<Option<String>> = keys
+            .iter()
+            .map(|k| text_at(k, row).map(str::to_string))
+            .collect();
+        Ok(follow(text, &steps).and_then(|v| finish(v, as_text)))
+    })
+}
+
+/// `a @> b` (and `b <@ a`).
+fn contains(c: &Call) -> Result<ArrayRef> {
+    let (a, b) = (texts(&c.args[0])?, texts(&c.args[1])?);
+    bool_results(c, |row| match (tree_at(&a, row)?, tree_at(&b, row)?) {
+        (Some(a), Some(b)) => Ok(Some(a.contains(&b))),
+        _ => Ok(None),
+    })
+}
+
+#[derive(Clone, Copy)]
+enum Match {
+    One,
+    Any,
+    All,
+}
+
+/// `?`, `?|` and `?&`.
+fn exists(c: &Call, how: Match) -> Result<ArrayRef> {
+    let target = texts(&c.args[0])?;
+    let key = texts(&c.args[1]).ok();
+    bool_results(c, |row| {
+        let Some(tree) = tree_at(&target, row)? else {
+            return Ok(None);
+        };
+        Ok(match how {
+            Match::One => match key.as_ref().and_then(|k| text_at(k, row)) {
+                Some(key) => Some(tree.has_key(key)),
+                None => None,
+            },
+            Match::Any | Match::All => {
+                let Some(keys) = path_steps(&c.args[1], row)? else {
+                    return Ok(None);
+                };
+                let mut present = keys.iter().flatten().map(|k| tree.has_key(k));
+                Some(match how {
+                    Match::Any => present.any(|p| p),
+                    _ => present.all(|p| p),
+                })
+            }
+        })
+    })
+}
+
+/// `jsonb || jsonb`.
+fn concat(c: &Call) -> Result<ArrayRef> {
+    let (a, b) = (texts(&c.args[0])?, texts(&c.args[1])?);
+    text_results(c, |row| match (tree_at(&a, row)?, tree_at(&b, row)?) {
+        (Some(a), Some(b)) => Ok(Some(a.concat(b).to_text())),
+        _ => Ok(None),
+    })
+}
+
+/// `jsonb - text`, `jsonb - text[]`, `jsonb - integer`.
+fn delete(c: &Call) -> Result<ArrayRef> {
+    let target = texts(&c.args[0])?;
+    let what = &c.args[1];
+    let strings = texts(what).ok();
+    text_results(c, |row| {
+        let (Some(tree), false) = (tree_at(&target, row)?, null_at(what, row)) else {
+            return Ok(None);
+        };
+        let changed = match what.data_type() {
+            t if t.is_integer() => {
+                let i = datafusion::arrow::compute::cast(what, &ArrowType::Int64)?
+                    .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+                    .value(row);
+                tree.remove_index(i)
+            }
+            ArrowType::List(_) | ArrowType::LargeList(_) | ArrowType::FixedSizeList(..) => {
+                let keys = path_steps(what, row)?.unwrap_or_default();
+                keys.iter().flatten().try_fold(tree, |t, k| t.remove_key(k))
+            }
+            _ => match strings.as_ref().and_then(|s| text_at(s, row)) {
+                Some(key) => tree.remove_key(key),
+                None => return Ok(None),
+            },
+        };
+        changed.map(|t| Some(t.to_text())).map_err(external)
+    })
+}
+
+/// `jsonb #- text[]`.
+fn delete_path(c: &Call) -> Result<ArrayRef> {
+    let target = texts(&c.args[0])?;
+    text_results(c, |row| {
+        let (Some(tree), Some(steps)) = (tree_at(&target, row)?, path_steps(&c.args[1], row)?)
+        else {
+            return Ok(None);
+        };
+        let steps: Vec<&str> = steps.iter().map(|s| s.as_deref().unwrap_or("")).collect();
+        tree.remove_path(&steps)
+            .map(|t| Some(t.to_text()))
+            .map_err(external)
+    })
+}
+
+/// `jsonb_set(target, path, new [, create_missing])`.
+fn set(c: &Call) -> Result<ArrayRef> {
+    let target = texts(&c.args[0])?;
+    let new = texts(&c.args[2])?;
+    let create = c
+        .args
+        .get(3)
+        .map(|a| datafusion::arrow::compute::cast(a, &ArrowType::Boolean))
+        .transpose()?;
+    text_results(c, |row| {
+        let Some(tree) = tree_at(&target, row)? else {
+            return Ok(None);
+        };
+        let Some(steps) = path_steps(&c.args[1], row)? else {
+            return Ok(None);
+        };
+        let Some(new) = text_at(&new, row) else {
+            return Ok(None);
+        };
+        let new = json::parse(new)
+            .and_then(Json::canonical)
+            .map_err(external)?;
+        let create_missing = match &create {
+            Some(flags) if flags.is_null(row) => return Ok(None),
+            Some(flags) => flags.as_boolean().value(row),
+            None => true,
+        };
+        if steps.iter().any(Option::is_none) {
+            return Err(external(Error::new(
+                SqlState::NULL_VALUE_NOT_ALLOWED,
+                "path element at position 1 is null",
+            )));
+        }
+        let steps: Vec<&str> = steps.iter().flatten().map(String::as_str).collect();
+        tree.set_path(&steps, new, create_missing)
+            .map(|t| Some(t.to_text()))
+            .map_err(external)
+    })
+}
+
+fn type_of(c: &Call) -> Result<ArrayRef> {
+    let target = texts(&c.args[0])?;
+    text_results(c, |row| {
+        Ok(tree_at(&target, row)?.map(|t| t.type_name().to_string()))
+    })
+}
+
+fn array_length(c: &Call) -> Result<ArrayRef> {
+    let target = texts(&c.args[0])?;
+    let mut out = Int32Builder::new();
+    for row in 0..rows(c) {
+        match tree_at(&target, row)? {
+            Some(Json::Array(items)) => out.append_value(items.len() as i32),
+            Some(Json::Object(_)) => return Err(invalid("cannot get array length of a non-array")),
+            Some(_) => return Err(invalid("cannot get array length of a scalar")),
+            None => out.append_null(),
+        }
+    }
+    Ok(Arc::new(out.finish()))
+}
+
+fn pretty(c: &Call) -> Result<ArrayRef> {
+    let target = texts(&c.args[0])?;
+    text_results(c, |row| Ok(tree_at(&target, row)?.map(|t| t.pretty())))
+}
+
+fn strip_nulls(c: &Call) -> Result<ArrayRef> {
+    let target = texts(&c.args[0])?;
+    let kind = c.returns;
+    text_results(c, |row| match text_at(&target, row) {
+        Some(text) => {
+            let tree = json::parse(text).map_err(external)?;
+            let tree = match kind {
+                Kind::Jsonb => tree.canonical().map_err(external)?,
+                Kind::Json => tree,
+            };
+            let stripped = tree.strip_nulls();
+            Ok(Some(match kind {
+                Kind::Jsonb => stripped.to_text(),
+                Kind::Json => compact(&stripped),
+            }))
+        }
+        None => Ok(None),
+    })
+}
+
+/// JSON without spaces, as PostgreSQL's `json` functions write what they rebuild.
+fn compact(value: &Json) -> String {
+    let mut out = String::new();
+    fn go(v: &Json, out: &mut String) {
+        match v {
+            Json::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    go(item, out);
+                }
+                out.push(']');
+            }
+            Json::Object(members) => {
+                out.push('{');
+                for (i, (key, value)) in members.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    json::write_string(key, out);
+                    out.push(':');
+                    go(value, out);
+                }
+                out.push('}');
+            }
+            other => other.write(out),
+        }
+    }
+    go(value, &mut out);
+    out
+}
+
+/// The JSON of a value, as `to_json` writes it: JSON as it is, numbers and booleans bare, times in ISO 8601 (`T`
+/// between date and time, a full offset), arrays as JSON arrays (without spaces), anything else a string of its
+/// text. `None` for NULL.
+fn value_json(array: &ArrayRef, kind: Option<Kind>, row: usize, out: &mut String) -> bool {
+    if null_at(array, row) {
+        return false;
+    }
+    let mut text = String::new();
+    match array.data_type() {
+        ArrowType::List(_) | ArrowType::LargeList(_) | ArrowType::FixedSizeList(..) => {
+            let (items, element) = match array.data_type() {
+                ArrowType::List(f) => (array.as_list::<i32>().value(row), f),
+                ArrowType::LargeList(f) => (array.as_list::<i64>().value(row), f),
+                ArrowType::FixedSizeList(f, _) => (array.as_fixed_size_list().value(row), f),
+                _ => unreachable!("matched as a list"),
+            };
+            let element_kind = kind_of(element);
+            out.push('[');
+            for i in 0..items.len() {
+                if i > 0 {
+                    out.push(',');
+                }
+                if !value_json(&items, element_kind, i, out) {
+                    out.push_str("null");
+                }
+            }
+            out.push(']');
+            return true;
+        }
+        _ => lanedb_engine::text::put_text(&mut text, array.as_ref(), row),
+    }
+    match array.data_type() {
+        _ if kind.is_some() => out.push_str(&text),
+        ArrowType::Boolean => out.push_str(if text == "t" { "true" } else { "false" }),
+        t if t.is_numeric() && !text.contains(|c: char| c.is_ascii_alphabetic()) => {
+            out.push_str(&text)
+        }
+        ArrowType::Timestamp(_, zone) => {
+            let mut iso = text.replacen(' ', "T", 1);
+            // `+05` is `+05:00` in ISO 8601's extended form.
+            if zone.is_some() {
+                let offset_at = iso.rfind(['+', '-']).unwrap_or(iso.len());
+                if iso.len() - offset_at == 3 {
+                    iso.push_str(":00");
+                }
+            }
+            json::write_string(&iso, out)
+        }
+        _ => json::write_string(&text, out),
+    }
+    true
+}
+
+/// `to_json(x)`, `to_jsonb(x)`.
+fn to_json(c: &Call) -> Result<ArrayRef> {
+    let kind = c.returns;
+    text_results(c, |row| {
+        let mut out = String::new();
+        if !value_json(&c.args[0], c.kinds[0], row, &mut out) {
+            return Ok(None);
+        }
+        as_kind(&out, kind).map(Some)
+    })
+}
+
+/// `json_build_object(k, v, ...)` (written `{"a" : 1, "b" : 2}`, as PostgreSQL writes it) and
+/// `jsonb_build_object`.
+fn build_object(c: &Call) -> Result<ArrayRef> {
+    if !c.args.len().is_multiple_of(2) {
+        return Err(invalid("argument list must have even number of elements"));
+    }
+    let kind = c.returns;
+    let keys = c
+        .args
+        .iter()
+        .step_by(2)
+        .map(texts)
+        .collect::<Result<Vec<_>>>()?;
+    text_results(c, |row| {
+        let mut out = String::from("{");
+        for (i, key) in keys.iter().enumerate() {
+            let Some(key) = text_at(key, row) else {
+                let n = 2 * i + 1;
+                return Err(invalid(match kind {
+                    Kind::Json => format!("argument {n} cannot be null"),
+                    Kind::Jsonb => format!("argument {n}: key must not be null"),
+                }));
+            };
+            if i > 0 {
+                out.push_str(", ");
+            }
+            json::write_string(key, &mut out);
+            out.push_str(" : ");
+            if !value_json(&c.args[2 * i + 1], c.kinds[2 * i + 1], row, &mut out) {
+                out.push_str("null");
+            }
+        }
+        out.push('}');
+        match kind {
+            Kind::Json => Ok(Some(out)),
+            Kind::Jsonb => as_kind(&out, kind).map(Some),
+        }
+    })
+}
+
+/// `json_build_array(v, ...)`, `jsonb_build_array`.
+fn build_array(c: &Call) -> Result<ArrayRef> {
+    let kind = c.returns;
+    text_results(c, |row| {
+        let mut out = String::from("[");
+        for (i, arg) in c.args.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            if !value_json(arg, c.kinds[i], row, &mut out) {
+                out.push_str("null");
+            }
+        }
+        out.push(']');
+        match kind {
+            Kind::Json => Ok(Some(out)),
+            Kind::Jsonb => as_kind(&out, kind).map(Some),
+        }
+    })
+}
+
+/// The texts of a list argument's row (NULL elements as `None`); `None` for a NULL list.
+fn list_texts(array: &ArrayRef, row: usize) -> Result<Option<Vec<Option<String>>>> {
+    if null_at(array, row) {
+        return Ok(None);
+    }
+    path_steps(array, row)
+}
+
+/// The end of `json_agg` / `jsonb_agg`: the list of each value's JSON as one array (`[1, 2]`).
+fn array_of_list(c: &Call) -> Result<ArrayRef> {
+    let kind = c.returns;
+    text_results(c, |row| {
+        let Some(items) = list_texts(&c.args[0], row)? else {
+            return Ok(None);
+        };
+        let mut out = String::from("[");
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            out.push_str(item.as_deref().unwrap_or("null"));
+        }
+        out.push(']');
+        match kind {
+            Kind::Json => Ok(Some(out)),
+            Kind::Jsonb => as_kind(&out, kind).map(Some),
+        }
+    })
+}
+
+/// The end of `json_object_agg` / `jsonb_object_agg`: a list of `[key, value]` pairs as one object.
+fn object_of_pairs(c: &Call) -> Result<ArrayRef> {
+    let kind = c.returns;
+    text_results(c, |row| {
+        let Some(pairs) = list_texts(&c.args[0], row)? else {
+            return Ok(None);
+        };
+        let mut out = String::from(match kind {
+            Kind::Json => "{ ",
+            Kind::Jsonb => "{",
+        });
+        for (i, pair) in pairs.iter().enumerate() {
+            let pair = pair.as_deref().unwrap_or("[]");
+            let parts = json::elements(pair).unwrap_or_default();
+            let [key, value] = parts.as_slice() else {
+                return Err(invalid("object_agg: pair expected"));
+            };
+            let Some(key) = json::as_text(key).filter(|_| *key != "null") else {
+                return Err(external(Error::new(
+                    SqlState::NULL_VALUE_NOT_ALLOWED,
+                    "field name must not be null",
+                )));
+            };
+            if i > 0 {
+                out.push_str(", ");
+            }
+            json::write_string(&key, &mut out);
+            out.push_str(" : ");
+            out.push_str(value);
+        }
+        out.push_str(match kind {
+            Kind::Json => " }",
+            Kind::Jsonb => "}",
+        });
+        match kind {
+            Kind::Json => Ok(Some(out)),
+            Kind::Jsonb => as_kind(&out, kind).map(Some),
+        }
+    })
+}
+
+/// A list column's builder of text, each row's list from `each`.
+fn list_results(
+    c: &Call,
+    element: FieldRef,
+    mut each: impl FnMut(usize) -> Result<Option<Vec<Option<String>>>>,
+) -> Result<ArrayRef> {
+    let mut out = ListBuilder::new(StringBuilder::new()).with_field(element);
+    for row in 0..rows(c) {
+        match each(row)? {
+            Some(items) => {
+                for item in items {
+                    out.values().append_option(item);
+                }
+                out.append(true);
+            }
+            None => out.append(false),
+        }
+    }
+    Ok(Arc::new(out.finish()))
+}
+
+/// `jsonb_array_elements(j)` and `_text`, as a list to unnest. A second argument names the function for the error.
+fn elements(c: &Call, as_text: bool) -> Result<ArrayRef> {
+    let target = texts(&c.args[0])?;
+    let element = match (as_text, c.returns) {
+        (true, _) => Field::new_list_field(ArrowType::Utf8, true),
+        (false, Kind::Json) => DataType::Json.field("item", true),
+        (false, Kind::Jsonb) => DataType::Jsonb.field("item", true),
+    };
+    list_results(c, Arc::new(element), |row| {
+        let Some(text) = text_at(&target, row) else {
+            return Ok(None);
+        };
+        let Some(items) = json::elements(text) else {
+            let scalar = !text.trim_start().starts_with('{');
+            return Err(invalid(format!(
+                "cannot extract elements from {}",
+                if scalar { "a scalar" } else { "an object" }
+            )));
+        };
+        Ok(Some(
+            items
+                .into_iter()
+                .map(|v| {
+                    if as_text {
+                        json::as_text(v)
+                    } else {
+                        Some(v.to_string())
+                    }
+                })
+                .collect(),
+        ))
+    })
+}
+
+/// `jsonb_object_keys(j)`, as a list to unnest.
+fn keys(c: &Call) -> Result<ArrayRef> {
+    let target = texts(&c.args[0])?;
+    let kind = c.kinds[0];
+    list_results(
+        c,
+        Arc::new(Field::new_list_field(ArrowType::Utf8, true)),
+        |row| {
+            let Some(text) = text_at(&target, row) else {
+                return Ok(None);
+            };
+            let Some(members) = json::members(text) else {
+                let what = if text.trim_start().starts_with('[') {
+                    "an array"
+                } else {
+                    "a scalar"
+                };
+                return Err(invalid(format!(
+                    "cannot call {}_object_keys on {what}",
+                    kind.unwrap_or(Kind::Jsonb).name()
+                )));
+            };
+            let mut keys: Vec<Option<String>> = Vec::with_capacity(members.len());
+            for (key, _) in members {
+                if !keys.iter().any(|k| k.as_deref() == Some(&key)) || kind == Some(Kind::Json) {
+                    keys.push(Some(key));
+                }
+            }
+            Ok(Some(keys))
+        },
+    )
+}
+
+/// Plans the JSON operators (see "Operators").
+#[derive(Debug, Default)]
+pub struct JsonOperators;
+
+impl ExprPlanner for JsonOperators {
+    fn plan_binary_op(
+        &self,
+        expr: RawBinaryExpr,
+        schema: &DFSchema,
+    ) -> Result<PlannerResult<RawBinaryExpr>> {
+        let kind = |e: &Expr| e.to_field(schema).ok().and_then(|(_, f)| kind_of(&f));
+        let (left, right) = (kind(&expr.left), kind(&expr.right));
+        let jsonb = Some(Kind::Jsonb);
+        let text_list = || ArrowType::List(Arc::new(Field::new_list_field(ArrowType::Utf8, true)));
+        let (name, args) = match expr.op {
+            BinaryOperator::Arrow if left.is_some() => {
+                (GET, vec![expr.left, typed(expr.right, ArrowType::Utf8)])
+            }
+            BinaryOperator::LongArrow if left.is_some() => (
+                GET_TEXT,
+                vec![expr.left, typed(expr.right, ArrowType::Utf8)],
+            ),
+            BinaryOperator::HashArrow if left.is_some() => {
+                (PATH, vec![expr.left, typed(expr.right, text_list())])
+            }
+            BinaryOperator::HashLongArrow if left.is_some() => {
+                (PATH_TEXT, vec![expr.left, typed(expr.right, text_list())])
+            }
+            BinaryOperator::AtArrow if left.is_some() || right.is_some() => (
+                CONTAINS,
+                vec![as_jsonb(expr.left, left), as_jsonb(expr.right, right)],
+            ),
+            BinaryOperator::ArrowAt if left.is_some() || right.is_some() => (
+                CONTAINS,
+                vec![as_jsonb(expr.right, right), as_jsonb(expr.left, left)],
+            ),
+            BinaryOperator::Question if left.is_some() => {
+                (EXISTS, vec![expr.left, typed(expr.right, ArrowType::Utf8)])
+            }
+            BinaryOperator::QuestionPipe if left.is_some() => {
+                (EXISTS_ANY, vec![expr.left, typed(expr.right, text_list())])
+            }
+            BinaryOperator::QuestionAnd if left.is_some() => {
+                (EXISTS_ALL, vec![expr.left, typed(expr.right, text_list())])
+            }
+            BinaryOperator::StringConcat if left == jsonb || right == jsonb => (
+                CONCAT,
+                vec![as_jsonb(expr.left, left), as_jsonb(expr.right, right)],
+            ),
+            BinaryOperator::Minus if left == jsonb => {
+                (DELETE, vec![expr.left, typed(expr.right, ArrowType::Utf8)])
+            }
+            BinaryOperator::HashMinus if left == jsonb => {
+                (DELETE_PATH, vec![expr.left, typed(expr.right, text_list())])
+            }
+            _ => return Ok(PlannerResult::Original(expr)),
+        };
+        Ok(PlannerResult::Planned(Expr::ScalarFunction(
+            ScalarFunction::new_udf(udf(name), args),
+        )))
+    }
+}
+
+fn udf(name: &str) -> Arc<ScalarUDF> {
+    Arc::new(
+        functions()
+            .into_iter()
+            .find(|f| f.name() == name)
+            .unwrap_or_else(|| unreachable!("{name} is one of this module's functions")),
+    )
+}
+
+/// A parameter nothing else types takes `ty` (as PostgreSQL types an unknown operand by the operator's other
+/// side); anything else as it is.
+fn typed(e: Expr, ty: ArrowType) -> Expr {
+    match e {
+        Expr::Placeholder(p) if p.field.is_none() => Expr::Placeholder(
+            Placeholder::new_with_field(p.id, Some(Arc::new(Field::new("", ty, true)))),
+        ),
+        other => other,
+    }
+}
+
+/// An operand read as `jsonb` (text, or `json`, is read with `jsonb`'s input).
+fn as_jsonb(e: Expr, kind: Option<Kind>) -> Expr {
+    if kind == Some(Kind::Jsonb) {
+        return e;
+    }
+    Expr::ScalarFunction(ScalarFunction::new_udf(
+        udf(JSONB_IN),
+        vec![typed(e, ArrowType::Utf8)],
+    ))
+}
+
+/// `lanedb_jsonb_in`, for other modules' rewrites.
+pub(crate) fn jsonb_in() -> ScalarUDF {
+    (*udf(JSONB_IN)).clone()
+}
+
+/// Rewrites the aggregates and set-returning functions (see "Aggregates" and "Sets").
+pub fn rewrite_calls(statement: &mut ast::Statement) {
+    let _ = ast::visit_expressions_mut(statement, |e| {
+        if let ast::Expr::Function(f) = e {
+            if let Some(replacement) = rewrite_call(f) {
+                *e = replacement;
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
+fn rewrite_call(f: &ast::Function) -> Option<ast::Expr> {
+    if f.name.0.len() != 1 {
+        return None;
+    }
+    let name = f.name.0[0].as_ident()?.value.to_ascii_lowercase();
+    let (finish, each): (&str, Option<&str>) = match name.as_str() {
+        "json_agg" => (AGG_JSON, Some("to_json")),
+        "jsonb_agg" => (AGG_JSONB, Some("to_jsonb")),
+        "json_object_agg" => (OBJECT_AGG_JSON, Some("json_build_array")),
+        "jsonb_object_agg" => (OBJECT_AGG_JSONB, Some("jsonb_build_array")),
+        "jsonb_array_elements" | "json_array_elements" => (ELEMENTS, None),
+        "jsonb_array_elements_text" | "json_array_elements_text" => (ELEMENTS_TEXT, None),
+        "jsonb_object_keys" | "json_object_keys" => (KEYS, None),
+        _ => return None,
+    };
+    let ast::FunctionArguments::List(list) = &f.args else {
+        return None;
+    };
+    match each {
+        Some(each) => {
+            // The aggregate's arguments become one value each row; the rest of the call (DISTINCT, ORDER BY,
+            // FILTER, OVER) stays on `array_agg`.
+            let values: Vec<ast::Expr> = list
+                .args
+                .iter()
+                .map(|a| match a {
+                    ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => Some(e.clone()),
+                    _ => None,
+                })
+                .collect::<Option<_>>()?;
+            let mut gathered = f.clone();
+            gathered.name = ast::ObjectName::from(vec![ast::Ident::new("array_agg")]);
+            let mut args = list.clone();
+            args.args = vec![ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(call(
+                each, values,
+            )))];
+            gathered.args = ast::FunctionArguments::List(args);
+            Some(call(finish, vec![ast::Expr::Function(gathered)]))
+        }
+        None => {
+            let mut listed = f.clone();
+            listed.name = ast::ObjectName::from(vec![ast::Ident::new(finish)]);
+            Some(call("unnest", vec![ast::Expr::Function(listed)]))
+        }
+    }
+}
