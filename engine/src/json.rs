@@ -406,6 +406,88 @@ impl Json {
     }
 }
 
+/// PostgreSQL's order of `jsonb` values (`jsonb_cmp`): null < string < number < boolean < array < object, arrays
+/// by length and then element by element, objects by their number of members and then member by member (key,
+/// then value, in the canonical order), strings by bytes, numbers by value; an empty top-level array sorts before
+/// any top-level scalar, and another top-level array after one.
+pub fn compare(a: &Json, b: &Json) -> Ordering {
+    match (a, b) {
+        (Json::Array(items), other) | (other, Json::Array(items)) if !other.is_container() => {
+            let array_first = items.is_empty();
+            let array_is_a = matches!(a, Json::Array(_));
+            match (array_first, array_is_a) {
+                (true, true) | (false, false) => Ordering::Less,
+                _ => Ordering::Greater,
+            }
+        }
+        _ => compare_nested(a, b),
+    }
+}
+
+fn compare_nested(a: &Json, b: &Json) -> Ordering {
+    let rank = |v: &Json| match v {
+        Json::Null => 0,
+        Json::String(_) => 1,
+        Json::Number(_) => 2,
+        Json::Bool(_) => 3,
+        Json::Array(_) => 4,
+        Json::Object(_) => 5,
+    };
+    match (a, b) {
+        (Json::String(x), Json::String(y)) => x.as_bytes().cmp(y.as_bytes()),
+        (Json::Number(x), Json::Number(y)) => compare_numbers(x, y),
+        (Json::Bool(x), Json::Bool(y)) => x.cmp(y),
+        (Json::Array(x), Json::Array(y)) => x.len().cmp(&y.len()).then_with(|| {
+            x.iter()
+                .zip(y)
+                .map(|(p, q)| compare_nested(p, q))
+                .find(|o| o.is_ne())
+                .unwrap_or(Ordering::Equal)
+        }),
+        (Json::Object(x), Json::Object(y)) => x.len().cmp(&y.len()).then_with(|| {
+            x.iter()
+                .zip(y)
+                .map(|((k, v), (l, w))| {
+                    k.as_bytes()
+                        .cmp(l.as_bytes())
+                        .then_with(|| compare_nested(v, w))
+                })
+                .find(|o| o.is_ne())
+                .unwrap_or(Ordering::Equal)
+        }),
+        _ => rank(a).cmp(&rank(b)),
+    }
+}
+
+/// Two JSON numbers by value, however many digits they have.
+fn compare_numbers(a: &str, b: &str) -> Ordering {
+    let (a, b) = (number_key(a), number_key(b));
+    let split = |n: &str| -> (bool, String, String) {
+        let (negative, digits) = match n.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, n),
+        };
+        let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+        (negative, whole.to_string(), fraction.to_string())
+    };
+    let (an, aw, af) = split(&a);
+    let (bn, bw, bf) = split(&b);
+    let magnitude = aw
+        .len()
+        .cmp(&bw.len())
+        .then_with(|| aw.cmp(&bw))
+        .then_with(|| {
+            let width = af.len().max(bf.len());
+            format!("{af:0<width$}").cmp(&format!("{bf:0<width$}"))
+        });
+    match (an, bn) {
+        (false, false) => magnitude,
+        (true, true) => magnitude.reverse(),
+        (true, false) => Ordering::Less,
+        (false, true) => Ordering::Greater,
+    }
+}
+
 fn cannot(message: &str) -> Error {
     Error::new(SqlState::INVALID_PARAMETER_VALUE, message.to_string())
 }
@@ -1053,6 +1135,30 @@ mod tests {
         assert!(j(r#"["a", "b"]"#).has_key("a"));
         assert!(j(r#"{"a": null}"#).has_key("a"));
         assert!(!j(r#"{"a": {"b": 1}}"#).has_key("b"));
+    }
+
+    #[test]
+    fn order_of_values() {
+        let j = |t: &str| parse(t).unwrap().canonical().unwrap();
+        let less = |a: &str, b: &str| {
+            assert_eq!(compare(&j(a), &j(b)), Ordering::Less, "{a} < {b}");
+            assert_eq!(compare(&j(b), &j(a)), Ordering::Greater, "{b} > {a}");
+        };
+        less("[]", "null");
+        less("1", "[1]");
+        less("\"a\"", "1");
+        less("[1, 2, 3]", "{\"a\": 1}");
+        less("{\"aa\": 1}", "{\"b\": 1}");
+        less("[3]", "[1, 2]");
+        less("\"ab\"", "\"b\"");
+        less("2", "true");
+        less("9", "10");
+        less("-10", "-9");
+        less("-0.5", "0.25");
+        less("1.05", "1.5");
+        less("null", "[null]");
+        less("{\"a\": 2}", "{\"b\": 1}");
+        assert_eq!(compare(&j("1.0"), &j("1")), Ordering::Equal);
     }
 
     #[test]

@@ -30,11 +30,11 @@ use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanBuilder, Int32Builder, ListBuilder, StringBuilder,
 };
 use datafusion::arrow::datatypes::{DataType as ArrowType, Field, FieldRef};
-use datafusion::common::{DFSchema, DataFusionError, Result};
+use datafusion::common::{DFSchema, DataFusionError, Result, ScalarValue};
 use datafusion::logical_expr::expr::{Placeholder, ScalarFunction};
 use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult, RawBinaryExpr};
 use datafusion::logical_expr::{
-    ColumnarValue, Expr, ExprSchemable, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF,
+    BinaryExpr, ColumnarValue, Expr, ExprSchemable, Operator, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF,
     ScalarUDFImpl, Signature, TypeSignature, Volatility,
 };
 use datafusion::sql::sqlparser::ast;
@@ -57,6 +57,7 @@ const EXISTS_ALL: &str = "lanedb_jsonb_exists_all";
 const CONCAT: &str = "lanedb_jsonb_concat";
 const DELETE: &str = "lanedb_jsonb_delete";
 const DELETE_PATH: &str = "lanedb_jsonb_delete_path";
+const COMPARE: &str = "lanedb_jsonb_cmp";
 const AGG_JSON: &str = "lanedb_json_agg";
 const AGG_JSONB: &str = "lanedb_jsonb_agg";
 const OBJECT_AGG_JSON: &str = "lanedb_json_object_agg";
@@ -213,6 +214,7 @@ pub fn functions() -> Vec<ScalarUDF> {
         function(EXISTS_ANY, Any(2), Boolean, |c| exists(c, Match::Any)),
         function(EXISTS_ALL, Any(2), Boolean, |c| exists(c, Match::All)),
         function(CONCAT, Any(2), Json(Kind::Jsonb), concat),
+        function(COMPARE, Any(2), Integer, compare),
         function(DELETE, Any(2), Json(Kind::Jsonb), delete),
         function(DELETE_PATH, Any(2), Json(Kind::Jsonb), delete_path),
         function("jsonb_typeof", one(), Text, type_of),
@@ -498,6 +500,19 @@ fn exists(c: &Call, how: Match) -> Result<ArrayRef> {
             }
         })
     })
+}
+
+/// `lanedb_jsonb_cmp(a, b)`: -1, 0 or 1 as `a` sorts before, with or after `b` (`json::compare`).
+fn compare(c: &Call) -> Result<ArrayRef> {
+    let (a, b) = (texts(&c.args[0])?, texts(&c.args[1])?);
+    let mut out = Int32Builder::new();
+    for row in 0..rows(c) {
+        match (tree_at(&a, row)?, tree_at(&b, row)?) {
+            (Some(a), Some(b)) => out.append_value(json::compare(&a, &b) as i32),
+            _ => out.append_null(),
+        }
+    }
+    Ok(Arc::new(out.finish()))
 }
 
 /// `jsonb || jsonb`.
@@ -972,6 +987,27 @@ impl ExprPlanner for JsonOperators {
         let (left, right) = (kind(&expr.left), kind(&expr.right));
         let jsonb = Some(Kind::Jsonb);
         let text_list = || ArrowType::List(Arc::new(Field::new_list_field(ArrowType::Utf8, true)));
+        // Comparisons go by `jsonb`'s order (numbers by value, `1.0 = 1`), not by text.
+        let comparison = match expr.op {
+            BinaryOperator::Eq => Some(Operator::Eq),
+            BinaryOperator::NotEq => Some(Operator::NotEq),
+            BinaryOperator::Lt => Some(Operator::Lt),
+            BinaryOperator::LtEq => Some(Operator::LtEq),
+            BinaryOperator::Gt => Some(Operator::Gt),
+            BinaryOperator::GtEq => Some(Operator::GtEq),
+            _ => None,
+        };
+        if let Some(op) = comparison.filter(|_| left == jsonb || right == jsonb) {
+            let order = Expr::ScalarFunction(ScalarFunction::new_udf(
+                udf(COMPARE),
+                vec![as_jsonb(expr.left, left), as_jsonb(expr.right, right)],
+            ));
+            return Ok(PlannerResult::Planned(Expr::BinaryExpr(BinaryExpr::new(
+                Box::new(order),
+                op,
+                Box::new(Expr::Literal(ScalarValue::Int32(Some(0)), None)),
+            ))));
+        }
         let (name, args) = match expr.op {
             BinaryOperator::Arrow if left.is_some() => {
                 (GET, vec![expr.left, typed(expr.right, ArrowType::Utf8)])
