@@ -642,8 +642,8 @@ pub fn rewrite_cast(
             | ast::ArrayElemTypeDef::AngleBracket(element),
         ) => match literal {
             Some(text) => Some(array_literal(text, element, ty)),
-            // An array of UUIDs is one of their text (`uuid[]` is planned as `text[]`).
-            None if matches!(**element, ast::DataType::Uuid) => {
+            // An array of UUIDs or JSON is one of their text (`uuid[]` is planned as `text[]`).
+            None if text_elements(element) => {
                 Some(Ok(cast(x.clone(), text_array())))
             }
             None => None,
@@ -818,12 +818,21 @@ fn array_literal(
     let array = call("make_array", args);
     Ok(if unconstrained_numeric && !empty {
         array
-    } else if matches!(element, ast::DataType::Uuid) {
-        // DataFusion has no uuid type: an array of UUIDs is one of their text.
+    } else if text_elements(element) {
+        // DataFusion has no uuid or JSON type: an array of them is one of their text.
         cast(array, text_array())
     } else {
         cast(array, ty.clone())
     })
+}
+
+/// Whether an array of `element` is planned as `text[]`: DataFusion has no type for its elements, which are text
+/// marked with their type (see "UUIDs" and `json`).
+fn text_elements(element: &ast::DataType) -> bool {
+    matches!(
+        element,
+        ast::DataType::Uuid | ast::DataType::JSON | ast::DataType::JSONB
+    )
 }
 
 /// `text[]`.

@@ -6,7 +6,8 @@ Usage: python3 django_client.py [HOST] PORT      (HOST defaults to 127.0.0.1)
 What a Django application does to its database: `migrate` (Django's own apps and tests/clients/django_shop, each
 migration creating tables and recording itself in one transaction block), then the ORM: users and permissions,
 bulk_create (INSERT ... SELECT * FROM UNNEST(arrays) RETURNING), filters, ordering and slicing, joins,
-aggregates over decimals, times and durations, F() updates, many-to-many adds (INSERT ... ON CONFLICT DO NOTHING in
+aggregates over decimals, times and durations, JSONField lookups (keys, nested keys, containment, key
+existence), F() updates, many-to-many adds (INSERT ... ON CONFLICT DO NOTHING in
 a block), get_or_create, bulk_update, atomic blocks with rollback, savepoints and select_for_update, the
 violations Django turns into IntegrityError and ProtectedError, soft deletes under a conditional unique
 constraint, raw SQL, server-side cursors (`iterator()`: DECLARE ... CURSOR WITH HOLD, FETCH, CLOSE) and sessions. Every check runs even after an earlier one failed; the program prints each
@@ -62,7 +63,7 @@ def migrate():
     call_command("migrate", verbosity=0)
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM django_migrations WHERE app = 'shop'")
-        expect(cursor.fetchone()[0], 1, "shop migrations recorded")
+        expect(cursor.fetchone()[0], 2, "shop migrations recorded")
         cursor.execute("SELECT count(*) FROM django_content_type")
         expect(cursor.fetchone()[0] > 0, True, "content types created after migrate")
 
@@ -91,6 +92,13 @@ def catalog():
                 opens=datetime.time(8, i),
                 shelf_life=datetime.timedelta(days=i, hours=1),
                 slug=f"s{i}",
+                attrs={
+                    "color": ["red", "blue"][i % 2],
+                    "size": i,
+                    "dims": {"w": i * 10, "h": 5},
+                    "labels": ["new"] if i <= 3 else [],
+                    "note": None,
+                },
             )
             for i in range(1, 11)
         ]
@@ -128,6 +136,34 @@ def queries():
         [("a", 10), ("b", 0), ("root", 1)],
         "annotate count",
     )
+
+
+def json_fields():
+    p3 = Product.objects.get(slug="s3")
+    expect(p3.attrs["dims"], {"w": 30, "h": 5}, "JSON read back")
+    expect(Product.objects.get(name="plain").attrs, {}, "JSON default")
+    expect(Product.objects.filter(attrs__color="red").count(), 5, "key equals")
+    expect(Product.objects.filter(attrs__size__gt=7).count(), 3, "key greater than (numbers by value)")
+    expect(Product.objects.filter(attrs__dims__w=40).get().slug, "s4", "nested key")
+    expect(Product.objects.filter(attrs__has_key="labels").count(), 10, "has_key")
+    expect(Product.objects.filter(attrs__has_any_keys=["size", "nope"]).count(), 10, "has_any_keys")
+    expect(Product.objects.filter(attrs__contains={"color": "blue", "size": 3}).count(), 1, "contains")
+    expect(Product.objects.filter(attrs__labels__contains=["new"]).count(), 3, "key contains")
+    expect(Product.objects.filter(attrs__contained_by={"color": "red", "size": 2, "dims": {"w": 20, "h": 5}, "labels": ["new"], "note": None}).count(), 2, "contained_by (the empty object too)")
+    expect(Product.objects.filter(attrs__note=None).count(), 10, "key is JSON null")
+    expect(Product.objects.filter(attrs__color__in=["red", "green"]).count(), 5, "key in")
+    expect(Product.objects.filter(attrs__color__startswith="bl").count(), 5, "key text startswith")
+    expect(Product.objects.filter(attrs__size__isnull=True).count(), 1, "key isnull")
+    expect(
+        list(Product.objects.filter(attrs__size__lte=3).order_by("id").values_list("attrs__dims__w", flat=True)),
+        [10, 20, 30],
+        "values of a nested key",
+    )
+    p3.attrs["labels"].append("sale")
+    p3.save()
+    expect(Product.objects.get(slug="s3").attrs["labels"], ["new", "sale"], "JSON saved")
+    Product.objects.filter(slug="s2").update(attrs={"color": "green", "quote": 'say "hi"\n'})
+    expect(Product.objects.get(slug="s2").attrs, {"color": "green", "quote": 'say "hi"\n'}, "JSON update with escapes")
 
 
 def writes():
@@ -219,6 +255,7 @@ for name, fn in [
     ("users and permissions", users),
     ("catalog", catalog),
     ("queries", queries),
+    ("JSON fields", json_fields),
     ("writes", writes),
     ("transactions", transactions),
     ("violations", violations),

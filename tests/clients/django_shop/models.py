@@ -1,5 +1,5 @@
 """The models tests/clients/django_client.py migrates and uses: the field types and constraints Django applications
-commonly have (UUID, decimal, time, duration, timestamps, a self-reference, PROTECT and CASCADE keys, a
+commonly have (UUID, decimal, time, duration, timestamps, JSON, a self-reference, PROTECT and CASCADE keys, a
 many-to-many, a conditional unique constraint for soft deletes, a CHECK)."""
 
 import uuid
@@ -26,6 +26,7 @@ class Product(models.Model):
     active = models.BooleanField(default=True)
     slug = models.SlugField(null=True)
     deleted_at = models.DateTimeField(null=True)
+    attrs = models.JSONField(default=dict)
 
     class Meta:
         constraints = [
