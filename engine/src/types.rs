@@ -205,6 +205,19 @@ impl DataType {
         field.metadata().contains_key(UUID_KEY)
     }
 
+    /// The SQL type of a query's field: a uuid or a JSON type where its metadata marks one, else its Arrow type's
+    /// (`from_arrow`; a VARCHAR(n) field is text here, as the length limits only what is stored).
+    pub fn of_field(field: &arrow_schema::Field) -> Option<DataType> {
+        if DataType::is_uuid_field(field) {
+            return Some(DataType::Uuid);
+        }
+        match DataType::json_kind(field) {
+            Some(crate::json::Kind::Json) => Some(DataType::Json),
+            Some(crate::json::Kind::Jsonb) => Some(DataType::Jsonb),
+            None => DataType::from_arrow(field.data_type()),
+        }
+    }
+
     /// The SQL type for an Arrow type produced by a query (DataFusion results, expressions).
     pub fn from_arrow(ty: &ArrowType) -> Option<DataType> {
         Some(match ty {

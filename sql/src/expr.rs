@@ -288,24 +288,14 @@ pub fn compile(
             {
                 return Err(CompileError::NotSimple);
             }
-            // `||` and `-` of JSON (merging, deleting) and its order are DataFusion's too (`json`).
+            // Operators on JSON (merging, deleting, comparing by value: `1.0 = 1`) are DataFusion's (`json`).
             let json = |e: &Expr| {
                 matches!(
                     static_type(e, scope.table),
                     Some(DataType::Json | DataType::Jsonb)
                 )
             };
-            if matches!(
-                op,
-                BinOp::Concat
-                    | BinOp::Add
-                    | BinOp::Sub
-                    | BinOp::Lt
-                    | BinOp::LtEq
-                    | BinOp::Gt
-                    | BinOp::GtEq
-            ) && (json(&l) || json(&r))
-            {
+            if !matches!(op, BinOp::And | BinOp::Or) && (json(&l) || json(&r)) {
                 return Err(CompileError::NotSimple);
             }
             // A parameter beside a column takes the column's type, as an untyped literal does in PostgreSQL; but

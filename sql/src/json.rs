@@ -34,8 +34,8 @@ use datafusion::common::{DFSchema, DataFusionError, Result, ScalarValue};
 use datafusion::logical_expr::expr::{Placeholder, ScalarFunction};
 use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult, RawBinaryExpr};
 use datafusion::logical_expr::{
-    BinaryExpr, ColumnarValue, Expr, ExprSchemable, Operator, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF,
-    ScalarUDFImpl, Signature, TypeSignature, Volatility,
+    BinaryExpr, ColumnarValue, Expr, ExprSchemable, Operator, ReturnFieldArgs, ScalarFunctionArgs,
+    ScalarUDF, ScalarUDFImpl, Signature, TypeSignature, Volatility,
 };
 use datafusion::sql::sqlparser::ast;
 use datafusion::sql::sqlparser::ast::BinaryOperator;
@@ -484,10 +484,10 @@ fn exists(c: &Call, how: Match) -> Result<ArrayRef> {
             return Ok(None);
         };
         Ok(match how {
-            Match::One => match key.as_ref().and_then(|k| text_at(k, row)) {
-                Some(key) => Some(tree.has_key(key)),
-                None => None,
-            },
+            Match::One => key
+                .as_ref()
+                .and_then(|k| text_at(k, row))
+                .map(|key| tree.has_key(key)),
             Match::Any | Match::All => {
                 let Some(keys) = path_steps(&c.args[1], row)? else {
                     return Ok(None);
@@ -1077,15 +1077,19 @@ fn typed(e: Expr, ty: ArrowType) -> Expr {
     }
 }
 
-/// An operand read as `jsonb` (text, or `json`, is read with `jsonb`'s input).
+/// An operand read as `jsonb` (text, or `json`, is read with `jsonb`'s input; a parameter nothing else types is a
+/// `jsonb` one).
 fn as_jsonb(e: Expr, kind: Option<Kind>) -> Expr {
     if kind == Some(Kind::Jsonb) {
         return e;
     }
-    Expr::ScalarFunction(ScalarFunction::new_udf(
-        udf(JSONB_IN),
-        vec![typed(e, ArrowType::Utf8)],
-    ))
+    let e = match e {
+        Expr::Placeholder(p) if p.field.is_none() => Expr::Placeholder(
+            Placeholder::new_with_field(p.id, Some(Arc::new(DataType::Jsonb.field("", true)))),
+        ),
+        other => other,
+    };
+    Expr::ScalarFunction(ScalarFunction::new_udf(udf(JSONB_IN), vec![e]))
 }
 
 /// `lanedb_jsonb_in`, for other modules' rewrites.

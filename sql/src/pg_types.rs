@@ -643,9 +643,7 @@ pub fn rewrite_cast(
         ) => match literal {
             Some(text) => Some(array_literal(text, element, ty)),
             // An array of UUIDs or JSON is one of their text (`uuid[]` is planned as `text[]`).
-            None if text_elements(element) => {
-                Some(Ok(cast(x.clone(), text_array())))
-            }
+            None if text_elements(element) => Some(Ok(cast(x.clone(), text_array()))),
             None => None,
         },
         T::Interval { .. } => literal.map(|_| Ok(call(INTERVAL_IN, vec![x.clone()]))),

@@ -592,9 +592,9 @@ impl QueryBridge {
                 })
                 .collect::<Vec<_>>(),
         ));
-        let types = plan.get_parameter_types().map_err(map_error)?;
+        let fields = plan.get_parameter_fields().map_err(map_error)?;
         let mut param_types = Vec::new();
-        for (name, ty) in types {
+        for (name, field) in fields {
             let slot = name
                 .strip_prefix('$')
                 .and_then(|n| n.parse::<usize>().ok())
@@ -603,7 +603,7 @@ impl QueryBridge {
                 if param_types.len() < slot {
                     param_types.resize(slot, None);
                 }
-                param_types[slot - 1] = ty.as_ref().and_then(DataType::from_arrow);
+                param_types[slot - 1] = field.as_deref().and_then(DataType::of_field);
             }
         }
         // `$1::integer` gives `$1` the cast's type, as in PostgreSQL, where DataFusion leaves it unknown.
