@@ -65,6 +65,9 @@ const OBJECT_AGG_JSONB: &str = "lanedb_jsonb_object_agg";
 const ELEMENTS: &str = "lanedb_json_elements";
 const ELEMENTS_TEXT: &str = "lanedb_json_elements_text";
 const KEYS: &str = "lanedb_json_keys";
+const EACH_KEYS: &str = "lanedb_json_each_keys";
+const VALUES: &str = "lanedb_json_values";
+const VALUES_TEXT: &str = "lanedb_json_values_text";
 
 /// What a function returns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -174,7 +177,15 @@ impl ScalarUDFImpl for Function {
             kinds,
             returns,
         };
-        shaped(scalar, (self.body)(&call)?)
+        let result = (self.body)(&call)?;
+        // `ScalarValue::try_from_array` rebuilds a list's element field without its metadata (the JSON mark).
+        if scalar && matches!(self.returns, Returns::JsonList) {
+            let list = result.as_list::<i32>().slice(0, 1);
+            return Ok(ColumnarValue::Scalar(
+                datafusion::common::ScalarValue::List(Arc::new(list)),
+            ));
+        }
+        shaped(scalar, result)
     }
 }
 
@@ -197,7 +208,6 @@ pub fn functions() -> Vec<ScalarUDF> {
     use Returns::*;
     use TypeSignature::{Any, OneOf, VariadicAny};
     let one = || Any(1);
-    let one_or_two = || OneOf(vec![Any(1), Any(2)]);
     vec![
         function(JSON_IN, one(), Json(Kind::Json), |c| {
             json_input(c, Kind::Json)
@@ -272,9 +282,12 @@ pub fn functions() -> Vec<ScalarUDF> {
         function(AGG_JSONB, one(), Json(Kind::Jsonb), array_of_list),
         function(OBJECT_AGG_JSON, one(), Json(Kind::Json), object_of_pairs),
         function(OBJECT_AGG_JSONB, one(), Json(Kind::Jsonb), object_of_pairs),
-        function(ELEMENTS, one_or_two(), JsonList, |c| elements(c, false)),
-        function(ELEMENTS_TEXT, one_or_two(), TextList, |c| elements(c, true)),
-        function(KEYS, one_or_two(), TextList, keys),
+        function(ELEMENTS, one(), JsonList, |c| elements(c, false)),
+        function(ELEMENTS_TEXT, one(), TextList, |c| elements(c, true)),
+        function(KEYS, one(), TextList, |c| keys(c, "object_keys")),
+        function(EACH_KEYS, one(), TextList, |c| keys(c, "each")),
+        function(VALUES, one(), JsonList, |c| values(c, false)),
+        function(VALUES_TEXT, one(), TextList, |c| values(c, true)),
     ]
 }
 
@@ -370,7 +383,13 @@ fn get(c: &Call, as_text: bool) -> Result<ArrayRef> {
             let i = datafusion::arrow::compute::cast(step, &ArrowType::Int64)?
                 .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
                 .value(row);
-            json::element(text, i)
+            // A `jsonb` scalar is an array of itself to `->` (PostgreSQL's "raw scalar").
+            let scalar = !text.trim_start().starts_with(['[', '{']);
+            if scalar && c.kinds[0] != Some(Kind::Json) {
+                matches!(i, 0 | -1).then_some(text)
+            } else {
+                json::element(text, i)
+            }
         } else {
             text_at(&step_text, row).and_then(|key| json::field(text, key))
         };
@@ -906,7 +925,7 @@ fn list_results(
     Ok(Arc::new(out.finish()))
 }
 
-/// `jsonb_array_elements(j)` and `_text`, as a list to unnest. A second argument names the function for the error.
+/// `jsonb_array_elements(j)` and `_text`, as a list to unnest.
 fn elements(c: &Call, as_text: bool) -> Result<ArrayRef> {
     let target = texts(&c.args[0])?;
     let element = match (as_text, c.returns) {
@@ -940,10 +959,11 @@ fn elements(c: &Call, as_text: bool) -> Result<ArrayRef> {
     })
 }
 
-/// `jsonb_object_keys(j)`, as a list to unnest.
-fn keys(c: &Call) -> Result<ArrayRef> {
+/// `jsonb_object_keys(j)` (and the keys of `jsonb_each`), as a list to unnest: every key of a `json` object, repeated
+/// ones too, as PostgreSQL lists them.
+fn keys(c: &Call, function: &str) -> Result<ArrayRef> {
     let target = texts(&c.args[0])?;
-    let kind = c.kinds[0];
+    let kind = c.kinds[0].unwrap_or(Kind::Jsonb);
     list_results(
         c,
         Arc::new(Field::new_list_field(ArrowType::Utf8, true)),
@@ -951,26 +971,48 @@ fn keys(c: &Call) -> Result<ArrayRef> {
             let Some(text) = text_at(&target, row) else {
                 return Ok(None);
             };
-            let Some(members) = json::members(text) else {
-                let what = if text.trim_start().starts_with('[') {
-                    "an array"
-                } else {
-                    "a scalar"
-                };
-                return Err(invalid(format!(
-                    "cannot call {}_object_keys on {what}",
-                    kind.unwrap_or(Kind::Jsonb).name()
-                )));
-            };
-            let mut keys: Vec<Option<String>> = Vec::with_capacity(members.len());
-            for (key, _) in members {
-                if !keys.iter().any(|k| k.as_deref() == Some(&key)) || kind == Some(Kind::Json) {
-                    keys.push(Some(key));
-                }
-            }
-            Ok(Some(keys))
+            Ok(Some(
+                object_members(text, kind, function)?
+                    .into_iter()
+                    .map(|(key, _)| Some(key))
+                    .collect(),
+            ))
         },
     )
+}
+
+/// The values of `jsonb_each(j)` and `jsonb_each_text(j)`, in the order of `keys`.
+fn values(c: &Call, as_text: bool) -> Result<ArrayRef> {
+    let target = texts(&c.args[0])?;
+    let kind = c.kinds[0].unwrap_or(Kind::Jsonb);
+    let element = match (as_text, kind) {
+        (true, _) => Field::new_list_field(ArrowType::Utf8, true),
+        (false, Kind::Json) => DataType::Json.field("item", true),
+        (false, Kind::Jsonb) => DataType::Jsonb.field("item", true),
+    };
+    list_results(c, Arc::new(element), |row| {
+        let Some(text) = text_at(&target, row) else {
+            return Ok(None);
+        };
+        Ok(Some(
+            object_members(text, kind, "each")?
+                .into_iter()
+                .map(|(_, v)| finish(v, as_text))
+                .collect(),
+        ))
+    })
+}
+
+/// The members of an object, or PostgreSQL's error for calling `{kind}_{function}` on anything else.
+fn object_members<'a>(text: &'a str, kind: Kind, function: &str) -> Result<Vec<(String, &'a str)>> {
+    json::members(text).ok_or_else(|| {
+        let what = match text.trim_start().as_bytes().first() {
+            Some(b'[') if function == "object_keys" => "an array",
+            _ if function == "object_keys" => "a scalar",
+            _ => "a non-object",
+        };
+        invalid(format!("cannot call {}_{function} on {what}", kind.name()))
+    })
 }
 
 /// Plans the JSON operators (see "Operators").
@@ -1099,6 +1141,7 @@ pub(crate) fn jsonb_in() -> ScalarUDF {
 
 /// Rewrites the aggregates and set-returning functions (see "Aggregates" and "Sets").
 pub fn rewrite_calls(statement: &mut ast::Statement) {
+    let _ = ast::VisitMut::visit(statement, &mut SetsInFrom);
     let _ = ast::visit_expressions_mut(statement, |e| {
         if let ast::Expr::Function(f) = e {
             if let Some(replacement) = rewrite_call(f) {
@@ -1107,6 +1150,276 @@ pub fn rewrite_calls(statement: &mut ast::Statement) {
         }
         ControlFlow::<()>::Continue(())
     });
+}
+
+/// A JSON set-returning function's rows as select items: each item's expression and the column PostgreSQL names it.
+/// `None` for any other function.
+fn set_items(name: &str, args: &[ast::Expr]) -> Option<Vec<(ast::Expr, String)>> {
+    let (kind, rest) = match name.strip_prefix("jsonb_") {
+        Some(rest) => (Kind::Jsonb, rest),
+        None => (Kind::Json, name.strip_prefix("json_")?),
+    };
+    let [x] = args else {
+        return None;
+    };
+    let input = match kind {
+        Kind::Json => JSON_IN,
+        Kind::Jsonb => JSONB_IN,
+    };
+    let x = call(input, vec![x.clone()]);
+    let unnest = |list: &str| call("unnest", vec![call(list, vec![x.clone()])]);
+    // `unnest` keeps no mark on what it takes out of a list: the values are marked again.
+    let marked = |list: &str| call(input, vec![unnest(list)]);
+    Some(match rest {
+        "array_elements" => vec![(marked(ELEMENTS), "value".into())],
+        "array_elements_text" => vec![(unnest(ELEMENTS_TEXT), "value".into())],
+        "object_keys" => vec![(unnest(KEYS), name.to_string())],
+        "each" => vec![
+            (unnest(EACH_KEYS), "key".into()),
+            (marked(VALUES), "value".into()),
+        ],
+        "each_text" => vec![
+            (unnest(EACH_KEYS), "key".into()),
+            (unnest(VALUES_TEXT), "value".into()),
+        ],
+        _ => return None,
+    })
+}
+
+/// The name and plain arguments of a function in FROM, lowercase; `None` for anything else.
+fn from_function(
+    t: &ast::TableFactor,
+) -> Option<(String, Vec<ast::Expr>, Option<ast::TableAlias>)> {
+    let plain = |args: &[ast::FunctionArg]| -> Option<Vec<ast::Expr>> {
+        args.iter()
+            .map(|a| match a {
+                ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => Some(e.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let (name, args, alias) = match t {
+        ast::TableFactor::Table {
+            name,
+            args: Some(args),
+            alias,
+            ..
+        } => (name, plain(&args.args)?, alias),
+        ast::TableFactor::Function {
+            name, args, alias, ..
+        } => (name, plain(args)?, alias),
+        _ => return None,
+    };
+    if name.0.len() != 1 {
+        return None;
+    }
+    let name = name.0[0].as_ident()?.value.to_ascii_lowercase();
+    Some((name, args, alias.clone()))
+}
+
+/// JSON set-returning functions in FROM (see "Sets"). Their rows are a derived table of `unnest`s in a select list,
+/// which DataFusion plans; its columns are named as PostgreSQL names them (after the alias, for one column with an
+/// alias and no column list: `FROM jsonb_array_elements(x) AS e` has a column `e`).
+///
+/// One whose arguments read another relation of the FROM clause (`FROM doc d, jsonb_array_elements(d.body) e`,
+/// or `CROSS JOIN LATERAL`) is lateral, which DataFusion does not plan: where that relation is the only other one,
+/// the two become one derived table, `(SELECT d.*, <unnests> FROM doc AS d) AS d`, and the function's qualified
+/// columns (`e.value`) are read from it.
+struct SetsInFrom;
+
+impl ast::VisitorMut for SetsInFrom {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, query: &mut ast::Query) -> ControlFlow<()> {
+        if let ast::SetExpr::Select(select) = query.body.as_mut() {
+            if let Some(renames) = lateral(select) {
+                let _ = ast::visit_expressions_mut(query, |e| {
+                    if let ast::Expr::CompoundIdentifier(parts) = e {
+                        if let [table, column] = parts.as_slice() {
+                            let found = renames.iter().find(|(alias, from, _)| {
+                                alias.value == table.value
+                                    && (from.is_empty() || from.eq_ignore_ascii_case(&column.value))
+                            });
+                            if let Some((_, _, to)) = found {
+                                *e = ast::Expr::CompoundIdentifier(to.clone());
+                            }
+                        }
+                    }
+                    ControlFlow::<()>::Continue(())
+                });
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_table_factor(&mut self, t: &mut ast::TableFactor) -> ControlFlow<()> {
+        let Some((name, args, alias)) = from_function(t) else {
+            return ControlFlow::Continue(());
+        };
+        let Some(items) = set_items(&name, &args) else {
+            return ControlFlow::Continue(());
+        };
+        let columns = column_names(&name, &items, alias.as_ref());
+        let projection = items
+            .into_iter()
+            .zip(&columns)
+            .map(|((e, _), c)| format!("{e} AS {}", quoted(c)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let alias = alias.map_or_else(|| name.clone(), |a| a.name.value);
+        if let Some(derived) =
+            derived_table(&format!("(SELECT {projection}) AS {}", quoted(&alias)))
+        {
+            *t = derived;
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// The columns a set function's rows have: the alias's column list, else the alias for one column, else
+/// PostgreSQL's names.
+fn column_names(
+    name: &str,
+    items: &[(ast::Expr, String)],
+    alias: Option<&ast::TableAlias>,
+) -> Vec<String> {
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, (_, default))| match alias {
+            Some(a) if !a.columns.is_empty() => a
+                .columns
+                .get(i)
+                .map_or_else(|| default.clone(), |c| c.name.value.clone()),
+            Some(a) if items.len() == 1 => a.name.value.clone(),
+            _ if name.ends_with("object_keys") => name.to_string(),
+            _ => default.clone(),
+        })
+        .collect()
+}
+
+fn quoted(name: &str) -> String {
+    ast::Ident::with_quote('"', name).to_string()
+}
+
+/// A derived table from its text, `(SELECT ...) AS name`.
+fn derived_table(sql: &str) -> Option<ast::TableFactor> {
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+    let statement =
+        Parser::parse_sql(&PostgreSqlDialect {}, &format!("SELECT * FROM {sql}")).ok()?;
+    let ast::Statement::Query(query) = statement.into_iter().next()? else {
+        return None;
+    };
+    let ast::SetExpr::Select(select) = *query.body else {
+        return None;
+    };
+    select.from.into_iter().next().map(|f| f.relation)
+}
+
+/// Whether `e` names a column of another relation (a lateral reference).
+fn reads_columns(args: &[ast::Expr]) -> bool {
+    let mut found = false;
+    for a in args {
+        let _ = ast::visit_expressions(a, |x| {
+            if matches!(
+                x,
+                ast::Expr::Identifier(_) | ast::Expr::CompoundIdentifier(_)
+            ) {
+                found = true;
+            }
+            ControlFlow::<()>::Continue(())
+        });
+    }
+    found
+}
+
+/// A lateral set function beside one other relation, merged into one derived table (see `SetsInFrom`); the
+/// renames of the function's qualified columns: (its alias, its column as PostgreSQL names it or "" for any,
+/// the derived table's column).
+fn lateral(select: &mut ast::Select) -> Option<Vec<(ast::Ident, String, Vec<ast::Ident>)>> {
+    // `FROM t a, f(a.x) e` or `FROM t a CROSS JOIN [LATERAL] f(a.x) e` (also `JOIN LATERAL ... ON true`).
+    let (relation, function) = match select.from.as_mut_slice() {
+        [first, second] if first.joins.is_empty() && second.joins.is_empty() => {
+            (first.relation.clone(), second.relation.clone())
+        }
+        [only] if only.joins.len() == 1 => {
+            let join = &only.joins[0];
+            let crossed = match &join.join_operator {
+                ast::JoinOperator::CrossJoin(_) => true,
+                ast::JoinOperator::Inner(ast::JoinConstraint::On(on))
+                | ast::JoinOperator::Join(ast::JoinConstraint::On(on)) => {
+                    matches!(on, ast::Expr::Value(v) if v.value == ast::Value::Boolean(true))
+                }
+                _ => false,
+            };
+            if !crossed {
+                return None;
+            }
+            (only.relation.clone(), join.relation.clone())
+        }
+        _ => return None,
+    };
+    let (name, args, alias) = from_function(&function)?;
+    let items = set_items(&name, &args)?;
+    if !reads_columns(&args) {
+        return None;
+    }
+    let table_alias = match &relation {
+        ast::TableFactor::Table {
+            name,
+            alias,
+            args: None,
+            ..
+        } => alias.as_ref().map_or_else(
+            || name.0.last()?.as_ident().cloned(),
+            |a| Some(a.name.clone()),
+        )?,
+        ast::TableFactor::Derived {
+            alias: Some(alias), ..
+        } => alias.name.clone(),
+        _ => return None,
+    };
+    if matches!(&relation, ast::TableFactor::Table { alias: Some(a), .. } | ast::TableFactor::Derived { alias: Some(a), .. } if !a.columns.is_empty())
+    {
+        return None;
+    }
+    let columns = column_names(&name, &items, alias.as_ref());
+    let projection = std::iter::once(format!("{}.*", table_alias))
+        .chain(
+            items
+                .iter()
+                .zip(&columns)
+                .map(|((e, _), c)| format!("{e} AS {}", quoted(c))),
+        )
+        .collect::<Vec<_>>()
+        .join(", ");
+    let merged = derived_table(&format!(
+        "(SELECT {projection} FROM {relation}) AS {table_alias}"
+    ))?;
+    select.from = vec![ast::TableWithJoins {
+        relation: merged,
+        joins: vec![],
+    }];
+    let function_alias = alias.map_or_else(|| ast::Ident::new(name.clone()), |a| a.name);
+    let single = items.len() == 1;
+    Some(
+        items
+            .iter()
+            .zip(columns)
+            .map(|((_, default), column)| {
+                (
+                    function_alias.clone(),
+                    if single {
+                        String::new()
+                    } else {
+                        default.clone()
+                    },
+                    vec![table_alias.clone(), ast::Ident::with_quote('"', column)],
+                )
+            })
+            .collect(),
+    )
 }
 
 fn rewrite_call(f: &ast::Function) -> Option<ast::Expr> {
@@ -1119,10 +1432,24 @@ fn rewrite_call(f: &ast::Function) -> Option<ast::Expr> {
         "jsonb_agg" => (AGG_JSONB, Some("to_jsonb")),
         "json_object_agg" => (OBJECT_AGG_JSON, Some("json_build_array")),
         "jsonb_object_agg" => (OBJECT_AGG_JSONB, Some("jsonb_build_array")),
-        "jsonb_array_elements" | "json_array_elements" => (ELEMENTS, None),
-        "jsonb_array_elements_text" | "json_array_elements_text" => (ELEMENTS_TEXT, None),
-        "jsonb_object_keys" | "json_object_keys" => (KEYS, None),
-        _ => return None,
+        _ => {
+            // A set function in a select list: its one column's values.
+            let args = match &f.args {
+                ast::FunctionArguments::List(list) => list
+                    .args
+                    .iter()
+                    .map(|a| match a {
+                        ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => Some(e.clone()),
+                        _ => None,
+                    })
+                    .collect::<Option<Vec<_>>>()?,
+                _ => return None,
+            };
+            return match set_items(&name, &args)?.as_slice() {
+                [(single, _)] => Some(single.clone()),
+                _ => None,
+            };
+        }
     };
     let ast::FunctionArguments::List(list) = &f.args else {
         return None;
@@ -1148,10 +1475,6 @@ fn rewrite_call(f: &ast::Function) -> Option<ast::Expr> {
             gathered.args = ast::FunctionArguments::List(args);
             Some(call(finish, vec![ast::Expr::Function(gathered)]))
         }
-        None => {
-            let mut listed = f.clone();
-            listed.name = ast::ObjectName::from(vec![ast::Ident::new(finish)]);
-            Some(call("unnest", vec![ast::Expr::Function(listed)]))
-        }
+        None => None,
     }
 }

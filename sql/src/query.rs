@@ -125,6 +125,69 @@ impl TableProvider for LaneTable {
     }
 }
 
+/// DataFusion's EliminateDuplicatedExpr, except over an Unnest. That rule also drops the ORDER BY terms that a
+/// primary key before them decides, and DataFusion's Unnest keeps its input's key as if it still decided every
+/// column, though an Unnest repeats it: `SELECT id, unnest(tags) AS t ... ORDER BY id, t` came out sorted by `id`
+/// alone. Over an Unnest, repeated ORDER BY terms are removed and no others.
+#[derive(Debug, Default)]
+pub struct SortTermsKept {
+    inner: datafusion::optimizer::eliminate_duplicated_expr::EliminateDuplicatedExpr,
+}
+
+impl datafusion::optimizer::OptimizerRule for SortTermsKept {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn apply_order(&self) -> Option<datafusion::optimizer::ApplyOrder> {
+        self.inner.apply_order()
+    }
+
+    fn supports_rewrite(&self) -> bool {
+        true
+    }
+
+    fn rewrite(
+        &self,
+        plan: LogicalPlan,
+        config: &dyn datafusion::optimizer::OptimizerConfig,
+    ) -> datafusion::common::Result<datafusion::common::tree_node::Transformed<LogicalPlan>> {
+        use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+        let LogicalPlan::Sort(sort) = &plan else {
+            return self.inner.rewrite(plan, config);
+        };
+        let mut unnests = false;
+        sort.input.apply(|p| {
+            unnests |= matches!(p, LogicalPlan::Unnest(_));
+            Ok(if unnests {
+                TreeNodeRecursion::Stop
+            } else {
+                TreeNodeRecursion::Continue
+            })
+        })?;
+        if !unnests {
+            return self.inner.rewrite(plan, config);
+        }
+        let LogicalPlan::Sort(mut sort) = plan else {
+            unreachable!("matched as a sort")
+        };
+        let before = sort.expr.len();
+        let mut kept: Vec<datafusion::logical_expr::SortExpr> = Vec::with_capacity(before);
+        for term in sort.expr {
+            if !kept.iter().any(|k| k.expr == term.expr) {
+                kept.push(term);
+            }
+        }
+        let changed = kept.len() != before;
+        sort.expr = kept;
+        Ok(if changed {
+            Transformed::yes(LogicalPlan::Sort(sort))
+        } else {
+            Transformed::no(LogicalPlan::Sort(sort))
+        })
+    }
+}
+
 /// A view whose lanes hold partial rows (its table is partitioned on a column it does not group by): the lanes' rows
 /// added up per group — counts and sums summed, minimums and maximums of minimums and maximums.
 fn partial_view(
@@ -382,15 +445,28 @@ impl QueryBridge {
         .into_iter()
         .chain(datafusion::optimizer::Analyzer::new().rules)
         .collect();
+        let optimizer_rules = datafusion::optimizer::Optimizer::new()
+            .rules
+            .into_iter()
+            .map(|rule| {
+                if rule.name() == "eliminate_duplicated_expr" {
+                    Arc::new(SortTermsKept::default())
+                } else {
+                    rule
+                }
+            })
+            .collect();
         let mut base = SessionStateBuilder::new()
             .with_config(config)
             .with_default_features()
             .with_analyzer_rules(analyzer_rules)
+            .with_optimizer_rules(optimizer_rules)
             .with_physical_optimizer_rules(physical_rules)
             .with_catalog_list(catalogs)
             .build();
         base.add_analyzer_rule(Arc::new(crate::checked::CheckedArithmetic::default()));
         base.add_analyzer_rule(Arc::new(crate::datetimes::ZonedCasts::default()));
+
         base.register_udaf(Arc::new(crate::averages::avg()))
             .expect("registering an aggregate on a fresh session");
         base.register_expr_planner(Arc::new(crate::pg_types::IntervalScaling::default()))
@@ -772,15 +848,17 @@ pub fn map_error(e: DataFusionError) -> Error {
             Ok(err) => *err,
             Err(other) => match other.downcast::<DataFusionError>() {
                 Ok(df) => map_error(*df),
-                Err(other) => classify(&other.to_string())
-                    .unwrap_or_else(|| Error::internal(other.to_string())),
+                Err(other) => engine_error(other.as_ref()).unwrap_or_else(|| {
+                    classify(&other.to_string())
+                        .unwrap_or_else(|| Error::internal(other.to_string()))
+                }),
             },
         },
         DataFusionError::Context(_, inner) => map_error(*inner),
-        DataFusionError::Shared(inner) => {
+        DataFusionError::Shared(inner) => engine_error(inner.as_ref()).unwrap_or_else(|| {
             let m = inner.to_string();
             classify(&m).unwrap_or_else(|| Error::internal(m))
-        }
+        }),
         DataFusionError::SQL(err, _) => Error::syntax(err.to_string()),
         DataFusionError::NotImplemented(m) => Error::unsupported(m),
         other => {
@@ -794,6 +872,32 @@ pub fn map_error(e: DataFusionError) -> Error {
             })
         }
     }
+}
+
+/// The engine's error a DataFusion error carries somewhere inside (a function's error reaching the plan through
+/// a shared or Arrow error, as from `unnest`), if it carries one.
+fn engine_error(e: &(dyn std::error::Error + 'static)) -> Option<Error> {
+    if let Some(err) = e.downcast_ref::<Error>() {
+        return Some(err.clone());
+    }
+    if let Some(shared) = e.downcast_ref::<Arc<DataFusionError>>() {
+        return engine_error(shared.as_ref());
+    }
+    if let Some(df) = e.downcast_ref::<DataFusionError>() {
+        match df {
+            DataFusionError::External(inner) => return engine_error(inner.as_ref()),
+            DataFusionError::Shared(inner) => return engine_error(inner.as_ref()),
+            DataFusionError::Context(_, inner) => return engine_error(inner.as_ref()),
+            DataFusionError::ArrowError(inner, _) => return engine_error(inner.as_ref()),
+            _ => {}
+        }
+    }
+    if let Some(datafusion::arrow::error::ArrowError::ExternalError(inner)) =
+        e.downcast_ref::<datafusion::arrow::error::ArrowError>()
+    {
+        return engine_error(inner.as_ref());
+    }
+    e.source().and_then(engine_error)
 }
 
 /// Arrow's "Cannot cast string 'X' to value of Int32 type" in PostgreSQL's words: `value "X" is out of range for
