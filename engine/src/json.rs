@@ -459,6 +459,91 @@ fn compare_nested(a: &Json, b: &Json) -> Ordering {
     }
 }
 
+/// Bytes that sort as `compare` orders the values (for ORDER BY): the top level's place (an empty array, a scalar,
+/// anything else), then each value as its type's rank and its contents, arrays and objects led by their size.
+pub fn sort_key(value: &Json) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.push(match value {
+        Json::Array(items) if items.is_empty() => 0,
+        Json::Array(_) | Json::Object(_) => 2,
+        _ => 1,
+    });
+    put_sort_key(value, &mut out);
+    out
+}
+
+fn put_sort_key(value: &Json, out: &mut Vec<u8>) {
+    // A string's bytes with 0 escaped as 0 255, ended by 0 0: a prefix sorts first.
+    let put_string = |s: &str, out: &mut Vec<u8>| {
+        for b in s.bytes() {
+            out.push(b);
+            if b == 0 {
+                out.push(255);
+            }
+        }
+        out.extend([0, 0]);
+    };
+    match value {
+        Json::Null => out.push(0),
+        Json::String(s) => {
+            out.push(1);
+            put_string(s, out);
+        }
+        Json::Number(n) => {
+            out.push(2);
+            put_number_key(n, out);
+        }
+        Json::Bool(b) => out.extend([3, u8::from(*b)]),
+        Json::Array(items) => {
+            out.push(4);
+            out.extend((items.len() as u32).to_be_bytes());
+            for item in items {
+                put_sort_key(item, out);
+            }
+        }
+        Json::Object(members) => {
+            out.push(5);
+            out.extend((members.len() as u32).to_be_bytes());
+            for (key, value) in members {
+                put_string(key, out);
+                put_sort_key(value, out);
+            }
+        }
+    }
+}
+
+/// A number as bytes that sort by value: its sign, then (negated for negative numbers) the place of its decimal
+/// point and its significant digits.
+fn put_number_key(n: &str, out: &mut Vec<u8>) {
+    let key = number_key(n);
+    let (negative, digits) = match key.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, key.as_str()),
+    };
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    let all: String = whole.chars().chain(fraction.chars()).collect();
+    let significant = all.trim_start_matches('0');
+    if significant.is_empty() {
+        out.push(1);
+        return;
+    }
+    let leading = all.len() - significant.len();
+    // Where the point is, counted from the first significant digit.
+    let exponent = whole.len() as i64 - leading as i64;
+    let significant = significant.trim_end_matches('0');
+    let mut body = Vec::with_capacity(significant.len() + 9);
+    body.extend(((exponent as i32 as u32) ^ 0x8000_0000).to_be_bytes());
+    body.extend(significant.bytes());
+    body.push(0);
+    if negative {
+        out.push(0);
+        out.extend(body.iter().map(|b| !b));
+    } else {
+        out.push(2);
+        out.extend(body);
+    }
+}
+
 /// Two JSON numbers by value, however many digits they have.
 fn compare_numbers(a: &str, b: &str) -> Ordering {
     let (a, b) = (number_key(a), number_key(b));
@@ -1159,6 +1244,52 @@ mod tests {
         less("null", "[null]");
         less("{\"a\": 2}", "{\"b\": 1}");
         assert_eq!(compare(&j("1.0"), &j("1")), Ordering::Equal);
+        // The sort key orders as `compare` does.
+        let values = [
+            "[]",
+            "null",
+            "\"\"",
+            "\"a\"",
+            "\"ab\"",
+            "\"b\"",
+            "-100",
+            "-9.5",
+            "-9",
+            "-0.001",
+            "0",
+            "0.001",
+            "0.01",
+            "1",
+            "1.05",
+            "1.5",
+            "9",
+            "10",
+            "100",
+            "1e30",
+            "false",
+            "true",
+            "[null]",
+            "[1]",
+            "[2]",
+            "[1, 2]",
+            "{\"a\": 1}",
+            "{\"a\": 2}",
+            "{\"b\": 1}",
+            "{\"a\": 1, \"b\": 1}",
+        ];
+        for a in values {
+            for b in values {
+                let (a, b) = (j(a), j(b));
+                assert_eq!(
+                    sort_key(&a).cmp(&sort_key(&b)),
+                    compare(&a, &b),
+                    "{} and {}",
+                    a.to_text(),
+                    b.to_text()
+                );
+            }
+        }
+        assert_eq!(sort_key(&j("1.0")), sort_key(&j("1")));
     }
 
     #[test]

@@ -175,7 +175,8 @@ impl ZonedCasts {
 
 impl ZonedCasts {
     /// ORDER BY an interval sorts by length, as PostgreSQL's interval ordering does (`interval '1 day'` and
-    /// `interval '23 hours'`: the hours first), where DataFusion orders months, then days, then the rest.
+    /// `interval '23 hours'`: the hours first), where DataFusion orders months, then days, then the rest; ORDER BY
+    /// a `jsonb` by `jsonb`'s order (`json::sorted_as_jsonb`), where DataFusion would sort its text.
     fn intervals_sorted_by_length(&self, plan: LogicalPlan) -> Result<LogicalPlan> {
         plan.transform_up_with_subqueries(|node| {
             let LogicalPlan::Sort(mut sort) = node else {
@@ -186,6 +187,9 @@ impl ZonedCasts {
             for s in sort.expr.iter_mut() {
                 if matches!(s.expr.get_type(&schema), Ok(ArrowType::Interval(_))) {
                     s.expr = self.length(&s.expr);
+                    changed = true;
+                } else if let Some(key) = crate::json::sorted_as_jsonb(&s.expr, &schema) {
+                    s.expr = key;
                     changed = true;
                 }
             }

@@ -58,6 +58,7 @@ const CONCAT: &str = "lanedb_jsonb_concat";
 const DELETE: &str = "lanedb_jsonb_delete";
 const DELETE_PATH: &str = "lanedb_jsonb_delete_path";
 const COMPARE: &str = "lanedb_jsonb_cmp";
+const SORT_KEY: &str = "lanedb_jsonb_sort_key";
 const AGG_JSON: &str = "lanedb_json_agg";
 const AGG_JSONB: &str = "lanedb_jsonb_agg";
 const OBJECT_AGG_JSON: &str = "lanedb_json_object_agg";
@@ -75,6 +76,7 @@ enum Returns {
     Text,
     Boolean,
     Integer,
+    Bytes,
     /// JSON of this type.
     Json(Kind),
     /// JSON of its first argument's type.
@@ -145,6 +147,7 @@ impl ScalarUDFImpl for Function {
             Returns::Text | Returns::Json(_) | Returns::SameJson => ArrowType::Utf8,
             Returns::Boolean => ArrowType::Boolean,
             Returns::Integer => ArrowType::Int32,
+            Returns::Bytes => ArrowType::Binary,
             Returns::TextList | Returns::JsonList => {
                 ArrowType::List(Arc::new(Field::new_list_field(ArrowType::Utf8, true)))
             }
@@ -225,6 +228,7 @@ pub fn functions() -> Vec<ScalarUDF> {
         function(EXISTS_ALL, Any(2), Boolean, |c| exists(c, Match::All)),
         function(CONCAT, Any(2), Json(Kind::Jsonb), concat),
         function(COMPARE, Any(2), Integer, compare),
+        function(SORT_KEY, one(), Bytes, sort_key),
         function(DELETE, Any(2), Json(Kind::Jsonb), delete),
         function(DELETE_PATH, Any(2), Json(Kind::Jsonb), delete_path),
         function("jsonb_typeof", one(), Text, type_of),
@@ -532,6 +536,26 @@ fn compare(c: &Call) -> Result<ArrayRef> {
         }
     }
     Ok(Arc::new(out.finish()))
+}
+
+/// `lanedb_jsonb_sort_key(j)`: bytes that sort as `jsonb` values do (`json::sort_key`), for ORDER BY.
+fn sort_key(c: &Call) -> Result<ArrayRef> {
+    let target = texts(&c.args[0])?;
+    let mut out = datafusion::arrow::array::BinaryBuilder::new();
+    for row in 0..rows(c) {
+        match tree_at(&target, row)? {
+            Some(tree) => out.append_value(json::sort_key(&tree)),
+            None => out.append_null(),
+        }
+    }
+    Ok(Arc::new(out.finish()))
+}
+
+/// ORDER BY a `jsonb` sorts as PostgreSQL orders `jsonb` values (see `json::compare`), not by text.
+pub(crate) fn sorted_as_jsonb(x: &Expr, schema: &DFSchema) -> Option<Expr> {
+    let (_, field) = x.to_field(schema).ok()?;
+    (kind_of(&field) == Some(Kind::Jsonb))
+        .then(|| Expr::ScalarFunction(ScalarFunction::new_udf(udf(SORT_KEY), vec![x.clone()])))
 }
 
 /// `jsonb || jsonb`.

@@ -609,7 +609,49 @@ pub fn rewrite_casts(statement: &mut ast::Statement) -> std::result::Result<(), 
     });
     match outcome {
         std::ops::ControlFlow::Break(err) => Err(err),
-        std::ops::ControlFlow::Continue(()) => Ok(()),
+        std::ops::ControlFlow::Continue(()) => {
+            let _ = ast::VisitMut::visit(statement, &mut ValuesTypedByColumn);
+            Ok(())
+        }
+    }
+}
+
+/// A VALUES list whose column is a uuid or JSON in one row (`('1'::jsonb), ('2')`) reads that column's other rows
+/// as that type too, as PostgreSQL types a VALUES column by its rows together; DataFusion refused rows whose
+/// fields' marks differ.
+struct ValuesTypedByColumn;
+
+impl ast::VisitorMut for ValuesTypedByColumn {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, query: &mut ast::Query) -> std::ops::ControlFlow<()> {
+        let ast::SetExpr::Values(values) = query.body.as_mut() else {
+            return std::ops::ControlFlow::Continue(());
+        };
+        let input_of = |e: &ast::Expr| match e {
+            ast::Expr::Function(f) => [UUID_IN, crate::json::JSON_IN, crate::json::JSONB_IN]
+                .into_iter()
+                .find(|name| f.name.to_string() == *name),
+            _ => None,
+        };
+        let width = values.rows.first().map_or(0, |row| row.content.len());
+        for column in 0..width {
+            let Some(input) = values
+                .rows
+                .iter()
+                .find_map(|row| row.content.get(column).and_then(input_of))
+            else {
+                continue;
+            };
+            for row in values.rows.iter_mut() {
+                if let Some(e) = row.content.get_mut(column) {
+                    if input_of(e) != Some(input) {
+                        *e = call(input, vec![e.clone()]);
+                    }
+                }
+            }
+        }
+        std::ops::ControlFlow::Continue(())
     }
 }
 
