@@ -1038,6 +1038,18 @@ async fn json_values_are_stored_and_sent_as_postgres_sends_them() {
         .await
         .unwrap_err();
     assert_eq!(code(&e), "22P02");
+    // Nesting past the limit is refused, as a parameter and as a literal, and the server goes on.
+    let deep = format!("{}1{}", "[".repeat(10_000), "]".repeat(10_000));
+    let e = client
+        .execute(&insert, &[&3i32, &Jsonb(deep.clone()), &None::<Json>])
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "54001");
+    let e = client
+        .batch_execute(&format!("SELECT '{deep}'::json"))
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "54001");
     let shown = "SELECT id::text || ' ' || body::text || ' ' || coalesce(raw::text, '-') FROM doc ORDER BY id";
     let before = text_rows(&client.simple_query(shown).await.unwrap());
     assert_eq!(
@@ -1045,6 +1057,102 @@ async fn json_values_are_stored_and_sent_as_postgres_sends_them() {
         [
             [r#"1 {"n": 2.0, "tags": ["x"]} {"b":  1, "a": [1,  2]}"#],
             [r#"2 [1, {}] -"#]
+        ]
+    );
+    let (server, client) = crash_and_restart(server, client).await;
+    assert_eq!(
+        text_rows(&client.simple_query(shown).await.unwrap()),
+        before
+    );
+    client.batch_execute("CHECKPOINT").await.unwrap();
+    let (_server, client) = crash_and_restart(server, client).await;
+    assert_eq!(
+        text_rows(&client.simple_query(shown).await.unwrap()),
+        before
+    );
+}
+
+/// Array columns over the wire: typed as arrays in ParameterDescription and RowDescription, binary arrays both ways
+/// (NULL elements and NULL arrays included) by key and through a scan, and the arrays after a restart from the log
+/// and from a snapshot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn array_columns_are_stored_and_sent_as_postgres_sends_them() {
+    let server = Server::start(&[]);
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE post (id INT PRIMARY KEY, tags TEXT[], scores INT[] NOT NULL DEFAULT '{}', \
+             prices NUMERIC(6,2)[])",
+        )
+        .await
+        .unwrap();
+    let insert = client
+        .prepare("INSERT INTO post (id, tags, scores) VALUES ($1, $2, $3)")
+        .await
+        .unwrap();
+    assert_eq!(
+        insert.params(),
+        [Type::INT4, Type::TEXT_ARRAY, Type::INT4_ARRAY]
+    );
+    let tags = vec![Some("a".to_string()), None, Some("b c".to_string())];
+    client
+        .execute(&insert, &[&1i32, &tags, &vec![3i32, 1, 2]])
+        .await
+        .unwrap();
+    client
+        .execute(&insert, &[&2i32, &None::<Vec<String>>, &Vec::<i32>::new()])
+        .await
+        .unwrap();
+    client
+        .batch_execute("INSERT INTO post VALUES (3, ARRAY['x'], '{9}', '{1.5,NULL}')")
+        .await
+        .unwrap();
+    // By key, in binary.
+    let row = client
+        .query_one("SELECT tags, scores FROM post WHERE id = $1", &[&1i32])
+        .await
+        .unwrap();
+    assert_eq!(row.columns()[0].type_(), &Type::TEXT_ARRAY);
+    assert_eq!(row.columns()[1].type_(), &Type::INT4_ARRAY);
+    assert_eq!(row.get::<_, Vec<Option<String>>>(0), tags);
+    assert_eq!(row.get::<_, Vec<i32>>(1), [3, 1, 2]);
+    // Through a scan, with an array parameter.
+    let rows = client
+        .query(
+            "SELECT id, tags FROM post WHERE scores && $1 ORDER BY id",
+            &[&vec![9i32, 2]],
+        )
+        .await
+        .unwrap();
+    let ids: Vec<i32> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(ids, [1, 3]);
+    // A whole array set by key, then one element appended through DataFusion.
+    client
+        .execute(
+            "UPDATE post SET tags = $1 WHERE id = $2",
+            &[&vec!["new".to_string()], &2i32],
+        )
+        .await
+        .unwrap();
+    client
+        .batch_execute("UPDATE post SET scores = array_append(scores, 4) WHERE id = 1")
+        .await
+        .unwrap();
+    let e = client
+        .execute(&insert, &[&4i32, &None::<Vec<String>>, &None::<Vec<i32>>])
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "23502");
+    let shown =
+        "SELECT id::text || ' ' || coalesce(tags::text, '-') || ' ' || scores::text || ' ' || \
+                 coalesce(prices::text, '-') FROM post ORDER BY id";
+    let before = text_rows(&client.simple_query(shown).await.unwrap());
+    assert_eq!(
+        before,
+        [
+            [r#"1 {a,NULL,"b c"} {3,1,2,4} -"#],
+            ["2 {new} {} -"],
+            ["3 {x} {9} {1.50,NULL}"]
         ]
     );
     let (server, client) = crash_and_restart(server, client).await;

@@ -489,6 +489,18 @@ fn put_wide_values(out: &mut Vec<u8>, values: &[Value]) {
     }
 }
 
+/// A value as the command log writes it; tables keep arrays this way (`storage`).
+pub(crate) fn value_bytes(v: &Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    put_value(&mut out, v);
+    out
+}
+
+/// A value from `value_bytes`.
+pub(crate) fn value_of_bytes(bytes: &[u8]) -> Result<Value> {
+    Reader { bytes, at: 0 }.value()
+}
+
 fn put_value(out: &mut Vec<u8>, v: &Value) {
     match v {
         Value::Null => out.push(0),

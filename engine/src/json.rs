@@ -815,8 +815,10 @@ pub fn as_text(value: &str) -> Option<String> {
     Some(trimmed.to_string())
 }
 
-/// Nesting deeper than this is refused (54001 in PostgreSQL, which sets its limit by stack size).
-const DEPTH_MAX: usize = 6400;
+/// Nesting deeper than this is refused with 54001, as PostgreSQL refuses JSON deeper than its stack allows. Every
+/// operation on a parsed value recurses once a level (reading, writing, comparing, dropping), on query threads with
+/// the default stack: this keeps each far from its end, in debug builds too.
+pub const DEPTH_MAX: usize = 200;
 
 struct Parser<'a> {
     text: &'a str,
@@ -866,8 +868,10 @@ impl<'a> Parser<'a> {
     fn value(&mut self, depth: usize) -> Result<Json> {
         if depth > DEPTH_MAX {
             return Err(Error::new(
-                SqlState::PROGRAM_LIMIT_EXCEEDED,
-                format!("JSON nested deeper than {DEPTH_MAX} levels"),
+                SqlState("54001"),
+                format!(
+                    "stack depth limit exceeded: JSON is nested deeper than {DEPTH_MAX} levels"
+                ),
             ));
         }
         match self.bytes.get(self.at) {
@@ -1192,6 +1196,25 @@ mod tests {
         }
         assert_eq!(jsonb_in("\"\\u0000\"").unwrap_err().code, SqlState("22P05"));
         assert!(json_in("\"\\u0000\"").is_ok());
+    }
+
+    #[test]
+    fn nesting_past_the_limit_is_refused() {
+        let nested = |n: usize| format!("{}1{}", "[".repeat(n), "]".repeat(n));
+        let deepest = jsonb_in(&nested(DEPTH_MAX)).unwrap();
+        let tree = parse(&deepest).unwrap().canonical().unwrap();
+        assert!(tree.contains(&tree));
+        assert_eq!(compare(&tree, &tree), Ordering::Equal);
+        assert!(!sort_key(&tree).is_empty());
+        assert_eq!(tree.pretty().lines().count(), 2 * DEPTH_MAX + 1);
+        for text in [
+            nested(DEPTH_MAX + 1),
+            "[".repeat(100_000),
+            "{\"a\":".repeat(100_000),
+        ] {
+            assert_eq!(jsonb_in(&text).unwrap_err().code, SqlState("54001"));
+            assert_eq!(json_in(&text).unwrap_err().code, SqlState("54001"));
+        }
     }
 
     #[test]

@@ -94,6 +94,8 @@ enum ColumnData {
     /// Every value's bytes in one buffer, a span per value (see `var_width`).
     Utf8(VarWidth<String>),
     Binary(VarWidth<Vec<u8>>),
+    /// Arrays, each as the command log writes a value (`invocation::value_bytes`), an empty span for NULL.
+    List(VarWidth<Vec<u8>>),
 }
 
 impl ColumnData {
@@ -106,8 +108,7 @@ impl ColumnData {
                 ColumnData::Int64(Vec::with_capacity(rows))
             }
             DataType::Interval => ColumnData::Interval(Vec::with_capacity(rows)),
-            // Never built: tables refuse arrays (`DataType::is_storable`).
-            DataType::Array(_) => ColumnData::Int64(Vec::with_capacity(rows)),
+            DataType::Array(_) => ColumnData::List(VarWidth::with_capacity(rows)),
             DataType::Real => ColumnData::Float32(Vec::with_capacity(rows)),
             DataType::Double => ColumnData::Float64(Vec::with_capacity(rows)),
             DataType::Decimal { .. } => ColumnData::Decimal(Vec::with_capacity(rows)),
@@ -133,6 +134,7 @@ impl ColumnData {
             (ColumnData::Interval(d), ColumnData::Interval(s)) => d.push(s[i]),
             (ColumnData::Utf8(d), ColumnData::Utf8(s)) => d.push(s.get(i)),
             (ColumnData::Binary(d), ColumnData::Binary(s)) => d.push(s.get(i)),
+            (ColumnData::List(d), ColumnData::List(s)) => d.push(s.get(i)),
             (d, s) => unreachable!("columns of one table column differ: {d:?} and {s:?}"),
         }
     }
@@ -176,6 +178,10 @@ impl Column {
             ColumnData::Interval(d) => d.push(interval_of(v)),
             ColumnData::Utf8(d) => d.push(if let Value::Text(x) = v { x } else { "" }),
             ColumnData::Binary(d) => d.push(if let Value::Bytes(x) = v { x } else { &[] }),
+            ColumnData::List(d) => match v {
+                Value::Array(_) => d.push(&crate::invocation::value_bytes(v)),
+                _ => d.push(&[]),
+            },
         }
     }
 
@@ -287,6 +293,29 @@ impl Column {
                 d.extend_from_offsets(offsets, bytes);
                 var = bytes.len();
             }
+            ColumnData::List(d) => {
+                let DataType::Array(element) = &self.data_type else {
+                    return Err(mismatch());
+                };
+                let a = array.as_list_opt::<i32>().ok_or_else(mismatch)?;
+                for i in range {
+                    if a.is_null(i) {
+                        d.push(&[]);
+                        continue;
+                    }
+                    // The elements through a column of their own type, which reads each Arrow type.
+                    let items = a.value(i);
+                    let mut elements = Column::new(element.as_ref().clone());
+                    elements.extend_from_array(&items, 0, items.len())?;
+                    let value = Value::Array((0..items.len()).map(|j| elements.get(j)).collect());
+                    let bytes = crate::invocation::value_bytes(&value);
+                    if bytes.len() > VALUE_BYTES_MAX {
+                        return Err(too_long());
+                    }
+                    var += bytes.len();
+                    d.push(&bytes);
+                }
+            }
         }
         Ok(var)
     }
@@ -296,7 +325,7 @@ impl Column {
         match (&mut self.data, v) {
             // A NULL text or bytes value is stored empty: its old bytes become garbage, as the memory count expects.
             (ColumnData::Utf8(d), Value::Null) => d.set(i, ""),
-            (ColumnData::Binary(d), Value::Null) => d.set(i, &[]),
+            (ColumnData::Binary(d) | ColumnData::List(d), Value::Null) => d.set(i, &[]),
             (_, Value::Null) => {}
             (ColumnData::Boolean(d), Value::Boolean(x)) => d[i] = *x,
             (ColumnData::Int16(d), Value::SmallInt(x)) => d[i] = *x,
@@ -311,6 +340,7 @@ impl Column {
             (ColumnData::Interval(d), Value::Interval { .. }) => d[i] = interval_of(v),
             (ColumnData::Utf8(d), Value::Text(x)) => d.set(i, x),
             (ColumnData::Binary(d), Value::Bytes(x)) => d.set(i, x),
+            (ColumnData::List(d), Value::Array(_)) => d.set(i, &crate::invocation::value_bytes(v)),
             (data, v) => panic!(
                 "value {v:?} does not match column storage {data:?}: the caller must cast first"
             ),
@@ -345,6 +375,9 @@ impl Column {
             },
             ColumnData::Utf8(d) => Value::Text(d.get(i).to_owned()),
             ColumnData::Binary(d) => Value::Bytes(d.get(i).to_vec()),
+            // Written by `push` or `set` from a value, or read from a snapshot's list: always a value's bytes.
+            ColumnData::List(d) => crate::invocation::value_of_bytes(d.get(i))
+                .unwrap_or_else(|e| panic!("a stored array is damaged: {e}")),
         }
     }
 
@@ -373,7 +406,7 @@ impl Column {
             ColumnData::Decimal(d) => drop(d.pop()),
             ColumnData::Interval(d) => drop(d.pop()),
             ColumnData::Utf8(d) => d.pop(),
-            ColumnData::Binary(d) => d.pop(),
+            ColumnData::Binary(d) | ColumnData::List(d) => d.pop(),
         }
     }
 
@@ -382,6 +415,7 @@ impl Column {
         match &self.data {
             ColumnData::Utf8(d) => text_array(d, nulls),
             ColumnData::Binary(d) => binary_array(d, nulls),
+            ColumnData::List(d) => list_array(&self.data_type, d, nulls),
             data => arrow_from(&self.data_type, data.clone(), nulls),
         }
     }
@@ -443,6 +477,7 @@ fn arrow_from(data_type: &DataType, data: ColumnData, nulls: Option<NullBuffer>)
         }
         ColumnData::Utf8(d) => text_array(&d, nulls),
         ColumnData::Binary(d) => binary_array(&d, nulls),
+        ColumnData::List(d) => list_array(data_type, &d, nulls),
     }
 }
 
@@ -463,6 +498,37 @@ fn text_array(d: &VarWidth<String>, nulls: Option<NullBuffer>) -> ArrayRef {
     Arc::new(StringArray::new(offsets, bytes.into(), nulls))
 }
 
+/// An Arrow list array of arrays kept as values' bytes: the elements through a column of their own type.
+fn list_array(data_type: &DataType, d: &VarWidth<Vec<u8>>, nulls: Option<NullBuffer>) -> ArrayRef {
+    let DataType::Array(element) = data_type else {
+        unreachable!("list storage has an array type")
+    };
+    let mut elements = Column::new(element.as_ref().clone());
+    let mut offsets = Vec::with_capacity(d.rows() + 1);
+    offsets.push(0i32);
+    let mut count = 0usize;
+    for i in 0..d.rows() {
+        let bytes = d.get(i);
+        if !bytes.is_empty() {
+            if let Ok(Value::Array(items)) = crate::invocation::value_of_bytes(bytes) {
+                count += items.len();
+                items.iter().for_each(|v| elements.push(v));
+            }
+        }
+        offsets.push(i32::try_from(count).expect("a chunk holds under 2^31 array elements"));
+    }
+    let field = Arc::new(arrow_schema::Field::new_list_field(
+        element.to_arrow(),
+        true,
+    ));
+    Arc::new(arrow_array::ListArray::new(
+        field,
+        arrow_buffer::OffsetBuffer::new(ScalarBuffer::from(offsets)),
+        elements.to_arrow(),
+        nulls,
+    ))
+}
+
 fn binary_array(d: &VarWidth<Vec<u8>>, nulls: Option<NullBuffer>) -> ArrayRef {
     let (offsets, bytes) = d.to_offsets();
     Arc::new(BinaryArray::new(offsets, bytes.into(), nulls))
@@ -474,6 +540,7 @@ fn var_bytes<'a>(values: impl Iterator<Item = &'a Value>) -> usize {
         .map(|v| match v {
             Value::Text(s) => s.len(),
             Value::Bytes(b) => b.len(),
+            Value::Array(_) => crate::invocation::value_bytes(v).len(),
             _ => 0,
         })
         .sum()
@@ -1069,7 +1136,7 @@ impl TableStore {
                 .get(c)
                 .map_or(0, |chunk| match &chunk.columns[column].data {
                     ColumnData::Utf8(d) => d.live_bytes(),
-                    ColumnData::Binary(d) => d.live_bytes(),
+                    ColumnData::Binary(d) | ColumnData::List(d) => d.live_bytes(),
                     _ => 0,
                 });
             if live + len > self.chunk_column_bytes_max {

@@ -168,9 +168,12 @@ impl DataType {
         Ok(DataType::Array(Box::new(element)))
     }
 
-    /// Whether tables can have columns of this type.
+    /// Whether tables can have columns of this type: any, arrays of one dimension included.
     pub fn is_storable(&self) -> bool {
-        !matches!(self, DataType::Array(_))
+        match self {
+            DataType::Array(element) => !matches!(**element, DataType::Array(_)),
+            _ => true,
+        }
     }
 
     /// The Arrow field for a column of this type. VARCHAR(n) is Utf8 like TEXT; the field's metadata

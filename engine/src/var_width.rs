@@ -114,6 +114,11 @@ impl<B: Buffer> VarWidth<B> {
         self.data.slice(range(self.spans[i]))
     }
 
+    /// How many values there are.
+    pub fn rows(&self) -> usize {
+        self.spans.len()
+    }
+
     /// Bytes of the values, garbage left out.
     pub fn live_bytes(&self) -> usize {
         self.data.len() - self.garbage

@@ -457,7 +457,7 @@ fn reads_instants(e: &expr::Expr, def: &TableDef) -> bool {
                     .any(|(w, t)| reads_instants(w, def) || reads_instants(t, def))
                 || otherwise.as_deref().is_some_and(|x| reads_instants(x, def))
         }
-        Expr::Coalesce(items) | Expr::Function(_, items) => any(items),
+        Expr::Coalesce(items) | Expr::Function(_, items) | Expr::Array(items) => any(items),
     }
 }
 

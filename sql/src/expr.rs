@@ -73,6 +73,8 @@ pub enum Expr {
     Case(Option<Box<Expr>>, Vec<(Expr, Expr)>, Option<Box<Expr>>),
     Coalesce(Vec<Expr>),
     Function(Func, Vec<Expr>),
+    /// `ARRAY[a, b, ...]`.
+    Array(Vec<Expr>),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -425,6 +427,14 @@ pub fn compile(
                 .transpose()?,
         ),
         E::Function(f) => compile_function(f, scope, params)?,
+        // `ARRAY[...]` of values (one dimension), to store in an array column.
+        E::Array(array) if !array.elem.iter().any(|e| matches!(e, E::Array(_))) => Expr::Array(
+            array
+                .elem
+                .iter()
+                .map(|e| compile(e, scope, params))
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
         _ => return Err(CompileError::NotSimple),
     })
 }
@@ -563,7 +573,7 @@ impl Expr {
                         .all(|(a, b)| a.is_row_independent() && b.is_row_independent())
                     && e.as_ref().is_none_or(|e| e.is_row_independent())
             }
-            Expr::Coalesce(args) | Expr::Function(_, args) => {
+            Expr::Coalesce(args) | Expr::Function(_, args) | Expr::Array(args) => {
                 args.iter().all(Expr::is_row_independent)
             }
         }
@@ -666,6 +676,11 @@ impl Expr {
                     .collect::<Result<Vec<_>>>()?;
                 function(*f, vals)
             }
+            Expr::Array(items) => items
+                .iter()
+                .map(|a| a.eval(env))
+                .collect::<Result<Vec<_>>>()
+                .map(Value::Array),
         }
     }
 

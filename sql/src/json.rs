@@ -1179,6 +1179,9 @@ pub fn rewrite_calls(statement: &mut ast::Statement) {
 /// A JSON set-returning function's rows as select items: each item's expression and the column PostgreSQL names it.
 /// `None` for any other function.
 fn set_items(name: &str, args: &[ast::Expr]) -> Option<Vec<(ast::Expr, String)>> {
+    if let ("unnest", [x]) = (name, args) {
+        return Some(vec![(call("unnest", vec![x.clone()]), "unnest".into())]);
+    }
     let (kind, rest) = match name.strip_prefix("jsonb_") {
         Some(rest) => (Kind::Jsonb, rest),
         None => (Kind::Json, name.strip_prefix("json_")?),
@@ -1223,15 +1226,31 @@ fn from_function(
             .collect()
     };
     let (name, args, alias) = match t {
+        // WITH ORDINALITY is left to DataFusion, which refuses it.
         ast::TableFactor::Table {
             name,
             args: Some(args),
             alias,
+            with_ordinality: false,
             ..
         } => (name, plain(&args.args)?, alias),
         ast::TableFactor::Function {
-            name, args, alias, ..
+            name,
+            args,
+            alias,
+            with_ordinality: false,
+            ..
         } => (name, plain(args)?, alias),
+        // `unnest(array)` of one array (`set_items` takes it only where it is lateral).
+        ast::TableFactor::UNNEST {
+            alias,
+            array_exprs,
+            with_offset: false,
+            with_ordinality: false,
+            ..
+        } if array_exprs.len() == 1 => {
+            return Some(("unnest".into(), array_exprs.clone(), alias.clone()))
+        }
         _ => return None,
     };
     if name.0.len() != 1 {
@@ -1277,7 +1296,8 @@ impl ast::VisitorMut for SetsInFrom {
     }
 
     fn pre_visit_table_factor(&mut self, t: &mut ast::TableFactor) -> ControlFlow<()> {
-        let Some((name, args, alias)) = from_function(t) else {
+        let Some((name, args, alias)) = from_function(t).filter(|(name, ..)| name != "unnest")
+        else {
             return ControlFlow::Continue(());
         };
         let Some(items) = set_items(&name, &args) else {

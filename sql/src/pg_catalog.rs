@@ -227,7 +227,11 @@ pub fn format_type(oid: i32, typmod: i32) -> Option<String> {
         2950 => "uuid".into(),
         114 => "json".into(),
         3802 => "jsonb".into(),
-        _ => return None,
+        // An array type: its element type's name, then `[]` (`integer[]`, `character varying(20)[]`).
+        array => {
+            let element = lanedb_engine::types::element_type_oid(u32::try_from(array).ok()?)?;
+            return format_type(element as i32, typmod).map(|name| format!("{name}[]"));
+        }
     })
 }
 
@@ -1414,6 +1418,13 @@ pub(crate) fn default_text(c: &lanedb_engine::ColumnDef) -> Option<String> {
     Some(match c.default.as_ref()? {
         lanedb_engine::Value::Null => "NULL".to_string(),
         lanedb_engine::Value::Text(s) => format!("'{}'::{}", s.replace('\'', "''"), c.data_type),
+        array @ lanedb_engine::Value::Array(_) => {
+            format!(
+                "'{}'::{}",
+                array.to_string().replace('\'', "''"),
+                c.data_type
+            )
+        }
         other => other.to_string(),
     })
 }

@@ -939,6 +939,41 @@ impl ExprPlanner for IntervalScaling {
     }
 }
 
+/// Plans `a && b` of arrays (whether they share an element) as `array_has_any`; DataFusion has no such operator.
+#[derive(Debug, Default)]
+pub struct ArrayOverlap;
+
+impl ExprPlanner for ArrayOverlap {
+    fn plan_binary_op(
+        &self,
+        expr: RawBinaryExpr,
+        schema: &DFSchema,
+    ) -> Result<PlannerResult<RawBinaryExpr>> {
+        let list = |e: &Expr| {
+            matches!(
+                e.get_type(schema),
+                Ok(ArrowType::List(_) | ArrowType::LargeList(_) | ArrowType::FixedSizeList(..))
+            )
+        };
+        if expr.op != BinaryOperator::PGOverlap || !(list(&expr.left) || list(&expr.right)) {
+            return Ok(PlannerResult::Original(expr));
+        }
+        // A parameter nothing has typed is an array of the other side's type.
+        let typed_as = |e: Expr, other: &Expr| match e {
+            Expr::Placeholder(p) if p.field.is_none() => {
+                let field = other.to_field(schema).ok().map(|(_, f)| f);
+                Expr::Placeholder(Placeholder::new_with_field(p.id, field))
+            }
+            e => e,
+        };
+        let left = typed_as(expr.left, &expr.right);
+        let right = typed_as(expr.right, &left);
+        Ok(PlannerResult::Planned(
+            datafusion::functions_nested::expr_fn::array_has_any(left, right),
+        ))
+    }
+}
+
 /// Whether `op` compares its operands: `=`, `<>`, `<`, `<=`, `>`, `>=`, `IS [NOT] DISTINCT FROM`.
 pub(crate) fn is_comparison(op: datafusion::logical_expr::Operator) -> bool {
     use datafusion::logical_expr::Operator as Op;
@@ -955,11 +990,55 @@ pub(crate) fn is_comparison(op: datafusion::logical_expr::Operator) -> bool {
     )
 }
 
+/// A string literal compared with an array (`tags = '{a,b}'`) read with PostgreSQL's array input as an array of the
+/// other side's element type; DataFusion finds no common type for text and a list.
+fn literal_read_as_array(e: &Expr, schema: &DFSchema) -> Option<Expr> {
+    use datafusion::logical_expr::BinaryExpr;
+    let Expr::BinaryExpr(BinaryExpr { left, op, right }) = e else {
+        return None;
+    };
+    if !is_comparison(*op) {
+        return None;
+    }
+    let array_of = |text: &Expr, other: &Expr| -> Option<Expr> {
+        let Expr::Literal(ScalarValue::Utf8(Some(text)), _) = text else {
+            return None;
+        };
+        let ArrowType::List(element) = other.get_type(schema).ok()? else {
+            return None;
+        };
+        let ty = lanedb_engine::DataType::Array(Box::new(lanedb_engine::DataType::from_arrow(
+            element.data_type(),
+        )?));
+        let value = Value::Text(text.clone()).cast_to(&ty).ok()?;
+        Some(Expr::Literal(
+            crate::convert::scalar_of_value(&value, Some(&ty)),
+            None,
+        ))
+    };
+    if let Some(read) = array_of(right, left) {
+        return Some(Expr::BinaryExpr(BinaryExpr::new(
+            left.clone(),
+            *op,
+            Box::new(read),
+        )));
+    }
+    let read = array_of(left, right)?;
+    Some(Expr::BinaryExpr(BinaryExpr::new(
+        Box::new(read),
+        *op,
+        right.clone(),
+    )))
+}
+
 /// A string literal compared with an interval, a UUID or a `jsonb` (`=`, `<>`, `<`, ..., `IN`, `BETWEEN`), read as
 /// a value of that type, as PostgreSQL reads an untyped literal (a parameter too, for `jsonb`, whose text is read
 /// into its canonical form); `None` if `e` is no such comparison.
 pub(crate) fn literals_read_as_operand(e: &Expr, schema: &DFSchema) -> Option<Expr> {
     use datafusion::logical_expr::{Between, BinaryExpr};
+    if let Some(read) = literal_read_as_array(e, schema) {
+        return Some(read);
+    }
     let input = |x: &Expr| -> Option<ScalarUDF> {
         if matches!(x.get_type(schema), Ok(ArrowType::Interval(_))) {
             return Some(interval_in());

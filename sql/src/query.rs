@@ -473,6 +473,8 @@ impl QueryBridge {
             .expect("registering an expression planner on a fresh session");
         base.register_expr_planner(Arc::new(crate::json::JsonOperators))
             .expect("registering an expression planner on a fresh session");
+        base.register_expr_planner(Arc::new(crate::pg_types::ArrayOverlap))
+            .expect("registering an expression planner on a fresh session");
         for udf in [
             crate::checked::OpaqueBoolean::udf(),
             crate::checked::ByteAwareLength::udf(),
