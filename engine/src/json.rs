@@ -800,19 +800,17 @@ pub fn members(text: &str) -> Option<Vec<(String, &str)>> {
     }
 }
 
-/// What `->>` gives for a value's text: a string's contents, `None` for `null`, any other value's text.
-pub fn as_text(value: &str) -> Option<String> {
+/// What `->>` gives for a value's text: a string's contents, `None` for `null`, any other value's text. A string
+/// with a `\u0000` escape has no text (22P05), as in PostgreSQL.
+pub fn as_text(value: &str) -> Result<Option<String>> {
     let trimmed = value.trim_matches(|c: char| c.is_ascii_whitespace());
     if trimmed == "null" {
-        return None;
+        return Ok(None);
     }
     if trimmed.starts_with('"') {
-        let mut scan = Parser::new(trimmed, false);
-        if let Ok(s) = scan.string() {
-            return Some(s);
-        }
+        return Parser::new(trimmed, true).string().map(Some);
     }
-    Some(trimmed.to_string())
+    Ok(Some(trimmed.to_string()))
 }
 
 /// Nesting deeper than this is refused with 54001, as PostgreSQL refuses JSON deeper than its stack allows. Every
@@ -1036,22 +1034,35 @@ impl<'a> Parser<'a> {
                         b'u' => {
                             let unit = self.hex4()?;
                             let c = if (0xD800..0xDC00).contains(&unit) {
-                                if !(self.eat(b'\\') && self.eat(b'u')) {
-                                    return Err(self.unicode(
-                                        "Unicode high surrogate must not follow a high surrogate.",
-                                    ));
+                                let resume = self.at;
+                                let low = if self.eat(b'\\') && self.eat(b'u') {
+                                    self.hex4().ok()
+                                } else {
+                                    None
+                                };
+                                match low {
+                                    Some(low) if (0xDC00..0xE000).contains(&low) => char::from_u32(
+                                        0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00),
+                                    ),
+                                    // `json` only checks its text: a lone surrogate passes, as in PostgreSQL.
+                                    _ if !self.binary => {
+                                        self.at = resume;
+                                        Some('\u{FFFD}')
+                                    }
+                                    _ => {
+                                        return Err(self.unicode(
+                                            "Unicode low surrogate must follow a high surrogate.",
+                                        ))
+                                    }
                                 }
-                                let low = self.hex4()?;
-                                if !(0xDC00..0xE000).contains(&low) {
+                            } else if (0xDC00..0xE000).contains(&unit) {
+                                if !self.binary {
+                                    Some('\u{FFFD}')
+                                } else {
                                     return Err(self.unicode(
                                         "Unicode low surrogate must follow a high surrogate.",
                                     ));
                                 }
-                                char::from_u32(0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00))
-                            } else if (0xDC00..0xE000).contains(&unit) {
-                                return Err(self.unicode(
-                                    "Unicode low surrogate must follow a high surrogate.",
-                                ));
                             } else {
                                 char::from_u32(unit)
                             };
@@ -1188,7 +1199,6 @@ mod tests {
             "+1",
             "1e",
             "--1",
-            "\"\\ud800\"",
         ] {
             let e = jsonb_in(bad).unwrap_err();
             assert_eq!(e.code, SqlState::INVALID_TEXT_REPRESENTATION, "{bad}: {e}");
@@ -1196,6 +1206,8 @@ mod tests {
         }
         assert_eq!(jsonb_in("\"\\u0000\"").unwrap_err().code, SqlState("22P05"));
         assert!(json_in("\"\\u0000\"").is_ok());
+        assert!(json_in("[\"\\ud800\", \"\\udc00x\"]").is_ok());
+        assert!(jsonb_in("\"\\ud800\"").is_err());
     }
 
     #[test]
@@ -1222,11 +1234,15 @@ mod tests {
         let text = r#"{"a": {"b": [1, 2]}, "c": "x\"y", "a": 3}"#;
         assert_eq!(field(text, "a"), Some("3"));
         assert_eq!(field(text, "c"), Some(r#""x\"y""#));
-        assert_eq!(as_text(field(text, "c").unwrap()).as_deref(), Some("x\"y"));
+        assert_eq!(
+            as_text(field(text, "c").unwrap()).unwrap().as_deref(),
+            Some("x\"y")
+        );
         assert_eq!(field(text, "z"), None);
         assert_eq!(element("[1, [2, 3], null]", 1), Some("[2, 3]"));
         assert_eq!(element("[1, [2, 3], null]", -1), Some("null"));
-        assert_eq!(as_text("null"), None);
+        assert_eq!(as_text("null").unwrap(), None);
+        assert_eq!(as_text("\"a\\u0000\"").unwrap_err().code, SqlState("22P05"));
         assert_eq!(element("[1]", 5), None);
         assert_eq!(element("{}", 0), None);
     }

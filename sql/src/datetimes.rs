@@ -224,7 +224,10 @@ impl AnalyzerRule for DateArithmetic {
                     ))));
                 }
             }
-            if let Some(read) = crate::pg_types::literals_read_as_operand(&e, schema) {
+            if let Some(read) = crate::json::jsonb_membership(&e, schema)
+                .or_else(|| crate::json::marked_choice(&e, schema))
+                .or_else(|| crate::pg_types::literals_read_as_operand(&e, schema))
+            {
                 return Ok(Transformed::yes(read));
             }
             let Expr::BinaryExpr(b) = &e else {

@@ -397,16 +397,16 @@ fn get(c: &Call, as_text: bool) -> Result<ArrayRef> {
         } else {
             text_at(&step_text, row).and_then(|key| json::field(text, key))
         };
-        Ok(found.and_then(|v| finish(v, as_text)))
+        found.map_or(Ok(None), |v| finish(v, as_text))
     })
 }
 
 /// A found value as `->` gives it (its text) or as `->>` does.
-fn finish(value: &str, as_text: bool) -> Option<String> {
+fn finish(value: &str, as_text: bool) -> Result<Option<String>> {
     if as_text {
-        json::as_text(value)
+        json::as_text(value).map_err(external)
     } else {
-        Some(value.to_string())
+        Ok(Some(value.to_string()))
     }
 }
 
@@ -462,7 +462,7 @@ fn path(c: &Call, as_text: bool) -> Result<ArrayRef> {
         else {
             return Ok(None);
         };
-        Ok(follow(text, &steps).and_then(|v| finish(v, as_text)))
+        follow(text, &steps).map_or(Ok(None), |v| finish(v, as_text))
     })
 }
 
@@ -478,7 +478,7 @@ fn extract_path(c: &Call, as_text: bool) -> Result<ArrayRef> {
             .iter()
             .map(|k| text_at(k, row).map(str::to_string))
             .collect();
-        Ok(follow(text, &steps).and_then(|v| finish(v, as_text)))
+        follow(text, &steps).map_or(Ok(None), |v| finish(v, as_text))
     })
 }
 
@@ -765,9 +765,8 @@ fn value_json(array: &ArrayRef, kind: Option<Kind>, row: usize, out: &mut String
     match array.data_type() {
         _ if kind.is_some() => out.push_str(&text),
         ArrowType::Boolean => out.push_str(if text == "t" { "true" } else { "false" }),
-        t if t.is_numeric() && !text.contains(|c: char| c.is_ascii_alphabetic()) => {
-            out.push_str(&text)
-        }
+        // A number is bare, `1e+20` too; NaN and the infinities are strings, as JSON has no such numbers.
+        t if t.is_numeric() && text.parse::<f64>().is_ok_and(f64::is_finite) => out.push_str(&text),
         ArrowType::Timestamp(_, zone) => {
             let mut iso = text.replacen(' ', "T", 1);
             // `+05` is `+05:00` in ISO 8601's extended form.
@@ -904,7 +903,10 @@ fn object_of_pairs(c: &Call) -> Result<ArrayRef> {
             let [key, value] = parts.as_slice() else {
                 return Err(invalid("object_agg: pair expected"));
             };
-            let Some(key) = json::as_text(key).filter(|_| *key != "null") else {
+            let Some(key) = json::as_text(key)
+                .map_err(external)?
+                .filter(|_| *key != "null")
+            else {
                 return Err(external(Error::new(
                     SqlState::NULL_VALUE_NOT_ALLOWED,
                     "field name must not be null",
@@ -971,14 +973,8 @@ fn elements(c: &Call, as_text: bool) -> Result<ArrayRef> {
         Ok(Some(
             items
                 .into_iter()
-                .map(|v| {
-                    if as_text {
-                        json::as_text(v)
-                    } else {
-                        Some(v.to_string())
-                    }
-                })
-                .collect(),
+                .map(|v| finish(v, as_text))
+                .collect::<Result<_>>()?,
         ))
     })
 }
@@ -1022,7 +1018,7 @@ fn values(c: &Call, as_text: bool) -> Result<ArrayRef> {
             object_members(text, kind, "each")?
                 .into_iter()
                 .map(|(_, v)| finish(v, as_text))
-                .collect(),
+                .collect::<Result<_>>()?,
         ))
     })
 }
@@ -1049,9 +1045,32 @@ impl ExprPlanner for JsonOperators {
         expr: RawBinaryExpr,
         schema: &DFSchema,
     ) -> Result<PlannerResult<RawBinaryExpr>> {
-        let kind = |e: &Expr| e.to_field(schema).ok().and_then(|(_, f)| kind_of(&f));
-        let (left, right) = (kind(&expr.left), kind(&expr.right));
+        let (left, right) = (
+            kind_of_expr(&expr.left, schema),
+            kind_of_expr(&expr.right, schema),
+        );
         let jsonb = Some(Kind::Jsonb);
+        // Containment and keys are `jsonb`'s alone: PostgreSQL has no such operators on `json`.
+        let jsonb_only = matches!(
+            expr.op,
+            BinaryOperator::AtArrow
+                | BinaryOperator::ArrowAt
+                | BinaryOperator::Question
+                | BinaryOperator::QuestionPipe
+                | BinaryOperator::QuestionAnd
+                | BinaryOperator::HashMinus
+        );
+        if jsonb_only && (left == Some(Kind::Json) || right == Some(Kind::Json)) {
+            return Err(external(Error::new(
+                SqlState::UNDEFINED_FUNCTION,
+                format!(
+                    "operator does not exist: {} {} {}",
+                    left.map_or("unknown", Kind::name),
+                    expr.op,
+                    right.map_or("unknown", Kind::name)
+                ),
+            )));
+        }
         let text_list = || ArrowType::List(Arc::new(Field::new_list_field(ArrowType::Utf8, true)));
         // Comparisons go by `jsonb`'s order (numbers by value, `1.0 = 1`), not by text.
         let comparison = match expr.op {
@@ -1120,6 +1139,117 @@ impl ExprPlanner for JsonOperators {
         Ok(PlannerResult::Planned(Expr::ScalarFunction(
             ScalarFunction::new_udf(udf(name), args),
         )))
+    }
+}
+
+/// The JSON type an expression holds: its field's mark, or, through the calls that give one of their arguments
+/// (`coalesce`, `nullif`, `greatest`, `least`, CASE), whose results DataFusion does not mark, an argument's.
+fn kind_of_expr(e: &Expr, schema: &DFSchema) -> Option<Kind> {
+    if let Some(kind) = e.to_field(schema).ok().and_then(|(_, f)| kind_of(&f)) {
+        return Some(kind);
+    }
+    match e {
+        Expr::Alias(a) => kind_of_expr(&a.expr, schema),
+        Expr::ScalarFunction(f) if chooses_an_argument(f.func.name()) => {
+            f.args.iter().find_map(|a| kind_of_expr(a, schema))
+        }
+        Expr::Case(c) => c
+            .when_then_expr
+            .iter()
+            .map(|(_, then)| then.as_ref())
+            .chain(c.else_expr.as_deref())
+            .find_map(|x| kind_of_expr(x, schema)),
+        _ => None,
+    }
+}
+
+fn chooses_an_argument(name: &str) -> bool {
+    matches!(name, "coalesce" | "nullif" | "greatest" | "least")
+}
+
+/// A `coalesce`, `nullif`, `greatest`, `least` or CASE one of whose results is JSON, with its text literals read as
+/// that type and its result marked with it, as PostgreSQL types such a call by its arguments together.
+pub(crate) fn marked_choice(e: &Expr, schema: &DFSchema) -> Option<Expr> {
+    let choice = matches!(e, Expr::Case(_))
+        || matches!(e, Expr::ScalarFunction(f) if chooses_an_argument(f.func.name()));
+    if !choice
+        || e.to_field(schema)
+            .ok()
+            .and_then(|(_, f)| kind_of(&f))
+            .is_some()
+    {
+        return None;
+    }
+    let kind = kind_of_expr(e, schema)?;
+    let input = udf(match kind {
+        Kind::Json => JSON_IN,
+        Kind::Jsonb => JSONB_IN,
+    });
+    let read = |x: &Expr| -> Expr {
+        if matches!(x, Expr::Literal(ScalarValue::Utf8(Some(_)), _)) {
+            Expr::ScalarFunction(ScalarFunction::new_udf(input.clone(), vec![x.clone()]))
+        } else {
+            x.clone()
+        }
+    };
+    let inner = match e {
+        Expr::ScalarFunction(f) => {
+            let mut f = f.clone();
+            f.args = f.args.iter().map(read).collect();
+            Expr::ScalarFunction(f)
+        }
+        Expr::Case(c) => {
+            let mut c = c.clone();
+            c.when_then_expr = c
+                .when_then_expr
+                .iter()
+                .map(|(w, t)| (w.clone(), Box::new(read(t))))
+                .collect();
+            c.else_expr = c.else_expr.as_deref().map(|x| Box::new(read(x)));
+            Expr::Case(c)
+        }
+        _ => return None,
+    };
+    Some(Expr::ScalarFunction(ScalarFunction::new_udf(
+        input,
+        vec![inner],
+    )))
+}
+
+/// `x IN (...)` and `x BETWEEN a AND b` of a `jsonb`, by `jsonb`'s order (`1.0` is in `('1')`), not by text.
+pub(crate) fn jsonb_membership(e: &Expr, schema: &DFSchema) -> Option<Expr> {
+    let order = |a: &Expr, b: &Expr, op: Operator| {
+        Expr::BinaryExpr(BinaryExpr::new(
+            Box::new(Expr::ScalarFunction(ScalarFunction::new_udf(
+                udf(COMPARE),
+                vec![a.clone(), as_jsonb(b.clone(), kind_of_expr(b, schema))],
+            ))),
+            op,
+            Box::new(Expr::Literal(ScalarValue::Int32(Some(0)), None)),
+        ))
+    };
+    match e {
+        Expr::InList(list) if kind_of_expr(&list.expr, schema) == Some(Kind::Jsonb) => {
+            let (op, join): (Operator, fn(Expr, Expr) -> Expr) = if list.negated {
+                (Operator::NotEq, Expr::and)
+            } else {
+                (Operator::Eq, Expr::or)
+            };
+            list.list
+                .iter()
+                .map(|item| order(&list.expr, item, op))
+                .reduce(join)
+        }
+        Expr::Between(b) if kind_of_expr(&b.expr, schema) == Some(Kind::Jsonb) => {
+            let within =
+                order(&b.expr, &b.low, Operator::GtEq).and(order(&b.expr, &b.high, Operator::LtEq));
+            Some(if b.negated {
+                Expr::Not(Box::new(within))
+            } else {
+                within
+            })
+        }
+        _ => None,
     }
 }
 
@@ -1274,24 +1404,52 @@ impl ast::VisitorMut for SetsInFrom {
     type Break = ();
 
     fn pre_visit_query(&mut self, query: &mut ast::Query) -> ControlFlow<()> {
-        if let ast::SetExpr::Select(select) = query.body.as_mut() {
-            if let Some(renames) = lateral(select) {
-                let _ = ast::visit_expressions_mut(query, |e| {
-                    if let ast::Expr::CompoundIdentifier(parts) = e {
-                        if let [table, column] = parts.as_slice() {
-                            let found = renames.iter().find(|(alias, from, _)| {
-                                alias.value == table.value
-                                    && (from.is_empty() || from.eq_ignore_ascii_case(&column.value))
-                            });
-                            if let Some((_, _, to)) = found {
-                                *e = ast::Expr::CompoundIdentifier(to.clone());
-                            }
-                        }
-                    }
-                    ControlFlow::<()>::Continue(())
-                });
+        let aliases = relation_aliases(query);
+        let ast::SetExpr::Select(select) = query.body.as_mut() else {
+            return ControlFlow::Continue(());
+        };
+        // A function's alias used again inside the query (a subquery's own relation) could be either: its columns
+        // are not renamed then, and a lateral one is left to DataFusion, which refuses it.
+        let once =
+            |alias: &ast::Ident| aliases.iter().filter(|a| **a == normal(alias)).count() <= 1;
+        let mut renames = Vec::new();
+        let lateral_alias = lateral_function_alias(select);
+        if lateral_alias.as_ref().is_none_or(once) {
+            renames.extend(lateral(select).unwrap_or_default());
+        }
+        // `FROM f(x) AS e` of one column: `e.value` is the derived table's column `e` (see `column_names`).
+        for twj in &select.from {
+            for t in std::iter::once(&twj.relation).chain(twj.joins.iter().map(|j| &j.relation)) {
+                let Some((name, args, Some(alias))) = from_function(t) else {
+                    continue;
+                };
+                let single = set_items(&name, &args).is_some_and(|items| items.len() == 1);
+                if single && name != "unnest" && alias.columns.is_empty() && once(&alias.name) {
+                    renames.push((
+                        alias.name.clone(),
+                        String::new(),
+                        vec![alias.name.clone(), alias.name],
+                    ));
+                }
             }
         }
+        if renames.is_empty() {
+            return ControlFlow::Continue(());
+        }
+        let _ = ast::visit_expressions_mut(query, |e| {
+            if let ast::Expr::CompoundIdentifier(parts) = e {
+                if let [table, column] = parts.as_slice() {
+                    let found = renames.iter().find(|(alias, from, _)| {
+                        normal(alias) == normal(table)
+                            && (from.is_empty() || from.eq_ignore_ascii_case(&column.value))
+                    });
+                    if let Some((_, _, to)) = found {
+                        *e = ast::Expr::CompoundIdentifier(to.clone());
+                    }
+                }
+            }
+            ControlFlow::<()>::Continue(())
+        });
         ControlFlow::Continue(())
     }
 
@@ -1318,6 +1476,49 @@ impl ast::VisitorMut for SetsInFrom {
         }
         ControlFlow::Continue(())
     }
+}
+
+/// An identifier as PostgreSQL compares it: folded to lower case unless quoted.
+fn normal(ident: &ast::Ident) -> String {
+    match ident.quote_style {
+        Some(_) => ident.value.clone(),
+        None => ident.value.to_lowercase(),
+    }
+}
+
+/// Every relation alias in a query, nested queries' included, as `normal` gives them.
+fn relation_aliases(query: &ast::Query) -> Vec<String> {
+    struct Aliases(Vec<String>);
+    impl ast::Visitor for Aliases {
+        type Break = ();
+        fn pre_visit_table_factor(&mut self, t: &ast::TableFactor) -> ControlFlow<()> {
+            let alias = match t {
+                ast::TableFactor::Table { alias, .. }
+                | ast::TableFactor::Derived { alias, .. }
+                | ast::TableFactor::Function { alias, .. }
+                | ast::TableFactor::UNNEST { alias, .. } => alias,
+                _ => &None,
+            };
+            if let Some(a) = alias {
+                self.0.push(normal(&a.name));
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut found = Aliases(Vec::new());
+    let _ = ast::Visit::visit(query, &mut found);
+    found.0
+}
+
+/// The alias of a lateral set function `lateral` would merge, if the select has one.
+fn lateral_function_alias(select: &ast::Select) -> Option<ast::Ident> {
+    let function = match select.from.as_slice() {
+        [_, second] => &second.relation,
+        [only] if only.joins.len() == 1 => &only.joins[0].relation,
+        _ => return None,
+    };
+    let (name, _, alias) = from_function(function)?;
+    Some(alias.map_or_else(|| ast::Ident::new(name), |a| a.name))
 }
 
 /// The columns a set function's rows have: the alias's column list, else the alias for one column, else
