@@ -507,22 +507,38 @@ pub(crate) fn rewrite_expressions(
     plan: LogicalPlan,
     rewrite: impl Fn(Expr, &DFSchema) -> Result<Transformed<Expr>>,
 ) -> Result<LogicalPlan> {
-    plan.transform_up_with_subqueries(|node| {
-        let schema = merge_schema(&node.inputs());
-        // Rewritten expressions keep their display names: parent nodes refer to columns by them.
-        let names = NamePreserver::new(&node);
-        let node = node.map_expressions(|e| {
-            let name = names.save(&e);
-            Ok(e.transform_up(|x| rewrite(x, &schema))?
-                .update_data(|e| name.restore(e)))
-        })?;
-        if node.transformed {
-            Ok(Transformed::yes(node.data.recompute_schema()?))
-        } else {
-            Ok(node)
-        }
-    })
-    .map(|t| t.data)
+    let mut values_retyped = false;
+    let plan = plan
+        .transform_up_with_subqueries(|node| {
+            let schema = merge_schema(&node.inputs());
+            // Rewritten expressions keep their display names: parent nodes refer to columns by them.
+            let names = NamePreserver::new(&node);
+            let node = node.map_expressions(|e| {
+                let name = names.save(&e);
+                Ok(e.transform_up(|x| rewrite(x, &schema))?
+                    .update_data(|e| name.restore(e)))
+            })?;
+            if !node.transformed {
+                return Ok(node);
+            }
+            match node.data {
+                // A VALUES list's types come from its rows, which recompute_schema leaves as planned.
+                LogicalPlan::Values(values) => {
+                    values_retyped = true;
+                    datafusion::logical_expr::LogicalPlanBuilder::values(values.values)?
+                        .build()
+                        .map(Transformed::yes)
+                }
+                other => Ok(Transformed::yes(other.recompute_schema()?)),
+            }
+        })?
+        .data;
+    if !values_retyped {
+        return Ok(plan);
+    }
+    // The plans above retyped VALUES take its new types.
+    plan.transform_up_with_subqueries(|node| node.recompute_schema().map(Transformed::yes))
+        .map(|t| t.data)
 }
 
 impl AnalyzerRule for CheckedArithmetic {

@@ -215,6 +215,14 @@ impl AnalyzerRule for DateArithmetic {
         crate::checked::rewrite_expressions(plan, |e, schema| {
             // `'08:30'::time` is a time to the microsecond, as LaneDB's (and PostgreSQL's) are; DataFusion's is
             // to the nanosecond, which it then cannot compare with a stored time.
+            // A time literal DataFusion typed to the nanosecond (a NULL beside `'08:30'::time` in VALUES) is
+            // one to the microsecond, as the casts beside it become.
+            if let Expr::Literal(ScalarValue::Time64Nanosecond(v), metadata) = &e {
+                return Ok(Transformed::yes(Expr::Literal(
+                    ScalarValue::Time64Microsecond(v.map(|n| n / 1000)),
+                    metadata.clone(),
+                )));
+            }
             if let Expr::Cast(Cast { expr, field }) = &e {
                 if *field.data_type() == ArrowType::Time64(TimeUnit::Nanosecond) {
                     let micros = ArrowType::Time64(TimeUnit::Microsecond);

@@ -7,7 +7,7 @@ What a Django application does to its database: `migrate` (Django's own apps and
 migration creating tables and recording itself in one transaction block), then the ORM: users and permissions,
 bulk_create (INSERT ... SELECT * FROM UNNEST(arrays) RETURNING), filters, ordering and slicing, joins,
 aggregates over decimals, times and durations, JSONField lookups (keys, nested keys, containment, key
-existence), F() updates, many-to-many adds (INSERT ... ON CONFLICT DO NOTHING in
+existence), ArrayField lookups (contains, overlap, contained_by, length, an element), F() updates, many-to-many adds (INSERT ... ON CONFLICT DO NOTHING in
 a block), get_or_create, bulk_update, atomic blocks with rollback, savepoints and select_for_update, the
 violations Django turns into IntegrityError and ProtectedError, soft deletes under a conditional unique
 constraint, raw SQL, server-side cursors (`iterator()`: DECLARE ... CURSOR WITH HOLD, FETCH, CLOSE) and sessions. Every check runs even after an earlier one failed; the program prints each
@@ -41,6 +41,7 @@ settings.configure(
         "django.contrib.contenttypes",
         "django.contrib.auth",
         "django.contrib.sessions",
+        "django.contrib.postgres",
         "django_shop.apps.ShopConfig",
     ],
     USE_TZ=True,
@@ -63,7 +64,7 @@ def migrate():
     call_command("migrate", verbosity=0)
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM django_migrations WHERE app = 'shop'")
-        expect(cursor.fetchone()[0], 2, "shop migrations recorded")
+        expect(cursor.fetchone()[0], 3, "shop migrations recorded")
         cursor.execute("SELECT count(*) FROM django_content_type")
         expect(cursor.fetchone()[0] > 0, True, "content types created after migrate")
 
@@ -99,6 +100,8 @@ def catalog():
                     "labels": ["new"] if i <= 3 else [],
                     "note": None,
                 },
+                labels=["sale", f"l{i}"] if i % 3 == 0 else [f"l{i}"],
+                ratings=list(range(i % 4)) or None,
             )
             for i in range(1, 11)
         ]
@@ -164,6 +167,31 @@ def json_fields():
     expect(Product.objects.get(slug="s3").attrs["labels"], ["new", "sale"], "JSON saved")
     Product.objects.filter(slug="s2").update(attrs={"color": "green", "quote": 'say "hi"\n'})
     expect(Product.objects.get(slug="s2").attrs, {"color": "green", "quote": 'say "hi"\n'}, "JSON update with escapes")
+
+
+def array_fields():
+    p3 = Product.objects.get(slug="s3")
+    expect(p3.labels, ["sale", "l3"], "array read back")
+    expect(p3.ratings, [0, 1, 2], "int array read back")
+    expect(Product.objects.get(name="plain").labels, [], "array default")
+    expect(Product.objects.filter(labels__contains=["sale"]).count(), 3, "array contains")
+    expect(Product.objects.filter(labels__overlap=["l1", "l2", "zz"]).count(), 2, "array overlap")
+    expect(Product.objects.filter(labels__contained_by=["l1", "l2", "l4"]).count(), 4, "array contained_by")
+    expect(Product.objects.filter(labels__len=2).count(), 3, "array length")
+    expect(Product.objects.filter(labels__0="sale").count(), 3, "array element")
+    expect(Product.objects.filter(ratings__isnull=True).count(), 3, "NULL arrays")
+    expect(
+        list(Product.objects.filter(slug__in=["s1", "s2"]).order_by("slug").values_list("labels", flat=True)),
+        [["l1"], ["l2"]],
+        "values of arrays",
+    )
+    p3.labels.append("new")
+    p3.ratings = None
+    p3.save()
+    p3.refresh_from_db()
+    expect((p3.labels, p3.ratings), (["sale", "l3", "new"], None), "array saved")
+    expect(Product.objects.filter(slug="s4").update(labels=["a", 'quote"d', "comma,d"]), 1, "array update")
+    expect(Product.objects.get(slug="s4").labels, ["a", 'quote"d', "comma,d"], "array with quotes and commas")
 
 
 def writes():
@@ -256,6 +284,7 @@ for name, fn in [
     ("catalog", catalog),
     ("queries", queries),
     ("JSON fields", json_fields),
+    ("array fields", array_fields),
     ("writes", writes),
     ("transactions", transactions),
     ("violations", violations),

@@ -1,9 +1,10 @@
 """The models tests/clients/django_client.py migrates and uses: the field types and constraints Django applications
-commonly have (UUID, decimal, time, duration, timestamps, JSON, a self-reference, PROTECT and CASCADE keys, a
+commonly have (UUID, decimal, time, duration, timestamps, JSON, arrays, a self-reference, PROTECT and CASCADE keys, a
 many-to-many, a conditional unique constraint for soft deletes, a CHECK)."""
 
 import uuid
 
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
 
@@ -27,6 +28,8 @@ class Product(models.Model):
     slug = models.SlugField(null=True)
     deleted_at = models.DateTimeField(null=True)
     attrs = models.JSONField(default=dict)
+    labels = ArrayField(models.CharField(max_length=20), default=list)
+    ratings = ArrayField(models.IntegerField(), null=True, blank=True)
 
     class Meta:
         constraints = [
