@@ -354,7 +354,11 @@ fn apply_invocation(db: &Database, invocation: Invocation<'_>, catalog_only: boo
                 .into_iter()
                 .map(|s| {
                     Ok(lanedb_engine::BlockWrite {
-                        statement: db.sql.prepare_typed(&s.sql, &[], &s.zone)?,
+                        statement: db.sql.prepare_typed(
+                            &s.sql,
+                            &lanedb_sql::replay_types(&s.params),
+                            &s.zone,
+                        )?,
                         params: s.params.into_owned(),
                         // Replay writes what was committed: there is no answer to check.
                         rows: None,

@@ -1134,8 +1134,18 @@ async fn array_columns_are_stored_and_sent_as_postgres_sends_them() {
         )
         .await
         .unwrap();
+    // A parameter only an array function types: the log's replay plans it with its value's type.
+    let append = client
+        .prepare_typed(
+            "UPDATE post SET scores = array_append(scores, $1) WHERE id = $2",
+            &[Type::INT4, Type::INT4],
+        )
+        .await
+        .unwrap();
+    client.execute(&append, &[&4i32, &1i32]).await.unwrap();
+    // `||` of arrays appends, by key too.
     client
-        .batch_execute("UPDATE post SET scores = array_append(scores, 4) WHERE id = 1")
+        .batch_execute("UPDATE post SET tags = tags || ARRAY['t'] WHERE id = 3")
         .await
         .unwrap();
     let e = client
@@ -1143,6 +1153,14 @@ async fn array_columns_are_stored_and_sent_as_postgres_sends_them() {
         .await
         .unwrap_err();
     assert_eq!(code(&e), "23502");
+    // An array past the size of a value is refused, as text is.
+    let e = client
+        .batch_execute(
+            "INSERT INTO post (id, tags) VALUES (5, ARRAY[repeat('x', 9000000), repeat('y', 9000000)])",
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "54000");
     let shown =
         "SELECT id::text || ' ' || coalesce(tags::text, '-') || ' ' || scores::text || ' ' || \
                  coalesce(prices::text, '-') FROM post ORDER BY id";
@@ -1152,7 +1170,7 @@ async fn array_columns_are_stored_and_sent_as_postgres_sends_them() {
         [
             [r#"1 {a,NULL,"b c"} {3,1,2,4} -"#],
             ["2 {new} {} -"],
-            ["3 {x} {9} {1.50,NULL}"]
+            ["3 {x,t} {9} {1.50,NULL}"]
         ]
     );
     let (server, client) = crash_and_restart(server, client).await;

@@ -256,6 +256,8 @@ impl Value {
         let len = match &self {
             Value::Text(s) => s.len(),
             Value::Bytes(b) => b.len(),
+            // An array is stored as the command log writes it (`storage`).
+            Value::Array(_) => crate::invocation::value_bytes(&self).len(),
             _ => 0,
         };
         if len > VALUE_BYTES_MAX {

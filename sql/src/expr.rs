@@ -290,12 +290,14 @@ pub fn compile(
             {
                 return Err(CompileError::NotSimple);
             }
-            // Operators on JSON (merging, deleting, comparing by value: `1.0 = 1`) are DataFusion's (`json`).
+            // Operators on JSON (merging, deleting, comparing by value: `1.0 = 1`) are DataFusion's (`json`), and
+            // so are those on arrays (`tags || ARRAY['x']` appends).
             let json = |e: &Expr| {
-                matches!(
-                    static_type(e, scope.table),
-                    Some(DataType::Json | DataType::Jsonb)
-                )
+                matches!(e, Expr::Array(_))
+                    || matches!(
+                        static_type(e, scope.table),
+                        Some(DataType::Json | DataType::Jsonb | DataType::Array(_))
+                    )
             };
             if !matches!(op, BinOp::And | BinOp::Or) && (json(&l) || json(&r)) {
                 return Err(CompileError::NotSimple);

@@ -247,6 +247,23 @@ enum SharedPlan {
 /// What runs `CHECKPOINT` (the database's snapshot writer); without one, `CHECKPOINT` has nothing to do.
 pub type Checkpointer = Arc<dyn Fn() -> Result<()> + Send + Sync>;
 
+/// The types a logged statement's parameters are planned with on replay: their values' own. The session that ran it
+/// may have declared them (Parse), and a parameter nothing in the statement types (`array_append(nums, $1)`) was
+/// planned with that type; planned without it, such a statement did not plan again and the server could not start.
+/// A declared type only types the parameters nothing else does, so the others plan as they did.
+pub fn replay_types(params: &[Value]) -> Vec<Option<DataType>> {
+    params
+        .iter()
+        .map(|v| match v.data_type() {
+            Some(DataType::Decimal { scale, .. }) => Some(DataType::Decimal {
+                precision: lanedb_engine::types::DECIMAL_PRECISION_MAX,
+                scale,
+            }),
+            other => other,
+        })
+        .collect()
+}
+
 impl SqlEngine {
     pub fn new(engine: Arc<Engine>) -> Result<SqlEngine> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -530,7 +547,7 @@ impl SqlEngine {
         timestamp_micros: i64,
         zone: &str,
     ) -> Result<Output> {
-        let one = self.prepare_typed(sql, &[], zone)?;
+        let one = self.prepare_typed(sql, &replay_types(params), zone)?;
         let ctx = RunContext {
             timestamp_micros: Some(timestamp_micros),
             sequence_values_given: true,
