@@ -939,7 +939,8 @@ impl ExprPlanner for IntervalScaling {
     }
 }
 
-/// Plans `a && b` of arrays (whether they share an element) as `array_has_any`; DataFusion has no such operator.
+/// Plans `a && b` of arrays (whether they share an element) as `array_has_any`, which DataFusion has no operator for,
+/// and reads the untyped operand of `&&`, `@>` and `<@` beside an array as an array.
 #[derive(Debug, Default)]
 pub struct ArrayOverlap;
 
@@ -955,23 +956,60 @@ impl ExprPlanner for ArrayOverlap {
                 Ok(ArrowType::List(_) | ArrowType::LargeList(_) | ArrowType::FixedSizeList(..))
             )
         };
-        if expr.op != BinaryOperator::PGOverlap || !(list(&expr.left) || list(&expr.right)) {
+        let array_operator = matches!(
+            expr.op,
+            BinaryOperator::PGOverlap | BinaryOperator::AtArrow | BinaryOperator::ArrowAt
+        );
+        if !array_operator || !(list(&expr.left) || list(&expr.right)) {
             return Ok(PlannerResult::Original(expr));
         }
-        // A parameter nothing has typed is an array of the other side's type.
+        // A parameter nothing has typed is an array of the other side's type, and a string literal is read as one
+        // (`tags @> '{a}'`), as PostgreSQL reads an untyped operand.
         let typed_as = |e: Expr, other: &Expr| match e {
             Expr::Placeholder(p) if p.field.is_none() => {
                 let field = other.to_field(schema).ok().map(|(_, f)| f);
                 Expr::Placeholder(Placeholder::new_with_field(p.id, field))
             }
+            Expr::Literal(
+                ScalarValue::Utf8(Some(text))
+                | ScalarValue::Utf8View(Some(text))
+                | ScalarValue::LargeUtf8(Some(text)),
+                metadata,
+            ) => match other
+                .get_type(schema)
+                .ok()
+                .and_then(|t| array_literal_of(&text, &t))
+            {
+                Some(array) => array,
+                None => Expr::Literal(ScalarValue::Utf8(Some(text)), metadata),
+            },
             e => e,
         };
         let left = typed_as(expr.left, &expr.right);
         let right = typed_as(expr.right, &left);
-        Ok(PlannerResult::Planned(
-            datafusion::functions_nested::expr_fn::array_has_any(left, right),
-        ))
+        use datafusion::functions_nested::expr_fn::{array_has_all, array_has_any};
+        Ok(PlannerResult::Planned(match expr.op {
+            BinaryOperator::AtArrow => array_has_all(left, right),
+            BinaryOperator::ArrowAt => array_has_all(right, left),
+            _ => array_has_any(left, right),
+        }))
     }
+}
+
+/// A string literal read with PostgreSQL's array input as a list of `list_type`'s elements; `None` if it is not a
+/// list type or the text is no such array.
+fn array_literal_of(text: &str, list_type: &ArrowType) -> Option<Expr> {
+    let ArrowType::List(element) = list_type else {
+        return None;
+    };
+    let ty = lanedb_engine::DataType::Array(Box::new(lanedb_engine::DataType::from_arrow(
+        element.data_type(),
+    )?));
+    let value = Value::Text(text.to_string()).cast_to(&ty).ok()?;
+    Some(Expr::Literal(
+        crate::convert::scalar_of_value(&value, Some(&ty)),
+        None,
+    ))
 }
 
 /// Whether `op` compares its operands: `=`, `<>`, `<`, `<=`, `>`, `>=`, `IS [NOT] DISTINCT FROM`.
@@ -1004,17 +1042,7 @@ fn literal_read_as_array(e: &Expr, schema: &DFSchema) -> Option<Expr> {
         let Expr::Literal(ScalarValue::Utf8(Some(text)), _) = text else {
             return None;
         };
-        let ArrowType::List(element) = other.get_type(schema).ok()? else {
-            return None;
-        };
-        let ty = lanedb_engine::DataType::Array(Box::new(lanedb_engine::DataType::from_arrow(
-            element.data_type(),
-        )?));
-        let value = Value::Text(text.clone()).cast_to(&ty).ok()?;
-        Some(Expr::Literal(
-            crate::convert::scalar_of_value(&value, Some(&ty)),
-            None,
-        ))
+        array_literal_of(text, &other.get_type(schema).ok()?)
     };
     if let Some(read) = array_of(right, left) {
         return Some(Expr::BinaryExpr(BinaryExpr::new(
