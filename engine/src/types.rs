@@ -18,6 +18,10 @@ pub const VARCHAR_LENGTH_MAX: u32 = 1 << 20;
 pub const VARCHAR_LENGTH_KEY: &str = "lanedb.varchar_length";
 /// Field metadata marking a column of type `uuid`, held as its canonical text (`a0eebc99-9c0b-4ef8-...`).
 pub const UUID_KEY: &str = "lanedb.uuid";
+/// Field metadata marking an array column whose elements are text standing for another type: `uuid`, `json`,
+/// `jsonb`, or `varchar` and its declared length (`varchar 20`, `varchar` for none). The wire reports the array type
+/// (`uuid[]` is 2951) and sends the elements in that type's binary form.
+pub const ELEMENT_KEY: &str = "lanedb.element";
 /// Field metadata marking a text column that holds JSON: its value is the type, `json` or `jsonb` (see `json`).
 pub const JSON_KEY: &str = "lanedb.json";
 /// Field metadata on a result column that is a table's column as it is: the table's OID and the column's number
@@ -191,8 +195,39 @@ impl DataType {
             DataType::Uuid => field.with_metadata([(UUID_KEY.to_string(), String::new())].into()),
             DataType::Json => field.with_metadata([(JSON_KEY.to_string(), "json".into())].into()),
             DataType::Jsonb => field.with_metadata([(JSON_KEY.to_string(), "jsonb".into())].into()),
+            DataType::Array(element) => match element.element_mark() {
+                Some(mark) => field.with_metadata([(ELEMENT_KEY.to_string(), mark)].into()),
+                None => field,
+            },
             _ => field,
         }
+    }
+
+    /// What `ELEMENT_KEY` says of an array of this type, if anything.
+    fn element_mark(&self) -> Option<String> {
+        Some(match self {
+            DataType::Uuid => "uuid".into(),
+            DataType::Json => "json".into(),
+            DataType::Jsonb => "jsonb".into(),
+            DataType::Varchar(None) => "varchar".into(),
+            DataType::Varchar(Some(n)) => format!("varchar {n}"),
+            _ => return None,
+        })
+    }
+
+    /// The element type an array field's `ELEMENT_KEY` names, if it has one.
+    pub fn marked_element(field: &arrow_schema::Field) -> Option<DataType> {
+        let mark = field.metadata().get(ELEMENT_KEY)?;
+        Some(match mark.split_once(' ') {
+            Some(("varchar", n)) => DataType::Varchar(n.parse().ok()),
+            _ => match mark.as_str() {
+                "uuid" => DataType::Uuid,
+                "json" => DataType::Json,
+                "jsonb" => DataType::Jsonb,
+                "varchar" => DataType::Varchar(None),
+                _ => return None,
+            },
+        })
     }
 
     /// Which JSON type a result column (a table's, or a query's) holds, if it holds JSON.
@@ -208,11 +243,18 @@ impl DataType {
         field.metadata().contains_key(UUID_KEY)
     }
 
-    /// The SQL type of a query's field: a uuid or a JSON type where its metadata marks one, else its Arrow type's
-    /// (`from_arrow`; a VARCHAR(n) field is text here, as the length limits only what is stored).
+    /// The SQL type of a query's field: a uuid, a JSON type or an array of one (or of varchar) where its metadata
+    /// marks one, else its Arrow type's (`from_arrow`; a VARCHAR(n) field is text here, as the length limits only what
+    /// is stored).
     pub fn of_field(field: &arrow_schema::Field) -> Option<DataType> {
         if DataType::is_uuid_field(field) {
             return Some(DataType::Uuid);
+        }
+        if let Some(element) = DataType::marked_element(field) {
+            return Some(DataType::Array(Box::new(match element {
+                DataType::Varchar(_) => DataType::Varchar(None),
+                other => other,
+            })));
         }
         match DataType::json_kind(field) {
             Some(crate::json::Kind::Json) => Some(DataType::Json),

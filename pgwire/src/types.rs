@@ -128,6 +128,17 @@ pub fn column_type(field: &arrow_schema::Field) -> (u32, i16, i32) {
     if DataType::is_uuid_field(field) {
         return (UUID, 16, -1);
     }
+    if let Some(element) = DataType::marked_element(field) {
+        let modifier = match element {
+            DataType::Varchar(Some(n)) => n as i32 + 4,
+            _ => -1,
+        };
+        return (
+            array_oid(oid_of(&element)).unwrap_or(TEXT_ARRAY),
+            -1,
+            modifier,
+        );
+    }
     let (oid, len) = arrow_column_type(field.data_type());
     let modifier = match field.data_type() {
         ArrowType::Decimal128(p, s) => ((*p as i32) << 16 | (*s).max(0) as i32) + 4,
@@ -191,6 +202,8 @@ pub enum BinaryForm {
     Uuid,
     /// A `jsonb` (canonical text): a version byte, 1, then the text.
     Jsonb,
+    /// An array whose text elements stand for this element type (`ELEMENT_KEY`): each in that type's form.
+    ArrayOf(u32),
 }
 
 /// The binary form of a result column's cells.
@@ -199,6 +212,8 @@ pub fn binary_form(field: &arrow_schema::Field) -> BinaryForm {
         BinaryForm::Uuid
     } else if DataType::json_kind(field) == Some(lanedb_engine::json::Kind::Jsonb) {
         BinaryForm::Jsonb
+    } else if let Some(element) = DataType::marked_element(field) {
+        BinaryForm::ArrayOf(oid_of(&element))
     } else {
         BinaryForm::Plain
     }
@@ -225,6 +240,33 @@ pub fn put_binary_cell(
             out.put_i32(text.len() as i32 + 1);
             out.put_u8(1);
             out.put_slice(text.as_bytes());
+        }
+        (BinaryForm::ArrayOf(element), _) if !array.is_null(row) => {
+            let Some(list) = array.as_list_opt::<i32>() else {
+                put_cell(out, array, row, true);
+                return Ok(());
+            };
+            let items = list.value(row);
+            let len_at = out.len();
+            out.put_i32(0);
+            let empty = items.is_empty();
+            out.put_i32(if empty { 0 } else { 1 });
+            out.put_i32(items.null_count().min(1) as i32);
+            out.put_u32(element);
+            if !empty {
+                out.put_i32(items.len() as i32);
+                out.put_i32(1);
+            }
+            let form = match element {
+                UUID => BinaryForm::Uuid,
+                JSONB => BinaryForm::Jsonb,
+                _ => BinaryForm::Plain,
+            };
+            for i in 0..items.len() {
+                put_binary_cell(out, items.as_ref(), i, form)?;
+            }
+            let len = (out.len() - len_at - 4) as i32;
+            out[len_at..len_at + 4].copy_from_slice(&len.to_be_bytes());
         }
         _ => put_cell(out, array, row, true),
     }

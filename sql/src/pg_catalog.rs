@@ -1920,6 +1920,13 @@ impl ScalarUDFImpl for CatalogFunction {
                 "character varying".to_string()
             }
             Some(f) if lanedb_engine::DataType::is_uuid_field(f) => "uuid".to_string(),
+            Some(f) if lanedb_engine::DataType::marked_element(f).is_some() => {
+                match lanedb_engine::DataType::marked_element(f) {
+                    Some(DataType::Varchar(_)) => "character varying[]".to_string(),
+                    Some(element) => format!("{element}[]"),
+                    None => String::new(),
+                }
+            }
             Some(f) if lanedb_engine::DataType::json_kind(f).is_some() => {
                 lanedb_engine::DataType::json_kind(f)
                     .map_or("json", |k| k.name())

@@ -6,17 +6,19 @@ Usage: python3 psycopg_client.py [HOST] PORT      (HOST defaults to 127.0.0.1)
 Connects as user `tester` to database `testdb` in autocommit mode (each statement its own transaction), then checks
 parameters both ways, executemany, binary and prepared statements, transaction blocks (read-only; INSERTs, UPDATEs and
 COPY committed together; a failed COPY rolling its block back), the SQLSTATEs of a duplicate key and of a syntax
-error, and a procedure.
+error, a procedure, and json, jsonb and arrays of uuid, varchar and jsonb in text and binary.
 Every check runs even after an earlier one failed; the program prints each failure and exits 1 if there was any.
 """
 
 import datetime
 import sys
+import uuid
 from decimal import Decimal
 
 import psycopg
 import psycopg.errors
 from psycopg.pq import TransactionStatus
+from psycopg.types.json import Json, Jsonb
 
 from checks import check, expect, finish, host_and_port
 
@@ -236,6 +238,42 @@ def main():
         conn.execute("CALL rename_item(2, 'banana')")
 
     check("CREATE PROCEDURE and CALL it", call_procedure)
+
+    def json_and_array_columns():
+        conn.execute(
+            "CREATE TABLE docs (id int PRIMARY KEY, body jsonb, raw json, ids uuid[], tags varchar(5)[], notes jsonb[])"
+        )
+        some = uuid.UUID("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11")
+        conn.execute(
+            "INSERT INTO docs VALUES (%s, %s, %s, %s, %s, %s)",
+            (1, Jsonb({"b": 1, "a": [1, 2.5]}), Json({"x": None}), [some, None], ["ab", None], [Jsonb({"k": 1}), None]),
+        )
+        for binary in (False, True):
+            cur = conn.cursor(binary=binary)
+            row = cur.execute("SELECT body, raw, ids, tags, notes FROM docs WHERE id = %s", (1,)).fetchone()
+            expect(
+                row,
+                ({"a": [1, 2.5], "b": 1}, {"x": None}, [some, None], ["ab", None], [{"k": 1}, None]),
+                f"json and arrays read back (binary={binary})",
+            )
+            expect(
+                [d.type_code for d in cur.description],
+                [3802, 114, 2951, 1015, 3807],
+                f"their type OIDs (binary={binary})",
+            )
+        row = conn.execute(
+            "SELECT id FROM docs WHERE body @> %s AND %s = ANY(ids) AND tags && %s",
+            (Jsonb({"a": [2.5]}), some, ["ab"]),
+        ).fetchone()
+        expect(row, (1,), "containment, ANY and overlap with parameters")
+        expect_error(
+            lambda: conn.execute("INSERT INTO docs (id, body) VALUES (2, %s::jsonb)", ('{"a": ',)),
+            psycopg.errors.InvalidTextRepresentation,
+            "22P02",
+            "bad JSON",
+        )
+
+    check("json, jsonb and arrays of uuid, varchar and jsonb", json_and_array_columns)
     check("row count at the end", final_count)
     conn.close()
 
