@@ -707,35 +707,11 @@ fn bad_number(text: &str) -> Error {
 /// The value of a top-level object's `key` (the last, if repeated), as a slice of the text; `None` if the text is
 /// no object or has no such key.
 pub fn field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
-    let mut scan = Parser::new(text, false);
-    scan.skip_space();
-    if !scan.eat(b'{') {
-        return None;
-    }
-    let mut found = None;
-    scan.skip_space();
-    if scan.eat(b'}') {
-        return None;
-    }
-    loop {
-        scan.skip_space();
-        let name = scan.string().ok()?;
-        scan.skip_space();
-        if !scan.eat(b':') {
-            return None;
-        }
-        scan.skip_space();
-        let start = scan.at;
-        scan.value(0).ok()?;
-        if name == key {
-            found = Some(&text[start..scan.at]);
-        }
-        scan.skip_space();
-        if scan.eat(b',') {
-            continue;
-        }
-        return if scan.eat(b'}') { found } else { None };
-    }
+    members(text)?
+        .into_iter()
+        .rev()
+        .find(|(name, _)| name == key)
+        .map(|(_, value)| value)
 }
 
 /// The element of a top-level array at `index` (from the end if negative), as a slice of the text.
@@ -746,43 +722,20 @@ pub fn element(text: &str, index: i64) -> Option<&str> {
 
 /// The elements of a top-level array as slices of the text; `None` if it is no array.
 pub fn elements(text: &str) -> Option<Vec<&str>> {
-    let mut scan = Parser::new(text, false);
-    scan.skip_space();
-    if !scan.eat(b'[') {
-        return None;
-    }
     let mut items = Vec::new();
-    scan.skip_space();
-    if scan.eat(b']') {
-        return Some(items);
-    }
-    loop {
-        scan.skip_space();
+    each_item(text, b'[', b']', |scan| {
         let start = scan.at;
         scan.value(0).ok()?;
         items.push(&text[start..scan.at]);
-        scan.skip_space();
-        if scan.eat(b',') {
-            continue;
-        }
-        return scan.eat(b']').then_some(items);
-    }
+        Some(())
+    })?;
+    Some(items)
 }
 
 /// The members of a top-level object, keys decoded and values as slices of the text; `None` if it is no object.
 pub fn members(text: &str) -> Option<Vec<(String, &str)>> {
-    let mut scan = Parser::new(text, false);
-    scan.skip_space();
-    if !scan.eat(b'{') {
-        return None;
-    }
     let mut out = Vec::new();
-    scan.skip_space();
-    if scan.eat(b'}') {
-        return Some(out);
-    }
-    loop {
-        scan.skip_space();
+    each_item(text, b'{', b'}', |scan| {
         let name = scan.string().ok()?;
         scan.skip_space();
         if !scan.eat(b':') {
@@ -792,11 +745,36 @@ pub fn members(text: &str) -> Option<Vec<(String, &str)>> {
         let start = scan.at;
         scan.value(0).ok()?;
         out.push((name, &text[start..scan.at]));
+        Some(())
+    })?;
+    Some(out)
+}
+
+/// Reads a top-level container of `text` opened by `open` and closed by `close`, calling `item` at each of its
+/// items; `None` if the text is no such container or `item` fails.
+fn each_item<'a>(
+    text: &'a str,
+    open: u8,
+    close: u8,
+    mut item: impl FnMut(&mut Parser<'a>) -> Option<()>,
+) -> Option<()> {
+    let mut scan = Parser::new(text, false);
+    scan.skip_space();
+    if !scan.eat(open) {
+        return None;
+    }
+    scan.skip_space();
+    if scan.eat(close) {
+        return Some(());
+    }
+    loop {
+        scan.skip_space();
+        item(&mut scan)?;
         scan.skip_space();
         if scan.eat(b',') {
             continue;
         }
-        return scan.eat(b'}').then_some(out);
+        return scan.eat(close).then_some(());
     }
 }
 

@@ -828,31 +828,45 @@ fn build_object(c: &Call) -> Result<ArrayRef> {
             }
         }
         out.push('}');
-        match kind {
-            Kind::Json => Ok(Some(out)),
-            Kind::Jsonb => as_kind(&out, kind).map(Some),
-        }
+        built(out, kind)
     })
+}
+
+/// JSON text a function built, as its result of `kind`: `json` as built, `jsonb` made canonical.
+fn built(text: String, kind: Kind) -> Result<Option<String>> {
+    match kind {
+        Kind::Json => Ok(Some(text)),
+        Kind::Jsonb => as_kind(&text, kind).map(Some),
+    }
+}
+
+/// `[a, b, ...]` of JSON texts, `null` for a missing one.
+fn json_array<'a>(items: impl Iterator<Item = Option<&'a str>>) -> String {
+    let mut out = String::from("[");
+    for (i, item) in items.enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(item.unwrap_or("null"));
+    }
+    out.push(']');
+    out
 }
 
 /// `json_build_array(v, ...)`, `jsonb_build_array`.
 fn build_array(c: &Call) -> Result<ArrayRef> {
     let kind = c.returns;
     text_results(c, |row| {
-        let mut out = String::from("[");
-        for (i, arg) in c.args.iter().enumerate() {
-            if i > 0 {
-                out.push_str(", ");
-            }
-            if !value_json(arg, c.kinds[i], row, &mut out) {
-                out.push_str("null");
-            }
-        }
-        out.push(']');
-        match kind {
-            Kind::Json => Ok(Some(out)),
-            Kind::Jsonb => as_kind(&out, kind).map(Some),
-        }
+        let values: Vec<Option<String>> = c
+            .args
+            .iter()
+            .zip(&c.kinds)
+            .map(|(arg, kind)| {
+                let mut out = String::new();
+                value_json(arg, *kind, row, &mut out).then_some(out)
+            })
+            .collect();
+        built(json_array(values.iter().map(Option::as_deref)), kind)
     })
 }
 
@@ -871,18 +885,7 @@ fn array_of_list(c: &Call) -> Result<ArrayRef> {
         let Some(items) = list_texts(&c.args[0], row)? else {
             return Ok(None);
         };
-        let mut out = String::from("[");
-        for (i, item) in items.iter().enumerate() {
-            if i > 0 {
-                out.push_str(", ");
-            }
-            out.push_str(item.as_deref().unwrap_or("null"));
-        }
-        out.push(']');
-        match kind {
-            Kind::Json => Ok(Some(out)),
-            Kind::Jsonb => as_kind(&out, kind).map(Some),
-        }
+        built(json_array(items.iter().map(Option::as_deref)), kind)
     })
 }
 
@@ -923,10 +926,7 @@ fn object_of_pairs(c: &Call) -> Result<ArrayRef> {
             Kind::Json => " }",
             Kind::Jsonb => "}",
         });
-        match kind {
-            Kind::Json => Ok(Some(out)),
-            Kind::Jsonb => as_kind(&out, kind).map(Some),
-        }
+        built(out, kind)
     })
 }
 
