@@ -1038,6 +1038,25 @@ async fn json_values_are_stored_and_sent_as_postgres_sends_them() {
         .await
         .unwrap_err();
     assert_eq!(code(&e), "22P02");
+    // COPY of JSON: a good line, then a bad one, which fails the COPY with its line and PostgreSQL's DETAIL.
+    {
+        use futures::SinkExt;
+        let sink = client
+            .copy_in("COPY doc (id, body, raw) FROM STDIN")
+            .await
+            .unwrap();
+        futures::pin_mut!(sink);
+        sink.send(bytes::Bytes::from_static(
+            b"7\t{\"b\": [1, 2.0]}\t\\N\n8\t{\"a\":\t\\N\n",
+        ))
+        .await
+        .unwrap();
+        let e = sink.close().await.unwrap_err();
+        let db = e.as_db_error().expect("a server error");
+        assert_eq!(db.code().code(), "22P02");
+        assert!(db.message().contains("line 2"), "{}", db.message());
+        assert_eq!(db.detail(), Some("The input string ended unexpectedly."));
+    }
     // Nesting past the limit is refused, as a parameter and as a literal, and the server goes on.
     let deep = format!("{}1{}", "[".repeat(10_000), "]".repeat(10_000));
     let e = client

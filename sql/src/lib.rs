@@ -172,11 +172,10 @@ fn copy_row(
     let values = fields
         .map(|f| f.map_or(Value::Null, |s| Value::Text(s.to_string())))
         .collect();
-    dml::full_row(table, columns, values).map_err(|e| {
-        Error::new(
-            e.code,
-            format!("COPY {}, line {line}: {}", table.name, e.message),
-        )
+    // The error keeps its DETAIL and names (a bad JSON value says where it went wrong).
+    dml::full_row(table, columns, values).map_err(|e| Error {
+        message: format!("COPY {}, line {line}: {}", table.name, e.message),
+        ..e
     })
 }
 
