@@ -1188,6 +1188,46 @@ mod tests {
         assert!(jsonb_in("\"\\ud800\"").is_err());
     }
 
+    fn any_json() -> impl proptest::strategy::Strategy<Value = Json> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Json::Null),
+            any::<bool>().prop_map(Json::Bool),
+            "-?(0|[1-9][0-9]{0,12})(\\.[0-9]{1,6})?([eE][+-]?[0-9]{1,2})?".prop_map(Json::Number),
+            "[a-z\"\\\\\u{1}-\u{1f}é😀]{0,6}".prop_map(Json::String),
+        ];
+        leaf.prop_recursive(4, 24, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Json::Array),
+                proptest::collection::vec(("[a-c]{0,3}", inner), 0..4).prop_map(Json::Object),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// Any text: never a panic, and what reads as jsonb reads again as itself.
+        #[test]
+        fn any_text_reads_or_is_refused(text in "[\\[\\]{}\":,0-9a-z.eE+\\-\\\\ \n\t]{0,40}") {
+            let _ = json_in(&text);
+            if let Ok(canonical) = jsonb_in(&text) {
+                proptest::prop_assert_eq!(jsonb_in(&canonical).unwrap(), canonical.clone());
+                proptest::prop_assert!(json_in(&canonical).is_ok());
+            }
+        }
+
+        /// Values written out read back as themselves, and the sort key orders them as `compare` does.
+        #[test]
+        fn values_round_trip_and_sort_keys_agree(a in any_json(), b in any_json()) {
+            let a = a.canonical().unwrap();
+            let b = b.canonical().unwrap();
+            let text = a.to_text();
+            proptest::prop_assert_eq!(jsonb_in(&text).unwrap(), text.clone());
+            proptest::prop_assert_eq!(parse(&text).unwrap().canonical().unwrap(), a.clone());
+            proptest::prop_assert_eq!(sort_key(&a).cmp(&sort_key(&b)), compare(&a, &b));
+            proptest::prop_assert!(a.contains(&a));
+        }
+    }
+
     #[test]
     fn nesting_past_the_limit_is_refused() {
         let nested = |n: usize| format!("{}1{}", "[".repeat(n), "]".repeat(n));
