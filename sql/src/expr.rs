@@ -30,6 +30,10 @@ pub enum BinOp {
     And,
     Or,
     Concat,
+    /// `jsonb || jsonb`: objects merged, anything else as arrays joined (`json::Json::concat`).
+    JsonbConcat,
+    /// `array || array`, `array || element`, `element || array`.
+    ArrayConcat,
 }
 
 impl BinOp {
@@ -49,7 +53,7 @@ impl BinOp {
             BinOp::GtEq => ">=",
             BinOp::And => "AND",
             BinOp::Or => "OR",
-            BinOp::Concat => "||",
+            BinOp::Concat | BinOp::JsonbConcat | BinOp::ArrayConcat => "||",
         }
     }
 }
@@ -290,8 +294,14 @@ pub fn compile(
             {
                 return Err(CompileError::NotSimple);
             }
-            // Operators on JSON (merging, deleting, comparing by value: `1.0 = 1`) are DataFusion's (`json`), and
-            // so are those on arrays (`tags || ARRAY['x']` appends).
+            // `||` of a jsonb merges, of an array appends (so ON CONFLICT DO UPDATE and UPDATE by key can merge a
+            // document or extend a list); the other operators on JSON (deleting, comparing by value: `1.0 = 1`)
+            // and arrays are DataFusion's (`json`).
+            if op == BinOp::Concat {
+                if let Some(concat) = concat_of(&l, &r, scope.table, params)? {
+                    return Ok(concat);
+                }
+            }
             let json = |e: &Expr| {
                 matches!(e, Expr::Array(_))
                     || matches!(
@@ -527,6 +537,45 @@ fn literal_as(
         )),
         _ => Ok(e),
     }
+}
+
+/// `a || b` where either side is a jsonb or an array column (or `EXCLUDED`'s), as `JsonbConcat` or `ArrayConcat`;
+/// `None` for other operands. The other side, a string literal or a parameter, takes the column's type, as
+/// PostgreSQL reads an unknown operand of these operators.
+fn concat_of(
+    l: &Expr,
+    r: &Expr,
+    table: &lanedb_engine::TableDef,
+    params: &mut ParamTypes,
+) -> Result<Option<Expr>, CompileError> {
+    let (lt, rt) = (static_type(l, table), static_type(r, table));
+    let typed = |e: &Expr, ty: &DataType, params: &mut ParamTypes| -> Result<Expr, CompileError> {
+        params.note_expr(e, ty.clone());
+        Ok(match e {
+            Expr::Literal(v @ Value::Text(_)) => Expr::Literal(v.cast_to(ty)?),
+            other => other.clone(),
+        })
+    };
+    let (op, l, r) = match (&lt, &rt) {
+        (Some(DataType::Jsonb), _) | (_, Some(DataType::Jsonb)) => {
+            if matches!(lt, Some(DataType::Json)) || matches!(rt, Some(DataType::Json)) {
+                return Ok(None);
+            }
+            (
+                BinOp::JsonbConcat,
+                typed(l, &DataType::Jsonb, params)?,
+                typed(r, &DataType::Jsonb, params)?,
+            )
+        }
+        (Some(array @ DataType::Array(_)), _) => {
+            (BinOp::ArrayConcat, l.clone(), typed(r, array, params)?)
+        }
+        (_, Some(array @ DataType::Array(_))) => {
+            (BinOp::ArrayConcat, typed(l, array, params)?, r.clone())
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some(Expr::Binary(op, Box::new(l), Box::new(r))))
 }
 
 /// PostgreSQL has no `character varying = integer` operator: comparing a string with a number is 42883, not a cast.
@@ -780,6 +829,10 @@ fn int_width(v: &Value) -> u8 {
 }
 
 fn binary(op: BinOp, a: &Value, b: &Value) -> Result<Value> {
+    // A NULL array adds nothing to the other one, as PostgreSQL's array_cat has it.
+    if op == BinOp::ArrayConcat && (a.is_null() || b.is_null()) {
+        return Ok(if a.is_null() { b.clone() } else { a.clone() });
+    }
     if a.is_null() || b.is_null() {
         return Ok(Value::Null);
     }
@@ -796,6 +849,22 @@ fn binary(op: BinOp, a: &Value, b: &Value) -> Result<Value> {
             }))
         }
         BinOp::Concat => Ok(Value::Text(format!("{a}{b}"))),
+        BinOp::JsonbConcat => {
+            let tree = |v: &Value| match v {
+                Value::Text(text) => lanedb_engine::json::parse(text)?.canonical(),
+                other => Err(Error::new(
+                    SqlState::DATATYPE_MISMATCH,
+                    format!("{other} is not jsonb"),
+                )),
+            };
+            Ok(Value::Text(tree(a)?.concat(tree(b)?).to_text()))
+        }
+        BinOp::ArrayConcat => Ok(Value::Array(match (a, b) {
+            (Value::Array(x), Value::Array(y)) => x.iter().chain(y).cloned().collect(),
+            (Value::Array(x), element) => x.iter().chain([element]).cloned().collect(),
+            (element, Value::Array(y)) => std::iter::once(element).chain(y).cloned().collect(),
+            _ => vec![a.clone(), b.clone()],
+        })),
         _ => arithmetic(op, a, b),
     }
 }
