@@ -249,14 +249,7 @@ pub fn put_binary_cell(
             let items = list.value(row);
             let len_at = out.len();
             out.put_i32(0);
-            let empty = items.is_empty();
-            out.put_i32(if empty { 0 } else { 1 });
-            out.put_i32(items.null_count().min(1) as i32);
-            out.put_u32(element);
-            if !empty {
-                out.put_i32(items.len() as i32);
-                out.put_i32(1);
-            }
+            put_array_header(out, element, items.as_ref());
             let form = match element {
                 UUID => BinaryForm::Uuid,
                 JSONB => BinaryForm::Jsonb,
@@ -343,14 +336,7 @@ fn put_binary(out: &mut BytesMut, array: &dyn Array, row: usize) {
 /// per dimension its length and lower bound (1), then each element length-prefixed (-1 for NULL).
 fn put_binary_array(out: &mut BytesMut, field: &arrow_schema::Field, elements: &dyn Array) {
     let (oid, _) = element_type(field);
-    let empty = elements.is_empty();
-    out.put_i32(if empty { 0 } else { 1 });
-    out.put_i32(elements.null_count().min(1) as i32);
-    out.put_u32(oid);
-    if !empty {
-        out.put_i32(elements.len() as i32);
-        out.put_i32(1);
-    }
+    put_array_header(out, oid, elements);
     for i in 0..elements.len() {
         match parse_decimal_text(oid, elements, i) {
             Some((m, s)) => {
@@ -362,6 +348,19 @@ fn put_binary_array(out: &mut BytesMut, field: &arrow_schema::Field, elements: &
             }
             None => put_cell(out, elements, i, true),
         }
+    }
+}
+
+/// A binary array's header: dimensions, the has-NULLs flag, the element OID, and the dimension's length and lower
+/// bound.
+fn put_array_header(out: &mut BytesMut, element: u32, elements: &dyn Array) {
+    let empty = elements.is_empty();
+    out.put_i32(if empty { 0 } else { 1 });
+    out.put_i32(elements.null_count().min(1) as i32);
+    out.put_u32(element);
+    if !empty {
+        out.put_i32(elements.len() as i32);
+        out.put_i32(1);
     }
 }
 
