@@ -509,10 +509,15 @@ fn list_array(data_type: &DataType, d: &VarWidth<Vec<u8>>, nulls: Option<NullBuf
     let mut count = 0usize;
     for i in 0..d.rows() {
         let bytes = d.get(i);
+        // An empty span is a NULL array; any other is a value's bytes that `push` or `set` wrote, as in `get`.
         if !bytes.is_empty() {
-            if let Ok(Value::Array(items)) = crate::invocation::value_of_bytes(bytes) {
-                count += items.len();
-                items.iter().for_each(|v| elements.push(v));
+            match crate::invocation::value_of_bytes(bytes) {
+                Ok(Value::Array(items)) => {
+                    count += items.len();
+                    items.iter().for_each(|v| elements.push(v));
+                }
+                Ok(other) => panic!("a stored array holds {other:?}"),
+                Err(e) => panic!("a stored array is damaged: {e}"),
             }
         }
         offsets.push(i32::try_from(count).expect("a chunk holds under 2^31 array elements"));
