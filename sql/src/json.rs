@@ -30,7 +30,7 @@ use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanBuilder, Int32Builder, ListBuilder, StringBuilder,
 };
 use datafusion::arrow::datatypes::{DataType as ArrowType, Field, FieldRef};
-use datafusion::common::{DFSchema, DataFusionError, Result, ScalarValue};
+use datafusion::common::{DFSchema, Result, ScalarValue};
 use datafusion::logical_expr::expr::{Placeholder, ScalarFunction};
 use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult, RawBinaryExpr};
 use datafusion::logical_expr::{
@@ -42,6 +42,7 @@ use datafusion::sql::sqlparser::ast::BinaryOperator;
 use lanedb_engine::json::{self, Json, Kind};
 use lanedb_engine::{DataType, Error, SqlState};
 
+use crate::pg_functions::{external, invalid, null_at};
 use crate::pg_types::{arguments, call, shaped};
 
 pub(crate) const JSON_IN: &str = "lanedb_json_in";
@@ -105,20 +106,7 @@ struct Function {
     body: Body,
 }
 
-// A function is known by its name (each name is registered once); function pointers do not compare reliably.
-impl PartialEq for Function {
-    fn eq(&self, other: &Function) -> bool {
-        self.name == other.name
-    }
-}
-
-impl Eq for Function {}
-
-impl std::hash::Hash for Function {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.name.hash(state);
-    }
-}
+crate::pg_functions::keyed_by_name!(Function);
 
 fn kind_of(field: &Field) -> Option<Kind> {
     DataType::json_kind(field)
@@ -295,20 +283,8 @@ pub fn functions() -> Vec<ScalarUDF> {
     ]
 }
 
-fn external(e: Error) -> DataFusionError {
-    DataFusionError::External(Box::new(e))
-}
-
-fn invalid(message: impl Into<String>) -> DataFusionError {
-    external(Error::new(SqlState::INVALID_PARAMETER_VALUE, message))
-}
-
 fn rows(c: &Call) -> usize {
     c.args.first().map_or(1, |a| a.len())
-}
-
-fn null_at(array: &ArrayRef, row: usize) -> bool {
-    array.logical_nulls().is_some_and(|n| n.is_null(row)) || array.data_type().is_null()
 }
 
 /// An argument as text (JSON arguments already are).

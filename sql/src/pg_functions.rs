@@ -44,20 +44,28 @@ struct Function {
     body: Body,
 }
 
-// A function is known by its name (each name is registered once); function pointers do not compare reliably.
-impl PartialEq for Function {
-    fn eq(&self, other: &Function) -> bool {
-        self.name == other.name
-    }
-}
+/// Equality and hashing of a function struct by its `name` field: a function is known by its name (each name is
+/// registered once), and the function pointers such structs hold do not compare reliably.
+macro_rules! keyed_by_name {
+    ($function:ty) => {
+        impl PartialEq for $function {
+            fn eq(&self, other: &$function) -> bool {
+                self.name == other.name
+            }
+        }
 
-impl Eq for Function {}
+        impl Eq for $function {}
 
-impl std::hash::Hash for Function {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.name.hash(state);
-    }
+        impl std::hash::Hash for $function {
+            fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+                self.name.hash(state);
+            }
+        }
+    };
 }
+pub(crate) use keyed_by_name;
+
+keyed_by_name!(Function);
 
 impl ScalarUDFImpl for Function {
     fn name(&self) -> &str {
@@ -247,7 +255,7 @@ fn like_escape(args: &[ArrayRef]) -> Result<ArrayRef> {
     Ok(Arc::new(out))
 }
 
-fn external(e: Error) -> DataFusionError {
+pub(crate) fn external(e: Error) -> DataFusionError {
     DataFusionError::External(Box::new(e))
 }
 
@@ -256,7 +264,7 @@ fn rows(args: &[ArrayRef]) -> usize {
 }
 
 /// Whether row `row` of `array` is NULL, also for an untyped `NULL` (a `NullArray` has no validity bitmap).
-fn null_at(array: &ArrayRef, row: usize) -> bool {
+pub(crate) fn null_at(array: &ArrayRef, row: usize) -> bool {
     array.logical_nulls().is_some_and(|n| n.is_null(row))
 }
 
@@ -388,7 +396,7 @@ fn count_nulls(args: &[ArrayRef], nulls: bool) -> Result<ArrayRef> {
     Ok(Arc::new(out.finish()))
 }
 
-fn invalid(message: impl Into<String>) -> DataFusionError {
+pub(crate) fn invalid(message: impl Into<String>) -> DataFusionError {
     external(Error::new(SqlState::INVALID_PARAMETER_VALUE, message))
 }
 
