@@ -1027,6 +1027,35 @@ async fn json_values_are_stored_and_sent_as_postgres_sends_them() {
         .unwrap();
     assert_eq!(row.get::<_, Option<String>>(0), None);
     assert_eq!(row.get::<_, i32>(1), 2);
+    // A jsonb scalar cast to a number is that number, described and sent as one; a whole row is an object.
+    let row = client
+        .query_one(
+            "SELECT (body -> 'n')::int, (body -> 'n')::numeric, row_to_json(d), to_jsonb(d) FROM doc d \
+             WHERE id = $1",
+            &[&1i32],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.columns()[0].type_(), &Type::INT4);
+    assert_eq!(row.columns()[1].type_(), &Type::NUMERIC);
+    assert_eq!(row.columns()[2].type_(), &Type::JSON);
+    assert_eq!(row.columns()[3].type_(), &Type::JSONB);
+    assert_eq!(row.get::<_, i32>(0), 2);
+    assert_eq!(
+        row.get::<_, Json>(2),
+        Json(r#"{"id":1,"body":{"n": 2.0, "tags": ["x"]},"raw":{"b":  1, "a": [1,  2]}}"#.into())
+    );
+    assert_eq!(
+        row.get::<_, Jsonb>(3),
+        Jsonb(
+            r#"{"id": 1, "raw": {"a": [1, 2], "b": 1}, "body": {"n": 2.0, "tags": ["x"]}}"#.into()
+        )
+    );
+    let e = client
+        .query_one("SELECT (body -> 'tags')::int FROM doc WHERE id = 1", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "22023");
     // Bad input: text that is no JSON, binary jsonb of another version.
     let e = client
         .execute(&insert, &[&3i32, &Jsonb("{\"a\": }".into()), &None::<Json>])

@@ -368,6 +368,47 @@ impl Json {
         Ok(value)
     }
 
+    /// `jsonb_insert`: `new` put into the array or object `path` ends in, before the element `path`'s last step
+    /// names (after it with `after`), or as the member it names. A position past either end of the array puts it
+    /// at that end; a member that exists already is 22023, as the value is not replaced.
+    pub fn insert_path(self, path: &[&str], new: Json, after: bool) -> Result<Json> {
+        if !self.is_container() {
+            return Err(cannot("cannot set path in scalar"));
+        }
+        let Some((last, parents)) = path.split_last() else {
+            return Ok(self);
+        };
+        let mut value = self;
+        match value.at_path_mut(parents)? {
+            Some(Json::Object(members)) => {
+                match members.binary_search_by(|(k, _)| key_order(k, last)) {
+                    Ok(_) => {
+                        return Err(cannot("cannot replace existing key").with_fields(
+                            ErrorFields {
+                                hint: Some(
+                                    "Try using the function jsonb_set to replace key value.".into(),
+                                ),
+                                ..Default::default()
+                            },
+                        ))
+                    }
+                    Err(at) => members.insert(at, (last.to_string(), new)),
+                }
+            }
+            Some(Json::Array(items)) => {
+                let index = path_index(last, parents.len())?;
+                let at = match array_position(items.len(), index) {
+                    Some(at) => at + usize::from(after),
+                    None if index < 0 => 0,
+                    None => items.len(),
+                };
+                items.insert(at, new);
+            }
+            _ => {}
+        }
+        Ok(value)
+    }
+
     /// What `path` leads to, for changing it; `None` where a step is missing.
     fn at_path_mut(&mut self, path: &[&str]) -> Result<Option<&mut Json>> {
         let mut here = self;

@@ -200,6 +200,11 @@ fn figure(e: &ast::Expr) -> Option<(String, Strength)> {
         ast::Expr::CompoundIdentifier(parts) => strong(crate::ddl::ident(parts.last()?)),
         ast::Expr::Function(f) => strong(crate::ddl::ident(f.name.0.last()?.as_ident()?)),
         ast::Expr::Nested(inner) => figure(inner),
+        // `tags[1]` is named by `tags`, `(row).field` by `field`.
+        ast::Expr::CompoundFieldAccess { root, access_chain } => match access_chain.last() {
+            Some(ast::AccessExpr::Dot(ast::Expr::Identifier(i))) => strong(crate::ddl::ident(i)),
+            _ => figure(root),
+        },
         ast::Expr::Cast {
             expr, data_type, ..
         } => match figure(expr) {

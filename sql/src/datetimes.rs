@@ -213,6 +213,17 @@ pub struct DateArithmetic;
 impl AnalyzerRule for DateArithmetic {
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
         crate::checked::rewrite_expressions(plan, |e, schema| {
+            // `row_to_json(t)`: the wildcard `t.*` is the row of `t`'s columns.
+            let e = match crate::records::whole_row(e, schema)? {
+                t if t.transformed => return Ok(t),
+                t => t.data,
+            };
+            if let Some(read) = crate::pg_types::text_read_as_array(&e, schema)? {
+                return Ok(Transformed::yes(read));
+            }
+            if let Some(cast) = crate::json::cast_from_json(&e, schema)? {
+                return Ok(Transformed::yes(cast));
+            }
             // `'08:30'::time` is a time to the microsecond, as LaneDB's (and PostgreSQL's) are; DataFusion's is
             // to the nanosecond, which it then cannot compare with a stored time.
             // A time literal DataFusion typed to the nanosecond (a NULL beside `'08:30'::time` in VALUES) is

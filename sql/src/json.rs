@@ -70,6 +70,7 @@ const KEYS: &str = "lanedb_json_keys";
 const EACH_KEYS: &str = "lanedb_json_each_keys";
 const VALUES: &str = "lanedb_json_values";
 const VALUES_TEXT: &str = "lanedb_json_values_text";
+const SCALAR: &str = "lanedb_jsonb_scalar";
 
 /// What a function returns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -241,11 +242,23 @@ pub fn functions() -> Vec<ScalarUDF> {
             Json(Kind::Jsonb),
             set,
         ),
+        function(
+            "jsonb_insert",
+            OneOf(vec![Any(3), Any(4)]),
+            Json(Kind::Jsonb),
+            insert,
+        ),
         function("jsonb_pretty", one(), Text, pretty),
         function("jsonb_strip_nulls", one(), Json(Kind::Jsonb), strip_nulls),
         function("json_strip_nulls", one(), Json(Kind::Json), strip_nulls),
         function("to_json", one(), Json(Kind::Json), to_json),
         function("to_jsonb", one(), Json(Kind::Jsonb), to_json),
+        function(
+            "row_to_json",
+            OneOf(vec![Any(1), Any(2)]),
+            Json(Kind::Json),
+            row_to_json,
+        ),
         function(
             "json_build_object",
             VariadicAny,
@@ -280,6 +293,7 @@ pub fn functions() -> Vec<ScalarUDF> {
         function(EACH_KEYS, one(), TextList, |c| keys(c, "each")),
         function(VALUES, one(), JsonList, |c| values(c, false)),
         function(VALUES_TEXT, one(), TextList, |c| values(c, true)),
+        function(SCALAR, Any(3), Text, scalar_text),
     ]
 }
 
@@ -627,6 +641,47 @@ fn set(c: &Call) -> Result<ArrayRef> {
     })
 }
 
+/// `jsonb_insert(target, path, new [, insert_after])`.
+fn insert(c: &Call) -> Result<ArrayRef> {
+    let target = texts(&c.args[0])?;
+    let new = texts(&c.args[2])?;
+    let after = c
+        .args
+        .get(3)
+        .map(|a| datafusion::arrow::compute::cast(a, &ArrowType::Boolean))
+        .transpose()?;
+    text_results(c, |row| {
+        let (Some(tree), Some(steps), Some(new)) = (
+            tree_at(&target, row)?,
+            path_steps(&c.args[1], row)?,
+            text_at(&new, row),
+        ) else {
+            return Ok(None);
+        };
+        let after = match &after {
+            Some(flags) if flags.is_null(row) => return Ok(None),
+            Some(flags) => flags.as_boolean().value(row),
+            None => false,
+        };
+        let new = json::parse(new)
+            .and_then(Json::canonical)
+            .map_err(external)?;
+        let Some(steps) = steps
+            .iter()
+            .map(Option::as_deref)
+            .collect::<Option<Vec<&str>>>()
+        else {
+            return Err(external(Error::new(
+                SqlState::NULL_VALUE_NOT_ALLOWED,
+                "path element at position 1 is null",
+            )));
+        };
+        tree.insert_path(&steps, new, after)
+            .map(|t| Some(t.to_text()))
+            .map_err(external)
+    })
+}
+
 fn type_of(c: &Call) -> Result<ArrayRef> {
     let target = texts(&c.args[0])?;
     text_results(c, |row| {
@@ -736,6 +791,23 @@ fn value_json(array: &ArrayRef, kind: Option<Kind>, row: usize, out: &mut String
             out.push(']');
             return true;
         }
+        // A row (`row_to_json(t)`): an object of its fields, in order, without spaces.
+        ArrowType::Struct(fields) => {
+            let row_of = array.as_struct();
+            out.push('{');
+            for (i, (field, column)) in fields.iter().zip(row_of.columns()).enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                json::write_string(field.name(), out);
+                out.push(':');
+                if !value_json(column, kind_of(field), row, out) {
+                    out.push_str("null");
+                }
+            }
+            out.push('}');
+            return true;
+        }
         _ => lanedb_engine::text::put_text(&mut text, array.as_ref(), row),
     }
     match array.data_type() {
@@ -769,6 +841,50 @@ fn to_json(c: &Call) -> Result<ArrayRef> {
         }
         as_kind(&out, kind).map(Some)
     })
+}
+
+/// `row_to_json(row [, pretty])`: `to_json` of a row, its fields a line each when `pretty` is true.
+fn row_to_json(c: &Call) -> Result<ArrayRef> {
+    let ArrowType::Struct(fields) = c.args[0].data_type() else {
+        return Err(external(Error::new(
+            SqlState::UNDEFINED_FUNCTION,
+            format!(
+                "function row_to_json({}) does not exist",
+                crate::pg_catalog::sql_type_name(c.args[0].data_type())
+            ),
+        )));
+    };
+    let pretty = c.args.get(1);
+    text_results(c, |row| {
+        let mut out = String::new();
+        if !value_json(&c.args[0], None, row, &mut out) {
+            return Ok(None);
+        }
+        if pretty.is_some_and(|p| {
+            p.as_boolean_opt()
+                .is_some_and(|p| p.is_valid(row) && p.value(row))
+        }) {
+            out = pretty_fields(&out, fields.len());
+        }
+        Ok(Some(out))
+    })
+}
+
+/// A compact object of `count` members with a line feed and a space after each comma between its members.
+fn pretty_fields(object: &str, count: usize) -> String {
+    let members = json::members(object).unwrap_or_default();
+    debug_assert_eq!(members.len(), count);
+    let mut out = String::from("{");
+    for (i, (key, value)) in members.iter().enumerate() {
+        if i > 0 {
+            out.push_str(",\n ");
+        }
+        json::write_string(key, &mut out);
+        out.push(':');
+        out.push_str(value);
+    }
+    out.push('}');
+    out
 }
 
 /// `json_build_object(k, v, ...)` (written `{"a" : 1, "b" : 2}`, as PostgreSQL writes it) and
@@ -1192,6 +1308,120 @@ pub(crate) fn marked_choice(e: &Expr, schema: &DFSchema) -> Option<Expr> {
     )))
 }
 
+/// `j::int`, `j::numeric`, `j::float8`, `j::boolean` of a `jsonb` scalar, as PostgreSQL casts one: the number's
+/// or boolean's value (`'1.5'::jsonb::int` is 2), 22023 for a JSON value of another type (`cannot cast jsonb
+/// string to type integer`); a cast of `json`, or of `jsonb` to another type, is 42846 as in PostgreSQL. DataFusion
+/// cast the JSON text and kept the field's JSON mark on the result.
+pub(crate) fn cast_from_json(e: &Expr, schema: &DFSchema) -> Result<Option<Expr>> {
+    let (Expr::Cast(datafusion::logical_expr::Cast { expr, field })
+    | Expr::TryCast(datafusion::logical_expr::TryCast { expr, field })) = e
+    else {
+        return Ok(None);
+    };
+    let Some(kind) = kind_of_expr(expr, schema) else {
+        return Ok(None);
+    };
+    let target = field.data_type();
+    let scalar = match target {
+        ArrowType::Utf8 | ArrowType::LargeUtf8 | ArrowType::Utf8View => return Ok(None),
+        t if t.is_integer() || t.is_floating() || matches!(t, ArrowType::Decimal128(..)) => {
+            "numeric"
+        }
+        ArrowType::Boolean => "boolean",
+        _ => "",
+    };
+    let name = crate::pg_catalog::sql_type_name(target);
+    if kind == Kind::Json || scalar.is_empty() {
+        return Err(external(Error::new(
+            SqlState("42846"),
+            format!("cannot cast type {} to {name}", kind.name()),
+        )));
+    }
+    let text = Expr::ScalarFunction(ScalarFunction::new_udf(
+        udf(SCALAR),
+        vec![
+            (**expr).clone(),
+            Expr::Literal(ScalarValue::from(name.as_str()), None),
+            Expr::Literal(ScalarValue::from(scalar), None),
+        ],
+    ));
+    Ok(Some(text.cast_to(target, schema)?))
+}
+
+/// `lanedb_jsonb_scalar(j, type, expected)`: the text of the `jsonb` scalar `j` when it is an `expected`
+/// ("numeric" or "boolean"), for a cast to `type`; 22023 for any other value.
+fn scalar_text(c: &Call) -> Result<ArrayRef> {
+    let target = texts(&c.args[1])?;
+    let expected = texts(&c.args[2])?;
+    text_results(c, |row| {
+        let Some(text) = text_at(&c.args[0], row) else {
+            return Ok(None);
+        };
+        let value = json::parse(text).map_err(external)?;
+        let found = match value {
+            Json::Number(_) => "numeric",
+            Json::Bool(_) => "boolean",
+            ref other => other.type_name(),
+        };
+        let (target, expected) = (
+            text_at(&target, row).unwrap_or(""),
+            text_at(&expected, row).unwrap_or(""),
+        );
+        if found != expected {
+            return Err(external(Error::new(
+                SqlState::INVALID_PARAMETER_VALUE,
+                format!("cannot cast jsonb {found} to type {target}"),
+            )));
+        }
+        let range = match target {
+            "smallint" => i16::MIN as i128..=i16::MAX as i128,
+            "integer" => i32::MIN as i128..=i32::MAX as i128,
+            "bigint" => i64::MIN as i128..=i64::MAX as i128,
+            _ => return Ok(Some(text.to_string())),
+        };
+        let integer = rounded(text);
+        if !integer.parse::<i128>().is_ok_and(|n| range.contains(&n)) {
+            return Err(external(Error::new(
+                SqlState::NUMERIC_VALUE_OUT_OF_RANGE,
+                format!("{target} out of range"),
+            )));
+        }
+        Ok(Some(integer))
+    })
+}
+
+/// A decimal number's text rounded to an integer, half away from zero, as numeric's cast to an integer rounds.
+fn rounded(number: &str) -> String {
+    let (sign, digits) = match number.strip_prefix('-') {
+        Some(rest) => ("-", rest),
+        None => ("", number),
+    };
+    let Some((whole, fraction)) = digits.split_once('.') else {
+        return number.to_string();
+    };
+    let whole = if whole.is_empty() { "0" } else { whole };
+    if !fraction.starts_with(['5', '6', '7', '8', '9']) {
+        return format!("{sign}{whole}");
+    }
+    // Add one to the whole part's digits.
+    let mut out: Vec<u8> = whole.bytes().collect();
+    let mut at = out.len();
+    loop {
+        if at == 0 {
+            out.insert(0, b'1');
+            break;
+        }
+        at -= 1;
+        if out[at] == b'9' {
+            out[at] = b'0';
+        } else {
+            out[at] += 1;
+            break;
+        }
+    }
+    format!("{sign}{}", String::from_utf8(out).expect("ASCII digits"))
+}
+
 /// `x IN (...)` and `x BETWEEN a AND b` of a `jsonb`, by `jsonb`'s order (`1.0` is in `('1')`), not by text.
 pub(crate) fn jsonb_membership(e: &Expr, schema: &DFSchema) -> Option<Expr> {
     let order = |a: &Expr, b: &Expr, op: Operator| {
@@ -1455,7 +1685,7 @@ impl ast::VisitorMut for SetsInFrom {
 }
 
 /// An identifier as PostgreSQL compares it: folded to lower case unless quoted.
-fn normal(ident: &ast::Ident) -> String {
+pub(crate) fn normal(ident: &ast::Ident) -> String {
     match ident.quote_style {
         Some(_) => ident.value.clone(),
         None => ident.value.to_lowercase(),
@@ -1648,6 +1878,22 @@ fn rewrite_call(f: &ast::Function) -> Option<ast::Expr> {
         return None;
     }
     let name = f.name.0[0].as_ident()?.value.to_ascii_lowercase();
+    // `json_build_object()`: an empty object (DataFusion calls no variadic function without arguments).
+    if matches!(&f.args, ast::FunctionArguments::List(list) if list.args.is_empty()) {
+        let (input, empty) = match name.as_str() {
+            "json_build_object" => (JSON_IN, "{}"),
+            "jsonb_build_object" => (JSONB_IN, "{}"),
+            "json_build_array" => (JSON_IN, "[]"),
+            "jsonb_build_array" => (JSONB_IN, "[]"),
+            _ => return None,
+        };
+        return Some(call(
+            input,
+            vec![ast::Expr::value(ast::Value::SingleQuotedString(
+                empty.into(),
+            ))],
+        ));
+    }
     let (finish, each): (&str, Option<&str>) = match name.as_str() {
         "json_agg" => (AGG_JSON, Some("to_json")),
         "jsonb_agg" => (AGG_JSONB, Some("to_jsonb")),

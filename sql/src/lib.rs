@@ -38,6 +38,7 @@ mod pg_functions;
 pub mod pg_types;
 pub mod plan;
 pub mod query;
+mod records;
 mod renames;
 pub mod returning;
 pub mod rewrite;

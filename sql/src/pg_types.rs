@@ -280,6 +280,82 @@ impl ScalarUDFImpl for UuidIn {
     }
 }
 
+/// `text::int[]` of a text that is not a literal: the text read as an array literal (`{1,2}`), as PostgreSQL's
+/// array input reads it; DataFusion's cast made a list of the one text. A literal is read when planned
+/// (`array_literal`).
+pub(crate) fn text_read_as_array(e: &Expr, schema: &DFSchema) -> Result<Option<Expr>> {
+    let Expr::Cast(datafusion::logical_expr::Cast { expr, field }) = e else {
+        return Ok(None);
+    };
+    let ArrowType::List(element) = field.data_type() else {
+        return Ok(None);
+    };
+    let from = expr.get_type(schema)?;
+    if !matches!(
+        from,
+        ArrowType::Utf8 | ArrowType::LargeUtf8 | ArrowType::Utf8View
+    ) {
+        return Ok(None);
+    }
+    let Some(element) = lanedb_engine::DataType::from_arrow(element.data_type()) else {
+        return Ok(None);
+    };
+    let read = ScalarUDF::from(ArrayIn {
+        ty: lanedb_engine::DataType::Array(Box::new(element)),
+        signature: Signature::any(1, Volatility::Immutable),
+    });
+    Ok(Some(Expr::ScalarFunction(
+        datafusion::logical_expr::expr::ScalarFunction::new_udf(
+            Arc::new(read),
+            vec![(**expr).clone()],
+        ),
+    )))
+}
+
+/// `lanedb_array_in(text)`: array input of the array type `ty`.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ArrayIn {
+    ty: lanedb_engine::DataType,
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for ArrayIn {
+    fn name(&self) -> &str {
+        "lanedb_array_in"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[ArrowType]) -> Result<ArrowType> {
+        Ok(self.ty.to_arrow())
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        use datafusion::arrow::array::Array;
+        let (scalar, arrays) = arguments(&args.args)?;
+        let texts = datafusion::arrow::compute::cast(&arrays[0], &ArrowType::Utf8)?;
+        let texts = datafusion::arrow::array::AsArray::as_string::<i32>(&texts);
+        let values = (0..texts.len())
+            .map(|row| {
+                let value = match texts.is_null(row) {
+                    true => Value::Null,
+                    false => Value::Text(texts.value(row).to_string())
+                        .cast_to(&self.ty)
+                        .map_err(|e| DataFusionError::External(Box::new(e)))?,
+                };
+                Ok(crate::convert::scalar_of_value(&value, Some(&self.ty)))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let list = match values.is_empty() {
+            true => datafusion::arrow::array::new_empty_array(&self.ty.to_arrow()),
+            false => ScalarValue::iter_to_array(values)?,
+        };
+        shaped(scalar, list)
+    }
+}
+
 /// `lanedb_nth(x, i)`: `x`, whatever its type.
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct Nth {
@@ -588,6 +664,10 @@ pub(crate) fn scaled_interval(
 /// Applies the rewrites above to every cast in `statement` and to `interval '...'` literals.
 pub fn rewrite_casts(statement: &mut ast::Statement) -> std::result::Result<(), Error> {
     let outcome = ast::visit_expressions_mut(statement, |e| {
+        if let Some(guarded) = subscript_from_one(e) {
+            *e = guarded;
+            return std::ops::ControlFlow::Continue(());
+        }
         if let Some(replacement) = interval_literal(e) {
             *e = replacement;
             return std::ops::ControlFlow::Continue(());
@@ -653,6 +733,43 @@ impl ast::VisitorMut for ValuesTypedByColumn {
         }
         std::ops::ControlFlow::Continue(())
     }
+}
+
+/// `a[i]` for an index that may be below 1: NULL there, as PostgreSQL's arrays start at 1 and have nothing before;
+/// DataFusion counts a negative index from the end. An index written as a number of 0 or more, or as a string (a
+/// key), is left as it is.
+fn subscript_from_one(e: &ast::Expr) -> Option<ast::Expr> {
+    let ast::Expr::CompoundFieldAccess { access_chain, .. } = e else {
+        return None;
+    };
+    let [ast::AccessExpr::Subscript(ast::Subscript::Index { index })] = access_chain.as_slice()
+    else {
+        return None;
+    };
+    let plain = match index {
+        ast::Expr::Value(v) => match &v.value {
+            ast::Value::Number(n, _) => !n.starts_with('-'),
+            _ => true,
+        },
+        _ => false,
+    };
+    if plain {
+        return None;
+    }
+    Some(ast::Expr::Case {
+        case_token: ast::helpers::attached_token::AttachedToken::empty(),
+        end_token: ast::helpers::attached_token::AttachedToken::empty(),
+        operand: None,
+        conditions: vec![ast::CaseWhen {
+            condition: ast::Expr::BinaryOp {
+                left: Box::new(ast::Expr::Nested(Box::new(index.clone()))),
+                op: ast::BinaryOperator::GtEq,
+                right: Box::new(ast::Expr::value(ast::Value::Number("1".into(), false))),
+            },
+            result: e.clone(),
+        }],
+        else_result: None,
+    })
 }
 
 /// `interval '1 day 02:00:00'` read by PostgreSQL's interval input, as the cast is (DataFusion's parser takes no

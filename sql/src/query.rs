@@ -587,6 +587,7 @@ impl QueryBridge {
         }
         crate::using_joins::merge_using_columns(&mut statement, &self.engine.catalog());
         crate::pg_functions::rewrite_calls(&mut statement);
+        crate::records::rewrite_whole_rows(&mut statement);
         crate::json::rewrite_calls(&mut statement);
         let cast_params = crate::rewrite::cast_placeholder_types(&statement);
         let physical_scalar_subqueries = crate::rewrite::has_multi_row_scalar_subquery(&statement);
@@ -905,6 +906,19 @@ fn engine_error(e: &(dyn std::error::Error + 'static)) -> Option<Error> {
 /// Arrow's "Cannot cast string 'X' to value of Int32 type" in PostgreSQL's words: `value "X" is out of range for
 /// type integer` (22003) for an integer too large, else `invalid input syntax for type integer: "X"` (22P02).
 fn cast_error(m: &str) -> Option<Error> {
+    // Arrow's "value of 99999999999 is out of range Int32" (a numeric cast to an integer).
+    for (arrow, name) in [
+        ("Int16", "smallint"),
+        ("Int32", "integer"),
+        ("Int64", "bigint"),
+    ] {
+        if m.contains("value of ") && m.ends_with(&format!(" is out of range {arrow}")) {
+            return Some(Error::new(
+                SqlState::NUMERIC_VALUE_OUT_OF_RANGE,
+                format!("{name} out of range"),
+            ));
+        }
+    }
     let at = m
         .find("Cannot cast string '")
         .or_else(|| m.find("Cannot cast value '"))?;
@@ -1157,6 +1171,8 @@ fn result_schema(plan: &LogicalPlan, state: &SessionState) -> Schema {
         .iter()
         .zip(analyzed.fields())
         .map(|(p, a)| {
+            // A type's mark is the analyzed one's: `j::int` of a `jsonb` planned as a cast that kept the mark.
+            let p = Arc::new(p.as_ref().clone().with_metadata(a.metadata().clone()));
             if !narrows(a.data_type(), p.data_type(), set_operation) {
                 return p.as_ref().clone();
             }
