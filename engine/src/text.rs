@@ -119,9 +119,49 @@ fn write_text(out: &mut impl Write, array: &dyn Array, row: usize) -> std::fmt::
         ArrowType::FixedSizeList(_, _) => {
             put_array(out, array.as_fixed_size_list().value(row).as_ref())
         }
+        ArrowType::Struct(_) => put_record(out, array.as_struct(), row),
         ArrowType::Null => Ok(()),
         other => write!(out, "<values of type {other} have no text form>"),
     }
+}
+
+/// A row value (`ROW(1, 'a b')`) as PostgreSQL writes a record: `(1,"a b")`, a NULL field empty, a field quoted
+/// (its `"` and `\` doubled) when it is empty or holds a quote, a backslash, a parenthesis, a comma or a space.
+fn put_record(
+    out: &mut impl Write,
+    record: &arrow_array::StructArray,
+    row: usize,
+) -> std::fmt::Result {
+    out.write_char('(')?;
+    let mut field = String::new();
+    for (i, column) in record.columns().iter().enumerate() {
+        if i > 0 {
+            out.write_char(',')?;
+        }
+        // An untyped NULL field (`ROW(1, NULL)`) is a `NullArray`, which has no validity bitmap to say so.
+        if column.is_null(row) || column.data_type().is_null() {
+            continue;
+        }
+        field.clear();
+        write_text(&mut field, column.as_ref(), row)?;
+        let quoted = field.is_empty()
+            || field
+                .chars()
+                .any(|c| c.is_whitespace() || matches!(c, '"' | '\\' | '(' | ')' | ','));
+        if !quoted {
+            out.write_str(&field)?;
+            continue;
+        }
+        out.write_char('"')?;
+        for c in field.chars() {
+            if c == '"' || c == '\\' {
+                out.write_char(c)?;
+            }
+            out.write_char(c)?;
+        }
+        out.write_char('"')?;
+    }
+    out.write_char(')')
 }
 
 /// `{e1,e2,...}` with PostgreSQL's quoting of elements.

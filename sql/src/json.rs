@@ -71,6 +71,10 @@ const EACH_KEYS: &str = "lanedb_json_each_keys";
 const VALUES: &str = "lanedb_json_values";
 const VALUES_TEXT: &str = "lanedb_json_values_text";
 const SCALAR: &str = "lanedb_jsonb_scalar";
+const RECORD_TEXT: &str = "lanedb_json_record_text";
+const RECORD_JSON: &str = "lanedb_json_record_json";
+const RECORDSET_TEXT: &str = "lanedb_json_recordset_text";
+const RECORDSET_JSON: &str = "lanedb_json_recordset_json";
 
 /// What a function returns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -294,6 +298,14 @@ pub fn functions() -> Vec<ScalarUDF> {
         function(VALUES, one(), JsonList, |c| values(c, false)),
         function(VALUES_TEXT, one(), TextList, |c| values(c, true)),
         function(SCALAR, Any(3), Text, scalar_text),
+        function(RECORD_TEXT, Any(3), Text, |c| record_field(c, true)),
+        function(RECORD_JSON, Any(3), SameJson, |c| record_field(c, false)),
+        function(RECORDSET_TEXT, Any(3), TextList, |c| {
+            recordset_field(c, true)
+        }),
+        function(RECORDSET_JSON, Any(3), JsonList, |c| {
+            recordset_field(c, false)
+        }),
     ]
 }
 
@@ -1071,6 +1083,59 @@ fn elements(c: &Call, as_text: bool) -> Result<ArrayRef> {
     })
 }
 
+/// A member of an object for a column of `jsonb_to_record(j) AS x(key type, ...)`: `lanedb_json_record_text(j,
+/// key, function)` as `->>` gives it, `_json` as `->` does; NULL where the object has no such member. 22023 for a
+/// `j` that is no object.
+fn record_field(c: &Call, as_text: bool) -> Result<ArrayRef> {
+    let (target, key) = (texts(&c.args[0])?, texts(&c.args[1])?);
+    text_results(c, |row| {
+        let (Some(text), Some(key)) = (text_at(&target, row), text_at(&key, row)) else {
+            return Ok(None);
+        };
+        if !text.trim_start().starts_with('{') {
+            let what = if text.trim_start().starts_with('[') {
+                "an array"
+            } else {
+                "a scalar"
+            };
+            return Err(invalid(format!("cannot call populate_composite on {what}")));
+        }
+        json::field(text, key).map_or(Ok(None), |v| finish(v, as_text))
+    })
+}
+
+/// A column of `jsonb_to_recordset(j) AS x(key type, ...)`, as a list to unnest: the member `key` of each object of
+/// the array `j` (see `record_field`). 22023 for a `j` that is no array, or an element that is no object.
+fn recordset_field(c: &Call, as_text: bool) -> Result<ArrayRef> {
+    let (target, key, function) = (texts(&c.args[0])?, texts(&c.args[1])?, texts(&c.args[2])?);
+    let element = match (as_text, c.returns) {
+        (true, _) => Field::new_list_field(ArrowType::Utf8, true),
+        (false, Kind::Json) => DataType::Json.field("item", true),
+        (false, Kind::Jsonb) => DataType::Jsonb.field("item", true),
+    };
+    list_results(c, Arc::new(element), |row| {
+        let (Some(text), Some(key)) = (text_at(&target, row), text_at(&key, row)) else {
+            return Ok(None);
+        };
+        let function = text_at(&function, row).unwrap_or_default();
+        let Some(items) = json::elements(text) else {
+            return Err(invalid(format!("cannot call {function} on a non-array")));
+        };
+        items
+            .into_iter()
+            .map(|item| {
+                if !item.trim_start().starts_with('{') {
+                    return Err(invalid(format!(
+                        "argument of {function} must be an array of objects"
+                    )));
+                }
+                json::field(item, key).map_or(Ok(None), |v| finish(v, as_text))
+            })
+            .collect::<Result<Vec<_>>>()
+            .map(Some)
+    })
+}
+
 /// `jsonb_object_keys(j)` (and the keys of `jsonb_each`), as a list to unnest: every key of a `json` object, repeated
 /// ones too, as PostgreSQL lists them.
 fn keys(c: &Call, function: &str) -> Result<ArrayRef> {
@@ -1514,9 +1579,16 @@ pub fn rewrite_calls(statement: &mut ast::Statement) {
 
 /// A JSON set-returning function's rows as select items: each item's expression and the column PostgreSQL names it.
 /// `None` for any other function.
-fn set_items(name: &str, args: &[ast::Expr]) -> Option<Vec<(ast::Expr, String)>> {
+fn set_items(
+    name: &str,
+    args: &[ast::Expr],
+    alias: Option<&ast::TableAlias>,
+) -> Option<Vec<(ast::Expr, String)>> {
     if let ("unnest", [x]) = (name, args) {
         return Some(vec![(call("unnest", vec![x.clone()]), "unnest".into())]);
+    }
+    if let Some(items) = record_items(name, args, alias) {
+        return Some(items);
     }
     let (kind, rest) = match name.strip_prefix("jsonb_") {
         Some(rest) => (Kind::Jsonb, rest),
@@ -1547,6 +1619,59 @@ fn set_items(name: &str, args: &[ast::Expr]) -> Option<Vec<(ast::Expr, String)>>
         ],
         _ => return None,
     })
+}
+
+/// `jsonb_to_record(j) AS x(a int, b text)` and `jsonb_to_recordset(j) AS x(...)` (and their `json_` namesakes):
+/// a column for each one the alias defines, the member of that name cast to its type (a `json` or `jsonb` column
+/// takes the member's JSON, any other its text, as `->>` gives it). A column without a type takes none.
+fn record_items(
+    name: &str,
+    args: &[ast::Expr],
+    alias: Option<&ast::TableAlias>,
+) -> Option<Vec<(ast::Expr, String)>> {
+    let (kind, set) = match name {
+        "json_to_record" => (Kind::Json, false),
+        "jsonb_to_record" => (Kind::Jsonb, false),
+        "json_to_recordset" => (Kind::Json, true),
+        "jsonb_to_recordset" => (Kind::Jsonb, true),
+        _ => return None,
+    };
+    let [x] = args else {
+        return None;
+    };
+    let input = match kind {
+        Kind::Json => JSON_IN,
+        Kind::Jsonb => JSONB_IN,
+    };
+    let x = call(input, vec![x.clone()]);
+    let text = |s: &str| ast::Expr::value(ast::Value::SingleQuotedString(s.to_string()));
+    let mut items = Vec::new();
+    for column in &alias?.columns {
+        let ty = column.data_type.clone()?;
+        let as_json = matches!(ty, ast::DataType::JSON | ast::DataType::JSONB);
+        let function = match (set, as_json) {
+            (false, false) => RECORD_TEXT,
+            (false, true) => RECORD_JSON,
+            (true, false) => RECORDSET_TEXT,
+            (true, true) => RECORDSET_JSON,
+        };
+        let mut value = call(
+            function,
+            vec![x.clone(), text(&column.name.value), text(name)],
+        );
+        if set {
+            value = call("unnest", vec![value]);
+        }
+        let value = ast::Expr::Cast {
+            kind: ast::CastKind::DoubleColon,
+            expr: Box::new(value),
+            data_type: ty,
+            array: false,
+            format: None,
+        };
+        items.push((value, column.name.value.clone()));
+    }
+    (!items.is_empty()).then_some(items)
 }
 
 /// The name and plain arguments of a function in FROM, lowercase; `None` for anything else.
@@ -1629,7 +1754,8 @@ impl ast::VisitorMut for SetsInFrom {
                 let Some((name, args, Some(alias))) = from_function(t) else {
                     continue;
                 };
-                let single = set_items(&name, &args).is_some_and(|items| items.len() == 1);
+                let single =
+                    set_items(&name, &args, Some(&alias)).is_some_and(|items| items.len() == 1);
                 if single && name != "unnest" && alias.columns.is_empty() && once(&alias.name) {
                     renames.push((
                         alias.name.clone(),
@@ -1664,7 +1790,7 @@ impl ast::VisitorMut for SetsInFrom {
         else {
             return ControlFlow::Continue(());
         };
-        let Some(items) = set_items(&name, &args) else {
+        let Some(items) = set_items(&name, &args, alias.as_ref()) else {
             return ControlFlow::Continue(());
         };
         let columns = column_names(&name, &items, alias.as_ref());
@@ -1812,7 +1938,7 @@ fn lateral(select: &mut ast::Select) -> Option<Vec<(ast::Ident, String, Vec<ast:
         _ => return None,
     };
     let (name, args, alias) = from_function(&function)?;
-    let items = set_items(&name, &args)?;
+    let items = set_items(&name, &args, alias.as_ref())?;
     if !reads_columns(&args) {
         return None;
     }
@@ -1912,7 +2038,7 @@ fn rewrite_call(f: &ast::Function) -> Option<ast::Expr> {
                     .collect::<Option<Vec<_>>>()?,
                 _ => return None,
             };
-            return match set_items(&name, &args)?.as_slice() {
+            return match set_items(&name, &args, None)?.as_slice() {
                 [(single, _)] => Some(single.clone()),
                 _ => None,
             };

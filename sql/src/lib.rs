@@ -32,6 +32,7 @@ pub mod functions;
 pub mod information_schema;
 pub mod invoke;
 mod json;
+mod modes;
 mod number_templates;
 pub mod pg_catalog;
 mod pg_functions;

@@ -171,6 +171,88 @@ fn interval_type() -> ArrowType {
     ArrowType::Interval(IntervalUnit::MonthDayNano)
 }
 
+/// DataFusion's `ceil`, `floor` and `trunc`, whose result of a numeric has PostgreSQL's scale: none (`ceil(2.1)` is
+/// `3`, where DataFusion kept the argument's `3.0`), or `n` digits for `trunc(x, n)` of a constant `n`.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct WholeDigits {
+    inner: Arc<ScalarUDF>,
+}
+
+impl WholeDigits {
+    fn udf(inner: Arc<ScalarUDF>) -> ScalarUDF {
+        ScalarUDF::from(WholeDigits { inner })
+    }
+}
+
+impl ScalarUDFImpl for WholeDigits {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn aliases(&self) -> &[String] {
+        self.inner.aliases()
+    }
+
+    fn signature(&self) -> &Signature {
+        self.inner.signature()
+    }
+
+    fn coerce_types(&self, arg_types: &[ArrowType]) -> Result<Vec<ArrowType>> {
+        self.inner.coerce_types(arg_types)
+    }
+
+    fn return_type(&self, arg_types: &[ArrowType]) -> Result<ArrowType> {
+        self.inner.return_type(arg_types)
+    }
+
+    fn return_field_from_args(
+        &self,
+        args: datafusion::logical_expr::ReturnFieldArgs,
+    ) -> Result<datafusion::arrow::datatypes::FieldRef> {
+        let scalars = args.scalar_arguments;
+        let field = self.inner.return_field_from_args(args)?;
+        let ArrowType::Decimal128(precision, scale) = *field.data_type() else {
+            return Ok(field);
+        };
+        let digits = match scalars {
+            [_] => 0,
+            [_, Some(n)] => match n.cast_to(&ArrowType::Int64) {
+                // `trunc(1234.5, -2)` is `1200`.
+                Ok(datafusion::common::ScalarValue::Int64(Some(n))) => {
+                    i8::try_from(n.max(0)).unwrap_or(scale)
+                }
+                _ => scale,
+            },
+            _ => scale,
+        };
+        if !(0..scale).contains(&digits) {
+            return Ok(field);
+        }
+        Ok(Arc::new(
+            field
+                .as_ref()
+                .clone()
+                .with_data_type(ArrowType::Decimal128(precision, digits)),
+        ))
+    }
+
+    fn invoke_with_args(&self, mut args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let target = args.return_field.data_type().clone();
+        // DataFusion's functions answer a numeric at the argument's scale.
+        if let Some(first) = args.arg_fields.first() {
+            if matches!(first.data_type(), ArrowType::Decimal128(..)) {
+                args.return_field = Arc::new(
+                    args.return_field
+                        .as_ref()
+                        .clone()
+                        .with_data_type(first.data_type().clone()),
+                );
+            }
+        }
+        self.inner.invoke_with_args(args)?.cast_to(&target, None)
+    }
+}
+
 pub fn functions() -> Vec<ScalarUDF> {
     let nullable = ScalarUDF::from(Nullable {
         signature: Signature::any(1, Volatility::Immutable),
@@ -186,6 +268,9 @@ pub fn functions() -> Vec<ScalarUDF> {
     let interval = || Exact(vec![interval_type()]);
     vec![
         nullable,
+        WholeDigits::udf(datafusion::functions::math::ceil()),
+        WholeDigits::udf(datafusion::functions::math::floor()),
+        WholeDigits::udf(datafusion::functions::math::trunc()),
         function("md5", text_or_bytes(), ArrowType::Utf8, md5),
         function("sha224", text_or_bytes(), ArrowType::Binary, |a| {
             digest::<sha2::Sha224>(a)
@@ -1095,6 +1180,8 @@ fn rewrite_call(e: &mut ast::Expr) {
                 "array_replace" => "array_replace_all",
                 "ceiling" => "ceil",
                 "sign" => "signum",
+                // The statement's time, which a BEGIN block's statements share (its log record keeps it).
+                "transaction_timestamp" | "statement_timestamp" => "now",
                 _ => "",
             };
             if !renamed.is_empty() {

@@ -821,14 +821,34 @@ pub fn rewrite_cast(
                 },
                 _ => return None,
             };
-            let scale = literal_scale(&digits)?;
+            let (x, scale) = match literal_scale(&digits) {
+                Some(scale) => (x.clone(), scale),
+                // `'1e2'::numeric`: PostgreSQL's numeric input takes an exponent, Arrow's cast does not.
+                None => match lanedb_engine::value::parse_decimal(&digits) {
+                    Ok((m, scale)) => (
+                        text_value(&lanedb_engine::value::format_decimal(m, scale)),
+                        scale as u64,
+                    ),
+                    Err(e) => return Some(Err(e)),
+                },
+            };
             Some(Ok(cast(
-                x.clone(),
+                x,
                 T::Numeric(ast::ExactNumberInfo::PrecisionAndScale(
                     lanedb_engine::types::DECIMAL_PRECISION_MAX as u64,
                     scale as i64,
                 )),
             )))
+        }
+        // `'1.5e3'::numeric(8,1)`: the exponent applied, which Arrow's cast does not read.
+        T::Numeric(_) | T::Decimal(_) | T::Dec(_) => {
+            let text = literal.filter(|t| t.contains(['e', 'E']))?;
+            Some(lanedb_engine::value::parse_decimal(text).map(|(m, scale)| {
+                cast(
+                    text_value(&lanedb_engine::value::format_decimal(m, scale)),
+                    ty.clone(),
+                )
+            }))
         }
         // PostgreSQL's bytea input (`\x...` hex, or text with `\nnn` octal escapes) as a binary literal; Arrow's
         // cast takes the text's own bytes.

@@ -469,6 +469,8 @@ impl QueryBridge {
 
         base.register_udaf(Arc::new(crate::averages::avg()))
             .expect("registering an aggregate on a fresh session");
+        base.register_udaf(Arc::new(crate::modes::mode()))
+            .expect("registering an aggregate on a fresh session");
         base.register_expr_planner(Arc::new(crate::pg_types::IntervalScaling::default()))
             .expect("registering an expression planner on a fresh session");
         base.register_expr_planner(Arc::new(crate::json::JsonOperators))
