@@ -22,6 +22,7 @@ pub mod convert;
 pub mod copy;
 pub mod datetimes;
 pub mod ddl;
+mod division;
 pub mod dml;
 pub mod explain;
 pub mod expr;

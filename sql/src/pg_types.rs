@@ -81,6 +81,9 @@ pub fn functions() -> Vec<ScalarUDF> {
         ScalarUDF::from(TextOf {
             signature: Signature::any(1, Volatility::Immutable),
         }),
+        ScalarUDF::from(NumericOf {
+            signature: Signature::any(1, Volatility::Immutable),
+        }),
         interval_in(),
         uuid_in(),
         ScalarUDF::from(Nth {
@@ -394,6 +397,44 @@ pub(crate) fn uuid_in() -> ScalarUDF {
     ScalarUDF::from(UuidIn {
         signature: Signature::any(1, Volatility::Immutable),
     })
+}
+
+const NUMERIC_OF: &str = "lanedb_numeric";
+
+/// `x::numeric` (no precision or scale) of a value that is not a literal: an integer keeps no digits after the point
+/// and a numeric its own, as PostgreSQL's numeric keeps each value's scale (`count(*)::numeric` is `5`, not
+/// DataFusion's `5.0000000000`); anything else (a float, text) has DataFusion's ten.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct NumericOf {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for NumericOf {
+    fn name(&self) -> &str {
+        NUMERIC_OF
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, arg_types: &[ArrowType]) -> Result<ArrowType> {
+        let max = lanedb_engine::types::DECIMAL_PRECISION_MAX;
+        Ok(match &arg_types[0] {
+            t if t.is_integer() => ArrowType::Decimal128(max, 0),
+            ArrowType::Decimal128(_, s) => ArrowType::Decimal128(max, *s),
+            _ => ArrowType::Decimal128(max, 10),
+        })
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let [arg] = args.args.as_slice() else {
+            return Err(DataFusionError::Internal(format!(
+                "{NUMERIC_OF} takes one argument"
+            )));
+        };
+        arg.cast_to(args.return_field.data_type(), None)
+    }
 }
 
 /// `lanedb_interval_in`.
@@ -819,7 +860,7 @@ pub fn rewrite_cast(
                     ast::Value::SingleQuotedString(s) => s.trim().to_string(),
                     _ => return None,
                 },
-                _ => return None,
+                _ => return Some(Ok(call(NUMERIC_OF, vec![x.clone()]))),
             };
             let (x, scale) = match literal_scale(&digits) {
                 Some(scale) => (x.clone(), scale),

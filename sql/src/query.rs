@@ -477,6 +477,8 @@ impl QueryBridge {
             .expect("registering an expression planner on a fresh session");
         base.register_expr_planner(Arc::new(crate::pg_types::ArrayOverlap))
             .expect("registering an expression planner on a fresh session");
+        base.register_expr_planner(Arc::new(crate::division::NumericDivision))
+            .expect("registering an expression planner on a fresh session");
         for udf in [
             crate::checked::OpaqueBoolean::udf(),
             crate::checked::ByteAwareLength::udf(),
@@ -491,7 +493,7 @@ impl QueryBridge {
         .chain(crate::similar::functions())
         .chain(crate::extract::functions())
         .chain(crate::checked::size_checked_udfs())
-        .chain([crate::checked::SingleValue::udf()])
+        .chain([crate::checked::SingleValue::udf(), crate::division::udf()])
         .chain(crate::pg_catalog::functions(&engine))
         .chain(crate::sequences::functions(&engine))
         {
