@@ -1258,6 +1258,49 @@ async fn partial_indexes_are_rebuilt_with_only_the_rows_they_cover() {
     check(&client).await;
 }
 
+/// A unique index on an expression (`lower(email)`) after a crash, from a snapshot, and in another number of lanes:
+/// rebuilt from what its expression gives for each row, it keeps refusing a key in another case, also from a block.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expression_indexes_are_rebuilt_from_their_expressions() {
+    let server = Server::start(&["--lanes", "2"]);
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE member (id INT PRIMARY KEY, email TEXT NOT NULL);
+             CREATE UNIQUE INDEX member_email ON member (lower(email));
+             INSERT INTO member VALUES (1, 'Ann@x.com'), (2, 'bob@x.com');",
+        )
+        .await
+        .unwrap();
+    async fn check(client: &Client) {
+        for taken in [
+            "INSERT INTO member VALUES (3, 'ANN@X.COM')",
+            "BEGIN; INSERT INTO member VALUES (3, 'Bob@x.com')",
+        ] {
+            let e = client.batch_execute(taken).await.unwrap_err();
+            assert_eq!(common::code(&e), "23505", "{taken}");
+            let db = e.as_db_error().expect("a server error");
+            assert!(
+                db.detail()
+                    .is_some_and(|d| d.starts_with("Key (lower(email))=(")),
+                "{db:?}"
+            );
+            client.batch_execute("ROLLBACK").await.unwrap();
+        }
+        assert_eq!(
+            rows(client, "SELECT id, email FROM member ORDER BY id").await,
+            [["1", "Ann@x.com"], ["2", "bob@x.com"]]
+        );
+    }
+    let (server, client) = crash_and_restart(server, client, &["--lanes", "2"]).await;
+    check(&client).await;
+    client.batch_execute("CHECKPOINT").await.unwrap();
+    let (server, client) = crash_and_restart(server, client, &["--lanes", "2"]).await;
+    check(&client).await;
+    let (_server, client) = crash_and_restart(server, client, &["--lanes", "3"]).await;
+    check(&client).await;
+}
+
 /// A transaction block that creates a table and records that it did in another table (a Django migration: DDL, then
 /// an INSERT into `django_migrations`): applied atomically, replayed once from the log, and loaded from a snapshot
 /// with the recorded row once (the snapshot's catalog history runs the block's DDL only; its rows are in the

@@ -73,6 +73,38 @@ pub struct IndexDef {
     pub constraint: bool,
     /// A partial index's WHERE: only rows it holds for are in the index (and unique among themselves).
     pub predicate: Option<IndexPredicate>,
+    /// An index on expressions (`CREATE UNIQUE INDEX ON users (lower(email))`): its key is made of what they give
+    /// for a row, and `columns` are the columns they read. Such an index answers no lookup by columns.
+    pub expressions: Option<IndexExpressions>,
+}
+
+/// The key of an index on expressions.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IndexExpressions {
+    /// Each part of the key as written (a column's name, or an expression), for the catalog and for compiling it
+    /// again when the table's columns change.
+    pub sql: Vec<String>,
+    /// The key's values for a full row; compiled by the SQL layer.
+    pub values: RowValues,
+}
+
+/// Values computed from a full row.
+pub type RowFunction = dyn Fn(&[Value]) -> Result<Vec<Value>> + Send + Sync;
+
+/// An index's key expressions, compiled by the SQL layer.
+#[derive(Clone)]
+pub struct RowValues(pub std::sync::Arc<RowFunction>);
+
+impl std::fmt::Debug for RowValues {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RowValues")
+    }
+}
+
+impl PartialEq for RowValues {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 /// The WHERE of a partial index (`CREATE UNIQUE INDEX ... WHERE deleted_at IS NULL`).
@@ -95,10 +127,49 @@ impl IndexDef {
         }
     }
 
+    /// Whether the index's key is its columns' values for every row, so that a lookup by those columns may use it:
+    /// not a partial index (which holds only some rows), nor one on expressions.
+    pub fn keyed_by_columns(&self) -> bool {
+        self.predicate.is_none() && self.expressions.is_none()
+    }
+
+    /// The values of `row`'s key (a full row): its columns', or what the index's expressions give.
+    pub fn key_values(&self, row: &[Value]) -> Result<Vec<Value>> {
+        match &self.expressions {
+            None => Ok(self.columns.iter().map(|c| row[*c].clone()).collect()),
+            Some(e) => (e.values.0)(row),
+        }
+    }
+
+    /// `row`'s key in the index; `None` where the row is not in it: a NULL in its key, or a partial index's WHERE
+    /// not true for it. An error evaluating the WHERE or the expressions is the write's error.
+    pub fn key_of(&self, row: &[Value]) -> Result<Option<crate::key::Key>> {
+        if !self.covers(row)? {
+            return Ok(None);
+        }
+        match &self.expressions {
+            None => Ok(crate::key::make_key(self.columns.iter().map(|c| &row[*c]))),
+            Some(e) => Ok(crate::key::make_key((e.values.0)(row)?.iter())),
+        }
+    }
+
+    /// Each part of the key as PostgreSQL's messages name it: a column's name, or an expression.
+    pub fn key_names(&self, table: &TableDef) -> Vec<String> {
+        match &self.expressions {
+            None => self
+                .columns
+                .iter()
+                .map(|c| table.columns[*c].name.clone())
+                .collect(),
+            Some(e) => e.sql.clone(),
+        }
+    }
+
     /// Whether setting the columns in `changes` may change a row's entry: a key column changes, or the index is
     /// partial (its WHERE may read any column).
     pub fn touched_by(&self, changes: &[(usize, Value)]) -> bool {
         self.predicate.is_some()
+            || self.expressions.is_some()
             || self
                 .columns
                 .iter()

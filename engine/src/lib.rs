@@ -47,8 +47,8 @@ mod var_width;
 pub mod view;
 
 pub use catalog::{
-    Catalog, CheckDef, ColumnDef, DefaultCall, Generated, Identity, IndexDef, IndexKind,
-    IndexPredicate, ProcedureDef, TableDef, TableId,
+    Catalog, CheckDef, ColumnDef, DefaultCall, Generated, Identity, IndexDef, IndexExpressions,
+    IndexKind, IndexPredicate, ProcedureDef, RowValues, TableDef, TableId,
 };
 pub use engine::{
     Engine, EngineConfig, Held, LaneStats, LaneTurn, LaneWrite, MultiTxn, Snapshot, STALE_CATALOG,

@@ -881,7 +881,7 @@ impl Index {
         let map = match (def.kind, def.columns.as_slice()) {
             (IndexKind::Hash, [c])
                 if def.unique
-                    && def.predicate.is_none()
+                    && def.keyed_by_columns()
                     && table.columns[*c].data_type.is_integer() =>
             {
                 IndexMap::UniqueInt(IntKeyMap::new())
@@ -1183,10 +1183,7 @@ impl TableStore {
     /// true). A WHERE that fails to evaluate counts as not true: writes evaluate it first (`check_unique`) and fail
     /// there, so a stored row never meets that.
     fn key_of(&self, index: &IndexDef, row: &[Value]) -> Option<Key> {
-        if !index.covers(row).unwrap_or(false) {
-            return None;
-        }
-        make_key(index.columns.iter().map(|c| &row[*c]))
+        index.key_of(row).ok().flatten()
     }
 
     /// 23514 for the first CHECK constraint `row` fails.
@@ -1195,12 +1192,13 @@ impl TableStore {
     }
 
     fn unique_violation(&self, index: &IndexDef, row: &[Value]) -> Error {
-        let cols: Vec<&str> = index
-            .columns
+        let cols = index.key_names(&self.def);
+        let vals: Vec<String> = index
+            .key_values(row)
+            .unwrap_or_default()
             .iter()
-            .map(|c| self.def.columns[*c].name.as_str())
+            .map(Value::to_string)
             .collect();
-        let vals: Vec<String> = index.columns.iter().map(|c| row[*c].to_string()).collect();
         Error::new(
             SqlState::UNIQUE_VIOLATION,
             format!(
@@ -1230,10 +1228,17 @@ impl TableStore {
     pub fn check_unique(&self, row: &[Value], pos: Option<usize>) -> Result<()> {
         for index in self.indexes.iter() {
             // A partial index's WHERE is evaluated for every index, so an error in it fails the write.
-            if !index.def.covers(row)? || !index.def.unique {
+            if !index.def.covers(row)? {
                 continue;
             }
-            if let Some(key) = self.key_of(&index.def, row) {
+            // An expression that fails on the row fails the write, whatever the index.
+            if !index.def.unique {
+                if index.def.expressions.is_some() {
+                    index.def.key_of(row)?;
+                }
+                continue;
+            }
+            if let Some(key) = index.def.key_of(row)? {
                 if index.get(&key).iter().any(|p| Some(*p as usize) != pos) {
                     return Err(self.unique_violation(&index.def, row));
                 }
@@ -1366,9 +1371,10 @@ impl TableStore {
             if let Some(pos) = repeated {
                 let index = &self.indexes[i].def;
                 let values: Vec<String> = index
-                    .columns
+                    .key_values(&self.row(pos as usize))
+                    .unwrap_or_default()
                     .iter()
-                    .map(|c| self.get(pos as usize, *c).to_string())
+                    .map(Value::to_string)
                     .collect();
                 return Err(Error::new(
                     SqlState::DATA_CORRUPTED,
@@ -1387,7 +1393,8 @@ impl TableStore {
     /// `index_from` for index `i` over general keys. Returns the row of a repeated key of a unique index.
     fn index_keys_from(&mut self, i: usize, first: usize) -> Option<u32> {
         let columns = self.indexes[i].def.columns.clone();
-        let partial = self.indexes[i].def.predicate.is_some();
+        // A partial index, or one on expressions, needs the whole row for a key.
+        let partial = !self.indexes[i].def.keyed_by_columns();
         let single_integer = match columns.as_slice() {
             [c] => !partial && self.def.columns[*c].data_type.is_integer(),
             _ => false,
@@ -1670,6 +1677,7 @@ mod tests {
                     kind: IndexKind::Hash,
                     constraint: true,
                     predicate: None,
+                    expressions: None,
                 },
                 IndexDef {
                     name: "t_name".into(),
@@ -1678,6 +1686,7 @@ mod tests {
                     kind: IndexKind::Ordered,
                     constraint: false,
                     predicate: None,
+                    expressions: None,
                 },
             ],
             partition_column: None,

@@ -147,7 +147,7 @@ fn put_record(
         let quoted = field.is_empty()
             || field
                 .chars()
-                .any(|c| c.is_whitespace() || matches!(c, '"' | '\\' | '(' | ')' | ','));
+                .any(|c| is_space(c) || matches!(c, '"' | '\\' | '(' | ')' | ','));
         if !quoted {
             out.write_str(&field)?;
             continue;
@@ -219,7 +219,12 @@ fn needs_quotes(element: &str) -> bool {
         || element.eq_ignore_ascii_case("null")
         || element
             .chars()
-            .any(|c| c.is_whitespace() || matches!(c, '"' | '\\' | ',' | '{' | '}'))
+            .any(|c| is_space(c) || matches!(c, '"' | '\\' | ',' | '{' | '}'))
+}
+
+/// The white space PostgreSQL's array and record output quote (`scanner_isspace`): ASCII only.
+fn is_space(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n' | '\r' | '\x0b' | '\x0c')
 }
 
 /// The elements of a one-dimensional array literal in PostgreSQL's input form (`{1, "a b", NULL}`): quotes and

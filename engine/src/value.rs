@@ -499,9 +499,13 @@ pub fn parse_decimal(text: &str) -> Result<(i128, u8)> {
     let t = text.trim();
     let bad = || invalid_text("numeric", text);
     let (body, exp) = match t.find(['e', 'E']) {
-        Some(i) => (&t[..i], t[i + 1..].parse::<i32>().map_err(|_| bad())?),
+        Some(i) => (&t[..i], t[i + 1..].parse::<i64>().map_err(|_| bad())?),
         None => (t, 0),
     };
+    // PostgreSQL's limit on an exponent.
+    if exp.abs() >= i64::from(i32::MAX / 2) {
+        return Err(Error::out_of_range("value overflows numeric format"));
+    }
     let (neg, body) = match body.as_bytes().first() {
         Some(b'-') => (true, &body[1..]),
         Some(b'+') => (false, &body[1..]),
@@ -521,15 +525,16 @@ pub fn parse_decimal(text: &str) -> Result<(i128, u8)> {
             .and_then(|m| m.checked_add((b - b'0') as i128))
             .ok_or_else(overflow)?;
     }
-    let mut scale = frac.len() as i32 - exp;
-    while scale < 0 {
+    let mut scale = frac.len() as i64 - exp;
+    while scale < 0 && m != 0 {
         m = m.checked_mul(10).ok_or_else(overflow)?;
         scale += 1;
     }
-    if scale > crate::types::DECIMAL_PRECISION_MAX as i32 {
+    scale = scale.max(0);
+    if scale > crate::types::DECIMAL_PRECISION_MAX as i64 {
         m = rescale(m, scale.min(76) as u8, crate::types::DECIMAL_PRECISION_MAX)
             .map_err(|_| overflow())?;
-        scale = crate::types::DECIMAL_PRECISION_MAX as i32;
+        scale = crate::types::DECIMAL_PRECISION_MAX as i64;
     }
     Ok((if neg { -m } else { m }, scale as u8))
 }
@@ -852,6 +857,28 @@ impl fmt::Display for Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numeric_input_takes_an_exponent_within_postgres_limits() {
+        assert_eq!(parse_decimal("1e2").unwrap(), (100, 0));
+        assert_eq!(parse_decimal("1.5e-3").unwrap(), (15, 4));
+        assert_eq!(parse_decimal("-2E+3").unwrap(), (-2000, 0));
+        // Zero with any exponent PostgreSQL reads is zero, at once.
+        assert_eq!(parse_decimal("0e900000000").unwrap(), (0, 0));
+        assert_eq!(parse_decimal("1e-900").unwrap(), (0, 38));
+        for huge in ["1e-2147483648", "1e2147483647", "1e99999999999"] {
+            let e = parse_decimal(huge).unwrap_err();
+            assert_eq!(e.code, SqlState::NUMERIC_VALUE_OUT_OF_RANGE, "{huge}");
+        }
+        assert_eq!(
+            parse_decimal("1e40").unwrap_err().code,
+            SqlState::NUMERIC_VALUE_OUT_OF_RANGE
+        );
+        assert_eq!(
+            parse_decimal("1e").unwrap_err().code,
+            SqlState::INVALID_TEXT_REPRESENTATION
+        );
+    }
 
     #[test]
     fn dates_ignore_a_zone_suffix() {

@@ -201,10 +201,15 @@ fn figure(e: &ast::Expr) -> Option<(String, Strength)> {
         ast::Expr::Function(f) => strong(crate::ddl::ident(f.name.0.last()?.as_ident()?)),
         ast::Expr::Nested(inner) => figure(inner),
         // `tags[1]` is named by `tags`, `(row).field` by `field`.
-        ast::Expr::CompoundFieldAccess { root, access_chain } => match access_chain.last() {
-            Some(ast::AccessExpr::Dot(ast::Expr::Identifier(i))) => strong(crate::ddl::ident(i)),
-            _ => figure(root),
-        },
+        ast::Expr::CompoundFieldAccess { root, access_chain } => {
+            match access_chain.iter().rev().find_map(|a| match a {
+                ast::AccessExpr::Dot(ast::Expr::Identifier(i)) => Some(i),
+                _ => None,
+            }) {
+                Some(i) => strong(crate::ddl::ident(i)),
+                None => figure(root),
+            }
+        }
         ast::Expr::Cast {
             expr, data_type, ..
         } => match figure(expr) {

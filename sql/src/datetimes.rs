@@ -212,6 +212,7 @@ pub struct DateArithmetic;
 
 impl AnalyzerRule for DateArithmetic {
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
+        crate::records::refuse_grouped_rows(&plan)?;
         crate::checked::rewrite_expressions(plan, |e, schema| {
             // `row_to_json(t)`: the wildcard `t.*` is the row of `t`'s columns.
             let e = match crate::records::whole_row(e, schema)? {

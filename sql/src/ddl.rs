@@ -461,6 +461,79 @@ fn reads_instants(e: &expr::Expr, def: &TableDef) -> bool {
     }
 }
 
+/// The key of an index on expressions (each part as written in `sql`), compiled for the lanes as a CHECK's
+/// condition is, with the columns it reads. A part must not depend on the session's time zone (42P17), as
+/// PostgreSQL wants an index's expressions immutable.
+pub(crate) fn compile_index_expressions(
+    def: &TableDef,
+    index: &str,
+    sql: &[String],
+) -> Result<(lanedb_engine::IndexExpressions, Vec<usize>)> {
+    let mut compiled = Vec::with_capacity(sql.len());
+    let mut columns = Vec::new();
+    for part in sql {
+        let e = compile_row_expression(def, part, "an index's key")?;
+        if reads_instants(&e, def) {
+            return Err(Error::new(
+                SqlState("42P17"),
+                format!(
+                    "the key ({part}) of index \"{index}\" may not make of a value of type timestamp with time zone \
+                     what depends on the session's time zone"
+                ),
+            ));
+        }
+        read_columns(&e, &mut columns);
+        compiled.push(e);
+    }
+    columns.sort_unstable();
+    columns.dedup();
+    let values = move |row: &[Value]| -> Result<Vec<Value>> {
+        let get = |c: usize| row[c].clone();
+        let env = Env {
+            row: &get,
+            excluded: None,
+            params: &[],
+        };
+        compiled.iter().map(|e| e.eval(&env)).collect()
+    };
+    Ok((
+        lanedb_engine::IndexExpressions {
+            sql: sql.to_vec(),
+            values: lanedb_engine::RowValues(Arc::new(values)),
+        },
+        columns,
+    ))
+}
+
+/// The columns `e` reads, added to `out`.
+fn read_columns(e: &expr::Expr, out: &mut Vec<usize>) {
+    use expr::Expr;
+    match e {
+        Expr::Column(c) | Expr::Excluded(c) => out.push(*c),
+        Expr::Literal(_) | Expr::Param(_) => {}
+        Expr::Cast(x, _) | Expr::Neg(x) | Expr::Not(x) | Expr::IsNull(x, _) => read_columns(x, out),
+        Expr::Binary(_, a, b) | Expr::Like(a, b, ..) => {
+            read_columns(a, out);
+            read_columns(b, out);
+        }
+        Expr::InList(x, items, _) => {
+            read_columns(x, out);
+            items.iter().for_each(|i| read_columns(i, out));
+        }
+        Expr::Case(operand, arms, otherwise) => {
+            operand.iter().for_each(|x| read_columns(x, out));
+            for (w, t) in arms {
+                read_columns(w, out);
+                read_columns(t, out);
+            }
+            otherwise.iter().for_each(|x| read_columns(x, out));
+        }
+        Expr::Coalesce(items) | Expr::Function(_, items) | Expr::Array(items) => {
+            items.iter().for_each(|i| read_columns(i, out))
+        }
+    }
+}
+
 /// `def`'s CHECK constraints and partial indexes compiled again for its columns now. Those that read a column no
 /// longer there go, as PostgreSQL drops them with the column.
 fn recompile_conditions(def: &mut TableDef) -> Result<()> {
@@ -483,6 +556,16 @@ fn recompile_conditions(def: &mut TableDef) -> Result<()> {
                 Err(e) => return Err(e),
             }
         }
+        if let Some(x) = &index.expressions {
+            match compile_index_expressions(def, &index.name, &x.sql) {
+                Ok((x, columns)) => {
+                    index.expressions = Some(x);
+                    index.columns = columns;
+                }
+                Err(e) if e.code == SqlState::UNDEFINED_COLUMN => continue,
+                Err(e) => return Err(e),
+            }
+        }
         indexes.push(index);
     }
     let pk_name = def.primary_key.map(|i| def.indexes[i].name.clone());
@@ -494,6 +577,18 @@ fn recompile_conditions(def: &mut TableDef) -> Result<()> {
 /// A boolean condition on a row (a CHECK's, a partial index's WHERE; `what` names the clause in errors), compiled
 /// for the lanes: columns, constants, operators, CASE and a few functions.
 fn compile_row_condition(def: &TableDef, sql: &str, what: &str) -> Result<expr::Expr> {
+    let compiled = compile_row_expression(def, sql, what)?;
+    if !is_boolean(&compiled, def) {
+        return Err(Error::new(
+            SqlState::DATATYPE_MISMATCH,
+            format!("argument of {what} must be type boolean: {sql}"),
+        ));
+    }
+    Ok(compiled)
+}
+
+/// An expression of a row's columns, constants, operators, CASE and a few functions, compiled for the lanes.
+fn compile_row_expression(def: &TableDef, sql: &str, what: &str) -> Result<expr::Expr> {
     let parsed = datafusion::sql::sqlparser::parser::Parser::new(
         &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
     )
@@ -518,12 +613,6 @@ fn compile_row_condition(def: &TableDef, sql: &str, what: &str) -> Result<expr::
     };
     if !params.0.is_empty() {
         return Err(Error::new(SqlState("42P02"), "there is no parameter $1"));
-    }
-    if !is_boolean(&compiled, def) {
-        return Err(Error::new(
-            SqlState::DATATYPE_MISMATCH,
-            format!("argument of {what} must be type boolean: {sql}"),
-        ));
     }
     Ok(compiled)
 }
@@ -627,6 +716,7 @@ fn unique_constraint(name: String, columns: Vec<usize>) -> IndexDef {
         kind: IndexKind::Hash,
         constraint: true,
         predicate: None,
+        expressions: None,
     }
 }
 
@@ -951,15 +1041,44 @@ pub fn create_index(on: On, ci: &ast::CreateIndex) -> Result<&'static str> {
     };
     on.multi(|txn| {
         let mut def = (**txn.catalog().table(&table)?).clone();
-        let columns = index_columns(&def, &ci.columns)?;
+        let plain = ci
+            .columns
+            .iter()
+            .all(|c| matches!(c.column.expr, ast::Expr::Identifier(_)));
+        let (columns, key_sql) = if plain {
+            (index_columns(&def, &ci.columns)?, None)
+        } else {
+            // Kept without the parentheses the syntax needs around an expression (`((n * 2))`).
+            let sql: Vec<String> = ci
+                .columns
+                .iter()
+                .map(|c| match &c.column.expr {
+                    ast::Expr::Nested(inner) => inner.to_string(),
+                    other => other.to_string(),
+                })
+                .collect();
+            (Vec::new(), Some(sql))
+        };
         let name = match &ci.name {
             Some(n) => object_name(n)?,
             None => {
-                let cols: Vec<&str> = columns
+                // PostgreSQL names an expression's part of the name after its function (`users_lower_idx`).
+                let parts: Vec<String> = match &key_sql {
+                    None => columns
+                        .iter()
+                        .map(|c| def.columns[*c].name.clone())
+                        .collect(),
+                    Some(_) => ci
+                        .columns
+                        .iter()
+                        .map(|c| crate::column_names::pg_name(&c.column.expr))
+                        .collect(),
+                };
+                let parts: Vec<&str> = parts
                     .iter()
-                    .map(|c| def.columns[*c].name.as_str())
+                    .map(|p| if p == "?column?" { "expr" } else { p })
                     .collect();
-                format!("{}_{}_idx", table, cols.join("_"))
+                format!("{}_{}_idx", table, parts.join("_"))
             }
         };
         if txn.catalog().index_owner(&name).is_some() || txn.catalog().get_table(&name).is_some() {
@@ -975,6 +1094,13 @@ pub fn create_index(on: On, ci: &ast::CreateIndex) -> Result<&'static str> {
             Some(e) => Some(compile_index_predicate(&def, &name, &e.to_string())?),
             None => None,
         };
+        let (columns, expressions) = match key_sql {
+            None => (columns, None),
+            Some(sql) => {
+                let (expressions, columns) = compile_index_expressions(&def, &name, &sql)?;
+                (columns, Some(expressions))
+            }
+        };
         let index = IndexDef {
             name,
             columns,
@@ -982,6 +1108,7 @@ pub fn create_index(on: On, ci: &ast::CreateIndex) -> Result<&'static str> {
             kind,
             constraint: false,
             predicate,
+            expressions,
         };
         def.check_unique_rule(&index)?;
         let added = [index.name.clone()];

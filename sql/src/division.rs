@@ -93,12 +93,23 @@ impl ScalarUDFImpl for Divide {
     }
 
     fn return_type(&self, arg_types: &[ArrowType]) -> Result<ArrowType> {
-        let scale = arg_types
-            .iter()
-            .filter_map(scale_of)
-            .fold(QUOTIENT_SCALE, i8::max)
-            .min(DECIMAL_PRECISION_MAX as i8);
-        Ok(ArrowType::Decimal128(DECIMAL_PRECISION_MAX, scale))
+        let operands = arg_types.iter().filter_map(scale_of).max().unwrap_or(0);
+        let mut scale = QUOTIENT_SCALE.max(operands);
+        // A dividend whose precision says its quotients may need more than the 22 digits before the point that 16
+        // after it leave (a literal, a column of numeric(30, 2)) gives up digits after the point, down to the
+        // operands' scale; numeric's greatest precision says nothing of the values, and is left out.
+        if let [ArrowType::Decimal128(p, s), divisor] = arg_types {
+            let divisor_scale = scale_of(divisor).unwrap_or(0);
+            let whole = i16::from(*p) - i16::from(*s) + i16::from(divisor_scale) + 1;
+            let room = DECIMAL_PRECISION_MAX as i16 - whole;
+            if *p < DECIMAL_PRECISION_MAX && room < i16::from(scale) {
+                scale = room.max(i16::from(operands)) as i8;
+            }
+        }
+        Ok(ArrowType::Decimal128(
+            DECIMAL_PRECISION_MAX,
+            scale.min(DECIMAL_PRECISION_MAX as i8),
+        ))
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {

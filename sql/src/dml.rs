@@ -585,11 +585,9 @@ fn insert_on_lane<'a>(
         };
         let store = lane.table(table.id)?;
         let conflict = match oc.index {
-            Some(i) => {
-                let cols = &table.indexes[i].columns;
-                make_key(cols.iter().map(|c| &row[*c]))
-                    .and_then(|k| store.lookup(i, &k).first().map(|p| *p as usize))
-            }
+            Some(i) => table.indexes[i]
+                .key_of(row)?
+                .and_then(|k| store.lookup(i, &k).first().map(|p| *p as usize)),
             None => match store.check_unique(row, None) {
                 Ok(()) => None,
                 Err(e) if e.code == SqlState::UNIQUE_VIOLATION => Some(usize::MAX),

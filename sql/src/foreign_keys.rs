@@ -306,7 +306,7 @@ pub fn key_dependents(catalog: &Catalog, def: &TableDef, index: usize) -> Vec<(S
     let same = |a: &[usize], b: &[usize]| a.len() == b.len() && a.iter().all(|c| b.contains(c));
     let other = |columns: &[usize]| {
         def.indexes.iter().enumerate().any(|(i, x)| {
-            i != index && x.unique && x.predicate.is_none() && same(&x.columns, columns)
+            i != index && x.unique && x.keyed_by_columns() && same(&x.columns, columns)
         })
     };
     dependents(catalog, def, |fk| {
@@ -390,7 +390,7 @@ pub(crate) fn referenced_key<'a>(
         .collect::<Option<Vec<usize>>>()?;
     let index = parent.indexes.iter().position(|i| {
         i.unique
-            && i.predicate.is_none()
+            && i.keyed_by_columns()
             && i.columns.len() == columns.len()
             && i.columns.iter().all(|c| columns.contains(c))
     })?;

@@ -71,6 +71,7 @@ const EACH_KEYS: &str = "lanedb_json_each_keys";
 const VALUES: &str = "lanedb_json_values";
 const VALUES_TEXT: &str = "lanedb_json_values_text";
 const SCALAR: &str = "lanedb_jsonb_scalar";
+const AGG_ITEM: &str = "lanedb_json_agg_item";
 const RECORD_TEXT: &str = "lanedb_json_record_text";
 const RECORD_JSON: &str = "lanedb_json_record_json";
 const RECORDSET_TEXT: &str = "lanedb_json_recordset_text";
@@ -298,12 +299,13 @@ pub fn functions() -> Vec<ScalarUDF> {
         function(VALUES, one(), JsonList, |c| values(c, false)),
         function(VALUES_TEXT, one(), TextList, |c| values(c, true)),
         function(SCALAR, Any(3), Text, scalar_text),
-        function(RECORD_TEXT, Any(3), Text, |c| record_field(c, true)),
-        function(RECORD_JSON, Any(3), SameJson, |c| record_field(c, false)),
-        function(RECORDSET_TEXT, Any(3), TextList, |c| {
+        function(AGG_ITEM, one(), Json(Kind::Json), agg_item),
+        function(RECORD_TEXT, Any(4), Text, |c| record_field(c, true)),
+        function(RECORD_JSON, Any(4), SameJson, |c| record_field(c, false)),
+        function(RECORDSET_TEXT, Any(4), TextList, |c| {
             recordset_field(c, true)
         }),
-        function(RECORDSET_JSON, Any(3), JsonList, |c| {
+        function(RECORDSET_JSON, Any(4), JsonList, |c| {
             recordset_field(c, false)
         }),
     ]
@@ -640,17 +642,27 @@ fn set(c: &Call) -> Result<ArrayRef> {
             Some(flags) => flags.as_boolean().value(row),
             None => true,
         };
-        if steps.iter().any(Option::is_none) {
-            return Err(external(Error::new(
-                SqlState::NULL_VALUE_NOT_ALLOWED,
-                "path element at position 1 is null",
-            )));
-        }
-        let steps: Vec<&str> = steps.iter().flatten().map(String::as_str).collect();
+        let steps = present_steps(&steps)?;
         tree.set_path(&steps, new, create_missing)
             .map(|t| Some(t.to_text()))
             .map_err(external)
     })
+}
+
+/// A path's steps; 22004 naming the first NULL one.
+fn present_steps(steps: &[Option<String>]) -> Result<Vec<&str>> {
+    steps
+        .iter()
+        .enumerate()
+        .map(|(i, step)| {
+            step.as_deref().ok_or_else(|| {
+                external(Error::new(
+                    SqlState::NULL_VALUE_NOT_ALLOWED,
+                    format!("path element at position {} is null", i + 1),
+                ))
+            })
+        })
+        .collect()
 }
 
 /// `jsonb_insert(target, path, new [, insert_after])`.
@@ -678,16 +690,7 @@ fn insert(c: &Call) -> Result<ArrayRef> {
         let new = json::parse(new)
             .and_then(Json::canonical)
             .map_err(external)?;
-        let Some(steps) = steps
-            .iter()
-            .map(Option::as_deref)
-            .collect::<Option<Vec<&str>>>()
-        else {
-            return Err(external(Error::new(
-                SqlState::NULL_VALUE_NOT_ALLOWED,
-                "path element at position 1 is null",
-            )));
-        };
+        let steps = present_steps(&steps)?;
         tree.insert_path(&steps, new, after)
             .map(|t| Some(t.to_text()))
             .map_err(external)
@@ -855,6 +858,19 @@ fn to_json(c: &Call) -> Result<ArrayRef> {
     })
 }
 
+/// A value of `json_agg`: its JSON, after a line break where it is a row or an array (`[{"a":1}, \n {"a":2}]`, as
+/// PostgreSQL's `json_agg` writes those), which `array_of_list` leaves out before the first.
+fn agg_item(c: &Call) -> Result<ArrayRef> {
+    let structured = matches!(
+        c.args[0].data_type(),
+        ArrowType::Struct(_) | ArrowType::List(_) | ArrowType::LargeList(_)
+    ) && c.kinds[0].is_none();
+    text_results(c, |row| {
+        let mut out = String::from(if structured { "\n " } else { "" });
+        Ok(value_json(&c.args[0], c.kinds[0], row, &mut out).then_some(out))
+    })
+}
+
 /// `row_to_json(row [, pretty])`: `to_json` of a row, its fields a line each when `pretty` is true.
 fn row_to_json(c: &Call) -> Result<ArrayRef> {
     let ArrowType::Struct(fields) = c.args[0].data_type() else {
@@ -866,16 +882,20 @@ fn row_to_json(c: &Call) -> Result<ArrayRef> {
             ),
         )));
     };
-    let pretty = c.args.get(1);
+    let pretty = c
+        .args
+        .get(1)
+        .map(|p| datafusion::arrow::compute::cast(p, &ArrowType::Boolean))
+        .transpose()?;
     text_results(c, |row| {
         let mut out = String::new();
         if !value_json(&c.args[0], None, row, &mut out) {
             return Ok(None);
         }
-        if pretty.is_some_and(|p| {
-            p.as_boolean_opt()
-                .is_some_and(|p| p.is_valid(row) && p.value(row))
-        }) {
+        if pretty
+            .as_ref()
+            .is_some_and(|p| p.is_valid(row) && p.as_boolean().value(row))
+        {
             out = pretty_fields(&out, fields.len());
         }
         Ok(Some(out))
@@ -986,9 +1006,15 @@ fn list_texts(array: &ArrayRef, row: usize) -> Result<Option<Vec<Option<String>>
 fn array_of_list(c: &Call) -> Result<ArrayRef> {
     let kind = c.returns;
     text_results(c, |row| {
-        let Some(items) = list_texts(&c.args[0], row)? else {
+        let Some(mut items) = list_texts(&c.args[0], row)? else {
             return Ok(None);
         };
+        // The first value has no line break before it (see `agg_item`).
+        if let Some(Some(first)) = items.first_mut() {
+            if let Some(rest) = first.strip_prefix("\n ") {
+                *first = rest.to_string();
+            }
+        }
         built(json_array(items.iter().map(Option::as_deref)), kind)
     })
 }
@@ -1084,10 +1110,12 @@ fn elements(c: &Call, as_text: bool) -> Result<ArrayRef> {
 }
 
 /// A member of an object for a column of `jsonb_to_record(j) AS x(key type, ...)`: `lanedb_json_record_text(j,
-/// key, function)` as `->>` gives it, `_json` as `->` does; NULL where the object has no such member. 22023 for a
-/// `j` that is no object.
+/// key, function, array)` as `->>` gives it (a JSON array in an array's text form where `array` is true, for an
+/// array column), `_json` as `->` does; NULL where the object has no such member. 22023 for a `j` that is no
+/// object.
 fn record_field(c: &Call, as_text: bool) -> Result<ArrayRef> {
     let (target, key) = (texts(&c.args[0])?, texts(&c.args[1])?);
+    let as_array = datafusion::arrow::compute::cast(&c.args[3], &ArrowType::Boolean)?;
     text_results(c, |row| {
         let (Some(text), Some(key)) = (text_at(&target, row), text_at(&key, row)) else {
             return Ok(None);
@@ -1100,14 +1128,35 @@ fn record_field(c: &Call, as_text: bool) -> Result<ArrayRef> {
             };
             return Err(invalid(format!("cannot call populate_composite on {what}")));
         }
-        json::field(text, key).map_or(Ok(None), |v| finish(v, as_text))
+        member_value(
+            json::field(text, key),
+            as_text,
+            as_array.as_boolean().value(row),
+        )
     })
+}
+
+/// A member's value for a column: its JSON, its text (`->>`), or an array's text of a JSON array.
+fn member_value(found: Option<&str>, as_text: bool, as_array: bool) -> Result<Option<String>> {
+    let Some(value) = found else {
+        return Ok(None);
+    };
+    if !as_array || !value.trim_start().starts_with('[') {
+        return finish(value, as_text);
+    }
+    let elements = json::elements(value)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|v| finish(v, true))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Some(lanedb_engine::text::format_array(&elements)))
 }
 
 /// A column of `jsonb_to_recordset(j) AS x(key type, ...)`, as a list to unnest: the member `key` of each object of
 /// the array `j` (see `record_field`). 22023 for a `j` that is no array, or an element that is no object.
 fn recordset_field(c: &Call, as_text: bool) -> Result<ArrayRef> {
     let (target, key, function) = (texts(&c.args[0])?, texts(&c.args[1])?, texts(&c.args[2])?);
+    let as_array = datafusion::arrow::compute::cast(&c.args[3], &ArrowType::Boolean)?;
     let element = match (as_text, c.returns) {
         (true, _) => Field::new_list_field(ArrowType::Utf8, true),
         (false, Kind::Json) => DataType::Json.field("item", true),
@@ -1129,7 +1178,11 @@ fn recordset_field(c: &Call, as_text: bool) -> Result<ArrayRef> {
                         "argument of {function} must be an array of objects"
                     )));
                 }
-                json::field(item, key).map_or(Ok(None), |v| finish(v, as_text))
+                member_value(
+                    json::field(item, key),
+                    as_text,
+                    as_array.as_boolean().value(row),
+                )
             })
             .collect::<Result<Vec<_>>>()
             .map(Some)
@@ -1378,15 +1431,21 @@ pub(crate) fn marked_choice(e: &Expr, schema: &DFSchema) -> Option<Expr> {
 /// string to type integer`); a cast of `json`, or of `jsonb` to another type, is 42846 as in PostgreSQL. DataFusion
 /// cast the JSON text and kept the field's JSON mark on the result.
 pub(crate) fn cast_from_json(e: &Expr, schema: &DFSchema) -> Result<Option<Expr>> {
-    let (Expr::Cast(datafusion::logical_expr::Cast { expr, field })
-    | Expr::TryCast(datafusion::logical_expr::TryCast { expr, field })) = e
-    else {
-        return Ok(None);
+    let (expr, target) = match e {
+        Expr::Cast(datafusion::logical_expr::Cast { expr, field })
+        | Expr::TryCast(datafusion::logical_expr::TryCast { expr, field }) => {
+            (expr.as_ref(), field.data_type().clone())
+        }
+        // `j::numeric`, which `pg_types::rewrite_cast` made this call.
+        Expr::ScalarFunction(f) if f.func.name() == crate::pg_types::NUMERIC_OF => {
+            (&f.args[0], e.get_type(schema)?)
+        }
+        _ => return Ok(None),
     };
     let Some(kind) = kind_of_expr(expr, schema) else {
         return Ok(None);
     };
-    let target = field.data_type();
+    let target = &target;
     let scalar = match target {
         ArrowType::Utf8 | ArrowType::LargeUtf8 | ArrowType::Utf8View => return Ok(None),
         t if t.is_integer() || t.is_floating() || matches!(t, ArrowType::Decimal128(..)) => {
@@ -1405,7 +1464,7 @@ pub(crate) fn cast_from_json(e: &Expr, schema: &DFSchema) -> Result<Option<Expr>
     let text = Expr::ScalarFunction(ScalarFunction::new_udf(
         udf(SCALAR),
         vec![
-            (**expr).clone(),
+            expr.clone(),
             Expr::Literal(ScalarValue::from(name.as_str()), None),
             Expr::Literal(ScalarValue::from(scalar), None),
         ],
@@ -1655,9 +1714,11 @@ fn record_items(
             (true, false) => RECORDSET_TEXT,
             (true, true) => RECORDSET_JSON,
         };
+        let as_array = ast::Expr::value(ast::Value::Boolean(matches!(ty, ast::DataType::Array(_))));
+        let column_name = normal(&column.name);
         let mut value = call(
             function,
-            vec![x.clone(), text(&column.name.value), text(name)],
+            vec![x.clone(), text(&column_name), text(name), as_array],
         );
         if set {
             value = call("unnest", vec![value]);
@@ -1669,7 +1730,7 @@ fn record_items(
             array: false,
             format: None,
         };
-        items.push((value, column.name.value.clone()));
+        items.push((value, column_name));
     }
     (!items.is_empty()).then_some(items)
 }
@@ -1867,7 +1928,7 @@ fn column_names(
             Some(a) if !a.columns.is_empty() => a
                 .columns
                 .get(i)
-                .map_or_else(|| default.clone(), |c| c.name.value.clone()),
+                .map_or_else(|| default.clone(), |c| normal(&c.name)),
             Some(a) if items.len() == 1 => a.name.value.clone(),
             _ if name.ends_with("object_keys") => name.to_string(),
             _ => default.clone(),
@@ -2021,7 +2082,7 @@ fn rewrite_call(f: &ast::Function) -> Option<ast::Expr> {
         ));
     }
     let (finish, each): (&str, Option<&str>) = match name.as_str() {
-        "json_agg" => (AGG_JSON, Some("to_json")),
+        "json_agg" => (AGG_JSON, Some(AGG_ITEM)),
         "jsonb_agg" => (AGG_JSONB, Some("to_jsonb")),
         "json_object_agg" => (OBJECT_AGG_JSON, Some("json_build_array")),
         "jsonb_object_agg" => (OBJECT_AGG_JSONB, Some("jsonb_build_array")),

@@ -979,9 +979,7 @@ impl SqlEngine {
                 if !index.unique || !index.covers(row).unwrap_or(true) {
                     continue;
                 }
-                let Some(key) =
-                    lanedb_engine::key::make_key(index.columns.iter().map(|c| &row[*c]))
-                else {
+                let Ok(Some(key)) = index.key_of(row) else {
                     continue;
                 };
                 let mut hasher = std::collections::hash_map::DefaultHasher::new();

@@ -75,6 +75,12 @@ impl AggregateUDFImpl for Mode {
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        if args.order_bys.is_empty() {
+            return Err(crate::pg_functions::external(lanedb_engine::Error::new(
+                lanedb_engine::SqlState("42809"),
+                "WITHIN GROUP is required for ordered-set aggregate mode",
+            )));
+        }
         Ok(Box::new(Counts {
             counts: HashMap::new(),
             value_type: args.expr_fields[0].data_type().clone(),

@@ -629,7 +629,7 @@ pub(crate) const RELATIONS: &[Relation] = &[
                         t(&table.name),
                         t(&index.name),
                         Cell::Null,
-                        t(index_def(catalog, index_oid(table, i), 0).unwrap_or_default()),
+                        t(index_def(catalog, index_oid(table, i), 0, false).unwrap_or_default()),
                     ]);
                 }
             }
@@ -1952,11 +1952,10 @@ impl ScalarUDFImpl for CatalogFunction {
                     format_type(oid as i32, int_arg(1, row).map_or(-1, |m| m as i32))
                 })),
                 GetExpr => ScalarValue::Utf8(text_arg(0, row)),
-                GetIndexDef => {
-                    ScalarValue::Utf8(int_arg(0, row).and_then(|oid| {
-                        index_def(&catalog, oid as i32, int_arg(1, row).unwrap_or(0))
-                    }))
-                }
+                GetIndexDef => ScalarValue::Utf8(int_arg(0, row).and_then(|oid| {
+                    let pretty = text_arg(2, row).is_some_and(|p| p == "true" || p == "t");
+                    index_def(&catalog, oid as i32, int_arg(1, row).unwrap_or(0), pretty)
+                })),
                 GetConstraintDef => ScalarValue::Utf8(int_arg(0, row).and_then(|oid| {
                     let pretty = text_arg(1, row).is_some_and(|p| p == "true");
                     constraint_def(&catalog, oid as i32, pretty)
@@ -2138,12 +2137,35 @@ fn column_list(table: &TableDef, columns: &[usize]) -> String {
 
 /// `pg_get_indexdef(oid)`, or with a column number (from 1) only that key column (pgJDBC's index columns); an empty
 /// string past the last one.
-fn index_def(catalog: &Catalog, oid: i32, column: i64) -> Option<String> {
+fn index_def(catalog: &Catalog, oid: i32, column: i64, pretty: bool) -> Option<String> {
     let (table, i) = find_index(catalog, oid)?;
     let index = &table.indexes[i];
+    // An expression as PostgreSQL writes it in a key: a function call as it is, anything else in parentheses (and
+    // in its own, unless pretty: `((n * 2))`).
+    let part = |k: usize| match &index.expressions {
+        None => column_list(table, &index.columns[k..=k]),
+        Some(x) => {
+            let sql = &x.sql[k];
+            let call = sql.ends_with(')')
+                && sql.split('(').next().is_some_and(|f| {
+                    !f.is_empty() && f.chars().all(|c| c.is_alphanumeric() || c == '_')
+                });
+            if call || !sql.contains([' ', '(', ':']) {
+                sql.clone()
+            } else if pretty {
+                format!("({sql})")
+            } else {
+                format!("(({sql}))")
+            }
+        }
+    };
+    let parts = index
+        .expressions
+        .as_ref()
+        .map_or(index.columns.len(), |x| x.sql.len());
     if column != 0 {
         return Some(match usize::try_from(column - 1) {
-            Ok(k) if k < index.columns.len() => column_list(table, &index.columns[k..=k]),
+            Ok(k) if k < parts => part(k),
             _ => String::new(),
         });
     }
@@ -2157,7 +2179,7 @@ fn index_def(catalog: &Catalog, oid: i32, column: i64) -> Option<String> {
         } else {
             "btree"
         },
-        column_list(table, &index.columns),
+        (0..parts).map(part).collect::<Vec<_>>().join(", "),
         index
             .predicate
             .as_ref()

@@ -1180,8 +1180,8 @@ fn rewrite_call(e: &mut ast::Expr) {
                 "array_replace" => "array_replace_all",
                 "ceiling" => "ceil",
                 "sign" => "signum",
-                // The statement's time, which a BEGIN block's statements share (its log record keeps it).
-                "transaction_timestamp" | "statement_timestamp" => "now",
+                // The block's time, which its log record keeps.
+                "transaction_timestamp" => "now",
                 _ => "",
             };
             if !renamed.is_empty() {

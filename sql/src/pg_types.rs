@@ -60,7 +60,7 @@ use datafusion::logical_expr::{
 use datafusion::logical_expr::{Expr, ExprSchemable};
 use datafusion::sql::sqlparser::ast;
 use datafusion::sql::sqlparser::ast::BinaryOperator;
-use lanedb_engine::{Error, Value};
+use lanedb_engine::{Error, SqlState, Value};
 
 /// Element-field metadata marking text elements that hold decimals (see "Unconstrained numeric").
 pub const NUMERIC_ELEMENT_KEY: &str = lanedb_engine::types::NUMERIC_ELEMENT_KEY;
@@ -82,6 +82,9 @@ pub fn functions() -> Vec<ScalarUDF> {
             signature: Signature::any(1, Volatility::Immutable),
         }),
         ScalarUDF::from(NumericOf {
+            signature: Signature::any(1, Volatility::Immutable),
+        }),
+        ScalarUDF::from(FromOne {
             signature: Signature::any(1, Volatility::Immutable),
         }),
         interval_in(),
@@ -293,12 +296,27 @@ pub(crate) fn text_read_as_array(e: &Expr, schema: &DFSchema) -> Result<Option<E
     let ArrowType::List(element) = field.data_type() else {
         return Ok(None);
     };
-    let from = expr.get_type(schema)?;
+    let (_, from) = expr.to_field(schema)?;
     if !matches!(
-        from,
+        from.data_type(),
         ArrowType::Utf8 | ArrowType::LargeUtf8 | ArrowType::Utf8View
     ) {
         return Ok(None);
+    }
+    // A uuid or a JSON value is not text to read: PostgreSQL has no such cast.
+    if let Some(
+        marked @ (lanedb_engine::DataType::Uuid
+        | lanedb_engine::DataType::Json
+        | lanedb_engine::DataType::Jsonb),
+    ) = lanedb_engine::DataType::of_field(&from)
+    {
+        return Err(DataFusionError::External(Box::new(Error::new(
+            SqlState("42846"),
+            format!(
+                "cannot cast type {marked} to {}[]",
+                crate::pg_catalog::sql_type_name(element.data_type())
+            ),
+        ))));
     }
     let Some(element) = lanedb_engine::DataType::from_arrow(element.data_type()) else {
         return Ok(None);
@@ -399,7 +417,7 @@ pub(crate) fn uuid_in() -> ScalarUDF {
     })
 }
 
-const NUMERIC_OF: &str = "lanedb_numeric";
+pub(crate) const NUMERIC_OF: &str = "lanedb_numeric";
 
 /// `x::numeric` (no precision or scale) of a value that is not a literal: an integer keeps no digits after the point
 /// and a numeric its own, as PostgreSQL's numeric keeps each value's scale (`count(*)::numeric` is `5`, not
@@ -423,7 +441,23 @@ impl ScalarUDFImpl for NumericOf {
         Ok(match &arg_types[0] {
             t if t.is_integer() => ArrowType::Decimal128(max, 0),
             ArrowType::Decimal128(_, s) => ArrowType::Decimal128(max, *s),
-            _ => ArrowType::Decimal128(max, 10),
+            t if t.is_floating()
+                || matches!(
+                    t,
+                    ArrowType::Utf8 | ArrowType::LargeUtf8 | ArrowType::Utf8View | ArrowType::Null
+                ) =>
+            {
+                ArrowType::Decimal128(max, 10)
+            }
+            other => {
+                return Err(DataFusionError::External(Box::new(Error::new(
+                    SqlState("42846"),
+                    format!(
+                        "cannot cast type {} to numeric",
+                        crate::pg_catalog::sql_type_name(other)
+                    ),
+                ))))
+            }
         })
     }
 
@@ -777,10 +811,10 @@ impl ast::VisitorMut for ValuesTypedByColumn {
 }
 
 /// `a[i]` for an index that may be below 1: NULL there, as PostgreSQL's arrays start at 1 and have nothing before;
-/// DataFusion counts a negative index from the end. An index written as a number of 0 or more, or as a string (a
-/// key), is left as it is.
+/// DataFusion counts a negative index from the end. The index becomes `lanedb_from_one(i)`, NULL below 1, which
+/// evaluates it once. An index written as a number of 0 or more, or as a string (a key), is left as it is.
 fn subscript_from_one(e: &ast::Expr) -> Option<ast::Expr> {
-    let ast::Expr::CompoundFieldAccess { access_chain, .. } = e else {
+    let ast::Expr::CompoundFieldAccess { root, access_chain } = e else {
         return None;
     };
     let [ast::AccessExpr::Subscript(ast::Subscript::Index { index })] = access_chain.as_slice()
@@ -792,25 +826,50 @@ fn subscript_from_one(e: &ast::Expr) -> Option<ast::Expr> {
             ast::Value::Number(n, _) => !n.starts_with('-'),
             _ => true,
         },
+        ast::Expr::Function(f) => f.name.to_string() == FROM_ONE,
         _ => false,
     };
     if plain {
         return None;
     }
-    Some(ast::Expr::Case {
-        case_token: ast::helpers::attached_token::AttachedToken::empty(),
-        end_token: ast::helpers::attached_token::AttachedToken::empty(),
-        operand: None,
-        conditions: vec![ast::CaseWhen {
-            condition: ast::Expr::BinaryOp {
-                left: Box::new(ast::Expr::Nested(Box::new(index.clone()))),
-                op: ast::BinaryOperator::GtEq,
-                right: Box::new(ast::Expr::value(ast::Value::Number("1".into(), false))),
-            },
-            result: e.clone(),
-        }],
-        else_result: None,
+    Some(ast::Expr::CompoundFieldAccess {
+        root: root.clone(),
+        access_chain: vec![ast::AccessExpr::Subscript(ast::Subscript::Index {
+            index: call(FROM_ONE, vec![index.clone()]),
+        })],
     })
+}
+
+const FROM_ONE: &str = "lanedb_from_one";
+
+/// `lanedb_from_one(i)`: the integer `i`, NULL where it is below 1.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct FromOne {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for FromOne {
+    fn name(&self) -> &str {
+        FROM_ONE
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[ArrowType]) -> Result<ArrowType> {
+        Ok(ArrowType::Int64)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        use datafusion::arrow::array::AsArray;
+        let (scalar, arrays) = arguments(&args.args)?;
+        let indexes = datafusion::arrow::compute::cast(&arrays[0], &ArrowType::Int64)?;
+        let indexes = indexes.as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+        let kept: datafusion::arrow::array::Int64Array =
+            indexes.iter().map(|i| i.filter(|i| *i >= 1)).collect();
+        shaped(scalar, Arc::new(kept))
+    }
 }
 
 /// `interval '1 day 02:00:00'` read by PostgreSQL's interval input, as the cast is (DataFusion's parser takes no

@@ -1271,7 +1271,7 @@ fn access_and_route(table: &TableDef, w: &Where) -> (Access, Route) {
     let mut best: Option<(bool, usize)> = None;
     // A partial index holds only some rows, so it answers no lookup (its WHERE is not matched against the query's).
     for (i, index) in table.indexes.iter().enumerate() {
-        if index.predicate.is_none()
+        if index.keyed_by_columns()
             && index.columns.iter().all(|c| bound(*c).is_some())
             && best.is_none_or(|(u, _)| !u && index.unique)
         {
@@ -2006,7 +2006,7 @@ fn plan_on_conflict(
                 let mut have = i.columns.clone();
                 have.sort_unstable();
                 // A partial unique index is an arbiter only with its WHERE, which is not read here.
-                i.unique && i.predicate.is_none() && have == wanted
+                i.unique && i.keyed_by_columns() && have == wanted
             });
             Some(found.ok_or_else(|| {
                 Error::new(SqlState("42P10"), "there is no unique or exclusion constraint matching the ON CONFLICT specification")

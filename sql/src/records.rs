@@ -15,12 +15,12 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::StructArray;
 use datafusion::arrow::datatypes::{DataType as ArrowType, Field, FieldRef, Fields};
-use datafusion::common::tree_node::Transformed;
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{Column, DFSchema, Result};
 use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::{
-    ColumnarValue, Expr, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
-    Volatility,
+    ColumnarValue, Expr, LogicalPlan, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF,
+    ScalarUDFImpl, Signature, Volatility,
 };
 use datafusion::sql::sqlparser::ast;
 use lanedb_engine::{Error, SqlState};
@@ -91,6 +91,21 @@ impl ast::VisitorMut for WholeRows {
             let ast::FunctionArg::Unnamed(arg) = arg else {
                 continue;
             };
+            // `ROW(1, 'x')` has no names: PostgreSQL calls its fields f1, f2 ...
+            if let ast::FunctionArgExpr::Expr(row) = arg {
+                if let Some(fields) = anonymous_row(row) {
+                    let named = fields
+                        .into_iter()
+                        .enumerate()
+                        .flat_map(|(i, field)| {
+                            let name = ast::Value::SingleQuotedString(format!("f{}", i + 1));
+                            [ast::Expr::value(name), field]
+                        })
+                        .collect();
+                    *row = crate::pg_types::call("named_struct", named);
+                    continue;
+                }
+            }
             let relation = match arg {
                 ast::FunctionArgExpr::QualifiedWildcard(name) => name.clone(),
                 ast::FunctionArgExpr::Expr(ast::Expr::Identifier(id))
@@ -106,6 +121,27 @@ impl ast::VisitorMut for WholeRows {
             ));
         }
         ControlFlow::Continue(())
+    }
+}
+
+/// The fields of `ROW(a, b)` or `(a, b)`.
+fn anonymous_row(e: &ast::Expr) -> Option<Vec<ast::Expr>> {
+    match e {
+        ast::Expr::Tuple(items) => Some(items.clone()),
+        ast::Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case("row") => {
+            let ast::FunctionArguments::List(list) = &f.args else {
+                return None;
+            };
+            list.args
+                .iter()
+                .map(|a| match a {
+                    ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => Some(e.clone()),
+                    _ => None,
+                })
+                .collect::<Option<Vec<_>>>()
+                .filter(|fields| !fields.is_empty())
+        }
+        _ => None,
     }
 }
 
@@ -178,6 +214,46 @@ pub(crate) fn expand_whole_row(e: &Expr, schema: &DFSchema) -> Result<Option<Exp
         Arc::new(row),
         args,
     ))))
+}
+
+/// 42803 for a whole row read above a GROUP BY, outside an aggregate (`SELECT to_json(t) FROM t GROUP BY id`), as
+/// PostgreSQL refuses it: the rows are groups there, and a row of `t` is not one of their columns.
+pub(crate) fn refuse_grouped_rows(plan: &LogicalPlan) -> Result<()> {
+    plan.apply_with_subqueries(|node| {
+        let above_groups = !matches!(node, LogicalPlan::Aggregate(_))
+            && node
+                .inputs()
+                .iter()
+                .any(|i| matches!(i, LogicalPlan::Aggregate(_)));
+        if !above_groups {
+            return Ok(TreeNodeRecursion::Continue);
+        }
+        for e in node.expressions() {
+            let mut found = None;
+            e.apply(|x| {
+                #[expect(deprecated)]
+                if let Expr::Wildcard {
+                    qualifier: Some(q), ..
+                } = x
+                {
+                    found = Some(q.table().to_string());
+                    return Ok(TreeNodeRecursion::Stop);
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })?;
+            if let Some(relation) = found {
+                return Err(external(Error::new(
+                    SqlState("42803"),
+                    format!(
+                        "column \"{relation}.*\" must appear in the GROUP BY clause or be used in an aggregate \
+                         function"
+                    ),
+                )));
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    Ok(())
 }
 
 /// The analyzer step of `expand_whole_row`.

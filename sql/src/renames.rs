@@ -102,6 +102,21 @@ fn rename_column(
     for (index, predicate) in def.indexes.iter_mut().zip(predicates) {
         index.predicate = predicate;
     }
+    // An index on expressions reads the column by its name too.
+    for i in 0..def.indexes.len() {
+        let Some(x) = &def.indexes[i].expressions else {
+            continue;
+        };
+        let sql = x
+            .sql
+            .iter()
+            .map(|part| renamed_in(part, old, new))
+            .collect::<Result<Vec<_>>>()?;
+        let (expressions, columns) =
+            crate::ddl::compile_index_expressions(&def, &def.indexes[i].name, &sql)?;
+        def.indexes[i].expressions = Some(expressions);
+        def.indexes[i].columns = columns;
+    }
     let mut catalog = (**txn.catalog()).clone();
     catalog = others_referencing(&catalog, table, |fk| {
         if fk.parent == table {

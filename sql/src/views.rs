@@ -103,6 +103,7 @@ pub fn create_view(engine: &Engine, cv: &ast::CreateView, sql: &str) -> Result<&
             kind: IndexKind::Hash,
             constraint: false,
             predicate: None,
+            expressions: None,
         });
         // Grouped by the source's partition column: each group lives on one lane, so the view is partitioned too.
         def.partition_column = source
