@@ -60,6 +60,31 @@ pub enum IndexKind {
     Hash,
     /// Equality and range lookups, ordered iteration.
     Ordered,
+    /// An index of one of PostgreSQL's other methods, kept in the catalog and holding nothing: the queries it would
+    /// serve (containment, ranges of a correlated column) scan the columns in memory. It lets the migrations that
+    /// create one (Django's GinIndex, Rails' `using: :gin`) run.
+    Declared(Method),
+}
+
+/// PostgreSQL's index methods that LaneDB records without keeping.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    Gin,
+    Gist,
+    Brin,
+    SpGist,
+}
+
+impl Method {
+    /// The method's name, as `pg_am` has it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Gin => "gin",
+            Method::Gist => "gist",
+            Method::Brin => "brin",
+            Method::SpGist => "spgist",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -130,7 +155,12 @@ impl IndexDef {
     /// Whether the index's key is its columns' values for every row, so that a lookup by those columns may use it:
     /// not a partial index (which holds only some rows), nor one on expressions.
     pub fn keyed_by_columns(&self) -> bool {
-        self.predicate.is_none() && self.expressions.is_none()
+        self.predicate.is_none() && self.expressions.is_none() && self.kept()
+    }
+
+    /// Whether the index holds its rows' keys (a declared one holds nothing).
+    pub fn kept(&self) -> bool {
+        !matches!(self.kind, IndexKind::Declared(_))
     }
 
     /// The values of `row`'s key (a full row): its columns', or what the index's expressions give.
@@ -144,7 +174,7 @@ impl IndexDef {
     /// `row`'s key in the index; `None` where the row is not in it: a NULL in its key, or a partial index's WHERE
     /// not true for it. An error evaluating the WHERE or the expressions is the write's error.
     pub fn key_of(&self, row: &[Value]) -> Result<Option<crate::key::Key>> {
-        if !self.covers(row)? {
+        if !self.kept() || !self.covers(row)? {
             return Ok(None);
         }
         match &self.expressions {

@@ -565,9 +565,7 @@ fn resolve(catalog: &Catalog, child: &TableDef, fk: &ForeignKeyDef) -> Result<Re
     let parent_index = parent
         .indexes
         .iter()
-        .position(|i| {
-            i.unique && i.predicate.is_none() && same_columns(&i.columns, &parent_columns)
-        })
+        .position(|i| i.unique && i.keyed_by_columns() && same_columns(&i.columns, &parent_columns))
         .ok_or_else(|| {
             Error::new(
                 INVALID_FOREIGN_KEY,
@@ -587,7 +585,7 @@ fn resolve(catalog: &Catalog, child: &TableDef, fk: &ForeignKeyDef) -> Result<Re
     let child_index = child
         .indexes
         .iter()
-        .position(|i| i.predicate.is_none() && same_columns(&i.columns, &columns))
+        .position(|i| i.keyed_by_columns() && same_columns(&i.columns, &columns))
         .map(|i| (i, order_of(&child.indexes[i].columns, &columns)));
     let unsupported = |why: String| {
         Error::unsupported(format!(

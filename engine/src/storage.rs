@@ -868,6 +868,8 @@ enum IndexMap {
     UniqueInt(IntKeyMap),
     Hash(FastMap<Key, Postings>),
     Ordered(BTreeMap<Key, Postings>),
+    /// A declared index (`IndexKind::Declared`), which holds nothing.
+    Empty,
 }
 
 #[derive(Clone, Debug)]
@@ -888,6 +890,7 @@ impl Index {
             }
             (IndexKind::Hash, _) => IndexMap::Hash(FastMap::default()),
             (IndexKind::Ordered, _) => IndexMap::Ordered(BTreeMap::new()),
+            (IndexKind::Declared(_), _) => IndexMap::Empty,
         };
         Index { def, map }
     }
@@ -901,6 +904,7 @@ impl Index {
             (IndexMap::UniqueInt(_), Key::Bytes(_)) => None,
             (IndexMap::Hash(m), _) => m.get(key),
             (IndexMap::Ordered(m), _) => m.get(key),
+            (IndexMap::Empty, _) => None,
         };
         found.map_or(&[], Postings::as_slice)
     }
@@ -925,6 +929,7 @@ impl Index {
                 btree_map::Entry::Occupied(mut o) => o.get_mut().add(pos),
                 btree_map::Entry::Vacant(v) => drop(v.insert(Postings::One(pos))),
             },
+            IndexMap::Empty => {}
         }
         true
     }
@@ -934,6 +939,7 @@ impl Index {
         match self.map {
             IndexMap::UniqueInt(_) => UNIQUE_INT_ENTRY_BYTES,
             IndexMap::Hash(_) | IndexMap::Ordered(_) => INDEX_ENTRY_BYTES,
+            IndexMap::Empty => 0,
         }
     }
 
@@ -957,6 +963,7 @@ impl Index {
                     m.remove(key);
                 }
             }
+            IndexMap::Empty => {}
         }
     }
 
@@ -972,6 +979,7 @@ impl Index {
             }
             IndexMap::Hash(m) => m.get_mut(key).into_iter().for_each(|p| p.replace(from, to)),
             IndexMap::Ordered(m) => m.get_mut(key).into_iter().for_each(|p| p.replace(from, to)),
+            IndexMap::Empty => {}
         }
     }
 }

@@ -12,7 +12,7 @@ use lanedb_engine::sequence::SequenceDef;
 use lanedb_engine::storage::TableStore;
 use lanedb_engine::{
     CheckDef, ColumnDef, DataType, DefaultCall, Engine, Error, Generated, Identity, IndexDef,
-    IndexKind, IndexPredicate, MultiTxn, Result, SqlState, TableDef, Value,
+    IndexKind, IndexPredicate, Method, MultiTxn, Result, SqlState, TableDef, Value,
 };
 
 use crate::convert;
@@ -79,6 +79,44 @@ fn index_columns(def: &TableDef, cols: &[ast::IndexColumn]) -> Result<Vec<usize>
         out.push(pos);
     }
     Ok(out)
+}
+
+/// The key of an index LaneDB declares without keeping (`IndexKind::Declared`): columns, of a type the method
+/// takes without an operator class (a GIN index's an array or a jsonb), as PostgreSQL checks them.
+fn declared_index_columns(
+    def: &TableDef,
+    method: lanedb_engine::Method,
+    cols: &[ast::IndexColumn],
+) -> Result<()> {
+    for c in cols {
+        let ast::Expr::Identifier(i) = &c.column.expr else {
+            return Err(Error::unsupported(format!(
+                "the key of a {} index must be columns in LaneDB, not {}",
+                method.name(),
+                c.column.expr
+            )));
+        };
+        let column = &def.columns[def.column(&ident(i))?];
+        let indexable = matches!(column.data_type, DataType::Array(_) | DataType::Jsonb);
+        if method == lanedb_engine::Method::Gin && c.operator_class.is_none() && !indexable {
+            return Err(Error::new(
+                SqlState("42704"),
+                format!(
+                    "data type {} has no default operator class for access method \"gin\"",
+                    column.data_type
+                ),
+            )
+            .with_fields(lanedb_engine::ErrorFields {
+                hint: Some(
+                    "You must specify an operator class for the index or define a default operator class for the \
+                     data type."
+                        .into(),
+                ),
+                ..Default::default()
+            }));
+        }
+    }
+    Ok(())
 }
 
 /// Evaluates a DEFAULT expression (constants only) and casts it to the column's type.
@@ -1024,23 +1062,37 @@ pub fn partition_table(engine: &Engine, table: &str, column: &str) -> Result<&'s
 
 pub fn create_index(on: On, ci: &ast::CreateIndex) -> Result<&'static str> {
     let table = object_name(&ci.table_name)?;
-    if !ci.include.is_empty() {
-        return Err(Error::unsupported(
-            "covering indexes (INCLUDE) are not supported",
-        ));
-    }
     let kind = match &ci.using {
         None => IndexKind::Ordered,
         Some(ast::IndexType::Hash) => IndexKind::Hash,
         Some(ast::IndexType::BTree) => IndexKind::Ordered,
+        Some(ast::IndexType::GIN) => IndexKind::Declared(Method::Gin),
+        Some(ast::IndexType::GiST) => IndexKind::Declared(Method::Gist),
+        Some(ast::IndexType::SPGiST) => IndexKind::Declared(Method::SpGist),
+        Some(ast::IndexType::BRIN) => IndexKind::Declared(Method::Brin),
         Some(other) => {
             return Err(Error::unsupported(format!(
                 "index method {other} is not supported: use btree or hash"
             )))
         }
     };
+    if let IndexKind::Declared(method) = kind {
+        if ci.unique {
+            return Err(Error::unsupported(format!(
+                "access method \"{}\" does not support unique indexes",
+                method.name()
+            )));
+        }
+    }
     on.multi(|txn| {
         let mut def = (**txn.catalog().table(&table)?).clone();
+        // INCLUDE's columns change nothing a lookup finds (rows are read from the table): they must exist.
+        for c in &ci.include {
+            def.column(&ident(c))?;
+        }
+        if let IndexKind::Declared(method) = kind {
+            declared_index_columns(&def, method, &ci.columns)?;
+        }
         let plain = ci
             .columns
             .iter()

@@ -45,7 +45,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::sql::sqlparser::ast;
 use lanedb_engine::output::{parse_milliseconds, MILLISECOND_SETTINGS, REPORTED, SETTINGS};
 use lanedb_engine::sequence::SequenceDef;
-use lanedb_engine::{Catalog, DataType, Engine, IndexKind, TableDef};
+use lanedb_engine::{Catalog, DataType, Engine, IndexKind, Method, TableDef};
 
 /// `pg_catalog`'s namespace OID.
 pub const PG_CATALOG_OID: i32 = 11;
@@ -512,6 +512,10 @@ pub(crate) const RELATIONS: &[Relation] = &[
                 vec![Cell::I(2), t("heap"), t("heap_tableam_handler"), t("t")],
                 vec![Cell::I(403), t("btree"), t("bthandler"), t("i")],
                 vec![Cell::I(405), t("hash"), t("hashhandler"), t("i")],
+                vec![Cell::I(783), t("gist"), t("gisthandler"), t("i")],
+                vec![Cell::I(2742), t("gin"), t("ginhandler"), t("i")],
+                vec![Cell::I(4000), t("spgist"), t("spghandler"), t("i")],
+                vec![Cell::I(3580), t("brin"), t("brinhandler"), t("i")],
             ]
         },
     },
@@ -1017,6 +1021,10 @@ fn index_am(kind: IndexKind) -> i32 {
     match kind {
         IndexKind::Hash => 405,
         IndexKind::Ordered => 403,
+        IndexKind::Declared(Method::Gist) => 783,
+        IndexKind::Declared(Method::Gin) => 2742,
+        IndexKind::Declared(Method::SpGist) => 4000,
+        IndexKind::Declared(Method::Brin) => 3580,
     }
 }
 
@@ -2174,10 +2182,10 @@ fn index_def(catalog: &Catalog, oid: i32, column: i64, pretty: bool) -> Option<S
         if index.unique { "UNIQUE " } else { "" },
         index.name,
         table.name,
-        if index.kind == IndexKind::Hash {
-            "hash"
-        } else {
-            "btree"
+        match index.kind {
+            IndexKind::Hash => "hash",
+            IndexKind::Ordered => "btree",
+            IndexKind::Declared(method) => method.name(),
         },
         (0..parts).map(part).collect::<Vec<_>>().join(", "),
         index

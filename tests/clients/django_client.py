@@ -64,7 +64,7 @@ def migrate():
     call_command("migrate", verbosity=0)
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM django_migrations WHERE app = 'shop'")
-        expect(cursor.fetchone()[0], 3, "shop migrations recorded")
+        expect(cursor.fetchone()[0], 4, "shop migrations recorded")
         cursor.execute("SELECT count(*) FROM django_content_type")
         expect(cursor.fetchone()[0] > 0, True, "content types created after migrate")
 
@@ -238,6 +238,7 @@ def violations():
     root = Category.objects.get(name="root")
     for name, make in [
         ("unique", lambda: Category.objects.create(name="a")),
+        ("unique in any case", lambda: Category.objects.create(name="ROOT")),
         ("conditional unique", lambda: Product.objects.create(name="dup", price=1, category=root, slug="s1")),
         ("check", lambda: Product.objects.create(name="neg", price=-1, category=root)),
     ]:
