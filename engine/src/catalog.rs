@@ -106,9 +106,14 @@ pub struct IndexDef {
 /// The key of an index on expressions.
 #[derive(Clone, Debug, PartialEq)]
 pub struct IndexExpressions {
-    /// Each part of the key as written (a column's name, or an expression), for the catalog and for compiling it
-    /// again when the table's columns change.
+    /// Each part of the key as written (a column's name, or an expression), for compiling it again when the table's
+    /// columns change.
     pub sql: Vec<String>,
+    /// Each part as PostgreSQL shows it in a key (`lower(email)`, `(n * 2)`): a function call as it is, anything else
+    /// in parentheses.
+    pub shown: Vec<String>,
+    /// For each part that is a plain column, that column (`tenant` of `(tenant, lower(email))`).
+    pub plain: Vec<Option<usize>>,
     /// The key's values for a full row; compiled by the SQL layer.
     pub values: RowValues,
 }
@@ -191,7 +196,15 @@ impl IndexDef {
                 .iter()
                 .map(|c| table.columns[*c].name.clone())
                 .collect(),
-            Some(e) => e.sql.clone(),
+            Some(e) => e.shown.clone(),
+        }
+    }
+
+    /// Whether column `c` is a part of the key as it is (not only read by an expression).
+    pub fn has_key_column(&self, c: usize) -> bool {
+        match &self.expressions {
+            None => self.columns.contains(&c),
+            Some(e) => e.plain.contains(&Some(c)),
         }
     }
 
@@ -284,7 +297,7 @@ impl TableDef {
     /// VoltDB's rule: on a partitioned table a unique key is enforced per lane, so it must contain the partition column.
     pub fn check_unique_rule(&self, index: &IndexDef) -> Result<()> {
         match self.partition_column {
-            Some(p) if index.unique && !index.columns.contains(&p) => Err(Error::new(
+            Some(p) if index.unique && !index.has_key_column(p) => Err(Error::new(
                 SqlState::INVALID_TABLE_DEFINITION,
                 format!(
                     "unique index \"{}\" on partitioned table \"{}\" must include the partition column \"{}\"",

@@ -60,10 +60,18 @@ impl On<'_, '_> {
     }
 }
 
+/// An index key's part without the parentheses around it: `((code))` is the column `code`, `((n * 2))` is `n * 2`.
+fn index_part(e: &ast::Expr) -> &ast::Expr {
+    match e {
+        ast::Expr::Nested(inner) => index_part(inner),
+        other => other,
+    }
+}
+
 fn index_columns(def: &TableDef, cols: &[ast::IndexColumn]) -> Result<Vec<usize>> {
     let mut out = Vec::with_capacity(cols.len());
     for c in cols {
-        let ast::Expr::Identifier(i) = &c.column.expr else {
+        let ast::Expr::Identifier(i) = index_part(&c.column.expr) else {
             return Err(Error::unsupported(format!(
                 "index key {} is not supported: only plain columns",
                 c.column.expr
@@ -509,8 +517,25 @@ pub(crate) fn compile_index_expressions(
 ) -> Result<(lanedb_engine::IndexExpressions, Vec<usize>)> {
     let mut compiled = Vec::with_capacity(sql.len());
     let mut columns = Vec::new();
+    let mut shown = Vec::with_capacity(sql.len());
+    let mut plain = Vec::with_capacity(sql.len());
     for part in sql {
         let e = compile_row_expression(def, part, "an index's key")?;
+        let call = datafusion::sql::sqlparser::parser::Parser::new(
+            &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
+        )
+        .try_with_sql(part)
+        .and_then(|mut p| p.parse_expr())
+        .is_ok_and(|x| matches!(x, ast::Expr::Function(_) | ast::Expr::Identifier(_)));
+        shown.push(if call {
+            part.clone()
+        } else {
+            format!("({part})")
+        });
+        plain.push(match e {
+            expr::Expr::Column(c) => Some(c),
+            _ => None,
+        });
         if reads_instants(&e, def) {
             return Err(Error::new(
                 SqlState("42P17"),
@@ -520,6 +545,7 @@ pub(crate) fn compile_index_expressions(
                 ),
             ));
         }
+        operand_types(&e, def)?;
         read_columns(&e, &mut columns);
         compiled.push(e);
     }
@@ -537,10 +563,95 @@ pub(crate) fn compile_index_expressions(
     Ok((
         lanedb_engine::IndexExpressions {
             sql: sql.to_vec(),
+            shown,
+            plain,
             values: lanedb_engine::RowValues(Arc::new(values)),
         },
         columns,
     ))
+}
+
+/// 42883 for arithmetic on a column of text, or `lower`, `upper`, `length` of a column that is no text (`abs` of
+/// one that is), as PostgreSQL finds no such operator or function when it types an index's key (also after ALTER
+/// ... TYPE), where the lanes would fail each write of the table.
+fn operand_types(e: &expr::Expr, def: &TableDef) -> Result<()> {
+    use expr::{BinOp, Expr, Func};
+    let type_of = |x: &Expr| match x {
+        Expr::Column(c) => Some(def.columns[*c].data_type.clone()),
+        Expr::Literal(v) => v.data_type(),
+        _ => None,
+    };
+    let textual = |t: &Option<DataType>| {
+        matches!(
+            t,
+            Some(
+                DataType::Text
+                    | DataType::Varchar(_)
+                    | DataType::Json
+                    | DataType::Jsonb
+                    | DataType::Uuid
+            )
+        )
+    };
+    let name = |t: Option<DataType>| t.map_or_else(|| "unknown".to_string(), |t| t.to_string());
+    match e {
+        Expr::Binary(
+            op @ (BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Mod),
+            a,
+            b,
+        ) if (matches!(**a, Expr::Column(_)) && textual(&type_of(a)))
+            || (matches!(**b, Expr::Column(_)) && textual(&type_of(b))) =>
+        {
+            return Err(Error::new(
+                SqlState::UNDEFINED_FUNCTION,
+                format!(
+                    "operator does not exist: {} {} {}",
+                    name(type_of(a)),
+                    op.symbol(),
+                    name(type_of(b))
+                ),
+            ));
+        }
+        Expr::Function(f @ (Func::Lower | Func::Upper | Func::Length | Func::Abs), args) => {
+            if let [arg @ Expr::Column(_)] = args.as_slice() {
+                let text = textual(&type_of(arg));
+                if text == (*f == Func::Abs) {
+                    let function = match f {
+                        Func::Lower => "lower",
+                        Func::Upper => "upper",
+                        Func::Length => "length",
+                        _ => "abs",
+                    };
+                    return Err(Error::new(
+                        SqlState::UNDEFINED_FUNCTION,
+                        format!("function {function}({}) does not exist", name(type_of(arg))),
+                    ));
+                }
+            }
+        }
+        _ => {}
+    }
+    let mut children = Vec::new();
+    match e {
+        Expr::Column(_) | Expr::Excluded(_) | Expr::Literal(_) | Expr::Param(_) => {}
+        Expr::Cast(x, _) | Expr::Neg(x) | Expr::Not(x) | Expr::IsNull(x, _) => children.push(&**x),
+        Expr::Binary(_, a, b) | Expr::Like(a, b, ..) => children.extend([&**a, &**b]),
+        Expr::InList(x, items, _) => {
+            children.push(&**x);
+            children.extend(items);
+        }
+        Expr::Case(operand, arms, otherwise) => {
+            children.extend(operand.as_deref());
+            for (w, t) in arms {
+                children.extend([w, t]);
+            }
+            children.extend(otherwise.as_deref());
+        }
+        Expr::Coalesce(items) | Expr::Function(_, items) | Expr::Array(items) => {
+            children.extend(items)
+        }
+    }
+    children.into_iter().try_for_each(|x| operand_types(x, def))
 }
 
 /// The columns `e` reads, added to `out`.
@@ -1096,17 +1207,27 @@ pub fn create_index(on: On, ci: &ast::CreateIndex) -> Result<&'static str> {
         let plain = ci
             .columns
             .iter()
-            .all(|c| matches!(c.column.expr, ast::Expr::Identifier(_)));
+            .all(|c| matches!(index_part(&c.column.expr), ast::Expr::Identifier(_)));
         let (columns, key_sql) = if plain {
             (index_columns(&def, &ci.columns)?, None)
         } else {
-            // Kept without the parentheses the syntax needs around an expression (`((n * 2))`).
+            // Kept without the parentheses the syntax needs around an expression (`((n * 2))`), and with its
+            // columns unqualified (`lower(users.email)` is `lower(email)`), so that it compiles again after the
+            // table is renamed.
             let sql: Vec<String> = ci
                 .columns
                 .iter()
-                .map(|c| match &c.column.expr {
-                    ast::Expr::Nested(inner) => inner.to_string(),
-                    other => other.to_string(),
+                .map(|c| {
+                    let mut part = index_part(&c.column.expr).clone();
+                    let _ = ast::visit_expressions_mut(&mut part, |e| {
+                        if let ast::Expr::CompoundIdentifier(parts) = e {
+                            if let Some(column) = parts.last() {
+                                *e = ast::Expr::Identifier(column.clone());
+                            }
+                        }
+                        std::ops::ControlFlow::<()>::Continue(())
+                    });
+                    part.to_string()
                 })
                 .collect();
             (Vec::new(), Some(sql))

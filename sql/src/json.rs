@@ -72,6 +72,7 @@ const VALUES: &str = "lanedb_json_values";
 const VALUES_TEXT: &str = "lanedb_json_values_text";
 const SCALAR: &str = "lanedb_jsonb_scalar";
 const AGG_ITEM: &str = "lanedb_json_agg_item";
+const ORDINALS: &str = "lanedb_ordinals";
 const RECORD_TEXT: &str = "lanedb_json_record_text";
 const RECORD_JSON: &str = "lanedb_json_record_json";
 const RECORDSET_TEXT: &str = "lanedb_json_recordset_text";
@@ -92,6 +93,8 @@ enum Returns {
     TextList,
     /// A list of JSON of its first argument's type.
     JsonList,
+    /// A list of bigint.
+    IntegerList,
 }
 
 /// A function's arguments: their arrays (of one length) and the JSON type each holds, if any.
@@ -144,6 +147,9 @@ impl ScalarUDFImpl for Function {
             Returns::Bytes => ArrowType::Binary,
             Returns::TextList | Returns::JsonList => {
                 ArrowType::List(Arc::new(Field::new_list_field(ArrowType::Utf8, true)))
+            }
+            Returns::IntegerList => {
+                ArrowType::List(Arc::new(Field::new_list_field(ArrowType::Int64, true)))
             }
         })
     }
@@ -300,6 +306,7 @@ pub fn functions() -> Vec<ScalarUDF> {
         function(VALUES_TEXT, one(), TextList, |c| values(c, true)),
         function(SCALAR, Any(3), Text, scalar_text),
         function(AGG_ITEM, one(), Json(Kind::Json), agg_item),
+        function(ORDINALS, one(), IntegerList, ordinals),
         function(RECORD_TEXT, Any(4), Text, |c| record_field(c, true)),
         function(RECORD_JSON, Any(4), SameJson, |c| record_field(c, false)),
         function(RECORDSET_TEXT, Any(4), TextList, |c| {
@@ -856,6 +863,26 @@ fn to_json(c: &Call) -> Result<ArrayRef> {
         }
         as_kind(&out, kind).map(Some)
     })
+}
+
+/// `lanedb_ordinals(list)`: 1, 2, ... n for a list of n elements (WITH ORDINALITY's column); an empty list for NULL.
+fn ordinals(c: &Call) -> Result<ArrayRef> {
+    let list = &c.args[0];
+    let mut out = ListBuilder::new(datafusion::arrow::array::Int64Builder::new());
+    for row in 0..list.len() {
+        let n = match list.data_type() {
+            ArrowType::List(_) if !list.is_null(row) => {
+                list.as_list::<i32>().value_length(row) as i64
+            }
+            ArrowType::LargeList(_) if !list.is_null(row) => {
+                list.as_list::<i64>().value_length(row)
+            }
+            _ => 0,
+        };
+        out.values().extend((1..=n).map(Some));
+        out.append(true);
+    }
+    Ok(Arc::new(out.finish()))
 }
 
 /// A value of `json_agg`: its JSON, after a line break where it is a row or an array (`[{"a":1}, \n {"a":2}]`, as
@@ -1735,10 +1762,11 @@ fn record_items(
     (!items.is_empty()).then_some(items)
 }
 
+/// A set function in FROM: its name (lowercase), plain arguments, alias, and whether it is WITH ORDINALITY.
+type FromFunction = (String, Vec<ast::Expr>, Option<ast::TableAlias>, bool);
+
 /// The name and plain arguments of a function in FROM, lowercase; `None` for anything else.
-fn from_function(
-    t: &ast::TableFactor,
-) -> Option<(String, Vec<ast::Expr>, Option<ast::TableAlias>)> {
+fn from_function(t: &ast::TableFactor) -> Option<FromFunction> {
     let plain = |args: &[ast::FunctionArg]| -> Option<Vec<ast::Expr>> {
         args.iter()
             .map(|a| match a {
@@ -1747,31 +1775,35 @@ fn from_function(
             })
             .collect()
     };
-    let (name, args, alias) = match t {
-        // WITH ORDINALITY is left to DataFusion, which refuses it.
+    let (name, args, alias, ordinality) = match t {
         ast::TableFactor::Table {
             name,
             args: Some(args),
             alias,
-            with_ordinality: false,
+            with_ordinality,
             ..
-        } => (name, plain(&args.args)?, alias),
+        } => (name, plain(&args.args)?, alias, *with_ordinality),
         ast::TableFactor::Function {
             name,
             args,
             alias,
-            with_ordinality: false,
+            with_ordinality,
             ..
-        } => (name, plain(args)?, alias),
-        // `unnest(array)` of one array (`set_items` takes it only where it is lateral).
+        } => (name, plain(args)?, alias, *with_ordinality),
+        // `unnest(array)` of one array (`set_items` takes it only where it is lateral or WITH ORDINALITY).
         ast::TableFactor::UNNEST {
             alias,
             array_exprs,
             with_offset: false,
-            with_ordinality: false,
+            with_ordinality,
             ..
         } if array_exprs.len() == 1 => {
-            return Some(("unnest".into(), array_exprs.clone(), alias.clone()))
+            return Some((
+                "unnest".into(),
+                array_exprs.clone(),
+                alias.clone(),
+                *with_ordinality,
+            ))
         }
         _ => return None,
     };
@@ -1779,7 +1811,34 @@ fn from_function(
         return None;
     }
     let name = name.0[0].as_ident()?.value.to_ascii_lowercase();
-    Some((name, args, alias.clone()))
+    Some((name, args, alias.clone(), ordinality))
+}
+
+/// `set_items` of a set function in FROM, with its `ordinality` column (1, 2, ... beside each row) WITH
+/// ORDINALITY: the `unnest` of the positions of the list the first column unnests.
+fn from_items((name, args, alias, ordinality): &FromFunction) -> Option<Vec<(ast::Expr, String)>> {
+    let mut items = set_items(name, args, alias.as_ref())?;
+    if *ordinality {
+        let mut list = None;
+        let _ = ast::visit_expressions(&items[0].0, |e| {
+            if let ast::Expr::Function(f) = e {
+                if f.name.to_string() == "unnest" {
+                    if let ast::FunctionArguments::List(l) = &f.args {
+                        if let [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(x))] =
+                            l.args.as_slice()
+                        {
+                            list = Some(x.clone());
+                            return ControlFlow::Break(());
+                        }
+                    }
+                }
+            }
+            ControlFlow::Continue(())
+        });
+        let positions = call("unnest", vec![call(ORDINALS, vec![list?])]);
+        items.push((positions, "ordinality".into()));
+    }
+    Some(items)
 }
 
 /// JSON set-returning functions in FROM (see "Sets"). Their rows are a derived table of `unnest`s in a select list,
@@ -1812,11 +1871,13 @@ impl ast::VisitorMut for SetsInFrom {
         // `FROM f(x) AS e` of one column: `e.value` is the derived table's column `e` (see `column_names`).
         for twj in &select.from {
             for t in std::iter::once(&twj.relation).chain(twj.joins.iter().map(|j| &j.relation)) {
-                let Some((name, args, Some(alias))) = from_function(t) else {
+                let Some(function @ (_, _, Some(_), _)) = from_function(t) else {
                     continue;
                 };
-                let single =
-                    set_items(&name, &args, Some(&alias)).is_some_and(|items| items.len() == 1);
+                let single = from_items(&function).is_some_and(|items| items.len() == 1);
+                let (name, _, Some(alias), _) = function else {
+                    continue;
+                };
                 if single && name != "unnest" && alias.columns.is_empty() && once(&alias.name) {
                     renames.push((
                         alias.name.clone(),
@@ -1847,13 +1908,16 @@ impl ast::VisitorMut for SetsInFrom {
     }
 
     fn pre_visit_table_factor(&mut self, t: &mut ast::TableFactor) -> ControlFlow<()> {
-        let Some((name, args, alias)) = from_function(t).filter(|(name, ..)| name != "unnest")
+        // A plain `unnest` is DataFusion's; one WITH ORDINALITY is made here.
+        let Some(function) =
+            from_function(t).filter(|(name, .., ordinality)| name != "unnest" || *ordinality)
         else {
             return ControlFlow::Continue(());
         };
-        let Some(items) = set_items(&name, &args, alias.as_ref()) else {
+        let Some(items) = from_items(&function) else {
             return ControlFlow::Continue(());
         };
+        let (name, _, alias, _) = function;
         let columns = column_names(&name, &items, alias.as_ref());
         let projection = items
             .into_iter()
@@ -1910,7 +1974,7 @@ fn lateral_function_alias(select: &ast::Select) -> Option<ast::Ident> {
         [only] if only.joins.len() == 1 => &only.joins[0].relation,
         _ => return None,
     };
-    let (name, _, alias) = from_function(function)?;
+    let (name, _, alias, _) = from_function(function)?;
     Some(alias.map_or_else(|| ast::Ident::new(name), |a| a.name))
 }
 
@@ -1998,8 +2062,9 @@ fn lateral(select: &mut ast::Select) -> Option<Vec<(ast::Ident, String, Vec<ast:
         }
         _ => return None,
     };
-    let (name, args, alias) = from_function(&function)?;
-    let items = set_items(&name, &args, alias.as_ref())?;
+    let from = from_function(&function)?;
+    let items = from_items(&from)?;
+    let (name, args, alias, _) = from;
     if !reads_columns(&args) {
         return None;
     }
@@ -2045,13 +2110,14 @@ fn lateral(select: &mut ast::Select) -> Option<Vec<(ast::Ident, String, Vec<ast:
         items
             .iter()
             .zip(columns)
-            .map(|((_, default), column)| {
+            .map(|(_, column)| {
+                // A column is read by its name: the alias's column list's, else PostgreSQL's default.
                 (
                     function_alias.clone(),
                     if single {
                         String::new()
                     } else {
-                        default.clone()
+                        column.clone()
                     },
                     vec![table_alias.clone(), ast::Ident::with_quote('"', column)],
                 )

@@ -1227,7 +1227,27 @@ fn indexes(catalog: &Catalog, _: &Scan) -> Vec<Vec<Cell>> {
     let mut rows = Vec::new();
     for table in catalog.tables() {
         for (i, index) in table.indexes.iter().enumerate() {
-            let n = index.columns.len() as i32;
+            // Each key part's column number, 0 for an expression (whose text is `indexprs`), as PostgreSQL has it.
+            let key: Vec<i16> = match &index.expressions {
+                None => index.columns.iter().map(|c| *c as i16 + 1).collect(),
+                Some(x) => x
+                    .plain
+                    .iter()
+                    .map(|c| c.map_or(0, |c| c as i16 + 1))
+                    .collect(),
+            };
+            let expressions = index.expressions.as_ref().map_or(Cell::Null, |x| {
+                let parts: Vec<&str> = x
+                    .sql
+                    .iter()
+                    .zip(&x.plain)
+                    .filter(|(_, plain)| plain.is_none())
+                    .map(|(sql, _)| sql.as_str())
+                    .collect();
+                Cell::T(parts.join(", "))
+            });
+            let n = key.len() as i32;
+            let parts = key.len();
             rows.push(vec![
                 Cell::I(index_oid(table, i)),
                 Cell::I(table_oid(table)),
@@ -1244,10 +1264,10 @@ fn indexes(catalog: &Catalog, _: &Scan) -> Vec<Vec<Cell>> {
                 Cell::B(true),
                 Cell::B(true),
                 Cell::B(false),
-                Cell::A(index.columns.iter().map(|c| *c as i16 + 1).collect()),
-                Cell::A(vec![0; index.columns.len()]),
-                Cell::A(vec![0; index.columns.len()]),
-                Cell::Null,
+                Cell::A(key),
+                Cell::A(vec![0; parts]),
+                Cell::A(vec![0; parts]),
+                expressions,
                 // A partial index's WHERE as text, which `pg_get_expr` gives back.
                 index
                     .predicate
@@ -2153,17 +2173,11 @@ fn index_def(catalog: &Catalog, oid: i32, column: i64, pretty: bool) -> Option<S
     let part = |k: usize| match &index.expressions {
         None => column_list(table, &index.columns[k..=k]),
         Some(x) => {
-            let sql = &x.sql[k];
-            let call = sql.ends_with(')')
-                && sql.split('(').next().is_some_and(|f| {
-                    !f.is_empty() && f.chars().all(|c| c.is_alphanumeric() || c == '_')
-                });
-            if call || !sql.contains([' ', '(', ':']) {
-                sql.clone()
-            } else if pretty {
-                format!("({sql})")
+            let shown = &x.shown[k];
+            if pretty || !shown.starts_with('(') {
+                shown.clone()
             } else {
-                format!("(({sql}))")
+                format!("({shown})")
             }
         }
     };

@@ -171,6 +171,39 @@ fn interval_type() -> ArrowType {
     ArrowType::Interval(IntervalUnit::MonthDayNano)
 }
 
+/// `clock_timestamp()`: the time now, as it goes on within a statement (volatile, so no write takes it: the command
+/// log could not replay it).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ClockTimestamp {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for ClockTimestamp {
+    fn name(&self) -> &str {
+        "clock_timestamp"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[ArrowType]) -> Result<ArrowType> {
+        Ok(lanedb_engine::DataType::TimestampTz.to_arrow())
+    }
+
+    fn invoke_with_args(&self, _args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let micros = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as i64);
+        Ok(ColumnarValue::Scalar(
+            datafusion::common::ScalarValue::TimestampMicrosecond(
+                Some(micros),
+                Some(lanedb_engine::types::UTC_ZONE.into()),
+            ),
+        ))
+    }
+}
+
 /// DataFusion's `ceil`, `floor` and `trunc`, whose result of a numeric has PostgreSQL's scale: none (`ceil(2.1)` is
 /// `3`, where DataFusion kept the argument's `3.0`), or `n` digits for `trunc(x, n)` of a constant `n`.
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -268,6 +301,9 @@ pub fn functions() -> Vec<ScalarUDF> {
     let interval = || Exact(vec![interval_type()]);
     vec![
         nullable,
+        ScalarUDF::from(ClockTimestamp {
+            signature: Signature::nullary(Volatility::Volatile),
+        }),
         WholeDigits::udf(datafusion::functions::math::ceil()),
         WholeDigits::udf(datafusion::functions::math::floor()),
         WholeDigits::udf(datafusion::functions::math::trunc()),
