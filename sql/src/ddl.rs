@@ -60,6 +60,17 @@ impl On<'_, '_> {
     }
 }
 
+/// 0A000 for a unique key whose NULLs are not distinct (`UNIQUE NULLS NOT DISTINCT`), which LaneDB's keys (a NULL
+/// takes none) cannot keep; it was taken and ignored before.
+fn refuse_nulls_not_distinct(not_distinct: bool) -> Result<()> {
+    if not_distinct {
+        return Err(Error::unsupported(
+            "NULLS NOT DISTINCT is not supported: a NULL in a unique key takes no key in LaneDB",
+        ));
+    }
+    Ok(())
+}
+
 /// An index key's part without the parentheses around it: `((code))` is the column `code`, `((n * 2))` is `n * 2`.
 fn index_part(e: &ast::Expr) -> &ast::Expr {
     match e {
@@ -967,11 +978,16 @@ pub fn create_table(on: On, ct: &ast::CreateTable) -> Result<&'static str> {
                     index_columns(&def, &pk.columns)?,
                     pk.name.as_ref().map(ident),
                 )),
-                ast::TableConstraint::Unique(u) => keys.push((
-                    false,
-                    index_columns(&def, &u.columns)?,
-                    u.name.as_ref().map(ident),
-                )),
+                ast::TableConstraint::Unique(u) => {
+                    refuse_nulls_not_distinct(
+                        u.nulls_distinct == ast::NullsDistinctOption::NotDistinct,
+                    )?;
+                    keys.push((
+                        false,
+                        index_columns(&def, &u.columns)?,
+                        u.name.as_ref().map(ident),
+                    ))
+                }
                 // Compiled once the table has all its columns (`checks`), declared then (`foreign_keys`).
                 ast::TableConstraint::Check(_) | ast::TableConstraint::ForeignKey(_) => {}
                 other => {
@@ -1187,6 +1203,7 @@ pub fn create_index(on: On, ci: &ast::CreateIndex) -> Result<&'static str> {
             )))
         }
     };
+    refuse_nulls_not_distinct(ci.nulls_distinct == Some(false))?;
     if let IndexKind::Declared(method) = kind {
         if ci.unique {
             return Err(Error::unsupported(format!(
@@ -1558,6 +1575,9 @@ pub fn alter_table(on: On, at: &ast::AlterTable) -> Result<&'static str> {
                             (true, index_columns(&def, &pk.columns)?, pk.name.as_ref().map(ident))
                         }
                         ast::TableConstraint::Unique(u) => {
+                            refuse_nulls_not_distinct(
+                                u.nulls_distinct == ast::NullsDistinctOption::NotDistinct,
+                            )?;
                             (false, index_columns(&def, &u.columns)?, u.name.as_ref().map(ident))
                         }
                         _ => unreachable!("matched above"),

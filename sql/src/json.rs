@@ -2040,30 +2040,56 @@ fn reads_columns(args: &[ast::Expr]) -> bool {
 /// renames of the function's qualified columns: (its alias, its column as PostgreSQL names it or "" for any,
 /// the derived table's column).
 fn lateral(select: &mut ast::Select) -> Option<Vec<(ast::Ident, String, Vec<ast::Ident>)>> {
-    // `FROM t a, f(a.x) e` or `FROM t a CROSS JOIN [LATERAL] f(a.x) e` (also `JOIN LATERAL ... ON true`).
-    let (relation, function) = match select.from.as_mut_slice() {
+    // `FROM t a, f(a.x) e` or `FROM t a CROSS JOIN [LATERAL] f(a.x) e` (also `JOIN LATERAL ... ON true`, and
+    // `LEFT JOIN LATERAL ... ON true`, which keeps a row of `t` the function has no rows for, with NULLs).
+    let (relation, function, left) = match select.from.as_mut_slice() {
         [first, second] if first.joins.is_empty() && second.joins.is_empty() => {
-            (first.relation.clone(), second.relation.clone())
+            (first.relation.clone(), second.relation.clone(), false)
         }
         [only] if only.joins.len() == 1 => {
             let join = &only.joins[0];
-            let crossed = match &join.join_operator {
-                ast::JoinOperator::CrossJoin(_) => true,
+            let on_true = |on: &ast::Expr| matches!(on, ast::Expr::Value(v) if v.value == ast::Value::Boolean(true));
+            let left = match &join.join_operator {
+                ast::JoinOperator::CrossJoin(_) => false,
                 ast::JoinOperator::Inner(ast::JoinConstraint::On(on))
-                | ast::JoinOperator::Join(ast::JoinConstraint::On(on)) => {
-                    matches!(on, ast::Expr::Value(v) if v.value == ast::Value::Boolean(true))
+                | ast::JoinOperator::Join(ast::JoinConstraint::On(on))
+                    if on_true(on) =>
+                {
+                    false
                 }
-                _ => false,
+                ast::JoinOperator::Left(ast::JoinConstraint::On(on))
+                | ast::JoinOperator::LeftOuter(ast::JoinConstraint::On(on))
+                    if on_true(on) =>
+                {
+                    true
+                }
+                _ => return None,
             };
-            if !crossed {
-                return None;
-            }
-            (only.relation.clone(), join.relation.clone())
+            (only.relation.clone(), join.relation.clone(), left)
         }
         _ => return None,
     };
     let from = from_function(&function)?;
-    let items = from_items(&from)?;
+    let mut items = from_items(&from)?;
+    if left {
+        // Each list to unnest has one NULL where it has nothing, so the row of `t` stays.
+        for (item, _) in items.iter_mut() {
+            let _ = ast::visit_expressions_mut(item, |e| {
+                if let ast::Expr::Function(f) = e {
+                    if f.name.to_string() == "unnest" {
+                        if let ast::FunctionArguments::List(l) = &mut f.args {
+                            if let [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(x))] =
+                                l.args.as_mut_slice()
+                            {
+                                *x = call(crate::pg_types::OR_NULL_ROW, vec![x.clone()]);
+                            }
+                        }
+                    }
+                }
+                ControlFlow::<()>::Continue(())
+            });
+        }
+    }
     let (name, args, alias, _) = from;
     if !reads_columns(&args) {
         return None;

@@ -87,6 +87,9 @@ pub fn functions() -> Vec<ScalarUDF> {
         ScalarUDF::from(FromOne {
             signature: Signature::any(1, Volatility::Immutable),
         }),
+        ScalarUDF::from(OrNullRow {
+            signature: Signature::any(1, Volatility::Immutable),
+        }),
         interval_in(),
         uuid_in(),
         ScalarUDF::from(Nth {
@@ -841,6 +844,71 @@ fn subscript_from_one(e: &ast::Expr) -> Option<ast::Expr> {
 }
 
 const FROM_ONE: &str = "lanedb_from_one";
+pub(crate) const OR_NULL_ROW: &str = "lanedb_or_null_row";
+
+/// `lanedb_or_null_row(list)`: the list, or a list of one NULL where it is NULL or empty (for LEFT JOIN LATERAL's
+/// row of NULLs).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct OrNullRow {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for OrNullRow {
+    fn name(&self) -> &str {
+        OR_NULL_ROW
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, arg_types: &[ArrowType]) -> Result<ArrowType> {
+        Ok(arg_types[0].clone())
+    }
+
+    fn return_field_from_args(
+        &self,
+        args: datafusion::logical_expr::ReturnFieldArgs,
+    ) -> Result<datafusion::arrow::datatypes::FieldRef> {
+        Ok(Arc::new(
+            args.arg_fields[0]
+                .as_ref()
+                .clone()
+                .with_name(OR_NULL_ROW)
+                .with_nullable(true),
+        ))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        use datafusion::arrow::array::{Array, AsArray};
+        let (scalar, arrays) = arguments(&args.args)?;
+        let ArrowType::List(element) = arrays[0].data_type() else {
+            return Ok(args.args[0].clone());
+        };
+        let lists = arrays[0].as_list::<i32>();
+        let mut lengths = Vec::with_capacity(lists.len());
+        let mut take = Vec::new();
+        for row in 0..lists.len() {
+            let (start, end) = (lists.value_offsets()[row], lists.value_offsets()[row + 1]);
+            if lists.is_null(row) || start == end {
+                lengths.push(1);
+                take.push(None);
+            } else {
+                lengths.push((end - start) as usize);
+                take.extend((start..end).map(|i| Some(i as u32)));
+            }
+        }
+        let indices = datafusion::arrow::array::UInt32Array::from(take);
+        let values = datafusion::arrow::compute::take(lists.values().as_ref(), &indices, None)?;
+        let out = datafusion::arrow::array::ListArray::try_new(
+            element.clone(),
+            datafusion::arrow::buffer::OffsetBuffer::from_lengths(lengths),
+            values,
+            None,
+        )?;
+        shaped(scalar, Arc::new(out))
+    }
+}
 
 /// `lanedb_from_one(i)`: the integer `i`, NULL where it is below 1.
 #[derive(Debug, PartialEq, Eq, Hash)]
