@@ -135,7 +135,8 @@ impl Backend for WireBackend {
             | Plan::Modify { .. }
             | Plan::ModifyQuery { .. }
             | Plan::Call { .. }
-            | Plan::SetConstraints { .. } => defer(),
+            | Plan::SetConstraints { .. }
+            | Plan::Lock(_) => defer(),
             Plan::Query(q) if q.locking => defer(),
             _ if statement.is_block_ddl() => defer(),
             _ => None,

@@ -756,6 +756,79 @@ async fn rows_read_for_update_in_a_block_must_be_unchanged_at_commit() {
     a.batch_execute("ROLLBACK").await.unwrap();
 }
 
+/// `LOCK TABLE` in a block (the guard of a read-then-write on a whole table): LaneDB takes no locks, so a mode that
+/// keeps other sessions from writing the table (SHARE and stronger; ACCESS EXCLUSIVE without IN ... MODE) has the
+/// table's rows read again at COMMIT, which fails with 40001 and applies nothing if another session wrote it
+/// meanwhile. A weaker mode blocks no writer, as in PostgreSQL; outside a block it is 25P01; an unknown table 42P01.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_table_must_be_unchanged_at_commit() {
+    let server = Server::start(&[]);
+    let a = server.connect().await;
+    let b = server.connect().await;
+    a.batch_execute(
+        "CREATE TABLE ledger (id INTEGER PRIMARY KEY, v INTEGER); INSERT INTO ledger VALUES (1, 10), (2, 20);
+         CREATE TABLE other (id INTEGER PRIMARY KEY)",
+    )
+    .await
+    .unwrap();
+    // Nobody else wrote: the block commits, with what it computed from the locked table.
+    a.batch_execute("BEGIN; LOCK TABLE ledger IN SHARE ROW EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let max = a
+        .query_one("SELECT max(id) FROM ledger", &[])
+        .await
+        .unwrap()
+        .get::<_, i32>(0);
+    a.execute("INSERT INTO ledger VALUES ($1, 30)", &[&(max + 1)])
+        .await
+        .unwrap();
+    a.batch_execute("COMMIT").await.unwrap();
+    // Another session writes the table between the LOCK and COMMIT: 40001, and nothing of the block is applied.
+    for lock in [
+        "LOCK TABLE ledger",
+        "LOCK ledger, other IN EXCLUSIVE MODE",
+        "LOCK TABLE ledger IN SHARE MODE",
+    ] {
+        a.batch_execute(&format!("BEGIN; {lock}")).await.unwrap();
+        a.batch_execute("INSERT INTO other VALUES (1)")
+            .await
+            .unwrap();
+        b.batch_execute("UPDATE ledger SET v = v + 1 WHERE id = 1")
+            .await
+            .unwrap();
+        let e = a.batch_execute("COMMIT").await.unwrap_err();
+        assert_eq!(code(&e), "40001", "{lock}");
+        let others = b.query("SELECT id FROM other", &[]).await.unwrap();
+        assert!(others.is_empty(), "{lock}: the block was applied");
+    }
+    // A mode that blocks no writer: the other session's write and the block's both stand.
+    a.batch_execute("BEGIN; LOCK TABLE ledger IN ROW EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    b.batch_execute("UPDATE ledger SET v = v + 1 WHERE id = 1")
+        .await
+        .unwrap();
+    a.batch_execute("INSERT INTO other VALUES (1); COMMIT")
+        .await
+        .unwrap();
+    let v = b
+        .query_one("SELECT v FROM ledger WHERE id = 1", &[])
+        .await
+        .unwrap()
+        .get::<_, i32>(0);
+    assert_eq!(v, 14);
+    // Outside a block, and of a table that does not exist.
+    let e = a.batch_execute("LOCK TABLE ledger").await.unwrap_err();
+    assert_eq!(code(&e), "25P01");
+    let e = a
+        .batch_execute("BEGIN; LOCK TABLE nowhere")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "42P01");
+    a.batch_execute("ROLLBACK").await.unwrap();
+}
+
 /// An untyped NULL (`SELECT NULL`, a NULL branch of a UNION) reaches the client as NULL in both formats; it came
 /// out as an empty string.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -103,6 +103,11 @@ pub enum Plan {
     Sequence(crate::sequences::SequenceCommand),
     /// `TRUNCATE`: the tables are resolved when it runs.
     Truncate(Box<ast::Truncate>),
+    /// `LOCK TABLE`, in a transaction block only. A mode that keeps other sessions from writing the tables (SHARE
+    /// and stronger) is kept as a query of their rows, which COMMIT reads again: other rows then fail the COMMIT
+    /// with 40001 (LaneDB takes no locks, as with `SELECT ... FOR UPDATE`). A weaker mode blocks no writer, and
+    /// is `None`.
+    Lock(Option<Arc<QueryPlan>>),
     Partition {
         table: String,
         column: String,
@@ -237,6 +242,9 @@ impl Prepared {
     pub fn command_name(&self) -> String {
         if matches!(&self.plan, Plan::Query(q) if q.locking) {
             return "SELECT FOR UPDATE".into();
+        }
+        if matches!(&self.plan, Plan::Lock(_)) {
+            return "LOCK TABLE".into();
         }
         let mut words = self.sql.split_whitespace().map(str::to_ascii_uppercase);
         let first = words.next().unwrap_or_default();
@@ -895,6 +903,38 @@ pub fn plan(
             ddl(Plan::Truncate(Box::new(t)))
         }
         ast::Statement::AlterTable(at) => ddl(Plan::AlterTable(Box::new(at))),
+        ast::Statement::Lock(lock) => {
+            use ast::LockTableMode as M;
+            // Without IN ... MODE, ACCESS EXCLUSIVE.
+            let blocks_writers = !matches!(
+                lock.lock_mode,
+                Some(M::AccessShare | M::RowShare | M::RowExclusive | M::ShareUpdateExclusive)
+            );
+            let mut reads = Vec::with_capacity(lock.tables.len());
+            for target in &lock.tables {
+                let name = object_name(&target.name)?;
+                let table = catalog.table(&name)?;
+                let quoted = format!("\"{}\"", table.name.replace('"', "\"\""));
+                reads.push(format!(
+                    "SELECT '{}' AS lanedb_table, row_to_json(l)::text AS lanedb_row FROM {quoted} AS l",
+                    table.name.replace('\'', "''")
+                ));
+            }
+            let rows = if blocks_writers {
+                let query = parse(&reads.join(" UNION ALL "))?
+                    .into_iter()
+                    .next()
+                    .and_then(|p| match p {
+                        Parsed::Sql { statement, .. } => Some(*statement),
+                        _ => None,
+                    })
+                    .ok_or_else(|| Error::internal("a LOCK TABLE's read of its tables"))?;
+                Some(Arc::new(df(&query)?))
+            } else {
+                None
+            };
+            ddl(Plan::Lock(rows))
+        }
         ast::Statement::Drop {
             object_type,
             if_exists,
