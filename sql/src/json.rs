@@ -623,14 +623,20 @@ fn delete_path(c: &Call) -> Result<ArrayRef> {
 }
 
 /// `jsonb_set(target, path, new [, create_missing])`.
+/// An optional boolean argument (`jsonb_set`'s create_missing, `jsonb_insert`'s insert_after), read as a boolean
+/// (text too: `'yes'`).
+fn flag_argument(c: &Call, at: usize) -> Result<Option<ArrayRef>> {
+    c.args
+        .get(at)
+        .map(|a| datafusion::arrow::compute::cast(a, &ArrowType::Boolean))
+        .transpose()
+        .map_err(Into::into)
+}
+
 fn set(c: &Call) -> Result<ArrayRef> {
     let target = texts(&c.args[0])?;
     let new = texts(&c.args[2])?;
-    let create = c
-        .args
-        .get(3)
-        .map(|a| datafusion::arrow::compute::cast(a, &ArrowType::Boolean))
-        .transpose()?;
+    let create = flag_argument(c, 3)?;
     text_results(c, |row| {
         let Some(tree) = tree_at(&target, row)? else {
             return Ok(None);
@@ -676,11 +682,7 @@ fn present_steps(steps: &[Option<String>]) -> Result<Vec<&str>> {
 fn insert(c: &Call) -> Result<ArrayRef> {
     let target = texts(&c.args[0])?;
     let new = texts(&c.args[2])?;
-    let after = c
-        .args
-        .get(3)
-        .map(|a| datafusion::arrow::compute::cast(a, &ArrowType::Boolean))
-        .transpose()?;
+    let after = flag_argument(c, 3)?;
     text_results(c, |row| {
         let (Some(tree), Some(steps), Some(new)) = (
             tree_at(&target, row)?,
@@ -909,11 +911,7 @@ fn row_to_json(c: &Call) -> Result<ArrayRef> {
             ),
         )));
     };
-    let pretty = c
-        .args
-        .get(1)
-        .map(|p| datafusion::arrow::compute::cast(p, &ArrowType::Boolean))
-        .transpose()?;
+    let pretty = flag_argument(c, 1)?;
     text_results(c, |row| {
         let mut out = String::new();
         if !value_json(&c.args[0], None, row, &mut out) {
@@ -1822,15 +1820,12 @@ fn from_items((name, args, alias, ordinality): &FromFunction) -> Option<Vec<(ast
         let mut list = None;
         let _ = ast::visit_expressions(&items[0].0, |e| {
             if let ast::Expr::Function(f) = e {
-                if f.name.to_string() == "unnest" {
-                    if let ast::FunctionArguments::List(l) = &f.args {
-                        if let [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(x))] =
-                            l.args.as_slice()
-                        {
-                            list = Some(x.clone());
-                            return ControlFlow::Break(());
-                        }
-                    }
+                if let (true, Some([x])) = (
+                    f.name.to_string() == "unnest",
+                    crate::pg_functions::plain_arguments(f).as_deref(),
+                ) {
+                    list = Some(x.clone());
+                    return ControlFlow::Break(());
                 }
             }
             ControlFlow::Continue(())

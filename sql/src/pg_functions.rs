@@ -883,7 +883,7 @@ fn function_name(f: &ast::Function) -> Option<String> {
         .flatten()
 }
 
-fn plain_arguments(f: &ast::Function) -> Option<Vec<ast::Expr>> {
+pub(crate) fn plain_arguments(f: &ast::Function) -> Option<Vec<ast::Expr>> {
     let ast::FunctionArguments::List(list) = &f.args else {
         return None;
     };

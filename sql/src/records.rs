@@ -129,17 +129,7 @@ fn anonymous_row(e: &ast::Expr) -> Option<Vec<ast::Expr>> {
     match e {
         ast::Expr::Tuple(items) => Some(items.clone()),
         ast::Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case("row") => {
-            let ast::FunctionArguments::List(list) = &f.args else {
-                return None;
-            };
-            list.args
-                .iter()
-                .map(|a| match a {
-                    ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => Some(e.clone()),
-                    _ => None,
-                })
-                .collect::<Option<Vec<_>>>()
-                .filter(|fields| !fields.is_empty())
+            crate::pg_functions::plain_arguments(f).filter(|fields| !fields.is_empty())
         }
         _ => None,
     }
