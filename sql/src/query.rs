@@ -493,7 +493,11 @@ impl QueryBridge {
         .chain(crate::similar::functions())
         .chain(crate::extract::functions())
         .chain(crate::checked::size_checked_udfs())
-        .chain([crate::checked::SingleValue::udf(), crate::division::udf()])
+        .chain([
+            crate::checked::SingleValue::udf(),
+            crate::division::udf(),
+            crate::records::row(),
+        ])
         .chain(crate::pg_catalog::functions(&engine))
         .chain(crate::sequences::functions(&engine))
         {
@@ -591,7 +595,7 @@ impl QueryBridge {
         }
         crate::using_joins::merge_using_columns(&mut statement, &self.engine.catalog());
         crate::pg_functions::rewrite_calls(&mut statement);
-        crate::records::rewrite_whole_rows(&mut statement);
+        crate::records::rewrite_whole_rows(&mut statement, &self.engine.catalog());
         crate::json::rewrite_calls(&mut statement);
         let cast_params = crate::rewrite::cast_placeholder_types(&statement);
         let physical_scalar_subqueries = crate::rewrite::has_multi_row_scalar_subquery(&statement);
@@ -958,6 +962,20 @@ fn cast_error(m: &str) -> Option<Error> {
 fn classify(m: &str) -> Option<Error> {
     if let Some(e) = cast_error(m) {
         return Some(e);
+    }
+    // DataFusion's "column \"t.a\" must appear in the GROUP BY clause or must be part of an aggregate function,
+    // currently only ..." in PostgreSQL's words and SQLSTATE.
+    if let Some(at) = m.find(" must appear in the GROUP BY clause") {
+        let column = m[..at]
+            .rsplit_once("column ")
+            .map_or("", |(_, c)| c)
+            .trim_matches('"');
+        return Some(Error::new(
+            SqlState("42803"),
+            format!(
+                "column \"{column}\" must appear in the GROUP BY clause or be used in an aggregate function"
+            ),
+        ));
     }
     // DataFusion's "LIMIT must be >= 0, '-1' was provided" in PostgreSQL's words and SQLSTATEs.
     if m.contains("LIMIT must be >= 0") {

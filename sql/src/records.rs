@@ -16,14 +16,14 @@ use std::sync::Arc;
 use datafusion::arrow::array::StructArray;
 use datafusion::arrow::datatypes::{DataType as ArrowType, Field, FieldRef, Fields};
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
-use datafusion::common::{Column, DFSchema, Result};
+use datafusion::common::{Column, DFSchema, Result, ScalarValue};
 use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::{
     ColumnarValue, Expr, LogicalPlan, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF,
     ScalarUDFImpl, Signature, Volatility,
 };
 use datafusion::sql::sqlparser::ast;
-use lanedb_engine::{Error, SqlState};
+use lanedb_engine::{Catalog, Error, SqlState, TableDef};
 
 use crate::pg_functions::external;
 use crate::pg_types::{arguments, shaped};
@@ -43,29 +43,66 @@ const TAKING_ROWS: &[&str] = &[
     "jsonb_object_agg",
 ];
 
-/// `f(t)` for a relation `t` of the same SELECT, written `f(t.*)`, for the JSON functions in `TAKING_ROWS`.
-pub fn rewrite_whole_rows(statement: &mut ast::Statement) {
-    let _ = ast::VisitMut::visit(statement, &mut WholeRows::default());
+/// `f(t)` for a relation `t` of the same SELECT, for the JSON functions in `TAKING_ROWS`: for a table of the
+/// catalog, `lanedb_row('a', t.a, 'b', t.b, ...)` of its columns, which DataFusion plans as any columns (a GROUP BY
+/// of the table's primary key takes them, as PostgreSQL does); for another relation (a derived table, a CTE)
+/// `t.*`, which `expand_whole_row` expands once its columns are known.
+pub fn rewrite_whole_rows(statement: &mut ast::Statement, catalog: &Catalog) {
+    let mut ctes = Vec::new();
+    let _ = ast::Visit::visit(statement, &mut CteNames(&mut ctes));
+    let _ = ast::VisitMut::visit(
+        statement,
+        &mut WholeRows {
+            catalog,
+            ctes,
+            scopes: Vec::new(),
+        },
+    );
 }
 
-#[derive(Default)]
-struct WholeRows {
-    /// The relation names of each SELECT being visited, innermost last.
-    scopes: Vec<Vec<String>>,
+/// The names of every CTE of a statement (which hide a table of the same name).
+struct CteNames<'a>(&'a mut Vec<String>);
+
+impl ast::Visitor for CteNames<'_> {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, query: &ast::Query) -> ControlFlow<()> {
+        if let Some(with) = &query.with {
+            self.0.extend(
+                with.cte_tables
+                    .iter()
+                    .map(|c| crate::json::normal(&c.alias.name)),
+            );
+        }
+        ControlFlow::Continue(())
+    }
 }
 
-impl ast::VisitorMut for WholeRows {
+/// A relation of a SELECT: its name there, and its table where it is one of the catalog's.
+type Relation = (ast::Ident, Option<Arc<TableDef>>);
+
+struct WholeRows<'a> {
+    catalog: &'a Catalog,
+    ctes: Vec<String>,
+    /// The relations of each SELECT being visited, innermost last.
+    scopes: Vec<Vec<Relation>>,
+}
+
+impl ast::VisitorMut for WholeRows<'_> {
     type Break = ();
 
     fn pre_visit_select(&mut self, select: &mut ast::Select) -> ControlFlow<()> {
-        let mut names = Vec::new();
+        let mut relations = Vec::new();
+        let mut add = |factor: &ast::TableFactor| {
+            self.relations(factor, &mut relations);
+        };
         for from in &select.from {
-            relation_names(&from.relation, &mut names);
+            add(&from.relation);
             for join in &from.joins {
-                relation_names(&join.relation, &mut names);
+                add(&join.relation);
             }
         }
-        self.scopes.push(names);
+        self.scopes.push(relations);
         ControlFlow::Continue(())
     }
 
@@ -86,7 +123,18 @@ impl ast::VisitorMut for WholeRows {
         if !takes_rows {
             return ControlFlow::Continue(());
         }
-        let names = self.scopes.last().map(Vec::as_slice).unwrap_or_default();
+        let relations = self.scopes.last().map(Vec::as_slice).unwrap_or_default();
+        let named = |name: &str| {
+            relations
+                .iter()
+                .find(|(n, _)| crate::json::normal(n) == name)
+        };
+        // A column of a table here is preferred to a relation of its name.
+        let column_here = |name: &str| {
+            relations
+                .iter()
+                .any(|(_, t)| t.as_ref().is_some_and(|t| t.column_index(name).is_some()))
+        };
         for arg in &mut list.args {
             let ast::FunctionArg::Unnamed(arg) = arg else {
                 continue;
@@ -109,16 +157,27 @@ impl ast::VisitorMut for WholeRows {
             let relation = match arg {
                 ast::FunctionArgExpr::QualifiedWildcard(name) => name.clone(),
                 ast::FunctionArgExpr::Expr(ast::Expr::Identifier(id))
-                    if names.contains(&crate::json::normal(id)) =>
+                    if named(&crate::json::normal(id)).is_some()
+                        && !column_here(&crate::json::normal(id)) =>
                 {
                     ast::ObjectName::from(vec![id.clone()])
                 }
                 _ => continue,
             };
-            *arg = ast::FunctionArgExpr::Expr(ast::Expr::QualifiedWildcard(
-                relation,
-                ast::helpers::attached_token::AttachedToken::empty(),
-            ));
+            let table = match relation.0.as_slice() {
+                [part] => part
+                    .as_ident()
+                    .and_then(|id| named(&crate::json::normal(id)))
+                    .and_then(|(id, t)| Some((id.clone(), t.clone()?))),
+                _ => None,
+            };
+            *arg = ast::FunctionArgExpr::Expr(match table {
+                Some((id, table)) => row_of_columns(&id, &table),
+                None => ast::Expr::QualifiedWildcard(
+                    relation,
+                    ast::helpers::attached_token::AttachedToken::empty(),
+                ),
+            });
         }
         ControlFlow::Continue(())
     }
@@ -135,35 +194,69 @@ fn anonymous_row(e: &ast::Expr) -> Option<Vec<ast::Expr>> {
     }
 }
 
-/// The names a FROM item gives its relations (an alias, else the table's own name).
-fn relation_names(factor: &ast::TableFactor, names: &mut Vec<String>) {
-    let alias = match factor {
-        ast::TableFactor::Table { name, alias, .. } => {
-            if alias.is_none() {
-                if let Some(last) = name.0.last().and_then(|p| p.as_ident()) {
-                    names.push(crate::json::normal(last));
+/// `lanedb_row('a', t.a, 'b', t.b, ...)` of a table's columns, read through its name `id` in the query.
+fn row_of_columns(id: &ast::Ident, table: &TableDef) -> ast::Expr {
+    let args = table
+        .columns
+        .iter()
+        .flat_map(|c| {
+            [
+                ast::Expr::value(ast::Value::SingleQuotedString(c.name.clone())),
+                ast::Expr::CompoundIdentifier(vec![
+                    id.clone(),
+                    ast::Ident::with_quote('"', &c.name),
+                ]),
+            ]
+        })
+        .collect();
+    crate::pg_types::call(ROW, args)
+}
+
+impl WholeRows<'_> {
+    /// The relations a FROM item names (an alias, else the table's own name), with the catalog's table where it is
+    /// one (not a CTE, a derived table or a function).
+    fn relations(&self, factor: &ast::TableFactor, out: &mut Vec<Relation>) {
+        let (alias, table) = match factor {
+            ast::TableFactor::Table {
+                name,
+                alias,
+                args: None,
+                ..
+            } => {
+                let last = name.0.last().and_then(|p| p.as_ident());
+                // A CTE of the name hides the table.
+                let table = last
+                    .map(crate::json::normal)
+                    .filter(|n| name.0.len() > 1 || !self.ctes.contains(n))
+                    .and_then(|n| self.catalog.get_table(&n).cloned());
+                match (alias, last) {
+                    (Some(a), _) => (Some(a.name.clone()), table),
+                    (None, Some(last)) => (Some(last.clone()), table),
+                    (None, None) => (None, None),
                 }
             }
-            alias
-        }
-        ast::TableFactor::Derived { alias, .. }
-        | ast::TableFactor::TableFunction { alias, .. }
-        | ast::TableFactor::Function { alias, .. }
-        | ast::TableFactor::UNNEST { alias, .. } => alias,
-        ast::TableFactor::NestedJoin {
-            table_with_joins,
-            alias,
-        } => {
-            relation_names(&table_with_joins.relation, names);
-            for join in &table_with_joins.joins {
-                relation_names(&join.relation, names);
+            ast::TableFactor::Table { alias, .. }
+            | ast::TableFactor::Derived { alias, .. }
+            | ast::TableFactor::TableFunction { alias, .. }
+            | ast::TableFactor::Function { alias, .. }
+            | ast::TableFactor::UNNEST { alias, .. } => {
+                (alias.as_ref().map(|a| a.name.clone()), None)
             }
-            alias
+            ast::TableFactor::NestedJoin {
+                table_with_joins,
+                alias,
+            } => {
+                self.relations(&table_with_joins.relation, out);
+                for join in &table_with_joins.joins {
+                    self.relations(&join.relation, out);
+                }
+                (alias.as_ref().map(|a| a.name.clone()), None)
+            }
+            _ => (None, None),
+        };
+        if let Some(name) = alias {
+            out.push((name, table));
         }
-        _ => &None,
-    };
-    if let Some(alias) = alias {
-        names.push(crate::json::normal(&alias.name));
     }
 }
 
@@ -195,13 +288,12 @@ pub(crate) fn expand_whole_row(e: &Expr, schema: &DFSchema) -> Result<Option<Exp
             ),
         )));
     }
-    let (names, args): (Vec<String>, Vec<Expr>) = columns.into_iter().unzip();
-    let row = ScalarUDF::from(Row {
-        names,
-        signature: Signature::variadic_any(Volatility::Immutable),
-    });
+    let args = columns
+        .into_iter()
+        .flat_map(|(name, value)| [Expr::Literal(ScalarValue::from(name), None), value])
+        .collect();
     Ok(Some(Expr::ScalarFunction(ScalarFunction::new_udf(
-        Arc::new(row),
+        Arc::new(row()),
         args,
     ))))
 }
@@ -254,39 +346,60 @@ pub(crate) fn whole_row(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>>
     })
 }
 
-/// A relation's row: its columns' values as one struct, each field named and typed as its column.
+const ROW: &str = "lanedb_row";
+
+/// `lanedb_row('a', x, 'b', y, ...)`, to register: a row of the values, its fields named by the constant names
+/// and typed as the values (with their fields' marks: a jsonb stays one), as `named_struct` makes one without them.
+pub(crate) fn row() -> ScalarUDF {
+    ScalarUDF::from(Row {
+        signature: Signature::variadic_any(Volatility::Immutable),
+    })
+}
+
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct Row {
-    names: Vec<String>,
     signature: Signature,
 }
 
 impl ScalarUDFImpl for Row {
     fn name(&self) -> &str {
-        "row"
+        ROW
     }
 
     fn signature(&self) -> &Signature {
         &self.signature
     }
 
-    fn return_type(&self, arg_types: &[ArrowType]) -> Result<ArrowType> {
-        let fields = self
-            .names
-            .iter()
-            .zip(arg_types)
-            .map(|(name, ty)| Field::new(name, ty.clone(), true));
-        Ok(ArrowType::Struct(fields.collect()))
+    fn return_type(&self, _arg_types: &[ArrowType]) -> Result<ArrowType> {
+        unreachable!("return_field_from_args gives the row's type")
     }
 
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
-        let fields: Fields = self
-            .names
-            .iter()
-            .zip(args.arg_fields)
-            .map(|(name, f)| f.as_ref().clone().with_name(name).with_nullable(true))
-            .collect();
-        Ok(Arc::new(Field::new("row", ArrowType::Struct(fields), true)))
+        let fields: Fields = args
+            .scalar_arguments
+            .chunks(2)
+            .zip(args.arg_fields.chunks(2))
+            .map(|(names, fields)| {
+                let name = names
+                    .first()
+                    .copied()
+                    .flatten()
+                    .and_then(|n| n.try_as_str().flatten())
+                    .ok_or_else(|| {
+                        datafusion::common::DataFusionError::Internal(format!(
+                            "{ROW} takes constant names"
+                        ))
+                    })?;
+                let field = fields.get(1).ok_or_else(|| {
+                    datafusion::common::DataFusionError::Internal(format!(
+                        "{ROW} takes a value after each name"
+                    ))
+                })?;
+                Ok(field.as_ref().clone().with_name(name).with_nullable(true))
+            })
+            .collect::<Result<Vec<Field>>>()?
+            .into();
+        Ok(Arc::new(Field::new(ROW, ArrowType::Struct(fields), true)))
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
@@ -294,8 +407,9 @@ impl ScalarUDFImpl for Row {
             unreachable!("a row is a struct")
         };
         let (scalar, arrays) = arguments(&args.args)?;
-        let rows = arrays.first().map_or(args.number_rows, |a| a.len());
-        let row = StructArray::try_new_with_length(fields.clone(), arrays, None, rows)?;
+        let values: Vec<_> = arrays.into_iter().skip(1).step_by(2).collect();
+        let rows = values.first().map_or(args.number_rows, |a| a.len());
+        let row = StructArray::try_new_with_length(fields.clone(), values, None, rows)?;
         shaped(scalar, Arc::new(row))
     }
 }
