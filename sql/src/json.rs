@@ -1416,10 +1416,7 @@ pub(crate) fn marked_choice(e: &Expr, schema: &DFSchema) -> Option<Expr> {
         return None;
     }
     let kind = kind_of_expr(e, schema)?;
-    let input = udf(match kind {
-        Kind::Json => JSON_IN,
-        Kind::Jsonb => JSONB_IN,
-    });
+    let input = udf(input_of(kind));
     let read = |x: &Expr| -> Expr {
         if matches!(x, Expr::Literal(ScalarValue::Utf8(Some(_)), _)) {
             Expr::ScalarFunction(ScalarFunction::new_udf(input.clone(), vec![x.clone()]))
@@ -1681,10 +1678,7 @@ fn set_items(
     let [x] = args else {
         return None;
     };
-    let input = match kind {
-        Kind::Json => JSON_IN,
-        Kind::Jsonb => JSONB_IN,
-    };
+    let input = input_of(kind);
     let x = call(input, vec![x.clone()]);
     let unnest = |list: &str| call("unnest", vec![call(list, vec![x.clone()])]);
     // `unnest` keeps no mark on what it takes out of a list: the values are marked again.
@@ -1705,6 +1699,14 @@ fn set_items(
     })
 }
 
+/// The input function of a JSON type (`x::jsonb`).
+fn input_of(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Json => JSON_IN,
+        Kind::Jsonb => JSONB_IN,
+    }
+}
+
 /// `jsonb_to_record(j) AS x(a int, b text)` and `jsonb_to_recordset(j) AS x(...)` (and their `json_` namesakes):
 /// a column for each one the alias defines, the member of that name cast to its type (a `json` or `jsonb` column
 /// takes the member's JSON, any other its text, as `->>` gives it). A column without a type takes none.
@@ -1723,10 +1725,7 @@ fn record_items(
     let [x] = args else {
         return None;
     };
-    let input = match kind {
-        Kind::Json => JSON_IN,
-        Kind::Jsonb => JSONB_IN,
-    };
+    let input = input_of(kind);
     let x = call(input, vec![x.clone()]);
     let text = |s: &str| ast::Expr::value(ast::Value::SingleQuotedString(s.to_string()));
     let mut items = Vec::new();
