@@ -136,7 +136,7 @@ impl Backend for WireBackend {
             | Plan::ModifyQuery { .. }
             | Plan::Call { .. }
             | Plan::SetConstraints { .. }
-            | Plan::Lock(_) => defer(),
+            | Plan::Lock { .. } => defer(),
             Plan::Query(q) if q.locking => defer(),
             _ if statement.is_block_ddl() => defer(),
             _ => None,

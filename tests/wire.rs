@@ -802,6 +802,24 @@ async fn a_locked_table_must_be_unchanged_at_commit() {
         let others = b.query("SELECT id FROM other", &[]).await.unwrap();
         assert!(others.is_empty(), "{lock}: the block was applied");
     }
+    // Two blocks lock a table neither writes (a table as a mutex): the second to commit fails, as it would have
+    // waited for the first in PostgreSQL.
+    a.batch_execute("BEGIN; LOCK TABLE ledger IN EXCLUSIVE MODE; INSERT INTO other VALUES (5)")
+        .await
+        .unwrap();
+    b.batch_execute("BEGIN; LOCK TABLE ledger IN EXCLUSIVE MODE; INSERT INTO other VALUES (6)")
+        .await
+        .unwrap();
+    a.batch_execute("COMMIT").await.unwrap();
+    let e = b.batch_execute("COMMIT").await.unwrap_err();
+    assert_eq!(code(&e), "40001");
+    let others = b.query("SELECT id FROM other", &[]).await.unwrap();
+    assert_eq!(others.len(), 1);
+    // A table with a column named as the read of its rows names them.
+    b.batch_execute("CREATE TABLE h (l INTEGER, id INTEGER); INSERT INTO h VALUES (1, 1); BEGIN; LOCK h; COMMIT")
+        .await
+        .unwrap();
+    b.batch_execute("DELETE FROM other").await.unwrap();
     // A mode that blocks no writer: the other session's write and the block's both stand.
     a.batch_execute("BEGIN; LOCK TABLE ledger IN ROW EXCLUSIVE MODE")
         .await

@@ -33,6 +33,7 @@ pub mod functions;
 pub mod information_schema;
 pub mod invoke;
 mod json;
+pub mod locks;
 mod modes;
 mod number_templates;
 pub mod pg_catalog;
@@ -730,7 +731,7 @@ impl SqlEngine {
             Plan::CreateTable(ct) => ddl::create_table(ddl::On::Engine(engine), ct).map(|t| Output::command(t, 0)),
             Plan::Truncate(t) => ddl::truncate(ddl::On::Engine(engine), t).map(|t| Output::command(t, 0)),
             // Outside a block (inside one it is kept, `defer`).
-            Plan::Lock(_) => Err(Error::new(
+            Plan::Lock { .. } => Err(Error::new(
                 SqlState("25P01"),
                 "LOCK TABLE can only be used in transaction blocks",
             )),
@@ -1083,11 +1084,22 @@ impl SqlEngine {
                 let changed = match (&w.returned, &w.statement.plan) {
                     (None, _) => false,
                     // Rows read FOR UPDATE, every column of them, in whatever order the query gives them.
-                    (Some(rows), Plan::Lock(Some(read))) => {
+                    (
+                        Some(rows),
+                        Plan::Lock {
+                            rows: Some(read),
+                            tables,
+                        },
+                    ) => {
                         let now = lanedb_engine::datetime::in_zone(&w.statement.time_zone, || {
                             self.query_batches_in_txn(txn, read, &w.params, ctx)
                         })?;
-                        !same_rows(rows, &now)?
+                        let changed = !same_rows(rows, &now)?;
+                        // Another block that locks these tables and commits after this one finds them moved on.
+                        if !changed {
+                            self.bridge.lock_generations.advance(tables);
+                        }
+                        changed
                     }
                     (Some(rows), Plan::Query(q)) => match &q.locked_rows {
                         Some(locked) => {
@@ -1100,12 +1112,12 @@ impl SqlEngine {
                     },
                     (Some(rows), _) => *rows != out.batches,
                 };
-                if changed && matches!(w.statement.plan, Plan::Lock(_)) {
+                if changed && matches!(w.statement.plan, Plan::Lock { .. }) {
                     return Err(Error::new(
                         SqlState("40001"),
-                        "could not serialize access due to concurrent update: another session wrote a table the \
-                         block's LOCK TABLE locked before COMMIT (LaneDB takes no locks, and checks at COMMIT); run \
-                         the transaction again",
+                        "could not serialize access due to concurrent update: another session wrote or locked a \
+                         table the block's LOCK TABLE locked before this COMMIT (LaneDB takes no locks, and checks \
+                         at COMMIT); run the transaction again",
                     ));
                 }
                 if changed {
@@ -1189,7 +1201,7 @@ impl SqlEngine {
                     .call_in_txn(name, values, txn, *transaction as u64, ctx);
             }
             // Its tables' rows are read again by `run_block`.
-            Plan::Lock(_) => return Ok(Output::command("LOCK TABLE", 0)),
+            Plan::Lock { .. } => return Ok(Output::command("LOCK TABLE", 0)),
             Plan::SetConstraints { names, deferred } => {
                 foreign_keys::check_set_constraints(txn.catalog(), names.as_deref())?;
                 txn.statement(|txn| {
@@ -1287,7 +1299,7 @@ impl SqlEngine {
         // A locking read is answered with its rows and kept with every column of them (`QueryPlan::locked_rows`).
         let locked_rows = match &p.plan {
             Plan::Query(q) => q.locked_rows.as_ref(),
-            Plan::Lock(rows) => rows.as_ref(),
+            Plan::Lock { rows, .. } => rows.as_ref(),
             _ => None,
         };
         let mut locked = None;

@@ -107,7 +107,11 @@ pub enum Plan {
     /// and stronger) is kept as a query of their rows, which COMMIT reads again: other rows then fail the COMMIT
     /// with 40001 (LaneDB takes no locks, as with `SELECT ... FOR UPDATE`). A weaker mode blocks no writer, and
     /// is `None`.
-    Lock(Option<Arc<QueryPlan>>),
+    Lock {
+        rows: Option<Arc<QueryPlan>>,
+        /// The tables a mode that blocks writers locks; their lock generations move on at COMMIT (`locks`).
+        tables: Vec<lanedb_engine::TableId>,
+    },
     Partition {
         table: String,
         column: String,
@@ -243,7 +247,7 @@ impl Prepared {
         if matches!(&self.plan, Plan::Query(q) if q.locking) {
             return "SELECT FOR UPDATE".into();
         }
-        if matches!(&self.plan, Plan::Lock(_)) {
+        if matches!(&self.plan, Plan::Lock { .. }) {
             return "LOCK TABLE".into();
         }
         let mut words = self.sql.split_whitespace().map(str::to_ascii_uppercase);
@@ -911,14 +915,20 @@ pub fn plan(
                 Some(M::AccessShare | M::RowShare | M::RowExclusive | M::ShareUpdateExclusive)
             );
             let mut reads = Vec::with_capacity(lock.tables.len());
+            let mut tables = Vec::with_capacity(lock.tables.len());
             for target in &lock.tables {
                 let name = object_name(&target.name)?;
                 let table = catalog.table(&name)?;
                 let quoted = format!("\"{}\"", table.name.replace('"', "\"\""));
+                let literal = table.name.replace('\'', "''");
+                // Its rows, and its lock generation (see `locks`).
                 reads.push(format!(
-                    "SELECT '{}' AS lanedb_table, row_to_json(l)::text AS lanedb_row FROM {quoted} AS l",
-                    table.name.replace('\'', "''")
+                    "SELECT '{literal}' AS lanedb_table, row_to_json(l.*)::text AS lanedb_row FROM {quoted} AS l \
+                     UNION ALL SELECT '{literal}', 'generation ' || {}({})::text",
+                    crate::locks::GENERATION,
+                    table.id
                 ));
+                tables.push(table.id);
             }
             let rows = if blocks_writers {
                 let query = parse(&reads.join(" UNION ALL "))?
@@ -933,7 +943,8 @@ pub fn plan(
             } else {
                 None
             };
-            ddl(Plan::Lock(rows))
+            let tables = if rows.is_some() { tables } else { Vec::new() };
+            ddl(Plan::Lock { rows, tables })
         }
         ast::Statement::Drop {
             object_type,

@@ -324,6 +324,8 @@ pub struct QuerySession {
 pub struct QueryBridge {
     base: SessionState,
     engine: Arc<Engine>,
+    /// Each table's LOCK TABLE generation (see `locks`).
+    pub lock_generations: Arc<crate::locks::LockGenerations>,
     /// The database's default time zone (`SqlEngine::set_time_zone`), for `pg_settings`.
     server_zone: parking_lot::RwLock<String>,
 }
@@ -403,6 +405,7 @@ impl QueryPlan {
 
 impl QueryBridge {
     pub fn new(engine: Arc<Engine>, procedures: crate::stats::HandlerCell) -> QueryBridge {
+        let lock_generations = Arc::new(crate::locks::LockGenerations::default());
         let mut config = SessionConfig::new()
             .with_default_catalog_and_schema("lanedb", "public")
             .with_create_default_catalog_and_schema(false)
@@ -499,6 +502,7 @@ impl QueryBridge {
             crate::records::row(),
         ])
         .chain(crate::pg_catalog::functions(&engine))
+        .chain([crate::locks::generation_udf(lock_generations.clone())])
         .chain(crate::sequences::functions(&engine))
         {
             base.register_udf(Arc::new(udf))
@@ -507,6 +511,7 @@ impl QueryBridge {
         QueryBridge {
             base,
             engine,
+            lock_generations,
             server_zone: parking_lot::RwLock::new(lanedb_engine::types::DEFAULT_ZONE.into()),
         }
     }

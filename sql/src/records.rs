@@ -78,8 +78,9 @@ impl ast::Visitor for CteNames<'_> {
     }
 }
 
-/// A relation of a SELECT: its name there, and its table where it is one of the catalog's.
-type Relation = (ast::Ident, Option<Arc<TableDef>>);
+/// A relation of a SELECT: its name there, its table where it is one of the catalog's, and the names its alias
+/// gives the table's first columns (`t AS x(a, b)`).
+type Relation = (ast::Ident, Option<Arc<TableDef>>, Vec<ast::Ident>);
 
 struct WholeRows<'a> {
     catalog: &'a Catalog,
@@ -127,13 +128,17 @@ impl ast::VisitorMut for WholeRows<'_> {
         let named = |name: &str| {
             relations
                 .iter()
-                .find(|(n, _)| crate::json::normal(n) == name)
+                .find(|(n, ..)| crate::json::normal(n) == name)
         };
         // A column of a table here is preferred to a relation of its name.
         let column_here = |name: &str| {
-            relations
-                .iter()
-                .any(|(_, t)| t.as_ref().is_some_and(|t| t.column_index(name).is_some()))
+            relations.iter().any(|(_, t, renamed)| {
+                // The alias's names, then the table's for the columns it does not rename.
+                renamed.iter().any(|r| crate::json::normal(r) == name)
+                    || t.as_ref().is_some_and(|t| {
+                        t.columns.iter().skip(renamed.len()).any(|c| c.name == name)
+                    })
+            })
         };
         for arg in &mut list.args {
             let ast::FunctionArg::Unnamed(arg) = arg else {
@@ -164,15 +169,18 @@ impl ast::VisitorMut for WholeRows<'_> {
                 }
                 _ => continue,
             };
+            // Where a relation's columns are not known here (a derived table, a CTE), a column of the name might
+            // be among them: the row is left to `expand_whole_row`, which sees every column.
+            let all_known = relations.iter().all(|(_, t, _)| t.is_some());
             let table = match relation.0.as_slice() {
-                [part] => part
+                [part] if all_known => part
                     .as_ident()
                     .and_then(|id| named(&crate::json::normal(id)))
-                    .and_then(|(id, t)| Some((id.clone(), t.clone()?))),
+                    .and_then(|(id, t, renamed)| Some((id.clone(), t.clone()?, renamed.clone()))),
                 _ => None,
             };
             *arg = ast::FunctionArgExpr::Expr(match table {
-                Some((id, table)) => row_of_columns(&id, &table),
+                Some((id, table, renamed)) => row_of_columns(&id, &table, &renamed),
                 None => ast::Expr::QualifiedWildcard(
                     relation,
                     ast::helpers::attached_token::AttachedToken::empty(),
@@ -194,29 +202,39 @@ fn anonymous_row(e: &ast::Expr) -> Option<Vec<ast::Expr>> {
     }
 }
 
-/// `lanedb_row('a', t.a, 'b', t.b, ...)` of a table's columns, read through its name `id` in the query.
-fn row_of_columns(id: &ast::Ident, table: &TableDef) -> ast::Expr {
-    let args = table
-        .columns
-        .iter()
-        .flat_map(|c| {
-            [
-                ast::Expr::value(ast::Value::SingleQuotedString(c.name.clone())),
-                ast::Expr::CompoundIdentifier(vec![
-                    id.clone(),
-                    ast::Ident::with_quote('"', &c.name),
-                ]),
-            ]
-        })
-        .collect();
-    crate::pg_types::call(ROW, args)
+/// `lanedb_row(t.pk, 'a', t.a, 'b', t.b, ...)` of a table's columns, read through its name `id` in the query. The
+/// first column of its primary key (never NULL in a row) says whether there is a row: on the missing side of an
+/// outer join the row is NULL, as in PostgreSQL. A table without one always has a row. Columns an alias renamed
+/// are read by their new names and keep the table's in the row, as PostgreSQL's row type has them.
+fn row_of_columns(id: &ast::Ident, table: &TableDef, renamed: &[ast::Ident]) -> ast::Expr {
+    let column = |c: usize| {
+        let name = renamed
+            .get(c)
+            .cloned()
+            .unwrap_or_else(|| ast::Ident::with_quote('"', &table.columns[c].name));
+        ast::Expr::CompoundIdentifier(vec![id.clone(), name])
+    };
+    let present = match table
+        .primary_key
+        .and_then(|k| table.indexes[k].columns.first())
+    {
+        Some(c) => column(*c),
+        None => ast::Expr::value(ast::Value::Boolean(true)),
+    };
+    let fields = table.columns.iter().enumerate().flat_map(|(i, c)| {
+        [
+            ast::Expr::value(ast::Value::SingleQuotedString(c.name.clone())),
+            column(i),
+        ]
+    });
+    crate::pg_types::call(ROW, std::iter::once(present).chain(fields).collect())
 }
 
 impl WholeRows<'_> {
     /// The relations a FROM item names (an alias, else the table's own name), with the catalog's table where it is
     /// one (not a CTE, a derived table or a function).
     fn relations(&self, factor: &ast::TableFactor, out: &mut Vec<Relation>) {
-        let (alias, table) = match factor {
+        let (alias, table, renamed) = match factor {
             ast::TableFactor::Table {
                 name,
                 alias,
@@ -229,10 +247,14 @@ impl WholeRows<'_> {
                     .map(crate::json::normal)
                     .filter(|n| name.0.len() > 1 || !self.ctes.contains(n))
                     .and_then(|n| self.catalog.get_table(&n).cloned());
+                let renamed = alias
+                    .as_ref()
+                    .map(|a| a.columns.iter().map(|c| c.name.clone()).collect())
+                    .unwrap_or_default();
                 match (alias, last) {
-                    (Some(a), _) => (Some(a.name.clone()), table),
-                    (None, Some(last)) => (Some(last.clone()), table),
-                    (None, None) => (None, None),
+                    (Some(a), _) => (Some(a.name.clone()), table, renamed),
+                    (None, Some(last)) => (Some(last.clone()), table, renamed),
+                    (None, None) => (None, None, renamed),
                 }
             }
             ast::TableFactor::Table { alias, .. }
@@ -240,7 +262,7 @@ impl WholeRows<'_> {
             | ast::TableFactor::TableFunction { alias, .. }
             | ast::TableFactor::Function { alias, .. }
             | ast::TableFactor::UNNEST { alias, .. } => {
-                (alias.as_ref().map(|a| a.name.clone()), None)
+                (alias.as_ref().map(|a| a.name.clone()), None, Vec::new())
             }
             ast::TableFactor::NestedJoin {
                 table_with_joins,
@@ -250,12 +272,12 @@ impl WholeRows<'_> {
                 for join in &table_with_joins.joins {
                     self.relations(&join.relation, out);
                 }
-                (alias.as_ref().map(|a| a.name.clone()), None)
+                (alias.as_ref().map(|a| a.name.clone()), None, Vec::new())
             }
-            _ => (None, None),
+            _ => (None, None, Vec::new()),
         };
         if let Some(name) = alias {
-            out.push((name, table));
+            out.push((name, table, renamed));
         }
     }
 }
@@ -288,9 +310,12 @@ pub(crate) fn expand_whole_row(e: &Expr, schema: &DFSchema) -> Result<Option<Exp
             ),
         )));
     }
-    let args = columns
-        .into_iter()
-        .flat_map(|(name, value)| [Expr::Literal(ScalarValue::from(name), None), value])
+    let args = std::iter::once(Expr::Literal(ScalarValue::Boolean(Some(true)), None))
+        .chain(
+            columns
+                .into_iter()
+                .flat_map(|(name, value)| [Expr::Literal(ScalarValue::from(name), None), value]),
+        )
         .collect();
     Ok(Some(Expr::ScalarFunction(ScalarFunction::new_udf(
         Arc::new(row()),
@@ -348,8 +373,9 @@ pub(crate) fn whole_row(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>>
 
 const ROW: &str = "lanedb_row";
 
-/// `lanedb_row('a', x, 'b', y, ...)`, to register: a row of the values, its fields named by the constant names
-/// and typed as the values (with their fields' marks: a jsonb stays one), as `named_struct` makes one without them.
+/// `lanedb_row(present, 'a', x, 'b', y, ...)`, to register: a row of the values, its fields named by the constant
+/// names and typed as the values (with their fields' marks: a jsonb stays one), as `named_struct` makes one without
+/// them; NULL where `present` is NULL.
 pub(crate) fn row() -> ScalarUDF {
     ScalarUDF::from(Row {
         signature: Signature::variadic_any(Volatility::Immutable),
@@ -377,8 +403,10 @@ impl ScalarUDFImpl for Row {
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
         let fields: Fields = args
             .scalar_arguments
+            .get(1..)
+            .unwrap_or_default()
             .chunks(2)
-            .zip(args.arg_fields.chunks(2))
+            .zip(args.arg_fields.get(1..).unwrap_or_default().chunks(2))
             .map(|(names, fields)| {
                 let name = names
                     .first()
@@ -407,9 +435,10 @@ impl ScalarUDFImpl for Row {
             unreachable!("a row is a struct")
         };
         let (scalar, arrays) = arguments(&args.args)?;
-        let values: Vec<_> = arrays.into_iter().skip(1).step_by(2).collect();
+        let present = arrays.first().and_then(|p| p.logical_nulls());
+        let values: Vec<_> = arrays.into_iter().skip(2).step_by(2).collect();
         let rows = values.first().map_or(args.number_rows, |a| a.len());
-        let row = StructArray::try_new_with_length(fields.clone(), values, None, rows)?;
+        let row = StructArray::try_new_with_length(fields.clone(), values, present, rows)?;
         shaped(scalar, Arc::new(row))
     }
 }
