@@ -1988,7 +1988,9 @@ fn column_names(
                 .get(i)
                 .map_or_else(|| default.clone(), |c| normal(&c.name)),
             Some(a) if items.len() == 1 => a.name.value.clone(),
-            _ if name.ends_with("object_keys") => name.to_string(),
+            // `unnest(x) WITH ORDINALITY AS u`: the alias names the values' column too.
+            Some(a) if i == 0 && name == "unnest" => a.name.value.clone(),
+            _ if i == 0 && name.ends_with("object_keys") => name.to_string(),
             _ => default.clone(),
         })
         .collect()
