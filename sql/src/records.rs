@@ -41,6 +41,8 @@ const TAKING_ROWS: &[&str] = &[
     "jsonb_build_array",
     "json_object_agg",
     "jsonb_object_agg",
+    // `count(t.*)` counts the rows that are there: not the missing side of an outer join.
+    "count",
 ];
 
 /// `f(t)` for a relation `t` of the same SELECT, for the JSON functions in `TAKING_ROWS`: for a table of the
