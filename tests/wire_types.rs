@@ -692,6 +692,28 @@ async fn instants_are_stored_and_show_in_the_readers_zone() {
     assert_eq!(text_rows(&client.simple_query(shown).await.unwrap()), utc);
 }
 
+/// Checks that `shown` gives `expected` after a restart from the log, then after one from a snapshot; the server
+/// and a client of it after both.
+async fn kept_after_crash_and_snapshot(
+    server: Server,
+    client: tokio_postgres::Client,
+    shown: &str,
+    expected: &[Vec<String>],
+) -> (Server, tokio_postgres::Client) {
+    let (server, client) = crash_and_restart(server, client).await;
+    assert_eq!(
+        text_rows(&client.simple_query(shown).await.unwrap()),
+        expected
+    );
+    client.batch_execute("CHECKPOINT").await.unwrap();
+    let (server, client) = crash_and_restart(server, client).await;
+    assert_eq!(
+        text_rows(&client.simple_query(shown).await.unwrap()),
+        expected
+    );
+    (server, client)
+}
+
 /// Kills the server once `client` is gone, starts it again on its data directory, and connects.
 async fn crash_and_restart(
     server: Server,
@@ -792,17 +814,8 @@ async fn times_of_day_and_intervals_are_stored() {
         text_rows(&client.simple_query(shown).await.unwrap()),
         expected
     );
-    let (server, client) = crash_and_restart(server, client).await;
-    assert_eq!(
-        text_rows(&client.simple_query(shown).await.unwrap()),
-        expected
-    );
-    client.batch_execute("CHECKPOINT").await.unwrap();
-    let (_server, client) = crash_and_restart(server, client).await;
-    assert_eq!(
-        text_rows(&client.simple_query(shown).await.unwrap()),
-        expected
-    );
+    let expected = expected.map(|row| row.map(String::from).to_vec());
+    let (_server, client) = kept_after_crash_and_snapshot(server, client, shown, &expected).await;
     // The unique index is rebuilt from the snapshot, by span.
     let e = client
         .batch_execute("INSERT INTO lap VALUES (6, '10:00', '-72 hours')")
@@ -889,17 +902,7 @@ async fn uuids_are_stored_and_sent_as_postgres_sends_them() {
     let shown = "SELECT id::text || ' ' || title FROM doc ORDER BY id";
     let before = text_rows(&client.simple_query(shown).await.unwrap());
     assert_eq!(before.len(), 5);
-    let (server, client) = crash_and_restart(server, client).await;
-    assert_eq!(
-        text_rows(&client.simple_query(shown).await.unwrap()),
-        before
-    );
-    client.batch_execute("CHECKPOINT").await.unwrap();
-    let (_server, client) = crash_and_restart(server, client).await;
-    assert_eq!(
-        text_rows(&client.simple_query(shown).await.unwrap()),
-        before
-    );
+    kept_after_crash_and_snapshot(server, client, shown, &before).await;
 }
 
 /// PostgreSQL's binary `jsonb`: a version byte (1), then the text (tokio-postgres reads JSON only with a feature
@@ -1107,17 +1110,7 @@ async fn json_values_are_stored_and_sent_as_postgres_sends_them() {
             [r#"2 [1, {}] -"#]
         ]
     );
-    let (server, client) = crash_and_restart(server, client).await;
-    assert_eq!(
-        text_rows(&client.simple_query(shown).await.unwrap()),
-        before
-    );
-    client.batch_execute("CHECKPOINT").await.unwrap();
-    let (_server, client) = crash_and_restart(server, client).await;
-    assert_eq!(
-        text_rows(&client.simple_query(shown).await.unwrap()),
-        before
-    );
+    kept_after_crash_and_snapshot(server, client, shown, &before).await;
 }
 
 /// Array columns over the wire: typed as arrays in ParameterDescription and RowDescription, binary arrays both ways
@@ -1221,15 +1214,5 @@ async fn array_columns_are_stored_and_sent_as_postgres_sends_them() {
             ["3 {x,t} {9} {1.50,NULL}"]
         ]
     );
-    let (server, client) = crash_and_restart(server, client).await;
-    assert_eq!(
-        text_rows(&client.simple_query(shown).await.unwrap()),
-        before
-    );
-    client.batch_execute("CHECKPOINT").await.unwrap();
-    let (_server, client) = crash_and_restart(server, client).await;
-    assert_eq!(
-        text_rows(&client.simple_query(shown).await.unwrap()),
-        before
-    );
+    kept_after_crash_and_snapshot(server, client, shown, &before).await;
 }

@@ -532,12 +532,15 @@ pub(crate) fn compile_index_expressions(
     let mut plain = Vec::with_capacity(sql.len());
     for part in sql {
         let e = compile_row_expression(def, part, "an index's key")?;
-        let call = datafusion::sql::sqlparser::parser::Parser::new(
-            &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
-        )
-        .try_with_sql(part)
-        .and_then(|mut p| p.parse_expr())
-        .is_ok_and(|x| matches!(x, ast::Expr::Function(_) | ast::Expr::Identifier(_)));
+        // A function call (or a column) is shown as it is, anything else in parentheses, as PostgreSQL shows them.
+        let call = matches!(
+            e,
+            expr::Expr::Column(_)
+                | expr::Expr::Function(
+                    expr::Func::Lower | expr::Func::Upper | expr::Func::Length | expr::Func::Abs,
+                    _
+                )
+        );
         shown.push(if call {
             part.clone()
         } else {
@@ -642,55 +645,19 @@ fn operand_types(e: &expr::Expr, def: &TableDef) -> Result<()> {
         }
         _ => {}
     }
-    let mut children = Vec::new();
-    match e {
-        Expr::Column(_) | Expr::Excluded(_) | Expr::Literal(_) | Expr::Param(_) => {}
-        Expr::Cast(x, _) | Expr::Neg(x) | Expr::Not(x) | Expr::IsNull(x, _) => children.push(&**x),
-        Expr::Binary(_, a, b) | Expr::Like(a, b, ..) => children.extend([&**a, &**b]),
-        Expr::InList(x, items, _) => {
-            children.push(&**x);
-            children.extend(items);
-        }
-        Expr::Case(operand, arms, otherwise) => {
-            children.extend(operand.as_deref());
-            for (w, t) in arms {
-                children.extend([w, t]);
-            }
-            children.extend(otherwise.as_deref());
-        }
-        Expr::Coalesce(items) | Expr::Function(_, items) | Expr::Array(items) => {
-            children.extend(items)
-        }
-    }
-    children.into_iter().try_for_each(|x| operand_types(x, def))
+    e.children()
+        .into_iter()
+        .try_for_each(|x| operand_types(x, def))
 }
 
 /// The columns `e` reads, added to `out`.
 fn read_columns(e: &expr::Expr, out: &mut Vec<usize>) {
-    use expr::Expr;
     match e {
-        Expr::Column(c) | Expr::Excluded(c) => out.push(*c),
-        Expr::Literal(_) | Expr::Param(_) => {}
-        Expr::Cast(x, _) | Expr::Neg(x) | Expr::Not(x) | Expr::IsNull(x, _) => read_columns(x, out),
-        Expr::Binary(_, a, b) | Expr::Like(a, b, ..) => {
-            read_columns(a, out);
-            read_columns(b, out);
-        }
-        Expr::InList(x, items, _) => {
-            read_columns(x, out);
-            items.iter().for_each(|i| read_columns(i, out));
-        }
-        Expr::Case(operand, arms, otherwise) => {
-            operand.iter().for_each(|x| read_columns(x, out));
-            for (w, t) in arms {
-                read_columns(w, out);
-                read_columns(t, out);
-            }
-            otherwise.iter().for_each(|x| read_columns(x, out));
-        }
-        Expr::Coalesce(items) | Expr::Function(_, items) | Expr::Array(items) => {
-            items.iter().for_each(|i| read_columns(i, out))
-        }
+        expr::Expr::Column(c) | expr::Expr::Excluded(c) => out.push(*c),
+        other => other
+            .children()
+            .into_iter()
+            .for_each(|x| read_columns(x, out)),
     }
 }
 

@@ -607,25 +607,25 @@ impl Expr {
     pub fn is_row_independent(&self) -> bool {
         match self {
             Expr::Column(_) | Expr::Excluded(_) => false,
-            Expr::Literal(_) | Expr::Param(_) => true,
-            Expr::Neg(x) | Expr::Not(x) | Expr::IsNull(x, _) | Expr::Cast(x, _) => {
-                x.is_row_independent()
-            }
-            Expr::Binary(_, l, r) | Expr::Like(l, r, _, _) => {
-                l.is_row_independent() && r.is_row_independent()
-            }
-            Expr::InList(x, items, _) => {
-                x.is_row_independent() && items.iter().all(Expr::is_row_independent)
-            }
-            Expr::Case(o, whens, e) => {
-                o.as_ref().is_none_or(|o| o.is_row_independent())
-                    && whens
-                        .iter()
-                        .all(|(a, b)| a.is_row_independent() && b.is_row_independent())
-                    && e.as_ref().is_none_or(|e| e.is_row_independent())
-            }
+            other => other.children().into_iter().all(Expr::is_row_independent),
+        }
+    }
+
+    /// The expressions this one is made of, in order.
+    pub fn children(&self) -> Vec<&Expr> {
+        match self {
+            Expr::Column(_) | Expr::Excluded(_) | Expr::Literal(_) | Expr::Param(_) => Vec::new(),
+            Expr::Neg(x) | Expr::Not(x) | Expr::IsNull(x, _) | Expr::Cast(x, _) => vec![x],
+            Expr::Binary(_, l, r) | Expr::Like(l, r, _, _) => vec![l, r],
+            Expr::InList(x, items, _) => std::iter::once(&**x).chain(items).collect(),
+            Expr::Case(operand, arms, otherwise) => operand
+                .as_deref()
+                .into_iter()
+                .chain(arms.iter().flat_map(|(w, t)| [w, t]))
+                .chain(otherwise.as_deref())
+                .collect(),
             Expr::Coalesce(args) | Expr::Function(_, args) | Expr::Array(args) => {
-                args.iter().all(Expr::is_row_independent)
+                args.iter().collect()
             }
         }
     }

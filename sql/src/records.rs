@@ -398,8 +398,11 @@ impl ScalarUDFImpl for Row {
         &self.signature
     }
 
+    /// The row's type needs its names, which only `return_field_from_args` sees.
     fn return_type(&self, _arg_types: &[ArrowType]) -> Result<ArrowType> {
-        unreachable!("return_field_from_args gives the row's type")
+        Err(datafusion::common::DataFusionError::Internal(format!(
+            "{ROW} is typed by its arguments' fields"
+        )))
     }
 
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
