@@ -209,8 +209,11 @@ impl IndexDef {
     }
 
     /// Whether setting the columns in `changes` may change a row's entry: a key column changes, or the index is
-    /// partial (its WHERE may read any column).
+    /// partial (its WHERE may read any column) or on expressions. A declared index has no entries.
     pub fn touched_by(&self, changes: &[(usize, Value)]) -> bool {
+        if !self.kept() {
+            return false;
+        }
         self.predicate.is_some()
             || self.expressions.is_some()
             || self

@@ -1365,6 +1365,10 @@ impl TableStore {
     /// bucket its keys' hashes start at.
     fn index_from(&mut self, first: usize) -> Result<()> {
         for i in 0..self.indexes.len() {
+            // A declared index holds nothing: no row need be read for it.
+            if !self.indexes[i].def.kept() {
+                continue;
+            }
             let repeated = match (&self.indexes[i].map, self.indexes[i].def.columns.as_slice()) {
                 (IndexMap::UniqueInt(_), [column]) => {
                     let keys = |pos| self.get_i64(pos, *column);
