@@ -77,6 +77,10 @@ impl Backend for WireBackend {
         statement.is_read_only()
     }
 
+    fn is_read_only_allowed(&self, statement: &Prepared) -> bool {
+        statement.is_read_only_allowed()
+    }
+
     fn command_name(&self, statement: &Prepared) -> String {
         statement.command_name()
     }

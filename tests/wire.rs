@@ -845,6 +845,18 @@ async fn a_locked_table_must_be_unchanged_at_commit() {
         .unwrap_err();
     assert_eq!(code(&e), "42P01");
     a.batch_execute("ROLLBACK").await.unwrap();
+    // In a read-only block, as in PostgreSQL: the modes that block no writer are taken, the others are 25006.
+    a.batch_execute(
+        "BEGIN READ ONLY; LOCK TABLE ledger IN ACCESS SHARE MODE; LOCK TABLE ledger IN ROW EXCLUSIVE MODE",
+    )
+    .await
+    .unwrap();
+    let e = a
+        .batch_execute("LOCK TABLE ledger IN SHARE UPDATE EXCLUSIVE MODE")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "25006");
+    a.batch_execute("ROLLBACK").await.unwrap();
 }
 
 /// An untyped NULL (`SELECT NULL`, a NULL branch of a UNION) reaches the client as NULL in both formats; it came

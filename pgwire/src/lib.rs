@@ -104,6 +104,9 @@ pub trait Backend: Send + Sync + 'static {
     fn schema(&self, statement: &Self::Statement) -> SchemaRef;
     fn session_command<'a>(&self, statement: &'a Self::Statement) -> Option<&'a SessionCommand>;
     fn is_read_only(&self, statement: &Self::Statement) -> bool;
+    /// Whether a statement that is not a read may still run in a read-only transaction (PostgreSQL takes LOCK TABLE
+    /// in the modes that block no writer there).
+    fn is_read_only_allowed(&self, statement: &Self::Statement) -> bool;
     /// The statement's command as PostgreSQL names it in messages (`INSERT`, `CREATE TABLE`).
     fn command_name(&self, statement: &Self::Statement) -> String;
     /// Whether a read reads rows (of tables or catalogs) that a transaction block's deferred writes could change;

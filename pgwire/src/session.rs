@@ -1817,7 +1817,9 @@ impl<B: Backend> Session<B> {
         } else {
             "transaction_read_only"
         };
-        if self.context.settings.get(name).map(String::as_str) != Some("on") {
+        if self.context.settings.get(name).map(String::as_str) != Some("on")
+            || self.shared.backend.is_read_only_allowed(statement)
+        {
             return Ok(());
         }
         Err(Error::new(

@@ -722,6 +722,7 @@ fn compile_row_expression(def: &TableDef, sql: &str, what: &str) -> Result<expr:
     .try_with_sql(sql)
     .and_then(|mut p| p.parse_expr())
     .map_err(|e| Error::syntax(e.to_string()))?;
+    refuse_calls(&parsed, what)?;
     let scope = Scope {
         table: def,
         qualifiers: vec![def.name.clone()],
@@ -742,6 +743,84 @@ fn compile_row_expression(def: &TableDef, sql: &str, what: &str) -> Result<expr:
         return Err(Error::new(SqlState("42P02"), "there is no parameter $1"));
     }
     Ok(compiled)
+}
+
+/// PostgreSQL's errors for what a row's expression may not call: an aggregate (42803) or a window function (42P20)
+/// anywhere, a function whose value is not fixed by its arguments in an index (42P17), a subquery (0A000).
+fn refuse_calls(parsed: &ast::Expr, what: &str) -> Result<()> {
+    let (clause, volatile_refused) = match what {
+        "CHECK" => ("check constraints", false),
+        "WHERE" => ("index predicates", true),
+        _ => ("index expressions", true),
+    };
+    let mut refusal = None;
+    let _ = ast::visit_expressions(parsed, |x| {
+        refusal = match x {
+            ast::Expr::Function(f) if f.over.is_some() => Some(Error::new(
+                SqlState("42P20"),
+                format!("window functions are not allowed in {clause}"),
+            )),
+            ast::Expr::Function(f)
+                if crate::rewrite::is_aggregate(f) || !f.within_group.is_empty() =>
+            {
+                Some(Error::new(
+                    SqlState("42803"),
+                    format!("aggregate functions are not allowed in {clause}"),
+                ))
+            }
+            ast::Expr::Function(f) if volatile_refused && !is_immutable_call(f) => {
+                Some(Error::new(
+                    SqlState("42P17"),
+                    format!(
+                        "functions in {} must be marked IMMUTABLE",
+                        clause.trim_end_matches('s')
+                    ),
+                ))
+            }
+            ast::Expr::Subquery(_) | ast::Expr::Exists { .. } | ast::Expr::InSubquery { .. } => {
+                Some(Error::unsupported(format!(
+                    "cannot use subquery in {}",
+                    clause.trim_end_matches('s')
+                )))
+            }
+            _ => None,
+        };
+        if refusal.is_some() {
+            std::ops::ControlFlow::Break(())
+        } else {
+            std::ops::ControlFlow::Continue(())
+        }
+    });
+    refusal.map_or(Ok(()), Err)
+}
+
+/// Whether a call's value is fixed by its arguments: not the time, a random number, a UUID or a sequence's value.
+fn is_immutable_call(f: &ast::Function) -> bool {
+    let name = f.name.to_string().to_ascii_lowercase();
+    !matches!(
+        name.trim_start_matches("pg_catalog."),
+        "random"
+            | "setseed"
+            | "now"
+            | "current_timestamp"
+            | "current_date"
+            | "current_time"
+            | "localtimestamp"
+            | "localtime"
+            | "clock_timestamp"
+            | "statement_timestamp"
+            | "transaction_timestamp"
+            | "timeofday"
+            | "gen_random_uuid"
+            | "uuid_generate_v4"
+            | "uuid"
+            | "nextval"
+            | "currval"
+            | "lastval"
+            | "current_user"
+            | "session_user"
+            | "current_setting"
+    )
 }
 
 /// A compiled condition's value on `row`: `None` for NULL. `what` names it if it gives something else.

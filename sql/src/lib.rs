@@ -1089,6 +1089,7 @@ impl SqlEngine {
                         Plan::Lock {
                             rows: Some(read),
                             tables,
+                            ..
                         },
                     ) => {
                         let now = lanedb_engine::datetime::in_zone(&w.statement.time_zone, || {

@@ -1216,8 +1216,9 @@ fn rewrite_call(e: &mut ast::Expr) {
                 "array_replace" => "array_replace_all",
                 "ceiling" => "ceil",
                 "sign" => "signum",
-                // The block's time, which its log record keeps.
-                "transaction_timestamp" => "now",
+                // The block's time, which its log record keeps. A block's statements run together at COMMIT, so
+                // each statement's time is the block's.
+                "transaction_timestamp" | "statement_timestamp" => "now",
                 _ => "",
             };
             if !renamed.is_empty() {

@@ -111,6 +111,8 @@ pub enum Plan {
         rows: Option<Arc<QueryPlan>>,
         /// The tables a mode that blocks writers locks; their lock generations move on at COMMIT (`locks`).
         tables: Vec<lanedb_engine::TableId>,
+        /// A mode no stronger than ROW EXCLUSIVE, which PostgreSQL takes in a read-only transaction.
+        read_only_allowed: bool,
     },
     Partition {
         table: String,
@@ -239,6 +241,18 @@ impl Prepared {
             }
             _ => false,
         }
+    }
+
+    /// Whether PostgreSQL runs the statement in a read-only transaction although it is not a read: LOCK TABLE in a
+    /// mode no stronger than ROW EXCLUSIVE.
+    pub fn is_read_only_allowed(&self) -> bool {
+        matches!(
+            &self.plan,
+            Plan::Lock {
+                read_only_allowed: true,
+                ..
+            }
+        )
     }
 
     /// The statement's command as PostgreSQL names it in messages: its first word, two for CREATE, ALTER and DROP
@@ -910,10 +924,12 @@ pub fn plan(
         ast::Statement::Lock(lock) => {
             use ast::LockTableMode as M;
             // Without IN ... MODE, ACCESS EXCLUSIVE.
-            let blocks_writers = !matches!(
+            let read_only_allowed = matches!(
                 lock.lock_mode,
-                Some(M::AccessShare | M::RowShare | M::RowExclusive | M::ShareUpdateExclusive)
+                Some(M::AccessShare | M::RowShare | M::RowExclusive)
             );
+            let blocks_writers =
+                !read_only_allowed && !matches!(lock.lock_mode, Some(M::ShareUpdateExclusive));
             let mut reads = Vec::with_capacity(lock.tables.len());
             let mut tables = Vec::with_capacity(lock.tables.len());
             for target in &lock.tables {
@@ -944,7 +960,11 @@ pub fn plan(
                 None
             };
             let tables = if rows.is_some() { tables } else { Vec::new() };
-            ddl(Plan::Lock { rows, tables })
+            ddl(Plan::Lock {
+                rows,
+                tables,
+                read_only_allowed,
+            })
         }
         ast::Statement::Drop {
             object_type,

@@ -833,6 +833,20 @@ fn calls_a_function(items: &[ast::SelectItem]) -> bool {
 /// Whether a select list calls an aggregate or window function (by name: the aggregates SQL has), which would make
 /// its query one row or change what it returns; other functions are per row.
 fn calls_an_aggregate(items: &[ast::SelectItem]) -> bool {
+    let mut found = false;
+    for item in items {
+        let _ = ast::visit_expressions(item, |x| {
+            if let ast::Expr::Function(f) = x {
+                found |= f.over.is_some() || !f.within_group.is_empty() || is_aggregate(f);
+            }
+            ControlFlow::<()>::Continue(())
+        });
+    }
+    found
+}
+
+/// Whether `f` names one of the aggregates SQL has.
+pub(crate) fn is_aggregate(f: &ast::Function) -> bool {
     const AGGREGATES: &[&str] = &[
         "count",
         "sum",
@@ -881,24 +895,11 @@ fn calls_an_aggregate(items: &[ast::SelectItem]) -> bool {
         "regr_syy",
         "regr_sxy",
     ];
-    let mut found = false;
-    for item in items {
-        let _ = ast::visit_expressions(item, |x| {
-            if let ast::Expr::Function(f) = x {
-                let name = f
-                    .name
-                    .0
-                    .last()
-                    .and_then(|p| p.as_ident())
-                    .map(|i| i.value.to_ascii_lowercase());
-                found |= f.over.is_some()
-                    || !f.within_group.is_empty()
-                    || name.is_some_and(|n| AGGREGATES.contains(&n.as_str()));
-            }
-            ControlFlow::<()>::Continue(())
-        });
-    }
-    found
+    f.name
+        .0
+        .last()
+        .and_then(|p| p.as_ident())
+        .is_some_and(|i| AGGREGATES.contains(&i.value.to_ascii_lowercase().as_str()))
 }
 
 fn references_column(e: &ast::Expr) -> bool {
