@@ -904,6 +904,23 @@ async fn read_only_transactions_refuse_writes() {
     );
     client.batch_execute("ROLLBACK").await.unwrap();
     assert_eq!(scalar(&client, "SHOW transaction_read_only").await, "off");
+    // [NOT] DEFERRABLE among the modes (asyncpg, psycopg2) is taken; READ ONLY still holds.
+    client
+        .batch_execute("BEGIN ISOLATION LEVEL SERIALIZABLE, READ ONLY, DEFERRABLE")
+        .await
+        .unwrap();
+    assert_eq!(
+        failure(&client, "INSERT INTO ro (v) VALUES (1)").await,
+        "25006"
+    );
+    client.batch_execute("ROLLBACK").await.unwrap();
+    client
+        .batch_execute(
+            "BEGIN NOT DEFERRABLE READ WRITE; INSERT INTO ro (v) VALUES (90); ROLLBACK; \
+             SET SESSION CHARACTERISTICS AS TRANSACTION DEFERRABLE",
+        )
+        .await
+        .unwrap();
     client
         .batch_execute("START TRANSACTION; SET TRANSACTION READ ONLY")
         .await
@@ -1662,6 +1679,28 @@ async fn session_statements_are_answered() {
         .await
         .unwrap_err();
     assert_eq!(code(&e), "0A000");
+    // asyncpg's reset of a connection going back to its pool. LISTEN is refused, so there is nothing to stop.
+    client
+        .batch_execute("SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL;")
+        .await
+        .unwrap();
+    client.batch_execute("UNLISTEN jobs").await.unwrap();
+    assert_eq!(
+        code(&client.batch_execute("LISTEN jobs").await.unwrap_err()),
+        "0A000"
+    );
+    // An encoding's name is read as PostgreSQL reads it, letters and digits only (asyncpg's start-up packet has
+    // `'utf-8'`, quotes included).
+    for name in ["utf_8", "''utf-8''", "Unicode"] {
+        client
+            .simple_query(&format!("SET client_encoding = '{name}'"))
+            .await
+            .unwrap();
+        assert_eq!(
+            show(client.simple_query("SHOW client_encoding").await.unwrap()),
+            "UTF8"
+        );
+    }
     // SHOW through the extended protocol describes its column.
     let row = client.query_one("SHOW server_version", &[]).await.unwrap();
     assert_eq!(row.get::<_, String>(0), "15.0");

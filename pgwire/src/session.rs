@@ -931,7 +931,13 @@ impl<B: Backend> Session<B> {
         };
         Ok(match name {
             "client_encoding" => {
-                let v = value.to_ascii_uppercase().replace('-', "");
+                // As PostgreSQL reads an encoding's name: letters and digits only, any case (asyncpg sends
+                // `'utf-8'`, quotes included).
+                let v: String = value
+                    .chars()
+                    .filter(char::is_ascii_alphanumeric)
+                    .map(|c| c.to_ascii_uppercase())
+                    .collect();
                 if v != "UTF8" && v != "UNICODE" {
                     return Err(Error::unsupported(format!(
                         "client_encoding \"{value}\" is not supported: LaneDB speaks UTF8"

@@ -771,6 +771,30 @@ pub(crate) const RELATIONS: &[Relation] = &[
         ],
         rows: |_, _| vec![],
     },
+    // LaneDB has no enum or range types (SQLAlchemy's `get_enums`, asyncpg's type lookup read these).
+    Relation {
+        name: "pg_enum",
+        columns: &[
+            ("oid", Int),
+            ("enumtypid", Int),
+            ("enumsortorder", Float),
+            ("enumlabel", Text),
+        ],
+        rows: |_, _| vec![],
+    },
+    Relation {
+        name: "pg_range",
+        columns: &[
+            ("rngtypid", Int),
+            ("rngsubtype", Int),
+            ("rngmultitypid", Int),
+            ("rngcollation", Int),
+            ("rngsubopc", Int),
+            ("rngcanonical", Text),
+            ("rngsubdiff", Text),
+        ],
+        rows: |_, _| vec![],
+    },
     Relation {
         name: "pg_description",
         columns: &[
@@ -1443,17 +1467,35 @@ pub(crate) fn default_text(c: &lanedb_engine::ColumnDef) -> Option<String> {
         }
         (None, _) => {}
     }
-    Some(match c.default.as_ref()? {
-        lanedb_engine::Value::Null => "NULL".to_string(),
-        lanedb_engine::Value::Text(s) => format!("'{}'::{}", s.replace('\'', "''"), c.data_type),
-        array @ lanedb_engine::Value::Array(_) => {
-            format!(
-                "'{}'::{}",
-                array.to_string().replace('\'', "''"),
-                c.data_type
-            )
+    use lanedb_engine::Value as V;
+    // Cast to the type without its modifier, as PostgreSQL shows it (`'a'::character varying`).
+    let type_name = c.data_type.to_string();
+    let type_name = match (type_name.find('('), type_name.find(')')) {
+        (Some(open), Some(close)) if open < close => {
+            format!("{}{}", &type_name[..open], &type_name[close + 1..])
         }
-        other => other.to_string(),
+        _ => type_name,
+    };
+    let quoted = |text: String| format!("'{}'::{type_name}", text.replace('\'', "''"));
+    Some(match c.default.as_ref()? {
+        V::Null => "NULL".to_string(),
+        V::Boolean(b) => b.to_string(),
+        // A number is bare, unless it is negative or not finite (PostgreSQL shows `'-1'::integer`).
+        n @ (V::SmallInt(_)
+        | V::Integer(_)
+        | V::BigInt(_)
+        | V::Decimal(..)
+        | V::Real(_)
+        | V::Double(_)) => {
+            let text = n.to_string();
+            if text.starts_with(|c: char| c.is_ascii_digit()) {
+                text
+            } else {
+                quoted(text)
+            }
+        }
+        V::Text(s) => quoted(s.clone()),
+        other => quoted(other.to_string()),
     })
 }
 
@@ -2228,7 +2270,28 @@ fn constraint_def(catalog: &Catalog, oid: i32, pretty: bool) -> Option<String> {
     Some(format!("{kind} ({})", column_list(table, &index.columns)))
 }
 
+/// System catalogs that queries compare `classid`s and `'pg_class'::regclass` with, under PostgreSQL's OIDs.
+const SYSTEM_CATALOGS: &[(&str, i32)] = &[
+    ("pg_class", PG_CLASS_OID),
+    ("pg_type", 1247),
+    ("pg_attribute", 1249),
+    ("pg_proc", 1255),
+    ("pg_am", 2601),
+    ("pg_attrdef", 2604),
+    ("pg_constraint", 2606),
+    ("pg_depend", 2608),
+    ("pg_description", 2609),
+    ("pg_index", 2610),
+    ("pg_namespace", 2615),
+    ("pg_rewrite", 2618),
+    ("pg_trigger", 2620),
+    ("pg_sequence", 2224),
+];
+
 fn relation_name(catalog: &Catalog, oid: i32) -> Option<String> {
+    if let Some((name, _)) = SYSTEM_CATALOGS.iter().find(|(_, o)| *o == oid) {
+        return Some(name.to_string());
+    }
     if let Some((table, i)) = find_index(catalog, oid) {
         return Some(table.indexes[i].name.clone());
     }
@@ -2257,19 +2320,14 @@ fn serial_sequence(catalog: &Catalog, table: &str, column: &str) -> Option<Strin
 }
 
 fn relation_oid(catalog: &Catalog, name: &str) -> Option<i32> {
-    // System catalogs that queries compare `classid`s with, under PostgreSQL's OIDs.
-    if let Some(system) = name.strip_prefix("pg_catalog.") {
-        return [
-            ("pg_class", PG_CLASS_OID),
-            ("pg_type", 1247),
-            ("pg_attribute", 1249),
-            ("pg_proc", 1255),
-            ("pg_constraint", 2606),
-            ("pg_namespace", 2615),
-        ]
-        .iter()
-        .find(|(n, _)| *n == system)
-        .map(|(_, oid)| *oid);
+    // pg_catalog comes first on the search path, so an unqualified name is the catalog's too (`'pg_class'::regclass`,
+    // alembic's serial lookup).
+    let system = name.strip_prefix("pg_catalog.").unwrap_or(name);
+    if let Some((_, oid)) = SYSTEM_CATALOGS.iter().find(|(n, _)| *n == system) {
+        return Some(*oid);
+    }
+    if name.starts_with("pg_catalog.") {
+        return None;
     }
     let name = name.trim_matches('"');
     let name = name.strip_prefix("public.").unwrap_or(name);

@@ -480,6 +480,7 @@ pub fn parse(sql: &str) -> Result<Vec<Parsed>> {
     let blanked = crate::sequences::blank_overriding(sql);
     let blanked = blank_key_locks(blanked.as_deref().unwrap_or(sql)).or(blanked);
     let blanked = blank_drop_concurrently(blanked.as_deref().unwrap_or(sql)).or(blanked);
+    let blanked = blank_deferrable_modes(blanked.as_deref().unwrap_or(sql)).or(blanked);
     let dialect = PostgreSqlDialect {};
     let mut p = Parser::new(&dialect)
         .with_recursion_limit(PARSER_RECURSION_MAX)
@@ -733,6 +734,47 @@ fn blank_drop_concurrently(sql: &str) -> Option<String> {
         })
         .map(|i| (i, i))
         .collect();
+    words.blanked(&spans)
+}
+
+/// `sql` with the `[NOT] DEFERRABLE` transaction mode of BEGIN, START TRANSACTION, SET TRANSACTION and SET SESSION
+/// CHARACTERISTICS blanked (asyncpg's `transaction(deferrable=True)`, psycopg2's `set_session`), which sqlparser does
+/// not read. It only makes a SERIALIZABLE READ ONLY transaction of PostgreSQL wait for a snapshot that no other
+/// transaction can disturb; a block of reads in LaneDB always reads one. `None` when there is nothing to change.
+fn blank_deferrable_modes(sql: &str) -> Option<String> {
+    if !sql.to_ascii_lowercase().contains("deferrable") {
+        return None;
+    }
+    let words = Words::of(sql)?;
+    let is = |i: usize, token: &Token| words.tokens.get(i).is_some_and(|t| t.token == *token);
+    let mut spans = Vec::new();
+    let mut in_modes = false;
+    for i in 0..words.len() {
+        let statement_start = i == 0 || is(i - 1, &Token::SemiColon);
+        if statement_start {
+            let first = words.word(i);
+            let second = words.word(i + 1);
+            in_modes = match first.as_deref() {
+                Some("begin" | "start") => true,
+                Some("set") => matches!(second.as_deref(), Some("transaction" | "session")),
+                _ => false,
+            };
+        }
+        if !in_modes || words.word(i).as_deref() != Some("deferrable") {
+            continue;
+        }
+        let mut first = i;
+        if i > 0 && words.word(i - 1).as_deref() == Some("not") {
+            first -= 1;
+        }
+        let mut last = i;
+        if first > 0 && is(first - 1, &Token::Comma) {
+            first -= 1;
+        } else if is(i + 1, &Token::Comma) {
+            last += 1;
+        }
+        spans.push((first, last));
+    }
     words.blanked(&spans)
 }
 

@@ -221,14 +221,8 @@ fn renamed_in(sql: &str, old: &str, new: &str) -> Result<String> {
     .try_with_sql(sql)
     .and_then(|mut p| p.parse_expr())
     .map_err(|e| Error::syntax(e.to_string()))?;
-    let plain = new
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && new
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    let replacement = if plain {
+    // Quoted as `quote_ident` would quote it: a keyword (`"user"`) read bare would be another expression.
+    let replacement = if crate::pg_functions::quote_ident(new) == new {
         ast::Ident::new(new)
     } else {
         ast::Ident::with_quote('"', new)

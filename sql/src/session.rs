@@ -75,6 +75,9 @@ pub fn command(statement: &ast::Statement) -> Result<Option<SessionCommand>> {
             first_words(&statement.to_string())
         )))
         }
+        // LISTEN is refused (0A000), so a session listens to nothing: `UNLISTEN *` (asyncpg's reset of a pooled
+        // connection) has nothing to stop.
+        S::UNLISTEN { .. } => SessionCommand::Accepted("UNLISTEN"),
         S::Set(set) => return set_command(set),
         S::ShowVariable { variable } => SessionCommand::Show(setting_name(
             &variable
