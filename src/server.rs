@@ -77,6 +77,10 @@ impl Backend for WireBackend {
         statement.is_read_only()
     }
 
+    fn changes_schema(&self, statement: &Prepared) -> bool {
+        statement.is_block_ddl()
+    }
+
     fn is_read_only_allowed(&self, statement: &Prepared) -> bool {
         statement.is_read_only_allowed()
     }

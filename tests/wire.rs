@@ -1151,6 +1151,48 @@ async fn ddl_in_a_block_applies_at_commit() {
         "0A000"
     );
     client.batch_execute("ROLLBACK").await.unwrap();
+    // A read of a table the block's DDL changed is refused, not answered as the table was (a point read and a
+    // whole-table read included); so is a statement naming what the DDL creates (knex's migration that creates a
+    // table and fills it), with 0A000 rather than "does not exist".
+    client
+        .batch_execute("INSERT INTO a (v) VALUES ('z')")
+        .await
+        .unwrap();
+    for read in [
+        "SELECT * FROM a WHERE id = 1",
+        "SELECT * FROM a",
+        "SELECT count(*) FROM a",
+    ] {
+        client
+            .batch_execute("BEGIN; ALTER TABLE a ADD COLUMN w int")
+            .await
+            .unwrap();
+        assert_eq!(failure(&client, read).await, "0A000", "{read}");
+        client.batch_execute("ROLLBACK").await.unwrap();
+    }
+    client
+        .batch_execute("BEGIN; CREATE TABLE fresh (id int PRIMARY KEY)")
+        .await
+        .unwrap();
+    assert_eq!(
+        failure(&client, "INSERT INTO fresh VALUES (1)").await,
+        "0A000"
+    );
+    client.batch_execute("ROLLBACK").await.unwrap();
+    client
+        .batch_execute("BEGIN; ALTER TABLE a ADD COLUMN level int")
+        .await
+        .unwrap();
+    assert_eq!(failure(&client, "UPDATE a SET level = 1").await, "0A000");
+    client.batch_execute("ROLLBACK").await.unwrap();
+    // Without DDL in the block, a missing table is what it is.
+    client.batch_execute("BEGIN").await.unwrap();
+    assert_eq!(
+        failure(&client, "INSERT INTO fresh VALUES (1)").await,
+        "42P01"
+    );
+    client.batch_execute("ROLLBACK").await.unwrap();
+    client.batch_execute("DELETE FROM a").await.unwrap();
     client
         .batch_execute(
             "BEGIN; INSERT INTO a (v) VALUES ('x'); DROP SEQUENCE s; INSERT INTO a (v) VALUES ('y'); COMMIT",

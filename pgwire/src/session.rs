@@ -2649,12 +2649,32 @@ fn put_copy_out(out: &mut BytesMut, output: &Output, format: &CopyFormat) {
 impl<B: Backend> Session<B> {
     /// A statement that failed to plan in an aborted block reports the block, as PostgreSQL does (it does not look
     /// at the statement's tables there); a syntax error is still a syntax error.
-    fn in_aborted_block(&self, e: Error) -> Error {
+    fn in_aborted_block(&self, mut e: Error) -> Error {
         if self.status == TransactionStatus::Error && e.code != SqlState::SYNTAX_ERROR {
-            aborted_block()
-        } else {
-            e
+            return aborted_block();
         }
+        // A relation or column the block's own DDL creates (knex's transactional migrations: CREATE TABLE, then
+        // INSERT into it): the statements are planned now, the DDL is applied at COMMIT.
+        let backend = &self.shared.backend;
+        if self.status == TransactionStatus::Transaction
+            && matches!(
+                e.code,
+                SqlState::UNDEFINED_TABLE | SqlState::UNDEFINED_COLUMN
+            )
+            && self
+                .deferred
+                .writes()
+                .iter()
+                .any(|w| backend.changes_schema(&w.statement))
+        {
+            e.code = SqlState::FEATURE_NOT_SUPPORTED;
+            e.message = format!(
+                "{}: LaneDB applies a transaction block's DDL at COMMIT, so the block's other statements cannot use \
+                 what it creates or changes; COMMIT the DDL first",
+                e.message
+            );
+        }
+        e
     }
 }
 

@@ -1425,8 +1425,26 @@ impl SqlEngine {
             ));
         }
         let zone = statement_zone(p);
+        let reads = match &p.plan {
+            Plan::PointSelect(ps) => vec![ps.table.name.clone()],
+            Plan::Query(q) => q.tables_read(),
+            _ => Vec::new(),
+        };
+        let committed = self.engine.catalog();
         let out = lanedb_engine::datetime::in_zone(zone, || {
-            self.try_after(kept, ctx, |txn, ctx| self.run_in_txn(p, txn, params, ctx))
+            self.try_after(kept, ctx, |txn, ctx| {
+                // Planned before the block's DDL: a table that DDL changed would be read as it was.
+                if reads
+                    .iter()
+                    .any(|name| txn.catalog().get_table(name) != committed.get_table(name))
+                {
+                    return Err(Error::new(
+                        STALE_CATALOG,
+                        "a table changed by the block's DDL",
+                    ));
+                }
+                self.run_in_txn(p, txn, params, ctx)
+            })
         })?;
         in_zone_output(out, zone)
     }

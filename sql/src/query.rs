@@ -367,6 +367,19 @@ impl QueryPlan {
         found
     }
 
+    /// The names of the tables the query scans (catalog relations included), subqueries' too.
+    pub fn tables_read(&self) -> Vec<String> {
+        use datafusion::common::tree_node::TreeNodeRecursion;
+        let mut names = Vec::new();
+        let _ = self.plan.apply_with_subqueries(|node| {
+            if let LogicalPlan::TableScan(t) = node {
+                names.push(t.table_name.table().to_string());
+            }
+            Ok(TreeNodeRecursion::Continue)
+        });
+        names
+    }
+
     /// Refuses a query that calls a volatile function (`random()`, `uuid()`) as the source of a write: the command
     /// log replays the statement, which would write other values. `now()` is fine: a write's time is logged.
     pub fn check_deterministic_for_write(&self) -> Result<()> {
