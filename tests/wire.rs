@@ -1689,6 +1689,27 @@ async fn session_statements_are_answered() {
         .await
         .unwrap();
     let show = |rows: Vec<SimpleQueryMessage>| rows_of(&rows)[0][0].clone().unwrap();
+    // Sequelize's first statements; a zone given as hours east of UTC; LOCAL is the server's zone.
+    client
+        .batch_execute(
+            "SET client_min_messages TO warning;SET TIME ZONE INTERVAL '+00:00' HOUR TO MINUTE;",
+        )
+        .await
+        .unwrap();
+    client.batch_execute("SET TIME ZONE -5").await.unwrap();
+    assert_eq!(
+        scalar(
+            &client,
+            "SELECT '2024-01-01 12:00:00+00'::timestamptz::text"
+        )
+        .await,
+        "2024-01-01 07:00:00-05"
+    );
+    client.batch_execute("SET TIME ZONE LOCAL").await.unwrap();
+    assert_eq!(
+        show(client.simple_query("SHOW TimeZone").await.unwrap()),
+        "UTC"
+    );
     assert_eq!(
         show(client.simple_query("SHOW application_name").await.unwrap()),
         "again"

@@ -401,9 +401,22 @@ fn set_command(set: &ast::Set) -> Result<Option<SessionCommand>> {
             value: setting_value(values),
             local: matches!(scope, Some(ast::ContextModifier::Local)),
         },
+        // `SET TIME ZONE LOCAL` / `DEFAULT`: the server's zone again.
+        ast::Set::SetTimeZone {
+            value: ast::Expr::Identifier(i),
+            local: false,
+        } if i.quote_style.is_none()
+            && (i.value.eq_ignore_ascii_case("local")
+                || i.value.eq_ignore_ascii_case("default")) =>
+        {
+            SessionCommand::Reset(Some("timezone".into()))
+        }
         ast::Set::SetTimeZone { value, local } => SessionCommand::Set {
             name: "timezone".into(),
-            value: setting_value(std::slice::from_ref(value)),
+            value: match zone_offset(value)? {
+                Some(offset) => offset,
+                None => setting_value(std::slice::from_ref(value)),
+            },
             local: *local,
         },
         ast::Set::SetNames { charset_name, .. } => SessionCommand::Set {
@@ -471,6 +484,61 @@ fn setting_value(values: &[ast::Expr]) -> String {
         .join(", ")
 }
 
+/// The fixed zone `SET TIME ZONE` gives as a number of hours east of UTC (`-5`, `5.5`) or as an interval
+/// (`INTERVAL '+00:00' HOUR TO MINUTE`, Sequelize's first statement), as an ISO offset (`-05:00`); `None` for a zone's
+/// name.
+fn zone_offset(e: &ast::Expr) -> Result<Option<String>> {
+    let invalid = || {
+        Error::new(
+            lanedb_engine::SqlState::INVALID_PARAMETER_VALUE,
+            format!("invalid value for parameter \"TimeZone\": \"{e}\""),
+        )
+    };
+    let seconds = match e {
+        ast::Expr::Value(ast::ValueWithSpan {
+            value: ast::Value::Number(..),
+            ..
+        })
+        | ast::Expr::UnaryOp { .. } => {
+            let Ok(Some(text)) = constant_text(e) else {
+                return Ok(None);
+            };
+            let Ok(hours) = text.parse::<f64>() else {
+                return Ok(None);
+            };
+            (hours * 3600.0).round() as i64
+        }
+        ast::Expr::Interval(interval) => {
+            let text = match interval.value.as_ref() {
+                ast::Expr::Value(v) => match &v.value {
+                    ast::Value::SingleQuotedString(s) => s.trim().to_string(),
+                    _ => return Err(invalid()),
+                },
+                _ => return Err(invalid()),
+            };
+            let (sign, rest) = match text.strip_prefix('-') {
+                Some(rest) => (-1, rest),
+                None => (1, text.strip_prefix('+').unwrap_or(&text)),
+            };
+            let mut parts = rest.split(':').map(|p| p.parse::<i64>());
+            let hours = parts.next().and_then(|p| p.ok()).ok_or_else(invalid)?;
+            let minutes = match parts.next() {
+                Some(m) => m.map_err(|_| invalid())?,
+                None => 0,
+            };
+            sign * (hours * 3600 + minutes * 60)
+        }
+        _ => return Ok(None),
+    };
+    // PostgreSQL takes offsets up to 15 hours either way.
+    if seconds.abs() > 15 * 3600 {
+        return Err(invalid());
+    }
+    let sign = if seconds < 0 { '-' } else { '+' };
+    let s = seconds.abs();
+    Ok(Some(format!("{sign}{:02}:{:02}", s / 3600, s / 60 % 60)))
+}
+
 fn first_words(s: &str) -> String {
     s.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
 }
@@ -509,6 +577,40 @@ mod tests {
                 local: false,
             })
         );
+        // A number of hours or an interval is a fixed offset east of UTC (Sequelize's start-up statement).
+        let zone = |value: &str| {
+            Some(SessionCommand::Set {
+                name: "timezone".into(),
+                value: value.into(),
+                local: false,
+            })
+        };
+        assert_eq!(
+            cmd("SET TIME ZONE INTERVAL '+00:00' HOUR TO MINUTE"),
+            zone("+00:00")
+        );
+        assert_eq!(
+            cmd("SET TIME ZONE INTERVAL '-08:30' HOUR TO MINUTE"),
+            zone("-08:30")
+        );
+        assert_eq!(cmd("SET TIME ZONE -5"), zone("-05:00"));
+        assert_eq!(cmd("SET TIME ZONE 5.5"), zone("+05:30"));
+        assert_eq!(
+            cmd("SET TIME ZONE LOCAL"),
+            Some(SessionCommand::Reset(Some("timezone".into())))
+        );
+        assert_eq!(
+            cmd("SET TIME ZONE DEFAULT"),
+            Some(SessionCommand::Reset(Some("timezone".into())))
+        );
+        assert!(command(
+            &datafusion::sql::sqlparser::parser::Parser::parse_sql(
+                &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
+                "SET TIME ZONE 16"
+            )
+            .unwrap()[0]
+        )
+        .is_err());
         assert_eq!(
             cmd("SET extra_float_digits TO 3"),
             Some(SessionCommand::Set {
