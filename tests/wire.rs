@@ -1705,6 +1705,19 @@ async fn session_statements_are_answered() {
         .await,
         "2024-01-01 07:00:00-05"
     );
+    assert_eq!(
+        code(
+            &client
+                .batch_execute("CREATE EXTENSION postgis")
+                .await
+                .unwrap_err()
+        ),
+        "0A000"
+    );
+    client
+        .batch_execute("CREATE EXTENSION plpgsql; DROP EXTENSION IF EXISTS \"uuid-ossp\"")
+        .await
+        .unwrap();
     client.batch_execute("SET TIME ZONE LOCAL").await.unwrap();
     assert_eq!(
         show(client.simple_query("SHOW TimeZone").await.unwrap()),

@@ -1883,11 +1883,18 @@ fn set_column_type(
         )));
     }
     let from = def.columns[c].data_type.clone();
-    let own_cast = |e: &ast::Expr| -> bool {
-        let is_column = |x: &ast::Expr| matches!(x, ast::Expr::Identifier(i) if ident(i) == name);
+    // The column, or a cast of it, in parentheses or not (knex writes `USING ("c"::varchar(128))`).
+    fn unnested(e: &ast::Expr) -> &ast::Expr {
         match e {
+            ast::Expr::Nested(inner) => unnested(inner),
+            other => other,
+        }
+    }
+    let own_cast = |e: &ast::Expr| -> bool {
+        let is_column =
+            |x: &ast::Expr| matches!(unnested(x), ast::Expr::Identifier(i) if ident(i) == name);
+        match unnested(e) {
             ast::Expr::Cast { expr, .. } => is_column(expr),
-            ast::Expr::Nested(inner) => is_column(inner),
             other => is_column(other),
         }
     };

@@ -1227,7 +1227,9 @@ fn rewrite_call(e: &mut ast::Expr) {
             }
             match name.as_str() {
                 // DataFusion's `uuid()`, typed `uuid`.
-                "gen_random_uuid" if plain_arguments(f).is_some_and(|a| a.is_empty()) => {
+                "gen_random_uuid" | "uuid_generate_v4"
+                    if plain_arguments(f).is_some_and(|a| a.is_empty()) =>
+                {
                     *e = call(crate::pg_types::UUID_IN, vec![call("uuid", vec![])]);
                 }
                 // The length of an empty array is NULL in PostgreSQL (it has no dimensions); an `integer`, not

@@ -75,6 +75,16 @@ pub fn command(statement: &ast::Statement) -> Result<Option<SessionCommand>> {
             first_words(&statement.to_string())
         )))
         }
+        // What these extensions give that LaneDB has (`uuid_generate_v4`, `gen_random_uuid`) is built in, so creating
+        // or dropping them does nothing; other extensions are not available.
+        S::CreateExtension(ast::CreateExtension { name, .. }) => {
+            built_in_extension(name)?;
+            SessionCommand::Accepted("CREATE EXTENSION")
+        }
+        S::DropExtension(ast::DropExtension { names, .. }) => {
+            names.iter().try_for_each(built_in_extension)?;
+            SessionCommand::Accepted("DROP EXTENSION")
+        }
         // LISTEN is refused (0A000), so a session listens to nothing: `UNLISTEN *` (asyncpg's reset of a pooled
         // connection) has nothing to stop.
         S::UNLISTEN { .. } => SessionCommand::Accepted("UNLISTEN"),
@@ -537,6 +547,21 @@ fn zone_offset(e: &ast::Expr) -> Result<Option<String>> {
     let sign = if seconds < 0 { '-' } else { '+' };
     let s = seconds.abs();
     Ok(Some(format!("{sign}{:02}:{:02}", s / 3600, s / 60 % 60)))
+}
+
+/// Whether extension `name` is one whose functions LaneDB has built in; 0A000 if not.
+fn built_in_extension(name: &ast::Ident) -> Result<()> {
+    if matches!(
+        name.value.to_ascii_lowercase().as_str(),
+        "plpgsql" | "uuid-ossp" | "pgcrypto"
+    ) {
+        return Ok(());
+    }
+    Err(Error::unsupported(format!(
+        "extension \"{}\" is not available: LaneDB builds in what it supports of plpgsql, uuid-ossp and \
+         pgcrypto, and has no other extensions",
+        name.value
+    )))
 }
 
 fn first_words(s: &str) -> String {
