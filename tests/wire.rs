@@ -1755,16 +1755,11 @@ async fn session_statements_are_answered() {
         .await
         .unwrap_err();
     assert_eq!(code(&e), "0A000");
-    // asyncpg's reset of a connection going back to its pool. LISTEN is refused, so there is nothing to stop.
+    // asyncpg's reset of a connection going back to its pool.
     client
         .batch_execute("SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL;")
         .await
         .unwrap();
-    client.batch_execute("UNLISTEN jobs").await.unwrap();
-    assert_eq!(
-        code(&client.batch_execute("LISTEN jobs").await.unwrap_err()),
-        "0A000"
-    );
     // An encoding's name is read as PostgreSQL reads it, letters and digits only (asyncpg's start-up packet has
     // `'utf-8'`, quotes included).
     for name in ["utf_8", "''utf-8''", "Unicode"] {
@@ -4150,4 +4145,118 @@ async fn statements_prepared_before_ddl_run_in_blocks_after_it() {
         scalar(&other, "SELECT a || b FROM t WHERE id = 1").await,
         "x5"
     );
+}
+
+/// A session with its notifications: each one the server sends comes out of the receiver.
+async fn listener(
+    server: &Server,
+) -> (
+    tokio_postgres::Client,
+    tokio::sync::mpsc::UnboundedReceiver<tokio_postgres::Notification>,
+) {
+    let (client, mut connection) =
+        tokio_postgres::connect(&server.conninfo("l", "l"), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(Ok(message)) = futures::StreamExt::next(&mut messages).await {
+            if let tokio_postgres::AsyncMessage::Notification(n) = message {
+                let _ = tx.send(n);
+            }
+        }
+    });
+    (client, rx)
+}
+
+type Notes = tokio::sync::mpsc::UnboundedReceiver<tokio_postgres::Notification>;
+
+/// The next notification of `notes`: its channel and payload.
+async fn next_note(notes: &mut Notes) -> (String, String) {
+    let n = tokio::time::timeout(Duration::from_secs(10), notes.recv())
+        .await
+        .expect("a notification")
+        .expect("the connection");
+    (n.channel().to_string(), n.payload().to_string())
+}
+
+fn note(channel: &str, payload: &str) -> (String, String) {
+    (channel.to_string(), payload.to_string())
+}
+
+/// LISTEN / NOTIFY (job queues waking their workers; asyncpg's `add_listener`, node-postgres' `notification`
+/// events): a notification reaches every session listening on its channel, the sender included, while the listener
+/// is idle; one sent in a block goes out at COMMIT, identical ones once, and not at all after ROLLBACK.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifications_reach_the_sessions_that_listen() {
+    let server = Server::start(&[]);
+    let (a, mut a_notes) = listener(&server).await;
+    let (b, mut b_notes) = listener(&server).await;
+    let sender = server.connect().await;
+    a.batch_execute("LISTEN jobs; LISTEN \"Other\"")
+        .await
+        .unwrap();
+    b.batch_execute("LISTEN jobs").await.unwrap();
+    // Outside a block: at once, to both listeners, while they wait for nothing else.
+    sender.batch_execute("NOTIFY jobs, 'first'").await.unwrap();
+    assert_eq!(next_note(&mut a_notes).await, note("jobs", "first"));
+    assert_eq!(next_note(&mut b_notes).await, note("jobs", "first"));
+    // pg_notify with parameters, through the extended protocol; a quoted channel keeps its case.
+    let row = sender
+        .query_one("SELECT pg_notify($1, $2)", &[&"Other", &"second"])
+        .await
+        .unwrap();
+    assert_eq!(row.columns()[0].name(), "pg_notify");
+    assert_eq!(next_note(&mut a_notes).await, note("Other", "second"));
+    // In a block: nothing before COMMIT, identical ones once; nothing after ROLLBACK.
+    sender
+        .batch_execute("BEGIN; NOTIFY jobs, 'x'; NOTIFY jobs, 'x'; SELECT pg_notify('jobs', 'y')")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(a_notes.try_recv().is_err());
+    sender.batch_execute("COMMIT").await.unwrap();
+    for notes in [&mut a_notes, &mut b_notes] {
+        assert_eq!(next_note(notes).await, note("jobs", "x"));
+        assert_eq!(next_note(notes).await, note("jobs", "y"));
+    }
+    sender
+        .batch_execute("BEGIN; NOTIFY jobs, 'undone'; ROLLBACK")
+        .await
+        .unwrap();
+    // A listener in a block gets what came meanwhile after its block; the sender hears its own.
+    b.batch_execute("BEGIN").await.unwrap();
+    a.batch_execute("NOTIFY jobs, 'during'").await.unwrap();
+    assert_eq!(next_note(&mut a_notes).await, note("jobs", "during"));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(b_notes.try_recv().is_err());
+    b.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(next_note(&mut b_notes).await, note("jobs", "during"));
+    // UNLISTEN: b hears nothing more; a hears jobs until UNLISTEN *.
+    b.batch_execute("UNLISTEN jobs").await.unwrap();
+    sender.batch_execute("NOTIFY jobs, 'after'").await.unwrap();
+    assert_eq!(next_note(&mut a_notes).await, note("jobs", "after"));
+    a.batch_execute("UNLISTEN *").await.unwrap();
+    sender.batch_execute("NOTIFY jobs, 'gone'").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(a_notes.try_recv().is_err());
+    assert!(b_notes.try_recv().is_err());
+    // Channels and payloads PostgreSQL refuses.
+    let e = sender
+        .query_one("SELECT pg_notify($1, 'x')", &[&""])
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "22023");
+    let e = sender
+        .query_one("SELECT pg_notify('c', $1)", &[&"x".repeat(8000)])
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "22023");
+    // A listener that goes away is forgotten, and the server goes on.
+    a.batch_execute("LISTEN gone").await.unwrap();
+    drop(a);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    sender.batch_execute("NOTIFY gone, 'late'").await.unwrap();
+    assert_eq!(scalar(&sender, "SELECT 1").await, "1");
 }

@@ -141,6 +141,17 @@ pub enum SessionCommand {
     },
     /// `CLOSE name`; `None` is `CLOSE ALL`.
     CloseCursor(Option<String>),
+    /// `LISTEN channel`: the session is told of notifications on the channel.
+    Listen(String),
+    /// `UNLISTEN channel`; `None` is `UNLISTEN *`.
+    Unlisten(Option<String>),
+    /// `NOTIFY channel [, 'payload']`, or `SELECT pg_notify(channel, payload)` on its own (`column` then names its
+    /// result column): the sessions listening on the channel are told when the transaction commits.
+    Notify {
+        channel: SettingArg,
+        payload: SettingArg,
+        column: Option<String>,
+    },
 }
 
 impl SessionCommand {
@@ -169,6 +180,12 @@ impl SessionCommand {
             SessionCommand::CloseCursor(None) => "CLOSE CURSOR ALL",
             SessionCommand::CloseCursor(Some(_)) => "CLOSE CURSOR",
             SessionCommand::AdvisoryLock { .. } => "SELECT",
+            SessionCommand::Listen(_) => "LISTEN",
+            SessionCommand::Unlisten(_) => "UNLISTEN",
+            SessionCommand::Notify { column: None, .. } => "NOTIFY",
+            SessionCommand::Notify {
+                column: Some(_), ..
+            } => "SELECT",
         }
     }
 }
@@ -208,6 +225,19 @@ pub fn advisory_schema(op: AdvisoryOp, column: &str) -> SchemaRef {
         ArrowType::Utf8
     };
     Arc::new(Schema::new(vec![Field::new(column, ty, true)]))
+}
+
+/// The result column of a function that returns `void` (`pg_notify`), typed as text.
+pub fn void_schema(column: &str) -> SchemaRef {
+    Arc::new(Schema::new(vec![Field::new(column, ArrowType::Utf8, true)]))
+}
+
+/// The one empty row a function that returns `void` answers with.
+pub fn void_output(column: &str) -> Output {
+    let schema = void_schema(column);
+    let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from(vec![""]))])
+        .expect("one column");
+    Output::rows(schema, vec![batch])
 }
 
 /// The one row an advisory-lock function answers with.

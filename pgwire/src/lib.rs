@@ -42,6 +42,7 @@ pub mod advisory;
 pub mod auth;
 pub mod copy;
 pub mod idle_poll;
+pub mod notify;
 pub mod session;
 pub mod text;
 pub mod tls;
@@ -285,6 +286,8 @@ pub struct Shared<B: Backend> {
     cancel_keys: Mutex<HashMap<i32, (i32, Arc<AtomicBool>)>>,
     /// Advisory locks of all sessions.
     pub(crate) advisory: advisory::AdvisoryLocks,
+    /// Who listens on which notification channel (LISTEN / NOTIFY).
+    pub(crate) channels: notify::Channels,
     /// Keep the cores awake after responses (`idle_poll`).
     idle_poll: Option<idle_poll::Pollers>,
 }
@@ -308,6 +311,7 @@ impl<B: Backend> Shared<B> {
             auth_secret: rand::random(),
             cancel_keys: Mutex::new(HashMap::new()),
             advisory: advisory::AdvisoryLocks::default(),
+            channels: notify::Channels::default(),
         })
     }
 

@@ -46,8 +46,8 @@ use pgwire::messages::extendedquery::{
     PortalSuspended,
 };
 use pgwire::messages::response::{
-    CommandComplete, EmptyQueryResponse, ErrorResponse, NoticeResponse, ReadyForQuery, SslResponse,
-    TransactionStatus,
+    CommandComplete, EmptyQueryResponse, ErrorResponse, NoticeResponse, NotificationResponse,
+    ReadyForQuery, SslResponse, TransactionStatus,
 };
 use pgwire::messages::startup::{
     Authentication, BackendKeyData, NegotiateProtocolVersion, ParameterStatus,
@@ -128,6 +128,9 @@ pub async fn run<B: Backend>(stream: Stream, shared: Arc<Shared<B>>) {
     let result = conn.serve(&mut session).await;
     shared.cancel_keys.lock().remove(&session.pid);
     shared.advisory.release(session.pid, true, true);
+    shared
+        .channels
+        .unlisten(&session.notifications.listening, session.pid);
     if let Err(e) = result {
         conn.fatal(&e).await;
     }
@@ -360,13 +363,34 @@ impl Connection {
             }
             self.write_out().await?;
             crate::after_responses(&session.shared);
-            let read = self.stream.read_buf(&mut self.input);
-            let n = match session.idle_limit() {
-                Some((limit, code, message)) => match tokio::time::timeout(limit, read).await {
-                    Ok(n) => n,
-                    Err(_) => return Err(Error::new(code, message)),
-                },
-                None => read.await,
+            let n = loop {
+                // A listening session between transactions gets its notifications as they come.
+                let listening = session.takes_notifications();
+                if listening {
+                    session.put_notifications(&mut self.out);
+                    self.write_out().await?;
+                }
+                let inbox = session.notifications.inbox.clone();
+                let (stream, input) = (&mut self.stream, &mut self.input);
+                let read = async move {
+                    if !listening {
+                        return Some(stream.read_buf(input).await);
+                    }
+                    tokio::select! {
+                        n = stream.read_buf(input) => Some(n),
+                        () = inbox.arrived() => None,
+                    }
+                };
+                let got = match session.idle_limit() {
+                    Some((limit, code, message)) => match tokio::time::timeout(limit, read).await {
+                        Ok(got) => got,
+                        Err(_) => return Err(Error::new(code, message)),
+                    },
+                    None => read.await,
+                };
+                if let Some(n) = got {
+                    break n;
+                }
             };
             if n.map_err(io_error)? == 0 {
                 return Ok(());
@@ -717,6 +741,8 @@ pub struct Session<B: Backend> {
     copy_in: Option<CopyIn<B::Statement>>,
     /// Writes of the open transaction block, run together at COMMIT.
     deferred: KeptWrites<B::Statement>,
+    /// The channels the session listens on, the notifications waiting for its client, and its block's NOTIFYs.
+    notifications: crate::notify::SessionNotifications,
     /// The block's savepoints, oldest first: each name, and how many deferred writes there were when it was set.
     savepoints: Vec<(String, usize)>,
     /// The session's cursors (`DECLARE ... CURSOR`), by name.
@@ -813,6 +839,7 @@ impl<B: Backend> Session<B> {
             skipping: false,
             copy_in: None,
             deferred: KeptWrites::default(),
+            notifications: Default::default(),
             savepoints: Vec::new(),
             cursors: HashMap::new(),
         }
@@ -1071,6 +1098,58 @@ impl<B: Backend> Session<B> {
         self.status != TransactionStatus::Idle || self.implicit_block
     }
 
+    /// Whether notifications may go to the client now: it listens, and is between transactions.
+    fn takes_notifications(&self) -> bool {
+        !self.notifications.listening.is_empty() && !self.in_block() && self.copy_in.is_none()
+    }
+
+    /// Writes the notifications waiting for the client.
+    fn put_notifications(&self, out: &mut BytesMut) {
+        for n in self.notifications.inbox.take() {
+            encode(
+                out,
+                PgWireBackendMessage::NotificationResponse(NotificationResponse::new(
+                    n.pid, n.channel, n.payload,
+                )),
+            );
+        }
+    }
+
+    /// `NOTIFY channel, payload`: sent now outside a block, at COMMIT inside one.
+    fn notify(&mut self, channel: Option<String>, payload: Option<String>) -> Result<()> {
+        let channel = channel.unwrap_or_default();
+        if channel.is_empty() {
+            return Err(Error::new(
+                SqlState::INVALID_PARAMETER_VALUE,
+                "channel name cannot be empty",
+            ));
+        }
+        if channel.len() > 63 {
+            return Err(Error::new(
+                SqlState::INVALID_PARAMETER_VALUE,
+                "channel name too long",
+            ));
+        }
+        let payload = payload.unwrap_or_default();
+        if payload.len() >= 8000 {
+            return Err(Error::new(
+                SqlState::INVALID_PARAMETER_VALUE,
+                "payload string too long",
+            ));
+        }
+        let n = crate::notify::Notification {
+            pid: self.pid,
+            channel,
+            payload,
+        };
+        if self.in_block() {
+            self.notifications.keep(n);
+        } else {
+            self.shared.channels.send(&[n]);
+        }
+        Ok(())
+    }
+
     /// Keeps `settings` as the open block found them, before its first change (a block that changes none costs
     /// no copy).
     fn remember_block_settings(&mut self) {
@@ -1116,6 +1195,11 @@ impl<B: Backend> Session<B> {
     /// The transaction block ends: `SET LOCAL`s end with it, and a rollback puts back the settings it found.
     fn end_block_settings(&mut self, commit: bool, out: &mut BytesMut) {
         self.savepoints.clear();
+        // The block's NOTIFYs go out with its COMMIT, and not at all without it.
+        let notifications = std::mem::take(&mut self.notifications.pending);
+        if commit {
+            self.shared.channels.send(&notifications);
+        }
         // Transaction-level advisory locks end with the block.
         self.shared.advisory.release(self.pid, false, true);
         let found = self.block_settings.take();
@@ -2071,6 +2155,33 @@ impl<B: Backend> Session<B> {
                 self.cursors.remove(name);
             }
             SessionCommand::CloseCursor(None) => self.cursors.clear(),
+            SessionCommand::Listen(channel) => {
+                if self.notifications.listening.insert(channel.clone()) {
+                    self.shared
+                        .channels
+                        .listen(channel, self.pid, &self.notifications.inbox);
+                }
+            }
+            SessionCommand::Unlisten(channel) => {
+                let channels: Vec<String> = match channel {
+                    Some(c) => vec![c.clone()],
+                    None => self.notifications.listening.iter().cloned().collect(),
+                };
+                self.shared.channels.unlisten(&channels, self.pid);
+                for c in &channels {
+                    self.notifications.listening.remove(c);
+                }
+            }
+            SessionCommand::Notify {
+                channel,
+                payload,
+                column,
+            } => {
+                self.notify(channel.text(params), payload.text(params))?;
+                if let Some(column) = column {
+                    return Ok(lanedb_engine::output::void_output(column));
+                }
+            }
             // Carried out by `run_statement`, which awaits what they wait for.
             SessionCommand::Execute { .. }
             | SessionCommand::AdvisoryLock { .. }

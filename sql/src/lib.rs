@@ -787,6 +787,9 @@ impl SqlEngine {
                 SessionCommand::AdvisoryLock { .. } => Err(Error::unsupported(
                     "advisory locks belong to wire sessions; the embedded API has none",
                 )),
+                SessionCommand::Listen(_) | SessionCommand::Notify { .. } => Err(Error::unsupported(
+                    "notifications (LISTEN, NOTIFY) go between wire sessions; the embedded API has none",
+                )),
                 // The embedded API has no session to keep settings in: accepted, as SET is.
                 SessionCommand::SetConfig { value, column, .. } => Ok(
                     lanedb_engine::output::set_config_output(column, value.text(params).as_deref()),

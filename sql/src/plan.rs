@@ -933,6 +933,9 @@ pub fn plan(
         if param_types.is_empty() {
             param_types = crate::session::advisory_param_types(&command);
         }
+        if param_types.is_empty() {
+            param_types = crate::session::notify_param_types(&command);
+        }
         let mut prepared = Prepared::command(sql, version, Plan::Session(command), param_types);
         match &prepared.plan {
             Plan::Session(SessionCommand::Show(name)) => {
@@ -943,6 +946,12 @@ pub fn plan(
             }
             Plan::Session(SessionCommand::AdvisoryLock { op, column, .. }) => {
                 prepared.schema = lanedb_engine::output::advisory_schema(*op, column);
+            }
+            Plan::Session(SessionCommand::Notify {
+                column: Some(column),
+                ..
+            }) => {
+                prepared.schema = lanedb_engine::output::void_schema(column);
             }
             _ => {}
         }

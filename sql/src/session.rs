@@ -85,9 +85,16 @@ pub fn command(statement: &ast::Statement) -> Result<Option<SessionCommand>> {
             names.iter().try_for_each(built_in_extension)?;
             SessionCommand::Accepted("DROP EXTENSION")
         }
-        // LISTEN is refused (0A000), so a session listens to nothing: `UNLISTEN *` (asyncpg's reset of a pooled
-        // connection) has nothing to stop.
-        S::UNLISTEN { .. } => SessionCommand::Accepted("UNLISTEN"),
+        S::LISTEN { channel } => SessionCommand::Listen(crate::ddl::ident(channel)),
+        S::UNLISTEN { channel } if channel.quote_style.is_none() && channel.value == "*" => {
+            SessionCommand::Unlisten(None)
+        }
+        S::UNLISTEN { channel } => SessionCommand::Unlisten(Some(crate::ddl::ident(channel))),
+        S::NOTIFY { channel, payload } => SessionCommand::Notify {
+            channel: SettingArg::Text(crate::ddl::ident(channel)),
+            payload: SettingArg::Text(payload.clone().unwrap_or_default()),
+            column: None,
+        },
         S::Set(set) => return set_command(set),
         S::ShowVariable { variable } => SessionCommand::Show(setting_name(
             &variable
@@ -139,7 +146,11 @@ pub fn command(statement: &ast::Statement) -> Result<Option<SessionCommand>> {
             let name = name.value.clone();
             SessionCommand::Deallocate((!name.eq_ignore_ascii_case("all")).then_some(name))
         }
-        S::Query(query) => return Ok(set_config(query).or_else(|| advisory_lock(query))),
+        S::Query(query) => {
+            return Ok(set_config(query)
+                .or_else(|| advisory_lock(query))
+                .or_else(|| pg_notify(query)))
+        }
         S::Declare { stmts } => return declare_cursor(stmts).map(Some),
         S::Fetch {
             name,
@@ -303,6 +314,54 @@ fn advisory_lock(query: &ast::Query) -> Option<SessionCommand> {
         key,
         column: alias.map_or(name, |a| a.value.clone()),
     })
+}
+
+/// `SELECT [pg_catalog.]pg_notify(channel, payload) [AS alias]`, nothing more (see `set_config`).
+fn pg_notify(query: &ast::Query) -> Option<SessionCommand> {
+    let (call, name, alias) = lone_call(query)?;
+    if name != "pg_notify" {
+        return None;
+    }
+    let ast::FunctionArguments::List(list) = &call.args else {
+        return None;
+    };
+    if list.duplicate_treatment.is_some() || !list.clauses.is_empty() {
+        return None;
+    }
+    let args: Vec<SettingArg> = list
+        .args
+        .iter()
+        .map(|a| match a {
+            ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => setting_arg(e),
+            _ => None,
+        })
+        .collect::<Option<_>>()?;
+    let [channel, payload] = <[SettingArg; 2]>::try_from(args).ok()?;
+    Some(SessionCommand::Notify {
+        channel,
+        payload,
+        column: Some(alias.map_or(name, |a| a.value.clone())),
+    })
+}
+
+/// The parameter types of `SELECT pg_notify($1, $2)`: text.
+pub fn notify_param_types(command: &SessionCommand) -> Vec<Option<DataType>> {
+    let SessionCommand::Notify {
+        channel, payload, ..
+    } = command
+    else {
+        return vec![];
+    };
+    let mut types = Vec::new();
+    for arg in [channel, payload] {
+        if let SettingArg::Param(i) = *arg {
+            if types.len() <= i {
+                types.resize(i + 1, None);
+            }
+            types[i].get_or_insert(DataType::Text);
+        }
+    }
+    types
 }
 
 /// The parameter types of an advisory-lock function's key: one `bigint`, or two `integer`s.
