@@ -77,6 +77,10 @@ impl Backend for WireBackend {
         statement.is_read_only()
     }
 
+    fn param_oids(&self, statement: &Prepared) -> &[u32] {
+        lanedb_sql::drivers::param_oids(&statement.sql)
+    }
+
     fn changes_schema(&self, statement: &Prepared) -> bool {
         statement.is_block_ddl()
     }

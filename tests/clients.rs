@@ -124,6 +124,16 @@ fn psycopg_3_passes_its_checks() {
 }
 
 #[test]
+fn asyncpg_passes_its_checks() {
+    python_client(
+        "asyncpg_client.py",
+        "asyncpg",
+        "python3 -m pip install asyncpg",
+        "asyncpg",
+    );
+}
+
+#[test]
 fn sqlalchemy_orm_passes_its_checks() {
     python_client(
         "sqlalchemy_client.py",

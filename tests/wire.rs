@@ -373,6 +373,27 @@ async fn untyped_parameters_take_the_type_of_their_place() {
         client.execute(&by_names, &[&vec!["a", "b"]]).await.unwrap(),
         1
     );
+    // The other way round: `$1 = ANY(array column)` and `array_append(column, $1)` take the element type.
+    client
+        .batch_execute("CREATE TABLE flagged (id int PRIMARY KEY, flags int[]); INSERT INTO flagged VALUES (1, '{1,2}')")
+        .await
+        .unwrap();
+    let having = client
+        .prepare("SELECT id FROM flagged WHERE $1 = ANY(flags)")
+        .await
+        .unwrap();
+    assert_eq!(having.params(), [Type::INT4]);
+    assert_eq!(client.query(&having, &[&2i32]).await.unwrap().len(), 1);
+    let append = client
+        .prepare("UPDATE flagged SET flags = array_append(flags, $1) WHERE id = $2")
+        .await
+        .unwrap();
+    assert_eq!(append.params(), [Type::INT4, Type::INT4]);
+    client.execute(&append, &[&7i32, &1i32]).await.unwrap();
+    assert_eq!(
+        scalar(&client, "SELECT flags::text FROM flagged").await,
+        "{1,2,7}"
+    );
 }
 
 /// Savepoints in a block (psycopg's nested `transaction()`, SQLAlchemy's `begin_nested`): ROLLBACK TO drops the

@@ -53,6 +53,8 @@ pub const ARRAY_TYPE_OIDS: &[(u32, u32)] = &[
     (2950, 2951), // uuid
     (114, 199),   // json
     (3802, 3807), // jsonb
+    (19, 1003),   // name (a client's parameters; LaneDB's names are text)
+    (26, 1028),   // oid (a client's parameters; LaneDB's OIDs are integers)
 ];
 
 /// The array type OID of an element type OID; `None` where PostgreSQL has none.

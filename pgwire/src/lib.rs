@@ -99,6 +99,9 @@ pub trait Backend: Send + Sync + 'static {
     /// `TimeZone` after preparing it).
     fn in_zone(&self, statement: &Arc<Self::Statement>, zone: &str)
         -> Result<Arc<Self::Statement>>;
+    /// OIDs to describe `$1..$n` with in place of their types' own, where a driver needs them (`oid[]`); most
+    /// statements have none.
+    fn param_oids(&self, statement: &Self::Statement) -> &[u32];
     /// The types of `$1..$n` as far as the statement constrains them.
     fn param_types<'a>(&self, statement: &'a Self::Statement) -> &'a [Option<DataType>];
     /// Result columns; empty for statements that return no rows.

@@ -2139,7 +2139,11 @@ impl<B: Backend> Session<B> {
                 let declared: Vec<_> = types.iter().cloned().map(Some).collect();
                 let statement = backend.prepare(sql, &declared, self.time_zone())?;
                 let declared_oids: Vec<u32> = types.iter().map(oid_of).collect();
-                let param_oids = param_oids(&declared_oids, backend.param_types(&statement));
+                let param_oids = param_oids(
+                    &declared_oids,
+                    backend.param_oids(&statement),
+                    backend.param_types(&statement),
+                );
                 let prepared = PreparedStatement {
                     statement: Some(statement),
                     param_oids,
@@ -2252,7 +2256,10 @@ impl<B: Backend> Session<B> {
         let inferred = statement
             .as_ref()
             .map_or(&[][..], |s| backend.param_types(s));
-        let param_oids = param_oids(&parse.type_oids, inferred);
+        let fixed = statement
+            .as_ref()
+            .map_or(&[][..], |s| backend.param_oids(s));
+        let param_oids = param_oids(&parse.type_oids, fixed, inferred);
         self.statements.insert(
             name,
             Arc::new(PreparedStatement {
@@ -2692,10 +2699,17 @@ fn advisory_key(args: &[SettingArg], params: &[Value]) -> Result<Option<crate::a
 
 /// The parameter types of a prepared statement as its client sees them: the ones it declared, else the ones the
 /// statement infers, else text.
-fn param_oids(declared: &[u32], inferred: &[Option<lanedb_engine::DataType>]) -> Vec<u32> {
+/// The OIDs a statement's parameters are described with: what the client declared, else what the backend gives
+/// (`fixed`), else the OID of the type the statement gives each, else text.
+fn param_oids(
+    declared: &[u32],
+    fixed: &[u32],
+    inferred: &[Option<lanedb_engine::DataType>],
+) -> Vec<u32> {
     (0..inferred.len().max(declared.len()))
-        .map(|i| match declared.get(i) {
-            Some(&oid) if oid != 0 => oid,
+        .map(|i| match (declared.get(i), fixed.get(i)) {
+            (Some(&oid), _) if oid != 0 => oid,
+            (_, Some(&oid)) => oid,
             _ => inferred
                 .get(i)
                 .cloned()

@@ -24,6 +24,7 @@ pub mod datetimes;
 pub mod ddl;
 mod division;
 pub mod dml;
+pub mod drivers;
 pub mod explain;
 pub mod expr;
 mod extract;
@@ -381,7 +382,7 @@ impl SqlEngine {
         if let Some(hit) = self.cached(sql) {
             return Ok(hit);
         }
-        let statements = plan::parse(sql)?;
+        let statements = plan::parse(drivers::substitute(sql).map_or(sql, |s| s.sql))?;
         let mut prepared = Vec::with_capacity(statements.len());
         let zone = self.time_zone();
         for statement in statements {
@@ -419,7 +420,8 @@ impl SqlEngine {
         if let Some(hit) = self.cached(&key) {
             return one(hit);
         }
-        let prepared = Arc::new(self.plan_typed(plan::parse_one(sql)?, declared, zone)?);
+        let text = drivers::substitute(sql).map_or(sql, |s| s.sql);
+        let prepared = Arc::new(self.plan_typed(plan::parse_one(text)?, declared, zone)?);
         let mut cache = self.cache.lock();
         if cache.len() >= PLAN_CACHE_ENTRIES_MAX {
             cache.clear();

@@ -833,7 +833,8 @@ impl QueryBridge {
 
 /// Parameters a plan searches with `x = ANY($n)` (DataFusion's `array_has($n, x)`; also `x <> ALL($n)`): an array
 /// of `x`'s type, as PostgreSQL infers for a parameter the client left untyped (node-postgres, psycopg's lists of
-/// strings), where the fallback to text would not be an array at all.
+/// strings), where the fallback to text would not be an array at all. And the other way round, a parameter
+/// searched for in an array (`$n = ANY(tags)`) or added to one: of the array's element type.
 fn any_array_parameters(plan: &LogicalPlan) -> Vec<(usize, DataType)> {
     use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
     use datafusion::logical_expr::ExprSchemable;
@@ -847,6 +848,30 @@ fn any_array_parameters(plan: &LogicalPlan) -> Vec<(usize, DataType)> {
         for e in node.expressions() {
             let _ = e.apply(|x| {
                 if let DfExpr::ScalarFunction(f) = x {
+                    // `$n = ANY(array)` (`array_has(array, $n)`), `array_append(array, $n)` and their kin: an
+                    // element of the array's type.
+                    let name = f.func.name();
+                    let element_of = match (name, f.args.as_slice()) {
+                        ("array_prepend", [DfExpr::Placeholder(p), array]) => Some((p, array)),
+                        (
+                            "array_has" | "array_append" | "array_remove" | "array_remove_all"
+                            | "array_position" | "array_positions",
+                            [array, DfExpr::Placeholder(p)],
+                        ) => Some((p, array)),
+                        _ => None,
+                    };
+                    if let Some((p, array)) = element_of {
+                        let slot = p.id.strip_prefix('$').and_then(|n| n.parse::<usize>().ok());
+                        let element = match array.get_type(schema) {
+                            Ok(ArrowType::List(f) | ArrowType::LargeList(f)) => {
+                                DataType::from_arrow(f.data_type())
+                            }
+                            _ => None,
+                        };
+                        if let (Some(slot), Some(element)) = (slot, element) {
+                            found.push((slot, element));
+                        }
+                    }
                     if let (true, [DfExpr::Placeholder(p), needle]) =
                         (f.func.name() == "array_has", f.args.as_slice())
                     {
