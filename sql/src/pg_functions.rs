@@ -1241,6 +1241,18 @@ fn rewrite_call(e: &mut ast::Expr) {
                         *e = call("nullif", vec![length, zero]);
                     }
                 }
+                // An `integer`, not DataFusion's unsigned `bigint`.
+                "cardinality" if plain_arguments(f).is_some_and(|a| a.len() == 1) => {
+                    // Calls are rewritten after their arguments, once each: the call inside is not met again.
+                    let inner = std::mem::replace(e, ast::Expr::value(ast::Value::Null));
+                    *e = ast::Expr::Cast {
+                        kind: ast::CastKind::Cast,
+                        expr: Box::new(inner),
+                        data_type: ast::DataType::Integer(None),
+                        array: false,
+                        format: None,
+                    };
+                }
                 // One-dimensional arrays, numbered from 1: the upper bound is the length, NULL when empty.
                 "array_upper" => {
                     if let Some(args @ [_, _]) = plain_arguments(f).as_deref() {

@@ -230,8 +230,80 @@ pub fn series_columns(statement: &mut ast::Statement) {
             }
             ControlFlow::Continue(())
         }
+
+        /// `generate_series` of integers gives `integer`s, as in PostgreSQL (DataFusion's are `bigint`s): the
+        /// series is read through `SELECT CAST(column AS integer)` under the same alias.
+        fn post_visit_table_factor(&mut self, t: &mut ast::TableFactor) -> ControlFlow<()> {
+            let ast::TableFactor::Table {
+                name,
+                args: Some(args),
+                alias: Some(alias),
+                with_ordinality: false,
+                ..
+            } = &*t
+            else {
+                return ControlFlow::Continue(());
+            };
+            let integers = args.args.len() >= 2
+                && args.args.iter().all(|a| match a {
+                    ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => {
+                        is_integer_literal(e)
+                    }
+                    _ => false,
+                });
+            if !name.to_string().eq_ignore_ascii_case("generate_series")
+                || !integers
+                || alias.columns.len() != 1
+            {
+                return ControlFlow::Continue(());
+            }
+            let column = alias.columns[0].name.clone();
+            let cast = ast::Expr::Cast {
+                kind: ast::CastKind::Cast,
+                expr: Box::new(ast::Expr::Identifier(column.clone())),
+                data_type: ast::DataType::Integer(None),
+                array: false,
+                format: None,
+            };
+            let select = format!("SELECT {cast} AS {column} FROM {t}");
+            let Ok(ast::Statement::Query(query)) = parse_one_statement(&select) else {
+                return ControlFlow::Continue(());
+            };
+            *t = ast::TableFactor::Derived {
+                lateral: false,
+                subquery: query,
+                alias: Some(alias.clone()),
+                sample: None,
+            };
+            ControlFlow::Continue(())
+        }
     }
     let _ = ast::VisitMut::visit(statement, &mut SeriesColumns);
+}
+
+/// An integer literal that fits an `integer` (`3`, `-1`, `(2)`).
+fn is_integer_literal(e: &ast::Expr) -> bool {
+    match e {
+        ast::Expr::Value(v) => {
+            matches!(&v.value, ast::Value::Number(n, _) if n.parse::<i32>().is_ok())
+        }
+        ast::Expr::UnaryOp {
+            op: ast::UnaryOperator::Minus | ast::UnaryOperator::Plus,
+            expr,
+        }
+        | ast::Expr::Nested(expr) => is_integer_literal(expr),
+        _ => false,
+    }
+}
+
+fn parse_one_statement(sql: &str) -> std::result::Result<ast::Statement, ()> {
+    datafusion::sql::sqlparser::parser::Parser::parse_sql(
+        &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
+        sql,
+    )
+    .map_err(|_| ())?
+    .pop()
+    .ok_or(())
 }
 
 /// `GROUP BY ROLLUP (1, 2)` (and CUBE, GROUPING SETS) with select-list positions, which DataFusion reads only at
