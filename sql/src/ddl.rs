@@ -926,12 +926,34 @@ fn unique_constraint(name: String, columns: Vec<usize>) -> IndexDef {
     }
 }
 
-fn unique_name(table: &TableDef, cols: &[usize]) -> String {
+/// The name PostgreSQL gives a unique constraint it names: `t_a_b_key`, with a number after it when the table or the
+/// catalog has that name already (`t_a_key1`).
+fn unique_name(catalog: &lanedb_engine::Catalog, table: &TableDef, cols: &[usize]) -> String {
     let names: Vec<&str> = cols
         .iter()
         .map(|c| table.columns[*c].name.as_str())
         .collect();
-    format!("{}_{}_key", table.name, names.join("_"))
+    free_name(
+        catalog,
+        table,
+        format!("{}_{}_key", table.name, names.join("_")),
+    )
+}
+
+/// `base`, or `base1`, `base2`, ... : the first that no relation of `catalog` and no index or check of `table` has.
+fn free_name(catalog: &lanedb_engine::Catalog, table: &TableDef, base: String) -> String {
+    let free = |n: &str| {
+        !catalog.has_relation(n)
+            && !table.indexes.iter().any(|i| i.name == n)
+            && !table.checks.iter().any(|c| c.name == n)
+    };
+    if free(&base) {
+        return base;
+    }
+    (1..)
+        .map(|i| format!("{base}{i}"))
+        .find(|n| free(n))
+        .expect("a free name")
 }
 
 pub fn create_table(on: On, ct: &ast::CreateTable) -> Result<&'static str> {
@@ -1057,8 +1079,10 @@ pub fn create_table(on: On, ct: &ast::CreateTable) -> Result<&'static str> {
                     unique_constraint(given.unwrap_or_else(|| format!("{name}_pkey")), cols);
                 def.indexes.push(index);
             } else {
-                let index =
-                    unique_constraint(given.unwrap_or_else(|| unique_name(&def, &cols)), cols);
+                let index = unique_constraint(
+                    given.unwrap_or_else(|| unique_name(txn.catalog(), &def, &cols)),
+                    cols,
+                );
                 def.indexes.push(index);
             }
         }
@@ -1314,7 +1338,11 @@ pub fn create_index(on: On, ci: &ast::CreateIndex) -> Result<&'static str> {
                     .iter()
                     .map(|p| if p == "?column?" { "expr" } else { p })
                     .collect();
-                format!("{}_{}_idx", table, parts.join("_"))
+                free_name(
+                    txn.catalog(),
+                    &def,
+                    format!("{}_{}_idx", table, parts.join("_")),
+                )
             }
         };
         if txn.catalog().index_owner(&name).is_some() || txn.catalog().get_table(&name).is_some() {
@@ -1638,7 +1666,7 @@ pub fn alter_table(on: On, at: &ast::AlterTable) -> Result<&'static str> {
                         if primary {
                             format!("{table}_pkey")
                         } else {
-                            unique_name(&def, &columns)
+                            unique_name(txn.catalog(), &def, &columns)
                         }
                     });
                     if def.indexes.iter().any(|i| i.name == name)

@@ -833,6 +833,18 @@ pub(crate) const RELATIONS: &[Relation] = &[
         ],
         rows: settings,
     },
+    // Block I/O counters: LaneDB reads no blocks; the tables are listed, as Sequelize's describeTable joins
+    // them with pg_description for column comments.
+    Relation {
+        name: "pg_statio_all_tables",
+        columns: STATIO_COLUMNS,
+        rows: statio_rows,
+    },
+    Relation {
+        name: "pg_statio_user_tables",
+        columns: STATIO_COLUMNS,
+        rows: statio_rows,
+    },
     Relation {
         name: "pg_stat_user_tables",
         columns: &[
@@ -1132,6 +1144,31 @@ fn attributes(catalog: &Catalog, _: &Scan) -> Vec<Vec<Cell>> {
         }
     }
     rows
+}
+
+const STATIO_COLUMNS: &[(&str, Kind)] = &[
+    ("relid", Int),
+    ("schemaname", Text),
+    ("relname", Text),
+    ("heap_blks_read", Long),
+    ("heap_blks_hit", Long),
+    ("idx_blks_read", Long),
+    ("idx_blks_hit", Long),
+    ("toast_blks_read", Long),
+    ("toast_blks_hit", Long),
+    ("tidx_blks_read", Long),
+    ("tidx_blks_hit", Long),
+];
+
+fn statio_rows(catalog: &Catalog, _: &Scan) -> Vec<Vec<Cell>> {
+    catalog
+        .tables()
+        .map(|table| {
+            let mut row = vec![Cell::I(table_oid(table)), t("public"), t(&table.name)];
+            row.extend((0..8).map(|_| Cell::L(0)));
+            row
+        })
+        .collect()
 }
 
 /// The OID of the array type of each type in `TYPES`, as PostgreSQL numbers them.
