@@ -370,12 +370,12 @@ impl Connection {
                     session.put_notifications(&mut self.out);
                     self.write_out().await?;
                 }
-                let inbox = session.notifications.inbox.clone();
+                let inbox = listening.then(|| session.notifications.inbox.clone());
                 let (stream, input) = (&mut self.stream, &mut self.input);
                 let read = async move {
-                    if !listening {
+                    let Some(inbox) = inbox else {
                         return Some(stream.read_buf(input).await);
-                    }
+                    };
                     tokio::select! {
                         n = stream.read_buf(input) => Some(n),
                         () = inbox.arrived() => None,
