@@ -394,6 +394,22 @@ async fn untyped_parameters_take_the_type_of_their_place() {
         scalar(&client, "SELECT flags::text FROM flagged").await,
         "{1,2,7}"
     );
+    // A date given as an instant's text (node-postgres sends a JavaScript Date so): its time is dropped.
+    client
+        .batch_execute(
+            "CREATE TABLE dated (id int PRIMARY KEY, d date); PREPARE put(int, date) AS INSERT INTO dated VALUES ($1, $2); \
+             EXECUTE put(1, '2024-03-04T00:00:00.000+00:00'); EXECUTE put(2, '2024-03-05T23:30:00Z')",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        scalar(
+            &client,
+            "SELECT string_agg(d::text, ',' ORDER BY id) FROM dated"
+        )
+        .await,
+        "2024-03-04,2024-03-05"
+    );
 }
 
 /// Savepoints in a block (psycopg's nested `transaction()`, SQLAlchemy's `begin_nested`): ROLLBACK TO drops the

@@ -599,6 +599,18 @@ pub fn parse_date(text: &str) -> Result<i32> {
             format!("invalid input syntax for type date: \"{text}\""),
         )
     };
+    // A time of day after the date (an ISO 8601 instant, as JavaScript's Date gives one) is read and dropped, as
+    // PostgreSQL does.
+    let date_end = t
+        .char_indices()
+        .find(|&(i, c)| {
+            matches!(c, 'T' | 't' | ' ') && t[i + 1..].starts_with(|d: char| d.is_ascii_digit())
+        })
+        .map(|(i, _)| i);
+    if let Some(end) = date_end {
+        parse_timestamp(text).map_err(|_| bad())?;
+        return parse_date(&t[..end]);
+    }
     let mut parts = t.splitn(3, '-');
     let y: i64 = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
     let m: u32 = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
@@ -892,6 +904,17 @@ mod tests {
             assert_eq!(parse_date(t).unwrap(), day, "{t}");
         }
         assert!(parse_date("2024-01-15 nonsense").is_err());
+        // An instant's time of day is dropped (JavaScript's Date as a parameter), once it reads as a time.
+        for t in [
+            "2024-01-15T00:00:00.000Z",
+            "2024-01-15T23:59:59.999+00:00",
+            "2024-01-15 10:00:00",
+            "2024-01-15 10:00:00-05",
+        ] {
+            assert_eq!(parse_date(t).unwrap(), day, "{t}");
+        }
+        assert!(parse_date("2024-01-15T25:00:00").is_err());
+        assert!(parse_date("2024-01-15T10:xx").is_err());
     }
 
     #[test]
