@@ -4297,3 +4297,53 @@ async fn notifications_reach_the_sessions_that_listen() {
     sender.batch_execute("NOTIFY gone, 'late'").await.unwrap();
     assert_eq!(scalar(&sender, "SELECT 1").await, "1");
 }
+
+/// Catalog names are PostgreSQL's `name` (OID 19), and an `array_agg` of them a `name[]` (1003): Sequelize reads the
+/// index columns of `array_agg(attname)` as the text of a `name[]`, which node-postgres leaves unparsed. An
+/// `array_agg` of uuids is a `uuid[]`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catalog_names_are_of_type_name() {
+    let server = Server::start(&[]);
+    let client = server.connect().await;
+    client
+        .batch_execute("CREATE TABLE named_cols (id int PRIMARY KEY, b text, u uuid)")
+        .await
+        .unwrap();
+    let statement = client
+        .prepare(
+            "SELECT c.relname, array_agg(a.attname ORDER BY a.attnum) FROM pg_class c \
+             JOIN pg_attribute a ON a.attrelid = c.oid WHERE c.relname = 'named_cols' AND a.attnum > 0 \
+             GROUP BY c.relname",
+        )
+        .await
+        .unwrap();
+    let types: Vec<Type> = statement
+        .columns()
+        .iter()
+        .map(|c| c.type_().clone())
+        .collect();
+    assert_eq!(types, [Type::NAME, Type::NAME_ARRAY]);
+    let rows = client
+        .simple_query(
+            "SELECT c.relname, array_agg(a.attname ORDER BY a.attnum) FROM pg_class c \
+             JOIN pg_attribute a ON a.attrelid = c.oid WHERE c.relname = 'named_cols' AND a.attnum > 0 \
+             GROUP BY c.relname",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        rows_of(&rows),
+        [[Some("named_cols".to_string()), Some("{id,b,u}".to_string())]]
+    );
+    // A name in an expression is text, as in PostgreSQL.
+    let concatenated = client
+        .prepare("SELECT relname || '!' FROM pg_class")
+        .await
+        .unwrap();
+    assert_eq!(concatenated.columns()[0].type_(), &Type::TEXT);
+    let uuids = client
+        .prepare("SELECT array_agg(u) FROM named_cols")
+        .await
+        .unwrap();
+    assert_eq!(uuids.columns()[0].type_(), &Type::UUID_ARRAY);
+}

@@ -32,6 +32,9 @@ pub const SOURCE_COLUMN_KEY: &str = "lanedb.source_column";
 pub const VALUE_BYTES_MAX: usize = 1 << 24;
 /// Metadata on a list's element field whose text elements hold decimals of differing scales (a `numeric[]` literal
 /// such as `'{2.0,3.0123}'`; one Arrow decimal list has one scale): shown as their text, sent as `numeric[]`.
+/// A PostgreSQL type a text column stands for that LaneDB has no type of its own for, named in the field's metadata:
+/// `name` (catalog names) and `name[]` (an `array_agg` of them); the wire describes the column with its OID.
+pub const PG_TYPE_KEY: &str = "lanedb.pg_type";
 pub const NUMERIC_ELEMENT_KEY: &str = "lanedb.numeric";
 /// PostgreSQL's array types: (element type OID, array type OID), as `pg_type.typarray` pairs them.
 pub const ARRAY_TYPE_OIDS: &[(u32, u32)] = &[

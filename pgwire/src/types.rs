@@ -68,6 +68,9 @@ pub fn oid_of(ty: &DataType) -> u32 {
     }
 }
 
+/// `name[]`.
+pub const NAME_ARRAY: u32 = 1003;
+
 /// `text[]`, for arrays whose element type has no array type of its own.
 pub const TEXT_ARRAY: u32 = 1009;
 
@@ -113,6 +116,15 @@ pub fn type_of_oid(oid: u32) -> Result<Option<DataType>> {
 /// The OID, `typlen` and type modifier of a result column: VARCHAR(n) (marked in the field's metadata) is varchar
 /// with modifier n + 4, NUMERIC(p, s) has modifier ((p << 16) | s) + 4, as PostgreSQL reports them.
 pub fn column_type(field: &arrow_schema::Field) -> (u32, i16, i32) {
+    match field
+        .metadata()
+        .get(lanedb_engine::types::PG_TYPE_KEY)
+        .map(String::as_str)
+    {
+        Some("name") => return (NAME, 64, -1),
+        Some("name[]") => return (NAME_ARRAY, -1, -1),
+        _ => {}
+    }
     if let Some(length) = field
         .metadata()
         .get(lanedb_engine::types::VARCHAR_LENGTH_KEY)

@@ -427,7 +427,7 @@ fn kind_type(kind: Kind) -> DataType {
         Kind::Long => DataType::BigInt,
         Kind::Float => DataType::Real,
         Kind::Bool => DataType::Boolean,
-        Kind::Text => DataType::Text,
+        Kind::Text | Kind::Name => DataType::Text,
         Kind::SmallInts => DataType::Array(Box::new(DataType::SmallInt)),
     }
 }

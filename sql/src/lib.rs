@@ -35,6 +35,7 @@ pub mod information_schema;
 pub mod invoke;
 mod json;
 pub mod locks;
+mod marked_arrays;
 mod modes;
 mod number_templates;
 pub mod pg_catalog;

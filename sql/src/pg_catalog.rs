@@ -283,13 +283,15 @@ pub(crate) fn t(s: impl Into<String>) -> Cell {
     Cell::T(s.into())
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
     Int,
     Long,
     Float,
     Bool,
     Text,
+    /// PostgreSQL's `name` (the type of catalog names, OID 19): text, so marked (`PG_TYPE_KEY`).
+    Name,
     /// `int2vector`, as an array of `smallint` (what `unnest` and subscripts need).
     SmallInts,
 }
@@ -324,14 +326,14 @@ pub(crate) struct Relation {
     pub(crate) rows: fn(&Catalog, &Scan) -> Vec<Vec<Cell>>,
 }
 
-use Kind::{Bool, Float, Int, Long, SmallInts, Text};
+use Kind::{Bool, Float, Int, Long, Name, SmallInts, Text};
 
 pub(crate) const RELATIONS: &[Relation] = &[
     Relation {
         name: "pg_namespace",
         columns: &[
             ("oid", Int),
-            ("nspname", Text),
+            ("nspname", Name),
             ("nspowner", Int),
             ("nspacl", Text),
         ],
@@ -341,7 +343,7 @@ pub(crate) const RELATIONS: &[Relation] = &[
         name: "pg_class",
         columns: &[
             ("oid", Int),
-            ("relname", Text),
+            ("relname", Name),
             ("relnamespace", Int),
             ("reltype", Int),
             ("reloftype", Int),
@@ -378,7 +380,7 @@ pub(crate) const RELATIONS: &[Relation] = &[
         name: "pg_attribute",
         columns: &[
             ("attrelid", Int),
-            ("attname", Text),
+            ("attname", Name),
             ("atttypid", Int),
             ("attstattarget", Int),
             ("attlen", Int),
@@ -407,7 +409,7 @@ pub(crate) const RELATIONS: &[Relation] = &[
         name: "pg_type",
         columns: &[
             ("oid", Int),
-            ("typname", Text),
+            ("typname", Name),
             ("typnamespace", Int),
             ("typowner", Int),
             ("typlen", Int),
@@ -466,7 +468,7 @@ pub(crate) const RELATIONS: &[Relation] = &[
         name: "pg_constraint",
         columns: &[
             ("oid", Int),
-            ("conname", Text),
+            ("conname", Name),
             ("connamespace", Int),
             ("contype", Text),
             ("condeferrable", Bool),
@@ -503,7 +505,7 @@ pub(crate) const RELATIONS: &[Relation] = &[
         name: "pg_am",
         columns: &[
             ("oid", Int),
-            ("amname", Text),
+            ("amname", Name),
             ("amhandler", Text),
             ("amtype", Text),
         ],
@@ -523,7 +525,7 @@ pub(crate) const RELATIONS: &[Relation] = &[
         name: "pg_collation",
         columns: &[
             ("oid", Int),
-            ("collname", Text),
+            ("collname", Name),
             ("collnamespace", Int),
             ("collprovider", Text),
         ],
@@ -538,7 +540,7 @@ pub(crate) const RELATIONS: &[Relation] = &[
         name: "pg_database",
         columns: &[
             ("oid", Int),
-            ("datname", Text),
+            ("datname", Name),
             ("datdba", Int),
             ("encoding", Int),
             ("datlocprovider", Text),
@@ -575,7 +577,7 @@ pub(crate) const RELATIONS: &[Relation] = &[
         name: "pg_roles",
         columns: &[
             ("oid", Int),
-            ("rolname", Text),
+            ("rolname", Name),
             ("rolsuper", Bool),
             ("rolinherit", Bool),
             ("rolcreaterole", Bool),
@@ -594,7 +596,7 @@ pub(crate) const RELATIONS: &[Relation] = &[
         name: "pg_proc",
         columns: &[
             ("oid", Int),
-            ("proname", Text),
+            ("proname", Name),
             ("pronamespace", Int),
             ("proowner", Int),
             ("prolang", Int),
@@ -611,16 +613,16 @@ pub(crate) const RELATIONS: &[Relation] = &[
     },
     Relation {
         name: "pg_tablespace",
-        columns: &[("oid", Int), ("spcname", Text), ("spcowner", Int)],
+        columns: &[("oid", Int), ("spcname", Name), ("spcowner", Int)],
         rows: |_, _| vec![vec![Cell::I(1663), t("pg_default"), Cell::I(OWNER_OID)]],
     },
     // The view of indexes with their definitions.
     Relation {
         name: "pg_indexes",
         columns: &[
-            ("schemaname", Text),
-            ("tablename", Text),
-            ("indexname", Text),
+            ("schemaname", Name),
+            ("tablename", Name),
+            ("indexname", Name),
             ("tablespace", Text),
             ("indexdef", Text),
         ],
@@ -644,8 +646,8 @@ pub(crate) const RELATIONS: &[Relation] = &[
     Relation {
         name: "pg_sequences",
         columns: &[
-            ("schemaname", Text),
-            ("sequencename", Text),
+            ("schemaname", Name),
+            ("sequencename", Name),
             ("sequenceowner", Text),
             ("data_type", Text),
             ("start_value", Long),
@@ -751,7 +753,7 @@ pub(crate) const RELATIONS: &[Relation] = &[
         columns: &[
             ("oid", Int),
             ("opcmethod", Int),
-            ("opcname", Text),
+            ("opcname", Name),
             ("opcnamespace", Int),
             ("opcowner", Int),
             ("opcfamily", Int),
@@ -809,7 +811,7 @@ pub(crate) const RELATIONS: &[Relation] = &[
         name: "pg_extension",
         columns: &[
             ("oid", Int),
-            ("extname", Text),
+            ("extname", Name),
             ("extowner", Int),
             ("extnamespace", Int),
             ("extversion", Text),
@@ -849,8 +851,8 @@ pub(crate) const RELATIONS: &[Relation] = &[
         name: "pg_stat_user_tables",
         columns: &[
             ("relid", Int),
-            ("schemaname", Text),
-            ("relname", Text),
+            ("schemaname", Name),
+            ("relname", Name),
             ("n_live_tup", Long),
         ],
         rows: |catalog, _| {
@@ -1148,8 +1150,8 @@ fn attributes(catalog: &Catalog, _: &Scan) -> Vec<Vec<Cell>> {
 
 const STATIO_COLUMNS: &[(&str, Kind)] = &[
     ("relid", Int),
-    ("schemaname", Text),
-    ("relname", Text),
+    ("schemaname", Name),
+    ("relname", Name),
     ("heap_blks_read", Long),
     ("heap_blks_hit", Long),
     ("idx_blks_read", Long),
@@ -1545,7 +1547,7 @@ fn arrow_type(kind: Kind) -> ArrowType {
         Long => ArrowType::Int64,
         Float => ArrowType::Float32,
         Bool => ArrowType::Boolean,
-        Text => ArrowType::Utf8,
+        Text | Name => ArrowType::Utf8,
         SmallInts => ArrowType::List(Arc::new(Field::new_list_field(ArrowType::Int16, true))),
     }
 }
@@ -1575,7 +1577,7 @@ fn batch(relation: &Relation, rows: Vec<Vec<Cell>>) -> DfResult<RecordBatch> {
                     Cell::B(b) => Some(*b),
                     _ => None,
                 }))),
-                Text => Arc::new(StringArray::from_iter(cells.map(|v| match v {
+                Text | Name => Arc::new(StringArray::from_iter(cells.map(|v| match v {
                     Cell::T(s) => Some(s.clone()),
                     _ => None,
                 }))),
@@ -1598,7 +1600,20 @@ fn relation_schema(relation: &Relation) -> SchemaRef {
         relation
             .columns
             .iter()
-            .map(|(name, kind)| Field::new(*name, arrow_type(*kind), true))
+            .map(|(name, kind)| {
+                let field = Field::new(*name, arrow_type(*kind), true);
+                if *kind == Name {
+                    field.with_metadata(
+                        [(
+                            lanedb_engine::types::PG_TYPE_KEY.to_string(),
+                            "name".to_string(),
+                        )]
+                        .into(),
+                    )
+                } else {
+                    field
+                }
+            })
             .collect::<Vec<_>>(),
     ))
 }

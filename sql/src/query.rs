@@ -487,6 +487,8 @@ impl QueryBridge {
             .expect("registering an aggregate on a fresh session");
         base.register_udaf(Arc::new(crate::modes::mode()))
             .expect("registering an aggregate on a fresh session");
+        base.register_udaf(Arc::new(crate::marked_arrays::array_agg()))
+            .expect("registering an aggregate on a fresh session");
         base.register_expr_planner(Arc::new(crate::pg_types::IntervalScaling::default()))
             .expect("registering an expression planner on a fresh session");
         base.register_expr_planner(Arc::new(crate::json::JsonOperators))
