@@ -4,12 +4,15 @@
 //! every check passed. `tests/clients/sqlalchemy_client.py` does what an application on SQLAlchemy 2's ORM does, in
 //! transactions: create its tables, add objects keyed by sequences, reflect the schema, drop it.
 //! `tests/clients/django_client.py` migrates Django's own apps and `tests/clients/django_shop` and uses the ORM as an
-//! application does.
+//! application does. `tests/clients/asyncpg_client.py` drives asyncpg, and `tests/clients/node/node_client.js`
+//! node-postgres and Sequelize.
 //!
-//! Needs python3 with psycopg 3, SQLAlchemy 2 and Django 5 (`python3 -m pip install 'psycopg[binary]'
-//! 'sqlalchemy>=2' 'django>=5,<6'`), a JDK 11 or later for single-file
+//! Needs python3 with psycopg 3, asyncpg, SQLAlchemy 2 and Django 5 (`python3 -m pip install 'psycopg[binary]'
+//! asyncpg 'sqlalchemy>=2' 'django>=5,<6'`), a JDK 11 or later for single-file
 //! source launch (Debian package default-jdk-headless) and pgJDBC (Debian package libpostgresql-jdbc-java, or
-//! `PGJDBC_JAR=/path/to/postgresql.jar`). `.ci/run` installs them; a missing one fails the test, naming it.
+//! `PGJDBC_JAR=/path/to/postgresql.jar`), and Node.js with the packages of `tests/clients/node/package.json`
+//! installed where `LANEDB_NODE_MODULES` says (by default the project's tools cache). `.ci/run` installs them; a
+//! missing one fails the test, naming it.
 
 mod common;
 
@@ -130,6 +133,46 @@ fn asyncpg_passes_its_checks() {
         "asyncpg",
         "python3 -m pip install asyncpg",
         "asyncpg",
+    );
+}
+
+/// Where node-postgres and Sequelize are installed: `LANEDB_NODE_MODULES`, or the tools cache `.ci/run` fills.
+fn node_modules() -> PathBuf {
+    match std::env::var_os("LANEDB_NODE_MODULES") {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
+            home.join(".cache/lanedb/tools/node/node_modules")
+        }
+    }
+}
+
+#[test]
+fn node_postgres_and_sequelize_pass_their_checks() {
+    let modules = node_modules();
+    let install = format!(
+        "Node.js (Debian packages nodejs npm) and `npm install --prefix {}` of tests/clients/node/package.json",
+        modules.parent().map_or_else(String::new, |p| p.display().to_string())
+    );
+    assert!(
+        modules.join("pg").is_dir() && modules.join("sequelize").is_dir(),
+        "node-postgres and Sequelize are not in {}: install {install}",
+        modules.display()
+    );
+    let server = Server::start(&[]);
+    let mut command = Command::new("node");
+    command
+        .arg(clients_dir().join("node/node_client.js"))
+        .arg(server.port().to_string())
+        .env("NODE_PATH", &modules)
+        .env_remove("PGPASSWORD")
+        .env_remove("PGOPTIONS");
+    let output = run(command, "node", &install);
+    assert!(
+        output.status.success(),
+        "the Node client failed ({}):\n{}",
+        output.status,
+        show(&output)
     );
 }
 

@@ -365,13 +365,6 @@ fn date_plus_interval(b: &BinaryExpr, schema: &DFSchema) -> Option<Transformed<E
         )))
     };
     let (l, r) = match (&left, b.op, &right) {
-        // The days between two dates are an `integer`, as in PostgreSQL (DataFusion's are a `bigint`).
-        (ArrowType::Date32, Op::Minus, ArrowType::Date32) => {
-            return Some(Transformed::yes(Expr::Cast(Cast::new(
-                Box::new(Expr::BinaryExpr(b.clone())),
-                ArrowType::Int32,
-            ))));
-        }
         (ArrowType::Date32, Op::Plus | Op::Minus, ArrowType::Interval(_)) => {
             (timestamp(&b.left), b.right.clone())
         }

@@ -943,7 +943,7 @@ fn typed_operand(e: &mut ast::Expr) {
         ))))
     } else if !additive {
         return;
-    } else if lanedb_engine::value::parse_date(trimmed).is_ok() {
+    } else if !trimmed.contains(':') && lanedb_engine::value::parse_date(trimmed).is_ok() {
         crate::pg_types::cast(value(), ast::DataType::Date)
     } else if lanedb_engine::value::parse_timestamp(trimmed).is_ok() {
         crate::pg_types::cast(

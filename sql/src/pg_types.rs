@@ -1210,6 +1210,18 @@ impl ExprPlanner for IntervalScaling {
         expr: RawBinaryExpr,
         schema: &DFSchema,
     ) -> Result<PlannerResult<RawBinaryExpr>> {
+        // The days between two dates are an `integer`, as in PostgreSQL (DataFusion's are a `bigint`).
+        let date = |e: &Expr| matches!(e.get_type(schema), Ok(ArrowType::Date32));
+        if expr.op == BinaryOperator::Minus && date(&expr.left) && date(&expr.right) {
+            let days = Expr::BinaryExpr(datafusion::logical_expr::BinaryExpr::new(
+                Box::new(expr.left),
+                datafusion::logical_expr::Operator::Minus,
+                Box::new(expr.right),
+            ));
+            return Ok(PlannerResult::Planned(
+                days.cast_to(&ArrowType::Int32, schema)?,
+            ));
+        }
         let interval = |e: &Expr| matches!(e.get_type(schema), Ok(ArrowType::Interval(_)));
         // A parameter nothing has typed counts as a number: it becomes a `float8` one, as in PostgreSQL.
         let number = |e: &Expr| {
