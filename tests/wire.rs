@@ -1673,6 +1673,15 @@ async fn errors_carry_their_sqlstate_and_the_session_goes_on() {
     let db = e.as_db_error().unwrap();
     assert_eq!(db.code().code(), "42601");
     assert!(db.position().is_some(), "{db:?}");
+    // Worded as PostgreSQL words them; what the parser expected is the detail.
+    assert_eq!(db.message(), "syntax error at end of input");
+    let e = client.simple_query("SELEC 1").await.unwrap_err();
+    let db = e.as_db_error().unwrap();
+    assert_eq!(db.message(), "syntax error at or near \"SELEC\"");
+    assert!(
+        db.detail().is_some_and(|d| d.starts_with("Expected")),
+        "{db:?}"
+    );
     // Undefined names in a later statement of a simple query: the position counts from the start of the whole
     // string, and the message is PostgreSQL's.
     let position = |e: &tokio_postgres::Error| match e.as_db_error().and_then(|d| d.position()) {

@@ -848,7 +848,8 @@ impl ToSql for Uuid {
 
 /// UUID columns over the wire: typed `uuid` in RowDescription and ParameterDescription, binary parameters and
 /// results as 16 bytes (by key and through a scan), text in any of PostgreSQL's forms, and `DEFAULT
-/// gen_random_uuid()` values that are the same after a crash (they go into the log with the row).
+/// gen_random_uuid()` values, and `gen_random_uuid()` in VALUES, that are the same after a crash (they go into the
+/// log with the row).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uuids_are_stored_and_sent_as_postgres_sends_them() {
     let server = Server::start(&[]);
@@ -899,9 +900,16 @@ async fn uuids_are_stored_and_sent_as_postgres_sends_them() {
         .await
         .unwrap_err();
     assert_eq!(code(&e), "22P02");
+    // A random UUID written in a row (knex's `knex.fn.uuid()`) is chosen when the INSERT runs, and logged.
+    client
+        .batch_execute(
+            "INSERT INTO doc (id, title) VALUES ((gen_random_uuid()), 'v1'), (uuid_generate_v4(), 'v2')",
+        )
+        .await
+        .unwrap();
     let shown = "SELECT id::text || ' ' || title FROM doc ORDER BY id";
     let before = text_rows(&client.simple_query(shown).await.unwrap());
-    assert_eq!(before.len(), 5);
+    assert_eq!(before.len(), 7);
     kept_after_crash_and_snapshot(server, client, shown, &before).await;
 }
 

@@ -593,24 +593,36 @@ fn days_in_month(y: i64, m: u32) -> u32 {
 /// Parses `YYYY-MM-DD`.
 pub fn parse_date(text: &str) -> Result<i32> {
     let t = without_zone(text.trim());
-    let bad = || {
-        Error::new(
-            SqlState::INVALID_DATETIME_FORMAT,
-            format!("invalid input syntax for type date: \"{text}\""),
-        )
-    };
     // A time of day after the date (an ISO 8601 instant, as JavaScript's Date gives one) is read and dropped, as
-    // PostgreSQL does.
+    // PostgreSQL does. The date before the first separator has none, so reading the whole as a timestamp (which
+    // reads its date here again) goes no deeper.
     let date_end = t
         .char_indices()
         .find(|&(i, c)| {
             matches!(c, 'T' | 't' | ' ') && t[i + 1..].starts_with(|d: char| d.is_ascii_digit())
         })
         .map(|(i, _)| i);
-    if let Some(end) = date_end {
-        parse_timestamp(text).map_err(|_| bad())?;
-        return parse_date(&t[..end]);
-    }
+    let Some(end) = date_end else {
+        return parse_plain_date(t, text);
+    };
+    let day = parse_plain_date(&t[..end], text)?;
+    parse_timestamp(&format!("{} {}", &t[..end], &t[end + 1..])).map_err(|_| {
+        Error::new(
+            SqlState::INVALID_DATETIME_FORMAT,
+            format!("invalid input syntax for type date: \"{text}\""),
+        )
+    })?;
+    Ok(day)
+}
+
+/// `YYYY-MM-DD` alone; errors quote `text`, the input it came from.
+fn parse_plain_date(t: &str, text: &str) -> Result<i32> {
+    let bad = || {
+        Error::new(
+            SqlState::INVALID_DATETIME_FORMAT,
+            format!("invalid input syntax for type date: \"{text}\""),
+        )
+    };
     let mut parts = t.splitn(3, '-');
     let y: i64 = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
     let m: u32 = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
@@ -915,6 +927,11 @@ mod tests {
         }
         assert!(parse_date("2024-01-15T25:00:00").is_err());
         assert!(parse_date("2024-01-15T10:xx").is_err());
+        // A lower-case separator, and text that only looks like one: errors, not an endless descent.
+        assert_eq!(parse_date("2024-01-15t10:00").unwrap(), day);
+        for t in ["t1", "test1", "Oct12", "2024-01-15t", " t 1"] {
+            assert!(parse_date(t).is_err(), "{t}");
+        }
     }
 
     #[test]

@@ -500,12 +500,33 @@ fn put_error(out: &mut BytesMut, e: &Error, severity: &str, query: Option<QueryT
         (Some(_), Some(at)) => e.message[..at].trim_end_matches(" (").to_string(),
         _ => e.message.clone(),
     };
+    // The parser's "Expected: X, found: Y" as PostgreSQL words a syntax error, what was expected as the detail.
+    let (message, expected) = match (e.code == SqlState::SYNTAX_ERROR)
+        .then(|| message.strip_prefix("Expected: ")?.split_once(", found: "))
+        .flatten()
+    {
+        Some((expected, "EOF")) => (
+            "syntax error at end of input".to_string(),
+            Some(format!("Expected {expected}.")),
+        ),
+        Some((expected, found)) => (
+            format!(
+                "syntax error at or near \"{}\"",
+                found.split(" at Line: ").next().unwrap_or(found)
+            ),
+            Some(format!("Expected {expected}.")),
+        ),
+        None => (message, None),
+    };
     let mut fields = vec![
         (b'S', severity.to_string()),
         (b'V', severity.to_string()),
         (b'C', e.code.0.to_string()),
         (b'M', message),
     ];
+    if let Some(expected) = expected {
+        fields.push((b'D', expected));
+    }
     if let Some(p) = position {
         fields.push((b'P', p.to_string()));
     }

@@ -897,7 +897,7 @@ fn is_now(e: &ast::Expr) -> bool {
 }
 
 /// The lower-case name of a call without arguments (`now()`, `CURRENT_DATE`), in parentheses or not.
-fn bare_call(e: &ast::Expr) -> Option<String> {
+pub(crate) fn bare_call(e: &ast::Expr) -> Option<String> {
     match e {
         ast::Expr::Function(f) => {
             let bare = matches!(f.args, ast::FunctionArguments::None)

@@ -516,6 +516,8 @@ fn static_type(e: &Expr, table: &lanedb_engine::TableDef) -> Option<DataType> {
         Expr::Literal(Value::Text(_)) | Expr::Literal(Value::Null) => None,
         Expr::Literal(v) => v.data_type(),
         Expr::Cast(_, ty) => Some(ty.clone()),
+        // The type of the first argument that has one (`coalesce(doc, '{}'::jsonb) || $1`).
+        Expr::Coalesce(args) => args.iter().find_map(|a| static_type(a, table)),
         _ => None,
     }
 }

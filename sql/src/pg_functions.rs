@@ -896,6 +896,69 @@ pub(crate) fn plain_arguments(f: &ast::Function) -> Option<Vec<ast::Expr>> {
         .collect()
 }
 
+/// `x [NOT] LIKE ANY (ARRAY[p, q])` (and ILIKE; Sequelize's `[Op.iLike]: {[Op.any]: [...]}`) as `(x LIKE p OR
+/// x LIKE q)`, which DataFusion can plan; `false` for no patterns, as ANY of none is. Other forms are left alone.
+fn like_any(e: &mut ast::Expr) {
+    let case_insensitive = matches!(e, ast::Expr::ILike { .. });
+    let (ast::Expr::Like {
+        negated,
+        any: true,
+        expr,
+        pattern,
+        escape_char,
+    }
+    | ast::Expr::ILike {
+        negated,
+        any: true,
+        expr,
+        pattern,
+        escape_char,
+    }) = e
+    else {
+        return;
+    };
+    let mut list = pattern.as_ref();
+    while let ast::Expr::Nested(inner) = list {
+        list = inner;
+    }
+    let patterns = match list {
+        ast::Expr::Array(array) => array.elem.clone(),
+        ast::Expr::Tuple(items) => items.clone(),
+        _ => return,
+    };
+    let (negated, expr, escape_char) = (*negated, expr.clone(), escape_char.clone());
+    let one = |p: ast::Expr| {
+        if case_insensitive {
+            ast::Expr::ILike {
+                negated,
+                any: false,
+                expr: expr.clone(),
+                pattern: Box::new(p),
+                escape_char: escape_char.clone(),
+            }
+        } else {
+            ast::Expr::Like {
+                negated,
+                any: false,
+                expr: expr.clone(),
+                pattern: Box::new(p),
+                escape_char: escape_char.clone(),
+            }
+        }
+    };
+    let any = patterns
+        .into_iter()
+        .map(one)
+        .reduce(|a, b| ast::Expr::BinaryOp {
+            left: Box::new(a),
+            op: ast::BinaryOperator::Or,
+            right: Box::new(b),
+        });
+    *e = ast::Expr::Nested(Box::new(
+        any.unwrap_or_else(|| ast::Expr::value(ast::Value::Boolean(false))),
+    ));
+}
+
 /// A string literal added to or subtracted from something else, typed as PostgreSQL types an unknown literal
 /// there in every statement it accepts: text that reads as an interval (`'2 hours'`, `'1 day 02:00'`) is an
 /// interval (`ts + '1 day'`, `interval_col - '1 hour'`), a date without a time a date (`date_col - '2024-01-01'`
@@ -1115,6 +1178,7 @@ fn rewrite_call(e: &mut ast::Expr) {
     typed_operand(e);
     row_comparison(e);
     array_text_operand(e);
+    like_any(e);
     match e {
         // `s ^@ prefix` is `starts_with(s, prefix)`.
         ast::Expr::BinaryOp {

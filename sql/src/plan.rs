@@ -2082,6 +2082,19 @@ fn compile_values(
                 exprs.push(generated_slot(generated, Generator::Next(sequence)));
                 continue;
             }
+            // A random value in a row (knex's `knex.fn.uuid()`): chosen when the INSERT runs and logged with it, so
+            // that replaying the log writes the same.
+            let random = match crate::ddl::bare_call(e).as_deref() {
+                Some("gen_random_uuid" | "uuid_generate_v4" | "pg_catalog.gen_random_uuid") => {
+                    Some(Generator::RandomUuid)
+                }
+                Some("random" | "pg_catalog.random") => Some(Generator::Random),
+                _ => None,
+            };
+            if let Some(g) = random {
+                exprs.push(generated_slot(generated, g));
+                continue;
+            }
             let compiled = if is_default {
                 Expr::Literal(
                     table.columns[*c]

@@ -633,13 +633,15 @@ pub fn default_text(g: &Generated) -> String {
 }
 
 /// What fills a value an INSERT takes when it runs, chosen before it is logged (see the module docs): a
-/// sequence's next value, the statement's time as the column's type (`DEFAULT now()`, `CURRENT_DATE`), or a random
-/// UUID (`DEFAULT gen_random_uuid()`, its canonical text).
+/// sequence's next value, the statement's time as the column's type (`DEFAULT now()`, `CURRENT_DATE`), a random
+/// UUID (`DEFAULT gen_random_uuid()`, its canonical text), or a random number.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Generator {
     Next(String),
     Now(DataType),
     RandomUuid,
+    /// `random()` written in a row of VALUES: a `double precision` in [0, 1).
+    Random,
 }
 
 impl Generator {
@@ -671,6 +673,7 @@ impl Generator {
                 }
             }
             Generator::RandomUuid => Ok(Value::Text(uuid::Uuid::new_v4().to_string())),
+            Generator::Random => Ok(Value::Double(rand::random::<f64>())),
         }
     }
 }
