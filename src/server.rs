@@ -81,8 +81,12 @@ impl Backend for WireBackend {
         lanedb_sql::drivers::param_oids(&statement.sql)
     }
 
-    fn changes_schema(&self, statement: &Prepared) -> bool {
+    fn changes_schema(&self, statement: &Prepared, name: &str) -> bool {
         statement.is_block_ddl()
+            && statement
+                .sql
+                .to_ascii_lowercase()
+                .contains(&name.to_ascii_lowercase())
     }
 
     fn is_read_only_allowed(&self, statement: &Prepared) -> bool {

@@ -882,18 +882,14 @@ async fn a_locked_table_must_be_unchanged_at_commit() {
         .unwrap_err();
     assert_eq!(code(&e), "42P01");
     a.batch_execute("ROLLBACK").await.unwrap();
-    // In a read-only block, as in PostgreSQL: the modes that block no writer are taken, the others are 25006.
+    // In a read-only block, as in PostgreSQL, every mode is taken (a lock writes nothing).
     a.batch_execute(
-        "BEGIN READ ONLY; LOCK TABLE ledger IN ACCESS SHARE MODE; LOCK TABLE ledger IN ROW EXCLUSIVE MODE",
+        "BEGIN READ ONLY; LOCK TABLE ledger IN ACCESS SHARE MODE; LOCK TABLE ledger IN SHARE UPDATE EXCLUSIVE MODE; \
+         LOCK TABLE ledger",
     )
     .await
     .unwrap();
-    let e = a
-        .batch_execute("LOCK TABLE ledger IN SHARE UPDATE EXCLUSIVE MODE")
-        .await
-        .unwrap_err();
-    assert_eq!(code(&e), "25006");
-    a.batch_execute("ROLLBACK").await.unwrap();
+    a.batch_execute("COMMIT").await.unwrap();
 }
 
 /// An untyped NULL (`SELECT NULL`, a NULL branch of a UNION) reaches the client as NULL in both formats; it came
@@ -4355,4 +4351,47 @@ async fn catalog_names_are_of_type_name() {
         .await
         .unwrap();
     assert_eq!(uuids.columns()[0].type_(), &Type::UUID_ARRAY);
+}
+
+/// What undoes a block's LISTEN / NOTIFY undoes them, as in PostgreSQL: ROLLBACK TO a savepoint drops the NOTIFYs
+/// and LISTENs since, LISTEN in a rolled-back block listens to nothing, DISCARD ALL stops listening, and what waited
+/// for a channel the session stopped listening on is not sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undone_notifications_are_not_sent() {
+    let server = Server::start(&[]);
+    let (listener_client, mut notes) = listener(&server).await;
+    let sender = server.connect().await;
+    listener_client.batch_execute("LISTEN jobs").await.unwrap();
+    sender
+        .batch_execute(
+            "BEGIN; NOTIFY jobs, 'kept'; SAVEPOINT s; NOTIFY jobs, 'undone'; ROLLBACK TO s; NOTIFY jobs, 'after'; COMMIT",
+        )
+        .await
+        .unwrap();
+    assert_eq!(next_note(&mut notes).await, note("jobs", "kept"));
+    assert_eq!(next_note(&mut notes).await, note("jobs", "after"));
+    // LISTEN in a block that rolls back, or in a part of one rolled back to a savepoint, listens to nothing.
+    listener_client
+        .batch_execute(
+            "BEGIN; LISTEN other; ROLLBACK; BEGIN; SAVEPOINT s; LISTEN other; ROLLBACK TO s; COMMIT",
+        )
+        .await
+        .unwrap();
+    sender.batch_execute("NOTIFY other, 'x'").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(notes.try_recv().is_err());
+    // Queued while the listener was in a block, then unlistened before it ended: not sent.
+    listener_client.batch_execute("BEGIN").await.unwrap();
+    sender.batch_execute("NOTIFY jobs, 'stale'").await.unwrap();
+    listener_client
+        .batch_execute("UNLISTEN jobs; COMMIT; LISTEN third")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(notes.try_recv().is_err());
+    // DISCARD ALL stops listening.
+    listener_client.batch_execute("DISCARD ALL").await.unwrap();
+    sender.batch_execute("NOTIFY third, 'x'").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(notes.try_recv().is_err());
 }

@@ -108,10 +108,11 @@ pub trait Backend: Send + Sync + 'static {
     fn schema(&self, statement: &Self::Statement) -> SchemaRef;
     fn session_command<'a>(&self, statement: &'a Self::Statement) -> Option<&'a SessionCommand>;
     fn is_read_only(&self, statement: &Self::Statement) -> bool;
-    /// Whether the statement is DDL that a transaction block applies at COMMIT.
-    fn changes_schema(&self, statement: &Self::Statement) -> bool;
+    /// Whether the statement is DDL that a transaction block applies at COMMIT, naming `name` (a relation or a
+    /// column it creates or changes).
+    fn changes_schema(&self, statement: &Self::Statement, name: &str) -> bool;
     /// Whether a statement that is not a read may still run in a read-only transaction (PostgreSQL takes LOCK TABLE
-    /// in the modes that block no writer there).
+    /// there).
     fn is_read_only_allowed(&self, statement: &Self::Statement) -> bool;
     /// The statement's command as PostgreSQL names it in messages (`INSERT`, `CREATE TABLE`).
     fn command_name(&self, statement: &Self::Statement) -> String;

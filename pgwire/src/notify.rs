@@ -1,60 +1,91 @@
 //! LISTEN / NOTIFY: sessions tell each other of events on named channels (job queues waking their workers, caches
 //! told to drop an entry). A session listens on channels; a notification on a channel reaches every session
-//! listening on it then (the notifying one included), when the notifying transaction commits, as a
-//! NotificationResponse sent while the listener is between transactions. As in PostgreSQL, notifications are not
-//! durable: a listener that is not connected when one is sent never sees it.
+//! listening on it then (the notifying one included), once the notifying transaction has committed (and its COMMIT
+//! is on disk), as a NotificationResponse sent while the listener is between transactions. As in PostgreSQL,
+//! LISTEN and UNLISTEN in a block take effect at its COMMIT, ROLLBACK (or ROLLBACK TO a savepoint) undoes them and
+//! the block's NOTIFYs, and notifications are not durable: a listener that is not connected when one is sent never
+//! sees it.
 //!
-//! Each session has an inbox of notifications not yet sent to its client. The inbox is bounded: past
-//! `INBOX_MAX` waiting, further ones for that session are dropped with a warning in the server's log, so a client
-//! that listens and never reads cannot make the server's memory grow.
+//! Each session has an inbox of notifications not yet sent to its client. It is bounded in bytes, and so are all
+//! inboxes together: past either bound, further notifications for a session are dropped, with one warning in the
+//! server's log until its client reads again, so that a client that listens and never reads cannot make the
+//! server's memory grow.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
-/// Notifications waiting for one session's client, at most.
-pub const INBOX_MAX: usize = 10_000;
+/// Bytes of notifications waiting for one session's client, at most.
+pub const INBOX_BYTES_MAX: usize = 16 << 20;
+/// Bytes of notifications waiting in all inboxes together, at most.
+pub const INBOXES_BYTES_MAX: usize = 256 << 20;
 
 /// A notification: the channel, the payload, and the process id of the session that sent it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Notification {
     pub pid: i32,
     pub channel: String,
     pub payload: String,
 }
 
+impl Notification {
+    fn bytes(&self) -> usize {
+        self.channel.len() + self.payload.len() + 16
+    }
+}
+
 /// One session's notifications not yet sent, and the signal that one came.
 #[derive(Default)]
 pub struct Inbox {
-    waiting: Mutex<VecDeque<Notification>>,
+    waiting: Mutex<Waiting>,
     arrived: Notify,
 }
 
-impl Inbox {
-    /// The notifications waiting, in the order they were sent, leaving none.
-    pub fn take(&self) -> Vec<Notification> {
-        self.waiting.lock().drain(..).collect()
-    }
+#[derive(Default)]
+struct Waiting {
+    notifications: VecDeque<Notification>,
+    bytes: usize,
+    /// Whether one was dropped since the client last read (warned once).
+    overflowed: bool,
+}
 
+impl Inbox {
     /// Resolves when a notification arrives (or one arrived since the last `take` that found it).
     pub async fn arrived(&self) {
         self.arrived.notified().await
     }
 
-    fn push(&self, n: Notification) {
+    fn push(&self, n: Notification, total: &AtomicUsize) {
+        let size = n.bytes();
         let mut waiting = self.waiting.lock();
-        if waiting.len() >= INBOX_MAX {
-            tracing::warn!(
-                channel = %n.channel,
-                "a listening session has {INBOX_MAX} notifications its client has not read: dropped one"
-            );
+        let full = waiting.bytes + size > INBOX_BYTES_MAX
+            || total.load(Ordering::Relaxed) + size > INBOXES_BYTES_MAX;
+        if full {
+            if !waiting.overflowed {
+                waiting.overflowed = true;
+                tracing::warn!(
+                    channel = %n.channel,
+                    "a listening session's client reads its notifications too slowly: dropping them until it reads"
+                );
+            }
             return;
         }
-        waiting.push_back(n);
+        waiting.bytes += size;
+        total.fetch_add(size, Ordering::Relaxed);
+        waiting.notifications.push_back(n);
         drop(waiting);
         self.arrived.notify_one();
+    }
+
+    fn take(&self, total: &AtomicUsize) -> Vec<Notification> {
+        let mut waiting = self.waiting.lock();
+        total.fetch_sub(waiting.bytes, Ordering::Relaxed);
+        waiting.bytes = 0;
+        waiting.overflowed = false;
+        waiting.notifications.drain(..).collect()
     }
 }
 
@@ -62,10 +93,12 @@ impl Inbox {
 #[derive(Default)]
 pub struct Channels {
     listeners: Mutex<HashMap<String, HashMap<i32, Arc<Inbox>>>>,
+    /// Bytes waiting in all inboxes.
+    waiting_bytes: AtomicUsize,
 }
 
 impl Channels {
-    pub fn listen(&self, channel: &str, pid: i32, inbox: &Arc<Inbox>) {
+    fn listen(&self, channel: &str, pid: i32, inbox: &Arc<Inbox>) {
         self.listeners
             .lock()
             .entry(channel.to_string())
@@ -73,8 +106,7 @@ impl Channels {
             .insert(pid, inbox.clone());
     }
 
-    /// Stops session `pid` listening on each of `channels`.
-    pub fn unlisten<'a>(&self, channels: impl IntoIterator<Item = &'a String>, pid: i32) {
+    fn unlisten<'a>(&self, channels: impl IntoIterator<Item = &'a String>, pid: i32) {
         let mut listeners = self.listeners.lock();
         for channel in channels {
             if let Some(sessions) = listeners.get_mut(channel) {
@@ -86,6 +118,22 @@ impl Channels {
         }
     }
 
+    /// Forgets session `pid` (it ended): it listens nowhere, and what waited for it is dropped.
+    pub fn forget(&self, pid: i32) {
+        let mut listeners = self.listeners.lock();
+        let mut inbox = None;
+        listeners.retain(|_, sessions| {
+            if let Some(i) = sessions.remove(&pid) {
+                inbox = Some(i);
+            }
+            !sessions.is_empty()
+        });
+        drop(listeners);
+        if let Some(inbox) = inbox {
+            inbox.take(&self.waiting_bytes);
+        }
+    }
+
     /// Delivers `notifications` (of one committed transaction, in order) to the sessions listening on their
     /// channels.
     pub fn send(&self, notifications: &[Notification]) {
@@ -93,28 +141,129 @@ impl Channels {
         for n in notifications {
             if let Some(sessions) = listeners.get(&n.channel) {
                 for inbox in sessions.values() {
-                    inbox.push(n.clone());
+                    inbox.push(n.clone(), &self.waiting_bytes);
                 }
             }
         }
     }
 }
 
-/// What one session keeps of LISTEN / NOTIFY: the channels it listens on, its inbox, and the notifications of its
-/// open transaction block, sent at COMMIT.
+/// What a transaction block does to notifications, done at its COMMIT.
+#[derive(Clone, Debug, PartialEq)]
+enum Staged {
+    Notify(Notification),
+    Listen(String),
+    /// `None` is `UNLISTEN *`.
+    Unlisten(Option<String>),
+}
+
+/// What one session keeps of LISTEN / NOTIFY.
 #[derive(Default)]
 pub struct SessionNotifications {
-    pub listening: BTreeSet<String>,
-    pub inbox: Arc<Inbox>,
-    /// NOTIFYs of the open block, without repeats (PostgreSQL folds identical ones of a transaction).
-    pub pending: Vec<Notification>,
+    listening: BTreeSet<String>,
+    inbox: Arc<Inbox>,
+    /// What the open block does, in order; its NOTIFYs without repeats (PostgreSQL folds identical ones of a
+    /// transaction), `notified` holding them for the check.
+    staged: Vec<Staged>,
+    notified: HashSet<Notification>,
+    /// A committed block's NOTIFYs, sent once its COMMIT is durable (`Session::send_committed`).
+    committed: Vec<Notification>,
 }
 
 impl SessionNotifications {
-    /// Keeps `n` for the block's COMMIT, unless an identical one is kept already.
-    pub fn keep(&mut self, n: Notification) {
-        if !self.pending.contains(&n) {
-            self.pending.push(n);
+    pub fn is_listening(&self) -> bool {
+        !self.listening.is_empty()
+    }
+
+    pub fn inbox(&self) -> Arc<Inbox> {
+        self.inbox.clone()
+    }
+
+    /// The notifications waiting for the client on the channels it still listens on.
+    pub fn take_waiting(&self, channels: &Channels) -> Vec<Notification> {
+        let mut waiting = self.inbox.take(&channels.waiting_bytes);
+        waiting.retain(|n| self.listening.contains(&n.channel));
+        waiting
+    }
+
+    /// `LISTEN channel`, now (outside a block) or at the block's COMMIT.
+    pub fn listen(&mut self, channel: &str, in_block: bool, channels: &Channels, pid: i32) {
+        if in_block {
+            self.staged.push(Staged::Listen(channel.to_string()));
+        } else if self.listening.insert(channel.to_string()) {
+            channels.listen(channel, pid, &self.inbox);
+        }
+    }
+
+    /// `UNLISTEN channel` (`None`: all), now or at the block's COMMIT.
+    pub fn unlisten(
+        &mut self,
+        channel: Option<&str>,
+        in_block: bool,
+        channels: &Channels,
+        pid: i32,
+    ) {
+        if in_block {
+            self.staged
+                .push(Staged::Unlisten(channel.map(str::to_string)));
+            return;
+        }
+        let gone: Vec<String> = match channel {
+            Some(c) => vec![c.to_string()],
+            None => self.listening.iter().cloned().collect(),
+        };
+        channels.unlisten(&gone, pid);
+        for c in &gone {
+            self.listening.remove(c);
+        }
+    }
+
+    /// `NOTIFY`: sent once the statement is done (outside a block), or kept for the block's COMMIT.
+    pub fn notify(&mut self, n: Notification, in_block: bool) {
+        if !in_block {
+            self.committed.push(n);
+        } else if self.notified.insert(n.clone()) {
+            self.staged.push(Staged::Notify(n));
+        }
+    }
+
+    /// How much the block has staged: where a savepoint stands.
+    pub fn staged_len(&self) -> usize {
+        self.staged.len()
+    }
+
+    /// ROLLBACK TO a savepoint: what the block staged since goes.
+    pub fn truncate(&mut self, len: usize) {
+        for gone in self.staged.drain(len.min(self.staged.len())..) {
+            if let Staged::Notify(n) = gone {
+                self.notified.remove(&n);
+            }
+        }
+    }
+
+    /// The block ends: with COMMIT its LISTENs and UNLISTENs take effect and its NOTIFYs wait to be sent; with
+    /// ROLLBACK all of it goes.
+    pub fn end_block(&mut self, commit: bool, channels: &Channels, pid: i32) {
+        self.notified.clear();
+        for staged in std::mem::take(&mut self.staged) {
+            if !commit {
+                continue;
+            }
+            match staged {
+                Staged::Notify(n) => self.committed.push(n),
+                Staged::Listen(c) => self.listen(&c, false, channels, pid),
+                Staged::Unlisten(c) => self.unlisten(c.as_deref(), false, channels, pid),
+            }
+        }
+    }
+
+    /// The committed NOTIFYs, to send now; `durable` false drops them (their COMMIT failed to reach the disk).
+    pub fn take_committed(&mut self, durable: bool) -> Vec<Notification> {
+        let committed = std::mem::take(&mut self.committed);
+        if durable {
+            committed
+        } else {
+            Vec::new()
         }
     }
 }
@@ -134,36 +283,70 @@ mod tests {
     #[test]
     fn notifications_reach_the_listeners_of_their_channel_only() {
         let channels = Channels::default();
-        let (a, b) = (Arc::new(Inbox::default()), Arc::new(Inbox::default()));
-        channels.listen("jobs", 1, &a);
-        channels.listen("jobs", 2, &b);
-        channels.listen("other", 2, &b);
+        let (mut a, mut b) = (
+            SessionNotifications::default(),
+            SessionNotifications::default(),
+        );
+        a.listen("jobs", false, &channels, 1);
+        b.listen("jobs", false, &channels, 2);
+        b.listen("other", false, &channels, 2);
         channels.send(&[note("jobs", "1"), note("nobody", "x"), note("other", "2")]);
-        assert_eq!(a.take(), vec![note("jobs", "1")]);
-        assert_eq!(b.take(), vec![note("jobs", "1"), note("other", "2")]);
-        channels.unlisten(&["jobs".to_string()], 1);
+        assert_eq!(a.take_waiting(&channels), vec![note("jobs", "1")]);
+        assert_eq!(
+            b.take_waiting(&channels),
+            vec![note("jobs", "1"), note("other", "2")]
+        );
+        // What waited for a channel the session stopped listening on is not sent.
         channels.send(&[note("jobs", "3")]);
-        assert!(a.take().is_empty());
-        assert_eq!(b.take(), vec![note("jobs", "3")]);
+        a.unlisten(Some("jobs"), false, &channels, 1);
+        channels.send(&[note("jobs", "4")]);
+        assert!(a.take_waiting(&channels).is_empty());
+        assert_eq!(
+            b.take_waiting(&channels),
+            vec![note("jobs", "3"), note("jobs", "4")]
+        );
+        channels.forget(2);
+        channels.send(&[note("jobs", "5")]);
+        assert!(b.take_waiting(&channels).is_empty());
+        assert_eq!(channels.waiting_bytes.load(Ordering::Relaxed), 0);
     }
 
     #[test]
-    fn an_inbox_is_bounded() {
-        let inbox = Inbox::default();
-        for i in 0..INBOX_MAX + 5 {
-            inbox.push(note("c", &i.to_string()));
+    fn an_inbox_is_bounded_in_bytes() {
+        let channels = Channels::default();
+        let mut s = SessionNotifications::default();
+        s.listen("c", false, &channels, 1);
+        let big = "x".repeat(7000);
+        for _ in 0..(INBOX_BYTES_MAX / 7000 + 10) {
+            channels.send(&[note("c", &big)]);
         }
-        let taken = inbox.take();
-        assert_eq!(taken.len(), INBOX_MAX);
-        assert_eq!(taken[0].payload, "0");
+        let taken = s.take_waiting(&channels);
+        assert!(taken.len() < INBOX_BYTES_MAX / 7000 + 10);
+        assert!(taken.len() * 7000 <= INBOX_BYTES_MAX);
+        assert_eq!(channels.waiting_bytes.load(Ordering::Relaxed), 0);
+        // Reading makes room again.
+        channels.send(&[note("c", "again")]);
+        assert_eq!(s.take_waiting(&channels), vec![note("c", "again")]);
     }
 
     #[test]
-    fn a_block_folds_identical_notifications() {
-        let mut session = SessionNotifications::default();
-        session.keep(note("c", "a"));
-        session.keep(note("c", "a"));
-        session.keep(note("c", "b"));
-        assert_eq!(session.pending, vec![note("c", "a"), note("c", "b")]);
+    fn a_block_folds_repeats_and_a_savepoint_undoes_what_came_after_it() {
+        let channels = Channels::default();
+        let mut s = SessionNotifications::default();
+        s.notify(note("c", "a"), true);
+        s.notify(note("c", "a"), true);
+        let savepoint = s.staged_len();
+        s.notify(note("c", "b"), true);
+        s.listen("c", true, &channels, 1);
+        s.truncate(savepoint);
+        s.notify(note("c", "b"), true);
+        assert!(!s.is_listening());
+        s.end_block(true, &channels, 1);
+        assert_eq!(s.take_committed(true), vec![note("c", "a"), note("c", "b")]);
+        s.listen("c", true, &channels, 1);
+        s.notify(note("c", "z"), true);
+        s.end_block(false, &channels, 1);
+        assert!(!s.is_listening());
+        assert!(s.take_committed(true).is_empty());
     }
 }

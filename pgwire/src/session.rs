@@ -120,6 +120,8 @@ pub async fn run<B: Backend>(stream: Stream, shared: Arc<Shared<B>>) {
         Err(_) => return,
     };
     let mut session = Session::new(shared.clone(), &startup, role);
+    // However the session ends (a panic included), it listens nowhere after.
+    let _forget = ForgetListener(&shared.channels, session.pid);
     if let Err(e) = session.apply_startup_settings(&startup) {
         conn.fatal(&e).await;
         return;
@@ -128,11 +130,16 @@ pub async fn run<B: Backend>(stream: Stream, shared: Arc<Shared<B>>) {
     let result = conn.serve(&mut session).await;
     shared.cancel_keys.lock().remove(&session.pid);
     shared.advisory.release(session.pid, true, true);
-    shared
-        .channels
-        .unlisten(&session.notifications.listening, session.pid);
     if let Err(e) = result {
         conn.fatal(&e).await;
+    }
+}
+
+struct ForgetListener<'a>(&'a crate::notify::Channels, i32);
+
+impl Drop for ForgetListener<'_> {
+    fn drop(&mut self) {
+        self.0.forget(self.1);
     }
 }
 
@@ -363,6 +370,10 @@ impl Connection {
             }
             self.write_out().await?;
             crate::after_responses(&session.shared);
+            session.send_committed(true);
+            let idle = session
+                .idle_limit()
+                .map(|(limit, code, message)| (tokio::time::Instant::now() + limit, code, message));
             let n = loop {
                 // A listening session between transactions gets its notifications as they come.
                 let listening = session.takes_notifications();
@@ -370,7 +381,7 @@ impl Connection {
                     session.put_notifications(&mut self.out);
                     self.write_out().await?;
                 }
-                let inbox = listening.then(|| session.notifications.inbox.clone());
+                let inbox = listening.then(|| session.notifications.inbox());
                 let (stream, input) = (&mut self.stream, &mut self.input);
                 let read = async move {
                     let Some(inbox) = inbox else {
@@ -381,11 +392,14 @@ impl Connection {
                         () = inbox.arrived() => None,
                     }
                 };
-                let got = match session.idle_limit() {
-                    Some((limit, code, message)) => match tokio::time::timeout(limit, read).await {
-                        Ok(got) => got,
-                        Err(_) => return Err(Error::new(code, message)),
-                    },
+                // Notifications sent meanwhile do not make the session less idle.
+                let got = match &idle {
+                    Some((deadline, code, message)) => {
+                        match tokio::time::timeout_at(*deadline, read).await {
+                            Ok(got) => got,
+                            Err(_) => return Err(Error::new(*code, *message)),
+                        }
+                    }
                     None => read.await,
                 };
                 if let Some(n) = got {
@@ -764,8 +778,9 @@ pub struct Session<B: Backend> {
     deferred: KeptWrites<B::Statement>,
     /// The channels the session listens on, the notifications waiting for its client, and its block's NOTIFYs.
     notifications: crate::notify::SessionNotifications,
-    /// The block's savepoints, oldest first: each name, and how many deferred writes there were when it was set.
-    savepoints: Vec<(String, usize)>,
+    /// The block's savepoints, oldest first: each name, how many deferred writes there were when it was set, and
+    /// how much of LISTEN / NOTIFY the block had staged.
+    savepoints: Vec<(String, usize, usize)>,
     /// The session's cursors (`DECLARE ... CURSOR`), by name.
     cursors: HashMap<String, Cursor>,
 }
@@ -1121,12 +1136,12 @@ impl<B: Backend> Session<B> {
 
     /// Whether notifications may go to the client now: it listens, and is between transactions.
     fn takes_notifications(&self) -> bool {
-        !self.notifications.listening.is_empty() && !self.in_block() && self.copy_in.is_none()
+        self.notifications.is_listening() && !self.in_block() && self.copy_in.is_none()
     }
 
     /// Writes the notifications waiting for the client.
     fn put_notifications(&self, out: &mut BytesMut) {
-        for n in self.notifications.inbox.take() {
+        for n in self.notifications.take_waiting(&self.shared.channels) {
             encode(
                 out,
                 PgWireBackendMessage::NotificationResponse(NotificationResponse::new(
@@ -1136,7 +1151,15 @@ impl<B: Backend> Session<B> {
         }
     }
 
-    /// `NOTIFY channel, payload`: sent now outside a block, at COMMIT inside one.
+    /// Sends the NOTIFYs of what committed, once it is `durable`; drops them if not.
+    fn send_committed(&mut self, durable: bool) {
+        let committed = self.notifications.take_committed(durable);
+        if !committed.is_empty() {
+            self.shared.channels.send(&committed);
+        }
+    }
+
+    /// `NOTIFY channel, payload`: sent once the statement is done outside a block, at COMMIT inside one.
     fn notify(&mut self, channel: Option<String>, payload: Option<String>) -> Result<()> {
         let channel = channel.unwrap_or_default();
         if channel.is_empty() {
@@ -1163,11 +1186,8 @@ impl<B: Backend> Session<B> {
             channel,
             payload,
         };
-        if self.in_block() {
-            self.notifications.keep(n);
-        } else {
-            self.shared.channels.send(&[n]);
-        }
+        let in_block = self.in_block();
+        self.notifications.notify(n, in_block);
         Ok(())
     }
 
@@ -1216,11 +1236,10 @@ impl<B: Backend> Session<B> {
     /// The transaction block ends: `SET LOCAL`s end with it, and a rollback puts back the settings it found.
     fn end_block_settings(&mut self, commit: bool, out: &mut BytesMut) {
         self.savepoints.clear();
-        // The block's NOTIFYs go out with its COMMIT, and not at all without it.
-        let notifications = std::mem::take(&mut self.notifications.pending);
-        if commit {
-            self.shared.channels.send(&notifications);
-        }
+        // The block's LISTENs and UNLISTENs take effect with its COMMIT, and its NOTIFYs go out once that is on
+        // disk; without it, none of them.
+        self.notifications
+            .end_block(commit, &self.shared.channels, self.pid);
         // Transaction-level advisory locks end with the block.
         self.shared.advisory.release(self.pid, false, true);
         let found = self.block_settings.take();
@@ -1660,7 +1679,10 @@ impl<B: Backend> Session<B> {
             .commit_waits_for_log
             .take()
             .unwrap_or(self.wait_for_log);
-        self.durable(wait).await?;
+        if let Err(e) = self.durable(wait).await {
+            self.send_committed(false);
+            return Err(e);
+        }
         output
     }
 
@@ -1984,14 +2006,18 @@ impl<B: Backend> Session<B> {
                 ));
             }
             SessionCommand::Savepoint(name) => {
-                self.savepoints.push((name.clone(), self.deferred.len()));
+                self.savepoints.push((
+                    name.clone(),
+                    self.deferred.len(),
+                    self.notifications.staged_len(),
+                ));
             }
             SessionCommand::Release(name) | SessionCommand::RollbackTo(name) => {
                 // The newest savepoint of that name; the ones set after it go.
                 let at = self
                     .savepoints
                     .iter()
-                    .rposition(|(n, _)| n == name)
+                    .rposition(|(n, ..)| n == name)
                     .ok_or_else(|| {
                         Error::new(
                             SqlState("3B001"),
@@ -2001,6 +2027,7 @@ impl<B: Backend> Session<B> {
                 if let SessionCommand::RollbackTo(_) = command {
                     // Back to the savepoint, which stays: the writes kept since go, and a failed block works again.
                     self.deferred.truncate(self.savepoints[at].1);
+                    self.notifications.truncate(self.savepoints[at].2);
                     self.savepoints.truncate(at + 1);
                     self.status = TransactionStatus::Transaction;
                 } else {
@@ -2129,6 +2156,9 @@ impl<B: Backend> Session<B> {
                 self.portals.clear();
                 self.cursors.clear();
                 self.context.sequences.reset();
+                // DISCARD ALL includes UNLISTEN * (a pooler's reset leaves the next client no channels).
+                self.notifications
+                    .unlisten(None, false, &self.shared.channels, self.pid);
             }
             SessionCommand::DiscardSequences => self.context.sequences.reset(),
             SessionCommand::Vacuum if self.status != TransactionStatus::Idle => {
@@ -2181,21 +2211,18 @@ impl<B: Backend> Session<B> {
             }
             SessionCommand::CloseCursor(None) => self.cursors.clear(),
             SessionCommand::Listen(channel) => {
-                if self.notifications.listening.insert(channel.clone()) {
-                    self.shared
-                        .channels
-                        .listen(channel, self.pid, &self.notifications.inbox);
-                }
+                let in_block = self.in_block();
+                self.notifications
+                    .listen(channel, in_block, &self.shared.channels, self.pid);
             }
             SessionCommand::Unlisten(channel) => {
-                let channels: Vec<String> = match channel {
-                    Some(c) => vec![c.clone()],
-                    None => self.notifications.listening.iter().cloned().collect(),
-                };
-                self.shared.channels.unlisten(&channels, self.pid);
-                for c in &channels {
-                    self.notifications.listening.remove(c);
-                }
+                let in_block = self.in_block();
+                self.notifications.unlisten(
+                    channel.as_deref(),
+                    in_block,
+                    &self.shared.channels,
+                    self.pid,
+                );
             }
             SessionCommand::Notify {
                 channel,
@@ -2802,16 +2829,18 @@ impl<B: Backend> Session<B> {
         // A relation or column the block's own DDL creates (knex's transactional migrations: CREATE TABLE, then
         // INSERT into it): the statements are planned now, the DDL is applied at COMMIT.
         let backend = &self.shared.backend;
+        let missing = e.message.split('"').nth(1).unwrap_or_default();
         if self.status == TransactionStatus::Transaction
             && matches!(
                 e.code,
                 SqlState::UNDEFINED_TABLE | SqlState::UNDEFINED_COLUMN
             )
+            && !missing.is_empty()
             && self
                 .deferred
                 .writes()
                 .iter()
-                .any(|w| backend.changes_schema(&w.statement))
+                .any(|w| backend.changes_schema(&w.statement, missing))
         {
             e.code = SqlState::FEATURE_NOT_SUPPORTED;
             e.message = format!(

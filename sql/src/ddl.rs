@@ -944,6 +944,7 @@ fn unique_name(catalog: &lanedb_engine::Catalog, table: &TableDef, cols: &[usize
 fn free_name(catalog: &lanedb_engine::Catalog, table: &TableDef, base: String) -> String {
     let free = |n: &str| {
         !catalog.has_relation(n)
+            && catalog.index_owner(n).is_none()
             && !table.indexes.iter().any(|i| i.name == n)
             && !table.checks.iter().any(|c| c.name == n)
     };

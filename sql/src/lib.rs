@@ -1431,9 +1431,10 @@ impl SqlEngine {
             ));
         }
         let zone = statement_zone(p);
+        let after_ddl = kept.iter().any(|k| k.statement.is_block_ddl());
         let reads = match &p.plan {
-            Plan::PointSelect(ps) => vec![ps.table.name.clone()],
-            Plan::Query(q) => q.tables_read(),
+            Plan::PointSelect(ps) if after_ddl => vec![ps.table.name.clone()],
+            Plan::Query(q) if after_ddl => q.tables_read(),
             _ => Vec::new(),
         };
         let committed = self.engine.catalog();

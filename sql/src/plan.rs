@@ -111,8 +111,6 @@ pub enum Plan {
         rows: Option<Arc<QueryPlan>>,
         /// The tables a mode that blocks writers locks; their lock generations move on at COMMIT (`locks`).
         tables: Vec<lanedb_engine::TableId>,
-        /// A mode no stronger than ROW EXCLUSIVE, which PostgreSQL takes in a read-only transaction.
-        read_only_allowed: bool,
     },
     Partition {
         table: String,
@@ -243,16 +241,10 @@ impl Prepared {
         }
     }
 
-    /// Whether PostgreSQL runs the statement in a read-only transaction although it is not a read: LOCK TABLE in a
-    /// mode no stronger than ROW EXCLUSIVE.
+    /// Whether PostgreSQL runs the statement in a read-only transaction although it is not a read: LOCK TABLE, in
+    /// any mode (it writes nothing).
     pub fn is_read_only_allowed(&self) -> bool {
-        matches!(
-            &self.plan,
-            Plan::Lock {
-                read_only_allowed: true,
-                ..
-            }
-        )
+        matches!(&self.plan, Plan::Lock { .. })
     }
 
     /// The statement's command as PostgreSQL names it in messages: its first word, two for CREATE, ALTER and DROP
@@ -975,12 +967,10 @@ pub fn plan(
         ast::Statement::Lock(lock) => {
             use ast::LockTableMode as M;
             // Without IN ... MODE, ACCESS EXCLUSIVE.
-            let read_only_allowed = matches!(
+            let blocks_writers = !matches!(
                 lock.lock_mode,
-                Some(M::AccessShare | M::RowShare | M::RowExclusive)
+                Some(M::AccessShare | M::RowShare | M::RowExclusive | M::ShareUpdateExclusive)
             );
-            let blocks_writers =
-                !read_only_allowed && !matches!(lock.lock_mode, Some(M::ShareUpdateExclusive));
             let mut reads = Vec::with_capacity(lock.tables.len());
             let mut tables = Vec::with_capacity(lock.tables.len());
             for target in &lock.tables {
@@ -1011,11 +1001,7 @@ pub fn plan(
                 None
             };
             let tables = if rows.is_some() { tables } else { Vec::new() };
-            ddl(Plan::Lock {
-                rows,
-                tables,
-                read_only_allowed,
-            })
+            ddl(Plan::Lock { rows, tables })
         }
         ast::Statement::Drop {
             object_type,

@@ -575,6 +575,9 @@ fn zone_offset(e: &ast::Expr) -> Result<Option<String>> {
             let Ok(hours) = text.parse::<f64>() else {
                 return Ok(None);
             };
+            if !hours.is_finite() || hours.abs() > 15.0 {
+                return Err(invalid());
+            }
             (hours * 3600.0).round() as i64
         }
         ast::Expr::Interval(interval) => {
@@ -589,13 +592,26 @@ fn zone_offset(e: &ast::Expr) -> Result<Option<String>> {
                 Some(rest) => (-1, rest),
                 None => (1, text.strip_prefix('+').unwrap_or(&text)),
             };
-            let mut parts = rest.split(':').map(|p| p.parse::<i64>());
-            let hours = parts.next().and_then(|p| p.ok()).ok_or_else(invalid)?;
-            let minutes = match parts.next() {
-                Some(m) => m.map_err(|_| invalid())?,
-                None => 0,
+            // `H:M[:S]`, or one number in the unit the interval names (hours unless it says MINUTE or SECOND).
+            let parts: Vec<i64> = rest
+                .split(':')
+                .map(|p| p.trim().parse::<i64>().map_err(|_| invalid()))
+                .collect::<Result<_>>()?;
+            if parts.iter().any(|p| *p > 1_000_000) {
+                return Err(invalid());
+            }
+            let unit = match &interval.leading_field {
+                Some(ast::DateTimeField::Minute | ast::DateTimeField::Minutes) => 60,
+                Some(ast::DateTimeField::Second | ast::DateTimeField::Seconds) => 1,
+                _ => 3600,
             };
-            sign * (hours * 3600 + minutes * 60)
+            let seconds = match parts.as_slice() {
+                [n] => n * unit,
+                [h, m] => h * 3600 + m * 60,
+                [h, m, s] => h * 3600 + m * 60 + s,
+                _ => return Err(invalid()),
+            };
+            sign * seconds
         }
         _ => return Ok(None),
     };
@@ -605,7 +621,11 @@ fn zone_offset(e: &ast::Expr) -> Result<Option<String>> {
     }
     let sign = if seconds < 0 { '-' } else { '+' };
     let s = seconds.abs();
-    Ok(Some(format!("{sign}{:02}:{:02}", s / 3600, s / 60 % 60)))
+    Ok(Some(if s % 60 == 0 {
+        format!("{sign}{:02}:{:02}", s / 3600, s / 60 % 60)
+    } else {
+        format!("{sign}{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+    }))
 }
 
 /// Whether extension `name` is one whose functions LaneDB has built in; 0A000 if not.
@@ -678,6 +698,11 @@ mod tests {
             zone("-08:30")
         );
         assert_eq!(cmd("SET TIME ZONE -5"), zone("-05:00"));
+        assert_eq!(cmd("SET TIME ZONE INTERVAL '30' MINUTE"), zone("+00:30"));
+        assert_eq!(
+            cmd("SET TIME ZONE INTERVAL '-05:30:15' HOUR TO SECOND"),
+            zone("-05:30:15")
+        );
         assert_eq!(cmd("SET TIME ZONE 5.5"), zone("+05:30"));
         assert_eq!(
             cmd("SET TIME ZONE LOCAL"),
@@ -690,7 +715,7 @@ mod tests {
         assert!(command(
             &datafusion::sql::sqlparser::parser::Parser::parse_sql(
                 &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
-                "SET TIME ZONE 16"
+                "SET TIME ZONE -1e400"
             )
             .unwrap()[0]
         )

@@ -93,7 +93,10 @@ async function nodePostgres() {
     await other.connect();
     await other.query('SELECT pg_notify($1, $2)', ['jobs', 'job 1']);
     await other.end();
-    const note = await heard;
+    const note = await Promise.race([
+      heard,
+      new Promise((_, reject) => setTimeout(() => reject(new Error('no notification within 10 s')), 10000)),
+    ]);
     assert.strictEqual(note.channel, 'jobs');
     assert.strictEqual(note.payload, 'job 1');
     await client.query('UNLISTEN *');
