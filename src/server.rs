@@ -77,6 +77,10 @@ impl Backend for WireBackend {
         statement.is_read_only()
     }
 
+    fn inserts_known_rows(&self, statement: &Prepared) -> bool {
+        statement.keeps_known_rows() && !matches!(statement.plan, Plan::CopyIn { .. })
+    }
+
     fn param_oids(&self, statement: &Prepared) -> &[u32] {
         lanedb_sql::drivers::param_oids(&statement.sql)
     }

@@ -69,7 +69,8 @@ async fn simple_query_runs_each_statement_with_its_own_result() {
         .await
         .unwrap();
     assert_eq!(rows_of(&out), vec![vec![Some("2".into())]]);
-    // A failing statement stops the string; earlier statements stay.
+    // A failing statement stops the string, and the string is one transaction, as in PostgreSQL: the INSERT
+    // before it does not stay.
     let e = client
         .simple_query("INSERT INTO kv VALUES (3, 'three'); INSERT INTO kv VALUES (1, 'dup'); INSERT INTO kv VALUES (4, 'four')")
         .await
@@ -79,7 +80,7 @@ async fn simple_query_runs_each_statement_with_its_own_result() {
         .simple_query("SELECT k FROM kv ORDER BY k")
         .await
         .unwrap();
-    assert_eq!(rows_of(&out).len(), 3);
+    assert_eq!(rows_of(&out).len(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -4394,4 +4395,57 @@ async fn undone_notifications_are_not_sent() {
     sender.batch_execute("NOTIFY third, 'x'").await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(notes.try_recv().is_err());
+}
+
+/// INSERTs one after another outside a block, in one simple query, run as PostgreSQL's implicit transaction: a
+/// failing one leaves none of them; a statement of another kind after them sees them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inserts_of_one_query_are_one_transaction() {
+    let server = Server::start(&[]);
+    let client = server.connect().await;
+    client
+        .batch_execute("CREATE TABLE batch (id int PRIMARY KEY, v text)")
+        .await
+        .unwrap();
+    let e = client
+        .batch_execute(
+            "INSERT INTO batch VALUES (1, 'a'); INSERT INTO batch VALUES (2, 'b'); INSERT INTO batch VALUES (1, 'c')",
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "23505");
+    assert_eq!(scalar(&client, "SELECT count(*) FROM batch").await, "0");
+    // Applied before a read that follows them, and at the query's end.
+    let rows = client
+        .simple_query(
+            "INSERT INTO batch VALUES (1, 'a'); INSERT INTO batch VALUES (2, 'b'); SELECT count(*) FROM batch; \
+             INSERT INTO batch VALUES (3, 'c'); INSERT INTO batch VALUES (4, 'd')",
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows_of(&rows), [[Some("2".to_string())]]);
+    assert_eq!(scalar(&client, "SELECT count(*) FROM batch").await, "4");
+    // A block begun after them keeps what came before, as PostgreSQL's BEGIN does.
+    client
+        .batch_execute(
+            "INSERT INTO batch VALUES (5, 'e'); BEGIN; INSERT INTO batch VALUES (6, 'f'); COMMIT",
+        )
+        .await
+        .unwrap();
+    assert_eq!(scalar(&client, "SELECT count(*) FROM batch").await, "6");
+    // A read-only session refuses them as it refuses one.
+    client
+        .batch_execute("SET default_transaction_read_only = on")
+        .await
+        .unwrap();
+    let e = client
+        .batch_execute("INSERT INTO batch VALUES (7, 'g'); INSERT INTO batch VALUES (8, 'h')")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "25006");
+    client
+        .batch_execute("SET default_transaction_read_only = off")
+        .await
+        .unwrap();
+    assert_eq!(scalar(&client, "SELECT count(*) FROM batch").await, "6");
 }

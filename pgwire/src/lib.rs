@@ -108,6 +108,9 @@ pub trait Backend: Send + Sync + 'static {
     fn schema(&self, statement: &Self::Statement) -> SchemaRef;
     fn session_command<'a>(&self, statement: &'a Self::Statement) -> Option<&'a SessionCommand>;
     fn is_read_only(&self, statement: &Self::Statement) -> bool;
+    /// Whether the statement is an INSERT whose rows are known before it runs (VALUES of constants and
+    /// parameters), which a transaction block keeps cheaply (see `Session::implicit_writes`).
+    fn inserts_known_rows(&self, statement: &Self::Statement) -> bool;
     /// Whether the statement is DDL that a transaction block applies at COMMIT, naming `name` (a relation or a
     /// column it creates or changes).
     fn changes_schema(&self, statement: &Self::Statement, name: &str) -> bool;

@@ -356,6 +356,9 @@ impl Connection {
         loop {
             while let Some(frame) = self.next_frame(session.shared.config.message_bytes_max)? {
                 let message = decode_frame(frame, &self.decode)?;
+                // More work before the next Sync is here already (a pipeline: Bind, Execute, ...).
+                session.more_follows =
+                    matches!(self.input.first(), Some(b'B' | b'E' | b'P' | b'D' | b'C'));
                 match session.handle(message, &mut self.out).await {
                     Flow::Continue => {}
                     Flow::Flush => self.write_out().await?,
@@ -756,6 +759,14 @@ pub struct Session<B: Backend> {
     /// A simple query of several statements is running outside a block: for settings it is a block of its own,
     /// as PostgreSQL's implicit transaction (`SET LOCAL` lasts to its end, an error undoes its `SET`s).
     implicit_block: bool,
+    /// INSERTs of known rows that follow one another outside a block, in a simple query of several statements or
+    /// between two Syncs, are kept as a block's writes are and applied together, all or nothing, when something
+    /// else comes (the query's end, Sync, another kind of statement): PostgreSQL runs them in one implicit
+    /// transaction, so a failing one leaves none of them (asyncpg's `executemany`, pgJDBC's batches).
+    implicit_writes: bool,
+    /// Whether more of the client's work is already here after the statement being run: another statement of the
+    /// simple query, or another extended-protocol message before Sync.
+    more_follows: bool,
     /// ErrorResponses sent so far.
     errors_sent: u64,
     /// `settings` as the open transaction block found them, kept when the block first changes them: ROLLBACK puts
@@ -864,6 +875,8 @@ impl<B: Backend> Session<B> {
             startup: BTreeMap::new(),
             commit_waits_for_log: None,
             implicit_block: false,
+            implicit_writes: false,
+            more_follows: false,
             errors_sent: 0,
             block_settings: None,
             idle_in_transaction: None,
@@ -1130,6 +1143,28 @@ impl<B: Backend> Session<B> {
     }
 
     /// Whether a transaction block is open for settings: an explicit one, or a simple query's implicit one.
+    /// Applies the INSERTs kept by an implicit transaction (see `implicit_writes`), all or nothing, and waits for
+    /// the log as a COMMIT does; after an error in it, applies none. The session is outside a block after.
+    async fn end_implicit_writes(&mut self) -> Result<()> {
+        if !self.implicit_writes {
+            return Ok(());
+        }
+        self.implicit_writes = false;
+        let failed = self.status == TransactionStatus::Error;
+        self.status = TransactionStatus::Idle;
+        let writes = self.deferred.take();
+        let applied = if failed || writes.is_empty() {
+            Ok(())
+        } else {
+            let backend = self.shared.backend.clone();
+            let context = &self.context;
+            tokio::task::block_in_place(|| backend.execute_block(context, &writes))
+        };
+        self.context.transaction_time = None;
+        applied?;
+        self.durable(self.wait_for_log).await
+    }
+
     fn in_block(&self) -> bool {
         self.status != TransactionStatus::Idle || self.implicit_block
     }
@@ -1297,6 +1332,12 @@ impl<B: Backend> Session<B> {
         match message {
             M::Sync(_) => {
                 self.skipping = false;
+                if self.implicit_writes {
+                    if let Err(e) = self.end_implicit_writes().await {
+                        self.fail(out, &e, None);
+                        self.status = TransactionStatus::Idle;
+                    }
+                }
                 // Outside a transaction block, Sync ends the implicit transaction, and with it every portal.
                 if self.status == TransactionStatus::Idle {
                     self.portals.clear();
@@ -1405,6 +1446,12 @@ impl<B: Backend> Session<B> {
         self.implicit_block = true;
         let errors_before = self.errors_sent;
         let done = self.simple_statements(located, out).await;
+        if self.implicit_writes {
+            if let Err(e) = self.end_implicit_writes().await {
+                self.fail(out, &e, None);
+                self.status = TransactionStatus::Idle;
+            }
+        }
         if self.implicit_block {
             // Ended by the query's end (or by a COPY, which runs the rest on its own); an error rolls it back.
             self.implicit_block = false;
@@ -1417,8 +1464,9 @@ impl<B: Backend> Session<B> {
     /// Runs statements of a simple query in order, stopping at the first error; returns false if one of them
     /// started a COPY IN (the rest run when its data is in).
     async fn simple_statements(&mut self, texts: Vec<(String, usize)>, out: &mut BytesMut) -> bool {
-        let mut texts = texts.into_iter();
+        let mut texts = texts.into_iter().peekable();
         while let Some((text, offset)) = texts.next() {
+            self.more_follows = texts.peek().is_some();
             let statement = match self.shared.backend.prepare(&text, &[], self.time_zone()) {
                 Ok(statement) => statement,
                 Err(e) => {
@@ -1431,6 +1479,10 @@ impl<B: Backend> Session<B> {
                 self.shared.backend.copy(&statement)
             {
                 let format = format.clone();
+                if let Err(e) = self.end_implicit_writes().await {
+                    self.fail(out, &e, None);
+                    return true;
+                }
                 match self.start_copy_in(&statement, columns, format, true, out) {
                     Ok(()) => {
                         if let Some(copy) = self.copy_in.as_mut() {
@@ -1649,6 +1701,14 @@ impl<B: Backend> Session<B> {
         params: &[Value],
         out: &mut BytesMut,
     ) -> Result<Output> {
+        if self.implicit_writes
+            && matches!(
+                self.shared.backend.session_command(statement),
+                Some(SessionCommand::AdvisoryLock { .. } | SessionCommand::DeclareCursor { .. })
+            )
+        {
+            self.end_implicit_writes().await?;
+        }
         // Advisory locks may wait for another session; `EXECUTE name (values)` runs the prepared statement.
         let executed;
         let (statement, params) = match self.shared.backend.session_command(statement) {
@@ -1664,6 +1724,20 @@ impl<B: Backend> Session<B> {
             }
             _ => (statement, params),
         };
+        // INSERTs of known rows one after another outside a block run as one implicit transaction (see
+        // `implicit_writes`); anything else first applies those kept before it.
+        let insert = self.shared.backend.session_command(statement).is_none()
+            && self.shared.backend.inserts_known_rows(statement);
+        if self.implicit_writes && !insert {
+            self.end_implicit_writes().await?;
+        }
+        if insert && self.more_follows && self.status == TransactionStatus::Idle {
+            // Refused as it would be on its own (a read-only session) before it can be kept.
+            self.check_writable(statement)?;
+            self.implicit_writes = true;
+            self.status = TransactionStatus::Transaction;
+            self.context.transaction_time = Some(now_micros());
+        }
         if self.status == TransactionStatus::Idle {
             let backend = self.shared.backend.clone();
             let wait = backend.lane_wait(statement, params);
@@ -2044,11 +2118,7 @@ impl<B: Backend> Session<B> {
                 }
                 self.status = TransactionStatus::Transaction;
                 if opening {
-                    self.context.transaction_time = Some(
-                        std::time::SystemTime::now()
-                            .duration_since(std::time::UNIX_EPOCH)
-                            .map_or(0, |d| d.as_micros() as i64),
-                    );
+                    self.context.transaction_time = Some(now_micros());
                 }
                 // The block is read-only as BEGIN says, or as `default_transaction_read_only` says.
                 let read_only = match command {
@@ -2509,6 +2579,7 @@ impl<B: Backend> Session<B> {
         match self.shared.backend.copy(&statement) {
             Some((CopyDirection::In { columns }, format)) => {
                 let format = format.clone();
+                self.end_implicit_writes().await?;
                 return self.start_copy_in(&statement, columns, format, false, out);
             }
             Some((CopyDirection::Out, format)) => {
@@ -2851,6 +2922,13 @@ impl<B: Backend> Session<B> {
         }
         e
     }
+}
+
+/// The time now, in microseconds since the epoch: when a transaction begins.
+fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
 }
 
 fn aborted_block() -> Error {

@@ -5,7 +5,7 @@ Usage: python3 asyncpg_client.py [HOST] PORT      (HOST defaults to 127.0.0.1)
 
 asyncpg speaks only the extended protocol in binary, sends `client_encoding='utf-8'` (quotes included) at start-up,
 looks up every type it has no codec for (arrays among them) with its own catalog query, and resets a pooled
-connection with `UNLISTEN *`. Checks: arrays of several element types both ways, executemany, transactions with
+connection with `UNLISTEN *`. Checks: arrays of several element types both ways, executemany (all rows or none), transactions with
 nested savepoints and their modes, a pool shared by concurrent tasks, prepared statements' descriptions, a cursor,
 the SQLSTATE and constraint of a duplicate key, and LISTEN / NOTIFY through `add_listener`.
 Every check runs even after an earlier one failed; the program prints each failure and exits 1 if there was any.
@@ -58,6 +58,14 @@ async def executemany():
     expect(await conn.fetchval("SELECT sum(price) FROM item"), Decimal("1262.50"), "the sum of what was inserted")
     rows = await conn.fetch("SELECT id, name FROM item WHERE id < $1 ORDER BY id", 4)
     expect([tuple(r) for r in rows], [(1, "item 1"), (2, "item 2"), (3, "item 3")], "fetch")
+    # One implicit transaction, as in PostgreSQL: a duplicate key among the rows leaves none of them.
+    try:
+        await conn.executemany("INSERT INTO item VALUES ($1, $2, 1)", [(201, "x"), (202, "y"), (201, "z")])
+    except asyncpg.UniqueViolationError:
+        pass
+    else:
+        raise AssertionError("no error for a duplicate key in executemany")
+    expect(await conn.fetchval("SELECT count(*) FROM item WHERE id > 200"), 0, "rows of a failed executemany")
 
 
 async def transactions():
