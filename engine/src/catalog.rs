@@ -250,18 +250,23 @@ pub struct CheckDef {
     pub passes: crate::view::RowFilter,
 }
 
+/// The DETAIL of a row that breaks a constraint, as PostgreSQL writes it: `Failing row contains (1, null, x).`
+pub fn failing_row(row: &[Value]) -> String {
+    let values: Vec<String> = row
+        .iter()
+        .map(|v| match v {
+            Value::Null => "null".to_string(),
+            v => v.to_string(),
+        })
+        .collect();
+    format!("Failing row contains ({}).", values.join(", "))
+}
+
 impl TableDef {
     /// 23514 for the first CHECK constraint `row` (a full row) fails.
     pub fn check_row(&self, row: &[Value]) -> Result<()> {
         for check in &self.checks {
             if !(check.passes.0)(row)? {
-                let values: Vec<String> = row
-                    .iter()
-                    .map(|v| match v {
-                        Value::Null => "null".to_string(),
-                        v => v.to_string(),
-                    })
-                    .collect();
                 return Err(Error::new(
                     SqlState::CHECK_VIOLATION,
                     format!(
@@ -270,7 +275,7 @@ impl TableDef {
                     ),
                 )
                 .with_fields(crate::error::ErrorFields {
-                    detail: Some(format!("Failing row contains ({}).", values.join(", "))),
+                    detail: Some(failing_row(row)),
                     table: Some(self.name.clone()),
                     constraint: Some(check.name.clone()),
                     ..Default::default()

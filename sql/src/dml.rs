@@ -483,8 +483,22 @@ pub fn full_row(table: &TableDef, columns: &[usize], values: Vec<Value>) -> Resu
         }
         row
     };
+    // A NULL in a NOT NULL column is found after every value is cast, so that its DETAIL shows the whole row.
+    let mut null_in = None;
     for (c, v) in row.iter_mut().enumerate() {
-        *v = column_value(table, c, std::mem::replace(v, Value::Null))?;
+        match column_value(table, c, std::mem::replace(v, Value::Null)) {
+            Ok(value) => *v = value,
+            Err(e) if e.code == SqlState::NOT_NULL_VIOLATION => {
+                null_in.get_or_insert(e);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if let Some(mut e) = null_in {
+        if let Some(fields) = e.fields.as_mut() {
+            fields.detail = Some(lanedb_engine::catalog::failing_row(&row));
+        }
+        return Err(e);
     }
     Ok(row)
 }
