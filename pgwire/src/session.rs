@@ -1142,7 +1142,6 @@ impl<B: Backend> Session<B> {
         Ok(value)
     }
 
-    /// Whether a transaction block is open for settings: an explicit one, or a simple query's implicit one.
     /// Applies the INSERTs kept by an implicit transaction (see `implicit_writes`), all or nothing, and waits for
     /// the log as a COMMIT does; after an error in it, applies none. The session is outside a block after.
     async fn end_implicit_writes(&mut self) -> Result<()> {
@@ -1165,6 +1164,7 @@ impl<B: Backend> Session<B> {
         self.durable(self.wait_for_log).await
     }
 
+    /// Whether a transaction block is open for settings: an explicit one, or a simple query's implicit one.
     fn in_block(&self) -> bool {
         self.status != TransactionStatus::Idle || self.implicit_block
     }

@@ -64,8 +64,75 @@ pub fn data_type(ty: &ast::DataType) -> Result<DataType> {
         | T::Array(ast::ArrayElemTypeDef::AngleBracket(element)) => {
             DataType::array_of(data_type(element)?)?
         }
-        other => return Err(Error::unsupported(format!("type {other} is not supported"))),
+        other => match standard_type(other) {
+            Some(standard) => data_type(&standard)?,
+            None => return Err(Error::unsupported(format!("type {other} is not supported"))),
+        },
     })
+}
+
+/// A type written by its catalog name, qualified or quoted (`pg_catalog.int4`, `"text"`, as drivers write casts),
+/// or one of the catalog's types LaneDB holds as another (`name` as text, `oid` as integer), as the type the parser
+/// knows; arrays of them too. `None` for anything else.
+pub fn standard_type(ty: &ast::DataType) -> Option<ast::DataType> {
+    use ast::DataType as T;
+    match ty {
+        T::Array(ast::ArrayElemTypeDef::SquareBracket(element, size)) => Some(T::Array(
+            ast::ArrayElemTypeDef::SquareBracket(Box::new(standard_type(element)?), *size),
+        )),
+        T::Custom(name, modifiers) if modifiers.is_empty() => {
+            let parts: Vec<&ast::Ident> = name.0.iter().filter_map(|p| p.as_ident()).collect();
+            let (last, qualified) = match parts.as_slice() {
+                [one] => (*one, false),
+                [schema, one] if schema.value.eq_ignore_ascii_case("pg_catalog") => (*one, true),
+                _ => return None,
+            };
+            let quoted = last.quote_style.is_some();
+            let lower = last.value.to_ascii_lowercase();
+            let standard = match lower.as_str() {
+                "name" => T::Text,
+                "oid" => T::Int(None),
+                _ if !(qualified || quoted) => return None,
+                "int2" | "smallint" => T::SmallInt(None),
+                "int4" | "int" | "integer" => T::Int(None),
+                "int8" | "bigint" => T::BigInt(None),
+                "float4" | "real" => T::Real,
+                "float8" => T::DoublePrecision,
+                "bool" | "boolean" => T::Boolean,
+                "text" => T::Text,
+                "varchar" => T::Varchar(None),
+                "numeric" => T::Numeric(ast::ExactNumberInfo::None),
+                "date" => T::Date,
+                "time" => T::Time(None, ast::TimezoneInfo::None),
+                "timestamp" => T::Timestamp(None, ast::TimezoneInfo::None),
+                "timestamptz" => T::Timestamp(None, ast::TimezoneInfo::WithTimeZone),
+                "interval" => T::Interval {
+                    fields: None,
+                    precision: None,
+                },
+                "bytea" => T::Bytea,
+                "uuid" => T::Uuid,
+                "json" => T::JSON,
+                "jsonb" => T::JSONB,
+                _ => return None,
+            };
+            Some(standard)
+        }
+        _ => None,
+    }
+}
+
+/// Casts to types written by their catalog names (`$1::"pg_catalog"."int4"`, asyncpg's; `'x'::name`) as casts to
+/// the types the planner knows (see `standard_type`).
+pub fn standardize_casts(statement: &mut ast::Statement) {
+    let _ = ast::visit_expressions_mut(statement, |e| {
+        if let ast::Expr::Cast { data_type, .. } = e {
+            if let Some(standard) = standard_type(data_type) {
+                *data_type = standard;
+            }
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
 }
 
 fn small(p: u64) -> Result<u8> {

@@ -613,6 +613,7 @@ impl QueryBridge {
         if crate::pg_catalog::is_catalog_query(&statement) {
             crate::pg_catalog::rewrite(&mut statement);
         }
+        crate::convert::standardize_casts(&mut statement);
         crate::using_joins::merge_using_columns(&mut statement, &self.engine.catalog());
         crate::pg_functions::rewrite_calls(&mut statement);
         crate::records::rewrite_whole_rows(&mut statement, &self.engine.catalog());
