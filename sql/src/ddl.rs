@@ -426,8 +426,13 @@ fn check_name(
         Some(c) => format!("{}_{c}_check", def.name),
         None => format!("{}_check", def.name),
     };
-    let free =
-        |n: &str| !taken.iter().any(|c| c.name == n) && !def.indexes.iter().any(|i| i.name == n);
+    numbered_name(base, |n| {
+        !taken.iter().any(|c| c.name == n) && !def.indexes.iter().any(|i| i.name == n)
+    })
+}
+
+/// `base`, or `base1`, `base2`, ...: the first name `free` says is free.
+fn numbered_name(base: String, free: impl Fn(&str) -> bool) -> String {
     if free(&base) {
         return base;
     }
@@ -942,19 +947,12 @@ fn unique_name(catalog: &lanedb_engine::Catalog, table: &TableDef, cols: &[usize
 
 /// `base`, or `base1`, `base2`, ... : the first that no relation of `catalog` and no index or check of `table` has.
 fn free_name(catalog: &lanedb_engine::Catalog, table: &TableDef, base: String) -> String {
-    let free = |n: &str| {
+    numbered_name(base, |n| {
         !catalog.has_relation(n)
             && catalog.index_owner(n).is_none()
             && !table.indexes.iter().any(|i| i.name == n)
             && !table.checks.iter().any(|c| c.name == n)
-    };
-    if free(&base) {
-        return base;
-    }
-    (1..)
-        .map(|i| format!("{base}{i}"))
-        .find(|n| free(n))
-        .expect("a free name")
+    })
 }
 
 pub fn create_table(on: On, ct: &ast::CreateTable) -> Result<&'static str> {

@@ -254,21 +254,7 @@ pub fn set_config_param_types(command: &SessionCommand) -> Vec<Option<DataType>>
 /// other way, `set_config` is the function that refuses to run (`functions::set_config`).
 fn set_config(query: &ast::Query) -> Option<SessionCommand> {
     let (call, alias) = set_config_call(query)?;
-    let ast::FunctionArguments::List(list) = &call.args else {
-        return None;
-    };
-    if list.duplicate_treatment.is_some() || !list.clauses.is_empty() {
-        return None;
-    }
-    let args: Vec<SettingArg> = list
-        .args
-        .iter()
-        .map(|a| match a {
-            ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => setting_arg(e),
-            _ => None,
-        })
-        .collect::<Option<_>>()?;
-    let [name, value, local] = <[SettingArg; 3]>::try_from(args).ok()?;
+    let [name, value, local] = <[SettingArg; 3]>::try_from(call_arguments(call)?).ok()?;
     let column = alias.map_or_else(|| "set_config".to_string(), |a| a.value.clone());
     Some(SessionCommand::SetConfig {
         name,
@@ -290,21 +276,7 @@ fn advisory_lock(query: &ast::Query) -> Option<SessionCommand> {
         "pg_try_advisory_xact_lock" => AdvisoryOp::TryXactLock,
         _ => return None,
     };
-    let key: Vec<SettingArg> = match &call.args {
-        ast::FunctionArguments::None => vec![],
-        ast::FunctionArguments::List(list)
-            if list.duplicate_treatment.is_none() && list.clauses.is_empty() =>
-        {
-            list.args
-                .iter()
-                .map(|a| match a {
-                    ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => setting_arg(e),
-                    _ => None,
-                })
-                .collect::<Option<_>>()?
-        }
-        _ => return None,
-    };
+    let key = call_arguments(call)?;
     let fits = match op {
         AdvisoryOp::UnlockAll => key.is_empty(),
         _ => matches!(key.len(), 1 | 2),
@@ -316,27 +288,32 @@ fn advisory_lock(query: &ast::Query) -> Option<SessionCommand> {
     })
 }
 
+/// A lone call's arguments as constants or parameters (no names, DISTINCT or clauses); `None` for any other.
+fn call_arguments(call: &ast::Function) -> Option<Vec<SettingArg>> {
+    match &call.args {
+        ast::FunctionArguments::None => Some(vec![]),
+        ast::FunctionArguments::List(list)
+            if list.duplicate_treatment.is_none() && list.clauses.is_empty() =>
+        {
+            list.args
+                .iter()
+                .map(|a| match a {
+                    ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => setting_arg(e),
+                    _ => None,
+                })
+                .collect()
+        }
+        _ => None,
+    }
+}
+
 /// `SELECT [pg_catalog.]pg_notify(channel, payload) [AS alias]`, nothing more (see `set_config`).
 fn pg_notify(query: &ast::Query) -> Option<SessionCommand> {
     let (call, name, alias) = lone_call(query)?;
     if name != "pg_notify" {
         return None;
     }
-    let ast::FunctionArguments::List(list) = &call.args else {
-        return None;
-    };
-    if list.duplicate_treatment.is_some() || !list.clauses.is_empty() {
-        return None;
-    }
-    let args: Vec<SettingArg> = list
-        .args
-        .iter()
-        .map(|a| match a {
-            ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => setting_arg(e),
-            _ => None,
-        })
-        .collect::<Option<_>>()?;
-    let [channel, payload] = <[SettingArg; 2]>::try_from(args).ok()?;
+    let [channel, payload] = <[SettingArg; 2]>::try_from(call_arguments(call)?).ok()?;
     Some(SessionCommand::Notify {
         channel,
         payload,
