@@ -455,7 +455,11 @@ fn set_command(set: &ast::Set) -> Result<Option<SessionCommand>> {
             && (i.value.eq_ignore_ascii_case("local")
                 || i.value.eq_ignore_ascii_case("default")) =>
         {
-            SessionCommand::Reset(Some("timezone".into()))
+            SessionCommand::Set {
+                name: "timezone".into(),
+                value: "DEFAULT".into(),
+                local: false,
+            }
         }
         ast::Set::SetTimeZone { value, local } => SessionCommand::Set {
             name: "timezone".into(),
@@ -681,14 +685,8 @@ mod tests {
             zone("-05:30:15")
         );
         assert_eq!(cmd("SET TIME ZONE 5.5"), zone("+05:30"));
-        assert_eq!(
-            cmd("SET TIME ZONE LOCAL"),
-            Some(SessionCommand::Reset(Some("timezone".into())))
-        );
-        assert_eq!(
-            cmd("SET TIME ZONE DEFAULT"),
-            Some(SessionCommand::Reset(Some("timezone".into())))
-        );
+        assert_eq!(cmd("SET TIME ZONE LOCAL"), zone("DEFAULT"));
+        assert_eq!(cmd("SET TIME ZONE DEFAULT"), zone("DEFAULT"));
         assert!(command(
             &datafusion::sql::sqlparser::parser::Parser::parse_sql(
                 &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
