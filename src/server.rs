@@ -77,6 +77,16 @@ impl Backend for WireBackend {
         statement.is_read_only()
     }
 
+    fn copy_types(&self, statement: &Prepared) -> Vec<DataType> {
+        match &statement.plan {
+            Plan::CopyIn { table, columns, .. } => columns
+                .iter()
+                .map(|c| table.columns[*c].data_type.clone())
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
     fn inserts_known_rows(&self, statement: &Prepared) -> bool {
         statement.keeps_known_rows() && !matches!(statement.plan, Plan::CopyIn { .. })
     }

@@ -2558,6 +2558,42 @@ async fn copy_in_and_out_in_text_and_csv() {
         sink.send(Bytes::from(piece)).await.unwrap();
     }
     assert_eq!(sink.finish().await.unwrap(), 3);
+    // The binary format, from tokio-postgres' binary COPY writer; COPY TO in it, and text options with it, refused.
+    {
+        use tokio_postgres::binary_copy::BinaryCopyInWriter;
+        let sink = client
+            .copy_in("COPY c (id, name) FROM STDIN (FORMAT binary)")
+            .await
+            .unwrap();
+        let writer = BinaryCopyInWriter::new(sink, &[Type::INT8, Type::TEXT]);
+        futures::pin_mut!(writer);
+        writer.as_mut().write(&[&10i64, &"binary"]).await.unwrap();
+        writer
+            .as_mut()
+            .write(&[&11i64, &None::<&str>])
+            .await
+            .unwrap();
+        assert_eq!(writer.finish().await.unwrap(), 2);
+        assert_eq!(
+            scalar(&client, "SELECT name FROM c WHERE id = 10").await,
+            "binary"
+        );
+        client
+            .batch_execute("DELETE FROM c WHERE id IN (10, 11)")
+            .await
+            .unwrap();
+        for (sql, expected) in [
+            ("COPY c TO STDOUT (FORMAT binary)", "0A000"),
+            ("COPY c FROM STDIN (FORMAT binary, HEADER)", "42601"),
+            ("COPY c FROM STDIN (FORMAT xml)", "22023"),
+        ] {
+            assert_eq!(
+                code(&client.batch_execute(sql).await.unwrap_err()),
+                expected,
+                "{sql}"
+            );
+        }
+    }
     // CSV with a header and only some columns.
     let sink = client
         .copy_in("COPY c (id, name) FROM STDIN WITH (FORMAT csv, HEADER true)")

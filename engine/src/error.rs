@@ -56,6 +56,7 @@ impl SqlState {
     pub const DISK_FULL: SqlState = SqlState("53100");
     pub const IO_ERROR: SqlState = SqlState("58030");
     pub const DATA_CORRUPTED: SqlState = SqlState("XX001");
+    pub const BAD_COPY_FILE_FORMAT: SqlState = SqlState("22P04");
 }
 
 impl fmt::Debug for SqlState {

@@ -292,6 +292,9 @@ pub struct CopyFormat {
     pub quote: char,
     /// CSV only.
     pub escape: char,
+    /// PostgreSQL's binary COPY format (`FORMAT binary`): a signature, then each row as its fields' lengths and
+    /// binary values. COPY FROM only.
+    pub binary: bool,
 }
 
 impl CopyFormat {
@@ -303,6 +306,7 @@ impl CopyFormat {
             null: "\\N".into(),
             quote: '"',
             escape: '"',
+            binary: false,
         }
     }
 

@@ -11,7 +11,15 @@ use lanedb_engine::invocation::CopyRows;
 use lanedb_engine::{CopyFormat, Error, Result, SqlState};
 
 /// The rows of a COPY's data and the line number of the first row (after a header line, if there is one).
-pub fn parse(data: &[u8], format: &CopyFormat) -> Result<(CopyRows, usize)> {
+/// `types` are the types of the fields, which the binary format needs to read them.
+pub fn parse(
+    data: &[u8],
+    format: &CopyFormat,
+    types: &[lanedb_engine::DataType],
+) -> Result<(CopyRows, usize)> {
+    if format.binary {
+        return Ok((parse_binary(data, types)?, 1));
+    }
     let text = std::str::from_utf8(data).map_err(|e| {
         Error::new(
             SqlState::CHARACTER_NOT_IN_REPERTOIRE,
@@ -36,6 +44,74 @@ pub fn parse(data: &[u8], format: &CopyFormat) -> Result<(CopyRows, usize)> {
         parse_text(text, format, &mut rows)?;
     }
     Ok((rows.rows, if format.header { 2 } else { 1 }))
+}
+
+/// The binary format's signature, which starts the data.
+const BINARY_SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
+
+/// PostgreSQL's binary COPY data (asyncpg's `copy_records_to_table`): the signature, flags and a header extension,
+/// then per row its field count and each field's length (-1 for NULL) and binary value, up to a count of -1. Each
+/// value is read as its column's type binds a binary parameter, and kept as its text, as the text format's are.
+fn parse_binary(data: &[u8], types: &[lanedb_engine::DataType]) -> Result<CopyRows> {
+    let bad = |row: usize, message: &str| {
+        Error::new(
+            SqlState::BAD_COPY_FILE_FORMAT,
+            format!("COPY data, row {row}: {message}"),
+        )
+    };
+    if !data.starts_with(BINARY_SIGNATURE) {
+        return Err(Error::new(
+            SqlState::BAD_COPY_FILE_FORMAT,
+            "COPY file signature not recognized",
+        ));
+    }
+    let mut at = BINARY_SIGNATURE.len();
+    let mut take = |n: usize, row: usize| -> Result<&[u8]> {
+        let bytes = data
+            .get(
+                at..at
+                    .checked_add(n)
+                    .ok_or_else(|| bad(row, "length out of range"))?,
+            )
+            .ok_or_else(|| bad(row, "unexpected end of data"))?;
+        at += n;
+        Ok(bytes)
+    };
+    let word = |b: &[u8]| i32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+    let flags = word(take(4, 0)?);
+    if flags & (1 << 16) != 0 {
+        return Err(Error::unsupported("COPY data with OIDs is not supported"));
+    }
+    let extension = usize::try_from(word(take(4, 0)?)).map_err(|_| bad(0, "invalid header"))?;
+    take(extension, 0)?;
+    let oids: Vec<u32> = types.iter().map(crate::types::oid_of).collect();
+    let mut rows = CopyRows::default();
+    for row in 1.. {
+        let count = take(2, row)?;
+        let count = i16::from_be_bytes([count[0], count[1]]);
+        if count == -1 {
+            break;
+        }
+        if usize::try_from(count).ok() != Some(oids.len()) {
+            return Err(bad(
+                row,
+                &format!("row field count is {count}, expected {}", oids.len()),
+            ));
+        }
+        for &oid in &oids {
+            let len = word(take(4, row)?);
+            if len < 0 {
+                rows.push_field(None);
+                continue;
+            }
+            let bytes = take(len as usize, row)?;
+            let value =
+                crate::types::decode_binary(oid, bytes).map_err(|e| bad(row, &e.message))?;
+            rows.push_field(Some(&value.to_string()));
+        }
+        rows.end_row();
+    }
+    Ok(rows)
 }
 
 /// Rows as they are parsed, the header line dropped.
@@ -305,6 +381,7 @@ mod tests {
         let (rows, first) = parse(
             b"1\tab\\tc\t\\N\n2\t\\\\x\t\\101\n\\.\nignored\n",
             &CopyFormat::text(),
+            &[],
         )
         .unwrap();
         assert_eq!(first, 1);
@@ -318,6 +395,46 @@ mod tests {
     }
 
     #[test]
+    fn binary_rows_are_read_as_their_types() {
+        use lanedb_engine::DataType;
+        let binary = CopyFormat {
+            binary: true,
+            ..CopyFormat::text()
+        };
+        let mut data = BINARY_SIGNATURE.to_vec();
+        data.extend(0i32.to_be_bytes());
+        data.extend(0i32.to_be_bytes());
+        for (id, name) in [(7i32, Some("seven")), (-1, None)] {
+            data.extend(2i16.to_be_bytes());
+            data.extend(4i32.to_be_bytes());
+            data.extend(id.to_be_bytes());
+            match name {
+                Some(n) => {
+                    data.extend((n.len() as i32).to_be_bytes());
+                    data.extend(n.as_bytes());
+                }
+                None => data.extend((-1i32).to_be_bytes()),
+            }
+        }
+        data.extend((-1i16).to_be_bytes());
+        let types = [DataType::Integer, DataType::Text];
+        let (rows, first) = parse(&data, &binary, &types).unwrap();
+        assert_eq!(first, 1);
+        assert_eq!(
+            listed(&rows),
+            vec![vec![s("7"), s("seven")], vec![s("-1"), None]]
+        );
+        // Damaged data is an error, not a panic: no signature, a cut row, a wrong field count, a bad length.
+        assert!(parse(b"1\tx\n", &binary, &types).is_err());
+        assert!(parse(&data[..data.len() - 7], &binary, &types).is_err());
+        assert!(parse(&data, &binary, &types[..1]).is_err());
+        let mut long = data.clone();
+        let at = BINARY_SIGNATURE.len() + 8 + 2;
+        long[at..at + 4].copy_from_slice(&i32::MAX.to_be_bytes());
+        assert!(parse(&long, &binary, &types).is_err());
+    }
+
+    #[test]
     fn csv_quotes_nulls_and_header() {
         let format = CopyFormat {
             header: true,
@@ -326,6 +443,7 @@ mod tests {
         let (rows, first) = parse(
             b"id,name\n1,\"a,b\"\n2,\n3,\"\"\n4,\"multi\nline \"\"q\"\"\"\n",
             &format,
+            &[],
         )
         .unwrap();
         assert_eq!(first, 2);
@@ -338,7 +456,7 @@ mod tests {
                 vec![s("4"), s("multi\nline \"q\"")]
             ]
         );
-        assert!(parse(b"1,\"open\n", &CopyFormat::csv()).is_err());
+        assert!(parse(b"1,\"open\n", &CopyFormat::csv(), &[]).is_err());
     }
 
     #[test]
@@ -347,12 +465,12 @@ mod tests {
             header: true,
             ..CopyFormat::text()
         };
-        let (rows, first) = parse(b"name\na\n\nb\n", &format).unwrap();
+        let (rows, first) = parse(b"name\na\n\nb\n", &format, &[]).unwrap();
         assert_eq!(first, 2);
         assert_eq!(listed(&rows), vec![vec![s("a")], vec![s("")], vec![s("b")]]);
         // Many empty lines (each a row with one empty field) parse in one pass.
         let data = "\n".repeat(200_000);
-        let (rows, _) = parse(data.as_bytes(), &CopyFormat::text()).unwrap();
+        let (rows, _) = parse(data.as_bytes(), &CopyFormat::text(), &[]).unwrap();
         assert_eq!(rows.len(), 200_000);
         assert!(rows
             .iter()
@@ -374,7 +492,7 @@ mod tests {
         for format in [CopyFormat::text(), CopyFormat::csv()] {
             let mut out = BytesMut::new();
             put_rows(&mut out, &batch, &format);
-            let (rows, _) = parse(&out, &format).unwrap();
+            let (rows, _) = parse(&out, &format, &[]).unwrap();
             assert_eq!(
                 listed(&rows),
                 vec![vec![s("a\tb\\c\nd")], vec![None], vec![s("")]],

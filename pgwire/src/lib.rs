@@ -108,6 +108,8 @@ pub trait Backend: Send + Sync + 'static {
     fn schema(&self, statement: &Self::Statement) -> SchemaRef;
     fn session_command<'a>(&self, statement: &'a Self::Statement) -> Option<&'a SessionCommand>;
     fn is_read_only(&self, statement: &Self::Statement) -> bool;
+    /// The types of the fields a `COPY ... FROM STDIN` reads, in order (the binary format needs them).
+    fn copy_types(&self, statement: &Self::Statement) -> Vec<DataType>;
     /// Whether the statement is an INSERT whose rows are known before it runs (VALUES of constants and
     /// parameters), which a transaction block keeps cheaply (see `Session::implicit_writes`).
     fn inserts_known_rows(&self, statement: &Self::Statement) -> bool;

@@ -1563,12 +1563,13 @@ impl<B: Backend> Session<B> {
         {
             return Err(too_many_deferred());
         }
+        let binary = i8::from(format.binary);
         encode(
             out,
             PgWireBackendMessage::CopyInResponse(CopyInResponse::new(
-                0,
+                binary,
                 columns as i16,
-                vec![0; columns],
+                vec![i16::from(binary); columns],
             )),
         );
         self.copy_in = Some(CopyIn {
@@ -1646,7 +1647,8 @@ impl<B: Backend> Session<B> {
         statement: &Arc<B::Statement>,
         format: &CopyFormat,
     ) -> Result<u64> {
-        let (rows, first_line) = crate::copy::parse(&data, format)?;
+        let types = self.shared.backend.copy_types(statement);
+        let (rows, first_line) = crate::copy::parse(&data, format, &types)?;
         // The parsed rows hold their own copy of the text.
         drop(data);
         let backend = self.shared.backend.clone();

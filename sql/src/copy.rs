@@ -91,6 +91,11 @@ pub fn plan(
                     })?
                 }
             };
+            if format.binary {
+                return Err(Error::unsupported(
+                    "COPY TO in the binary format is not supported (text and csv are)",
+                ));
+            }
             let query = Arc::new(df(&query)?);
             let schema = query.schema.clone();
             let param_types = query.param_types.clone();
@@ -143,6 +148,7 @@ fn target_columns(table: &TableDef, columns: &[ast::Ident]) -> Result<Vec<usize>
 #[derive(Default)]
 struct Options {
     csv: bool,
+    binary: bool,
     header: Option<bool>,
     delimiter: Option<char>,
     null: Option<String>,
@@ -161,10 +167,12 @@ fn format(options: &[ast::CopyOption], legacy: &[ast::CopyLegacyOption]) -> Resu
             ast::CopyOption::Format(f) => match f.value.to_ascii_lowercase().as_str() {
                 "text" => o.csv = false,
                 "csv" => o.csv = true,
+                "binary" => o.binary = true,
                 other => {
-                    return Err(Error::unsupported(format!(
-                        "COPY format \"{other}\" is not supported (text and csv are)"
-                    )))
+                    return Err(Error::new(
+                        lanedb_engine::SqlState::INVALID_PARAMETER_VALUE,
+                        format!("COPY format \"{other}\" not recognized"),
+                    ))
                 }
             },
             ast::CopyOption::Delimiter(c) => o.delimiter = Some(*c),
@@ -201,7 +209,20 @@ fn format(options: &[ast::CopyOption], legacy: &[ast::CopyLegacyOption]) -> Resu
     } else {
         CopyFormat::text()
     };
+    if o.binary
+        && (o.csv
+            || o.header.is_some()
+            || o.delimiter.is_some()
+            || o.null.is_some()
+            || o.quote.is_some()
+            || o.escape.is_some())
+    {
+        return Err(Error::syntax(
+            "cannot specify CSV, HEADER, DELIMITER, NULL, QUOTE or ESCAPE in BINARY mode",
+        ));
+    }
     let format = CopyFormat {
+        binary: o.binary,
         header: o.header.unwrap_or(base.header),
         delimiter: o.delimiter.unwrap_or(base.delimiter),
         quote: o.quote.unwrap_or(base.quote),

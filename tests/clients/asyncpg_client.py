@@ -5,7 +5,8 @@ Usage: python3 asyncpg_client.py [HOST] PORT      (HOST defaults to 127.0.0.1)
 
 asyncpg speaks only the extended protocol in binary, sends `client_encoding='utf-8'` (quotes included) at start-up,
 looks up every type it has no codec for (arrays among them) with its own catalog query, and resets a pooled
-connection with `UNLISTEN *`. Checks: arrays of several element types both ways, executemany (all rows or none), transactions with
+connection with `UNLISTEN *`. Checks: arrays of several element types both ways, a binary COPY
+(`copy_records_to_table`), executemany (all rows or none), transactions with
 nested savepoints and their modes, a pool shared by concurrent tasks, prepared statements' descriptions, a cursor,
 the SQLSTATE and constraint of a duplicate key, and LISTEN / NOTIFY through `add_listener`.
 Every check runs even after an earlier one failed; the program prints each failure and exits 1 if there was any.
@@ -66,6 +67,30 @@ async def executemany():
     else:
         raise AssertionError("no error for a duplicate key in executemany")
     expect(await conn.fetchval("SELECT count(*) FROM item WHERE id > 200"), 0, "rows of a failed executemany")
+
+
+async def binary_copy():
+    await conn.execute(
+        "CREATE TABLE loaded (id int PRIMARY KEY, name text, price numeric(10,2), at timestamptz, tags text[], "
+        "u uuid, ok boolean)"
+    )
+    at = datetime.datetime(2024, 3, 4, 10, 30, tzinfo=datetime.timezone.utc)
+    u = uuid.uuid4()
+    records = [(i, f"n{i}", Decimal(i) / 4, at, ["a", f"t{i}"], u, i % 2 == 0) for i in range(1, 1001)]
+    records.append((1001, None, None, None, None, None, None))
+    result = await conn.copy_records_to_table("loaded", records=records)
+    expect(result, "COPY 1001", "the COPY's tag")
+    got = await conn.fetchrow("SELECT * FROM loaded WHERE id = 7")
+    expect(tuple(got), records[6], "a row loaded in binary")
+    expect(await conn.fetchval("SELECT count(*) FROM loaded WHERE name IS NULL"), 1, "NULLs loaded in binary")
+    # A duplicate key fails the COPY and loads nothing of it.
+    try:
+        await conn.copy_records_to_table("loaded", records=[(2000, "x", 1, at, [], u, True), (1, "dup", 1, at, [], u, True)])
+    except asyncpg.UniqueViolationError:
+        pass
+    else:
+        raise AssertionError("no error for a duplicate key in a COPY")
+    expect(await conn.fetchval("SELECT count(*) FROM loaded"), 1001, "rows after a failed COPY")
 
 
 async def transactions():
@@ -142,6 +167,7 @@ async def notifications():
 
 check("arrays", lambda: run(arrays()))
 check("executemany", lambda: run(executemany()))
+check("binary COPY", lambda: run(binary_copy()))
 check("transactions", lambda: run(transactions()))
 check("duplicate key", lambda: run(duplicate_key()))
 check("pool", lambda: run(pool()))
