@@ -1679,6 +1679,9 @@ async fn errors_carry_their_sqlstate_and_the_session_goes_on() {
         db.detail().is_some_and(|d| d.starts_with("Expected")),
         "{db:?}"
     );
+    // A named placeholder (a client's to replace) is a syntax error.
+    let e = client.simple_query("SELECT :a::int + 1").await.unwrap_err();
+    assert_eq!(code(&e), "42601");
     // Undefined names in a later statement of a simple query: the position counts from the start of the whole
     // string, and the message is PostgreSQL's.
     let position = |e: &tokio_postgres::Error| match e.as_db_error().and_then(|d| d.position()) {

@@ -351,6 +351,8 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ("integer_datetimes", "on"),
     ("intervalstyle", "postgres"),
     ("is_superuser", "on"),
+    // LaneDB compiles no queries to machine code; asyncpg turns it off before its type lookups.
+    ("jit", "off"),
     ("lc_collate", "C"),
     ("lc_ctype", "C"),
     ("lock_timeout", "0"),

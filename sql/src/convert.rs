@@ -64,6 +64,10 @@ pub fn data_type(ty: &ast::DataType) -> Result<DataType> {
         | T::Array(ast::ArrayElemTypeDef::AngleBracket(element)) => {
             DataType::array_of(data_type(element)?)?
         }
+        // `character(n)` pads and checks its length; as a column type it is not there yet.
+        T::Character(_) | T::Char(_) => {
+            return Err(Error::unsupported(format!("type {ty} is not supported")))
+        }
         other => match standard_type(other) {
             Some(standard) => data_type(&standard)?,
             None => return Err(Error::unsupported(format!("type {other} is not supported"))),
@@ -77,6 +81,13 @@ pub fn data_type(ty: &ast::DataType) -> Result<DataType> {
 pub fn standard_type(ty: &ast::DataType) -> Option<ast::DataType> {
     use ast::DataType as T;
     match ty {
+        // `character varying` without a length (alembic compares defaults with it) and `character(n)`, which
+        // LaneDB holds as text.
+        T::CharacterVarying(None) | T::CharVarying(None) => Some(T::Varchar(None)),
+        T::CharacterVarying(Some(length)) | T::CharVarying(Some(length)) => {
+            Some(T::Varchar(Some(*length)))
+        }
+        T::Character(_) | T::Char(_) => Some(T::Text),
         T::Array(ast::ArrayElemTypeDef::SquareBracket(element, size)) => Some(T::Array(
             ast::ArrayElemTypeDef::SquareBracket(Box::new(standard_type(element)?), *size),
         )),

@@ -34,8 +34,20 @@ FROM (SELECT t.oid AS oid, ns.nspname AS ns, t.typname AS name, t.typtype AS kin
       LEFT JOIN pg_catalog.pg_type e ON t.typelem <> 0 AND e.oid = t.typelem) AS typeinfo_tree \
 ORDER BY depth DESC";
 
+/// asyncpg turns JIT compilation off around its type lookup, reading the setting and setting it in one query; LaneDB
+/// compiles nothing, so `jit` is `off` and stays so: the setting is read and the answer given.
+const ASYNCPG_JIT_OFF: &str =
+    "SELECT current_setting('jit') AS cur, set_config('jit', 'off', false) AS new";
+const JIT_STAYS_OFF: &str = "SELECT current_setting('jit') AS cur, CAST('off' AS text) AS new";
+
 /// The query LaneDB runs for `sql`, if `sql` is a driver's query it answers another way.
 pub fn substitute(sql: &str) -> Option<Substitute> {
+    if sql.len() < 200 && sql.split_whitespace().collect::<Vec<_>>().join(" ") == ASYNCPG_JIT_OFF {
+        return Some(Substitute {
+            sql: JIT_STAYS_OFF,
+            param_oids: &[],
+        });
+    }
     let start = sql.trim_start();
     let asyncpg_lookup = start.starts_with("WITH RECURSIVE typeinfo_tree(")
         && sql.contains("range_subtype")
@@ -69,6 +81,8 @@ mod tests {
         assert_eq!(param_oids(s.sql), &[OID_ARRAY]);
         assert!(param_oids("SELECT 1").is_empty());
         assert!(substitute("SELECT 1").is_none());
+        let jit = "\n    SELECT\n        current_setting('jit') AS cur,\n        set_config('jit', 'off', false) AS new\n";
+        assert_eq!(substitute(jit).map(|s| s.sql), Some(JIT_STAYS_OFF));
         assert!(substitute(
             "WITH RECURSIVE typeinfo_tree(x) AS (SELECT 1) SELECT * FROM typeinfo_tree"
         )

@@ -1009,6 +1009,27 @@ fn classify(m: &str) -> Option<Error> {
     if let Some(e) = cast_error(m) {
         return Some(e);
     }
+    // `:name` and other placeholders PostgreSQL has no syntax for; `$n` with no value given.
+    let named = || {
+        Error::syntax(
+            "syntax error: a parameter is written $1, $2, ... (named parameters are the client's to replace)",
+        )
+    };
+    if m.contains("Failed to parse placeholder id") {
+        return Some(named());
+    }
+    if let Some((_, rest)) = m.split_once("Placeholder '") {
+        if let Some((placeholder, _)) = rest.split_once("' was not provided a value") {
+            return Some(if placeholder.starts_with('$') {
+                Error::new(
+                    SqlState("42P02"),
+                    format!("there is no parameter {placeholder}"),
+                )
+            } else {
+                named()
+            });
+        }
+    }
     // DataFusion's "column \"t.a\" must appear in the GROUP BY clause or must be part of an aggregate function,
     // currently only ..." in PostgreSQL's words and SQLSTATE.
     if let Some(at) = m.find(" must appear in the GROUP BY clause") {

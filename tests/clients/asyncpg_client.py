@@ -51,6 +51,15 @@ async def arrays():
     expect(await conn.fetchval("SELECT count(*) FROM tagged WHERE $1 = ANY(tags)", 3), 1, "= ANY of an array column")
 
 
+async def lookup_in_a_transaction():
+    # asyncpg turns `jit` off before a type lookup; inside a transaction an error there would abort it.
+    fresh = await connect()
+    async with fresh.transaction():
+        expect(await fresh.fetchval("SELECT $1::int2[]", [1, 2]), [1, 2], "an int2[] first met in a transaction")
+        expect(await fresh.fetchval("SELECT 1"), 1, "the transaction after the lookup")
+    await fresh.close()
+
+
 async def executemany():
     await conn.execute("CREATE TABLE item (id int PRIMARY KEY, name text, price numeric(10,2))")
     await conn.executemany(
@@ -166,6 +175,7 @@ async def notifications():
 
 
 check("arrays", lambda: run(arrays()))
+check("type lookup in a transaction", lambda: run(lookup_in_a_transaction()))
 check("executemany", lambda: run(executemany()))
 check("binary COPY", lambda: run(binary_copy()))
 check("transactions", lambda: run(transactions()))
