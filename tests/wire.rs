@@ -4140,15 +4140,31 @@ async fn cursors_fetch_their_rows_forward() {
         [["1", "v1"], ["2", "v2"], ["3", "v3"]]
     );
     assert_eq!(fetch("FETCH NEXT FROM c").await, [["4", "v4"]]);
+    // MOVE goes forward without sending the rows (psycopg2's `scroll`), and answers how far it went.
+    let moved = client.simple_query("MOVE FORWARD 1 FROM c").await.unwrap();
+    assert!(
+        matches!(moved.as_slice(), [SimpleQueryMessage::CommandComplete(1)]),
+        "{moved:?}"
+    );
+    assert_eq!(failure(&client, "MOVE BACKWARD 1 FROM c").await, "0A000");
+    assert_eq!(failure(&client, "MOVE 1 FROM nowhere").await, "34000");
+    client
+        .batch_execute(
+            "DECLARE again NO SCROLL CURSOR WITH HOLD FOR SELECT id FROM t ORDER BY id; MOVE 4 IN again",
+        )
+        .await
+        .unwrap();
+    assert_eq!(fetch("FETCH 1 FROM again").await, [["5"]]);
+    client.batch_execute("CLOSE again").await.unwrap();
     // Through the extended protocol, in binary, described as the query is.
     let statement = client.prepare("FETCH 2 FROM c").await.unwrap();
     assert_eq!(statement.columns()[0].type_(), &Type::INT4);
     let rows = client.query(&statement, &[]).await.unwrap();
     assert_eq!(
         rows.iter().map(|r| r.get::<_, i32>(0)).collect::<Vec<_>>(),
-        [5, 6]
+        [6, 7]
     );
-    assert_eq!(fetch("FETCH ALL IN c").await.len(), 4);
+    assert_eq!(fetch("FETCH ALL IN c").await.len(), 3);
     assert!(fetch("FETCH 5 FROM c").await.is_empty());
     assert_eq!(failure(&client, "FETCH PRIOR FROM c").await, "0A000");
     client.batch_execute("CLOSE c").await.unwrap();

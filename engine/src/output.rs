@@ -49,7 +49,7 @@ impl Output {
     pub fn tag(&self) -> String {
         match self.command {
             "INSERT" => format!("INSERT 0 {}", self.rows_affected),
-            "SELECT" | "UPDATE" | "DELETE" | "COPY" | "FETCH" => {
+            "SELECT" | "UPDATE" | "DELETE" | "COPY" | "FETCH" | "MOVE" => {
                 format!("{} {}", self.command, self.rows_affected)
             }
             other => other.to_string(),
@@ -141,6 +141,11 @@ pub enum SessionCommand {
     },
     /// `CLOSE name`; `None` is `CLOSE ALL`.
     CloseCursor(Option<String>),
+    /// `MOVE ... name`: the cursor (or portal) goes `count` rows forward without sending them; `None` is all.
+    Move {
+        name: String,
+        count: Option<u64>,
+    },
     /// `LISTEN channel`: the session is told of notifications on the channel.
     Listen(String),
     /// `UNLISTEN channel`; `None` is `UNLISTEN *`.
@@ -180,6 +185,7 @@ impl SessionCommand {
             SessionCommand::CloseCursor(None) => "CLOSE CURSOR ALL",
             SessionCommand::CloseCursor(Some(_)) => "CLOSE CURSOR",
             SessionCommand::AdvisoryLock { .. } => "SELECT",
+            SessionCommand::Move { .. } => "MOVE",
             SessionCommand::Listen(_) => "LISTEN",
             SessionCommand::Unlisten(_) => "UNLISTEN",
             SessionCommand::Notify { column: None, .. } => "NOTIFY",

@@ -2282,6 +2282,39 @@ impl<B: Backend> Session<B> {
                 self.cursors.remove(name);
             }
             SessionCommand::CloseCursor(None) => self.cursors.clear(),
+            // Forward without sending: a cursor's rows, or a portal's (asyncpg's `Cursor.forward` moves the portal
+            // its cursor reads).
+            SessionCommand::Move { name, count } => {
+                let moved = match self.cursors.get_mut(name) {
+                    Some(cursor) => cursor.fetch(*count).rows_affected,
+                    None => {
+                        let portal = self.portals.get_mut(name).ok_or_else(|| {
+                            Error::new(
+                                SqlState::INVALID_CURSOR_NAME,
+                                format!("cursor \"{name}\" does not exist"),
+                            )
+                        })?;
+                        match portal.result.as_mut() {
+                            Some((output, next)) => {
+                                let total = output.rows_affected as usize;
+                                let want = count.map_or(usize::MAX, |n| {
+                                    usize::try_from(n).unwrap_or(usize::MAX)
+                                });
+                                let to = next.saturating_add(want).min(total);
+                                let moved = to - *next;
+                                *next = to;
+                                moved as u64
+                            }
+                            None => {
+                                return Err(Error::unsupported(
+                                    "MOVE on a portal that has not run is not supported: Execute it first",
+                                ))
+                            }
+                        }
+                    }
+                };
+                return Ok(Output::command("MOVE", moved));
+            }
             SessionCommand::Listen(channel) => {
                 let in_block = self.in_block();
                 self.notifications
@@ -2735,6 +2768,13 @@ impl<T> Named<T> {
         match name {
             "" => self.unnamed.as_ref(),
             _ => self.named.get(name),
+        }
+    }
+
+    fn get_mut(&mut self, name: &str) -> Option<&mut T> {
+        match name {
+            "" => self.unnamed.as_mut(),
+            _ => self.named.get_mut(name),
         }
     }
 

@@ -373,6 +373,7 @@ impl SqlEngine {
                 | plan::Parsed::DropProcedure { sql, .. }
                 | plan::Parsed::Sequence { sql, .. }
                 | plan::Parsed::Checkpoint { sql }
+                | plan::Parsed::Move { sql, .. }
                 | plan::Parsed::SetConstraints { sql, .. } => sql,
             })
             .collect())

@@ -53,6 +53,12 @@ pub enum Parsed {
     Checkpoint {
         sql: String,
     },
+    /// `MOVE [direction] [FROM | IN] name` (sqlparser reads no such statement): `count` rows forward, `None` for all.
+    Move {
+        sql: String,
+        name: String,
+        count: Option<u64>,
+    },
     /// `SET CONSTRAINTS { ALL | name, ... } { DEFERRED | IMMEDIATE }` (sqlparser reads no such statement).
     SetConstraints {
         sql: String,
@@ -537,6 +543,15 @@ pub fn parse(sql: &str) -> Result<Vec<Parsed>> {
         {
             p.next_token();
             Parsed::Checkpoint { sql: String::new() }
+        } else if matches!(&p.peek_token().token, Token::Word(w) if w.value.eq_ignore_ascii_case("move"))
+        {
+            p.next_token();
+            let (name, count) = parse_move(&mut p)?;
+            Parsed::Move {
+                sql: String::new(),
+                name,
+                count,
+            }
         } else if p.parse_keywords(&[Keyword::PARTITION, Keyword::TABLE]) {
             let table = ident(&p.parse_identifier().map_err(parser_error)?);
             p.expect_keyword_is(Keyword::ON).map_err(parser_error)?;
@@ -568,6 +583,11 @@ pub fn parse(sql: &str) -> Result<Vec<Parsed>> {
             Parsed::User { command, .. } => Parsed::User { sql: text, command },
             Parsed::Sequence { command, .. } => Parsed::Sequence { sql: text, command },
             Parsed::Checkpoint { .. } => Parsed::Checkpoint { sql: text },
+            Parsed::Move { name, count, .. } => Parsed::Move {
+                sql: text,
+                name,
+                count,
+            },
             Parsed::SetConstraints {
                 names, deferred, ..
             } => Parsed::SetConstraints {
@@ -770,6 +790,64 @@ fn blank_deferrable_modes(sql: &str) -> Option<String> {
     words.blanked(&spans)
 }
 
+/// What follows MOVE: `[NEXT | FORWARD [n | ALL] | n | ALL | ABSOLUTE n | RELATIVE n] [FROM | IN] name` (asyncpg's
+/// `Cursor.forward`, psycopg2's `scroll`). LaneDB's cursors go forward only: ABSOLUTE is taken as a count from the
+/// start and checked against the cursor's place when it runs (a negative count is 0A000).
+fn parse_move(p: &mut Parser) -> Result<(String, Option<u64>)> {
+    let word = |p: &Parser, w: &str| matches!(&p.peek_token().token, Token::Word(x) if x.value.eq_ignore_ascii_case(w));
+    let number = |p: &mut Parser| -> Result<i64> {
+        let negative = p.consume_token(&Token::Minus);
+        match p.next_token().token {
+            Token::Number(n, _) => n
+                .parse::<i64>()
+                .map(|n| if negative { -n } else { n })
+                .map_err(|_| Error::syntax(format!("MOVE count {n} is not a count of rows"))),
+            other => Err(Error::syntax(format!(
+                "syntax error at or near \"{other}\""
+            ))),
+        }
+    };
+    let backward =
+        || Error::unsupported("MOVE backward is not supported: LaneDB's cursors move forward only");
+    let count = if word(p, "next") {
+        p.next_token();
+        Some(1)
+    } else if word(p, "all") {
+        p.next_token();
+        None
+    } else if word(p, "forward") {
+        p.next_token();
+        if word(p, "all") {
+            p.next_token();
+            None
+        } else if matches!(p.peek_token().token, Token::Number(..)) {
+            Some(number(p)?)
+        } else {
+            Some(1)
+        }
+    } else if word(p, "relative") || word(p, "absolute") {
+        // ABSOLUTE n: the cursor's place is checked when it runs (`Fetch` with the count of rows to skip).
+        p.next_token();
+        Some(number(p)?)
+    } else if word(p, "backward") || word(p, "prior") || word(p, "first") || word(p, "last") {
+        return Err(backward());
+    } else if matches!(p.peek_token().token, Token::Number(..) | Token::Minus) {
+        Some(number(p)?)
+    } else {
+        Some(1)
+    };
+    let count = match count {
+        Some(n) if n < 0 => return Err(backward()),
+        Some(n) => Some(n as u64),
+        None => None,
+    };
+    if word(p, "from") || word(p, "in") {
+        p.next_token();
+    }
+    let name = ident(&p.parse_identifier().map_err(parser_error)?);
+    Ok((name, count))
+}
+
 /// `SET CONSTRAINTS { ALL | name [, ...] } { DEFERRED | IMMEDIATE }`, if the parser is at one: the names (`None`
 /// for ALL) and whether they become deferred.
 fn parse_set_constraints(p: &mut Parser) -> Result<Option<(Option<Vec<String>>, bool)>> {
@@ -877,6 +955,14 @@ pub fn plan(
         }
         Parsed::Checkpoint { sql } => {
             return Ok(Prepared::command(sql, version, Plan::Checkpoint, vec![]));
+        }
+        Parsed::Move { sql, name, count } => {
+            return Ok(Prepared::command(
+                sql,
+                version,
+                Plan::Session(SessionCommand::Move { name, count }),
+                vec![],
+            ));
         }
         Parsed::SetConstraints {
             sql,

@@ -157,6 +157,12 @@ async def cursor():
     async with conn.transaction():
         ids = [r["id"] async for r in conn.cursor("SELECT id FROM item WHERE id <= 50 ORDER BY id", prefetch=7)]
     expect(ids, list(range(1, 51)), "a cursor's rows")
+    # Cursor.forward moves the cursor's portal (MOVE FORWARD n portal).
+    async with conn.transaction():
+        cur = await conn.cursor("SELECT id FROM item WHERE id <= 50 ORDER BY id")
+        expect(await cur.fetch(2), [(1,), (2,)], "a cursor's first rows")
+        expect(await cur.forward(3), 3, "rows moved over")
+        expect(await cur.fetchrow(), (6,), "the row after them")
 
 
 async def notifications():
