@@ -4155,6 +4155,13 @@ async fn cursors_fetch_their_rows_forward() {
         .await
         .unwrap();
     assert_eq!(fetch("FETCH 1 FROM again").await, [["5"]]);
+    // ABSOLUTE goes to a row, forward from where the cursor is.
+    client
+        .batch_execute("MOVE ABSOLUTE 8 IN again")
+        .await
+        .unwrap();
+    assert_eq!(fetch("FETCH 1 FROM again").await, [["9"]]);
+    assert_eq!(failure(&client, "MOVE ABSOLUTE 2 IN again").await, "0A000");
     client.batch_execute("CLOSE again").await.unwrap();
     // Through the extended protocol, in binary, described as the query is.
     let statement = client.prepare("FETCH 2 FROM c").await.unwrap();

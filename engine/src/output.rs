@@ -141,10 +141,12 @@ pub enum SessionCommand {
     },
     /// `CLOSE name`; `None` is `CLOSE ALL`.
     CloseCursor(Option<String>),
-    /// `MOVE ... name`: the cursor (or portal) goes `count` rows forward without sending them; `None` is all.
+    /// `MOVE ... name`: the cursor (or portal) goes `count` rows forward without sending them (`None`: all), or to
+    /// row `count` when `absolute`.
     Move {
         name: String,
         count: Option<u64>,
+        absolute: bool,
     },
     /// `LISTEN channel`: the session is told of notifications on the channel.
     Listen(String),

@@ -2284,9 +2284,17 @@ impl<B: Backend> Session<B> {
             SessionCommand::CloseCursor(None) => self.cursors.clear(),
             // Forward without sending: a cursor's rows, or a portal's (asyncpg's `Cursor.forward` moves the portal
             // its cursor reads).
-            SessionCommand::Move { name, count } => {
-                let moved = match self.cursors.get_mut(name) {
-                    Some(cursor) => cursor.fetch(*count).rows_affected,
+            SessionCommand::Move {
+                name,
+                count,
+                absolute,
+            } => {
+                // Where the rows are and how many have been read.
+                let (taken, total) = match self.cursors.get_mut(name) {
+                    Some(cursor) => {
+                        let total = cursor.rows.batches.iter().map(|b| b.num_rows()).sum();
+                        (&mut cursor.taken, total)
+                    }
                     None => {
                         let portal = self.portals.get_mut(name).ok_or_else(|| {
                             Error::new(
@@ -2294,26 +2302,28 @@ impl<B: Backend> Session<B> {
                                 format!("cursor \"{name}\" does not exist"),
                             )
                         })?;
-                        match portal.result.as_mut() {
-                            Some((output, next)) => {
-                                let total = output.rows_affected as usize;
-                                let want = count.map_or(usize::MAX, |n| {
-                                    usize::try_from(n).unwrap_or(usize::MAX)
-                                });
-                                let to = next.saturating_add(want).min(total);
-                                let moved = to - *next;
-                                *next = to;
-                                moved as u64
-                            }
-                            None => {
-                                return Err(Error::unsupported(
-                                    "MOVE on a portal that has not run is not supported: Execute it first",
-                                ))
-                            }
-                        }
+                        let (output, next) = portal.result.as_mut().ok_or_else(|| {
+                            Error::unsupported(
+                                "MOVE on a portal that has not run is not supported: Execute it first",
+                            )
+                        })?;
+                        (next, output.rows_affected as usize)
                     }
                 };
-                return Ok(Output::command("MOVE", moved));
+                let want = count.map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX));
+                let to = if *absolute {
+                    if want < *taken {
+                        return Err(Error::unsupported(
+                            "MOVE backward is not supported: LaneDB's cursors move forward only",
+                        ));
+                    }
+                    want.min(total)
+                } else {
+                    taken.saturating_add(want).min(total)
+                };
+                let moved = to - *taken;
+                *taken = to;
+                return Ok(Output::command("MOVE", moved as u64));
             }
             SessionCommand::Listen(channel) => {
                 let in_block = self.in_block();

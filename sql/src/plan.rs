@@ -53,11 +53,13 @@ pub enum Parsed {
     Checkpoint {
         sql: String,
     },
-    /// `MOVE [direction] [FROM | IN] name` (sqlparser reads no such statement): `count` rows forward, `None` for all.
+    /// `MOVE [direction] [FROM | IN] name` (sqlparser reads no such statement): `count` rows forward, `None` for all;
+    /// to row `count` when `absolute`.
     Move {
         sql: String,
         name: String,
         count: Option<u64>,
+        absolute: bool,
     },
     /// `SET CONSTRAINTS { ALL | name, ... } { DEFERRED | IMMEDIATE }` (sqlparser reads no such statement).
     SetConstraints {
@@ -546,11 +548,12 @@ pub fn parse(sql: &str) -> Result<Vec<Parsed>> {
         } else if matches!(&p.peek_token().token, Token::Word(w) if w.value.eq_ignore_ascii_case("move"))
         {
             p.next_token();
-            let (name, count) = parse_move(&mut p)?;
+            let (name, count, absolute) = parse_move(&mut p)?;
             Parsed::Move {
                 sql: String::new(),
                 name,
                 count,
+                absolute,
             }
         } else if p.parse_keywords(&[Keyword::PARTITION, Keyword::TABLE]) {
             let table = ident(&p.parse_identifier().map_err(parser_error)?);
@@ -583,10 +586,16 @@ pub fn parse(sql: &str) -> Result<Vec<Parsed>> {
             Parsed::User { command, .. } => Parsed::User { sql: text, command },
             Parsed::Sequence { command, .. } => Parsed::Sequence { sql: text, command },
             Parsed::Checkpoint { .. } => Parsed::Checkpoint { sql: text },
-            Parsed::Move { name, count, .. } => Parsed::Move {
+            Parsed::Move {
+                name,
+                count,
+                absolute,
+                ..
+            } => Parsed::Move {
                 sql: text,
                 name,
                 count,
+                absolute,
             },
             Parsed::SetConstraints {
                 names, deferred, ..
@@ -791,9 +800,10 @@ fn blank_deferrable_modes(sql: &str) -> Option<String> {
 }
 
 /// What follows MOVE: `[NEXT | FORWARD [n | ALL] | n | ALL | ABSOLUTE n | RELATIVE n] [FROM | IN] name` (asyncpg's
-/// `Cursor.forward`, psycopg2's `scroll`). LaneDB's cursors go forward only: ABSOLUTE is taken as a count from the
-/// start and checked against the cursor's place when it runs (a negative count is 0A000).
-fn parse_move(p: &mut Parser) -> Result<(String, Option<u64>)> {
+/// `Cursor.forward`, psycopg2's `scroll`): the cursor's name, the count (`None` for all), and whether it is ABSOLUTE
+/// (a row to go to, checked against the cursor's place when it runs). LaneDB's cursors go forward only: a negative
+/// count, or a backward direction, is 0A000.
+fn parse_move(p: &mut Parser) -> Result<(String, Option<u64>, bool)> {
     let word = |p: &Parser, w: &str| matches!(&p.peek_token().token, Token::Word(x) if x.value.eq_ignore_ascii_case(w));
     let number = |p: &mut Parser| -> Result<i64> {
         let negative = p.consume_token(&Token::Minus);
@@ -809,6 +819,7 @@ fn parse_move(p: &mut Parser) -> Result<(String, Option<u64>)> {
     };
     let backward =
         || Error::unsupported("MOVE backward is not supported: LaneDB's cursors move forward only");
+    let mut absolute = false;
     let count = if word(p, "next") {
         p.next_token();
         Some(1)
@@ -825,9 +836,12 @@ fn parse_move(p: &mut Parser) -> Result<(String, Option<u64>)> {
         } else {
             Some(1)
         }
-    } else if word(p, "relative") || word(p, "absolute") {
-        // ABSOLUTE n: the cursor's place is checked when it runs (`Fetch` with the count of rows to skip).
+    } else if word(p, "relative") {
         p.next_token();
+        Some(number(p)?)
+    } else if word(p, "absolute") {
+        p.next_token();
+        absolute = true;
         Some(number(p)?)
     } else if word(p, "backward") || word(p, "prior") || word(p, "first") || word(p, "last") {
         return Err(backward());
@@ -845,7 +859,7 @@ fn parse_move(p: &mut Parser) -> Result<(String, Option<u64>)> {
         p.next_token();
     }
     let name = ident(&p.parse_identifier().map_err(parser_error)?);
-    Ok((name, count))
+    Ok((name, count, absolute))
 }
 
 /// `SET CONSTRAINTS { ALL | name [, ...] } { DEFERRED | IMMEDIATE }`, if the parser is at one: the names (`None`
@@ -956,11 +970,20 @@ pub fn plan(
         Parsed::Checkpoint { sql } => {
             return Ok(Prepared::command(sql, version, Plan::Checkpoint, vec![]));
         }
-        Parsed::Move { sql, name, count } => {
+        Parsed::Move {
+            sql,
+            name,
+            count,
+            absolute,
+        } => {
             return Ok(Prepared::command(
                 sql,
                 version,
-                Plan::Session(SessionCommand::Move { name, count }),
+                Plan::Session(SessionCommand::Move {
+                    name,
+                    count,
+                    absolute,
+                }),
                 vec![],
             ));
         }
