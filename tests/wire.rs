@@ -4511,3 +4511,20 @@ async fn inserts_of_one_query_are_one_transaction() {
         .unwrap();
     assert_eq!(scalar(&client, "SELECT count(*) FROM batch").await, "6");
 }
+
+/// A batch of INSERTs longer than an implicit transaction keeps runs to its end, in groups (an explicit block that
+/// long would be refused).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_batch_of_inserts_runs_in_groups() {
+    let server = Server::start(&[]);
+    let client = server.connect().await;
+    client
+        .batch_execute("CREATE TABLE many (id int PRIMARY KEY)")
+        .await
+        .unwrap();
+    let batch: String = (1..=10_050)
+        .map(|i| format!("INSERT INTO many VALUES ({i});"))
+        .collect();
+    client.batch_execute(&batch).await.unwrap();
+    assert_eq!(scalar(&client, "SELECT count(*) FROM many").await, "10050");
+}

@@ -67,6 +67,8 @@ use crate::{Backend, ExecContext, Shared, OUT_BUFFER_FLUSH_BYTES};
 const STARTUP_TIMEOUT_MS: u64 = 10_000;
 /// Writes one transaction block may defer to its COMMIT; past it the write fails with 54000.
 const DEFERRED_WRITES_MAX: usize = 100_000;
+/// INSERTs an implicit transaction keeps before it applies them and starts another (see `Session::implicit_writes`).
+const IMPLICIT_WRITES_MAX: usize = 10_000;
 /// Rows per CopyData message of a COPY TO STDOUT.
 const COPY_OUT_ROWS_PER_MESSAGE: usize = 512;
 /// Named statements and portals one session may hold; past it Parse/Bind fail with 54000.
@@ -1730,7 +1732,9 @@ impl<B: Backend> Session<B> {
         // `implicit_writes`); anything else first applies those kept before it.
         let insert = self.shared.backend.session_command(statement).is_none()
             && self.shared.backend.inserts_known_rows(statement);
-        if self.implicit_writes && !insert {
+        // Past `IMPLICIT_WRITES_MAX` kept INSERTs, those are applied and the next ones start another group: a long
+        // batch keeps running, where an explicit block that long would be refused.
+        if self.implicit_writes && (!insert || self.deferred.len() >= IMPLICIT_WRITES_MAX) {
             self.end_implicit_writes().await?;
         }
         if insert && self.more_follows && self.status == TransactionStatus::Idle {
