@@ -727,6 +727,69 @@ async fn renames_replay() {
     assert_eq!(common::code(&e), "23503");
 }
 
+/// Plain views come back from the log and from a snapshot, with what was done to them and their tables since: a
+/// replaced query, a renamed table, a `*` that keeps the columns it had, a view dropped with CASCADE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_views_replay() {
+    let server = Server::start(&[]);
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE item (id INT PRIMARY KEY, name VARCHAR(10), price NUMERIC(8,2));
+             INSERT INTO item VALUES (1, 'pen', 2.50), (2, 'ink', 9.00), (3, 'pad', 4.25);
+             CREATE VIEW cheap AS SELECT id, name FROM item WHERE price < 5;
+             CREATE OR REPLACE VIEW cheap AS SELECT id, name, price FROM item WHERE price < 5;
+             CREATE VIEW every_item AS SELECT * FROM item;
+             CREATE VIEW named AS SELECT name FROM cheap;
+             CREATE VIEW gone AS SELECT id FROM every_item;
+             DROP VIEW every_item CASCADE;
+             CREATE VIEW every_item AS SELECT * FROM item;
+             ALTER TABLE item ADD COLUMN stock INT;
+             ALTER TABLE item RENAME TO product;
+             INSERT INTO product VALUES (4, 'clip', 0.10, 7);",
+        )
+        .await
+        .unwrap();
+    let queries = [
+        "SELECT * FROM cheap ORDER BY id",
+        "SELECT * FROM every_item ORDER BY id",
+        "SELECT * FROM named ORDER BY name",
+        "SELECT table_name FROM information_schema.views ORDER BY 1",
+    ];
+    let mut before = Vec::new();
+    for q in queries {
+        before.push(rows(&client, q).await);
+    }
+    assert_eq!(
+        before[0],
+        [
+            ["1", "pen", "2.50"],
+            ["3", "pad", "4.25"],
+            ["4", "clip", "0.10"]
+        ]
+    );
+    assert_eq!(
+        before[1][3],
+        ["4", "clip", "0.10"],
+        "the * keeps three columns"
+    );
+    assert_eq!(before[3], [["cheap"], ["every_item"], ["named"]]);
+    let (server, client) = crash_and_restart(server, client, &[]).await;
+    for (q, expected) in queries.iter().zip(&before) {
+        assert_eq!(&rows(&client, q).await, expected, "after the log: {q}");
+    }
+    client.batch_execute("CHECKPOINT").await.unwrap();
+    let (_server, client) = crash_and_restart(server, client, &[]).await;
+    for (q, expected) in queries.iter().zip(&before) {
+        assert_eq!(&rows(&client, q).await, expected, "after a snapshot: {q}");
+    }
+    let e = client
+        .batch_execute("DROP TABLE product")
+        .await
+        .unwrap_err();
+    assert_eq!(common::code(&e), "2BP01");
+}
+
 /// Writes with their values written in, one statement a query, share their shape's plan (`sql/src/shapes.rs`): their
 /// log records hold the shape's text and the literals as parameters, and replay writes the same rows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4528,3 +4528,109 @@ async fn a_long_batch_of_inserts_runs_in_groups() {
     client.batch_execute(&batch).await.unwrap();
     assert_eq!(scalar(&client, "SELECT count(*) FROM many").await, "10050");
 }
+
+/// Plain views through the extended protocol: a parameter in a query of a view, its columns described with their
+/// tables' types, a view made and dropped in a transaction block, and the errors of writing one or dropping what it
+/// reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_views_read_as_their_query() {
+    let server = Server::start(&[]);
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE item (id INT PRIMARY KEY, name VARCHAR(10) NOT NULL, price NUMERIC(8,2));
+             INSERT INTO item VALUES (1, 'pen', 2.50), (2, 'ink', 9.00), (3, 'pad', 4.25);
+             CREATE VIEW priced AS SELECT id, upper(name) AS label, price FROM item WHERE price IS NOT NULL",
+        )
+        .await
+        .unwrap();
+    let by_price = client
+        .prepare("SELECT id, label FROM priced WHERE price < $1 ORDER BY id")
+        .await
+        .unwrap();
+    assert_eq!(by_price.params(), &[tokio_postgres::types::Type::NUMERIC]);
+    let columns: Vec<_> = by_price
+        .columns()
+        .iter()
+        .map(|c| c.type_().clone())
+        .collect();
+    assert_eq!(
+        columns,
+        [
+            tokio_postgres::types::Type::INT4,
+            tokio_postgres::types::Type::TEXT
+        ]
+    );
+    let found = |rows: Vec<tokio_postgres::Row>| -> Vec<(i32, String)> {
+        rows.iter().map(|r| (r.get(0), r.get(1))).collect()
+    };
+    let five = rust_decimal::Decimal::new(5, 0);
+    assert_eq!(
+        found(client.query(&by_price, &[&five]).await.unwrap()),
+        [(1, "PEN".to_string()), (3, "PAD".to_string())]
+    );
+    client
+        .execute("UPDATE item SET price = 1 WHERE id = 2", &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        found(client.query(&by_price, &[&five]).await.unwrap()).len(),
+        3
+    );
+    // A view made in a block is there after COMMIT, and not after ROLLBACK.
+    client
+        .batch_execute("BEGIN; CREATE VIEW cheap AS SELECT id FROM item WHERE price < 3; COMMIT")
+        .await
+        .unwrap();
+    assert_eq!(scalar(&client, "SELECT count(*) FROM cheap").await, "2");
+    client
+        .batch_execute("BEGIN; DROP VIEW cheap; ROLLBACK")
+        .await
+        .unwrap();
+    assert_eq!(scalar(&client, "SELECT count(*) FROM cheap").await, "2");
+    let code = |e: tokio_postgres::Error| common::code(&e);
+    assert_eq!(
+        code(
+            client
+                .batch_execute("INSERT INTO priced VALUES (9, 'x', 1)")
+                .await
+                .unwrap_err()
+        ),
+        "0A000"
+    );
+    assert_eq!(
+        code(client.batch_execute("DROP TABLE item").await.unwrap_err()),
+        "2BP01"
+    );
+    assert_eq!(
+        code(
+            client
+                .batch_execute("CREATE VIEW priced AS SELECT 1 AS x")
+                .await
+                .unwrap_err()
+        ),
+        "42P07"
+    );
+    assert_eq!(
+        code(
+            client
+                .batch_execute("CREATE VIEW p2 AS SELECT $1::int AS x")
+                .await
+                .unwrap_err()
+        ),
+        "42P02"
+    );
+    client
+        .batch_execute("DROP TABLE item CASCADE")
+        .await
+        .unwrap();
+    assert_eq!(
+        code(
+            client
+                .batch_execute("SELECT * FROM priced")
+                .await
+                .unwrap_err()
+        ),
+        "42P01"
+    );
+}

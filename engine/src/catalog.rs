@@ -327,9 +327,28 @@ pub struct Catalog {
     procedures: BTreeMap<String, Arc<ProcedureDef>>,
     /// Materialized views by name; each also has a table of the same name holding its rows.
     views: BTreeMap<String, Arc<ViewDef>>,
+    /// Views that are their query (`PlainView`); each also has a table of the same name giving its columns.
+    plain_views: BTreeMap<String, Arc<PlainView>>,
     sequences: BTreeMap<String, Arc<SequenceDef>>,
     /// `COMMENT ON TABLE` / `COLUMN`: by table, and column (`None` for the table's own).
     comments: BTreeMap<(String, Option<String>), String>,
+}
+
+/// A view that is its query: `CREATE VIEW` of a SELECT that lanes cannot maintain as rows. A query reads it by
+/// running its query in its place; its table of the same name gives its columns and holds no rows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlainView {
+    pub name: String,
+    /// The SELECT, as written.
+    pub query: String,
+    /// The relations (tables, views) its query reads: they cannot be dropped, renamed or changed under it.
+    pub reads: Vec<String>,
+    /// The columns of those relations its query reads, by relation: those it names, and all a relation had when the
+    /// view was made if the query has a `*`.
+    pub columns_read: Vec<Vec<String>>,
+    /// For each of the view's columns, the query's column it shows, by relation and name as planned when the view
+    /// was made: a column added since to a table that a `*` reads does not move the others.
+    pub sources: Vec<(Option<String>, String)>,
 }
 
 /// A registered procedure, as the catalog lists it (`pg_proc`, `\df`).
@@ -427,6 +446,41 @@ impl Catalog {
         let mut next = self.clone();
         next.version += 1;
         next.views.remove(name);
+        next
+    }
+
+    /// The plain view called `name`, if that table is one.
+    pub fn plain_view(&self, name: &str) -> Option<&Arc<PlainView>> {
+        self.plain_views.get(name)
+    }
+
+    /// Whether `name` is a view of either kind (its table cannot be written, altered or indexed).
+    pub fn is_view(&self, name: &str) -> bool {
+        self.views.contains_key(name) || self.plain_views.contains_key(name)
+    }
+
+    /// The plain views whose query reads relation `name`.
+    pub fn views_reading<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> impl Iterator<Item = &'a Arc<PlainView>> + 'a {
+        self.plain_views
+            .values()
+            .filter(move |v| v.reads.iter().any(|r| r == name))
+    }
+
+    /// A copy with `view` added or replaced, one version later.
+    pub fn with_plain_view(&self, view: PlainView) -> Catalog {
+        let mut next = self.clone();
+        next.version += 1;
+        next.plain_views.insert(view.name.clone(), Arc::new(view));
+        next
+    }
+
+    pub fn without_plain_view(&self, name: &str) -> Catalog {
+        let mut next = self.clone();
+        next.version += 1;
+        next.plain_views.remove(name);
         next
     }
 

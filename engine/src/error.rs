@@ -109,6 +109,18 @@ impl Error {
         self
     }
 
+    /// The error with a DETAIL line.
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Error {
+        self.fields.get_or_insert_with(Box::default).detail = Some(detail.into());
+        self
+    }
+
+    /// The error with a HINT line.
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Error {
+        self.fields.get_or_insert_with(Box::default).hint = Some(hint.into());
+        self
+    }
+
     /// The DETAIL line, if any.
     pub fn detail(&self) -> Option<&str> {
         self.fields.as_ref().and_then(|f| f.detail.as_deref())

@@ -505,7 +505,7 @@ fn resolve(catalog: &Catalog, child: &TableDef, fk: &ForeignKeyDef) -> Result<Re
             ),
         )
     })?;
-    if catalog.view(&fk.parent).is_some() {
+    if catalog.is_view(&fk.parent) {
         return Err(Error::new(
             SqlState("42809"),
             format!("referenced relation \"{}\" is not a table", fk.parent),

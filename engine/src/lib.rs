@@ -48,7 +48,7 @@ pub mod view;
 
 pub use catalog::{
     Catalog, CheckDef, ColumnDef, DefaultCall, Generated, Identity, IndexDef, IndexExpressions,
-    IndexKind, IndexPredicate, Method, ProcedureDef, RowValues, TableDef, TableId,
+    IndexKind, IndexPredicate, Method, PlainView, ProcedureDef, RowValues, TableDef, TableId,
 };
 pub use engine::{
     Engine, EngineConfig, Held, LaneStats, LaneTurn, LaneWrite, MultiTxn, Snapshot, STALE_CATALOG,

@@ -51,9 +51,7 @@ pub fn plan(
                 return Err(Error::syntax("COPY FROM needs a table, not a query"));
             };
             let table = table_of(catalog, table_name)?;
-            if catalog.view(&table.name).is_some() {
-                return Err(crate::ddl::not_a_table(&table.name));
-            }
+            crate::views::refuse_view(catalog, &table.name)?;
             let columns = target_columns(&table, columns)?;
             let generated = crate::plan::omitted_generated(&table, &columns);
             Ok(Prepared::command(

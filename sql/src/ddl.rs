@@ -1143,9 +1143,7 @@ pub fn truncate(on: On, t: &ast::Truncate) -> Result<&'static str> {
                 }
                 return Err(Error::undefined_table(name));
             };
-            if txn.catalog().view(name).is_some() {
-                return Err(not_a_table(name));
-            }
+            crate::views::refuse_view(txn.catalog(), name)?;
             if !txn.catalog().views_of(def.id).is_empty() {
                 return Err(Error::unsupported(format!(
                     "TRUNCATE {name}: views are maintained from it; DELETE FROM {name} empties it and its views"
@@ -1282,6 +1280,7 @@ pub fn create_index(on: On, ci: &ast::CreateIndex) -> Result<&'static str> {
         }
     }
     on.multi(|txn| {
+        crate::views::refuse_view(txn.catalog(), &table)?;
         let mut def = (**txn.catalog().table(&table)?).clone();
         // INCLUDE's columns change nothing a lookup finds (rows are read from the table): they must exist.
         for c in &ci.include {
@@ -1391,12 +1390,7 @@ pub fn drop(
 ) -> Result<&'static str> {
     let names = names.iter().map(object_name).collect::<Result<Vec<_>>>()?;
     match object_type {
-        ast::ObjectType::View => match on {
-            On::Engine(engine) => crate::views::drop_views(engine, if_exists, &names),
-            On::Txn(_) => Err(Error::unsupported(
-                "DROP VIEW is not supported in a transaction block: run it on its own",
-            )),
-        },
+        ast::ObjectType::View => crate::views::drop_views(on, if_exists, &names, cascade),
         ast::ObjectType::Sequence => crate::sequences::drop(on, if_exists, &names, cascade),
         ast::ObjectType::Table => on.multi(|txn| {
             crate::foreign_keys::drop_references(txn, &names, cascade)?;
@@ -1410,6 +1404,11 @@ pub fn drop(
                 if txn.catalog().view(name).is_some() {
                     return Err(not_a_table(name));
                 }
+                if txn.catalog().plain_view(name).is_some() {
+                    return Err(Error::new(SqlState("42809"), format!("\"{name}\" is not a table"))
+                        .with_hint("Use DROP VIEW to remove a view."));
+                }
+                crate::views::drop_views_reading(txn, "table", name, cascade)?;
                 if let Some(view) = txn.catalog().views_of(def.id).first() {
                     let view_name = txn
                         .catalog()
@@ -1471,9 +1470,7 @@ pub fn drop(
 pub fn alter_table(on: On, at: &ast::AlterTable) -> Result<&'static str> {
     let table = object_name(&at.name)?;
     on.multi(|txn| {
-        if txn.catalog().view(&table).is_some() {
-            return Err(not_a_table(&table));
-        }
+        crate::views::refuse_view(txn.catalog(), &table)?;
         let Some(current) = txn.catalog().get_table(&table).cloned() else {
             if at.if_exists {
                 return Ok("ALTER TABLE");
@@ -1579,6 +1576,12 @@ pub fn alter_table(on: On, at: &ast::AlterTable) -> Result<&'static str> {
                                 format!("column \"{name}\" of relation \"{table}\" does not exist"),
                             ));
                         };
+                        crate::views::refuse_column_change(
+                            txn.catalog(),
+                            &table,
+                            &name,
+                            crate::views::ColumnChange::Drop,
+                        )?;
                         if def.partition_column == Some(c) {
                             return Err(Error::unsupported(format!(
                                 "cannot drop partition column \"{name}\" of \"{table}\""
@@ -1698,6 +1701,12 @@ pub fn alter_table(on: On, at: &ast::AlterTable) -> Result<&'static str> {
                         ast::AlterColumnOperation::SetNotNull => def.columns[c].nullable = false,
                         // The rebuild converts the rows there (an error in one fails the statement).
                         ast::AlterColumnOperation::SetDataType { data_type, using, .. } => {
+                            crate::views::refuse_column_change(
+                                txn.catalog(),
+                                &table,
+                                &name,
+                                crate::views::ColumnChange::Type,
+                            )?;
                             set_column_type(&mut def, c, data_type, using.as_ref())?;
                             recompile_conditions(&mut def)?;
                         }

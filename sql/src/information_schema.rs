@@ -9,9 +9,7 @@
 
 use lanedb_engine::{Catalog, DataType, Identity, TableDef};
 
-use crate::pg_catalog::{
-    default_text, t, view_query, CatalogSchema, Cell, Kind, Relation, Scan, RELATIONS,
-};
+use crate::pg_catalog::{default_text, t, CatalogSchema, Cell, Kind, Relation, Scan, RELATIONS};
 use Kind::{Int, Text};
 
 const RELATIONS_HERE: &[Relation] = &[
@@ -296,7 +294,7 @@ fn listed(catalog: &Catalog) -> Vec<Listed<'_>> {
         .map(|table| Listed {
             schema: "public",
             name: &table.name,
-            view: catalog.view(&table.name).is_some(),
+            view: catalog.is_view(&table.name),
             table: Some(table.as_ref()),
             relation: None,
         })
@@ -509,13 +507,13 @@ fn columns(catalog: &Catalog, scan: &Scan) -> Vec<Vec<Cell>> {
 fn views(catalog: &Catalog, scan: &Scan) -> Vec<Vec<Cell>> {
     catalog
         .tables()
-        .filter_map(|table| catalog.view(&table.name).map(|v| (table, v)))
-        .map(|(table, view)| {
+        .filter_map(|table| crate::views::definition(catalog, &table.name).map(|v| (table, v)))
+        .map(|(table, definition)| {
             vec![
                 t(&scan.database),
                 t("public"),
                 t(&table.name),
-                t(view_query(&view.sql)),
+                t(definition),
                 t("NONE"),
                 t("NO"),
                 t("NO"),

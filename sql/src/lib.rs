@@ -278,7 +278,7 @@ impl SqlEngine {
             .build()
             .map_err(|e| Error::internal(format!("cannot start the query runtime: {e}")))?;
         let procedures: stats::HandlerCell = Arc::new(parking_lot::RwLock::new(None));
-        let bridge = Arc::new(QueryBridge::new(engine.clone(), procedures.clone()));
+        let bridge = QueryBridge::shared(engine.clone(), procedures.clone());
         Ok(SqlEngine {
             engine,
             bridge,
@@ -747,6 +747,7 @@ impl SqlEngine {
                 .map(|t| Output::command(t, 0)),
             Plan::CreateIndex(ci) => ddl::create_index(ddl::On::Engine(engine), ci).map(|t| Output::command(t, 0)),
             Plan::CreateView(cv) => views::create_view(engine, cv, &p.sql).map(|t| Output::command(t, 0)),
+            Plan::CreatePlainView(v) => views::create_plain_view(ddl::On::Engine(engine), v).map(|t| Output::command(t, 0)),
             Plan::AlterTable(at) => ddl::alter_table(ddl::On::Engine(engine), at).map(|t| Output::command(t, 0)),
             Plan::Drop {
                 object_type,
@@ -1180,6 +1181,7 @@ impl SqlEngine {
         let tag = match &p.plan {
             Plan::CreateTable(ct) => ddl::create_table(on, ct)?,
             Plan::CreateIndex(ci) => ddl::create_index(on, ci)?,
+            Plan::CreatePlainView(v) => views::create_plain_view(on, v)?,
             Plan::AlterTable(at) => ddl::alter_table(on, at)?,
             Plan::Drop {
                 object_type,

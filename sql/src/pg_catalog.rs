@@ -45,7 +45,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::sql::sqlparser::ast;
 use lanedb_engine::output::{parse_milliseconds, MILLISECOND_SETTINGS, REPORTED, SETTINGS};
 use lanedb_engine::sequence::SequenceDef;
-use lanedb_engine::{Catalog, DataType, Engine, IndexKind, Method, TableDef};
+use lanedb_engine::{Catalog, ColumnDef, DataType, Engine, IndexKind, Method, TableDef};
 
 /// `pg_catalog`'s namespace OID.
 pub const PG_CATALOG_OID: i32 = 11;
@@ -78,6 +78,17 @@ pub(crate) fn with_source_column(field: Field, table: &TableDef, column: usize) 
         format!("{} {}", table_oid(table), column + 1),
     );
     field.with_metadata(metadata)
+}
+
+/// The table column a result field shows unchanged (`with_source_column`), if any.
+pub(crate) fn source_column<'a>(catalog: &'a Catalog, field: &Field) -> Option<&'a ColumnDef> {
+    let (oid, column) = field
+        .metadata()
+        .get(lanedb_engine::types::SOURCE_COLUMN_KEY)?
+        .split_once(' ')?;
+    let (oid, column) = (oid.parse::<i32>().ok()?, column.parse::<usize>().ok()?);
+    let table = catalog.tables().find(|t| table_oid(t) == oid)?;
+    table.columns.get(column.checked_sub(1)?)
 }
 
 /// A sequence's OID: from the tables' numbering (a sequence takes a table id).
@@ -1069,9 +1080,11 @@ fn index_am(kind: IndexKind) -> i32 {
 fn classes(catalog: &Catalog, _: &Scan) -> Vec<Vec<Cell>> {
     let mut rows = Vec::new();
     for table in catalog.tables() {
-        // Materialized views are 'm', as psql's \dm lists them.
+        // Materialized views are 'm', as psql's \dm lists them; plain views 'v' (\dv).
         let kind = if catalog.view(&table.name).is_some() {
             "m"
+        } else if catalog.plain_view(&table.name).is_some() {
+            "v"
         } else {
             "r"
         };
@@ -2147,7 +2160,7 @@ impl ScalarUDFImpl for CatalogFunction {
                 ViewDefinition => ScalarValue::Utf8(
                     int_arg(0, row)
                         .and_then(|oid| relation_name(&catalog, oid as i32))
-                        .and_then(|name| catalog.view(&name).map(|v| view_query(&v.sql))),
+                        .and_then(|name| crate::views::definition(&catalog, &name)),
                 ),
                 ProcedureArguments => ScalarValue::Utf8(int_arg(0, row).and_then(|oid| {
                     let i = usize::try_from(oid as i32 - PROCEDURE_OID_BASE).ok()?;

@@ -100,6 +100,8 @@ pub enum Plan {
     CreateIndex(Box<ast::CreateIndex>),
     /// `CREATE [MATERIALIZED] VIEW`: maintained by the lanes (see `views`).
     CreateView(Box<ast::CreateView>),
+    /// `CREATE [OR REPLACE] VIEW` of a query the lanes cannot maintain: a plain view (see `views`).
+    CreatePlainView(Box<crate::views::PlainViewPlan>),
     AlterTable(Box<ast::AlterTable>),
     Drop {
         object_type: ast::ObjectType,
@@ -204,6 +206,7 @@ impl Plan {
             Plan::CreateTable(_)
                 | Plan::CreateIndex(_)
                 | Plan::CreateView(_)
+                | Plan::CreatePlainView(_)
                 | Plan::AlterTable(_)
                 | Plan::Drop { .. }
                 | Plan::Sequence(_)
@@ -289,17 +292,21 @@ impl Prepared {
     }
 
     /// DDL a transaction block may keep for COMMIT (where it runs with the block's other DDL, all or nothing):
-    /// tables, indexes and sequences.
+    /// tables, indexes, sequences and views (a new view only plain).
     pub fn is_block_ddl(&self) -> bool {
         match &self.plan {
             Plan::CreateTable(_)
             | Plan::CreateIndex(_)
+            | Plan::CreatePlainView(_)
             | Plan::AlterTable(_)
             | Plan::Sequence(_)
             | Plan::Comment { .. } => true,
             Plan::Drop { object_type, .. } => matches!(
                 object_type,
-                ast::ObjectType::Table | ast::ObjectType::Index | ast::ObjectType::Sequence
+                ast::ObjectType::Table
+                    | ast::ObjectType::View
+                    | ast::ObjectType::Index
+                    | ast::ObjectType::Sequence
             ),
             _ => false,
         }
@@ -1063,7 +1070,14 @@ pub fn plan(
     match statement {
         ast::Statement::CreateTable(ct) => ddl(Plan::CreateTable(Box::new(ct))),
         ast::Statement::CreateIndex(ci) => ddl(Plan::CreateIndex(Box::new(ci))),
-        ast::Statement::CreateView(cv) => ddl(Plan::CreateView(Box::new(cv))),
+        ast::Statement::CreateView(cv) => {
+            if cv.materialized || crate::views::maintainable(catalog, &cv.query) {
+                ddl(Plan::CreateView(Box::new(cv)))
+            } else {
+                let plain = crate::views::plan_plain(catalog, &cv, &mut df)?;
+                ddl(Plan::CreatePlainView(Box::new(plain)))
+            }
+        }
         ast::Statement::Truncate(t) => {
             if t.partitions.is_some() || t.on_cluster.is_some() {
                 return Err(Error::unsupported(
@@ -1381,9 +1395,7 @@ fn modify_target(
     let target = single_table(relation, catalog)?.ok_or_else(|| {
         Error::unsupported(format!("{verb} of this kind of relation is not supported"))
     })?;
-    if catalog.view(&target.0.name).is_some() {
-        return Err(crate::ddl::not_a_table(&target.0.name));
-    }
+    crate::views::refuse_view(catalog, &target.0.name)?;
     Ok(target)
 }
 
@@ -1550,8 +1562,10 @@ fn point_select(q: &ast::Query, catalog: &Catalog) -> Result<PointPlan> {
     let Ok(Some((table, qualifiers))) = single_table(&s.from[0].relation, catalog) else {
         return Ok(None);
     };
-    // A partial view's rows are spread over the lanes; DataFusion adds them up.
-    if catalog.view(&table.name).is_some_and(|v| v.partial) {
+    // A partial view's rows are spread over the lanes; DataFusion adds them up. A plain view is its query.
+    if catalog.view(&table.name).is_some_and(|v| v.partial)
+        || catalog.plain_view(&table.name).is_some()
+    {
         return Ok(None);
     }
     let scope = Scope {
@@ -1886,9 +1900,7 @@ fn plan_insert(
         ));
     };
     let table = catalog.table(&object_name(name)?)?.clone();
-    if catalog.view(&table.name).is_some() {
-        return Err(crate::ddl::not_a_table(&table.name));
-    }
+    crate::views::refuse_view(catalog, &table.name)?;
     let qualifier = ins
         .table_alias
         .as_ref()

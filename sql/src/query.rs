@@ -234,6 +234,8 @@ fn partial_view(
 /// Resolves table names against the engine's current catalog.
 struct LaneSchema {
     engine: Arc<Engine>,
+    /// Plans the queries of plain views (`views::plain_view_plan`).
+    bridge: std::sync::Weak<QueryBridge>,
 }
 
 impl fmt::Debug for LaneSchema {
@@ -257,6 +259,22 @@ impl SchemaProvider for LaneSchema {
         name: &str,
     ) -> datafusion::common::Result<Option<Arc<dyn TableProvider>>> {
         let catalog = self.engine.catalog();
+        if let Some(view) = catalog.plain_view(name) {
+            let bridge = self
+                .bridge
+                .upgrade()
+                .ok_or_else(|| DataFusionError::Internal("the query bridge is gone".into()))?;
+            let def = catalog
+                .table(name)
+                .map_err(|e| DataFusionError::External(Box::new(e)))?;
+            let plan = Box::pin(bridge.plain_view_plan(view, def))
+                .await
+                .map_err(|e| DataFusionError::External(Box::new(e)))?;
+            return Ok(Some(Arc::new(datafusion::catalog::view::ViewTable::new(
+                plan,
+                Some(view.query.clone()),
+            ))));
+        }
         let Some(def) = catalog.get_table(name) else {
             if catalog.sequence(name).is_some() {
                 return Ok(Some(Arc::new(crate::sequences::SequenceRelation::new(
@@ -417,7 +435,16 @@ impl QueryPlan {
 }
 
 impl QueryBridge {
-    pub fn new(engine: Arc<Engine>, procedures: crate::stats::HandlerCell) -> QueryBridge {
+    /// The bridge, shared: its schema of tables plans the queries of plain views with it.
+    pub fn shared(engine: Arc<Engine>, procedures: crate::stats::HandlerCell) -> Arc<QueryBridge> {
+        Arc::new_cyclic(|bridge| QueryBridge::new(engine, procedures, bridge.clone()))
+    }
+
+    fn new(
+        engine: Arc<Engine>,
+        procedures: crate::stats::HandlerCell,
+        bridge: std::sync::Weak<QueryBridge>,
+    ) -> QueryBridge {
         let lock_generations = Arc::new(crate::locks::LockGenerations::default());
         let mut config = SessionConfig::new()
             .with_default_catalog_and_schema("lanedb", "public")
@@ -438,6 +465,7 @@ impl QueryBridge {
             Arc::new(LaneCatalog {
                 schema: Arc::new(LaneSchema {
                     engine: engine.clone(),
+                    bridge,
                 }),
                 stats: Arc::new(crate::stats::StatsSchema {
                     engine: engine.clone(),
@@ -599,6 +627,23 @@ impl QueryBridge {
             .collect();
         crate::rewrite::cast_placeholders(&mut statement, &types);
         self.plan_once(&statement, &names, zone).await
+    }
+
+    /// The plan of plain view `view` (whose table is `def`), as a query reading it sees it: its query's first
+    /// columns by position under the view's names (a `*` in it covers the columns its tables had when the view was
+    /// made, as in PostgreSQL).
+    pub(crate) async fn plain_view_plan(
+        &self,
+        view: &lanedb_engine::PlainView,
+        def: &TableDef,
+    ) -> Result<LogicalPlan> {
+        let query = crate::views::parse_query(&view.query)?;
+        let statement = ast::Statement::Query(Box::new(query));
+        let names = crate::column_names::column_names(&statement);
+        let planned = self
+            .plan_once(&statement, &names, lanedb_engine::types::DEFAULT_ZONE)
+            .await?;
+        crate::views::project_view_columns(planned.plan, view, def)
     }
 
     /// Plans in the session's time zone `zone`: DataFusion types `timestamp with time zone` with it, so text

@@ -57,6 +57,12 @@ fn rename_column(
     new: &str,
 ) -> Result<&'static str> {
     let table = current.name.as_str();
+    crate::views::refuse_column_change(
+        txn.catalog(),
+        table,
+        old,
+        crate::views::ColumnChange::Rename,
+    )?;
     let mut def = current.clone();
     let c = def.column_index(old).ok_or_else(|| {
         Error::new(
@@ -171,6 +177,10 @@ fn rename_table(txn: &mut MultiTxn, current: &TableDef, new: &str) -> Result<&'s
             s.owned_by = Some((new.to_string(), column.clone()));
             catalog = catalog.with_sequence(s);
         }
+    }
+    let readers: Vec<_> = txn.catalog().views_reading(old).cloned().collect();
+    for view in readers {
+        catalog = catalog.with_plain_view(crate::views::renamed_relation(&view, old, new)?);
     }
     catalog = catalog.with_table(def.clone());
     for (column, text) in comments {

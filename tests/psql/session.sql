@@ -38,3 +38,7 @@ INSERT INTO stores VALUES (2, 9);
 \set ON_ERROR_STOP on
 DELETE FROM regions WHERE code = 1;
 SELECT count(*) FROM stores;
+CREATE VIEW big_orders AS SELECT id, customer, amount FROM orders WHERE amount > 1;
+\dv
+\d big_orders
+SELECT * FROM big_orders ORDER BY id;
