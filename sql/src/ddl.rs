@@ -1470,7 +1470,15 @@ pub fn drop(
 pub fn alter_table(on: On, at: &ast::AlterTable) -> Result<&'static str> {
     let table = object_name(&at.name)?;
     on.multi(|txn| {
-        crate::views::refuse_view(txn.catalog(), &table)?;
+        // A plain view may be renamed (`ALTER TABLE` or `ALTER VIEW ... RENAME TO`), as in PostgreSQL.
+        let renames_view = txn.catalog().plain_view(&table).is_some()
+            && matches!(
+                at.operations.as_slice(),
+                [ast::AlterTableOperation::RenameTable { .. }]
+            );
+        if !renames_view {
+            crate::views::refuse_view(txn.catalog(), &table)?;
+        }
         let Some(current) = txn.catalog().get_table(&table).cloned() else {
             if at.if_exists {
                 return Ok("ALTER TABLE");

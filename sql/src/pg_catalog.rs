@@ -627,6 +627,31 @@ pub(crate) const RELATIONS: &[Relation] = &[
         columns: &[("oid", Int), ("spcname", Name), ("spcowner", Int)],
         rows: |_, _| vec![vec![Cell::I(1663), t("pg_default"), Cell::I(OWNER_OID)]],
     },
+    // The views with their queries.
+    Relation {
+        name: "pg_views",
+        columns: &[
+            ("schemaname", Name),
+            ("viewname", Name),
+            ("viewowner", Name),
+            ("definition", Text),
+        ],
+        rows: |catalog, _| {
+            catalog
+                .tables()
+                .filter_map(|table| {
+                    catalog.plain_view(&table.name)?;
+                    let definition = crate::views::definition(catalog, &table.name)?;
+                    Some(vec![
+                        t("public"),
+                        t(&table.name),
+                        t("lanedb"),
+                        t(definition),
+                    ])
+                })
+                .collect()
+        },
+    },
     // The view of indexes with their definitions.
     Relation {
         name: "pg_indexes",

@@ -562,6 +562,11 @@ pub fn parse(sql: &str) -> Result<Vec<Parsed>> {
                 count,
                 absolute,
             }
+        } else if let Some(statement) = crate::views::parse_alter_view_rename(&mut p, sql)? {
+            Parsed::Sql {
+                sql: String::new(),
+                statement: Box::new(statement),
+            }
         } else if p.parse_keywords(&[Keyword::PARTITION, Keyword::TABLE]) {
             let table = ident(&p.parse_identifier().map_err(parser_error)?);
             p.expect_keyword_is(Keyword::ON).map_err(parser_error)?;
@@ -909,7 +914,7 @@ fn parse_set_constraints(p: &mut Parser) -> Result<Option<(Option<Vec<String>>, 
 }
 
 /// The text between two parser locations (1-based lines and columns); the whole text if they are unknown.
-fn slice(
+pub(crate) fn slice(
     sql: &str,
     start: datafusion::sql::sqlparser::tokenizer::Location,
     end: datafusion::sql::sqlparser::tokenizer::Location,
@@ -1210,7 +1215,12 @@ pub fn plan(
                 _ => parts,
             };
             let (table, column) = match (object_type, parts.as_slice()) {
-                (ast::CommentObject::Table, [table]) => (table.clone(), None),
+                (
+                    ast::CommentObject::Table
+                    | ast::CommentObject::View
+                    | ast::CommentObject::MaterializedView,
+                    [table],
+                ) => (table.clone(), None),
                 (ast::CommentObject::Column, [table, column]) => {
                     (table.clone(), Some(column.clone()))
                 }

@@ -178,6 +178,11 @@ fn rename_table(txn: &mut MultiTxn, current: &TableDef, new: &str) -> Result<&'s
             catalog = catalog.with_sequence(s);
         }
     }
+    if let Some(view) = txn.catalog().plain_view(old) {
+        let mut renamed = (**view).clone();
+        renamed.name = new.to_string();
+        catalog = catalog.without_plain_view(old).with_plain_view(renamed);
+    }
     let readers: Vec<_> = txn.catalog().views_reading(old).cloned().collect();
     for view in readers {
         catalog = catalog.with_plain_view(crate::views::renamed_relation(&view, old, new)?);

@@ -900,3 +900,40 @@ pub fn definition(catalog: &lanedb_engine::Catalog, name: &str) -> Option<String
         .view(name)
         .map(|v| crate::pg_catalog::view_query(&v.sql))
 }
+
+/// `ALTER VIEW [IF EXISTS] v RENAME TO w`, which the parser does not read, as the `ALTER TABLE` of the same words
+/// (PostgreSQL takes either for a view); `None`, with nothing consumed, for any other statement.
+pub fn parse_alter_view_rename(
+    p: &mut datafusion::sql::sqlparser::parser::Parser,
+    sql: &str,
+) -> Result<Option<ast::Statement>> {
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::keywords::Keyword;
+    use datafusion::sql::sqlparser::parser::Parser;
+    use datafusion::sql::sqlparser::tokenizer::Token;
+    let is_rename = {
+        let ahead: Vec<Token> = (0..8).map(|n| p.peek_nth_token(n).token).collect();
+        let word = |t: &Token, k: Keyword| matches!(t, Token::Word(w) if w.keyword == k);
+        word(&ahead[0], Keyword::ALTER)
+            && word(&ahead[1], Keyword::VIEW)
+            && ahead[2..].iter().any(|t| word(t, Keyword::RENAME))
+    };
+    if !is_rename {
+        return Ok(None);
+    }
+    p.next_token();
+    let rest_start = p.peek_token().span.start;
+    while !matches!(p.peek_token().token, Token::SemiColon | Token::EOF) {
+        p.next_token();
+    }
+    let rest_end = p.peek_token().span.start;
+    let rest = crate::plan::slice(sql, rest_start, rest_end);
+    // `VIEW ...` becomes `TABLE ...`.
+    let text = format!("ALTER TABLE {}", rest.trim_start()[4..].trim_start());
+    let mut statements = Parser::parse_sql(&PostgreSqlDialect {}, &text)
+        .map_err(|e| Error::syntax(e.to_string()))?;
+    match (statements.pop(), statements.is_empty()) {
+        (Some(statement @ ast::Statement::AlterTable(_)), true) => Ok(Some(statement)),
+        _ => Err(Error::syntax(format!("syntax error in ALTER VIEW {rest}"))),
+    }
+}
