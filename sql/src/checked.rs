@@ -46,6 +46,14 @@
 //! on): as fast as DataFusion's wrapping sum, where casting every value to a decimal first took twice as long.
 //! `sum(DISTINCT bigint)` and unsigned sums keep DataFusion's `sum` over the cast.
 //!
+//! ## avg of integers and numerics
+//! PostgreSQL's `avg` of an integer or a numeric is `numeric` (`avg` of 1 and 2 is `1.5000000000000000`);
+//! DataFusion's is a float for integers, and for a decimal of scale `s` a decimal of scale `s + 4`. `NumericSums`
+//! gives the argument as `numeric(38, 12)` (or its own scale, if larger), so that the average has the 16 digits
+//! after the point that PostgreSQL gives an average from 1 to 9999. DataFusion truncates the last digit where
+//! PostgreSQL rounds it (`avg` of 1, 1 and 2: `1.3333333333333333` both, but of 2, 2 and 1 `1.6666666666666666`
+//! here, `...667` there).
+//!
 //! ## length(bytea)
 //! DataFusion's `length` casts binary to text (and fails on bytes that are not UTF-8). `ByteAwareLength` replaces it:
 //! binary arguments give their byte count, everything else goes to DataFusion's `character_length`.
@@ -568,6 +576,9 @@ impl NumericSums {
             },
             _ => return Ok(Transformed::no(e)),
         };
+        if let ([arg], "avg") = (args.as_slice(), func.name()) {
+            return Self::numeric_avg(e.clone(), arg, schema);
+        }
         let ([arg], "sum") = (args.as_slice(), func.name()) else {
             return Ok(Transformed::no(e));
         };
@@ -605,6 +616,39 @@ impl NumericSums {
         }))
     }
 }
+
+impl NumericSums {
+    /// `avg` of integers or numerics as PostgreSQL's `numeric` (see "avg of integers and numerics"): its argument
+    /// as a decimal four digits short of the result's scale, which DataFusion's decimal `avg` adds.
+    fn numeric_avg(e: Expr, arg: &Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
+        let input_scale = match arg.get_type(schema) {
+            Ok(t) if t.is_integer() => 0,
+            Ok(ArrowType::Decimal128(_, s)) => s,
+            _ => return Ok(Transformed::no(e)),
+        };
+        let scale = (AVG_SCALE - 4).max(input_scale);
+        let wanted = ArrowType::Decimal128(DECIMAL_PRECISION_MAX, scale);
+        if matches!(arg, Expr::Cast(c) if *c.field.data_type() == wanted) {
+            return Ok(Transformed::no(e));
+        }
+        let args = vec![Expr::Cast(Cast::new(Box::new(arg.clone()), wanted))];
+        Ok(Transformed::yes(match e {
+            Expr::AggregateFunction(mut agg) => {
+                agg.params.args = args;
+                Expr::AggregateFunction(agg)
+            }
+            Expr::WindowFunction(mut w) => {
+                w.params.args = args;
+                Expr::WindowFunction(w)
+            }
+            other => other,
+        }))
+    }
+}
+
+/// The scale of an average of integers or of numerics of a scale up to 12 (PostgreSQL's for an average from 1 to
+/// 9999; see `division`).
+const AVG_SCALE: i8 = 16;
 
 impl AnalyzerRule for NumericSums {
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {

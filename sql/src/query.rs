@@ -1144,6 +1144,18 @@ fn classify(m: &str) -> Option<Error> {
         SqlState::UNDEFINED_COLUMN
     } else if lower.contains("ambiguous reference") {
         SqlState::AMBIGUOUS_COLUMN
+    } else if let Some((_, rest)) = m.split_once("Invalid function '") {
+        // DataFusion's "Invalid function 'f'. Did you mean 'g'?" in PostgreSQL's words.
+        let name = rest.split_once('\'').map_or(rest, |(name, _)| name);
+        return Some(
+            Error::new(
+                SqlState::UNDEFINED_FUNCTION,
+                format!("function {name} does not exist"),
+            )
+            .with_hint(
+                "No function matches the given name and argument types. You might need to add explicit type casts.",
+            ),
+        );
     } else if lower.contains("invalid function") || lower.contains("no function matches") {
         SqlState::UNDEFINED_FUNCTION
     } else if lower.contains("cannot cast")
