@@ -5,9 +5,10 @@
 //! it is made (a `*` covers the columns its tables had then); the relations it reads, and the columns of them it
 //! names, cannot be dropped, renamed or retyped under it (2BP01, or CASCADE drops the view too).
 //!
-//! The maintained shape, as in VoltDB: //! `CREATE VIEW v [(cols)] AS SELECT g1, .., COUNT(*), [COUNT(x) | SUM(x) | MIN(x) |
-//! MAX(x)], .. FROM t [WHERE ..] GROUP BY g1, ..` over one table, with `COUNT(*)` among the columns. Anything else
-//! is refused with a message saying what is allowed. See `lanedb_engine::view` for how lanes keep it up to date.
+//! The maintained shape, as in VoltDB: `CREATE VIEW v [(cols)] AS SELECT g1, .., COUNT(*), [COUNT(x) | SUM(x) |
+//! MIN(x) | MAX(x)], .. FROM t [WHERE ..] GROUP BY g1, ..` over one table, with `COUNT(*)` among the columns. Any
+//! other query makes a plain view; `CREATE MATERIALIZED VIEW` of another shape is refused with a message saying what
+//! is allowed. See `lanedb_engine::view` for how lanes keep a maintained view up to date.
 
 use std::sync::Arc;
 
@@ -506,14 +507,7 @@ impl ast::Visitor for Walk<'_> {
             self.ctes
                 .extend(with.cte_tables.iter().map(|c| ident(&c.alias.name)));
         }
-        if let ast::SetExpr::Select(select) = query.body.as_ref() {
-            *self.wildcard |= select.projection.iter().any(|item| {
-                matches!(
-                    item,
-                    ast::SelectItem::Wildcard(_) | ast::SelectItem::QualifiedWildcard(..)
-                )
-            });
-        }
+        *self.wildcard |= selects_all(&query.body);
         std::ops::ControlFlow::Continue(())
     }
 
@@ -541,6 +535,21 @@ impl ast::Visitor for Walk<'_> {
             _ => {}
         }
         std::ops::ControlFlow::Continue(())
+    }
+}
+
+/// Whether a select of `body`, or of either side of a set operation in it, has a `*` (a nested query is visited on
+/// its own).
+fn selects_all(body: &ast::SetExpr) -> bool {
+    match body {
+        ast::SetExpr::Select(select) => select.projection.iter().any(|item| {
+            matches!(
+                item,
+                ast::SelectItem::Wildcard(_) | ast::SelectItem::QualifiedWildcard(..)
+            )
+        }),
+        ast::SetExpr::SetOperation { left, right, .. } => selects_all(left) || selects_all(right),
+        _ => false,
     }
 }
 
@@ -630,6 +639,12 @@ pub fn create_plain_view(on: On, plan: &PlainViewPlan) -> Result<&'static str> {
                 replaceable(table, &columns)?;
                 refuse_cycle(&catalog, &plan.name, &plan.view.reads)?;
                 table.id
+            }
+            Some(_) if plan.or_replace && catalog.view(&plan.name).is_some() => {
+                return Err(Error::unsupported(format!(
+                    "\"{}\" is a view the lanes maintain: CREATE OR REPLACE cannot change it; DROP VIEW first",
+                    plan.name
+                )))
             }
             Some(_) if plan.or_replace => {
                 return Err(Error::new(
